@@ -1,0 +1,1 @@
+"""The `ubpkt` command line (click), a thin layer over the ubpkt library."""

@@ -1,0 +1,20 @@
+"""Entry point of the `ubpkt` command: a click group; each sub-command lives in its own module."""
+from __future__ import annotations
+
+import click
+
+from ubpkt import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ubpkt")
+def main() -> None:
+    """ubpkt: dissector and packet toolkit for UnifiedBus (UB)."""
+
+
+def _register() -> None:
+    # Sub-command modules register themselves here, one import each.
+    pass
+
+
+_register()
