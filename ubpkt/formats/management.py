@@ -1,0 +1,68 @@
+"""Management PDUs: configuration messages and enumeration (UB 2.0 §10.4.3).
+
+GUIDs and EIDs inside these PDUs are sent least-significant DW first (reference profile G15)."""
+from .core import Field as F, Header, R, register
+from . import enums as E
+
+# UB 2.0 §10.4.3.1 Fig 10-38/10-39: configuration read/write request and response PDUs.
+CFG_REQ = register(Header("cfg_req", "cfg_req", "Configuration request PDU", "UB 2.0 §10.4.3.1", (
+    F("entity_idx", 16), R(8), F("byte_en", 4), R(4), F("req_addr", 32, doc="4-byte units"),
+    R(32), F("data", 32))))
+CFG_RSP = register(Header("cfg_rsp", "cfg_rsp", "Configuration response PDU", "UB 2.0 §10.4.3.1",
+                          (F("data", 32), R(96))))
+# UB 2.0 §10.4.3.3: error message and link up/down PDUs; hot-plug.
+ERROR_MSG = register(Header("error_msg", "error_msg", "Error message PDU", "UB 2.0 §10.4.3.3", (
+    R(8), F("scna", 24), F("el", 1), R(15), F("port_idx", 16))))
+LINK_MSG = register(Header("link_msg", "link_msg", "Link up/down PDU", "UB 2.0 §10.4.3.3", (
+    R(8), F("scna", 24), R(16), F("port_idx", 16))))
+HOTPLUG_MSG = register(Header("hotplug_msg", "hotplug_msg", "Hot-plug PDU", "UB 2.0 §10.4.3.3", (
+    R(16), F("slot_idx", 16))))
+TOKEN_CHECK_REQ = register(Header("token_check_req", "token_check", "Token check configuration",
+                                  "UB 2.0 §10.4.3.6", (R(31), F("check_en", 1))))
+TOKEN_CHECK_RSP = register(Header("token_check_rsp", "token_check", "Token check response",
+                                  "UB 2.0 §10.4.3.6", (R(12), F("tokenid", 20),
+                                                       F("tokenvalue", 32))))
+LINK_NEIGHBOUR_QUERY = register(Header("neighbour_query", "neighbour_query",
+                                       "Link neighbour query", "UB 2.0 §10.4.3.5", (
+    F("d", 1), R(15), F("port_num", 16))))
+ENTITY_REG = register(Header("entity_reg", "entity_reg", "Entity registration", "UB 2.0 §10.4.5",
+                             (R(1), F("upi", 15), F("entity_idx", 16), F("eid", 128, fmt="eid",
+                                                                          dwrev=True),
+                              F("guid", 128, fmt="guid", dwrev=True), R(8), F("cna", 24),
+                              F("ueid", 128, fmt="eid", dwrev=True),
+                              F("size0", 32), F("start0", 64), F("size1", 32), F("start1", 64),
+                              F("size2", 32), F("start2", 64))))
+ENTITY_DEREG = register(Header("entity_dereg", "entity_dereg", "Entity deregistration",
+                               "UB 2.0 §10.4.5", (F("eid", 128, fmt="eid", dwrev=True), R(24),
+                                                  F("reason", 8, enum={0: "Normal",
+                                                                       1: "Device_Error",
+                                                                       2: "Link_Abnormal"}))))
+BUS_CREATE = register(Header("bus_create", "bus_instance", "Bus-instance create",
+                             "UB 2.0 §10.4.5", (F("guid", 128, fmt="guid", dwrev=True),
+                                                F("eid", 128, fmt="eid", dwrev=True), R(17),
+                                                F("upi", 15))))
+BUS_DESTROY = register(Header("bus_destroy", "bus_instance", "Bus-instance destroy",
+                              "UB 2.0 §10.4.5", (F("guid", 128, fmt="guid", dwrev=True),)))
+CFG_COMPLETE = register(Header("cfg_complete", "cfg_complete", "Configuration completion",
+                               "UB 2.0 §10.4.5", (F("f", 1), R(31),
+                                                  F("guid", 128, fmt="guid", dwrev=True),
+                                                  F("eid", 128, fmt="eid", dwrev=True))))
+PORT_RESET = register(Header("port_reset", "port_reset", "Port reset notification",
+                             "UB 2.0 §10.4.5", (F("port_idx", 16), R(15),
+                                                F("t", 1, enum={0: "Prepare", 1: "Done"}))))
+
+# UB 2.0 §10.4.3.2: enumeration.  After the NTH: UPIH16 then two zero bytes, the Scan Header,
+# the forward and return paths (each padded to 4 bytes), then the Scan PDU.
+ENUM_PAD = register(Header("enum_pad", "enum", "Enumeration padding", "UB 2.0 §10.4.3.1",
+                           (R(16),)))
+SCAN_HEADER = register(Header("scan", "scan", "Scan Header", "UB 2.0 §10.4.3.2", (
+    R(11), F("r", 1), F("type", 4, enum=E.SCAN_PATH_TYPE), F("hops", 8), F("step", 8))))
+SCAN_PDU = register(Header("scan_pdu", "scan_pdu", "Scan PDU", "UB 2.0 §10.4.3.2", (
+    F("version", 8), F("cmd", 8, enum=E.SCAN_CMD), F("opcode", 8), F("slice_status", 8),
+    F("msgq_id", 8), F("length", 8, doc="4-byte units"), F("msn", 16),
+    F("guid", 128, fmt="guid", dwrev=True))))
+SCAN_CNA_CFG = register(Header("scan_cna_cfg", "scan_pdu", "CNA configuration request",
+                               "UB 2.0 §10.4.3.2", (F("port_idx", 16), R(24), F("cna", 24))))
+SCAN_TLV = register(Header("scan_tlv", "scan_tlv", "Topology TLV", "UB 2.0 §10.4.3.2 Table 10-9", (
+    F("type", 8, enum={0: "Slice_info", 1: "Port_num", 2: "Port_info", 4: "Cap_info"}),
+    F("length", 8))))

@@ -1,0 +1,241 @@
+"""TX and RX pipelines of the PCS/PMA over whole flit streams (UB 2.0 §3.2, §3.3).
+
+TX: flits -> (Null Block fill) -> RS(128,120) encode (1 or 2 encoders) or bypass -> lane
+distribution -> per-lane scrambling -> unit intervals (Gray for PAM4) -> precoding per run of
+scrambled UIs -> AMCTL insertion (first one = AMCTL with SDF, then every period).
+RX: per-lane AMCTL lock (polarity and lane ID from the AMCTL) -> deskew on the SDF -> reorder by
+LID -> strip AMCTLs -> de-precode -> symbols -> descramble -> gather -> RS decode -> drop Null Blocks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._nullblock import FLIT, NULL_BLOCK, is_null_block_many
+from .amctl import AMCTL_LEN, AmctlLocker, build_amctl
+from .lanes import (distribute_bypass, distribute_codewords, gather_bypass, gather_codewords,
+                    join_pre_fec, lane_order_from_ids, split_pre_fec)
+from .profile import DEFAULT_PROFILE, PhyProfile
+from .rsfec import K, N, rs_decode_many, rs_encode_many
+from .scrambler import keystream
+from .symbols import UI_PER_SYMBOL, bytes_to_ui, deprecode, precode, ui_to_bytes
+
+__all__ = ["TxConfig", "tx", "rx", "RxResult", "FEC_MODES", "MISCORRECTION_NOTE"]
+
+FEC_MODES = ("bypass", "rs-t2", "rs-t4")
+MISCORRECTION_NOTE = (
+    "RS T=4: a codeword with more than 4 symbol errors is reported whenever the decoder can tell; "
+    "a rare mis-correction is left to the link layer's CRC30. RS T=2: 3..6 errors are always "
+    "reported (distance 9).")
+
+
+@dataclass(frozen=True)
+class TxConfig:
+    lanes: int = 1
+    fec: str = "rs-t4"
+    interleave: int = 1
+    modulation: str = "nrz"
+    amctl_period: int | None = None  # None -> profile.period0
+
+    def validate(self) -> None:
+        if self.lanes not in (1, 2, 4, 8):
+            raise ValueError("lanes must be 1, 2, 4 or 8")
+        if self.fec not in FEC_MODES:
+            raise ValueError(f"fec must be one of {FEC_MODES}")
+        if self.interleave not in (1, 2):
+            raise ValueError("interleave must be 1 or 2")
+        if self.modulation not in ("nrz", "pam4"):
+            raise ValueError("modulation must be nrz or pam4")
+        if self.amctl_period is not None and self.amctl_period < 16:
+            raise ValueError("amctl period must be at least 16 symbols")
+
+    def settings(self, profile: PhyProfile) -> dict:
+        return {"lanes": self.lanes, "fec": self.fec, "interleave": self.interleave,
+                "modulation": self.modulation,
+                "amctl_period": self.amctl_period or profile.period0}
+
+
+def _fill_null(flits: np.ndarray, multiple: int) -> tuple[np.ndarray, int]:
+    n = flits.shape[0]
+    pad = (-n) % multiple
+    if pad:
+        nb = np.frombuffer(NULL_BLOCK * pad, dtype=np.uint8).reshape(pad, FLIT)
+        flits = np.concatenate([flits, nb])
+    return flits, pad
+
+
+def _lane_symbols(data_flits: np.ndarray, cfg: TxConfig) -> np.ndarray:
+    stream = data_flits.reshape(-1)
+    if cfg.fec == "bypass":
+        return distribute_bypass(stream, cfg.lanes)
+    msgs = split_pre_fec(stream, cfg.interleave)
+    cws = [rs_encode_many(m) for m in msgs]
+    return distribute_codewords(cws, cfg.lanes)
+
+
+def tx(flits: bytes | np.ndarray, cfg: TxConfig, profile: PhyProfile = DEFAULT_PROFILE
+       ) -> tuple[list[np.ndarray], dict]:
+    """Flit stream -> per-lane UI arrays (uint8) and a small stats dict."""
+    cfg.validate()
+    raw = np.frombuffer(bytes(flits), dtype=np.uint8) if not isinstance(flits, np.ndarray) \
+        else flits.astype(np.uint8).reshape(-1)
+    if raw.size % FLIT:
+        raise ValueError(f"flit stream length {raw.size} is not a multiple of {FLIT} bytes")
+    f = raw.reshape(-1, FLIT)
+    if cfg.fec == "bypass":
+        multiple = cfg.lanes // np.gcd(cfg.lanes, FLIT)  # whole symbols per lane
+    else:
+        multiple = (K // FLIT) * cfg.interleave  # whole codewords (6 flits per encoder)
+    f, pad = _fill_null(f, multiple)
+    syms = _lane_symbols(f, cfg)
+    period = cfg.amctl_period or profile.period0
+    mod = cfg.modulation
+    ups = UI_PER_SYMBOL[mod]
+    out = []
+    for lane in range(cfg.lanes):
+        s = syms[lane]
+        ks = keystream(profile.seed_for_lane(lane), s.size, 0, profile.prbs_taps)
+        data_ui = bytes_to_ui(s ^ ks, mod)
+        n = s.size
+        nfull = n // period
+        seg_ui = period * ups
+        if profile.precode:
+            head = data_ui[:nfull * seg_ui].reshape(nfull, seg_ui)
+            head = precode(head, mod) if nfull else head
+            tail = precode(data_ui[nfull * seg_ui:], mod)
+        else:
+            head = data_ui[:nfull * seg_ui].reshape(nfull, seg_ui)
+            tail = data_ui[nfull * seg_ui:]
+        sdf = bytes_to_ui(np.frombuffer(build_amctl(lane, "link_width_switch", f"x{cfg.lanes}",
+                                                     profile), dtype=np.uint8), mod)
+        plain = bytes_to_ui(np.frombuffer(build_amctl(lane, profile=profile), dtype=np.uint8), mod)
+        nseg = nfull + (1 if tail.size else 0)
+        total = nseg * AMCTL_LEN * ups + data_ui.size
+        if nseg == 0:
+            total = AMCTL_LEN * ups
+        lane_ui = np.empty(total, dtype=np.uint8)
+        a = AMCTL_LEN * ups
+        if nfull:
+            grid = lane_ui[:nfull * (a + seg_ui)].reshape(nfull, a + seg_ui)
+            grid[:, :a] = plain
+            grid[:, a:] = head
+        if tail.size or nseg == 0:
+            off = nfull * (a + seg_ui)
+            lane_ui[off:off + a] = plain
+            lane_ui[off + a:] = tail
+        lane_ui[:a] = sdf
+        out.append(lane_ui)
+    stats = {"flits_in": int(raw.size // FLIT), "null_blocks_added": int(pad),
+             "codewords": 0 if cfg.fec == "bypass" else int(f.shape[0] // (K // FLIT)),
+             "symbols_per_lane": int(syms.shape[1])}
+    return out, stats
+
+
+@dataclass
+class RxResult:
+    flits: bytes
+    report: dict = field(default_factory=dict)
+
+
+def rx(lane_uis: list[np.ndarray], cfg: TxConfig, profile: PhyProfile = DEFAULT_PROFILE
+       ) -> RxResult:
+    """Per-lane UI arrays (physical lane order) -> flits (Null Blocks dropped) and a report."""
+    cfg.validate()
+    mod = cfg.modulation
+    ups = UI_PER_SYMBOL[mod]
+    period = cfg.amctl_period or profile.period0
+    L = len(lane_uis)
+    if L != cfg.lanes:
+        raise ValueError(f"expected {cfg.lanes} lanes, got {L}")
+    a = AMCTL_LEN * ups
+    locker = AmctlLocker(mod, period, profile)
+    lanes_info = []
+    for phys, ui in enumerate(lane_uis):
+        u = np.asarray(ui, dtype=np.uint8)
+        if mod == "nrz" and u.size and u.max() > 1 or u.size and u.max() > 3:
+            raise ValueError(f"lane {phys}: UI values out of range for {mod}")
+        lr = locker.run(u)
+        lanes_info.append(lr)
+    report = {"lanes": L, "fec": cfg.fec, "interleave": cfg.interleave, "modulation": mod,
+              "amctl_period": period}
+    report["amctl_seen"] = int(sum(sum(1 for h in lr.hits if h.amctl is not None)
+                                   for lr in lanes_info))
+    report["amctl_missed"] = int(sum(sum(1 for h in lr.hits if h.amctl is None)
+                                     for lr in lanes_info))
+    report["lanes_locked"] = bool(all(lr.locked and lr.hits for lr in lanes_info))
+    report["lane_lock"] = [{"physical_lane": i, "locked": bool(lr.locked),
+                            "first_amctl_ui": lr.hits[0].start if lr.hits else None,
+                            "polarity_inverted": lr.inverted, "slips": lr.slips,
+                            "lock_lost": lr.lock_lost} for i, lr in enumerate(lanes_info)]
+    # Lane IDs from LID (two consecutive equal values when available, §3.2.4.2).
+    ids: list[int | None] = []
+    for lr in lanes_info:
+        seen = [h.amctl.lane_id for h in lr.hits[:4] if h.amctl is not None and h.amctl.lid_valid]
+        lid = None
+        for x, y in zip(seen, seen[1:]):
+            if x == y:
+                lid = x
+                break
+        if lid is None and seen:
+            lid = seen[0]
+        ids.append(lid)
+    order = lane_order_from_ids(ids)
+    report["lane_ids"] = ids
+    empty = RxResult(b"", report)
+    report.update(flits=0, codewords=0, corrected_symbols=0, uncorrectable_codewords=0,
+                  null_blocks_dropped=0, skew_ui=None)
+    if order is None or not all(lr.hits for lr in lanes_info):
+        report["error"] = "could not lock/identify every lane"
+        return empty
+    report["lane_order"] = order
+    report["lane_reversed"] = order == list(range(L))[::-1] and L > 1
+    starts = [lr.hits[0].start for lr in lanes_info]
+    report["skew_ui"] = int(max(starts) - min(starts))
+    if not all(lr.hits[0].amctl and lr.hits[0].amctl.is_sdf for lr in lanes_info):
+        report["warning"] = "first AMCTL on some lane is not an AMCTL with SDF"
+    # Strip AMCTLs, de-precode, symbols, descramble; per logical lane.
+    lane_syms = []
+    for logical in range(L):
+        lr = lanes_info[order[logical]]
+        ui = lr.ui
+        pieces = []
+        hits = lr.hits
+        for k, h in enumerate(hits):
+            s0 = h.start + a
+            s1 = hits[k + 1].start if k + 1 < len(hits) else ui.size
+            seg = ui[s0:s1]
+            seg = seg[:seg.size - seg.size % ups]
+            if profile.precode:
+                seg = deprecode(seg, mod)
+            pieces.append(seg)
+        data_ui = np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)
+        syms = ui_to_bytes(data_ui[:data_ui.size - data_ui.size % ups], mod)
+        lane_syms.append(syms)
+    n = min(s.size for s in lane_syms)
+    codecs = cfg.interleave if cfg.fec != "bypass" else 1
+    unit = (N * codecs // L) if cfg.fec != "bypass" else 1
+    n -= n % unit
+    mat = np.empty((L, n), dtype=np.uint8)
+    for logical in range(L):
+        ks = keystream(profile.seed_for_lane(logical), n, 0, profile.prbs_taps)
+        mat[logical] = lane_syms[logical][:n] ^ ks
+    if cfg.fec == "bypass":
+        stream = gather_bypass(mat)
+    else:
+        cws = gather_codewords(mat, codecs)
+        t = 2 if cfg.fec == "rs-t2" else 4
+        results = [rs_decode_many(c, t) for c in cws]
+        report["codewords"] = int(sum(r.ok.size for r in results))
+        report["corrected_symbols"] = int(sum(r.corrected.sum() for r in results))
+        report["uncorrectable_codewords"] = int(sum((~r.ok).sum() for r in results))
+        report["corrected_codewords"] = int(sum((r.corrected > 0).sum() for r in results))
+        report["miscorrection_note"] = MISCORRECTION_NOTE
+        stream = join_pre_fec([r.messages for r in results])
+    stream = stream[:stream.size - stream.size % FLIT]
+    fl = stream.reshape(-1, FLIT)
+    nulls = is_null_block_many(fl)
+    report["null_blocks_dropped"] = int(nulls.sum())
+    keep = fl[~nulls]
+    report["flits"] = int(keep.shape[0])
+    return RxResult(keep.tobytes(), report)

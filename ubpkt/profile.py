@@ -1,0 +1,109 @@
+"""The reference profile: every choice the UB 2.0 text leaves open, in one place.
+
+Nothing here is a spec fact.  Each attribute names the gap it fills (``G<n>`` refers to the gap
+list of the project's spec notes, §12) and can be changed per decode/encode call or loaded from a
+JSON file (``ubpkt decode --profile FILE``).  Two profiles ship: ``SPEC`` (the reference profile)
+and ``NS3`` (the dialect of the ns-3-UB simulator, selected for pcap linktype 147).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+
+__all__ = ["Profile", "SPEC", "NS3", "load_profile", "PROFILES"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str = "spec"
+    #: G12: byte order of the 4 ICRC bytes; "little" stores crc32 least significant byte first,
+    #: as RoCEv2 does.
+    icrc_byteorder: str = "little"
+    #: Whether ICRCs are present at all (the ns-3-UB simulator sends none).
+    icrc: bool = True
+    #: §10.4.3.1 leaves the enumeration-packet ICRC to the administrator.
+    enum_icrc: bool = False
+    #: CFG-5 GUID-addressed frames: no ICRC is described for them (App F.2).
+    cfg5_icrc: bool = False
+    #: G19: plain TCP/IP over a UB link (CFG 3/4 without UDP 4792) carries no ICRC.
+    plain_ip_icrc: bool = False
+    #: Which CETPH variant a TP channel uses, LDCP or CAQM (§6.2.2 makes it per channel).
+    cetph_variant: str = "caqm"
+    #: G13: full or compact TAH on CFG 6/7 packets (CFG 9 always uses the compact forms).
+    cna_tah_form: str = "full"
+    #: G10: whether TP responses (TPACK/TPNAK/TPSACK) carry an ATAH after their extension headers.
+    tp_response_atah: bool = False
+    #: Optional headers the BTAH flags cannot announce (§7.4 Table 7-2/7-4): whether Read,
+    #: atomic requests and their responses carry TAIDETAH and OFSTETAH.
+    read_taidetah: bool = False
+    read_ofstetah: bool = False
+    atomic_taidetah: bool = False
+    read_response_taidetah: bool = False
+    read_response_ofstetah: bool = False
+    atomic_response_taidetah: bool = False
+    #: UDP destination ports recognised as UB (4792 per §5.2.3; 4791 was used by pre-2.0 UDMA).
+    ub_udp_ports: tuple = (4792,)
+    #: Treat every UDP datagram over a CFG 3/4 native packet as UB, whatever its port (ns-3-UB).
+    any_udp_port_is_ub: bool = False
+    #: G6/§4.7.2: DLLCBs in packet captures end with a BCRC, whose CRC30 also covers the two
+    #: information bits before it.
+    dllcb_bcrc: bool = True
+    bcrc_covers_info: bool = True
+    #: Check the LPH PLENGTH against the packet length (CRC-mode framing).
+    check_plength: bool = True
+    crc_mode: bool = True
+    #: Dialect quirks (ns-3-UB): LPH RT bits swapped, little-endian CNA16 words, ns-3's CETPH,
+    #: ATAH and compact MAETAH layouts, Crd_Ack credits in reverse VL order.
+    lph_rt_swapped: bool = False
+    cna_little_endian: bool = False
+    ns3_layouts: bool = False
+    crd_ack_vl0_first: bool = False
+    #: CCI word bits of ns-3-UB's CNA headers can be uninitialised stack bytes: don't-care.
+    cci_dont_care_on_cna: bool = False
+    #: §5.3: UDP checksum 0, IPv4 DF set; deviations are warnings unless relaxed (ns-3-UB).
+    check_udp_zero_checksum: bool = True
+    check_ipv4_df: bool = True
+    #: §5.3.3.1: NPI 0 is invalid for IP packets (ns-3-UB never sets it).
+    check_npi: bool = True
+    #: A CTP CNP carries the 16-byte CNP CETPH (ns-3-UB's carries nothing after the CTPH).
+    ctp_cnp_cetph: bool = True
+    #: G15: GUIDs/EIDs inside management PDUs are sent least-significant DW first.
+    mgmt_guid_lsdw_first: bool = True
+    #: G9: CIPH placeholder layout is used when an NLP announces CIPH; its ICV length (bytes).
+    ciph_icv_len: int = 12
+
+    def with_(self, **kw) -> "Profile":
+        return replace(self, **kw)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+SPEC = Profile()
+
+NS3 = Profile(
+    name="ns3", icrc=False, enum_icrc=False, tp_response_atah=True, any_udp_port_is_ub=True,
+    dllcb_bcrc=False, check_plength=False, lph_rt_swapped=True, cna_little_endian=True,
+    ns3_layouts=True, crd_ack_vl0_first=True, cci_dont_care_on_cna=True,
+    check_udp_zero_checksum=False, check_ipv4_df=False, cna_tah_form="compact", check_npi=False,
+    ctp_cnp_cetph=False,
+)
+
+PROFILES = {"spec": SPEC, "ns3": NS3}
+
+
+def load_profile(path_or_name: str) -> Profile:
+    """A shipped profile by name, or a JSON file of overrides (an optional "base" key names the
+    profile it starts from)."""
+    if path_or_name in PROFILES:
+        return PROFILES[path_or_name]
+    with open(path_or_name, encoding="utf-8") as fh:
+        data = json.load(fh)
+    base = PROFILES[data.pop("base", "spec")]
+    known = {f.name for f in fields(Profile)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown profile keys: {', '.join(sorted(unknown))}")
+    if "ub_udp_ports" in data:
+        data["ub_udp_ports"] = tuple(data["ub_udp_ports"])
+    return replace(base, **data)
