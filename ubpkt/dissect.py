@@ -26,12 +26,23 @@ LINKTYPE_FLITS = 149
 
 _ATAH_OPS = E.TA_RESPONSES
 
+#: Layers that are runs of raw bytes, and the one hex field each carries.
+BYTE_LAYERS = {
+    "data": "data.data", "trailer": "frame.trailer", "eth.trailer": "eth.trailer",
+    "ip.options": "ip.options", "ub.pad": "ub.pad.data", "ub.saetph_bitmap": "ub.saetph.bitmap",
+    "ub.beetah": "ub.beetah.be", "ub.cb_body": "ub.cb.body", "ub.pdu": "ub.pdu.data",
+    "ub.scan_fwd": "ub.scan.fwd_path", "ub.scan_ret": "ub.scan.ret_path",
+    "ub.scan_tlv_value": "ub.scan_tlv.value", "ub.ciph_protected": "ub.ciph.protected",
+    "ub.ciph_icv": "ub.ciph.icv",
+}
+
 
 class Frame:
     """The dissection state of one frame."""
 
     __slots__ = ("buf", "pos", "end", "layers", "fields", "issues", "profile", "_seen",
-                 "icrc_start", "icrc_masks", "pad", "tph_start", "cfg", "full_tah", "tp_data")
+                 "icrc_start", "icrc_masks", "pad", "tph_start", "cfg", "full_tah", "tp_data",
+                 "_multi")
 
     def __init__(self, buf, profile: Profile):
         self.buf = buf
@@ -42,6 +53,7 @@ class Frame:
         self.issues: list[dict] = []
         self.profile = profile
         self._seen: set = set()
+        self._multi: set = set()
         self.icrc_start = None
         self.icrc_masks = None
         self.pad = 0
@@ -75,20 +87,13 @@ class Frame:
             for i, fmt, bits in h.text_fields:
                 shown[i] = value_to_text(fmt, vals[i], bits)
         fields = self.fields
-        if h.layer in self._seen:
+        if h.layer in self._seen or not fields.keys().isdisjoint(h.keys):
+            # a header seen again (or one sharing field names with an earlier one): values
+            # accumulate in lists, in wire order
             for k, v in zip(h.keys, shown):
-                old = fields.get(k)
-                if isinstance(old, list):
-                    old.append(v)
-                else:
-                    fields[k] = [old, v]
+                self._add_repeated(k, v)
             for key, _, i, enum in h.enum_fields:
-                old = fields.get(key)
-                name = enum.get(vals[i], f"unknown_{vals[i]}")
-                if isinstance(old, list):
-                    old.append(name)
-                else:
-                    fields[key] = [old, name]
+                self._add_repeated(key, enum.get(vals[i], f"unknown_{vals[i]}"))
         else:
             self._seen.add(h.layer)
             fields.update(zip(h.keys, shown))
@@ -105,8 +110,19 @@ class Frame:
                 self.issue(WARNING, h.layer, h.keys[i], pos,
                            f"{h.keys[i]} is {vals[i]:#x}, the spec fixes {f.fixed:#x}")
 
-    def take_bytes(self, layer: str, key: str, n: int, *, zero: bool = False) -> bytes | None:
+    def _add_repeated(self, key: str, value) -> None:
+        fields = self.fields
+        if key not in fields:
+            fields[key] = value
+        elif key in self._multi:
+            fields[key].append(value)
+        else:
+            fields[key] = [fields[key], value]
+            self._multi.add(key)
+
+    def take_bytes(self, layer: str, n: int, *, zero: bool = False) -> bytes | None:
         """A run of ``n`` raw bytes as a layer with one hex field; None if truncated."""
+        key = BYTE_LAYERS[layer]
         pos = self.pos
         if n < 0:
             n = 0
@@ -117,12 +133,7 @@ class Frame:
         raw = bytes(self.buf[pos:pos + n])
         self.pos = pos + n
         self.layers.append(layer)
-        if layer in self._seen:
-            old = self.fields.get(key)
-            self.fields[key] = (old + [raw.hex()]) if isinstance(old, list) else [old, raw.hex()]
-        else:
-            self._seen.add(layer)
-            self.fields[key] = raw.hex()
+        self._add_repeated(key, raw.hex())
         if zero and any(raw):
             self.issue(WARNING, layer, key, pos, "padding or reserved bytes are not zero")
         return raw
@@ -131,11 +142,11 @@ class Frame:
         """What is left before the trailer is payload."""
         n = self.end - self.pos - self.pad
         if n > 0:
-            self.take_bytes("data", "data.data", n)
+            self.take_bytes("data", n)
             self.fields["data.len"] = n
         if self.pad:
             if self.end - self.pos >= self.pad:
-                self.take_bytes("ub.pad", "ub.pad.data", self.pad, zero=True)
+                self.take_bytes("ub.pad", self.pad, zero=True)
             self.pad = 0
 
     def peek(self, n: int = 1, at: int = 0) -> int | None:
@@ -171,8 +182,7 @@ def dissect(buf, linktype: int = LINKTYPE_UB, profile: Profile | None = None) ->
         fr.pad = 0
         n = len(buf) - fr.pos
         if n:
-            fr.take_bytes("data" if "data" not in fr._seen else "trailer",
-                          "data.data" if "data" not in fr._seen else "frame.trailer", n)
+            fr.take_bytes("data" if "data" not in fr._seen else "trailer", n)
     if not any(layer.startswith("ub.") for layer in fr.layers):
         fr.issue(INFO, "frame", None, 0, "no UB layer in this frame")
     return fr
@@ -213,7 +223,7 @@ def _ip(fr: Frame, version: int, uboe: bool) -> None:
             fr.issue(ERROR, "ip", "ip.hdr_len", ip_start, f"IHL {ihl} < 5")
             return
         if ihl > 5:
-            if fr.take_bytes("ip.options", "ip.options", (ihl - 5) * 4) is None:
+            if fr.take_bytes("ip.options", (ihl - 5) * 4) is None:
                 return
         ip_end = ip_start + total
         if frag or flags & 1:
@@ -237,7 +247,7 @@ def _ip(fr: Frame, version: int, uboe: bool) -> None:
             fr.end = trailer_end
             if fr.pos < ip_end:
                 return
-            fr.take_bytes("eth.trailer", "eth.trailer", trailer_end - fr.pos)
+            fr.take_bytes("eth.trailer", trailer_end - fr.pos)
             return
         fr.issue(WARNING, fr.layers[-1], None, ip_start, "bytes after the IP packet")
     _after_ip(fr, proto, ip_start, version)
@@ -354,8 +364,7 @@ def _finish_icrc(fr: Frame) -> None:
     fr.rest_as_data()
     if fr.pos != fr.end:
         # decoding stopped early: keep the bytes up to the ICRC
-        fr.take_bytes("data" if "data" not in fr._seen else "trailer",
-                      "data.data" if "data" not in fr._seen else "frame.trailer", fr.end - fr.pos)
+        fr.take_bytes("data" if "data" not in fr._seen else "trailer", fr.end - fr.pos)
     end = fr.end
     raw = bytes(fr.buf[end:end + 4])
     stored = int.from_bytes(raw, fr.profile.icrc_byteorder)
@@ -462,7 +471,7 @@ def _rtph_or_utph(fr: Frame) -> None:
             fr.issue(ERROR, "ub.saetph", "ub.saetph.bitmapsize", fr.pos - 4,
                      f"reserved BitMapSize {s[1]}")
             return
-        if fr.take_bytes("ub.saetph_bitmap", "ub.saetph.bitmap", bits // 8) is None:
+        if fr.take_bytes("ub.saetph_bitmap", bits // 8) is None:
             return
     if opc == 8:
         fr.take(H["ub.cetph_cnp"])
@@ -536,8 +545,8 @@ def _ciph(fr: Frame) -> None:
         return
     # the protected part is opaque; the ICV closes it
     body = fr.end - fr.pos - icv
-    fr.take_bytes("ub.ciph_protected", "ub.ciph.protected", body)
-    fr.take_bytes("ub.ciph_icv", "ub.ciph.icv", icv)
+    fr.take_bytes("ub.ciph_protected", body)
+    fr.take_bytes("ub.ciph_icv", icv)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -649,7 +658,7 @@ def _beetah(fr: Frame) -> bool:
         fr.issue(ERROR, "ub.beetah", "ub.beetah.be", fr.pos,
                  f"{avail} bytes cannot be a BEETAH plus its 64..1024-byte payload")
         return False
-    return fr.take_bytes("ub.beetah", "ub.beetah.be", n // 8) is not None
+    return fr.take_bytes("ub.beetah", n // 8) is not None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -692,7 +701,7 @@ def _management(fr: Frame) -> None:
         fr.take(h)
     fr.end = saved_end
     if fr.pos < body_end:
-        fr.take_bytes("ub.pdu", "ub.pdu.data", body_end - fr.pos)
+        fr.take_bytes("ub.pdu", body_end - fr.pos)
 
 
 def _enumeration(fr: Frame) -> None:
@@ -711,7 +720,7 @@ def _enumeration(fr: Frame) -> None:
     for name, present in (("fwd", True), ("ret", bool(r))):
         if not present:
             continue
-        raw = fr.take_bytes(f"ub.scan_{name}", f"ub.scan.{name}_path", path_len)
+        raw = fr.take_bytes(f"ub.scan_{name}", path_len)
         if raw is None:
             return
         fr.fields[f"ub.scan.{name}_ports"] = _path_entries(raw, width, hops)
@@ -730,7 +739,7 @@ def _enumeration(fr: Frame) -> None:
                 fr.issue(ERROR, "ub.scan_tlv", "ub.scan_tlv.length", fr.pos - 2,
                          f"TLV length {t[1]} < 2")
                 return
-            if fr.take_bytes("ub.scan_tlv_value", "ub.scan_tlv.value", t[1] - 2) is None:
+            if fr.take_bytes("ub.scan_tlv_value", t[1] - 2) is None:
                 return
     fr.rest_as_data()
 
@@ -825,7 +834,7 @@ def _dllcb(fr: Frame) -> None:
     elif kind in ("Null", "NOB", "Retry_Idle", "Block_Mode_Chg"):
         fr.take(H["ub.cb_rsvd"])
     if fr.pos < fr.end:
-        fr.take_bytes("ub.cb_body", "ub.cb.body", fr.end - fr.pos, zero=True)
+        fr.take_bytes("ub.cb_body", fr.end - fr.pos, zero=True)
     fr.end = saved
     if has_bcrc and fr.end - fr.pos >= 4 and size <= saved:
         b = fr.take(H["ub.bcrc"])

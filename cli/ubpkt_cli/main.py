@@ -14,7 +14,11 @@ def main() -> None:
 
 def _register() -> None:
     # Sub-command modules register themselves here, one import each.
-    pass
+    from ubpkt_cli.decode_cmd import decode, stats
+    main.add_command(decode)
+    main.add_command(stats)
+    from ubpkt_cli.phy_cmd import phy, fuzz
+    main.add_command(phy); main.add_command(fuzz)
 
 
 _register()

@@ -18,4 +18,4 @@ IPV6 = register(Header("ipv6", "ipv6", "IPv6", "RFC 8200; UB 2.0 §5.2.3", (
     F("nxt", 8, enum=E.IP_PROTO), F("hlim", 8), F("src", 128, fmt="ipv6"),
     F("dst", 128, fmt="ipv6")), ns=""))
 UDP = register(Header("udp", "udp", "UDP", "RFC 768; UB 2.0 §5.2.3", (
-    F("srcport", 16), F("dstport", 16), F("length", 16, auto=True), F("checksum", 16)), ns=""))
+    F("srcport", 16), F("dstport", 16, auto=True), F("length", 16, auto=True), F("checksum", 16)), ns=""))

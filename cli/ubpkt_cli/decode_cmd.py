@@ -1,0 +1,214 @@
+"""`ubpkt decode` and `ubpkt stats`."""
+from __future__ import annotations
+
+import sys
+from collections import Counter, defaultdict
+
+import click
+
+from ubpkt.capture import CaptureError
+from ubpkt.filter import FilterError, compile_filter
+from ubpkt.output import layer_fields, summary_line, to_fields_line, to_json_line
+from ubpkt.profile import load_profile
+from ubpkt.stream import LINK_TYPES, file_size, iter_records
+
+
+def _profile(value):
+    if value is None:
+        return None
+    try:
+        return load_profile(value)
+    except (OSError, ValueError, TypeError) as exc:
+        raise click.BadParameter(f"cannot load profile {value!r}: {exc}")
+
+
+def _records(path, link_type, profile, quiet):
+    """Records with a rich progress bar on stderr for long files."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+
+    size = file_size(path)
+    err = Console(stderr=True)
+    show = not quiet and err.is_terminal and size > (8 << 20)
+    if link_type == "flits":
+        try:
+            from ubpkt.link.flitstream import decode_flit_file
+        except ImportError:
+            raise click.ClickException("flit-stream decoding is not available in this build")
+        yield from decode_flit_file(path, profile)
+        return
+    try:
+        if not show:
+            for rec in iter_records(path, link_type, profile):
+                if rec.get("truncated"):
+                    err.print("[yellow]warning:[/] capture file ends inside a record")
+                    continue
+                yield rec
+            return
+        with Progress(TextColumn("[bold]decoding"), BarColumn(), TransferSpeedColumn(),
+                      console=err, transient=True) as prog:
+            task = prog.add_task("decode", total=size)
+            for rec in iter_records(path, link_type, profile,
+                                    progress=lambda pos: prog.update(task, completed=pos)):
+                if rec.get("truncated"):
+                    err.print("[yellow]warning:[/] capture file ends inside a record")
+                    continue
+                yield rec
+    except CaptureError as exc:
+        raise click.ClickException(f"{path}: {exc}")
+    except OSError as exc:
+        raise click.ClickException(f"{path}: {exc.strerror or exc}")
+
+
+def _tree(out, rec):
+    head = f"Frame {rec['frame']}: {rec['len']} bytes, {rec['caplen']} captured, " \
+           f"t={rec['time']:.9f}"
+    lines = [head]
+    for layer, title, items in layer_fields(rec):
+        lines.append(f"  {title}")
+        for k, v in items:
+            if isinstance(v, str) and len(v) > 64:
+                v = v[:64] + f"... ({len(v) // 2} bytes)"
+            lines.append(f"    {k} = {v}")
+    for i in rec["issues"]:
+        lines.append(f"  [{i['severity']}] {i['layer']}"
+                     f"{' ' + i['field'] if i['field'] else ''} @{i['offset']}: {i['message']}")
+    out.write("\n".join(lines) + "\n\n")
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--format", "-T", "fmt", default="summary", show_default=True,
+              type=click.Choice(["tree", "summary", "json", "ndjson", "fields"]))
+@click.option("-e", "--field", "fields", multiple=True, help="field for --format fields")
+@click.option("-Y", "--filter", "filt", help="display filter, e.g. 'ub.lph.cfg == 6'")
+@click.option("-c", "--count", type=click.IntRange(min=0), help="stop after N frames read")
+@click.option("--link-type", default="auto", show_default=True,
+              type=click.Choice(list(LINK_TYPES)))
+@click.option("--profile", help="reference profile: spec, ns3 or a JSON file of overrides")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bar")
+def decode(file, fmt, fields, filt, count, link_type, profile, quiet):
+    """Decode a capture (pcap/pcapng; Ethernet/UBoE, raw UB 148, ns-3-UB 147, flits 149)."""
+    prof = _profile(profile)
+    try:
+        pred = compile_filter(filt) if filt else None
+    except FilterError as exc:
+        raise click.BadParameter(str(exc), param_hint="-Y")
+    if fmt == "fields" and not fields:
+        raise click.BadParameter("--format fields needs at least one -e FIELD", param_hint="-e")
+    if fields and fmt != "fields":
+        fmt = "fields"
+    out = sys.stdout
+    write = out.write
+    n = 0
+    if fmt == "json":
+        write("[")
+    first = True
+    try:
+        for rec in _records(file, link_type, prof, quiet):
+            n += 1
+            if count is not None and n > count:
+                break
+            if pred is not None and not pred(rec):
+                continue
+            if fmt == "ndjson":
+                write(to_json_line(rec) + "\n")
+            elif fmt == "fields":
+                write(to_fields_line(rec, list(fields)) + "\n")
+            elif fmt == "summary":
+                write(summary_line(rec) + "\n")
+            elif fmt == "json":
+                write(("" if first else ",") + "\n" + to_json_line(rec))
+                first = False
+            else:
+                _tree(out, rec)
+    except BrokenPipeError:
+        sys.stderr.close()
+        return
+    if fmt == "json":
+        write("\n]\n")
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--link-type", default="auto", show_default=True,
+              type=click.Choice(list(LINK_TYPES)))
+@click.option("--profile", help="reference profile: spec, ns3 or a JSON file")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output on stdout")
+def stats(file, link_type, profile, as_json):
+    """Per-layer and per-opcode counts, issues by kind, PSN gaps per TP channel."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    prof = _profile(profile)
+    layers = Counter()
+    opcodes = Counter()
+    issues = Counter()
+    frames = 0
+    channels: dict = defaultdict(lambda: {"packets": 0, "gaps": 0, "missing": 0, "last": None})
+    for rec in _records(file, link_type, prof, quiet=False):
+        frames += 1
+        layers.update(set(rec["layers"]))
+        f = rec["fields"]
+        for key in ("ub.rtph.tpopcode_name", "ub.ctph.tpopcode_name", "ub.btah.taopcode_name",
+                    "ub.atah.taopcode_name", "ub.lch.type", "ub.mgmtetah.code_name",
+                    "ub.cfg5.protocol_name"):
+            v = f.get(key)
+            if v is not None:
+                opcodes[(key.rsplit(".", 1)[0].replace("_name", ""), str(v))] += 1
+        for i in rec["issues"]:
+            issues[(i["severity"], i["layer"], i["message"].split(":")[0][:60])] += 1
+        if f.get("ub.rtph.tpopcode") == 1:
+            key = (f.get("ip.src") or f.get("ipv6.src") or f.get("ub.cna16.scna"),
+                   f.get("ip.dst") or f.get("ipv6.dst") or f.get("ub.cna16.dcna"),
+                   f["ub.rtph.srctpn"], f["ub.rtph.dsttpn"])
+            ch = channels[key]
+            psn = f["ub.rtph.psn"]
+            if ch["last"] is not None:
+                expected = (ch["last"] + 1) & 0xFFFFFF
+                if psn != expected:
+                    delta = (psn - expected) & 0xFFFFFF
+                    if delta < (1 << 23):
+                        ch["gaps"] += 1
+                        ch["missing"] += delta
+            ch["last"] = psn
+            ch["packets"] += 1
+    if as_json:
+        out = {"frames": frames, "layers": dict(layers),
+               "opcodes": [{"header": h, "opcode": o, "count": c}
+                           for (h, o), c in sorted(opcodes.items())],
+               "issues": [{"severity": s, "layer": lay, "kind": k, "count": c}
+                          for (s, lay, k), c in sorted(issues.items())],
+               "channels": [{"src": str(k[0]), "dst": str(k[1]), "srctpn": k[2], "dsttpn": k[3],
+                             "packets": v["packets"], "gaps": v["gaps"],
+                             "missing": v["missing"]} for k, v in channels.items()]}
+        click.echo(json.dumps(out, indent=2))
+        return
+    con = Console()
+    t = Table(title=f"{file}: {frames} frames, layers")
+    t.add_column("layer")
+    t.add_column("frames", justify="right")
+    for k, v in sorted(layers.items(), key=lambda kv: -kv[1]):
+        t.add_row(k, str(v))
+    con.print(t)
+    t = Table(title="opcodes")
+    for c in ("header", "opcode", "count"):
+        t.add_column(c, justify="right" if c == "count" else "left")
+    for (h, o), c in sorted(opcodes.items()):
+        t.add_row(h, o, str(c))
+    con.print(t)
+    t = Table(title="issues")
+    for c in ("severity", "layer", "kind", "count"):
+        t.add_column(c, justify="right" if c == "count" else "left")
+    for (s, lay, k), c in sorted(issues.items()):
+        t.add_row(s, lay, k, str(c))
+    con.print(t)
+    t = Table(title="TP channels (RTP data)")
+    for c in ("src", "dst", "srctpn", "dsttpn", "packets", "psn gaps", "missing"):
+        t.add_column(c)
+    for k, v in channels.items():
+        t.add_row(str(k[0]), str(k[1]), str(k[2]), str(k[3]), str(v["packets"]), str(v["gaps"]),
+                  str(v["missing"]))
+    con.print(t)

@@ -1,0 +1,113 @@
+"""Views of decoded records: json/ndjson, fields (tab-separated), one-line summaries, trees."""
+from __future__ import annotations
+
+import json
+
+try:  # orjson is much faster; the output is the same JSON
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+from .formats import HEADERS
+
+__all__ = ["to_json_line", "to_fields_line", "summary_line", "layer_fields"]
+
+
+def _default(o):
+    if isinstance(o, (bytes, bytearray)):
+        return o.hex()
+    raise TypeError(type(o).__name__)
+
+
+if _orjson is not None:
+    _OPTS = _orjson.OPT_PASSTHROUGH_SUBCLASS if hasattr(_orjson, "OPT_PASSTHROUGH_SUBCLASS") \
+        else 0
+
+    def to_json_line(record: dict) -> str:
+        try:
+            return _orjson.dumps(record, default=_default).decode()
+        except TypeError:  # integers wider than 64 bits
+            return json.dumps(record, default=_default, separators=(",", ":"))
+else:  # pragma: no cover
+    def to_json_line(record: dict) -> str:
+        return json.dumps(record, default=_default, separators=(",", ":"))
+
+
+def _plain(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, list):
+        return ",".join(_plain(x) for x in v)
+    return str(v)
+
+
+def to_fields_line(record: dict, names: list[str]) -> str:
+    """Tab-separated values of ``names`` (decimal integers, empty when absent)."""
+    out = []
+    for n in names:
+        if n in ("frame", "time", "len", "caplen"):
+            out.append(_plain(record[n]))
+        else:
+            out.append(_plain(record["fields"].get(n)))
+    return "\t".join(out)
+
+
+_SUMMARY_KEYS = (
+    ("ub.lph.cfg", "cfg"), ("ub.lph.vl", "vl"), ("ub.lch.type", ""), ("ub.cna16.scna", "scna"),
+    ("ub.cna16.dcna", "dcna"), ("ub.cna24.scna", "scna"), ("ub.cna24.dcna", "dcna"),
+    ("ip.src", "src"), ("ip.dst", "dst"), ("ipv6.src", "src"), ("ipv6.dst", "dst"),
+    ("ub.rtph.tpopcode_name", ""), ("ub.rtph.psn", "psn"), ("ub.rtph.srctpn", "stpn"),
+    ("ub.rtph.dsttpn", "dtpn"), ("ub.ctph.tpopcode_name", ""),
+    ("ub.btah.taopcode_name", ""), ("ub.atah.taopcode_name", ""), ("ub.btah.ini_tassn", "tassn"),
+    ("ub.atah.ini_tassn", "tassn"), ("ub.maetah.address", "addr"), ("ub.maetah.length", "len"),
+    ("ub.mgmtetah.code_name", "mgmt"), ("ub.mgmtetah.sub_code_name", ""),
+    ("ub.cfg5.protocol_name", ""), ("ub.icrc.status", "icrc"),
+)
+
+
+def summary_line(record: dict) -> str:
+    f = record["fields"]
+    parts = [f"{record['frame']:>6}", f"{record['time']:.9f}", f"{record['len']:>5}"]
+    for key, label in _SUMMARY_KEYS:
+        v = f.get(key)
+        if v is None:
+            continue
+        if isinstance(v, list):
+            v = v[0]
+        if key.endswith("address") and isinstance(v, int):
+            v = hex(v)
+        parts.append(f"{label}={v}" if label else str(v))
+    errs = sum(1 for i in record["issues"] if i["severity"] == "error")
+    warns = sum(1 for i in record["issues"] if i["severity"] == "warning")
+    if errs or warns:
+        parts.append(f"[{errs} error{'s' * (errs != 1)}, {warns} warning{'s' * (warns != 1)}]")
+    return " ".join(parts)
+
+
+def layer_fields(record: dict):
+    """(layer, title, [(key, value)]) in wire order, for tree views."""
+    fields = record["fields"]
+    shown = set()
+    out = []
+    for layer in record["layers"]:
+        h = HEADERS.get(layer)
+        if h is not None:
+            base = f"{h.ns}.{h.prefix}." if h.ns else f"{h.prefix}."
+            title = f"{h.title} [{layer}]"
+        else:
+            base = layer + "."
+            title = layer
+        items = []
+        for k, v in fields.items():
+            if k.startswith(base) and k not in shown:
+                items.append((k, v))
+                shown.add(k)
+        if layer == "data":
+            items = [(k, v) for k, v in fields.items() if k.startswith("data.")]
+        out.append((layer, title, items))
+    rest = [(k, v) for k, v in fields.items() if k not in shown and not k.startswith("data.")]
+    if rest:
+        out.append(("derived", "Derived fields", rest))
+    return out
