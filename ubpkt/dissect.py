@@ -82,8 +82,12 @@ class Frame:
 
     def _record(self, h: Header, vals, pos: int) -> None:
         shown = vals
-        if h.text_fields:
+        if h.shift_fields:
             shown = list(vals)
+            for i, s in h.shift_fields:
+                shown[i] = vals[i] << s
+        if h.text_fields:
+            shown = list(shown)
             for i, fmt, bits in h.text_fields:
                 shown[i] = value_to_text(fmt, vals[i], bits)
         fields = self.fields

@@ -116,8 +116,9 @@ def _needs_icrc(parts: list[_Part], profile: Profile) -> tuple[int | None, str |
     return None, None
 
 
-def encode_layers(layers: Iterable, profile: Profile = SPEC) -> bytes:
-    """Bytes of a packet given as ``(layer, fields)`` pairs in wire order (see module doc)."""
+def encode_layers(layers: Iterable, profile: Profile = SPEC, *, add_layers: bool = True) -> bytes:
+    """Bytes of a packet given as ``(layer, fields)`` pairs in wire order (see module doc).
+    ``add_layers=False`` never appends an ICRC or pad bytes that the list does not name."""
     parts = [_make_part(name, spec) for name, spec in layers]
     names = [p.name for p in parts]
 
@@ -130,8 +131,8 @@ def encode_layers(layers: Iterable, profile: Profile = SPEC) -> bytes:
                     end = j
                     break
             body = sum(q.size for q in parts[i:end])
-            if "ub.pad" in names:
-                pad = parts[names.index("ub.pad")].size
+            if "ub.pad" in names or not add_layers:
+                pad = parts[names.index("ub.pad")].size if "ub.pad" in names else 0
             else:
                 pad = -body % 4
                 if pad:
@@ -143,7 +144,7 @@ def encode_layers(layers: Iterable, profile: Profile = SPEC) -> bytes:
 
     # 2. ICRC present?
     start, kind = _needs_icrc(parts, profile)
-    if start is not None and "ub.icrc" not in names:
+    if start is not None and "ub.icrc" not in names and add_layers:
         at = names.index("eth.trailer") if "eth.trailer" in names else len(parts)
         parts.insert(at, _make_part("ub.icrc", None))
         names.insert(at, "ub.icrc")
@@ -282,4 +283,4 @@ def encode_record(record: Mapping, profile: Profile | None = None) -> bytes:
     """Re-encode a decoded record (every field explicit, so the bytes come back unchanged)."""
     if profile is None:
         profile = NS3 if record.get("linktype") == 147 else SPEC
-    return encode_layers(record_layers(record), profile)
+    return encode_layers(record_layers(record), profile, add_layers=False)

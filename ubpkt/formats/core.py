@@ -173,6 +173,7 @@ class Header:
                                  enumerate(zip(self.keys, self.fields)) if f.enum)
         self.text_fields = tuple((i, f.fmt, f.bits) for i, f in enumerate(self.fields)
                                  if f.fmt != "int")
+        self.shift_fields = tuple((i, f.shift) for i, f in enumerate(self.fields) if f.shift)
         self.fixed_fields = tuple((i, f) for i, f in enumerate(self.fields) if f.fixed is not None)
         self.unpack: Callable = _gen_unpack(self)
         self.pack_values: Callable = _gen_pack(self)
@@ -184,6 +185,7 @@ class Header:
         vals = self.unpack(buf, off)
         out = {}
         for f, v in zip(self.fields, vals):
+            v <<= f.shift
             out[f.name] = value_to_text(f.fmt, v, f.bits) if f.fmt != "int" else v
         return out
 
@@ -276,8 +278,6 @@ def _gen_unpack(h: Header) -> Callable:
             e = _swap_expr(e, f.bits // 8)
         if f.dwrev:
             e = _dwrev_expr(e, f.bits // 32)
-        if f.shift:
-            e = f"(({e}) << {f.shift})"
         exprs.append(e)
     src = (f"def unpack(b, o=0):\n"
            f"    v = int.from_bytes(b[o:o + {h.size}], 'big')\n"

@@ -1,0 +1,68 @@
+import json
+
+from click.testing import CliRunner
+
+from ubpkt.filter import FilterError, compile_filter
+from ubpkt_cli.main import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(map(str, args)))
+
+
+def test_decode_formats(sample_captures):
+    cap = sample_captures / "uboe_transactions.pcap"
+    r = run("decode", "-T", "ndjson", cap)
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(line) for line in r.output.splitlines()]
+    assert recs[0]["frame"] == 1 and recs[0]["layers"][:3] == ["eth", "ip", "udp"]
+    assert set(recs[0]) >= {"frame", "time", "len", "caplen", "layers", "fields", "issues"}
+    r = run("decode", "-T", "json", cap)
+    assert json.loads(r.output)[2]["fields"]["ub.btah.taopcode_name"] == "Read"
+    r = run("decode", "-T", "fields", "-e", "frame", "-e", "ub.rtph.psn", "-e", "ub.nope",
+            "-Y", "ub.rtph.tpopcode == 1 && ub.btah.taopcode_name == Write", cap)
+    lines = r.output.splitlines()
+    assert lines[0] == "1\t0\t" and lines[1] == "2\t1\t"
+    r = run("decode", "-T", "tree", "-c", "1", cap)
+    assert "ub.rtph.psn = 0" in r.output and "Frame 1:" in r.output
+    r = run("decode", cap)
+    assert len(r.output.splitlines()) == 23
+
+
+def test_decode_errors_are_one_line(tmp_path):
+    r = run("decode", tmp_path / "missing.pcap")
+    assert r.exit_code != 0 and "Traceback" not in r.output
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"not a capture at all")
+    r = run("decode", bad)
+    assert r.exit_code == 1 and "not a pcap" in r.output
+    r = run("decode", "-Y", "ub.lph.cfg ==", bad)
+    assert r.exit_code == 2
+
+
+def test_link_type_override_and_stats(sample_captures, ns3_dir):
+    r = run("decode", "--link-type", "ub", "-T", "ndjson", ns3_dir / "caseC_switch2_port0_tx.pcap")
+    rec = json.loads(r.output.splitlines()[0])
+    assert rec["layers"][0] == "ub.lph"  # spec profile, not the ns-3 dialect
+    r = run("stats", "--json", ns3_dir / "caseB_switch2_port0_tx.pcap")
+    st = json.loads(r.output)
+    assert st["frames"] == 106
+    assert any(o["opcode"] == "CNP" for o in st["opcodes"])
+    r = run("stats", sample_captures / "uboe_transactions.pcap")
+    assert r.exit_code == 0 and "TP channels" in r.output
+
+
+def test_filter_language():
+    rec = {"frame": 3, "len": 10, "caplen": 10, "time": 0.0, "layers": ["ub.lph"],
+           "fields": {"ub.lph.cfg": 6, "ub.x": [1, 5], "ub.s": "good"},
+           "issues": [{"severity": "warning"}]}
+    assert compile_filter("ub.lph.cfg == 6 and not ub.y")(rec)
+    assert compile_filter("ub.x == 5 || ub.y")(rec)
+    assert not compile_filter("(ub.lph.cfg != 6) or ub.s == bad")(rec)
+    assert compile_filter("warnings == 1 && errors == 0 && frame >= 0x3")(rec)
+    for bad in ("", "==", "ub.a ==", "(ub.a", "ub.a == 1 )"):
+        try:
+            compile_filter(bad)
+        except FilterError:
+            continue
+        raise AssertionError(bad)
