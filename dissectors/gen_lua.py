@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""Write ``dissectors/ub.lua``, the Wireshark Lua dissector of UnifiedBus, from ubpkt's declarations.
+
+Everything per header is generated from :mod:`ubpkt.formats` (ProtoFields named ``ub.<prefix>.<field>``
+exactly as ubpkt's record keys, bit masks, value_strings from the enums, one dissect function per
+header, reserved/fixed-value checks) and the two shipped profiles from :mod:`ubpkt.profile`.  The
+packet walk (which header follows which) is hand-written in ``ub_dispatch.lua`` and appended.
+
+    python dissectors/gen_lua.py            # rewrite dissectors/ub.lua
+    python dissectors/gen_lua.py --check    # exit 1 if ub.lua is not what the generator writes
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))
+
+from ubpkt.formats import HEADERS  # noqa: E402
+from ubpkt.formats import enums as E  # noqa: E402
+from ubpkt.formats.core import Field, Header  # noqa: E402
+from ubpkt.profile import PROFILES  # noqa: E402
+
+OUT = HERE / "ub.lua"
+DISPATCH = HERE / "ub_dispatch.lua"
+
+# Fields the walk derives (not read from one declared header position); ubpkt record names.
+# (key, lua constructor, display name, value_string enum or None)
+EXTRA_FIELDS = [
+    ("ub.lph.blocks", "uint8", "DLLDBs", None),
+    ("ub.lph.last_flits", "uint8", "Flits in the last DLLDB", None),
+    ("ub.icrc.value", "uint32", "ICRC", None),
+    ("ub.icrc.status", "string", "ICRC status", None),
+    ("ub.icrc.computed", "uint32", "ICRC computed", None),
+    ("ub.bcrc.status", "string", "BCRC status", None),
+    ("ub.bcrc.computed", "uint32", "CRC30 computed", None),
+    ("ub.lch.type", "string", "Control block type", None),
+    ("ub.udetah.atomic_op", "uint8", "Atomic sub-operation", E.ATOMIC_SUBOP),
+    ("ub.mgmtetah.sub_code_name", "string", "Sub code", None),
+    ("ub.pad.data", "bytes", "Transport padding", None),
+    ("ub.saetph.bitmap", "bytes", "SACK bitmap", None),
+    ("ub.beetah.be", "bytes", "Byte enables", None),
+    ("ub.cb.body", "bytes", "Control block body", None),
+    ("ub.pdu.data", "bytes", "Management PDU", None),
+    ("ub.scan.fwd_path", "bytes", "Forward path", None),
+    ("ub.scan.ret_path", "bytes", "Return path", None),
+    ("ub.scan.fwd_ports", "uint16", "Forward path port", None),
+    ("ub.scan.ret_ports", "uint16", "Return path port", None),
+    ("ub.scan_tlv.value", "bytes", "TLV value", None),
+    ("ub.ciph.protected", "bytes", "Protected part", None),
+    ("ub.ciph.icv", "bytes", "ICV", None),
+] + [(f"ub.crd_ack.crd_vl{i}", "uint8", f"Credit VL{i}", None) for i in range(16)]
+
+# Layers the walk adds that have no declared header (a byte run or a trailer).
+EXTRA_LAYERS = [("ub.icrc", "Invariant CRC"), ("ub.pad", "Transport padding"),
+                ("ub.saetph_bitmap", "SACK bitmap"), ("ub.beetah", "Byte Enable Extended TAH"),
+                ("ub.cb_body", "Control block body"), ("ub.pdu", "Management PDU body"),
+                ("ub.scan_fwd", "Forward path"), ("ub.scan_ret", "Return path"),
+                ("ub.scan_tlv_value", "TLV value"), ("ub.ciph_protected", "Protected part"),
+                ("ub.ciph_icv", "Integrity check value")]
+
+
+def lua_str(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def display_name(f: Field) -> str:
+    if f.reserved:
+        return "Reserved"
+    return f.name.replace("_", " ").title().replace(" ", "_") if f.name.islower() else f.name
+
+
+class Gen:
+    def __init__(self) -> None:
+        self.hf_defs: list[str] = []        # Lua lines defining HF[n]
+        self.hf_index: dict[tuple, int] = {}
+        self.first_hf: dict[str, int] = {}  # key -> first HF index (for derived values)
+        self.hf_shift: dict[int, int] = {}  # HF index -> mask shift
+        self.vs_index: dict[tuple, int] = {}
+        self.vs_defs: list[str] = []
+
+    # -- value strings ----------------------------------------------------------------------------
+    def vs(self, enum) -> str:
+        if not enum:
+            return "nil"
+        key = tuple(sorted(enum.items()))
+        if key not in self.vs_index:
+            n = len(self.vs_defs) + 1
+            self.vs_index[key] = n
+            body = ", ".join(f"[{k}]={lua_str(str(v))}" for k, v in key)
+            self.vs_defs.append(f"VS[{n}] = {{{body}}}")
+        return f"VS[{self.vs_index[key]}]"
+
+    # -- header fields ----------------------------------------------------------------------------
+    def hf(self, key: str, ctor: str, name: str, vs: str = "nil", mask: int = 0,
+           base: str | None = None, shift: int = 0) -> int:
+        if base is None:
+            base = "base.DEC" if ctor.startswith("uint") else None
+        sig = (key, ctor, vs, mask, base)
+        if sig in self.hf_index:
+            return self.hf_index[sig]
+        n = len(self.hf_defs) + 1
+        self.hf_index[sig] = n
+        args = [lua_str(key), lua_str(name)]
+        if base is not None:
+            args.append(base)
+            if vs != "nil" or mask:
+                args.append(vs)
+            if mask:
+                args.append(f"0x{mask:x}")
+        self.hf_defs.append(f"HF[{n}] = ProtoField.{ctor}({', '.join(args)})")
+        self.first_hf.setdefault(key, n)
+        self.hf_shift[n] = shift
+        return n
+
+    def field_code(self, h: Header, f: Field, key: str, off: int) -> list[str]:
+        """Lua lines adding one field to subtree ``t`` and setting ``v.<name>`` (numbers <= 32 bits)."""
+        bs, be = off // 8, (off + f.bits + 7) // 8
+        span = be - bs
+        rshift = span * 8 - (off % 8) - f.bits
+        aligned = off % 8 == 0 and f.bits % 8 == 0
+        rng = f"tvb(off + {bs}, {span})"
+        name = display_name(f)
+        vs = self.vs(f.enum)
+        out = [f"  r = {rng}"]
+        small = f.bits <= 32
+        if f.dwrev or f.fmt in ("eid", "guid") and f.bits == 128:
+            hexexpr = "hex_dwrev(r)" if f.dwrev else "r:bytes():tohex(true)"
+            fn = "fmt_eid" if f.fmt == "eid" else "fmt_guid" if f.fmt == "guid" else "lower"
+            n = self.hf(key, "string", name)
+            out.append(f"  it = t:add(HF[{n}], r, {fn}({hexexpr}))")
+        elif f.fmt == "mac":
+            n = self.hf(key, "ether", name)
+            out.append(f"  it = t:add(HF[{n}], r)")
+        elif f.fmt == "ipv4":
+            n = self.hf(key, "ipv4", name)
+            out.append(f"  it = t:add(HF[{n}], r)")
+        elif f.fmt == "ipv6":
+            n = self.hf(key, "ipv6", name)
+            out.append(f"  it = t:add(HF[{n}], r)")
+        elif f.fmt == "hex" or (f.bits > 64):
+            assert aligned, (h.name, f.name)
+            n = self.hf(key, "bytes", name)
+            out.append(f"  it = t:add(HF[{n}], r)")
+        elif f.le:
+            assert aligned and small
+            n = self.hf(key, {1: "uint8", 2: "uint16", 3: "uint24", 4: "uint32"}[span], name, vs)
+            out.append(f"  it = t:add_le(HF[{n}], r)")
+            out.append(f"  v.{f.name} = r:le_uint()")
+        elif span <= 4:
+            mask = 0 if aligned else ((1 << f.bits) - 1) << rshift
+            ctor = {1: "uint8", 2: "uint16", 3: "uint24", 4: "uint32"}[span]
+            if f.shift:
+                n = self.hf(key, "uint32", name, vs)
+                out.append(f"  v.{f.name} = bf(r, {rshift}, {f.bits})")
+                out.append(f"  it = t:add(HF[{n}], r, v.{f.name} * {1 << f.shift})")
+            else:
+                n = self.hf(key, ctor, name, vs, mask, shift=rshift if mask else 0)
+                out.append(f"  it = t:add(HF[{n}], r)")
+                out.append(f"  v.{f.name} = bf(r, {rshift}, {f.bits})")
+        else:
+            # 33..64 bits: a 64-bit field; a mask (or a shifted record value) is applied here
+            n = self.hf(key, "uint64", name, vs)
+            if aligned and not f.shift:
+                out.append(f"  it = t:add(HF[{n}], r)")
+                out.append(f"  v.{f.name} = r:uint64()")
+            else:
+                lo_drop = 0 if f.shift else rshift
+                out.append(f"  v.{f.name} = u64bits(r, {rshift}, {f.bits}, {f.shift})")
+                out.append(f"  it = t:add(HF[{n}], r, v.{f.name})")
+                _ = lo_drop
+        if f.reserved:
+            out.append(f"  if nonzero(tvb, off, {off}, {f.bits}) then "
+                       f"it:add_proto_expert_info(EX.rsvd, {lua_str(f'Reserved bits set: {key}')}) "
+                       "st.issues = st.issues + 1 end")
+        if f.fixed is not None:
+            out.append(f"  if v.{f.name} ~= {f.fixed} then it:add_proto_expert_info(EX.fixed, "
+                       f"{lua_str(f'{key}: the spec fixes {f.fixed:#x}')}) end")
+        return out
+
+    def header_code(self, h: Header) -> list[str]:
+        lines = [f"-- {h.title} ({h.spec}), {h.size} bytes",
+                 f"HDR[{lua_str(h.layer)}] = {{size = {h.size}, title = {lua_str(h.title)}, "
+                 f"fn = function(tvb, off, tree, st)",
+                 f"  local t = tree:add(LAYER[{lua_str(h.layer)}], tvb(off, {h.size}))",
+                 "  local v, r, it = {}, nil, nil"]
+        for f, key, off in zip(h.fields, h.keys, h.offsets):
+            lines += self.field_code(h, f, key, off)
+        lines += ["  return v, t", "end}", ""]
+        return lines
+
+    def generate(self) -> str:
+        ub = [h for h in HEADERS.values() if h.ns == "ub"]
+        hdr_lines: list[str] = []
+        for h in ub:
+            hdr_lines += self.header_code(h)
+        for key, ctor, name, enum in EXTRA_FIELDS:
+            # a derived value wins FIRST_HF even where a header declares the same key
+            # (ub.lch.type: the Block_Mode_Chg TYPE bits and ubpkt's block-type name)
+            self.first_hf[key] = self.hf(key, ctor, name, self.vs(enum))
+        layer_defs = []
+        seen = set()
+        for layer, title in [(h.layer, h.title) for h in ub] + EXTRA_LAYERS:
+            if layer in seen:
+                continue
+            seen.add(layer)
+            layer_defs.append(f"LAYER[{lua_str(layer)}] = ProtoField.none({lua_str(layer)}, "
+                              f"{lua_str(title)})")
+        first = ", ".join(f"[{lua_str(k)}] = {v}" for k, v in sorted(self.first_hf.items()))
+        shifts = ", ".join(f"[{n}] = {s}" for n, s in sorted(self.hf_shift.items()) if s)
+        prof_lines = []
+        walk = DISPATCH.read_text(encoding="utf-8")
+        for pname, prof in PROFILES.items():
+            items = []
+            for k, v in asdict(prof).items():
+                # only the choices the walk reads (the TAIDETAH/OFSTETAH ones by a built name)
+                if not (re.search(rf"\b{k}\b", walk) or k.endswith(("_taidetah", "_ofstetah"))):
+                    continue
+                if isinstance(v, bool):
+                    items.append(f"{k} = {'true' if v else 'false'}")
+                elif isinstance(v, (int, float)):
+                    items.append(f"{k} = {v}")
+                elif isinstance(v, str):
+                    items.append(f"{k} = {lua_str(v)}")
+                elif isinstance(v, (tuple, list)):
+                    items.append(f"{k} = {{" + ", ".join(f"[{x}] = true" for x in v) + "}")
+            prof_lines.append(f"PROFILE[{lua_str(pname)}] = {{" + ", ".join(items) + "}")
+        enum_tables = {
+            "TAOPCODE": E.TAOPCODE, "TPOPCODE": E.TPOPCODE, "RT": E.RT, "CTRL": E.CTRL, "ATOMIC_SUBOP": E.ATOMIC_SUBOP,
+            "SACK_BITMAP_BITS": E.SACK_BITMAP_BITS,
+        }
+        enum_lines = [f"local {n} = {{" + ", ".join(f"[{k}] = {lua_str(str(v)) if isinstance(v, str) else v}"
+                                                   for k, v in sorted(t.items())) + "}"
+                      for n, t in enum_tables.items()]
+        dllcb = ", ".join(f"[{c * 16 + s}] = {lua_str(n)}" for (c, s), n in
+                          sorted(E.DLLCB_TYPES.items()))
+        enum_lines.append(f"local DLLCB_TYPES = {{{dllcb}}}  -- key: CTRL * 16 + SUB_CTRL")
+        sub = []
+        for code, names in sorted(E.MGMT_SUB_CODE.items()):
+            sub.append(f"[{code}] = {{" + ", ".join(f"[{k}] = {lua_str(v)}"
+                                                  for k, v in sorted(names.items())) + "}")
+        enum_lines.append("local MGMT_SUB_CODE = {" + ", ".join(sub) + "}")
+
+        out = [
+            "-- UnifiedBus (UB Base Specification 2.0) dissector for Wireshark.",
+            "-- GENERATED by dissectors/gen_lua.py from ubpkt.formats and ubpkt.profile:",
+            "-- do not edit; change the declarations or dissectors/ub_dispatch.lua and regenerate.",
+            "",
+            'local ub = Proto("ub", "UnifiedBus")',
+            'local ub_udp = Proto("ub_udp", "UnifiedBus over UDP")',
+            "local HF, VS, LAYER, HDR, PROFILE = {}, {}, {}, {}, {}",
+            "",
+            "-- value strings (ubpkt.formats.enums)",
+            *self.vs_defs,
+            "",
+            "-- header fields: ub.<prefix>.<field>, as ubpkt's record keys",
+            *self.hf_defs,
+            "",
+            "-- one FT_NONE item per layer (ubpkt layer names)",
+            *layer_defs,
+            "",
+            f"local FIRST_HF = {{{first}}}",
+            f"local HF_SHIFT = {{{shifts}}}",
+            "",
+            "do",
+            "  local all = {}",
+            "  for _, f in ipairs(HF) do all[#all + 1] = f end",
+            "  for _, f in pairs(LAYER) do all[#all + 1] = f end",
+            "  ub.fields = all",
+            "end",
+            "",
+            "local EX = {",
+            '  rsvd = ProtoExpert.new("ub.reserved", "Reserved bits are not zero", '
+            "expert.group.PROTOCOL, expert.severity.WARN),",
+            '  fixed = ProtoExpert.new("ub.fixed", "Field differs from the value the spec fixes", '
+            "expert.group.PROTOCOL, expert.severity.WARN),",
+            '  icrc_bad = ProtoExpert.new("ub.icrc.bad", "Bad ICRC", expert.group.CHECKSUM, '
+            "expert.severity.ERROR),",
+            '  bcrc_bad = ProtoExpert.new("ub.bcrc.bad", "Bad BCRC", expert.group.CHECKSUM, '
+            "expert.severity.ERROR),",
+            '  malformed = ProtoExpert.new("ub.malformed", "Malformed UB packet", '
+            "expert.group.MALFORMED, expert.severity.ERROR),",
+            '  warn = ProtoExpert.new("ub.warning", "UB protocol warning", expert.group.PROTOCOL, '
+            "expert.severity.WARN),",
+            '  note = ProtoExpert.new("ub.note", "UB note", expert.group.PROTOCOL, '
+            "expert.severity.NOTE),",
+            "}",
+            "ub.experts = {EX.rsvd, EX.fixed, EX.icrc_bad, EX.bcrc_bad, EX.malformed, EX.warn, "
+            "EX.note}",
+            "",
+            "-- bit helpers",
+            "local function bf(r, rshift, nbits)",
+            "  -- bits of a <= 4-byte big-endian range: drop rshift low bits, keep nbits",
+            "  return math.floor(r:uint() / 2 ^ rshift) % 2 ^ nbits",
+            "end",
+            "local function u64bits(r, rshift, nbits, keep_shift)",
+            "  -- a 64-bit value from <= 8 bytes; keep_shift > 0: the record keeps the low zero bits",
+            "  local x = r:uint64()",
+            "  local mask = UInt64(0xFFFFFFFF, 0xFFFFFFFF):rshift(64 - nbits):lshift(rshift)",
+            "  x = x:band(mask)",
+            "  if keep_shift > 0 then return x end",
+            "  return x:rshift(rshift)",
+            "end",
+            "local function nonzero(tvb, off, bitoff, nbits)",
+            "  local b0, b1 = off + math.floor(bitoff / 8), off + math.floor((bitoff + nbits - 1) / 8)",
+            "  for i = b0, b1 do",
+            "    local b = tvb(i, 1):uint()",
+            "    if i == b0 then b = b % 2 ^ (8 - bitoff % 8) end",
+            "    if i == b1 then b = math.floor(b / 2 ^ ((8 - (bitoff + nbits) % 8) % 8)) end",
+            "    if b ~= 0 then return true end",
+            "  end",
+            "  return false",
+            "end",
+            "local function hex_dwrev(r)",
+            "  local h, out = r:bytes():tohex(true), {}",
+            "  for i = #h - 7, 1, -8 do out[#out + 1] = h:sub(i, i + 7) end",
+            "  return table.concat(out)",
+            "end",
+            "local function fmt_eid(h)",
+            "  local g = {}",
+            "  for i = 1, 32, 4 do g[#g + 1] = h:sub(i, i + 3) end",
+            '  return table.concat(g, ":")',
+            "end",
+            "local function fmt_guid(h)",
+            "  -- the openEuler kernel's text form: vendor-device-version-type-reserved-sequence",
+            '  return string.format("%s-%s-%s-%s-%s-%s", h:sub(1, 4), h:sub(5, 8), h:sub(9, 9), '
+            "h:sub(10, 10), h:sub(11, 16), h:sub(17, 32))",
+            "end",
+            "local function lower(h) return h end",
+            "",
+            "-- headers (ubpkt.formats): HDR[layer].fn(tvb, off, tree, st) -> values, subtree",
+            *hdr_lines,
+            "-- profiles (ubpkt.profile)",
+            *prof_lines,
+            "",
+            "-- enumerations the walk needs (ubpkt.formats.enums)",
+            *enum_lines,
+            "",
+            "-- ---------------------------------------------------------------------------------",
+            "-- hand-written packet walk: dissectors/ub_dispatch.lua",
+            "-- ---------------------------------------------------------------------------------",
+            DISPATCH.read_text(encoding="utf-8").rstrip("\n"),
+            "",
+        ]
+        return "\n".join(out)
+
+
+def generate() -> str:
+    return Gen().generate()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="compare with the committed ub.lua")
+    ap.add_argument("-o", "--output", default=str(OUT))
+    args = ap.parse_args(argv)
+    text = generate()
+    out = Path(args.output)
+    if args.check:
+        same = out.exists() and out.read_text(encoding="utf-8") == text
+        print(f"{out}: {'up to date' if same else 'OUT OF DATE (run dissectors/gen_lua.py)'}")
+        return 0 if same else 1
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out} ({len(text.splitlines())} lines)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
