@@ -75,9 +75,22 @@ class Frame:
             self.issue(ERROR, h.layer, None, pos,
                        f"truncated {h.title}: needs {h.size} bytes, {max(self.end - pos, 0)} left")
             return None
-        vals = h.unpack(self.buf, pos)
+        if h.base in self._seen:
+            vals = h.unpack(self.buf, pos)
+            self.pos = pos + h.size
+            self._record(h, vals, pos)
+            return vals
+        vals, raw = h.record_into(self.buf, pos, self.fields)
         self.pos = pos + h.size
-        self._record(h, vals, pos)
+        self._seen.add(h.base)
+        self.layers.append(h.layer)
+        if raw & h.rsvd_mask:
+            self._reserved(h, vals, pos)
+        if h.fixed_fields:
+            for i, f in h.fixed_fields:
+                if vals[i] != f.fixed:
+                    self.issue(WARNING, h.layer, h.keys[i], pos,
+                               f"{h.keys[i]} is {vals[i]:#x}, the spec fixes {f.fixed:#x}")
         return vals
 
     def _record(self, h: Header, vals, pos: int) -> None:
@@ -91,7 +104,7 @@ class Frame:
             for i, fmt, bits in h.text_fields:
                 shown[i] = value_to_text(fmt, vals[i], bits)
         fields = self.fields
-        if h.layer in self._seen or not fields.keys().isdisjoint(h.keys):
+        if h.base in self._seen:
             # a header seen again (or one sharing field names with an earlier one): values
             # accumulate in lists, in wire order
             for k, v in zip(h.keys, shown):
@@ -99,20 +112,24 @@ class Frame:
             for key, _, i, enum in h.enum_fields:
                 self._add_repeated(key, enum.get(vals[i], f"unknown_{vals[i]}"))
         else:
-            self._seen.add(h.layer)
+            self._seen.add(h.base)
             fields.update(zip(h.keys, shown))
             for key, _, i, enum in h.enum_fields:
-                fields[key] = enum.get(vals[i], f"unknown_{vals[i]}")
+                v = vals[i]
+                fields[key] = enum[v] if v in enum else f"unknown_{v}"
         self.layers.append(h.layer)
         if h.rsvd_mask:
-            for i in h.rsvd_idx:
-                if vals[i]:
-                    self.issue(WARNING, h.layer, h.keys[i], pos,
-                               f"reserved bits set in {h.title} ({h.keys[i]} = {vals[i]:#x})")
+            self._reserved(h, vals, pos)
         for i, f in h.fixed_fields:
             if vals[i] != f.fixed:
                 self.issue(WARNING, h.layer, h.keys[i], pos,
                            f"{h.keys[i]} is {vals[i]:#x}, the spec fixes {f.fixed:#x}")
+
+    def _reserved(self, h: Header, vals, pos: int) -> None:
+        for i in h.rsvd_idx:
+            if vals[i]:
+                self.issue(WARNING, h.layer, h.keys[i], pos,
+                           f"reserved bits set in {h.title} ({h.keys[i]} = {vals[i]:#x})")
 
     def _add_repeated(self, key: str, value) -> None:
         fields = self.fields
@@ -186,7 +203,7 @@ def dissect(buf, linktype: int = LINKTYPE_UB, profile: Profile | None = None) ->
         fr.pad = 0
         n = len(buf) - fr.pos
         if n:
-            fr.take_bytes("data" if "data" not in fr._seen else "trailer", n)
+            fr.take_bytes("data" if "data" not in fr.layers else "trailer", n)
     if not any(layer.startswith("ub.") for layer in fr.layers):
         fr.issue(INFO, "frame", None, 0, "no UB layer in this frame")
     return fr
@@ -368,7 +385,7 @@ def _finish_icrc(fr: Frame) -> None:
     fr.rest_as_data()
     if fr.pos != fr.end:
         # decoding stopped early: keep the bytes up to the ICRC
-        fr.take_bytes("data" if "data" not in fr._seen else "trailer", fr.end - fr.pos)
+        fr.take_bytes("data" if "data" not in fr.layers else "trailer", fr.end - fr.pos)
     end = fr.end
     raw = bytes(fr.buf[end:end + 4])
     stored = int.from_bytes(raw, fr.profile.icrc_byteorder)

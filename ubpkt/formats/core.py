@@ -63,9 +63,9 @@ def value_to_text(fmt: str, value: int, bits: int):
     if fmt == "int":
         return value
     if fmt == "mac":
-        return ":".join(f"{b:02x}" for b in value.to_bytes(6, "big"))
+        return value.to_bytes(6, "big").hex(":")
     if fmt == "ipv4":
-        return str(ipaddress.IPv4Address(value))
+        return "%d.%d.%d.%d" % tuple(value.to_bytes(4, "big"))
     if fmt == "ipv6":
         return str(ipaddress.IPv6Address(value))
     if fmt == "eid":
@@ -154,6 +154,7 @@ class Header:
         self.layer = f"{self.ns}.{self.name}" if self.ns else self.name
         base = f"{self.ns}.{self.prefix}" if self.ns else self.prefix
         self.keys = tuple(f"{base}.{f.name}" for f in self.fields)
+        self.base = base
         offsets, off = [], 0
         for f in self.fields:
             if f.le and (off % 8 or f.bits % 8):
@@ -176,6 +177,7 @@ class Header:
         self.shift_fields = tuple((i, f.shift) for i, f in enumerate(self.fields) if f.shift)
         self.fixed_fields = tuple((i, f) for i, f in enumerate(self.fields) if f.fixed is not None)
         self.unpack: Callable = _gen_unpack(self)
+        self.record_into: Callable = _gen_record(self)
         self.pack_values: Callable = _gen_pack(self)
         self._construct = None
 
@@ -286,6 +288,52 @@ def _gen_unpack(h: Header) -> Callable:
     exec(compile(src, f"<ubpkt.formats:{h.name}.unpack>", "exec"), ns)
     ns["unpack"].__doc__ = f"Wire values of {h.layer} at offset o (no length check)."
     return ns["unpack"]
+
+
+_FAST_TEXT = {
+    "mac": "{x}.to_bytes(6, 'big').hex(':')",
+    "ipv4": "'%d.%d.%d.%d' % tuple({x}.to_bytes(4, 'big'))",
+}
+
+
+def _gen_record(h: Header) -> Callable:
+    """Generated: decode the header at ``o`` into the flat field map ``F`` (record form:
+    shifted and text fields, enum names) and return (wire values, raw header int)."""
+    total = h.bits
+    lines = [f"def record_into(b, o, F):",
+             f"    v = int.from_bytes(b[o:o + {h.size}], 'big')"]
+    names = []
+    for i, (f, off) in enumerate(zip(h.fields, h.offsets)):
+        shift = total - off - f.bits
+        mask = (1 << f.bits) - 1
+        e = "v" if shift == 0 else f"(v >> {shift})"
+        if off != 0:
+            e = f"{e} & {mask:#x}"
+        if f.le:
+            e = _swap_expr(e, f.bits // 8)
+        if f.dwrev:
+            e = _dwrev_expr(e, f.bits // 32)
+        lines.append(f"    x{i} = {e}")
+        names.append(f"x{i}")
+    items = []
+    for i, (k, f) in enumerate(zip(h.keys, h.fields)):
+        x = f"x{i}"
+        if f.shift:
+            x = f"({x} << {f.shift})"
+        if f.fmt != "int":
+            x = _FAST_TEXT[f.fmt].format(x=x) if f.fmt in _FAST_TEXT else \
+                f"_text({f.fmt!r}, {x}, {f.bits})"
+        items.append(f"{k!r}: {x}")
+        if f.enum:
+            items.append(f"{k + '_name'!r}: (_E{i}[x{i}] if x{i} in _E{i} else 'unknown_%d' % x{i})")
+    lines.append("    F.update({" + ", ".join(items) + "})")
+    lines.append(f"    return ({', '.join(names)},), v")
+    ns: dict = {"_dwrev": _dwrev, "_text": value_to_text}
+    for i, f in enumerate(h.fields):
+        if f.enum:
+            ns[f"_E{i}"] = dict(f.enum)
+    exec(compile("\n".join(lines) + "\n", f"<ubpkt.formats:{h.name}.record>", "exec"), ns)
+    return ns["record_into"]
 
 
 def _gen_pack(h: Header) -> Callable:

@@ -35,15 +35,20 @@ def masks_for_ip(ip: int, version: int, udp: int | None) -> list[tuple[int, int,
 def icrc(buf, start: int, end: int, masks) -> int:
     """CRC-32 of ``buf[start:end]`` with the mask regions set to ones (absolute offsets)."""
     mv = memoryview(buf)
-    hdr_end = max((o + n for o, n, _ in masks), default=start)
-    hdr_end = min(max(hdr_end, start), end)
-    head = bytearray(mv[start:hdr_end])
-    for off, n, first in masks:
-        i = off - start
-        if i < 0 or i >= len(head):
+    crc = 0
+    pos = start
+    crc32 = zlib.crc32
+    for off, n, first in sorted(masks):
+        if off < pos or off >= end:
             continue
-        head[i] |= first
-        for j in range(i + 1, min(i + n, len(head))):
-            head[j] = 0xFF
-    crc = zlib.crc32(head)
-    return zlib.crc32(mv[hdr_end:end], crc) & 0xFFFFFFFF
+        n = min(n, end - off)
+        crc = crc32(mv[pos:off], crc)
+        if first == 0xFF:
+            crc = crc32(_ONES[n], crc)
+        else:
+            crc = crc32(bytes([buf[off] | first]) + _ONES[n - 1], crc)
+        pos = off + n
+    return crc32(mv[pos:end], crc) & 0xFFFFFFFF
+
+
+_ONES = [b"\xff" * i for i in range(17)]

@@ -1,0 +1,72 @@
+"""Bulk decode throughput: ubpkt (ndjson) against scapy's PcapReader and tshark -T json.
+
+Rates are taken by difference (time for 2N packets minus time for N) so that interpreter and
+program start-up cancel.  Usage: python bench/bench_decode.py [N]   (default 20000)
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "captures"))
+
+from make_captures import uboe_packets  # noqa: E402
+
+from ubpkt.capture import LINKTYPE_ETHERNET, PcapWriter  # noqa: E402
+from ubpkt.encode import encode_layers  # noqa: E402
+
+SCAPY = ("from scapy.all import PcapReader\n"
+         "n = 0\n"
+         "for p in PcapReader(%r):\n"
+         "    n += 1\n")
+
+
+def make(path: Path, n: int) -> None:
+    frames = [encode_layers(layers) for layers in uboe_packets()]
+    with PcapWriter(path, LINKTYPE_ETHERNET) as w:
+        for i in range(n):
+            w.write(frames[i % len(frames)], i * 1000)
+
+
+def timed(cmd: list[str], repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def rate(cmd_for, small: Path, big: Path, n: int) -> float:
+    return n / max(timed(cmd_for(big)) - timed(cmd_for(small)), 1e-9)
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+    tmp = Path(tempfile.mkdtemp(prefix="ubpkt-bench-"))
+    small, big = tmp / "n.pcap", tmp / "2n.pcap"
+    make(small, n)
+    make(big, 2 * n)
+    rates = {}
+    rates["ubpkt decode -T ndjson"] = rate(
+        lambda p: [sys.executable, "-m", "ubpkt_cli", "decode", "-q", "-T", "ndjson", str(p)],
+        small, big, n)
+    rates["scapy PcapReader (Ether/IP/UDP)"] = rate(
+        lambda p: [sys.executable, "-c", SCAPY % str(p)], small, big, n)
+    if shutil.which("tshark"):
+        rates["tshark -T json"] = rate(lambda p: ["tshark", "-r", str(p), "-T", "json"],
+                                       small, big, n)
+    ours = rates["ubpkt decode -T ndjson"]
+    print(f"{'tool':36} {'packets/s':>12} {'ubpkt is':>10}")
+    for name, r in rates.items():
+        print(f"{name:36} {r:12,.0f} {ours / r:9.1f}x")
+    shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()

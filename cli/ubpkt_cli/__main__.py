@@ -1,0 +1,3 @@
+from ubpkt_cli.main import main
+
+main()
