@@ -189,7 +189,23 @@ def native_packets():
                ("ub.npic_entry", {"guid": "19e5-a001-1-1-000000-00000000000000bb", "npi": 6})])
     pk.append([lph(5), ("ub.cfg5", {"protocol": 0x0109,
                                     "dguid": ((1 << 112) - 1) << 16 | 0x0109, "sguid": g}),
-               ("data", bytes.fromhex("0207040000000000aa" "0403050000" "060200780000"))])
+               ("ub.lldp_tlv", {"tlv_type": 1, "tlv_len": 7}),
+               ("ub.lldp_value", bytes.fromhex("04020000000001")),
+               ("ub.lldp_tlv", {"tlv_type": 2, "tlv_len": 3}), ("ub.lldp_value", b"\x07p0"),
+               ("ub.lldp_tlv", {"tlv_type": 3, "tlv_len": 2}), ("ub.lldp_value", b"\x00\x78"),
+               ("ub.lldp_tlv", {"tlv_type": 0, "tlv_len": 0})])
+    pk.append([lph(5), ("ub.cfg5", {"protocol": 0x0100,
+                                    "dguid": ((1 << 112) - 1) << 16 | 0x0100, "sguid": g}),
+               ("ip", {"version": 4, "hdr_len": 5, "ttl": 64, "proto": 17, "src": "0.0.0.0",
+                       "dst": "255.255.255.255"}), ("udp", {"srcport": 68, "dstport": 67}),
+               ("bootp", {"op": 1, "htype": 38, "hlen": 16, "xid": 0x1234, "chaddr": g,
+                          "cookie": 0x63825363}),
+               ("bootp.options", bytes.fromhex("350101ff"))])
+    pk.append([lph(5), ("ub.cfg5", {"protocol": 0x0104,
+                                    "dguid": ((1 << 112) - 1) << 16 | 0x0104, "sguid": g}),
+               ("ub.lacp", {"subtype": 1, "version": 1}),
+               ("ub.lacp_tlv", {"tlv_type": 1, "tlv_len": 20}), ("ub.lacp_value", bytes(18)),
+               ("ub.lacp_tlv", {"tlv_type": 0, "tlv_len": 0})])
     # DLL control blocks as they appear on a link, each with its BCRC
     pk.append([("ub.lch_crd_ack", {"clength": 1, "ctrl": 2, "sub_ctrl": 4, "sd": 1, "t": 1}),
                ("ub.crd_ack", {"ack_num": 3, "crd_num": sum(v << (6 * v) for v in range(16))}),

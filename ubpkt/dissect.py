@@ -33,7 +33,8 @@ BYTE_LAYERS = {
     "ub.beetah": "ub.beetah.be", "ub.cb_body": "ub.cb.body", "ub.pdu": "ub.pdu.data",
     "ub.scan_fwd": "ub.scan.fwd_path", "ub.scan_ret": "ub.scan.ret_path",
     "ub.scan_tlv_value": "ub.scan_tlv.value", "ub.ciph_protected": "ub.ciph.protected",
-    "ub.ciph_icv": "ub.ciph.icv",
+    "ub.ciph_icv": "ub.ciph.icv", "ub.lldp_value": "ub.lldp.tlv_value",
+    "ub.lacp_value": "ub.lacp.tlv_value", "bootp.options": "bootp.options",
 }
 
 
@@ -287,6 +288,10 @@ def _after_ip(fr: Frame, proto: int, ip_start: int, version: int) -> None:
         fr.issue(WARNING if p.check_udp_zero_checksum else INFO, "udp", "udp.length", udp_start,
                  f"UDP length {u[2]}, {fr.end - udp_start} bytes present")
     if not (u[1] in p.ub_udp_ports or p.any_udp_port_is_ub):
+        if u[1] in (67, 68) and fr.cfg == 5 and fr.end - fr.pos >= H["bootp"].size:
+            fr.take(H["bootp"])
+            if fr.end > fr.pos:
+                fr.take_bytes("bootp.options", fr.end - fr.pos)
         fr.rest_as_data()
         return
     if u[3] != 0 and p.check_udp_zero_checksum:
@@ -801,8 +806,31 @@ def _cfg5(fr: Frame) -> None:
             _ip(fr, ver >> 4, uboe=False)
             _finish_icrc(fr)
             return
+    elif proto == 0x0109:
+        _tlvs(fr, H["ub.lldp_tlv"], "ub.lldp_value", lambda t: t[1], end_type=0)
+    elif proto == 0x0104:
+        if fr.take(H["ub.lacp"]) is not None:
+            _tlvs(fr, H["ub.lacp_tlv"], "ub.lacp_value", lambda t: t[1] - 2, end_type=0)
     fr.rest_as_data()
     _finish_icrc(fr)
+
+
+def _tlvs(fr: Frame, h: Header, value_layer: str, value_len, end_type: int) -> None:
+    """A run of type/length/value items up to an end TLV or the end of the frame."""
+    while fr.end - fr.pos - fr.pad >= h.size:
+        t = fr.take(h)
+        if t is None:
+            return
+        if t[0] == end_type and t[1] == 0:
+            return
+        n = value_len(t)
+        if n < 0:
+            fr.issue(ERROR, h.layer, f"{h.base}.tlv_len", fr.pos - h.size, f"TLV length {t[1]}")
+            return
+        if n and fr.take_bytes(value_layer, n) is None:
+            return
+        if t[0] == end_type:
+            return
 
 
 # ------------------------------------------------------------------------------------------------

@@ -48,3 +48,24 @@ NPIC = register(Header("npic", "npic", "NPI configuration", "UB 2.0 App F.2.5", 
     F("opcode", 8, enum=E.NPIC_OPCODE), R(8), F("sum", 16))))
 NPIC_ENTRY = register(Header("npic_entry", "npic", "NPIC entry", "UB 2.0 App F.2.5", (
     F("guid", 128, fmt="guid"), R(7), F("npi", 25))))
+
+# Payloads of CFG-5 protocols that follow standard formats (UB 2.0 App F.2): LLDP TLVs
+# (IEEE 802.1AB), LACP PDUs carried by ULAP (IEEE 802.1AX) and the BOOTP/DHCP header with
+# htype 38 and the 16-byte GUID as chaddr (App F.2.2).
+LLDP_TLV = register(Header("lldp_tlv", "lldp", "LLDP TLV", "IEEE 802.1AB; UB 2.0 App F", (
+    F("tlv_type", 7, enum={0: "End", 1: "Chassis_ID", 2: "Port_ID", 3: "TTL",
+                           4: "Port_Description", 5: "System_Name", 6: "System_Description",
+                           7: "System_Capabilities", 8: "Management_Address",
+                           127: "Organization_Specific"}),
+    F("tlv_len", 9))))
+LACP = register(Header("lacp", "lacp", "LACP PDU (ULAP)", "IEEE 802.1AX; UB 2.0 App F.2.4", (
+    F("subtype", 8), F("version", 8))))
+LACP_TLV = register(Header("lacp_tlv", "lacp", "LACP TLV", "IEEE 802.1AX", (
+    F("tlv_type", 8, enum={0: "Terminator", 1: "Actor", 2: "Partner", 3: "Collector"}),
+    F("tlv_len", 8))))
+BOOTP = register(Header("bootp", "bootp", "BOOTP/DHCP", "RFC 2131; UB 2.0 App F.2.2", (
+    F("op", 8, enum={1: "Request", 2: "Reply"}), F("htype", 8, enum={38: "UB"}), F("hlen", 8),
+    F("hops", 8), F("xid", 32), F("secs", 16), F("flags", 16), F("ciaddr", 32, fmt="ipv4"),
+    F("yiaddr", 32, fmt="ipv4"), F("siaddr", 32, fmt="ipv4"), F("giaddr", 32, fmt="ipv4"),
+    F("chaddr", 128, fmt="guid"), F("sname", 512, fmt="hex"), F("file", 1024, fmt="hex"),
+    F("cookie", 32)), ns=""))
