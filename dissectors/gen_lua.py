@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Write ``dissectors/ub.lua``, the Wireshark Lua dissector of UnifiedBus, from ubpkt's declarations.
+"""Write ``dissectors/ub.lua``, the Wireshark Lua dissector of UnifiedBus, from the declarations.
 
-Everything per header is generated from :mod:`ubpkt.formats` (ProtoFields named ``ub.<prefix>.<field>``
-exactly as ubpkt's record keys, bit masks, value_strings from the enums, one dissect function per
-header, reserved/fixed-value checks) and the two shipped profiles from :mod:`ubpkt.profile`.  The
-packet walk (which header follows which) is hand-written in ``ub_dispatch.lua`` and appended.
+Everything per header is generated from :mod:`ubpkt.formats` (ProtoFields named
+``ub.<prefix>.<field>`` exactly as ubpkt's record keys, bit masks, value_strings from the enums,
+one dissect function per header, reserved/fixed-value checks) and the two shipped profiles from
+:mod:`ubpkt.profile`.  The packet walk (which header follows which) is hand-written in
+``ub_dispatch.lua`` and appended.
 
     python dissectors/gen_lua.py            # rewrite dissectors/ub.lua
     python dissectors/gen_lua.py --check    # exit 1 if ub.lua is not what the generator writes
@@ -54,6 +55,8 @@ EXTRA_FIELDS = [
     ("ub.scan_tlv.value", "bytes", "TLV value", None),
     ("ub.ciph.protected", "bytes", "Protected part", None),
     ("ub.ciph.icv", "bytes", "ICV", None),
+    ("ub.lldp.tlv_value", "bytes", "LLDP TLV value", None),
+    ("ub.lacp.tlv_value", "bytes", "LACP TLV value", None),
 ] + [(f"ub.crd_ack.crd_vl{i}", "uint8", f"Credit VL{i}", None) for i in range(16)]
 
 # Layers the walk adds that have no declared header (a byte run or a trailer).
@@ -62,7 +65,8 @@ EXTRA_LAYERS = [("ub.icrc", "Invariant CRC"), ("ub.pad", "Transport padding"),
                 ("ub.cb_body", "Control block body"), ("ub.pdu", "Management PDU body"),
                 ("ub.scan_fwd", "Forward path"), ("ub.scan_ret", "Return path"),
                 ("ub.scan_tlv_value", "TLV value"), ("ub.ciph_protected", "Protected part"),
-                ("ub.ciph_icv", "Integrity check value")]
+                ("ub.ciph_icv", "Integrity check value"), ("ub.lldp_value", "LLDP TLV value"),
+                ("ub.lacp_value", "LACP TLV value")]
 
 
 def lua_str(s: str) -> str:
@@ -119,7 +123,7 @@ class Gen:
         return n
 
     def field_code(self, h: Header, f: Field, key: str, off: int) -> list[str]:
-        """Lua lines adding one field to subtree ``t`` and setting ``v.<name>`` (numbers <= 32 bits)."""
+        """Lua lines adding one field to subtree ``t``; ``v.<name>`` gets the wire value."""
         bs, be = off // 8, (off + f.bits + 7) // 8
         span = be - bs
         rshift = span * 8 - (off % 8) - f.bits
@@ -170,10 +174,8 @@ class Gen:
                 out.append(f"  it = t:add(HF[{n}], r)")
                 out.append(f"  v.{f.name} = r:uint64()")
             else:
-                lo_drop = 0 if f.shift else rshift
                 out.append(f"  v.{f.name} = u64bits(r, {rshift}, {f.bits}, {f.shift})")
                 out.append(f"  it = t:add(HF[{n}], r, v.{f.name})")
-                _ = lo_drop
         if f.reserved:
             out.append(f"  if nonzero(tvb, off, {off}, {f.bits}) then "
                        f"it:add_proto_expert_info(EX.rsvd, {lua_str(f'Reserved bits set: {key}')}) "
@@ -231,10 +233,13 @@ class Gen:
                     items.append(f"{k} = {{" + ", ".join(f"[{x}] = true" for x in v) + "}")
             prof_lines.append(f"PROFILE[{lua_str(pname)}] = {{" + ", ".join(items) + "}")
         enum_tables = {
-            "TAOPCODE": E.TAOPCODE, "TPOPCODE": E.TPOPCODE, "RT": E.RT, "CTRL": E.CTRL, "ATOMIC_SUBOP": E.ATOMIC_SUBOP,
+            "TAOPCODE": E.TAOPCODE, "TPOPCODE": E.TPOPCODE, "RT": E.RT, "CTRL": E.CTRL,
+            "ATOMIC_SUBOP": E.ATOMIC_SUBOP,
             "SACK_BITMAP_BITS": E.SACK_BITMAP_BITS,
         }
-        enum_lines = [f"local {n} = {{" + ", ".join(f"[{k}] = {lua_str(str(v)) if isinstance(v, str) else v}"
+        def lua_val(v):
+            return lua_str(v) if isinstance(v, str) else str(v)
+        enum_lines = [f"local {n} = {{" + ", ".join(f"[{k}] = {lua_val(v)}"
                                                    for k, v in sorted(t.items())) + "}"
                       for n, t in enum_tables.items()]
         dllcb = ", ".join(f"[{c * 16 + s}] = {lua_str(n)}" for (c, s), n in
@@ -299,7 +304,7 @@ class Gen:
             "  return math.floor(r:uint() / 2 ^ rshift) % 2 ^ nbits",
             "end",
             "local function u64bits(r, rshift, nbits, keep_shift)",
-            "  -- a 64-bit value from <= 8 bytes; keep_shift > 0: the record keeps the low zero bits",
+            "  -- a 64-bit value from <= 8 bytes; keep_shift > 0: keep the low zero bits",
             "  local x = r:uint64()",
             "  local mask = UInt64(0xFFFFFFFF, 0xFFFFFFFF):rshift(64 - nbits):lshift(rshift)",
             "  x = x:band(mask)",
@@ -307,7 +312,8 @@ class Gen:
             "  return x:rshift(rshift)",
             "end",
             "local function nonzero(tvb, off, bitoff, nbits)",
-            "  local b0, b1 = off + math.floor(bitoff / 8), off + math.floor((bitoff + nbits - 1) / 8)",
+            "  local b0 = off + math.floor(bitoff / 8)",
+            "  local b1 = off + math.floor((bitoff + nbits - 1) / 8)",
             "  for i = b0, b1 do",
             "    local b = tvb(i, 1):uint()",
             "    if i == b0 then b = b % 2 ^ (8 - bitoff % 8) end",

@@ -127,8 +127,7 @@ local function take_bytes(st, layer, key, n, zero)
                                             math.max(st.stop - st.pos, 0)))
     return nil
   end
-  if n == 0 then return "" end
-  local r = st.tvb(st.pos, n)
+  local r = st.tvb(st.pos, n)   -- n = 0 still shows the (empty) field, as ubpkt records it
   local t = st.tree:add(LAYER[layer], r)
   local it = t:add(HF[FIRST_HF[key]], r)
   st.pos = st.pos + n
@@ -509,6 +508,21 @@ local function enumeration(st)
   rest_as_data(st)
 end
 
+-- a run of type/length/value items up to an end TLV or the end of the frame
+local function tlvs(st, layer, value_layer, value_key, value_len, end_type)
+  while st.stop - st.pos - st.pad >= HDR[layer].size do
+    local t = take(st, layer)
+    if not t then return end
+    local n = value_len(t)
+    if n < 0 then
+      problem(st, EX.malformed, string.format("TLV length %d", t.tlv_len))
+      return
+    end
+    if n > 0 and take_bytes(st, value_layer, value_key, n) == nil then return end
+    if t.tlv_type == end_type then return end
+  end
+end
+
 local function cfg5(st)
   local v = take(st, "ub.cfg5")
   if not v then return end
@@ -526,6 +540,12 @@ local function cfg5(st)
       for _ = 1, n.sum do
         if not take(st, "ub.npic_entry") then break end
       end
+    end
+  elseif proto == 0x0109 and HDR["ub.lldp_tlv"] then
+    tlvs(st, "ub.lldp_tlv", "ub.lldp_value", "ub.lldp.tlv_value", function(t) return t.tlv_len end, 0)
+  elseif proto == 0x0104 and HDR["ub.lacp"] then
+    if take(st, "ub.lacp") then
+      tlvs(st, "ub.lacp_tlv", "ub.lacp_value", "ub.lacp.tlv_value", function(t) return t.tlv_len - 2 end, 0)
     end
   elseif proto == 0x0100 or proto == 0x0101 then
     local ver = peek(st, 1)
