@@ -62,6 +62,7 @@ class Amctl:
 
     end_ok: bool
     body_ok: bool = False
+    body_words_ok: int = 0
     lane_id: int | None = None  # 0..7, or None
     lid_null: bool = False
     lid_valid: bool = False
@@ -136,7 +137,8 @@ def parse_amctl(symbols, profile: PhyProfile = DEFAULT_PROFILE) -> Amctl:
     end_ok = vals[6] == 22 and vals[7] == 22
     res = Amctl(end_ok=bool(end_ok))
     res.corrected_bits = int(nb[nb > 0].sum())
-    res.body_ok = bool(all(vals[i] == BODY[i] for i in range(6)))
+    res.body_words_ok = int(sum(1 for i in range(6) if vals[i] == BODY[i]))
+    res.body_ok = res.body_words_ok == 6
     if not end_ok:
         return res
     h1, h2 = _half(vals, 8, 9), _half(vals, 10, 11)
@@ -200,12 +202,17 @@ class AmctlLocker:
         self.end_ui = bytes_to_ui(end, modulation)
         self.end_ui_inv = invert_polarity(self.end_ui, modulation)
 
-    def _amctl_at(self, ui: np.ndarray, pos: int) -> Amctl | None:
+    def _amctl_at(self, ui: np.ndarray, pos: int, need_body: bool = False) -> Amctl | None:
         n = AMCTL_LEN * self.ups
         if pos < 0 or pos + n > ui.size:
             return None
         a = parse_amctl(ui_to_bytes(ui[pos:pos + n], self.mod), self.profile)
-        return a if a.end_ok else None
+        if not a.end_ok:
+            return None
+        # While sliding, BODY backs up END (§3.2.4.4 AMCTL_Slip): most BODY words must decode.
+        if need_body and a.body_words_ok < 4:
+            return None
+        return a
 
     def _search(self, ui: np.ndarray, start: int, inverted_ok: bool):
         """Slide for END from ``start``; returns (amctl_start, amctl, inverted) or None."""
@@ -226,7 +233,7 @@ class AmctlLocker:
                 if best is not None and pos >= best[0]:
                     break
                 src = invert_polarity(ui, self.mod) if inv else ui
-                a = self._amctl_at(src, pos)
+                a = self._amctl_at(src, pos, need_body=True)
                 if a is not None:
                     best = (pos, a, inv)
                     break

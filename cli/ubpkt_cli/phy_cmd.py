@@ -1,0 +1,262 @@
+"""`ubpkt phy tx|rx|train` and `ubpkt fuzz`: the physical layer from the command line."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+import zipfile
+
+import click
+import numpy as np
+from rich.console import Console
+
+err = Console(stderr=True)
+
+FEC_CHOICES = ["bypass", "rs-t2", "rs-t4"]
+PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
+               b"\x0a\x0d\x0d\x0a"}
+
+
+def _emit(report: dict, path: str | None) -> None:
+    text = json.dumps(report, indent=2, sort_keys=False)
+    if path:
+        try:
+            with open(path, "w") as fh:
+                fh.write(text + "\n")
+        except OSError as e:
+            raise click.ClickException(f"cannot write report {path}: {e.strerror}")
+        err.print(f"report written to {path}")
+    else:
+        click.echo(text)
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as e:
+        raise click.ClickException(f"cannot read {path}: {e.strerror}")
+
+
+def _write(path: str, data: bytes) -> None:
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {path}: {e.strerror}")
+
+
+def _save_lanes(path: str, lanes: list[np.ndarray], settings: dict) -> None:
+    arrays = {f"lane{i}": np.asarray(u, dtype=np.uint8) for i, u in enumerate(lanes)}
+    for k, v in settings.items():
+        arrays[k] = np.array(v)
+    arrays["format"] = np.array("ubpkt-phy-lanes-1")
+    try:
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {path}: {e.strerror}")
+
+
+def _load_lanes(path: str) -> tuple[list[np.ndarray], dict]:
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise click.ClickException(f"{path} is not a lane file (.npz): {e}")
+    if not hasattr(z, "files"):
+        raise click.ClickException(f"{path} is a plain .npy array, not a lane file (.npz)")
+    names = sorted((f for f in z.files if f.startswith("lane") and f[4:].isdigit()),
+                   key=lambda f: int(f[4:]))
+    if not names or names != [f"lane{i}" for i in range(len(names))]:
+        raise click.ClickException(f"{path}: no lane0..laneN-1 arrays in the file")
+    try:
+        lanes = [np.asarray(z[n]) for n in names]
+        settings = {k: z[k].item() for k in z.files if not k.startswith("lane")}
+    except ValueError as e:
+        raise click.ClickException(f"{path}: unreadable array ({e})")
+    for n, u in zip(names, lanes):
+        if u.ndim != 1 or not np.issubdtype(u.dtype, np.integer):
+            raise click.ClickException(f"{path}: {n} must be a 1-D integer array")
+        if u.size and (u.min() < 0 or u.max() > 3):
+            raise click.ClickException(f"{path}: {n} holds values outside 0..3")
+    return [u.astype(np.uint8) for u in lanes], settings
+
+
+@click.group()
+def phy() -> None:
+    """Physical layer: lane symbol streams, FEC, AMCTL lock, link training."""
+
+
+@phy.command("tx")
+@click.argument("flits", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="lane file to write (.npz)")
+@click.option("--lanes", type=click.Choice(["1", "2", "4", "8"]), default="1", show_default=True)
+@click.option("--fec", type=click.Choice(FEC_CHOICES), default="rs-t4", show_default=True)
+@click.option("--interleave", type=click.Choice(["1", "2"]), default="1", show_default=True)
+@click.option("--modulation", type=click.Choice(["nrz", "pam4"]), default="nrz",
+              show_default=True)
+@click.option("--amctl-period", type=click.IntRange(16, 1 << 24), default=None,
+              help="symbols per lane between AMCTLs (default: profile Period0 = 6656)")
+def tx_cmd(flits, output, lanes, fec, interleave, modulation, amctl_period):
+    """Turn a flit stream (whole 20-byte flits) into per-lane UI streams."""
+    from ubpkt.phy.pcs import TxConfig, tx
+    from ubpkt.phy.profile import DEFAULT_PROFILE
+    data = _read(flits)
+    if len(data) % 20:
+        raise click.ClickException(f"{flits}: {len(data)} bytes is not a whole number of "
+                                   "20-byte flits")
+    cfg = TxConfig(int(lanes), fec, int(interleave), modulation, amctl_period)
+    t0 = time.perf_counter()
+    lane_uis, stats = tx(data, cfg)
+    dt = time.perf_counter() - t0
+    _save_lanes(output, lane_uis, cfg.settings(DEFAULT_PROFILE))
+    err.print(f"{stats['flits_in']} flits -> {len(lane_uis)} lane(s) x {lane_uis[0].size} UI "
+              f"({stats['null_blocks_added']} Null Blocks added) in {dt:.3f} s")
+
+
+@phy.command("rx")
+@click.argument("lanes_file", metavar="LANES.npz", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="flit stream to write")
+@click.option("--report", type=click.Path(dir_okay=False), default=None,
+              help="write the JSON report here instead of stdout")
+@click.option("--fec", type=click.Choice(FEC_CHOICES), default=None,
+              help="override the FEC mode stored in the lane file")
+@click.option("--interleave", type=click.Choice(["1", "2"]), default=None)
+@click.option("--modulation", type=click.Choice(["nrz", "pam4"]), default=None)
+@click.option("--amctl-period", type=click.IntRange(16, 1 << 24), default=None)
+def rx_cmd(lanes_file, output, report, fec, interleave, modulation, amctl_period):
+    """Lock, deskew, descramble, decode a lane file back into flits (Null Blocks dropped)."""
+    from ubpkt.phy.pcs import TxConfig, rx
+    lanes, st = _load_lanes(lanes_file)
+    mod = modulation or st.get("modulation") or ("pam4" if max(int(u.max(initial=0))
+                                                              for u in lanes) > 1 else "nrz")
+    try:
+        cfg = TxConfig(len(lanes), fec or st.get("fec", "rs-t4"),
+                       int(interleave or st.get("interleave", 1)), str(mod),
+                       int(amctl_period or st.get("amctl_period") or 6656))
+        cfg.validate()
+    except (ValueError, TypeError) as e:
+        raise click.ClickException(f"{lanes_file}: bad settings ({e})")
+    t0 = time.perf_counter()
+    try:
+        res = rx(lanes, cfg)
+    except ValueError as e:
+        raise click.ClickException(str(e))
+    dt = time.perf_counter() - t0
+    _write(output, res.flits)
+    rep = dict(res.report)
+    rep["seconds"] = round(dt, 6)
+    err.print(f"{rep['flits']} flits, {rep['codewords']} codewords, "
+              f"{rep['corrected_symbols']} symbols corrected, "
+              f"{rep['uncorrectable_codewords']} uncorrectable, lanes locked: "
+              f"{rep['lanes_locked']}")
+    _emit(rep, report)
+    if rep.get("error"):
+        raise click.ClickException(rep["error"])
+
+
+@phy.command("train")
+@click.option("--lanes", type=click.Choice(["1", "2", "4", "8"]), default="8", show_default=True)
+@click.option("--fail-lane", type=int, default=None,
+              help="break this lane in both directions once the link is active")
+@click.option("--fec", type=click.Choice(FEC_CHOICES), default="rs-t4", show_default=True,
+              help="FEC mode the ports prefer (negotiated against what both support)")
+@click.option("--interleave/--no-interleave", default=False, show_default=True)
+@click.option("--reverse/--no-reverse", default=False, help="cross the lanes (lane reversal)")
+@click.option("--invert", type=str, default="", help="comma list of lanes with swapped polarity")
+@click.option("--max-rate", type=click.IntRange(0, 8), default=0, show_default=True,
+              help="highest data-rate index both ends support (DRn); >0 exercises Change_Speed")
+@click.option("--eq", type=click.Choice(["skip", "highest", "full"]), default="skip",
+              show_default=True)
+@click.option("--fec-toggle/--no-fec-toggle", default=False,
+              help="once active, close then reopen FEC dynamically via AMCTL")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--report", type=click.Path(dir_okay=False), default=None)
+def train_cmd(lanes, fail_lane, fec, interleave, reverse, invert, max_rate, eq, fec_toggle, seed,
+              report):
+    """Bring two LMSM ends up against each other over a simulated channel."""
+    from ubpkt.phy.lmsm import LinkSim, PortConfig
+    n = int(lanes)
+    if fail_lane is not None and not 0 <= fail_lane < n:
+        raise click.BadParameter(f"must be a lane of the x{n} link (0..{n - 1})",
+                                 param_hint="--fail-lane")
+    try:
+        inv = {int(x) for x in invert.split(",") if x.strip()}
+    except ValueError:
+        raise click.BadParameter("must be a comma-separated list of lane numbers",
+                                 param_hint="--invert")
+    if any(not 0 <= x < n for x in inv):
+        raise click.BadParameter(f"lanes must be in 0..{n - 1}", param_hint="--invert")
+    cfg = PortConfig(lanes=n, fec=fec, interleave=interleave, max_rate=max_rate,
+                     eq_mode={"full": 0, "highest": 1, "skip": 2}[eq])
+    sim = LinkSim(cfg, cfg, seed=seed, reverse=reverse, invert=inv)
+    rep = sim.run(fail_lane=fail_lane, fec_toggle=fec_toggle)
+    err.print(f"final state {rep['final_state']}: tx x{rep['tx_width']} rx x{rep['rx_width']} "
+              f"fec {rep['fec_mode']} after {rep['ticks']} LTB times")
+    _emit(rep, report)
+
+
+def _kind(data: bytes) -> str:
+    if data[:4] in PCAP_MAGICS:
+        return "pcap"
+    if data[:2] == b"PK":
+        return "lanes"
+    return "flits"
+
+
+@click.command("fuzz")
+@click.argument("input_file", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("--ber", type=click.FloatRange(0.0, 1.0), required=True,
+              help="probability that a UI (lane file) or bit (flits, pcap) starts an error")
+@click.option("--burst", type=click.IntRange(1, 1 << 20), default=1, show_default=True,
+              help="units corrupted per error event")
+@click.option("--seed", type=int, default=None)
+@click.option("--report", type=click.Path(dir_okay=False), default=None)
+def fuzz(input_file, output, ber, burst, seed, report):
+    """Inject bit errors into a lane file (.npz), a flit stream or a pcap, and log each one."""
+    from ubpkt.phy import fuzz as fz
+    data = _read(input_file)
+    kind = _kind(data)
+    rep = {"input": input_file, "output": output, "kind": kind, "ber": ber, "burst": burst,
+           "seed": seed}
+    if kind == "lanes":
+        lanes, st = _load_lanes(input_file)
+        mod = st.get("modulation") or ("pam4" if max(int(u.max(initial=0)) for u in lanes) > 1
+                                       else "nrz")
+        new, changes = fz.fuzz_lanes(lanes, str(mod), ber, burst, seed)
+        _save_lanes(output, new, {k: v for k, v in st.items() if k != "format"})
+        rep["units"] = int(sum(u.size for u in lanes))
+        rep["unit"] = "ui"
+    elif kind == "pcap":
+        from ubpkt.capture import PcapWriter, open_capture
+        try:
+            with open_capture(input_file) as cap:
+                linktype = cap.linktype
+                recs = [(p.time_ns, p.data, p.orig_len) for p in cap]
+        except Exception as e:  # capture errors of any kind -> one line
+            raise click.ClickException(f"{input_file}: cannot read capture ({e})")
+        new, changes = fz.fuzz_records([r[1] for r in recs], ber, burst, seed)
+        try:
+            with PcapWriter(output, linktype, nanosecond=True) as w:
+                for (t, _, ol), d in zip(recs, new):
+                    w.write(d, t, ol)
+        except OSError as e:
+            raise click.ClickException(f"cannot write {output}: {e.strerror}")
+        rep["units"] = int(sum(len(r[1]) * 8 for r in recs))
+        rep["unit"] = "bit"
+        rep["records"] = len(recs)
+    else:
+        if len(data) % 20:
+            raise click.ClickException(f"{input_file}: not a lane file, pcap or whole 20-byte "
+                                       "flit stream")
+        new, changes = fz.fuzz_flits(data, ber, burst, seed)
+        _write(output, new)
+        rep["units"] = len(data) * 8
+        rep["unit"] = "bit"
+    rep["changed"] = len(changes)
+    rep["changes"] = changes
+    err.print(f"{kind}: {len(changes)} unit(s) changed")
+    _emit(rep, report)
