@@ -46,7 +46,9 @@ class Profile:
     #: Treat every UDP datagram over a CFG 3/4 native packet as UB, whatever its port (ns-3-UB).
     any_udp_port_is_ub: bool = False
     #: G6/§4.7.2: DLLCBs in packet captures end with a BCRC, whose CRC30 also covers the two
-    #: information bits before it.
+    #: information bits before it.  "Covers all data before the CRC30 field" is read as: every
+    #: block byte before BCRC byte 16, then the reserved bit and ERROR_FLAG (the two bits that
+    #: precede CRC30 in transmission order), register preset to all ones.
     dllcb_bcrc: bool = True
     bcrc_covers_info: bool = True
     #: Check the LPH PLENGTH against the packet length (CRC-mode framing).
@@ -71,6 +73,49 @@ class Profile:
     mgmt_guid_lsdw_first: bool = True
     #: G9: CIPH placeholder layout is used when an NLP announces CIPH; its ICV length (bytes).
     ciph_icv_len: int = 12
+
+    # -- data-link layer (ubpkt.link; UB 2.0 ch. 4).  Spec recommendations are marked "rec." --
+    #: §4.3.2.2.2: a non-CRC DLLDP whose payload exactly fills its non-last blocks ends with a
+    #: one-flit last block (LBH + END, no payload); PLENGTH[4:0] = 19 then points at the previous
+    #: block's last flit, the DLLDP's second-to-last flit (informational: always applied).
+    empty_last_block: str = "lbh_end_flit"
+    #: §4.7.3.3 rec.: retry thresholds; WAIT timeout (ns; rec. > 2 x link delay, 1 us..10 s).
+    num_retry_threshold: int = 15
+    num_phy_reinit_threshold: int = 4
+    retry_wait_timeout_ns: int = 10_000
+    #: Retry buffer depth advertised in Init (flits; not negotiated, §4.3.3.9).
+    retry_buf_depth: int = 2048
+    #: §4.7.3.2.4: flits of the retry buffer kept back for an ACK-carrying Crd_Ack (lock-out
+    #: prevention threshold).
+    retry_lockout_reserve: int = 2
+    #: Non-CRC mode: Go-Back-N restarts at the failed block's first flit (RcvPtr advances per
+    #: accepted block, a superset of the per-flit rule of §4.7.3.2.2).
+    noncrc_block_granular_retry: bool = True
+    #: Init advertisement (bitmaps, bit k = 2**k; §4.4 Table 4-9 / default capabilities).
+    dll_feature_id: int = 1
+    dll_vl_enable: int = 0x0001
+    dll_data_ack_grain: int = 0x20
+    dll_ctrl_ack_grain: int = 0x01
+    dll_flow_ctrl_size: int = 0x08
+    dll_data_credit_grain: int = 0x04
+    dll_ctrl_credit_grain: int = 0x01
+    dll_packet_min_interval: int = 0
+    dll_init_flits: int = 5
+    #: §4.6.1: receive buffer in cells, split evenly over the enabled VLs (exclusive mode) and
+    #: advertised in Crd_Ack T=1 blocks; RXBUF_VL_SHARE advertised; whether this end, as a sender,
+    #: uses shared credits when the peer allows it, and the exclusive reserve per VL then.
+    rx_buffer_cells: int = 1024
+    rxbuf_vl_share: int = 0
+    use_shared_credits: bool = False
+    shared_reserve_cells: int = 8
+    #: §4.6.3: force a Crd_Ack when this many cells are owed on one VL, or this many flits are
+    #: un-ACKed, even while DLLDPs are queued.
+    crd_ack_force_cells: int = 32
+    ack_force_flits: int = 128
+    #: §4.8.1 DL Protocol Error: credits outstanding without any return for this long (ns).
+    credit_return_timeout_ns: int = 100_000_000
+    #: The receiving network layer consumes a DLLDP as soon as it is delivered (frees its cells).
+    rx_auto_release: bool = True
 
     def with_(self, **kw) -> "Profile":
         return replace(self, **kw)

@@ -52,14 +52,17 @@ def layout(packet_len: int, crc_mode: bool = True) -> Layout:
             sizes.append(remaining)
             break
         cap = _block_capacity(first, False, crc_mode)
-        if remaining == cap:
-            # Non-CRC mode only: the payload fills a whole non-last block, leaving a last block
-            # with no payload byte, which PLENGTH[4:0] cannot describe.
-            raise ValueError(f"packet of {packet_len} bytes leaves an empty last DLLDB "
-                             "in non-CRC mode")
         sizes.append(cap)
         remaining -= cap
         first = False
+        if remaining == 0:
+            # Non-CRC mode only: the payload exactly fills the non-last blocks.  The last block
+            # is then one flit (LBH + END) without payload, and PLENGTH[4:0] points at the
+            # second-to-last flit *of the DLLDP* (the previous block's full last flit, 20
+            # payload bytes: rule 2, value 19).  Table 4-1 counts that flit over the DLLDP
+            # (UB 2.0 §4.3.2.2.2); reference profile ``empty_last_block``.
+            sizes.append(0)
+            return Layout(len(sizes), 1, 19, tuple(sizes))
     header = LPH_LEN if len(sizes) == 1 else LBH_LEN
     used = header + sizes[-1]                       # bytes of the last block before its trailer
     trailer_room = FLIT - 16 if crc_mode else 1     # BCRC at bytes 16..19, END at byte 19
@@ -105,16 +108,20 @@ def packet_length(plength_value: int, crc_mode: bool = True) -> int | None:
         else:
             return None
     end_flit = flits - 1 - where
-    if end_flit < 0:
-        return None
     header = LPH_LEN if blocks == 1 else LBH_LEN
-    used = end_flit * FLIT + count + (header if end_flit == 0 else 0)
-    last_payload = used - header
     total = LPH_LEN
     first = True
     for _ in range(blocks - 1):
         total += _block_capacity(first, False, crc_mode)
         first = False
+    if end_flit < 0:
+        # the payload ends in the previous block's last flit (non-CRC mode, empty last block)
+        if crc_mode or blocks == 1 or count != FLIT:
+            return None
+        return total
+    last_payload = end_flit * FLIT + count - (header if end_flit else 0)
+    if last_payload <= 0:
+        return None
     total += last_payload
     try:
         if layout(total, crc_mode).plength != plength_value:

@@ -1,0 +1,184 @@
+import random
+
+import pytest
+
+from channel import Link
+from ubpkt.link import control as C
+from ubpkt.link.engine import CREDIT_INIT, DISABLED, NORMAL_STATE, PARAM_INIT, DLLEngine
+from ubpkt.link.framing import fill_plength
+from ubpkt.profile import SPEC
+
+
+def mk(vl, n, i, rng, crc_mode=True):
+    head = bytes(((vl >> 3) & 1, ((vl & 7) << 5) | 6, 0, 0))
+    return fill_plength(head + i.to_bytes(4, "big") + rng.randbytes(n - 8), crc_mode)
+
+
+def up(prof=SPEC, **kw):
+    a, b = DLLEngine(prof, name="a"), DLLEngine(prof, name="b", guid=0xABCDEF, port_idx=4)
+    link = Link(a, b, **kw)
+    link.up()
+    assert link.run(20000, until=lambda: a.status_up and b.status_up), (a.state, b.state)
+    return a, b, link
+
+
+def test_bring_up_sequence():
+    a, b, link = up()
+    states = [e["state"] for e in link.events[id(a)] if e["event"] == "state"]
+    assert states == [PARAM_INIT, CREDIT_INIT, NORMAL_STATE]
+    names = [e["event"] for e in link.events[id(a)]]
+    assert names.index("retry_done") < names.index("negotiated")
+    link.run(50)
+    # b advertises its neighbour info once in DLL_Normal (Param_Exchg, §10.4.4)
+    adv = [e for e in link.events[id(a)] if e["event"] == "param_exchg"]
+    assert adv and adv[0]["neighbor"] == {"guid": 0xABCDEF, "port_idx": 4}
+    assert a.tx_credits.excl[0] == SPEC.rx_buffer_cells  # VL0 only
+    assert not a.send(b"\x00\x06\x00\x00")                # too short
+    assert not DLLEngine().send(mk(0, 20, 0, random.Random()))   # not up
+
+
+def run_traffic(seed, p_flip, p_fec, npk, maxlen, prof=SPEC, vls=4, check=None):
+    rng = random.Random(seed)
+    prof = prof.with_(dll_vl_enable=(1 << vls) - 1)
+    a, b, link = up(prof, seed=seed, p_flip=p_flip, p_fec=p_fec)
+    sent = {id(a): {}, id(b): {}}
+    backlog = []
+    for i in range(npk):
+        for src in (a, b):
+            vl = rng.randrange(vls)
+            p = mk(vl, rng.randrange(8, maxlen), i, rng, prof.crc_mode)
+            backlog.append((src, vl, p))
+    rb_peak = 0
+
+    def step_check():
+        nonlocal rb_peak
+        for e in (a, b):
+            tc = e.tx_credits
+            assert min(tc.excl) >= 0 and tc.share >= 0                  # never negative
+            assert all(tc.excl[v] <= tc.initial[v] for v in range(16)) or tc.shared
+            assert 0 <= e.rb.numfreebuf <= e.rb.depth
+            rb_peak = max(rb_peak, e.rb.depth - e.rb.numfreebuf)
+        return False
+
+    for src, vl, p in backlog:
+        assert src.send(p)
+        sent[id(src)].setdefault(vl, []).append(p)
+    total = npk
+
+    def done():
+        step_check()
+        return (len(link.delivered(a)) >= total and len(link.delivered(b)) >= total
+                and a.idle() and b.idle())
+    assert link.run(300000, until=done), (a.stats, b.stats, a.req_sm, b.req_sm)
+    link.run(500)
+    for src, dst in ((a, b), (b, a)):
+        got = {}
+        for e in link.delivered(dst):
+            got.setdefault(e["vl"], []).append(e["packet"])
+        assert got == sent[id(src)]                     # exactly once, in order per VL
+        tc = src.tx_credits
+        assert tc.total() == tc.initial_total           # no credit leaked
+        assert dst.rx_credits.owed() == 0 and sum(dst.rx_credits.used) == 0
+    fatal = [e for e in link.errors(a) + link.errors(b) if e["severity"] == "error"]
+    assert not fatal, fatal
+    return a, b, link
+
+
+def test_traffic_clean():
+    a, b, link = run_traffic(1, 0, 0, 120, 2500)
+    assert a.stats["retries"] == b.stats["retries"] == 0
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4])
+def test_traffic_under_loss_and_corruption(seed):
+    a, b, link = run_traffic(seed, 2e-3, 2e-3, 80, 2500)
+    assert a.stats["retries"] + b.stats["retries"] > 0
+
+
+def test_traffic_heavy_errors_small_packets():
+    run_traffic(5, 1e-2, 5e-3, 150, 120)
+
+
+def test_traffic_noncrc_fec_only():
+    prof = SPEC.with_(crc_mode=False)
+    a, b, link = run_traffic(6, 0, 3e-3, 60, 2000, prof=prof)
+    assert a.stats["fec_errors"] + b.stats["fec_errors"] > 0
+
+
+def test_shared_credits_and_small_grain():
+    prof = SPEC.with_(rxbuf_vl_share=1, use_shared_credits=True, rx_buffer_cells=200,
+                      dll_flow_ctrl_size=0x04, shared_reserve_cells=4)
+    a, b, link = run_traffic(7, 1e-3, 0, 80, 1500, prof=prof)
+    assert a.tx_credits.shared and a.neg.flow_ctrl_size == 4
+
+
+def test_min_interval_nobs():
+    prof = SPEC.with_(dll_packet_min_interval=6)
+    a, b, link = up(prof)
+    rng = random.Random(1)
+    for i in range(5):
+        a.send(mk(0, 10, i, rng))
+    out = a.transmit(link.t * 10, 1000)
+    kinds = [(out[k + 2] >> 4, out[k + 2] & 15) if out[k + 1] & 15 == 0 else "D"
+             for k in range(0, len(out), 20)]
+    assert kinds[:6] == ["D", (0, 1), (0, 1), (0, 1), (0, 1), (0, 1)]
+
+
+def test_retrain_then_error_when_peer_is_gone():
+    prof = SPEC.with_(num_retry_threshold=3, num_phy_reinit_threshold=2,
+                      retry_wait_timeout_ns=200)
+    a = DLLEngine(prof)
+    ev = a.link_up(0)
+    t = 0
+    retrains = 0
+    for _ in range(400):
+        t += 10
+        a.transmit(t, 64)
+        new = a.pop_events() + a.handle_timeout(t)
+        ev += new
+        if any(e.get("event") == "phy_retrain" for e in new):
+            retrains += 1
+            ev += a.phy_retrained(t)
+    names = [e.get("name") for e in ev if e["event"] == "error"]
+    assert "DL Retry ACK Timeout" in names and "DL Retry Rollover" in names
+    assert names[-1] == "DL Retry Error" and a.req_sm == "ERROR" and retrains == 1
+    assert a.transmit(t + 10, 10) == b""
+    a.reset(t)
+    assert a.state == DISABLED and a.req_sm == "NORMAL"
+
+
+def test_link_down_resets():
+    a, b, link = up()
+    a.send(mk(0, 3000, 0, random.Random()))
+    link.run(10)
+    ev = b.link_down(link.t * 10)
+    assert b.state == DISABLED and b.rb.numfreebuf == b.rb.depth and b.queued() == 0
+    assert b.tx_credits is None
+
+
+def test_ack_overflow_is_protocol_error():
+    a, b, link = up()
+    ev = a.receive(C.crd_ack(5000, None), link.t * 10)
+    assert any(e.get("name") == "DL Protocol Error" for e in ev)
+
+
+def test_flow_control_overflow():
+    a, b, link = up()
+    ev = a.receive(C.crd_ack(0, [63] + [0] * 15), link.t * 10)
+    assert any(e.get("name") == "Flow Control Overflow" for e in ev)
+
+
+def test_block_mode_change_handshake():
+    a, b, link = up()
+    a.request_mode_change(link.t * 10)
+    link.run(100)
+    assert any(e["event"] == "mode_change_ready" for e in link.events[id(a)])
+    assert any(e["event"] == "mode_change_ready" for e in link.events[id(b)])
+
+
+def test_lane_manage_delivered():
+    a, b, link = up()
+    a.send_lane_manage(change_tlw=1, tlw=2)
+    link.run(50)
+    lm = [e for e in link.events[id(b)] if e["event"] == "lane_manage"]
+    assert lm and lm[0]["tlw"] == 2

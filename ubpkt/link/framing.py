@@ -1,0 +1,414 @@
+"""DLLDP framing and deframing (UB 2.0 §4.3.2, §4.3.4).
+
+A network packet (from its LPH) becomes 1..16 DLLDBs of whole 20-byte flits: every non-last block
+has 32 flits, later blocks start with an LBH (the LPH's first two bytes), PLENGTH describes the
+cut (:mod:`.plength`), short flits are zero padded, and every block ends with a BCRC (CRC mode)
+or the last block with an END byte (non-CRC mode).
+
+:class:`Deframer` is the streaming inverse: it delimits blocks from their headers (§4.3.4.1),
+checks every BCRC (vectorised with numpy when many blocks are ready), reassembles DLLDPs across
+interleaved DLLCBs, and reports every inconsistency as an issue (same dict shape as
+``ubpkt.dissect``).  It never raises on input.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..formats import HEADERS as H
+from ..formats import enums as E
+from .crc30 import bcrc_crc30, crc30_batch
+from .plength import (FLIT, LBH_LEN, LPH_LEN, MAX_FLITS, MAX_PACKET, layout, packet_length)
+
+__all__ = ["frame_packet", "fill_plength", "frame_blocks", "deframe", "Deframer", "Unit", "BlockInfo", "seal",
+           "check_tail", "FLIT", "DLLDP_CFGS"]
+
+ERROR, WARNING, INFO = "error", "warning", "info"
+#: CFG values a DLLDP may carry (UB 2.0 §4.3.2.2.2 Table 4-1).
+DLLDP_CFGS = frozenset((3, 4, 5, 6, 7, 9))
+
+_LPH, _LBH, _BCRC, _END = H["ub.lph"], H["ub.lbh"], H["ub.bcrc"], H["ub.end"]
+
+
+def _issue(sev, layer, fld, off, msg) -> dict:
+    return {"severity": sev, "layer": layer, "field": fld, "offset": off, "message": msg}
+
+
+# ------------------------------------------------------------------------------------------------
+# trailers
+
+def seal(block: bytearray, crc_mode: bool = True, *, error_flag: bool = False, end: bool = True,
+         covers_info: bool = True) -> bytearray:
+    """Fill the trailer of a block of whole flits in place: the BCRC at bytes 16..19 of its last
+    flit (CRC mode, UB 2.0 Table 4-3), or the END byte at byte 19 (non-CRC mode, Table 4-4; only
+    when ``end``: the last block of a DLLDP, or a DLLCB)."""
+    if crc_mode:
+        info = 1 if error_flag else 0          # reserved bit 0, ERROR_FLAG
+        crc = bcrc_crc30(bytes(block[:-4]), info if covers_info else None)
+        block[-4:] = ((info << 30) | crc).to_bytes(4, "big")
+    elif end:
+        block[-1] = 0x40 if error_flag else 0
+    return block
+
+
+def check_tail(block, crc_mode: bool, offset: int, issues: list, *, end: bool = True,
+               covers_info: bool = True, crc_ok: bool | None = None, last: bool = True) -> dict:
+    """Check a block's BCRC (or END); append issues; return its record fields."""
+    out = {}
+    if crc_mode:
+        rsvd, eflag, crc = _BCRC.unpack(block, len(block) - 4)
+        out = {"ub.bcrc.rsvd1": rsvd, "ub.bcrc.error_flag": eflag, "ub.bcrc.crc30": crc}
+        if crc_ok is None:
+            info = (rsvd << 1) | eflag
+            crc_ok = bcrc_crc30(bytes(block[:-4]), info if covers_info else None) == crc
+        out["ub.bcrc.status"] = "good" if crc_ok else "bad"
+        pos = offset + len(block) - 4
+        if not crc_ok:
+            issues.append(_issue(ERROR, "ub.bcrc", "ub.bcrc.crc30", pos,
+                                 f"BCRC mismatch (CRC30 {crc:#010x})"))
+        if rsvd:
+            issues.append(_issue(WARNING, "ub.bcrc", "ub.bcrc.rsvd1", pos,
+                                 "reserved bit of the BCRC is set"))
+        if eflag and not last:
+            issues.append(_issue(WARNING, "ub.bcrc", "ub.bcrc.error_flag", pos,
+                                 "ERROR_FLAG set in a block that is not a DLLDP's last block "
+                                 "(only meaningful in the last, UB 2.0 Table 4-3)"))
+    elif end:
+        rsvd1, eflag, rsvd2 = _END.unpack(block, len(block) - 1)
+        out = {"ub.end.rsvd1": rsvd1, "ub.end.error_flag": eflag, "ub.end.rsvd2": rsvd2}
+        if rsvd1 or rsvd2:
+            issues.append(_issue(WARNING, "ub.end", "ub.end.rsvd1", offset + len(block) - 1,
+                                 "reserved bits of END are set"))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# framing
+
+def frame_blocks(packet: bytes, crc_mode: bool = True, *, error_flag: bool = False,
+                 block_bits=None, covers_info: bool = True) -> list:
+    """The DLLDBs of one network packet, as a list of bytearrays of whole flits.
+
+    ``block_bits``: optional ``(crd, ack, crd_vl)`` per block, written into the LPH (block 0) and
+    the LBHs; by default the LPH keeps the packet's own bits and the LBHs return nothing.
+    The LBHs carry the packet's VL and CFG (UB 2.0 §4.3.2.2.3).
+    """
+    lay = layout(len(packet), crc_mode)
+    plen = lay.plength
+    lph = bytearray(packet[:LPH_LEN])
+    lph[2] = (lph[2] & 0xC0) | (plen >> 8)
+    lph[3] = plen & 0xFF
+    lbh0 = lph[0] & 0x01                       # VL[3] only: CRD/ACK/CRD_VL are per block
+    lbh1 = lph[1]
+    blocks = []
+    pos = LPH_LEN
+    nblk = lay.blocks
+    for i, size in enumerate(lay.block_payload):
+        last = i == nblk - 1
+        flits = lay.last_flits if last else MAX_FLITS
+        if i == 0:
+            hdr = lph
+        else:
+            hdr = bytearray((lbh0, lbh1))
+        if block_bits is not None and i < len(block_bits) and block_bits[i] is not None:
+            crd, ack, crd_vl = block_bits[i]
+            hdr[0] = (hdr[0] & 0x03) | (crd & 1) << 7 | (ack & 1) << 6 | (crd_vl & 0xF) << 2
+        blk = bytearray(flits * FLIT)
+        h = len(hdr)
+        blk[:h] = hdr
+        blk[h:h + size] = packet[pos:pos + size]
+        pos += size
+        seal(blk, crc_mode, error_flag=error_flag and last, end=last, covers_info=covers_info)
+        blocks.append(blk)
+    return blocks
+
+
+def frame_packet(packet: bytes, crc_mode: bool = True, *, error_flag: bool = False,
+                 block_bits=None, covers_info: bool = True) -> bytes:
+    """A network packet (starting at its LPH, 5..10146 bytes in CRC mode, 5..10209 in non-CRC
+    mode) as whole flits: PLENGTH, LBHs, zero padding and BCRCs (or END) filled."""
+    return b"".join(frame_blocks(packet, crc_mode, error_flag=error_flag, block_bits=block_bits,
+                                 covers_info=covers_info))
+
+
+# ------------------------------------------------------------------------------------------------
+# deframing
+
+@dataclass
+class BlockInfo:
+    offset: int                     # byte offset of the block in the stream
+    flits: int
+    header: dict                    # LPH / LBH / LCH fields (record names)
+    tail: dict                      # BCRC / END fields
+    crc_ok: bool | None = None
+
+
+@dataclass
+class Unit:
+    """One delimited unit of a flit stream: a reassembled DLLDP (``kind == "packet"``), a DLLCB
+    (``"control"``) or bytes that could not be delimited (``"garbage"``)."""
+
+    kind: str
+    offset: int
+    flits: int = 0
+    packet: bytes | None = None     # the network packet (DLLDP) or None
+    issues: list = field(default_factory=list)
+    blocks: list = field(default_factory=list)
+    error_flag: bool = False
+    control: object = None          # control.ControlBlock for DLLCBs
+    raw: bytes | None = None        # the DLLCB's bytes (or garbage)
+
+    @property
+    def ok(self) -> bool:
+        return not any(i["severity"] == ERROR for i in self.issues)
+
+
+class _Pkt:
+    __slots__ = ("offset", "lph", "nblocks", "last_flits", "plength", "parts", "issues",
+                 "blocks", "seen", "error_flag", "expected_len", "flits", "head")
+
+    def __init__(self, offset, lph, plength, crc_mode):
+        self.offset = offset
+        self.lph = lph
+        self.plength = plength
+        self.nblocks = (plength >> 10) + 1
+        self.last_flits = ((plength >> 5) & 0x1F) + 1
+        self.parts = []
+        self.issues = []
+        self.blocks = []
+        self.seen = 0
+        self.error_flag = False
+        self.flits = 0
+        self.expected_len = packet_length(plength, crc_mode)
+
+
+class Deframer:
+    """Streaming delimiter/reassembler: ``feed(bytes)`` returns the units completed so far,
+    ``close()`` the rest (a truncated tail becomes an issue).  Memory stays bounded by one DLLDP
+    (<= 512 flits) plus one feed."""
+
+    def __init__(self, crc_mode: bool = True, *, covers_info: bool = True,
+                 controls: bool = True, vectorise: bool = True):
+        self.crc_mode = crc_mode
+        self.covers_info = covers_info
+        self.controls = controls
+        self.vectorise = vectorise
+        self._buf = bytearray()
+        self._base = 0                 # stream offset of _buf[0]
+        self._pkt: _Pkt | None = None
+
+    # -- block boundaries ----------------------------------------------------------------------
+    def _next_size(self, buf, pos) -> tuple:
+        """(kind, flits) of the block starting at ``pos``: "cb", "lph" or "lbh"."""
+        b0, b1 = buf[pos], buf[pos + 1]
+        if b1 & 0x0F == 0:
+            return "cb", ((b0 >> 2) & 0x1F) + 1
+        p = self._scan_pkt
+        if p is None:
+            plen = ((buf[pos + 2] & 0x3F) << 8) | buf[pos + 3]
+            nblocks = (plen >> 10) + 1
+            last = ((plen >> 5) & 0x1F) + 1
+            self._scan_pkt = [nblocks, last, 1]
+            if nblocks == 1:
+                self._scan_pkt = None
+                return "lph", last
+            return "lph", MAX_FLITS
+        nblocks, last, seen = p
+        seen += 1
+        if seen >= nblocks:
+            self._scan_pkt = None
+            return "lbh", last
+        p[2] = seen
+        return "lbh", MAX_FLITS
+
+    _scan_pkt = None
+
+    def feed(self, data) -> list:
+        if data:
+            self._buf += data
+        buf = self._buf
+        n = len(buf)
+        pos = 0
+        spans = []
+        while n - pos >= FLIT:
+            prev = None if self._scan_pkt is None else list(self._scan_pkt)
+            kind, flits = self._next_size(buf, pos)
+            size = flits * FLIT
+            if n - pos < size:
+                self._scan_pkt = prev       # not complete yet: rescan this block next time
+                break
+            spans.append((kind, pos, flits))
+            pos += size
+        if not spans:
+            return []
+        crc_ok = self._check_crcs(buf, spans)
+        out = []
+        for (kind, p, flits), ok in zip(spans, crc_ok):
+            self._block(kind, bytes(buf[p:p + flits * FLIT]), self._base + p, flits, ok, out)
+        del buf[:pos]
+        self._base += pos
+        return out
+
+    def _check_crcs(self, buf, spans) -> list:
+        if not self.crc_mode:
+            return [None] * len(spans)
+        if not self.vectorise or len(spans) < 8:
+            out = []
+            for _, p, flits in spans:
+                e = p + flits * FLIT
+                info = buf[e - 4] >> 6
+                crc = int.from_bytes(buf[e - 4:e], "big") & 0x3FFFFFFF
+                out.append(bcrc_crc30(bytes(buf[p:e - 4]),
+                                      info if self.covers_info else None) == crc)
+            return out
+        import numpy as np
+        arr = np.frombuffer(bytes(buf[:spans[-1][1] + spans[-1][2] * FLIT]), dtype=np.uint8)
+        out = [None] * len(spans)
+        groups: dict = {}
+        for i, (_, p, flits) in enumerate(spans):
+            groups.setdefault(flits, []).append(i)
+        for flits, idx in groups.items():
+            size = flits * FLIT
+            starts = np.array([spans[i][1] for i in idx], dtype=np.int64)
+            rows = arr[starts[:, None] + np.arange(size)[None, :]]
+            tail = rows[:, -4:].astype(np.uint32)
+            word = (tail[:, 0] << 24) | (tail[:, 1] << 16) | (tail[:, 2] << 8) | tail[:, 3]
+            info = (word >> 30) if self.covers_info else None
+            crc = crc30_batch(rows[:, :-4], info)
+            good = crc == (word & 0x3FFFFFFF)
+            for j, i in enumerate(idx):
+                out[i] = bool(good[j])
+        return out
+
+    # -- assembly ---------------------------------------------------------------------------------
+    def _block(self, kind, blk, off, flits, crc_ok, out) -> None:
+        if kind == "cb":
+            from .control import parse_control
+            cb = parse_control(blk, self.crc_mode, covers_info=self.covers_info, offset=off,
+                               crc_ok=crc_ok)
+            u = Unit("control", off, flits, None, cb.issues, [], False, cb, blk)
+            if self._pkt is not None:
+                u.issues.append(_issue(INFO, "ub.lch", None, off,
+                                       "DLLCB between the DLLDBs of a DLLDP"))
+            if self.controls:
+                out.append(u)
+            return
+        if kind == "lph":
+            if self._pkt is not None:      # cannot happen with header-driven scanning
+                self._finish(out)
+            lph = _LPH.unpack(blk, 0)
+            p = _Pkt(off, lph, lph[-1], self.crc_mode)
+            p.head = blk[:LPH_LEN]
+            self._pkt = p
+            hdr = dict(zip(_LPH.keys, lph))
+            hlen = LPH_LEN
+            cfg = lph[6]
+            if cfg not in DLLDP_CFGS:
+                p.issues.append(_issue(WARNING, "ub.lph", "ub.lph.cfg", off + 1,
+                                       f"reserved CFG value {cfg} in a DLLDP"))
+            if lph[3] or lph[5]:
+                p.issues.append(_issue(WARNING, "ub.lph", "ub.lph.rsvd1", off,
+                                       "reserved bits of the LPH are set"))
+            if p.expected_len is None:
+                p.issues.append(_issue(ERROR, "ub.lph", "ub.lph.plength", off + 2,
+                                       f"PLENGTH {lph[-1]:#06x} uses a reserved encoding"))
+        else:
+            p = self._pkt
+            lbh = _LBH.unpack(blk, 0)
+            hdr = dict(zip(_LBH.keys, lbh))
+            hlen = LBH_LEN
+            if lbh[6] != p.lph[6]:
+                p.issues.append(_issue(ERROR, "ub.lbh", "ub.lbh.cfg", off + 1,
+                                       f"LBH CFG {lbh[6]} differs from the LPH's {p.lph[6]}"))
+            if lbh[4] != p.lph[4]:
+                p.issues.append(_issue(ERROR, "ub.lbh", "ub.lbh.vl", off,
+                                       f"LBH VL {lbh[4]} differs from the LPH's {p.lph[4]} "
+                                       "(all DLLDBs of a DLLDP share one VL, UB 2.0 §4.5.1)"))
+            if lbh[3] or lbh[5]:
+                p.issues.append(_issue(WARNING, "ub.lbh", "ub.lbh.rsvd1", off,
+                                       "reserved bits of the LBH are set"))
+        idx = p.seen
+        p.seen += 1
+        last = p.seen == p.nblocks
+        tail = check_tail(blk, self.crc_mode, off, p.issues, end=last,
+                          covers_info=self.covers_info, crc_ok=crc_ok, last=last)
+        p.blocks.append(BlockInfo(off, flits, hdr, tail, crc_ok))
+        p.flits += flits
+        # payload of this block
+        trailer = 4 if self.crc_mode else (1 if last else 0)
+        room = flits * FLIT - hlen - trailer
+        if last and p.expected_len is not None:
+            if p.nblocks == 1:
+                take = p.expected_len - LPH_LEN
+            else:
+                done = sum(len(x) for x in p.parts)
+                take = p.expected_len - LPH_LEN - done
+            take = max(0, min(take, room))
+        else:
+            take = room
+        if idx == 0:
+            p.parts.append(bytes(blk[LPH_LEN:LPH_LEN + take]))
+        else:
+            p.parts.append(bytes(blk[hlen:hlen + take]))
+        pad = blk[hlen + take:flits * FLIT - trailer]
+        if any(pad):
+            p.issues.append(_issue(WARNING, "ub.pad", "ub.pad.data", off + hlen + take,
+                                   "padding bytes are not zero"))
+        if last:
+            eflag = tail.get("ub.bcrc.error_flag", tail.get("ub.end.error_flag", 0))
+            if eflag:
+                p.error_flag = True
+                p.issues.append(_issue(WARNING, "ub.bcrc" if self.crc_mode else "ub.end",
+                                       "ub.bcrc.error_flag" if self.crc_mode
+                                       else "ub.end.error_flag", off + flits * FLIT - 1,
+                                       "ERROR_FLAG: the sender marked this DLLDP bad; it is to "
+                                       "be dropped above the data link (UB 2.0 §4.8.3)"))
+            self._finish(out)
+
+    def _finish(self, out, truncated: bool = False) -> None:
+        p = self._pkt
+        self._pkt = None
+        if p is None:
+            return
+        pkt = p.head + b"".join(p.parts)
+        if truncated:
+            p.issues.append(_issue(ERROR, "ub.lph", "ub.lph.plength", p.offset,
+                                   f"stream ends after {p.seen} of {p.nblocks} DLLDBs"))
+        elif p.expected_len is not None and len(pkt) != p.expected_len:
+            p.issues.append(_issue(ERROR, "ub.lph", "ub.lph.plength", p.offset,
+                                   f"PLENGTH describes {p.expected_len} bytes, "
+                                   f"{len(pkt)} were carried"))
+        out.append(Unit("packet", p.offset, p.flits, pkt, p.issues, p.blocks, p.error_flag))
+
+    def close(self) -> list:
+        out = []
+        if self._buf:
+            n = len(self._buf)
+            msg = (f"{n} trailing bytes: not a whole flit" if n < FLIT
+                   else f"stream ends inside a block ({n} bytes left)")
+            out.append(Unit("garbage", self._base, n // FLIT, None,
+                            [_issue(ERROR, "frame", None, self._base, msg)], raw=bytes(self._buf)))
+            self._buf.clear()
+        if self._pkt is not None:
+            self._finish(out, truncated=True)
+        self._scan_pkt = None
+        return out
+
+
+def deframe(stream: bytes, crc_mode: bool = True, *, controls: bool = False,
+            covers_info: bool = True) -> list:
+    """The DLLDPs of a flit stream: objects with ``.packet`` (the network packet, LPH first)
+    and ``.issues`` (empty when every BCRC, length and header checks out).  ``controls=True``
+    also returns the DLLCBs (``kind == "control"``, ``.control`` decoded)."""
+    d = Deframer(crc_mode, covers_info=covers_info, controls=controls)
+    return d.feed(stream) + d.close()
+
+
+_ = (E, MAX_PACKET)
+
+
+def fill_plength(packet: bytes, crc_mode: bool = True) -> bytes:
+    """``packet`` with the PLENGTH its length needs (what :func:`frame_packet` writes), so that
+    ``deframe(frame_packet(p))[0].packet == fill_plength(p)`` for every framable packet."""
+    plen = layout(len(packet), crc_mode).plength
+    return bytes((packet[0], packet[1], (packet[2] & 0xC0) | (plen >> 8), plen & 0xFF)) + \
+        bytes(packet[4:])
