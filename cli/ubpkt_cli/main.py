@@ -19,6 +19,8 @@ def _register() -> None:
     main.add_command(stats)
     from ubpkt_cli.phy_cmd import phy, fuzz
     main.add_command(phy); main.add_command(fuzz)
+    from ubpkt_cli.shell_cmd import shell
+    main.add_command(shell)
 
 
 _register()

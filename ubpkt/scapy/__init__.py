@@ -1,0 +1,23 @@
+"""Scapy layers for UnifiedBus (UB 2.0), generated from :mod:`ubpkt.formats`.
+
+``from ubpkt.scapy import *`` gives one class per declared UB header (``UBLph``, ``UBCna16``,
+``UBRtph``, ``UBBtah``, ``UBMaetah``...), bound so that::
+
+    Ether()/IP(flags="DF")/UDP()/UBRtph(psn=1)/UBBtah(taopcode="Write")/UBMaetah(length=4)
+        /Raw(b"abcd")
+
+builds with UDP port 4792, lengths, transport padding and the ICRC filled in (explicit values are
+kept), and ``rdpcap`` of UB captures (linktypes 1, 148 and 147) dissects into the same layers.
+See ``docs/scapy.md``.
+"""
+from __future__ import annotations
+
+from . import layers as _layers
+from .layers import (CLASSES, LAYER_CLASSES, UBPacket, class_name, get_profile, layer_ids,
+                     profile_of, set_profile, tah_sequence)
+
+globals().update(CLASSES)
+
+__all__ = sorted(CLASSES) + ["CLASSES", "LAYER_CLASSES", "UBPacket", "class_name", "get_profile",
+                             "layer_ids", "profile_of", "set_profile", "tah_sequence"]
+del _layers
