@@ -177,7 +177,7 @@ class Gen:
                 out.append(f"  v.{f.name} = u64bits(r, {rshift}, {f.bits}, {f.shift})")
                 out.append(f"  it = t:add(HF[{n}], r, v.{f.name})")
         if f.reserved:
-            out.append(f"  if nonzero(tvb, off, {off}, {f.bits}) then "
+            out.append(f"  if not st.quiet and nonzero(tvb, off, {off}, {f.bits}) then "
                        f"it:add_proto_expert_info(EX.rsvd, {lua_str(f'Reserved bits set: {key}')}) "
                        "st.issues = st.issues + 1 end")
         if f.fixed is not None:

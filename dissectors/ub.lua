@@ -602,14 +602,14 @@ HDR["ub.lph"] = {size = 4, title = "Link Packet Header", fn = function(tvb, off,
   r = tvb(off + 0, 1)
   it = t:add(HF[4], r)
   v.rsvd1 = bf(r, 1, 1)
-  if nonzero(tvb, off, 6, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lph.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 6, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lph.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 0, 2)
   it = t:add(HF[5], r)
   v.vl = bf(r, 5, 4)
   r = tvb(off + 1, 1)
   it = t:add(HF[6], r)
   v.rsvd2 = bf(r, 4, 1)
-  if nonzero(tvb, off, 11, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lph.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 11, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lph.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 1, 1)
   it = t:add(HF[7], r)
   v.cfg = bf(r, 0, 4)
@@ -638,14 +638,14 @@ HDR["ub.lbh"] = {size = 2, title = "Link Block Header", fn = function(tvb, off, 
   r = tvb(off + 0, 1)
   it = t:add(HF[13], r)
   v.rsvd1 = bf(r, 1, 1)
-  if nonzero(tvb, off, 6, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lbh.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 6, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lbh.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 0, 2)
   it = t:add(HF[14], r)
   v.vl = bf(r, 5, 4)
   r = tvb(off + 1, 1)
   it = t:add(HF[15], r)
   v.rsvd2 = bf(r, 4, 1)
-  if nonzero(tvb, off, 11, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lbh.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 11, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lbh.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 1, 1)
   it = t:add(HF[16], r)
   v.cfg = bf(r, 0, 4)
@@ -668,14 +668,14 @@ HDR["ub.lph_ns3"] = {size = 4, title = "Link Packet Header (ns-3-UB)", fn = func
   r = tvb(off + 0, 1)
   it = t:add(HF[4], r)
   v.rsvd1 = bf(r, 1, 1)
-  if nonzero(tvb, off, 6, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lph.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 6, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lph.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 0, 2)
   it = t:add(HF[5], r)
   v.vl = bf(r, 5, 4)
   r = tvb(off + 1, 1)
   it = t:add(HF[6], r)
   v.rsvd2 = bf(r, 4, 1)
-  if nonzero(tvb, off, 11, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lph.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 11, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lph.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 1, 1)
   it = t:add(HF[7], r)
   v.cfg = bf(r, 0, 4)
@@ -719,7 +719,7 @@ HDR["ub.lch"] = {size = 4, title = "Link Control-block Header", fn = function(tv
   r = tvb(off + 3, 1)
   it = t:add(HF[25], r)
   v.rsvd1 = bf(r, 0, 8)
-  if nonzero(tvb, off, 24, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lch.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 24, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lch.rsvd1") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -754,7 +754,7 @@ HDR["ub.lch_crd_ack"] = {size = 4, title = "LCH (Crd_Ack)", fn = function(tvb, o
   r = tvb(off + 3, 1)
   it = t:add(HF[27], r)
   v.rsvd1 = bf(r, 1, 6)
-  if nonzero(tvb, off, 25, 6) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lch.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 25, 6) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lch.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 3, 1)
   it = t:add(HF[28], r)
   v.t = bf(r, 0, 1)
@@ -789,7 +789,7 @@ HDR["ub.lch_block_mode_chg"] = {size = 4, title = "LCH (Block_Mode_Chg)", fn = f
   r = tvb(off + 3, 1)
   it = t:add(HF[29], r)
   v.rsvd1 = bf(r, 4, 4)
-  if nonzero(tvb, off, 24, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lch.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 24, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lch.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 3, 1)
   it = t:add(HF[30], r)
   v.type = bf(r, 0, 4)
@@ -802,7 +802,7 @@ HDR["ub.cb_rsvd"] = {size = 12, title = "Control block (reserved body)", fn = fu
   local v, r, it = {}, nil, nil
   r = tvb(off + 0, 12)
   it = t:add(HF[31], r)
-  if nonzero(tvb, off, 0, 96) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cb.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 96) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cb.rsvd1") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -813,7 +813,7 @@ HDR["ub.retry_req"] = {size = 12, title = "Retry_Req", fn = function(tvb, off, t
   r = tvb(off + 0, 4)
   it = t:add(HF[32], r)
   v.rsvd1 = bf(r, 0, 32)
-  if nonzero(tvb, off, 0, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.retry_req.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.retry_req.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 4, 2)
   it = t:add(HF[33], r)
   v.rcvptr = bf(r, 0, 16)
@@ -826,7 +826,7 @@ HDR["ub.retry_req"] = {size = 12, title = "Retry_Req", fn = function(tvb, off, t
   r = tvb(off + 8, 4)
   it = t:add(HF[36], r)
   v.rsvd2 = bf(r, 0, 32)
-  if nonzero(tvb, off, 64, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.retry_req.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 64, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.retry_req.rsvd2") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -837,7 +837,7 @@ HDR["ub.retry_ack"] = {size = 12, title = "Retry_Ack", fn = function(tvb, off, t
   r = tvb(off + 0, 1)
   it = t:add(HF[37], r)
   v.rsvd1 = bf(r, 0, 8)
-  if nonzero(tvb, off, 0, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.retry_ack.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.retry_ack.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 1)
   it = t:add(HF[38], r)
   v.num_retry = bf(r, 0, 8)
@@ -853,7 +853,7 @@ HDR["ub.retry_ack"] = {size = 12, title = "Retry_Ack", fn = function(tvb, off, t
   r = tvb(off + 8, 4)
   it = t:add(HF[42], r)
   v.rsvd2 = bf(r, 0, 32)
-  if nonzero(tvb, off, 64, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.retry_ack.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 64, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.retry_ack.rsvd2") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -868,7 +868,7 @@ HDR["ub.lane_manage"] = {size = 12, title = "Lane_Manage", fn = function(tvb, of
   r = tvb(off + 0, 1)
   it = t:add(HF[44], r)
   v.rsvd1 = bf(r, 3, 1)
-  if nonzero(tvb, off, 4, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lane_manage.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 4, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lane_manage.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 0, 1)
   it = t:add(HF[45], r)
   v.power_down = bf(r, 2, 1)
@@ -885,7 +885,7 @@ HDR["ub.lane_manage"] = {size = 12, title = "Lane_Manage", fn = function(tvb, of
   r = tvb(off + 1, 1)
   it = t:add(HF[49], r)
   v.rsvd2 = bf(r, 3, 1)
-  if nonzero(tvb, off, 12, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lane_manage.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 12, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lane_manage.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 1, 1)
   it = t:add(HF[50], r)
   v.rx_lane_up = bf(r, 2, 1)
@@ -898,25 +898,25 @@ HDR["ub.lane_manage"] = {size = 12, title = "Lane_Manage", fn = function(tvb, of
   r = tvb(off + 2, 1)
   it = t:add(HF[53], r)
   v.rsvd3 = bf(r, 6, 2)
-  if nonzero(tvb, off, 16, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lane_manage.rsvd3") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 16, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lane_manage.rsvd3") st.issues = st.issues + 1 end
   r = tvb(off + 2, 1)
   it = t:add(HF[54], r)
   v.tlw = bf(r, 0, 6)
   r = tvb(off + 3, 1)
   it = t:add(HF[55], r)
   v.rsvd4 = bf(r, 6, 2)
-  if nonzero(tvb, off, 24, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lane_manage.rsvd4") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 24, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lane_manage.rsvd4") st.issues = st.issues + 1 end
   r = tvb(off + 3, 1)
   it = t:add(HF[56], r)
   v.rlw = bf(r, 0, 6)
   r = tvb(off + 4, 4)
   it = t:add(HF[57], r)
   v.rsvd5 = bf(r, 0, 32)
-  if nonzero(tvb, off, 32, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lane_manage.rsvd5") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 32, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lane_manage.rsvd5") st.issues = st.issues + 1 end
   r = tvb(off + 8, 4)
   it = t:add(HF[58], r)
   v.rsvd6 = bf(r, 0, 32)
-  if nonzero(tvb, off, 64, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lane_manage.rsvd6") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 64, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.lane_manage.rsvd6") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -932,10 +932,10 @@ HDR["ub.crd_ack"] = {size = 32, title = "Crd_Ack", fn = function(tvb, off, tree,
   r = tvb(off + 14, 2)
   it = t:add(HF[61], r)
   v.rsvd1 = bf(r, 0, 16)
-  if nonzero(tvb, off, 112, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.crd_ack.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 112, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.crd_ack.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 16, 16)
   it = t:add(HF[62], r)
-  if nonzero(tvb, off, 128, 128) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.crd_ack.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 128, 128) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.crd_ack.rsvd2") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -951,10 +951,10 @@ HDR["ub.crd_ack_ns3"] = {size = 32, title = "Crd_Ack (ns-3-UB)", fn = function(t
   r = tvb(off + 14, 2)
   it = t:add(HF[61], r)
   v.rsvd1 = bf(r, 0, 16)
-  if nonzero(tvb, off, 112, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.crd_ack.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 112, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.crd_ack.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 16, 16)
   it = t:add(HF[62], r)
-  if nonzero(tvb, off, 128, 128) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.crd_ack.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 128, 128) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.crd_ack.rsvd2") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -965,14 +965,14 @@ HDR["ub.init"] = {size = 76, title = "Init", fn = function(tvb, off, tree, st)
   r = tvb(off + 0, 3)
   it = t:add(HF[63], r)
   v.rsvd1 = bf(r, 0, 24)
-  if nonzero(tvb, off, 0, 24) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 24) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 3, 2)
   it = t:add(HF[64], r)
   v.feature_id = bf(r, 0, 16)
   r = tvb(off + 5, 1)
   it = t:add(HF[65], r)
   v.rsvd2 = bf(r, 1, 7)
-  if nonzero(tvb, off, 40, 7) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 40, 7) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 5, 1)
   it = t:add(HF[66], r)
   v.rxbuf_vl_share = bf(r, 0, 1)
@@ -991,28 +991,28 @@ HDR["ub.init"] = {size = 76, title = "Init", fn = function(tvb, off, tree, st)
   r = tvb(off + 11, 1)
   it = t:add(HF[71], r)
   v.rsvd3 = bf(r, 0, 8)
-  if nonzero(tvb, off, 88, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd3") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 88, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd3") st.issues = st.issues + 1 end
   r = tvb(off + 12, 2)
   it = t:add(HF[72], r)
   v.retry_buf_depth = bf(r, 0, 16)
   r = tvb(off + 14, 2)
   it = t:add(HF[73], r)
   v.rsvd4 = bf(r, 0, 16)
-  if nonzero(tvb, off, 112, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd4") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 112, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd4") st.issues = st.issues + 1 end
   r = tvb(off + 16, 4)
   it = t:add(HF[74], r)
   v.rsvd5 = bf(r, 0, 32)
-  if nonzero(tvb, off, 128, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd5") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 128, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd5") st.issues = st.issues + 1 end
   r = tvb(off + 20, 14)
   it = t:add(HF[75], r)
   r = tvb(off + 34, 2)
   it = t:add(HF[76], r)
   v.rsvd6 = bf(r, 0, 16)
-  if nonzero(tvb, off, 272, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd6") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 272, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd6") st.issues = st.issues + 1 end
   r = tvb(off + 36, 4)
   it = t:add(HF[77], r)
   v.rsvd7 = bf(r, 0, 32)
-  if nonzero(tvb, off, 288, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd7") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 288, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd7") st.issues = st.issues + 1 end
   r = tvb(off + 40, 12)
   it = t:add(HF[78], r)
   r = tvb(off + 52, 2)
@@ -1020,10 +1020,10 @@ HDR["ub.init"] = {size = 76, title = "Init", fn = function(tvb, off, tree, st)
   r = tvb(off + 54, 2)
   it = t:add(HF[80], r)
   v.rsvd8 = bf(r, 0, 16)
-  if nonzero(tvb, off, 432, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd8") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 432, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd8") st.issues = st.issues + 1 end
   r = tvb(off + 56, 13)
   it = t:add(HF[81], r)
-  if nonzero(tvb, off, 448, 104) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd9") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 448, 104) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd9") st.issues = st.issues + 1 end
   r = tvb(off + 69, 1)
   it = t:add(HF[82], r)
   v.packet_min_interval = bf(r, 0, 8)
@@ -1032,7 +1032,7 @@ HDR["ub.init"] = {size = 76, title = "Init", fn = function(tvb, off, tree, st)
   r = tvb(off + 74, 2)
   it = t:add(HF[84], r)
   v.rsvd10 = bf(r, 0, 16)
-  if nonzero(tvb, off, 592, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd10") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 592, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.init.rsvd10") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -1043,14 +1043,14 @@ HDR["ub.param_exchg"] = {size = 12, title = "Param_Exchg", fn = function(tvb, of
   r = tvb(off + 0, 4)
   it = t:add(HF[85], r)
   v.rsvd1 = bf(r, 0, 32)
-  if nonzero(tvb, off, 0, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.param_exchg.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.param_exchg.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 4, 4)
   it = t:add(HF[86], r)
   v.data = bf(r, 0, 32)
   r = tvb(off + 8, 4)
   it = t:add(HF[87], r)
   v.rsvd2 = bf(r, 0, 32)
-  if nonzero(tvb, off, 64, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.param_exchg.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 64, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.param_exchg.rsvd2") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -1061,14 +1061,14 @@ HDR["ub.param_exchg_flit"] = {size = 20, title = "Param_Exchg (more flits)", fn 
   r = tvb(off + 0, 8)
   it = t:add(HF[88], r)
   v.rsvd1 = r:uint64()
-  if nonzero(tvb, off, 0, 64) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.param_exchg.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 64) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.param_exchg.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 8, 4)
   it = t:add(HF[86], r)
   v.data = bf(r, 0, 32)
   r = tvb(off + 12, 8)
   it = t:add(HF[89], r)
   v.rsvd2 = r:uint64()
-  if nonzero(tvb, off, 96, 64) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.param_exchg.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 96, 64) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.param_exchg.rsvd2") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -1079,7 +1079,7 @@ HDR["ub.bcrc"] = {size = 4, title = "Block CRC", fn = function(tvb, off, tree, s
   r = tvb(off + 0, 1)
   it = t:add(HF[90], r)
   v.rsvd1 = bf(r, 7, 1)
-  if nonzero(tvb, off, 0, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.bcrc.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.bcrc.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 0, 1)
   it = t:add(HF[91], r)
   v.error_flag = bf(r, 6, 1)
@@ -1096,14 +1096,14 @@ HDR["ub.end"] = {size = 1, title = "END", fn = function(tvb, off, tree, st)
   r = tvb(off + 0, 1)
   it = t:add(HF[93], r)
   v.rsvd1 = bf(r, 7, 1)
-  if nonzero(tvb, off, 0, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.end.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.end.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 0, 1)
   it = t:add(HF[94], r)
   v.error_flag = bf(r, 6, 1)
   r = tvb(off + 0, 1)
   it = t:add(HF[95], r)
   v.rsvd2 = bf(r, 0, 6)
-  if nonzero(tvb, off, 2, 6) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.end.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 2, 6) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.end.rsvd2") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -1117,21 +1117,21 @@ HDR["ub.cfg_req"] = {size = 16, title = "Configuration request PDU", fn = functi
   r = tvb(off + 2, 1)
   it = t:add(HF[97], r)
   v.rsvd1 = bf(r, 0, 8)
-  if nonzero(tvb, off, 16, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cfg_req.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 16, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cfg_req.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 3, 1)
   it = t:add(HF[98], r)
   v.byte_en = bf(r, 4, 4)
   r = tvb(off + 3, 1)
   it = t:add(HF[99], r)
   v.rsvd2 = bf(r, 0, 4)
-  if nonzero(tvb, off, 28, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cfg_req.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 28, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cfg_req.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 4, 4)
   it = t:add(HF[100], r)
   v.req_addr = bf(r, 0, 32)
   r = tvb(off + 8, 4)
   it = t:add(HF[101], r)
   v.rsvd3 = bf(r, 0, 32)
-  if nonzero(tvb, off, 64, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cfg_req.rsvd3") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 64, 32) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cfg_req.rsvd3") st.issues = st.issues + 1 end
   r = tvb(off + 12, 4)
   it = t:add(HF[102], r)
   v.data = bf(r, 0, 32)
@@ -1147,7 +1147,7 @@ HDR["ub.cfg_rsp"] = {size = 16, title = "Configuration response PDU", fn = funct
   v.data = bf(r, 0, 32)
   r = tvb(off + 4, 12)
   it = t:add(HF[104], r)
-  if nonzero(tvb, off, 32, 96) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cfg_rsp.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 32, 96) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cfg_rsp.rsvd1") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -1158,7 +1158,7 @@ HDR["ub.error_msg"] = {size = 8, title = "Error message PDU", fn = function(tvb,
   r = tvb(off + 0, 1)
   it = t:add(HF[105], r)
   v.rsvd1 = bf(r, 0, 8)
-  if nonzero(tvb, off, 0, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.error_msg.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.error_msg.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 3)
   it = t:add(HF[106], r)
   v.scna = bf(r, 0, 24)
@@ -1168,7 +1168,7 @@ HDR["ub.error_msg"] = {size = 8, title = "Error message PDU", fn = function(tvb,
   r = tvb(off + 4, 2)
   it = t:add(HF[108], r)
   v.rsvd2 = bf(r, 0, 15)
-  if nonzero(tvb, off, 33, 15) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.error_msg.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 33, 15) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.error_msg.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 6, 2)
   it = t:add(HF[109], r)
   v.port_idx = bf(r, 0, 16)
@@ -1182,14 +1182,14 @@ HDR["ub.link_msg"] = {size = 8, title = "Link up/down PDU", fn = function(tvb, o
   r = tvb(off + 0, 1)
   it = t:add(HF[110], r)
   v.rsvd1 = bf(r, 0, 8)
-  if nonzero(tvb, off, 0, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.link_msg.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.link_msg.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 3)
   it = t:add(HF[111], r)
   v.scna = bf(r, 0, 24)
   r = tvb(off + 4, 2)
   it = t:add(HF[112], r)
   v.rsvd2 = bf(r, 0, 16)
-  if nonzero(tvb, off, 32, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.link_msg.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 32, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.link_msg.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 6, 2)
   it = t:add(HF[113], r)
   v.port_idx = bf(r, 0, 16)
@@ -1203,7 +1203,7 @@ HDR["ub.hotplug_msg"] = {size = 4, title = "Hot-plug PDU", fn = function(tvb, of
   r = tvb(off + 0, 2)
   it = t:add(HF[114], r)
   v.rsvd1 = bf(r, 0, 16)
-  if nonzero(tvb, off, 0, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.hotplug_msg.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.hotplug_msg.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 2, 2)
   it = t:add(HF[115], r)
   v.slot_idx = bf(r, 0, 16)
@@ -1217,7 +1217,7 @@ HDR["ub.token_check_req"] = {size = 4, title = "Token check configuration", fn =
   r = tvb(off + 0, 4)
   it = t:add(HF[116], r)
   v.rsvd1 = bf(r, 1, 31)
-  if nonzero(tvb, off, 0, 31) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.token_check.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 31) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.token_check.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 3, 1)
   it = t:add(HF[117], r)
   v.check_en = bf(r, 0, 1)
@@ -1231,7 +1231,7 @@ HDR["ub.token_check_rsp"] = {size = 8, title = "Token check response", fn = func
   r = tvb(off + 0, 2)
   it = t:add(HF[118], r)
   v.rsvd1 = bf(r, 4, 12)
-  if nonzero(tvb, off, 0, 12) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.token_check.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 12) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.token_check.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 3)
   it = t:add(HF[119], r)
   v.tokenid = bf(r, 0, 20)
@@ -1251,7 +1251,7 @@ HDR["ub.neighbour_query"] = {size = 4, title = "Link neighbour query", fn = func
   r = tvb(off + 0, 2)
   it = t:add(HF[122], r)
   v.rsvd1 = bf(r, 0, 15)
-  if nonzero(tvb, off, 1, 15) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.neighbour_query.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 1, 15) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.neighbour_query.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 2, 2)
   it = t:add(HF[123], r)
   v.port_num = bf(r, 0, 16)
@@ -1265,7 +1265,7 @@ HDR["ub.entity_reg"] = {size = 92, title = "Entity registration", fn = function(
   r = tvb(off + 0, 1)
   it = t:add(HF[124], r)
   v.rsvd1 = bf(r, 7, 1)
-  if nonzero(tvb, off, 0, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.entity_reg.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.entity_reg.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 0, 2)
   it = t:add(HF[125], r)
   v.upi = bf(r, 0, 15)
@@ -1279,7 +1279,7 @@ HDR["ub.entity_reg"] = {size = 92, title = "Entity registration", fn = function(
   r = tvb(off + 36, 1)
   it = t:add(HF[129], r)
   v.rsvd2 = bf(r, 0, 8)
-  if nonzero(tvb, off, 288, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.entity_reg.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 288, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.entity_reg.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 37, 3)
   it = t:add(HF[130], r)
   v.cna = bf(r, 0, 24)
@@ -1315,7 +1315,7 @@ HDR["ub.entity_dereg"] = {size = 20, title = "Entity deregistration", fn = funct
   r = tvb(off + 16, 3)
   it = t:add(HF[139], r)
   v.rsvd1 = bf(r, 0, 24)
-  if nonzero(tvb, off, 128, 24) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.entity_dereg.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 128, 24) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.entity_dereg.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 19, 1)
   it = t:add(HF[140], r)
   v.reason = bf(r, 0, 8)
@@ -1333,7 +1333,7 @@ HDR["ub.bus_create"] = {size = 36, title = "Bus-instance create", fn = function(
   r = tvb(off + 32, 3)
   it = t:add(HF[143], r)
   v.rsvd1 = bf(r, 7, 17)
-  if nonzero(tvb, off, 256, 17) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.bus_instance.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 256, 17) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.bus_instance.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 34, 2)
   it = t:add(HF[144], r)
   v.upi = bf(r, 0, 15)
@@ -1359,7 +1359,7 @@ HDR["ub.cfg_complete"] = {size = 36, title = "Configuration completion", fn = fu
   r = tvb(off + 0, 4)
   it = t:add(HF[146], r)
   v.rsvd1 = bf(r, 0, 31)
-  if nonzero(tvb, off, 1, 31) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cfg_complete.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 1, 31) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cfg_complete.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 4, 16)
   it = t:add(HF[147], r, fmt_guid(hex_dwrev(r)))
   r = tvb(off + 20, 16)
@@ -1377,7 +1377,7 @@ HDR["ub.port_reset"] = {size = 4, title = "Port reset notification", fn = functi
   r = tvb(off + 2, 2)
   it = t:add(HF[150], r)
   v.rsvd1 = bf(r, 1, 15)
-  if nonzero(tvb, off, 16, 15) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.port_reset.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 16, 15) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.port_reset.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 3, 1)
   it = t:add(HF[151], r)
   v.t = bf(r, 0, 1)
@@ -1391,7 +1391,7 @@ HDR["ub.enum_pad"] = {size = 2, title = "Enumeration padding", fn = function(tvb
   r = tvb(off + 0, 2)
   it = t:add(HF[152], r)
   v.rsvd1 = bf(r, 0, 16)
-  if nonzero(tvb, off, 0, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.enum.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.enum.rsvd1") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -1402,7 +1402,7 @@ HDR["ub.scan"] = {size = 4, title = "Scan Header", fn = function(tvb, off, tree,
   r = tvb(off + 0, 2)
   it = t:add(HF[153], r)
   v.rsvd1 = bf(r, 5, 11)
-  if nonzero(tvb, off, 0, 11) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.scan.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 11) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.scan.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 1)
   it = t:add(HF[154], r)
   v.r = bf(r, 4, 1)
@@ -1458,7 +1458,7 @@ HDR["ub.scan_cna_cfg"] = {size = 8, title = "CNA configuration request", fn = fu
   r = tvb(off + 2, 3)
   it = t:add(HF[167], r)
   v.rsvd1 = bf(r, 0, 24)
-  if nonzero(tvb, off, 16, 24) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.scan_pdu.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 16, 24) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.scan_pdu.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 5, 3)
   it = t:add(HF[168], r)
   v.cna = bf(r, 0, 24)
@@ -1556,7 +1556,7 @@ HDR["ub.cna24"] = {size = 10, title = "NTH, 24-bit CNA", fn = function(tvb, off,
   r = tvb(off + 9, 1)
   it = t:add(HF[183], r)
   v.rsvd1 = bf(r, 3, 1)
-  if nonzero(tvb, off, 76, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cna24.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 76, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cna24.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 9, 1)
   it = t:add(HF[184], r)
   v.nlp = bf(r, 0, 3)
@@ -1585,7 +1585,7 @@ HDR["ub.cna24_ns3"] = {size = 10, title = "NTH, 24-bit CNA (ns-3-UB)", fn = func
   r = tvb(off + 9, 1)
   it = t:add(HF[183], r)
   v.rsvd1 = bf(r, 3, 1)
-  if nonzero(tvb, off, 76, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cna24.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 76, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cna24.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 9, 1)
   it = t:add(HF[184], r)
   v.nlp = bf(r, 0, 3)
@@ -1602,7 +1602,7 @@ HDR["ub.nth"] = {size = 6, title = "NTH, IP form", fn = function(tvb, off, tree,
   r = tvb(off + 2, 1)
   it = t:add(HF[186], r)
   v.rsvd1 = bf(r, 1, 7)
-  if nonzero(tvb, off, 16, 7) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.nth.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 16, 7) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.nth.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 2, 4)
   it = t:add(HF[187], r)
   v.npi = bf(r, 0, 25)
@@ -1622,7 +1622,7 @@ HDR["ub.cci_caqm"] = {size = 2, title = "CCI (CAQM)", fn = function(tvb, off, tr
   r = tvb(off + 0, 1)
   it = t:add(HF[190], r)
   v.rsvd1 = bf(r, 3, 1)
-  if nonzero(tvb, off, 4, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cci.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 4, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cci.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 0, 1)
   it = t:add(HF[191], r)
   v.enable = bf(r, 2, 1)
@@ -1651,7 +1651,7 @@ HDR["ub.cci_fecn"] = {size = 2, title = "CCI (FECN)", fn = function(tvb, off, tr
   r = tvb(off + 0, 2)
   it = t:add(HF[195], r)
   v.rsvd1 = bf(r, 2, 10)
-  if nonzero(tvb, off, 4, 10) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cci.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 4, 10) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cci.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 1)
   it = t:add(HF[196], r)
   v.fecn = bf(r, 0, 2)
@@ -1714,7 +1714,7 @@ HDR["ub.ip_notify"] = {size = 6, title = "IP notify (IPv4)", fn = function(tvb, 
   r = tvb(off + 0, 1)
   it = t:add(HF[203], r)
   v.rsvd1 = bf(r, 0, 4)
-  if nonzero(tvb, off, 4, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.ip_notify.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 4, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.ip_notify.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 1)
   it = t:add(HF[204], r)
   v.prefix_len = bf(r, 0, 8)
@@ -1733,7 +1733,7 @@ HDR["ub.ip_notify6"] = {size = 18, title = "IP notify (IPv6)", fn = function(tvb
   r = tvb(off + 0, 1)
   it = t:add(HF[203], r)
   v.rsvd1 = bf(r, 0, 4)
-  if nonzero(tvb, off, 4, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.ip_notify.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 4, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.ip_notify.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 1)
   it = t:add(HF[204], r)
   v.prefix_len = bf(r, 0, 8)
@@ -1752,7 +1752,7 @@ HDR["ub.npic"] = {size = 4, title = "NPI configuration", fn = function(tvb, off,
   r = tvb(off + 1, 1)
   it = t:add(HF[208], r)
   v.rsvd1 = bf(r, 0, 8)
-  if nonzero(tvb, off, 8, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.npic.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 8, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.npic.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 2, 2)
   it = t:add(HF[209], r)
   v.sum = bf(r, 0, 16)
@@ -1768,7 +1768,7 @@ HDR["ub.npic_entry"] = {size = 20, title = "NPIC entry", fn = function(tvb, off,
   r = tvb(off + 16, 1)
   it = t:add(HF[211], r)
   v.rsvd1 = bf(r, 1, 7)
-  if nonzero(tvb, off, 128, 7) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.npic.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 128, 7) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.npic.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 16, 4)
   it = t:add(HF[212], r)
   v.npi = bf(r, 0, 25)
@@ -1836,7 +1836,7 @@ HDR["ub.btah"] = {size = 8, title = "Base Transaction Header", fn = function(tvb
   r = tvb(off + 1, 1)
   it = t:add(HF[224], r)
   v.rsvd1 = bf(r, 1, 1)
-  if nonzero(tvb, off, 14, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.btah.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 14, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.btah.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 1)
   it = t:add(HF[225], r)
   v.ud_flag = bf(r, 0, 1)
@@ -1864,7 +1864,7 @@ HDR["ub.btah"] = {size = 8, title = "Base Transaction Header", fn = function(tvb
   r = tvb(off + 5, 1)
   it = t:add(HF[233], r)
   v.rsvd2 = bf(r, 7, 1)
-  if nonzero(tvb, off, 40, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.btah.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 40, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.btah.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 5, 1)
   it = t:add(HF[234], r)
   v.e_bit = bf(r, 6, 1)
@@ -1899,7 +1899,7 @@ HDR["ub.btah_c"] = {size = 4, title = "Base Transaction Header (compact)", fn = 
   r = tvb(off + 1, 1)
   it = t:add(HF[224], r)
   v.rsvd1 = bf(r, 1, 1)
-  if nonzero(tvb, off, 14, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.btah.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 14, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.btah.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 1)
   it = t:add(HF[225], r)
   v.ud_flag = bf(r, 0, 1)
@@ -1922,7 +1922,7 @@ HDR["ub.atah"] = {size = 8, title = "ACK Transaction Header", fn = function(tvb,
   r = tvb(off + 1, 1)
   it = t:add(HF[239], r)
   v.rsvd1 = bf(r, 4, 2)
-  if nonzero(tvb, off, 10, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 10, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 1)
   it = t:add(HF[240], r)
   v.sv = bf(r, 3, 1)
@@ -1932,7 +1932,7 @@ HDR["ub.atah"] = {size = 8, title = "ACK Transaction Header", fn = function(tvb,
   r = tvb(off + 1, 1)
   it = t:add(HF[242], r)
   v.rsvd2 = bf(r, 0, 2)
-  if nonzero(tvb, off, 14, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 14, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 2, 2)
   it = t:add(HF[243], r)
   v.ini_tassn = bf(r, 0, 16)
@@ -1945,7 +1945,7 @@ HDR["ub.atah"] = {size = 8, title = "ACK Transaction Header", fn = function(tvb,
   r = tvb(off + 5, 1)
   it = t:add(HF[246], r)
   v.rsvd3 = bf(r, 6, 2)
-  if nonzero(tvb, off, 40, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd3") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 40, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd3") st.issues = st.issues + 1 end
   r = tvb(off + 5, 1)
   it = t:add(HF[247], r)
   v.ini_rc_type = bf(r, 4, 2)
@@ -1971,14 +1971,14 @@ HDR["ub.atah_c"] = {size = 4, title = "ACK Transaction Header (compact)", fn = f
   r = tvb(off + 1, 1)
   it = t:add(HF[250], r)
   v.rsvd1 = bf(r, 3, 1)
-  if nonzero(tvb, off, 12, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 12, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 1)
   it = t:add(HF[241], r)
   v.poison = bf(r, 2, 1)
   r = tvb(off + 1, 1)
   it = t:add(HF[242], r)
   v.rsvd2 = bf(r, 0, 2)
-  if nonzero(tvb, off, 14, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 14, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 2, 2)
   it = t:add(HF[243], r)
   v.ini_tassn = bf(r, 0, 16)
@@ -1998,7 +1998,7 @@ HDR["ub.atah_ns3"] = {size = 8, title = "ACK Transaction Header (ns-3-UB)", fn =
   r = tvb(off + 1, 1)
   it = t:add(HF[239], r)
   v.rsvd1 = bf(r, 4, 2)
-  if nonzero(tvb, off, 10, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 10, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 1)
   it = t:add(HF[240], r)
   v.sv = bf(r, 3, 1)
@@ -2008,7 +2008,7 @@ HDR["ub.atah_ns3"] = {size = 8, title = "ACK Transaction Header (ns-3-UB)", fn =
   r = tvb(off + 1, 1)
   it = t:add(HF[242], r)
   v.rsvd2 = bf(r, 0, 2)
-  if nonzero(tvb, off, 14, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 14, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 2, 2)
   it = t:add(HF[243], r)
   v.ini_tassn = bf(r, 0, 16)
@@ -2021,11 +2021,11 @@ HDR["ub.atah_ns3"] = {size = 8, title = "ACK Transaction Header (ns-3-UB)", fn =
   r = tvb(off + 5, 1)
   it = t:add(HF[251], r)
   v.rsvd3 = bf(r, 0, 8)
-  if nonzero(tvb, off, 40, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd3") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 40, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd3") st.issues = st.issues + 1 end
   r = tvb(off + 6, 1)
   it = t:add(HF[252], r)
   v.rsvd4 = bf(r, 6, 2)
-  if nonzero(tvb, off, 48, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd4") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 48, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.atah.rsvd4") st.issues = st.issues + 1 end
   r = tvb(off + 6, 1)
   it = t:add(HF[247], r)
   v.ini_rc_type = bf(r, 4, 2)
@@ -2045,14 +2045,14 @@ HDR["ub.maetah"] = {size = 16, title = "Memory Access Extended TAH", fn = functi
   r = tvb(off + 8, 1)
   it = t:add(HF[255], r)
   v.rsvd1 = bf(r, 4, 4)
-  if nonzero(tvb, off, 64, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.maetah.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 64, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.maetah.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 8, 3)
   it = t:add(HF[256], r)
   v.tokenid = bf(r, 0, 20)
   r = tvb(off + 11, 1)
   it = t:add(HF[257], r)
   v.rsvd2 = bf(r, 0, 8)
-  if nonzero(tvb, off, 88, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.maetah.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 88, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.maetah.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 12, 4)
   it = t:add(HF[258], r)
   v.length = bf(r, 0, 32)
@@ -2078,7 +2078,7 @@ HDR["ub.maetah_c"] = {size = 12, title = "Memory Access Extended TAH (compact)",
   r = tvb(off + 8, 2)
   it = t:add(HF[262], r)
   v.rsvd1 = bf(r, 4, 12)
-  if nonzero(tvb, off, 64, 12) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.maetah.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 64, 12) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.maetah.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 9, 3)
   it = t:add(HF[256], r)
   v.tokenid = bf(r, 0, 20)
@@ -2104,14 +2104,14 @@ HDR["ub.maetah_c_ns3"] = {size = 12, title = "Memory Access Extended TAH (compac
   r = tvb(off + 8, 1)
   it = t:add(HF[255], r)
   v.rsvd1 = bf(r, 4, 4)
-  if nonzero(tvb, off, 64, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.maetah.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 64, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.maetah.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 8, 3)
   it = t:add(HF[256], r)
   v.tokenid = bf(r, 0, 20)
   r = tvb(off + 11, 1)
   it = t:add(HF[257], r)
   v.rsvd2 = bf(r, 0, 8)
-  if nonzero(tvb, off, 88, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.maetah.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 88, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.maetah.rsvd2") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -2125,7 +2125,7 @@ HDR["ub.mtetah"] = {size = 4, title = "Message Target Extended TAH", fn = functi
   r = tvb(off + 1, 1)
   it = t:add(HF[264], r)
   v.rsvd1 = bf(r, 6, 2)
-  if nonzero(tvb, off, 8, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.mtetah.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 8, 2) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.mtetah.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 1)
   it = t:add(HF[265], r)
   v.tgt_tc_type = bf(r, 4, 2)
@@ -2152,7 +2152,7 @@ HDR["ub.taidetah"] = {size = 4, title = "Task ID Extended TAH", fn = function(tv
   r = tvb(off + 0, 2)
   it = t:add(HF[268], r)
   v.rsvd1 = bf(r, 0, 16)
-  if nonzero(tvb, off, 0, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.taidetah.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.taidetah.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 2, 2)
   it = t:add(HF[269], r)
   v.taid = bf(r, 0, 16)
@@ -2166,7 +2166,7 @@ HDR["ub.ofstetah"] = {size = 4, title = "Offset Extended TAH", fn = function(tvb
   r = tvb(off + 0, 1)
   it = t:add(HF[270], r)
   v.rsvd1 = bf(r, 0, 8)
-  if nonzero(tvb, off, 0, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.ofstetah.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.ofstetah.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 3)
   it = t:add(HF[271], r)
   v.offset = bf(r, 0, 24)
@@ -2199,14 +2199,14 @@ HDR["ub.ntfetah"] = {size = 24, title = "Notify Extended TAH", fn = function(tvb
   r = tvb(off + 8, 1)
   it = t:add(HF[276], r)
   v.rsvd1 = bf(r, 4, 4)
-  if nonzero(tvb, off, 64, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.ntfetah.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 64, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.ntfetah.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 8, 3)
   it = t:add(HF[277], r)
   v.notify_tokenid = bf(r, 0, 20)
   r = tvb(off + 11, 1)
   it = t:add(HF[278], r)
   v.rsvd2 = bf(r, 0, 8)
-  if nonzero(tvb, off, 88, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.ntfetah.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 88, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.ntfetah.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 12, 4)
   it = t:add(HF[279], r)
   v.notify_tokenvalue = bf(r, 0, 32)
@@ -2245,7 +2245,7 @@ HDR["ub.mgmtetah"] = {size = 4, title = "Management Extended TAH", fn = function
   r = tvb(off + 2, 1)
   it = t:add(HF[286], r)
   v.rsvd1 = bf(r, 4, 4)
-  if nonzero(tvb, off, 16, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.mgmtetah.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 16, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.mgmtetah.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 2, 2)
   it = t:add(HF[287], r)
   v.pdu_length = bf(r, 0, 12)
@@ -2286,7 +2286,7 @@ HDR["ub.rtph"] = {size = 16, title = "Reliable Transport Header", fn = function(
   r = tvb(off + 8, 1)
   it = t:add(HF[297], r)
   v.rsvd1 = bf(r, 0, 6)
-  if nonzero(tvb, off, 66, 6) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.rtph.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 66, 6) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.rtph.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 9, 3)
   it = t:add(HF[298], r)
   v.psn = bf(r, 0, 24)
@@ -2324,10 +2324,10 @@ HDR["ub.utph"] = {size = 16, title = "Unreliable Transport Header", fn = functio
   r = tvb(off + 2, 2)
   it = t:add(HF[307], r)
   v.rsvd1 = bf(r, 0, 16)
-  if nonzero(tvb, off, 16, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.utph.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 16, 16) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.utph.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 4, 12)
   it = t:add(HF[308], r)
-  if nonzero(tvb, off, 32, 96) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.utph.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 32, 96) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.utph.rsvd2") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -2370,7 +2370,7 @@ HDR["ub.cetph_caqm"] = {size = 8, title = "CETPH (CAQM)", fn = function(tvb, off
   r = tvb(off + 4, 1)
   it = t:add(HF[314], r)
   v.rsvd1 = bf(r, 2, 6)
-  if nonzero(tvb, off, 32, 6) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cetph.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 32, 6) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cetph.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 4, 1)
   it = t:add(HF[315], r)
   v.loc = bf(r, 1, 1)
@@ -2408,7 +2408,7 @@ HDR["ub.cetph_caqm_ns3"] = {size = 8, title = "CETPH (CAQM, ns-3-UB)", fn = func
   r = tvb(off + 7, 1)
   it = t:add(HF[321], r)
   v.rsvd1 = bf(r, 0, 6)
-  if nonzero(tvb, off, 58, 6) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cetph.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 58, 6) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cetph.rsvd1") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -2425,10 +2425,10 @@ HDR["ub.cetph_cnp"] = {size = 16, title = "CETPH (CNP)", fn = function(tvb, off,
   r = tvb(off + 0, 1)
   it = t:add(HF[324], r)
   v.rsvd1 = bf(r, 0, 5)
-  if nonzero(tvb, off, 3, 5) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cetph.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 3, 5) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cetph.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 15)
   it = t:add(HF[325], r)
-  if nonzero(tvb, off, 8, 120) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cetph.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 8, 120) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.cetph.rsvd2") st.issues = st.issues + 1 end
   return v, t
 end}
 
@@ -2439,7 +2439,7 @@ HDR["ub.saetph"] = {size = 4, title = "Selective ACK Extended TPH", fn = functio
   r = tvb(off + 0, 1)
   it = t:add(HF[326], r)
   v.rsvd1 = bf(r, 3, 5)
-  if nonzero(tvb, off, 0, 5) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.saetph.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 5) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.saetph.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 0, 1)
   it = t:add(HF[327], r)
   v.bitmapsize = bf(r, 0, 3)
@@ -2456,7 +2456,7 @@ HDR["ub.upih16"] = {size = 2, title = "UPI Header (16 bit)", fn = function(tvb, 
   r = tvb(off + 0, 1)
   it = t:add(HF[329], r)
   v.rsvd1 = bf(r, 7, 1)
-  if nonzero(tvb, off, 0, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.upih.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 1) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.upih.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 0, 2)
   it = t:add(HF[330], r)
   v.upi = bf(r, 0, 15)
@@ -2470,7 +2470,7 @@ HDR["ub.upih32"] = {size = 4, title = "UPI Header (32 bit)", fn = function(tvb, 
   r = tvb(off + 0, 1)
   it = t:add(HF[331], r)
   v.rsvd1 = bf(r, 0, 8)
-  if nonzero(tvb, off, 0, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.upih.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 0, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.upih.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 1, 3)
   it = t:add(HF[332], r)
   v.upi = bf(r, 0, 24)
@@ -2511,14 +2511,14 @@ HDR["ub.ciph"] = {size = 8, title = "Confidentiality/Integrity Protection Header
   r = tvb(off + 2, 1)
   it = t:add(HF[338], r)
   v.rsvd1 = bf(r, 4, 4)
-  if nonzero(tvb, off, 16, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.ciph.rsvd1") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 16, 4) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.ciph.rsvd1") st.issues = st.issues + 1 end
   r = tvb(off + 2, 1)
   it = t:add(HF[339], r)
   v.nlp = bf(r, 0, 4)
   r = tvb(off + 3, 1)
   it = t:add(HF[340], r)
   v.rsvd2 = bf(r, 0, 8)
-  if nonzero(tvb, off, 24, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.ciph.rsvd2") st.issues = st.issues + 1 end
+  if not st.quiet and nonzero(tvb, off, 24, 8) then it:add_proto_expert_info(EX.rsvd, "Reserved bits set: ub.ciph.rsvd2") st.issues = st.issues + 1 end
   r = tvb(off + 4, 4)
   it = t:add(HF[341], r)
   v.sn = bf(r, 0, 32)
@@ -2981,7 +2981,9 @@ local function cci(st, value, off, layer)
   if st.prof.cci_dont_care_on_cna and layer ~= "ub.nth" then return end
   local mode = floor(value / 2 ^ 13)
   local h = ({[0] = "ub.cci_caqm", [4] = "ub.cci_fecn", [2] = "ub.cci_fecn_rtt"})[mode] or "ub.cci_rsvd"
+  st.quiet = true   -- a view of a word already checked: no reserved-bit warnings (as ubpkt)
   HDR[h].fn(st.tvb, off, st.tree, st)
+  st.quiet = false
 end
 
 -- hand an IP packet to Wireshark's IP dissector; UDP 4792 (or, for ns-3-UB, any port through
@@ -2997,7 +2999,10 @@ local function call_ip(st, version)
   end)
   CTX = nil
   st.pos = st.stop
-  if not ok then error(err) end
+  if not ok then
+    -- Wireshark's IP/UDP dissectors threw (a truncated or malformed carrier): keep going
+    problem(st, EX.malformed, "IP packet: " .. tostring(err):gsub("^.-Dissector_call: ", ""))
+  end
 end
 
 local function path_entries(raw, width, hops)

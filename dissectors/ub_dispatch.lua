@@ -437,7 +437,9 @@ local function cci(st, value, off, layer)
   if st.prof.cci_dont_care_on_cna and layer ~= "ub.nth" then return end
   local mode = floor(value / 2 ^ 13)
   local h = ({[0] = "ub.cci_caqm", [4] = "ub.cci_fecn", [2] = "ub.cci_fecn_rtt"})[mode] or "ub.cci_rsvd"
+  st.quiet = true   -- a view of a word already checked: no reserved-bit warnings (as ubpkt)
   HDR[h].fn(st.tvb, off, st.tree, st)
+  st.quiet = false
 end
 
 -- hand an IP packet to Wireshark's IP dissector; UDP 4792 (or, for ns-3-UB, any port through
@@ -453,7 +455,10 @@ local function call_ip(st, version)
   end)
   CTX = nil
   st.pos = st.stop
-  if not ok then error(err) end
+  if not ok then
+    -- Wireshark's IP/UDP dissectors threw (a truncated or malformed carrier): keep going
+    problem(st, EX.malformed, "IP packet: " .. tostring(err):gsub("^.-Dissector_call: ", ""))
+  end
 end
 
 local function path_entries(raw, width, hops)
