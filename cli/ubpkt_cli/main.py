@@ -21,6 +21,8 @@ def _register() -> None:
     main.add_command(phy); main.add_command(fuzz)
     from ubpkt_cli.shell_cmd import shell
     main.add_command(shell)
+    from ubpkt_cli.link_cmd import link
+    main.add_command(link)
 
 
 _register()

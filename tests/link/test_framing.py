@@ -126,7 +126,7 @@ def test_deframe_reports_inconsistencies():
     s[35] = 1
     from ubpkt.link.framing import seal as _seal
     s = _seal(s, True)
-    assert any(i["layer"] == "ub.pad" for i in deframe(bytes(s))[0].issues)
+    assert any(i["field"] == "ub.dlldp.padding" for i in deframe(bytes(s))[0].issues)
 
 
 def test_bcrc_info_bits_are_covered():

@@ -351,8 +351,8 @@ class Deframer:
             p.parts.append(bytes(blk[hlen:hlen + take]))
         pad = blk[hlen + take:flits * FLIT - trailer]
         if any(pad):
-            p.issues.append(_issue(WARNING, "ub.pad", "ub.pad.data", off + hlen + take,
-                                   "padding bytes are not zero"))
+            p.issues.append(_issue(WARNING, "ub.dlldp", "ub.dlldp.padding", off + hlen + take,
+                                   "flit padding bytes are not zero"))
         if last:
             eflag = tail.get("ub.bcrc.error_flag", tail.get("ub.end.error_flag", 0))
             if eflag:

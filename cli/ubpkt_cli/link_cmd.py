@@ -1,0 +1,183 @@
+"""`ubpkt link frame|deframe|show`: the data-link layer (UB 2.0 ch. 4) from the command line."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+
+err = Console(stderr=True)
+
+NATIVE = (147, 148)            # captures whose records are network packets from the LPH
+
+
+def _open_capture(path):
+    from ubpkt.capture import CaptureError, open_capture
+    try:
+        return open_capture(path)
+    except (OSError, CaptureError) as e:
+        raise click.ClickException(f"cannot read {path}: {e}")
+
+
+def _writer(path, linktype):
+    from ubpkt.capture import PcapWriter
+    try:
+        return PcapWriter(path, linktype)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {path}: {e.strerror}")
+
+
+@click.group()
+def link() -> None:
+    """Data-link layer: frame network packets into flits, deframe flit streams."""
+
+
+@link.command()
+@click.argument("infile", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="flit stream: pcap linktype 149, or raw flits with --raw")
+@click.option("--non-crc", is_flag=True, help="non-CRC encapsulation (END instead of BCRC)")
+@click.option("--raw", is_flag=True, help="write a raw file of whole flits instead of a pcap")
+@click.option("--controls", is_flag=True,
+              help="run the packets through a DLL engine pair, so the stream carries the real "
+                   "control blocks: retry handshake, Init, Crd_Ack, CRD/ACK bits, NOBs")
+@click.option("--error-flag", is_flag=True, help="set ERROR_FLAG on every DLLDP")
+def frame(infile, output, non_crc, raw, controls, error_flag) -> None:
+    """Turn a capture of network packets (linktype 148/147) into a flit stream."""
+    from ubpkt.link import frame_packet
+    from ubpkt.link.plength import MAX_PACKET
+    crc_mode = not non_crc
+    skipped = 0
+    count = 0
+    out = open(output, "wb") if raw else _writer(output, 149)
+
+    def put(data, t):
+        if raw:
+            out.write(data)
+        else:
+            out.write(data, t)
+
+    with _open_capture(infile) as cap:
+        packets = (p for p in cap)
+        if controls:
+            count, skipped = _frame_with_engine(packets, put, crc_mode)
+        else:
+            for p in packets:
+                if p.linktype not in NATIVE or not 5 <= len(p.data) <= MAX_PACKET[crc_mode]:
+                    skipped += 1
+                    continue
+                put(frame_packet(p.data, crc_mode, error_flag=error_flag), p.time_ns)
+                count += 1
+    out.close()
+    err.print(f"{count} packets framed into {output}"
+              + (f", {skipped} skipped (not a native UB packet or size out of range)"
+                 if skipped else ""))
+
+
+def _frame_with_engine(packets, put, crc_mode):
+    from ubpkt.link.engine import DLLEngine
+    from ubpkt.link.plength import MAX_PACKET
+    from ubpkt.profile import SPEC
+    prof = SPEC.with_(crc_mode=crc_mode, dll_vl_enable=0xFFFF)
+    a, b = DLLEngine(prof, name="tx"), DLLEngine(prof, name="rx")
+    tick = 10
+    t = 0
+    a.link_up(0)
+    b.link_up(0)
+    pending_ab, pending_ba = [], []
+
+    def step(now):
+        nonlocal pending_ab, pending_ba
+        da, db = a.transmit(now, 16), b.transmit(now, 16)
+        if da:
+            put(da, now)
+        for data in pending_ab:
+            b.receive(data, now)
+        for data in pending_ba:
+            a.receive(data, now)
+        pending_ab, pending_ba = [da] if da else [], [db] if db else []
+        a.pop_events()
+        b.pop_events()
+
+    for _ in range(10000):
+        if a.status_up and b.status_up:
+            break
+        step(t)
+        t += tick
+    count = skipped = 0
+    for p in packets:
+        if p.linktype not in NATIVE or not 5 <= len(p.data) <= MAX_PACKET[crc_mode] \
+                or not a.send(p.data, t):
+            skipped += 1
+            continue
+        count += 1
+        while a.queued() > 64:
+            step(t)
+            t += tick
+    for _ in range(100000):
+        if a.idle() and b.idle():
+            break
+        step(t)
+        t += tick
+    return count, skipped
+
+
+@link.command()
+@click.argument("infile", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="pcap (linktype 148) of the reassembled network packets")
+@click.option("--non-crc", is_flag=True, help="the stream uses non-CRC encapsulation")
+def deframe(infile, output, non_crc) -> None:
+    """Reassemble the DLLDPs of a flit stream (pcap linktype 149 or raw flits)."""
+    from ubpkt.link.flitstream import iter_flit_chunks
+    from ubpkt.link.framing import Deframer
+    from ubpkt.profile import SPEC
+    d = Deframer(not non_crc, covers_info=SPEC.bcrc_covers_info, controls=True)
+    n = bad = cbs = 0
+    with _writer(output, 148) as w:
+        last_t = 0
+
+        def emit(units):
+            nonlocal n, bad, cbs
+            for u in units:
+                if u.kind == "packet":
+                    w.write(u.packet, last_t)
+                    n += 1
+                elif u.kind == "control":
+                    cbs += 1
+                if any(i["severity"] == "error" for i in u.issues):
+                    bad += 1
+
+        for data, t in iter_flit_chunks(infile):
+            last_t = t if t is not None else last_t
+            emit(d.feed(data))
+        emit(d.close())
+    err.print(f"{n} packets written to {output}; {cbs} control blocks; "
+              f"{bad} units with errors")
+
+
+@link.command()
+@click.argument("infile", type=click.Path(exists=True, dir_okay=False))
+@click.option("--non-crc", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="one JSON record per line")
+@click.option("-c", "--count", type=int, default=0, help="stop after this many records")
+def show(infile, non_crc, as_json, count) -> None:
+    """List the blocks of a flit stream: DLLCBs and reassembled DLLDPs with their issues."""
+    from ubpkt.link.flitstream import decode_flit_stream
+    from ubpkt.profile import SPEC
+    for rec in decode_flit_stream(infile, SPEC, crc_mode=not non_crc):
+        if as_json:
+            sys.stdout.write(json.dumps(rec, default=str) + "\n")
+        else:
+            f = rec["fields"]
+            kind = f.get("ub.dll.kind")
+            what = f.get("ub.lch.type") if kind == "DLLCB" else (
+                f"{f.get('ub.dlldp.blocks', 0)} blocks, cfg {f.get('ub.lph.cfg')}, "
+                f"vl {f.get('ub.lph.vl')}" if kind == "DLLDP" else "")
+            issues = "; ".join(i["message"] for i in rec["issues"]
+                               if i["severity"] != "info")
+            click.echo(f"{rec['frame']:6d} flit {f['ub.flit.index']:8d} {kind:11s} "
+                       f"{rec['len']:6d}B {what}" + (f"  [{issues}]" if issues else ""))
+        if count and rec["frame"] >= count:
+            break

@@ -1,0 +1,151 @@
+"""Flit streams in captures: delimit, check, reassemble and decode (UB 2.0 §4.3.4).
+
+:func:`decode_flit_stream` turns a stream of whole 20-byte flits - pcap linktype 149 records
+(flits of consecutive records form one stream), a raw file of flits, or bytes - into records, one
+per DLLCB and one per reassembled DLLDP.  A DLLDP's network packet is decoded by
+``ubpkt.dissect.dissect(packet, 148, profile)`` and its layers, fields and issues are merged
+after the block-level ones (``ub.dlldp.*``, ``ub.lbh.*``, ``ub.bcrc.*`` / ``ub.end.*``).
+
+Streaming: memory is bounded by one read chunk plus one DLLDP (<= 10240 bytes); the BCRCs of all
+blocks completed by a chunk are checked together with numpy.
+"""
+from __future__ import annotations
+
+import os
+from bisect import bisect_right
+from collections import deque
+from typing import Iterable, Iterator
+
+from ..profile import SPEC, Profile
+from .framing import Deframer, Unit
+
+__all__ = ["decode_flit_stream", "unit_record", "iter_flit_chunks", "LINKTYPE_FLITS"]
+
+LINKTYPE_FLITS = 149
+_PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
+                b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a")
+CHUNK = 1 << 16
+
+
+def iter_flit_chunks(source, chunk_size: int = CHUNK) -> Iterator[tuple]:
+    """(bytes, time_ns or None) pieces of a flit stream from any supported source."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        mv = memoryview(source)
+        for i in range(0, len(mv), chunk_size):
+            yield bytes(mv[i:i + chunk_size]), None
+        return
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as fh:
+            head = fh.read(4)
+            fh.seek(0)
+            if head in _PCAP_MAGICS:
+                from ..capture import open_capture
+                with open_capture(fh) as cap:
+                    yield from _from_packets(cap)
+            else:
+                yield from iter_flit_chunks(fh, chunk_size)
+        return
+    if hasattr(source, "read"):
+        while True:
+            b = source.read(chunk_size)
+            if not b:
+                return
+            yield b, None
+        return
+    yield from _from_packets(source)
+
+
+def _from_packets(packets: Iterable) -> Iterator[tuple]:
+    for pkt in packets:
+        data = getattr(pkt, "data", pkt)
+        yield bytes(data), getattr(pkt, "time_ns", None)
+
+
+def unit_record(u: Unit, frame: int, time_ns, profile: Profile) -> dict:
+    """The record of one delimited unit (see module doc)."""
+    n = u.flits * 20 if u.kind != "garbage" else len(u.raw or b"")
+    rec = {"frame": frame, "time": None if time_ns is None else time_ns / 1e9, "len": n,
+           "caplen": n, "layers": [], "fields": {"ub.flit.offset": u.offset,
+                                                 "ub.flit.index": u.offset // 20,
+                                                 "ub.flit.count": u.flits},
+           "issues": list(u.issues)}
+    f = rec["fields"]
+    if u.kind == "control":
+        cb = u.control
+        rec["layers"] = ["ub.flits"] + list(cb.layers)
+        f["ub.dll.kind"] = "DLLCB"
+        f.update(cb.fields)
+        return rec
+    if u.kind == "garbage":
+        rec["layers"] = ["ub.flits", "data"]
+        f["ub.dll.kind"] = "undelimited"
+        f["data.data"] = (u.raw or b"").hex()
+        return rec
+    # DLLDP: block-level fields, then the network packet
+    rec["layers"] = ["ub.flits", "ub.dlldp"]
+    f["ub.dll.kind"] = "DLLDP"
+    f["ub.dlldp.blocks"] = len(u.blocks)
+    f["ub.dlldp.flits"] = u.flits
+    f["ub.dlldp.error_flag"] = int(u.error_flag)
+    lbh: dict = {}
+    tails: dict = {}
+    for i, b in enumerate(u.blocks):
+        if i:
+            rec["layers"].append("ub.lbh")
+            for k, v in b.header.items():
+                lbh.setdefault(k, []).append(v)
+        for k, v in b.tail.items():
+            tails.setdefault(k, []).append(v)
+    f.update({k: v[0] if len(v) == 1 else v for k, v in lbh.items()})
+    f.update({k: v[0] if len(v) == 1 else v for k, v in tails.items()})
+    rec["layers"].append("ub.bcrc" if u.blocks and "ub.bcrc.crc30" in u.blocks[0].tail
+                         else "ub.end")
+    if u.packet:
+        from ..dissect import LINKTYPE_UB, dissect
+        fr = dissect(u.packet, LINKTYPE_UB, profile)
+        rec["layers"] += fr.layers
+        for k, v in fr.fields.items():
+            f.setdefault(k, v)
+        rec["issues"] += fr.issues
+    return rec
+
+
+def decode_flit_stream(source, profile: Profile = SPEC, *, crc_mode: bool | None = None,
+                       controls: bool = True, start_frame: int = 1,
+                       chunk_size: int = CHUNK) -> Iterator[dict]:
+    """Records of a flit stream, one per DLLCB and per reassembled DLLDP, in stream order.
+
+    ``source``: bytes; a path (pcap/pcapng of linktype 149, else a raw file of whole flits); a
+    binary file object (raw flits); or an iterable of capture packets (``.data``, ``.time_ns``,
+    e.g. ``ubpkt.capture.open_capture(path)``).  ``crc_mode`` defaults to ``profile.crc_mode``.
+    A record's ``time`` is that of the capture record holding the unit's first flit.
+    Never raises on bad input (undelimitable bytes become records with an error issue)."""
+    crc = profile.crc_mode if crc_mode is None else crc_mode
+    if crc != profile.crc_mode:
+        profile = profile.with_(crc_mode=crc)
+    d = Deframer(crc, covers_info=profile.bcrc_covers_info, controls=controls)
+    frame = start_frame
+    marks: deque = deque()          # (stream offset, time_ns) of record starts
+    offs: deque = deque()
+    pos = 0
+
+    def time_at(off):
+        while len(offs) > 1 and offs[1] <= off:
+            offs.popleft()
+            marks.popleft()
+        if not offs:
+            return None
+        i = bisect_right(offs, off) - 1
+        return marks[i] if i >= 0 else None
+
+    for data, t in iter_flit_chunks(source, chunk_size):
+        if t is not None:
+            offs.append(pos)
+            marks.append(t)
+        pos += len(data)
+        for u in d.feed(data):
+            yield unit_record(u, frame, time_at(u.offset), profile)
+            frame += 1
+    for u in d.close():
+        yield unit_record(u, frame, time_at(u.offset), profile)
+        frame += 1
