@@ -214,30 +214,51 @@ class AmctlLocker:
             return None
         return a
 
+    def _candidates(self, region: np.ndarray, pat: np.ndarray) -> np.ndarray:
+        """Offsets in ``region`` where ``pat`` matches with few enough differing UIs."""
+        m = region.size - pat.size + 1
+        if m <= 0:
+            return np.zeros(0, dtype=np.int64)
+        dist = np.zeros(m, dtype=np.uint8)
+        for k in range(pat.size):  # one vectorised compare per pattern UI
+            dist += region[k:k + m] != pat[k]
+        return np.nonzero(dist <= self.profile.end_search_max_bit_errors)[0]
+
     def _search(self, ui: np.ndarray, start: int, inverted_ok: bool):
-        """Slide for END from ``start``; returns (amctl_start, amctl, inverted) or None."""
+        """Slide for END from ``start``; returns (amctl_start, amctl, inverted) or None.
+
+        The window grows from a few AMCTL lengths to two AMCTL periods, so a lane that starts on
+        its AMCTL (the usual case) costs little."""
         ups = self.ups
         span = self.search_symbols or (2 * (AMCTL_LEN + max(self.period, self.profile.period1)))
         lo = start + 12 * ups
-        hi = min(ui.size, lo + span * ups + self.end_ui.size)
-        if hi - lo < self.end_ui.size:
-            return None
-        win = np.lib.stride_tricks.sliding_window_view(ui[lo:hi], self.end_ui.size)
-        limit = self.profile.end_search_max_bit_errors
+        hi_max = min(ui.size, lo + span * ups + self.end_ui.size)
+        width = 256 * ups
+        searched = lo
         pats = [(self.end_ui, False)] + ([(self.end_ui_inv, True)] if inverted_ok else [])
-        best = None
-        for pat, inv in pats:
-            dist = (win != pat).sum(axis=1)
-            for c in np.nonzero(dist <= limit)[0][:64]:
-                pos = lo + int(c) - 12 * ups
-                if best is not None and pos >= best[0]:
-                    break
-                src = invert_polarity(ui, self.mod) if inv else ui
-                a = self._amctl_at(src, pos, need_body=True)
-                if a is not None:
-                    best = (pos, a, inv)
-                    break
-        return best
+        while searched < hi_max:
+            hi = min(hi_max, lo + width)
+            region = ui[searched:hi]
+            best = None
+            for pat, inv in pats:
+                src = None
+                for c in self._candidates(region, pat)[:64]:
+                    pos = searched + int(c) - 12 * ups
+                    if best is not None and pos >= best[0]:
+                        break
+                    if src is None:
+                        src = invert_polarity(ui, self.mod) if inv else ui
+                    a = self._amctl_at(src, pos, need_body=True)
+                    if a is not None:
+                        best = (pos, a, inv)
+                        break
+            if best is not None:
+                return best
+            if hi >= hi_max:
+                return None
+            searched = hi - self.end_ui.size + 1
+            width *= 4
+        return None
 
     def run(self, ui: np.ndarray, allow_inversion: bool = True) -> LockResult:
         res = LockResult()

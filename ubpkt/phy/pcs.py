@@ -19,7 +19,8 @@ from .lanes import (distribute_bypass, distribute_codewords, gather_bypass, gath
 from .profile import DEFAULT_PROFILE, PhyProfile
 from .rsfec import K, N, rs_decode_many, rs_encode_many
 from .scrambler import keystream
-from .symbols import UI_PER_SYMBOL, bytes_to_ui, deprecode, precode, ui_to_bytes
+from .symbols import (UI_PER_SYMBOL, bytes_to_ui, deprecode, deprecode_nrz_bytes, precode,
+                      precode_nrz_bytes, ui_to_bytes)
 
 __all__ = ["TxConfig", "tx", "rx", "RxResult", "FEC_MODES", "MISCORRECTION_NOTE"]
 
@@ -93,38 +94,56 @@ def tx(flits: bytes | np.ndarray, cfg: TxConfig, profile: PhyProfile = DEFAULT_P
     mod = cfg.modulation
     ups = UI_PER_SYMBOL[mod]
     out = []
+    a = AMCTL_LEN
     for lane in range(cfg.lanes):
         s = syms[lane]
-        ks = keystream(profile.seed_for_lane(lane), s.size, 0, profile.prbs_taps)
-        data_ui = bytes_to_ui(s ^ ks, mod)
+        sc = s ^ keystream(profile.seed_for_lane(lane), s.size, 0, profile.prbs_taps)
         n = s.size
         nfull = n // period
-        seg_ui = period * ups
-        if profile.precode:
-            head = data_ui[:nfull * seg_ui].reshape(nfull, seg_ui)
-            head = precode(head, mod) if nfull else head
-            tail = precode(data_ui[nfull * seg_ui:], mod)
-        else:
-            head = data_ui[:nfull * seg_ui].reshape(nfull, seg_ui)
-            tail = data_ui[nfull * seg_ui:]
-        sdf = bytes_to_ui(np.frombuffer(build_amctl(lane, "link_width_switch", f"x{cfg.lanes}",
-                                                     profile), dtype=np.uint8), mod)
-        plain = bytes_to_ui(np.frombuffer(build_amctl(lane, profile=profile), dtype=np.uint8), mod)
-        nseg = nfull + (1 if tail.size else 0)
-        total = nseg * AMCTL_LEN * ups + data_ui.size
-        if nseg == 0:
-            total = AMCTL_LEN * ups
-        lane_ui = np.empty(total, dtype=np.uint8)
-        a = AMCTL_LEN * ups
-        if nfull:
-            grid = lane_ui[:nfull * (a + seg_ui)].reshape(nfull, a + seg_ui)
+        sdf = np.frombuffer(build_amctl(lane, "link_width_switch", f"x{cfg.lanes}", profile),
+                            dtype=np.uint8)
+        plain = np.frombuffer(build_amctl(lane, profile=profile), dtype=np.uint8)
+        tail_n = n - nfull * period
+        if mod == "nrz":
+            # byte-level grid: [AMCTL | period data symbols] per row, then one unpack
+            if profile.precode:
+                head = precode_nrz_bytes(sc[:nfull * period].reshape(nfull, period))
+                tail = precode_nrz_bytes(sc[nfull * period:])
+            else:
+                head = sc[:nfull * period].reshape(nfull, period)
+                tail = sc[nfull * period:]
+            lane_sym = np.empty(nfull * (a + period) + (a + tail_n if tail_n or not nfull else 0),
+                                dtype=np.uint8)
+            grid = lane_sym[:nfull * (a + period)].reshape(nfull, a + period)
             grid[:, :a] = plain
             grid[:, a:] = head
-        if tail.size or nseg == 0:
-            off = nfull * (a + seg_ui)
-            lane_ui[off:off + a] = plain
-            lane_ui[off + a:] = tail
-        lane_ui[:a] = sdf
+            if tail_n or not nfull:
+                off = nfull * (a + period)
+                lane_sym[off:off + a] = plain
+                lane_sym[off + a:] = tail
+            lane_sym[:a] = sdf
+            out.append(bytes_to_ui(lane_sym, mod))
+            continue
+        data_ui = bytes_to_ui(sc, mod)
+        seg_ui = period * ups
+        head = data_ui[:nfull * seg_ui].reshape(nfull, seg_ui)
+        tail = data_ui[nfull * seg_ui:]
+        if profile.precode:
+            head = precode(head, mod) if nfull else head
+            tail = precode(tail, mod)
+        au = a * ups
+        nseg = nfull + (1 if tail.size or not nfull else 0)
+        lane_ui = np.empty(nseg * au + data_ui.size, dtype=np.uint8)
+        plain_ui = bytes_to_ui(plain, mod)
+        if nfull:
+            grid = lane_ui[:nfull * (au + seg_ui)].reshape(nfull, au + seg_ui)
+            grid[:, :au] = plain_ui
+            grid[:, au:] = head
+        if nseg > nfull:
+            off = nfull * (au + seg_ui)
+            lane_ui[off:off + au] = plain_ui
+            lane_ui[off + au:] = tail
+        lane_ui[:au] = bytes_to_ui(sdf, mod)
         out.append(lane_ui)
     stats = {"flits_in": int(raw.size // FLIT), "null_blocks_added": int(pad),
              "codewords": 0 if cfg.fec == "bypass" else int(f.shape[0] // (K // FLIT)),
@@ -206,11 +225,12 @@ def rx(lane_uis: list[np.ndarray], cfg: TxConfig, profile: PhyProfile = DEFAULT_
             s1 = hits[k + 1].start if k + 1 < len(hits) else ui.size
             seg = ui[s0:s1]
             seg = seg[:seg.size - seg.size % ups]
-            if profile.precode:
-                seg = deprecode(seg, mod)
-            pieces.append(seg)
-        data_ui = np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)
-        syms = ui_to_bytes(data_ui[:data_ui.size - data_ui.size % ups], mod)
+            if mod == "nrz":
+                b = ui_to_bytes(seg, mod)
+                pieces.append(deprecode_nrz_bytes(b) if profile.precode else b)
+            else:
+                pieces.append(ui_to_bytes(deprecode(seg, mod) if profile.precode else seg, mod))
+        syms = np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)
         lane_syms.append(syms)
     n = min(s.size for s in lane_syms)
     codecs = cfg.interleave if cfg.fec != "bypass" else 1

@@ -13,7 +13,7 @@ from .profile import DEFAULT_PROFILE, PhyProfile
 __all__ = ["prbs_bits", "keystream", "Scrambler", "PRBS23_PERIOD"]
 
 PRBS23_PERIOD = (1 << 23) - 1
-_cache: dict[tuple[int, int, int], np.ndarray] = {}
+_bytes_cache: dict[tuple[int, int, int], np.ndarray] = {}
 
 
 def prbs_bits(seed: int, nbits: int, taps: tuple[int, int] = (23, 18)) -> np.ndarray:
@@ -38,27 +38,21 @@ def prbs_bits(seed: int, nbits: int, taps: tuple[int, int] = (23, 18)) -> np.nda
     return out[:nbits]
 
 
-def keystream(seed: int, nsymbols: int, start: int = 0, taps: tuple[int, int] = (23, 18)) -> np.ndarray:
-    """Keystream bytes for scrambled symbols ``start .. start+nsymbols-1`` after a seed load."""
-    period = (1 << taps[0]) - 1
-    need = (start + nsymbols) * 8
+def keystream(seed: int, nsymbols: int, start: int = 0, taps: tuple[int, int] = (23, 18)
+              ) -> np.ndarray:
+    """Keystream bytes for scrambled symbols ``start .. start+nsymbols-1`` after a seed load
+    (a read-only view into a per-seed cache; the LFSR recurrence simply runs past its period)."""
     key = (seed, taps[0], taps[1])
-    cached = _cache.get(key)
-    if cached is None or cached.size < min(need, period):
-        nb = min(max(need, 1 << 16), period)
-        if cached is not None:
-            nb = min(max(nb, cached.size * 2), period)
-        cached = prbs_bits(seed, nb, taps)
-        if len(_cache) > 32:
-            _cache.clear()
-        _cache[key] = cached
-    lo, hi = start * 8, need
-    if hi <= cached.size:
-        bits = cached[lo:hi]
-    else:  # wrap around the period
-        idx = np.arange(lo, hi) % period
-        bits = cached[idx]
-    return np.packbits(bits.reshape(-1, 8), axis=1, bitorder="little").reshape(-1)
+    end = start + nsymbols
+    cb = _bytes_cache.get(key)
+    if cb is None or cb.size < end:
+        nbytes = max(end, 1 << 14, 0 if cb is None else min(2 * cb.size, 1 << 24))
+        cb = np.packbits(prbs_bits(seed, nbytes * 8, taps), bitorder="little")
+        cb.flags.writeable = False
+        if len(_bytes_cache) > 16:
+            _bytes_cache.clear()
+        _bytes_cache[key] = cb
+    return cb[start:end]
 
 
 class Scrambler:

@@ -1,0 +1,86 @@
+"""PHY throughput: TX/RX pipelines (Mbit/s of flit payload) and RS(128,120) decoding
+(codewords/s, clean and with errors) against plain reedsolo.  Not run by the tests.
+
+    python bench/bench_phy.py [--flits N] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import reedsolo
+
+from ubpkt.phy.pcs import TxConfig, rx, tx
+from ubpkt.phy.rsfec import rs_decode_many, rs_encode_many
+
+
+def best_of(fn, repeat=3):
+    best = float("inf")
+    out = None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def bench_pipeline(nflits: int) -> None:
+    data = np.random.default_rng(0).integers(0, 256, nflits * 20, dtype=np.uint8).tobytes()
+    bits = len(data) * 8
+    print(f"pipeline, {nflits} flits ({len(data) / 1e6:.1f} MB), best of 3, one core")
+    print(f"{'config':34s} {'tx Mbit/s':>10s} {'rx Mbit/s':>10s}")
+    for lanes, fec, il, mod in [(8, "rs-t4", 1, "nrz"), (8, "rs-t4", 2, "pam4"),
+                                (4, "rs-t2", 1, "nrz"), (1, "rs-t4", 1, "nrz"),
+                                (8, "bypass", 1, "nrz"), (2, "bypass", 1, "pam4")]:
+        cfg = TxConfig(lanes, fec, il, mod)
+        ttx, (uis, _) = best_of(lambda: tx(data, cfg))
+        trx, res = best_of(lambda: rx(uis, cfg))
+        assert res.flits == data
+        name = f"x{lanes} {fec} il{il} {mod}"
+        print(f"{name:34s} {bits / ttx / 1e6:10.1f} {bits / trx / 1e6:10.1f}")
+
+
+def bench_rs(n: int, n_ref: int) -> None:
+    rng = np.random.default_rng(1)
+    msgs = rng.integers(0, 256, (n, 120), dtype=np.uint8)
+    t_enc, cws = best_of(lambda: rs_encode_many(msgs))
+    dirty = cws.copy()
+    for i in range(n):
+        for p in rng.choice(128, 4, replace=False):
+            dirty[i, p] ^= rng.integers(1, 256)
+    t_clean, r1 = best_of(lambda: rs_decode_many(cws, 4))
+    t_err, r2 = best_of(lambda: rs_decode_many(dirty, 4), 1)
+    assert r1.ok.all() and r2.ok.all() and (r2.messages == msgs).all()
+    rs = reedsolo.RSCodec(8, nsize=255, fcr=0, prim=0x11D, generator=2, c_exp=8)
+    ref_clean = [bytearray(c.tobytes()) for c in cws[:n_ref]]
+    ref_dirty = [bytearray(c.tobytes()) for c in dirty[:n_ref]]
+    t_rc, _ = best_of(lambda: [rs.decode(c) for c in ref_clean], 1)
+    t_rd, _ = best_of(lambda: [rs.decode(c) for c in ref_dirty], 1)
+    t_re, _ = best_of(lambda: [rs.encode(bytes(m)) for m in msgs[:n_ref]], 1)
+    print(f"\nRS(128,120): ubpkt on {n} codewords, plain reedsolo on {n_ref}")
+    print(f"{'':24s} {'ubpkt cw/s':>12s} {'reedsolo cw/s':>14s} {'ratio':>8s}")
+    for name, a, b in [("encode", n / t_enc, n_ref / t_re),
+                       ("decode clean", n / t_clean, n_ref / t_rc),
+                       ("decode 4 errors/cw", n / t_err, n_ref / t_rd)]:
+        print(f"{name:24s} {a:12.0f} {b:14.0f} {a / b:8.1f}x")
+    mixed = cws.copy()
+    bad = rng.random(n) < 0.01
+    for i in np.nonzero(bad)[0]:
+        mixed[i, rng.integers(0, 128)] ^= 0x5A
+    t_mix, _ = best_of(lambda: rs_decode_many(mixed, 4))
+    print(f"{'decode 1% with 1 error':24s} {n / t_mix:12.0f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--flits", type=int, default=200_000)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    n = 20_000 if a.quick else a.flits
+    bench_pipeline(n)
+    bench_rs(5_000 if a.quick else 50_000, 300 if a.quick else 1_000)
+
+
+if __name__ == "__main__":
+    main()
