@@ -540,15 +540,31 @@ def test_project_sample_captures(tshark, lua_keys, sample_captures):
         check_capture(tshark, lua_keys, pcap, 0, min_compared=100)
 
 
-def test_lldp_if_declared(tshark, lua_keys, tmp_path):
+def test_cfg5_payloads_if_declared(tshark, lua_keys, tmp_path):
     if "ub.lldp_tlv" not in H:
         pytest.skip("no LLDP TLV declaration in ubpkt.formats")
     tlvs = (enc("ub.lldp_tlv", tlv_type=1, tlv_len=3) + b"\x04ab"
             + enc("ub.lldp_tlv", tlv_type=3, tlv_len=2) + b"\x00\x78"
             + enc("ub.lldp_tlv", tlv_type=0, tlv_len=0))
     body = enc("ub.cfg5", protocol=0x0109, dguid=GUID_A, sguid=GUID_B) + tlvs
-    pcap = write(tmp_path / "lldp.pcap", 148, [lph(5, 4 + len(body)) + body])
-    check_capture(tshark, lua_keys, pcap, 148, min_compared=10)
+    pkts = [lph(5, 4 + len(body)) + body]
+    if "ub.lacp" in H:
+        lacp = (enc("ub.lacp", subtype=1, version=1) + enc("ub.lacp_tlv", tlv_type=1, tlv_len=20)
+                + bytes(range(18)) + enc("ub.lacp_tlv", tlv_type=0, tlv_len=2))
+        body = enc("ub.cfg5", protocol=0x0104, dguid=GUID_A, sguid=GUID_B) + lacp
+        pkts.append(lph(5, 4 + len(body)) + body)
+    if "bootp" in H:
+        # DHCP over CFG 5: ubpkt's BOOTP, Wireshark's DHCP dissector; the UB part must agree
+        dhcp = H["bootp"].encode(op=1, htype=38, hlen=16, xid=0x1234, chaddr=GUID_A,
+                                 cookie=0x63825363) + bytes([53, 1, 1, 255])
+        ip = bytearray(enc("ip", hdr_len=5, len=28 + len(dhcp), ttl=1, proto=17,
+                           src="0.0.0.0", dst="255.255.255.255"))
+        udp = enc("udp", srcport=68, dstport=67, length=8 + len(dhcp))
+        body = enc("ub.cfg5", protocol=0x0100, dguid=GUID_A, sguid=GUID_B) + bytes(ip) + udp \
+            + dhcp
+        pkts.append(lph(5, 4 + len(body)) + body)
+    pcap = write(tmp_path / "lldp.pcap", 148, pkts)
+    check_capture(tshark, lua_keys, pcap, 148, min_compared=10 * len(pkts))
 
 
 def test_truncated_and_mutated_packets(tshark, lua_keys, tmp_path):
