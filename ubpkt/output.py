@@ -10,7 +10,7 @@ except ImportError:  # pragma: no cover
 
 from .formats import HEADERS
 
-__all__ = ["to_json_line", "to_fields_line", "summary_line", "layer_fields"]
+__all__ = ["to_json_line", "to_json_bytes", "to_fields_line", "summary_line", "layer_fields"]
 
 
 def _default(o):
@@ -20,8 +20,15 @@ def _default(o):
 
 
 if _orjson is not None:
-    _OPTS = _orjson.OPT_PASSTHROUGH_SUBCLASS if hasattr(_orjson, "OPT_PASSTHROUGH_SUBCLASS") \
-        else 0
+    _NL = _orjson.OPT_APPEND_NEWLINE
+
+    def to_json_bytes(record: dict) -> bytes:
+        """One ndjson line as bytes (newline included)."""
+        try:
+            return _orjson.dumps(record, default=_default, option=_NL)
+        except TypeError:  # integers wider than 64 bits
+            return (json.dumps(record, default=_default, separators=(",", ":")) +
+                    "\n").encode()
 
     def to_json_line(record: dict) -> str:
         try:
@@ -31,6 +38,9 @@ if _orjson is not None:
 else:  # pragma: no cover
     def to_json_line(record: dict) -> str:
         return json.dumps(record, default=_default, separators=(",", ":"))
+
+    def to_json_bytes(record: dict) -> bytes:
+        return (to_json_line(record) + "\n").encode()
 
 
 def _plain(v) -> str:

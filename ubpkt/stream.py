@@ -7,6 +7,7 @@ from typing import Iterator
 from .capture import open_capture
 from .decode import decode
 from .dissect import LINKTYPE_ETHERNET, LINKTYPE_NS3, LINKTYPE_UB
+from .fastpath import TemplateCache
 from .profile import NS3, SPEC, Profile
 
 LINK_TYPES = {"auto": None, "eth": LINKTYPE_ETHERNET, "ub": LINKTYPE_UB, "ns3": LINKTYPE_NS3,
@@ -14,20 +15,29 @@ LINK_TYPES = {"auto": None, "eth": LINKTYPE_ETHERNET, "ub": LINKTYPE_UB, "ns3": 
 
 
 def iter_records(path, link_type: str = "auto", profile: Profile | None = None,
-                 progress=None) -> Iterator[dict]:
+                 progress=None, fast: bool = True) -> Iterator[dict]:
     """Decode every frame of a pcap/pcapng file.  ``link_type`` forces a link type; ``progress``
-    is called with the number of bytes read so far (for progress bars)."""
+    is called with the number of bytes read so far (for progress bars); ``fast`` uses the
+    template fast path (:mod:`ubpkt.fastpath`), which gives the same records."""
     forced = LINK_TYPES[link_type]
+    caches: dict = {}
     with open_capture(path) as cap:
         fh = cap._fh
         for n, pkt in enumerate(cap, 1):
             lt = forced if forced is not None else pkt.linktype
             prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
-            rec = decode(pkt.data, lt, prof, frame=n, time=pkt.time_ns / 1e9,
-                         orig_len=pkt.orig_len)
-            if forced == LINKTYPE_UB and pkt.linktype != LINKTYPE_UB:
-                rec["linktype"] = LINKTYPE_UB
-            yield rec
+            if fast:
+                cache = caches.get(id(prof))
+                if cache is None:
+                    cache = caches[id(prof)] = TemplateCache(prof)
+                layers, fields, issues = cache.decode(pkt.data, lt)
+                data = pkt.data
+                yield {"frame": n, "time": pkt.time_ns / 1e9, "len": pkt.orig_len,
+                       "caplen": len(data), "linktype": lt, "layers": layers,
+                       "fields": fields, "issues": issues}
+            else:
+                yield decode(pkt.data, lt, prof, frame=n, time=pkt.time_ns / 1e9,
+                             orig_len=pkt.orig_len)
             if progress is not None and n % 2048 == 0:
                 progress(fh.tell())
         if cap.truncated:

@@ -8,7 +8,8 @@ import click
 
 from ubpkt.capture import CaptureError
 from ubpkt.filter import FilterError, compile_filter
-from ubpkt.output import layer_fields, summary_line, to_fields_line, to_json_line
+from ubpkt.output import (layer_fields, summary_line, to_fields_line, to_json_bytes,
+                          to_json_line)
 from ubpkt.profile import load_profile
 from ubpkt.stream import LINK_TYPES, file_size, iter_records
 
@@ -100,6 +101,9 @@ def decode(file, fmt, fields, filt, count, link_type, profile, quiet):
         fmt = "fields"
     out = sys.stdout
     write = out.write
+    if fmt == "ndjson":
+        out.flush()
+        binary = out.buffer if hasattr(out, "buffer") else None
     n = 0
     if fmt == "json":
         write("[")
@@ -112,7 +116,10 @@ def decode(file, fmt, fields, filt, count, link_type, profile, quiet):
             if pred is not None and not pred(rec):
                 continue
             if fmt == "ndjson":
-                write(to_json_line(rec) + "\n")
+                if binary is not None:
+                    binary.write(to_json_bytes(rec))
+                else:
+                    write(to_json_line(rec) + "\n")
             elif fmt == "fields":
                 write(to_fields_line(rec, list(fields)) + "\n")
             elif fmt == "summary":

@@ -16,6 +16,7 @@ LINKTYPE_UB = 148
 LINKTYPE_FLITS = 149
 
 _CHUNK = 1 << 22
+_MAX_RECORD = 1 << 26   # a larger record length means a damaged file
 
 
 class CaptureError(Exception):
@@ -109,22 +110,34 @@ class Capture:
         yield from self._iter
 
     def _pcap(self) -> Iterator[Packet]:
-        rec = struct.Struct(self._endian + "IIII")
-        read = self._src.read
+        unpack = struct.Struct(self._endian + "IIII").unpack_from
         scale = 1 if self._nano else 1000
         lt = self.linktype
+        src = self._src
+        fh = src.fh
+        buf = src.buf
+        pos = src.pos
+        incl = 0
         while True:
-            h = read(16)
-            if h is None or len(h) < 16:
-                if h:
+            end = len(buf)
+            # records wholly inside the buffer: cut them without further reads
+            while pos + 16 <= end:
+                sec, frac, incl, orig = unpack(buf, pos)
+                if incl > _MAX_RECORD:
+                    self.truncated = True
+                    return
+                stop = pos + 16 + incl
+                if stop > end:
+                    break
+                yield Packet(sec * 1_000_000_000 + frac * scale, buf[pos + 16:stop], orig, lt)
+                pos = stop
+            more = fh.read(max(_CHUNK, 16 + (incl if pos + 16 <= end else 0)))
+            if not more:
+                if pos < end:
                     self.truncated = True
                 return
-            sec, frac, incl, orig = rec.unpack(h)
-            data = read(incl)
-            if data is None:
-                self.truncated = True
-                return
-            yield Packet(sec * 1_000_000_000 + frac * scale, data, orig, lt)
+            buf = buf[pos:] + more
+            pos = 0
 
     def _pcapng(self, head: bytes) -> Iterator[Packet]:
         read = self._src.read

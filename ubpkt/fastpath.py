@@ -1,0 +1,263 @@
+"""A template fast path for bulk decoding, checked against the reference dissector.
+
+The first frame of a kind is decoded by :func:`ubpkt.dissect.dissect`.  When that frame is clean
+(no warning or error), its layer layout becomes a *template*: the header region as one integer,
+a guard mask covering every field the dissector branches on or derives a value from
+(:data:`DISPATCH_FIELDS`), every reserved and fixed field and every zero-checked byte run, and a
+generated function that extracts the remaining fields.  Later frames of the same length whose
+guard bits match, and whose ICRC verifies, are decoded by that function alone; anything else goes
+through the dissector.  ``tests/test_fastpath.py`` checks, frame by frame and under random
+corruption, that both paths give the same record.
+"""
+from __future__ import annotations
+
+import zlib
+from collections import OrderedDict
+
+from .dissect import BYTE_LAYERS, dissect
+from .formats import HEADERS
+from .formats.core import _FAST_TEXT, value_to_text
+from .profile import Profile
+
+__all__ = ["TemplateCache", "DISPATCH_FIELDS"]
+
+#: Fields whose value steers the dissector (next header, lengths, derived fields, issue checks).
+DISPATCH_FIELDS = {
+    "eth": ("type",), "vlan": ("etype",),
+    "ip": ("version", "hdr_len", "len", "flags", "frag_offset", "proto"),
+    "ipv6": ("version", "plen", "nxt"),
+    "udp": ("dstport", "length", "checksum"),
+    "ub.lph": ("cfg", "plength"), "ub.lph_ns3": ("cfg", "plength", "rt_perpacket", "rt_shortest"),
+    "ub.nth": ("cci", "npi"),
+    "ub.cna16": ("cci", "mgmt", "nlp"), "ub.cna16_ns3": ("cci", "mgmt", "nlp"),
+    "ub.cna24": ("cci", "nlp"), "ub.cna24_ns3": ("cci", "nlp"),
+    "ub.rtph": ("last", "tpopcode", "tpver", "padding", "nlp"),
+    "ub.utph": ("last", "tpopcode", "tpver", "padding", "nlp"),
+    "ub.ctph": ("tpopcode", "padding", "nlp"),
+    "ub.saetph": ("bitmapsize",),
+    "ub.btah": ("taopcode", "tv_en", "ud_flag", "mt_en"), "ub.btah_c": ("taopcode", "tv_en",
+                                                                        "ud_flag"),
+    "ub.atah": ("taopcode",), "ub.atah_c": ("taopcode",), "ub.atah_ns3": ("taopcode",),
+    "ub.udetah": ("udf",), "ub.maetah_c": ("len_code",), "ub.maetah_c_ns3": ("len_code",),
+    "ub.mgmtetah": ("sub_code", "code", "rsp", "pdu_length"),
+    "ub.cfg5": ("protocol",), "ub.npic": ("sum",), "ub.ip_notify": ("version",),
+    "ub.ip_notify6": ("version",),
+    "ub.lch": ("clength", "ctrl", "sub_ctrl"), "ub.lch_crd_ack": ("clength", "ctrl", "sub_ctrl"),
+    "ub.lch_block_mode_chg": ("clength", "ctrl", "sub_ctrl"),
+    "ub.crd_ack": ("crd_num",), "ub.crd_ack_ns3": ("crd_num",),
+    "ub.scan_pdu": ("cmd", "opcode"), "ub.scan_tlv": ("type", "length"),
+    "ub.lldp_tlv": ("tlv_type", "tlv_len"), "ub.lacp_tlv": ("tlv_type", "tlv_len"),
+    "bootp": (),
+}
+#: Layers whose presence makes a frame unsuitable for a template (values derived from byte runs,
+#: CRCs other than the ICRC, repeated headers are handled by refusing too).
+_UNSAFE_LAYERS = {"ub.scan_fwd", "ub.scan_ret", "ub.bcrc", "ub.scan", "ip.options"}
+_ZERO_CHECKED = {"ub.pad", "ub.cb_body"}
+
+
+class _Template:
+    __slots__ = ("fn", "layers", "issues")
+
+    def __init__(self, fn, layers, issues):
+        self.fn = fn
+        self.layers = layers
+        self.issues = issues
+
+
+def _build(buf: bytes, fr, profile: Profile):
+    """A template for frames laid out like ``buf`` (decoded as ``fr``), or None."""
+    if any(i["severity"] != "info" for i in fr.issues):
+        return None
+    layers = fr.layers
+    if len(set(layers)) != len(layers) or _UNSAFE_LAYERS.intersection(layers):
+        return None
+    fields = fr.fields
+    if any(isinstance(v, list) for v in fields.values()):
+        return None
+    # walk the layers again to learn their offsets
+    off = 0
+    placed = []
+    for layer in layers:
+        if layer == "ub.icrc":
+            placed.append((layer, off, 4))
+            off += 4
+        elif layer in BYTE_LAYERS:
+            n = len(fields[BYTE_LAYERS[layer]]) // 2
+            placed.append((layer, off, n))
+            off += n
+        else:
+            h = HEADERS[layer]
+            placed.append((layer, off, h.size))
+            off += h.size
+    if off != len(buf):
+        return None
+    # the guarded region: from 0 to the end of the last header or zero-checked run
+    region = 0
+    for layer, o, n in placed:
+        if layer in HEADERS or layer in _ZERO_CHECKED:
+            region = o + n
+    total = region * 8
+    gmask = 0
+    declared = set()
+    lines = ["def run(buf):",
+             f"    v = int.from_bytes(buf[:{region}], 'big')",
+             f"    if v & {hex(0)} != 0:  # placeholder",
+             "        return None"]
+    body = []
+    exprs = {}
+    names = {}
+    for layer, o, n in placed:
+        if layer == "ub.icrc":
+            declared.add("ub.icrc.value")
+            continue
+        if layer in BYTE_LAYERS:
+            key = BYTE_LAYERS[layer]
+            declared.add(key)
+            if layer in _ZERO_CHECKED:
+                gmask |= ((1 << (8 * n)) - 1) << (total - 8 * (o + n))
+            exprs[key] = f"buf[{o}:{o + n}].hex()"
+            continue
+        h = HEADERS[layer]
+        guarded = set(DISPATCH_FIELDS.get(layer, ()))
+        for f, k, foff in zip(h.fields, h.keys, h.offsets):
+            declared.add(k)
+            if f.enum:
+                declared.add(k + "_name")
+            shift = total - 8 * o - foff - f.bits
+            mask = (1 << f.bits) - 1
+            if f.name in guarded or f.reserved or f.fixed is not None or f.le or f.dwrev:
+                gmask |= mask << shift
+                continue
+            x = f"((v >> {shift}) & {mask:#x})"
+            if f.shift:
+                x = f"({x} << {f.shift})"
+            if f.fmt != "int":
+                if f.fmt in _FAST_TEXT:
+                    x = _FAST_TEXT[f.fmt].format(x=x)
+                else:
+                    x = f"_text({f.fmt!r}, {x}, {f.bits})"
+            if f.enum:
+                var = f"e{len(names)}"
+                names[var] = dict(f.enum)
+                tmp = f"t{len(names)}"
+                body.append(f"    {tmp} = (v >> {shift}) & {mask:#x}")
+                exprs[k + "_name"] = f"({var}[{tmp}] if {tmp} in {var} else 'unknown_%d' % {tmp})"
+            exprs[k] = x
+    gval = int.from_bytes(buf[:region], "big") & gmask
+    lines[2] = f"    if v & {gmask:#x} != {gval:#x}:"
+    static = {k: v for k, v in fields.items() if k not in declared or _is_guarded(k, fields, placed)}
+    icrc = None
+    if "ub.icrc" in layers:
+        o = [p for p in placed if p[0] == "ub.icrc"][0][1]
+        # recompute with the dissector's masks: take them from a fresh dissection state
+        icrc = _icrc_plan(buf, fr, profile, o)
+        if icrc is None:
+            return None
+        start, masks, end = icrc
+        order = profile.icrc_byteorder
+        # masked fields as one OR over the header part that holds them, then the rest
+        hdr_end = min(max(o + n for o, n, _ in masks), end)
+        ormask = 0
+        for mo, mn, first in masks:
+            for j in range(mn):
+                byte = first if j == 0 else 0xFF
+                ormask |= byte << (8 * (hdr_end - (mo + j) - 1))
+        lines.append(f"    stored = int.from_bytes(buf[{end}:{end + 4}], {order!r})")
+        lines.append(f"    h = (int.from_bytes(buf[{start}:{hdr_end}], 'big') | {ormask:#x})"
+                     f".to_bytes({hdr_end - start}, 'big')")
+        lines.append(f"    if _crc32(buf[{hdr_end}:{end}], _crc32(h)) != stored:")
+        lines.append("        return None")
+        exprs["ub.icrc.value"] = "stored"
+    lines.extend(body)
+    items = []
+    for k, v in fields.items():
+        if k in exprs and k not in static:
+            items.append(f"{k!r}: {exprs[k]}")
+        elif isinstance(v, (int, str, float)) or v is None:
+            items.append(f"{k!r}: {v!r}")
+        else:
+            return None
+    lines.append("    return {" + ", ".join(items) + "}")
+    ns = {"_text": value_to_text, "_crc32": zlib.crc32, **names}
+    exec(compile("\n".join(lines) + "\n", "<ubpkt.fastpath template>", "exec"), ns)
+    return _Template(ns["run"], tuple(layers), tuple(fr.issues))
+
+
+def _is_guarded(key: str, fields, placed) -> bool:
+    """True for record keys whose value is fixed by the guard (so it can be copied)."""
+    for layer, _o, _n in placed:
+        h = HEADERS.get(layer)
+        if h is None:
+            continue
+        guarded = set(DISPATCH_FIELDS.get(layer, ()))
+        for f, k in zip(h.fields, h.keys):
+            if key in (k, k + "_name") and (f.name in guarded or f.reserved or
+                                            f.fixed is not None or f.le or f.dwrev):
+                return True
+    return False
+
+
+def _icrc_plan(buf: bytes, fr, profile: Profile, icrc_off: int):
+    """(start, masks, end) of the frame's ICRC, re-derived the way the dissector does."""
+    from .network.icrc import masks_for_cna16, masks_for_cna24, masks_for_ip
+    layers = fr.layers
+    off = 0
+    offsets = {}
+    for layer in layers:
+        offsets.setdefault(layer, off)
+        if layer == "ub.icrc":
+            off += 4
+        elif layer in BYTE_LAYERS:
+            off += len(fr.fields[BYTE_LAYERS[layer]]) // 2
+        else:
+            off += HEADERS[layer].size
+    udp = offsets.get("udp")
+    if "ip" in offsets and udp is not None:
+        return offsets["ip"], masks_for_ip(offsets["ip"], 4, udp), icrc_off
+    if "ipv6" in offsets and udp is not None:
+        return offsets["ipv6"], masks_for_ip(offsets["ipv6"], 6, udp), icrc_off
+    for name, fn in (("ub.cna16", masks_for_cna16), ("ub.cna16_ns3", masks_for_cna16),
+                     ("ub.cna24", masks_for_cna24), ("ub.cna24_ns3", masks_for_cna24)):
+        if name in offsets:
+            return offsets[name], fn(offsets[name]), icrc_off
+    return None
+
+
+class TemplateCache:
+    """Decodes frames through templates when it can, through the dissector otherwise.
+
+    Memory is bounded: at most ``max_keys`` (linktype, length) slots of ``per_key`` templates.
+    """
+
+    def __init__(self, profile: Profile, max_keys: int = 2048, per_key: int = 4):
+        self.profile = profile
+        self.max_keys = max_keys
+        self.per_key = per_key
+        self._slots: OrderedDict = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def decode(self, buf: bytes, linktype: int):
+        """(layers, fields, issues) of one frame."""
+        key = (linktype, len(buf))
+        slot = self._slots.get(key)
+        if slot is not None:
+            for t in slot:
+                f = t.fn(buf)
+                if f is not None:
+                    self.hits += 1
+                    return list(t.layers), f, [dict(i) for i in t.issues]
+        self.misses += 1
+        fr = dissect(buf, linktype, self.profile)
+        if slot is None or len(slot) < self.per_key:
+            try:
+                t = _build(bytes(buf), fr, self.profile)
+            except Exception:  # a template is an optimisation; never let it fail a decode
+                t = None
+            if t is not None:
+                if slot is None:
+                    slot = self._slots[key] = []
+                    if len(self._slots) > self.max_keys:
+                        self._slots.popitem(last=False)
+                slot.append(t)
+        return fr.layers, fr.fields, fr.issues
