@@ -17,7 +17,7 @@ from ubpkt.phy.ltb import (CLTB, DLTB, ELTB, RLTB, LtbError, decode_ltb, eeib, e
                            ltb_crc16)
 from ubpkt.phy.rsfec import GENERATOR, rs_decode_many, rs_encode_many, rs_syndromes_many
 from ubpkt.phy.symbols import bytes_to_ui
-from ubpkt.phy._nullblock import NULL_BLOCK, crc30, is_null_block_many
+from ubpkt.phy._nullblock import NULL_BLOCK, is_null_block_many, null_block
 
 # --- eBCH-16: all 32 codewords of UB 2.0 Table 3-5 (Byte_A, Byte_B as binary rows) -------------
 TABLE_3_5 = """
@@ -322,9 +322,28 @@ def test_eeib_patterns():
     assert set(bytes_to_ui(np.frombuffer(e[16:32], np.uint8), "pam4", gray=False)) == {3}
 
 
+def _crc30_bitwise(data: bytes, info: int) -> int:
+    bits = [(b >> (7 - i)) & 1 for b in data for i in range(8)] + [(info >> 1) & 1, info & 1]
+    c = (1 << 30) - 1
+    for x in bits:
+        fb = ((c >> 29) & 1) ^ x
+        c = (c << 1) & ((1 << 30) - 1)
+        if fb:
+            c ^= 0x15A94AD5
+    return c
+
+
 def test_null_block_crc30():
     assert NULL_BLOCK[:4] == b"\x02\x00\x00\x00" and len(NULL_BLOCK) == 20
+    assert NULL_BLOCK[4:16] == bytes(12) and NULL_BLOCK[16] >> 6 == 0
     crc = int.from_bytes(NULL_BLOCK[16:], "big") & ((1 << 30) - 1)
-    assert crc == crc30(NULL_BLOCK[:16], 0)
-    f = np.frombuffer(NULL_BLOCK + bytes(19) + b"\x01", np.uint8).reshape(2, 20)
-    assert is_null_block_many(f).tolist() == [True, False]
+    assert crc == _crc30_bitwise(NULL_BLOCK[:16], 0)
+    flagged = null_block(error_flag=True)
+    assert flagged[16] >> 6 == 1
+    assert int.from_bytes(flagged[16:], "big") & ((1 << 30) - 1) == \
+        _crc30_bitwise(flagged[:16], 1)
+    bad = bytearray(NULL_BLOCK)
+    bad[19] ^= 1
+    f = np.frombuffer(NULL_BLOCK + flagged + bytes(bad) + bytes(19) + b"\x01",
+                      np.uint8).reshape(4, 20)
+    assert is_null_block_many(f).tolist() == [True, True, False, False]
