@@ -10,8 +10,9 @@ from .dissect import LINKTYPE_ETHERNET, LINKTYPE_NS3, LINKTYPE_UB
 from .fastpath import TemplateCache
 from .profile import NS3, SPEC, Profile
 
+LINKTYPE_FLITS = 149
 LINK_TYPES = {"auto": None, "eth": LINKTYPE_ETHERNET, "ub": LINKTYPE_UB, "ns3": LINKTYPE_NS3,
-              "flits": 149}
+              "flits": LINKTYPE_FLITS}
 
 
 def iter_records(path, link_type: str = "auto", profile: Profile | None = None,
@@ -20,8 +21,15 @@ def iter_records(path, link_type: str = "auto", profile: Profile | None = None,
     is called with the number of bytes read so far (for progress bars); ``fast`` uses the
     template fast path (:mod:`ubpkt.fastpath`), which gives the same records."""
     forced = LINK_TYPES[link_type]
+    if forced == LINKTYPE_FLITS:
+        yield from _flits(path, profile)
+        return
     caches: dict = {}
     with open_capture(path) as cap:
+        if forced is None and cap.linktype == LINKTYPE_FLITS:
+            cap.close()
+            yield from _flits(path, profile)
+            return
         fh = cap._fh
         for n, pkt in enumerate(cap, 1):
             lt = forced if forced is not None else pkt.linktype
@@ -42,6 +50,13 @@ def iter_records(path, link_type: str = "auto", profile: Profile | None = None,
                 progress(fh.tell())
         if cap.truncated:
             yield {"frame": None, "truncated": True}
+
+
+def _flits(path, profile: Profile | None) -> Iterator[dict]:
+    """A flit stream (pcap linktype 149 or a raw file of whole flits): one record per DLLCB and
+    per reassembled DLLDP (``ubpkt.link.flitstream``)."""
+    from .link.flitstream import decode_flit_stream
+    yield from decode_flit_stream(str(path), profile or SPEC)
 
 
 def file_size(path) -> int:

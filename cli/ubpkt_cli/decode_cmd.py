@@ -31,13 +31,6 @@ def _records(path, link_type, profile, quiet):
     size = file_size(path)
     err = Console(stderr=True)
     show = not quiet and err.is_terminal and size > (8 << 20)
-    if link_type == "flits":
-        try:
-            from ubpkt.link.flitstream import decode_flit_file
-        except ImportError:
-            raise click.ClickException("flit-stream decoding is not available in this build")
-        yield from decode_flit_file(path, profile)
-        return
     try:
         if not show:
             for rec in iter_records(path, link_type, profile):
