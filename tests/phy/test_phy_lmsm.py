@@ -121,3 +121,19 @@ def test_engine_is_sans_io():
         out = e.step([None, None], termination=[True, True])
     assert e.state == "Discovery"
     assert all(isinstance(u, Unit) for u in out)
+
+
+def test_eeib_sequence_after_rate_change():
+    sim = LinkSim(PortConfig(lanes=2, max_rate=8), PortConfig(lanes=2, max_rate=8))
+    sent = []
+    wire = sim._wire
+
+    def spy(units):
+        sent.extend(u for u in units if u is not None and u.kind == "eeib")
+        return wire(units)
+    sim._wire = spy
+    rep = sim.run()
+    assert rep["rate"] == 8
+    # 106.25 Gbit/s: 8 EEIBs (Table 3-19) per lane, both ports, x2
+    assert len(sent) == 8 * 2 * 2
+    assert {u.sym for u in sent} == {bytes(16), b"\xff" * 16}

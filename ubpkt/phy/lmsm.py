@@ -41,6 +41,7 @@ STATES = ("Link_Idle", "Probe", "RXEQ_Optimize", "Discovery", "Config", "Send_Nu
 FEC_CODES = {"bypass": 0, "rs-t2": 1, "rs-t4": 2}
 FEC_NAMES = {v: k for k, v in FEC_CODES.items()}
 RESERVED_RATES = (1, 6)
+EEIB_RATE = {0: "2.578125", 2: "25.78125", 4: "53.125", 8: "106.25"}  # DRn -> EEIB table
 BLOCK = 16
 
 
@@ -156,6 +157,7 @@ class Lmsm:
         self.eq_ok = False
         self.retrain_num = 0
         self.degraded_from: int | None = None
+        self.eeib_units = []
 
     # -- helpers ---------------------------------------------------------------------------------
     def _goto(self, state: str, sub: str = "") -> None:
@@ -474,8 +476,14 @@ class Lmsm:
                 p = self.tx_map[i]
                 out[p] = Unit("data", self._scramble(p, i, lanes[i].tobytes()))
             return out
-        # training states: LTBs with an AMCTL every 32 LTBs (§3.2.4.3)
         w = self.tx_m
+        if self.eeib_units:  # leaving electrical idle: the EEIB sequence of the new rate
+            sym = self.eeib_units.pop(0)
+            out = [None] * L
+            for i in range(w):
+                out[self.tx_map[i]] = Unit("eeib", sym)
+            return out
+        # training states: LTBs with an AMCTL every 32 LTBs (§3.2.4.3)
         if self.unit_count % (self.profile.training_period // BLOCK + 1) == 0:
             self.unit_count += 1
             return self._amctl_units(w)
@@ -503,6 +511,7 @@ class Lmsm:
 
     pending_sdf = False
     first_rx_seen = False
+    eeib_units: list = []
     latched: dict = {}
 
     def _latch(self, key: str, value):
@@ -864,6 +873,10 @@ class Lmsm:
                 new = max((r for r in range(9) if common >> r & 1), default=0)
             self._event("rate_change", rate=new, previous=self.rate)
             self.rate = new
+            name = EEIB_RATE.get(new)
+            if name is not None:  # custom rates: vendor-defined EEIB, none sent here
+                seq = eeib(name)
+                self.eeib_units = [seq[k:k + BLOCK] for k in range(0, len(seq), BLOCK)]
             for r in self.rx:
                 r.locked = False
             self.change_speed = self.primary and self.rate < self._common_max_rate()

@@ -97,7 +97,8 @@ def tx(flits: bytes | np.ndarray, cfg: TxConfig, profile: PhyProfile = DEFAULT_P
     a = AMCTL_LEN
     for lane in range(cfg.lanes):
         s = syms[lane]
-        sc = s ^ keystream(profile.seed_for_lane(lane), s.size, 0, profile.prbs_taps)
+        sc = s ^ keystream(profile.seed_for_lane(lane), s.size, profile.sdf_scrambler_offset,
+                           profile.prbs_taps)
         n = s.size
         nfull = n // period
         sdf = np.frombuffer(build_amctl(lane, "link_width_switch", f"x{cfg.lanes}", profile),
@@ -238,7 +239,8 @@ def rx(lane_uis: list[np.ndarray], cfg: TxConfig, profile: PhyProfile = DEFAULT_
     n -= n % unit
     mat = np.empty((L, n), dtype=np.uint8)
     for logical in range(L):
-        ks = keystream(profile.seed_for_lane(logical), n, 0, profile.prbs_taps)
+        ks = keystream(profile.seed_for_lane(logical), n, profile.sdf_scrambler_offset,
+                       profile.prbs_taps)
         mat[logical] = lane_syms[logical][:n] ^ ks
     if cfg.fec == "bypass":
         stream = gather_bypass(mat)

@@ -32,9 +32,10 @@ class PhyProfile:
       ID; entry 8 is used for the NULL lane ID.
     * The LFSR advances only over scrambled symbols (LTB and DLL data); it holds during AMCTL and
       EEIB symbols (choice).
-    * ``seed_at_sdf``: a lane file produced by ``ubpkt phy tx`` starts at the AMCTL with SDF; the
-      scrambler state carried over from training is not in the file, so tx and rx both start the
-      data with the scrambler freshly loaded from its seed (choice).
+    * ``sdf_scrambler_offset``: a lane file produced by ``ubpkt phy tx`` starts at the AMCTL with
+      SDF; the scrambler state carried over from training is not in the file, so the first data
+      symbol uses keystream position ``sdf_scrambler_offset`` (in scrambled symbols since the seed
+      load) on every lane; default 0 = freshly loaded seed (choice).
 
     LTB CRC-16 (polynomial 0x5935 from §3.4.1.1; the rest is gap G2): ``ltb_crc_init`` 0xFFFF,
     processed MSB first over symbols 0..11, no reflection, no final XOR; CRC[7:0] (CRCL) goes in
@@ -64,7 +65,7 @@ class PhyProfile:
 
     prbs_taps: tuple[int, int] = (23, 18)
     scrambler_seeds: tuple[int, ...] = field(default_factory=default_seed_table)
-    seed_at_sdf: bool = True
+    sdf_scrambler_offset: int = 0
     ltb_crc_poly: int = 0x5935
     ltb_crc_init: int = 0xFFFF
     ltb_pad: int = 0x5A
@@ -77,7 +78,6 @@ class PhyProfile:
     end_search_max_bit_errors: int = 6
     quick_degrade_misses: int = 3
     precode: bool = True
-    null_block_lch: bytes = b"\x02\x00\x00\x00"
 
     def seed_for_lane(self, lane_id: int | None) -> int:
         """Scrambler seed for a lane ID (``None`` or 0xFF = NULL lane)."""
