@@ -73,10 +73,28 @@ def lua_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# how the spec spells some field-name words (display only; filter names stay ubpkt's)
+_SPELLING = {
+    "tpopcode": "TPOpcode", "taopcode": "TAOpcode", "tpver": "TPVer", "taver": "TAVer",
+    "srctpn": "SrcTPN", "dsttpn": "DstTPN", "tpmsn": "TPMSN", "rspst": "RSPST",
+    "rspinfo": "RSPINFO", "plength": "PLENGTH", "clength": "CLENGTH", "tokenid": "TokenID",
+    "tokenvalue": "TokenValue", "maxrcvpsn": "MaxRcvPSN", "bitmapsize": "BitMapSize",
+    "scna": "SCNA", "dcna": "DCNA", "seid": "SEID", "deid": "DEID", "guid": "GUID",
+    "dguid": "DGUID", "sguid": "SGUID", "ueid": "UEID", "tassn": "TASSN", "numfreebuf":
+    "NumFreeBuf", "rcvptr": "RcvPtr", "rdptr": "RdPtr", "wrptr": "WrPtr", "taid": "TAID",
+    "udf": "UDF", "ipv4": "IPv4", "ipv6": "IPv6",
+}
+
+
 def display_name(f: Field) -> str:
+    """The tree label of a field: the spec's spelling where known, short words in capitals."""
     if f.reserved:
         return "Reserved"
-    return f.name.replace("_", " ").title().replace(" ", "_") if f.name.islower() else f.name
+    words = []
+    for w in f.name.split("_"):
+        words.append(_SPELLING.get(w) or (w.upper() if len(w) <= 3 and not w.isdigit()
+                                          else w.capitalize()))
+    return " ".join(words)
 
 
 class Gen:
