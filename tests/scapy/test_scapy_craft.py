@@ -221,3 +221,37 @@ def test_profile_compact_cna_tah():
         assert "ub.maetah_c" in fr.layers
     finally:
         set_profile(SPEC)
+
+
+def test_profile_options():
+    prof = SPEC.with_(tp_response_atah=True, read_taidetah=True, read_ofstetah=True,
+                      atomic_taidetah=True, cetph_variant="ldcp", icrc_byteorder="big")
+    set_profile(prof)
+    try:
+        pkts = [
+            _uboe(UBRtph(tpopcode="TPACK"), UBAtah(taopcode="TAACK")),
+            _uboe(UBRtph(), UBCetphLdcp(ack_seq=1, ce_seq=2), UBAtah(taopcode="TAACK")),
+            _uboe(UBRtph(), UBBtah(taopcode="Read"), UBTaidetah(taid=5), UBOfstetah(offset=1),
+                  UBMaetah(length=8)),
+            _uboe(UBRtph(), UBBtah(taopcode="Atomic_swap"), UBTaidetah(taid=6),
+                  UBMaetah(length=8), Raw(b"\0" * 8)),
+        ]
+        for p in pkts:
+            b = raw(p)
+            fr = dissect(b, 1, profile=prof)
+            assert fr.fields["ub.icrc.status"] == "good"
+            assert b[-4:] == fr.fields["ub.icrc.value"].to_bytes(4, "big")
+            q = Ether(b)
+            assert layer_ids(q) == fr.layers and raw(q) == b
+            assert [x for x in fr.layers if x.startswith("ub.")] == \
+                [x for x in layer_ids(p) if x.startswith("ub.")] + ["ub.icrc"] or \
+                "ub.pad" in fr.layers
+    finally:
+        set_profile(SPEC)
+
+
+def test_no_icrc_when_explicitly_false():
+    p = _uboe(UBRtph(icrc=False), UBAtah(taopcode="TAACK"))
+    b = raw(p)
+    assert len(b) == 14 + 20 + 8 + 16 + 8
+    assert Ether(b)[UBRtph].icrc is not False   # a reader still expects one (SPEC)

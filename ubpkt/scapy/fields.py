@@ -196,7 +196,7 @@ class TrailerBytes(_Trailer):
 
 class TrailerInt(_Trailer):
     def i2repr(self, pkt, x):
-        return "None" if x is None else f"{x:#010x}"
+        return repr(x) if x is None or isinstance(x, bool) else f"{x:#010x}"
 
     def randval(self):
         from scapy.volatile import RandInt

@@ -208,9 +208,12 @@ class _TrailerMixin:
         nlp = None
         if "nlp" in h.by_name and len(s) >= h.size:
             nlp = h.unpack(s)[list(h.by_name).index("nlp")]
-        if rule is not None and len(s) >= need and rule(self, nlp):
-            self._ub_icrc_raw = s[-4:]
-            s = s[:-4]
+        if rule is not None and rule(self, nlp):
+            if len(s) >= need:
+                self._ub_icrc_raw = s[-4:]
+                s = s[:-4]
+            else:
+                self._ub_icrc_raw = False       # expected, but no room: none
         return s
 
     def post_dissect(self, s):
@@ -221,9 +224,11 @@ class _TrailerMixin:
                 s = s[:-n]
             else:
                 self.fields["pad"] = b""
-        if getattr(self, "_ub_icrc_raw", None) is not None:
-            self.fields["icrc"] = int.from_bytes(self._ub_icrc_raw,
-                                                 profile_of(self).icrc_byteorder)
+        raw_icrc = getattr(self, "_ub_icrc_raw", None)
+        if raw_icrc is False:
+            self.fields["icrc"] = False
+        elif raw_icrc is not None:
+            self.fields["icrc"] = int.from_bytes(raw_icrc, profile_of(self).icrc_byteorder)
         # the trailers are re-appended by post_build, which scapy skips for cached layers
         self.raw_packet_cache = None
         return s
@@ -240,6 +245,8 @@ class _TrailerMixin:
             pay = pay + bytes(pad)
         body = pkt + pay
         rule = type(self).ub_icrc_rule
+        if self.icrc is False:                  # icrc=False: no ICRC at all
+            return body
         if self.icrc is not None:
             return body + _icrc_bytes(profile_of(self), self.icrc)
         if rule is None or not rule(self):
@@ -930,7 +937,7 @@ def layer_ids(pkt) -> list[str]:
             ids.append(lid)
             if "pad" in layer.fields and layer.fields["pad"]:
                 trailers.insert(0, "ub.pad")
-            if layer.fields.get("icrc") is not None:
+            if layer.fields.get("icrc") is not None and layer.fields["icrc"] is not False:
                 trailers.append("ub.icrc")
         else:
             name = _SCAPY_IDS.get(type(layer).__name__, type(layer).__name__)
