@@ -40,7 +40,7 @@ EXTRA_FIELDS = [
     ("ub.icrc.computed", "uint32", "ICRC computed", None),
     ("ub.bcrc.status", "string", "BCRC status", None),
     ("ub.bcrc.computed", "uint32", "CRC30 computed", None),
-    ("ub.lch.type", "string", "Control block type", None),
+    ("ub.lch.block", "string", "Control block type", None),
     ("ub.udetah.atomic_op", "uint8", "Atomic sub-operation", E.ATOMIC_SUBOP),
     ("ub.mgmtetah.sub_code_name", "string", "Sub code", None),
     ("ub.pad.data", "bytes", "Transport padding", None),
@@ -221,7 +221,6 @@ class Gen:
             hdr_lines += self.header_code(h)
         for key, ctor, name, enum in EXTRA_FIELDS:
             # a derived value wins FIRST_HF even where a header declares the same key
-            # (ub.lch.type: the Block_Mode_Chg TYPE bits and ubpkt's block-type name)
             self.first_hf[key] = self.hf(key, ctor, name, self.vs(enum))
         layer_defs = []
         seen = set()

@@ -623,7 +623,7 @@ local function dllcb(st)
   if not v then return end
   note_info(st, kind or "DLLCB")
   local flits = v.clength + 1
-  t:add(HF[FIRST_HF["ub.lch.type"]], st.tvb(2, 1), kind or string.format("unknown_%d_%d", ctrl, sub))
+  t:add(HF[FIRST_HF["ub.lch.block"]], st.tvb(2, 1), kind or string.format("unknown_%d_%d", ctrl, sub))
   if kind == nil then problem(st, EX.warn, string.format("reserved CTRL/SUB_CTRL %d/%d", ctrl, sub)) end
   local size = flits * 20
   if size ~= st.stop then

@@ -178,7 +178,7 @@ def test_ns3_capture_values_match_summary(ns3_dir):
             f["ub.btah.ini_tassn"]) == (0x0, 0x10, "Read", 2)
     # packet 6: 40-byte credit frame, VL7 returns 1
     f = recs[6]["fields"]
-    assert f["ub.lch.type"] == "Crd_Ack" and f["ub.crd_ack.crd_vl7"] == 1
+    assert f["ub.lch.block"] == "Crd_Ack" and f["ub.crd_ack.crd_vl7"] == 1
     assert sum(f[f"ub.crd_ack.crd_vl{v}"] for v in range(16)) == 1
     # packet 7: TPACK + CETPH (ns-3 layout) [0000000010000080]: AckSeq 0, Hint 4096, I=1
     f = recs[7]["fields"]
@@ -192,3 +192,19 @@ def test_spec_profile_on_ns3_bytes_reports_but_never_raises(ns3_dir):
         for pkt in cap:
             rec = decode(pkt.data, 148, SPEC)
             assert encode_record(rec, SPEC) == pkt.data
+
+
+def test_every_control_block_kind_round_trips():
+    from ubpkt.formats import enums as E
+    for (ctrl, sub), kind in E.DLLCB_TYPES.items():
+        flits = {"Crd_Ack": 2, "Init": 5, "Param_Exchg": 5}.get(kind, 1)
+        lch = {"Crd_Ack": "ub.lch_crd_ack", "Block_Mode_Chg": "ub.lch_block_mode_chg"}.get(
+            kind, "ub.lch")
+        head = encode_layers([(lch, {"clength": flits - 1, "ctrl": ctrl, "sub_ctrl": sub})])
+        raw = head + bytes(20 * flits - 8)
+        raw = encode_layers([("data", raw), ("ub.bcrc", {})])
+        rec = decode(raw)
+        assert rec["fields"]["ub.lch.block"] == kind
+        assert rec["fields"]["ub.bcrc.status"] == "good", kind
+        assert not _errors(rec), (kind, rec["issues"])
+        assert encode_record(rec) == raw

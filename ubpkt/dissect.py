@@ -850,7 +850,7 @@ def _dllcb(fr: Frame) -> None:
     if v is None:
         return
     flits = v[1] + 1
-    fr.fields["ub.lch.type"] = kind or f"unknown_{ctrl}_{sub}"
+    fr.fields["ub.lch.block"] = kind or f"unknown_{ctrl}_{sub}"
     if kind is None:
         fr.issue(WARNING, lch.layer, "ub.lch.ctrl", 2, f"reserved CTRL/SUB_CTRL {ctrl}/{sub}")
     size = flits * 20

@@ -65,7 +65,7 @@ def to_fields_line(record: dict, names: list[str]) -> str:
 
 
 _SUMMARY_KEYS = (
-    ("ub.lph.cfg", "cfg"), ("ub.lph.vl", "vl"), ("ub.lch.type", ""), ("ub.cna16.scna", "scna"),
+    ("ub.lph.cfg", "cfg"), ("ub.lph.vl", "vl"), ("ub.lch.block", ""), ("ub.cna16.scna", "scna"),
     ("ub.cna16.dcna", "dcna"), ("ub.cna24.scna", "scna"), ("ub.cna24.dcna", "dcna"),
     ("ip.src", "src"), ("ip.dst", "dst"), ("ipv6.src", "src"), ("ipv6.dst", "dst"),
     ("ub.rtph.tpopcode_name", ""), ("ub.rtph.psn", "psn"), ("ub.rtph.srctpn", "stpn"),

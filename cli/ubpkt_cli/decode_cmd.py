@@ -153,7 +153,7 @@ def stats(file, link_type, profile, as_json):
         layers.update(set(rec["layers"]))
         f = rec["fields"]
         for key in ("ub.rtph.tpopcode_name", "ub.ctph.tpopcode_name", "ub.btah.taopcode_name",
-                    "ub.atah.taopcode_name", "ub.lch.type", "ub.mgmtetah.code_name",
+                    "ub.atah.taopcode_name", "ub.lch.block", "ub.mgmtetah.code_name",
                     "ub.cfg5.protocol_name"):
             v = f.get(key)
             if v is not None:

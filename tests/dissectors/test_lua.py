@@ -32,7 +32,7 @@ CARRIER_KEYS = ["ip.version", "ip.len", "ip.id", "ip.flags", "ip.frag_offset", "
 # reported by ubpkt only in some paths, by Wireshark's data dissector always: compared one way
 ONE_WAY = {"data.data", "data.len"}
 # keys where ubpkt's derived value replaces a declared one of the same name (the Lua shows both)
-LAST_ONLY = {"ub.maetah.length", "ub.lch.type"}
+LAST_ONLY = {"ub.maetah.length"}
 
 
 def _gen_module():
