@@ -255,3 +255,17 @@ def test_no_icrc_when_explicitly_false():
     b = raw(p)
     assert len(b) == 14 + 20 + 8 + 16 + 8
     assert Ether(b)[UBRtph].icrc is not False   # a reader still expects one (SPEC)
+
+
+def test_cfg5_and_enumeration_icrc_options():
+    prof = SPEC.with_(cfg5_icrc=True, enum_icrc=True)
+    set_profile(prof)
+    try:
+        for p in (NATIVE["cfg5_ip_notify"], NATIVE["cfg5_npic"], NATIVE["cfg6_enum_query"]):
+            b = raw(p)
+            fr = dissect(b, 148, profile=prof)
+            assert fr.fields["ub.icrc.status"] == "good"
+            q = UBLph(b)
+            assert layer_ids(q) == fr.layers and raw(q) == b
+    finally:
+        set_profile(SPEC)
