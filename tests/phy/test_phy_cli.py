@@ -132,3 +132,24 @@ def test_bad_input_is_one_line_error(runner, tmp_path, argv, msg):
     assert "Traceback" not in r.output and not isinstance(r.exception, (ValueError, KeyError,
                                                                          TypeError))
     assert msg in r.output
+
+
+def test_train_fail_lane_report(runner, tmp_path):
+    rep = tmp_path / "t.json"
+    r = runner.invoke(main, ["phy", "train", "--lanes", "8", "--fail-lane", "5", "--report",
+                             str(rep)])
+    assert r.exit_code == 0, r.output
+    d = json.loads(rep.read_text())
+    assert d["final_state"] == "Link_Active"
+    assert (d["tx_width"], d["rx_width"]) == (4, 4)
+    assert d["fec_mode"] == "rs-t4"
+    assert d["trace"][0]["state"] == "Link_Idle" and d["trace"][-1]["state"] == "Link_Active"
+
+
+def test_train_options(runner):
+    r = CliRunner().invoke(main, ["phy", "train", "--lanes", "2", "--fec", "rs-t2",
+                                  "--reverse", "--invert", "1", "--max-rate", "4", "--eq", "full"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output[r.output.index("{"):])
+    assert d["final_state"] == "Link_Active" and d["fec_mode"] == "rs-t2" and d["rate"] == 4
+    assert d["eq_mode"] == "full_eq"

@@ -209,3 +209,34 @@ def test_fuzz_logs_every_change():
     assert sum(int((o != l).sum()) for o, l in zip(out, lanes)) == len(ch2)
     pos = error_positions(100, 0.05, 4, np.random.default_rng(0))
     assert (np.diff(pos) > 0).all() and pos.max() < 100
+
+
+@settings(max_examples=25, deadline=None)
+@given(lanes=st.sampled_from([1, 2, 4, 8]), il=st.sampled_from([1, 2]),
+       mod=st.sampled_from(["nrz", "pam4"]), t=st.sampled_from([2, 4]),
+       data=st.data())
+def test_random_errors_within_bound_property(lanes, il, mod, t, data):
+    """Random symbol errors, at most t per codeword: all corrected and exactly counted."""
+    fl = _flits(6 * il * 4, data.draw(st.integers(0, 99)))
+    cfg = TxConfig(lanes, "rs-t4" if t == 4 else "rs-t2", il, mod, 640)
+    uis, _ = tx(fl, cfg, NOPRE)
+    ups = UI_PER_SYMBOL[mod]
+    from ubpkt.phy.lanes import distribute_codewords
+    # map every codeword symbol to (lane, symbol index) through the distribution itself
+    ids = [np.arange(c * 4 * 128, (c * 4 + 4) * 128).reshape(4, 128) for c in range(il)]
+    where = distribute_codewords(ids, lanes)  # value = codec*512 + cw*128 + t
+    total = 0
+    for cw in range(4):
+        for codec in range(il):
+            n = data.draw(st.integers(0, t))
+            cols = data.draw(st.lists(st.integers(0, 127), min_size=n, max_size=n, unique=True))
+            for col in cols:
+                lane, sym = map(int, np.argwhere(where == codec * 512 + cw * 128 + col)[0])
+                seg = sym // 640  # AMCTLs every 640 symbols
+                ui = (AMCTL_LEN * (seg + 1) + sym) * ups + data.draw(st.integers(0, ups - 1))
+                uis[lane][ui] = (uis[lane][ui] ^ 1) & (1 if mod == "nrz" else 3)
+                total += 1
+    r = rx(uis, cfg, NOPRE)
+    assert r.flits == fl
+    assert r.report["corrected_symbols"] == total
+    assert r.report["uncorrectable_codewords"] == 0
