@@ -84,3 +84,12 @@ def test_noncrc_empty_last_block():
     with pytest.raises(ValueError):
         layout(10147)
     assert packet_length(layout(640, False).plength, True) is None
+
+
+def test_crc30_large_inputs_use_the_same_register():
+    from ubpkt.link.crc30 import _crc30_small
+    rng = random.Random(9)
+    for n in (8191, 8192, 8193, 50000):
+        data = rng.randbytes(n)
+        assert crc30(data) == _crc30_small(INIT, data)
+    assert crc30(b"\x00" * 20000) == _crc30_small(INIT, b"\x00" * 20000)

@@ -182,3 +182,19 @@ def test_lane_manage_delivered():
     link.run(50)
     lm = [e for e in link.events[id(b)] if e["event"] == "lane_manage"]
     assert lm and lm[0]["tlw"] == 2
+
+
+def test_large_packets_fast_link_idle_gaps():
+    """Big DLLDPs at 32 flits/tick on one VL, the reverse direction idle (no Null fill): the
+    Retry_Req_Sets of successive timeouts arrive back to back and must each be answered."""
+    rng = random.Random(11)
+    a, b, link = up(SPEC, seed=11, p_flip=1e-3, p_fec=1e-3, rate=32)
+    sent = []
+    for i in range(120):
+        p = mk(0, rng.choice((64, 1024, 4096, 10146)), i, rng)
+        assert a.send(p)
+        sent.append(p)
+    assert link.run(100000, until=lambda: len(link.delivered(b)) >= len(sent) and a.idle())
+    assert [e["packet"] for e in link.delivered(b)] == sent
+    link.run(200)
+    assert a.tx_credits.total() == a.tx_credits.initial_total

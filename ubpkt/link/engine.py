@@ -552,7 +552,9 @@ class DLLEngine:
         sub = flit[2] & 0xF
         if sub == 1:
             self._on_retry_req(flit, now, ev)
-        elif sub == 2:
+            return
+        self._req_run = (None, -100)            # a valid other block ends a Retry_Req run
+        if sub == 2:
             self._on_retry_ack(flit, now, ev)
 
     def _on_retry_req(self, blk: bytes, now: int, ev: list) -> None:
@@ -560,7 +562,8 @@ class DLLEngine:
         last_rcv, last_idx = self._req_run
         self._req_run = (rcv, self._rx_index)
         if last_rcv == rcv and self._rx_index - last_idx <= C.RETRY_SET_LEN:
-            return                              # same Retry_Req_Set
+            # same Retry_Req_Set: only Retry_Reqs (or flits too damaged to read) since the last
+            return
         if not self.rb.start_replay(rcv):
             ev.append(_err("DL Protocol Error", f"Retry_Req asks for RcvPtr {rcv}, which is "
                            "not a block in the retry buffer"))
@@ -601,6 +604,7 @@ class DLLEngine:
             if kind == "Retry_Req":
                 self._on_retry_req(blk, now, ev)
                 return
+            self._req_run = (None, -100)        # a valid other block ends a Retry_Req run
             if kind == "Retry_Ack":
                 self._on_retry_ack(blk, now, ev)
                 return
@@ -612,6 +616,7 @@ class DLLEngine:
             self._rx_control(kind, blk, now, ev)
             return
         # a DLLDB
+        self._req_run = (None, -100)
         flits = len(blk) // FLIT
         self.rcvptr_abs += flits
         self._count_ack(flits, worthy=True)

@@ -261,22 +261,22 @@ class Deframer:
                                       info if self.covers_info else None) == crc)
             return out
         import numpy as np
-        arr = np.frombuffer(bytes(buf[:spans[-1][1] + spans[-1][2] * FLIT]), dtype=np.uint8)
+        end = spans[-1][1] + spans[-1][2] * FLIT
+        flits_view = np.frombuffer(bytes(buf[:end]), dtype=np.uint8).reshape(-1, FLIT)
         out = [None] * len(spans)
         groups: dict = {}
         for i, (_, p, flits) in enumerate(spans):
             groups.setdefault(flits, []).append(i)
         for flits, idx in groups.items():
-            size = flits * FLIT
-            starts = np.array([spans[i][1] for i in idx], dtype=np.int64)
-            rows = arr[starts[:, None] + np.arange(size)[None, :]]
+            first = np.array([spans[i][1] // FLIT for i in idx], dtype=np.intp)
+            rows = flits_view[first[:, None] + np.arange(flits)].reshape(len(idx), flits * FLIT)
             tail = rows[:, -4:].astype(np.uint32)
             word = (tail[:, 0] << 24) | (tail[:, 1] << 16) | (tail[:, 2] << 8) | tail[:, 3]
             info = (word >> 30) if self.covers_info else None
             crc = crc30_batch(rows[:, :-4], info)
-            good = crc == (word & 0x3FFFFFFF)
+            good = (crc == (word & 0x3FFFFFFF)).tolist()
             for j, i in enumerate(idx):
-                out[i] = bool(good[j])
+                out[i] = good[j]
         return out
 
     # -- assembly ---------------------------------------------------------------------------------
