@@ -208,3 +208,12 @@ def test_every_control_block_kind_round_trips():
         assert rec["fields"]["ub.bcrc.status"] == "good", kind
         assert not _errors(rec), (kind, rec["issues"])
         assert encode_record(rec) == raw
+
+
+def test_padding_of_tp_responses_without_icrc_is_pad():
+    pkt = encode_layers([("ub.lph_ns3", {"cfg": 3}), ("ub.nth", {}),
+                         ("ip", {"version": 4, "hdr_len": 5, "proto": 17}), ("udp", {}),
+                         ("ub.rtph", {"tpopcode": 2, "padding": 2}), ("ub.pad", b"\0\0")], NS3)
+    rec = decode(pkt, 147)
+    assert rec["layers"][-2:] == ["ub.rtph", "ub.pad"]
+    assert encode_record(rec) == pkt

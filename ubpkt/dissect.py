@@ -385,9 +385,9 @@ def _reserve_icrc(fr: Frame) -> bool:
 
 
 def _finish_icrc(fr: Frame) -> None:
+    fr.rest_as_data()
     if fr.icrc_start is None:
         return
-    fr.rest_as_data()
     if fr.pos != fr.end:
         # decoding stopped early: keep the bytes up to the ICRC
         fr.take_bytes("data" if "data" not in fr.layers else "trailer", fr.end - fr.pos)
