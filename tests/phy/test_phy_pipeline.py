@@ -240,3 +240,25 @@ def test_random_errors_within_bound_property(lanes, il, mod, t, data):
     assert r.flits == fl
     assert r.report["corrected_symbols"] == total
     assert r.report["uncorrectable_codewords"] == 0
+
+
+def test_locker_follows_insert_period_control():
+    """AMCTL Insert Period Control switches the expected spacing to Period1 and back (§3.2.4.2)."""
+    rng = np.random.default_rng(9)
+    p0, p1 = 64, DEFAULT_PROFILE.period1
+    parts = [build_amctl(0, "link_width_switch", "x1"), rng.bytes(p0),
+             build_amctl(0, "insert_period", "period1"), rng.bytes(p1),
+             build_amctl(0), rng.bytes(p1),
+             build_amctl(0, "insert_period", "period0"), rng.bytes(p0),
+             build_amctl(0), rng.bytes(p0), build_amctl(0)]
+    lane = bytes_to_ui(np.frombuffer(b"".join(parts), np.uint8), "nrz")
+    res = AmctlLocker("nrz", p0).run(lane)
+    starts = [h.start // 8 for h in res.hits]
+    expect, pos = [], 0
+    for part in parts:
+        if len(part) == AMCTL_LEN and part[12:16] == build_amctl(0)[12:16]:
+            expect.append(pos)
+        pos += len(part)
+    assert starts == expect and all(h.amctl is not None for h in res.hits)
+    assert res.locked and res.slips == 0
+    assert [h.amctl.ctrl_detail for h in res.hits][1:4] == ["period1", "no_command", "period0"]
