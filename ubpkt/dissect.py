@@ -578,7 +578,9 @@ def _ciph(fr: Frame) -> None:
 # ------------------------------------------------------------------------------------------------
 # transaction
 
-_REQ_SEQ = {
+#: Extension headers after a request's BTAH, in order, per TAOpcode (UB 2.0 §7.4 Table 7-2):
+#: "tv" = TVETAH when TV_EN, "taid?X"/"ofst?X" = TAIDETAH/OFSTETAH when the profile says so.
+REQUEST_HEADERS = {
     0x00: ("mtetah", "ofstetah", "tv"),
     0x01: ("mtetah", "ofstetah", "immetah", "tv"),
     0x03: ("maetah", "tv"),
@@ -592,8 +594,9 @@ _REQ_SEQ = {
     0x18: ("maetah", "tv", "beetah"),
 }
 for _op in E.ATOMICS:
-    _REQ_SEQ[_op] = ("taid?atomic", "maetah", "tv")
-_RSP_SEQ = {0x11: (), 0x12: ("taid?read_response", "ofst?read_response"),
+    REQUEST_HEADERS[_op] = ("taid?atomic", "maetah", "tv")
+#: The same after a response's ATAH (Table 7-4).
+RESPONSE_HEADERS = {0x11: (), 0x12: ("taid?read_response", "ofst?read_response"),
             0x13: ("taid?atomic_response",)}
 
 
@@ -617,7 +620,7 @@ def _tah(fr: Frame) -> None:
             h = H["ub.atah_c"]
         if fr.take(h) is None:
             return
-        seq = _RSP_SEQ[op]
+        seq = RESPONSE_HEADERS[op]
         flags = {}
     else:
         h = H["ub.btah"] if fr.full_tah else H["ub.btah_c"]
@@ -636,7 +639,7 @@ def _tah(fr: Frame) -> None:
                 sub = (u[0] >> 20) & 0xF
                 fr.fields["ub.udetah.atomic_op"] = sub
                 fr.fields["ub.udetah.atomic_op_name"] = E.ATOMIC_SUBOP.get(sub, f"unknown_{sub}")
-        seq = _REQ_SEQ[op]
+        seq = REQUEST_HEADERS[op]
         if fr.full_tah:
             mt = 1 if "mtetah" in seq else 0
             if v[10] != mt:

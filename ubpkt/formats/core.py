@@ -267,20 +267,21 @@ def _dwrev(v: int, nwords: int) -> int:
     return out
 
 
+def _wire_expr(h: Header, f: Field, off: int) -> str:
+    """Python expression of field ``f`` (wire value) from ``v``, the header as one integer."""
+    shift = h.bits - off - f.bits
+    e = "v" if shift == 0 else f"(v >> {shift})"
+    if off != 0:
+        e = f"{e} & {(1 << f.bits) - 1:#x}"
+    if f.le:
+        e = _swap_expr(e, f.bits // 8)
+    if f.dwrev:
+        e = _dwrev_expr(e, f.bits // 32)
+    return e
+
+
 def _gen_unpack(h: Header) -> Callable:
-    total = h.bits
-    exprs = []
-    for f, off in zip(h.fields, h.offsets):
-        shift = total - off - f.bits
-        mask = (1 << f.bits) - 1
-        e = "v" if shift == 0 else f"(v >> {shift})"
-        if off != 0:
-            e = f"{e} & {mask:#x}"
-        if f.le:
-            e = _swap_expr(e, f.bits // 8)
-        if f.dwrev:
-            e = _dwrev_expr(e, f.bits // 32)
-        exprs.append(e)
+    exprs = [_wire_expr(h, f, off) for f, off in zip(h.fields, h.offsets)]
     src = (f"def unpack(b, o=0):\n"
            f"    v = int.from_bytes(b[o:o + {h.size}], 'big')\n"
            f"    return ({', '.join(exprs)},)\n")
@@ -299,21 +300,11 @@ _FAST_TEXT = {
 def _gen_record(h: Header) -> Callable:
     """Generated: decode the header at ``o`` into the flat field map ``F`` (record form:
     shifted and text fields, enum names) and return (wire values, raw header int)."""
-    total = h.bits
     lines = [f"def record_into(b, o, F):",
              f"    v = int.from_bytes(b[o:o + {h.size}], 'big')"]
     names = []
     for i, (f, off) in enumerate(zip(h.fields, h.offsets)):
-        shift = total - off - f.bits
-        mask = (1 << f.bits) - 1
-        e = "v" if shift == 0 else f"(v >> {shift})"
-        if off != 0:
-            e = f"{e} & {mask:#x}"
-        if f.le:
-            e = _swap_expr(e, f.bits // 8)
-        if f.dwrev:
-            e = _dwrev_expr(e, f.bits // 32)
-        lines.append(f"    x{i} = {e}")
+        lines.append(f"    x{i} = {_wire_expr(h, f, off)}")
         names.append(f"x{i}")
     items = []
     for i, (k, f) in enumerate(zip(h.keys, h.fields)):

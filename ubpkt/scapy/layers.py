@@ -16,6 +16,7 @@ from scapy.packet import Packet, Padding, bind_bottom_up, bind_top_down
 
 from ..formats import HEADERS
 from ..formats import enums as E
+from ..dissect import REQUEST_HEADERS, RESPONSE_HEADERS
 from ..formats.core import Header
 from ..link.crc30 import bcrc_crc30, crc30
 from ..link.plength import plength as _plength
@@ -541,23 +542,9 @@ def _upih16_next(pkt, pay):
 
 # -- transaction --------------------------------------------------------------------------------
 
-_REQ_SEQ = {
-    0x00: ("mtetah", "ofstetah", "tv"),
-    0x01: ("mtetah", "ofstetah", "immetah", "tv"),
-    0x03: ("maetah", "tv"),
-    0x04: ("mtetah", "maetah", "immetah", "tv"),
-    0x05: ("maetah", "ntfetah", "tv"),
-    0x06: ("taid?read", "ofst?read", "maetah", "tv"),
-    0x10: ("mgmtetah",),
-    0x14: ("maetah", "tv", "beetah"),
-    0x15: ("maetah",),
-    0x17: ("maetah", "tv"),
-    0x18: ("maetah", "tv", "beetah"),
-}
-for _op in E.ATOMICS:
-    _REQ_SEQ[_op] = ("taid?atomic", "maetah", "tv")
-_RSP_SEQ = {0x11: (), 0x12: ("taid?read_response", "ofst?read_response"),
-            0x13: ("taid?atomic_response",)}
+# the extension-header order per opcode is the dissector's (one table, UB 2.0 §7.4)
+_REQ_SEQ = REQUEST_HEADERS
+_RSP_SEQ = RESPONSE_HEADERS
 
 
 def _tah_class(under, pay):
