@@ -22,13 +22,13 @@ Timeouts are counted in block times (``PortConfig.timeout_ticks`` stands for the
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ._nullblock import NULL_BLOCK
 from .amctl import build_amctl, parse_amctl
-from .lanes import lane_order_from_ids, quick_degrade_width, standard_width
+from .lanes import quick_degrade_width, standard_width
 from .ltb import (CLTB, DLTB, ELTB, RLTB, LtbError, decode_ltb, eeib, encode_ltb, width_code,
                   width_from_code)
 from .profile import DEFAULT_PROFILE, PhyProfile
@@ -236,7 +236,6 @@ class Lmsm:
 
     # -- receive ---------------------------------------------------------------------------------
     def _receive(self, units: list[Unit | None]) -> None:
-        got_ltb = False
         for p, u in enumerate(units[: len(self.rx)]):
             r = self.rx[p]
             r.data = None
@@ -283,15 +282,12 @@ class Lmsm:
                 r.consec = 0
                 r.last_body = None
                 continue
-            got_ltb = True
             if r.last_body == d[:12]:
                 r.consec += 1
             else:
                 r.consec = 1
                 r.last_body = d[:12]
             r.ltb = obj
-        if got_ltb and self.state not in ("Send_NullBlock", "Link_Active"):
-            pass
         self._gather_data()
 
     def _on_amctl(self, p: int, a) -> None:

@@ -6,7 +6,7 @@ Reserved bits are sent as 0 and ignored on receive (they are not kept by the dec
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from .profile import DEFAULT_PROFILE, PhyProfile
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import gf256
-from .gf256 import EXP, LOG, EXP_NP, LOG_NP, mul
+from .gf256 import EXP, EXP_NP, LOG, mul
 
 N = 128
 K = 120
