@@ -9,7 +9,7 @@ import click
 import numpy as np
 from rich.console import Console
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 FEC_CHOICES = ["bypass", "rs-t2", "rs-t4"]
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
