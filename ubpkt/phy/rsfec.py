@@ -247,8 +247,74 @@ class BatchDecode:
         return self.codewords[:, :K]
 
 
+_MUL = gf256.MUL
+_INV = np.zeros(256, dtype=np.uint8)
+_INV[1:] = [gf256.inv(a) for a in range(1, 256)]
+# _NEGPOW[k, p] = alpha^(-k*p) for p = 0..127 (Chien/Forney evaluation points)
+_NEGPOW = np.array([[EXP[(-k * p) % 255] for p in range(N)] for k in range(NPAR + 1)],
+                   dtype=np.uint8)
+_POSPOW = np.array([EXP[p % 255] for p in range(N)], dtype=np.uint8)
+
+
+def _decode_batch(cw: np.ndarray, syn: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised BM / Chien / Forney over the rows of ``cw`` (all with non-zero syndromes).
+    Returns (corrected codewords, ok mask)."""
+    M = cw.shape[0]
+    S = syn.astype("<u8").view(np.uint8).reshape(M, NPAR)
+    nsyn = 2 * t
+    W = t + 2
+    C = np.zeros((M, W), dtype=np.uint8)
+    B = np.zeros((M, W), dtype=np.uint8)
+    C[:, 0] = 1
+    B[:, 0] = 1
+    L = np.zeros(M, dtype=np.int64)
+    b = np.ones(M, dtype=np.uint8)
+    for n in range(nsyn):  # Berlekamp-Massey, one syndrome per step for every row at once
+        d = S[:, n].copy()
+        for i in range(1, min(n, W - 1) + 1):
+            d ^= _MUL[C[:, i], S[:, n - i]]
+        xB = np.zeros_like(B)
+        xB[:, 1:] = B[:, :-1]
+        coef = _MUL[d, _INV[b]]
+        newC = C ^ _MUL[coef[:, None], xB]
+        nz = d != 0
+        grow = nz & (2 * L <= n)
+        B = np.where(grow[:, None], C, xB)
+        b = np.where(grow, d, b)
+        L = np.where(grow, n + 1 - L, L)
+        C = np.where(nz[:, None], newC, C)
+    deg = np.where(C != 0, np.arange(W)[None, :], 0).max(axis=1)
+    # Chien search over the 128 positions of the shortened code
+    val = np.zeros((M, N), dtype=np.uint8)
+    for k in range(W - 1):
+        val ^= _MUL[C[:, k][:, None], _NEGPOW[k][None, :]]
+    roots = val == 0
+    nroots = roots.sum(axis=1)
+    ok = (L > 0) & (L <= t) & (deg == L) & (nroots == L)
+    # Forney (first root alpha^0): e = X * Omega(X^-1) / Lambda'(X^-1)
+    omega = np.zeros((M, nsyn), dtype=np.uint8)
+    for i in range(nsyn):
+        for k in range(min(i, W - 1) + 1):
+            omega[:, i] ^= _MUL[C[:, k], S[:, i - k]]
+    num = np.zeros((M, N), dtype=np.uint8)
+    for i in range(nsyn):
+        num ^= _MUL[omega[:, i][:, None], _NEGPOW[i][None, :]]
+    den = np.zeros((M, N), dtype=np.uint8)
+    for k in range(1, W - 1, 2):
+        den ^= _MUL[C[:, k][:, None], _NEGPOW[k - 1][None, :]]
+    e = _MUL[_POSPOW[None, :], _MUL[num, _INV[den]]]
+    e = np.where(roots, e, 0)
+    ok &= ~(roots & ((den == 0) | (e == 0))).any(axis=1)
+    fixed = cw ^ np.where(ok[:, None], e[:, ::-1], 0).astype(np.uint8)
+    # verify with all eight syndromes (for T=2 this is the S4..S7 check of §3.2.3.5)
+    ok &= rs_syndromes_many(fixed) == 0
+    fixed = np.where(ok[:, None], fixed, cw)
+    return fixed, ok
+
+
 def rs_decode_many(codewords: np.ndarray, t: int = 4) -> BatchDecode:
-    """Decode a batch: syndromes for all with numpy; BM/Chien/Forney only for the dirty ones."""
+    """Decode a batch: syndromes of every codeword in one numpy pass; the few with a non-zero
+    syndrome go through a vectorised Berlekamp-Massey / Chien / Forney decoder together."""
     if t not in (2, 4):
         raise ValueError("t must be 2 or 4")
     cw = np.array(codewords, dtype=np.uint8, copy=True)
@@ -256,14 +322,10 @@ def rs_decode_many(codewords: np.ndarray, t: int = 4) -> BatchDecode:
     ok = np.ones(M, dtype=bool)
     corrected = np.zeros(M, dtype=np.int64)
     syn = rs_syndromes_many(cw)
-    for i in np.nonzero(syn)[0]:
-        s = int(syn[i])
-        S = [(s >> (8 * j)) & 0xFF for j in range(NPAR)]
-        res = _decode_one(cw[i], S, t)
-        if res is None:
-            ok[i] = False
-        else:
-            fixed, _ = res
-            corrected[i] = int(np.count_nonzero(fixed != cw[i]))
-            cw[i] = fixed
+    dirty = np.nonzero(syn)[0]
+    if dirty.size:
+        fixed, good = _decode_batch(cw[dirty], syn[dirty], t)
+        corrected[dirty] = np.count_nonzero(fixed != cw[dirty], axis=1)
+        ok[dirty] = good
+        cw[dirty] = fixed
     return BatchDecode(cw, ok, corrected)
