@@ -137,3 +137,24 @@ def test_eeib_sequence_after_rate_change():
     # 106.25 Gbit/s: 8 EEIBs (Table 3-19) per lane, both ports, x2
     assert len(sent) == 8 * 2 * 2
     assert {u.sym for u in sent} == {bytes(16), b"\xff" * 16}
+
+
+def test_retrain_request_and_edf_scrambler_reset():
+    """Retrain Link: AMCTL with EDF, both ports reload their seeds (§3.2.2.4) and must still read
+    each other's RLTBs, then come back through Retrain.Confirm and Send_NullBlock."""
+    sim = LinkSim(PortConfig(lanes=4), PortConfig(lanes=4))
+    assert sim.run()["link_up"]
+    sim.a.request_retrain()
+    assert sim.run_until(lambda: sim.a.trace[-1]["state"] == "Link_Active"
+                         and sim.b.trace[-1]["state"] == "Link_Active"
+                         and len(sim.a.trace) > len(BRINGUP), 20000)
+    tail = ["Link_Active", "Retrain.Active", "Retrain.Confirm", "Send_NullBlock", "Link_Active"]
+    assert [e["state"] for e in sim.a.trace][-5:] == tail
+    assert [e["state"] for e in sim.b.trace][-5:] == tail
+    assert any(e["event"] == "rx_edf" for e in sim.b.events)
+
+
+def test_optical_link_skips_probe():
+    rep = LinkSim(PortConfig(lanes=4, optical=True), PortConfig(lanes=4, optical=True)).run()
+    assert _states(rep)[:3] == ["Link_Idle", "RXEQ_Optimize", "Discovery.Active"]
+    assert rep["link_up"] and rep["eq_mode"] == "skip_eq" and rep["rate"] == 0

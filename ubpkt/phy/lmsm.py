@@ -177,6 +177,12 @@ class Lmsm:
         self.started = True
         self.trace.append({"tick": self.tick, "port": self.name, "state": "Link_Idle"})
 
+    def request_retrain(self) -> None:
+        """The Retrain Link bit (§3.4.3.7): send an AMCTL with EDF and enter Retrain.Active."""
+        if self.state != "Link_Active":
+            raise RuntimeError("retrain is requested from Link_Active")
+        self._send_edf()
+
     def request_fec(self, open_: bool) -> None:
         """Dynamic FEC open/close via AMCTL FEC Control (§3.2.6), Link_Active only."""
         if self.state != "Link_Active":
