@@ -18,6 +18,10 @@ Link_Active (AMCTL insertion every Period0, quick width degradation §3.4.2.4, d
 open via AMCTL §3.2.6, EDF), Retrain, Change_Speed (AMCTL with EEI, electrical idle, rate per
 EQ mode) and Equalization (Coarsetune_Active/Confirm, Active/Passive with one TX-preset request).
 Timeouts are counted in block times (``PortConfig.timeout_ticks`` stands for the ms timeouts).
+
+Scrambler seeds (§3.2.2.4): every lane scrambler starts from its seed when training starts and is
+reloaded at the AMCTL with EDF that ends data transfer (TX after sending it, RX on receiving it);
+the AMCTL with SDF does not reload it, so data continues the training keystream.
 """
 from __future__ import annotations
 

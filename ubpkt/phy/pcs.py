@@ -173,7 +173,7 @@ def rx(lane_uis: list[np.ndarray], cfg: TxConfig, profile: PhyProfile = DEFAULT_
     lanes_info = []
     for phys, ui in enumerate(lane_uis):
         u = np.asarray(ui, dtype=np.uint8)
-        if mod == "nrz" and u.size and u.max() > 1 or u.size and u.max() > 3:
+        if u.size and int(u.max()) > (1 if mod == "nrz" else 3):
             raise ValueError(f"lane {phys}: UI values out of range for {mod}")
         lr = locker.run(u)
         lanes_info.append(lr)
