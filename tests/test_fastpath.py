@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 from ubpkt.capture import open_capture
 from ubpkt.dissect import dissect
 from ubpkt.fastpath import TemplateCache
-from ubpkt.output import to_json_line
+from ubpkt.output import to_json_bytes, to_json_line
 from ubpkt.profile import NS3, SPEC
 
 
@@ -20,6 +20,7 @@ def _frames(sample_captures, ns3_dir):
 
 
 def _same(buf, lt, prof, cache):
+    line = cache.ndjson(buf, lt, 7, 123456789, len(buf) + 3)
     layers, fields, issues = cache.decode(buf, lt)
     fr = dissect(buf, lt, prof)
     assert layers == fr.layers
@@ -27,6 +28,9 @@ def _same(buf, lt, prof, cache):
     assert issues == fr.issues
     # same text too: key order is part of the output
     assert to_json_line(fields) == to_json_line(fr.fields)
+    assert line == to_json_bytes({"frame": 7, "time": 123456789 / 1e9, "len": len(buf) + 3,
+                                  "caplen": len(buf), "linktype": lt, "layers": fr.layers,
+                                  "fields": fr.fields, "issues": fr.issues})
 
 
 def test_templates_hit_and_agree(sample_captures, ns3_dir):

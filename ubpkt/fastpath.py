@@ -17,7 +17,13 @@ from collections import OrderedDict
 from .dissect import BYTE_LAYERS, dissect
 from .formats import HEADERS
 from .formats.core import _FAST_TEXT, value_to_text
+from .output import to_json_bytes
 from .profile import Profile
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
 
 __all__ = ["TemplateCache", "DISPATCH_FIELDS"]
 
@@ -56,12 +62,13 @@ _ZERO_CHECKED = {"ub.pad", "ub.cb_body"}
 
 
 class _Template:
-    __slots__ = ("fn", "layers", "issues")
+    __slots__ = ("fn", "layers", "issues", "json")
 
-    def __init__(self, fn, layers, issues):
+    def __init__(self, fn, layers, issues, json=None):
         self.fn = fn
         self.layers = layers
         self.issues = issues
+        self.json = json
 
 
 def _build(buf: bytes, fr, profile: Profile):
@@ -177,10 +184,46 @@ def _build(buf: bytes, fr, profile: Profile):
             items.append(f"{k!r}: {v!r}")
         else:
             return None
+    head = list(lines)
     lines.append("    return {" + ", ".join(items) + "}")
     ns = {"_text": value_to_text, "_crc32": zlib.crc32, **names}
     exec(compile("\n".join(lines) + "\n", "<ubpkt.fastpath template>", "exec"), ns)
-    return _Template(ns["run"], tuple(layers), tuple(fr.issues))
+    tjson = _json_fn(head, fields, exprs, static, layers, fr.issues, ns)
+    return _Template(ns["run"], tuple(layers), tuple(fr.issues), tjson)
+
+
+def _json_fn(head, fields, exprs, static, layers, issues, ns):
+    """A second generated function writing the ndjson line directly: the frame's values go
+    through one %-format whose constant parts are rendered once, by the same JSON encoder the
+    record path uses.  None when that is not possible (values orjson cannot hold)."""
+    if _orjson is None:
+        return None
+    dumps = _orjson.dumps
+    try:
+        parts = ['{"frame":%d,"time":%s,"len":%d,"caplen":%d,"linktype":', ]
+        tail = ',"layers":' + dumps(list(layers)).decode() + ',"fields":{'
+        args = []
+        body = []
+        for k, v in fields.items():
+            key = dumps(k).decode()
+            if k in exprs and k not in static:
+                if isinstance(v, bool) or not isinstance(v, (int, str)):
+                    return None
+                body.append(key + (":%d" if isinstance(v, int) else ':"%s"'))
+                args.append(exprs[k])
+            else:
+                body.append(key + ":" + dumps(v).decode().replace("%", "%%"))
+        closing = '},"issues":' + dumps(list(issues)).decode().replace("%", "%%") + "}\n"
+    except TypeError:   # a value orjson cannot encode (an integer wider than 64 bits)
+        return None
+    fmt = parts[0] + "%d" + tail.replace("%", "%%") + ",".join(body) + closing
+    lines = [line.replace("def run(buf):", "def run_json(buf, frame, time, orig_len, lt):")
+             for line in head]
+    lines.append(f"    return ({fmt!r} % (frame, _dumps(time).decode(), orig_len, len(buf), lt"
+                 + "".join(f", {a}" for a in args) + ")).encode()")
+    ns = dict(ns, _dumps=dumps)
+    exec(compile("\n".join(lines) + "\n", "<ubpkt.fastpath json template>", "exec"), ns)
+    return ns["run_json"]
 
 
 def _is_guarded(key: str, fields, placed) -> bool:
@@ -236,6 +279,21 @@ class TemplateCache:
         self._slots: OrderedDict = OrderedDict()
         self.hits = 0
         self.misses = 0
+
+    def ndjson(self, buf: bytes, linktype: int, frame: int, time_ns: int, orig_len: int) -> bytes:
+        """The ndjson line of one frame (identical to rendering its record)."""
+        slot = self._slots.get((linktype, len(buf)))
+        if slot is not None:
+            for t in slot:
+                if t.json is not None:
+                    line = t.json(buf, frame, time_ns / 1e9, orig_len, linktype)
+                    if line is not None:
+                        self.hits += 1
+                        return line
+        layers, fields, issues = self.decode(buf, linktype)
+        return to_json_bytes({"frame": frame, "time": time_ns / 1e9, "len": orig_len,
+                              "caplen": len(buf), "linktype": linktype, "layers": layers,
+                              "fields": fields, "issues": issues})
 
     def decode(self, buf: bytes, linktype: int):
         """(layers, fields, issues) of one frame."""

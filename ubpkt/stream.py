@@ -52,6 +52,41 @@ def iter_records(path, link_type: str = "auto", profile: Profile | None = None,
             yield {"frame": None, "truncated": True}
 
 
+def iter_ndjson(path, link_type: str = "auto", profile: Profile | None = None,
+                progress=None) -> Iterator[bytes]:
+    """The ndjson lines of every frame (the same bytes as rendering :func:`iter_records`),
+    written straight from the templates where a frame fits one."""
+    from .output import to_json_bytes
+    forced = LINK_TYPES[link_type]
+    if forced == LINKTYPE_FLITS:
+        for rec in _flits(path, profile):
+            yield to_json_bytes(rec)
+        return
+    caches: dict = {}
+    with open_capture(path) as cap:
+        if forced is None and cap.linktype == LINKTYPE_FLITS:
+            cap.close()
+            for rec in _flits(path, profile):
+                yield to_json_bytes(rec)
+            return
+        fh = cap._fh
+        for n, pkt in enumerate(cap, 1):
+            lt = forced if forced is not None else pkt.linktype
+            cache = caches.get(lt)
+            if cache is None:
+                prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
+                cache = caches[lt] = TemplateCache(prof)
+            yield cache.ndjson(pkt.data, lt, n, pkt.time_ns, pkt.orig_len)
+            if progress is not None and n % 2048 == 0:
+                progress(fh.tell())
+        if cap.truncated:
+            raise TruncatedCapture()
+
+
+class TruncatedCapture(Exception):
+    """The capture file ends inside a record (raised after its last whole record)."""
+
+
 def _flits(path, profile: Profile | None) -> Iterator[dict]:
     """A flit stream (pcap linktype 149 or a raw file of whole flits): one record per DLLCB and
     per reassembled DLLDP (``ubpkt.link.flitstream``)."""
