@@ -12,7 +12,7 @@ UB 2.0 header diagrams draw them).  Everything else is derived from that table:
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
 __all__ = ["Field", "Header", "R", "HEADERS", "register", "get", "EncodeError", "text_to_value",
@@ -141,6 +141,9 @@ class Header:
             if f.name == "rsvd":
                 n += 1
                 f = Field(f"rsvd{n}", f.bits, reserved=True)
+            if f.bits > 64 and f.fmt == "int":
+                # records keep integers up to 64 bits; wider values are shown as hex text
+                f = replace(f, fmt="hex")
             renamed.append(f)
         self.fields = tuple(renamed)
         names = [f.name for f in self.fields]
