@@ -135,11 +135,19 @@ def _build(buf: bytes, fr, profile: Profile):
             if f.name in guarded or f.reserved or f.fixed is not None or f.le or f.dwrev:
                 gmask |= mask << shift
                 continue
-            x = f"((v >> {shift}) & {mask:#x})"
+            x = _read_expr(8 * o + foff, f.bits, shift, mask)
+            raw = x
             if f.shift:
                 x = f"({x} << {f.shift})"
             if f.fmt != "int":
-                if f.fmt in _FAST_TEXT:
+                a, rem = divmod(8 * o + foff, 8)
+                if f.fmt == "hex" and not rem and not f.bits % 8:
+                    x = f"buf[{a}:{a + f.bits // 8}].hex()"
+                elif f.fmt == "mac" and not rem and f.bits == 48:
+                    x = f"buf[{a}:{a + 6}].hex(':')"
+                elif f.fmt == "ipv4" and not rem and f.bits == 32:
+                    x = f"'%d.%d.%d.%d' % tuple(buf[{a}:{a + 4}])"
+                elif f.fmt in _FAST_TEXT:
                     x = _FAST_TEXT[f.fmt].format(x=x)
                 else:
                     x = f"_text({f.fmt!r}, {x}, {f.bits})"
@@ -147,7 +155,7 @@ def _build(buf: bytes, fr, profile: Profile):
                 var = f"e{len(names)}"
                 names[var] = dict(f.enum)
                 tmp = f"t{len(names)}"
-                body.append(f"    {tmp} = (v >> {shift}) & {mask:#x}")
+                body.append(f"    {tmp} = {raw}")
                 exprs[k + "_name"] = f"({var}[{tmp}] if {tmp} in {var} else 'unknown_%d' % {tmp})"
             exprs[k] = x
     gval = int.from_bytes(buf[:region], "big") & gmask
@@ -224,6 +232,18 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns):
     ns = dict(ns, _dumps=dumps)
     exec(compile("\n".join(lines) + "\n", "<ubpkt.fastpath json template>", "exec"), ns)
     return ns["run_json"]
+
+
+def _read_expr(bit: int, bits: int, shift: int, mask: int) -> str:
+    """The cheapest expression for a field at absolute bit ``bit`` of ``buf``: whole bytes are
+    read directly, bits inside one byte from that byte, anything else from the region int."""
+    a, rem = divmod(bit, 8)
+    if not rem and not bits % 8:
+        return f"buf[{a}]" if bits == 8 else f"int.from_bytes(buf[{a}:{a + bits // 8}], 'big')"
+    if rem + bits <= 8:
+        s = 8 - rem - bits
+        return f"((buf[{a}] >> {s}) & {mask:#x})" if s else f"(buf[{a}] & {mask:#x})"
+    return f"((v >> {shift}) & {mask:#x})"
 
 
 def _is_guarded(key: str, fields, placed) -> bool:
