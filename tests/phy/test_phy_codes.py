@@ -83,11 +83,19 @@ def test_ebch_corrects_3_bch_errors_plus_parity_error():
         assert ebch16_decode(w ^ e) == (21, 4)
 
 
-def test_ebch_uncorrectable_returns_none():
-    # a word at BCH-part distance >= 4 from every codeword
-    bad = [w for w in range(65536) if ebch16_decode(w) is None]
-    assert bad and all(
-        min(bin((w ^ c) & 0xFFFE).count("1") for c in CODEWORDS) >= 4 for w in bad[:200])
+def test_ebch_decoder_equals_brute_force_nearest_codeword():
+    """All 65536 words: decoded iff some codeword is within 3 bits on the 15-bit BCH part."""
+    from ubpkt.phy.ebch import decode_table
+    value, nbits = decode_table()
+    words = np.arange(65536)[:, None]
+    x = words ^ np.array(GOLDEN_EBCH)[None, :]
+    d15 = np.vectorize(lambda v: bin(v & 0xFFFE).count("1"))(x)
+    dall = np.vectorize(lambda v: bin(v).count("1"))(x)
+    best = d15.argmin(axis=1)
+    near = d15[np.arange(65536), best] <= 3
+    assert (value[near] == best[near]).all() and (value[~near] == -1).all()
+    assert (nbits[near] == dall[np.arange(65536), best][near]).all()
+    assert ebch16_decode(int(np.nonzero(~near)[0][0])) is None
 
 
 # --- RS(128,120) ---------------------------------------------------------------------------------

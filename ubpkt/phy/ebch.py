@@ -69,21 +69,20 @@ def unpermute_dc(word: int) -> int:
 
 
 def _build_table() -> tuple[np.ndarray, np.ndarray]:
-    words = np.arange(65536, dtype=np.int64)
-    cws = np.array(CODEWORDS, dtype=np.int64)
-    x = words[:, None] ^ cws[None, :]
-    # popcount of the 15-bit BCH part and of the whole word
-    def popcnt(a):
-        a = a - ((a >> 1) & 0x5555)
-        a = (a & 0x3333) + ((a >> 2) & 0x3333)
-        a = (a + (a >> 4)) & 0x0F0F
-        return (a + (a >> 8)) & 0x1F
-    d15 = popcnt(x & 0xFFFE)
-    dall = popcnt(x)
-    best = np.argmin(d15, axis=1)
-    bd = d15[np.arange(65536), best]
-    value = np.where(bd <= 3, best, -1).astype(np.int8)
-    nbits = np.where(bd <= 3, dall[np.arange(65536), best], -1).astype(np.int8)
+    """Every word within BCH-part distance 3 of a codeword (any parity bit) maps to it; the
+    radius-3 balls of BCH(15,5) (distance 7) are disjoint, so the table is unambiguous."""
+    from itertools import combinations
+    pats = [0]
+    for n in (1, 2, 3):
+        pats += [sum(1 << b for b in c) for c in combinations(range(1, 16), n)]
+    pats = np.array(pats + [p | 1 for p in pats], dtype=np.int64)  # with a parity-bit error
+    weight = np.array([bin(int(p)).count("1") for p in pats], dtype=np.int8)
+    value = np.full(65536, -1, dtype=np.int8)
+    nbits = np.full(65536, -1, dtype=np.int8)
+    for k, cw in enumerate(CODEWORDS):
+        words = cw ^ pats
+        value[words] = k
+        nbits[words] = weight
     return value, nbits
 
 
