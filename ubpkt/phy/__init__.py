@@ -9,4 +9,16 @@ from .rsfec import RsResult, rs_decode, rs_decode_many, rs_encode, rs_encode_man
 __all__ = [
     "ebch16_encode", "ebch16_decode", "rs_encode", "rs_decode", "rs_encode_many",
     "rs_decode_many", "RsResult", "PhyProfile", "DEFAULT_PROFILE",
+    "TxConfig", "tx", "rx", "Lmsm", "LinkSim", "PortConfig",
 ]
+
+_LAZY = {"TxConfig": "pcs", "tx": "pcs", "rx": "pcs",
+         "Lmsm": "lmsm", "LinkSim": "lmsm", "PortConfig": "lmsm"}
+
+
+def __getattr__(name: str):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'ubpkt.phy' has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(f"{__name__}.{mod}"), name)
