@@ -33,7 +33,8 @@ def test_tx_rx_round_trip(runner, tmp_path, args):
     assert r.exit_code == 0, r.output
     z = np.load(lanes)
     n = int(args[1])
-    assert [f"lane{i}" for i in range(n)] == sorted((f for f in z.files if f[4:].isdigit()), key=lambda f: int(f[4:]))
+    names = sorted((f for f in z.files if f[4:].isdigit()), key=lambda f: int(f[4:]))
+    assert [f"lane{i}" for i in range(n)] == names
     assert all(z[f"lane{i}"].dtype == np.uint8 for i in range(n))
     assert all(z[k].size == 1 for k in z.files if not k[4:].isdigit())  # scalars only
     out = tmp_path / "out.flits"

@@ -72,7 +72,8 @@ class Amctl:
 
     @property
     def is_sdf(self) -> bool:
-        return self.ctrl_type == "link_width_switch" and self.ctrl_detail in ("x1", "x2", "x4", "x8")
+        return (self.ctrl_type == "link_width_switch"
+                and self.ctrl_detail in ("x1", "x2", "x4", "x8"))
 
     @property
     def is_edf(self) -> bool:

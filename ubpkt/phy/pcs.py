@@ -4,7 +4,8 @@ TX: flits -> (Null Block fill) -> RS(128,120) encode (1 or 2 encoders) or bypass
 distribution -> per-lane scrambling -> unit intervals (Gray for PAM4) -> precoding per run of
 scrambled UIs -> AMCTL insertion (first one = AMCTL with SDF, then every period).
 RX: per-lane AMCTL lock (polarity and lane ID from the AMCTL) -> deskew on the SDF -> reorder by
-LID -> strip AMCTLs -> de-precode -> symbols -> descramble -> gather -> RS decode -> drop Null Blocks.
+LID -> strip AMCTLs -> de-precode -> symbols -> descramble -> gather -> RS decode -> drop Null
+Blocks.
 """
 from __future__ import annotations
 

@@ -59,8 +59,8 @@ class PhyProfile:
     the MSB, UI 0 first (gap G20, same rule as the AMCTL table).  Gray coding applies to scrambled
     symbols and to the AMCTL (Table 3-6); EEIB levels are the raw pair values (Tables 3-18/3-19).
 
-    ``precode``: the §3.3.2 precoder on scrambled UIs (on by default; the spec makes the PMA provide
-    it, whether a given link enables it is a vendor/config matter).
+    ``precode``: the §3.3.2 precoder on scrambled UIs (on by default; the spec makes the PMA
+    provide it, whether a given link enables it is a vendor/config matter).
     """
 
     prbs_taps: tuple[int, int] = (23, 18)
