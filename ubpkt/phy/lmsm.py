@@ -270,8 +270,6 @@ class Lmsm:
                     if a.lane_id == r.lid_prev and r.lane_id != a.lane_id:
                         r.lane_id = a.lane_id  # two consecutive equal LIDs (§3.2.4.2)
                     r.lid_prev = a.lane_id
-                    if r.lane_id is None:
-                        r.lane_id = a.lane_id
                 self._on_amctl(p, a)
                 continue
             if u.kind == "prbs":
