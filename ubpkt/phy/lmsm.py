@@ -12,7 +12,9 @@ for the framing a locked receiver knows; everything inside (LTB fields and CRC, 
 polarity, scrambling with per-lane seeds from AMCTL.LID, lane order) is really encoded and decoded.
 
 Implemented: Link_Idle, Probe (termination-based width and lane-0 reversal), RXEQ_Optimize (fixed
-rate), Discovery (port-type negotiation, Tx_M/Rx_N width negotiation, RX lane-0 reversal), Config
+rate), Discovery (port-type negotiation, Tx_M/Rx_N width negotiation; the RX orders its lanes by
+AMCTL.LID, which covers lane-0 reversal and full reordering, and reports the position of logical
+lane 0 in DLTB.RX_Lane0_ID; received RX_Lane0_ID is not needed to re-map TX lanes), Config
 (FEC mode, FEC interleave, EQ mode per Table 3-21), Send_NullBlock (AMCTL with SDF, Null Blocks),
 Link_Active (AMCTL insertion every Period0, quick width degradation §3.4.2.4, dynamic FEC close /
 open via AMCTL §3.2.6, EDF), Retrain, Change_Speed (AMCTL with EEI, electrical idle, rate per
