@@ -1,10 +1,12 @@
 """Bulk decode throughput: ubpkt (ndjson) against scapy's PcapReader and tshark -T json.
 
-Rates are taken by difference (time for 2N packets minus time for N) so that interpreter and
+ubpkt runs once in one process and once with one worker per core (``-j``).  Rates are taken by
+difference (time for 2N packets minus time for N) so that interpreter and
 program start-up cancel.  Usage: python bench/bench_decode.py [N]   (default 20000)
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -53,18 +55,23 @@ def main() -> None:
     make(small, n)
     make(big, 2 * n)
     rates = {}
-    rates["ubpkt decode -T ndjson"] = rate(
-        lambda p: [sys.executable, "-m", "ubpkt_cli", "decode", "-q", "-T", "ndjson", str(p)],
-        small, big, n)
+    jobs = os.cpu_count() or 1
+    rates["ubpkt decode -T ndjson (1 process)"] = rate(
+        lambda p: [sys.executable, "-m", "ubpkt_cli", "decode", "-q", "-j", "1", "-T", "ndjson",
+                   str(p)], small, big, n)
+    if jobs > 1:
+        rates[f"ubpkt decode -T ndjson -j {jobs}"] = rate(
+            lambda p: [sys.executable, "-m", "ubpkt_cli", "decode", "-q", "-j", str(jobs),
+                       "-T", "ndjson", str(p)], small, big, n)
     rates["scapy PcapReader (Ether/IP/UDP)"] = rate(
         lambda p: [sys.executable, "-c", SCAPY % str(p)], small, big, n)
     if shutil.which("tshark"):
         rates["tshark -T json"] = rate(lambda p: ["tshark", "-r", str(p), "-T", "json"],
                                        small, big, n)
-    ours = rates["ubpkt decode -T ndjson"]
-    print(f"{'tool':36} {'packets/s':>12} {'ubpkt is':>10}")
+    ours = [(k, v) for k, v in rates.items() if k.startswith("ubpkt")]
+    print(f"{'tool':38} {'packets/s':>12}   " + "  ".join(f"{k[22:]:>14}" for k, _ in ours))
     for name, r in rates.items():
-        print(f"{name:36} {r:12,.0f} {ours / r:9.1f}x")
+        print(f"{name:38} {r:12,.0f}   " + "  ".join(f"{v / r:13.1f}x" for _, v in ours))
     shutil.rmtree(tmp)
 
 

@@ -66,3 +66,13 @@ def test_filter_language():
         except FilterError:
             continue
         raise AssertionError(bad)
+
+
+def test_parallel_ndjson_is_identical(sample_captures, ns3_dir, monkeypatch):
+    import ubpkt.parallel as par
+    monkeypatch.setattr(par, "SEGMENT", 300)
+    for cap in (sample_captures / "uboe_transactions.pcap", ns3_dir / "caseB_switch2_port0_tx.pcap"):
+        one = run("decode", "-T", "ndjson", "-j", "1", cap)
+        two = run("decode", "-T", "ndjson", "-j", "2", cap)
+        assert one.exit_code == two.exit_code == 0
+        assert one.output == two.output and one.output.count("\n") > 20

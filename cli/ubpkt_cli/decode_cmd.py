@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections import Counter, defaultdict
 
@@ -49,10 +50,21 @@ def _records(path, link_type, profile, quiet):
                     err.print("[yellow]warning:[/] capture file ends inside a record")
                     continue
                 yield rec
+    except BrokenPipeError:
+        raise
     except CaptureError as exc:
         raise click.ClickException(f"{path}: {exc}")
     except OSError as exc:
         raise click.ClickException(f"{path}: {exc.strerror or exc}")
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader went away (| head): stop quietly, as other command-line tools do."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _tree(out, rec):
@@ -71,7 +83,7 @@ def _tree(out, rec):
     out.write("\n".join(lines) + "\n\n")
 
 
-def _ndjson_lines(path, link_type, profile, quiet, count, out) -> None:
+def _ndjson_lines(path, link_type, profile, quiet, count, out, jobs=1) -> None:
     """ndjson without a filter: lines come straight from the template fast path."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
@@ -92,7 +104,14 @@ def _ndjson_lines(path, link_type, profile, quiet, count, out) -> None:
         else:
             lines = iter_ndjson(path, link_type, profile)
         write = out.write
-        if count is None:
+        if jobs > 1 and count is None and link_type != "flits" and _plain_pcap(path):
+            from ubpkt.parallel import ndjson_chunks
+            from ubpkt.stream import LINK_TYPES
+            for chunk in ndjson_chunks(path, LINK_TYPES[link_type], profile, jobs,
+                                       progress=(lambda pos: prog.update(task, completed=pos))
+                                       if prog is not None else None):
+                write(chunk)
+        elif count is None:
             for line in lines:
                 write(line)
         else:
@@ -102,15 +121,34 @@ def _ndjson_lines(path, link_type, profile, quiet, count, out) -> None:
                 write(line)
     except TruncatedCapture:
         err.print("[yellow]warning:[/] capture file ends inside a record")
+    except BrokenPipeError:
+        _quiet_broken_pipe()
     except CaptureError as exc:
         raise click.ClickException(f"{path}: {exc}")
     except OSError as exc:
         raise click.ClickException(f"{path}: {exc.strerror or exc}")
-    except BrokenPipeError:
-        pass
     finally:
         if prog is not None:
             prog.stop()
+
+
+def _plain_pcap(path) -> bool:
+    """A classic pcap of packets (not flits): the kind the parallel path can split."""
+    try:
+        from ubpkt.parallel import pcap_format
+        fmt = pcap_format(path)
+    except (CaptureError, OSError):
+        return False
+    return fmt is not None and fmt[2] != 149
+
+
+def _jobs(value: int, path) -> int:
+    """0 = automatic: every core for files over 16 MiB, one process otherwise."""
+    if value:
+        return value
+    if file_size(path) < (16 << 20):
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
 
 
 @click.command()
@@ -124,7 +162,9 @@ def _ndjson_lines(path, link_type, profile, quiet, count, out) -> None:
               type=click.Choice(list(LINK_TYPES)))
 @click.option("--profile", help="reference profile: spec, ns3 or a JSON file of overrides")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
-def decode(file, fmt, fields, filt, count, link_type, profile, quiet):
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="worker processes for unfiltered ndjson (0: all cores for large files)")
+def decode(file, fmt, fields, filt, count, link_type, profile, quiet, jobs):
     """Decode a capture (pcap/pcapng; Ethernet/UBoE, raw UB 148, ns-3-UB 147, flits 149)."""
     prof = _profile(profile)
     try:
@@ -144,7 +184,7 @@ def decode(file, fmt, fields, filt, count, link_type, profile, quiet):
     # records hold no reference cycles: the cyclic collector only costs time here
     gc.disable()
     if fmt == "ndjson" and pred is None and binary is not None:
-        _ndjson_lines(file, link_type, prof, quiet, count, binary)
+        _ndjson_lines(file, link_type, prof, quiet, count, binary, _jobs(jobs, file))
         return
     if fmt == "json":
         write("[")
@@ -171,7 +211,7 @@ def decode(file, fmt, fields, filt, count, link_type, profile, quiet):
             else:
                 _tree(out, rec)
     except BrokenPipeError:
-        sys.stderr.close()
+        _quiet_broken_pipe()
         return
     if fmt == "json":
         write("\n]\n")
