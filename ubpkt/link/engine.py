@@ -95,6 +95,8 @@ class DLLEngine:
         self._req_run = (None, -100)        # (rcvptr, rx flit index) of the last Retry_Req seen
         self._rx_index = 0                  # flits received since link-up
         self._init_sent = False
+        self._handshake_done = False        # first Retry_Ack_Set seen after link-up
+        self._early_crd: list = []
         self._crd_init_queued = False
         self._sd_sent = False
         self._sd_seen = False
@@ -324,9 +326,10 @@ class DLLEngine:
             self._wait_deadline = now + self.p.retry_wait_timeout_ns
             return C.retry_req_set(self.rcvptr, self.num_phy_reinit, self.num_retry,
                                    **self._kw())
-        if self.state == PARAM_INIT and self.req_sm == R_NORMAL and not self._init_sent:
+        if self.state == PARAM_INIT and self._handshake_done and not self._init_sent:
             self._init_sent = True
             self._queue_ctrl("Init", self.local_init.encode(self.p.dll_init_flits, **self._kw()))
+            self._try_negotiate(now, self._events_tx)
         if self.state == CREDIT_INIT and not self._crd_init_queued and self._init_sent \
                 and not any(k == "Init" for _, k, _ in self._ctrl):
             # our Init goes out before our initial credits (§4.2: Param_Init, then Credit_Init)
@@ -590,7 +593,8 @@ class DLLEngine:
             self._rx.clear()
             self._rx_fec.clear()
             ev.append({"event": "retry_done", "rcvptr": self.rcvptr})
-            if self.state == PARAM_INIT:
+            if self.state == PARAM_INIT and not self._handshake_done:
+                self._handshake_done = True
                 ev.append({"event": "handshake"})
 
     def _rx_block(self, blk: bytes, now: int, ev: list) -> None:
@@ -695,11 +699,10 @@ class DLLEngine:
 
     def _rx_control(self, kind: str, blk: bytes, now: int, ev: list) -> None:
         if self.state == PARAM_INIT and kind not in ("Init", "NOB"):
-            if kind == "Crd_Ack" and self.neg is None:
-                # Crd_Ack T=1 may overtake our own negotiation; keep it for Credit_Init
-                pass
-            else:
-                return
+            if kind == "Crd_Ack":
+                # the peer's initial credits can overtake our own negotiation: keep them
+                self._early_crd.append(blk)
+            return
         cb = C.parse_control(blk, self.crc_mode, covers_info=self.covers, crc_ok=True)
         v = cb.values
         if kind == "Init":
@@ -757,7 +760,8 @@ class DLLEngine:
             ev.append({"event": "mode_change_ready"})
 
     def _try_negotiate(self, now: int, ev: list) -> None:
-        if self.peer_init is None or self.neg is not None:
+        """Param_Init is complete once our Init is out and the peer's is in (§4.2, §4.4)."""
+        if self.peer_init is None or self.neg is not None or not self._init_sent:
             return
         self.neg = C.negotiate(self.local_init, self.peer_init)
         shared = bool(self.neg.peer_rxbuf_vl_share and self.p.use_shared_credits)
@@ -767,6 +771,9 @@ class DLLEngine:
             ev.append(_err("Init negotiation", "no common value for "
                            + ", ".join(self.neg.failed) + "; §4.4 defaults used", "info"))
         self._set_state(CREDIT_INIT, ev)
+        early, self._early_crd = self._early_crd, []
+        for blk in early:
+            self._rx_control("Crd_Ack", blk, now, ev)
 
     def _check_normal(self, now: int, ev: list | None = None) -> None:
         if self.state == CREDIT_INIT and self._sd_sent and self._sd_seen:
