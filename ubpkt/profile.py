@@ -83,6 +83,10 @@ class Profile:
     num_retry_threshold: int = 15
     num_phy_reinit_threshold: int = 4
     retry_wait_timeout_ns: int = 10_000
+    #: A block left incomplete with no new flit for this long (ns) is treated like a failed
+    #: block (Go-Back-N request).  Only matters when the PHY does not fill an idle link with
+    #: Null blocks (§4.3.3.2); a corrupted LCH/PLENGTH would otherwise wait for ever.
+    rx_stall_timeout_ns: int = 10_000
     #: Retry buffer depth advertised in Init (flits; not negotiated, §4.3.3.9).
     retry_buf_depth: int = 2048
     #: §4.7.3.2.4: flits of the retry buffer kept back for an ACK-carrying Crd_Ack (lock-out

@@ -270,3 +270,38 @@ def test_receive_buffer_overflow_reported():
     rogue = b"".join(frame_blocks(mk(0, 5000, 9, rng)))
     ev = b.receive(rogue, link.t * 10)
     assert any(e.get("name") == "Receive Buffer Overflow" for e in ev)
+
+
+def test_packet_larger_than_the_peer_buffer_is_refused():
+    prof = SPEC.with_(rx_buffer_cells=40)
+    a, b, link = up(prof)
+    rng = random.Random(1)
+    assert not a.send(mk(0, 10000, 0, rng))           # 64 cells > 40
+    assert any(e.get("name") == "DLLDP too large" for e in a.pop_events())
+    assert a.send(mk(0, 2000, 1, rng))
+
+
+def test_retry_buffer_keeps_one_flit_free():
+    from ubpkt.link.retry import RetryBuffer
+    rb = RetryBuffer(40)
+    assert rb.can_store(32) and not rb.can_store(40)
+    rb.store(bytes(32 * 20))
+    assert not rb.can_store(8) and rb.can_store(7)
+    rb.store(bytes(7 * 20))
+    assert rb.numfreebuf == 1
+    # RcvPtr == WrPtr now unambiguously means "nothing to resend"
+    assert rb.start_replay(rb.wrptr) and rb.next_replay() is None
+    assert rb.start_replay(0) and len(rb.next_replay()) == 640
+    assert not rb.release(40) and rb.release(32) and rb.numfreebuf == 33
+
+
+def test_incomplete_block_on_an_idle_link_triggers_a_retry():
+    a, b, link = up()
+    t = link.t * 10
+    cb = bytearray(C.null())
+    cb[0] = 0x7E                                   # CLENGTH 31: the receiver waits for 31 more
+    from ubpkt.link.framing import seal
+    ev = a.receive(bytes(seal(cb, True)), t)
+    assert a.next_deadline() is not None
+    ev += a.handle_timeout(t + SPEC.rx_stall_timeout_ns)
+    assert any(e["event"] == "retry" for e in ev) and a.req_sm == "REQ"

@@ -92,6 +92,7 @@ class DLLEngine:
         self._ack_set_due = False
         self._ack_set_args = None
         self._wait_deadline = None
+        self._rx_deadline = None
         self._req_run = (None, -100)        # (rcvptr, rx flit index) of the last Retry_Req seen
         self._rx_index = 0                  # flits received since link-up
         self._init_sent = False
@@ -197,10 +198,16 @@ class DLLEngine:
 
     # -- timers ------------------------------------------------------------------------------------
     def next_deadline(self) -> int | None:
-        ds = [d for d in (self._wait_deadline, self._crd_deadline) if d is not None]
+        ds = [d for d in (self._wait_deadline, self._crd_deadline, self._rx_deadline)
+              if d is not None]
         return min(ds) if ds else None
 
     def _timers(self, now: int, ev: list) -> None:
+        if self._rx_deadline is not None and now >= self._rx_deadline:
+            self._rx_deadline = None
+            if self._rx and self.req_sm == R_NORMAL and self.state != DISABLED:
+                self._rx_error(now, ev, f"block incomplete: no flit for "
+                                        f"{self.p.rx_stall_timeout_ns} ns")
         if self._wait_deadline is not None and now >= self._wait_deadline:
             self._wait_deadline = None
             if self.req_sm == R_WAIT:
@@ -228,6 +235,15 @@ class DLLEngine:
             return False
         vl = ((packet[0] & 1) << 3) | (packet[1] >> 5)
         if not (self.neg.vl_enable >> vl) & 1:
+            return False
+        lay = layout(len(packet), self.crc_mode)
+        cells = cells_for((lay.blocks - 1) * MAX_FLITS + lay.last_flits, self.neg.flow_ctrl_size)
+        tc = self.tx_credits
+        if tc.done and cells > (tc.initial_total if tc.shared else tc.initial[vl]):
+            # it could never get enough credits: refuse rather than block the VL for ever
+            self._events_tx = getattr(self, "_events_tx", []) + [_err(
+                "DLLDP too large", f"{cells} cells on VL{vl}, the peer's receive buffer for it "
+                f"is {tc.initial[vl]} cells", "warning")]
             return False
         self._txq[vl].append(bytes(packet))
         return True
@@ -521,6 +537,7 @@ class DLLEngine:
                 del self._rx[:size * FLIT]
                 del self._rx_fec[:size]
                 self._rx_block(blk, now, ev)
+        self._rx_deadline = (now + self.p.rx_stall_timeout_ns) if self._rx else None
         return ev
 
     def _rx_error(self, now: int, ev: list, why: str) -> None:

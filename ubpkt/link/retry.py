@@ -51,11 +51,13 @@ class RetryBuffer:
 
     # -- operations --------------------------------------------------------------------------------
     def can_store(self, flits: int, reserve: int = 0) -> bool:
-        return self.numfreebuf - flits >= reserve
+        # One flit always stays free: with all RETRY_BUF_DEPTH flits outstanding, RcvPtr ==
+        # WrPtr (mod depth) could mean "nothing to resend" or "resend everything".
+        return self.numfreebuf - 1 - flits >= reserve
 
     def store(self, block: bytes) -> None:
         flits = len(block) // 20
-        if flits > self.numfreebuf:
+        if flits > self.numfreebuf - 1:
             raise ValueError("retry buffer overflow")
         self.blocks.append(self.wr)
         self.data[self.wr] = bytes(block)
