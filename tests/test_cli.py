@@ -70,9 +70,19 @@ def test_filter_language():
 
 def test_parallel_ndjson_is_identical(sample_captures, ns3_dir, monkeypatch):
     import ubpkt.parallel as par
+    import ubpkt_cli.decode_cmd as dc
     monkeypatch.setattr(par, "SEGMENT", 300)
+    monkeypatch.setattr(dc, "_FORCE_SMALL_PARALLEL", True)
+    used = []
+    real = par.ndjson_chunks
+
+    def spy(*a, **k):
+        used.append(1)
+        yield from real(*a, **k)
+    monkeypatch.setattr(par, "ndjson_chunks", spy)
     for cap in (sample_captures / "uboe_transactions.pcap", ns3_dir / "caseB_switch2_port0_tx.pcap"):
         one = run("decode", "-T", "ndjson", "-j", "1", cap)
         two = run("decode", "-T", "ndjson", "-j", "2", cap)
         assert one.exit_code == two.exit_code == 0
         assert one.output == two.output and one.output.count("\n") > 20
+    assert len(used) == 2
