@@ -64,14 +64,15 @@ def frame(infile, output, non_crc, raw, controls, error_flag) -> None:
             count, skipped = _frame_with_engine(packets, put, crc_mode)
         else:
             for p in packets:
-                if p.linktype not in NATIVE or not 5 <= len(p.data) <= MAX_PACKET[crc_mode]:
+                if p.linktype not in NATIVE or not 5 <= len(p.data) <= MAX_PACKET[crc_mode] \
+                        or p.data[1] & 0x0F == 0:
                     skipped += 1
                     continue
                 put(frame_packet(p.data, crc_mode, error_flag=error_flag), p.time_ns)
                 count += 1
     out.close()
     err.print(f"{count} packets framed into {output}"
-              + (f", {skipped} skipped (not a native UB packet or size out of range)"
+              + (f", {skipped} skipped (not a native UB packet, CFG 0, or size out of range)"
                  if skipped else ""))
 
 

@@ -174,6 +174,27 @@ def test_block_mode_change_handshake():
     link.run(100)
     assert any(e["event"] == "mode_change_ready" for e in link.events[id(a)])
     assert any(e["event"] == "mode_change_ready" for e in link.events[id(b)])
+    # both ends are quiet until the PHY reports the new mode; then traffic flows in it
+    rng = random.Random(4)
+    p = mk(0, 300, 0, rng, False)
+    assert a.send(p)
+    link.run(100)
+    assert not link.delivered(b)
+    a.mode_changed(False)
+    b.mode_changed(False)
+    link.run(200)
+    assert [e["packet"] for e in link.delivered(b)] == [p]
+
+
+def test_error_flag_and_cfg0():
+    a, b, link = up()
+    rng = random.Random(5)
+    p = mk(0, 300, 0, rng)
+    assert a.send(p, error_flag=True)
+    assert not a.send(bytes((0, 0, 0, 0)) + bytes(40))     # CFG 0 is never a DLLDP
+    link.run(100)
+    [e] = link.delivered(b)
+    assert e["error_flag"] and e["packet"] == p
 
 
 def test_lane_manage_delivered():

@@ -56,6 +56,8 @@ def test_max_sizes_and_refusal():
     assert len(frame_packet(pkt(10146))) == 10240
     with pytest.raises(ValueError):
         frame_packet(pkt(10147))
+    with pytest.raises(ValueError):
+        frame_packet(bytes((0, 0x20, 0, 0)) + bytes(30))      # CFG 0
     p = fill_plength(bytes((0, 6, 0, 0)) + bytes(10205), False)
     assert len(frame_packet(p, False)) == 10240
 

@@ -228,10 +228,13 @@ class DLLEngine:
     # ==============================================================================================
     # network side
 
-    def send(self, packet: bytes, now: int = 0) -> bool:
+    def send(self, packet: bytes, now: int = 0, *, error_flag: bool = False) -> bool:
         """Queue a network packet (from its LPH) on its LPH.VL; False when the link is not
-        DLL_Normal (packets are discarded then, §4.2) or the VL is not enabled."""
-        if not self.status_up or not 5 <= len(packet) <= MAX_PACKET[self.crc_mode]:
+        DLL_Normal (packets are discarded then, §4.2), the VL is not enabled, the CFG is 0 (a
+        DLLDP never has CFG 0, §4.3.2.2.2) or the size cannot be framed.  ``error_flag``: send
+        it marked bad (ERROR_FLAG, §4.8.3)."""
+        if not self.status_up or not 5 <= len(packet) <= MAX_PACKET[self.crc_mode] \
+                or packet[1] & 0x0F == 0:
             return False
         vl = ((packet[0] & 1) << 3) | (packet[1] >> 5)
         if not (self.neg.vl_enable >> vl) & 1:
@@ -245,7 +248,7 @@ class DLLEngine:
                 "DLLDP too large", f"{cells} cells on VL{vl}, the peer's receive buffer for it "
                 f"is {tc.initial[vl]} cells", "warning")]
             return False
-        self._txq[vl].append(bytes(packet))
+        self._txq[vl].append((bytes(packet), error_flag))
         return True
 
     def release(self, vl: int, cells: int) -> None:
@@ -352,9 +355,15 @@ class DLLEngine:
             self._queue_credit_init()
         reserve = self.p.retry_lockout_reserve
         # owed credits / ACKs (Crd_Ack T=0): forced when over thresholds or the buffer is low
+        if self._mode_chg == "quiet":
+            return None                         # §4.3.3.8 step 6/7: nothing until the switch
         force = self._crd_ack_forced()
         if self._ctrl or force:
-            ranked = sorted(range(len(self._ctrl)), key=lambda i: self._ctrl[i][0])
+            allowed = range(len(self._ctrl))
+            if self._mode_chg is not None:      # only Crd_Ack and Block_Mode_Chg meanwhile
+                allowed = [i for i in allowed if self._ctrl[i][1] in ("Crd_Ack",
+                                                                     "Block_Mode_Chg")]
+            ranked = sorted(allowed, key=lambda i: self._ctrl[i][0])
             best = ranked[0] if ranked else None
             if force and (best is None or C.RANK["Crd_Ack_T0"] <= self._ctrl[best][0]):
                 blk = self._make_crd_ack()
@@ -368,7 +377,11 @@ class DLLEngine:
                     if kind == "Crd_Ack" and blk[3] & 0x80:
                         self._sd_sent = True
                         self._check_normal(now)
+                    if kind == "Block_Mode_Chg" and blk[3] & 0xF == 1:
+                        self._mode_chg = "quiet"
                     return self._retain(kind, blk)
+        if self._mode_chg is not None:
+            return None
         if self._nob_due:
             if self.rb.can_store(1, reserve):
                 self._nob_due -= 1
@@ -391,7 +404,7 @@ class DLLEngine:
         rc = self.rx_credits
         return rc is not None and max(rc.pending) >= self.p.crd_ack_force_cells
 
-    def _make_crd_ack(self, idle: bool = False) -> bytes | None:
+    def _make_crd_ack(self, idle: bool = False, retain: bool = True) -> bytes | None:
         if self.neg is None or self.state not in (NORMAL_STATE, CREDIT_INIT) \
                 or not self._sd_sent:
             return None
@@ -412,7 +425,8 @@ class DLLEngine:
         self.pending_ack_worthy = 0 if self.pending_ack == 0 else min(self.pending_ack_worthy,
                                                                      self.pending_ack)
         self.stats["crd_acks"] += 1
-        return self._retain("Crd_Ack", C.crd_ack(n, credits, t=0, sd=0, **self._kw()))
+        blk = C.crd_ack(n, credits, t=0, sd=0, **self._kw())
+        return self._retain("Crd_Ack", blk) if retain else blk
 
     def _queue_credit_init(self) -> None:
         """Crd_Ack T=1 blocks advertising this end's receive buffer; SD on the last (§4.6.1)."""
@@ -446,7 +460,7 @@ class DLLEngine:
                 q = self._txq[vl]
                 if not q:
                     continue
-                lay = layout(len(q[0]), self.crc_mode)
+                lay = layout(len(q[0][0]), self.crc_mode)
                 flits = (lay.blocks - 1) * MAX_FLITS + lay.last_flits
                 cells = cells_for(flits, neg.flow_ctrl_size)
                 if not self.tx_credits.can_send(vl, cells):
@@ -454,7 +468,9 @@ class DLLEngine:
                 first = MAX_FLITS if lay.blocks > 1 else lay.last_flits
                 if not self.rb.can_store(first, reserve):
                     return None
-                blocks = frame_blocks(q.popleft(), self.crc_mode, covers_info=self.covers)
+                pkt, eflag = q.popleft()
+                blocks = frame_blocks(pkt, self.crc_mode, covers_info=self.covers,
+                                      error_flag=eflag)
                 self.tx_credits.spend(vl, cells)
                 if self._crd_deadline is None:
                     self._crd_deadline = self._now_hint + self.p.credit_return_timeout_ns
@@ -487,7 +503,7 @@ class DLLEngine:
                 blk[0] &= 0x03                  # this engine owns the LPH CRD/ACK bits
             if blk != blocks[i]:
                 last = i == len(blocks) - 1
-                eflag = bool(last and (blk[-4] & 0x40)) if self.crc_mode else False
+                eflag = bool(last and (blk[-4 if self.crc_mode else -1] & 0x40))
                 seal(blk, self.crc_mode, error_flag=eflag, end=last, covers_info=self.covers)
             blk = bytes(blk)
         cur[1] += 1
@@ -760,6 +776,13 @@ class DLLEngine:
         elif kind == "unknown":
             ev.append(_err("DLLCB", f"reserved CTRL/SUB_CTRL in {blk[:4].hex()}", "warning"))
 
+    def _queue_mode_ack(self) -> None:
+        """All pending ACKs in a Crd_Ack, then Block_Mode_Chg ACK (§4.3.3.8 steps 6-7)."""
+        blk = self._make_crd_ack(retain=False)
+        if blk is not None:
+            self._queue_ctrl("Crd_Ack", blk, "Block_Mode_Chg")
+        self._queue_ctrl("Block_Mode_Chg", C.block_mode_chg(1, **self._kw()))
+
     def _rx_mode_chg(self, t: int, ev: list) -> None:
         # §4.3.3.8 example: REQ is echoed once by the responder; each side then ACKs
         kw = self._kw()
@@ -769,11 +792,11 @@ class DLLEngine:
                 self._queue_ctrl("Block_Mode_Chg", C.block_mode_chg(0, **kw))
             elif self._mode_chg == "req_sent":
                 self._mode_chg = "ack_sent"
-                self._queue_ctrl("Block_Mode_Chg", C.block_mode_chg(1, **kw))
+                self._queue_mode_ack()
         elif t == 1:
             if self._mode_chg == "req_echoed":
                 self._mode_chg = "ack_sent"
-                self._queue_ctrl("Block_Mode_Chg", C.block_mode_chg(1, **kw))
+                self._queue_mode_ack()
             ev.append({"event": "mode_change_ready"})
 
     def _try_negotiate(self, now: int, ev: list) -> None:

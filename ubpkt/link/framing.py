@@ -93,6 +93,8 @@ def frame_blocks(packet: bytes, crc_mode: bool = True, *, error_flag: bool = Fal
     The LBHs carry the packet's VL and CFG (UB 2.0 §4.3.2.2.3).
     """
     lay = layout(len(packet), crc_mode)
+    if packet[1] & 0x0F == 0:
+        raise ValueError("LPH CFG 0 marks a DLLCB; a DLLDP never carries it (UB 2.0 Table 4-1)")
     plen = lay.plength
     lph = bytearray(packet[:LPH_LEN])
     lph[2] = (lph[2] & 0xC0) | (plen >> 8)
