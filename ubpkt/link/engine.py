@@ -83,7 +83,8 @@ class DLLEngine:
         self._out = bytearray()             # flits scheduled, not yet handed to the PHY
         self._rx = bytearray()              # flits received, block not complete
         self._rx_fec: list = []
-        self._rx_pkt = None                 # reassembly: [lph_bytes, nblocks, last_flits, parts, seen, vl]
+        # reassembly: [lph, nblocks, last_flits, parts, seen, vl, plength, flits]
+        self._rx_pkt = None
         self._txq = [deque() for _ in range(16)]   # network packets per VL
         self._tx_cur = None                 # [blocks, index, vl, flits] of the DLLDP being sent
         self._vl_rr = 0

@@ -15,12 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..formats import HEADERS as H
-from ..formats import enums as E
 from .crc30 import bcrc_crc30, crc30_batch
-from .plength import (FLIT, LBH_LEN, LPH_LEN, MAX_FLITS, MAX_PACKET, layout, packet_length)
+from .plength import FLIT, LBH_LEN, LPH_LEN, MAX_FLITS, layout, packet_length
 
-__all__ = ["frame_packet", "fill_plength", "frame_blocks", "deframe", "Deframer", "Unit", "BlockInfo", "seal",
-           "check_tail", "FLIT", "DLLDP_CFGS"]
+__all__ = ["frame_packet", "fill_plength", "frame_blocks", "deframe", "Deframer", "Unit",
+           "BlockInfo", "seal", "check_tail", "FLIT", "DLLDP_CFGS"]
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 #: CFG values a DLLDP may carry (UB 2.0 §4.3.2.2.2 Table 4-1).
@@ -404,8 +403,6 @@ def deframe(stream: bytes, crc_mode: bool = True, *, controls: bool = False,
     d = Deframer(crc_mode, covers_info=covers_info, controls=controls)
     return d.feed(stream) + d.close()
 
-
-_ = (E, MAX_PACKET)
 
 
 def fill_plength(packet: bytes, crc_mode: bool = True) -> bytes:
