@@ -92,9 +92,10 @@ class Profile:
     #: §4.7.3.2.4: flits of the retry buffer kept back for an ACK-carrying Crd_Ack (lock-out
     #: prevention threshold).
     retry_lockout_reserve: int = 2
-    #: Non-CRC mode: Go-Back-N restarts at the failed block's first flit (RcvPtr advances per
-    #: accepted block, a superset of the per-flit rule of §4.7.3.2.2).
-    noncrc_block_granular_retry: bool = True
+    #: Non-CRC mode: False = §4.7.3.2.2 as written (RcvPtr counts every correct flit, resending
+    #: starts at the failed flit, possibly inside a block); True = restart at the failed block's
+    #: first flit (RcvPtr per accepted block, as in CRC mode).
+    noncrc_block_granular_retry: bool = False
     #: Init advertisement (bitmaps, bit k = 2**k; §4.4 Table 4-9 / default capabilities).
     dll_feature_id: int = 1
     dll_vl_enable: int = 0x0001

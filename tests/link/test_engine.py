@@ -103,6 +103,14 @@ def test_traffic_noncrc_fec_only():
     prof = SPEC.with_(crc_mode=False)
     a, b, link = run_traffic(6, 0, 3e-3, 60, 2000, prof=prof)
     assert a.stats["fec_errors"] + b.stats["fec_errors"] > 0
+    # §4.7.3.2.2: resending started at the failed flit, inside a block
+    assert a.rb.mid_block_replays + b.rb.mid_block_replays > 0
+
+
+def test_traffic_noncrc_block_granular():
+    prof = SPEC.with_(crc_mode=False, noncrc_block_granular_retry=True)
+    a, b, link = run_traffic(8, 0, 3e-3, 60, 2000, prof=prof)
+    assert a.rb.mid_block_replays + b.rb.mid_block_replays == 0
 
 
 def test_shared_credits_and_small_grain():

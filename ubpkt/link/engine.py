@@ -94,6 +94,8 @@ class DLLEngine:
         self._ack_set_args = None
         self._wait_deadline = None
         self._rx_deadline = None
+        self._skip_set = None               # rest of a Retry_Ack_Set to step over (per flit)
+        self._rx_ret = False                # the block being received is kept for retry
         self._req_run = (None, -100)        # (rcvptr, rx flit index) of the last Retry_Req seen
         self._rx_index = 0                  # flits received since link-up
         self._init_sent = False
@@ -161,8 +163,9 @@ class DLLEngine:
             return
         self.req_sm = R_REQ
         self.num_retry += 1 if count else 0
-        self._rx.clear()
-        self._rx_fec.clear()
+        if not self._flitwise:                  # per-flit Go-Back-N keeps the good flits
+            self._rx.clear()
+            self._rx_fec.clear()
         if self.num_retry >= self.p.num_retry_threshold:
             ev.append(_err("DL Retry Rollover", f"{self.num_retry} retry requests for RcvPtr "
                            f"{self.rcvptr}", "warning"))
@@ -534,6 +537,7 @@ class DLLEngine:
         else:
             fec = list(fec_ok)
         self.stats["rx_flits"] += n
+        flitwise = self._flitwise
         for i in range(n):
             flit = data[i * FLIT:(i + 1) * FLIT]
             self._rx_index += 1
@@ -542,12 +546,30 @@ class DLLEngine:
             if self.req_sm in (R_REQ, R_WAIT):
                 self._scan_retry_flit(flit, fec[i], now, ev)
                 continue
-            self._rx += flit
-            self._rx_fec.append(fec[i])
-            if not fec[i]:
-                # FEC failure: Go-Back-N from the start of this block (§4.7.1)
-                self._rx_error(now, ev, "FEC decoding failure")
-                continue
+            if self._skip_set is not None:
+                # the rest of an accepted Retry_Ack_Set: identical flits, then the replay
+                if fec[i] and flit == self._skip_set:
+                    continue
+                self._skip_set = None
+            if flitwise:
+                # non-CRC mode, §4.7.3.2.2: RcvPtr counts each correct flit; a failed flit is
+                # dropped with everything after it and resent from that very flit
+                if not fec[i]:
+                    self._rx_error(now, ev, "FEC decoding failure")
+                    continue
+                self._rx += flit
+                self._rx_fec.append(True)
+                if len(self._rx) == FLIT:
+                    self._rx_ret = self._header_retained(flit)
+                if self._rx_ret:
+                    self.rcvptr_abs += 1
+            else:
+                self._rx += flit
+                self._rx_fec.append(fec[i])
+                if not fec[i]:
+                    # FEC failure: Go-Back-N from the start of this block (§4.7.1)
+                    self._rx_error(now, ev, "FEC decoding failure")
+                    continue
             size = self._rx_block_flits()
             if size is not None and len(self._rx) >= size * FLIT:
                 blk = bytes(self._rx[:size * FLIT])
@@ -556,6 +578,16 @@ class DLLEngine:
                 self._rx_block(blk, now, ev)
         self._rx_deadline = (now + self.p.rx_stall_timeout_ns) if self._rx else None
         return ev
+
+    @property
+    def _flitwise(self) -> bool:
+        return not self.crc_mode and not self.p.noncrc_block_granular_retry
+
+    @staticmethod
+    def _header_retained(flit: bytes) -> bool:
+        if flit[1] & 0x0F:
+            return True                          # a DLLDB
+        return RETAINED(_CB_KIND.get((flit[2] >> 4, flit[2] & 0xF), "unknown"))
 
     def _rx_error(self, now: int, ev: list, why: str) -> None:
         self.stats["retries"] += 1
@@ -624,8 +656,11 @@ class DLLEngine:
             self.num_phy_reinit = 0
             self._req_set_due = False
             self._wait_deadline = None
-            self._rx.clear()
-            self._rx_fec.clear()
+            if self._flitwise:
+                self._skip_set = bytes(blk)
+            else:
+                self._rx.clear()
+                self._rx_fec.clear()
             ev.append({"event": "retry_done", "rcvptr": self.rcvptr})
             if self.state == PARAM_INIT and not self._handshake_done:
                 self._handshake_done = True
@@ -649,14 +684,16 @@ class DLLEngine:
             if kind in ("Null", "Retry_Idle"):
                 return
             flits = len(blk) // FLIT
-            self.rcvptr_abs += flits
+            if not self._flitwise:
+                self.rcvptr_abs += flits
             self._count_ack(flits, worthy=True)
             self._rx_control(kind, blk, now, ev)
             return
         # a DLLDB
         self._req_run = (None, -100)
         flits = len(blk) // FLIT
-        self.rcvptr_abs += flits
+        if not self._flitwise:
+            self.rcvptr_abs += flits
         self._count_ack(flits, worthy=True)
         self._rx_header_bits(blk[0], ev)
         p = self._rx_pkt

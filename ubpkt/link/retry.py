@@ -31,6 +31,7 @@ class RetryBuffer:
         self.blocks: deque = deque()   # abs_start of each kept block, oldest first
         self.data: dict = {}           # abs_start -> block bytes
         self.replay_at: int | None = None
+        self.mid_block_replays = 0
 
     # -- pointers (wire values) --------------------------------------------------------------------
     @property
@@ -87,6 +88,15 @@ class RetryBuffer:
         if start in self.data:
             self.replay_at = start
             return True
+        # inside a block (non-CRC mode resends from the failed flit, §4.7.3.2.2)
+        for s in self.blocks:
+            n = len(self.data[s]) // 20
+            if s < start < s + n:
+                self.replay_at = start
+                self.mid_block_replays += 1
+                return True
+            if s > start:
+                break
         return False
 
     def next_replay(self) -> bytes | None:
@@ -97,6 +107,11 @@ class RetryBuffer:
             return None
         blk = self.data.get(at)
         if blk is None:
+            for s in self.blocks:               # resuming inside a block: its remaining flits
+                n = len(self.data[s]) // 20
+                if s < at < s + n:
+                    self.replay_at = s + n
+                    return self.data[s][(at - s) * 20:]
             self.replay_at = None
             return None
         self.replay_at = at + len(blk) // 20
