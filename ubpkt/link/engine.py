@@ -547,8 +547,12 @@ class DLLEngine:
                 self._scan_retry_flit(flit, fec[i], now, ev)
                 continue
             if self._skip_set is not None:
-                # the rest of an accepted Retry_Ack_Set: identical flits, then the replay
-                if fec[i] and flit == self._skip_set:
+                # the rest of an accepted Retry_Ack_Set (and any set right behind it, sent for
+                # the same RcvPtr) before the replay: one-flit Retry_Idle / Retry_Ack blocks
+                if fec[i] and (flit == self._skip_set or self._is_retry_flit(flit)):
+                    if flit[2] & 0xF == 2 and int.from_bytes(flit[8:10], "big") != self.rcvptr:
+                        self._skip_set = None
+                        self._rx_error(now, ev, "Retry_Ack for another RcvPtr")
                     continue
                 self._skip_set = None
             if flitwise:
@@ -582,6 +586,11 @@ class DLLEngine:
     @property
     def _flitwise(self) -> bool:
         return not self.crc_mode and not self.p.noncrc_block_granular_retry
+
+    def _is_retry_flit(self, flit: bytes) -> bool:
+        """A one-flit Retry_Idle or Retry_Ack block (LCH pattern, and its CRC in CRC mode)."""
+        return (flit[0] == 0x02 and flit[1] == 0 and flit[2] in (0x10, 0x12)
+                and self._crc_ok(flit))
 
     @staticmethod
     def _header_retained(flit: bytes) -> bool:
