@@ -86,3 +86,12 @@ def test_parallel_ndjson_is_identical(sample_captures, ns3_dir, monkeypatch):
         assert one.exit_code == two.exit_code == 0
         assert one.output == two.output and one.output.count("\n") > 20
     assert len(used) == 2
+
+
+def test_ndjson_count_and_fast_path_agree(sample_captures):
+    cap = sample_captures / "ub_native.pcap"
+    full = run("decode", "-T", "ndjson", cap).output.splitlines()
+    first3 = run("decode", "-T", "ndjson", "-c", "3", cap).output.splitlines()
+    assert len(full) == 24 and first3 == full[:3]
+    filtered = run("decode", "-T", "ndjson", "-Y", "frame >= 0", cap).output.splitlines()
+    assert filtered == full

@@ -83,8 +83,9 @@ def _tree(out, rec):
     out.write("\n".join(lines) + "\n\n")
 
 
-def _ndjson_lines(path, link_type, profile, quiet, count, out, jobs=1) -> None:
-    """ndjson without a filter: lines come straight from the template fast path."""
+def _ndjson_lines(path, link_type, profile, quiet, out, jobs=1) -> None:
+    """ndjson of every frame (no filter, no count): chunks of lines come straight from the
+    template fast path."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -104,21 +105,16 @@ def _ndjson_lines(path, link_type, profile, quiet, count, out, jobs=1) -> None:
         else:
             lines = iter_ndjson(path, link_type, profile)
         write = out.write
-        if jobs > 1 and count is None and link_type != "flits" and _plain_pcap(path):
+        if jobs > 1 and link_type != "flits" and _plain_pcap(path):
             from ubpkt.parallel import ndjson_chunks
             from ubpkt.stream import LINK_TYPES
             for chunk in ndjson_chunks(path, LINK_TYPES[link_type], profile, jobs,
                                        progress=(lambda pos: prog.update(task, completed=pos))
                                        if prog is not None else None):
                 write(chunk)
-        elif count is None:
-            for line in lines:
-                write(line)
         else:
-            for n, line in enumerate(lines, 1):
-                if n > count:
-                    break
-                write(line)
+            for chunk in lines:
+                write(chunk)
     except TruncatedCapture:
         err.print("[yellow]warning:[/] capture file ends inside a record")
     except BrokenPipeError:
@@ -186,8 +182,8 @@ def decode(file, fmt, fields, filt, count, link_type, profile, quiet, jobs):
     n = 0
     # records hold no reference cycles: the cyclic collector only costs time here
     gc.disable()
-    if fmt == "ndjson" and pred is None and binary is not None:
-        _ndjson_lines(file, link_type, prof, quiet, count, binary, _jobs(jobs, file))
+    if fmt == "ndjson" and pred is None and count is None and binary is not None:
+        _ndjson_lines(file, link_type, prof, quiet, binary, _jobs(jobs, file))
         return
     if fmt == "json":
         write("[")
