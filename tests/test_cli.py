@@ -95,3 +95,19 @@ def test_ndjson_count_and_fast_path_agree(sample_captures):
     assert len(full) == 24 and first3 == full[:3]
     filtered = run("decode", "-T", "ndjson", "-Y", "frame >= 0", cap).output.splitlines()
     assert filtered == full
+
+
+def test_parallel_workers_write_in_order(sample_captures, ns3_dir, tmp_path, monkeypatch):
+    import os
+
+    import ubpkt.parallel as par
+    from ubpkt.stream import iter_ndjson
+    monkeypatch.setattr(par, "SEGMENT", 200)
+    for cap in (sample_captures / "uboe_transactions.pcap", ns3_dir / "caseA_host0_port0_tx.pcap"):
+        out = tmp_path / (cap.name + ".ndjson")
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            par.write_ndjson(cap, fd, None, None, 2)
+        finally:
+            os.close(fd)
+        assert out.read_bytes() == b"".join(iter_ndjson(cap))

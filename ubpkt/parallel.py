@@ -9,6 +9,7 @@ output is byte-identical to the single-process path.  Classic pcap only (pcapng:
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import struct
 from collections import deque
 from typing import Iterator
@@ -20,12 +21,34 @@ SEGMENT = 1 << 20
 
 _caches: dict = {}
 _profile: Profile | None = None
+_turn = None
+_cond = None
+_fd = None
 
 
-def _init(profile: Profile | None) -> None:
-    global _profile
+def _init(profile: Profile | None, turn=None, cond=None, fd=None) -> None:
+    global _profile, _turn, _cond, _fd
     _profile = profile
+    _turn, _cond, _fd = turn, cond, fd
     _caches.clear()
+
+
+def _work_and_write(job) -> int:
+    """Decode a segment, then write it to the shared output when its turn comes (segments are
+    taken from the queue in order, so the one before is always in hand or done)."""
+    index = job[0]
+    data = _work(job[1:])
+    with _cond:
+        _cond.wait_for(lambda: _turn.value == index)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(_fd, view)
+                view = view[n:]
+        finally:
+            _turn.value = index + 1
+            _cond.notify_all()
+    return len(data)
 
 
 def _work(job) -> bytes:
@@ -88,6 +111,29 @@ def pcap_format(path):
         if cap.format != "pcap":
             return None
         return cap._endian, cap._nano, cap.linktype
+
+
+def write_ndjson(path, fd: int, forced_linktype: int | None, profile: Profile | None, jobs: int,
+                 progress=None) -> None:
+    """Decode a classic pcap with ``jobs`` processes that write their segments' ndjson straight
+    to file descriptor ``fd``, in frame order (no copy of the output through the parent)."""
+    endian, nano, lt = pcap_format(path)
+    if forced_linktype is not None:
+        lt = forced_linktype
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    turn = ctx.Value("q", 0, lock=False)
+    cond = ctx.Condition()
+    with ctx.Pool(jobs, initializer=_init, initargs=(profile, turn, cond, fd)) as pool:
+        pending: deque = deque()
+        for i, (offset, length, first) in enumerate(_segments(path)):
+            pending.append(pool.apply_async(_work_and_write, ((i, str(path), offset, length,
+                                                                first, endian, nano, lt),)))
+            while len(pending) > 2 * jobs:
+                pending.popleft().get()
+                if progress is not None:
+                    progress(offset)
+        while pending:
+            pending.popleft().get()
 
 
 def ndjson_chunks(path, forced_linktype: int | None, profile: Profile | None, jobs: int,

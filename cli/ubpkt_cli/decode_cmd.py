@@ -106,12 +106,20 @@ def _ndjson_lines(path, link_type, profile, quiet, out, jobs=1) -> None:
             lines = iter_ndjson(path, link_type, profile)
         write = out.write
         if jobs > 1 and link_type != "flits" and _plain_pcap(path):
-            from ubpkt.parallel import ndjson_chunks
+            from ubpkt.parallel import ndjson_chunks, write_ndjson
             from ubpkt.stream import LINK_TYPES
-            for chunk in ndjson_chunks(path, LINK_TYPES[link_type], profile, jobs,
-                                       progress=(lambda pos: prog.update(task, completed=pos))
-                                       if prog is not None else None):
-                write(chunk)
+            prog_fn = (lambda pos: prog.update(task, completed=pos)) if prog is not None \
+                else None
+            try:
+                fd = out.fileno()
+            except (AttributeError, OSError, ValueError):
+                fd = None
+            if fd is not None:
+                out.flush()
+                write_ndjson(path, fd, LINK_TYPES[link_type], profile, jobs, prog_fn)
+            else:
+                for chunk in ndjson_chunks(path, LINK_TYPES[link_type], profile, jobs, prog_fn):
+                    write(chunk)
         else:
             for chunk in lines:
                 write(chunk)
