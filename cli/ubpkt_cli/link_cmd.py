@@ -173,7 +173,7 @@ def show(infile, non_crc, as_json, count) -> None:
         else:
             f = rec["fields"]
             kind = f.get("ub.dll.kind")
-            what = f.get("ub.lch.type") if kind == "DLLCB" else (
+            what = f.get("ub.lch.block") if kind == "DLLCB" else (
                 f"{f.get('ub.dlldp.blocks', 0)} blocks, cfg {f.get('ub.lph.cfg')}, "
                 f"vl {f.get('ub.lph.vl')}" if kind == "DLLDP" else "")
             issues = "; ".join(i["message"] for i in rec["issues"]

@@ -311,7 +311,7 @@ def _parse(blk: bytes, crc_mode, covers_info, off, crc_ok) -> ControlBlock:
     vals = lch.unpack(blk, 0)
     fields = dict(zip(lch.keys, vals))
     fields["ub.lch.ctrl_name"] = E.CTRL.get(ctrl, f"unknown_{ctrl}")
-    fields["ub.lch.type"] = kind if kind != "unknown" else f"unknown_{ctrl}_{sub}"
+    fields["ub.lch.block"] = kind if kind != "unknown" else f"unknown_{ctrl}_{sub}"
     layers = [lch.layer]
     clength = vals[1] + 1
     if vals[0] != 0:
@@ -365,12 +365,9 @@ def _parse(blk: bytes, crc_mode, covers_info, off, crc_ok) -> ControlBlock:
         issues.append(_issue(ERROR, "ub.lch", "ub.lch.clength", off,
                              f"{kind} too short for its body ({flits} flits)"))
     if kind == "Block_Mode_Chg":
-        values["type"] = fields["ub.lch.type"] = fields.get("ub.lch.type")
-        t = vals[-1]
+        t = vals[-1]   # the declared TYPE field, ub.lch.type
         values["type"] = t
         fields["ub.lch.type_name"] = E.BLOCK_MODE_TYPE.get(t, f"unknown_{t}")
-        fields["ub.lch.type"] = kind
-        fields["ub.lch_block_mode_chg.type"] = t
         if t not in E.BLOCK_MODE_TYPE:
             issues.append(_issue(WARNING, "ub.lch", "ub.lch.type", off + 3,
                                  f"reserved Block_Mode_Chg TYPE {t}"))
