@@ -73,7 +73,9 @@ _SUMMARY_KEYS = (
     ("ub.btah.taopcode_name", ""), ("ub.atah.taopcode_name", ""), ("ub.btah.ini_tassn", "tassn"),
     ("ub.atah.ini_tassn", "tassn"), ("ub.maetah.address", "addr"), ("ub.maetah.length", "len"),
     ("ub.mgmtetah.code_name", "mgmt"), ("ub.mgmtetah.sub_code_name", ""),
-    ("ub.cfg5.protocol_name", ""), ("ub.icrc.status", "icrc"),
+    ("ub.scan_pdu.cmd_name", "scan"), ("ub.scan_pdu.opcode", "op"), ("ub.scan.hops", "hops"),
+    ("ub.cfg5.protocol_name", ""), ("ub.crd_ack.ack_num", "ack_num"),
+    ("ub.retry_req.rcvptr", "rcvptr"), ("ub.icrc.status", "icrc"), ("ub.bcrc.status", "bcrc"),
 )
 
 

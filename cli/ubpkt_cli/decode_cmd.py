@@ -67,6 +67,27 @@ def _quiet_broken_pipe() -> None:
         pass
 
 
+def _rich_tree(console, rec) -> None:
+    """The tree view for a terminal: rich's tree, issues coloured by severity."""
+    from rich.markup import escape
+    from rich.tree import Tree
+    root = Tree(f"[bold]Frame {rec['frame']}[/]: {rec['len']} bytes, {rec['caplen']} captured, "
+                f"t={rec['time']:.9f}")
+    for layer, title, items in layer_fields(rec):
+        node = root.add(f"[cyan]{escape(title)}[/]")
+        for k, v in items:
+            if isinstance(v, str) and len(v) > 64:
+                v = v[:64] + f"... ({len(v) // 2} bytes)"
+            node.add(f"{k} = [green]{escape(str(v))}[/]")
+    colour = {"error": "red", "warning": "yellow", "info": "blue"}
+    for i in rec["issues"]:
+        c = colour.get(i["severity"], "white")
+        root.add(f"[{c}]{i['severity']}[/] {escape(i['layer'])}"
+                 f"{' ' + escape(i['field']) if i['field'] else ''} @{i['offset']}: "
+                 f"{escape(i['message'])}")
+    console.print(root)
+
+
 def _tree(out, rec):
     head = f"Frame {rec['frame']}: {rec['len']} bytes, {rec['caplen']} captured, " \
            f"t={rec['time']:.9f}"
@@ -193,6 +214,10 @@ def decode(file, fmt, fields, filt, count, link_type, profile, quiet, jobs):
     if fmt == "ndjson" and pred is None and count is None and binary is not None:
         _ndjson_lines(file, link_type, prof, quiet, binary, _jobs(jobs, file))
         return
+    console = None
+    if fmt == "tree" and out.isatty():
+        from rich.console import Console
+        console = Console()
     if fmt == "json":
         write("[")
     first = True
@@ -215,6 +240,8 @@ def decode(file, fmt, fields, filt, count, link_type, profile, quiet, jobs):
             elif fmt == "json":
                 write(("" if first else ",") + "\n" + to_json_line(rec))
                 first = False
+            elif console is not None:
+                _rich_tree(console, rec)
             else:
                 _tree(out, rec)
     except BrokenPipeError:
