@@ -111,3 +111,24 @@ def test_parallel_workers_write_in_order(sample_captures, ns3_dir, tmp_path, mon
         finally:
             os.close(fd)
         assert out.read_bytes() == b"".join(iter_ndjson(cap))
+
+
+def test_random_records_never_break_the_cli(tmp_path):
+    import os
+    import random
+    import struct
+    rnd = random.Random(11)
+    for lt in (1, 147, 148, 149, 105):
+        p = tmp_path / f"r{lt}.pcap"
+        with open(p, "wb") as f:
+            f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, lt))
+            for i in range(60):
+                d = bytearray(os.urandom(rnd.randint(0, 120)))
+                if len(d) > 2 and rnd.random() < 0.5:
+                    d[1] = rnd.choice([0, 3, 4, 5, 6, 7, 9])
+                f.write(struct.pack("<IIII", 0, i, len(d), len(d)) + bytes(d))
+        for args in (["-T", "ndjson"], ["-T", "tree"], ["-T", "json"], ["-T", "summary"],
+                     ["-T", "fields", "-e", "ub.lph.cfg"], ["-Y", "errors > 0"]):
+            r = run("decode", *args, p)
+            assert r.exit_code == 0, (lt, args, r.output[-300:])
+        assert run("stats", p).exit_code == 0

@@ -10,7 +10,7 @@ except ImportError:  # pragma: no cover
 
 from .formats import HEADERS
 
-__all__ = ["to_json_line", "to_json_bytes", "to_fields_line", "summary_line", "layer_fields"]
+__all__ = ["to_json_line", "to_json_bytes", "time_text", "to_fields_line", "summary_line", "layer_fields"]
 
 
 def _default(o):
@@ -79,9 +79,14 @@ _SUMMARY_KEYS = (
 )
 
 
+def time_text(t) -> str:
+    """A record's time for people (records from raw flit files have none)."""
+    return "-" if t is None else f"{t:.9f}"
+
+
 def summary_line(record: dict) -> str:
     f = record["fields"]
-    parts = [f"{record['frame']:>6}", f"{record['time']:.9f}", f"{record['len']:>5}"]
+    parts = [f"{record['frame']:>6}", time_text(record.get("time")), f"{record['len']:>5}"]
     for key, label in _SUMMARY_KEYS:
         v = f.get(key)
         if v is None:

@@ -10,8 +10,8 @@ import click
 
 from ubpkt.capture import CaptureError
 from ubpkt.filter import FilterError, compile_filter
-from ubpkt.output import (layer_fields, summary_line, to_fields_line, to_json_bytes,
-                          to_json_line)
+from ubpkt.output import (layer_fields, summary_line, time_text, to_fields_line,
+                          to_json_bytes, to_json_line)
 from ubpkt.profile import load_profile
 from ubpkt.stream import LINK_TYPES, file_size, iter_records
 
@@ -72,7 +72,7 @@ def _rich_tree(console, rec) -> None:
     from rich.markup import escape
     from rich.tree import Tree
     root = Tree(f"[bold]Frame {rec['frame']}[/]: {rec['len']} bytes, {rec['caplen']} captured, "
-                f"t={rec['time']:.9f}")
+                f"t={time_text(rec.get('time'))}")
     for layer, title, items in layer_fields(rec):
         node = root.add(f"[cyan]{escape(title)}[/]")
         for k, v in items:
@@ -90,7 +90,7 @@ def _rich_tree(console, rec) -> None:
 
 def _tree(out, rec):
     head = f"Frame {rec['frame']}: {rec['len']} bytes, {rec['caplen']} captured, " \
-           f"t={rec['time']:.9f}"
+           f"t={time_text(rec.get('time'))}"
     lines = [head]
     for layer, title, items in layer_fields(rec):
         lines.append(f"  {title}")
