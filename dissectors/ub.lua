@@ -2542,7 +2542,7 @@ local MGMT_SUB_CODE = {[0] = {[0] = "Correctable", [1] = "Non_Fatal", [2] = "Fat
 -- ---------------------------------------------------------------------------------
 -- hand-written packet walk: dissectors/ub_dispatch.lua
 -- ---------------------------------------------------------------------------------
--- The packet walk, hand-written to mirror ubpkt/dissect.py (keep the two in step).
+-- The packet walk, hand-written to mirror ubpkt/dissect/ (keep the two in step).
 -- Appended to the generated part of ub.lua by dissectors/gen_lua.py; it uses HDR, HF, LAYER,
 -- FIRST_HF, HF_SHIFT, EX, PROFILE and the enumeration tables defined above.
 

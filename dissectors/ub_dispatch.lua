@@ -1,4 +1,4 @@
--- The packet walk, hand-written to mirror ubpkt/dissect.py (keep the two in step).
+-- The packet walk, hand-written to mirror ubpkt/dissect/ (keep the two in step).
 -- Appended to the generated part of ub.lua by dissectors/gen_lua.py; it uses HDR, HF, LAYER,
 -- FIRST_HF, HF_SHIFT, EX, PROFILE and the enumeration tables defined above.
 

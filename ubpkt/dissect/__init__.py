@@ -1,0 +1,46 @@
+"""Bytes to a decoded record: layers, a flat field map and issues.  Never raises on input.
+
+The walk follows UB 2.0 App B (packet formats): the LPH's CFG picks the network header, the NTH's
+NLP (or UDP port 4792 over IP) the transport header, the transport NLP what follows, and the
+transaction opcode the extension headers (§7.4 Tables 7-2/7-4).  Each step reads one declared
+header (``ubpkt.formats``) through its generated fast decoder.
+"""
+from __future__ import annotations
+
+from ..profile import NS3, SPEC, Profile
+from .carriers import _ethernet
+from .frame import (BYTE_LAYERS, ERROR, INFO, LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_NS3,
+                    LINKTYPE_UB, WARNING, Frame)
+from .network import _ub_packet
+from .transaction import REQUEST_HEADERS, RESPONSE_HEADERS
+
+__all__ = ["dissect", "Frame", "BYTE_LAYERS", "REQUEST_HEADERS", "RESPONSE_HEADERS", "ERROR",
+           "WARNING", "INFO", "LINKTYPE_ETHERNET", "LINKTYPE_NS3", "LINKTYPE_UB", "LINKTYPE_FLITS"]
+
+
+def dissect(buf, linktype: int = LINKTYPE_UB, profile: Profile | None = None) -> Frame:
+    """Decode one frame.  ``linktype``: 1 Ethernet (UBoE), 148 a UB network packet from its LPH,
+    147 an ns-3-UB trace record (selects the ns3 dialect unless a profile is given)."""
+    if profile is None:
+        profile = NS3 if linktype == LINKTYPE_NS3 else SPEC
+    fr = Frame(buf, profile)
+    try:
+        if linktype == LINKTYPE_ETHERNET:
+            _ethernet(fr)
+        elif linktype in (LINKTYPE_UB, LINKTYPE_NS3):
+            _ub_packet(fr)
+        else:
+            fr.issue(INFO, "frame", None, 0, f"link type {linktype} is not decoded here")
+            fr.rest_as_data()
+    except Exception as exc:  # a decoder bug must not take the whole run down
+        fr.issue(ERROR, "frame", None, fr.pos, f"decoder failure: {type(exc).__name__}: {exc}")
+    if fr.pos < len(buf):
+        # anything not consumed (after an error) is kept so that the frame re-encodes exactly
+        fr.end = len(buf)
+        fr.pad = 0
+        n = len(buf) - fr.pos
+        if n:
+            fr.take_bytes("data" if "data" not in fr.layers else "trailer", n)
+    if not any(layer.startswith("ub.") for layer in fr.layers):
+        fr.issue(INFO, "frame", None, 0, "no UB layer in this frame")
+    return fr
