@@ -78,7 +78,7 @@ def _work(job) -> bytes:
 def _segments(path) -> Iterator[tuple]:
     """(offset, length, first frame) of record-aligned pieces of a classic pcap file."""
     with open_capture(path) as cap:
-        endian, nano = cap._endian, cap._nano
+        endian = cap._endian
     hdr = struct.Struct(endian + "IIII")
     with open(path, "rb") as fh:
         fh.seek(24)

@@ -303,7 +303,7 @@ _FAST_TEXT = {
 def _gen_record(h: Header) -> Callable:
     """Generated: decode the header at ``o`` into the flat field map ``F`` (record form:
     shifted and text fields, enum names) and return (wire values, raw header int)."""
-    lines = [f"def record_into(b, o, F):",
+    lines = ["def record_into(b, o, F):",
              f"    v = int.from_bytes(b[o:o + {h.size}], 'big')"]
     names = []
     for i, (f, off) in enumerate(zip(h.fields, h.offsets)):

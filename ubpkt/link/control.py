@@ -15,7 +15,7 @@ from .framing import FLIT, check_tail, seal
 __all__ = ["KINDS", "PRIORITY", "ControlBlock", "InitParams", "Negotiated", "build", "null",
            "nob", "retry_idle", "retry_req", "retry_ack", "retry_req_set", "retry_ack_set",
            "crd_ack", "param_exchg", "neighbor_advert", "parse_neighbor_advert", "lane_manage",
-           "block_mode_chg", "init", "parse_control", "negotiate", "grain_bitmap",
+           "block_mode_chg", "parse_control", "negotiate", "grain_bitmap",
            "RETRY_SET_LEN"]
 
 ERROR, WARNING, INFO = "error", "warning", "info"
