@@ -132,3 +132,13 @@ def test_random_records_never_break_the_cli(tmp_path):
             r = run("decode", *args, p)
             assert r.exit_code == 0, (lt, args, r.output[-300:])
         assert run("stats", p).exit_code == 0
+
+
+def test_fields_reference_lists_declared_names():
+    r = run("fields", "rtph")
+    keys = [line.split("\t")[0] for line in r.output.splitlines()]
+    assert "ub.rtph.psn" in keys and "ub.rtph.tpopcode" in keys
+    r = run("fields", "--json", "ub.maetah.")
+    rows = [json.loads(line) for line in r.output.splitlines()]
+    assert {"ub.maetah.address", "ub.maetah.tokenid"} <= {x["field"] for x in rows}
+    assert run("fields", "no.such.thing").exit_code == 1

@@ -17,6 +17,8 @@ def _register() -> None:
     from ubpkt_cli.decode_cmd import decode, stats
     main.add_command(decode)
     main.add_command(stats)
+    from ubpkt_cli.fields_cmd import fields
+    main.add_command(fields)
     from ubpkt_cli.phy_cmd import phy, fuzz
     main.add_command(phy); main.add_command(fuzz)
     from ubpkt_cli.shell_cmd import shell

@@ -1,0 +1,34 @@
+"""`ubpkt fields`: the field reference (like `tshark -G fields`), straight from the declarations."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from ubpkt.formats import HEADERS
+
+
+def field_rows(pattern: str | None = None):
+    """(layer, key, bits, kind, title, spec) for every declared field, in declaration order."""
+    for layer, h in HEADERS.items():
+        for key, f in zip(h.keys, h.fields):
+            if pattern and pattern not in key and pattern not in layer:
+                continue
+            kind = "reserved" if f.reserved else (f"enum({len(f.enum)})" if f.enum else f.fmt)
+            yield layer, key, f.bits, kind, h.title, h.spec
+
+
+@click.command()
+@click.argument("pattern", required=False)
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per field")
+def fields(pattern, as_json):
+    """List every field name ubpkt can show (optionally those containing PATTERN)."""
+    rows = list(field_rows(pattern))
+    if not rows:
+        raise click.ClickException(f"no field matches {pattern!r}")
+    for layer, key, bits, kind, title, spec in rows:
+        if as_json:
+            click.echo(json.dumps({"layer": layer, "field": key, "bits": bits, "kind": kind,
+                                   "header": title, "spec": spec}))
+        else:
+            click.echo(f"{key}\t{bits}\t{kind}\t{layer}\t{title} ({spec})")
