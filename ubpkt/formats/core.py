@@ -194,6 +194,15 @@ class Header:
             out[f.name] = value_to_text(f.fmt, v, f.bits) if f.fmt != "int" else v
         return out
 
+    def shown(self, vals) -> list:
+        """Record form of wire values (address shifts and text formats applied)."""
+        out = list(vals)
+        for i, s in self.shift_fields:
+            out[i] = out[i] << s
+        for i, fmt, bits in self.text_fields:
+            out[i] = value_to_text(fmt, out[i], bits)
+        return out
+
     def encode(self, values: Mapping | None = None, **kw) -> bytes:
         """Bytes from a field map; unset fields take 0 (or their fixed value)."""
         merged = dict(values or {})

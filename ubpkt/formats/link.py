@@ -63,11 +63,13 @@ INIT = register(Header("init", "init", "Init", "UB 2.0 §4.3.3.9", (
     R(32), F("data_credit_grain_lo", 96, fmt="hex"), F("ctrl_credit_grain_hi", 16, fmt="hex"),
     R(16),
     R(104), F("packet_min_interval", 8), F("data_credit_grain_hi", 32, fmt="hex"), R(16))))
-# Param_Exchg flit: PARAM_EXCHG_DATA in bytes 8..11 of every flit (UB 2.0 §4.3.3.7).
+# Param_Exchg: PARAM_EXCHG_DATA in bytes 8..11 of every flit (UB 2.0 §4.3.3.7).  The first
+# header covers flit 0 bytes 4..15; each further one runs from byte 16 of the flit before (no
+# BCRC there) to byte 15 of its own flit, so the last flit's bytes 16..19 stay for the BCRC.
 PARAM_EXCHG_FIRST = register(Header("param_exchg", "param_exchg", "Param_Exchg", "UB 2.0 §4.3.3.7",
                                     (R(32), F("data", 32), R(32))))
 PARAM_EXCHG_MORE = register(Header("param_exchg_flit", "param_exchg", "Param_Exchg (more flits)",
-                                   "UB 2.0 §4.3.3.7", (R(64), F("data", 32), R(64))))
+                                   "UB 2.0 §4.3.3.7", (R(32), R(64), F("data", 32), R(32))))
 
 # UB 2.0 §4.7.2 Table 4-3: block CRC at bytes 16..19 of a DLLDB's last flit.
 BCRC = register(Header("bcrc", "bcrc", "Block CRC", "UB 2.0 §4.7.2", (

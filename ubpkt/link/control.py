@@ -309,7 +309,7 @@ def _parse(blk: bytes, crc_mode, covers_info, off, crc_ok) -> ControlBlock:
     kind = _BY_CODE.get((ctrl, sub), "unknown")
     lch = {"Crd_Ack": _LCH_CRD, "Block_Mode_Chg": _LCH_BMC}.get(kind, _LCH)
     vals = lch.unpack(blk, 0)
-    fields = dict(zip(lch.keys, vals))
+    fields = dict(zip(lch.keys, lch.shown(vals)))
     fields["ub.lch.ctrl_name"] = E.CTRL.get(ctrl, f"unknown_{ctrl}")
     fields["ub.lch.block"] = kind if kind != "unknown" else f"unknown_{ctrl}_{sub}"
     layers = [lch.layer]
@@ -339,7 +339,7 @@ def _parse(blk: bytes, crc_mode, covers_info, off, crc_ok) -> ControlBlock:
     body = _BODY.get(kind)
     if body is not None and 4 + body.size <= body_end + (4 if kind == "Init" else 0):
         bv = body.unpack(blk, 4)
-        fields.update(zip(body.keys, bv))
+        fields.update(zip(body.keys, body.shown(bv)))
         layers.append(body.layer)
         used = 4 + body.size
         for i in body.rsvd_idx:
