@@ -82,17 +82,7 @@ def _make_part(name: str, spec) -> _Part:
     h = HEADERS.get(name) or HEADERS.get("ub." + name)
     if h is None:
         raise EncodeError(f"unknown layer {name!r}")
-    spec = dict(spec or {})
-    unknown = set(spec) - set(h.by_name)
-    if unknown:
-        raise EncodeError(f"{h.layer}: unknown fields {sorted(unknown)}")
-    values = []
-    for f in h.fields:
-        v = spec.get(f.name)
-        if v is None:
-            values.append(None if f.auto else (f.fixed if f.fixed is not None else 0))
-        else:
-            values.append(h.to_wire(f, v))
+    values = h.wire_values(dict(spec or {}), unset_auto=True)
     return _Part(h.layer, h, values, None)
 
 

@@ -203,20 +203,28 @@ class Header:
             out[i] = value_to_text(fmt, out[i], bits)
         return out
 
-    def encode(self, values: Mapping | None = None, **kw) -> bytes:
-        """Bytes from a field map; unset fields take 0 (or their fixed value)."""
-        merged = dict(values or {})
-        merged.update(kw)
-        unknown = set(merged) - set(self.by_name)
+    def wire_values(self, values: Mapping, unset_auto: bool = False) -> list:
+        """Wire values from a field map (names, enum names or text accepted).  Unset fields
+        take their fixed value or 0; with ``unset_auto`` an unset auto field stays None, for
+        the encoder to compute."""
+        unknown = set(values) - set(self.by_name)
         if unknown:
             raise EncodeError(f"{self.layer}: unknown fields {sorted(unknown)}")
         vals = []
         for f in self.fields:
-            v = merged.get(f.name)
+            v = values.get(f.name)
             if v is None:
-                v = f.fixed if f.fixed is not None else 0
-            vals.append(self.to_wire(f, v))
-        return self.pack_values(vals)
+                v = None if unset_auto and f.auto else (f.fixed if f.fixed is not None else 0)
+                vals.append(v)
+            else:
+                vals.append(self.to_wire(f, v))
+        return vals
+
+    def encode(self, values: Mapping | None = None, **kw) -> bytes:
+        """Bytes from a field map; unset fields take 0 (or their fixed value)."""
+        merged = dict(values or {})
+        merged.update(kw)
+        return self.pack_values(self.wire_values(merged))
 
     def to_wire(self, f: Field, v) -> int:
         if isinstance(v, str) and f.enum and f.fmt == "int":
