@@ -112,6 +112,7 @@ def _build(buf: bytes, fr, profile: Profile):
              "        return None"]
     body = []
     exprs = {}
+    dotted = {}
     names = {}
     for layer, o, n in placed:
         if layer == "ub.icrc":
@@ -147,16 +148,25 @@ def _build(buf: bytes, fr, profile: Profile):
                     x = f"buf[{a}:{a + 6}].hex(':')"
                 elif f.fmt == "ipv4" and not rem and f.bits == 32:
                     x = f"'%d.%d.%d.%d' % tuple(buf[{a}:{a + 4}])"
+                    dotted[k] = a
                 elif f.fmt in _FAST_TEXT:
                     x = _FAST_TEXT[f.fmt].format(x=x)
                 else:
                     x = f"_text({f.fmt!r}, {x}, {f.bits})"
             if f.enum:
                 var = f"e{len(names)}"
-                names[var] = dict(f.enum)
-                tmp = f"t{len(names)}"
+                tmp = f"t{len(names) + 1}"
                 body.append(f"    {tmp} = {raw}")
-                exprs[k + "_name"] = f"({var}[{tmp}] if {tmp} in {var} else 'unknown_%d' % {tmp})"
+                if not f.shift and f.fmt == "int":
+                    x = tmp
+                if f.bits <= 8:
+                    # every value has its name (or unknown_N): one tuple index
+                    names[var] = tuple(f.enum.get(i, f"unknown_{i}") for i in range(1 << f.bits))
+                    exprs[k + "_name"] = f"{var}[{tmp}]"
+                else:
+                    names[var] = dict(f.enum)
+                    exprs[k + "_name"] = (f"({var}[{tmp}] if {tmp} in {var} "
+                                          f"else 'unknown_%d' % {tmp})")
             exprs[k] = x
     gval = int.from_bytes(buf[:region], "big") & gmask
     lines[2] = f"    if v & {gmask:#x} != {gval:#x}:"
@@ -196,11 +206,11 @@ def _build(buf: bytes, fr, profile: Profile):
     lines.append("    return {" + ", ".join(items) + "}")
     ns = {"_text": value_to_text, "_crc32": zlib.crc32, **names}
     exec(compile("\n".join(lines) + "\n", "<ubpkt.fastpath template>", "exec"), ns)
-    tjson = _json_fn(head, fields, exprs, static, layers, fr.issues, ns)
+    tjson = _json_fn(head, fields, exprs, static, layers, fr.issues, ns, dotted)
     return _Template(ns["run"], tuple(layers), tuple(fr.issues), tjson)
 
 
-def _json_fn(head, fields, exprs, static, layers, issues, ns):
+def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
     """A second generated function writing the ndjson line directly: the frame's values go
     through one %-format whose constant parts are rendered once, by the same JSON encoder the
     record path uses.  None when that is not possible (values orjson cannot hold)."""
@@ -214,7 +224,12 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns):
         body = []
         for k, v in fields.items():
             key = dumps(k).decode()
-            if k in exprs and k not in static:
+            if k in dotted and k not in static:
+                # an IPv4 address straight from its four bytes
+                a = dotted[k]
+                body.append(key + ':"%d.%d.%d.%d"')
+                args.extend(f"buf[{a + i}]" for i in range(4))
+            elif k in exprs and k not in static:
                 if isinstance(v, bool) or not isinstance(v, (int, str)):
                     return None
                 body.append(key + (":%d" if isinstance(v, int) else ':"%s"'))
@@ -239,7 +254,11 @@ def _read_expr(bit: int, bits: int, shift: int, mask: int) -> str:
     read directly, bits inside one byte from that byte, anything else from the region int."""
     a, rem = divmod(bit, 8)
     if not rem and not bits % 8:
-        return f"buf[{a}]" if bits == 8 else f"int.from_bytes(buf[{a}:{a + bits // 8}], 'big')"
+        if bits == 8:
+            return f"buf[{a}]"
+        if bits == 16:
+            return f"(buf[{a}] << 8 | buf[{a + 1}])"
+        return f"int.from_bytes(buf[{a}:{a + bits // 8}], 'big')"
     if rem + bits <= 8:
         s = 8 - rem - bits
         return f"((buf[{a}] >> {s}) & {mask:#x})" if s else f"(buf[{a}] & {mask:#x})"
