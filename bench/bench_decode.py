@@ -29,10 +29,27 @@ SCAPY = ("from scapy.all import PcapReader\n"
 
 
 def make(path: Path, n: int) -> None:
-    frames = [encode_layers(layers) for layers in uboe_packets()]
+    """A UBoE capture shaped like real traffic: the sample packet kinds in turn, each frame
+    with its own PSN, TASSN, IP id, UDP source port, address, ICRC and payload bytes."""
+    kinds = uboe_packets()
     with PcapWriter(path, LINKTYPE_ETHERNET) as w:
         for i in range(n):
-            w.write(frames[i % len(frames)], i * 1000)
+            layers = [(name, dict(spec) if isinstance(spec, dict) else spec)
+                      for name, spec in kinds[i % len(kinds)]]
+            for name, spec in layers:
+                if name == "ip":
+                    spec["id"] = i & 0xFFFF
+                elif name == "udp":
+                    spec["srcport"] = 49152 + (i >> 4) % 64
+                elif name == "ub.rtph":
+                    spec["psn"] = i & 0xFFFFFF
+                elif name in ("ub.btah", "ub.atah"):
+                    spec["ini_tassn"] = (i >> 1) & 0xFFFF
+                elif name == "ub.maetah":
+                    spec["address"] = 0x7F0000000000 + 64 * i
+            layers = [(name, bytes((i + j) & 0xFF for j in range(len(spec)))
+                       if name == "data" else spec) for name, spec in layers]
+            w.write(encode_layers(layers), i * 1000)
 
 
 def timed(cmd: list[str], repeat: int = 2) -> float:

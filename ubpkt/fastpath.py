@@ -62,17 +62,26 @@ _ZERO_CHECKED = {"ub.pad", "ub.cb_body"}
 
 
 class _Template:
-    __slots__ = ("fn", "layers", "issues", "json")
+    __slots__ = ("fn", "layers", "issues", "json", "region", "sample", "varied", "seen",
+                 "special", "fails")
 
-    def __init__(self, fn, layers, issues, json=None):
+    def __init__(self, fn, layers, issues, json=None, region=0, sample=0, special=False):
         self.fn = fn
         self.layers = layers
         self.issues = issues
         self.json = json
+        self.region = region      # bytes of the guarded header region
+        self.sample = sample      # that region of the frame the template was built from
+        self.varied = 0           # region bits seen to differ from the sample
+        self.seen = 0             # frames compared with the sample so far
+        self.special = special    # built from the bits that stayed constant
+        self.fails = 0            # consecutive guard failures (specialised templates)
 
 
-def _build(buf: bytes, fr, profile: Profile):
-    """A template for frames laid out like ``buf`` (decoded as ``fr``), or None."""
+def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
+    """A template for frames laid out like ``buf`` (decoded as ``fr``), or None.  ``constant``:
+    header-region bits also to guard (and so to copy from ``fr``) - the specialised templates of
+    :class:`TemplateCache` guard every field that did not change between the frames seen."""
     if any(i["severity"] != "info" for i in fr.issues):
         return None
     layers = fr.layers
@@ -114,6 +123,7 @@ def _build(buf: bytes, fr, profile: Profile):
     exprs = {}
     dotted = {}
     names = {}
+    guarded_keys = set()
     for layer, o, n in placed:
         if layer == "ub.icrc":
             declared.add("ub.icrc.value")
@@ -133,8 +143,10 @@ def _build(buf: bytes, fr, profile: Profile):
                 declared.add(k + "_name")
             shift = total - 8 * o - foff - f.bits
             mask = (1 << f.bits) - 1
-            if f.name in guarded or f.reserved or f.fixed is not None or f.le or f.dwrev:
+            if (f.name in guarded or f.reserved or f.fixed is not None or f.le or f.dwrev
+                    or (constant >> shift) & mask == mask):
                 gmask |= mask << shift
+                guarded_keys.update((k, k + "_name"))
                 continue
             x = _read_expr(8 * o + foff, f.bits, shift, mask)
             raw = x
@@ -170,7 +182,7 @@ def _build(buf: bytes, fr, profile: Profile):
             exprs[k] = x
     gval = int.from_bytes(buf[:region], "big") & gmask
     lines[2] = f"    if v & {gmask:#x} != {gval:#x}:"
-    static = {k: v for k, v in fields.items() if k not in declared or _is_guarded(k, fields, placed)}
+    static = {k: v for k, v in fields.items() if k not in declared or k in guarded_keys}
     icrc = None
     if "ub.icrc" in layers:
         o = [p for p in placed if p[0] == "ub.icrc"][0][1]
@@ -207,7 +219,8 @@ def _build(buf: bytes, fr, profile: Profile):
     ns = {"_text": value_to_text, "_crc32": zlib.crc32, **names}
     exec(compile("\n".join(lines) + "\n", "<ubpkt.fastpath template>", "exec"), ns)
     tjson = _json_fn(head, fields, exprs, static, layers, fr.issues, ns, dotted)
-    return _Template(ns["run"], tuple(layers), tuple(fr.issues), tjson)
+    return _Template(ns["run"], tuple(layers), tuple(fr.issues), tjson, region,
+                     int.from_bytes(buf[:region], "big"), special=bool(constant))
 
 
 def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
@@ -265,20 +278,6 @@ def _read_expr(bit: int, bits: int, shift: int, mask: int) -> str:
     return f"((v >> {shift}) & {mask:#x})"
 
 
-def _is_guarded(key: str, fields, placed) -> bool:
-    """True for record keys whose value is fixed by the guard (so it can be copied)."""
-    for layer, _o, _n in placed:
-        h = HEADERS.get(layer)
-        if h is None:
-            continue
-        guarded = set(DISPATCH_FIELDS.get(layer, ()))
-        for f, k in zip(h.fields, h.keys):
-            if key in (k, k + "_name") and (f.name in guarded or f.reserved or
-                                            f.fixed is not None or f.le or f.dwrev):
-                return True
-    return False
-
-
 def _icrc_plan(buf: bytes, fr, profile: Profile, icrc_off: int):
     """(start, masks, end) of the frame's ICRC, re-derived the way the dissector does."""
     from .network.icrc import masks_for_cna16, masks_for_cna24, masks_for_ip
@@ -319,20 +318,51 @@ class TemplateCache:
         self.hits = 0
         self.misses = 0
 
+    #: Frames a general template compares with its sample before it is specialised.
+    LEARN = 16
+    #: Consecutive guard failures after which a specialised template is dropped.
+    GIVE_UP = 32
+
     def ndjson(self, buf: bytes, linktype: int, frame: int, time_ns: int, orig_len: int) -> bytes:
         """The ndjson line of one frame (identical to rendering its record)."""
         slot = self._slots.get((linktype, len(buf)))
         if slot is not None:
             for t in slot:
-                if t.json is not None:
-                    line = t.json(buf, frame, time_ns / 1e9, orig_len, linktype)
-                    if line is not None:
-                        self.hits += 1
-                        return line
+                if t.json is None:
+                    continue
+                line = t.json(buf, frame, time_ns / 1e9, orig_len, linktype)
+                if line is not None:
+                    self.hits += 1
+                    if t.special:
+                        t.fails = 0
+                    elif t.seen < self.LEARN:
+                        self._learn(t, slot, buf, linktype)
+                    return line
+                if t.special:
+                    t.fails += 1
+                    if t.fails > self.GIVE_UP:
+                        slot.remove(t)
+                        break
         layers, fields, issues = self.decode(buf, linktype)
         return to_json_bytes({"frame": frame, "time": time_ns / 1e9, "len": orig_len,
                               "caplen": len(buf), "linktype": linktype, "layers": layers,
                               "fields": fields, "issues": issues})
+
+    def _learn(self, t: _Template, slot: list, buf: bytes, linktype: int) -> None:
+        """Note which header bits vary; after LEARN frames, put a template in front that guards
+        (and so copies) every field whose bits never changed."""
+        t.varied |= int.from_bytes(buf[:t.region], "big") ^ t.sample
+        t.seen += 1
+        if t.seen < self.LEARN:
+            return
+        constant = ~t.varied & ((1 << (8 * t.region)) - 1)
+        try:
+            special = _build(bytes(buf), dissect(buf, linktype, self.profile), self.profile,
+                             constant)
+        except Exception:  # an optimisation only
+            special = None
+        if special is not None and special.json is not None:
+            slot.insert(slot.index(t), special)
 
     def decode(self, buf: bytes, linktype: int):
         """(layers, fields, issues) of one frame."""
