@@ -217,3 +217,14 @@ def test_padding_of_tp_responses_without_icrc_is_pad():
     rec = decode(pkt, 147)
     assert rec["layers"][-2:] == ["ub.rtph", "ub.pad"]
     assert encode_record(rec) == pkt
+
+
+def test_explicit_zero_ihl_is_kept():
+    from ubpkt.formats import HEADERS
+    raw = HEADERS["eth"].encode(type=0x0800) + HEADERS["ip"].encode(hdr_len=0) + bytes(8)
+    rec = decode(raw, 1)
+    assert any(i["field"] == "ip.hdr_len" for i in rec["issues"])
+    assert encode_record(rec) == raw
+    built = encode_layers([("eth", {"type": 0x0800}), ("ip", {"hdr_len": 0, "proto": 17}),
+                           ("udp", {})])
+    assert built[14] == 0x40

@@ -160,11 +160,9 @@ def encode_layers(layers: Iterable, profile: Profile = SPEC, *, add_layers: bool
     # 4. IP/UDP lengths and the IPv4 checksum
     for i, p in enumerate(parts):
         if p.name == "ip":
-            hdr_len = p.get("hdr_len")
-            if hdr_len == 0:
-                opts = parts[i + 1].size if i + 1 < len(parts) and parts[i + 1].name == \
-                    "ip.options" else 0
-                p.values[_index(p.header, "hdr_len")] = 5 + opts // 4
+            opts = parts[i + 1].size if i + 1 < len(parts) and parts[i + 1].name == \
+                "ip.options" else 0
+            p.set_if_none("hdr_len", 5 + opts // 4)
             p.set_if_none("len", ip_end - p.offset)
         elif p.name == "ipv6":
             p.set_if_none("plen", ip_end - p.offset - 40)
