@@ -14,7 +14,7 @@ import numpy as np
 
 from ubpkt.link import crc30, deframe, fill_plength, frame_packet
 from ubpkt.link.crc30 import crc30_batch
-from ubpkt.link.flitstream import decode_flit_stream
+from ubpkt.dissect.flitstream import decode_flit_stream
 
 
 def rate(label: str, nbytes: int, fn, unit="MB/s") -> float:

@@ -4,7 +4,7 @@ import struct
 import pytest
 
 from ubpkt.capture import CaptureError, PcapWriter, open_capture
-from ubpkt.stream import iter_records
+from ubpkt.capture.stream import iter_records
 
 FRAME = bytes.fromhex("00090000000100100000000003000001")  # CFG 9 compact TAACK-ish bytes
 

@@ -2,7 +2,7 @@ import json
 
 from click.testing import CliRunner
 
-from ubpkt.filter import FilterError, compile_filter
+from ubpkt.views.filter import FilterError, compile_filter
 from ubpkt_cli.main import main
 
 
@@ -69,7 +69,7 @@ def test_filter_language():
 
 
 def test_parallel_ndjson_is_identical(sample_captures, ns3_dir, monkeypatch):
-    import ubpkt.parallel as par
+    import ubpkt.capture.parallel as par
     import ubpkt_cli.decode_cmd as dc
     monkeypatch.setattr(par, "SEGMENT", 300)
     monkeypatch.setattr(dc, "_FORCE_SMALL_PARALLEL", True)
@@ -100,8 +100,8 @@ def test_ndjson_count_and_fast_path_agree(sample_captures):
 def test_parallel_workers_write_in_order(sample_captures, ns3_dir, tmp_path, monkeypatch):
     import os
 
-    import ubpkt.parallel as par
-    from ubpkt.stream import iter_ndjson
+    import ubpkt.capture.parallel as par
+    from ubpkt.capture.stream import iter_ndjson
     monkeypatch.setattr(par, "SEGMENT", 200)
     for cap in (sample_captures / "uboe_transactions.pcap", ns3_dir / "caseA_host0_port0_tx.pcap"):
         out = tmp_path / (cap.name + ".ndjson")

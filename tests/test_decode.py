@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from ubpkt.capture import open_capture
-from ubpkt.decode import decode
+from ubpkt import decode
 from ubpkt.encode import encode_layers, encode_record
 from ubpkt.profile import NS3, SPEC
 

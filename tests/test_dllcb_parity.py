@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from ubpkt.decode import decode
+from ubpkt import decode
 from ubpkt.encode import encode_layers
 from ubpkt.formats import enums as E
 from ubpkt.link.control import parse_control

@@ -3,8 +3,8 @@ from hypothesis import given, settings, strategies as st
 
 from ubpkt.capture import open_capture
 from ubpkt.dissect import dissect
-from ubpkt.fastpath import TemplateCache
-from ubpkt.output import to_json_bytes, to_json_line
+from ubpkt.dissect.fastpath import TemplateCache
+from ubpkt.views.output import to_json_bytes, to_json_line
 from ubpkt.profile import NS3, SPEC
 
 

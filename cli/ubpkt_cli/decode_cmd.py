@@ -4,16 +4,16 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections import Counter, defaultdict
 
 import click
 
 from ubpkt.capture import CaptureError
-from ubpkt.filter import FilterError, compile_filter
-from ubpkt.output import (layer_fields, summary_line, time_text, to_fields_line,
+from ubpkt.views.filter import FilterError, compile_filter
+from ubpkt.views.output import (layer_fields, summary_line, time_text, to_fields_line,
                           to_json_bytes, to_json_line)
 from ubpkt.profile import load_profile
-from ubpkt.stream import LINK_TYPES, file_size, iter_records
+from ubpkt.views.stats import CaptureStats
+from ubpkt.capture.stream import LINK_TYPES, file_size, iter_records
 
 
 def _profile(value):
@@ -110,7 +110,7 @@ def _ndjson_lines(path, link_type, profile, quiet, out, jobs=1) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
-    from ubpkt.stream import TruncatedCapture, iter_ndjson
+    from ubpkt.capture.stream import TruncatedCapture, iter_ndjson
     size = file_size(path)
     err = Console(stderr=True)
     show = not quiet and err.is_terminal and size > (8 << 20)
@@ -127,8 +127,8 @@ def _ndjson_lines(path, link_type, profile, quiet, out, jobs=1) -> None:
             lines = iter_ndjson(path, link_type, profile)
         write = out.write
         if jobs > 1 and link_type != "flits" and _plain_pcap(path):
-            from ubpkt.parallel import ndjson_chunks, write_ndjson
-            from ubpkt.stream import LINK_TYPES
+            from ubpkt.capture.parallel import ndjson_chunks, write_ndjson
+            from ubpkt.capture.stream import LINK_TYPES
             prog_fn = (lambda pos: prog.update(task, completed=pos)) if prog is not None \
                 else None
             try:
@@ -160,7 +160,7 @@ def _ndjson_lines(path, link_type, profile, quiet, out, jobs=1) -> None:
 def _plain_pcap(path) -> bool:
     """A classic pcap of packets (not flits): the kind the parallel path can split."""
     try:
-        from ubpkt.parallel import pcap_format
+        from ubpkt.capture.parallel import pcap_format
         fmt = pcap_format(path)
     except (CaptureError, OSError):
         return False
@@ -265,49 +265,14 @@ def stats(file, link_type, profile, as_json):
     from rich.table import Table
 
     prof = _profile(profile)
-    layers = Counter()
-    opcodes = Counter()
-    issues = Counter()
-    frames = 0
-    channels: dict = defaultdict(lambda: {"packets": 0, "gaps": 0, "missing": 0, "last": None})
+    st = CaptureStats()
     for rec in _records(file, link_type, prof, quiet=False):
-        frames += 1
-        layers.update(set(rec["layers"]))
-        f = rec["fields"]
-        for key in ("ub.rtph.tpopcode_name", "ub.ctph.tpopcode_name", "ub.btah.taopcode_name",
-                    "ub.atah.taopcode_name", "ub.lch.block", "ub.mgmtetah.code_name",
-                    "ub.cfg5.protocol_name"):
-            v = f.get(key)
-            if v is not None:
-                opcodes[(key.rsplit(".", 1)[0].replace("_name", ""), str(v))] += 1
-        for i in rec["issues"]:
-            issues[(i["severity"], i["layer"], i["message"].split(":")[0][:60])] += 1
-        if f.get("ub.rtph.tpopcode") == 1:
-            key = (f.get("ip.src") or f.get("ipv6.src") or f.get("ub.cna16.scna"),
-                   f.get("ip.dst") or f.get("ipv6.dst") or f.get("ub.cna16.dcna"),
-                   f["ub.rtph.srctpn"], f["ub.rtph.dsttpn"])
-            ch = channels[key]
-            psn = f["ub.rtph.psn"]
-            if ch["last"] is not None:
-                expected = (ch["last"] + 1) & 0xFFFFFF
-                if psn != expected:
-                    delta = (psn - expected) & 0xFFFFFF
-                    if delta < (1 << 23):
-                        ch["gaps"] += 1
-                        ch["missing"] += delta
-            ch["last"] = psn
-            ch["packets"] += 1
+        st.add(rec)
     if as_json:
-        out = {"frames": frames, "layers": dict(layers),
-               "opcodes": [{"header": h, "opcode": o, "count": c}
-                           for (h, o), c in sorted(opcodes.items())],
-               "issues": [{"severity": s, "layer": lay, "kind": k, "count": c}
-                          for (s, lay, k), c in sorted(issues.items())],
-               "channels": [{"src": str(k[0]), "dst": str(k[1]), "srctpn": k[2], "dsttpn": k[3],
-                             "packets": v["packets"], "gaps": v["gaps"],
-                             "missing": v["missing"]} for k, v in channels.items()]}
-        click.echo(json.dumps(out, indent=2))
+        click.echo(json.dumps(st.to_json(), indent=2))
         return
+    frames, layers, opcodes, issues, channels = (st.frames, st.layers, st.opcodes, st.issues,
+                                                 st.channels)
     con = Console()
     t = Table(title=f"{file}: {frames} frames, layers")
     t.add_column("layer")

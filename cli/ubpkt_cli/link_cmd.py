@@ -131,7 +131,7 @@ def _frame_with_engine(packets, put, crc_mode):
 @click.option("--non-crc", is_flag=True, help="the stream uses non-CRC encapsulation")
 def deframe(infile, output, non_crc) -> None:
     """Reassemble the DLLDPs of a flit stream (pcap linktype 149 or raw flits)."""
-    from ubpkt.link.flitstream import iter_flit_chunks
+    from ubpkt.dissect.flitstream import iter_flit_chunks
     from ubpkt.link.framing import Deframer
     from ubpkt.profile import SPEC
     d = Deframer(not non_crc, covers_info=SPEC.bcrc_covers_info, controls=True)
@@ -165,7 +165,7 @@ def deframe(infile, output, non_crc) -> None:
 @click.option("-c", "--count", type=int, default=0, help="stop after this many records")
 def show(infile, non_crc, as_json, count) -> None:
     """List the blocks of a flit stream: DLLCBs and reassembled DLLDPs with their issues."""
-    from ubpkt.link.flitstream import decode_flit_stream
+    from ubpkt.dissect.flitstream import decode_flit_stream
     from ubpkt.profile import SPEC
     for rec in decode_flit_stream(infile, SPEC, crc_mode=not non_crc):
         if as_json:

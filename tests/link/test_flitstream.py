@@ -5,13 +5,14 @@ import pytest
 
 from click.testing import CliRunner
 
+from ubpkt.record import RECORD_KEYS
 from ubpkt.capture import PcapWriter, open_capture
 from ubpkt.link import control as C
 from ubpkt.link import fill_plength, frame_packet
-from ubpkt.link.flitstream import decode_flit_stream
+from ubpkt.dissect.flitstream import decode_flit_stream
 from ubpkt.profile import SPEC
 
-KEYS = {"frame", "time", "len", "caplen", "layers", "fields", "issues"}
+KEYS = set(RECORD_KEYS)
 
 
 def packets(n=30, seed=1):

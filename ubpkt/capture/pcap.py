@@ -10,17 +10,11 @@ import io
 import struct
 from typing import BinaryIO, Iterator
 
-LINKTYPE_ETHERNET = 1
-LINKTYPE_NS3 = 147
-LINKTYPE_UB = 148
-LINKTYPE_FLITS = 149
+from ..errors import CaptureError
+from ..record import LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_NS3, LINKTYPE_UB
 
 _CHUNK = 1 << 22
 _MAX_RECORD = 1 << 26   # a larger record length means a damaged file
-
-
-class CaptureError(Exception):
-    """The file is not a capture this reader understands."""
 
 
 class Packet:

@@ -13,8 +13,9 @@ from .frame import (BYTE_LAYERS, ERROR, INFO, LINKTYPE_ETHERNET, LINKTYPE_FLITS,
                     LINKTYPE_UB, WARNING, Frame)
 from .network import _ub_packet
 from .transaction import REQUEST_HEADERS, RESPONSE_HEADERS
+from ..record import make_record
 
-__all__ = ["dissect", "Frame", "BYTE_LAYERS", "REQUEST_HEADERS", "RESPONSE_HEADERS", "ERROR",
+__all__ = ["decode", "dissect", "Frame", "BYTE_LAYERS", "REQUEST_HEADERS", "RESPONSE_HEADERS", "ERROR",
            "WARNING", "INFO", "LINKTYPE_ETHERNET", "LINKTYPE_NS3", "LINKTYPE_UB", "LINKTYPE_FLITS"]
 
 
@@ -44,3 +45,12 @@ def dissect(buf, linktype: int = LINKTYPE_UB, profile: Profile | None = None) ->
     if not any(layer.startswith("ub.") for layer in fr.layers):
         fr.issue(INFO, "frame", None, 0, "no UB layer in this frame")
     return fr
+
+
+def decode(data: bytes, linktype: int = LINKTYPE_UB, profile: Profile | None = None, *,
+           frame: int = 1, time: float = 0.0, orig_len: int | None = None) -> dict:
+    """Decode one frame to a record (:mod:`ubpkt.record`).  Never raises on bad input: problems
+    become issues."""
+    fr = dissect(data, linktype, profile)
+    return make_record(frame, time, len(data) if orig_len is None else orig_len, len(data),
+                       linktype, fr.layers, fr.fields, fr.issues)

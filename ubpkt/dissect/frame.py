@@ -6,15 +6,11 @@ from ..formats import enums as E
 from ..formats.core import Header, value_to_text
 from ..network.icrc import icrc
 from ..profile import Profile
+from ..record import (ERROR, INFO, LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_NS3,  # noqa: F401
+                      LINKTYPE_UB, WARNING, make_issue)
 
 H = HEADERS
 
-ERROR, WARNING, INFO = "error", "warning", "info"
-
-LINKTYPE_ETHERNET = 1
-LINKTYPE_NS3 = 147
-LINKTYPE_UB = 148
-LINKTYPE_FLITS = 149
 
 _ATAH_OPS = E.TA_RESPONSES
 
@@ -57,8 +53,7 @@ class Frame:
 
     # -- reporting -------------------------------------------------------------------------------
     def issue(self, severity: str, layer: str, field: str | None, offset: int, message: str):
-        self.issues.append({"severity": severity, "layer": layer, "field": field,
-                            "offset": offset, "message": message})
+        self.issues.append(make_issue(severity, layer, field, offset, message))
 
     # -- reading -----------------------------------------------------------------------------------
     def take(self, h: Header):

@@ -15,12 +15,10 @@ import ipaddress
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
+from ..errors import EncodeError
+
 __all__ = ["Field", "Header", "R", "HEADERS", "register", "get", "EncodeError", "text_to_value",
            "value_to_text"]
-
-
-class EncodeError(ValueError):
-    """An encoder was given a value that cannot be represented (too wide, unknown name)."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..formats import HEADERS as H
+from ..record import ERROR, INFO, WARNING, make_issue
 from ..formats import enums as E
 from .framing import FLIT, check_tail, seal
 
@@ -18,7 +19,6 @@ __all__ = ["KINDS", "PRIORITY", "ControlBlock", "InitParams", "Negotiated", "bui
            "block_mode_chg", "parse_control", "negotiate", "grain_bitmap",
            "RETRY_SET_LEN"]
 
-ERROR, WARNING, INFO = "error", "warning", "info"
 
 #: name -> (CTRL, SUB_CTRL, allowed flit counts) (UB 2.0 Table 4-6 and §4.3.3.2-9).
 KINDS = {
@@ -46,8 +46,7 @@ _BODY = {"Retry_Req": H["ub.retry_req"], "Retry_Ack": H["ub.retry_ack"],
          "Lane_Manage": H["ub.lane_manage"], "Crd_Ack": H["ub.crd_ack"], "Init": H["ub.init"]}
 
 
-def _issue(sev, layer, fld, off, msg) -> dict:
-    return {"severity": sev, "layer": layer, "field": fld, "offset": off, "message": msg}
+_issue = make_issue
 
 
 # ------------------------------------------------------------------------------------------------

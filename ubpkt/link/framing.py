@@ -15,21 +15,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..formats import HEADERS as H
+from ..record import ERROR, INFO, WARNING, make_issue
 from .crc30 import bcrc_crc30, crc30_batch
 from .plength import FLIT, LBH_LEN, LPH_LEN, MAX_FLITS, layout, packet_length
 
 __all__ = ["frame_packet", "fill_plength", "frame_blocks", "deframe", "Deframer", "Unit",
            "BlockInfo", "seal", "check_tail", "FLIT", "DLLDP_CFGS"]
 
-ERROR, WARNING, INFO = "error", "warning", "info"
 #: CFG values a DLLDP may carry (UB 2.0 §4.3.2.2.2 Table 4-1).
 DLLDP_CFGS = frozenset((3, 4, 5, 6, 7, 9))
 
 _LPH, _LBH, _BCRC, _END = H["ub.lph"], H["ub.lbh"], H["ub.bcrc"], H["ub.end"]
 
 
-def _issue(sev, layer, fld, off, msg) -> dict:
-    return {"severity": sev, "layer": layer, "field": fld, "offset": off, "message": msg}
+_issue = make_issue
 
 
 # ------------------------------------------------------------------------------------------------

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from .dissect import BYTE_LAYERS
-from .formats import HEADERS
-from .formats.core import EncodeError, Header
-from .link.crc30 import bcrc_crc30
-from .link.plength import plength as _plength
-from .network.icrc import icrc, masks_for_cna16, masks_for_cna24, masks_for_ip
-from .profile import NS3, SPEC, Profile
+from ..dissect import BYTE_LAYERS
+from ..formats import HEADERS
+from ..formats.core import EncodeError, Header
+from ..link.crc30 import bcrc_crc30
+from ..link.plength import plength as _plength
+from ..network.icrc import icrc, masks_for_cna16, masks_for_cna24, masks_for_ip
+from ..profile import NS3, SPEC, Profile
 
 __all__ = ["encode_layers", "encode_record", "EncodeError"]
 

@@ -8,7 +8,7 @@ try:  # orjson is much faster; the output is the same JSON
 except ImportError:  # pragma: no cover
     _orjson = None
 
-from .formats import HEADERS
+from ..formats import HEADERS
 
 __all__ = ["to_json_line", "to_json_bytes", "time_text", "to_fields_line", "summary_line", "layer_fields"]
 

@@ -2,7 +2,7 @@
 
 The parent walks the pcap's record headers and cuts the file into segments of about
 :data:`SEGMENT` bytes; worker processes each read and decode one segment from the file
-themselves (with their own template cache, :mod:`ubpkt.fastpath`) and return its ndjson bytes;
+themselves (with their own template cache, :mod:`ubpkt.dissect.fastpath`) and return its ndjson bytes;
 the parent writes them in frame order, keeping at most ``2 x jobs`` segments in flight.  The
 output is byte-identical to the single-process path.  Classic pcap only (pcapng: one process).
 """
@@ -14,8 +14,8 @@ import struct
 from collections import deque
 from typing import Iterator
 
-from .capture import open_capture
-from .profile import NS3, SPEC, Profile
+from .pcap import open_capture
+from ..profile import NS3, SPEC, Profile
 
 SEGMENT = 1 << 20
 
@@ -52,7 +52,7 @@ def _work_and_write(job) -> int:
 
 
 def _work(job) -> bytes:
-    from .fastpath import TemplateCache
+    from ..dissect.fastpath import TemplateCache
     path, offset, length, first_frame, endian, nano, lt = job
     with open(path, "rb") as fh:
         fh.seek(offset)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import zlib
 from collections import OrderedDict
 
-from .dissect import BYTE_LAYERS, dissect
-from .formats import HEADERS
-from .formats.core import _FAST_TEXT, value_to_text
-from .output import to_json_bytes
-from .profile import Profile
+from . import BYTE_LAYERS, dissect
+from ..formats import HEADERS
+from ..formats.core import _FAST_TEXT, value_to_text
+from ..views.output import to_json_bytes
+from ..profile import Profile
+from ..record import make_record
 
 try:
     import orjson as _orjson
@@ -217,7 +218,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     head = list(lines)
     lines.append("    return {" + ", ".join(items) + "}")
     ns = {"_text": value_to_text, "_crc32": zlib.crc32, **names}
-    exec(compile("\n".join(lines) + "\n", "<ubpkt.fastpath template>", "exec"), ns)
+    exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath template>", "exec"), ns)
     tjson = _json_fn(head, fields, exprs, static, layers, fr.issues, ns, dotted)
     return _Template(ns["run"], tuple(layers), tuple(fr.issues), tjson, region,
                      int.from_bytes(buf[:region], "big"), special=bool(constant))
@@ -258,7 +259,7 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
     lines.append(f"    return ({fmt!r} % (frame, _dumps(time).decode(), orig_len, len(buf), lt"
                  + "".join(f", {a}" for a in args) + ")).encode()")
     ns = dict(ns, _dumps=dumps)
-    exec(compile("\n".join(lines) + "\n", "<ubpkt.fastpath json template>", "exec"), ns)
+    exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath json template>", "exec"), ns)
     return ns["run_json"]
 
 
@@ -280,7 +281,7 @@ def _read_expr(bit: int, bits: int, shift: int, mask: int) -> str:
 
 def _icrc_plan(buf: bytes, fr, profile: Profile, icrc_off: int):
     """(start, masks, end) of the frame's ICRC, re-derived the way the dissector does."""
-    from .network.icrc import masks_for_cna16, masks_for_cna24, masks_for_ip
+    from ..network.icrc import masks_for_cna16, masks_for_cna24, masks_for_ip
     layers = fr.layers
     off = 0
     offsets = {}
@@ -344,9 +345,8 @@ class TemplateCache:
                         slot.remove(t)
                         break
         layers, fields, issues = self.decode(buf, linktype)
-        return to_json_bytes({"frame": frame, "time": time_ns / 1e9, "len": orig_len,
-                              "caplen": len(buf), "linktype": linktype, "layers": layers,
-                              "fields": fields, "issues": issues})
+        return to_json_bytes(make_record(frame, time_ns / 1e9, orig_len, len(buf), linktype,
+                                         layers, fields, issues))
 
     def _learn(self, t: _Template, slot: list, buf: bytes, linktype: int) -> None:
         """Note which header bits vary; after LEARN frames, put a template in front that guards

@@ -4,13 +4,12 @@ from __future__ import annotations
 import os
 from typing import Iterator
 
-from .capture import open_capture
-from .decode import decode
-from .dissect import LINKTYPE_ETHERNET, LINKTYPE_NS3, LINKTYPE_UB
-from .fastpath import TemplateCache
-from .profile import NS3, SPEC, Profile
+from .pcap import open_capture
+from ..dissect import decode
+from ..record import LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_NS3, LINKTYPE_UB, make_record
+from ..dissect.fastpath import TemplateCache
+from ..profile import NS3, SPEC, Profile
 
-LINKTYPE_FLITS = 149
 LINK_TYPES = {"auto": None, "eth": LINKTYPE_ETHERNET, "ub": LINKTYPE_UB, "ns3": LINKTYPE_NS3,
               "flits": LINKTYPE_FLITS}
 
@@ -19,7 +18,7 @@ def iter_records(path, link_type: str = "auto", profile: Profile | None = None,
                  progress=None, fast: bool = True) -> Iterator[dict]:
     """Decode every frame of a pcap/pcapng file.  ``link_type`` forces a link type; ``progress``
     is called with the number of bytes read so far (for progress bars); ``fast`` uses the
-    template fast path (:mod:`ubpkt.fastpath`), which gives the same records."""
+    template fast path (:mod:`ubpkt.dissect.fastpath`), which gives the same records."""
     forced = LINK_TYPES[link_type]
     if forced == LINKTYPE_FLITS:
         yield from _flits(path, profile)
@@ -40,9 +39,8 @@ def iter_records(path, link_type: str = "auto", profile: Profile | None = None,
                     cache = caches[id(prof)] = TemplateCache(prof)
                 layers, fields, issues = cache.decode(pkt.data, lt)
                 data = pkt.data
-                yield {"frame": n, "time": pkt.time_ns / 1e9, "len": pkt.orig_len,
-                       "caplen": len(data), "linktype": lt, "layers": layers,
-                       "fields": fields, "issues": issues}
+                yield make_record(n, pkt.time_ns / 1e9, pkt.orig_len, len(data), lt, layers,
+                                  fields, issues)
             else:
                 yield decode(pkt.data, lt, prof, frame=n, time=pkt.time_ns / 1e9,
                              orig_len=pkt.orig_len)
@@ -56,7 +54,7 @@ def iter_ndjson(path, link_type: str = "auto", profile: Profile | None = None,
                 progress=None) -> Iterator[bytes]:
     """The ndjson output of every frame (the same bytes as rendering :func:`iter_records`),
     in chunks of whole lines, written straight from the templates where a frame fits one."""
-    from .output import to_json_bytes
+    from ..views.output import to_json_bytes
     forced = LINK_TYPES[link_type]
     if forced == LINKTYPE_FLITS:
         for rec in _flits(path, profile):
@@ -137,8 +135,8 @@ class TruncatedCapture(Exception):
 
 def _flits(path, profile: Profile | None) -> Iterator[dict]:
     """A flit stream (pcap linktype 149 or a raw file of whole flits): one record per DLLCB and
-    per reassembled DLLDP (``ubpkt.link.flitstream``)."""
-    from .link.flitstream import decode_flit_stream
+    per reassembled DLLDP (``ubpkt.dissect.flitstream``)."""
+    from ..dissect.flitstream import decode_flit_stream
     yield from decode_flit_stream(str(path), profile or SPEC)
 
 

@@ -17,11 +17,11 @@ from collections import deque
 from typing import Iterable, Iterator
 
 from ..profile import SPEC, Profile
-from .framing import Deframer, Unit
+from ..link.framing import Deframer, Unit
+from ..record import LINKTYPE_FLITS, make_record
 
 __all__ = ["decode_flit_stream", "unit_record", "iter_flit_chunks", "LINKTYPE_FLITS"]
 
-LINKTYPE_FLITS = 149
 _PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
                 b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a")
 CHUNK = 1 << 16
@@ -64,11 +64,9 @@ def _from_packets(packets: Iterable) -> Iterator[tuple]:
 def unit_record(u: Unit, frame: int, time_ns, profile: Profile) -> dict:
     """The record of one delimited unit (see module doc)."""
     n = u.flits * 20 if u.kind != "garbage" else len(u.raw or b"")
-    rec = {"frame": frame, "time": None if time_ns is None else time_ns / 1e9, "len": n,
-           "caplen": n, "layers": [], "fields": {"ub.flit.offset": u.offset,
-                                                 "ub.flit.index": u.offset // 20,
-                                                 "ub.flit.count": u.flits},
-           "issues": list(u.issues)}
+    rec = make_record(frame, None if time_ns is None else time_ns / 1e9, n, n, LINKTYPE_FLITS, [],
+                      {"ub.flit.offset": u.offset, "ub.flit.index": u.offset // 20,
+                       "ub.flit.count": u.flits}, list(u.issues))
     f = rec["fields"]
     if u.kind == "control":
         cb = u.control
@@ -101,7 +99,7 @@ def unit_record(u: Unit, frame: int, time_ns, profile: Profile) -> dict:
     rec["layers"].append("ub.bcrc" if u.blocks and "ub.bcrc.crc30" in u.blocks[0].tail
                          else "ub.end")
     if u.packet:
-        from ..dissect import LINKTYPE_UB, dissect
+        from . import LINKTYPE_UB, dissect
         fr = dissect(u.packet, LINKTYPE_UB, profile)
         rec["layers"] += fr.layers
         for k, v in fr.fields.items():

@@ -16,8 +16,7 @@ from typing import Callable
 __all__ = ["compile_filter", "FilterError"]
 
 
-class FilterError(ValueError):
-    pass
+from ..errors import FilterError
 
 
 _TOKEN = re.compile(r"""\s*(?:

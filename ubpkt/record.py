@@ -1,0 +1,52 @@
+"""The record vocabulary: what every decoder produces and every view reads, defined once.
+
+A *record* is one dict per frame (or per flit-stream unit)::
+
+    {"frame", "time", "len", "caplen", "linktype", "layers", "fields", "issues"}
+
+``layers`` lists layer ids in wire order (``eth``, ``ub.lph``, ``ub.rtph`` ...); ``fields`` is a
+flat map of ``ub.<header>.<field>`` names (the carriers keep Wireshark's names); ``issues`` lists
+what is wrong with the frame, each an *issue* dict ``{"severity", "layer", "field", "offset",
+"message"}`` with a severity of :data:`ERROR`, :data:`WARNING` or :data:`INFO`.
+"""
+from __future__ import annotations
+
+__all__ = ["ERROR", "WARNING", "INFO", "SEVERITIES", "LINKTYPE_ETHERNET", "LINKTYPE_NS3",
+           "LINKTYPE_UB", "LINKTYPE_FLITS", "LINKTYPE_NAMES", "RECORD_KEYS", "ISSUE_KEYS",
+           "make_issue", "make_record", "has_errors"]
+
+#: Issue severities, most severe first.
+ERROR, WARNING, INFO = "error", "warning", "info"
+SEVERITIES = (ERROR, WARNING, INFO)
+
+#: pcap link types ubpkt reads and writes.  147 and 148 are the pcap "user" link types
+#: (DLT_USER0/1): 147 carries ns-3-UB trace records, 148 a UB network packet from its LPH;
+#: 149 (DLT_USER2) a stream of 20-byte flits (UB 2.0 §4.3.4).
+LINKTYPE_ETHERNET = 1
+LINKTYPE_NS3 = 147
+LINKTYPE_UB = 148
+LINKTYPE_FLITS = 149
+LINKTYPE_NAMES = {"eth": LINKTYPE_ETHERNET, "ns3": LINKTYPE_NS3, "ub": LINKTYPE_UB,
+                  "flits": LINKTYPE_FLITS}
+
+RECORD_KEYS = ("frame", "time", "len", "caplen", "linktype", "layers", "fields", "issues")
+ISSUE_KEYS = ("severity", "layer", "field", "offset", "message")
+
+
+def make_issue(severity: str, layer: str, field: str | None, offset: int, message: str) -> dict:
+    """One issue: ``severity`` is :data:`ERROR`, :data:`WARNING` or :data:`INFO`; ``field`` the
+    record key it is about (or None); ``offset`` the byte offset in the frame or stream."""
+    return {"severity": severity, "layer": layer, "field": field, "offset": offset,
+            "message": message}
+
+
+def make_record(frame: int, time, length: int, caplen: int, linktype: int | None,
+                layers: list, fields: dict, issues: list) -> dict:
+    """One record (see the module doc); ``time`` in seconds, or None where there is none."""
+    return {"frame": frame, "time": time, "len": length, "caplen": caplen, "linktype": linktype,
+            "layers": layers, "fields": fields, "issues": issues}
+
+
+def has_errors(issues) -> bool:
+    """Whether any issue is an error."""
+    return any(i["severity"] == ERROR for i in issues)
