@@ -6,16 +6,28 @@ import json
 import click
 
 from ubpkt.formats import HEADERS
+from ubpkt.formats.derived import derived_rows
 
 
 def field_rows(pattern: str | None = None):
-    """(layer, key, bits, kind, title, spec) for every declared field, in declaration order."""
+    """(layer, key, bits, kind, title, spec) for every declared field, in declaration order,
+    then every derived one (verdicts, computed values, enum names, byte runs)."""
+    seen = set()
     for layer, h in HEADERS.items():
         for key, f in zip(h.keys, h.fields):
+            seen.add(key)
             if pattern and pattern not in key and pattern not in layer:
                 continue
             kind = "reserved" if f.reserved else (f"enum({len(f.enum)})" if f.enum else f.fmt)
             yield layer, key, f.bits, kind, h.title, h.spec
+    for d in derived_rows(HEADERS.values()):
+        if d.key in seen:
+            continue
+        seen.add(d.key)
+        if pattern and pattern not in d.key and pattern not in d.layer:
+            continue
+        kind = "derived " + (f"enum({len(d.enum)})" if d.enum else d.kind)
+        yield d.layer, d.key, d.bits, kind, d.title, d.spec or "derived"
 
 
 @click.command()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..formats import HEADERS
+from ..formats.derived import BYTE_RUNS
 from ..formats import enums as E
 from ..formats.core import Header, value_to_text
 from ..network.icrc import icrc
@@ -15,15 +16,7 @@ H = HEADERS
 _ATAH_OPS = E.TA_RESPONSES
 
 #: Layers that are runs of raw bytes, and the one hex field each carries.
-BYTE_LAYERS = {
-    "data": "data.data", "trailer": "frame.trailer", "eth.trailer": "eth.trailer",
-    "ip.options": "ip.options", "ub.pad": "ub.pad.data", "ub.saetph_bitmap": "ub.saetph.bitmap",
-    "ub.beetah": "ub.beetah.be", "ub.cb_body": "ub.cb.body", "ub.pdu": "ub.pdu.data",
-    "ub.scan_fwd": "ub.scan.fwd_path", "ub.scan_ret": "ub.scan.ret_path",
-    "ub.scan_tlv_value": "ub.scan_tlv.value", "ub.ciph_protected": "ub.ciph.protected",
-    "ub.ciph_icv": "ub.ciph.icv", "ub.lldp_value": "ub.lldp.tlv_value",
-    "ub.lacp_value": "ub.lacp.tlv_value", "bootp.options": "bootp.options",
-}
+BYTE_LAYERS = BYTE_RUNS
 
 
 class Frame:

@@ -33,7 +33,10 @@ class Field:
     (an address field whose low bits are not sent).  ``fmt``: how the record shows the value:
     ``int`` (default), ``mac``, ``ipv4``, ``ipv6``, ``eid`` (8 groups of 4 hex digits), ``guid``
     (the openEuler kernel's text form), ``hex`` (a hex string of the field's bytes).
-    ``auto``: the encoder computes the value when it is left unset (lengths, checksums).
+    ``auto``: the encoder computes the value when it is left unset (lengths, checksums); the
+    rule that computes it is named in :data:`ubpkt.formats.grammar.AUTO_FILL`.
+    ``icrc_mask``: a field that may change hop by hop, set to all ones while the ICRC is
+    computed (UB 2.0 §5.3.7).
     """
 
     name: str
@@ -46,6 +49,7 @@ class Field:
     fmt: str = "int"
     auto: bool = False
     dwrev: bool = False
+    icrc_mask: bool = False
     doc: str = ""
 
 
@@ -177,10 +181,33 @@ class Header:
                                  if f.fmt != "int")
         self.shift_fields = tuple((i, f.shift) for i, f in enumerate(self.fields) if f.shift)
         self.fixed_fields = tuple((i, f) for i, f in enumerate(self.fields) if f.fixed is not None)
+        self.index = {f.name: i for i, f in enumerate(self.fields)}
+        self.icrc_ormask = 0
+        for f, o in zip(self.fields, offsets):
+            if f.icrc_mask:
+                self.icrc_ormask |= ((1 << f.bits) - 1) << (total - o - f.bits)
         self.unpack: Callable = _gen_unpack(self)
         self.record_into: Callable = _gen_record(self)
         self.pack_values: Callable = _gen_pack(self)
         self._construct = None
+
+    def icrc_masks(self, offset: int) -> list[tuple[int, int, int]]:
+        """The bytes of this header, placed at ``offset``, that the ICRC sees as ones (UB 2.0
+        §5.3.7), as runs ``(offset, length, or-mask of the run's first byte)``: every byte of a
+        run after the first is all ones.  Derived from the ``icrc_mask`` field flags."""
+        raw = self.icrc_ormask.to_bytes(self.size, "big")
+        runs: list[tuple[int, int, int]] = []
+        for i, m in enumerate(raw):
+            if not m:
+                continue
+            if runs and runs[-1][0] + runs[-1][1] == offset + i and m == 0xFF:
+                o, n, first = runs[-1]
+                runs[-1] = (o, n + 1, first)
+            elif m == 0xFF or not runs or runs[-1][0] + runs[-1][1] != offset + i:
+                runs.append((offset + i, 1, m))
+            else:
+                raise ValueError(f"{self.layer}: a partly masked byte inside a masked run")
+        return runs
 
     # -- fast codec ---------------------------------------------------------------------------
     def decode_fields(self, buf, off: int = 0) -> dict:

@@ -1,0 +1,113 @@
+"""Record fields that no single declared header position holds: verdicts (ICRC/BCRC status),
+values derived from several bits (block counts, credits per VL), enum names and byte runs.
+
+Declared once here, like the headers, so that ``ubpkt fields``, the Lua ProtoFields and the JSON
+records agree.  Each :class:`Derived` names its record key, its kind (``uint``, ``string``,
+``bytes``, ``list``), a title, the layer that produces it and, for enums, the value names.
+Every ``<field>_name`` of an enum field is derived as well (:func:`enum_name_keys`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from . import enums as E
+
+__all__ = ["Derived", "DERIVED", "BYTE_RUNS", "BYTE_LAYER_TITLES", "derived_rows",
+           "enum_name_keys"]
+
+
+@dataclass(frozen=True)
+class Derived:
+    key: str
+    kind: str            # uint, string, bytes, list
+    title: str
+    layer: str
+    enum: Mapping[int, str] | None = None
+    bits: int = 0        # width of a uint (0: not a wire width)
+    spec: str = ""
+
+
+#: Layers that are runs of raw bytes, and the one hex field each carries.
+BYTE_RUNS: dict[str, str] = {
+    "data": "data.data", "trailer": "frame.trailer", "eth.trailer": "eth.trailer",
+    "ip.options": "ip.options", "ub.pad": "ub.pad.data", "ub.saetph_bitmap": "ub.saetph.bitmap",
+    "ub.beetah": "ub.beetah.be", "ub.cb_body": "ub.cb.body", "ub.pdu": "ub.pdu.data",
+    "ub.scan_fwd": "ub.scan.fwd_path", "ub.scan_ret": "ub.scan.ret_path",
+    "ub.scan_tlv_value": "ub.scan_tlv.value", "ub.ciph_protected": "ub.ciph.protected",
+    "ub.ciph_icv": "ub.ciph.icv", "ub.lldp_value": "ub.lldp.tlv_value",
+    "ub.lacp_value": "ub.lacp.tlv_value", "bootp.options": "bootp.options",
+}
+#: Titles of the layers that are not declared headers (byte runs and the ICRC trailer).
+BYTE_LAYER_TITLES: dict[str, str] = {
+    "data": "Payload", "trailer": "Frame trailer", "eth.trailer": "Ethernet trailer",
+    "ip.options": "IPv4 options", "ub.icrc": "Invariant CRC", "ub.pad": "Transport padding",
+    "ub.saetph_bitmap": "SACK bitmap", "ub.beetah": "Byte Enable Extended TAH",
+    "ub.cb_body": "Control block body", "ub.pdu": "Management PDU body",
+    "ub.scan_fwd": "Forward path", "ub.scan_ret": "Return path",
+    "ub.scan_tlv_value": "TLV value", "ub.ciph_protected": "Protected part",
+    "ub.ciph_icv": "Integrity check value", "ub.lldp_value": "LLDP TLV value",
+    "ub.lacp_value": "LACP TLV value", "bootp.options": "BOOTP/DHCP options",
+}
+
+_STATUS = {"good": "the stored CRC matches", "bad": "it does not"}
+
+DERIVED: tuple[Derived, ...] = (
+    Derived("ub.lph.blocks", "uint", "DLLDBs", "ub.lph", bits=8, spec="UB 2.0 §4.3.2.2.2"),
+    Derived("ub.lph.last_flits", "uint", "Flits in the last DLLDB", "ub.lph", bits=8,
+            spec="UB 2.0 §4.3.2.2.2"),
+    Derived("ub.lph.rt", "uint", "RT (from the ns-3-UB swapped bits)", "ub.lph_ns3", E.RT, 2,
+            spec="UB 2.0 §4.3.2.2"),
+    Derived("ub.icrc.value", "uint", "ICRC", "ub.icrc", bits=32, spec="UB 2.0 §5.3.7"),
+    Derived("ub.icrc.status", "string", "ICRC status (good/bad)", "ub.icrc",
+            spec="UB 2.0 §5.3.7"),
+    Derived("ub.icrc.computed", "uint", "ICRC computed (when bad)", "ub.icrc", bits=32,
+            spec="UB 2.0 §5.3.7"),
+    Derived("ub.bcrc.status", "string", "BCRC status (good/bad)", "ub.bcrc",
+            spec="UB 2.0 §4.7.2"),
+    Derived("ub.bcrc.computed", "uint", "CRC30 computed (when bad)", "ub.bcrc", bits=32,
+            spec="UB 2.0 §4.7.2"),
+    Derived("ub.lch.block", "string", "Control block type", "ub.lch", spec="UB 2.0 Table 4-6"),
+    Derived("ub.maetah.length", "uint", "Length in bytes (compact: 64 << len_code)",
+            "ub.maetah_c", bits=32, spec="UB 2.0 §7.2.3"),
+    Derived("ub.udetah.atomic_op", "uint", "Atomic sub-operation", "ub.udetah", E.ATOMIC_SUBOP,
+            4, spec="UB 2.0 §7.4.2.3.2"),
+    Derived("ub.mgmtetah.sub_code_name", "string", "Sub code", "ub.mgmtetah",
+            spec="UB 2.0 Table 10-11"),
+    Derived("ub.scan.fwd_ports", "list", "Forward path ports", "ub.scan_fwd", bits=16,
+            spec="UB 2.0 §10.4.3.2"),
+    Derived("ub.scan.ret_ports", "list", "Return path ports", "ub.scan_ret", bits=16,
+            spec="UB 2.0 §10.4.3.2"),
+    Derived("data.len", "uint", "Payload length", "data", bits=32),
+    # flit streams (linktype 149)
+    Derived("ub.flit.offset", "uint", "Stream offset of the unit's first flit", "ub.flits",
+            bits=64, spec="UB 2.0 §4.3.4"),
+    Derived("ub.flit.index", "uint", "Index of the unit's first flit", "ub.flits", bits=64),
+    Derived("ub.flit.count", "uint", "Flits in the unit", "ub.flits", bits=16),
+    Derived("ub.dll.kind", "string", "DLLDP, DLLCB or undelimited", "ub.flits",
+            spec="UB 2.0 §4.3"),
+    Derived("ub.dlldp.blocks", "uint", "Blocks of the DLLDP", "ub.dlldp", bits=8),
+    Derived("ub.dlldp.flits", "uint", "Flits of the DLLDP", "ub.dlldp", bits=16),
+    Derived("ub.dlldp.error_flag", "uint", "ERROR_FLAG of the last block", "ub.dlldp", bits=1,
+            spec="UB 2.0 §4.7.2"),
+) + tuple(Derived(key, "bytes", BYTE_LAYER_TITLES[layer], layer) for layer, key in
+          BYTE_RUNS.items()) + tuple(
+    Derived(f"ub.crd_ack.crd_vl{i}", "uint", f"Credits returned for VL{i}", "ub.crd_ack", bits=6,
+            spec="UB 2.0 §4.3.3.6") for i in range(16))
+
+
+def enum_name_keys(headers) -> list[Derived]:
+    """The ``<field>_name`` key of every enum field of ``headers`` (dedup by key)."""
+    out, seen = [], set()
+    for h in headers:
+        for key, f in zip(h.keys, h.fields):
+            if f.enum and key + "_name" not in seen:
+                seen.add(key + "_name")
+                out.append(Derived(key + "_name", "string", f"{f.name} name", h.layer, f.enum,
+                                   spec=h.spec))
+    return out
+
+
+def derived_rows(headers) -> list[Derived]:
+    """Every derived record key: :data:`DERIVED` and the enum names of ``headers``."""
+    return list(DERIVED) + enum_name_keys(headers)

@@ -1,0 +1,473 @@
+"""The UB packet grammar as data: which header follows which, ICRC coverage, padding, the
+auto-filled fields and the request/response pairs (UB 2.0 App B, §5.3.7, §6.2, §7.4).
+
+The headers themselves are declared in the sibling modules; this module says how they chain.
+Every consumer reads these tables rather than keeping its own copy: the dissector walks them
+(``ubpkt.dissect``), the encoder fills from the same rules (``ubpkt.encode``), the fast path
+derives its guards from the selectors (``ubpkt.dissect.fastpath``), the scapy layers bind and
+dispatch from them (``ubpkt.scapy``) and ``dissectors/gen_lua.py`` emits them as Lua tables.
+
+Vocabulary
+----------
+*Logical layers* name a header regardless of the form a profile selects (``ub.lph`` is the LPH;
+the ns-3-UB dialect's ``ub.lph_ns3`` is one of its :data:`VARIANTS`).  A *target* says what comes
+next: a logical layer, a procedure (``"@name"``: a step whose length or repetition is computed,
+implemented by each consumer and listed in :data:`PROCEDURES`), a rule, or :data:`END` (what is
+left is payload).  Rules choose a target:
+
+* :class:`Switch` by the value of a field: a field of the header just read (``"cfg"``) or a record
+  key of an earlier one (``"ub.lph.cfg"``);
+* :class:`Peek` by bits of the bytes that follow (before the next header is read);
+* :class:`Knob` by a reference-profile choice (``ubpkt.profile``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Union
+
+from . import enums as E
+
+__all__ = ["END", "RESERVED", "Switch", "Peek", "Knob", "Target", "VARIANTS", "resolve",
+           "logical", "START", "NEXT", "PROCEDURES", "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS",
+           "ta_sequence", "MGMT_PDUS", "mgmt_pdu", "ICRC_COVERAGE", "icrc_start", "PADDING",
+           "AUTO_FILL", "TA_PAIRS", "TP_PAIRS", "ta_response_opcode", "select", "selectors",
+           "TRANSPORT_OVER_UDP"]
+
+#: The rest of the frame (up to the padding and the ICRC) is payload.
+END = None
+#: No case matches: the value is reserved (the consumer reports it and stops the walk).
+RESERVED = "!reserved"
+
+
+@dataclass(frozen=True)
+class Switch:
+    """Choose by a field value.  ``key``: a field of the header just read, or the record key
+    (``ub.<prefix>.<field>``) of one read earlier."""
+    key: str
+    cases: Mapping[int, "Target"]
+    default: "Target" = RESERVED
+    spec: str = ""
+
+
+@dataclass(frozen=True)
+class Peek:
+    """Choose by ``(byte at offset & mask) >> shift`` of the bytes not read yet; ``missing``
+    when there is no such byte."""
+    offset: int
+    mask: int
+    shift: int
+    cases: Mapping[int, "Target"]
+    default: "Target" = RESERVED
+    missing: "Target" = END
+    spec: str = ""
+
+
+@dataclass(frozen=True)
+class Knob:
+    """Choose by a reference-profile attribute (``ubpkt.profile.Profile``)."""
+    name: str
+    cases: Mapping[Any, "Target"]
+    default: "Target" = END
+    spec: str = ""
+
+
+Target = Union[str, None, Switch, Peek, Knob]
+
+
+# ------------------------------------------------------------------------------------------------
+# variants: the concrete header a profile (and the TAH form of the packet) selects
+
+#: logical layer -> ((conditions, concrete layer), ...), first match wins; no match: the logical
+#: layer itself.  Conditions are (name, value) pairs: a profile attribute, or ``compact`` (the
+#: packet uses the compact TAH forms: CFG 9 always, CFG 6/7 CTP per ``cna_tah_form``).
+VARIANTS: dict[str, tuple] = {
+    "ub.lph": (((("lph_rt_swapped", True),), "ub.lph_ns3"),),
+    "ub.cna16": (((("cna_little_endian", True),), "ub.cna16_ns3"),),
+    "ub.cna24": (((("cna_little_endian", True),), "ub.cna24_ns3"),),
+    # UB 2.0 §6.2.2: the CETPH variant is a per-channel choice
+    "ub.cetph": (((("ns3_layouts", True),), "ub.cetph_caqm_ns3"),
+                 ((("cetph_variant", "ldcp"),), "ub.cetph_ldcp"),
+                 ((), "ub.cetph_caqm")),
+    # UB 2.0 §7.2.1-3: full and compact forms
+    "ub.btah": (((("compact", True),), "ub.btah_c"),),
+    "ub.atah": (((("compact", True),), "ub.atah_c"),
+                ((("ns3_layouts", True),), "ub.atah_ns3")),
+    "ub.maetah": (((("compact", True), ("ns3_layouts", True)), "ub.maetah_c_ns3"),
+                  ((("compact", True),), "ub.maetah_c")),
+    # UB 2.0 §4.3.3.6: CRD_NUM order (ns-3-UB puts VL0 first)
+    "ub.crd_ack": (((("crd_ack_vl0_first", True),), "ub.crd_ack_ns3"),),
+}
+
+_LOGICAL = {concrete: lay for lay, choices in VARIANTS.items() for _, concrete in choices}
+
+
+def resolve(layer: str, profile, compact: bool = False) -> str:
+    """The concrete layer id of logical ``layer`` under ``profile``."""
+    choices = VARIANTS.get(layer)
+    if choices is None:
+        return layer
+    for conds, concrete in choices:
+        for name, value in conds:
+            have = compact if name == "compact" else getattr(profile, name)
+            if have != value:
+                break
+        else:
+            return concrete
+    return layer
+
+
+def logical(layer: str) -> str:
+    """The logical layer of a concrete one (``ub.lph_ns3`` -> ``ub.lph``)."""
+    return _LOGICAL.get(layer, layer)
+
+
+# ------------------------------------------------------------------------------------------------
+# which header follows which
+
+#: What starts a frame, per pcap link type (``ubpkt.record``): Ethernet (UBoE, UB 2.0 §5.2.3),
+#: or a UB network packet, whose byte 1 low nibble (the LPH CFG, UB 2.0 §4.3.2.2) is 0 only
+#: for a DLL control block's LCH (§4.3.3.1).
+START: dict[int, Target] = {
+    1: "eth",
+    147: Peek(1, 0x0F, 0, {0: "ub.lch"}, default="ub.lph", spec="UB 2.0 §4.3.2.2, §4.3.3.1"),
+    148: Peek(1, 0x0F, 0, {0: "ub.lch"}, default="ub.lph", spec="UB 2.0 §4.3.2.2, §4.3.3.1"),
+}
+
+_ETHERTYPES = {0x8100: "vlan", 0x88A8: "vlan", 0x0800: "@ip", 0x86DD: "@ip"}
+
+#: After a TPACK, TPNAK or TPSACK (and their extension headers): an ATAH when the profile says
+#: TP responses carry one and 8 bytes remain (reference profile G10).
+_TP_RESPONSE_TAIL = Knob("tp_response_atah", {True: "@tp_response_atah"}, END,
+                         spec="UB 2.0 §6.2.1; profile G10")
+
+#: What follows an RTPH/UTPH data packet (UB 2.0 §6.2.1 Table 6-2, NLP).
+_RTPH_NLP = Switch("nlp", {0: "@tah", 1: "ub.upih32", 3: "ub.ciph"}, spec="UB 2.0 §6.2.1")
+#: What follows a CTPH (same table, CTPH column).
+_CTPH_NLP = Switch("nlp", {0: "@tah", 1: "ub.upih32", 2: "ub.upih16", 3: "ub.ciph"},
+                   spec="UB 2.0 §6.2.1")
+#: RTPH or UTPH: TPOpcode[6:0] is 0 only for UTP (Table 6-2).
+_TPH = Peek(0, 0x7F, 0, {0: "ub.utph"}, default="ub.rtph", spec="UB 2.0 §6.2.1")
+
+#: layer -> what follows it.  Layers absent here end the walk (payload follows).
+NEXT: dict[str, Target] = {
+    "eth": Switch("type", _ETHERTYPES, END, spec="IEEE 802.3; UB 2.0 §5.2.3"),
+    "vlan": Switch("etype", _ETHERTYPES, END, spec="IEEE 802.1Q"),
+    # UB 2.0 §4.3.2.2 Table 4-2, App B Table B-1
+    "ub.lph": Switch("cfg", {3: "ub.nth", 4: "ub.nth", 5: "ub.cfg5", 6: "ub.cna16",
+                             7: "ub.cna24", 9: "ub.cna16"}, spec="UB 2.0 §4.3.2.2 Table 4-2"),
+    # UB 2.0 §5.2.2: an IP packet follows the IP-form NTH
+    "ub.nth": "@ip",
+    # UB 2.0 §5.2.1 NLP; CFG 9 (TP bypass) goes straight to the compact TAH (App B Table B-1)
+    "ub.cna16": Switch("ub.lph.cfg", {9: "@tah"},
+                       Switch("nlp", {0: "ub.ctph", 1: "ub.upih16", 2: _TPH}),
+                       spec="UB 2.0 §5.2.1, App B"),
+    "ub.cna24": Switch("nlp", {0: "ub.ctph", 2: _TPH}, spec="UB 2.0 §5.2.1"),
+    # UB 2.0 §5.2.3: UB over UDP port 4792 (profile: the ports, ns-3-UB takes any port)
+    "udp": "@udp",
+    # UB 2.0 §6.2.1 Table 6-2
+    "ub.rtph": Switch("tpopcode", {
+        1: _RTPH_NLP, 2: _TP_RESPONSE_TAIL, 3: "ub.cetph", 5: "ub.saetph", 6: "ub.cetph",
+        8: "ub.cetph_cnp",
+        # ns-3-UB 1.2 sends TPNAK as the reserved TPOpcode 4 (ns3-ub dialect)
+        4: Knob("ns3_layouts", {True: _TP_RESPONSE_TAIL}, RESERVED)}, spec="UB 2.0 §6.2.1"),
+    "ub.utph": _RTPH_NLP,
+    "ub.ctph": Switch("tpopcode", {1: Knob("ctp_cnp_cetph", {True: "ub.cetph_cnp"}, END),
+                                   0: _CTPH_NLP}, _CTPH_NLP, spec="UB 2.0 §6.2.1"),
+    # UB 2.0 §6.2.2-3: TPACK_CC and TPSACK_CC carry a CETPH, TPSACK(_CC) a SAETPH and bitmap
+    "ub.cetph": Switch("ub.rtph.tpopcode", {6: "ub.saetph"}, _TP_RESPONSE_TAIL),
+    "ub.saetph": "@saetph_bitmap",
+    "ub.saetph_bitmap": _TP_RESPONSE_TAIL,
+    # App B.3/B.4: UPIH + EIDH, then the TAH; after a CNA16 NTH with NLP 1, enumeration
+    "ub.upih32": "ub.eidh256",
+    "ub.eidh256": "@tah",
+    "ub.upih16": Switch("ub.cna16.nlp", {1: "ub.enum_pad"}, "ub.eidh40",
+                        spec="App B.3; UB 2.0 §10.4.3.1"),
+    "ub.eidh40": "@tah",
+    "ub.ciph": "@ciph_body",
+    # UB 2.0 §10.4.3.1-2: enumeration
+    "ub.enum_pad": "ub.scan",
+    "ub.scan": "@scan_paths",
+    "ub.scan_pdu": Switch("cmd", {
+        1: Switch("opcode", {2: "ub.scan_cna_cfg", 3: "ub.scan_cna_cfg", 4: "ub.scan_cna_cfg"},
+                  END),
+        0: Switch("opcode", {0: "@scan_tlvs"}, END)}, END, spec="UB 2.0 §10.4.3.2"),
+    # UB 2.0 App F.2: CFG-5 frames by protocol
+    "ub.cfg5": Switch("protocol", {
+        0x0102: Peek(0, 0xF0, 4, {2: "ub.ip_notify6"}, "ub.ip_notify"),
+        0x0106: "ub.npic",
+        0x0100: Peek(0, 0xF0, 4, {4: "@ip", 6: "@ip"}, END),
+        0x0101: Peek(0, 0xF0, 4, {4: "@ip", 6: "@ip"}, END),
+        0x0109: "@lldp_tlvs",
+        0x0104: "ub.lacp"}, END, spec="UB 2.0 App F.2 Table F-2"),
+    "ub.npic": "@npic_entries",
+    "ub.lacp": "@lacp_tlvs",
+    # UB 2.0 §10.4.3.1: the management PDU after the MGMTETAH (MGMT_PDUS)
+    "ub.mgmtetah": "@mgmt_pdu",
+    # UB 2.0 §4.3.3: a DLL control block
+    "ub.lch": "@dllcb",
+}
+
+#: Procedures: steps whose lengths or repetitions are computed.  Each consumer implements them.
+PROCEDURES: dict[str, str] = {
+    "@ip": "IPv4 or IPv6 by the version nibble; options, total length, fragments; then UDP "
+           "(RFC 791/8200; UB 2.0 §5.2.3)",
+    "@udp": "UB transport (_TPH) when the UDP destination port is a UB port, BOOTP on ports "
+            "67/68 of a CFG-5 frame; the ICRC coverage starts at the IP header (ICRC_COVERAGE)",
+    "@tah": "the TAH by TAOpcode (request: BTAH; TA_RESPONSES: ATAH), full or compact, then "
+            "ta_sequence() (UB 2.0 §7.4 Tables 7-2/7-4)",
+    "@tp_response_atah": "an ATAH after a TP response when 8 bytes remain (profile G10)",
+    "@saetph_bitmap": "the SACK bitmap, 8 << BitMapSize bytes (UB 2.0 §6.2.3)",
+    "@ciph_body": "the protected part and the ICV (profile G9)",
+    "@scan_paths": "forward (and with R, return) path entries, padded to 4 bytes, then the Scan "
+                   "PDU (UB 2.0 §10.4.3.2)",
+    "@scan_tlvs": "topology TLVs to the end (UB 2.0 §10.4.3.2 Table 10-9)",
+    "@npic_entries": "SUM NPIC entries (UB 2.0 App F.2.5)",
+    "@lldp_tlvs": "LLDP TLVs to the End TLV (IEEE 802.1AB)",
+    "@lacp_tlvs": "LACP TLVs to the Terminator (IEEE 802.1AX)",
+    "@mgmt_pdu": "the PDU header chosen by MGMT_PDUS, the rest of PDU_Length as bytes",
+    "@dllcb": "a DLL control block: body by CTRL/SUB_CTRL, BCRC (UB 2.0 §4.3.3)",
+}
+
+#: The UB transport headers that UDP carries (UB 2.0 §5.2.3).
+TRANSPORT_OVER_UDP = ("ub.rtph", "ub.utph")
+
+
+def select(rule: Target, own: Callable[[str], Any], earlier: Callable[[str], Any],
+           peek: Callable[[int], int | None], profile) -> Target:
+    """Follow rules until a layer, a procedure, END or RESERVED is reached.  ``own(name)``: a
+    field of the header just read; ``earlier(key)``: a record key of an earlier header (None if
+    absent); ``peek(offset)``: a byte not read yet (None past the end)."""
+    while True:
+        if isinstance(rule, Switch):
+            v = earlier(rule.key) if "." in rule.key else own(rule.key)
+            rule = rule.cases.get(v, rule.default) if isinstance(v, int) else rule.default
+        elif isinstance(rule, Peek):
+            b = peek(rule.offset)
+            rule = rule.missing if b is None else \
+                rule.cases.get((b & rule.mask) >> rule.shift, rule.default)
+        elif isinstance(rule, Knob):
+            rule = rule.cases.get(getattr(profile, rule.name), rule.default)
+        else:
+            return rule
+
+
+def selectors(layer: str) -> tuple[str, ...]:
+    """The fields of ``layer`` (logical) that steer the walk after it: the fast path guards
+    them."""
+    out: list[str] = []
+
+    def visit(rule):
+        if isinstance(rule, Switch):
+            if "." not in rule.key and rule.key not in out:
+                out.append(rule.key)
+            for t in list(rule.cases.values()) + [rule.default]:
+                visit(t)
+        elif isinstance(rule, (Peek, Knob)):
+            for t in list(rule.cases.values()) + [rule.default]:
+                visit(t)
+
+    visit(NEXT.get(layer))
+    return tuple(out)
+
+
+# ------------------------------------------------------------------------------------------------
+# transaction headers: the extension headers per TAOpcode (UB 2.0 §7.4)
+
+#: Steps after a request's BTAH (and its UDETAH when UD_Flag), in order, per TAOpcode (UB 2.0
+#: §7.4 Table 7-2).  A step is a logical layer, ``("flag", field, layer)``: present when the
+#: BTAH field is set, or ``("knob", attribute, layer)``: present when the profile says so (the
+#: optional headers no flag announces; reference profile).
+_TV = ("flag", "tv_en", "ub.tvetah")
+TA_REQUEST_HEADERS: dict[int, tuple] = {
+    0x00: ("ub.mtetah", "ub.ofstetah", _TV),
+    0x01: ("ub.mtetah", "ub.ofstetah", "ub.immetah", _TV),
+    0x03: ("ub.maetah", _TV),
+    0x04: ("ub.mtetah", "ub.maetah", "ub.immetah", _TV),
+    0x05: ("ub.maetah", "ub.ntfetah", _TV),
+    0x06: (("knob", "read_taidetah", "ub.taidetah"), ("knob", "read_ofstetah", "ub.ofstetah"),
+           "ub.maetah", _TV),
+    0x10: ("ub.mgmtetah",),
+    0x14: ("ub.maetah", _TV, "@beetah"),
+    0x15: ("ub.maetah",),
+    0x17: ("ub.maetah", _TV),
+    0x18: ("ub.maetah", _TV, "@beetah"),
+}
+for _op in E.ATOMICS:
+    TA_REQUEST_HEADERS[_op] = (("knob", "atomic_taidetah", "ub.taidetah"), "ub.maetah", _TV)
+#: Steps after a response's ATAH (UB 2.0 §7.4 Table 7-4).
+TA_RESPONSE_HEADERS: dict[int, tuple] = {
+    0x11: (),
+    0x12: (("knob", "read_response_taidetah", "ub.taidetah"),
+           ("knob", "read_response_ofstetah", "ub.ofstetah")),
+    0x13: (("knob", "atomic_response_taidetah", "ub.taidetah"),),
+}
+#: ns-3-UB sends TA responses inside RTP data packets as a full BTAH plus MAETAH (dialect).
+TA_RESPONSE_IN_DATA_NS3 = ("ub.maetah",)
+
+
+def ta_sequence(opcode: int, response: bool, flags: Mapping[str, int], profile,
+                compact: bool = False) -> list[str]:
+    """Concrete layer ids (and ``@beetah``) after the TAH of ``opcode``, in wire order.
+    ``flags``: the BTAH fields ``tv_en`` and ``ud_flag`` (a request's UDETAH comes first)."""
+    if response:
+        steps = TA_RESPONSE_HEADERS.get(opcode, ())
+    else:
+        steps = TA_REQUEST_HEADERS.get(opcode)
+        if steps is None:
+            return []
+        if flags.get("ud_flag"):
+            steps = ("ub.udetah",) + steps
+    out = []
+    for step in steps:
+        if isinstance(step, tuple):
+            kind, name, layer = step
+            on = flags.get(name) if kind == "flag" else getattr(profile, name)
+            if not on:
+                continue
+            step = layer
+        out.append(step if step.startswith("@") else resolve(step, profile, compact))
+    return out
+
+
+#: UB 2.0 §10.4.3.1 Table 10-10/10-11: the PDU header per (code, sub code, response); None for
+#: any sub code.  Absent: the PDU is opaque bytes.
+MGMT_PDUS: dict[tuple, str] = {
+    (2, None, 0): "ub.cfg_req", (2, None, 1): "ub.cfg_rsp",
+    (0, None, 0): "ub.error_msg",
+    (1, 0, 0): "ub.link_msg", (1, 1, 0): "ub.link_msg",
+    (1, 2, 0): "ub.hotplug_msg", (1, 3, 0): "ub.hotplug_msg",
+    (5, 2, 0): "ub.token_check_req", (5, 2, 1): "ub.token_check_rsp",
+    (4, 7, 0): "ub.neighbour_query",
+    (6, 0, 0): "ub.entity_reg", (6, 1, 0): "ub.entity_dereg", (6, 2, 0): "ub.bus_create",
+    (6, 3, 0): "ub.bus_destroy", (6, 4, 0): "ub.cfg_complete", (6, 5, 0): "ub.port_reset",
+}
+
+
+def mgmt_pdu(code: int, sub: int, rsp: int) -> str | None:
+    """The PDU header layer of a management message, or None (opaque)."""
+    return MGMT_PDUS.get((code, sub, rsp)) or MGMT_PDUS.get((code, None, rsp))
+
+
+# ------------------------------------------------------------------------------------------------
+# ICRC coverage (UB 2.0 §5.3.7): where it starts; the masked fields are flagged ``icrc_mask``
+# on the declarations (Header.icrc_masks).
+
+@dataclass(frozen=True)
+class IcrcCoverage:
+    """The ICRC covers from ``start`` (logical layer) to the end of the packet when every
+    condition holds: ``knobs`` (profile attribute, value) pairs and ``unless``: (record key,
+    value) pairs of which none may hold."""
+    start: str
+    knobs: tuple = ()
+    unless: tuple = ()
+    needs_ub_udp: bool = False
+    spec: str = ""
+
+
+ICRC_COVERAGE: tuple[IcrcCoverage, ...] = (
+    IcrcCoverage("ip", (("icrc", True),), needs_ub_udp=True, spec="UB 2.0 §5.3.7 (CFG 3/4, UBoE)"),
+    IcrcCoverage("ipv6", (("icrc", True),), needs_ub_udp=True,
+                 spec="UB 2.0 §5.3.7 (CFG 3/4, UBoE)"),
+    # CFG 6/7 from the NTH at byte 4 (the LPH is never covered); CFG 9 has none; enumeration
+    # packets carry one only where the administrator says so (§10.4.3.1, profile enum_icrc)
+    IcrcCoverage("ub.cna16", (("icrc", True),), unless=(("ub.lph.cfg", 9),),
+                 spec="UB 2.0 §5.3.7, App B"),
+    IcrcCoverage("ub.cna24", (("icrc", True),), spec="UB 2.0 §5.3.7"),
+    # App F.2 describes no ICRC for CFG-5 frames: a profile choice, covering from byte 4
+    IcrcCoverage("ub.cfg5", (("icrc", True), ("cfg5_icrc", True)), spec="App F.2; profile"),
+)
+_ICRC_BY_START = {c.start: c for c in ICRC_COVERAGE}
+#: UB 2.0 §10.4.3.1: the enumeration packet's ICRC is the administrator's choice.
+ENUM_ICRC_KNOB = "enum_icrc"
+
+
+def icrc_start(layer: str, earlier: Callable[[str], Any], profile, *, nlp: int | None = None,
+               ub_udp: bool = False) -> bool:
+    """Whether the ICRC coverage starts at ``layer`` (logical) in this packet.  ``earlier``: a
+    record-key getter for the headers before it; ``nlp``: the CNA16 NTH's NLP (enumeration when
+    1); ``ub_udp``: for IP starts, whether UDP carries UB."""
+    c = _ICRC_BY_START.get(layer)
+    if c is None:
+        return False
+    if any(getattr(profile, k) != v for k, v in c.knobs):
+        return False
+    if any(earlier(k) == v for k, v in c.unless):
+        return False
+    if c.needs_ub_udp and not ub_udp:
+        return False
+    if layer == "ub.cna16" and nlp == 1 and not getattr(profile, ENUM_ICRC_KNOB):
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------------
+# padding and the other fields an encoder fills
+
+@dataclass(frozen=True)
+class PaddingRule:
+    """``field`` of each of ``headers`` counts the zero bytes (layer ``pad_layer``) that make
+    the bytes from the header to the end of the payload a multiple of ``align``."""
+    headers: tuple
+    field: str
+    align: int
+    pad_layer: str
+    ends_before: tuple
+    spec: str
+
+
+PADDING = PaddingRule(("ub.rtph", "ub.utph", "ub.ctph"), "padding", 4, "ub.pad",
+                      ("ub.icrc", "ub.pad", "eth.trailer"), "UB 2.0 §6.2.1")
+
+#: (layer, field) of every ``auto`` field -> the rule that computes it when left unset.
+AUTO_FILL: dict[tuple, str] = {
+    ("ip", "hdr_len"): "ipv4_ihl",            # 5 + option words (RFC 791)
+    ("ip", "len"): "ipv4_total_length",       # IP header to the end of the IP packet
+    ("ip", "checksum"): "ipv4_checksum",      # RFC 791 header checksum
+    ("ipv6", "plen"): "ipv6_payload_length",  # RFC 8200
+    ("udp", "length"): "udp_length",          # RFC 768
+    ("udp", "dstport"): "ub_udp_port",        # 4792 when UB follows (UB 2.0 §5.2.3), else 0
+    ("ub.rtph", "padding"): "tp_padding",     # PADDING (UB 2.0 §6.2.1)
+    ("ub.utph", "padding"): "tp_padding",
+    ("ub.ctph", "padding"): "tp_padding",
+    ("ub.mgmtetah", "pdu_length"): "mgmt_pdu_length",   # bytes after the MGMTETAH (§10.4.3.1)
+    ("ub.lph", "plength"): "plength",         # UB 2.0 §4.3.2.2.2 (profile check_plength)
+    ("ub.lph_ns3", "plength"): "plength",
+    ("ub.bcrc", "crc30"): "bcrc",             # UB 2.0 §4.7.2
+    ("ub.icrc", "value"): "icrc",             # UB 2.0 §5.3.7
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# requests and responses
+
+@dataclass(frozen=True)
+class Pair:
+    """A request and the response it asks for, matched on ``keys`` (fields named on both)."""
+    request: str
+    response: str
+    keys: tuple
+    spec: str
+
+
+#: TAOpcode of a request -> TAOpcode of its response (UB 2.0 §7.1 Tables 7-1/7-3, §7.3.1).
+#: Write-like and Send-like requests are answered by TAACK (unless No_TAACK), Read by
+#: Read_response, atomics by Atomic_response; Management has its own response message and
+#: Prefetch_tgt asks for none.
+TA_PAIRS: dict[int, int] = {op: 0x11 for op in (0x00, 0x01, 0x03, 0x04, 0x05, 0x14, 0x17, 0x18)}
+TA_PAIRS[0x06] = 0x12
+TA_PAIRS.update({op: 0x13 for op in E.ATOMICS})
+#: Request and response are matched on the initiator's TASSN and requester context
+#: (BTAH/ATAH INI_TASSN, INI_RC_Type, INI_RC_ID; UB 2.0 §7.2.1-2).
+TA_MATCH = ("ini_tassn", "ini_rc_type", "ini_rc_id")
+#: TPOpcode of an RTP data packet -> the TP responses that acknowledge it (UB 2.0 §6.2.1,
+#: §6.4): TPACK/TPNAK (plain or _CC) and TPSACK (plain or _CC), matched on the TP channel
+#: (a response's SrcTPN/DstTPN are the request's DstTPN/SrcTPN) and the PSN.
+TP_PAIRS: dict[int, tuple] = {1: (2, 3, 5, 6)}
+TP_MATCH = (("srctpn", "dsttpn"), ("dsttpn", "srctpn"))
+
+
+def ta_response_opcode(opcode: int, no_taack: int = 0) -> int | None:
+    """The TAOpcode that answers request ``opcode`` (None: no response expected)."""
+    if opcode in (0x00, 0x01, 0x03, 0x04, 0x05, 0x14, 0x17, 0x18) and no_taack:
+        return None
+    return TA_PAIRS.get(opcode)
