@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..formats import enums as E
-from ..link.crc30 import bcrc_crc30, crc30
+from ..link.crc30 import block_crc
 from .frame import ERROR, H, WARNING, Frame
 
 
@@ -58,9 +58,7 @@ def _dllcb(fr: Frame) -> None:
     if has_bcrc and fr.end - fr.pos >= 4 and size <= saved:
         b = fr.take(H["ub.bcrc"])
         if b is not None:
-            info = (b[0] << 1 | b[1]) if p.bcrc_covers_info else None
-            block = bytes(fr.buf[:fr.pos - 4])
-            calc = bcrc_crc30(block, info) if info is not None else crc30(block)
+            calc = block_crc(bytes(fr.buf[:fr.pos - 4]), b[0] << 1 | b[1], p.bcrc_covers_info)
             if calc == b[2]:
                 fr.fields["ub.bcrc.status"] = "good"
             else:

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping
 from ..dissect import BYTE_LAYERS
 from ..formats import HEADERS
 from ..formats.core import EncodeError, Header
-from ..link.crc30 import bcrc_crc30
+from ..link.crc30 import block_crc
 from ..link.plength import plength as _plength
 from ..network.icrc import icrc, masks_for_cna16, masks_for_cna24, masks_for_ip
 from ..profile import NS3, SPEC, Profile
@@ -193,7 +193,7 @@ def encode_layers(layers: Iterable, profile: Profile = SPEC, *, add_layers: bool
     for p in parts:
         if p.name == "ub.bcrc" and p.get("crc30") is None:
             info = (p.values[0] or 0) << 1 | (p.values[1] or 0)
-            crc = bcrc_crc30(bytes(out[:p.offset]), info if profile.bcrc_covers_info else 0)
+            crc = block_crc(bytes(out[:p.offset]), info, profile.bcrc_covers_info)
             p.values[2] = crc
             out[p.offset:p.offset + 4] = p.bytes()
 

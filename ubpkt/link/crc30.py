@@ -9,6 +9,9 @@ Three engines, all giving the same register value:
 * :func:`crc30_update` - slicing-by-8 over 16-bit tables (pure Python, ~10x the byte table);
 * :func:`crc30_batch` - numpy, many equal-layout messages at once (flit-stream checking);
 * :func:`crc30_bits` - bit at a time (the BCRC information bits, and the test reference).
+
+:func:`block_crc` / :func:`block_crc_batch` say which bits a BCRC covers (UB 2.0 §4.7.2,
+profile ``bcrc_covers_info``); every BCRC built or checked in ubpkt goes through them.
 """
 from __future__ import annotations
 
@@ -152,6 +155,21 @@ def bcrc_crc30(block_without_bcrc: bytes, info_bits: int | None = 0) -> int:
     if info_bits is None:
         return crc
     return crc30_bits(crc, info_bits & 0b11, 2)
+
+
+def block_crc(block_without_bcrc, info_bits: int = 0, covers_info: bool = True) -> int:
+    """The CRC30 of a block's BCRC, the one definition every builder and checker uses (UB 2.0
+    §4.7.2): over every byte before the BCRC field and, when ``covers_info`` (reference profile
+    ``bcrc_covers_info``), then the two information bits (reserved bit, ERROR_FLAG) that precede
+    the CRC30 on the wire.  With ``covers_info=False`` the CRC30 covers the bytes only and
+    ``info_bits`` is ignored."""
+    return bcrc_crc30(block_without_bcrc, info_bits if covers_info else None)
+
+
+def block_crc_batch(rows, info_bits, covers_info: bool = True):
+    """:func:`block_crc` of every row of a 2-D uint8 array (numpy; see :func:`crc30_batch`),
+    ``info_bits`` one 2-bit value per row."""
+    return crc30_batch(rows, info_bits if covers_info else None)
 
 
 def _crc30_row(data) -> int:

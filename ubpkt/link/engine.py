@@ -22,7 +22,7 @@ from collections import deque
 from ..profile import SPEC, Profile
 from . import control as C
 from .credits import RxCredits, TxCredits, cells_for
-from .crc30 import bcrc_crc30
+from .crc30 import block_crc
 from .framing import FLIT, frame_blocks, seal
 from .plength import MAX_FLITS, MAX_PACKET, layout
 from .retry import RETAINED, RetryBuffer
@@ -619,7 +619,7 @@ class DLLEngine:
             return True
         word = int.from_bytes(blk[-4:], "big")
         info = word >> 30
-        return bcrc_crc30(blk[:-4], info if self.covers else None) == word & 0x3FFFFFFF
+        return block_crc(blk[:-4], info, self.covers) == word & 0x3FFFFFFF
 
     def _scan_retry_flit(self, flit: bytes, fec: bool, now: int, ev: list) -> None:
         """REQ/WAIT: only Retry_Idle/Retry_Req/Retry_Ack are recognised, flit by flit."""

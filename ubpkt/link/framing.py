@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from ..formats import HEADERS as H
 from ..record import ERROR, INFO, WARNING, make_issue
-from .crc30 import bcrc_crc30, crc30_batch
+from .crc30 import block_crc, block_crc_batch
 from .plength import FLIT, LBH_LEN, LPH_LEN, MAX_FLITS, layout, packet_length
 
 __all__ = ["frame_packet", "fill_plength", "frame_blocks", "deframe", "Deframer", "Unit",
@@ -41,7 +41,7 @@ def seal(block: bytearray, crc_mode: bool = True, *, error_flag: bool = False, e
     when ``end``: the last block of a DLLDP, or a DLLCB)."""
     if crc_mode:
         info = 1 if error_flag else 0          # reserved bit 0, ERROR_FLAG
-        crc = bcrc_crc30(bytes(block[:-4]), info if covers_info else None)
+        crc = block_crc(bytes(block[:-4]), info, covers_info)
         block[-4:] = ((info << 30) | crc).to_bytes(4, "big")
     elif end:
         block[-1] = 0x40 if error_flag else 0
@@ -57,7 +57,7 @@ def check_tail(block, crc_mode: bool, offset: int, issues: list, *, end: bool = 
         out = {"ub.bcrc.rsvd1": rsvd, "ub.bcrc.error_flag": eflag, "ub.bcrc.crc30": crc}
         if crc_ok is None:
             info = (rsvd << 1) | eflag
-            crc_ok = bcrc_crc30(bytes(block[:-4]), info if covers_info else None) == crc
+            crc_ok = block_crc(bytes(block[:-4]), info, covers_info) == crc
         out["ub.bcrc.status"] = "good" if crc_ok else "bad"
         pos = offset + len(block) - 4
         if not crc_ok:
@@ -257,8 +257,7 @@ class Deframer:
                 e = p + flits * FLIT
                 info = buf[e - 4] >> 6
                 crc = int.from_bytes(buf[e - 4:e], "big") & 0x3FFFFFFF
-                out.append(bcrc_crc30(bytes(buf[p:e - 4]),
-                                      info if self.covers_info else None) == crc)
+                out.append(block_crc(bytes(buf[p:e - 4]), info, self.covers_info) == crc)
             return out
         import numpy as np
         end = spans[-1][1] + spans[-1][2] * FLIT
@@ -272,8 +271,7 @@ class Deframer:
             rows = flits_view[first[:, None] + np.arange(flits)].reshape(len(idx), flits * FLIT)
             tail = rows[:, -4:].astype(np.uint32)
             word = (tail[:, 0] << 24) | (tail[:, 1] << 16) | (tail[:, 2] << 8) | tail[:, 3]
-            info = (word >> 30) if self.covers_info else None
-            crc = crc30_batch(rows[:, :-4], info)
+            crc = block_crc_batch(rows[:, :-4], word >> 30, self.covers_info)
             good = (crc == (word & 0x3FFFFFFF)).tolist()
             for j, i in enumerate(idx):
                 out[i] = good[j]
