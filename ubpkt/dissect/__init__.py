@@ -1,18 +1,30 @@
 """Bytes to a decoded record: layers, a flat field map and issues.  Never raises on input.
 
-The walk follows UB 2.0 App B (packet formats): the LPH's CFG picks the network header, the NTH's
-NLP (or UDP port 4792 over IP) the transport header, the transport NLP what follows, and the
-transaction opcode the extension headers (§7.4 Tables 7-2/7-4).  Each step reads one declared
-header (``ubpkt.formats``) through its generated fast decoder.
+The walk (:mod:`.walk`) follows the packet grammar, :mod:`ubpkt.formats.grammar` (UB 2.0 App B:
+the LPH's CFG picks the network header, the NTH's NLP or UDP port 4792 the transport header, the
+transport NLP what follows, the transaction opcode the extension headers, §7.4).  Each step reads
+one declared header (``ubpkt.formats``) through its generated fast decoder; the layer modules
+(carriers, network, transport, transaction, management, link) hook their checks, derived fields
+and the grammar's procedures into the walk.
 """
 from __future__ import annotations
 
+from ..formats.grammar import START
 from ..profile import NS3, SPEC, Profile
-from .carriers import _ethernet
 from .frame import (BYTE_LAYERS, ERROR, INFO, LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_NS3,
                     LINKTYPE_UB, WARNING, Frame)
-from .network import _ub_packet
+from .walk import PROCS, run
+from . import carriers, management, network, transport  # noqa: F401  (register their hooks)
 from .transaction import REQUEST_HEADERS, RESPONSE_HEADERS
+from .link import _dllcb
+
+
+def _dllcb_proc(fr, h, v) -> bool:
+    _dllcb(fr)
+    return True
+
+
+PROCS["@dllcb"] = _dllcb_proc
 from ..record import make_record
 
 __all__ = ["decode", "dissect", "Frame", "BYTE_LAYERS", "REQUEST_HEADERS", "RESPONSE_HEADERS", "ERROR",
@@ -26,10 +38,9 @@ def dissect(buf, linktype: int = LINKTYPE_UB, profile: Profile | None = None) ->
         profile = NS3 if linktype == LINKTYPE_NS3 else SPEC
     fr = Frame(buf, profile)
     try:
-        if linktype == LINKTYPE_ETHERNET:
-            _ethernet(fr)
-        elif linktype in (LINKTYPE_UB, LINKTYPE_NS3):
-            _ub_packet(fr)
+        start = START.get(linktype)
+        if start is not None:
+            run(fr, start)
         else:
             fr.issue(INFO, "frame", None, 0, f"link type {linktype} is not decoded here")
             fr.rest_as_data()

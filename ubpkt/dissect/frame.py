@@ -23,7 +23,7 @@ class Frame:
     """The dissection state of one frame."""
 
     __slots__ = ("buf", "pos", "end", "layers", "fields", "issues", "profile", "_seen",
-                 "icrc_start", "icrc_masks", "pad", "tph_start", "cfg", "full_tah", "tp_data",
+                 "icrc_start", "icrc_masks", "pad", "tph_start", "cfg", "compact", "tp_data", "ip_at",
                  "_multi")
 
     def __init__(self, buf, profile: Profile):
@@ -41,8 +41,9 @@ class Frame:
         self.pad = 0
         self.tph_start = None
         self.cfg = None
-        self.full_tah = True
+        self.compact = False    # the packet uses the compact TAH forms (grammar VARIANTS)
         self.tp_data = False
+        self.ip_at = None       # (offset, version) of the IP header in front of UDP
 
     # -- reporting -------------------------------------------------------------------------------
     def issue(self, severity: str, layer: str, field: str | None, offset: int, message: str):
@@ -159,6 +160,13 @@ class Frame:
 
 
 
+def open_icrc(fr: Frame, start: int, masks) -> bool:
+    """Start the ICRC coverage at ``start`` (UB 2.0 §5.3.7): the last 4 bytes are the ICRC."""
+    fr.icrc_start = start
+    fr.icrc_masks = masks
+    return _reserve_icrc(fr)
+
+
 def _reserve_icrc(fr: Frame) -> bool:
     if fr.end - fr.pos < 4:
         fr.issue(ERROR, "ub.icrc", "ub.icrc.value", fr.pos, "no room for the ICRC")
@@ -166,6 +174,12 @@ def _reserve_icrc(fr: Frame) -> bool:
         return False
     fr.end -= 4
     return True
+
+
+def finish_section(fr: Frame) -> None:
+    """Close a UB section (after a CNA NTH, UB over UDP, a CFG-5 frame): what is left is
+    payload and padding, then the ICRC is checked if the section has one."""
+    _finish_icrc(fr)
 
 
 def _finish_icrc(fr: Frame) -> None:

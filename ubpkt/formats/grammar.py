@@ -129,11 +129,13 @@ def logical(layer: str) -> str:
 #: for a DLL control block's LCH (§4.3.3.1).
 START: dict[int, Target] = {
     1: "eth",
-    147: Peek(1, 0x0F, 0, {0: "ub.lch"}, default="ub.lph", spec="UB 2.0 §4.3.2.2, §4.3.3.1"),
-    148: Peek(1, 0x0F, 0, {0: "ub.lch"}, default="ub.lph", spec="UB 2.0 §4.3.2.2, §4.3.3.1"),
+    147: Peek(1, 0x0F, 0, {0: "@dllcb"}, default="ub.lph", missing="ub.lph",
+              spec="UB 2.0 §4.3.2.2, §4.3.3.1"),
+    148: Peek(1, 0x0F, 0, {0: "@dllcb"}, default="ub.lph", missing="ub.lph",
+              spec="UB 2.0 §4.3.2.2, §4.3.3.1"),
 }
 
-_ETHERTYPES = {0x8100: "vlan", 0x88A8: "vlan", 0x0800: "@ip", 0x86DD: "@ip"}
+_ETHERTYPES = {0x8100: "vlan", 0x88A8: "vlan", 0x0800: "@ipv4", 0x86DD: "@ipv6"}
 
 #: After a TPACK, TPNAK or TPSACK (and their extension headers): an ATAH when the profile says
 #: TP responses carry one and 8 bytes remain (reference profile G10).
@@ -146,7 +148,8 @@ _RTPH_NLP = Switch("nlp", {0: "@tah", 1: "ub.upih32", 3: "ub.ciph"}, spec="UB 2.
 _CTPH_NLP = Switch("nlp", {0: "@tah", 1: "ub.upih32", 2: "ub.upih16", 3: "ub.ciph"},
                    spec="UB 2.0 §6.2.1")
 #: RTPH or UTPH: TPOpcode[6:0] is 0 only for UTP (Table 6-2).
-_TPH = Peek(0, 0x7F, 0, {0: "ub.utph"}, default="ub.rtph", spec="UB 2.0 §6.2.1")
+_TPH = Peek(0, 0x7F, 0, {0: "ub.utph"}, default="ub.rtph", missing="ub.rtph",
+            spec="UB 2.0 §6.2.1")
 
 #: layer -> what follows it.  Layers absent here end the walk (payload follows).
 NEXT: dict[str, Target] = {
@@ -155,8 +158,11 @@ NEXT: dict[str, Target] = {
     # UB 2.0 §4.3.2.2 Table 4-2, App B Table B-1
     "ub.lph": Switch("cfg", {3: "ub.nth", 4: "ub.nth", 5: "ub.cfg5", 6: "ub.cna16",
                              7: "ub.cna24", 9: "ub.cna16"}, spec="UB 2.0 §4.3.2.2 Table 4-2"),
-    # UB 2.0 §5.2.2: an IP packet follows the IP-form NTH
-    "ub.nth": "@ip",
+    # UB 2.0 §5.2.2: an IP packet follows the IP-form NTH, IPv4 for CFG 3, IPv6 for CFG 4
+    "ub.nth": Switch("ub.lph.cfg", {3: "@ipv4", 4: "@ipv6"}, END),
+    # RFC 791/8200: UDP (the procedures @ipv4/@ipv6 read the IP header and follow these)
+    "ip": Switch("proto", {17: "udp"}, END),
+    "ipv6": Switch("nxt", {17: "udp"}, END),
     # UB 2.0 §5.2.1 NLP; CFG 9 (TP bypass) goes straight to the compact TAH (App B Table B-1)
     "ub.cna16": Switch("ub.lph.cfg", {9: "@tah"},
                        Switch("nlp", {0: "ub.ctph", 1: "ub.upih16", 2: _TPH}),
@@ -195,22 +201,21 @@ NEXT: dict[str, Target] = {
     "ub.cfg5": Switch("protocol", {
         0x0102: Peek(0, 0xF0, 4, {2: "ub.ip_notify6"}, "ub.ip_notify"),
         0x0106: "ub.npic",
-        0x0100: Peek(0, 0xF0, 4, {4: "@ip", 6: "@ip"}, END),
-        0x0101: Peek(0, 0xF0, 4, {4: "@ip", 6: "@ip"}, END),
+        0x0100: Peek(0, 0xF0, 4, {4: "@ipv4", 6: "@ipv6"}, END),
+        0x0101: Peek(0, 0xF0, 4, {4: "@ipv4", 6: "@ipv6"}, END),
         0x0109: "@lldp_tlvs",
         0x0104: "ub.lacp"}, END, spec="UB 2.0 App F.2 Table F-2"),
     "ub.npic": "@npic_entries",
     "ub.lacp": "@lacp_tlvs",
     # UB 2.0 §10.4.3.1: the management PDU after the MGMTETAH (MGMT_PDUS)
     "ub.mgmtetah": "@mgmt_pdu",
-    # UB 2.0 §4.3.3: a DLL control block
-    "ub.lch": "@dllcb",
 }
 
 #: Procedures: steps whose lengths or repetitions are computed.  Each consumer implements them.
 PROCEDURES: dict[str, str] = {
-    "@ip": "IPv4 or IPv6 by the version nibble; options, total length, fragments; then UDP "
-           "(RFC 791/8200; UB 2.0 §5.2.3)",
+    "@ipv4": "the IPv4 header, options, total length (bytes after it: Ethernet trailer), "
+             "fragments (not reassembled: payload); then NEXT['ip'] (RFC 791; UB 2.0 §5.2.3)",
+    "@ipv6": "the IPv6 header and payload length; then NEXT['ipv6'] (RFC 8200; UB 2.0 §5.2.3)",
     "@udp": "UB transport (_TPH) when the UDP destination port is a UB port, BOOTP on ports "
             "67/68 of a CFG-5 frame; the ICRC coverage starts at the IP header (ICRC_COVERAGE)",
     "@tah": "the TAH by TAOpcode (request: BTAH; TA_RESPONSES: ATAH), full or compact, then "
@@ -225,7 +230,8 @@ PROCEDURES: dict[str, str] = {
     "@lldp_tlvs": "LLDP TLVs to the End TLV (IEEE 802.1AB)",
     "@lacp_tlvs": "LACP TLVs to the Terminator (IEEE 802.1AX)",
     "@mgmt_pdu": "the PDU header chosen by MGMT_PDUS, the rest of PDU_Length as bytes",
-    "@dllcb": "a DLL control block: body by CTRL/SUB_CTRL, BCRC (UB 2.0 §4.3.3)",
+    "@dllcb": "a DLL control block: the LCH form and body by CTRL/SUB_CTRL, the BCRC "
+              "(UB 2.0 §4.3.3)",
 }
 
 #: The UB transport headers that UDP carries (UB 2.0 §5.2.3).
