@@ -3,9 +3,12 @@
 
 Everything per header is generated from :mod:`ubpkt.formats` (ProtoFields named
 ``ub.<prefix>.<field>`` exactly as ubpkt's record keys, bit masks, value_strings from the enums,
-one dissect function per header, reserved/fixed-value checks) and the two shipped profiles from
-:mod:`ubpkt.profile`.  The packet walk (which header follows which) is hand-written in
-``ub_dispatch.lua`` and appended.
+one dissect function per header, reserved/fixed-value checks), the derived record fields from
+:mod:`ubpkt.formats.derived`, the packet grammar from :mod:`ubpkt.formats.grammar` (which header
+follows which, variants, TA extension-header sequences, management PDUs, ICRC coverage and masks,
+padding, request/response pairs) as Lua tables, and the two shipped profiles from
+:mod:`ubpkt.profile`.  ``ub_dispatch.lua`` is appended: the generic walk that interprets those
+tables and the procedures the grammar names (``grammar.PROCEDURES``).
 
     python dissectors/gen_lua.py            # rewrite dissectors/ub.lua
     python dissectors/gen_lua.py --check    # exit 1 if ub.lua is not what the generator writes
@@ -24,49 +27,44 @@ if str(HERE.parent) not in sys.path:
 
 from ubpkt.formats import HEADERS  # noqa: E402
 from ubpkt.formats import enums as E  # noqa: E402
+from ubpkt.formats import grammar as G  # noqa: E402
 from ubpkt.formats.core import Field, Header  # noqa: E402
+from ubpkt.formats.derived import BYTE_LAYER_TITLES, DERIVED, Derived  # noqa: E402
 from ubpkt.profile import PROFILES  # noqa: E402
 
 OUT = HERE / "ub.lua"
 DISPATCH = HERE / "ub_dispatch.lua"
 
-# Fields the walk derives (not read from one declared header position); ubpkt record names.
-# (key, lua constructor, display name, value_string enum or None)
-EXTRA_FIELDS = [
-    ("ub.lph.blocks", "uint8", "DLLDBs", None),
-    ("ub.lph.last_flits", "uint8", "Flits in the last DLLDB", None),
-    ("ub.icrc.value", "uint32", "ICRC", None),
-    ("ub.icrc.status", "string", "ICRC status", None),
-    ("ub.icrc.computed", "uint32", "ICRC computed", None),
-    ("ub.bcrc.status", "string", "BCRC status", None),
-    ("ub.bcrc.computed", "uint32", "CRC30 computed", None),
-    ("ub.lch.block", "string", "Control block type", None),
-    ("ub.udetah.atomic_op", "uint8", "Atomic sub-operation", E.ATOMIC_SUBOP),
-    ("ub.mgmtetah.sub_code_name", "string", "Sub code", None),
-    ("ub.pad.data", "bytes", "Transport padding", None),
-    ("ub.saetph.bitmap", "bytes", "SACK bitmap", None),
-    ("ub.beetah.be", "bytes", "Byte enables", None),
-    ("ub.cb.body", "bytes", "Control block body", None),
-    ("ub.pdu.data", "bytes", "Management PDU", None),
-    ("ub.scan.fwd_path", "bytes", "Forward path", None),
-    ("ub.scan.ret_path", "bytes", "Return path", None),
-    ("ub.scan.fwd_ports", "uint16", "Forward path port", None),
-    ("ub.scan.ret_ports", "uint16", "Return path port", None),
-    ("ub.scan_tlv.value", "bytes", "TLV value", None),
-    ("ub.ciph.protected", "bytes", "Protected part", None),
-    ("ub.ciph.icv", "bytes", "ICV", None),
-    ("ub.lldp.tlv_value", "bytes", "LLDP TLV value", None),
-    ("ub.lacp.tlv_value", "bytes", "LACP TLV value", None),
-] + [(f"ub.crd_ack.crd_vl{i}", "uint8", f"Credit VL{i}", None) for i in range(16)]
 
-# Layers the walk adds that have no declared header (a byte run or a trailer).
-EXTRA_LAYERS = [("ub.icrc", "Invariant CRC"), ("ub.pad", "Transport padding"),
-                ("ub.saetph_bitmap", "SACK bitmap"), ("ub.beetah", "Byte Enable Extended TAH"),
-                ("ub.cb_body", "Control block body"), ("ub.pdu", "Management PDU body"),
-                ("ub.scan_fwd", "Forward path"), ("ub.scan_ret", "Return path"),
-                ("ub.scan_tlv_value", "TLV value"), ("ub.ciph_protected", "Protected part"),
-                ("ub.ciph_icv", "Integrity check value"), ("ub.lldp_value", "LLDP TLV value"),
-                ("ub.lacp_value", "LACP TLV value")]
+def _plugin_layer(layer: str) -> bool:
+    """A layer the plugin shows: a declared UB header or a UB byte run / trailer.  The flit-stream
+    layers (linktype 149) are not decoded by the plugin; Wireshark's own dissectors own ``data``,
+    ``eth``, ``ip`` and the other carrier names."""
+    return layer.startswith("ub.") and (layer in HEADERS or layer in BYTE_LAYER_TITLES)
+
+
+def _lua_ctor(d: Derived) -> str:
+    """The ProtoField constructor of a derived field, from its kind and width."""
+    if d.kind == "string":
+        return "string"
+    if d.kind == "bytes":
+        return "bytes"
+    # uint, and list (a field repeated once per element)
+    for ctor, width in (("uint8", 8), ("uint16", 16), ("uint24", 24), ("uint32", 32)):
+        if d.bits <= width:
+            return ctor
+    return "uint64"
+
+
+#: Fields the walk derives (not read from one declared header position), from
+#: ``ubpkt.formats.derived.DERIVED``: (key, lua constructor, display name, value_string enum).
+#: The enum ``<field>_name`` keys are not fields here: Wireshark shows value_strings instead.
+EXTRA_FIELDS = [(d.key, _lua_ctor(d), d.title, d.enum) for d in DERIVED
+                if d.key.startswith("ub.") and _plugin_layer(d.layer)]
+
+#: Layers the walk adds that have no declared header (a byte run or a trailer).
+EXTRA_LAYERS = [(layer, title) for layer, title in BYTE_LAYER_TITLES.items()
+                if layer.startswith("ub.") and layer not in HEADERS]
 
 
 def lua_str(s: str) -> str:
