@@ -31,21 +31,35 @@ def follow(fr: Frame, rule, h, vals):
     """Resolve rules (:class:`Switch`, :class:`Peek`, :class:`Knob`) against the header just
     read (``h``, ``vals``), the record so far and the bytes ahead."""
     while True:
-        if isinstance(rule, Switch):
+        t = type(rule)
+        if t is Switch:
             key = rule.key
             if "." in key:
                 v = fr.fields.get(key)
             else:
                 v = vals[h.index[key]]
-            rule = rule.cases.get(v, rule.default) if isinstance(v, int) else rule.default
-        elif isinstance(rule, Peek):
+            rule = rule.cases.get(v, rule.default) if type(v) is int else rule.default
+        elif t is Peek:
             b = fr.peek(1, rule.offset)
             rule = rule.missing if b is None else \
                 rule.cases.get((b & rule.mask) >> rule.shift, rule.default)
-        elif isinstance(rule, Knob):
+        elif t is Knob:
             rule = rule.cases.get(getattr(fr.profile, rule.name), rule.default)
         else:
             return rule
+
+
+#: id of a profile -> (profile, {logical layer: Header} for full TAHs, the same for compact)
+_RESOLVED: dict = {}
+
+
+def _resolver(profile) -> tuple:
+    entry = _RESOLVED.get(id(profile))
+    if entry is None or entry[0] is not profile:
+        if len(_RESOLVED) > 64:
+            _RESOLVED.clear()
+        entry = _RESOLVED[id(profile)] = (profile, {}, {})
+    return entry
 
 
 def run(fr: Frame, target, h=None, vals=None) -> bool:
@@ -53,8 +67,10 @@ def run(fr: Frame, target, h=None, vals=None) -> bool:
     ``vals``: the header read just before, for rules that look at its fields."""
     headers = HEADERS
     profile = fr.profile
+    caches = _resolver(profile)
     while True:
-        target = follow(fr, target, h, vals)
+        if target is not None and type(target) is not str:
+            target = follow(fr, target, h, vals)
         if target is END:
             fr.rest_as_data()
             return True
@@ -69,7 +85,10 @@ def run(fr: Frame, target, h=None, vals=None) -> bool:
             return True
         if target[0] == "@":
             return PROCS[target](fr, h, vals)
-        h = headers[resolve(target, profile, fr.compact)]
+        cache = caches[2 if fr.compact else 1]
+        h = cache.get(target)
+        if h is None:
+            h = cache[target] = headers[resolve(target, profile, fr.compact)]
         start = fr.pos
         vals = fr.take(h)
         if vals is None:

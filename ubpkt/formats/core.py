@@ -182,6 +182,7 @@ class Header:
         self.shift_fields = tuple((i, f.shift) for i, f in enumerate(self.fields) if f.shift)
         self.fixed_fields = tuple((i, f) for i, f in enumerate(self.fields) if f.fixed is not None)
         self.index = {f.name: i for i, f in enumerate(self.fields)}
+        self._icrc_runs = None
         self.icrc_ormask = 0
         for f, o in zip(self.fields, offsets):
             if f.icrc_mask:
@@ -195,6 +196,13 @@ class Header:
         """The bytes of this header, placed at ``offset``, that the ICRC sees as ones (UB 2.0
         §5.3.7), as runs ``(offset, length, or-mask of the run's first byte)``: every byte of a
         run after the first is all ones.  Derived from the ``icrc_mask`` field flags."""
+        base = self._icrc_runs
+        if base is not None:
+            return [(o + offset, n, first) for o, n, first in base]
+        runs = self._icrc_runs = self._mask_runs(0)
+        return [(o + offset, n, first) for o, n, first in runs]
+
+    def _mask_runs(self, offset: int) -> list[tuple[int, int, int]]:
         raw = self.icrc_ormask.to_bytes(self.size, "big")
         runs: list[tuple[int, int, int]] = []
         for i, m in enumerate(raw):
