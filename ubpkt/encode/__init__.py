@@ -1,10 +1,13 @@
 """Field maps to bytes: the encoder of ubpkt.
 
 ``encode_layers([("ub.lph", {"cfg": 6}), ("ub.cna16", {...}), ..., ("data", b"...")])`` packs each
-declared header and fills, when left unset (missing or None): the transport-header padding and
-its pad bytes, MGMTETAH PDU length, IPv4/IPv6/UDP lengths, the IPv4 header checksum, the ICRC
-(appended when the packet type carries one and no ``ub.icrc`` layer is given), LPH PLENGTH and
-BCRC CRC30.  Explicit values are kept as given, wrong or not (fault injection).
+declared header and fills every ``auto`` field left unset (missing or None) by the rule the
+grammar names for it (:data:`ubpkt.formats.grammar.AUTO_FILL`): the transport padding and its
+pad bytes (:data:`~ubpkt.formats.grammar.PADDING`), the MGMTETAH PDU length, the IPv4/IPv6/UDP
+lengths, the UB UDP port, the IPv4 header checksum, the LPH PLENGTH, the BCRC CRC30 and the ICRC
+(appended where :func:`~ubpkt.formats.grammar.icrc_start` says the packet carries one and no
+``ub.icrc`` layer is given; masks from the ``icrc_mask`` field flags).  Explicit values are kept
+as given, wrong or not (fault injection).
 
 ``encode_record(record)`` re-encodes a decoded record: ``encode_record(decode(x)) == x``.
 """
@@ -12,18 +15,25 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from ..dissect import BYTE_LAYERS
+from ..errors import EncodeError
 from ..formats import HEADERS
-from ..formats.core import EncodeError, Header
+from ..formats.core import Header
+from ..formats.derived import BYTE_RUNS
+from ..formats.grammar import (AUTO_FILL, ICRC_COVERAGE, PADDING, TRANSPORT_OVER_UDP, icrc_start,
+                               logical)
 from ..link.crc30 import block_crc
 from ..link.plength import plength as _plength
-from ..network.icrc import icrc, masks_for_cna16, masks_for_cna24, masks_for_ip
+from ..network.icrc import icrc
 from ..profile import NS3, SPEC, Profile
+from ..record import LINKTYPE_NS3
 
-__all__ = ["encode_layers", "encode_record", "EncodeError"]
+__all__ = ["encode_layers", "encode_record", "EncodeError", "RULES"]
 
-_TPH = {"ub.rtph", "ub.utph", "ub.ctph"}
-_UB_TRANSPORT_OVER_UDP = {"ub.rtph", "ub.utph"}
+_ICRC_STARTS = frozenset(c.start for c in ICRC_COVERAGE)
+#: The encoder's implementation of each AUTO_FILL rule, in the order they run: sizes first,
+#: then the checksums over them, the ICRC last (it covers everything before it).
+RULES = ("tp_padding", "mgmt_pdu_length", "ipv4_ihl", "ipv4_total_length", "ipv6_payload_length",
+         "udp_length", "ub_udp_port", "ipv4_checksum", "plength", "bcrc", "icrc")
 
 
 class _Part:
@@ -38,10 +48,10 @@ class _Part:
         self.offset = 0
 
     def get(self, field: str):
-        return self.values[_index(self.header, field)]
+        return self.values[self.header.index[field]]
 
     def set_if_none(self, field: str, value) -> None:
-        i = _index(self.header, field)
+        i = self.header.index[field]
         if self.values[i] is None:
             self.values[i] = value
 
@@ -49,13 +59,6 @@ class _Part:
         if self.header is None:
             return self.raw
         return self.header.pack_values([0 if v is None else v for v in self.values])
-
-
-def _index(h: Header, field: str) -> int:
-    for i, f in enumerate(h.fields):
-        if f.name == field:
-            return i
-    raise KeyError(field)
 
 
 def _make_part(name: str, spec) -> _Part:
@@ -66,13 +69,13 @@ def _make_part(name: str, spec) -> _Part:
         elif isinstance(spec, int):
             value = spec
         return _Part(name, None, [value], b"\0\0\0\0")
-    if name in BYTE_LAYERS:
+    if name in BYTE_RUNS:
         if isinstance(spec, (bytes, bytearray, memoryview)):
             raw = bytes(spec)
         elif isinstance(spec, str):
             raw = bytes.fromhex(spec)
         elif isinstance(spec, Mapping):
-            v = spec.get(BYTE_LAYERS[name].rsplit(".", 1)[-1], spec.get("data", b""))
+            v = spec.get(BYTE_RUNS[name].rsplit(".", 1)[-1], spec.get("data", b""))
             raw = bytes.fromhex(v) if isinstance(v, str) else bytes(v or b"")
         elif spec is None:
             raw = b""
@@ -86,24 +89,35 @@ def _make_part(name: str, spec) -> _Part:
     return _Part(h.layer, h, values, None)
 
 
-def _needs_icrc(parts: list[_Part], profile: Profile) -> tuple[int | None, str | None]:
-    """Index of the part where ICRC coverage starts (or None), and its kind."""
-    names = [p.name for p in parts]
-    if not profile.icrc:
-        return None, None
+def _icrc_plan(parts: list[_Part], profile: Profile) -> int | None:
+    """Index of the part where the ICRC coverage starts (grammar ICRC_COVERAGE), or None."""
     for i, p in enumerate(parts):
-        if p.name in ("ip", "ipv6"):
-            if any(n in _UB_TRANSPORT_OVER_UDP for n in names[i:]):
-                return i, p.name
-            return None, None
-        if p.name.startswith("ub.cna16") or p.name.startswith("ub.cna24"):
-            lph = parts[0] if parts and parts[0].name.startswith("ub.lph") else None
-            if lph is not None and lph.get("cfg") == 9:
-                return None, None
-            if p.get("nlp") == 1 and p.name.startswith("ub.cna16") and not profile.enum_icrc:
-                return None, None
-            return i, p.name
-    return None, None
+        lay = logical(p.name)
+        if lay not in _ICRC_STARTS or p.header is None:
+            continue
+
+        def earlier(key, _i=i):
+            base, field = key.rsplit(".", 1)
+            for q in reversed(parts[:_i]):
+                if q.header is not None and q.header.base == base and field in q.header.index:
+                    return q.get(field)
+            return None
+
+        nlp = p.get("nlp") if "nlp" in p.header.index else None
+        ub_udp = any(q.name in TRANSPORT_OVER_UDP for q in parts[i:])
+        if icrc_start(lay, earlier, profile, nlp=nlp, ub_udp=ub_udp):
+            return i
+        if lay != "ub.cfg5":       # the first network header decides (a CFG-5 frame may
+            return None            # carry IP inside: DHCP, App F.2.2)
+    return None
+
+
+def _pad_end(parts: list[_Part], i: int) -> int:
+    """Index of the first part after ``i`` that ends the padded region (PADDING.ends_before)."""
+    for j in range(i + 1, len(parts)):
+        if parts[j].name in PADDING.ends_before:
+            return j
+    return len(parts)
 
 
 def encode_layers(layers: Iterable, profile: Profile = SPEC, *, add_layers: bool = True) -> bytes:
@@ -112,34 +126,31 @@ def encode_layers(layers: Iterable, profile: Profile = SPEC, *, add_layers: bool
     parts = [_make_part(name, spec) for name, spec in layers]
     names = [p.name for p in parts]
 
-    # 1. transport padding and its pad bytes
+    # tp_padding (UB 2.0 §6.2.1): the transport padding and its pad bytes
     for i, p in enumerate(parts):
-        if p.name in _TPH and p.get("padding") is None:
-            end = len(parts)
-            for j in range(i + 1, len(parts)):
-                if parts[j].name in ("ub.icrc", "ub.pad", "eth.trailer"):
-                    end = j
-                    break
+        if p.name in PADDING.headers and p.get(PADDING.field) is None:
+            end = _pad_end(parts, i)
             body = sum(q.size for q in parts[i:end])
-            if "ub.pad" in names or not add_layers:
-                pad = parts[names.index("ub.pad")].size if "ub.pad" in names else 0
+            if PADDING.pad_layer in names or not add_layers:
+                pad = parts[names.index(PADDING.pad_layer)].size if PADDING.pad_layer in names \
+                    else 0
             else:
-                pad = -body % 4
+                pad = -body % PADDING.align
                 if pad:
-                    parts.insert(end, _Part("ub.pad", None, None, bytes(pad)))
-                    names.insert(end, "ub.pad")
+                    parts.insert(end, _Part(PADDING.pad_layer, None, None, bytes(pad)))
+                    names.insert(end, PADDING.pad_layer)
             if pad > 3:
                 raise EncodeError(f"{pad} pad bytes do not fit the 2-bit padding field")
-            p.values[_index(p.header, "padding")] = pad
+            p.values[p.header.index[PADDING.field]] = pad
 
-    # 2. ICRC present?
-    start, kind = _needs_icrc(parts, profile)
+    # is there an ICRC? (UB 2.0 §5.3.7)
+    start = _icrc_plan(parts, profile)
     if start is not None and "ub.icrc" not in names and add_layers:
         at = names.index("eth.trailer") if "eth.trailer" in names else len(parts)
         parts.insert(at, _make_part("ub.icrc", None))
         names.insert(at, "ub.icrc")
 
-    # 3. MGMTETAH PDU length
+    # mgmt_pdu_length (UB 2.0 §10.4.3.1)
     for i, p in enumerate(parts):
         if p.name == "ub.mgmtetah" and p.get("pdu_length") is None:
             n = 0
@@ -147,9 +158,8 @@ def encode_layers(layers: Iterable, profile: Profile = SPEC, *, add_layers: bool
                 if q.name in ("ub.pad", "ub.icrc", "eth.trailer"):
                     break
                 n += q.size
-            p.values[_index(p.header, "pdu_length")] = n
+            p.values[p.header.index["pdu_length"]] = n
 
-    # offsets
     off = 0
     for p in parts:
         p.offset = off
@@ -157,7 +167,7 @@ def encode_layers(layers: Iterable, profile: Profile = SPEC, *, add_layers: bool
     total = off
     ip_end = parts[names.index("eth.trailer")].offset if "eth.trailer" in names else total
 
-    # 4. IP/UDP lengths and the IPv4 checksum
+    # ipv4_ihl, ipv4_total_length, ipv6_payload_length, udp_length, ub_udp_port
     for i, p in enumerate(parts):
         if p.name == "ip":
             opts = parts[i + 1].size if i + 1 < len(parts) and parts[i + 1].name == \
@@ -168,54 +178,46 @@ def encode_layers(layers: Iterable, profile: Profile = SPEC, *, add_layers: bool
             p.set_if_none("plen", ip_end - p.offset - 40)
         elif p.name == "udp":
             p.set_if_none("length", ip_end - p.offset)
-            ub = any(n in _UB_TRANSPORT_OVER_UDP for n in names[i:])
+            ub = any(n in TRANSPORT_OVER_UDP for n in names[i:])
             p.set_if_none("dstport", profile.ub_udp_ports[0] if ub else 0)
+    # ipv4_checksum (RFC 791)
     for i, p in enumerate(parts):
         if p.name == "ip" and p.get("checksum") is None:
-            p.values[_index(p.header, "checksum")] = 0
+            p.values[p.header.index["checksum"]] = 0
             hdr = p.bytes() + (parts[i + 1].raw if i + 1 < len(parts) and
                                parts[i + 1].name == "ip.options" else b"")
-            p.values[_index(p.header, "checksum")] = _ip_checksum(hdr)
+            p.values[p.header.index["checksum"]] = _ip_checksum(hdr)
 
-    # 5. PLENGTH
-    if parts and parts[0].name in ("ub.lph", "ub.lph_ns3") and parts[0].get("plength") is None:
-        if profile.check_plength:
-            parts[0].values[_index(parts[0].header, "plength")] = _plength(total,
-                                                                           profile.crc_mode)
-        else:
-            parts[0].values[_index(parts[0].header, "plength")] = 0
+    # plength (UB 2.0 §4.3.2.2.2)
+    if parts and logical(parts[0].name) == "ub.lph" and parts[0].get("plength") is None:
+        parts[0].values[parts[0].header.index["plength"]] = \
+            _plength(total, profile.crc_mode) if profile.check_plength else 0
 
     out = bytearray()
     for p in parts:
         out += p.bytes()
 
-    # 6. BCRC of a control block
+    # bcrc (UB 2.0 §4.7.2)
     for p in parts:
         if p.name == "ub.bcrc" and p.get("crc30") is None:
-            info = (p.values[0] or 0) << 1 | (p.values[1] or 0)
+            ix = p.header.index
+            info = (p.values[ix["rsvd1"]] or 0) << 1 | (p.values[ix["error_flag"]] or 0)
             crc = block_crc(bytes(out[:p.offset]), info, profile.bcrc_covers_info)
-            p.values[2] = crc
+            p.values[ix["crc30"]] = crc
             out[p.offset:p.offset + 4] = p.bytes()
 
-    # 7. ICRC last: it covers everything before it
+    # icrc, last: it covers everything before it (UB 2.0 §5.3.7)
     if "ub.icrc" in names:
         ic = parts[names.index("ub.icrc")]
         value = ic.values[0]
         if value is None:
             if start is None:
                 raise EncodeError("ub.icrc given, but this packet type carries no ICRC")
-            sp = parts[start]
-            if kind == "ip":
-                udp = next((q.offset for q in parts[start:] if q.name == "udp"), None)
-                masks = masks_for_ip(sp.offset, 4, udp)
-            elif kind == "ipv6":
-                udp = next((q.offset for q in parts[start:] if q.name == "udp"), None)
-                masks = masks_for_ip(sp.offset, 6, udp)
-            elif kind.startswith("ub.cna16"):
-                masks = masks_for_cna16(sp.offset)
-            else:
-                masks = masks_for_cna24(sp.offset)
-            value = icrc(out, sp.offset, ic.offset, masks)
+            masks = []
+            for q in parts[start:names.index("ub.icrc")]:
+                if q.header is not None and q.header.icrc_ormask:
+                    masks += q.header.icrc_masks(q.offset)
+            value = icrc(out, parts[start].offset, ic.offset, masks)
         out[ic.offset:ic.offset + 4] = int(value).to_bytes(4, profile.icrc_byteorder)
     return bytes(out)
 
@@ -251,8 +253,8 @@ def record_layers(record: Mapping) -> list:
     for layer in record["layers"]:
         if layer == "ub.icrc":
             out.append((layer, {"value": fields["ub.icrc.value"]}))
-        elif layer in BYTE_LAYERS:
-            out.append((layer, bytes.fromhex(take(BYTE_LAYERS[layer]))))
+        elif layer in BYTE_RUNS:
+            out.append((layer, bytes.fromhex(take(BYTE_RUNS[layer]))))
         else:
             h = HEADERS[layer]
             out.append((layer, {f.name: take(key) for key, f in zip(h.keys, h.fields)}))
@@ -262,13 +264,13 @@ def record_layers(record: Mapping) -> list:
 def _layer_keys(layer: str) -> tuple:
     if layer == "ub.icrc":
         return ("ub.icrc.value",)
-    if layer in BYTE_LAYERS:
-        return (BYTE_LAYERS[layer],)
+    if layer in BYTE_RUNS:
+        return (BYTE_RUNS[layer],)
     return HEADERS[layer].keys
 
 
 def encode_record(record: Mapping, profile: Profile | None = None) -> bytes:
     """Re-encode a decoded record (every field explicit, so the bytes come back unchanged)."""
     if profile is None:
-        profile = NS3 if record.get("linktype") == 147 else SPEC
+        profile = NS3 if record.get("linktype") == LINKTYPE_NS3 else SPEC
     return encode_layers(record_layers(record), profile, add_layers=False)

@@ -109,5 +109,8 @@ def enum_name_keys(headers) -> list[Derived]:
 
 
 def derived_rows(headers) -> list[Derived]:
-    """Every derived record key: :data:`DERIVED` and the enum names of ``headers``."""
-    return list(DERIVED) + enum_name_keys(headers)
+    """Every derived record key: :data:`DERIVED` (with the names of its enums) and the enum
+    names of ``headers``."""
+    names = [Derived(d.key + "_name", "string", d.title + " name", d.layer, d.enum, spec=d.spec)
+             for d in DERIVED if d.enum]
+    return list(DERIVED) + names + enum_name_keys(headers)
