@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from ..formats import HEADERS as H
 from ..record import ERROR, INFO, WARNING, make_issue
 from ..formats import enums as E
-from .framing import FLIT, check_tail, seal
+from .blocks import FLIT, check_tail, seal
 
 __all__ = ["KINDS", "PRIORITY", "ControlBlock", "InitParams", "Negotiated", "build", "null",
            "nob", "retry_idle", "retry_req", "retry_ack", "retry_req_set", "retry_ack_set",

@@ -21,9 +21,10 @@ from collections import deque
 
 from ..profile import SPEC, Profile
 from . import control as C
+from .blocks import FLIT, next_block, seal
 from .credits import RxCredits, TxCredits, cells_for
 from .crc30 import block_crc
-from .framing import FLIT, frame_blocks, seal
+from .framing import frame_blocks
 from .plength import MAX_FLITS, MAX_PACKET, layout
 from .retry import RETAINED, RetryBuffer
 
@@ -604,15 +605,9 @@ class DLLEngine:
         self._enter_req(now, ev)
 
     def _rx_block_flits(self) -> int | None:
-        b0, b1 = self._rx[0], self._rx[1]
-        if b1 & 0x0F == 0:
-            return ((b0 >> 2) & 0x1F) + 1
+        """Flits of the block being received (the shared delimiter, UB 2.0 §4.3.4.1)."""
         p = self._rx_pkt
-        if p is None:
-            plen = ((self._rx[2] & 0x3F) << 8) | self._rx[3]
-            nblocks = (plen >> 10) + 1
-            return MAX_FLITS if nblocks > 1 else ((plen >> 5) & 0x1F) + 1
-        return p[2] if p[4] + 1 == p[1] else MAX_FLITS
+        return next_block(self._rx, 0, None if p is None else (p[1] - p[4], p[2]))[1]
 
     def _crc_ok(self, blk: bytes) -> bool:
         if not self.crc_mode:

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 from ..formats import HEADERS as H
 from ..record import ERROR, INFO, WARNING, make_issue
+from .blocks import FLIT, check_tail, next_block, seal
+from .control import parse_control
 from .crc30 import block_crc, block_crc_batch
-from .plength import FLIT, LBH_LEN, LPH_LEN, MAX_FLITS, layout, packet_length
+from .plength import LBH_LEN, LPH_LEN, MAX_FLITS, layout, packet_length
 
 __all__ = ["frame_packet", "fill_plength", "frame_blocks", "deframe", "Deframer", "Unit",
            "BlockInfo", "seal", "check_tail", "FLIT", "DLLDP_CFGS"]
@@ -25,58 +27,10 @@ __all__ = ["frame_packet", "fill_plength", "frame_blocks", "deframe", "Deframer"
 #: CFG values a DLLDP may carry (UB 2.0 §4.3.2.2.2 Table 4-1).
 DLLDP_CFGS = frozenset((3, 4, 5, 6, 7, 9))
 
-_LPH, _LBH, _BCRC, _END = H["ub.lph"], H["ub.lbh"], H["ub.bcrc"], H["ub.end"]
+_LPH, _LBH = H["ub.lph"], H["ub.lbh"]
 
 
 _issue = make_issue
-
-
-# ------------------------------------------------------------------------------------------------
-# trailers
-
-def seal(block: bytearray, crc_mode: bool = True, *, error_flag: bool = False, end: bool = True,
-         covers_info: bool = True) -> bytearray:
-    """Fill the trailer of a block of whole flits in place: the BCRC at bytes 16..19 of its last
-    flit (CRC mode, UB 2.0 Table 4-3), or the END byte at byte 19 (non-CRC mode, Table 4-4; only
-    when ``end``: the last block of a DLLDP, or a DLLCB)."""
-    if crc_mode:
-        info = 1 if error_flag else 0          # reserved bit 0, ERROR_FLAG
-        crc = block_crc(bytes(block[:-4]), info, covers_info)
-        block[-4:] = ((info << 30) | crc).to_bytes(4, "big")
-    elif end:
-        block[-1] = 0x40 if error_flag else 0
-    return block
-
-
-def check_tail(block, crc_mode: bool, offset: int, issues: list, *, end: bool = True,
-               covers_info: bool = True, crc_ok: bool | None = None, last: bool = True) -> dict:
-    """Check a block's BCRC (or END); append issues; return its record fields."""
-    out = {}
-    if crc_mode:
-        rsvd, eflag, crc = _BCRC.unpack(block, len(block) - 4)
-        out = {"ub.bcrc.rsvd1": rsvd, "ub.bcrc.error_flag": eflag, "ub.bcrc.crc30": crc}
-        if crc_ok is None:
-            info = (rsvd << 1) | eflag
-            crc_ok = block_crc(bytes(block[:-4]), info, covers_info) == crc
-        out["ub.bcrc.status"] = "good" if crc_ok else "bad"
-        pos = offset + len(block) - 4
-        if not crc_ok:
-            issues.append(_issue(ERROR, "ub.bcrc", "ub.bcrc.crc30", pos,
-                                 f"BCRC mismatch (CRC30 {crc:#010x})"))
-        if rsvd:
-            issues.append(_issue(WARNING, "ub.bcrc", "ub.bcrc.rsvd1", pos,
-                                 "reserved bit of the BCRC is set"))
-        if eflag and not last:
-            issues.append(_issue(WARNING, "ub.bcrc", "ub.bcrc.error_flag", pos,
-                                 "ERROR_FLAG set in a block that is not a DLLDP's last block "
-                                 "(only meaningful in the last, UB 2.0 Table 4-3)"))
-    elif end:
-        rsvd1, eflag, rsvd2 = _END.unpack(block, len(block) - 1)
-        out = {"ub.end.rsvd1": rsvd1, "ub.end.error_flag": eflag, "ub.end.rsvd2": rsvd2}
-        if rsvd1 or rsvd2:
-            issues.append(_issue(WARNING, "ub.end", "ub.end.rsvd1", offset + len(block) - 1,
-                                 "reserved bits of END are set"))
-    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -195,32 +149,7 @@ class Deframer:
         self._buf = bytearray()
         self._base = 0                 # stream offset of _buf[0]
         self._pkt: _Pkt | None = None
-
-    # -- block boundaries ----------------------------------------------------------------------
-    def _next_size(self, buf, pos) -> tuple:
-        """(kind, flits) of the block starting at ``pos``: "cb", "lph" or "lbh"."""
-        b0, b1 = buf[pos], buf[pos + 1]
-        if b1 & 0x0F == 0:
-            return "cb", ((b0 >> 2) & 0x1F) + 1
-        p = self._scan_pkt
-        if p is None:
-            plen = ((buf[pos + 2] & 0x3F) << 8) | buf[pos + 3]
-            nblocks = (plen >> 10) + 1
-            last = ((plen >> 5) & 0x1F) + 1
-            self._scan_pkt = [nblocks, last, 1]
-            if nblocks == 1:
-                self._scan_pkt = None
-                return "lph", last
-            return "lph", MAX_FLITS
-        nblocks, last, seen = p
-        seen += 1
-        if seen >= nblocks:
-            self._scan_pkt = None
-            return "lbh", last
-        p[2] = seen
-        return "lbh", MAX_FLITS
-
-    _scan_pkt = None
+        self._pending = None           # the DLLDP being delimited (blocks.next_block)
 
     def feed(self, data) -> list:
         if data:
@@ -229,15 +158,16 @@ class Deframer:
         n = len(buf)
         pos = 0
         spans = []
+        pending = self._pending
         while n - pos >= FLIT:
-            prev = None if self._scan_pkt is None else list(self._scan_pkt)
-            kind, flits = self._next_size(buf, pos)
+            kind, flits, after = next_block(buf, pos, pending)
             size = flits * FLIT
             if n - pos < size:
-                self._scan_pkt = prev       # not complete yet: rescan this block next time
-                break
+                break                       # not complete yet: rescan this block next time
+            pending = after
             spans.append((kind, pos, flits))
             pos += size
+        self._pending = pending
         if not spans:
             return []
         crc_ok = self._check_crcs(buf, spans)
@@ -280,7 +210,6 @@ class Deframer:
     # -- assembly ---------------------------------------------------------------------------------
     def _block(self, kind, blk, off, flits, crc_ok, out) -> None:
         if kind == "cb":
-            from .control import parse_control
             cb = parse_control(blk, self.crc_mode, covers_info=self.covers_info, offset=off,
                                crc_ok=crc_ok)
             u = Unit("control", off, flits, None, cb.issues, [], False, cb, blk)
@@ -388,7 +317,7 @@ class Deframer:
             self._buf.clear()
         if self._pkt is not None:
             self._finish(out, truncated=True)
-        self._scan_pkt = None
+        self._pending = None
         return out
 
 
