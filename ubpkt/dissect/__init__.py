@@ -13,7 +13,7 @@ from ..formats.grammar import START
 from ..profile import NS3, SPEC, Profile
 from .frame import (BYTE_LAYERS, ERROR, INFO, LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_NS3,
                     LINKTYPE_UB, WARNING, Frame)
-from .walk import PROCS, run
+from .walk import PROCS, reads, run
 from . import carriers, management, network, transport  # noqa: F401  (register their hooks)
 from .transaction import REQUEST_HEADERS, RESPONSE_HEADERS
 from .link import _dllcb
@@ -25,6 +25,10 @@ def _dllcb_proc(fr, h, v) -> bool:
 
 
 PROCS["@dllcb"] = _dllcb_proc
+for _lch in ("ub.lch", "ub.lch_crd_ack", "ub.lch_block_mode_chg"):
+    reads(_lch, "clength", "ctrl", "sub_ctrl")    # UB 2.0 §4.3.3.1: the block kind and size
+reads("ub.crd_ack", "crd_num")                    # credits per VL (derived fields)
+reads("ub.crd_ack_ns3", "crd_num")
 from ..record import make_record
 
 __all__ = ["decode", "dissect", "Frame", "BYTE_LAYERS", "REQUEST_HEADERS", "RESPONSE_HEADERS", "ERROR",

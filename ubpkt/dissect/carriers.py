@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..formats.core import Header
 from ..formats.grammar import NEXT, TRANSPORT_OVER_UDP, icrc_start
 from .frame import ERROR, H, INFO, WARNING, Frame, finish_section, open_icrc
-from .walk import PROCS, run
+from .walk import PROCS, reads, run
 
 _TPH_RULE = NEXT["ub.cna24"].cases[2]     # the RTPH/UTPH peek (grammar), reused after UDP
 assert _TPH_RULE.default in TRANSPORT_OVER_UDP
@@ -103,4 +103,7 @@ def _udp(fr: Frame, h: Header, u) -> bool:
     return True
 
 
+reads("ip", "version", "hdr_len", "len", "flags", "frag_offset", "proto")
+reads("ipv6", "version", "plen", "nxt")
+reads("udp", "dstport", "length", "checksum")
 PROCS.update({"@ipv4": _ip_proc(4), "@ipv6": _ip_proc(6), "@udp": _udp})

@@ -20,6 +20,8 @@ from ..formats.core import _FAST_TEXT, value_to_text
 from ..views.output import to_json_bytes
 from ..profile import Profile
 from ..record import make_record
+from .walk import steering_fields
+from ..formats.grammar import covered_from
 
 try:
     import orjson as _orjson
@@ -28,34 +30,9 @@ except ImportError:  # pragma: no cover
 
 __all__ = ["TemplateCache", "DISPATCH_FIELDS"]
 
-#: Fields whose value steers the dissector (next header, lengths, derived fields, issue checks).
-DISPATCH_FIELDS = {
-    "eth": ("type",), "vlan": ("etype",),
-    "ip": ("version", "hdr_len", "len", "flags", "frag_offset", "proto"),
-    "ipv6": ("version", "plen", "nxt"),
-    "udp": ("dstport", "length", "checksum"),
-    "ub.lph": ("cfg", "plength"), "ub.lph_ns3": ("cfg", "plength", "rt_perpacket", "rt_shortest"),
-    "ub.nth": ("cci", "npi"),
-    "ub.cna16": ("cci", "mgmt", "nlp"), "ub.cna16_ns3": ("cci", "mgmt", "nlp"),
-    "ub.cna24": ("cci", "nlp"), "ub.cna24_ns3": ("cci", "nlp"),
-    "ub.rtph": ("last", "tpopcode", "tpver", "padding", "nlp"),
-    "ub.utph": ("last", "tpopcode", "tpver", "padding", "nlp"),
-    "ub.ctph": ("tpopcode", "padding", "nlp"),
-    "ub.saetph": ("bitmapsize",),
-    "ub.btah": ("taopcode", "tv_en", "ud_flag", "mt_en"), "ub.btah_c": ("taopcode", "tv_en",
-                                                                        "ud_flag"),
-    "ub.atah": ("taopcode",), "ub.atah_c": ("taopcode",), "ub.atah_ns3": ("taopcode",),
-    "ub.udetah": ("udf",), "ub.maetah_c": ("len_code",), "ub.maetah_c_ns3": ("len_code",),
-    "ub.mgmtetah": ("sub_code", "code", "rsp", "pdu_length"),
-    "ub.cfg5": ("protocol",), "ub.npic": ("sum",), "ub.ip_notify": ("version",),
-    "ub.ip_notify6": ("version",),
-    "ub.lch": ("clength", "ctrl", "sub_ctrl"), "ub.lch_crd_ack": ("clength", "ctrl", "sub_ctrl"),
-    "ub.lch_block_mode_chg": ("clength", "ctrl", "sub_ctrl"),
-    "ub.crd_ack": ("crd_num",), "ub.crd_ack_ns3": ("crd_num",),
-    "ub.scan_pdu": ("cmd", "opcode"), "ub.scan_tlv": ("type", "length"),
-    "ub.lldp_tlv": ("tlv_type", "tlv_len"), "ub.lacp_tlv": ("tlv_type", "tlv_len"),
-    "bootp": (),
-}
+#: Fields whose value steers the dissector (next header, lengths, derived fields, issue checks):
+#: the grammar's selectors and what the walk's hooks read (``ubpkt.dissect.walk.steering_fields``).
+DISPATCH_FIELDS = {layer: steering_fields(layer) for layer in HEADERS}
 #: Layers whose presence makes a frame unsuitable for a template (values derived from byte runs,
 #: CRCs other than the ICRC, repeated headers are handled by refusing too).
 _UNSAFE_LAYERS = {"ub.scan_fwd", "ub.scan_ret", "ub.bcrc", "ub.scan", "ip.options"}
@@ -194,7 +171,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
         start, masks, end = icrc
         order = profile.icrc_byteorder
         # masked fields as one OR over the header part that holds them, then the rest
-        hdr_end = min(max(o + n for o, n, _ in masks), end)
+        hdr_end = min(max((o + n for o, n, _ in masks), default=start), end)
         ormask = 0
         for mo, mn, first in masks:
             for j in range(mn):
@@ -280,29 +257,29 @@ def _read_expr(bit: int, bits: int, shift: int, mask: int) -> str:
 
 
 def _icrc_plan(buf: bytes, fr, profile: Profile, icrc_off: int):
-    """(start, masks, end) of the frame's ICRC, re-derived the way the dissector does."""
-    from ..network.icrc import masks_for_cna16, masks_for_cna24, masks_for_ip
+    """(start, masks, end) of the frame's ICRC: the coverage the grammar gives (first covering
+    header), masks from the ``icrc_mask`` flags of the covered headers."""
     layers = fr.layers
+    start = covered_from(layers)
+    if start is None:
+        return None
     off = 0
-    offsets = {}
-    for layer in layers:
-        offsets.setdefault(layer, off)
+    masks = []
+    first = None
+    for i, layer in enumerate(layers):
         if layer == "ub.icrc":
-            off += 4
-        elif layer in BYTE_LAYERS:
-            off += len(fr.fields[BYTE_LAYERS[layer]]) // 2
+            break
+        if layer in BYTE_LAYERS:
+            n = len(fr.fields[BYTE_LAYERS[layer]]) // 2
         else:
-            off += HEADERS[layer].size
-    udp = offsets.get("udp")
-    if "ip" in offsets and udp is not None:
-        return offsets["ip"], masks_for_ip(offsets["ip"], 4, udp), icrc_off
-    if "ipv6" in offsets and udp is not None:
-        return offsets["ipv6"], masks_for_ip(offsets["ipv6"], 6, udp), icrc_off
-    for name, fn in (("ub.cna16", masks_for_cna16), ("ub.cna16_ns3", masks_for_cna16),
-                     ("ub.cna24", masks_for_cna24), ("ub.cna24_ns3", masks_for_cna24)):
-        if name in offsets:
-            return offsets[name], fn(offsets[name]), icrc_off
-    return None
+            h = HEADERS[layer]
+            n = h.size
+            if i >= start and h.icrc_ormask:
+                masks += h.icrc_masks(off)
+        if i == start:
+            first = off
+        off += n
+    return first, masks, icrc_off
 
 
 class TemplateCache:

@@ -6,7 +6,7 @@ from ..formats import enums as E
 from ..formats.core import Header
 from ..formats.grammar import NEXT, mgmt_pdu
 from .frame import ERROR, H, WARNING, Frame
-from .walk import AFTER, PROCS, run
+from .walk import AFTER, PROCS, reads, run
 
 
 def _mgmtetah(fr: Frame, h: Header, v, start: int):
@@ -91,5 +91,9 @@ def _path_entries(raw: bytes, width: int, hops: int) -> list[int]:
 
 
 assert NEXT["ub.mgmtetah"] == "@mgmt_pdu"
+reads("ub.mgmtetah", "sub_code", "code", "rsp", "pdu_length")
+reads("ub.scan", "r", "type", "hops")
+reads("ub.scan_pdu", "cmd", "opcode")
+reads("ub.scan_tlv", "type", "length")
 AFTER["ub.mgmtetah"] = _mgmtetah
 PROCS.update({"@mgmt_pdu": _mgmt_pdu, "@scan_paths": _scan_paths, "@scan_tlvs": _scan_tlvs})

@@ -8,7 +8,7 @@ from ..formats.core import Header
 from ..formats.grammar import icrc_start
 from ..link.plength import packet_length
 from .frame import ERROR, H, INFO, WARNING, Frame, finish_section, open_icrc
-from .walk import AFTER, PROCS, RESERVED_REPORTS, run, run_from
+from .walk import AFTER, PROCS, RESERVED_REPORTS, reads, run_from
 
 
 # -- LPH (UB 2.0 §4.3.2.2) -------------------------------------------------------------------------
@@ -147,6 +147,15 @@ def _tlvs(h: Header, value_layer: str, value_len, end_type: int):
     return proc
 
 
+reads("ub.lph", "cfg", "plength", "rt_perpacket", "rt_shortest")
+reads("ub.nth", "cci", "npi")
+reads("ub.cna16", "cci", "mgmt", "nlp")
+reads("ub.cna24", "cci", "nlp")
+reads("ub.npic", "sum")
+reads("ub.lldp_tlv", "tlv_type", "tlv_len")
+reads("ub.lacp_tlv", "tlv_type", "tlv_len")
+reads("ub.ip_notify", "version")
+reads("ub.ip_notify6", "version")
 AFTER.update({"ub.lph": _lph, "ub.nth": _nth, "ub.cna16": _cna("ub.cna16"),
               "ub.cna24": _cna("ub.cna24"), "ub.cfg5": _cfg5})
 RESERVED_REPORTS.update({"ub.lph": _lph_reserved, "ub.cna16": _cna_reserved,

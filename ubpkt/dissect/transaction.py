@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..formats import enums as E
 from ..formats.grammar import TA_RESPONSE_IN_DATA_NS3, resolve, ta_sequence
 from .frame import ERROR, H, WARNING, Frame
-from .walk import PROCS, run
+from .walk import PROCS, reads, run
 
 from ..formats.grammar import TA_REQUEST_HEADERS, TA_RESPONSE_HEADERS  # noqa: E402
 
@@ -108,4 +108,9 @@ def _tah_proc(fr: Frame, h, v) -> bool:
     return True
 
 
+# the TAOpcode is peeked before the TAH is read; flags gate the extension headers (§7.4)
+reads("ub.btah", "taopcode", "tv_en", "ud_flag", "mt_en")
+reads("ub.atah", "taopcode")
+reads("ub.udetah", "udf")
+reads("ub.maetah", "len_code")
 PROCS["@tah"] = _tah_proc

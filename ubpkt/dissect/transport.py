@@ -7,7 +7,7 @@ from ..formats.core import Header
 from ..formats.grammar import NEXT, Switch
 from .frame import ERROR, H, INFO, WARNING, Frame
 from .transaction import _tah
-from .walk import AFTER, PROCS, RESERVED_REPORTS, run
+from .walk import AFTER, PROCS, RESERVED_REPORTS, reads, run
 
 
 def _utph(fr: Frame, h: Header, v, start: int):
@@ -103,6 +103,10 @@ def _ciph_body(fr: Frame, h, v) -> bool:
     return True
 
 
+reads("ub.rtph", "last", "tpopcode", "tpver", "padding", "nlp")
+reads("ub.utph", "last", "tpopcode", "padding", "nlp")
+reads("ub.ctph", "tpopcode", "padding", "nlp")
+reads("ub.saetph", "bitmapsize")
 AFTER.update({"ub.rtph": _rtph, "ub.utph": _utph, "ub.ctph": _ctph})
 RESERVED_REPORTS.update({"ub.rtph": _tph_reserved, "ub.utph": _tph_reserved,
                          "ub.ctph": _tph_reserved})

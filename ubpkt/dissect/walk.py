@@ -20,11 +20,32 @@ from ..formats import HEADERS
 from ..formats.grammar import END, NEXT, RESERVED, Knob, Peek, Switch, logical, resolve
 from .frame import ERROR, Frame
 
-__all__ = ["run", "run_from", "follow", "AFTER", "PROCS", "RESERVED_REPORTS"]
+__all__ = ["run", "run_from", "follow", "AFTER", "PROCS", "RESERVED_REPORTS", "READS", "reads",
+           "steering_fields"]
 
 AFTER: dict = {}
 PROCS: dict = {}
 RESERVED_REPORTS: dict = {}
+#: logical layer -> fields its hooks and procedures read (besides the grammar's selectors)
+READS: dict = {}
+
+
+def reads(layer: str, *fields: str) -> None:
+    """Declare that the walk's code for ``layer`` reads ``fields``: a value there changes the
+    record beyond the field itself (issues, derived fields, lengths)."""
+    READS.setdefault(layer, set()).update(fields)
+
+
+def steering_fields(layer: str) -> tuple:
+    """Fields of concrete ``layer`` whose value steers the walk or the record: the grammar's
+    selectors and what the hooks read.  The fast path guards them."""
+    from ..formats.grammar import selectors
+    lay = logical(layer)
+    h = HEADERS.get(layer)
+    names = set(selectors(lay)) | READS.get(lay, set()) | READS.get(layer, set())
+    if h is not None:
+        names &= set(h.index)
+    return tuple(sorted(names))
 
 
 def follow(fr: Frame, rule, h, vals):

@@ -29,7 +29,8 @@ from . import enums as E
 
 __all__ = ["END", "RESERVED", "Switch", "Peek", "Knob", "Target", "VARIANTS", "resolve",
            "logical", "START", "NEXT", "PROCEDURES", "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS",
-           "ta_sequence", "MGMT_PDUS", "mgmt_pdu", "ICRC_COVERAGE", "icrc_start", "PADDING",
+           "ta_sequence", "MGMT_PDUS", "mgmt_pdu", "ICRC_COVERAGE", "icrc_start", "covered_from",
+           "PADDING",
            "AUTO_FILL", "TA_PAIRS", "TP_PAIRS", "ta_response_opcode", "select", "selectors",
            "TRANSPORT_OVER_UDP"]
 
@@ -385,6 +386,15 @@ ICRC_COVERAGE: tuple[IcrcCoverage, ...] = (
 _ICRC_BY_START = {c.start: c for c in ICRC_COVERAGE}
 #: UB 2.0 §10.4.3.1: the enumeration packet's ICRC is the administrator's choice.
 ENUM_ICRC_KNOB = "enum_icrc"
+
+
+def covered_from(layers) -> int | None:
+    """Index in ``layers`` (layer ids in wire order of a packet known to carry an ICRC) of the
+    header where the coverage starts: the first one that can start it."""
+    for i, lay in enumerate(layers):
+        if logical(lay) in _ICRC_BY_START:
+            return i
+    return None
 
 
 def icrc_start(layer: str, earlier: Callable[[str], Any], profile, *, nlp: int | None = None,
