@@ -119,3 +119,30 @@ def test_parse_never_raises():
         blk[1] &= 0xF0
         C.parse_control(bytes(blk))
         C.parse_control(bytes(blk), False)
+
+
+def test_one_reader_for_captures_streams_and_engine():
+    """Checks the capture decoder took over from the link parser (UB 2.0 §4.3.3): the type's
+    flit range, the END trailer in non-CRC mode, the neighbour advertisement (§10.4.4)."""
+    from ubpkt import SPEC, decode
+    blk = bytearray(C.crd_ack())
+    blk[0] = 0x02                                   # CLENGTH 0: one flit, Crd_Ack is two
+    rec = decode(bytes(blk[:20]))
+    assert ("ub.lch_crd_ack", "ub.lch.clength") in [(i["layer"], i["field"])
+                                                    for i in rec["issues"]]
+    assert any(i["message"] == "Crd_Ack is 2..2 flits, CLENGTH says 1" for i in rec["issues"])
+    rec = decode(C.null(crc_mode=False), profile=SPEC.with_(crc_mode=False))
+    assert rec["layers"] == ["ub.lch", "ub.cb_rsvd", "ub.cb_body", "ub.end"]
+    assert rec["issues"] == []
+    guid = 0x00112233445566778899AABBCCDDEEFF
+    f = decode(C.neighbor_advert(guid, 9))["fields"]
+    assert f["ub.param_exchg.port_idx"] == 9 and f["ub.param_exchg.guid"] == f"{guid:032x}"
+    # the link side keeps what it acts on
+    cb = C.parse_control(C.neighbor_advert(guid, 9), offset=1000)
+    assert cb.values["neighbor"] == {"port_idx": 9, "guid": guid} and cb.end == 100
+    bad = bytearray(C.null())
+    bad[5] ^= 1
+    cb = C.parse_control(bytes(bad), offset=1000)
+    assert cb.crc_ok is False and cb.fields["ub.bcrc.computed"] != cb.fields["ub.bcrc.crc30"]
+    assert [(i["field"], i["offset"]) for i in cb.issues] == [("ub.cb.rsvd1", 1004),
+                                                               ("ub.bcrc.crc30", 1016)]

@@ -121,7 +121,8 @@ def decode_flit_stream(source, profile: Profile = SPEC, *, crc_mode: bool | None
     crc = profile.crc_mode if crc_mode is None else crc_mode
     if crc != profile.crc_mode:
         profile = profile.with_(crc_mode=crc)
-    d = Deframer(crc, covers_info=profile.bcrc_covers_info, controls=controls)
+    d = Deframer(crc, covers_info=profile.bcrc_covers_info, controls=controls,
+                 crd_ack_vl0_first=profile.crd_ack_vl0_first)
     frame = start_frame
     marks: deque = deque()          # (stream offset, time_ns) of record starts
     offs: deque = deque()

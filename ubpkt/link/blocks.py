@@ -68,7 +68,8 @@ def seal(block: bytearray, crc_mode: bool = True, *, error_flag: bool = False, e
 
 def check_tail(block, crc_mode: bool, offset: int, issues: list, *, end: bool = True,
                covers_info: bool = True, crc_ok: bool | None = None, last: bool = True) -> dict:
-    """Check a block's BCRC (or END); append issues; return its record fields."""
+    """Check a DLLDB's BCRC (or END); append issues; return its record fields.  (DLLCBs are
+    read, trailer included, by :func:`ubpkt.link.control.read_control`.)"""
     out = {}
     if crc_mode:
         rsvd, eflag, crc = _BCRC.unpack(block, len(block) - 4)

@@ -1,33 +1,41 @@
-"""DLL control blocks (DLLCBs): build and parse every type (UB 2.0 §4.3.3).
+"""DLL control blocks (DLLCBs): build and read every type (UB 2.0 §4.3.3).
 
-Layouts come from ``ubpkt.formats.link`` (LCH, LCH_CRD_ACK, LCH_BLOCK_MODE, the bodies); this
-module only places them in flits and fills the tail (BCRC in CRC mode, END in non-CRC mode).
-Every builder returns whole flits (bytes).  :func:`parse_control` never raises.
+Layouts come from ``ubpkt.formats.link`` (LCH, LCH_CRD_ACK, LCH_BLOCK_MODE, the bodies); the
+builders only place them in flits and fill the tail (BCRC in CRC mode, END in non-CRC mode) and
+return whole flits (bytes).
+
+:func:`read_control` is the one DLLCB reader: the capture decoder (``ubpkt.dissect``), the
+flit-stream :class:`~ubpkt.link.framing.Deframer` and the DLL engine all use it, so a control
+block gives the same layers, fields and issues (record vocabulary, :mod:`ubpkt.record`) wherever
+it is found; :class:`ControlBlock` adds what the engine acts on (``kind``, ``values``).  It
+never raises.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from ..formats import HEADERS as H
-from ..record import ERROR, INFO, WARNING, make_issue
 from ..formats import enums as E
-from .blocks import FLIT, check_tail, seal
+from ..formats.core import Header
+from ..record import ERROR, INFO, WARNING, make_issue
+from .blocks import FLIT, seal
+from .crc30 import block_crc
 
 __all__ = ["KINDS", "PRIORITY", "ControlBlock", "InitParams", "Negotiated", "build", "null",
            "nob", "retry_idle", "retry_req", "retry_ack", "retry_req_set", "retry_ack_set",
            "crd_ack", "param_exchg", "neighbor_advert", "parse_neighbor_advert", "lane_manage",
-           "block_mode_chg", "parse_control", "negotiate", "grain_bitmap",
+           "block_mode_chg", "read_control", "parse_control", "negotiate", "grain_bitmap",
            "RETRY_SET_LEN"]
 
 
-#: name -> (CTRL, SUB_CTRL, allowed flit counts) (UB 2.0 Table 4-6 and §4.3.3.2-9).
-KINDS = {
-    "Null": (0, 0, (1, 1)), "NOB": (0, 1, (1, 1)), "Retry_Idle": (1, 0, (1, 1)),
-    "Retry_Req": (1, 1, (1, 1)), "Retry_Ack": (1, 2, (1, 1)), "Crd_Ack": (2, 4, (2, 2)),
-    "Param_Exchg": (3, 0, (1, 32)), "Lane_Manage": (4, 1, (1, 1)),
-    "Block_Mode_Chg": (5, 0, (1, 1)), "Init": (0xC, 8, (5, 32)),
-}
-_BY_CODE = {(c, s): k for k, (c, s, _) in KINDS.items()}
+#: Allowed flit counts per DLLCB type (UB 2.0 §4.3.3.2-9).
+_FLITS = {"Null": (1, 1), "NOB": (1, 1), "Retry_Idle": (1, 1), "Retry_Req": (1, 1),
+          "Retry_Ack": (1, 1), "Crd_Ack": (2, 2), "Param_Exchg": (1, 32), "Lane_Manage": (1, 1),
+          "Block_Mode_Chg": (1, 1), "Init": (5, 32)}
+#: name -> (CTRL, SUB_CTRL, allowed flit counts); the codes are the declared ones
+#: (``ubpkt.formats.enums.DLLCB_TYPES``, UB 2.0 Table 4-6).
+KINDS = {k: (c, s, _FLITS[k]) for (c, s), k in E.DLLCB_TYPES.items()}
+_BY_CODE = dict(E.DLLCB_TYPES)
 
 #: Recommended transmit priority, highest first (UB 2.0 §4.3.3.1 example); the engine's
 #: scheduler uses these ranks ("Retry_Ack_Set"/"Retry_Req_Set" are the 33-block sets,
@@ -40,13 +48,8 @@ RANK = {k: i for i, k in enumerate(PRIORITY)}
 RETRY_SET_LEN = 33
 
 _LCH = H["ub.lch"]
-_LCH_CRD = H["ub.lch_crd_ack"]
-_LCH_BMC = H["ub.lch_block_mode_chg"]
 _BODY = {"Retry_Req": H["ub.retry_req"], "Retry_Ack": H["ub.retry_ack"],
          "Lane_Manage": H["ub.lane_manage"], "Crd_Ack": H["ub.crd_ack"], "Init": H["ub.init"]}
-
-
-_issue = make_issue
 
 
 # ------------------------------------------------------------------------------------------------
@@ -271,130 +274,251 @@ def negotiate(local: InitParams, peer: InitParams) -> Negotiated:
 
 
 # ------------------------------------------------------------------------------------------------
-# parsing
+# reading
+
+_LCH_FORM = {"Crd_Ack": H["ub.lch_crd_ack"], "Block_Mode_Chg": H["ub.lch_block_mode_chg"]}
+_CRD_NS3 = H["ub.crd_ack_ns3"]
+_PX_FIRST, _PX_MORE = H["ub.param_exchg"], H["ub.param_exchg_flit"]
+_CB_RSVD, _BCRC, _END = H["ub.cb_rsvd"], H["ub.bcrc"], H["ub.end"]
+#: Byte runs a DLLCB record holds, and their one hex field (as ``ubpkt.dissect.BYTE_LAYERS``).
+_RUNS = {"ub.cb_body": "ub.cb.body", "data": "data.data"}
+_TRAILER_LEN = {"bcrc": 4, "end": 1}
+
 
 @dataclass
 class ControlBlock:
+    """One DLLCB as :func:`read_control` read it: the record part (``layers``, ``fields``,
+    ``issues``: what a capture record of the block shows) and what the engine acts on."""
+
     kind: str                       # Null, NOB, Retry_Idle, ..., or "unknown"
     flits: int
     fields: dict = field(default_factory=dict)     # record fields (ub.lch.*, ub.retry_req.*...)
     values: dict = field(default_factory=dict)     # decoded meaning (credits list, init...)
     issues: list = field(default_factory=list)
-    crc_ok: bool | None = None
+    crc_ok: bool | None = None      # the BCRC verdict; None when no BCRC was read
     layers: list = field(default_factory=list)
+    end: int = 0                    # buffer position after the last byte read
 
     @property
     def ok(self) -> bool:
         return not any(i["severity"] == ERROR for i in self.issues)
 
 
-def parse_control(blk, crc_mode: bool = True, *, covers_info: bool = True, offset: int = 0,
-                  crc_ok: bool | None = None) -> ControlBlock:
-    """Decode one DLLCB (its whole flits).  Never raises."""
+class _Reader:
+    """Declared headers one after the other into record layers, fields and issues, by the
+    packet dissector's rules (``ubpkt.dissect.frame.Frame.take``): a header of a field
+    namespace already seen turns its fields into lists in wire order; set reserved bits and
+    fixed fields that differ are warnings; a header that does not fit is an error."""
+
+    __slots__ = ("buf", "pos", "end", "delta", "layers", "fields", "issues", "seen", "multi")
+
+    def __init__(self, buf, start: int, end: int, offset: int):
+        self.buf = buf
+        self.pos = start
+        self.end = end
+        self.delta = offset - start         # buffer position -> reported offset
+        self.layers: list = []
+        self.fields: dict = {}
+        self.issues: list = []
+        self.seen: set = set()
+        self.multi: set = set()
+
+    def issue(self, severity: str, layer: str, key, pos: int, message: str) -> None:
+        self.issues.append(make_issue(severity, layer, key, pos + self.delta, message))
+
+    def take(self, h: Header):
+        pos = self.pos
+        if pos + h.size > self.end:
+            self.issue(ERROR, h.layer, None, pos, f"truncated {h.title}: needs {h.size} bytes, "
+                                                  f"{max(self.end - pos, 0)} left")
+            return None
+        if h.base in self.seen:
+            vals = h.unpack(self.buf, pos)
+            for k, v in zip(h.keys, h.shown(vals)):
+                self._add(k, v)
+            for key, _, i, enum in h.enum_fields:
+                self._add(key, enum.get(vals[i], f"unknown_{vals[i]}"))
+            raw = -1                        # check every reserved field
+        else:
+            vals, raw = h.record_into(self.buf, pos, self.fields)
+            self.seen.add(h.base)
+        self.pos = pos + h.size
+        self.layers.append(h.layer)
+        if raw & h.rsvd_mask:
+            for i in h.rsvd_idx:
+                if vals[i]:
+                    self.issue(WARNING, h.layer, h.keys[i], pos,
+                               f"reserved bits set in {h.title} ({h.keys[i]} = {vals[i]:#x})")
+        for i, f in h.fixed_fields:
+            if vals[i] != f.fixed:
+                self.issue(WARNING, h.layer, h.keys[i], pos,
+                           f"{h.keys[i]} is {vals[i]:#x}, the spec fixes {f.fixed:#x}")
+        return vals
+
+    def take_bytes(self, layer: str, n: int, *, zero: bool = False):
+        key = _RUNS[layer]
+        pos = self.pos
+        n = max(n, 0)
+        if pos + n > self.end:
+            self.issue(ERROR, layer, key, pos, f"truncated: {n} bytes expected, "
+                                               f"{max(self.end - pos, 0)} left")
+            return None
+        raw = bytes(self.buf[pos:pos + n])
+        self.pos = pos + n
+        self.layers.append(layer)
+        self._add(key, raw.hex())
+        if zero and any(raw):
+            self.issue(WARNING, layer, key, pos, "padding or reserved bytes are not zero")
+        return raw
+
+    def _add(self, key: str, value) -> None:
+        fields = self.fields
+        if key not in fields:
+            fields[key] = value
+        elif key in self.multi:
+            fields[key].append(value)
+        else:
+            fields[key] = [fields[key], value]
+            self.multi.add(key)
+
+
+def _named(h: Header, vals) -> dict:
+    return {f.name: v for f, v in zip(h.fields, vals) if not f.reserved}
+
+
+def read_control(buf, start: int = 0, end: int | None = None, *, trailer: str | None = "bcrc",
+                 covers_info: bool = True, vl0_first: bool = False,
+                 clength_severity: str = ERROR, offset: int | None = None,
+                 crc_ok: bool | None = None, whole_frame: bool = True) -> ControlBlock:
+    """Read the DLLCB at ``buf[start:end]`` (UB 2.0 §4.3.3): the LCH form its CTRL/SUB_CTRL
+    selects (Table 4-6), the declared body of its type, the rest of the body as ``ub.cb_body``
+    (zero expected), then its trailer.  Never raises.
+
+    ``trailer``: ``"bcrc"`` (CRC mode, §4.7.2), ``"end"`` (non-CRC mode, Table 4-4) or None
+    (captured DLLCBs without one: ns-3-UB).  ``covers_info``: which bits the BCRC covers
+    (:func:`ubpkt.link.crc30.block_crc`).  ``vl0_first``: CRD_NUM holds VL0 in its top 6 bits
+    (ns-3-UB) rather than VL15 (§4.3.3.5).  ``clength_severity``: of a CLENGTH that disagrees
+    with the bytes there.  ``offset``: the position reported for ``buf[start]`` in issues
+    (default ``start``).  ``crc_ok``: the BCRC verdict when already known (the Deframer checks
+    many blocks at once); a bad one is recomputed to report the expected value.
+    ``whole_frame``: ``buf[start:end]`` is a whole frame: bytes left unread become a ``data``
+    run, as the dissector keeps them (the dissector itself passes False and does that).
+    """
+    stop = len(buf) if end is None else end
+    r = _Reader(buf, start, stop, start if offset is None else offset)
+    cb = ControlBlock("unknown", (stop - start) // FLIT, r.fields, {}, r.issues, None, r.layers)
     try:
-        return _parse(bytes(blk), crc_mode, covers_info, offset, crc_ok)
-    except Exception as exc:  # a decoder bug must not stop a stream
-        return ControlBlock("unknown", len(blk) // FLIT, {}, {}, [
-            _issue(ERROR, "ub.lch", None, offset, f"decoder failure: {type(exc).__name__}: {exc}")])
+        _read(r, cb, start, stop, trailer, covers_info, vl0_first, clength_severity, crc_ok)
+    except Exception as exc:  # a decoder bug must not stop a capture or a stream
+        r.issue(ERROR, "frame", None, r.pos, f"decoder failure: {type(exc).__name__}: {exc}")
+    r.end = stop
+    if whole_frame:
+        if r.pos < stop:
+            r.take_bytes("data", stop - r.pos)
+        if not any(layer.startswith("ub.") for layer in r.layers):
+            r.issue(INFO, "frame", None, start, "no UB layer in this frame")
+    cb.end = r.pos
+    return cb
 
 
-def _parse(blk: bytes, crc_mode, covers_info, off, crc_ok) -> ControlBlock:
-    issues: list = []
-    flits = len(blk) // FLIT
-    if len(blk) < FLIT or len(blk) % FLIT:
-        return ControlBlock("unknown", flits, {}, {}, [_issue(
-            ERROR, "ub.lch", None, off, f"a DLLCB is whole flits, not {len(blk)} bytes")])
-    ctrl, sub = blk[2] >> 4, blk[2] & 0xF
-    kind = _BY_CODE.get((ctrl, sub), "unknown")
-    lch = {"Crd_Ack": _LCH_CRD, "Block_Mode_Chg": _LCH_BMC}.get(kind, _LCH)
-    vals = lch.unpack(blk, 0)
-    fields = dict(zip(lch.keys, lch.shown(vals)))
-    fields["ub.lch.ctrl_name"] = E.CTRL.get(ctrl, f"unknown_{ctrl}")
-    fields["ub.lch.block"] = kind if kind != "unknown" else f"unknown_{ctrl}_{sub}"
-    layers = [lch.layer]
-    clength = vals[1] + 1
-    if vals[0] != 0:
-        issues.append(_issue(WARNING, "ub.lch", "ub.lch.zero", off, "LCH bit 7 of byte 0 is not 0"))
-    if vals[2] != 0b100000:
-        issues.append(_issue(WARNING, "ub.lch", "ub.lch.fixed", off,
-                             f"LCH fixed field is {vals[2]:#08b}, the spec fixes 0b100000"))
-    if kind == "unknown":
-        issues.append(_issue(WARNING, "ub.lch", "ub.lch.ctrl", off + 2,
-                             f"reserved CTRL/SUB_CTRL {ctrl}/{sub}"))
+def _read(r: _Reader, cb: ControlBlock, start: int, stop: int, trailer, covers_info: bool,
+          vl0_first: bool, clength_severity: str, crc_ok) -> None:
+    if stop - start < 3:
+        r.issue(ERROR, "ub.lch", None, start, "truncated LCH")
+        return
+    ctrl, sub = r.buf[start + 2] >> 4, r.buf[start + 2] & 0xF
+    kind = _BY_CODE.get((ctrl, sub))
+    lch = _LCH_FORM.get(kind, _LCH)
+    v = r.take(lch)
+    if v is None:
+        return
+    flits = v[1] + 1
+    fields, values = r.fields, cb.values
+    fields["ub.lch.block"] = kind or f"unknown_{ctrl}_{sub}"
+    if kind is None:
+        r.issue(WARNING, lch.layer, "ub.lch.ctrl", start + 2, f"reserved CTRL/SUB_CTRL {ctrl}/{sub}")
     else:
-        lo, hi = KINDS[kind][2]
-        if not lo <= clength <= hi:
-            issues.append(_issue(WARNING, "ub.lch", "ub.lch.clength", off,
-                                 f"{kind} is {lo}..{hi} flits, CLENGTH says {clength}"))
-    if clength != flits:
-        issues.append(_issue(ERROR, "ub.lch", "ub.lch.clength", off,
-                             f"CLENGTH says {clength} flits, the block has {flits}"))
-    if lch is _LCH and vals[-1]:
-        issues.append(_issue(WARNING, "ub.lch", "ub.lch.rsvd1", off + 3,
-                             "reserved LCH byte 3 is not zero"))
-    values: dict = {}
-    body_end = len(blk) - (4 if crc_mode else 1)
-    used = 4
-    body = _BODY.get(kind)
-    if body is not None and 4 + body.size <= body_end + (4 if kind == "Init" else 0):
-        bv = body.unpack(blk, 4)
-        fields.update(zip(body.keys, body.shown(bv)))
-        layers.append(body.layer)
-        used = 4 + body.size
-        for i in body.rsvd_idx:
-            if bv[i]:
-                issues.append(_issue(WARNING, body.layer, body.keys[i], off + 4,
-                                     f"reserved bits set in {body.title}"))
-        for i, f in body.fixed_fields:
-            if bv[i] != f.fixed:
-                issues.append(_issue(WARNING, body.layer, body.keys[i], off + 4,
-                                     f"{body.keys[i]} is {bv[i]:#x}, the spec fixes {f.fixed:#x}"))
-        named = dict(zip((f.name for f in body.fields), bv))
-        values.update({k: v for k, v in named.items() if not k.startswith("rsvd")})
-        if kind == "Crd_Ack":
+        cb.kind = kind
+        lo, hi = _FLITS[kind]
+        if not lo <= flits <= hi:
+            r.issue(WARNING, lch.layer, "ub.lch.clength", start,
+                    f"{kind} is {lo}..{hi} flits, CLENGTH says {flits}")
+    size = flits * FLIT
+    if size != stop - start:
+        r.issue(clength_severity, lch.layer, "ub.lch.clength", start,
+                f"CLENGTH says {flits} flits ({size} bytes), the block has {stop - start} bytes")
+    tlen = _TRAILER_LEN.get(trailer, 0)
+    r.end = max(min(start + size, stop) - tlen, r.pos)
+    if kind == "Crd_Ack":
+        h = _CRD_NS3 if vl0_first else _BODY["Crd_Ack"]
+        c = r.take(h)
+        if c is not None:
+            named = _named(h, c)
             raw = named["crd_num"]
-            credits = [(raw >> (6 * vl)) & 0x3F for vl in range(16)]
-            values["credits"] = credits
-            values["t"], values["sd"] = fields["ub.lch.t"], fields["ub.lch.sd"]
+            credits = [(raw >> (6 * (15 - i))) & 0x3F for i in range(16)]
+            if not vl0_first:
+                credits.reverse()
             for vl in range(16):
                 fields[f"ub.crd_ack.crd_vl{vl}"] = credits[vl]
-        elif kind == "Init":
-            values["init"] = InitParams.from_values(named)
-    elif body is not None:
-        issues.append(_issue(ERROR, "ub.lch", "ub.lch.clength", off,
-                             f"{kind} too short for its body ({flits} flits)"))
-    if kind == "Block_Mode_Chg":
-        t = vals[-1]   # the declared TYPE field, ub.lch.type
-        values["type"] = t
-        fields["ub.lch.type_name"] = E.BLOCK_MODE_TYPE.get(t, f"unknown_{t}")
-        if t not in E.BLOCK_MODE_TYPE:
-            issues.append(_issue(WARNING, "ub.lch", "ub.lch.type", off + 3,
-                                 f"reserved Block_Mode_Chg TYPE {t}"))
-    if kind == "Param_Exchg":
-        words = [int.from_bytes(blk[i * FLIT + 8:i * FLIT + 12], "big") for i in range(flits)]
+            lv = _named(lch, v)
+            values.update(named, credits=credits, t=lv["t"], sd=lv["sd"])
+    elif kind in ("Retry_Req", "Retry_Ack", "Lane_Manage", "Init"):
+        h = _BODY[kind]
+        b = r.take(h)
+        if b is not None:
+            named = _named(h, b)
+            values.update(named)
+            if kind == "Init":
+                values["init"] = InitParams.from_values(named)
+    elif kind == "Param_Exchg":
+        # PARAM_EXCHG_DATA at bytes 8..11 of every flit (§4.3.3.6)
+        words = []
+        b = r.take(_PX_FIRST)
+        if b is not None:
+            words.append(_named(_PX_FIRST, b)["data"])
+            while r.end - r.pos >= FLIT:
+                words.append(_named(_PX_MORE, r.take(_PX_MORE))["data"])
         values["words"] = words
-        fields["ub.param_exchg.data"] = words if len(words) > 1 else words[0]
         adv = parse_neighbor_advert(words)
         if adv:
             values["neighbor"] = adv
             fields["ub.param_exchg.port_idx"] = adv["port_idx"]
             fields["ub.param_exchg.guid"] = f"{adv['guid']:032x}"
-        layers.append("ub.param_exchg")
-        # reserved: flit bytes other than 8..11 (and the LCH)
-        for i in range(flits):
-            base = i * FLIT
-            for a, b in ((4 if i == 0 else 0, 8), (12, FLIT if base + FLIT <= body_end else
-                                                   body_end - base)):
-                if any(blk[base + a:base + b]):
-                    issues.append(_issue(WARNING, "ub.param_exchg", None, off + base + a,
-                                         "reserved bytes of a Param_Exchg flit are not zero"))
-                    break
-    elif used < body_end and any(blk[used:body_end]):
-        issues.append(_issue(WARNING, "ub.cb", "ub.cb.body", off + used,
-                             "reserved bytes of the DLLCB are not zero"))
-    tail = check_tail(blk, crc_mode, off, issues, end=True, covers_info=covers_info,
-                      crc_ok=crc_ok, last=True)
-    fields.update(tail)
-    layers.append("ub.bcrc" if crc_mode else "ub.end")
-    ok = tail.get("ub.bcrc.status") == "good" if crc_mode else None
-    return ControlBlock(kind, flits, fields, values, issues, ok, layers)
+    elif kind is not None:      # Null, NOB, Retry_Idle, Block_Mode_Chg: a reserved body
+        if kind == "Block_Mode_Chg":
+            values["type"] = _named(lch, v)["type"]
+        r.take(_CB_RSVD)
+    if r.pos < r.end:
+        r.take_bytes("ub.cb_body", r.end - r.pos, zero=True)
+    r.end = stop
+    if not tlen or stop - r.pos < tlen or start + size > stop:
+        return
+    if trailer == "end":
+        r.take(_END)
+        return
+    b = r.take(_BCRC)
+    rsvd, eflag, stored = b
+    calc = None
+    if not crc_ok:
+        calc = block_crc(bytes(r.buf[start:r.pos - 4]), rsvd << 1 | eflag, covers_info)
+        crc_ok = calc == stored
+    cb.crc_ok = crc_ok
+    if crc_ok:
+        fields["ub.bcrc.status"] = "good"
+    else:
+        fields["ub.bcrc.status"] = "bad"
+        fields["ub.bcrc.computed"] = calc
+        r.issue(ERROR, "ub.bcrc", "ub.bcrc.crc30", r.pos - 4,
+                f"CRC30 {stored:#010x}, computed {calc:#010x}")
+
+
+def parse_control(blk, crc_mode: bool = True, *, covers_info: bool = True, offset: int = 0,
+                  crc_ok: bool | None = None, vl0_first: bool = False) -> ControlBlock:
+    """One DLLCB given as its bytes (a flit-stream unit, a block the engine received):
+    :func:`read_control` of all of ``blk`` with the trailer of ``crc_mode`` (BCRC or END).
+    Its layers, fields and issues are those of ``ubpkt.decode(blk)`` under a profile with the
+    same ``crc_mode`` / ``bcrc_covers_info``; ``offset`` shifts the issue offsets (the block's
+    place in a stream).  Never raises."""
+    return read_control(bytes(blk), trailer="bcrc" if crc_mode else "end",
+                        covers_info=covers_info, vl0_first=vl0_first, offset=offset,
+                        crc_ok=crc_ok)

@@ -551,7 +551,7 @@ class DLLEngine:
                 # the rest of an accepted Retry_Ack_Set (and any set right behind it, sent for
                 # the same RcvPtr) before the replay: one-flit Retry_Idle / Retry_Ack blocks
                 if fec[i] and (flit == self._skip_set or self._is_retry_flit(flit)):
-                    if flit[2] & 0xF == 2 and int.from_bytes(flit[8:10], "big") != self.rcvptr:
+                    if flit[2] & 0xF == 2 and self._cb_values(flit)["rdptr"] != self.rcvptr:
                         self._skip_set = None
                         self._rx_error(now, ev, "Retry_Ack for another RcvPtr")
                     continue
@@ -609,6 +609,11 @@ class DLLEngine:
         p = self._rx_pkt
         return next_block(self._rx, 0, None if p is None else (p[1] - p[4], p[2]))[1]
 
+    def _cb_values(self, blk: bytes) -> dict:
+        """What the one DLLCB reader (:func:`control.parse_control`) finds in a control block
+        whose BCRC was checked."""
+        return C.parse_control(blk, self.crc_mode, covers_info=self.covers, crc_ok=True).values
+
     def _crc_ok(self, blk: bytes) -> bool:
         if not self.crc_mode:
             return True
@@ -631,7 +636,8 @@ class DLLEngine:
             self._on_retry_ack(flit, now, ev)
 
     def _on_retry_req(self, blk: bytes, now: int, ev: list) -> None:
-        rcv = int.from_bytes(blk[8:10], "big")
+        req = self._cb_values(blk)
+        rcv = req["rcvptr"]
         last_rcv, last_idx = self._req_run
         self._req_run = (rcv, self._rx_index)
         if last_rcv == rcv and self._rx_index - last_idx <= C.RETRY_SET_LEN:
@@ -643,12 +649,12 @@ class DLLEngine:
             self.rb.start_replay(self.rb.wrptr)
         self.ack_sm = A_ACK
         self._ack_set_due = True
-        self._ack_set_args = (blk[11], self.rb.numfreebuf & 0xFFFF, self.rb.rdptr,
+        self._ack_set_args = (req["num_retry"], self.rb.numfreebuf & 0xFFFF, self.rb.rdptr,
                               self.rb.wrptr)
         ev.append({"event": "replay", "from": rcv, "flits": (self.rb.wr - self.rb.replay_at)})
 
     def _on_retry_ack(self, blk: bytes, now: int, ev: list) -> None:
-        rdptr = int.from_bytes(blk[8:10], "big")
+        rdptr = self._cb_values(blk)["rdptr"]
         if rdptr != self.rcvptr:
             # a replay from elsewhere (a stale or repeated set): ask again from RcvPtr
             if self.req_sm == R_NORMAL:

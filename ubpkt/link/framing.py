@@ -141,9 +141,10 @@ class Deframer:
     (<= 512 flits) plus one feed."""
 
     def __init__(self, crc_mode: bool = True, *, covers_info: bool = True,
-                 controls: bool = True, vectorise: bool = True):
+                 controls: bool = True, vectorise: bool = True, crd_ack_vl0_first: bool = False):
         self.crc_mode = crc_mode
         self.covers_info = covers_info
+        self.vl0_first = crd_ack_vl0_first
         self.controls = controls
         self.vectorise = vectorise
         self._buf = bytearray()
@@ -211,8 +212,8 @@ class Deframer:
     def _block(self, kind, blk, off, flits, crc_ok, out) -> None:
         if kind == "cb":
             cb = parse_control(blk, self.crc_mode, covers_info=self.covers_info, offset=off,
-                               crc_ok=crc_ok)
-            u = Unit("control", off, flits, None, cb.issues, [], False, cb, blk)
+                               crc_ok=crc_ok, vl0_first=self.vl0_first)
+            u = Unit("control", off, flits, None, list(cb.issues), [], False, cb, blk)
             if self._pkt is not None:
                 u.issues.append(_issue(INFO, "ub.lch", None, off,
                                        "DLLCB between the DLLDBs of a DLLDP"))
