@@ -28,29 +28,31 @@ class Derived:
     spec: str = ""
 
 
-#: Layers that are runs of raw bytes, and the one hex field each carries.
-BYTE_RUNS: dict[str, str] = {
-    "data": "data.data", "trailer": "frame.trailer", "eth.trailer": "eth.trailer",
-    "ip.options": "ip.options", "ub.pad": "ub.pad.data", "ub.saetph_bitmap": "ub.saetph.bitmap",
-    "ub.beetah": "ub.beetah.be", "ub.cb_body": "ub.cb.body", "ub.pdu": "ub.pdu.data",
-    "ub.scan_fwd": "ub.scan.fwd_path", "ub.scan_ret": "ub.scan.ret_path",
-    "ub.scan_tlv_value": "ub.scan_tlv.value", "ub.ciph_protected": "ub.ciph.protected",
-    "ub.ciph_icv": "ub.ciph.icv", "ub.lldp_value": "ub.lldp.tlv_value",
-    "ub.lacp_value": "ub.lacp.tlv_value", "bootp.options": "bootp.options",
-}
+#: Layers that are runs of raw bytes: (layer, the one hex field it carries, title).
+_BYTE_RUN_TABLE = (
+    ("data", "data.data", "Payload"),
+    ("trailer", "frame.trailer", "Frame trailer"),
+    ("eth.trailer", "eth.trailer", "Ethernet trailer"),
+    ("ip.options", "ip.options", "IPv4 options"),
+    ("ub.pad", "ub.pad.data", "Transport padding"),
+    ("ub.saetph_bitmap", "ub.saetph.bitmap", "SACK bitmap"),
+    ("ub.beetah", "ub.beetah.be", "Byte Enable Extended TAH"),
+    ("ub.cb_body", "ub.cb.body", "Control block body"),
+    ("ub.pdu", "ub.pdu.data", "Management PDU body"),
+    ("ub.scan_fwd", "ub.scan.fwd_path", "Forward path"),
+    ("ub.scan_ret", "ub.scan.ret_path", "Return path"),
+    ("ub.scan_tlv_value", "ub.scan_tlv.value", "TLV value"),
+    ("ub.ciph_protected", "ub.ciph.protected", "Protected part"),
+    ("ub.ciph_icv", "ub.ciph.icv", "Integrity check value"),
+    ("ub.lldp_value", "ub.lldp.tlv_value", "LLDP TLV value"),
+    ("ub.lacp_value", "ub.lacp.tlv_value", "LACP TLV value"),
+    ("bootp.options", "bootp.options", "BOOTP/DHCP options"),
+)
+BYTE_RUNS: dict[str, str] = {layer: key for layer, key, _ in _BYTE_RUN_TABLE}
 #: Titles of the layers that are not declared headers (byte runs and the ICRC trailer).
-BYTE_LAYER_TITLES: dict[str, str] = {
-    "data": "Payload", "trailer": "Frame trailer", "eth.trailer": "Ethernet trailer",
-    "ip.options": "IPv4 options", "ub.icrc": "Invariant CRC", "ub.pad": "Transport padding",
-    "ub.saetph_bitmap": "SACK bitmap", "ub.beetah": "Byte Enable Extended TAH",
-    "ub.cb_body": "Control block body", "ub.pdu": "Management PDU body",
-    "ub.scan_fwd": "Forward path", "ub.scan_ret": "Return path",
-    "ub.scan_tlv_value": "TLV value", "ub.ciph_protected": "Protected part",
-    "ub.ciph_icv": "Integrity check value", "ub.lldp_value": "LLDP TLV value",
-    "ub.lacp_value": "LACP TLV value", "bootp.options": "BOOTP/DHCP options",
-}
-
-_STATUS = {"good": "the stored CRC matches", "bad": "it does not"}
+BYTE_LAYER_TITLES: dict[str, str] = {layer: title for layer, _, title in _BYTE_RUN_TABLE[:4]}
+BYTE_LAYER_TITLES["ub.icrc"] = "Invariant CRC"
+BYTE_LAYER_TITLES.update((layer, title) for layer, _, title in _BYTE_RUN_TABLE[4:])
 
 DERIVED: tuple[Derived, ...] = (
     Derived("ub.lph.blocks", "uint", "DLLDBs", "ub.lph", bits=8, spec="UB 2.0 §4.3.2.2.2"),
