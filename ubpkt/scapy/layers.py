@@ -1,42 +1,63 @@
-"""Scapy layers for UnifiedBus, generated from the format registry (``ubpkt.formats``).
+"""Scapy layers for UnifiedBus, generated from the format registry (``ubpkt.formats``) and the
+packet grammar (:mod:`ubpkt.formats.grammar`).
 
 One :class:`~scapy.packet.Packet` subclass per registered UB header, named ``UB`` + the CamelCase
-of its layer id (``ub.btah_c`` -> ``UBBtahC``).  Which layer follows which mirrors
-:mod:`ubpkt.dissect`; the spec gaps are settled by a :class:`ubpkt.profile.Profile` (the module
-default, :func:`set_profile`, or ``NS3`` under any ns-3-UB variant layer).
+of its layer id (``ub.btah_c`` -> ``UBBtahC``), plus one small layer per run of bytes
+(``ubpkt.formats.derived.BYTE_RUNS``).  Nothing here restates the packet grammar:
+
+* which layer follows which is ``grammar.NEXT`` evaluated by ``grammar.select()`` (own fields from
+  the layer, earlier record keys from the layers below it, ``Peek`` from the payload bytes,
+  ``Knob`` from :func:`profile_of`), concrete forms by ``grammar.resolve()``; the steps the grammar
+  names as procedures (``"@tah"``, ``"@mgmt_pdu"``...) are the small functions of
+  :data:`_PROCEDURES`;
+* the build-time defaults (``bind_top_down``) are generated from the same rules;
+* the ICRC from ``grammar.icrc_start()`` and ``Header.icrc_masks()`` (UB 2.0 §5.3.7), transport
+  padding from ``grammar.PADDING`` (§6.2.1), auto fields per ``grammar.AUTO_FILL``;
+* request/response matching (``answers``/``hashret``, for ``sr()``) from ``grammar.TA_PAIRS``,
+  ``TA_MATCH``, ``TP_PAIRS`` and ``TP_MATCH`` (§6.2.1, §7.1).
+
+The spec gaps are settled by a :class:`ubpkt.profile.Profile` (the module default,
+:func:`set_profile`, or ``NS3`` under any ns-3-UB variant layer).
 """
 from __future__ import annotations
+
+import struct
 
 from scapy.config import conf
 from scapy.fields import StrField
 import scapy.layers.dhcp  # noqa: F401  (BOOTP/DHCP over CFG 5, UB 2.0 App F.2.2)
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
-from scapy.packet import Packet, Padding, bind_bottom_up, bind_top_down
+from scapy.packet import (Packet, Padding, bind_bottom_up, bind_top_down, split_bottom_up,
+                          split_top_down)
 
 from ..formats import HEADERS
 from ..formats import enums as E
-from ..dissect import REQUEST_HEADERS, RESPONSE_HEADERS
+from ..formats import grammar as G
 from ..formats.core import Header
-from ..link.crc30 import bcrc_crc30, crc30
+from ..formats.derived import BYTE_LAYER_TITLES, BYTE_RUNS
+from ..link.crc30 import block_crc
 from ..link.plength import plength as _plength
-from ..network.icrc import icrc as _icrc, masks_for_cna16, masks_for_cna24, masks_for_ip
+from ..network.icrc import icrc as _icrc
 from ..profile import NS3, SPEC, Profile
+from ..record import LINKTYPE_NS3, LINKTYPE_UB
 from .fields import TrailerBytes, TrailerInt, make_field
 
 __all__ = ["CLASSES", "LAYER_CLASSES", "UBPacket", "set_profile", "get_profile", "profile_of",
-           "layer_ids", "class_name"]
-
-UB_UDP_PORT = 4792
+           "layer_ids", "class_name", "tah_sequence"]
 
 
 class _State:
     profile: Profile = SPEC
+    udp_ports: tuple = ()
 
 
 def set_profile(profile: Profile) -> None:
-    """Profile used by layers that have no ns-3-UB variant below them (default: SPEC)."""
+    """Profile used by layers that have no ns-3-UB variant below them (default: SPEC).  The UDP
+    ports that carry UB (``ub_udp_ports``) are re-bound to it."""
     _State.profile = profile
+    if LAYER_CLASSES:
+        _bind_udp(profile)
 
 
 def get_profile() -> Profile:
@@ -62,6 +83,18 @@ def _lid(pkt) -> str | None:
     return getattr(pkt, "ub_layer", None)
 
 
+#: The LCH forms (UB 2.0 §4.3.3.1) are one grammar node, ``ub.lch``, read by the @dllcb step.
+_LCH_FORMS = frozenset({"ub.lch", "ub.lch_crd_ack", "ub.lch_block_mode_chg"})
+
+
+def _node(pkt) -> str | None:
+    """The grammar's (logical) name of a layer: ``ub.lph_ns3`` -> ``ub.lph``."""
+    lid = _lid(pkt)
+    if not lid:
+        return None
+    return "ub.lch" if lid in _LCH_FORMS else G.logical(lid)
+
+
 def profile_of(pkt) -> Profile:
     """The profile governing ``pkt``: NS3 above any ns-3-UB variant layer, else the default."""
     for layer in _below(pkt):
@@ -71,45 +104,101 @@ def profile_of(pkt) -> Profile:
     return _State.profile
 
 
-def _find_below(pkt, ids):
+def _earlier(pkt, key: str):
+    """The value of record key ``ub.<prefix>.<field>`` in ``pkt`` or the nearest layer below it
+    that declares it (None: no such layer)."""
+    base, _, name = key.rpartition(".")
     for layer in _below(pkt):
-        if _lid(layer) in ids:
+        h = getattr(layer, "ub_header", None)
+        if h is not None and h.base == base and name in h.index:
+            return _value(layer, name)
+    return None
+
+
+def _value(layer, name: str):
+    """Field ``name`` of ``layer``: as set (or dissected), else as the layer above implies it.
+    The grammar lets a header's rule look back at a field of the one below (``ub.nth`` after
+    ``ub.lph.cfg``, ``ub.cetph`` after ``ub.rtph.tpopcode``...): when that field is left unset,
+    the value whose case leads to the layers actually stacked is used (CFG 4 under an NTH and
+    IPv6, CFG 9 under a CNA16 and a TAH, TPSACK_CC under a CETPH and a SAETPH)."""
+    value = layer.getfieldval(name)
+    if name in layer.fields or layer.ub_header is None:
+        return value
+    upper = layer.payload
+    rule = G.NEXT.get(_node(upper)) if isinstance(upper, UBPacket) else None
+    if not isinstance(rule, G.Switch) or not upper.payload:
+        return value
+    key = f"{layer.ub_header.base}.{name}"
+    if rule.key != key:
+        return value
+    above = upper.payload
+
+    def leads(v) -> bool:
+        t = G.select(rule, upper.getfieldval, lambda k: v if k == key else _earlier(upper, k),
+                     _peeker(b""), profile_of(upper))
+        return _target_matches(t, above)
+
+    if leads(value):
+        return value
+    for v in rule.cases:
+        if leads(v):
+            return v
+    return value
+
+
+def _find_below(pkt, node: str):
+    for layer in _below(pkt):
+        if _node(layer) == node:
             return layer
     return None
 
 
-_LPH_IDS = frozenset({"ub.lph", "ub.lph_ns3"})
-_CNA16_IDS = frozenset({"ub.cna16", "ub.cna16_ns3"})
-_CNA_IDS = _CNA16_IDS | {"ub.cna24", "ub.cna24_ns3"}
-_TAH_IDS = frozenset({"ub.btah", "ub.btah_c", "ub.atah", "ub.atah_c", "ub.atah_ns3"})
-_TPH_IDS = frozenset({"ub.rtph", "ub.utph"})
+def _peeker(data: bytes):
+    return lambda off: data[off] if 0 <= off < len(data) else None
 
 
-def _cfg_below(pkt):
-    lph = _find_below(pkt, _LPH_IDS)
-    return None if lph is None else lph.cfg
+def _select(pkt, rule, data: bytes):
+    """``grammar.select`` of ``rule`` after layer ``pkt``, ``data`` being the bytes after it."""
+    return G.select(rule, lambda name: _value(pkt, name), lambda key: _earlier(pkt, key),
+                    _peeker(data), profile_of(pkt))
+
+
+#: layer id -> class, filled below
+CLASSES: dict[str, type] = {}          # class name -> class
+LAYER_CLASSES: dict[str, type] = {}    # layer id -> class
+L = LAYER_CLASSES
+
+
+def _layer_class(layer: str, prof: Profile, compact: bool = False):
+    return L.get(G.resolve(layer, prof, compact))
+
+
+#: The transport headers (those that carry padding, UB 2.0 §6.2.1).
+_TPH_NODES = frozenset(G.PADDING.headers)
+#: The concrete forms that only a compact-TAH packet uses (VARIANTS condition ``compact``).
+_COMPACT_FORMS = frozenset(c for choices in G.VARIANTS.values() for conds, c in choices
+                           if ("compact", True) in conds)
 
 
 def _tah_context(under) -> tuple[bool, bool]:
-    """(full TAH form, in an RTP data packet) for a transaction header right above ``under``."""
+    """(compact TAH forms, in an RTP data packet) for a transaction header above ``under``:
+    compact for CFG 9, and for CFG 6/7 CTP per the profile (App B, G13); full otherwise."""
     prof = profile_of(under)
-    cfg, tph, cna = None, None, False
+    tph = cna = None
     for layer in _below(under):
-        lid = _lid(layer)
-        if lid in _TPH_IDS and tph is None:
+        node = _node(layer)
+        if node in _TPH_NODES and tph is None:
             tph = layer
-        elif lid in _CNA_IDS:
-            cna = True
-        elif lid in _LPH_IDS:
-            cfg = layer.cfg
-    if cfg == 9:
-        full = False
-    elif cna and tph is None:
-        full = prof.cna_tah_form == "full"
+        elif node in ("ub.cna16", "ub.cna24"):
+            cna = layer
+    if _earlier(under, "ub.lph.cfg") == 9:
+        compact = True
+    elif cna is not None and (tph is None or _node(tph) == "ub.ctph"):
+        compact = prof.cna_tah_form == "compact"
     else:
-        full = True
-    tp_data = tph is not None and _lid(tph) == "ub.rtph" and tph.tpopcode == 1
-    return full, tp_data
+        compact = False
+    tp_data = tph is not None and _node(tph) == "ub.rtph" and tph.tpopcode == 1
+    return compact, tp_data
 
 
 # ------------------------------------------------------------------------------------------------
@@ -121,105 +210,37 @@ class UBPacket(Packet):
     ub_header: Header | None = None
     ub_layer: str = ""
     ub_profile: Profile | None = None
+    #: (field, AUTO_FILL rule) of the fields built when left unset
+    ub_auto: tuple = ()
+    #: transport padding (grammar.PADDING) and ICRC (grammar.ICRC_COVERAGE) owners
+    ub_has_pad: bool = False
+    ub_icrc_owner: bool = False
 
+    # -- dissection -------------------------------------------------------------------------------
     def guess_payload_class(self, payload):
-        nxt = _NEXT.get(self.ub_layer)
-        if nxt is not None:
-            cls = nxt(self, payload)
-            if cls is not None:
-                return cls
-        return conf.raw_layer
-
-    def mysummary(self):
-        h = self.ub_header
-        if h is None or not h.enum_fields:
-            return type(self).__name__
-        name = h.enum_fields[0][1]
-        return f"{type(self).__name__} {self.sprintf(f'%{type(self).__name__}.{name}%')}"
-
-    # header-bit patching for auto fields
-    def _patch(self, pkt: bytes, name: str, value: int) -> bytes:
-        h = self.ub_header
-        i = [f.name for f in h.fields].index(name)
-        f, off = h.fields[i], h.offsets[i]
-        shift = h.bits - off - f.bits
-        mask = (1 << f.bits) - 1
-        v = int.from_bytes(pkt[:h.size], "big")
-        v = (v & ~(mask << shift)) | ((value & mask) << shift)
-        return v.to_bytes(h.size, "big") + pkt[h.size:]
-
-
-# ------------------------------------------------------------------------------------------------
-# trailers: transport padding and the ICRC
-
-def _icrc_bytes(prof: Profile, value: int) -> bytes:
-    return (value & 0xFFFFFFFF).to_bytes(4, prof.icrc_byteorder)
-
-
-def _tph_wants_icrc(pkt, nlp=None) -> bool:
-    return _lid(pkt) in _TPH_IDS and isinstance(pkt.underlayer, UDP) and profile_of(pkt).icrc
-
-
-def _cna_wants_icrc(pkt, nlp=None) -> bool:
-    prof = profile_of(pkt)
-    if not prof.icrc:
-        return False
-    under = pkt.underlayer
-    if _lid(under) not in _LPH_IDS or under.cfg not in (6, 7):
-        return False
-    enum = _lid(pkt) in _CNA16_IDS and (pkt.nlp if nlp is None else nlp) == 1
-    return not enum or prof.enum_icrc
-
-
-def _cfg5_wants_icrc(pkt, nlp=None) -> bool:
-    return profile_of(pkt).cfg5_icrc and _lid(pkt.underlayer) in _LPH_IDS
-
-
-def _ip_icrc(tph, body: bytes) -> int:
-    """ICRC of an IP-carried UB packet whose transport part (up to its padding) is ``body``:
-    the IP and UDP headers are built the way their own layers will build them."""
-    inner = body + b"\0\0\0\0"
-    layer = tph.underlayer
-    udp_size = None
-    while layer is not None and not isinstance(layer, (IP, IPv6)):
-        inner = layer.post_build(layer.self_build(), inner)
-        if isinstance(layer, UDP):
-            udp_size = len(inner)
-        layer = layer.underlayer
-    if layer is None or udp_size is None:
-        return 0
-    whole = layer.post_build(layer.self_build(), inner)
-    version = 4 if isinstance(layer, IP) else 6
-    masks = masks_for_ip(0, version, len(whole) - udp_size)
-    return _icrc(whole, 0, len(whole) - 4, masks)
-
-
-class _TrailerMixin:
-    """pre/post dissection and build of the padding (TPHs) and ICRC (ICRC owners)."""
-
-    ub_has_pad = False
-    ub_icrc_rule = None     # callable(pkt) -> bool
+        cls = _next_class(self, payload)
+        return cls if cls is not None else conf.raw_layer
 
     def pre_dissect(self, s):
-        self._ub_icrc_raw = None
-        rule = type(self).ub_icrc_rule
-        h = self.ub_header
-        need = 4 if _lid(self) in _TPH_IDS else h.size + 4
-        # the header is not dissected yet: its NLP (enumeration or not) is read ahead
-        nlp = None
-        if "nlp" in h.by_name and len(s) >= h.size:
-            nlp = h.unpack(s)[list(h.by_name).index("nlp")]
-        if rule is not None and rule(self, nlp):
-            if len(s) >= need:
-                self._ub_icrc_raw = s[-4:]
-                s = s[:-4]
-            else:
-                self._ub_icrc_raw = False       # expected, but no room: none
+        if type(self).ub_icrc_owner:
+            self._ub_icrc_raw = None
+            h = self.ub_header
+            nlp = h.unpack(s)[h.index["nlp"]] if "nlp" in h.index and len(s) >= h.size else None
+            if _icrc_here(self, nlp, s):
+                need = (0 if _node(self) in G.TRANSPORT_OVER_UDP else h.size) + 4
+                if len(s) >= need:
+                    self._ub_icrc_raw = s[-4:]
+                    s = s[:-4]
+                else:
+                    self._ub_icrc_raw = False       # expected, but no room: none
         return s
 
     def post_dissect(self, s):
-        if type(self).ub_has_pad:
-            n = self.padding or 0
+        cls = type(self)
+        if not (cls.ub_has_pad or cls.ub_icrc_owner):
+            return s
+        if cls.ub_has_pad:
+            n = self.getfieldval(G.PADDING.field) or 0
             if n and len(s) >= n:
                 self.fields["pad"] = s[-n:]
                 s = s[:-n]
@@ -234,374 +255,169 @@ class _TrailerMixin:
         self.raw_packet_cache = None
         return s
 
+    # -- building ---------------------------------------------------------------------------------
     def post_build(self, pkt, pay):
+        # a field the layer above looks back at, left unset: the value the stack implies
+        upper = self.payload
+        rule = G.NEXT.get(_node(upper)) if isinstance(upper, UBPacket) else None
+        if isinstance(rule, G.Switch) and "." in rule.key and self.ub_header is not None:
+            base, _, name = rule.key.rpartition(".")
+            if base == self.ub_header.base and name not in self.fields:
+                v = _value(self, name)
+                if v != self.getfieldval(name):
+                    pkt = self._patch(pkt, name, v)
+        for name, rule in type(self).ub_auto:
+            if self.getfieldval(name) is None:
+                pkt, pay = _FILL[rule](self, name, pkt, pay)
+        if not type(self).ub_has_pad and not type(self).ub_icrc_owner:
+            return pkt + pay
         if type(self).ub_has_pad:
-            pad = self.pad
-            n = self.padding
-            if n is None:
-                n = (len(pad) if pad is not None else -(len(pkt) + len(pay))) % 4
-                pkt = self._patch(pkt, "padding", n)
+            pad = self.getfieldval("pad")
             if pad is None:
-                pad = b"\0" * n
+                h = self.ub_header
+                pad = b"\0" * h.unpack(pkt[:h.size])[h.index[G.PADDING.field]]
             pay = pay + bytes(pad)
         body = pkt + pay
-        rule = type(self).ub_icrc_rule
-        if self.icrc is False:                  # icrc=False: no ICRC at all
+        value = self.getfieldval("icrc")
+        if value is False:                      # icrc=False: no ICRC at all
             return body
-        if self.icrc is not None:
-            return body + _icrc_bytes(profile_of(self), self.icrc)
-        if rule is None or not rule(self):
-            return body
-        prof = profile_of(self)
-        lid = _lid(self)
-        if lid in _TPH_IDS:
-            value = _ip_icrc(self, body)
-        elif lid in _CNA_IDS:
-            masks = (masks_for_cna16 if lid in _CNA16_IDS else masks_for_cna24)(0)
-            value = _icrc(body, 0, len(body), masks)
-        else:
-            value = _icrc(body, 0, len(body), [])
-        return body + _icrc_bytes(prof, value)
+        if value is None:
+            if not _icrc_here(self, None, body):
+                return body
+            value = _icrc_value(self, body)
+        return body + (value & 0xFFFFFFFF).to_bytes(4, profile_of(self).icrc_byteorder)
+
+    def _patch(self, pkt: bytes, name: str, value: int) -> bytes:
+        """``pkt`` (this layer's header bytes first) with field ``name`` set to ``value``."""
+        h = self.ub_header
+        i = h.index[name]
+        f, off = h.fields[i], h.offsets[i]
+        shift = h.bits - off - f.bits
+        mask = (1 << f.bits) - 1
+        v = int.from_bytes(pkt[:h.size], "big")
+        v = (v & ~(mask << shift)) | ((value & mask) << shift)
+        return v.to_bytes(h.size, "big") + pkt[h.size:]
+
+    # -- requests and responses (scapy sr()) ------------------------------------------------------
+    def hashret(self):
+        node = _node(self)
+        if node in ("ub.btah", "ub.atah"):
+            return _ta_hashret(self)
+        if node == "ub.rtph":
+            return _tp_hashret(self)
+        return self.payload.hashret()
+
+    def answers(self, other):
+        node = _node(self)
+        if node in ("ub.btah", "ub.atah"):
+            return _ta_answers(self, other)
+        if node == "ub.rtph":
+            return _tp_answers(self, other)
+        if node == "ub.lch":            # a DLL control block answers no packet
+            return 0
+        swap = _ADDRESS_SWAP.get(node)
+        if swap is not None and conf.checkIPaddr and isinstance(other, UBPacket) and \
+                _node(other) == node:
+            a, b = swap
+            if self.getfieldval(a) != other.getfieldval(b) or \
+                    self.getfieldval(b) != other.getfieldval(a):
+                return 0
+        return super().answers(other)
+
+    def mysummary(self):
+        h = self.ub_header
+        if h is None or not h.enum_fields:
+            return type(self).__name__
+        name = h.enum_fields[0][1]
+        return f"{type(self).__name__} {self.sprintf(f'%{type(self).__name__}.{name}%')}"
 
 
 # ------------------------------------------------------------------------------------------------
-# other build-time auto fields
+# dispatch: grammar.NEXT, then the procedures
 
-class _LphMixin:
-    @classmethod
-    def dispatch_hook(cls, _pkt=None, *args, **kargs):
-        if _pkt is not None and len(_pkt) >= 3 and _pkt[1] & 0x0F == 0:
-            return _lch_class(_pkt, ns3=cls.ub_profile is not None)
-        return cls
-
-    def post_build(self, pkt, pay):
-        if "cfg" not in self.fields and isinstance(self.payload, UBPacket) and \
-                _lid(self.payload) == "ub.nth" and isinstance(self.payload.payload, IPv6):
-            pkt = self._patch(pkt, "cfg", 4)
-        if self.plength is None:
-            try:
-                value = _plength(len(pkt) + len(pay), profile_of(self).crc_mode)
-            except ValueError:
-                value = 0
-            pkt = self._patch(pkt, "plength", value)
-        return pkt + pay
+def _next_class(pkt, payload: bytes):
+    node = _node(pkt)
+    rule = G.NEXT.get(node, _NOT_IN_NEXT)
+    if rule is not _NOT_IN_NEXT:
+        return _target_class(pkt, _select(pkt, rule, payload), payload)
+    cont = _CONTINUE.get(pkt.ub_layer)
+    return cont(pkt, payload) if cont is not None else None
 
 
-class _RtphMixin(_TrailerMixin):
-    @classmethod
-    def dispatch_hook(cls, _pkt=None, *args, **kargs):
-        if _pkt is not None and len(_pkt) >= 1 and _pkt[0] & 0x7F == 0:
-            return LAYER_CLASSES["ub.utph"]
-        return cls
+_NOT_IN_NEXT = object()
 
 
-class _MgmtMixin:
-    def post_build(self, pkt, pay):
-        if self.pdu_length is None:
-            pkt = self._patch(pkt, "pdu_length", len(pay))
-        return pkt + pay
-
-
-class _LchMixin:
-    def pre_dissect(self, s):
-        self._ub_total = len(s)
-        return s
-
-    def post_build(self, pkt, pay):
-        whole = pkt + pay
-        b = self.payload
-        while b and _lid(b) != "ub.bcrc":
-            b = b.payload
-        if _lid(b) == "ub.bcrc" and b.crc30 is None:
-            tail = len(b.do_build())
-            off = len(whole) - tail
-            if off >= 0:
-                info = (b.rsvd1 or 0) << 1 | (b.error_flag or 0)
-                prof = profile_of(self)
-                value = bcrc_crc30(whole[:off], info) if prof.bcrc_covers_info else \
-                    crc30(whole[:off])
-                word = int.from_bytes(whole[off:off + 4], "big")
-                word = (word & ~0x3FFFFFFF) | value
-                whole = whole[:off] + word.to_bytes(4, "big") + whole[off + 4:]
-        return whole
-
-
-class _NthMixin:
-    def do_dissect_payload(self, s):
-        super().do_dissect_payload(s)
-        # ns-3-UB: every UDP datagram of a native IP packet is UB, whatever its port
-        if not profile_of(self).any_udp_port_is_ub:
-            return
-        udp = self.getlayer(UDP)
-        if udp is None or isinstance(udp.payload, UBPacket):
-            return
-        data = bytes(udp.payload) if not isinstance(udp.payload, Padding) else b""
-        if not data:
-            return
-        udp.remove_payload()
-        udp.add_payload(LAYER_CLASSES["ub.rtph"](data, _internal=1, _underlayer=udp))
-
-
-# ------------------------------------------------------------------------------------------------
-# variable-length byte runs (layers the dissector records as hex)
-
-class _VarBytes(StrField):
-    """Bytes whose length the layer computes from its context when dissecting."""
-
-    def getfield(self, pkt, s):
-        n = max(0, min(len(s), pkt.ub_length(s)))
-        return s[n:], s[:n]
-
-
-def _var_layer(layer: str, field: str, title: str, length, nxt=None):
-    cls = type(class_name(layer), (UBPacket,), {
-        "name": title, "fields_desc": [_VarBytes(field, b"")], "ub_layer": layer,
-        "ub_length": lambda self, s: length(self, s), "__module__": __name__})
-    if nxt is not None:
-        _NEXT[layer] = nxt
-    LAYER_CLASSES[layer] = cls
-    CLASSES[cls.__name__] = cls
-    return cls
-
-
-# ------------------------------------------------------------------------------------------------
-# class generation
-
-CLASSES: dict[str, type] = {}          # class name -> class
-LAYER_CLASSES: dict[str, type] = {}    # layer id -> class
-_NEXT: dict = {}
-
-_TRAILER_ROLES = {
-    "ub.rtph": (_RtphMixin, True, _tph_wants_icrc),
-    "ub.utph": (_TrailerMixin, True, _tph_wants_icrc),
-    "ub.ctph": (_TrailerMixin, True, None),
-    "ub.cna16": (_TrailerMixin, False, _cna_wants_icrc),
-    "ub.cna16_ns3": (_TrailerMixin, False, _cna_wants_icrc),
-    "ub.cna24": (_TrailerMixin, False, _cna_wants_icrc),
-    "ub.cna24_ns3": (_TrailerMixin, False, _cna_wants_icrc),
-    "ub.cfg5": (_TrailerMixin, False, _cfg5_wants_icrc),
-}
-_OTHER_MIXINS = {"ub.lph": _LphMixin, "ub.lph_ns3": _LphMixin, "ub.mgmtetah": _MgmtMixin,
-                 "ub.lch": _LchMixin, "ub.lch_crd_ack": _LchMixin,
-                 "ub.lch_block_mode_chg": _LchMixin, "ub.nth": _NthMixin}
-_NS3_LAYERS = frozenset(h.layer for h in HEADERS.values() if h.name.endswith("_ns3"))
-#: defaults that make a bare layer meaningful (not part of the declarations)
-_DEFAULTS = {"ub.rtph": {"tpopcode": 1}, "ub.atah": {"taopcode": 0x11},
-             "ub.atah_c": {"taopcode": 0x11}, "ub.atah_ns3": {"taopcode": 0x11}}
-
-
-def _make_class(h: Header, name: str | None = None, profile: Profile | None = None):
-    defaults = _DEFAULTS.get(h.layer, {})
-    fields = [make_field(f, defaults.get(f.name, 0)) for f in h.fields]
-    bases: list = [UBPacket]
-    attrs = {"name": h.title, "ub_header": h, "ub_layer": h.layer, "__module__": __name__,
-             "__doc__": f"{h.title} ({h.spec}), generated from ubpkt.formats {h.layer}."}
-    if h.layer in _NS3_LAYERS or profile is not None:
-        attrs["ub_profile"] = profile or NS3
-    role = _TRAILER_ROLES.get(h.layer)
-    if role is not None:
-        mixin, has_pad, rule = role
-        bases.insert(0, mixin)
-        attrs["ub_has_pad"] = has_pad
-        attrs["ub_icrc_rule"] = staticmethod(rule) if rule else None
-        if has_pad:
-            fields.append(TrailerBytes("pad"))
-        fields.append(TrailerInt("icrc"))
-    elif h.layer in _OTHER_MIXINS:
-        bases.insert(0, _OTHER_MIXINS[h.layer])
-    attrs["fields_desc"] = fields
-    for base in bases:
-        # scapy only honours a dispatch_hook found in the class's own namespace
-        if "dispatch_hook" in vars(base):
-            attrs["dispatch_hook"] = vars(base)["dispatch_hook"]
-    return type(name or class_name(h.layer), tuple(bases), attrs)
-
-
-for _h in HEADERS.values():
-    if _h.ns != "ub":
-        continue
-    _cls = _make_class(_h)
-    CLASSES[_cls.__name__] = _cls
-    LAYER_CLASSES[_h.layer] = _cls
-
-# data-link control blocks seen through linktype 147 follow the ns-3-UB profile
-_LCH_NS3 = {}
-for _lay in ("ub.lch", "ub.lch_crd_ack", "ub.lch_block_mode_chg"):
-    _cls = _make_class(HEADERS[_lay], class_name(_lay) + "Ns3", NS3)
-    CLASSES[_cls.__name__] = _cls
-    _LCH_NS3[_lay] = _cls
-
-L = LAYER_CLASSES
-
-
-def _lch_class(buf, ns3: bool):
-    kind = E.DLLCB_TYPES.get((buf[2] >> 4, buf[2] & 0xF))
-    lay = {"Crd_Ack": "ub.lch_crd_ack", "Block_Mode_Chg": "ub.lch_block_mode_chg"}.get(kind,
-                                                                                      "ub.lch")
-    return _LCH_NS3[lay] if ns3 else L[lay]
-
-
-# ------------------------------------------------------------------------------------------------
-# dispatch (mirrors ubpkt.dissect)
-
-def _lph_next(pkt, pay):
-    prof = profile_of(pkt)
-    cfg = pkt.cfg
-    if cfg in (3, 4):
-        return L["ub.nth"]
-    if cfg == 5:
-        return L["ub.cfg5"]
-    if cfg in (6, 9):
-        return L["ub.cna16_ns3" if prof.cna_little_endian else "ub.cna16"]
-    if cfg == 7:
-        return L["ub.cna24_ns3" if prof.cna_little_endian else "ub.cna24"]
-    return None
-
-
-def _nth_next(pkt, pay):
-    v = pay[0] >> 4 if pay else None
-    return IP if v == 4 else IPv6 if v == 6 else None
-
-
-def _cna_next(pkt, pay):
-    cfg = _cfg_below(pkt.underlayer)
-    if cfg == 9:
-        return _tah_class(pkt, pay)
-    nlp = pkt.nlp
-    if nlp == 0:
-        return L["ub.ctph"]
-    if nlp == 1 and _lid(pkt) in _CNA16_IDS:
-        return L["ub.upih16"]
-    if nlp == 2:
-        return L["ub.rtph"]
-    return None
-
-
-def _after_tph_nlp(pkt, pay, nlp, rtp: bool):
-    if nlp == 0:
-        return _tah_class(pkt, pay)
-    if nlp == 1:
-        return L["ub.upih32"]
-    if nlp == 2 and not rtp:
-        return L["ub.upih16"]
-    if nlp == 3:
-        return L["ub.ciph"]
-    return None
-
-
-def _cetph_class(prof):
-    if prof.ns3_layouts:
-        return L["ub.cetph_caqm_ns3"]
-    return L["ub.cetph_ldcp" if prof.cetph_variant == "ldcp" else "ub.cetph_caqm"]
-
-
-def _tp_response_tail(pkt, pay):
-    prof = profile_of(pkt)
-    if prof.tp_response_atah and len(pay) >= 8:
-        return _tah_class(pkt, pay)
-    return None
-
-
-def _rtph_next(pkt, pay):
-    prof = profile_of(pkt)
-    opc = pkt.tpopcode
-    if opc == 1:
-        return _after_tph_nlp(pkt, pay, pkt.nlp, rtp=True)
-    if opc in (3, 6):
-        return _cetph_class(prof)
-    if opc == 5:
-        return L["ub.saetph"]
-    if opc == 8:
-        return L["ub.cetph_cnp"]
-    if opc == 2 or (opc == 4 and prof.ns3_layouts):
-        return _tp_response_tail(pkt, pay)
-    return None
-
-
-def _cetph_next(pkt, pay):
-    rtph = pkt.underlayer
-    if _lid(rtph) != "ub.rtph":
+def _target_class(pkt, target, payload: bytes):
+    if target is G.END or target == G.RESERVED:
         return None
-    if rtph.tpopcode == 6:
-        return L["ub.saetph"]
-    return _tp_response_tail(pkt, pay)
+    if target.startswith("@"):
+        proc = _PROCEDURES.get(target)
+        return proc(pkt, payload) if proc is not None else None
+    return _layer_class(target, profile_of(pkt))
 
 
-def _ctph_next(pkt, pay):
-    if pkt.tpopcode == 1:
-        return L["ub.cetph_cnp"] if profile_of(pkt).ctp_cnp_cetph else None
-    return _after_tph_nlp(pkt, pay, pkt.nlp, rtp=False)
+# -- @ipv4, @ipv6 (RFC 791/8200) -----------------------------------------------------------------
+
+def _ip_version(version: int):
+    # the IP header the rule names, when its version nibble agrees (else: payload)
+    cls = IP if version == 4 else IPv6
+    return lambda pkt, pay: cls if pay and pay[0] >> 4 == version else None
 
 
-def _upih16_next(pkt, pay):
-    under = pkt.underlayer
-    if _lid(under) in _CNA16_IDS and under.nlp == 1:
-        return L["ub.enum_pad"]
-    return L["ub.eidh40"]
-
-
-# -- transaction --------------------------------------------------------------------------------
-
-# the extension-header order per opcode is the dissector's (one table, UB 2.0 §7.4)
-_REQ_SEQ = REQUEST_HEADERS
-_RSP_SEQ = RESPONSE_HEADERS
-
+# -- @tah and the extension headers (UB 2.0 §7.2, §7.4) ------------------------------------------
 
 def _tah_class(under, pay):
+    """The TAH by TAOpcode: a request's BTAH or a response's ATAH, full or compact."""
     if not pay:
         return None
     op = pay[0]
     prof = profile_of(under)
-    full, tp_data = _tah_context(under)
-    if op in E.TA_RESPONSES:
-        if tp_data and full and prof.ns3_layouts:
-            return L["ub.btah"]
-        if full:
-            return L["ub.atah_ns3" if prof.ns3_layouts else "ub.atah"]
-        return L["ub.atah_c"]
-    return L["ub.btah" if full else "ub.btah_c"]
+    compact, tp_data = _tah_context(under)
+    lay = "ub.btah"
+    if op in E.TA_RESPONSES and not (tp_data and not compact and prof.ns3_layouts):
+        lay = "ub.atah"
+    return _layer_class(lay, prof, compact)
+
+
+def _tp_response_atah(pkt, pay):
+    prof = profile_of(pkt)
+    if len(pay) >= HEADERS[G.resolve("ub.atah", prof)].size:
+        return _tah_class(pkt, pay)
+    return None
 
 
 def tah_sequence(tah) -> list[str]:
-    """Layer ids of the extension headers that follow the transaction header ``tah``."""
+    """Layer ids (and ``@beetah``) of the extension headers that follow the transaction header
+    ``tah``: ``grammar.ta_sequence`` for its TAOpcode and flags (UB 2.0 §7.4 Tables 7-2/7-4)."""
     prof = profile_of(tah)
-    full, _ = _tah_context(tah.underlayer)
-    op = tah.taopcode
     lid = _lid(tah)
-    tv = False
-    if lid in ("ub.btah", "ub.btah_c"):
-        if op in E.TA_RESPONSES:
-            steps = ("maetah",)
-        elif op not in E.TAOPCODE:
-            return []
-        else:
-            steps = (("udetah",) if tah.ud_flag else ()) + _REQ_SEQ[op]
-            tv = bool(tah.tv_en)
-    else:
-        steps = _RSP_SEQ.get(op, ())
-    out = []
-    for step in steps:
-        if step == "tv":
-            if tv:
-                out.append("ub.tvetah")
-        elif step.startswith("taid?"):
-            if getattr(prof, step[5:] + "_taidetah"):
-                out.append("ub.taidetah")
-        elif step.startswith("ofst?"):
-            if getattr(prof, step[5:] + "_ofstetah"):
-                out.append("ub.ofstetah")
-        elif step == "maetah":
-            out.append("ub.maetah" if full else
-                       "ub.maetah_c_ns3" if prof.ns3_layouts else "ub.maetah_c")
-        else:
-            out.append("ub." + step)
-    return out
+    compact = lid in _COMPACT_FORMS
+    op = tah.taopcode
+    if G.logical(lid) == "ub.atah":
+        return G.ta_sequence(op, True, {}, prof, compact)
+    if op in E.TA_RESPONSES:
+        # ns-3-UB dialect: a TA response inside an RTP data packet, as a full BTAH + MAETAH
+        return [G.resolve(s, prof, compact) for s in G.TA_RESPONSE_IN_DATA_NS3]
+    return G.ta_sequence(op, False, {"tv_en": tah.tv_en, "ud_flag": tah.ud_flag}, prof,
+                         compact)
+
+
+def _beetah_len(avail: int):
+    # UB 2.0 §7.2.10: one BE bit per payload byte of a 64..1024-byte payload
+    n = avail * 8 // 9
+    if n * 9 != avail * 8 or n not in (64, 128, 256, 512, 1024):
+        return None
+    return n // 8
+
+
+_STEPS = {"@beetah": lambda pkt, pay: L["ub.beetah"] if _beetah_len(len(pay)) is not None
+          else None}
 
 
 def _seq_next(pkt, pay):
     n = 0
     tah = pkt
-    while tah is not None and _lid(tah) not in _TAH_IDS:
+    while tah is not None and _node(tah) not in ("ub.btah", "ub.atah"):
         n += 1
         tah = tah.underlayer
     if tah is None:
@@ -609,54 +425,30 @@ def _seq_next(pkt, pay):
     seq = tah_sequence(tah)
     if n >= len(seq):
         return None
-    nxt = seq[n]
-    if nxt == "ub.beetah":
-        return L["ub.beetah"] if _beetah_len(len(pay)) is not None else None
-    return L[nxt]
+    step = seq[n]
+    if step.startswith("@"):
+        proc = _STEPS.get(step)
+        return proc(pkt, pay) if proc is not None else None
+    return L.get(step)
 
 
-def _beetah_len(avail: int):
-    n = avail * 8 // 9
-    if n * 9 != avail * 8 or n not in (64, 128, 256, 512, 1024):
-        return None
-    return n // 8
-
-
-# -- management -----------------------------------------------------------------------------------
-
-def _mgmt_pdu_header(m):
-    code, sub, rsp = m.code, m.sub_code, m.rsp
-    if code == 2:
-        return "ub.cfg_rsp" if rsp else "ub.cfg_req"
-    if code == 0 and not rsp:
-        return "ub.error_msg"
-    if code == 1 and not rsp:
-        return "ub.link_msg" if sub in (0, 1) else "ub.hotplug_msg"
-    if code == 5 and sub == 2:
-        return "ub.token_check_rsp" if rsp else "ub.token_check_req"
-    if code == 4 and sub == 7 and not rsp:
-        return "ub.neighbour_query"
-    if code == 6 and not rsp:
-        return {0: "ub.entity_reg", 1: "ub.entity_dereg", 2: "ub.bus_create",
-                3: "ub.bus_destroy", 4: "ub.cfg_complete", 5: "ub.port_reset"}.get(sub)
-    return None
-
+# -- @mgmt_pdu (UB 2.0 §10.4.3.1) -----------------------------------------------------------------
 
 def _mgmt_next(pkt, pay):
     n = pkt.pdu_length or 0
     if n > len(pay):
         return None
-    lay = _mgmt_pdu_header(pkt)
-    if lay is not None and n >= HEADERS[lay].size:
+    lay = G.mgmt_pdu(pkt.code, pkt.sub_code, pkt.rsp)
+    if lay is not None and lay in L and n >= HEADERS[lay].size:
         return L[lay]
     return L["ub.pdu"] if n else None
 
 
 def _pdu_rest(pkt) -> int:
     m = pkt.underlayer
-    if _lid(m) == "ub.mgmtetah":
+    if _node(m) == "ub.mgmtetah":
         return m.pdu_length or 0
-    if _lid(m.underlayer) == "ub.mgmtetah":
+    if m is not None and _node(m.underlayer) == "ub.mgmtetah":
         return (m.underlayer.pdu_length or 0) - m.ub_header.size
     return 0
 
@@ -665,7 +457,7 @@ def _pdu_header_next(pkt, pay):
     return L["ub.pdu"] if _pdu_rest(pkt) > 0 and pay else None
 
 
-# -- enumeration -----------------------------------------------------------------------------------
+# -- enumeration (UB 2.0 §10.4.3.2) ---------------------------------------------------------------
 
 def _scan_path_len(scan) -> int | None:
     width = {0: 4, 1: 8, 2: 16}.get(scan.type)
@@ -674,23 +466,22 @@ def _scan_path_len(scan) -> int | None:
     return -(-(scan.hops * width) // 32) * 4
 
 
-def _scan_next(pkt, pay):
+def _scan_paths(pkt, pay):
     return L["ub.scan_fwd"] if _scan_path_len(pkt) is not None else None
 
 
-def _scan_pdu_next(pkt, pay):
-    if pkt.cmd == 1 and pkt.opcode in (2, 3, 4):
-        return L["ub.scan_cna_cfg"]
-    if pkt.cmd == 0 and pkt.opcode == 0 and len(pay) >= 2:
-        return L["ub.scan_tlv"]
-    return None
+# -- DLL control blocks (UB 2.0 §4.3.3) -----------------------------------------------------------
 
+def _lch_class(buf, ns3: bool):
+    kind = E.DLLCB_TYPES.get((buf[2] >> 4, buf[2] & 0xF))
+    lay = {"Crd_Ack": "ub.lch_crd_ack", "Block_Mode_Chg": "ub.lch_block_mode_chg"}.get(kind,
+                                                                                      "ub.lch")
+    return _LCH_NS3[lay] if ns3 else L[lay]
 
-# -- DLL control blocks --------------------------------------------------------------------------
 
 def _dllcb_bounds(pkt, remaining: int):
     """(offset of ``remaining`` bytes from the LCH, body end, BCRC expected) or None."""
-    lch = _find_below(pkt, {"ub.lch", "ub.lch_crd_ack", "ub.lch_block_mode_chg"})
+    lch = _find_below(pkt, "ub.lch")
     total = getattr(lch, "_ub_total", None)
     if total is None:
         return None
@@ -712,17 +503,13 @@ def _dllcb_tail(pkt, pay):
     return None
 
 
-def _lch_next(pkt, pay):
+def _dllcb(pkt, pay):
     prof = profile_of(pkt)
     kind = E.DLLCB_TYPES.get((pkt.ctrl, pkt.sub_ctrl))
     if kind == "Crd_Ack":
-        return L["ub.crd_ack_ns3" if prof.crd_ack_vl0_first else "ub.crd_ack"]
-    if kind in ("Retry_Req", "Retry_Ack", "Lane_Manage"):
+        return _layer_class("ub.crd_ack", prof)
+    if kind in ("Retry_Req", "Retry_Ack", "Lane_Manage", "Init", "Param_Exchg"):
         return L["ub." + kind.lower()]
-    if kind == "Init":
-        return L["ub.init"]
-    if kind == "Param_Exchg":
-        return L["ub.param_exchg"]
     if kind in ("Null", "NOB", "Retry_Idle", "Block_Mode_Chg"):
         return L["ub.cb_rsvd"]
     return _dllcb_tail(pkt, pay)
@@ -740,21 +527,36 @@ def _cb_body_len(pkt, s):
     return 0 if b is None else b[1] - b[0]
 
 
-# -- CFG 5 -----------------------------------------------------------------------------------------
+# -- TLV runs: LLDP (0x0109), ULAP/LACP (0x0104) over CFG 5 (App F.2); topology TLVs --------------
 
-def _cfg5_next(pkt, pay):
-    proto = pkt.protocol
-    if proto == 0x0102 and pay:
-        return L["ub.ip_notify6" if pay[0] >> 4 == 2 else "ub.ip_notify"]
-    if proto == 0x0106:
-        return L["ub.npic"]
-    if proto in (0x0100, 0x0101) and pay:
-        return _nth_next(pkt, pay)
-    if proto == 0x0109 and "ub.lldp_tlv" in L and len(pay) >= 2:
-        return L["ub.lldp_tlv"]
-    if proto == 0x0104 and "ub.lacp" in L and len(pay) >= 2:
-        return L["ub.lacp"]
-    return None
+def _tlv_start(tlv_layer):
+    return lambda pkt, pay: L.get(tlv_layer) if len(pay) >= 2 else None
+
+
+def _tlv_value_next(tlv_layer):
+    def nxt(pkt, pay):
+        under = pkt.underlayer
+        if _lid(under) == tlv_layer and under.tlv_type == 0:
+            return None
+        return L.get(tlv_layer) if len(pay) >= 2 else None
+    return nxt
+
+
+def _tlv_next(value_layer, value_len):
+    def nxt(pkt, pay):
+        n = value_len(pkt)
+        if n > 0:
+            return L.get(value_layer)
+        if n < 0 or pkt.tlv_type == 0:
+            return None
+        return type(pkt) if len(pay) >= 2 else None
+    return nxt
+
+
+# -- the rest ------------------------------------------------------------------------------------
+
+def _ciph_icv(pkt):
+    return profile_of(pkt).ciph_icv_len
 
 
 def _npic_next(pkt, pay):
@@ -763,146 +565,580 @@ def _npic_next(pkt, pay):
     while _lid(layer) == "ub.npic_entry":
         n += 1
         layer = layer.underlayer
-    if _lid(layer) == "ub.npic" and n < (layer.sum or 0):
+    if _node(layer) == "ub.npic" and n < (layer.sum or 0):
         return L["ub.npic_entry"]
     return None
 
 
-# -- the variable-length layers -------------------------------------------------------------------
+#: The grammar's procedures (grammar.PROCEDURES), as scapy dispatch: (layer just read, the bytes
+#: after it) -> the class of the next layer or None (payload).  ``@udp`` is scapy's UDP
+#: dispatch, bound to the profile's UB ports (:func:`_bind_udp`).
+_PROCEDURES = {
+    "@ipv4": _ip_version(4), "@ipv6": _ip_version(6),
+    "@tah": _tah_class,
+    "@tp_response_atah": _tp_response_atah,
+    "@saetph_bitmap": lambda p, pay: L["ub.saetph_bitmap"] if p.bitmapsize in
+    E.SACK_BITMAP_BITS else None,
+    "@ciph_body": lambda p, pay: L["ub.ciph_protected"] if len(pay) >= _ciph_icv(p) else None,
+    "@scan_paths": _scan_paths,
+    "@scan_tlvs": _tlv_start("ub.scan_tlv"),
+    "@npic_entries": _npic_next,
+    "@lldp_tlvs": _tlv_start("ub.lldp_tlv"),
+    "@lacp_tlvs": _tlv_start("ub.lacp_tlv"),
+    "@mgmt_pdu": _mgmt_next,
+    "@dllcb": _dllcb,
+}
+#: The layers a procedure starts with (bind_top_down targets of rules that lead to it).
+_PROCEDURE_FIRST = {
+    "@tah": ("ub.btah", "ub.atah"), "@saetph_bitmap": ("ub.saetph_bitmap",),
+    "@ciph_body": ("ub.ciph_protected",), "@scan_paths": ("ub.scan_fwd",),
+    "@scan_tlvs": ("ub.scan_tlv",), "@npic_entries": ("ub.npic_entry",),
+    "@lldp_tlvs": ("ub.lldp_tlv",), "@lacp_tlvs": ("ub.lacp_tlv",),
+}
+
+#: Layers inside a procedure (absent from grammar.NEXT): what follows them.
+_CONTINUE: dict = {
+    "ub.npic_entry": _npic_next,
+    "ub.scan_fwd": lambda p, pay: L["ub.scan_ret"] if p.underlayer.r else L["ub.scan_pdu"],
+    "ub.scan_ret": lambda p, pay: L["ub.scan_pdu"],
+    "ub.scan_tlv": lambda p, pay: L["ub.scan_tlv_value"] if (p.length or 0) >= 2 else None,
+    "ub.scan_tlv_value": _tlv_start("ub.scan_tlv"),
+    "ub.lldp_tlv": _tlv_next("ub.lldp_value", lambda t: t.tlv_len or 0),
+    "ub.lldp_value": _tlv_value_next("ub.lldp_tlv"),
+    "ub.lacp_tlv": _tlv_next("ub.lacp_value", lambda t: (t.tlv_len or 0) - 2),
+    "ub.lacp_value": _tlv_value_next("ub.lacp_tlv"),
+    "ub.ciph_protected": lambda p, pay: L["ub.ciph_icv"],
+    "ub.param_exchg": _param_next, "ub.param_exchg_flit": _param_next,
+    "ub.cb_body": _dllcb_tail,
+    "ub.lch": _dllcb, "ub.lch_crd_ack": _dllcb, "ub.lch_block_mode_chg": _dllcb,
+}
+for _lay in ("ub.crd_ack", "ub.crd_ack_ns3", "ub.retry_req", "ub.retry_ack", "ub.lane_manage",
+             "ub.init", "ub.cb_rsvd"):
+    _CONTINUE[_lay] = _dllcb_tail
+for _lay in set(G.MGMT_PDUS.values()):
+    _CONTINUE[_lay] = _pdu_header_next
+
+
+def _ta_layers() -> set:
+    """Every concrete layer of a TA sequence (UB 2.0 §7.4), the TAHs included."""
+    logical = {"ub.btah", "ub.atah", "ub.udetah", *G.TA_RESPONSE_IN_DATA_NS3}
+    for table in (G.TA_REQUEST_HEADERS, G.TA_RESPONSE_HEADERS):
+        for steps in table.values():
+            for st in steps:
+                st = st[2] if isinstance(st, tuple) else st
+                logical.add("ub.beetah" if st == "@beetah" else st)
+    out = set()
+    for lay in logical:
+        out.add(lay)
+        out.update(c for _, c in G.VARIANTS.get(lay, ()))
+    return out
+
+
+for _lay in _ta_layers():
+    if _lay not in G.NEXT:
+        _CONTINUE[_lay] = _seq_next
+
+
+def _target_matches(target, layer) -> bool:
+    """Whether ``layer`` is what ``target`` (a grammar target) reads first."""
+    if not isinstance(target, str) or target == G.RESERVED:
+        return False
+    if target in ("@ipv4", "@ipv6"):
+        return isinstance(layer, IPv6 if target == "@ipv6" else IP)
+    if target.startswith("@"):
+        return _lid(layer) is not None and any(
+            _node(layer) == G.logical(first) for first in _PROCEDURE_FIRST.get(target, ()))
+    if isinstance(layer, UBPacket):
+        return _node(layer) == target
+    return _SCAPY_IDS.get(type(layer).__name__) == target
+
+
+# ------------------------------------------------------------------------------------------------
+# ICRC (UB 2.0 §5.3.7): where grammar.icrc_start says the coverage starts; masks from the
+# declarations (Header.icrc_masks)
+
+def _declared(layer) -> Header | None:
+    h = getattr(layer, "ub_header", None)
+    if h is not None:
+        return h
+    return HEADERS.get(_SCAPY_IDS.get(type(layer).__name__, ""))
+
+
+def _udp_carries_ub(udp, prof: Profile) -> bool:
+    return udp.dport in prof.ub_udp_ports or prof.any_udp_port_is_ub
+
+
+def _leads_to(under, pkt, data: bytes) -> bool:
+    """Whether the grammar reaches ``pkt`` from the layer ``under`` it (a layer crafted where
+    the grammar does not put it owns no ICRC)."""
+    rule = G.NEXT.get(_node(under))
+    if rule is None:
+        return False
+    target = _select(under, rule, data)
+    return isinstance(target, str) and target == _node(pkt)
+
+
+def _icrc_here(pkt, nlp, data: bytes) -> bool:
+    """Whether the ICRC coverage of this packet starts at ``pkt`` (at the IP header below it for
+    a transport header over UDP): the ICRC then closes ``pkt`` and its payload.  ``nlp``: the
+    NTH's NLP when read ahead of the dissection; ``data``: this layer's bytes onwards."""
+    prof = profile_of(pkt)
+    node = _node(pkt)
+    under = pkt.underlayer
+    if node in G.TRANSPORT_OVER_UDP:
+        if not isinstance(under, UDP):
+            return False
+        ip = under.underlayer
+        start = "ip" if isinstance(ip, IP) else "ipv6" if isinstance(ip, IPv6) else None
+        return start is not None and G.icrc_start(
+            start, lambda key: _earlier(ip, key), prof, ub_udp=_udp_carries_ub(under, prof))
+    if under is None or not _leads_to(under, pkt, data):
+        return False
+    if nlp is None and "nlp" in pkt.ub_header.index:
+        nlp = pkt.nlp
+    return G.icrc_start(node, lambda key: _earlier(under, key), prof, nlp=nlp)
+
+
+def _icrc_value(owner, body: bytes) -> int:
+    if _node(owner) in G.TRANSPORT_OVER_UDP:
+        return _ip_icrc(owner, body)
+    return _icrc(body, 0, len(body), owner.ub_header.icrc_masks(0))
+
+
+def _ip_icrc(tph, body: bytes) -> int:
+    """ICRC of an IP-carried UB packet whose transport part (up to its padding) is ``body``:
+    the IP and UDP headers are built the way their own layers will build them."""
+    inner = body + b"\0\0\0\0"
+    layer = tph.underlayer
+    placed = []             # (layer, bytes from it to the end)
+    while layer is not None and not isinstance(layer, (IP, IPv6)):
+        inner = layer.post_build(layer.self_build(), inner)
+        placed.append((layer, len(inner)))
+        layer = layer.underlayer
+    if layer is None:
+        return 0
+    whole = layer.post_build(layer.self_build(), inner)
+    placed.append((layer, len(whole)))
+    masks = []
+    for lay, size in placed:
+        h = _declared(lay)
+        if h is not None:
+            masks += h.icrc_masks(len(whole) - size)
+    return _icrc(whole, 0, len(whole) - 4, masks)
+
+
+# ------------------------------------------------------------------------------------------------
+# auto fields (grammar.AUTO_FILL): rule name -> (layer, field, header bytes, payload bytes) ->
+# (header bytes, payload bytes).  The IP/UDP rules are scapy's own; ``ub_udp_port`` is the UDP
+# binding; ``icrc`` is the trailer built by UBPacket.post_build.
+
+def _fill_tp_padding(layer, name, pkt, pay):
+    pad = layer.getfieldval("pad")
+    n = (len(pad) if pad is not None else -(len(pkt) + len(pay))) % G.PADDING.align
+    return layer._patch(pkt, name, n), pay
+
+
+def _fill_pdu_length(layer, name, pkt, pay):
+    return layer._patch(pkt, name, len(pay)), pay
+
+
+def _fill_plength(layer, name, pkt, pay):
+    try:
+        value = _plength(len(pkt) + len(pay), profile_of(layer).crc_mode)
+    except ValueError:
+        value = 0
+    return layer._patch(pkt, name, value), pay
+
+
+def _fill_bcrc(layer, name, pkt, pay):
+    """CRC30 over the block bytes before the BCRC (UB 2.0 §4.7.2), from the LCH up."""
+    lch = _find_below(layer, "ub.lch")
+    if lch is None:
+        return pkt, pay
+    parts, x = [], layer.underlayer
+    while x is not None:
+        parts.append(x.self_build())
+        if x is lch:
+            break
+        x = x.underlayer
+    info = (layer.rsvd1 or 0) << 1 | (layer.error_flag or 0)
+    value = block_crc(b"".join(reversed(parts)), info, profile_of(lch).bcrc_covers_info)
+    return layer._patch(pkt, name, value), pay
+
+
+_FILL = {"tp_padding": _fill_tp_padding, "mgmt_pdu_length": _fill_pdu_length,
+         "plength": _fill_plength, "bcrc": _fill_bcrc}
+#: AUTO_FILL rules carried out elsewhere: by scapy's IP/UDP layers, the UDP binding, the trailer
+_FILL_ELSEWHERE = {"ipv4_ihl", "ipv4_total_length", "ipv4_checksum", "ipv6_payload_length",
+                   "udp_length", "ub_udp_port", "icrc"}
+
+
+# ------------------------------------------------------------------------------------------------
+# requests and responses (scapy sr(), PacketList.sr()): UB 2.0 §7.1 (TA), §6.2.1 (TP)
+
+_MANAGEMENT = next(op for op, steps in G.TA_REQUEST_HEADERS.items()
+                   if steps and steps[0] == "ub.mgmtetah")
+#: Hop-by-hop address pairs a response swaps (checked when conf.checkIPaddr, as scapy's IP does).
+_ADDRESS_SWAP = {"ub.cna16": ("scna", "dcna"), "ub.cna24": ("scna", "dcna"),
+                 "ub.eidh40": ("seid", "deid"), "ub.eidh256": ("seid", "deid")}
+
+
+def _ta_hashret(tah) -> bytes:
+    return struct.pack("!H", tah.ini_tassn or 0)
+
+
+def _ta_keys_match(rsp, req) -> bool:
+    """TA_MATCH fields that both headers carry agree (on the narrower width, for the ns-3-UB
+    ATAH's shorter INI_RC_ID)."""
+    hr, hq = rsp.ub_header, req.ub_header
+    for name in G.TA_MATCH:
+        if name in hr.index and name in hq.index:
+            bits = min(hr.by_name[name].bits, hq.by_name[name].bits)
+            if ((rsp.getfieldval(name) or 0) ^ (req.getfieldval(name) or 0)) & ((1 << bits) - 1):
+                return False
+    return True
+
+
+def _ta_answers(rsp, req) -> int:
+    """A TA response answers the request whose TAOpcode asks for it (``ta_response_opcode``)
+    with the same TA_MATCH fields; a Management response (MGMTETAH RSP set) answers the request
+    of the same code and sub code."""
+    if not isinstance(req, UBPacket) or _node(req) != "ub.btah" or \
+            req.taopcode in E.TA_RESPONSES:
+        return 0
+    if rsp.taopcode in E.TA_RESPONSES:
+        no_taack = req.getfieldval("no_taack") if "no_taack" in req.ub_header.index else 0
+        if rsp.taopcode != G.ta_response_opcode(req.taopcode, no_taack or 0):
+            return 0
+    elif rsp.taopcode == req.taopcode == _MANAGEMENT and _node(rsp) == "ub.btah":
+        mq, mr = req.getlayer(L["ub.mgmtetah"]), rsp.getlayer(L["ub.mgmtetah"])
+        if mq is None or mr is None or not mr.rsp or mq.rsp or \
+                (mr.code, mr.sub_code) != (mq.code, mq.sub_code):
+            return 0
+    else:
+        return 0
+    return int(_ta_keys_match(rsp, req))
+
+
+def _tp_hashret(tph) -> bytes:
+    # the channel, either way round: a response swaps SrcTPN and DstTPN (TP_MATCH)
+    a, b = sorted((tph.srctpn or 0, tph.dsttpn or 0))
+    return struct.pack("!II", a, b)
+
+
+def _tp_answers(rsp, req) -> int:
+    """On the swapped channel (TP_MATCH): a TP response (TP_PAIRS: TPACK/TPNAK/TPSACK, plain or
+    _CC) answers the RTP data packet of the same PSN; an RTP data packet answers one when its
+    transaction layer does (a TA response)."""
+    if not isinstance(req, UBPacket) or _node(req) != "ub.rtph":
+        return 0
+    for mine, theirs in G.TP_MATCH:
+        if rsp.getfieldval(mine) != req.getfieldval(theirs):
+            return 0
+    if rsp.tpopcode in G.TP_PAIRS.get(req.tpopcode, ()):
+        return int(rsp.psn == req.psn)
+    if rsp.tpopcode == req.tpopcode and req.tpopcode in G.TP_PAIRS:
+        return rsp.payload.answers(req.payload)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# mixins of a few layers
+
+class _LphMixin:
+    @classmethod
+    def dispatch_hook(cls, _pkt=None, *args, **kargs):
+        # grammar.START: a DLL control block's LCH has CFG 0 where an LPH has its CFG
+        if _pkt is not None and len(_pkt) >= 3:
+            start = G.START[LINKTYPE_NS3 if cls.ub_profile is not None else LINKTYPE_UB]
+            if G.select(start, None, None, _peeker(_pkt), cls.ub_profile or _State.profile) \
+                    in ("@dllcb", "ub.lch"):
+                return _lch_class(_pkt, ns3=cls.ub_profile is not None)
+        return cls
+
+
+def _transport_over_udp_rule():
+    """The grammar's rule that tells the transport headers UDP carries apart (a Peek at the
+    TPOpcode, UB 2.0 §6.2.1)."""
+    want = set(G.TRANSPORT_OVER_UDP)
+    stack = list(G.NEXT.values())
+    while stack:
+        rule = stack.pop()
+        if isinstance(rule, (G.Switch, G.Peek, G.Knob)):
+            targets = list(rule.cases.values()) + [rule.default]
+            if isinstance(rule, G.Peek) and all(isinstance(t, str) for t in targets) and \
+                    set(targets) == want:
+                return rule
+            stack.extend(targets)
+    return G.TRANSPORT_OVER_UDP[0]
+
+
+_TPH_RULE = _transport_over_udp_rule()
+
+
+class _TphMixin:
+    @classmethod
+    def dispatch_hook(cls, _pkt=None, *args, **kargs):
+        if _pkt:
+            target = G.select(_TPH_RULE, None, None, _peeker(_pkt), _State.profile)
+            if isinstance(target, str) and target in L:
+                return L[target]
+        return cls
+
+
+class _LchMixin:
+    def pre_dissect(self, s):
+        self._ub_total = len(s)
+        return s
+
+
+class _NthMixin:
+    def do_dissect_payload(self, s):
+        super().do_dissect_payload(s)
+        # @udp: ns-3-UB takes every UDP datagram of a native IP packet for UB, whatever its port
+        if not profile_of(self).any_udp_port_is_ub:
+            return
+        udp = self.getlayer(UDP)
+        if udp is None or isinstance(udp.payload, UBPacket):
+            return
+        data = bytes(udp.payload) if not isinstance(udp.payload, Padding) else b""
+        if not data:
+            return
+        udp.remove_payload()
+        udp.add_payload(L[G.TRANSPORT_OVER_UDP[0]](data, _internal=1, _underlayer=udp))
+
+
+# ------------------------------------------------------------------------------------------------
+# class generation
+
+_MIXINS = {"ub.lph": _LphMixin, "ub.lph_ns3": _LphMixin, "ub.lch": _LchMixin,
+           "ub.lch_crd_ack": _LchMixin, "ub.lch_block_mode_chg": _LchMixin, "ub.nth": _NthMixin,
+           G.TRANSPORT_OVER_UDP[0]: _TphMixin}
+_NS3_LAYERS = frozenset(h.layer for h in HEADERS.values() if h.name.endswith("_ns3"))
+#: defaults that make a bare layer meaningful (not part of the declarations)
+_DEFAULTS = {"ub.rtph": {"tpopcode": 1}, "ub.atah": {"taopcode": 0x11},
+             "ub.atah_c": {"taopcode": 0x11}, "ub.atah_ns3": {"taopcode": 0x11}}
+#: the layers that own an ICRC: where the coverage starts, or the transport header over UDP
+#: for the IP starts (scapy's IP layers are not ours)
+_ICRC_NODES = frozenset(c.start for c in G.ICRC_COVERAGE if c.start.startswith("ub.")) | (
+    frozenset(G.TRANSPORT_OVER_UDP) if any(c.needs_ub_udp for c in G.ICRC_COVERAGE)
+    else frozenset())
+
+
+def _peek_defaults() -> dict:
+    """layer -> {field: value}: a layer that a Peek case picks by the bits of one of its own
+    fields defaults to that value (``UBIpNotify6()`` builds with version 2, App F.2.3)."""
+    out: dict = {}
+    stack = list(G.NEXT.values()) + list(G.START.values())
+    while stack:
+        rule = stack.pop()
+        if isinstance(rule, (G.Switch, G.Knob, G.Peek)):
+            stack.extend(list(rule.cases.values()) + [rule.default])
+        if not isinstance(rule, G.Peek) or not rule.mask:
+            continue
+        width = bin(rule.mask).count("1")
+        start = rule.offset * 8 + 8 - rule.shift - width
+        for value, target in rule.cases.items():
+            if not isinstance(target, str) or target.startswith("@"):
+                continue
+            for lay in [target] + [c for _, c in G.VARIANTS.get(target, ())]:
+                h = HEADERS.get(lay)
+                if h is None:
+                    continue
+                for f, off in zip(h.fields, h.offsets):
+                    if off == start and f.bits == width:
+                        out.setdefault(lay, {})[f.name] = value
+    return out
+
+
+_PEEK_DEFAULTS = _peek_defaults()
+
+
+def _make_class(h: Header, name: str | None = None, profile: Profile | None = None):
+    defaults = {**_PEEK_DEFAULTS.get(h.layer, {}), **_DEFAULTS.get(h.layer, {})}
+    fields = [make_field(f, defaults.get(f.name, 0)) for f in h.fields]
+    bases: list = [UBPacket]
+    node = G.logical(h.layer)
+    attrs = {"name": h.title, "ub_header": h, "ub_layer": h.layer, "__module__": __name__,
+             "__doc__": f"{h.title} ({h.spec}), generated from ubpkt.formats {h.layer}.",
+             "ub_auto": tuple((f, rule) for (lay, f), rule in G.AUTO_FILL.items()
+                              if lay == h.layer and rule in _FILL)}
+    if h.layer in _NS3_LAYERS or profile is not None:
+        attrs["ub_profile"] = profile or NS3
+    if node in _TPH_NODES:
+        attrs["ub_has_pad"] = True
+        fields.append(TrailerBytes("pad"))
+    if node in _ICRC_NODES:
+        attrs["ub_icrc_owner"] = True
+    if attrs.get("ub_has_pad") or attrs.get("ub_icrc_owner"):
+        fields.append(TrailerInt("icrc"))
+    if h.layer in _MIXINS:
+        bases.insert(0, _MIXINS[h.layer])
+    attrs["fields_desc"] = fields
+    for base in bases:
+        # scapy only honours a dispatch_hook found in the class's own namespace
+        if "dispatch_hook" in vars(base):
+            attrs["dispatch_hook"] = vars(base)["dispatch_hook"]
+    return type(name or class_name(h.layer), tuple(bases), attrs)
+
+
+for _h in HEADERS.values():
+    if _h.ns != "ub":
+        continue
+    _cls = _make_class(_h)
+    CLASSES[_cls.__name__] = _cls
+    LAYER_CLASSES[_h.layer] = _cls
+
+# data-link control blocks seen through linktype 147 follow the ns-3-UB profile
+_LCH_NS3 = {}
+for _lay in sorted(_LCH_FORMS):
+    _cls = _make_class(HEADERS[_lay], class_name(_lay) + "Ns3", NS3)
+    CLASSES[_cls.__name__] = _cls
+    _LCH_NS3[_lay] = _cls
+
+
+# -- runs of bytes (derived.BYTE_RUNS): each with its length procedure ----------------------------
+
+class _VarBytes(StrField):
+    """Bytes whose length the layer computes from its context when dissecting."""
+
+    def getfield(self, pkt, s):
+        n = max(0, min(len(s), pkt.ub_length(s)))
+        return s[n:], s[:n]
+
 
 def _bitmap_len(pkt, s):
-    bits = E.SACK_BITMAP_BITS.get(pkt.underlayer.bitmapsize) if pkt.underlayer else None
+    under = pkt.underlayer
+    bits = E.SACK_BITMAP_BITS.get(under.bitmapsize) if _node(under) == "ub.saetph" else None
     return (bits or 0) // 8
 
 
-def _ciph_icv(pkt):
-    return profile_of(pkt).ciph_icv_len
+_RUN_LENGTH = {
+    "ub.saetph_bitmap": _bitmap_len,
+    "ub.beetah": lambda p, s: _beetah_len(len(s)) or 0,
+    "ub.pdu": lambda p, s: _pdu_rest(p),
+    "ub.scan_fwd": lambda p, s: _scan_path_len(p.underlayer) or 0,
+    "ub.scan_ret": lambda p, s: _scan_path_len(p.underlayer.underlayer) or 0,
+    "ub.scan_tlv_value": lambda p, s: max(0, (p.underlayer.length or 0) - 2),
+    "ub.ciph_protected": lambda p, s: len(s) - _ciph_icv(p),
+    "ub.ciph_icv": lambda p, s: _ciph_icv(p),
+    "ub.cb_body": _cb_body_len,
+    "ub.lldp_value": lambda p, s: p.underlayer.tlv_len or 0,
+    "ub.lacp_value": lambda p, s: max(0, (p.underlayer.tlv_len or 0) - 2),
+}
 
-
-_var_layer("ub.saetph_bitmap", "bitmap", "SAETPH bitmap", _bitmap_len, _tp_response_tail)
-_var_layer("ub.beetah", "be", "Byte Enable Extended TAH",
-           lambda p, s: _beetah_len(len(s)) or 0, _seq_next)
-_var_layer("ub.pdu", "data", "Management PDU (rest)", lambda p, s: _pdu_rest(p), None)
-_var_layer("ub.scan_fwd", "fwd_path", "Scan forward path",
-           lambda p, s: _scan_path_len(p.underlayer) or 0,
-           lambda p, pay: L["ub.scan_ret"] if p.underlayer.r else L["ub.scan_pdu"])
-_var_layer("ub.scan_ret", "ret_path", "Scan return path",
-           lambda p, s: _scan_path_len(p.underlayer.underlayer) or 0,
-           lambda p, pay: L["ub.scan_pdu"])
-_var_layer("ub.scan_tlv_value", "value", "Topology TLV value",
-           lambda p, s: max(0, (p.underlayer.length or 0) - 2),
-           lambda p, pay: L["ub.scan_tlv"] if len(pay) >= 2 else None)
-_var_layer("ub.ciph_protected", "protected", "CIPH-protected bytes",
-           lambda p, s: len(s) - _ciph_icv(p), lambda p, pay: L["ub.ciph_icv"])
-_var_layer("ub.ciph_icv", "icv", "CIPH ICV", lambda p, s: _ciph_icv(p), None)
-_var_layer("ub.cb_body", "body", "Control block body", _cb_body_len, _dllcb_tail)
-
-
-# CFG-5 LLDP (0x0109) and ULAP/LACP (0x0104): TLV runs up to an end TLV
-def _tlv_value_next(tlv_layer):
-    def nxt(pkt, pay):
-        under = pkt.underlayer
-        if _lid(under) == tlv_layer and under.tlv_type == 0:
-            return None
-        return L["ub." + tlv_layer[3:]] if len(pay) >= 2 else None
-    return nxt
-
-
-def _tlv_next(value_layer, value_len):
-    def nxt(pkt, pay):
-        n = value_len(pkt)
-        if n > 0:
-            return L[value_layer]
-        if n < 0 or pkt.tlv_type == 0:
-            return None
-        return L[pkt.ub_layer] if len(pay) >= 2 else None
-    return nxt
-
-
-if "ub.lldp_tlv" in HEADERS:
-    _var_layer("ub.lldp_value", "tlv_value", "LLDP TLV value",
-               lambda p, s: p.underlayer.tlv_len or 0, _tlv_value_next("ub.lldp_tlv"))
-    _NEXT["ub.lldp_tlv"] = _tlv_next("ub.lldp_value", lambda t: t.tlv_len or 0)
-if "ub.lacp_tlv" in HEADERS:
-    _var_layer("ub.lacp_value", "tlv_value", "LACP TLV value",
-               lambda p, s: max(0, (p.underlayer.tlv_len or 0) - 2),
-               _tlv_value_next("ub.lacp_tlv"))
-    _NEXT["ub.lacp_tlv"] = _tlv_next("ub.lacp_value", lambda t: (t.tlv_len or 0) - 2)
-    _NEXT["ub.lacp"] = lambda p, pay: L["ub.lacp_tlv"] if len(pay) >= 2 else None
-
-_NEXT.update({
-    "ub.lph": _lph_next, "ub.lph_ns3": _lph_next, "ub.nth": _nth_next,
-    "ub.cna16": _cna_next, "ub.cna16_ns3": _cna_next, "ub.cna24": _cna_next,
-    "ub.cna24_ns3": _cna_next,
-    "ub.rtph": _rtph_next,
-    "ub.utph": lambda p, pay: _after_tph_nlp(p, pay, p.nlp, rtp=True),
-    "ub.ctph": _ctph_next,
-    "ub.cetph_ldcp": _cetph_next, "ub.cetph_caqm": _cetph_next, "ub.cetph_caqm_ns3": _cetph_next,
-    "ub.saetph": lambda p, pay: L["ub.saetph_bitmap"] if p.bitmapsize in E.SACK_BITMAP_BITS
-    else None,
-    "ub.upih32": lambda p, pay: L["ub.eidh256"],
-    "ub.eidh256": _tah_class, "ub.upih16": _upih16_next, "ub.eidh40": _tah_class,
-    "ub.ciph": lambda p, pay: L["ub.ciph_protected"] if len(pay) >= _ciph_icv(p) else None,
-    "ub.mgmtetah": _mgmt_next,
-    "ub.enum_pad": lambda p, pay: L["ub.scan"], "ub.scan": _scan_next,
-    "ub.scan_pdu": _scan_pdu_next, "ub.scan_tlv": lambda p, pay: L["ub.scan_tlv_value"]
-    if (p.length or 0) >= 2 else None,
-    "ub.lch": _lch_next, "ub.lch_crd_ack": _lch_next, "ub.lch_block_mode_chg": _lch_next,
-    "ub.param_exchg": _param_next, "ub.param_exchg_flit": _param_next,
-    "ub.cfg5": _cfg5_next, "ub.npic": _npic_next, "ub.npic_entry": _npic_next,
-})
-for _lay in _TAH_IDS | {"ub.udetah", "ub.maetah", "ub.maetah_c", "ub.maetah_c_ns3", "ub.mtetah",
-                        "ub.tvetah", "ub.taidetah", "ub.ofstetah", "ub.immetah", "ub.ntfetah"}:
-    _NEXT[_lay] = _seq_next
-for _lay in ("ub.crd_ack", "ub.crd_ack_ns3", "ub.retry_req", "ub.retry_ack", "ub.lane_manage",
-             "ub.init", "ub.cb_rsvd"):
-    _NEXT[_lay] = _dllcb_tail
-for _lay in ("ub.cfg_req", "ub.cfg_rsp", "ub.error_msg", "ub.link_msg", "ub.hotplug_msg",
-             "ub.token_check_req", "ub.token_check_rsp", "ub.neighbour_query", "ub.entity_reg",
-             "ub.entity_dereg", "ub.bus_create", "ub.bus_destroy", "ub.cfg_complete",
-             "ub.port_reset"):
-    _NEXT[_lay] = _pdu_header_next
+for _lay, _key in BYTE_RUNS.items():
+    if not _lay.startswith("ub.") or _lay == G.PADDING.pad_layer or _lay not in _RUN_LENGTH:
+        continue
+    _cls = type(class_name(_lay), (UBPacket,), {
+        "name": BYTE_LAYER_TITLES.get(_lay, _lay), "ub_layer": _lay, "__module__": __name__,
+        "fields_desc": [_VarBytes(_key.rsplit(".", 1)[1], b"")],
+        "ub_length": (lambda f: lambda self, s: f(self, s))(_RUN_LENGTH[_lay]),
+        "__doc__": f"{BYTE_LAYER_TITLES.get(_lay, _lay)}: a run of bytes ({_key})."})
+    LAYER_CLASSES[_lay] = _cls
+    CLASSES[_cls.__name__] = _cls
 
 
 # ------------------------------------------------------------------------------------------------
 # bindings (build-time defaults; dissection goes through guess_payload_class above)
 
+def _concretes(layer: str) -> list:
+    """The classes of a logical layer and its variants."""
+    names = [layer] + [c for _, c in G.VARIANTS.get(layer, ())]
+    return [L[n] for n in dict.fromkeys(names) if n in L]
+
+
+def _switch_targets(rule, fields=None):
+    """(field values, target) of a rule: every case of a Switch on an own field adds its value;
+    Switches on earlier headers, Peeks and Knobs add nothing (every branch is followed)."""
+    fields = fields or {}
+    if isinstance(rule, G.Switch):
+        if "." in rule.key:
+            for t in list(rule.cases.values()) + [rule.default]:
+                yield from _switch_targets(t, fields)
+        else:
+            for value, t in rule.cases.items():
+                yield from _switch_targets(t, {**fields, rule.key: value})
+            yield from _switch_targets(rule.default, fields)
+    elif isinstance(rule, (G.Peek, G.Knob)):
+        for t in list(rule.cases.values()) + [rule.default]:
+            yield from _switch_targets(t, fields)
+    elif isinstance(rule, str) and rule != G.RESERVED and fields:
+        for layer in _PROCEDURE_FIRST.get(rule, ()) if rule.startswith("@") else (rule,):
+            yield fields, layer
+
+
 def _bind():
-    for tph in ("ub.rtph", "ub.utph"):
-        bind_bottom_up(UDP, L[tph], dport=UB_UDP_PORT)
-        bind_top_down(UDP, L[tph], dport=UB_UDP_PORT, chksum=0)
-    for lph in ("ub.lph", "ub.lph_ns3"):
-        for lay, cfg in (("ub.nth", 3), ("ub.cfg5", 5), ("ub.cna16", 6), ("ub.cna16_ns3", 6),
-                         ("ub.cna24", 7), ("ub.cna24_ns3", 7)):
-            bind_top_down(L[lph], L[lay], cfg=cfg)
-    for cna in ("ub.cna16", "ub.cna16_ns3", "ub.cna24", "ub.cna24_ns3"):
-        bind_top_down(L[cna], L["ub.ctph"], nlp=0)
-        bind_top_down(L[cna], L["ub.rtph"], nlp=2)
-        bind_top_down(L[cna], L["ub.utph"], nlp=2)
-        if cna in _CNA16_IDS:
-            bind_top_down(L[cna], L["ub.upih16"], nlp=1)
-    for tph in ("ub.rtph", "ub.utph", "ub.ctph"):
-        bind_top_down(L[tph], L["ub.upih32"], nlp=1)
-        bind_top_down(L[tph], L["ub.ciph"], nlp=3)
-    bind_top_down(L["ub.ctph"], L["ub.upih16"], nlp=2)
-    bind_top_down(L["ub.ctph"], L["ub.cetph_cnp"], tpopcode=1)
-    rt = L["ub.rtph"]
-    for lay, opc in (("ub.atah_ns3", 2), ("ub.cetph_caqm", 3),
-                     ("ub.cetph_ldcp", 3), ("ub.cetph_caqm_ns3", 3), ("ub.saetph", 5),
-                     ("ub.cetph_cnp", 8)):
-        bind_top_down(rt, L[lay], tpopcode=opc)
-    for tah in ("ub.btah", "ub.btah_c"):
-        bind_top_down(L[tah], L["ub.udetah"], ud_flag=1)
-        bind_top_down(L[tah], L["ub.maetah"], taopcode=0x03)
-        bind_top_down(L[tah], L["ub.maetah_c"], taopcode=0x03)
-        bind_top_down(L[tah], L["ub.maetah_c_ns3"], taopcode=0x03)
-        bind_top_down(L[tah], L["ub.mgmtetah"], taopcode=0x10)
-    bind_top_down(L["ub.btah"], L["ub.mtetah"], taopcode=0x00, mt_en=1)
-    conf.l2types.register(148, L["ub.lph"])
-    conf.l2types.register(147, L["ub.lph_ns3"])
+    bound = set()
+
+    def bind(lower, upper, fields):
+        if (lower, upper) not in bound:
+            bound.add((lower, upper))
+            bind_top_down(lower, upper, **fields)
+
+    # grammar.NEXT: the first case of a Switch that leads to a layer sets the selector fields
+    for node, rule in G.NEXT.items():
+        for fields, target in _switch_targets(rule):
+            for upper in _concretes(target):
+                for lower in _concretes(node):
+                    bind(lower, upper, fields)
+    # the first extension header a TAOpcode's request carries (UB 2.0 §7.4 Table 7-2); UD_Flag
+    # announces the UDETAH that precedes them (ta_sequence); MT_EN the MTETAH (§7.2.1)
+    tahs = _concretes("ub.btah")
+    for upper in _concretes("ub.udetah"):
+        for lower in tahs:
+            bind(lower, upper, {"ud_flag": 1})
+    for op, steps in G.TA_REQUEST_HEADERS.items():
+        if not steps or not isinstance(steps[0], str) or steps[0].startswith("@"):
+            continue
+        for upper in _concretes(steps[0]):
+            for lower in tahs:
+                fields = {"taopcode": op}
+                if steps[0] == "ub.mtetah" and "mt_en" in lower.ub_header.index:
+                    fields["mt_en"] = 1
+                bind(lower, upper, fields)
+    # the management PDU header per code, sub code and response bit (UB 2.0 §10.4.3.1)
+    for (code, sub, rsp), lay in G.MGMT_PDUS.items():
+        fields = {"code": code, "rsp": rsp}
+        if sub is not None:
+            fields["sub_code"] = sub
+        for upper in _concretes(lay):
+            for lower in _concretes("ub.mgmtetah"):
+                bind(lower, upper, fields)
+    _bind_udp(_State.profile)
+    conf.l2types.register(LINKTYPE_UB, _layer_class("ub.lph", SPEC))
+    conf.l2types.register(LINKTYPE_NS3, _layer_class("ub.lph", NS3))
+
+
+def _bind_udp(prof: Profile) -> None:
+    """@udp: UDP carries UB on the profile's ports (UB 2.0 §5.2.3), checksum 0 (§5.3)."""
+    classes = [L[t] for t in G.TRANSPORT_OVER_UDP if t in L]
+    for port in _State.udp_ports:
+        for cls in classes:
+            split_bottom_up(UDP, cls, dport=port)
+    for cls in classes:
+        split_top_down(UDP, cls)
+    ports = tuple(prof.ub_udp_ports)
+    for port in ports:
+        for cls in classes:
+            bind_bottom_up(UDP, cls, dport=port)
+    # the destination port decides (as ubpkt.dissect reads it), before scapy's bindings on
+    # either port (a source port of 53 is no DNS here)
+    ours = [g for g in UDP.payload_guess if g[1] in classes]
+    UDP.payload_guess = ours + [g for g in UDP.payload_guess if g[1] not in classes]
+    if ports:
+        for cls in classes:
+            bind_top_down(UDP, cls, dport=ports[0], chksum=0)
+    _State.udp_ports = ports
 
 
 _bind()
+
+
+def unfilled_auto_fields() -> list:
+    """AUTO_FILL entries of UB layers that no scapy rule carries out (expected: none)."""
+    return [(lay, f, rule) for (lay, f), rule in G.AUTO_FILL.items()
+            if lay in L and rule not in _FILL and rule not in _FILL_ELSEWHERE]
 
 
 # ------------------------------------------------------------------------------------------------
