@@ -27,7 +27,7 @@ from ..network.icrc import icrc
 from ..profile import NS3, SPEC, Profile
 from ..record import LINKTYPE_NS3
 
-__all__ = ["encode_layers", "encode_record", "EncodeError", "RULES"]
+__all__ = ["encode_layers", "encode_record", "icrc_coverage", "EncodeError", "RULES"]
 
 _ICRC_STARTS = frozenset(c.start for c in ICRC_COVERAGE)
 #: The encoder's implementation of each AUTO_FILL rule, in the order they run: sizes first,
@@ -110,6 +110,12 @@ def _icrc_plan(parts: list[_Part], profile: Profile) -> int | None:
         if lay != "ub.cfg5":       # the first network header decides (a CFG-5 frame may
             return None            # carry IP inside: DHCP, App F.2.2)
     return None
+
+
+def icrc_coverage(layers: Iterable, profile: Profile = SPEC) -> int | None:
+    """Index, in a ``(layer, fields)`` list, of the header where this packet's ICRC coverage
+    starts, or None when the packet carries no ICRC (UB 2.0 §5.3.7; grammar ICRC_COVERAGE)."""
+    return _icrc_plan([_make_part(name, spec) for name, spec in layers], profile)
 
 
 def _pad_end(parts: list[_Part], i: int) -> int:
