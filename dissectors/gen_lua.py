@@ -29,7 +29,7 @@ from ubpkt.formats import HEADERS  # noqa: E402
 from ubpkt.formats import enums as E  # noqa: E402
 from ubpkt.formats import grammar as G  # noqa: E402
 from ubpkt.formats.core import Field, Header  # noqa: E402
-from ubpkt.formats.derived import BYTE_LAYER_TITLES, DERIVED, Derived  # noqa: E402
+from ubpkt.formats.derived import BYTE_LAYER_TITLES, BYTE_RUNS, DERIVED, Derived  # noqa: E402
 from ubpkt.profile import PROFILES  # noqa: E402
 
 OUT = HERE / "ub.lua"
@@ -69,6 +69,225 @@ EXTRA_LAYERS = [(layer, title) for layer, title in BYTE_LAYER_TITLES.items()
 
 def lua_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# -- the grammar as Lua tables ------------------------------------------------------------------
+# ubpkt.formats.grammar emitted as data (never hand-copied): the walk in ub_dispatch.lua reads it.
+# Rules become tables: {switch = key, cases = {...}, default = t}, {peek = offset, mask, shift,
+# cases, default, missing} and {knob = name, cases, default}; grammar.END is the Lua END and
+# grammar.RESERVED the Lua RESERVED (both strings: a Lua table cannot hold nil).
+
+_LUA_KEYWORDS = {"and", "break", "do", "else", "elseif", "end", "false", "for", "function",
+                 "goto", "if", "in", "local", "nil", "not", "or", "repeat", "return", "then",
+                 "true", "until", "while"}
+
+
+def lua_key(k) -> str:
+    if isinstance(k, bool):
+        return "[true]" if k else "[false]"
+    if isinstance(k, int):
+        return f"[0x{k:04x}]" if k > 255 else f"[{k}]"
+    if re.fullmatch(r"[A-Za-z_]\w*", k) and k not in _LUA_KEYWORDS:
+        return k
+    return f"[{lua_str(k)}]"
+
+
+def lua_data(x) -> str:
+    """Plain data as a Lua constructor: dicts keyed, tuples and lists as sequences."""
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, str):
+        return lua_str(x)
+    if isinstance(x, (tuple, list)):
+        return "{" + ", ".join(lua_data(v) for v in x) + "}"
+    if isinstance(x, dict):
+        return "{" + ", ".join(f"{lua_key(k)} = {lua_data(v)}" for k, v in x.items()) + "}"
+    raise TypeError(f"cannot emit {x!r} as Lua data")
+
+
+def lua_target(t) -> str:
+    """A grammar target (layer, procedure, rule, END, RESERVED) as a Lua value."""
+    if t is G.END:
+        return "END"
+    if t == G.RESERVED:
+        return "RESERVED"
+    if isinstance(t, str):
+        return lua_str(t)
+    cases = "{" + ", ".join(f"{lua_key(k)} = {lua_target(v)}" for k, v in t.cases.items()) + "}"
+    if isinstance(t, G.Switch):
+        return (f"{{switch = {lua_str(t.key)}, cases = {cases}, "
+                f"default = {lua_target(t.default)}}}")
+    if isinstance(t, G.Peek):
+        return (f"{{peek = {t.offset}, mask = 0x{t.mask:02x}, shift = {t.shift}, cases = {cases}, "
+                f"default = {lua_target(t.default)}, missing = {lua_target(t.missing)}}}")
+    if isinstance(t, G.Knob):
+        return (f"{{knob = {lua_str(t.name)}, cases = {cases}, "
+                f"default = {lua_target(t.default)}}}")
+    raise TypeError(f"not a grammar target: {t!r}")
+
+
+def udp_transport_rule():
+    """What follows UDP when it carries UB: the RTPH/UTPH rule the CNA NTHs also use (the grammar
+    keeps it as a shared rule, ``_TPH``; ``TRANSPORT_OVER_UDP`` names its two outcomes)."""
+    rule = getattr(G, "TPH", None) or getattr(G, "_TPH", None) or G.NEXT["ub.cna24"].cases[2]
+    assert isinstance(rule, G.Peek) and rule.default in G.TRANSPORT_OVER_UDP, rule
+    return rule
+
+
+def lua_ta_step(step) -> str:
+    """A TA sequence step: a layer, or {flag = BTAH field, layer} / {knob = profile, layer}."""
+    if isinstance(step, str):
+        return lua_str(step)
+    kind, name, layer = step
+    return f"{{{kind} = {lua_str(name)}, layer = {lua_str(layer)}}}"
+
+
+def mgmt_key(code: int, sub, rsp: int) -> str:
+    """The Lua key of a MGMT_PDUS entry: "code/sub/rsp", sub "*" for any sub code."""
+    return f"{code}/{'*' if sub is None else sub}/{rsp}"
+
+
+def rule_targets(rule):
+    """Every target a rule can reach (the rule itself when it is a layer or procedure)."""
+    if isinstance(rule, (G.Switch, G.Peek, G.Knob)):
+        extra = [rule.missing] if isinstance(rule, G.Peek) else []
+        for t in [*rule.cases.values(), rule.default, *extra]:
+            yield from rule_targets(t)
+    else:
+        yield rule
+
+
+def grammar_rules():
+    """Every rule of the grammar (START, NEXT, the UDP transport rule)."""
+    return [*G.START.values(), *G.NEXT.values(), udp_transport_rule()]
+
+
+def procedures_used() -> set:
+    """The procedures the grammar names (PROCEDURES, targets, TA sequence steps)."""
+    out = set(G.PROCEDURES)
+    for rule in grammar_rules():
+        out |= {t for t in rule_targets(rule) if isinstance(t, str) and t.startswith("@")}
+    for table in (G.TA_REQUEST_HEADERS, G.TA_RESPONSE_HEADERS):
+        for steps in table.values():
+            out |= {s for s in steps if isinstance(s, str) and s.startswith("@")}
+    return out
+
+
+def grammar_profile_names() -> set:
+    """The profile attributes the grammar tables consult (knobs, variant conditions, ICRC knobs,
+    TA gates)."""
+    out = {G.ENUM_ICRC_KNOB}
+
+    def visit(rule):
+        if isinstance(rule, G.Knob):
+            out.add(rule.name)
+        if isinstance(rule, (G.Switch, G.Peek, G.Knob)):
+            for t in [*rule.cases.values(), rule.default]:
+                visit(t)
+
+    for rule in grammar_rules():
+        visit(rule)
+    for choices in G.VARIANTS.values():
+        for conds, _ in choices:
+            out |= {name for name, _ in conds if name != "compact"}
+    for c in G.ICRC_COVERAGE:
+        out |= {k for k, _ in c.knobs}
+    for table in (G.TA_REQUEST_HEADERS, G.TA_RESPONSE_HEADERS):
+        for steps in table.values():
+            out |= {s[1] for s in steps if isinstance(s, tuple) and s[0] == "knob"}
+    return out
+
+
+def grammar_lines() -> list[str]:
+    """The grammar section of ub.lua, self-contained between its BEGIN/END markers (the test
+    loads exactly that chunk in tshark's Lua)."""
+    out = ["-- BEGIN GRAMMAR",
+           'local END, RESERVED = "!end", "!reserved"  -- grammar.END (payload follows), '
+           "grammar.RESERVED", ""]
+    out.append("-- logical layer -> {{when = {condition = value...}, layer = concrete}...}, first "
+               "match wins (grammar.VARIANTS)")
+    out.append("local VARIANTS = {")
+    for layer, choices in G.VARIANTS.items():
+        items = ", ".join(f"{{when = {lua_data(dict(conds))}, layer = {lua_str(concrete)}}}"
+                          for conds, concrete in choices)
+        out.append(f"  [{lua_str(layer)}] = {{{items}}},")
+    out.append("}")
+    out.append("-- what starts a frame, per pcap link type (grammar.START)")
+    out.append("local START = {")
+    out += [f"  [{lt}] = {lua_target(t)}," for lt, t in G.START.items()]
+    out.append("}")
+    out.append("-- layer -> what follows it; absent: payload (grammar.NEXT)")
+    out.append("local NEXT = {")
+    for layer, t in G.NEXT.items():
+        spec = getattr(t, "spec", "")
+        out.append(f"  [{lua_str(layer)}] = {lua_target(t)},"
+                   + (f"  -- {spec}" if spec else ""))
+    out.append("}")
+    out.append("-- after UDP, when it carries UB: RTPH or UTPH (UB 2.0 §5.2.3, §6.2.1; "
+               "grammar.TRANSPORT_OVER_UDP)")
+    out.append(f"local UDP_TRANSPORT = {lua_target(udp_transport_rule())}")
+    out.append(f"local TRANSPORT_OVER_UDP = {lua_data(G.TRANSPORT_OVER_UDP)}")
+    out.append("-- the steps whose lengths or repetitions are computed: ub_dispatch.lua "
+               "implements each (grammar.PROCEDURES)")
+    out.append("local PROCEDURES = {")
+    out += [f"  [{lua_str(k)}] = {lua_str(v)}," for k, v in G.PROCEDURES.items()]
+    out.append("}")
+    for name, table in (("TA_REQUEST_HEADERS", G.TA_REQUEST_HEADERS),
+                        ("TA_RESPONSE_HEADERS", G.TA_RESPONSE_HEADERS)):
+        out.append(f"-- TAOpcode -> steps after the TAH, in wire order; {{flag = BTAH field, "
+                   f"layer}} / {{knob = profile, layer}} are gated (grammar.{name}, UB 2.0 §7.4)")
+        out.append(f"local {name} = {{")
+        for op, steps in sorted(table.items()):
+            out.append(f"  [0x{op:02x}] = {{" + ", ".join(lua_ta_step(s) for s in steps) + "},")
+        out.append("}")
+    out.append("-- ns-3-UB: a TA response inside an RTP data packet (grammar."
+               "TA_RESPONSE_IN_DATA_NS3)")
+    out.append(f"local TA_RESPONSE_IN_DATA_NS3 = {lua_data(G.TA_RESPONSE_IN_DATA_NS3)}")
+    out.append('-- "code/sub code/rsp" -> PDU header; sub code "*": any (grammar.MGMT_PDUS, '
+               "UB 2.0 §10.4.3.1)")
+    out.append("local MGMT_PDUS = {" + ", ".join(
+        f"[{lua_str(mgmt_key(c, s, r))}] = {lua_str(layer)}"
+        for (c, s, r), layer in G.MGMT_PDUS.items()) + "}")
+    out.append("-- where the ICRC coverage starts and when (grammar.ICRC_COVERAGE, UB 2.0 §5.3.7)")
+    out.append("local ICRC_COVERAGE = {")
+    for c in G.ICRC_COVERAGE:
+        out.append(f"  {{start = {lua_str(c.start)}, knobs = {lua_data(dict(c.knobs))}, "
+                   f"unless = {lua_data([list(u) for u in c.unless])}, "
+                   f"needs_ub_udp = {lua_data(c.needs_ub_udp)}}},"
+                   + (f"  -- {c.spec}" if c.spec else ""))
+    out.append("}")
+    out.append(f"local ENUM_ICRC_KNOB = {lua_str(G.ENUM_ICRC_KNOB)}")
+    out.append("-- header -> {{offset, length, or-mask of the first byte}...}: the bytes the ICRC "
+               "sees as ones (Header.icrc_masks(0), from the icrc_mask field flags)")
+    out.append("local ICRC_MASKS = {")
+    for layer, h in HEADERS.items():
+        runs = h.icrc_masks(0)
+        if runs:
+            out.append(f"  [{lua_str(layer)}] = {{" + ", ".join(
+                f"{{{o}, {n}, 0x{m:02x}}}" for o, n, m in runs) + "},")
+    out.append("}")
+    pad = G.PADDING
+    out.append("-- the transport padding (grammar.PADDING, " + pad.spec + ")")
+    out.append(f"local PADDING = {{headers = {lua_data(pad.headers)}, "
+               f"field = {lua_str(pad.field)}, "
+               f"align = {pad.align}, pad_layer = {lua_str(pad.pad_layer)}, "
+               f"ends_before = {lua_data(pad.ends_before)}}}")
+    out.append("-- requests and their responses (grammar.TA_PAIRS/TA_MATCH, TP_PAIRS/TP_MATCH; "
+               "UB 2.0 §7.1, §6.2.1)")
+    out.append("local TA_PAIRS = {" + ", ".join(f"[0x{k:02x}] = 0x{v:02x}"
+                                              for k, v in sorted(G.TA_PAIRS.items())) + "}")
+    out.append(f"local TA_MATCH = {lua_data(G.TA_MATCH)}")
+    out.append(f"local TP_PAIRS = {lua_data(G.TP_PAIRS)}")
+    out.append(f"local TP_MATCH = {lua_data(G.TP_MATCH)}")
+    names = ["VARIANTS", "START", "NEXT", "UDP_TRANSPORT", "TRANSPORT_OVER_UDP", "PROCEDURES",
+             "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS", "TA_RESPONSE_IN_DATA_NS3", "MGMT_PDUS",
+             "ICRC_COVERAGE", "ENUM_ICRC_KNOB", "ICRC_MASKS", "PADDING", "TA_PAIRS", "TA_MATCH",
+             "TP_PAIRS", "TP_MATCH"]
+    out.append("local GRAMMAR = {" + ", ".join(f"{n} = {n}" for n in names) + "}")
+    out.append("-- END GRAMMAR")
+    return out
 
 
 # how the spec spells some field-name words (display only; filter names stay ubpkt's)
@@ -202,9 +421,12 @@ class Gen:
         return out
 
     def header_code(self, h: Header) -> list[str]:
+        at = ", ".join(f"{f.name} = {off}" for f, off in zip(h.fields, h.offsets))
         lines = [f"-- {h.title} ({h.spec}), {h.size} bytes",
-                 f"HDR[{lua_str(h.layer)}] = {{size = {h.size}, title = {lua_str(h.title)}, "
-                 f"fn = function(tvb, off, tree, st)",
+                 f"HDR[{lua_str(h.layer)}] = {{size = {h.size}, base = {lua_str(h.base)}, "
+                 f"title = {lua_str(h.title)},",
+                 f"  at = {{{at}}},  -- bit offsets",
+                 "  fn = function(tvb, off, tree, st)",
                  f"  local t = tree:add(LAYER[{lua_str(h.layer)}], tvb(off, {h.size}))",
                  "  local v, r, it = {}, nil, nil"]
         for f, key, off in zip(h.fields, h.keys, h.offsets):
@@ -232,11 +454,16 @@ class Gen:
         shifts = ", ".join(f"[{n}] = {s}" for n, s in sorted(self.hf_shift.items()) if s)
         prof_lines = []
         walk = DISPATCH.read_text(encoding="utf-8")
+        missing = sorted(p for p in procedures_used() if f'PROC["{p}"]' not in walk)
+        if missing:
+            raise SystemExit(f"{DISPATCH.name} implements no {', '.join(missing)} "
+                             "(grammar procedures)")
+        consulted = grammar_profile_names()
         for pname, prof in PROFILES.items():
             items = []
             for k, v in asdict(prof).items():
-                # only the choices the walk reads (the TAIDETAH/OFSTETAH ones by a built name)
-                if not (re.search(rf"\b{k}\b", walk) or k.endswith(("_taidetah", "_ofstetah"))):
+                # only the choices the walk or the grammar tables read
+                if not (k in consulted or re.search(rf"\b{k}\b", walk)):
                     continue
                 if isinstance(v, bool):
                     items.append(f"{k} = {'true' if v else 'false'}")
@@ -247,14 +474,18 @@ class Gen:
                 elif isinstance(v, (tuple, list)):
                     items.append(f"{k} = {{" + ", ".join(f"[{x}] = true" for x in v) + "}")
             prof_lines.append(f"PROFILE[{lua_str(pname)}] = {{" + ", ".join(items) + "}")
+        # UB 2.0 §10.4.3.2: the path entry width of each Scan header Type ("4bit"...)
+        path_bits = {k: int(re.fullmatch(r"(\d+)bit", v).group(1))
+                     for k, v in E.SCAN_PATH_TYPE.items()}
         enum_tables = {
-            "TAOPCODE": E.TAOPCODE, "TPOPCODE": E.TPOPCODE, "RT": E.RT, "CTRL": E.CTRL,
-            "ATOMIC_SUBOP": E.ATOMIC_SUBOP,
-            "SACK_BITMAP_BITS": E.SACK_BITMAP_BITS,
+            "TAOPCODE": E.TAOPCODE, "TPOPCODE": E.TPOPCODE, "CTP_OPCODE": E.CTP_OPCODE,
+            "SACK_BITMAP_BITS": E.SACK_BITMAP_BITS, "SCAN_PATH_BITS": path_bits,
+            # ubpkt.formats.derived: the one hex field of each byte-run layer
+            "BYTE_RUNS": {k: v for k, v in BYTE_RUNS.items() if k.startswith("ub.")},
         }
         def lua_val(v):
             return lua_str(v) if isinstance(v, str) else str(v)
-        enum_lines = [f"local {n} = {{" + ", ".join(f"[{k}] = {lua_val(v)}"
+        enum_lines = [f"local {n} = {{" + ", ".join(f"{lua_key(k)} = {lua_val(v)}"
                                                    for k, v in sorted(t.items())) + "}"
                       for n, t in enum_tables.items()]
         dllcb = ", ".join(f"[{c * 16 + s}] = {lua_str(n)}" for (c, s), n in
@@ -269,7 +500,8 @@ class Gen:
         out = [
             "-- UnifiedBus (UB Base Specification 2.0) dissector for Wireshark.",
             "-- GENERATED by dissectors/gen_lua.py from ubpkt.formats and ubpkt.profile:",
-            "-- do not edit; change the declarations or dissectors/ub_dispatch.lua and regenerate.",
+            "-- do not edit; change the declarations, the grammar or dissectors/ub_dispatch.lua",
+            "-- and regenerate.",
             "",
             'local ub = Proto("ub", "UnifiedBus")',
             'local ub_udp = Proto("ub_udp", "UnifiedBus over UDP")',
@@ -359,11 +591,16 @@ class Gen:
             "-- profiles (ubpkt.profile)",
             *prof_lines,
             "",
-            "-- enumerations the walk needs (ubpkt.formats.enums)",
+            "-- enumerations the walk needs (ubpkt.formats.enums, ubpkt.formats.derived)",
             *enum_lines,
             "",
             "-- ---------------------------------------------------------------------------------",
-            "-- hand-written packet walk: dissectors/ub_dispatch.lua",
+            "-- the packet grammar (ubpkt.formats.grammar) as data: the walk below interprets it",
+            "-- ---------------------------------------------------------------------------------",
+            *grammar_lines(),
+            "",
+            "-- ---------------------------------------------------------------------------------",
+            "-- the generic walk and the grammar's procedures: dissectors/ub_dispatch.lua",
             "-- ---------------------------------------------------------------------------------",
             DISPATCH.read_text(encoding="utf-8").rstrip("\n"),
             "",

@@ -1,28 +1,19 @@
--- The packet walk, hand-written to mirror ubpkt/dissect/ (keep the two in step).
+-- The packet walk: a generic interpreter of the grammar tables generated above from
+-- ubpkt/formats/grammar.py (START, NEXT, VARIANTS, TA_*_HEADERS, MGMT_PDUS, ICRC_COVERAGE,
+-- ICRC_MASKS, PADDING), the procedures the grammar names (PROCEDURES: lengths and repetitions a
+-- table cannot say) and the per-layer checks (expert infos, derived values).
 -- Appended to the generated part of ub.lua by dissectors/gen_lua.py; it uses HDR, HF, LAYER,
--- FIRST_HF, HF_SHIFT, EX, PROFILE and the enumeration tables defined above.
+-- FIRST_HF, HF_SHIFT, EX, PROFILE, the grammar and the enumeration tables defined above.
+-- It holds no copy of a grammar table: which header follows which is only in NEXT
+-- (tests/dissectors/test_lua_grammar.py checks).
 
 local floor = math.floor
 local band, bor, bxor, rshift, lshift = bit32.band, bit32.bor, bit32.bxor, bit32.rshift, bit32.lshift
 local DATA = Dissector.get("data")
 
-local TA_RESPONSES = {[0x11] = true, [0x12] = true, [0x13] = true}
-local REQ_SEQ = {
-  [0x00] = {"mtetah", "ofstetah", "tv"},
-  [0x01] = {"mtetah", "ofstetah", "immetah", "tv"},
-  [0x03] = {"maetah", "tv"},
-  [0x04] = {"mtetah", "maetah", "immetah", "tv"},
-  [0x05] = {"maetah", "ntfetah", "tv"},
-  [0x06] = {"taid?read", "ofst?read", "maetah", "tv"},
-  [0x10] = {"mgmtetah"},
-  [0x14] = {"maetah", "tv", "beetah"},
-  [0x15] = {"maetah"},
-  [0x17] = {"maetah", "tv"},
-  [0x18] = {"maetah", "tv", "beetah"},
-}
-for op = 0x07, 0x0F do REQ_SEQ[op] = {"taid?atomic", "maetah", "tv"} end
-local RSP_SEQ = {[0x11] = {}, [0x12] = {"taid?read_response", "ofst?read_response"},
-                 [0x13] = {"taid?atomic_response"}}
+-- Besides the grammar's END (the rest is payload) and RESERVED, a walk ends with STOP: decoding
+-- could not go on (truncated, malformed) or a procedure took the rest of the packet.
+local STOP = "!stop"
 
 -- ---------------------------------------------------------------------------------------------
 -- CRCs
@@ -84,9 +75,13 @@ end
 local CTX = nil   -- set while a CFG 3/4 packet hands its IP packet to Wireshark's IP dissector
 
 local function new_state(tvb, pinfo, ptree, root, prof)
+  -- vals: the values of the first header of each base read so far (the record keys a Switch on
+  -- an earlier header looks up); compact: the packet uses the compact TAH forms (VARIANTS);
+  -- section: a UB section is open (after a CNA NTH, a CFG-5 header or UDP), closed by the
+  -- payload, the padding and the ICRC
   return {tvb = tvb, pinfo = pinfo, ptree = ptree, tree = root, pos = 0, stop = tvb:len(),
-          pad = 0, prof = prof, full_tah = true, tp_data = false, icrc = nil, issues = 0,
-          info = {}}
+          pad = 0, prof = prof, vals = {}, compact = false, tp_data = false, section = false,
+          icrc = nil, issues = 0, info = {}}
 end
 
 local function problem(st, ex, msg)
@@ -120,7 +115,8 @@ local function add_value(tree, key, range, value)
   return tree:add(HF[n], range, value)
 end
 
-local function take_bytes(st, layer, key, n, zero)
+-- a run of n raw bytes as a layer with its one hex field (BYTE_RUNS)
+local function take_bytes(st, layer, n, zero)
   if n < 0 then n = 0 end
   if st.pos + n > st.stop then
     problem(st, EX.malformed, string.format("truncated: %d bytes expected, %d left", n,
@@ -129,7 +125,7 @@ local function take_bytes(st, layer, key, n, zero)
   end
   local r = st.tvb(st.pos, n)   -- n = 0 still shows the (empty) field, as ubpkt records it
   local t = st.tree:add(LAYER[layer], r)
-  local it = t:add(HF[FIRST_HF[key]], r)
+  local it = t:add(HF[FIRST_HF[BYTE_RUNS[layer]]], r)
   st.pos = st.pos + n
   local raw = r:bytes()
   if zero then
@@ -149,10 +145,13 @@ local function data(st, n)
   st.pos = st.pos + n
 end
 
+-- what is left before the padding (PADDING) and the ICRC is payload
 local function rest_as_data(st)
   data(st, st.stop - st.pos - st.pad)
   if st.pad > 0 then
-    if st.stop - st.pos >= st.pad then take_bytes(st, "ub.pad", "ub.pad.data", st.pad, true) end
+    if st.stop - st.pos >= st.pad then
+      take_bytes(st, PADDING.pad_layer, st.pad, true)
+    end
     st.pad = 0
   end
 end
@@ -160,7 +159,65 @@ end
 local function note_info(st, s) st.info[#st.info + 1] = s end
 
 -- ---------------------------------------------------------------------------------------------
--- ICRC
+-- the grammar
+
+local LOGICAL = {}          -- concrete layer -> logical layer (VARIANTS)
+for layer, choices in pairs(VARIANTS) do
+  for _, c in ipairs(choices) do LOGICAL[c.layer] = layer end
+end
+local ICRC_BY_START = {}    -- logical layer -> its ICRC_COVERAGE entry
+for _, c in ipairs(ICRC_COVERAGE) do ICRC_BY_START[c.start] = c end
+local PADDED = {}           -- the headers whose PADDING.field counts the padding
+for _, layer in ipairs(PADDING.headers) do PADDED[layer] = true end
+
+-- a record key (ub.<prefix>.<field>) of a header read earlier in this packet
+local function earlier(st, key)
+  local base, name = key:match("^(.*)%.([^.]+)$")
+  local v = base and st.vals[base]
+  return v and v[name]
+end
+
+-- follow Switch, Peek and Knob rules to a layer, a procedure, END or RESERVED; v: the values of
+-- the header just read (a Switch on a plain field name reads it there)
+local function select(rule, st, v)
+  while type(rule) == "table" do
+    if rule.switch then
+      local key, x = rule.switch, nil
+      if key:find(".", 1, true) then x = earlier(st, key) elseif v then x = v[key] end
+      if type(x) == "number" then
+        st.selector = {key, x}
+        rule = rule.cases[x] or rule.default
+      else
+        rule = rule.default
+      end
+    elseif rule.peek then
+      local b = peek(st, 1, rule.peek)
+      if b == nil then rule = rule.missing
+      else rule = rule.cases[rshift(band(b, rule.mask), rule.shift)] or rule.default end
+    else
+      rule = rule.cases[st.prof[rule.knob]] or rule.default
+    end
+  end
+  return rule
+end
+
+-- the concrete header of a logical layer under the profile and the packet's TAH form (VARIANTS)
+local function resolve(layer, st)
+  local choices = VARIANTS[layer]
+  if choices == nil then return layer end
+  for _, c in ipairs(choices) do
+    local match = true
+    for name, want in pairs(c.when) do
+      local have
+      if name == "compact" then have = st.compact else have = st.prof[name] end
+      if have ~= want then match = false break end
+    end
+    if match then return c.layer end
+  end
+  return layer
+end
+
+-- The ICRC (UB 2.0 §5.3.7) --------------------------------------------------------------------
 
 local function reserve_icrc(st)
   if st.stop - st.pos < 4 then
@@ -172,9 +229,42 @@ local function reserve_icrc(st)
   return true
 end
 
-local function finish_icrc(st)
-  if st.icrc == nil then return end
+-- whether an ICRC_COVERAGE entry holds in this packet (its profile knobs, its unless keys)
+local function covers(c, st)
+  for name, want in pairs(c.knobs) do
+    if st.prof[name] ~= want then return false end
+  end
+  for _, u in ipairs(c.unless) do
+    if earlier(st, u[1]) == u[2] then return false end
+  end
+  return true
+end
+
+-- UB 2.0 §10.4.3.1: an enumeration packet is one the grammar routes from its NTH, through the
+-- UPIH16, to the enumeration pad; its ICRC is the administrator's choice (ENUM_ICRC_KNOB)
+local function is_enumeration(st, layer, v)
+  local nxt = select(NEXT[layer], st, v)
+  return type(nxt) == "string" and select(NEXT[nxt], st, nil) == "ub.enum_pad"
+end
+
+-- a header that starts a UB section (ICRC_COVERAGE): reserve the ICRC if the coverage holds;
+-- false when there is no room for it (the walk stops)
+local function open_section(st, layer, concrete, start, v)
+  local c = ICRC_BY_START[layer]
+  if c == nil then return true end
+  if covers(c, st) and not c.needs_ub_udp
+      and not (is_enumeration(st, layer, v) and not st.prof[ENUM_ICRC_KNOB]) then
+    st.icrc = {start = start, masks = ICRC_MASKS[concrete] or {}}
+    if not reserve_icrc(st) then return false end
+  end
+  st.section = true
+  return true
+end
+
+-- close the section: payload, padding, then the ICRC check
+local function finish_section(st)
   rest_as_data(st)
+  if st.icrc == nil then return end
   if st.pos ~= st.stop then data(st, st.stop - st.pos) end
   local e = st.stop
   local r = st.tvb(e, 4)
@@ -199,259 +289,195 @@ local function finish_icrc(st)
   st.icrc = nil
 end
 
--- ---------------------------------------------------------------------------------------------
--- transaction layer
+-- The walk ------------------------------------------------------------------------------------
 
-local tah
+local AFTER = {}   -- logical layer -> check(st, v, t, start, concrete), run after the header
+local PROC = {}    -- "@procedure" -> proc(st, v) -> next target[, values it applies to]
 
-local function beetah(st)
-  -- one BE bit per payload byte, payload 64..1024 bytes: BEETAH + payload = 9/8 payload
-  local avail = st.stop - st.pos - st.pad
-  local n = floor(avail * 8 / 9)
-  local ok = {[64] = true, [128] = true, [256] = true, [512] = true, [1024] = true}
-  if n * 9 ~= avail * 8 or not ok[n] then
-    problem(st, EX.malformed, string.format("%d bytes cannot be a BEETAH plus its 64..1024-byte payload", avail))
-    return false
-  end
-  return take_bytes(st, "ub.beetah", "ub.beetah.be", n / 8) ~= nil
-end
-
-local function management(st)
-  local start = st.pos
-  local v, t = take(st, "ub.mgmtetah")
-  if not v then return end
-  local sub, code, rsp, pdu_len = v.sub_code, v.code, v.rsp, v.pdu_length
-  local names = MGMT_SUB_CODE[code] or {}
-  t:add(HF[FIRST_HF["ub.mgmtetah.sub_code_name"]], st.tvb(start, 1), names[sub] or ("unknown_" .. sub))
-  local avail = st.stop - st.pos - st.pad
-  if pdu_len > avail then
-    problem(st, EX.malformed, string.format("PDU length %d points past the packet (%d bytes)", pdu_len, avail))
-    return
-  end
-  if pdu_len > 1024 then problem(st, EX.warn, string.format("PDU length %d exceeds 1024", pdu_len)) end
-  local body_end = st.pos + pdu_len
-  local h = nil
-  if code == 2 then h = rsp == 1 and "ub.cfg_rsp" or "ub.cfg_req"
-  elseif code == 0 and rsp == 0 then h = "ub.error_msg"
-  elseif code == 1 and rsp == 0 then h = (sub == 0 or sub == 1) and "ub.link_msg" or "ub.hotplug_msg"
-  elseif code == 5 and sub == 2 then h = rsp == 1 and "ub.token_check_rsp" or "ub.token_check_req"
-  elseif code == 4 and sub == 7 and rsp == 0 then h = "ub.neighbour_query"
-  elseif code == 6 and rsp == 0 then
-    h = ({[0] = "ub.entity_reg", [1] = "ub.entity_dereg", [2] = "ub.bus_create",
-          [3] = "ub.bus_destroy", [4] = "ub.cfg_complete", [5] = "ub.port_reset"})[sub]
-  end
-  note_info(st, names[sub] or "Management")
-  local saved = st.stop
-  st.stop = body_end
-  if h ~= nil and pdu_len >= HDR[h].size then take(st, h) end
-  st.stop = saved
-  if st.pos < body_end then take_bytes(st, "ub.pdu", "ub.pdu.data", body_end - st.pos) end
-end
-
-tah = function(st)
-  local p = st.prof
-  local op = peek(st, 1)
-  if op == nil then
-    problem(st, EX.malformed, "truncated transaction header")
-    return
+-- read a logical layer: its concrete header, its checks, the section it may open
+local function read(st, layer)
+  local concrete = resolve(layer, st)
+  local h = HDR[concrete]
+  if h == nil then
+    problem(st, EX.malformed, "no declared header " .. concrete)
+    return nil
   end
   local start = st.pos
-  local seq, flags = nil, {}
-  note_info(st, TAOPCODE[op] or string.format("TAOpcode 0x%02x", op))
-  if TA_RESPONSES[op] and st.tp_data and st.full_tah and p.ns3_layouts then
-    -- ns-3-UB sends TA responses in RTP data packets as TAH + MAETAH
-    if not take(st, "ub.btah") then return end
-    seq = {"maetah"}
-  elseif TA_RESPONSES[op] then
-    local layer = "ub.atah_c"
-    if st.full_tah then layer = p.ns3_layouts and "ub.atah_ns3" or "ub.atah" end
-    if not take(st, layer) then return end
-    seq = RSP_SEQ[op]
-  else
-    local v, t = take(st, st.full_tah and "ub.btah" or "ub.btah_c")
-    if not v then return end
-    flags = {tv = v.tv_en, ud = v.ud_flag}
-    if TAOPCODE[op] == nil then
-      problem(st, EX.warn, string.format("reserved TAOpcode 0x%02x", op))
-      return
-    end
-    if v.ud_flag == 1 then
-      local u, ut = take(st, "ub.udetah")
-      if not u then return end
-      if op == 0x09 or op == 0x0A then
-        local sub = floor(u.udf / 2 ^ 20) % 16
-        local it = add_value(ut, "ub.udetah.atomic_op", st.tvb(st.pos - 4, 1), sub)
-      end
-    end
-    seq = REQ_SEQ[op]
-    if st.full_tah then
-      local mt = 0
-      for _, s in ipairs(seq) do if s == "mtetah" then mt = 1 end end
-      if v.mt_en ~= mt then
-        problem(st, EX.warn, string.format("MT_EN is %d but %s %s MTETAH", v.mt_en, TAOPCODE[op],
-                                           mt == 1 and "carries" or "has no"))
-      end
-    end
+  local v, t = take(st, concrete)
+  if not v then return nil end
+  if st.vals[h.base] == nil then st.vals[h.base] = v end
+  st.last = concrete
+  if PADDED[layer] then st.pad = v[PADDING.field] end
+  local check = AFTER[layer]
+  if check then check(st, v, t, start, concrete) end
+  if not open_section(st, layer, concrete, start, v) then return nil end
+  return v, t
+end
+
+local function reserved(st)
+  local s = st.selector
+  if s == nil then
+    problem(st, EX.malformed, "reserved value: what follows is unknown")
+    return
   end
-  for _, step in ipairs(seq) do
-    local ok = true
-    if step == "tv" then
-      if flags.tv == 1 then ok = take(st, "ub.tvetah") ~= nil end
-    elseif step:sub(1, 5) == "taid?" then
-      if p[step:sub(6) .. "_taidetah"] then ok = take(st, "ub.taidetah") ~= nil end
-    elseif step:sub(1, 5) == "ofst?" then
-      if p[step:sub(6) .. "_ofstetah"] then ok = take(st, "ub.ofstetah") ~= nil end
-    elseif step == "maetah" then
-      if st.full_tah then
-        ok = take(st, "ub.maetah") ~= nil
-      else
-        local m, mt = take(st, p.ns3_layouts and "ub.maetah_c_ns3" or "ub.maetah_c")
-        ok = m ~= nil
-        if ok then add_value(mt, "ub.maetah.length", st.tvb(st.pos - 12, 8), 64 * 2 ^ m.len_code) end
-      end
-    elseif step == "beetah" then
-      ok = beetah(st)
-    elseif step == "mgmtetah" then
-      management(st)
+  -- a reserved TPOpcode is a warning (ubpkt), any other reserved selector an error
+  local ex = s[1]:match("tpopcode$") and EX.warn or EX.malformed
+  problem(st, ex, string.format("%s: reserved %s %d", st.last or "?", s[1], s[2]))
+end
+
+-- walk from a target (a rule, a layer, a procedure, END, RESERVED, STOP); v: the values of the
+-- header read just before (for rules on its fields)
+local function walk(st, target, v)
+  while true do
+    target = select(target, st, v)
+    if target == END then
+      rest_as_data(st)
       return
+    elseif target == STOP then
+      return
+    elseif target == RESERVED then
+      reserved(st)
+      rest_as_data(st)
+      return
+    elseif target:sub(1, 1) == "@" then
+      local proc = PROC[target]
+      if proc == nil then
+        problem(st, EX.malformed, "no implementation of the grammar procedure " .. target)
+        return
+      end
+      target, v = proc(st, v)
     else
-      ok = take(st, "ub." .. step) ~= nil
+      v = read(st, target)
+      if v == nil then return end
+      target = NEXT[target] or END
     end
-    if not ok then return end
   end
 end
 
 -- ---------------------------------------------------------------------------------------------
--- transport layer
+-- per-layer checks, derived values and walk state
 
-local function ciph(st)
-  st.tree:add_proto_expert_info(EX.note, "CIPH layout is a reference-profile placeholder")
-  if not take(st, "ub.ciph") then return end
-  local icv = st.prof.ciph_icv_len
-  if st.stop - st.pos < icv then
-    problem(st, EX.malformed, "no room for the ICV")
-    return
-  end
-  take_bytes(st, "ub.ciph_protected", "ub.ciph.protected", st.stop - st.pos - icv)
-  take_bytes(st, "ub.ciph_icv", "ub.ciph.icv", icv)
-end
-
-local function after_tph_nlp(st, nlp, layer, rtp)
-  if nlp == 0 then
-    -- TAH directly
-  elseif nlp == 1 then
-    if not take(st, "ub.upih32") or not take(st, "ub.eidh256") then return end
-  elseif nlp == 2 and not rtp then
-    if not take(st, "ub.upih16") or not take(st, "ub.eidh40") then return end
-  elseif nlp == 3 then
-    ciph(st)
-    return
-  else
-    problem(st, EX.malformed, string.format("%s: reserved NLP %d", layer, nlp))
-    return
-  end
-  tah(st)
-  rest_as_data(st)
-end
-
-local function cetph(st)
-  local p = st.prof
-  if p.ns3_layouts then take(st, "ub.cetph_caqm_ns3")
-  elseif p.cetph_variant == "ldcp" then take(st, "ub.cetph_ldcp")
-  else take(st, "ub.cetph_caqm") end
-end
-
-local function rtph_or_utph(st)
-  local p = st.prof
-  local op = peek(st, 1)
-  if op == nil then
-    problem(st, EX.malformed, "truncated transport header")
-    return
-  end
-  if op % 128 == 0 then
-    local v = take(st, "ub.utph")
-    if not v then return end
-    note_info(st, "UTP")
-    st.pad = v.padding
-    if v.last == 1 then problem(st, EX.warn, "TPOpcode[7] set on a UTP packet") end
-    after_tph_nlp(st, v.nlp, "ub.utph", true)
-    return
-  end
-  local v = take(st, "ub.rtph")
-  if not v then return end
-  local opc, nlp = v.tpopcode, v.nlp
-  note_info(st, string.format("%s PSN=%d", TPOPCODE[opc] or ("TPOpcode " .. opc), v.psn))
-  st.pad = v.padding
-  if v.last == 1 and opc ~= 1 then
-    problem(st, EX.warn, "TPOpcode[7] (last packet) is only valid on RTP data packets")
-  end
-  if v.tpver ~= 0 then problem(st, EX.warn, string.format("TPVer %d (0 expected)", v.tpver)) end
-  if opc == 1 then
-    st.tp_data = true
-    after_tph_nlp(st, nlp, "ub.rtph", true)
-    return
-  end
-  if opc == 3 or opc == 6 then cetph(st) end
-  if opc == 5 or opc == 6 then
-    local s = take(st, "ub.saetph")
-    if not s then return end
-    local bits = SACK_BITMAP_BITS[s.bitmapsize]
-    if bits == nil then
-      problem(st, EX.malformed, string.format("reserved BitMapSize %d", s.bitmapsize))
-      return
-    end
-    if take_bytes(st, "ub.saetph_bitmap", "ub.saetph.bitmap", bits / 8) == nil then return end
-  end
-  if opc == 8 then
-    take(st, "ub.cetph_cnp")
-    return
-  end
-  if opc == 2 or opc == 3 or opc == 5 or opc == 6 or (opc == 4 and p.ns3_layouts) then
-    if opc == 4 then
-      st.tree:add_proto_expert_info(EX.note, "TPOpcode 4 is reserved; ns-3-UB 1.2 uses it for TPNAK")
-    end
-    if p.tp_response_atah and st.stop - st.pos - st.pad >= 8 then tah(st) end
-    return
-  end
-  problem(st, EX.warn, string.format("reserved TPOpcode 0x%x", opc))
-end
-
-local function ctph(st)
-  local v = take(st, "ub.ctph")
-  if not v then return end
-  st.pad = v.padding
-  if v.tpopcode == 1 then
-    note_info(st, "CTP CNP")
-    if not st.prof.ctp_cnp_cetph then return end
-    take(st, "ub.cetph_cnp")
-    return
-  end
-  if v.tpopcode ~= 0 then problem(st, EX.warn, string.format("reserved CTP opcode %d", v.tpopcode)) end
-  after_tph_nlp(st, v.nlp, "ub.ctph", false)
-end
-
--- ---------------------------------------------------------------------------------------------
--- network layer
+-- the CCI word viewed in its mode (UB 2.0 §5.2.1, CCI_MODE)
+local CCI_VIEWS = {[0] = "ub.cci_caqm", [4] = "ub.cci_fecn", [2] = "ub.cci_fecn_rtt"}
 
 local function cci(st, value, off, layer)
   if st.prof.cci_dont_care_on_cna and layer ~= "ub.nth" then return end
-  local mode = floor(value / 2 ^ 13)
-  local h = ({[0] = "ub.cci_caqm", [4] = "ub.cci_fecn", [2] = "ub.cci_fecn_rtt"})[mode] or "ub.cci_rsvd"
+  local h = CCI_VIEWS[floor(value / 2 ^ 13)] or "ub.cci_rsvd"
   st.quiet = true   -- a view of a word already checked: no reserved-bit warnings (as ubpkt)
   HDR[h].fn(st.tvb, off, st.tree, st)
   st.quiet = false
 end
 
--- hand an IP packet to Wireshark's IP dissector; UDP 4792 (or, for ns-3-UB, any port through
+-- UB 2.0 §4.3.2.2.2: PLENGTH in DLLDBs and flits; the ns-3-UB RT bits
+AFTER["ub.lph"] = function(st, v, t, start, concrete)
+  if concrete == "ub.lph_ns3" then
+    add_value(t, "ub.lph.rt", st.tvb(start + 2, 1), v.rt_shortest * 2 + v.rt_perpacket)
+  end
+  add_value(t, "ub.lph.blocks", st.tvb(start + 2, 1), floor(v.plength / 1024) + 1)
+  add_value(t, "ub.lph.last_flits", st.tvb(start + 2, 2), floor(v.plength / 32) % 32 + 1)
+  note_info(st, "CFG" .. v.cfg)
+end
+
+-- UB 2.0 §5.2.2: the IP-form NTH
+AFTER["ub.nth"] = function(st, v, t, start, concrete)
+  cci(st, v.cci, start + HDR[concrete].at.cci / 8, concrete)
+  if v.npi == 0 then
+    problem(st, st.prof.check_npi and EX.warn or EX.note, "NPI 0 is invalid for IP packets")
+  end
+end
+
+-- UB 2.0 §5.2.1: the CNA NTHs; App B Table B-1: the TP-bypass packet (no transport header)
+-- carries the compact TAH, a CTP packet the form the profile says, an RTP packet the full one
+local function cna(st, v, t, start, concrete)
+  cci(st, v.cci, start + HDR[concrete].at.cci / 8, concrete)
+  if select(NEXT[LOGICAL[concrete] or concrete], st, v) == "@tah" then
+    if v.mgmt ~= nil and v.mgmt ~= 0 then
+      problem(st, EX.warn, "Mgmt must be 0 in a TP-bypass packet (CFG 9)")
+    end
+    if v.nlp ~= 0 then
+      problem(st, EX.warn, string.format("NLP %d in a TP-bypass packet (only 0, TAH, is defined)", v.nlp))
+    end
+    st.compact = true
+  else
+    st.compact = st.prof.cna_tah_form == "compact"
+  end
+end
+AFTER["ub.cna16"] = cna
+AFTER["ub.cna24"] = cna
+
+-- UB 2.0 §6.2.1
+AFTER["ub.rtph"] = function(st, v)
+  local op = v.tpopcode
+  note_info(st, string.format("%s PSN=%d", TPOPCODE[op] or ("TPOpcode " .. op), v.psn))
+  st.compact = false
+  st.tp_data = TP_PAIRS[op] ~= nil       -- an RTP data packet: what TP responses acknowledge
+  if v.last == 1 and not st.tp_data then
+    problem(st, EX.warn, "TPOpcode[7] (last packet) is only valid on RTP data packets")
+  end
+  if v.tpver ~= 0 then problem(st, EX.warn, string.format("TPVer %d (0 expected)", v.tpver)) end
+  if TPOPCODE[op] == nil and select(NEXT["ub.rtph"], st, v) ~= RESERVED then
+    st.tree:add_proto_expert_info(EX.note, string.format(
+      "TPOpcode %d is reserved; the %s profile decodes it (ns-3-UB 1.2 sends TPNAK so)", op,
+      st.prof.name or "?"))
+  end
+end
+
+AFTER["ub.utph"] = function(st, v)
+  note_info(st, "UTP")
+  st.compact = false
+  if v.last == 1 then problem(st, EX.warn, "TPOpcode[7] set on a UTP packet") end
+end
+
+AFTER["ub.ctph"] = function(st, v)
+  local name = CTP_OPCODE[v.tpopcode]
+  if name == nil then
+    problem(st, EX.warn, string.format("reserved CTP opcode %d", v.tpopcode))
+  elseif name == "CNP" then
+    note_info(st, "CTP CNP")
+  end
+end
+
+AFTER["ub.ciph"] = function(st)
+  st.tree:add_proto_expert_info(EX.note, "CIPH layout is a reference-profile placeholder")
+end
+
+-- UB 2.0 §7.4.2.3.2: Atomic_store and Atomic_load carry their sub-operation in UDF[23:20]
+local SUBOP_TAOPCODES = {Atomic_store = true, Atomic_load = true}
+AFTER["ub.udetah"] = function(st, v, t, start)
+  if SUBOP_TAOPCODES[TAOPCODE[earlier(st, "ub.btah.taopcode")] or ""] then
+    add_value(t, "ub.udetah.atomic_op", st.tvb(start, 1), floor(v.udf / 2 ^ 20) % 16)
+  end
+end
+
+-- UB 2.0 §7.2.3: the compact MAETAH gives the length as a code
+AFTER["ub.maetah"] = function(st, v, t, start)
+  if v.len_code ~= nil then
+    add_value(t, "ub.maetah.length", st.tvb(start, 8), 64 * 2 ^ v.len_code)
+  end
+end
+
+-- UB 2.0 Table 10-11
+AFTER["ub.mgmtetah"] = function(st, v, t, start)
+  local names = MGMT_SUB_CODE[v.code] or {}
+  t:add(HF[FIRST_HF["ub.mgmtetah.sub_code_name"]], st.tvb(start, 1),
+        names[v.sub_code] or ("unknown_" .. v.sub_code))
+  note_info(st, names[v.sub_code] or "Management")
+end
+
+AFTER["ub.scan"] = function(st) note_info(st, "Enumeration") end
+
+-- ---------------------------------------------------------------------------------------------
+-- procedures (grammar.PROCEDURES)
+
+-- IP: handed to Wireshark's IP dissector; UDP to a UB port (or, for ns-3-UB, any port through
 -- the heuristic below) comes back to ub_udp with CTX telling it the profile
-local function call_ip(st, version)
+local function call_ip(st, dissector)
   if st.pos >= st.stop then return end
   st.pinfo.cols.info:set(table.concat(st.info, " "))
   st.handed_over = true
   CTX = {num = st.pinfo.number, prof = st.prof}
   local ok, err = pcall(function()
-    Dissector.get(version == 4 and "ip" or "ipv6"):call(st.tvb(st.pos, st.stop - st.pos):tvb(),
-                                                         st.pinfo, st.ptree)
+    Dissector.get(dissector):call(st.tvb(st.pos, st.stop - st.pos):tvb(), st.pinfo, st.ptree)
   end)
   CTX = nil
   st.pos = st.stop
@@ -461,6 +487,141 @@ local function call_ip(st, version)
   end
 end
 
+-- RFC 791/8200: the version nibble must be the one the grammar chose
+local function ip_packet(version, dissector)
+  return function(st)
+    local b = peek(st, 1)
+    if b == nil then return STOP end
+    if floor(b / 16) ~= version then
+      problem(st, EX.malformed, string.format("IPv%d expected, the IP header says version %d",
+                                              version, floor(b / 16)))
+      return STOP
+    end
+    call_ip(st, dissector)
+    return STOP
+  end
+end
+PROC["@ipv4"] = ip_packet(4, "ip")
+PROC["@ipv6"] = ip_packet(6, "ipv6")
+
+-- reached through Wireshark's UDP dissector, which calls ub_udp (below) for the UB ports
+PROC["@udp"] = function() return STOP end
+
+-- the steps after a TAH (logical layers and procedures), as grammar.ta_sequence: a request's
+-- UDETAH first when UD_Flag, then the opcode's steps with their flag and profile gates
+local function ta_sequence(st, op, response, flags)
+  local steps = (response and TA_RESPONSE_HEADERS or TA_REQUEST_HEADERS)[op]
+  if steps == nil then return nil end
+  local out = {}
+  if not response and flags.ud_flag == 1 then out[1] = "ub.udetah" end
+  for _, s in ipairs(steps) do
+    if type(s) == "string" then
+      out[#out + 1] = s
+    else
+      local on
+      if s.flag then on = (flags[s.flag] or 0) ~= 0 else on = st.prof[s.knob] end
+      if on then out[#out + 1] = s.layer end
+    end
+  end
+  return out
+end
+
+-- UB 2.0 §7.2.1-3, §7.4: the TAH by TAOpcode, then its extension headers
+PROC["@tah"] = function(st)
+  local p = st.prof
+  local op = peek(st, 1)
+  if op == nil then
+    problem(st, EX.malformed, "truncated transaction header")
+    return STOP
+  end
+  note_info(st, TAOPCODE[op] or string.format("TAOpcode 0x%02x", op))
+  local v, steps
+  if TA_RESPONSE_HEADERS[op] ~= nil then
+    if st.tp_data and not st.compact and p.ns3_layouts then
+      -- ns-3-UB sends TA responses in RTP data packets as a full BTAH plus MAETAH (dialect)
+      v = read(st, "ub.btah")
+      steps = TA_RESPONSE_IN_DATA_NS3
+    else
+      v = read(st, "ub.atah")
+      steps = ta_sequence(st, op, true, {})
+    end
+    if not v then return STOP end
+  else
+    v = read(st, "ub.btah")
+    if not v then return STOP end
+    steps = ta_sequence(st, op, false, v)
+    if steps == nil then
+      problem(st, EX.warn, string.format("reserved TAOpcode 0x%02x", op))
+      return STOP
+    end
+    if not st.compact then
+      -- UB 2.0 §7.2.1: MT_EN says whether the opcode's MTETAH is there
+      local mt = 0
+      for _, s in ipairs(TA_REQUEST_HEADERS[op]) do if s == "ub.mtetah" then mt = 1 end end
+      if v.mt_en ~= mt then
+        problem(st, EX.warn, string.format("MT_EN is %d but %s %s MTETAH", v.mt_en, TAOPCODE[op],
+                                           mt == 1 and "carries" or "has no"))
+      end
+    end
+  end
+  local last = nil
+  for _, step in ipairs(steps) do
+    if step:sub(1, 1) == "@" then
+      if PROC[step](st, v) == STOP then return STOP end
+    else
+      v = read(st, step)
+      if not v then return STOP end
+    end
+    last = step
+  end
+  return (last and NEXT[last]) or END, v
+end
+
+-- UB 2.0 §7.2.10: one BE bit per payload byte, payload 64..1024 bytes: BEETAH + payload = 9/8
+-- of the payload
+local BE_PAYLOADS = {[64] = true, [128] = true, [256] = true, [512] = true, [1024] = true}
+PROC["@beetah"] = function(st)
+  local avail = st.stop - st.pos - st.pad
+  local n = floor(avail * 8 / 9)
+  if n * 9 ~= avail * 8 or not BE_PAYLOADS[n] then
+    problem(st, EX.malformed, string.format("%d bytes cannot be a BEETAH plus its 64..1024-byte payload", avail))
+    return STOP
+  end
+  if take_bytes(st, "ub.beetah", n / 8) == nil then return STOP end
+  return END
+end
+
+-- reference profile G10: an ATAH after a TP response when there is room for one
+PROC["@tp_response_atah"] = function(st, v)
+  if st.stop - st.pos - st.pad >= 8 then return PROC["@tah"](st, v) end
+  return END
+end
+
+-- UB 2.0 §6.2.3: the SACK bitmap after the SAETPH
+PROC["@saetph_bitmap"] = function(st, v)
+  local bits = SACK_BITMAP_BITS[v.bitmapsize]
+  if bits == nil then
+    problem(st, EX.malformed, string.format("reserved BitMapSize %d", v.bitmapsize))
+    return STOP
+  end
+  if take_bytes(st, "ub.saetph_bitmap", bits / 8) == nil then return STOP end
+  return NEXT["ub.saetph_bitmap"] or END, v
+end
+
+-- reference profile G9: the CIPH protects the rest, closed by the ICV
+PROC["@ciph_body"] = function(st)
+  local icv = st.prof.ciph_icv_len
+  if st.stop - st.pos < icv then
+    problem(st, EX.malformed, "no room for the ICV")
+    return STOP
+  end
+  take_bytes(st, "ub.ciph_protected", st.stop - st.pos - icv)
+  take_bytes(st, "ub.ciph_icv", icv)
+  return END
+end
+
+-- UB 2.0 §10.4.3.2: path entries; reference profile G15b: entry k sits at the
+-- least-significant end of its DW
 local function path_entries(raw, width, hops)
   local per_dw, out = 32 / width, {}
   for k = 0, hops - 1 do
@@ -472,22 +633,18 @@ local function path_entries(raw, width, hops)
   return out
 end
 
-local function enumeration(st)
-  if not take(st, "ub.upih16") or not take(st, "ub.enum_pad") then return end
-  local s = take(st, "ub.scan")
-  if not s then return end
-  note_info(st, "Enumeration")
-  local width = ({[0] = 4, [1] = 8, [2] = 16})[s.type]
+PROC["@scan_paths"] = function(st, s)
+  local width = SCAN_PATH_BITS[s.type]
   if width == nil then
     problem(st, EX.malformed, string.format("reserved path type %d", s.type))
-    return
+    return STOP
   end
   local path_len = math.ceil(s.hops * width / 32) * 4
   for _, name in ipairs({"fwd", "ret"}) do
     if name == "fwd" or s.r == 1 then
       local start = st.pos
-      local raw = take_bytes(st, "ub.scan_" .. name, "ub.scan." .. name .. "_path", path_len)
-      if raw == nil then return end
+      local raw = take_bytes(st, "ub.scan_" .. name, path_len)
+      if raw == nil then return STOP end
       if path_len > 0 then
         for _, port in ipairs(path_entries(raw, width, s.hops)) do
           st.tree:add(HF[FIRST_HF["ub.scan." .. name .. "_ports"]], st.tvb(start, path_len), port)
@@ -495,26 +652,33 @@ local function enumeration(st)
       end
     end
   end
-  local pdu = take(st, "ub.scan_pdu")
-  if not pdu then return end
-  if pdu.cmd == 1 and (pdu.opcode == 2 or pdu.opcode == 3 or pdu.opcode == 4) then
-    take(st, "ub.scan_cna_cfg")
-  elseif pdu.cmd == 0 and pdu.opcode == 0 then
-    while st.stop - st.pos - st.pad >= 2 do
-      local t = take(st, "ub.scan_tlv")
-      if not t then return end
-      if t.length < 2 then
-        problem(st, EX.malformed, string.format("TLV length %d < 2", t.length))
-        return
-      end
-      if take_bytes(st, "ub.scan_tlv_value", "ub.scan_tlv.value", t.length - 2) == nil then return end
+  return "ub.scan_pdu", s
+end
+
+-- UB 2.0 §10.4.3.2 Table 10-9: topology TLVs to the end
+PROC["@scan_tlvs"] = function(st)
+  while st.stop - st.pos - st.pad >= 2 do
+    local t = take(st, "ub.scan_tlv")
+    if not t then return STOP end
+    if t.length < 2 then
+      problem(st, EX.malformed, string.format("TLV length %d < 2", t.length))
+      return STOP
     end
+    if take_bytes(st, "ub.scan_tlv_value", t.length - 2) == nil then return STOP end
   end
-  rest_as_data(st)
+  return END
+end
+
+-- UB 2.0 App F.2.5: SUM NPIC entries
+PROC["@npic_entries"] = function(st, n)
+  for _ = 1, n.sum do
+    if not take(st, "ub.npic_entry") then break end
+  end
+  return END
 end
 
 -- a run of type/length/value items up to an end TLV or the end of the frame
-local function tlvs(st, layer, value_layer, value_key, value_len, end_type)
+local function tlvs(st, layer, value_layer, value_len, end_type)
   while st.stop - st.pos - st.pad >= HDR[layer].size do
     local t = take(st, layer)
     if not t then return end
@@ -523,104 +687,61 @@ local function tlvs(st, layer, value_layer, value_key, value_len, end_type)
       problem(st, EX.malformed, string.format("TLV length %d", t.tlv_len))
       return
     end
-    if n > 0 and take_bytes(st, value_layer, value_key, n) == nil then return end
+    if n > 0 and take_bytes(st, value_layer, n) == nil then return end
     if t.tlv_type == end_type then return end
   end
 end
 
-local function cfg5(st)
-  local v = take(st, "ub.cfg5")
-  if not v then return end
-  local proto = v.protocol
-  if st.prof.cfg5_icrc then
-    st.icrc = {start = 4, masks = {}}
-    if not reserve_icrc(st) then return end
-  end
-  if proto == 0x0102 then
-    local ver = peek(st, 1)
-    if ver ~= nil then take(st, floor(ver / 16) == 2 and "ub.ip_notify6" or "ub.ip_notify") end
-  elseif proto == 0x0106 then
-    local n = take(st, "ub.npic")
-    if n then
-      for _ = 1, n.sum do
-        if not take(st, "ub.npic_entry") then break end
-      end
-    end
-  elseif proto == 0x0109 and HDR["ub.lldp_tlv"] then
-    tlvs(st, "ub.lldp_tlv", "ub.lldp_value", "ub.lldp.tlv_value", function(t) return t.tlv_len end, 0)
-  elseif proto == 0x0104 and HDR["ub.lacp"] then
-    if take(st, "ub.lacp") then
-      tlvs(st, "ub.lacp_tlv", "ub.lacp_value", "ub.lacp.tlv_value", function(t) return t.tlv_len - 2 end, 0)
-    end
-  elseif proto == 0x0100 or proto == 0x0101 then
-    local ver = peek(st, 1)
-    if ver ~= nil and (floor(ver / 16) == 4 or floor(ver / 16) == 6) then
-      call_ip(st, floor(ver / 16))
-      finish_icrc(st)
-      return
-    end
-  end
-  rest_as_data(st)
-  finish_icrc(st)
+-- IEEE 802.1AB: the TLV length counts the value
+PROC["@lldp_tlvs"] = function(st)
+  tlvs(st, "ub.lldp_tlv", "ub.lldp_value", function(t) return t.tlv_len end, 0)
+  return END
 end
 
-local function cna(st, width, cfg)
-  local p = st.prof
-  local nth_start = st.pos
-  local layer
-  if width == 16 then layer = p.cna_little_endian and "ub.cna16_ns3" or "ub.cna16"
-  else layer = p.cna_little_endian and "ub.cna24_ns3" or "ub.cna24" end
-  local v = take(st, layer)
-  if not v then return end
-  local nlp = v.nlp
-  cci(st, v.cci, nth_start + (width == 16 and 4 or 6), layer)
-  if cfg == 9 then
-    if width == 16 and v.mgmt ~= 0 then problem(st, EX.warn, "Mgmt must be 0 in CFG 9") end
-    if nlp ~= 0 then
-      problem(st, EX.warn, string.format("NLP %d in CFG 9 (only 0, TAH, is defined)", nlp))
-    end
-    -- TP bypass: no transport header, no UPIH/EIDH, no ICRC
-    st.full_tah = false
-    tah(st)
-    rest_as_data(st)
-    return
-  end
-  st.full_tah = p.cna_tah_form == "full"
-  local enum = width == 16 and nlp == 1
-  if p.icrc and (not enum or p.enum_icrc) then
-    local masks = width == 16 and {{4, 2, 0xFF}, {6, 1, 0xFF}} or {{6, 2, 0xFF}, {8, 1, 0xFF}}
-    st.icrc = {start = nth_start, masks = masks}
-    if not reserve_icrc(st) then return end
-  end
-  if nlp == 0 then ctph(st)
-  elseif enum then enumeration(st)
-  elseif nlp == 2 then
-    st.full_tah = true
-    rtph_or_utph(st)
-  else
-    problem(st, EX.malformed, string.format("reserved NLP %d", nlp))
-    rest_as_data(st)
-  end
-  finish_icrc(st)
+-- IEEE 802.1AX: the TLV length counts its own two bytes
+PROC["@lacp_tlvs"] = function(st)
+  tlvs(st, "ub.lacp_tlv", "ub.lacp_value", function(t) return t.tlv_len - 2 end, 0)
+  return END
 end
 
--- ---------------------------------------------------------------------------------------------
--- data-link control blocks
+-- UB 2.0 §10.4.3.1: the PDU header MGMT_PDUS names, the rest of PDU_Length as bytes
+PROC["@mgmt_pdu"] = function(st, v)
+  local pdu_len = v.pdu_length
+  local avail = st.stop - st.pos - st.pad
+  if pdu_len > avail then
+    problem(st, EX.malformed, string.format("PDU length %d points past the packet (%d bytes)", pdu_len, avail))
+    return END
+  end
+  if pdu_len > 1024 then problem(st, EX.warn, string.format("PDU length %d exceeds 1024", pdu_len)) end
+  local body_end = st.pos + pdu_len
+  local h = MGMT_PDUS[v.code .. "/" .. v.sub_code .. "/" .. v.rsp]
+            or MGMT_PDUS[v.code .. "/*/" .. v.rsp]
+  local saved = st.stop
+  st.stop = body_end
+  if h ~= nil and pdu_len >= HDR[h].size then take(st, h) end
+  st.stop = saved
+  if st.pos < body_end then take_bytes(st, "ub.pdu", body_end - st.pos) end
+  return END
+end
 
-local function dllcb(st)
+-- UB 2.0 §4.3.3: a DLL control block: the LCH form and the body by CTRL/SUB_CTRL, the BCRC
+-- (§4.7.2) over the block
+local LCH_FORMS = {Crd_Ack = "ub.lch_crd_ack", Block_Mode_Chg = "ub.lch_block_mode_chg"}
+local CB_BODIES = {Retry_Req = "ub.retry_req", Retry_Ack = "ub.retry_ack",
+                   Lane_Manage = "ub.lane_manage", Init = "ub.init", Null = "ub.cb_rsvd",
+                   NOB = "ub.cb_rsvd", Retry_Idle = "ub.cb_rsvd", Block_Mode_Chg = "ub.cb_rsvd"}
+
+PROC["@dllcb"] = function(st)
   local p = st.prof
   local cb = peek(st, 1, 2)
   if cb == nil then
     problem(st, EX.malformed, "truncated LCH")
-    return
+    return STOP
   end
   local ctrl, sub = floor(cb / 16), cb % 16
   local kind = DLLCB_TYPES[cb]
-  local layer = "ub.lch"
-  if kind == "Crd_Ack" then layer = "ub.lch_crd_ack"
-  elseif kind == "Block_Mode_Chg" then layer = "ub.lch_block_mode_chg" end
-  local v, t = take(st, layer)
-  if not v then return end
+  local v, t = take(st, LCH_FORMS[kind] or "ub.lch")
+  if not v then return STOP end
   note_info(st, kind or "DLLCB")
   local flits = v.clength + 1
   t:add(HF[FIRST_HF["ub.lch.block"]], st.tvb(2, 1), kind or string.format("unknown_%d_%d", ctrl, sub))
@@ -635,7 +756,8 @@ local function dllcb(st)
   local saved = st.stop
   st.stop = math.max(body_end, st.pos)
   if kind == "Crd_Ack" then
-    local c, ct = take(st, p.crd_ack_vl0_first and "ub.crd_ack_ns3" or "ub.crd_ack")
+    -- UB 2.0 §4.3.3.6: 16 six-bit CRD_NUM fields, VL15 first (ns-3-UB: VL0 first, VARIANTS)
+    local c, ct = take(st, resolve("ub.crd_ack", st))
     if c then
       local credits = {}
       local base = st.pos - 32 + 2   -- CRD_NUM: bytes 2..13 of the body
@@ -648,18 +770,14 @@ local function dllcb(st)
         ct:add(HF[FIRST_HF["ub.crd_ack.crd_vl" .. vl]], st.tvb(base, 12), val)
       end
     end
-  elseif kind == "Retry_Req" or kind == "Retry_Ack" or kind == "Lane_Manage" then
-    take(st, "ub." .. kind:lower())
-  elseif kind == "Init" then
-    take(st, "ub.init")
   elseif kind == "Param_Exchg" then
     if take(st, "ub.param_exchg") then
       while st.stop - st.pos >= 20 do take(st, "ub.param_exchg_flit") end
     end
-  elseif kind == "Null" or kind == "NOB" or kind == "Retry_Idle" or kind == "Block_Mode_Chg" then
-    take(st, "ub.cb_rsvd")
+  elseif CB_BODIES[kind] then
+    take(st, CB_BODIES[kind])
   end
-  if st.pos < st.stop then take_bytes(st, "ub.cb_body", "ub.cb.body", st.stop - st.pos, true) end
+  if st.pos < st.stop then take_bytes(st, "ub.cb_body", st.stop - st.pos, true) end
   st.stop = saved
   if has_bcrc and st.stop - st.pos >= 4 and size <= saved then
     local b, bt = take(st, "ub.bcrc")
@@ -678,52 +796,16 @@ local function dllcb(st)
       end
     end
   end
+  return STOP
+end
+
+-- every procedure the grammar names has an implementation here (gen_lua.py checks it too)
+for name in pairs(PROCEDURES) do
+  assert(PROC[name], "ub_dispatch.lua: no implementation of the grammar procedure " .. name)
 end
 
 -- ---------------------------------------------------------------------------------------------
--- a UB network packet from its LPH
-
-local function ub_packet(st)
-  local p = st.prof
-  local b1 = peek(st, 1, 1)
-  if b1 ~= nil and b1 % 16 == 0 then
-    dllcb(st)
-    return
-  end
-  local layer = p.lph_rt_swapped and "ub.lph_ns3" or "ub.lph"
-  local v, t = take(st, layer)
-  if not v then return end
-  local cfg = v.cfg
-  st.cfg = cfg
-  if p.lph_rt_swapped then
-    add_value(t, "ub.lph.rt", st.tvb(2, 1), v.rt_shortest * 2 + v.rt_perpacket)
-  end
-  add_value(t, "ub.lph.blocks", st.tvb(2, 1), floor(v.plength / 1024) + 1)
-  add_value(t, "ub.lph.last_flits", st.tvb(2, 2), floor(v.plength / 32) % 32 + 1)
-  note_info(st, "CFG" .. cfg)
-  if cfg == 3 or cfg == 4 then
-    local n = take(st, "ub.nth")
-    if not n then return end
-    cci(st, n.cci, st.pos - 6, "ub.nth")
-    if n.npi == 0 then
-      problem(st, p.check_npi and EX.warn or EX.note, "NPI 0 is invalid for IP packets")
-    end
-    local ipv = peek(st, 1)
-    if ipv == nil then return end
-    local want = cfg == 3 and 4 or 6
-    if floor(ipv / 16) ~= want then
-      problem(st, EX.malformed, string.format("CFG %d but the IP header says version %d", cfg, floor(ipv / 16)))
-      return
-    end
-    call_ip(st, want)
-  elseif cfg == 5 then cfg5(st)
-  elseif cfg == 6 or cfg == 9 then cna(st, 16, cfg)
-  elseif cfg == 7 then cna(st, 24, cfg)
-  else
-    problem(st, EX.malformed, string.format("reserved CFG value %d", cfg))
-    rest_as_data(st)
-  end
-end
+-- entry points
 
 local function finish(st)
   if st.pos < st.tvb:len() then
@@ -736,17 +818,19 @@ local function finish(st)
   end
 end
 
-local function dissect_native(tvb, pinfo, tree, prof)
+-- a UB network packet from its LPH, or a DLL control block (START)
+local function dissect_native(tvb, pinfo, tree, prof, linktype)
   pinfo.cols.protocol:set("UB")
   local root = tree:add(ub, tvb())
   local st = new_state(tvb, pinfo, tree, root, prof)
-  ub_packet(st)
+  walk(st, START[linktype])
+  if st.section then finish_section(st) end
   finish(st)
   return tvb:len()
 end
 
--- ---------------------------------------------------------------------------------------------
--- UB over UDP (UBoE, and CFG 3/4 packets): the UDP payload from the RTPH/UTPH
+-- UB over UDP (UBoE, and CFG 3/4 packets): the UDP payload, from the RTPH/UTPH (UDP_TRANSPORT);
+-- the ICRC coverage starts at the IP header (ICRC_COVERAGE, needs_ub_udp)
 
 local F_IP, F_IPV6, F_UDP = Field.new("ip"), Field.new("ipv6"), Field.new("udp")
 
@@ -762,28 +846,28 @@ function ub_udp.dissector(tvb, pinfo, tree)
   local root = tree:add(ub, tvb())
   local st = new_state(tvb, pinfo, tree, root, prof)
   st.inner = CTX ~= nil and CTX.num == pinfo.number
-  if prof.icrc then
-    -- the ICRC covers the IP header, the UDP header and the payload
-    local ip4, ip6, udp = last_of(F_IP()), last_of(F_IPV6()), last_of(F_UDP())
-    local ip, masks
-    local udp_at = 0
-    if ip4 ~= nil and (ip6 == nil or ip6.range:offset() < ip4.range:offset()) then
-      ip = ip4.range:bytes()
-      udp_at = ip:len()
-      masks = {{1, 1, 0xFF}, {8, 1, 0xFF}, {10, 2, 0xFF}}
-    elseif ip6 ~= nil then
-      ip = ip6.range:bytes()
-      udp_at = ip:len()
-      masks = {{0, 1, 0x0F}, {1, 3, 0xFF}, {7, 1, 0xFF}}
-    end
-    if ip ~= nil and udp ~= nil then
-      masks[#masks + 1] = {udp_at + 6, 2, 0xFF}
-      st.icrc = {start = 0, prefix = ip .. udp.range:bytes(), masks = masks}
-      if not reserve_icrc(st) then st.icrc = nil end
-    end
+  st.section = true
+  local ip4, ip6, udp = last_of(F_IP()), last_of(F_IPV6()), last_of(F_UDP())
+  local layer, ip
+  if ip4 ~= nil and (ip6 == nil or ip6.range:offset() < ip4.range:offset()) then
+    layer, ip = "ip", ip4.range:bytes()
+  elseif ip6 ~= nil then
+    layer, ip = "ipv6", ip6.range:bytes()
   end
-  rtph_or_utph(st)
-  finish_icrc(st)
+  local c = layer and ICRC_BY_START[layer]
+  local room = true
+  if c ~= nil and udp ~= nil and covers(c, st) then
+    -- the ICRC covers the IP header, the UDP header (after it) and the UDP payload
+    local masks = {}
+    for _, m in ipairs(ICRC_MASKS[layer] or {}) do masks[#masks + 1] = m end
+    for _, m in ipairs(ICRC_MASKS["udp"] or {}) do masks[#masks + 1] = {m[1] + ip:len(), m[2], m[3]} end
+    st.icrc = {start = 0, prefix = ip .. udp.range:bytes(), masks = masks}
+    room = reserve_icrc(st)
+  end
+  if room then
+    walk(st, UDP_TRANSPORT)
+    finish_section(st)
+  end
   finish(st)
   return tvb:len()
 end
@@ -792,8 +876,8 @@ end
 -- registration
 
 local ub_ns3 = Proto("ub_ns3", "UnifiedBus (ns-3-UB trace)")
-function ub_ns3.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.ns3) end
-function ub.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.spec) end
+function ub_ns3.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.ns3, 147) end
+function ub.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.spec, 148) end
 
 local wtap_encap = DissectorTable.get("wtap_encap")
 wtap_encap:add(wtap.USER0, ub_ns3)   -- LINKTYPE 147: ns-3-UB traces
