@@ -1,4 +1,5 @@
-"""Scapy layers for UnifiedBus (UB 2.0), generated from :mod:`ubpkt.formats`.
+"""Scapy layers for UnifiedBus (UB 2.0), generated from :mod:`ubpkt.formats` and chained by
+its packet grammar (:mod:`ubpkt.formats.grammar`).
 
 ``from ubpkt.scapy import *`` gives one class per declared UB header (``UBLph``, ``UBCna16``,
 ``UBRtph``, ``UBBtah``, ``UBMaetah``...), bound so that::
@@ -7,8 +8,9 @@
         /Raw(b"abcd")
 
 builds with UDP port 4792, lengths, transport padding and the ICRC filled in (explicit values are
-kept), and ``rdpcap`` of UB captures (linktypes 1, 148 and 147) dissects into the same layers.
-See ``docs/scapy.md``.
+kept), ``rdpcap`` of UB captures (linktypes 1, 148 and 147) dissects into the same layers, and
+``sr()``/``PacketList.sr()`` pair requests with their TA and TP responses.  See
+``docs/scapy.md``.
 """
 from __future__ import annotations
 
