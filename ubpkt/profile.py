@@ -8,13 +8,65 @@ and ``NS3`` (the dialect of the ns-3-UB simulator, selected for pcap linktype 14
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
-__all__ = ["Profile", "SPEC", "NS3", "load_profile", "PROFILES"]
+from .errors import ProfileError
+
+__all__ = ["Profile", "Tuning", "SPEC", "NS3", "load_profile", "PROFILES"]
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How this implementation's engines run: thresholds, timers, buffer sizes and what they
+    advertise.  None of it changes how a packet is laid out or read; the data link (UB 2.0 ch. 4)
+    and the stack (ch. 6-7) take their settings from here.  Spec recommendations: "rec.".
+    """
+
+    #: §4.7.3.3 rec.: retry thresholds; WAIT timeout (ns; rec. > 2 x link delay, 1 us..10 s).
+    num_retry_threshold: int = 15
+    num_phy_reinit_threshold: int = 4
+    retry_wait_timeout_ns: int = 10_000
+    #: A block left incomplete with no new flit for this long (ns) is treated like a failed
+    #: block (Go-Back-N request).  Only matters when the PHY does not fill an idle link with
+    #: Null blocks (§4.3.3.2); a corrupted LCH/PLENGTH would otherwise wait for ever.
+    rx_stall_timeout_ns: int = 10_000
+    #: Retry buffer depth advertised in Init (flits; not negotiated, §4.3.3.9).
+    retry_buf_depth: int = 2048
+    #: §4.7.3.2.4: flits of the retry buffer kept back for an ACK-carrying Crd_Ack (lock-out
+    #: prevention threshold).
+    retry_lockout_reserve: int = 2
+    #: Init advertisement (bitmaps, bit k = 2**k; §4.4 Table 4-9 / default capabilities).
+    dll_feature_id: int = 1
+    dll_vl_enable: int = 0x0001
+    dll_data_ack_grain: int = 0x20
+    dll_ctrl_ack_grain: int = 0x01
+    dll_flow_ctrl_size: int = 0x08
+    dll_data_credit_grain: int = 0x04
+    dll_ctrl_credit_grain: int = 0x01
+    dll_packet_min_interval: int = 0
+    dll_init_flits: int = 5
+    #: §4.6.1: receive buffer in cells, split evenly over the enabled VLs (exclusive mode) and
+    #: advertised in Crd_Ack T=1 blocks; RXBUF_VL_SHARE advertised; whether this end, as a sender,
+    #: uses shared credits when the peer allows it, and the exclusive reserve per VL then.
+    rx_buffer_cells: int = 1024
+    rxbuf_vl_share: int = 0
+    use_shared_credits: bool = False
+    shared_reserve_cells: int = 8
+    #: §4.6.3: force a Crd_Ack when this many cells are owed on one VL, or this many flits are
+    #: un-ACKed, even while DLLDPs are queued.
+    crd_ack_force_cells: int = 32
+    ack_force_flits: int = 128
+    #: §4.8.1 DL Protocol Error: credits outstanding without any return for this long (ns).
+    credit_return_timeout_ns: int = 100_000_000
+    #: The receiving network layer consumes a DLLDP as soon as it is delivered (frees its cells).
+    rx_auto_release: bool = True
 
 
 @dataclass(frozen=True)
 class Profile:
+    """The wire choices: every point where the UB 2.0 text leaves a format or a rule open, and
+    the ns-3-UB dialect's departures.  ``tuning`` holds the runtime settings."""
+
     name: str = "spec"
     #: G12: byte order of the 4 ICRC bytes; "little" stores crc32 least significant byte first,
     #: as RoCEv2 does.
@@ -25,8 +77,6 @@ class Profile:
     enum_icrc: bool = False
     #: CFG-5 GUID-addressed frames: no ICRC is described for them (App F.2).
     cfg5_icrc: bool = False
-    #: G19: plain TCP/IP over a UB link (CFG 3/4 without UDP 4792) carries no ICRC.
-    plain_ip_icrc: bool = False
     #: Which CETPH variant a TP channel uses, LDCP or CAQM (§6.2.2 makes it per channel).
     cetph_variant: str = "caqm"
     #: G13: full or compact TAH on CFG 6/7 packets (CFG 9 always uses the compact forms).
@@ -69,65 +119,29 @@ class Profile:
     check_npi: bool = True
     #: A CTP CNP carries the 16-byte CNP CETPH (ns-3-UB's carries nothing after the CTPH).
     ctp_cnp_cetph: bool = True
-    #: G15: GUIDs/EIDs inside management PDUs are sent least-significant DW first.
-    mgmt_guid_lsdw_first: bool = True
     #: G9: CIPH placeholder layout is used when an NLP announces CIPH; its ICV length (bytes).
     ciph_icv_len: int = 12
 
     # -- data-link layer (ubpkt.link; UB 2.0 ch. 4).  Spec recommendations are marked "rec." --
-    #: §4.3.2.2.2: a non-CRC DLLDP whose payload exactly fills its non-last blocks ends with a
-    #: one-flit last block (LBH + END, no payload); PLENGTH[4:0] = 19 then points at the previous
-    #: block's last flit, the DLLDP's second-to-last flit (informational: always applied).
-    empty_last_block: str = "lbh_end_flit"
-    #: §4.7.3.3 rec.: retry thresholds; WAIT timeout (ns; rec. > 2 x link delay, 1 us..10 s).
-    num_retry_threshold: int = 15
-    num_phy_reinit_threshold: int = 4
-    retry_wait_timeout_ns: int = 10_000
-    #: A block left incomplete with no new flit for this long (ns) is treated like a failed
-    #: block (Go-Back-N request).  Only matters when the PHY does not fill an idle link with
-    #: Null blocks (§4.3.3.2); a corrupted LCH/PLENGTH would otherwise wait for ever.
-    rx_stall_timeout_ns: int = 10_000
-    #: Retry buffer depth advertised in Init (flits; not negotiated, §4.3.3.9).
-    retry_buf_depth: int = 2048
-    #: §4.7.3.2.4: flits of the retry buffer kept back for an ACK-carrying Crd_Ack (lock-out
-    #: prevention threshold).
-    retry_lockout_reserve: int = 2
     #: Non-CRC mode: False = §4.7.3.2.2 as written (RcvPtr counts every correct flit, resending
     #: starts at the failed flit, possibly inside a block); True = restart at the failed block's
     #: first flit (RcvPtr per accepted block, as in CRC mode).
     noncrc_block_granular_retry: bool = False
-    #: Init advertisement (bitmaps, bit k = 2**k; §4.4 Table 4-9 / default capabilities).
-    dll_feature_id: int = 1
-    dll_vl_enable: int = 0x0001
-    dll_data_ack_grain: int = 0x20
-    dll_ctrl_ack_grain: int = 0x01
-    dll_flow_ctrl_size: int = 0x08
-    dll_data_credit_grain: int = 0x04
-    dll_ctrl_credit_grain: int = 0x01
-    dll_packet_min_interval: int = 0
-    dll_init_flits: int = 5
-    #: §4.6.1: receive buffer in cells, split evenly over the enabled VLs (exclusive mode) and
-    #: advertised in Crd_Ack T=1 blocks; RXBUF_VL_SHARE advertised; whether this end, as a sender,
-    #: uses shared credits when the peer allows it, and the exclusive reserve per VL then.
-    rx_buffer_cells: int = 1024
-    rxbuf_vl_share: int = 0
-    use_shared_credits: bool = False
-    shared_reserve_cells: int = 8
-    #: §4.6.3: force a Crd_Ack when this many cells are owed on one VL, or this many flits are
-    #: un-ACKed, even while DLLDPs are queued.
-    crd_ack_force_cells: int = 32
-    ack_force_flits: int = 128
-    #: §4.8.1 DL Protocol Error: credits outstanding without any return for this long (ns).
-    credit_return_timeout_ns: int = 100_000_000
-    #: The receiving network layer consumes a DLLDP as soon as it is delivered (frees its cells).
-    rx_auto_release: bool = True
+    #: Runtime tuning of the engines (not a wire choice): see :class:`Tuning`.
+    tuning: "Tuning" = field(default_factory=lambda: Tuning())
 
     def with_(self, **kw) -> "Profile":
+        """A copy with attributes replaced; :class:`Tuning` attributes may be given here too."""
+        tune = {k: kw.pop(k) for k in list(kw) if k in _TUNING_KEYS}
+        if tune:
+            kw["tuning"] = replace(kw.get("tuning", self.tuning), **tune)
         return replace(self, **kw)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
+
+_TUNING_KEYS = frozenset(f.name for f in fields(Tuning))
 
 SPEC = Profile()
 
@@ -150,10 +164,13 @@ def load_profile(path_or_name: str) -> Profile:
     with open(path_or_name, encoding="utf-8") as fh:
         data = json.load(fh)
     base = PROFILES[data.pop("base", "spec")]
-    known = {f.name for f in fields(Profile)}
-    unknown = set(data) - known
+    tuning = data.pop("tuning", {})
+    if not isinstance(tuning, dict):
+        raise ProfileError("tuning: an object of Tuning attributes expected")
+    known = {f.name for f in fields(Profile)} | _TUNING_KEYS
+    unknown = (set(data) - known) | (set(tuning) - _TUNING_KEYS)
     if unknown:
-        raise ValueError(f"unknown profile keys: {', '.join(sorted(unknown))}")
+        raise ProfileError(f"unknown profile keys: {', '.join(sorted(unknown))}")
     if "ub_udp_ports" in data:
         data["ub_udp_ports"] = tuple(data["ub_udp_ports"])
-    return replace(base, **data)
+    return base.with_(**data, **tuning)

@@ -32,7 +32,7 @@ def test_bring_up_sequence():
     # b advertises its neighbour info once in DLL_Normal (Param_Exchg, §10.4.4)
     adv = [e for e in link.events[id(a)] if e["event"] == "param_exchg"]
     assert adv and adv[0]["neighbor"] == {"guid": 0xABCDEF, "port_idx": 4}
-    assert a.tx_credits.excl[0] == SPEC.rx_buffer_cells  # VL0 only
+    assert a.tx_credits.excl[0] == SPEC.tuning.rx_buffer_cells  # VL0 only
     assert not a.send(b"\x00\x06\x00\x00")                # too short
     assert not DLLEngine().send(mk(0, 20, 0, random.Random()))   # not up
 
@@ -332,5 +332,5 @@ def test_incomplete_block_on_an_idle_link_triggers_a_retry():
     from ubpkt.link.framing import seal
     ev = a.receive(bytes(seal(cb, True)), t)
     assert a.next_deadline() is not None
-    ev += a.handle_timeout(t + SPEC.rx_stall_timeout_ns)
+    ev += a.handle_timeout(t + SPEC.tuning.rx_stall_timeout_ns)
     assert any(e["event"] == "retry" for e in ev) and a.req_sm == "REQ"

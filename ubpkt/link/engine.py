@@ -51,13 +51,13 @@ class DLLEngine:
         self.crc_mode = profile.crc_mode if crc_mode is None else crc_mode
         self.covers = profile.bcrc_covers_info
         self.local_init = init or C.InitParams(
-            feature_id=profile.dll_feature_id, rxbuf_vl_share=profile.rxbuf_vl_share,
-            data_ack_grain=profile.dll_data_ack_grain, ctrl_ack_grain=profile.dll_ctrl_ack_grain,
-            flow_ctrl_size=profile.dll_flow_ctrl_size, vl_enable=profile.dll_vl_enable | 1,
-            retry_buf_depth=profile.retry_buf_depth,
-            ctrl_credit_grain=(profile.dll_ctrl_credit_grain,) * 16,
-            data_credit_grain=(profile.dll_data_credit_grain,) * 16,
-            packet_min_interval=profile.dll_packet_min_interval)
+            feature_id=profile.tuning.dll_feature_id, rxbuf_vl_share=profile.tuning.rxbuf_vl_share,
+            data_ack_grain=profile.tuning.dll_data_ack_grain, ctrl_ack_grain=profile.tuning.dll_ctrl_ack_grain,
+            flow_ctrl_size=profile.tuning.dll_flow_ctrl_size, vl_enable=profile.tuning.dll_vl_enable | 1,
+            retry_buf_depth=profile.tuning.retry_buf_depth,
+            ctrl_credit_grain=(profile.tuning.dll_ctrl_credit_grain,) * 16,
+            data_credit_grain=(profile.tuning.dll_data_credit_grain,) * 16,
+            packet_min_interval=profile.tuning.dll_packet_min_interval)
         self.guid = guid
         self.port_idx = port_idx
         self.state = DISABLED
@@ -167,7 +167,7 @@ class DLLEngine:
         if not self._flitwise:                  # per-flit Go-Back-N keeps the good flits
             self._rx.clear()
             self._rx_fec.clear()
-        if self.num_retry >= self.p.num_retry_threshold:
+        if self.num_retry >= self.p.tuning.num_retry_threshold:
             ev.append(_err("DL Retry Rollover", f"{self.num_retry} retry requests for RcvPtr "
                            f"{self.rcvptr}", "warning"))
             self.num_retry = 0
@@ -178,13 +178,13 @@ class DLLEngine:
 
     def _enter_retrain(self, now: int, ev: list) -> None:
         self.num_phy_reinit += 1
-        if self.num_phy_reinit >= self.p.num_phy_reinit_threshold:
+        if self.num_phy_reinit >= self.p.tuning.num_phy_reinit_threshold:
             self.req_sm = R_ERROR
             self._error = True
             self._req_set_due = False
             self._wait_deadline = None
             ev.append(_err("DL Retry Error", "retransmission failed after "
-                           f"{self.p.num_retry_threshold} x {self.p.num_phy_reinit_threshold} "
+                           f"{self.p.tuning.num_retry_threshold} x {self.p.tuning.num_phy_reinit_threshold} "
                            "attempts; waiting for a UBFM reset"))
             return
         self.req_sm = R_RETRAIN
@@ -212,12 +212,12 @@ class DLLEngine:
             self._rx_deadline = None
             if self._rx and self.req_sm == R_NORMAL and self.state != DISABLED:
                 self._rx_error(now, ev, f"block incomplete: no flit for "
-                                        f"{self.p.rx_stall_timeout_ns} ns")
+                                        f"{self.p.tuning.rx_stall_timeout_ns} ns")
         if self._wait_deadline is not None and now >= self._wait_deadline:
             self._wait_deadline = None
             if self.req_sm == R_WAIT:
                 ev.append(_err("DL Retry ACK Timeout", "no Retry_Ack_Set within "
-                               f"{self.p.retry_wait_timeout_ns} ns", "warning"))
+                               f"{self.p.tuning.retry_wait_timeout_ns} ns", "warning"))
                 self._enter_req(now, ev)
         if self._crd_deadline is not None and now >= self._crd_deadline:
             self._crd_deadline = None
@@ -347,18 +347,18 @@ class DLLEngine:
         if self._req_set_due:
             self._req_set_due = False
             self.req_sm = R_WAIT
-            self._wait_deadline = now + self.p.retry_wait_timeout_ns
+            self._wait_deadline = now + self.p.tuning.retry_wait_timeout_ns
             return C.retry_req_set(self.rcvptr, self.num_phy_reinit, self.num_retry,
                                    **self._kw())
         if self.state == PARAM_INIT and self._handshake_done and not self._init_sent:
             self._init_sent = True
-            self._queue_ctrl("Init", self.local_init.encode(self.p.dll_init_flits, **self._kw()))
+            self._queue_ctrl("Init", self.local_init.encode(self.p.tuning.dll_init_flits, **self._kw()))
             self._try_negotiate(now, self._events_tx)
         if self.state == CREDIT_INIT and not self._crd_init_queued and self._init_sent \
                 and not any(k == "Init" for _, k, _ in self._ctrl):
             # our Init goes out before our initial credits (§4.2: Param_Init, then Credit_Init)
             self._queue_credit_init()
-        reserve = self.p.retry_lockout_reserve
+        reserve = self.p.tuning.retry_lockout_reserve
         # owed credits / ACKs (Crd_Ack T=0): forced when over thresholds or the buffer is low
         if self._mode_chg == "quiet":
             return None                         # §4.3.3.8 step 6/7: nothing until the switch
@@ -402,12 +402,12 @@ class DLLEngine:
     def _crd_ack_forced(self) -> bool:
         if self.neg is None or self.state not in (NORMAL_STATE, CREDIT_INIT):
             return False
-        if self.rb.numfreebuf < self.p.retry_lockout_reserve + MAX_FLITS and self.pending_ack:
+        if self.rb.numfreebuf < self.p.tuning.retry_lockout_reserve + MAX_FLITS and self.pending_ack:
             return True
-        if self.pending_ack >= self.p.ack_force_flits:
+        if self.pending_ack >= self.p.tuning.ack_force_flits:
             return True
         rc = self.rx_credits
-        return rc is not None and max(rc.pending) >= self.p.crd_ack_force_cells
+        return rc is not None and max(rc.pending) >= self.p.tuning.crd_ack_force_cells
 
     def _make_crd_ack(self, idle: bool = False, retain: bool = True) -> bytes | None:
         if self.neg is None or self.state not in (NORMAL_STATE, CREDIT_INIT) \
@@ -438,7 +438,7 @@ class DLLEngine:
         self._crd_init_queued = True
         neg = self.neg
         vls = neg.vls
-        per = self.p.rx_buffer_cells // len(vls)
+        per = self.p.tuning.rx_buffer_cells // len(vls)
         alloc = [per if vl in vls else 0 for vl in range(16)]
         self.rx_credits = RxCredits(alloc)
         self.rx_credits.shared = bool(self.local_init.rxbuf_vl_share)
@@ -478,7 +478,7 @@ class DLLEngine:
                                       error_flag=eflag)
                 self.tx_credits.spend(vl, cells)
                 if self._crd_deadline is None:
-                    self._crd_deadline = self._now_hint + self.p.credit_return_timeout_ns
+                    self._crd_deadline = self._now_hint + self.p.tuning.credit_return_timeout_ns
                 self._vl_rr = (vl + 1) % 16
                 cur = self._tx_cur = [blocks, 0, vl, flits]
                 break
@@ -581,7 +581,7 @@ class DLLEngine:
                 del self._rx[:size * FLIT]
                 del self._rx_fec[:size]
                 self._rx_block(blk, now, ev)
-        self._rx_deadline = (now + self.p.rx_stall_timeout_ns) if self._rx else None
+        self._rx_deadline = (now + self.p.tuning.rx_stall_timeout_ns) if self._rx else None
         return ev
 
     @property
@@ -747,7 +747,7 @@ class DLLEngine:
         self.stats["delivered"] += 1
         ev.append({"event": "packet", "packet": pkt, "vl": vl, "error_flag": eflag,
                    "cells": cells})
-        if self.p.rx_auto_release:
+        if self.p.tuning.rx_auto_release:
             rc.release(vl, cells)
 
     def _count_ack(self, flits: int, worthy: bool) -> None:
@@ -771,7 +771,7 @@ class DLLEngine:
         if not tc.give_back(vl, cells):
             ev.append(_err("Flow Control Overflow", f"VL{vl} credits above their initial value"))
         self._crd_deadline = (None if tc.outstanding() == 0 else
-                              self._now_hint + self.p.credit_return_timeout_ns)
+                              self._now_hint + self.p.tuning.credit_return_timeout_ns)
 
     def _ack_release(self, flits: int, ev: list) -> None:
         if not self.rb.release(flits):
@@ -852,8 +852,8 @@ class DLLEngine:
         if self.peer_init is None or self.neg is not None or not self._init_sent:
             return
         self.neg = C.negotiate(self.local_init, self.peer_init)
-        shared = bool(self.neg.peer_rxbuf_vl_share and self.p.use_shared_credits)
-        self.tx_credits = TxCredits(self.neg.vls, shared, self.p.shared_reserve_cells)
+        shared = bool(self.neg.peer_rxbuf_vl_share and self.p.tuning.use_shared_credits)
+        self.tx_credits = TxCredits(self.neg.vls, shared, self.p.tuning.shared_reserve_cells)
         ev.append({"event": "negotiated", "params": self.neg})
         if self.neg.failed:
             ev.append(_err("Init negotiation", "no common value for "

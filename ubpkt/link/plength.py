@@ -60,7 +60,7 @@ def layout(packet_len: int, crc_mode: bool = True) -> Layout:
             # is then one flit (LBH + END) without payload, and PLENGTH[4:0] points at the
             # second-to-last flit *of the DLLDP* (the previous block's full last flit, 20
             # payload bytes: rule 2, value 19).  Table 4-1 counts that flit over the DLLDP
-            # (UB 2.0 §4.3.2.2.2); reference profile ``empty_last_block``.
+            # (UB 2.0 §4.3.2.2.2) (the only reading that gives those sizes a valid PLENGTH).
             sizes.append(0)
             return Layout(len(sizes), 1, 19, tuple(sizes))
     header = LPH_LEN if len(sizes) == 1 else LBH_LEN
