@@ -131,7 +131,7 @@ def lua_target(t) -> str:
 def udp_transport_rule():
     """What follows UDP when it carries UB: the RTPH/UTPH rule the CNA NTHs also use (the grammar
     keeps it as a shared rule, ``_TPH``; ``TRANSPORT_OVER_UDP`` names its two outcomes)."""
-    rule = getattr(G, "TPH", None) or getattr(G, "_TPH", None) or G.NEXT["ub.cna24"].cases[2]
+    rule = G.TPH
     assert isinstance(rule, G.Peek) and rule.default in G.TRANSPORT_OVER_UDP, rule
     return rule
 
@@ -178,7 +178,7 @@ def procedures_used() -> set:
 def grammar_profile_names() -> set:
     """The profile attributes the grammar tables consult (knobs, variant conditions, ICRC knobs,
     TA gates)."""
-    out = {G.ENUM_ICRC_KNOB}
+    out = {knob for c in G.ICRC_COVERAGE for _, _, knob in c.exempt}
 
     def visit(rule):
         if isinstance(rule, G.Knob):
@@ -255,10 +255,13 @@ def grammar_lines() -> list[str]:
     for c in G.ICRC_COVERAGE:
         out.append(f"  {{start = {lua_str(c.start)}, knobs = {lua_data(dict(c.knobs))}, "
                    f"unless = {lua_data([list(u) for u in c.unless])}, "
-                   f"needs_ub_udp = {lua_data(c.needs_ub_udp)}}},"
+                   f"needs_ub_udp = {lua_data(c.needs_ub_udp)}, "
+                   f"exempt = {lua_data([list(e) for e in c.exempt])}}},"
                    + (f"  -- {c.spec}" if c.spec else ""))
     out.append("}")
-    out.append(f"local ENUM_ICRC_KNOB = {lua_str(G.ENUM_ICRC_KNOB)}")
+    exempt_knobs = sorted({k for c in G.ICRC_COVERAGE for _, _, k in c.exempt})
+    assert len(exempt_knobs) == 1, "ub_dispatch.lua handles one ICRC exemption (enumeration)"
+    out.append(f"local ENUM_ICRC_KNOB = {lua_str(exempt_knobs[0])}")
     out.append("-- header -> {{offset, length, or-mask of the first byte}...}: the bytes the ICRC "
                "sees as ones (Header.icrc_masks(0), from the icrc_mask field flags)")
     out.append("local ICRC_MASKS = {")

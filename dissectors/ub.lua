@@ -2769,7 +2769,7 @@ local TRANSPORT_OVER_UDP = {"ub.rtph", "ub.utph"}
 local PROCEDURES = {
   ["@ipv4"] = "the IPv4 header, options, total length (bytes after it: Ethernet trailer), fragments (not reassembled: payload); then NEXT['ip'] (RFC 791; UB 2.0 §5.2.3)",
   ["@ipv6"] = "the IPv6 header and payload length; then NEXT['ipv6'] (RFC 8200; UB 2.0 §5.2.3)",
-  ["@udp"] = "UB transport (_TPH) when the UDP destination port is a UB port, BOOTP on ports 67/68 of a CFG-5 frame; the ICRC coverage starts at the IP header (ICRC_COVERAGE)",
+  ["@udp"] = "UB transport (TPH) when the UDP destination port is a UB port, BOOTP on ports 67/68 of a CFG-5 frame; the ICRC coverage starts at the IP header (ICRC_COVERAGE)",
   ["@tah"] = "the TAH by TAOpcode (request: BTAH; TA_RESPONSES: ATAH), full or compact, then ta_sequence() (UB 2.0 §7.4 Tables 7-2/7-4)",
   ["@tp_response_atah"] = "an ATAH after a TP response when 8 bytes remain (profile G10)",
   ["@saetph_bitmap"] = "the SACK bitmap, 8 << BitMapSize bytes (UB 2.0 §6.2.3)",
@@ -2780,6 +2780,7 @@ local PROCEDURES = {
   ["@lldp_tlvs"] = "LLDP TLVs to the End TLV (IEEE 802.1AB)",
   ["@lacp_tlvs"] = "LACP TLVs to the Terminator (IEEE 802.1AX)",
   ["@mgmt_pdu"] = "the PDU header chosen by MGMT_PDUS, the rest of PDU_Length as bytes",
+  ["@beetah"] = "the BEETAH, one BE bit per payload byte of a 64..1024-byte payload: the bytes left are 9/8 of the payload (UB 2.0 §7.2.10)",
   ["@dllcb"] = "a DLL control block: the LCH form and body by CTRL/SUB_CTRL, the BCRC (UB 2.0 §4.3.3)",
 }
 -- TAOpcode -> steps after the TAH, in wire order; {flag = BTAH field, layer} / {knob = profile, layer} are gated (grammar.TA_REQUEST_HEADERS, UB 2.0 §7.4)
@@ -2817,11 +2818,11 @@ local TA_RESPONSE_IN_DATA_NS3 = {"ub.maetah"}
 local MGMT_PDUS = {["2/*/0"] = "ub.cfg_req", ["2/*/1"] = "ub.cfg_rsp", ["0/*/0"] = "ub.error_msg", ["1/0/0"] = "ub.link_msg", ["1/1/0"] = "ub.link_msg", ["1/2/0"] = "ub.hotplug_msg", ["1/3/0"] = "ub.hotplug_msg", ["5/2/0"] = "ub.token_check_req", ["5/2/1"] = "ub.token_check_rsp", ["4/7/0"] = "ub.neighbour_query", ["6/0/0"] = "ub.entity_reg", ["6/1/0"] = "ub.entity_dereg", ["6/2/0"] = "ub.bus_create", ["6/3/0"] = "ub.bus_destroy", ["6/4/0"] = "ub.cfg_complete", ["6/5/0"] = "ub.port_reset"}
 -- where the ICRC coverage starts and when (grammar.ICRC_COVERAGE, UB 2.0 §5.3.7)
 local ICRC_COVERAGE = {
-  {start = "ip", knobs = {icrc = true}, unless = {}, needs_ub_udp = true},  -- UB 2.0 §5.3.7 (CFG 3/4, UBoE)
-  {start = "ipv6", knobs = {icrc = true}, unless = {}, needs_ub_udp = true},  -- UB 2.0 §5.3.7 (CFG 3/4, UBoE)
-  {start = "ub.cna16", knobs = {icrc = true}, unless = {{"ub.lph.cfg", 9}}, needs_ub_udp = false},  -- UB 2.0 §5.3.7, App B
-  {start = "ub.cna24", knobs = {icrc = true}, unless = {}, needs_ub_udp = false},  -- UB 2.0 §5.3.7
-  {start = "ub.cfg5", knobs = {icrc = true, cfg5_icrc = true}, unless = {}, needs_ub_udp = false},  -- App F.2; profile
+  {start = "ip", knobs = {icrc = true}, unless = {}, needs_ub_udp = true, exempt = {}},  -- UB 2.0 §5.3.7 (CFG 3/4, UBoE)
+  {start = "ipv6", knobs = {icrc = true}, unless = {}, needs_ub_udp = true, exempt = {}},  -- UB 2.0 §5.3.7 (CFG 3/4, UBoE)
+  {start = "ub.cna16", knobs = {icrc = true}, unless = {{"ub.lph.cfg", 9}}, needs_ub_udp = false, exempt = {{"nlp", 1, "enum_icrc"}}},  -- UB 2.0 §5.3.7, App B, §10.4.3.1
+  {start = "ub.cna24", knobs = {icrc = true}, unless = {}, needs_ub_udp = false, exempt = {}},  -- UB 2.0 §5.3.7
+  {start = "ub.cfg5", knobs = {icrc = true, cfg5_icrc = true}, unless = {}, needs_ub_udp = false, exempt = {}},  -- App F.2; profile
 }
 local ENUM_ICRC_KNOB = "enum_icrc"
 -- header -> {{offset, length, or-mask of the first byte}...}: the bytes the ICRC sees as ones (Header.icrc_masks(0), from the icrc_mask field flags)

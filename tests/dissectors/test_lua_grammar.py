@@ -122,8 +122,9 @@ def expected_grammar() -> dict:
                       for (c, s, r), layer in G.MGMT_PDUS.items()},
         "ICRC_COVERAGE": [{"start": c.start, "knobs": dict(c.knobs),
                            "unless": [list(u) for u in c.unless],
-                           "needs_ub_udp": c.needs_ub_udp} for c in G.ICRC_COVERAGE],
-        "ENUM_ICRC_KNOB": G.ENUM_ICRC_KNOB,
+                           "needs_ub_udp": c.needs_ub_udp,
+                           "exempt": [list(e) for e in c.exempt]} for c in G.ICRC_COVERAGE],
+        "ENUM_ICRC_KNOB": [k for c in G.ICRC_COVERAGE for _, _, k in c.exempt][0],
         "ICRC_MASKS": {layer: [list(m) for m in h.icrc_masks(0)]
                        for layer, h in HEADERS.items() if h.icrc_masks(0)},
         "PADDING": {"headers": list(G.PADDING.headers), "field": G.PADDING.field,

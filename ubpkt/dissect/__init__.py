@@ -15,7 +15,6 @@ from .frame import (BYTE_LAYERS, ERROR, INFO, LINKTYPE_ETHERNET, LINKTYPE_FLITS,
                     LINKTYPE_UB, WARNING, Frame)
 from .walk import PROCS, reads, run
 from . import carriers, management, network, transport  # noqa: F401  (register their hooks)
-from .transaction import REQUEST_HEADERS, RESPONSE_HEADERS
 from .link import _dllcb
 
 
@@ -31,7 +30,7 @@ reads("ub.crd_ack", "crd_num")                    # credits per VL (derived fiel
 reads("ub.crd_ack_ns3", "crd_num")
 from ..record import make_record
 
-__all__ = ["decode", "dissect", "Frame", "BYTE_LAYERS", "REQUEST_HEADERS", "RESPONSE_HEADERS", "ERROR",
+__all__ = ["decode", "dissect", "Frame", "BYTE_LAYERS", "ERROR",
            "WARNING", "INFO", "LINKTYPE_ETHERNET", "LINKTYPE_NS3", "LINKTYPE_UB", "LINKTYPE_FLITS"]
 
 

@@ -6,12 +6,10 @@ decision that opens a UB section with its ICRC (UB 2.0 §5.3.7)."""
 from __future__ import annotations
 
 from ..formats.core import Header
-from ..formats.grammar import NEXT, TRANSPORT_OVER_UDP, icrc_start
+from ..formats.grammar import NEXT, TPH, icrc_start
 from .frame import ERROR, H, INFO, WARNING, Frame, finish_section, open_icrc
 from .walk import PROCS, reads, run
 
-_TPH_RULE = NEXT["ub.cna24"].cases[2]     # the RTPH/UTPH peek (grammar), reused after UDP
-assert _TPH_RULE.default in TRANSPORT_OVER_UDP
 
 
 def _ip_proc(version: int):
@@ -98,7 +96,7 @@ def _udp(fr: Frame, h: Header, u) -> bool:
         masks = H[ip_layer].icrc_masks(ip_start) + h.icrc_masks(udp_start)
         if not open_icrc(fr, ip_start, masks):
             return True
-    run(fr, _TPH_RULE, h, u)
+    run(fr, TPH, h, u)
     finish_section(fr)
     return True
 

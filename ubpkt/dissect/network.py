@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from ..formats import enums as E
 from ..formats.core import Header
-from ..formats.grammar import icrc_start
+from ..formats.grammar import COMPACT_TAH, icrc_start
 from ..link.plength import packet_length
 from .frame import ERROR, H, INFO, WARNING, Frame, finish_section, open_icrc
-from .walk import AFTER, PROCS, RESERVED_REPORTS, reads, run_from
+from .walk import AFTER, PROCS, RESERVED_REPORTS, follow, reads, run_from
 
 
 # -- LPH (UB 2.0 §4.3.2.2) -------------------------------------------------------------------------
@@ -87,11 +87,11 @@ def _cna(layer: str):
             if nlp != 0:
                 fr.issue(WARNING, h.layer, f"{h.layer}.nlp", start + 7,
                          f"NLP {nlp} in CFG 9 (only 0, TAH, is defined)")
-            # TP bypass: compact TAH, no transport header, no ICRC (App B Table B-1)
-            fr.compact = True
+        fr.compact = follow(fr, COMPACT_TAH[layer], h, v)
+        if fr.cfg == 9:
+            # TP bypass: no transport header, no ICRC (App B Table B-1)
             return run_from(fr, layer, h, v)
-        fr.compact = p.cna_tah_form == "compact"
-        if icrc_start(layer, fr.fields.get, p, nlp=nlp):
+        if icrc_start(layer, fr.fields.get, p, own=lambda name: v[ix[name]]):
             if not open_icrc(fr, start, h.icrc_masks(start)):
                 return True
         run_from(fr, layer, h, v)

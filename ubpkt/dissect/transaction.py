@@ -5,32 +5,11 @@ grammar's (:func:`ubpkt.formats.grammar.ta_sequence`, ``VARIANTS``)."""
 from __future__ import annotations
 
 from ..formats import enums as E
-from ..formats.grammar import TA_RESPONSE_IN_DATA_NS3, resolve, ta_sequence
+from ..formats.grammar import (ATOMIC_SUBOP_OPCODES, TA_FLAGS, TA_RESPONSE_IN_DATA_NS3, resolve,
+                               ta_sequence)
 from .frame import ERROR, H, WARNING, Frame
 from .walk import PROCS, reads, run
 
-from ..formats.grammar import TA_REQUEST_HEADERS, TA_RESPONSE_HEADERS  # noqa: E402
-
-
-def _legacy_steps(steps) -> tuple:
-    """The grammar's steps in the step-string form the scapy layers still read (transitional:
-    derived from the grammar, removed once ubpkt.scapy calls grammar.ta_sequence)."""
-    out = []
-    for st in steps:
-        if isinstance(st, tuple):
-            kind, name, layer = st
-            out.append("tv" if kind == "flag" else
-                       ("taid?" if layer == "ub.taidetah" else "ofst?") +
-                       name.rsplit("_", 1)[0])
-        else:
-            out.append(st.lstrip("@").replace("ub.", "", 1))
-    return tuple(out)
-
-
-REQUEST_HEADERS = {op: _legacy_steps(s) for op, s in TA_REQUEST_HEADERS.items()}
-RESPONSE_HEADERS = {op: _legacy_steps(s) for op, s in TA_RESPONSE_HEADERS.items()}
-
-_ATOMIC_STORE_LOAD = (0x09, 0x0A)
 
 
 def _tah(fr: Frame) -> None:
@@ -63,7 +42,8 @@ def _tah(fr: Frame) -> None:
             return
         seq = ta_sequence(op, False, flags, p, compact)
         if not compact:
-            mt = 1 if "ub.mtetah" in seq else 0
+            mt_layer = TA_FLAGS["mt_en"]
+            mt = 1 if mt_layer in seq else 0
             if v[ix["mt_en"]] != mt:
                 fr.issue(WARNING, h.layer, "ub.btah.mt_en", start + 4,
                          f"MT_EN is {v[ix['mt_en']]} but {E.TAOPCODE[op]} "
@@ -80,7 +60,7 @@ def _tah(fr: Frame) -> None:
         v = fr.take(h)
         if v is None:
             return
-        if layer == "ub.udetah" and op in _ATOMIC_STORE_LOAD:
+        if layer == "ub.udetah" and op in ATOMIC_SUBOP_OPCODES:
             # UB 2.0 §7.4.2.3.2: the sub-operation in UDETAH[23:20]
             sub = (v[h.index["udf"]] >> 20) & 0xF
             fr.fields["ub.udetah.atomic_op"] = sub

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..formats import enums as E
 from ..formats.core import Header
-from ..formats.grammar import NEXT, Switch
+from ..formats.grammar import COMPACT_TAH, NEXT, TP_RESPONSE_ATAH_BYTES, Switch
 from .frame import ERROR, H, INFO, WARNING, Frame
 from .transaction import _tah
 from .walk import AFTER, PROCS, RESERVED_REPORTS, reads, run
@@ -13,7 +13,7 @@ from .walk import AFTER, PROCS, RESERVED_REPORTS, reads, run
 def _utph(fr: Frame, h: Header, v, start: int):
     ix = h.index
     fr.tph_start = start
-    fr.compact = False
+    fr.compact = COMPACT_TAH["ub.utph"]
     fr.pad = v[ix["padding"]]
     if v[ix["last"]]:
         fr.issue(WARNING, "ub.utph", "ub.utph.last", start, "TPOpcode[7] set on a UTP packet")
@@ -23,7 +23,7 @@ def _utph(fr: Frame, h: Header, v, start: int):
 def _rtph(fr: Frame, h: Header, v, start: int):
     ix = h.index
     fr.tph_start = start
-    fr.compact = False           # RTP carries the full TAH forms (App B)
+    fr.compact = COMPACT_TAH["ub.rtph"]
     last, opc = v[ix["last"]], v[ix["tpopcode"]]
     fr.pad = v[ix["padding"]]
     if last and opc != 1:
@@ -80,7 +80,7 @@ def _saetph_bitmap(fr: Frame, h: Header, v) -> bool:
 
 def _tp_response_atah(fr: Frame, h, v) -> bool:
     """Reference profile G10: an ATAH after a TP response, when 8 bytes remain."""
-    if fr.end - fr.pos - fr.pad >= 8:
+    if fr.end - fr.pos - fr.pad >= TP_RESPONSE_ATAH_BYTES:
         _tah(fr)
     fr.rest_as_data()
     return True

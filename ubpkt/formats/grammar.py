@@ -29,7 +29,8 @@ from . import enums as E
 
 __all__ = ["END", "RESERVED", "Switch", "Peek", "Knob", "Target", "VARIANTS", "resolve",
            "logical", "START", "NEXT", "PROCEDURES", "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS",
-           "ta_sequence", "MGMT_PDUS", "mgmt_pdu", "ICRC_COVERAGE", "icrc_start", "covered_from",
+           "ta_sequence", "TA_REQUEST_PREFIX", "TA_FLAGS", "TP_RESPONSES_NS3", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES",
+           "COMPACT_TAH", "TPH", "MGMT_PDUS", "mgmt_pdu", "ICRC_COVERAGE", "icrc_start", "covered_from",
            "PADDING",
            "AUTO_FILL", "TA_PAIRS", "TP_PAIRS", "ta_response_opcode", "select", "selectors",
            "TRANSPORT_OVER_UDP"]
@@ -148,9 +149,10 @@ _RTPH_NLP = Switch("nlp", {0: "@tah", 1: "ub.upih32", 3: "ub.ciph"}, spec="UB 2.
 #: What follows a CTPH (same table, CTPH column).
 _CTPH_NLP = Switch("nlp", {0: "@tah", 1: "ub.upih32", 2: "ub.upih16", 3: "ub.ciph"},
                    spec="UB 2.0 §6.2.1")
-#: RTPH or UTPH: TPOpcode[6:0] is 0 only for UTP (Table 6-2).
-_TPH = Peek(0, 0x7F, 0, {0: "ub.utph"}, default="ub.rtph", missing="ub.rtph",
-            spec="UB 2.0 §6.2.1")
+#: RTPH or UTPH: TPOpcode[6:0] is 0 only for UTP (Table 6-2).  What follows a CNA NTH with
+#: NLP 2 and what UDP carries to a UB port (``@udp``).
+TPH = Peek(0, 0x7F, 0, {0: "ub.utph"}, default="ub.rtph", missing="ub.rtph",
+           spec="UB 2.0 §6.2.1")
 
 #: layer -> what follows it.  Layers absent here end the walk (payload follows).
 NEXT: dict[str, Target] = {
@@ -166,9 +168,9 @@ NEXT: dict[str, Target] = {
     "ipv6": Switch("nxt", {17: "udp"}, END),
     # UB 2.0 §5.2.1 NLP; CFG 9 (TP bypass) goes straight to the compact TAH (App B Table B-1)
     "ub.cna16": Switch("ub.lph.cfg", {9: "@tah"},
-                       Switch("nlp", {0: "ub.ctph", 1: "ub.upih16", 2: _TPH}),
+                       Switch("nlp", {0: "ub.ctph", 1: "ub.upih16", 2: TPH}),
                        spec="UB 2.0 §5.2.1, App B"),
-    "ub.cna24": Switch("nlp", {0: "ub.ctph", 2: _TPH}, spec="UB 2.0 §5.2.1"),
+    "ub.cna24": Switch("nlp", {0: "ub.ctph", 2: TPH}, spec="UB 2.0 §5.2.1"),
     # UB 2.0 §5.2.3: UB over UDP port 4792 (profile: the ports, ns-3-UB takes any port)
     "udp": "@udp",
     # UB 2.0 §6.2.1 Table 6-2
@@ -217,7 +219,7 @@ PROCEDURES: dict[str, str] = {
     "@ipv4": "the IPv4 header, options, total length (bytes after it: Ethernet trailer), "
              "fragments (not reassembled: payload); then NEXT['ip'] (RFC 791; UB 2.0 §5.2.3)",
     "@ipv6": "the IPv6 header and payload length; then NEXT['ipv6'] (RFC 8200; UB 2.0 §5.2.3)",
-    "@udp": "UB transport (_TPH) when the UDP destination port is a UB port, BOOTP on ports "
+    "@udp": "UB transport (TPH) when the UDP destination port is a UB port, BOOTP on ports "
             "67/68 of a CFG-5 frame; the ICRC coverage starts at the IP header (ICRC_COVERAGE)",
     "@tah": "the TAH by TAOpcode (request: BTAH; TA_RESPONSES: ATAH), full or compact, then "
             "ta_sequence() (UB 2.0 §7.4 Tables 7-2/7-4)",
@@ -231,6 +233,8 @@ PROCEDURES: dict[str, str] = {
     "@lldp_tlvs": "LLDP TLVs to the End TLV (IEEE 802.1AB)",
     "@lacp_tlvs": "LACP TLVs to the Terminator (IEEE 802.1AX)",
     "@mgmt_pdu": "the PDU header chosen by MGMT_PDUS, the rest of PDU_Length as bytes",
+    "@beetah": "the BEETAH, one BE bit per payload byte of a 64..1024-byte payload: the bytes "
+               "left are 9/8 of the payload (UB 2.0 §7.2.10)",
     "@dllcb": "a DLL control block: the LCH form and body by CTRL/SUB_CTRL, the BCRC "
               "(UB 2.0 §4.3.3)",
 }
@@ -277,6 +281,17 @@ def selectors(layer: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+#: Which TAH form follows (App B figures; reference profile G13): after these layers the packet
+#: uses the compact TAH forms (``compact`` in VARIANTS) when the rule gives True.  TP bypass
+#: (CFG 9) always does, a CTP packet as the profile says, RTP and UTP never.
+COMPACT_TAH: dict[str, Target] = {
+    "ub.cna16": Switch("ub.lph.cfg", {9: True}, Knob("cna_tah_form", {"compact": True}, False)),
+    "ub.cna24": Knob("cna_tah_form", {"compact": True}, False),
+    "ub.rtph": False,
+    "ub.utph": False,
+}
+
+
 # ------------------------------------------------------------------------------------------------
 # transaction headers: the extension headers per TAOpcode (UB 2.0 §7.4)
 
@@ -285,6 +300,11 @@ def selectors(layer: str) -> tuple[str, ...]:
 #: BTAH field is set, or ``("knob", attribute, layer)``: present when the profile says so (the
 #: optional headers no flag announces; reference profile).
 _TV = ("flag", "tv_en", "ub.tvetah")
+#: Before every request's steps: the UDETAH when UD_Flag is set (UB 2.0 §7.2.11, §7.4).
+TA_REQUEST_PREFIX = (("flag", "ud_flag", "ub.udetah"),)
+#: BTAH flags that announce an extension header (UB 2.0 §7.2.1): a flag set without its header
+#: in the opcode's sequence (or the reverse) is reported.  MT_EN is carried by the full BTAH only.
+TA_FLAGS = {"tv_en": "ub.tvetah", "ud_flag": "ub.udetah", "mt_en": "ub.mtetah"}
 TA_REQUEST_HEADERS: dict[int, tuple] = {
     0x00: ("ub.mtetah", "ub.ofstetah", _TV),
     0x01: ("ub.mtetah", "ub.ofstetah", "ub.immetah", _TV),
@@ -310,6 +330,11 @@ TA_RESPONSE_HEADERS: dict[int, tuple] = {
 }
 #: ns-3-UB sends TA responses inside RTP data packets as a full BTAH plus MAETAH (dialect).
 TA_RESPONSE_IN_DATA_NS3 = ("ub.maetah",)
+#: TAOpcodes whose UDETAH[23:20] is an atomic sub-operation (UB 2.0 §7.4.2.3.2).
+ATOMIC_SUBOP_OPCODES = (0x09, 0x0A)
+#: An ATAH after a TP response (profile G10) is read when at least this many bytes remain: the
+#: full ATAH (UB 2.0 §7.2.2).
+TP_RESPONSE_ATAH_BYTES = 8
 
 
 def ta_sequence(opcode: int, response: bool, flags: Mapping[str, int], profile,
@@ -322,8 +347,7 @@ def ta_sequence(opcode: int, response: bool, flags: Mapping[str, int], profile,
         steps = TA_REQUEST_HEADERS.get(opcode)
         if steps is None:
             return []
-        if flags.get("ud_flag"):
-            steps = ("ub.udetah",) + steps
+        steps = TA_REQUEST_PREFIX + steps
     out = []
     for step in steps:
         if isinstance(step, tuple):
@@ -368,6 +392,9 @@ class IcrcCoverage:
     knobs: tuple = ()
     unless: tuple = ()
     needs_ub_udp: bool = False
+    #: (own field, value, knob): no coverage when the starting header's field has that value,
+    #: unless the profile knob is on
+    exempt: tuple = ()
     spec: str = ""
 
 
@@ -378,14 +405,12 @@ ICRC_COVERAGE: tuple[IcrcCoverage, ...] = (
     # CFG 6/7 from the NTH at byte 4 (the LPH is never covered); CFG 9 has none; enumeration
     # packets carry one only where the administrator says so (§10.4.3.1, profile enum_icrc)
     IcrcCoverage("ub.cna16", (("icrc", True),), unless=(("ub.lph.cfg", 9),),
-                 spec="UB 2.0 §5.3.7, App B"),
+                 exempt=(("nlp", 1, "enum_icrc"),), spec="UB 2.0 §5.3.7, App B, §10.4.3.1"),
     IcrcCoverage("ub.cna24", (("icrc", True),), spec="UB 2.0 §5.3.7"),
     # App F.2 describes no ICRC for CFG-5 frames: a profile choice, covering from byte 4
     IcrcCoverage("ub.cfg5", (("icrc", True), ("cfg5_icrc", True)), spec="App F.2; profile"),
 )
 _ICRC_BY_START = {c.start: c for c in ICRC_COVERAGE}
-#: UB 2.0 §10.4.3.1: the enumeration packet's ICRC is the administrator's choice.
-ENUM_ICRC_KNOB = "enum_icrc"
 
 
 def covered_from(layers) -> int | None:
@@ -398,10 +423,11 @@ def covered_from(layers) -> int | None:
 
 
 def icrc_start(layer: str, earlier: Callable[[str], Any], profile, *, nlp: int | None = None,
-               ub_udp: bool = False) -> bool:
+               ub_udp: bool = False, own: Callable[[str], Any] | None = None) -> bool:
     """Whether the ICRC coverage starts at ``layer`` (logical) in this packet.  ``earlier``: a
-    record-key getter for the headers before it; ``nlp``: the CNA16 NTH's NLP (enumeration when
-    1); ``ub_udp``: for IP starts, whether UDP carries UB."""
+    record-key getter for the headers before it; ``own``: a getter for the starting header's
+    fields (``nlp``: shorthand for its NLP); ``ub_udp``: for IP starts, whether UDP carries
+    UB."""
     c = _ICRC_BY_START.get(layer)
     if c is None:
         return False
@@ -411,8 +437,10 @@ def icrc_start(layer: str, earlier: Callable[[str], Any], profile, *, nlp: int |
         return False
     if c.needs_ub_udp and not ub_udp:
         return False
-    if layer == "ub.cna16" and nlp == 1 and not getattr(profile, ENUM_ICRC_KNOB):
-        return False
+    for name, value, knob in c.exempt:
+        have = own(name) if own is not None else (nlp if name == "nlp" else None)
+        if have == value and not getattr(profile, knob):
+            return False
     return True
 
 
@@ -479,6 +507,8 @@ TA_MATCH = ("ini_tassn", "ini_rc_type", "ini_rc_id")
 #: §6.4): TPACK/TPNAK (plain or _CC) and TPSACK (plain or _CC), matched on the TP channel
 #: (a response's SrcTPN/DstTPN are the request's DstTPN/SrcTPN) and the PSN.
 TP_PAIRS: dict[int, tuple] = {1: (2, 3, 5, 6)}
+#: ns-3-UB 1.2 also answers with the reserved TPOpcode 4 (its TPNAK; ns3-ub dialect).
+TP_RESPONSES_NS3 = (4,)
 TP_MATCH = (("srctpn", "dsttpn"), ("dsttpn", "srctpn"))
 
 
