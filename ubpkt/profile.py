@@ -12,7 +12,55 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from .errors import ProfileError
 
-__all__ = ["Profile", "Tuning", "SPEC", "NS3", "load_profile", "PROFILES"]
+__all__ = ["Profile", "Tuning", "TransportTuning", "TransactionTuning", "SPEC", "NS3", "load_profile", "PROFILES"]
+
+
+@dataclass(frozen=True)
+class TransportTuning:
+    """The reference stack's transport engines (UB 2.0 ch. 6).  Spec ranges in the comments."""
+
+    #: §6.4.2: "gbn" (Go-Back-N) or "sr" (selective retransmission), with or without fast
+    #: retransmission (on a TPNAK / a TPSACK gap) besides the RTO, which is always on.
+    retransmission: str = "gbn"
+    fast_retransmit: bool = True
+    #: §6.4.1: the out-of-order PSN range the receiver accepts: 128, 256, 512, 1024 or 2048.
+    oor_window: int = 1024
+    #: §6.4.2.1: "static" (one of 512 us, 16 ms, 128 ms, 4 s) or "dynamic": Base_time x
+    #: 2^(N x retransmissions), Base_time 4 us .. 2.097152 s.
+    rto_mode: str = "static"
+    rto_static_ns: int = 512_000
+    rto_base_ns: int = 20_000
+    rto_exp_n: int = 3
+    #: consecutive timeout retransmissions before the channel reports the retry error (§6.4.2.1)
+    retry_limit: int = 7
+    #: RNR: how often a sender retries after an RNR TPNAK (7 = for ever, as the URMA API's
+    #: rnr_retry); the RNR timer code a receiver sends (timeout 2 us x 2^code, codes 0..19).
+    rnr_retry: int = 7
+    rnr_timer_code: int = 3
+    #: first congestion control: a fixed window of unacknowledged TP packets per channel (§6.6.1.1
+    #: describes window-based control; the window size is this implementation's choice).
+    window: int = 512
+    #: ACK coalescing: the sender sets the A bit (ACK required) on every Nth packet and on the
+    #: last packet of a transaction; the receiver acknowledges A packets (and any gap) at once.
+    ack_every: int = 16
+    #: TPSACK bitmap size in bits (64..1024, §6.2.3) for selective retransmission.
+    sack_bitmap_bits: int = 256
+
+
+@dataclass(frozen=True)
+class TransactionTuning:
+    """The reference stack's transaction engines (UB 2.0 ch. 7)."""
+
+    #: payload bytes per TP packet (segmentation by MTU, §7.3): 256 .. 8192 in the URMA MTU enum
+    mtu: int = 4096
+    #: requests in flight per initiator before post() is refused (a resource limit)
+    max_outstanding: int = 4096
+    #: receive buffers posted per target queue for Send (§7.4 Send, RNR when none, §6.2.1 RSPST)
+    recv_queue_depth: int = 256
+    #: TAACKs a target may aggregate into one (ATAH RSPINFO counts the extra ones, Table 7-3)
+    taack_aggregate: int = 8
+    #: atomics remembered for replay (executed once; a retried atomic gets the saved result)
+    atomic_replay_entries: int = 1024
 
 
 @dataclass(frozen=True)
@@ -60,6 +108,9 @@ class Tuning:
     credit_return_timeout_ns: int = 100_000_000
     #: The receiving network layer consumes a DLLDP as soon as it is delivered (frees its cells).
     rx_auto_release: bool = True
+    # -- the reference stack (ubpkt.stack; UB 2.0 ch. 6-7) --
+    transport: TransportTuning = field(default_factory=TransportTuning)
+    transaction: TransactionTuning = field(default_factory=TransactionTuning)
 
 
 @dataclass(frozen=True)
@@ -133,6 +184,9 @@ class Profile:
     def with_(self, **kw) -> "Profile":
         """A copy with attributes replaced; :class:`Tuning` attributes may be given here too."""
         tune = {k: kw.pop(k) for k in list(kw) if k in _TUNING_KEYS}
+        for k, v in tune.items():
+            if isinstance(v, dict):     # a nested section given as a mapping (JSON profiles)
+                tune[k] = replace(getattr(self.tuning, k), **v)
         if tune:
             kw["tuning"] = replace(kw.get("tuning", self.tuning), **tune)
         return replace(self, **kw)

@@ -26,6 +26,7 @@ from ..profile import SPEC, Profile
 __all__ = ["PacketTemplate", "FieldRef"]
 
 _crc32 = zlib.crc32
+_ZEROS = tuple(bytes(n) for n in range(4))
 
 
 class FieldRef:
@@ -127,14 +128,16 @@ class PacketTemplate:
     def build(self, values: Mapping[str, int] | None = None, payload=b"",
               explicit: Mapping[str, int] | None = None) -> bytes:
         """A whole frame: header with ``values`` patched in (wire integers, keyed
-        ``layer.field``), the payload, pad bytes, ICRC.  ``explicit``: values for auto fields
-        that must not be computed (fault injection: a wrong length, checksum, ICRC...)."""
+        ``layer.field``), the payload (bytes-like, or a tuple/list of bytes-like parts joined in
+        order), pad bytes, ICRC.  ``explicit``: values for auto fields that must not be computed
+        (fault injection: a wrong length, checksum, ICRC...)."""
         hdr = self.header[:]
         refs = self.refs
         if values:
             for k, v in values.items():
                 refs[k].put(hdr, v)
-        plen = len(payload)
+        parts = payload if isinstance(payload, (tuple, list)) else (payload,)
+        plen = sum(len(x) for x in parts) if len(parts) != 1 else len(parts[0])
         body = self.size + plen
         explicit = explicit or {}
         pad = 0
@@ -167,17 +170,20 @@ class PacketTemplate:
             else:
                 v = _plength(total, self.profile.crc_mode) if self.profile.check_plength else 0
             a["plength"].put(hdr, v)
-        padb = b"\0" * pad
+        padb = _ZEROS[pad]
         if not icrc:
-            return b"".join((hdr, payload, padb))
+            return b"".join((hdr, *parts, padb))
         if "icrc" in explicit:
             crc = explicit["icrc"]
         else:
             s = self._icrc_start
             masked = (int.from_bytes(hdr[s:], "big") | self._icrc_mask).to_bytes(self.size - s,
                                                                                    "big")
-            crc = _crc32(padb, _crc32(payload, _crc32(masked)))
-        return b"".join((hdr, payload, padb, crc.to_bytes(4, self.profile.icrc_byteorder)))
+            crc = _crc32(masked)
+            for x in parts:
+                crc = _crc32(x, crc)
+            crc = _crc32(padb, crc)
+        return b"".join((hdr, *parts, padb, crc.to_bytes(4, self.profile.icrc_byteorder)))
 
 
 def _ip_checksum(hdr) -> int:

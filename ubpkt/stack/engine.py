@@ -1,0 +1,107 @@
+"""The engine contract: every protocol engine of the stack is sans-IO (UB 2.0 ch. 6-7 engines,
+like the data-link engine of ``ubpkt.link.engine``).
+
+An engine does no I/O and reads no clock.  Time is an integer number of nanoseconds passed in by
+the caller (a simulated clock in tests and ``ubpkt loopback``, the wall clock in a socket
+driver).  Bytes and events go in, bytes, events and one deadline come out::
+
+    eng.receive(frame, now)            # a frame (or a parsed TP packet) from below
+    frames = eng.transmit(now, budget) # what it wants to send now, at most ``budget`` frames
+    t = eng.next_deadline()            # the earliest time it needs handle_timeout, or None
+    eng.handle_timeout(now)            # timers that expired at or before ``now``
+    events = eng.pop_events()          # what happened (typed dataclasses below), oldest first
+
+Drivers (``ubpkt.sim``, sockets, pcap replay) are thin loops around these five calls.  Engines
+keep counters in a ``stats`` dict; events are for what a user or the fault ledger must see
+(retransmissions, discards, errors, completions), not for every packet.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Engine", "Event", "Retransmitted", "Discarded", "ResponseSent", "ChannelError",
+           "Delivered", "Completed", "FaultInjected"]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    def receive(self, data, now: int) -> None: ...
+
+    def transmit(self, now: int, budget: int = 1 << 30) -> list: ...
+
+    def next_deadline(self) -> int | None: ...
+
+    def handle_timeout(self, now: int) -> None: ...
+
+    def pop_events(self) -> list: ...
+
+
+@dataclass(slots=True)
+class Event:
+    at: int                 # simulated time (ns) the engine saw it
+
+
+@dataclass(slots=True)
+class Retransmitted(Event):
+    """A TP packet sent again; ``reason``: ``nak`` (fast retransmit on a TPNAK), ``sack``
+    (selective, from a TPSACK bitmap), ``rto`` (retransmission timeout), ``rnr`` (after the
+    RNR timer) (UB 2.0 §6.4.2)."""
+    channel: int
+    psn: int
+    reason: str
+
+
+@dataclass(slots=True)
+class Discarded(Event):
+    """A received packet dropped on purpose; ``reason``: ``duplicate``, ``out_of_window``,
+    ``bad_icrc``, ``malformed``, ``no_channel``, ``ooo`` (an out-of-order packet Go-Back-N
+    with fast retransmit does not keep), ``bad_token``, ``out_of_bounds``..."""
+    channel: int
+    psn: int | None
+    reason: str
+
+
+@dataclass(slots=True)
+class ResponseSent(Event):
+    """A TP response sent: ``kind`` is ``tpack``, ``tpnak``, ``tpsack`` or ``rnr``."""
+    channel: int
+    psn: int
+    kind: str
+
+
+@dataclass(slots=True)
+class ChannelError(Event):
+    """A TP channel gave up (retry limit exceeded, RNR retries exhausted): the transaction layer
+    completes what it carried with ``status`` (UB 2.0 §6.4.2.1)."""
+    channel: int
+    status: str
+    message: str
+
+
+@dataclass(slots=True)
+class Delivered(Event):
+    """Transport handed a TP packet's transaction bytes up (for tracing; the hot path uses a
+    callback)."""
+    channel: int
+    psn: int | None
+
+
+@dataclass(slots=True)
+class Completed(Event):
+    """A work request finished (the completion queue entry): ``status`` is ``success`` or the
+    error the spec names (``remote_access_error``, ``retry_exceeded``, ``rnr_retry_exceeded``,
+    ``remote_abort``, ``unsupported``...)."""
+    wr_id: int
+    op: str
+    status: str
+    nbytes: int = 0
+
+
+@dataclass(slots=True)
+class FaultInjected(Event):
+    """A fault the simulator injected (the ledger's record)."""
+    fault_id: int
+    kind: str
+    link: str
+    summary: dict

@@ -1,0 +1,282 @@
+"""The stack's network layer: frames for TP packets and TP packets from frames.
+
+:class:`Path` says how one endpoint reaches another (UB 2.0 ch. 5): UBoE (Ethernet, IPv4, UDP
+port 4792, §5.2.3), or a native UB link with a 16- or 24-bit CNA NTH (§5.2.1; CFG 6/7, and CFG 9
+for TP bypass).  :class:`Framer` builds frames from :class:`~ubpkt.stack.templates.PacketTemplate`
+s (made once per packet kind by the reference encoder) and parses received frames back into
+:class:`TpPacket` views: a fast reader for the layouts its own templates produce, the reference
+dissector (``ubpkt.decode``) for anything else.  The ICRC is checked on every received frame
+(UB 2.0 §5.3.7); a frame that fails is reported, never delivered.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from ..dissect import decode
+from ..formats import HEADERS
+from ..formats.enums import TPOPCODE
+from ..profile import SPEC, Profile
+from ..record import LINKTYPE_ETHERNET, LINKTYPE_UB
+from .templates import PacketTemplate
+
+__all__ = ["Path", "Framer", "TpPacket", "RTP_DATA", "TPACK", "TPSACK", "UTP", "CTP", "BYPASS"]
+
+#: TPOpcode[6:0] values the stack sends (UB 2.0 §6.2.1 Table 6-2)
+_OPC = {v: k for k, v in TPOPCODE.items()}
+RTP_DATA, TPACK, TPACK_CC, TPSACK, TPSACK_CC, UTP = (_OPC["RTP_Data"], _OPC["TPACK"],
+                                                      _OPC["TPACK_CC"], _OPC["TPSACK"],
+                                                      _OPC["TPSACK_CC"], _OPC["UTP"])
+#: pseudo opcodes for the modes without an RTPH
+CTP, BYPASS = "ctp", "bypass"
+
+_RTPH = HEADERS["ub.rtph"]
+_SAETPH = HEADERS["ub.saetph"]
+_SRCTPN, _DSTTPN, _A, _PSN, _RSPST, _RSPINFO, _TPMSN = (
+    _RTPH.index[k] for k in ("srctpn", "dsttpn", "a", "psn", "rspst", "rspinfo", "tpmsn"))
+
+
+@dataclass(frozen=True)
+class Path:
+    """Addressing between two endpoints.  ``kind``: ``uboe`` (MACs, IPv4 addresses, UDP source
+    port: the TP channel's flow, UB 2.0 §6.5), ``cna16`` or ``cna24`` (SCNA/DCNA, LBF, VL)."""
+    kind: str = "uboe"
+    src_mac: str = "02:00:00:00:00:01"
+    dst_mac: str = "02:00:00:00:00:02"
+    src_ip: str = "10.0.0.1"
+    dst_ip: str = "10.0.0.2"
+    udp_sport: int = 49152
+    scna: int = 1
+    dcna: int = 2
+    lbf: int = 0
+    vl: int = 0
+
+    def reverse(self) -> "Path":
+        return Path(self.kind, self.dst_mac, self.src_mac, self.dst_ip, self.src_ip,
+                    self.udp_sport, self.dcna, self.scna, self.lbf, self.vl)
+
+    @property
+    def linktype(self) -> int:
+        return LINKTYPE_ETHERNET if self.kind == "uboe" else LINKTYPE_UB
+
+    def carrier(self, transport: str) -> list:
+        """The header layers in front of the transport header (``rtp``/``utp``: RTPH/UTPH
+        follow; ``ctp``: CTPH; ``bypass``: the compact TAH)."""
+        if self.kind == "uboe":
+            if transport not in ("rtp", "utp"):
+                raise ValueError(f"{transport} is not carried over UDP (UB 2.0 §5.2.3)")
+            return [("eth", {"dst": self.dst_mac, "src": self.src_mac, "type": 0x0800}),
+                    ("ip", {"ttl": 64, "proto": 17, "flags": 2, "src": self.src_ip,
+                            "dst": self.dst_ip}),
+                    ("udp", {"srcport": self.udp_sport})]
+        width = self.kind
+        nlp = {"rtp": 2, "utp": 2, "ctp": 0, "bypass": 0}[transport]
+        cfg = 9 if transport == "bypass" else (6 if width == "cna16" else 7)
+        if transport == "bypass" and width != "cna16":
+            raise ValueError("TP bypass uses the 16-bit CNA NTH (CFG 9, App B)")
+        return [("ub.lph", {"cfg": cfg, "vl": self.vl}),
+                (f"ub.{width}", {"scna": self.scna, "dcna": self.dcna, "lbf": self.lbf,
+                                 "nlp": nlp})]
+
+
+@dataclass(slots=True)
+class TpPacket:
+    """A received TP packet: the transport header's fields and the transaction bytes (TAH
+    onward, padding and ICRC removed).  ``mode``: ``rtp``, ``utp``, ``ctp`` or ``bypass``."""
+    mode: str
+    tpopcode: int
+    last: int
+    srctpn: int
+    dsttpn: int
+    a: int
+    psn: int
+    rspst: int
+    rspinfo: int
+    tpmsn: int
+    ta: memoryview
+    maxrcvpsn: int | None = None
+    bitmap: bytes | None = None
+    src: object = None          # the sender's address (IP or SCNA): with srctpn, the channel
+
+
+class Framer:
+    """Frames of one :class:`Path` (see module doc).  Not thread-safe; one per endpoint."""
+
+    def __init__(self, path: Path, profile: Profile = SPEC):
+        self.path = path
+        self.profile = profile
+        self._tpl: dict = {}
+        self.stats = {"rx_bad_icrc": 0, "rx_slow_path": 0, "rx_malformed": 0}
+        self._fast = None
+
+    # -- transmit ---------------------------------------------------------------------------------
+    def _template(self, key):
+        t = self._tpl.get(key)
+        if t is None:
+            t = self._tpl[key] = PacketTemplate(self._layers(key), self.profile)
+        return t
+
+    def _layers(self, key) -> list:
+        kind = key[0]
+        if kind in ("rtp", "utp"):
+            carrier = self.path.carrier(kind)
+            if kind == "utp":
+                return carrier + [("ub.utph", {"tpopcode": 0, "nlp": 0})]
+            opc = key[1]
+            layers = carrier + [("ub.rtph", {"tpopcode": opc, "nlp": 0})]
+            if opc in (TPSACK, TPSACK_CC):
+                layers.append(("ub.saetph", {"bitmapsize": key[2]}))
+            return layers
+        if kind == "ctp":
+            return self.path.carrier("ctp") + [("ub.ctph", {"tpopcode": 0, "nlp": 0})]
+        if kind == "bypass":
+            return self.path.carrier("bypass")
+        raise ValueError(key)
+
+    def rtp_data(self, srctpn: int, dsttpn: int, psn: int, ta, payload=b"", *, a: int = 0,
+                 last: int = 0, tpmsn: int = 0, explicit=None) -> bytes:
+        """An RTP data packet (TPOpcode 1) carrying ``ta`` (TAH and extension headers) and
+        ``payload`` (UB 2.0 §6.2.1)."""
+        t = self._template(("rtp", RTP_DATA))
+        return t.build({"ub.rtph.srctpn": srctpn, "ub.rtph.dsttpn": dsttpn, "ub.rtph.psn": psn,
+                        "ub.rtph.a": a, "ub.rtph.last": last, "ub.rtph.tpmsn": tpmsn},
+                       (ta, payload), explicit)
+
+    def tp_response(self, srctpn: int, dsttpn: int, psn: int, *, rspst: int = 0,
+                    rspinfo: int = 0, tpmsn: int = 0, bitmap: bytes | None = None,
+                    maxrcvpsn: int = 0, explicit=None) -> bytes:
+        """A TPACK/TPNAK (``bitmap`` None; RSPST says which, UB 2.0 §6.2.1) or a TPSACK with its
+        SAETPH and bitmap (§6.2.3)."""
+        if bitmap is None:
+            t = self._template(("rtp", TPACK))
+            return t.build({"ub.rtph.srctpn": srctpn, "ub.rtph.dsttpn": dsttpn,
+                            "ub.rtph.psn": psn, "ub.rtph.rspst": rspst,
+                            "ub.rtph.rspinfo": rspinfo, "ub.rtph.tpmsn": tpmsn}, b"", explicit)
+        size = {8: 0, 16: 1, 32: 2, 64: 3, 128: 4}[len(bitmap)]
+        t = self._template(("rtp", TPSACK, size))
+        return t.build({"ub.rtph.srctpn": srctpn, "ub.rtph.dsttpn": dsttpn, "ub.rtph.psn": psn,
+                        "ub.saetph.maxrcvpsn": maxrcvpsn}, bitmap, explicit)
+
+    def utp_data(self, ta, payload=b"", explicit=None) -> bytes:
+        """A UTP packet (UB 2.0 §6.3.3): no PSN, no acknowledgement."""
+        return self._template(("utp",)).build(None, (ta, payload), explicit)
+
+    def ctp_data(self, ta, payload=b"", explicit=None) -> bytes:
+        """A CTP packet (UB 2.0 §6.3.2): one CTPH byte, reliability left to the link."""
+        return self._template(("ctp",)).build(None, (ta, payload), explicit)
+
+    def bypass_data(self, ta, payload=b"", explicit=None) -> bytes:
+        """A TP-bypass packet (CFG 9, App B): the compact TAH straight after the NTH, no
+        ICRC."""
+        return self._template(("bypass",)).build(None, (ta, payload), explicit)
+
+    # -- receive ----------------------------------------------------------------------------------
+    def parse(self, frame) -> TpPacket | None:
+        """The TP packet in ``frame``, or None (bad ICRC, not UB, malformed: counted in
+        ``stats``).  Never raises on input."""
+        try:
+            pkt = self._parse_fast(frame)
+        except Exception:   # an optimisation only: the reference path decides
+            pkt = None
+        if pkt is not None:
+            return pkt if pkt is not _BAD else None
+        self.stats["rx_slow_path"] += 1
+        return self._parse_slow(frame)
+
+    def _parse_fast(self, frame):
+        """Frames laid out as this framer's own UBoE/IPv4 templates (no VLAN, no IP options)."""
+        if self.path.kind != "uboe" or len(frame) < 62:
+            return None
+        mv = memoryview(frame)
+        if mv[12] != 0x08 or mv[13] != 0x00 or mv[14] != 0x45 or mv[23] != 17:
+            return None
+        if (mv[36] << 8 | mv[37]) not in self.profile.ub_udp_ports:
+            return None
+        ip_len = mv[16] << 8 | mv[17]
+        if 14 + ip_len != len(frame):
+            return None
+        b0 = mv[42]
+        opc = b0 & 0x7F
+        if opc not in (RTP_DATA, TPACK, TPSACK, UTP):
+            return None
+        if self.profile.icrc:
+            end = len(frame) - 4
+            stored = int.from_bytes(mv[end:], self.profile.icrc_byteorder)
+            if _icrc_uboe(mv, end) != stored:
+                self.stats["rx_bad_icrc"] += 1
+                return _BAD
+        else:
+            end = len(frame)
+        b1 = mv[43]
+        pad = (b1 >> 4) & 3
+        if opc == UTP:
+            return TpPacket("utp", 0, 0, 0, 0, 0, 0, 0, 0, 0, mv[58:end - pad],
+                            src=bytes(mv[26:30]))
+        v = _RTPH.unpack(mv, 42)
+        pkt = TpPacket("rtp", opc, b0 >> 7, v[_SRCTPN], v[_DSTTPN], v[_A], v[_PSN], v[_RSPST],
+                       v[_RSPINFO], v[_TPMSN], mv[58:end - pad], src=bytes(mv[26:30]))
+        if opc == TPSACK:
+            sv = _SAETPH.unpack(mv, 58)
+            bits = 64 << sv[_SAETPH.index["bitmapsize"]]
+            pkt.maxrcvpsn = sv[_SAETPH.index["maxrcvpsn"]]
+            pkt.bitmap = bytes(mv[62:62 + bits // 8])
+            pkt.ta = mv[62 + bits // 8:end - pad]
+        return pkt
+
+    def _parse_slow(self, frame) -> TpPacket | None:
+        rec = decode(bytes(frame), self.path.linktype, self.profile)
+        f = rec["fields"]
+        if f.get("ub.icrc.status") == "bad":
+            self.stats["rx_bad_icrc"] += 1
+            return None
+        if any(i["severity"] == "error" for i in rec["issues"]):
+            self.stats["rx_malformed"] += 1
+            return None
+        layers = rec["layers"]
+        off = 0
+        ta_off = None
+        for layer in layers:
+            if layer in ("ub.btah", "ub.btah_c", "ub.atah", "ub.atah_c", "ub.atah_ns3"):
+                ta_off = off
+                break
+            if layer in HEADERS:
+                off += HEADERS[layer].size
+            else:
+                break
+        end = len(frame) - (4 if "ub.icrc" in layers else 0) - len(bytes.fromhex(
+            f.get("ub.pad.data", "")))
+        ta = memoryview(frame)[ta_off:end] if ta_off is not None else memoryview(b"")
+        src = f.get("ip.src") or f.get("ub.cna16.scna") or f.get("ub.cna24.scna")
+        if "ub.rtph" in layers:
+            g = lambda k: f.get("ub.rtph." + k, 0)  # noqa: E731
+            pkt = TpPacket("rtp", g("tpopcode"), g("last"), g("srctpn"), g("dsttpn"), g("a"),
+                           g("psn"), g("rspst"), g("rspinfo"), g("tpmsn"), ta, src=src)
+            if "ub.saetph" in layers:
+                pkt.maxrcvpsn = f["ub.saetph.maxrcvpsn"]
+                pkt.bitmap = bytes.fromhex(f["ub.saetph.bitmap"])
+            return pkt
+        if "ub.utph" in layers:
+            return TpPacket("utp", 0, 0, 0, 0, 0, 0, 0, 0, 0, ta, src=src)
+        if "ub.ctph" in layers:
+            return TpPacket("ctp", f["ub.ctph.tpopcode"], 0, 0, 0, 0, 0, 0, 0, 0, ta, src=src)
+        if f.get("ub.lph.cfg") == 9:
+            return TpPacket("bypass", 0, 0, 0, 0, 0, 0, 0, 0, 0, ta, src=src)
+        self.stats["rx_malformed"] += 1
+        return None
+
+
+_BAD = object()
+#: UBoE IPv4 frame: the ICRC covers from byte 14 (IP); ToS, TTL, IP checksum and UDP checksum
+#: are seen as ones (UB 2.0 §5.3.7), from the icrc_mask field flags.
+_UBOE_MASKS = HEADERS["ip"].icrc_masks(14) + HEADERS["udp"].icrc_masks(34)
+_UBOE_HDR_END = 42
+_UBOE_ORMASK = 0
+for _o, _n, _first in _UBOE_MASKS:
+    for _j in range(_n):
+        _UBOE_ORMASK |= (_first if _j == 0 else 0xFF) << (8 * (_UBOE_HDR_END - (_o + _j) - 1))
+
+
+def _icrc_uboe(mv, end: int) -> int:
+    head = (int.from_bytes(mv[14:_UBOE_HDR_END], "big") | _UBOE_ORMASK).to_bytes(
+        _UBOE_HDR_END - 14, "big")
+    return zlib.crc32(mv[_UBOE_HDR_END:end], zlib.crc32(head))
