@@ -108,7 +108,10 @@ def lua_data(x) -> str:
 
 
 def lua_target(t) -> str:
-    """A grammar target (layer, procedure, rule, END, RESERVED) as a Lua value."""
+    """A grammar target (layer, procedure, rule, END, RESERVED, or a rule's plain outcome such as
+    COMPACT_TAH's booleans) as a Lua value."""
+    if isinstance(t, bool):
+        return "true" if t else "false"
     if t is G.END:
         return "END"
     if t == G.RESERVED:
@@ -126,14 +129,6 @@ def lua_target(t) -> str:
         return (f"{{knob = {lua_str(t.name)}, cases = {cases}, "
                 f"default = {lua_target(t.default)}}}")
     raise TypeError(f"not a grammar target: {t!r}")
-
-
-def udp_transport_rule():
-    """What follows UDP when it carries UB: the RTPH/UTPH rule the CNA NTHs also use (the grammar
-    keeps it as a shared rule, ``_TPH``; ``TRANSPORT_OVER_UDP`` names its two outcomes)."""
-    rule = G.TPH
-    assert isinstance(rule, G.Peek) and rule.default in G.TRANSPORT_OVER_UDP, rule
-    return rule
 
 
 def lua_ta_step(step) -> str:
@@ -160,8 +155,8 @@ def rule_targets(rule):
 
 
 def grammar_rules():
-    """Every rule of the grammar (START, NEXT, the UDP transport rule)."""
-    return [*G.START.values(), *G.NEXT.values(), udp_transport_rule()]
+    """Every rule of the grammar (START, NEXT, TPH, COMPACT_TAH)."""
+    return [*G.START.values(), *G.NEXT.values(), G.TPH, *G.COMPACT_TAH.values()]
 
 
 def procedures_used() -> set:
@@ -169,10 +164,14 @@ def procedures_used() -> set:
     out = set(G.PROCEDURES)
     for rule in grammar_rules():
         out |= {t for t in rule_targets(rule) if isinstance(t, str) and t.startswith("@")}
-    for table in (G.TA_REQUEST_HEADERS, G.TA_RESPONSE_HEADERS):
-        for steps in table.values():
-            out |= {s for s in steps if isinstance(s, str) and s.startswith("@")}
+    for steps in ta_step_lists():
+        out |= {s for s in steps if isinstance(s, str) and s.startswith("@")}
     return out
+
+
+def ta_step_lists():
+    """Every list of TA sequence steps (the request prefix, per TAOpcode)."""
+    return [G.TA_REQUEST_PREFIX, *G.TA_REQUEST_HEADERS.values(), *G.TA_RESPONSE_HEADERS.values()]
 
 
 def grammar_profile_names() -> set:
@@ -194,9 +193,8 @@ def grammar_profile_names() -> set:
             out |= {name for name, _ in conds if name != "compact"}
     for c in G.ICRC_COVERAGE:
         out |= {k for k, _ in c.knobs}
-    for table in (G.TA_REQUEST_HEADERS, G.TA_RESPONSE_HEADERS):
-        for steps in table.values():
-            out |= {s[1] for s in steps if isinstance(s, tuple) and s[0] == "knob"}
+    for steps in ta_step_lists():
+        out |= {s[1] for s in steps if isinstance(s, tuple) and s[0] == "knob"}
     return out
 
 
@@ -225,15 +223,25 @@ def grammar_lines() -> list[str]:
         out.append(f"  [{lua_str(layer)}] = {lua_target(t)},"
                    + (f"  -- {spec}" if spec else ""))
     out.append("}")
-    out.append("-- after UDP, when it carries UB: RTPH or UTPH (UB 2.0 §5.2.3, §6.2.1; "
-               "grammar.TRANSPORT_OVER_UDP)")
-    out.append(f"local UDP_TRANSPORT = {lua_target(udp_transport_rule())}")
+    out.append("-- RTPH or UTPH: after a CNA NTH with NLP 2 and after UDP to a UB port (grammar.TPH, "
+               f"{G.TPH.spec}; grammar.TRANSPORT_OVER_UDP)")
+    out.append(f"local TPH = {lua_target(G.TPH)}")
     out.append(f"local TRANSPORT_OVER_UDP = {lua_data(G.TRANSPORT_OVER_UDP)}")
+    out.append("-- layer -> whether the compact TAH forms follow (the VARIANTS condition compact; "
+               "grammar.COMPACT_TAH)")
+    out.append("local COMPACT_TAH = {")
+    out += [f"  [{lua_str(layer)}] = {lua_target(t)}," for layer, t in G.COMPACT_TAH.items()]
+    out.append("}")
     out.append("-- the steps whose lengths or repetitions are computed: ub_dispatch.lua "
                "implements each (grammar.PROCEDURES)")
     out.append("local PROCEDURES = {")
     out += [f"  [{lua_str(k)}] = {lua_str(v)}," for k, v in G.PROCEDURES.items()]
     out.append("}")
+    out.append("-- steps before every request's own (grammar.TA_REQUEST_PREFIX, UB 2.0 §7.2.11)")
+    out.append("local TA_REQUEST_PREFIX = {"
+               + ", ".join(lua_ta_step(s) for s in G.TA_REQUEST_PREFIX) + "}")
+    out.append("-- BTAH flag -> the header it announces (grammar.TA_FLAGS, UB 2.0 §7.2.1)")
+    out.append(f"local TA_FLAGS = {lua_data(G.TA_FLAGS)}")
     for name, table in (("TA_REQUEST_HEADERS", G.TA_REQUEST_HEADERS),
                         ("TA_RESPONSE_HEADERS", G.TA_RESPONSE_HEADERS)):
         out.append(f"-- TAOpcode -> steps after the TAH, in wire order; {{flag = BTAH field, "
@@ -245,6 +253,12 @@ def grammar_lines() -> list[str]:
     out.append("-- ns-3-UB: a TA response inside an RTP data packet (grammar."
                "TA_RESPONSE_IN_DATA_NS3)")
     out.append(f"local TA_RESPONSE_IN_DATA_NS3 = {lua_data(G.TA_RESPONSE_IN_DATA_NS3)}")
+    out.append("-- TAOpcodes whose UDETAH[23:20] is an atomic sub-operation "
+               "(grammar.ATOMIC_SUBOP_OPCODES, UB 2.0 §7.4.2.3.2)")
+    out.append(f"local ATOMIC_SUBOP_OPCODES = {lua_data(G.ATOMIC_SUBOP_OPCODES)}")
+    out.append("-- an ATAH after a TP response is read when this many bytes remain "
+               "(grammar.TP_RESPONSE_ATAH_BYTES, profile G10)")
+    out.append(f"local TP_RESPONSE_ATAH_BYTES = {G.TP_RESPONSE_ATAH_BYTES}")
     out.append('-- "code/sub code/rsp" -> PDU header; sub code "*": any (grammar.MGMT_PDUS, '
                "UB 2.0 §10.4.3.1)")
     out.append("local MGMT_PDUS = {" + ", ".join(
@@ -259,9 +273,6 @@ def grammar_lines() -> list[str]:
                    f"exempt = {lua_data([list(e) for e in c.exempt])}}},"
                    + (f"  -- {c.spec}" if c.spec else ""))
     out.append("}")
-    exempt_knobs = sorted({k for c in G.ICRC_COVERAGE for _, _, k in c.exempt})
-    assert len(exempt_knobs) == 1, "ub_dispatch.lua handles one ICRC exemption (enumeration)"
-    out.append(f"local ENUM_ICRC_KNOB = {lua_str(exempt_knobs[0])}")
     out.append("-- header -> {{offset, length, or-mask of the first byte}...}: the bytes the ICRC "
                "sees as ones (Header.icrc_masks(0), from the icrc_mask field flags)")
     out.append("local ICRC_MASKS = {")
@@ -284,10 +295,13 @@ def grammar_lines() -> list[str]:
     out.append(f"local TA_MATCH = {lua_data(G.TA_MATCH)}")
     out.append(f"local TP_PAIRS = {lua_data(G.TP_PAIRS)}")
     out.append(f"local TP_MATCH = {lua_data(G.TP_MATCH)}")
-    names = ["VARIANTS", "START", "NEXT", "UDP_TRANSPORT", "TRANSPORT_OVER_UDP", "PROCEDURES",
-             "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS", "TA_RESPONSE_IN_DATA_NS3", "MGMT_PDUS",
-             "ICRC_COVERAGE", "ENUM_ICRC_KNOB", "ICRC_MASKS", "PADDING", "TA_PAIRS", "TA_MATCH",
-             "TP_PAIRS", "TP_MATCH"]
+    out.append("-- ns-3-UB's TP responses besides TP_PAIRS' (its TPNAK; grammar.TP_RESPONSES_NS3)")
+    out.append(f"local TP_RESPONSES_NS3 = {lua_data(G.TP_RESPONSES_NS3)}")
+    names = ["VARIANTS", "START", "NEXT", "TPH", "TRANSPORT_OVER_UDP", "COMPACT_TAH", "PROCEDURES",
+             "TA_REQUEST_PREFIX", "TA_FLAGS", "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS",
+             "TA_RESPONSE_IN_DATA_NS3", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES",
+             "MGMT_PDUS", "ICRC_COVERAGE", "ICRC_MASKS", "PADDING", "TA_PAIRS", "TA_MATCH",
+             "TP_PAIRS", "TP_MATCH", "TP_RESPONSES_NS3"]
     out.append("local GRAMMAR = {" + ", ".join(f"{n} = {n}" for n in names) + "}")
     out.append("-- END GRAMMAR")
     return out

@@ -2762,9 +2762,16 @@ local NEXT = {
   ["ub.lacp"] = "@lacp_tlvs",
   ["ub.mgmtetah"] = "@mgmt_pdu",
 }
--- after UDP, when it carries UB: RTPH or UTPH (UB 2.0 §5.2.3, §6.2.1; grammar.TRANSPORT_OVER_UDP)
-local UDP_TRANSPORT = {peek = 0, mask = 0x7f, shift = 0, cases = {[0] = "ub.utph"}, default = "ub.rtph", missing = "ub.rtph"}
+-- RTPH or UTPH: after a CNA NTH with NLP 2 and after UDP to a UB port (grammar.TPH, UB 2.0 §6.2.1; grammar.TRANSPORT_OVER_UDP)
+local TPH = {peek = 0, mask = 0x7f, shift = 0, cases = {[0] = "ub.utph"}, default = "ub.rtph", missing = "ub.rtph"}
 local TRANSPORT_OVER_UDP = {"ub.rtph", "ub.utph"}
+-- layer -> whether the compact TAH forms follow (the VARIANTS condition compact; grammar.COMPACT_TAH)
+local COMPACT_TAH = {
+  ["ub.cna16"] = {switch = "ub.lph.cfg", cases = {[9] = true}, default = {knob = "cna_tah_form", cases = {compact = true}, default = false}},
+  ["ub.cna24"] = {knob = "cna_tah_form", cases = {compact = true}, default = false},
+  ["ub.rtph"] = false,
+  ["ub.utph"] = false,
+}
 -- the steps whose lengths or repetitions are computed: ub_dispatch.lua implements each (grammar.PROCEDURES)
 local PROCEDURES = {
   ["@ipv4"] = "the IPv4 header, options, total length (bytes after it: Ethernet trailer), fragments (not reassembled: payload); then NEXT['ip'] (RFC 791; UB 2.0 §5.2.3)",
@@ -2783,6 +2790,10 @@ local PROCEDURES = {
   ["@beetah"] = "the BEETAH, one BE bit per payload byte of a 64..1024-byte payload: the bytes left are 9/8 of the payload (UB 2.0 §7.2.10)",
   ["@dllcb"] = "a DLL control block: the LCH form and body by CTRL/SUB_CTRL, the BCRC (UB 2.0 §4.3.3)",
 }
+-- steps before every request's own (grammar.TA_REQUEST_PREFIX, UB 2.0 §7.2.11)
+local TA_REQUEST_PREFIX = {{flag = "ud_flag", layer = "ub.udetah"}}
+-- BTAH flag -> the header it announces (grammar.TA_FLAGS, UB 2.0 §7.2.1)
+local TA_FLAGS = {tv_en = "ub.tvetah", ud_flag = "ub.udetah", mt_en = "ub.mtetah"}
 -- TAOpcode -> steps after the TAH, in wire order; {flag = BTAH field, layer} / {knob = profile, layer} are gated (grammar.TA_REQUEST_HEADERS, UB 2.0 §7.4)
 local TA_REQUEST_HEADERS = {
   [0x00] = {"ub.mtetah", "ub.ofstetah", {flag = "tv_en", layer = "ub.tvetah"}},
@@ -2814,6 +2825,10 @@ local TA_RESPONSE_HEADERS = {
 }
 -- ns-3-UB: a TA response inside an RTP data packet (grammar.TA_RESPONSE_IN_DATA_NS3)
 local TA_RESPONSE_IN_DATA_NS3 = {"ub.maetah"}
+-- TAOpcodes whose UDETAH[23:20] is an atomic sub-operation (grammar.ATOMIC_SUBOP_OPCODES, UB 2.0 §7.4.2.3.2)
+local ATOMIC_SUBOP_OPCODES = {9, 10}
+-- an ATAH after a TP response is read when this many bytes remain (grammar.TP_RESPONSE_ATAH_BYTES, profile G10)
+local TP_RESPONSE_ATAH_BYTES = 8
 -- "code/sub code/rsp" -> PDU header; sub code "*": any (grammar.MGMT_PDUS, UB 2.0 §10.4.3.1)
 local MGMT_PDUS = {["2/*/0"] = "ub.cfg_req", ["2/*/1"] = "ub.cfg_rsp", ["0/*/0"] = "ub.error_msg", ["1/0/0"] = "ub.link_msg", ["1/1/0"] = "ub.link_msg", ["1/2/0"] = "ub.hotplug_msg", ["1/3/0"] = "ub.hotplug_msg", ["5/2/0"] = "ub.token_check_req", ["5/2/1"] = "ub.token_check_rsp", ["4/7/0"] = "ub.neighbour_query", ["6/0/0"] = "ub.entity_reg", ["6/1/0"] = "ub.entity_dereg", ["6/2/0"] = "ub.bus_create", ["6/3/0"] = "ub.bus_destroy", ["6/4/0"] = "ub.cfg_complete", ["6/5/0"] = "ub.port_reset"}
 -- where the ICRC coverage starts and when (grammar.ICRC_COVERAGE, UB 2.0 §5.3.7)
@@ -2824,7 +2839,6 @@ local ICRC_COVERAGE = {
   {start = "ub.cna24", knobs = {icrc = true}, unless = {}, needs_ub_udp = false, exempt = {}},  -- UB 2.0 §5.3.7
   {start = "ub.cfg5", knobs = {icrc = true, cfg5_icrc = true}, unless = {}, needs_ub_udp = false, exempt = {}},  -- App F.2; profile
 }
-local ENUM_ICRC_KNOB = "enum_icrc"
 -- header -> {{offset, length, or-mask of the first byte}...}: the bytes the ICRC sees as ones (Header.icrc_masks(0), from the icrc_mask field flags)
 local ICRC_MASKS = {
   ["ip"] = {{1, 1, 0xff}, {8, 1, 0xff}, {10, 2, 0xff}},
@@ -2842,15 +2856,17 @@ local TA_PAIRS = {[0x00] = 0x11, [0x01] = 0x11, [0x03] = 0x11, [0x04] = 0x11, [0
 local TA_MATCH = {"ini_tassn", "ini_rc_type", "ini_rc_id"}
 local TP_PAIRS = {[1] = {2, 3, 5, 6}}
 local TP_MATCH = {{"srctpn", "dsttpn"}, {"dsttpn", "srctpn"}}
-local GRAMMAR = {VARIANTS = VARIANTS, START = START, NEXT = NEXT, UDP_TRANSPORT = UDP_TRANSPORT, TRANSPORT_OVER_UDP = TRANSPORT_OVER_UDP, PROCEDURES = PROCEDURES, TA_REQUEST_HEADERS = TA_REQUEST_HEADERS, TA_RESPONSE_HEADERS = TA_RESPONSE_HEADERS, TA_RESPONSE_IN_DATA_NS3 = TA_RESPONSE_IN_DATA_NS3, MGMT_PDUS = MGMT_PDUS, ICRC_COVERAGE = ICRC_COVERAGE, ENUM_ICRC_KNOB = ENUM_ICRC_KNOB, ICRC_MASKS = ICRC_MASKS, PADDING = PADDING, TA_PAIRS = TA_PAIRS, TA_MATCH = TA_MATCH, TP_PAIRS = TP_PAIRS, TP_MATCH = TP_MATCH}
+-- ns-3-UB's TP responses besides TP_PAIRS' (its TPNAK; grammar.TP_RESPONSES_NS3)
+local TP_RESPONSES_NS3 = {4}
+local GRAMMAR = {VARIANTS = VARIANTS, START = START, NEXT = NEXT, TPH = TPH, TRANSPORT_OVER_UDP = TRANSPORT_OVER_UDP, COMPACT_TAH = COMPACT_TAH, PROCEDURES = PROCEDURES, TA_REQUEST_PREFIX = TA_REQUEST_PREFIX, TA_FLAGS = TA_FLAGS, TA_REQUEST_HEADERS = TA_REQUEST_HEADERS, TA_RESPONSE_HEADERS = TA_RESPONSE_HEADERS, TA_RESPONSE_IN_DATA_NS3 = TA_RESPONSE_IN_DATA_NS3, ATOMIC_SUBOP_OPCODES = ATOMIC_SUBOP_OPCODES, TP_RESPONSE_ATAH_BYTES = TP_RESPONSE_ATAH_BYTES, MGMT_PDUS = MGMT_PDUS, ICRC_COVERAGE = ICRC_COVERAGE, ICRC_MASKS = ICRC_MASKS, PADDING = PADDING, TA_PAIRS = TA_PAIRS, TA_MATCH = TA_MATCH, TP_PAIRS = TP_PAIRS, TP_MATCH = TP_MATCH, TP_RESPONSES_NS3 = TP_RESPONSES_NS3}
 -- END GRAMMAR
 
 -- ---------------------------------------------------------------------------------
 -- the generic walk and the grammar's procedures: dissectors/ub_dispatch.lua
 -- ---------------------------------------------------------------------------------
 -- The packet walk: a generic interpreter of the grammar tables generated above from
--- ubpkt/formats/grammar.py (START, NEXT, VARIANTS, TA_*_HEADERS, MGMT_PDUS, ICRC_COVERAGE,
--- ICRC_MASKS, PADDING), the procedures the grammar names (PROCEDURES: lengths and repetitions a
+-- ubpkt/formats/grammar.py (START, NEXT, TPH, VARIANTS, COMPACT_TAH, TA_REQUEST_PREFIX, TA_FLAGS,
+-- TA_*_HEADERS, MGMT_PDUS, ICRC_COVERAGE, ICRC_MASKS, PADDING...), the procedures the grammar names (PROCEDURES: lengths and repetitions a
 -- table cannot say) and the per-layer checks (expert infos, derived values).
 -- Appended to the generated part of ub.lua by dissectors/gen_lua.py; it uses HDR, HF, LAYER,
 -- FIRST_HF, HF_SHIFT, EX, PROFILE, the grammar and the enumeration tables defined above.
@@ -3027,8 +3043,17 @@ local function earlier(st, key)
   return v and v[name]
 end
 
--- follow Switch, Peek and Knob rules to a layer, a procedure, END or RESERVED; v: the values of
--- the header just read (a Switch on a plain field name reads it there)
+-- the case of a rule for value x, else its default (a case may be false: COMPACT_TAH)
+local function case(rule, x)
+  local t = nil
+  if x ~= nil then t = rule.cases[x] end
+  if t == nil then return rule.default end
+  return t
+end
+
+-- follow Switch, Peek and Knob rules to a layer, a procedure, END, RESERVED (or a plain value:
+-- COMPACT_TAH's booleans); v: the values of the header just read (a Switch on a plain field
+-- name reads it there)
 local function select(rule, st, v)
   while type(rule) == "table" do
     if rule.switch then
@@ -3036,16 +3061,16 @@ local function select(rule, st, v)
       if key:find(".", 1, true) then x = earlier(st, key) elseif v then x = v[key] end
       if type(x) == "number" then
         st.selector = {key, x}
-        rule = rule.cases[x] or rule.default
+        rule = case(rule, x)
       else
         rule = rule.default
       end
     elseif rule.peek then
       local b = peek(st, 1, rule.peek)
       if b == nil then rule = rule.missing
-      else rule = rule.cases[rshift(band(b, rule.mask), rule.shift)] or rule.default end
+      else rule = case(rule, rshift(band(b, rule.mask), rule.shift)) end
     else
-      rule = rule.cases[st.prof[rule.knob]] or rule.default
+      rule = case(rule, st.prof[rule.knob])
     end
   end
   return rule
@@ -3079,22 +3104,20 @@ local function reserve_icrc(st)
   return true
 end
 
--- whether an ICRC_COVERAGE entry holds in this packet (its profile knobs, its unless keys)
-local function covers(c, st)
+-- whether an ICRC_COVERAGE entry holds in this packet: its profile knobs, its unless keys, its
+-- exemptions {own field, value, knob} (none when the starting header's field has that value and
+-- the profile knob is off; v: that header's values, nil for an IP start)
+local function covers(c, st, v)
   for name, want in pairs(c.knobs) do
     if st.prof[name] ~= want then return false end
   end
   for _, u in ipairs(c.unless) do
     if earlier(st, u[1]) == u[2] then return false end
   end
+  for _, e in ipairs(c.exempt) do
+    if v ~= nil and v[e[1]] == e[2] and not st.prof[e[3]] then return false end
+  end
   return true
-end
-
--- UB 2.0 §10.4.3.1: an enumeration packet is one the grammar routes from its NTH, through the
--- UPIH16, to the enumeration pad; its ICRC is the administrator's choice (ENUM_ICRC_KNOB)
-local function is_enumeration(st, layer, v)
-  local nxt = select(NEXT[layer], st, v)
-  return type(nxt) == "string" and select(NEXT[nxt], st, nil) == "ub.enum_pad"
 end
 
 -- a header that starts a UB section (ICRC_COVERAGE): reserve the ICRC if the coverage holds;
@@ -3102,8 +3125,7 @@ end
 local function open_section(st, layer, concrete, start, v)
   local c = ICRC_BY_START[layer]
   if c == nil then return true end
-  if covers(c, st) and not c.needs_ub_udp
-      and not (is_enumeration(st, layer, v) and not st.prof[ENUM_ICRC_KNOB]) then
+  if covers(c, st, v) and not c.needs_ub_udp then
     st.icrc = {start = start, masks = ICRC_MASKS[concrete] or {}}
     if not reserve_icrc(st) then return false end
   end
@@ -3158,6 +3180,7 @@ local function read(st, layer)
   if st.vals[h.base] == nil then st.vals[h.base] = v end
   st.last = concrete
   if PADDED[layer] then st.pad = v[PADDING.field] end
+  if COMPACT_TAH[layer] ~= nil then st.compact = select(COMPACT_TAH[layer], st, v) end
   local check = AFTER[layer]
   if check then check(st, v, t, start, concrete) end
   if not open_section(st, layer, concrete, start, v) then return nil end
@@ -3236,8 +3259,8 @@ AFTER["ub.nth"] = function(st, v, t, start, concrete)
   end
 end
 
--- UB 2.0 §5.2.1: the CNA NTHs; App B Table B-1: the TP-bypass packet (no transport header)
--- carries the compact TAH, a CTP packet the form the profile says, an RTP packet the full one
+-- UB 2.0 §5.2.1: the CNA NTHs; App B Table B-1: the TP-bypass packet (the grammar goes from
+-- the NTH straight to the TAH) has Mgmt and NLP 0.  Which TAH form follows is COMPACT_TAH's.
 local function cna(st, v, t, start, concrete)
   cci(st, v.cci, start + HDR[concrete].at.cci / 8, concrete)
   if select(NEXT[LOGICAL[concrete] or concrete], st, v) == "@tah" then
@@ -3247,9 +3270,6 @@ local function cna(st, v, t, start, concrete)
     if v.nlp ~= 0 then
       problem(st, EX.warn, string.format("NLP %d in a TP-bypass packet (only 0, TAH, is defined)", v.nlp))
     end
-    st.compact = true
-  else
-    st.compact = st.prof.cna_tah_form == "compact"
   end
 end
 AFTER["ub.cna16"] = cna
@@ -3259,7 +3279,6 @@ AFTER["ub.cna24"] = cna
 AFTER["ub.rtph"] = function(st, v)
   local op = v.tpopcode
   note_info(st, string.format("%s PSN=%d", TPOPCODE[op] or ("TPOpcode " .. op), v.psn))
-  st.compact = false
   st.tp_data = TP_PAIRS[op] ~= nil       -- an RTP data packet: what TP responses acknowledge
   if v.last == 1 and not st.tp_data then
     problem(st, EX.warn, "TPOpcode[7] (last packet) is only valid on RTP data packets")
@@ -3274,7 +3293,6 @@ end
 
 AFTER["ub.utph"] = function(st, v)
   note_info(st, "UTP")
-  st.compact = false
   if v.last == 1 then problem(st, EX.warn, "TPOpcode[7] set on a UTP packet") end
 end
 
@@ -3291,10 +3309,11 @@ AFTER["ub.ciph"] = function(st)
   st.tree:add_proto_expert_info(EX.note, "CIPH layout is a reference-profile placeholder")
 end
 
--- UB 2.0 §7.4.2.3.2: Atomic_store and Atomic_load carry their sub-operation in UDF[23:20]
-local SUBOP_TAOPCODES = {Atomic_store = true, Atomic_load = true}
+-- UB 2.0 §7.4.2.3.2: some atomics carry their sub-operation in UDF[23:20] (ATOMIC_SUBOP_OPCODES)
+local SUBOP = {}
+for _, op in ipairs(ATOMIC_SUBOP_OPCODES) do SUBOP[op] = true end
 AFTER["ub.udetah"] = function(st, v, t, start)
-  if SUBOP_TAOPCODES[TAOPCODE[earlier(st, "ub.btah.taopcode")] or ""] then
+  if SUBOP[earlier(st, "ub.btah.taopcode")] then
     add_value(t, "ub.udetah.atomic_op", st.tvb(start, 1), floor(v.udf / 2 ^ 20) % 16)
   end
 end
@@ -3358,22 +3377,48 @@ PROC["@ipv6"] = ip_packet(6, "ipv6")
 PROC["@udp"] = function() return STOP end
 
 -- the steps after a TAH (logical layers and procedures), as grammar.ta_sequence: a request's
--- UDETAH first when UD_Flag, then the opcode's steps with their flag and profile gates
+-- TA_REQUEST_PREFIX, then the opcode's steps, with their flag and profile gates
 local function ta_sequence(st, op, response, flags)
   local steps = (response and TA_RESPONSE_HEADERS or TA_REQUEST_HEADERS)[op]
   if steps == nil then return nil end
   local out = {}
-  if not response and flags.ud_flag == 1 then out[1] = "ub.udetah" end
-  for _, s in ipairs(steps) do
-    if type(s) == "string" then
-      out[#out + 1] = s
-    else
-      local on
-      if s.flag then on = (flags[s.flag] or 0) ~= 0 else on = st.prof[s.knob] end
-      if on then out[#out + 1] = s.layer end
+  local function add(list)
+    for _, s in ipairs(list) do
+      if type(s) == "string" then
+        out[#out + 1] = s
+      else
+        local on
+        if s.flag then on = (flags[s.flag] or 0) ~= 0 else on = st.prof[s.knob] end
+        if on then out[#out + 1] = s.layer end
+      end
     end
   end
+  if not response then add(TA_REQUEST_PREFIX) end
+  add(steps)
   return out
+end
+
+-- UB 2.0 §7.2.1: the TA_FLAGS that gate no step (MT_EN) must say whether the opcode's sequence
+-- carries the header they announce
+local UNGATED = {}
+for flag, layer in pairs(TA_FLAGS) do UNGATED[flag] = layer end
+for _, list in pairs(TA_REQUEST_HEADERS) do
+  for _, s in ipairs(list) do if type(s) == "table" and s.flag then UNGATED[s.flag] = nil end end
+end
+for _, s in ipairs(TA_REQUEST_PREFIX) do if s.flag then UNGATED[s.flag] = nil end end
+
+local function check_ta_flags(st, op, v, steps)
+  for flag, layer in pairs(UNGATED) do
+    if v[flag] ~= nil then
+      local want = 0
+      for _, s in ipairs(steps) do if s == layer then want = 1 end end
+      if v[flag] ~= want then
+        problem(st, EX.warn, string.format("%s is %d but %s %s %s", flag:upper(), v[flag],
+                                           TAOPCODE[op], want == 1 and "carries" or "has no",
+                                           layer:match("[^.]+$"):upper()))
+      end
+    end
+  end
 end
 
 -- UB 2.0 §7.2.1-3, §7.4: the TAH by TAOpcode, then its extension headers
@@ -3404,15 +3449,7 @@ PROC["@tah"] = function(st)
       problem(st, EX.warn, string.format("reserved TAOpcode 0x%02x", op))
       return STOP
     end
-    if not st.compact then
-      -- UB 2.0 §7.2.1: MT_EN says whether the opcode's MTETAH is there
-      local mt = 0
-      for _, s in ipairs(TA_REQUEST_HEADERS[op]) do if s == "ub.mtetah" then mt = 1 end end
-      if v.mt_en ~= mt then
-        problem(st, EX.warn, string.format("MT_EN is %d but %s %s MTETAH", v.mt_en, TAOPCODE[op],
-                                           mt == 1 and "carries" or "has no"))
-      end
-    end
+    check_ta_flags(st, op, v, steps)
   end
   local last = nil
   for _, step in ipairs(steps) do
@@ -3443,7 +3480,7 @@ end
 
 -- reference profile G10: an ATAH after a TP response when there is room for one
 PROC["@tp_response_atah"] = function(st, v)
-  if st.stop - st.pos - st.pad >= 8 then return PROC["@tah"](st, v) end
+  if st.stop - st.pos - st.pad >= TP_RESPONSE_ATAH_BYTES then return PROC["@tah"](st, v) end
   return END
 end
 
@@ -3679,7 +3716,7 @@ local function dissect_native(tvb, pinfo, tree, prof, linktype)
   return tvb:len()
 end
 
--- UB over UDP (UBoE, and CFG 3/4 packets): the UDP payload, from the RTPH/UTPH (UDP_TRANSPORT);
+-- UB over UDP (UBoE, and CFG 3/4 packets): the UDP payload, from the RTPH/UTPH (TPH);
 -- the ICRC coverage starts at the IP header (ICRC_COVERAGE, needs_ub_udp)
 
 local F_IP, F_IPV6, F_UDP = Field.new("ip"), Field.new("ipv6"), Field.new("udp")
@@ -3715,7 +3752,7 @@ function ub_udp.dissector(tvb, pinfo, tree)
     room = reserve_icrc(st)
   end
   if room then
-    walk(st, UDP_TRANSPORT)
+    walk(st, TPH)
     finish_section(st)
   end
   finish(st)

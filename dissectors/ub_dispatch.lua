@@ -1,6 +1,6 @@
 -- The packet walk: a generic interpreter of the grammar tables generated above from
--- ubpkt/formats/grammar.py (START, NEXT, VARIANTS, TA_*_HEADERS, MGMT_PDUS, ICRC_COVERAGE,
--- ICRC_MASKS, PADDING), the procedures the grammar names (PROCEDURES: lengths and repetitions a
+-- ubpkt/formats/grammar.py (START, NEXT, TPH, VARIANTS, COMPACT_TAH, TA_REQUEST_PREFIX, TA_FLAGS,
+-- TA_*_HEADERS, MGMT_PDUS, ICRC_COVERAGE, ICRC_MASKS, PADDING...), the procedures the grammar names (PROCEDURES: lengths and repetitions a
 -- table cannot say) and the per-layer checks (expert infos, derived values).
 -- Appended to the generated part of ub.lua by dissectors/gen_lua.py; it uses HDR, HF, LAYER,
 -- FIRST_HF, HF_SHIFT, EX, PROFILE, the grammar and the enumeration tables defined above.
@@ -177,8 +177,17 @@ local function earlier(st, key)
   return v and v[name]
 end
 
--- follow Switch, Peek and Knob rules to a layer, a procedure, END or RESERVED; v: the values of
--- the header just read (a Switch on a plain field name reads it there)
+-- the case of a rule for value x, else its default (a case may be false: COMPACT_TAH)
+local function case(rule, x)
+  local t = nil
+  if x ~= nil then t = rule.cases[x] end
+  if t == nil then return rule.default end
+  return t
+end
+
+-- follow Switch, Peek and Knob rules to a layer, a procedure, END, RESERVED (or a plain value:
+-- COMPACT_TAH's booleans); v: the values of the header just read (a Switch on a plain field
+-- name reads it there)
 local function select(rule, st, v)
   while type(rule) == "table" do
     if rule.switch then
@@ -186,16 +195,16 @@ local function select(rule, st, v)
       if key:find(".", 1, true) then x = earlier(st, key) elseif v then x = v[key] end
       if type(x) == "number" then
         st.selector = {key, x}
-        rule = rule.cases[x] or rule.default
+        rule = case(rule, x)
       else
         rule = rule.default
       end
     elseif rule.peek then
       local b = peek(st, 1, rule.peek)
       if b == nil then rule = rule.missing
-      else rule = rule.cases[rshift(band(b, rule.mask), rule.shift)] or rule.default end
+      else rule = case(rule, rshift(band(b, rule.mask), rule.shift)) end
     else
-      rule = rule.cases[st.prof[rule.knob]] or rule.default
+      rule = case(rule, st.prof[rule.knob])
     end
   end
   return rule
@@ -229,22 +238,20 @@ local function reserve_icrc(st)
   return true
 end
 
--- whether an ICRC_COVERAGE entry holds in this packet (its profile knobs, its unless keys)
-local function covers(c, st)
+-- whether an ICRC_COVERAGE entry holds in this packet: its profile knobs, its unless keys, its
+-- exemptions {own field, value, knob} (none when the starting header's field has that value and
+-- the profile knob is off; v: that header's values, nil for an IP start)
+local function covers(c, st, v)
   for name, want in pairs(c.knobs) do
     if st.prof[name] ~= want then return false end
   end
   for _, u in ipairs(c.unless) do
     if earlier(st, u[1]) == u[2] then return false end
   end
+  for _, e in ipairs(c.exempt) do
+    if v ~= nil and v[e[1]] == e[2] and not st.prof[e[3]] then return false end
+  end
   return true
-end
-
--- UB 2.0 §10.4.3.1: an enumeration packet is one the grammar routes from its NTH, through the
--- UPIH16, to the enumeration pad; its ICRC is the administrator's choice (ENUM_ICRC_KNOB)
-local function is_enumeration(st, layer, v)
-  local nxt = select(NEXT[layer], st, v)
-  return type(nxt) == "string" and select(NEXT[nxt], st, nil) == "ub.enum_pad"
 end
 
 -- a header that starts a UB section (ICRC_COVERAGE): reserve the ICRC if the coverage holds;
@@ -252,8 +259,7 @@ end
 local function open_section(st, layer, concrete, start, v)
   local c = ICRC_BY_START[layer]
   if c == nil then return true end
-  if covers(c, st) and not c.needs_ub_udp
-      and not (is_enumeration(st, layer, v) and not st.prof[ENUM_ICRC_KNOB]) then
+  if covers(c, st, v) and not c.needs_ub_udp then
     st.icrc = {start = start, masks = ICRC_MASKS[concrete] or {}}
     if not reserve_icrc(st) then return false end
   end
@@ -308,6 +314,7 @@ local function read(st, layer)
   if st.vals[h.base] == nil then st.vals[h.base] = v end
   st.last = concrete
   if PADDED[layer] then st.pad = v[PADDING.field] end
+  if COMPACT_TAH[layer] ~= nil then st.compact = select(COMPACT_TAH[layer], st, v) end
   local check = AFTER[layer]
   if check then check(st, v, t, start, concrete) end
   if not open_section(st, layer, concrete, start, v) then return nil end
@@ -386,8 +393,8 @@ AFTER["ub.nth"] = function(st, v, t, start, concrete)
   end
 end
 
--- UB 2.0 §5.2.1: the CNA NTHs; App B Table B-1: the TP-bypass packet (no transport header)
--- carries the compact TAH, a CTP packet the form the profile says, an RTP packet the full one
+-- UB 2.0 §5.2.1: the CNA NTHs; App B Table B-1: the TP-bypass packet (the grammar goes from
+-- the NTH straight to the TAH) has Mgmt and NLP 0.  Which TAH form follows is COMPACT_TAH's.
 local function cna(st, v, t, start, concrete)
   cci(st, v.cci, start + HDR[concrete].at.cci / 8, concrete)
   if select(NEXT[LOGICAL[concrete] or concrete], st, v) == "@tah" then
@@ -397,9 +404,6 @@ local function cna(st, v, t, start, concrete)
     if v.nlp ~= 0 then
       problem(st, EX.warn, string.format("NLP %d in a TP-bypass packet (only 0, TAH, is defined)", v.nlp))
     end
-    st.compact = true
-  else
-    st.compact = st.prof.cna_tah_form == "compact"
   end
 end
 AFTER["ub.cna16"] = cna
@@ -409,7 +413,6 @@ AFTER["ub.cna24"] = cna
 AFTER["ub.rtph"] = function(st, v)
   local op = v.tpopcode
   note_info(st, string.format("%s PSN=%d", TPOPCODE[op] or ("TPOpcode " .. op), v.psn))
-  st.compact = false
   st.tp_data = TP_PAIRS[op] ~= nil       -- an RTP data packet: what TP responses acknowledge
   if v.last == 1 and not st.tp_data then
     problem(st, EX.warn, "TPOpcode[7] (last packet) is only valid on RTP data packets")
@@ -424,7 +427,6 @@ end
 
 AFTER["ub.utph"] = function(st, v)
   note_info(st, "UTP")
-  st.compact = false
   if v.last == 1 then problem(st, EX.warn, "TPOpcode[7] set on a UTP packet") end
 end
 
@@ -441,10 +443,11 @@ AFTER["ub.ciph"] = function(st)
   st.tree:add_proto_expert_info(EX.note, "CIPH layout is a reference-profile placeholder")
 end
 
--- UB 2.0 §7.4.2.3.2: Atomic_store and Atomic_load carry their sub-operation in UDF[23:20]
-local SUBOP_TAOPCODES = {Atomic_store = true, Atomic_load = true}
+-- UB 2.0 §7.4.2.3.2: some atomics carry their sub-operation in UDF[23:20] (ATOMIC_SUBOP_OPCODES)
+local SUBOP = {}
+for _, op in ipairs(ATOMIC_SUBOP_OPCODES) do SUBOP[op] = true end
 AFTER["ub.udetah"] = function(st, v, t, start)
-  if SUBOP_TAOPCODES[TAOPCODE[earlier(st, "ub.btah.taopcode")] or ""] then
+  if SUBOP[earlier(st, "ub.btah.taopcode")] then
     add_value(t, "ub.udetah.atomic_op", st.tvb(start, 1), floor(v.udf / 2 ^ 20) % 16)
   end
 end
@@ -508,22 +511,48 @@ PROC["@ipv6"] = ip_packet(6, "ipv6")
 PROC["@udp"] = function() return STOP end
 
 -- the steps after a TAH (logical layers and procedures), as grammar.ta_sequence: a request's
--- UDETAH first when UD_Flag, then the opcode's steps with their flag and profile gates
+-- TA_REQUEST_PREFIX, then the opcode's steps, with their flag and profile gates
 local function ta_sequence(st, op, response, flags)
   local steps = (response and TA_RESPONSE_HEADERS or TA_REQUEST_HEADERS)[op]
   if steps == nil then return nil end
   local out = {}
-  if not response and flags.ud_flag == 1 then out[1] = "ub.udetah" end
-  for _, s in ipairs(steps) do
-    if type(s) == "string" then
-      out[#out + 1] = s
-    else
-      local on
-      if s.flag then on = (flags[s.flag] or 0) ~= 0 else on = st.prof[s.knob] end
-      if on then out[#out + 1] = s.layer end
+  local function add(list)
+    for _, s in ipairs(list) do
+      if type(s) == "string" then
+        out[#out + 1] = s
+      else
+        local on
+        if s.flag then on = (flags[s.flag] or 0) ~= 0 else on = st.prof[s.knob] end
+        if on then out[#out + 1] = s.layer end
+      end
     end
   end
+  if not response then add(TA_REQUEST_PREFIX) end
+  add(steps)
   return out
+end
+
+-- UB 2.0 §7.2.1: the TA_FLAGS that gate no step (MT_EN) must say whether the opcode's sequence
+-- carries the header they announce
+local UNGATED = {}
+for flag, layer in pairs(TA_FLAGS) do UNGATED[flag] = layer end
+for _, list in pairs(TA_REQUEST_HEADERS) do
+  for _, s in ipairs(list) do if type(s) == "table" and s.flag then UNGATED[s.flag] = nil end end
+end
+for _, s in ipairs(TA_REQUEST_PREFIX) do if s.flag then UNGATED[s.flag] = nil end end
+
+local function check_ta_flags(st, op, v, steps)
+  for flag, layer in pairs(UNGATED) do
+    if v[flag] ~= nil then
+      local want = 0
+      for _, s in ipairs(steps) do if s == layer then want = 1 end end
+      if v[flag] ~= want then
+        problem(st, EX.warn, string.format("%s is %d but %s %s %s", flag:upper(), v[flag],
+                                           TAOPCODE[op], want == 1 and "carries" or "has no",
+                                           layer:match("[^.]+$"):upper()))
+      end
+    end
+  end
 end
 
 -- UB 2.0 §7.2.1-3, §7.4: the TAH by TAOpcode, then its extension headers
@@ -554,15 +583,7 @@ PROC["@tah"] = function(st)
       problem(st, EX.warn, string.format("reserved TAOpcode 0x%02x", op))
       return STOP
     end
-    if not st.compact then
-      -- UB 2.0 §7.2.1: MT_EN says whether the opcode's MTETAH is there
-      local mt = 0
-      for _, s in ipairs(TA_REQUEST_HEADERS[op]) do if s == "ub.mtetah" then mt = 1 end end
-      if v.mt_en ~= mt then
-        problem(st, EX.warn, string.format("MT_EN is %d but %s %s MTETAH", v.mt_en, TAOPCODE[op],
-                                           mt == 1 and "carries" or "has no"))
-      end
-    end
+    check_ta_flags(st, op, v, steps)
   end
   local last = nil
   for _, step in ipairs(steps) do
@@ -593,7 +614,7 @@ end
 
 -- reference profile G10: an ATAH after a TP response when there is room for one
 PROC["@tp_response_atah"] = function(st, v)
-  if st.stop - st.pos - st.pad >= 8 then return PROC["@tah"](st, v) end
+  if st.stop - st.pos - st.pad >= TP_RESPONSE_ATAH_BYTES then return PROC["@tah"](st, v) end
   return END
 end
 
@@ -829,7 +850,7 @@ local function dissect_native(tvb, pinfo, tree, prof, linktype)
   return tvb:len()
 end
 
--- UB over UDP (UBoE, and CFG 3/4 packets): the UDP payload, from the RTPH/UTPH (UDP_TRANSPORT);
+-- UB over UDP (UBoE, and CFG 3/4 packets): the UDP payload, from the RTPH/UTPH (TPH);
 -- the ICRC coverage starts at the IP header (ICRC_COVERAGE, needs_ub_udp)
 
 local F_IP, F_IPV6, F_UDP = Field.new("ip"), Field.new("ipv6"), Field.new("udp")
@@ -865,7 +886,7 @@ function ub_udp.dissector(tvb, pinfo, tree)
     room = reserve_icrc(st)
   end
   if room then
-    walk(st, UDP_TRANSPORT)
+    walk(st, TPH)
     finish_section(st)
   end
   finish(st)

@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-from ubpkt.capture import PcapWriter
+from ubpkt.capture import PcapWriter, open_capture
+from ubpkt.dissect import dissect
 from ubpkt.formats import HEADERS
 from ubpkt.formats import grammar as G
 from ubpkt.formats.derived import BYTE_LAYER_TITLES, DERIVED
@@ -95,7 +96,7 @@ def rule(t):
     if isinstance(t, G.Knob):
         return {"knob": t.name, "cases": {k: rule(v) for k, v in t.cases.items()},
                 "default": rule(t.default)}
-    return t
+    return t     # a layer, a procedure, END (None), RESERVED, or a plain outcome (COMPACT_TAH)
 
 
 def step(s):
@@ -104,27 +105,30 @@ def step(s):
 
 def expected_grammar() -> dict:
     """The Python grammar in the shape of the emitted Lua tables."""
-    tph = getattr(G, "TPH", None) or getattr(G, "_TPH", None) or G.NEXT["ub.cna24"].cases[2]
     return {
         "VARIANTS": {layer: [{"when": dict(conds), "layer": concrete} for conds, concrete in ch]
                      for layer, ch in G.VARIANTS.items()},
         "START": {lt: rule(t) for lt, t in G.START.items()},
         "NEXT": {layer: rule(t) for layer, t in G.NEXT.items()},
-        "UDP_TRANSPORT": rule(tph),
+        "TPH": rule(G.TPH),
         "TRANSPORT_OVER_UDP": list(G.TRANSPORT_OVER_UDP),
+        "COMPACT_TAH": {layer: rule(t) for layer, t in G.COMPACT_TAH.items()},
         "PROCEDURES": dict(G.PROCEDURES),
+        "TA_REQUEST_PREFIX": [step(s) for s in G.TA_REQUEST_PREFIX],
+        "TA_FLAGS": dict(G.TA_FLAGS),
         "TA_REQUEST_HEADERS": {op: [step(s) for s in steps]
                                for op, steps in G.TA_REQUEST_HEADERS.items()},
         "TA_RESPONSE_HEADERS": {op: [step(s) for s in steps]
                                 for op, steps in G.TA_RESPONSE_HEADERS.items()},
         "TA_RESPONSE_IN_DATA_NS3": list(G.TA_RESPONSE_IN_DATA_NS3),
+        "ATOMIC_SUBOP_OPCODES": list(G.ATOMIC_SUBOP_OPCODES),
+        "TP_RESPONSE_ATAH_BYTES": G.TP_RESPONSE_ATAH_BYTES,
         "MGMT_PDUS": {f"{c}/{'*' if s is None else s}/{r}": layer
                       for (c, s, r), layer in G.MGMT_PDUS.items()},
         "ICRC_COVERAGE": [{"start": c.start, "knobs": dict(c.knobs),
                            "unless": [list(u) for u in c.unless],
                            "needs_ub_udp": c.needs_ub_udp,
                            "exempt": [list(e) for e in c.exempt]} for c in G.ICRC_COVERAGE],
-        "ENUM_ICRC_KNOB": [k for c in G.ICRC_COVERAGE for _, _, k in c.exempt][0],
         "ICRC_MASKS": {layer: [list(m) for m in h.icrc_masks(0)]
                        for layer, h in HEADERS.items() if h.icrc_masks(0)},
         "PADDING": {"headers": list(G.PADDING.headers), "field": G.PADDING.field,
@@ -134,6 +138,7 @@ def expected_grammar() -> dict:
         "TA_MATCH": list(G.TA_MATCH),
         "TP_PAIRS": {k: list(v) for k, v in G.TP_PAIRS.items()},
         "TP_MATCH": [list(m) for m in G.TP_MATCH],
+        "TP_RESPONSES_NS3": list(G.TP_RESPONSES_NS3),
     }
 
 
@@ -186,15 +191,22 @@ def test_every_grammar_procedure_is_implemented():
 
 
 # names of the generated grammar tables, and of the hand-kept copies the walk once had
-GRAMMAR_TABLES = ("VARIANTS", "START", "NEXT", "UDP_TRANSPORT", "TRANSPORT_OVER_UDP",
-                  "PROCEDURES", "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS",
-                  "TA_RESPONSE_IN_DATA_NS3", "MGMT_PDUS", "ICRC_COVERAGE", "ENUM_ICRC_KNOB",
-                  "ICRC_MASKS", "PADDING", "TA_PAIRS", "TA_MATCH", "TP_PAIRS", "TP_MATCH",
-                  "GRAMMAR", "TA_RESPONSES", "REQ_SEQ", "RSP_SEQ", "REQUEST_HEADERS",
-                  "RESPONSE_HEADERS")
+GRAMMAR_TABLES = ("VARIANTS", "START", "NEXT", "TPH", "TRANSPORT_OVER_UDP", "COMPACT_TAH",
+                  "PROCEDURES", "TA_REQUEST_PREFIX", "TA_FLAGS", "TA_REQUEST_HEADERS",
+                  "TA_RESPONSE_HEADERS", "TA_RESPONSE_IN_DATA_NS3", "ATOMIC_SUBOP_OPCODES",
+                  "TP_RESPONSE_ATAH_BYTES", "MGMT_PDUS", "ICRC_COVERAGE", "ICRC_MASKS", "PADDING",
+                  "TA_PAIRS", "TA_MATCH", "TP_PAIRS", "TP_MATCH", "TP_RESPONSES_NS3", "GRAMMAR",
+                  "TA_RESPONSES", "REQ_SEQ", "RSP_SEQ", "REQUEST_HEADERS", "RESPONSE_HEADERS",
+                  "UDP_TRANSPORT", "ENUM_ICRC_KNOB", "SUBOP_TAOPCODES")
 # a field that steers the walk, compared with a number: the dispatch NEXT holds
 SELECTORS = ("cfg", "nlp", "tpopcode", "taopcode", "protocol", "proto", "nxt", "type", "etype",
              "cmd", "opcode", "code", "sub_code", "rsp", "op", "ver", "version", "bitmapsize")
+# decisions the grammar makes as data: the BTAH flags (TA_FLAGS, TA_REQUEST_PREFIX), the TAH form
+# (COMPACT_TAH), the ICRC exemptions (ICRC_COVERAGE exempt), the room for a TP response's ATAH
+# (TP_RESPONSE_ATAH_BYTES), the atomics with a sub-operation (ATOMIC_SUBOP_OPCODES)
+HAND_CODED = re.compile(r"\b(?:ud_flag|tv_en|mt_en|cna_tah_form|enum_icrc|is_enumeration"
+                        r"|Atomic_store|Atomic_load)\b|>=\s*8\b"
+                        r"|st\.compact\s*=\s*(?:true|false)\b")
 
 
 def _code(text: str) -> str:
@@ -217,6 +229,8 @@ def test_dispatch_holds_no_copy_of_the_grammar():
     # ethertypes, the UB UDP port, CFG-5 protocol numbers
     numbers = re.findall(r"\b(?:4792|0x8100|0x88[aA]8|0x0800|0x86[dD][dD]|0x010[0-9])\b", code)
     assert not numbers, f"grammar numbers in ub_dispatch.lua: {numbers}"
+    decisions = HAND_CODED.findall(code)
+    assert not decisions, f"hand-coded grammar decisions in ub_dispatch.lua: {decisions}"
 
 
 def test_dispatch_guard_catches_the_old_walk():
@@ -227,6 +241,13 @@ def test_dispatch_guard_catches_the_old_walk():
     assert re.findall(rf"^\s*(?:local\s+)?({names})\s*(?:\[[^\]]*\]\s*)?=[^=]", code, re.M)
     sel = "|".join(SELECTORS)
     assert re.findall(rf"\b(?:{sel})\s*==\s*(?:0x[0-9a-fA-F]+|\d+)\b", code)
+    # and the hand-coded TAH form, UDETAH, MT_EN and TP-response ATAH decisions it kept after that
+    for old in ('if not response and flags.ud_flag == 1 then out[1] = "ub.udetah" end',
+                'st.compact = st.prof.cna_tah_form == "compact"', "st.compact = true",
+                'if v.mt_en ~= mt then', "if st.stop - st.pos - st.pad >= 8 then",
+                "local SUBOP_TAOPCODES = {Atomic_store = true, Atomic_load = true}",
+                "and not (is_enumeration(st, layer, v) and not st.prof[ENUM_ICRC_KNOB]) then"):
+        assert HAND_CODED.findall(_code(old)), old
 
 
 def test_profiles_carry_what_the_grammar_consults():
@@ -274,3 +295,24 @@ def test_padding_without_icrc(tshark, tmp_path):
     assert [r["ub.pad.data"] for r in rows] == ["00:00", "00:00:00", "00"] or \
         [r["ub.pad.data"].replace(":", "") for r in rows] == ["0000", "000000", "00"]
     assert [r.get("ub.pad.data") for r in records] == ["0000", "000000", "00"]
+
+
+def test_ta_flags_from_the_grammar(tshark, tmp_path):
+    """The walk's TA_FLAGS check (MT_EN, UB 2.0 §7.2.1) and TA_REQUEST_PREFIX (UDETAH when
+    UD_Flag) give ubpkt's warnings and layers."""
+    from test_lua import _generated, btah, maetah, uboe
+    pkts = [uboe(rtph(psn=1) + btah(0x03, mt_en=1) + maetah(length=4) + bytes(4)),
+            uboe(rtph(psn=2) + btah(0x00) + enc("ub.mtetah") + enc("ub.ofstetah") + bytes(4)),
+            uboe(rtph(psn=3) + btah(0x03, ud_flag=1) + enc("ub.udetah", udf=5)
+                 + maetah(length=4) + bytes(4))]
+    pcap = write(tmp_path / "flags.pcap", 1, pkts)
+    records, rows = check_capture(tshark, sorted(_generated().first_hf), pcap, 1,
+                                  min_compared=60)
+    ref = [dissect(p.data, 1) for p in open_capture(pcap)]
+    for fr, row in zip(ref, rows):
+        want = [x["message"] for x in fr.issues if x["message"].startswith("MT_EN")]
+        got = [m for m in row["_experts"].split("|") if m.startswith("MT_EN")]
+        assert got == want
+    assert rows[0]["_experts"].count("MT_EN is 1 but Write has no MTETAH") == 1
+    assert "MT_EN is 0 but Send carries MTETAH" in rows[1]["_experts"]
+    assert rows[2]["ub.udetah.udf"] == "5" and "ub.udetah.udf" in records[2]
