@@ -11,20 +11,42 @@ The public API::
 Packages by role: ``formats`` (the declarations and the packet grammar), ``dissect`` (decoding:
 the grammar walk, the template fast path, flit streams), ``encode`` (encoding), ``capture``
 (pcap/pcapng I/O, streaming and parallel decode), ``views`` (output formats, filters,
-statistics), ``network``/``link``/``phy`` (the layers' algorithms and engines), ``scapy``.
+statistics), ``network``/``link``/``phy`` (the layers' algorithms and engines), ``stack`` and
+``sim`` (the reference stack and its simulator), ``scapy``.  The names below load their modules
+on first use, so ``import ubpkt.link`` (say) does not load the decoder.
 """
-from .errors import CaptureError, EncodeError, FilterError, ProfileError, UBError
-from .formats import HEADERS
-from .profile import NS3, SPEC, Profile, load_profile
-from .record import (ERROR, INFO, LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_NS3, LINKTYPE_UB,
-                     WARNING)
-from .dissect import decode, dissect
-from .encode import encode_layers, encode_record
-from .capture import PcapWriter, open_capture
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["decode", "dissect", "encode_layers", "encode_record", "HEADERS", "Profile", "SPEC",
-           "NS3", "load_profile", "open_capture", "PcapWriter", "UBError", "EncodeError",
-           "CaptureError", "FilterError", "ProfileError", "ERROR", "WARNING", "INFO",
-           "LINKTYPE_ETHERNET", "LINKTYPE_NS3", "LINKTYPE_UB", "LINKTYPE_FLITS", "__version__"]
+#: public name -> the module that defines it
+_EXPORTS = {
+    "decode": "dissect", "dissect": "dissect",
+    "encode_layers": "encode", "encode_record": "encode",
+    "HEADERS": "formats",
+    "Profile": "profile", "Tuning": "profile", "SPEC": "profile", "NS3": "profile",
+    "load_profile": "profile",
+    "open_capture": "capture", "PcapWriter": "capture",
+    "UBError": "errors", "EncodeError": "errors", "CaptureError": "errors",
+    "FilterError": "errors", "ProfileError": "errors",
+    "ERROR": "record", "WARNING": "record", "INFO": "record",
+    "LINKTYPE_ETHERNET": "record", "LINKTYPE_NS3": "record", "LINKTYPE_UB": "record",
+    "LINKTYPE_FLITS": "record",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'ubpkt' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
