@@ -61,9 +61,11 @@ def follow(fr: Frame, rule, h, vals):
                 v = vals[h.index[key]]
             rule = rule.cases.get(v, rule.default) if type(v) is int else rule.default
         elif t is Peek:
-            b = fr.peek(1, rule.offset)
-            rule = rule.missing if b is None else \
-                rule.cases.get((b & rule.mask) >> rule.shift, rule.default)
+            p = fr.pos + rule.offset
+            if p < fr.end:
+                rule = rule.cases.get((fr.buf[p] & rule.mask) >> rule.shift, rule.default)
+            else:
+                rule = rule.missing
         elif t is Knob:
             rule = rule.cases.get(getattr(fr.profile, rule.name), rule.default)
         else:
