@@ -1,11 +1,19 @@
--- The packet walk: a generic interpreter of the grammar tables generated above from
--- ubpkt/formats/grammar.py (START, NEXT, TPH, VARIANTS, COMPACT_TAH, TA_REQUEST_PREFIX, TA_FLAGS,
--- TA_*_HEADERS, MGMT_PDUS, ICRC_COVERAGE, ICRC_MASKS, PADDING...), the procedures the grammar names (PROCEDURES: lengths and repetitions a
--- table cannot say) and the per-layer checks (expert infos, derived values).
--- Appended to the generated part of ub.lua by dissectors/gen_lua.py; it uses HDR, HF, LAYER,
--- FIRST_HF, HF_SHIFT, EX, PROFILE, the grammar and the enumeration tables defined above.
+-- The packet walk of the UnifiedBus plugin: a generic interpreter of the grammar tables that
+-- dissectors/gen_lua.py writes into ub.lua from ubpkt/formats/grammar.py (START, NEXT, TPH,
+-- VARIANTS, COMPACT_TAH, TA_REQUEST_PREFIX, TA_FLAGS, TA_*_HEADERS, MGMT_PDUS, ICRC_COVERAGE,
+-- ICRC_MASKS, PADDING...), the procedures the grammar names (PROCEDURES: lengths and repetitions
+-- a table cannot say) and the per-layer checks (expert infos, derived values).
+--
+-- ub.lua loads this file at run time from its own folder and calls the function it returns with
+-- the generated tables (HDR, HF, LAYER, FIRST_HF, HF_SHIFT, EX, PROFILE, the grammar, the
+-- enumerations; the standard library behind them) as its environment.  On its own (Wireshark
+-- loads every .lua file of its plugins folder) this file only returns that function: it
+-- registers nothing.
 -- It holds no copy of a grammar table: which header follows which is only in NEXT
 -- (tests/dissectors/test_lua_grammar.py checks).
+
+return function(_ENV)
+if setfenv then setfenv(1, _ENV) end   -- Lua 5.1: the same environment
 
 local floor = math.floor
 local band, bor, bxor, rshift, lshift = bit32.band, bit32.bor, bit32.bxor, bit32.rshift, bit32.lshift
@@ -913,3 +921,4 @@ ub_udp:register_heuristic("udp", function(tvb, pinfo, tree)
   end
   return false
 end)
+end

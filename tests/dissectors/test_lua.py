@@ -453,6 +453,45 @@ def test_generated_lua_is_up_to_date():
         "dissectors/ub.lua is stale: run `python dissectors/gen_lua.py` and commit it"
 
 
+def test_walk_is_loaded_not_copied():
+    """ub.lua holds no copy of ub_dispatch.lua: it loads the walk from its own folder."""
+    lua = LUA.read_text(encoding="utf-8")
+    assert 'PROC["@tah"]' not in lua and "local function walk(" not in lua
+    assert '"ub_dispatch.lua"' in lua
+    walk = (LUA.parent / "ub_dispatch.lua").read_text(encoding="utf-8")
+    assert 'PROC["@tah"] = function' in walk
+
+
+def _plugin_run(tshark, home: Path, pcap: Path) -> subprocess.CompletedProcess:
+    """tshark with ``home``'s personal Lua plugins folder and no -X lua_script."""
+    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+    return subprocess.run([tshark, "-n", "-r", str(pcap), "-T", "fields", "-e", "ub.lph.cfg",
+                           "-e", "_ws.lua.error"], capture_output=True, text=True, timeout=60,
+                          env=env, cwd=str(home))
+
+
+def test_installed_as_two_plugin_files(tshark, tmp_path):
+    """Copied into the personal plugins folder, ub.lua finds ub_dispatch.lua next to it (from any
+    working directory); Wireshark also loads ub_dispatch.lua on its own, which does nothing."""
+    pcap = write(tmp_path / "one.pcap", 148, [cfg9_compact()])
+    plugins = tmp_path / "home" / ".local" / "lib" / "wireshark" / "plugins"
+    plugins.mkdir(parents=True)
+    for name in ("ub.lua", "ub_dispatch.lua"):
+        shutil.copy(LUA.parent / name, plugins / name)
+    res = _plugin_run(tshark, tmp_path / "home", pcap)
+    assert res.stdout.split() == ["9"], res.stdout + res.stderr
+    assert "Lua" not in res.stderr, res.stderr
+    # ub_dispatch.lua alone registers nothing and raises nothing
+    (plugins / "ub.lua").unlink()
+    res = _plugin_run(tshark, tmp_path / "home", pcap)
+    assert res.stdout.split() == [] and "Lua" not in res.stderr, res.stdout + res.stderr
+    # ub.lua alone says what is missing
+    shutil.copy(LUA, plugins / "ub.lua")
+    (plugins / "ub_dispatch.lua").unlink()
+    res = _plugin_run(tshark, tmp_path / "home", pcap)
+    assert "needs ub_dispatch.lua" in res.stderr, res.stderr
+
+
 def test_protofield_names_are_ubpkt_keys(lua_keys):
     declared = {k for h in H.values() if h.ns == "ub" for k in h.keys}
     assert declared <= set(lua_keys)
