@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..formats import enums as E
 from ..formats.core import Header
 from ..formats.grammar import COMPACT_TAH, NEXT, TP_RESPONSE_ATAH_BYTES, Switch
-from .frame import ERROR, H, INFO, WARNING, Frame
+from .frame import ERROR, INFO, WARNING, Frame
 from .transaction import _tah
 from .walk import AFTER, PROCS, RESERVED_REPORTS, reads, run
 

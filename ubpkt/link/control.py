@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from ..formats import HEADERS as H
 from ..formats import enums as E
 from ..formats.core import Header
-from ..record import ERROR, INFO, WARNING, make_issue
+from ..formats.reader import HeaderReader
+from ..record import ERROR, INFO, WARNING
 from .blocks import FLIT, seal
 from .crc30 import block_crc
 
@@ -280,8 +281,6 @@ _LCH_FORM = {"Crd_Ack": H["ub.lch_crd_ack"], "Block_Mode_Chg": H["ub.lch_block_m
 _CRD_NS3 = H["ub.crd_ack_ns3"]
 _PX_FIRST, _PX_MORE = H["ub.param_exchg"], H["ub.param_exchg_flit"]
 _CB_RSVD, _BCRC, _END = H["ub.cb_rsvd"], H["ub.bcrc"], H["ub.end"]
-#: Byte runs a DLLCB record holds, and their one hex field (as ``ubpkt.dissect.BYTE_LAYERS``).
-_RUNS = {"ub.cb_body": "ub.cb.body", "data": "data.data"}
 _TRAILER_LEN = {"bcrc": 4, "end": 1}
 
 
@@ -304,82 +303,9 @@ class ControlBlock:
         return not any(i["severity"] == ERROR for i in self.issues)
 
 
-class _Reader:
-    """Declared headers one after the other into record layers, fields and issues, by the
-    packet dissector's rules (``ubpkt.dissect.frame.Frame.take``): a header of a field
-    namespace already seen turns its fields into lists in wire order; set reserved bits and
-    fixed fields that differ are warnings; a header that does not fit is an error."""
-
-    __slots__ = ("buf", "pos", "end", "delta", "layers", "fields", "issues", "seen", "multi")
-
-    def __init__(self, buf, start: int, end: int, offset: int):
-        self.buf = buf
-        self.pos = start
-        self.end = end
-        self.delta = offset - start         # buffer position -> reported offset
-        self.layers: list = []
-        self.fields: dict = {}
-        self.issues: list = []
-        self.seen: set = set()
-        self.multi: set = set()
-
-    def issue(self, severity: str, layer: str, key, pos: int, message: str) -> None:
-        self.issues.append(make_issue(severity, layer, key, pos + self.delta, message))
-
-    def take(self, h: Header):
-        pos = self.pos
-        if pos + h.size > self.end:
-            self.issue(ERROR, h.layer, None, pos, f"truncated {h.title}: needs {h.size} bytes, "
-                                                  f"{max(self.end - pos, 0)} left")
-            return None
-        if h.base in self.seen:
-            vals = h.unpack(self.buf, pos)
-            for k, v in zip(h.keys, h.shown(vals)):
-                self._add(k, v)
-            for key, _, i, enum in h.enum_fields:
-                self._add(key, enum.get(vals[i], f"unknown_{vals[i]}"))
-            raw = -1                        # check every reserved field
-        else:
-            vals, raw = h.record_into(self.buf, pos, self.fields)
-            self.seen.add(h.base)
-        self.pos = pos + h.size
-        self.layers.append(h.layer)
-        if raw & h.rsvd_mask:
-            for i in h.rsvd_idx:
-                if vals[i]:
-                    self.issue(WARNING, h.layer, h.keys[i], pos,
-                               f"reserved bits set in {h.title} ({h.keys[i]} = {vals[i]:#x})")
-        for i, f in h.fixed_fields:
-            if vals[i] != f.fixed:
-                self.issue(WARNING, h.layer, h.keys[i], pos,
-                           f"{h.keys[i]} is {vals[i]:#x}, the spec fixes {f.fixed:#x}")
-        return vals
-
-    def take_bytes(self, layer: str, n: int, *, zero: bool = False):
-        key = _RUNS[layer]
-        pos = self.pos
-        n = max(n, 0)
-        if pos + n > self.end:
-            self.issue(ERROR, layer, key, pos, f"truncated: {n} bytes expected, "
-                                               f"{max(self.end - pos, 0)} left")
-            return None
-        raw = bytes(self.buf[pos:pos + n])
-        self.pos = pos + n
-        self.layers.append(layer)
-        self._add(key, raw.hex())
-        if zero and any(raw):
-            self.issue(WARNING, layer, key, pos, "padding or reserved bytes are not zero")
-        return raw
-
-    def _add(self, key: str, value) -> None:
-        fields = self.fields
-        if key not in fields:
-            fields[key] = value
-        elif key in self.multi:
-            fields[key].append(value)
-        else:
-            fields[key] = [fields[key], value]
-            self.multi.add(key)
+def _Reader(buf, start: int, stop: int, offset: int) -> HeaderReader:
+    """A reader of the block at ``buf[start:stop]`` reporting positions from ``offset``."""
+    return HeaderReader(buf, start, stop, offset - start)
 
 
 def _named(h: Header, vals) -> dict:
@@ -421,7 +347,7 @@ def read_control(buf, start: int = 0, end: int | None = None, *, trailer: str | 
     return cb
 
 
-def _read(r: _Reader, cb: ControlBlock, start: int, stop: int, trailer, covers_info: bool,
+def _read(r: HeaderReader, cb: ControlBlock, start: int, stop: int, trailer, covers_info: bool,
           vl0_first: bool, clength_severity: str, crc_ok) -> None:
     if stop - start < 3:
         r.issue(ERROR, "ub.lch", None, start, "truncated LCH")
