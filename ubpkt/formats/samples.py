@@ -59,6 +59,8 @@ MAX_REPEAT = 2
 MAX_HEADERS = 64
 #: A branch point met again tries this many of its options for one that gives a frame.
 MAX_RETRY = 3
+#: The share of headers that get one reserved field set to a non-zero value.
+RESERVED_SET = 1 / 16
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,10 @@ class _Gen:
         pending Peek constraints applied; None when they cannot hold."""
         h = HEADERS[layer]
         x = _H(layer, h, [self.rand_value(layer, f) for f in h.fields])
+        if h.rsvd_idx and self.rnd.random() < RESERVED_SET:
+            # a reserved field set (reported as a warning, the walk is unchanged)
+            i = self.rnd.choice(h.rsvd_idx)
+            x.vals[i] = 1 + self.rnd.getrandbits(h.fields[i].bits) % ((1 << h.fields[i].bits) - 1)
         for name, v in fixed.items():
             if not x.force(name, v):
                 return None
