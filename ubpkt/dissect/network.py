@@ -125,22 +125,26 @@ def _npic_entries(fr: Frame, h: Header, v) -> bool:
 
 
 def _tlvs(h: Header, value_layer: str, value_len, end_type: int):
-    """A run of type/length/value items up to an end TLV or the end of the frame."""
+    """A run of type/length/value items up to an end TLV or the end of the frame;
+    ``value_len(tlv_len)`` is the value's size."""
+    i_type, i_len = h.index["tlv_type"], h.index["tlv_len"]
+
     def proc(fr: Frame, _h, _v) -> bool:
         while fr.end - fr.pos - fr.pad >= h.size:
             t = fr.take(h)
             if t is None:
                 break
-            if t[0] == end_type and t[1] == 0:
+            typ, length = t[i_type], t[i_len]
+            if typ == end_type and length == 0:
                 break
-            n = value_len(t)
+            n = value_len(length)
             if n < 0:
                 fr.issue(ERROR, h.layer, f"{h.base}.tlv_len", fr.pos - h.size,
-                         f"TLV length {t[1]}")
+                         f"TLV length {length}")
                 break
             if n and fr.take_bytes(value_layer, n) is None:
                 break
-            if t[0] == end_type:
+            if typ == end_type:
                 break
         fr.rest_as_data()
         return True
@@ -162,7 +166,8 @@ RESERVED_REPORTS.update({"ub.lph": _lph_reserved, "ub.cna16": _cna_reserved,
                          "ub.cna24": _cna_reserved})
 PROCS.update({
     "@npic_entries": _npic_entries,
-    "@lldp_tlvs": _tlvs(H["ub.lldp_tlv"], "ub.lldp_value", lambda t: t[1], end_type=0),
-    "@lacp_tlvs": _tlvs(H["ub.lacp_tlv"], "ub.lacp_value", lambda t: t[1] - 2, end_type=0),
+    # IEEE 802.1AB: the length counts the value; IEEE 802.1AX: it counts type and length too
+    "@lldp_tlvs": _tlvs(H["ub.lldp_tlv"], "ub.lldp_value", lambda n: n, end_type=0),
+    "@lacp_tlvs": _tlvs(H["ub.lacp_tlv"], "ub.lacp_value", lambda n: n - 2, end_type=0),
 })
 

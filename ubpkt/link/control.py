@@ -358,7 +358,7 @@ def _read(r: HeaderReader, cb: ControlBlock, start: int, stop: int, trailer, cov
     v = r.take(lch)
     if v is None:
         return
-    flits = v[1] + 1
+    flits = v[lch.index["clength"]] + 1
     fields, values = r.fields, cb.values
     fields["ub.lch.block"] = kind or f"unknown_{ctrl}_{sub}"
     if kind is None:
