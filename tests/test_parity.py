@@ -89,8 +89,9 @@ KNOWN_DROPS = {
     # ciph_icv_len bytes (pad included) as the ICV, so no ub.pad layer comes back.
     "ciph_padding": _ciph_padding,
     # With cfg5_icrc, a CFG-5 frame carrying IP: the encoder gives it one ICRC (from the CFG-5
-    # header) and counts it in the IP length; the dissector opens a second ICRC at the IP header
-    # when UDP carries UB, and takes an IP length past the CFG-5 ICRC as an error.
+    # header), counts it in the IP length and masks the inner IP/UDP headers' icrc_mask fields;
+    # the dissector opens a second ICRC at the IP header when UDP carries UB, takes an IP length
+    # past the CFG-5 ICRC as an error and masks the CFG-5 header's fields only.
     "cfg5_icrc_inner_ip": _cfg5_icrc_inner_ip,
 }
 
@@ -131,6 +132,7 @@ def test_generator_keeps_frames(name):
     """Enough frames per START branch, deterministic, and every dropped candidate explained."""
     ss = sample_set(name)
     prof = PROFILES[name]
+    print(f"{name}: {len(ss.samples)} frames kept {ss.kept}, dropped {ss.dropped_by()}")
     for lt in linktypes_for(prof):
         rule = G.START[lt]
         firsts = [rule] if isinstance(rule, str) else \
@@ -452,7 +454,9 @@ def _wireshark_payload(expected) -> bool:
 
 @pytest.mark.parametrize("name", ["spec", "ns3"])
 def test_dissector_lua(name, tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parent / "dissectors"))
+    here = str(Path(__file__).resolve().parent / "dissectors")
+    if here not in sys.path:
+        sys.path.insert(0, here)
     import lua_harness
     tshark = lua_harness.find_tshark()
     prof = PROFILES[name]

@@ -22,9 +22,10 @@ expanded with the tables they name:
   width with and without the return path and topology TLVs (§10.4.3.2), NPIC entries (App F.2.5),
   LLDP and LACP TLVs (App F.2), a BEETAH with its payload (§7.2.10).
 
-Non-selector fields get seeded random values (reserved fields 0, fixed fields their value, auto
-fields left to the encoder); a few fields the dissector's checks read are kept sane (:data:`_SANE`:
-an IPv4 header that is not a fragment, a UDP checksum of 0, TPVer 0...).  The payload length is
+Non-selector fields get seeded random values (fixed fields their value, auto fields left to the
+encoder, reserved fields 0 except one field in a sixteenth of the headers, to exercise the
+reserved-bit reports); a few fields the dissector's checks read are kept sane (:data:`_SANE`: an
+IPv4 header that is not a fragment, a UDP checksum of 0, TPVer 0...).  The payload length is
 random unless a procedure fixes it.  Padding (§6.2.1) and the ICRC (§5.3.7) are the encoder's.
 
 The tree is large (transport x TAH x flags x carriers), so a branch point is expanded fully the
