@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Write ``dissectors/ub.lua``, the Wireshark Lua dissector of UnifiedBus, from the declarations.
 
-Everything per header is generated from :mod:`ubpkt.formats` (ProtoFields named
-``ub.<prefix>.<field>`` exactly as ubpkt's record keys, bit masks, value_strings from the enums,
-one dissect function per header, reserved/fixed-value checks), the derived record fields from
+Everything per header is generated from :mod:`ubpkt.formats` as data (one table per header: its
+fields' offsets, widths, kinds, ProtoFields named ``ub.<prefix>.<field>`` exactly as ubpkt's
+record keys, bit masks, value_strings from the enums, reserved/fixed-value flags; one generic
+function in ``ub_dispatch.lua`` reads every header), the derived record fields from
 :mod:`ubpkt.formats.derived`, the packet grammar from :mod:`ubpkt.formats.grammar` (which header
 follows which, variants, TA extension-header sequences, management PDUs, ICRC coverage and masks,
 padding, request/response pairs) as Lua tables, and the two shipped profiles from
@@ -58,9 +59,10 @@ def _lua_ctor(d: Derived) -> str:
 
 
 #: Fields the walk derives (not read from one declared header position), from
-#: ``ubpkt.formats.derived.DERIVED``: (key, lua constructor, display name, value_string enum).
+#: ``ubpkt.formats.derived.DERIVED``: (key, lua constructor, display name, value_string enum,
+#: layer).
 #: The enum ``<field>_name`` keys are not fields here: Wireshark shows value_strings instead.
-EXTRA_FIELDS = [(d.key, _lua_ctor(d), d.title, d.enum) for d in DERIVED
+EXTRA_FIELDS = [(d.key, _lua_ctor(d), d.title, d.enum, d.layer) for d in DERIVED
                 if d.key.startswith("ub.") and _plugin_layer(d.layer)]
 
 #: Layers the walk adds that have no declared header (a byte run or a trailer).
@@ -334,7 +336,11 @@ def display_name(f: Field) -> str:
 
 class Gen:
     def __init__(self) -> None:
-        self.hf_defs: list[str] = []        # Lua lines defining HF[n]
+        # HF[n]: one ProtoField per (key, constructor, value string, mask, base); the walk makes
+        # it from the row of the first header field using n (hf_tabled) or from DERIVED_HF
+        self.hf_args: dict[int, tuple] = {}  # HF index -> (constructor, label, VS, mask)
+        self.hf_tabled: set[int] = set()    # HF indices a header's field table defines
+        self.hf_derived: set[int] = set()   # HF indices of derived fields (DERIVED_HF)
         self.hf_index: dict[tuple, int] = {}
         self.first_hf: dict[str, int] = {}  # key -> first HF index (for derived values)
         self.hf_shift: dict[int, int] = {}  # HF index -> mask shift
@@ -355,119 +361,128 @@ class Gen:
 
     # -- header fields ----------------------------------------------------------------------------
     def hf(self, key: str, ctor: str, name: str, vs: str = "nil", mask: int = 0,
-           base: str | None = None, shift: int = 0) -> int:
-        if base is None:
-            base = "base.DEC" if ctor.startswith("uint") else None
+           shift: int = 0) -> int:
+        """The HF index of a ProtoField (integers in decimal: ub_dispatch.lua's protofield)."""
+        base = "base.DEC" if ctor.startswith("uint") else None
         sig = (key, ctor, vs, mask, base)
         if sig in self.hf_index:
             return self.hf_index[sig]
-        n = len(self.hf_defs) + 1
+        n = len(self.hf_args) + 1
         self.hf_index[sig] = n
-        args = [lua_str(key), lua_str(name)]
-        if base is not None:
-            args.append(base)
-            if vs != "nil" or mask:
-                args.append(vs)
-            if mask:
-                args.append(f"0x{mask:x}")
-        self.hf_defs.append(f"HF[{n}] = ProtoField.{ctor}({', '.join(args)})")
+        self.hf_args[n] = (ctor, name, vs, mask)
         self.first_hf.setdefault(key, n)
         self.hf_shift[n] = shift
         return n
 
-    def field_code(self, h: Header, f: Field, key: str, off: int) -> list[str]:
-        """Lua lines adding one field to subtree ``t``; ``v.<name>`` gets the wire value."""
-        bs, be = off // 8, (off + f.bits + 7) // 8
-        span = be - bs
-        rshift = span * 8 - (off % 8) - f.bits
+    def field_entry(self, h: Header, f: Field, key: str, off: int) -> str:
+        """One field of a header's table: ``{name, bit offset, bits, kind, HF index}``, then,
+        where the field is the first to use that HF index, its ProtoField constructor and label
+        (and ``vs``, ``mask``), plus ``shift``/``rsvd``/``fixed``/``dw`` when they apply.  The
+        walk (ub_dispatch.lua) makes the ProtoField ``ub.<prefix>.<name>``, adds the field to
+        the tree by its kind (``FIELD_KINDS``) and sets ``v.<name>`` to the wire value of the
+        numeric kinds:
+
+        * ``uint``: <= 4 bytes, big-endian, the ProtoField masks the bits;
+        * ``scaled``: <= 4 bytes shown as value << shift (the record keeps the low zero bits);
+        * ``le``: a little-endian whole-byte field;
+        * ``u64``, ``u64_bits``: 33..64 bits, whole bytes or masked (``shift``: keep the low
+          zero bits);
+        * ``raw``: MAC, IPv4, IPv6 and byte fields, as Wireshark shows them (no value);
+        * ``eid``, ``guid``, ``text``: 128-bit identifiers as ubpkt's text (``dw``: the wire
+          holds the 32-bit words in reverse order)."""
+        span = (off + f.bits + 7) // 8 - off // 8
         aligned = off % 8 == 0 and f.bits % 8 == 0
-        rng = f"tvb(off + {bs}, {span})"
+        rshift = span * 8 - (off % 8) - f.bits
         name = display_name(f)
         vs = self.vs(f.enum)
-        out = [f"  r = {rng}"]
-        small = f.bits <= 32
+        extra = {}
         if f.dwrev or f.fmt in ("eid", "guid") and f.bits == 128:
-            hexexpr = "hex_dwrev(r)" if f.dwrev else "r:bytes():tohex(true)"
-            fn = "fmt_eid" if f.fmt == "eid" else "fmt_guid" if f.fmt == "guid" else "lower"
+            kind = f.fmt if f.fmt in ("eid", "guid") else "text"
             n = self.hf(key, "string", name)
-            out.append(f"  it = t:add(HF[{n}], r, {fn}({hexexpr}))")
-        elif f.fmt == "mac":
-            n = self.hf(key, "ether", name)
-            out.append(f"  it = t:add(HF[{n}], r)")
-        elif f.fmt == "ipv4":
-            n = self.hf(key, "ipv4", name)
-            out.append(f"  it = t:add(HF[{n}], r)")
-        elif f.fmt == "ipv6":
-            n = self.hf(key, "ipv6", name)
-            out.append(f"  it = t:add(HF[{n}], r)")
-        elif f.fmt == "hex" or (f.bits > 64):
+            if f.dwrev:
+                extra["dw"] = "true"
+        elif f.fmt in ("mac", "ipv4", "ipv6"):
+            kind, n = "raw", self.hf(key, {"mac": "ether"}.get(f.fmt, f.fmt), name)
+        elif f.fmt == "hex" or f.bits > 64:
             assert aligned, (h.name, f.name)
-            n = self.hf(key, "bytes", name)
-            out.append(f"  it = t:add(HF[{n}], r)")
+            kind, n = "raw", self.hf(key, "bytes", name)
         elif f.le:
-            assert aligned and small
+            assert aligned and f.bits <= 32
+            kind = "le"
             n = self.hf(key, {1: "uint8", 2: "uint16", 3: "uint24", 4: "uint32"}[span], name, vs)
-            out.append(f"  it = t:add_le(HF[{n}], r)")
-            out.append(f"  v.{f.name} = r:le_uint()")
         elif span <= 4:
-            mask = 0 if aligned else ((1 << f.bits) - 1) << rshift
-            ctor = {1: "uint8", 2: "uint16", 3: "uint24", 4: "uint32"}[span]
             if f.shift:
-                n = self.hf(key, "uint32", name, vs)
-                out.append(f"  v.{f.name} = bf(r, {rshift}, {f.bits})")
-                out.append(f"  it = t:add(HF[{n}], r, v.{f.name} * {1 << f.shift})")
+                kind, n = "scaled", self.hf(key, "uint32", name, vs)
+                extra["shift"] = str(f.shift)
             else:
-                n = self.hf(key, ctor, name, vs, mask, shift=rshift if mask else 0)
-                out.append(f"  it = t:add(HF[{n}], r)")
-                out.append(f"  v.{f.name} = bf(r, {rshift}, {f.bits})")
+                mask = 0 if aligned else ((1 << f.bits) - 1) << rshift
+                ctor = {1: "uint8", 2: "uint16", 3: "uint24", 4: "uint32"}[span]
+                kind, n = "uint", self.hf(key, ctor, name, vs, mask, shift=rshift if mask else 0)
         else:
-            # 33..64 bits: a 64-bit field; a mask (or a shifted record value) is applied here
+            # 33..64 bits: a 64-bit field; a mask (or a shifted record value) is applied by the walk
             n = self.hf(key, "uint64", name, vs)
             if aligned and not f.shift:
-                out.append(f"  it = t:add(HF[{n}], r)")
-                out.append(f"  v.{f.name} = r:uint64()")
+                kind = "u64"
             else:
-                out.append(f"  v.{f.name} = u64bits(r, {rshift}, {f.bits}, {f.shift})")
-                out.append(f"  it = t:add(HF[{n}], r, v.{f.name})")
+                kind = "u64_bits"
+                if f.shift:
+                    extra["shift"] = str(f.shift)
         if f.reserved:
-            out.append(f"  if not st.quiet and nonzero(tvb, off, {off}, {f.bits}) then "
-                       f"it:add_proto_expert_info(EX.rsvd, {lua_str(f'Reserved bits set: {key}')}) "
-                       "st.issues = st.issues + 1 end")
+            extra["rsvd"] = "true"
         if f.fixed is not None:
-            out.append(f"  if v.{f.name} ~= {f.fixed} then it:add_proto_expert_info(EX.fixed, "
-                       f"{lua_str(f'{key}: the spec fixes {f.fixed:#x}')}) end")
-        return out
+            extra["fixed"] = str(f.fixed)
+        items = [lua_str(f.name), str(off), str(f.bits), lua_str(kind), str(n)]
+        if n not in self.hf_tabled and n not in self.hf_derived:
+            self.hf_tabled.add(n)
+            ctor, label, vs, mask = self.hf_args[n]
+            items += [lua_str(ctor), lua_str(label)]
+            if vs != "nil":
+                extra["vs"] = vs
+            if mask:
+                extra["mask"] = f"0x{mask:x}"
+        items += [f"{k} = {v}" for k, v in extra.items()]
+        return "{" + ", ".join(items) + "}"
 
     def header_code(self, h: Header) -> list[str]:
-        at = ", ".join(f"{f.name} = {off}" for f, off in zip(h.fields, h.offsets))
-        lines = [f"-- {h.title} ({h.spec}), {h.size} bytes",
-                 f"HDR[{lua_str(h.layer)}] = {{size = {h.size}, base = {lua_str(h.base)}, "
-                 f"title = {lua_str(h.title)},",
-                 f"  at = {{{at}}},  -- bit offsets",
-                 "  fn = function(tvb, off, tree, st)",
-                 f"  local t = tree:add(LAYER[{lua_str(h.layer)}], tvb(off, {h.size}))",
-                 "  local v, r, it = {}, nil, nil"]
-        for f, key, off in zip(h.fields, h.keys, h.offsets):
-            lines += self.field_code(h, f, key, off)
-        lines += ["  return v, t", "end}", ""]
-        return lines
+        """A header as data: size, record-key base, title and its fields (``field_entry``);
+        ub_dispatch.lua gives every header the one function that reads it (``HDR[layer].fn``)."""
+        fields = ", ".join(self.field_entry(h, f, key, off)
+                           for f, key, off in zip(h.fields, h.keys, h.offsets))
+        return [f"-- {h.title} ({h.spec}), {h.size} bytes",
+                f"HDR[{lua_str(h.layer)}] = {{size = {h.size}, base = {lua_str(h.base)}, "
+                f"title = {lua_str(h.title)}, fields = {{",
+                f"  {fields}}}}}"]
 
     def generate(self) -> str:
         ub = [h for h in HEADERS.values() if h.ns == "ub"]
-        hdr_lines: list[str] = []
         for h in ub:
-            hdr_lines += self.header_code(h)
-        for key, ctor, name, enum in EXTRA_FIELDS:
+            self.header_code(h)     # number the header fields first
+        derived: dict[str, list] = {}
+        for key, ctor, name, enum, layer in EXTRA_FIELDS:
             # a derived value wins FIRST_HF even where a header declares the same key
-            self.first_hf[key] = self.hf(key, ctor, name, self.vs(enum))
-        layer_defs = []
-        seen = set()
-        for layer, title in [(h.layer, h.title) for h in ub] + EXTRA_LAYERS:
-            if layer in seen:
+            n = self.first_hf[key] = self.hf(key, ctor, name, self.vs(enum))
+            self.hf_derived.add(n)
+            if BYTE_RUNS.get(layer) == key:
+                # the walk makes a byte run's one field from BYTE_RUNS and the layer's title
+                assert ctor == "bytes" and name == BYTE_LAYER_TITLES[layer], key
                 continue
-            seen.add(layer)
-            layer_defs.append(f"LAYER[{lua_str(layer)}] = ProtoField.none({lua_str(layer)}, "
-                              f"{lua_str(title)})")
+            # (a field a header declares alike keeps that header's label)
+            ctor, label, vs, _ = self.hf_args[n]
+            row = [str(n), lua_str(key), lua_str(ctor), lua_str(label)]
+            if vs != "nil":
+                row.append(vs)
+            derived.setdefault(layer, []).append("{" + ", ".join(row) + "}")
+        # the header tables define the ProtoFields of their fields, except those a derived field
+        # shares (those are written out with the derived ones)
+        self.hf_tabled = set()
+        hdr_lines = [line for h in ub for line in self.header_code(h)]
+        # the headers' own layer items are made from HDR by the walk
+        assert not {lay for lay, _ in EXTRA_LAYERS} & {h.layer for h in ub}
+        derived_lines = ["local DERIVED_HF = {"]
+        derived_lines += [f"  [{lua_str(layer)}] = {{{', '.join(rows)}}},"
+                          for layer, rows in derived.items()]
+        derived_lines += ["}", "local EXTRA_LAYERS = {" + ", ".join(
+            f"[{lua_str(layer)}] = {lua_str(title)}" for layer, title in EXTRA_LAYERS) + "}"]
         first = ", ".join(f"[{lua_str(k)}] = {v}" for k, v in sorted(self.first_hf.items()))
         shifts = ", ".join(f"[{n}] = {s}" for n, s in sorted(self.hf_shift.items()) if s)
         prof_lines = []
@@ -528,21 +543,16 @@ class Gen:
             "-- value strings (ubpkt.formats.enums)",
             *self.vs_defs,
             "",
-            "-- header fields: ub.<prefix>.<field>, as ubpkt's record keys",
-            *self.hf_defs,
-            "",
-            "-- one FT_NONE item per layer (ubpkt layer names)",
-            *layer_defs,
+            "-- ProtoFields (HF[n]), named ub.<prefix>.<field> as ubpkt's record keys, and one FT_NONE",
+            "-- item per layer (LAYER[layer]) are made by the walk: a declared field's from the header",
+            "-- tables below (at the first field entry with n), a derived field's (ubpkt.formats.",
+            "-- derived) from DERIVED_HF, per layer {n, key, constructor, label[, value string]}, a",
+            "-- byte run's one bytes field and the layers without a declared header from BYTE_RUNS",
+            "-- and EXTRA_LAYERS (layer -> title, the byte runs' field titled alike)",
+            *derived_lines,
             "",
             f"local FIRST_HF = {{{first}}}",
             f"local HF_SHIFT = {{{shifts}}}",
-            "",
-            "do",
-            "  local all = {}",
-            "  for _, f in ipairs(HF) do all[#all + 1] = f end",
-            "  for _, f in pairs(LAYER) do all[#all + 1] = f end",
-            "  ub.fields = all",
-            "end",
             "",
             "local EX = {",
             '  rsvd = ProtoExpert.new("ub.reserved", "Reserved bits are not zero", '
@@ -563,48 +573,8 @@ class Gen:
             "ub.experts = {EX.rsvd, EX.fixed, EX.icrc_bad, EX.bcrc_bad, EX.malformed, EX.warn, "
             "EX.note}",
             "",
-            "-- bit helpers",
-            "local function bf(r, rshift, nbits)",
-            "  -- bits of a <= 4-byte big-endian range: drop rshift low bits, keep nbits",
-            "  return math.floor(r:uint() / 2 ^ rshift) % 2 ^ nbits",
-            "end",
-            "local function u64bits(r, rshift, nbits, keep_shift)",
-            "  -- a 64-bit value from <= 8 bytes; keep_shift > 0: keep the low zero bits",
-            "  local x = r:uint64()",
-            "  local mask = UInt64(0xFFFFFFFF, 0xFFFFFFFF):rshift(64 - nbits):lshift(rshift)",
-            "  x = x:band(mask)",
-            "  if keep_shift > 0 then return x end",
-            "  return x:rshift(rshift)",
-            "end",
-            "local function nonzero(tvb, off, bitoff, nbits)",
-            "  local b0 = off + math.floor(bitoff / 8)",
-            "  local b1 = off + math.floor((bitoff + nbits - 1) / 8)",
-            "  for i = b0, b1 do",
-            "    local b = tvb(i, 1):uint()",
-            "    if i == b0 then b = b % 2 ^ (8 - bitoff % 8) end",
-            "    if i == b1 then b = math.floor(b / 2 ^ ((8 - (bitoff + nbits) % 8) % 8)) end",
-            "    if b ~= 0 then return true end",
-            "  end",
-            "  return false",
-            "end",
-            "local function hex_dwrev(r)",
-            "  local h, out = r:bytes():tohex(true), {}",
-            "  for i = #h - 7, 1, -8 do out[#out + 1] = h:sub(i, i + 7) end",
-            "  return table.concat(out)",
-            "end",
-            "local function fmt_eid(h)",
-            "  local g = {}",
-            "  for i = 1, 32, 4 do g[#g + 1] = h:sub(i, i + 3) end",
-            '  return table.concat(g, ":")',
-            "end",
-            "local function fmt_guid(h)",
-            "  -- the openEuler kernel's text form: vendor-device-version-type-reserved-sequence",
-            '  return string.format("%s-%s-%s-%s-%s-%s", h:sub(1, 4), h:sub(5, 8), h:sub(9, 9), '
-            "h:sub(10, 10), h:sub(11, 16), h:sub(17, 32))",
-            "end",
-            "local function lower(h) return h end",
-            "",
-            "-- headers (ubpkt.formats): HDR[layer].fn(tvb, off, tree, st) -> values, subtree",
+            "-- headers (ubpkt.formats) as data: {name, bit offset, bits, kind, HF index, ...} per",
+            "-- field (gen_lua.Gen.field_entry); ub_dispatch.lua reads them (HDR[layer].fn)",
             *hdr_lines,
             "-- profiles (ubpkt.profile)",
             *prof_lines,
@@ -629,8 +599,7 @@ class Gen:
 
 #: What ub.lua hands the walk besides the grammar tables (GRAMMAR) and the enumerations.
 WALK_ENV = ["ub", "ub_udp", "HF", "VS", "LAYER", "HDR", "PROFILE", "FIRST_HF", "HF_SHIFT", "EX",
-            "bf", "u64bits", "nonzero", "hex_dwrev", "fmt_eid", "fmt_guid", "lower", "END",
-            "RESERVED"]
+            "DERIVED_HF", "EXTRA_LAYERS", "END", "RESERVED"]
 
 
 def loader_lines(enums: list[str]) -> list[str]:

@@ -78,6 +78,144 @@ local function crc30(ba, value, nbits)
 end
 
 -- ---------------------------------------------------------------------------------------------
+-- headers: each HDR[layer] is data (size, record-key base, title, fields: {name, bit offset,
+-- bits, kind, HF index} plus shift/rsvd/fixed/dw; gen_lua.Gen.field_entry); one function reads
+-- them all
+
+-- bits of a <= 4-byte big-endian range: drop rshift low bits, keep nbits
+local function bf(r, rs, nbits)
+  return floor(r:uint() / 2 ^ rs) % 2 ^ nbits
+end
+
+-- a 64-bit value from <= 8 bytes; keep_shift > 0: keep the low zero bits
+local function u64bits(r, rs, nbits, keep_shift)
+  local x = r:uint64()
+  local mask = UInt64(0xFFFFFFFF, 0xFFFFFFFF):rshift(64 - nbits):lshift(rs)
+  x = x:band(mask)
+  if keep_shift > 0 then return x end
+  return x:rshift(rs)
+end
+
+-- any bit set among nbits from bit bitoff of the header at off
+local function nonzero(tvb, off, bitoff, nbits)
+  local b0 = off + floor(bitoff / 8)
+  local b1 = off + floor((bitoff + nbits - 1) / 8)
+  for i = b0, b1 do
+    local b = tvb(i, 1):uint()
+    if i == b0 then b = b % 2 ^ (8 - bitoff % 8) end
+    if i == b1 then b = floor(b / 2 ^ ((8 - (bitoff + nbits) % 8) % 8)) end
+    if b ~= 0 then return true end
+  end
+  return false
+end
+
+-- the hex of a range, its 32-bit words in reverse order
+local function hex_dwrev(r)
+  local h, out = r:bytes():tohex(true), {}
+  for i = #h - 7, 1, -8 do out[#out + 1] = h:sub(i, i + 7) end
+  return table.concat(out)
+end
+
+-- ubpkt's text forms of a 128-bit identifier (32 hex digits)
+local TEXT_FORMS = {
+  eid = function(h)
+    local g = {}
+    for i = 1, 32, 4 do g[#g + 1] = h:sub(i, i + 3) end
+    return table.concat(g, ":")
+  end,
+  -- the openEuler kernel's text form: vendor-device-version-type-reserved-sequence
+  guid = function(h)
+    return string.format("%s-%s-%s-%s-%s-%s", h:sub(1, 4), h:sub(5, 8), h:sub(9, 9),
+                         h:sub(10, 10), h:sub(11, 16), h:sub(17, 32))
+  end,
+  text = function(h) return h end,
+}
+
+local function text_form(kind)
+  local form = TEXT_FORMS[kind]
+  return function(t, r, f)
+    return t:add(HF[f.hf], r, form(f.dw and hex_dwrev(r) or r:bytes():tohex(true)))
+  end
+end
+
+-- kind -> add(subtree, range, field) -> tree item, value (nil: the record keeps no number)
+local FIELD_KINDS = {
+  uint = function(t, r, f) return t:add(HF[f.hf], r), bf(r, f.rshift, f.bits) end,
+  scaled = function(t, r, f)
+    local x = bf(r, f.rshift, f.bits)
+    return t:add(HF[f.hf], r, x * 2 ^ f.shift), x
+  end,
+  le = function(t, r, f) return t:add_le(HF[f.hf], r), r:le_uint() end,
+  u64 = function(t, r, f) return t:add(HF[f.hf], r), r:uint64() end,
+  u64_bits = function(t, r, f)
+    local x = u64bits(r, f.rshift, f.bits, f.shift or 0)
+    return t:add(HF[f.hf], r, x), x
+  end,
+  raw = function(t, r, f) return t:add(HF[f.hf], r) end,
+  eid = text_form("eid"),
+  guid = text_form("guid"),
+  text = text_form("text"),
+}
+
+-- read the header at off into tree: its subtree and its values by field name
+local function read_fields(h, tvb, off, tree, st)
+  local t = tree:add(LAYER[h.layer], tvb(off, h.size))
+  local v = {}
+  for _, f in ipairs(h.fields) do
+    local it, x = f.add(t, tvb(off + f.byte, f.span), f)
+    v[f.name] = x
+    if f.rsvd and not st.quiet and nonzero(tvb, off, f.bit, f.bits) then
+      it:add_proto_expert_info(EX.rsvd, "Reserved bits set: " .. h.base .. "." .. f.name)
+      st.issues = st.issues + 1
+    end
+    if f.fixed ~= nil and x ~= f.fixed then
+      it:add_proto_expert_info(EX.fixed, string.format("%s.%s: the spec fixes 0x%x", h.base,
+                                                       f.name, f.fixed))
+    end
+  end
+  return v, t
+end
+
+-- a ProtoField of a header field (integers in decimal, with their value string and mask)
+local function protofield(key, ctor, label, vs, mask)
+  if ctor:sub(1, 4) == "uint" then return ProtoField[ctor](key, label, base.DEC, vs, mask) end
+  return ProtoField[ctor](key, label)
+end
+
+for layer, h in pairs(HDR) do
+  h.layer, h.at = layer, {}
+  LAYER[layer] = ProtoField.none(layer, h.title)
+  for _, f in ipairs(h.fields) do
+    f.name, f.bit, f.bits, f.kind, f.hf = f[1], f[2], f[3], f[4], f[5]
+    if f[6] then HF[f.hf] = protofield(h.base .. "." .. f.name, f[6], f[7], f.vs, f.mask) end
+    f.byte = floor(f.bit / 8)
+    f.span = floor((f.bit + f.bits + 7) / 8) - f.byte
+    f.rshift = f.span * 8 - f.bit % 8 - f.bits
+    f.add = assert(FIELD_KINDS[f.kind], "no field kind " .. f.kind)
+    h.at[f.name] = f.bit
+  end
+  h.fn = function(tvb, off, tree, st) return read_fields(h, tvb, off, tree, st) end
+end
+
+-- the derived fields, the byte runs and the layers without a declared header
+for _, rows in pairs(DERIVED_HF) do
+  for _, d in ipairs(rows) do HF[d[1]] = protofield(d[2], d[3], d[4], d[5]) end
+end
+for layer, title in pairs(EXTRA_LAYERS) do
+  LAYER[layer] = ProtoField.none(layer, title)
+  local key = BYTE_RUNS[layer]
+  if key then HF[FIRST_HF[key]] = ProtoField.bytes(key, title) end
+end
+
+do
+  local all, n = {}, 0
+  for _ in pairs(HF) do n = n + 1 end
+  for i = 1, n do all[i] = assert(HF[i], "no ProtoField HF[" .. i .. "]") end
+  for _, f in pairs(LAYER) do all[#all + 1] = f end
+  ub.fields = all
+end
+
+-- ---------------------------------------------------------------------------------------------
 -- walk state and primitives
 
 local CTX = nil   -- set while a CFG 3/4 packet hands its IP packet to Wireshark's IP dissector
@@ -626,13 +764,17 @@ PROC["@tp_response_atah"] = function(st, v)
   return END
 end
 
+-- table[x], or nil after reporting x as a reserved value of what
+local function known(st, table, x, what)
+  local y = table[x]
+  if y == nil then problem(st, EX.malformed, string.format("reserved %s %d", what, x)) end
+  return y
+end
+
 -- UB 2.0 §6.2.3: the SACK bitmap after the SAETPH
 PROC["@saetph_bitmap"] = function(st, v)
-  local bits = SACK_BITMAP_BITS[v.bitmapsize]
-  if bits == nil then
-    problem(st, EX.malformed, string.format("reserved BitMapSize %d", v.bitmapsize))
-    return STOP
-  end
+  local bits = known(st, SACK_BITMAP_BITS, v.bitmapsize, "BitMapSize")
+  if bits == nil then return STOP end
   if take_bytes(st, "ub.saetph_bitmap", bits / 8) == nil then return STOP end
   return NEXT["ub.saetph_bitmap"] or END, v
 end
@@ -663,11 +805,8 @@ local function path_entries(raw, width, hops)
 end
 
 PROC["@scan_paths"] = function(st, s)
-  local width = SCAN_PATH_BITS[s.type]
-  if width == nil then
-    problem(st, EX.malformed, string.format("reserved path type %d", s.type))
-    return STOP
-  end
+  local width = known(st, SCAN_PATH_BITS, s.type, "path type")
+  if width == nil then return STOP end
   local path_len = math.ceil(s.hops * width / 32) * 4
   for _, name in ipairs({"fwd", "ret"}) do
     if name == "fwd" or s.r == 1 then

@@ -258,18 +258,36 @@ def test_profiles_carry_what_the_grammar_consults():
             assert re.search(rf"[{{ ]{name} = ", line), f"{line[:30]}...: no {name}"
 
 
-def test_derived_fields_are_protofields():
-    """Every derived record field of a layer the plugin shows is a ProtoField of its kind."""
-    text = LUA.read_text(encoding="utf-8")
+def registered_fields(tshark) -> dict:
+    """abbrev -> the FT_ types tshark registers for it with ub.lua loaded (``tshark -G
+    fields``): what the walk made from the generated tables."""
+    res = subprocess.run([tshark, "-G", "fields", "-X", f"lua_script:{LUA}"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "Lua" not in res.stderr, res.stderr
+    out: dict = {}
+    for line in res.stdout.splitlines():
+        cols = line.split("\t")
+        if cols[0] == "F" and len(cols) > 3 and cols[2].startswith("ub."):
+            out.setdefault(cols[2], set()).add(cols[3])
+    return out
+
+
+def test_derived_fields_are_protofields(tshark):
+    """Every derived record field of a layer the plugin shows is a ProtoField of its kind (as
+    tshark registers it), and so is every field the generator declares."""
+    fields = registered_fields(tshark)
     gen = _gen_module()
     n = 0
     for d in DERIVED:
         if not (d.key.startswith("ub.") and (d.layer in HEADERS or d.layer in BYTE_LAYER_TITLES)):
             continue
         ctor = gen._lua_ctor(d)
-        assert f'ProtoField.{ctor}("{d.key}"' in text, (d.key, ctor)
+        assert f"FT_{ctor.upper()}" in fields.get(d.key, ()), (d.key, ctor, fields.get(d.key))
         n += 1
     assert n >= 40
+    from test_lua import _generated
+    keys = set(_generated().first_hf)
+    assert len(keys) > 300 and not keys - set(fields), sorted(keys - set(fields))[:10]
 
 
 # ------------------------------------------------------------------------------------------------
