@@ -13,8 +13,8 @@ from scapy.sendrecv import sndrcv
 
 from ubpkt.formats import grammar as G
 from ubpkt.scapy import (UBAtah, UBAtahC, UBBtah, UBBtahC, UBCetphCaqm, UBCfgReq, UBCfgRsp,
-                         UBCna16, UBCtph, UBLph, UBMaetah, UBMaetahC, UBMgmtetah, UBRtph,
-                         UBSaetph, UBSaetphBitmap)
+                         UBCna16, UBCna16Ns3, UBCtph, UBLph, UBLphNs3, UBMaetah, UBMaetahC,
+                         UBMgmtetah, UBRtph, UBSaetph, UBSaetphBitmap)
 
 A, B = "10.0.0.1", "10.0.0.2"
 
@@ -96,6 +96,28 @@ def test_tp_ack_answers_data_on_the_swapped_channel():
     assert not _tp("TPACK", 5, (0x22, 0x33)).answers(q)
     # a TP response answers data only, not another response
     assert not _tp("TPACK", 5).answers(_tp("TPACK", 5, (0x11, 0x22)))
+
+
+def _native(lph, cna, src, dst, rtph, *more):
+    p = lph() / cna(scna=src, dcna=dst, nlp=2) / rtph
+    for layer in more:
+        p = p / layer
+    return lph(raw(p))
+
+
+def test_ns3_tpnak_answers_data():
+    """ns-3-UB answers with the reserved TPOpcode 4 (its TPNAK, TP_RESPONSES_NS3): a response
+    under the ns-3-UB dialect, nothing under the spec."""
+    assert 4 in G.TP_RESPONSES_NS3 and 4 not in G.TP_PAIRS[1]
+    for lph, cna, ns3 in ((UBLphNs3, UBCna16Ns3, True), (UBLph, UBCna16, False)):
+        q = _native(lph, cna, 1, 2, UBRtph(psn=5, srctpn=0x11, dsttpn=0x22),
+                    UBBtah(taopcode="Write"), UBMaetah(length=8), Raw(bytes(8)))
+        r = _native(lph, cna, 2, 1, UBRtph(tpopcode=4, psn=5, srctpn=0x22, dsttpn=0x11))
+        assert bool(r.answers(q)) == ns3 and not q.answers(r)
+        assert r.hashret() == q.hashret()
+        if ns3:
+            assert not _native(lph, cna, 2, 1, UBRtph(tpopcode=4, psn=6, srctpn=0x22,
+                                                      dsttpn=0x11)).answers(q)
 
 
 def test_packet_list_sr_pairs_a_conversation():

@@ -109,6 +109,27 @@ def test_bindings_of_ta_requests_and_management_pdus():
         assert G.mgmt_pdu(m.code, m.sub_code, m.rsp) == layer
 
 
+def test_ta_flag_bindings_follow_ta_flags():
+    """The BTAH flags come from the grammar: a TA_REQUEST_PREFIX header sets its flag, and a
+    header an opcode always carries sets the flag TA_FLAGS says announces it."""
+    for kind, flag, layer in G.TA_REQUEST_PREFIX:
+        for upper in _concretes(layer):
+            assert getattr(UBBtah() / upper(), flag) == 1
+    checked, seen = 0, set()
+    for op, steps in G.TA_REQUEST_HEADERS.items():
+        if not steps or not isinstance(steps[0], str) or steps[0].startswith("@") or \
+                steps[0] in seen:
+            continue                # the first opcode to lead to a header binds it
+        seen.add(steps[0])
+        p = UBBtah() / LAYER_CLASSES[steps[0]]()
+        assert p.taopcode == op
+        for flag, layer in G.TA_FLAGS.items():
+            if layer in steps:
+                assert getattr(p, flag) == 1, (op, flag)
+                checked += 1
+    assert checked >= 1             # MT_EN of Send (before the MTETAH)
+
+
 def test_udp_port_from_the_profile(profile):
     assert (UDP() / UBRtph()).dport == 4792
     profile(SPEC.with_(ub_udp_ports=(4791, 4792)))
@@ -154,6 +175,26 @@ def test_cfg9_implied_by_a_tah_on_the_cna():
     assert dissect(raw(q), 147).fields["ub.lph.cfg"] == 9
     # an explicit CFG is kept
     assert dissect(raw(UBLph(cfg=6) / UBCna16() / UBBtahC()), 148).fields["ub.lph.cfg"] == 6
+
+
+@pytest.mark.parametrize("form", ["full", "compact"])
+def test_tah_form_per_compact_tah(profile, form):
+    """grammar.COMPACT_TAH decides the TAH form: CFG 9 always compact, a CTP packet (CNA NTH,
+    CTPH) per the profile's cna_tah_form, an RTP packet (CNA NTH, RTPH) always full."""
+    prof = SPEC.with_(cna_tah_form=form)
+    profile(prof)
+    tah, mae = (UBBtahC, UBMaetahC) if form == "compact" else (UBBtah, UBMaetah)
+    for p, btah in ((UBLph(cfg=6) / UBCna16(scna=1, dcna=2) / L.L["ub.ctph"]()
+                     / tah(taopcode="Write") / mae(), tah),
+                    (UBLph(cfg=7) / L.L["ub.cna24"](nlp=2) / UBRtph(psn=3)
+                     / UBBtah(taopcode="Write") / UBMaetah(length=64), UBBtah),
+                    (UBLph(cfg=9) / UBCna16() / UBBtahC(taopcode="Write")
+                     / UBMaetahC(len_code=0), UBBtahC)):
+        b = raw(p / Raw(bytes(64)))
+        fr = dissect(b, 148, profile=prof)
+        q = UBLph(b)
+        assert layer_ids(q) == fr.layers and btah in q
+        assert L._tah_context(q[btah].underlayer)[0] == (btah is UBBtahC)
 
 
 def test_cfg4_implied_by_ipv6_on_the_nth():

@@ -181,23 +181,20 @@ _COMPACT_FORMS = frozenset(c for choices in G.VARIANTS.values() for conds, c in 
 
 
 def _tah_context(under) -> tuple[bool, bool]:
-    """(compact TAH forms, in an RTP data packet) for a transaction header above ``under``:
-    compact for CFG 9, and for CFG 6/7 CTP per the profile (App B, G13); full otherwise."""
-    prof = profile_of(under)
-    tph = cna = None
+    """(compact TAH forms, in an RTP data packet) for a transaction header above ``under``: the
+    ``grammar.COMPACT_TAH`` rule of the nearest layer below that has one (the CNA NTH, RTPH or
+    UTPH; App B, G13), full when there is none; an RTP data packet is one whose RTPH TPOpcode
+    ``TP_PAIRS`` acknowledges."""
+    compact = tp_data = False
     for layer in _below(under):
-        node = _node(layer)
-        if node in _TPH_NODES and tph is None:
-            tph = layer
-        elif node in ("ub.cna16", "ub.cna24"):
-            cna = layer
-    if _earlier(under, "ub.lph.cfg") == 9:
-        compact = True
-    elif cna is not None and (tph is None or _node(tph) == "ub.ctph"):
-        compact = prof.cna_tah_form == "compact"
-    else:
-        compact = False
-    tp_data = tph is not None and _node(tph) == "ub.rtph" and tph.tpopcode == 1
+        rule = G.COMPACT_TAH.get(_node(layer))
+        if rule is not None:
+            compact = bool(_select(layer, rule, b""))
+            break
+    for layer in _below(under):
+        if _node(layer) in _TPH_NODES:
+            tp_data = _node(layer) == "ub.rtph" and layer.tpopcode in G.TP_PAIRS
+            break
     return compact, tp_data
 
 
@@ -380,8 +377,8 @@ def _tah_class(under, pay):
 
 
 def _tp_response_atah(pkt, pay):
-    prof = profile_of(pkt)
-    if len(pay) >= HEADERS[G.resolve("ub.atah", prof)].size:
+    # profile G10: an ATAH after a TP response when there is room for one
+    if len(pay) >= G.TP_RESPONSE_ATAH_BYTES:
         return _tah_class(pkt, pay)
     return None
 
@@ -828,14 +825,17 @@ def _tp_hashret(tph) -> bytes:
 
 def _tp_answers(rsp, req) -> int:
     """On the swapped channel (TP_MATCH): a TP response (TP_PAIRS: TPACK/TPNAK/TPSACK, plain or
-    _CC) answers the RTP data packet of the same PSN; an RTP data packet answers one when its
-    transaction layer does (a TA response)."""
+    _CC; under the ns-3-UB dialect also TP_RESPONSES_NS3) answers the RTP data packet of the same
+    PSN; an RTP data packet answers one when its transaction layer does (a TA response)."""
     if not isinstance(req, UBPacket) or _node(req) != "ub.rtph":
         return 0
     for mine, theirs in G.TP_MATCH:
         if rsp.getfieldval(mine) != req.getfieldval(theirs):
             return 0
-    if rsp.tpopcode in G.TP_PAIRS.get(req.tpopcode, ()):
+    responses = G.TP_PAIRS.get(req.tpopcode, ())
+    if responses and profile_of(rsp).ns3_layouts:
+        responses += G.TP_RESPONSES_NS3         # ns-3-UB's TPNAK, the reserved TPOpcode 4
+    if rsp.tpopcode in responses:
         return int(rsp.psn == req.psn)
     if rsp.tpopcode == req.tpopcode and req.tpopcode in G.TP_PAIRS:
         return rsp.payload.answers(req.payload)
@@ -857,30 +857,12 @@ class _LphMixin:
         return cls
 
 
-def _transport_over_udp_rule():
-    """The grammar's rule that tells the transport headers UDP carries apart (a Peek at the
-    TPOpcode, UB 2.0 §6.2.1)."""
-    want = set(G.TRANSPORT_OVER_UDP)
-    stack = list(G.NEXT.values())
-    while stack:
-        rule = stack.pop()
-        if isinstance(rule, (G.Switch, G.Peek, G.Knob)):
-            targets = list(rule.cases.values()) + [rule.default]
-            if isinstance(rule, G.Peek) and all(isinstance(t, str) for t in targets) and \
-                    set(targets) == want:
-                return rule
-            stack.extend(targets)
-    return G.TRANSPORT_OVER_UDP[0]
-
-
-_TPH_RULE = _transport_over_udp_rule()
-
-
 class _TphMixin:
     @classmethod
     def dispatch_hook(cls, _pkt=None, *args, **kargs):
+        # grammar.TPH: RTPH or UTPH by the TPOpcode (UB 2.0 §6.2.1), as UDP carries them
         if _pkt:
-            target = G.select(_TPH_RULE, None, None, _peeker(_pkt), _State.profile)
+            target = G.select(G.TPH, None, None, _peeker(_pkt), _State.profile)
             if isinstance(target, str) and target in L:
                 return L[target]
         return cls
@@ -1082,20 +1064,23 @@ def _bind():
             for upper in _concretes(target):
                 for lower in _concretes(node):
                     bind(lower, upper, fields)
-    # the first extension header a TAOpcode's request carries (UB 2.0 §7.4 Table 7-2); UD_Flag
-    # announces the UDETAH that precedes them (ta_sequence); MT_EN the MTETAH (§7.2.1)
+    # the first extension header a TAOpcode's request carries (UB 2.0 §7.4 Table 7-2); the
+    # headers of TA_REQUEST_PREFIX come first when their BTAH flag is set (UDETAH: UD_Flag), and
+    # a header the opcode always carries sets the flag that announces it (TA_FLAGS: MT_EN)
     tahs = _concretes("ub.btah")
-    for upper in _concretes("ub.udetah"):
-        for lower in tahs:
-            bind(lower, upper, {"ud_flag": 1})
+    for kind, flag, layer in G.TA_REQUEST_PREFIX:
+        if kind == "flag":
+            for upper in _concretes(layer):
+                for lower in tahs:
+                    bind(lower, upper, {flag: 1})
     for op, steps in G.TA_REQUEST_HEADERS.items():
         if not steps or not isinstance(steps[0], str) or steps[0].startswith("@"):
             continue
         for upper in _concretes(steps[0]):
             for lower in tahs:
                 fields = {"taopcode": op}
-                if steps[0] == "ub.mtetah" and "mt_en" in lower.ub_header.index:
-                    fields["mt_en"] = 1
+                fields.update({flag: 1 for flag, lay in G.TA_FLAGS.items()
+                               if lay in steps and flag in lower.ub_header.index})
                 bind(lower, upper, fields)
     # the management PDU header per code, sub code and response bit (UB 2.0 §10.4.3.1)
     for (code, sub, rsp), lay in G.MGMT_PDUS.items():
