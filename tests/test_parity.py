@@ -75,25 +75,10 @@ def sample_set(name: str):
 # disagreements found by these tests (see the issue-7 report); each is a predicate over a dropped
 # candidate (START branch, layer ids, reason) and a repro that fails until it is fixed
 
-def _ciph_padding(profile, names, reason) -> bool:
-    return "ub.ciph_icv" in names and "'ub.pad'" in reason
-
-
-def _cfg5_icrc_inner_ip(profile, names, reason) -> bool:
-    return profile.cfg5_icrc and "ub.cfg5" in names and ("ip" in names or "ipv6" in names)
-
-
-KNOWN_DROPS = {
-    # The encoder pads a CIPH packet after the ICV (grammar PADDING: pad bytes end the padded
-    # region); the dissector's @ciph_body ignores the transport padding and takes the last
-    # ciph_icv_len bytes (pad included) as the ICV, so no ub.pad layer comes back.
-    "ciph_padding": _ciph_padding,
-    # With cfg5_icrc, a CFG-5 frame carrying IP: the encoder gives it one ICRC (from the CFG-5
-    # header), counts it in the IP length and masks the inner IP/UDP headers' icrc_mask fields;
-    # the dissector opens a second ICRC at the IP header when UDP carries UB, takes an IP length
-    # past the CFG-5 ICRC as an error and masks the CFG-5 header's fields only.
-    "cfg5_icrc_inner_ip": _cfg5_icrc_inner_ip,
-}
+#: Dropped candidates explained by a known disagreement: (predicate over profile, layer ids,
+#: reason).  Empty: the ones this file found (CIPH padding, a CFG-5 ICRC over an inner IP packet)
+#: are fixed, and REPROS below keep them fixed.
+KNOWN_DROPS: dict = {}
 
 _CIPH = [("ub.lph", {"cfg": 6}), ("ub.cna16", {"nlp": 0}), ("ub.ctph", {"nlp": 3}),
          ("ub.ciph", {"cip_id": 9, "sn": 5}), ("ub.ciph_protected", b"\x01\x02\x03\x04\x05"),
@@ -114,9 +99,10 @@ REPROS = {
 
 
 @pytest.mark.parametrize("bug", sorted(REPROS))
-@pytest.mark.xfail(strict=True, reason="encoder/dissector disagreement found by the parity "
-                                       "generator (KNOWN_DROPS; reported, not fixed here)")
-def test_known_disagreement_repro(bug):
+def test_fixed_disagreement_repro(bug):
+    """Encoder/dissector disagreements the generator found, now fixed: the CIPH body ends
+    before the transport padding; a CFG-5 frame's ICRC (cfg5_icrc) is its only one, outside the
+    inner IP packet's length, with the inner IP/UDP masks."""
     profile, linktype, layers, want = REPROS[bug]
     buf = encode_layers(layers, profile)
     rec = decode(buf, linktype, profile)
@@ -265,29 +251,10 @@ def _flip(buf: bytes, rnd: random.Random) -> bytes:
     return bytes(b)
 
 
-def _peek_to_end(rule) -> bool:
-    if isinstance(rule, G.Peek):
-        return any(t is G.END for t in list(rule.cases.values()) + [rule.default, rule.missing])
-    if isinstance(rule, (G.Switch, G.Knob)):
-        return any(_peek_to_end(t) for t in list(rule.cases.values()) + [rule.default])
-    return False
-
-
-#: Layers after which the grammar reaches END (payload) through a Peek at the bytes that follow.
-PEEK_TO_END = {lay for lay, rule in G.NEXT.items() if _peek_to_end(rule)}
-
-
-def _known_fast_path_bug(fast_layers, layers) -> bool:
-    """Known fast-path bug (test_fast_path_guards_peeked_bytes): a template made from a frame
-    whose walk went from such a layer into payload does not guard the peeked bits."""
-    return (fast_layers != layers and len(fast_layers) >= 2 and fast_layers[-1] == "data"
-            and fast_layers[-2] in PEEK_TO_END)
-
-
-@pytest.mark.xfail(strict=True, reason="fast path: a template whose walk reached the payload "
-                   "through a grammar Peek (CFG-5 DHCP protocol, App F.2) does not guard the "
-                   "peeked byte; a same-length frame that carries IP there gets the template")
 def test_fast_path_guards_peeked_bytes():
+    """A template whose walk reached the payload through a grammar Peek (CFG-5 DHCP protocol,
+    App F.2) guards the peeked byte (grammar.peeks): a same-length frame that carries IP there
+    is not decoded by it."""
     ip = encode_layers([("ip", {"proto": 6, "flags": 2, "ttl": 1, "src": 1, "dst": 2}),
                         ("data", bytes(8))])
     head = [("ub.lph", {"cfg": 5}), ("ub.cfg5", {"protocol": 0x0100})]
@@ -311,8 +278,6 @@ def test_dissector_fast_path(name):
             fr = dissect(buf, lt, prof)
             layers, fields, issues = cache.decode(buf, lt)
             where = f"{name} {s.expected} {buf.hex()}"
-            if _known_fast_path_bug(layers, fr.layers):
-                continue
             assert layers == fr.layers, where
             assert fields == fr.fields, where
             assert issues == fr.issues, where

@@ -50,6 +50,10 @@ def _ip(fr: Frame, version: int, uboe: bool) -> bool:
         ip_end = ip_start + 40 + v[h.index["plen"]]
         nxt = NEXT["ipv6"]
     fr.ip_at = (ip_start, version)
+    if fr.icrc_start is not None:
+        # an IP packet inside an open ICRC section (a CFG-5 frame): its hop-varying fields are
+        # masked too (UB 2.0 §5.3.7), as for every covered header
+        fr.icrc_masks = fr.icrc_masks + h.icrc_masks(ip_start)
     if ip_end > fr.end:
         fr.issue(ERROR, fr.layers[-1], f"{fr.layers[-1]}.len", ip_start,
                  f"IP length points {ip_end - fr.end} bytes past the frame")
@@ -75,6 +79,11 @@ def _udp(fr: Frame, h: Header, u) -> bool:
     udp_start = fr.pos - h.size
     ip_start, version = fr.ip_at or (None, 4)
     dport = u[ix["dstport"]]
+    inner = fr.icrc_start is not None
+    if inner:
+        # inside an open ICRC section (a CFG-5 frame carrying IP): the first network header
+        # decided the coverage; the UDP header only adds its masks (UB 2.0 §5.3.7)
+        fr.icrc_masks = fr.icrc_masks + h.icrc_masks(udp_start)
     if u[ix["length"]] != fr.end - udp_start:
         fr.issue(WARNING if p.check_udp_zero_checksum else INFO, "udp", "udp.length", udp_start,
                  f"UDP length {u[ix['length']]}, {fr.end - udp_start} bytes present")
@@ -92,6 +101,8 @@ def _udp(fr: Frame, h: Header, u) -> bool:
         if fr.fields.get("ip.flags") != 2:
             fr.issue(WARNING, "ip", "ip.flags", ip_start, "UB over IPv4 wants DF set (flags 0b010)")
     ip_layer = "ip" if version == 4 else "ipv6"
+    if inner:
+        return run(fr, TPH, h, u)
     if ip_start is not None and icrc_start(ip_layer, fr.fields.get, p, ub_udp=True):
         masks = H[ip_layer].icrc_masks(ip_start) + h.icrc_masks(udp_start)
         if not open_icrc(fr, ip_start, masks):

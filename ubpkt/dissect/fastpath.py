@@ -21,7 +21,7 @@ from ..views.output import to_json_bytes
 from ..profile import Profile
 from ..record import make_record
 from .walk import steering_fields
-from ..formats.grammar import covered_from
+from ..formats.grammar import covered_from, logical, peeks
 
 try:
     import orjson as _orjson
@@ -85,13 +85,22 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
             off += h.size
     if off != len(buf):
         return None
-    # the guarded region: from 0 to the end of the last header or zero-checked run
+    # the guarded region: from 0 to the end of the last header or zero-checked run, and every
+    # byte after a header that a grammar Peek read to choose what follows it
     region = 0
+    peeked = []
     for layer, o, n in placed:
         if layer in HEADERS or layer in _ZERO_CHECKED:
-            region = o + n
+            region = max(region, o + n)
+        if layer in HEADERS:
+            for off, mask in peeks(logical(layer)):
+                if o + n + off < len(buf):
+                    peeked.append((o + n + off, mask))
+                    region = max(region, o + n + off + 1)
     total = region * 8
     gmask = 0
+    for q, mask in peeked:
+        gmask |= mask << (total - 8 * (q + 1))
     declared = set()
     lines = ["def run(buf):",
              f"    v = int.from_bytes(buf[:{region}], 'big')",

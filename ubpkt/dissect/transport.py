@@ -92,11 +92,12 @@ def _ciph_body(fr: Frame, h, v) -> bool:
     fr.issue(INFO, "ub.ciph", None, fr.pos - h.size,
              "CIPH layout is a reference-profile placeholder (the spec gives no figure text)")
     icv = fr.profile.ciph_icv_len
-    if fr.end - fr.pos < icv:
+    room = fr.end - fr.pos - fr.pad         # the ICV closes the TP body, before its padding
+    if room < icv:
         fr.issue(ERROR, "ub.ciph", None, fr.pos, "no room for the ICV")
         fr.rest_as_data()
         return True
-    body = fr.end - fr.pos - icv
+    body = room - icv
     fr.take_bytes("ub.ciph_protected", body)
     fr.take_bytes("ub.ciph_icv", icv)
     fr.rest_as_data()

@@ -173,8 +173,17 @@ def encode_layers(layers: Iterable, profile: Profile = SPEC, *, add_layers: bool
     total = off
     ip_end = parts[names.index("eth.trailer")].offset if "eth.trailer" in names else total
 
-    # ipv4_ihl, ipv4_total_length, ipv6_payload_length, udp_length, ub_udp_port
+    # ipv4_ihl, ipv4_total_length, ipv6_payload_length, udp_length, ub_udp_port.  An ICRC whose
+    # coverage starts before the IP header (a CFG-5 frame carrying IP) closes the outer frame,
+    # not the IP packet: it is not counted in the IP and UDP lengths.
+    icrc_at = names.index("ub.icrc") if "ub.icrc" in names else None
+    ip_index = None
     for i, p in enumerate(parts):
+        if p.name in ("ip", "ipv6"):
+            ip_index = i
+        if icrc_at is not None and start is not None and ip_index is not None \
+                and start < ip_index:
+            ip_end = min(ip_end, parts[icrc_at].offset)
         if p.name == "ip":
             opts = parts[i + 1].size if i + 1 < len(parts) and parts[i + 1].name == \
                 "ip.options" else 0

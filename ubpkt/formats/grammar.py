@@ -28,12 +28,12 @@ from typing import Any, Callable, Mapping, Union
 from . import enums as E
 
 __all__ = ["END", "RESERVED", "Switch", "Peek", "Knob", "Target", "VARIANTS", "resolve",
-           "logical", "START", "NEXT", "PROCEDURES", "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS",
-           "ta_sequence", "TA_REQUEST_PREFIX", "TA_FLAGS", "TP_RESPONSES_NS3", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES",
-           "COMPACT_TAH", "TPH", "MGMT_PDUS", "mgmt_pdu", "ICRC_COVERAGE", "icrc_start", "covered_from",
-           "PADDING",
-           "AUTO_FILL", "TA_PAIRS", "TP_PAIRS", "ta_response_opcode", "select", "selectors",
-           "TRANSPORT_OVER_UDP"]
+           "logical", "START", "NEXT", "peeks", "selectors", "select", "PROCEDURES", "TPH",
+           "COMPACT_TAH", "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS", "TA_REQUEST_PREFIX",
+           "TA_FLAGS", "ta_sequence", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES",
+           "TP_RESPONSES_NS3", "MGMT_PDUS", "mgmt_pdu", "ICRC_COVERAGE", "icrc_start",
+           "covered_from", "PADDING", "AUTO_FILL", "TA_PAIRS", "TA_MATCH", "TP_PAIRS", "TP_MATCH",
+           "ta_response_opcode", "TRANSPORT_OVER_UDP"]
 
 #: The rest of the frame (up to the padding and the ICRC) is payload.
 END = None
@@ -260,6 +260,23 @@ def select(rule: Target, own: Callable[[str], Any], earlier: Callable[[str], Any
             rule = rule.cases.get(getattr(profile, rule.name), rule.default)
         else:
             return rule
+
+
+def peeks(layer: str) -> tuple[tuple[int, int], ...]:
+    """The ``(offset, mask)`` of every byte after ``layer`` (logical) that a :class:`Peek` in its
+    rule reads, offsets counted from the end of the header: the fast path guards them too."""
+    out: list = []
+
+    def visit(rule):
+        if isinstance(rule, Peek):
+            if (rule.offset, rule.mask) not in out:
+                out.append((rule.offset, rule.mask))
+        if isinstance(rule, (Switch, Peek, Knob)):
+            for t in list(rule.cases.values()) + [rule.default]:
+                visit(t)
+
+    visit(NEXT.get(layer))
+    return tuple(out)
 
 
 def selectors(layer: str) -> tuple[str, ...]:
