@@ -1,0 +1,659 @@
+"""The transaction initiator: requester and completer of one requester context (UB 2.0 §7.3,
+§7.4), sans-IO.
+
+``post(wr)`` turns a :class:`~ubpkt.stack.transaction.ops.WorkRequest` into
+:class:`~ubpkt.stack.transport.TaSegment` s handed to ``submit`` (a channel's ``send``);
+``on_response(ta, now)`` takes the TA bytes of a response (ATAH onward); completions come out of
+``pop_completions()``.  The split follows the usual RDMA software model (a requester that builds
+and numbers the packets, a completer that matches responses and retires work requests).
+
+Segmentation (§7.3.1.1): a Write is cut at ``tuning.mtu`` bytes, each segment a packet with its
+own TASSN (BTAH.INI_TASSN) and its own TAACK; MAETAH.Address advances by the MTU from segment to
+segment and MAETAH.Length is the segment's length (§7.4.2.1.1).  Write_with_immediate and
+Write_with_notify send their earlier segments as Writes and the last one with their own
+TAOpcode and extension header (§7.4.2.1.2, §7.4.3.3).  A Send (and Send_with_immediate) uses one
+TASSN for all its packets, with OFSTETAH.Offset in 1 KiB units, and is answered once (§7.4.3.1,
+§7.4.3.2).  A Read is one request; its Read_response may arrive in several packets, placed one
+after the other (the reliable transport delivers them in order, §7.4.2.2).  Atomics, Writeback
+and the *_with_be writes are single packets (§7.4.2.1.3-5, §7.4.2.3).  ``last`` (RTPH
+TPOpcode[7]) is set on a request's final packet.
+
+Responses: a TAACK with RSPST Success/Not_Persisted and RSPINFO k acknowledges TASSNs N..N+k
+(aggregated TAACK, §7.3.1.1); Read_response data is written into the local buffer at its offset;
+an Atomic_response's old value goes to ``wr.result`` (and the local buffer, if any).  RSPST RNR
+and Page Fault are retried after the RNR timer (2 us x 2^RSPINFO, Table 7-3) with BTAH.Retry set,
+at most :data:`TA_RNR_RETRIES` times (``next_deadline``/``handle_timeout``).  Other errors
+complete the work request with the status of :func:`~ubpkt.stack.transaction.ops.status_of`.
+
+Ordering: ODR is sent as ``wr.order`` says.  Execution order is left to the layers below
+(ROL over one RTP channel, §7.3.3.4): requests are handed over in post order and never held
+back.  Completion order: a work request whose ODR asks for completion order (ODR[2], TCO) is
+reported only after every work request posted before it (§7.3.2.3); the others as they finish.
+
+TASSNs are 16 bits: at most :data:`TASSN_WINDOW` segments are in flight; further segments wait
+and go out as responses free TASSNs.
+"""
+from __future__ import annotations
+
+import heapq
+from collections import deque
+
+from ...formats import enums as E
+from ...formats.grammar import ta_sequence, resolve
+from ...profile import SPEC, Profile, TransactionTuning
+from ..engine import Completed
+from ..transport import TaSegment
+from .ops import (ATOMIC_SIZES, BE_SIZES, OP_OPCODE, OPERAND_ORDER, ORIGIN_ORDER,
+                  REMOTE_ACCESS_ERROR, REMOTE_RESPONSE_LENGTH_ERROR, RNR_RETRY_EXCEEDED,
+                  SUBOPS, SUCCESS, RSPST_NOT_PERSISTED, RSPST_SUCCESS, TaLayout,
+                  TransactionError, WorkRequest, status_of)
+
+__all__ = ["Initiator", "TASSN_WINDOW", "TA_RNR_RETRIES"]
+
+#: segments in flight at most (half the 16-bit TASSN space, so an old TASSN is never mistaken)
+TASSN_WINDOW = 1 << 15
+#: transaction-level retries of one segment answered RNR / Page Fault (§7.3.1.1)
+TA_RNR_RETRIES = 7
+
+_ODR = {v: k for k, v in E.ODR.items()}
+_TAACK, _READ_RSP, _ATOMIC_RSP = 0x11, 0x12, 0x13
+_WRITE = OP_OPCODE["write"]
+_SEND = OP_OPCODE["send"]
+# kinds of work
+_K_WRITE, _K_READ, _K_SEND, _K_ATOMIC, _K_SINGLE, _K_PREFETCH = range(6)
+_KIND = {"write": _K_WRITE, "write_with_immediate": _K_WRITE, "write_with_notify": _K_WRITE,
+         "read": _K_READ, "send": _K_SEND, "send_with_immediate": _K_SEND,
+         "writeback": _K_SINGLE, "write_with_be": _K_SINGLE, "writeback_with_be": _K_SINGLE,
+         "prefetch_tgt": _K_PREFETCH}
+for _op in ("compare_swap", "swap", "atomic_store", "atomic_load", "fetch_add", "fetch_sub",
+            "fetch_and", "fetch_or", "fetch_xor"):
+    _KIND[_op] = _K_ATOMIC
+
+
+class _Work:
+    """A posted work request's progress."""
+    __slots__ = ("wr", "kind", "opcode", "odr", "src", "total", "off", "pending", "emitted",
+                 "status", "tco", "nbytes", "done", "reported", "static", "layout")
+
+    def __init__(self, wr, kind, opcode, odr):
+        self.wr = wr
+        self.odr = odr
+        self.tco = bool(odr & 4)
+        self.kind = kind
+        self.opcode = opcode
+        self.src = None
+        self.total = 0
+        self.off = 0
+        self.pending = 0
+        self.emitted = False
+        self.status = SUCCESS
+        self.nbytes = 0
+        self.done = False
+        self.reported = False
+        self.static = 0
+        self.layout = None
+
+
+class _Seg:
+    """A segment waiting for its response: the work, the TaSegment (for retries), the local
+    bytes a Read_response or Atomic_response fills, how much of them came, retries so far."""
+    __slots__ = ("work", "seg", "dst", "got", "retries")
+
+    def __init__(self, work, seg, dst=None):
+        self.work = work
+        self.seg = seg
+        self.dst = dst
+        self.got = 0
+        self.retries = 0
+
+
+class Initiator:
+    """See the module doc.  ``submit(seg)``: hand a :class:`TaSegment` to the transport.
+    ``memory``: the :class:`~ubpkt.stack.transaction.memory.Memory` that resolves a work
+    request's ``local`` when it is an address.  ``compact``: the compact BTAH/MAETAH/ATAH forms
+    (TP bypass; §7.2.1-3) instead of the full ones.  ``rc_type``: BTAH.INI_RC_Type."""
+
+    def __init__(self, *, rc_id: int, tuning: TransactionTuning | None = None, submit,
+                 memory=None, profile: Profile = SPEC, compact: bool = False, rc_type: int = 0,
+                 ee_bits: int = 1):
+        if not 0 <= rc_id < 1 << 20:
+            raise TransactionError("INI_RC_ID has 20 bits (UB 2.0 §7.2.1)")
+        self.rc_id = rc_id
+        self.rc_type = rc_type
+        self.tuning = tuning or profile.tuning.transaction
+        self.submit = submit
+        self.memory = memory
+        self.profile = profile
+        self.compact = compact
+        self.ee_bits = ee_bits
+        self.mtu = self.tuning.mtu
+        self.max_outstanding = self.tuning.max_outstanding
+        self.stats = {"posted": 0, "segments": 0, "responses": 0, "rx_unexpected": 0,
+                      "rx_wrong_rc": 0, "rx_malformed": 0, "ta_retries": 0}
+        self._tassn = 0
+        self._inflight: dict[int, _Seg] = {}
+        self._order: deque[_Work] = deque()     # posted work, in post order, until reported
+        self._n_active = 0
+        self._backlog: deque[_Work] = deque()
+        self._cq: list = []
+        self._retry: list = []                   # heap of (deadline, n, tassn)
+        self._retry_n = 0
+        self._static: dict = {}
+        self._layouts: dict = {}
+        btah = resolve("ub.btah", profile, compact)
+        self._btah = btah
+        self._atah = TaLayout([resolve("ub.atah", profile, compact)])
+        self._rsp_len: dict[int, int] = {}
+        for opc in (_TAACK, _READ_RSP, _ATOMIC_RSP):
+            seq = ta_sequence(opc, True, {}, profile, compact)
+            self._rsp_len[opc] = TaLayout([self._atah.layers[0]] + seq).size
+        a = self._atah
+        if compact:
+            self._a_status = (a.shift["atah.status"], a.mask["atah.status"])
+        else:
+            self._a_rspst = a.shift["atah.rspst"]
+            self._a_rspinfo = a.shift["atah.rspinfo"]
+            self._a_rc = (a.shift["atah.ini_rc_id"], a.mask["atah.ini_rc_id"])
+        self._a_tassn = a.shift["atah.ini_tassn"]
+        self._retry_bit = None
+        if not compact:
+            lay = TaLayout([btah])
+            self._retry_bit = (lay.shift["btah.retry"], lay.size)
+
+    # ---------------------------------------------------------------------------------------------
+    @property
+    def outstanding(self) -> int:
+        """Work requests posted and not completed yet."""
+        return self._n_active
+
+    def pop_completions(self) -> list:
+        """The completion queue: :class:`~ubpkt.stack.engine.Completed` entries, oldest first."""
+        out = self._cq
+        self._cq = []
+        return out
+
+    # -- post -------------------------------------------------------------------------------------
+    def post(self, wr: WorkRequest, now: int = 0) -> None:
+        """Queue ``wr`` and hand its segments to ``submit`` (module doc).  Raises
+        :class:`~ubpkt.stack.transaction.ops.TransactionError` on API misuse only: unknown op,
+        too many outstanding requests, a missing or read-only buffer, a length or operand the
+        headers cannot carry."""
+        kind = _KIND.get(wr.op)
+        if kind is None:
+            raise TransactionError(f"unknown operation {wr.op!r}")
+        if self._n_active >= self.max_outstanding:
+            raise TransactionError(f"{self.max_outstanding} work requests outstanding "
+                                   "(tuning.max_outstanding)")
+        odr = wr.order if isinstance(wr.order, int) else _ODR.get(str(wr.order).upper())
+        if odr is None or odr not in E.ODR:
+            raise TransactionError(f"bad order {wr.order!r}")
+        w = _Work(wr, kind, OP_OPCODE[wr.op], odr)
+        self._prepare(w)
+        self._order.append(w)
+        self._n_active += 1
+        self.stats["posted"] += 1
+        if self._backlog or not self._emit(w, now):
+            self._backlog.append(w)
+
+    def _buffer(self, wr, writable: bool):
+        loc = wr.local
+        if loc is None:
+            if wr.length:
+                raise TransactionError(f"{wr.op}: no local buffer")
+            return memoryview(b"")
+        if isinstance(loc, int):
+            if self.memory is None or wr.length is None:
+                raise TransactionError(f"{wr.op}: a local address needs memory= and a length")
+            return self.memory.view(loc, wr.length)
+        mv = memoryview(loc).cast("B") if not isinstance(loc, memoryview) or \
+            loc.format != "B" or loc.ndim != 1 else loc
+        if writable and mv.readonly:
+            raise TransactionError(f"{wr.op}: the local buffer is read-only")
+        if wr.length is not None:
+            if wr.length > len(mv):
+                raise TransactionError(f"{wr.op}: length {wr.length} > buffer {len(mv)}")
+            mv = mv[:wr.length]
+        return mv
+
+    def _prepare(self, w: _Work) -> None:
+        wr, kind = w.wr, w.kind
+        if kind == _K_READ:
+            w.src = self._buffer(wr, True)
+        elif kind == _K_ATOMIC:
+            if wr.size not in ATOMIC_SIZES:
+                raise TransactionError(f"atomic operand size {wr.size} (UB 2.0 §7.4.2.3.2: "
+                                       f"{ATOMIC_SIZES})")
+            bits = wr.size * 8
+            if not (0 <= wr.operand1 >> bits == 0 and 0 <= wr.operand2 >> bits == 0) or \
+                    wr.operand1 < 0 or wr.operand2 < 0:
+                raise TransactionError(f"operands must be unsigned {bits}-bit integers")
+            w.src = self._buffer(wr, True) if wr.local is not None else None
+            if w.src is not None and len(w.src) < wr.size:
+                raise TransactionError("the result buffer is shorter than the operand")
+        elif kind != _K_PREFETCH:
+            w.src = self._buffer(wr, False)
+        w.total = len(w.src) if (w.src is not None and kind != _K_ATOMIC) else (
+            wr.size if kind == _K_ATOMIC else (wr.length or 0))
+        if w.total >> 32:
+            raise TransactionError("a transaction moves less than 4 GiB (MAETAH.Length)")
+        if kind == _K_SINGLE:
+            if w.total > self.mtu:
+                raise TransactionError(f"{wr.op} is one packet: at most the MTU "
+                                       f"({self.mtu} bytes)")
+            if wr.op.endswith("_with_be"):
+                if w.total not in BE_SIZES:
+                    raise TransactionError(f"{wr.op}: payload of {BE_SIZES} bytes (§7.2.10)")
+                if wr.be is None or wr.be >> w.total:
+                    raise TransactionError(f"{wr.op}: be must be a {w.total}-bit bitmap")
+        if self.compact:
+            self._check_compact(w)
+
+    def _check_compact(self, w: _Work) -> None:
+        if w.kind in (_K_SEND, _K_ATOMIC) or w.opcode in (0x04, 0x05):
+            raise TransactionError(f"{w.wr.op} has no compact form here: the compact MAETAH "
+                                   "carries 64 B x 2^k lengths only (UB 2.0 §7.2.3)")
+        if w.wr.remote_addr % 64:
+            raise TransactionError("the compact MAETAH carries 64-byte aligned addresses")
+        sizes = {64 << k for k in range(8)}
+        n, mtu = w.total, self.mtu
+        if w.kind == _K_WRITE:
+            ok = n > 0 and (n <= mtu or mtu in sizes) and ((n % mtu) or mtu) in sizes
+        else:
+            ok = n in sizes
+        if not ok:
+            raise TransactionError("compact: every packet's length must be 64 B x 2^k")
+
+    # -- headers ----------------------------------------------------------------------------------
+    def _layout(self, opcode: int, tv: int, ud: int) -> TaLayout:
+        key = (opcode, tv, ud)
+        lay = self._layouts.get(key)
+        if lay is None:
+            seq = ta_sequence(opcode, False, {"tv_en": tv, "ud_flag": ud}, self.profile,
+                              self.compact)
+            lay = self._layouts[key] = TaLayout([self._btah] + [s for s in seq
+                                                                if not s.startswith("@")])
+        return lay
+
+    def _static_for(self, w: _Work, opcode: int, odr: int, extra: dict | None = None):
+        """(layout, the TA headers' constant bits) of ``w``'s packets with TAOpcode
+        ``opcode``."""
+        wr = w.wr
+        tv = 0 if wr.tokenvalue is None else 1
+        ud = 1 if (wr.udf is not None or opcode in (0x09, 0x0A)) else 0
+        key = None
+        if extra is None:
+            key = (opcode, tv, ud, odr, wr.tokenid, wr.tokenvalue, wr.udf, wr.no_taack,
+                   wr.tcid, wr.tc_type, wr.hint)
+            hit = self._static.get(key)
+            if hit is not None:
+                return hit
+        lay = self._layout(opcode, tv, ud)
+        vals = {"btah.taopcode": opcode, "btah.ee_bits": self.ee_bits, "btah.tv_en": tv,
+                "btah.ud_flag": ud, "btah.odr": odr, "btah.ini_rc_type": self.rc_type,
+                "btah.ini_rc_id": self.rc_id, "btah.no_taack": int(bool(wr.no_taack)),
+                "btah.mt_en": 1 if "mtetah.tgt_tc_id" in lay else 0,
+                "maetah.tokenid": wr.tokenid,
+                "mtetah.tgt_tc_id": wr.tcid, "mtetah.tgt_tc_type": wr.tc_type,
+                "mtetah.hint": wr.hint}
+        if tv:
+            vals["tvetah.tokenvalue"] = wr.tokenvalue
+        if ud:
+            if opcode in (0x09, 0x0A):
+                sub = wr.subop if isinstance(wr.subop, int) else SUBOPS.get(str(wr.subop).upper())
+                if sub is None or sub not in E.ATOMIC_SUBOP:
+                    raise TransactionError(f"unknown atomic sub-operation {wr.subop!r}")
+                vals["udetah.udf"] = (wr.udf or 0) & ~(0xF << 20) | sub << 20
+            else:
+                vals["udetah.udf"] = wr.udf
+        if extra:
+            vals.update(extra)
+        out = (lay, lay.pack(vals))
+        if key is not None:
+            if len(self._static) > 4096:
+                self._static.clear()
+            self._static[key] = out
+        return out
+
+    def _next_tassn(self) -> int:
+        t = self._tassn
+        self._tassn = (t + 1) & 0xFFFF
+        if t in self._inflight:     # cannot happen inside the window; kept as a guard
+            raise TransactionError("TASSN space exhausted")
+        return t
+
+    def _maetah(self, lay: TaLayout, v: int, addr: int, n: int) -> int:
+        if not self.compact:
+            return v | addr << lay.shift["maetah.address"] | n << lay.shift["maetah.length"]
+        return v | (addr >> 6) << lay.shift["maetah.address"] | \
+            (n.bit_length() - 7 if n >= 64 else 0) << lay.shift["maetah.len_code"]
+
+    # -- emit -------------------------------------------------------------------------------------
+    def _emit(self, w: _Work, now: int) -> bool:
+        """Hand out what ``w`` still has to send; False when the TASSN window is full (``w``
+        waits in the backlog)."""
+        inflight = self._inflight
+        kind = w.kind
+        odr = w.odr
+        wr = w.wr
+        if kind == _K_WRITE:
+            if w.layout is None:
+                w.layout, w.static = self._static_for(w, _WRITE, odr)
+            lay, static = w.layout, w.static
+            st = lay.shift["btah.ini_tassn"]
+            total, mtu, src, submit = w.total, self.mtu, w.src, self.submit
+            addr0 = wr.remote_addr
+            special = w.opcode != _WRITE
+            full = not self.compact
+            if full:
+                sa, sl = lay.shift["maetah.address"], lay.shift["maetah.length"]
+            size = lay.size
+            while True:
+                if len(inflight) >= TASSN_WINDOW:
+                    return False
+                off = w.off
+                n = total - off
+                if n > mtu:
+                    n = mtu
+                final = off + n >= total
+                t = self._tassn
+                self._tassn = (t + 1) & 0xFFFF
+                if final and special:
+                    ta = self._special_last(w, t, addr0 + off, n)
+                elif full:
+                    ta = (static | t << st | (addr0 + off) << sa | n << sl).to_bytes(size, "big")
+                else:
+                    ta = self._maetah(lay, static | t << st, addr0 + off, n).to_bytes(size, "big")
+                seg = TaSegment(ta, src[off:off + n], final, wr.wr_id)
+                w.off = off + n
+                w.pending += 1
+                if wr.no_taack:
+                    w.pending -= 1
+                else:
+                    inflight[t] = _Seg(w, seg)
+                self.stats["segments"] += 1
+                if final:
+                    w.emitted = True
+                submit(seg)
+                if final:
+                    break
+            if w.pending == 0:
+                self._finish(w, now)
+            return True
+        if len(inflight) >= TASSN_WINDOW:
+            return False
+        if kind == _K_SEND:
+            return self._emit_send(w, odr, now)
+        t = self._next_tassn()
+        if kind == _K_READ:
+            lay, static = self._static_for(w, w.opcode, odr)
+            ta = self._maetah(lay, static | t << lay.shift["btah.ini_tassn"], wr.remote_addr,
+                              w.total).to_bytes(lay.size, "big")
+            seg = TaSegment(ta, b"", True, wr.wr_id)
+            inflight[t] = _Seg(w, seg, w.src)
+        elif kind == _K_ATOMIC:
+            lay, static = self._static_for(w, w.opcode, odr)
+            size = wr.size
+            ta = self._maetah(lay, static | t << lay.shift["btah.ini_tassn"], wr.remote_addr,
+                              size).to_bytes(lay.size, "big")
+            payload = wr.operand1.to_bytes(size, OPERAND_ORDER) + \
+                wr.operand2.to_bytes(size, OPERAND_ORDER)
+            seg = TaSegment(ta, payload, True, wr.wr_id)
+            inflight[t] = _Seg(w, seg, w.src)
+        else:   # single-packet writes and Prefetch_tgt
+            lay, static = self._static_for(w, w.opcode, odr)
+            ta = self._maetah(lay, static | t << lay.shift["btah.ini_tassn"], wr.remote_addr,
+                              w.total).to_bytes(lay.size, "big")
+            if w.opcode in (0x14, 0x18):
+                ta += wr.be.to_bytes(w.total // 8, "big")
+            payload = w.src if kind == _K_SINGLE else b""
+            seg = TaSegment(ta, payload, True, wr.wr_id)
+            if kind == _K_SINGLE and not wr.no_taack:
+                inflight[t] = _Seg(w, seg)
+        w.emitted = True
+        self.stats["segments"] += 1
+        if t in inflight:
+            w.pending = 1
+        self.submit(seg)
+        if w.pending == 0:
+            w.nbytes = w.total if kind != _K_PREFETCH else 0
+            self._finish(w, now)
+        return True
+
+    def _special_last(self, w: _Work, t: int, addr: int, n: int) -> bytes:
+        wr = w.wr
+        if w.opcode == 0x04:
+            extra = {"immetah.immediate_data": wr.imm,
+                     "immetah.immediate_tokenvalue": wr.imm_tokenvalue,
+                     "immetah.msg_length": w.total}
+        else:
+            extra = {"ntfetah.address": wr.notify_addr,
+                     "ntfetah.notify_tokenid": wr.notify_tokenid,
+                     "ntfetah.notify_tokenvalue": (wr.notify_tokenvalue
+                                                   if wr.tokenvalue is not None else 0),
+                     "ntfetah.notify_data": wr.notify_data}
+        lay, static = self._static_for(w, w.opcode, w.odr, extra)
+        return self._maetah(lay, static | t << lay.shift["btah.ini_tassn"], addr, n).to_bytes(
+            lay.size, "big")
+
+    def _emit_send(self, w: _Work, odr: int, now: int) -> bool:
+        wr = w.wr
+        t = self._next_tassn()
+        lay, static = self._static_for(w, _SEND, odr)
+        last_lay, last_static = lay, static
+        if w.opcode != _SEND:
+            last_lay, last_static = self._static_for(w, w.opcode, odr, {
+                "immetah.immediate_data": wr.imm, "immetah.msg_length": 0})
+        total, mtu, src = w.total, self.mtu, w.src
+        off = 0
+        segs = []
+        while True:
+            n = min(mtu, total - off)
+            final = off + n >= total
+            lay_, st_ = (last_lay, last_static) if final else (lay, static)
+            v = st_ | t << lay_.shift["btah.ini_tassn"]
+            if "ofstetah.offset" in lay_:
+                v |= (off // 1024) << lay_.shift["ofstetah.offset"]
+            segs.append(TaSegment(v.to_bytes(lay_.size, "big"), src[off:off + n], final,
+                                  wr.wr_id))
+            off += n
+            if final:
+                break
+        w.emitted = True
+        if not wr.no_taack:
+            self._inflight[t] = _Seg(w, segs[-1])
+            w.pending = 1
+        self.stats["segments"] += len(segs)
+        for s in segs:
+            self.submit(s)
+        if w.pending == 0:
+            w.nbytes = total
+            self._finish(w, now)
+        return True
+
+    def _pump(self, now: int) -> None:
+        bl = self._backlog
+        while bl:
+            w = bl[0]
+            if w.done:
+                bl.popleft()
+                continue
+            if not self._emit(w, now):
+                return
+            bl.popleft()
+
+    # -- responses --------------------------------------------------------------------------------
+    def on_response(self, ta, now: int = 0) -> None:
+        """A response's TA bytes (ATAH onward).  Unknown TASSNs and other RCs are counted in
+        ``stats`` and dropped."""
+        self.stats["responses"] += 1
+        n_ta = len(ta)
+        if n_ta < 1:
+            self.stats["rx_malformed"] += 1
+            return
+        opc = ta[0]
+        hlen = self._rsp_len.get(opc)
+        if hlen is None or n_ta < hlen:
+            self.stats["rx_malformed"] += 1
+            return
+        a = self._atah
+        v = int.from_bytes(ta[:a.size], "big")
+        tassn = (v >> self._a_tassn) & 0xFFFF
+        if self.compact:
+            s, m = self._a_status
+            status = SUCCESS if not (v >> s) & m else REMOTE_ACCESS_ERROR
+            rspst, rspinfo = (RSPST_SUCCESS, 0) if status == SUCCESS else (None, 0)
+        else:
+            s, m = self._a_rc
+            if (v >> s) & m != self.rc_id:
+                self.stats["rx_wrong_rc"] += 1
+                return
+            rspst = (v >> self._a_rspst) & 7
+            rspinfo = (v >> self._a_rspinfo) & 0x1F
+            status = SUCCESS if rspst == RSPST_SUCCESS else status_of(rspst, rspinfo)
+        inflight = self._inflight
+        if opc == _TAACK:
+            if status == SUCCESS:
+                count = rspinfo + 1 if rspst in (RSPST_SUCCESS, RSPST_NOT_PERSISTED) and \
+                    not self.compact else 1
+                for i in range(count):
+                    e = inflight.pop((tassn + i) & 0xFFFF, None)
+                    if e is None:
+                        self.stats["rx_unexpected"] += 1
+                        continue
+                    w = e.work
+                    w.pending -= 1
+                    if w.kind != _K_READ and w.kind != _K_ATOMIC:
+                        w.nbytes += len(e.seg.payload) if w.kind != _K_SEND else w.total
+                    if w.pending == 0 and w.emitted:
+                        self._finish(w, now)
+            else:
+                self._seg_error(tassn, status, rspinfo, now)
+        elif opc == _READ_RSP:
+            e = inflight.get(tassn)
+            if e is None or e.work.kind != _K_READ:
+                self.stats["rx_unexpected"] += 1
+            elif status != SUCCESS:
+                self._seg_error(tassn, status, rspinfo, now)
+            else:
+                data = ta[hlen:]
+                n = len(data)
+                got = e.got
+                dst = e.dst
+                if got + n > len(dst):
+                    self._seg_error(tassn, REMOTE_RESPONSE_LENGTH_ERROR, 0, now)
+                else:
+                    dst[got:got + n] = data
+                    e.got = got + n
+                    if e.got >= len(dst):
+                        del inflight[tassn]
+                        w = e.work
+                        w.nbytes = e.got
+                        w.pending -= 1
+                        if w.pending == 0:
+                            self._finish(w, now)
+        elif opc == _ATOMIC_RSP:
+            e = inflight.get(tassn)
+            if e is None or e.work.kind != _K_ATOMIC:
+                self.stats["rx_unexpected"] += 1
+            elif status != SUCCESS:
+                self._seg_error(tassn, status, rspinfo, now)
+            else:
+                w = e.work
+                data = ta[hlen:]
+                size = w.wr.size
+                if w.opcode == 0x09:
+                    ok = len(data) == 0
+                else:
+                    ok = len(data) == size
+                if not ok:
+                    self._seg_error(tassn, REMOTE_RESPONSE_LENGTH_ERROR, 0, now)
+                    return
+                del inflight[tassn]
+                if w.opcode != 0x09:
+                    old = int.from_bytes(data, ORIGIN_ORDER)
+                    w.wr.result = old
+                    if e.dst is not None:
+                        e.dst[:size] = old.to_bytes(size, OPERAND_ORDER)
+                w.nbytes = size
+                w.pending -= 1
+                self._finish(w, now)
+        if self._backlog:
+            self._pump(now)
+
+    def _seg_error(self, tassn: int, status: str, rspinfo: int, now: int) -> None:
+        e = self._inflight.get(tassn)
+        if e is None:
+            self.stats["rx_unexpected"] += 1
+            return
+        if status in ("rnr", "page_fault"):
+            if e.retries < TA_RNR_RETRIES and self._retry_bit is not None:
+                e.retries += 1
+                self._retry_n += 1
+                heapq.heappush(self._retry, (now + 2000 * (1 << min(rspinfo, 19)),
+                                             self._retry_n, tassn))
+                return
+            status = RNR_RETRY_EXCEEDED
+        del self._inflight[tassn]
+        w = e.work
+        if w.status == SUCCESS:
+            w.status = status
+        w.pending -= 1
+        if w.pending == 0 and w.emitted:
+            self._finish(w, now)
+
+    # -- timers -----------------------------------------------------------------------------------
+    def next_deadline(self) -> int | None:
+        """When a segment answered RNR / Page Fault is due again (None: nothing waits)."""
+        return self._retry[0][0] if self._retry else None
+
+    def handle_timeout(self, now: int) -> None:
+        """Send again, with BTAH.Retry set, the segments whose RNR timer expired."""
+        q = self._retry
+        while q and q[0][0] <= now:
+            _, _, tassn = heapq.heappop(q)
+            e = self._inflight.get(tassn)
+            if e is None:
+                continue
+            s, size = self._retry_bit
+            old = e.seg
+            head = (int.from_bytes(old.ta[:size], "big") | 1 << s).to_bytes(size, "big")
+            e.seg = TaSegment(head + bytes(old.ta[size:]), old.payload, old.last, old.tag)
+            self.stats["ta_retries"] += 1
+            self.submit(e.seg)
+
+    # -- completion -------------------------------------------------------------------------------
+    def _finish(self, w: _Work, now: int) -> None:
+        if w.done:
+            return
+        w.done = True
+        self._n_active -= 1
+        cq = self._cq
+        if not w.tco:
+            w.reported = True
+            cq.append(Completed(now, w.wr.wr_id, w.wr.op, w.status,
+                                w.nbytes if w.status == SUCCESS else 0))
+        # TCO work requests wait for every older one (module doc)
+        order = self._order
+        while order:
+            x = order[0]
+            if not x.done:
+                break
+            order.popleft()
+            if not x.reported:
+                x.reported = True
+                cq.append(Completed(now, x.wr.wr_id, x.wr.op, x.status,
+                                    x.nbytes if x.status == SUCCESS else 0))
+
+    def fail_all(self, status: str, now: int = 0) -> None:
+        """The channel below gave up: every outstanding work request completes with
+        ``status`` (``retry_exceeded``, ``rnr_retry_exceeded``...; UB 2.0 §6.4.2.1)."""
+        self._inflight.clear()
+        self._backlog.clear()
+        self._retry.clear()
+        for w in list(self._order):
+            if not w.done:
+                if w.status == SUCCESS:
+                    w.status = status
+                w.pending = 0
+                w.emitted = True
+                self._finish(w, now)

@@ -1,0 +1,541 @@
+"""The transaction target (responder), sans-IO (UB 2.0 §7.3, §7.4).
+
+``on_request(ta, now, last=..., compact=...)`` takes one request packet's TA bytes (BTAH onward,
+as the transport delivers them) and the RTPH Last flag, reads the headers the grammar lists for
+the TAOpcode (:func:`ubpkt.formats.grammar.ta_sequence`, by field name from the declarations),
+checks the access (:meth:`Memory.access <ubpkt.stack.transaction.memory.Memory.access>`),
+executes, and hands the response to ``submit_response`` as
+:class:`~ubpkt.stack.transport.TaSegment` s:
+
+* Write, Writeback, Write_with_be/Writeback_with_be (bytes whose BE bit is 0 are left alone,
+  §7.2.10), Write_with_notify (the data, then the 8 notification bytes, as carried, at the
+  NTFETAH address checked with the NTFETAH token, §7.2.9), Write_with_immediate (the data and a
+  receive completion with the immediate data; it consumes a posted receive, §7.4.3.3): a TAACK.
+  Successful TAACKs of contiguous TASSNs from one initiator are aggregated (ATAH RSPINFO counts
+  the extra ones, §7.3.1.1) up to ``tuning.taack_aggregate``, at most until the request's last
+  packet (RTPH Last) and at most :data:`TAACK_HOLD_NS` after the first one was held (an initiator
+  may pause in the middle of a transaction: ``next_deadline``/``handle_timeout``, or ``flush``).
+  Error TAACKs are never aggregated; the compact ATAH has no RSPINFO and is never aggregated.
+* Read: Read_response packets of at most ``tuning.mtu`` bytes, all with the request's TASSN
+  (§7.4.2.2), the last one flagged ``last``; an error is one Read_response with no data.
+* Atomics: an Atomic_response with the old value (none for Atomic_store, §7.4.2.3.3), executed
+  exactly once: the response of each atomic is kept, keyed by (INI_RC_Type, INI_RC_ID, TASSN),
+  for the last ``tuning.atomic_replay_entries`` atomics; a request that repeats one (same
+  opcode, address, length, token and operands; the Retry bit may differ) gets the kept response
+  again and is not executed (a transport retransmission after a lost response, §7.3.1.1).
+* Send / Send_with_immediate: the message goes into the oldest receive buffer posted on the
+  target queue (MTETAH.TGT_TC_ID; ``post_recv``); the TAACK and the receive completion follow
+  its last packet (§7.4.3.1).  No buffer posted: ``on_request`` returns ``"rnr"`` and changes
+  nothing; the transport answers RNR and sends the packet again later (UB 2.0 §6.2.1).
+* Prefetch_tgt: checked, nothing else, no response (§7.4.4.1).
+
+Errors and their ATAH statuses are listed in :mod:`ubpkt.stack.transaction.ops`.  An error
+response changes no byte of memory.
+"""
+from __future__ import annotations
+
+import re
+from collections import OrderedDict, deque
+
+from ...formats import HEADERS
+from ...formats import enums as E
+from ...formats.grammar import TA_REQUEST_HEADERS, resolve, ta_sequence
+from ...profile import SPEC, Profile, TransactionTuning
+from ..transport import TaSegment
+from .memory import Memory, Perm
+from .ops import (ATOMIC_SIZES, BE_SIZES, LOCAL_LENGTH_ERROR, OPCODE_OP, OPERAND_ORDER,
+                  ORIGIN_ORDER, REMOTE_ACCESS_ERROR, STATUS_RSP, SUCCESS, UNSUPPORTED,
+                  RecvCompleted, TaLayout, TransactionError, atomic_apply)
+
+__all__ = ["Target", "RNR", "TAACK_HOLD_NS"]
+
+#: what ``on_request`` returns when a Send finds no receive buffer
+RNR = "rnr"
+#: the longest a TAACK is held back for aggregation (ns; ``tuning.taack_hold_ns`` if it exists)
+TAACK_HOLD_NS = 2_000
+
+_TAACK, _READ_RSP, _ATOMIC_RSP = 0x11, 0x12, 0x13
+_RUN = re.compile(b"1+")
+_R, _W, _A = int(Perm.READ), int(Perm.WRITE), int(Perm.ATOMIC)
+
+
+def _flag_bit(name: str) -> int:
+    """The mask of a one-bit BTAH DW0 field in byte 1 (both forms share DW0)."""
+    h = HEADERS["ub.btah"]
+    off = h.offsets[h.index[name]]
+    assert off // 8 == 1
+    return 0x80 >> (off % 8)
+
+
+_TV_BIT, _UD_BIT = _flag_bit("tv_en"), _flag_bit("ud_flag")
+
+
+class _Queue:
+    """A target queue (jetty / JFR, §8.2.2): posted receive buffers and its token value."""
+    __slots__ = ("tcid", "tokenvalue", "depth", "rqes")
+
+    def __init__(self, tcid, tokenvalue, depth):
+        self.tcid = tcid
+        self.tokenvalue = tokenvalue
+        self.depth = depth
+        self.rqes: deque = deque()
+
+
+class _Plan:
+    """How to read the requests of one (TAOpcode, TV_EN, UD_Flag, form)."""
+    __slots__ = ("layout", "size", "be", "handler", "s", "m")
+
+    def __init__(self, layout: TaLayout, be: bool, handler):
+        self.layout = layout
+        self.size = layout.size
+        self.be = be
+        self.handler = handler
+        self.s = layout.shift
+        self.m = layout.mask
+
+
+class Target:
+    """See the module doc.  ``submit_response(seg)``: hand a response
+    :class:`~ubpkt.stack.transport.TaSegment` to the transport.  ``rc_id``: this target's own
+    context id (kept for the endpoint; responses echo the request's INI_RC_ID)."""
+
+    def __init__(self, *, memory: Memory, tuning: TransactionTuning | None = None,
+                 submit_response, rc_id: int = 0, profile: Profile = SPEC):
+        self.memory = memory
+        self.profile = profile
+        self.tuning = tuning or profile.tuning.transaction
+        self.submit_response = submit_response
+        self.rc_id = rc_id
+        self.mtu = self.tuning.mtu
+        self.aggregate = max(1, min(self.tuning.taack_aggregate, 32))   # RSPINFO has 5 bits
+        self.replay_entries = self.tuning.atomic_replay_entries
+        self.hold_ns = getattr(self.tuning, "taack_hold_ns", TAACK_HOLD_NS)
+        self.stats = {"requests": 0, "responses": 0, "taacks": 0, "taacks_aggregated": 0,
+                      "errors": 0, "rnr": 0, "replayed": 0, "malformed": 0, "prefetch": 0}
+        self._plans: dict = {}
+        self._acks: dict = {}           # (rc_type, rc_id) -> [first TASSN, count]
+        self._replay: OrderedDict = OrderedDict()
+        self._queues: dict[int, _Queue] = {}
+        self._msgs: dict = {}           # (rc_type, rc_id, TASSN) -> Send in progress
+        self._cq: list = []
+        self._rsp: dict = {}
+        self.open_queue(0)
+        self._handlers = {
+            0x03: self._write, 0x17: self._write, 0x14: self._write_be, 0x18: self._write_be,
+            0x05: self._write_notify, 0x04: self._write_imm, 0x06: self._read,
+            0x00: self._send, 0x01: self._send, 0x15: self._prefetch,
+        }
+        for op in E.ATOMICS:
+            self._handlers[op] = self._atomic
+
+    # -- receive queues ---------------------------------------------------------------------------
+    def open_queue(self, tcid: int, tokenvalue: int | None = None,
+                   depth: int | None = None) -> None:
+        """A target queue ``tcid`` (MTETAH.TGT_TC_ID) whose requests must carry ``tokenvalue``
+        (TVETAH for Send, IMMETAH.Immediate_TokenValue for Write_with_immediate; None: no
+        check).  Queue 0 exists from the start."""
+        self._queues[tcid] = _Queue(tcid, tokenvalue,
+                                    depth if depth is not None else self.tuning.recv_queue_depth)
+
+    def post_recv(self, buffer, wr_id: int, *, tcid: int = 0) -> None:
+        """Post a receive buffer (writable bytes-like) on queue ``tcid``."""
+        q = self._queues.get(tcid)
+        if q is None:
+            raise TransactionError(f"no target queue {tcid}")
+        if len(q.rqes) >= q.depth:
+            raise TransactionError(f"queue {tcid}: {q.depth} receive buffers posted "
+                                   "(tuning.recv_queue_depth)")
+        mv = memoryview(buffer).cast("B")
+        if mv.readonly:
+            raise TransactionError("a receive buffer must be writable")
+        q.rqes.append((mv, wr_id))
+
+    def pop_completions(self) -> list:
+        """Target-side completions (:class:`~ubpkt.stack.transaction.ops.RecvCompleted`)."""
+        out = self._cq
+        self._cq = []
+        return out
+
+    # -- responses --------------------------------------------------------------------------------
+    def _rsp_layout(self, opcode: int, compact: bool) -> TaLayout:
+        key = (opcode, compact)
+        lay = self._rsp.get(key)
+        if lay is None:
+            seq = ta_sequence(opcode, True, {}, self.profile, compact)
+            lay = self._rsp[key] = TaLayout([resolve("ub.atah", self.profile, compact)] + seq)
+        return lay
+
+    def _atah(self, opcode, tassn, rc_type, rc_id, status, compact, count=1, taid=0,
+              offset=0) -> bytes:
+        lay = self._rsp_layout(opcode, compact)
+        s = lay.shift
+        v = opcode << s["atah.taopcode"] | tassn << s["atah.ini_tassn"]
+        if compact:
+            v |= (0 if status == SUCCESS else 1) << s["atah.status"]
+        else:
+            rspst, rspinfo = STATUS_RSP[status]
+            if status == SUCCESS:
+                rspinfo = count - 1
+            v |= rspst << s["atah.rspst"] | rspinfo << s["atah.rspinfo"] | \
+                rc_type << s["atah.ini_rc_type"] | rc_id << s["atah.ini_rc_id"]
+        if taid and "taidetah.taid" in s:
+            v |= taid << s["taidetah.taid"]
+        if offset and "ofstetah.offset" in s:
+            v |= offset << s["ofstetah.offset"]
+        return v.to_bytes(lay.size, "big")
+
+    def _send_rsp(self, ta: bytes, payload=b"", last: bool = True) -> None:
+        self.stats["responses"] += 1
+        self.submit_response(TaSegment(ta, payload, last, None))
+
+    def _ack(self, tassn, rc_type, rc_id, last, compact, now=0) -> None:
+        """A successful TAACK, aggregated while the TASSNs run on (module doc)."""
+        if compact:
+            self.stats["taacks"] += 1
+            self._send_rsp(self._atah(_TAACK, tassn, 0, 0, SUCCESS, True))
+            return
+        key = (rc_type, rc_id)
+        acks = self._acks
+        p = acks.get(key)
+        if p is not None:
+            if (p[0] + p[1]) & 0xFFFF == tassn and p[1] < self.aggregate:
+                p[1] += 1
+                if p[1] >= self.aggregate or last:
+                    del acks[key]
+                    self._emit_ack(key, p)
+                return
+            del acks[key]
+            self._emit_ack(key, p)
+        if last or self.aggregate == 1:
+            self._emit_ack(key, [tassn, 1])
+        else:
+            acks[key] = [tassn, 1, now + self.hold_ns]
+
+    def _emit_ack(self, key, p) -> None:
+        self.stats["taacks"] += 1
+        if p[1] > 1:
+            self.stats["taacks_aggregated"] += p[1] - 1
+        lay = self._rsp_layout(_TAACK, False)
+        s = lay.shift
+        v = _TAACK << s["atah.taopcode"] | p[0] << s["atah.ini_tassn"] | \
+            (p[1] - 1) << s["atah.rspinfo"] | key[0] << s["atah.ini_rc_type"] | \
+            key[1] << s["atah.ini_rc_id"]
+        self.stats["responses"] += 1
+        self.submit_response(TaSegment(v.to_bytes(lay.size, "big"), b"", True, None))
+
+    def flush(self, now: int = 0) -> None:
+        """Send every TAACK held for aggregation now."""
+        acks, self._acks = self._acks, {}
+        for key, p in acks.items():
+            self._emit_ack(key, p)
+
+    def next_deadline(self) -> int | None:
+        """When the oldest TAACK held for aggregation must go (None: none held)."""
+        if not self._acks:
+            return None
+        return min(p[2] for p in self._acks.values())
+
+    def handle_timeout(self, now: int) -> None:
+        """Send the held TAACKs whose hold time is over."""
+        for key in [k for k, p in self._acks.items() if p[2] <= now]:
+            self._emit_ack(key, self._acks.pop(key))
+
+    def _flush_rc(self, rc_type, rc_id) -> None:
+        p = self._acks.pop((rc_type, rc_id), None)
+        if p is not None:
+            self._emit_ack((rc_type, rc_id), p)
+
+    def _error(self, opcode_rsp, tassn, rc_type, rc_id, status, compact) -> None:
+        self.stats["errors"] += 1
+        if not compact:
+            self._flush_rc(rc_type, rc_id)
+        self._send_rsp(self._atah(opcode_rsp, tassn, rc_type, rc_id, status, compact))
+
+    # -- requests ---------------------------------------------------------------------------------
+    def _plan(self, opcode: int, flags: int, compact: bool) -> _Plan | None:
+        key = (opcode, flags, compact)
+        plan = self._plans.get(key)
+        if plan is None:
+            handler = self._handlers.get(opcode)
+            btah = resolve("ub.btah", self.profile, compact)
+            if handler is None or opcode not in TA_REQUEST_HEADERS:
+                layers = [btah]
+                handler = self._unsupported
+                be = False
+            else:
+                seq = ta_sequence(opcode, False, {"tv_en": flags & _TV_BIT,
+                                                  "ud_flag": flags & _UD_BIT},
+                                  self.profile, compact)
+                be = "@beetah" in seq
+                layers = [btah] + [s for s in seq if not s.startswith("@")]
+            plan = self._plans[key] = _Plan(TaLayout(layers), be, handler)
+        return plan
+
+    def on_request(self, ta, now: int = 0, *, last: bool = True, compact: bool = False):
+        """One request packet (TA bytes: BTAH onward; ``last``: RTPH Last; ``compact``: the
+        packet uses the compact TAH forms).  Returns ``"rnr"`` when a Send or
+        Write_with_immediate finds no receive buffer (nothing was done), else None."""
+        self.stats["requests"] += 1
+        if len(ta) < 4:
+            self.stats["malformed"] += 1
+            return None
+        plan = self._plan(ta[0], ta[1] & (_TV_BIT | _UD_BIT), compact)
+        size = plan.size
+        if len(ta) < size:
+            self.stats["malformed"] += 1
+            return None
+        v = int.from_bytes(ta[:size], "big")
+        return plan.handler(plan, v, ta, now, last, compact)
+
+    def _ids(self, plan, v, compact):
+        s = plan.s
+        tassn = (v >> s["btah.ini_tassn"]) & 0xFFFF
+        if compact:
+            return tassn, 0, 0
+        return tassn, (v >> s["btah.ini_rc_type"]) & 3, (v >> s["btah.ini_rc_id"]) & 0xFFFFF
+
+    def _tv(self, plan, v):
+        s = plan.s.get("tvetah.tokenvalue")
+        return None if s is None else (v >> s) & 0xFFFFFFFF
+
+    def _mae(self, plan, v, compact):
+        """(address, length, tokenid) of the MAETAH."""
+        lay = plan.layout
+        if compact:
+            return (lay.get(v, "maetah.address"), 64 << lay.get(v, "maetah.len_code"),
+                    lay.get(v, "maetah.tokenid"))
+        s = plan.s
+        return ((v >> s["maetah.address"]) & 0xFFFFFFFFFFFFFFFF,
+                (v >> s["maetah.length"]) & 0xFFFFFFFF,
+                (v >> s["maetah.tokenid"]) & 0xFFFFF)
+
+    def _unsupported(self, plan, v, ta, now, last, compact):
+        tassn, rc_type, rc_id = self._ids(plan, v, compact)
+        self._error(_TAACK, tassn, rc_type, rc_id, UNSUPPORTED, compact)
+
+    # Write, Writeback
+    def _write(self, plan, v, ta, now, last, compact):
+        s = plan.s
+        tassn = (v >> s["btah.ini_tassn"]) & 0xFFFF
+        if compact:
+            rc_type = rc_id = 0
+            addr, length, tokenid = self._mae(plan, v, True)
+        else:
+            rc_type = (v >> s["btah.ini_rc_type"]) & 3
+            rc_id = (v >> s["btah.ini_rc_id"]) & 0xFFFFF
+            addr = (v >> s["maetah.address"]) & 0xFFFFFFFFFFFFFFFF
+            length = (v >> s["maetah.length"]) & 0xFFFFFFFF
+            tokenid = (v >> s["maetah.tokenid"]) & 0xFFFFF
+        payload = ta[plan.size:]
+        n = len(payload)
+        if n != length and not compact:
+            return self._error(_TAACK, tassn, rc_type, rc_id, UNSUPPORTED, compact)
+        st = s.get("tvetah.tokenvalue")
+        tv = None if st is None else (v >> st) & 0xFFFFFFFF
+        status, mv = self.memory.access(addr, n, tokenid, tv, _W)
+        if status is not SUCCESS:
+            return self._error(_TAACK, tassn, rc_type, rc_id, status, compact)
+        mv[:] = payload
+        if not ((v >> s["btah.no_taack"]) & 1 if not compact else 0):
+            self._ack(tassn, rc_type, rc_id, last, compact, now)
+
+    # Write_with_be, Writeback_with_be
+    def _write_be(self, plan, v, ta, now, last, compact):
+        tassn, rc_type, rc_id = self._ids(plan, v, compact)
+        addr, length, tokenid = self._mae(plan, v, compact)
+        rest = len(ta) - plan.size
+        n = rest * 8 // 9
+        if n * 9 != rest * 8 or n not in BE_SIZES or (n != length and not compact):
+            return self._error(_TAACK, tassn, rc_type, rc_id, UNSUPPORTED, compact)
+        be = int.from_bytes(ta[plan.size:plan.size + n // 8], "big")
+        payload = ta[plan.size + n // 8:]
+        status, mv = self.memory.access(addr, n, tokenid, self._tv(plan, v), _W)
+        if status is not SUCCESS:
+            return self._error(_TAACK, tassn, rc_type, rc_id, status, compact)
+        # BE[i] (bit i of the bitmap) enables payload byte i: copy the runs of enabled bytes
+        bits = format(be, f"0{n}b")[::-1].encode()
+        for m in _RUN.finditer(bits):
+            a, b = m.span()
+            mv[a:b] = payload[a:b]
+        self._ack(tassn, rc_type, rc_id, last, compact, now)
+
+    # Write_with_notify
+    def _write_notify(self, plan, v, ta, now, last, compact):
+        tassn, rc_type, rc_id = self._ids(plan, v, compact)
+        addr, length, tokenid = self._mae(plan, v, compact)
+        payload = ta[plan.size:]
+        if len(payload) != length:
+            return self._error(_TAACK, tassn, rc_type, rc_id, UNSUPPORTED, compact)
+        lay = plan.layout
+        tv = self._tv(plan, v)
+        status, mv = self.memory.access(addr, len(payload), tokenid, tv, _W)
+        if status is SUCCESS:
+            # §7.2.9: the NTFETAH's own token value, meaningful only when TV_EN is set
+            status, nv = self.memory.access(lay.get(v, "ntfetah.address"), 8,
+                                            lay.get(v, "ntfetah.notify_tokenid"),
+                                            None if tv is None else
+                                            lay.get(v, "ntfetah.notify_tokenvalue"), _W)
+        if status is not SUCCESS:
+            return self._error(_TAACK, tassn, rc_type, rc_id, status, compact)
+        mv[:] = payload
+        nv[:] = lay.get(v, "ntfetah.notify_data").to_bytes(8, "big")
+        self._ack(tassn, rc_type, rc_id, last, compact, now)
+
+    # Write_with_immediate
+    def _write_imm(self, plan, v, ta, now, last, compact):
+        tassn, rc_type, rc_id = self._ids(plan, v, compact)
+        addr, length, tokenid = self._mae(plan, v, compact)
+        lay = plan.layout
+        payload = ta[plan.size:]
+        if len(payload) != length:
+            return self._error(_TAACK, tassn, rc_type, rc_id, UNSUPPORTED, compact)
+        q = self._queues.get(lay.get(v, "mtetah.tgt_tc_id"))
+        if q is None:
+            return self._error(_TAACK, tassn, rc_type, rc_id, UNSUPPORTED, compact)
+        if q.tokenvalue is not None and lay.get(v, "immetah.immediate_tokenvalue") != \
+                q.tokenvalue:
+            return self._error(_TAACK, tassn, rc_type, rc_id, REMOTE_ACCESS_ERROR, compact)
+        status, mv = self.memory.access(addr, len(payload), tokenid, self._tv(plan, v), _W)
+        if status is not SUCCESS:
+            return self._error(_TAACK, tassn, rc_type, rc_id, status, compact)
+        if not q.rqes:
+            self.stats["rnr"] += 1
+            return RNR
+        _, wr_id = q.rqes.popleft()
+        mv[:] = payload
+        self._cq.append(RecvCompleted(now, wr_id, "write_with_immediate", SUCCESS,
+                                      lay.get(v, "immetah.msg_length"),
+                                      lay.get(v, "immetah.immediate_data"), q.tcid))
+        self._ack(tassn, rc_type, rc_id, last, compact, now)
+
+    # Read
+    def _read(self, plan, v, ta, now, last, compact):
+        tassn, rc_type, rc_id = self._ids(plan, v, compact)
+        addr, length, tokenid = self._mae(plan, v, compact)
+        taid = plan.layout.get(v, "taidetah.taid") if "taidetah.taid" in plan.s else 0
+        status, mv = self.memory.access(addr, length, tokenid, self._tv(plan, v), _R)
+        if not compact:
+            self._flush_rc(rc_type, rc_id)
+        if status is not SUCCESS:
+            self.stats["errors"] += 1
+            return self._send_rsp(self._atah(_READ_RSP, tassn, rc_type, rc_id, status, compact,
+                                             taid=taid))
+        data = memoryview(bytes(mv))    # the data as read now (a later Write must not change it)
+        mtu = self.mtu
+        off = 0
+        while True:
+            n = min(mtu, length - off)
+            final = off + n >= length
+            head = self._atah(_READ_RSP, tassn, rc_type, rc_id, SUCCESS, compact, taid=taid,
+                              offset=off // 1024)
+            self._send_rsp(head, data[off:off + n], final)
+            off += n
+            if final:
+                break
+
+    # Atomics
+    def _atomic(self, plan, v, ta, now, last, compact):
+        tassn, rc_type, rc_id = self._ids(plan, v, compact)
+        addr, size, tokenid = self._mae(plan, v, compact)
+        opcode = ta[0]
+        payload = ta[plan.size:]
+        lay = plan.layout
+        sub = (lay.get(v, "udetah.udf") >> 20) & 0xF if "udetah.udf" in plan.s else None
+        tv = self._tv(plan, v)
+        key = (rc_type, rc_id, tassn)
+        fp = (opcode, addr, size, tokenid, tv, sub, bytes(payload))
+        cache = self._replay
+        hit = cache.get(key)
+        if hit is not None:
+            if hit[0] == fp:
+                cache.move_to_end(key)
+                self.stats["replayed"] += 1
+                for seg in hit[1]:
+                    self._send_rsp(seg.ta, seg.payload, seg.last)
+                return None
+            del cache[key]
+        taid = lay.get(v, "taidetah.taid") if "taidetah.taid" in plan.s else 0
+        status = SUCCESS
+        if size not in ATOMIC_SIZES or addr % size:
+            status = UNSUPPORTED
+        elif len(payload) not in (size, 2 * size) or (opcode == 0x07 and
+                                                       len(payload) != 2 * size):
+            status = UNSUPPORTED
+        elif opcode in (0x09, 0x0A) and (sub is None or sub not in E.ATOMIC_SUBOP):
+            status = UNSUPPORTED
+        mv = None
+        if status is SUCCESS:
+            status, mv = self.memory.access(addr, size, tokenid, tv, _A)
+        if not compact:
+            self._flush_rc(rc_type, rc_id)
+        rsp_payload = b""
+        if status is SUCCESS:
+            bits = size * 8
+            old = int.from_bytes(mv, OPERAND_ORDER)
+            op1 = int.from_bytes(payload[:size], OPERAND_ORDER)
+            op2 = int.from_bytes(payload[size:2 * size], OPERAND_ORDER) if \
+                len(payload) >= 2 * size else 0
+            new = atomic_apply(opcode, old, op1, op2, bits, sub or 0)
+            if new != old:
+                mv[:] = new.to_bytes(size, OPERAND_ORDER)
+            if opcode != 0x09:
+                rsp_payload = old.to_bytes(size, ORIGIN_ORDER)
+        else:
+            self.stats["errors"] += 1
+        seg = TaSegment(self._atah(_ATOMIC_RSP, tassn, rc_type, rc_id, status, compact,
+                                   taid=taid), rsp_payload, True, None)
+        if self.replay_entries > 0:
+            cache[key] = (fp, (seg,))
+            if len(cache) > self.replay_entries:
+                cache.popitem(last=False)
+        self._send_rsp(seg.ta, seg.payload, True)
+        return None
+
+    # Send, Send_with_immediate
+    def _send(self, plan, v, ta, now, last, compact):
+        tassn, rc_type, rc_id = self._ids(plan, v, compact)
+        lay = plan.layout
+        payload = ta[plan.size:]
+        key = (rc_type, rc_id, tassn)
+        m = self._msgs.get(key)
+        if m is None:
+            q = self._queues.get(lay.get(v, "mtetah.tgt_tc_id"))
+            if q is None:
+                return self._error(_TAACK, tassn, rc_type, rc_id, UNSUPPORTED, compact)
+            # §7.2.5: a Send is checked against the queue's token even without data
+            if q.tokenvalue is not None and self._tv(plan, v) != q.tokenvalue:
+                return self._error(_TAACK, tassn, rc_type, rc_id, REMOTE_ACCESS_ERROR, compact)
+            if not q.rqes:
+                self.stats["rnr"] += 1
+                return RNR
+            buf, wr_id = q.rqes.popleft()
+            m = [buf, wr_id, 0, SUCCESS, q.tcid]
+            if not last:
+                self._msgs[key] = m
+        elif last:
+            del self._msgs[key]
+        buf, got = m[0], m[2]
+        n = len(payload)
+        if m[3] is SUCCESS:
+            if got + n > len(buf):
+                m[3] = LOCAL_LENGTH_ERROR
+            else:
+                buf[got:got + n] = payload
+                m[2] = got + n
+        if not last:
+            return None
+        opcode = ta[0]
+        imm = lay.get(v, "immetah.immediate_data") if opcode == 0x01 else None
+        self._cq.append(RecvCompleted(now, m[1], OPCODE_OP[opcode], m[3],
+                                      m[2] if m[3] is SUCCESS else 0, imm, m[4]))
+        if m[3] is not SUCCESS:
+            return self._error(_TAACK, tassn, rc_type, rc_id, m[3], compact)
+        self._ack(tassn, rc_type, rc_id, True, compact, now)
+        return None
+
+    # Prefetch_tgt
+    def _prefetch(self, plan, v, ta, now, last, compact):
+        addr, length, tokenid = self._mae(plan, v, compact)
+        self.stats["prefetch"] += 1
+        self.memory.access(addr, length, tokenid, None, _R)    # a hint: nothing answers
+        return None
