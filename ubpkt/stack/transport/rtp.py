@@ -329,7 +329,9 @@ class RtpChannel:
                 un.popleft()
         self._una = una_new
         if self._sacked:
-            self._sacked = {p for p in self._sacked if p >= una_new}
+            # the lowest unacknowledged PSN is the peer's EPSN: never received, whatever an
+            # older bitmap said (a held packet the peer refused with RNR is dropped, §6.2.1)
+            self._sacked = {p for p in self._sacked if p > una_new}
         self.stats["acked"] += n
         self._rto_times = 0
         self._rnr_count = 0
@@ -410,7 +412,7 @@ class RtpChannel:
         sacked = self._sacked
         holes = []
         for i in range(1, last - base + 1):
-            if (v >> (nbits - 1 - i)) & 1:
+            if i > 1 and (v >> (nbits - 1 - i)) & 1:      # BitMap[1] is the EPSN: a hole
                 sacked.add(base + i)
             else:
                 sacked.discard(base + i)
