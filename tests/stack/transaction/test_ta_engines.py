@@ -482,6 +482,13 @@ def test_fail_all_and_limits():
         p.ini.post(WorkRequest(1, "frobnicate"))
     with pytest.raises(UBError):
         p.ini.post(wr(1, "read", b"read-only"))
+    # header values are checked before anything is handed out
+    for bad in (wr(1, "send", b"x", tcid=1 << 20), wr(1, "atomic_store", None, subop="NAND"),
+                wr(1, "write", b"x", tokenid=1 << 20), wr(1, "write", b"x", order="XO"),
+                WorkRequest(1, "write", b"xy", remote_addr=(1 << 64) - 1)):
+        with pytest.raises(UBError):
+            p.ini.post(bad)
+    assert p.ini.outstanding == 0 and not p.requests
 
 
 def test_tassn_window_backlog(monkeypatch):
@@ -519,3 +526,36 @@ def test_compact_forms():
         "remote_access_error"                                          # ATAH Status 1
     with pytest.raises(UBError):
         p.ini.post(wr(4, "write", bytes(100), 0, tokenvalue=None))     # not 64 x 2^k
+
+
+def test_multi_packet_send_error_answered_once():
+    p = Pair(mtu=256)
+    c = one(p.do(wr(1, "send", bytes(1000), tcid=12)))          # no queue 12
+    assert c.status == "unsupported"
+    assert len(p.sent_requests) == 4 and len(p.sent_responses) == 1
+    assert p.ini.stats["rx_unexpected"] == 0 and not p.tgt._msgs
+    p.tgt.open_queue(12, tokenvalue=5)
+    p.tgt.post_recv(bytearray(2000), 3, tcid=12)
+    c = one(p.do(wr(2, "send", bytes(1000), tcid=12, tokenvalue=6)))
+    assert c.status == "remote_access_error" and len(p.sent_responses) == 2
+    assert p.tgt.pop_completions() == [] and len(p.tgt._queues[12].rqes) == 1
+
+
+def test_held_taacks_go_on_time_or_on_flush():
+    p = Pair(mtu=256, taack_aggregate=8)
+    p.ini.post(wr(1, "write", bytes(1024)), 0)
+    segs = list(p.requests)
+    p.requests.clear()
+    for s in segs[:2]:                                           # the initiator pauses
+        p.tgt.on_request(memoryview(s.ta + bytes(s.payload)), 100, last=s.last)
+    assert not p.responses and p.tgt.next_deadline() == 100 + 2000
+    p.tgt.handle_timeout(2099)
+    assert not p.responses
+    p.tgt.handle_timeout(2100)
+    assert len(p.responses) == 1 and p.tgt.next_deadline() is None
+    p.tgt.on_request(memoryview(segs[2].ta + bytes(segs[2].payload)), 3000, last=False)
+    p.tgt.flush()
+    assert len(p.responses) == 2
+    p.tgt.on_request(memoryview(segs[3].ta + bytes(segs[3].payload)), 3000, last=True)
+    p.run()
+    assert one(p.ini.pop_completions()).nbytes == 1024

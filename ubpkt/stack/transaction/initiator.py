@@ -73,7 +73,8 @@ for _op in ("compare_swap", "swap", "atomic_store", "atomic_load", "fetch_add", 
 class _Work:
     """A posted work request's progress."""
     __slots__ = ("wr", "kind", "opcode", "odr", "src", "total", "off", "pending", "emitted",
-                 "status", "tco", "nbytes", "done", "reported", "static", "layout")
+                 "status", "tco", "nbytes", "done", "reported", "static", "layout",
+                 "last_static", "last_layout")
 
     def __init__(self, wr, kind, opcode, odr):
         self.wr = wr
@@ -92,6 +93,8 @@ class _Work:
         self.reported = False
         self.static = 0
         self.layout = None
+        self.last_static = 0
+        self.last_layout = None
 
 
 class _Seg:
@@ -224,8 +227,7 @@ class Initiator:
                 raise TransactionError(f"atomic operand size {wr.size} (UB 2.0 §7.4.2.3.2: "
                                        f"{ATOMIC_SIZES})")
             bits = wr.size * 8
-            if not (0 <= wr.operand1 >> bits == 0 and 0 <= wr.operand2 >> bits == 0) or \
-                    wr.operand1 < 0 or wr.operand2 < 0:
+            if not (0 <= wr.operand1 < 1 << bits and 0 <= wr.operand2 < 1 << bits):
                 raise TransactionError(f"operands must be unsigned {bits}-bit integers")
             w.src = self._buffer(wr, True) if wr.local is not None else None
             if w.src is not None and len(w.src) < wr.size:
@@ -245,8 +247,32 @@ class Initiator:
                     raise TransactionError(f"{wr.op}: payload of {BE_SIZES} bytes (§7.2.10)")
                 if wr.be is None or wr.be >> w.total:
                     raise TransactionError(f"{wr.op}: be must be a {w.total}-bit bitmap")
+        if not 0 <= wr.remote_addr < (1 << 64) - max(w.total, 1) + 1:
+            raise TransactionError("the remote range must fit in 64-bit addresses")
         if self.compact:
             self._check_compact(w)
+        # every header value is checked here, before anything is handed out
+        first = _WRITE if kind == _K_WRITE else (_SEND if kind == _K_SEND else w.opcode)
+        w.layout, w.static = self._static_for(w, first, w.odr)
+        w.last_layout, w.last_static = w.layout, w.static
+        if w.opcode in (0x01, 0x04, 0x05):
+            w.last_layout, w.last_static = self._static_for(w, w.opcode, w.odr,
+                                                            self._last_fields(w))
+
+    def _last_fields(self, w: _Work) -> dict:
+        """The IMMETAH / NTFETAH of the last packet (§7.2.8-9)."""
+        wr = w.wr
+        if w.opcode == 0x01:
+            return {"immetah.immediate_data": wr.imm}
+        if w.opcode == 0x04:
+            return {"immetah.immediate_data": wr.imm,
+                    "immetah.immediate_tokenvalue": wr.imm_tokenvalue,
+                    "immetah.msg_length": w.total}
+        # Notify_TokenValue is meaningful only when TV_EN is set (§7.2.9)
+        return {"ntfetah.address": wr.notify_addr, "ntfetah.notify_tokenid": wr.notify_tokenid,
+                "ntfetah.notify_tokenvalue": (wr.notify_tokenvalue
+                                              if wr.tokenvalue is not None else 0),
+                "ntfetah.notify_data": wr.notify_data}
 
     def _check_compact(self, w: _Work) -> None:
         if w.kind in (_K_SEND, _K_ATOMIC) or w.opcode in (0x04, 0x05):
@@ -332,82 +358,32 @@ class Initiator:
         """Hand out what ``w`` still has to send; False when the TASSN window is full (``w``
         waits in the backlog)."""
         inflight = self._inflight
-        kind = w.kind
-        odr = w.odr
-        wr = w.wr
-        if kind == _K_WRITE:
-            if w.layout is None:
-                w.layout, w.static = self._static_for(w, _WRITE, odr)
-            lay, static = w.layout, w.static
-            st = lay.shift["btah.ini_tassn"]
-            total, mtu, src, submit = w.total, self.mtu, w.src, self.submit
-            addr0 = wr.remote_addr
-            special = w.opcode != _WRITE
-            full = not self.compact
-            if full:
-                sa, sl = lay.shift["maetah.address"], lay.shift["maetah.length"]
-            size = lay.size
-            while True:
-                if len(inflight) >= TASSN_WINDOW:
-                    return False
-                off = w.off
-                n = total - off
-                if n > mtu:
-                    n = mtu
-                final = off + n >= total
-                t = self._tassn
-                self._tassn = (t + 1) & 0xFFFF
-                if final and special:
-                    ta = self._special_last(w, t, addr0 + off, n)
-                elif full:
-                    ta = (static | t << st | (addr0 + off) << sa | n << sl).to_bytes(size, "big")
-                else:
-                    ta = self._maetah(lay, static | t << st, addr0 + off, n).to_bytes(size, "big")
-                seg = TaSegment(ta, src[off:off + n], final, wr.wr_id)
-                w.off = off + n
-                w.pending += 1
-                if wr.no_taack:
-                    w.pending -= 1
-                else:
-                    inflight[t] = _Seg(w, seg)
-                self.stats["segments"] += 1
-                if final:
-                    w.emitted = True
-                submit(seg)
-                if final:
-                    break
-            if w.pending == 0:
-                self._finish(w, now)
-            return True
         if len(inflight) >= TASSN_WINDOW:
             return False
+        kind = w.kind
+        if kind == _K_WRITE:
+            return self._emit_write(w, now)
         if kind == _K_SEND:
-            return self._emit_send(w, odr, now)
+            return self._emit_send(w, now)
+        wr = w.wr
         t = self._next_tassn()
-        if kind == _K_READ:
-            lay, static = self._static_for(w, w.opcode, odr)
-            ta = self._maetah(lay, static | t << lay.shift["btah.ini_tassn"], wr.remote_addr,
-                              w.total).to_bytes(lay.size, "big")
-            seg = TaSegment(ta, b"", True, wr.wr_id)
-            inflight[t] = _Seg(w, seg, w.src)
-        elif kind == _K_ATOMIC:
-            lay, static = self._static_for(w, w.opcode, odr)
+        lay = w.layout
+        v = w.static | t << lay.shift["btah.ini_tassn"]
+        if kind == _K_ATOMIC:
             size = wr.size
-            ta = self._maetah(lay, static | t << lay.shift["btah.ini_tassn"], wr.remote_addr,
-                              size).to_bytes(lay.size, "big")
+            ta = self._maetah(lay, v, wr.remote_addr, size).to_bytes(lay.size, "big")
             payload = wr.operand1.to_bytes(size, OPERAND_ORDER) + \
                 wr.operand2.to_bytes(size, OPERAND_ORDER)
             seg = TaSegment(ta, payload, True, wr.wr_id)
             inflight[t] = _Seg(w, seg, w.src)
-        else:   # single-packet writes and Prefetch_tgt
-            lay, static = self._static_for(w, w.opcode, odr)
-            ta = self._maetah(lay, static | t << lay.shift["btah.ini_tassn"], wr.remote_addr,
-                              w.total).to_bytes(lay.size, "big")
+        else:   # Read, the single-packet writes, Prefetch_tgt
+            ta = self._maetah(lay, v, wr.remote_addr, w.total).to_bytes(lay.size, "big")
             if w.opcode in (0x14, 0x18):
                 ta += wr.be.to_bytes(w.total // 8, "big")
-            payload = w.src if kind == _K_SINGLE else b""
-            seg = TaSegment(ta, payload, True, wr.wr_id)
-            if kind == _K_SINGLE and not wr.no_taack:
+            seg = TaSegment(ta, w.src if kind == _K_SINGLE else b"", True, wr.wr_id)
+            if kind == _K_READ:
+                inflight[t] = _Seg(w, seg, w.src)
+            elif kind == _K_SINGLE and not wr.no_taack:
                 inflight[t] = _Seg(w, seg)
         w.emitted = True
         self.stats["segments"] += 1
@@ -419,41 +395,72 @@ class Initiator:
             self._finish(w, now)
         return True
 
-    def _special_last(self, w: _Work, t: int, addr: int, n: int) -> bytes:
+    def _emit_write(self, w: _Work, now: int) -> bool:
+        """Write, Write_with_immediate, Write_with_notify: a TASSN per MTU segment; the last
+        one carries the op's own TAOpcode and extension header (§7.4.2.1.1-2, §7.4.3.3)."""
+        inflight = self._inflight
         wr = w.wr
-        if w.opcode == 0x04:
-            extra = {"immetah.immediate_data": wr.imm,
-                     "immetah.immediate_tokenvalue": wr.imm_tokenvalue,
-                     "immetah.msg_length": w.total}
-        else:
-            extra = {"ntfetah.address": wr.notify_addr,
-                     "ntfetah.notify_tokenid": wr.notify_tokenid,
-                     "ntfetah.notify_tokenvalue": (wr.notify_tokenvalue
-                                                   if wr.tokenvalue is not None else 0),
-                     "ntfetah.notify_data": wr.notify_data}
-        lay, static = self._static_for(w, w.opcode, w.odr, extra)
-        return self._maetah(lay, static | t << lay.shift["btah.ini_tassn"], addr, n).to_bytes(
-            lay.size, "big")
+        lay, static = w.layout, w.static
+        st = lay.shift["btah.ini_tassn"]
+        total, mtu, src, submit = w.total, self.mtu, w.src, self.submit
+        addr0 = wr.remote_addr
+        special = w.last_layout is not lay
+        full = not self.compact
+        if full:
+            sa, sl = lay.shift["maetah.address"], lay.shift["maetah.length"]
+        size = lay.size
+        no_taack = wr.no_taack
+        while True:
+            if len(inflight) >= TASSN_WINDOW:
+                return False
+            off = w.off
+            n = total - off
+            if n > mtu:
+                n = mtu
+            final = off + n >= total
+            t = self._tassn
+            self._tassn = (t + 1) & 0xFFFF
+            if final and special:
+                ll = w.last_layout
+                ta = self._maetah(ll, w.last_static | t << ll.shift["btah.ini_tassn"],
+                                  addr0 + off, n).to_bytes(ll.size, "big")
+            elif full:
+                ta = (static | t << st | (addr0 + off) << sa | n << sl).to_bytes(size, "big")
+            else:
+                ta = self._maetah(lay, static | t << st, addr0 + off, n).to_bytes(size, "big")
+            seg = TaSegment(ta, src[off:off + n], final, wr.wr_id)
+            w.off = off + n
+            if no_taack:
+                w.nbytes += n
+            else:
+                w.pending += 1
+                inflight[t] = _Seg(w, seg)
+            self.stats["segments"] += 1
+            if final:
+                w.emitted = True
+            submit(seg)
+            if final:
+                break
+        if w.pending == 0:
+            self._finish(w, now)
+        return True
 
-    def _emit_send(self, w: _Work, odr: int, now: int) -> bool:
+    def _emit_send(self, w: _Work, now: int) -> bool:
+        """Send, Send_with_immediate: one TASSN for every packet of the message, OFSTETAH in
+        1 KiB units, one TAACK (§7.4.3.1-2)."""
         wr = w.wr
         t = self._next_tassn()
-        lay, static = self._static_for(w, _SEND, odr)
-        last_lay, last_static = lay, static
-        if w.opcode != _SEND:
-            last_lay, last_static = self._static_for(w, w.opcode, odr, {
-                "immetah.immediate_data": wr.imm, "immetah.msg_length": 0})
         total, mtu, src = w.total, self.mtu, w.src
         off = 0
         segs = []
         while True:
             n = min(mtu, total - off)
             final = off + n >= total
-            lay_, st_ = (last_lay, last_static) if final else (lay, static)
-            v = st_ | t << lay_.shift["btah.ini_tassn"]
-            if "ofstetah.offset" in lay_:
-                v |= (off // 1024) << lay_.shift["ofstetah.offset"]
-            segs.append(TaSegment(v.to_bytes(lay_.size, "big"), src[off:off + n], final,
+            lay, static = (w.last_layout, w.last_static) if final else (w.layout, w.static)
+            v = static | t << lay.shift["btah.ini_tassn"]
+            if "ofstetah.offset" in lay:
+                v |= (off // 1024) << lay.shift["ofstetah.offset"]
+            segs.append(TaSegment(v.to_bytes(lay.size, "big"), src[off:off + n], final,
                                   wr.wr_id))
             off += n
             if final:
@@ -463,8 +470,8 @@ class Initiator:
             self._inflight[t] = _Seg(w, segs[-1])
             w.pending = 1
         self.stats["segments"] += len(segs)
-        for s in segs:
-            self.submit(s)
+        for seg in segs:
+            self.submit(seg)
         if w.pending == 0:
             w.nbytes = total
             self._finish(w, now)

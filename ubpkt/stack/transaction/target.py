@@ -120,6 +120,10 @@ class Target:
         self._cq: list = []
         self._rsp: dict = {}
         self.open_queue(0)
+        lay = self._rsp_layout(_TAACK, False)
+        sh = lay.shift
+        self._taack = (_TAACK << sh["atah.taopcode"], sh["atah.ini_tassn"], sh["atah.rspinfo"],
+                       sh["atah.ini_rc_type"], sh["atah.ini_rc_id"], lay.size)
         self._handlers = {
             0x03: self._write, 0x17: self._write, 0x14: self._write_be, 0x18: self._write_be,
             0x05: self._write_notify, 0x04: self._write_imm, 0x06: self._read,
@@ -212,16 +216,14 @@ class Target:
             acks[key] = [tassn, 1, now + self.hold_ns]
 
     def _emit_ack(self, key, p) -> None:
-        self.stats["taacks"] += 1
+        st = self.stats
+        st["taacks"] += 1
+        st["responses"] += 1
         if p[1] > 1:
-            self.stats["taacks_aggregated"] += p[1] - 1
-        lay = self._rsp_layout(_TAACK, False)
-        s = lay.shift
-        v = _TAACK << s["atah.taopcode"] | p[0] << s["atah.ini_tassn"] | \
-            (p[1] - 1) << s["atah.rspinfo"] | key[0] << s["atah.ini_rc_type"] | \
-            key[1] << s["atah.ini_rc_id"]
-        self.stats["responses"] += 1
-        self.submit_response(TaSegment(v.to_bytes(lay.size, "big"), b"", True, None))
+            st["taacks_aggregated"] += p[1] - 1
+        base, s_tassn, s_info, s_type, s_id, size = self._taack
+        v = base | p[0] << s_tassn | (p[1] - 1) << s_info | key[0] << s_type | key[1] << s_id
+        self.submit_response(TaSegment(v.to_bytes(size, "big"), b"", True, None))
 
     def flush(self, now: int = 0) -> None:
         """Send every TAACK held for aggregation now."""
@@ -499,24 +501,27 @@ class Target:
         key = (rc_type, rc_id, tassn)
         m = self._msgs.get(key)
         if m is None:
-            q = self._queues.get(lay.get(v, "mtetah.tgt_tc_id"))
+            # the message's first packet: check the queue, take a receive buffer
+            tcid = lay.get(v, "mtetah.tgt_tc_id")
+            q = self._queues.get(tcid)
             if q is None:
-                return self._error(_TAACK, tassn, rc_type, rc_id, UNSUPPORTED, compact)
-            # §7.2.5: a Send is checked against the queue's token even without data
-            if q.tokenvalue is not None and self._tv(plan, v) != q.tokenvalue:
-                return self._error(_TAACK, tassn, rc_type, rc_id, REMOTE_ACCESS_ERROR, compact)
-            if not q.rqes:
+                m = [None, None, 0, UNSUPPORTED, tcid]
+            elif q.tokenvalue is not None and self._tv(plan, v) != q.tokenvalue:
+                # §7.2.5: a Send is checked against the queue's token even without data
+                m = [None, None, 0, REMOTE_ACCESS_ERROR, tcid]
+            elif not q.rqes:
                 self.stats["rnr"] += 1
                 return RNR
-            buf, wr_id = q.rqes.popleft()
-            m = [buf, wr_id, 0, SUCCESS, q.tcid]
+            else:
+                buf, wr_id = q.rqes.popleft()
+                m = [buf, wr_id, 0, SUCCESS, tcid]
             if not last:
                 self._msgs[key] = m
         elif last:
             del self._msgs[key]
-        buf, got = m[0], m[2]
-        n = len(payload)
         if m[3] is SUCCESS:
+            buf, got = m[0], m[2]
+            n = len(payload)
             if got + n > len(buf):
                 m[3] = LOCAL_LENGTH_ERROR
             else:
@@ -524,10 +529,12 @@ class Target:
                 m[2] = got + n
         if not last:
             return None
+        # the last packet: the receive completion, then one TAACK for the message (§7.4.3.1)
         opcode = ta[0]
-        imm = lay.get(v, "immetah.immediate_data") if opcode == 0x01 else None
-        self._cq.append(RecvCompleted(now, m[1], OPCODE_OP[opcode], m[3],
-                                      m[2] if m[3] is SUCCESS else 0, imm, m[4]))
+        if m[1] is not None:
+            imm = lay.get(v, "immetah.immediate_data") if opcode == 0x01 else None
+            self._cq.append(RecvCompleted(now, m[1], OPCODE_OP[opcode], m[3],
+                                          m[2] if m[3] is SUCCESS else 0, imm, m[4]))
         if m[3] is not SUCCESS:
             return self._error(_TAACK, tassn, rc_type, rc_id, m[3], compact)
         self._ack(tassn, rc_type, rc_id, True, compact, now)
