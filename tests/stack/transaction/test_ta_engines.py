@@ -559,3 +559,39 @@ def test_held_taacks_go_on_time_or_on_flush():
     p.tgt.on_request(memoryview(segs[3].ta + bytes(segs[3].payload)), 3000, last=True)
     p.run()
     assert one(p.ini.pop_completions()).nbytes == 1024
+
+
+def test_roi_holds_so_behind_ro():
+    p = Pair()
+    p.ini = ini_mod.Initiator(rc_id=0x1ABCD, tuning=p.tuning, submit=p.requests.append,
+                              mode="roi")
+    p.ini.post(wr(1, "write", b"a", 0, order="RO"))
+    p.ini.post(wr(2, "write", b"b", 8, order="SO"))
+    p.ini.post(wr(3, "write", b"c", 16, order="NO"))
+    # the SO waits for the RO; what is posted after the SO waits behind it (post order)
+    assert [s.tag for s in p.requests] == [1]
+    p.run()
+    assert [c.wr_id for c in p.ini.pop_completions()] == [1, 2, 3]
+    assert p.mem.read(BASE, 17)[::8] == b"abc"
+    # ROL (default) hands everything out at once
+    q = Pair()
+    for i, o in enumerate(("RO", "SO", "NO")):
+        q.ini.post(wr(i, "write", b"x", 8 * i, order=o))
+    assert len(q.requests) == 3
+
+
+def test_response_lengths_checked():
+    p = Pair()
+    p.ini.post(wr(1, "fetch_add", None, 0, size=8, operand1=1))
+    p.ini.post(wr(2, "read", bytearray(4), 64))
+    p.requests.clear()
+    atah = TaLayout(["ub.atah"])
+    for opc, tassn, data in ((0x13, 0, bytes(4)), (0x12, 1, bytes(5))):
+        head = atah.to_bytes(atah.pack({"atah.taopcode": opc, "atah.ini_tassn": tassn,
+                                        "atah.ini_rc_id": 0x1ABCD}))
+        p.ini.on_response(head + data, 1)
+    assert [(c.wr_id, c.status) for c in p.ini.pop_completions()] == [
+        (1, "remote_response_length_error"), (2, "remote_response_length_error")]
+    # a response handed to the target is not answered
+    p.tgt.on_request(memoryview(head), 2)
+    assert not p.responses and p.tgt.stats["malformed"] == 1

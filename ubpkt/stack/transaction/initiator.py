@@ -25,9 +25,10 @@ and Page Fault are retried after the RNR timer (2 us x 2^RSPINFO, Table 7-3) wit
 at most :data:`TA_RNR_RETRIES` times (``next_deadline``/``handle_timeout``).  Other errors
 complete the work request with the status of :func:`~ubpkt.stack.transaction.ops.status_of`.
 
-Ordering: ODR is sent as ``wr.order`` says.  Execution order is left to the layers below
-(ROL over one RTP channel, §7.3.3.4): requests are handed over in post order and never held
-back.  Completion order: a work request whose ODR asks for completion order (ODR[2], TCO) is
+Ordering: ODR is sent as ``wr.order`` says and requests are handed over in post order.  With
+``mode="rol"`` (the default) execution order is left to the layers below (ROL over one RTP
+channel, §7.3.3.4) and nothing is held back; with ``mode="roi"`` the initiator holds a request
+marked SO until every earlier RO/SO request has completed (ROI, §7.3.3.2).  Completion order: a work request whose ODR asks for completion order (ODR[2], TCO) is
 reported only after every work request posted before it (§7.3.2.3); the others as they finish.
 
 TASSNs are 16 bits: at most :data:`TASSN_WINDOW` segments are in flight; further segments wait
@@ -58,6 +59,7 @@ TA_RNR_RETRIES = 7
 _ODR = {v: k for k, v in E.ODR.items()}
 _TAACK, _READ_RSP, _ATOMIC_RSP = 0x11, 0x12, 0x13
 _WRITE = OP_OPCODE["write"]
+_SO = _ODR["SO"]
 _SEND = OP_OPCODE["send"]
 # kinds of work
 _K_WRITE, _K_READ, _K_SEND, _K_ATOMIC, _K_SINGLE, _K_PREFETCH = range(6)
@@ -74,7 +76,7 @@ class _Work:
     """A posted work request's progress."""
     __slots__ = ("wr", "kind", "opcode", "odr", "src", "total", "off", "pending", "emitted",
                  "status", "tco", "nbytes", "done", "reported", "static", "layout",
-                 "last_static", "last_layout")
+                 "last_static", "last_layout", "counted")
 
     def __init__(self, wr, kind, opcode, odr):
         self.wr = wr
@@ -95,6 +97,7 @@ class _Work:
         self.layout = None
         self.last_static = 0
         self.last_layout = None
+        self.counted = False
 
 
 class _Seg:
@@ -118,10 +121,14 @@ class Initiator:
 
     def __init__(self, *, rc_id: int, tuning: TransactionTuning | None = None, submit,
                  memory=None, profile: Profile = SPEC, compact: bool = False, rc_type: int = 0,
-                 ee_bits: int = 1):
+                 ee_bits: int = 1, mode: str = "rol"):
         if not 0 <= rc_id < 1 << 20:
             raise TransactionError("INI_RC_ID has 20 bits (UB 2.0 §7.2.1)")
+        if mode not in ("rol", "roi"):
+            raise TransactionError("mode: 'rol' or 'roi'")
         self.rc_id = rc_id
+        self.roi = mode == "roi"
+        self._ordered = 0       # RO/SO work handed out and not completed (ROI)
         self.rc_type = rc_type
         self.tuning = tuning or profile.tuning.transaction
         self.submit = submit
@@ -195,8 +202,17 @@ class Initiator:
         self._order.append(w)
         self._n_active += 1
         self.stats["posted"] += 1
-        if self._backlog or not self._emit(w, now):
+        if self._backlog or not self._start(w, now):
             self._backlog.append(w)
+
+    def _start(self, w: _Work, now: int) -> bool:
+        """Hand out ``w`` unless ROI holds it (an SO behind RO/SO work not completed yet)."""
+        if not w.counted and w.odr & 3:
+            if self.roi and w.odr & 3 == _SO and self._ordered:
+                return False
+            self._ordered += 1
+            w.counted = True
+        return self._emit(w, now)
 
     def _buffer(self, wr, writable: bool):
         loc = wr.local
@@ -484,7 +500,7 @@ class Initiator:
             if w.done:
                 bl.popleft()
                 continue
-            if not self._emit(w, now):
+            if not self._start(w, now):
                 return
             bl.popleft()
 
@@ -568,22 +584,19 @@ class Initiator:
                 w = e.work
                 data = ta[hlen:]
                 size = w.wr.size
-                if w.opcode == 0x09:
-                    ok = len(data) == 0
-                else:
-                    ok = len(data) == size
-                if not ok:
+                # no data for Atomic_store, the old value for the others (§7.4.2.3.3)
+                if len(data) != (0 if w.opcode == 0x09 else size):
                     self._seg_error(tassn, REMOTE_RESPONSE_LENGTH_ERROR, 0, now)
-                    return
-                del inflight[tassn]
-                if w.opcode != 0x09:
-                    old = int.from_bytes(data, ORIGIN_ORDER)
-                    w.wr.result = old
-                    if e.dst is not None:
-                        e.dst[:size] = old.to_bytes(size, OPERAND_ORDER)
-                w.nbytes = size
-                w.pending -= 1
-                self._finish(w, now)
+                else:
+                    del inflight[tassn]
+                    if w.opcode != 0x09:
+                        old = int.from_bytes(data, ORIGIN_ORDER)
+                        w.wr.result = old
+                        if e.dst is not None:
+                            e.dst[:size] = old.to_bytes(size, OPERAND_ORDER)
+                    w.nbytes = size
+                    w.pending -= 1
+                    self._finish(w, now)
         if self._backlog:
             self._pump(now)
 
@@ -634,6 +647,8 @@ class Initiator:
             return
         w.done = True
         self._n_active -= 1
+        if w.counted:
+            self._ordered -= 1
         cq = self._cq
         if not w.tco:
             w.reported = True

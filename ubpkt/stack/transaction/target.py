@@ -281,6 +281,9 @@ class Target:
         if len(ta) < 4:
             self.stats["malformed"] += 1
             return None
+        if ta[0] in E.TA_RESPONSES:     # a response is not a request: not answered
+            self.stats["malformed"] += 1
+            return None
         plan = self._plan(ta[0], ta[1] & (_TV_BIT | _UD_BIT), compact)
         size = plan.size
         if len(ta) < size:
