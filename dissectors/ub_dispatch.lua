@@ -779,14 +779,16 @@ PROC["@saetph_bitmap"] = function(st, v)
   return NEXT["ub.saetph_bitmap"] or END, v
 end
 
--- reference profile G9: the CIPH protects the rest, closed by the ICV
+-- reference profile G9: the CIPH protects the rest of the TP body, closed by the ICV (before
+-- the transport padding)
 PROC["@ciph_body"] = function(st)
   local icv = st.prof.ciph_icv_len
-  if st.stop - st.pos < icv then
+  local room = st.stop - st.pos - st.pad
+  if room < icv then
     problem(st, EX.malformed, "no room for the ICV")
-    return STOP
+    return END
   end
-  take_bytes(st, "ub.ciph_protected", st.stop - st.pos - icv)
+  take_bytes(st, "ub.ciph_protected", room - icv)
   take_bytes(st, "ub.ciph_icv", icv)
   return END
 end

@@ -334,3 +334,15 @@ def test_ta_flags_from_the_grammar(tshark, tmp_path):
     assert rows[0]["_experts"].count("MT_EN is 1 but Write has no MTETAH") == 1
     assert "MT_EN is 0 but Send carries MTETAH" in rows[1]["_experts"]
     assert rows[2]["ub.udetah.udf"] == "5" and "ub.udetah.udf" in records[2]
+
+
+def test_ciph_body_ends_before_the_padding(tshark, tmp_path):
+    """The CIPH's protected part and ICV end where the transport padding starts (as ubpkt)."""
+    from test_lua import _generated, cna16_pkt
+    body = (enc("ub.ctph", nlp=3, padding=2) + enc("ub.ciph", cip_id=9, nlp=2, sn=5)
+            + bytes(range(10)) + bytes(range(100, 112)) + b"\0\0")
+    pcap = write(tmp_path / "ciph.pcap", 148, [cna16_pkt(0, body)])
+    records, rows = check_capture(tshark, sorted(_generated().first_hf), pcap, 148,
+                                  min_compared=20)
+    assert records[0]["ub.ciph.icv"] == bytes(range(100, 112)).hex()
+    assert rows[0]["ub.icrc.status"] == "good" and rows[0]["ub.pad.data"] in ("00:00", "0000")
