@@ -233,6 +233,30 @@ def test_cfg5_icrc_equals_the_encoder(profile):
         UBLph(b).plength
 
 
+@pytest.mark.parametrize("ip", [IP(src="10.0.0.1", dst="10.0.0.2", flags="DF", ttl=9),
+                                IPv6(src="fd00::1", dst="fd00::2", hlim=9)], ids=["ipv4", "ipv6"])
+def test_cfg5_icrc_is_the_only_one_with_inner_ip(profile, ip):
+    """A CFG-5 frame carrying UB over IP/UDP under cfg5_icrc has one ICRC, the CFG-5 header's:
+    the inner IP/UDP add their masks and open no second section, and the ICRC is outside the
+    inner IP/UDP lengths (UB 2.0 §5.3.7; as the encoder and the dissector)."""
+    prof = SPEC.with_(cfg5_icrc=True)
+    profile(prof)
+    p = UBLph() / UBCfg5(protocol="DHCPv4") / ip / UDP(sport=1) / UBRtph(psn=2) \
+        / UBBtah(taopcode="Write") / UBMaetah(length=4) / Raw(bytes(4))
+    b, fr = _agree(p, prof=prof)
+    assert fr.layers.count("ub.icrc") == 1 and fr.layers[-1] == "ub.icrc"
+    assert fr.fields["ub.icrc.status"] == "good"
+    q = UBLph(b)
+    assert q[UBCfg5].icrc is not None and q[UBRtph].icrc is None
+    assert q[UDP].len == len(raw(q[UDP])) and b.endswith(raw(q[UDP]) + b[-4:])  # ICRC after
+    # the hop-varying inner IP fields are masked: another TTL/hop limit, the same ICRC
+    hop = {"ttl": 3} if isinstance(ip, IP) else {"hlim": 3}
+    p2 = UBLph() / UBCfg5(protocol="DHCPv4") / ip.copy() / UDP(sport=1) / UBRtph(psn=2) \
+        / UBBtah(taopcode="Write") / UBMaetah(length=4) / Raw(bytes(4))
+    p2[type(ip)].setfieldval(*next(iter(hop.items())))
+    assert raw(p2)[-4:] == b[-4:] and raw(p2) != b
+
+
 @pytest.mark.parametrize("prof", [SPEC, SPEC.with_(icrc=False, cfg5_icrc=True),
                                   SPEC.with_(icrc=False)], ids=["spec", "cfg5_only", "none"])
 def test_cfg5_icrc_needs_both_knobs(profile, prof):

@@ -687,7 +687,7 @@ def _icrc_here(pkt, nlp, data: bytes) -> bool:
             return False
         ip = under.underlayer
         start = "ip" if isinstance(ip, IP) else "ipv6" if isinstance(ip, IPv6) else None
-        return start is not None and G.icrc_start(
+        return start is not None and not _outer_icrc(ip) and G.icrc_start(
             start, lambda key: _earlier(ip, key), prof, ub_udp=_udp_carries_ub(under, prof))
     if under is None or not _leads_to(under, pkt, data):
         return False
@@ -696,10 +696,37 @@ def _icrc_here(pkt, nlp, data: bytes) -> bool:
     return G.icrc_start(node, lambda key: _earlier(under, key), prof, nlp=nlp)
 
 
+def _outer_icrc(ip) -> bool:
+    """Whether a UB header below the IP header ``ip`` already covers it (a CFG-5 frame carrying
+    IP under ``cfg5_icrc``): that ICRC is the frame's only one; the inner IP/UDP open no
+    second section (UB 2.0 §5.3.7)."""
+    for layer in _below(ip.underlayer):
+        if isinstance(layer, UBPacket) and type(layer).ub_icrc_owner:
+            if hasattr(layer, "_ub_icrc_raw"):         # dissected: what pre_dissect found
+                return layer._ub_icrc_raw is not None
+            return layer.getfieldval("icrc") is not False and _icrc_here(layer, None, b"")
+    return False
+
+
+def _inner_masks(owner, body: bytes) -> list:
+    """The masks of the IP and UDP headers inside the section ``owner`` opens (right after its
+    header, as a CFG-5 frame carries them): hop-varying fields are masked wherever they are."""
+    masks, off, layer = [], owner.ub_header.size, owner.payload
+    while isinstance(layer, (IP, IPv6, UDP)) and off < len(body):
+        masks += _declared(layer).icrc_masks(off)
+        if isinstance(layer, IP):
+            off += (body[off] & 0x0F) * 4
+        else:
+            off += 40 if isinstance(layer, IPv6) else 8
+        layer = layer.payload
+    return masks
+
+
 def _icrc_value(owner, body: bytes) -> int:
     if _node(owner) in G.TRANSPORT_OVER_UDP:
         return _ip_icrc(owner, body)
-    return _icrc(body, 0, len(body), owner.ub_header.icrc_masks(0))
+    masks = owner.ub_header.icrc_masks(0) + _inner_masks(owner, body)
+    return _icrc(body, 0, len(body), masks)
 
 
 def _ip_icrc(tph, body: bytes) -> int:
