@@ -595,3 +595,62 @@ def test_response_lengths_checked():
     # a response handed to the target is not answered
     p.tgt.on_request(memoryview(head), 2)
     assert not p.responses and p.tgt.stats["malformed"] == 1
+
+
+def test_random_mix_against_a_model():
+    """Random Writes, Reads, *_with_be, atomics and failing requests, posted several at a time;
+    the target memory ends as a plain model of the same operations says."""
+    rng = random.Random(2024)
+    size = 1 << 16
+    p = Pair(mtu=512, size=size, keep=False)
+    model_mem = bytearray(size)
+    pending_reads = []
+    for rnd in range(60):
+        batch = []
+        for k in range(rng.randrange(1, 6)):
+            i = rnd * 10 + k
+            kind = rng.choice(["write", "read", "be", "atomic", "bad"])
+            if kind == "write":
+                n = rng.randrange(0, 3000)
+                off = rng.randrange(0, size - n)
+                data = rng.randbytes(n)
+                model_mem[off:off + n] = data
+                batch.append(wr(i, "write", data, off))
+            elif kind == "read":
+                n = rng.randrange(0, 3000)
+                off = rng.randrange(0, size - n)
+                buf = bytearray(n)
+                # requests run in post order: the read sees the model as it is now
+                pending_reads.append((buf, bytes(model_mem[off:off + n])))
+                batch.append(wr(i, "read", buf, off))
+            elif kind == "be":
+                n = rng.choice([64, 128, 256, 512])
+                off = rng.randrange(0, size - n)
+                data, be = rng.randbytes(n), rng.getrandbits(n)
+                for j in range(n):
+                    if be >> j & 1:
+                        model_mem[off + j] = data[j]
+                batch.append(wr(i, "write_with_be", data, off, be=be))
+            elif kind == "atomic":
+                sz = rng.choice(ATOMIC_SIZES)
+                off = sz * rng.randrange(0, size // sz)
+                op = rng.choice(["fetch_add", "fetch_xor", "swap", "compare_swap"])
+                o1 = rng.getrandbits(sz * 8)
+                old = int.from_bytes(model_mem[off:off + sz], "little")
+                o2 = old if rng.random() < 0.5 else rng.getrandbits(sz * 8)
+                new = model(op, old, o1, o2, sz * 8)
+                model_mem[off:off + sz] = new.to_bytes(sz, "little")
+                batch.append(wr(i, op, None, off, size=sz, operand1=o1, operand2=o2))
+            else:
+                batch.append(wr(i, "write", b"bad", rng.randrange(0, size), tokenvalue=7))
+        for w in batch:                             # all in flight together
+            p.ini.post(w, p.now)
+        p.run()
+        for buf, want in pending_reads:
+            assert buf == want
+        pending_reads.clear()
+        comps = p.ini.pop_completions()
+        assert [c.wr_id for c in comps] == [w.wr_id for w in batch]
+        for c, w in zip(comps, batch):
+            assert c.status == ("remote_access_error" if w.tokenvalue == 7 else "success")
+    assert bytes(p.region.buf) == bytes(model_mem)

@@ -539,10 +539,12 @@ class Initiator:
                 count = rspinfo + 1 if rspst in (RSPST_SUCCESS, RSPST_NOT_PERSISTED) and \
                     not self.compact else 1
                 for i in range(count):
-                    e = inflight.pop((tassn + i) & 0xFFFF, None)
-                    if e is None:
-                        self.stats["rx_unexpected"] += 1
+                    t = (tassn + i) & 0xFFFF
+                    e = inflight.get(t)
+                    if e is None or e.work.kind == _K_READ or e.work.kind == _K_ATOMIC:
+                        self.stats["rx_unexpected"] += 1    # Read/atomics have their own
                         continue
+                    del inflight[t]
                     w = e.work
                     w.pending -= 1
                     if w.kind != _K_READ and w.kind != _K_ATOMIC:
