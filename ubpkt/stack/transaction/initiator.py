@@ -57,6 +57,8 @@ TASSN_WINDOW = 1 << 15
 TA_RNR_RETRIES = 7
 
 _ODR = {v: k for k, v in E.ODR.items()}
+#: wr.order as given (name in any case, or value) -> ODR value
+_ODR_ANY = {**_ODR, **{k.lower(): v for k, v in _ODR.items()}, **{v: v for v in _ODR.values()}}
 _TAACK, _READ_RSP, _ATOMIC_RSP = 0x11, 0x12, 0x13
 _WRITE = OP_OPCODE["write"]
 _SO = _ODR["SO"]
@@ -194,8 +196,8 @@ class Initiator:
         if self._n_active >= self.max_outstanding:
             raise TransactionError(f"{self.max_outstanding} work requests outstanding "
                                    "(tuning.max_outstanding)")
-        odr = wr.order if isinstance(wr.order, int) else _ODR.get(str(wr.order).upper())
-        if odr is None or odr not in E.ODR:
+        odr = _ODR_ANY.get(wr.order)
+        if odr is None:
             raise TransactionError(f"bad order {wr.order!r}")
         w = _Work(wr, kind, OP_OPCODE[wr.op], odr)
         self._prepare(w)
