@@ -149,7 +149,8 @@ class Ledger:
         return len(self.faults)
 
     def record(self, at: int, link: str, kind: str, frame=None, *,
-               linktype: int = LINKTYPE_ETHERNET, summary: dict | None = None, detail: dict | None = None, src: str | None = None,
+               linktype: int = LINKTYPE_ETHERNET, summary: dict | None = None,
+               detail: dict | None = None, src: str | None = None,
                dst: str | None = None) -> Fault:
         """Record a fault on ``frame`` (the frame before damage; summarised here unless
         ``summary`` is given)."""
@@ -251,10 +252,10 @@ class Ledger:
                 r[3] = f.id
                 f.outcome, f.by = "recovered", ev.reason
                 return
-        if self._channel_error(f, errors, f.src, ch):
-            return
-        if f.kind == "reorder":
+        if f.kind not in LOSSY:             # held back, delivered: nothing to recover
             f.outcome = "benign"
+            return
+        if self._channel_error(f, errors, f.src, ch):
             return
         f.outcome = "unrecovered"
         f.note = "no retransmission or channel error before the run ended"
