@@ -402,3 +402,18 @@ def test_segments_are_kept_not_frames():
     p.a.send(TaSegment(TA, memoryview(payload), True, tag="x"))
     p.run()
     assert p.got_b == [7] and p.a.stats["rtx_rto"] == 1
+
+
+def test_budget_is_respected_responses_included():
+    p = Pair(GBN)
+    for i in range(5):
+        p.a.send(seg(i))
+    assert p.a.transmit(0, 0) == []
+    frames = p.a.transmit(0, 3) + p.a.transmit(0, 3)
+    assert len(frames) == 5
+    # b: 100 in order (TPACK due), 102 out of order (TPNAK due): one frame per call
+    p.b.receive(p.fb.parse(frames[0]), 1)
+    p.b.receive(p.fb.parse(frames[2]), 1)
+    r1, r2 = p.b.transmit(1, 1), p.b.transmit(1, 1)
+    assert [(x.psn, x.rspst) for x in map(p.fa.parse, r1 + r2)] == [(100, 0), (101, 3)]
+    assert p.b.transmit(1) == []

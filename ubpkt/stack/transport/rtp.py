@@ -5,7 +5,9 @@ peer's (each direction of a channel has its own PSN space, §6.4.1).  It follows
 contract of :mod:`ubpkt.stack.engine`: ``send(seg)`` queues a :class:`TaSegment`,
 ``receive(pkt, now)`` takes a parsed :class:`~ubpkt.stack.network.TpPacket` (data or a TP
 response), ``transmit(now, budget)`` gives the frames to send now, ``next_deadline()`` /
-``handle_timeout(now)`` drive the timers, ``pop_events()`` the events.
+``handle_timeout(now)`` drive the timers, ``pop_events()`` the events; ``idle()``, ``backlog()``
+and ``in_flight()`` tell the driver where the channel stands, and after a ``ChannelError``
+``abandon()`` hands back the segments it still held, for the transaction layer to fail.
 
 Sender (§6.4.1, §6.4.2, §6.7.1.1)
     PSNs are counted as unbounded integers and sent modulo 2^24 (:mod:`.psn`).  Unacknowledged
@@ -62,6 +64,18 @@ bit on the wire) is BitMap[0], matching the spec's notation ``TPSACK(PSN=m, [1,0
 MaxRcvPSN is the highest PSN the receiver has seen, in order or not.  The sender resends the
 holes from RTPH.PSN+1 up to the smaller of MaxRcvPSN and the last PSN the bitmap shows
 (RTPH.PSN + BitMapSize - 1; the spec's "RTPH.PSN + BitMapSize" names one past the bitmap).
+
+Events are for what recovery does, never for the loss-free path: ``Retransmitted`` for every
+packet sent again, ``Discarded`` for every received packet dropped (``duplicate``, ``ooo``,
+``out_of_window``, ``no_channel``, ``bad_icrc``), ``ResponseSent`` for each TPNAK, TPSACK and RNR
+TPNAK and for a TPACK answering a duplicate (the ordinary coalesced TPACKs are only counted),
+``ChannelError`` once.  ``stats`` counts both roles: sender ``tx_packets``, ``tx_bytes``,
+``retransmissions`` and ``rtx_<reason>``, ``timeouts``, ``acked`` (packets freed), ``rx_acks``,
+``rx_naks``, ``rx_sacks``, ``rx_rnr``, ``rx_stale``, ``rx_bad_response``, ``rx_ta_error``;
+receiver ``rx_packets``, ``rx_bytes``, ``duplicates``, ``ooo_kept``, ``ooo_dropped``,
+``out_of_window``, ``rnr_refused``, and the responses sent: ``acks``, ``naks``, ``sacks``,
+``rnr``.  Keep ``window`` within the peer's ``oor_window``: a packet further ahead than that is
+out of range for the receiver and only an RTO brings it back (§6.5.1.4.1).
 
 Not done here: CETPH (TPACK-CC/TPSACK-CC are read as TPACK/TPSACK and their congestion fields
 ignored; the fixed window is the only congestion control), fake packets (RTPH.F, §8.2.7.3), and
@@ -446,7 +460,8 @@ class RtpChannel:
         if self._rnr_at is not None and now >= self._rnr_at:
             self._rnr_at = None
             self._go_back(self._una, "rnr")
-            self._restart_rto = True
+            if self._unacked:
+                self._rto_at = now + self._rto.interval(self._rto_times)
         if self._rto_at is not None and now >= self._rto_at:
             self._rto_at = None
             if not self._unacked:
@@ -477,8 +492,8 @@ class RtpChannel:
         if budget <= 0:
             return out
         if self._ack_due or self._nak_due or self._rnr_due:
-            self._respond(out, now)
-        if self.error is not None or self._rnr_at is not None:
+            self._respond(out, now, budget)
+        if self.error is not None or self._rnr_at is not None or len(out) >= budget:
             return out
         fr = self.framer
         ltpn, ptpn = self.local_tpn, self.peer_tpn
@@ -554,7 +569,7 @@ class RtpChannel:
                 self._rto_at = now + self._rto.interval(self._rto_times)
         return out
 
-    def _respond(self, out: list, now: int) -> None:
+    def _respond(self, out: list, now: int, budget: int) -> None:
         fr = self.framer
         ltpn, ptpn = self.local_tpn, self.peer_tpn
         epsn = self._epsn
@@ -586,7 +601,7 @@ class RtpChannel:
             self._ack_due = self._ack_event = False
             self._nak_out = False
             self._since_ack = 0
-        if self._nak_due:
+        if self._nak_due and len(out) < budget:
             out.append(fr.tp_response(ltpn, ptpn, epsn & PSN_MASK, rspst=RSPST_NAK, rspinfo=0,
                                       tpmsn=self._rx_msn))
             self._events.append(ResponseSent(now, self.channel, epsn & PSN_MASK, "tpnak"))
