@@ -14,7 +14,7 @@ frames, per profile (SPEC, NS3 and SPEC with each grammar knob flipped):
   shows are ubpkt's;
 * the generator covers the grammar: every layer and procedure it can reach.
 
-Known disagreements are pinned to exactly the frames they affect (strict xfails with the reason).
+Disagreements these tests found were fixed; their repros stay as regression tests.
 """
 from __future__ import annotations
 
@@ -348,12 +348,6 @@ def _scapy_packet(layers):
     return pkt
 
 
-def _only_plength_differs(a: bytes, b: bytes, layers) -> bool:
-    """The two frames differ in the LPH PLENGTH (bytes 2-3, low 14 bits) and nowhere else."""
-    return (len(a) == len(b) and G.logical(layers[0][0]) == "ub.lph" and a[:2] == b[:2]
-            and a[4:] == b[4:] and (a[2] & 0xC0) == (b[2] & 0xC0))
-
-
 def _scapy_results(name):
     from scapy.packet import raw
 
@@ -376,15 +370,10 @@ def _scapy_results(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_encoder_scapy(name):
-    """Same bytes, except (known scapy bug, test_scapy_plength_follows_profile) the LPH PLENGTH
-    under a profile with check_plength off."""
-    prof = PROFILES[name]
+    """Same bytes."""
     bad = []
     for s, got in _scapy_results(name):
         if got == s.data:
-            continue
-        if isinstance(got, bytes) and not prof.check_plength and \
-                _only_plength_differs(got, s.data, s.layers):
             continue
         bad.append(f"{s.expected}: scapy {got.hex() if isinstance(got, bytes) else got!r}, "
                    f"encoder {s.data.hex()}")
@@ -392,10 +381,9 @@ def test_encoder_scapy(name):
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if not PROFILES[n].check_plength])
-@pytest.mark.xfail(strict=True, reason="ubpkt.scapy fills the LPH PLENGTH from the length even "
-                   "when the profile's check_plength is off; the encoder (grammar AUTO_FILL "
-                   "'plength', UB 2.0 §4.3.2.2.2) and the ns-3-UB captures have 0")
 def test_scapy_plength_follows_profile(name):
+    """With check_plength off scapy leaves PLENGTH 0, as the encoder (grammar AUTO_FILL
+    'plength', UB 2.0 §4.3.2.2.2) and the ns-3-UB captures do."""
     res = [(s, got) for s, got in _scapy_results(name)
            if G.logical(s.layers[0][0]) == "ub.lph" and isinstance(got, bytes)]
     assert len(res) >= 100

@@ -767,8 +767,13 @@ def _fill_pdu_length(layer, name, pkt, pay):
 
 
 def _fill_plength(layer, name, pkt, pay):
+    """PLENGTH from the packet length (UB 2.0 §4.3.2.2.2), or 0 where the profile does not use
+    it (check_plength off: ns-3-UB), as the encoder does."""
+    prof = profile_of(layer)
+    if not prof.check_plength:
+        return layer._patch(pkt, name, 0), pay
     try:
-        value = _plength(len(pkt) + len(pay), profile_of(layer).crc_mode)
+        value = _plength(len(pkt) + len(pay), prof.crc_mode)
     except ValueError:
         value = 0
     return layer._patch(pkt, name, value), pay
