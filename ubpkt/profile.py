@@ -61,6 +61,8 @@ class TransactionTuning:
     taack_aggregate: int = 8
     #: atomics remembered for replay (executed once; a retried atomic gets the saved result)
     atomic_replay_entries: int = 1024
+    #: how long (ns) a target holds a TAACK to aggregate more before sending it anyway
+    taack_hold_ns: int = 2000
 
 
 @dataclass(frozen=True)

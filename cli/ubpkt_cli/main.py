@@ -25,6 +25,8 @@ def _register() -> None:
     main.add_command(shell)
     from ubpkt_cli.link_cmd import link
     main.add_command(link)
+    from ubpkt_cli.loopback_cmd import loopback
+    main.add_command(loopback)
 
 
 _register()

@@ -1,0 +1,139 @@
+"""`ubpkt loopback`: two reference-stack endpoints over a simulated link, with faults."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ubpkt.sim.loopback import OPS, LoopbackConfig, run_loopback
+
+
+def _faults(opts: dict, raw: tuple) -> str | None:
+    from ubpkt.sim.faults import FaultSpec
+    items = [f"{k}={v}" for k, v in opts.items() if v is not None and v != ()]
+    for k, v in opts.items():
+        if isinstance(v, tuple):
+            items = [i for i in items if not i.startswith(k + "=")]
+            items += [f"{k}={x}" for x in v]
+    items += list(raw)
+    if not items:
+        return None
+    return str(FaultSpec.parse(items))
+
+
+@click.command()
+@click.option("--transport", type=click.Choice(["rtp", "ctp", "utp", "bypass"]), default="rtp",
+              show_default=True, help="TP mode (UB 2.0 §6.3; bypass: CFG 9 load/store)")
+@click.option("--op", type=click.Choice(OPS), default="write", show_default=True)
+@click.option("--size", type=click.IntRange(1, 1 << 24), default=4096, show_default=True,
+              help="bytes per work request")
+@click.option("--count", type=click.IntRange(1), help="work requests (default 256)")
+@click.option("--bytes", "total", type=click.IntRange(1), help="total bytes instead of --count")
+@click.option("--mtu", type=click.IntRange(64, 8192), help="payload bytes per packet")
+@click.option("--retrans", type=click.Choice(["gbn", "sr"]), help="RTP retransmission")
+@click.option("--window", type=click.IntRange(1, (1 << 23) - 1), help="RTP send window")
+@click.option("--outstanding", type=click.IntRange(1), default=64, show_default=True,
+              help="work requests in flight")
+@click.option("--loss", help="drop probability (netem loss)")
+@click.option("--burst", help="mean loss burst length (Gilbert model)")
+@click.option("--duplicate", help="duplicate probability")
+@click.option("--reorder", help="reorder probability")
+@click.option("--gap", help="frames a reordered frame waits behind")
+@click.option("--corrupt", help="bit-flip probability (the ICRC must catch them)")
+@click.option("--delay", help="extra delay (ns, or 5us/1ms)")
+@click.option("--jitter", help="delay jitter")
+@click.option("--rate", help="link rate (10G, 100Mbit)")
+@click.option("--blackout", multiple=True, help="T0:T1 window dropping everything")
+@click.option("--drop", multiple=True, help="'FILTER'[@N]: drop the Nth frame matching a -Y filter")
+@click.option("--faults", "raw", multiple=True, help="raw key=value fault items")
+@click.option("--direction", type=click.Choice(["both", "ab", "ba"]), default="both",
+              show_default=True, help="where the faults apply: A->B (data), B->A, both")
+@click.option("--link-delay", default="1us", show_default=True,
+              help="one-way propagation delay")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--pcap", type=click.Path(dir_okay=False), help="write every frame to this pcap")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False),
+              help="write the JSON report here (default: stdout)")
+@click.option("-q", "--quiet", is_flag=True, help="no live view or summary on stderr")
+def loopback(transport, op, size, count, total, mtu, retrans, window, outstanding, loss, burst,
+             duplicate, reorder, gap, corrupt, delay, jitter, rate, blackout, drop, raw,
+             direction, link_delay, seed, pcap, report_file, quiet):
+    """Move a workload between two endpoints of the reference stack, inject faults, compare
+    memories and report what happened to every fault (JSON, schema ubpkt.loopback/1)."""
+    from ubpkt.sim.link import parse_time
+    try:
+        spec = _faults({"loss": loss, "burst": burst, "duplicate": duplicate,
+                        "reorder": reorder, "gap": gap, "corrupt": corrupt, "delay": delay,
+                        "jitter": jitter, "rate": rate, "blackout": blackout, "drop": drop},
+                       raw)
+        cfg = LoopbackConfig(transport=transport, op=op, size=size, count=count,
+                             total_bytes=total, mtu=mtu, retrans=retrans, window=window,
+                             outstanding=outstanding, seed=seed, pcap=pcap,
+                             delay_ns=parse_time(link_delay))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc))
+    if spec:
+        if direction in ("both", "ab"):
+            cfg.faults_ab = spec
+        if direction in ("both", "ba"):
+            cfg.faults_ba = spec
+    from rich.console import Console
+    err = Console(stderr=True)
+    live = not quiet and err.is_terminal
+    try:
+        if live:
+            report = _run_live(cfg, err)
+        else:
+            report = run_loopback(cfg)
+    except ValueError as exc:
+        raise click.ClickException(str(exc))
+    text = json.dumps(report, indent=2)
+    if report_file:
+        with open(report_file, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    else:
+        click.echo(text)
+    if not quiet:
+        _summary(report, err)
+    healthy = report["data_verified"] or (
+        transport == "utp" and report["faults"]["unrecovered"] == 0
+        and report["faults"]["unattributed"] == 0)
+    sys.exit(0 if healthy else 1)
+
+
+def _run_live(cfg, err):
+    from rich.live import Live
+    from rich.table import Table
+
+    def render(p):
+        t = Table(title=f"ubpkt loopback: {cfg.transport} {cfg.op}", show_header=False)
+        t.add_row("completed", f"{p['completed']} / {p['total']}")
+        t.add_row("sim time", f"{p['sim_time_ns'] / 1e6:.3f} ms")
+        t.add_row("frames", str(p["frames"]))
+        for k, v in sorted(p["engines"].items()):
+            if v and any(w in k for w in ("tx_packets", "retrans", "acks", "naks", "sacks",
+                                          "duplicates", "rx_packets", "rnr", "timeouts")):
+                t.add_row(k, str(v))
+        return t
+
+    with Live(console=err, refresh_per_second=5, transient=True) as lv:
+        return run_loopback(cfg, progress=lambda p: lv.update(render(p)))
+
+
+def _summary(report: dict, err) -> None:
+    from rich.table import Table
+    f = report["faults"]
+    t = Table(title="loopback", show_header=False)
+    t.add_row("data verified", "[green]yes[/]" if report["data_verified"] else "[red]no[/]")
+    t.add_row("completions", ", ".join(f"{k} {v}" for k, v in report["completions"].items()))
+    t.add_row("delivered", f"{report['delivered_bytes']} of {report['sent_bytes']} bytes")
+    tr = report["transport"]
+    t.add_row("packets / retransmitted / acks",
+              f"{tr['packets']} / {tr['retransmissions']} / {tr['acks']}")
+    t.add_row("faults", f"{f['injected']} injected: {f['recovered']} recovered, "
+                        f"{f['benign']} benign, {f['expected_loss']} expected loss, "
+                        f"{f['unrecovered']} unrecovered, {f['unattributed']} unattributed")
+    t.add_row("speed", f"{report['payload_mb_per_s']} MB/s of payload (wall clock), "
+                       f"{report['sim_time_ns'] / 1e6:.3f} ms simulated")
+    err.print(t)
