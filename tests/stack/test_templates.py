@@ -84,3 +84,18 @@ def test_explicit_values_are_kept(psn, size, bad):
     rec = decode(wrong, 1)
     assert rec["fields"]["ub.icrc.value"] == 0x1234 and rec["fields"]["udp.length"] == 9
     assert rec["fields"]["ub.icrc.status"] == "bad"
+
+
+@pytest.mark.parametrize("profile", [SPEC, NS3, SPEC.with_(check_plength=False)],
+                         ids=["spec", "ns3", "no_plength"])
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_compiled_builder_equals_build(kind, profile):
+    tpl = PacketTemplate(KINDS[kind], profile)
+    keys = [k for k in VARIABLE if k in tpl.refs]
+    fn = tpl.compile(keys)
+    rng = random.Random(kind + "c")
+    for n in range(60):
+        values = _values(tpl, rng)
+        parts = tuple(rng.randbytes(rng.choice([0, 1, 2, 3, 5, 64, 4096]))
+                      for _ in range(rng.randrange(1, 3)))
+        assert fn(*[values[k] for k in keys], parts) == tpl.build(values, parts), (kind, n)

@@ -30,6 +30,10 @@ RTP_DATA, TPACK, TPACK_CC, TPSACK, TPSACK_CC, UTP = (_OPC["RTP_Data"], _OPC["TPA
 #: pseudo opcodes for the modes without an RTPH
 CTP, BYPASS = "ctp", "bypass"
 
+_DATA_KEYS = ("ub.rtph.srctpn", "ub.rtph.dsttpn", "ub.rtph.psn", "ub.rtph.a", "ub.rtph.last",
+              "ub.rtph.tpmsn")
+_ACK_KEYS = ("ub.rtph.srctpn", "ub.rtph.dsttpn", "ub.rtph.psn", "ub.rtph.rspst",
+             "ub.rtph.rspinfo", "ub.rtph.tpmsn")
 _RTPH = HEADERS["ub.rtph"]
 _SAETPH = HEADERS["ub.saetph"]
 _SRCTPN, _DSTTPN, _A, _PSN, _RSPST, _RSPINFO, _TPMSN = (
@@ -106,6 +110,7 @@ class Framer:
         self.path = path
         self.profile = profile
         self._tpl: dict = {}
+        self._fns: dict = {}
         self.stats = {"rx_bad_icrc": 0, "rx_slow_path": 0, "rx_malformed": 0}
         self._fast = None
 
@@ -133,14 +138,24 @@ class Framer:
             return self.path.carrier("bypass")
         raise ValueError(key)
 
+    def _builder(self, key, fields):
+        """The compiled builder of template ``key`` for ``fields`` (the hot path)."""
+        fn = self._fns.get(key)
+        if fn is None:
+            fn = self._fns[key] = self._template(key).compile(fields)
+        return fn
+
     def rtp_data(self, srctpn: int, dsttpn: int, psn: int, ta, payload=b"", *, a: int = 0,
                  last: int = 0, tpmsn: int = 0, explicit=None) -> bytes:
         """An RTP data packet (TPOpcode 1) carrying ``ta`` (TAH and extension headers) and
-        ``payload`` (UB 2.0 §6.2.1)."""
-        t = self._template(("rtp", RTP_DATA))
-        return t.build({"ub.rtph.srctpn": srctpn, "ub.rtph.dsttpn": dsttpn, "ub.rtph.psn": psn,
-                        "ub.rtph.a": a, "ub.rtph.last": last, "ub.rtph.tpmsn": tpmsn},
-                       (ta, payload), explicit)
+        ``payload`` (UB 2.0 §6.2.1).  ``explicit``: auto fields to keep as given (faults)."""
+        if explicit:
+            t = self._template(("rtp", RTP_DATA))
+            return t.build({"ub.rtph.srctpn": srctpn, "ub.rtph.dsttpn": dsttpn,
+                            "ub.rtph.psn": psn, "ub.rtph.a": a, "ub.rtph.last": last,
+                            "ub.rtph.tpmsn": tpmsn}, (ta, payload), explicit)
+        return self._builder(("rtp", RTP_DATA), _DATA_KEYS)(srctpn, dsttpn, psn, a, last, tpmsn,
+                                                           (ta, payload))
 
     def tp_response(self, srctpn: int, dsttpn: int, psn: int, *, rspst: int = 0,
                     rspinfo: int = 0, tpmsn: int = 0, bitmap: bytes | None = None,
@@ -148,6 +163,9 @@ class Framer:
         """A TPACK/TPNAK (``bitmap`` None; RSPST says which, UB 2.0 §6.2.1) or a TPSACK with its
         SAETPH and bitmap (§6.2.3)."""
         if bitmap is None:
+            if not explicit:
+                return self._builder(("rtp", TPACK), _ACK_KEYS)(srctpn, dsttpn, psn, rspst,
+                                                                rspinfo, tpmsn, ())
             t = self._template(("rtp", TPACK))
             return t.build({"ub.rtph.srctpn": srctpn, "ub.rtph.dsttpn": dsttpn,
                             "ub.rtph.psn": psn, "ub.rtph.rspst": rspst,
