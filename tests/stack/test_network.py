@@ -68,3 +68,22 @@ def test_other_modes():
         frame = getattr(fr, fn)(ta, b"abcd")
         p = fr.parse(frame)
         assert p.mode == mode and bytes(p.ta) == ta + b"abcd", mode
+
+
+def test_native_fast_parse_equals_reference():
+    rng = random.Random(3)
+    for kind, fn in (("cna16", "ctp_data"), ("cna24", "ctp_data"), ("cna16", "bypass_data")):
+        fr = Framer(Path(kind=kind), SPEC)
+        ta = TA_C if fn == "bypass_data" else TA
+        for n in range(20):
+            payload = rng.randbytes(rng.randrange(0, 300))
+            frame = getattr(fr, fn)(ta, payload)
+            fast = fr._parse_fast(frame)
+            slow = fr._parse_slow(frame)
+            assert fast is not None
+            assert (fast.mode, bytes(fast.ta), fast.src) == (slow.mode, bytes(slow.ta), slow.src)
+            bad = bytearray(frame)
+            bad[len(bad) // 2] ^= 0x10
+            if fn != "bypass_data":          # CFG 9 carries no ICRC (App B)
+                assert fr.parse(bytes(bad)) is None
+    assert fr.stats["rx_slow_path"] == 0

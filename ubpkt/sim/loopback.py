@@ -124,6 +124,45 @@ class _Workload:
         return ev
 
 
+class _Receiver:
+    """Endpoint B plus the application keeping receive buffers posted for Send (at most the
+    queue depth at a time, UB 2.0 §7.4.3: a Send without a buffer gets RNR)."""
+
+    def __init__(self, ep: Endpoint, bufs: list, depth: int):
+        self.ep = ep
+        self.bufs = bufs            # (wr_id, buffer) in the order Sends arrive
+        self.next = 0
+        self.depth = depth
+        self.posted = 0
+
+    def receive(self, data, now: int) -> None:
+        self.ep.receive(data, now)
+
+    def transmit(self, now: int, budget: int = 1 << 30) -> list:
+        while self.next < len(self.bufs) and self.posted < self.depth:
+            wr_id, buf = self.bufs[self.next]
+            self.ep.post_recv(memoryview(buf), wr_id)
+            self.next += 1
+            self.posted += 1
+        return self.ep.transmit(now, budget)
+
+    def next_deadline(self):
+        return self.ep.next_deadline()
+
+    def handle_timeout(self, now: int) -> None:
+        self.ep.handle_timeout(now)
+
+    def pop_events(self) -> list:
+        ev = self.ep.pop_events()
+        for e in ev:
+            if isinstance(e, Completed) and e.wr_id >= _RECV_BASE:
+                self.posted -= 1
+        return ev
+
+
+_RECV_BASE = 1_000_000
+
+
 def _workload(cfg: LoopbackConfig, rng: random.Random, src: bytearray, n: int):
     """The work requests for ``cfg.op`` and how to check them afterwards."""
     size = cfg.size
@@ -175,14 +214,14 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
     recv_bufs = {}
     for i, op in enumerate(ops):
         if op == "send":
-            buf = bytearray(size)
-            recv_bufs[i] = buf
-            b.post_recv(memoryview(buf), 1_000_000 + i)
+            recv_bufs[i] = bytearray(size)
 
     app = _Workload(a, wrs, cfg.outstanding)
+    peer = _Receiver(b, [(_RECV_BASE + i, buf) for i, buf in recv_bufs.items()],
+                     prof.tuning.transaction.recv_queue_depth)
     sim = Simulator(seed=cfg.seed)
     sim.add("A", app)
-    sim.add("B", b)
+    sim.add("B", peer)
     fa = cfg.faults_ab or cfg.faults
     fb = cfg.faults_ba or cfg.faults
     linktype = LINKTYPE_ETHERNET if kind == "uboe" else LINKTYPE_UB

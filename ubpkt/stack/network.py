@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..dissect import decode
 from ..formats import HEADERS
 from ..formats.enums import TPOPCODE
+from ..link.plength import packet_length
 from ..profile import SPEC, Profile
 from ..record import LINKTYPE_ETHERNET, LINKTYPE_UB
 from .templates import PacketTemplate
@@ -202,8 +203,11 @@ class Framer:
         return self._parse_slow(frame)
 
     def _parse_fast(self, frame):
-        """Frames laid out as this framer's own UBoE/IPv4 templates (no VLAN, no IP options)."""
-        if self.path.kind != "uboe" or len(frame) < 62:
+        """Frames laid out as this framer's own templates: UBoE/IPv4 (no VLAN, no IP options),
+        or a native packet with a CNA NTH."""
+        if self.path.kind != "uboe":
+            return self._parse_native(frame)
+        if len(frame) < 62:
             return None
         mv = memoryview(frame)
         if mv[12] != 0x08 or mv[13] != 0x00 or mv[14] != 0x45 or mv[23] != 17:
@@ -240,6 +244,47 @@ class Framer:
             pkt.bitmap = bytes(mv[62:62 + bits // 8])
             pkt.ta = mv[62 + bits // 8:end - pad]
         return pkt
+
+    def _parse_native(self, frame):
+        """LPH (CFG 6/7/9) + CNA NTH + CTPH/RTPH/UTPH or the compact TAH (UB 2.0 §4.3.2.2,
+        §5.2.1, App B); the ICRC from the NTH, with its CCI and LBF as ones (§5.3.7)."""
+        mv = memoryview(frame)
+        n = len(mv)
+        if n < 13 or self.profile.lph_rt_swapped or self.profile.cna_little_endian:
+            return None
+        cfg = mv[1] & 0x0F
+        if cfg == 6 or cfg == 9:
+            nth, masks = _CNA16, _CNA16_ORMASK
+        elif cfg == 7:
+            nth, masks = _CNA24, _CNA24_ORMASK
+        else:
+            return None
+        if self.profile.check_plength and not _plength_ok(mv, self.profile.crc_mode):
+            return None                 # the reference path reports it
+        return self._native_body(mv, cfg, nth, masks)
+
+    def _native_body(self, mv, cfg, nth, ormask):
+        n = len(mv)
+        tp = 4 + nth.size
+        nlp = mv[tp - 1] & 7
+        src = nth.unpack(mv, 4)[0]
+        if cfg == 9:
+            return TpPacket("bypass", 0, 0, 0, 0, 0, 0, 0, 0, 0, mv[tp:], src=src)
+        end = n
+        if self.profile.icrc:
+            end = n - 4
+            stored = int.from_bytes(mv[end:], self.profile.icrc_byteorder)
+            head = (int.from_bytes(mv[4:tp], "big") | ormask).to_bytes(tp - 4, "big")
+            if zlib.crc32(mv[tp:end], zlib.crc32(head)) != stored:
+                self.stats["rx_bad_icrc"] += 1
+                return _BAD
+        if nlp == 0:                    # CTPH (UB 2.0 §6.2.1)
+            b = mv[tp]
+            if b >> 6 != 0 or b & 0x0F != 0:
+                return None             # CNP, or UPIH/EIDH/CIPH after it: the reference path
+            pad = (b >> 4) & 3
+            return TpPacket("ctp", 0, 0, 0, 0, 0, 0, 0, 0, 0, mv[tp + 1:end - pad], src=src)
+        return None                     # RTP/UTP over a CNA NTH: the reference path
 
     def _parse_slow(self, frame) -> TpPacket | None:
         rec = decode(bytes(frame), self.path.linktype, self.profile)
@@ -292,6 +337,20 @@ _UBOE_ORMASK = 0
 for _o, _n, _first in _UBOE_MASKS:
     for _j in range(_n):
         _UBOE_ORMASK |= (_first if _j == 0 else 0xFF) << (8 * (_UBOE_HDR_END - (_o + _j) - 1))
+
+
+_CNA16, _CNA24 = HEADERS["ub.cna16"], HEADERS["ub.cna24"]
+_CNA16_ORMASK = int.from_bytes(bytes(
+    0xFF if any(o <= i < o + n for o, n, _ in _CNA16.icrc_masks(0)) else 0
+    for i in range(_CNA16.size)), "big")
+_CNA24_ORMASK = int.from_bytes(bytes(
+    0xFF if any(o <= i < o + n for o, n, _ in _CNA24.icrc_masks(0)) else 0
+    for i in range(_CNA24.size)), "big")
+
+
+def _plength_ok(mv, crc_mode: bool) -> bool:
+    """LPH PLENGTH (bits 13:0 of bytes 2-3, UB 2.0 §4.3.2.2) describes this many bytes."""
+    return packet_length(((mv[2] & 0x3F) << 8) | mv[3], crc_mode) == len(mv)
 
 
 def _icrc_uboe(mv, end: int) -> int:
