@@ -163,6 +163,10 @@ class _Receiver:
 _RECV_BASE = 1_000_000
 
 
+def _aligned(off: int) -> int:
+    return (off + 7) & ~7
+
+
 def _workload(cfg: LoopbackConfig, rng: random.Random, src: bytearray, n: int):
     """The work requests for ``cfg.op`` and how to check them afterwards."""
     size = cfg.size
@@ -182,8 +186,9 @@ def _workload(cfg: LoopbackConfig, rng: random.Random, src: bytearray, n: int):
         elif op == "send":
             wrs.append(WorkRequest(i, "send", local=memoryview(src)[off:off + size]))
         else:
-            # fetch_add of 8 bytes on one of 64 counters at the start of each request's slot
-            wrs.append(WorkRequest(i, "fetch_add", remote_addr=_BASE + off, size=8,
+            # fetch_add of 8 bytes on a counter at the first 8-byte aligned address of the
+            # request's slot (atomics are naturally aligned, UB 2.0 §7.2.3)
+            wrs.append(WorkRequest(i, "fetch_add", remote_addr=_BASE + _aligned(off), size=8,
                                    operand1=i + 1, tokenid=_TOKENID, tokenvalue=_TOKEN))
     return ops, wrs
 
@@ -195,6 +200,9 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
     rng = random.Random(cfg.seed)
     n = cfg.resolved_count()
     size = cfg.size
+    if cfg.op in ("atomic", "mix") and size < 16:
+        raise ValueError("atomic workloads need --size 16 or more (an aligned 8-byte counter "
+                         "per request)")
     total = n * size
     kind = "uboe" if cfg.transport in ("rtp", "utp") else "cna16"
     path = Path(kind=kind)
@@ -273,8 +281,9 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
             elif i in ok:
                 verified = False
         else:
-            old = int.from_bytes(expect_target[off:off + 8], "little")
-            expect_target[off:off + 8] = ((old + i + 1) % (1 << 64)).to_bytes(8, "little")
+            c = _aligned(off)
+            old = int.from_bytes(expect_target[c:c + 8], "little")
+            expect_target[c:c + 8] = ((old + i + 1) % (1 << 64)).to_bytes(8, "little")
             if i in ok:
                 delivered += 8
     if target != expect_target:

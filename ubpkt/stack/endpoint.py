@@ -17,6 +17,7 @@ from .engine import ChannelError, Discarded
 from .network import Framer, Path, TpPacket
 from .transaction.initiator import Initiator
 from .transaction.memory import Memory
+from .transaction.ops import TransactionError
 from .transaction.target import Target
 from .transport.bypass import BypassChannel
 from .transport.ctp import CtpChannel
@@ -25,6 +26,8 @@ from .transport.utp import UtpChannel
 
 __all__ = ["Endpoint", "Channel"]
 
+#: Send and Send_with_immediate: one message over several packets (UB 2.0 §7.4.3)
+_MULTI_PACKET_MESSAGES = (0x00, 0x01)
 _TRANSPORTS = {"rtp": RtpChannel, "ctp": CtpChannel, "utp": UtpChannel, "bypass": BypassChannel}
 
 
@@ -69,8 +72,20 @@ class Endpoint:
         tun = self.profile.tuning
         holder: dict = {}
 
-        def submit(seg, _h=holder):
-            _h["engine"].send(seg)
+        if transport == "rtp":
+            def submit(seg, _h=holder):
+                _h["engine"].send(seg)
+        else:
+            def submit(seg, _h=holder):
+                # CTP, UTP and TP bypass carry one transaction operation per packet (UB 2.0
+                # §6.7.2.1): an MTU-sized Write or Read_response segment is one; a Send message
+                # spread over packets is not, as nothing but the RTPH marks its last packet
+                if not seg.last:
+                    if seg.ta and seg.ta[0] in _MULTI_PACKET_MESSAGES:
+                        raise TransactionError(f"{transport}: a Send longer than the MTU needs "
+                                               "RTP (UB 2.0 §6.7.2.1)")
+                    seg.last = True
+                _h["engine"].send(seg)
 
         compact = transport == "bypass"     # TP bypass carries the compact TAH (App B)
         initiator = Initiator(rc_id=self.rc_id, tuning=tun.transaction, submit=submit,

@@ -1,0 +1,119 @@
+"""The whole stack end to end: two endpoints over the simulator, faults, the ledger, the report."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from ubpkt import decode
+from ubpkt.capture import open_capture
+from ubpkt.sim.loopback import SCHEMA, LoopbackConfig, run_loopback
+from ubpkt_cli.main import main
+
+REPORT_KEYS = ("schema", "sent_bytes", "delivered_bytes", "data_verified", "completions",
+               "transport", "faults", "sim_time_ns", "wall_s", "payload_mb_per_s")
+
+
+def _clean(r: dict, n: int) -> None:
+    assert r["schema"] == SCHEMA
+    assert all(k in r for k in REPORT_KEYS)
+    assert r["data_verified"], r
+    assert r["completions"] == {"success": n}, r["completions"]
+    f = r["faults"]
+    assert f["unrecovered"] == 0 and f["unattributed"] == 0, f
+    assert f["recovered"] + f["benign"] + f["expected_loss"] == f["injected"], f
+
+
+@pytest.mark.parametrize("transport,op", [
+    ("rtp", "write"), ("rtp", "read"), ("rtp", "send"), ("rtp", "atomic"), ("rtp", "mix"),
+    ("ctp", "write"), ("ctp", "read"), ("ctp", "atomic"), ("utp", "write"),
+    ("bypass", "write"), ("bypass", "read")])
+def test_every_transport_and_operation(transport, op):
+    # TP bypass carries the compact MAETAH, whose length is 64 B x 2^k (UB 2.0 §7.2.3)
+    size = 2048 if transport == "bypass" else 3000
+    r = run_loopback(LoopbackConfig(transport=transport, op=op, count=40, size=size, mtu=1024))
+    _clean(r, 40)
+    if op != "mix":
+        assert r["delivered_bytes"] == (40 * 8 if op == "atomic" else 40 * size)
+
+
+FAULTS = [
+    "loss=0.03", "duplicate=0.05", "reorder=0.05:3", "corrupt=0.03", "blackout=50us:120us",
+    "loss=0.02,burst=3", "delay=2us,jitter=1us", "drop='ub.rtph.tpopcode == 2'@1",
+    "drop='ub.rtph.last == 1'@5", "drop='ub.atah.taopcode == 0x11'@3",
+    "loss=0.02,duplicate=0.02,reorder=0.02,corrupt=0.02",
+]
+
+
+@pytest.mark.parametrize("retrans", ["gbn", "sr"])
+@pytest.mark.parametrize("faults", FAULTS)
+def test_rtp_recovers_every_fault(faults, retrans):
+    r = run_loopback(LoopbackConfig(count=120, faults=faults, retrans=retrans, seed=7,
+                                    rate_bps=10 * 10**9))
+    _clean(r, 120)
+    assert r["faults"]["injected"] > 0, "the fault never fired"
+
+
+def test_utp_losses_are_counted_never_hidden():
+    r = run_loopback(LoopbackConfig(transport="utp", count=200, faults_ab="loss=0.05", seed=3))
+    f = r["faults"]
+    lost = f["expected_loss"]
+    assert lost == f["injected"] > 0
+    assert f["unattributed"] == 0
+    # every write whose packet was lost is missing: the rest completed and landed
+    assert r["completions"].get("success", 0) == 200 - lost
+    assert r["delivered_bytes"] == (200 - lost) * 4096
+    assert not r["data_verified"]
+
+
+def test_retry_limit_ends_in_the_spec_error():
+    # a blackout longer than every retransmission: the channel gives up (UB 2.0 §6.4.2.1)
+    r = run_loopback(LoopbackConfig(count=10, faults_ab="blackout=0:1000s", seed=1,
+                                    time_limit_ns=10 * 10**9))
+    assert r["completions"] == {"retry_exceeded": 10}
+    assert not r["data_verified"]
+    assert r["faults"]["unrecovered"] == r["faults"]["injected"] > 0
+
+
+def test_pcap_tap_decodes_and_flags_only_the_damage(tmp_path):
+    pcap = tmp_path / "lb.pcap"
+    r = run_loopback(LoopbackConfig(count=60, faults="corrupt=0.05", seed=5, pcap=str(pcap)))
+    _clean(r, 60)
+    corrupted = sum(1 for x in r["faults"]["faults"] if x["kind"] == "corrupt")
+    bad = errors = 0
+    with open_capture(str(pcap)) as cap:
+        for pkt in cap:
+            rec = decode(pkt.data, pkt.linktype)
+            if rec["fields"].get("ub.icrc.status") == "bad":
+                bad += 1
+            elif any(i["severity"] == "error" for i in rec["issues"]):
+                errors += 1
+    assert errors == 0
+    assert bad == corrupted > 0
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(loss=st.floats(0, 0.15), dup=st.floats(0, 0.1), reorder=st.floats(0, 0.1),
+       corrupt=st.floats(0, 0.1), seed=st.integers(0, 10_000),
+       retrans=st.sampled_from(["gbn", "sr"]), op=st.sampled_from(["write", "mix"]))
+def test_property_memory_identical_each_request_once(loss, dup, reorder, corrupt, seed, retrans,
+                                                      op):
+    spec = f"loss={loss},duplicate={dup},reorder={reorder}:2,corrupt={corrupt}"
+    r = run_loopback(LoopbackConfig(count=48, size=1500, mtu=1024, op=op, faults=spec,
+                                    retrans=retrans, seed=seed))
+    _clean(r, 48)
+
+
+def test_cli_loopback(tmp_path):
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["loopback", "--count", "30", "--loss", "0.05",
+                                    "--retrans", "sr", "--report", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(out.read_text())
+    _clean(r, 30)
+    res = CliRunner().invoke(main, ["loopback", "--count", "5", "-q"])
+    assert json.loads(res.output)["data_verified"] is True
+    res = CliRunner().invoke(main, ["loopback", "--loss", "2", "-q"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
