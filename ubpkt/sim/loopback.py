@@ -81,12 +81,40 @@ def _tuned(cfg: LoopbackConfig) -> Profile:
     return p.with_(**kw) if kw else p
 
 
-class _Workload:
-    """Endpoint A plus the application posting work requests as completions come back: an
-    engine (the contract of ``ubpkt.stack.engine``) the simulator runs like any other."""
+class _App:
+    """An endpoint plus the application on top of it: still an engine (the contract of
+    ``ubpkt.stack.engine``) the simulator runs like any other.  ``_before_transmit`` posts what
+    the application has ready; ``_on_event`` sees every event."""
+
+    def __init__(self, ep: Endpoint):
+        self.ep = ep
+
+    def receive(self, data, now: int) -> None:
+        self.ep.receive(data, now)
+
+    def transmit(self, now: int, budget: int = 1 << 30) -> list:
+        self._before_transmit(now)
+        return self.ep.transmit(now, budget)
+
+    def next_deadline(self):
+        return self.ep.next_deadline()
+
+    def handle_timeout(self, now: int) -> None:
+        self.ep.handle_timeout(now)
+
+    def pop_events(self) -> list:
+        ev = self.ep.pop_events()
+        for e in ev:
+            if isinstance(e, Completed):
+                self._on_completion(e)
+        return ev
+
+
+class _Workload(_App):
+    """Endpoint A: posts the work requests, at most ``outstanding`` in flight."""
 
     def __init__(self, ep: Endpoint, wrs: list, outstanding: int):
-        self.ep = ep
+        super().__init__(ep)
         self.todo = wrs
         self.next = 0
         self.limit = outstanding
@@ -96,68 +124,39 @@ class _Workload:
     def done(self) -> bool:
         return self.next >= len(self.todo) and self.in_flight == 0
 
-    def _post(self, now: int) -> None:
+    def _before_transmit(self, now: int) -> None:
         while self.next < len(self.todo) and self.in_flight < self.limit:
             self.ep.post(self.todo[self.next], now=now)
             self.next += 1
             self.in_flight += 1
 
-    def receive(self, data, now: int) -> None:
-        self.ep.receive(data, now)
-
-    def transmit(self, now: int, budget: int = 1 << 30) -> list:
-        self._post(now)
-        return self.ep.transmit(now, budget)
-
-    def next_deadline(self):
-        return self.ep.next_deadline()
-
-    def handle_timeout(self, now: int) -> None:
-        self.ep.handle_timeout(now)
-
-    def pop_events(self) -> list:
-        ev = self.ep.pop_events()
-        for e in ev:
-            if isinstance(e, Completed) and e.wr_id >= 0:
-                self.completions.append(e)
-                self.in_flight -= 1
-        return ev
+    def _on_completion(self, e: Completed) -> None:
+        if e.wr_id >= 0:
+            self.completions.append(e)
+            self.in_flight -= 1
 
 
-class _Receiver:
-    """Endpoint B plus the application keeping receive buffers posted for Send (at most the
-    queue depth at a time, UB 2.0 §7.4.3: a Send without a buffer gets RNR)."""
+class _Receiver(_App):
+    """Endpoint B: keeps receive buffers posted for Send (at most the queue depth at a time,
+    UB 2.0 §7.4.3: a Send without a buffer gets RNR)."""
 
     def __init__(self, ep: Endpoint, bufs: list, depth: int):
-        self.ep = ep
+        super().__init__(ep)
         self.bufs = bufs            # (wr_id, buffer) in the order Sends arrive
         self.next = 0
         self.depth = depth
         self.posted = 0
 
-    def receive(self, data, now: int) -> None:
-        self.ep.receive(data, now)
-
-    def transmit(self, now: int, budget: int = 1 << 30) -> list:
+    def _before_transmit(self, now: int) -> None:
         while self.next < len(self.bufs) and self.posted < self.depth:
             wr_id, buf = self.bufs[self.next]
             self.ep.post_recv(memoryview(buf), wr_id)
             self.next += 1
             self.posted += 1
-        return self.ep.transmit(now, budget)
 
-    def next_deadline(self):
-        return self.ep.next_deadline()
-
-    def handle_timeout(self, now: int) -> None:
-        self.ep.handle_timeout(now)
-
-    def pop_events(self) -> list:
-        ev = self.ep.pop_events()
-        for e in ev:
-            if isinstance(e, Completed) and e.wr_id >= _RECV_BASE:
-                self.posted -= 1
-        return ev
+    def _on_completion(self, e: Completed) -> None:
+        if e.wr_id >= _RECV_BASE:
+            self.posted -= 1
 
 
 _RECV_BASE = 1_000_000
