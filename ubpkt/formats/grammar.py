@@ -357,7 +357,13 @@ TP_RESPONSE_ATAH_BYTES = 8
 def ta_sequence(opcode: int, response: bool, flags: Mapping[str, int], profile,
                 compact: bool = False) -> list[str]:
     """Concrete layer ids (and ``@beetah``) after the TAH of ``opcode``, in wire order.
-    ``flags``: the BTAH fields ``tv_en`` and ``ud_flag`` (a request's UDETAH comes first)."""
+    ``flags``: the BTAH fields ``tv_en`` and ``ud_flag`` (a request's UDETAH comes first).
+    The result is shared (cached per profile): do not modify it."""
+    key = (opcode, response, bool(flags.get("tv_en")), bool(flags.get("ud_flag")),
+           id(profile), compact)
+    hit = _TA_CACHE.get(key)
+    if hit is not None and hit[0] is profile:
+        return hit[1]
     if response:
         steps = TA_RESPONSE_HEADERS.get(opcode, ())
     else:
@@ -374,7 +380,13 @@ def ta_sequence(opcode: int, response: bool, flags: Mapping[str, int], profile,
                 continue
             step = layer
         out.append(step if step.startswith("@") else resolve(step, profile, compact))
+    if len(_TA_CACHE) > 4096:
+        _TA_CACHE.clear()
+    _TA_CACHE[key] = (profile, out)
     return out
+
+
+_TA_CACHE: dict = {}
 
 
 #: UB 2.0 §10.4.3.1 Table 10-10/10-11: the PDU header per (code, sub code, response); None for
