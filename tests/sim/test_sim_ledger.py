@@ -119,19 +119,60 @@ def test_unattributed():
     assert u[0]["psns"] == [90, 91, 92] and u[1]["psns"] == [95]
 
 
-def test_fault_on_a_retransmission_claims_the_next_one():
-    """A retransmission lost again: its own Retransmitted event (same time) is the recovery of
-    the first loss, not of the second."""
+def test_a_lost_retransmission_chains():
+    """A retransmission lost again: its own Retransmitted event (same time) recovers the first
+    loss, the next one the second; the first fault ends as the chain does."""
     led = Ledger()
     first = rec(led, 100, "loss", data(7))
-    second = rec(led, 1000, "loss", data(7))
-    ev = [(A, Retransmitted(1000, 5, 7, "rto")), (A, Retransmitted(2000, 5, 7, "rto"))]
+    second = rec(led, 1000, "corrupt", data(7))
+    ev = [(A, Retransmitted(1000, 5, 7, "rto")), (A, Retransmitted(2000, 5, 7, "nak"))]
     rep = led.resolve(ev).report()
-    assert (first.outcome, second.outcome) == ("recovered", "recovered")
+    assert (first.outcome, first.by, second.outcome, second.by) == (
+        "recovered", "nak", "recovered", "nak")
+    assert first.note == f"the retransmission was lost too (fault {second.id})"
     assert rep["unattributed"] == 0
-    # without the second retransmission the second loss is not recovered
-    rep = led.resolve(ev[:1]).report()
-    assert (first.outcome, second.outcome) == ("recovered", "unrecovered")
+    # the last copy lost, then the channel gave up: every fault of the chain is unrecovered
+    third = rec(led, 2000, "blackout", data(7))
+    rep = led.resolve(ev + [(A, ChannelError(3000, 5, "retry_exceeded", "gave up"))]).report()
+    assert [f.outcome for f in (first, second, third)] == ["unrecovered"] * 3
+    assert {f.error for f in (first, second, third)} == {"retry_exceeded"}
+    # nothing after the last copy: unrecovered, the run ended
+    rep = led.resolve(ev).report()
+    assert third.outcome == "unrecovered" and third.error is None and first.outcome == "unrecovered"
+
+
+def test_a_redundant_copy_lost_is_benign():
+    led = Ledger()
+    f = rec(led, 1000, "loss", data(7))            # a copy sent again at 1000: the first arrived
+    led.resolve([(A, Retransmitted(1000, 5, 7, "rto"))])
+    assert f.outcome == "benign" and "another copy" in f.note
+    led = Ledger()
+    c = rec(led, 10, "corrupt", data(8))
+    d = rec(led, 10, "duplicate", data(8))           # the intact duplicate got through
+    led.resolve([])
+    assert (c.outcome, d.outcome) == ("benign", "benign")
+
+
+def test_lost_data_claims_before_a_lost_response():
+    led = Ledger()
+    nak = rec(led, 5, "loss", FR.tp_response(7, 5, 9, rspst=3), "b->a")
+    lost = rec(led, 10, "loss", data(9))
+    led.resolve([(A, Retransmitted(100, 5, 9, "rto"))])
+    assert (lost.outcome, lost.by) == ("recovered", "rto")
+    assert nak.outcome == "benign"
+
+
+def test_a_late_nak_after_the_timeout_is_explained():
+    led = Ledger()
+    rec(led, 10, "loss", data(20))
+    ev = [(B, ResponseSent(40, 7, 20, "tpnak")),
+          (A, Retransmitted(50, 5, 20, "rto")), (A, Retransmitted(50, 5, 21, "rto")),
+          (A, Retransmitted(60, 5, 20, "nak")), (A, Retransmitted(60, 5, 21, "nak"))]
+    assert led.resolve(ev).report()["unattributed"] == 0
+    # with no fault on the channel the same NAK round is unattributed
+    led = Ledger()
+    rep = led.resolve(ev[0:1] + ev[3:]).report()
+    assert rep["unattributed"] == 1
 
 
 def test_plain_events_and_psn_wrap():
@@ -151,3 +192,32 @@ def test_report_before_resolve():
     rec(led, 1, "loss", data(1))
     rep = led.report()
     assert rep["injected"] == 1 and rep["resolved"] is False and rep["faults"][0]["outcome"] is None
+
+
+def test_lost_response_nothing_followed_is_benign():
+    led = Ledger()
+    f = rec(led, 10, "loss", ack(5), "b->a")
+    led.resolve([])
+    assert f.outcome == "benign" and f.note == "no retransmission followed"
+
+
+def test_endpoint_bad_frame_discard_matches_corruption():
+    led = Ledger()
+    f = rec(led, 10, "corrupt", data(1))
+    rep = led.resolve([(B, Discarded(11, -1, None, "bad_frame")),
+                       (A, Retransmitted(90, 5, 1, "rto"))]).report()
+    assert f.outcome == "recovered" and rep["unattributed"] == 0
+    rep = led.resolve([(B, Discarded(11, -1, None, "bad_frame")),
+                       (B, Discarded(12, -1, None, "bad_frame")),
+                       (A, Retransmitted(90, 5, 1, "rto"))]).report()
+    assert rep["unattributed"] == 1 and rep["unattributed_events"][0]["reason"] == "bad_frame"
+
+
+def test_a_selective_round_is_one_burst():
+    led = Ledger()
+    rec(led, 10, "loss", data(12))
+    ev = [(A, Retransmitted(50, 5, 10, "sack")), (A, Retransmitted(50, 5, 12, "sack")),
+          (A, Retransmitted(50, 5, 14, "sack")), (A, Retransmitted(60, 5, 20, "sack"))]
+    rep = led.resolve(ev).report()
+    assert rep["recovered_by"] == {"sack": 1}
+    assert [u["psns"] for u in rep["unattributed_events"]] == [[20]]
