@@ -418,10 +418,11 @@ class FaultInjector:
     ``src``, ``dst`` name the direction in the ledger (the simulator sets them); ``linktype``
     says how to decode frames (1 UBoE, 148 native UB).  ``script``: ``{kind: frame numbers}``
     (``loss``, ``duplicate``, ``reorder``, ``corrupt``; frames counted from 1 as they are
-    pushed) fires those faults on exactly those frames, besides the random ones.  ``stats``
-    counts frames and faults by kind."""
+    pushed) fires those faults on exactly those frames, besides the random ones.  ``seed``
+    (int or str; default the spec's, else 0) seeds one stream per fault kind.  ``stats`` counts
+    frames and faults by kind."""
 
-    def __init__(self, spec=None, seed: int | None = None, *, link: str = "link",
+    def __init__(self, spec=None, seed: int | str | None = None, *, link: str = "link",
                  src: str | None = None, dst: str | None = None,
                  linktype: int = LINKTYPE_ETHERNET, ledger: Ledger | None = None,
                  profile: Profile = SPEC, script: dict | None = None):
