@@ -47,6 +47,12 @@ def _faults(opts: dict, raw: tuple) -> str | None:
 @click.option("--blackout", multiple=True, help="T0:T1 window dropping everything")
 @click.option("--drop", multiple=True, help="'FILTER'[@N]: drop the Nth frame matching a -Y filter")
 @click.option("--faults", "raw", multiple=True, help="raw key=value fault items")
+@click.option("--rnr", type=click.FloatRange(0, 1), default=0.0,
+              help="probability the target refuses a request packet with RNR")
+@click.option("--bad-token", type=click.FloatRange(0, 1), default=0.0,
+              help="probability a request carries a wrong token value")
+@click.option("--out-of-bounds", type=click.FloatRange(0, 1), default=0.0,
+              help="probability a request addresses past the target segment")
 @click.option("--direction", type=click.Choice(["both", "ab", "ba"]), default="both",
               show_default=True, help="where the faults apply: A->B (data), B->A, both")
 @click.option("--link-delay", default="1us", show_default=True,
@@ -57,8 +63,8 @@ def _faults(opts: dict, raw: tuple) -> str | None:
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="no live view or summary on stderr")
 def loopback(transport, op, size, count, total, mtu, retrans, window, outstanding, loss, burst,
-             duplicate, reorder, gap, corrupt, delay, jitter, rate, blackout, drop, raw,
-             direction, link_delay, seed, pcap, report_file, quiet):
+             duplicate, reorder, gap, corrupt, delay, jitter, rate, blackout, drop, raw, rnr,
+             bad_token, out_of_bounds, direction, link_delay, seed, pcap, report_file, quiet):
     """Move a workload between two endpoints of the reference stack, inject faults, compare
     memories and report what happened to every fault (JSON, schema ubpkt.loopback/1)."""
     from ubpkt.sim.link import parse_time
@@ -70,7 +76,8 @@ def loopback(transport, op, size, count, total, mtu, retrans, window, outstandin
         cfg = LoopbackConfig(transport=transport, op=op, size=size, count=count,
                              total_bytes=total, mtu=mtu, retrans=retrans, window=window,
                              outstanding=outstanding, seed=seed, pcap=pcap,
-                             delay_ns=parse_time(link_delay))
+                             delay_ns=parse_time(link_delay), rnr=rnr, bad_token=bad_token,
+                             out_of_bounds=out_of_bounds)
     except ValueError as exc:
         raise click.BadParameter(str(exc))
     if spec:

@@ -117,3 +117,18 @@ def test_cli_loopback(tmp_path):
     assert json.loads(res.output)["data_verified"] is True
     res = CliRunner().invoke(main, ["loopback", "--loss", "2", "-q"])
     assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_endpoint_faults_get_the_spec_errors_and_change_no_byte():
+    r = run_loopback(LoopbackConfig(count=200, rnr=0.05, bad_token=0.03, out_of_bounds=0.03,
+                                    seed=3))
+    f = r["faults"]
+    assert r["data_verified"]          # includes: the refused requests changed no byte
+    assert f["by_kind"]["rnr"] == f["recovered_by"]["rnr"] > 0
+    refused = f["by_kind"]["bad_token"] + f["by_kind"]["out_of_bounds"]
+    assert refused > 0 and r["completions"]["remote_access_error"] == refused
+    assert f["unrecovered"] == refused and f["unattributed"] == 0
+    errs = {x["error"] for x in f["faults"] if x["kind"] in ("bad_token", "out_of_bounds")}
+    assert errs == {"remote_access_error"}
+    res = CliRunner().invoke(main, ["loopback", "--count", "50", "--rnr", "0.1", "-q"])
+    assert res.exit_code == 0 and json.loads(res.output)["faults"]["recovered_by"]["rnr"] > 0

@@ -22,6 +22,7 @@ from ..stack.engine import Completed
 from ..stack.network import Path
 from ..stack.transaction.ops import WorkRequest
 from .driver import Simulator
+from .ledger import Ledger
 from .faults import FaultInjector, FaultSpec
 from .link import LinkParams
 from .tap import PcapTap
@@ -49,6 +50,11 @@ class LoopbackConfig:
     faults: str | None = None       # FaultSpec text, both directions
     faults_ab: str | None = None    # ... only A -> B (data)
     faults_ba: str | None = None    # ... only B -> A (responses)
+    # endpoint faults: the target refuses a request packet with RNR (UB 2.0 §6.2.1 RSPST 001);
+    # a work request carries a wrong token value; one addresses past the segment (§7.2.3-5)
+    rnr: float = 0.0
+    bad_token: float = 0.0
+    out_of_bounds: float = 0.0
     delay_ns: int = 1000            # one-way propagation delay
     rate_bps: int | None = None     # link rate (None: no serialisation delay)
     seed: int = 1
@@ -167,8 +173,11 @@ def _aligned(off: int) -> int:
 
 
 def _workload(cfg: LoopbackConfig, rng: random.Random, src: bytearray, n: int):
-    """The work requests for ``cfg.op`` and how to check them afterwards."""
+    """The work requests for ``cfg.op``, and the ones given an endpoint fault
+    (``{index: "bad_token" | "out_of_bounds"}``)."""
     size = cfg.size
+    frng = random.Random(f"{cfg.seed}/endpoint")
+    faulted = {}
     ops = [cfg.op] * n if cfg.op != "mix" else [rng.choice(("write", "read", "send", "atomic"))
                                                    for _ in range(n)]
     wrs = []
@@ -189,7 +198,15 @@ def _workload(cfg: LoopbackConfig, rng: random.Random, src: bytearray, n: int):
             # request's slot (atomics are naturally aligned, UB 2.0 §7.2.3)
             wrs.append(WorkRequest(i, "fetch_add", remote_addr=_BASE + _aligned(off), size=8,
                                    operand1=i + 1, tokenid=_TOKENID, tokenvalue=_TOKEN))
-    return ops, wrs
+        if op == "send":
+            continue                # a Send names a queue, not a segment
+        if frng.random() < cfg.bad_token:
+            wrs[-1].tokenvalue = _TOKEN ^ 0x5A5A5A5A
+            faulted[i] = "bad_token"
+        elif frng.random() < cfg.out_of_bounds:
+            wrs[-1].remote_addr = _BASE + n * size + 64 * 1024 + (wrs[-1].remote_addr & 63)
+            faulted[i] = "out_of_bounds"
+    return ops, wrs, faulted
 
 
 def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = None) -> dict:
@@ -217,16 +234,19 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
         target[:] = rng.randbytes(total)
     initial_target = bytes(target)
     b.memory.register(_BASE, buffer=target, tokenid=_TOKENID, tokenvalue=_TOKEN, perms="rwa")
-    ops, wrs = _workload(cfg, rng, src, n)
+    ops, wrs, faulted = _workload(cfg, rng, src, n)
     recv_bufs = {}
     for i, op in enumerate(ops):
         if op == "send":
             recv_bufs[i] = bytearray(size)
 
+    sim_ledger = Ledger()
+    if cfg.rnr:
+        _inject_rnr(b, cfg, sim_ledger)
     app = _Workload(a, wrs, cfg.outstanding)
     peer = _Receiver(b, [(_RECV_BASE + i, buf) for i, buf in recv_bufs.items()],
                      prof.tuning.transaction.recv_queue_depth)
-    sim = Simulator(seed=cfg.seed)
+    sim = Simulator(seed=cfg.seed, ledger=sim_ledger)
     sim.add("A", app)
     sim.add("B", peer)
     fa = cfg.faults_ab or cfg.faults
@@ -260,11 +280,20 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
     for c in app.completions:
         statuses[c.status] = statuses.get(c.status, 0) + 1
     ok = {c.wr_id for c in app.completions if c.status == "success"}
+    status_of = {c.wr_id: c.status for c in app.completions}
     delivered = 0
-    verified = len(app.completions) == n and len(ok) == n
+    verified = len(app.completions) == n and len(ok) == n - len(faulted)
     expect_target = bytearray(initial_target)
+    endpoint_errors = {}
+    for i, kind in faulted.items():
+        # the spec's error for an access check that fails, and no byte changed (Table 7-3)
+        endpoint_errors[i] = status_of.get(i)
+        if status_of.get(i) != "remote_access_error":
+            verified = False
     for i, op in enumerate(ops):
         off = i * size
+        if i in faulted:
+            continue
         if op == "write":
             expect_target[off:off + size] = src[off:off + size]
             if i in ok:
@@ -288,6 +317,8 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
     if target != expect_target:
         verified = False
 
+    sim_ledger.resolve(sim.events)
+    _endpoint_outcomes(sim_ledger, faulted, endpoint_errors, app)
     report = _report(cfg, prof, app, a, b, sim, n, total, delivered, verified, statuses, wall,
                      run_s, outcome)
     if progress is not None:
@@ -316,9 +347,44 @@ def _sum_stats(eps, *keys) -> int:
     return tot
 
 
+def _inject_rnr(ep: Endpoint, cfg: LoopbackConfig, ledger: Ledger) -> None:
+    """The target refuses request packets with RNR at probability ``cfg.rnr`` (seeded): the
+    channel answers an RNR TPNAK and the sender retries after the RNR timer (UB 2.0 §6.2.1)."""
+    rng = random.Random(f"{cfg.seed}/rnr")
+    for ch in ep.channels.values():
+        take = ch.target.on_request
+
+        def on_request(ta, now, _take=take, _ch=ch, **kw):
+            if rng.random() < cfg.rnr:
+                ledger.record(now, "B", "rnr", summary={"mode": _ch.transport,
+                                                        "taopcode": ta[0] if len(ta) else None},
+                              detail={"channel": _ch.tpn}, src="A", dst="B")
+                return "rnr"
+            return _take(ta, now, **kw)
+        ch.target.on_request = on_request
+
+
+def _endpoint_outcomes(ledger: Ledger, faulted: dict, errors: dict, app) -> None:
+    """Outcomes of the endpoint faults: an RNR refusal is recovered by the RNR retry when every
+    request completed (else the channel's error); a bad token or an out-of-bounds request is
+    unrecovered by design, with the status the target answered."""
+    failed = {c.status for c in app.completions if c.status != "success"} - {
+        "remote_access_error"}
+    for f in ledger.faults:
+        if f.kind == "rnr":
+            if failed:
+                f.outcome, f.error = "unrecovered", sorted(failed)[0]
+            else:
+                f.outcome, f.by = "recovered", "rnr"
+    for i, kind in faulted.items():
+        f = ledger.record(0, "A", kind, summary={"wr_id": i}, src="A", dst="B")
+        f.outcome, f.error = "unrecovered", errors.get(i)
+        f.note = "by design: the access check fails and no byte changes"
+
+
 def _report(cfg, prof, app, a, b, sim, n, total, delivered, verified, statuses, wall, run_s,
             outcome) -> dict:
-    ledger = sim.report()
+    ledger = sim.ledger.report()
     eps = (a, b)
     retrans = {}
     for ep in eps:
