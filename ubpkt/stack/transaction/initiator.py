@@ -507,6 +507,18 @@ class Initiator:
             bl.popleft()
 
     # -- responses --------------------------------------------------------------------------------
+    def _matching(self, inflight: dict, tassn: int, kind, status, rspinfo, now: int):
+        """The in-flight entry a Read_response/Atomic_response answers, or None (unexpected:
+        counted; an error status: that segment fails)."""
+        e = inflight.get(tassn)
+        if e is None or e.work.kind != kind:
+            self.stats["rx_unexpected"] += 1
+            return None
+        if status != SUCCESS:
+            self._seg_error(tassn, status, rspinfo, now)
+            return None
+        return e
+
     def on_response(self, ta, now: int = 0) -> None:
         """A response's TA bytes (ATAH onward).  Unknown TASSNs and other RCs are counted in
         ``stats`` and dropped."""
@@ -556,12 +568,8 @@ class Initiator:
             else:
                 self._seg_error(tassn, status, rspinfo, now)
         elif opc == _READ_RSP:
-            e = inflight.get(tassn)
-            if e is None or e.work.kind != _K_READ:
-                self.stats["rx_unexpected"] += 1
-            elif status != SUCCESS:
-                self._seg_error(tassn, status, rspinfo, now)
-            else:
+            e = self._matching(inflight, tassn, _K_READ, status, rspinfo, now)
+            if e is not None:
                 data = ta[hlen:]
                 n = len(data)
                 got = e.got
@@ -579,12 +587,8 @@ class Initiator:
                         if w.pending == 0:
                             self._finish(w, now)
         elif opc == _ATOMIC_RSP:
-            e = inflight.get(tassn)
-            if e is None or e.work.kind != _K_ATOMIC:
-                self.stats["rx_unexpected"] += 1
-            elif status != SUCCESS:
-                self._seg_error(tassn, status, rspinfo, now)
-            else:
+            e = self._matching(inflight, tassn, _K_ATOMIC, status, rspinfo, now)
+            if e is not None:
                 w = e.work
                 data = ta[hlen:]
                 size = w.wr.size
