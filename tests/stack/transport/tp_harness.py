@@ -3,10 +3,17 @@ and a tap that can drop, duplicate or delay any frame (scripted faults).
 
 Frames go through real Framers (``Path()`` one way, ``Path().reverse()`` the other); the receiving
 side parses each frame when it is sent, so the tap sees a TpPacket.  Time is integer ns.
+
+Optional path models: ``rate`` (bits/s) serialises each direction's frames one after the other
+(FIFO, unbounded queue, like ``ubpkt.sim.link.SimLink``), so a sender that sends more than the
+link carries builds a queue and sees its round-trip time grow; ``shuffle`` puts the frames a
+channel sends at one instant (a burst) on the wire in a random order (seeded by ``seed``):
+persistent reordering, every burst.
 """
 from __future__ import annotations
 
 import heapq
+import random
 from dataclasses import dataclass, field
 
 from ubpkt import SPEC, encode_layers
@@ -64,6 +71,9 @@ class Pair:
     tap: object = None          # tap(sent: Sent) -> list of extra delays ([] drop, [0] pass)
     refuse: object = None       # refuse(pkt, now) -> True: b's transaction layer says "rnr"
     gap: int | None = None      # ns between two frames a channel sends (None: no limit)
+    rate: int | None = None     # link rate, bits/s: FIFO serialisation per direction (None: none)
+    shuffle: bool = False       # each burst (one transmit call) goes out in a random order
+    seed: int = 1
 
     def __post_init__(self):
         self.fa = Framer(Path(), SPEC)
@@ -83,6 +93,9 @@ class Pair:
         self.counts: dict = {}
         self.events = {"a": [], "b": []}
         self._tick = {"ab": None, "ba": None}   # when each side may send its next frame
+        self._busy = {"ab": 0, "ba": 0}         # end of each direction's last serialisation
+        self.max_queue_ns = {"ab": 0, "ba": 0}  # the longest wait for the wire (rate)
+        self._rng = random.Random(self.seed)
 
     def _deliver_a(self, pkt, now):
         self.got_a.append(seg_index(pkt))
@@ -105,8 +118,13 @@ class Pair:
         delays = [0] if self.tap is None else self.tap(s)
         if not delays:
             s.fate = "drop"
+        t = self.now
+        if self.rate and delays:
+            start = max(t, self._busy[direction])
+            self.max_queue_ns[direction] = max(self.max_queue_ns[direction], start - t)
+            t = self._busy[direction] = start + -(-len(frame) * 8 * 1_000_000_000 // self.rate)
         for extra in delays:
-            heapq.heappush(self.heap, (self.now + self.delay + extra, self._seq, dst, pkt))
+            heapq.heappush(self.heap, (t + self.delay + extra, self._seq, dst, pkt))
             self._seq += 1
 
     def step(self) -> None:
@@ -121,7 +139,10 @@ class Pair:
                 ch.handle_timeout(now)
         for ch, direction in ((self.a, "ab"), (self.b, "ba")):
             if self.gap is None:
-                for f in ch.transmit(now):
+                frames = ch.transmit(now)
+                if self.shuffle:
+                    self._rng.shuffle(frames)
+                for f in frames:
                     self._send(direction, f)
                 continue
             tick = self._tick[direction]

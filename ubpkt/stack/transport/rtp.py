@@ -22,12 +22,34 @@ Sender (§6.4.1, §6.4.2, §6.7.1.1)
       highest in-order PSN received; it frees every segment up to it.
     * TPNAK (RSPST 011, PSN = the receiver's EPSN): everything before it is received; with fast
       retransmission the sender goes back to that PSN and sends every later packet again
-      (§6.4.2.2.1).
+      (§6.4.2.2.1), unless the go-back in flight already resends it (below).
     * TPSACK (§6.2.3, §6.4.2.3): cumulative up to its PSN, plus a bitmap; with fast
       retransmission the holes are sent again at once, each at most once per round (HighRtxPSN);
       a hole already resent is resent again only when the peer reports a packet sent after that
       resend (MarkPSN).  Without fast retransmission the bitmap only spares the received packets
       from the next timeout retransmission.
+    * Go-back rounds: a go-back (on a TPNAK, a Go-Back-N timeout, the end of an RNR wait)
+      resends from its first PSN up to HighRtxPSN (the highest PSN sent when it started); it is
+      in flight until the lowest unacknowledged PSN passes HighRtxPSN.  A TPNAK older than the
+      lowest unacknowledged PSN is stale: ignored (``rx_stale``).  Any other TPNAK acknowledges
+      what precedes it; beyond HighRtxPSN it is a first loss: go back.  Inside the go-back in
+      flight it goes back again only if (1) it names a later PSN than the last go-back started
+      from (the receiver moved on, then found the next hole: a resend lost or overtaken in
+      turn); (2) no TPACK answering a duplicate came back since the last go-back (a TPACK for
+      the PSN just below the lowest unacknowledged one: the peer got a packet twice, or its
+      responses overtook each other; either way the path reorders, and another go-back would
+      pile a window onto copies still on their way; the UB counterpart of a D-SACK); and
+      (3) after a go-back on a TPNAK, at least half the shortest round trip measured has
+      passed (a TPNAK sooner than that was sent before any resend arrived, about the first
+      transmission, like the one that started the go-back; half, as the measure includes the
+      sender's own queue).  Otherwise it is ignored (``rx_nak_ignored``), and a resend lost in
+      turn is left to the RTO, as the spec does for a resent packet lost again (§6.4.2.2.1,
+      non-initial loss).  So every go-back follows progress since the previous one, a timeout
+      without progress or an RNR wait: at most one window resent per packet acknowledged (plus
+      one per such timeout or wait), even on a path that reorders every burst, where Go-Back-N
+      should not use fast retransmission (§6.4.2.2: selective, or no fast retransmission,
+      there).  The round trip is sampled from one packet at a time: the last of a batch of new
+      packets if it asks for a response, until a TPACK covers it (no sample if it was resent).
     * RTO (§6.4.2.1): started by the first packet sent, restarted whenever a response moves the
       lowest unacknowledged PSN (and by a retransmission burst), stopped when nothing is
       unacknowledged.  On expiry: Go-Back-N resends every unacknowledged packet, selective mode
@@ -71,7 +93,8 @@ packet sent again, ``Discarded`` for every received packet dropped (``duplicate`
 TPNAK and for a TPACK answering a duplicate (the ordinary coalesced TPACKs are only counted),
 ``ChannelError`` once.  ``stats`` counts both roles: sender ``tx_packets``, ``tx_bytes``,
 ``retransmissions`` and ``rtx_<reason>``, ``timeouts``, ``acked`` (packets freed), ``rx_acks``,
-``rx_naks``, ``rx_sacks``, ``rx_rnr``, ``rx_stale``, ``rx_bad_response``, ``rx_ta_error``;
+``rx_naks``, ``rx_sacks``, ``rx_rnr``, ``rx_stale``, ``rx_nak_ignored``, ``rx_bad_response``,
+``rx_ta_error``;
 receiver ``rx_packets``, ``rx_bytes``, ``duplicates``, ``ooo_kept``, ``ooo_dropped``,
 ``out_of_window``, ``rnr_refused``, and the responses sent: ``acks``, ``naks``, ``sacks``,
 ``rnr``.  Keep ``window`` within the peer's ``oor_window``: a packet further ahead than that is
@@ -104,9 +127,9 @@ _OOR_WINDOWS = (128, 256, 512, 1024, 2048)
 
 _STATS = ("tx_packets", "tx_bytes", "retransmissions", "rtx_nak", "rtx_sack", "rtx_rto",
           "rtx_rnr", "timeouts", "acked", "rx_acks", "rx_naks", "rx_sacks", "rx_rnr",
-          "rx_stale", "rx_ta_error", "rx_bad_response", "rx_packets", "rx_bytes", "duplicates",
-          "ooo_kept", "ooo_dropped", "out_of_window", "rnr_refused", "acks", "naks", "sacks",
-          "rnr", "wrong_channel")
+          "rx_stale", "rx_nak_ignored", "rx_ta_error", "rx_bad_response", "rx_packets",
+          "rx_bytes", "duplicates", "ooo_kept", "ooo_dropped", "out_of_window", "rnr_refused",
+          "acks", "naks", "sacks", "rnr", "wrong_channel")
 
 
 class RtpChannel:
@@ -152,6 +175,12 @@ class RtpChannel:
         self._sacked: set = set()           # absolute PSNs a TPSACK reported received
         self._high_rtx = self._una - 1      # HighRtxPSN (§6.4.2.3.1)
         self._mark = None                   # MarkPSN: first new PSN after a resend burst
+        self._gb_from = self._una - 1       # the first PSN of the last go-back
+        self._gb_at = None                  # when it started, if on a TPNAK
+        self._gb_dup = False                # a duplicate was answered since
+        self._probe = None                  # a first transmission with A=1, for an RTT sample
+        self._probe_at = 0
+        self._min_rtt = None                # the shortest TPACK round trip seen
         self._rto_at = None
         self._rto_times = 0                 # consecutive timeout retransmissions
         self._rnr_at = None
@@ -346,6 +375,8 @@ class RtpChannel:
             # the lowest unacknowledged PSN is the peer's EPSN: never received, whatever an
             # older bitmap said (a held packet the peer refused with RNR is dropped, §6.2.1)
             self._sacked = {p for p in self._sacked if p > una_new}
+        if self._probe is not None and self._probe < una_new:
+            self._probe = None
         self.stats["acked"] += n
         self._rto_times = 0
         self._rnr_count = 0
@@ -360,11 +391,20 @@ class RtpChannel:
         if rspst == RSPST_ACK or rspst == RSPST_TA_RESPONSE:
             st["rx_acks"] += 1
             if off < out:
+                pr = self._probe
+                if pr is not None and una + off >= pr:
+                    rtt = now - self._probe_at
+                    if self._min_rtt is None or rtt < self._min_rtt:
+                        self._min_rtt = rtt
                 self._ack_to(una + off + 1, now)
             elif off < PSN_HALF:
                 st["rx_bad_response"] += 1        # acknowledges what was never sent
             else:
                 st["rx_stale"] += 1
+                if off == PSN_MASK and self._high_rtx >= una:
+                    # TPACK(una-1) while a go-back is in flight: it answered a duplicate,
+                    # a packet the peer got twice: reordering, not loss
+                    self._gb_dup = True
             return
         # TPNAK / RNR: the PSN is the receiver's EPSN; everything before it is received
         if off >= PSN_HALF:                       # before the lowest unacked: old news
@@ -381,7 +421,15 @@ class RtpChannel:
                 st["rx_ta_error"] += 1
                 return
             if self._fast and p < self._nxt and self._rnr_at is None:
-                self._go_back(p, "nak")
+                # beyond HighRtxPSN: a first loss; inside the go-back in flight: again only
+                # if the receiver moved on since, without a duplicate, and not sooner than a
+                # resend could come back (module doc, "Go-back rounds")
+                rtt, at = self._min_rtt, self._gb_at
+                if p > self._high_rtx or (p > self._gb_from and not self._gb_dup and
+                                          (at is None or rtt is None or 2 * (now - at) >= rtt)):
+                    self._go_back(p, "nak", now)
+                else:
+                    st["rx_nak_ignored"] += 1
         elif rspst == RSPST_RNR or rspst == RSPST_PAGE_FAULT:
             st["rx_rnr"] += 1
             self._rnr_count += 1
@@ -440,11 +488,17 @@ class RtpChannel:
         queued = [h for h in holes if h > self._high_rtx or again]
         if queued:
             self._rtx.extend((h, "sack") for h in queued)
+            self._probe = None
             self._high_rtx = max(self._high_rtx, queued[-1])
             self._mark = self._nxt
 
-    def _go_back(self, p: int, reason: str) -> None:
+    def _go_back(self, p: int, reason: str, now: int) -> None:
         """Send every unacknowledged packet from the absolute PSN ``p`` again (Go-Back-N)."""
+        self._gb_dup = False
+        self._gb_from = p
+        self._gb_at = now if reason == "nak" else None
+        if self._probe is not None and self._probe >= p:
+            self._probe = None                    # resent: its TPACK would be ambiguous
         self._rtx = deque((q, reason) for q in range(p, self._nxt))
         self._high_rtx = self._nxt - 1
         self._mark = self._nxt
@@ -459,7 +513,7 @@ class RtpChannel:
     def handle_timeout(self, now: int) -> None:
         if self._rnr_at is not None and now >= self._rnr_at:
             self._rnr_at = None
-            self._go_back(self._una, "rnr")
+            self._go_back(self._una, "rnr", now)
             if self._unacked:
                 self._rto_at = now + self._rto.interval(self._rto_times)
         if self._rto_at is not None and now >= self._rto_at:
@@ -478,10 +532,11 @@ class RtpChannel:
                 sacked = self._sacked
                 self._rtx = deque((q, "rto") for q in range(self._una, self._nxt)
                                   if q not in sacked)
+                self._probe = None
                 self._high_rtx = self._nxt - 1
                 self._mark = self._nxt
             else:
-                self._go_back(self._una, "rto")
+                self._go_back(self._una, "rto", now)
             self._rto_at = now + self._rto.interval(self._rto_times)
 
     # -- transmit ---------------------------------------------------------------------------------
@@ -559,6 +614,9 @@ class RtpChannel:
                 self._nxt = nxt
                 self._since_a = since
                 self._tx_msn = msn
+                if a and self._probe is None:
+                    self._probe = nxt - 1
+                    self._probe_at = now
                 st["tx_packets"] += nxt - n0
                 st["tx_bytes"] += nbytes
                 if self._rto_at is None:
