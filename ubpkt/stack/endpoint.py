@@ -35,7 +35,7 @@ class Channel:
     """One TP channel of an endpoint: the transport engine and the initiator and target that
     use it."""
 
-    __slots__ = ("tpn", "transport", "engine", "initiator", "target")
+    __slots__ = ("tpn", "transport", "engine", "initiator", "target", "dead")
 
     def __init__(self, tpn: int, transport: str, engine, initiator: Initiator, target: Target):
         self.tpn = tpn
@@ -43,6 +43,7 @@ class Channel:
         self.engine = engine
         self.initiator = initiator
         self.target = target
+        self.dead: str | None = None    # the status of the ChannelError that ended it
 
 
 class Endpoint:
@@ -129,6 +130,8 @@ class Endpoint:
         """Post a work request on ``channel`` (the first opened by default)."""
         ch = self.channels[channel] if channel is not None else self._order[0]
         ch.initiator.post(wr, now)
+        if ch.dead:
+            ch.initiator.fail_all(ch.dead, now)     # a dead channel carries nothing more
 
     def post_recv(self, buffer, wr_id: int, channel: int | None = None) -> None:
         """A receive buffer for Send on ``channel``'s target."""
@@ -136,7 +139,8 @@ class Endpoint:
         ch.target.post_recv(buffer, wr_id)
 
     def idle(self) -> bool:
-        return all(ch.engine.idle() and not ch.initiator.outstanding for ch in self._order)
+        return all((ch.dead or ch.engine.idle()) and not ch.initiator.outstanding
+                   for ch in self._order)
 
     # -- the engine contract ----------------------------------------------------------------------
     def receive(self, data, now: int) -> None:
@@ -150,7 +154,7 @@ class Endpoint:
             ch = self.channels.get(pkt.dsttpn)
         else:
             ch = self._by_mode.get(pkt.mode)
-        if ch is None:
+        if ch is None or ch.dead:
             self.stats["rx_dropped"] += 1
             self._events.append(Discarded(now, pkt.dsttpn, pkt.psn, "no_channel"))
             return
@@ -164,6 +168,8 @@ class Endpoint:
             if len(out) >= budget:
                 break
             ch = order[(self._rr + i) % n]
+            if ch.dead:
+                continue
             out += ch.engine.transmit(now, budget - len(out))
         if n:
             self._rr = (self._rr + 1) % n
@@ -173,7 +179,8 @@ class Endpoint:
     def next_deadline(self) -> int | None:
         best = None
         for ch in self._order:
-            for eng in (ch.engine, ch.initiator, ch.target):
+            for eng in (ch.initiator, ch.target) if ch.dead else (ch.engine, ch.initiator,
+                                                                   ch.target):
                 t = eng.next_deadline()
                 if t is not None and (best is None or t < best):
                     best = t
@@ -181,7 +188,8 @@ class Endpoint:
 
     def handle_timeout(self, now: int) -> None:
         for ch in self._order:
-            for eng in (ch.engine, ch.initiator, ch.target):
+            for eng in (ch.initiator, ch.target) if ch.dead else (ch.engine, ch.initiator,
+                                                                   ch.target):
                 t = eng.next_deadline()
                 if t is not None and t <= now:
                     eng.handle_timeout(now)
@@ -191,8 +199,10 @@ class Endpoint:
         for ch in self._order:
             got = ch.engine.pop_events()
             for e in got:
-                if isinstance(e, ChannelError):
-                    # the channel gave up: what it carried completes with its error (§6.4.2.1)
+                if isinstance(e, ChannelError) and not ch.dead:
+                    # the channel gave up: what it carried completes with its error, and it
+                    # carries nothing more (UB 2.0 §6.4.2.1)
+                    ch.dead = e.status
                     ch.initiator.fail_all(e.status, e.at)
             ev += got
             ev += ch.initiator.pop_completions()
