@@ -102,6 +102,8 @@ def loopback(transport, op, size, count, total, mtu, retrans, window, outstandin
     else:
         click.echo(text)
     if not quiet:
+        for w in report.get("warnings", ()):
+            err.print(f"[yellow]warning:[/] {w}")
         _summary(report, err)
     healthy = report["data_verified"] or (
         transport == "utp" and report["faults"]["unrecovered"] == 0

@@ -393,7 +393,16 @@ def _report(cfg, prof, app, a, b, sim, n, total, delivered, verified, statuses, 
                 if k.startswith("rtx_") and isinstance(v, int) and v:
                     retrans[k[4:]] = retrans.get(k[4:], 0) + v
     cfg_d = {k: v for k, v in asdict(cfg).items() if k != "profile"}
+    warnings = []
+    tr = prof.tuning.transport
+    if cfg.rate_bps and tr.rto_mode == "static":
+        wire_ns = tr.window * prof.tuning.transaction.mtu * 8 * 10**9 // cfg.rate_bps
+        if wire_ns > tr.rto_static_ns:
+            warnings.append(f"a full window takes {wire_ns} ns on the wire, more than the "
+                            f"static RTO ({tr.rto_static_ns} ns): expect spurious timeouts "
+                            "(UB 2.0 §6.4.2.1; lower --window or use a dynamic RTO)")
     return {
+        "warnings": warnings,
         "schema": SCHEMA,
         "config": cfg_d,
         "outcome": outcome,
