@@ -40,7 +40,8 @@ import heapq
 from collections import deque
 
 from ...formats import enums as E
-from ...formats.grammar import ta_sequence, resolve
+
+from ...formats.grammar import resolve, ta_response_opcode, ta_sequence
 from ...profile import SPEC, Profile, TransactionTuning
 from ..engine import Completed
 from ..transport import TaSegment
@@ -59,7 +60,10 @@ TA_RNR_RETRIES = 7
 _ODR = {v: k for k, v in E.ODR.items()}
 #: wr.order as given (name in any case, or value) -> ODR value
 _ODR_ANY = {**_ODR, **{k.lower(): v for k, v in _ODR.items()}, **{v: v for v in _ODR.values()}}
-_TAACK, _READ_RSP, _ATOMIC_RSP = 0x11, 0x12, 0x13
+#: the responses, as the grammar pairs them with their requests (UB 2.0 §7.1 Tables 7-1/7-3)
+_TAACK, _READ_RSP, _ATOMIC_RSP = (
+    ta_response_opcode(next(k for k, v in E.TAOPCODE.items() if v == name))
+    for name in ("Write", "Read", "Atomic_fetch_add"))
 _WRITE = OP_OPCODE["write"]
 _SO = _ODR["SO"]
 _SEND = OP_OPCODE["send"]
@@ -72,7 +76,6 @@ _KIND = {"write": _K_WRITE, "write_with_immediate": _K_WRITE, "write_with_notify
 for _op in ("compare_swap", "swap", "atomic_store", "atomic_load", "fetch_add", "fetch_sub",
             "fetch_and", "fetch_or", "fetch_xor"):
     _KIND[_op] = _K_ATOMIC
-
 
 class _Work:
     """A posted work request's progress."""
@@ -101,7 +104,6 @@ class _Work:
         self.last_layout = None
         self.counted = False
 
-
 class _Seg:
     """A segment waiting for its response: the work, the TaSegment (for retries), the local
     bytes a Read_response or Atomic_response fills, how much of them came, retries so far."""
@@ -113,7 +115,6 @@ class _Seg:
         self.dst = dst
         self.got = 0
         self.retries = 0
-
 
 class Initiator:
     """See the module doc.  ``submit(seg)``: hand a :class:`TaSegment` to the transport.

@@ -39,7 +39,8 @@ from collections import OrderedDict, deque
 
 from ...formats import HEADERS
 from ...formats import enums as E
-from ...formats.grammar import TA_REQUEST_HEADERS, resolve, ta_sequence
+
+from ...formats.grammar import TA_REQUEST_HEADERS, resolve, ta_response_opcode, ta_sequence
 from ...profile import SPEC, Profile, TransactionTuning
 from ..transport import TaSegment
 from .memory import Memory, Perm
@@ -54,10 +55,12 @@ RNR = "rnr"
 #: the longest a TAACK is held back for aggregation (ns; ``tuning.taack_hold_ns`` if it exists)
 TAACK_HOLD_NS = 2_000
 
-_TAACK, _READ_RSP, _ATOMIC_RSP = 0x11, 0x12, 0x13
+#: the responses, as the grammar pairs them with their requests (UB 2.0 §7.1 Tables 7-1/7-3)
+_TAACK, _READ_RSP, _ATOMIC_RSP = (
+    ta_response_opcode(next(k for k, v in E.TAOPCODE.items() if v == name))
+    for name in ("Write", "Read", "Atomic_fetch_add"))
 _RUN = re.compile(b"1+")
 _R, _W, _A = int(Perm.READ), int(Perm.WRITE), int(Perm.ATOMIC)
-
 
 def _flag_bit(name: str) -> int:
     """The mask of a one-bit BTAH DW0 field in byte 1 (both forms share DW0)."""
@@ -66,9 +69,7 @@ def _flag_bit(name: str) -> int:
     assert off // 8 == 1
     return 0x80 >> (off % 8)
 
-
 _TV_BIT, _UD_BIT = _flag_bit("tv_en"), _flag_bit("ud_flag")
-
 
 class _Queue:
     """A target queue (jetty / JFR, §8.2.2): posted receive buffers and its token value."""
@@ -79,7 +80,6 @@ class _Queue:
         self.tokenvalue = tokenvalue
         self.depth = depth
         self.rqes: deque = deque()
-
 
 class _Plan:
     """How to read the requests of one (TAOpcode, TV_EN, UD_Flag, form)."""
@@ -92,7 +92,6 @@ class _Plan:
         self.handler = handler
         self.s = layout.shift
         self.m = layout.mask
-
 
 class Target:
     """See the module doc.  ``submit_response(seg)``: hand a response
