@@ -92,3 +92,23 @@ IP_PROTO = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMPv6"}
 # Lane_Manage / LTB link width (one-hot).
 LINK_WIDTH = {0x01: "x1", 0x02: "x2", 0x04: "x4", 0x08: "x8"}
 BLOCK_MODE_TYPE = {0: "REQ", 1: "ACK"}
+
+# UB 2.0 §3.4.1.1 Tables 3-12..3-15: LTB Type (symbol 0), per LTB kind.
+DLTB_TYPES = {0xA0: "discovery_active", 0xA1: "discovery_confirm", 0xE0: "rxeq_optimize"}
+CLTB_TYPES = {0xB0: "config_active", 0xB1: "config_check", 0xB2: "config_confirm"}
+RLTB_TYPES = {0xC0: "retrain_active", 0xC1: "retrain_confirm", 0xC2: "retrain_lp1_phy_up",
+              0xC3: "retrain_eq_initial"}
+ELTB_TYPES = {0xD0: "equalization"}
+# Table 3-12, symbols 8 and 11: Port_Type, RX_Lane0_ID (physical lane -> code), MAX_LINK_WIDTH.
+PORT_TYPE = {0: "secondary", 1: "primary"}
+LANE0_CODES = {0: 0b000, 1: 0b001, 3: 0b011, 7: 0b100}
+RX_LANE0_ID = {code: f"lane{lane}" for lane, code in LANE0_CODES.items()}
+MAX_LINK_WIDTH = {0: "x1", 1: "x2", 2: "x4", 3: "x8"}
+# Table 3-13 symbol 6 (EQ_Mode, FEC_Mode_Ctrl); Table 3-14 symbols 7 and 10.
+EQ_MODES = {0: "full_eq", 1: "only_highest_rate_eq", 2: "skip_eq"}
+FEC_MODES = {0: "bypass", 1: "rs_t2", 2: "rs_t4"}
+BER_STATUS = {0: "not_measured", 1: "measuring", 2: "measured"}
+LTB_CRC_MODE = {0: "no_crc", 1: "crc30"}
+# Table 3-15 symbol 2: Current_EQ_Phase; 2 and 3 name the port that is in EQ.Active.
+EQ_PHASE = {0: "coarsetune_active", 1: "coarsetune_confirm", 2: "secondary_active",
+            3: "primary_active"}
