@@ -3,11 +3,20 @@
 Every LTB is 16 symbols: symbols 0..11 carry the fields, 12/13 CRC[7:0]/CRC[15:8] over symbols
 0..11 (polynomial 0x5935; init/bit order are profile choices, gap G2), 14/15 the 0x5A pad.
 Reserved bits are sent as 0 and ignored on receive (they are not kept by the decoders).
+
+The byte layouts are the declarations in :mod:`ubpkt.formats.phy` (one ``Header`` per LTB body,
+one for the trailer): each dataclass here is made from its header (one attribute per named
+field, a few held in a friendlier form, ``_VIEWS``), and its ``body()`` / ``from_body()`` are
+generated from the same table, so no bit position is written twice.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Callable
 
+from ..formats import enums as E
+from ..formats import phy as P
+from ..formats.core import Header
 from .profile import DEFAULT_PROFILE, PhyProfile
 
 __all__ = [
@@ -45,16 +54,13 @@ def ltb_crc16(body: bytes, profile: PhyProfile = DEFAULT_PROFILE) -> int:
     return c
 
 
-DLTB_TYPES = {0xA0: "discovery_active", 0xA1: "discovery_confirm", 0xE0: "rxeq_optimize"}
-CLTB_TYPES = {0xB0: "config_active", 0xB1: "config_check", 0xB2: "config_confirm"}
-RLTB_TYPES = {0xC0: "retrain_active", 0xC1: "retrain_confirm", 0xC2: "retrain_lp1_phy_up",
-              0xC3: "retrain_eq_initial"}
-ELTB_TYPE = 0xD0
-LANE0_CODES = {0: 0b000, 1: 0b001, 3: 0b011, 7: 0b100}  # physical lane -> RX_Lane0_ID code
+DLTB_TYPES, CLTB_TYPES, RLTB_TYPES = E.DLTB_TYPES, E.CLTB_TYPES, E.RLTB_TYPES
+(ELTB_TYPE,) = E.ELTB_TYPES
+LANE0_CODES = E.LANE0_CODES  # physical lane -> RX_Lane0_ID code
 _LANE0_BY_CODE = {v: k for k, v in LANE0_CODES.items()}
-EQ_MODES = {0: "full_eq", 1: "only_highest_rate_eq", 2: "skip_eq"}
-FEC_MODES = {0: "bypass", 1: "rs_t2", 2: "rs_t4"}
-_WIDTHS = {1: 0x01, 2: 0x02, 4: 0x04, 8: 0x08}
+EQ_MODES, FEC_MODES = E.EQ_MODES, E.FEC_MODES
+_WIDTHS = {w: w for w in E.LINK_WIDTH}  # TLW/RLW: width xN is sent as N (one-hot)
+_MLW_CODES = {1 << c: c for c in E.MAX_LINK_WIDTH}  # MAX_LINK_WIDTH: xN is sent as log2(N)
 EEIB_COUNT = {"2.578125": 1, "4.0": 1, "25.78125": 2, "53.125": 4, "106.25": 8}
 
 
@@ -71,164 +77,151 @@ def width_from_code(code: int) -> int | None:
     return None
 
 
-@dataclass
+def _lane0_from_code(code: int) -> int:
+    if code not in _LANE0_BY_CODE:
+        raise LtbError(f"reserved RX_Lane0_ID code {code}")
+    return _LANE0_BY_CODE[code]
+
+
+def _width_from_mlw(code: int) -> int:
+    if code not in E.MAX_LINK_WIDTH:
+        raise LtbError(f"reserved MAX_LINK_WIDTH code {code}")
+    return 1 << code
+
+
+#: Attributes the dataclasses hold in another form than their declared fields: attribute ->
+#: (the fields, the fields' wire values from the attribute, the attribute from those values).
+_VIEWS: dict[str, tuple[tuple[str, ...], Callable, Callable]] = {
+    "data_rates": (("data_rate_support_1", "data_rate_support_2"),  # DR0..DR8 as one bitmap
+                   lambda v: (v & 0xFF, (v >> 8) & 1), lambda lo, hi: lo | hi << 8),
+    "rx_lane0": (("rx_lane0_id",), lambda lane: (LANE0_CODES[lane],), _lane0_from_code),
+    "max_link_width": (("max_link_width",), lambda w: (_MLW_CODES[w],), _width_from_mlw),
+}
+#: Identifiers are never cut to their field: a value that does not fit raises EncodeError (a
+#: ValueError).  Every other value is cut to its field's width, reserved bits stay 0.
+_EXACT = frozenset({"type", "link_id", "lane_id"})
+
+
+def _attributes(h: Header) -> list[str]:
+    """The dataclass attributes of an LTB body, in the order its spec table lists the fields
+    (by symbol, low bits first within a symbol); a view stands where its first field does."""
+    named = sorted(((o // 8, -o), f.name) for f, o in zip(h.fields, h.offsets) if not f.reserved)
+    owner = {f: a for a, (fs, _, _) in _VIEWS.items() for f in fs}
+    out: list[str] = []
+    for _, name in named:
+        a = owner.get(name, name)
+        if a not in out:
+            out.append(a)
+    return out
+
+
+def _codec(cls, header: Header, names: list[str]) -> None:
+    """Generate ``cls.body`` and ``cls.from_body`` from ``header`` (as :mod:`ubpkt.formats.core`
+    generates the header codecs): attributes are matched to fields by name once, here; the
+    generated code is one ``pack_values`` / one ``unpack`` with the fields in wire order."""
+    ix, size = header.index, header.size
+    ns: dict = {"_pack": header.pack_values, "_unpack": header.unpack, "LtbError": LtbError}
+    wire = [repr(v) for v in header.wire_values({})]  # unset: 0, or the fixed value
+    pre, kw = [], []
+    for a in names:
+        if a in _VIEWS:
+            fs, to_wire, from_wire = _VIEWS[a]
+            ns[f"_to_{a}"], ns[f"_from_{a}"] = to_wire, from_wire
+            pre.append(f"    {a} = _to_{a}(self.{a})")
+            for k, n in enumerate(fs):
+                wire[ix[n]] = f"{a}[{k}]"
+            kw.append(f"{a}=_from_{a}({', '.join(f'v[{ix[n]}]' for n in fs)})")
+            continue
+        i = ix[a]
+        f = header.fields[i]
+        if a in _EXACT:  # out of range: to_wire raises the EncodeError
+            ns[f"_f{i}"], ns["_to_wire"] = f, header.to_wire
+            wire[i] = f"(x if 0 <= (x := self.{a}) < {1 << f.bits} else _to_wire(_f{i}, x))"
+        else:
+            wire[i] = f"self.{a} & {(1 << f.bits) - 1:#x}"
+        kw.append(f"{a}=v[{i}]")
+    src = "\n".join([
+        "def body(self):",
+        *pre,
+        f"    return _pack(({', '.join(wire)},))",
+        "def from_body(cls, b):",
+        f"    if len(b) < {size}:",
+        f"        raise LtbError('an LTB body has {size} symbols')",
+        "    v = _unpack(b)",
+        f"    return cls({', '.join(kw)})",
+    ]) + "\n"
+    exec(compile(src, f"<ubpkt.phy.ltb:{cls.__name__}>", "exec"), ns)
+    ns["body"].__doc__ = "Symbols 0..11."
+    ns["from_body"].__doc__ = ("Symbols 0..11 (or the whole LTB) -> the dataclass; reserved bits "
+                               "are dropped, a reserved code raises LtbError.")
+    cls.body, cls.from_body = ns["body"], classmethod(ns["from_body"])
+
+
+def _declared(header: Header, **defaults):
+    """Class decorator: a dataclass of an LTB body with one attribute per field of ``header``
+    (``_VIEWS`` where the attribute differs) and its generated ``body()`` / ``from_body()``;
+    unset defaults are the field's fixed value or 0."""
+    def make(cls):
+        names = _attributes(header)
+        unknown = set(defaults) - set(names)
+        if unknown:
+            raise TypeError(f"{cls.__name__}: no attributes {sorted(unknown)}")
+        cls.__annotations__ = {a: "int" for a in names}
+        for a in names:
+            fixed = None if a in _VIEWS else header.by_name[a].fixed
+            setattr(cls, a, defaults.get(a, fixed or 0))
+        cls.HEADER = header
+        _codec(cls, header, names)
+        return dataclass(cls)
+    return make
+
+
+@_declared(P.LTB_DISCOVERY, type=0xA0, link_id=0xFF, lane_id=0xFF, tlw=0x08, rlw=0x08,
+           data_rates=0x001, fec_support=0b11, max_link_width=8)
 class DLTB:
-    """Discovery LTB (Table 3-12); also used in RXEQ_Optimize."""
+    """Discovery LTB (Table 3-12); also used in RXEQ_Optimize.
 
-    type: int = 0xA0
-    link_id: int = 0xFF
-    lane_id: int = 0xFF
-    tlw: int = 0x08
-    rlw: int = 0x08
-    data_rates: int = 0x001  # bit n = Data Rate n (DR0..DR8)
-    fec_support: int = 0b11  # b0 RS T=2, b1 RS T=4
-    port_type: int = 0  # 1 = primary
-    random_value: int = 0  # 1..127, 0 = NULL
-    fec_interleave_support: int = 0  # b0 x1 .. b3 x8
-    rx_lane0: int = 0  # physical lane of logical RX lane 0 (0, 1, 3 or 7)
-    max_link_width: int = 8
-
-    def body(self) -> bytes:
-        b = bytearray(12)
-        b[0] = self.type
-        b[1] = self.link_id
-        b[2] = self.lane_id
-        b[3] = self.tlw & 0x3F
-        b[4] = self.rlw & 0x3F
-        b[5] = self.data_rates & 0xFF
-        b[6] = (self.data_rates >> 8) & 0x01
-        b[7] = self.fec_support & 0x03
-        b[8] = (self.port_type & 1) | ((self.random_value & 0x7F) << 1)
-        b[10] = self.fec_interleave_support & 0x0F
-        b[11] = LANE0_CODES[self.rx_lane0] | ({1: 0, 2: 1, 4: 2, 8: 3}[self.max_link_width] << 3)
-        return bytes(b)
-
-    @classmethod
-    def from_body(cls, b: bytes) -> "DLTB":
-        code = b[11] & 7
-        if code not in _LANE0_BY_CODE:
-            raise LtbError(f"reserved RX_Lane0_ID code {code}")
-        mlw = (b[11] >> 3) & 7
-        if mlw > 3:
-            raise LtbError(f"reserved MAX_LINK_WIDTH code {mlw}")
-        return cls(type=b[0], link_id=b[1], lane_id=b[2], tlw=b[3] & 0x3F, rlw=b[4] & 0x3F,
-                   data_rates=b[5] | ((b[6] & 1) << 8), fec_support=b[7] & 3,
-                   port_type=b[8] & 1, random_value=b[8] >> 1,
-                   fec_interleave_support=b[10] & 0x0F, rx_lane0=_LANE0_BY_CODE[code],
-                   max_link_width=1 << mlw)
+    ``data_rates``: bit n = Data Rate n (DR0..DR8); ``fec_support``: b0 RS T=2, b1 RS T=4;
+    ``port_type``: 1 = primary; ``random_value``: 1..127, 0 = NULL; ``fec_interleave_support``:
+    b0 x1 .. b3 x8; ``rx_lane0``: physical lane of logical RX lane 0 (0, 1, 3 or 7);
+    ``max_link_width``: 1, 2, 4 or 8."""
 
 
-@dataclass
+@_declared(P.LTB_CONFIG, type=0xB0, link_id=0xFF, lane_id=0xFF, tlw=0x08, rlw=0x08, eq_mode=2,
+           fec_mode=2)
 class CLTB:
-    """Config LTB (Table 3-13)."""
-
-    type: int = 0xB0
-    link_id: int = 0xFF
-    lane_id: int = 0xFF
-    tlw: int = 0x08
-    rlw: int = 0x08
-    eq_mode: int = 2  # 0 Full_EQ, 1 Only_Highest_Data_Rate_EQ, 2 Skip_EQ
-    fec_mode: int = 2  # 0 bypass, 1 RS T=2, 2 RS T=4
-    fec_interleave: int = 0
-
-    def body(self) -> bytes:
-        b = bytearray(12)
-        b[0], b[1], b[2] = self.type, self.link_id, self.lane_id
-        b[3], b[4] = self.tlw & 0x3F, self.rlw & 0x3F
-        b[6] = (self.eq_mode & 3) | ((self.fec_mode & 7) << 2) | ((self.fec_interleave & 1) << 5)
-        return bytes(b)
-
-    @classmethod
-    def from_body(cls, b: bytes) -> "CLTB":
-        return cls(type=b[0], link_id=b[1], lane_id=b[2], tlw=b[3] & 0x3F, rlw=b[4] & 0x3F,
-                   eq_mode=b[6] & 3, fec_mode=(b[6] >> 2) & 7, fec_interleave=(b[6] >> 5) & 1)
+    """Config LTB (Table 3-13).  ``eq_mode``: 0 Full_EQ, 1 Only_Highest_Data_Rate_EQ, 2 Skip_EQ;
+    ``fec_mode``: 0 bypass, 1 RS T=2, 2 RS T=4."""
 
 
-@dataclass
+@_declared(P.LTB_RETRAIN, type=0xC0, data_rates=0x001, fec_mode=2, crc_mode=1)
 class RLTB:
     """Retrain LTB (Table 3-14).  ``eq_ctrl1..3`` hold symbols 2..4 raw (their meaning depends on
     the type and modulation: post/pre-cursor/cursor, or Local_HS/Local_LS/Remote_Initial_TX_Preset
-    for Retrain.EQ_Initial)."""
-
-    type: int = 0xC0
-    eq_ctrl1: int = 0
-    eq_ctrl2: int = 0
-    eq_ctrl3: int = 0
-    data_rates: int = 0x001
-    change_speed: int = 0
-    fec_mode: int = 2
-    fec_crc_reject: int = 0
-    ber_status: int = 0
-    fec_interleave: int = 0
-    fec_interleave_reject: int = 0
-    request_eq: int = 0
-    crc_mode: int = 1  # 0 no CRC, 1 CRC30
-    local_tx_preset: int = 0
-    first_pre_cursor: int = 0
-
-    def body(self) -> bytes:
-        b = bytearray(12)
-        b[0] = self.type
-        b[2] = self.eq_ctrl1 & 0x3F
-        b[3] = self.eq_ctrl2 & 0xFF
-        b[4] = self.eq_ctrl3 & 0xFF
-        b[5] = self.data_rates & 0xFF
-        b[6] = ((self.data_rates >> 8) & 1) | ((self.change_speed & 1) << 7)
-        b[7] = (self.fec_mode & 7) | ((self.fec_crc_reject & 1) << 3) | \
-            ((self.ber_status & 3) << 4) | ((self.fec_interleave & 1) << 6) | \
-            ((self.fec_interleave_reject & 1) << 7)
-        b[9] = (self.request_eq & 1) << 7
-        b[10] = (self.crc_mode & 7) | ((self.local_tx_preset & 0xF) << 4)
-        b[11] = self.first_pre_cursor & 0x3F
-        return bytes(b)
-
-    @classmethod
-    def from_body(cls, b: bytes) -> "RLTB":
-        return cls(type=b[0], eq_ctrl1=b[2] & 0x3F, eq_ctrl2=b[3], eq_ctrl3=b[4],
-                   data_rates=b[5] | ((b[6] & 1) << 8), change_speed=b[6] >> 7,
-                   fec_mode=b[7] & 7, fec_crc_reject=(b[7] >> 3) & 1, ber_status=(b[7] >> 4) & 3,
-                   fec_interleave=(b[7] >> 6) & 1, fec_interleave_reject=b[7] >> 7,
-                   request_eq=b[9] >> 7, crc_mode=b[10] & 7, local_tx_preset=b[10] >> 4,
-                   first_pre_cursor=b[11] & 0x3F)
+    for Retrain.EQ_Initial).  ``crc_mode``: 0 no CRC, 1 CRC30."""
 
 
-@dataclass
+@_declared(P.LTB_EQUALIZATION)
 class ELTB:
-    """Equalization LTB (Table 3-15)."""
+    """Equalization LTB (Table 3-15).  ``eq_phase``: 0 Coarsetune_Active, 1 Coarsetune_Confirm,
+    2 EQ.Active on the secondary port (Passive on the primary), 3 the other way round;
+    ``eq_ctrl2``: pre-cursor (NRZ) or 2nd/3rd pre-cursor (PAM4), raw."""
 
-    type: int = ELTB_TYPE
-    eq_reject: int = 0
-    eq_phase: int = 0  # 0 Coarsetune_Active, 1 Coarsetune_Confirm, 2/3 Active/Passive
-    preset_mode: int = 0
-    tx_preset: int = 0
-    eq_ctrl2: int = 0  # pre-cursor (NRZ) or 2nd/3rd pre-cursor (PAM4), raw
-    post_cursor: int = 0
-    cursor: int = 0
-    first_pre_cursor: int = 0
 
-    def body(self) -> bytes:
-        b = bytearray(12)
-        b[0] = self.type
-        b[1] = (self.eq_reject & 1) << 5
-        b[2] = (self.eq_phase & 3) | ((self.preset_mode & 1) << 3) | ((self.tx_preset & 0xF) << 4)
-        b[3] = self.eq_ctrl2 & 0xFF
-        b[4] = self.post_cursor & 0x3F
-        b[5] = self.cursor & 0xFF
-        b[6] = self.first_pre_cursor & 0x3F
-        return bytes(b)
-
-    @classmethod
-    def from_body(cls, b: bytes) -> "ELTB":
-        return cls(type=b[0], eq_reject=(b[1] >> 5) & 1, eq_phase=b[2] & 3,
-                   preset_mode=(b[2] >> 3) & 1, tx_preset=b[2] >> 4, eq_ctrl2=b[3],
-                   post_cursor=b[4] & 0x3F, cursor=b[5], first_pre_cursor=b[6] & 0x3F)
+# Symbol 0 is the Type of every LTB body (each declaration starts with it): it picks the class.
+_BY_TYPE = {t: cls for cls, types in ((DLTB, DLTB_TYPES), (CLTB, CLTB_TYPES), (RLTB, RLTB_TYPES),
+                                      (ELTB, E.ELTB_TYPES)) for t in types}
+_TRAILER = P.LTB_TRAILER
+_CRC, _PAD = _TRAILER.index["crc"], _TRAILER.index["padding"]
+_TRAILER_BLANK = tuple(_TRAILER.wire_values({}))
 
 
 def encode_ltb(ltb, profile: PhyProfile = DEFAULT_PROFILE) -> bytes:
     """Any LTB dataclass -> its 16 symbols (before scrambling)."""
     body = ltb.body()
-    crc = ltb_crc16(body, profile)
-    return body + bytes([crc & 0xFF, crc >> 8, profile.ltb_pad, profile.ltb_pad])
+    trailer = list(_TRAILER_BLANK)
+    trailer[_CRC], trailer[_PAD] = ltb_crc16(body, profile), profile.ltb_pad * 0x0101
+    return body + _TRAILER.pack_values(trailer)
 
 
 def decode_ltb(symbols: bytes, profile: PhyProfile = DEFAULT_PROFILE):
@@ -237,19 +230,12 @@ def decode_ltb(symbols: bytes, profile: PhyProfile = DEFAULT_PROFILE):
     s = bytes(symbols)
     if len(s) != 16:
         raise LtbError("an LTB has 16 symbols")
-    crc = ltb_crc16(s[:12], profile)
-    if s[12] != crc & 0xFF or s[13] != crc >> 8:
+    if _TRAILER.unpack(s, 12)[_CRC] != ltb_crc16(s[:12], profile):
         raise LtbError("LTB CRC mismatch")
-    t = s[0]
-    if t in DLTB_TYPES:
-        return DLTB.from_body(s)
-    if t in CLTB_TYPES:
-        return CLTB.from_body(s)
-    if t in RLTB_TYPES:
-        return RLTB.from_body(s)
-    if t == ELTB_TYPE:
-        return ELTB.from_body(s)
-    raise LtbError(f"reserved LTB type 0x{t:02X}")
+    cls = _BY_TYPE.get(s[0])
+    if cls is None:
+        raise LtbError(f"reserved LTB type 0x{s[0]:02X}")
+    return cls.from_body(s)
 
 
 def ltb_fields(ltb) -> dict:
