@@ -29,6 +29,7 @@ from ubpkt.dissect import dissect
 from ubpkt.dissect.fastpath import TemplateCache
 from ubpkt.encode import encode_layers, record_layers
 from ubpkt.formats import HEADERS
+from ubpkt.formats import phy as phy_formats
 from ubpkt.formats import grammar as G
 from ubpkt.formats.derived import BYTE_RUNS
 from ubpkt.formats.samples import generate, linktypes_for
@@ -189,6 +190,8 @@ def test_generator_covers_grammar():
     # every declared UB header the walk can produce shows up somewhere (views are not layers)
     views = {"ub.cci_caqm", "ub.cci_fecn", "ub.cci_fecn_rtt", "ub.cci_rsvd"}
     flit_only = {"ub.lbh"}                    # block headers of flit streams, not packets
+    # PHY link-management blocks (UB 2.0 §3.4.1) travel below the flits
+    flit_only |= {h.layer for h in phy_formats.LTB_HEADERS}
     all_seen = set()
     for name in NAMES:
         all_seen |= {x for s in sample_set(name).samples for x in s.expected}

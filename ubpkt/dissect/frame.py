@@ -30,14 +30,12 @@ class Frame(HeaderReader):
     def __init__(self, buf, profile: Profile):
         HeaderReader.__init__(self, buf)
         self.profile = profile
-        self.icrc_start = None
-        self.icrc_masks = None
-        self.pad = 0
-        self.tph_start = None
-        self.cfg = None
-        self.compact = False    # the packet uses the compact TAH forms (grammar VARIANTS)
-        self.tp_data = False
-        self.ip_at = None       # (offset, version) of the IP header in front of UDP
+        # the ICRC section (start, mask runs); the TP header's offset; the LPH CFG; the
+        # (offset, version) of the IP header in front of UDP
+        self.icrc_start = self.icrc_masks = self.tph_start = self.cfg = self.ip_at = None
+        self.pad = 0            # transport padding bytes before the ICRC
+        # the packet uses the compact TAH forms (grammar COMPACT_TAH); an RTP data packet
+        self.compact = self.tp_data = False
 
     def rest_as_data(self) -> None:
         """What is left before the trailer is payload."""
