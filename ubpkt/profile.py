@@ -63,6 +63,10 @@ class TransactionTuning:
     atomic_replay_entries: int = 1024
     #: how long (ns) a target holds a TAACK to aggregate more before sending it anyway
     taack_hold_ns: int = 2000
+    #: aggregate the TAACKs of consecutive transactions too (contiguous TASSNs of one
+    #: initiator-target pair, §7.3.1.1), not only the segments of one: fewer responses, each
+    #: completion up to taack_hold_ns later
+    taack_across_transactions: bool = True
 
 
 @dataclass(frozen=True)

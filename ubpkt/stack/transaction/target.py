@@ -109,6 +109,7 @@ class Target:
         self.aggregate = max(1, min(self.tuning.taack_aggregate, 32))   # RSPINFO has 5 bits
         self.replay_entries = self.tuning.atomic_replay_entries
         self.hold_ns = getattr(self.tuning, "taack_hold_ns", TAACK_HOLD_NS)
+        self.across = getattr(self.tuning, "taack_across_transactions", False)
         self.stats = {"requests": 0, "responses": 0, "taacks": 0, "taacks_aggregated": 0,
                       "errors": 0, "rnr": 0, "replayed": 0, "malformed": 0, "prefetch": 0}
         self._plans: dict = {}
@@ -200,6 +201,8 @@ class Target:
         key = (rc_type, rc_id)
         acks = self._acks
         p = acks.get(key)
+        if last and self.across:
+            last = False            # the next transaction's TAACKs may join (§7.3.1.1)
         if p is not None:
             if (p[0] + p[1]) & 0xFFFF == tassn and p[1] < self.aggregate:
                 p[1] += 1
