@@ -132,3 +132,15 @@ def test_endpoint_faults_get_the_spec_errors_and_change_no_byte():
     assert errs == {"remote_access_error"}
     res = CliRunner().invoke(main, ["loopback", "--count", "50", "--rnr", "0.1", "-q"])
     assert res.exit_code == 0 and json.loads(res.output)["faults"]["recovered_by"]["rnr"] > 0
+
+
+def test_taacks_aggregate_across_transactions():
+    # single-packet writes: the target merges the TAACKs of contiguous TASSNs (UB 2.0 §7.3.1.1)
+    r = run_loopback(LoopbackConfig(count=400))
+    _clean(r, 400)
+    assert r["transport"]["packets"] < 400 * 1.25       # 400 writes + far fewer TAACKs
+    from ubpkt.profile import SPEC
+    one_each = SPEC.with_(transaction={"taack_across_transactions": False})
+    r = run_loopback(LoopbackConfig(count=400, profile=one_each))
+    _clean(r, 400)
+    assert r["transport"]["packets"] == 800
