@@ -7,6 +7,16 @@ s (made once per packet kind by the reference encoder) and parses received frame
 :class:`TpPacket` views: a fast reader for the layouts its own templates produce, the reference
 dissector (``ubpkt.decode``) for anything else.  The ICRC is checked on every received frame
 (UB 2.0 §5.3.7); a frame that fails is reported, never delivered.
+
+Congestion information (UB 2.0 §5.3.5, §6.2.2, §6.6.1.3): a received data packet's
+:class:`TpPacket` says whether it was marked (``ce``) and, from the CCI word of a CNA NTH in CAQM
+mode, its I bit, Hint and LoC (``ci``, ``hint``, ``loc``; a CCI in FECN or FECN_RTT mode counts
+as marked when its FECN is 2'b11, severe congestion).  UBoE has no NTH: the reference profile
+reads the IPv4 ECN field instead, Congestion Experienced (RFC 3168, 0b11) being the mark.
+``tp_response(..., cc={...})`` builds the _CC forms (TPACK_CC, TPNAK_CC as a TPACK_CC with the
+NAK RSPST, TPSACK_CC) with a CETPH of the profile's ``cetph_variant`` (CAQM unless ``ldcp``);
+``parse`` gives a received CETPH as the ``cetph`` dict (``ack_seq``, ``loc``, ``i``, ``c``,
+``hint``; LDCP: ``ack_seq``, ``ce_seq``).
 """
 from __future__ import annotations
 
@@ -16,12 +26,14 @@ from dataclasses import dataclass
 from ..dissect import decode
 from ..formats import HEADERS
 from ..formats.enums import TPOPCODE
+from ..formats.grammar import resolve
 from ..link.plength import packet_length
 from ..profile import SPEC, Profile
 from ..record import LINKTYPE_ETHERNET, LINKTYPE_UB
 from .templates import PacketTemplate
 
-__all__ = ["Path", "Framer", "TpPacket", "RTP_DATA", "TPACK", "TPSACK", "UTP", "CTP", "BYPASS"]
+__all__ = ["Path", "Framer", "TpPacket", "RTP_DATA", "TPACK", "TPACK_CC", "TPSACK", "TPSACK_CC",
+           "UTP", "CTP", "BYPASS"]
 
 #: TPOpcode[6:0] values the stack sends (UB 2.0 §6.2.1 Table 6-2)
 _OPC = {v: k for k, v in TPOPCODE.items()}
@@ -102,6 +114,13 @@ class TpPacket:
     maxrcvpsn: int | None = None
     bitmap: bytes | None = None
     src: object = None          # the sender's address (IP or SCNA): with srctpn, the channel
+    # congestion information of a data packet (module doc): marked, and the CCI's CAQM I, Hint,
+    # LoC (CNA NTH only)
+    ce: int = 0
+    ci: int = 0
+    hint: int = 0
+    loc: int = 0
+    cetph: dict | None = None   # a TPACK_CC/TPSACK_CC's CETPH fields (module doc)
 
 
 class Framer:
@@ -114,6 +133,13 @@ class Framer:
         self._fns: dict = {}
         self.stats = {"rx_bad_icrc": 0, "rx_slow_path": 0, "rx_malformed": 0}
         self._fast = None
+        #: the CETPH form of the _CC responses (UB 2.0 §6.2.2: a per-channel choice; here the
+        #: profile's ``cetph_variant``)
+        self.cetph_layer = resolve("ub.cetph", profile)
+        h = HEADERS[self.cetph_layer]
+        self._cetph = h
+        self._cetph_names = tuple((i, f.name) for i, f in enumerate(h.fields)
+                                  if not f.name.startswith("rsvd"))
 
     # -- transmit ---------------------------------------------------------------------------------
     def _template(self, key):
@@ -130,6 +156,8 @@ class Framer:
                 return carrier + [("ub.utph", {"tpopcode": 0, "nlp": 0})]
             opc = key[1]
             layers = carrier + [("ub.rtph", {"tpopcode": opc, "nlp": 0})]
+            if opc in (TPACK_CC, TPSACK_CC):
+                layers.append((self.cetph_layer, {}))
             if opc in (TPSACK, TPSACK_CC):
                 layers.append(("ub.saetph", {"bitmapsize": key[2]}))
             return layers
@@ -160,9 +188,14 @@ class Framer:
 
     def tp_response(self, srctpn: int, dsttpn: int, psn: int, *, rspst: int = 0,
                     rspinfo: int = 0, tpmsn: int = 0, bitmap: bytes | None = None,
-                    maxrcvpsn: int = 0, explicit=None) -> bytes:
+                    maxrcvpsn: int = 0, explicit=None, cc: dict | None = None) -> bytes:
         """A TPACK/TPNAK (``bitmap`` None; RSPST says which, UB 2.0 §6.2.1) or a TPSACK with its
-        SAETPH and bitmap (§6.2.3)."""
+        SAETPH and bitmap (§6.2.3).  ``cc``: the CETPH fields (``ack_seq``, ``loc``, ``i``,
+        ``c``, ``hint``; LDCP ``ack_seq``, ``ce_seq``; the variant's other names are ignored):
+        the _CC form, TPACK_CC (a TPNAK_CC with RSPST 011) or TPSACK_CC (§6.2.2)."""
+        if cc is not None:
+            return self._cc_response(srctpn, dsttpn, psn, rspst, rspinfo, tpmsn, bitmap,
+                                     maxrcvpsn, explicit, cc)
         if bitmap is None:
             if not explicit:
                 return self._builder(("rtp", TPACK), _ACK_KEYS)(srctpn, dsttpn, psn, rspst,
@@ -175,6 +208,30 @@ class Framer:
         t = self._template(("rtp", TPSACK, size))
         return t.build({"ub.rtph.srctpn": srctpn, "ub.rtph.dsttpn": dsttpn, "ub.rtph.psn": psn,
                         "ub.saetph.maxrcvpsn": maxrcvpsn}, bitmap, explicit)
+
+    def _cc_response(self, srctpn, dsttpn, psn, rspst, rspinfo, tpmsn, bitmap, maxrcvpsn,
+                     explicit, cc) -> bytes:
+        cl = self.cetph_layer
+        values = {"ub.rtph.srctpn": srctpn, "ub.rtph.dsttpn": dsttpn, "ub.rtph.psn": psn}
+        if bitmap is None:
+            t = self._template(("rtp", TPACK_CC))
+            values.update({"ub.rtph.rspst": rspst, "ub.rtph.rspinfo": rspinfo,
+                           "ub.rtph.tpmsn": tpmsn})
+            body = b""
+        else:
+            size = {8: 0, 16: 1, 32: 2, 64: 3, 128: 4}[len(bitmap)]
+            t = self._template(("rtp", TPSACK_CC, size))
+            values["ub.saetph.maxrcvpsn"] = maxrcvpsn
+            body = bitmap
+        refs = t.refs
+        for k, v in cc.items():
+            key = f"{cl}.{k}"
+            ref = refs.get(key)
+            if ref is not None:
+                top = (1 << ref.bits) - 1
+                # the sequence counters run modulo 2^32; C and Hint saturate, never wrap
+                values[key] = int(v) & top if k.endswith("_seq") else min(int(v), top)
+        return t.build(values, body, explicit)
 
     def utp_data(self, ta, payload=b"", explicit=None) -> bytes:
         """A UTP packet (UB 2.0 §6.3.3): no PSN, no acknowledgement."""
@@ -219,7 +276,7 @@ class Framer:
             return None
         b0 = mv[42]
         opc = b0 & 0x7F
-        if opc not in (RTP_DATA, TPACK, TPSACK, UTP):
+        if opc not in _FAST_OPC:
             return None
         if self.profile.icrc:
             end = len(frame) - 4
@@ -232,17 +289,32 @@ class Framer:
         b1 = mv[43]
         pad = (b1 >> 4) & 3
         if opc == UTP:
-            return TpPacket("utp", 0, 0, 0, 0, 0, 0, 0, 0, 0, mv[58:end - pad],
-                            src=bytes(mv[26:30]))
+            pkt = TpPacket("utp", 0, 0, 0, 0, 0, 0, 0, 0, 0, mv[58:end - pad],
+                           src=bytes(mv[26:30]))
+            if mv[15] & 3 == 3:
+                pkt.ce = 1
+            return pkt
         v = _RTPH.unpack(mv, 42)
         pkt = TpPacket("rtp", opc, b0 >> 7, v[_SRCTPN], v[_DSTTPN], v[_A], v[_PSN], v[_RSPST],
                        v[_RSPINFO], v[_TPMSN], mv[58:end - pad], src=bytes(mv[26:30]))
-        if opc == TPSACK:
-            sv = _SAETPH.unpack(mv, 58)
+        if opc == RTP_DATA:
+            if mv[15] & 3 == 3:                 # IPv4 ECN CE (reference profile, module doc)
+                pkt.ce = 1
+            return pkt
+        off = 58
+        if opc == TPACK_CC or opc == TPSACK_CC:
+            h = self._cetph
+            cv = h.unpack(mv, 58)
+            pkt.cetph = {name: cv[i] for i, name in self._cetph_names}
+            off = 58 + h.size
+            pkt.ta = mv[off:end - pad]
+        if opc == TPSACK or opc == TPSACK_CC:
+            sv = _SAETPH.unpack(mv, off)
             bits = 64 << sv[_SAETPH.index["bitmapsize"]]
             pkt.maxrcvpsn = sv[_SAETPH.index["maxrcvpsn"]]
-            pkt.bitmap = bytes(mv[62:62 + bits // 8])
-            pkt.ta = mv[62 + bits // 8:end - pad]
+            o = off + 4
+            pkt.bitmap = bytes(mv[o:o + bits // 8])
+            pkt.ta = mv[o + bits // 8:end - pad]
         return pkt
 
     def _parse_native(self, frame):
@@ -267,7 +339,8 @@ class Framer:
         n = len(mv)
         tp = 4 + nth.size
         nlp = mv[tp - 1] & 7
-        src = nth.unpack(mv, 4)[0]
+        nv = nth.unpack(mv, 4)
+        src = nv[0]
         if cfg == 9:
             return TpPacket("bypass", 0, 0, 0, 0, 0, 0, 0, 0, 0, mv[tp:], src=src)
         end = n
@@ -283,7 +356,11 @@ class Framer:
             if b >> 6 != 0 or b & 0x0F != 0:
                 return None             # CNP, or UPIH/EIDH/CIPH after it: the reference path
             pad = (b >> 4) & 3
-            return TpPacket("ctp", 0, 0, 0, 0, 0, 0, 0, 0, 0, mv[tp + 1:end - pad], src=src)
+            pkt = TpPacket("ctp", 0, 0, 0, 0, 0, 0, 0, 0, 0, mv[tp + 1:end - pad], src=src)
+            cci = nv[2]
+            if cci:
+                pkt.ce, pkt.ci, pkt.hint, pkt.loc = _cci(cci)
+            return pkt
         return None                     # RTP/UTP over a CNA NTH: the reference path
 
     def _parse_slow(self, frame) -> TpPacket | None:
@@ -317,11 +394,16 @@ class Framer:
             if "ub.saetph" in layers:
                 pkt.maxrcvpsn = f["ub.saetph.maxrcvpsn"]
                 pkt.bitmap = bytes.fromhex(f["ub.saetph.bitmap"])
+            if any(lay.startswith("ub.cetph") for lay in layers):
+                pkt.cetph = {k[9:]: v for k, v in f.items() if k.startswith("ub.cetph.")
+                             and not k[9:].startswith("rsvd") and isinstance(v, int)}
+            _slow_marks(pkt, f)
             return pkt
         if "ub.utph" in layers:
-            return TpPacket("utp", 0, 0, 0, 0, 0, 0, 0, 0, 0, ta, src=src)
+            return _slow_marks(TpPacket("utp", 0, 0, 0, 0, 0, 0, 0, 0, 0, ta, src=src), f)
         if "ub.ctph" in layers:
-            return TpPacket("ctp", f["ub.ctph.tpopcode"], 0, 0, 0, 0, 0, 0, 0, 0, ta, src=src)
+            return _slow_marks(TpPacket("ctp", f["ub.ctph.tpopcode"], 0, 0, 0, 0, 0, 0, 0, 0, ta,
+                                        src=src), f)
         if f.get("ub.lph.cfg") == 9:
             return TpPacket("bypass", 0, 0, 0, 0, 0, 0, 0, 0, 0, ta, src=src)
         self.stats["rx_malformed"] += 1
@@ -329,6 +411,34 @@ class Framer:
 
 
 _BAD = object()
+_FAST_OPC = frozenset((RTP_DATA, TPACK, TPACK_CC, TPSACK, TPSACK_CC, UTP))
+
+
+def _cci(word: int) -> tuple:
+    """(marked, I, Hint, LoC) from a CCI word (UB 2.0 §5.3.5.1): CAQM mode 000 (C, I, Hint);
+    FECN 100 and FECN_RTT 010: marked when FECN is 2'b11 (severe); other modes: nothing."""
+    mode = word >> 13
+    loc = (word >> 12) & 1
+    if mode == 0:
+        return (word >> 9) & 1, (word >> 8) & 1, word & 0xFF, loc
+    if mode in (2, 4):
+        return int(word & 3 == 3), 0, 0, loc
+    return 0, 0, 0, 0
+
+
+def _slow_marks(pkt: TpPacket, f: dict) -> TpPacket:
+    """The congestion marks of a dissected data packet (module doc)."""
+    cci = f.get("ub.cna16.cci", f.get("ub.cna24.cci"))
+    if isinstance(cci, list):
+        cci = cci[0]
+    if isinstance(cci, int):
+        pkt.ce, pkt.ci, pkt.hint, pkt.loc = _cci(cci)
+    else:
+        ecn = f.get("ip.ecn")
+        if isinstance(ecn, list):
+            ecn = ecn[-1]
+        pkt.ce = int(ecn == 3)
+    return pkt
 #: UBoE IPv4 frame: the ICRC covers from byte 14 (IP); ToS, TTL, IP checksum and UDP checksum
 #: are seen as ones (UB 2.0 §5.3.7), from the icrc_mask field flags.
 _UBOE_MASKS = HEADERS["ip"].icrc_masks(14) + HEADERS["udp"].icrc_masks(34)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ubpkt import SPEC, encode_layers
 from ubpkt.profile import TransportTuning
-from ubpkt.stack.network import RTP_DATA, TPSACK, Framer, Path
+from ubpkt.stack.network import RTP_DATA, TPSACK, TPSACK_CC, Framer, Path
 from ubpkt.stack.transport import TaSegment
 from ubpkt.stack.transport.rtp import RtpChannel
 
@@ -42,7 +42,7 @@ def seg_index(pkt) -> int:
 def kind_of(pkt) -> str:
     if pkt.tpopcode == RTP_DATA:
         return "data"
-    if pkt.tpopcode == TPSACK:
+    if pkt.tpopcode in (TPSACK, TPSACK_CC):
         return "tpsack"
     return {0: "tpack", 1: "rnr", 2: "rnr", 3: "tpnak", 5: "tpack"}.get(pkt.rspst, "?")
 

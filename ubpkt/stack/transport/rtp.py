@@ -96,12 +96,30 @@ TPNAK and for a TPACK answering a duplicate (the ordinary coalesced TPACKs are o
 ``rx_naks``, ``rx_sacks``, ``rx_rnr``, ``rx_stale``, ``rx_nak_ignored``, ``rx_bad_response``,
 ``rx_ta_error``;
 receiver ``rx_packets``, ``rx_bytes``, ``duplicates``, ``ooo_kept``, ``ooo_dropped``,
-``out_of_window``, ``rnr_refused``, and the responses sent: ``acks``, ``naks``, ``sacks``,
-``rnr``.  Keep ``window`` within the peer's ``oor_window``: a packet further ahead than that is
+``out_of_window``, ``rnr_refused``, ``cc_marked`` (marked data packets), and the responses
+sent: ``acks``, ``naks``, ``sacks``, ``rnr``, ``cc_sent`` (those in a _CC form); sender
+``cc_responses``, ``cc_marks``.  Keep ``window`` within the peer's ``oor_window``: a packet further ahead than that is
 out of range for the receiver and only an RTO brings it back (§6.5.1.4.1).
 
-Not done here: CETPH (TPACK-CC/TPSACK-CC are read as TPACK/TPSACK and their congestion fields
-ignored; the fixed window is the only congestion control), fake packets (RTPH.F, §8.2.7.3), and
+Congestion marks (§6.2.2, §6.6.1.3.4; the CAQM echo with coalesced responses)
+    The receiver accumulates the marks of the data packets it receives (any packet that reaches
+    the channel, in order or not): a marked one (``TpPacket.ce``: the CCI C bit of a CNA NTH,
+    or IPv4 ECN CE over UBoE, see :mod:`ubpkt.stack.network`) adds one to its local C; an
+    unmarked one with the CCI I bit sets its local I and adds its Hint to the local Hint; LoC is
+    ORed.  The next TPACK, TPNAK or TPSACK after anything was marked or asked for goes out in its
+    _CC form (TPACK_CC, TPNAK_CC, TPSACK_CC) with a CETPH carrying C, I, Hint and LoC (C and
+    Hint saturate at their field widths), and the accumulators are cleared; otherwise the plain
+    form goes out.  RNR TPNAKs stay plain.  Ack_Seq is data_size_recvd (§6.6.1.1.4) in 2-byte
+    units, counted (reference-profile reading) over the transaction bytes of each packet taken
+    in order or kept out of order, modulo 2^32; the LDCP variant's Ce_Seq the same over the
+    marked packets.  Each _CC response also gives a ``ResponseSent`` of kind ``tpack_cc``,
+    ``tpnak_cc`` or ``tpsack_cc`` (besides the usual event, if any).  The sender reads the CETPH
+    of every TPACK_CC/TPSACK_CC (``stats["cc_responses"]``, ``stats["cc_marks"]``: the C values
+    summed; ``cc_last``: the last CETPH) and otherwise treats them as TPACK/TPSACK: the fixed
+    window stays the only congestion control (Table 6-11's window rules are not applied).
+
+Not done here: window or rate congestion control (CETPH is recorded, not acted on), fake
+packets (RTPH.F, §8.2.7.3), and
 ROL-mode transaction responses in TPACKs (RSPST 101 is taken as a plain TPACK; RSPST 011 with a
 non-zero RSPINFO, a transaction error, is counted in ``stats["rx_ta_error"]`` and otherwise read
 as a cumulative acknowledgement of the PSNs before it).
@@ -129,7 +147,9 @@ _STATS = ("tx_packets", "tx_bytes", "retransmissions", "rtx_nak", "rtx_sack", "r
           "rtx_rnr", "timeouts", "acked", "rx_acks", "rx_naks", "rx_sacks", "rx_rnr",
           "rx_stale", "rx_nak_ignored", "rx_ta_error", "rx_bad_response", "rx_packets",
           "rx_bytes", "duplicates", "ooo_kept", "ooo_dropped", "out_of_window", "rnr_refused",
-          "acks", "naks", "sacks", "rnr", "wrong_channel")
+          "acks", "naks", "sacks", "rnr", "wrong_channel", "cc_marked", "cc_sent",
+          "cc_responses", "cc_marks")
+_U32 = 0xFFFFFFFF
 
 
 class RtpChannel:
@@ -199,6 +219,12 @@ class RtpChannel:
         self._nak_out = False               # a TPNAK went out, no TPACK since
         self._nak_epsn = None
         self._rnr_due = False
+        # congestion marks since the last response (module doc, "Congestion marks")
+        self._cc_any = False
+        self._cc_c = self._cc_i = self._cc_hint = self._cc_loc = 0
+        self._ack_seq = 0                   # data_size_recvd, 2-byte units
+        self._ce_seq = 0                    # of the marked packets (LDCP)
+        self.cc_last: dict | None = None    # sender: the last CETPH received
         # gbn + fast retransmit: out-of-order packets are not kept; otherwise they are, up to
         # oor_window (sr: and what the bitmap can show, EPSN-1 .. EPSN-1+bits-1)
         self._keep = self._sr or not self._fast
@@ -262,16 +288,45 @@ class RtpChannel:
             return
         opc = pkt.tpopcode
         if opc == RTP_DATA:
+            if pkt.ce or pkt.ci:
+                self._cc_mark(pkt)
             self._rx_data(pkt, now)
-        elif opc == TPACK or opc == TPACK_CC:
+        elif opc == TPACK:
             self._rx_ack(pkt, now)
-        elif opc == TPSACK or opc == TPSACK_CC:
+        elif opc == TPSACK:
             self._rx_sack(pkt, now)
+        elif opc == TPACK_CC or opc == TPSACK_CC:
+            self._rx_cc(pkt)
+            if opc == TPACK_CC:
+                self._rx_ack(pkt, now)
+            else:
+                self._rx_sack(pkt, now)
         else:
             self.stats["rx_bad_response"] += 1
             self._events.append(Discarded(now, self.channel, pkt.psn, "malformed"))
 
     # receiver side ------------------------------------------------------------------------------
+    def _cc_mark(self, pkt: TpPacket) -> None:
+        """Accumulate a data packet's congestion information (§6.6.1.3.4)."""
+        self._cc_any = True
+        if pkt.ce:
+            self._cc_c += 1
+            self._ce_seq = (self._ce_seq + ((len(pkt.ta) + 1) >> 1)) & _U32
+            self.stats["cc_marked"] += 1
+        else:
+            self._cc_i = 1
+            self._cc_hint += pkt.hint
+        self._cc_loc |= pkt.loc
+
+    def _cc_take(self) -> dict:
+        """The CETPH of the next response; clears the accumulators."""
+        cc = {"ack_seq": self._ack_seq & _U32, "ce_seq": self._ce_seq, "c": self._cc_c,
+              "i": self._cc_i, "hint": self._cc_hint, "loc": self._cc_loc}
+        self._cc_any = False
+        self._cc_c = self._cc_i = self._cc_hint = self._cc_loc = 0
+        self.stats["cc_sent"] += 1
+        return cc
+
     def _rx_data(self, pkt: TpPacket, now: int) -> None:
         epsn = self._epsn
         d = (pkt.psn - epsn) & PSN_MASK
@@ -280,8 +335,10 @@ class RtpChannel:
             if self._deliver(pkt, now) is not None:
                 self._refuse(pkt, now)
                 return
+            n = len(pkt.ta)
             st["rx_packets"] += 1
-            st["rx_bytes"] += len(pkt.ta)
+            st["rx_bytes"] += n
+            self._ack_seq += (n + 1) >> 1
             self._epsn = epsn = epsn + 1
             self._rx_msn = pkt.tpmsn
             if epsn > self._maxrcv:
@@ -323,6 +380,7 @@ class RtpChannel:
         elif d <= self._hold_max:
             self._held[q] = pkt
             st["ooo_kept"] += 1
+            self._ack_seq += (len(pkt.ta) + 1) >> 1
         else:                                               # beyond what the bitmap shows
             st["ooo_dropped"] += 1
             self._events.append(Discarded(now, self.channel, pkt.psn, "ooo"))
@@ -359,6 +417,17 @@ class RtpChannel:
         self._rnr_due = True
 
     # sender side --------------------------------------------------------------------------------
+    def _rx_cc(self, pkt: TpPacket) -> None:
+        """A TPACK_CC/TPSACK_CC's CETPH: recorded (the fixed window is the congestion
+        control)."""
+        cc = pkt.cetph
+        if cc is None:
+            return
+        st = self.stats
+        st["cc_responses"] += 1
+        st["cc_marks"] += cc.get("c", 0)
+        self.cc_last = cc
+
     def _ack_to(self, una_new: int, now: int) -> None:
         """Everything before the absolute PSN ``una_new`` is received."""
         n = una_new - self._una
@@ -646,23 +715,32 @@ class RtpChannel:
             return
         if self._ack_due:
             psn = (epsn - 1) & PSN_MASK
+            cc = self._cc_take() if self._cc_any else None
             if self._sr and self._held:
                 out.append(fr.tp_response(ltpn, ptpn, psn, bitmap=self._bitmap(),
-                                          maxrcvpsn=self._maxrcv & PSN_MASK))
+                                          maxrcvpsn=self._maxrcv & PSN_MASK, cc=cc))
                 self._events.append(ResponseSent(now, self.channel, psn, "tpsack"))
                 st["sacks"] += 1
+                kind = "tpsack_cc"
             else:
-                out.append(fr.tp_response(ltpn, ptpn, psn, tpmsn=self._rx_msn))
+                out.append(fr.tp_response(ltpn, ptpn, psn, tpmsn=self._rx_msn, cc=cc))
                 if self._ack_event:
                     self._events.append(ResponseSent(now, self.channel, psn, "tpack"))
                 st["acks"] += 1
+                kind = "tpack_cc"
+            if cc is not None:
+                self._events.append(ResponseSent(now, self.channel, psn, kind))
             self._ack_due = self._ack_event = False
             self._nak_out = False
             self._since_ack = 0
         if self._nak_due and len(out) < budget:
+            cc = self._cc_take() if self._cc_any else None
             out.append(fr.tp_response(ltpn, ptpn, epsn & PSN_MASK, rspst=RSPST_NAK, rspinfo=0,
-                                      tpmsn=self._rx_msn))
+                                      tpmsn=self._rx_msn, cc=cc))
             self._events.append(ResponseSent(now, self.channel, epsn & PSN_MASK, "tpnak"))
+            if cc is not None:
+                self._events.append(ResponseSent(now, self.channel, epsn & PSN_MASK,
+                                                 "tpnak_cc"))
             st["naks"] += 1
             self._nak_due = False
             self._nak_out = True
