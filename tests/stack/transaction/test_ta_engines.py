@@ -405,10 +405,12 @@ def test_access_errors_change_no_byte(case):
     assert p.tgt.pop_completions() == []
 
 
-def test_unsupported_opcode_gets_completer_error():
+@pytest.mark.parametrize("opcode", [0x02, 0x16])
+def test_unsupported_opcode_gets_completer_error(opcode):
+    # reserved TAOpcodes (Management, 0x10, has its own response: test_ta_mgmt.py)
     p = Pair()
     lay = TaLayout(["ub.btah"])
-    ta = lay.to_bytes(lay.pack({"btah.taopcode": 0x10, "btah.ini_tassn": 5,
+    ta = lay.to_bytes(lay.pack({"btah.taopcode": opcode, "btah.ini_tassn": 5,
                                 "btah.ini_rc_id": 0x1ABCD}))
     p.tgt.on_request(memoryview(ta + bytes(4)), 0)
     rsp = p.responses.popleft()

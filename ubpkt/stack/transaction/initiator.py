@@ -31,6 +31,18 @@ channel, §7.3.3.4) and nothing is held back; with ``mode="roi"`` the initiator 
 marked SO until every earlier RO/SO request has completed (ROI, §7.3.3.2).  Completion order: a work request whose ODR asks for completion order (ODR[2], TCO) is
 reported only after every work request posted before it (§7.3.2.3); the others as they finish.
 
+Management (``mgmt_cfg_read``/``mgmt_cfg_write``, UB 2.0 §7.4.5.1, §10.4.3.3): one packet, BTAH
+(TAOpcode 0x10, TV_EN 0, ODR NO: the UNO mode; full form only) with the MSN in INI_TASSN, from
+the same 16-bit counter as the TASSNs, and ``rc_id`` as the message queue index in INI_RC_ID,
+then the MGMTETAH and the configuration request PDU.  Its answer is a management response
+message, BTAH-carried like the request (the grammar pairs no ATAH response with TAOpcode 0x10):
+the target side of the endpoint hands it to :meth:`on_mgmt_response` (:meth:`on_response` also
+takes one, recognised by its TAOpcode).  A response with Rsp 1, the request's MSN, queue index,
+Code and Sub Code completes the work request with the status of
+:func:`~ubpkt.stack.transaction.ops.mgmt_status_of`; a read's DW goes to ``wr.result``.  No
+transport retransmits management messages (§10.4.3.1): with ``mgmt_timeout_ns`` a request with
+no response by then completes ``mgmt_timeout`` (``next_deadline``/``handle_timeout``).
+
 TASSNs are 16 bits: at most :data:`TASSN_WINDOW` segments are in flight; further segments wait
 and go out as responses free TASSNs.
 """
@@ -39,16 +51,18 @@ from __future__ import annotations
 import heapq
 from collections import deque
 
+from ...formats import HEADERS
 from ...formats import enums as E
 
 from ...formats.grammar import resolve, ta_response_opcode, ta_sequence
 from ...profile import SPEC, Profile, TransactionTuning
 from ..engine import Completed
 from ..transport import TaSegment
-from .ops import (ATOMIC_SIZES, BE_SIZES, OP_OPCODE, OPERAND_ORDER, ORIGIN_ORDER,
-                  REMOTE_ACCESS_ERROR, REMOTE_RESPONSE_LENGTH_ERROR, RNR_RETRY_EXCEEDED,
-                  SUBOPS, SUCCESS, RSPST_NOT_PERSISTED, RSPST_SUCCESS, TaLayout,
-                  TransactionError, WorkRequest, status_of)
+from .ops import (ATOMIC_SIZES, BE_SIZES, MGMT_CODE_CFG, MGMT_OPCODE, MGMT_TIMEOUT, OP_OPCODE,
+                  OPERAND_ORDER, ORIGIN_ORDER, REMOTE_ACCESS_ERROR,
+                  REMOTE_RESPONSE_LENGTH_ERROR, RNR_RETRY_EXCEEDED, SUBOPS, SUCCESS,
+                  RSPST_NOT_PERSISTED, RSPST_SUCCESS, TaLayout, TransactionError, WorkRequest,
+                  cfg_sub_code, mgmt_status_of, status_of)
 
 __all__ = ["Initiator", "TASSN_WINDOW", "TA_RNR_RETRIES"]
 
@@ -68,11 +82,15 @@ _WRITE = OP_OPCODE["write"]
 _SO = _ODR["SO"]
 _SEND = OP_OPCODE["send"]
 # kinds of work
-_K_WRITE, _K_READ, _K_SEND, _K_ATOMIC, _K_SINGLE, _K_PREFETCH = range(6)
+_K_WRITE, _K_READ, _K_SEND, _K_ATOMIC, _K_SINGLE, _K_PREFETCH, _K_MGMT = range(7)
 _KIND = {"write": _K_WRITE, "write_with_immediate": _K_WRITE, "write_with_notify": _K_WRITE,
          "read": _K_READ, "send": _K_SEND, "send_with_immediate": _K_SEND,
          "writeback": _K_SINGLE, "write_with_be": _K_SINGLE, "writeback_with_be": _K_SINGLE,
-         "prefetch_tgt": _K_PREFETCH}
+         "prefetch_tgt": _K_PREFETCH, "mgmt_cfg_read": _K_MGMT, "mgmt_cfg_write": _K_MGMT}
+#: the configuration request PDU after the MGMTETAH (UB 2.0 §10.4.3.3 Fig 10-38)
+_CFG_PDU_BYTES = HEADERS["ub.cfg_req"].bits // 8
+#: BTAH.UD_Flag in byte 1 (UB 2.0 §7.2.1)
+_UD_BIT = 0x80 >> (HEADERS["ub.btah"].offsets[HEADERS["ub.btah"].index["ud_flag"]] % 8)
 for _op in ("compare_swap", "swap", "atomic_store", "atomic_load", "fetch_add", "fetch_sub",
             "fetch_and", "fetch_or", "fetch_xor"):
     _KIND[_op] = _K_ATOMIC
@@ -120,11 +138,13 @@ class Initiator:
     """See the module doc.  ``submit(seg)``: hand a :class:`TaSegment` to the transport.
     ``memory``: the :class:`~ubpkt.stack.transaction.memory.Memory` that resolves a work
     request's ``local`` when it is an address.  ``compact``: the compact BTAH/MAETAH/ATAH forms
-    (TP bypass; §7.2.1-3) instead of the full ones.  ``rc_type``: BTAH.INI_RC_Type."""
+    (TP bypass; §7.2.1-3) instead of the full ones.  ``rc_type``: BTAH.INI_RC_Type.
+    ``mgmt_timeout_ns``: how long a management request waits for its response (None: for
+    ever)."""
 
     def __init__(self, *, rc_id: int, tuning: TransactionTuning | None = None, submit,
                  memory=None, profile: Profile = SPEC, compact: bool = False, rc_type: int = 0,
-                 ee_bits: int = 1, mode: str = "rol"):
+                 ee_bits: int = 1, mode: str = "rol", mgmt_timeout_ns: int | None = None):
         if not 0 <= rc_id < 1 << 20:
             raise TransactionError("INI_RC_ID has 20 bits (UB 2.0 §7.2.1)")
         if mode not in ("rol", "roi"):
@@ -142,7 +162,11 @@ class Initiator:
         self.mtu = self.tuning.mtu
         self.max_outstanding = self.tuning.max_outstanding
         self.stats = {"posted": 0, "segments": 0, "responses": 0, "rx_unexpected": 0,
-                      "rx_wrong_rc": 0, "rx_malformed": 0, "ta_retries": 0}
+                      "rx_wrong_rc": 0, "rx_malformed": 0, "ta_retries": 0,
+                      "mgmt_responses": 0, "mgmt_timeouts": 0}
+        self.mgmt_timeout_ns = mgmt_timeout_ns
+        self._mgmt_due: list = []               # heap of (deadline, n, MSN) of management work
+        self._mgmt_layouts: dict = {}
         self._tassn = 0
         self._inflight: dict[int, _Seg] = {}
         self._order: deque[_Work] = deque()     # posted work, in post order, until reported
@@ -200,6 +224,8 @@ class Initiator:
         odr = _ODR_ANY.get(wr.order)
         if odr is None:
             raise TransactionError(f"bad order {wr.order!r}")
+        if kind == _K_MGMT:
+            odr = 0     # UNO: no ordering (UB 2.0 §7.4.5.1)
         w = _Work(wr, kind, OP_OPCODE[wr.op], odr)
         self._prepare(w)
         self._order.append(w)
@@ -239,6 +265,8 @@ class Initiator:
 
     def _prepare(self, w: _Work) -> None:
         wr, kind = w.wr, w.kind
+        if kind == _K_MGMT:
+            return self._prepare_mgmt(w)
         if kind == _K_READ:
             w.src = self._buffer(wr, True)
         elif kind == _K_ATOMIC:
@@ -277,6 +305,50 @@ class Initiator:
         if w.opcode in (0x01, 0x04, 0x05):
             w.last_layout, w.last_static = self._static_for(w, w.opcode, w.odr,
                                                             self._last_fields(w))
+
+    def _prepare_mgmt(self, w: _Work) -> None:
+        """The BTAH, MGMTETAH and configuration request PDU of a management work request, all
+        but the MSN (UB 2.0 §7.4.5.1, §10.4.3.3)."""
+        wr = w.wr
+        if self.compact:
+            raise TransactionError(f"{wr.op}: management messages use the full BTAH "
+                                   "(INI_RC_ID carries the message queue index)")
+        if wr.tokenvalue is not None:
+            raise TransactionError(f"{wr.op}: BTAH.TV_EN must be 0 (UB 2.0 §7.4.5.1)")
+        if wr.local is not None:
+            raise TransactionError(f"{wr.op}: the data travels in wr.data / wr.result, "
+                                   "not a local buffer")
+        if wr.cfg_space not in (0, 1):
+            raise TransactionError("cfg_space: 0 (CFG0) or 1 (CFG1)")
+        be = 0xF if wr.be is None else wr.be
+        for name, x, bits in (("entity_idx", wr.entity_idx, 16), ("be", be, 4),
+                              ("remote_addr", wr.remote_addr, 32), ("data", wr.data, 32)):
+            if not 0 <= x < 1 << bits:
+                raise TransactionError(f"{wr.op}: {name} has {bits} bits (UB 2.0 §10.4.3.3)")
+        write = wr.op == "mgmt_cfg_write"
+        ud = 0 if wr.udf is None else 1
+        lay = self._mgmt_layout(ud)[1]
+        vals = {"btah.taopcode": MGMT_OPCODE, "btah.ee_bits": self.ee_bits, "btah.tv_en": 0,
+                "btah.ud_flag": ud, "btah.odr": 0, "btah.ini_rc_type": self.rc_type,
+                "btah.ini_rc_id": self.rc_id, "udetah.udf": wr.udf or 0,
+                "mgmtetah.code": MGMT_CODE_CFG,
+                "mgmtetah.sub_code": cfg_sub_code(write, wr.cfg_space), "mgmtetah.rsp": 0,
+                "mgmtetah.pdu_length": _CFG_PDU_BYTES,
+                "cfg_req.entity_idx": wr.entity_idx, "cfg_req.byte_en": be,
+                "cfg_req.req_addr": wr.remote_addr, "cfg_req.data": wr.data if write else 0}
+        w.layout = w.last_layout = lay
+        w.static = w.last_static = lay.pack(vals)
+        w.total = 4
+
+    def _mgmt_layout(self, ud: int) -> tuple:
+        """(BTAH [+ UDETAH] + MGMTETAH, the same + the configuration request PDU)."""
+        hit = self._mgmt_layouts.get(ud)
+        if hit is None:
+            heads = [self._btah] + list(ta_sequence(MGMT_OPCODE, False, {"ud_flag": ud},
+                                                    self.profile, False))
+            hit = self._mgmt_layouts[ud] = (
+                TaLayout(heads), TaLayout(heads + [resolve("ub.cfg_req", self.profile, False)]))
+        return hit
 
     def _last_fields(self, w: _Work) -> dict:
         """The IMMETAH / NTFETAH of the last packet (§7.2.8-9)."""
@@ -388,7 +460,13 @@ class Initiator:
         t = self._next_tassn()
         lay = w.layout
         v = w.static | t << lay.shift["btah.ini_tassn"]
-        if kind == _K_ATOMIC:
+        if kind == _K_MGMT:
+            seg = TaSegment(lay.to_bytes(v), b"", True, wr.wr_id)
+            inflight[t] = _Seg(w, seg)
+            if self.mgmt_timeout_ns is not None:
+                self._retry_n += 1
+                heapq.heappush(self._mgmt_due, (now + self.mgmt_timeout_ns, self._retry_n, t, w))
+        elif kind == _K_ATOMIC:
             size = wr.size
             ta = self._maetah(lay, v, wr.remote_addr, size).to_bytes(lay.size, "big")
             payload = wr.operand1.to_bytes(size, OPERAND_ORDER) + \
@@ -523,8 +601,10 @@ class Initiator:
     def on_response(self, ta, now: int = 0) -> None:
         """A response's TA bytes (ATAH onward).  Unknown TASSNs and other RCs are counted in
         ``stats`` and dropped."""
-        self.stats["responses"] += 1
         n_ta = len(ta)
+        if n_ta and ta[0] == MGMT_OPCODE:
+            return self.on_mgmt_response(ta, now)
+        self.stats["responses"] += 1
         if n_ta < 1:
             self.stats["rx_malformed"] += 1
             return
@@ -556,9 +636,9 @@ class Initiator:
                 for i in range(count):
                     t = (tassn + i) & 0xFFFF
                     e = inflight.get(t)
-                    if e is None or e.work.kind == _K_READ or e.work.kind == _K_ATOMIC:
-                        self.stats["rx_unexpected"] += 1    # Read/atomics have their own
-                        continue
+                    if e is None or e.work.kind in (_K_READ, _K_ATOMIC, _K_MGMT):
+                        self.stats["rx_unexpected"] += 1    # Read/atomics/management have
+                        continue                            # their own responses
                     del inflight[t]
                     w = e.work
                     w.pending -= 1
@@ -609,6 +689,60 @@ class Initiator:
         if self._backlog:
             self._pump(now)
 
+    def on_mgmt_response(self, ta, now: int = 0) -> None:
+        """A management response message's TA bytes (BTAH onward, MGMTETAH.Rsp 1; module doc).
+        Anything that answers no management request in flight is counted and dropped."""
+        st = self.stats
+        st["mgmt_responses"] += 1
+        if len(ta) < 2 or ta[0] != MGMT_OPCODE:
+            st["rx_malformed"] += 1
+            return
+        if self.compact:
+            st["rx_malformed"] += 1
+            return
+        lay = self._mgmt_layout(1 if ta[1] & _UD_BIT else 0)[0]
+        head = lay.size
+        if len(ta) < head:
+            st["rx_malformed"] += 1
+            return
+        v = int.from_bytes(ta[:head], "big")
+        if not lay.get(v, "mgmtetah.rsp"):
+            st["rx_malformed"] += 1
+            return
+        if lay.get(v, "btah.ini_rc_id") != self.rc_id:
+            st["rx_wrong_rc"] += 1
+            return
+        tassn = lay.get(v, "btah.ini_tassn")
+        e = self._inflight.get(tassn)
+        if e is None or e.work.kind != _K_MGMT:
+            st["rx_unexpected"] += 1
+            return
+        w = e.work
+        wr = w.wr
+        if (lay.get(v, "mgmtetah.code"), lay.get(v, "mgmtetah.sub_code"),
+                lay.get(v, "btah.ini_rc_type")) != (
+                MGMT_CODE_CFG, cfg_sub_code(wr.op == "mgmt_cfg_write", wr.cfg_space),
+                self.rc_type):
+            st["rx_unexpected"] += 1        # not the answer to the message sent with this MSN
+            return
+        code = lay.get(v, "mgmtetah.status")
+        status = mgmt_status_of(code)
+        wr.mgmt_status = code
+        if status == SUCCESS:
+            pdu = ta[head:]
+            n = lay.get(v, "mgmtetah.pdu_length")
+            if n < 4 or len(pdu) < 4:
+                status = REMOTE_RESPONSE_LENGTH_ERROR    # no Data DW in the PDU
+            elif wr.op == "mgmt_cfg_read":
+                wr.result = int.from_bytes(pdu[:4], "big")      # ub.cfg_rsp.data
+        del self._inflight[tassn]
+        w.status = status
+        w.nbytes = 4
+        w.pending = 0
+        self._finish(w, now)
+        if self._backlog:
+            self._pump(now)
+
     def _seg_error(self, tassn: int, status: str, rspinfo: int, now: int) -> None:
         e = self._inflight.get(tassn)
         if e is None:
@@ -632,11 +766,33 @@ class Initiator:
 
     # -- timers -----------------------------------------------------------------------------------
     def next_deadline(self) -> int | None:
-        """When a segment answered RNR / Page Fault is due again (None: nothing waits)."""
-        return self._retry[0][0] if self._retry else None
+        """When a segment answered RNR / Page Fault is due again, or a management request's
+        wait ends (None: nothing waits)."""
+        due = self._mgmt_due
+        while due and due[0][3].done:
+            heapq.heappop(due)
+        r = self._retry[0][0] if self._retry else None
+        if due and (r is None or due[0][0] < r):
+            return due[0][0]
+        return r
 
     def handle_timeout(self, now: int) -> None:
-        """Send again, with BTAH.Retry set, the segments whose RNR timer expired."""
+        """Send again, with BTAH.Retry set, the segments whose RNR timer expired; complete
+        ``mgmt_timeout`` the management requests whose wait is over."""
+        due = self._mgmt_due
+        while due and due[0][0] <= now:
+            _, _, tassn, w = heapq.heappop(due)
+            if w.done:
+                continue
+            e = self._inflight.get(tassn)
+            if e is not None and e.work is w:
+                del self._inflight[tassn]
+            self.stats["mgmt_timeouts"] += 1
+            w.status = MGMT_TIMEOUT
+            w.pending = 0
+            self._finish(w, now)
+        if self._backlog:
+            self._pump(now)
         q = self._retry
         while q and q[0][0] <= now:
             _, _, tassn = heapq.heappop(q)
@@ -681,6 +837,7 @@ class Initiator:
         self._inflight.clear()
         self._backlog.clear()
         self._retry.clear()
+        self._mgmt_due.clear()
         for w in list(self._order):
             if not w.done:
                 if w.status == SUCCESS:

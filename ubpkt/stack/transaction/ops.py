@@ -24,7 +24,20 @@ op                        TAOp    notes
 ``atomic_load``           0x0A    ``subop`` in UDETAH[23:20]
 ``fetch_add`` .. ``fetch_xor``    0x0B..0x0F
 ``prefetch_tgt``          0x15    no response (UNO); completes when handed to transport
+``mgmt_cfg_read``         0x10    configuration read (MGMTETAH Code 2, Sub Code 0 / 2 for
+                                  ``cfg_space`` 0 / 1); the data read goes to ``wr.result``
+``mgmt_cfg_write``        0x10    configuration write (Sub Code 1 / 3), ``wr.data`` under the
+                                  Byte_En bits ``wr.be`` (default 0xF)
 ========================  ======  ===============================================================
+
+Management (UB 2.0 §7.4.5.1, §10.4.3.3): a configuration message is one packet, full BTAH only
+(TAOpcode 0x10, TV_EN 0, ODR NO: UNO mode), the MSN in BTAH.INI_TASSN and the message queue
+index (the initiator's ``rc_id``) in BTAH.INI_RC_ID, then the MGMTETAH and the 16-byte
+configuration request PDU (``ub.cfg_req``: ``entity_idx``, ``be`` as Byte_En, ``remote_addr`` as
+the Request Address in 4-byte units, ``data``).  No TAACK answers it: the target sends a
+management response message (BTAH TAOpcode 0x10 again, MGMTETAH.Rsp 1 with a status, the
+``ub.cfg_rsp`` PDU), matched on the MSN and the queue index.  The MGMTETAH status becomes the
+completion status (:data:`MGMT_STATUS_OF`) and ``wr.mgmt_status`` keeps the raw code.
 
 Statuses
 --------
@@ -52,6 +65,11 @@ full ATAH's RSPST/RSPINFO (UB 2.0 §7.2.2 Table 7-3; the CQE names follow §10.6
 * ``local_length_error``: a target-side receive completion whose message did not fit the posted
   buffer (A.2.1).
 * compact ATAH: Status 1 (authentication failed) is ``remote_access_error`` (§7.2.2).
+* management responses (§10.4.3.1 error codes, ``enums.MGMT_STATUS``): 0x00 is ``success``,
+  every other code ``mgmt_<name>`` in lower case (``mgmt_bad_code``, ``mgmt_bad_address``,
+  ``mgmt_no_target``...); a reserved code is ``mgmt_unknown``.  ``mgmt_timeout``: no response
+  came within the initiator's ``mgmt_timeout_ns`` (management messages have no transport or
+  transaction-level reliability, §10.4.3.1: the software above retries).
 
 Byte orders (UB 2.0 §7.4.2.3.2-3)
 ---------------------------------
@@ -83,7 +101,9 @@ __all__ = ["WorkRequest", "RecvCompleted", "TransactionError", "OPS", "OP_OPCODE
            "REMOTE_ACCESS_ERROR", "UNSUPPORTED", "REMOTE_ABORT", "RNR_RETRY_EXCEEDED",
            "RETRY_EXCEEDED", "REMOTE_RESPONSE_LENGTH_ERROR", "LOCAL_LENGTH_ERROR",
            "STATUS_RSP", "status_of", "TaLayout", "OPERAND_ORDER", "ORIGIN_ORDER",
-           "ATOMIC_SIZES", "BE_SIZES", "atomic_apply"]
+           "ATOMIC_SIZES", "BE_SIZES", "atomic_apply", "MGMT_OPS", "MGMT_OPCODE", "MGMT_CODE_CFG",
+           "MGMT_STATUS_OF", "MGMT_STATUS_CODE", "MGMT_TIMEOUT", "mgmt_status_of",
+           "cfg_sub_code"]
 
 
 class TransactionError(UBError, ValueError):
@@ -108,7 +128,19 @@ OP_OPCODE: dict[str, int] = {
     "writeback_with_be": _OPC["Writeback_with_be"],
 }
 OPCODE_OP = {v: k for k, v in OP_OPCODE.items()}
+#: Management (TAOpcode 0x10, UB 2.0 §7.4.5.1): configuration read and write (§10.4.3.3)
+MGMT_OPCODE = _OPC["Management"]
+MGMT_OPS = ("mgmt_cfg_read", "mgmt_cfg_write")
+OP_OPCODE.update({op: MGMT_OPCODE for op in MGMT_OPS})
 OPS = tuple(OP_OPCODE)
+#: MGMTETAH Code of a configuration message (Table 10-11)
+MGMT_CODE_CFG = {v: k for k, v in E.MGMT_CODE.items()}["Configuration"]
+
+
+def cfg_sub_code(write: bool, space: int) -> int:
+    """The MGMTETAH Sub Code of a configuration message (Table 10-11): CFG0 read 0, CFG0 write
+    1, CFG1 read 2, CFG1 write 3."""
+    return 2 * space + int(write)
 ATOMIC_OPS = frozenset(op for op, c in OP_OPCODE.items() if c in E.ATOMICS)
 #: atomic operand sizes (MAETAH.Length, §7.4.2.3.2)
 ATOMIC_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -167,8 +199,20 @@ RNR_RETRY_EXCEEDED = "rnr_retry_exceeded"
 RETRY_EXCEEDED = "retry_exceeded"
 REMOTE_RESPONSE_LENGTH_ERROR = "remote_response_length_error"
 LOCAL_LENGTH_ERROR = "local_length_error"
+MGMT_TIMEOUT = "mgmt_timeout"
+#: MGMTETAH.Status code -> completion status (§10.4.3.1; module doc)
+MGMT_STATUS_OF = {c: SUCCESS if c == 0 else "mgmt_" + n.lower() for c, n in E.MGMT_STATUS.items()}
+#: completion status -> MGMTETAH.Status code (what the target sends)
+MGMT_STATUS_CODE = {v: k for k, v in MGMT_STATUS_OF.items()}
 STATUSES = (SUCCESS, REMOTE_ACCESS_ERROR, UNSUPPORTED, REMOTE_ABORT, RNR_RETRY_EXCEEDED,
-            RETRY_EXCEEDED, REMOTE_RESPONSE_LENGTH_ERROR, LOCAL_LENGTH_ERROR)
+            RETRY_EXCEEDED, REMOTE_RESPONSE_LENGTH_ERROR, LOCAL_LENGTH_ERROR, MGMT_TIMEOUT) + \
+    tuple(s for s in MGMT_STATUS_OF.values() if s != SUCCESS)
+
+
+def mgmt_status_of(code: int) -> str:
+    """The completion status of a management response's MGMTETAH.Status (reserved codes:
+    ``mgmt_unknown``)."""
+    return MGMT_STATUS_OF.get(code, MGMT_STATUS_OF[0xFF])
 
 _RSPST = {v: k for k, v in E.TA_RSPST.items()}
 #: what the target sends for a status: (RSPST, RSPINFO) of the full ATAH (Table 7-3)
@@ -218,7 +262,12 @@ class WorkRequest:
     ``size``, ``operand1``, ``operand2``, ``subop``: atomics (``subop`` a name of
     ``ATOMIC_SUBOP`` or its code).  ``udf``: a UDETAH value for the other ops.  ``no_taack``:
     BTAH.No_TAACK (CTP only; the WR completes when handed to transport).
-    ``result`` is set by the initiator: an atomic's old value.
+    Management (``mgmt_cfg_read``/``mgmt_cfg_write``): ``entity_idx``, ``cfg_space`` (0: CFG0,
+    1: CFG1), ``remote_addr`` the register's address in 4-byte units, ``be`` the 4-bit
+    Byte_En (None: all four bytes), ``data`` the DW written (bit 8i..8i+7 is byte lane i, the
+    one Byte_En bit i enables).
+    ``result`` is set by the initiator: an atomic's old value, the DW a configuration read
+    returned; ``mgmt_status`` the raw MGMTETAH.Status of a management response.
     """
 
     wr_id: int
@@ -245,7 +294,11 @@ class WorkRequest:
     subop: Any = 0
     udf: int | None = None
     no_taack: bool = False
+    entity_idx: int = 0
+    cfg_space: int = 0
+    data: int = 0
     result: int | None = None
+    mgmt_status: int | None = None
 
 
 @dataclass(slots=True)

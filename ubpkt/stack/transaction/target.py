@@ -28,6 +28,18 @@ executes, and hands the response to ``submit_response`` as
   its last packet (§7.4.3.1).  No buffer posted: ``on_request`` returns ``"rnr"`` and changes
   nothing; the transport answers RNR and sends the packet again later (UB 2.0 §6.2.1).
 * Prefetch_tgt: checked, nothing else, no response (§7.4.4.1).
+* Management (TAOpcode 0x10, full BTAH only; §7.4.5.1, §10.4.3.3): a configuration read or
+  write (MGMTETAH Code 2, Sub Code 0..3) runs on ``config`` (a
+  :class:`~ubpkt.stack.transaction.config.ConfigSpace`) and is answered by a management
+  response message, never a TAACK: BTAH TAOpcode 0x10 with the request's INI_TASSN (the MSN),
+  INI_RC_Type and INI_RC_ID (the message queue index), the MGMTETAH with the request's Code and
+  Sub Code, Rsp 1 and the status (§10.4.3.1 error codes), and the 16-byte ``ub.cfg_rsp`` PDU
+  (the DW read; 0 for a write or an error).  Other Codes and the reserved Sub Codes are
+  answered ``Bad_Code`` with no PDU; a configuration PDU that is not 16 bytes ``Bad_Length``;
+  TV_EN set (it must be 0) ``Invalid_Parameter``.  A management message with Rsp 1 is a
+  response for this endpoint's initiator: it goes to ``on_mgmt_response(ta, now)`` (counted
+  and dropped without one).  Compact management packets are dropped as malformed: the compact
+  BTAH has no INI_RC_ID to answer to.
 
 Errors and their ATAH statuses are listed in :mod:`ubpkt.stack.transaction.ops`.  An error
 response changes no byte of memory.
@@ -43,10 +55,11 @@ from ...formats import enums as E
 from ...formats.grammar import TA_REQUEST_HEADERS, resolve, ta_response_opcode, ta_sequence
 from ...profile import SPEC, Profile, TransactionTuning
 from ..transport import TaSegment
+from .config import ConfigSpace
 from .memory import Memory, Perm
-from .ops import (ATOMIC_SIZES, BE_SIZES, LOCAL_LENGTH_ERROR, OPCODE_OP, OPERAND_ORDER,
-                  ORIGIN_ORDER, REMOTE_ACCESS_ERROR, STATUS_RSP, SUCCESS, UNSUPPORTED,
-                  RecvCompleted, TaLayout, TransactionError, atomic_apply)
+from .ops import (ATOMIC_SIZES, BE_SIZES, LOCAL_LENGTH_ERROR, MGMT_CODE_CFG, MGMT_OPCODE,
+                  OPCODE_OP, OPERAND_ORDER, ORIGIN_ORDER, REMOTE_ACCESS_ERROR, STATUS_RSP,
+                  SUCCESS, UNSUPPORTED, RecvCompleted, TaLayout, TransactionError, atomic_apply)
 
 __all__ = ["Target", "RNR", "TAACK_HOLD_NS"]
 
@@ -70,6 +83,12 @@ def _flag_bit(name: str) -> int:
     return 0x80 >> (off % 8)
 
 _TV_BIT, _UD_BIT = _flag_bit("tv_en"), _flag_bit("ud_flag")
+_MST = {v: k for k, v in E.MGMT_STATUS.items()}
+_M_BAD_CODE, _M_BAD_LENGTH, _M_INVALID = (_MST["Bad_Code"], _MST["Bad_Length"],
+                                          _MST["Invalid_Parameter"])
+#: the configuration request / response PDUs (UB 2.0 §10.4.3.3 Fig 10-38/10-39)
+_CFG_REQ = TaLayout(["ub.cfg_req"])
+_CFG_PDU_BYTES = _CFG_REQ.size
 
 class _Queue:
     """A target queue (jetty / JFR, §8.2.2): posted receive buffers and its token value."""
@@ -96,22 +115,31 @@ class _Plan:
 class Target:
     """See the module doc.  ``submit_response(seg)``: hand a response
     :class:`~ubpkt.stack.transport.TaSegment` to the transport.  ``rc_id``: this target's own
-    context id (kept for the endpoint; responses echo the request's INI_RC_ID)."""
+    context id (kept for the endpoint; responses echo the request's INI_RC_ID).  ``config``:
+    the configuration space management requests use (default: an empty
+    :class:`~ubpkt.stack.transaction.config.ConfigSpace` with Entity 0).
+    ``on_mgmt_response(ta, now)``: where management responses (MGMTETAH.Rsp 1) go, e.g.
+    :meth:`Initiator.on_mgmt_response
+    <ubpkt.stack.transaction.initiator.Initiator.on_mgmt_response>`."""
 
     def __init__(self, *, memory: Memory, tuning: TransactionTuning | None = None,
-                 submit_response, rc_id: int = 0, profile: Profile = SPEC):
+                 submit_response, rc_id: int = 0, profile: Profile = SPEC,
+                 config: ConfigSpace | None = None, on_mgmt_response=None):
         self.memory = memory
         self.profile = profile
         self.tuning = tuning or profile.tuning.transaction
         self.submit_response = submit_response
         self.rc_id = rc_id
+        self.config = config if config is not None else ConfigSpace()
+        self.on_mgmt_response = on_mgmt_response
         self.mtu = self.tuning.mtu
         self.aggregate = max(1, min(self.tuning.taack_aggregate, 32))   # RSPINFO has 5 bits
         self.replay_entries = self.tuning.atomic_replay_entries
         self.hold_ns = getattr(self.tuning, "taack_hold_ns", TAACK_HOLD_NS)
         self.across = getattr(self.tuning, "taack_across_transactions", False)
         self.stats = {"requests": 0, "responses": 0, "taacks": 0, "taacks_aggregated": 0,
-                      "errors": 0, "rnr": 0, "replayed": 0, "malformed": 0, "prefetch": 0}
+                      "errors": 0, "rnr": 0, "replayed": 0, "malformed": 0, "prefetch": 0,
+                      "mgmt_requests": 0, "mgmt_responses": 0, "mgmt_dropped": 0}
         self._plans: dict = {}
         self._acks: dict = {}           # (rc_type, rc_id) -> [first TASSN, count]
         self._replay: OrderedDict = OrderedDict()
@@ -128,6 +156,7 @@ class Target:
             0x03: self._write, 0x17: self._write, 0x14: self._write_be, 0x18: self._write_be,
             0x05: self._write_notify, 0x04: self._write_imm, 0x06: self._read,
             0x00: self._send, 0x01: self._send, 0x15: self._prefetch,
+            MGMT_OPCODE: self._management,
         }
         for op in E.ATOMICS:
             self._handlers[op] = self._atomic
@@ -550,4 +579,65 @@ class Target:
         addr, length, tokenid = self._mae(plan, v, compact)
         self.stats["prefetch"] += 1
         self.memory.access(addr, length, tokenid, None, _R)    # a hint: nothing answers
+        return None
+
+    # Management (module doc)
+    def _mgmt_rsp_layout(self, with_pdu: bool) -> TaLayout:
+        key = ("mgmt", with_pdu)
+        lay = self._rsp.get(key)
+        if lay is None:
+            layers = [resolve("ub.btah", self.profile, False)] + \
+                ta_sequence(MGMT_OPCODE, False, {}, self.profile, False)
+            if with_pdu:
+                layers.append(resolve("ub.cfg_rsp", self.profile, False))
+            lay = self._rsp[key] = TaLayout(layers)
+        return lay
+
+    def _management(self, plan, v, ta, now, last, compact):
+        lay = plan.layout
+        if compact:
+            self.stats["malformed"] += 1
+            return None
+        if lay.get(v, "mgmtetah.rsp"):
+            self.stats["requests"] -= 1
+            self.stats["mgmt_responses"] += 1
+            if self.on_mgmt_response is None:
+                self.stats["mgmt_dropped"] += 1
+            else:
+                self.on_mgmt_response(ta, now)
+            return None
+        self.stats["mgmt_requests"] += 1
+        code = lay.get(v, "mgmtetah.code")
+        sub = lay.get(v, "mgmtetah.sub_code")
+        pdu = ta[plan.size:]
+        data = 0
+        cfg = code == MGMT_CODE_CFG and sub < 4
+        if not cfg:
+            status = _M_BAD_CODE
+        elif lay.get(v, "btah.tv_en"):
+            status = _M_INVALID
+        elif lay.get(v, "mgmtetah.pdu_length") != _CFG_PDU_BYTES or len(pdu) < _CFG_PDU_BYTES:
+            status = _M_BAD_LENGTH
+        else:
+            r = _CFG_REQ
+            p = int.from_bytes(pdu[:r.size], "big")
+            entity = r.get(p, "cfg_req.entity_idx")
+            addr = r.get(p, "cfg_req.req_addr")
+            space, write = sub >> 1, sub & 1
+            if write:
+                status = self.config.write(entity, space, addr, r.get(p, "cfg_req.byte_en"),
+                                           r.get(p, "cfg_req.data"))
+            else:
+                status, data = self.config.read(entity, space, addr)
+        if status:
+            self.stats["errors"] += 1
+        out = self._mgmt_rsp_layout(cfg)
+        vals = {"btah.taopcode": MGMT_OPCODE, "btah.ee_bits": lay.get(v, "btah.ee_bits"),
+                "btah.ini_tassn": lay.get(v, "btah.ini_tassn"),
+                "btah.ini_rc_type": lay.get(v, "btah.ini_rc_type"),
+                "btah.ini_rc_id": lay.get(v, "btah.ini_rc_id"),
+                "mgmtetah.sub_code": sub, "mgmtetah.code": code, "mgmtetah.rsp": 1,
+                "mgmtetah.status": status,
+                "mgmtetah.pdu_length": _CFG_PDU_BYTES if cfg else 0, "cfg_rsp.data": data}
+        self._send_rsp(out.to_bytes(out.pack(vals)))
         return None
