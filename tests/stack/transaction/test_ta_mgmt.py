@@ -263,3 +263,38 @@ def test_status_mapping():
     assert mgmt_status_of(3) == "mgmt_bad_code"
     assert mgmt_status_of(0x05) == "mgmt_unknown"       # reserved
     assert set(MGMT_STATUS_OF.values()) <= set(STATUSES)
+
+
+@pytest.mark.parametrize("transport,kind", [("ctp", "cna16"), ("rtp", "uboe")])
+def test_between_endpoints(transport, kind):
+    """Two endpoints: configuration messages as the spec frames them (CTPH, §10.4.3.3) and over
+    RTP; the endpoint's target hands management responses to its initiator."""
+    from ubpkt.stack.endpoint import Endpoint
+
+    path = Path(kind=kind)
+    a, b = Endpoint("a", path), Endpoint("b", path.reverse())
+    ca = a.open_channel(1, 2, transport=transport)
+    cb = b.open_channel(2, 1, transport=transport)
+    for ch in (ca, cb):
+        if ch.target.on_mgmt_response is None:      # until endpoint.py wires it
+            ch.target.on_mgmt_response = ch.initiator.on_mgmt_response
+    cb.target.config.define(0, 0x23, 0x1, writable=0x7)
+    wrs = [wrt(1, 0x23, 0x6, be=0x1), rd(2, 0x23), rd(3, 0x10020, space=1, entity=4)]
+    for w in wrs:
+        a.post(w)
+    now, events, frames = 0, [], 0
+    for _ in range(20):
+        now += 1000
+        for src, dst in ((a, b), (b, a)):
+            for fr in src.transmit(now):
+                rec = decode(fr, path.linktype, SPEC)
+                assert not [i for i in rec["issues"] if i["severity"] in ("error", "warning")]
+                assert rec["fields"].get("ub.btah.taopcode_name") == "Management" or \
+                    transport == "rtp"
+                frames += 1
+                dst.receive(fr, now)
+        events += a.pop_events() + b.pop_events()
+    done = {e.wr_id: e.status for e in events if hasattr(e, "wr_id")}
+    assert done == {1: SUCCESS, 2: SUCCESS, 3: "mgmt_no_target"}
+    assert wrs[1].result == 0x6 and frames >= 6
+    assert a.idle() and b.idle()
