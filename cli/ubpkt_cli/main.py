@@ -27,6 +27,8 @@ def _register() -> None:
     main.add_command(link)
     from ubpkt_cli.loopback_cmd import loopback
     main.add_command(loopback)
+    from ubpkt_cli.serve_cmd import serve; main.add_command(serve)
+    from ubpkt_cli.inject_cmd import inject; main.add_command(inject)
 
 
 _register()

@@ -1,0 +1,105 @@
+"""`ubpkt serve`: a UBoE target endpoint on a UDP socket, answering from its memory regions."""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+
+import click
+
+
+def _pair(text: str, what: str) -> tuple[int, int]:
+    a, sep, b = str(text).partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return int(a, 0), int(b, 0)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: {what}") from None
+
+
+@click.command()
+@click.option("--udp", "udp", default="127.0.0.1:4792", show_default=True,
+              help="HOST:PORT to bind (UBoE over UDP, UB 2.0 §5.2.3)")
+@click.option("--region", "regions", multiple=True, metavar="NAME:SIZE[:TOKEN]",
+              help="a memory region (repeatable); region i: base (i+1)<<32, TokenID i+1; "
+                   "default mem:16MiB without a token")
+@click.option("--tpn", default="0x20:0x10", show_default=True,
+              help="LOCAL:PEER TP channel numbers")
+@click.option("--psn", default="0:0", show_default=True,
+              help="TX:RX initial PSNs of every session's channel")
+@click.option("--icrc", type=click.Choice(["check", "ignore"]), default="check",
+              show_default=True, help="drop datagrams whose ICRC does not match, or count them")
+@click.option("--count-requests", type=click.IntRange(1),
+              help="stop after this many request packets")
+@click.option("--duration", type=click.FloatRange(0, min_open=True), help="stop after S seconds")
+@click.option("--max-peers", type=click.IntRange(1), default=64, show_default=True,
+              help="sessions (source address and port) kept at a time")
+@click.option("--mtu", type=click.IntRange(256, 8192), help="payload bytes per packet")
+@click.option("--pps", type=click.FloatRange(1), help="datagrams per second at most")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False),
+              help="write the JSON report here (default: stdout)")
+@click.option("-q", "--quiet", is_flag=True, help="nothing on stderr")
+def serve(udp, regions, tpn, psn, icrc, count_requests, duration, max_peers, mtu, pps,
+          report_file, quiet):
+    """Answer UB requests arriving over UDP from memory regions, until Ctrl-C / SIGTERM,
+    --count-requests or --duration; then write a JSON report (schema ubpkt.serve/1)."""
+    from ubpkt.drivers.serve import ServeConfig, Server, parse_region
+    from ubpkt.drivers.udp import parse_hostport
+    local_tpn, peer_tpn = _pair(tpn, "LOCAL:PEER")
+    tx_psn, rx_psn = _pair(psn, "TX:RX")
+    try:
+        bind = parse_hostport(udp)
+        regs = [parse_region(r, i) for i, r in enumerate(regions)]
+        cfg = ServeConfig(bind=bind, regions=regs, local_tpn=local_tpn, peer_tpn=peer_tpn,
+                          tx_psn=tx_psn, rx_psn=rx_psn, icrc=icrc,
+                          count_requests=count_requests, duration_s=duration,
+                          max_peers=max_peers, mtu=mtu, pps=pps)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc))
+    try:
+        server = Server(cfg)
+    except OSError as exc:
+        raise click.ClickException(f"cannot bind {bind[0]}:{bind[1]}: {exc.strerror or exc}")
+    except ValueError as exc:
+        raise click.ClickException(str(exc))
+    say = (lambda *a: None) if quiet else (lambda m: click.echo(m, err=True))
+    say(f"ubpkt serve: listening on {server.local[0]}:{server.local[1]} (UDP), TPN "
+        f"{local_tpn:#x} <- {peer_tpn:#x}, ICRC {icrc}")
+    for r in server.regions:
+        say(f"  region {r.name}: base {r.base:#x}, {r.size} bytes, TokenID {r.tokenid}"
+            + (", token required" if r.tokenvalue is not None else ""))
+    live = not quiet and sys.stderr.isatty()
+
+    def progress(s):
+        click.echo(f"\r  {s['requests']} requests, {s['sessions']} sessions, "
+                   f"{s['rx_datagrams']} in / {s['tx_datagrams']} out, "
+                   f"{s['bad_icrc']} bad ICRC, {s['access_errors']} access errors  ",
+                   err=True, nl=False)
+
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, lambda *_: server.stop())
+        except ValueError:              # not the main thread
+            pass
+    try:
+        report = server.run(progress=progress if live else None)
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+        server.close()
+    if live:
+        click.echo("", err=True)
+    text = json.dumps(report, indent=2)
+    if report_file:
+        with open(report_file, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    else:
+        click.echo(text)
+    d = report["driver"]["stats"]
+    say(f"ubpkt serve: stopped ({report['stopped_by']}) after {report['wall_s']:.1f} s: "
+        f"{report['requests']} requests, {report['errors']} access errors, "
+        f"{report['sessions']['total']} sessions, {d['rx_datagrams']} datagrams in, "
+        f"{d['tx_datagrams']} out, {d['bad_icrc']} bad ICRC, {d['runt']} runts")
+    sys.exit(0)

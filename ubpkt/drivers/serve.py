@@ -1,0 +1,248 @@
+"""``ubpkt serve``: a UBoE target endpoint on a UDP socket that answers requests from its memory
+regions (UB 2.0 ch. 5-7 over :mod:`ubpkt.drivers.udp`).
+
+Regions (``NAME:SIZE[:TOKEN]``): region *i* (from 0, in the order given) is a segment of SIZE
+zero bytes at base address ``(i + 1) << 32`` with TokenID ``i + 1``, granting read, write and
+atomics; with TOKEN, requests must carry that TokenValue (UB 2.0 §7.2.5, §11.4).  Without any
+region the server has one, ``mem:16MiB`` without a token.
+
+Sessions: TP channel set-up is left open by the spec (UB 2.0 §6.1); here every source address
+(IP and UDP port: an initiator's socket) gets its own endpoint and TP channel (``local_tpn`` to
+``peer_tpn``, initial PSNs ``tx_psn``/``rx_psn``), all over the same memory.  A session is made
+for the first datagram that is an RTP data packet for ``local_tpn`` with a good ICRC; at most
+``max_peers`` sessions live at a time (the least recently active idle one makes way).  Each
+session keeps ``recv_buffers`` receive buffers of ``recv_size`` bytes posted for Send (§7.4.3).
+
+Stops on :meth:`Server.stop` (the CLI's Ctrl-C / SIGTERM), after ``count_requests`` request
+packets (letting the last answers go out), or after ``duration_s``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..profile import SPEC, Profile
+from ..sim.loopback import _App
+from ..stack.endpoint import Endpoint
+from ..stack.network import RTP_DATA, Framer
+from ..stack.transaction.memory import Memory
+from ..stack.workload import parse_size
+from .udp import ICRC_NOTE, UB_UDP_PORT, UdpDriver, udp_profile, wallclock_profile
+
+__all__ = ["RegionSpec", "ServeConfig", "Server", "parse_region", "SCHEMA"]
+
+SCHEMA = "ubpkt.serve/1"
+MAX_REGION = 1 << 30
+_RECV_BASE = 1_000_000
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    name: str
+    size: int
+    tokenvalue: int | None
+    tokenid: int
+    base: int
+    perms: str = "rwa"
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "base": f"{self.base:#x}", "size": self.size,
+                "tokenid": self.tokenid, "token": self.tokenvalue is not None,
+                "perms": self.perms}
+
+
+def parse_region(text: str, index: int) -> RegionSpec:
+    """``NAME:SIZE[:TOKEN]`` (SIZE with KiB/MiB; TOKEN an integer, ``0x`` for hex) as region
+    ``index`` (module doc)."""
+    parts = [p.strip() for p in str(text).split(":")]
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise ValueError(f"--region {text!r}: NAME:SIZE[:TOKEN]")
+    size = parse_size(parts[1])
+    if not 1 <= size <= MAX_REGION:
+        raise ValueError(f"--region {text!r}: the size must be 1 byte .. 1 GiB")
+    token = None
+    if len(parts) == 3:
+        try:
+            token = int(parts[2], 0)
+        except ValueError:
+            raise ValueError(f"--region {text!r}: TOKEN is an integer") from None
+        if not 0 <= token < 1 << 32:
+            raise ValueError(f"--region {text!r}: a TokenValue has 32 bits (UB 2.0 §7.2.5)")
+    return RegionSpec(parts[0], size, token, index + 1, (index + 1) << 32)
+
+
+@dataclass
+class ServeConfig:
+    bind: tuple = ("127.0.0.1", UB_UDP_PORT)
+    regions: list = field(default_factory=list)     # RegionSpec or NAME:SIZE[:TOKEN] strings
+    local_tpn: int = 0x20
+    peer_tpn: int = 0x10
+    tx_psn: int = 0
+    rx_psn: int = 0
+    icrc: str = "check"
+    count_requests: int | None = None
+    duration_s: float | None = None
+    max_peers: int = 64
+    max_memory: int = 1 << 30
+    recv_buffers: int = 16
+    recv_size: int = 64 * 1024
+    mtu: int | None = None
+    pps: float | None = None
+    profile: Profile = field(default=SPEC, repr=False)
+
+
+class _Session(_App):
+    """One initiator's endpoint on the server: keeps receive buffers posted."""
+
+    def __init__(self, ep: Endpoint, n: int, size: int, counters: dict):
+        super().__init__(ep)
+        self.free = [(i, bytearray(size)) for i in range(n)]
+        self.posted: dict = {}
+        self.counters = counters
+
+    def idle(self) -> bool:
+        return self.ep.idle()
+
+    def _before_transmit(self, now: int) -> None:
+        while self.free:
+            i, buf = self.free.pop()
+            self.ep.post_recv(memoryview(buf), _RECV_BASE + i)
+            self.posted[_RECV_BASE + i] = buf
+
+    def _on_completion(self, e) -> None:
+        if e.wr_id >= _RECV_BASE:
+            c = self.counters
+            c["messages"] += 1
+            c["message_bytes"] += e.nbytes
+            if e.status != "success":
+                c["message_errors"] += 1
+            buf = self.posted.pop(e.wr_id, None)
+            if buf is not None:
+                self.free.append((e.wr_id - _RECV_BASE, buf))
+
+
+class Server:
+    """See the module doc."""
+
+    def __init__(self, cfg: ServeConfig):
+        self.cfg = cfg
+        regions = [r if isinstance(r, RegionSpec) else parse_region(r, i)
+                   for i, r in enumerate(cfg.regions or ["mem:16MiB"])]
+        total = sum(r.size for r in regions)
+        if total > cfg.max_memory:
+            raise ValueError(f"the regions hold {total} bytes, more than the limit "
+                             f"({cfg.max_memory})")
+        names = [r.name for r in regions]
+        if len(set(names)) != len(names):
+            raise ValueError("region names must differ")
+        self.regions = regions
+        self.memory = Memory()
+        for r in regions:
+            self.memory.register(r.base, r.size, tokenid=r.tokenid, tokenvalue=r.tokenvalue,
+                                 perms=r.perms)
+        self.driver = UdpDriver(cfg.bind, icrc=cfg.icrc, profile=cfg.profile,
+                                accept=self._accept, max_peers=cfg.max_peers,
+                                keep_events=False, pps=cfg.pps)
+        self.profile = udp_profile(wallclock_profile(cfg.profile, mtu=cfg.mtu),
+                                   self.driver.local[1])
+        self._probe = Framer(self.driver.path_to(("127.0.0.1", 0)), self.profile)
+        self.counters = {"sessions": 0, "messages": 0, "message_bytes": 0,
+                         "message_errors": 0, "refused_first_packets": 0}
+        self._targets: list = []            # the stats of every session's target
+        self._transports: list = []
+
+    @property
+    def local(self) -> tuple:
+        return self.driver.local
+
+    def _accept(self, driver, addr, local_ip, frame, now):
+        pkt = self._probe.parse(frame)
+        if pkt is None or pkt.mode != "rtp" or pkt.tpopcode != RTP_DATA \
+                or pkt.dsttpn != self.cfg.local_tpn:
+            self.counters["refused_first_packets"] += 1
+            return None
+        c = self.cfg
+        ep = Endpoint(f"{addr[0]}:{addr[1]}", driver.path_to(addr, local_ip), self.profile,
+                      memory=self.memory, rc_id=2)
+        ch = ep.open_channel(c.local_tpn, c.peer_tpn, tx_psn=c.tx_psn, rx_psn=c.rx_psn)
+        self._targets.append(ch.target.stats)
+        self._transports.append(ch.engine.stats)
+        self.counters["sessions"] += 1
+        return _Session(ep, c.recv_buffers, c.recv_size, self.counters)
+
+    def requests(self) -> int:
+        """Transaction request packets the targets took."""
+        return sum(s.get("requests", 0) for s in self._targets)
+
+    def stop(self) -> None:
+        self.driver.stop()
+
+    def close(self) -> None:
+        self.driver.close()
+
+    def _idle(self) -> bool:
+        return all(p.engine.idle() for p in self.driver.peers.values())
+
+    def run(self, progress=None, progress_every_s: float = 1.0) -> dict:
+        """Serve until stopped; the report (schema ``ubpkt.serve/1``)."""
+        c = self.cfg
+        t0 = time.monotonic()
+        end = None if c.duration_s is None else t0 + c.duration_s
+        last = [t0]
+
+        def until() -> bool:
+            if progress is not None and time.monotonic() - last[0] >= progress_every_s:
+                last[0] = time.monotonic()
+                progress(self.summary())
+            if c.count_requests is not None and self.requests() >= c.count_requests:
+                return True
+            return end is not None and time.monotonic() >= end
+
+        out = self.driver.run(until=until)
+        stopped_by = "signal" if out == "stopped" else (
+            "count" if c.count_requests is not None and self.requests() >= c.count_requests
+            else "duration")
+        if stopped_by == "count":
+            # the last answers (TAACKs, read responses, TPACKs) and their retransmissions
+            self.driver.run(until=lambda: self._idle() and not self.driver.pending(),
+                            timeout_s=0.5)
+        return self.report(stopped_by, time.monotonic() - t0)
+
+    def summary(self) -> dict:
+        d = self.driver.stats
+        return {"requests": self.requests(), "sessions": len(self.driver.peers),
+                "rx_datagrams": d["rx_datagrams"], "tx_datagrams": d["tx_datagrams"],
+                "bad_icrc": d["bad_icrc"], "access_errors": self._sum("errors")}
+
+    def _sum(self, key: str) -> int:
+        return sum(s.get(key, 0) for s in self._targets)
+
+    def report(self, stopped_by: str, wall_s: float) -> dict:
+        c = self.cfg
+        tr: dict = {}
+        for s in self._transports:
+            for k, v in s.items():
+                if isinstance(v, int):
+                    tr[k] = tr.get(k, 0) + v
+        return {
+            "schema": SCHEMA,
+            "listen": f"{self.local[0]}:{self.local[1]}",
+            "regions": [r.as_dict() for r in self.regions],
+            "tpn": {"local": c.local_tpn, "peer": c.peer_tpn},
+            "psn": {"tx": c.tx_psn, "rx": c.rx_psn},
+            "stopped_by": stopped_by,
+            "wall_s": round(wall_s, 6),
+            "requests": self.requests(),
+            "responses": self._sum("responses"),
+            "errors": self._sum("errors"),
+            "malformed": self._sum("malformed"),
+            "sessions": {"total": self.counters["sessions"], "active": len(self.driver.peers),
+                         "refused_first_packets": self.counters["refused_first_packets"]},
+            "messages": {"received": self.counters["messages"],
+                         "bytes": self.counters["message_bytes"],
+                         "errors": self.counters["message_errors"]},
+            "transport": tr,
+            "icrc": c.icrc,
+            "icrc_note": ICRC_NOTE,
+            "driver": self.driver.report(),
+        }
