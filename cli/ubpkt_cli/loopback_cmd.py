@@ -41,6 +41,8 @@ def _faults(opts: dict, raw: tuple) -> str | None:
 @click.option("--reorder", help="reorder probability")
 @click.option("--gap", help="frames a reordered frame waits behind")
 @click.option("--corrupt", help="bit-flip probability (the ICRC must catch them)")
+@click.option("--mark", help="congestion-mark probability of data frames (netem ecn; echoed "
+              "in TPACK_CC)")
 @click.option("--delay", help="extra delay (ns, or 5us/1ms)")
 @click.option("--jitter", help="delay jitter")
 @click.option("--rate", help="link rate (10G, 100Mbit)")
@@ -63,15 +65,16 @@ def _faults(opts: dict, raw: tuple) -> str | None:
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="no live view or summary on stderr")
 def loopback(transport, op, size, count, total, mtu, retrans, window, outstanding, loss, burst,
-             duplicate, reorder, gap, corrupt, delay, jitter, rate, blackout, drop, raw, rnr,
-             bad_token, out_of_bounds, direction, link_delay, seed, pcap, report_file, quiet):
+             duplicate, reorder, gap, corrupt, mark, delay, jitter, rate, blackout, drop, raw,
+             rnr, bad_token, out_of_bounds, direction, link_delay, seed, pcap, report_file, quiet):
     """Move a workload between two endpoints of the reference stack, inject faults, compare
     memories and report what happened to every fault (JSON, schema ubpkt.loopback/1)."""
     from ubpkt.sim.link import parse_time
     try:
         spec = _faults({"loss": loss, "burst": burst, "duplicate": duplicate,
-                        "reorder": reorder, "gap": gap, "corrupt": corrupt, "delay": delay,
-                        "jitter": jitter, "rate": rate, "blackout": blackout, "drop": drop},
+                        "reorder": reorder, "gap": gap, "corrupt": corrupt, "mark": mark,
+                        "delay": delay, "jitter": jitter, "rate": rate, "blackout": blackout,
+                        "drop": drop},
                        raw)
         cfg = LoopbackConfig(transport=transport, op=op, size=size, count=count,
                              total_bytes=total, mtu=mtu, retrans=retrans, window=window,

@@ -144,3 +144,34 @@ def test_taacks_aggregate_across_transactions():
     r = run_loopback(LoopbackConfig(count=400, profile=one_each))
     _clean(r, 400)
     assert r["transport"]["packets"] == 800
+
+
+def test_congestion_marks_are_echoed_end_to_end(tmp_path):
+    # mark=P sets IPv4 ECN CE on UBoE data frames (the reference profile's mark, ICRC still
+    # good); the receiver echoes them in TPACK_CC/TPSACK_CC with a CETPH (UB 2.0 §6.6.1.3.4)
+    pcap = tmp_path / "cc.pcap"
+    r = run_loopback(LoopbackConfig(count=200, faults_ab="mark=0.1", pcap=str(pcap)))
+    _clean(r, 200)
+    f = r["faults"]
+    marks = [x for x in f["faults"] if x["kind"] == "mark"]
+    assert f["by_kind"] == {"mark": len(marks)} and len(marks) > 5
+    assert all(x["outcome"] == "benign" and x.get("note") == "echoed" for x in marks)
+    assert r["transport"]["retransmissions"] == 0
+    ce = cc = 0
+    with open_capture(str(pcap)) as cap:
+        for pkt in cap:
+            rec = decode(pkt.data, pkt.linktype)
+            fl = rec["fields"]
+            assert not [i for i in rec["issues"] if i["severity"] == "error"], rec["issues"]
+            assert fl.get("ub.icrc.status") == "good"
+            ce += fl.get("ip.ecn") == 3
+            if fl.get("ub.rtph.tpopcode") in (3, 6):
+                assert "ub.cetph_caqm" in rec["layers"]
+                cc += fl["ub.cetph.c"]
+    assert cc == len(marks)
+    assert ce == len(marks)               # the tap sits after the injector
+    res = CliRunner().invoke(main, ["loopback", "--count", "50", "--mark", "0.2", "-q"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.output)
+    assert rep["faults"]["by_kind"]["mark"] > 0 and rep["faults"]["benign"] == rep["faults"][
+        "injected"]

@@ -30,6 +30,15 @@ commas between items (a value holding a comma must be quoted with ``'`` or ``"``
                     after the Ethernet header (UBoE) or anywhere (native UB).  A frame without an
                     ICRC (TP bypass) is corrupted anywhere; the ledger notes
                     ``detectable: False``.
+``mark=P``          set the congestion mark on a data frame (netem's ``ecn``, which marks
+                    instead of dropping; here its own probability): RTP data, UTP, CTP data or
+                    TP bypass.  UBoE (no NTH): the IPv4 ECN field becomes CE (0b11, RFC 3168;
+                    a reference-profile reading, whatever ECT codepoint the frame had) and the
+                    IPv4 checksum is fixed; native UB: the CCI word of the CNA NTH (UB 2.0
+                    §5.3.5.1), C bit in CAQM mode, FECN 2'b11 in the FECN modes.  Both are
+                    masked in the ICRC (§5.3.7), which stays valid.  A frame already marked, or
+                    whose CCI is in a reserved mode, is left alone.  Recorded as kind ``mark``;
+                    the receiver echoes it in a _CC response (UB 2.0 §6.6.1.3.4).
 ``delay=T``         extra delay; ``jitter=T``: plus a uniform draw in [-T, +T] per frame (frames
                     may overtake each other: each overtaken frame is recorded as a ``reorder``
                     fault with ``cause: jitter``).  Times: ns, or a number with ns/us/ms/s.
@@ -43,14 +52,15 @@ commas between items (a value holding a comma must be quoted with ``'`` or ``"``
 ==================  ==============================================================================
 
 A frame goes through, in order: blackout, loss, drop rules (the first three drop it and end its
-way), duplicate (decided on the intact frame), corrupt, reorder (decided), rate, delay and
+way), duplicate (decided on the intact frame), mark, corrupt, reorder (decided), rate, delay and
 jitter, then reorder's hold.  Every decision draws from its own ``random.Random`` stream seeded
 from ``(seed, kind)``, so adding one fault kind does not change another's schedule, and the same
 seed gives the same schedule.  Every fault is recorded in a :class:`~ubpkt.sim.ledger.Ledger`.
 
 The injector follows the link's three calls (``push``, ``pop``, ``next_deadline``), so it chains
 in front of a link.  The CLI (``ubpkt loopback``) maps ``--loss P``, ``--burst N``,
-``--duplicate P``, ``--reorder P --gap N``, ``--corrupt P``, ``--delay T --jitter T``,
+``--duplicate P``, ``--reorder P --gap N``, ``--corrupt P``, ``--mark P``,
+``--delay T --jitter T``,
 ``--rate R``, ``--blackout T0:T1`` and ``--drop 'FILTER'[@N]`` to ``key=value`` items one to one
 (see :meth:`FaultSpec.from_options`).
 """
@@ -68,14 +78,14 @@ from ..dissect.walk import steering_fields
 from ..formats import HEADERS
 from ..formats.grammar import covered_from
 from ..profile import SPEC, Profile
-from ..record import LINKTYPE_ETHERNET, make_record
+from ..record import LINKTYPE_ETHERNET, LINKTYPE_UB, make_record
 from ..views.filter import compile_filter
 from .ledger import Ledger, summarize, summary_from_record
 from .link import parse_rate, parse_time
 
 __all__ = ["FaultSpec", "FaultInjector", "corruptible_bits"]
 
-_SCRIPTABLE = ("loss", "duplicate", "reorder", "corrupt")
+_SCRIPTABLE = ("loss", "duplicate", "reorder", "corrupt", "mark")
 
 
 def _prob(text, key: str) -> float:
@@ -172,6 +182,7 @@ class FaultSpec:
     corrupt: float = 0.0
     corrupt_bits: int = 1
     corrupt_region: str = "icrc"
+    mark: float = 0.0
     delay: int = 0
     jitter: int = 0
     rate: int | None = None
@@ -242,7 +253,7 @@ class FaultSpec:
     @staticmethod
     def _apply(kw: dict, key: str, v) -> None:
         sv = _unquote(v) if isinstance(v, str) else v
-        if key in ("loss", "duplicate"):
+        if key in ("loss", "duplicate", "mark"):
             kw[key] = _prob(sv, key)
         elif key == "burst":
             try:
@@ -411,13 +422,69 @@ def corruptible_bits(frame, linktype: int = LINKTYPE_ETHERNET, region: str = "ic
     return [tuple(r) for r in ranges], True
 
 
+# -- congestion marks ------------------------------------------------------------------------------
+_RTP_DATA_OPC, _UTP_OPC = 1, 0      # TPOpcode (UB 2.0 §6.2.1 Table 6-2)
+_CNA_SIZES = {6: HEADERS["ub.cna16"].size, 9: HEADERS["ub.cna16"].size,
+              7: HEADERS["ub.cna24"].size}
+_CCI_AT = {6: 4, 9: 4, 7: 6}            # the CCI's byte offset in the NTH (UB 2.0 §5.2.1)
+
+
+def _tp_data(opc_byte: int) -> bool:
+    return (opc_byte & 0x7F) in (_RTP_DATA_OPC, _UTP_OPC)
+
+
+def _mark_target(frame, linktype: int, profile: Profile):
+    """Where ``mark`` sets the congestion mark of ``frame``: ``("ecn", IPv4 header offset,
+    False)``, ``("caqm"|"fecn", CCI offset, little-endian)``, or None (not a data frame, already
+    marked, a reserved CCI mode, or a layout this reader does not know)."""
+    n = len(frame)
+    if linktype == LINKTYPE_ETHERNET:
+        off = 14
+        if n < 18:
+            return None
+        etype = frame[12] << 8 | frame[13]
+        if etype == 0x8100:
+            etype, off = frame[16] << 8 | frame[17], 18
+        if etype != 0x0800 or n < off + 20 or frame[off] >> 4 != 4 or frame[off + 9] != 17:
+            return None
+        udp = off + (frame[off] & 0x0F) * 4
+        if n < udp + 9 or (frame[udp + 2] << 8 | frame[udp + 3]) not in profile.ub_udp_ports:
+            return None
+        if not _tp_data(frame[udp + 8]) or frame[off + 1] & 3 == 3:
+            return None
+        return ("ecn", off, False)
+    if linktype != LINKTYPE_UB or n < 4 or profile.lph_rt_swapped:
+        return None
+    cfg = frame[1] & 0x0F
+    size = _CNA_SIZES.get(cfg)
+    if size is None or n < 5 + size:
+        return None
+    tp = 4 + size
+    if cfg != 9:
+        nlp = frame[tp - 1] & 7
+        if nlp == 2:
+            if not _tp_data(frame[tp]):
+                return None
+        elif nlp != 0 or frame[tp] >> 6 != 0:              # CTPH: CTP data only
+            return None
+    at = 4 + _CCI_AT[cfg]
+    le = bool(profile.cna_little_endian)
+    word = int.from_bytes(frame[at:at + 2], "little" if le else "big")
+    mode = word >> 13
+    if mode == 0:
+        return None if word & 0x0200 else ("caqm", at, le)
+    if mode in (2, 4):
+        return None if word & 3 == 3 else ("fecn", at, le)
+    return None
+
+
 # -- the injector ----------------------------------------------------------------------------------
 class FaultInjector:
     """Faults on one link direction (see the module doc).  ``push(frame, now)`` offers a frame;
     ``pop(now)`` gives the frames to put on the link by ``now``; ``next_deadline()``.  ``link``,
     ``src``, ``dst`` name the direction in the ledger (the simulator sets them); ``linktype``
     says how to decode frames (1 UBoE, 148 native UB).  ``script``: ``{kind: frame numbers}``
-    (``loss``, ``duplicate``, ``reorder``, ``corrupt``; frames counted from 1 as they are
+    (``loss``, ``duplicate``, ``reorder``, ``corrupt``, ``mark``; frames counted from 1 as they are
     pushed) fires those faults on exactly those frames, besides the random ones.  ``seed``
     (int or str; default the spec's, else 0) seeds one stream per fault kind.  ``stats`` counts
     frames and faults by kind."""
@@ -437,7 +504,7 @@ class FaultInjector:
         self.profile = profile
         self.ledger = ledger if ledger is not None else Ledger()
         self._rng = {k: random.Random(f"{self.seed}:{k}")
-                     for k in ("loss", "duplicate", "reorder", "corrupt", "jitter")}
+                     for k in ("loss", "duplicate", "reorder", "corrupt", "jitter", "mark")}
         self._model = sp.loss_model()
         self._bad = False                   # Gilbert-Elliott state
         self._rules = [[compile_filter(t), t, n, 0] for t, n in sp.drop]
@@ -510,6 +577,30 @@ class FaultInjector:
                                            "detectable": detectable}, summary)
         return bytes(out)
 
+    def _mark(self, frame, target, now: int) -> bytes:
+        """Set the congestion mark ``target`` (from :func:`_mark_target`) in a copy of
+        ``frame``."""
+        out = bytearray(frame)
+        kind, off, le = target
+        if kind == "ecn":
+            was = out[off + 1] & 3
+            out[off + 1] |= 3
+            ihl = (out[off] & 0x0F) * 4
+            out[off + 10:off + 12] = b"\0\0"
+            ck = sum(int.from_bytes(out[i:i + 2], "big") for i in range(off, off + ihl, 2))
+            while ck >> 16:
+                ck = (ck & 0xFFFF) + (ck >> 16)
+            out[off + 10:off + 12] = (~ck & 0xFFFF).to_bytes(2, "big")
+            detail = {"field": "ip.ecn", "was": was}
+        else:
+            order = "little" if le else "big"
+            word = int.from_bytes(out[off:off + 2], order)
+            new = word | (0x0200 if kind == "caqm" else 3)
+            out[off:off + 2] = new.to_bytes(2, order)
+            detail = {"field": "cci.c" if kind == "caqm" else "cci.fecn", "was": word}
+        self._fault(now, "mark", frame, detail)
+        return bytes(out)
+
     # -- the link calls --------------------------------------------------------------------------
     def push(self, frame, now: int) -> None:
         sp = self.spec
@@ -545,9 +636,14 @@ class FaultInjector:
         dup = bool(sp.duplicate) and self._rng["duplicate"].random() < sp.duplicate
         dup = dup or idx in script.get("duplicate", ())
         out = frame
+        if sp.mark or "mark" in script:
+            target = _mark_target(frame, self.linktype, self.profile)
+            if target is not None and ((sp.mark and self._rng["mark"].random() < sp.mark)
+                                       or idx in script.get("mark", ())):
+                out = self._mark(frame, target, now)
         if ((sp.corrupt and self._rng["corrupt"].random() < sp.corrupt)
                 or idx in script.get("corrupt", ())):
-            out = self._corrupt(frame, now)
+            out = self._corrupt(out, now)
         held = bool(sp.reorder) and self._rng["reorder"].random() < sp.reorder
         held = held or idx in script.get("reorder", ())
         if held:

@@ -27,7 +27,10 @@ gives each fault one outcome:
     reorder after which nothing was sent again; a lost TP response after which nothing was sent
     again (covered by a later cumulative response: a later ResponseSent of the same channel with
     a PSN at or after it, itself not lost, or one the engine did not report: engines report
-    only some TPACKs).
+    only some TPACKs).  A congestion ``mark`` (the frame still arrives; ``note`` "echoed" when
+    the receiving channel, the frame's DstTPN on the node the link enters, sent a _CC response,
+    a ResponseSent of kind ``tpack_cc``, ``tpnak_cc`` or ``tpsack_cc``, after it: UB 2.0
+    §6.6.1.3.4).  Marks take part in nothing else: no retransmission is claimed by one.
 ``expected_loss``
     Anything lost from a mode with no transport reliability: UTP, CTP (reliability is the
     link's, below this simulated link), TP bypass, frames that are not TP packets.
@@ -328,6 +331,8 @@ class Ledger:
         first_fault: dict = {}              # data channel -> time of its first fault
         for f in self.faults:
             ch = f.summary.get("srctpn")
+            if f.kind == "mark":            # delivered: explains no gap report
+                continue
             if f.summary.get("tpopcode") == _RTP_DATA and f.at < first_fault.get(ch, f.at + 1):
                 first_fault[ch] = f.at
         self.unattributed = self._unattributed(x, first_fault)
@@ -337,6 +342,14 @@ class Ledger:
     def _resolve_one(self, f: Fault, x: "_Events") -> None:
         s = f.summary
         mode = s.get("mode")
+        if f.kind == "mark":                # delivered, marked: benign, perhaps echoed
+            f.outcome = "benign"
+            if mode == "rtp" and s.get("tpopcode") == _RTP_DATA:
+                for r in x.responses.after(s.get("dsttpn"), f.at, strict=False):
+                    if r[2].kind.endswith("_cc") and _node_ok(f.dst, r[1]):
+                        f.note = "echoed"
+                        break
+            return
         lossy = f.kind in LOSSY
         if f.kind == "corrupt":         # the receiver's bad-frame discard, if it reports one
             d = x.first(x.bad, None, f.at, f.dst, strict=False)
