@@ -91,8 +91,11 @@ class Endpoint:
         compact = transport == "bypass"     # TP bypass carries the compact TAH (App B)
         initiator = Initiator(rc_id=self.rc_id, tuning=tun.transaction, submit=submit,
                               memory=self.memory, profile=self.profile, compact=compact)
+        # a management response (BTAH TAOpcode Management, MGMTETAH Rsp 1, UB 2.0 §7.4.5.1)
+        # reaches the target's side of the walk: it hands it to the initiator
         target = Target(memory=self.memory, tuning=tun.transaction, submit_response=submit,
-                        rc_id=self.rc_id, profile=self.profile)
+                        rc_id=self.rc_id, profile=self.profile,
+                        on_mgmt_response=initiator.on_mgmt_response)
         cls = _TRANSPORTS[transport]
         deliver = self._deliverer(initiator, target, compact)
         if transport == "rtp":
