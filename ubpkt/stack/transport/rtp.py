@@ -716,14 +716,16 @@ class RtpChannel:
         if self._ack_due:
             psn = (epsn - 1) & PSN_MASK
             cc = self._cc_take() if self._cc_any else None
+            # (cc given only when there is one: a framer without the _CC forms still works)
+            kw = {"cc": cc} if cc is not None else {}
             if self._sr and self._held:
                 out.append(fr.tp_response(ltpn, ptpn, psn, bitmap=self._bitmap(),
-                                          maxrcvpsn=self._maxrcv & PSN_MASK, cc=cc))
+                                          maxrcvpsn=self._maxrcv & PSN_MASK, **kw))
                 self._events.append(ResponseSent(now, self.channel, psn, "tpsack"))
                 st["sacks"] += 1
                 kind = "tpsack_cc"
             else:
-                out.append(fr.tp_response(ltpn, ptpn, psn, tpmsn=self._rx_msn, cc=cc))
+                out.append(fr.tp_response(ltpn, ptpn, psn, tpmsn=self._rx_msn, **kw))
                 if self._ack_event:
                     self._events.append(ResponseSent(now, self.channel, psn, "tpack"))
                 st["acks"] += 1
@@ -735,8 +737,9 @@ class RtpChannel:
             self._since_ack = 0
         if self._nak_due and len(out) < budget:
             cc = self._cc_take() if self._cc_any else None
+            kw = {"cc": cc} if cc is not None else {}
             out.append(fr.tp_response(ltpn, ptpn, epsn & PSN_MASK, rspst=RSPST_NAK, rspinfo=0,
-                                      tpmsn=self._rx_msn, cc=cc))
+                                      tpmsn=self._rx_msn, **kw))
             self._events.append(ResponseSent(now, self.channel, epsn & PSN_MASK, "tpnak"))
             if cc is not None:
                 self._events.append(ResponseSent(now, self.channel, epsn & PSN_MASK,
