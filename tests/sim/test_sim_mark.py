@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ubpkt import SPEC, decode
+from ubpkt import decode
 from ubpkt.sim import FaultInjector, FaultSpec, Ledger
 from ubpkt.stack.engine import ResponseSent, Retransmitted
 from ubpkt.stack.network import Framer, Path

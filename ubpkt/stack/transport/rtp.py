@@ -98,8 +98,9 @@ TPNAK and for a TPACK answering a duplicate (the ordinary coalesced TPACKs are o
 receiver ``rx_packets``, ``rx_bytes``, ``duplicates``, ``ooo_kept``, ``ooo_dropped``,
 ``out_of_window``, ``rnr_refused``, ``cc_marked`` (marked data packets), and the responses
 sent: ``acks``, ``naks``, ``sacks``, ``rnr``, ``cc_sent`` (those in a _CC form); sender
-``cc_responses``, ``cc_marks``.  Keep ``window`` within the peer's ``oor_window``: a packet further ahead than that is
-out of range for the receiver and only an RTO brings it back (§6.5.1.4.1).
+``cc_responses``, ``cc_marks``.  Keep ``window`` within the peer's ``oor_window``: a packet
+further ahead than that is out of range for the receiver and only an RTO brings it back
+(§6.5.1.4.1).
 
 Congestion marks (§6.2.2, §6.6.1.3.4; the CAQM echo with coalesced responses)
     The receiver accumulates the marks of the data packets it receives (any packet that reaches
