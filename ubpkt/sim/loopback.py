@@ -417,6 +417,11 @@ def _report(cfg, prof, app, a, b, sim, n, total, delivered, verified, statuses, 
             "retransmissions_by_reason": retrans,
             "acks": _sum_stats(eps, "acks", "sacks", "naks"),
             "duplicates_discarded": _sum_stats(eps, "duplicates"),
+            # congestion marks (UB 2.0 §6.6.1.3): what receivers saw and echoed in CETPHs, what
+            # senders got back
+            "cc_marked": _sum_stats(eps, "cc_marked"),
+            "cc_responses": _sum_stats(eps, "cc_responses"),
+            "cc_marks": _sum_stats(eps, "cc_marks"),
             "frames": a.stats["tx_frames"] + b.stats["tx_frames"],
             "rx_dropped": a.stats["rx_dropped"] + b.stats["rx_dropped"],
             "bad_icrc": a.framer.stats["rx_bad_icrc"] + b.framer.stats["rx_bad_icrc"],

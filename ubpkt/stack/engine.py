@@ -64,7 +64,8 @@ class Discarded(Event):
 
 @dataclass(slots=True)
 class ResponseSent(Event):
-    """A TP response sent: ``kind`` is ``tpack``, ``tpnak``, ``tpsack`` or ``rnr``."""
+    """A TP response sent: ``kind`` is ``tpack``, ``tpnak``, ``tpsack`` or ``rnr``, or a form
+    carrying congestion information, ``tpack_cc``, ``tpnak_cc``, ``tpsack_cc`` (UB 2.0 §6.2.2)."""
     channel: int
     psn: int
     kind: str
