@@ -98,6 +98,8 @@ def inject(to, bind, workload, verify, timeout, tokenid, token, base, tpn, psn, 
         click.echo(text)
     ok = report["data_verified"] if verify else report["all_completed"]
     if not quiet:
+        for w in report["warnings"]:
+            click.echo(f"warning: {w}", err=True)
         f = report["faults"]
         tr = report["transport"]
         click.echo(

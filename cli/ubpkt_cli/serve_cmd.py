@@ -37,11 +37,13 @@ def _pair(text: str, what: str) -> tuple[int, int]:
               help="sessions (source address and port) kept at a time")
 @click.option("--mtu", type=click.IntRange(256, 8192), help="payload bytes per packet")
 @click.option("--pps", type=click.FloatRange(1), help="datagrams per second at most")
+@click.option("--rate-limit", type=click.FloatRange(1),
+              help="datagrams per second taken from one source at most")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="nothing on stderr")
 def serve(udp, regions, tpn, psn, icrc, count_requests, duration, max_peers, mtu, pps,
-          report_file, quiet):
+          rate_limit, report_file, quiet):
     """Answer UB requests arriving over UDP from memory regions, until Ctrl-C / SIGTERM,
     --count-requests or --duration; then write a JSON report (schema ubpkt.serve/1)."""
     from ubpkt.drivers.serve import ServeConfig, Server, parse_region
@@ -54,7 +56,7 @@ def serve(udp, regions, tpn, psn, icrc, count_requests, duration, max_peers, mtu
         cfg = ServeConfig(bind=bind, regions=regs, local_tpn=local_tpn, peer_tpn=peer_tpn,
                           tx_psn=tx_psn, rx_psn=rx_psn, icrc=icrc,
                           count_requests=count_requests, duration_s=duration,
-                          max_peers=max_peers, mtu=mtu, pps=pps)
+                          max_peers=max_peers, mtu=mtu, pps=pps, rate_limit=rate_limit)
     except ValueError as exc:
         raise click.BadParameter(str(exc))
     try:

@@ -55,7 +55,11 @@ def _clean(r: dict, n: int | None = None) -> None:
     if n is not None:
         assert r["completions"] == {"success": n}
     f = r["faults"]
-    assert f["unrecovered"] == 0 and f["unattributed"] == 0, f
+    assert f["unrecovered"] == 0, f
+    # on the wall clock a late answer (a loaded machine) may cause a timeout retransmission no
+    # injected fault explains: the ledger lists it as unattributed, and nothing else may be
+    assert all(u["event"] == "Retransmitted" and u["reason"] == "rto"
+               for u in f["unattributed_events"]), f["unattributed_events"]
 
 
 def test_writes_reads_sends_verified():
@@ -306,3 +310,34 @@ def test_cli_serve_refuses_a_busy_port():
     finally:
         s.close()
     assert res.exit_code == 1 and "cannot bind" in res.output
+
+
+def test_rate_limit_per_source():
+    with serving(rate_limit=50) as (srv, _):
+        port = srv.local[1]
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((LO, 0))
+        try:
+            good = _valid_datagrams(port, s.getsockname()[1], 20)
+            for _ in range(10):
+                for d in good:
+                    s.sendto(d, (LO, port))
+        finally:
+            s.close()
+        deadline = time.monotonic() + 5
+        while srv.driver.stats["rx_datagrams"] < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert srv.driver.stats["rx_rate_limited"] >= 100
+        # another source has its own budget (a small workload fits in it)
+        _clean(_inject(srv, "write:1KiB*4", verify=True), 4)
+
+
+def test_inject_without_a_peer_says_so():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((LO, 0))
+    port = s.getsockname()[1]
+    s.close()
+    r = run_inject(InjectConfig(peer=(LO, port), workload="write:64", timeout_s=5))
+    assert r["outcome"] in ("channel_error", "timeout")
+    assert r["completions"] in ({"retry_exceeded": 1}, {})
+    assert r["warnings"] and "no datagram came back" in r["warnings"][0]

@@ -199,8 +199,12 @@ def _report(cfg, p, run, app, n, delivered, verified, all_ok, statuses, mismatch
     cfg_d["peer"] = f"{cfg.peer[0]}:{cfg.peer[1]}"
     cfg_d["bind"] = f"{cfg.bind[0]}:{cfg.bind[1]}"
     d = run.driver
+    warnings = []
+    if d.stats["rx_datagrams"] == 0:
+        warnings.append(f"no datagram came back from {cfg_d['peer']}: is a UB endpoint (ubpkt "
+                        "serve) listening there, with the same TPNs and PSNs?")
     return {
-        "warnings": [],
+        "warnings": warnings,
         "schema": SCHEMA,
         "config": cfg_d,
         "peer": cfg_d["peer"],

@@ -10,7 +10,9 @@ Sessions: TP channel set-up is left open by the spec (UB 2.0 §6.1); here every 
 (IP and UDP port: an initiator's socket) gets its own endpoint and TP channel (``local_tpn`` to
 ``peer_tpn``, initial PSNs ``tx_psn``/``rx_psn``), all over the same memory.  A session is made
 for the first datagram that is an RTP data packet for ``local_tpn`` with a good ICRC; at most
-``max_peers`` sessions live at a time (the least recently active idle one makes way).  Each
+``max_peers`` sessions live at a time (the least recently active idle one makes way); a
+session whose channel died makes way for the next one from its source.  ``rate_limit``:
+datagrams per second taken from one source at most.  Each
 session keeps ``recv_buffers`` receive buffers of ``recv_size`` bytes posted for Send (§7.4.3).
 
 Stops on :meth:`Server.stop` (the CLI's Ctrl-C / SIGTERM), after ``count_requests`` request
@@ -88,6 +90,7 @@ class ServeConfig:
     recv_size: int = 64 * 1024
     mtu: int | None = None
     pps: float | None = None
+    rate_limit: float | None = None     # datagrams per second from one source
     profile: Profile = field(default=SPEC, repr=False)
 
 
@@ -102,6 +105,12 @@ class _Session(_App):
 
     def idle(self) -> bool:
         return self.ep.idle()
+
+    @property
+    def closed(self) -> bool:
+        """The channel died (its retries ran out): the next first packet from this source
+        starts a new session."""
+        return any(ch.dead for ch in self.ep.channels.values())
 
     def _before_transmit(self, now: int) -> None:
         while self.free:
@@ -142,7 +151,7 @@ class Server:
                                  perms=r.perms)
         self.driver = UdpDriver(cfg.bind, icrc=cfg.icrc, profile=cfg.profile,
                                 accept=self._accept, max_peers=cfg.max_peers,
-                                keep_events=False, pps=cfg.pps)
+                                keep_events=False, pps=cfg.pps, rx_pps=cfg.rate_limit)
         self.profile = udp_profile(wallclock_profile(cfg.profile, mtu=cfg.mtu),
                                    self.driver.local[1])
         self._probe = Framer(self.driver.path_to(("127.0.0.1", 0)), self.profile)
@@ -181,7 +190,7 @@ class Server:
         self.driver.close()
 
     def _idle(self) -> bool:
-        return all(p.engine.idle() for p in self.driver.peers.values())
+        return all(p.engine.idle() or p.engine.closed for p in self.driver.peers.values())
 
     def run(self, progress=None, progress_every_s: float = 1.0) -> dict:
         """Serve until stopped; the report (schema ``ubpkt.serve/1``)."""

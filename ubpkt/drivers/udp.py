@@ -116,7 +116,7 @@ def udp_profile(profile: Profile, *ports: int) -> Profile:
     return profile.with_(ub_udp_ports=have + extra) if extra else profile
 
 
-def wallclock_profile(profile: Profile = SPEC, *, rto_base_ms: float = 8.0,
+def wallclock_profile(profile: Profile = SPEC, *, rto_base_ms: float = 16.0,
                       window: int = 128, mtu: int | None = None) -> Profile:
     """Transport timers for the wall clock and a Python peer: a dynamic RTO (``Base_time x
     2^times``, UB 2.0 §6.4.2.1) from ``rto_base_ms`` (the simulator's 512 us would fire on
@@ -210,7 +210,8 @@ _UB_PORT = UB_UDP_PORT.to_bytes(2, "big")
 class Peer:
     """A remote UDP address and the engine that talks to it."""
 
-    __slots__ = ("addr", "name", "engine", "faults", "last_active", "stats")
+    __slots__ = ("addr", "name", "engine", "faults", "last_active", "stats", "tokens",
+                 "tok_t")
 
     def __init__(self, addr: tuple, name: str, engine, faults=None):
         self.addr = addr
@@ -218,6 +219,8 @@ class Peer:
         self.engine = engine
         self.faults = faults
         self.last_active = 0
+        self.tokens = 0.0
+        self.tok_t = 0
         self.stats = {"rx_datagrams": 0, "tx_datagrams": 0}
 
 
@@ -230,7 +233,10 @@ class UdpDriver:
     datagrams per second at most (None: no limit beyond the budget).  ``accept(driver, addr,
     local_ip, frame, now) -> engine | None``: called for a datagram from an address that is
     no peer yet (None: the datagram is dropped, counted ``unknown_source``).  ``max_peers``:
-    at most this many peers; a new one replaces the least recently active idle peer.
+    at most this many peers; a new one replaces the least recently active idle peer, and a peer
+    whose engine says ``closed`` (a session whose channel died) is made anew by ``accept``.
+    ``rx_pps``: datagrams per second taken from one peer at most (a burst of up to one second's
+    worth); the rest is dropped, counted ``rx_rate_limited``.
     ``keep_events``: keep every engine event in :attr:`events` as ``(peer name, event)`` (the
     fault ledger needs them); otherwise only count them by type in ``stats``."""
 
@@ -238,7 +244,7 @@ class UdpDriver:
                  profile: Profile = SPEC, budget: int = 64, rx_batch: int = 256,
                  pps: float | None = None, accept: Callable | None = None,
                  max_peers: int = 64, sock_buf: int = 4 << 20, keep_events: bool = True,
-                 backlog: int | None = None):
+                 backlog: int | None = None, rx_pps: float | None = None):
         if icrc not in ("check", "ignore"):
             raise ValueError("icrc: check or ignore")
         self.icrc = icrc
@@ -249,6 +255,7 @@ class UdpDriver:
         self.accept = accept
         self.max_peers = max_peers
         self.keep_events = keep_events
+        self.rx_pps = rx_pps
         self.backlog = backlog if backlog is not None else 4 * budget
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -284,7 +291,7 @@ class UdpDriver:
         self.stats = {"rx_datagrams": 0, "tx_datagrams": 0, "rx_bytes": 0, "tx_bytes": 0,
                       "bad_icrc": 0, "icrc_ignored": 0, "runt": 0, "unknown_source": 0,
                       "peers_refused": 0, "peers_evicted": 0, "engine_errors": 0,
-                      "tx_errors": 0, "tx_blocked": 0, "events": {}}
+                      "tx_errors": 0, "tx_blocked": 0, "rx_rate_limited": 0, "events": {}}
 
     # -- set-up ---------------------------------------------------------------------------------
     def now(self) -> int:
@@ -301,7 +308,8 @@ class UdpDriver:
         if faults is not None:
             faults = UdpFaults(faults, self.profile.icrc_byteorder, self.profile.icrc)
         p = Peer(tuple(addr), name, engine, faults)
-        p.last_active = self.now()
+        p.last_active = p.tok_t = self.now()
+        p.tokens = float(self.rx_pps or 0)
         self.peers[p.addr] = p
         return p
 
@@ -359,10 +367,21 @@ class UdpDriver:
                     st["icrc_ignored"] += 1
                     frame[end:] = calc.to_bytes(4, order)
             peer = self.peers.get(addr)
+            if peer is not None and getattr(peer.engine, "closed", False):
+                del self.peers[addr]
+                peer = None
             if peer is None:
                 peer = self._new_peer(addr, local_ip, frame, now)
                 if peer is None:
                     continue
+            if self.rx_pps:
+                peer.tokens = min(self.rx_pps,
+                                  peer.tokens + (now - peer.tok_t) * self.rx_pps / 1e9)
+                peer.tok_t = now
+                if peer.tokens < 1:
+                    st["rx_rate_limited"] += 1
+                    continue
+                peer.tokens -= 1
             peer.last_active = now
             peer.stats["rx_datagrams"] += 1
             try:
@@ -567,5 +586,6 @@ class UdpDriver:
         st = dict(self.stats)
         st["events"] = dict(st["events"])
         return {"local": f"{self.local[0]}:{self.local[1]}", "icrc": self.icrc,
-                "icrc_note": ICRC_NOTE, "pps": self.pps, "budget": self.budget,
+                "icrc_note": ICRC_NOTE, "pps": self.pps, "rx_pps": self.rx_pps,
+                "budget": self.budget,
                 "stats": st, "errors": list(self.errors)}
