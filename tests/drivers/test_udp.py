@@ -341,3 +341,51 @@ def test_inject_without_a_peer_says_so():
     assert r["outcome"] in ("channel_error", "timeout")
     assert r["completions"] in ({"retry_exceeded": 1}, {})
     assert r["warnings"] and "no datagram came back" in r["warnings"][0]
+
+
+def _lo_capture():
+    try:
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+        s.bind(("lo", 0))
+    except (OSError, AttributeError):
+        return None
+    s.settimeout(0.05)
+    return s
+
+
+def test_the_kernel_sends_the_header_the_icrc_covers():
+    """On the loopback interface (root only): the IPv4/UDP header the kernel puts in front of
+    our datagrams is the one the ICRC was computed over (DF, IP id 0, the socket pair)."""
+    cap = _lo_capture()
+    if cap is None:
+        pytest.skip("no AF_PACKET socket on lo (needs root)")
+    frames = []
+    try:
+        with serving() as (srv, _):
+            port = srv.local[1]
+            stop = threading.Event()
+
+            def sniff():
+                while not stop.is_set():
+                    try:
+                        f = cap.recv(65536)
+                    except socket.timeout:
+                        continue
+                    if len(f) > 42 and f[23] == 17 and f[26:30] == f[30:34] == \
+                            socket.inet_aton(LO) and port in (int.from_bytes(f[34:36], "big"),
+                                                              int.from_bytes(f[36:38], "big")):
+                        frames.append(bytes(f))
+            t = threading.Thread(target=sniff, daemon=True)
+            t.start()
+            try:
+                _clean(_inject(srv, "write:2KiB*3,read:1KiB,atomic:swap", verify=True))
+            finally:
+                stop.set()
+                t.join(2)
+    finally:
+        cap.close()
+    assert len(frames) >= 10
+    for f in frames:
+        assert f[20] & 0x40 and f[18:20] == b"\x00\x00"      # DF, IP id 0
+        assert _icrc_uboe(memoryview(f), len(f) - 4) == \
+            int.from_bytes(f[-4:], SPEC.icrc_byteorder), f.hex()
