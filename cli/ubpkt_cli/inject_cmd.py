@@ -1,12 +1,11 @@
 """`ubpkt inject`: an initiator running a workload against a live UBoE peer over UDP."""
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from ubpkt_cli.loopback_cmd import _faults
+from ubpkt_cli.stack_options import emit_report, fault_options, fault_spec
 from ubpkt_cli.serve_cmd import _pair
 
 
@@ -35,25 +34,13 @@ from ubpkt_cli.serve_cmd import _pair
 @click.option("--retrans", type=click.Choice(["gbn", "sr"]), help="RTP retransmission")
 @click.option("--window", type=click.IntRange(1, 2048), default=128, show_default=True)
 @click.option("--pps", type=click.FloatRange(1), help="datagrams per second at most")
-@click.option("--loss", help="drop probability (netem loss)")
-@click.option("--burst", help="mean loss burst length (Gilbert model)")
-@click.option("--duplicate", help="duplicate probability")
-@click.option("--reorder", help="reorder probability")
-@click.option("--gap", help="frames a reordered frame waits behind")
-@click.option("--corrupt", help="bit-flip probability (the peer's ICRC check must catch them)")
-@click.option("--delay", help="extra delay (ns, or 5us/1ms)")
-@click.option("--jitter", help="delay jitter")
-@click.option("--rate", help="rate of the send path (10G, 100Mbit)")
-@click.option("--blackout", multiple=True, help="T0:T1 window (from the start) dropping all")
-@click.option("--drop", multiple=True, help="'FILTER'[@N]: drop the Nth frame matching a -Y filter")
-@click.option("--faults", "raw", multiple=True, help="raw key=value fault items")
+@fault_options
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="no summary on stderr")
 def inject(to, bind, workload, verify, timeout, tokenid, token, base, tpn, psn, icrc,
-           outstanding, mtu, retrans, window, pps, loss, burst, duplicate, reorder, gap, corrupt,
-           delay, jitter, rate, blackout, drop, raw, seed, report_file, quiet):
+           outstanding, mtu, retrans, window, pps, seed, report_file, quiet, **faults):
     """Run a workload against a live peer over UDP, with faults injected on the send path
     (JSON report, schema ubpkt.inject/1; exit 0 only when everything completed, and with
     --verify when the data verified)."""
@@ -72,10 +59,7 @@ def inject(to, bind, workload, verify, timeout, tokenid, token, base, tpn, psn, 
                 ints[name] = None if v is None else int(v, 0)
             except ValueError:
                 raise ValueError(f"--{name} {v!r}: not an integer") from None
-        spec = _faults({"loss": loss, "burst": burst, "duplicate": duplicate,
-                        "reorder": reorder, "gap": gap, "corrupt": corrupt, "delay": delay,
-                        "jitter": jitter, "rate": rate, "blackout": blackout, "drop": drop},
-                       raw)
+        spec = fault_spec(faults)
         cfg = InjectConfig(peer=peer, bind=local, workload=workload, verify=verify,
                            timeout_s=timeout, faults=spec, seed=seed, base=ints["base"],
                            tokenid=ints["tokenid"], token=ints["token"], local_tpn=local_tpn,
@@ -90,12 +74,7 @@ def inject(to, bind, workload, verify, timeout, tokenid, token, base, tpn, psn, 
         raise click.ClickException(f"socket: {exc.strerror or exc}")
     except ValueError as exc:
         raise click.ClickException(str(exc))
-    text = json.dumps(report, indent=2)
-    if report_file:
-        with open(report_file, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    else:
-        click.echo(text)
+    emit_report(report, report_file)
     ok = report["data_verified"] if verify else report["all_completed"]
     if not quiet:
         for w in report["warnings"]:

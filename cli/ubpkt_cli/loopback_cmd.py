@@ -1,25 +1,12 @@
 """`ubpkt loopback`: two reference-stack endpoints over a simulated link, with faults."""
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from ubpkt.sim.loopback import OPS, LoopbackConfig, run_loopback
-
-
-def _faults(opts: dict, raw: tuple) -> str | None:
-    from ubpkt.sim.faults import FaultSpec
-    items = [f"{k}={v}" for k, v in opts.items() if v is not None and v != ()]
-    for k, v in opts.items():
-        if isinstance(v, tuple):
-            items = [i for i in items if not i.startswith(k + "=")]
-            items += [f"{k}={x}" for x in v]
-    items += list(raw)
-    if not items:
-        return None
-    return str(FaultSpec.parse(items))
+from ubpkt_cli.stack_options import emit_report, fault_options, fault_spec
 
 
 @click.command()
@@ -35,20 +22,7 @@ def _faults(opts: dict, raw: tuple) -> str | None:
 @click.option("--window", type=click.IntRange(1, (1 << 23) - 1), help="RTP send window")
 @click.option("--outstanding", type=click.IntRange(1), default=64, show_default=True,
               help="work requests in flight")
-@click.option("--loss", help="drop probability (netem loss)")
-@click.option("--burst", help="mean loss burst length (Gilbert model)")
-@click.option("--duplicate", help="duplicate probability")
-@click.option("--reorder", help="reorder probability")
-@click.option("--gap", help="frames a reordered frame waits behind")
-@click.option("--corrupt", help="bit-flip probability (the ICRC must catch them)")
-@click.option("--mark", help="congestion-mark probability of data frames (netem ecn; echoed "
-              "in TPACK_CC)")
-@click.option("--delay", help="extra delay (ns, or 5us/1ms)")
-@click.option("--jitter", help="delay jitter")
-@click.option("--rate", help="link rate (10G, 100Mbit)")
-@click.option("--blackout", multiple=True, help="T0:T1 window dropping everything")
-@click.option("--drop", multiple=True, help="'FILTER'[@N]: drop the Nth frame matching a -Y filter")
-@click.option("--faults", "raw", multiple=True, help="raw key=value fault items")
+@fault_options
 @click.option("--rnr", type=click.FloatRange(0, 1), default=0.0,
               help="probability the target refuses a request packet with RNR")
 @click.option("--bad-token", type=click.FloatRange(0, 1), default=0.0,
@@ -64,18 +38,14 @@ def _faults(opts: dict, raw: tuple) -> str | None:
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="no live view or summary on stderr")
-def loopback(transport, op, size, count, total, mtu, retrans, window, outstanding, loss, burst,
-             duplicate, reorder, gap, corrupt, mark, delay, jitter, rate, blackout, drop, raw,
-             rnr, bad_token, out_of_bounds, direction, link_delay, seed, pcap, report_file, quiet):
+def loopback(transport, op, size, count, total, mtu, retrans, window, outstanding, rnr,
+             bad_token, out_of_bounds, direction, link_delay, seed, pcap, report_file, quiet,
+             **faults):
     """Move a workload between two endpoints of the reference stack, inject faults, compare
     memories and report what happened to every fault (JSON, schema ubpkt.loopback/1)."""
     from ubpkt.sim.link import parse_time
     try:
-        spec = _faults({"loss": loss, "burst": burst, "duplicate": duplicate,
-                        "reorder": reorder, "gap": gap, "corrupt": corrupt, "mark": mark,
-                        "delay": delay, "jitter": jitter, "rate": rate, "blackout": blackout,
-                        "drop": drop},
-                       raw)
+        spec = fault_spec(faults)
         cfg = LoopbackConfig(transport=transport, op=op, size=size, count=count,
                              total_bytes=total, mtu=mtu, retrans=retrans, window=window,
                              outstanding=outstanding, seed=seed, pcap=pcap,
@@ -98,12 +68,7 @@ def loopback(transport, op, size, count, total, mtu, retrans, window, outstandin
             report = run_loopback(cfg)
     except ValueError as exc:
         raise click.ClickException(str(exc))
-    text = json.dumps(report, indent=2)
-    if report_file:
-        with open(report_file, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    else:
-        click.echo(text)
+    emit_report(report, report_file)
     if not quiet:
         for w in report.get("warnings", ()):
             err.print(f"[yellow]warning:[/] {w}")

@@ -1,11 +1,12 @@
 """`ubpkt serve`: a UBoE target endpoint on a UDP socket, answering from its memory regions."""
 from __future__ import annotations
 
-import json
 import signal
 import sys
 
 import click
+
+from ubpkt_cli.stack_options import emit_report
 
 
 def _pair(text: str, what: str) -> tuple[int, int]:
@@ -93,12 +94,7 @@ def serve(udp, regions, tpn, psn, icrc, count_requests, duration, max_peers, mtu
         server.close()
     if live:
         click.echo("", err=True)
-    text = json.dumps(report, indent=2)
-    if report_file:
-        with open(report_file, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-    else:
-        click.echo(text)
+    emit_report(report, report_file)
     d = report["driver"]["stats"]
     say(f"ubpkt serve: stopped ({report['stopped_by']}) after {report['wall_s']:.1f} s: "
         f"{report['requests']} requests, {report['errors']} access errors, "
