@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from ..profile import SPEC, Profile
 from ..sim.faults import FaultInjector, FaultSpec
 from ..sim.ledger import Ledger
-from ..sim.loopback import _sum_stats, _Workload
+from ..sim.loopback import _Workload, transport_counters
 from ..stack.endpoint import Endpoint
 from ..stack.transaction.ops import WorkRequest
 from ..stack.workload import plan as make_plan, prefill as make_prefill
@@ -189,12 +189,8 @@ def _run(cfg: InjectConfig, p, run: _Run, t0: float) -> dict:
 
 def _report(cfg, p, run, app, n, delivered, verified, all_ok, statuses, mismatches, wall,
             run_s) -> dict:
-    eps = (run.ep,)
-    retrans: dict = {}
-    for ch in run.ep.channels.values():
-        for k, v in ch.engine.stats.items():
-            if k.startswith("rtx_") and isinstance(v, int) and v:
-                retrans[k[4:]] = retrans.get(k[4:], 0) + v
+    transport = transport_counters((run.ep,))
+    transport["bad_icrc"] += run.driver.stats["bad_icrc"]     # dropped by the socket driver
     cfg_d = {k: v for k, v in asdict(cfg).items() if k != "profile"}
     cfg_d["peer"] = f"{cfg.peer[0]}:{cfg.peer[1]}"
     cfg_d["bind"] = f"{cfg.bind[0]}:{cfg.bind[1]}"
@@ -221,16 +217,7 @@ def _report(cfg, p, run, app, n, delivered, verified, all_ok, statuses, mismatch
                    "note": "Sends are checked by their completion only (the bytes land in "
                            "the peer's receive buffers)"} if cfg.verify else {"enabled": False},
         "completions": statuses,
-        "transport": {
-            "packets": _sum_stats(eps, "tx_packets"),
-            "retransmissions": _sum_stats(eps, "retransmissions"),
-            "retransmissions_by_reason": retrans,
-            "acks": _sum_stats(eps, "acks", "sacks", "naks"),
-            "duplicates_discarded": _sum_stats(eps, "duplicates"),
-            "frames": run.ep.stats["tx_frames"],
-            "rx_dropped": run.ep.stats["rx_dropped"],
-            "bad_icrc": d.stats["bad_icrc"] + run.ep.framer.stats["rx_bad_icrc"],
-        },
+        "transport": transport,
         "faults": run.ledger.report(),
         "icrc": cfg.icrc,
         "icrc_note": ICRC_NOTE,

@@ -27,7 +27,7 @@ from .faults import FaultInjector, FaultSpec
 from .link import LinkParams
 from .tap import PcapTap
 
-__all__ = ["LoopbackConfig", "run_loopback", "SCHEMA", "OPS"]
+__all__ = ["LoopbackConfig", "run_loopback", "transport_counters", "SCHEMA", "OPS"]
 
 SCHEMA = "ubpkt.loopback/1"
 OPS = ("write", "read", "send", "atomic", "mix")
@@ -337,6 +337,32 @@ def _progress(app: _Workload, a: Endpoint, b: Endpoint, sim, n: int) -> dict:
             "frames": a.stats["tx_frames"] + b.stats["tx_frames"], "engines": st}
 
 
+def transport_counters(eps) -> dict:
+    """The ``transport`` section of a report over endpoints ``eps``: packets, retransmissions
+    (by reason), acknowledgements, duplicates, congestion marks (UB 2.0 §6.4, §6.6.1.3), frames,
+    drops and bad ICRCs."""
+    retrans: dict = {}
+    for ep in eps:
+        for ch in ep.channels.values():
+            for k, v in ch.engine.stats.items():
+                if k.startswith("rtx_") and isinstance(v, int) and v:
+                    retrans[k[4:]] = retrans.get(k[4:], 0) + v
+    return {
+        "packets": _sum_stats(eps, "tx_packets"),
+        "retransmissions": _sum_stats(eps, "retransmissions"),
+        "retransmissions_by_reason": retrans,
+        "acks": _sum_stats(eps, "acks", "sacks", "naks"),
+        "duplicates_discarded": _sum_stats(eps, "duplicates"),
+        # what receivers saw marked and echoed in CETPHs, what senders got back
+        "cc_marked": _sum_stats(eps, "cc_marked"),
+        "cc_responses": _sum_stats(eps, "cc_responses"),
+        "cc_marks": _sum_stats(eps, "cc_marks"),
+        "frames": sum(ep.stats["tx_frames"] for ep in eps),
+        "rx_dropped": sum(ep.stats["rx_dropped"] for ep in eps),
+        "bad_icrc": sum(ep.framer.stats["rx_bad_icrc"] for ep in eps),
+    }
+
+
 def _sum_stats(eps, *keys) -> int:
     tot = 0
     for ep in eps:
@@ -386,12 +412,6 @@ def _report(cfg, prof, app, a, b, sim, n, total, delivered, verified, statuses, 
             outcome) -> dict:
     ledger = sim.ledger.report()
     eps = (a, b)
-    retrans = {}
-    for ep in eps:
-        for ch in ep.channels.values():
-            for k, v in ch.engine.stats.items():
-                if k.startswith("rtx_") and isinstance(v, int) and v:
-                    retrans[k[4:]] = retrans.get(k[4:], 0) + v
     cfg_d = {k: v for k, v in asdict(cfg).items() if k != "profile"}
     warnings = []
     tr = prof.tuning.transport
@@ -411,21 +431,7 @@ def _report(cfg, prof, app, a, b, sim, n, total, delivered, verified, statuses, 
         "delivered_bytes": delivered,
         "data_verified": bool(verified),
         "completions": statuses,
-        "transport": {
-            "packets": _sum_stats(eps, "tx_packets"),
-            "retransmissions": _sum_stats(eps, "retransmissions"),
-            "retransmissions_by_reason": retrans,
-            "acks": _sum_stats(eps, "acks", "sacks", "naks"),
-            "duplicates_discarded": _sum_stats(eps, "duplicates"),
-            # congestion marks (UB 2.0 §6.6.1.3): what receivers saw and echoed in CETPHs, what
-            # senders got back
-            "cc_marked": _sum_stats(eps, "cc_marked"),
-            "cc_responses": _sum_stats(eps, "cc_responses"),
-            "cc_marks": _sum_stats(eps, "cc_marks"),
-            "frames": a.stats["tx_frames"] + b.stats["tx_frames"],
-            "rx_dropped": a.stats["rx_dropped"] + b.stats["rx_dropped"],
-            "bad_icrc": a.framer.stats["rx_bad_icrc"] + b.framer.stats["rx_bad_icrc"],
-        },
+        "transport": transport_counters(eps),
         "faults": ledger,
         "sim_time_ns": sim.now,
         "wall_s": round(wall, 6),
