@@ -29,6 +29,7 @@ def _register() -> None:
     main.add_command(loopback)
     from ubpkt_cli.serve_cmd import serve; main.add_command(serve)
     from ubpkt_cli.inject_cmd import inject; main.add_command(inject)
+    from ubpkt_cli.generate_cmd import generate; main.add_command(generate)
 
 
 _register()
