@@ -216,3 +216,34 @@ def test_cli_errors_are_clear(args, text, tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["generate"] + args)
     assert r.exit_code == 2, r.output
     assert text in r.output and "Traceback" not in r.output
+
+
+def test_a_live_serve_takes_the_generated_writes():
+    """generate -> serve over UDP on 127.0.0.1: serve's defaults (TPNs 0x20/0x10, region at
+    1 << 32 with TokenID 1) match generate's, so the stateless writes land in its memory."""
+    import threading
+    import time
+
+    from ubpkt.drivers.serve import ServeConfig, Server
+    srv = Server(ServeConfig(bind=("127.0.0.1", 0), regions=["mem:1MiB"]))
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("report", srv.run()), daemon=True)
+    t.start()
+    sock, path = udp_path(srv.local)
+    try:
+        s = generate("write:6000*3,atomic:fetch_add*2", path=path, mtu=2048, seed=5,
+                     field_engine={"sport": "fixed"})
+        st = send_udp(s, sock, srv.local, pps=5000)
+        end = time.monotonic() + 5
+        while srv.requests() < st["frames"] and time.monotonic() < end:
+            time.sleep(0.01)
+    finally:
+        srv.stop()
+        t.join(5)
+        srv.close()
+        sock.close()
+    rep = out["report"]
+    assert rep["requests"] == st["frames"] == 11 and rep["errors"] == 0
+    assert srv.driver.stats["bad_icrc"] == 0
+    for slot in s.plan.slots[:3]:
+        assert srv.memory.read(slot.wr.remote_addr, slot.length) == s.plan.data[slot.index]
