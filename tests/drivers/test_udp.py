@@ -384,7 +384,10 @@ def test_the_kernel_sends_the_header_the_icrc_covers():
                 t.join(2)
     finally:
         cap.close()
-    assert len(frames) >= 10
+    # requests one way, responses and acknowledgements the other (how many depends on ACK
+    # coalescing and TAACK aggregation, hence no exact count)
+    dports = {int.from_bytes(f[36:38], "big") for f in frames}
+    assert len(frames) >= 4 and port in dports and len(dports) >= 2, len(frames)
     for f in frames:
         assert f[20] & 0x40 and f[18:20] == b"\x00\x00"      # DF, IP id 0
         assert _icrc_uboe(memoryview(f), len(f) - 4) == \
