@@ -335,7 +335,15 @@ class Ledger:
                 continue
             if f.summary.get("tpopcode") == _RTP_DATA and f.at < first_fault.get(ch, f.at + 1):
                 first_fault[ch] = f.at
-        self.unattributed = self._unattributed(x, first_fault)
+        # frames that overtook a reordered one: a Go-Back-N receiver dropped them as out of order,
+        # so every later retransmission of theirs is the reorder's doing, not only the first
+        overtakers: dict = {}
+        for f in self.faults:
+            if f.kind == "reorder":
+                for o in f.detail.get("overtaken_by", ()):
+                    key = (o.get("srctpn"), o.get("psn"))
+                    overtakers[key] = min(overtakers.get(key, f.at), f.at)
+        self.unattributed = self._unattributed(x, first_fault, overtakers)
         self._resolved = True
         return self
 
@@ -473,7 +481,7 @@ class Ledger:
         return False
 
     @staticmethod
-    def _unattributed(x: "_Events", first_fault: dict) -> list[dict]:
+    def _unattributed(x: "_Events", first_fault: dict, overtakers: dict) -> list[dict]:
         out: list[dict] = []
         gap_reports = [r for r in x.responses.all() if r[2].kind in ("tpnak", "tpsack")]
         rnr_times = [r[0] for r in x.responses.all() if r[2].kind == "rnr"]
@@ -496,7 +504,8 @@ class Ledger:
             b["psns"].append(ev.psn)
             b["last"] = at
             if claim is not None or (ev.reason == "rnr" and first_rnr is not None
-                                     and first_rnr <= at):
+                                     and first_rnr <= at) or \
+                    overtakers.get((ev.channel, ev.psn), at) < at:
                 b["explained"] = True
         for b in bursts:
             del b["last"]
