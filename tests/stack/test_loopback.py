@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ubpkt import decode
+from ubpkt import SPEC, decode
 from ubpkt.capture import open_capture
 from ubpkt.sim.loopback import SCHEMA, LoopbackConfig, run_loopback
 from ubpkt_cli.main import main
@@ -101,8 +101,12 @@ def test_pcap_tap_decodes_and_flags_only_the_damage(tmp_path):
 def test_property_memory_identical_each_request_once(loss, dup, reorder, corrupt, seed, retrans,
                                                       op):
     spec = f"loss={loss},duplicate={dup},reorder={reorder}:2,corrupt={corrupt}"
+    # "inside what RTP can recover": with up to ~35 % of the attempts lost per round trip, a
+    # retry limit of 7 is run out now and then (8 lost attempts in a row: a real
+    # retry_exceeded); 40 consecutive timeouts make that practically impossible
+    patient = SPEC.with_(transport={"retry_limit": 40})
     r = run_loopback(LoopbackConfig(count=48, size=1500, mtu=1024, op=op, faults=spec,
-                                    retrans=retrans, seed=seed))
+                                    retrans=retrans, seed=seed, profile=patient))
     _clean(r, 48)
 
 
