@@ -31,6 +31,21 @@ channel, §7.3.3.4) and nothing is held back; with ``mode="roi"`` the initiator 
 marked SO until every earlier RO/SO request has completed (ROI, §7.3.3.2).  Completion order: a work request whose ODR asks for completion order (ODR[2], TCO) is
 reported only after every work request posted before it (§7.3.2.3); the others as they finish.
 
+ROT (``mode="rot"``, UB 2.0 §7.3.3.3): the target orders the transactions in a sequence context
+(SC).  Reading of the dynamic allocation: no dedicated allocation transaction exists, so the first
+work request handed out carries the application (BTAH.Alloc 1 on its first packet, i.e. its first
+TASSN; a Send's packets all share that TASSN and all carry it) under the initiator's own
+INI_RC_Type/INI_RC_ID, and every later work request waits until its answer.  The answer with
+ATAH.SV 1 carries the SCID in ATAH.INI_TASSN instead of the request's TASSN, so it is matched by
+its INI_RC_ID (ours) and the pending state: it answers the one allocating TASSN in flight (every
+packet of a Read_response to it carries the SCID).  From then on requests carry
+INI_RC_Type = Target_SC (2) and INI_RC_ID = SCID and are handed out without any initiator-side
+ordering; their responses come back with our RCID.  SV 0 (refused, or a target that ignores
+Alloc): that answer carries the request's own TASSN, and the initiator falls back to ROI
+(``stats["rot_fallbacks"]``).  ``scid=``: a statically provisioned SC (steps 1-2 skipped).
+Prefetch_tgt, No_TAACK requests and management messages never carry the application (nothing
+would answer it / UNO); they go out under the current RC as they are.
+
 Management (``mgmt_cfg_read``/``mgmt_cfg_write``, UB 2.0 §7.4.5.1, §10.4.3.3): one packet, BTAH
 (TAOpcode 0x10, TV_EN 0, ODR NO: the UNO mode; full form only) with the MSN in INI_TASSN, from
 the same 16-bit counter as the TASSNs, and ``rc_id`` as the message queue index in INI_RC_ID,
@@ -81,6 +96,8 @@ _TAACK, _READ_RSP, _ATOMIC_RSP = (
 _WRITE = OP_OPCODE["write"]
 _SO = _ODR["SO"]
 _SEND = OP_OPCODE["send"]
+#: INI_RC_Type of a target sequence context (UB 2.0 §7.2.1, §7.3.3.3)
+E_SC = {v: k for k, v in E.INI_RC_TYPE.items()}["Target_SC"]
 # kinds of work
 _K_WRITE, _K_READ, _K_SEND, _K_ATOMIC, _K_SINGLE, _K_PREFETCH, _K_MGMT = range(7)
 _KIND = {"write": _K_WRITE, "write_with_immediate": _K_WRITE, "write_with_notify": _K_WRITE,
@@ -99,7 +116,7 @@ class _Work:
     """A posted work request's progress."""
     __slots__ = ("wr", "kind", "opcode", "odr", "src", "total", "off", "pending", "emitted",
                  "status", "tco", "nbytes", "done", "reported", "static", "layout",
-                 "last_static", "last_layout", "counted")
+                 "last_static", "last_layout", "counted", "rc", "alloc")
 
     def __init__(self, wr, kind, opcode, odr):
         self.wr = wr
@@ -121,6 +138,8 @@ class _Work:
         self.last_static = 0
         self.last_layout = None
         self.counted = False
+        self.rc = None
+        self.alloc = False
 
 class _Seg:
     """A segment waiting for its response: the work, the TaSegment (for retries), the local
@@ -140,17 +159,32 @@ class Initiator:
     request's ``local`` when it is an address.  ``compact``: the compact BTAH/MAETAH/ATAH forms
     (TP bypass; §7.2.1-3) instead of the full ones.  ``rc_type``: BTAH.INI_RC_Type.
     ``mgmt_timeout_ns``: how long a management request waits for its response (None: for
-    ever)."""
+    ever).  ``mode``: ``"rol"``, ``"roi"`` or ``"rot"``; ``scid``: a statically provisioned
+    SC for ROT (module doc)."""
 
     def __init__(self, *, rc_id: int, tuning: TransactionTuning | None = None, submit,
                  memory=None, profile: Profile = SPEC, compact: bool = False, rc_type: int = 0,
-                 ee_bits: int = 1, mode: str = "rol", mgmt_timeout_ns: int | None = None):
+                 ee_bits: int = 1, mode: str = "rol", mgmt_timeout_ns: int | None = None,
+                 scid: int | None = None):
         if not 0 <= rc_id < 1 << 20:
             raise TransactionError("INI_RC_ID has 20 bits (UB 2.0 §7.2.1)")
-        if mode not in ("rol", "roi"):
-            raise TransactionError("mode: 'rol' or 'roi'")
+        if mode not in ("rol", "roi", "rot"):
+            raise TransactionError("mode: 'rol', 'roi' or 'rot'")
         self.rc_id = rc_id
         self.roi = mode == "roi"
+        self.rot = mode == "rot"
+        if self.rot and compact:
+            raise TransactionError("ROT needs the full BTAH/ATAH (Alloc, SV, INI_RC_Type)")
+        if scid is not None and not (self.rot and 0 <= scid < 1 << 20):
+            raise TransactionError("scid: a 20-bit SCID, with mode='rot'")
+        #: the SCID in use (ROT), None before allocation / after a refusal
+        self.scid = scid
+        # ROT allocation: "none" (to apply), "pending", "granted", "refused"
+        self.alloc_state = "granted" if scid is not None else "none"
+        self._alloc_work = None
+        self._alloc_tassn = None
+        # (INI_RC_Type, INI_RC_ID) the requests carry
+        self._tx_rc = (E_SC, scid) if scid is not None else (rc_type, rc_id)
         self._ordered = 0       # RO/SO work handed out and not completed (ROI)
         self.rc_type = rc_type
         self.tuning = tuning or profile.tuning.transaction
@@ -163,7 +197,8 @@ class Initiator:
         self.max_outstanding = self.tuning.max_outstanding
         self.stats = {"posted": 0, "segments": 0, "responses": 0, "rx_unexpected": 0,
                       "rx_wrong_rc": 0, "rx_malformed": 0, "ta_retries": 0,
-                      "mgmt_responses": 0, "mgmt_timeouts": 0}
+                      "mgmt_responses": 0, "mgmt_timeouts": 0, "rot_alloc_requests": 0,
+                      "rot_granted": 0, "rot_fallbacks": 0}
         self.mgmt_timeout_ns = mgmt_timeout_ns
         self._mgmt_due: list = []               # heap of (deadline, n, MSN) of management work
         self._mgmt_layouts: dict = {}
@@ -191,6 +226,7 @@ class Initiator:
             self._a_rspst = a.shift["atah.rspst"]
             self._a_rspinfo = a.shift["atah.rspinfo"]
             self._a_rc = (a.shift["atah.ini_rc_id"], a.mask["atah.ini_rc_id"])
+            self._a_sv = a.shift["atah.sv"]
         self._a_tassn = a.shift["atah.ini_tassn"]
         self._retry_bit = None
         if not compact:
@@ -235,7 +271,25 @@ class Initiator:
             self._backlog.append(w)
 
     def _start(self, w: _Work, now: int) -> bool:
-        """Hand out ``w`` unless ROI holds it (an SO behind RO/SO work not completed yet)."""
+        """Hand out ``w`` unless ROI holds it (an SO behind RO/SO work not completed yet) or a
+        ROT allocation is pending."""
+        if self.rot and w.kind != _K_MGMT:
+            st = self.alloc_state
+            if st == "pending":
+                if w is not self._alloc_work:
+                    return False
+            elif st == "none" and w.kind != _K_PREFETCH and not w.wr.no_taack:
+                self.alloc_state = "pending"
+                self._alloc_work = w
+                self._alloc_tassn = self._tassn
+                self.stats["rot_alloc_requests"] += 1
+                if w.rc != self._tx_rc:
+                    self._headers(w)
+                w.alloc = True
+                w.static |= 1 << w.layout.shift["btah.alloc"]
+                w.last_static |= 1 << w.last_layout.shift["btah.alloc"]
+            if w.rc != self._tx_rc:
+                self._headers(w)
         if not w.counted and w.odr & 3:
             if self.roi and w.odr & 3 == _SO and self._ordered:
                 return False
@@ -299,6 +353,13 @@ class Initiator:
         if self.compact:
             self._check_compact(w)
         # every header value is checked here, before anything is handed out
+        self._headers(w)
+
+    def _headers(self, w: _Work) -> None:
+        """``w``'s layouts and constant header bits, under the current (INI_RC_Type,
+        INI_RC_ID)."""
+        wr, kind = w.wr, w.kind
+        w.rc = self._tx_rc
         first = _WRITE if kind == _K_WRITE else (_SEND if kind == _K_SEND else w.opcode)
         w.layout, w.static = self._static_for(w, first, w.odr)
         w.last_layout, w.last_static = w.layout, w.static
@@ -400,14 +461,14 @@ class Initiator:
         key = None
         if extra is None:
             key = (opcode, tv, ud, odr, wr.tokenid, wr.tokenvalue, wr.udf, wr.no_taack,
-                   wr.tcid, wr.tc_type, wr.hint)
+                   wr.tcid, wr.tc_type, wr.hint, self._tx_rc)
             hit = self._static.get(key)
             if hit is not None:
                 return hit
         lay = self._layout(opcode, tv, ud)
         vals = {"btah.taopcode": opcode, "btah.ee_bits": self.ee_bits, "btah.tv_en": tv,
-                "btah.ud_flag": ud, "btah.odr": odr, "btah.ini_rc_type": self.rc_type,
-                "btah.ini_rc_id": self.rc_id, "btah.no_taack": int(bool(wr.no_taack)),
+                "btah.ud_flag": ud, "btah.odr": odr, "btah.ini_rc_type": self._tx_rc[0],
+                "btah.ini_rc_id": self._tx_rc[1], "btah.no_taack": int(bool(wr.no_taack)),
                 "btah.mt_en": 1 if "mtetah.tgt_tc_id" in lay else 0,
                 "maetah.tokenid": wr.tokenid,
                 "mtetah.tgt_tc_id": wr.tcid, "mtetah.tgt_tc_type": wr.tc_type,
@@ -536,6 +597,10 @@ class Initiator:
             if final:
                 w.emitted = True
             submit(seg)
+            if w.alloc:     # ROT: only the first segment applies for the SC (module doc)
+                w.alloc = False
+                static = w.static = static & ~(1 << lay.shift["btah.alloc"])
+                w.last_static &= ~(1 << w.last_layout.shift["btah.alloc"])
             if final:
                 break
         if w.pending == 0:
@@ -628,6 +693,8 @@ class Initiator:
             rspst = (v >> self._a_rspst) & 7
             rspinfo = (v >> self._a_rspinfo) & 0x1F
             status = SUCCESS if rspst == RSPST_SUCCESS else status_of(rspst, rspinfo)
+            if self._alloc_tassn is not None:
+                tassn = self._rot_answer(v, opc, tassn, rspinfo)
         inflight = self._inflight
         if opc == _TAACK:
             if status == SUCCESS:
@@ -686,8 +753,31 @@ class Initiator:
                     w.nbytes = size
                     w.pending -= 1
                     self._finish(w, now)
+        at = self._alloc_tassn
+        if at is not None and self.alloc_state != "pending" and at not in inflight:
+            self._alloc_tassn = None
+            self._alloc_work = None
         if self._backlog:
             self._pump(now)
+
+    def _rot_answer(self, v: int, opc: int, tassn: int, rspinfo: int) -> int:
+        """The TASSN a response answers while the allocating request is in flight (module
+        doc): with SV 1 the allocating TASSN (its INI_TASSN is the SCID); the allocation's
+        outcome is recorded on its first answer."""
+        at = self._alloc_tassn
+        if (v >> self._a_sv) & 1:
+            if self.alloc_state == "pending":
+                self.scid = tassn
+                self.alloc_state = "granted"
+                self._tx_rc = (E_SC, tassn)
+                self.stats["rot_granted"] += 1
+            return at
+        if self.alloc_state == "pending" and (at - tassn) & 0xFFFF <= (
+                rspinfo if opc == _TAACK else 0):
+            self.alloc_state = "refused"        # the target cannot order: ROI (§7.3.3.3)
+            self.roi = True
+            self.stats["rot_fallbacks"] += 1
+        return tassn
 
     def on_mgmt_response(self, ta, now: int = 0) -> None:
         """A management response message's TA bytes (BTAH onward, MGMTETAH.Rsp 1; module doc).
@@ -838,6 +928,9 @@ class Initiator:
         self._backlog.clear()
         self._retry.clear()
         self._mgmt_due.clear()
+        if self.alloc_state == "pending":
+            self.alloc_state = "none"
+        self._alloc_tassn = self._alloc_work = None
         for w in list(self._order):
             if not w.done:
                 if w.status == SUCCESS:

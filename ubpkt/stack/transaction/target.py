@@ -41,6 +41,22 @@ executes, and hands the response to ``submit_response`` as
   and dropped without one).  Compact management packets are dropped as malformed: the compact
   BTAH has no INI_RC_ID to answer to.
 
+Sequence contexts (ROT, UB 2.0 §7.3.3.3): a full-form request with BTAH.Alloc 1 applies for an
+SC for its (INI_RC_Type, INI_RC_ID).  The target keeps at most ``sc_entries`` SCs (constructor,
+else ``tuning.sc_entries``, else :data:`SC_ENTRIES`); an RC that already holds one gets the same
+SCID again (a retransmitted application).  Every response packet to the applying request carries
+ATAH.SV 1 and the SCID in ATAH.INI_TASSN; none free: SV 0 and the request's own TASSN (the
+initiator falls back to ROI).  The answer to an application is never aggregated with other
+TAACKs.  ``assign_sc`` provisions an SC statically.  A request with INI_RC_Type Target_SC (2)
+names the SC in INI_RC_ID: it is executed as if its RC had sent it, and its responses carry the
+mapped RC's INI_RC_Type and INI_RC_ID; an unknown SCID is answered Unsupported.
+Ordering inside an SC is method 2 of §7.3.3.3: the SC tracks its RC's TASSNs (both those sent
+under the SCID and under the RC's own id, from the applying TASSN on); a request marked SO
+(ODR[1:0] = SO) is held until every earlier TASSN of the SC has executed (an earlier TASSN not
+seen yet might be an RO/SO one), then run; NO and RO requests run as they arrive.  A TASSN
+counts as executed once its last packet ran (a Send's earlier packets share it).
+``stats["sc_held"]`` counts the held requests.
+
 Errors and their ATAH statuses are listed in :mod:`ubpkt.stack.transaction.ops`.  An error
 response changes no byte of memory.
 """
@@ -61,7 +77,18 @@ from .ops import (ATOMIC_SIZES, BE_SIZES, LOCAL_LENGTH_ERROR, MGMT_CODE_CFG, MGM
                   OPCODE_OP, OPERAND_ORDER, ORIGIN_ORDER, REMOTE_ACCESS_ERROR, STATUS_RSP,
                   SUCCESS, UNSUPPORTED, RecvCompleted, TaLayout, TransactionError, atomic_apply)
 
-__all__ = ["Target", "RNR", "TAACK_HOLD_NS"]
+__all__ = ["Target", "RNR", "TAACK_HOLD_NS", "SC_ENTRIES"]
+
+#: sequence contexts a target provides by default (ROT, §7.3.3.3)
+SC_ENTRIES = 16
+_SC_TYPE = {v: k for k, v in E.INI_RC_TYPE.items()}["Target_SC"]
+_SO = {v: k for k, v in E.ODR.items()}["SO"]
+#: BTAH.Alloc in byte 4 (DW1 bit 24, full form)
+_ALLOC_BIT = 1 << (HEADERS["ub.btah"].bits - 1 - HEADERS["ub.btah"].offsets[
+    HEADERS["ub.btah"].index["alloc"]]) % 8
+#: BTAH.INI_RC_Type in byte 5 (full form): its mask and the Target_SC value there
+_RCT_SHIFT = TaLayout(["ub.btah"]).shift["btah.ini_rc_type"] - 16
+_RCT_MASK, _RCT_SC = 3 << _RCT_SHIFT, _SC_TYPE << _RCT_SHIFT
 
 #: what ``on_request`` returns when a Send finds no receive buffer
 RNR = "rnr"
@@ -100,6 +127,18 @@ class _Queue:
         self.depth = depth
         self.rqes: deque = deque()
 
+class _SC:
+    """A sequence context: its RC, the first TASSN not executed yet (``low``), the later
+    TASSNs executed, the SO packets held (TASSN -> [(ta, last)])."""
+    __slots__ = ("scid", "rc", "low", "done", "held")
+
+    def __init__(self, scid, rc, low):
+        self.scid = scid
+        self.rc = rc
+        self.low = low
+        self.done: set = set()
+        self.held: dict = {}
+
 class _Plan:
     """How to read the requests of one (TAOpcode, TV_EN, UD_Flag, form)."""
     __slots__ = ("layout", "size", "be", "handler", "s", "m")
@@ -124,7 +163,8 @@ class Target:
 
     def __init__(self, *, memory: Memory, tuning: TransactionTuning | None = None,
                  submit_response, rc_id: int = 0, profile: Profile = SPEC,
-                 config: ConfigSpace | None = None, on_mgmt_response=None):
+                 config: ConfigSpace | None = None, on_mgmt_response=None,
+                 sc_entries: int | None = None):
         self.memory = memory
         self.profile = profile
         self.tuning = tuning or profile.tuning.transaction
@@ -139,7 +179,14 @@ class Target:
         self.across = getattr(self.tuning, "taack_across_transactions", False)
         self.stats = {"requests": 0, "responses": 0, "taacks": 0, "taacks_aggregated": 0,
                       "errors": 0, "rnr": 0, "replayed": 0, "malformed": 0, "prefetch": 0,
-                      "mgmt_requests": 0, "mgmt_responses": 0, "mgmt_dropped": 0}
+                      "mgmt_requests": 0, "mgmt_responses": 0, "mgmt_dropped": 0,
+                      "sc_allocated": 0, "sc_refused": 0, "sc_held": 0, "sc_unknown": 0}
+        self.sc_entries = sc_entries if sc_entries is not None else \
+            getattr(self.tuning, "sc_entries", SC_ENTRIES)
+        self._scs: dict[int, _SC] = {}      # SCID -> SC
+        self._sc_of: dict = {}              # (INI_RC_Type, INI_RC_ID) -> SC
+        self._cur_sv = None                 # (SV, SCID) while answering an application
+        self._btah = TaLayout([resolve("ub.btah", profile, False)])
         self._plans: dict = {}
         self._acks: dict = {}           # (rc_type, rc_id) -> [first TASSN, count]
         self._replay: OrderedDict = OrderedDict()
@@ -150,6 +197,7 @@ class Target:
         self.open_queue(0)
         lay = self._rsp_layout(_TAACK, False)
         sh = lay.shift
+        self._sv_shift = sh["atah.sv"]
         self._taack = (_TAACK << sh["atah.taopcode"], sh["atah.ini_tassn"], sh["atah.rspinfo"],
                        sh["atah.ini_rc_type"], sh["atah.ini_rc_id"], lay.size)
         self._handlers = {
@@ -202,7 +250,14 @@ class Target:
               offset=0) -> bytes:
         lay = self._rsp_layout(opcode, compact)
         s = lay.shift
+        cur = self._cur_sv
+        if cur is not None and not compact:
+            if cur[0]:
+                tassn = cur[1]      # SV 1: INI_TASSN carries the SCID (§7.3.3.3)
+            count = 1
         v = opcode << s["atah.taopcode"] | tassn << s["atah.ini_tassn"]
+        if cur is not None and not compact:
+            v |= cur[0] << s["atah.sv"]
         if compact:
             v |= (0 if status == SUCCESS else 1) << s["atah.status"]
         else:
@@ -228,6 +283,11 @@ class Target:
             self._send_rsp(self._atah(_TAACK, tassn, 0, 0, SUCCESS, True))
             return
         key = (rc_type, rc_id)
+        if self._cur_sv is not None:        # an SC application: answered on its own
+            self._flush_rc(rc_type, rc_id)
+            self.stats["taacks"] += 1
+            self._send_rsp(self._atah(_TAACK, tassn, rc_type, rc_id, SUCCESS, False))
+            return
         acks = self._acks
         p = acks.get(key)
         if last and self.across:
@@ -320,8 +380,108 @@ class Target:
         if len(ta) < size:
             self.stats["malformed"] += 1
             return None
-        v = int.from_bytes(ta[:size], "big")
-        return plan.handler(plan, v, ta, now, last, compact)
+        if compact or ta[0] == MGMT_OPCODE or not (self._scs or ta[4] & _ALLOC_BIT or
+                                                   ta[5] & _RCT_MASK == _RCT_SC):
+            v = int.from_bytes(ta[:size], "big")
+            return plan.handler(plan, v, ta, now, last, compact)
+        return self._sc_request(plan, ta, now, last)
+
+    # -- sequence contexts (ROT) ------------------------------------------------------------------
+    def assign_sc(self, scid: int, rc_id: int, rc_type: int = 0, first_tassn: int = 0) -> None:
+        """Provision SC ``scid`` statically for the RC (``rc_type``, ``rc_id``) whose first
+        transaction in it has TASSN ``first_tassn`` (§7.3.3.3 note: no application)."""
+        if not 0 <= scid < 1 << 20 or scid in self._scs:
+            raise TransactionError(f"SCID {scid}: taken or not 20 bits")
+        sc = self._scs[scid] = _SC(scid, (rc_type, rc_id), first_tassn & 0xFFFF)
+        self._sc_of[(rc_type, rc_id)] = sc
+
+    def release_sc(self, scid: int) -> None:
+        """Free SC ``scid`` (its held requests are dropped)."""
+        sc = self._scs.pop(scid, None)
+        if sc is not None:
+            self._sc_of.pop(sc.rc, None)
+
+    def sc_table(self) -> dict:
+        """SCID -> (INI_RC_Type, INI_RC_ID) of the SCs in use."""
+        return {k: sc.rc for k, sc in self._scs.items()}
+
+    def _allocate(self, rc, tassn):
+        sc = self._sc_of.get(rc)
+        if sc is not None:
+            return sc
+        if len(self._scs) >= self.sc_entries:
+            self.stats["sc_refused"] += 1
+            return None
+        scid = next(i for i in range(len(self._scs) + 1) if i not in self._scs)
+        self.assign_sc(scid, rc[1], rc[0], tassn)
+        self.stats["sc_allocated"] += 1
+        return self._scs[scid]
+
+    def _sc_request(self, plan, ta, now, last):
+        b = self._btah
+        bv = int.from_bytes(ta[:b.size], "big")
+        rc = (b.get(bv, "btah.ini_rc_type"), b.get(bv, "btah.ini_rc_id"))
+        tassn = b.get(bv, "btah.ini_tassn")
+        sv = None
+        if rc[0] == _SC_TYPE:
+            sc = self._scs.get(rc[1])
+            if sc is None:
+                self.stats["sc_unknown"] += 1
+                return self._error(_TAACK, tassn, rc[0], rc[1], UNSUPPORTED, False)
+            # executed as the RC's own: the responses carry its RCID (§7.3.3.3 step 4)
+            bv = b.pack({"btah.ini_rc_type": sc.rc[0], "btah.ini_rc_id": sc.rc[1]},
+                        bv & ~(b.mask["btah.ini_rc_type"] << b.shift["btah.ini_rc_type"] |
+                               b.mask["btah.ini_rc_id"] << b.shift["btah.ini_rc_id"]))
+            ta = b.to_bytes(bv) + bytes(ta[b.size:])
+        else:
+            sc = self._sc_of.get(rc)
+            if b.get(bv, "btah.alloc"):
+                sc = self._allocate(rc, tassn)
+                sv = (1, sc.scid) if sc is not None else (0, 0)
+        if sc is None:
+            return self._run(plan, ta, now, last, sv)
+        d = (tassn - sc.low) & 0xFFFF
+        if d < 0x8000 and b.get(bv, "btah.odr") & 3 == _SO and \
+                (d or tassn in sc.held) and sv is None:
+            # method 2: an SO waits for every earlier TASSN of the SC
+            self.stats["sc_held"] += 1
+            sc.held.setdefault(tassn, []).append((bytes(ta), last))
+            return None
+        r = self._run(plan, ta, now, last, sv)
+        if r != RNR and d < 0x8000 and (last or ta[0] not in (0x00, 0x01)):
+            self._sc_done(sc, tassn, now)
+        return r
+
+    def _run(self, plan, ta, now, last, sv):
+        v = int.from_bytes(ta[:plan.size], "big")
+        self._cur_sv = sv
+        try:
+            return plan.handler(plan, v, ta, now, last, False)
+        finally:
+            self._cur_sv = None
+
+    def _sc_done(self, sc, tassn, now):
+        """``tassn`` executed: move ``low`` on and run the held SO requests now first in
+        line."""
+        sc.done.add(tassn)
+        while True:
+            while sc.low in sc.done:
+                sc.done.discard(sc.low)
+                sc.low = (sc.low + 1) & 0xFFFF
+            pkts = sc.held.pop(sc.low, None)
+            if pkts is None or self._scs.get(sc.scid) is not sc:
+                return
+            t = sc.low
+            finished = False
+            for i, (ta, last) in enumerate(pkts):
+                plan = self._plan(ta[0], ta[1] & (_TV_BIT | _UD_BIT), False)
+                if self._run(plan, ta, now, last, None) == RNR:
+                    sc.held[t] = pkts[i:]       # offered again with the next request
+                    return
+                finished = last or ta[0] not in (0x00, 0x01)
+            if not finished:
+                return
+            sc.done.add(t)
 
     def _ids(self, plan, v, compact):
         s = plan.s
