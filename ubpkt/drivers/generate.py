@@ -49,7 +49,7 @@ from ..stack.network import RTP_DATA, Path
 from ..stack.templates import PacketTemplate
 from ..stack.transaction.ops import OP_OPCODE, OPCODE_OP, OPERAND_ORDER
 from ..stack.workload import parse_workload, plan
-from .udp import HEADER_LEN, UdpPath
+from .udp import HEADER_LEN, UdpPath, open_udp_socket
 
 __all__ = ["generate", "Stream", "write_pcap", "send_udp", "schedule", "FIELD_MODES",
            "ENGINE_FIELDS", "parse_field_engine"]
@@ -194,46 +194,8 @@ class Stream:
             op = wr.op
             opc = OP_OPCODE[op]
             i = s.index
-            if op in ("write", "write_with_immediate"):
-                src = memoryview(p.data[i])
-                total = len(src)
-                off = 0
-                while True:
-                    n = min(mtu, total - off)
-                    final = off + n >= total
-                    if final and op == "write_with_immediate":
-                        fn, ha = self._builder(opc, ("ub.maetah.length",
-                                                     "ub.immetah.immediate_data",
-                                                     "ub.immetah.msg_length"))
-                        extras = (n, wr.imm, total)
-                    else:
-                        fn, ha = self._builder(OP_OPCODE["write"], ("ub.maetah.length",))
-                        extras = (n,)
-                    out.append(_Seg(fn, ha, off == 0, True, off, extras, (src[off:off + n],),
-                                    int(final), OPCODE_OP[opc if final else 0x03], i))
-                    off += n
-                    if final:
-                        break
-            elif op in ("send", "send_with_immediate"):
-                src = memoryview(p.data[i])
-                total = len(src)
-                off = 0
-                while True:
-                    n = min(mtu, total - off)
-                    final = off + n >= total
-                    if final and op == "send_with_immediate":
-                        fn, ha = self._builder(opc, ("ub.ofstetah.offset",
-                                                     "ub.immetah.immediate_data"))
-                        extras = (off // 1024, wr.imm)
-                    else:
-                        fn, ha = self._builder(OP_OPCODE["send"], ("ub.ofstetah.offset",))
-                        extras = (off // 1024,)
-                    out.append(_Seg(fn, ha, off == 0, off == 0, off, extras,
-                                    (src[off:off + n],), int(final),
-                                    OPCODE_OP[opc if final else 0x00], i))
-                    off += n
-                    if final:
-                        break
+            if op in ("write", "write_with_immediate", "send", "send_with_immediate"):
+                out += self._mtu_segments(s, wr, op, opc, mtu, memoryview(p.data[i]))
             elif op == "read":
                 fn, ha = self._builder(opc, ("ub.maetah.length",))
                 out.append(_Seg(fn, ha, True, True, 0, (s.length,), (), 1, op, i))
@@ -244,6 +206,41 @@ class Stream:
                     wr.operand2.to_bytes(size, OPERAND_ORDER)
                 out.append(_Seg(fn, ha, True, True, 0, (size,), (payload,), 1, op, i))
         return out
+
+    def _mtu_segments(self, slot, wr, op: str, opc: int, mtu: int, src) -> list:
+        """The MTU segments of a Write or a Send (UB 2.0 §7.3.1.1, §7.4): a Write's segments are
+        Writes with their own offset in the address, the last one the opcode's own form (its
+        IMMETAH); a Send's share one TASSN and carry their offset in OFSTETAH (1 KiB units)."""
+        write = op.startswith("write")
+        plain = OP_OPCODE["write" if write else "send"]
+        imm = op.endswith("_with_immediate")
+        total = len(src)
+        out = []
+        off = 0
+        while True:
+            n = min(mtu, total - off)
+            final = off + n >= total
+            if write:
+                if final and imm:
+                    fn, ha = self._builder(opc, ("ub.maetah.length",
+                                                 "ub.immetah.immediate_data",
+                                                 "ub.immetah.msg_length"))
+                    extras = (n, wr.imm, total)
+                else:
+                    fn, ha = self._builder(plain, ("ub.maetah.length",))
+                    extras = (n,)
+            elif final and imm:
+                fn, ha = self._builder(opc, ("ub.ofstetah.offset", "ub.immetah.immediate_data"))
+                extras = (off // 1024, wr.imm)
+            else:
+                fn, ha = self._builder(plain, ("ub.ofstetah.offset",))
+                extras = (off // 1024,)
+            out.append(_Seg(fn, ha, off == 0, True if write else off == 0, off, extras,
+                            (src[off:off + n],), int(final),
+                            OPCODE_OP[opc if final else plain], slot.index))
+            off += n
+            if final:
+                return out
 
     def _address(self, rng, wr_index: int) -> int:
         slot = self.plan.slots[wr_index]
@@ -393,21 +390,7 @@ def udp_path(peer: tuple, bind: tuple | None = None) -> tuple[socket.socket, Udp
             bind = (probe.getsockname()[0], 0)
         finally:
             probe.close()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10),
-                        getattr(socket, "IP_PMTUDISC_DO", 2))
-    except OSError:
-        pass
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-    except OSError:
-        pass
-    try:
-        sock.bind(bind)
-    except OSError:
-        sock.close()
-        raise
+    sock = open_udp_socket(bind)
     lip, lport = sock.getsockname()
     return sock, UdpPath(src_ip=lip, dst_ip=peer[0], udp_sport=lport, udp_dport=peer[1])
 

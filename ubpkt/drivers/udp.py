@@ -89,6 +89,28 @@ def _port(p: str, text) -> int:
     return v
 
 
+def open_udp_socket(bind: tuple, sock_buf: int = 4 << 20) -> socket.socket:
+    """A UDP socket bound to ``bind`` that sends every datagram with DF set (the header the ICRC
+    is computed over, UB 2.0 §5.3.7), with ``sock_buf`` bytes of socket buffers when the
+    kernel allows."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
+    except OSError:
+        pass
+    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, sock_buf)
+        except OSError:
+            pass
+    try:
+        sock.bind(bind)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 @dataclass(frozen=True)
 class UdpPath(Path):
     """A UBoE :class:`~ubpkt.stack.network.Path` for a UDP socket pair: the UDP destination
@@ -257,22 +279,7 @@ class UdpDriver:
         self.keep_events = keep_events
         self.rx_pps = rx_pps
         self.backlog = backlog if backlog is not None else 4 * budget
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            # DF on every datagram: the header the ICRC was computed over (UB 2.0 §5.3.7)
-            sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
-        except OSError:
-            pass
-        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, opt, sock_buf)
-            except OSError:
-                pass
-        try:
-            sock.bind(bind)
-        except OSError:
-            sock.close()
-            raise
+        sock = open_udp_socket(bind, sock_buf)
         sock.setblocking(False)
         self.sock = sock
         self.local: tuple = sock.getsockname()
