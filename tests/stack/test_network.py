@@ -166,3 +166,18 @@ def test_data_marks_are_read():
             assert (p.ce, p.ci, p.hint, p.loc) == (1, 1, 0x21, 1), (kind, fn)
             s = fr._parse_slow(bytes(frame))
             assert (s.ce, s.ci, s.hint, s.loc) == (1, 1, 0x21, 1)
+
+
+@pytest.mark.parametrize("kind", ["uboe", "cna16", "cna24"])
+def test_parse_never_raises_and_counts_what_it_drops(kind):
+    rng = random.Random(kind)
+    fr = Framer(Path(kind=kind), SPEC)
+    good = fr.rtp_data(1, 2, 3, TA, b"x" * 40) if kind == "uboe" else fr.ctp_data(TA, b"x" * 40)
+    for n in range(1500):
+        b = bytearray(good if n % 2 else rng.randbytes(rng.randrange(0, 120)))
+        if n % 2:
+            for _ in range(rng.randrange(1, 4)):
+                b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        fr.parse(bytes(b))            # must not raise
+    st = fr.stats
+    assert st["rx_bad_icrc"] + st["rx_malformed"] > 0

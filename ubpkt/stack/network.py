@@ -48,6 +48,8 @@ _DATA_KEYS = ("ub.rtph.srctpn", "ub.rtph.dsttpn", "ub.rtph.psn", "ub.rtph.a", "u
 _ACK_KEYS = ("ub.rtph.srctpn", "ub.rtph.dsttpn", "ub.rtph.psn", "ub.rtph.rspst",
              "ub.rtph.rspinfo", "ub.rtph.tpmsn")
 _RTPH = HEADERS["ub.rtph"]
+_CTPH = HEADERS["ub.ctph"]
+_CTPH_OPC, _CTPH_PAD, _CTPH_NLP = (_CTPH.index[k] for k in ("tpopcode", "padding", "nlp"))
 _SAETPH = HEADERS["ub.saetph"]
 _SRCTPN, _DSTTPN, _A, _PSN, _RSPST, _RSPINFO, _TPMSN = (
     _RTPH.index[k] for k in ("srctpn", "dsttpn", "a", "psn", "rspst", "rspinfo", "tpmsn"))
@@ -257,7 +259,11 @@ class Framer:
         if pkt is not None:
             return pkt if pkt is not _BAD else None
         self.stats["rx_slow_path"] += 1
-        return self._parse_slow(frame)
+        try:
+            return self._parse_slow(frame)
+        except Exception:   # decode() never raises, but a record can hold what we don't expect
+            self.stats["rx_malformed"] += 1     # (repeated headers as lists...): drop, count
+            return None
 
     def _parse_fast(self, frame):
         """Frames laid out as this framer's own templates: UBoE/IPv4 (no VLAN, no IP options),
@@ -352,10 +358,10 @@ class Framer:
                 self.stats["rx_bad_icrc"] += 1
                 return _BAD
         if nlp == 0:                    # CTPH (UB 2.0 §6.2.1)
-            b = mv[tp]
-            if b >> 6 != 0 or b & 0x0F != 0:
+            c = _CTPH.unpack(mv, tp)
+            if c[_CTPH_OPC] != 0 or c[_CTPH_NLP] != 0:
                 return None             # CNP, or UPIH/EIDH/CIPH after it: the reference path
-            pad = (b >> 4) & 3
+            pad = c[_CTPH_PAD]
             pkt = TpPacket("ctp", 0, 0, 0, 0, 0, 0, 0, 0, 0, mv[tp + 1:end - pad], src=src)
             cci = nv[2]
             if cci:
