@@ -1,45 +1,19 @@
-"""The engine contract: every protocol engine of the stack is sans-IO (UB 2.0 ch. 6-7 engines,
-like the data-link engine of ``ubpkt.link.engine``).
+"""The stack's events, over the one engine contract of :mod:`ubpkt.engine` (UB 2.0 ch. 6-7
+engines follow it, like the data-link engine of ``ubpkt.link`` and the PHY's LMSM).
 
-An engine does no I/O and reads no clock.  Time is an integer number of nanoseconds passed in by
-the caller (a simulated clock in tests and ``ubpkt loopback``, the wall clock in a socket
-driver).  Bytes and events go in, bytes, events and one deadline come out::
-
-    eng.receive(frame, now)            # a frame (or a parsed TP packet) from below
-    frames = eng.transmit(now, budget) # what it wants to send now, at most ``budget`` frames
-    t = eng.next_deadline()            # the earliest time it needs handle_timeout, or None
-    eng.handle_timeout(now)            # timers that expired at or before ``now``
-    events = eng.pop_events()          # what happened (typed dataclasses below), oldest first
-
-Drivers (``ubpkt.sim``, sockets, pcap replay) are thin loops around these five calls.  Engines
-keep counters in a ``stats`` dict; events are for what a user or the fault ledger must see
-(retransmissions, discards, errors, completions), not for every packet.
+An engine does no I/O and reads no clock: ``receive(frame, now)``, ``transmit(now, budget)``,
+``next_deadline()``, ``handle_timeout(now)``, ``pop_events()`` (see :mod:`ubpkt.engine`).
+Engines keep counters in a ``stats`` dict; the events below are for what a user or the fault
+ledger must see (retransmissions, discards, errors, completions), not for every packet.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+
+from ..engine import Engine, Event
 
 __all__ = ["Engine", "Event", "Retransmitted", "Discarded", "ResponseSent", "ChannelError",
            "Delivered", "Completed", "FaultInjected"]
-
-
-@runtime_checkable
-class Engine(Protocol):
-    def receive(self, data, now: int) -> None: ...
-
-    def transmit(self, now: int, budget: int = 1 << 30) -> list: ...
-
-    def next_deadline(self) -> int | None: ...
-
-    def handle_timeout(self, now: int) -> None: ...
-
-    def pop_events(self) -> list: ...
-
-
-@dataclass(slots=True)
-class Event:
-    at: int                 # simulated time (ns) the engine saw it
 
 
 @dataclass(slots=True)
