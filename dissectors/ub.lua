@@ -160,13 +160,13 @@ HDR["ub.link_msg"] = {size = 8, base = "ub.link_msg", title = "Link up/down PDU"
 -- Hot-plug PDU (UB 2.0 §10.4.3.3), 4 bytes
 HDR["ub.hotplug_msg"] = {size = 4, base = "ub.hotplug_msg", title = "Hot-plug PDU", fields = {
   {"rsvd1", 0, 16, "uint", 114, "uint16", "Reserved", rsvd = true}, {"slot_idx", 16, 16, "uint", 115, "uint16", "Slot IDX"}}}
--- Token check configuration (UB 2.0 §10.4.3.6), 4 bytes
+-- Token check configuration (UB 2.0 §10.4.3.3), 4 bytes
 HDR["ub.token_check_req"] = {size = 4, base = "ub.token_check", title = "Token check configuration", fields = {
   {"rsvd1", 0, 31, "uint", 116, "uint32", "Reserved", rsvd = true, mask = 0xfffffffe}, {"check_en", 31, 1, "uint", 117, "uint8", "Check EN", mask = 0x1}}}
--- Token check response (UB 2.0 §10.4.3.6), 8 bytes
+-- Token check response (UB 2.0 §10.4.3.3), 8 bytes
 HDR["ub.token_check_rsp"] = {size = 8, base = "ub.token_check", title = "Token check response", fields = {
   {"rsvd1", 0, 12, "uint", 118, "uint16", "Reserved", rsvd = true, mask = 0xfff0}, {"tokenid", 12, 20, "uint", 119, "uint24", "TokenID", mask = 0xfffff}, {"tokenvalue", 32, 32, "uint", 120, "uint32", "TokenValue"}}}
--- Link neighbour query (UB 2.0 §10.4.3.5), 4 bytes
+-- Link neighbour query (UB 2.0 §10.4.3.3), 4 bytes
 HDR["ub.neighbour_query"] = {size = 4, base = "ub.neighbour_query", title = "Link neighbour query", fields = {
   {"d", 0, 1, "uint", 121, "uint8", "D", mask = 0x80}, {"rsvd1", 1, 15, "uint", 122, "uint16", "Reserved", rsvd = true, mask = 0x7fff}, {"port_num", 16, 16, "uint", 123, "uint16", "Port NUM"}}}
 -- Entity registration (UB 2.0 §10.4.5), 92 bytes

@@ -18,12 +18,12 @@ LINK_MSG = register(Header("link_msg", "link_msg", "Link up/down PDU", "UB 2.0 �
 HOTPLUG_MSG = register(Header("hotplug_msg", "hotplug_msg", "Hot-plug PDU", "UB 2.0 §10.4.3.3", (
     R(16), F("slot_idx", 16))))
 TOKEN_CHECK_REQ = register(Header("token_check_req", "token_check", "Token check configuration",
-                                  "UB 2.0 §10.4.3.6", (R(31), F("check_en", 1))))
+                                  "UB 2.0 §10.4.3.3", (R(31), F("check_en", 1))))
 TOKEN_CHECK_RSP = register(Header("token_check_rsp", "token_check", "Token check response",
-                                  "UB 2.0 §10.4.3.6", (R(12), F("tokenid", 20),
+                                  "UB 2.0 §10.4.3.3", (R(12), F("tokenid", 20),
                                                        F("tokenvalue", 32))))
 LINK_NEIGHBOUR_QUERY = register(Header("neighbour_query", "neighbour_query",
-                                       "Link neighbour query", "UB 2.0 §10.4.3.5", (
+                                       "Link neighbour query", "UB 2.0 §10.4.3.3", (
     F("d", 1), R(15), F("port_num", 16))))
 ENTITY_REG = register(Header("entity_reg", "entity_reg", "Entity registration", "UB 2.0 §10.4.5",
                              (R(1), F("upi", 15), F("entity_idx", 16), F("eid", 128, fmt="eid",

@@ -526,7 +526,7 @@ class DLLEngine:
 
     def receive(self, data: bytes, now: int, fec_ok=True) -> list:
         """Flits from the PHY.  ``fec_ok``: True, False (every flit failed FEC decoding) or one
-        bool per flit (§3.11: the PHY reports a per-flit FEC status)."""
+        bool per flit (UB 2.0 §3.2.3.5: the PHY reports a per-flit FEC decoding status)."""
         ev: list = []
         self._now_hint = now
         self._timers(now, ev)
