@@ -106,7 +106,7 @@ HDR["ub.lph_ns3"] = {size = 4, base = "ub.lph", title = "Link Packet Header (ns-
 -- Link Control-block Header (UB 2.0 §4.3.3.1), 4 bytes
 HDR["ub.lch"] = {size = 4, base = "ub.lch", title = "Link Control-block Header", fields = {
   {"zero", 0, 1, "uint", 19, "uint8", "Zero", fixed = 0, mask = 0x80}, {"clength", 1, 5, "uint", 20, "uint8", "CLENGTH", mask = 0x7c}, {"fixed", 6, 6, "uint", 21, "uint16", "Fixed", fixed = 32, mask = 0x3f0}, {"cfg", 12, 4, "uint", 22, "uint8", "CFG", fixed = 0, vs = VS[1], mask = 0xf}, {"ctrl", 16, 4, "uint", 23, "uint8", "Ctrl", vs = VS[3], mask = 0xf0}, {"sub_ctrl", 20, 4, "uint", 24, "uint8", "SUB Ctrl", mask = 0xf}, {"rsvd1", 24, 8, "uint", 25, "uint8", "Reserved", rsvd = true}}}
--- LCH (Crd_Ack) (UB 2.0 §4.3.3.6), 4 bytes
+-- LCH (Crd_Ack) (UB 2.0 §4.3.3.5), 4 bytes
 HDR["ub.lch_crd_ack"] = {size = 4, base = "ub.lch", title = "LCH (Crd_Ack)", fields = {
   {"zero", 0, 1, "uint", 19, fixed = 0}, {"clength", 1, 5, "uint", 20}, {"fixed", 6, 6, "uint", 21, fixed = 32}, {"cfg", 12, 4, "uint", 22, fixed = 0}, {"ctrl", 16, 4, "uint", 23}, {"sub_ctrl", 20, 4, "uint", 24}, {"sd", 24, 1, "uint", 26, "uint8", "SD", mask = 0x80}, {"rsvd1", 25, 6, "uint", 27, "uint8", "Reserved", rsvd = true, mask = 0x7e}, {"t", 31, 1, "uint", 28, "uint8", "T", mask = 0x1}}}
 -- LCH (Block_Mode_Chg) (UB 2.0 §4.3.3.8), 4 bytes
@@ -118,25 +118,25 @@ HDR["ub.cb_rsvd"] = {size = 12, base = "ub.cb", title = "Control block (reserved
 -- Retry_Req (UB 2.0 §4.3.3.4), 12 bytes
 HDR["ub.retry_req"] = {size = 12, base = "ub.retry_req", title = "Retry_Req", fields = {
   {"rsvd1", 0, 32, "uint", 32, "uint32", "Reserved", rsvd = true}, {"rcvptr", 32, 16, "uint", 33, "uint16", "RcvPtr"}, {"num_phy_reinit", 48, 8, "uint", 34, "uint8", "NUM PHY Reinit"}, {"num_retry", 56, 8, "uint", 35, "uint8", "NUM Retry"}, {"rsvd2", 64, 32, "uint", 36, "uint32", "Reserved", rsvd = true}}}
--- Retry_Ack (UB 2.0 §4.3.3.5), 12 bytes
+-- Retry_Ack (UB 2.0 §4.3.3.4.3), 12 bytes
 HDR["ub.retry_ack"] = {size = 12, base = "ub.retry_ack", title = "Retry_Ack", fields = {
   {"rsvd1", 0, 8, "uint", 37, "uint8", "Reserved", rsvd = true}, {"num_retry", 8, 8, "uint", 38, "uint8", "NUM Retry"}, {"numfreebuf", 16, 16, "uint", 39, "uint16", "NumFreeBuf"}, {"rdptr", 32, 16, "uint", 40, "uint16", "RdPtr"}, {"wrptr", 48, 16, "uint", 41, "uint16", "WrPtr"}, {"rsvd2", 64, 32, "uint", 42, "uint32", "Reserved", rsvd = true}}}
 -- Lane_Manage (UB 2.0 §4.3.3.7), 12 bytes
 HDR["ub.lane_manage"] = {size = 12, base = "ub.lane_manage", title = "Lane_Manage", fields = {
   {"req_id", 0, 4, "uint", 43, "uint8", "REQ ID", fixed = 5, mask = 0xf0}, {"rsvd1", 4, 1, "uint", 44, "uint8", "Reserved", rsvd = true, mask = 0x8}, {"power_down", 5, 1, "uint", 45, "uint8", "Power Down", mask = 0x4}, {"change_rlw", 6, 1, "uint", 46, "uint8", "Change RLW", mask = 0x2}, {"change_tlw", 7, 1, "uint", 47, "uint8", "Change TLW", mask = 0x1}, {"rsp_id", 8, 4, "uint", 48, "uint8", "RSP ID", fixed = 10, mask = 0xf0}, {"rsvd2", 12, 1, "uint", 49, "uint8", "Reserved", rsvd = true, mask = 0x8}, {"rx_lane_up", 13, 1, "uint", 50, "uint8", "RX Lane UP", mask = 0x4}, {"rsp_rlw", 14, 1, "uint", 51, "uint8", "RSP RLW", mask = 0x2}, {"rsp_tlw", 15, 1, "uint", 52, "uint8", "RSP TLW", mask = 0x1}, {"rsvd3", 16, 2, "uint", 53, "uint8", "Reserved", rsvd = true, mask = 0xc0}, {"tlw", 18, 6, "uint", 54, "uint8", "TLW", vs = VS[5], mask = 0x3f}, {"rsvd4", 24, 2, "uint", 55, "uint8", "Reserved", rsvd = true, mask = 0xc0}, {"rlw", 26, 6, "uint", 56, "uint8", "RLW", vs = VS[5], mask = 0x3f}, {"rsvd5", 32, 32, "uint", 57, "uint32", "Reserved", rsvd = true}, {"rsvd6", 64, 32, "uint", 58, "uint32", "Reserved", rsvd = true}}}
--- Crd_Ack (UB 2.0 §4.3.3.6), 32 bytes
+-- Crd_Ack (UB 2.0 §4.3.3.5), 32 bytes
 HDR["ub.crd_ack"] = {size = 32, base = "ub.crd_ack", title = "Crd_Ack", fields = {
   {"ack_num", 0, 16, "uint", 59, "uint16", "ACK NUM"}, {"crd_num", 16, 96, "raw", 60, "bytes", "CRD NUM"}, {"rsvd1", 112, 16, "uint", 61, "uint16", "Reserved", rsvd = true}, {"rsvd2", 128, 128, "raw", 62, "bytes", "Reserved", rsvd = true}}}
--- Crd_Ack (ns-3-UB) (UB 2.0 §4.3.3.6), 32 bytes
+-- Crd_Ack (ns-3-UB) (UB 2.0 §4.3.3.5), 32 bytes
 HDR["ub.crd_ack_ns3"] = {size = 32, base = "ub.crd_ack", title = "Crd_Ack (ns-3-UB)", fields = {
   {"ack_num", 0, 16, "uint", 59}, {"crd_num", 16, 96, "raw", 60}, {"rsvd1", 112, 16, "uint", 61, rsvd = true}, {"rsvd2", 128, 128, "raw", 62, rsvd = true}}}
 -- Init (UB 2.0 §4.3.3.9), 76 bytes
 HDR["ub.init"] = {size = 76, base = "ub.init", title = "Init", fields = {
   {"rsvd1", 0, 24, "uint", 63, "uint24", "Reserved", rsvd = true}, {"feature_id", 24, 16, "uint", 64, "uint16", "Feature ID"}, {"rsvd2", 40, 7, "uint", 65, "uint8", "Reserved", rsvd = true, mask = 0xfe}, {"rxbuf_vl_share", 47, 1, "uint", 66, "uint8", "Rxbuf VL Share", mask = 0x1}, {"data_ack_grain_size", 48, 8, "uint", 67, "uint8", "Data ACK Grain Size"}, {"ctrl_ack_grain_size", 56, 8, "uint", 68, "uint8", "Ctrl ACK Grain Size"}, {"flow_ctrl_size", 64, 8, "uint", 69, "uint8", "Flow Ctrl Size"}, {"vl_enable", 72, 16, "uint", 70, "uint16", "VL Enable"}, {"rsvd3", 88, 8, "uint", 71, "uint8", "Reserved", rsvd = true}, {"retry_buf_depth", 96, 16, "uint", 72, "uint16", "Retry BUF Depth"}, {"rsvd4", 112, 16, "uint", 73, "uint16", "Reserved", rsvd = true}, {"rsvd5", 128, 32, "uint", 74, "uint32", "Reserved", rsvd = true}, {"ctrl_credit_grain_lo", 160, 112, "raw", 75, "bytes", "Ctrl Credit Grain LO"}, {"rsvd6", 272, 16, "uint", 76, "uint16", "Reserved", rsvd = true}, {"rsvd7", 288, 32, "uint", 77, "uint32", "Reserved", rsvd = true}, {"data_credit_grain_lo", 320, 96, "raw", 78, "bytes", "Data Credit Grain LO"}, {"ctrl_credit_grain_hi", 416, 16, "raw", 79, "bytes", "Ctrl Credit Grain HI"}, {"rsvd8", 432, 16, "uint", 80, "uint16", "Reserved", rsvd = true}, {"rsvd9", 448, 104, "raw", 81, "bytes", "Reserved", rsvd = true}, {"packet_min_interval", 552, 8, "uint", 82, "uint8", "Packet MIN Interval"}, {"data_credit_grain_hi", 560, 32, "raw", 83, "bytes", "Data Credit Grain HI"}, {"rsvd10", 592, 16, "uint", 84, "uint16", "Reserved", rsvd = true}}}
--- Param_Exchg (UB 2.0 §4.3.3.7), 12 bytes
+-- Param_Exchg (UB 2.0 §4.3.3.6), 12 bytes
 HDR["ub.param_exchg"] = {size = 12, base = "ub.param_exchg", title = "Param_Exchg", fields = {
   {"rsvd1", 0, 32, "uint", 85, "uint32", "Reserved", rsvd = true}, {"data", 32, 32, "uint", 86, "uint32", "Data"}, {"rsvd2", 64, 32, "uint", 87, "uint32", "Reserved", rsvd = true}}}
--- Param_Exchg (more flits) (UB 2.0 §4.3.3.7), 20 bytes
+-- Param_Exchg (more flits) (UB 2.0 §4.3.3.6), 20 bytes
 HDR["ub.param_exchg_flit"] = {size = 20, base = "ub.param_exchg", title = "Param_Exchg (more flits)", fields = {
   {"rsvd1", 0, 32, "uint", 85, rsvd = true}, {"rsvd2", 32, 64, "u64", 88, "uint64", "Reserved", rsvd = true}, {"data", 96, 32, "uint", 86}, {"rsvd3", 128, 32, "uint", 89, "uint32", "Reserved", rsvd = true}}}
 -- Block CRC (UB 2.0 §4.7.2), 4 bytes
@@ -208,13 +208,13 @@ HDR["ub.cna16"] = {size = 8, base = "ub.cna16", title = "NTH, 16-bit CNA", field
 -- NTH, 16-bit CNA (ns-3-UB) (UB 2.0 §5.2.1), 8 bytes
 HDR["ub.cna16_ns3"] = {size = 8, base = "ub.cna16", title = "NTH, 16-bit CNA (ns-3-UB)", fields = {
   {"scna", 0, 16, "le", 171}, {"dcna", 16, 16, "le", 172}, {"cci", 32, 16, "le", 173}, {"lbf", 48, 8, "uint", 174}, {"sl", 56, 4, "uint", 175}, {"mgmt", 60, 1, "uint", 176}, {"nlp", 61, 3, "uint", 177}}}
--- NTH, 24-bit CNA (UB 2.0 §5.2.1), 10 bytes
+-- NTH, 24-bit CNA (UB 2.0 §5.2.2), 10 bytes
 HDR["ub.cna24"] = {size = 10, base = "ub.cna24", title = "NTH, 24-bit CNA", fields = {
   {"scna", 0, 24, "uint", 178, "uint24", "SCNA"}, {"dcna", 24, 24, "uint", 179, "uint24", "DCNA"}, {"cci", 48, 16, "uint", 180, "uint16", "CCI"}, {"lbf", 64, 8, "uint", 181, "uint8", "LBF"}, {"sl", 72, 4, "uint", 182, "uint8", "SL", mask = 0xf0}, {"rsvd1", 76, 1, "uint", 183, "uint8", "Reserved", rsvd = true, mask = 0x8}, {"nlp", 77, 3, "uint", 184, "uint8", "NLP", vs = VS[11], mask = 0x7}}}
--- NTH, 24-bit CNA (ns-3-UB) (UB 2.0 §5.2.1), 10 bytes
+-- NTH, 24-bit CNA (ns-3-UB) (UB 2.0 §5.2.2), 10 bytes
 HDR["ub.cna24_ns3"] = {size = 10, base = "ub.cna24", title = "NTH, 24-bit CNA (ns-3-UB)", fields = {
   {"scna", 0, 24, "uint", 178}, {"dcna", 24, 24, "uint", 179}, {"cci", 48, 16, "le", 180}, {"lbf", 64, 8, "uint", 181}, {"sl", 72, 4, "uint", 182}, {"rsvd1", 76, 1, "uint", 183, rsvd = true}, {"nlp", 77, 3, "uint", 184}}}
--- NTH, IP form (UB 2.0 §5.2.2), 6 bytes
+-- NTH, IP form (UB 2.0 §5.2.3), 6 bytes
 HDR["ub.nth"] = {size = 6, base = "ub.nth", title = "NTH, IP form", fields = {
   {"cci", 0, 16, "uint", 185, "uint16", "CCI"}, {"rsvd1", 16, 7, "uint", 186, "uint8", "Reserved", rsvd = true, mask = 0xfe}, {"npi", 23, 25, "uint", 187, "uint32", "NPI", mask = 0x1ffffff}}}
 -- CCI (CAQM) (UB 2.0 §5.3.5.1), 2 bytes

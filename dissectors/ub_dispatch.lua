@@ -926,7 +926,7 @@ PROC["@dllcb"] = function(st)
   local saved = st.stop
   st.stop = math.max(body_end, st.pos)
   if kind == "Crd_Ack" then
-    -- UB 2.0 §4.3.3.6: 16 six-bit CRD_NUM fields, VL15 first (ns-3-UB: VL0 first, VARIANTS)
+    -- UB 2.0 §4.3.3.5: 16 six-bit CRD_NUM fields, VL15 first (ns-3-UB: VL0 first, VARIANTS)
     local c, ct = take(st, resolve("ub.crd_ack", st))
     if c then
       local credits = {}

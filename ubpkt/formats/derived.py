@@ -95,7 +95,7 @@ DERIVED: tuple[Derived, ...] = (
 ) + tuple(Derived(key, "bytes", BYTE_LAYER_TITLES[layer], layer) for layer, key in
           BYTE_RUNS.items()) + tuple(
     Derived(f"ub.crd_ack.crd_vl{i}", "uint", f"Credits returned for VL{i}", "ub.crd_ack", bits=6,
-            spec="UB 2.0 §4.3.3.6") for i in range(16))
+            spec="UB 2.0 §4.3.3.5") for i in range(16))
 
 
 def enum_name_keys(headers) -> list[Derived]:

@@ -34,7 +34,7 @@ CNA_NLP = {0: "CTPH", 1: "UPIH16_ENUM", 2: "RTPH"}
 TP_RSPST = {0: "ACK", 1: "RNR", 2: "Page_Fault", 3: "Completer_Error", 5: "TA_Response"}
 TA_RSPST = {0: "Success", 1: "RNR", 2: "Page_Fault", 3: "Completer_Error", 5: "Not_Persisted"}
 
-# UB 2.0 §7.1 Table 7-1 / 7-3: transaction opcodes.
+# UB 2.0 §7.2.1 (Table 7-1) and §7.2.2 (Table 7-3): transaction opcodes.
 TAOPCODE = {
     0x00: "Send", 0x01: "Send_with_immediate", 0x03: "Write", 0x04: "Write_with_immediate",
     0x05: "Write_with_notify", 0x06: "Read", 0x07: "Atomic_compare_swap", 0x08: "Atomic_swap",

@@ -96,7 +96,7 @@ VARIANTS: dict[str, tuple] = {
                 ((("ns3_layouts", True),), "ub.atah_ns3")),
     "ub.maetah": (((("compact", True), ("ns3_layouts", True)), "ub.maetah_c_ns3"),
                   ((("compact", True),), "ub.maetah_c")),
-    # UB 2.0 §4.3.3.6: CRD_NUM order (ns-3-UB puts VL0 first)
+    # UB 2.0 §4.3.3.5: CRD_NUM order (ns-3-UB puts VL0 first)
     "ub.crd_ack": (((("crd_ack_vl0_first", True),), "ub.crd_ack_ns3"),),
 }
 

@@ -12,15 +12,15 @@ CNA16_NS3 = register(Header("cna16_ns3", "cna16", "NTH, 16-bit CNA (ns-3-UB)", "
     F("lbf", 8, icrc_mask=True),
     F("sl", 4), F("mgmt", 1), F("nlp", 3, enum=E.CNA_NLP))))
 # UB 2.0 §5.2.1: 24-bit CNA NTH (CFG 7); byte 9 bit 3 is reserved (reference profile G14).
-CNA24 = register(Header("cna24", "cna24", "NTH, 24-bit CNA", "UB 2.0 §5.2.1", (
+CNA24 = register(Header("cna24", "cna24", "NTH, 24-bit CNA", "UB 2.0 §5.2.2", (
     F("scna", 24), F("dcna", 24), F("cci", 16, icrc_mask=True), F("lbf", 8, icrc_mask=True), F("sl", 4), R(1),
     F("nlp", 3, enum=E.CNA_NLP))))
-CNA24_NS3 = register(Header("cna24_ns3", "cna24", "NTH, 24-bit CNA (ns-3-UB)", "UB 2.0 §5.2.1", (
+CNA24_NS3 = register(Header("cna24_ns3", "cna24", "NTH, 24-bit CNA (ns-3-UB)", "UB 2.0 §5.2.2", (
     F("scna", 24), F("dcna", 24), F("cci", 16, le=True, icrc_mask=True),
     F("lbf", 8, icrc_mask=True), F("sl", 4), R(1),
     F("nlp", 3, enum=E.CNA_NLP))))
 # UB 2.0 §5.2.2: the IP form (CFG 3/4): CCI and NPI before a standard IP header.
-NTH_IP = register(Header("nth", "nth", "NTH, IP form", "UB 2.0 §5.2.2", (
+NTH_IP = register(Header("nth", "nth", "NTH, IP form", "UB 2.0 §5.2.3", (
     F("cci", 16), R(7), F("npi", 25))))
 
 # UB 2.0 §5.3.5.1: the CCI word seen in each of its modes (a view, derived fields ub.cci.*).
