@@ -386,7 +386,7 @@ class Gen:
         * ``scaled``: <= 4 bytes shown as value << shift (the record keeps the low zero bits);
         * ``le``: a little-endian whole-byte field;
         * ``u64``, ``u64_bits``: 33..64 bits, whole bytes or masked (``shift``: keep the low
-          zero bits);
+          zero bits); ``u64_dw``: 64 bits sent low 32-bit word first;
         * ``raw``: MAC, IPv4, IPv6 and byte fields, as Wireshark shows them (no value);
         * ``eid``, ``guid``, ``text``: 128-bit identifiers as ubpkt's text (``dw``: the wire
           holds the 32-bit words in reverse order)."""
@@ -396,7 +396,10 @@ class Gen:
         name = display_name(f)
         vs = self.vs(f.enum)
         extra = {}
-        if f.dwrev or f.fmt in ("eid", "guid") and f.bits == 128:
+        if f.dwrev and f.bits == 64 and aligned and f.fmt == "int":
+            # a 64-bit number sent low word first (resource-space start addresses)
+            kind, n = "u64_dw", self.hf(key, "uint64", name, vs)
+        elif f.dwrev or f.fmt in ("eid", "guid") and f.bits == 128:
             kind = f.fmt if f.fmt in ("eid", "guid") else "text"
             n = self.hf(key, "string", name)
             if f.dwrev:

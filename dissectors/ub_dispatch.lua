@@ -147,6 +147,11 @@ local FIELD_KINDS = {
   end,
   le = function(t, r, f) return t:add_le(HF[f.hf], r), r:le_uint() end,
   u64 = function(t, r, f) return t:add(HF[f.hf], r), r:uint64() end,
+  -- 64 bits, low 32-bit word first on the wire
+  u64_dw = function(t, r, f)
+    local v = r:range(4, 4):uint64():lshift(32) + r:range(0, 4):uint64()
+    return t:add(HF[f.hf], r, v), v
+  end,
   u64_bits = function(t, r, f)
     local x = u64bits(r, f.rshift, f.bits, f.shift or 0)
     return t:add(HF[f.hf], r, x), x

@@ -15,23 +15,30 @@ ERROR_MSG = register(Header("error_msg", "error_msg", "Error message PDU", "UB 2
     R(8), F("scna", 24), F("el", 1), R(15), F("port_idx", 16))))
 LINK_MSG = register(Header("link_msg", "link_msg", "Link up/down PDU", "UB 2.0 §10.4.3.3", (
     R(8), F("scna", 24), R(16), F("port_idx", 16))))
+# Hot-plug: two words, Slot_idx in the low half of the first, the second reserved (Fig 10-37;
+# the kernel's hot-plug message payload is 8 bytes too).
 HOTPLUG_MSG = register(Header("hotplug_msg", "hotplug_msg", "Hot-plug PDU", "UB 2.0 §10.4.3.3", (
-    R(16), F("slot_idx", 16))))
+    R(16), F("slot_idx", 16), R(32))))
 TOKEN_CHECK_REQ = register(Header("token_check_req", "token_check", "Token check configuration",
                                   "UB 2.0 §10.4.3.3", (R(31), F("check_en", 1))))
 TOKEN_CHECK_RSP = register(Header("token_check_rsp", "token_check", "Token check response",
                                   "UB 2.0 §10.4.3.3", (R(12), F("tokenid", 20),
                                                        F("tokenvalue", 32))))
+# Link Neighbor Query request (Fig 10-45): D and 7 reserved bits, Port_num (one byte), two
+# reserved bytes; the 16-bit Port_idx entries follow (the PDU body).
 LINK_NEIGHBOUR_QUERY = register(Header("neighbour_query", "neighbour_query",
                                        "Link neighbour query", "UB 2.0 §10.4.3.3", (
-    F("d", 1), R(15), F("port_num", 16))))
+    F("d", 1), R(7), F("port_num", 8), R(16))))
 ENTITY_REG = register(Header("entity_reg", "entity_reg", "Entity registration", "UB 2.0 §10.4.5",
                              (R(1), F("upi", 15), F("entity_idx", 16), F("eid", 128, fmt="eid",
                                                                           dwrev=True),
                               F("guid", 128, fmt="guid", dwrev=True), R(8), F("cna", 24),
                               F("ueid", 128, fmt="eid", dwrev=True),
-                              F("size0", 32), F("start0", 64), F("size1", 32), F("start1", 64),
-                              F("size2", 32), F("start2", 64))))
+                              # resource spaces: size, then the start address low word first
+                              # (as GUIDs and EIDs here; the kernel's size / low / high words)
+                              F("size0", 32), F("start0", 64, dwrev=True),
+                              F("size1", 32), F("start1", 64, dwrev=True),
+                              F("size2", 32), F("start2", 64, dwrev=True))))
 ENTITY_DEREG = register(Header("entity_dereg", "entity_dereg", "Entity deregistration",
                                "UB 2.0 §10.4.5", (F("eid", 128, fmt="eid", dwrev=True), R(24),
                                                   F("reason", 8, enum={0: "Normal",
@@ -44,7 +51,8 @@ BUS_CREATE = register(Header("bus_create", "bus_instance", "Bus-instance create"
 BUS_DESTROY = register(Header("bus_destroy", "bus_instance", "Bus-instance destroy",
                               "UB 2.0 §10.4.5", (F("guid", 128, fmt="guid", dwrev=True),)))
 CFG_COMPLETE = register(Header("cfg_complete", "cfg_complete", "Configuration completion",
-                               "UB 2.0 §10.4.5", (F("f", 1), R(31),
+                               # F is bit 0 of the first word (Fig 10-53)
+                               "UB 2.0 §10.4.5", (R(31), F("f", 1),
                                                   F("guid", 128, fmt="guid", dwrev=True),
                                                   F("eid", 128, fmt="eid", dwrev=True))))
 PORT_RESET = register(Header("port_reset", "port_reset", "Port reset notification",
