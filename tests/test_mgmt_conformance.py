@@ -71,3 +71,38 @@ def test_entity_registration_start_addresses_are_sent_low_word_first():
     assert f["ub.entity_reg.start0"] == 0x0123456789ABCDEF
     assert f["ub.entity_reg.start1"] == 0x2_0000_0000
     assert f["ub.entity_reg.cna"] == 0x123
+
+
+# -- the encoder fills next-protocol fields from the layer that follows (issue 11) -----------
+
+_UB_WRITE = [("ub.rtph", {"tpopcode": 1}), ("ub.btah", {"taopcode": "Write"}),
+             ("ub.maetah", {"length": 4}), ("data", {"data": b"abcd"})]
+
+
+def test_carrier_next_protocol_fields_follow_the_next_layer():
+    pkt = encode_layers([("eth", {}), ("ip", {"src": "10.0.0.1", "dst": "10.0.0.2"}),
+                         ("udp", {}), *_UB_WRITE])
+    rec = decode(pkt, 1)
+    assert rec["layers"] == ["eth", "ip", "udp", "ub.rtph", "ub.btah", "ub.maetah", "data",
+                             "ub.icrc"]
+    f = rec["fields"]
+    # UB 2.0 §5.2.3 Tables 5-4 and 5-6: flags 0b010, protocol 0x11, destination port 4792
+    assert (f["eth.type"], f["ip.flags"], f["ip.proto"], f["udp.dstport"]) == \
+        (0x0800, 2, 17, 4792)
+    assert pkt[12:14] == b"\x08\x00" and pkt[14 + 6] >> 5 == 2 and pkt[14 + 9] == 17
+    assert f["ub.icrc.status"] == "good"
+
+
+def test_vlan_and_ipv6_are_filled_too_and_explicit_values_are_kept():
+    pkt = encode_layers([("eth", {}), ("vlan", {"id": 5}), ("ipv6", {"src": "fd00::1",
+                         "dst": "fd00::2"}), ("udp", {}), *_UB_WRITE])
+    rec = decode(pkt, 1)
+    assert rec["layers"][:5] == ["eth", "vlan", "ipv6", "udp", "ub.rtph"]
+    assert pkt[12:14] == b"\x81\x00" and pkt[16:18] == b"\x86\xdd"
+    wrong = encode_layers([("eth", {"type": 0x88B5}), ("ip", {"flags": 0, "proto": 6}),
+                           ("udp", {}), *_UB_WRITE])
+    assert wrong[12:14] == b"\x88\xb5"
+    assert decode(wrong, 1)["layers"] == ["eth", "data"]
+    plain = encode_layers([("eth", {}), ("ip", {}), ("udp", {"dstport": 53}),
+                           ("data", {"data": b"x"})])
+    assert plain[14 + 6] >> 5 == 0                 # not UB: no DF forced

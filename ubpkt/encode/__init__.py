@@ -19,7 +19,8 @@ from ..errors import EncodeError
 from ..formats import HEADERS
 from ..formats.core import Header
 from ..formats.derived import BYTE_RUNS
-from ..formats.grammar import (AUTO_FILL, ICRC_COVERAGE, PADDING, TRANSPORT_OVER_UDP, icrc_start,
+from ..formats.grammar import (AUTO_FILL, ICRC_COVERAGE, NEXT, PADDING, TRANSPORT_OVER_UDP,
+                               next_protocol_value, icrc_start,
                                logical)
 from ..link.crc30 import block_crc
 from ..link.plength import plength as _plength
@@ -30,10 +31,14 @@ from ..record import LINKTYPE_NS3
 __all__ = ["encode_layers", "encode_record", "icrc_coverage", "EncodeError", "RULES"]
 
 _ICRC_STARTS = frozenset(c.start for c in ICRC_COVERAGE)
+#: layer -> the field its NEXT rule switches on, where AUTO_FILL fills it (next_protocol)
+_NEXT_FIELD = {lay: NEXT[lay].key for (lay, _f), rule in AUTO_FILL.items()
+               if rule == "next_protocol"}
 #: The encoder's implementation of each AUTO_FILL rule, in the order they run: sizes first,
 #: then the checksums over them, the ICRC last (it covers everything before it).
-RULES = ("tp_padding", "mgmt_pdu_length", "ipv4_ihl", "ipv4_total_length", "ipv6_payload_length",
-         "udp_length", "ub_udp_port", "ipv4_checksum", "plength", "bcrc", "icrc")
+RULES = ("next_protocol", "ub_ip_flags", "tp_padding", "mgmt_pdu_length", "ipv4_ihl",
+         "ipv4_total_length", "ipv6_payload_length", "udp_length", "ub_udp_port",
+         "ipv4_checksum", "plength", "bcrc", "icrc")
 
 
 class _Part:
@@ -131,6 +136,20 @@ def encode_layers(layers: Iterable, profile: Profile = SPEC, *, add_layers: bool
     ``add_layers=False`` never appends an ICRC or pad bytes that the list does not name."""
     parts = [_make_part(name, spec) for name, spec in layers]
     names = [p.name for p in parts]
+
+    # next_protocol: the field NEXT switches on, from the layer that follows (grammar); then
+    # ub_ip_flags: DF for an IPv4 packet carrying UB over UDP (UB 2.0 §5.2.3 Table 5-4)
+    for i, p in enumerate(parts):
+        if p.header is None or i + 1 >= len(parts):
+            continue
+        field = _NEXT_FIELD.get(p.name)
+        if field is not None and p.get(field) is None:
+            v = next_protocol_value(p.name, parts[i + 1].name)
+            if v is not None:
+                p.values[p.header.index[field]] = v
+        if p.name == "ip" and p.get("flags") is None:
+            ub = any(n in TRANSPORT_OVER_UDP for n in names[i:]) and "udp" in names[i:]
+            p.values[p.header.index["flags"]] = 2 if ub else 0
 
     # tp_padding (UB 2.0 §6.2.1): the transport padding and its pad bytes
     for i, p in enumerate(parts):

@@ -161,7 +161,7 @@ NEXT: dict[str, Target] = {
     # UB 2.0 §4.3.2.2 Table 4-2, App B Table B-1
     "ub.lph": Switch("cfg", {3: "ub.nth", 4: "ub.nth", 5: "ub.cfg5", 6: "ub.cna16",
                              7: "ub.cna24", 9: "ub.cna16"}, spec="UB 2.0 §4.3.2.2 Table 4-2"),
-    # UB 2.0 §5.2.2: an IP packet follows the IP-form NTH, IPv4 for CFG 3, IPv6 for CFG 4
+    # UB 2.0 §5.2.3: an IP packet follows the IP-form NTH, IPv4 for CFG 3, IPv6 for CFG 4
     "ub.nth": Switch("ub.lph.cfg", {3: "@ipv4", 4: "@ipv6"}, END),
     # RFC 791/8200: UDP (the procedures @ipv4/@ipv6 read the IP header and follow these)
     "ip": Switch("proto", {17: "udp"}, END),
@@ -499,6 +499,12 @@ AUTO_FILL: dict[tuple, str] = {
     ("ipv6", "plen"): "ipv6_payload_length",  # RFC 8200
     ("udp", "length"): "udp_length",          # RFC 768
     ("udp", "dstport"): "ub_udp_port",        # 4792 when UB follows (UB 2.0 §5.2.3), else 0
+    # the field NEXT switches on, from the layer that follows (next_protocol_value)
+    ("eth", "type"): "next_protocol",
+    ("vlan", "etype"): "next_protocol",
+    ("ip", "proto"): "next_protocol",         # 17 before UDP (UB 2.0 §5.2.3 Table 5-4)
+    ("ipv6", "nxt"): "next_protocol",
+    ("ip", "flags"): "ub_ip_flags",           # DF (0b010) for UB over IP (§5.2.3 Table 5-4)
     ("ub.rtph", "padding"): "tp_padding",     # PADDING (UB 2.0 §6.2.1)
     ("ub.utph", "padding"): "tp_padding",
     ("ub.ctph", "padding"): "tp_padding",
@@ -508,6 +514,25 @@ AUTO_FILL: dict[tuple, str] = {
     ("ub.bcrc", "crc30"): "bcrc",             # UB 2.0 §4.7.2
     ("ub.icrc", "value"): "icrc",             # UB 2.0 §5.3.7
 }
+
+
+#: Procedures that begin by reading a known header (NEXT names the procedure, the encoder and
+#: next_protocol_value need the header).
+PROCEDURE_ENTERS: dict[str, str] = {"@ipv4": "ip", "@ipv6": "ipv6", "@udp": "udp"}
+
+
+def next_protocol_value(layer: str, following: str):
+    """The value of the field ``NEXT[layer]`` switches on that selects ``following`` (its
+    first case, in declaration order), or None when no case leads there: the
+    ``next_protocol`` rule of :data:`AUTO_FILL` (``eth.type`` 0x0800 before IPv4,
+    ``ip.proto`` 17 before UDP...)."""
+    rule = NEXT.get(layer)
+    if not isinstance(rule, Switch) or "." in rule.key:
+        return None
+    for value, target in rule.cases.items():
+        if target == following or PROCEDURE_ENTERS.get(target) == following:
+            return value
+    return None
 
 
 # ------------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from typing import Iterator
 from . import HEADERS
 from . import enums as E
 from .core import Header
-from .grammar import (COMPACT_TAH, END, ICRC_COVERAGE, MGMT_PDUS, NEXT, PADDING, RESERVED,
+from .grammar import (AUTO_FILL, COMPACT_TAH, END, ICRC_COVERAGE, MGMT_PDUS, NEXT, PADDING, RESERVED,
                       START, TA_FLAGS, TA_REQUEST_HEADERS, TA_REQUEST_PREFIX,
                       TA_RESPONSE_IN_DATA_NS3, TP_RESPONSE_ATAH_BYTES, TPH, TRANSPORT_OVER_UDP,
                       Knob, Peek, Switch, icrc_start, logical, resolve, select, ta_sequence)
@@ -166,6 +166,10 @@ class _State:
 #: Fields the dissector's checks read that must stay sane for the frame to mean what the walk
 #: says (other values are legal but steer elsewhere or are reported): (layer, field) -> value or
 #: a choice of values.
+#: auto fields a sample still draws: a capture may hold any value there (the encoder's rule only
+#: gives the value when none is given)
+_DRAWN_AUTO = frozenset({"next_protocol", "ub_ip_flags"})
+
 _SANE = {
     ("ip", "flags"): (0, 2),            # never MF: a fragment is not decoded further (RFC 791)
     ("ip", "frag_offset"): 0,
@@ -218,7 +222,7 @@ class _Gen:
         return (st.linktype, st.hdrs[0].layer if st.hdrs else None)
 
     def rand_value(self, layer: str, f) -> int | None:
-        if f.auto:
+        if f.auto and AUTO_FILL.get((layer, f.name)) not in _DRAWN_AUTO:
             return None
         if f.fixed is not None:
             return f.fixed
