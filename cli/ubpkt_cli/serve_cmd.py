@@ -36,6 +36,9 @@ def _pair(text: str, what: str) -> tuple[int, int]:
 @click.option("--duration", type=click.FloatRange(0, min_open=True), help="stop after S seconds")
 @click.option("--max-peers", type=click.IntRange(1), default=64, show_default=True,
               help="sessions (source address and port) kept at a time")
+@click.option("--max-memory", default="1GiB", show_default=True, metavar="SIZE",
+              help="bytes the regions, every session's receive buffers and out-of-order "
+                   "packets may hold together (fewer sessions are kept when they do not fit)")
 @click.option("--mtu", type=click.IntRange(256, 8192), help="payload bytes per packet")
 @click.option("--pps", type=click.FloatRange(1), help="datagrams per second at most")
 @click.option("--rate-limit", type=click.FloatRange(1),
@@ -43,32 +46,37 @@ def _pair(text: str, what: str) -> tuple[int, int]:
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="nothing on stderr")
-def serve(udp, regions, tpn, psn, icrc, count_requests, duration, max_peers, mtu, pps,
-          rate_limit, report_file, quiet):
+def serve(udp, regions, tpn, psn, icrc, count_requests, duration, max_peers, max_memory, mtu,
+          pps, rate_limit, report_file, quiet):
     """Answer UB requests arriving over UDP from memory regions, until Ctrl-C / SIGTERM,
     --count-requests or --duration; then write a JSON report (schema ubpkt.serve/1)."""
     from ubpkt.drivers.serve import ServeConfig, Server, parse_region
     from ubpkt.drivers.udp import parse_hostport
+    from ubpkt.stack.workload import parse_size
     local_tpn, peer_tpn = _pair(tpn, "LOCAL:PEER")
     tx_psn, rx_psn = _pair(psn, "TX:RX")
     try:
         bind = parse_hostport(udp)
         regs = [parse_region(r, i) for i, r in enumerate(regions)]
+        limit = parse_size(max_memory)
         cfg = ServeConfig(bind=bind, regions=regs, local_tpn=local_tpn, peer_tpn=peer_tpn,
                           tx_psn=tx_psn, rx_psn=rx_psn, icrc=icrc,
                           count_requests=count_requests, duration_s=duration,
-                          max_peers=max_peers, mtu=mtu, pps=pps, rate_limit=rate_limit)
+                          max_peers=max_peers, max_memory=limit, mtu=mtu, pps=pps,
+                          rate_limit=rate_limit)
     except ValueError as exc:
         raise click.BadParameter(str(exc))
     try:
         server = Server(cfg)
     except OSError as exc:
         raise click.ClickException(f"cannot bind {bind[0]}:{bind[1]}: {exc.strerror or exc}")
-    except ValueError as exc:
-        raise click.ClickException(str(exc))
+    except ValueError as exc:           # regions against --max-memory, names: the arguments
+        raise click.UsageError(str(exc))
     say = (lambda *a: None) if quiet else (lambda m: click.echo(m, err=True))
     say(f"ubpkt serve: listening on {server.local[0]}:{server.local[1]} (UDP), TPN "
         f"{local_tpn:#x} <- {peer_tpn:#x}, ICRC {icrc}")
+    say(f"  memory: at most {server.cfg.max_memory} bytes: regions {server.region_bytes}, "
+        f"{server.session_cap} sessions of {server.session_bytes}")
     for r in server.regions:
         say(f"  region {r.name}: base {r.base:#x}, {r.size} bytes, TokenID {r.tokenid}"
             + (", token required" if r.tokenvalue is not None else ""))

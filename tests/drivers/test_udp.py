@@ -145,45 +145,190 @@ def _fix_icrc(dgram: bytearray, src_port: int, dst_port: int) -> bytearray:
     return dgram
 
 
-def test_serve_survives_garbage_and_mutations():
+def _decoder_corpus(sample_captures) -> list[bytes]:
+    """The UDP payloads of the UBoE sample capture: the frames the decoder's "never raises"
+    tests mutate (tests/test_decode.py, tests/scapy/test_scapy_roundtrip.py)."""
+    from ubpkt.capture import open_capture
+    out = []
+    with open_capture(sample_captures / "uboe_transactions.pcap") as cap:
+        for p in cap:
+            d = bytes(p.data)
+            if len(d) > HEADER_LEN + 20 and d[12:14] == b"\x08\x00" and d[23] == 17:
+                out.append(d[HEADER_LEN:])
+    return out
+
+
+def _crafted(dst_port: int, src_port: int) -> list[bytes]:
+    """Requests with a good ICRC that the engines must refuse: a wrong DstTPN, lengths of 4 GiB
+    and of more than the region, an address past the region, a Write claiming more than it
+    carries (scapy layers over the socket pair's IPv4/UDP header)."""
+    from scapy.all import IP, UDP, Raw
+    from ubpkt.scapy import UBBtah, UBMaetah, UBRtph
+    ip = IP(src=LO, dst=LO, flags="DF", id=0) / UDP(sport=src_port, dport=dst_port)
+    out = []
+    for psn, (tpn, op, length, addr, data) in enumerate((
+            (0x21, "Write", 4, 1 << 32, b"abcd"),
+            (0x20, "Read", 0xFFFFFFFF, 1 << 32, b""),
+            (0x20, "Read", (16 << 20) + 1, 1 << 32, b""),
+            (0x20, "Atomic_fetch_add", 8, (2 << 32), bytes(8)),
+            (0x20, "Write", 0xFFFFFFFF, 1 << 32, b"x" * 40),
+            (0x20, "Read", 64, (1 << 32) + (16 << 20) - 8, b""))):
+        p = (ip / UBRtph(psn=psn, srctpn=0x10, dsttpn=tpn, a=1, last=1)
+             / UBBtah(taopcode=op, ini_tassn=psn) / UBMaetah(address=addr, tokenid=1,
+                                                            length=length))
+        out.append(bytes((p / Raw(data) if data else p)[UDP].payload))
+    return out
+
+
+def _mutate(rng, d: bytearray) -> bytearray:
+    """The decoder corpus's mutations: a bit flip and a cut (test_decode), or 1-3 bytes
+    replaced (test_scapy_roundtrip)."""
+    if rng.random() < 0.5:
+        bit = rng.randrange(len(d) * 8)
+        d[bit // 8] ^= 1 << (bit % 8)
+        return d[:rng.randrange(len(d) + 1)]
+    for _ in range(rng.randint(1, 3)):
+        d[rng.randrange(len(d))] = rng.randrange(256)
+    return d
+
+
+def _is_read_response(dgram: bytes) -> bool:
+    # an RTP data packet (RTPH: TPOpcode in its first byte's low bits) whose TAH says
+    # Read_response (0x12; the TAOpcode is the TAH's first byte, UB 2.0 §7.1)
+    return len(dgram) > 17 and dgram[0] & 0x7F == 1 and dgram[16] == 0x12
+
+
+def test_serve_survives_garbage_and_mutations(sample_captures):
     rng = random.Random(9)
     with serving() as (srv, _):
         port = srv.local[1]
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind((LO, 0))
+        s.setblocking(False)
         sport = s.getsockname()[1]
+        answers = []
+
+        def drain():
+            while True:
+                try:
+                    answers.append(s.recv(65536))
+                except (BlockingIOError, InterruptedError):
+                    return
         try:
             good = _valid_datagrams(port, sport)
+            corpus = _decoder_corpus(sample_captures)
+            assert len(corpus) >= 10
+            crafted = _crafted(port, sport)
             sent = 0
-            for i in range(600):
-                kind = i % 4
+            longest = 0
+            for i in range(900):
+                kind = i % 6
                 if kind == 0:                       # noise of any length
                     d = rng.randbytes(rng.choice((0, 1, 3, 19, 20, 21, 60, 500, 1500)))
+                elif kind == 5:                     # refused by the engines, ICRC good
+                    d = bytearray(rng.choice(crafted))
+                    if rng.random() < 0.5:
+                        d = _fix_icrc(_mutate(rng, d), sport, port) if len(d) >= 24 else d
                 else:
-                    d = bytearray(rng.choice(good))
-                    if kind == 1:                   # truncated
-                        d = d[:rng.randrange(len(d))]
-                    for _ in range(rng.randint(1, 6)):
-                        if d:
-                            j = rng.randrange(len(d))
-                            d[j] ^= 1 << rng.randrange(8)
-                    if kind == 3 and len(d) >= 4:   # past the ICRC: reaches the parser
+                    src = good if kind in (1, 2) else corpus
+                    d = _mutate(rng, bytearray(rng.choice(src)))
+                    if kind in (2, 4) and len(d) >= 4:  # past the ICRC: reaches the parser
                         d = _fix_icrc(d, sport, port)
                 s.sendto(bytes(d), (LO, port))
+                if kind:
+                    longest = max(longest, len(d))      # the request-shaped datagrams
                 sent += 1
                 if i % 50 == 0:
                     time.sleep(0.005)               # let the server drain its socket
+                    drain()
+            deadline = time.monotonic() + 5
+            while srv.driver.stats["rx_datagrams"] < sent and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.1)
+            drain()
         finally:
             s.close()
-        deadline = time.monotonic() + 5
-        while srv.driver.stats["rx_datagrams"] < sent and time.monotonic() < deadline:
-            time.sleep(0.01)
         st = srv.driver.stats
         assert st["rx_datagrams"] == sent
         assert st["bad_icrc"] > 0 and st["runt"] > 0
+        assert srv.counters["sessions"] >= 1 and srv.requests() > 0
+        assert srv.summary()["access_errors"] > 0       # the crafted ones were refused
         assert not srv.driver.errors or st["engine_errors"] == len(srv.driver.errors)
+        # no answer is larger than the largest request, except a Read response from the region
+        assert answers
+        big = [a for a in answers if len(a) > longest]
+        assert all(_is_read_response(a) for a in big)
+        assert all(len(a) <= 4096 + 64 for a in answers)    # one MTU of data at most
         # and it still answers a real workload correctly
         _clean(_inject(srv, "write:16KiB*8,read:4KiB*4,atomic:cas", verify=True), 13)
+
+
+def test_memory_is_bounded_across_many_sources():
+    """200 sources each open a session: serve keeps only what --max-memory has room for
+    (regions + receive buffers per session), counted over the buffers it holds."""
+    per = 2 * 64 * 1024
+    limit = (1 << 20) + 10 * per
+    with serving(regions=["mem:1MiB"], recv_buffers=2, max_memory=limit) as (srv, _):
+        assert srv.session_cap == 10 and srv.session_bytes == per
+        port = srv.local[1]
+        socks = []
+        try:
+            for _ in range(200):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.bind((LO, 0))
+                s.setblocking(False)
+                socks.append(s)
+            peak = 0
+            for round_ in range(2):
+                for s in socks:
+                    d = _valid_datagrams(port, s.getsockname()[1], 1)[0]    # a 300-byte Read
+                    s.sendto(d, (LO, port))
+                    peak = max(peak, srv.allocated())
+                deadline = time.monotonic() + 3
+                while srv.driver.stats["rx_datagrams"] < 200 * (round_ + 1) and \
+                        time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    peak = max(peak, srv.allocated())
+                # each source acknowledges what it got (serve's PSN 0), so its session goes idle
+                # and may make way for another
+                path = UdpPath(src_ip=LO, dst_ip=LO, udp_dport=port)
+                for s in socks:
+                    got = False
+                    while True:
+                        try:
+                            s.recv(65536)
+                            got = True
+                        except (BlockingIOError, InterruptedError):
+                            break
+                    if got:
+                        fr = Framer(UdpPath(src_ip=LO, dst_ip=LO, udp_sport=s.getsockname()[1],
+                                            udp_dport=port), udp_profile(SPEC, port))
+                        s.sendto(bytes(fr.tp_response(0x10, 0x20, 0))[HEADER_LEN:], (LO, port))
+                time.sleep(0.1)
+                peak = max(peak, srv.allocated())
+            assert path.udp_dport == port
+        finally:
+            for s in socks:
+                s.close()
+        st = srv.driver.stats
+        rep = srv.report("test", 0)
+        assert len(srv.driver.peers) <= 10
+        assert peak <= limit and rep["memory"]["peak_allocated"] <= limit
+        assert rep["memory"]["allocated"] <= limit and rep["sessions"]["cap"] == 10
+        assert srv.counters["sessions"] >= 10
+        assert st["peers_refused"] + st["peers_evicted"] > 0
+        # still answering a new source correctly
+        _clean(_inject(srv, "write:4KiB*2,read:1KiB", verify=True), 3)
+
+
+def test_max_memory_too_small_is_refused():
+    with pytest.raises(ValueError, match="max-memory"):
+        Server(ServeConfig(bind=(LO, 0), regions=["m:1MiB"], max_memory=1 << 20))
+    with pytest.raises(ValueError, match="max-memory"):
+        Server(ServeConfig(bind=(LO, 0), regions=["m:2MiB"], max_memory=1 << 20))
+    res = CliRunner().invoke(main, ["serve", "--udp", f"{LO}:0", "--region", "m:1MiB",
+                                    "--max-memory", "1MiB", "--duration", "0.1"])
+    assert res.exit_code == 2 and "max-memory" in res.output and "Traceback" not in res.output
 
 
 def test_icrc_check_drops_and_counts_ignore_accepts():

@@ -15,6 +15,16 @@ session whose channel died makes way for the next one from its source.  ``rate_l
 datagrams per second taken from one source at most.  Each
 session keeps ``recv_buffers`` receive buffers of ``recv_size`` bytes posted for Send (§7.4.3).
 
+Memory (``max_memory``, a documented total): the regions, plus per session its receive
+buffers (``recv_buffers`` x ``recv_size``) and what its RTP receiver may hold out of order
+(:func:`reassembly_bytes`: nothing under the reference profile's Go-Back-N with fast
+retransmission, which drops an out-of-order packet, UB 2.0 §6.4.2.2.1; otherwise up to the
+out-of-order window of datagrams of at most :data:`MAX_DATAGRAM` bytes).  The sessions that
+fit (:attr:`Server.session_cap`, at most ``max_peers``) are all serve keeps; a Send is
+reassembled in a posted receive buffer, never in new memory; a Read response is sent from the
+region itself (no copy), so nothing grows with the number of sources.
+:meth:`Server.allocated` counts what the live sessions hold; its peak is in the report.
+
 Stops on :meth:`Server.stop` (the CLI's Ctrl-C / SIGTERM), after ``count_requests`` request
 packets (letting the last answers go out), or after ``duration_s``.
 """
@@ -36,6 +46,21 @@ __all__ = ["RegionSpec", "ServeConfig", "Server", "parse_region", "SCHEMA"]
 SCHEMA = "ubpkt.serve/1"
 MAX_REGION = 1 << 30
 _RECV_BASE = 1_000_000
+#: the largest datagram the driver takes in (its receive size)
+MAX_DATAGRAM = 65536
+
+
+def reassembly_bytes(profile: Profile) -> int:
+    """What one session's RTP receiver may hold out of order, at most: nothing with Go-Back-N
+    and fast retransmission (UB 2.0 §6.4.2.2.1: an out-of-order packet is dropped and NAKed),
+    else the packets it keeps (the out-of-order window, and for selective retransmission what
+    the TPSACK bitmap shows, §6.4.2.3) of :data:`MAX_DATAGRAM` bytes each."""
+    t = profile.tuning.transport
+    if t.retransmission == "gbn" and t.fast_retransmit:
+        return 0
+    held = t.oor_window if t.retransmission != "sr" else min(t.oor_window,
+                                                               t.sack_bitmap_bits - 2)
+    return held * MAX_DATAGRAM
 
 
 @dataclass(frozen=True)
@@ -100,6 +125,7 @@ class _Session(_App):
     def __init__(self, ep: Endpoint, n: int, size: int, counters: dict):
         super().__init__(ep)
         self.free = [(i, bytearray(size)) for i in range(n)]
+        self.buffer_bytes = n * size
         self.posted: dict = {}
         self.counters = counters
 
@@ -139,24 +165,35 @@ class Server:
                    for i, r in enumerate(cfg.regions or ["mem:16MiB"])]
         total = sum(r.size for r in regions)
         if total > cfg.max_memory:
-            raise ValueError(f"the regions hold {total} bytes, more than the limit "
+            raise ValueError(f"the regions hold {total} bytes, more than --max-memory "
                              f"({cfg.max_memory})")
         names = [r.name for r in regions]
         if len(set(names)) != len(names):
             raise ValueError("region names must differ")
         self.regions = regions
+        self.region_bytes = total
         self.memory = Memory()
         for r in regions:
             self.memory.register(r.base, r.size, tokenid=r.tokenid, tokenvalue=r.tokenvalue,
                                  perms=r.perms)
+        stack_profile = wallclock_profile(cfg.profile, mtu=cfg.mtu)
+        #: the most one session may hold: receive buffers and out-of-order packets
+        self.session_bytes = cfg.recv_buffers * cfg.recv_size + reassembly_bytes(stack_profile)
+        room = cfg.max_memory - total
+        fit = room // self.session_bytes if self.session_bytes else cfg.max_peers
+        #: sessions kept at a time: max_peers, or fewer when max_memory has no room for more
+        self.session_cap = min(cfg.max_peers, fit)
+        if self.session_cap < 1:
+            raise ValueError(f"--max-memory ({cfg.max_memory}) leaves {room} bytes after the "
+                             f"regions, less than one session needs ({self.session_bytes})")
         self.driver = UdpDriver(cfg.bind, icrc=cfg.icrc, profile=cfg.profile,
-                                accept=self._accept, max_peers=cfg.max_peers,
+                                accept=self._accept, max_peers=self.session_cap,
                                 keep_events=False, pps=cfg.pps, rx_pps=cfg.rate_limit)
-        self.profile = udp_profile(wallclock_profile(cfg.profile, mtu=cfg.mtu),
-                                   self.driver.local[1])
+        self.profile = udp_profile(stack_profile, self.driver.local[1])
         self._probe = Framer(self.driver.path_to(("127.0.0.1", 0)), self.profile)
         self.counters = {"sessions": 0, "messages": 0, "message_bytes": 0,
-                         "message_errors": 0, "refused_first_packets": 0}
+                         "message_errors": 0, "refused_first_packets": 0,
+                         "peak_allocated": total}
         self._targets: list = []            # the stats of every session's target
         self._transports: list = []
 
@@ -177,7 +214,25 @@ class Server:
         self._targets.append(ch.target.stats)
         self._transports.append(ch.engine.stats)
         self.counters["sessions"] += 1
-        return _Session(ep, c.recv_buffers, c.recv_size, self.counters)
+        sess = _Session(ep, c.recv_buffers, c.recv_size, self.counters)
+        # the driver has made room (max_peers = session_cap) before asking: the new session
+        # and the live ones
+        now_held = self.allocated() + sess.buffer_bytes
+        self.counters["peak_allocated"] = max(self.counters["peak_allocated"], now_held)
+        return sess
+
+    def allocated(self) -> int:
+        """Bytes held now: the regions, the receive buffers of the live sessions and the
+        out-of-order packets their receivers keep (counted, not estimated)."""
+        n = self.region_bytes
+        for p in self.driver.peers.values():
+            eng = p.engine
+            n += getattr(eng, "buffer_bytes", 0)
+            for ch in getattr(getattr(eng, "ep", None), "channels", {}).values():
+                held = getattr(ch.engine, "_held", None)
+                if held:
+                    n += sum(len(pk.ta) for pk in held.values())
+        return n
 
     def requests(self) -> int:
         """Transaction request packets the targets took."""
@@ -246,7 +301,12 @@ class Server:
             "errors": self._sum("errors"),
             "malformed": self._sum("malformed"),
             "sessions": {"total": self.counters["sessions"], "active": len(self.driver.peers),
+                         "cap": self.session_cap,
                          "refused_first_packets": self.counters["refused_first_packets"]},
+            "memory": {"limit": c.max_memory, "regions": self.region_bytes,
+                       "per_session": self.session_bytes, "allocated": self.allocated(),
+                       "peak_allocated": max(self.counters["peak_allocated"],
+                                             self.allocated())},
             "messages": {"received": self.counters["messages"],
                          "bytes": self.counters["message_bytes"],
                          "errors": self.counters["message_errors"]},

@@ -9,7 +9,9 @@ its packet grammar (:mod:`ubpkt.formats.grammar`).
 
 builds with UDP port 4792, lengths, transport padding and the ICRC filled in (explicit values are
 kept), ``rdpcap`` of UB captures (linktypes 1, 148 and 147) dissects into the same layers, and
-``sr()``/``PacketList.sr()`` pair requests with their TA and TP responses.  See
+``sr()``/``PacketList.sr()`` pair requests with their TA and TP responses.
+:class:`UBAnsweringMachine` answers UBoE requests with the reference stack's target;
+:class:`UdpSession` runs ``sr()`` against a UBoE peer (``ubpkt serve``) over a UDP socket.  See
 ``docs/scapy.md``.
 """
 from __future__ import annotations
@@ -20,6 +22,10 @@ from .layers import (CLASSES, LAYER_CLASSES, UBPacket, class_name, get_profile, 
 
 globals().update(CLASSES)
 
+from .answering import UBAnsweringMachine, ub_ports          # noqa: E402 (needs the layers)
+from .udpsession import UdpSession                           # noqa: E402
+
 __all__ = sorted(CLASSES) + ["CLASSES", "LAYER_CLASSES", "UBPacket", "class_name", "get_profile",
-                             "layer_ids", "profile_of", "set_profile", "tah_sequence"]
+                             "layer_ids", "profile_of", "set_profile", "tah_sequence",
+                             "UBAnsweringMachine", "UdpSession", "ub_ports"]
 del _layers
