@@ -9,6 +9,8 @@ and the grammar's procedures into the walk.
 """
 from __future__ import annotations
 
+import sys as _sys
+
 from ..formats.grammar import START
 from ..profile import NS3, SPEC, Profile
 from .frame import (BYTE_LAYERS, ERROR, INFO, LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_NS3,
@@ -68,3 +70,16 @@ def decode(data: bytes, linktype: int = LINKTYPE_UB, profile: Profile | None = N
     fr = dissect(data, linktype, profile)
     return make_record(frame, time, len(data) if orig_len is None else orig_len, len(data),
                        linktype, fr.layers, fr.fields, fr.issues)
+
+
+class _CallablePackage(type(_sys.modules[__name__])):
+    """``ubpkt.dissect`` names both this package and its :func:`dissect` function.  Once the
+    package is imported, Python binds the package under that name in ``ubpkt``, so
+    ``from ubpkt import dissect`` can give either, depending on what was imported first.  The
+    package is therefore callable: calling it is calling :func:`dissect`."""
+
+    def __call__(self, buf, linktype: int = LINKTYPE_UB, profile: Profile | None = None):
+        return dissect(buf, linktype, profile)
+
+
+_sys.modules[__name__].__class__ = _CallablePackage
