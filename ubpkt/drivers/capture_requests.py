@@ -31,6 +31,11 @@ Merging (what the capture shows belongs together):
   §7.4.3.1): packets of one channel and TASSN are put together at their offsets until the one
   with Last 1.
 * A transport without a Last flag (CTP) makes every packet a request of its own.
+
+Order: the requests come out in the order the target executed them, which is PSN order on each
+RTP channel (a capture taken on a lossy link holds a retransmission after the packets that
+followed the lost one); channels follow one another in the order they first appear (the wire
+orders nothing between channels); packets without a PSN stay in capture order.
 """
 from __future__ import annotations
 
@@ -51,6 +56,7 @@ REPLAYED_OPS = ("write", "write_with_immediate", "write_with_notify", "read", "s
                 "send_with_immediate", "compare_swap", "swap", "atomic_store", "atomic_load",
                 "fetch_add", "fetch_sub", "fetch_and", "fetch_or", "fetch_xor")
 _WRITE, _SEND = 0x03, 0x00
+_PSN_MOD = 1 << 24
 _WRITE_LIKE = (0x03, 0x04, 0x05)
 _SEND_LIKE = (0x00, 0x01)
 _TAH = ("ub.btah", "ub.btah_c")
@@ -192,6 +198,9 @@ def requests_from_capture(path, profile: Profile = SPEC) -> CaptureScan:
     writes: dict = {}           # channel -> list of CapturedRequest (an open run of segments)
     sends: dict = {}            # (channel, tassn) -> [first request, {offset: bytes}]
     out = scan.requests
+    packets: list = []          # ((channel order, position, frame), channel, ...) per request
+    chan_order: dict = {}
+    psn_base: dict = {}
 
     def flush_writes(ch) -> None:
         run = writes.pop(ch, None)
@@ -252,44 +261,57 @@ def requests_from_capture(path, profile: Profile = SPEC) -> CaptureScan:
                 continue
             st["request_packets"] += 1
             last = _first(f.get("ub.rtph.last", f.get("ub.utph.last")))
-            if opcode in _WRITE_LIKE:
-                run = writes.get(src)
-                if run and not _continues(run[-1], req):
-                    flush_writes(src)
-                    run = None
-                if last == 0 and opcode == _WRITE:
-                    writes.setdefault(src, []).append(req)
-                    continue
-                if run:
-                    run.append(req)
-                    flush_writes(src)
-                else:
-                    out.append(req)
-                continue
-            if opcode in _SEND_LIKE and last is not None:
-                key = (src, tassn)
-                m = sends.get(key)
-                if m is None:
-                    m = sends[key] = [req, {}]
-                else:
-                    st["merged_packets"] += 1
-                    m[0].frames.append(frame_no)
-                    if opcode != _SEND:         # the final packet's op and IMMETAH
-                        m[0].op, m[0].imm = req.op, req.imm
-                        m[0].imm_tokenvalue = req.imm_tokenvalue
-                m[1][offset] = req.payload
-                if last:
-                    out.append(_message(*sends.pop(key)))
-                continue
-            out.append(req)
-        for ch in list(writes):
-            st["incomplete"] += 1
-            flush_writes(ch)
-        for m in sends.values():
-            st["incomplete"] += 1
-            out.append(_message(*m))
+            order = chan_order.setdefault(src, len(chan_order))
+            if psn is None:
+                pos = frame_no
+            else:
+                base = psn_base.setdefault(src, psn)
+                pos = (psn - base) % _PSN_MOD
+                pos -= _PSN_MOD if pos >= _PSN_MOD // 2 else 0
+            packets.append(((order, pos, frame_no), src, opcode, req, tassn, offset, last))
     finally:
         cap.close()
+    # the order the target executed them: PSN order on each channel (a capture taken on a
+    # lossy link holds a retransmission after the packets that followed the lost one)
+    packets.sort(key=lambda p: p[0])
+    for _key, src, opcode, req, tassn, offset, last in packets:
+        frame_no = req.frames[0]
+        if opcode in _WRITE_LIKE:
+            run = writes.get(src)
+            if run and not _continues(run[-1], req):
+                flush_writes(src)
+                run = None
+            if last == 0 and opcode == _WRITE:
+                writes.setdefault(src, []).append(req)
+                continue
+            if run:
+                run.append(req)
+                flush_writes(src)
+            else:
+                out.append(req)
+            continue
+        if opcode in _SEND_LIKE and last is not None:
+            key = (src, tassn)
+            m = sends.get(key)
+            if m is None:
+                m = sends[key] = [req, {}]
+            else:
+                st["merged_packets"] += 1
+                m[0].frames.append(frame_no)
+                if opcode != _SEND:         # the final packet's op and IMMETAH
+                    m[0].op, m[0].imm = req.op, req.imm
+                    m[0].imm_tokenvalue = req.imm_tokenvalue
+            m[1][offset] = req.payload
+            if last:
+                out.append(_message(*sends.pop(key)))
+            continue
+        out.append(req)
+    for ch in list(writes):
+        st["incomplete"] += 1
+        flush_writes(ch)
+    for m in sends.values():
+        st["incomplete"] += 1
+        out.append(_message(*m))
     st["requests"] = len(out)
     return scan
 

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from ..profile import SPEC, Profile
 from ..sim.faults import FaultInjector, FaultSpec
 from ..sim.ledger import Ledger
-from .proxy_path import ProxyDirection
+from .proxy_path import STAT_KEYS, ProxyDirection
 from .udp import ICRC_NOTE, UB_UDP_PORT, open_udp_socket
 from .wire_events import WireObserver
 
@@ -287,7 +287,7 @@ class Proxy:
         self.ledger.resolve(self.events())
         dirs = {}
         for which in ("ab", "ba"):
-            tot: dict = {}
+            tot: dict = dict.fromkeys(STAT_KEYS, 0)
             faults: dict = {}
             for f in self.flows.values():
                 d = getattr(f, which)

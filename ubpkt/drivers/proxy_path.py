@@ -33,10 +33,13 @@ from ..stack.network import _icrc_uboe
 from .udp import HEADER_LEN, UB_UDP_PORT, pseudo_header
 from .wire_events import WireObserver, rtph_fields
 
-__all__ = ["ProxyDirection", "MIN_PARSED"]
+__all__ = ["ProxyDirection", "MIN_PARSED", "STAT_KEYS"]
 
 #: an RTPH (16 bytes) and an ICRC (4): the shortest datagram the proxy parses
 MIN_PARSED = 20
+#: the counters of one direction
+STAT_KEYS = ("datagrams_in", "datagrams_out", "bytes_in", "bytes_out", "unparsed",
+             "icrc_bad_in", "icrc_rewritten", "icrc_bad_out")
 
 
 def _crc(frame) -> int:
@@ -64,9 +67,7 @@ class ProxyDirection:
         self.order = profile.icrc_byteorder
         self._canon = (outbound[0], outbound[1], outbound[2], UB_UDP_PORT)
         self._out: deque = deque()
-        self.stats = {"datagrams_in": 0, "datagrams_out": 0, "bytes_in": 0, "bytes_out": 0,
-                      "unparsed": 0, "icrc_bad_in": 0, "icrc_rewritten": 0,
-                      "icrc_bad_out": 0}
+        self.stats = dict.fromkeys(STAT_KEYS, 0)
 
     # -- in ---------------------------------------------------------------------------------------
     def push(self, dgram, now: int) -> None:
