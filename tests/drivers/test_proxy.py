@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -54,6 +55,15 @@ def proxying(peer, **kw):
         t.join(5)
         px.close()
         assert not t.is_alive()
+
+
+def _settle(srv, limit_s: float = 2.0) -> None:
+    """Let serve finish what it still owes before the proxy stops and resolves its ledger: the
+    initiator may be done (a later TAACK covered a lost one) while serve still has to send a
+    lost packet again (its timer); the proxy's ledger ends at the proxy's stop."""
+    end = time.monotonic() + limit_s
+    while not srv._idle() and time.monotonic() < end:
+        time.sleep(0.02)
 
 
 def _icrc_ok(dgram: bytes, src: tuple, dst: tuple) -> bool:
@@ -180,6 +190,7 @@ def test_faults_both_ways_rtp_recovers_everything(retrans):
                                     "atomic:fetch_add*10,send:1KiB*4", verify=True,
                                     retrans=retrans, timeout_s=60))
         _done(r, 164)
+        _settle(srv)
     rep = out["report"]
     f = rep["faults"]
     assert f["unrecovered"] == 0, [x for x in f["faults"] if x["outcome"] == "unrecovered"]
@@ -203,6 +214,7 @@ def test_faults_one_direction_only():
                                          seed=2) as (px, out):
         _done(run_inject(InjectConfig(peer=px.local, workload="read:4KiB*60", verify=True,
                                       timeout_s=30)), 60)
+        _settle(srv)
     d = out["report"]["directions"]
     assert d["ab"]["faults_applied"] == {} and not d["ab"]["faulted"]
     assert d["ba"]["faults_applied"].get("loss", 0) > 0
@@ -226,6 +238,7 @@ def test_cli_proxy(tmp_path):
         try:
             r = run_inject(InjectConfig(peer=(LO, port), workload="write:4KiB*40,read:1KiB*10",
                                         verify=True, timeout_s=30))
+            _settle(srv)
             p.send_signal(signal.SIGTERM)
             _, err = p.communicate(timeout=10)
         finally:
