@@ -27,7 +27,7 @@ from ..stack.transaction.ops import WorkRequest
 from ..stack.workload import plan as make_plan, prefill as make_prefill
 from .udp import ICRC_NOTE, UB_UDP_PORT, UdpDriver, udp_profile, wallclock_profile
 
-__all__ = ["InjectConfig", "run_inject", "SCHEMA"]
+__all__ = ["InjectConfig", "run_inject", "config_dict", "SCHEMA"]
 
 SCHEMA = "ubpkt.inject/1"
 _PREFILL_ID, _READBACK_ID = 10_000_000, 20_000_000
@@ -187,13 +187,20 @@ def _run(cfg: InjectConfig, p, run: _Run, t0: float) -> dict:
                    wall, run_s)
 
 
+def config_dict(cfg: InjectConfig) -> dict:
+    """The report's ``config``: the settings, addresses as HOST:PORT, the dialect by name."""
+    d = {k: v for k, v in asdict(cfg).items() if k != "profile"}
+    d["peer"] = f"{cfg.peer[0]}:{cfg.peer[1]}"
+    d["bind"] = f"{cfg.bind[0]}:{cfg.bind[1]}"
+    d["dialect"] = cfg.profile.name
+    return d
+
+
 def _report(cfg, p, run, app, n, delivered, verified, all_ok, statuses, mismatches, wall,
             run_s) -> dict:
     transport = transport_counters((run.ep,))
     transport["bad_icrc"] += run.driver.stats["bad_icrc"]     # dropped by the socket driver
-    cfg_d = {k: v for k, v in asdict(cfg).items() if k != "profile"}
-    cfg_d["peer"] = f"{cfg.peer[0]}:{cfg.peer[1]}"
-    cfg_d["bind"] = f"{cfg.bind[0]}:{cfg.bind[1]}"
+    cfg_d = config_dict(cfg)
     d = run.driver
     warnings = []
     if d.stats["rx_datagrams"] == 0:
