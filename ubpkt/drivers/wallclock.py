@@ -68,6 +68,10 @@ class WallClockDriver:
 
     #: the subclass's socket (select waits on it)
     sock = None
+    #: the node name of the frames the driver itself drops (``Discarded`` events: a bad ICRC,
+    #: a runt); a driver serving one endpoint takes that endpoint's name, so the fault ledger
+    #: matches a corruption to the receiver that caught it
+    node = "driver"
 
     def __init__(self, *, icrc: str = "check", profile: Profile = SPEC, budget: int = 64,
                  rx_batch: int = 256, pps: float | None = None, accept: Callable | None = None,
@@ -207,7 +211,7 @@ class WallClockDriver:
 
     def _discard(self, now: int, reason: str) -> None:
         if self.keep_events:
-            self.events.append(("driver", Discarded(now, -1, None, reason)))
+            self.events.append((self.node, Discarded(now, -1, None, reason)))
 
     def _error(self, msg: str) -> None:
         if len(self.errors) < 100:
