@@ -284,6 +284,20 @@ class RawDriver(WallClockDriver):
     def local_port(self) -> int:
         return self.port
 
+    #: the reports' note on the ICRC (the UDP driver's says what it cannot see)
+    icrc_note = ("raw Ethernet: the ICRC (UB 2.0 §5.3.7) is checked over the IPv4 and UDP "
+                 "headers as received")
+
+    def payload_mtu(self, wanted: int) -> int:
+        """The largest transaction MTU (payload bytes per packet, a power of two from 256) at
+        most ``wanted`` whose frames fit the interface's MTU: IPv4 (20), UDP (8), RTPH (16),
+        up to 64 bytes of transaction headers and the ICRC (4) around the payload."""
+        room = self.iface.mtu - 20 - 8 - 16 - 64 - 4
+        mtu = wanted
+        while mtu > room and mtu > 256:
+            mtu = 1 << (mtu.bit_length() - 1) if mtu & (mtu - 1) else mtu >> 1
+        return mtu
+
     @property
     def listen(self) -> str:
         tag = f" VLAN {self.vlan}" if self.vlan is not None else ""
