@@ -60,9 +60,9 @@ def _int(name: str, text: str | None) -> int | None:
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="no summary on stderr")
-def generate(workload, output, to, iface, peer_ip, dmac, vlan, pcp, count, pps, mbps, psn_mode, tassn_mode, address_mode,
-             sport_mode, seed, mtu, tpn, psn_start, tokenid, token, base, span, report_file,
-             quiet):
+def generate(workload, output, to, iface, peer_ip, dmac, vlan, pcp, count, pps, mbps, psn_mode,
+             tassn_mode, address_mode, sport_mode, seed, mtu, tpn, psn_start, tokenid, token,
+             base, span, report_file, quiet):
     """Generate RTP data requests of a workload, one per MTU segment, no state: every frame
     from a compiled template with the ICRC filled; PSN, TASSN, address and UDP source port set
     by the field engine (JSON report, schema ubpkt.generate/1)."""
@@ -154,5 +154,6 @@ def generate(workload, output, to, iface, peer_ip, dmac, vlan, pcp, count, pps, 
     }
     emit_report(report, report_file)
     if not quiet:
-        click.echo(f"ubpkt generate -> {output or report['peer']}{' on ' + iface if iface else ''}: {out['frames']} frames, "
+        where = f"{output or report['peer']}{' on ' + iface if iface else ''}"
+        click.echo(f"ubpkt generate -> {where}: {out['frames']} frames, "
                    f"{out['bytes']} bytes in {dur:.6f} s", err=True)

@@ -51,8 +51,8 @@ def _pair(text: str, what: str) -> tuple[int, int]:
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="nothing on stderr")
 @click.pass_context
-def serve(ctx, udp, iface, vlan, pcp, regions, tpn, psn, icrc, count_requests, duration, max_peers, mtu, pps,
-          rate_limit, report_file, quiet):
+def serve(ctx, udp, iface, vlan, pcp, regions, tpn, psn, icrc, count_requests, duration,
+          max_peers, mtu, pps, rate_limit, report_file, quiet):
     """Answer UB requests arriving over UDP (or raw Ethernet, --iface) from memory regions,
     until Ctrl-C / SIGTERM, --count-requests or --duration; then write a JSON report (schema
     ubpkt.serve/1)."""

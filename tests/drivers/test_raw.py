@@ -65,7 +65,7 @@ def _cli_env() -> dict:
     return dict(os.environ, PYTHONUNBUFFERED="1")
 
 
-# -- loopback --driver veth -------------------------------------------------------------------------
+# -- loopback --driver veth ----------------------------------------------------------------------
 @pytest.mark.parametrize("op,size", [("write", 4096), ("read", 4096), ("send", 2048),
                                      ("atomic", 64)])
 def test_veth_loopback_verifies_data(op, size):
@@ -270,7 +270,7 @@ def test_generate_iface_frames_decode_and_kernel_accepts(lab, tmp_path):
         udp.close()
 
 
-# -- serve --iface and a raw-driver initiator --------------------------------------------------------
+# -- serve --iface and a raw-driver initiator -----------------------------------------------------
 def test_serve_iface_answers_raw_initiator(lab, tmp_path):
     rep = tmp_path / "serve.json"
     cmd = ["ip", "netns", "exec", lab.ns[1], sys.executable, "-m", "ubpkt_cli", "serve",
@@ -316,7 +316,7 @@ def test_serve_iface_answers_raw_initiator(lab, tmp_path):
     assert r["driver"]["iface"] == lab.ifaces[1] and r["driver"]["stats"]["bad_icrc"] == 0
 
 
-# -- errors without the privilege (simulated) -------------------------------------------------------
+# -- errors without the privilege (simulated) ----------------------------------------------------
 def test_errors_without_privilege(monkeypatch):
     real = socket.socket
 

@@ -191,7 +191,7 @@ def resolve_mac(ip: str, iface: str, timeout_s: float = 1.0) -> str:
     raise RawError(errno.EHOSTUNREACH, f"{ip}: no ARP entry on {iface} (give the peer's MAC)")
 
 
-# -- the path ---------------------------------------------------------------------------------------
+# -- the path -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RawPath(UdpPath):
     """A :class:`~ubpkt.drivers.udp.UdpPath` with an optional 802.1Q tag (``vlan`` 0..4095,
