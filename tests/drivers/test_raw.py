@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -371,3 +372,34 @@ def test_raw_path_vlan_layers_and_reverse():
     r = p.reverse()
     assert (r.src_mac, r.dst_ip, r.udp_sport, r.udp_dport, r.vlan) == (
         p.dst_mac, p.src_ip, 4792, 49152, 100)
+
+
+def test_resolve_mac_from_the_neighbour_table(lab):
+    with enter(lab.ns[0]):
+        assert raw_mod.resolve_mac(lab.ips[1], lab.ifaces[0]) == lab.macs[1]
+        with pytest.raises(RawError, match="no ARP entry"):
+            raw_mod.resolve_mac("10.212.250.77", lab.ifaces[0], timeout_s=0.2)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_veth_loopback_interrupted_removes_namespaces(sig):
+    if netns_unavailable():
+        pytest.skip(netns_unavailable())
+    p = subprocess.Popen([sys.executable, "-m", "ubpkt_cli", "loopback", "--driver", "veth",
+                          "--count", "1000000", "--size", "64", "-q"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=_cli_env())
+    mine = (f"ubpkt-{p.pid}0-a", f"ubpkt-{p.pid}0-b")
+    try:
+        up = _wait(lambda: set(mine) <= set(list_netns()) or p.poll() is not None, 30)
+        if p.poll() is not None:
+            pytest.skip(f"the veth loopback did not start: {p.stderr.read().strip()}")
+        assert up
+        time.sleep(0.3)             # inside the run, sockets open
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 1 and "interrupted" in err and "Traceback" not in err
+    assert not set(mine) & set(list_netns())
