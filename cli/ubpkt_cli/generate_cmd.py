@@ -1,5 +1,5 @@
-"""`ubpkt generate`: stateless UBoE request streams from templates and a field engine, to a pcap
-or to one UDP peer."""
+"""`ubpkt generate`: stateless UBoE request streams from templates and a field engine, to a pcap,
+to one UDP peer, or as whole frames out of an interface (raw Ethernet)."""
 from __future__ import annotations
 
 import click
@@ -24,6 +24,16 @@ def _int(name: str, text: str | None) -> int | None:
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False),
               help="write the frames to this pcap (linktype 1, Ethernet)")
 @click.option("--to", "to", help="HOST:PORT: send the UDP payloads to this peer only")
+@click.option("--iface", metavar="IF", help="put the whole frames on this interface (raw "
+              "Ethernet; root or CAP_NET_RAW); with --peer-ip")
+@click.option("--peer-ip", metavar="IP[:PORT]", help="--iface: the destination IPv4 address "
+              "(and UDP port, default 4792)")
+@click.option("--dmac", metavar="MAC", help="--iface: the destination MAC (default: the "
+              "kernel's ARP entry for --peer-ip)")
+@click.option("--vlan", type=click.IntRange(0, 4095), help="--iface: an 802.1Q tag with this "
+              "VLAN ID")
+@click.option("--pcp", type=click.IntRange(0, 7), default=0, show_default=True,
+              help="--iface --vlan: the tag's priority")
 @click.option("--count", type=click.IntRange(0), help="frames in all (the workload repeats; "
               "default: one pass)")
 @click.option("--pps", type=click.FloatRange(0, min_open=True), help="frames per second")
@@ -50,19 +60,23 @@ def _int(name: str, text: str | None) -> int | None:
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="no summary on stderr")
-def generate(workload, output, to, count, pps, mbps, psn_mode, tassn_mode, address_mode,
-             sport_mode, seed, mtu, tpn, psn_start, tokenid, token, base, span, report_file,
-             quiet):
+def generate(workload, output, to, iface, peer_ip, dmac, vlan, pcp, count, pps, mbps, psn_mode,
+             tassn_mode, address_mode, sport_mode, seed, mtu, tpn, psn_start, tokenid, token,
+             base, span, report_file, quiet):
     """Generate RTP data requests of a workload, one per MTU segment, no state: every frame
     from a compiled template with the ICRC filled; PSN, TASSN, address and UDP source port set
     by the field engine (JSON report, schema ubpkt.generate/1)."""
-    from ubpkt.drivers.generate import Stream, send_udp, udp_path, write_pcap
+    from ubpkt.drivers.generate import Stream, raw_path, send_raw, send_udp, udp_path, write_pcap
     from ubpkt.drivers.udp import parse_hostport
     from ubpkt.stack.network import Path
     from ubpkt.stack.workload import parse_size
 
-    if (output is None) == (to is None):
-        raise click.UsageError("give one output: -o FILE.pcap or --to HOST:PORT")
+    if sum(x is not None for x in (output, to, iface)) != 1:
+        raise click.UsageError("give one output: -o FILE.pcap, --to HOST:PORT or --iface IF")
+    if iface is not None and peer_ip is None:
+        raise click.UsageError("--iface needs --peer-ip IP[:PORT]")
+    if iface is None and (peer_ip or dmac or vlan is not None or pcp):
+        raise click.UsageError("--peer-ip, --dmac, --vlan and --pcp go with --iface")
     if pps is not None and mbps is not None:
         raise click.UsageError("--pps or --mbps, not both")
     if to is not None and sport_mode not in (None, "fixed"):
@@ -87,8 +101,17 @@ def generate(workload, output, to, count, pps, mbps, psn_mode, tassn_mode, addre
     try:
         if to is not None:
             peer = parse_hostport(to)
+        elif iface is not None:
+            peer = parse_hostport(peer_ip)
+            if dmac is not None:
+                from ubpkt.drivers.raw import parse_mac
+                parse_mac(dmac)
         path = Path()
-        if peer is not None:
+        if iface is not None:
+            from ubpkt.drivers.raw import open_raw_sender
+            sock = open_raw_sender(iface)
+            path = raw_path(sock, peer, dmac, vlan=vlan, pcp=pcp)
+        elif peer is not None:
             sock, path = udp_path(peer)
         stream = Stream(workload, path=path, **kw)
     except ValueError as exc:
@@ -96,14 +119,18 @@ def generate(workload, output, to, count, pps, mbps, psn_mode, tassn_mode, addre
             sock.close()
         raise click.BadParameter(str(exc)) from None
     except OSError as exc:
-        raise click.ClickException(f"socket: {exc.strerror or exc}") from None
+        if sock is not None:
+            sock.close()
+        raise click.ClickException(f"{iface or 'socket'}: {exc.strerror or exc}") from None
     try:
         if peer is None:
             out = write_pcap(stream, output, pps=pps, mbps=mbps)
+        elif iface is not None:
+            out = send_raw(stream, sock, pps=pps, mbps=mbps)
         else:
             out = send_udp(stream, sock, peer, pps=pps, mbps=mbps)
     except OSError as exc:
-        raise click.ClickException(f"{output or to}: {exc.strerror or exc}") from None
+        raise click.ClickException(f"{output or to or iface}: {exc.strerror or exc}") from None
     finally:
         if sock is not None:
             sock.close()
@@ -112,6 +139,7 @@ def generate(workload, output, to, count, pps, mbps, psn_mode, tassn_mode, addre
         "schema": "ubpkt.generate/1",
         "workload": workload,
         "output": output if peer is None else None,
+        "iface": iface,
         "peer": f"{peer[0]}:{peer[1]}" if peer else None,
         "frames": out["frames"],
         "bytes": out["bytes"],
@@ -126,5 +154,6 @@ def generate(workload, output, to, count, pps, mbps, psn_mode, tassn_mode, addre
     }
     emit_report(report, report_file)
     if not quiet:
-        click.echo(f"ubpkt generate -> {output or report['peer']}: {out['frames']} frames, "
+        where = f"{output or report['peer']}{' on ' + iface if iface else ''}"
+        click.echo(f"ubpkt generate -> {where}: {out['frames']} frames, "
                    f"{out['bytes']} bytes in {dur:.6f} s", err=True)

@@ -1,6 +1,8 @@
-"""`ubpkt loopback`: two reference-stack endpoints over a simulated link, with faults."""
+"""`ubpkt loopback`: two reference-stack endpoints over a simulated link (or a veth pair between
+two network namespaces, ``--driver veth``), with faults."""
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -33,14 +35,19 @@ from ubpkt_cli.stack_options import emit_report, fault_options, fault_spec
               show_default=True, help="where the faults apply: A->B (data), B->A, both")
 @click.option("--link-delay", default="1us", show_default=True,
               help="one-way propagation delay")
+@click.option("--driver", type=click.Choice(["sim", "veth"]), default="sim", show_default=True,
+              help="sim: the simulator; veth: raw Ethernet between two network namespaces "
+                   "made for the run (root only; rtp/utp)")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0, min_open=True), default=120.0,
+              show_default=True, help="--driver veth: give up after this many seconds")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--pcap", type=click.Path(dir_okay=False), help="write every frame to this pcap")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="no live view or summary on stderr")
 def loopback(transport, op, size, count, total, mtu, retrans, window, outstanding, rnr,
-             bad_token, out_of_bounds, direction, link_delay, seed, pcap, report_file, quiet,
-             **faults):
+             bad_token, out_of_bounds, direction, link_delay, driver, timeout_s, seed, pcap,
+             report_file, quiet, **faults):
     """Move a workload between two endpoints of the reference stack, inject faults, compare
     memories and report what happened to every fault (JSON, schema ubpkt.loopback/1)."""
     from ubpkt.sim.link import parse_time
@@ -50,7 +57,7 @@ def loopback(transport, op, size, count, total, mtu, retrans, window, outstandin
                              total_bytes=total, mtu=mtu, retrans=retrans, window=window,
                              outstanding=outstanding, seed=seed, pcap=pcap,
                              delay_ns=parse_time(link_delay), rnr=rnr, bad_token=bad_token,
-                             out_of_bounds=out_of_bounds)
+                             out_of_bounds=out_of_bounds, driver=driver, timeout_s=timeout_s)
     except ValueError as exc:
         raise click.BadParameter(str(exc))
     if spec:
@@ -61,6 +68,9 @@ def loopback(transport, op, size, count, total, mtu, retrans, window, outstandin
     from rich.console import Console
     err = Console(stderr=True)
     live = not quiet and err.is_terminal
+    old = None
+    if driver != "sim":         # SIGTERM unwinds like Ctrl-C: the namespaces are removed
+        old = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if live:
             report = _run_live(cfg, err)
@@ -68,6 +78,13 @@ def loopback(transport, op, size, count, total, mtu, retrans, window, outstandin
             report = run_loopback(cfg)
     except ValueError as exc:
         raise click.ClickException(str(exc))
+    except OSError as exc:      # no root, no netns, no AF_PACKET (NetnsError, RawError)
+        raise click.ClickException(f"--driver {driver}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted (namespaces removed)")
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
     emit_report(report, report_file)
     if not quiet:
         for w in report.get("warnings", ()):
@@ -77,6 +94,10 @@ def loopback(transport, op, size, count, total, mtu, retrans, window, outstandin
         transport == "utp" and report["faults"]["unrecovered"] == 0
         and report["faults"]["unattributed"] == 0)
     sys.exit(0 if healthy else 1)
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
 
 
 def _run_live(cfg, err):
@@ -112,5 +133,7 @@ def _summary(report: dict, err) -> None:
                         f"{f['benign']} benign, {f['expected_loss']} expected loss, "
                         f"{f['unrecovered']} unrecovered, {f['unattributed']} unattributed")
     t.add_row("speed", f"{report['payload_mb_per_s']} MB/s of payload (wall clock), "
-                       f"{report['sim_time_ns'] / 1e6:.3f} ms simulated")
+                       f"{report['sim_time_ns'] / 1e6:.3f} ms "
+                       + ("simulated" if report["driver"]["kind"] == "sim" else
+                          "on the wall clock over a veth pair"))
     err.print(t)

@@ -1,4 +1,5 @@
-"""`ubpkt serve`: a UBoE target endpoint on a UDP socket, answering from its memory regions."""
+"""`ubpkt serve`: a UBoE target endpoint on a UDP socket (or raw Ethernet on an interface),
+answering from its memory regions."""
 from __future__ import annotations
 
 import signal
@@ -22,6 +23,12 @@ def _pair(text: str, what: str) -> tuple[int, int]:
 @click.command()
 @click.option("--udp", "udp", default="127.0.0.1:4792", show_default=True,
               help="HOST:PORT to bind (UBoE over UDP, UB 2.0 §5.2.3)")
+@click.option("--iface", metavar="IF", help="raw Ethernet on this interface instead of UDP "
+              "(AF_PACKET, UDP port 4792; root or CAP_NET_RAW)")
+@click.option("--vlan", type=click.IntRange(0, 4095), help="--iface: 802.1Q VLAN ID to answer "
+              "on (frames of other VLANs and untagged ones are ignored)")
+@click.option("--pcp", type=click.IntRange(0, 7), default=0, show_default=True,
+              help="--iface --vlan: the priority of the tags sent")
 @click.option("--region", "regions", multiple=True, metavar="NAME:SIZE[:TOKEN]",
               help="a memory region (repeatable); region i: base (i+1)<<32, TokenID i+1; "
                    "default mem:16MiB without a token")
@@ -46,10 +53,17 @@ def _pair(text: str, what: str) -> tuple[int, int]:
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="nothing on stderr")
-def serve(udp, regions, tpn, psn, icrc, count_requests, duration, max_peers, max_memory, mtu,
-          pps, rate_limit, report_file, quiet):
-    """Answer UB requests arriving over UDP from memory regions, until Ctrl-C / SIGTERM,
-    --count-requests or --duration; then write a JSON report (schema ubpkt.serve/1)."""
+@click.pass_context
+def serve(ctx, udp, iface, vlan, pcp, regions, tpn, psn, icrc, count_requests, duration,
+          max_peers, max_memory, mtu, pps, rate_limit, report_file, quiet):
+    """Answer UB requests arriving over UDP (or raw Ethernet, --iface) from memory regions,
+    until Ctrl-C / SIGTERM, --count-requests or --duration; then write a JSON report (schema
+    ubpkt.serve/1)."""
+    from click.core import ParameterSource
+    if iface is not None and ctx.get_parameter_source("udp") != ParameterSource.DEFAULT:
+        raise click.UsageError("--udp or --iface, not both")
+    if iface is None and (vlan is not None or pcp):
+        raise click.UsageError("--vlan and --pcp go with --iface")
     from ubpkt.drivers.serve import ServeConfig, Server, parse_region
     from ubpkt.drivers.udp import parse_hostport
     from ubpkt.stack.workload import parse_size
@@ -63,17 +77,19 @@ def serve(udp, regions, tpn, psn, icrc, count_requests, duration, max_peers, max
                           tx_psn=tx_psn, rx_psn=rx_psn, icrc=icrc,
                           count_requests=count_requests, duration_s=duration,
                           max_peers=max_peers, max_memory=limit, mtu=mtu, pps=pps,
-                          rate_limit=rate_limit)
+                          rate_limit=rate_limit, iface=iface, vlan=vlan, pcp=pcp)
     except ValueError as exc:
         raise click.BadParameter(str(exc))
     try:
         server = Server(cfg)
     except OSError as exc:
-        raise click.ClickException(f"cannot bind {bind[0]}:{bind[1]}: {exc.strerror or exc}")
+        where = iface if iface else f"{bind[0]}:{bind[1]}"
+        raise click.ClickException(f"cannot {'open' if iface else 'bind'} {where}: "
+                                   f"{exc.strerror or exc}")
     except ValueError as exc:           # regions against --max-memory, names: the arguments
         raise click.UsageError(str(exc))
     say = (lambda *a: None) if quiet else (lambda m: click.echo(m, err=True))
-    say(f"ubpkt serve: listening on {server.local[0]}:{server.local[1]} (UDP), TPN "
+    say(f"ubpkt serve: listening on {server.listen} ({'raw Ethernet' if iface else 'UDP'}), TPN "
         f"{local_tpn:#x} <- {peer_tpn:#x}, ICRC {icrc}")
     say(f"  memory: at most {server.cfg.max_memory} bytes: regions {server.region_bytes}, "
         f"{server.session_cap} sessions of {server.session_bytes}")

@@ -31,7 +31,8 @@ RTPH.TPMSN counts the requests (incremented after each request's last packet, wh
 Outputs: :func:`write_pcap` (linktype 1, timestamps from the pacing), :func:`send_udp` (the UDP
 payload only, to one peer, as :mod:`ubpkt.drivers.udp` sends it: an unconnected socket with DF
 set, so the kernel's IPv4 header is the one the ICRC was computed over; the source port is the
-socket's own, so the ``sport`` engine is ``fixed`` there).
+socket's own, so the ``sport`` engine is ``fixed`` there), :func:`send_raw` (the whole frames as
+they are, on an interface: :mod:`ubpkt.drivers.raw`, built for a :func:`raw_path`).
 """
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ from ..stack.transaction.ops import OP_OPCODE, OPCODE_OP, OPERAND_ORDER
 from ..stack.workload import parse_workload, plan
 from .udp import HEADER_LEN, UdpPath, open_udp_socket
 
-__all__ = ["generate", "Stream", "write_pcap", "send_udp", "schedule", "FIELD_MODES",
+__all__ = ["generate", "Stream", "write_pcap", "send_udp", "send_raw", "send_paced", "raw_path",
+           "schedule", "FIELD_MODES",
            "ENGINE_FIELDS", "parse_field_engine"]
 
 FIELD_MODES = ("inc", "random", "fixed")
@@ -400,12 +402,40 @@ def send_udp(frames, sock: socket.socket, peer: tuple, *, pps: float | None = No
     """Send the UDP payload of each frame (bytes 42 onward) to ``peer`` only, paced by ``pps``
     or ``mbps`` (of datagram bytes) on the wall clock; unpaced: as fast as the socket takes
     them.  Returns frames, bytes (datagram bytes), duration_s, errors."""
+    return send_paced((memoryview(f)[HEADER_LEN:] for f in frames),
+                      lambda dg: sock.sendto(dg, peer), pps=pps, mbps=mbps)
+
+
+def send_raw(frames, send, *, pps: float | None = None, mbps: float | None = None) -> dict:
+    """Put each frame on the wire as it is with ``send`` (a
+    :class:`~ubpkt.drivers.raw.RawSender`), paced like :func:`send_udp` (``mbps`` of frame
+    bytes).  Returns frames, bytes, duration_s, errors."""
+    return send_paced(frames, send, pps=pps, mbps=mbps)
+
+
+def raw_path(sender, peer: tuple, dmac: str | None = None, *, vlan: int | None = None,
+             pcp: int = 0, sport: int = _EPHEMERAL):
+    """The :class:`~ubpkt.drivers.raw.RawPath` from ``sender``'s interface (its MAC and IPv4
+    address) to ``peer`` = (IP, UDP port) at ``dmac`` (default: resolved from the kernel's ARP
+    table, :func:`~ubpkt.drivers.raw.resolve_mac`)."""
+    from .raw import RawError, RawPath, resolve_mac
+    info = sender.iface
+    if info.ipv4 is None:
+        raise RawError(99, f"{info.name}: no IPv4 address")
+    mac = dmac or resolve_mac(peer[0], info.name)
+    return RawPath(src_mac=info.mac, dst_mac=mac, src_ip=info.ipv4, dst_ip=peer[0],
+                   udp_sport=sport, udp_dport=peer[1], vlan=vlan, pcp=pcp)
+
+
+def send_paced(items, send, *, pps: float | None = None, mbps: float | None = None) -> dict:
+    """``send(item)`` for each item (bytes-like), ``pps`` items per second or ``mbps`` megabits
+    per second of item bytes on the wall clock, else as fast as ``send`` returns; an OSError
+    from ``send`` is counted, not raised.  Returns frames, bytes, duration_s, errors."""
     n = nbytes = errors = 0
     t0 = time.monotonic_ns()
     interval = 1e9 / pps if pps else None
     bits = 0
-    for f in frames:
-        dg = memoryview(f)[HEADER_LEN:]
+    for dg in items:
         if interval is not None or mbps:
             due = t0 + (n * interval if interval is not None else bits * 1e3 / mbps)
             while True:
@@ -416,7 +446,7 @@ def send_udp(frames, sock: socket.socket, peer: tuple, *, pps: float | None = No
                 if wait > 0.0005:
                     time.sleep(wait - 0.0002)
         try:
-            sock.sendto(dg, peer)
+            send(dg)
         except OSError:
             errors += 1
         n += 1

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from ..profile import SPEC, Profile
 from ..sim.loopback import _App
 from ..stack.endpoint import Endpoint
-from ..stack.network import RTP_DATA, Framer
+from ..stack.network import RTP_DATA, Framer, Path
 from ..stack.transaction.memory import Memory
 from ..stack.workload import parse_size
 from .udp import ICRC_NOTE, UB_UDP_PORT, UdpDriver, udp_profile, wallclock_profile
@@ -116,6 +116,10 @@ class ServeConfig:
     mtu: int | None = None
     pps: float | None = None
     rate_limit: float | None = None     # datagrams per second from one source
+    # raw Ethernet instead of UDP (ubpkt.drivers.raw): the interface, an 802.1Q tag
+    iface: str | None = None
+    vlan: int | None = None
+    pcp: int = 0
     profile: Profile = field(default=SPEC, repr=False)
 
 
@@ -156,10 +160,21 @@ class _Session(_App):
                 self.free.append((e.wr_id - _RECV_BASE, buf))
 
 
-class Server:
-    """See the module doc."""
+def open_driver(cfg: ServeConfig, **kw):
+    """The driver ``cfg`` asks for: raw Ethernet on ``cfg.iface`` (UDP port: the profile's UB
+    port), else UDP bound to ``cfg.bind``.  ``kw``: the WallClockDriver keywords."""
+    if cfg.iface:
+        from .raw import RawDriver
+        return RawDriver(cfg.iface, vlan=cfg.vlan, pcp=cfg.pcp, **kw)
+    return UdpDriver(cfg.bind, **kw)
 
-    def __init__(self, cfg: ServeConfig):
+
+class Server:
+    """See the module doc.  ``driver_factory(**kw)``: makes the driver from the keywords of
+    :class:`~ubpkt.drivers.wallclock.WallClockDriver` (default :func:`open_driver`: UDP, or raw
+    Ethernet with ``cfg.iface``)."""
+
+    def __init__(self, cfg: ServeConfig, driver_factory=None):
         self.cfg = cfg
         regions = [r if isinstance(r, RegionSpec) else parse_region(r, i)
                    for i, r in enumerate(cfg.regions or ["mem:16MiB"])]
@@ -176,21 +191,28 @@ class Server:
         for r in regions:
             self.memory.register(r.base, r.size, tokenid=r.tokenid, tokenvalue=r.tokenvalue,
                                  perms=r.perms)
-        stack_profile = wallclock_profile(cfg.profile, mtu=cfg.mtu)
+        kw = dict(icrc=cfg.icrc, profile=cfg.profile, accept=self._accept,
+                  max_peers=cfg.max_peers, keep_events=False, pps=cfg.pps,
+                  rx_pps=cfg.rate_limit)
+        self.driver = (driver_factory or (lambda **k: open_driver(cfg, **k)))(**kw)
+        mtu = cfg.mtu
+        fit = getattr(self.driver, "payload_mtu", None)
+        if mtu is None and fit is not None:     # the interface's MTU bounds a frame
+            mtu = fit(cfg.profile.tuning.transaction.mtu)
+        stack_profile = wallclock_profile(cfg.profile, mtu=mtu)
         #: the most one session may hold: receive buffers and out-of-order packets
         self.session_bytes = cfg.recv_buffers * cfg.recv_size + reassembly_bytes(stack_profile)
         room = cfg.max_memory - total
-        fit = room // self.session_bytes if self.session_bytes else cfg.max_peers
+        n_fit = room // self.session_bytes if self.session_bytes else cfg.max_peers
         #: sessions kept at a time: max_peers, or fewer when max_memory has no room for more
-        self.session_cap = min(cfg.max_peers, fit)
+        self.session_cap = min(cfg.max_peers, n_fit)
         if self.session_cap < 1:
+            self.driver.close()
             raise ValueError(f"--max-memory ({cfg.max_memory}) leaves {room} bytes after the "
                              f"regions, less than one session needs ({self.session_bytes})")
-        self.driver = UdpDriver(cfg.bind, icrc=cfg.icrc, profile=cfg.profile,
-                                accept=self._accept, max_peers=self.session_cap,
-                                keep_events=False, pps=cfg.pps, rx_pps=cfg.rate_limit)
-        self.profile = udp_profile(stack_profile, self.driver.local[1])
-        self._probe = Framer(self.driver.path_to(("127.0.0.1", 0)), self.profile)
+        self.driver.max_peers = self.session_cap
+        self.profile = udp_profile(stack_profile, self.driver.local_port)
+        self._probe = Framer(Path(), self.profile)     # parsing needs the kind only
         self.counters = {"sessions": 0, "messages": 0, "message_bytes": 0,
                          "message_errors": 0, "refused_first_packets": 0,
                          "peak_allocated": total}
@@ -201,6 +223,10 @@ class Server:
     def local(self) -> tuple:
         return self.driver.local
 
+    @property
+    def listen(self) -> str:
+        return self.driver.listen
+
     def _accept(self, driver, addr, local_ip, frame, now):
         pkt = self._probe.parse(frame)
         if pkt is None or pkt.mode != "rtp" or pkt.tpopcode != RTP_DATA \
@@ -208,7 +234,7 @@ class Server:
             self.counters["refused_first_packets"] += 1
             return None
         c = self.cfg
-        ep = Endpoint(f"{addr[0]}:{addr[1]}", driver.path_to(addr, local_ip), self.profile,
+        ep = Endpoint(driver.peer_name(addr), driver.path_to(addr, local_ip), self.profile,
                       memory=self.memory, rc_id=2)
         ch = ep.open_channel(c.local_tpn, c.peer_tpn, tx_psn=c.tx_psn, rx_psn=c.rx_psn)
         self._targets.append(ch.target.stats)
@@ -290,7 +316,7 @@ class Server:
                     tr[k] = tr.get(k, 0) + v
         return {
             "schema": SCHEMA,
-            "listen": f"{self.local[0]}:{self.local[1]}",
+            "listen": self.driver.listen,
             "regions": [r.as_dict() for r in self.regions],
             "tpn": {"local": c.local_tpn, "peer": c.peer_tpn},
             "psn": {"tx": c.tx_psn, "rx": c.rx_psn},
@@ -312,6 +338,6 @@ class Server:
                          "errors": self.counters["message_errors"]},
             "transport": tr,
             "icrc": c.icrc,
-            "icrc_note": ICRC_NOTE,
+            "icrc_note": getattr(self.driver, "icrc_note", ICRC_NOTE),
             "driver": self.driver.report(),
         }

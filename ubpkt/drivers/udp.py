@@ -26,18 +26,15 @@ a simulated link.  The driver binds only the address it is given (default 127.0.
 """
 from __future__ import annotations
 
-import errno
-import select
 import socket
 import struct
-import time
 from dataclasses import dataclass
 from typing import Callable
 
 from ..profile import SPEC, Profile
-from ..stack.engine import Discarded
 # the UBoE ICRC over a whole frame, the Framer's own routine (masks from the field declarations)
 from ..stack.network import Path, _icrc_uboe
+from .wallclock import Peer, WallClockDriver
 
 __all__ = ["UB_UDP_PORT", "HEADER_LEN", "ICRC_NOTE", "UdpPath", "UdpDriver", "Peer", "UdpFaults",
            "parse_hostport", "udp_profile", "wallclock_profile", "pseudo_header"]
@@ -229,25 +226,9 @@ class UdpFaults:
 _UB_PORT = UB_UDP_PORT.to_bytes(2, "big")
 
 
-class Peer:
-    """A remote UDP address and the engine that talks to it."""
-
-    __slots__ = ("addr", "name", "engine", "faults", "last_active", "stats", "tokens",
-                 "tok_t")
-
-    def __init__(self, addr: tuple, name: str, engine, faults=None):
-        self.addr = addr
-        self.name = name
-        self.engine = engine
-        self.faults = faults
-        self.last_active = 0
-        self.tokens = 0.0
-        self.tok_t = 0
-        self.stats = {"rx_datagrams": 0, "tx_datagrams": 0}
-
-
-class UdpDriver:
-    """Engines over one UDP socket on the wall clock (see the module doc).
+class UdpDriver(WallClockDriver):
+    """Engines over one UDP socket on the wall clock (see the module doc; the loop, peers,
+    pacing and counters are :class:`~ubpkt.drivers.wallclock.WallClockDriver`'s).
 
     ``bind``: (host, port) to bind (port 0: the kernel picks one; :attr:`local` says which).
     ``icrc``: ``check`` or ``ignore``.  ``profile``: gives the ICRC byte order and whether
@@ -266,19 +247,11 @@ class UdpDriver:
                  profile: Profile = SPEC, budget: int = 64, rx_batch: int = 256,
                  pps: float | None = None, accept: Callable | None = None,
                  max_peers: int = 64, sock_buf: int = 4 << 20, keep_events: bool = True,
-                 backlog: int | None = None, rx_pps: float | None = None):
-        if icrc not in ("check", "ignore"):
-            raise ValueError("icrc: check or ignore")
-        self.icrc = icrc
-        self.profile = profile
-        self.budget = budget
-        self.rx_batch = rx_batch
-        self.pps = pps
-        self.accept = accept
-        self.max_peers = max_peers
-        self.keep_events = keep_events
-        self.rx_pps = rx_pps
-        self.backlog = backlog if backlog is not None else 4 * budget
+                 backlog: int | None = None, rx_pps: float | None = None,
+                 t0: int | None = None):
+        super().__init__(icrc=icrc, profile=profile, budget=budget, rx_batch=rx_batch,
+                         pps=pps, accept=accept, max_peers=max_peers,
+                         keep_events=keep_events, backlog=backlog, rx_pps=rx_pps, t0=t0)
         sock = open_udp_socket(bind, sock_buf)
         sock.setblocking(False)
         self.sock = sock
@@ -286,46 +259,24 @@ class UdpDriver:
         self._wildcard = self.local[0] == "0.0.0.0"
         if self._wildcard:      # the local address of each datagram, for the ICRC header
             sock.setsockopt(socket.IPPROTO_IP, _IP_PKTINFO, 1)
-        self.peers: dict[tuple, Peer] = {}
-        self.events: list = []
-        self.errors: list[str] = []
-        self._outq: list = []           # [datagram, addr]
-        self._outi = 0
-        self._tokens = float(budget)
-        self._tok_t = 0
-        self._stop = False
-        self._t0 = time.monotonic_ns()
-        self.stats = {"rx_datagrams": 0, "tx_datagrams": 0, "rx_bytes": 0, "tx_bytes": 0,
-                      "bad_icrc": 0, "icrc_ignored": 0, "runt": 0, "unknown_source": 0,
-                      "peers_refused": 0, "peers_evicted": 0, "engine_errors": 0,
-                      "tx_errors": 0, "tx_blocked": 0, "rx_rate_limited": 0, "events": {}}
 
     # -- set-up ---------------------------------------------------------------------------------
-    def now(self) -> int:
-        """Nanoseconds since the driver started (the engines' clock)."""
-        return time.monotonic_ns() - self._t0
-
     def path_to(self, addr: tuple, local_ip: str | None = None) -> UdpPath:
         """The :class:`UdpPath` of frames from this socket to ``addr``."""
         return UdpPath(src_ip=local_ip or self.local[0], dst_ip=addr[0],
                        udp_sport=self.local[1], udp_dport=addr[1])
 
-    def add_peer(self, addr: tuple, engine, *, name: str = "peer", faults=None) -> Peer:
-        """Talk to ``addr`` with ``engine``; ``faults``: a FaultInjector on its send path."""
-        if faults is not None:
-            faults = UdpFaults(faults, self.profile.icrc_byteorder, self.profile.icrc)
-        p = Peer(tuple(addr), name, engine, faults)
-        p.last_active = p.tok_t = self.now()
-        p.tokens = float(self.rx_pps or 0)
-        self.peers[p.addr] = p
-        return p
+    @property
+    def local_port(self) -> int:
+        return self.local[1]
 
-    def stop(self) -> None:
-        """Make :meth:`run` return (safe from a signal handler)."""
-        self._stop = True
+    @property
+    def listen(self) -> str:
+        """Where the driver listens, for messages and reports."""
+        return f"{self.local[0]}:{self.local[1]}"
 
-    def close(self) -> None:
-        self.sock.close()
+    def _wrap_faults(self, injector):
+        return UdpFaults(injector, self.profile.icrc_byteorder, self.profile.icrc)
 
     # -- receive --------------------------------------------------------------------------------
     def _recv_one(self):
@@ -342,8 +293,6 @@ class UdpDriver:
     def _receive(self, now: int) -> int:
         st = self.stats
         n = 0
-        icrc = self.profile.icrc
-        order = self.profile.icrc_byteorder
         for _ in range(self.rx_batch):
             try:
                 data, addr, local_ip = self._recv_one()
@@ -363,236 +312,20 @@ class UdpDriver:
             frame = bytearray(pseudo_header(addr[0], addr[1], local_ip, self.local[1],
                                             len(data)))
             frame += data
-            if icrc:
-                end = len(frame) - 4
-                calc = _icrc_uboe(memoryview(frame), end)
-                if calc != int.from_bytes(frame[end:], order):
-                    if self.icrc == "check":
-                        st["bad_icrc"] += 1
-                        self._discard(now, "bad_icrc")
-                        continue
-                    st["icrc_ignored"] += 1
-                    frame[end:] = calc.to_bytes(4, order)
-            peer = self.peers.get(addr)
-            if peer is not None and getattr(peer.engine, "closed", False):
-                del self.peers[addr]
-                peer = None
-            if peer is None:
-                peer = self._new_peer(addr, local_ip, frame, now)
-                if peer is None:
-                    continue
-            if self.rx_pps:
-                peer.tokens = min(self.rx_pps,
-                                  peer.tokens + (now - peer.tok_t) * self.rx_pps / 1e9)
-                peer.tok_t = now
-                if peer.tokens < 1:
-                    st["rx_rate_limited"] += 1
-                    continue
-                peer.tokens -= 1
-            peer.last_active = now
-            peer.stats["rx_datagrams"] += 1
-            try:
-                peer.engine.receive(frame, now)
-            except Exception as exc:    # an engine must never take the driver down
-                st["engine_errors"] += 1
-                self._error(f"{peer.name}: receive: {type(exc).__name__}: {exc}")
+            if not self._check_icrc(frame, now):
+                continue
+            self._dispatch(addr, local_ip, frame, now)
         return n
 
-    def _new_peer(self, addr, local_ip, frame, now) -> Peer | None:
-        st = self.stats
-        if self.accept is None:
-            st["unknown_source"] += 1
-            return None
-        if len(self.peers) >= self.max_peers:
-            idle = [p for p in self.peers.values()
-                    if getattr(p.engine, "idle", lambda: True)()]
-            if not idle:
-                st["peers_refused"] += 1
-                return None
-            old = min(idle, key=lambda p: p.last_active)
-            del self.peers[old.addr]
-            st["peers_evicted"] += 1
-        try:
-            eng = self.accept(self, addr, local_ip, bytes(frame), now)
-        except Exception as exc:
-            st["engine_errors"] += 1
-            self._error(f"accept {addr}: {type(exc).__name__}: {exc}")
-            eng = None
-        if eng is None:
-            st["unknown_source"] += 1
-            return None
-        return self.add_peer(addr, eng, name=f"{addr[0]}:{addr[1]}")
-
-    def _discard(self, now: int, reason: str) -> None:
-        if self.keep_events:
-            self.events.append(("driver", Discarded(now, -1, None, reason)))
-
-    def _error(self, msg: str) -> None:
-        if len(self.errors) < 100:
-            self.errors.append(msg)
-
     # -- transmit -------------------------------------------------------------------------------
-    def _queue(self, peer: Peer, frame) -> None:
-        self._outq.append((memoryview(frame)[HEADER_LEN:], peer.addr))
-        peer.stats["tx_datagrams"] += 1
+    def _wire(self, frame):
+        return memoryview(frame)[HEADER_LEN:]
 
-    def _flush(self, now: int) -> bool:
-        """Send what is queued (pacing allowing); True if the socket would block."""
-        q = self._outq
-        i = self._outi
-        st = self.stats
-        sendto = self.sock.sendto
-        if self.pps:
-            self._tokens = min(float(self.budget), self._tokens
-                               + (now - self._tok_t) * self.pps / 1e9)
-            self._tok_t = now
-        blocked = False
-        while i < len(q):
-            if self.pps:
-                if self._tokens < 1:
-                    break
-                self._tokens -= 1
-            dgram, addr = q[i]
-            try:
-                sendto(dgram, addr)
-            except (BlockingIOError, InterruptedError):
-                st["tx_blocked"] += 1
-                blocked = True
-                break
-            except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    st["tx_blocked"] += 1
-                    blocked = True
-                    break
-                st["tx_errors"] += 1        # EMSGSIZE (MTU below the datagram), unreachable...
-                self._error(f"sendto {addr[0]}:{addr[1]}: {exc}")
-                i += 1
-                continue
-            st["tx_datagrams"] += 1
-            st["tx_bytes"] += len(dgram)
-            i += 1
-        if i >= len(q):
-            q.clear()
-            i = 0
-        elif i > 4096:
-            del q[:i]
-            i = 0
-        self._outi = i
-        return blocked
-
-    def pending(self) -> int:
-        """Datagrams queued but not yet handed to the kernel."""
-        return len(self._outq) - self._outi
-
-    # -- the loop -------------------------------------------------------------------------------
-    def _collect(self) -> None:
-        evs = self.stats["events"]
-        keep = self.keep_events
-        for p in list(self.peers.values()):
-            try:
-                got = p.engine.pop_events()
-            except Exception as exc:
-                self.stats["engine_errors"] += 1
-                self._error(f"{p.name}: pop_events: {type(exc).__name__}: {exc}")
-                continue
-            for e in got:
-                k = type(e).__name__
-                evs[k] = evs.get(k, 0) + 1
-                if keep:
-                    self.events.append((p.name, e))
-
-    def tick(self, now: int) -> bool:
-        """One pass: receive, timers, transmit, flush, events.  True if anything moved."""
-        moved = self._receive(now) > 0
-        st = self.stats
-        for p in list(self.peers.values()):
-            eng = p.engine
-            try:
-                t = eng.next_deadline()
-                if t is not None and t <= now:
-                    eng.handle_timeout(now)
-                if self.pending() < self.backlog:
-                    frames = eng.transmit(now, self.budget)
-                else:
-                    frames = ()             # the kernel is behind: let the engine hold them
-            except Exception as exc:
-                st["engine_errors"] += 1
-                self._error(f"{p.name}: {type(exc).__name__}: {exc}")
-                continue
-            if frames:
-                moved = True
-                p.last_active = now
-                inj = p.faults
-                for f in frames:
-                    if inj is not None:
-                        inj.push(f, now)
-                    else:
-                        self._queue(p, f)
-            if p.faults is not None:
-                for f in p.faults.pop(now):
-                    self._queue(p, f)
-        self._flush(now)
-        self._collect()
-        return moved
-
-    def next_deadline(self) -> int | None:
-        best = None
-        for p in self.peers.values():
-            for src in (p.engine, p.faults):
-                if src is None:
-                    continue
-                try:
-                    t = src.next_deadline()
-                except Exception:
-                    t = None
-                if t is not None and (best is None or t < best):
-                    best = t
-        return best
-
-    def run(self, until: Callable[[], bool] | None = None, timeout_s: float | None = None,
-            max_wait_s: float = 0.05) -> str:
-        """Run until ``until()`` is true (``"until"``), ``timeout_s`` seconds have passed
-        (``"timeout"``) or :meth:`stop` was called (``"stopped"``)."""
-        self._stop = False
-        end = None if timeout_s is None else self.now() + int(timeout_s * 1e9)
-        sock = self.sock
-        while not self._stop:
-            now = self.now()
-            moved = self.tick(now)
-            if until is not None and until():
-                return "until"
-            now = self.now()
-            if end is not None and now >= end:
-                return "timeout"
-            if moved and not self._outq:
-                continue
-            wait = max_wait_s
-            t = self.next_deadline()
-            if t is not None:
-                wait = min(wait, max(0.0, (t - now) / 1e9))
-            if end is not None:
-                wait = min(wait, max(0.0, (end - now) / 1e9))
-            wlist = []
-            if self.pending():
-                if self.pps and self._tokens < 1:
-                    wait = min(wait, (1 - self._tokens) / self.pps)
-                else:
-                    wlist = [sock]
-            if moved and wlist:
-                wait = 0.0
-            try:
-                select.select([sock], wlist, [], wait)
-            except InterruptedError:
-                pass
-            except ValueError:          # the socket was closed under us
-                return "stopped"
-        return "stopped"
+    def _xmit(self, data, addr) -> None:
+        self.sock.sendto(data, addr)
 
     def report(self) -> dict:
         """The driver's counters, for a command's report."""
-        st = dict(self.stats)
-        st["events"] = dict(st["events"])
-        return {"local": f"{self.local[0]}:{self.local[1]}", "icrc": self.icrc,
-                "icrc_note": ICRC_NOTE, "pps": self.pps, "rx_pps": self.rx_pps,
-                "budget": self.budget,
-                "stats": st, "errors": list(self.errors)}
+        out = {"local": self.listen, "icrc_note": ICRC_NOTE}
+        out.update(super().report())
+        return out

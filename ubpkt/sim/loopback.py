@@ -60,6 +60,10 @@ class LoopbackConfig:
     seed: int = 1
     pcap: str | None = None
     time_limit_ns: int = 600 * 10**9
+    # where the frames travel: "sim" (the simulator) or "veth" (raw Ethernet between two
+    # network namespaces, ubpkt.drivers.veth; root only); timeout_s bounds a veth run
+    driver: str = "sim"
+    timeout_s: float = 120.0
     profile: Profile = field(default=SPEC, repr=False)
 
     def resolved_count(self) -> int:
@@ -70,8 +74,8 @@ class LoopbackConfig:
         return 256
 
 
-def _tuned(cfg: LoopbackConfig) -> Profile:
-    p = cfg.profile
+def _tuned(cfg: LoopbackConfig, base: Profile | None = None) -> Profile:
+    p = cfg.profile if base is None else base
     tr, ta = {}, {}
     if cfg.retrans:
         tr["retransmission"] = cfg.retrans
@@ -209,10 +213,74 @@ def _workload(cfg: LoopbackConfig, rng: random.Random, src: bytearray, n: int):
     return ops, wrs, faulted
 
 
+class _SimNet:
+    """The simulator as the loopback's network: two links with delay and rate, the fault
+    injectors, the pcap tap.  The other network is ``ubpkt.drivers.veth.VethNet`` (the same
+    calls over raw Ethernet between two network namespaces)."""
+    name = "sim"
+
+    def __init__(self, cfg: LoopbackConfig, kind: str):
+        self.cfg = cfg
+        self.kind = kind
+        self.sim = None
+        self._closed = False
+
+    def profile(self, prof: Profile) -> Profile:
+        return prof
+
+    def paths(self) -> tuple:
+        path = Path(kind=self.kind)
+        return path, path.reverse()
+
+    def connect(self, app, peer, fa, fb, ledger: "Ledger", prof: Profile) -> None:
+        cfg = self.cfg
+        self.sim = sim = Simulator(seed=cfg.seed, ledger=ledger)
+        sim.add("A", app)
+        sim.add("B", peer)
+        linktype = LINKTYPE_ETHERNET if self.kind == "uboe" else LINKTYPE_UB
+        tap = PcapTap(cfg.pcap, linktype=linktype) if cfg.pcap else None
+        params = LinkParams(delay=cfg.delay_ns, rate=cfg.rate_bps, linktype=linktype)
+        sim.connect("A", "B", params,
+                    faults_ab=FaultInjector(FaultSpec.parse(fa), seed=cfg.seed) if fa else None,
+                    faults_ba=FaultInjector(FaultSpec.parse(fb), seed=cfg.seed + 1) if fb
+                    else None, tap=tap)
+
+    @property
+    def now(self) -> int:
+        return self.sim.now
+
+    @property
+    def events(self) -> list:
+        return self.sim.events
+
+    def run(self, until) -> str:
+        return self.sim.run(until_ns=self.cfg.time_limit_ns, until=until)
+
+    def settle(self, until) -> None:
+        # a lost final TPACK is recovered by the RTO; nothing new is posted
+        self.sim.run(until_ns=self.sim.now + 50_000_000, until=until)
+
+    def close(self) -> None:
+        if self.sim is not None and not self._closed:
+            self._closed = True
+            self.sim.close()
+
+    def report(self) -> dict:
+        return {"kind": "sim"}
+
+
+def _network(cfg: LoopbackConfig, kind: str):
+    if cfg.driver == "sim":
+        return _SimNet(cfg, kind)
+    if cfg.driver == "veth":
+        from ..drivers.veth import VethNet      # the drivers build on this module
+        return VethNet(cfg, kind)
+    raise ValueError(f"driver {cfg.driver!r}: sim or veth")
+
+
 def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = None) -> dict:
     """Run the loopback and return its report (see the module doc)."""
     t0 = time.perf_counter()
-    prof = _tuned(cfg)
     rng = random.Random(cfg.seed)
     n = cfg.resolved_count()
     size = cfg.size
@@ -221,9 +289,18 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
                          "per request)")
     total = n * size
     kind = "uboe" if cfg.transport in ("rtp", "utp") else "cna16"
-    path = Path(kind=kind)
-    a = Endpoint("A", path, prof, rc_id=1)
-    b = Endpoint("B", path.reverse(), prof, rc_id=2)
+    net = _network(cfg, kind)
+    try:
+        return _run(cfg, net, kind, rng, n, size, total, t0, progress)
+    finally:
+        net.close()
+
+
+def _run(cfg, net, kind, rng, n, size, total, t0, progress) -> dict:
+    prof = _tuned(cfg, net.profile(cfg.profile))
+    path_a, path_b = net.paths()
+    a = Endpoint("A", path_a, prof, rc_id=1)
+    b = Endpoint("B", path_b, prof, rc_id=2)
     tx_psn, rx_psn = rng.getrandbits(24), rng.getrandbits(24)   # reference profile: seeded
     a.open_channel(_A_TPN, _B_TPN, transport=cfg.transport, tx_psn=tx_psn, rx_psn=rx_psn)
     b.open_channel(_B_TPN, _A_TPN, transport=cfg.transport, tx_psn=rx_psn, rx_psn=tx_psn)
@@ -246,33 +323,23 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
     app = _Workload(a, wrs, cfg.outstanding)
     peer = _Receiver(b, [(_RECV_BASE + i, buf) for i, buf in recv_bufs.items()],
                      prof.tuning.transaction.recv_queue_depth)
-    sim = Simulator(seed=cfg.seed, ledger=sim_ledger)
-    sim.add("A", app)
-    sim.add("B", peer)
     fa = cfg.faults_ab or cfg.faults
     fb = cfg.faults_ba or cfg.faults
-    linktype = LINKTYPE_ETHERNET if kind == "uboe" else LINKTYPE_UB
-    tap = PcapTap(cfg.pcap, linktype=linktype) if cfg.pcap else None
-    params = LinkParams(delay=cfg.delay_ns, rate=cfg.rate_bps, linktype=linktype)
-    sim.connect("A", "B", params,
-                faults_ab=FaultInjector(FaultSpec.parse(fa), seed=cfg.seed) if fa else None,
-                faults_ba=FaultInjector(FaultSpec.parse(fb), seed=cfg.seed + 1) if fb else None,
-                tap=tap)
+    net.connect(app, peer, fa, fb, sim_ledger, prof)
     last_report = [0.0]
 
     def until() -> bool:
         if progress is not None and time.perf_counter() - last_report[0] > 0.2:
             last_report[0] = time.perf_counter()
-            progress(_progress(app, a, b, sim, n))
+            progress(_progress(app, a, b, net, n))
         return app.done()
 
     t_run = time.perf_counter()
-    outcome = sim.run(until_ns=cfg.time_limit_ns, until=until)
-    # let the last responses and acknowledgements settle (a lost final TPACK is recovered by
-    # the RTO; nothing new is posted)
-    sim.run(until_ns=sim.now + 50_000_000, until=lambda: a.idle() and b.idle())
+    outcome = net.run(until)
+    # let the last responses and acknowledgements settle
+    net.settle(lambda: a.idle() and b.idle())
     run_s = time.perf_counter() - t_run
-    sim.close()
+    net.close()
     wall = time.perf_counter() - t0
 
     # -- verify -------------------------------------------------------------------------------
@@ -317,12 +384,12 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
     if target != expect_target:
         verified = False
 
-    sim_ledger.resolve(sim.events)
+    sim_ledger.resolve(net.events)
     _endpoint_outcomes(sim_ledger, faulted, endpoint_errors, app)
-    report = _report(cfg, prof, app, a, b, sim, n, total, delivered, verified, statuses, wall,
-                     run_s, outcome)
+    report = _report(cfg, prof, app, a, b, net, sim_ledger, n, total, delivered, verified,
+                     statuses, wall, run_s, outcome)
     if progress is not None:
-        progress(_progress(app, a, b, sim, n))
+        progress(_progress(app, a, b, net, n))
     return report
 
 
@@ -408,9 +475,9 @@ def _endpoint_outcomes(ledger: Ledger, faulted: dict, errors: dict, app) -> None
         f.note = "by design: the access check fails and no byte changes"
 
 
-def _report(cfg, prof, app, a, b, sim, n, total, delivered, verified, statuses, wall, run_s,
-            outcome) -> dict:
-    ledger = sim.ledger.report()
+def _report(cfg, prof, app, a, b, sim, ledger, n, total, delivered, verified, statuses, wall,
+            run_s, outcome) -> dict:
+    ledger = ledger.report()
     eps = (a, b)
     cfg_d = {k: v for k, v in asdict(cfg).items() if k != "profile"}
     warnings = []
@@ -431,7 +498,7 @@ def _report(cfg, prof, app, a, b, sim, n, total, delivered, verified, statuses, 
         "delivered_bytes": delivered,
         "data_verified": bool(verified),
         "completions": statuses,
-        "transport": transport_counters(eps),
+        "transport": _transport(eps, sim),
         "faults": ledger,
         "sim_time_ns": sim.now,
         "wall_s": round(wall, 6),
@@ -439,4 +506,13 @@ def _report(cfg, prof, app, a, b, sim, n, total, delivered, verified, statuses, 
         "run_s": round(run_s, 6),
         "payload_mb_per_s": round(delivered / run_s / 1e6, 3) if run_s > 0 else None,
         "sim_payload_gbit_per_s": round(delivered * 8 / sim.now, 3) if sim.now else None,
+        "driver": sim.report(),
     }
+
+
+def _transport(eps, net) -> dict:
+    """The transport section, with the frames a real driver dropped for a bad ICRC before any
+    engine saw them."""
+    tr = transport_counters(eps)
+    tr["bad_icrc"] += getattr(net, "driver_bad_icrc", 0)
+    return tr

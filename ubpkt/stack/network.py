@@ -266,61 +266,64 @@ class Framer:
             return None
 
     def _parse_fast(self, frame):
-        """Frames laid out as this framer's own templates: UBoE/IPv4 (no VLAN, no IP options),
-        or a native packet with a CNA NTH."""
+        """Frames laid out as this framer's own templates: UBoE/IPv4 (no IP options), with or
+        without one 802.1Q tag, or a native packet with a CNA NTH."""
         if self.path.kind != "uboe":
             return self._parse_native(frame)
         if len(frame) < 62:
             return None
         mv = memoryview(frame)
-        if mv[12] != 0x08 or mv[13] != 0x00 or mv[14] != 0x45 or mv[23] != 17:
+        o = 4 if mv[12] == 0x81 and mv[13] == 0x00 else 0     # 802.1Q: IPv4 at 18
+        if mv[12 + o] != 0x08 or mv[13 + o] != 0x00 or mv[14 + o] != 0x45 or mv[23 + o] != 17:
             return None
-        if (mv[36] << 8 | mv[37]) not in self.profile.ub_udp_ports:
+        if (mv[36 + o] << 8 | mv[37 + o]) not in self.profile.ub_udp_ports:
             return None
-        ip_len = mv[16] << 8 | mv[17]
-        if 14 + ip_len != len(frame):
+        ip_len = mv[16 + o] << 8 | mv[17 + o]
+        if 14 + o + ip_len != len(frame):
             return None
-        b0 = mv[42]
+        b0 = mv[42 + o]
         opc = b0 & 0x7F
         if opc not in _FAST_OPC:
             return None
         if self.profile.icrc:
             end = len(frame) - 4
             stored = int.from_bytes(mv[end:], self.profile.icrc_byteorder)
-            if _icrc_uboe(mv, end) != stored:
+            if _icrc_uboe(mv, end, 14 + o) != stored:
                 self.stats["rx_bad_icrc"] += 1
                 return _BAD
         else:
             end = len(frame)
-        b1 = mv[43]
+        b1 = mv[43 + o]
         pad = (b1 >> 4) & 3
+        ta0 = 58 + o
+        src = bytes(mv[26 + o:30 + o])
+        ce = mv[15 + o] & 3 == 3        # IPv4 ECN CE (reference profile, module doc)
         if opc == UTP:
-            pkt = TpPacket("utp", 0, 0, 0, 0, 0, 0, 0, 0, 0, mv[58:end - pad],
-                           src=bytes(mv[26:30]))
-            if mv[15] & 3 == 3:
+            pkt = TpPacket("utp", 0, 0, 0, 0, 0, 0, 0, 0, 0, mv[ta0:end - pad], src=src)
+            if ce:
                 pkt.ce = 1
             return pkt
-        v = _RTPH.unpack(mv, 42)
+        v = _RTPH.unpack(mv, 42 + o)
         pkt = TpPacket("rtp", opc, b0 >> 7, v[_SRCTPN], v[_DSTTPN], v[_A], v[_PSN], v[_RSPST],
-                       v[_RSPINFO], v[_TPMSN], mv[58:end - pad], src=bytes(mv[26:30]))
+                       v[_RSPINFO], v[_TPMSN], mv[ta0:end - pad], src=src)
         if opc == RTP_DATA:
-            if mv[15] & 3 == 3:                 # IPv4 ECN CE (reference profile, module doc)
+            if ce:
                 pkt.ce = 1
             return pkt
-        off = 58
+        off = ta0
         if opc == TPACK_CC or opc == TPSACK_CC:
             h = self._cetph
-            cv = h.unpack(mv, 58)
+            cv = h.unpack(mv, ta0)
             pkt.cetph = {name: cv[i] for i, name in self._cetph_names}
-            off = 58 + h.size
+            off = ta0 + h.size
             pkt.ta = mv[off:end - pad]
         if opc == TPSACK or opc == TPSACK_CC:
             sv = _SAETPH.unpack(mv, off)
             bits = 64 << sv[_SAETPH.index["bitmapsize"]]
             pkt.maxrcvpsn = sv[_SAETPH.index["maxrcvpsn"]]
-            o = off + 4
-            pkt.bitmap = bytes(mv[o:o + bits // 8])
-            pkt.ta = mv[o + bits // 8:end - pad]
+            q = off + 4
+            pkt.bitmap = bytes(mv[q:q + bits // 8])
+            pkt.ta = mv[q + bits // 8:end - pad]
         return pkt
 
     def _parse_native(self, frame):
@@ -469,7 +472,11 @@ def _plength_ok(mv, crc_mode: bool) -> bool:
     return packet_length(((mv[2] & 0x3F) << 8) | mv[3], crc_mode) == len(mv)
 
 
-def _icrc_uboe(mv, end: int) -> int:
-    head = (int.from_bytes(mv[14:_UBOE_HDR_END], "big") | _UBOE_ORMASK).to_bytes(
+def _icrc_uboe(mv, end: int, l3: int = 14) -> int:
+    """The UBoE ICRC (UB 2.0 §5.3.7) of ``mv[:end]``: the IPv4 header (no options) at byte
+    ``l3`` (14, or 18 behind an 802.1Q tag) and the UDP header with their masked fields as ones,
+    then everything after them."""
+    udp_end = l3 + _UBOE_HDR_END - 14
+    head = (int.from_bytes(mv[l3:udp_end], "big") | _UBOE_ORMASK).to_bytes(
         _UBOE_HDR_END - 14, "big")
-    return zlib.crc32(mv[_UBOE_HDR_END:end], zlib.crc32(head))
+    return zlib.crc32(mv[udp_end:end], zlib.crc32(head))
