@@ -34,13 +34,15 @@ from ubpkt_cli.serve_cmd import _pair
 @click.option("--retrans", type=click.Choice(["gbn", "sr"]), help="RTP retransmission")
 @click.option("--window", type=click.IntRange(1, 2048), default=128, show_default=True)
 @click.option("--pps", type=click.FloatRange(1), help="datagrams per second at most")
+@click.option("--pcap", type=click.Path(dir_okay=False),
+              help="write the conversation (frames sent and received) to this pcap")
 @fault_options
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="no summary on stderr")
 def inject(to, bind, workload, verify, timeout, tokenid, token, base, tpn, psn, icrc,
-           outstanding, mtu, retrans, window, pps, seed, report_file, quiet, **faults):
+           outstanding, mtu, retrans, window, pps, pcap, seed, report_file, quiet, **faults):
     """Run a workload against a live peer over UDP, with faults injected on the send path
     (JSON report, schema ubpkt.inject/1; exit 0 only when everything completed, and with
     --verify when the data verified)."""
@@ -65,7 +67,7 @@ def inject(to, bind, workload, verify, timeout, tokenid, token, base, tpn, psn, 
                            tokenid=ints["tokenid"], token=ints["token"], local_tpn=local_tpn,
                            peer_tpn=peer_tpn, tx_psn=tx_psn, rx_psn=rx_psn, icrc=icrc,
                            outstanding=outstanding, mtu=mtu, retrans=retrans, window=window,
-                           pps=pps)
+                           pps=pps, pcap=pcap)
     except ValueError as exc:
         raise click.BadParameter(str(exc))
     try:

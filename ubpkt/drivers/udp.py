@@ -259,6 +259,9 @@ class UdpDriver:
     whose engine says ``closed`` (a session whose channel died) is made anew by ``accept``.
     ``rx_pps``: datagrams per second taken from one peer at most (a burst of up to one second's
     worth); the rest is dropped, counted ``rx_rate_limited``.
+    ``tap``: a :class:`~ubpkt.sim.tap.PcapTap` (linktype 1) that gets every frame sent and every
+    frame received that passed the ICRC check, as the engines see them (the 42-byte header
+    rebuilt on receive), with the driver's clock as the timestamp.
     ``keep_events``: keep every engine event in :attr:`events` as ``(peer name, event)`` (the
     fault ledger needs them); otherwise only count them by type in ``stats``."""
 
@@ -266,7 +269,7 @@ class UdpDriver:
                  profile: Profile = SPEC, budget: int = 64, rx_batch: int = 256,
                  pps: float | None = None, accept: Callable | None = None,
                  max_peers: int = 64, sock_buf: int = 4 << 20, keep_events: bool = True,
-                 backlog: int | None = None, rx_pps: float | None = None):
+                 backlog: int | None = None, rx_pps: float | None = None, tap=None):
         if icrc not in ("check", "ignore"):
             raise ValueError("icrc: check or ignore")
         self.icrc = icrc
@@ -278,6 +281,7 @@ class UdpDriver:
         self.max_peers = max_peers
         self.keep_events = keep_events
         self.rx_pps = rx_pps
+        self.tap = tap
         self.backlog = backlog if backlog is not None else 4 * budget
         sock = open_udp_socket(bind, sock_buf)
         sock.setblocking(False)
@@ -373,6 +377,8 @@ class UdpDriver:
                         continue
                     st["icrc_ignored"] += 1
                     frame[end:] = calc.to_bytes(4, order)
+            if self.tap is not None:
+                self.tap.write(frame, self.now())
             peer = self.peers.get(addr)
             if peer is not None and getattr(peer.engine, "closed", False):
                 del self.peers[addr]
@@ -433,6 +439,8 @@ class UdpDriver:
 
     # -- transmit -------------------------------------------------------------------------------
     def _queue(self, peer: Peer, frame) -> None:
+        if self.tap is not None:
+            self.tap.write(frame, self.now())
         self._outq.append((memoryview(frame)[HEADER_LEN:], peer.addr))
         peer.stats["tx_datagrams"] += 1
 
