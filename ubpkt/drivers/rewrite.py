@@ -14,7 +14,7 @@ offsets.  Options (:class:`RewriteSpec`):
   modulo 2^24 (UB 2.0 §6.2.1).  A PSN belongs to the direction of the data packets it counts: an
   RTP data packet's own, a TPACK/TPNAK/TPSACK's (RTPH.PSN, SAETPH.MaxRcvPSN) that of the data it
   acknowledges (source and destination swapped).  The direction is the pair of addresses (IP
-  and UDP port, or CNAs) and the TPN pair, as captured.
+  or CNA) and the TPN pair, as captured (not the UDP source port: UBoE's flow label).
 * ``fix_icrc``: recompute the ICRC (UB 2.0 §5.3.7) of every rewritten frame.  Without it a
   rewritten frame keeps its old ICRC; :attr:`Rewriter.stats` counts ``icrc_wrong``, the frames
   whose stored ICRC no longer matches their content.
@@ -53,9 +53,10 @@ TPN_FIELDS = tuple(sorted({(h.base, f.name) for h in HEADERS.values() for f in h
                            if f.name in ("srctpn", "dsttpn")}))
 _TP_DATA = frozenset(TP_PAIRS)
 _TP_RESPONSES = frozenset(x for v in TP_PAIRS.values() for x in v) | frozenset(TP_RESPONSES_NS3)
-#: the address fields naming a direction's two ends (source, destination), in the order tried
+#: the address fields naming a direction's two ends (source, destination); not the UDP source
+#: port, which is UBoE's flow label and may change per packet (UB 2.0 §5.2.3)
 _ENDS = (("ip.src", "ip.dst"), ("ipv6.src", "ipv6.dst"), ("ub.cna16.scna", "ub.cna16.dcna"),
-         ("ub.cna24.scna", "ub.cna24.dcna"), ("udp.srcport", "udp.dstport"))
+         ("ub.cna24.scna", "ub.cna24.dcna"))
 _MAC = re.compile(r"^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$")
 
 
