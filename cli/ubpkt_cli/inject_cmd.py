@@ -53,6 +53,8 @@ from ubpkt_cli.serve_cmd import _pair
 @click.option("--retrans", type=click.Choice(["gbn", "sr"]), help="RTP retransmission")
 @click.option("--window", type=click.IntRange(1, 2048), default=128, show_default=True)
 @click.option("--pps", type=click.FloatRange(1), help="datagrams per second at most")
+@click.option("--pcap", type=click.Path(dir_okay=False),
+              help="write the conversation (frames sent and received) to this pcap")
 @fault_options
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
@@ -60,7 +62,7 @@ from ubpkt_cli.serve_cmd import _pair
 @click.option("-q", "--quiet", is_flag=True, help="no summary on stderr")
 def inject(to, bind, capture, workload, proxy, direction, duration, count, upstream_bind,
            dialect, verify, timeout, tokenid, token, base, tpn, psn, icrc, outstanding, mtu,
-           retrans, window, pps, seed, report_file, quiet, **faults):
+           retrans, window, pps, pcap, seed, report_file, quiet, **faults):
     """Run a workload (--workload) or the requests of a capture (FILE.pcap) against a live
     peer over UDP, with faults injected on the send path (JSON report, schema ubpkt.inject/1;
     exit 0 only when everything completed, and with --verify when the data verified).  With
@@ -72,9 +74,9 @@ def inject(to, bind, capture, workload, proxy, direction, duration, count, upstr
     from ubpkt.stack.workload import parse_workload
     profile = PROFILES[dialect]
     if proxy is not None:
-        if workload or capture:
-            raise click.UsageError("--proxy forwards between live endpoints: no --workload "
-                                   "or FILE.pcap")
+        if workload or capture or pcap:
+            raise click.UsageError("--proxy forwards between live endpoints: no --workload, "
+                                   "FILE.pcap or --pcap")
         return _proxy(proxy, to, upstream_bind, direction, duration, count, seed, profile,
                       report_file, quiet, faults)
     if duration is not None or count is not None:
@@ -100,7 +102,7 @@ def inject(to, bind, capture, workload, proxy, direction, duration, count, upstr
                            tokenid=ints["tokenid"], token=ints["token"], local_tpn=local_tpn,
                            peer_tpn=peer_tpn, tx_psn=tx_psn, rx_psn=rx_psn, icrc=icrc,
                            outstanding=outstanding, mtu=mtu, retrans=retrans, window=window,
-                           pps=pps, profile=profile)
+                           pps=pps, profile=profile, pcap=pcap)
     except ValueError as exc:
         raise click.BadParameter(str(exc))
     try:

@@ -30,6 +30,7 @@ def _register() -> None:
     from ubpkt_cli.serve_cmd import serve; main.add_command(serve)
     from ubpkt_cli.inject_cmd import inject; main.add_command(inject)
     from ubpkt_cli.generate_cmd import generate; main.add_command(generate)
+    from ubpkt_cli.replay_cmd import replay; main.add_command(replay)
 
 
 _register()

@@ -22,6 +22,7 @@ from ..profile import SPEC, Profile
 from ..sim.faults import FaultInjector, FaultSpec
 from ..sim.ledger import Ledger
 from ..sim.loopback import _Workload, transport_counters
+from ..sim.tap import PcapTap
 from ..stack.endpoint import Endpoint
 from ..stack.transaction.ops import WorkRequest
 from ..stack.workload import plan as make_plan, prefill as make_prefill
@@ -55,13 +56,16 @@ class InjectConfig:
     retrans: str | None = None
     window: int = 128
     pps: float | None = None
+    pcap: str | None = None         # write the conversation (sent and received frames) here
     profile: Profile = field(default=SPEC, repr=False)
 
 
 class _Run:
     def __init__(self, cfg: InjectConfig):
         self.cfg = cfg
-        self.driver = UdpDriver(cfg.bind, icrc=cfg.icrc, profile=cfg.profile, pps=cfg.pps)
+        self.tap = PcapTap(cfg.pcap) if cfg.pcap else None
+        self.driver = UdpDriver(cfg.bind, icrc=cfg.icrc, profile=cfg.profile, pps=cfg.pps,
+                                tap=self.tap)
         prof = wallclock_profile(cfg.profile, mtu=cfg.mtu, window=cfg.window)
         if cfg.retrans:
             prof = prof.with_(transport={"retransmission": cfg.retrans})
@@ -112,6 +116,8 @@ def run_inject(cfg: InjectConfig) -> dict:
         return _run(cfg, p, run, t0)
     finally:
         run.driver.close()
+        if run.tap is not None:
+            run.tap.close()
 
 
 def _run(cfg: InjectConfig, p, run: _Run, t0: float) -> dict:

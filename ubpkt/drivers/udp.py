@@ -240,6 +240,9 @@ class UdpDriver(WallClockDriver):
     whose engine says ``closed`` (a session whose channel died) is made anew by ``accept``.
     ``rx_pps``: datagrams per second taken from one peer at most (a burst of up to one second's
     worth); the rest is dropped, counted ``rx_rate_limited``.
+    ``tap``: a :class:`~ubpkt.sim.tap.PcapTap` (linktype 1) that gets every frame sent and every
+    frame received that passed the ICRC check, as the engines see them (the 42-byte header
+    rebuilt on receive), with the driver's clock as the timestamp.
     ``keep_events``: keep every engine event in :attr:`events` as ``(peer name, event)`` (the
     fault ledger needs them); otherwise only count them by type in ``stats``."""
 
@@ -248,10 +251,11 @@ class UdpDriver(WallClockDriver):
                  pps: float | None = None, accept: Callable | None = None,
                  max_peers: int = 64, sock_buf: int = 4 << 20, keep_events: bool = True,
                  backlog: int | None = None, rx_pps: float | None = None,
-                 t0: int | None = None):
+                 t0: int | None = None, tap=None):
         super().__init__(icrc=icrc, profile=profile, budget=budget, rx_batch=rx_batch,
                          pps=pps, accept=accept, max_peers=max_peers,
-                         keep_events=keep_events, backlog=backlog, rx_pps=rx_pps, t0=t0)
+                         keep_events=keep_events, backlog=backlog, rx_pps=rx_pps, t0=t0,
+                         tap=tap)
         sock = open_udp_socket(bind, sock_buf)
         sock.setblocking(False)
         self.sock = sock

@@ -64,7 +64,9 @@ class WallClockDriver:
     every engine event in :attr:`events` as ``(peer name, event)`` (the fault ledger needs them);
     otherwise only count them by type in ``stats``.  ``backlog``: no engine transmits while
     more than this many frames wait for the kernel (default 4 x budget).  ``t0``: the clock's
-    origin in ``monotonic_ns`` (drivers run together share one)."""
+    origin in ``monotonic_ns`` (drivers run together share one).  ``tap``: a
+    :class:`~ubpkt.sim.tap.PcapTap` given every frame sent and every frame received that passed
+    the ICRC check, whole (with the Ethernet/IPv4/UDP header the ICRC was checked over)."""
 
     #: the subclass's socket (select waits on it)
     sock = None
@@ -76,7 +78,7 @@ class WallClockDriver:
     def __init__(self, *, icrc: str = "check", profile: Profile = SPEC, budget: int = 64,
                  rx_batch: int = 256, pps: float | None = None, accept: Callable | None = None,
                  max_peers: int = 64, keep_events: bool = True, backlog: int | None = None,
-                 rx_pps: float | None = None, t0: int | None = None):
+                 rx_pps: float | None = None, t0: int | None = None, tap=None):
         if icrc not in ("check", "ignore"):
             raise ValueError("icrc: check or ignore")
         self.icrc = icrc
@@ -88,6 +90,7 @@ class WallClockDriver:
         self.max_peers = max_peers
         self.keep_events = keep_events
         self.rx_pps = rx_pps
+        self.tap = tap
         self.backlog = backlog if backlog is not None else 4 * budget
         self.peers: dict[tuple, Peer] = {}
         self.events: list = []
@@ -161,6 +164,8 @@ class WallClockDriver:
     def _dispatch(self, addr: tuple, local_ip: str, frame, now: int) -> None:
         """Hand a received frame to the peer of ``addr`` (made by ``accept`` when new)."""
         st = self.stats
+        if self.tap is not None:
+            self.tap.write(frame, self.now())
         peer = self.peers.get(addr)
         if peer is not None and getattr(peer.engine, "closed", False):
             del self.peers[addr]
@@ -227,6 +232,8 @@ class WallClockDriver:
         raise NotImplementedError
 
     def _queue(self, peer: Peer, frame) -> None:
+        if self.tap is not None:
+            self.tap.write(frame, self.now())
         self._outq.append((self._wire(frame), peer.addr))
         peer.stats["tx_datagrams"] += 1
 
