@@ -31,7 +31,7 @@ import select
 import socket
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from ..profile import SPEC, Profile
@@ -114,8 +114,8 @@ def open_udp_socket(bind: tuple, sock_buf: int = 4 << 20) -> socket.socket:
 @dataclass(frozen=True)
 class UdpPath(Path):
     """A UBoE :class:`~ubpkt.stack.network.Path` for a UDP socket pair: the UDP destination
-    port too (``udp_dport``), and the IPv4 header the kernel sends (DF, IP id 0)."""
-    udp_dport: int = UB_UDP_PORT
+    port too (``udp_dport``, on :class:`Path`), and the IPv4 header the kernel sends (DF, IP
+    id 0)."""
 
     def carrier(self, transport: str) -> list:
         layers = super().carrier(transport)
@@ -126,8 +126,9 @@ class UdpPath(Path):
         return layers
 
     def reverse(self) -> "UdpPath":
-        return UdpPath(self.kind, self.dst_mac, self.src_mac, self.dst_ip, self.src_ip,
-                       self.udp_dport, self.dcna, self.scna, self.lbf, self.vl, self.udp_sport)
+        """The socket pair seen from the other end: addresses and both ports swapped."""
+        return replace(super().reverse(), udp_sport=self.udp_dport, udp_dport=self.udp_sport)
+
 
 
 def udp_profile(profile: Profile, *ports: int) -> Profile:
