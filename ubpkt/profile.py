@@ -156,6 +156,9 @@ class Profile:
     #: RSPST/RSPINFO: no TAACK aggregation, and an error answer is marked by BTAH.Poison 1
     #: (reference-profile choice: ns-3-UB sends no error responses).
     ta_response_form: str = "atah"
+    #: Whether a sender pads the TP body to 4 bytes (RTPH/UTPH/CTPH Padding, UB 2.0 §6.2.1);
+    #: ns-3-UB sends unpadded bodies with Padding 0.
+    pad_tp_body: bool = True
     #: Bytes of a Write covered by one TASSN: 0 = one TASSN (and one TAACK) per MTU packet (the
     #: reference reading of §7.3.1.1); N = one TASSN per N bytes, all its packets sharing it,
     #: RTPH Last on its final packet, one TAACK after that packet (ns-3-UB: 64 KiB TA segments).
@@ -231,7 +234,7 @@ NS3 = Profile(
     ns3_layouts=True, crd_ack_vl0_first=True, cci_dont_care_on_cna=True,
     check_udp_zero_checksum=False, check_ipv4_df=False, cna_tah_form="compact", check_npi=False,
     ctp_cnp_cetph=False, tp_response_echo=True, ta_response_form="btah_maetah",
-    write_tassn_bytes=65536,
+    write_tassn_bytes=65536, pad_tp_body=False,
     tuning=Tuning(transport=TransportTuning(ack_coalesce=False)),
 )
 

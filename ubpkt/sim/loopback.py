@@ -61,6 +61,9 @@ class LoopbackConfig:
     pcap: str | None = None
     time_limit_ns: int = 600 * 10**9
     profile: Profile = field(default=SPEC, repr=False)
+    #: the Path kind (``ubpkt.stack.network.Path``); None: ``uboe`` for RTP/UTP, ``cna16``
+    #: otherwise.  ``ipv4``: the native IP-form NTH (the ns-3-UB dialect's URMA packets).
+    path_kind: str | None = None
 
     def resolved_count(self) -> int:
         if self.count is not None:
@@ -220,7 +223,7 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
         raise ValueError("atomic workloads need --size 16 or more (an aligned 8-byte counter "
                          "per request)")
     total = n * size
-    kind = "uboe" if cfg.transport in ("rtp", "utp") else "cna16"
+    kind = cfg.path_kind or ("uboe" if cfg.transport in ("rtp", "utp") else "cna16")
     path = Path(kind=kind)
     a = Endpoint("A", path, prof, rc_id=1)
     b = Endpoint("B", path.reverse(), prof, rc_id=2)
