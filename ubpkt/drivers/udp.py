@@ -38,6 +38,7 @@ from ..profile import SPEC, Profile
 from ..stack.engine import Discarded
 # the UBoE ICRC over a whole frame, the Framer's own routine (masks from the field declarations)
 from ..stack.network import Path, _icrc_uboe
+from .carriage import carriage_for
 
 __all__ = ["UB_UDP_PORT", "HEADER_LEN", "ICRC_NOTE", "UdpPath", "UdpDriver", "Peer", "UdpFaults",
            "parse_hostport", "udp_profile", "wallclock_profile", "pseudo_header"]
@@ -267,9 +268,12 @@ class UdpDriver:
                  profile: Profile = SPEC, budget: int = 64, rx_batch: int = 256,
                  pps: float | None = None, accept: Callable | None = None,
                  max_peers: int = 64, sock_buf: int = 4 << 20, keep_events: bool = True,
-                 backlog: int | None = None, rx_pps: float | None = None):
+                 backlog: int | None = None, rx_pps: float | None = None,
+                 dialect: str = "spec"):
         if icrc not in ("check", "ignore"):
             raise ValueError("icrc: check or ignore")
+        #: how frames ride in datagrams (:mod:`ubpkt.drivers.carriage`), by the dialect
+        self.carriage = carriage_for(dialect, profile, icrc, pseudo_header)
         self.icrc = icrc
         self.profile = profile
         self.budget = budget
@@ -313,7 +317,7 @@ class UdpDriver:
 
     def add_peer(self, addr: tuple, engine, *, name: str = "peer", faults=None) -> Peer:
         """Talk to ``addr`` with ``engine``; ``faults``: a FaultInjector on its send path."""
-        if faults is not None:
+        if faults is not None and not self.carriage.whole_frames:
             faults = UdpFaults(faults, self.profile.icrc_byteorder, self.profile.icrc)
         p = Peer(tuple(addr), name, engine, faults)
         p.last_active = p.tok_t = self.now()
@@ -343,8 +347,6 @@ class UdpDriver:
     def _receive(self, now: int) -> int:
         st = self.stats
         n = 0
-        icrc = self.profile.icrc
-        order = self.profile.icrc_byteorder
         for _ in range(self.rx_batch):
             try:
                 data, addr, local_ip = self._recv_one()
@@ -357,23 +359,10 @@ class UdpDriver:
             n += 1
             st["rx_datagrams"] += 1
             st["rx_bytes"] += len(data)
-            if len(data) < 20:      # an RTPH (16) and an ICRC (4) at the least
-                st["runt"] += 1
-                self._discard(now, "runt")
+            frame, why = self.carriage.unwrap(data, addr, (local_ip, self.local[1]), st)
+            if frame is None:
+                self._discard(now, why)
                 continue
-            frame = bytearray(pseudo_header(addr[0], addr[1], local_ip, self.local[1],
-                                            len(data)))
-            frame += data
-            if icrc:
-                end = len(frame) - 4
-                calc = _icrc_uboe(memoryview(frame), end)
-                if calc != int.from_bytes(frame[end:], order):
-                    if self.icrc == "check":
-                        st["bad_icrc"] += 1
-                        self._discard(now, "bad_icrc")
-                        continue
-                    st["icrc_ignored"] += 1
-                    frame[end:] = calc.to_bytes(4, order)
             peer = self.peers.get(addr)
             if peer is not None and getattr(peer.engine, "closed", False):
                 del self.peers[addr]
@@ -434,7 +423,7 @@ class UdpDriver:
 
     # -- transmit -------------------------------------------------------------------------------
     def _queue(self, peer: Peer, frame) -> None:
-        self._outq.append((memoryview(frame)[HEADER_LEN:], peer.addr))
+        self._outq.append((self.carriage.wrap(frame), peer.addr))
         peer.stats["tx_datagrams"] += 1
 
     def _flush(self, now: int) -> bool:

@@ -161,7 +161,7 @@ class RtpChannel:
     mode = "rtp"
 
     def __init__(self, *, channel_id: int, local_tpn: int, peer_tpn: int, tx_psn: int,
-                 rx_psn: int, framer, tuning, deliver):
+                 rx_psn: int, framer, tuning, deliver, tx_msn: int = 0):
         t = tuning
         if t.retransmission not in ("gbn", "sr"):
             raise ValueError(f"retransmission {t.retransmission!r}: gbn or sr")
@@ -190,7 +190,7 @@ class RtpChannel:
         self._unacked: deque = deque()      # (segment, tpmsn) for PSNs una, una+1, ... nxt-1
         self._una = tx_psn & PSN_MASK       # absolute PSNs
         self._nxt = self._una
-        self._tx_msn = 0
+        self._tx_msn = tx_msn & PSN_MASK    # the TPMSN of this end's next transaction
         self._since_a = 0
         self._rtx: deque = deque()          # (absolute PSN, reason) to send again
         self._sacked: set = set()           # absolute PSNs a TPSACK reported received
