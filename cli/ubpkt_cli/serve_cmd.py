@@ -22,9 +22,18 @@ def _pair(text: str, what: str) -> tuple[int, int]:
 @click.command()
 @click.option("--udp", "udp", default="127.0.0.1:4792", show_default=True,
               help="HOST:PORT to bind (UBoE over UDP, UB 2.0 §5.2.3)")
-@click.option("--region", "regions", multiple=True, metavar="NAME:SIZE[:TOKEN]",
-              help="a memory region (repeatable); region i: base (i+1)<<32, TokenID i+1; "
-                   "default mem:16MiB without a token")
+@click.option("--region", "regions", multiple=True, metavar="NAME:SIZE[:TOKEN][@BASE[/TOKENID]]",
+              help="a memory region (repeatable); region i: base (i+1)<<32, TokenID i+1 "
+                   "unless @BASE/TOKENID; default mem:16MiB without a token")
+@click.option("--dialect", type=click.Choice(["spec", "ns3"]), default="spec",
+              show_default=True,
+              help="spec: UBoE datagrams (UB 2.0 §5.2.3); ns3: one whole ns-3-UB frame per "
+                   "datagram, NS3 profile")
+@click.option("--learn", is_flag=True,
+              help="take each session's TPNs and receive PSN from its first data packet "
+                   "(the transmit PSN stays --psn TX)")
+@click.option("--tpmsn", "tx_msn", type=click.IntRange(0, (1 << 24) - 1), default=0,
+              show_default=True, help="TPMSN of each session's first transaction")
 @click.option("--tpn", default="0x20:0x10", show_default=True,
               help="LOCAL:PEER TP channel numbers")
 @click.option("--psn", default="0:0", show_default=True,
@@ -43,12 +52,13 @@ def _pair(text: str, what: str) -> tuple[int, int]:
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="nothing on stderr")
-def serve(udp, regions, tpn, psn, icrc, count_requests, duration, max_peers, mtu, pps,
+def serve(udp, regions, dialect, learn, tx_msn, tpn, psn, icrc, count_requests, duration, max_peers, mtu, pps,
           rate_limit, report_file, quiet):
     """Answer UB requests arriving over UDP from memory regions, until Ctrl-C / SIGTERM,
     --count-requests or --duration; then write a JSON report (schema ubpkt.serve/1)."""
     from ubpkt.drivers.serve import ServeConfig, Server, parse_region
     from ubpkt.drivers.udp import parse_hostport
+    from ubpkt.profile import PROFILES
     local_tpn, peer_tpn = _pair(tpn, "LOCAL:PEER")
     tx_psn, rx_psn = _pair(psn, "TX:RX")
     try:
@@ -57,7 +67,9 @@ def serve(udp, regions, tpn, psn, icrc, count_requests, duration, max_peers, mtu
         cfg = ServeConfig(bind=bind, regions=regs, local_tpn=local_tpn, peer_tpn=peer_tpn,
                           tx_psn=tx_psn, rx_psn=rx_psn, icrc=icrc,
                           count_requests=count_requests, duration_s=duration,
-                          max_peers=max_peers, mtu=mtu, pps=pps, rate_limit=rate_limit)
+                          max_peers=max_peers, mtu=mtu, pps=pps, rate_limit=rate_limit,
+                          dialect=dialect, learn=learn, tx_msn=tx_msn,
+                          profile=PROFILES[dialect])
     except ValueError as exc:
         raise click.BadParameter(str(exc))
     try:
@@ -68,7 +80,8 @@ def serve(udp, regions, tpn, psn, icrc, count_requests, duration, max_peers, mtu
         raise click.ClickException(str(exc))
     say = (lambda *a: None) if quiet else (lambda m: click.echo(m, err=True))
     say(f"ubpkt serve: listening on {server.local[0]}:{server.local[1]} (UDP), TPN "
-        f"{local_tpn:#x} <- {peer_tpn:#x}, ICRC {icrc}")
+        + ("learned per session" if learn else f"{local_tpn:#x} <- {peer_tpn:#x}")
+        + f", dialect {dialect}, ICRC {icrc}")
     for r in server.regions:
         say(f"  region {r.name}: base {r.base:#x}, {r.size} bytes, TokenID {r.tokenid}"
             + (", token required" if r.tokenvalue is not None else ""))

@@ -161,3 +161,18 @@ def test_ignore_list_hides_no_protocol_field():
     other = next(r for r in c if _kind(r) == ("tpack", 2))
     names = {d["field"] for d in _check([("x", tpack, other)])}
     assert "ub.rtph.psn" in names and "ub.rtph.tpmsn" in names
+
+
+def test_serve_cli_rejects_a_bad_region_placement():
+    from click.testing import CliRunner
+    from ubpkt_cli.main import main
+    r = CliRunner().invoke(main, ["serve", "--udp", "127.0.0.1:0", "--dialect", "ns3",
+                                  "--region", "m:4KiB@zero"])
+    assert r.exit_code == 2 and "BASE" in r.output and "Traceback" not in r.output
+
+
+def test_parse_region_places_a_region():
+    from ubpkt.drivers.serve import parse_region
+    r = parse_region("ns3:64KiB@0/0", 3)
+    assert (r.base, r.tokenid, r.size) == (0, 0, 64 * 1024)
+    assert parse_region("m:1KiB", 1).base == 2 << 32
