@@ -43,6 +43,10 @@ class TransportTuning:
     #: ACK coalescing: the sender sets the A bit (ACK required) on every Nth packet and on the
     #: last packet of a transaction; the receiver acknowledges A packets (and any gap) at once.
     ack_every: int = 16
+    #: whether a receiver folds the packets taken since its last response into one cumulative
+    #: TPACK (True), or answers every in-order data packet with its own TPACK, each with its
+    #: PSN, TPMSN and CETPH (False: what ns-3-UB does, dialect notes §5.6).
+    ack_coalesce: bool = True
     #: TPSACK bitmap size in bits (64..1024, §6.2.3) for selective retransmission.
     sack_bitmap_bits: int = 256
 
@@ -138,8 +142,27 @@ class Profile:
     cetph_variant: str = "caqm"
     #: G13: full or compact TAH on CFG 6/7 packets (CFG 9 always uses the compact forms).
     cna_tah_form: str = "full"
-    #: G10: whether TP responses (TPACK/TPNAK/TPSACK) carry an ATAH after their extension headers.
+    #: G10: whether TP responses (TPACK/TPNAK/TPSACK) carry an ATAH after their extension headers
+    #: (a TAACK opcode with the INI_TASSN of the acknowledged data packet, as ns-3-UB sends it).
     tp_response_atah: bool = False
+    #: Whether a TP response repeats the acknowledged data packet's TPOpcode[7] (last) and A
+    #: bit (ns-3-UB copies the data packet's RTPH into its ACK); off: both 0 (UB 2.0 §6.2.1
+    #: defines TPOpcode[7] for data packets only).
+    tp_response_echo: bool = False
+    #: How a target answers over RTP in the full form (UB 2.0 §7.2.2, §7.4): ``atah`` (the
+    #: spec's ATAH, with its extension headers), or ``btah_maetah`` (ns-3-UB: the response
+    #: TAOpcode in a BTAH with the request's INI_TASSN/INI_RC, then a MAETAH whose Length is the
+    #: data bytes that follow; a TAACK carries one dummy zero byte, Length 1).  That form has no
+    #: RSPST/RSPINFO: no TAACK aggregation, and an error answer is marked by BTAH.Poison 1
+    #: (reference-profile choice: ns-3-UB sends no error responses).
+    ta_response_form: str = "atah"
+    #: Whether a sender pads the TP body to 4 bytes (RTPH/UTPH/CTPH Padding, UB 2.0 §6.2.1);
+    #: ns-3-UB sends unpadded bodies with Padding 0.
+    pad_tp_body: bool = True
+    #: Bytes of a Write covered by one TASSN: 0 = one TASSN (and one TAACK) per MTU packet (the
+    #: reference reading of §7.3.1.1); N = one TASSN per N bytes, all its packets sharing it,
+    #: RTPH Last on its final packet, one TAACK after that packet (ns-3-UB: 64 KiB TA segments).
+    write_tassn_bytes: int = 0
     #: Optional headers the BTAH flags cannot announce (§7.4 Table 7-2/7-4): whether Read,
     #: atomic requests and their responses carry TAIDETAH and OFSTETAH.
     read_taidetah: bool = False
@@ -210,7 +233,9 @@ NS3 = Profile(
     dllcb_bcrc=False, check_plength=False, lph_rt_swapped=True, cna_little_endian=True,
     ns3_layouts=True, crd_ack_vl0_first=True, cci_dont_care_on_cna=True,
     check_udp_zero_checksum=False, check_ipv4_df=False, cna_tah_form="compact", check_npi=False,
-    ctp_cnp_cetph=False,
+    ctp_cnp_cetph=False, tp_response_echo=True, ta_response_form="btah_maetah",
+    write_tassn_bytes=65536, pad_tp_body=False,
+    tuning=Tuning(transport=TransportTuning(ack_coalesce=False)),
 )
 
 PROFILES = {"spec": SPEC, "ns3": NS3}

@@ -29,9 +29,18 @@ def _pair(text: str, what: str) -> tuple[int, int]:
               "on (frames of other VLANs and untagged ones are ignored)")
 @click.option("--pcp", type=click.IntRange(0, 7), default=0, show_default=True,
               help="--iface --vlan: the priority of the tags sent")
-@click.option("--region", "regions", multiple=True, metavar="NAME:SIZE[:TOKEN]",
-              help="a memory region (repeatable); region i: base (i+1)<<32, TokenID i+1; "
-                   "default mem:16MiB without a token")
+@click.option("--region", "regions", multiple=True, metavar="NAME:SIZE[:TOKEN][@BASE[/TOKENID]]",
+              help="a memory region (repeatable); region i: base (i+1)<<32, TokenID i+1 "
+                   "unless @BASE/TOKENID; default mem:16MiB without a token")
+@click.option("--dialect", type=click.Choice(["spec", "ns3"]), default="spec",
+              show_default=True,
+              help="spec: UBoE datagrams (UB 2.0 §5.2.3); ns3: one whole ns-3-UB frame per "
+                   "datagram, NS3 profile")
+@click.option("--learn", is_flag=True,
+              help="take each session's TPNs and receive PSN from its first data packet "
+                   "(the transmit PSN stays --psn TX)")
+@click.option("--tpmsn", "tx_msn", type=click.IntRange(0, (1 << 24) - 1), default=0,
+              show_default=True, help="TPMSN of each session's first transaction")
 @click.option("--tpn", default="0x20:0x10", show_default=True,
               help="LOCAL:PEER TP channel numbers")
 @click.option("--psn", default="0:0", show_default=True,
@@ -54,8 +63,9 @@ def _pair(text: str, what: str) -> tuple[int, int]:
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="nothing on stderr")
 @click.pass_context
-def serve(ctx, udp, iface, vlan, pcp, regions, tpn, psn, icrc, count_requests, duration,
-          max_peers, max_memory, mtu, pps, rate_limit, report_file, quiet):
+def serve(ctx, udp, iface, vlan, pcp, regions, dialect, learn, tx_msn, tpn, psn, icrc,
+          count_requests, duration, max_peers, max_memory, mtu, pps, rate_limit, report_file,
+          quiet):
     """Answer UB requests arriving over UDP (or raw Ethernet, --iface) from memory regions,
     until Ctrl-C / SIGTERM, --count-requests or --duration; then write a JSON report (schema
     ubpkt.serve/1)."""
@@ -64,8 +74,11 @@ def serve(ctx, udp, iface, vlan, pcp, regions, tpn, psn, icrc, count_requests, d
         raise click.UsageError("--udp or --iface, not both")
     if iface is None and (vlan is not None or pcp):
         raise click.UsageError("--vlan and --pcp go with --iface")
+    if iface is not None and dialect != "spec":
+        raise click.UsageError("--iface carries UBoE frames: --dialect spec only")
     from ubpkt.drivers.serve import ServeConfig, Server, parse_region
     from ubpkt.drivers.udp import parse_hostport
+    from ubpkt.profile import PROFILES
     from ubpkt.stack.workload import parse_size
     local_tpn, peer_tpn = _pair(tpn, "LOCAL:PEER")
     tx_psn, rx_psn = _pair(psn, "TX:RX")
@@ -77,7 +90,9 @@ def serve(ctx, udp, iface, vlan, pcp, regions, tpn, psn, icrc, count_requests, d
                           tx_psn=tx_psn, rx_psn=rx_psn, icrc=icrc,
                           count_requests=count_requests, duration_s=duration,
                           max_peers=max_peers, max_memory=limit, mtu=mtu, pps=pps,
-                          rate_limit=rate_limit, iface=iface, vlan=vlan, pcp=pcp)
+                          rate_limit=rate_limit, iface=iface, vlan=vlan, pcp=pcp,
+                          dialect=dialect, learn=learn, tx_msn=tx_msn,
+                          profile=PROFILES[dialect])
     except ValueError as exc:
         raise click.BadParameter(str(exc))
     try:
@@ -90,7 +105,8 @@ def serve(ctx, udp, iface, vlan, pcp, regions, tpn, psn, icrc, count_requests, d
         raise click.UsageError(str(exc))
     say = (lambda *a: None) if quiet else (lambda m: click.echo(m, err=True))
     say(f"ubpkt serve: listening on {server.listen} ({'raw Ethernet' if iface else 'UDP'}), TPN "
-        f"{local_tpn:#x} <- {peer_tpn:#x}, ICRC {icrc}")
+        + ("learned per session" if learn else f"{local_tpn:#x} <- {peer_tpn:#x}")
+        + f", dialect {dialect}, ICRC {icrc}")
     say(f"  memory: at most {server.cfg.max_memory} bytes: regions {server.region_bytes}, "
         f"{server.session_cap} sessions of {server.session_bytes}")
     for r in server.regions:

@@ -1,5 +1,6 @@
 """Field-level comparison of dissected packets (ubpkt.drivers.compare)."""
-from ubpkt import dissect, open_capture
+from ubpkt import open_capture
+from ubpkt.dissect import dissect   # the function (ubpkt.dissect is also the package)
 from ubpkt.drivers.compare import field_differences, ignore_for, summarize
 from ubpkt.stack.network import _icrc_uboe
 

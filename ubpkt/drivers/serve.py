@@ -44,6 +44,8 @@ from .udp import ICRC_NOTE, UB_UDP_PORT, UdpDriver, udp_profile, wallclock_profi
 __all__ = ["RegionSpec", "ServeConfig", "Server", "parse_region", "SCHEMA"]
 
 SCHEMA = "ubpkt.serve/1"
+#: the channel key of a session's TP-bypass channel (outside the 24-bit TPN space)
+BYPASS_KEY = 1 << 24
 MAX_REGION = 1 << 30
 _RECV_BASE = 1_000_000
 #: the largest datagram the driver takes in (its receive size)
@@ -79,9 +81,22 @@ class RegionSpec:
 
 
 def parse_region(text: str, index: int) -> RegionSpec:
-    """``NAME:SIZE[:TOKEN]`` (SIZE with KiB/MiB; TOKEN an integer, ``0x`` for hex) as region
-    ``index`` (module doc)."""
-    parts = [p.strip() for p in str(text).split(":")]
+    """``NAME:SIZE[:TOKEN][@BASE[/TOKENID]]`` (SIZE with KiB/MiB; TOKEN, BASE, TOKENID
+    integers, ``0x`` for hex) as region ``index`` (module doc).  ``@BASE/TOKENID`` places the
+    region elsewhere than ``(index+1) << 32`` with TokenID ``index+1`` (ns-3-UB's requests
+    carry address 0 and TokenID 0: ``@0/0``)."""
+    text, at, place = str(text).partition("@")
+    base = tokenid = None
+    if at:
+        b, slash, t = place.partition("/")
+        try:
+            base = int(b, 0)
+            tokenid = int(t, 0) if slash else None
+        except ValueError:
+            raise ValueError(f"--region {text}@{place}: BASE[/TOKENID] are integers") from None
+        if base < 0 or base >= 1 << 64 or (tokenid is not None and not 0 <= tokenid < 1 << 20):
+            raise ValueError(f"--region {text}@{place}: BASE has 64 bits, TOKENID 20")
+    parts = [p.strip() for p in text.split(":")]
     if len(parts) not in (2, 3) or not parts[0]:
         raise ValueError(f"--region {text!r}: NAME:SIZE[:TOKEN]")
     size = parse_size(parts[1])
@@ -95,7 +110,8 @@ def parse_region(text: str, index: int) -> RegionSpec:
             raise ValueError(f"--region {text!r}: TOKEN is an integer") from None
         if not 0 <= token < 1 << 32:
             raise ValueError(f"--region {text!r}: a TokenValue has 32 bits (UB 2.0 §7.2.5)")
-    return RegionSpec(parts[0], size, token, index + 1, (index + 1) << 32)
+    return RegionSpec(parts[0], size, token, index + 1 if tokenid is None else tokenid,
+                      (index + 1) << 32 if base is None else base)
 
 
 @dataclass
@@ -121,6 +137,12 @@ class ServeConfig:
     vlan: int | None = None
     pcp: int = 0
     profile: Profile = field(default=SPEC, repr=False)
+    #: ``spec`` (UBoE datagrams) or ``ns3`` (whole ns-3-UB frames; :mod:`.carriage`)
+    dialect: str = "spec"
+    #: learn each session's channel from its first data packet (module doc)
+    learn: bool = False
+    #: the TPMSN of each session's first transaction (its channel's transmit side)
+    tx_msn: int = 0
 
 
 class _Session(_App):
@@ -164,9 +186,11 @@ def open_driver(cfg: ServeConfig, **kw):
     """The driver ``cfg`` asks for: raw Ethernet on ``cfg.iface`` (UDP port: the profile's UB
     port), else UDP bound to ``cfg.bind``.  ``kw``: the WallClockDriver keywords."""
     if cfg.iface:
+        if cfg.dialect != "spec":
+            raise ValueError("--iface carries UBoE frames (UB 2.0 §5.2.3): --dialect spec only")
         from .raw import RawDriver
         return RawDriver(cfg.iface, vlan=cfg.vlan, pcp=cfg.pcp, **kw)
-    return UdpDriver(cfg.bind, **kw)
+    return UdpDriver(cfg.bind, dialect=cfg.dialect, **kw)
 
 
 class Server:
@@ -212,10 +236,15 @@ class Server:
                              f"regions, less than one session needs ({self.session_bytes})")
         self.driver.max_peers = self.session_cap
         self.profile = udp_profile(stack_profile, self.driver.local_port)
-        self._probe = Framer(Path(), self.profile)     # parsing needs the kind only
+        #: how frames ride in datagrams (UDP: by the dialect; raw Ethernet: whole UBoE frames)
+        self.carriage = getattr(self.driver, "carriage", None)
+        whole = self.carriage is not None and self.carriage.whole_frames
+        # parsing needs the path's kind only
+        self._probe = Framer(Path(kind="ipv4") if whole else Path(), self.profile)
         self.counters = {"sessions": 0, "messages": 0, "message_bytes": 0,
                          "message_errors": 0, "refused_first_packets": 0,
                          "peak_allocated": total}
+        self.learned: list = []             # the channels --learn took from first packets
         self._targets: list = []            # the stats of every session's target
         self._transports: list = []
 
@@ -228,17 +257,34 @@ class Server:
         return self.driver.listen
 
     def _accept(self, driver, addr, local_ip, frame, now):
+        """A session for the first acceptable packet from ``addr``: an RTP data packet for the
+        local TPN (any TPN with ``learn``), or a TP-bypass request.  With ``learn`` the
+        channel is the packet's: its DstTPN is the local TPN, its SrcTPN the peer's, its PSN
+        the first expected; the transmit PSN stays ``tx_psn``, as the peer's expectation of
+        ours is not in its request.  Every session also answers TP-bypass requests."""
+        c = self.cfg
         pkt = self._probe.parse(frame)
-        if pkt is None or pkt.mode != "rtp" or pkt.tpopcode != RTP_DATA \
-                or pkt.dsttpn != self.cfg.local_tpn:
+        rtp = pkt is not None and pkt.mode == "rtp" and pkt.tpopcode == RTP_DATA and \
+            (c.learn or pkt.dsttpn == c.local_tpn)
+        if not rtp and (pkt is None or pkt.mode != "bypass"):
             self.counters["refused_first_packets"] += 1
             return None
-        c = self.cfg
-        ep = Endpoint(driver.peer_name(addr), driver.path_to(addr, local_ip), self.profile,
-                      memory=self.memory, rc_id=2)
-        ch = ep.open_channel(c.local_tpn, c.peer_tpn, tx_psn=c.tx_psn, rx_psn=c.rx_psn)
-        self._targets.append(ch.target.stats)
-        self._transports.append(ch.engine.stats)
+        path = self.carriage.path_for(driver, addr, local_ip, frame) if self.carriage \
+            is not None else driver.path_to(addr, local_ip)
+        ep = Endpoint(driver.peer_name(addr), path, self.profile, memory=self.memory, rc_id=2)
+        local, peer, rx = c.local_tpn, c.peer_tpn, c.rx_psn
+        if rtp and c.learn:
+            local, peer, rx = pkt.dsttpn, pkt.srctpn, pkt.psn
+            self.learned.append({"source": driver.peer_name(addr), "local_tpn": local,
+                                 "peer_tpn": peer, "rx_psn": rx})
+        if rtp or not c.learn:
+            ch = ep.open_channel(local, peer, tx_psn=c.tx_psn, rx_psn=rx, tx_msn=c.tx_msn)
+            self._targets.append(ch.target.stats)
+            self._transports.append(ch.engine.stats)
+        if path.kind in ("cna16", "ipv4"):
+            # TP bypass (CFG 9) needs no TPN: its channel is keyed outside the 24-bit space
+            bch = ep.open_channel(BYPASS_KEY, BYPASS_KEY, transport="bypass")
+            self._targets.append(bch.target.stats)
         self.counters["sessions"] += 1
         sess = _Session(ep, c.recv_buffers, c.recv_size, self.counters)
         # the driver has made room (max_peers = session_cap) before asking: the new session
@@ -320,6 +366,9 @@ class Server:
             "regions": [r.as_dict() for r in self.regions],
             "tpn": {"local": c.local_tpn, "peer": c.peer_tpn},
             "psn": {"tx": c.tx_psn, "rx": c.rx_psn},
+            "dialect": c.dialect,
+            "learn": c.learn,
+            "learned": self.learned[:64],
             "stopped_by": stopped_by,
             "wall_s": round(wall_s, 6),
             "requests": self.requests(),

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import socket
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from ..profile import SPEC, Profile
 # the UBoE ICRC over a whole frame, the Framer's own routine (masks from the field declarations)
 from ..stack.network import Path, _icrc_uboe
+from .carriage import carriage_for
 from .wallclock import Peer, WallClockDriver
 
 __all__ = ["UB_UDP_PORT", "HEADER_LEN", "ICRC_NOTE", "UdpPath", "UdpDriver", "Peer", "UdpFaults",
@@ -111,8 +112,8 @@ def open_udp_socket(bind: tuple, sock_buf: int = 4 << 20) -> socket.socket:
 @dataclass(frozen=True)
 class UdpPath(Path):
     """A UBoE :class:`~ubpkt.stack.network.Path` for a UDP socket pair: the UDP destination
-    port too (``udp_dport``), and the IPv4 header the kernel sends (DF, IP id 0)."""
-    udp_dport: int = UB_UDP_PORT
+    port too (``udp_dport``, on :class:`Path`), and the IPv4 header the kernel sends (DF, IP
+    id 0)."""
 
     def carrier(self, transport: str) -> list:
         layers = super().carrier(transport)
@@ -123,8 +124,9 @@ class UdpPath(Path):
         return layers
 
     def reverse(self) -> "UdpPath":
-        return UdpPath(self.kind, self.dst_mac, self.src_mac, self.dst_ip, self.src_ip,
-                       self.udp_dport, self.dcna, self.scna, self.lbf, self.vl, self.udp_sport)
+        """The socket pair seen from the other end: addresses and both ports swapped."""
+        return replace(super().reverse(), udp_sport=self.udp_dport, udp_dport=self.udp_sport)
+
 
 
 def udp_profile(profile: Profile, *ports: int) -> Profile:
@@ -251,11 +253,13 @@ class UdpDriver(WallClockDriver):
                  pps: float | None = None, accept: Callable | None = None,
                  max_peers: int = 64, sock_buf: int = 4 << 20, keep_events: bool = True,
                  backlog: int | None = None, rx_pps: float | None = None,
-                 t0: int | None = None, tap=None):
+                 t0: int | None = None, tap=None, dialect: str = "spec"):
         super().__init__(icrc=icrc, profile=profile, budget=budget, rx_batch=rx_batch,
                          pps=pps, accept=accept, max_peers=max_peers,
                          keep_events=keep_events, backlog=backlog, rx_pps=rx_pps, t0=t0,
                          tap=tap)
+        #: how frames ride in datagrams (:mod:`ubpkt.drivers.carriage`), by the dialect
+        self.carriage = carriage_for(dialect, profile, icrc, pseudo_header)
         sock = open_udp_socket(bind, sock_buf)
         sock.setblocking(False)
         self.sock = sock
@@ -280,6 +284,8 @@ class UdpDriver(WallClockDriver):
         return f"{self.local[0]}:{self.local[1]}"
 
     def _wrap_faults(self, injector):
+        if self.carriage.whole_frames:          # nothing sliced off: the injector as it is
+            return injector
         return UdpFaults(injector, self.profile.icrc_byteorder, self.profile.icrc)
 
     # -- receive --------------------------------------------------------------------------------
@@ -309,21 +315,16 @@ class UdpDriver(WallClockDriver):
             n += 1
             st["rx_datagrams"] += 1
             st["rx_bytes"] += len(data)
-            if len(data) < 20:      # an RTPH (16) and an ICRC (4) at the least
-                st["runt"] += 1
-                self._discard(now, "runt")
-                continue
-            frame = bytearray(pseudo_header(addr[0], addr[1], local_ip, self.local[1],
-                                            len(data)))
-            frame += data
-            if not self._check_icrc(frame, now):
+            frame, why = self.carriage.unwrap(data, addr, (local_ip, self.local[1]), st)
+            if frame is None:
+                self._discard(now, why)
                 continue
             self._dispatch(addr, local_ip, frame, now)
         return n
 
     # -- transmit -------------------------------------------------------------------------------
     def _wire(self, frame):
-        return memoryview(frame)[HEADER_LEN:]
+        return self.carriage.wrap(frame)
 
     def _xmit(self, data, addr) -> None:
         self.sock.sendto(data, addr)

@@ -65,6 +65,9 @@ class LoopbackConfig:
     driver: str = "sim"
     timeout_s: float = 120.0
     profile: Profile = field(default=SPEC, repr=False)
+    #: the Path kind (``ubpkt.stack.network.Path``); None: ``uboe`` for RTP/UTP, ``cna16``
+    #: otherwise.  ``ipv4``: the native IP-form NTH (the ns-3-UB dialect's URMA packets).
+    path_kind: str | None = None
 
     def resolved_count(self) -> int:
         if self.count is not None:
@@ -288,7 +291,7 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
         raise ValueError("atomic workloads need --size 16 or more (an aligned 8-byte counter "
                          "per request)")
     total = n * size
-    kind = "uboe" if cfg.transport in ("rtp", "utp") else "cna16"
+    kind = cfg.path_kind or ("uboe" if cfg.transport in ("rtp", "utp") else "cna16")
     net = _network(cfg, kind)
     try:
         return _run(cfg, net, kind, rng, n, size, total, t0, progress)

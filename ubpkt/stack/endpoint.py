@@ -66,8 +66,9 @@ class Endpoint:
 
     # -- configuration ----------------------------------------------------------------------------
     def open_channel(self, local_tpn: int, peer_tpn: int, *, transport: str = "rtp",
-                     tx_psn: int = 0, rx_psn: int = 0) -> Channel:
-        """A TP channel to the peer (both ends must agree on the TPNs and PSNs)."""
+                     tx_psn: int = 0, rx_psn: int = 0, tx_msn: int = 0) -> Channel:
+        """A TP channel to the peer (both ends must agree on the TPNs and PSNs).  ``tx_msn``:
+        the TPMSN of this end's first transaction (RTP; 0 for a new channel)."""
         if local_tpn in self.channels:
             raise ValueError(f"TPN {local_tpn} is already open")
         tun = self.profile.tuning
@@ -101,7 +102,7 @@ class Endpoint:
         if transport == "rtp":
             engine = cls(channel_id=local_tpn, local_tpn=local_tpn, peer_tpn=peer_tpn,
                          tx_psn=tx_psn, rx_psn=rx_psn, framer=self.framer,
-                         tuning=tun.transport, deliver=deliver)
+                         tuning=tun.transport, deliver=deliver, tx_msn=tx_msn)
         else:
             engine = cls(channel_id=local_tpn, framer=self.framer, tuning=tun.transport,
                          deliver=deliver)

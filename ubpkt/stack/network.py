@@ -21,10 +21,11 @@ NAK RSPST, TPSACK_CC) with a CETPH of the profile's ``cetph_variant`` (CAQM unle
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..dissect import decode
 from ..formats import HEADERS
+from ..formats.enums import TAOPCODE as TAOPCODE_NAMES
 from ..formats.enums import TPOPCODE
 from ..formats.grammar import resolve
 from ..link.plength import packet_length
@@ -58,7 +59,11 @@ _SRCTPN, _DSTTPN, _A, _PSN, _RSPST, _RSPINFO, _TPMSN = (
 @dataclass(frozen=True)
 class Path:
     """Addressing between two endpoints.  ``kind``: ``uboe`` (MACs, IPv4 addresses, UDP source
-    port: the TP channel's flow, UB 2.0 §6.5), ``cna16`` or ``cna24`` (SCNA/DCNA, LBF, VL)."""
+    port: the TP channel's flow, UB 2.0 §6.5), ``cna16`` or ``cna24`` (SCNA/DCNA, LBF, VL), or
+    ``ipv4``: a native UB port whose RTP/UTP packets use the IP form of the network header
+    (UB 2.0 §5.2.3: LPH CFG 3, the 6-byte NTH, IPv4, UDP to ``udp_dport``, then the RTPH) and
+    whose TP-bypass and CTP packets use the 16-bit CNA NTH (SCNA/DCNA; CFG 9 / CFG 6), as the
+    ns-3-UB simulator sends them.  ``sl``: the CNA NTH's SL field (None: the VL)."""
     kind: str = "uboe"
     src_mac: str = "02:00:00:00:00:01"
     dst_mac: str = "02:00:00:00:00:02"
@@ -69,10 +74,14 @@ class Path:
     dcna: int = 2
     lbf: int = 0
     vl: int = 0
+    udp_dport: int = 4792
+    sl: int | None = None
 
     def reverse(self) -> "Path":
-        return Path(self.kind, self.dst_mac, self.src_mac, self.dst_ip, self.src_ip,
-                    self.udp_sport, self.dcna, self.scna, self.lbf, self.vl)
+        """The path back: MACs, IP addresses and CNAs swapped; the UDP ports stay (the flow
+        label of the channel, UB 2.0 §6.5; ns-3-UB's answers also keep the request's ports)."""
+        return replace(self, src_mac=self.dst_mac, dst_mac=self.src_mac, src_ip=self.dst_ip,
+                       dst_ip=self.src_ip, scna=self.dcna, dcna=self.scna)
 
     @property
     def linktype(self) -> int:
@@ -88,14 +97,21 @@ class Path:
                     ("ip", {"ttl": 64, "proto": 17, "flags": 2, "src": self.src_ip,
                             "dst": self.dst_ip}),
                     ("udp", {"srcport": self.udp_sport})]
-        width = self.kind
+        if self.kind == "ipv4" and transport in ("rtp", "utp"):
+            # UB 2.0 §5.2.3 (native form): LPH CFG 3, NTH (IP form), IPv4, UDP
+            return [("ub.lph", {"cfg": 3, "vl": self.vl}),
+                    ("ub.nth", {}),
+                    ("ip", {"ttl": 64, "proto": 17, "src": self.src_ip, "dst": self.dst_ip}),
+                    ("udp", {"srcport": self.udp_sport, "dstport": self.udp_dport})]
+        width = "cna16" if self.kind == "ipv4" else self.kind
         nlp = {"rtp": 2, "utp": 2, "ctp": 0, "bypass": 0}[transport]
         cfg = 9 if transport == "bypass" else (6 if width == "cna16" else 7)
         if transport == "bypass" and width != "cna16":
             raise ValueError("TP bypass uses the 16-bit CNA NTH (CFG 9, App B)")
-        return [("ub.lph", {"cfg": cfg, "vl": self.vl}),
-                (f"ub.{width}", {"scna": self.scna, "dcna": self.dcna, "lbf": self.lbf,
-                                 "nlp": nlp})]
+        nth = {"scna": self.scna, "dcna": self.dcna, "lbf": self.lbf, "nlp": nlp}
+        if self.sl is not None:
+            nth["sl"] = self.sl
+        return [("ub.lph", {"cfg": cfg, "vl": self.vl}), (f"ub.{width}", nth)]
 
 
 @dataclass(slots=True)
@@ -142,6 +158,9 @@ class Framer:
         self._cetph = h
         self._cetph_names = tuple((i, f.name) for i, f in enumerate(h.fields)
                                   if not f.name.startswith("rsvd"))
+        #: the profile's TP-response choices (``tp_response_echo``, ``tp_response_atah``)
+        self._resp_extra = profile.tp_response_echo or profile.tp_response_atah
+        self._resp_atah = HEADERS[resolve("ub.atah", profile)]
 
     # -- transmit ---------------------------------------------------------------------------------
     def _template(self, key):
@@ -150,10 +169,16 @@ class Framer:
             t = self._tpl[key] = PacketTemplate(self._layers(key), self.profile)
         return t
 
+    def _carrier(self, transport: str) -> list:
+        """The path's carrier layers in the forms the profile selects (e.g. ns-3-UB's LPH and
+        little-endian CNA NTH, ``grammar.VARIANTS``)."""
+        return [(resolve(name, self.profile), spec) for name, spec in
+                self.path.carrier(transport)]
+
     def _layers(self, key) -> list:
         kind = key[0]
         if kind in ("rtp", "utp"):
-            carrier = self.path.carrier(kind)
+            carrier = self._carrier(kind)
             if kind == "utp":
                 return carrier + [("ub.utph", {"tpopcode": 0, "nlp": 0})]
             opc = key[1]
@@ -164,9 +189,9 @@ class Framer:
                 layers.append(("ub.saetph", {"bitmapsize": key[2]}))
             return layers
         if kind == "ctp":
-            return self.path.carrier("ctp") + [("ub.ctph", {"tpopcode": 0, "nlp": 0})]
+            return self._carrier("ctp") + [("ub.ctph", {"tpopcode": 0, "nlp": 0})]
         if kind == "bypass":
-            return self.path.carrier("bypass")
+            return self._carrier("bypass")
         raise ValueError(key)
 
     def _builder(self, key, fields):
@@ -190,29 +215,48 @@ class Framer:
 
     def tp_response(self, srctpn: int, dsttpn: int, psn: int, *, rspst: int = 0,
                     rspinfo: int = 0, tpmsn: int = 0, bitmap: bytes | None = None,
-                    maxrcvpsn: int = 0, explicit=None, cc: dict | None = None) -> bytes:
+                    maxrcvpsn: int = 0, explicit=None, cc: dict | None = None,
+                    echo: dict | None = None) -> bytes:
         """A TPACK/TPNAK (``bitmap`` None; RSPST says which, UB 2.0 §6.2.1) or a TPSACK with its
         SAETPH and bitmap (§6.2.3).  ``cc``: the CETPH fields (``ack_seq``, ``loc``, ``i``,
         ``c``, ``hint``; LDCP ``ack_seq``, ``ce_seq``; the variant's other names are ignored):
-        the _CC form, TPACK_CC (a TPNAK_CC with RSPST 011) or TPSACK_CC (§6.2.2)."""
+        the _CC form, TPACK_CC (a TPNAK_CC with RSPST 011) or TPSACK_CC (§6.2.2).
+        ``echo``: the acknowledged data packet's ``last``, ``a`` and ``tassn`` (its TAH
+        INI_TASSN), used as the profile says: ``tp_response_echo`` repeats last and A in the
+        RTPH, ``tp_response_atah`` appends an ATAH (TAACK, that INI_TASSN; profile G10)."""
         if cc is not None:
             return self._cc_response(srctpn, dsttpn, psn, rspst, rspinfo, tpmsn, bitmap,
-                                     maxrcvpsn, explicit, cc)
+                                     maxrcvpsn, explicit, cc, echo)
         if bitmap is None:
-            if not explicit:
+            if not explicit and not self._resp_extra:
                 return self._builder(("rtp", TPACK), _ACK_KEYS)(srctpn, dsttpn, psn, rspst,
                                                                 rspinfo, tpmsn, ())
             t = self._template(("rtp", TPACK))
-            return t.build({"ub.rtph.srctpn": srctpn, "ub.rtph.dsttpn": dsttpn,
-                            "ub.rtph.psn": psn, "ub.rtph.rspst": rspst,
-                            "ub.rtph.rspinfo": rspinfo, "ub.rtph.tpmsn": tpmsn}, b"", explicit)
+            values = {"ub.rtph.srctpn": srctpn, "ub.rtph.dsttpn": dsttpn,
+                      "ub.rtph.psn": psn, "ub.rtph.rspst": rspst,
+                      "ub.rtph.rspinfo": rspinfo, "ub.rtph.tpmsn": tpmsn}
+            return t.build(values, self._response_tail(values, b"", echo), explicit)
         size = {8: 0, 16: 1, 32: 2, 64: 3, 128: 4}[len(bitmap)]
         t = self._template(("rtp", TPSACK, size))
-        return t.build({"ub.rtph.srctpn": srctpn, "ub.rtph.dsttpn": dsttpn, "ub.rtph.psn": psn,
-                        "ub.saetph.maxrcvpsn": maxrcvpsn}, bitmap, explicit)
+        values = {"ub.rtph.srctpn": srctpn, "ub.rtph.dsttpn": dsttpn, "ub.rtph.psn": psn,
+                  "ub.saetph.maxrcvpsn": maxrcvpsn}
+        return t.build(values, self._response_tail(values, bitmap, echo), explicit)
+
+    def _response_tail(self, values: dict, body: bytes, echo: dict | None) -> bytes:
+        """Apply the profile's TP-response choices (``tp_response_echo``,
+        ``tp_response_atah``) to a response's RTPH ``values``; the body with the ATAH."""
+        p = self.profile
+        if p.tp_response_echo and echo:
+            values["ub.rtph.last"] = 1 if echo.get("last") else 0
+            values["ub.rtph.a"] = 1 if echo.get("a") else 0
+        if p.tp_response_atah:
+            tassn = (echo or {}).get("tassn", 0) & 0xFFFF
+            body = bytes(body) + self._resp_atah.encode({"taopcode": _TAACK_OPCODE,
+                                                         "ini_tassn": tassn})
+        return body
 
     def _cc_response(self, srctpn, dsttpn, psn, rspst, rspinfo, tpmsn, bitmap, maxrcvpsn,
-                     explicit, cc) -> bytes:
+                     explicit, cc, echo=None) -> bytes:
         cl = self.cetph_layer
         values = {"ub.rtph.srctpn": srctpn, "ub.rtph.dsttpn": dsttpn, "ub.rtph.psn": psn}
         if bitmap is None:
@@ -233,6 +277,8 @@ class Framer:
                 top = (1 << ref.bits) - 1
                 # the sequence counters run modulo 2^32; C and Hint saturate, never wrap
                 values[key] = int(v) & top if k.endswith("_seq") else min(int(v), top)
+        if self._resp_extra:
+            body = self._response_tail(values, body, echo)
         return t.build(values, body, explicit)
 
     def utp_data(self, ta, payload=b"", explicit=None) -> bytes:
@@ -420,6 +466,8 @@ class Framer:
 
 
 _BAD = object()
+#: the TAACK TAOpcode an ATAH after a TP response carries (profile G10)
+_TAACK_OPCODE = next(k for k, v in TAOPCODE_NAMES.items() if v == "TAACK")
 _FAST_OPC = frozenset((RTP_DATA, TPACK, TPACK_CC, TPSACK, TPSACK_CC, UTP))
 
 
@@ -437,7 +485,8 @@ def _cci(word: int) -> tuple:
 
 def _slow_marks(pkt: TpPacket, f: dict) -> TpPacket:
     """The congestion marks of a dissected data packet (module doc)."""
-    cci = f.get("ub.cna16.cci", f.get("ub.cna24.cci"))
+    # the CCI of a CNA NTH or of the IP-form NTH (UB 2.0 §5.2.2, §5.3.5)
+    cci = f.get("ub.cna16.cci", f.get("ub.cna24.cci", f.get("ub.nth.cci")))
     if isinstance(cci, list):
         cci = cci[0]
     if isinstance(cci, int):

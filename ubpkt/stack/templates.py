@@ -91,6 +91,8 @@ class PacketTemplate:
         self.names = names
         # auto rules present in this template
         self._tph = next((n for n in names if n in PADDING.headers), None)
+        if not getattr(profile, "pad_tp_body", True):
+            self._tph = None            # the profile's sender does not pad (ns-3-UB)
         self._lph = names[0] if names and logical(names[0]) == "ub.lph" else None
         self._ip = "ip" if "ip" in names else ("ipv6" if "ipv6" in names else None)
         self._udp = "udp" in names

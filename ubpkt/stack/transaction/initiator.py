@@ -76,7 +76,7 @@ from ..transport import TaSegment
 from .ops import (ATOMIC_SIZES, BE_SIZES, MGMT_CODE_CFG, MGMT_OPCODE, MGMT_TIMEOUT, OP_OPCODE,
                   OPERAND_ORDER, ORIGIN_ORDER, REMOTE_ACCESS_ERROR,
                   REMOTE_RESPONSE_LENGTH_ERROR, RNR_RETRY_EXCEEDED, SUBOPS, SUCCESS,
-                  RSPST_NOT_PERSISTED, RSPST_SUCCESS, TaLayout, TransactionError, WorkRequest,
+                  RSPST_NOT_PERSISTED, RSPST_SUCCESS, STATUS_RSP, TaLayout, TransactionError, WorkRequest,
                   cfg_sub_code, mgmt_status_of, status_of)
 
 __all__ = ["Initiator", "TASSN_WINDOW", "TA_RNR_RETRIES"]
@@ -116,7 +116,7 @@ class _Work:
     """A posted work request's progress."""
     __slots__ = ("wr", "kind", "opcode", "odr", "src", "total", "off", "pending", "emitted",
                  "status", "tco", "nbytes", "done", "reported", "static", "layout",
-                 "last_static", "last_layout", "counted", "rc", "alloc")
+                 "last_static", "last_layout", "counted", "rc", "alloc", "gtassn", "gstart")
 
     def __init__(self, wr, kind, opcode, odr):
         self.wr = wr
@@ -140,18 +140,22 @@ class _Work:
         self.counted = False
         self.rc = None
         self.alloc = False
+        self.gtassn = None      # write_tassn_bytes: the TASSN of the group being sent
+        self.gstart = 0
 
 class _Seg:
     """A segment waiting for its response: the work, the TaSegment (for retries), the local
     bytes a Read_response or Atomic_response fills, how much of them came, retries so far."""
-    __slots__ = ("work", "seg", "dst", "got", "retries")
+    __slots__ = ("work", "seg", "dst", "got", "retries", "nbytes")
 
-    def __init__(self, work, seg, dst=None):
+    def __init__(self, work, seg, dst=None, nbytes=None):
         self.work = work
         self.seg = seg
         self.dst = dst
         self.got = 0
         self.retries = 0
+        # the Write bytes its TAACK acknowledges (several packets with write_tassn_bytes)
+        self.nbytes = len(seg.payload) if nbytes is None else nbytes
 
 class Initiator:
     """See the module doc.  ``submit(seg)``: hand a :class:`TaSegment` to the transport.
@@ -228,6 +232,12 @@ class Initiator:
             self._a_rc = (a.shift["atah.ini_rc_id"], a.mask["atah.ini_rc_id"])
             self._a_sv = a.shift["atah.sv"]
         self._a_tassn = a.shift["atah.ini_tassn"]
+        # the response form (profile ta_response_form) and Write TASSN groups (write_tassn_bytes)
+        self._dform = None
+        if profile.ta_response_form == "btah_maetah" and not compact:
+            self._dform = TaLayout([resolve("ub.btah", profile, False),
+                                    resolve("ub.maetah", profile, False)])
+        self._wgroup = profile.write_tassn_bytes
         self._retry_bit = None
         if not compact:
             lay = TaLayout([btah])
@@ -502,7 +512,8 @@ class Initiator:
     def _maetah(self, lay: TaLayout, v: int, addr: int, n: int) -> int:
         if not self.compact:
             return v | addr << lay.shift["maetah.address"] | n << lay.shift["maetah.length"]
-        return v | (addr >> 6) << lay.shift["maetah.address"] | \
+        # the compact address field's own unit (Address[63:6], or ns-3-UB's low 58 bits)
+        return v | (addr >> lay.vshift["maetah.address"]) << lay.shift["maetah.address"] | \
             (n.bit_length() - 7 if n >= 64 else 0) << lay.shift["maetah.len_code"]
 
     # -- emit -------------------------------------------------------------------------------------
@@ -568,6 +579,7 @@ class Initiator:
             sa, sl = lay.shift["maetah.address"], lay.shift["maetah.length"]
         size = lay.size
         no_taack = wr.no_taack
+        grp = self._wgroup
         while True:
             if len(inflight) >= TASSN_WINDOW:
                 return False
@@ -575,9 +587,21 @@ class Initiator:
             n = total - off
             if n > mtu:
                 n = mtu
-            final = off + n >= total
-            t = self._tassn
-            self._tassn = (t + 1) & 0xFFFF
+            if grp:
+                # profile write_tassn_bytes: the packets of one group share its TASSN, the
+                # group's last one has RTPH Last and is answered by the one TAACK
+                if w.gtassn is None:
+                    w.gtassn = self._tassn
+                    self._tassn = (self._tassn + 1) & 0xFFFF
+                    w.gstart = off
+                t = w.gtassn
+                n = min(n, w.gstart + grp - off)
+                final = off + n >= total
+                gend = final or off + n - w.gstart >= grp
+            else:
+                final = gend = off + n >= total
+                t = self._tassn
+                self._tassn = (t + 1) & 0xFFFF
             if final and special:
                 ll = w.last_layout
                 ta = self._maetah(ll, w.last_static | t << ll.shift["btah.ini_tassn"],
@@ -586,13 +610,15 @@ class Initiator:
                 ta = (static | t << st | (addr0 + off) << sa | n << sl).to_bytes(size, "big")
             else:
                 ta = self._maetah(lay, static | t << st, addr0 + off, n).to_bytes(size, "big")
-            seg = TaSegment(ta, src[off:off + n], final, wr.wr_id)
+            seg = TaSegment(ta, src[off:off + n], gend, wr.wr_id)
             w.off = off + n
             if no_taack:
                 w.nbytes += n
-            else:
+            elif gend or not grp:           # one TAACK per TASSN
                 w.pending += 1
-                inflight[t] = _Seg(w, seg)
+                inflight[t] = _Seg(w, seg, None, off + n - w.gstart if grp else n)
+            if gend:
+                w.gtassn = None
             self.stats["segments"] += 1
             if final:
                 w.emitted = True
@@ -669,6 +695,9 @@ class Initiator:
         n_ta = len(ta)
         if n_ta and ta[0] == MGMT_OPCODE:
             return self.on_mgmt_response(ta, now)
+        if self._dform is not None:
+            ta = self._from_data_form(ta)
+            n_ta = len(ta)
         self.stats["responses"] += 1
         if n_ta < 1:
             self.stats["rx_malformed"] += 1
@@ -710,7 +739,7 @@ class Initiator:
                     w = e.work
                     w.pending -= 1
                     if w.kind != _K_READ and w.kind != _K_ATOMIC:
-                        w.nbytes += len(e.seg.payload) if w.kind != _K_SEND else w.total
+                        w.nbytes += e.nbytes if w.kind != _K_SEND else w.total
                     if w.pending == 0 and w.emitted:
                         self._finish(w, now)
             else:
@@ -759,6 +788,27 @@ class Initiator:
             self._alloc_work = None
         if self._backlog:
             self._pump(now)
+
+    def _from_data_form(self, ta) -> bytes:
+        """A response in the ``btah_maetah`` form (profile ``ta_response_form``) as the ATAH
+        form this completer reads: the TAOpcode, INI_TASSN and INI_RC, Success (Remote Abort
+        when BTAH.Poison marks an error), then the data (a TAACK's dummy bytes dropped)."""
+        d = self._dform
+        if len(ta) < d.size:
+            return b""                  # malformed: counted by the caller
+        v = int.from_bytes(ta[:d.size], "big")
+        opc = d.get(v, "btah.taopcode")
+        tassn = d.get(v, "btah.ini_tassn")
+        a = self._atah
+        rspst, rspinfo = (RSPST_SUCCESS, 0) if not d.get(v, "btah.poison") else \
+            STATUS_RSP[REMOTE_ACCESS_ERROR]
+        head = opc << a.shift["atah.taopcode"] | tassn << a.shift["atah.ini_tassn"] | \
+            rspst << self._a_rspst | rspinfo << self._a_rspinfo | \
+            d.get(v, "btah.ini_rc_type") << a.shift["atah.ini_rc_type"] | \
+            (d.get(v, "btah.ini_rc_id") & self._a_rc[1]) << self._a_rc[0]
+        rest = self._rsp_len.get(opc, a.size) - a.size     # the ATAH form's extension headers
+        data = b"" if opc == _TAACK else bytes(ta[d.size:])
+        return a.to_bytes(head) + bytes(rest) + data
 
     def _rot_answer(self, v: int, opc: int, tassn: int, rspinfo: int) -> int:
         """The TASSN a response answers while the allocating request is in flight (module

@@ -195,6 +195,13 @@ class Target:
         self._cq: list = []
         self._rsp: dict = {}
         self.open_queue(0)
+        # the response form (profile ta_response_form) and the TAACK rule (write_tassn_bytes)
+        self._data_form = profile.ta_response_form == "btah_maetah"
+        if self._data_form:
+            self.aggregate = 1          # a BTAH has no RSPINFO to count aggregated TAACKs
+            self._dform = TaLayout([resolve("ub.btah", profile, False),
+                                    resolve("ub.maetah", profile, False)])
+        self._ack_on_last = profile.write_tassn_bytes > 0
         lay = self._rsp_layout(_TAACK, False)
         sh = lay.shift
         self._sv_shift = sh["atah.sv"]
@@ -246,8 +253,22 @@ class Target:
             lay = self._rsp[key] = TaLayout([resolve("ub.atah", self.profile, compact)] + seq)
         return lay
 
+    def _data_head(self, opcode, tassn, rc_type, rc_id, status, length) -> bytes:
+        """A response in the ``btah_maetah`` form (profile ``ta_response_form``): BTAH with the
+        response TAOpcode, the request's INI_TASSN and INI_RC, Poison 1 for an error; MAETAH
+        with Length = the data bytes that follow (a TAACK: its one dummy byte, included)."""
+        d = self._dform
+        v = d.pack({"btah.taopcode": opcode, "btah.ini_tassn": tassn,
+                    "btah.ini_rc_type": rc_type, "btah.ini_rc_id": rc_id,
+                    "btah.poison": 0 if status == SUCCESS else 1,
+                    "maetah.length": 1 if opcode == _TAACK else length})
+        head = d.to_bytes(v)
+        return head + b"\0" if opcode == _TAACK else head
+
     def _atah(self, opcode, tassn, rc_type, rc_id, status, compact, count=1, taid=0,
-              offset=0) -> bytes:
+              offset=0, length=0) -> bytes:
+        if self._data_form and not compact:
+            return self._data_head(opcode, tassn, rc_type, rc_id, status, length)
         lay = self._rsp_layout(opcode, compact)
         s = lay.shift
         cur = self._cur_sv
@@ -282,6 +303,8 @@ class Target:
             self.stats["taacks"] += 1
             self._send_rsp(self._atah(_TAACK, tassn, 0, 0, SUCCESS, True))
             return
+        if self._ack_on_last and not last:
+            return                  # one TAACK after the TASSN's last packet (write_tassn_bytes)
         key = (rc_type, rc_id)
         if self._cur_sv is not None:        # an SC application: answered on its own
             self._flush_rc(rc_type, rc_id)
@@ -312,6 +335,10 @@ class Target:
         st["responses"] += 1
         if p[1] > 1:
             st["taacks_aggregated"] += p[1] - 1
+        if self._data_form:
+            self.submit_response(TaSegment(self._data_head(_TAACK, p[0], key[0], key[1],
+                                                           SUCCESS, 1), b"", True, None))
+            return
         base, s_tassn, s_info, s_type, s_id, size = self._taack
         v = base | p[0] << s_tassn | (p[1] - 1) << s_info | key[0] << s_type | key[1] << s_id
         self.submit_response(TaSegment(v.to_bytes(size, "big"), b"", True, None))
@@ -623,7 +650,7 @@ class Target:
             n = min(mtu, length - off)
             final = off + n >= length
             head = self._atah(_READ_RSP, tassn, rc_type, rc_id, SUCCESS, compact, taid=taid,
-                              offset=off // 1024)
+                              offset=off // 1024, length=n)
             self._send_rsp(head, data[off:off + n], final)
             off += n
             if final:

@@ -161,7 +161,7 @@ class RtpChannel:
     mode = "rtp"
 
     def __init__(self, *, channel_id: int, local_tpn: int, peer_tpn: int, tx_psn: int,
-                 rx_psn: int, framer, tuning, deliver):
+                 rx_psn: int, framer, tuning, deliver, tx_msn: int = 0):
         t = tuning
         if t.retransmission not in ("gbn", "sr"):
             raise ValueError(f"retransmission {t.retransmission!r}: gbn or sr")
@@ -190,7 +190,7 @@ class RtpChannel:
         self._unacked: deque = deque()      # (segment, tpmsn) for PSNs una, una+1, ... nxt-1
         self._una = tx_psn & PSN_MASK       # absolute PSNs
         self._nxt = self._una
-        self._tx_msn = 0
+        self._tx_msn = tx_msn & PSN_MASK    # the TPMSN of this end's next transaction
         self._since_a = 0
         self._rtx: deque = deque()          # (absolute PSN, reason) to send again
         self._sacked: set = set()           # absolute PSNs a TPSACK reported received
@@ -224,6 +224,13 @@ class RtpChannel:
         self._cc_any = False
         self._cc_c = self._cc_i = self._cc_hint = self._cc_loc = 0
         self._ack_seq = 0                   # data_size_recvd, 2-byte units
+        # what a response says about the data packet it acknowledges (the framer uses it as the
+        # profile's tp_response_echo / tp_response_atah say): the last in-order packet's
+        self._rx_echo: dict | None = None
+        # tuning.ack_coalesce off: one response owed per in-order packet, (PSN, TPMSN, echo, cc)
+        self._coalesce = getattr(t, "ack_coalesce", True)
+        self._owed: list = []
+        self._want_echo = bool(getattr(framer, "_resp_extra", False))
         self._ce_seq = 0                    # of the marked packets (LDCP)
         self.cc_last: dict | None = None    # sender: the last CETPH received
         # gbn + fast retransmit: out-of-order packets are not kept; otherwise they are, up to
@@ -342,6 +349,7 @@ class RtpChannel:
             self._ack_seq += (n + 1) >> 1
             self._epsn = epsn = epsn + 1
             self._rx_msn = pkt.tpmsn
+            self._taken(pkt, epsn - 1)
             if epsn > self._maxrcv:
                 self._maxrcv = epsn - 1
             n = self._since_ack + 1
@@ -388,6 +396,19 @@ class RtpChannel:
         if self._sr:
             self._ack_due = True                            # answered with a TPSACK (§6.4.2.3)
 
+    def _taken(self, pkt: TpPacket, p: int) -> None:
+        """The in-order packet ``pkt`` (absolute PSN ``p``) went up: remember what a response
+        to it repeats; without coalescing, owe it its own response."""
+        ta = pkt.ta
+        # every TAH form carries INI_TASSN in DW0 bits 15:0 (UB 2.0 §7.2.1-2)
+        echo = {"last": pkt.last, "a": pkt.a,
+                "tassn": (ta[2] << 8 | ta[3]) if len(ta) >= 4 else 0}
+        self._rx_echo = echo
+        if not self._coalesce:
+            cc = self._cc_take() if self._cc_any else None
+            self._owed.append((p & PSN_MASK, pkt.tpmsn, echo, cc))
+            self._ack_due = True
+
     def _drain(self, now: int, n: int) -> int:
         """Deliver the held packets that follow the EPSN; ``n``: in-order count since the last
         response."""
@@ -405,6 +426,7 @@ class RtpChannel:
             st["rx_packets"] += 1
             st["rx_bytes"] += len(pkt.ta)
             self._rx_msn = pkt.tpmsn
+            self._taken(pkt, epsn)
             epsn += 1
             n += 1
             if pkt.a or pkt.last:
@@ -714,7 +736,23 @@ class RtpChannel:
             self._nak_epsn = epsn
             self._since_ack = 0
             return
+        if self._ack_due and self._owed and not (self._sr and self._held):
+            # one TPACK per packet taken (tuning.ack_coalesce off), each as of that packet
+            for psn, msn, echo, cc in self._owed:
+                kw = {"cc": cc} if cc is not None else {}
+                out.append(fr.tp_response(ltpn, ptpn, psn, tpmsn=msn, echo=echo, **kw))
+                st["acks"] += 1
+                if cc is not None:
+                    self._events.append(ResponseSent(now, self.channel, psn, "tpack_cc"))
+            self._owed.clear()
+            if self._ack_event:
+                self._events.append(ResponseSent(now, self.channel, (epsn - 1) & PSN_MASK,
+                                                 "tpack"))
+            self._ack_due = self._ack_event = False
+            self._nak_out = False
+            self._since_ack = 0
         if self._ack_due:
+            self._owed.clear()
             psn = (epsn - 1) & PSN_MASK
             cc = self._cc_take() if self._cc_any else None
             # (cc given only when there is one: a framer without the _CC forms still works)
@@ -726,6 +764,8 @@ class RtpChannel:
                 st["sacks"] += 1
                 kind = "tpsack_cc"
             else:
+                if self._rx_echo is not None and self._want_echo:
+                    kw["echo"] = self._rx_echo
                 out.append(fr.tp_response(ltpn, ptpn, psn, tpmsn=self._rx_msn, **kw))
                 if self._ack_event:
                     self._events.append(ResponseSent(now, self.channel, psn, "tpack"))
