@@ -190,42 +190,47 @@ def bcrc_patch(crc: int, nbytes: int, delta0: int, covers_info: bool = True) -> 
     return crc ^ bcrc_patch_term(nbytes, delta0, covers_info)
 
 
-def block_crc_many(buf, spans, covers_info: bool = True, *, min_batch: int = 4) -> list:
-    """Whether each block ``buf[start:end]`` (``spans``: (start, end) byte offsets, whole blocks
-    with their 4-byte BCRC) carries a correct BCRC: :func:`block_crc` of every block, blocks of
-    one length checked together in a numpy batch (fewer than ``min_batch`` one by one).
-    The DLL engine's receive fast path checks every complete block of a run this way."""
-    out = [False] * len(spans)
+def block_crc_values(buf, spans, info_bits, covers_info: bool = True, *,
+                     min_batch: int = 4) -> list:
+    """:func:`block_crc` of each block ``buf[start:end - 4]`` (``spans``: (start, end) byte
+    offsets of whole blocks, the last 4 bytes being the BCRC field; ``info_bits``: each block's
+    two information bits).  Blocks of one length go through numpy together (fewer than
+    ``min_batch`` one by one): what the framer and the DLL engine's receive path use to seal or
+    check many blocks at once."""
+    out = [0] * len(spans)
     groups: dict = {}
     for i, (s, e) in enumerate(spans):
         groups.setdefault(e - s, []).append(i)
     mv = memoryview(buf)
     for length, idx in groups.items():
-        if length <= 4:
-            continue
-        if len(idx) < min_batch or length > 644:
+        if len(idx) < min_batch or not 4 < length <= 644:
             for i in idx:
                 s, e = spans[i]
-                word = int.from_bytes(mv[e - 4:e], "big")
-                out[i] = block_crc(bytes(mv[s:e - 4]), word >> 30, covers_info) == \
-                    word & MASK
+                out[i] = block_crc(bytes(mv[s:e - 4]), info_bits[i], covers_info)
             continue
         import numpy as np
         arr = np.frombuffer(buf, dtype=np.uint8)
         starts = np.fromiter((spans[i][0] for i in idx), dtype=np.intp, count=len(idx))
-        rows = arr[starts[:, None] + np.arange(length)]
-        words = rows[:, -4:].astype(np.uint32)
-        words = (words[:, 0] << 24) | (words[:, 1] << 16) | (words[:, 2] << 8) | words[:, 3]
-        crc = _crc30_rows(rows[:, :-4])
+        rows = arr[starts[:, None] + np.arange(length - 4)]
+        crc = _crc30_rows(rows)
         if covers_info:
-            info = words >> 30
+            info = np.fromiter((info_bits[i] for i in idx), dtype=np.uint32, count=len(idx))
             for shift in (1, 0):
                 fb = ((crc >> (WIDTH - 1)) ^ (info >> shift)) & 1
                 crc = (((crc << 1) & MASK) ^ (fb * np.uint32(POLY))).astype(np.uint32)
-        good = (crc == (words & MASK)).tolist()
-        for i, g in zip(idx, good):
-            out[i] = g
+        for i, c in zip(idx, crc.tolist()):
+            out[i] = c
     return out
+
+
+def block_crc_many(buf, spans, covers_info: bool = True, *, min_batch: int = 4) -> list:
+    """Whether each block ``buf[start:end]`` (``spans``: (start, end) byte offsets, whole blocks
+    with their 4-byte BCRC) carries a correct BCRC (:func:`block_crc_values`).  The DLL
+    engine's receive fast path checks every complete block of a run this way."""
+    words = [int.from_bytes(buf[e - 4:e], "big") for _, e in spans]
+    crcs = block_crc_values(buf, spans, [w >> 30 for w in words], covers_info,
+                            min_batch=min_batch)
+    return [c == w & MASK for c, w in zip(crcs, words)]
 
 
 def _crc30_rows(rows):

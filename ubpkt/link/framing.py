@@ -18,7 +18,7 @@ from ..formats import HEADERS as H
 from ..record import ERROR, INFO, WARNING, make_issue
 from .blocks import FLIT, check_tail, next_block, seal
 from .control import parse_control
-from .crc30 import block_crc, block_crc_batch
+from .crc30 import block_crc, block_crc_batch, block_crc_values
 from .plength import LBH_LEN, LPH_LEN, MAX_FLITS, layout, packet_length
 
 __all__ = ["frame_packet", "fill_plength", "frame_blocks", "deframe", "Deframer", "Unit",
@@ -53,27 +53,35 @@ def frame_blocks(packet: bytes, crc_mode: bool = True, *, error_flag: bool = Fal
     lph[3] = plen & 0xFF
     lbh0 = lph[0] & 0x01                       # VL[3] only: CRD/ACK/CRD_VL are per block
     lbh1 = lph[1]
-    blocks = []
-    pos = LPH_LEN
     nblk = lay.blocks
+    total = ((nblk - 1) * MAX_FLITS + lay.last_flits) * FLIT
+    buf = bytearray(total)                      # zero padding and trailers to fill
+    spans = []
+    pos = LPH_LEN
+    at = 0
     for i, size in enumerate(lay.block_payload):
         last = i == nblk - 1
         flits = lay.last_flits if last else MAX_FLITS
-        if i == 0:
-            hdr = lph
-        else:
-            hdr = bytearray((lbh0, lbh1))
+        hdr = lph if i == 0 else bytearray((lbh0, lbh1))
         if block_bits is not None and i < len(block_bits) and block_bits[i] is not None:
             crd, ack, crd_vl = block_bits[i]
             hdr[0] = (hdr[0] & 0x03) | (crd & 1) << 7 | (ack & 1) << 6 | (crd_vl & 0xF) << 2
-        blk = bytearray(flits * FLIT)
         h = len(hdr)
-        blk[:h] = hdr
-        blk[h:h + size] = packet[pos:pos + size]
+        buf[at:at + h] = hdr
+        buf[at + h:at + h + size] = packet[pos:pos + size]
         pos += size
-        seal(blk, crc_mode, error_flag=error_flag and last, end=last, covers_info=covers_info)
-        blocks.append(blk)
-    return blocks
+        spans.append((at, at + flits * FLIT))
+        at += flits * FLIT
+    eflag = 1 if error_flag else 0
+    if crc_mode:
+        # every BCRC at once (UB 2.0 §4.7.2; the same value as seal() block by block)
+        infos = [0] * (nblk - 1) + [eflag]      # ERROR_FLAG in the last block only
+        for (s, e), info, crc in zip(spans, infos, block_crc_values(buf, spans, infos,
+                                                                    covers_info)):
+            buf[e - 4:e] = ((info << 30) | crc).to_bytes(4, "big")
+    elif error_flag:
+        buf[-1] = 0x40                          # END (Table 4-4); 0 otherwise
+    return [buf[s:e] for s, e in spans]
 
 
 def frame_packet(packet: bytes, crc_mode: bool = True, *, error_flag: bool = False,

@@ -24,13 +24,15 @@ from ..stack.transaction.ops import WorkRequest
 from .driver import Simulator
 from .ledger import Ledger
 from .faults import FaultInjector, FaultSpec
+from .dll_link import DllLinkPair
 from .link import LinkParams
 from .tap import PcapTap
 
-__all__ = ["LoopbackConfig", "run_loopback", "transport_counters", "SCHEMA", "OPS"]
+__all__ = ["LoopbackConfig", "run_loopback", "transport_counters", "SCHEMA", "OPS", "LINK_MODES"]
 
 SCHEMA = "ubpkt.loopback/1"
 OPS = ("write", "read", "send", "atomic", "mix")
+LINK_MODES = ("ideal", "dll")
 #: where the target's segment sits, its TokenID and token value (the reference workload)
 _BASE, _TOKENID, _TOKEN = 0x1_0000_0000, 0x123, 0xC0FFEE
 _A_TPN, _B_TPN = 0x10, 0x20
@@ -56,6 +58,11 @@ class LoopbackConfig:
     bad_token: float = 0.0
     out_of_bounds: float = 0.0
     delay_ns: int = 1000            # one-way propagation delay
+    # link fidelity (docs/stack.md): "ideal" (SimLink: frames whole) or "dll" (native UB
+    # packets through a DLL engine pair over flit wires, bit errors at ``ber``, UB 2.0 ch. 4)
+    link: str = "ideal"
+    ber: float = 0.0                # bit error rate of each flit wire (--link dll)
+    crc_mode: bool = True           # DLL CRC mode (False: non-CRC, errors flagged as FEC fails)
     rate_bps: int | None = None     # link rate (None: no serialisation delay)
     seed: int = 1
     pcap: str | None = None
@@ -220,7 +227,13 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
         raise ValueError("atomic workloads need --size 16 or more (an aligned 8-byte counter "
                          "per request)")
     total = n * size
-    kind = "uboe" if cfg.transport in ("rtp", "utp") else "cna16"
+    if cfg.link not in LINK_MODES:
+        raise ValueError(f"link mode {cfg.link!r}: one of {', '.join(LINK_MODES)}")
+    if cfg.link != "dll" and (cfg.ber or not cfg.crc_mode):
+        raise ValueError("--ber and --non-crc need --link dll (the ideal link has no flits)")
+    # the DLL carries network packets from the LPH: every transport on the native 16-bit CNA
+    # NTH (UB 2.0 §5.2.1); the ideal link keeps UBoE for RTP/UTP
+    kind = "uboe" if cfg.transport in ("rtp", "utp") and cfg.link == "ideal" else "cna16"
     path = Path(kind=kind)
     a = Endpoint("A", path, prof, rc_id=1)
     b = Endpoint("B", path.reverse(), prof, rc_id=2)
@@ -254,10 +267,17 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
     linktype = LINKTYPE_ETHERNET if kind == "uboe" else LINKTYPE_UB
     tap = PcapTap(cfg.pcap, linktype=linktype) if cfg.pcap else None
     params = LinkParams(delay=cfg.delay_ns, rate=cfg.rate_bps, linktype=linktype)
+    pair = None
+    links = None
+    if cfg.link == "dll":
+        pair = DllLinkPair(prof.with_(crc_mode=cfg.crc_mode), names=("A", "B"),
+                           delay_ns=cfg.delay_ns, rate_bps=cfg.rate_bps, ber=cfg.ber,
+                           seed=cfg.seed)
+        links = (pair.ab, pair.ba)
     sim.connect("A", "B", params,
                 faults_ab=FaultInjector(FaultSpec.parse(fa), seed=cfg.seed) if fa else None,
                 faults_ba=FaultInjector(FaultSpec.parse(fb), seed=cfg.seed + 1) if fb else None,
-                tap=tap)
+                tap=tap, links=links)
     last_report = [0.0]
 
     def until() -> bool:
@@ -321,6 +341,7 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
     _endpoint_outcomes(sim_ledger, faulted, endpoint_errors, app)
     report = _report(cfg, prof, app, a, b, sim, n, total, delivered, verified, statuses, wall,
                      run_s, outcome)
+    report["link"] = pair.report() if pair is not None else {"mode": "ideal"}
     if progress is not None:
         progress(_progress(app, a, b, sim, n))
     return report

@@ -174,7 +174,7 @@ class LinkState:
         if self.state == DllState.DISABLED:
             self.reset_link()
             self._set_state(DllState.PARAM_INIT, ev, "LinkUp")
-            self._enter_req(now, ev)
+            self._enter_req(now, ev, why="retry handshake at link-up")
         return self._raise(ev)
 
     def link_down(self, now: int) -> list:
