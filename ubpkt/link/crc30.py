@@ -203,7 +203,7 @@ def block_crc_values(buf, spans, info_bits, covers_info: bool = True, *,
         groups.setdefault(e - s, []).append(i)
     mv = memoryview(buf)
     for length, idx in groups.items():
-        if len(idx) < min_batch or not 4 < length <= 644:
+        if (len(idx) < min_batch and length < 196) or not 4 < length <= 644:
             for i in idx:
                 s, e = spans[i]
                 out[i] = block_crc(bytes(mv[s:e - 4]), info_bits[i], covers_info)

@@ -21,7 +21,7 @@ from .control import parse_control
 from .crc30 import block_crc, block_crc_batch, block_crc_values
 from .plength import LBH_LEN, LPH_LEN, MAX_FLITS, layout, packet_length
 
-__all__ = ["frame_packet", "fill_plength", "frame_blocks", "deframe", "Deframer", "Unit",
+__all__ = ["frame_packet", "fill_plength", "frame_blocks", "frame_many", "deframe", "Deframer", "Unit",
            "BlockInfo", "seal", "check_tail", "FLIT", "DLLDP_CFGS"]
 
 #: CFG values a DLLDP may carry (UB 2.0 §4.3.2.2.2 Table 4-1).
@@ -44,6 +44,33 @@ def frame_blocks(packet: bytes, crc_mode: bool = True, *, error_flag: bool = Fal
     the LBHs; by default the LPH keeps the packet's own bits and the LBHs return nothing.
     The LBHs carry the packet's VL and CFG (UB 2.0 §4.3.2.2.3).
     """
+    return frame_many([(packet, error_flag)], crc_mode, block_bits=block_bits,
+                      covers_info=covers_info)[0]
+
+
+def frame_many(packets, crc_mode: bool = True, *, block_bits=None,
+               covers_info: bool = True) -> list:
+    """:func:`frame_blocks` of several ``(packet, error_flag)`` at once: one list of blocks per
+    packet, every BCRC of all of them computed in one batch (the DLL engine frames the packets
+    queued on a VL together)."""
+    buf = bytearray()
+    spans, infos, per = [], [], []
+    for packet, error_flag in packets:
+        first = len(spans)
+        _cut(packet, crc_mode, error_flag, block_bits, buf, spans, infos)
+        per.append((first, len(spans)))
+    if crc_mode:
+        # every BCRC at once (UB 2.0 §4.7.2; the same value as seal() block by block)
+        for (s, e), info, crc in zip(spans, infos, block_crc_values(buf, spans, infos,
+                                                                    covers_info)):
+            buf[e - 4:e] = ((info << 30) | crc).to_bytes(4, "big")
+    return [[buf[s:e] for s, e in spans[i:j]] for i, j in per]
+
+
+def _cut(packet, crc_mode, error_flag, block_bits, buf, spans, infos) -> None:
+    """Append the blocks of ``packet`` (headers, payload, zero padding; END filled, BCRC not
+    yet) to ``buf``, their (start, end) to ``spans`` and their BCRC information bits to
+    ``infos``."""
     lay = layout(len(packet), crc_mode)
     if packet[1] & 0x0F == 0:
         raise ValueError("LPH CFG 0 marks a DLLCB; a DLLDP never carries it (UB 2.0 Table 4-1)")
@@ -54,11 +81,9 @@ def frame_blocks(packet: bytes, crc_mode: bool = True, *, error_flag: bool = Fal
     lbh0 = lph[0] & 0x01                       # VL[3] only: CRD/ACK/CRD_VL are per block
     lbh1 = lph[1]
     nblk = lay.blocks
-    total = ((nblk - 1) * MAX_FLITS + lay.last_flits) * FLIT
-    buf = bytearray(total)                      # zero padding and trailers to fill
-    spans = []
+    at = len(buf)
+    buf += bytes(((nblk - 1) * MAX_FLITS + lay.last_flits) * FLIT)
     pos = LPH_LEN
-    at = 0
     for i, size in enumerate(lay.block_payload):
         last = i == nblk - 1
         flits = lay.last_flits if last else MAX_FLITS
@@ -71,17 +96,10 @@ def frame_blocks(packet: bytes, crc_mode: bool = True, *, error_flag: bool = Fal
         buf[at + h:at + h + size] = packet[pos:pos + size]
         pos += size
         spans.append((at, at + flits * FLIT))
+        infos.append(1 if error_flag and last else 0)    # ERROR_FLAG in the last block only
         at += flits * FLIT
-    eflag = 1 if error_flag else 0
-    if crc_mode:
-        # every BCRC at once (UB 2.0 §4.7.2; the same value as seal() block by block)
-        infos = [0] * (nblk - 1) + [eflag]      # ERROR_FLAG in the last block only
-        for (s, e), info, crc in zip(spans, infos, block_crc_values(buf, spans, infos,
-                                                                    covers_info)):
-            buf[e - 4:e] = ((info << 30) | crc).to_bytes(4, "big")
-    elif error_flag:
-        buf[-1] = 0x40                          # END (Table 4-4); 0 otherwise
-    return [buf[s:e] for s, e in spans]
+    if not crc_mode and error_flag:
+        buf[at - 1] = 0x40                      # END (Table 4-4); 0 otherwise
 
 
 def frame_packet(packet: bytes, crc_mode: bool = True, *, error_flag: bool = False,
