@@ -46,7 +46,7 @@ class DllEvent(_DictView, Event):
 @dataclass(slots=True)
 class LinkStateChanged(_DictView, StateChanged):
     """A DLL state machine moved: ``machine`` is ``DLL`` (§4.2), ``RETRY_REQ_SM`` or
-    ``RETRY_ACK_SM`` (§4.7.3.3); ``ev["state"]`` is the new state."""
+    ``RETRY_ACK_SM`` (§4.7.3.3, §4.7.3.4); ``ev["state"]`` is the new state."""
     kind: ClassVar[str] = "state"
     aliases: ClassVar[dict] = {"state": "new"}
 

@@ -7,7 +7,7 @@ the WAIT timeout to REQ.  NUM_RETRY reaching its threshold moves to RETRAIN (the
 ``phy_retrained`` brings it back to REQ), NUM_PHY_REINIT reaching its threshold to ERROR
 (§4.7.3.3; thresholds in the profile).
 
-Sender side (RETRY_ACK_SM): the first Retry_Req of a run moves NORMAL -> ACK; the retry buffer
+Sender side (RETRY_ACK_SM, §4.7.3.4): the first Retry_Req of a run moves NORMAL -> ACK; the retry buffer
 replays from the requested RcvPtr (:mod:`ubpkt.link.retry`) after a Retry_Ack_Set, and the
 machine returns to NORMAL when the replay reaches WrPtr (in :mod:`.transmit`).
 """

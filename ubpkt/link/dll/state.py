@@ -4,7 +4,7 @@
   -> DLL_Normal, and back to DLL_Disabled when LinkUp drops (§4.2, §4.8.4).
 * ``ReqState``: RETRY_REQ_SM, the receiver's side of link retransmission (NORMAL, REQ, WAIT,
   RETRAIN, ERROR).
-* ``AckState``: RETRY_ACK_SM, the sender's side (NORMAL, ACK: only the Retry_Ack_Set and the
+* ``AckState``: RETRY_ACK_SM (§4.7.3.4), the sender's side (NORMAL, ACK: only the Retry_Ack_Set and the
   replay go out).
 
 Each has a :class:`ubpkt.engine.Transitions` table; :class:`LinkState` holds every per-link
@@ -68,7 +68,7 @@ REQ_TRANSITIONS = Transitions("RETRY_REQ_SM", ReqState, {
     ReqState.ERROR: set(),
 })
 
-#: §4.7.3.3 RETRY_ACK_SM: a Retry_Req puts it in ACK until the replay reaches WrPtr
+#: §4.7.3.4 RETRY_ACK_SM: a Retry_Req puts it in ACK until the replay reaches WrPtr
 ACK_TRANSITIONS = Transitions("RETRY_ACK_SM", AckState, {
     AckState.NORMAL: {AckState.ACK},
     AckState.ACK: {AckState.NORMAL},
