@@ -40,24 +40,39 @@ from ubpkt_cli.stack_options import emit_report, fault_options, fault_spec
                    "made for the run (root only; rtp/utp)")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(0, min_open=True), default=120.0,
               show_default=True, help="--driver veth: give up after this many seconds")
+@click.option("--link", "link_mode", type=click.Choice(["ideal", "dll"]), default="ideal",
+              show_default=True, help="link fidelity: ideal (frames whole) or dll (native "
+              "packets framed into flits, DLL engines with credits and Go-Back-N retry)")
+@click.option("--ber", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              help="bit error rate of the flit wires (--link dll; seeded)")
+@click.option("--non-crc", is_flag=True, help="DLL non-CRC mode (--link dll): damaged flits "
+              "are reported as FEC decoding failures")
+@click.option("--link-rate", default=None, help="flit wire rate for --link dll (default "
+              "100G; bits/s, e.g. 25G)")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--pcap", type=click.Path(dir_okay=False), help="write every frame to this pcap")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="no live view or summary on stderr")
 def loopback(transport, op, size, count, total, mtu, retrans, window, outstanding, rnr,
-             bad_token, out_of_bounds, direction, link_delay, driver, timeout_s, seed, pcap,
-             report_file, quiet, **faults):
+             bad_token, out_of_bounds, direction, link_delay, driver, timeout_s, link_mode, ber,
+             non_crc, link_rate, seed, pcap, report_file, quiet, **faults):
     """Move a workload between two endpoints of the reference stack, inject faults, compare
     memories and report what happened to every fault (JSON, schema ubpkt.loopback/1)."""
-    from ubpkt.sim.link import parse_time
+    from ubpkt.sim.link import parse_rate, parse_time
+    if link_mode != "dll" and (ber or non_crc or link_rate):
+        raise click.UsageError("--ber, --non-crc and --link-rate need --link dll")
+    if link_mode != "ideal" and driver != "sim":
+        raise click.UsageError("--link dll is a simulated link: --driver sim")
     try:
         spec = fault_spec(faults)
         cfg = LoopbackConfig(transport=transport, op=op, size=size, count=count,
                              total_bytes=total, mtu=mtu, retrans=retrans, window=window,
                              outstanding=outstanding, seed=seed, pcap=pcap,
                              delay_ns=parse_time(link_delay), rnr=rnr, bad_token=bad_token,
-                             out_of_bounds=out_of_bounds, driver=driver, timeout_s=timeout_s)
+                             out_of_bounds=out_of_bounds, driver=driver, timeout_s=timeout_s,
+                             link=link_mode, ber=ber, crc_mode=not non_crc,
+                             rate_bps=parse_rate(link_rate) if link_rate else None)
     except ValueError as exc:
         raise click.BadParameter(str(exc))
     if spec:
@@ -132,6 +147,12 @@ def _summary(report: dict, err) -> None:
     t.add_row("faults", f"{f['injected']} injected: {f['recovered']} recovered, "
                         f"{f['benign']} benign, {f['expected_loss']} expected loss, "
                         f"{f['unrecovered']} unrecovered, {f['unattributed']} unattributed")
+    ln = report.get("link", {})
+    if ln.get("mode") == "dll":
+        t.add_row("link (dll)", f"{ln['flits']} flits, {ln['flit_errors']} flit errors, "
+                                f"{ln['retries']} retries, {ln['replayed_flits']} flits "
+                                f"replayed, {ln['crc_errors']} BCRC / {ln['fec_errors']} FEC "
+                                "errors")
     t.add_row("speed", f"{report['payload_mb_per_s']} MB/s of payload (wall clock), "
                        f"{report['sim_time_ns'] / 1e6:.3f} ms "
                        + ("simulated" if report["driver"]["kind"] == "sim" else

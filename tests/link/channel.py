@@ -60,25 +60,27 @@ class Link:
 
     def up(self):
         now = self.t * self.tick_ns
-        self.events[id(self.a)] += self.a.link_up(now)
-        self.events[id(self.b)] += self.b.link_up(now)
+        self.a.link_up(now)
+        self.b.link_up(now)
 
     def step(self):
         now = self.t * self.tick_ns
         for eng, out, inp in ((self.a, self.ab, self.ba), (self.b, self.ba, self.ab)):
             data, fec = inp.take(self.t)
             if data:
-                self.events[id(eng)] += eng.receive(data, now, fec)
+                eng.receive(data, now, fec)
             out.put(self.t, eng.transmit(now, self.rate, fill=self.fill))
-            ev = eng.pop_events() + eng.handle_timeout(now)
+            eng.handle_timeout(now)
+            ev = eng.pop_events()       # every event, once (the calls' return values too)
             self.events[id(eng)] += ev
-            for e in self.events[id(eng)][-len(ev):] if ev else []:
+            for e in ev:
                 if e.get("event") == "phy_retrain":
                     self.retrain_due[id(eng)] = (self.t + 5, eng)
         for key, (due, eng) in list(self.retrain_due.items()):
             if due <= self.t:
                 del self.retrain_due[key]
-                self.events[key] += eng.phy_retrained(now)
+                eng.phy_retrained(now)
+                self.events[key] += eng.pop_events()
         self.t += 1
 
     def run(self, ticks, until=None):

@@ -13,7 +13,18 @@ import ubpkt.link
 
 LINK = pathlib.Path(ubpkt.link.__file__).parent
 ROOT = LINK.parent.parent
-MODULES = sorted(p.stem for p in LINK.glob("*.py"))
+# modules by dotted name inside ubpkt.link ("framing", "dll.engine", "dll.__init__"...)
+MODULES = sorted(".".join(p.relative_to(LINK).with_suffix("").parts) for p in LINK.rglob("*.py"))
+
+
+def _file(name: str) -> pathlib.Path:
+    return LINK.joinpath(*name.split(".")).with_suffix(".py")
+
+
+def _pkg_of(name: str) -> list:
+    """The package a module's relative imports start from, as dotted parts."""
+    parts = name.split(".")
+    return ["ubpkt", "link"] + parts[:-1]
 
 # The package facade (ubpkt/__init__.py) imports ubpkt.dissect for ``ubpkt.decode``; the check
 # loads ``ubpkt`` as a bare namespace so that it sees what ubpkt.link itself pulls in.
@@ -29,7 +40,8 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith("ubpkt."))))
 
 @pytest.mark.parametrize("name", MODULES)
 def test_link_modules_do_not_load_the_decoder(name):
-    module = "ubpkt.link" if name == "__init__" else f"ubpkt.link.{name}"
+    module = "ubpkt.link." + name.removesuffix("__init__").rstrip(".")
+    module = module.rstrip(".")
     code = _PROBE.format(path=str(LINK.parent), module=module)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True).stdout
@@ -41,17 +53,27 @@ def test_link_modules_do_not_load_the_decoder(name):
 def _imports(name: str) -> tuple[set, set]:
     """(ubpkt.link modules, other ubpkt packages) that module ``name`` imports, anywhere in it
     (function-level imports included)."""
-    tree = ast.parse((LINK / f"{name}.py").read_text())
+    tree = ast.parse(_file(name).read_text())
     pkg = ["ubpkt", "link"]
+    here = _pkg_of(name)
     link, other = set(), set()
+
+    def resolve(inner: list) -> str:
+        """The module (dotted inside ubpkt.link) a path names: a module file or a package."""
+        dotted = ".".join(inner)
+        if inner and _file(dotted).exists():
+            return dotted
+        return ".".join(inner + ["__init__"])
 
     def add(dotted: list, names=()):
         if dotted[:2] == pkg:
-            if len(dotted) > 2:
-                link.add(dotted[2])
-            else:                           # from ubpkt.link import x: a module or the package
+            inner = dotted[2:]
+            if inner and _file(".".join(inner)).exists():
+                link.add(".".join(inner))
+            else:                           # from <package> import x: a module or the package
                 for n in names:
-                    link.add(n if (LINK / f"{n}.py").exists() else "__init__")
+                    link.add(resolve(inner + [n]) if _file(".".join(inner + [n])).exists()
+                             else resolve(inner))
         elif dotted[:1] == ["ubpkt"]:
             other.add(".".join(dotted[:2]))
 
@@ -61,7 +83,7 @@ def _imports(name: str) -> tuple[set, set]:
                 add(a.name.split("."))
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = pkg[:len(pkg) - (node.level - 1)]
+                base = here[:len(here) - (node.level - 1)]
                 dotted = base + (node.module.split(".") if node.module else [])
             else:
                 dotted = node.module.split(".")
@@ -102,5 +124,7 @@ def test_link_never_imports_dissect_statically():
 def test_the_checker_sees_imports():
     """The AST walk finds relative, package-level and function-level imports."""
     assert {"blocks", "control", "crc30"} <= GRAPH["framing"]
-    assert {"control", "blocks", "framing"} <= GRAPH["engine"]
+    assert {"control", "blocks", "framing"} <= GRAPH["dll.transmit"]
+    assert {"dll.state", "dll.retry_sm", "dll.receive"} <= GRAPH["dll.engine"]
+    assert "dll.__init__" in GRAPH["engine"]
     assert "framing" in GRAPH["__init__"]

@@ -116,6 +116,10 @@ class VethNet:
                 pass
         self.lab.remove()
 
+    def link_report(self) -> dict:
+        """A veth pair is a real Ethernet link: the loopback's link modes are simulated ones."""
+        return {"mode": "ethernet"}
+
     def report(self) -> dict:
         out = {"kind": "veth", "removed": self._closed}
         out.update(self.lab.describe())

@@ -15,6 +15,7 @@ profile ``bcrc_covers_info``); every BCRC built or checked in ubpkt goes through
 """
 from __future__ import annotations
 
+import functools
 import struct
 
 POLY = 0x15A94AD5
@@ -170,6 +171,98 @@ def block_crc_batch(rows, info_bits, covers_info: bool = True):
     """:func:`block_crc` of every row of a 2-D uint8 array (numpy; see :func:`crc30_batch`),
     ``info_bits`` one 2-bit value per row."""
     return crc30_batch(rows, info_bits if covers_info else None)
+
+
+@functools.lru_cache(maxsize=4096)
+def bcrc_patch_term(nbytes: int, delta0: int, covers_info: bool = True) -> int:
+    """What XOR-ing ``delta0`` into byte 0 of a block's ``nbytes`` covered bytes does to its
+    BCRC's CRC30.  The CRC (no final inversion) is linear over GF(2): the register of a changed
+    message is the old register XOR the zero-preset CRC of the change alone (``delta0`` then
+    ``nbytes - 1`` zero bytes), advanced over the two information bits when they are covered."""
+    term = _crc30_small(0, bytes((delta0,)) + bytes(nbytes - 1))
+    return crc30_bits(term, 0, 2) if covers_info else term
+
+
+def bcrc_patch(crc: int, nbytes: int, delta0: int, covers_info: bool = True) -> int:
+    """The CRC30 of a block whose byte 0 was XOR-ed with ``delta0`` (the DLL engine sets the
+    LPH/LBH CRD/ACK bits on blocks framed earlier), from its old CRC30: equal to
+    :func:`block_crc` of the changed block, without reading it again."""
+    return crc ^ bcrc_patch_term(nbytes, delta0, covers_info)
+
+
+def block_crc_values(buf, spans, info_bits, covers_info: bool = True, *,
+                     min_batch: int = 4) -> list:
+    """:func:`block_crc` of each block ``buf[start:end - 4]`` (``spans``: (start, end) byte
+    offsets of whole blocks, the last 4 bytes being the BCRC field; ``info_bits``: each block's
+    two information bits).  Blocks of one length go through numpy together (fewer than
+    ``min_batch`` one by one): what the framer and the DLL engine's receive path use to seal or
+    check many blocks at once."""
+    out = [0] * len(spans)
+    groups: dict = {}
+    for i, (s, e) in enumerate(spans):
+        groups.setdefault(e - s, []).append(i)
+    mv = memoryview(buf)
+    for length, idx in groups.items():
+        if (len(idx) < min_batch and length < 196) or not 4 < length <= 644:
+            for i in idx:
+                s, e = spans[i]
+                out[i] = block_crc(bytes(mv[s:e - 4]), info_bits[i], covers_info)
+            continue
+        import numpy as np
+        arr = np.frombuffer(buf, dtype=np.uint8)
+        starts = np.fromiter((spans[i][0] for i in idx), dtype=np.intp, count=len(idx))
+        rows = arr[starts[:, None] + np.arange(length - 4)]
+        crc = _crc30_rows(rows)
+        if covers_info:
+            info = np.fromiter((info_bits[i] for i in idx), dtype=np.uint32, count=len(idx))
+            for shift in (1, 0):
+                fb = ((crc >> (WIDTH - 1)) ^ (info >> shift)) & 1
+                crc = (((crc << 1) & MASK) ^ (fb * np.uint32(POLY))).astype(np.uint32)
+        for i, c in zip(idx, crc.tolist()):
+            out[i] = c
+    return out
+
+
+def block_crc_many(buf, spans, covers_info: bool = True, *, min_batch: int = 4) -> list:
+    """Whether each block ``buf[start:end]`` (``spans``: (start, end) byte offsets, whole blocks
+    with their 4-byte BCRC) carries a correct BCRC (:func:`block_crc_values`).  The DLL
+    engine's receive fast path checks every complete block of a run this way."""
+    words = [int.from_bytes(buf[e - 4:e], "big") for _, e in spans]
+    crcs = block_crc_values(buf, spans, [w >> 30 for w in words], covers_info,
+                            min_batch=min_batch)
+    return [c == w & MASK for c, w in zip(crcs, words)]
+
+
+def _crc30_rows(rows):
+    """CRC30 (preset all ones) of every row of a 2-D uint8 array of rows <= 640 bytes: gather
+    each byte's contribution at its distance from the end from one flat table, XOR them (as
+    uint64 pairs when the row length is even: half the reduction work)."""
+    import numpy as np
+    tab, preset = _np_tables()
+    n, length = rows.shape
+    flat = _flat_table()
+    base = _FLAT_BASE[_FLAT_BASE.size - length:]
+    contrib = flat.take(rows + base)
+    if length % 2 == 0:
+        r = np.bitwise_xor.reduce(contrib.view(np.uint64), axis=1)
+        crc = (r ^ (r >> 32)).astype(np.uint32)
+    else:
+        crc = np.bitwise_xor.reduce(contrib, axis=1).astype(np.uint32)
+    return crc ^ preset[length]
+
+
+_FLAT = None
+_FLAT_BASE = None
+
+
+def _flat_table():
+    global _FLAT, _FLAT_BASE
+    if _FLAT is None:
+        import numpy as np
+        tab, _ = _np_tables()
+        _FLAT = np.ascontiguousarray(tab).ravel()
+        _FLAT_BASE = (np.arange(tab.shape[0] - 1, -1, -1) * 256).astype(np.intp)
+    return _FLAT
 
 
 def _crc30_row(data) -> int:

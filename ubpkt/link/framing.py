@@ -18,10 +18,10 @@ from ..formats import HEADERS as H
 from ..record import ERROR, INFO, WARNING, make_issue
 from .blocks import FLIT, check_tail, next_block, seal
 from .control import parse_control
-from .crc30 import block_crc, block_crc_batch
+from .crc30 import block_crc, block_crc_batch, block_crc_values
 from .plength import LBH_LEN, LPH_LEN, MAX_FLITS, layout, packet_length
 
-__all__ = ["frame_packet", "fill_plength", "frame_blocks", "deframe", "Deframer", "Unit",
+__all__ = ["frame_packet", "fill_plength", "frame_blocks", "frame_many", "deframe", "Deframer", "Unit",
            "BlockInfo", "seal", "check_tail", "FLIT", "DLLDP_CFGS"]
 
 #: CFG values a DLLDP may carry (UB 2.0 §4.3.2.2.2 Table 4-1).
@@ -44,6 +44,33 @@ def frame_blocks(packet: bytes, crc_mode: bool = True, *, error_flag: bool = Fal
     the LBHs; by default the LPH keeps the packet's own bits and the LBHs return nothing.
     The LBHs carry the packet's VL and CFG (UB 2.0 §4.3.2.2.3).
     """
+    return frame_many([(packet, error_flag)], crc_mode, block_bits=block_bits,
+                      covers_info=covers_info)[0]
+
+
+def frame_many(packets, crc_mode: bool = True, *, block_bits=None,
+               covers_info: bool = True) -> list:
+    """:func:`frame_blocks` of several ``(packet, error_flag)`` at once: one list of blocks per
+    packet, every BCRC of all of them computed in one batch (the DLL engine frames the packets
+    queued on a VL together)."""
+    buf = bytearray()
+    spans, infos, per = [], [], []
+    for packet, error_flag in packets:
+        first = len(spans)
+        _cut(packet, crc_mode, error_flag, block_bits, buf, spans, infos)
+        per.append((first, len(spans)))
+    if crc_mode:
+        # every BCRC at once (UB 2.0 §4.7.2; the same value as seal() block by block)
+        for (s, e), info, crc in zip(spans, infos, block_crc_values(buf, spans, infos,
+                                                                    covers_info)):
+            buf[e - 4:e] = ((info << 30) | crc).to_bytes(4, "big")
+    return [[buf[s:e] for s, e in spans[i:j]] for i, j in per]
+
+
+def _cut(packet, crc_mode, error_flag, block_bits, buf, spans, infos) -> None:
+    """Append the blocks of ``packet`` (headers, payload, zero padding; END filled, BCRC not
+    yet) to ``buf``, their (start, end) to ``spans`` and their BCRC information bits to
+    ``infos``."""
     lay = layout(len(packet), crc_mode)
     if packet[1] & 0x0F == 0:
         raise ValueError("LPH CFG 0 marks a DLLCB; a DLLDP never carries it (UB 2.0 Table 4-1)")
@@ -53,27 +80,26 @@ def frame_blocks(packet: bytes, crc_mode: bool = True, *, error_flag: bool = Fal
     lph[3] = plen & 0xFF
     lbh0 = lph[0] & 0x01                       # VL[3] only: CRD/ACK/CRD_VL are per block
     lbh1 = lph[1]
-    blocks = []
-    pos = LPH_LEN
     nblk = lay.blocks
+    at = len(buf)
+    buf += bytes(((nblk - 1) * MAX_FLITS + lay.last_flits) * FLIT)
+    pos = LPH_LEN
     for i, size in enumerate(lay.block_payload):
         last = i == nblk - 1
         flits = lay.last_flits if last else MAX_FLITS
-        if i == 0:
-            hdr = lph
-        else:
-            hdr = bytearray((lbh0, lbh1))
+        hdr = lph if i == 0 else bytearray((lbh0, lbh1))
         if block_bits is not None and i < len(block_bits) and block_bits[i] is not None:
             crd, ack, crd_vl = block_bits[i]
             hdr[0] = (hdr[0] & 0x03) | (crd & 1) << 7 | (ack & 1) << 6 | (crd_vl & 0xF) << 2
-        blk = bytearray(flits * FLIT)
         h = len(hdr)
-        blk[:h] = hdr
-        blk[h:h + size] = packet[pos:pos + size]
+        buf[at:at + h] = hdr
+        buf[at + h:at + h + size] = packet[pos:pos + size]
         pos += size
-        seal(blk, crc_mode, error_flag=error_flag and last, end=last, covers_info=covers_info)
-        blocks.append(blk)
-    return blocks
+        spans.append((at, at + flits * FLIT))
+        infos.append(1 if error_flag and last else 0)    # ERROR_FLAG in the last block only
+        at += flits * FLIT
+    if not crc_mode and error_flag:
+        buf[at - 1] = 0x40                      # END (Table 4-4); 0 otherwise
 
 
 def frame_packet(packet: bytes, crc_mode: bool = True, *, error_flag: bool = False,

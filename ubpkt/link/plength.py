@@ -6,6 +6,7 @@ second-to-last flit.  "Payload" is what follows the LPH (first block) or LBH (la
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 FLIT = 20
@@ -38,6 +39,7 @@ def _block_capacity(first: bool, last: bool, crc_mode: bool) -> int:
     return MAX_FLITS * FLIT - header - (1 if last else 0)
 
 
+@functools.lru_cache(maxsize=32768)      # a pure function of two small values; Layout is frozen
 def layout(packet_len: int, crc_mode: bool = True) -> Layout:
     """How a network packet of ``packet_len`` bytes (LPH included) is cut into DLLDBs."""
     if packet_len < LPH_LEN + 1 or packet_len > MAX_PACKET[crc_mode]:

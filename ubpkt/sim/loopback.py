@@ -24,13 +24,15 @@ from ..stack.transaction.ops import WorkRequest
 from .driver import Simulator
 from .ledger import Ledger
 from .faults import FaultInjector, FaultSpec
+from .dll_link import DllLinkPair
 from .link import LinkParams
 from .tap import PcapTap
 
-__all__ = ["LoopbackConfig", "run_loopback", "transport_counters", "SCHEMA", "OPS"]
+__all__ = ["LoopbackConfig", "run_loopback", "transport_counters", "SCHEMA", "OPS", "LINK_MODES"]
 
 SCHEMA = "ubpkt.loopback/1"
 OPS = ("write", "read", "send", "atomic", "mix")
+LINK_MODES = ("ideal", "dll")
 #: where the target's segment sits, its TokenID and token value (the reference workload)
 _BASE, _TOKENID, _TOKEN = 0x1_0000_0000, 0x123, 0xC0FFEE
 _A_TPN, _B_TPN = 0x10, 0x20
@@ -56,6 +58,11 @@ class LoopbackConfig:
     bad_token: float = 0.0
     out_of_bounds: float = 0.0
     delay_ns: int = 1000            # one-way propagation delay
+    # link fidelity (docs/stack.md): "ideal" (SimLink: frames whole) or "dll" (native UB
+    # packets through a DLL engine pair over flit wires, bit errors at ``ber``, UB 2.0 ch. 4)
+    link: str = "ideal"
+    ber: float = 0.0                # bit error rate of each flit wire (--link dll)
+    crc_mode: bool = True           # DLL CRC mode (False: non-CRC, errors flagged as FEC fails)
     rate_bps: int | None = None     # link rate (None: no serialisation delay)
     seed: int = 1
     pcap: str | None = None
@@ -226,6 +233,7 @@ class _SimNet:
         self.cfg = cfg
         self.kind = kind
         self.sim = None
+        self.pair = None                # the DLL link pair (--link dll)
         self._closed = False
 
     def profile(self, prof: Profile) -> Profile:
@@ -243,10 +251,19 @@ class _SimNet:
         linktype = LINKTYPE_ETHERNET if self.kind == "uboe" else LINKTYPE_UB
         tap = PcapTap(cfg.pcap, linktype=linktype) if cfg.pcap else None
         params = LinkParams(delay=cfg.delay_ns, rate=cfg.rate_bps, linktype=linktype)
+        links = None
+        if cfg.link == "dll":       # the DLL engine pair over flit wires (ubpkt.sim.dll_link)
+            self.pair = DllLinkPair(prof.with_(crc_mode=cfg.crc_mode), names=("A", "B"),
+                                    delay_ns=cfg.delay_ns, rate_bps=cfg.rate_bps, ber=cfg.ber,
+                                    seed=cfg.seed)
+            links = (self.pair.ab, self.pair.ba)
         sim.connect("A", "B", params,
                     faults_ab=FaultInjector(FaultSpec.parse(fa), seed=cfg.seed) if fa else None,
                     faults_ba=FaultInjector(FaultSpec.parse(fb), seed=cfg.seed + 1) if fb
-                    else None, tap=tap)
+                    else None, tap=tap, links=links)
+
+    def link_report(self) -> dict:
+        return self.pair.report() if self.pair is not None else {"mode": "ideal"}
 
     @property
     def now(self) -> int:
@@ -291,7 +308,16 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
         raise ValueError("atomic workloads need --size 16 or more (an aligned 8-byte counter "
                          "per request)")
     total = n * size
-    kind = cfg.path_kind or ("uboe" if cfg.transport in ("rtp", "utp") else "cna16")
+    if cfg.link not in LINK_MODES:
+        raise ValueError(f"link mode {cfg.link!r}: one of {', '.join(LINK_MODES)}")
+    if cfg.link != "dll" and (cfg.ber or not cfg.crc_mode):
+        raise ValueError("--ber and --non-crc need --link dll (the ideal link has no flits)")
+    if cfg.link != "ideal" and cfg.driver != "sim":
+        raise ValueError("--link dll is a simulated link: --driver sim")
+    # the DLL carries network packets from the LPH: every transport on the native 16-bit CNA
+    # NTH (UB 2.0 §5.2.1); the ideal link keeps UBoE for RTP/UTP
+    kind = cfg.path_kind or ("uboe" if cfg.transport in ("rtp", "utp") and cfg.link == "ideal"
+                             else "cna16")
     net = _network(cfg, kind)
     try:
         return _run(cfg, net, kind, rng, n, size, total, t0, progress)
@@ -391,6 +417,7 @@ def _run(cfg, net, kind, rng, n, size, total, t0, progress) -> dict:
     _endpoint_outcomes(sim_ledger, faulted, endpoint_errors, app)
     report = _report(cfg, prof, app, a, b, net, sim_ledger, n, total, delivered, verified,
                      statuses, wall, run_s, outcome)
+    report["link"] = net.link_report()
     if progress is not None:
         progress(_progress(app, a, b, net, n))
     return report

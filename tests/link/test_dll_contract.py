@@ -1,0 +1,172 @@
+"""The DLL engine on the engine contract: typed events, state tables, the fast receive and
+transmit paths against the reference ones, and retry driven by the per-flit FEC flag."""
+import random
+
+import pytest
+
+from channel import Link
+from ubpkt.engine import Engine, Event, IllegalTransition
+from ubpkt.link import control as C
+from ubpkt.link.blocks import seal
+from ubpkt.link.crc30 import bcrc_patch, block_crc
+from ubpkt.link.dll import (ACK_TRANSITIONS, DLL_TRANSITIONS, REQ_TRANSITIONS, AckState,
+                            DLLEngine, DllState, PacketDelivered, ReqState, RetryRequested)
+from ubpkt.link.framing import fill_plength, frame_blocks
+from ubpkt.profile import SPEC
+
+
+def mk(vl, n, i, rng, crc_mode=True):
+    head = bytes(((vl >> 3) & 1, ((vl & 7) << 5) | 6, 0, 0))
+    return fill_plength(head + i.to_bytes(4, "big") + rng.randbytes(n - 8), crc_mode)
+
+
+def test_engine_follows_the_contract():
+    e = DLLEngine()
+    assert isinstance(e, Engine)
+    e.link_up(5)
+    ev = e.pop_events()
+    assert ev and all(isinstance(x, Event) and x.at == 5 for x in ev)
+    assert [(x.machine, x.new) for x in ev] == [("DLL", "DLL_Param_Init"),
+                                               ("RETRY_REQ_SM", "REQ")]
+    assert ev[0]["event"] == "state" and ev[0]["state"] == "DLL_Param_Init"   # dict reading
+    assert e.pop_events() == []
+
+
+def test_state_tables():
+    assert DLL_TRANSITIONS.reachable(DllState.DISABLED) == set(DllState)
+    assert REQ_TRANSITIONS.reachable(ReqState.NORMAL) == set(ReqState)
+    assert ACK_TRANSITIONS.reachable(AckState.NORMAL) == set(AckState)
+    with pytest.raises(IllegalTransition):
+        DLL_TRANSITIONS.move(DllState.DISABLED, DllState.NORMAL, 0)
+    with pytest.raises(IllegalTransition):
+        REQ_TRANSITIONS.move(ReqState.ERROR, ReqState.NORMAL, 0)
+    e = DLLEngine()
+    with pytest.raises(IllegalTransition):           # the engine moves only through the table
+        e._set_state(DllState.NORMAL, [])
+
+
+def _run(fast, crc_mode, seed, p_flip, p_fec, rate, fill):
+    prof = SPEC.with_(crc_mode=crc_mode, dll_vl_enable=3)
+    a = DLLEngine(prof, fast_rx=fast)
+    b = DLLEngine(prof, fast_rx=fast, guid=7)
+    link = Link(a, b, seed=seed, rate=rate, p_flip=p_flip, p_fec=p_fec, fill=fill)
+    wire = []
+    put = link.ab.put
+
+    def spy(t, data):
+        wire.append((t, data))
+        put(t, data)
+    link.ab.put = spy
+    link.up()
+    rng = random.Random(seed)
+    sent = 0
+    for _ in range(3000):
+        link.step()
+        if a.status_up and sent < 40 and link.t % 3 == 0:
+            for src in (a, b):
+                src.send(mk(sent % 2, rng.randrange(8, 2500), sent, rng, crc_mode))
+            sent += 1
+    strip = [(type(e).__name__, {k: v for k, v in vars_(e).items()})
+             for e in link.events[id(a)] + link.events[id(b)]]
+    return wire, strip, a.stats, b.stats
+
+
+def vars_(e):
+    return {f: getattr(e, f) for f in e.__dataclass_fields__}
+
+
+@pytest.mark.parametrize("crc_mode,p_flip,p_fec,rate,fill", [
+    (True, 3e-3, 2e-3, 16, False), (True, 0, 0, 12, True), (False, 0, 4e-3, 16, False),
+    (True, 1e-2, 0, 4, True)])
+def test_fast_receive_path_matches_the_reference_flit_by_flit(crc_mode, p_flip, p_fec, rate,
+                                                               fill):
+    """Same flits out at every tick, same events (in order, every field), same counters."""
+    ref = _run(False, crc_mode, 3, p_flip, p_fec, rate, fill)
+    fast = _run(True, crc_mode, 3, p_flip, p_fec, rate, fill)
+    assert fast[0] == ref[0]
+    assert fast[1] == ref[1]
+    assert fast[2] == ref[2] and fast[3] == ref[3]
+    assert sum(1 for n, _ in ref[1] if n == "PacketDelivered") >= 60
+
+
+def test_batched_framing_and_patched_bcrc_equal_sealing_block_by_block():
+    rng = random.Random(9)
+    for crc_mode in (True, False):
+        for covers in (True, False):
+            for n in (5, 20, 637, 640, 1278, 4096, 10146):
+                p = fill_plength(bytes((0, 6, 0, 0)) + rng.randbytes(n - 4), crc_mode)
+                blocks = frame_blocks(p, crc_mode, covers_info=covers, error_flag=n % 2 == 0)
+                for i, blk in enumerate(blocks):
+                    ref = bytearray(blk)
+                    last = i == len(blocks) - 1
+                    seal(ref, crc_mode, error_flag=n % 2 == 0 and last, end=last,
+                         covers_info=covers)
+                    assert ref == blk
+                    if crc_mode:        # CRD/ACK bits set later: patch == recompute
+                        word = int.from_bytes(blk[-4:], "big")
+                        d = rng.randrange(1, 64) << 2
+                        changed = bytes((blk[0] ^ d,)) + bytes(blk[1:-4])
+                        assert bcrc_patch(word & 0x3FFFFFFF, len(blk) - 4, d, covers) == \
+                            block_crc(changed, word >> 30, covers)
+
+
+def _pair(prof):
+    a, b = DLLEngine(prof, name="a"), DLLEngine(prof, name="b")
+    link = Link(a, b)
+    link.up()
+    assert link.run(20000, until=lambda: a.status_up and b.status_up)
+    return a, b, link
+
+
+@pytest.mark.parametrize("crc_mode", [True, False])
+@pytest.mark.parametrize("bad", [0, 5, 31, 40])
+def test_fec_flag_on_a_chosen_flit_drives_the_retry(crc_mode, bad):
+    """The PHY's per-flit FEC status: a failed flit (its bytes intact here, so only the flag
+    can tell) makes the receiver request a replay; the packet arrives once, intact.  In
+    non-CRC mode RcvPtr points at the failed flit itself (UB 2.0 §4.7.3.2.2); in CRC mode at
+    the start of its block."""
+    prof = SPEC.with_(crc_mode=crc_mode)
+    a, b, link = _pair(prof)
+    link.run(200)
+    link.events[id(b)].clear()
+    p = mk(0, 1600, 1, random.Random(bad), crc_mode)    # 3 blocks: 32 + 32 + a few flits
+    assert a.send(p)
+    t = link.t * 10
+    flits = a.transmit(t, 1000)
+    a.pop_events()
+    start = b.rcvptr
+    nflits = len(flits) // 20
+    assert nflits > bad
+    fec = [i != bad for i in range(nflits)]
+    b.receive(flits, t, fec)
+    ev = b.pop_events()
+    [retry] = [e for e in ev if isinstance(e, RetryRequested)]
+    assert retry.reason == "FEC decoding failure" and b.stats["fec_errors"] == 1
+    expect = bad if not crc_mode else (bad // 32) * 32
+    assert retry.rcvptr == (start + expect) % b.peer_depth
+    assert not [e for e in ev if isinstance(e, PacketDelivered)]
+    assert b.req_sm == ReqState.REQ
+    link.events[id(b)] += ev
+    assert link.run(2000, until=lambda: link.delivered(b))
+    link.run(200)
+    assert [e.packet for e in link.delivered(b)] == [p]
+    assert a.stats["replayed_flits"] == nflits - expect
+
+
+def test_fec_false_for_a_whole_receive_and_crc_mode_needs_no_flag():
+    a, b, link = _pair(SPEC)
+    link.run(100)
+    p = mk(0, 300, 2, random.Random(1))
+    a.send(p)
+    t = link.t * 10
+    flits = bytearray(a.transmit(t, 100))
+    flits[30] ^= 1                         # damaged, FEC says nothing: the BCRC catches it
+    b.receive(bytes(flits), t)
+    assert [e.reason for e in b.pop_events() if isinstance(e, RetryRequested)] == \
+        ["BCRC mismatch"]
+    c = DLLEngine(SPEC)
+    c.link_up(0)
+    c.pop_events()
+    c.receive(C.retry_ack_set(0, 100, 0, 0), 10, False)     # every flit failed
+    assert c.stats["fec_errors"] == len(C.retry_ack_set(0, 100, 0, 0)) // 20
+    assert c.req_sm != ReqState.NORMAL

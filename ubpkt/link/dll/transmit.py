@@ -1,0 +1,330 @@
+"""The DLL engine's transmit side (UB 2.0 §4.3.3.1, §4.6, §4.7.3.2).
+
+``send`` queues network packets per VL; ``transmit`` hands the PHY whole flits, picking at each
+block boundary the next block by the recommended order of §4.3.3.1: Retry_Ack_Set and replay
+(RETRY_ACK_SM ACK: nothing else), Retry_Req_Set, Block_Mode_Chg, Crd_Ack T=0, Lane_Manage,
+Param_Exchg, Crd_Ack T=1, Init, NOB, DLLDP (VLs round-robin, only with enough credits), Null.
+Every block but Null and the Retry blocks is kept in the retry buffer.  Each DLLDB's LPH/LBH
+returns one data-credit grain and one ACK grain when owed; the block's BCRC is then patched by
+CRC linearity (:func:`ubpkt.link.crc30.bcrc_patch`) instead of recomputed.
+"""
+from __future__ import annotations
+
+from .. import control as C
+from ..blocks import FLIT
+from ..credits import RxCredits, cells_for
+from ..crc30 import bcrc_patch
+from ..framing import frame_many
+from ..plength import MAX_FLITS, MAX_PACKET, layout
+from ..retry import RETAINED
+from .retry_sm import err
+from .state import AckState, DllState, ReqState
+
+__all__ = ["TransmitSide"]
+
+
+class TransmitSide:
+    """Scheduling, credits spent and returned, the retry buffer's input (mixed into the engine)."""
+
+    # -- network side ------------------------------------------------------------------------------
+    def send(self, packet: bytes, now: int = 0, *, error_flag: bool = False) -> bool:
+        """Queue a network packet (from its LPH) on its LPH.VL; False when the link is not
+        DLL_Normal (packets are discarded then, §4.2), the VL is not enabled, the CFG is 0 (a
+        DLLDP never has CFG 0, §4.3.2.2.2) or the size cannot be framed.  ``error_flag``: send
+        it marked bad (ERROR_FLAG, §4.8.3)."""
+        if not self.status_up or not 5 <= len(packet) <= MAX_PACKET[self.crc_mode] \
+                or packet[1] & 0x0F == 0:
+            return False
+        vl = ((packet[0] & 1) << 3) | (packet[1] >> 5)
+        if not (self.neg.vl_enable >> vl) & 1:
+            return False
+        lay = layout(len(packet), self.crc_mode)
+        cells = cells_for((lay.blocks - 1) * MAX_FLITS + lay.last_flits, self.neg.flow_ctrl_size)
+        tc = self.tx_credits
+        if tc.done and cells > (tc.initial_total if tc.shared else tc.initial[vl]):
+            # it could never get enough credits: refuse rather than block the VL for ever
+            self._events.append(err(now, "DLLDP too large", f"{cells} cells on VL{vl}, the "
+                                    f"peer's receive buffer for it is {tc.initial[vl]} cells",
+                                    "warning"))
+            return False
+        self._txq[vl].append((bytes(packet), error_flag))
+        return True
+
+    def queued(self) -> int:
+        return sum(len(q) for q in self._txq) + (self._tx_cur is not None)
+
+    def idle(self) -> bool:
+        """Nothing left to send (including control blocks owed)."""
+        return (not self._out and not self.queued() and not self._ctrl and not self._req_set_due
+                and not self._ack_set_due and self.rb.replay_at is None and not self._nob_due)
+
+    # -- optional control-plane requests -----------------------------------------------------------
+    def send_lane_manage(self, **cmd) -> None:
+        self._queue_ctrl("Lane_Manage", C.lane_manage(**cmd, **self._kw()))
+
+    def send_param_exchg(self, words) -> None:
+        self._queue_ctrl("Param_Exchg", C.param_exchg(words, **self._kw()))
+
+    def request_mode_change(self, now: int = 0) -> list:
+        """Start the CRC <-> non-CRC switch (§4.3.3.8): back-pressure, Block_Mode_Chg REQ."""
+        self._mode_chg = "req_sent"
+        self._queue_ctrl("Block_Mode_Chg", C.block_mode_chg(0, **self._kw()))
+        return []
+
+    def mode_changed(self, crc_mode: bool, now: int = 0) -> list:
+        """The PHY retrained into the new mode: resume with it."""
+        self.crc_mode = crc_mode
+        self._mode_chg = None
+        return []
+
+    def _kw(self) -> dict:
+        return {"crc_mode": self.crc_mode, "covers_info": self.covers}
+
+    def _queue_ctrl(self, kind: str, blk: bytes, rank_name: str | None = None) -> None:
+        self._ctrl.append((C.RANK[rank_name or kind], kind, blk))
+
+    # -- PHY side ----------------------------------------------------------------------------------
+    def transmit(self, now: int, max_flits: int = 1 << 30, *, fill: bool = False) -> bytes:
+        """Up to ``max_flits`` whole flits for the PHY.  ``fill``: pad an idle link with Null
+        blocks.  Events raised meanwhile go to ``pop_events``."""
+        ev: list = []
+        self._events_tx = ev
+        self._now_hint = now
+        self._timers(now, ev)
+        want = max_flits * FLIT
+        out = self._out
+        while len(out) < want:
+            blk = self._schedule(now)
+            if blk is None:
+                if fill and self.state != DllState.DISABLED \
+                        and self.req_sm not in (ReqState.RETRAIN, ReqState.ERROR):
+                    out += C.null(**self._kw())
+                    continue
+                break
+            out += blk
+        if len(out) <= want:
+            data = bytes(out)
+            out.clear()
+        else:
+            data = bytes(out[:want])
+            del out[:want]
+        self.stats["tx_flits"] += len(data) // FLIT
+        self._raise(ev)
+        return data
+
+    def _retain(self, kind: str, blk: bytes) -> bytes:
+        if RETAINED(kind):
+            self.rb.store(blk)
+        return blk
+
+    def _schedule(self, now: int):
+        """The next block by the recommended priority (§4.3.3.1)."""
+        if self.state == DllState.DISABLED or self.req_sm in (ReqState.RETRAIN, ReqState.ERROR) \
+                or self._error:
+            return None
+        # RETRY_ACK_SM: only the Retry_Ack_Set and the replay
+        if self.ack_sm == AckState.ACK:
+            if self._ack_set_due:
+                self._ack_set_due = False
+                return C.retry_ack_set(*self._ack_set_args, **self._kw())
+            blk = self.rb.next_replay()
+            if blk is not None:
+                self.stats["replayed_flits"] += len(blk) // FLIT
+                return blk
+            self._ack_move(AckState.NORMAL, self._events_tx, "replay done")
+        if self._req_set_due:
+            self._sent_req_set(now)
+            return C.retry_req_set(self.rcvptr, self.num_phy_reinit, self.num_retry,
+                                   **self._kw())
+        if self.state == DllState.PARAM_INIT and self._handshake_done and not self._init_sent:
+            self._init_sent = True
+            self._queue_ctrl("Init", self.local_init.encode(self.p.tuning.dll_init_flits,
+                                                            **self._kw()))
+            self._try_negotiate(now, self._events_tx)
+        if self.state == DllState.CREDIT_INIT and not self._crd_init_queued and self._init_sent \
+                and not any(k == "Init" for _, k, _ in self._ctrl):
+            # our Init goes out before our initial credits (§4.2: Param_Init, then Credit_Init)
+            self._queue_credit_init()
+        reserve = self.p.tuning.retry_lockout_reserve
+        # owed credits / ACKs (Crd_Ack T=0): forced when over thresholds or the buffer is low
+        if self._mode_chg == "quiet":
+            return None                         # §4.3.3.8 step 6/7: nothing until the switch
+        force = self._crd_ack_forced()
+        if self._ctrl or force:
+            blk = self._next_control(now, force, reserve)
+            if blk is not None:
+                return blk
+        if self._mode_chg is not None:
+            return None
+        if self._nob_due:
+            if self.rb.can_store(1, reserve):
+                self._nob_due -= 1
+                return self._retain("NOB", C.nob(**self._kw()))
+            return self._make_crd_ack(idle=True)
+        if self.state == DllState.NORMAL:
+            blk = self._next_data_block(reserve)
+            if blk is not None:
+                return blk
+        # idle: return what is owed
+        return self._make_crd_ack(idle=True)
+
+    def _next_control(self, now: int, force: bool, reserve: int):
+        ctrl = self._ctrl
+        allowed = range(len(ctrl))
+        if self._mode_chg is not None:          # only Crd_Ack and Block_Mode_Chg meanwhile
+            allowed = [i for i in allowed if ctrl[i][1] in ("Crd_Ack", "Block_Mode_Chg")]
+        best = min(allowed, key=lambda i: ctrl[i][0], default=None)
+        if force and (best is None or C.RANK["Crd_Ack_T0"] <= ctrl[best][0]):
+            blk = self._make_crd_ack()
+            if blk is not None:
+                return blk
+        if best is not None:
+            rank, kind, blk = ctrl[best]
+            if not RETAINED(kind) or self.rb.can_store(len(blk) // FLIT, reserve):
+                del ctrl[best]
+                if kind == "Crd_Ack" and blk[3] & 0x80:
+                    self._sd_sent = True
+                    self._check_normal(now)
+                if kind == "Block_Mode_Chg" and blk[3] & 0xF == 1:
+                    self._mode_chg = "quiet"
+                return self._retain(kind, blk)
+        return None
+
+    def _crd_ack_forced(self) -> bool:
+        if self.neg is None or self.state not in (DllState.NORMAL, DllState.CREDIT_INIT):
+            return False
+        t = self.p.tuning
+        if self.pending_ack and self.rb.numfreebuf < t.retry_lockout_reserve + MAX_FLITS:
+            return True
+        if self.pending_ack >= t.ack_force_flits:
+            return True
+        rc = self.rx_credits
+        return rc is not None and max(rc.pending) >= t.crd_ack_force_cells
+
+    def _make_crd_ack(self, idle: bool = False, retain: bool = True):
+        if self.neg is None or self.state not in (DllState.NORMAL, DllState.CREDIT_INIT) \
+                or not self._sd_sent:
+            return None
+        rc = self.rx_credits
+        owed = rc.owed() if rc else 0
+        if idle and not owed and not self.pending_ack_worthy:
+            return None
+        if not owed and not self.pending_ack:
+            return None
+        if not self.rb.can_store(2):
+            return None
+        credits = rc.take_crd_ack(self.neg.ctrl_credit_grain) if rc else [0] * 16
+        g = self.neg.ctrl_ack_grain
+        n = min(0xFFFF, self.pending_ack // g)
+        if not any(credits) and not n:
+            return None
+        self.pending_ack -= n * g
+        self.pending_ack_worthy = 0 if self.pending_ack == 0 else min(self.pending_ack_worthy,
+                                                                     self.pending_ack)
+        self.stats["crd_acks"] += 1
+        blk = C.crd_ack(n, credits, t=0, sd=0, **self._kw())
+        return self._retain("Crd_Ack", blk) if retain else blk
+
+    def _queue_credit_init(self) -> None:
+        """Crd_Ack T=1 blocks advertising this end's receive buffer; SD on the last (§4.6.1)."""
+        self._crd_init_queued = True
+        neg = self.neg
+        vls = neg.vls
+        per = self.p.tuning.rx_buffer_cells // len(vls)
+        alloc = [per if vl in vls else 0 for vl in range(16)]
+        self.rx_credits = RxCredits(alloc)
+        self.rx_credits.shared = bool(self.local_init.rxbuf_vl_share)
+        left = [alloc[vl] // neg.ctrl_credit_grain[vl] for vl in range(16)]
+        blocks = []
+        while True:
+            chunk = [min(63, left[vl]) for vl in range(16)]
+            left = [left[vl] - chunk[vl] for vl in range(16)]
+            blocks.append(chunk)
+            if not any(left):
+                break
+        for i, chunk in enumerate(blocks):
+            last = i == len(blocks) - 1
+            self._queue_ctrl("Crd_Ack", C.crd_ack(0, chunk, t=1, sd=int(last), **self._kw()),
+                             "Crd_Ack_T1")
+
+    def _start_dlldp(self, reserve: int):
+        """Pick a VL round-robin among those with a packet and credits; frame its packet."""
+        neg = self.neg
+        for k in range(16):
+            vl = (self._vl_rr + k) % 16
+            q = self._txq[vl]
+            if not q:
+                continue
+            lay = layout(len(q[0][0]), self.crc_mode)
+            flits = (lay.blocks - 1) * MAX_FLITS + lay.last_flits
+            cells = cells_for(flits, neg.flow_ctrl_size)
+            if not self.tx_credits.can_send(vl, cells):
+                continue
+            first = MAX_FLITS if lay.blocks > 1 else lay.last_flits
+            if not self.rb.can_store(first, reserve):
+                return None
+            blocks = self._framed(q)
+            self.tx_credits.spend(vl, cells)
+            if self._crd_deadline is None:
+                self._crd_deadline = self._now_hint + self.p.tuning.credit_return_timeout_ns
+            self._vl_rr = (vl + 1) % 16
+            cur = self._tx_cur = [blocks, 0, vl, flits]
+            return cur
+        return None
+
+    #: packets of one VL framed together (one BCRC batch); a setting of this engine, not a
+    #: wire choice: it changes nothing on the wire
+    frame_batch = 8
+
+    def _framed(self, q):
+        """Pop the head of VL queue ``q`` as blocks.  Packets are framed ahead in groups of
+        ``frame_batch`` (kept in the queue with the CRC mode they were framed for)."""
+        head = q[0]
+        if len(head) < 3 or head[2] != self.crc_mode:
+            group = [q[k] for k in range(min(self.frame_batch, len(q)))]
+            framed = frame_many([(p, e) for p, e, *_ in group], self.crc_mode,
+                                covers_info=self.covers)
+            for k, (entry, blocks) in enumerate(zip(group, framed)):
+                q[k] = (entry[0], entry[1], self.crc_mode, blocks)
+        return q.popleft()[3]
+
+    def _next_data_block(self, reserve: int):
+        cur = self._tx_cur
+        if cur is None:
+            cur = self._start_dlldp(reserve)
+            if cur is None:
+                return None
+        blocks, i, vl, flits = cur
+        blk = blocks[i]
+        if not self.rb.can_store(len(blk) // FLIT, reserve):
+            return None
+        # piggy-back one credit grain and one ACK grain in this block's LPH/LBH
+        rc = self.rx_credits
+        neg = self.neg
+        grain = rc.take_grain(neg.data_credit_grain) if rc is not None and rc.owed() else None
+        ack = self.pending_ack >= neg.data_ack_grain
+        if ack:
+            self.pending_ack -= neg.data_ack_grain
+            self.pending_ack_worthy = min(self.pending_ack_worthy, self.pending_ack)
+        b0 = blk[0]
+        new0 = b0 & 0x03
+        if grain is not None:
+            new0 |= 0x80 | grain[0] << 2
+        if ack:
+            new0 |= 0x40
+        if new0 != b0:
+            # only byte 0 changes: patch the BCRC by linearity (same bytes as re-sealing)
+            blk = bytearray(blk)
+            blk[0] = new0
+            if self.crc_mode:
+                word = int.from_bytes(blk[-4:], "big")
+                crc = bcrc_patch(word & 0x3FFFFFFF, len(blk) - 4, b0 ^ new0, self.covers)
+                blk[-4:] = ((word & 0xC0000000) | crc).to_bytes(4, "big")
+        cur[1] += 1
+        if cur[1] == len(blocks):
+            self._tx_cur = None
+            gap = neg.peer_packet_min_interval - flits
+            if gap > 0:
+                self._nob_due += gap
+        self.rb.store(blk)
+        return blk
