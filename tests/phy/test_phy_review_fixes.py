@@ -98,3 +98,143 @@ def test_single_amctl_capture_is_a_named_choice():
     strict = PhyProfile(lid_single_amctl_capture=False)
     r = rx(uis, cfg, strict)
     assert r.report["lane_ids"] == [None, None] and r.flits == b""
+
+
+# -- the LMSM (§3.4.3) ---------------------------------------------------------------------------
+
+from ubpkt.engine import Engine, StateChanged  # noqa: E402
+from ubpkt.phy.lmsm import (TRANSITIONS, LinkSim, LmsmState, Lmsm, PortConfig,  # noqa: E402
+                            rate_bitmap)
+from ubpkt.phy.lmsm import engine as lmsm_engine  # noqa: E402
+from ubpkt.phy.ltb import DLTB, ltb_crc16  # noqa: E402
+
+
+def _labels(port):
+    return [e["state"] for e in port.trace]
+
+
+def _assert_trace_legal(port):
+    by = {s.value: s for s in LmsmState}
+    seq = [by[x] for x in _labels(port)]
+    for a, b in zip(seq, seq[1:]):
+        assert a is b or TRANSITIONS.allowed(a, b), (a, b)
+
+
+def test_transition_table_covers_every_state():
+    assert TRANSITIONS.reachable(LmsmState.Link_Idle) == set(LmsmState)
+    # Change_Speed leaves to Retrain.Active only (or Link_Idle on its timeout), §3.4.3.9
+    assert TRANSITIONS.table[LmsmState.Change_Speed_Idle] == {LmsmState.Retrain_Active,
+                                                               LmsmState.Link_Idle}
+    assert isinstance(Lmsm(PortConfig(lanes=1)), Engine)
+
+
+def test_change_speed_exits_to_retrain_then_equalization_and_eq_initial():
+    """§3.4.3.9: after the rate change the next state is Retrain.Active; equalization is entered
+    from Retrain.Active (§3.4.3.8).  Full_EQ: Retrain.Confirm sends Retrain.EQ_Initial RLTBs,
+    which the peer accepts for Change_Speed after sending 128 RLTBs with Change_Speed."""
+    sim = LinkSim(PortConfig(lanes=2, max_rate=4, eq_mode=0),
+                  PortConfig(lanes=2, max_rate=4, eq_mode=0))
+    sent = []
+    orig = sim.a._ltb_for
+
+    def spy(i):
+        t = orig(i)
+        if i == 0 and sim.a.state == "Retrain" and sim.a.sub == "Confirm":
+            sent.append((sim.a.tick, t.type, t.change_speed))
+        return t
+    sim.a._ltb_for = spy
+    rep = sim.run()
+    assert rep["link_up"] and rep["rate"] == 4
+    for port in (sim.a, sim.b):
+        s = _labels(port)
+        _assert_trace_legal(port)
+        for k, x in enumerate(s):
+            if x == "Change_Speed.Idle":
+                assert s[k + 1] == "Retrain.Active"
+        assert "Equalization.Coarsetune_Active" in s or "Equalization.Coarsetune_Confirm" in s
+    assert {t for _, t, cs in sent if cs} == {0xC3}  # EQ_Initial before each rate change
+    # the first Confirm period before Change_Speed: at least 128 RLTBs with Change_Speed = 1
+    first_cs = next(e["tick"] for e in sim.a.trace if e["state"] == "Change_Speed.EEI")
+    assert sum(1 for tick, _, cs in sent if cs and tick < first_cs) >= 128
+    ev = [e for e in sim.a.pop_events() if isinstance(e, StateChanged)]
+    assert ev and all(TRANSITIONS.allowed(LmsmState[e.old], LmsmState[e.new]) for e in ev)
+
+
+def test_discovery_confirm_checks_port_type(monkeypatch):
+    """§3.4.3.4 Discovery.Confirm: with port type negotiation active, DLTBs with the same
+    Port_Type as ours do not lead to Config."""
+    sim = LinkSim(PortConfig(lanes=2, timeout_ticks=2500), PortConfig(lanes=2, timeout_ticks=2500))
+    orig = sim.b._ltb_for
+
+    def same_type(i):
+        t = orig(i)
+        if isinstance(t, DLTB) and t.type == 0xA1:
+            t.port_type = int(bool(sim.a.primary))  # claim A's own port type
+        return t
+    sim.b._ltb_for = same_type
+    sim._rx_a = [None] * 2
+    sim._rx_b = [None] * 2
+    sim.a.start()
+    sim.b.start()
+    sim.run_until(lambda: False, 6000)
+    s = _labels(sim.a)
+    assert "Discovery.Confirm" in s and "Config.Active" not in s
+    assert s[s.index("Discovery.Confirm") + 1] == "Link_Idle"  # the 48 ms timeout
+
+
+def test_probe_confirm_redetects_partial_termination():
+    """§3.4.3.2: termination on some lanes only -> wait, detect again; the same result goes to
+    Discovery with the width it allows, a different one back to Probe.Wait."""
+    e = Lmsm(PortConfig(lanes=8))
+    e.start()
+    part = [True, True, True, False, True, True, True, True]
+    ticks = 0
+    while e.state != "Discovery" and ticks < 40:
+        e.step([None] * 8, termination=part)
+        ticks += 1
+    assert e.state == "Discovery" and e.tx_m == 2
+    assert [x["event"] for x in e.events] == ["probe_partial_termination"]
+    confirm_ticks = [x["tick"] for x in e.trace if x["state"] in ("Probe.Confirm",
+                                                                   "Discovery.Active")]
+    assert confirm_ticks[1] - confirm_ticks[0] > e.profile.probe_redetect_blocks
+    # a different second result: back to Probe.Wait
+    e = Lmsm(PortConfig(lanes=4))
+    e.start()
+    for k in range(12):
+        e.step([None] * 4, termination=[True, True, False, False] if k < 4 else
+               [True, False, False, False])
+    assert "Probe.Wait" in _labels(e)[2:] and "probe_redetect_mismatch" in \
+        [x["event"] for x in e.events]
+
+
+def test_advertised_rates_stay_in_one_phy_mode():
+    """§3.1.2 / Table 3-12: Mode-2 DR0/2/4/8, Mode-1 DR0 and the custom DR3/5/7, never mixed."""
+    assert rate_bitmap(8) == 0b1_0001_0101 and rate_bitmap(4) == 0b10101
+    assert rate_bitmap(7, phy_mode=1) == 0b1010_1001 and rate_bitmap(8, 1) == 0b1010_1001
+    a = Lmsm(PortConfig(lanes=1, max_rate=8))
+    a.state, a.sub = "Discovery", "Active"
+    assert a._ltb_for(0).data_rates == rate_bitmap(8)
+    rep = LinkSim(PortConfig(lanes=2, max_rate=7, phy_mode=1),
+                  PortConfig(lanes=2, max_rate=8, phy_mode=1)).run()
+    assert rep["link_up"] and rep["rate"] == 7
+    with pytest.raises(ValueError):
+        PortConfig(phy_mode=3)
+
+
+def test_reserved_dltb_code_is_reported_and_training_goes_on(monkeypatch):
+    """Table 3-12: a reserved RX_Lane0_ID code in otherwise good DLTBs is reported as an event
+    and the link still trains (it used to make every DLTB unusable)."""
+    real = lmsm_engine.encode_ltb
+
+    def reserved_lane0(ltb, profile=lmsm_engine.DEFAULT_PROFILE):
+        s = bytearray(real(ltb, profile))
+        if isinstance(ltb, DLTB):
+            s[11] = (s[11] & ~0x7) | 0b010  # reserved RX_Lane0_ID code
+            c = ltb_crc16(bytes(s[:12]), profile)
+            s[12], s[13] = c & 0xFF, c >> 8
+        return bytes(s)
+    monkeypatch.setattr(lmsm_engine, "encode_ltb", reserved_lane0)
+    rep = LinkSim(PortConfig(lanes=2), PortConfig(lanes=2)).run()
+    assert rep["link_up"]
+    bad = [e for e in rep["events"] if e["event"] == "ltb_reserved_code"]
+    assert bad and all(e["fields"] == ["RX_Lane0_ID"] for e in bad)

@@ -243,6 +243,9 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
             else:
                 r.consec = 1
                 r.last_body = d[:12]
+                bad = reserved_codes(obj)
+                if bad:  # reported once per run of identical LTBs; the LTB is still used
+                    self._event("ltb_reserved_code", rx_lane=p, fields=bad)
             r.ltb = obj
         self._gather_data()
 
@@ -347,13 +350,13 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
                         eq_mode=self.cfg.eq_mode if not cfg.optical else 2,
                         fec_mode=FEC_CODES[self.fec_mode], fec_interleave=int(self.fec_interleave))
         if self.state == "Retrain":
-            typ = 0xC1 if s == "Confirm" else 0xC0
+            typ = (0xC3 if self._sends_eq_initial() else 0xC1) if s == "Confirm" else 0xC0
             rates = self._rates()
             if self.primary:
-                rates = rate_bitmap(self.target_rate) & rates
+                rates = rate_bitmap(self.target_rate, self.cfg.phy_mode) & rates
             return RLTB(type=typ, data_rates=rates, change_speed=int(self.change_speed),
                         fec_mode=FEC_CODES[self.fec_mode],
-                        fec_interleave=int(self.fec_interleave), crc_mode=1,
+                        fec_interleave=int(self.fec_interleave), crc_mode=int(self.crc_mode),
                         local_tx_preset=self.preset_req)
         if self.state == "Equalization":
             phase = self._eq_phase_code()

@@ -59,20 +59,40 @@ class RetrainStates:
                 else:
                     self._goto("Link_Idle")
             return
-        # Confirm
-        got = self._latch("retrain_confirm", self._all_consec(
-            n, 8, lambda t: isinstance(t, RLTB) and t.type == 0xC1))
-        if got is not None and self.tx_since_rx >= 16:
-            if self.change_speed and got[0].change_speed:
-                self._goto("Change_Speed", "EEI")
-            elif not got[0].change_speed and not self.change_speed:
-                self._enter_snb()
+        # Confirm (§3.4.3.8)
+        cs = self._any_consec(8, lambda t: isinstance(t, RLTB) and t.type in (0xC1, 0xC3)
+                              and t.change_speed == 1)
+        if cs is not None and self.change_speed and \
+                self.tx_since_rx >= self.cfg.change_speed_min_tx and \
+                (self.rate > 0 or self._common_max_rate() > 0):
+            # eight Retrain.Confirm or Retrain.EQ_Initial RLTBs with Change_Speed on any lane, and
+            # 128 RLTBs with Change_Speed sent since one was received
+            self._goto("Change_Speed", "EEI")
             return
+        got = self._latch("retrain_confirm", self._all_consec(
+            n, 8, lambda t: isinstance(t, RLTB) and t.type == 0xC1 and t.change_speed == 0))
+        if got is not None and self.tx_since_rx >= 16 and not self.change_speed:
+            if len({t.data_rates for t in got}) == 1:  # the same rate identifiers on all lanes
+                self._enter_snb()
+                return
         if self._any_consec(8, lambda t: isinstance(t, DLTB)):
             self.from_retrain = True
             self._goto("Discovery", "Active")
         elif self._timeout():
             self._goto("Link_Idle")
+
+    def _sends_eq_initial(self) -> bool:
+        """§3.4.3.8 Retrain.Confirm: RLTBs of the Retrain.EQ_Initial type when a rate change is
+        under way to a rate that still needs equalization (and the current rate is lower)."""
+        if not self.change_speed:
+            return False
+        target = self.target_rate if self.primary else self._common_max_rate()
+        if target <= self.rate or self.cfg.optical:
+            return False
+        mode = self.eq_negotiated
+        if mode == 2 or target in self.eq_done:
+            return False
+        return mode == 0 or target == self._common_max_rate()
 
     def _shrink_to_working(self) -> None:
         """After a failed retrain, keep only TX lanes whose peer RX still answers (as Probe would

@@ -16,6 +16,7 @@ class TrainingStates:
     """Mixin: needs the engine's state and helpers (see engine.py)."""
 
     def _st_Link_Idle(self, term) -> None:
+        self.probe_first = None
         self.tx_width = self.rx_width = 0
         self.rx_data_mode = False
         self.tx_m = self.rx_n = self.cfg.lanes
@@ -41,12 +42,28 @@ class TrainingStates:
             if self.state_ticks >= 2:
                 self._goto("Probe", "Confirm")
             return
-        det = list(term) if term is not None else [True] * self.cfg.lanes
         L = self.cfg.lanes
-        if not any(det[:L]):
-            self._goto("Probe", "Wait")
+        det = (list(term) if term is not None else [True] * L)[:L]
+        if self.probe_first is None:  # the first detection on entering Probe.Confirm
+            if not any(det):
+                self._goto("Probe", "Wait")
+                return
+            if not all(det):
+                # §3.4.3.2: termination on some lanes only: wait, then detect again
+                self.probe_first = det
+                self.probe_wait = self.profile.probe_redetect_blocks
+                self._event("probe_partial_termination", detected=det)
+                return
+        elif self.probe_wait > 0:
+            self.probe_wait -= 1
             return
-        if all(det[:L]):
+        else:
+            first, self.probe_first = self.probe_first, None
+            if det != first:  # the result changed: start over from Probe.Wait
+                self._event("probe_redetect_mismatch", first=first, second=det)
+                self._goto("Probe", "Wait")
+                return
+        if all(det):
             self.tx_m = L
             self.tx_map = list(range(L))
         elif det[0]:
@@ -133,8 +150,10 @@ class TrainingStates:
             if isinstance(t, DLTB) and r.consec >= 8 and width_from_code(t.rlw) != self.tx_m \
                     and width_from_code(t.rlw):
                 self.tx_m = min(width_from_code(t.rlw), self.tx_m)
+        negotiated = cfg.primary is None  # port type negotiation active (§3.4.2.1)
         pred = (lambda t: isinstance(t, DLTB) and t.type == 0xA1 and t.link_id == self.link_id
-                and width_from_code(t.tlw) == self.rx_n and width_from_code(t.rlw) == self.tx_m)
+                and width_from_code(t.tlw) == self.rx_n and width_from_code(t.rlw) == self.tx_m
+                and (not negotiated or t.port_type != int(bool(self.primary))))
         got = self._latch("disc_confirm", self._all_consec(self.rx_n, 8, pred))
         if got is not None and self.tx_since_rx >= 16:
             self._choose_fec()
