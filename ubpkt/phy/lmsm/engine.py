@@ -31,10 +31,10 @@ import random
 import numpy as np
 
 from ...engine import StateChanged
-from .._nullblock import NULL_BLOCK, null_block
+from .._nullblock import NULL_BLOCK
 from ..amctl import build_amctl, parse_amctl
 from ..ltb import (CLTB, DLTB, ELTB, RLTB, LtbError, decode_ltb, encode_ltb, reserved_codes,
-                   width_code, width_from_code)
+                   width_code)
 from ..profile import DEFAULT_PROFILE, PhyProfile
 from ..scrambler import keystream
 from .lane_manage import LaneManagement
@@ -69,6 +69,7 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
         self.probe_wait = 0
         self.width_up: dict | None = None  # a QDLWS width increase in progress (§3.4.2.3)
         self.rx_width_up: int | None = None
+        self.lanes_up_reported = False
         self.profile = profile
         self.rng = rng or random.Random(0)
         self.name = name
@@ -252,7 +253,15 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
     def _on_amctl(self, p: int, a) -> None:
         r = self.rx[p]
         if self.state in ("Send_NullBlock", "Link_Active"):
-            r.next_expected = self.tick + self.profile.period0 // BLOCK + 1
+            r.next_expected = self.tick + self._amctl_cycle()
+            if self.rx_width_up is not None and r.lane_id is not None and \
+                    self.rx_width <= r.lane_id < self.rx_width_up and not r.up_seen:
+                # a lane leaving electrical idle for a width increase restarts its scrambler
+                # with this AMCTL (reference-profile choice, docs/phy.md)
+                r.up_seen = True
+                r.scr_pos = 0
+                r.consec = 0
+                r.last_body = None
         t, d = a.ctrl_type, a.ctrl_detail
         if t == "link_width_switch" and d and d != "x0" and d != "reserved":
             w = int(d[1:])
@@ -266,6 +275,8 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
                 self._event("rx_width_switch", width=w, previous=self.rx_width)
                 self.rx_width = w
                 self.rx_stream = b""
+                if self.rx_width_up is not None and w >= self.rx_width_up:
+                    self._end_short_period()
         elif t == "link_width_switch" and d == "x0":
             if self.rx_data_mode:
                 self._event("rx_edf")
@@ -374,16 +385,21 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
             return [None] * L
         if st in ("Send_NullBlock", "Link_Active"):
             w = self.tx_width
-            period = self.profile.period0 // BLOCK
+            up = self.width_up["width"] if self.width_up else w
+            period = self._amctl_cycle() - 1
             if self.unit_count >= period or self.pending_sdf:
                 self.unit_count = 0
                 if self.pending_sdf:
                     self.pending_sdf = False
                     for i in range(w):
                         self.pending_ctrl.setdefault(i, ("link_width_switch", f"x{w}"))
-                return self._amctl_units(w)
+                return self._amctl_units(max(w, up))
             self.unit_count += 1
             out: list[Unit | None] = [None] * L
+            for i in range(w, up):  # lanes being brought up: Retrain.LP1_PHY_Up RLTBs (§3.4.2.3)
+                ph = self.tx_map[i]
+                out[ph] = Unit("ltb", self._scramble(ph, i, encode_ltb(self._lp1_rltb(),
+                                                                        self.profile)))
             if self.pcs_closed:
                 for i in range(w):
                     p = self.tx_map[i]
@@ -424,6 +440,12 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
         if self.first_rx_seen:
             self.tx_since_rx += 1
         return out
+
+    def _amctl_cycle(self) -> int:
+        """Block times from one AMCTL to the next in data states: Period0, or the short period
+        (Period1) while a width increase is under way (§3.4.2.3), plus the AMCTL's own slot."""
+        short = self.width_up is not None or self.rx_width_up is not None
+        return (self.profile.period1 if short else self.profile.period0) // BLOCK + 1
 
     _EXPECT = {("Discovery", "Active"): (0xA0, 0xA1), ("Discovery", "Confirm"): (0xA1,),
                ("Config", "Active"): (0xB0, 0xB1), ("Config", "Check"): (0xB1, 0xB2),

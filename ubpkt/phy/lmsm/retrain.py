@@ -44,6 +44,7 @@ class RetrainStates:
             if got is not None and self.tx_since_rx >= 16:
                 if not self.primary:
                     self.fec_mode = FEC_NAMES.get(got[0].fec_mode, self.fec_mode)
+                    self.crc_mode = bool(got[0].crc_mode)
                     if self.change_speed:
                         self.peer_target = got[0].data_rates
                 self._goto("Retrain", "Confirm")

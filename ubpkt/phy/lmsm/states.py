@@ -164,4 +164,4 @@ class _RxLane:
     failed: bool = False
     data: bytes | None = None
     last_amctl: int = -10**9
-    rltb_run: int = 0  # consecutive RLTBs on a lane being brought up (QDLWS increase)
+    up_seen: bool = False  # this lane's first AMCTL of a width increase was seen
