@@ -70,6 +70,7 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
         self.width_up: dict | None = None  # a QDLWS width increase in progress (§3.4.2.3)
         self.rx_width_up: int | None = None
         self.lanes_up_reported = False
+        self._amctl_seen: dict = {}
         self.profile = profile
         self.rng = rng or random.Random(0)
         self.name = name
@@ -202,9 +203,9 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
                 continue
             sym = _inv(u.sym) if r.inverted else u.sym
             if u.kind == "amctl":
-                a = parse_amctl(sym, self.profile)
+                a = self._parse_amctl(sym)
                 if not a.end_ok:
-                    b = parse_amctl(_inv(sym), self.profile)
+                    b = self._parse_amctl(_inv(sym))
                     if b.end_ok:  # reversed AMCTL: the lane's polarity is swapped (§3.4.2.6)
                         r.inverted = not r.inverted
                         self._event("polarity_inverted", rx_lane=p)
@@ -249,6 +250,16 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
                     self._event("ltb_reserved_code", rx_lane=p, fields=bad)
             r.ltb = obj
         self._gather_data()
+
+    def _parse_amctl(self, sym: bytes):
+        """parse_amctl, remembered per symbol string: a lane repeats the same AMCTL every
+        period (results are only read)."""
+        a = self._amctl_seen.get(sym)
+        if a is None:
+            if len(self._amctl_seen) > 512:
+                self._amctl_seen.clear()
+            a = self._amctl_seen[sym] = parse_amctl(sym, self.profile)
+        return a
 
     def _on_amctl(self, p: int, a) -> None:
         r = self.rx[p]

@@ -48,9 +48,11 @@ class LaneManagement:
 
     def coast(self, k: int) -> None:
         """Skip ``k`` block times of data (no AMCTL among them, see :meth:`blocks_to_amctl`):
-        the clocks and scrambler positions advance as if the data blocks had been sent and
-        received; nothing else can change in them.  The PHY data path carries the data itself
-        (:mod:`ubpkt.phy.link`)."""
+        the clocks advance as if the data blocks had been sent and received; nothing else can
+        change in them.  The PHY data path carries the data itself (:mod:`ubpkt.phy.link`, with
+        its own scrambler streams), so the LMSM's stand-in Null Block stream and its keystream
+        positions stay where they are on both ends (they only advance on real block steps,
+        TX and RX alike)."""
         if k <= 0:
             return
         if not self.can_coast() or k > self.blocks_to_amctl():
@@ -59,10 +61,6 @@ class LaneManagement:
         self.state_ticks += k
         self.now += k * self.block_ns
         self.unit_count += k
-        for i in range(self.tx_width):
-            self.tx_pos[self.tx_map[i]] += 16 * k
-        for r in self.rx:
-            r.scr_pos += 16 * k
 
     # -- QDLWS width increase (§3.4.2.3): the PHY part of the Lane_Manage exchange --------------
     def _lp1_rltb(self) -> RLTB:
