@@ -215,7 +215,8 @@ class PhyDirection:
         while self.queue:
             t0 = max(self.tx_free, link.tick)
             link._advance_to(t0)
-            if src.state != "Link_Active" or src.tx_width == 0:
+            dst = link.ports[self.dst]
+            if src.state != "Link_Active" or dst.state != "Link_Active" or src.tx_width == 0:
                 return
             self._send_batch(t0, src)
 
@@ -238,9 +239,8 @@ class PhyDirection:
         to_amctl = src.blocks_to_amctl()
         if horizon is None:
             groups = groups_wanted
-        else:  # stop before the next moment the width may change (the source's AMCTL slot)
-            data_ticks = max(1, min(horizon, to_amctl) if horizon < to_amctl else to_amctl)
-            groups = max(1, min(groups_wanted, data_ticks * 16 // sym_lane))
+        else:  # stop before the next moment the width may change
+            groups = max(1, min(groups_wanted, horizon * 16 // sym_lane))
         nflits = min(queued, groups * per_group)
         raw = np.frombuffer(bytes(self.queue[:nflits * FLIT]), np.uint8).reshape(-1, FLIT)
         del self.queue[:nflits * FLIT]
@@ -371,7 +371,7 @@ class PhyLink:
         self._schedule: list[tuple[int, str, int]] = []
         self.width_changes: list[dict] = []
         self.events: list[dict] = []
-        self.mode = {"fec": None, "crc_mode": cfg.crc_mode}
+        self.mode_changes: list[dict] = []
         self.ab = PhyDirection(self, "A", "B")
         self.ba = PhyDirection(self, "B", "A")
         self._started = False
@@ -399,6 +399,24 @@ class PhyLink:
         self._check_lane(lane)
         self._schedule.append((self.tick_of(at), "restore", lane))
         self._schedule.sort()
+
+    def change_mode(self, fec: str | None = None, crc_mode: bool | None = None,
+                    at: int | None = None) -> None:
+        """FEC and/or CRC mode switch (§3.4.2.8, §4.3.3.8): the data links' Block_Mode_Chg
+        REQ/ACK exchange is taken as done; the primary port (A) retrains into the new mode
+        (AMCTL with EDF, RLTBs carrying FEC_Mode_Ctrl / CRC_Mode, Send_NullBlock, Link_Active).
+        Flits pushed meanwhile wait for Link_Active and then go out in the new mode; the data
+        links learn the new CRC mode from ``report()['crc_mode']`` / ``mode_changes``."""
+        if at is not None:
+            self.advance(at)
+        a = self.ports["A"]
+        if a.state != "Link_Active":
+            self.train()
+        a.request_mode_change(fec, crc_mode)
+        while a.state == "Link_Active":  # the AMCTL with EDF goes out at the next AMCTL slot
+            self._step()
+        self.mode_changes.append({"at_ns": self.time_of(self.tick), "fec": a.fec_mode,
+                                  "crc_mode": a.crc_mode})
 
     def _check_lane(self, lane: int) -> None:
         if not 0 <= lane < self.cfg.lanes:
@@ -456,8 +474,9 @@ class PhyLink:
         steady = a.can_coast() and b.can_coast() and self._settled()
         if steady and not self._schedule:
             return None
-        nxt = self._schedule[0][0] - t0 if self._schedule else src.blocks_to_amctl()
-        return max(1, nxt) if steady else max(1, min(nxt, src.blocks_to_amctl()))
+        if steady:  # until the next lane event (AMCTL slots in between change nothing)
+            return max(1, self._schedule[0][0] - t0)
+        return max(1, src.blocks_to_amctl())  # the width may change at the source's AMCTL
 
     def _step(self) -> None:
         self.tick += 1
@@ -542,4 +561,5 @@ class PhyLink:
             **{k: tot[k] for k in ("corrected_symbols", "uncorrectable_codewords", "codewords",
                                    "flits_flagged")},
             "retrains": sum(1 for e in self.timeline() if e["state"] == "Retrain.Active"),
+            "mode_changes": list(self.mode_changes),
         }

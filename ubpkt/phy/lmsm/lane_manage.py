@@ -38,9 +38,11 @@ class LaneManagement:
     def can_coast(self) -> bool:
         """True when nothing but data blocks can happen in this state until the next AMCTL slot
         (Link_Active, no control AMCTL pending, no width increase, no lane counting misses)."""
-        return (self.state == "Link_Active" and not self.pending_ctrl and self.after_ctrl is None
-                and self.width_up is None and self.rx_width_up is None and not self.pcs_closed
-                and all(r.misses == 0 for r in self.rx))
+        if not (self.state == "Link_Active" and not self.pending_ctrl and self.after_ctrl is None
+                and self.width_up is None and self.rx_width_up is None and not self.pcs_closed):
+            return False
+        lanes = self._rx_lanes(self.rx_width)  # the lanes in use (a dropped lane may miss)
+        return lanes is not None and all(r.misses == 0 for r in lanes)
 
     def blocks_to_amctl(self) -> int:
         """Data block times this port sends before its next AMCTL."""
