@@ -200,6 +200,26 @@ def test_mode_change_goes_through_retrain():
     assert st["null_blocks_added"] > 0 and st["null_blocks_dropped"] == st["null_blocks_added"]
 
 
+def test_coasting_equals_stepping_every_block():
+    """The LMSM fast path (coasting over data block times) against stepping every block time:
+    the same width changes, state timeline and codeword groups lost on the dead lane through a
+    lane failure (the noise drawn for the wire may be drawn in another order)."""
+    runs = []
+    data = _flits(60000, 9)
+    for coast in (True, False):
+        link = PhyLink(PhyLinkConfig(lanes=8, seed=4, coast=coast))
+        assert link.train()
+        link.fail_lane(6, link.time_of(link.tick) + 8_000)
+        out, ok = _run(link, data)
+        r = link.report()
+        lost = r["directions"]["A->B"]["dead_lane_groups"]
+        runs.append((r["width_changes"], link.timeline(), lost, len(out), ok[-5000:],
+                     out[-100000:]))
+    assert runs[0] == runs[1]
+    assert runs[0][0] and runs[0][0][0]["to"] == 4 and runs[0][2] > 0
+    assert all(runs[0][4]) and runs[0][5] == data[-100000:]
+
+
 def test_coast_refuses_to_cross_an_amctl_slot():
     sim = LinkSim(PortConfig(lanes=2), PortConfig(lanes=2))
     assert sim.run()["link_up"]

@@ -18,7 +18,7 @@ def _flits(n, seed=0):
     return np.random.default_rng(seed).integers(0, 256, n * 20, dtype=np.uint8).tobytes()
 
 
-# -- §4.3.3.2 / §4.3.2.3: the Null Block in non-CRC mode -------------------------------------------
+# -- §4.3.3.2 / §4.3.2.3: the Null Block in non-CRC mode ---------------------------------------
 
 def test_noncrc_null_block_is_the_end_byte_form():
     nb = null_block(crc_mode=False)
@@ -60,7 +60,7 @@ def test_flit_fec_ok_per_codeword_group():
     assert ok.tolist() == [True] * 12 + [False] * 12
 
 
-# -- §3.2.4.2: a lane ID is taken after two consecutive equal LIDs ---------------------------------
+# -- §3.2.4.2: a lane ID is taken after two consecutive equal LIDs -----------------------------
 
 def _swap_amctl_lid(ui: np.ndarray, k: int, period: int, lane_id: int) -> None:
     """Replace the k-th AMCTL of an NRZ lane (no precoding) by one claiming ``lane_id``."""
