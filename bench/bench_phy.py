@@ -1,7 +1,10 @@
-"""PHY throughput: TX/RX pipelines (Mbit/s of flit payload) and RS(128,120) decoding
-(codewords/s, clean and with errors) against plain reedsolo.  Not run by the tests.
+"""PHY throughput: TX/RX pipelines (Mbit/s of flit payload), RS(128,120) decoding
+(codewords/s, clean and with errors) against plain reedsolo, and the sans-IO PHY link
+(MB/s of flits delivered one way, pushed in 600-flit chunks as a data link would) against the
+reference paths (the lane-file pipeline tx+rx; the link stepping its LMSMs every block time).
+Not run by the tests.
 
-    python bench/bench_phy.py [--flits N] [--quick]
+    python bench/bench_phy.py [--flits N] [--quick] [--link-only]
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import time
 import numpy as np
 import reedsolo
 
+from ubpkt.phy.link import PhyLink, PhyLinkConfig
 from ubpkt.phy.pcs import TxConfig, rx, tx
 from ubpkt.phy.rsfec import rs_decode_many, rs_encode_many
 
@@ -72,12 +76,54 @@ def bench_rs(n: int, n_ref: int) -> None:
     print(f"{'decode 1% with 1 error':24s} {n / t_mix:12.0f}")
 
 
+def _link_run(cfg: PhyLinkConfig, data: bytes, chunk: int = 600) -> float:
+    link = PhyLink(cfg)
+    assert link.train()
+    d = link.ab
+    now = link.time_of(link.tick)
+    got = []
+    t = time.perf_counter()
+    for i in range(0, len(data), chunk * 20):
+        d.push(data[i:i + chunk * 20], now)
+        now = max(now, d.next_deadline() or now)
+        got += d.pop(now)
+    while (nd := d.next_deadline()) is not None:
+        now = max(now + 1, nd)
+        got += d.pop(now)
+    el = time.perf_counter() - t
+    if cfg.ber == 0:
+        assert b"".join(x.flits for x in got) == data
+    return len(data) / el / 1e6
+
+
+def bench_link(nflits: int) -> None:
+    data = np.random.default_rng(2).integers(0, 256, nflits * 20, dtype=np.uint8).tobytes()
+    print(f"\nPHY link (ubpkt.phy.link), {nflits} flits A->B, MB/s of flits, best of 3")
+    print(f"{'config':30s} {'link':>8s} {'no coast':>9s} {'pcs tx+rx':>10s} {'ratio':>7s}")
+    for lanes, fec, il, ber in [(4, "rs-t4", 1, 0.0), (4, "rs-t4", 1, 1e-4), (8, "rs-t4", 1, 0.0),
+                                (8, "rs-t2", 1, 3e-4), (4, "rs-t4", 2, 0.0), (4, "bypass", 1, 0.0)]:
+        cfg = PhyLinkConfig(lanes=lanes, fec=fec, interleave=il, ber=ber, seed=1)
+        fast = max(_link_run(cfg, data) for _ in range(3))
+        small = data[:min(len(data), 20 * 20_000)]
+        slow = _link_run(PhyLinkConfig(lanes=lanes, fec=fec, interleave=il, ber=ber, seed=1,
+                                       coast=False), small)
+        tcfg = TxConfig(lanes, fec, il, "nrz")
+        tp, _ = best_of(lambda: rx(tx(data, tcfg)[0], tcfg))
+        ref = len(data) / tp / 1e6
+        name = f"x{lanes} {fec} il{il} ber {ber:g}"
+        print(f"{name:30s} {fast:8.1f} {slow:9.1f} {ref:10.1f} {fast / ref:6.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--flits", type=int, default=200_000)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--link-only", action="store_true")
     a = ap.parse_args()
     n = 20_000 if a.quick else a.flits
+    bench_link(n)
+    if a.link_only:
+        return
     bench_pipeline(n)
     bench_rs(5_000 if a.quick else 50_000, 300 if a.quick else 1_000)
 

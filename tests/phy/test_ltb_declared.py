@@ -9,7 +9,8 @@ import pytest
 from ubpkt.errors import EncodeError
 from ubpkt.formats import HEADERS
 from ubpkt.formats import phy as P
-from ubpkt.phy.ltb import (CLTB, DLTB, ELTB, RLTB, LtbError, decode_ltb, encode_ltb, ltb_crc16)
+from ubpkt.phy.ltb import (CLTB, DLTB, ELTB, RLTB, LtbError, decode_ltb, encode_ltb, ltb_crc16,
+                          reserved_codes)
 
 _LANE0 = {0: 0b000, 1: 0b001, 3: 0b011, 7: 0b100}   # Table 3-12 symbol 11 bits [2:0]
 _MLW = {1: 0b000, 2: 0b001, 4: 0b010, 8: 0b011}     # Table 3-12 symbol 11 bits [5:3]
@@ -174,16 +175,23 @@ def test_wide_values_are_cut_identifiers_are_not():
         ELTB(type=300).body()
 
 
-def test_reserved_codes_raise_ltb_error():
-    good = bytearray(DLTB().body())
+def test_reserved_codes_are_reported_not_fatal():
+    """Table 3-12: RX_Lane0_ID codes other than 000/001/011/100 and MAX_LINK_WIDTH codes 4..7
+    are reserved; the DLTB still decodes (its other fields stay usable) and the field is named
+    by reserved_codes()."""
+    good = bytearray(DLTB(tlw=4, link_id=9).body())
     for code in (0b010, 0b101, 0b110, 0b111):
         good[11] = code
-        with pytest.raises(LtbError, match="RX_Lane0_ID"):
-            DLTB.from_body(bytes(good))
+        d = DLTB.from_body(bytes(good))
+        assert d.rx_lane0 is None and d.max_link_width == 1
+        assert reserved_codes(d) == ["RX_Lane0_ID"] and (d.tlw, d.link_id) == (4, 9)
     for code in range(4, 8):
         good[11] = code << 3
-        with pytest.raises(LtbError, match="MAX_LINK_WIDTH"):
-            DLTB.from_body(bytes(good))
+        d = DLTB.from_body(bytes(good))
+        assert d.max_link_width is None and d.rx_lane0 == 0
+        assert reserved_codes(d) == ["MAX_LINK_WIDTH"]
+    good[11] = 0b00011001  # x8, lane 1: nothing reserved
+    assert reserved_codes(DLTB.from_body(bytes(good))) == []
     with pytest.raises(LtbError):
         DLTB.from_body(bytes(11))
     with pytest.raises(KeyError):

@@ -22,7 +22,7 @@ from .profile import DEFAULT_PROFILE, PhyProfile
 __all__ = [
     "ltb_crc16", "DLTB", "CLTB", "RLTB", "ELTB", "encode_ltb", "decode_ltb", "LtbError",
     "width_code", "width_from_code", "eeib", "EEIB_COUNT", "DLTB_TYPES", "CLTB_TYPES",
-    "RLTB_TYPES", "ELTB_TYPE", "LANE0_CODES", "EQ_MODES", "FEC_MODES",
+    "RLTB_TYPES", "ELTB_TYPE", "LANE0_CODES", "EQ_MODES", "FEC_MODES", "reserved_codes",
 ]
 
 
@@ -77,16 +77,26 @@ def width_from_code(code: int) -> int | None:
     return None
 
 
-def _lane0_from_code(code: int) -> int:
-    if code not in _LANE0_BY_CODE:
-        raise LtbError(f"reserved RX_Lane0_ID code {code}")
-    return _LANE0_BY_CODE[code]
+def _lane0_from_code(code: int) -> int | None:
+    """RX_Lane0_ID code -> physical lane; None for a reserved code (reported, not fatal)."""
+    return _LANE0_BY_CODE.get(code)
 
 
-def _width_from_mlw(code: int) -> int:
-    if code not in E.MAX_LINK_WIDTH:
-        raise LtbError(f"reserved MAX_LINK_WIDTH code {code}")
-    return 1 << code
+def _width_from_mlw(code: int) -> int | None:
+    """MAX_LINK_WIDTH code -> width; None for a reserved code (reported, not fatal)."""
+    return 1 << code if code in E.MAX_LINK_WIDTH else None
+
+
+#: Field name (as the spec tables spell it) per view attribute that can carry a reserved code.
+_RESERVED_VIEWS = {"rx_lane0": "RX_Lane0_ID", "max_link_width": "MAX_LINK_WIDTH"}
+
+
+def reserved_codes(ltb) -> list[str]:
+    """The fields of a decoded LTB that carried a reserved code (their attribute is None).  A
+    receiver reports them and keeps the rest of the LTB: one unusable field does not make the
+    block, whose CRC checked, unusable (UB 2.0 Table 3-12 marks the codes reserved, it does not
+    make the block invalid)."""
+    return [name for a, name in _RESERVED_VIEWS.items() if getattr(ltb, a, 0) is None]
 
 
 #: Attributes the dataclasses hold in another form than their declared fields: attribute ->
@@ -153,7 +163,7 @@ def _codec(cls, header: Header, names: list[str]) -> None:
     exec(compile(src, f"<ubpkt.phy.ltb:{cls.__name__}>", "exec"), ns)
     ns["body"].__doc__ = "Symbols 0..11."
     ns["from_body"].__doc__ = ("Symbols 0..11 (or the whole LTB) -> the dataclass; reserved bits "
-                               "are dropped, a reserved code raises LtbError.")
+                               "are dropped, a reserved code gives None (see reserved_codes).")
     cls.body, cls.from_body = ns["body"], classmethod(ns["from_body"])
 
 
@@ -184,7 +194,7 @@ class DLTB:
     ``data_rates``: bit n = Data Rate n (DR0..DR8); ``fec_support``: b0 RS T=2, b1 RS T=4;
     ``port_type``: 1 = primary; ``random_value``: 1..127, 0 = NULL; ``fec_interleave_support``:
     b0 x1 .. b3 x8; ``rx_lane0``: physical lane of logical RX lane 0 (0, 1, 3 or 7);
-    ``max_link_width``: 1, 2, 4 or 8."""
+    ``max_link_width``: 1, 2, 4 or 8 (either is None when its code is reserved)."""
 
 
 @_declared(P.LTB_CONFIG, type=0xB0, link_id=0xFF, lane_id=0xFF, tlw=0x08, rlw=0x08, eq_mode=2,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._nullblock import FLIT, NULL_BLOCK, is_null_block_many
+from ._nullblock import FLIT, is_null_block_many, null_block
 from .amctl import AMCTL_LEN, AmctlLocker, build_amctl
 from .lanes import (distribute_bypass, distribute_codewords, gather_bypass, gather_codewords,
                     join_pre_fec, lane_order_from_ids, split_pre_fec)
@@ -23,7 +23,8 @@ from .scrambler import keystream
 from .symbols import (UI_PER_SYMBOL, bytes_to_ui, deprecode, deprecode_nrz_bytes, precode,
                       precode_nrz_bytes, ui_to_bytes)
 
-__all__ = ["TxConfig", "tx", "rx", "RxResult", "FEC_MODES", "MISCORRECTION_NOTE"]
+__all__ = ["TxConfig", "tx", "rx", "RxResult", "FEC_MODES", "MISCORRECTION_NOTE", "confirmed_lane_id",
+           "flit_fec_ok"]
 
 FEC_MODES = ("bypass", "rs-t2", "rs-t4")
 MISCORRECTION_NOTE = (
@@ -39,6 +40,7 @@ class TxConfig:
     interleave: int = 1
     modulation: str = "nrz"
     amctl_period: int | None = None  # None -> profile.period0
+    crc_mode: bool = True  # the data link's CRC mode: picks the Null Block form (§4.3.3.2)
 
     def validate(self) -> None:
         if self.lanes not in (1, 2, 4, 8):
@@ -51,18 +53,21 @@ class TxConfig:
             raise ValueError("modulation must be nrz or pam4")
         if self.amctl_period is not None and self.amctl_period < 16:
             raise ValueError("amctl period must be at least 16 symbols")
+        if not self.crc_mode and self.fec == "bypass":
+            raise ValueError("non-CRC mode needs the FEC enabled (UB 2.0 §4.3.2.3)")
 
     def settings(self, profile: PhyProfile) -> dict:
         return {"lanes": self.lanes, "fec": self.fec, "interleave": self.interleave,
                 "modulation": self.modulation,
-                "amctl_period": self.amctl_period or profile.period0}
+                "amctl_period": self.amctl_period or profile.period0, "crc_mode": self.crc_mode}
 
 
-def _fill_null(flits: np.ndarray, multiple: int) -> tuple[np.ndarray, int]:
+def _fill_null(flits: np.ndarray, multiple: int, crc_mode: bool = True
+               ) -> tuple[np.ndarray, int]:
     n = flits.shape[0]
     pad = (-n) % multiple
     if pad:
-        nb = np.frombuffer(NULL_BLOCK * pad, dtype=np.uint8).reshape(pad, FLIT)
+        nb = np.frombuffer(null_block(crc_mode=crc_mode) * pad, dtype=np.uint8).reshape(pad, FLIT)
         flits = np.concatenate([flits, nb])
     return flits, pad
 
@@ -89,7 +94,7 @@ def tx(flits: bytes | np.ndarray, cfg: TxConfig, profile: PhyProfile = DEFAULT_P
         multiple = cfg.lanes // np.gcd(cfg.lanes, FLIT)  # whole symbols per lane
     else:
         multiple = (K // FLIT) * cfg.interleave  # whole codewords (6 flits per encoder)
-    f, pad = _fill_null(f, multiple)
+    f, pad = _fill_null(f, multiple, cfg.crc_mode)
     syms = _lane_symbols(f, cfg)
     period = cfg.amctl_period or profile.period0
     mod = cfg.modulation
@@ -153,6 +158,31 @@ def tx(flits: bytes | np.ndarray, cfg: TxConfig, profile: PhyProfile = DEFAULT_P
     return out, stats
 
 
+def confirmed_lane_id(hits, single_ok: bool = False) -> int | None:
+    """The lane ID of one lane from its AMCTL hits: the first valid LID repeated by the very next
+    AMCTL (UB 2.0 §3.2.4.2); None when no two consecutive AMCTLs agree.  ``single_ok``: a lane
+    that carried exactly one AMCTL takes its LID (``PhyProfile.lid_single_amctl_capture``)."""
+    prev = None
+    for h in hits:
+        a = h.amctl
+        cur = a.lane_id if a is not None and a.lid_valid and not a.lid_null else None
+        if cur is not None and cur == prev:
+            return cur
+        prev = cur
+    if single_ok and len(hits) == 1:
+        return prev
+    return None
+
+
+def flit_fec_ok(ok_per_encoder: list[np.ndarray], nflits: int) -> np.ndarray:
+    """Per-flit FEC status from per-codeword ``ok`` flags: a flit is good when every codeword
+    holding one of its bytes decoded (with two encoders a codeword group of 240 bytes = 12 flits
+    shares both codewords' fate)."""
+    ok = np.logical_and.reduce(ok_per_encoder) if len(ok_per_encoder) > 1 else ok_per_encoder[0]
+    per = K * len(ok_per_encoder) // FLIT  # flits per codeword group (6 or 12)
+    return np.repeat(ok, per)[:nflits]
+
+
 @dataclass
 class RxResult:
     flits: bytes
@@ -189,25 +219,20 @@ def rx(lane_uis: list[np.ndarray], cfg: TxConfig, profile: PhyProfile = DEFAULT_
                             "first_amctl_ui": lr.hits[0].start if lr.hits else None,
                             "polarity_inverted": lr.inverted, "slips": lr.slips,
                             "lock_lost": lr.lock_lost} for i, lr in enumerate(lanes_info)]
-    # Lane IDs from LID (two consecutive equal values when available, §3.2.4.2).
-    ids: list[int | None] = []
-    for lr in lanes_info:
-        seen = [h.amctl.lane_id for h in lr.hits[:4] if h.amctl is not None and h.amctl.lid_valid]
-        lid = None
-        for x, y in zip(seen, seen[1:]):
-            if x == y:
-                lid = x
-                break
-        if lid is None and seen:
-            lid = seen[0]
-        ids.append(lid)
+    # Lane IDs from LID: taken once two consecutive AMCTLs carry the same valid LID (§3.2.4.2).
+    single = profile.lid_single_amctl_capture
+    ids = [confirmed_lane_id(lr.hits, single) for lr in lanes_info]
+    report["lane_ids_single_amctl"] = [i for i, lr in enumerate(lanes_info)
+                                       if len(lr.hits) == 1 and ids[i] is not None]
     order = lane_order_from_ids(ids)
     report["lane_ids"] = ids
+    report["lane_ids_unconfirmed"] = [i for i, x in enumerate(ids) if x is None]
     empty = RxResult(b"", report)
     report.update(flits=0, codewords=0, corrected_symbols=0, uncorrectable_codewords=0,
                   null_blocks_dropped=0, skew_ui=None)
     if order is None or not all(lr.hits for lr in lanes_info):
-        report["error"] = "could not lock/identify every lane"
+        report["error"] = ("could not lock/identify every lane (a lane ID needs two consecutive "
+                           "AMCTLs with the same LID)")
         return empty
     report["lane_order"] = order
     report["lane_reversed"] = order == list(range(L))[::-1] and L > 1
@@ -257,7 +282,10 @@ def rx(lane_uis: list[np.ndarray], cfg: TxConfig, profile: PhyProfile = DEFAULT_
         stream = join_pre_fec([r.messages for r in results])
     stream = stream[:stream.size - stream.size % FLIT]
     fl = stream.reshape(-1, FLIT)
-    nulls = is_null_block_many(fl)
+    fec_ok = None
+    if cfg.fec != "bypass" and not cfg.crc_mode:
+        fec_ok = flit_fec_ok([r.ok for r in results], fl.shape[0])
+    nulls = is_null_block_many(fl, cfg.crc_mode, fec_ok)
     report["null_blocks_dropped"] = int(nulls.sum())
     keep = fl[~nulls]
     report["flits"] = int(keep.shape[0])

@@ -59,6 +59,15 @@ class PhyProfile:
     the MSB, UI 0 first (gap G20, same rule as the AMCTL table).  Gray coding applies to scrambled
     symbols and to the AMCTL (Table 3-6); EEIB levels are the raw pair values (Tables 3-18/3-19).
 
+    Lane IDs (§3.2.4.2): the RX takes a lane's ID once two consecutive AMCTLs carry the same
+    valid LID.  ``lid_single_amctl_capture`` (choice, default on): a *finite* lane capture whose
+    lane carries only one AMCTL (the stream ended before the second was due) takes that LID; the
+    spec's rule is for a running link, where the next AMCTL always comes.  The report lists such
+    lanes (``lane_ids_single_amctl``).
+
+    Probe (§3.4.3.2): on partial termination the port waits and detects again;
+    ``probe_redetect_blocks`` (implementation-defined wait) = 4 block times.
+
     ``precode``: the §3.3.2 precoder on scrambled UIs (on by default; the spec makes the PMA
     provide it, whether a given link enables it is a vendor/config matter).
     """
@@ -78,6 +87,8 @@ class PhyProfile:
     end_search_max_bit_errors: int = 6
     quick_degrade_misses: int = 3
     precode: bool = True
+    lid_single_amctl_capture: bool = True
+    probe_redetect_blocks: int = 4
 
     def seed_for_lane(self, lane_id: int | None) -> int:
         """Scrambler seed for a lane ID (``None`` or 0xFF = NULL lane)."""
