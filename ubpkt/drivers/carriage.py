@@ -20,7 +20,7 @@ from ..profile import Profile
 from ..record import LINKTYPE_UB
 from ..stack.network import Path, _icrc_uboe
 
-__all__ = ["UboeCarriage", "WholeFrameCarriage", "carriage_for", "DIALECTS"]
+__all__ = ["UboeCarriage", "WholeFrameCarriage", "carriage_for", "dialect_of", "DIALECTS"]
 
 #: Ethernet + IPv4 (no options) + UDP: what a UBoE datagram does not carry
 HEADER_LEN = 42
@@ -67,6 +67,10 @@ class UboeCarriage:
         """The path a session with ``addr`` answers on: the socket pair."""
         return driver.path_to(addr, local_ip)
 
+    def initiator_path(self, driver, peer: tuple) -> Path:
+        """The path an initiator talks to ``peer`` on: the socket pair."""
+        return driver.path_to(peer)
+
 
 class WholeFrameCarriage:
     """ns-3-UB frames, one per datagram, from the LPH (module doc)."""
@@ -88,6 +92,14 @@ class WholeFrameCarriage:
     def wrap(self, frame):
         return frame
 
+    def initiator_path(self, driver, peer: tuple) -> Path:
+        """The path an initiator talks to ``peer`` on: the native IP form (LPH CFG 3, NTH,
+        IPv4, UDP; UB 2.0 §5.2.3) with the socket pair's addresses and ports inside the frame
+        (ns-3-UB's own URMA packets are built this way; nothing checks them against the
+        datagram's)."""
+        return Path(kind="ipv4", src_ip=driver.local[0], dst_ip=peer[0],
+                    udp_sport=driver.local[1], udp_dport=peer[1])
+
     def path_for(self, driver, addr: tuple, local_ip: str, frame) -> Path:
         """The reverse of the first frame's own addressing: its IPv4 addresses and UDP ports
         (ns-3-UB's answers keep the request's ports), its CNAs swapped, its VL and SL."""
@@ -105,6 +117,12 @@ class WholeFrameCarriage:
 
 #: the dialects a driver knows, by name
 DIALECTS = ("spec", "ns3")
+
+
+def dialect_of(profile: Profile) -> str:
+    """The dialect a profile speaks on a UDP socket: ``ns3`` for the ns-3-UB profile (whole
+    frames), ``spec`` otherwise."""
+    return "ns3" if profile.name == "ns3" else "spec"
 
 
 def carriage_for(dialect: str, profile: Profile, icrc: str, pseudo_header):

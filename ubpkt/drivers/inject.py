@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from ..profile import SPEC, Profile
+from ..record import LINKTYPE_ETHERNET, LINKTYPE_NS3
 from ..sim.faults import FaultInjector, FaultSpec
 from ..sim.ledger import Ledger
 from ..sim.loopback import _Workload, transport_counters
@@ -26,6 +27,7 @@ from ..sim.tap import PcapTap
 from ..stack.endpoint import Endpoint
 from ..stack.transaction.ops import WorkRequest
 from ..stack.workload import plan as make_plan, prefill as make_prefill
+from .carriage import dialect_of
 from .udp import ICRC_NOTE, UB_UDP_PORT, UdpDriver, udp_profile, wallclock_profile
 
 __all__ = ["InjectConfig", "run_inject", "config_dict", "SCHEMA"]
@@ -63,14 +65,20 @@ class InjectConfig:
 class _Run:
     def __init__(self, cfg: InjectConfig):
         self.cfg = cfg
-        self.tap = PcapTap(cfg.pcap) if cfg.pcap else None
+        # the tap records frames as the engines see them: UBoE (Ethernet), or ns-3-UB trace
+        # records (linktype 147) in the ns3 dialect
+        self.tap = PcapTap(cfg.pcap, linktype=LINKTYPE_NS3 if dialect_of(cfg.profile) == "ns3"
+                           else LINKTYPE_ETHERNET) if cfg.pcap else None
+        # the dialect's carriage (ubpkt.drivers.carriage): UBoE datagrams, or whole ns-3-UB
+        # frames for the NS3 profile
         self.driver = UdpDriver(cfg.bind, icrc=cfg.icrc, profile=cfg.profile, pps=cfg.pps,
-                                tap=self.tap)
+                                tap=self.tap, dialect=dialect_of(cfg.profile))
         prof = wallclock_profile(cfg.profile, mtu=cfg.mtu, window=cfg.window)
         if cfg.retrans:
             prof = prof.with_(transport={"retransmission": cfg.retrans})
         self.profile = udp_profile(prof, self.driver.local[1])
-        self.ep = Endpoint("A", self.driver.path_to(cfg.peer), self.profile, rc_id=1)
+        self.ep = Endpoint("A", self.driver.carriage.initiator_path(self.driver, cfg.peer),
+                           self.profile, rc_id=1)
         self.ep.open_channel(cfg.local_tpn, cfg.peer_tpn, tx_psn=cfg.tx_psn, rx_psn=cfg.rx_psn)
         self.ledger = Ledger()
         inj = None
