@@ -49,6 +49,9 @@ def _opt(fn, name, text, *args):
               help="play the initiator side against a live peer (--to) and compare answers")
 @click.option("--side", help="SRC_IP[:PORT] of the side to play (default: the source of the "
               "first transaction request)")
+@click.option("--answers", type=click.Path(dir_okay=False, exists=True),
+              help="--as-initiator: a second capture with the other side's frames (FILE.pcap "
+                   "is then the initiator's transmit side; merged by time)")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=2.0,
               show_default=True, help="--as-initiator: seconds to wait for each answer set")
 @click.option("--ignore", multiple=True, help="--as-initiator: more fields (glob) or ignore "
@@ -57,7 +60,7 @@ def _opt(fn, name, text, *args):
               help="write the JSON report here (default: stdout)")
 @click.option("-q", "--quiet", is_flag=True, help="no summary on stderr")
 def replay(pcap, to, iface, bind, dialect, multiplier, pps, mbps, topspeed, loop, limit, dmac,
-           smac, srcip, dstip, portmap, tpnmap, psn_rebase, fix_icrc, as_initiator, side,
+           smac, srcip, dstip, portmap, tpnmap, psn_rebase, fix_icrc, as_initiator, side, answers,
            timeout, ignore, report_file, quiet):
     """Send the frames of PCAP again, timed by the capture (or --pps/--mbps/--topspeed) and
     rewritten (JSON report, schema ubpkt.replay/1); with --as-initiator, play the initiator
@@ -94,10 +97,13 @@ def replay(pcap, to, iface, bind, dialect, multiplier, pps, mbps, topspeed, loop
     if as_initiator:
         if iface is not None:
             raise click.UsageError("--as-initiator talks to a UDP peer: use --to")
-        _live(pcap, peer, local, dialect, spec, side, timeout, ignore, report_file, quiet)
+        if answers and side:
+            raise click.UsageError("--answers makes FILE.pcap the initiator's side: no --side")
+        _live(pcap, peer, local, dialect, spec, side, timeout, ignore, report_file, quiet,
+              answers)
         return
-    if side is not None or ignore:
-        raise click.UsageError("--side and --ignore go with --as-initiator")
+    if side is not None or ignore or answers:
+        raise click.UsageError("--side, --answers and --ignore go with --as-initiator")
 
     from ubpkt.drivers.replay import ReplayConfig, run_replay
     cfg = ReplayConfig(pcap=pcap, to=peer, iface=iface, bind=local, multiplier=multiplier,
@@ -122,13 +128,14 @@ def replay(pcap, to, iface, bind, dialect, multiplier, pps, mbps, topspeed, loop
     sys.exit(1 if report["send_errors"] else 0)
 
 
-def _live(pcap, peer, local, dialect, spec, side, timeout, ignore, report_file, quiet):
+def _live(pcap, peer, local, dialect, spec, side, timeout, ignore, report_file, quiet,
+          answers=None):
     from ubpkt.drivers.replay_live import LiveConfig, run_live
     from ubpkt.errors import CaptureError
     try:
         cfg = LiveConfig(pcap=pcap, peer=peer, bind=local or ("127.0.0.1", 0),
                          dialect=dialect, rewrite=spec, side=side, timeout_s=timeout,
-                         ignore=tuple(ignore))
+                         ignore=tuple(ignore), answers=answers)
         report = run_live(cfg)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None

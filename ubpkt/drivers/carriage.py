@@ -15,7 +15,10 @@ frames, chosen by the dialect (``ubpkt serve/inject/replay --dialect``).
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..dissect import decode
+from ..formats import HEADERS
 from ..profile import Profile
 from ..record import LINKTYPE_UB
 from ..stack.network import Path, _icrc_uboe
@@ -24,6 +27,21 @@ __all__ = ["UboeCarriage", "WholeFrameCarriage", "carriage_for", "dialect_of", "
 
 #: Ethernet + IPv4 (no options) + UDP: what a UBoE datagram does not carry
 HEADER_LEN = 42
+
+
+def _cfg_position() -> tuple:
+    """Byte, mask and shift of the LPH CFG field (UB 2.0 §4.3.2.2), from its declaration."""
+    off = 0
+    for f in HEADERS["ub.lph"].fields:
+        if f.name == "cfg":
+            assert off // 8 == (off + f.bits - 1) // 8, "CFG within one byte"
+            shift = 8 - off % 8 - f.bits
+            return off // 8, ((1 << f.bits) - 1) << shift, shift
+        off += f.bits
+    raise AssertionError("no CFG in the LPH")
+
+
+_CFG_BYTE, _CFG_MASK, _CFG_SHIFT = _cfg_position()
 
 
 class UboeCarriage:
@@ -100,18 +118,49 @@ class WholeFrameCarriage:
         return Path(kind="ipv4", src_ip=driver.local[0], dst_ip=peer[0],
                     udp_sport=driver.local[1], udp_dport=peer[1])
 
+    def cna_path(self, frame, path: Path) -> Path | None:
+        """``path`` with the CNAs (swapped), SL and LBF of ``frame`` when it is a CNA16 packet
+        (LPH CFG 9, TP bypass: ns-3-UB's load/store), else None.  A session whose first frame
+        was URMA (the IP form carries no CNA) learns its peer's CNAs from its first load/store
+        this way (``ubpkt serve``)."""
+        if len(frame) < 2 or (frame[_CFG_BYTE] & _CFG_MASK) >> _CFG_SHIFT != 9:
+            return None
+        kw = self._cna_part(self._fields(frame))
+        return replace(path, **kw) if kw else None
+
+    def ip_path(self, frame, path: Path) -> Path | None:
+        """``path`` with the IPv4 addresses and UDP ports of ``frame`` (reversed as
+        :meth:`path_for` does) when it carries them, else None: a session made by a
+        load/store learns where its URMA answers go from its first URMA packet."""
+        kw = self._ip_part(self._fields(frame))
+        return replace(path, **kw) if kw else None
+
+    def _fields(self, frame) -> dict:
+        return decode(bytes(frame), LINKTYPE_UB, self.profile)["fields"]
+
+    @staticmethod
+    def _ip_part(f: dict) -> dict:
+        # ns-3-UB's answers keep the request's UDP ports (dialect notes): not swapped
+        if "ip.src" not in f:
+            return {}
+        return {"src_ip": f["ip.dst"], "dst_ip": f["ip.src"],
+                "udp_sport": int(f.get("udp.srcport", 0)),
+                "udp_dport": int(f.get("udp.dstport", 0))}
+
+    @staticmethod
+    def _cna_part(f: dict) -> dict:
+        if "ub.cna16.scna" not in f:
+            return {}
+        return {"scna": int(f["ub.cna16.dcna"]), "dcna": int(f["ub.cna16.scna"]),
+                "sl": int(f.get("ub.cna16.sl", 0)), "lbf": int(f.get("ub.cna16.lbf", 0))}
+
     def path_for(self, driver, addr: tuple, local_ip: str, frame) -> Path:
         """The reverse of the first frame's own addressing: its IPv4 addresses and UDP ports
         (ns-3-UB's answers keep the request's ports), its CNAs swapped, its VL and SL."""
-        f = decode(bytes(frame), LINKTYPE_UB, self.profile)["fields"]
+        f = self._fields(frame)
         kw = {"kind": "ipv4", "vl": int(f.get("ub.lph.vl", 0) or 0)}
-        if "ip.src" in f:
-            kw.update(src_ip=f["ip.dst"], dst_ip=f["ip.src"],
-                      udp_sport=int(f.get("udp.srcport", 0)),
-                      udp_dport=int(f.get("udp.dstport", 0)))
-        if "ub.cna16.scna" in f:
-            kw.update(scna=int(f["ub.cna16.dcna"]), dcna=int(f["ub.cna16.scna"]),
-                      sl=int(f.get("ub.cna16.sl", 0)), lbf=int(f.get("ub.cna16.lbf", 0)))
+        kw.update(self._ip_part(f))
+        kw.update(self._cna_part(f))
         return Path(**kw)
 
 

@@ -31,6 +31,7 @@ segment covered by a later cumulative TPACK) are counted ``no_answer_expected``.
 """
 from __future__ import annotations
 
+import os
 import select
 import time
 from dataclasses import dataclass, field, replace
@@ -69,6 +70,9 @@ class LiveConfig:
     timeout_s: float = 2.0
     settle_s: float = 0.1
     ignore: tuple = ()
+    #: a second capture holding the other side's frames (merged with ``pcap`` by time, as
+    #: mergecap does): e.g. the ns-3-UB captures, one per port direction
+    answers: str | None = None
 
 
 def _end(fields: dict, keys) -> tuple | None:
@@ -153,22 +157,37 @@ class _Conversation:
         raw = []
         self.skipped: dict = {}
         ports = {cfg.peer[1], local[1]}
-        with open_capture(cfg.pcap) as cap:
-            for n, pkt in enumerate(cap, 1):
-                if pkt.linktype not in d.linktypes:
-                    k = f"linktype_{pkt.linktype}"
-                    self.skipped[k] = self.skipped.get(k, 0) + 1
-                    continue
-                raw.append((n, pkt.linktype, bytes(pkt.data)))
-                f = decode(raw[-1][2], pkt.linktype, d.profile)["fields"]
-                ports.update(v for k, v in f.items() if k in ("udp.srcport", "udp.dstport")
-                             and isinstance(v, int))
+        files = [(cfg.pcap, "")]
+        if cfg.answers:
+            files.append((cfg.answers, os.path.basename(str(cfg.answers)) + "#"))
+        timed = []
+        for fi, (path, tag) in enumerate(files):
+            with open_capture(path) as cap:
+                for n, pkt in enumerate(cap, 1):
+                    if pkt.linktype not in d.linktypes:
+                        k = f"linktype_{pkt.linktype}"
+                        self.skipped[k] = self.skipped.get(k, 0) + 1
+                        continue
+                    label = n if not tag else f"{tag}{n}"
+                    timed.append((pkt.time_ns, fi, len(timed),
+                                  (label, pkt.linktype, bytes(pkt.data), fi)))
+                    f = decode(timed[-1][3][2], pkt.linktype, d.profile)["fields"]
+                    ports.update(v for k, v in f.items()
+                                 if k in ("udp.srcport", "udp.dstport") and isinstance(v, int))
+        if cfg.answers:         # one conversation from two captures: by time, then file order
+            timed.sort(key=lambda t: (t[0], t[1], t[2]))
+        raw = [t[3] for t in timed]
         # the capture is one conversation: every UDP port in it carries UB (the ports of a
         # peer listening elsewhere than 4792, UB 2.0 §5.2.3)
         self.profile = prof = udp_profile(d.profile, *sorted(ports - {0}))
-        frames = [(n, lt, data, decode(data, lt, prof)) for n, lt, data in raw]
+        frames = [(n, lt, data, decode(data, lt, prof), fi) for n, lt, data, fi in raw]
         init = None
-        for _, _, _, rec in frames:
+        if cfg.answers:
+            # two captures, one per direction: the first is the initiator's transmit side
+            # (its node may send with several source identities: an IP address for URMA, a
+            # CNA for load/store), the second the peer's
+            init = ("capture", str(cfg.pcap))
+        for _, _, _, rec, _fi in (() if init else frames):
             src, _dst = endpoints(rec["fields"])
             if cfg.side is not None:
                 if _side_matches(cfg.side, src):
@@ -191,13 +210,24 @@ class _Conversation:
         rw = Rewriter(base, prof)
         self.steps: list = []       # ("send", idx, datagram, fields) | ("expect", idx, record)
         self.own_acks = 0
+        self.own_responses = 0
         self.other = 0
-        for idx, lt, data, rec in frames:
+        for idx, lt, data, rec, fi in frames:
             f = rec["fields"]
+            if _tp_opcode(f) is None and _ta(f)[1] is None:
+                # link-local frames (credit returns, PFC; UB 2.0 §4.6): no UB conversation
+                self.skipped["link_control"] = self.skipped.get("link_control", 0) + 1
+                continue
             src, dst = endpoints(f)
+            if cfg.answers:
+                src, dst = (init, None) if fi == 0 else (None, init)
             if src == init:
                 if _tp_opcode(f) in _TP_RESP:
                     self.own_acks += 1          # regenerated live (module doc)
+                    continue
+                if _ta(f)[1] in _TA_RESP:
+                    # the initiator answering the other side's requests: not what is played
+                    self.own_responses += 1
                     continue
                 rw.spec = replace(base, udp_path=up)
                 out = rw.rewrite(data, lt)
@@ -247,6 +277,7 @@ class _Live:
         self.differences: list = []
         self.unexpected: list = []
         self.acks_sent = 0
+        self.other_direction = 0        # captured peer frames of the other direction
         self.received = 0
         self.bad = 0
         self._index()
@@ -254,7 +285,14 @@ class _Live:
     def _ack_framer(self) -> Framer:
         if self.conv.on_udp:
             return Framer(self.conv.path, self.profile)
-        # a native frame: the CNAs of the captured initiator's first packet, reversed roles
+        # a native frame: the addressing of the captured initiator's first RTP packet (the IP
+        # form, UB 2.0 §5.2.3, or a CNA NTH), in the initiator's direction
+        for step in self.conv.steps:
+            if step[0] == "send" and "ip.src" in step[3] and "ub.rtph.psn" in step[3]:
+                f = step[3]
+                return Framer(Path(kind="ipv4", src_ip=f["ip.src"], dst_ip=f["ip.dst"],
+                                   udp_sport=int(f.get("udp.srcport", 0)),
+                                   udp_dport=int(f.get("udp.dstport", 0))), self.profile)
         for step in self.conv.steps:
             if step[0] == "send":
                 f = step[3]
@@ -280,15 +318,22 @@ class _Live:
             rec = step[2]
             f = rec["fields"]
             keys = answer_keys(f)
+            linked = [r for k in keys if k[0] in ("tp", "ta")
+                      for r in (req_by_tp if k[0] == "tp" else req_by_ta).get(k, ())]
+            if not linked and (_tp_opcode(f) in _TP_RESP or
+                               (_ta(f)[1] in _TA_REQ and _tp_opcode(f) not in _TP_RESP)):
+                # the other side's own requests, and TP responses to packets not played (the
+                # initiator's answers to those requests): another conversation direction
+                self.conv.steps[pos] = ("ignored",) + step[1:]
+                self.other_direction += 1
+                continue
             if not keys:
-                # a peer packet that answers nothing here (a request of its own, a CNP):
-                # still expected, paired by its whole TP key
+                # a peer packet that answers nothing here (a CNP...): still expected, paired
+                # by its whole TP key
                 keys = [("other", _tp_opcode(f), f.get("ub.rtph.psn"))]
             self.expected.setdefault(keys[-1], []).append(pos)
-            for k in keys:
-                for r in (req_by_tp if k[0] == "tp" else req_by_ta).get(k, ()) \
-                        if k[0] in ("tp", "ta") else ():
-                    self.links.setdefault(r, set()).add(pos)
+            for r in linked:
+                self.links.setdefault(r, set()).add(pos)
 
     # -- receive --------------------------------------------------------------------------------
     def _poll(self, until: float) -> None:
@@ -364,8 +409,9 @@ class _Live:
         before: list = []
         sent = errors = 0
         for pos, step in enumerate(steps):
-            if step[0] == "expect":
-                before.append(pos)
+            if step[0] != "send":
+                if step[0] == "expect":
+                    before.append(pos)
                 continue
             self._await(before)
             self._poll(time.monotonic())
@@ -427,6 +473,8 @@ class _Live:
             "ignored_fields": list(self.ignore),
             "tpacks_generated": self.acks_sent,
             "captured_tpacks_not_replayed": c.own_acks,
+            "captured_responses_not_replayed": c.own_responses,
+            "peer_frames_of_the_other_direction": self.other_direction,
             "frames_of_other_conversations": c.other,
             "skipped": c.skipped,
             "sent": sent,

@@ -148,8 +148,15 @@ class ServeConfig:
 class _Session(_App):
     """One initiator's endpoint on the server: keeps receive buffers posted."""
 
-    def __init__(self, ep: Endpoint, n: int, size: int, counters: dict):
+    def __init__(self, ep: Endpoint, n: int, size: int, counters: dict, learn_cna=None,
+                 learn_rtp=None):
         super().__init__(ep)
+        #: the whole-frame carriage of a session that has not seen a CNA packet yet: its first
+        #: load/store tells the CNAs to answer with (the IP form carries none)
+        self.learn_cna = learn_cna
+        #: ``learn_rtp(session, frame) -> bool`` for a session made by a load/store under
+        #: ``--learn``: its first RTP data packet opens the RTP channel (True once done)
+        self.learn_rtp = learn_rtp
         self.free = [(i, bytearray(size)) for i in range(n)]
         self.buffer_bytes = n * size
         self.posted: dict = {}
@@ -157,6 +164,16 @@ class _Session(_App):
 
     def idle(self) -> bool:
         return self.ep.idle()
+
+    def receive(self, data, now: int) -> None:
+        if self.learn_cna is not None:
+            path = self.learn_cna.cna_path(data, self.ep.path)
+            if path is not None:
+                self.ep.retarget(path)
+                self.learn_cna = None
+        if self.learn_rtp is not None and self.learn_rtp(self, data):
+            self.learn_rtp = None
+        super().receive(data, now)
 
     @property
     def closed(self) -> bool:
@@ -272,26 +289,51 @@ class Server:
         path = self.carriage.path_for(driver, addr, local_ip, frame) if self.carriage \
             is not None else driver.path_to(addr, local_ip)
         ep = Endpoint(driver.peer_name(addr), path, self.profile, memory=self.memory, rc_id=2)
-        local, peer, rx = c.local_tpn, c.peer_tpn, c.rx_psn
-        if rtp and c.learn:
-            local, peer, rx = pkt.dsttpn, pkt.srctpn, pkt.psn
-            self.learned.append({"source": driver.peer_name(addr), "local_tpn": local,
-                                 "peer_tpn": peer, "rx_psn": rx})
         if rtp or not c.learn:
-            ch = ep.open_channel(local, peer, tx_psn=c.tx_psn, rx_psn=rx, tx_msn=c.tx_msn)
-            self._targets.append(ch.target.stats)
-            self._transports.append(ch.engine.stats)
+            self._open_rtp(ep, pkt if rtp and c.learn else None, driver.peer_name(addr))
         if path.kind in ("cna16", "ipv4"):
             # TP bypass (CFG 9) needs no TPN: its channel is keyed outside the 24-bit space
             bch = ep.open_channel(BYPASS_KEY, BYPASS_KEY, transport="bypass")
             self._targets.append(bch.target.stats)
         self.counters["sessions"] += 1
-        sess = _Session(ep, c.recv_buffers, c.recv_size, self.counters)
+        whole = self.carriage is not None and self.carriage.whole_frames
+        learn_cna = self.carriage if whole and self.carriage.cna_path(frame, path) is None \
+            else None
+        learn_rtp = self._late_rtp if c.learn and not rtp else None
+        sess = _Session(ep, c.recv_buffers, c.recv_size, self.counters, learn_cna, learn_rtp)
         # the driver has made room (max_peers = session_cap) before asking: the new session
         # and the live ones
         now_held = self.allocated() + sess.buffer_bytes
         self.counters["peak_allocated"] = max(self.counters["peak_allocated"], now_held)
         return sess
+
+    def _open_rtp(self, ep: Endpoint, learned, source: str):
+        """The session's RTP channel: the configured one, or with ``learned`` (a first RTP
+        data packet under ``--learn``) its DstTPN as ours, its SrcTPN as the peer's, its PSN
+        as the first expected."""
+        c = self.cfg
+        local, peer, rx = c.local_tpn, c.peer_tpn, c.rx_psn
+        if learned is not None:
+            local, peer, rx = learned.dsttpn, learned.srctpn, learned.psn
+            self.learned.append({"source": source, "local_tpn": local, "peer_tpn": peer,
+                                 "rx_psn": rx})
+        ch = ep.open_channel(local, peer, tx_psn=c.tx_psn, rx_psn=rx, tx_msn=c.tx_msn)
+        self._targets.append(ch.target.stats)
+        self._transports.append(ch.engine.stats)
+        return ch
+
+    def _late_rtp(self, sess: "_Session", frame) -> bool:
+        """A session made by a load/store (``--learn``): its first RTP data packet opens the
+        RTP channel it describes and, with whole frames, tells where URMA answers go."""
+        pkt = self._probe.parse(frame)
+        if pkt is None or pkt.mode != "rtp" or pkt.tpopcode != RTP_DATA:
+            return False
+        if self.carriage is not None and self.carriage.whole_frames:
+            path = self.carriage.ip_path(frame, sess.ep.path)
+            if path is not None:
+                sess.ep.retarget(path)
+        self._open_rtp(sess.ep, pkt, sess.ep.name)
+        return True
 
     def allocated(self) -> int:
         """Bytes held now: the regions, the receive buffers of the live sessions and the

@@ -65,6 +65,11 @@ class Endpoint:
         self.stats = {"rx_frames": 0, "tx_frames": 0, "rx_dropped": 0}
 
     # -- configuration ----------------------------------------------------------------------------
+    def retarget(self, path: Path) -> None:
+        """Address the peer by ``path`` from now on (every channel shares the framer)."""
+        self.path = path
+        self.framer.retarget(path)
+
     def open_channel(self, local_tpn: int, peer_tpn: int, *, transport: str = "rtp",
                      tx_psn: int = 0, rx_psn: int = 0, tx_msn: int = 0) -> Channel:
         """A TP channel to the peer (both ends must agree on the TPNs and PSNs).  ``tx_msn``:

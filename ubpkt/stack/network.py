@@ -162,6 +162,13 @@ class Framer:
         self._resp_extra = profile.tp_response_echo or profile.tp_response_atah
         self._resp_atah = HEADERS[resolve("ub.atah", profile)]
 
+    def retarget(self, path: Path) -> None:
+        """Frame for ``path`` from now on (a session that learns its peer's CNAs after its
+        first packet); the compiled templates are rebuilt on next use."""
+        self.path = path
+        self._tpl.clear()
+        self._fns.clear()
+
     # -- transmit ---------------------------------------------------------------------------------
     def _template(self, key):
         t = self._tpl.get(key)
