@@ -278,6 +278,8 @@ class _Live:
         self.unexpected: list = []
         self.acks_sent = 0
         self.other_direction = 0        # captured peer frames of the other direction
+        self.matched: set = set()       # keys of the answers paired so far
+        self.retransmitted = 0          # live answers that repeated a paired one
         self.received = 0
         self.bad = 0
         self._index()
@@ -371,11 +373,17 @@ class _Live:
             self._ack(f)
         keys = answer_keys(f) or [("other", _tp_opcode(f), f.get("ub.rtph.psn"))]
         lst = self.expected.get(keys[-1])
+        if not lst and keys[-1] in self.matched:
+            # the same answer again: the peer retransmitted it (its timer fired before our
+            # acknowledgement arrived, UB 2.0 §6.4.2.1); counted, not compared again
+            self.retransmitted += 1
+            return
         if not lst:
             self.unexpected.append({"key": list(keys[-1]), "packet": _label(0, f).replace(
                 "frame 0 ", "live "), "layers": rec["layers"]})
             return
         pos = lst.pop(0)
+        self.matched.add(keys[-1])
         self.got.add(pos)
         step = self.conv.steps[pos]
         want = step[2]
@@ -468,6 +476,7 @@ class _Live:
             "missing_answers": missing_answers,
             "received": self.received,
             "unexpected": self.unexpected,
+            "retransmitted_answers": self.retransmitted,
             "differences": self.differences,
             "differences_by_field": summarize(self.differences),
             "ignored_fields": list(self.ignore),
