@@ -319,7 +319,7 @@ _SPELLING = {
     "scna": "SCNA", "dcna": "DCNA", "seid": "SEID", "deid": "DEID", "guid": "GUID",
     "dguid": "DGUID", "sguid": "SGUID", "ueid": "UEID", "tassn": "TASSN", "numfreebuf":
     "NumFreeBuf", "rcvptr": "RcvPtr", "rdptr": "RdPtr", "wrptr": "WrPtr", "taid": "TAID",
-    "udf": "UDF", "ipv4": "IPv4", "ipv6": "IPv6",
+    "ud": "UD", "ipv4": "IPv4", "ipv6": "IPv6",
 }
 
 

@@ -599,7 +599,7 @@ local SUBOP = {}
 for _, op in ipairs(ATOMIC_SUBOP_OPCODES) do SUBOP[op] = true end
 AFTER["ub.udetah"] = function(st, v, t, start)
   if SUBOP[earlier(st, "ub.btah.taopcode")] then
-    add_value(t, "ub.udetah.atomic_op", st.tvb(start, 1), floor(v.udf / 2 ^ 20) % 16)
+    add_value(t, "ub.udetah.atomic_op", st.tvb(start, 1), floor(v.ud / 2 ^ 20) % 16)
   end
 end
 

@@ -321,7 +321,7 @@ def test_ta_flags_from_the_grammar(tshark, tmp_path):
     from test_lua import _generated, btah, maetah, uboe
     pkts = [uboe(rtph(psn=1) + btah(0x03, mt_en=1) + maetah(length=4) + bytes(4)),
             uboe(rtph(psn=2) + btah(0x00) + enc("ub.mtetah") + enc("ub.ofstetah") + bytes(4)),
-            uboe(rtph(psn=3) + btah(0x03, ud_flag=1) + enc("ub.udetah", udf=5)
+            uboe(rtph(psn=3) + btah(0x03, ud_flag=1) + enc("ub.udetah", ud=5)
                  + maetah(length=4) + bytes(4))]
     pcap = write(tmp_path / "flags.pcap", 1, pkts)
     records, rows = check_capture(tshark, sorted(_generated().first_hf), pcap, 1,
@@ -333,7 +333,7 @@ def test_ta_flags_from_the_grammar(tshark, tmp_path):
         assert got == want
     assert rows[0]["_experts"].count("MT_EN is 1 but Write has no MTETAH") == 1
     assert "MT_EN is 0 but Send carries MTETAH" in rows[1]["_experts"]
-    assert rows[2]["ub.udetah.udf"] == "5" and "ub.udetah.udf" in records[2]
+    assert rows[2]["ub.udetah.ud"] == "5" and "ub.udetah.ud" in records[2]
 
 
 def test_ciph_body_ends_before_the_padding(tshark, tmp_path):

@@ -62,7 +62,7 @@ def _tah(fr: Frame) -> None:
             return
         if layer == "ub.udetah" and op in ATOMIC_SUBOP_OPCODES:
             # UB 2.0 §7.4.2.3.2: the sub-operation in UDETAH[23:20]
-            sub = (v[h.index["udf"]] >> 20) & 0xF
+            sub = (v[h.index["ud"]] >> 20) & 0xF
             fr.fields["ub.udetah.atomic_op"] = sub
             fr.fields["ub.udetah.atomic_op_name"] = E.ATOMIC_SUBOP.get(sub, f"unknown_{sub}")
         elif layer in ("ub.maetah_c", "ub.maetah_c_ns3"):
@@ -91,6 +91,6 @@ def _tah_proc(fr: Frame, h, v) -> bool:
 # the TAOpcode is peeked before the TAH is read; flags gate the extension headers (§7.4)
 reads("ub.btah", "taopcode", "tv_en", "ud_flag", "mt_en")
 reads("ub.atah", "taopcode")
-reads("ub.udetah", "udf")
+reads("ub.udetah", "ud")
 reads("ub.maetah", "len_code")
 PROCS["@tah"] = _tah_proc

@@ -18,11 +18,15 @@ CTRL = {0: "Null_NOB", 1: "Retry", 2: "Credit", 3: "Param_Exchg", 4: "Lane_Manag
 
 # UB 2.0 §5.3.5.1: CCI mode (bits 15:13).
 CCI_MODE = {0: "CAQM", 2: "FECN_RTT", 4: "FECN"}
-FECN = {0: "unmarkable", 1: "light", 2: "markable", 3: "severe"}
+# UB 2.0 §5.3.5.1 (FECN in the CCI): the spec's wording, "markable, indicating ... congestion".
+FECN = {0: "unmarkable", 1: "markable_light_congestion", 2: "markable_no_congestion",
+        3: "markable_severe_congestion"}
 
 # UB 2.0 §6.2.1 Table 6-2: RTPH/UTPH TPOpcode[6:0].
-TPOPCODE = {0: "UTP", 1: "RTP_Data", 2: "TPACK", 3: "TPACK_CC", 5: "TPSACK", 6: "TPSACK_CC",
-            8: "CNP"}
+# The spec names one opcode for TPACK and TPNAK (RSPST tells them apart) and spells the
+# congestion forms with a hyphen.
+TPOPCODE = {0: "UTP", 1: "RTP_Data", 2: "TPACK/TPNAK", 3: "TPACK-CC/TPNAK-CC", 5: "TPSACK",
+            6: "TPSACK-CC", 8: "CNP"}
 CTP_OPCODE = {0: "CTP", 1: "CNP"}
 # NLP after RTPH/UTPH and after CTPH (Table 6-2).
 RTPH_NLP = {0: "TAH", 1: "UPI32_EID256", 3: "CIPH"}
