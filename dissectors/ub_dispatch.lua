@@ -328,6 +328,27 @@ local function earlier(st, key)
   return v and v[name]
 end
 
+-- ubpkt.formats.checks: a field (own, or a record key of an earlier header) whose value the
+-- spec restricts when the conditions hold
+local CHECK_EX = {warning = EX.warn, error = EX.malformed, info = EX.note}
+local function check_value(st, v, key)
+  if key:find(".", 1, true) then return earlier(st, key) end
+  return v[key]
+end
+local function check_values(st, checks, v)
+  for _, c in ipairs(checks) do
+    local on = true
+    for _, w in ipairs(c.when) do
+      local x = check_value(st, v, w[1])
+      if x == nil or not w[2][x] then on = false break end
+    end
+    local x = on and check_value(st, v, c.field)
+    if x ~= nil and x ~= false and not c.values[x] then
+      problem(st, CHECK_EX[c.severity], (c.message:gsub("{v}", tostring(x))))
+    end
+  end
+end
+
 -- the case of a rule for value x, else its default (a case may be false: COMPACT_TAH)
 local function case(rule, x)
   local t = nil
@@ -463,6 +484,7 @@ local function read(st, layer)
   local v, t = take(st, concrete)
   if not v then return nil end
   if st.vals[h.base] == nil then st.vals[h.base] = v end
+  if CHECKS[concrete] then check_values(st, CHECKS[concrete], v) end
   st.last = concrete
   if PADDED[layer] then st.pad = v[PADDING.field] end
   if COMPACT_TAH[layer] ~= nil then st.compact = select(COMPACT_TAH[layer], st, v) end
@@ -568,7 +590,6 @@ AFTER["ub.rtph"] = function(st, v)
   if v.last == 1 and not st.tp_data then
     problem(st, EX.warn, "TPOpcode[7] (last packet) is only valid on RTP data packets")
   end
-  if v.tpver ~= 0 then problem(st, EX.warn, string.format("TPVer %d (0 expected)", v.tpver)) end
   if TPOPCODE[op] == nil and select(NEXT["ub.rtph"], st, v) ~= RESERVED then
     st.tree:add_proto_expert_info(EX.note, string.format(
       "TPOpcode %d is reserved; the %s profile decodes it (ns-3-UB 1.2 sends TPNAK so)", op,
@@ -629,7 +650,7 @@ local function call_ip(st, dissector)
   if st.pos >= st.stop then return end
   st.pinfo.cols.info:set(table.concat(st.info, " "))
   st.handed_over = true
-  CTX = {num = st.pinfo.number, prof = st.prof}
+  CTX = {num = st.pinfo.number, prof = st.prof, vals = st.vals}
   local ok, err = pcall(function()
     Dissector.get(dissector):call(st.tvb(st.pos, st.stop - st.pos):tvb(), st.pinfo, st.ptree)
   end)
@@ -1029,6 +1050,10 @@ function ub_udp.dissector(tvb, pinfo, tree)
   elseif ip6 ~= nil then
     layer, ip = "ipv6", ip6.range:bytes()
   end
+  if st.inner and CTX.vals then
+    for base, vals in pairs(CTX.vals) do st.vals[base] = vals end   -- the headers before IP
+  end
+  if layer == "ip" then st.vals.ip = {hdr_len = ip:get_index(0) % 16} end
   local c = layer and ICRC_BY_START[layer]
   local room = true
   if c ~= nil and udp ~= nil and covers(c, st) then

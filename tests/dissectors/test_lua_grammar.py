@@ -13,6 +13,7 @@ import pytest
 from ubpkt.capture import PcapWriter, open_capture
 from ubpkt.dissect import dissect
 from ubpkt.formats import HEADERS
+from ubpkt.formats.checks import CHECKS
 from ubpkt.formats import grammar as G
 from ubpkt.formats.derived import BYTE_LAYER_TITLES, DERIVED
 from ubpkt.link.plength import plength
@@ -139,6 +140,11 @@ def expected_grammar() -> dict:
         "TP_PAIRS": {k: list(v) for k, v in G.TP_PAIRS.items()},
         "TP_MATCH": [list(m) for m in G.TP_MATCH],
         "TP_RESPONSES_NS3": list(G.TP_RESPONSES_NS3),
+        "CHECKS": {layer: [{"field": c.field, "values": {v: True for v in c.values},
+                            "when": [[k, {v: True for v in vs}] for k, vs in c.when],
+                            "severity": c.severity, "message": c.message}
+                           for c in CHECKS if c.layer == G.logical(layer)]
+                   for layer in HEADERS if any(c.layer == G.logical(layer) for c in CHECKS)},
     }
 
 

@@ -13,6 +13,8 @@ from ..record import (ERROR, INFO, LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_N
 
 H = HEADERS
 
+from .checks import BY_LAYER as _CHECKS, apply as _apply  # noqa: E402
+
 
 _ATAH_OPS = E.TA_RESPONSES
 
@@ -36,6 +38,16 @@ class Frame(HeaderReader):
         self.pad = 0            # transport padding bytes before the ICRC
         # the packet uses the compact TAH forms (grammar COMPACT_TAH); an RTP data packet
         self.compact = self.tp_data = False
+
+    def take(self, h):
+        """Read header ``h`` (:meth:`HeaderReader.take`) and apply its value checks
+        (:data:`ubpkt.formats.checks.CHECKS`)."""
+        vals = HeaderReader.take(self, h)
+        if vals is not None:
+            checks = _CHECKS.get(h.layer)
+            if checks is not None:
+                _apply(self, h, vals, self.pos - h.size, checks)
+        return vals
 
     def rest_as_data(self) -> None:
         """What is left before the trailer is payload."""
