@@ -536,7 +536,7 @@ class Gen:
         path_bits = {k: int(re.fullmatch(r"(\d+)bit", v).group(1))
                      for k, v in E.SCAN_PATH_TYPE.items()}
         enum_tables = {
-            "TAOPCODE": E.TAOPCODE, "TPOPCODE": E.TPOPCODE, "CTP_OPCODE": E.CTP_OPCODE,
+            "TAOPCODE": E.TAOPCODE, "TAOPCODE_NS3": E.TAOPCODE_NS3, "TPOPCODE": E.TPOPCODE, "CTP_OPCODE": E.CTP_OPCODE,
             "SACK_BITMAP_BITS": E.SACK_BITMAP_BITS, "SCAN_PATH_BITS": path_bits,
             # ubpkt.formats.derived: the one hex field of each byte-run layer
             "BYTE_RUNS": {k: v for k, v in BYTE_RUNS.items() if k.startswith("ub.")},

@@ -361,6 +361,7 @@ PROFILE["ns3"] = {name = "ns3", icrc_byteorder = "little", icrc = false, enum_ic
 
 -- enumerations the walk needs (ubpkt.formats.enums, ubpkt.formats.derived)
 local TAOPCODE = {[0] = "Send", [1] = "Send_with_immediate", [3] = "Write", [4] = "Write_with_immediate", [5] = "Write_with_notify", [6] = "Read", [7] = "Atomic_compare_swap", [8] = "Atomic_swap", [9] = "Atomic_store", [10] = "Atomic_load", [11] = "Atomic_fetch_add", [12] = "Atomic_fetch_sub", [13] = "Atomic_fetch_and", [14] = "Atomic_fetch_or", [15] = "Atomic_fetch_xor", [16] = "Management", [17] = "TAACK", [18] = "Read_response", [19] = "Atomic_response", [20] = "Write_with_be", [21] = "Prefetch_tgt", [23] = "Writeback", [24] = "Writeback_with_be"}
+local TAOPCODE_NS3 = {[2] = "Send_with_invalidate", [22] = "Disconnect_SCID"}
 local TPOPCODE = {[0] = "UTP", [1] = "RTP_Data", [2] = "TPACK/TPNAK", [3] = "TPACK-CC/TPNAK-CC", [5] = "TPSACK", [6] = "TPSACK-CC", [8] = "CNP"}
 local CTP_OPCODE = {[0] = "CTP", [1] = "CNP"}
 local SACK_BITMAP_BITS = {[0] = 64, [1] = 128, [2] = 256, [3] = 512, [4] = 1024}
@@ -539,7 +540,7 @@ local GRAMMAR = {CHECKS = CHECKS, VARIANTS = VARIANTS, START = START, NEXT = NEX
 -- the generic walk and the grammar's procedures: ub_dispatch.lua, next to this file,
 -- loaded at run time and given the tables above
 -- ---------------------------------------------------------------------------------
-local WALK_ENV = setmetatable({ub = ub, ub_udp = ub_udp, HF = HF, VS = VS, LAYER = LAYER, HDR = HDR, PROFILE = PROFILE, FIRST_HF = FIRST_HF, HF_SHIFT = HF_SHIFT, EX = EX, DERIVED_HF = DERIVED_HF, EXTRA_LAYERS = EXTRA_LAYERS, END = END, RESERVED = RESERVED, BYTE_RUNS = BYTE_RUNS, CTP_OPCODE = CTP_OPCODE, SACK_BITMAP_BITS = SACK_BITMAP_BITS, SCAN_PATH_BITS = SCAN_PATH_BITS, TAOPCODE = TAOPCODE, TPOPCODE = TPOPCODE, DLLCB_TYPES = DLLCB_TYPES, MGMT_SUB_CODE = MGMT_SUB_CODE}, {__index = _G})
+local WALK_ENV = setmetatable({ub = ub, ub_udp = ub_udp, HF = HF, VS = VS, LAYER = LAYER, HDR = HDR, PROFILE = PROFILE, FIRST_HF = FIRST_HF, HF_SHIFT = HF_SHIFT, EX = EX, DERIVED_HF = DERIVED_HF, EXTRA_LAYERS = EXTRA_LAYERS, END = END, RESERVED = RESERVED, BYTE_RUNS = BYTE_RUNS, CTP_OPCODE = CTP_OPCODE, SACK_BITMAP_BITS = SACK_BITMAP_BITS, SCAN_PATH_BITS = SCAN_PATH_BITS, TAOPCODE = TAOPCODE, TAOPCODE_NS3 = TAOPCODE_NS3, TPOPCODE = TPOPCODE, DLLCB_TYPES = DLLCB_TYPES, MGMT_SUB_CODE = MGMT_SUB_CODE}, {__index = _G})
 for name, t in pairs(GRAMMAR) do WALK_ENV[name] = t end
 local HERE = debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") or ""
 local WALK_FILE = HERE .. "ub_dispatch.lua"

@@ -752,7 +752,16 @@ PROC["@tah"] = function(st)
     if not v then return STOP end
     steps = ta_sequence(st, op, false, v)
     if steps == nil then
-      problem(st, EX.warn, string.format("reserved TAOpcode 0x%02x", op))
+      local dialect = TAOPCODE_NS3[op]
+      if dialect ~= nil and p.ns3_layouts then
+        -- the ns3 dialect's own opcodes (enums.TAOPCODE_NS3): named, the rest is payload
+        st.tree:add_proto_expert_info(EX.note, string.format(
+          "TAOpcode 0x%02x is reserved; ns-3-UB and umdk use it for %s", op, dialect))
+        st.info[#st.info] = dialect
+        return END
+      end
+      problem(st, EX.warn, string.format("reserved TAOpcode 0x%02x%s", op,
+                                         dialect and (" (ns-3-UB and umdk: " .. dialect .. ")") or ""))
       return STOP
     end
     check_ta_flags(st, op, v, steps)

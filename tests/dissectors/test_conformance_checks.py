@@ -144,3 +144,35 @@ def test_lua_reports_the_same(tshark, tmp_path):
         for name, row in zip(names, rows):
             got = _checks(m for m in row["_experts"].split("|") if m)
             assert got == FRAMES[name][2], (name, row["_experts"])
+
+
+# ------------------------------------------------------------------------------------------------
+# TAOpcodes 0x02 and 0x16: reserved in UB 2.0 Table 7-1, used by ns-3-UB and umdk
+
+def _ta_opcode(op: int) -> bytes:
+    # BTAH byte 0 is the TAOpcode (§7.2.1 Fig 7-2); the RTPH is 16 bytes
+    return _set(_write_request(), TPH + 16, 0xFF, op)
+
+
+def test_ns3_dialect_opcodes():
+    from ubpkt.profile import NS3
+    for op, name in ((0x02, "Send_with_invalidate"), (0x16, "Disconnect_SCID")):
+        buf = _ta_opcode(op)
+        spec = dissect(buf, 1, SPEC)
+        warn = [i for i in spec.issues if i["field"] == "ub.btah.taopcode"]
+        assert [i["severity"] for i in warn] == ["warning"]
+        assert warn[0]["message"] == f"reserved TAOpcode {op:#04x} (ns-3-UB and umdk: {name})"
+        ns3 = dissect(buf, 1, NS3.with_(icrc=False))
+        assert ns3.fields["ub.btah.taopcode_name"] == name
+        assert [i["severity"] for i in ns3.issues] == ["info"], ns3.issues
+        assert ns3.layers[-1] == "data"            # the rest is payload
+    # a reserved opcode nobody uses is named by nobody
+    other = dissect(_ta_opcode(0x19), 1, SPEC)
+    assert any(i["message"] == "reserved TAOpcode 0x19" for i in other.issues)
+
+
+def test_lua_names_the_dialect_opcodes(tshark, tmp_path):
+    pcap = write(tmp_path / "ops.pcap", 1, [_ta_opcode(0x02), _ta_opcode(0x16)])
+    rows = run_tshark(tshark, pcap, ["ub.btah.taopcode"])
+    assert "reserved TAOpcode 0x02 (ns-3-UB and umdk: Send_with_invalidate)" in rows[0]["_experts"]
+    assert "reserved TAOpcode 0x16 (ns-3-UB and umdk: Disconnect_SCID)" in rows[1]["_experts"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..formats import enums as E
 from ..formats.grammar import (ATOMIC_SUBOP_OPCODES, TA_FLAGS, TA_RESPONSE_IN_DATA_NS3, resolve,
                                ta_sequence)
-from .frame import ERROR, H, WARNING, Frame
+from .frame import ERROR, H, INFO, WARNING, Frame
 from .walk import PROCS, reads, run
 
 
@@ -38,7 +38,16 @@ def _tah(fr: Frame) -> None:
         ix = h.index
         flags = {"tv_en": v[ix["tv_en"]], "ud_flag": v[ix["ud_flag"]]}
         if op not in E.TAOPCODE:
-            fr.issue(WARNING, h.layer, "ub.btah.taopcode", start, f"reserved TAOpcode {op:#04x}")
+            dialect = E.TAOPCODE_NS3.get(op)
+            if dialect is not None and p.ns3_layouts:
+                # the ns3 dialect's own opcodes: named, the rest is payload
+                fr.fields["ub.btah.taopcode_name"] = dialect
+                fr.issue(INFO, h.layer, "ub.btah.taopcode", start,
+                         f"TAOpcode {op:#04x} is reserved; ns-3-UB and umdk use it for {dialect}")
+            else:
+                used = f" (ns-3-UB and umdk: {dialect})" if dialect else ""
+                fr.issue(WARNING, h.layer, "ub.btah.taopcode", start,
+                         f"reserved TAOpcode {op:#04x}{used}")
             return
         seq = ta_sequence(op, False, flags, p, compact)
         if not compact:

@@ -48,6 +48,9 @@ TAOPCODE = {
     0x14: "Write_with_be", 0x15: "Prefetch_tgt", 0x17: "Writeback", 0x18: "Writeback_with_be",
 }
 TA_RESPONSES = frozenset({0x11, 0x12, 0x13})
+# Reserved in UB 2.0 Table 7-1 but used by ns-3-UB (its TaOpcode enum) and umdk/URMA: decoded
+# (BTAH, then the rest as payload) under the ns3 dialect and named in the reserved warning.
+TAOPCODE_NS3 = {0x02: "Send_with_invalidate", 0x16: "Disconnect_SCID"}
 ATOMICS = frozenset(range(0x07, 0x10))
 
 ODR = {0: "NO", 1: "RO", 2: "SO", 4: "NO_TCO", 5: "RO_TCO", 6: "SO_TCO"}
