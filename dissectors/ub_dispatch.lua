@@ -302,6 +302,10 @@ local function rest_as_data(st)
   if st.pad > 0 then
     if st.stop - st.pos >= st.pad then
       take_bytes(st, PADDING.pad_layer, st.pad, true)
+    else
+      -- the padding count reaches back into the headers (UB 2.0 §6.2.1)
+      problem(st, EX.warn, string.format("Padding %d points into the headers (%d bytes after them)",
+                                         st.pad, math.max(st.stop - st.pos, 0)))
     end
     st.pad = 0
   end

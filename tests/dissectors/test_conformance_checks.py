@@ -176,3 +176,44 @@ def test_lua_names_the_dialect_opcodes(tshark, tmp_path):
     rows = run_tshark(tshark, pcap, ["ub.btah.taopcode"])
     assert "reserved TAOpcode 0x02 (ns-3-UB and umdk: Send_with_invalidate)" in rows[0]["_experts"]
     assert "reserved TAOpcode 0x16 (ns-3-UB and umdk: Disconnect_SCID)" in rows[1]["_experts"]
+
+
+# ------------------------------------------------------------------------------------------------
+# transport padding that reaches back into the headers (UB 2.0 §6.2.1)
+
+def _tpack_padding_3() -> bytes:
+    # RTPH byte 1 is TPVer(2) Padding(2) NLP(4): padding 3, and a TPACK has nothing after its
+    # RTPH here, so the three pad bytes would be the RTPH's own
+    hdr = bytearray(rtph(tpopcode=2, a=0))
+    hdr[1] |= 0x30
+    return uboe(bytes(hdr))
+
+
+PAD_MSG = "Padding 3 points into the headers (0 bytes after them)"
+
+
+def test_padding_into_headers_reported(tshark, tmp_path):
+    buf = _tpack_padding_3()
+    fr = dissect(buf, 1, SPEC)
+    assert [(i["severity"], i["field"], i["message"]) for i in fr.issues] == [
+        ("warning", "ub.rtph.padding", PAD_MSG)]
+    assert fr.fields["ub.icrc.status"] == "good" and "ub.pad" not in fr.layers
+    # a correct padding of the same packet is quiet
+    assert not dissect(uboe(rtph(tpopcode=2, a=0)), 1, SPEC).issues
+    rows = run_tshark(tshark, write(tmp_path / "pad.pcap", 1, [buf]), ["ub.rtph.padding"])
+    assert rows[0]["ub.rtph.padding"] == "3"
+    assert PAD_MSG in rows[0]["_experts"].split("|")
+    from scapy.layers.l2 import Ether
+    import ubpkt.scapy  # noqa: F401  (binds the UB layers)
+    import logging
+    seen: list = []
+    handler = logging.Handler()
+    handler.emit = lambda r: seen.append(r.getMessage())
+    log = logging.getLogger("scapy.runtime")
+    log.addHandler(handler)
+    try:
+        pkt = Ether(buf)
+    finally:
+        log.removeHandler(handler)
+    assert pkt["UBRtph"].pad == b""
+    assert any(PAD_MSG in m for m in seen), seen
