@@ -243,7 +243,7 @@ HDR["ub.npic"] = {size = 4, base = "ub.npic", title = "NPI configuration", field
   {"opcode", 0, 8, "uint", 209, "uint8", "Opcode", vs = VS[16]}, {"rsvd1", 8, 8, "uint", 210, "uint8", "Reserved", rsvd = true}, {"sum", 16, 16, "uint", 211, "uint16", "SUM"}}}
 -- NPIC entry (UB 2.0 App F.2.5), 20 bytes
 HDR["ub.npic_entry"] = {size = 20, base = "ub.npic", title = "NPIC entry", fields = {
-  {"guid", 0, 128, "guid", 212, "string", "GUID"}, {"rsvd1", 128, 7, "uint", 213, "uint8", "Reserved", rsvd = true, mask = 0xfe}, {"npi", 135, 25, "uint", 214, "uint32", "NPI", mask = 0x1ffffff}}}
+  {"guid", 0, 128, "guid", 212, "string", "GUID", dw = true}, {"rsvd1", 128, 7, "uint", 213, "uint8", "Reserved", rsvd = true, mask = 0xfe}, {"npi", 135, 25, "uint", 214, "uint32", "NPI", mask = 0x1ffffff}}}
 -- LLDP TLV (IEEE 802.1AB; UB 2.0 App F), 2 bytes
 HDR["ub.lldp_tlv"] = {size = 2, base = "ub.lldp", title = "LLDP TLV", fields = {
   {"tlv_type", 0, 7, "uint", 215, "uint8", "TLV Type", vs = VS[17], mask = 0xfe}, {"tlv_len", 7, 9, "uint", 216, "uint16", "TLV LEN", mask = 0x1ff}}}
