@@ -448,7 +448,7 @@ local PROCEDURES = {
   ["@lldp_tlvs"] = "LLDP TLVs to the End TLV (IEEE 802.1AB)",
   ["@lacp_tlvs"] = "LACP TLVs to the Terminator (IEEE 802.1AX)",
   ["@mgmt_pdu"] = "the PDU header chosen by MGMT_PDUS, the rest of PDU_Length as bytes",
-  ["@beetah"] = "the BEETAH, one BE bit per payload byte of a 64..1024-byte payload: the bytes left are 9/8 of the payload (UB 2.0 §7.2.10)",
+  ["@beetah"] = "the BEETAH: BE_SIZES bits, the largest not above the MAETAH Length (64 below it); a payload longer than the bitmap is valid beyond it (UB 2.0 §7.2.10, §7.4.2.1.3).  Without a MAETAH Length: 9/8 of the payload",
   ["@dllcb"] = "a DLL control block: the LCH form and body by CTRL/SUB_CTRL, the BCRC (UB 2.0 §4.3.3)",
 }
 -- steps before every request's own (grammar.TA_REQUEST_PREFIX, UB 2.0 §7.2.11)
@@ -490,6 +490,8 @@ local TA_RESPONSE_IN_DATA_NS3 = {"ub.maetah"}
 local ATOMIC_SUBOP_OPCODES = {9, 10}
 -- an ATAH after a TP response is read when this many bytes remain (grammar.TP_RESPONSE_ATAH_BYTES, profile G10)
 local TP_RESPONSE_ATAH_BYTES = 8
+-- BEETAH widths in bits (grammar.BE_SIZES, UB 2.0 §7.2.10); grammar.be_bits picks one
+local BE_SIZES = {64, 128, 256, 512, 1024}
 -- "code/sub code/rsp" -> PDU header; sub code "*": any (grammar.MGMT_PDUS, UB 2.0 §10.4.3.1)
 local MGMT_PDUS = {["2/*/0"] = "ub.cfg_req", ["2/*/1"] = "ub.cfg_rsp", ["0/*/0"] = "ub.error_msg", ["1/0/0"] = "ub.link_msg", ["1/1/0"] = "ub.link_msg", ["1/2/0"] = "ub.hotplug_msg", ["1/3/0"] = "ub.hotplug_msg", ["5/2/0"] = "ub.token_check_req", ["5/2/1"] = "ub.token_check_rsp", ["4/7/0"] = "ub.neighbour_query", ["6/0/0"] = "ub.entity_reg", ["6/1/0"] = "ub.entity_dereg", ["6/2/0"] = "ub.bus_create", ["6/3/0"] = "ub.bus_destroy", ["6/4/0"] = "ub.cfg_complete", ["6/5/0"] = "ub.port_reset"}
 -- where the ICRC coverage starts and when (grammar.ICRC_COVERAGE, UB 2.0 §5.3.7)
@@ -533,7 +535,7 @@ local CHECKS = {
   ["ub.ctph"] = {{field = "nlp", values = {[0] = true, [2] = true, [3] = true}, when = {{"ub.lph.cfg", {[6] = true}}}, severity = "warning", message = "CTPH NLP {v} (32-bit UPI) in a CFG 6 packet (App B.2.4.1: 16-bit UPI, 20-bit EIDs)"}, {field = "nlp", values = {[0] = true, [1] = true, [3] = true}, when = {{"ub.lph.cfg", {[7] = true}}}, severity = "warning", message = "CTPH NLP {v} (16-bit UPI) in a CFG 7 packet (App B.2.5: 32-bit UPI, 128-bit EIDs)"}},
   ["ub.ciph"] = {{field = "nlp", values = {[1] = true, [2] = true}, when = {{"ub.lph.cfg", {[6] = true}}}, severity = "warning", message = "CIPH NLP {v} in a CFG 6 packet (App B.2.4.1: 1 or 2)"}, {field = "nlp", values = {[0] = true, [2] = true}, when = {{"ub.lph.cfg", {[3] = true, [4] = true, [7] = true}}}, severity = "warning", message = "CIPH NLP {v} in a CFG 3, 4 or 7 packet (App B.2.2/B.2.5: 0 or 2)"}},
 }
-local GRAMMAR = {CHECKS = CHECKS, VARIANTS = VARIANTS, START = START, NEXT = NEXT, TPH = TPH, TRANSPORT_OVER_UDP = TRANSPORT_OVER_UDP, COMPACT_TAH = COMPACT_TAH, PROCEDURES = PROCEDURES, TA_REQUEST_PREFIX = TA_REQUEST_PREFIX, TA_FLAGS = TA_FLAGS, TA_REQUEST_HEADERS = TA_REQUEST_HEADERS, TA_RESPONSE_HEADERS = TA_RESPONSE_HEADERS, TA_RESPONSE_IN_DATA_NS3 = TA_RESPONSE_IN_DATA_NS3, ATOMIC_SUBOP_OPCODES = ATOMIC_SUBOP_OPCODES, TP_RESPONSE_ATAH_BYTES = TP_RESPONSE_ATAH_BYTES, MGMT_PDUS = MGMT_PDUS, ICRC_COVERAGE = ICRC_COVERAGE, ICRC_MASKS = ICRC_MASKS, PADDING = PADDING, TA_PAIRS = TA_PAIRS, TA_MATCH = TA_MATCH, TP_PAIRS = TP_PAIRS, TP_MATCH = TP_MATCH, TP_RESPONSES_NS3 = TP_RESPONSES_NS3}
+local GRAMMAR = {CHECKS = CHECKS, VARIANTS = VARIANTS, START = START, NEXT = NEXT, TPH = TPH, TRANSPORT_OVER_UDP = TRANSPORT_OVER_UDP, COMPACT_TAH = COMPACT_TAH, PROCEDURES = PROCEDURES, TA_REQUEST_PREFIX = TA_REQUEST_PREFIX, TA_FLAGS = TA_FLAGS, TA_REQUEST_HEADERS = TA_REQUEST_HEADERS, TA_RESPONSE_HEADERS = TA_RESPONSE_HEADERS, TA_RESPONSE_IN_DATA_NS3 = TA_RESPONSE_IN_DATA_NS3, ATOMIC_SUBOP_OPCODES = ATOMIC_SUBOP_OPCODES, TP_RESPONSE_ATAH_BYTES = TP_RESPONSE_ATAH_BYTES, BE_SIZES = BE_SIZES, MGMT_PDUS = MGMT_PDUS, ICRC_COVERAGE = ICRC_COVERAGE, ICRC_MASKS = ICRC_MASKS, PADDING = PADDING, TA_PAIRS = TA_PAIRS, TA_MATCH = TA_MATCH, TP_PAIRS = TP_PAIRS, TP_MATCH = TP_MATCH, TP_RESPONSES_NS3 = TP_RESPONSES_NS3}
 -- END GRAMMAR
 
 -- ---------------------------------------------------------------------------------

@@ -788,6 +788,22 @@ end
 local BE_PAYLOADS = {[64] = true, [128] = true, [256] = true, [512] = true, [1024] = true}
 PROC["@beetah"] = function(st)
   local avail = st.stop - st.pos - st.pad
+  local length = earlier(st, "ub.maetah.length")
+  if length == nil and earlier(st, "ub.maetah.len_code") ~= nil then
+    length = 64 * 2 ^ earlier(st, "ub.maetah.len_code")
+  end
+  if length ~= nil then
+    -- UB 2.0 §7.4.2.1.3: the width follows the MAETAH Length (grammar.be_bits)
+    local bits = BE_SIZES[1]
+    for _, b in ipairs(BE_SIZES) do if b <= length then bits = b end end
+    if bits / 8 > avail then
+      problem(st, EX.malformed, string.format("%d bytes left, the %d-bit BEETAH of a %d-byte write does not fit",
+                                              avail, bits, length))
+      return STOP
+    end
+    if take_bytes(st, "ub.beetah", bits / 8) == nil then return STOP end
+    return END
+  end
   local n = floor(avail * 8 / 9)
   if n * 9 ~= avail * 8 or not BE_PAYLOADS[n] then
     problem(st, EX.malformed, string.format("%d bytes cannot be a BEETAH plus its 64..1024-byte payload", avail))

@@ -217,3 +217,26 @@ def test_padding_into_headers_reported(tshark, tmp_path):
         log.removeHandler(handler)
     assert pkt["UBRtph"].pad == b""
     assert any(PAD_MSG in m for m in seen), seen
+
+
+# ------------------------------------------------------------------------------------------------
+# Write_with_be: the BEETAH's width follows MAETAH Length (UB 2.0 §7.2.10, §7.4.2.1.3)
+
+def test_write_with_be_payload_longer_than_the_bitmap(tshark, tmp_path):
+    # §7.4.2.1.3: a payload longer than the BE width is allowed (valid past the bitmap).  A
+    # 100-byte write: the 64-bit BEETAH (BE[63:0], Fig 7-14), then 100 payload bytes
+    be = bytes.fromhex("ffffffff0000ffff")
+    pay = bytes(range(100))
+    buf = uboe(rtph(psn=7) + btah(0x14) + maetah(length=100) + be + pay)
+    fr = dissect(buf, 1, SPEC)
+    assert fr.layers[-3:] == ["ub.beetah", "data", "ub.icrc"], (fr.layers, fr.issues)
+    assert fr.fields["ub.beetah.be"] == be.hex() and fr.fields["data.len"] == 100
+    assert not fr.issues
+    # 128 bytes: the 128-bit form; 1500 bytes: the widest (1024 bits)
+    for length, bits in ((128, 128), (1500, 1024), (10, 64)):
+        b = uboe(rtph(psn=8) + btah(0x18) + maetah(length=length) + bytes(bits // 8) + PAY)
+        f = dissect(b, 1, SPEC)
+        assert len(f.fields["ub.beetah.be"]) == bits // 4 and f.fields["data.len"] == 64, length
+    rows = run_tshark(tshark, write(tmp_path / "be.pcap", 1, [buf]), ["ub.beetah.be", "data.len"])
+    assert rows[0]["ub.beetah.be"].replace(":", "") == be.hex()
+    assert rows[0]["data.len"] == "100"

@@ -124,6 +124,7 @@ def expected_grammar() -> dict:
         "TA_RESPONSE_IN_DATA_NS3": list(G.TA_RESPONSE_IN_DATA_NS3),
         "ATOMIC_SUBOP_OPCODES": list(G.ATOMIC_SUBOP_OPCODES),
         "TP_RESPONSE_ATAH_BYTES": G.TP_RESPONSE_ATAH_BYTES,
+        "BE_SIZES": list(G.BE_SIZES),
         "MGMT_PDUS": {f"{c}/{'*' if s is None else s}/{r}": layer
                       for (c, s, r), layer in G.MGMT_PDUS.items()},
         "ICRC_COVERAGE": [{"start": c.start, "knobs": dict(c.knobs),

@@ -5,8 +5,8 @@ grammar's (:func:`ubpkt.formats.grammar.ta_sequence`, ``VARIANTS``)."""
 from __future__ import annotations
 
 from ..formats import enums as E
-from ..formats.grammar import (ATOMIC_SUBOP_OPCODES, TA_FLAGS, TA_RESPONSE_IN_DATA_NS3, resolve,
-                               ta_sequence)
+from ..formats.grammar import (ATOMIC_SUBOP_OPCODES, TA_FLAGS, TA_RESPONSE_IN_DATA_NS3, be_bits,
+                               resolve, ta_sequence)
 from .frame import ERROR, H, INFO, WARNING, Frame
 from .walk import PROCS, reads, run
 
@@ -80,9 +80,20 @@ def _tah(fr: Frame) -> None:
 
 
 def _beetah(fr: Frame) -> bool:
+    avail = fr.end - fr.pos - fr.pad
+    length = fr.fields.get("ub.maetah.length")
+    if type(length) is int:
+        # UB 2.0 §7.2.10, §7.4.2.1.3: the bitmap's width follows the MAETAH Length (grammar
+        # be_bits); the payload may run past it
+        n = be_bits(length) // 8
+        if n > avail:
+            fr.issue(ERROR, "ub.beetah", "ub.beetah.be", fr.pos,
+                     f"{avail} bytes left, the {n * 8}-bit BEETAH of a {length}-byte write "
+                     "does not fit")
+            return False
+        return fr.take_bytes("ub.beetah", n) is not None
     # UB 2.0 §7.2.10: one BE bit per payload byte, payload of 64..1024 bytes, so the BEETAH and the
     # payload together are 9/8 of the payload.
-    avail = fr.end - fr.pos - fr.pad
     n = avail * 8 // 9
     if n * 9 != avail * 8 or n not in (64, 128, 256, 512, 1024):
         fr.issue(ERROR, "ub.beetah", "ub.beetah.be", fr.pos,
@@ -101,5 +112,5 @@ def _tah_proc(fr: Frame, h, v) -> bool:
 reads("ub.btah", "taopcode", "tv_en", "ud_flag", "mt_en")
 reads("ub.atah", "taopcode")
 reads("ub.udetah", "ud")
-reads("ub.maetah", "len_code")
+reads("ub.maetah", "len_code", "length")
 PROCS["@tah"] = _tah_proc

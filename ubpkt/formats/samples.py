@@ -599,6 +599,13 @@ class _Gen:
         s = st.fork()
         s.via += ("@beetah",)
         n = self.rnd.choice((64, 128))
+        m = s.find("ub.maetah")
+        if m is not None:
+            # the bitmap's width follows the MAETAH Length (grammar.be_bits, §7.4.2.1.3)
+            if "len_code" in m.header.index:
+                m.vals[m.header.index["len_code"]] = n.bit_length() - 7     # 64 << code
+            else:
+                m.vals[m.header.index["length"]] = n
         self.new_raw(s, "ub.beetah", self.rbytes(n // 8))
         for layer in rest:
             if self.new(s, layer) is None:
