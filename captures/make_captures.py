@@ -90,7 +90,7 @@ def uboe_packets():
     pk.append(base + [rtph(1, psn=10, last=1), btah(0x07, tassn=11), maetah(length=16),
                       payload(16)])
     pk.append(base + [rtph(1, psn=11, last=1), btah(0x09, tassn=12, ud=1),
-                      ("ub.udetah", {"udf": 3 << 20}), maetah(length=8), payload(8)])
+                      ("ub.udetah", {"ud": 3 << 20}), maetah(length=8), payload(8)])
     pk.append(base + [rtph(1, psn=12, last=1), btah(0x0B, tassn=13), maetah(length=8),
                       payload(8)])
     pk.append(base + [rtph(1, psn=1, last=1, stpn=0x20, dtpn=0x10), atah(0x13, tassn=13),

@@ -30,6 +30,7 @@ if str(HERE.parent) not in sys.path:
 from ubpkt.formats import HEADERS  # noqa: E402
 from ubpkt.formats import enums as E  # noqa: E402
 from ubpkt.formats import grammar as G  # noqa: E402
+from ubpkt.formats.checks import CHECKS  # noqa: E402
 from ubpkt.formats.core import Field, Header  # noqa: E402
 from ubpkt.formats.derived import BYTE_LAYER_TITLES, BYTE_RUNS, DERIVED, Derived  # noqa: E402
 from ubpkt.profile import PROFILES  # noqa: E402
@@ -108,6 +109,11 @@ def lua_data(x) -> str:
     if isinstance(x, dict):
         return "{" + ", ".join(f"{lua_key(k)} = {lua_data(v)}" for k, v in x.items()) + "}"
     raise TypeError(f"cannot emit {x!r} as Lua data")
+
+
+def lua_set(values) -> str:
+    """A tuple of integers as a Lua set ``{[v] = true, ...}``."""
+    return "{" + ", ".join(f"[{v}] = true" for v in values) + "}"
 
 
 def lua_target(t) -> str:
@@ -262,6 +268,8 @@ def grammar_lines() -> list[str]:
     out.append("-- an ATAH after a TP response is read when this many bytes remain "
                "(grammar.TP_RESPONSE_ATAH_BYTES, profile G10)")
     out.append(f"local TP_RESPONSE_ATAH_BYTES = {G.TP_RESPONSE_ATAH_BYTES}")
+    out.append("-- BEETAH widths in bits (grammar.BE_SIZES, UB 2.0 §7.2.10); grammar.be_bits picks one")
+    out.append(f"local BE_SIZES = {lua_data(G.BE_SIZES)}")
     out.append('-- "code/sub code/rsp" -> PDU header; sub code "*": any (grammar.MGMT_PDUS, '
                "UB 2.0 §10.4.3.1)")
     out.append("local MGMT_PDUS = {" + ", ".join(
@@ -300,9 +308,25 @@ def grammar_lines() -> list[str]:
     out.append(f"local TP_MATCH = {lua_data(G.TP_MATCH)}")
     out.append("-- ns-3-UB's TP responses besides TP_PAIRS' (its TPNAK; grammar.TP_RESPONSES_NS3)")
     out.append(f"local TP_RESPONSES_NS3 = {lua_data(G.TP_RESPONSES_NS3)}")
-    names = ["VARIANTS", "START", "NEXT", "TPH", "TRANSPORT_OVER_UDP", "COMPACT_TAH", "PROCEDURES",
+    out.append("-- concrete layer -> the value checks applied after it is read: {field, values, when, "
+               "severity, message} (ubpkt.formats.checks.CHECKS; a key with a dot is a record key "
+               "of an earlier header; message: {v} is the value found)")
+    out.append("local CHECKS = {")
+    for layer, h in HEADERS.items():
+        mine = [c for c in CHECKS if c.layer == G.logical(layer)]
+        if not mine:
+            continue
+        rows = []
+        for c in mine:
+            when = "{" + ", ".join(f"{{{lua_str(k)}, {lua_set(vs)}}}" for k, vs in c.when) + "}"
+            rows.append(f"{{field = {lua_str(c.field)}, values = {lua_set(c.values)}, "
+                        f"when = {when}, severity = {lua_str(c.severity)}, "
+                        f"message = {lua_str(c.message)}}}")
+        out.append(f"  [{lua_str(layer)}] = {{" + ", ".join(rows) + "},")
+    out.append("}")
+    names = ["CHECKS", "VARIANTS", "START", "NEXT", "TPH", "TRANSPORT_OVER_UDP", "COMPACT_TAH", "PROCEDURES",
              "TA_REQUEST_PREFIX", "TA_FLAGS", "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS",
-             "TA_RESPONSE_IN_DATA_NS3", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES",
+             "TA_RESPONSE_IN_DATA_NS3", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES", "BE_SIZES",
              "MGMT_PDUS", "ICRC_COVERAGE", "ICRC_MASKS", "PADDING", "TA_PAIRS", "TA_MATCH",
              "TP_PAIRS", "TP_MATCH", "TP_RESPONSES_NS3"]
     out.append("local GRAMMAR = {" + ", ".join(f"{n} = {n}" for n in names) + "}")
@@ -319,7 +343,7 @@ _SPELLING = {
     "scna": "SCNA", "dcna": "DCNA", "seid": "SEID", "deid": "DEID", "guid": "GUID",
     "dguid": "DGUID", "sguid": "SGUID", "ueid": "UEID", "tassn": "TASSN", "numfreebuf":
     "NumFreeBuf", "rcvptr": "RcvPtr", "rdptr": "RdPtr", "wrptr": "WrPtr", "taid": "TAID",
-    "udf": "UDF", "ipv4": "IPv4", "ipv6": "IPv6",
+    "ud": "UD", "ipv4": "IPv4", "ipv6": "IPv6",
 }
 
 
@@ -514,7 +538,7 @@ class Gen:
         path_bits = {k: int(re.fullmatch(r"(\d+)bit", v).group(1))
                      for k, v in E.SCAN_PATH_TYPE.items()}
         enum_tables = {
-            "TAOPCODE": E.TAOPCODE, "TPOPCODE": E.TPOPCODE, "CTP_OPCODE": E.CTP_OPCODE,
+            "TAOPCODE": E.TAOPCODE, "TAOPCODE_NS3": E.TAOPCODE_NS3, "TPOPCODE": E.TPOPCODE, "CTP_OPCODE": E.CTP_OPCODE,
             "SACK_BITMAP_BITS": E.SACK_BITMAP_BITS, "SCAN_PATH_BITS": path_bits,
             # ubpkt.formats.derived: the one hex field of each byte-run layer
             "BYTE_RUNS": {k: v for k, v in BYTE_RUNS.items() if k.startswith("ub.")},

@@ -302,6 +302,10 @@ local function rest_as_data(st)
   if st.pad > 0 then
     if st.stop - st.pos >= st.pad then
       take_bytes(st, PADDING.pad_layer, st.pad, true)
+    else
+      -- the padding count reaches back into the headers (UB 2.0 §6.2.1)
+      problem(st, EX.warn, string.format("Padding %d points into the headers (%d bytes after them)",
+                                         st.pad, math.max(st.stop - st.pos, 0)))
     end
     st.pad = 0
   end
@@ -326,6 +330,27 @@ local function earlier(st, key)
   local base, name = key:match("^(.*)%.([^.]+)$")
   local v = base and st.vals[base]
   return v and v[name]
+end
+
+-- ubpkt.formats.checks: a field (own, or a record key of an earlier header) whose value the
+-- spec restricts when the conditions hold
+local CHECK_EX = {warning = EX.warn, error = EX.malformed, info = EX.note}
+local function check_value(st, v, key)
+  if key:find(".", 1, true) then return earlier(st, key) end
+  return v[key]
+end
+local function check_values(st, checks, v)
+  for _, c in ipairs(checks) do
+    local on = true
+    for _, w in ipairs(c.when) do
+      local x = check_value(st, v, w[1])
+      if x == nil or not w[2][x] then on = false break end
+    end
+    local x = on and check_value(st, v, c.field)
+    if x ~= nil and x ~= false and not c.values[x] then
+      problem(st, CHECK_EX[c.severity], (c.message:gsub("{v}", tostring(x))))
+    end
+  end
 end
 
 -- the case of a rule for value x, else its default (a case may be false: COMPACT_TAH)
@@ -463,6 +488,7 @@ local function read(st, layer)
   local v, t = take(st, concrete)
   if not v then return nil end
   if st.vals[h.base] == nil then st.vals[h.base] = v end
+  if CHECKS[concrete] then check_values(st, CHECKS[concrete], v) end
   st.last = concrete
   if PADDED[layer] then st.pad = v[PADDING.field] end
   if COMPACT_TAH[layer] ~= nil then st.compact = select(COMPACT_TAH[layer], st, v) end
@@ -568,7 +594,6 @@ AFTER["ub.rtph"] = function(st, v)
   if v.last == 1 and not st.tp_data then
     problem(st, EX.warn, "TPOpcode[7] (last packet) is only valid on RTP data packets")
   end
-  if v.tpver ~= 0 then problem(st, EX.warn, string.format("TPVer %d (0 expected)", v.tpver)) end
   if TPOPCODE[op] == nil and select(NEXT["ub.rtph"], st, v) ~= RESERVED then
     st.tree:add_proto_expert_info(EX.note, string.format(
       "TPOpcode %d is reserved; the %s profile decodes it (ns-3-UB 1.2 sends TPNAK so)", op,
@@ -599,7 +624,7 @@ local SUBOP = {}
 for _, op in ipairs(ATOMIC_SUBOP_OPCODES) do SUBOP[op] = true end
 AFTER["ub.udetah"] = function(st, v, t, start)
   if SUBOP[earlier(st, "ub.btah.taopcode")] then
-    add_value(t, "ub.udetah.atomic_op", st.tvb(start, 1), floor(v.udf / 2 ^ 20) % 16)
+    add_value(t, "ub.udetah.atomic_op", st.tvb(start, 1), floor(v.ud / 2 ^ 20) % 16)
   end
 end
 
@@ -629,7 +654,7 @@ local function call_ip(st, dissector)
   if st.pos >= st.stop then return end
   st.pinfo.cols.info:set(table.concat(st.info, " "))
   st.handed_over = true
-  CTX = {num = st.pinfo.number, prof = st.prof}
+  CTX = {num = st.pinfo.number, prof = st.prof, vals = st.vals}
   local ok, err = pcall(function()
     Dissector.get(dissector):call(st.tvb(st.pos, st.stop - st.pos):tvb(), st.pinfo, st.ptree)
   end)
@@ -731,7 +756,16 @@ PROC["@tah"] = function(st)
     if not v then return STOP end
     steps = ta_sequence(st, op, false, v)
     if steps == nil then
-      problem(st, EX.warn, string.format("reserved TAOpcode 0x%02x", op))
+      local dialect = TAOPCODE_NS3[op]
+      if dialect ~= nil and p.ns3_layouts then
+        -- the ns3 dialect's own opcodes (enums.TAOPCODE_NS3): named, the rest is payload
+        st.tree:add_proto_expert_info(EX.note, string.format(
+          "TAOpcode 0x%02x is reserved; ns-3-UB and umdk use it for %s", op, dialect))
+        st.info[#st.info] = dialect
+        return END
+      end
+      problem(st, EX.warn, string.format("reserved TAOpcode 0x%02x%s", op,
+                                         dialect and (" (ns-3-UB and umdk: " .. dialect .. ")") or ""))
       return STOP
     end
     check_ta_flags(st, op, v, steps)
@@ -754,6 +788,22 @@ end
 local BE_PAYLOADS = {[64] = true, [128] = true, [256] = true, [512] = true, [1024] = true}
 PROC["@beetah"] = function(st)
   local avail = st.stop - st.pos - st.pad
+  local length = earlier(st, "ub.maetah.length")
+  if length == nil and earlier(st, "ub.maetah.len_code") ~= nil then
+    length = 64 * 2 ^ earlier(st, "ub.maetah.len_code")
+  end
+  if length ~= nil then
+    -- UB 2.0 §7.4.2.1.3: the width follows the MAETAH Length (grammar.be_bits)
+    local bits = BE_SIZES[1]
+    for _, b in ipairs(BE_SIZES) do if b <= length then bits = b end end
+    if bits / 8 > avail then
+      problem(st, EX.malformed, string.format("%d bytes left, the %d-bit BEETAH of a %d-byte write does not fit",
+                                              avail, bits, length))
+      return STOP
+    end
+    if take_bytes(st, "ub.beetah", bits / 8) == nil then return STOP end
+    return END
+  end
   local n = floor(avail * 8 / 9)
   if n * 9 ~= avail * 8 or not BE_PAYLOADS[n] then
     problem(st, EX.malformed, string.format("%d bytes cannot be a BEETAH plus its 64..1024-byte payload", avail))
@@ -1029,6 +1079,10 @@ function ub_udp.dissector(tvb, pinfo, tree)
   elseif ip6 ~= nil then
     layer, ip = "ipv6", ip6.range:bytes()
   end
+  if st.inner and CTX.vals then
+    for base, vals in pairs(CTX.vals) do st.vals[base] = vals end   -- the headers before IP
+  end
+  if layer == "ip" then st.vals.ip = {hdr_len = ip:get_index(0) % 16} end
   local c = layer and ICRC_BY_START[layer]
   local room = true
   if c ~= nil and udp ~= nil and covers(c, st) then

@@ -182,7 +182,7 @@ def test_ns3_capture_values_match_summary(ns3_dir):
     assert sum(f[f"ub.crd_ack.crd_vl{v}"] for v in range(16)) == 1
     # packet 7: TPACK + CETPH (ns-3 layout) [0000000010000080]: AckSeq 0, Hint 4096, I=1
     f = recs[7]["fields"]
-    assert f["ub.rtph.tpopcode_name"] == "TPACK_CC"
+    assert f["ub.rtph.tpopcode_name"] == "TPACK-CC/TPNAK-CC"
     assert (f["ub.cetph.ack_seq"], f["ub.cetph.hint"], f["ub.cetph.i"]) == (0, 4096, 1)
     assert f["ub.atah.taopcode_name"] == "TAACK"
 

@@ -106,3 +106,21 @@ def test_vlan_and_ipv6_are_filled_too_and_explicit_values_are_kept():
     plain = encode_layers([("eth", {}), ("ip", {}), ("udp", {"dstport": 53}),
                            ("data", {"data": b"x"})])
     assert plain[14 + 6] >> 5 == 0                 # not UB: no DF forced
+
+
+
+def test_npic_entry_guid_low_word_first():
+    # UB 2.0 App F.2.5: after the NPIC header (Opcode, a reserved byte, SUM), each entry is a
+    # 16-byte GUID and RSVD(7) NPI(25).  The GUID's words go least significant first, as the
+    # GUIDs/EIDs of the management PDUs (reference profile G15).
+    from ubpkt.formats.core import value_to_text
+    entry = bytes.fromhex("0000000d" "0000000c" "0000000b" "0000000a" "00123456")
+    pkt = encode_layers([("ub.lph", {"cfg": 5}), ("ub.cfg5", {"protocol": 0x0106}),
+                         ("ub.npic", {"opcode": 1, "sum": 1}), ("data", entry)])
+    rec = decode(pkt)
+    assert rec["layers"][-2:] == ["ub.npic", "ub.npic_entry"], rec["layers"]
+    f = rec["fields"]
+    assert f["ub.npic.guid"] == value_to_text("guid", 0x0000000A_0000000B_0000000C_0000000D, 128)
+    assert f["ub.npic.npi"] == 0x123456
+    assert not [i for i in rec["issues"] if i["severity"] != "info"], rec["issues"]
+    assert encode_record(rec) == pkt

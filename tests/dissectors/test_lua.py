@@ -252,14 +252,14 @@ def uboe_packets() -> list[bytes]:
         # Write: RTPH / BTAH / MAETAH / payload / ICRC
         uboe(rtph(psn=1) + btah(0x03) + maetah() + pay),
         # Write with a token value and a user-defined header, last packet
-        uboe(rtph(psn=2, last=1) + btah(0x03, tv_en=1, ud_flag=1) + enc("ub.udetah", udf=0xCAFE)
+        uboe(rtph(psn=2, last=1) + btah(0x03, tv_en=1, ud_flag=1) + enc("ub.udetah", ud=0xCAFE)
              + maetah(length=128) + enc("ub.tvetah", tokenvalue=0xDEADBEEF) + pay + pay),
         # Send with MTETAH + OFSTETAH, IPv6 carrier
         uboe(rtph(psn=3) + btah(0x00, mt_en=1) + enc("ub.mtetah", hint=3, tgt_tc_type=2,
                                                      tgt_tc_id=0x54321)
              + enc("ub.ofstetah", offset=9) + pay, version=6),
         # Atomic_store with UDETAH sub-operation, read request, TPACK, TPSACK with bitmap
-        uboe(rtph(psn=4) + btah(0x09, ud_flag=1) + enc("ub.udetah", udf=3 << 20)
+        uboe(rtph(psn=4) + btah(0x09, ud_flag=1) + enc("ub.udetah", ud=3 << 20)
              + maetah(length=8) + bytes(8)),
         uboe(rtph(psn=5) + btah(0x06) + maetah(length=4096)),
         uboe(rtph(tpopcode=2, psn=6, rspst=0, a=0)),

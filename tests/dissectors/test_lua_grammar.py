@@ -13,6 +13,7 @@ import pytest
 from ubpkt.capture import PcapWriter, open_capture
 from ubpkt.dissect import dissect
 from ubpkt.formats import HEADERS
+from ubpkt.formats.checks import CHECKS
 from ubpkt.formats import grammar as G
 from ubpkt.formats.derived import BYTE_LAYER_TITLES, DERIVED
 from ubpkt.link.plength import plength
@@ -123,6 +124,7 @@ def expected_grammar() -> dict:
         "TA_RESPONSE_IN_DATA_NS3": list(G.TA_RESPONSE_IN_DATA_NS3),
         "ATOMIC_SUBOP_OPCODES": list(G.ATOMIC_SUBOP_OPCODES),
         "TP_RESPONSE_ATAH_BYTES": G.TP_RESPONSE_ATAH_BYTES,
+        "BE_SIZES": list(G.BE_SIZES),
         "MGMT_PDUS": {f"{c}/{'*' if s is None else s}/{r}": layer
                       for (c, s, r), layer in G.MGMT_PDUS.items()},
         "ICRC_COVERAGE": [{"start": c.start, "knobs": dict(c.knobs),
@@ -139,6 +141,11 @@ def expected_grammar() -> dict:
         "TP_PAIRS": {k: list(v) for k, v in G.TP_PAIRS.items()},
         "TP_MATCH": [list(m) for m in G.TP_MATCH],
         "TP_RESPONSES_NS3": list(G.TP_RESPONSES_NS3),
+        "CHECKS": {layer: [{"field": c.field, "values": {v: True for v in c.values},
+                            "when": [[k, {v: True for v in vs}] for k, vs in c.when],
+                            "severity": c.severity, "message": c.message}
+                           for c in CHECKS if c.layer == G.logical(layer)]
+                   for layer in HEADERS if any(c.layer == G.logical(layer) for c in CHECKS)},
     }
 
 
@@ -321,7 +328,7 @@ def test_ta_flags_from_the_grammar(tshark, tmp_path):
     from test_lua import _generated, btah, maetah, uboe
     pkts = [uboe(rtph(psn=1) + btah(0x03, mt_en=1) + maetah(length=4) + bytes(4)),
             uboe(rtph(psn=2) + btah(0x00) + enc("ub.mtetah") + enc("ub.ofstetah") + bytes(4)),
-            uboe(rtph(psn=3) + btah(0x03, ud_flag=1) + enc("ub.udetah", udf=5)
+            uboe(rtph(psn=3) + btah(0x03, ud_flag=1) + enc("ub.udetah", ud=5)
                  + maetah(length=4) + bytes(4))]
     pcap = write(tmp_path / "flags.pcap", 1, pkts)
     records, rows = check_capture(tshark, sorted(_generated().first_hf), pcap, 1,
@@ -333,7 +340,7 @@ def test_ta_flags_from_the_grammar(tshark, tmp_path):
         assert got == want
     assert rows[0]["_experts"].count("MT_EN is 1 but Write has no MTETAH") == 1
     assert "MT_EN is 0 but Send carries MTETAH" in rows[1]["_experts"]
-    assert rows[2]["ub.udetah.udf"] == "5" and "ub.udetah.udf" in records[2]
+    assert rows[2]["ub.udetah.ud"] == "5" and "ub.udetah.ud" in records[2]
 
 
 def test_ciph_body_ends_before_the_padding(tshark, tmp_path):

@@ -48,7 +48,7 @@ def test_write_read_atomic_answered_by_the_stack():
     assert am.is_request(w)
     rep = am.make_reply(w)
     # a TPACK of the request's PSN on the swapped channel, then the TAACK in an RTP data packet
-    assert [p.sprintf("%UBRtph.tpopcode%") for p in rep] == ["TPACK", "RTP_Data"]
+    assert [p.sprintf("%UBRtph.tpopcode%") for p in rep] == ["TPACK/TPNAK", "RTP_Data"]
     assert rep[0][UBRtph].psn == 5 and rep[0][UBRtph].srctpn == 0x20
     assert _atah(rep[1]).taopcode == 17 and _atah(rep[1]).ini_tassn == 1
     assert all(p.answers(w) for p in rep)
@@ -107,7 +107,7 @@ def test_not_answered():
     # a retransmitted request (same PSN) is acknowledged again, not executed again
     am.mem.write(BASE, b"zzzz")
     again = am.make_reply(w)
-    assert [p.sprintf("%UBRtph.tpopcode%") for p in again] == ["TPACK"]
+    assert [p.sprintf("%UBRtph.tpopcode%") for p in again] == ["TPACK/TPNAK"]
     assert bytes(am.mem.read(BASE, 4)) == b"zzzz"
 
 
@@ -143,7 +143,7 @@ def test_answering_machine_sniffing_lo():
                     if len(ans) >= 2:
                         break
                 got = sorted(a.answer.sprintf("%UBRtph.tpopcode%") for a in ans)
-                assert got[:2] == ["RTP_Data", "TPACK"], ans.summary()
+                assert got[:2] == ["RTP_Data", "TPACK/TPNAK"], ans.summary()
                 assert any(_atah(a.answer) is not None and _atah(a.answer).taopcode == 17
                            for a in ans)
         finally:
@@ -179,7 +179,7 @@ def test_doc_session_against_serve():
                  / UBMaetah(address=1 << 32, tokenid=1, length=5) / Raw(b"hello"))
             ans, unans = s.sr(w)
             assert [a.answer.summary() for a in ans] == [
-                "IP / UDP / UBRtph TPACK", "IP / UDP / UBRtph / UBAtah TAACK"]
+                "IP / UDP / UBRtph TPACK/TPNAK", "IP / UDP / UBRtph / UBAtah TAACK"]
             assert not unans
             r = (s.ip() / UBRtph(psn=1, srctpn=0x10, dsttpn=0x20, a=1, last=1)
                  / UBBtah(taopcode="Read", ini_tassn=1)
@@ -241,6 +241,6 @@ def test_scapy_sr_l3_against_serve():
         if not ans:
             pytest.skip(f"{conf.L3socket.__name__} on lo saw no answer on this kernel")
         kinds = {a.answer.sprintf("%UBRtph.tpopcode%") for a in ans}
-        assert kinds == {"TPACK", "RTP_Data"}, ans.summary()
+        assert kinds == {"TPACK/TPNAK", "RTP_Data"}, ans.summary()
         assert srv.driver.stats["bad_icrc"] == 0
         assert bytes(srv.memory.read(1 << 32, 5)) == b"hello"

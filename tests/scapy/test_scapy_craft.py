@@ -41,7 +41,7 @@ UBOE = {
     "atomic": _uboe(UBRtph(), UBBtah(taopcode="Atomic_fetch_add"), UBMaetah(length=8),
                     Raw(b"\0" * 7 + b"\1")),
     "atomic_store": _uboe(UBRtph(), UBBtah(taopcode="Atomic_store", ud_flag=1),
-                          UBUdetah(udf=3 << 20), UBMaetah(length=8), Raw(b"\2" * 8)),
+                          UBUdetah(ud=3 << 20), UBMaetah(length=8), Raw(b"\2" * 8)),
     "atomic_response": _uboe(UBRtph(), UBAtah(taopcode="Atomic_response"), Raw(b"\3" * 8)),
     "taack": _uboe(UBRtph(), UBAtah(taopcode="TAACK", ini_tassn=77)),
     "tpack": _uboe(UBRtph(tpopcode="TPACK", psn=12)),

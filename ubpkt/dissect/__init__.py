@@ -18,6 +18,9 @@ from .frame import (BYTE_LAYERS, ERROR, INFO, LINKTYPE_ETHERNET, LINKTYPE_FLITS,
 from .walk import PROCS, reads, run
 from . import carriers, management, network, transport  # noqa: F401  (register their hooks)
 from .link import _dllcb
+from .checks import declare_reads
+
+declare_reads()
 
 
 def _dllcb_proc(fr, h, v) -> bool:

@@ -13,8 +13,13 @@ from ..record import (ERROR, INFO, LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_N
 
 H = HEADERS
 
+from ..formats.grammar import PADDING as _PADDING  # noqa: E402
+from .checks import BY_LAYER as _CHECKS, apply as _apply  # noqa: E402
+
 
 _ATAH_OPS = E.TA_RESPONSES
+
+_PADDED = frozenset(_PADDING.headers)
 
 #: Layers that are runs of raw bytes, and the one hex field each carries.
 BYTE_LAYERS = BYTE_RUNS
@@ -37,6 +42,16 @@ class Frame(HeaderReader):
         # the packet uses the compact TAH forms (grammar COMPACT_TAH); an RTP data packet
         self.compact = self.tp_data = False
 
+    def take(self, h):
+        """Read header ``h`` (:meth:`HeaderReader.take`) and apply its value checks
+        (:data:`ubpkt.formats.checks.CHECKS`)."""
+        vals = HeaderReader.take(self, h)
+        if vals is not None:
+            checks = _CHECKS.get(h.layer)
+            if checks is not None:
+                _apply(self, h, vals, self.pos - h.size, checks)
+        return vals
+
     def rest_as_data(self) -> None:
         """What is left before the trailer is payload."""
         n = self.end - self.pos - self.pad
@@ -46,6 +61,13 @@ class Frame(HeaderReader):
         if self.pad:
             if self.end - self.pos >= self.pad:
                 self.take_bytes("ub.pad", self.pad, zero=True)
+            else:
+                # the padding count reaches back into the headers (UB 2.0 §6.2.1: padding
+                # bytes follow the payload)
+                tph = next((lay for lay in reversed(self.layers) if lay in _PADDED), None)
+                self.issue(WARNING, tph or "ub.pad", f"{tph}.padding" if tph else None,
+                           self.pos, f"Padding {self.pad} points into the headers "
+                           f"({max(self.end - self.pos, 0)} bytes after them)")
             self.pad = 0
 
     def peek(self, n: int = 1, at: int = 0) -> int | None:

@@ -5,9 +5,9 @@ grammar's (:func:`ubpkt.formats.grammar.ta_sequence`, ``VARIANTS``)."""
 from __future__ import annotations
 
 from ..formats import enums as E
-from ..formats.grammar import (ATOMIC_SUBOP_OPCODES, TA_FLAGS, TA_RESPONSE_IN_DATA_NS3, resolve,
-                               ta_sequence)
-from .frame import ERROR, H, WARNING, Frame
+from ..formats.grammar import (ATOMIC_SUBOP_OPCODES, TA_FLAGS, TA_RESPONSE_IN_DATA_NS3, be_bits,
+                               resolve, ta_sequence)
+from .frame import ERROR, H, INFO, WARNING, Frame
 from .walk import PROCS, reads, run
 
 
@@ -38,7 +38,16 @@ def _tah(fr: Frame) -> None:
         ix = h.index
         flags = {"tv_en": v[ix["tv_en"]], "ud_flag": v[ix["ud_flag"]]}
         if op not in E.TAOPCODE:
-            fr.issue(WARNING, h.layer, "ub.btah.taopcode", start, f"reserved TAOpcode {op:#04x}")
+            dialect = E.TAOPCODE_NS3.get(op)
+            if dialect is not None and p.ns3_layouts:
+                # the ns3 dialect's own opcodes: named, the rest is payload
+                fr.fields["ub.btah.taopcode_name"] = dialect
+                fr.issue(INFO, h.layer, "ub.btah.taopcode", start,
+                         f"TAOpcode {op:#04x} is reserved; ns-3-UB and umdk use it for {dialect}")
+            else:
+                used = f" (ns-3-UB and umdk: {dialect})" if dialect else ""
+                fr.issue(WARNING, h.layer, "ub.btah.taopcode", start,
+                         f"reserved TAOpcode {op:#04x}{used}")
             return
         seq = ta_sequence(op, False, flags, p, compact)
         if not compact:
@@ -62,7 +71,7 @@ def _tah(fr: Frame) -> None:
             return
         if layer == "ub.udetah" and op in ATOMIC_SUBOP_OPCODES:
             # UB 2.0 §7.4.2.3.2: the sub-operation in UDETAH[23:20]
-            sub = (v[h.index["udf"]] >> 20) & 0xF
+            sub = (v[h.index["ud"]] >> 20) & 0xF
             fr.fields["ub.udetah.atomic_op"] = sub
             fr.fields["ub.udetah.atomic_op_name"] = E.ATOMIC_SUBOP.get(sub, f"unknown_{sub}")
         elif layer in ("ub.maetah_c", "ub.maetah_c_ns3"):
@@ -71,9 +80,20 @@ def _tah(fr: Frame) -> None:
 
 
 def _beetah(fr: Frame) -> bool:
+    avail = fr.end - fr.pos - fr.pad
+    length = fr.fields.get("ub.maetah.length")
+    if type(length) is int:
+        # UB 2.0 §7.2.10, §7.4.2.1.3: the bitmap's width follows the MAETAH Length (grammar
+        # be_bits); the payload may run past it
+        n = be_bits(length) // 8
+        if n > avail:
+            fr.issue(ERROR, "ub.beetah", "ub.beetah.be", fr.pos,
+                     f"{avail} bytes left, the {n * 8}-bit BEETAH of a {length}-byte write "
+                     "does not fit")
+            return False
+        return fr.take_bytes("ub.beetah", n) is not None
     # UB 2.0 §7.2.10: one BE bit per payload byte, payload of 64..1024 bytes, so the BEETAH and the
     # payload together are 9/8 of the payload.
-    avail = fr.end - fr.pos - fr.pad
     n = avail * 8 // 9
     if n * 9 != avail * 8 or n not in (64, 128, 256, 512, 1024):
         fr.issue(ERROR, "ub.beetah", "ub.beetah.be", fr.pos,
@@ -91,6 +111,6 @@ def _tah_proc(fr: Frame, h, v) -> bool:
 # the TAOpcode is peeked before the TAH is read; flags gate the extension headers (§7.4)
 reads("ub.btah", "taopcode", "tv_en", "ud_flag", "mt_en")
 reads("ub.atah", "taopcode")
-reads("ub.udetah", "udf")
-reads("ub.maetah", "len_code")
+reads("ub.udetah", "ud")
+reads("ub.maetah", "len_code", "length")
 PROCS["@tah"] = _tah_proc

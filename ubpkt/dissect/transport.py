@@ -29,9 +29,6 @@ def _rtph(fr: Frame, h: Header, v, start: int):
     if last and opc != 1:
         fr.issue(WARNING, "ub.rtph", "ub.rtph.last", start,
                  "TPOpcode[7] (last packet) is only valid on RTP data packets")
-    if v[ix["tpver"]] != 0:
-        fr.issue(WARNING, "ub.rtph", "ub.rtph.tpver", start + 1,
-                 f"TPVer {v[ix['tpver']]} (0 expected)")
     if opc == 1:
         fr.tp_data = True
     elif opc == 4 and fr.profile.ns3_layouts:

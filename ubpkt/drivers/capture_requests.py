@@ -174,7 +174,7 @@ def _one(ta: bytes, lay: TaLayout, opcode: int, compact: bool, frame_no: int):
         r.length = size
         r.operand1 = int.from_bytes(payload[:size], OPERAND_ORDER)
         r.operand2 = int.from_bytes(payload[size:2 * size], OPERAND_ORDER)
-        r.subop = (_g(lay, v, "udetah.udf") >> 20) & 0xF
+        r.subop = (_g(lay, v, "udetah.ud") >> 20) & 0xF
         r.payload = payload
     elif op == "read":
         r.payload = b""

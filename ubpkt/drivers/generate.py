@@ -175,7 +175,7 @@ class Stream:
             elif s == resolve("ub.tvetah", self.profile):
                 vals = {"tokenvalue": st["tokenvalue"]}
             elif s == resolve("ub.udetah", self.profile):
-                vals = {"udf": 0}       # Atomic_store/load: sub-operation ADD (UDETAH[23:20])
+                vals = {"ud": 0}       # Atomic_store/load: sub-operation ADD (UDETAH[23:20])
             layers.append((s, vals))
         t = PacketTemplate(layers, self.profile)
         has_addr = "ub.maetah.address" in t.refs

@@ -18,11 +18,15 @@ CTRL = {0: "Null_NOB", 1: "Retry", 2: "Credit", 3: "Param_Exchg", 4: "Lane_Manag
 
 # UB 2.0 §5.3.5.1: CCI mode (bits 15:13).
 CCI_MODE = {0: "CAQM", 2: "FECN_RTT", 4: "FECN"}
-FECN = {0: "unmarkable", 1: "light", 2: "markable", 3: "severe"}
+# UB 2.0 §5.3.5.1 (FECN in the CCI): the spec's wording, "markable, indicating ... congestion".
+FECN = {0: "unmarkable", 1: "markable_light_congestion", 2: "markable_no_congestion",
+        3: "markable_severe_congestion"}
 
 # UB 2.0 §6.2.1 Table 6-2: RTPH/UTPH TPOpcode[6:0].
-TPOPCODE = {0: "UTP", 1: "RTP_Data", 2: "TPACK", 3: "TPACK_CC", 5: "TPSACK", 6: "TPSACK_CC",
-            8: "CNP"}
+# The spec names one opcode for TPACK and TPNAK (RSPST tells them apart) and spells the
+# congestion forms with a hyphen.
+TPOPCODE = {0: "UTP", 1: "RTP_Data", 2: "TPACK/TPNAK", 3: "TPACK-CC/TPNAK-CC", 5: "TPSACK",
+            6: "TPSACK-CC", 8: "CNP"}
 CTP_OPCODE = {0: "CTP", 1: "CNP"}
 # NLP after RTPH/UTPH and after CTPH (Table 6-2).
 RTPH_NLP = {0: "TAH", 1: "UPI32_EID256", 3: "CIPH"}
@@ -44,6 +48,9 @@ TAOPCODE = {
     0x14: "Write_with_be", 0x15: "Prefetch_tgt", 0x17: "Writeback", 0x18: "Writeback_with_be",
 }
 TA_RESPONSES = frozenset({0x11, 0x12, 0x13})
+# Reserved in UB 2.0 Table 7-1 but used by ns-3-UB (its TaOpcode enum) and umdk/URMA: decoded
+# (BTAH, then the rest as payload) under the ns3 dialect and named in the reserved warning.
+TAOPCODE_NS3 = {0x02: "Send_with_invalidate", 0x16: "Disconnect_SCID"}
 ATOMICS = frozenset(range(0x07, 0x10))
 
 ODR = {0: "NO", 1: "RO", 2: "SO", 4: "NO_TCO", 5: "RO_TCO", 6: "SO_TCO"}

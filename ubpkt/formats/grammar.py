@@ -33,7 +33,7 @@ __all__ = ["END", "RESERVED", "Switch", "Peek", "Knob", "Target", "VARIANTS", "r
            "TA_FLAGS", "ta_sequence", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES",
            "TP_RESPONSES_NS3", "MGMT_PDUS", "mgmt_pdu", "ICRC_COVERAGE", "icrc_start",
            "covered_from", "PADDING", "AUTO_FILL", "TA_PAIRS", "TA_MATCH", "TP_PAIRS", "TP_MATCH",
-           "ta_response_opcode", "TRANSPORT_OVER_UDP"]
+           "ta_response_opcode", "TRANSPORT_OVER_UDP", "BE_SIZES", "be_bits"]
 
 #: The rest of the frame (up to the padding and the ICRC) is payload.
 END = None
@@ -233,11 +233,27 @@ PROCEDURES: dict[str, str] = {
     "@lldp_tlvs": "LLDP TLVs to the End TLV (IEEE 802.1AB)",
     "@lacp_tlvs": "LACP TLVs to the Terminator (IEEE 802.1AX)",
     "@mgmt_pdu": "the PDU header chosen by MGMT_PDUS, the rest of PDU_Length as bytes",
-    "@beetah": "the BEETAH, one BE bit per payload byte of a 64..1024-byte payload: the bytes "
-               "left are 9/8 of the payload (UB 2.0 §7.2.10)",
+    "@beetah": "the BEETAH: BE_SIZES bits, the largest not above the MAETAH Length (64 below "
+               "it); a payload longer than the bitmap is valid beyond it (UB 2.0 §7.2.10, "
+               "§7.4.2.1.3).  Without a MAETAH Length: 9/8 of the payload",
     "@dllcb": "a DLL control block: the LCH form and body by CTRL/SUB_CTRL, the BCRC "
               "(UB 2.0 §4.3.3)",
 }
+
+#: BEETAH widths in bits, one per payload byte of a 64..1024-byte write (UB 2.0 §7.2.10).
+BE_SIZES = (64, 128, 256, 512, 1024)
+
+
+def be_bits(length: int) -> int:
+    """The BEETAH width for a Write_with_be/Writeback_with_be of ``length`` bytes (MAETAH
+    Length): the widest of :data:`BE_SIZES` not above it, at least the narrowest.  A longer
+    payload is allowed and valid past the bitmap (UB 2.0 §7.4.2.1.3)."""
+    bits = BE_SIZES[0]
+    for b in BE_SIZES:
+        if b <= length:
+            bits = b
+    return bits
+
 
 #: The UB transport headers that UDP carries (UB 2.0 §5.2.3).
 TRANSPORT_OVER_UDP = ("ub.rtph", "ub.utph")

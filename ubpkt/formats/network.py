@@ -48,8 +48,10 @@ IP_NOTIFY6 = register(Header("ip_notify6", "ip_notify", "IP notify (IPv6)", "UB 
 # UB 2.0 App F.2.5: NPIC header and its {GUID, NPI} entries.
 NPIC = register(Header("npic", "npic", "NPI configuration", "UB 2.0 App F.2.5", (
     F("opcode", 8, enum=E.NPIC_OPCODE), R(8), F("sum", 16))))
+# The entry's GUID is sent least-significant DW first, as every GUID/EID inside a management
+# PDU (reference profile G15): App F.2.5 gives no other order for it.
 NPIC_ENTRY = register(Header("npic_entry", "npic", "NPIC entry", "UB 2.0 App F.2.5", (
-    F("guid", 128, fmt="guid"), R(7), F("npi", 25))))
+    F("guid", 128, fmt="guid", dwrev=True), R(7), F("npi", 25))))
 
 # Payloads of CFG-5 protocols that follow standard formats (UB 2.0 App F.2): LLDP TLVs
 # (IEEE 802.1AB), LACP PDUs carried by ULAP (IEEE 802.1AX) and the BOOTP/DHCP header with

@@ -46,6 +46,7 @@ from typing import Iterator
 
 from . import HEADERS
 from . import enums as E
+from .checks import CHECKS
 from .core import Header
 from .grammar import (AUTO_FILL, COMPACT_TAH, END, ICRC_COVERAGE, MGMT_PDUS, NEXT, PADDING, RESERVED,
                       START, TA_FLAGS, TA_REQUEST_HEADERS, TA_REQUEST_PREFIX,
@@ -178,6 +179,10 @@ _SANE = {
     ("ub.rtph", "last"): 0,             # only RTP data packets may set it (see _tidy)
     ("ub.utph", "last"): 0,
 }
+#: The value checks without a condition (ubpkt.formats.checks: TPVer, TAver...) keep their
+#: fields sane too, in every form of the layer: (concrete layer, field) -> allowed values.
+_SANE.update({(lay, c.field): c.values for c in CHECKS if not c.when and "." not in c.field
+              for lay in HEADERS if logical(lay) == c.layer})
 #: Value ranges of selector fields whose other values mean something else to the carriers'
 #: standards: an Ethernet type below 0x0600 is an IEEE 802.3 length.
 _RANGES = {("eth", "type"): (0x0600, 0xFFFF), ("vlan", "etype"): (0x0600, 0xFFFF)}
@@ -594,6 +599,13 @@ class _Gen:
         s = st.fork()
         s.via += ("@beetah",)
         n = self.rnd.choice((64, 128))
+        m = s.find("ub.maetah")
+        if m is not None:
+            # the bitmap's width follows the MAETAH Length (grammar.be_bits, §7.4.2.1.3)
+            if "len_code" in m.header.index:
+                m.vals[m.header.index["len_code"]] = n.bit_length() - 7     # 64 << code
+            else:
+                m.vals[m.header.index["length"]] = n
         self.new_raw(s, "ub.beetah", self.rbytes(n // 8))
         for layer in rest:
             if self.new(s, layer) is None:

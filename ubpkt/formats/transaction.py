@@ -55,7 +55,7 @@ NTFETAH = register(Header("ntfetah", "ntfetah", "Notify Extended TAH", "UB 2.0 �
     F("address", 64), R(4), F("notify_tokenid", 20), R(8), F("notify_tokenvalue", 32),
     F("notify_data", 64))))
 UDETAH = register(Header("udetah", "udetah", "User Defined Extended TAH", "UB 2.0 §7.2.11", (
-    F("udf", 32),)))
+    F("ud", 32),)))
 # UB 2.0 §10.4.3.1 Table 10-10: management extension header.
 MGMTETAH = register(Header("mgmtetah", "mgmtetah", "Management Extended TAH",
                            "UB 2.0 §10.4.3.1", (

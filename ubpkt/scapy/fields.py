@@ -63,6 +63,11 @@ class UBBits(BitField):
         return _repr(self, x)
 
 
+def _name_key(name: str) -> str:
+    """An enum name compared loosely: case and ``-``/``_`` ignored."""
+    return name.lower().replace("-", "_")
+
+
 class UBEnumBits(BitEnumField):
     """A BitEnumField (enum values show their names; names are accepted when setting)."""
 
@@ -74,8 +79,11 @@ class UBEnumBits(BitEnumField):
 
     def any2i(self, pkt, x):
         if isinstance(x, str) and x not in self.s2i:
+            want = _name_key(x)
             for k, name in self.i2s.items():
-                if name.lower() == x.lower():
+                # "TPACK/TPNAK" (one value, two spec names) answers to either; "-" and "_"
+                # alike ("TPSACK_CC" is the spec's "TPSACK-CC"); any case
+                if want == _name_key(name) or want in map(_name_key, name.split("/")):
                     return k
         return super().any2i(pkt, x)
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import struct
 
+from scapy.error import log_runtime
+
 from scapy.config import conf
 from scapy.fields import StrField
 import scapy.layers.dhcp  # noqa: F401  (BOOTP/DHCP over CFG 5, UB 2.0 App F.2.2)
@@ -243,6 +245,10 @@ class UBPacket(Packet):
                 s = s[:-n]
             else:
                 self.fields["pad"] = b""
+                if n:
+                    # as ubpkt.dissect and the Lua plugin report it (UB 2.0 §6.2.1)
+                    log_runtime.warning("%s: Padding %d points into the headers (%d bytes "
+                                        "after them)", cls.__name__, n, len(s))
         raw_icrc = getattr(self, "_ub_icrc_raw", None)
         if raw_icrc is False:
             self.fields["icrc"] = False

@@ -38,9 +38,9 @@ __all__ = ["Path", "Framer", "TpPacket", "RTP_DATA", "TPACK", "TPACK_CC", "TPSAC
 
 #: TPOpcode[6:0] values the stack sends (UB 2.0 §6.2.1 Table 6-2)
 _OPC = {v: k for k, v in TPOPCODE.items()}
-RTP_DATA, TPACK, TPACK_CC, TPSACK, TPSACK_CC, UTP = (_OPC["RTP_Data"], _OPC["TPACK"],
-                                                      _OPC["TPACK_CC"], _OPC["TPSACK"],
-                                                      _OPC["TPSACK_CC"], _OPC["UTP"])
+RTP_DATA, TPACK, TPACK_CC, TPSACK, TPSACK_CC, UTP = (_OPC["RTP_Data"], _OPC["TPACK/TPNAK"],
+                                                      _OPC["TPACK-CC/TPNAK-CC"], _OPC["TPSACK"],
+                                                      _OPC["TPSACK-CC"], _OPC["UTP"])
 #: pseudo opcodes for the modes without an RTPH
 CTP, BYPASS = "ctp", "bypass"
 

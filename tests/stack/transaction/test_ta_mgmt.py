@@ -211,11 +211,11 @@ def test_bad_length_and_tv_en():
 
 def test_udetah_and_responses_via_on_response():
     p = MgmtPair(config())
-    wr = rd(1, 0x10020, space=1, udf=0xCAFE)
+    wr = rd(1, 0x10020, space=1, ud=0xCAFE)
     p.ini.post(wr)
     req = p.to_tgt.popleft()
     f = fields_of(req)
-    assert f["ub.btah.ud_flag"] == 1 and f["ub.udetah.udf"] == 0xCAFE
+    assert f["ub.btah.ud_flag"] == 1 and f["ub.udetah.ud"] == 0xCAFE
     assert f["ub.cfg_req.req_addr"] == 0x10020
     p.tgt.on_request(joined(req), 0)
     rsp = p.to_ini.popleft()

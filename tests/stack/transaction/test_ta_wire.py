@@ -62,7 +62,7 @@ def workload(p: Pair, rng: random.Random, compact=False):
     post("write", b"x" * 10, 0, tokenvalue=1)                  # remote access error
     post("read", bytearray(10), 1 << 30)                       # out of bounds
     post("prefetch_tgt", None, 0, length=64, tokenvalue=None)
-    post("write", b"udf", 0, udf=0x12345678)
+    post("write", b"udf", 0, ud=0x12345678)
 
 
 def check_frames(p: Pair, framer: Framer, profile, bypass=False):

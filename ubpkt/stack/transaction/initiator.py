@@ -397,11 +397,11 @@ class Initiator:
             if not 0 <= x < 1 << bits:
                 raise TransactionError(f"{wr.op}: {name} has {bits} bits (UB 2.0 §10.4.3.3)")
         write = wr.op == "mgmt_cfg_write"
-        ud = 0 if wr.udf is None else 1
+        ud = 0 if wr.ud is None else 1
         lay = self._mgmt_layout(ud)[1]
         vals = {"btah.taopcode": MGMT_OPCODE, "btah.ee_bits": self.ee_bits, "btah.tv_en": 0,
                 "btah.ud_flag": ud, "btah.odr": 0, "btah.ini_rc_type": self.rc_type,
-                "btah.ini_rc_id": self.rc_id, "udetah.udf": wr.udf or 0,
+                "btah.ini_rc_id": self.rc_id, "udetah.ud": wr.ud or 0,
                 "mgmtetah.code": MGMT_CODE_CFG,
                 "mgmtetah.sub_code": cfg_sub_code(write, wr.cfg_space), "mgmtetah.rsp": 0,
                 "mgmtetah.pdu_length": _CFG_PDU_BYTES,
@@ -467,10 +467,10 @@ class Initiator:
         ``opcode``."""
         wr = w.wr
         tv = 0 if wr.tokenvalue is None else 1
-        ud = 1 if (wr.udf is not None or opcode in (0x09, 0x0A)) else 0
+        ud = 1 if (wr.ud is not None or opcode in (0x09, 0x0A)) else 0
         key = None
         if extra is None:
-            key = (opcode, tv, ud, odr, wr.tokenid, wr.tokenvalue, wr.udf, wr.no_taack,
+            key = (opcode, tv, ud, odr, wr.tokenid, wr.tokenvalue, wr.ud, wr.no_taack,
                    wr.tcid, wr.tc_type, wr.hint, self._tx_rc)
             hit = self._static.get(key)
             if hit is not None:
@@ -490,9 +490,9 @@ class Initiator:
                 sub = wr.subop if isinstance(wr.subop, int) else SUBOPS.get(str(wr.subop).upper())
                 if sub is None or sub not in E.ATOMIC_SUBOP:
                     raise TransactionError(f"unknown atomic sub-operation {wr.subop!r}")
-                vals["udetah.udf"] = (wr.udf or 0) & ~(0xF << 20) | sub << 20
+                vals["udetah.ud"] = (wr.ud or 0) & ~(0xF << 20) | sub << 20
             else:
-                vals["udetah.udf"] = wr.udf
+                vals["udetah.ud"] = wr.ud
         if extra:
             vals.update(extra)
         out = (lay, lay.pack(vals))

@@ -260,7 +260,7 @@ class WorkRequest:
     queue of a Send or Write_with_immediate (MTETAH); ``imm``/``imm_tokenvalue``: IMMETAH.
     ``notify_*``: NTFETAH.  ``be``: the byte-enable bitmap, bit n for payload byte n (BEETAH).
     ``size``, ``operand1``, ``operand2``, ``subop``: atomics (``subop`` a name of
-    ``ATOMIC_SUBOP`` or its code).  ``udf``: a UDETAH value for the other ops.  ``no_taack``:
+    ``ATOMIC_SUBOP`` or its code).  ``ud``: a UDETAH value for the other ops.  ``no_taack``:
     BTAH.No_TAACK (CTP only; the WR completes when handed to transport).
     Management (``mgmt_cfg_read``/``mgmt_cfg_write``): ``entity_idx``, ``cfg_space`` (0: CFG0,
     1: CFG1), ``remote_addr`` the register's address in 4-byte units, ``be`` the 4-bit
@@ -292,7 +292,7 @@ class WorkRequest:
     operand1: int = 0
     operand2: int = 0
     subop: Any = 0
-    udf: int | None = None
+    ud: int | None = None
     no_taack: bool = False
     entity_idx: int = 0
     cfg_space: int = 0

@@ -663,7 +663,7 @@ class Target:
         opcode = ta[0]
         payload = ta[plan.size:]
         lay = plan.layout
-        sub = (lay.get(v, "udetah.udf") >> 20) & 0xF if "udetah.udf" in plan.s else None
+        sub = (lay.get(v, "udetah.ud") >> 20) & 0xF if "udetah.ud" in plan.s else None
         tv = self._tv(plan, v)
         key = (rc_type, rc_id, tassn)
         fp = (opcode, addr, size, tokenid, tv, sub, bytes(payload))
