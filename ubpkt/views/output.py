@@ -84,9 +84,12 @@ def time_text(t) -> str:
     return "-" if t is None else f"{t:.9f}"
 
 
-def summary_line(record: dict) -> str:
+def summary_line(record: dict, time_col: str | None = None) -> str:
+    """The one-line view; ``time_col`` the time as ``-t`` formats it (default: the record's
+    time in seconds)."""
     f = record["fields"]
-    parts = [f"{record['frame']:>6}", time_text(record.get("time")), f"{record['len']:>5}"]
+    parts = [f"{record['frame']:>6}", time_text(record.get("time")) if time_col is None
+             else time_col, f"{record['len']:>5}"]
     for key, label in _SUMMARY_KEYS:
         v = f.get(key)
         if v is None:
