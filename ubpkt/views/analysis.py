@@ -3,7 +3,8 @@
 * Request/response linking from the grammar's pairs (``ubpkt.formats.grammar.TA_PAIRS``,
   ``TA_MATCH``; UB 2.0 §7.2.1-2): a request (BTAH) is matched with the response (ATAH) that
   comes back from its target with the same initiator TASSN (and requester context when the
-  response carries one).  The response gets ``ub.analysis.request_in`` and
+  response carries one; a response keeping the request's addresses is matched too, as
+  synthetic captures have them).  The response gets ``ub.analysis.request_in`` and
   ``ub.analysis.response_time`` (seconds) / ``response_time_ns``; with a first pass
   (:func:`first_pass`), the request gets ``ub.analysis.response_in``, and a request that
   expects a response and never gets one ``ub.analysis.no_response`` (a missing TAACK).
@@ -115,13 +116,16 @@ class Analyzer:
             return
         tassn = _one(f.get("ub.atah.ini_tassn"))
         src, dst = _addrs(f)
-        req = self.pending.get((dst, src, tassn))
+        key = (dst, src, tassn)          # back from the target to the initiator
+        if key not in self.pending:
+            key = (src, dst, tassn)      # a capture that keeps the request's addresses
+        req = self.pending.get(key)
         rc = (_one(f.get("ub.atah.ini_rc_type")), _one(f.get("ub.atah.ini_rc_id")))
         if req is None or TA_PAIRS.get(req[2]) != rop or (
                 rc[0] is not None and req[3] is not None and rc != (req[3], req[4])):
             self.counts["unmatched_responses"] += 1
             return
-        del self.pending[(dst, src, tassn)]
+        del self.pending[key]
         dt = _time_ns(rec) - req[1]
         self.counts["responses"] += 1
         self.srt.append((req[5], dt))

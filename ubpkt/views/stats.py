@@ -73,12 +73,12 @@ class CaptureStats:
 
     def add(self, rec: dict) -> None:
         self.frames += 1
-        self.layers.update(dict.fromkeys(rec["layers"]))   # once per frame
+        self.layers.update(list(dict.fromkeys(rec["layers"])))   # once per frame
         f = rec["fields"]
         for key in OPCODE_KEYS:
             v = f.get(key)
             if v is not None:
-                self.opcodes[(key.rsplit(".", 1)[0], str(v))] += 1
+                self.opcodes[(key.rsplit(".", 1)[0].replace("_name", ""), str(v))] += 1
         for i in rec["issues"]:
             k = (i["severity"], i["layer"], i["message"].split(":")[0][:60])
             if k in self.issues or len(self.issues) < MAX_ROWS:
