@@ -218,6 +218,17 @@ class _FrameWriter:
             self.writer.close()
 
 
+def _batched(out, batch: list, lines: int = 256):
+    """A write function that hands ``out`` one string per ``lines`` pieces (``-l`` writes
+    through instead); the caller writes what is left in ``batch`` at the end."""
+    def write(text: str) -> None:
+        batch.append(text)
+        if len(batch) >= lines:
+            out.write("".join(batch))
+            batch.clear()
+    return write
+
+
 def _wants_analysis(two_pass, verbose, pred, names) -> bool:
     used = list(names) + list(getattr(pred, "fields", ()))
     return two_pass or verbose or any(n.startswith("ub.analysis") for n in used)
@@ -291,7 +302,8 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
         except FilterError as exc:
             raise click.BadParameter(str(exc), param_hint="-e/-E")
     out = sys.stdout
-    write = out.write
+    batch: list = []
+    write = out.write if line_flush else _batched(out, batch)
     binary = None
     if fmt == "ndjson":
         out.flush()
@@ -366,6 +378,9 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
                 out.flush()
                 if binary is not None:
                     binary.flush()
+        if batch:
+            out.write("".join(batch))
+            batch.clear()
     except BrokenPipeError:
         _quiet_broken_pipe()
         return
@@ -373,7 +388,7 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
         if writer is not None:
             writer.close()
     if fmt == "json" and show:
-        write(("[" if first else "") + "\n]\n")
+        out.write(("[" if first else "") + "\n]\n")
     _write_report(report_file, {"file": str(file), "format": fmt, "frames_read": n,
                                 "frames_shown": shown,
                                 "frames_written": writer.count if writer else None})

@@ -119,6 +119,7 @@ def follow(file, channel, tassn, link_type, profile, report_file):
     """Follow one TP channel (both directions) or one transaction: its frames in order, with
     PSN and transaction analysis, as ndjson-free one-liners (tshark -z follow)."""
     from ubpkt.views.analysis import Analyzer
+    from ubpkt.views.columns import _text
     from ubpkt.views.follow import FollowFilter
     from ubpkt.views.output import summary_line
     from ubpkt.views.timefmt import time_column
@@ -136,7 +137,8 @@ def follow(file, channel, tassn, link_type, profile, report_file):
         if not flt(rec):
             continue
         n += 1
-        extra = " ".join(f"{k.split('.')[-1]}={v}" for k, v in got.items())
+        extra = " ".join(f"{k.split('.')[-1]}={_text(v)}" for k, v in got.items()
+                         if not k.endswith("_ns"))
         out.write(summary_line(rec, time_column(rec, "r")) + (" " + extra if extra else "")
                   + "\n")
     click.echo(f"{n} frames followed", err=True)

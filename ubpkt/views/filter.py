@@ -185,6 +185,8 @@ class _Rhs:
             except ValueError:
                 raise FilterError(f"cannot read {tok!r} as bytes")
         if tok_kind == "num":
+            if re.fullmatch(r"(?:[0-9a-fA-F]{2})+", tok):     # 02, 0a0b: bytes, as Wireshark
+                return bytes.fromhex(tok)
             if tok.startswith("0x") and len(tok) % 2 == 0:
                 return bytes.fromhex(tok[2:])
             n = int(tok, 0)
