@@ -240,7 +240,7 @@ def test_stats_tables(cap, tmp_path):
 
 def test_follow(cap):
     r = run("follow", "--tassn", "3", cap)
-    assert frames(r)[:2] == [3, 4] and "request_in=3" in r.output
+    assert "2 frames followed" in r.output and "request_in=3" in r.output
     r = run("follow", "--channel", "192.0.2.2,192.0.2.1,32,16", cap)
     assert r.exit_code == 0 and "13 frames followed" in r.output
     assert run("follow", cap).exit_code == 2
