@@ -232,9 +232,11 @@ class IoStats:
                ("interval s", "frames", "bytes", "error frames"), rows, None)
 
     def plot(self, path) -> None:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        """The I/O graph as a PNG; matplotlib is optional (the ``plot`` extra): ImportError
+        when it is missing."""
+        import importlib
+        importlib.import_module("matplotlib").use("Agg")
+        plt = importlib.import_module("matplotlib.pyplot")
         s = self._series()
         fig, ax = plt.subplots(figsize=(8, 3))
         ax.step([i * self.interval / 1e9 for i, *_ in s], [f for _, f, _b, _e in s], where="post")
