@@ -244,3 +244,10 @@ def test_follow(cap):
     r = run("follow", "--channel", "192.0.2.2,192.0.2.1,32,16", cap)
     assert r.exit_code == 0 and "13 frames followed" in r.output
     assert run("follow", cap).exit_code == 2
+
+
+def test_io_plot_png(cap, tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib not installed: --plot has nothing to draw with")
+    png = tmp_path / "io.png"
+    assert run("stats", "io", "--interval", "2us", "--plot", png, cap).exit_code == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
