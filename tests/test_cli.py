@@ -19,10 +19,12 @@ def test_decode_formats(sample_captures):
     assert set(recs[0]) >= {"frame", "time", "len", "caplen", "layers", "fields", "issues"}
     r = run("decode", "-T", "json", cap)
     assert json.loads(r.output)[2]["fields"]["ub.btah.taopcode_name"] == "Read"
-    r = run("decode", "-T", "fields", "-e", "frame", "-e", "ub.rtph.psn", "-e", "ub.nope",
+    r = run("decode", "-T", "fields", "-e", "frame", "-e", "ub.rtph.psn", "-e", "ub.atah.status",
             "-Y", "ub.rtph.tpopcode == 1 && ub.btah.taopcode_name == Write", cap)
     lines = r.output.splitlines()
     assert lines[0] == "1\t0\t" and lines[1] == "2\t1\t"
+    r = run("decode", "-T", "fields", "-e", "ub.nope", cap)
+    assert r.exit_code == 2
     r = run("decode", "-T", "tree", "-c", "1", cap)
     assert "ub.rtph.psn = 0" in r.output and "Frame 1:" in r.output
     r = run("decode", cap)
@@ -54,11 +56,11 @@ def test_link_type_override_and_stats(sample_captures, ns3_dir):
 
 def test_filter_language():
     rec = {"frame": 3, "len": 10, "caplen": 10, "time": 0.0, "layers": ["ub.lph"],
-           "fields": {"ub.lph.cfg": 6, "ub.x": [1, 5], "ub.s": "good"},
+           "fields": {"ub.lph.cfg": 6, "ub.rtph.psn": [1, 5], "ub.icrc.status": "good"},
            "issues": [{"severity": "warning"}]}
-    assert compile_filter("ub.lph.cfg == 6 and not ub.y")(rec)
-    assert compile_filter("ub.x == 5 || ub.y")(rec)
-    assert not compile_filter("(ub.lph.cfg != 6) or ub.s == bad")(rec)
+    assert compile_filter("ub.lph.cfg == 6 and not ub.btah.taopcode")(rec)
+    assert compile_filter("ub.rtph.psn == 5 || ub.btah.taopcode")(rec)
+    assert not compile_filter("(ub.lph.cfg != 6) or ub.icrc.status == bad")(rec)
     assert compile_filter("warnings == 1 && errors == 0 && frame >= 0x3")(rec)
     for bad in ("", "==", "ub.a ==", "(ub.a", "ub.a == 1 )"):
         try:

@@ -25,8 +25,9 @@ def _profile(value):
         raise click.BadParameter(f"cannot load profile {value!r}: {exc}")
 
 
-def _records(path, link_type, profile, quiet):
-    """Records with a rich progress bar on stderr for long files."""
+def _records(path, link_type, profile, quiet, **extra):
+    """Records with a rich progress bar on stderr for long files (``extra``: iter_records'
+    exact_time / raw)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -35,7 +36,7 @@ def _records(path, link_type, profile, quiet):
     show = not quiet and err.is_terminal and size > (8 << 20)
     try:
         if not show:
-            for rec in iter_records(path, link_type, profile):
+            for rec in iter_records(path, link_type, profile, **extra):
                 if rec.get("truncated"):
                     err.print("[yellow]warning:[/] capture file ends inside a record")
                     continue
@@ -45,7 +46,8 @@ def _records(path, link_type, profile, quiet):
                       console=err, transient=True) as prog:
             task = prog.add_task("decode", total=size)
             for rec in iter_records(path, link_type, profile,
-                                    progress=lambda pos: prog.update(task, completed=pos)):
+                                    progress=lambda pos: prog.update(task, completed=pos),
+                                    **extra):
                 if rec.get("truncated"):
                     err.print("[yellow]warning:[/] capture file ends inside a record")
                     continue
@@ -179,21 +181,107 @@ def _jobs(value: int, path) -> int:
 _FORCE_SMALL_PARALLEL = False  # tests flip this to exercise the parallel path on small files
 
 
+def _write_report(path, data: dict) -> None:
+    import json
+    if path:
+        with open(path, "w") as f:
+            json.dump(data, f, indent=2)
+
+
+class _FrameWriter:
+    """``-w FILE``: the frames that pass ``-Y``, in a classic pcap of the input's link type and
+    time resolution (nanosecond magic when the input holds 9 digits)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.writer = None
+        self.linktype = None
+        self.count = 0
+
+    def write(self, rec) -> None:
+        from ubpkt.capture.pcap import PcapWriter
+        raw, tns, lt = rec.get("_raw"), rec.get("_t"), rec.get("linktype")
+        if raw is None:
+            raise click.ClickException("-w: this input has no frames to write (a flit stream)")
+        if self.writer is None:
+            self.linktype = lt
+            self.writer = PcapWriter(self.path, lt, nanosecond=tns is None or tns[4] > 6)
+        elif lt != self.linktype:
+            raise click.ClickException(
+                f"-w: frame {rec['frame']} has link type {lt}, the file being written "
+                f"{self.linktype}; a classic pcap holds one link type")
+        self.writer.write(raw, tns[0] if tns else 0, rec["len"])
+        self.count += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _batched(out, batch: list, lines: int = 256):
+    """A write function that hands ``out`` one string per ``lines`` pieces (``-l`` writes
+    through instead); the caller writes what is left in ``batch`` at the end."""
+    def write(text: str) -> None:
+        batch.append(text)
+        if len(batch) >= lines:
+            out.write("".join(batch))
+            batch.clear()
+    return write
+
+
+def _wants_analysis(two_pass, verbose, pred, names) -> bool:
+    used = list(names) + list(getattr(pred, "fields", ()))
+    return two_pass or verbose or any(n.startswith("ub.analysis") for n in used)
+
+
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("-r", "--read-file", "read_file", type=click.Path(dir_okay=False),
+              help="the capture to read (as tshark's -r; same as FILE)")
 @click.option("--format", "-T", "fmt", default="summary", show_default=True,
-              type=click.Choice(["tree", "summary", "json", "ndjson", "fields"]))
+              type=click.Choice(["tree", "summary", "json", "ndjson", "fields", "text"]))
 @click.option("-e", "--field", "fields", multiple=True, help="field for --format fields")
+@click.option("-E", "field_opts", multiple=True,
+              help="fields output: header=y|n, separator=/t|/s|C, quote=d|s|n, "
+                   "occurrence=f|l|a, aggregator=C")
 @click.option("-Y", "--filter", "filt", help="display filter, e.g. 'ub.lph.cfg == 6'")
 @click.option("-c", "--count", type=click.IntRange(min=0), help="stop after N frames read")
+@click.option("-V", "verbose", is_flag=True, help="packet tree with byte offsets")
+@click.option("-x", "hexdump", is_flag=True, help="hex dump of each frame")
+@click.option("-w", "write_file", type=click.Path(dir_okay=False),
+              help="write the frames that pass -Y to this pcap")
+@click.option("-P", "print_too", is_flag=True, help="with -w, still print the summary")
+@click.option("-t", "time_fmt", default="r", show_default=True,
+              type=click.Choice(["a", "ad", "u", "ud", "r", "d", "dd", "e"]),
+              help="time format of the summary (tshark's)")
+@click.option("-l", "line_flush", is_flag=True, help="flush stdout after each frame")
+@click.option("-n", "no_resolve", is_flag=True, help="no name resolution (ubpkt never resolves)")
+@click.option("-2", "two_pass", is_flag=True,
+              help="two passes: link requests to later responses (ub.analysis.response_in)")
 @click.option("--link-type", default="auto", show_default=True,
               type=click.Choice(list(LINK_TYPES)))
 @click.option("--profile", help="reference profile: spec, ns3 or a JSON file of overrides")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True,
               help="worker processes for unfiltered ndjson on large pcaps (0: one per core)")
-def decode(file, fmt, fields, filt, count, link_type, profile, quiet, jobs):
-    """Decode a capture (pcap/pcapng; Ethernet/UBoE, raw UB 148, ns-3-UB 147, flits 149)."""
+@click.option("--report", "report_file", type=click.Path(dir_okay=False),
+              help="write counts (frames read, shown, written) as JSON")
+def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdump, write_file,
+           print_too, time_fmt, line_flush, no_resolve, two_pass, link_type, profile, quiet,
+           jobs, report_file):
+    """Decode a capture (pcap/pcapng; Ethernet/UBoE, raw UB 148, ns-3-UB 147, flits 149).
+
+    Takes tshark's options: -r, -Y, -e/-E, -T, -V, -x, -w, -t, -l, -n, -2, -c."""
+    from ubpkt.views.analysis import Analyzer, first_pass
+    from ubpkt.views.columns import Columns, parse_E
+    from ubpkt.views.timefmt import FrameClock, strip_private, time_column
+    from ubpkt.views.tree import hex_dump, layer_spans, tree_lines
+
+    if file and read_file and file != read_file:
+        raise click.UsageError("give the capture once: FILE or -r FILE")
+    file = file or read_file
+    if not file:
+        raise click.UsageError("no capture: ubpkt decode FILE (or -r FILE)")
     prof = _profile(profile)
     try:
         pred = compile_filter(filt) if filt else None
@@ -201,101 +289,106 @@ def decode(file, fmt, fields, filt, count, link_type, profile, quiet, jobs):
         raise click.BadParameter(str(exc), param_hint="-Y")
     if fmt == "fields" and not fields:
         raise click.BadParameter("--format fields needs at least one -e FIELD", param_hint="-e")
-    if fields and fmt != "fields":
+    if fields and fmt not in ("fields",):
         fmt = "fields"
+    if fmt == "text":
+        fmt = "summary"
+    if verbose and fmt == "summary":
+        fmt = "tree"
+    cols = None
+    if fmt == "fields":
+        try:
+            cols = Columns(fields, parse_E(field_opts))
+        except FilterError as exc:
+            raise click.BadParameter(str(exc), param_hint="-e/-E")
     out = sys.stdout
-    write = out.write
+    batch: list = []
+    write = out.write if line_flush else _batched(out, batch)
+    binary = None
     if fmt == "ndjson":
         out.flush()
         binary = out.buffer if hasattr(out, "buffer") else None
-    n = 0
-    # records hold no reference cycles: the cyclic collector only costs time here
-    gc.disable()
-    if fmt == "ndjson" and pred is None and count is None and binary is not None:
+    gc.disable()     # records hold no reference cycles: the cyclic collector only costs time
+    plain = (pred is None and count is None and not write_file and not two_pass
+             and not hexdump and not line_flush)
+    if fmt == "ndjson" and plain and binary is not None:
         _ndjson_lines(file, link_type, prof, quiet, binary, _jobs(jobs, file))
+        _write_report(report_file, {"file": str(file), "format": fmt})
         return
+    analysis = _wants_analysis(two_pass, verbose, pred, fields)
+    linked = None
+    if two_pass:
+        if file == "-":
+            raise click.UsageError("-2 reads the capture twice: it needs a file, not stdin")
+        linked = first_pass(_records(file, link_type, prof, quiet, exact_time=True))
+    analyzer = Analyzer(linked=linked) if analysis else None
+    need_raw = bool(write_file or hexdump or fmt == "tree")
+    clock = FrameClock()
+    writer = _FrameWriter(write_file) if write_file else None
+    show = writer is None or print_too
     console = None
-    if fmt == "tree" and out.isatty():
+    if fmt == "tree" and out.isatty() and not verbose and not hexdump:
         from rich.console import Console
         console = Console()
-    if fmt == "json":
-        write("[")
+    n = shown = 0
     first = True
     try:
-        for rec in _records(file, link_type, prof, quiet):
+        if cols is not None and cols.s["header"] and show:
+            write(cols.header() + "\n")
+        for rec in _records(file, link_type, prof, quiet, exact_time=True, raw=need_raw):
             n += 1
             if count is not None and n > count:
                 break
+            clock.stamp(rec)
+            if analyzer is not None:
+                analyzer.add(rec)
             if pred is not None and not pred(rec):
                 continue
+            clock.displayed(rec)
+            shown += 1
+            if writer is not None:
+                writer.write(rec)
+                if not show:
+                    continue
             if fmt == "ndjson":
                 if binary is not None:
-                    binary.write(to_json_bytes(rec))
+                    binary.write(to_json_bytes(strip_private(rec)))
                 else:
-                    write(to_json_line(rec) + "\n")
+                    write(to_json_line(strip_private(rec)) + "\n")
             elif fmt == "fields":
-                write(to_fields_line(rec, list(fields)) + "\n")
+                write(cols.line(rec) + "\n")
             elif fmt == "summary":
-                write(summary_line(rec) + "\n")
+                write(summary_line(rec, time_column(rec, time_fmt)) + "\n")
             elif fmt == "json":
-                write(("" if first else ",") + "\n" + to_json_line(rec))
+                write(("[" if first else ",") + "\n" + to_json_line(strip_private(rec)))
                 first = False
             elif console is not None:
                 _rich_tree(console, rec)
             else:
-                _tree(out, rec)
+                raw = rec.get("_raw")
+                spans = layer_spans(raw, rec["linktype"], prof) if raw is not None and \
+                    rec.get("linktype") is not None else None
+                write("\n".join(tree_lines(rec, spans, "t=" + time_column(rec, time_fmt)))
+                      + "\n")
+            if hexdump and rec.get("_raw") is not None:
+                write("\n".join(hex_dump(rec["_raw"])) + "\n\n")
+            elif fmt == "tree" and console is None:
+                write("\n")
+            if line_flush:
+                out.flush()
+                if binary is not None:
+                    binary.flush()
+        if batch:
+            out.write("".join(batch))
+            batch.clear()
     except BrokenPipeError:
         _quiet_broken_pipe()
         return
-    if fmt == "json":
-        write("\n]\n")
-
-
-@click.command()
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--link-type", default="auto", show_default=True,
-              type=click.Choice(list(LINK_TYPES)))
-@click.option("--profile", help="reference profile: spec, ns3 or a JSON file")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output on stdout")
-def stats(file, link_type, profile, as_json):
-    """Per-layer and per-opcode counts, issues by kind, PSN gaps per TP channel."""
-    import json
-
-    from rich.console import Console
-    from rich.table import Table
-
-    prof = _profile(profile)
-    st = CaptureStats()
-    for rec in _records(file, link_type, prof, quiet=False):
-        st.add(rec)
-    if as_json:
-        click.echo(json.dumps(st.to_json(), indent=2))
-        return
-    frames, layers, opcodes, issues, channels = (st.frames, st.layers, st.opcodes, st.issues,
-                                                 st.channels)
-    con = Console()
-    t = Table(title=f"{file}: {frames} frames, layers")
-    t.add_column("layer")
-    t.add_column("frames", justify="right")
-    for k, v in sorted(layers.items(), key=lambda kv: -kv[1]):
-        t.add_row(k, str(v))
-    con.print(t)
-    t = Table(title="opcodes")
-    for c in ("header", "opcode", "count"):
-        t.add_column(c, justify="right" if c == "count" else "left")
-    for (h, o), c in sorted(opcodes.items()):
-        t.add_row(h, o, str(c))
-    con.print(t)
-    t = Table(title="issues")
-    for c in ("severity", "layer", "kind", "count"):
-        t.add_column(c, justify="right" if c == "count" else "left")
-    for (s, lay, k), c in sorted(issues.items()):
-        t.add_row(s, lay, k, str(c))
-    con.print(t)
-    t = Table(title="TP channels (RTP data)")
-    for c in ("src", "dst", "srctpn", "dsttpn", "packets", "psn gaps", "missing"):
-        t.add_column(c)
-    for k, v in channels.items():
-        t.add_row(str(k[0]), str(k[1]), str(k[2]), str(k[3]), str(v["packets"]), str(v["gaps"]),
-                  str(v["missing"]))
-    con.print(t)
+    finally:
+        if writer is not None:
+            writer.close()
+    if fmt == "json" and show:
+        out.write(("[" if first else "") + "\n]\n")
+    _write_report(report_file, {"file": str(file), "format": fmt, "frames_read": n,
+                                "frames_shown": shown,
+                                "frames_written": writer.count if writer else None})

@@ -14,9 +14,11 @@ def main() -> None:
 
 def _register() -> None:
     # Sub-command modules register themselves here, one import each.
-    from ubpkt_cli.decode_cmd import decode, stats
+    from ubpkt_cli.decode_cmd import decode
+    from ubpkt_cli.stats_cmd import follow, stats
     main.add_command(decode)
     main.add_command(stats)
+    main.add_command(follow)
     from ubpkt_cli.fields_cmd import fields
     main.add_command(fields)
     from ubpkt_cli.phy_cmd import phy, fuzz

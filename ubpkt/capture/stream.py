@@ -15,10 +15,13 @@ LINK_TYPES = {"auto": None, "eth": LINKTYPE_ETHERNET, "ub": LINKTYPE_UB, "ns3": 
 
 
 def iter_records(path, link_type: str = "auto", profile: Profile | None = None,
-                 progress=None, fast: bool = True) -> Iterator[dict]:
+                 progress=None, fast: bool = True, exact_time: bool = False,
+                 raw: bool = False) -> Iterator[dict]:
     """Decode every frame of a pcap/pcapng file.  ``link_type`` forces a link type; ``progress``
     is called with the number of bytes read so far (for progress bars); ``fast`` uses the
-    template fast path (:mod:`ubpkt.dissect.fastpath`), which gives the same records."""
+    template fast path (:mod:`ubpkt.dissect.fastpath`), which gives the same records;
+    ``exact_time`` adds ``rec["_tns"] = (time_ns, digits)`` (``ubpkt.views.timefmt``), ``raw``
+    the frame's bytes as ``rec["_raw"]`` (for -x, -V offsets and -w)."""
     forced = LINK_TYPES[link_type]
     if forced == LINKTYPE_FLITS:
         yield from _flits(path, profile)
@@ -39,15 +42,32 @@ def iter_records(path, link_type: str = "auto", profile: Profile | None = None,
                     cache = caches[id(prof)] = TemplateCache(prof)
                 layers, fields, issues = cache.decode(pkt.data, lt)
                 data = pkt.data
-                yield make_record(n, pkt.time_ns / 1e9, pkt.orig_len, len(data), lt, layers,
+                rec = make_record(n, pkt.time_ns / 1e9, pkt.orig_len, len(data), lt, layers,
                                   fields, issues)
             else:
-                yield decode(pkt.data, lt, prof, frame=n, time=pkt.time_ns / 1e9,
+                rec = decode(pkt.data, lt, prof, frame=n, time=pkt.time_ns / 1e9,
                              orig_len=pkt.orig_len)
+            if exact_time:
+                rec["_tns"] = (pkt.time_ns, time_digits(cap))
+            if raw:
+                rec["_raw"] = pkt.data
+            yield rec
             if progress is not None and n % 2048 == 0:
                 progress(fh.tell())
         if cap.truncated:
             yield {"frame": None, "truncated": True}
+
+
+def time_digits(cap) -> int:
+    """Fraction digits the capture's timestamps hold: 9 for nanosecond pcap, 6 for microsecond,
+    pcapng from the finest if_tsresol of its interfaces (ns per tick)."""
+    if cap.format == "pcap":
+        return 9 if cap._nano else 6
+    finest = min((r for _, r in cap._interfaces), default=1000)
+    digits = 0
+    while digits < 9 and 10 ** (9 - digits) > finest:
+        digits += 1
+    return digits
 
 
 def iter_ndjson(path, link_type: str = "auto", profile: Profile | None = None,

@@ -39,12 +39,18 @@ __all__ = ["decode", "dissect", "Frame", "BYTE_LAYERS", "ERROR",
            "WARNING", "INFO", "LINKTYPE_ETHERNET", "LINKTYPE_NS3", "LINKTYPE_UB", "LINKTYPE_FLITS"]
 
 
-def dissect(buf, linktype: int = LINKTYPE_UB, profile: Profile | None = None) -> Frame:
+def dissect(buf, linktype: int = LINKTYPE_UB, profile: Profile | None = None, *,
+            layer_list=None) -> Frame:
     """Decode one frame.  ``linktype``: 1 Ethernet (UBoE), 148 a UB network packet from its LPH,
-    147 an ns-3-UB trace record (selects the ns3 dialect unless a profile is given)."""
+    147 an ns-3-UB trace record (selects the ns3 dialect unless a profile is given).
+    ``layer_list``: a list (subclass) to collect the layer ids in, given the frame as its
+    ``frame`` attribute first (``ubpkt.views.tree`` notes where each layer ends this way)."""
     if profile is None:
         profile = NS3 if linktype == LINKTYPE_NS3 else SPEC
     fr = Frame(buf, profile)
+    if layer_list is not None:
+        layer_list.frame = fr
+        fr.layers = layer_list
     try:
         start = START.get(linktype)
         if start is not None:

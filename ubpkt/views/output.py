@@ -84,22 +84,33 @@ def time_text(t) -> str:
     return "-" if t is None else f"{t:.9f}"
 
 
-def summary_line(record: dict) -> str:
+_SUMMARY_PLAN = tuple((key, label + "=" if label else "", key.endswith("address"))
+                      for key, label in _SUMMARY_KEYS)
+
+
+def summary_line(record: dict, time_col: str | None = None) -> str:
+    """The one-line view; ``time_col`` the time as ``-t`` formats it (default: the record's
+    time in seconds).  On the hot path of ``decode``: one dict lookup per summary key."""
     f = record["fields"]
-    parts = [f"{record['frame']:>6}", time_text(record.get("time")), f"{record['len']:>5}"]
-    for key, label in _SUMMARY_KEYS:
-        v = f.get(key)
+    get = f.get
+    parts = [f"{record['frame']:>6}", time_text(record.get("time")) if time_col is None
+             else time_col, f"{record['len']:>5}"]
+    add = parts.append
+    for key, label, is_addr in _SUMMARY_PLAN:
+        v = get(key)
         if v is None:
             continue
-        if isinstance(v, list):
+        if v.__class__ is list:
             v = v[0]
-        if key.endswith("address") and isinstance(v, int):
+        if is_addr and isinstance(v, int):
             v = hex(v)
-        parts.append(f"{label}={v}" if label else str(v))
-    errs = sum(1 for i in record["issues"] if i["severity"] == "error")
-    warns = sum(1 for i in record["issues"] if i["severity"] == "warning")
-    if errs or warns:
-        parts.append(f"[{errs} error{'s' * (errs != 1)}, {warns} warning{'s' * (warns != 1)}]")
+        add(f"{label}{v}")
+    issues = record["issues"]
+    if issues:
+        errs = sum(1 for i in issues if i["severity"] == "error")
+        warns = sum(1 for i in issues if i["severity"] == "warning")
+        if errs or warns:
+            add(f"[{errs} error{'s' * (errs != 1)}, {warns} warning{'s' * (warns != 1)}]")
     return " ".join(parts)
 
 

@@ -1,69 +1,339 @@
-"""Capture statistics: layers, opcodes, issues by kind and PSN gaps per TP channel.
+"""Capture statistics over a stream of records, in bounded memory.
 
-:class:`CaptureStats` takes records one at a time (constant memory but for the per-channel
-table) and renders the summary ``ubpkt stats --json`` prints.
+* :class:`CaptureStats` (``ubpkt stats FILE``): layers, opcodes, issues by kind, and the PSN
+  analysis per TP channel (``ubpkt.views.analysis``: a 24-bit wrap is not a gap), of which the
+  top N channels by packets are shown with a total over all of them.
+* :class:`ConvStats` (``stats conv`` / ``stats endpoints``, tshark's ``-z conv`` /
+  ``-z endpoints``): packets, bytes, first and last time per TP channel and per address pair
+  (or per address).
+* :class:`IoStats` (``stats io --interval``, ``-z io,stat``): frames and bytes per interval.
+* :class:`SrtStats` (``stats srt``, ``-z srt``): service response time per request opcode:
+  count, min, avg, max, p50/p90/p99 (from the matched request/response pairs).
+* :class:`ExpertStats` (``stats expert``, ``-z expert``): issues by severity and message, with
+  the analysis findings (PSN gaps, retransmissions, missing TAACKs).
+
+Every table is bounded: at most ``MAX_ROWS`` keys are kept (the rest counted in an ``other``
+row), and each class's ``to_json(limit)`` / ``tables(limit)`` gives the top ``limit`` rows.
+Times are integer nanoseconds.
 """
 from __future__ import annotations
 
 from collections import Counter
 
-__all__ = ["CaptureStats", "OPCODE_KEYS"]
+from .analysis import AnalysisLimits, Analyzer
+from .timefmt import seconds_text
+
+__all__ = ["CaptureStats", "ConvStats", "IoStats", "SrtStats", "ExpertStats", "OPCODE_KEYS",
+           "MAX_ROWS"]
 
 #: Record keys whose values are counted as "opcodes", per header.
 OPCODE_KEYS = ("ub.rtph.tpopcode_name", "ub.ctph.tpopcode_name", "ub.btah.taopcode_name",
                "ub.atah.taopcode_name", "ub.lch.block", "ub.mgmtetah.code_name",
                "ub.cfg5.protocol_name")
 
-_PSN_SPACE = 1 << 24   # RTP PSNs are 24 bits (UB 2.0 §6.2.1)
+#: Keys kept per table (conversations, endpoints, opcodes in srt): ubpkt's bound on memory.
+MAX_ROWS = 65536
+
+
+def _tns(rec) -> int:
+    t = rec.get("_t")
+    if t is not None:
+        return t[0]
+    v = rec.get("time")
+    return 0 if v is None else round(v * 1e9)
+
+
+def _top(items, limit, key):
+    rows = sorted(items, key=key, reverse=True)
+    return rows if limit is None else rows[:limit]
+
+
+def _addr_pair(f: dict):
+    src = f.get("ip.src") or f.get("ipv6.src")
+    dst = f.get("ip.dst") or f.get("ipv6.dst")
+    if src is None:
+        src = f.get("ub.cna16.scna", f.get("ub.cna24.scna"))
+        dst = f.get("ub.cna16.dcna", f.get("ub.cna24.dcna"))
+    return src, dst
 
 
 class CaptureStats:
-    """Counters over a stream of records."""
+    """Counters over a stream of records (``ubpkt stats FILE``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: AnalysisLimits | None = None) -> None:
         self.frames = 0
         self.layers: Counter = Counter()
         self.opcodes: Counter = Counter()
         self.issues: Counter = Counter()
-        self.channels: dict = {}
+        self.analyzer = Analyzer(limits, annotate=False)
+
+    @property
+    def channels(self) -> dict:
+        return self.analyzer.channels
 
     def add(self, rec: dict) -> None:
         self.frames += 1
-        self.layers.update(list(dict.fromkeys(rec["layers"])))   # once per frame, in wire order
+        self.layers.update(list(dict.fromkeys(rec["layers"])))   # once per frame
         f = rec["fields"]
         for key in OPCODE_KEYS:
             v = f.get(key)
             if v is not None:
                 self.opcodes[(key.rsplit(".", 1)[0].replace("_name", ""), str(v))] += 1
         for i in rec["issues"]:
-            self.issues[(i["severity"], i["layer"], i["message"].split(":")[0][:60])] += 1
-        if f.get("ub.rtph.tpopcode") == 1:
-            self._psn(f)
+            k = (i["severity"], i["layer"], i["message"].split(":")[0][:60])
+            if k in self.issues or len(self.issues) < MAX_ROWS:
+                self.issues[k] += 1
+        if "ub.rtph.psn" in f or "ub.btah.taopcode" in f or "ub.atah.taopcode" in f:
+            self.analyzer.add(rec)
 
-    def _psn(self, f: dict) -> None:
-        key = (f.get("ip.src") or f.get("ipv6.src") or f.get("ub.cna16.scna"),
-               f.get("ip.dst") or f.get("ipv6.dst") or f.get("ub.cna16.dcna"),
-               f["ub.rtph.srctpn"], f["ub.rtph.dsttpn"])
-        ch = self.channels.get(key)
-        if ch is None:
-            ch = self.channels[key] = {"packets": 0, "gaps": 0, "missing": 0, "last": None}
-        psn = f["ub.rtph.psn"]
-        if ch["last"] is not None:
-            expected = (ch["last"] + 1) % _PSN_SPACE
-            if psn != expected:
-                delta = (psn - expected) % _PSN_SPACE
-                if delta < _PSN_SPACE // 2:      # ahead of the expected PSN: packets missing
-                    ch["gaps"] += 1
-                    ch["missing"] += delta
-        ch["last"] = psn
-        ch["packets"] += 1
+    def _channel_rows(self, limit):
+        items = self.analyzer.channels.items()
+        return _top(items, limit, key=lambda kv: kv[1]["packets"])
 
-    def to_json(self) -> dict:
+    def to_json(self, limit: int | None = None) -> dict:
+        ch = self.analyzer.channels
+        an = self.analyzer
         return {"frames": self.frames, "layers": dict(self.layers),
                 "opcodes": [{"header": h, "opcode": o, "count": c}
                             for (h, o), c in sorted(self.opcodes.items())],
                 "issues": [{"severity": s, "layer": lay, "kind": k, "count": c}
                            for (s, lay, k), c in sorted(self.issues.items())],
-                "channels": [{"src": str(k[0]), "dst": str(k[1]), "srctpn": k[2], "dsttpn": k[3],
-                              "packets": v["packets"], "gaps": v["gaps"],
-                              "missing": v["missing"]} for k, v in self.channels.items()]}
+                "channels": [{"src": str(k[0]), "dst": str(k[1]), "srctpn": k[2],
+                              "dsttpn": k[3], "packets": v["packets"], "gaps": v["gaps"],
+                              "missing": v["missing"], "retransmissions": v["retrans"],
+                              "out_of_order": v["ooo"]}
+                             for k, v in self._channel_rows(limit)],
+                "channels_total": {"channels": len(ch),
+                                   "packets": sum(v["packets"] for v in ch.values()),
+                                   "gaps": sum(v["gaps"] for v in ch.values()),
+                                   "missing": sum(v["missing"] for v in ch.values()),
+                                   "evicted": an.evicted["channels"]},
+                "transactions": {"responses": an.counts["responses"],
+                                 "unanswered": an.open_requests(),
+                                 "unmatched_responses": an.counts["unmatched_responses"]}}
+
+    def tables(self, limit, file):
+        j = self.to_json(limit)
+        yield (f"{file}: {self.frames} frames, layers", ("layer", "frames"),
+               sorted(self.layers.items(), key=lambda kv: -kv[1]), None)
+        yield ("opcodes", ("header", "opcode", "count"),
+               [(o["header"], o["opcode"], o["count"]) for o in j["opcodes"]], None)
+        yield ("issues", ("severity", "layer", "kind", "count"),
+               [(i["severity"], i["layer"], i["kind"], i["count"]) for i in j["issues"]], None)
+        t = j["channels_total"]
+        shown = len(j["channels"])
+        title = (f"TP channels (RTP data): top {shown} of {t['channels']}" if shown < t["channels"]
+                 else "TP channels (RTP data)")
+        yield (title, ("src", "dst", "srctpn", "dsttpn", "packets", "psn gaps", "missing",
+                       "retrans", "out of order"),
+               [(c["src"], c["dst"], c["srctpn"], c["dsttpn"], c["packets"], c["gaps"],
+                 c["missing"], c["retransmissions"], c["out_of_order"])
+                for c in j["channels"]],
+               ("total", "", "", t["channels"], t["packets"], t["gaps"], t["missing"], "", ""))
+
+
+class ConvStats:
+    """Conversations (TP channels and address pairs) or endpoints (addresses)."""
+
+    def __init__(self, endpoints: bool = False) -> None:
+        self.endpoints = endpoints
+        self.rows: dict = {}
+        self.other = {"packets": 0, "bytes": 0}
+
+    def _bump(self, key, kind, n, t) -> None:
+        row = self.rows.get(key)
+        if row is None:
+            if len(self.rows) >= MAX_ROWS:
+                self.other["packets"] += 1
+                self.other["bytes"] += n
+                return
+            row = self.rows[key] = {"kind": kind, "packets": 0, "bytes": 0, "first": t,
+                                    "last": t}
+        row["packets"] += 1
+        row["bytes"] += n
+        row["last"] = t
+
+    def add(self, rec: dict) -> None:
+        f = rec["fields"]
+        src, dst = _addr_pair(f)
+        if src is None:
+            return
+        n, t = rec["len"], _tns(rec)
+        if self.endpoints:
+            self._bump((src,), "address", n, t)
+            if dst is not None and dst != src:
+                self._bump((dst,), "address", n, t)
+            return
+        a, b = sorted((str(src), str(dst)))
+        self._bump((a, b), "address pair", n, t)
+        stpn, dtpn = f.get("ub.rtph.srctpn"), f.get("ub.rtph.dsttpn")
+        if stpn is not None:
+            ends = sorted(((str(src), stpn), (str(dst), dtpn)), key=str)
+            self._bump(tuple(ends), "TP channel", n, t)
+
+    def to_json(self, limit=None) -> dict:
+        rows = _top(self.rows.items(), limit, key=lambda kv: kv[1]["bytes"])
+        return {"kind": "endpoints" if self.endpoints else "conversations",
+                "rows": [{"key": [list(k) if isinstance(k, tuple) else k for k in key],
+                          "type": v["kind"], "packets": v["packets"], "bytes": v["bytes"],
+                          "start_ns": v["first"], "duration_ns": v["last"] - v["first"]}
+                         for key, v in rows],
+                "total_rows": len(self.rows), "other": self.other}
+
+    def tables(self, limit, file):
+        j = self.to_json(limit)
+        rows = [(" <-> ".join(",".join(map(str, k)) if isinstance(k, list) else str(k)
+                              for k in r["key"]), r["type"], r["packets"], r["bytes"],
+                 seconds_text(r["duration_ns"])) for r in j["rows"]]
+        title = "endpoints" if self.endpoints else "conversations"
+        yield (f"{file}: {title} (top {len(rows)} of {j['total_rows']} by bytes)",
+               ("key", "type", "packets", "bytes", "duration s"), rows, None)
+
+
+class IoStats:
+    """Frames and bytes per interval (the I/O graph)."""
+
+    def __init__(self, interval_ns: int) -> None:
+        self.interval = interval_ns
+        self.first = None
+        self.buckets: dict = {}
+
+    def add(self, rec: dict) -> None:
+        t = _tns(rec)
+        if self.first is None:
+            self.first = t
+        i = (t - self.first) // self.interval
+        b = self.buckets.get(i)
+        if b is None:
+            if len(self.buckets) >= MAX_ROWS * 16:
+                return
+            b = self.buckets[i] = [0, 0, 0]
+        b[0] += 1
+        b[1] += rec["len"]
+        if any(x["severity"] == "error" for x in rec["issues"]):
+            b[2] += 1
+
+    def _series(self):
+        if not self.buckets:
+            return []
+        last = max(self.buckets)
+        return [(i, *self.buckets.get(i, (0, 0, 0))) for i in range(0, last + 1)]
+
+    def to_json(self, limit=None) -> dict:
+        rows = self._series()
+        return {"interval_ns": self.interval,
+                "rows": [{"start_ns": i * self.interval, "frames": f, "bytes": b, "errors": e}
+                         for i, f, b, e in rows]}
+
+    def tables(self, limit, file):
+        rows = [(f"{seconds_text(i * self.interval)}-{seconds_text((i + 1) * self.interval)}",
+                 f, b, e) for i, f, b, e in self._series()]
+        yield (f"{file}: I/O per {seconds_text(self.interval)} s",
+               ("interval s", "frames", "bytes", "error frames"), rows, None)
+
+    def plot(self, path) -> None:
+        """The I/O graph as a PNG; matplotlib is optional (the ``plot`` extra): ImportError
+        when it is missing."""
+        import importlib
+        importlib.import_module("matplotlib").use("Agg")
+        plt = importlib.import_module("matplotlib.pyplot")
+        s = self._series()
+        fig, ax = plt.subplots(figsize=(8, 3))
+        ax.step([i * self.interval / 1e9 for i, *_ in s], [f for _, f, _b, _e in s], where="post")
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel(f"frames per {seconds_text(self.interval)} s")
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+
+
+def _percentile(sorted_vals, p):
+    if not sorted_vals:
+        return None
+    k = min(len(sorted_vals) - 1, max(0, round(p / 100 * (len(sorted_vals) - 1))))
+    return sorted_vals[k]
+
+
+class SrtStats:
+    """Service response time per request opcode (from the transaction analysis).  Keeps at most
+    ``keep`` samples per opcode (a reservoir of the first ones: the percentiles are over them;
+    min, max and the mean are over all)."""
+
+    def __init__(self, keep: int = 100_000) -> None:
+        self.an = Analyzer(annotate=False)
+        self.keep = keep
+        self.ops: dict = {}
+
+    def add(self, rec: dict) -> None:
+        f = rec["fields"]
+        if "ub.btah.taopcode" not in f and "ub.atah.taopcode" not in f:
+            return
+        before = len(self.an.srt)
+        self.an.add(rec)
+        if len(self.an.srt) > before:
+            op, dt = self.an.srt.pop()
+            s = self.ops.setdefault(op, {"n": 0, "sum": 0, "min": dt, "max": dt, "samples": []})
+            s["n"] += 1
+            s["sum"] += dt
+            s["min"] = min(s["min"], dt)
+            s["max"] = max(s["max"], dt)
+            if len(s["samples"]) < self.keep:
+                s["samples"].append(dt)
+
+    def to_json(self, limit=None) -> dict:
+        rows = []
+        for op, s in sorted(self.ops.items()):
+            v = sorted(s["samples"])
+            rows.append({"opcode": op, "count": s["n"], "min_ns": s["min"],
+                         "avg_ns": s["sum"] // s["n"], "max_ns": s["max"],
+                         "p50_ns": _percentile(v, 50), "p90_ns": _percentile(v, 90),
+                         "p99_ns": _percentile(v, 99)})
+        return {"rows": rows, "unanswered": self.an.open_requests()}
+
+    def tables(self, limit, file):
+        j = self.to_json(limit)
+        rows = [(r["opcode"], r["count"], *(seconds_text(r[k]) for k in
+                                            ("min_ns", "avg_ns", "max_ns", "p50_ns", "p90_ns",
+                                             "p99_ns"))) for r in j["rows"]]
+        yield (f"{file}: service response time (s), {j['unanswered']} requests unanswered",
+               ("opcode", "count", "min", "avg", "max", "p50", "p90", "p99"), rows, None)
+
+
+class ExpertStats:
+    """Issues by severity and message, and the analysis findings."""
+
+    def __init__(self) -> None:
+        self.an = Analyzer(annotate=False)
+        self.items: Counter = Counter()
+
+    def add(self, rec: dict) -> None:
+        for i in rec["issues"]:
+            k = (i["severity"], i["layer"], i["message"].split(":")[0][:80])
+            if k in self.items or len(self.items) < MAX_ROWS:
+                self.items[k] += 1
+        f = rec["fields"]
+        if "ub.rtph.psn" in f or "ub.btah.taopcode" in f or "ub.atah.taopcode" in f:
+            self.an.add(rec)
+
+    def to_json(self, limit=None) -> dict:
+        c = self.an.counts
+        findings = [("warning", "ub.analysis", "PSN gap (packets not captured)", c["psn_gap"]),
+                    ("note", "ub.analysis", "retransmission", c["retransmission"]),
+                    ("note", "ub.analysis", "duplicate PSN", c["duplicate"]),
+                    ("note", "ub.analysis", "out of order", c["out_of_order"]),
+                    ("warning", "ub.analysis", "request without a response (missing TAACK)",
+                     self.an.open_requests()),
+                    ("warning", "ub.analysis", "response without its request",
+                     c["unmatched_responses"])]
+        rows = [{"severity": s, "layer": lay, "message": m, "count": n}
+                for (s, lay, m), n in self.items.items()]
+        rows += [{"severity": s, "layer": lay, "message": m, "count": n}
+                 for s, lay, m, n in findings if n]
+        order = {"error": 0, "warning": 1, "note": 2, "info": 3}
+        rows.sort(key=lambda r: (order.get(r["severity"], 9), -r["count"]))
+        return {"rows": rows if limit is None else rows[:max(limit, 50)]}
+
+    def tables(self, limit, file):
+        j = self.to_json(limit)
+        yield (f"{file}: expert information", ("severity", "layer", "message", "count"),
+               [(r["severity"], r["layer"], r["message"], r["count"]) for r in j["rows"]], None)

@@ -1,0 +1,218 @@
+"""Analysis over a stream of records (tshark's ``-2`` idea): transactions and PSN sequences.
+
+* Request/response linking from the grammar's pairs (``ubpkt.formats.grammar.TA_PAIRS``,
+  ``TA_MATCH``; UB 2.0 §7.2.1-2): a request (BTAH) is matched with the response (ATAH) that
+  comes back from its target with the same initiator TASSN (and requester context when the
+  response carries one; a response keeping the request's addresses is matched too, as
+  synthetic captures have them).  The response gets ``ub.analysis.request_in`` and
+  ``ub.analysis.response_time`` (seconds) / ``response_time_ns``; with a first pass
+  (:func:`first_pass`), the request gets ``ub.analysis.response_in``, and a request that
+  expects a response and never gets one ``ub.analysis.no_response`` (a missing TAACK).
+* PSN analysis per TP channel (source, destination, SrcTPN, DstTPN) of RTP data packets
+  (UB 2.0 §6.2.1; PSNs are 24 bits and wrap): ``ub.analysis.psn_gap`` (PSNs skipped before
+  this one), ``ub.analysis.out_of_order`` (fills an earlier gap), ``ub.analysis.retransmission``
+  (a PSN seen before), ``ub.analysis.duplicate`` (the same PSN as the previous packet),
+  ``ub.analysis.psn_backwards`` (how far behind the highest PSN).  A PSN is ahead of the
+  highest when it is less than half the PSN space ahead of it, so a wrap to 0 is in order.
+
+State is bounded (:class:`AnalysisLimits`, documented settings): at most ``max_channels`` TP
+channels, ``max_pending`` open transactions and ``max_holes`` remembered gaps per channel;
+past a cap the oldest entry is dropped and counted in ``Analyzer.evicted``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..formats.grammar import TA_PAIRS, TP_PAIRS, ta_response_opcode
+
+__all__ = ["AnalysisLimits", "Analyzer", "first_pass", "PSN_SPACE", "ANALYSIS_KEYS"]
+
+PSN_SPACE = 1 << 24            # UB 2.0 §6.2.1: 24-bit PSN
+_HALF = PSN_SPACE // 2
+_RESPONSES = frozenset(TA_PAIRS.values())
+_TP_DATA = frozenset(TP_PAIRS)
+
+ANALYSIS_KEYS = ("ub.analysis.request_in", "ub.analysis.response_in",
+                 "ub.analysis.response_time", "ub.analysis.response_time_ns",
+                 "ub.analysis.no_response", "ub.analysis.psn_gap", "ub.analysis.out_of_order",
+                 "ub.analysis.retransmission", "ub.analysis.duplicate",
+                 "ub.analysis.psn_backwards")
+
+
+@dataclass(frozen=True)
+class AnalysisLimits:
+    """Caps on the analysis state (ubpkt's choice; the spec says nothing about analysers)."""
+    max_channels: int = 65536
+    max_pending: int = 262144
+    max_holes: int = 1024
+
+
+def _addrs(f: dict):
+    src = f.get("ip.src") or f.get("ipv6.src")
+    dst = f.get("ip.dst") or f.get("ipv6.dst")
+    if src is None:
+        src = f.get("ub.cna16.scna", f.get("ub.cna24.scna"))
+        dst = f.get("ub.cna16.dcna", f.get("ub.cna24.dcna"))
+    return src, dst
+
+
+def _one(v):
+    return v[0] if isinstance(v, list) else v
+
+
+def _time_ns(rec: dict) -> int:
+    t = rec.get("_t")
+    if t is not None:
+        return t[0]
+    v = rec.get("time")
+    return 0 if v is None else round(v * 1e9)
+
+
+class Analyzer:
+    """Adds ``ub.analysis.*`` fields to records in order (``add``) and keeps the counts stats
+    reports.  ``linked``: ``{request frame: response frame}`` from :func:`first_pass`."""
+
+    def __init__(self, limits: AnalysisLimits | None = None, linked: dict | None = None,
+                 annotate: bool = True):
+        self.limits = limits or AnalysisLimits()
+        self.linked = linked
+        self.annotate = annotate
+        self.pending: dict = {}          # (initiator, target, tassn) -> request facts
+        self.channels: dict = {}         # TP channel -> PSN state
+        self.evicted = {"channels": 0, "transactions": 0}
+        self.srt: list = []              # (request opcode name, response time ns)
+        self.counts = {"psn_gap": 0, "missing": 0, "out_of_order": 0, "retransmission": 0,
+                       "duplicate": 0, "psn_backwards": 0, "responses": 0,
+                       "unmatched_responses": 0}
+
+    # -- transactions -------------------------------------------------------------------------
+    def _transaction(self, rec: dict, f: dict, out: dict) -> None:
+        op = _one(f.get("ub.btah.taopcode"))
+        if op is not None and op in TA_PAIRS:
+            tassn = _one(f.get("ub.btah.ini_tassn"))
+            if tassn is None:
+                return
+            if ta_response_opcode(op, _one(f.get("ub.btah.no_taack")) or 0) is None:
+                return
+            src, dst = _addrs(f)
+            key = (src, dst, tassn)
+            if key not in self.pending:
+                self.pending[key] = (rec["frame"], _time_ns(rec), op,
+                                     _one(f.get("ub.btah.ini_rc_type")),
+                                     _one(f.get("ub.btah.ini_rc_id")),
+                                     _one(f.get("ub.btah.taopcode_name")) or str(op))
+                if len(self.pending) > self.limits.max_pending:
+                    self.pending.pop(next(iter(self.pending)))
+                    self.evicted["transactions"] += 1
+            if self.linked is not None:
+                resp = self.linked.get(rec["frame"])
+                if resp is not None:
+                    out["ub.analysis.response_in"] = resp
+                else:
+                    out["ub.analysis.no_response"] = 1
+            return
+        rop = _one(f.get("ub.atah.taopcode"))
+        if rop is None or rop not in _RESPONSES:
+            return
+        tassn = _one(f.get("ub.atah.ini_tassn"))
+        src, dst = _addrs(f)
+        key = (dst, src, tassn)          # back from the target to the initiator
+        if key not in self.pending:
+            key = (src, dst, tassn)      # a capture that keeps the request's addresses
+        req = self.pending.get(key)
+        rc = (_one(f.get("ub.atah.ini_rc_type")), _one(f.get("ub.atah.ini_rc_id")))
+        if req is None or TA_PAIRS.get(req[2]) != rop or (
+                rc[0] is not None and req[3] is not None and rc != (req[3], req[4])):
+            self.counts["unmatched_responses"] += 1
+            return
+        del self.pending[key]
+        dt = _time_ns(rec) - req[1]
+        self.counts["responses"] += 1
+        self.srt.append((req[5], dt))
+        out["ub.analysis.request_in"] = req[0]
+        out["ub.analysis.response_time_ns"] = dt
+        out["ub.analysis.response_time"] = round(dt / 1e9, 9)
+
+    # -- PSNs ---------------------------------------------------------------------------------
+    def _psn(self, f: dict, out: dict) -> None:
+        if _one(f.get("ub.rtph.tpopcode")) not in _TP_DATA:
+            return
+        psn = _one(f.get("ub.rtph.psn"))
+        if psn is None:
+            return
+        src, dst = _addrs(f)
+        key = (src, dst, _one(f.get("ub.rtph.srctpn")), _one(f.get("ub.rtph.dsttpn")))
+        ch = self.channels.get(key)
+        if ch is None:
+            ch = self.channels[key] = {"packets": 0, "gaps": 0, "missing": 0, "high": None,
+                                       "last": None, "holes": {}, "retrans": 0, "ooo": 0}
+            if len(self.channels) > self.limits.max_channels:
+                self.channels.pop(next(iter(self.channels)))
+                self.evicted["channels"] += 1
+        ch["packets"] += 1
+        high = ch["high"]
+        if high is not None:
+            ahead = (psn - high) % PSN_SPACE
+            if ahead == 0 or ahead >= _HALF:          # not ahead: behind (or equal)
+                back = (high - psn) % PSN_SPACE
+                out["ub.analysis.psn_backwards"] = back
+                self.counts["psn_backwards"] += 1
+                holes = ch["holes"]
+                if psn in holes:
+                    del holes[psn]
+                    out["ub.analysis.out_of_order"] = 1
+                    self.counts["out_of_order"] += 1
+                    ch["ooo"] += 1
+                else:
+                    out["ub.analysis.retransmission"] = 1
+                    self.counts["retransmission"] += 1
+                    ch["retrans"] += 1
+                    if psn == ch["last"]:
+                        out["ub.analysis.duplicate"] = 1
+                        self.counts["duplicate"] += 1
+                ch["last"] = psn
+                return
+            if ahead > 1:
+                missing = ahead - 1
+                out["ub.analysis.psn_gap"] = missing
+                self.counts["psn_gap"] += 1
+                self.counts["missing"] += missing
+                ch["gaps"] += 1
+                ch["missing"] += missing
+                holes = ch["holes"]
+                cap = self.limits.max_holes
+                for k in range(max(1, ahead - cap), ahead):
+                    holes[(high + k) % PSN_SPACE] = True
+                while len(holes) > cap:
+                    holes.pop(next(iter(holes)))
+        ch["high"] = psn
+        ch["last"] = psn
+
+    def add(self, rec: dict) -> dict:
+        """Analyse one record; the analysis fields are added to ``rec['fields']`` (when
+        annotating) and returned."""
+        f = rec["fields"]
+        out: dict = {}
+        if "ub.btah.taopcode" in f or "ub.atah.taopcode" in f:
+            self._transaction(rec, f, out)
+        if "ub.rtph.psn" in f:
+            self._psn(f, out)
+        if out and self.annotate:
+            f.update(out)
+        return out
+
+    def open_requests(self) -> int:
+        """Requests still waiting for a response (missing TAACKs at the end of a capture)."""
+        return len(self.pending)
+
+
+def first_pass(records, limits: AnalysisLimits | None = None) -> dict:
+    """``{request frame: response frame}`` over a whole capture (the first of two passes)."""
+    an = Analyzer(limits, annotate=False)
+    linked: dict = {}
+    for rec in records:
+        got = an.add(rec)
+        req = got.get("ub.analysis.request_in")
+        if req is not None:
+            linked[req] = rec["frame"]
+    return linked

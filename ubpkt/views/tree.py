@@ -1,0 +1,135 @@
+"""``decode -V``: the packet tree with byte offsets, and ``-x``: the hex dump, as tshark shows them.
+
+Where each layer starts is found by dissecting the frame again with a list that notes the read
+position whenever a layer is appended (``dissect(..., layer_list=...)``); only ``-V`` pays for
+this.  Values: enum fields show their name inline (``Write (3)``), fields Wireshark shows in hex
+(:data:`HEX_FIELDS`: checksums, CRCs, addresses, keys, tokens, reserved bits, and anything wider
+than 32 bits) show ``0x..`` with the decimal value beside it.
+"""
+from __future__ import annotations
+
+import re
+
+from ..formats import HEADERS
+from ..formats.derived import BYTE_RUNS
+from .fieldnames import enum_for, field_kind
+
+__all__ = ["tree_lines", "hex_dump", "layer_spans", "HEX_FIELDS", "value_text"]
+
+#: Field names (their last part) shown in hex, as Wireshark does for such values.
+HEX_FIELDS = re.compile(r"(checksum|crc|icrc|bcrc|address|addr|tokenid|token|key|mask|bitmap|"
+                        r"flow|xid|cookie|rsvd\d*|computed|value|type|flags)$")
+
+_BITS = {}
+for _h in HEADERS.values():
+    for _k, _f in zip(_h.keys, _h.fields):
+        _BITS.setdefault(_k, _f.bits)
+
+
+class _TracingLayers(list):
+    """Notes the dissector's read position whenever a layer is appended."""
+
+    frame = None
+
+    def __init__(self):
+        super().__init__()
+        self.ends: list[int] = []
+
+    def append(self, layer):
+        super().append(layer)
+        self.ends.append(self.frame.pos if self.frame is not None else 0)
+
+
+def layer_spans(data: bytes, linktype: int, profile) -> list[tuple[str, int, int]]:
+    """(layer, start, length) per layer of a frame, in wire order."""
+    from ..dissect import dissect
+    tl = _TracingLayers()
+    fr = dissect(data, linktype, profile, layer_list=tl)
+    out, prev_end = [], 0
+    for layer, end in zip(fr.layers, tl.ends):
+        h = HEADERS.get(layer)
+        if h is not None:
+            size = h.size
+        elif layer == "ub.icrc":
+            size = 4
+        else:
+            size = max(0, end - prev_end)
+        start = max(0, end - size)
+        if layer == "ub.icrc" and end <= prev_end:   # the ICRC is the last 4 bytes
+            start, end = len(data) - 4, len(data)
+        out.append((layer, start, end - start))
+        prev_end = max(prev_end, end)
+    return out
+
+
+def value_text(key: str, v) -> str:
+    """A field's value as the tree shows it."""
+    if isinstance(v, list):
+        return ", ".join(value_text(key, x) for x in v)
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, int):
+        enum = enum_for(key)
+        if enum:
+            return f"{enum.get(v, 'Unknown')} ({v})"
+        last = key.rsplit(".", 1)[-1]
+        bits = _BITS.get(key, 0)
+        if HEX_FIELDS.search(last) or bits > 32:
+            width = max(1, (bits + 3) // 4) if bits else 0
+            return f"0x{v:0{width}x} ({v})"
+        return str(v)
+    if isinstance(v, str) and field_kind(key) in ("bytes", "hex") and len(v) > 64:
+        return v[:64] + f"... ({len(v) // 2} bytes)"
+    return str(v)
+
+
+def tree_lines(rec: dict, spans=None, time_text: str = "") -> list[str]:
+    """The -V tree: the frame line, then one block per layer with its offset and length."""
+    lines = [f"Frame {rec['frame']}: {rec['len']} bytes on wire, {rec['caplen']} bytes "
+             f"captured{', ' + time_text if time_text else ''}"]
+    fields = rec["fields"]
+    shown = set()
+    span_at = iter(spans or [])
+    for layer in rec["layers"]:
+        sp = next(span_at, None)
+        h = HEADERS.get(layer)
+        if h is not None:
+            base = f"{h.ns}.{h.prefix}." if h.ns else f"{h.prefix}."
+            title = f"{h.title} [{layer}]"
+        else:
+            base = BYTE_RUNS.get(layer, layer + ".")
+            title = layer
+        where = f" @{sp[1]}, {sp[2]} bytes" if sp and sp[0] == layer else ""
+        lines.append(f"  {title}{where}")
+        for k, v in fields.items():
+            if k in shown or k.endswith("_name"):
+                continue
+            if k.startswith(base) or k == base:
+                lines.append(f"    {k} = {value_text(k, v)}")
+                shown.add(k)
+    rest = [(k, v) for k, v in fields.items() if k not in shown and not k.endswith("_name")]
+    analysis = [(k, v) for k, v in rest if k.startswith("ub.analysis.")]
+    other = [(k, v) for k, v in rest if not k.startswith("ub.analysis.")]
+    if other:
+        lines.append("  Derived fields")
+        lines.extend(f"    {k} = {value_text(k, v)}" for k, v in other)
+    if analysis:
+        lines.append("  [UB analysis]")
+        lines.extend(f"    {k} = {value_text(k, v)}" for k, v in analysis)
+    for i in rec["issues"]:
+        lines.append(f"  [Expert Info ({i['severity']}): {i['message']}] {i['layer']}"
+                     f"{' ' + i['field'] if i['field'] else ''} @{i['offset']}")
+    return lines
+
+
+def hex_dump(data: bytes) -> list[str]:
+    """tshark -x: offset, 16 bytes in hex (two groups of 8), the printable characters."""
+    out = []
+    for off in range(0, len(data), 16):
+        row = data[off:off + 16]
+        hx = " ".join(f"{b:02x}" for b in row[:8])
+        if len(row) > 8:
+            hx += "  " + " ".join(f"{b:02x}" for b in row[8:])
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in row)
+        out.append(f"{off:04x}  {hx:<49} {text}")
+    return out
