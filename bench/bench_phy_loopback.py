@@ -31,32 +31,44 @@ def line(label: str, r: dict) -> float:
 
 
 def split(args, slot_flits: int | None) -> None:
-    """Inclusive time of the layers under --link phy (cProfile, so slower than the run)."""
+    """Inclusive time of the layers under --link phy during the transfer (the simulator's run;
+    the PHY training and the final comparison excluded), under cProfile (so slower)."""
+    from ubpkt.sim import loopback as lb
     prof = cProfile.Profile()
-    prof.enable()
-    run(args, "phy", lanes=args.lanes, fec="rs-t4", slot_flits=slot_flits)
-    prof.disable()
+    orig = lb._SimNet.run
+
+    def profiled(self, until):
+        prof.enable()
+        try:
+            return orig(self, until)
+        finally:
+            prof.disable()
+    lb._SimNet.run = profiled
+    try:
+        run(args, "phy", lanes=args.lanes, fec="rs-t4", slot_flits=slot_flits)
+    finally:
+        lb._SimNet.run = orig
     st = pstats.Stats(prof)
     total = st.total_tt
-    parts = {
-        "DLL engines (transmit + receive)": ("ubpkt/link/dll/transmit.py:87(transmit)",
-                                             "ubpkt/link/dll/receive.py:47(receive)"),
-        "PHY data path (encode/wire/decode)": ("ubpkt/phy/link.py", "(_send_batch)"),
-        "LMSM steps (training + AMCTL slots)": ("ubpkt/phy/link.py", "(_step)"),
-        "transport + transaction engines": ("ubpkt/stack/endpoint.py", "(transmit)"),
+    parts = {   # (file suffix, function): disjoint call trees
+        "DLL engines (transmit + receive)": [("link/dll/transmit.py", "transmit"),
+                                             ("link/dll/receive.py", "receive")],
+        "PHY data path (encode/wire/decode)": [("phy/link.py", "_send_batch")],
+        "LMSMs (AMCTL slots, coasting)": [("phy/link.py", "_advance_to")],
+        "endpoints (transport + transaction)": [("stack/endpoint.py", "receive"),
+                                                ("stack/endpoint.py", "transmit")],
     }
     rows = {k: 0.0 for k in parts}
-    for (file, lineno, fn), (_, _, _, ct, _) in st.stats.items():
-        key = f"{file}:{lineno}({fn})"
+    for (file, _, fn), (_, _, _, ct, callers) in st.stats.items():
         for name, pats in parts.items():
-            if name.startswith("DLL"):
-                if any(key.endswith(p) for p in pats):
-                    rows[name] += ct
-            elif file.endswith(pats[0]) and key.endswith(pats[1]):
+            if any(file.endswith(f) and fn == g for f, g in pats):
+                # count only entries from outside the same function (no recursion here)
                 rows[name] += ct
-    print(f"  profile of --link phy ({total:.2f} s under cProfile):")
+    print(f"  profile of the --link phy transfer ({total:.2f} s under cProfile):")
     for name, t in rows.items():
         print(f"    {name:38s} {t:6.2f} s  {100 * t / total:5.1f} %")
+    rest = total - sum(rows.values())
+    print(f"    {'simulator, slots, the rest':38s} {rest:6.2f} s  {100 * rest / total:5.1f} %")
 
 
 def main() -> None:
@@ -71,10 +83,12 @@ def main() -> None:
     print(f"{args.count} x {args.size} B {args.transport} write")
     ideal = line("--link ideal", run(args, "ideal"))
     dll = line("--link dll (100G flit wires)", run(args, "dll"))
+    dll768 = line("--link dll, slot 768 flits", run(args, "dll", slot_flits=768))
     for sf in args.slot_flits:
         label = f"--link phy x{args.lanes} rs-t4 NRZ" + (f" slot {sf}" if sf else "")
         phy = line(label, run(args, "phy", lanes=args.lanes, fec="rs-t4", slot_flits=sf))
-        print(f"  phy / dll = {phy / dll:.2f}, phy / ideal = {phy / ideal:.3f}")
+        print(f"  phy / dll = {phy / dll:.2f} (slot 768: {phy / dll768:.2f}), "
+              f"phy / ideal = {phy / ideal:.3f}")
         if args.profile:
             split(args, sf)
 

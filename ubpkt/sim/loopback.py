@@ -24,7 +24,7 @@ from ..stack.transaction.ops import WorkRequest
 from .driver import Simulator
 from .ledger import Ledger
 from .faults import FaultInjector, FaultSpec
-from .dll_link import DllLinkPair
+from .dll_link import DEFAULT_SLOT_FLITS, DllLinkPair
 from .phy_link import build_phy_pair
 from .link import LinkParams
 from .tap import PcapTap
@@ -265,7 +265,8 @@ class _SimNet:
         if cfg.link == "dll":       # the DLL engine pair over flit wires (ubpkt.sim.dll_link)
             self.pair = DllLinkPair(prof.with_(crc_mode=cfg.crc_mode), names=("A", "B"),
                                     delay_ns=cfg.delay_ns, rate_bps=cfg.rate_bps, ber=cfg.ber,
-                                    seed=cfg.seed)
+                                    seed=cfg.seed,
+                                    slot_flits=cfg.slot_flits or DEFAULT_SLOT_FLITS)
             links = (self.pair.ab, self.pair.ba)
         elif cfg.link == "phy":     # the DLL pair over the PCS lanes (ubpkt.sim.phy_link)
             self.pair = build_phy_pair(cfg, prof.with_(crc_mode=cfg.crc_mode),

@@ -39,7 +39,7 @@ from .dll_link import TIMELINE_MAX, DllLinkPair, _Direction, _Side
 from .flitwire import FLIT
 
 __all__ = ["PhyLinkPair", "DEFAULT_PHY_SLOT_FLITS", "SERIES_MAX", "LaneEvent",
-           "parse_lane_event", "parse_burst", "phy_payload_bps", "expected_run_ns",
+           "parse_lane_event", "parse_burst", "phy_payload_bps", "transfer_ns",
            "build_phy_pair"]
 
 #: flits an engine may transmit per slot in PHY mode (128 codewords of 6 flits; the wall-clock
@@ -153,7 +153,6 @@ class PhyLinkPair(DllLinkPair):
         self.flit_ns = FLIT * 8 * 1e9 / self.rate_bps
         self.slot_ns = max(1, round(slot_flits * self.flit_ns))
         self.delay_ns = phy_cfg.delay_ns
-        self.retrain_ns = None
         a = _Side(names[0], DLLEngine(profile, name=names[0]))
         b = _Side(names[1], DLLEngine(profile, name=names[1]))
         self.sides = (a, b)
