@@ -40,15 +40,36 @@ from ubpkt_cli.stack_options import emit_report, fault_options, fault_spec
                    "made for the run (root only; rtp/utp)")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(0, min_open=True), default=120.0,
               show_default=True, help="--driver veth: give up after this many seconds")
-@click.option("--link", "link_mode", type=click.Choice(["ideal", "dll"]), default="ideal",
-              show_default=True, help="link fidelity: ideal (frames whole) or dll (native "
-              "packets framed into flits, DLL engines with credits and Go-Back-N retry)")
+@click.option("--link", "link_mode", type=click.Choice(["ideal", "dll", "phy"]),
+              default="ideal", show_default=True, help="link fidelity: ideal (frames whole), "
+              "dll (native packets framed into flits, DLL engines with credits and Go-Back-N "
+              "retry) or phy (the DLL over the PCS: lanes, RS-FEC, the LMSM)")
 @click.option("--ber", type=click.FloatRange(0, 1, max_open=True), default=0.0,
-              help="bit error rate of the flit wires (--link dll; seeded)")
-@click.option("--non-crc", is_flag=True, help="DLL non-CRC mode (--link dll): damaged flits "
-              "are reported as FEC decoding failures")
+              help="bit error rate: of the flit wires (--link dll) or of every lane, as symbol "
+                   "errors (--link phy); seeded")
+@click.option("--non-crc", is_flag=True, help="DLL non-CRC mode (--link dll/phy): damaged "
+              "flits are reported as FEC decoding failures")
 @click.option("--link-rate", default=None, help="flit wire rate for --link dll (default "
               "100G; bits/s, e.g. 25G)")
+@click.option("--lanes", type=click.Choice(["1", "2", "4", "8"]), default=None,
+              help="--link phy: lanes (default 4)")
+@click.option("--fec", type=click.Choice(["rs-t2", "rs-t4", "bypass"]), default=None,
+              help="--link phy: RS(128,120) correcting 2 or 4 symbols, or no FEC "
+                   "(default rs-t4)")
+@click.option("--fail-lane", "fail_lanes", multiple=True, metavar="N@T",
+              help="--link phy: lane N fails at T, a simulated time (2ms, 30us) or a share "
+                   "of the transfer (50%: from DLL_Normal, payload at the full-width rate); "
+                   "repeatable")
+@click.option("--restore-lane", "restore_lanes", multiple=True, metavar="N@T",
+              help="--link phy: lane N works again at T (QDLWS width increase); repeatable")
+@click.option("--lane-burst", "bursts", multiple=True, metavar="N@T[:S]",
+              help="--link phy: S random symbols (default 8) on lane N at T; repeatable")
+@click.option("--slot-flits", type=click.IntRange(1, 1 << 16), default=None,
+              help="--link dll/phy: flits each DLL engine may send per slot (simulation "
+                   "granularity; default 32 dll, 768 phy)")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False),
+              help="--link phy: draw throughput, retries and link width over simulated time "
+                   "into this PNG (needs matplotlib: pip install 'ubpkt[plot]')")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--pcap", type=click.Path(dir_okay=False), help="write every frame to this pcap")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
@@ -56,14 +77,32 @@ from ubpkt_cli.stack_options import emit_report, fault_options, fault_spec
 @click.option("-q", "--quiet", is_flag=True, help="no live view or summary on stderr")
 def loopback(transport, op, size, count, total, mtu, retrans, window, outstanding, rnr,
              bad_token, out_of_bounds, direction, link_delay, driver, timeout_s, link_mode, ber,
-             non_crc, link_rate, seed, pcap, report_file, quiet, **faults):
+             non_crc, link_rate, lanes, fec, fail_lanes, restore_lanes, bursts, slot_flits,
+             plot_file, seed, pcap, report_file, quiet, **faults):
     """Move a workload between two endpoints of the reference stack, inject faults, compare
     memories and report what happened to every fault (JSON, schema ubpkt.loopback/1)."""
     from ubpkt.sim.link import parse_rate, parse_time
-    if link_mode != "dll" and (ber or non_crc or link_rate):
-        raise click.UsageError("--ber, --non-crc and --link-rate need --link dll")
+    if link_mode == "ideal" and (ber or non_crc or link_rate or slot_flits):
+        raise click.UsageError("--ber, --non-crc, --link-rate and --slot-flits need --link dll "
+                               "or --link phy")
+    if link_mode != "dll" and link_rate:
+        raise click.UsageError("--link-rate is for --link dll (the PHY's rate is its lanes')")
+    if link_mode != "phy" and (lanes or fec or fail_lanes or restore_lanes or bursts
+                               or plot_file):
+        raise click.UsageError("--lanes, --fec, --fail-lane, --restore-lane, --lane-burst and "
+                               "--plot need --link phy")
     if link_mode != "ideal" and driver != "sim":
-        raise click.UsageError("--link dll is a simulated link: --driver sim")
+        raise click.UsageError(f"--link {link_mode} is a simulated link: --driver sim")
+    lanes = int(lanes or 4)
+    fec = fec or "rs-t4"
+    if link_mode == "phy":
+        _check_phy_options(lanes, fec, non_crc, fail_lanes, restore_lanes, bursts)
+    if plot_file:
+        from ubpkt.sim.plot import PlotUnavailable, require_matplotlib
+        try:
+            require_matplotlib()
+        except PlotUnavailable as exc:
+            raise click.ClickException(str(exc))
     try:
         spec = fault_spec(faults)
         cfg = LoopbackConfig(transport=transport, op=op, size=size, count=count,
@@ -72,7 +111,10 @@ def loopback(transport, op, size, count, total, mtu, retrans, window, outstandin
                              delay_ns=parse_time(link_delay), rnr=rnr, bad_token=bad_token,
                              out_of_bounds=out_of_bounds, driver=driver, timeout_s=timeout_s,
                              link=link_mode, ber=ber, crc_mode=not non_crc,
-                             rate_bps=parse_rate(link_rate) if link_rate else None)
+                             rate_bps=parse_rate(link_rate) if link_rate else None,
+                             lanes=lanes, fec=fec, fail_lanes=tuple(fail_lanes),
+                             restore_lanes=tuple(restore_lanes), bursts=tuple(bursts),
+                             slot_flits=slot_flits)
     except ValueError as exc:
         raise click.BadParameter(str(exc))
     if spec:
@@ -101,6 +143,12 @@ def loopback(transport, op, size, count, total, mtu, retrans, window, outstandin
         if old is not None:
             signal.signal(signal.SIGTERM, old)
     emit_report(report, report_file)
+    if plot_file:
+        from ubpkt.sim.plot import plot_link
+        try:
+            plot_link(report, plot_file)
+        except (ValueError, OSError) as exc:
+            raise click.ClickException(f"--plot: {exc}")
     if not quiet:
         for w in report.get("warnings", ()):
             err.print(f"[yellow]warning:[/] {w}")
@@ -109,6 +157,22 @@ def loopback(transport, op, size, count, total, mtu, retrans, window, outstandin
         transport == "utp" and report["faults"]["unrecovered"] == 0
         and report["faults"]["unattributed"] == 0)
     sys.exit(0 if healthy else 1)
+
+
+def _check_phy_options(lanes, fec, non_crc, fail_lanes, restore_lanes, bursts) -> None:
+    """Bad --link phy arguments are usage errors (exit 2), found before anything runs."""
+    from ubpkt.sim.phy_link import parse_burst, parse_lane_event
+    if non_crc and fec == "bypass":
+        raise click.UsageError("--non-crc needs the FEC (UB 2.0 §4.3.2.3): --fec rs-t2/rs-t4")
+    try:
+        events = [parse_lane_event("fail", t) for t in fail_lanes]
+        events += [parse_lane_event("restore", t) for t in restore_lanes]
+        events += [parse_burst(b)[0] for b in bursts]
+    except ValueError as exc:
+        raise click.UsageError(str(exc))
+    for ev in events:
+        if not 0 <= ev.lane < lanes:
+            raise click.UsageError(f"lane {ev.lane}: the link has lanes 0..{lanes - 1}")
 
 
 def _interrupt(*_):
@@ -153,6 +217,16 @@ def _summary(report: dict, err) -> None:
                                 f"{ln['retries']} retries, {ln['replayed_flits']} flits "
                                 f"replayed, {ln['crc_errors']} BCRC / {ln['fec_errors']} FEC "
                                 "errors")
+    if ln.get("mode") == "phy":
+        ph = report.get("phy", {})
+        t.add_row("phy", f"x{ph.get('lanes')} {ph.get('fec')}: {ph.get('corrected_symbols')} "
+                         f"symbols corrected, {ph.get('uncorrectable_codewords')} codewords "
+                         f"uncorrectable, {ph.get('retrains')} retrains")
+        widths = ", ".join(f"{c['direction']} x{c['from']}->x{c['to']} at "
+                           f"{c['at_ns'] / 1e3:.1f} us" for c in ln["width_changes"])
+        t.add_row("link (phy)", f"{ln['flits']} flits, {ln['retries']} retries, "
+                                f"{ln['replayed_flits']} flits replayed"
+                                + (f"; width {widths}" if widths else ""))
     t.add_row("speed", f"{report['payload_mb_per_s']} MB/s of payload (wall clock), "
                        f"{report['sim_time_ns'] / 1e6:.3f} ms "
                        + ("simulated" if report["driver"]["kind"] == "sim" else

@@ -24,7 +24,8 @@ from ..stack.transaction.ops import WorkRequest
 from .driver import Simulator
 from .ledger import Ledger
 from .faults import FaultInjector, FaultSpec
-from .dll_link import DllLinkPair
+from .dll_link import DEFAULT_SLOT_FLITS, DllLinkPair
+from .phy_link import build_phy_pair
 from .link import LinkParams
 from .tap import PcapTap
 
@@ -32,7 +33,7 @@ __all__ = ["LoopbackConfig", "run_loopback", "transport_counters", "SCHEMA", "OP
 
 SCHEMA = "ubpkt.loopback/1"
 OPS = ("write", "read", "send", "atomic", "mix")
-LINK_MODES = ("ideal", "dll")
+LINK_MODES = ("ideal", "dll", "phy")
 #: where the target's segment sits, its TokenID and token value (the reference workload)
 _BASE, _TOKENID, _TOKEN = 0x1_0000_0000, 0x123, 0xC0FFEE
 _A_TPN, _B_TPN = 0x10, 0x20
@@ -64,6 +65,15 @@ class LoopbackConfig:
     ber: float = 0.0                # bit error rate of each flit wire (--link dll)
     crc_mode: bool = True           # DLL CRC mode (False: non-CRC, errors flagged as FEC fails)
     rate_bps: int | None = None     # link rate (None: no serialisation delay)
+    # --link phy (ubpkt.sim.phy_link): the DLL pair over a PhyLink of ``lanes`` lanes with
+    # ``fec``; ``ber`` is then the lanes' bit error rate (symbol errors); lane events and bursts
+    # as text: "LANE@TIME" / "LANE@SHARE%" and "LANE@TIME:SYMBOLS" (docs/stack.md)
+    lanes: int = 4
+    fec: str = "rs-t4"
+    fail_lanes: tuple = ()
+    restore_lanes: tuple = ()
+    bursts: tuple = ()
+    slot_flits: int | None = None   # flits per engine per slot (None: the mode's default)
     seed: int = 1
     pcap: str | None = None
     time_limit_ns: int = 600 * 10**9
@@ -255,7 +265,12 @@ class _SimNet:
         if cfg.link == "dll":       # the DLL engine pair over flit wires (ubpkt.sim.dll_link)
             self.pair = DllLinkPair(prof.with_(crc_mode=cfg.crc_mode), names=("A", "B"),
                                     delay_ns=cfg.delay_ns, rate_bps=cfg.rate_bps, ber=cfg.ber,
-                                    seed=cfg.seed)
+                                    seed=cfg.seed,
+                                    slot_flits=cfg.slot_flits or DEFAULT_SLOT_FLITS)
+            links = (self.pair.ab, self.pair.ba)
+        elif cfg.link == "phy":     # the DLL pair over the PCS lanes (ubpkt.sim.phy_link)
+            self.pair = build_phy_pair(cfg, prof.with_(crc_mode=cfg.crc_mode),
+                                       cfg.resolved_count() * cfg.size)
             links = (self.pair.ab, self.pair.ba)
         sim.connect("A", "B", params,
                     faults_ab=FaultInjector(FaultSpec.parse(fa), seed=cfg.seed) if fa else None,
@@ -264,6 +279,9 @@ class _SimNet:
 
     def link_report(self) -> dict:
         return self.pair.report() if self.pair is not None else {"mode": "ideal"}
+
+    def phy_report(self) -> dict | None:
+        return self.pair.phy_report() if hasattr(self.pair, "phy_report") else None
 
     @property
     def now(self) -> int:
@@ -310,10 +328,13 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
     total = n * size
     if cfg.link not in LINK_MODES:
         raise ValueError(f"link mode {cfg.link!r}: one of {', '.join(LINK_MODES)}")
-    if cfg.link != "dll" and (cfg.ber or not cfg.crc_mode):
-        raise ValueError("--ber and --non-crc need --link dll (the ideal link has no flits)")
+    if cfg.link == "ideal" and (cfg.ber or not cfg.crc_mode):
+        raise ValueError("--ber and --non-crc need --link dll or phy (the ideal link has no "
+                         "flits)")
+    if cfg.link != "phy" and (cfg.fail_lanes or cfg.restore_lanes or cfg.bursts):
+        raise ValueError("lane events and bursts need --link phy")
     if cfg.link != "ideal" and cfg.driver != "sim":
-        raise ValueError("--link dll is a simulated link: --driver sim")
+        raise ValueError(f"--link {cfg.link} is a simulated link: --driver sim")
     # the DLL carries network packets from the LPH: every transport on the native 16-bit CNA
     # NTH (UB 2.0 §5.2.1); the ideal link keeps UBoE for RTP/UTP
     kind = cfg.path_kind or ("uboe" if cfg.transport in ("rtp", "utp") and cfg.link == "ideal"
@@ -418,6 +439,9 @@ def _run(cfg, net, kind, rng, n, size, total, t0, progress) -> dict:
     report = _report(cfg, prof, app, a, b, net, sim_ledger, n, total, delivered, verified,
                      statuses, wall, run_s, outcome)
     report["link"] = net.link_report()
+    phy = net.phy_report() if hasattr(net, "phy_report") else None
+    if phy is not None:
+        report["phy"] = phy
     if progress is not None:
         progress(_progress(app, a, b, net, n))
     return report
