@@ -14,6 +14,7 @@ from ubpkt.views.output import (layer_fields, summary_line, time_text, to_fields
 from ubpkt.profile import load_profile
 from ubpkt.views.stats import CaptureStats
 from ubpkt.capture.stream import LINK_TYPES, file_size, iter_records
+from ubpkt_cli.errors import EXIT_INPUT, input_error, quiet_stdout, report_problems
 
 
 def _profile(value):
@@ -25,46 +26,69 @@ def _profile(value):
         raise click.BadParameter(f"cannot load profile {value!r}: {exc}")
 
 
-def _records(path, link_type, profile, quiet):
-    """Records with a rich progress bar on stderr for long files."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+class _Input:
+    """The records of one capture, opened before anything is written (so an unusable file fails
+    with nothing on stdout), with the problems of a damaged file reported on stderr at its end;
+    ``damaged`` then tells the command to exit 2 (as tshark)."""
 
-    size = file_size(path)
-    err = Console(stderr=True)
-    show = not quiet and err.is_terminal and size > (8 << 20)
-    try:
-        if not show:
-            for rec in iter_records(path, link_type, profile):
-                if rec.get("truncated"):
-                    err.print("[yellow]warning:[/] capture file ends inside a record")
+    def __init__(self, path, link_type, profile, quiet):
+        self.path = path
+        self.damaged = False
+        self._it = self._records(path, link_type, profile, quiet)
+        try:
+            self._first = next(self._it, None)
+        except (CaptureError, OSError) as exc:
+            raise input_error(path, exc)
+
+    def __iter__(self):
+        first, self._first = self._first, None
+        if first is not None:
+            if first.get("frame") is None:
+                self._damage(first)
+                return
+            yield first
+        try:
+            for rec in self._it:
+                if rec.get("frame") is None:
+                    self._damage(rec)
                     continue
                 yield rec
+        except (CaptureError, OSError) as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
+            raise input_error(self.path, exc)
+
+    def _damage(self, rec) -> None:
+        self.damaged = True
+        report_problems(self.path, rec.get("problems", ()), rec.get("problem_count"))
+
+    @staticmethod
+    def _records(path, link_type, profile, quiet):
+        """Records with a rich progress bar on stderr for long files."""
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+
+        size = file_size(path)
+        err = Console(stderr=True)
+        show = not quiet and err.is_terminal and size > (8 << 20)
+        if not show:
+            yield from iter_records(path, link_type, profile)
             return
         with Progress(TextColumn("[bold]decoding"), BarColumn(), TransferSpeedColumn(),
                       console=err, transient=True) as prog:
             task = prog.add_task("decode", total=size)
-            for rec in iter_records(path, link_type, profile,
-                                    progress=lambda pos: prog.update(task, completed=pos)):
-                if rec.get("truncated"):
-                    err.print("[yellow]warning:[/] capture file ends inside a record")
-                    continue
-                yield rec
-    except BrokenPipeError:
-        raise
-    except CaptureError as exc:
-        raise click.ClickException(f"{path}: {exc}")
-    except OSError as exc:
-        raise click.ClickException(f"{path}: {exc.strerror or exc}")
+            yield from iter_records(path, link_type, profile,
+                                    progress=lambda pos: prog.update(task, completed=pos))
+
+
+def _records(path, link_type, profile, quiet):
+    """The records of ``path`` (see :class:`_Input`)."""
+    return _Input(path, link_type, profile, quiet)
 
 
 def _quiet_broken_pipe() -> None:
     """The reader went away (| head): stop quietly, as other command-line tools do."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
+    quiet_stdout()
 
 
 def _rich_tree(console, rec) -> None:
@@ -110,7 +134,7 @@ def _ndjson_lines(path, link_type, profile, quiet, out, jobs=1) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
-    from ubpkt.capture.stream import TruncatedCapture, iter_ndjson
+    from ubpkt.capture.stream import DamagedCapture, iter_ndjson
     size = file_size(path)
     err = Console(stderr=True)
     show = not quiet and err.is_terminal and size > (8 << 20)
@@ -144,21 +168,36 @@ def _ndjson_lines(path, link_type, profile, quiet, out, jobs=1) -> None:
         else:
             for chunk in lines:
                 write(chunk)
-    except TruncatedCapture:
-        err.print("[yellow]warning:[/] capture file ends inside a record")
+    except DamagedCapture as exc:
+        if prog is not None:
+            prog.stop()
+            prog = None
+        report_problems(path, exc.problems, exc.count)
+        raise click.exceptions.Exit(EXIT_INPUT)
     except BrokenPipeError:
         _quiet_broken_pipe()
-    except CaptureError as exc:
-        raise click.ClickException(f"{path}: {exc}")
-    except OSError as exc:
-        raise click.ClickException(f"{path}: {exc.strerror or exc}")
+    except (CaptureError, OSError) as exc:
+        if _output_failure(exc, out):
+            raise
+        raise input_error(path, exc)
     finally:
         if prog is not None:
             prog.stop()
 
 
+def _output_failure(exc, out) -> bool:
+    """Whether an OSError came from writing the output (a full disk), not reading the input:
+    those are the group's to report (exit 1)."""
+    import errno
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT,
+                                                      errno.EFBIG, errno.EPIPE)
+
+
 def _plain_pcap(path) -> bool:
-    """A classic pcap of packets (not flits): the kind the parallel path can split."""
+    """A classic pcap of packets (not flits, not compressed, not standard input): the kind the
+    parallel path can split."""
+    if str(path) == "-":
+        return False
     try:
         from ubpkt.capture.parallel import pcap_format
         fmt = pcap_format(path)
@@ -193,7 +232,9 @@ _FORCE_SMALL_PARALLEL = False  # tests flip this to exercise the parallel path o
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True,
               help="worker processes for unfiltered ndjson on large pcaps (0: one per core)")
 def decode(file, fmt, fields, filt, count, link_type, profile, quiet, jobs):
-    """Decode a capture (pcap/pcapng; Ethernet/UBoE, raw UB 148, ns-3-UB 147, flits 149)."""
+    """Decode a capture (pcap/pcapng, plain or gzip, FILE '-' for stdin; Ethernet/UBoE, Linux
+    cooked SLL/SLL2, raw IP, raw UB 148, ns-3-UB 147, flits 149).  A damaged capture: every
+    readable frame is decoded, the damage is reported on stderr, exit status 2."""
     prof = _profile(profile)
     try:
         pred = compile_filter(filt) if filt else None
@@ -218,11 +259,12 @@ def decode(file, fmt, fields, filt, count, link_type, profile, quiet, jobs):
     if fmt == "tree" and out.isatty():
         from rich.console import Console
         console = Console()
+    records = _records(file, link_type, prof, quiet)   # fails (exit 2) before any output
     if fmt == "json":
         write("[")
     first = True
     try:
-        for rec in _records(file, link_type, prof, quiet):
+        for rec in records:
             n += 1
             if count is not None and n > count:
                 break
@@ -249,6 +291,8 @@ def decode(file, fmt, fields, filt, count, link_type, profile, quiet, jobs):
         return
     if fmt == "json":
         write("\n]\n")
+    if records.damaged:
+        raise click.exceptions.Exit(EXIT_INPUT)
 
 
 @click.command()
@@ -266,10 +310,13 @@ def stats(file, link_type, profile, as_json):
 
     prof = _profile(profile)
     st = CaptureStats()
-    for rec in _records(file, link_type, prof, quiet=False):
+    records = _records(file, link_type, prof, quiet=False)
+    for rec in records:
         st.add(rec)
     if as_json:
         click.echo(json.dumps(st.to_json(), indent=2))
+        if records.damaged:
+            raise click.exceptions.Exit(EXIT_INPUT)
         return
     frames, layers, opcodes, issues, channels = (st.frames, st.layers, st.opcodes, st.issues,
                                                  st.channels)
@@ -299,3 +346,5 @@ def stats(file, link_type, profile, as_json):
         t.add_row(str(k[0]), str(k[1]), str(k[2]), str(k[3]), str(v["packets"]), str(v["gaps"]),
                   str(v["missing"]))
     con.print(t)
+    if records.damaged:
+        raise click.exceptions.Exit(EXIT_INPUT)
