@@ -1068,13 +1068,21 @@ for port in pairs(PROFILE.spec.ub_udp_ports) do DissectorTable.get("udp.port"):a
 -- registered their ports.
 local ub_guard = Proto("ub_udp_guard", "UB over UDP: destination port ahead of the source port")
 local GUARDED = {}   -- port -> the dissector the guard displaced
+-- a displaced dissector that throws (a malformed datagram) would surface as a Lua error through
+-- Dissector:call; it is shown as the malformed-packet expert info it is instead
+local ef_malformed = ProtoExpert.new("ub_udp_guard.malformed", "Malformed packet",
+                                     expert.group.MALFORMED, expert.severity.ERROR)
+ub_guard.experts = {ef_malformed}
 function ub_guard.dissector(tvb, pinfo, tree)
   if PROFILE.spec.ub_udp_ports[pinfo.dst_port] then
     return ub_udp.dissector(tvb, pinfo, tree)
   end
   local orig = GUARDED[pinfo.match_uint]
-  if orig ~= nil then return orig:call(tvb, pinfo, tree) end
-  return 0
+  if orig == nil then return 0 end
+  local ok, r = pcall(orig.call, orig, tvb, pinfo, tree)
+  if ok then return r end
+  tree:add_proto_expert_info(ef_malformed, "Malformed packet: " .. tostring(r))
+  return tvb:len()
 end
 function ub_guard.init()
   local lowest

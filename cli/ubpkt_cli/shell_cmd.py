@@ -56,18 +56,17 @@ def run_command(code: str, ns: dict) -> None:
 
 
 def _interact(ns: dict, banner: str) -> None:
-    """IPython when it is installed (scapy's own shell prefers it too), else scapy's console."""
+    """IPython when it is installed (the optional ``shell`` extra; scapy's own shell prefers it
+    too), else scapy's console."""
+    import importlib
     try:
-        import IPython  # noqa: F401
+        ipython = importlib.import_module("IPython")   # optional: not a declared dependency
     except ImportError:
         from scapy.main import interact
         interact(mydict=ns, argv=[], mybanner=banner)
         return
-    from IPython import start_ipython
-    from traitlets.config import Config
-    cfg = Config()
-    cfg.TerminalInteractiveShell.banner2 = banner + "\n"
-    start_ipython(argv=[], user_ns=ns, config=cfg)
+    click.echo(banner)
+    ipython.start_ipython(argv=[], user_ns=ns)
 
 
 @click.command("shell")
