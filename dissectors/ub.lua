@@ -392,11 +392,18 @@ local START = {
   [1] = "eth",
   [147] = {peek = 1, mask = 0x0f, shift = 0, cases = {[0] = "@dllcb"}, default = "ub.lph", missing = "ub.lph"},
   [148] = {peek = 1, mask = 0x0f, shift = 0, cases = {[0] = "@dllcb"}, default = "ub.lph", missing = "ub.lph"},
+  [101] = {peek = 0, mask = 0xf0, shift = 4, cases = {[4] = "@ipv4", [6] = "@ipv6"}, default = END, missing = END},
+  [228] = "@ipv4",
+  [229] = "@ipv6",
+  [113] = "sll",
+  [276] = "sll2",
 }
 -- layer -> what follows it; absent: payload (grammar.NEXT)
 local NEXT = {
   ["eth"] = {switch = "type", cases = {[0x8100] = "vlan", [0x88a8] = "vlan", [0x0800] = "@ipv4", [0x86dd] = "@ipv6"}, default = END},  -- IEEE 802.3; UB 2.0 §5.2.3
   ["vlan"] = {switch = "etype", cases = {[0x8100] = "vlan", [0x88a8] = "vlan", [0x0800] = "@ipv4", [0x86dd] = "@ipv6"}, default = END},  -- IEEE 802.1Q
+  ["sll"] = {switch = "etype", cases = {[0x8100] = "vlan", [0x88a8] = "vlan", [0x0800] = "@ipv4", [0x86dd] = "@ipv6"}, default = END},  -- pcap LINKTYPE_LINUX_SLL
+  ["sll2"] = {switch = "etype", cases = {[0x8100] = "vlan", [0x88a8] = "vlan", [0x0800] = "@ipv4", [0x86dd] = "@ipv6"}, default = END},  -- pcap LINKTYPE_LINUX_SLL2
   ["ub.lph"] = {switch = "cfg", cases = {[3] = "ub.nth", [4] = "ub.nth", [5] = "ub.cfg5", [6] = "ub.cna16", [7] = "ub.cna24", [9] = "ub.cna16"}, default = RESERVED},  -- UB 2.0 §4.3.2.2 Table 4-2
   ["ub.nth"] = {switch = "ub.lph.cfg", cases = {[3] = "@ipv4", [4] = "@ipv6"}, default = END},
   ["ip"] = {switch = "proto", cases = {[17] = "udp"}, default = END},

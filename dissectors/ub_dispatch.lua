@@ -1113,6 +1113,49 @@ wtap_encap:add(wtap.USER0, ub_ns3)   -- LINKTYPE 147: ns-3-UB traces
 wtap_encap:add(wtap.USER1, ub)       -- LINKTYPE 148: a UB network packet from its LPH
 for port in pairs(PROFILE.spec.ub_udp_ports) do DissectorTable.get("udp.port"):add(port, ub_udp) end
 
+-- UB over UDP is addressed to destination port 4792 whatever the source port (UB 2.0 §5.2.3),
+-- but Wireshark's UDP tries the lower of the two ports first: a well-known source port (53,
+-- scapy's default) would open the packet as DNS and never reach ub_udp.  So every port below
+-- the lowest UB port that has a dissector is routed through this guard, which hands datagrams
+-- *to* a UB port to ub_udp and everything else to the dissector it displaced (pinfo.match_uint
+-- is the port the table matched).  Installed at init, once the built-in dissectors have
+-- registered their ports.
+local ub_guard = Proto("ub_udp_guard", "UB over UDP: destination port ahead of the source port")
+local GUARDED = {}   -- port -> the dissector the guard displaced
+-- a displaced dissector that throws (a malformed datagram) would surface as a Lua error through
+-- Dissector:call; it is shown as the malformed-packet expert info it is instead
+local ef_malformed = ProtoExpert.new("ub_udp_guard.malformed", "Malformed packet",
+                                     expert.group.MALFORMED, expert.severity.ERROR)
+ub_guard.experts = {ef_malformed}
+function ub_guard.dissector(tvb, pinfo, tree)
+  if PROFILE.spec.ub_udp_ports[pinfo.dst_port] then
+    return ub_udp.dissector(tvb, pinfo, tree)
+  end
+  local orig = GUARDED[pinfo.match_uint]
+  if orig == nil then return 0 end
+  local ok, r = pcall(orig.call, orig, tvb, pinfo, tree)
+  if ok then return r end
+  tree:add_proto_expert_info(ef_malformed, "Malformed packet: " .. tostring(r))
+  return tvb:len()
+end
+function ub_guard.init()
+  local lowest
+  for port in pairs(PROFILE.spec.ub_udp_ports) do
+    if lowest == nil or port < lowest then lowest = port end
+  end
+  if lowest == nil then return end
+  local udp_port = DissectorTable.get("udp.port")
+  for port = 1, lowest - 1 do
+    if GUARDED[port] == nil then
+      local d = udp_port:get_dissector(port)
+      if d ~= nil then
+        GUARDED[port] = d
+        udp_port:add(port, ub_guard)
+      end
+    end
+  end
+end
+
 -- ns-3-UB sends UB over UDP to any port: claim the datagram while CTX says so
 ub_udp:register_heuristic("udp", function(tvb, pinfo, tree)
   if CTX and CTX.num == pinfo.number and CTX.prof.any_udp_port_is_ub then

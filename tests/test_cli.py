@@ -37,7 +37,7 @@ def test_decode_errors_are_one_line(tmp_path):
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(b"not a capture at all")
     r = run("decode", bad)
-    assert r.exit_code == 1 and "not a pcap" in r.output
+    assert r.exit_code == 2 and "not a pcap" in r.output
     r = run("decode", "-Y", "ub.lph.cfg ==", bad)
     assert r.exit_code == 2
 

@@ -182,6 +182,9 @@ def test_generator_covers_grammar():
         want |= {G.resolve(lay, prof, c) for lay in layers for c in (False, True)}
     want |= {"ub.lch", "ub.lch_crd_ack", "ub.lch_block_mode_chg", "ub.bcrc", "ub.icrc",
              "ub.pad", "eth.trailer", "ip.options", "ub.beetah", "ub.pdu"}
+    # the Linux cooked headers start only captures of host tools (linktypes 113/276), which the
+    # sample generator does not write: tests/test_capture_hosts.py decodes them
+    want -= {"sll", "sll2"}
     missing = want - seen
     assert not missing - set(KNOB_ONLY), sorted(missing - set(KNOB_ONLY))
     assert procs <= via, sorted(procs - via)

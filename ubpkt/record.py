@@ -12,7 +12,8 @@ what is wrong with the frame, each an *issue* dict ``{"severity", "layer", "fiel
 from __future__ import annotations
 
 __all__ = ["ERROR", "WARNING", "INFO", "SEVERITIES", "LINKTYPE_ETHERNET", "LINKTYPE_NS3",
-           "LINKTYPE_UB", "LINKTYPE_FLITS", "LINKTYPE_NAMES", "RECORD_KEYS", "ISSUE_KEYS",
+           "LINKTYPE_UB", "LINKTYPE_FLITS", "LINKTYPE_RAW", "LINKTYPE_IPV4", "LINKTYPE_IPV6",
+           "LINKTYPE_SLL", "LINKTYPE_SLL2", "LINKTYPE_NAMES", "RECORD_KEYS", "ISSUE_KEYS",
            "make_issue", "make_record", "has_errors"]
 
 #: Issue severities, most severe first.
@@ -26,8 +27,16 @@ LINKTYPE_ETHERNET = 1
 LINKTYPE_NS3 = 147
 LINKTYPE_UB = 148
 LINKTYPE_FLITS = 149
+#: What UB hosts' own capture tools write for UB over IP: raw IP (101; 228 IPv4, 229 IPv6) and
+#: the Linux cooked captures of ``tcpdump -i any`` (113 SLL, 276 SLL2).
+LINKTYPE_RAW = 101
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+LINKTYPE_SLL = 113
+LINKTYPE_SLL2 = 276
 LINKTYPE_NAMES = {"eth": LINKTYPE_ETHERNET, "ns3": LINKTYPE_NS3, "ub": LINKTYPE_UB,
-                  "flits": LINKTYPE_FLITS}
+                  "flits": LINKTYPE_FLITS, "raw": LINKTYPE_RAW, "ipv4": LINKTYPE_IPV4,
+                  "ipv6": LINKTYPE_IPV6, "sll": LINKTYPE_SLL, "sll2": LINKTYPE_SLL2}
 
 RECORD_KEYS = ("frame", "time", "len", "caplen", "linktype", "layers", "fields", "issues")
 ISSUE_KEYS = ("severity", "layer", "field", "offset", "message")

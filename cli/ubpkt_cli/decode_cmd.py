@@ -14,6 +14,7 @@ from ubpkt.views.output import (layer_fields, summary_line, time_text, to_fields
 from ubpkt.profile import load_profile
 from ubpkt.views.stats import CaptureStats
 from ubpkt.capture.stream import LINK_TYPES, file_size, iter_records
+from ubpkt_cli.errors import EXIT_INPUT, input_error, quiet_stdout, report_problems
 
 
 def _profile(value):
@@ -25,39 +26,66 @@ def _profile(value):
         raise click.BadParameter(f"cannot load profile {value!r}: {exc}")
 
 
-def _records(path, link_type, profile, quiet, **extra):
-    """Records with a rich progress bar on stderr for long files (``extra``: iter_records'
-    exact_time / raw)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+class _Input:
+    """The records of one capture, opened before anything is written (so an unusable file fails
+    with nothing on stdout), with the problems of a damaged file reported on stderr at its end;
+    ``damaged`` then tells the command to exit 2 (as tshark)."""
 
-    size = file_size(path)
-    err = Console(stderr=True)
-    show = not quiet and err.is_terminal and size > (8 << 20)
-    try:
-        if not show:
-            for rec in iter_records(path, link_type, profile, **extra):
-                if rec.get("truncated"):
-                    err.print("[yellow]warning:[/] capture file ends inside a record")
+    def __init__(self, path, link_type, profile, quiet, **extra):
+        self.path = path
+        self.damaged = False
+        self._it = self._records(path, link_type, profile, quiet, **extra)
+        try:
+            self._first = next(self._it, None)
+        except (CaptureError, OSError) as exc:
+            raise input_error(path, exc)
+
+    def __iter__(self):
+        first, self._first = self._first, None
+        if first is not None:
+            if first.get("frame") is None:
+                self._damage(first)
+                return
+            yield first
+        try:
+            for rec in self._it:
+                if rec.get("frame") is None:
+                    self._damage(rec)
                     continue
                 yield rec
+        except (CaptureError, OSError) as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
+            raise input_error(self.path, exc)
+
+    def _damage(self, rec) -> None:
+        self.damaged = True
+        report_problems(self.path, rec.get("problems", ()), rec.get("problem_count"))
+
+    @staticmethod
+    def _records(path, link_type, profile, quiet, **extra):
+        """Records with a rich progress bar on stderr for long files (``extra``:
+        iter_records' exact_time / raw)."""
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+
+        size = file_size(path)
+        err = Console(stderr=True)
+        show = not quiet and err.is_terminal and size > (8 << 20)
+        if not show:
+            yield from iter_records(path, link_type, profile, **extra)
             return
         with Progress(TextColumn("[bold]decoding"), BarColumn(), TransferSpeedColumn(),
                       console=err, transient=True) as prog:
             task = prog.add_task("decode", total=size)
-            for rec in iter_records(path, link_type, profile,
+            yield from iter_records(path, link_type, profile,
                                     progress=lambda pos: prog.update(task, completed=pos),
-                                    **extra):
-                if rec.get("truncated"):
-                    err.print("[yellow]warning:[/] capture file ends inside a record")
-                    continue
-                yield rec
-    except BrokenPipeError:
-        raise
-    except CaptureError as exc:
-        raise click.ClickException(f"{path}: {exc}")
-    except OSError as exc:
-        raise click.ClickException(f"{path}: {exc.strerror or exc}")
+                                    **extra)
+
+
+def _records(path, link_type, profile, quiet, **extra):
+    """The records of ``path`` (see :class:`_Input`)."""
+    return _Input(path, link_type, profile, quiet, **extra)
 
 
 def _quiet_broken_pipe() -> None:
@@ -112,7 +140,7 @@ def _ndjson_lines(path, link_type, profile, quiet, out, jobs=1) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
-    from ubpkt.capture.stream import TruncatedCapture, iter_ndjson
+    from ubpkt.capture.stream import DamagedCapture, iter_ndjson
     size = file_size(path)
     err = Console(stderr=True)
     show = not quiet and err.is_terminal and size > (8 << 20)
@@ -146,21 +174,36 @@ def _ndjson_lines(path, link_type, profile, quiet, out, jobs=1) -> None:
         else:
             for chunk in lines:
                 write(chunk)
-    except TruncatedCapture:
-        err.print("[yellow]warning:[/] capture file ends inside a record")
+    except DamagedCapture as exc:
+        if prog is not None:
+            prog.stop()
+            prog = None
+        report_problems(path, exc.problems, exc.count)
+        raise click.exceptions.Exit(EXIT_INPUT)
     except BrokenPipeError:
         _quiet_broken_pipe()
-    except CaptureError as exc:
-        raise click.ClickException(f"{path}: {exc}")
-    except OSError as exc:
-        raise click.ClickException(f"{path}: {exc.strerror or exc}")
+    except (CaptureError, OSError) as exc:
+        if _output_failure(exc, out):
+            raise
+        raise input_error(path, exc)
     finally:
         if prog is not None:
             prog.stop()
 
 
+def _output_failure(exc, out) -> bool:
+    """Whether an OSError came from writing the output (a full disk), not reading the input:
+    those are the group's to report (exit 1)."""
+    import errno
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT,
+                                                      errno.EFBIG, errno.EPIPE)
+
+
 def _plain_pcap(path) -> bool:
-    """A classic pcap of packets (not flits): the kind the parallel path can split."""
+    """A classic pcap of packets (not flits, not compressed, not standard input): the kind the
+    parallel path can split."""
+    if str(path) == "-":
+        return False
     try:
         from ubpkt.capture.parallel import pcap_format
         fmt = pcap_format(path)
@@ -269,7 +312,9 @@ def _wants_analysis(two_pass, verbose, pred, names) -> bool:
 def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdump, write_file,
            print_too, time_fmt, line_flush, no_resolve, two_pass, link_type, profile, quiet,
            jobs, report_file):
-    """Decode a capture (pcap/pcapng; Ethernet/UBoE, raw UB 148, ns-3-UB 147, flits 149).
+    """Decode a capture (pcap/pcapng, plain or gzip, FILE '-' for stdin; Ethernet/UBoE, Linux
+    cooked SLL/SLL2, raw IP, raw UB 148, ns-3-UB 147, flits 149).  A damaged capture: every
+    readable frame is decoded, the damage is reported on stderr, exit status 2.
 
     Takes tshark's options: -r, -Y, -e/-E, -T, -V, -x, -w, -t, -l, -n, -2, -c."""
     from ubpkt.views.analysis import Analyzer, first_pass
@@ -330,12 +375,14 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
     if fmt == "tree" and out.isatty() and not verbose and not hexdump:
         from rich.console import Console
         console = Console()
+    # opened before any output: an unusable file fails (exit 2) with nothing on stdout
+    records = _records(file, link_type, prof, quiet, exact_time=True, raw=need_raw)
     n = shown = 0
     first = True
     try:
         if cols is not None and cols.s["header"] and show:
             write(cols.header() + "\n")
-        for rec in _records(file, link_type, prof, quiet, exact_time=True, raw=need_raw):
+        for rec in records:
             n += 1
             if count is not None and n > count:
                 break
@@ -391,4 +438,7 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
         out.write(("[" if first else "") + "\n]\n")
     _write_report(report_file, {"file": str(file), "format": fmt, "frames_read": n,
                                 "frames_shown": shown,
-                                "frames_written": writer.count if writer else None})
+                                "frames_written": writer.count if writer else None,
+                                "damaged": records.damaged})
+    if records.damaged:
+        raise click.exceptions.Exit(EXIT_INPUT)

@@ -12,12 +12,69 @@ err = Console(stderr=True)
 NATIVE = (147, 148)            # captures whose records are network packets from the LPH
 
 
-def _open_capture(path):
+FLITS = 149                    # a flit stream (ubpkt.record.LINKTYPE_FLITS)
+_LINK_NAMES = {1: "Ethernet", 101: "raw IP", 113: "Linux cooked", 147: "ns-3-UB",
+               148: "UB network packets", 149: "flits", 228: "raw IPv4", 229: "raw IPv6",
+               276: "Linux cooked v2"}
+
+
+def _open_capture(path, linktypes=NATIVE, what="a capture of UB network packets (148/147)"):
+    """A capture whose link type is one of ``linktypes`` (else a one-line error, exit 2)."""
     from ubpkt.capture import CaptureError, open_capture
+    from ubpkt_cli.errors import InputError, input_error
     try:
-        return open_capture(path)
+        cap = open_capture(path)
     except (OSError, CaptureError) as e:
-        raise click.ClickException(f"cannot read {path}: {e}")
+        raise input_error(path, e)
+    if cap.linktype not in linktypes:
+        cap.close()
+        lt = cap.linktype
+        raise InputError(f"{path}: link type {lt} ({_LINK_NAMES.get(lt, 'unknown')}), "
+                         f"not {what}")
+    return cap
+
+
+def _flit_source(path):
+    """Check that ``path`` is a flit stream: a capture of link type 149, or a raw file of whole
+    20-byte flits; exit 2 with one line otherwise.  Returns the path."""
+    import os
+    from ubpkt.dissect.flitstream import _PCAP_MAGICS
+    from ubpkt_cli.errors import InputError, input_error
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise input_error(path, e)
+    if head in _PCAP_MAGICS:
+        _open_capture(path, (FLITS,), "a flit stream (149, what `ubpkt link frame` writes)"
+                      ).close()
+    elif head[:2] == b"\x1f\x8b":
+        raise InputError(f"{path}: gzip-compressed; decompress it first (gunzip)")
+    elif size == 0:
+        raise InputError(f"{path}: empty file, not a flit stream")
+    elif size % 20:
+        raise InputError(f"{path}: neither a pcap/pcapng nor a raw flit stream ({size} bytes "
+                         "is not a whole number of 20-byte flits)")
+    return path
+
+
+#: layers of a flit-stream unit's issues that say the flits themselves are wrong (block CRC,
+#: block headers, framing), as opposed to the network packet they carry
+_FLIT_LAYERS = ("frame", "ub.bcrc", "ub.lbh", "ub.end", "ub.flit", "ub.dll", "ub.lch")
+
+
+def _flit_errors(issues) -> bool:
+    """Whether a flit-stream unit has an error in its flits (not in the packet it carries)."""
+    return any(i["severity"] == "error" and i["layer"].startswith(_FLIT_LAYERS) for i in issues)
+
+
+def _none_decoded(path, units: int, bad: int) -> None:
+    """A raw file whose every unit has errors is not a flit stream: exit 2."""
+    from ubpkt_cli.errors import InputError
+    if units and bad == units:
+        raise InputError(f"{path}: none of its {units} flit-stream units decodes without "
+                         "errors: not a flit stream (or not this encapsulation: --non-crc?)")
 
 
 def _writer(path, linktype):
@@ -34,7 +91,7 @@ def link() -> None:
 
 
 @link.command()
-@click.argument("infile", type=click.Path(exists=True, dir_okay=False))
+@click.argument("infile", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="flit stream: pcap linktype 149, or raw flits with --raw")
 @click.option("--non-crc", is_flag=True, help="non-CRC encapsulation (END instead of BCRC)")
@@ -125,7 +182,7 @@ def _frame_with_engine(packets, put, crc_mode):
 
 
 @link.command()
-@click.argument("infile", type=click.Path(exists=True, dir_okay=False))
+@click.argument("infile", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="pcap (linktype 148) of the reassembled network packets")
 @click.option("--non-crc", is_flag=True, help="the stream uses non-CRC encapsulation")
@@ -134,14 +191,16 @@ def deframe(infile, output, non_crc) -> None:
     from ubpkt.dissect.flitstream import iter_flit_chunks
     from ubpkt.link.framing import Deframer
     from ubpkt.profile import SPEC
+    _flit_source(infile)
     d = Deframer(not non_crc, covers_info=SPEC.bcrc_covers_info, controls=True)
-    n = bad = cbs = 0
+    n = bad = cbs = units = flit_bad = 0
     with _writer(output, 148) as w:
         last_t = 0
 
-        def emit(units):
-            nonlocal n, bad, cbs
-            for u in units:
+        def emit(done):
+            nonlocal n, bad, cbs, units, flit_bad
+            for u in done:
+                units += 1
                 if u.kind == "packet":
                     w.write(u.packet, last_t)
                     n += 1
@@ -149,6 +208,7 @@ def deframe(infile, output, non_crc) -> None:
                     cbs += 1
                 if any(i["severity"] == "error" for i in u.issues):
                     bad += 1
+                flit_bad += _flit_errors(u.issues)
 
         for data, t in iter_flit_chunks(infile):
             last_t = t if t is not None else last_t
@@ -156,10 +216,11 @@ def deframe(infile, output, non_crc) -> None:
         emit(d.close())
     err.print(f"{n} packets written to {output}; {cbs} control blocks; "
               f"{bad} units with errors")
+    _none_decoded(infile, units, flit_bad)
 
 
 @link.command()
-@click.argument("infile", type=click.Path(exists=True, dir_okay=False))
+@click.argument("infile", type=click.Path(dir_okay=False))
 @click.option("--non-crc", is_flag=True)
 @click.option("--json", "as_json", is_flag=True, help="one JSON record per line")
 @click.option("-c", "--count", type=int, default=0, help="stop after this many records")
@@ -167,7 +228,11 @@ def show(infile, non_crc, as_json, count) -> None:
     """List the blocks of a flit stream: DLLCBs and reassembled DLLDPs with their issues."""
     from ubpkt.dissect.flitstream import decode_flit_stream
     from ubpkt.profile import SPEC
+    _flit_source(infile)
+    units = bad = 0
     for rec in decode_flit_stream(infile, SPEC, crc_mode=not non_crc):
+        units += 1
+        bad += _flit_errors(rec["issues"])
         if as_json:
             sys.stdout.write(json.dumps(rec, default=str) + "\n")
         else:
@@ -182,3 +247,4 @@ def show(infile, non_crc, as_json, count) -> None:
                        f"{rec['len']:6d}B {what}" + (f"  [{issues}]" if issues else ""))
         if count and rec["frame"] >= count:
             break
+    _none_decoded(infile, units, bad)

@@ -4,9 +4,10 @@ from __future__ import annotations
 import click
 
 from ubpkt import __version__
+from ubpkt_cli.errors import UbGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=UbGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ubpkt")
 def main() -> None:
     """ubpkt: dissector and packet toolkit for UnifiedBus (UB)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 import zipfile
 
@@ -17,24 +18,52 @@ PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"
 
 
 def _emit(report: dict, path: str | None) -> None:
-    text = json.dumps(report, indent=2, sort_keys=False)
+    """The JSON report, streamed (a fuzz log can list millions of changes: it is never built
+    as one string)."""
     if path:
         try:
             with open(path, "w") as fh:
-                fh.write(text + "\n")
+                json.dump(report, fh, indent=2, sort_keys=False)
+                fh.write("\n")
         except OSError as e:
             raise click.ClickException(f"cannot write report {path}: {e.strerror}")
         err.print(f"report written to {path}")
     else:
-        click.echo(text)
+        json.dump(report, sys.stdout, indent=2, sort_keys=False)
+        sys.stdout.write("\n")
 
 
 def _read(path: str) -> bytes:
+    from ubpkt_cli.errors import input_error
     try:
         with open(path, "rb") as fh:
             return fh.read()
     except OSError as e:
-        raise click.ClickException(f"cannot read {path}: {e.strerror}")
+        raise input_error(path, e)
+
+
+def _flit_bytes(path: str, data: bytes) -> bytes:
+    """The flits of ``data``: a raw stream of whole 20-byte flits, or a capture of link type 149
+    (what ``ubpkt link frame`` writes by default) whose records are joined."""
+    from ubpkt_cli.errors import InputError, input_error
+    if data[:4] not in PCAP_MAGICS:
+        if len(data) % 20:
+            raise InputError(f"{path}: {len(data)} bytes is not a whole number of 20-byte flits")
+        return data
+    from ubpkt.capture import CaptureError, open_capture
+    try:
+        with open_capture(path) as cap:
+            if cap.linktype != 149:
+                raise InputError(f"{path}: a capture of link type {cap.linktype}, not a flit "
+                                 "stream (149)")
+            out = b"".join(p.data for p in cap if p.linktype == 149)
+            if cap.problem_count:
+                raise InputError(f"{path}: damaged capture: {cap.problems[0]}")
+    except (OSError, CaptureError) as e:
+        raise input_error(path, e)
+    if len(out) % 20:
+        raise InputError(f"{path}: its records hold {len(out)} bytes, not whole 20-byte flits")
+    return out
 
 
 def _write(path: str, data: bytes) -> None:
@@ -58,26 +87,35 @@ def _save_lanes(path: str, lanes: list[np.ndarray], settings: dict) -> None:
 
 
 def _load_lanes(path: str) -> tuple[list[np.ndarray], dict]:
+    """A lane file written by `phy tx` (an .npz of lane0..laneN-1); anything else is a one-line
+    error (exit 2), never numpy's advice about pickles."""
+    from ubpkt_cli.errors import InputError
+    head = _read(path)[:6]
+    if not head:
+        raise InputError(f"{path}: empty file, not a lane file (.npz)")
+    if head[:2] != b"PK":
+        what = "a plain .npy array" if head == b"\x93NUMPY" else "not a zip archive"
+        raise InputError(f"{path}: not a lane file (.npz written by `ubpkt phy tx`): {what}")
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise click.ClickException(f"{path} is not a lane file (.npz): {e}")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise InputError(f"{path}: not a lane file (.npz): {str(e).splitlines()[0]}")
     if not hasattr(z, "files"):
         raise click.ClickException(f"{path} is a plain .npy array, not a lane file (.npz)")
     names = sorted((f for f in z.files if f.startswith("lane") and f[4:].isdigit()),
                    key=lambda f: int(f[4:]))
     if not names or names != [f"lane{i}" for i in range(len(names))]:
-        raise click.ClickException(f"{path}: no lane0..laneN-1 arrays in the file")
+        raise InputError(f"{path}: no lane0..laneN-1 arrays in the file")
     try:
         lanes = [np.asarray(z[n]) for n in names]
         settings = {k: z[k].item() for k in z.files if not k.startswith("lane")}
     except ValueError as e:
-        raise click.ClickException(f"{path}: unreadable array ({e})")
+        raise InputError(f"{path}: unreadable array ({str(e).splitlines()[0]})")
     for n, u in zip(names, lanes):
         if u.ndim != 1 or not np.issubdtype(u.dtype, np.integer):
-            raise click.ClickException(f"{path}: {n} must be a 1-D integer array")
+            raise InputError(f"{path}: {n} must be a 1-D integer array")
         if u.size and (u.min() < 0 or u.max() > 3):
-            raise click.ClickException(f"{path}: {n} holds values outside 0..3")
+            raise InputError(f"{path}: {n} holds values outside 0..3")
     return [u.astype(np.uint8) for u in lanes], settings
 
 
@@ -98,13 +136,11 @@ def phy() -> None:
 @click.option("--amctl-period", type=click.IntRange(16, 1 << 24), default=None,
               help="symbols per lane between AMCTLs (default: profile Period0 = 6656)")
 def tx_cmd(flits, output, lanes, fec, interleave, modulation, amctl_period):
-    """Turn a flit stream (whole 20-byte flits) into per-lane UI streams."""
+    """Turn a flit stream (whole 20-byte flits, raw or the linktype-149 pcap `link frame`
+    writes) into per-lane UI streams."""
     from ubpkt.phy.pcs import TxConfig, tx
     from ubpkt.phy.profile import DEFAULT_PROFILE
-    data = _read(flits)
-    if len(data) % 20:
-        raise click.ClickException(f"{flits}: {len(data)} bytes is not a whole number of "
-                                   "20-byte flits")
+    data = _flit_bytes(flits, _read(flits))
     cfg = TxConfig(int(lanes), fec, int(interleave), modulation, amctl_period)
     t0 = time.perf_counter()
     lane_uis, stats = tx(data, cfg)
@@ -138,6 +174,11 @@ def rx_cmd(lanes_file, output, report, fec, interleave, modulation, amctl_period
         cfg.validate()
     except (ValueError, TypeError) as e:
         raise click.ClickException(f"{lanes_file}: bad settings ({e})")
+    sizes = [int(u.size) for u in lanes]
+    if len(set(sizes)) > 1:
+        err.print(f"warning: {lanes_file}: lanes of unequal length ({', '.join(map(str, sizes))} "
+                  f"UI); the lanes are decoded together up to the shortest after deskew, "
+                  f"{sum(sizes) - min(sizes) * len(sizes)} UI beyond it are not decoded")
     t0 = time.perf_counter()
     try:
         res = rx(lanes, cfg)
@@ -147,6 +188,8 @@ def rx_cmd(lanes_file, output, report, fec, interleave, modulation, amctl_period
     _write(output, res.flits)
     rep = dict(res.report)
     rep["seconds"] = round(dt, 6)
+    rep["lane_lengths_ui"] = sizes
+    rep["ui_beyond_shortest_lane"] = sum(sizes) - min(sizes) * len(sizes)
     err.print(f"{rep['flits']} flits, {rep['codewords']} codewords, "
               f"{rep['corrected_symbols']} symbols corrected, "
               f"{rep['uncorrectable_codewords']} uncorrectable, lanes locked: "
@@ -198,21 +241,70 @@ def train_cmd(lanes, fail_lane, fec, interleave, reverse, invert, max_rate, eq, 
 
 
 def _kind(data: bytes) -> str:
-    if data[:4] in PCAP_MAGICS:
+    if data[:4] in PCAP_MAGICS or data[:2] == b"\x1f\x8b":   # plain or gzip-compressed
         return "pcap"
     if data[:2] == b"PK":
         return "lanes"
     return "flits"
 
 
+def _finite(ctx, param, value):
+    """click's FloatRange lets NaN through (every comparison with NaN is false)."""
+    if value is not None and value != value:
+        raise click.BadParameter("must be a number between 0 and 1, not NaN")
+    return value
+
+
+def _fuzz_capture(input_file, output, ber, burst, seed, rep):
+    """A pcap or pcapng fuzzed record by record: the output keeps the input's format, every
+    interface's link type and time resolution, and each packet's interface."""
+    from ubpkt.capture import CaptureError, PcapWriter, PcapngWriter, open_capture
+    from ubpkt.phy import fuzz as fz
+    from ubpkt_cli.errors import input_error, report_problems
+    try:
+        with open_capture(input_file) as cap:
+            recs = [(p.time_ns, p.data, p.orig_len, p.iface) for p in cap]
+            fmt, interfaces, nano = cap.format, list(cap.interfaces), getattr(cap, "_nano", True)
+            problems, count = list(cap.problems), cap.problem_count
+    except (OSError, CaptureError) as e:
+        raise input_error(input_file, e)
+    if problems:
+        report_problems(input_file, problems, count)
+        raise input_error(input_file, CaptureError("damaged capture: not fuzzed"))
+    new, changes = fz.fuzz_records([r[1] for r in recs], ber, burst, seed)
+    try:
+        if fmt == "pcapng":
+            w = PcapngWriter(output, interfaces)
+        else:
+            w = PcapWriter(output, interfaces[0].linktype, nanosecond=nano,
+                           snaplen=interfaces[0].snaplen)
+        with w:
+            for (t, _, ol, iface), d in zip(recs, new):
+                if fmt == "pcapng":
+                    w.write(d, t, ol, iface)
+                else:
+                    w.write(d, t, ol)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {output}: {e.strerror}")
+    except CaptureError as e:
+        raise click.ClickException(f"cannot write {output}: {e}")
+    rep["format"] = fmt
+    rep["linktypes"] = [i.linktype for i in interfaces]
+    rep["units"] = int(sum(len(r[1]) * 8 for r in recs))
+    rep["unit"] = "bit"
+    rep["records"] = len(recs)
+    return changes
+
+
 @click.command("fuzz")
 @click.argument("input_file", metavar="INPUT", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
-@click.option("--ber", type=click.FloatRange(0.0, 1.0), required=True,
+@click.option("--ber", type=click.FloatRange(0.0, 1.0), required=True, callback=_finite,
               help="probability that a UI (lane file) or bit (flits, pcap) starts an error")
 @click.option("--burst", type=click.IntRange(1, 1 << 20), default=1, show_default=True,
-              help="units corrupted per error event")
-@click.option("--seed", type=int, default=None)
+              help="units corrupted per error event (memory does not grow with it)")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="seed of the error positions (a non-negative integer)")
 @click.option("--report", type=click.Path(dir_okay=False), default=None)
 def fuzz(input_file, output, ber, burst, seed, report):
     """Inject bit errors into a lane file (.npz), a flit stream or a pcap, and log each one."""
@@ -230,23 +322,7 @@ def fuzz(input_file, output, ber, burst, seed, report):
         rep["units"] = int(sum(u.size for u in lanes))
         rep["unit"] = "ui"
     elif kind == "pcap":
-        from ubpkt.capture import PcapWriter, open_capture
-        try:
-            with open_capture(input_file) as cap:
-                linktype = cap.linktype
-                recs = [(p.time_ns, p.data, p.orig_len) for p in cap]
-        except Exception as e:  # capture errors of any kind -> one line
-            raise click.ClickException(f"{input_file}: cannot read capture ({e})")
-        new, changes = fz.fuzz_records([r[1] for r in recs], ber, burst, seed)
-        try:
-            with PcapWriter(output, linktype, nanosecond=True) as w:
-                for (t, _, ol), d in zip(recs, new):
-                    w.write(d, t, ol)
-        except OSError as e:
-            raise click.ClickException(f"cannot write {output}: {e.strerror}")
-        rep["units"] = int(sum(len(r[1]) * 8 for r in recs))
-        rep["unit"] = "bit"
-        rep["records"] = len(recs)
+        changes = _fuzz_capture(input_file, output, ber, burst, seed, rep)
     else:
         if len(data) % 20:
             raise click.ClickException(f"{input_file}: not a lane file, pcap or whole 20-byte "

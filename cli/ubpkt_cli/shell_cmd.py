@@ -17,16 +17,56 @@ def _namespace() -> dict:
     return ns
 
 
+class CodeError(click.ClickException):
+    """The user's code raised: one line naming the exception and where in CODE (exit 1)."""
+
+
+def _where(exc: BaseException) -> str:
+    """`` (line N)`` of the innermost frame of the user's code, if it is there."""
+    tb, line = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<ubpkt shell -c>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" (line {line})" if line is not None else ""
+
+
 def run_command(code: str, ns: dict) -> None:
-    """Evaluate an expression (its value is printed) or execute statements."""
+    """Evaluate an expression (its value is printed) or execute statements.  A syntax error is a
+    usage error (exit 2); an exception raised by the code is one line (exit 1): no traceback
+    through click's or ubpkt's internals."""
     try:
         compiled = compile(code, "<ubpkt shell -c>", "eval")
+        mode = "eval"
     except SyntaxError:
-        exec(compile(code, "<ubpkt shell -c>", "exec"), ns)  # noqa: S102 - the user's own code
-        return
-    value = eval(compiled, ns)  # noqa: S307 - the user's own code
-    if value is not None:
+        try:
+            compiled = compile(code, "<ubpkt shell -c>", "exec")
+        except SyntaxError as exc:
+            raise click.UsageError(f"SyntaxError in CODE: {exc.msg} (line {exc.lineno}, "
+                                   f"column {exc.offset})")
+        mode = "exec"
+    try:
+        value = eval(compiled, ns)  # noqa: S307 - the user's own code
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:   # the user's code: any exception is theirs to read
+        raise CodeError(f"{type(exc).__name__}: {exc}{_where(exc)}") from None
+    if mode == "eval" and value is not None:
         click.echo(repr(value))
+
+
+def _interact(ns: dict, banner: str) -> None:
+    """IPython when it is installed (the optional ``shell`` extra; scapy's own shell prefers it
+    too), else scapy's console."""
+    import importlib
+    try:
+        ipython = importlib.import_module("IPython")   # optional: not a declared dependency
+    except ImportError:
+        from scapy.main import interact
+        interact(mydict=ns, argv=[], mybanner=banner)
+        return
+    click.echo(banner)
+    ipython.start_ipython(argv=[], user_ns=ns)
 
 
 @click.command("shell")
@@ -35,7 +75,8 @@ def run_command(code: str, ns: dict) -> None:
 @click.option("--profile", "profile", metavar="NAME|FILE", default=None,
               help="Profile for crafting and dissecting (spec, ns3 or a JSON file).")
 def shell(command: str | None, profile: str | None) -> None:
-    """Interactive scapy session with the UnifiedBus layers (UBLph, UBRtph, UBBtah, ...)."""
+    """Interactive scapy session with the UnifiedBus layers (UBLph, UBRtph, UBBtah, ...); IPython
+    when it is installed."""
     import ubpkt.scapy as ubscapy
     from ubpkt.profile import load_profile
 
@@ -45,7 +86,6 @@ def shell(command: str | None, profile: str | None) -> None:
     if command is not None:
         run_command(command, ns)
         return
-    from scapy.main import interact
     names = ", ".join(n for n in ("UBLph", "UBCna16", "UBNth", "UBRtph", "UBBtah", "UBMaetah"))
-    interact(mydict=ns, argv=[], mybanner=f"ubpkt: UB layers loaded ({names}, ...; "
-                                          "see docs/scapy.md)")
+    _interact(ns, f"ubpkt: UB layers loaded ({names}, ...; ls(UBBtah) lists fields and enum "
+                  "names; see docs/scapy.md)")

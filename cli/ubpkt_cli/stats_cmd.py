@@ -11,13 +11,30 @@ from ubpkt.capture.stream import LINK_TYPES
 STAT_KINDS = ("summary", "conv", "endpoints", "io", "srt", "expert")
 
 
-def _records(file, link_type, profile, exact=True):
-    from ubpkt_cli.decode_cmd import _profile, _records as recs
-    from ubpkt.views.timefmt import FrameClock
-    clock = FrameClock()
-    for rec in recs(file, link_type, _profile(profile), quiet=False, exact_time=exact):
-        clock.stamp(rec)
-        yield rec
+class _records:
+    """The capture's records with their frame clock, opened at once (an unusable file fails,
+    exit 2, before any output); ``damaged`` after the loop: the command exits 2 (as tshark)."""
+
+    def __init__(self, file, link_type, profile, exact=True):
+        from ubpkt_cli.decode_cmd import _profile, _records as recs
+        self._inp = recs(file, link_type, _profile(profile), quiet=False, exact_time=exact)
+
+    def __iter__(self):
+        from ubpkt.views.timefmt import FrameClock
+        clock = FrameClock()
+        for rec in self._inp:
+            clock.stamp(rec)
+            yield rec
+
+    @property
+    def damaged(self) -> bool:
+        return self._inp.damaged
+
+
+def _exit_if_damaged(records) -> None:
+    if records.damaged:
+        from ubpkt_cli.errors import EXIT_INPUT
+        raise click.exceptions.Exit(EXIT_INPUT)
 
 
 def _interval_ns(text: str) -> int:
@@ -87,7 +104,8 @@ def stats(args, link_type, profile, as_json, top, show_all, interval, plot, repo
         st = SrtStats()
     else:
         st = ExpertStats()
-    for rec in _records(file, link_type, profile):
+    records = _records(file, link_type, profile)
+    for rec in records:
         st.add(rec)
     result = st.to_json(limit)
     if report_file:
@@ -102,9 +120,10 @@ def stats(args, link_type, profile, as_json, top, show_all, interval, plot, repo
             click.echo("warning: matplotlib is not installed: no plot", err=True)
     if as_json:
         click.echo(json.dumps(result, indent=2))
-        return
-    for title, columns, rows, total in st.tables(limit, file):
-        _print_table(title, columns, rows, total)
+    else:
+        for title, columns, rows, total in st.tables(limit, file):
+            _print_table(title, columns, rows, total)
+    _exit_if_damaged(records)
 
 
 @click.command()
@@ -132,7 +151,8 @@ def follow(file, channel, tassn, link_type, profile, report_file):
     an = Analyzer()
     n = 0
     out = sys.stdout
-    for rec in _records(file, link_type, profile):
+    records = _records(file, link_type, profile)
+    for rec in records:
         got = an.add(rec)
         if not flt(rec):
             continue
@@ -145,3 +165,4 @@ def follow(file, channel, tassn, link_type, profile, report_file):
     if report_file:
         with open(report_file, "w") as f:
             json.dump({"file": str(file), "frames": n}, f)
+    _exit_if_damaged(records)

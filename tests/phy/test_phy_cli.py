@@ -113,8 +113,8 @@ def test_fuzz_flits_and_pcap(runner, tmp_path):
 
 
 @pytest.mark.parametrize("argv,msg", [
-    (["phy", "rx", "/nonexistent.npz", "-o", "x"], "not a lane file"),
-    (["phy", "tx", "/nonexistent", "-o", "x.npz"], "cannot read"),
+    (["phy", "rx", "/nonexistent.npz", "-o", "x"], "no such file"),
+    (["phy", "tx", "/nonexistent", "-o", "x.npz"], "no such file"),
     (["phy", "tx", "BAD", "-o", "x.npz"], "whole number"),
     (["phy", "rx", "BADNPZ", "-o", "x"], "no lane0"),
     (["phy", "tx", "GOOD", "-o", "x.npz", "--lanes", "3"], "Invalid value"),

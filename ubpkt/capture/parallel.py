@@ -14,7 +14,7 @@ import struct
 from collections import deque
 from typing import Iterator
 
-from .pcap import open_capture
+from .pcap import _MAX_RECORD, open_capture
 from ..profile import NS3, SPEC, Profile
 
 SEGMENT = 1 << 20
@@ -28,6 +28,9 @@ _fd = None
 
 def _init(profile: Profile | None, turn=None, cond=None, fd=None) -> None:
     global _profile, _turn, _cond, _fd
+    import signal
+    # Ctrl-C is the parent's to handle: a worker stops quietly when the pool is terminated
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _profile = profile
     _turn, _cond, _fd = turn, cond, fd
     _caches.clear()
@@ -75,14 +78,28 @@ def _work(job) -> bytes:
     return b"".join(out)
 
 
-def _segments(path) -> Iterator[tuple]:
-    """(offset, length, first frame) of record-aligned pieces of a classic pcap file."""
+def _segments(path, problems: list | None = None) -> Iterator[tuple]:
+    """(offset, length, first frame) of record-aligned pieces of a classic pcap file.
+
+    Only record headers are looked at: a record longer than what is buffered is skipped with a
+    seek, so memory stays one read chunk whatever a (lying) record length says.  Damage is
+    appended to ``problems`` as :class:`ubpkt.capture.pcap.CaptureProblem` (the same checks and
+    messages as the single-process reader); segments end before a fatal one."""
+    from .pcap import CaptureProblem, MAX_PROBLEMS_KEPT, pcap_record_problem, pcap_tail_problem
+    problems = [] if problems is None else problems
     with open_capture(path) as cap:
-        endian = cap._endian
+        endian, nano = cap._endian, cap._nano
+    fraclim = 1_000_000_000 if nano else 1_000_000
     hdr = struct.Struct(endian + "IIII")
+    size = os.path.getsize(path)
+
+    def problem(frame, at, msg, fatal):
+        if len(problems) < MAX_PROBLEMS_KEPT:
+            problems.append(CaptureProblem("record", frame, at, msg, fatal))
+
     with open(path, "rb") as fh:
-        fh.seek(24)
         offset, frame, start, start_frame = 24, 1, 24, 1
+        fh.seek(offset)
         buf = b""
         while True:
             chunk = fh.read(1 << 22)
@@ -91,16 +108,36 @@ def _segments(path) -> Iterator[tuple]:
             buf += chunk
             pos = 0
             while pos + 16 <= len(buf):
-                incl = hdr.unpack_from(buf, pos)[2]
-                if pos + 16 + incl > len(buf):
-                    break
-                pos += 16 + incl
-                offset += 16 + incl
+                _sec, frac, incl, _orig = hdr.unpack_from(buf, pos)
+                if incl > _MAX_RECORD or frac >= fraclim:
+                    msg, fatal = pcap_record_problem(incl, frac, nano)
+                    problem(frame, offset, msg, fatal)
+                    if fatal:
+                        if offset > start:
+                            yield start, offset - start, start_frame
+                        return
+                nxt = offset + 16 + incl
+                if nxt > size:
+                    problem(frame, offset, pcap_tail_problem(buf[pos:pos + 16], endian,
+                                                             size - offset - 16), True)
+                    if offset > start:
+                        yield start, offset - start, start_frame
+                    return
+                offset = nxt
                 frame += 1
+                if pos + 16 + incl > len(buf):
+                    # the record runs past the buffer: continue at the next header
+                    buf = b""
+                    fh.seek(offset)
+                    pos = 0
+                else:
+                    pos += 16 + incl
                 if offset - start >= SEGMENT:
                     yield start, offset - start, start_frame
                     start, start_frame = offset, frame
             buf = buf[pos:]
+        if buf:
+            problem(frame, offset, pcap_tail_problem(buf, endian), True)
         if offset > start:
             yield start, offset - start, start_frame
 
@@ -108,7 +145,7 @@ def _segments(path) -> Iterator[tuple]:
 def pcap_format(path):
     """(endian, nanosecond) of a classic pcap file, or None for anything else."""
     with open_capture(path) as cap:
-        if cap.format != "pcap":
+        if cap.format != "pcap" or cap.compressed:
             return None
         return cap._endian, cap._nano, cap.linktype
 
@@ -123,9 +160,10 @@ def write_ndjson(path, fd: int, forced_linktype: int | None, profile: Profile | 
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
     turn = ctx.Value("q", 0, lock=False)
     cond = ctx.Condition()
+    problems: list = []
     with ctx.Pool(jobs, initializer=_init, initargs=(profile, turn, cond, fd)) as pool:
         pending: deque = deque()
-        for i, (offset, length, first) in enumerate(_segments(path)):
+        for i, (offset, length, first) in enumerate(_segments(path, problems)):
             pending.append(pool.apply_async(_work_and_write, ((i, str(path), offset, length,
                                                                 first, endian, nano, lt),)))
             while len(pending) > 2 * jobs:
@@ -134,19 +172,28 @@ def write_ndjson(path, fd: int, forced_linktype: int | None, profile: Profile | 
                     progress(offset)
         while pending:
             pending.popleft().get()
+    _raise_problems(problems)
+
+
+def _raise_problems(problems: list) -> None:
+    if problems:
+        from .stream import DamagedCapture
+        raise DamagedCapture(problems)
 
 
 def ndjson_chunks(path, forced_linktype: int | None, profile: Profile | None, jobs: int,
                   progress=None) -> Iterator[bytes]:
     """ndjson output of a classic pcap file, in chunks, decoded by ``jobs`` processes.
-    Records beyond the last whole one (a truncated file) are not decoded."""
+    Records beyond the last whole one (a damaged file) are not decoded; then
+    :class:`ubpkt.capture.stream.DamagedCapture` is raised."""
     endian, nano, lt = pcap_format(path)
     if forced_linktype is not None:
         lt = forced_linktype
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    problems: list = []
     with ctx.Pool(jobs, initializer=_init, initargs=(profile,)) as pool:
         pending: deque = deque()
-        for offset, length, first in _segments(path):
+        for offset, length, first in _segments(path, problems):
             pending.append(pool.apply_async(_work, ((str(path), offset, length, first, endian,
                                                      nano, lt),)))
             while len(pending) > 2 * jobs:
@@ -155,3 +202,4 @@ def ndjson_chunks(path, forced_linktype: int | None, profile: Profile | None, jo
                     progress(offset)
         while pending:
             yield pending.popleft().get()
+    _raise_problems(problems)

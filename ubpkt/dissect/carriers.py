@@ -12,9 +12,14 @@ from .walk import PROCS, reads, run
 
 
 
+#: link headers in front of IP whose frames may carry a trailer after the IP packet (Ethernet
+#: padding; cooked captures keep it too)
+_LINK_HEADERS = frozenset({"eth", "sll", "sll2"})
+
+
 def _ip_proc(version: int):
     def proc(fr: Frame, _h, _v) -> bool:
-        return _ip(fr, version, uboe=bool(fr.layers) and fr.layers[0] == "eth")
+        return _ip(fr, version, uboe=bool(fr.layers) and fr.layers[0] in _LINK_HEADERS)
     return proc
 
 

@@ -1,6 +1,7 @@
-"""Ethernet, 802.1Q, IPv4, IPv6 and UDP: the carriers of UBoE and of UB over IP.
+"""Ethernet, 802.1Q, IPv4, IPv6 and UDP: the carriers of UBoE and of UB over IP; the Linux
+cooked-capture headers (SLL, SLL2) that ``tcpdump -i any`` writes in place of Ethernet.
 
-Their fields keep Wireshark's names (``eth.src``, ``ip.ttl``, ``udp.dstport``...)."""
+Their fields keep Wireshark's names (``eth.src``, ``ip.ttl``, ``udp.dstport``, ``sll.etype``...)."""
 from .core import Field as F, Header, register
 from . import enums as E
 
@@ -21,3 +22,16 @@ IPV6 = register(Header("ipv6", "ipv6", "IPv6", "RFC 8200; UB 2.0 §5.2.3", (
 UDP = register(Header("udp", "udp", "UDP", "RFC 768; UB 2.0 §5.2.3", (
     F("srcport", 16), F("dstport", 16, auto=True), F("length", 16, auto=True),
     F("checksum", 16, icrc_mask=True)), ns=""))
+
+# Linux cooked capture v1 (pcap LINKTYPE_LINUX_SLL 113, 16 bytes): packet type, ARPHRD type,
+# link-layer address length and the first 8 bytes of the address, then the EtherType.
+SLL = register(Header("sll", "sll", "Linux cooked capture v1", "pcap LINKTYPE_LINUX_SLL (113)", (
+    F("pkttype", 16, enum=E.SLL_PKTTYPE), F("hatype", 16), F("halen", 16),
+    F("src", 64, fmt="hex", doc="link-layer address, zero padded to 8 bytes"),
+    F("etype", 16, enum=E.ETHERTYPE)), ns=""))
+# Linux cooked capture v2 (LINKTYPE_LINUX_SLL2 276, 20 bytes): the EtherType first, the
+# interface index, then the v1 fields with one-byte packet type and address length.
+SLL2 = register(Header("sll2", "sll", "Linux cooked capture v2", "pcap LINKTYPE_LINUX_SLL2 (276)", (
+    F("etype", 16, enum=E.ETHERTYPE), F("unused", 16), F("ifindex", 32), F("hatype", 16),
+    F("pkttype", 8, enum=E.SLL_PKTTYPE), F("halen", 8),
+    F("src", 64, fmt="hex", doc="link-layer address, zero padded to 8 bytes")), ns=""))

@@ -94,6 +94,9 @@ SACK_BITMAP_BITS = {0: 64, 1: 128, 2: 256, 3: 512, 4: 1024}
 CNP_ECN = {0: "none", 1: "minor", 3: "severe"}
 
 ETHERTYPE = {0x0800: "IPv4", 0x86DD: "IPv6", 0x8100: "802.1Q", 0x88A8: "802.1ad", 0x0806: "ARP"}
+# Linux packet socket packet types (linux/if_packet.h), carried by SLL/SLL2 cooked captures.
+SLL_PKTTYPE = {0: "unicast_to_us", 1: "broadcast", 2: "multicast", 3: "to_someone_else",
+               4: "sent_by_us"}
 IP_PROTO = {6: "TCP", 17: "UDP", 1: "ICMP", 58: "ICMPv6"}
 
 # Lane_Manage / LTB link width (one-hot).

@@ -135,6 +135,15 @@ START: dict[int, Target] = {
               spec="UB 2.0 §4.3.2.2, §4.3.3.1"),
     148: Peek(1, 0x0F, 0, {0: "@dllcb"}, default="ub.lph", missing="ub.lph",
               spec="UB 2.0 §4.3.2.2, §4.3.3.1"),
+    # what a UB host's own tools write for UB over IP (UB 2.0 §5.2.3): raw IP (101, the IP
+    # version nibble picks v4 or v6), raw IPv4 (228), raw IPv6 (229), and the Linux cooked
+    # captures of `tcpdump -i any` (SLL 113, SLL2 276) in place of the Ethernet header
+    101: Peek(0, 0xF0, 4, {4: "@ipv4", 6: "@ipv6"}, default=END, missing=END,
+              spec="pcap LINKTYPE_RAW"),
+    228: "@ipv4",
+    229: "@ipv6",
+    113: "sll",
+    276: "sll2",
 }
 
 _ETHERTYPES = {0x8100: "vlan", 0x88A8: "vlan", 0x0800: "@ipv4", 0x86DD: "@ipv6"}
@@ -158,6 +167,8 @@ TPH = Peek(0, 0x7F, 0, {0: "ub.utph"}, default="ub.rtph", missing="ub.rtph",
 NEXT: dict[str, Target] = {
     "eth": Switch("type", _ETHERTYPES, END, spec="IEEE 802.3; UB 2.0 §5.2.3"),
     "vlan": Switch("etype", _ETHERTYPES, END, spec="IEEE 802.1Q"),
+    "sll": Switch("etype", _ETHERTYPES, END, spec="pcap LINKTYPE_LINUX_SLL"),
+    "sll2": Switch("etype", _ETHERTYPES, END, spec="pcap LINKTYPE_LINUX_SLL2"),
     # UB 2.0 §4.3.2.2 Table 4-2, App B Table B-1
     "ub.lph": Switch("cfg", {3: "ub.nth", 4: "ub.nth", 5: "ub.cfg5", 6: "ub.cna16",
                              7: "ub.cna24", 9: "ub.cna16"}, spec="UB 2.0 §4.3.2.2 Table 4-2"),

@@ -13,8 +13,9 @@ __all__ = ["error_positions", "fuzz_lanes", "fuzz_bytes", "fuzz_flits", "fuzz_re
 
 
 def error_positions(n: int, ber: float, burst: int, rng: np.random.Generator) -> np.ndarray:
-    """Sorted unique positions in [0, n) hit by error events of ``burst`` consecutive units."""
-    if not 0.0 <= ber <= 1.0:
+    """Sorted unique positions in [0, n) hit by error events of ``burst`` consecutive units.
+    Memory is O(n) whatever ``burst`` is (events are marked as runs, not expanded)."""
+    if not 0.0 <= ber <= 1.0:           # also refuses NaN
         raise ValueError("ber must be between 0 and 1")
     if burst < 1:
         raise ValueError("burst must be >= 1")
@@ -22,8 +23,13 @@ def error_positions(n: int, ber: float, burst: int, rng: np.random.Generator) ->
         return np.zeros(0, dtype=np.int64)
     count = int(rng.binomial(n, ber))
     starts = np.unique(rng.integers(0, n, size=count))
-    pos = (starts[:, None] + np.arange(burst)[None, :]).reshape(-1)
-    return np.unique(pos[pos < n])
+    if burst == 1:
+        return starts.astype(np.int64)
+    # +1 where a run starts, -1 where it ends: a position is hit where the running sum is > 0
+    edges = np.zeros(n + 1, dtype=np.int32)
+    np.add.at(edges, starts, 1)
+    np.add.at(edges, np.minimum(starts + burst, n), -1)
+    return np.flatnonzero(np.cumsum(edges[:n]) > 0).astype(np.int64)
 
 
 def fuzz_lanes(lanes: list[np.ndarray], modulation: str, ber: float, burst: int = 1,

@@ -24,8 +24,9 @@ globals().update(CLASSES)
 
 from .answering import UBAnsweringMachine, ub_ports          # noqa: E402 (needs the layers)
 from .udpsession import UdpSession                           # noqa: E402
+from .listing import ls                                      # noqa: E402
 
 __all__ = sorted(CLASSES) + ["CLASSES", "LAYER_CLASSES", "UBPacket", "class_name", "get_profile",
                              "layer_ids", "profile_of", "set_profile", "tah_sequence",
-                             "UBAnsweringMachine", "UdpSession", "ub_ports"]
+                             "UBAnsweringMachine", "UdpSession", "ub_ports", "ls"]
 del _layers

@@ -10,8 +10,18 @@ from scapy.fields import BitEnumField, BitField, Field
 
 from ..formats.core import EncodeError, Field as UBField, text_to_value, value_to_text
 
-__all__ = ["make_field", "UBBits", "UBEnumBits", "UBLittleEndian", "UBWordReversed",
+__all__ = ["make_field", "unknown_enum_message", "UBBits", "UBEnumBits", "UBLittleEndian", "UBWordReversed",
            "TrailerBytes", "TrailerInt"]
+
+
+def unknown_enum_message(field: str, value: str, names: dict) -> str:
+    """A misspelt enum name: say so, with the closest names and every accepted one."""
+    import difflib
+    known = [names[k] for k in sorted(names)]
+    close = difflib.get_close_matches(value, known, n=3, cutoff=0.5) or \
+        difflib.get_close_matches(value.lower(), [n.lower() for n in known], n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return (f"{field}: unknown value {value!r}{hint} (names: {', '.join(known)}; or a number)")
 
 
 def _to_int(fld, x):
@@ -85,6 +95,7 @@ class UBEnumBits(BitEnumField):
                 # alike ("TPSACK_CC" is the spec's "TPSACK-CC"); any case
                 if want == _name_key(name) or want in map(_name_key, name.split("/")):
                     return k
+            raise ValueError(unknown_enum_message(self.name, x, self.i2s))
         return super().any2i(pkt, x)
 
     def i2m(self, pkt, x):

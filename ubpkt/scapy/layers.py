@@ -328,11 +328,38 @@ class UBPacket(Packet):
         return super().answers(other)
 
     def mysummary(self):
+        """The layer, its opcode (first enum field) and the sequence number that identifies the
+        packet: PSN on a TP header, TASSN on a transaction header (what Wireshark's Info shows)."""
         h = self.ub_header
-        if h is None or not h.enum_fields:
-            return type(self).__name__
-        name = h.enum_fields[0][1]
-        return f"{type(self).__name__} {self.sprintf(f'%{type(self).__name__}.{name}%')}"
+        parts = [type(self).__name__]
+        if h is not None and h.enum_fields:
+            name = h.enum_fields[0][1]
+            parts.append(self.sprintf(f"%{type(self).__name__}.{name}%"))
+        tp = None
+        if h is not None:
+            for fld, label in _SUMMARY_NUMBERS:
+                if fld in h.index:
+                    parts.append(f"{label}={self.getfieldval(fld)}")
+                    if label == "tassn":
+                        tp = self.underlayer
+                        while tp is not None and not (isinstance(tp, UBPacket) and
+                                                      tp.ub_header is not None and
+                                                      "psn" in tp.ub_header.index):
+                            tp = tp.underlayer
+        # scapy shows only the innermost summary unless it names the layers it needs: a
+        # transaction header asks for its TP header's (opcode and PSN) too
+        return (" ".join(parts), [type(tp)]) if tp is not None else " ".join(parts)
+
+    def add_underlayer(self, underlayer):
+        super().add_underlayer(underlayer)
+        # stacked on UDP (UDP()/UBRtph()): UDP's unset source port comes from the flow, as RoCEv2
+        # stacks do, instead of scapy's 53 (which opens as DNS in Wireshark)
+        if isinstance(underlayer, UDP) and _node(self) in G.TRANSPORT_OVER_UDP:
+            base = type(self)._overload_fields.get(UDP)
+            if base is not None:
+                over = dict(type(self)._overload_fields)
+                over[UDP] = dict(base, sport=flow_source_port(self))
+                object.__setattr__(self, "overload_fields", over)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1131,6 +1158,30 @@ def _bind():
     _bind_udp(_State.profile)
     conf.l2types.register(LINKTYPE_UB, _layer_class("ub.lph", SPEC))
     conf.l2types.register(LINKTYPE_NS3, _layer_class("ub.lph", NS3))
+
+
+#: fields a layer's summary line shows after its opcode, where the header has them
+_SUMMARY_NUMBERS = (("psn", "psn"), ("ini_tassn", "tassn"), ("tassn", "tassn"))
+
+#: The default UDP source port of a UB transport header over UDP: ``FLOW_SPORT_BASE`` plus
+#: ``FLOW_SPORT_BITS`` bits of entropy from the flow (a CRC-32 of the RTPH's source and
+#: destination TPN; a UTPH, which names no TP channel, hashes to the same value for all), so that
+#: every TP channel keeps one port (ECMP spreads channels, not packets) and the port is never a
+#: well-known one.  The spec leaves the source port free (UB 2.0 §5.2.3); the rule is RoCEv2's
+#: (IANA dynamic range 49152-65535).  An explicit ``UDP(sport=...)`` is kept.
+FLOW_SPORT_BASE = 0xC000
+FLOW_SPORT_BITS = 14
+
+
+def flow_source_port(layer) -> int:
+    """The default UDP source port for transport header ``layer`` (see :data:`FLOW_SPORT_BASE`)."""
+    import zlib
+    key = []
+    for f in ("srctpn", "dsttpn"):
+        v = layer.getfieldval(f) if f in layer.ub_header.index else None
+        key.append(int(v or 0))
+    entropy = zlib.crc32(struct.pack(">QQ", *key)) & ((1 << FLOW_SPORT_BITS) - 1)
+    return FLOW_SPORT_BASE | entropy
 
 
 def _bind_udp(prof: Profile) -> None:
