@@ -192,7 +192,7 @@ def test_blackout():
     assert inj.ledger.faults[0].detail["window"] == [100, 200]
 
 
-@pytest.mark.parametrize("kind,lt", [("uboe", 1), ("cna16", 148), ("cna24", 148)])
+@pytest.mark.parametrize("kind,lt", [("uboe", 1), ("ipv4", 148), ("cna24", 148)])
 def test_corrupt_every_frame_caught_by_the_icrc(kind, lt):
     fr = Framer(Path(kind=kind))
     frames = [fr.rtp_data(5, 7, i, write_ta(), b"payload" * i) for i in range(20)]
@@ -211,7 +211,7 @@ def test_corrupt_every_frame_caught_by_the_icrc(kind, lt):
         assert fault.summary["psn"] == fr.parse(good).psn
 
 
-@pytest.mark.parametrize("kind,lt", [("uboe", 1), ("cna16", 148)])
+@pytest.mark.parametrize("kind,lt", [("uboe", 1), ("ipv4", 148)])
 def test_corruptible_bits_single_flips_all_detected(kind, lt):
     fr = Framer(Path(kind=kind))
     for frame in (fr.rtp_data(5, 7, 9, write_ta(), b"abcd", last=1), fr.tp_response(7, 5, 9),

@@ -10,7 +10,7 @@ from sim_helpers import taack_ta, write_ta
 
 A, B = "a", "b"             # a: channel 5 (sends data), b: channel 7 (acknowledges)
 FR = Framer(Path())
-FR_N = Framer(Path(kind="cna16"))
+FR_N = Framer(Path(kind="cna24"))
 
 
 def data(psn, last=0):

@@ -12,7 +12,7 @@ from ubpkt.views.filter import compile_filter
 from sim_helpers import Sink, Source, gbn_pair
 
 
-@pytest.mark.parametrize("kind,lt", [("uboe", 1), ("cna16", 148)])
+@pytest.mark.parametrize("kind,lt", [("uboe", 1), ("ipv4", 148)])
 def test_tap_of_a_faulty_run(tmp_path, kind, lt):
     path = tmp_path / f"run-{kind}.pcap"
     snd, rcv = gbn_pair(kind=kind, n=40)

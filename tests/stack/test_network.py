@@ -19,7 +19,7 @@ TA_C = encode_layers([("ub.btah_c", {"taopcode": "Write", "ini_tassn": 1}),
 BTAH = TA[:8]
 
 
-@pytest.mark.parametrize("kind", ["uboe", "cna16", "cna24"])
+@pytest.mark.parametrize("kind", ["uboe", "ipv4", "cna24"])
 def test_rtp_data_round_trip(kind):
     fr = Framer(Path(kind=kind), SPEC)
     rng = random.Random(1)
@@ -90,7 +90,7 @@ def test_native_fast_parse_equals_reference():
 
 
 @pytest.mark.parametrize("variant", ["caqm", "ldcp"])
-@pytest.mark.parametrize("kind", ["uboe", "cna16", "cna24"])
+@pytest.mark.parametrize("kind", ["uboe", "ipv4", "cna24"])
 def test_cc_responses_frame_by_frame(kind, variant):
     # TPACK_CC / TPNAK_CC / TPSACK_CC with the profile's CETPH (UB 2.0 §6.2.2): the template's
     # bytes are the encoder's, the dissector reads them without issues, parse gives the fields
@@ -124,10 +124,7 @@ def test_cc_responses_frame_by_frame(kind, variant):
                             prof)
         assert frame == ref, n
         rec = decode(frame, fr.path.linktype, prof)
-        # Path(kind='cna16') sends RTP after a CFG 6 NTH with NLP 2, reserved by UB 2.0 §5.2.1
-        # and App B.2.4: the dissector warns about that and nothing else
-        assert not [i for i in rec["issues"] if i["severity"] != "info"
-                    and i["field"] != "ub.cna16.nlp"], rec["issues"]
+        assert not [i for i in rec["issues"] if i["severity"] != "info"], rec["issues"]
         assert layer in rec["layers"] and rec["fields"]["ub.icrc.status"] == "good"
         assert {k: rec["fields"]["ub.cetph." + k] for k in names} == want
         p = fr.parse(frame)
@@ -159,7 +156,8 @@ def test_data_marks_are_read():
     assert fr.parse(bytes(frame)).ce == 1 and fr._parse_slow(bytes(frame)).ce == 1
     for kind, cci_at in (("cna16", 8), ("cna24", 10)):
         fr = Framer(Path(kind=kind), SPEC)
-        for fn in ("rtp_data", "ctp_data"):
+        # RTP rides only the 24-bit CNA NTH (UB 2.0 §5.2.1/§5.2.2)
+        for fn in ("rtp_data", "ctp_data") if kind == "cna24" else ("ctp_data",):
             frame = bytearray(fr.rtp_data(1, 2, 3, TA, b"abc") if fn == "rtp_data"
                               else fr.ctp_data(TA, b"abc"))
             # CAQM mode, LoC 1, C 1, I 1, Hint 0x21 (UB 2.0 §5.3.5.1 Figure 5-11)
@@ -184,3 +182,11 @@ def test_parse_never_raises_and_counts_what_it_drops(kind):
         fr.parse(bytes(b))            # must not raise
     st = fr.stats
     assert st["rx_bad_icrc"] + st["rx_malformed"] > 0
+
+
+@pytest.mark.parametrize("kind,transport", [("cna16", "rtp"), ("cna16", "utp"),
+                                            ("cna24", "utp"), ("cna24", "bypass")])
+def test_a_cna_nth_carries_only_what_the_spec_lists(kind, transport):
+    # UB 2.0 §5.2.1: CFG 6 NLP 0 (CTPH) or 1 (UPIH); §5.2.2: CFG 7 NLP 0 (CTPH) or 2 (RTPH)
+    with pytest.raises(ValueError, match="not a UB 2.0 format"):
+        Path(kind=kind).carrier(transport)

@@ -143,7 +143,9 @@ class WholeFrameCarriage:
         # ns-3-UB's answers keep the request's UDP ports (dialect notes): not swapped
         if "ip.src" not in f:
             return {}
-        return {"src_ip": f["ip.dst"], "dst_ip": f["ip.src"],
+        # the answer stays in the request's network partition (its NPI; ns-3-UB sends 0)
+        return {"npi": int(f.get("ub.nth.npi", 1)),
+                "src_ip": f["ip.dst"], "dst_ip": f["ip.src"],
                 "udp_sport": int(f.get("udp.srcport", 0)),
                 "udp_dport": int(f.get("udp.dstport", 0))}
 

@@ -292,7 +292,8 @@ class _Live:
         for step in self.conv.steps:
             if step[0] == "send" and "ip.src" in step[3] and "ub.rtph.psn" in step[3]:
                 f = step[3]
-                return Framer(Path(kind="ipv4", src_ip=f["ip.src"], dst_ip=f["ip.dst"],
+                return Framer(Path(kind="ipv4", npi=int(f.get("ub.nth.npi", 1)),
+                                   src_ip=f["ip.src"], dst_ip=f["ip.dst"],
                                    udp_sport=int(f.get("udp.srcport", 0)),
                                    udp_dport=int(f.get("udp.dstport", 0))), self.profile)
         for step in self.conv.steps:

@@ -427,6 +427,7 @@ _RTP_DATA_OPC, _UTP_OPC = 1, 0      # TPOpcode (UB 2.0 §6.2.1 Table 6-2)
 _CNA_SIZES = {6: HEADERS["ub.cna16"].size, 9: HEADERS["ub.cna16"].size,
               7: HEADERS["ub.cna24"].size}
 _CCI_AT = {6: 4, 9: 4, 7: 6}            # the CCI's byte offset in the NTH (UB 2.0 §5.2.1)
+_NTH_IP_SIZE = HEADERS["ub.nth"].size   # the IP-form NTH, its CCI at byte 0 (§5.2.3)
 
 
 def _tp_data(opc_byte: int) -> bool:
@@ -456,6 +457,32 @@ def _mark_target(frame, linktype: int, profile: Profile):
     if linktype != LINKTYPE_UB or n < 4 or profile.lph_rt_swapped:
         return None
     cfg = frame[1] & 0x0F
+    if cfg == 3:
+        # the native IP form (UB 2.0 §5.2.3): LPH, the IP-form NTH (its CCI first), IPv4, UDP
+        off = 4 + _NTH_IP_SIZE
+        if n < off + 20 or frame[off] >> 4 != 4 or frame[off + 9] != 17:
+            return None
+        udp = off + (frame[off] & 0x0F) * 4
+        if n < udp + 9 or not _tp_data(frame[udp + 8]):
+            return None
+        at, le = 4, False
+    else:
+        return _cna_mark_target(frame, cfg, n, profile)
+    word = int.from_bytes(frame[at:at + 2], "little" if le else "big")
+    return _cci_target(word, at, le)
+
+
+def _cci_target(word: int, at: int, le: bool):
+    """The mark a CCI ``word`` at ``at`` takes in its mode (UB 2.0 §5.3.5), or None."""
+    mode = word >> 13
+    if mode == 0:
+        return None if word & 0x0200 else ("caqm", at, le)
+    if mode in (2, 4):
+        return None if word & 3 == 3 else ("fecn", at, le)
+    return None
+
+
+def _cna_mark_target(frame, cfg: int, n: int, profile: Profile):
     size = _CNA_SIZES.get(cfg)
     if size is None or n < 5 + size:
         return None
@@ -470,12 +497,7 @@ def _mark_target(frame, linktype: int, profile: Profile):
     at = 4 + _CCI_AT[cfg]
     le = bool(profile.cna_little_endian)
     word = int.from_bytes(frame[at:at + 2], "little" if le else "big")
-    mode = word >> 13
-    if mode == 0:
-        return None if word & 0x0200 else ("caqm", at, le)
-    if mode in (2, 4):
-        return None if word & 3 == 3 else ("fecn", at, le)
-    return None
+    return _cci_target(word, at, le)
 
 
 # -- the injector ----------------------------------------------------------------------------------

@@ -307,6 +307,10 @@ class _SimNet:
         return {"kind": "sim"}
 
 
+#: the native Path kind of each transport under the DLL/PHY link modes (see run_loopback)
+NATIVE_PATH = {"rtp": "cna24", "utp": "ipv4", "ctp": "cna16", "bypass": "cna16"}
+
+
 def _network(cfg: LoopbackConfig, kind: str):
     if cfg.driver == "sim":
         return _SimNet(cfg, kind)
@@ -335,10 +339,12 @@ def run_loopback(cfg: LoopbackConfig, progress: Callable[[dict], None] | None = 
         raise ValueError("lane events and bursts need --link phy")
     if cfg.link != "ideal" and cfg.driver != "sim":
         raise ValueError(f"--link {cfg.link} is a simulated link: --driver sim")
-    # the DLL carries network packets from the LPH: every transport on the native 16-bit CNA
-    # NTH (UB 2.0 §5.2.1); the ideal link keeps UBoE for RTP/UTP
-    kind = cfg.path_kind or ("uboe" if cfg.transport in ("rtp", "utp") and cfg.link == "ideal"
-                             else "cna16")
+    # the ideal link keeps UBoE for RTP/UTP; the DLL carries network packets from the LPH: RTP
+    # after the 24-bit CNA NTH (CFG 7, UB 2.0 §5.2.2), UTP in the native IP form (CFG 3,
+    # §5.2.3), CTP and TP bypass after the 16-bit CNA NTH (CFG 6/9, §5.2.1)
+    kind = cfg.path_kind or (
+        ("uboe" if cfg.link == "ideal" else NATIVE_PATH[cfg.transport])
+        if cfg.transport in ("rtp", "utp") else "cna16")
     net = _network(cfg, kind)
     try:
         return _run(cfg, net, kind, rng, n, size, total, t0, progress)

@@ -56,6 +56,15 @@ _SRCTPN, _DSTTPN, _A, _PSN, _RSPST, _RSPINFO, _TPMSN = (
     _RTPH.index[k] for k in ("srctpn", "dsttpn", "a", "psn", "rspst", "rspinfo", "tpmsn"))
 
 
+#: what a CNA NTH may carry (its NLP values): the 16-bit form a CTPH (CFG 6, NLP 0; UB 2.0
+#: §5.2.1) or, for TP bypass, the compact TAH (CFG 9); the 24-bit form a CTPH or an RTPH (CFG 7,
+#: NLP 0/2; §5.2.2).  RTP and UTP otherwise travel over IP (§5.2.3: UBoE, or the native IP form).
+_CNA_CARRIES = frozenset({("cna16", "ctp"), ("cna16", "bypass"), ("cna24", "ctp"),
+                          ("cna24", "rtp")})
+_CNA_RULE = ("the 16-bit CNA NTH carries CTP and TP bypass (§5.2.1), the 24-bit one CTP and "
+             "RTP (§5.2.2); UTP and RTP go over IP (§5.2.3: Path kind uboe or ipv4)")
+
+
 @dataclass(frozen=True)
 class Path:
     """Addressing between two endpoints.  ``kind``: ``uboe`` (MACs, IPv4 addresses, UDP source
@@ -63,7 +72,8 @@ class Path:
     ``ipv4``: a native UB port whose RTP/UTP packets use the IP form of the network header
     (UB 2.0 §5.2.3: LPH CFG 3, the 6-byte NTH, IPv4, UDP to ``udp_dport``, then the RTPH) and
     whose TP-bypass and CTP packets use the 16-bit CNA NTH (SCNA/DCNA; CFG 9 / CFG 6), as the
-    ns-3-UB simulator sends them.  ``sl``: the CNA NTH's SL field (None: the VL)."""
+    ns-3-UB simulator sends them.  ``sl``: the CNA NTH's SL field (None: the VL).  ``npi``: the
+    IP-form NTH's network partition."""
     kind: str = "uboe"
     src_mac: str = "02:00:00:00:00:01"
     dst_mac: str = "02:00:00:00:00:02"
@@ -76,6 +86,9 @@ class Path:
     vl: int = 0
     udp_dport: int = 4792
     sl: int | None = None
+    #: the IP-form NTH's NPI (``ipv4``): 1, the default partition (UB 2.0 §5.3.3.1; the
+    #: kernel's UB link device sends 1 too); 0 is invalid for IP packets
+    npi: int = 1
 
     def reverse(self) -> "Path":
         """The path back: MACs, IP addresses and CNAs swapped; the UDP ports stay (the flow
@@ -100,14 +113,15 @@ class Path:
         if self.kind == "ipv4" and transport in ("rtp", "utp"):
             # UB 2.0 §5.2.3 (native form): LPH CFG 3, NTH (IP form), IPv4, UDP
             return [("ub.lph", {"cfg": 3, "vl": self.vl}),
-                    ("ub.nth", {}),
+                    ("ub.nth", {"npi": self.npi}),
                     ("ip", {"ttl": 64, "proto": 17, "src": self.src_ip, "dst": self.dst_ip}),
                     ("udp", {"srcport": self.udp_sport, "dstport": self.udp_dport})]
         width = "cna16" if self.kind == "ipv4" else self.kind
-        nlp = {"rtp": 2, "utp": 2, "ctp": 0, "bypass": 0}[transport]
+        if (width, transport) not in _CNA_CARRIES:
+            raise ValueError(f"{transport} after the {width} NTH is not a UB 2.0 format: "
+                             f"{_CNA_RULE}")
+        nlp = {"rtp": 2, "ctp": 0, "bypass": 0}[transport]
         cfg = 9 if transport == "bypass" else (6 if width == "cna16" else 7)
-        if transport == "bypass" and width != "cna16":
-            raise ValueError("TP bypass uses the 16-bit CNA NTH (CFG 9, App B)")
         nth = {"scna": self.scna, "dcna": self.dcna, "lbf": self.lbf, "nlp": nlp}
         if self.sl is not None:
             nth["sl"] = self.sl
