@@ -54,8 +54,11 @@ def _env() -> dict:
 
 
 def run_ub(count: int, size: int) -> dict:
+    # a region that holds the whole workload (the writes are laid out one after another)
+    mib = max(16, -(-count * size // (1 << 20)))
     p = subprocess.Popen([sys.executable, "-m", "ubpkt_cli", "serve", "--udp", f"{LO}:0",
-                          "--report", os.devnull], stderr=subprocess.PIPE,
+                          "--region", f"mem:{mib}MiB", "--report", os.devnull],
+                         stderr=subprocess.PIPE,
                          stdout=subprocess.DEVNULL, text=True, env=_env())
     try:
         line = p.stderr.readline()
