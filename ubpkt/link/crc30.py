@@ -8,7 +8,12 @@ Three engines, all giving the same register value:
 
 * :func:`crc30_update` - slicing-by-8 over 16-bit tables (pure Python, ~10x the byte table);
 * :func:`crc30_batch` - numpy, many equal-layout messages at once (flit-stream checking);
-* :func:`crc30_bits` - bit at a time (the BCRC information bits, and the test reference).
+* :func:`crc30_bits` - bit at a time (the BCRC information bits, and the test reference);
+* a compiled engine when the optional ``anycrc`` package is installed (any width and
+  polynomial, in C): :func:`block_crc_values` / :func:`block_crc_many` and single blocks then
+  take it, one C call per block.  Setting ``UBPKT_CRC30=python`` in the environment (read at
+  import) or :func:`set_backend` ``("python")`` keeps the pure-Python/numpy engines above, which
+  stay the reference the compiled one is tested against (``tests/link/test_crc_plength.py``).
 
 :func:`block_crc` / :func:`block_crc_batch` say which bits a BCRC covers (UB 2.0 §4.7.2,
 profile ``bcrc_covers_info``); every BCRC built or checked in ubpkt goes through them.
@@ -16,12 +21,46 @@ profile ``bcrc_covers_info``); every BCRC built or checked in ubpkt goes through
 from __future__ import annotations
 
 import functools
+import os
 import struct
 
 POLY = 0x15A94AD5
 WIDTH = 30
 MASK = (1 << WIDTH) - 1
 INIT = MASK
+
+
+def _load_compiled():
+    """The compiled CRC30 (``anycrc``: width 30, this polynomial, preset all ones, MSB first, no
+    reflection, no final inversion), or None when the package is missing or disagrees with the
+    reference on the check string."""
+    try:
+        import anycrc
+        eng = anycrc.CRC(width=WIDTH, poly=POLY, init=INIT, refin=False, refout=False, xorout=0)
+    except Exception:       # not installed / cannot load: the pure-Python engines serve
+        return None
+    return eng
+
+
+_COMPILED = _load_compiled()
+#: the engine in use for whole bytes: "compiled" (anycrc) or "python" (tables + numpy)
+BACKEND = "compiled" if _COMPILED is not None else "python"
+
+
+def set_backend(name: str) -> str:
+    """Choose the CRC30 engine for whole bytes: ``"compiled"`` (needs ``anycrc``) or
+    ``"python"``; returns the previous one.  Both give the same register (tested)."""
+    global BACKEND
+    if name not in ("compiled", "python"):
+        raise ValueError(f"CRC30 backend {name!r}: 'compiled' or 'python'")
+    if name == "compiled" and _COMPILED is None:
+        raise RuntimeError("the compiled CRC30 needs the anycrc package")
+    old, BACKEND = BACKEND, name
+    return old
+
+
+if os.environ.get("UBPKT_CRC30") == "python":
+    BACKEND = "python"
 
 
 def _shift_table(extra: int) -> list:
@@ -102,6 +141,8 @@ def _crc30_big(crc: int, data) -> int:
 
 def crc30_update(crc: int, data) -> int:
     """Feed whole bytes (MSB first) into a running CRC30 register."""
+    if BACKEND == "compiled":
+        return _COMPILED.calc(data, crc) if len(data) else crc
     data = bytes(data) if not isinstance(data, (bytes, bytearray)) else data
     if len(data) >= _BIG:
         return _crc30_big(crc, data)
@@ -148,14 +189,20 @@ def bcrc_crc30(block_without_bcrc: bytes, info_bits: int | None = 0) -> int:
     ``info_bits=None``: the information bits are not covered.
     """
     n = len(block_without_bcrc)
-    if 192 <= n <= 640:
+    if BACKEND == "compiled":
+        crc = _COMPILED.calc(block_without_bcrc) if n else INIT
+    elif 192 <= n <= 640:
         # one numpy row beats the pure-Python loop from about 200 bytes on
         crc = int(_crc30_row(block_without_bcrc))
     else:
         crc = crc30(block_without_bcrc)
     if info_bits is None:
         return crc
-    return crc30_bits(crc, info_bits & 0b11, 2)
+    return ((crc << 2) & MASK) ^ _INFO2[(crc >> 28) ^ (info_bits & 0b11)]
+
+
+#: feeding two bits b (MSB first) into register r: ((r << 2) & MASK) ^ _INFO2[(r >> 28) ^ b]
+_INFO2 = tuple(crc30_bits(t << 28, 0, 2) for t in range(4))
 
 
 def block_crc(block_without_bcrc, info_bits: int = 0, covers_info: bool = True) -> int:
@@ -197,6 +244,15 @@ def block_crc_values(buf, spans, info_bits, covers_info: bool = True, *,
     two information bits).  Blocks of one length go through numpy together (fewer than
     ``min_batch`` one by one): what the framer and the DLL engine's receive path use to seal or
     check many blocks at once."""
+    if BACKEND == "compiled":
+        calc = _COMPILED.calc
+        mv = memoryview(buf)
+        info2 = _INFO2
+        out = []
+        for (s, e), info in zip(spans, info_bits):
+            c = calc(mv[s:e - 4]) if e - s > 4 else INIT
+            out.append(((c << 2) & MASK) ^ info2[(c >> 28) ^ info] if covers_info else c)
+        return out
     out = [0] * len(spans)
     groups: dict = {}
     for i, (s, e) in enumerate(spans):
