@@ -314,6 +314,11 @@ class ReceiveSide:
                 # the peer's initial credits can overtake our own negotiation: keep them
                 self._early_crd.append(blk)
             return
+        if kind == "Crd_Ack":
+            # about one per DLLDP: its fields straight from the bytes (crd_ack_values equals
+            # the one reader's values, tested)
+            self._rx_crd_ack(C.crd_ack_values(blk), len(blk) // FLIT, now, ev)
+            return
         v = C.parse_control(blk, self.crc_mode, covers_info=self.covers, crc_ok=True).values
         if kind == "Init":
             if "init" in v:
