@@ -45,10 +45,11 @@ def test_state_tables():
         e._set_state(DllState.NORMAL, [])
 
 
-def _run(fast, crc_mode, seed, p_flip, p_fec, rate, fill):
-    prof = SPEC.with_(crc_mode=crc_mode, dll_vl_enable=3)
-    a = DLLEngine(prof, fast_rx=fast)
-    b = DLLEngine(prof, fast_rx=fast, guid=7)
+def _run(fast, crc_mode, seed, p_flip, p_fec, rate, fill, *, steps=3000, npk=40, every=3,
+         **tuning):
+    prof = SPEC.with_(crc_mode=crc_mode, dll_vl_enable=3, **tuning)
+    a = DLLEngine(prof, fast_rx=fast, fast_tx=fast)
+    b = DLLEngine(prof, fast_rx=fast, fast_tx=fast, guid=7)
     link = Link(a, b, seed=seed, rate=rate, p_flip=p_flip, p_fec=p_fec, fill=fill)
     wire = []
     put = link.ab.put
@@ -60,9 +61,9 @@ def _run(fast, crc_mode, seed, p_flip, p_fec, rate, fill):
     link.up()
     rng = random.Random(seed)
     sent = 0
-    for _ in range(3000):
+    for _ in range(steps):
         link.step()
-        if a.status_up and sent < 40 and link.t % 3 == 0:
+        if a.status_up and sent < npk and link.t % every == 0:
             for src in (a, b):
                 src.send(mk(sent % 2, rng.randrange(8, 2500), sent, rng, crc_mode))
             sent += 1
@@ -78,15 +79,30 @@ def vars_(e):
 @pytest.mark.parametrize("crc_mode,p_flip,p_fec,rate,fill", [
     (True, 3e-3, 2e-3, 16, False), (True, 0, 0, 12, True), (False, 0, 4e-3, 16, False),
     (True, 1e-2, 0, 4, True)])
-def test_fast_receive_path_matches_the_reference_flit_by_flit(crc_mode, p_flip, p_fec, rate,
-                                                               fill):
-    """Same flits out at every tick, same events (in order, every field), same counters."""
+def test_fast_paths_match_the_reference_flit_by_flit(crc_mode, p_flip, p_fec, rate, fill):
+    """The fast receive and transmit paths against the reference ones (one flit / one block at
+    a time): same flits out at every tick, same events (in order, every field), same
+    counters."""
     ref = _run(False, crc_mode, 3, p_flip, p_fec, rate, fill)
     fast = _run(True, crc_mode, 3, p_flip, p_fec, rate, fill)
     assert fast[0] == ref[0]
     assert fast[1] == ref[1]
     assert fast[2] == ref[2] and fast[3] == ref[3]
     assert sum(1 for n, _ in ref[1] if n == "PacketDelivered") >= 60
+
+
+@pytest.mark.parametrize("crc_mode,p_flip,p_fec,depth", [
+    (True, 0, 0, 2048), (True, 0, 0, 100), (True, 3e-4, 0, 160), (False, 0, 3e-4, 160)])
+def test_bursts_of_many_blocks_match_the_reference(crc_mode, p_flip, p_fec, depth):
+    """Large transmit calls (many blocks, several DLLDPs per call and per received run) and a
+    small retry buffer (the Crd_Ack forced by a low NumFreeBuf inside a burst)."""
+    kw = dict(steps=500, npk=90, every=1, retry_buf_depth=depth)
+    ref = _run(False, crc_mode, 5, p_flip, p_fec, 160, False, **kw)
+    fast = _run(True, crc_mode, 5, p_flip, p_fec, 160, False, **kw)
+    assert fast[0] == ref[0]
+    assert fast[1] == ref[1]
+    assert fast[2] == ref[2] and fast[3] == ref[3]
+    assert sum(1 for n, _ in ref[1] if n == "PacketDelivered") >= 120
 
 
 def test_batched_framing_and_patched_bcrc_equal_sealing_block_by_block():

@@ -93,7 +93,10 @@ class TransmitSide:
         self._timers(now, ev)
         want = max_flits * FLIT
         out = self._out
+        burst = self.fast_tx
         while len(out) < want:
+            if burst and self._data_burst(out, want):
+                continue
             blk = self._schedule(now)
             if blk is None:
                 if fill and self.state != DllState.DISABLED \
@@ -111,6 +114,39 @@ class TransmitSide:
         self.stats["tx_flits"] += len(data) // FLIT
         self._raise(ev)
         return data
+
+    #: ``False``: every block goes through the scheduler (the reference the burst is tested
+    #: against, ``DLLEngine(fast_tx=False)``)
+    fast_tx = True
+
+    def _data_burst(self, out: bytearray, want: int) -> bool:
+        """Append data blocks to ``out`` for as long as the scheduler would pick nothing else
+        (same blocks, bytes and state as :meth:`_schedule` block by block): the link is
+        DLL_Normal with no retry set, replay, control block, mode change or NOB owed and no
+        Crd_Ack forced.  During a transmit call the owed ACKs and credits only shrink, so of
+        the forcing conditions only the retry buffer's room can change: it is checked before
+        every block.  False when not one block was appended."""
+        if self.state is not DllState.NORMAL or self._error or self.ack_sm is not AckState.NORMAL \
+                or self._req_set_due or self._ctrl or self._mode_chg is not None \
+                or self._nob_due or self.req_sm in (ReqState.RETRAIN, ReqState.ERROR) \
+                or self._crd_ack_forced():
+            return False
+        t = self.p.tuning
+        reserve = t.retry_lockout_reserve
+        low = reserve + MAX_FLITS               # _crd_ack_forced's retry-buffer condition
+        rb = self.rb
+        sent = False
+        while len(out) < want:
+            if self.pending_ack and rb.numfreebuf < low:
+                break
+            blk = self._next_data_block(reserve)
+            if blk is None:
+                break
+            out += blk
+            sent = True
+            if self._nob_due:
+                break
+        return sent
 
     def _retain(self, kind: str, blk: bytes) -> bytes:
         if RETAINED(kind):
