@@ -91,3 +91,12 @@ def test_block_values_and_checks_equal_reference_on_random_blocks():
 def test_set_backend_rejects_unknown_names():
     with pytest.raises(ValueError):
         C.set_backend("fast")
+
+
+@needs_compiled
+def test_patch_term_equal_on_both_engines():
+    for nbytes in (16, 36, 76, 636):
+        for delta in (0x04, 0x40, 0x80, 0xFC):
+            for covers in (True, False):
+                a, b = _both(lambda: C.bcrc_patch_term.__wrapped__(nbytes, delta, covers))
+                assert a == b

@@ -226,7 +226,8 @@ def bcrc_patch_term(nbytes: int, delta0: int, covers_info: bool = True) -> int:
     BCRC's CRC30.  The CRC (no final inversion) is linear over GF(2): the register of a changed
     message is the old register XOR the zero-preset CRC of the change alone (``delta0`` then
     ``nbytes - 1`` zero bytes), advanced over the two information bits when they are covered."""
-    term = _crc30_small(0, bytes((delta0,)) + bytes(nbytes - 1))
+    change = bytes((delta0,)) + bytes(nbytes - 1)
+    term = _COMPILED.calc(change, 0) if BACKEND == "compiled" else _crc30_small(0, change)
     return crc30_bits(term, 0, 2) if covers_info else term
 
 
