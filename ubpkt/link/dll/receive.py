@@ -130,22 +130,38 @@ class ReceiveSide:
         p = self._rx_pkt
         pending = None if p is None else (p[1] - p[4], p[2])
         spans = []
+        kinds = []
         pos = 0
         while total - pos >= 1:
             kind, flits, pending = next_block(rx, pos * FLIT, pending)
             if pos + flits > total:
                 break
             spans.append((pos, flits))
+            kinds.append(kind)
             pos += flits
         base = self._rx_index - old             # _rx_index of the flit before rx[0]
         crcs = self._crc_many(rx, spans) if spans and self.crc_mode else None
-        for k, (start, flits) in enumerate(spans):
+        k = 0
+        nspans = len(spans)
+        while k < nspans:
+            start, flits = spans[k]
+            if kinds[k] == "lph" and not flitwise and self._rx_pkt is None:
+                # a whole DLLDP in this run, good, no DLLCB between its blocks: at once
+                nb = ((rx[start * FLIT + 2] & 0x3F) >> 2) + 1
+                if k + nb <= nspans and (nb == 1 or "cb" not in kinds[k + 1:k + nb]) \
+                        and (crcs is None or all(crcs[k:k + nb])):
+                    self._rx_dlldp(rx, spans[k:k + nb], ev)
+                    last, lflits = spans[k + nb - 1]
+                    self._rx_index = base + last + lflits
+                    k += nb
+                    continue
+            k += 1
             blk = bytes(rx[start * FLIT:(start + flits) * FLIT])
             self._rx_index = base + start + flits
             if flitwise and self._header_retained(blk):
                 new = start + flits - max(start, old)   # its flits not counted yet
                 self.rcvptr_abs += new
-            self._rx_block(blk, now, ev, None if crcs is None else crcs[k])
+            self._rx_block(blk, now, ev, None if crcs is None else crcs[k - 1])
             if self.req_sm != ReqState.NORMAL or self._skip_set is not None \
                     or self.state == DllState.DISABLED:
                 # the reference path goes on after this block's last flit, with nothing
@@ -167,6 +183,36 @@ class ReceiveSide:
         self._rx_fec = [True] * tail
         self._rx_index = base + total
         return end
+
+    def _rx_dlldp(self, rx, spans, ev: list) -> None:
+        """A whole DLLDP (``spans``: its blocks in ``rx``, BCRCs good, nothing between them),
+        with the same effects and events as :meth:`_rx_block` block by block: RcvPtr and the
+        ACKs owed count its flits, each block's LPH/LBH CRD/ACK bits return credits and
+        release the retry buffer (in block order: their error events come in that order),
+        then the packet is delivered from slices of ``rx``."""
+        self._req_run = (None, -100)
+        first = spans[0][0] * FLIT
+        last_s, last_f = spans[-1]
+        flits = last_s + last_f - spans[0][0]
+        self.rcvptr_abs += flits
+        self.pending_ack += flits
+        self.pending_ack_worthy += flits
+        crc = 4 if self.crc_mode else 0
+        for s, _ in spans:
+            b0 = rx[s * FLIT]
+            if b0 & 0xC0:
+                self._rx_header_bits(b0, ev)
+        with memoryview(rx) as mv:
+            parts = [mv[first + 4:first + spans[0][1] * FLIT - crc]]
+            parts += [mv[s * FLIT + 2:(s + f) * FLIT - crc] for s, f in spans[1:]]
+            body = b"".join(parts)
+            del parts
+        lph = bytes(rx[first:first + 4])
+        plen = ((lph[2] & 0x3F) << 8) | lph[3]
+        vl = ((lph[0] & 1) << 3) | (lph[1] >> 5)
+        end = (last_s + last_f) * FLIT
+        self._deliver([lph, len(spans), last_f, [body], len(spans), vl, plen, flits],
+                      bytes(rx[end - 4:end]), ev)
 
     def _crc_many(self, rx, spans) -> list:
         """BCRC check of every span (start flit, flits) of ``rx``: one numpy batch per length."""
