@@ -145,15 +145,22 @@ class ReceiveSide:
         nspans = len(spans)
         while k < nspans:
             start, flits = spans[k]
-            if kinds[k] == "lph" and not flitwise and self._rx_pkt is None:
-                # a whole DLLDP in this run, good, no DLLCB between its blocks: at once
-                nb = ((rx[start * FLIT + 2] & 0x3F) >> 2) + 1
-                if k + nb <= nspans and (nb == 1 or "cb" not in kinds[k + 1:k + nb]) \
-                        and (crcs is None or all(crcs[k:k + nb])):
-                    self._rx_dlldp(rx, spans[k:k + nb], ev)
-                    last, lflits = spans[k + nb - 1]
+            kind = kinds[k]
+            if kind != "cb" and not flitwise:
+                # the DLLDBs of one DLLDP that follow here, up to a DLLCB, a bad BCRC or the
+                # DLLDP's end: at once (continuing a DLLDP begun in an earlier run)
+                p = self._rx_pkt
+                left = p[1] - p[4] if p is not None else \
+                    ((rx[start * FLIT + 2] & 0x3F) >> 2) + 1
+                stop = min(nspans, k + left)
+                j = k
+                while j < stop and kinds[j] != "cb" and (crcs is None or crcs[j]):
+                    j += 1
+                if j > k:
+                    self._rx_dlldbs(rx, spans[k:j], ev)
+                    last, lflits = spans[j - 1]
                     self._rx_index = base + last + lflits
-                    k += nb
+                    k = j
                     continue
             k += 1
             blk = bytes(rx[start * FLIT:(start + flits) * FLIT])
@@ -184,12 +191,13 @@ class ReceiveSide:
         self._rx_index = base + total
         return end
 
-    def _rx_dlldp(self, rx, spans, ev: list) -> None:
-        """A whole DLLDP (``spans``: its blocks in ``rx``, BCRCs good, nothing between them),
-        with the same effects and events as :meth:`_rx_block` block by block: RcvPtr and the
-        ACKs owed count its flits, each block's LPH/LBH CRD/ACK bits return credits and
-        release the retry buffer (in block order: their error events come in that order),
-        then the packet is delivered from slices of ``rx``."""
+    def _rx_dlldbs(self, rx, spans, ev: list) -> None:
+        """Consecutive DLLDBs of one DLLDP (``spans``: their blocks in ``rx``, BCRCs good,
+        nothing between them; the first an LPH when no DLLDP is open), with the same effects
+        and events as :meth:`_rx_block` block by block: RcvPtr and the ACKs owed count their
+        flits, each LPH/LBH's CRD/ACK bits return credits and release the retry buffer (in
+        block order, so their error events come in that order), the bodies join the DLLDP,
+        which is delivered when its last block is among them."""
         self._req_run = (None, -100)
         first = spans[0][0] * FLIT
         last_s, last_f = spans[-1]
@@ -197,22 +205,32 @@ class ReceiveSide:
         self.rcvptr_abs += flits
         self.pending_ack += flits
         self.pending_ack_worthy += flits
-        crc = 4 if self.crc_mode else 0
         for s, _ in spans:
             b0 = rx[s * FLIT]
             if b0 & 0xC0:
                 self._rx_header_bits(b0, ev)
+        crc = 4 if self.crc_mode else 0
+        p = self._rx_pkt
         with memoryview(rx) as mv:
-            parts = [mv[first + 4:first + spans[0][1] * FLIT - crc]]
-            parts += [mv[s * FLIT + 2:(s + f) * FLIT - crc] for s, f in spans[1:]]
-            body = b"".join(parts)
+            if p is None:
+                plen = ((rx[first + 2] & 0x3F) << 8) | rx[first + 3]
+                vl = ((rx[first] & 1) << 3) | (rx[first + 1] >> 5)
+                p = [bytes(mv[first:first + 4]), (plen >> 10) + 1, ((plen >> 5) & 0x1F) + 1,
+                     [], 0, vl, plen, 0]
+                parts = [mv[first + 4:first + spans[0][1] * FLIT - crc]]
+                parts += [mv[s * FLIT + 2:(s + f) * FLIT - crc] for s, f in spans[1:]]
+            else:
+                parts = [mv[s * FLIT + 2:(s + f) * FLIT - crc] for s, f in spans]
+            p[3].append(b"".join(parts))
             del parts
-        lph = bytes(rx[first:first + 4])
-        plen = ((lph[2] & 0x3F) << 8) | lph[3]
-        vl = ((lph[0] & 1) << 3) | (lph[1] >> 5)
-        end = (last_s + last_f) * FLIT
-        self._deliver([lph, len(spans), last_f, [body], len(spans), vl, plen, flits],
-                      bytes(rx[end - 4:end]), ev)
+        p[4] += len(spans)
+        p[7] += flits
+        if p[4] == p[1]:
+            self._rx_pkt = None
+            end = (last_s + last_f) * FLIT
+            self._deliver(p, bytes(rx[end - 4:end]), ev)
+        else:
+            self._rx_pkt = p
 
     def _crc_many(self, rx, spans) -> list:
         """BCRC check of every span (start flit, flits) of ``rx``: one numpy batch per length."""
