@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from .. import control as C
 from ..blocks import FLIT, next_block
+from ..plength import MAX_FLITS
 from ..credits import cells_for
 from ..crc30 import block_crc, block_crc_many
 from ..plength import packet_length
@@ -132,8 +133,13 @@ class ReceiveSide:
         spans = []
         kinds = []
         pos = 0
-        while total - pos >= 1:
-            kind, flits, pending = next_block(rx, pos * FLIT, pending)
+        while pos < total:
+            # next_block (the one delimiter, UB 2.0 §4.3.4.1) inlined for DLLDBs
+            o = pos * FLIT
+            if rx[o + 1] & 0x0F and pending is not None and pending[0] > 1:
+                kind, flits, pending = "lbh", MAX_FLITS, (pending[0] - 1, pending[1])
+            else:
+                kind, flits, pending = next_block(rx, o, pending)
             if pos + flits > total:
                 break
             spans.append((pos, flits))
