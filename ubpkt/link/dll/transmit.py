@@ -135,13 +135,56 @@ class TransmitSide:
         reserve = t.retry_lockout_reserve
         low = reserve + MAX_FLITS               # _crd_ack_forced's retry-buffer condition
         rb = self.rb
+        depth, kept, kept_at = rb.depth, rb.data, rb.blocks
+        rc = self.rx_credits
+        owed = rc.pending if rc is not None else None
+        neg = self.neg
+        ack_grain, crd_grains = neg.data_ack_grain, neg.data_credit_grain
+        crc_mode, covers = self.crc_mode, self.covers
         sent = False
+        # _next_data_block inlined (the blocks framed for the queue are this engine's own
+        # bytearrays: their CRD/ACK bits and BCRC are patched in place, and the retry buffer
+        # keeps them as they are)
         while len(out) < want:
-            if self.pending_ack and rb.numfreebuf < low:
+            free = depth - (rb.wr - rb.tail)
+            if free < low and self.pending_ack:
+                break                           # a Crd_Ack is forced first
+            cur = self._tx_cur
+            if cur is None:
+                cur = self._start_dlldp(reserve)
+                if cur is None:
+                    break
+            blocks, i, vl, flits = cur
+            blk = blocks[i]
+            n = len(blk) // FLIT
+            if free - 1 - n < reserve:
                 break
-            blk = self._next_data_block(reserve)
-            if blk is None:
-                break
+            grain = rc.take_grain(crd_grains) if owed is not None and any(owed) else None
+            b0 = blk[0]
+            new0 = b0 & 0x03
+            if grain is not None:
+                new0 |= 0x80 | grain[0] << 2
+            if self.pending_ack >= ack_grain:
+                self.pending_ack -= ack_grain
+                self.pending_ack_worthy = min(self.pending_ack_worthy, self.pending_ack)
+                new0 |= 0x40
+            if new0 != b0:
+                blk[0] = new0
+                if crc_mode:
+                    word = int.from_bytes(blk[-4:], "big")
+                    crc = bcrc_patch(word & 0x3FFFFFFF, len(blk) - 4, b0 ^ new0, covers)
+                    blk[-4:] = ((word & 0xC0000000) | crc).to_bytes(4, "big")
+            i += 1
+            cur[1] = i
+            if i == len(blocks):
+                self._tx_cur = None
+                gap = neg.peer_packet_min_interval - flits
+                if gap > 0:
+                    self._nob_due += gap
+            wr = rb.wr
+            kept_at.append(wr)
+            kept[wr] = blk
+            rb.wr = wr + n
             out += blk
             sent = True
             if self._nob_due:
