@@ -84,20 +84,24 @@ def _cut(packet, crc_mode, error_flag, block_bits, buf, spans, infos) -> None:
     at = len(buf)
     buf += bytes(((nblk - 1) * MAX_FLITS + lay.last_flits) * FLIT)
     pos = LPH_LEN
+    src = memoryview(packet)
+    lbh = bytes((lbh0, lbh1))
+    full = MAX_FLITS * FLIT
     for i, size in enumerate(lay.block_payload):
         last = i == nblk - 1
-        flits = lay.last_flits if last else MAX_FLITS
-        hdr = lph if i == 0 else bytearray((lbh0, lbh1))
+        span = lay.last_flits * FLIT if last else full
+        hdr = lph if i == 0 else lbh
         if block_bits is not None and i < len(block_bits) and block_bits[i] is not None:
             crd, ack, crd_vl = block_bits[i]
+            hdr = bytearray(hdr)
             hdr[0] = (hdr[0] & 0x03) | (crd & 1) << 7 | (ack & 1) << 6 | (crd_vl & 0xF) << 2
-        h = len(hdr)
-        buf[at:at + h] = hdr
-        buf[at + h:at + h + size] = packet[pos:pos + size]
+        h = at + len(hdr)
+        buf[at:h] = hdr
+        buf[h:h + size] = src[pos:pos + size]
         pos += size
-        spans.append((at, at + flits * FLIT))
+        spans.append((at, at + span))
         infos.append(1 if error_flag and last else 0)    # ERROR_FLAG in the last block only
-        at += flits * FLIT
+        at += span
     if not crc_mode and error_flag:
         buf[at - 1] = 0x40                      # END (Table 4-4); 0 otherwise
 
