@@ -116,15 +116,14 @@ def crd_ack(ack_num: int = 0, credits=None, *, t: int = 0, sd: int = 0, crc_mode
     The engine sends one about every DLLDP, so the bytes are placed directly (LCH from the
     declared layout once, ``_CRD_LCH``); ``tests/link/test_control.py`` checks them against
     the generic path (:func:`build` with the declared body)."""
-    credits = list(credits or ())
-    if len(credits) < 16:
-        credits += [0] * (16 - len(credits))
+    credits = list(credits or ())[:16]
     crd_num = 0
-    for vl in range(15, -1, -1):
-        c = credits[vl]
-        if not 0 <= c < 64:
-            raise ValueError(f"CRD_NUM of VL{vl} is 6 bits, not {c}")
-        crd_num = (crd_num << 6) | c
+    if credits and (min(credits) < 0 or max(credits) > 63):
+        vl, c = next((vl, c) for vl, c in enumerate(credits) if not 0 <= c < 64)
+        raise ValueError(f"CRD_NUM of VL{vl} is 6 bits, not {c}")
+    for vl, c in enumerate(credits):
+        if c:
+            crd_num |= c << (6 * vl)
     if not 0 <= ack_num <= 0xFFFF:
         raise ValueError(f"ACK_NUM is 16 bits, not {ack_num}")
     blk = bytearray(2 * FLIT)
