@@ -46,7 +46,7 @@ def test_state_tables():
 
 
 def _run(fast, crc_mode, seed, p_flip, p_fec, rate, fill, *, steps=3000, npk=40, every=3,
-         **tuning):
+         batch=1, **tuning):
     prof = SPEC.with_(crc_mode=crc_mode, dll_vl_enable=3, **tuning)
     a = DLLEngine(prof, fast_rx=fast, fast_tx=fast)
     b = DLLEngine(prof, fast_rx=fast, fast_tx=fast, guid=7)
@@ -64,9 +64,10 @@ def _run(fast, crc_mode, seed, p_flip, p_fec, rate, fill, *, steps=3000, npk=40,
     for _ in range(steps):
         link.step()
         if a.status_up and sent < npk and link.t % every == 0:
-            for src in (a, b):
-                src.send(mk(sent % 2, rng.randrange(8, 2500), sent, rng, crc_mode))
-            sent += 1
+            for _ in range(batch):
+                for src in (a, b):
+                    src.send(mk(sent % 2, rng.randrange(8, 2500), sent, rng, crc_mode))
+                sent += 1
     strip = [(type(e).__name__, {k: v for k, v in vars_(e).items()})
              for e in link.events[id(a)] + link.events[id(b)]]
     return wire, strip, a.stats, b.stats
@@ -91,12 +92,15 @@ def test_fast_paths_match_the_reference_flit_by_flit(crc_mode, p_flip, p_fec, ra
     assert sum(1 for n, _ in ref[1] if n == "PacketDelivered") >= 60
 
 
-@pytest.mark.parametrize("crc_mode,p_flip,p_fec,depth", [
-    (True, 0, 0, 2048), (True, 0, 0, 100), (True, 3e-4, 0, 160), (False, 0, 3e-4, 160)])
-def test_bursts_of_many_blocks_match_the_reference(crc_mode, p_flip, p_fec, depth):
-    """Large transmit calls (many blocks, several DLLDPs per call and per received run) and a
-    small retry buffer (the Crd_Ack forced by a low NumFreeBuf inside a burst)."""
-    kw = dict(steps=500, npk=90, every=1, retry_buf_depth=depth)
+@pytest.mark.parametrize("crc_mode,p_flip,p_fec,depth,gap", [
+    (True, 0, 0, 2048, 0), (True, 0, 0, 100, 0), (True, 3e-4, 0, 160, 0),
+    (False, 0, 3e-4, 160, 0), (True, 0, 0, 2048, 40)])
+def test_bursts_of_many_blocks_match_the_reference(crc_mode, p_flip, p_fec, depth, gap):
+    """Large transmit calls (many blocks, several DLLDPs per call and per received run), a
+    small retry buffer (the Crd_Ack forced by a low NumFreeBuf inside a burst) and NOB pacing
+    (PACKET_MIN_INTERVAL: NOBs due after a short DLLDP end a burst)."""
+    kw = dict(steps=500, npk=90, every=2, batch=3, retry_buf_depth=depth,
+              dll_packet_min_interval=gap)
     ref = _run(False, crc_mode, 5, p_flip, p_fec, 160, False, **kw)
     fast = _run(True, crc_mode, 5, p_flip, p_fec, 160, False, **kw)
     assert fast[0] == ref[0]
@@ -186,3 +190,25 @@ def test_fec_false_for_a_whole_receive_and_crc_mode_needs_no_flag():
     c.receive(C.retry_ack_set(0, 100, 0, 0), 10, False)     # every flit failed
     assert c.stats["fec_errors"] == len(C.retry_ack_set(0, 100, 0, 0)) // 20
     assert c.req_sm != ReqState.NORMAL
+
+
+def test_the_wire_is_the_same_on_both_crc30_engines():
+    """The compiled CRC30 (anycrc) and the pure-Python/numpy reference give the same flits,
+    events and counters for an engine pair over a lossy channel."""
+    import importlib
+    crc = importlib.import_module("ubpkt.link.crc30")
+    if crc._COMPILED is None:
+        pytest.skip("anycrc is not installed: only the reference CRC30 engine is there")
+    kw = dict(steps=400, npk=60, every=1, retry_buf_depth=300)
+    old = crc.set_backend("python")
+    try:
+        ref = _run(True, True, 8, 3e-4, 0, 128, False, **kw)
+    finally:
+        crc.set_backend(old)
+    crc.set_backend("compiled")
+    try:
+        fast = _run(True, True, 8, 3e-4, 0, 128, False, **kw)
+    finally:
+        crc.set_backend(old)
+    assert fast == ref
+    assert ref[2]["crc_errors"] + ref[3]["crc_errors"] > 0
