@@ -329,9 +329,12 @@ class TransmitSide:
     def _start_dlldp(self, reserve: int):
         """Pick a VL round-robin among those with a packet and credits; frame its packet."""
         neg = self.neg
+        txq = self._txq
+        if not any(txq):
+            return None
         for k in range(16):
             vl = (self._vl_rr + k) % 16
-            q = self._txq[vl]
+            q = txq[vl]
             if not q:
                 continue
             lay = layout(len(q[0][0]), self.crc_mode)
