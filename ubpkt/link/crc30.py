@@ -9,14 +9,12 @@ Three engines, all giving the same register value:
 * :func:`crc30_update` - slicing-by-8 over 16-bit tables (pure Python, ~10x the byte table);
 * :func:`crc30_batch` - numpy, many equal-layout messages at once (flit-stream checking);
 * :func:`crc30_bits` - bit at a time (the BCRC information bits, and the test reference);
-* a compiled engine when the optional ``anycrc`` package is installed (any width and
-  polynomial, in C): :func:`block_crc_values` / :func:`block_crc_many` and single blocks then
-  take it, one C call per block.  Setting ``UBPKT_CRC30=python`` in the environment (read at
-  import) or :func:`set_backend` ``("python")`` keeps the pure-Python/numpy engines above, which
-  stay the reference the compiled one is tested against (``tests/link/test_crc_plength.py``).
-
-:func:`block_crc` / :func:`block_crc_batch` say which bits a BCRC covers (UB 2.0 §4.7.2,
-profile ``bcrc_covers_info``); every BCRC built or checked in ubpkt goes through them.
+* compiled engines, used when present (``BACKEND``): ``native`` - ``ubpkt._crc30c``, the
+  package's optional C extension (many blocks of a buffer in one call, slicing by 8); ``anycrc``
+  - the ``anycrc`` package (any width and polynomial in C, one call per block).  Setting
+  ``UBPKT_CRC30=python`` (or ``anycrc``) in the environment, read at import, or
+  :func:`set_backend` chooses; the pure-Python/numpy engines above stay the reference the
+  compiled ones are tested against (``tests/link/test_crc_backends.py``).
 """
 from __future__ import annotations
 
@@ -30,37 +28,52 @@ MASK = (1 << WIDTH) - 1
 INIT = MASK
 
 
-def _load_compiled():
-    """The compiled CRC30 (``anycrc``: width 30, this polynomial, preset all ones, MSB first, no
-    reflection, no final inversion), or None when the package is missing or disagrees with the
-    reference on the check string."""
+def _load_anycrc():
+    """``anycrc``'s CRC with these parameters (width 30, this polynomial, preset all ones, MSB
+    first, no reflection, no final inversion), or None when the package is missing."""
     try:
         import anycrc
-        eng = anycrc.CRC(width=WIDTH, poly=POLY, init=INIT, refin=False, refout=False, xorout=0)
-    except Exception:       # not installed / cannot load: the pure-Python engines serve
+        return anycrc.CRC(width=WIDTH, poly=POLY, init=INIT, refin=False, refout=False,
+                          xorout=0)
+    except Exception:       # not installed / cannot load: another engine serves
         return None
-    return eng
 
 
-_COMPILED = _load_compiled()
-#: the engine in use for whole bytes: "compiled" (anycrc) or "python" (tables + numpy)
-BACKEND = "compiled" if _COMPILED is not None else "python"
+def _load_native():
+    """The package's C extension, or None when it was not built (no compiler at install)."""
+    try:
+        from .. import _crc30c
+        return _crc30c
+    except ImportError:
+        return None
+
+
+_COMPILED = _load_anycrc()
+_NATIVE = _load_native()
+_AVAILABLE = {"native": _NATIVE is not None, "anycrc": _COMPILED is not None, "python": True}
+#: the engine in use: "native" (ubpkt._crc30c), "anycrc" or "python" (tables + numpy)
+BACKEND = next(name for name, ok in _AVAILABLE.items() if ok)
+
+
+def backends() -> list:
+    """The CRC30 engines available here, fastest first."""
+    return [name for name, ok in _AVAILABLE.items() if ok]
 
 
 def set_backend(name: str) -> str:
-    """Choose the CRC30 engine for whole bytes: ``"compiled"`` (needs ``anycrc``) or
-    ``"python"``; returns the previous one.  Both give the same register (tested)."""
+    """Choose the CRC30 engine (``"native"``, ``"anycrc"`` or ``"python"``, see the module
+    doc); returns the previous one.  All give the same register (tested)."""
     global BACKEND
-    if name not in ("compiled", "python"):
-        raise ValueError(f"CRC30 backend {name!r}: 'compiled' or 'python'")
-    if name == "compiled" and _COMPILED is None:
-        raise RuntimeError("the compiled CRC30 needs the anycrc package")
+    if name not in _AVAILABLE:
+        raise ValueError(f"CRC30 backend {name!r}: one of {', '.join(_AVAILABLE)}")
+    if not _AVAILABLE[name]:
+        raise RuntimeError(f"the {name} CRC30 engine is not available here")
     old, BACKEND = BACKEND, name
     return old
 
 
-if os.environ.get("UBPKT_CRC30") == "python":
-    BACKEND = "python"
+if _AVAILABLE.get(os.environ.get("UBPKT_CRC30", "")):
+    BACKEND = os.environ["UBPKT_CRC30"]
 
 
 def _shift_table(extra: int) -> list:
@@ -141,7 +154,9 @@ def _crc30_big(crc: int, data) -> int:
 
 def crc30_update(crc: int, data) -> int:
     """Feed whole bytes (MSB first) into a running CRC30 register."""
-    if BACKEND == "compiled":
+    if BACKEND == "native":
+        return _NATIVE.crc30_update(crc, data)
+    if BACKEND == "anycrc":
         return _COMPILED.calc(data, crc) if len(data) else crc
     data = bytes(data) if not isinstance(data, (bytes, bytearray)) else data
     if len(data) >= _BIG:
@@ -189,7 +204,9 @@ def bcrc_crc30(block_without_bcrc: bytes, info_bits: int | None = 0) -> int:
     ``info_bits=None``: the information bits are not covered.
     """
     n = len(block_without_bcrc)
-    if BACKEND == "compiled":
+    if BACKEND == "native":
+        crc = _NATIVE.crc30_update(INIT, block_without_bcrc)
+    elif BACKEND == "anycrc":
         crc = _COMPILED.calc(block_without_bcrc) if n else INIT
     elif 192 <= n <= 640:
         # one numpy row beats the pure-Python loop from about 200 bytes on
@@ -227,7 +244,7 @@ def bcrc_patch_term(nbytes: int, delta0: int, covers_info: bool = True) -> int:
     message is the old register XOR the zero-preset CRC of the change alone (``delta0`` then
     ``nbytes - 1`` zero bytes), advanced over the two information bits when they are covered."""
     change = bytes((delta0,)) + bytes(nbytes - 1)
-    term = _COMPILED.calc(change, 0) if BACKEND == "compiled" else _crc30_small(0, change)
+    term = crc30_update(0, change) if BACKEND != "python" else _crc30_small(0, change)
     return crc30_bits(term, 0, 2) if covers_info else term
 
 
@@ -245,7 +262,9 @@ def block_crc_values(buf, spans, info_bits, covers_info: bool = True, *,
     two information bits).  Blocks of one length go through numpy together (fewer than
     ``min_batch`` one by one): what the framer and the DLL engine's receive path use to seal or
     check many blocks at once."""
-    if BACKEND == "compiled":
+    if BACKEND == "native":
+        return _NATIVE.crc30_blocks(buf, spans, info_bits if covers_info else None)
+    if BACKEND == "anycrc":
         calc = _COMPILED.calc
         mv = memoryview(buf)
         info2 = _INFO2
@@ -284,7 +303,9 @@ def block_crc_many(buf, spans, covers_info: bool = True, *, min_batch: int = 4) 
     """Whether each block ``buf[start:end]`` (``spans``: (start, end) byte offsets, whole blocks
     with their 4-byte BCRC) carries a correct BCRC (:func:`block_crc_values`).  The DLL
     engine's receive fast path checks every complete block of a run this way."""
-    if BACKEND == "compiled":
+    if BACKEND == "native":
+        return _NATIVE.check_blocks(buf, spans, covers_info)
+    if BACKEND == "anycrc":
         calc = _COMPILED.calc
         info2 = _INFO2
         out = []

@@ -1,0 +1,204 @@
+/* The data link's CRC30 (UB 2.0 §4.7.2) over many blocks of one buffer in one call.
+ *
+ * Optional compiled helper of ubpkt.link.crc30 (built by setup.py when a C compiler is there;
+ * without it the package uses anycrc or its pure-Python/numpy engines, which stay the
+ * reference this one is tested against in tests/link/test_crc_backends.py).
+ *
+ * CRC30: polynomial 0x15A94AD5 (x^30 implied), register preset to all ones, MSB first, no
+ * reflection, no final inversion.  It is computed as a 32-bit MSB-first CRC with generator
+ * G(x) * x^2 and a register holding the 30-bit one shifted left by 2: the remainder of
+ * M(x) x^32 mod G(x) x^2 is x^2 (M(x) x^30 mod G(x)), so the top 30 bits of the 32-bit
+ * register are the CRC30 register at every step.  Slicing by 8: eight bytes per table round.
+ *
+ * crc30_blocks(buf, spans, infos) -> list[int]
+ *     the BCRC's CRC30 of every block buf[start:end-4] ((start, end) in spans), followed by
+ *     the block's two information bits infos[i] when infos is not None.
+ * check_blocks(buf, spans, covers_info) -> list[bool]
+ *     whether every block buf[start:end] carries a correct BCRC in its last 4 bytes (the
+ *     information bits read from that word, covered when covers_info).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+#define POLY30 0x15A94AD5u
+#define MASK30 0x3FFFFFFFu
+#define POLY32 (POLY30 << 2)
+
+static uint32_t T[8][256];
+
+static void make_tables(void)
+{
+    for (uint32_t b = 0; b < 256; b++) {
+        uint32_t c = b << 24;
+        for (int i = 0; i < 8; i++)
+            c = (c & 0x80000000u) ? (c << 1) ^ POLY32 : (c << 1);
+        T[0][b] = c;
+    }
+    for (int k = 1; k < 8; k++)
+        for (int b = 0; b < 256; b++)
+            T[k][b] = (T[k - 1][b] << 8) ^ T[0][T[k - 1][b] >> 24];
+}
+
+/* the 30-bit register after feeding n bytes into register r30 */
+static uint32_t crc30_run(uint32_t r30, const unsigned char *p, Py_ssize_t n)
+{
+    uint32_t c = r30 << 2;
+    while (n >= 8) {
+        uint32_t a = c ^ ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+        c = T[7][a >> 24] ^ T[6][(a >> 16) & 0xFF] ^ T[5][(a >> 8) & 0xFF] ^ T[4][a & 0xFF]
+            ^ T[3][p[4]] ^ T[2][p[5]] ^ T[1][p[6]] ^ T[0][p[7]];
+        p += 8;
+        n -= 8;
+    }
+    while (n-- > 0)
+        c = (c << 8) ^ T[0][(c >> 24) ^ *p++];
+    return c >> 2;
+}
+
+/* feed the two information bits (MSB first) */
+static uint32_t crc30_info(uint32_t r, unsigned info)
+{
+    for (int s = 1; s >= 0; s--) {
+        unsigned fb = ((r >> 29) ^ (info >> s)) & 1u;
+        r = (r << 1) & MASK30;
+        if (fb)
+            r ^= POLY30;
+    }
+    return r;
+}
+
+/* (start, end) of span i; -1 with an exception set when it is not inside the buffer */
+static int span_of(PyObject *spans, Py_ssize_t i, Py_ssize_t len, Py_ssize_t *s, Py_ssize_t *e)
+{
+    PyObject *t = PySequence_Fast_GET_ITEM(spans, i);
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 2) {
+        PyErr_SetString(PyExc_TypeError, "spans are (start, end) tuples");
+        return -1;
+    }
+    *s = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 0));
+    *e = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 1));
+    if (PyErr_Occurred())
+        return -1;
+    if (*s < 0 || *e > len || *e - *s < 4) {
+        PyErr_SetString(PyExc_ValueError, "a span is outside the buffer or shorter than a BCRC");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *crc30_blocks(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    PyObject *spans_in, *infos_in, *spans = NULL, *infos = NULL, *out = NULL;
+    if (!PyArg_ParseTuple(args, "y*OO", &view, &spans_in, &infos_in))
+        return NULL;
+    spans = PySequence_Fast(spans_in, "spans must be a sequence");
+    if (!spans)
+        goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(spans);
+    if (infos_in != Py_None) {
+        infos = PySequence_Fast(infos_in, "infos must be a sequence or None");
+        if (!infos)
+            goto done;
+        if (PySequence_Fast_GET_SIZE(infos) < n) {
+            PyErr_SetString(PyExc_ValueError, "one information value per span");
+            goto done;
+        }
+    }
+    out = PyList_New(n);
+    if (!out)
+        goto done;
+    const unsigned char *buf = view.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t s, e;
+        if (span_of(spans, i, view.len, &s, &e) < 0)
+            goto fail;
+        uint32_t r = crc30_run(MASK30, buf + s, e - s - 4);
+        if (infos) {
+            long info = PyLong_AsLong(PySequence_Fast_GET_ITEM(infos, i));
+            if (info == -1 && PyErr_Occurred())
+                goto fail;
+            r = crc30_info(r, (unsigned)info & 3u);
+        }
+        PyObject *v = PyLong_FromUnsignedLong(r);
+        if (!v)
+            goto fail;
+        PyList_SET_ITEM(out, i, v);
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    Py_XDECREF(spans);
+    Py_XDECREF(infos);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+static PyObject *check_blocks(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    PyObject *spans_in, *spans = NULL, *out = NULL;
+    int covers;
+    if (!PyArg_ParseTuple(args, "y*Op", &view, &spans_in, &covers))
+        return NULL;
+    spans = PySequence_Fast(spans_in, "spans must be a sequence");
+    if (!spans)
+        goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(spans);
+    out = PyList_New(n);
+    if (!out)
+        goto done;
+    const unsigned char *buf = view.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t s, e;
+        if (span_of(spans, i, view.len, &s, &e) < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        const unsigned char *w = buf + e - 4;
+        uint32_t word = (uint32_t)w[0] << 24 | (uint32_t)w[1] << 16 | (uint32_t)w[2] << 8 | w[3];
+        uint32_t r = crc30_run(MASK30, buf + s, e - s - 4);
+        if (covers)
+            r = crc30_info(r, word >> 30);
+        PyObject *v = (r == (word & MASK30)) ? Py_True : Py_False;
+        Py_INCREF(v);
+        PyList_SET_ITEM(out, i, v);
+    }
+done:
+    Py_XDECREF(spans);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+static PyObject *crc30_update(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    unsigned long r;
+    if (!PyArg_ParseTuple(args, "ky*", &r, &view))
+        return NULL;
+    uint32_t c = crc30_run((uint32_t)r & MASK30, view.buf, view.len);
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLong(c);
+}
+
+static PyMethodDef methods[] = {
+    {"crc30_blocks", crc30_blocks, METH_VARARGS,
+     "crc30_blocks(buf, spans, infos) -> CRC30 of every block buf[start:end-4], then its two "
+     "information bits when infos is not None"},
+    {"check_blocks", check_blocks, METH_VARARGS,
+     "check_blocks(buf, spans, covers_info) -> whether every block carries a correct BCRC"},
+    {"crc30_update", crc30_update, METH_VARARGS,
+     "crc30_update(register, data) -> the register after feeding data (MSB first)"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_crc30c",
+                                    "CRC30 of many data-link blocks in one call (UB 2.0 §4.7.2)",
+                                    -1, methods};
+
+PyMODINIT_FUNC PyInit__crc30c(void)
+{
+    make_tables();
+    return PyModule_Create(&module);
+}
