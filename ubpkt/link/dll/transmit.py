@@ -13,7 +13,7 @@ from __future__ import annotations
 from .. import control as C
 from ..blocks import FLIT
 from ..credits import RxCredits, cells_for
-from ..crc30 import bcrc_patch
+from ..crc30 import bcrc_patch, bcrc_patch_term as patch_term
 from ..framing import frame_many
 from ..plength import MAX_FLITS, MAX_PACKET, layout
 from ..retry import RETAINED
@@ -142,10 +142,12 @@ class TransmitSide:
         ack_grain, crd_grains = neg.data_ack_grain, neg.data_credit_grain
         crc_mode, covers = self.crc_mode, self.covers
         sent = False
+        size = len(out)
+        owing = owed is not None and any(owed)  # only shrinks during the call
         # _next_data_block inlined (the blocks framed for the queue are this engine's own
         # bytearrays: their CRD/ACK bits and BCRC are patched in place, and the retry buffer
         # keeps them as they are)
-        while len(out) < want:
+        while size < want:
             free = depth - (rb.wr - rb.tail)
             if free < low and self.pending_ack:
                 break                           # a Crd_Ack is forced first
@@ -156,14 +158,18 @@ class TransmitSide:
                     break
             blocks, i, vl, flits = cur
             blk = blocks[i]
-            n = len(blk) // FLIT
+            nbytes = len(blk)
+            n = nbytes // FLIT
             if free - 1 - n < reserve:
                 break
-            grain = rc.take_grain(crd_grains) if owed is not None and any(owed) else None
             b0 = blk[0]
             new0 = b0 & 0x03
-            if grain is not None:
-                new0 |= 0x80 | grain[0] << 2
+            if owing:
+                grain = rc.take_grain(crd_grains)
+                if grain is None:
+                    owing = any(owed)
+                else:
+                    new0 |= 0x80 | grain[0] << 2
             if self.pending_ack >= ack_grain:
                 self.pending_ack -= ack_grain
                 self.pending_ack_worthy = min(self.pending_ack_worthy, self.pending_ack)
@@ -172,7 +178,7 @@ class TransmitSide:
                 blk[0] = new0
                 if crc_mode:
                     word = int.from_bytes(blk[-4:], "big")
-                    crc = bcrc_patch(word & 0x3FFFFFFF, len(blk) - 4, b0 ^ new0, covers)
+                    crc = (word & 0x3FFFFFFF) ^ patch_term(nbytes - 4, b0 ^ new0, covers)
                     blk[-4:] = ((word & 0xC0000000) | crc).to_bytes(4, "big")
             i += 1
             cur[1] = i
@@ -186,6 +192,7 @@ class TransmitSide:
             kept[wr] = blk
             rb.wr = wr + n
             out += blk
+            size += nbytes
             sent = True
             if self._nob_due:
                 break
