@@ -175,3 +175,21 @@ def test_crd_ack_fast_builder_and_reader_equal_the_generic_path():
         C.crd_ack(0, [64])
     with pytest.raises(ValueError):
         C.crd_ack(1 << 16)
+
+
+def test_retry_values_equal_the_generic_reader():
+    """The engine reads the 32 Retry_Req / Retry_Ack blocks of a set straight from their
+    bytes: the same values as the one DLLCB reader, in both modes."""
+    import random
+    rng = random.Random(5)
+    for _ in range(200):
+        for crc_mode in (True, False):
+            kw = {"crc_mode": crc_mode}
+            req = C.retry_req(rng.randrange(1 << 16), rng.randrange(256), rng.randrange(256),
+                              **kw)
+            ack = C.retry_ack(rng.randrange(256), rng.randrange(1 << 16),
+                              rng.randrange(1 << 16), rng.randrange(1 << 16), **kw)
+            for blk in (req, ack):
+                assert C.retry_values(blk) == C.parse_control(blk, crc_mode).values != {}
+    for blk in (C.null(), C.retry_idle(), C.crd_ack(1, [2]), C.nob()):
+        assert C.retry_values(blk) == {}

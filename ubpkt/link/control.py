@@ -24,7 +24,7 @@ from .crc30 import block_crc
 
 __all__ = ["KINDS", "PRIORITY", "ControlBlock", "InitParams", "Negotiated", "build", "null",
            "nob", "retry_idle", "retry_req", "retry_ack", "retry_req_set", "retry_ack_set",
-           "crd_ack", "crd_ack_values", "param_exchg", "neighbor_advert",
+           "crd_ack", "crd_ack_values", "retry_values", "param_exchg", "neighbor_advert",
            "parse_neighbor_advert", "lane_manage",
            "block_mode_chg", "read_control", "parse_control", "negotiate", "grain_bitmap",
            "RETRY_SET_LEN"]
@@ -144,6 +144,23 @@ def crd_ack_values(blk) -> dict:
     return {"ack_num": blk[4] << 8 | blk[5], "crd_num": crd_num,
             "credits": [(crd_num >> (6 * vl)) & 0x3F for vl in range(16)],
             "t": blk[3] & 1, "sd": blk[3] >> 7}
+
+
+def retry_values(blk) -> dict:
+    """What :func:`parse_control` puts in ``values`` for a Retry_Req (``rcvptr``,
+    ``num_phy_reinit``, ``num_retry``, UB 2.0 §4.3.3.4) or a Retry_Ack (``num_retry``,
+    ``numfreebuf``, ``rdptr``, ``wrptr``, §4.3.3.4.3), read straight from the bytes (a retry
+    set is 32 of them); by SUB_CTRL, and ``{}`` for any other block.  Checked equal to the
+    generic reader in ``tests/link/test_control.py``."""
+    sub = blk[2] & 0xF
+    if blk[2] >> 4 != KINDS["Retry_Req"][0] or len(blk) < 12:
+        return {}
+    if sub == KINDS["Retry_Req"][1]:
+        return {"rcvptr": blk[8] << 8 | blk[9], "num_phy_reinit": blk[10], "num_retry": blk[11]}
+    if sub == KINDS["Retry_Ack"][1]:
+        return {"num_retry": blk[5], "numfreebuf": blk[6] << 8 | blk[7],
+                "rdptr": blk[8] << 8 | blk[9], "wrptr": blk[10] << 8 | blk[11]}
+    return {}
 
 
 def param_exchg(words, **kw) -> bytes:

@@ -260,7 +260,11 @@ class ReceiveSide:
 
     def _cb_values(self, blk) -> dict:
         """What the one DLLCB reader (:func:`control.parse_control`) finds in a control block
-        whose BCRC was checked."""
+        whose BCRC was checked (Retry_Req / Retry_Ack, 32 to a retry set, read directly by
+        :func:`control.retry_values`, which equals it)."""
+        v = C.retry_values(blk)
+        if v:
+            return v
         return C.parse_control(bytes(blk), self.crc_mode, covers_info=self.covers,
                                crc_ok=True).values
 
