@@ -211,3 +211,36 @@ def test_the_wire_is_the_same_on_every_crc30_engine():
     ref = runs.pop("python")
     assert all(run == ref for run in runs.values())
     assert ref[2]["crc_errors"] + ref[3]["crc_errors"] > 0
+
+
+def test_waiting_receiver_skips_to_retry_blocks_and_counts_what_it_skipped():
+    """In REQ/WAIT the fast path jumps from one possible Retry block to the next; the flits
+    in between still count (a second Retry_Req_Set for the same RcvPtr more than a set's
+    length later is a new request, not the rest of the first one), as do their FEC
+    failures."""
+    from ubpkt.link.dll import ReplayStarted
+    results = []
+    for fast in (False, True):
+        prof = SPEC.with_()
+        a = DLLEngine(prof, name="a", fast_rx=fast, fast_tx=fast)
+        b = DLLEngine(prof, name="b", fast_rx=fast, fast_tx=fast)
+        link = Link(a, b)
+        link.up()
+        assert link.run(20000, until=lambda: a.status_up and b.status_up)
+        link.run(50)
+        t = link.t * 10
+        b.receive(C.null(), t, False)            # a failed flit: REQ
+        b.transmit(t, 100)                       # the Retry_Req_Set goes out: WAIT
+        assert b.req_sm == ReqState.WAIT
+        b.pop_events()
+        req = C.retry_req_set(b.rb.wrptr)
+        fill = C.null() * 40
+        flits = req + fill + req + C.null() * 3
+        fec = [True] * (len(flits) // 20)
+        fec[40] = False                          # one failed Null among the skipped ones
+        b.receive(flits, t + 10, fec)
+        ev = b.pop_events()
+        results.append(([(type(e).__name__, vars_(e)) for e in ev], dict(b.stats),
+                        b._rx_index))
+        assert sum(isinstance(e, ReplayStarted) for e in ev) == 2
+    assert results[0] == results[1]

@@ -21,6 +21,8 @@ Two paths, same results (``tests/link/test_dll_fastpath.py`` compares them flit 
 """
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from .. import control as C
 from ..blocks import FLIT, next_block
 from ..plength import MAX_FLITS
@@ -38,6 +40,16 @@ from ..credits import TxCredits
 __all__ = ["ReceiveSide"]
 
 _CB_KIND = {(c, s): k for k, (c, s, _) in C.KINDS.items()}
+
+
+def _retry_candidates(data, n: int) -> list:
+    """Indices of the flits of ``data`` whose LCH could be a one-flit Retry block (CLENGTH 0,
+    CFG 0, CTRL 1: what :meth:`RetrySide._scan_retry_flit` looks at before its BCRC), found
+    with numpy: in REQ/WAIT every other flit is dropped, so the receiver jumps between these."""
+    import numpy as np
+    arr = np.frombuffer(data, dtype=np.uint8, count=n * FLIT).reshape(n, FLIT)
+    hit = ((arr[:, 0] & 0x7C) == 0) & ((arr[:, 1] & 0x0F) == 0) & ((arr[:, 2] >> 4) == 1)
+    return np.flatnonzero(hit).tolist()
 
 
 class ReceiveSide:
@@ -60,6 +72,7 @@ class ReceiveSide:
         mv = memoryview(data)
         i = 0
         fast = self.fast_rx
+        retry_flits = None
         while i < n:
             if fast and fec[i] and self.req_sm == ReqState.NORMAL and self._skip_set is None \
                     and self.state != DllState.DISABLED:
@@ -69,6 +82,17 @@ class ReceiveSide:
                     end = n
                 i = self._rx_run(mv, i, end, now, ev)
                 continue
+            if fast and self.req_sm in (ReqState.REQ, ReqState.WAIT):
+                # only Retry blocks matter now: skip to the next flit that may be one
+                if retry_flits is None:
+                    retry_flits = _retry_candidates(data, n)
+                k = bisect_left(retry_flits, i)
+                j = retry_flits[k] if k < len(retry_flits) else n
+                if j > i:
+                    self._rx_index += j - i     # what _rx_flit counts for each skipped flit
+                    self.stats["fec_errors"] += fec[i:j].count(False)
+                    i = j
+                    continue
             self._rx_flit(bytes(mv[i * FLIT:(i + 1) * FLIT]), fec[i], now, ev)
             i += 1
         self._rx_deadline = (now + self.p.tuning.rx_stall_timeout_ns) if self._rx else None
