@@ -1,4 +1,4 @@
-"""The compiled CRC30 engines (the package's C extension ``ubpkt._crc30c``, the ``anycrc``
+"""The compiled CRC30 engines (the package's C extension ``ubpkt._linkc``, the ``anycrc``
 package) against the pure-Python/numpy reference engines: same register for whole bytes, the
 BCRC information bits, and many blocks of a buffer at once."""
 from __future__ import annotations
@@ -107,7 +107,7 @@ def test_patch_term_equal_on_both_engines():
                 assert set(got) == {ref}
 
 
-@pytest.mark.skipif(C._NATIVE is None, reason="the C extension ubpkt._crc30c was not built")
+@pytest.mark.skipif(C._NATIVE is None, reason="the C extension ubpkt._linkc was not built")
 def test_native_rejects_bad_spans_instead_of_reading_outside():
     buf = bytes(100)
     for spans in ([(0, 101)], [(-1, 20)], [(10, 12)]):

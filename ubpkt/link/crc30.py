@@ -9,7 +9,7 @@ Three engines, all giving the same register value:
 * :func:`crc30_update` - slicing-by-8 over 16-bit tables (pure Python, ~10x the byte table);
 * :func:`crc30_batch` - numpy, many equal-layout messages at once (flit-stream checking);
 * :func:`crc30_bits` - bit at a time (the BCRC information bits, and the test reference);
-* compiled engines, used when present (``BACKEND``): ``native`` - ``ubpkt._crc30c``, the
+* compiled engines, used when present (``BACKEND``): ``native`` - ``ubpkt._linkc``, the
   package's optional C extension (many blocks of a buffer in one call, slicing by 8); ``anycrc``
   - the ``anycrc`` package (any width and polynomial in C, one call per block).  Setting
   ``UBPKT_CRC30=python`` (or ``anycrc``) in the environment, read at import, or
@@ -42,8 +42,8 @@ def _load_anycrc():
 def _load_native():
     """The package's C extension, or None when it was not built (no compiler at install)."""
     try:
-        from .. import _crc30c
-        return _crc30c
+        from .. import _linkc
+        return _linkc
     except ImportError:
         return None
 
@@ -51,13 +51,20 @@ def _load_native():
 _COMPILED = _load_anycrc()
 _NATIVE = _load_native()
 _AVAILABLE = {"native": _NATIVE is not None, "anycrc": _COMPILED is not None, "python": True}
-#: the engine in use: "native" (ubpkt._crc30c), "anycrc" or "python" (tables + numpy)
+#: the engine in use: "native" (ubpkt._linkc), "anycrc" or "python" (tables + numpy)
 BACKEND = next(name for name, ok in _AVAILABLE.items() if ok)
 
 
 def backends() -> list:
     """The CRC30 engines available here, fastest first."""
     return [name for name, ok in _AVAILABLE.items() if ok]
+
+
+def native():
+    """The package's C extension when it is the CRC30 engine in use, else None: the framer
+    takes its compiled DLLDP framing then (so ``set_backend("python")`` makes every BCRC of
+    the package come from the reference engines)."""
+    return _NATIVE if BACKEND == "native" else None
 
 
 def set_backend(name: str) -> str:

@@ -1,8 +1,10 @@
-/* The data link's CRC30 (UB 2.0 §4.7.2) over many blocks of one buffer in one call.
+/* Compiled helpers of the data link: the CRC30 of the BCRC (UB 2.0 §4.7.2) over many blocks
+ * of one buffer in one call, and the framing of one DLLDP into its blocks (§4.3.2).
  *
- * Optional compiled helper of ubpkt.link.crc30 (built by setup.py when a C compiler is there;
- * without it the package uses anycrc or its pure-Python/numpy engines, which stay the
- * reference this one is tested against in tests/link/test_crc_backends.py).
+ * Optional (built by setup.py when a C compiler is there).  Without it ubpkt.link.crc30 uses
+ * anycrc or its pure-Python/numpy engines and ubpkt.link.framing frames in Python; those stay
+ * the reference this module is tested against (tests/link/test_crc_backends.py,
+ * tests/link/test_framing.py).
  *
  * CRC30: polynomial 0x15A94AD5 (x^30 implied), register preset to all ones, MSB first, no
  * reflection, no final inversion.  It is computed as a 32-bit MSB-first CRC with generator
@@ -20,6 +22,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 #define POLY30 0x15A94AD5u
 #define MASK30 0x3FFFFFFFu
@@ -183,7 +186,83 @@ static PyObject *crc30_update(PyObject *self, PyObject *args)
     return PyLong_FromUnsignedLong(c);
 }
 
+/* frame(packet, lph, sizes, last_flits, crc_mode, error_flag, covers_info) -> [bytearray]
+ * The blocks of one DLLDP: block 0 starts with the 4-byte LPH ``lph`` (PLENGTH already
+ * filled), later blocks with the LBH (LPH byte 0 bit 0 = VL[3], byte 1); block i carries
+ * sizes[i] payload bytes of packet[4:], in order; every block but the last has 32 flits, the
+ * last ``last_flits``; zero padding; CRC mode: a BCRC ends every block (ERROR_FLAG in the last
+ * one only, the CRC30 covering the two information bits when covers_info); non-CRC mode: the
+ * last block ends with END (0x40 with ERROR_FLAG, else 0). */
+static PyObject *frame(PyObject *self, PyObject *args)
+{
+    Py_buffer pkt, lph;
+    PyObject *sizes_in, *sizes = NULL, *out = NULL;
+    int last_flits, crc_mode, eflag, covers;
+    if (!PyArg_ParseTuple(args, "y*y*Oippp", &pkt, &lph, &sizes_in, &last_flits, &crc_mode,
+                          &eflag, &covers))
+        return NULL;
+    if (lph.len != 4 || last_flits < 1 || last_flits > 32) {
+        PyErr_SetString(PyExc_ValueError, "a 4-byte LPH and 1..32 flits in the last block");
+        goto done;
+    }
+    sizes = PySequence_Fast(sizes_in, "sizes must be a sequence");
+    if (!sizes)
+        goto done;
+    Py_ssize_t nb = PySequence_Fast_GET_SIZE(sizes);
+    out = PyList_New(nb);
+    if (!out)
+        goto done;
+    const unsigned char *src = pkt.buf, *h = lph.buf;
+    unsigned char lbh[2] = {(unsigned char)(h[0] & 1), h[1]};
+    Py_ssize_t pos = 4;
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        int last = i == nb - 1;
+        Py_ssize_t len = (Py_ssize_t)(last ? last_flits : 32) * 20;
+        Py_ssize_t hl = i == 0 ? 4 : 2;
+        Py_ssize_t size = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(sizes, i));
+        if (size == -1 && PyErr_Occurred())
+            goto fail;
+        if (size < 0 || pos + size > pkt.len || hl + size > len - (crc_mode ? 4 : (last ? 1 : 0))) {
+            PyErr_SetString(PyExc_ValueError, "block sizes do not fit the packet or the blocks");
+            goto fail;
+        }
+        PyObject *blk = PyByteArray_FromStringAndSize(NULL, len);
+        if (!blk)
+            goto fail;
+        unsigned char *b = (unsigned char *)PyByteArray_AS_STRING(blk);
+        memset(b, 0, len);
+        memcpy(b, i == 0 ? h : lbh, hl);
+        memcpy(b + hl, src + pos, size);
+        pos += size;
+        if (crc_mode) {
+            unsigned info = (eflag && last) ? 1u : 0u;
+            uint32_t r = crc30_run(MASK30, b, len - 4);
+            if (covers)
+                r = crc30_info(r, info);
+            uint32_t w = (info << 30) | r;
+            b[len - 4] = w >> 24;
+            b[len - 3] = w >> 16;
+            b[len - 2] = w >> 8;
+            b[len - 1] = w;
+        } else if (last && eflag) {
+            b[len - 1] = 0x40;
+        }
+        PyList_SET_ITEM(out, i, blk);
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    Py_XDECREF(sizes);
+    PyBuffer_Release(&pkt);
+    PyBuffer_Release(&lph);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"frame", frame, METH_VARARGS,
+     "frame(packet, lph, sizes, last_flits, crc_mode, error_flag, covers_info) -> the blocks "
+     "of one DLLDP as bytearrays"},
     {"crc30_blocks", crc30_blocks, METH_VARARGS,
      "crc30_blocks(buf, spans, infos) -> CRC30 of every block buf[start:end-4], then its two "
      "information bits when infos is not None"},
@@ -193,11 +272,11 @@ static PyMethodDef methods[] = {
      "crc30_update(register, data) -> the register after feeding data (MSB first)"},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_crc30c",
-                                    "CRC30 of many data-link blocks in one call (UB 2.0 §4.7.2)",
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_linkc",
+                                    "data-link helpers: CRC30 of many blocks, DLLDP framing (UB 2.0 §4.3.2, §4.7.2)",
                                     -1, methods};
 
-PyMODINIT_FUNC PyInit__crc30c(void)
+PyMODINIT_FUNC PyInit__linkc(void)
 {
     make_tables();
     return PyModule_Create(&module);
