@@ -259,7 +259,105 @@ done:
     return out;
 }
 
+/* delimit(buf, total_flits, pending, crc_mode, covers_info) -> (spans, kinds, crc_ok)
+ * The complete blocks at the start of buf (total_flits whole flits), delimited from their
+ * headers as ubpkt.link.blocks.next_block does (UB 2.0 §4.3.4.1): a DLLCB is CLENGTH + 1
+ * flits, an LPH gives its DLLDP's block count and last-block flits (PLENGTH), an LBH is 32
+ * flits or the DLLDP's last-block flits.  pending: None between DLLDPs, else (blocks still to
+ * come, flits of the last block) of the DLLDP being received.  spans: (start flit, flits) of
+ * each complete block; kinds: "cb", "lph" or "lbh"; crc_ok: whether each block's BCRC is
+ * right (CRC mode; None in non-CRC mode). */
+static PyObject *KIND_CB, *KIND_LPH, *KIND_LBH;
+
+static PyObject *delimit(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t total;
+    PyObject *pending, *spans = NULL, *kinds = NULL, *crcs = NULL, *res = NULL;
+    int crc_mode, covers;
+    long left = 0, lastf = 0;
+    if (!PyArg_ParseTuple(args, "y*nOpp", &view, &total, &pending, &crc_mode, &covers))
+        return NULL;
+    if (pending != Py_None && !PyArg_ParseTuple(pending, "ll", &left, &lastf))
+        goto done;
+    if (total < 0 || total * 20 > view.len) {
+        PyErr_SetString(PyExc_ValueError, "total_flits beyond the buffer");
+        goto done;
+    }
+    spans = PyList_New(0);
+    kinds = PyList_New(0);
+    crcs = crc_mode ? PyList_New(0) : Py_NewRef(Py_None);
+    if (!spans || !kinds || !crcs)
+        goto done;
+    const unsigned char *b = view.buf;
+    Py_ssize_t pos = 0;
+    int open = pending != Py_None;
+    while (pos < total) {
+        const unsigned char *h = b + pos * 20;
+        Py_ssize_t flits;
+        PyObject *kind;
+        if ((h[1] & 0x0F) == 0) {
+            kind = KIND_CB;
+            flits = ((h[0] >> 2) & 0x1F) + 1;
+        } else if (!open) {
+            unsigned plen = ((unsigned)(h[2] & 0x3F) << 8) | h[3];
+            long nb = (plen >> 10) + 1, last = ((plen >> 5) & 0x1F) + 1;
+            kind = KIND_LPH;
+            if (nb == 1) {
+                flits = last;
+            } else {
+                flits = 32;
+                open = 1;
+                left = nb - 1;
+                lastf = last;
+            }
+        } else {
+            kind = KIND_LBH;
+            if (left <= 1) {
+                flits = lastf;
+                open = 0;
+            } else {
+                flits = 32;
+                left -= 1;
+            }
+        }
+        if (pos + flits > total)
+            break;
+        PyObject *t = Py_BuildValue("(nn)", pos, flits);
+        if (!t || PyList_Append(spans, t) < 0) {
+            Py_XDECREF(t);
+            goto fail;
+        }
+        Py_DECREF(t);
+        if (PyList_Append(kinds, kind) < 0)
+            goto fail;
+        if (crc_mode) {
+            const unsigned char *w = h + flits * 20 - 4;
+            uint32_t word = (uint32_t)w[0] << 24 | (uint32_t)w[1] << 16 | (uint32_t)w[2] << 8 | w[3];
+            uint32_t r = crc30_run(MASK30, h, flits * 20 - 4);
+            if (covers)
+                r = crc30_info(r, word >> 30);
+            if (PyList_Append(crcs, (r == (word & MASK30)) ? Py_True : Py_False) < 0)
+                goto fail;
+        }
+        pos += flits;
+    }
+    res = PyTuple_Pack(3, spans, kinds, crcs);
+    goto done;
+fail:
+    res = NULL;
+done:
+    Py_XDECREF(spans);
+    Py_XDECREF(kinds);
+    Py_XDECREF(crcs);
+    PyBuffer_Release(&view);
+    return res;
+}
+
 static PyMethodDef methods[] = {
+    {"delimit", delimit, METH_VARARGS,
+     "delimit(buf, total_flits, pending, crc_mode, covers_info) -> (spans, kinds, crc_ok) of "
+     "the complete blocks at the start of buf"},
     {"frame", frame, METH_VARARGS,
      "frame(packet, lph, sizes, last_flits, crc_mode, error_flag, covers_info) -> the blocks "
      "of one DLLDP as bytearrays"},
@@ -279,5 +377,10 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_linkc",
 PyMODINIT_FUNC PyInit__linkc(void)
 {
     make_tables();
+    KIND_CB = PyUnicode_InternFromString("cb");
+    KIND_LPH = PyUnicode_InternFromString("lph");
+    KIND_LBH = PyUnicode_InternFromString("lbh");
+    if (!KIND_CB || !KIND_LPH || !KIND_LBH)
+        return NULL;
     return PyModule_Create(&module);
 }

@@ -244,3 +244,37 @@ def test_waiting_receiver_skips_to_retry_blocks_and_counts_what_it_skipped():
                         b._rx_index))
         assert sum(isinstance(e, ReplayStarted) for e in ev) == 2
     assert results[0] == results[1]
+
+
+def test_compiled_delimiter_equals_the_python_one():
+    """``ubpkt._linkc.delimit`` against the engine's Python delimiting and BCRC checks: framed
+    streams with control blocks between DLLDBs, cut anywhere (a DLLDP open at the start),
+    damaged bytes and random garbage, in both modes."""
+    import importlib
+    crc = importlib.import_module("ubpkt.link.crc30")
+    if "native" not in crc.backends():
+        pytest.skip("the C extension ubpkt._linkc was not built")
+    rng = random.Random(12)
+    for crc_mode in (True, False):
+        e = DLLEngine(SPEC.with_(crc_mode=crc_mode))
+        stream = bytearray()
+        for i in range(30):
+            stream += b"".join(frame_blocks(mk(i % 3, rng.randrange(8, 3000), i, rng,
+                                                  crc_mode), crc_mode))
+            stream += C.crd_ack(1, [2], crc_mode=crc_mode)
+        cases = [(bytes(stream), None)]
+        for _ in range(200):
+            data = bytearray(stream[rng.randrange(len(stream) // 20) * 20:])
+            for _ in range(rng.randrange(3)):
+                data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+            pending = None if rng.random() < 0.5 else (rng.randrange(1, 17),
+                                                       rng.randrange(1, 33))
+            cases.append((bytes(data), pending))
+        cases += [(rng.randbytes(20 * rng.randrange(1, 60)), None) for _ in range(100)]
+        for data, pending in cases:
+            total = len(data) // 20
+            for covers in (True, False):
+                e.covers = covers
+                want = e._delimit(bytearray(data), total, pending)
+                got = crc._NATIVE.delimit(data, total, pending, crc_mode, covers)
+                assert (list(got[0]), list(got[1]), got[2]) == want

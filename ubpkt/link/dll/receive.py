@@ -27,7 +27,7 @@ from .. import control as C
 from ..blocks import FLIT, next_block
 from ..plength import MAX_FLITS
 from ..credits import cells_for
-from ..crc30 import block_crc, block_crc_many
+from ..crc30 import block_crc, block_crc_many, native
 from ..plength import packet_length
 from ..retry import RETAINED
 from .events import (LaneManageReceived, ModeChangeReady, Negotiated, PacketDelivered,
@@ -154,23 +154,13 @@ class ReceiveSide:
         flitwise = self._flitwise
         p = self._rx_pkt
         pending = None if p is None else (p[1] - p[4], p[2])
-        spans = []
-        kinds = []
-        pos = 0
-        while pos < total:
-            # next_block (the one delimiter, UB 2.0 §4.3.4.1) inlined for DLLDBs
-            o = pos * FLIT
-            if rx[o + 1] & 0x0F and pending is not None and pending[0] > 1:
-                kind, flits, pending = "lbh", MAX_FLITS, (pending[0] - 1, pending[1])
-            else:
-                kind, flits, pending = next_block(rx, o, pending)
-            if pos + flits > total:
-                break
-            spans.append((pos, flits))
-            kinds.append(kind)
-            pos += flits
+        nat = native()
+        if nat is not None:
+            # the same delimiting and BCRC checks in one compiled call
+            spans, kinds, crcs = nat.delimit(rx, total, pending, self.crc_mode, self.covers)
+        else:
+            spans, kinds, crcs = self._delimit(rx, total, pending)
         base = self._rx_index - old             # _rx_index of the flit before rx[0]
-        crcs = self._crc_many(rx, spans) if spans and self.crc_mode else None
         k = 0
         nspans = len(spans)
         while k < nspans:
@@ -220,6 +210,29 @@ class ReceiveSide:
         self._rx_fec = [True] * tail
         self._rx_index = base + total
         return end
+
+    def _delimit(self, rx, total: int, pending) -> tuple:
+        """(spans, kinds, crc_ok) of the complete blocks at the start of ``rx``: (start flit,
+        flits) and kind of each (the one delimiter, UB 2.0 §4.3.4.1), their BCRC checks (None
+        in non-CRC mode).  ``ubpkt._linkc.delimit`` does the same in C."""
+        spans = []
+        kinds = []
+        pos = 0
+        while pos < total:
+            # next_block (the one delimiter, UB 2.0 §4.3.4.1) inlined for DLLDBs
+            o = pos * FLIT
+            if rx[o + 1] & 0x0F and pending is not None and pending[0] > 1:
+                kind, flits, pending = "lbh", MAX_FLITS, (pending[0] - 1, pending[1])
+            else:
+                kind, flits, pending = next_block(rx, o, pending)
+            if pos + flits > total:
+                break
+            spans.append((pos, flits))
+            kinds.append(kind)
+            pos += flits
+        crcs = self._crc_many(rx, spans) if spans and self.crc_mode else (
+            [] if self.crc_mode else None)
+        return spans, kinds, crcs
 
     def _rx_dlldbs(self, rx, spans, ev: list) -> None:
         """Consecutive DLLDBs of one DLLDP (``spans``: their blocks in ``rx``, BCRCs good,
