@@ -8,7 +8,8 @@ Not run by the tests.
 
 ``--reference`` takes received flits one at a time and schedules transmitted blocks one at a
 time (the engine's reference paths).  Printed: the best of ``--repeat`` runs in wall-clock
-MB/s, and MB/s per CPU second of the process (less disturbed by other load on the machine).
+MB/s, and MB/s per CPU second of the process (less disturbed by other load on the machine), and the
+CRC30 engine in use (``UBPKT_CRC30=anycrc`` / ``python`` to compare).
 To compare with another checkout's engine (``--engine-from DIR``: a directory holding an
 older ``ubpkt`` with ``ubpkt/link/engine.py``), the same driver runs that engine class.
 """
@@ -99,7 +100,9 @@ def main() -> None:
     for _ in range(a.repeat):
         r = run(DLLEngine, pkts, ber=a.ber, both=a.both, slot=a.slot, delay=a.delay, **kw)
         best = max(best, r)
-    print(f"DLL engine pair ({sys.modules['ubpkt'].__file__}), ber {a.ber}, "
+    crc = sys.modules.get("ubpkt.link.crc30")
+    engine = f", CRC30 engine {crc.BACKEND}" if hasattr(crc, "BACKEND") else ""
+    print(f"DLL engine pair ({sys.modules['ubpkt'].__file__}{engine}), ber {a.ber}, "
           f"{'both ways' if a.both else 'one way'}: {best[0]:.1f} MB/s of payload per direction "
           f"({best[1]:.1f} MB/s per CPU second; best of {a.repeat})")
 
