@@ -10,14 +10,18 @@ In non-CRC mode the receiver has no BCRC: a flit whose FEC decoding failed is wh
 retry, and RcvPtr counts every correct flit of a retained block (§4.7.3.2.2; profile
 ``noncrc_block_granular_retry`` restarts at the block instead).
 
-Two paths, same results (``tests/link/test_dll_fastpath.py`` compares them flit by flit):
+Two paths, same results (``tests/link/test_dll_contract.py`` and ``soak_fastpaths.py``
+compare them flit by flit):
 
 * the reference path takes one flit at a time (``_rx_flit``), as the state machines read;
 * the fast path (``fast_rx``, default) takes every run of flits that the reference path would
   handle as plain blocks - RETRY_REQ_SM NORMAL, no Retry_Ack_Set being stepped over, FEC good -
-  delimits all complete blocks of the run at once, checks their BCRCs in one numpy batch
-  (:func:`ubpkt.link.crc30.block_crc_many`) and acts on them block by block; it hands back to
-  the reference path at the first flit where any of those conditions ends.
+  delimits all complete blocks of the run and checks their BCRCs at once (``_delimit``, or
+  ``ubpkt._linkc.delimit`` in one compiled call), takes every stretch of good DLLDBs of one
+  DLLDP together (``_rx_dlldbs``) and control blocks one by one; it hands back to the
+  reference path at the first flit where any of those conditions ends.  In REQ/WAIT it jumps
+  between the flits that could be Retry blocks (everything else is dropped there), counting
+  what it skips.
 """
 from __future__ import annotations
 
