@@ -45,10 +45,11 @@ def test_state_tables():
         e._set_state(DllState.NORMAL, [])
 
 
-def _run(fast, crc_mode, seed, p_flip, p_fec, rate, fill):
-    prof = SPEC.with_(crc_mode=crc_mode, dll_vl_enable=3)
-    a = DLLEngine(prof, fast_rx=fast)
-    b = DLLEngine(prof, fast_rx=fast, guid=7)
+def _run(fast, crc_mode, seed, p_flip, p_fec, rate, fill, *, steps=3000, npk=40, every=3,
+         batch=1, **tuning):
+    prof = SPEC.with_(crc_mode=crc_mode, dll_vl_enable=3, **tuning)
+    a = DLLEngine(prof, fast_rx=fast, fast_tx=fast)
+    b = DLLEngine(prof, fast_rx=fast, fast_tx=fast, guid=7)
     link = Link(a, b, seed=seed, rate=rate, p_flip=p_flip, p_fec=p_fec, fill=fill)
     wire = []
     put = link.ab.put
@@ -60,12 +61,13 @@ def _run(fast, crc_mode, seed, p_flip, p_fec, rate, fill):
     link.up()
     rng = random.Random(seed)
     sent = 0
-    for _ in range(3000):
+    for _ in range(steps):
         link.step()
-        if a.status_up and sent < 40 and link.t % 3 == 0:
-            for src in (a, b):
-                src.send(mk(sent % 2, rng.randrange(8, 2500), sent, rng, crc_mode))
-            sent += 1
+        if a.status_up and sent < npk and link.t % every == 0:
+            for _ in range(batch):
+                for src in (a, b):
+                    src.send(mk(sent % 2, rng.randrange(8, 2500), sent, rng, crc_mode))
+                sent += 1
     strip = [(type(e).__name__, {k: v for k, v in vars_(e).items()})
              for e in link.events[id(a)] + link.events[id(b)]]
     return wire, strip, a.stats, b.stats
@@ -78,15 +80,33 @@ def vars_(e):
 @pytest.mark.parametrize("crc_mode,p_flip,p_fec,rate,fill", [
     (True, 3e-3, 2e-3, 16, False), (True, 0, 0, 12, True), (False, 0, 4e-3, 16, False),
     (True, 1e-2, 0, 4, True)])
-def test_fast_receive_path_matches_the_reference_flit_by_flit(crc_mode, p_flip, p_fec, rate,
-                                                               fill):
-    """Same flits out at every tick, same events (in order, every field), same counters."""
+def test_fast_paths_match_the_reference_flit_by_flit(crc_mode, p_flip, p_fec, rate, fill):
+    """The fast receive and transmit paths against the reference ones (one flit / one block at
+    a time): same flits out at every tick, same events (in order, every field), same
+    counters."""
     ref = _run(False, crc_mode, 3, p_flip, p_fec, rate, fill)
     fast = _run(True, crc_mode, 3, p_flip, p_fec, rate, fill)
     assert fast[0] == ref[0]
     assert fast[1] == ref[1]
     assert fast[2] == ref[2] and fast[3] == ref[3]
     assert sum(1 for n, _ in ref[1] if n == "PacketDelivered") >= 60
+
+
+@pytest.mark.parametrize("crc_mode,p_flip,p_fec,depth,gap", [
+    (True, 0, 0, 2048, 0), (True, 0, 0, 100, 0), (True, 3e-4, 0, 160, 0),
+    (False, 0, 3e-4, 160, 0), (True, 0, 0, 2048, 40)])
+def test_bursts_of_many_blocks_match_the_reference(crc_mode, p_flip, p_fec, depth, gap):
+    """Large transmit calls (many blocks, several DLLDPs per call and per received run), a
+    small retry buffer (the Crd_Ack forced by a low NumFreeBuf inside a burst) and NOB pacing
+    (PACKET_MIN_INTERVAL: NOBs due after a short DLLDP end a burst)."""
+    kw = dict(steps=500, npk=90, every=2, batch=3, retry_buf_depth=depth,
+              dll_packet_min_interval=gap)
+    ref = _run(False, crc_mode, 5, p_flip, p_fec, 160, False, **kw)
+    fast = _run(True, crc_mode, 5, p_flip, p_fec, 160, False, **kw)
+    assert fast[0] == ref[0]
+    assert fast[1] == ref[1]
+    assert fast[2] == ref[2] and fast[3] == ref[3]
+    assert sum(1 for n, _ in ref[1] if n == "PacketDelivered") >= 120
 
 
 def test_batched_framing_and_patched_bcrc_equal_sealing_block_by_block():
@@ -170,3 +190,91 @@ def test_fec_false_for_a_whole_receive_and_crc_mode_needs_no_flag():
     c.receive(C.retry_ack_set(0, 100, 0, 0), 10, False)     # every flit failed
     assert c.stats["fec_errors"] == len(C.retry_ack_set(0, 100, 0, 0)) // 20
     assert c.req_sm != ReqState.NORMAL
+
+
+def test_the_wire_is_the_same_on_every_crc30_engine():
+    """The compiled CRC30 engines and the pure-Python/numpy reference give the same flits,
+    events and counters for an engine pair over a lossy channel."""
+    import importlib
+    crc = importlib.import_module("ubpkt.link.crc30")
+    if crc.backends() == ["python"]:
+        pytest.skip("no compiled CRC30 engine here: only the reference is there")
+    kw = dict(steps=400, npk=60, every=1, retry_buf_depth=300)
+    runs = {}
+    old = crc.BACKEND
+    try:
+        for name in crc.backends():
+            crc.set_backend(name)
+            runs[name] = _run(True, True, 8, 3e-4, 0, 128, False, **kw)
+    finally:
+        crc.set_backend(old)
+    ref = runs.pop("python")
+    assert all(run == ref for run in runs.values())
+    assert ref[2]["crc_errors"] + ref[3]["crc_errors"] > 0
+
+
+def test_waiting_receiver_skips_to_retry_blocks_and_counts_what_it_skipped():
+    """In REQ/WAIT the fast path jumps from one possible Retry block to the next; the flits
+    in between still count (a second Retry_Req_Set for the same RcvPtr more than a set's
+    length later is a new request, not the rest of the first one), as do their FEC
+    failures."""
+    from ubpkt.link.dll import ReplayStarted
+    results = []
+    for fast in (False, True):
+        prof = SPEC.with_()
+        a = DLLEngine(prof, name="a", fast_rx=fast, fast_tx=fast)
+        b = DLLEngine(prof, name="b", fast_rx=fast, fast_tx=fast)
+        link = Link(a, b)
+        link.up()
+        assert link.run(20000, until=lambda: a.status_up and b.status_up)
+        link.run(50)
+        t = link.t * 10
+        b.receive(C.null(), t, False)            # a failed flit: REQ
+        b.transmit(t, 100)                       # the Retry_Req_Set goes out: WAIT
+        assert b.req_sm == ReqState.WAIT
+        b.pop_events()
+        req = C.retry_req_set(b.rb.wrptr)
+        fill = C.null() * 40
+        flits = req + fill + req + C.null() * 3
+        fec = [True] * (len(flits) // 20)
+        fec[40] = False                          # one failed Null among the skipped ones
+        b.receive(flits, t + 10, fec)
+        ev = b.pop_events()
+        results.append(([(type(e).__name__, vars_(e)) for e in ev], dict(b.stats),
+                        b._rx_index))
+        assert sum(isinstance(e, ReplayStarted) for e in ev) == 2
+    assert results[0] == results[1]
+
+
+def test_compiled_delimiter_equals_the_python_one():
+    """``ubpkt._linkc.delimit`` against the engine's Python delimiting and BCRC checks: framed
+    streams with control blocks between DLLDBs, cut anywhere (a DLLDP open at the start),
+    damaged bytes and random garbage, in both modes."""
+    import importlib
+    crc = importlib.import_module("ubpkt.link.crc30")
+    if "native" not in crc.backends():
+        pytest.skip("the C extension ubpkt._linkc was not built")
+    rng = random.Random(12)
+    for crc_mode in (True, False):
+        e = DLLEngine(SPEC.with_(crc_mode=crc_mode))
+        stream = bytearray()
+        for i in range(30):
+            stream += b"".join(frame_blocks(mk(i % 3, rng.randrange(8, 3000), i, rng,
+                                                  crc_mode), crc_mode))
+            stream += C.crd_ack(1, [2], crc_mode=crc_mode)
+        cases = [(bytes(stream), None)]
+        for _ in range(200):
+            data = bytearray(stream[rng.randrange(len(stream) // 20) * 20:])
+            for _ in range(rng.randrange(3)):
+                data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+            pending = None if rng.random() < 0.5 else (rng.randrange(1, 17),
+                                                       rng.randrange(1, 33))
+            cases.append((bytes(data), pending))
+        cases += [(rng.randbytes(20 * rng.randrange(1, 60)), None) for _ in range(100)]
+        for data, pending in cases:
+            total = len(data) // 20
+            for covers in (True, False):
+                e.covers = covers
+                want = e._delimit(bytearray(data), total, pending)
+                got = crc._NATIVE.delimit(data, total, pending, crc_mode, covers)
+                assert (list(got[0]), list(got[1]), got[2]) == want

@@ -140,3 +140,32 @@ def test_bcrc_info_bits_are_covered():
     s2[36] ^= 0x40
     u = deframe(bytes(s2), covers_info=False)[0]
     assert not any(i["field"] == "ub.bcrc.crc30" for i in u.issues)
+
+
+def test_compiled_framing_equals_the_python_framer_for_every_size():
+    """The C extension's DLLDP framing (used when it is the CRC30 engine) against the Python
+    framer and the reference CRC30 engines: every size in both modes, both BCRC readings,
+    with and without ERROR_FLAG."""
+    import importlib
+    import random
+    crc = importlib.import_module("ubpkt.link.crc30")
+    if "native" not in crc.backends():
+        pytest.skip("the C extension ubpkt._linkc was not built")
+    from ubpkt.link.framing import frame_many
+    from ubpkt.link.plength import MAX_PACKET
+    rng = random.Random(4)
+    for crc_mode in (True, False):
+        data = rng.randbytes(MAX_PACKET[crc_mode])
+        pkts = [(bytes((rng.randrange(256), 0x20 | rng.randrange(1, 16), rng.randrange(256),
+                        0)) + data[4:n], n % 3 == 0) for n in range(5, MAX_PACKET[crc_mode] + 1)]
+        for covers in (True, False):
+            old = crc.set_backend("native")
+            try:
+                fast = frame_many(pkts, crc_mode, covers_info=covers)
+                crc.set_backend("python")
+                ref = frame_many(pkts, crc_mode, covers_info=covers)
+            finally:
+                crc.set_backend(old)
+            assert fast == ref
+    with pytest.raises(ValueError):
+        crc._NATIVE.frame(bytes(10), bytes(4), (700,), 1, True, False, True)

@@ -24,7 +24,8 @@ from .crc30 import block_crc
 
 __all__ = ["KINDS", "PRIORITY", "ControlBlock", "InitParams", "Negotiated", "build", "null",
            "nob", "retry_idle", "retry_req", "retry_ack", "retry_req_set", "retry_ack_set",
-           "crd_ack", "param_exchg", "neighbor_advert", "parse_neighbor_advert", "lane_manage",
+           "crd_ack", "crd_ack_values", "retry_values", "param_exchg", "neighbor_advert",
+           "parse_neighbor_advert", "lane_manage",
            "block_mode_chg", "read_control", "parse_control", "negotiate", "grain_bitmap",
            "RETRY_SET_LEN"]
 
@@ -51,6 +52,8 @@ RETRY_SET_LEN = 33
 _LCH = H["ub.lch"]
 _BODY = {"Retry_Req": H["ub.retry_req"], "Retry_Ack": H["ub.retry_ack"],
          "Lane_Manage": H["ub.lane_manage"], "Crd_Ack": H["ub.crd_ack"], "Init": H["ub.init"]}
+#: LCH bytes 0..2 of a Crd_Ack (CLENGTH 1, CTRL/SUB_CTRL of Crd_Ack; byte 3 is SD/T)
+_CRD_LCH = _LCH.encode(clength=1, ctrl=KINDS["Crd_Ack"][0], sub_ctrl=KINDS["Crd_Ack"][1])[:3]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -105,18 +108,59 @@ def retry_ack_set(num_retry: int, numfreebuf: int, rdptr: int, wrptr: int, **kw)
     return retry_idle(**kw) + retry_ack(num_retry, numfreebuf, rdptr, wrptr, **kw) * 32
 
 
-def crd_ack(ack_num: int = 0, credits=None, *, t: int = 0, sd: int = 0, **kw) -> bytes:
+def crd_ack(ack_num: int = 0, credits=None, *, t: int = 0, sd: int = 0, crc_mode: bool = True,
+            covers_info: bool = True) -> bytes:
     """Crd_Ack (2 flits): ACK_NUM, and CRD_NUM = 16 x 6 bits with VL15 in the high bits
-    (UB 2.0 §4.3.3.5); LCH byte 3 = SD (bit 7), T (bit 0)."""
-    credits = list(credits or [0] * 16) + [0] * 16
+    (UB 2.0 §4.3.3.5); LCH byte 3 = SD (bit 7), T (bit 0).
+
+    The engine sends one about every DLLDP, so the bytes are placed directly (LCH from the
+    declared layout once, ``_CRD_LCH``); ``tests/link/test_control.py`` checks them against
+    the generic path (:func:`build` with the declared body)."""
+    credits = list(credits or ())[:16]
     crd_num = 0
-    for vl in range(15, -1, -1):
-        c = credits[vl]
-        if not 0 <= c < 64:
-            raise ValueError(f"CRD_NUM of VL{vl} is 6 bits, not {c}")
-        crd_num = (crd_num << 6) | c
-    body = _BODY["Crd_Ack"].encode(ack_num=ack_num, crd_num=crd_num)
-    return build("Crd_Ack", body, 2, lch_byte3=(sd & 1) << 7 | (t & 1), **kw)
+    if credits and (min(credits) < 0 or max(credits) > 63):
+        vl, c = next((vl, c) for vl, c in enumerate(credits) if not 0 <= c < 64)
+        raise ValueError(f"CRD_NUM of VL{vl} is 6 bits, not {c}")
+    for vl, c in enumerate(credits):
+        if c:
+            crd_num |= c << (6 * vl)
+    if not 0 <= ack_num <= 0xFFFF:
+        raise ValueError(f"ACK_NUM is 16 bits, not {ack_num}")
+    blk = bytearray(2 * FLIT)
+    blk[0:3] = _CRD_LCH
+    blk[3] = (sd & 1) << 7 | (t & 1)
+    blk[4] = ack_num >> 8
+    blk[5] = ack_num & 0xFF
+    blk[6:18] = crd_num.to_bytes(12, "big")
+    return bytes(seal(blk, crc_mode, end=True, covers_info=covers_info))
+
+
+def crd_ack_values(blk) -> dict:
+    """What :func:`parse_control` puts in ``values`` for a Crd_Ack block (``ack_num``,
+    ``crd_num``, ``credits`` per VL, ``t``, ``sd``; UB 2.0 §4.3.3.5, VL15 in the high bits of
+    CRD_NUM), read straight from the bytes: the DLL engine takes one about every DLLDP.
+    Checked equal to the generic reader in ``tests/link/test_control.py``."""
+    crd_num = int.from_bytes(blk[6:18], "big")
+    return {"ack_num": blk[4] << 8 | blk[5], "crd_num": crd_num,
+            "credits": [(crd_num >> (6 * vl)) & 0x3F for vl in range(16)],
+            "t": blk[3] & 1, "sd": blk[3] >> 7}
+
+
+def retry_values(blk) -> dict:
+    """What :func:`parse_control` puts in ``values`` for a Retry_Req (``rcvptr``,
+    ``num_phy_reinit``, ``num_retry``, UB 2.0 §4.3.3.4) or a Retry_Ack (``num_retry``,
+    ``numfreebuf``, ``rdptr``, ``wrptr``, §4.3.3.4.3), read straight from the bytes (a retry
+    set is 32 of them); by SUB_CTRL, and ``{}`` for any other block.  Checked equal to the
+    generic reader in ``tests/link/test_control.py``."""
+    sub = blk[2] & 0xF
+    if blk[2] >> 4 != KINDS["Retry_Req"][0] or len(blk) < 12:
+        return {}
+    if sub == KINDS["Retry_Req"][1]:
+        return {"rcvptr": blk[8] << 8 | blk[9], "num_phy_reinit": blk[10], "num_retry": blk[11]}
+    if sub == KINDS["Retry_Ack"][1]:
+        return {"num_retry": blk[5], "numfreebuf": blk[6] << 8 | blk[7],
+                "rdptr": blk[8] << 8 | blk[9], "wrptr": blk[10] << 8 | blk[11]}
+    return {}
 
 
 def param_exchg(words, **kw) -> bytes:

@@ -8,20 +8,79 @@ Three engines, all giving the same register value:
 
 * :func:`crc30_update` - slicing-by-8 over 16-bit tables (pure Python, ~10x the byte table);
 * :func:`crc30_batch` - numpy, many equal-layout messages at once (flit-stream checking);
-* :func:`crc30_bits` - bit at a time (the BCRC information bits, and the test reference).
-
-:func:`block_crc` / :func:`block_crc_batch` say which bits a BCRC covers (UB 2.0 §4.7.2,
-profile ``bcrc_covers_info``); every BCRC built or checked in ubpkt goes through them.
+* :func:`crc30_bits` - bit at a time (the BCRC information bits, and the test reference);
+* compiled engines, used when present (``BACKEND``): ``native`` - ``ubpkt._linkc``, the
+  package's optional C extension (many blocks of a buffer in one call, slicing by 8); ``anycrc``
+  - the ``anycrc`` package (any width and polynomial in C, one call per block).  Setting
+  ``UBPKT_CRC30=python`` (or ``anycrc``) in the environment, read at import, or
+  :func:`set_backend` chooses; the pure-Python/numpy engines above stay the reference the
+  compiled ones are tested against (``tests/link/test_crc_backends.py``).
 """
 from __future__ import annotations
 
 import functools
+import os
 import struct
 
 POLY = 0x15A94AD5
 WIDTH = 30
 MASK = (1 << WIDTH) - 1
 INIT = MASK
+
+
+def _load_anycrc():
+    """``anycrc``'s CRC with these parameters (width 30, this polynomial, preset all ones, MSB
+    first, no reflection, no final inversion), or None when the package is missing."""
+    try:
+        import anycrc
+        return anycrc.CRC(width=WIDTH, poly=POLY, init=INIT, refin=False, refout=False,
+                          xorout=0)
+    except Exception:       # not installed / cannot load: another engine serves
+        return None
+
+
+def _load_native():
+    """The package's C extension, or None when it was not built (no compiler at install)."""
+    try:
+        from .. import _linkc
+        return _linkc
+    except ImportError:
+        return None
+
+
+_COMPILED = _load_anycrc()
+_NATIVE = _load_native()
+_AVAILABLE = {"native": _NATIVE is not None, "anycrc": _COMPILED is not None, "python": True}
+#: the engine in use: "native" (ubpkt._linkc), "anycrc" or "python" (tables + numpy)
+BACKEND = next(name for name, ok in _AVAILABLE.items() if ok)
+
+
+def backends() -> list:
+    """The CRC30 engines available here, fastest first."""
+    return [name for name, ok in _AVAILABLE.items() if ok]
+
+
+def native():
+    """The package's C extension when it is the CRC30 engine in use, else None: the framer
+    takes its compiled DLLDP framing then (so ``set_backend("python")`` makes every BCRC of
+    the package come from the reference engines)."""
+    return _NATIVE if BACKEND == "native" else None
+
+
+def set_backend(name: str) -> str:
+    """Choose the CRC30 engine (``"native"``, ``"anycrc"`` or ``"python"``, see the module
+    doc); returns the previous one.  All give the same register (tested)."""
+    global BACKEND
+    if name not in _AVAILABLE:
+        raise ValueError(f"CRC30 backend {name!r}: one of {', '.join(_AVAILABLE)}")
+    if not _AVAILABLE[name]:
+        raise RuntimeError(f"the {name} CRC30 engine is not available here")
+    old, BACKEND = BACKEND, name
+    return old
+
+
+if _AVAILABLE.get(os.environ.get("UBPKT_CRC30", "")):
+    BACKEND = os.environ["UBPKT_CRC30"]
 
 
 def _shift_table(extra: int) -> list:
@@ -102,6 +161,10 @@ def _crc30_big(crc: int, data) -> int:
 
 def crc30_update(crc: int, data) -> int:
     """Feed whole bytes (MSB first) into a running CRC30 register."""
+    if BACKEND == "native":
+        return _NATIVE.crc30_update(crc, data)
+    if BACKEND == "anycrc":
+        return _COMPILED.calc(data, crc) if len(data) else crc
     data = bytes(data) if not isinstance(data, (bytes, bytearray)) else data
     if len(data) >= _BIG:
         return _crc30_big(crc, data)
@@ -148,14 +211,22 @@ def bcrc_crc30(block_without_bcrc: bytes, info_bits: int | None = 0) -> int:
     ``info_bits=None``: the information bits are not covered.
     """
     n = len(block_without_bcrc)
-    if 192 <= n <= 640:
+    if BACKEND == "native":
+        crc = _NATIVE.crc30_update(INIT, block_without_bcrc)
+    elif BACKEND == "anycrc":
+        crc = _COMPILED.calc(block_without_bcrc) if n else INIT
+    elif 192 <= n <= 640:
         # one numpy row beats the pure-Python loop from about 200 bytes on
         crc = int(_crc30_row(block_without_bcrc))
     else:
         crc = crc30(block_without_bcrc)
     if info_bits is None:
         return crc
-    return crc30_bits(crc, info_bits & 0b11, 2)
+    return ((crc << 2) & MASK) ^ _INFO2[(crc >> 28) ^ (info_bits & 0b11)]
+
+
+#: feeding two bits b (MSB first) into register r: ((r << 2) & MASK) ^ _INFO2[(r >> 28) ^ b]
+_INFO2 = tuple(crc30_bits(t << 28, 0, 2) for t in range(4))
 
 
 def block_crc(block_without_bcrc, info_bits: int = 0, covers_info: bool = True) -> int:
@@ -179,7 +250,8 @@ def bcrc_patch_term(nbytes: int, delta0: int, covers_info: bool = True) -> int:
     BCRC's CRC30.  The CRC (no final inversion) is linear over GF(2): the register of a changed
     message is the old register XOR the zero-preset CRC of the change alone (``delta0`` then
     ``nbytes - 1`` zero bytes), advanced over the two information bits when they are covered."""
-    term = _crc30_small(0, bytes((delta0,)) + bytes(nbytes - 1))
+    change = bytes((delta0,)) + bytes(nbytes - 1)
+    term = crc30_update(0, change) if BACKEND != "python" else _crc30_small(0, change)
     return crc30_bits(term, 0, 2) if covers_info else term
 
 
@@ -197,6 +269,17 @@ def block_crc_values(buf, spans, info_bits, covers_info: bool = True, *,
     two information bits).  Blocks of one length go through numpy together (fewer than
     ``min_batch`` one by one): what the framer and the DLL engine's receive path use to seal or
     check many blocks at once."""
+    if BACKEND == "native":
+        return _NATIVE.crc30_blocks(buf, spans, info_bits if covers_info else None)
+    if BACKEND == "anycrc":
+        calc = _COMPILED.calc
+        mv = memoryview(buf)
+        info2 = _INFO2
+        out = []
+        for (s, e), info in zip(spans, info_bits):
+            c = calc(mv[s:e - 4]) if e - s > 4 else INIT
+            out.append(((c << 2) & MASK) ^ info2[(c >> 28) ^ info] if covers_info else c)
+        return out
     out = [0] * len(spans)
     groups: dict = {}
     for i, (s, e) in enumerate(spans):
@@ -227,6 +310,20 @@ def block_crc_many(buf, spans, covers_info: bool = True, *, min_batch: int = 4) 
     """Whether each block ``buf[start:end]`` (``spans``: (start, end) byte offsets, whole blocks
     with their 4-byte BCRC) carries a correct BCRC (:func:`block_crc_values`).  The DLL
     engine's receive fast path checks every complete block of a run this way."""
+    if BACKEND == "native":
+        return _NATIVE.check_blocks(buf, spans, covers_info)
+    if BACKEND == "anycrc":
+        calc = _COMPILED.calc
+        info2 = _INFO2
+        out = []
+        with memoryview(buf) as mv:
+            for s, e in spans:
+                w = int.from_bytes(mv[e - 4:e], "big")
+                c = calc(mv[s:e - 4]) if e - s > 4 else INIT
+                if covers_info:
+                    c = ((c << 2) & MASK) ^ info2[(c >> 28) ^ (w >> 30)]
+                out.append(c == w & MASK)
+        return out
     words = [int.from_bytes(buf[e - 4:e], "big") for _, e in spans]
     crcs = block_crc_values(buf, spans, [w >> 30 for w in words], covers_info,
                             min_batch=min_batch)

@@ -121,10 +121,12 @@ class RxCredits:
     def take_crd_ack(self, grains) -> list:
         """CRD_NUM per VL for one Crd_Ack (6 bits each, in units of the VL's grain)."""
         out = [0] * 16
+        pending = self.pending
         for vl in range(16):
-            n = min(63, self.pending[vl] // grains[vl])
-            out[vl] = n
-            self.pending[vl] -= n * grains[vl]
+            if pending[vl]:                     # most VLs owe nothing
+                n = min(63, pending[vl] // grains[vl])
+                out[vl] = n
+                pending[vl] -= n * grains[vl]
         return out
 
     def owed(self) -> int:

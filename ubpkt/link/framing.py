@@ -18,7 +18,7 @@ from ..formats import HEADERS as H
 from ..record import ERROR, INFO, WARNING, make_issue
 from .blocks import FLIT, check_tail, next_block, seal
 from .control import parse_control
-from .crc30 import block_crc, block_crc_batch, block_crc_values
+from .crc30 import block_crc, block_crc_batch, block_crc_values, native
 from .plength import LBH_LEN, LPH_LEN, MAX_FLITS, layout, packet_length
 
 __all__ = ["frame_packet", "fill_plength", "frame_blocks", "frame_many", "deframe", "Deframer", "Unit",
@@ -52,7 +52,22 @@ def frame_many(packets, crc_mode: bool = True, *, block_bits=None,
                covers_info: bool = True) -> list:
     """:func:`frame_blocks` of several ``(packet, error_flag)`` at once: one list of blocks per
     packet, every BCRC of all of them computed in one batch (the DLL engine frames the packets
-    queued on a VL together)."""
+    queued on a VL together).  With the package's C extension as the CRC30 engine
+    (:func:`ubpkt.link.crc30.native`), each packet is cut and sealed in one compiled call
+    (same blocks: ``tests/link/test_framing.py`` compares the two for every size)."""
+    nat = native()
+    if nat is not None and block_bits is None:
+        out = []
+        for packet, error_flag in packets:
+            lay = layout(len(packet), crc_mode)
+            if packet[1] & 0x0F == 0:
+                raise ValueError("LPH CFG 0 marks a DLLCB; a DLLDP never carries it "
+                                 "(UB 2.0 Table 4-1)")
+            plen = lay.plength
+            lph = bytes((packet[0], packet[1], (packet[2] & 0xC0) | (plen >> 8), plen & 0xFF))
+            out.append(nat.frame(packet, lph, lay.block_payload, lay.last_flits, crc_mode,
+                                 bool(error_flag), covers_info))
+        return out
     buf = bytearray()
     spans, infos, per = [], [], []
     for packet, error_flag in packets:
@@ -84,20 +99,24 @@ def _cut(packet, crc_mode, error_flag, block_bits, buf, spans, infos) -> None:
     at = len(buf)
     buf += bytes(((nblk - 1) * MAX_FLITS + lay.last_flits) * FLIT)
     pos = LPH_LEN
+    src = memoryview(packet)
+    lbh = bytes((lbh0, lbh1))
+    full = MAX_FLITS * FLIT
     for i, size in enumerate(lay.block_payload):
         last = i == nblk - 1
-        flits = lay.last_flits if last else MAX_FLITS
-        hdr = lph if i == 0 else bytearray((lbh0, lbh1))
+        span = lay.last_flits * FLIT if last else full
+        hdr = lph if i == 0 else lbh
         if block_bits is not None and i < len(block_bits) and block_bits[i] is not None:
             crd, ack, crd_vl = block_bits[i]
+            hdr = bytearray(hdr)
             hdr[0] = (hdr[0] & 0x03) | (crd & 1) << 7 | (ack & 1) << 6 | (crd_vl & 0xF) << 2
-        h = len(hdr)
-        buf[at:at + h] = hdr
-        buf[at + h:at + h + size] = packet[pos:pos + size]
+        h = at + len(hdr)
+        buf[at:h] = hdr
+        buf[h:h + size] = src[pos:pos + size]
         pos += size
-        spans.append((at, at + flits * FLIT))
+        spans.append((at, at + span))
         infos.append(1 if error_flag and last else 0)    # ERROR_FLAG in the last block only
-        at += flits * FLIT
+        at += span
     if not crc_mode and error_flag:
         buf[at - 1] = 0x40                      # END (Table 4-4); 0 otherwise
 

@@ -84,6 +84,7 @@ def plength(packet_len: int, crc_mode: bool = True) -> int:
     return layout(packet_len, crc_mode).plength
 
 
+@functools.lru_cache(maxsize=32768)      # pure, 2 x 16384 possible arguments
 def packet_length(plength_value: int, crc_mode: bool = True) -> int | None:
     """Network packet length (LPH included) that a PLENGTH value describes; None if reserved."""
     blocks = (plength_value >> 10) + 1

@@ -33,11 +33,12 @@ __all__ = ["DLLEngine"]
 
 class DLLEngine(LinkState, RetrySide, TransmitSide, ReceiveSide):
     """One end of a UB data link (see the module doc).  ``fast_rx=False`` takes received flits
-    one at a time (the reference path the fast path is tested against)."""
+    one at a time, ``fast_tx=False`` schedules every transmitted block on its own (the
+    reference paths the fast paths are tested against)."""
 
     def __init__(self, profile: Profile = SPEC, *, name: str = "", crc_mode: bool | None = None,
                  init: C.InitParams | None = None, guid: int | None = None, port_idx: int = 0,
-                 fast_rx: bool = True):
+                 fast_rx: bool = True, fast_tx: bool = True):
         self.p = profile
         self.name = name
         self.crc_mode = profile.crc_mode if crc_mode is None else crc_mode
@@ -54,6 +55,7 @@ class DLLEngine(LinkState, RetrySide, TransmitSide, ReceiveSide):
         self.guid = guid
         self.port_idx = port_idx
         self.fast_rx = fast_rx
+        self.fast_tx = fast_tx
         self.state = DllState.DISABLED
         self.stats = {"tx_flits": 0, "rx_flits": 0, "retries": 0, "replayed_flits": 0,
                       "crc_errors": 0, "fec_errors": 0, "delivered": 0, "crd_acks": 0}

@@ -10,21 +10,28 @@ In non-CRC mode the receiver has no BCRC: a flit whose FEC decoding failed is wh
 retry, and RcvPtr counts every correct flit of a retained block (§4.7.3.2.2; profile
 ``noncrc_block_granular_retry`` restarts at the block instead).
 
-Two paths, same results (``tests/link/test_dll_fastpath.py`` compares them flit by flit):
+Two paths, same results (``tests/link/test_dll_contract.py`` and ``soak_fastpaths.py``
+compare them flit by flit):
 
 * the reference path takes one flit at a time (``_rx_flit``), as the state machines read;
 * the fast path (``fast_rx``, default) takes every run of flits that the reference path would
   handle as plain blocks - RETRY_REQ_SM NORMAL, no Retry_Ack_Set being stepped over, FEC good -
-  delimits all complete blocks of the run at once, checks their BCRCs in one numpy batch
-  (:func:`ubpkt.link.crc30.block_crc_many`) and acts on them block by block; it hands back to
-  the reference path at the first flit where any of those conditions ends.
+  delimits all complete blocks of the run and checks their BCRCs at once (``_delimit``, or
+  ``ubpkt._linkc.delimit`` in one compiled call), takes every stretch of good DLLDBs of one
+  DLLDP together (``_rx_dlldbs``) and control blocks one by one; it hands back to the
+  reference path at the first flit where any of those conditions ends.  In REQ/WAIT it jumps
+  between the flits that could be Retry blocks (everything else is dropped there), counting
+  what it skips.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from .. import control as C
 from ..blocks import FLIT, next_block
+from ..plength import MAX_FLITS
 from ..credits import cells_for
-from ..crc30 import block_crc, block_crc_many
+from ..crc30 import block_crc, block_crc_many, native
 from ..plength import packet_length
 from ..retry import RETAINED
 from .events import (LaneManageReceived, ModeChangeReady, Negotiated, PacketDelivered,
@@ -37,6 +44,16 @@ from ..credits import TxCredits
 __all__ = ["ReceiveSide"]
 
 _CB_KIND = {(c, s): k for k, (c, s, _) in C.KINDS.items()}
+
+
+def _retry_candidates(data, n: int) -> list:
+    """Indices of the flits of ``data`` whose LCH could be a one-flit Retry block (CLENGTH 0,
+    CFG 0, CTRL 1: what :meth:`RetrySide._scan_retry_flit` looks at before its BCRC), found
+    with numpy: in REQ/WAIT every other flit is dropped, so the receiver jumps between these."""
+    import numpy as np
+    arr = np.frombuffer(data, dtype=np.uint8, count=n * FLIT).reshape(n, FLIT)
+    hit = ((arr[:, 0] & 0x7C) == 0) & ((arr[:, 1] & 0x0F) == 0) & ((arr[:, 2] >> 4) == 1)
+    return np.flatnonzero(hit).tolist()
 
 
 class ReceiveSide:
@@ -59,6 +76,7 @@ class ReceiveSide:
         mv = memoryview(data)
         i = 0
         fast = self.fast_rx
+        retry_flits = None
         while i < n:
             if fast and fec[i] and self.req_sm == ReqState.NORMAL and self._skip_set is None \
                     and self.state != DllState.DISABLED:
@@ -68,6 +86,17 @@ class ReceiveSide:
                     end = n
                 i = self._rx_run(mv, i, end, now, ev)
                 continue
+            if fast and self.req_sm in (ReqState.REQ, ReqState.WAIT):
+                # only Retry blocks matter now: skip to the next flit that may be one
+                if retry_flits is None:
+                    retry_flits = _retry_candidates(data, n)
+                k = bisect_left(retry_flits, i)
+                j = retry_flits[k] if k < len(retry_flits) else n
+                if j > i:
+                    self._rx_index += j - i     # what _rx_flit counts for each skipped flit
+                    self.stats["fec_errors"] += fec[i:j].count(False)
+                    i = j
+                    continue
             self._rx_flit(bytes(mv[i * FLIT:(i + 1) * FLIT]), fec[i], now, ev)
             i += 1
         self._rx_deadline = (now + self.p.tuning.rx_stall_timeout_ns) if self._rx else None
@@ -129,23 +158,41 @@ class ReceiveSide:
         flitwise = self._flitwise
         p = self._rx_pkt
         pending = None if p is None else (p[1] - p[4], p[2])
-        spans = []
-        pos = 0
-        while total - pos >= 1:
-            kind, flits, pending = next_block(rx, pos * FLIT, pending)
-            if pos + flits > total:
-                break
-            spans.append((pos, flits))
-            pos += flits
+        nat = native()
+        if nat is not None:
+            # the same delimiting and BCRC checks in one compiled call
+            spans, kinds, crcs = nat.delimit(rx, total, pending, self.crc_mode, self.covers)
+        else:
+            spans, kinds, crcs = self._delimit(rx, total, pending)
         base = self._rx_index - old             # _rx_index of the flit before rx[0]
-        crcs = self._crc_many(rx, spans) if spans and self.crc_mode else None
-        for k, (start, flits) in enumerate(spans):
+        k = 0
+        nspans = len(spans)
+        while k < nspans:
+            start, flits = spans[k]
+            kind = kinds[k]
+            if kind != "cb" and not flitwise:
+                # the DLLDBs of one DLLDP that follow here, up to a DLLCB, a bad BCRC or the
+                # DLLDP's end: at once (continuing a DLLDP begun in an earlier run)
+                p = self._rx_pkt
+                left = p[1] - p[4] if p is not None else \
+                    ((rx[start * FLIT + 2] & 0x3F) >> 2) + 1
+                stop = min(nspans, k + left)
+                j = k
+                while j < stop and kinds[j] != "cb" and (crcs is None or crcs[j]):
+                    j += 1
+                if j > k:
+                    self._rx_dlldbs(rx, spans[k:j], ev)
+                    last, lflits = spans[j - 1]
+                    self._rx_index = base + last + lflits
+                    k = j
+                    continue
+            k += 1
             blk = bytes(rx[start * FLIT:(start + flits) * FLIT])
             self._rx_index = base + start + flits
             if flitwise and self._header_retained(blk):
                 new = start + flits - max(start, old)   # its flits not counted yet
                 self.rcvptr_abs += new
-            self._rx_block(blk, now, ev, None if crcs is None else crcs[k])
+            self._rx_block(blk, now, ev, None if crcs is None else crcs[k - 1])
             if self.req_sm != ReqState.NORMAL or self._skip_set is not None \
                     or self.state == DllState.DISABLED:
                 # the reference path goes on after this block's last flit, with nothing
@@ -167,6 +214,70 @@ class ReceiveSide:
         self._rx_fec = [True] * tail
         self._rx_index = base + total
         return end
+
+    def _delimit(self, rx, total: int, pending) -> tuple:
+        """(spans, kinds, crc_ok) of the complete blocks at the start of ``rx``: (start flit,
+        flits) and kind of each (the one delimiter, UB 2.0 §4.3.4.1), their BCRC checks (None
+        in non-CRC mode).  ``ubpkt._linkc.delimit`` does the same in C."""
+        spans = []
+        kinds = []
+        pos = 0
+        while pos < total:
+            # next_block (the one delimiter, UB 2.0 §4.3.4.1) inlined for DLLDBs
+            o = pos * FLIT
+            if rx[o + 1] & 0x0F and pending is not None and pending[0] > 1:
+                kind, flits, pending = "lbh", MAX_FLITS, (pending[0] - 1, pending[1])
+            else:
+                kind, flits, pending = next_block(rx, o, pending)
+            if pos + flits > total:
+                break
+            spans.append((pos, flits))
+            kinds.append(kind)
+            pos += flits
+        crcs = self._crc_many(rx, spans) if spans and self.crc_mode else (
+            [] if self.crc_mode else None)
+        return spans, kinds, crcs
+
+    def _rx_dlldbs(self, rx, spans, ev: list) -> None:
+        """Consecutive DLLDBs of one DLLDP (``spans``: their blocks in ``rx``, BCRCs good,
+        nothing between them; the first an LPH when no DLLDP is open), with the same effects
+        and events as :meth:`_rx_block` block by block: RcvPtr and the ACKs owed count their
+        flits, each LPH/LBH's CRD/ACK bits return credits and release the retry buffer (in
+        block order, so their error events come in that order), the bodies join the DLLDP,
+        which is delivered when its last block is among them."""
+        self._req_run = (None, -100)
+        first = spans[0][0] * FLIT
+        last_s, last_f = spans[-1]
+        flits = last_s + last_f - spans[0][0]
+        self.rcvptr_abs += flits
+        self.pending_ack += flits
+        self.pending_ack_worthy += flits
+        for s, _ in spans:
+            b0 = rx[s * FLIT]
+            if b0 & 0xC0:
+                self._rx_header_bits(b0, ev)
+        crc = 4 if self.crc_mode else 0
+        p = self._rx_pkt
+        with memoryview(rx) as mv:
+            if p is None:
+                plen = ((rx[first + 2] & 0x3F) << 8) | rx[first + 3]
+                vl = ((rx[first] & 1) << 3) | (rx[first + 1] >> 5)
+                p = [bytes(mv[first:first + 4]), (plen >> 10) + 1, ((plen >> 5) & 0x1F) + 1,
+                     [], 0, vl, plen, 0]
+                parts = [mv[first + 4:first + spans[0][1] * FLIT - crc]]
+                parts += [mv[s * FLIT + 2:(s + f) * FLIT - crc] for s, f in spans[1:]]
+            else:
+                parts = [mv[s * FLIT + 2:(s + f) * FLIT - crc] for s, f in spans]
+            p[3].append(b"".join(parts))
+            del parts
+        p[4] += len(spans)
+        p[7] += flits
+        if p[4] == p[1]:
+            self._rx_pkt = None
+            end = (last_s + last_f) * FLIT
+            self._deliver(p, bytes(rx[end - 4:end]), ev)
+        else:
+            self._rx_pkt = p
 
     def _crc_many(self, rx, spans) -> list:
         """BCRC check of every span (start flit, flits) of ``rx``: one numpy batch per length."""
@@ -190,7 +301,11 @@ class ReceiveSide:
 
     def _cb_values(self, blk) -> dict:
         """What the one DLLCB reader (:func:`control.parse_control`) finds in a control block
-        whose BCRC was checked."""
+        whose BCRC was checked (Retry_Req / Retry_Ack, 32 to a retry set, read directly by
+        :func:`control.retry_values`, which equals it)."""
+        v = C.retry_values(blk)
+        if v:
+            return v
         return C.parse_control(bytes(blk), self.crc_mode, covers_info=self.covers,
                                crc_ok=True).values
 
@@ -313,6 +428,11 @@ class ReceiveSide:
             if kind == "Crd_Ack":
                 # the peer's initial credits can overtake our own negotiation: keep them
                 self._early_crd.append(blk)
+            return
+        if kind == "Crd_Ack":
+            # about one per DLLDP: its fields straight from the bytes (crd_ack_values equals
+            # the one reader's values, tested)
+            self._rx_crd_ack(C.crd_ack_values(blk), len(blk) // FLIT, now, ev)
             return
         v = C.parse_control(blk, self.crc_mode, covers_info=self.covers, crc_ok=True).values
         if kind == "Init":

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .. import control as C
 from ..blocks import FLIT
 from ..credits import RxCredits, cells_for
-from ..crc30 import bcrc_patch
+from ..crc30 import bcrc_patch, bcrc_patch_term as patch_term
 from ..framing import frame_many
 from ..plength import MAX_FLITS, MAX_PACKET, layout
 from ..retry import RETAINED
@@ -93,7 +93,10 @@ class TransmitSide:
         self._timers(now, ev)
         want = max_flits * FLIT
         out = self._out
+        burst = self.fast_tx
         while len(out) < want:
+            if burst and self._data_burst(out, want):
+                continue
             blk = self._schedule(now)
             if blk is None:
                 if fill and self.state != DllState.DISABLED \
@@ -111,6 +114,89 @@ class TransmitSide:
         self.stats["tx_flits"] += len(data) // FLIT
         self._raise(ev)
         return data
+
+    #: ``False``: every block goes through the scheduler (the reference the burst is tested
+    #: against, ``DLLEngine(fast_tx=False)``)
+    fast_tx = True
+
+    def _data_burst(self, out: bytearray, want: int) -> bool:
+        """Append data blocks to ``out`` for as long as the scheduler would pick nothing else
+        (same blocks, bytes and state as :meth:`_schedule` block by block): the link is
+        DLL_Normal with no retry set, replay, control block, mode change or NOB owed and no
+        Crd_Ack forced.  During a transmit call the owed ACKs and credits only shrink, so of
+        the forcing conditions only the retry buffer's room can change: it is checked before
+        every block.  False when not one block was appended."""
+        if self.state is not DllState.NORMAL or self._error or self.ack_sm is not AckState.NORMAL \
+                or self._req_set_due or self._ctrl or self._mode_chg is not None \
+                or self._nob_due or self.req_sm in (ReqState.RETRAIN, ReqState.ERROR) \
+                or self._crd_ack_forced():
+            return False
+        t = self.p.tuning
+        reserve = t.retry_lockout_reserve
+        low = reserve + MAX_FLITS               # _crd_ack_forced's retry-buffer condition
+        rb = self.rb
+        depth, kept, kept_at = rb.depth, rb.data, rb.blocks
+        rc = self.rx_credits
+        owed = rc.pending if rc is not None else None
+        neg = self.neg
+        ack_grain, crd_grains = neg.data_ack_grain, neg.data_credit_grain
+        crc_mode, covers = self.crc_mode, self.covers
+        sent = False
+        size = len(out)
+        owing = owed is not None and any(owed)  # only shrinks during the call
+        # _next_data_block inlined (the blocks framed for the queue are this engine's own
+        # bytearrays: their CRD/ACK bits and BCRC are patched in place, and the retry buffer
+        # keeps them as they are)
+        while size < want:
+            free = depth - (rb.wr - rb.tail)
+            if free < low and self.pending_ack:
+                break                           # a Crd_Ack is forced first
+            cur = self._tx_cur
+            if cur is None:
+                cur = self._start_dlldp(reserve)
+                if cur is None:
+                    break
+            blocks, i, vl, flits = cur
+            blk = blocks[i]
+            nbytes = len(blk)
+            n = nbytes // FLIT
+            if free - 1 - n < reserve:
+                break
+            b0 = blk[0]
+            new0 = b0 & 0x03
+            if owing:
+                grain = rc.take_grain(crd_grains)
+                if grain is None:
+                    owing = any(owed)
+                else:
+                    new0 |= 0x80 | grain[0] << 2
+            if self.pending_ack >= ack_grain:
+                self.pending_ack -= ack_grain
+                self.pending_ack_worthy = min(self.pending_ack_worthy, self.pending_ack)
+                new0 |= 0x40
+            if new0 != b0:
+                blk[0] = new0
+                if crc_mode:
+                    word = int.from_bytes(blk[-4:], "big")
+                    crc = (word & 0x3FFFFFFF) ^ patch_term(nbytes - 4, b0 ^ new0, covers)
+                    blk[-4:] = ((word & 0xC0000000) | crc).to_bytes(4, "big")
+            i += 1
+            cur[1] = i
+            if i == len(blocks):
+                self._tx_cur = None
+                gap = neg.peer_packet_min_interval - flits
+                if gap > 0:
+                    self._nob_due += gap
+            wr = rb.wr
+            kept_at.append(wr)
+            kept[wr] = blk
+            rb.wr = wr + n
+            out += blk
+            size += nbytes
+            sent = True
+            if self._nob_due:
+                break
+        return sent
 
     def _retain(self, kind: str, blk: bytes) -> bytes:
         if RETAINED(kind):
@@ -250,9 +336,12 @@ class TransmitSide:
     def _start_dlldp(self, reserve: int):
         """Pick a VL round-robin among those with a packet and credits; frame its packet."""
         neg = self.neg
+        txq = self._txq
+        if not any(txq):
+            return None
         for k in range(16):
             vl = (self._vl_rr + k) % 16
-            q = self._txq[vl]
+            q = txq[vl]
             if not q:
                 continue
             lay = layout(len(q[0][0]), self.crc_mode)

@@ -1,0 +1,386 @@
+/* Compiled helpers of the data link: the CRC30 of the BCRC (UB 2.0 §4.7.2) over many blocks
+ * of one buffer in one call, and the framing of one DLLDP into its blocks (§4.3.2).
+ *
+ * Optional (built by setup.py when a C compiler is there).  Without it ubpkt.link.crc30 uses
+ * anycrc or its pure-Python/numpy engines and ubpkt.link.framing frames in Python; those stay
+ * the reference this module is tested against (tests/link/test_crc_backends.py,
+ * tests/link/test_framing.py).
+ *
+ * CRC30: polynomial 0x15A94AD5 (x^30 implied), register preset to all ones, MSB first, no
+ * reflection, no final inversion.  It is computed as a 32-bit MSB-first CRC with generator
+ * G(x) * x^2 and a register holding the 30-bit one shifted left by 2: the remainder of
+ * M(x) x^32 mod G(x) x^2 is x^2 (M(x) x^30 mod G(x)), so the top 30 bits of the 32-bit
+ * register are the CRC30 register at every step.  Slicing by 8: eight bytes per table round.
+ *
+ * crc30_blocks(buf, spans, infos) -> list[int]
+ *     the BCRC's CRC30 of every block buf[start:end-4] ((start, end) in spans), followed by
+ *     the block's two information bits infos[i] when infos is not None.
+ * check_blocks(buf, spans, covers_info) -> list[bool]
+ *     whether every block buf[start:end] carries a correct BCRC in its last 4 bytes (the
+ *     information bits read from that word, covered when covers_info).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define POLY30 0x15A94AD5u
+#define MASK30 0x3FFFFFFFu
+#define POLY32 (POLY30 << 2)
+
+static uint32_t T[8][256];
+
+static void make_tables(void)
+{
+    for (uint32_t b = 0; b < 256; b++) {
+        uint32_t c = b << 24;
+        for (int i = 0; i < 8; i++)
+            c = (c & 0x80000000u) ? (c << 1) ^ POLY32 : (c << 1);
+        T[0][b] = c;
+    }
+    for (int k = 1; k < 8; k++)
+        for (int b = 0; b < 256; b++)
+            T[k][b] = (T[k - 1][b] << 8) ^ T[0][T[k - 1][b] >> 24];
+}
+
+/* the 30-bit register after feeding n bytes into register r30 */
+static uint32_t crc30_run(uint32_t r30, const unsigned char *p, Py_ssize_t n)
+{
+    uint32_t c = r30 << 2;
+    while (n >= 8) {
+        uint32_t a = c ^ ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+        c = T[7][a >> 24] ^ T[6][(a >> 16) & 0xFF] ^ T[5][(a >> 8) & 0xFF] ^ T[4][a & 0xFF]
+            ^ T[3][p[4]] ^ T[2][p[5]] ^ T[1][p[6]] ^ T[0][p[7]];
+        p += 8;
+        n -= 8;
+    }
+    while (n-- > 0)
+        c = (c << 8) ^ T[0][(c >> 24) ^ *p++];
+    return c >> 2;
+}
+
+/* feed the two information bits (MSB first) */
+static uint32_t crc30_info(uint32_t r, unsigned info)
+{
+    for (int s = 1; s >= 0; s--) {
+        unsigned fb = ((r >> 29) ^ (info >> s)) & 1u;
+        r = (r << 1) & MASK30;
+        if (fb)
+            r ^= POLY30;
+    }
+    return r;
+}
+
+/* (start, end) of span i; -1 with an exception set when it is not inside the buffer */
+static int span_of(PyObject *spans, Py_ssize_t i, Py_ssize_t len, Py_ssize_t *s, Py_ssize_t *e)
+{
+    PyObject *t = PySequence_Fast_GET_ITEM(spans, i);
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 2) {
+        PyErr_SetString(PyExc_TypeError, "spans are (start, end) tuples");
+        return -1;
+    }
+    *s = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 0));
+    *e = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 1));
+    if (PyErr_Occurred())
+        return -1;
+    if (*s < 0 || *e > len || *e - *s < 4) {
+        PyErr_SetString(PyExc_ValueError, "a span is outside the buffer or shorter than a BCRC");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *crc30_blocks(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    PyObject *spans_in, *infos_in, *spans = NULL, *infos = NULL, *out = NULL;
+    if (!PyArg_ParseTuple(args, "y*OO", &view, &spans_in, &infos_in))
+        return NULL;
+    spans = PySequence_Fast(spans_in, "spans must be a sequence");
+    if (!spans)
+        goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(spans);
+    if (infos_in != Py_None) {
+        infos = PySequence_Fast(infos_in, "infos must be a sequence or None");
+        if (!infos)
+            goto done;
+        if (PySequence_Fast_GET_SIZE(infos) < n) {
+            PyErr_SetString(PyExc_ValueError, "one information value per span");
+            goto done;
+        }
+    }
+    out = PyList_New(n);
+    if (!out)
+        goto done;
+    const unsigned char *buf = view.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t s, e;
+        if (span_of(spans, i, view.len, &s, &e) < 0)
+            goto fail;
+        uint32_t r = crc30_run(MASK30, buf + s, e - s - 4);
+        if (infos) {
+            long info = PyLong_AsLong(PySequence_Fast_GET_ITEM(infos, i));
+            if (info == -1 && PyErr_Occurred())
+                goto fail;
+            r = crc30_info(r, (unsigned)info & 3u);
+        }
+        PyObject *v = PyLong_FromUnsignedLong(r);
+        if (!v)
+            goto fail;
+        PyList_SET_ITEM(out, i, v);
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    Py_XDECREF(spans);
+    Py_XDECREF(infos);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+static PyObject *check_blocks(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    PyObject *spans_in, *spans = NULL, *out = NULL;
+    int covers;
+    if (!PyArg_ParseTuple(args, "y*Op", &view, &spans_in, &covers))
+        return NULL;
+    spans = PySequence_Fast(spans_in, "spans must be a sequence");
+    if (!spans)
+        goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(spans);
+    out = PyList_New(n);
+    if (!out)
+        goto done;
+    const unsigned char *buf = view.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t s, e;
+        if (span_of(spans, i, view.len, &s, &e) < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        const unsigned char *w = buf + e - 4;
+        uint32_t word = (uint32_t)w[0] << 24 | (uint32_t)w[1] << 16 | (uint32_t)w[2] << 8 | w[3];
+        uint32_t r = crc30_run(MASK30, buf + s, e - s - 4);
+        if (covers)
+            r = crc30_info(r, word >> 30);
+        PyObject *v = (r == (word & MASK30)) ? Py_True : Py_False;
+        Py_INCREF(v);
+        PyList_SET_ITEM(out, i, v);
+    }
+done:
+    Py_XDECREF(spans);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+static PyObject *crc30_update(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    unsigned long r;
+    if (!PyArg_ParseTuple(args, "ky*", &r, &view))
+        return NULL;
+    uint32_t c = crc30_run((uint32_t)r & MASK30, view.buf, view.len);
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLong(c);
+}
+
+/* frame(packet, lph, sizes, last_flits, crc_mode, error_flag, covers_info) -> [bytearray]
+ * The blocks of one DLLDP: block 0 starts with the 4-byte LPH ``lph`` (PLENGTH already
+ * filled), later blocks with the LBH (LPH byte 0 bit 0 = VL[3], byte 1); block i carries
+ * sizes[i] payload bytes of packet[4:], in order; every block but the last has 32 flits, the
+ * last ``last_flits``; zero padding; CRC mode: a BCRC ends every block (ERROR_FLAG in the last
+ * one only, the CRC30 covering the two information bits when covers_info); non-CRC mode: the
+ * last block ends with END (0x40 with ERROR_FLAG, else 0). */
+static PyObject *frame(PyObject *self, PyObject *args)
+{
+    Py_buffer pkt, lph;
+    PyObject *sizes_in, *sizes = NULL, *out = NULL;
+    int last_flits, crc_mode, eflag, covers;
+    if (!PyArg_ParseTuple(args, "y*y*Oippp", &pkt, &lph, &sizes_in, &last_flits, &crc_mode,
+                          &eflag, &covers))
+        return NULL;
+    if (lph.len != 4 || last_flits < 1 || last_flits > 32) {
+        PyErr_SetString(PyExc_ValueError, "a 4-byte LPH and 1..32 flits in the last block");
+        goto done;
+    }
+    sizes = PySequence_Fast(sizes_in, "sizes must be a sequence");
+    if (!sizes)
+        goto done;
+    Py_ssize_t nb = PySequence_Fast_GET_SIZE(sizes);
+    out = PyList_New(nb);
+    if (!out)
+        goto done;
+    const unsigned char *src = pkt.buf, *h = lph.buf;
+    unsigned char lbh[2] = {(unsigned char)(h[0] & 1), h[1]};
+    Py_ssize_t pos = 4;
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        int last = i == nb - 1;
+        Py_ssize_t len = (Py_ssize_t)(last ? last_flits : 32) * 20;
+        Py_ssize_t hl = i == 0 ? 4 : 2;
+        Py_ssize_t size = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(sizes, i));
+        if (size == -1 && PyErr_Occurred())
+            goto fail;
+        if (size < 0 || pos + size > pkt.len || hl + size > len - (crc_mode ? 4 : (last ? 1 : 0))) {
+            PyErr_SetString(PyExc_ValueError, "block sizes do not fit the packet or the blocks");
+            goto fail;
+        }
+        PyObject *blk = PyByteArray_FromStringAndSize(NULL, len);
+        if (!blk)
+            goto fail;
+        unsigned char *b = (unsigned char *)PyByteArray_AS_STRING(blk);
+        memset(b, 0, len);
+        memcpy(b, i == 0 ? h : lbh, hl);
+        memcpy(b + hl, src + pos, size);
+        pos += size;
+        if (crc_mode) {
+            unsigned info = (eflag && last) ? 1u : 0u;
+            uint32_t r = crc30_run(MASK30, b, len - 4);
+            if (covers)
+                r = crc30_info(r, info);
+            uint32_t w = (info << 30) | r;
+            b[len - 4] = w >> 24;
+            b[len - 3] = w >> 16;
+            b[len - 2] = w >> 8;
+            b[len - 1] = w;
+        } else if (last && eflag) {
+            b[len - 1] = 0x40;
+        }
+        PyList_SET_ITEM(out, i, blk);
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    Py_XDECREF(sizes);
+    PyBuffer_Release(&pkt);
+    PyBuffer_Release(&lph);
+    return out;
+}
+
+/* delimit(buf, total_flits, pending, crc_mode, covers_info) -> (spans, kinds, crc_ok)
+ * The complete blocks at the start of buf (total_flits whole flits), delimited from their
+ * headers as ubpkt.link.blocks.next_block does (UB 2.0 §4.3.4.1): a DLLCB is CLENGTH + 1
+ * flits, an LPH gives its DLLDP's block count and last-block flits (PLENGTH), an LBH is 32
+ * flits or the DLLDP's last-block flits.  pending: None between DLLDPs, else (blocks still to
+ * come, flits of the last block) of the DLLDP being received.  spans: (start flit, flits) of
+ * each complete block; kinds: "cb", "lph" or "lbh"; crc_ok: whether each block's BCRC is
+ * right (CRC mode; None in non-CRC mode). */
+static PyObject *KIND_CB, *KIND_LPH, *KIND_LBH;
+
+static PyObject *delimit(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t total;
+    PyObject *pending, *spans = NULL, *kinds = NULL, *crcs = NULL, *res = NULL;
+    int crc_mode, covers;
+    long left = 0, lastf = 0;
+    if (!PyArg_ParseTuple(args, "y*nOpp", &view, &total, &pending, &crc_mode, &covers))
+        return NULL;
+    if (pending != Py_None && !PyArg_ParseTuple(pending, "ll", &left, &lastf))
+        goto done;
+    if (total < 0 || total * 20 > view.len) {
+        PyErr_SetString(PyExc_ValueError, "total_flits beyond the buffer");
+        goto done;
+    }
+    spans = PyList_New(0);
+    kinds = PyList_New(0);
+    crcs = crc_mode ? PyList_New(0) : Py_NewRef(Py_None);
+    if (!spans || !kinds || !crcs)
+        goto done;
+    const unsigned char *b = view.buf;
+    Py_ssize_t pos = 0;
+    int open = pending != Py_None;
+    while (pos < total) {
+        const unsigned char *h = b + pos * 20;
+        Py_ssize_t flits;
+        PyObject *kind;
+        if ((h[1] & 0x0F) == 0) {
+            kind = KIND_CB;
+            flits = ((h[0] >> 2) & 0x1F) + 1;
+        } else if (!open) {
+            unsigned plen = ((unsigned)(h[2] & 0x3F) << 8) | h[3];
+            long nb = (plen >> 10) + 1, last = ((plen >> 5) & 0x1F) + 1;
+            kind = KIND_LPH;
+            if (nb == 1) {
+                flits = last;
+            } else {
+                flits = 32;
+                open = 1;
+                left = nb - 1;
+                lastf = last;
+            }
+        } else {
+            kind = KIND_LBH;
+            if (left <= 1) {
+                flits = lastf;
+                open = 0;
+            } else {
+                flits = 32;
+                left -= 1;
+            }
+        }
+        if (pos + flits > total)
+            break;
+        PyObject *t = Py_BuildValue("(nn)", pos, flits);
+        if (!t || PyList_Append(spans, t) < 0) {
+            Py_XDECREF(t);
+            goto fail;
+        }
+        Py_DECREF(t);
+        if (PyList_Append(kinds, kind) < 0)
+            goto fail;
+        if (crc_mode) {
+            const unsigned char *w = h + flits * 20 - 4;
+            uint32_t word = (uint32_t)w[0] << 24 | (uint32_t)w[1] << 16 | (uint32_t)w[2] << 8 | w[3];
+            uint32_t r = crc30_run(MASK30, h, flits * 20 - 4);
+            if (covers)
+                r = crc30_info(r, word >> 30);
+            if (PyList_Append(crcs, (r == (word & MASK30)) ? Py_True : Py_False) < 0)
+                goto fail;
+        }
+        pos += flits;
+    }
+    res = PyTuple_Pack(3, spans, kinds, crcs);
+    goto done;
+fail:
+    res = NULL;
+done:
+    Py_XDECREF(spans);
+    Py_XDECREF(kinds);
+    Py_XDECREF(crcs);
+    PyBuffer_Release(&view);
+    return res;
+}
+
+static PyMethodDef methods[] = {
+    {"delimit", delimit, METH_VARARGS,
+     "delimit(buf, total_flits, pending, crc_mode, covers_info) -> (spans, kinds, crc_ok) of "
+     "the complete blocks at the start of buf"},
+    {"frame", frame, METH_VARARGS,
+     "frame(packet, lph, sizes, last_flits, crc_mode, error_flag, covers_info) -> the blocks "
+     "of one DLLDP as bytearrays"},
+    {"crc30_blocks", crc30_blocks, METH_VARARGS,
+     "crc30_blocks(buf, spans, infos) -> CRC30 of every block buf[start:end-4], then its two "
+     "information bits when infos is not None"},
+    {"check_blocks", check_blocks, METH_VARARGS,
+     "check_blocks(buf, spans, covers_info) -> whether every block carries a correct BCRC"},
+    {"crc30_update", crc30_update, METH_VARARGS,
+     "crc30_update(register, data) -> the register after feeding data (MSB first)"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_linkc",
+                                    "data-link helpers: CRC30 of many blocks, DLLDP framing (UB 2.0 §4.3.2, §4.7.2)",
+                                    -1, methods};
+
+PyMODINIT_FUNC PyInit__linkc(void)
+{
+    make_tables();
+    KIND_CB = PyUnicode_InternFromString("cb");
+    KIND_LPH = PyUnicode_InternFromString("lph");
+    KIND_LBH = PyUnicode_InternFromString("lbh");
+    if (!KIND_CB || !KIND_LPH || !KIND_LBH)
+        return NULL;
+    return PyModule_Create(&module);
+}
