@@ -15,6 +15,7 @@ from ubpkt.profile import load_profile
 from ubpkt.views.stats import CaptureStats
 from ubpkt.capture.stream import LINK_TYPES, file_size, iter_records
 from ubpkt_cli.errors import EXIT_INPUT, input_error, quiet_stdout, report_problems
+from ubpkt_cli.progress import progress_display
 
 
 def _profile(value):
@@ -64,6 +65,13 @@ class _Input:
 
     @staticmethod
     def _records(path, link_type, profile, quiet, **extra):
+        """Records with the progress display on stderr for long files (``extra``:
+        iter_records' exact_time / raw)."""
+        with progress_display(path, quiet) as update:
+            yield from iter_records(path, link_type, profile, progress=update, **extra)
+
+
+def _records(path, link_type, profile, quiet, **extra):
         """Records with a rich progress bar on stderr for long files (``extra``:
         iter_records' exact_time / raw)."""
         from rich.console import Console
@@ -137,47 +145,46 @@ def _tree(out, rec):
 def _ndjson_lines(path, link_type, profile, quiet, out, jobs=1) -> None:
     """ndjson of every frame (no filter, no count): chunks of lines come straight from the
     template fast path."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+    from ubpkt.capture.stream import iter_ndjson
 
-    from ubpkt.capture.stream import DamagedCapture, iter_ndjson
-    size = file_size(path)
-    err = Console(stderr=True)
-    show = not quiet and err.is_terminal and size > (8 << 20)
-    prog = None
-    try:
-        if show:
-            prog = Progress(TextColumn("[bold]decoding"), BarColumn(), TransferSpeedColumn(),
-                            console=err, transient=True)
-            prog.start()
-            task = prog.add_task("decode", total=size)
-            lines = iter_ndjson(path, link_type, profile,
-                                progress=lambda pos: prog.update(task, completed=pos))
-        else:
-            lines = iter_ndjson(path, link_type, profile)
-        write = out.write
+    def chunks(update):
         if jobs > 1 and link_type != "flits" and _plain_pcap(path):
             from ubpkt.capture.parallel import ndjson_chunks, write_ndjson
-            from ubpkt.capture.stream import LINK_TYPES
-            prog_fn = (lambda pos: prog.update(task, completed=pos)) if prog is not None \
-                else None
             try:
                 fd = out.fileno()
             except (AttributeError, OSError, ValueError):
                 fd = None
             if fd is not None:
                 out.flush()
-                write_ndjson(path, fd, LINK_TYPES[link_type], profile, jobs, prog_fn)
-            else:
-                for chunk in ndjson_chunks(path, LINK_TYPES[link_type], profile, jobs, prog_fn):
-                    write(chunk)
-        else:
-            for chunk in lines:
+                write_ndjson(path, fd, LINK_TYPES[link_type], profile, jobs, update)
+                return
+            yield from ndjson_chunks(path, LINK_TYPES[link_type], profile, jobs, update)
+            return
+        yield from iter_ndjson(path, link_type, profile, progress=update)
+
+    _fast_lines(path, quiet, out, chunks)
+
+
+def _summary_lines(path, link_type, profile, quiet, out, time_fmt) -> None:
+    """The one-line summary of every frame (no filter, no count, no analysis): chunks of lines
+    rendered by the templates' summary renderers, no record built
+    (:func:`ubpkt.capture.stream.iter_summary`)."""
+    from ubpkt.capture.stream import iter_summary
+    _fast_lines(path, quiet, out,
+                lambda update: iter_summary(path, link_type, profile, time_fmt, update))
+
+
+def _fast_lines(path, quiet, out, chunks) -> None:
+    """Write the byte chunks ``chunks(progress_update)`` gives to the binary ``out``, with the
+    progress display; a damaged capture is reported and exits 2, a vanished reader is quiet."""
+    from ubpkt.capture.stream import DamagedCapture
+    try:
+        with progress_display(path, quiet) as update:
+            write = out.write
+            for chunk in chunks(update):
                 write(chunk)
     except DamagedCapture as exc:
-        if prog is not None:
-            prog.stop()
-            prog = None
+        out.flush()
         report_problems(path, exc.problems, exc.count)
         raise click.exceptions.Exit(EXIT_INPUT)
     except BrokenPipeError:
@@ -186,9 +193,6 @@ def _ndjson_lines(path, link_type, profile, quiet, out, jobs=1) -> None:
         if _output_failure(exc, out):
             raise
         raise input_error(path, exc)
-    finally:
-        if prog is not None:
-            prog.stop()
 
 
 def _output_failure(exc, out) -> bool:
@@ -350,7 +354,7 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
     batch: list = []
     write = out.write if line_flush else _batched(out, batch)
     binary = None
-    if fmt == "ndjson":
+    if fmt in ("ndjson", "summary"):
         out.flush()
         binary = out.buffer if hasattr(out, "buffer") else None
     gc.disable()     # records hold no reference cycles: the cyclic collector only costs time
@@ -358,6 +362,11 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
              and not hexdump and not line_flush)
     if fmt == "ndjson" and plain and binary is not None:
         _ndjson_lines(file, link_type, prof, quiet, binary, _jobs(jobs, file))
+        _write_report(report_file, {"file": str(file), "format": fmt})
+        return
+    if fmt == "summary" and plain and binary is not None and not verbose and \
+            not _wants_analysis(two_pass, verbose, pred, fields):
+        _summary_lines(file, link_type, prof, quiet, binary, time_fmt)
         _write_report(report_file, {"file": str(file), "format": fmt})
         return
     analysis = _wants_analysis(two_pass, verbose, pred, fields)

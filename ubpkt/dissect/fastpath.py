@@ -17,7 +17,7 @@ from collections import OrderedDict
 from . import BYTE_LAYERS, dissect
 from ..formats import HEADERS
 from ..formats.core import _FAST_TEXT, value_to_text
-from ..views.output import to_json_bytes
+from ..views.output import SUMMARY_PLAN, summary_line, to_json_bytes
 from ..profile import Profile
 from ..record import make_record
 from .walk import steering_fields
@@ -40,14 +40,16 @@ _ZERO_CHECKED = {"ub.pad", "ub.cb_body"}
 
 
 class _Template:
-    __slots__ = ("fn", "layers", "issues", "json", "region", "sample", "varied", "seen",
-                 "special", "fails")
+    __slots__ = ("fn", "layers", "issues", "json", "summary", "region", "sample", "varied",
+                 "seen", "special", "fails")
 
-    def __init__(self, fn, layers, issues, json=None, region=0, sample=0, special=False):
+    def __init__(self, fn, layers, issues, json=None, region=0, sample=0, special=False,
+                 summary=None):
         self.fn = fn
         self.layers = layers
         self.issues = issues
         self.json = json
+        self.summary = summary    # the summary line's fields part (see _summary_fn)
         self.region = region      # bytes of the guarded header region
         self.sample = sample      # that region of the frame the template was built from
         self.varied = 0           # region bits seen to differ from the sample
@@ -206,8 +208,53 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     ns = {"_text": value_to_text, "_crc32": zlib.crc32, **names}
     exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath template>", "exec"), ns)
     tjson = _json_fn(head, fields, exprs, static, layers, fr.issues, ns, dotted)
+    tsum = _summary_fn(head, fields, exprs, static, fr.issues, ns, dotted)
     return _Template(ns["run"], tuple(layers), tuple(fr.issues), tjson, region,
-                     int.from_bytes(buf[:region], "big"), special=bool(constant))
+                     int.from_bytes(buf[:region], "big"), special=bool(constant),
+                     summary=tsum)
+
+
+def _summary_fn(head, fields, exprs, static, issues, ns, dotted):
+    """A third generated function giving the fields part of the one-line summary
+    (:func:`ubpkt.views.output.summary_line` after the frame, time and length columns): one
+    %-format over the summary keys this layout holds, constant ones rendered once.  None when
+    the layout needs the general renderer (a value that is neither int nor str, an issue that
+    the summary counts)."""
+    if any(i["severity"] in ("error", "warning") for i in issues):
+        return None
+    pieces, args = [], []
+    for key, label, is_addr in SUMMARY_PLAN:
+        if key not in fields:
+            continue
+        v = fields[key]
+        if v is None:
+            continue
+        if key in dotted and key not in static:
+            a = dotted[key]
+            pieces.append(" " + label.replace("%", "%%") + "%d.%d.%d.%d")
+            args.extend(f"buf[{a + i}]" for i in range(4))
+        elif key in exprs and key not in static:
+            if isinstance(v, bool) or not isinstance(v, (int, str)):
+                return None
+            conv = ("%#x" if is_addr else "%d") if isinstance(v, int) else "%s"
+            pieces.append(" " + label.replace("%", "%%") + conv)
+            args.append(exprs[key])
+        else:
+            if isinstance(v, list):
+                return None
+            if is_addr and isinstance(v, int):
+                v = hex(v)
+            pieces.append((" " + label + str(v)).replace("%", "%%"))
+    fmt = "".join(pieces)
+    lines = [line.replace("def run(buf):", "def run_summary(buf):") for line in head]
+    if args:
+        lines.append(f"    return {fmt!r} % ({', '.join(args)},)")
+    else:
+        lines.append(f"    return {fmt.replace('%%', '%')!r}")
+    ns = dict(ns)
+    exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath summary template>", "exec"),
+         ns)
+    return ns["run_summary"]
 
 
 def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
@@ -333,6 +380,34 @@ class TemplateCache:
         layers, fields, issues = self.decode(buf, linktype)
         return to_json_bytes(make_record(frame, time_ns / 1e9, orig_len, len(buf), linktype,
                                          layers, fields, issues))
+
+    def summary(self, buf: bytes, linktype: int, frame: int, time_col: str,
+                orig_len: int) -> str:
+        """The one-line summary of one frame (identical to :func:`summary_line` of its record,
+        ``time_col`` being its time column as ``-t`` formats it), from a template's summary
+        renderer where the frame fits one."""
+        slot = self._slots.get((linktype, len(buf)))
+        if slot is not None:
+            for t in slot:
+                fn = t.summary
+                if fn is None:
+                    continue
+                tail = fn(buf)
+                if tail is not None:
+                    self.hits += 1
+                    if t.special:
+                        t.fails = 0
+                    elif t.seen < self.LEARN:
+                        self._learn(t, slot, buf, linktype)
+                    return f"{frame:>6} {time_col} {orig_len:>5}{tail}"
+                if t.special:
+                    t.fails += 1
+                    if t.fails > self.GIVE_UP:
+                        slot.remove(t)
+                        break
+        layers, fields, issues = self.decode(buf, linktype)
+        return summary_line(make_record(frame, None, orig_len, len(buf), linktype, layers,
+                                        fields, issues), time_col)
 
     def _learn(self, t: _Template, slot: list, buf: bytes, linktype: int) -> None:
         """Note which header bits vary; after LEARN frames, put a template in front that guards

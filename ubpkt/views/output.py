@@ -84,7 +84,9 @@ def time_text(t) -> str:
     return "-" if t is None else f"{t:.9f}"
 
 
-_SUMMARY_PLAN = tuple((key, label + "=" if label else "", key.endswith("address"))
+#: (record key, "label=" or "", is an address) in the summary's order; the fast path's summary
+#: renderers (ubpkt.dissect.fastpath) are generated from it.
+SUMMARY_PLAN = _SUMMARY_PLAN = tuple((key, label + "=" if label else "", key.endswith("address"))
                       for key, label in _SUMMARY_KEYS)
 
 

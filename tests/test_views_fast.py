@@ -1,0 +1,128 @@
+"""The default views' fast paths (issue 12): the summary line rendered by the templates is,
+frame by frame, the reference ``summary_line`` of the record; ``decode`` writes the same text
+through the fast path as through the record path."""
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ubpkt import NS3, SPEC, encode_layers
+from ubpkt.capture import open_capture
+from ubpkt.dissect import dissect
+from ubpkt.dissect.fastpath import TemplateCache
+from ubpkt.formats.samples import samples
+from ubpkt.record import make_record
+from ubpkt.views.output import summary_line
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _capture_frames(sample_captures, ns3_dir=None):
+    paths = sorted(sample_captures.glob("*.pcap"))
+    paths += [Path(p) for p in sorted(glob.glob(str(ROOT.parent / "shared/interop/*/*.pcap")))]
+    out = []
+    for path in paths:
+        with open_capture(path) as cap:
+            if cap.linktype == 149:
+                continue
+            for p in cap:
+                out.append((p.data, p.linktype, NS3 if p.linktype == 147 else SPEC))
+    return out
+
+
+def _check(frames, rounds=20):
+    """Each frame twice through one cache per profile (the second pass hits the templates,
+    later ones the specialised templates), compared with the reference renderer."""
+    caches = {SPEC: TemplateCache(SPEC), NS3: TemplateCache(NS3)}
+    n = 0
+    for _ in range(rounds):
+        for i, (buf, lt, prof) in enumerate(frames):
+            fr = dissect(buf, lt, prof)
+            want = summary_line(make_record(i + 1, None, len(buf) + 2, len(buf), lt, fr.layers,
+                                            fr.fields, fr.issues), "1.5")
+            assert caches[prof].summary(buf, lt, i + 1, "1.5", len(buf) + 2) == want
+            n += 1
+    return sum(c.hits for c in caches.values()), n
+
+
+def test_summary_renderer_matches_on_every_capture(sample_captures):
+    frames = _capture_frames(sample_captures)
+    assert len(frames) > 20
+    hits, n = _check(frames)
+    assert hits > n // 2          # the templates did the work, not only the fallback
+
+
+def test_summary_renderer_matches_on_the_grammar_samples():
+    frames = []
+    for prof in (SPEC, NS3):
+        for lt, p, layers in samples(prof):
+            frames.append((encode_layers(layers, p), lt, p))
+    assert len(frames) > 50
+    hits, n = _check(frames, rounds=3)
+    assert hits > n // 4          # many samples carry issues on purpose: those take the fallback
+
+
+def test_summary_renderer_after_corruption(sample_captures):
+    """Flipped bits (a broken ICRC, reserved bits, other opcodes) leave the templates'
+    guards and go through the reference renderer: still the same text."""
+    import random
+    rnd = random.Random(12)
+    frames = _capture_frames(sample_captures)
+    caches = {SPEC: TemplateCache(SPEC), NS3: TemplateCache(NS3)}
+    for buf, lt, prof in frames * 3:
+        caches[prof].summary(buf, lt, 1, "0", len(buf))
+    for _ in range(600):
+        buf, lt, prof = rnd.choice(frames)
+        m = bytearray(buf)
+        for _ in range(rnd.randint(1, 3)):
+            bit = rnd.randrange(min(len(m), 120) * 8)
+            m[bit // 8] ^= 1 << (bit % 8)
+        m = bytes(m)
+        fr = dissect(m, lt, prof)
+        want = summary_line(make_record(3, None, len(m), len(m), lt, fr.layers, fr.fields,
+                                        fr.issues), "0")
+        assert caches[prof].summary(m, lt, 3, "0", len(m)) == want
+
+
+def two_link_pcapng(sample_captures, path):
+    """A pcapng of two interfaces: UBoE at microseconds, native UB (148) at nanoseconds, their
+    frames interleaved."""
+    from capture_fixtures import epb, idb, shb
+    with open_capture(sample_captures / "uboe_transactions.pcap") as cap:
+        eth = [p.data for p in cap]
+    with open_capture(sample_captures / "ub_native.pcap") as cap:
+        ub = [p.data for p in cap]
+    body = shb() + idb(1, 6) + idb(148, 9)
+    for i in range(max(len(eth), len(ub))):
+        if i < len(eth):
+            body += epb(0, 1_700_000_000_000_000 + 10 * i, eth[i])
+        if i < len(ub):
+            body += epb(1, 1_700_000_000_000_000_000 + 10_000 * i + 7, ub[i])
+    path.write_bytes(body)
+    return path
+
+
+def _cli(*args, **kw):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "cli"),
+                                         env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-m", "ubpkt_cli", *args], capture_output=True,
+                          env=env, **kw)
+
+
+@pytest.mark.parametrize("tfmt", ["r", "d", "e", "ud"])
+def test_decode_summary_fast_path_equals_record_path(sample_captures, tmp_path, tfmt):
+    """``decode FILE`` (fast path) against ``decode -c BIG FILE`` (the record path, as a count
+    turns the fast path off) on every capture, pcap and pcapng."""
+    ng = two_link_pcapng(sample_captures, tmp_path / "two.pcapng")
+    paths = sorted(sample_captures.glob("*.pcap")) + [ng]
+    for path in paths:
+        fast = _cli("decode", "-q", "-t", tfmt, str(path))
+        slow = _cli("decode", "-q", "-t", tfmt, "-c", "100000000", str(path))
+        assert fast.returncode == slow.returncode == 0, fast.stderr
+        assert fast.stdout == slow.stdout and fast.stdout.count(b"\n") > 3, path
