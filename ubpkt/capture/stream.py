@@ -175,6 +175,60 @@ def iter_summary(path, link_type: str = "auto", profile: Profile | None = None,
             raise DamagedCapture(cap.problems, cap.problem_count)
 
 
+def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
+               progress=None) -> Iterator[list]:
+    """What ``ubpkt stats`` counts, per frame, in lists (one per read buffer) of
+    ``(frame, time_ns, template, fields)`` for
+    :meth:`ubpkt.views.stats.CaptureStats.add_parts`: the templates extract only the fields
+    stats reads (``TemplateCache.pick``), no record is built.  A flit stream gives its records
+    as ``(frame, None, None, (layers, fields, issues))``.  A damaged file raises
+    :class:`DamagedCapture` after its last readable frame."""
+    forced = LINK_TYPES[link_type]
+
+    def flit_parts():
+        for rec in _flits(path, profile):
+            yield [(rec["frame"], None, None, (rec["layers"], rec["fields"], rec["issues"]))]
+
+    if forced == LINKTYPE_FLITS:
+        yield from flit_parts()
+        return
+    caches: dict = {}
+    with open_capture(path) as cap:
+        if forced is None and cap.linktype == LINKTYPE_FLITS:
+            cap.close()
+            yield from flit_parts()
+            return
+        if cap.format == "pcap":
+            lt = forced if forced is not None else cap.linktype
+            prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
+            pick = TemplateCache(prof).pick
+
+            def render(buf, lt, n, tns, orig):
+                return (n, tns, *pick(buf, lt))
+
+            yield from _pcap_loop(cap, lt, render, list, progress)
+            if cap.problem_count:
+                raise DamagedCapture(cap.problems, cap.problem_count)
+            return
+        out = []
+        for n, pkt in enumerate(cap, 1):
+            lt = forced if forced is not None else pkt.linktype
+            cache = caches.get(lt)
+            if cache is None:
+                prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
+                cache = caches[lt] = TemplateCache(prof)
+            out.append((n, pkt.time_ns, *cache.pick(pkt.data, lt)))
+            if n % 2048 == 0:
+                yield out
+                out = []
+                if progress is not None:
+                    progress(cap.tell(), n)
+        if out:
+            yield out
+        if cap.problem_count:
+            raise DamagedCapture(cap.problems, cap.problem_count)
+
+
 def _pcap_ndjson(cap, lt: int, cache, progress) -> Iterator[bytes]:
     """The ndjson lines of a classic pcap, straight from the template cache."""
     return _pcap_loop(cap, lt, cache.ndjson, b"".join, progress)

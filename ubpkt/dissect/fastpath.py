@@ -17,7 +17,9 @@ from collections import OrderedDict
 from . import BYTE_LAYERS, dissect
 from ..formats import HEADERS
 from ..formats.core import _FAST_TEXT, value_to_text
+from ..views.analysis import READS as ANALYSIS_READS
 from ..views.output import SUMMARY_PLAN, summary_line, to_json_bytes
+from ..views.stats import OPCODE_KEYS
 from ..profile import Profile
 from ..record import make_record
 from .walk import steering_fields
@@ -28,7 +30,7 @@ try:
 except ImportError:  # pragma: no cover
     _orjson = None
 
-__all__ = ["TemplateCache", "DISPATCH_FIELDS"]
+__all__ = ["TemplateCache", "DISPATCH_FIELDS", "STATS_KEYS"]
 
 #: Fields whose value steers the dissector (next header, lengths, derived fields, issue checks):
 #: the grammar's selectors and what the walk's hooks read (``ubpkt.dissect.walk.steering_fields``).
@@ -37,15 +39,19 @@ DISPATCH_FIELDS = {layer: steering_fields(layer) for layer in HEADERS}
 #: CRCs other than the ICRC, repeated headers are handled by refusing too).
 _UNSAFE_LAYERS = {"ub.scan_fwd", "ub.scan_ret", "ub.bcrc", "ub.scan", "ip.options"}
 _ZERO_CHECKED = {"ub.pad", "ub.cb_body"}
+#: The record fields ``ubpkt stats`` reads: the opcodes it counts and what the analysis of
+#: transactions and PSNs reads (ubpkt.views.stats.OPCODE_KEYS, ubpkt.views.analysis.READS).
+STATS_KEYS = tuple(dict.fromkeys(OPCODE_KEYS + ANALYSIS_READS))
 
 
 class _Template:
-    __slots__ = ("fn", "layers", "issues", "json", "summary", "region", "sample", "varied",
+    __slots__ = ("fn", "layers", "issues", "json", "summary", "pick", "region", "sample", "varied",
                  "seen", "special", "fails")
 
     def __init__(self, fn, layers, issues, json=None, region=0, sample=0, special=False,
-                 summary=None):
+                 summary=None, pick=None):
         self.fn = fn
+        self.pick = pick          # the few fields stats reads (see _pick_fn)
         self.layers = layers
         self.issues = issues
         self.json = json
@@ -209,9 +215,28 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath template>", "exec"), ns)
     tjson = _json_fn(head, fields, exprs, static, layers, fr.issues, ns, dotted)
     tsum = _summary_fn(head, fields, exprs, static, fr.issues, ns, dotted)
+    tpick = _pick_fn(head, fields, exprs, static, ns)
     return _Template(ns["run"], tuple(layers), tuple(fr.issues), tjson, region,
                      int.from_bytes(buf[:region], "big"), special=bool(constant),
-                     summary=tsum)
+                     summary=tsum, pick=tpick)
+
+
+def _pick_fn(head, fields, exprs, static, ns):
+    """A fourth generated function: the dict of only the :data:`STATS_KEYS` this layout holds
+    (what ``ubpkt stats`` reads), the rest of the fields never built."""
+    items = []
+    for k in STATS_KEYS:
+        if k not in fields:
+            continue
+        if k in exprs and k not in static:
+            items.append(f"{k!r}: {exprs[k]}")
+        else:
+            items.append(f"{k!r}: {fields[k]!r}")
+    lines = [line.replace("def run(buf):", "def run_pick(buf):") for line in head]
+    lines.append("    return {" + ", ".join(items) + "}")
+    ns = dict(ns)
+    exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath pick template>", "exec"), ns)
+    return ns["run_pick"]
 
 
 def _summary_fn(head, fields, exprs, static, issues, ns, dotted):
@@ -408,6 +433,20 @@ class TemplateCache:
         layers, fields, issues = self.decode(buf, linktype)
         return summary_line(make_record(frame, None, orig_len, len(buf), linktype, layers,
                                         fields, issues), time_col)
+
+    def pick(self, buf: bytes, linktype: int):
+        """``(template, fields)`` of one frame where ``fields`` holds at least the
+        :data:`STATS_KEYS` the frame has (only those when a template decoded it); ``template``
+        (its ``layers`` and ``issues`` are the frame's) or None with ``(None, (layers, fields,
+        issues))`` from the dissector."""
+        slot = self._slots.get((linktype, len(buf)))
+        if slot is not None:
+            for t in slot:
+                f = t.pick(buf)
+                if f is not None:
+                    self.hits += 1
+                    return t, f
+        return None, self.decode(buf, linktype)
 
     def _learn(self, t: _Template, slot: list, buf: bytes, linktype: int) -> None:
         """Note which header bits vary; after LEARN frames, put a template in front that guards
