@@ -215,3 +215,36 @@ def test_stats_head_1_stops_reading(sample_captures, tmp_path):
         head.wait(timeout=10)
         assert first.strip(), args
         assert sent < total // 2, (args, sent)
+
+
+def test_write_from_a_two_link_pcapng_keeps_interfaces_and_resolution(sample_captures,
+                                                                       tmp_path):
+    """``-w`` from a pcapng of two link types: a pcapng with both interfaces (link type and
+    if_tsresol kept), every frame on its interface, re-decoding to the same records; with
+    ``-Y`` only the frames that pass."""
+    from ubpkt.capture.stream import iter_records
+    src = two_link_pcapng(sample_captures, tmp_path / "two.pcapng")
+    out = tmp_path / "w.pcapng"
+    r = _cli("decode", "-w", str(out), str(src))
+    assert r.returncode == 0, r.stderr
+    with open_capture(out) as cap:
+        pkts = list(cap)
+        assert cap.format == "pcapng"
+        assert [(i.linktype, i.tsresol) for i in cap.interfaces] == [(1, 6), (148, 9)]
+    with open_capture(src) as cap:
+        orig = list(cap)
+    assert [(p.iface, p.linktype, p.time_ns, p.data, p.orig_len) for p in pkts] == \
+        [(p.iface, p.linktype, p.time_ns, p.data, p.orig_len) for p in orig]
+    strip = lambda rec: {k: v for k, v in rec.items() if k != "frame"}
+    assert [strip(x) for x in iter_records(out, exact_time=True)] == \
+        [strip(x) for x in iter_records(src, exact_time=True)]
+    # filtered: only native UB frames, on their interface (both interfaces described)
+    r = _cli("decode", "-Y", "frame.linktype == 148", "-w", str(out), str(src))
+    if r.returncode == 2 and b"frame.linktype" in r.stderr:
+        r = _cli("decode", "-Y", "ub.lph", "-w", str(out), str(src))
+    assert r.returncode == 0, r.stderr
+    with open_capture(out) as cap:
+        got = list(cap)
+        assert [(i.linktype, i.tsresol) for i in cap.interfaces] == [(1, 6), (148, 9)]
+        assert {p.iface for p in got} == {1}
+    assert got and [p.data for p in got] == [p.data for p in orig if p.linktype == 148]

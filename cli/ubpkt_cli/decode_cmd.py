@@ -236,20 +236,32 @@ def _write_report(path, data: dict) -> None:
 
 
 class _FrameWriter:
-    """``-w FILE``: the frames that pass ``-Y``, in a classic pcap of the input's link type and
-    time resolution (nanosecond magic when the input holds 9 digits)."""
+    """``-w FILE``: the frames that pass ``-Y``, in the input's file format.  From a classic
+    pcap, a classic pcap of its link type and time resolution (nanosecond magic when the input
+    holds 9 digits); from a pcapng, a pcapng with the input's interfaces (link type, snap
+    length, ``if_tsresol``), each frame on its own interface, so a capture of several link
+    types is written whole (a classic pcap holds one link type)."""
 
     def __init__(self, path):
         self.path = path
         self.writer = None
         self.linktype = None
+        self.ifaces: dict = {}      # (input index, Interface) -> output index
         self.count = 0
 
     def write(self, rec) -> None:
-        from ubpkt.capture.pcap import PcapWriter
         raw, tns, lt = rec.get("_raw"), rec.get("_t"), rec.get("linktype")
         if raw is None:
             raise click.ClickException("-w: this input has no frames to write (a flit stream)")
+        iface = rec.get("_iface")
+        if iface is not None or self.ifaces:
+            self._write_pcapng(rec, raw, tns, iface)
+        else:
+            self._write_pcap(rec, raw, tns, lt)
+        self.count += 1
+
+    def _write_pcap(self, rec, raw, tns, lt) -> None:
+        from ubpkt.capture.pcap import PcapWriter
         if self.writer is None:
             self.linktype = lt
             self.writer = PcapWriter(self.path, lt, nanosecond=tns is None or tns[4] > 6)
@@ -258,7 +270,27 @@ class _FrameWriter:
                 f"-w: frame {rec['frame']} has link type {lt}, the file being written "
                 f"{self.linktype}; a classic pcap holds one link type")
         self.writer.write(raw, tns[0] if tns else 0, rec["len"])
-        self.count += 1
+
+    def _write_pcapng(self, rec, raw, tns, iface) -> None:
+        from ubpkt.capture.pcap import Interface
+        from ubpkt.capture.pcapng import PcapngWriter
+        if iface is None:     # a pcapng input gives every frame one; keep its link type
+            lt = rec.get("linktype") or 1
+            iface = (0, [Interface(lt, 262144, 9, 10 ** 9)])
+        idx, described = iface
+        # every interface the input has described so far, in its order (so indices and the
+        # interfaces' resolutions are the input's); a new section's interfaces are added
+        section = self.ifaces.setdefault(id(described), {})
+        if self.writer is None:
+            self.writer = PcapngWriter(self.path, list(described))
+            section.update((i, i) for i in range(len(described)))
+        out = section.get(idx)
+        if out is None:
+            for i in range(len(section), idx + 1):
+                if i not in section:
+                    section[i] = self.writer.add_interface(described[i])
+            out = section[idx]
+        self.writer.write(raw, tns[0] if tns else 0, rec["len"], out)
 
     def close(self) -> None:
         if self.writer is not None:

@@ -24,7 +24,8 @@ def iter_records(path, link_type: str = "auto", profile: Profile | None = None,
     is called with the number of bytes read so far and of frames (for progress bars); ``fast`` uses the
     template fast path (:mod:`ubpkt.dissect.fastpath`), which gives the same records;
     ``exact_time`` adds ``rec["_tns"] = (time_ns, digits)`` (``ubpkt.views.timefmt``), ``raw``
-    the frame's bytes as ``rec["_raw"]`` (for -x, -V offsets and -w).  A damaged file ends
+    the frame's bytes as ``rec["_raw"]`` (for -x, -V offsets and -w) and, from a pcapng,
+    ``rec["_iface"] = (interface index, the section's interfaces so far)`` (for -w).  A damaged file ends
     with one ``{"frame": None, "truncated": bool, "problems": [...]}``
     (:class:`ubpkt.capture.pcap.CaptureProblem`) after every record that could be read."""
     forced = LINK_TYPES[link_type]
@@ -55,6 +56,8 @@ def iter_records(path, link_type: str = "auto", profile: Profile | None = None,
                 rec["_tns"] = (pkt.time_ns, time_digits(cap))
             if raw:
                 rec["_raw"] = pkt.data
+                if cap.format == "pcapng" and pkt.iface < len(cap.interfaces):
+                    rec["_iface"] = (pkt.iface, cap.interfaces)
             yield rec
             if progress is not None and n % 2048 == 0:
                 progress(cap.tell(), n)
