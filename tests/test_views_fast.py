@@ -248,3 +248,54 @@ def test_write_from_a_two_link_pcapng_keeps_interfaces_and_resolution(sample_cap
         assert [(i.linktype, i.tsresol) for i in cap.interfaces] == [(1, 6), (148, 9)]
         assert {p.iface for p in got} == {1}
     assert got and [p.data for p in got] == [p.data for p in orig if p.linktype == 148]
+
+
+def test_json_records_keep_the_exact_time(sample_captures, tmp_path):
+    """``time_epoch``: the epoch seconds as a string with the capture's digits (tshark's -T json
+    frame.time_epoch), the same from the ndjson fast path, the record path, -T json and the
+    parallel path; a microsecond interface keeps 6 digits, a nanosecond one 9."""
+    import json
+    from ubpkt.capture.pcap import PcapWriter
+    ng = two_link_pcapng(sample_captures, tmp_path / "two.pcapng")
+    fast = [json.loads(x) for x in _cli("decode", "-T", "ndjson", str(ng)).stdout.splitlines()]
+    slow = [json.loads(x) for x in
+            _cli("decode", "-T", "ndjson", "-c", "999999", str(ng)).stdout.splitlines()]
+    arr = json.loads(_cli("decode", "-T", "json", str(ng)).stdout)
+    assert fast == slow == arr and len(fast) > 4
+    # every interface is described before the first packet: the finest resolution holds
+    assert fast[0]["time_epoch"] == "1700000000.000000000"
+    ub = [r for r in fast if r["linktype"] == 148]
+    assert ub[1]["time_epoch"] == "1700000000.000010007"       # no float could keep this
+    nano = tmp_path / "ns.pcap"
+    with open_capture(sample_captures / "uboe_transactions.pcap") as cap:
+        data = [p.data for p in cap]
+    with PcapWriter(nano, 1, nanosecond=True) as w:
+        for i, d in enumerate(data):
+            w.write(d, 1_700_000_000_123_456_789 + i)
+    micro = tmp_path / "us.pcap"
+    with PcapWriter(micro, 1, nanosecond=False) as w:
+        for i, d in enumerate(data):
+            w.write(d, 1_700_000_000_123_456_000 + 1000 * i)
+    for path, first in ((nano, "1700000000.123456789"), (micro, "1700000000.123456")):
+        lines = _cli("decode", "-T", "ndjson", str(path)).stdout.splitlines()
+        recs = [json.loads(x) for x in lines]
+        assert recs[0]["time_epoch"] == first
+        assert recs == [json.loads(x) for x in _cli("decode", "-T", "ndjson", "-c", "999999",
+                                                    str(path)).stdout.splitlines()]
+        assert list(recs[0])[:3] == ["frame", "time", "time_epoch"]
+
+
+def test_parallel_ndjson_keeps_the_exact_time(sample_captures, tmp_path):
+    import json
+    from ubpkt.capture import parallel
+    from ubpkt.capture.pcap import PcapWriter
+    path = tmp_path / "us.pcap"
+    with open_capture(sample_captures / "uboe_transactions.pcap") as cap:
+        data = [p.data for p in cap]
+    with PcapWriter(path, 1, nanosecond=False) as w:
+        for i in range(2000):
+            w.write(data[i % len(data)], 1_700_000_000_000_001_000 + 1000 * i)
+    out = b"".join(parallel.ndjson_chunks(path, None, None, 2))
+    recs = [json.loads(x) for x in out.splitlines()]
+    assert recs[0]["time_epoch"] == "1700000000.000001"
+    assert recs[-1]["time_epoch"] == "1700000000.002000"

@@ -355,7 +355,7 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
     Takes tshark's options: -r, -Y, -e/-E, -T, -V, -x, -w, -t, -l, -n, -2, -c."""
     from ubpkt.views.analysis import Analyzer, first_pass
     from ubpkt.views.columns import Columns, parse_E
-    from ubpkt.views.timefmt import FrameClock, strip_private, time_column
+    from ubpkt.views.timefmt import FrameClock, json_view, time_column
     from ubpkt.views.tree import hex_dump, layer_spans, tree_lines
 
     if file and read_file and file != read_file:
@@ -440,15 +440,15 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
                     continue
             if fmt == "ndjson":
                 if binary is not None:
-                    binary.write(to_json_bytes(strip_private(rec)))
+                    binary.write(to_json_bytes(json_view(rec)))
                 else:
-                    write(to_json_line(strip_private(rec)) + "\n")
+                    write(to_json_line(json_view(rec)) + "\n")
             elif fmt == "fields":
                 write(cols.line(rec) + "\n")
             elif fmt == "summary":
                 write(summary_line(rec, time_column(rec, time_fmt)) + "\n")
             elif fmt == "json":
-                write(("[" if first else ",") + "\n" + to_json_line(strip_private(rec)))
+                write(("[" if first else ",") + "\n" + to_json_line(json_view(rec)))
                 first = False
             elif console is not None:
                 _rich_tree(console, rec)

@@ -79,8 +79,8 @@ def time_digits(cap) -> int:
 
 def iter_ndjson(path, link_type: str = "auto", profile: Profile | None = None,
                 progress=None) -> Iterator[bytes]:
-    """The ndjson output of every frame (the same bytes as rendering :func:`iter_records`),
-    in chunks of whole lines, written straight from the templates where a frame fits one."""
+    """The ndjson output of every frame (the same bytes as rendering :func:`iter_records`
+    with their exact time, ``ubpkt.views.timefmt.json_view``), in chunks of whole lines, written straight from the templates where a frame fits one."""
     from ..views.output import to_json_bytes
     forced = LINK_TYPES[link_type]
     if forced == LINKTYPE_FLITS:
@@ -97,16 +97,22 @@ def iter_ndjson(path, link_type: str = "auto", profile: Profile | None = None,
         if cap.format == "pcap":
             lt = forced if forced is not None else cap.linktype
             prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
-            yield from _pcap_ndjson(cap, lt, TemplateCache(prof), progress)
+            cache = TemplateCache(prof)
+            cache.digits = time_digits(cap)
+            yield from _pcap_ndjson(cap, lt, cache, progress)
             if cap.problem_count:
                 raise DamagedCapture(cap.problems, cap.problem_count)
             return
+        known = digits = None
         for n, pkt in enumerate(cap, 1):
             lt = forced if forced is not None else pkt.linktype
             cache = caches.get(lt)
             if cache is None:
                 prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
                 cache = caches[lt] = TemplateCache(prof)
+            if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
+                known, digits = len(cap.interfaces), time_digits(cap)
+            cache.digits = digits
             yield cache.ndjson(pkt.data, lt, n, pkt.time_ns, pkt.orig_len)
             if progress is not None and n % 2048 == 0:
                 progress(cap.tell(), n)

@@ -18,7 +18,8 @@ from . import BYTE_LAYERS, dissect
 from ..formats import HEADERS
 from ..formats.core import _FAST_TEXT, value_to_text
 from ..views.analysis import READS as ANALYSIS_READS
-from ..views.output import SUMMARY_PLAN, summary_line, to_json_bytes
+from ..views.output import SUMMARY_PLAN, summary_line, to_json_bytes, with_time_epoch
+from ..views.timefmt import seconds_text
 from ..views.stats import OPCODE_KEYS
 from ..profile import Profile
 from ..record import make_record
@@ -290,7 +291,7 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
         return None
     dumps = _orjson.dumps
     try:
-        parts = ['{"frame":%d,"time":%s,"len":%d,"caplen":%d,"linktype":', ]
+        parts = ['{"frame":%d,"time":%s%s,"len":%d,"caplen":%d,"linktype":', ]
         tail = ',"layers":' + dumps(list(layers)).decode() + ',"fields":{'
         args = []
         body = []
@@ -312,9 +313,9 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
     except TypeError:   # a value orjson cannot encode (an integer wider than 64 bits)
         return None
     fmt = parts[0] + "%d" + tail.replace("%", "%%") + ",".join(body) + closing
-    lines = [line.replace("def run(buf):", "def run_json(buf, frame, time, orig_len, lt):")
+    lines = [line.replace("def run(buf):", "def run_json(buf, frame, time, epoch, orig_len, lt):")
              for line in head]
-    lines.append(f"    return ({fmt!r} % (frame, _dumps(time).decode(), orig_len, len(buf), lt"
+    lines.append(f"    return ({fmt!r} % (frame, _dumps(time).decode(), epoch, orig_len, len(buf), lt"
                  + "".join(f", {a}" for a in args) + ")).encode()")
     ns = dict(ns, _dumps=dumps)
     exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath json template>", "exec"), ns)
@@ -382,14 +383,22 @@ class TemplateCache:
     #: Consecutive guard failures after which a specialised template is dropped.
     GIVE_UP = 32
 
+    #: Fraction digits of the capture's times: when set, ndjson lines carry the exact time as
+    #: ``"time_epoch": "<seconds>.<digits>"`` after ``time`` (as tshark's -T json writes
+    #: frame.time_epoch: a string with the capture's full precision); None: no such key.
+    digits = None
+
     def ndjson(self, buf: bytes, linktype: int, frame: int, time_ns: int, orig_len: int) -> bytes:
-        """The ndjson line of one frame (identical to rendering its record)."""
+        """The ndjson line of one frame (identical to rendering its record, with
+        ``time_epoch`` when :attr:`digits` is set, see :func:`with_time_epoch`)."""
+        digits = self.digits
+        epoch = "" if digits is None else ',"time_epoch":"%s"' % seconds_text(time_ns, digits)
         slot = self._slots.get((linktype, len(buf)))
         if slot is not None:
             for t in slot:
                 if t.json is None:
                     continue
-                line = t.json(buf, frame, time_ns / 1e9, orig_len, linktype)
+                line = t.json(buf, frame, time_ns / 1e9, epoch, orig_len, linktype)
                 if line is not None:
                     self.hits += 1
                     if t.special:
@@ -403,8 +412,11 @@ class TemplateCache:
                         slot.remove(t)
                         break
         layers, fields, issues = self.decode(buf, linktype)
-        return to_json_bytes(make_record(frame, time_ns / 1e9, orig_len, len(buf), linktype,
-                                         layers, fields, issues))
+        rec = make_record(frame, time_ns / 1e9, orig_len, len(buf), linktype, layers, fields,
+                          issues)
+        if digits is not None:
+            rec = with_time_epoch(rec, seconds_text(time_ns, digits))
+        return to_json_bytes(rec)
 
     def summary(self, buf: bytes, linktype: int, frame: int, time_col: str,
                 orig_len: int) -> str:

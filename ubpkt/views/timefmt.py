@@ -16,7 +16,7 @@ from __future__ import annotations
 import time as _time
 
 __all__ = ["FrameClock", "TIME_FORMATS", "seconds_text", "time_column", "strip_private",
-           "format_time", "TimeColumn"]
+           "format_time", "TimeColumn", "json_view"]
 
 TIME_FORMATS = ("a", "ad", "u", "ud", "r", "d", "dd", "e")
 
@@ -100,6 +100,17 @@ class TimeColumn:
         if self.fmt == "r":
             return seconds_text(ns - self.first, digits)
         return format_time(self.fmt, ns, ns - self.first, delta, delta, digits)
+
+
+def json_view(rec: dict) -> dict:
+    """The record as the JSON views write it: without the private keys, with the exact time
+    ``time_epoch`` (``ubpkt.views.output.with_time_epoch``) when the frame clock stamped it."""
+    t = rec.get("_t")
+    out = strip_private(rec)
+    if t is None:
+        return out
+    from .output import with_time_epoch
+    return with_time_epoch(out, seconds_text(t[0], t[4]))
 
 
 def strip_private(rec: dict) -> dict:
