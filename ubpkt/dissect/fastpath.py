@@ -364,6 +364,11 @@ def _icrc_plan(buf: bytes, fr, profile: Profile, icrc_off: int):
     return first, masks, icrc_off
 
 
+_EPOCH_FMT = tuple(',"time_epoch":"%d"' if d == 0 else f',"time_epoch":"%d.%0{d}d"'
+                   for d in range(10))
+_EPOCH_DIV = tuple(10 ** (9 - d) for d in range(10))
+
+
 class TemplateCache:
     """Decodes frames through templates when it can, through the dissector otherwise.
 
@@ -392,7 +397,13 @@ class TemplateCache:
         """The ndjson line of one frame (identical to rendering its record, with
         ``time_epoch`` when :attr:`digits` is set, see :func:`with_time_epoch`)."""
         digits = self.digits
-        epoch = "" if digits is None else ',"time_epoch":"%s"' % seconds_text(time_ns, digits)
+        if digits is None:
+            epoch = ""
+        elif time_ns >= 0:     # seconds_text's digits, one %-format (the ndjson hot path)
+            sec, rem = divmod(time_ns, 1_000_000_000)
+            epoch = _EPOCH_FMT[digits] % (sec, rem // _EPOCH_DIV[digits])
+        else:
+            epoch = ',"time_epoch":"%s"' % seconds_text(time_ns, digits)
         slot = self._slots.get((linktype, len(buf)))
         if slot is not None:
             for t in slot:
