@@ -15,6 +15,7 @@ from ubpkt.profile import load_profile
 from ubpkt.views.stats import CaptureStats
 from ubpkt.capture.stream import LINK_TYPES, file_size, iter_records
 from ubpkt_cli.errors import EXIT_INPUT, input_error, quiet_stdout, report_problems
+from ubpkt_cli.progress import progress_display
 
 
 def _profile(value):
@@ -64,6 +65,13 @@ class _Input:
 
     @staticmethod
     def _records(path, link_type, profile, quiet, **extra):
+        """Records with the progress display on stderr for long files (``extra``:
+        iter_records' exact_time / raw)."""
+        with progress_display(path, quiet) as update:
+            yield from iter_records(path, link_type, profile, progress=update, **extra)
+
+
+def _records(path, link_type, profile, quiet, **extra):
         """Records with a rich progress bar on stderr for long files (``extra``:
         iter_records' exact_time / raw)."""
         from rich.console import Console
@@ -137,47 +145,46 @@ def _tree(out, rec):
 def _ndjson_lines(path, link_type, profile, quiet, out, jobs=1) -> None:
     """ndjson of every frame (no filter, no count): chunks of lines come straight from the
     template fast path."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+    from ubpkt.capture.stream import iter_ndjson
 
-    from ubpkt.capture.stream import DamagedCapture, iter_ndjson
-    size = file_size(path)
-    err = Console(stderr=True)
-    show = not quiet and err.is_terminal and size > (8 << 20)
-    prog = None
-    try:
-        if show:
-            prog = Progress(TextColumn("[bold]decoding"), BarColumn(), TransferSpeedColumn(),
-                            console=err, transient=True)
-            prog.start()
-            task = prog.add_task("decode", total=size)
-            lines = iter_ndjson(path, link_type, profile,
-                                progress=lambda pos: prog.update(task, completed=pos))
-        else:
-            lines = iter_ndjson(path, link_type, profile)
-        write = out.write
+    def chunks(update):
         if jobs > 1 and link_type != "flits" and _plain_pcap(path):
             from ubpkt.capture.parallel import ndjson_chunks, write_ndjson
-            from ubpkt.capture.stream import LINK_TYPES
-            prog_fn = (lambda pos: prog.update(task, completed=pos)) if prog is not None \
-                else None
             try:
                 fd = out.fileno()
             except (AttributeError, OSError, ValueError):
                 fd = None
             if fd is not None:
                 out.flush()
-                write_ndjson(path, fd, LINK_TYPES[link_type], profile, jobs, prog_fn)
-            else:
-                for chunk in ndjson_chunks(path, LINK_TYPES[link_type], profile, jobs, prog_fn):
-                    write(chunk)
-        else:
-            for chunk in lines:
+                write_ndjson(path, fd, LINK_TYPES[link_type], profile, jobs, update)
+                return
+            yield from ndjson_chunks(path, LINK_TYPES[link_type], profile, jobs, update)
+            return
+        yield from iter_ndjson(path, link_type, profile, progress=update)
+
+    _fast_lines(path, quiet, out, chunks)
+
+
+def _summary_lines(path, link_type, profile, quiet, out, time_fmt) -> None:
+    """The one-line summary of every frame (no filter, no count, no analysis): chunks of lines
+    rendered by the templates' summary renderers, no record built
+    (:func:`ubpkt.capture.stream.iter_summary`)."""
+    from ubpkt.capture.stream import iter_summary
+    _fast_lines(path, quiet, out,
+                lambda update: iter_summary(path, link_type, profile, time_fmt, update))
+
+
+def _fast_lines(path, quiet, out, chunks) -> None:
+    """Write the byte chunks ``chunks(progress_update)`` gives to the binary ``out``, with the
+    progress display; a damaged capture is reported and exits 2, a vanished reader is quiet."""
+    from ubpkt.capture.stream import DamagedCapture
+    try:
+        with progress_display(path, quiet) as update:
+            write = out.write
+            for chunk in chunks(update):
                 write(chunk)
     except DamagedCapture as exc:
-        if prog is not None:
-            prog.stop()
-            prog = None
+        out.flush()
         report_problems(path, exc.problems, exc.count)
         raise click.exceptions.Exit(EXIT_INPUT)
     except BrokenPipeError:
@@ -186,9 +193,6 @@ def _ndjson_lines(path, link_type, profile, quiet, out, jobs=1) -> None:
         if _output_failure(exc, out):
             raise
         raise input_error(path, exc)
-    finally:
-        if prog is not None:
-            prog.stop()
 
 
 def _output_failure(exc, out) -> bool:
@@ -232,20 +236,32 @@ def _write_report(path, data: dict) -> None:
 
 
 class _FrameWriter:
-    """``-w FILE``: the frames that pass ``-Y``, in a classic pcap of the input's link type and
-    time resolution (nanosecond magic when the input holds 9 digits)."""
+    """``-w FILE``: the frames that pass ``-Y``, in the input's file format.  From a classic
+    pcap, a classic pcap of its link type and time resolution (nanosecond magic when the input
+    holds 9 digits); from a pcapng, a pcapng with the input's interfaces (link type, snap
+    length, ``if_tsresol``), each frame on its own interface, so a capture of several link
+    types is written whole (a classic pcap holds one link type)."""
 
     def __init__(self, path):
         self.path = path
         self.writer = None
         self.linktype = None
+        self.ifaces: dict = {}      # (input index, Interface) -> output index
         self.count = 0
 
     def write(self, rec) -> None:
-        from ubpkt.capture.pcap import PcapWriter
         raw, tns, lt = rec.get("_raw"), rec.get("_t"), rec.get("linktype")
         if raw is None:
             raise click.ClickException("-w: this input has no frames to write (a flit stream)")
+        iface = rec.get("_iface")
+        if iface is not None or self.ifaces:
+            self._write_pcapng(rec, raw, tns, iface)
+        else:
+            self._write_pcap(rec, raw, tns, lt)
+        self.count += 1
+
+    def _write_pcap(self, rec, raw, tns, lt) -> None:
+        from ubpkt.capture.pcap import PcapWriter
         if self.writer is None:
             self.linktype = lt
             self.writer = PcapWriter(self.path, lt, nanosecond=tns is None or tns[4] > 6)
@@ -254,7 +270,27 @@ class _FrameWriter:
                 f"-w: frame {rec['frame']} has link type {lt}, the file being written "
                 f"{self.linktype}; a classic pcap holds one link type")
         self.writer.write(raw, tns[0] if tns else 0, rec["len"])
-        self.count += 1
+
+    def _write_pcapng(self, rec, raw, tns, iface) -> None:
+        from ubpkt.capture.pcap import Interface
+        from ubpkt.capture.pcapng import PcapngWriter
+        if iface is None:     # a pcapng input gives every frame one; keep its link type
+            lt = rec.get("linktype") or 1
+            iface = (0, [Interface(lt, 262144, 9, 10 ** 9)])
+        idx, described = iface
+        # every interface the input has described so far, in its order (so indices and the
+        # interfaces' resolutions are the input's); a new section's interfaces are added
+        section = self.ifaces.setdefault(id(described), {})
+        if self.writer is None:
+            self.writer = PcapngWriter(self.path, list(described))
+            section.update((i, i) for i in range(len(described)))
+        out = section.get(idx)
+        if out is None:
+            for i in range(len(section), idx + 1):
+                if i not in section:
+                    section[i] = self.writer.add_interface(described[i])
+            out = section[idx]
+        self.writer.write(raw, tns[0] if tns else 0, rec["len"], out)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -319,7 +355,7 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
     Takes tshark's options: -r, -Y, -e/-E, -T, -V, -x, -w, -t, -l, -n, -2, -c."""
     from ubpkt.views.analysis import Analyzer, first_pass
     from ubpkt.views.columns import Columns, parse_E
-    from ubpkt.views.timefmt import FrameClock, strip_private, time_column
+    from ubpkt.views.timefmt import FrameClock, json_view, time_column
     from ubpkt.views.tree import hex_dump, layer_spans, tree_lines
 
     if file and read_file and file != read_file:
@@ -350,7 +386,7 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
     batch: list = []
     write = out.write if line_flush else _batched(out, batch)
     binary = None
-    if fmt == "ndjson":
+    if fmt in ("ndjson", "summary"):
         out.flush()
         binary = out.buffer if hasattr(out, "buffer") else None
     gc.disable()     # records hold no reference cycles: the cyclic collector only costs time
@@ -358,6 +394,11 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
              and not hexdump and not line_flush)
     if fmt == "ndjson" and plain and binary is not None:
         _ndjson_lines(file, link_type, prof, quiet, binary, _jobs(jobs, file))
+        _write_report(report_file, {"file": str(file), "format": fmt})
+        return
+    if fmt == "summary" and plain and binary is not None and not verbose and \
+            not _wants_analysis(two_pass, verbose, pred, fields):
+        _summary_lines(file, link_type, prof, quiet, binary, time_fmt)
         _write_report(report_file, {"file": str(file), "format": fmt})
         return
     analysis = _wants_analysis(two_pass, verbose, pred, fields)
@@ -399,15 +440,15 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
                     continue
             if fmt == "ndjson":
                 if binary is not None:
-                    binary.write(to_json_bytes(strip_private(rec)))
+                    binary.write(to_json_bytes(json_view(rec)))
                 else:
-                    write(to_json_line(strip_private(rec)) + "\n")
+                    write(to_json_line(json_view(rec)) + "\n")
             elif fmt == "fields":
                 write(cols.line(rec) + "\n")
             elif fmt == "summary":
                 write(summary_line(rec, time_column(rec, time_fmt)) + "\n")
             elif fmt == "json":
-                write(("[" if first else ",") + "\n" + to_json_line(strip_private(rec)))
+                write(("[" if first else ",") + "\n" + to_json_line(json_view(rec)))
                 first = False
             elif console is not None:
                 _rich_tree(console, rec)

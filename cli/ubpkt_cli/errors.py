@@ -66,6 +66,22 @@ def quiet_stdout() -> None:
         pass
 
 
+def reader_gone(fd: int = 1) -> bool:
+    """Whether ``fd`` is a pipe whose reader has gone away (``| head -1`` is done): Linux
+    reports POLLERR on the write end of such a pipe.  Commands that print only at the end
+    (stats) ask this while they read, and stop reading instead of finishing the capture."""
+    import select
+    import stat
+    try:
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        p = select.poll()
+        p.register(fd, select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in p.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 class UbGroup(click.Group):
     """The `ubpkt` group: Ctrl-C, a vanished reader and a failing stdout end every sub-command
     the same way (see the module doc), without a traceback or click's ``Aborted!``."""

@@ -94,6 +94,8 @@ def stats(args, link_type, profile, as_json, top, show_all, interval, plot, repo
     else:
         raise click.UsageError(f"usage: stats [{'|'.join(STAT_KINDS[1:])}] FILE")
     limit = None if show_all else top
+    import gc
+    gc.disable()     # the counters hold no reference cycles: the cyclic collector only costs time
     if kind == "summary":
         st = CaptureStats()
     elif kind in ("conv", "endpoints"):
@@ -104,9 +106,10 @@ def stats(args, link_type, profile, as_json, top, show_all, interval, plot, repo
         st = SrtStats()
     else:
         st = ExpertStats()
-    records = _records(file, link_type, profile)
-    for rec in records:
-        st.add(rec)
+    # the first line goes out at once: a reader that wants only it (| head -1) is served
+    # and gone while the capture is read, and the loop stops then (see _feed)
+    first = "{" if as_json else f"ubpkt stats {kind}: {file}"
+    damaged = _feed(st, kind, file, link_type, profile, lambda: _early_line(first))
     result = st.to_json(limit)
     if report_file:
         with open(report_file, "w") as f:
@@ -119,11 +122,64 @@ def stats(args, link_type, profile, as_json, top, show_all, interval, plot, repo
         except ImportError:
             click.echo("warning: matplotlib is not installed: no plot", err=True)
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        click.echo(json.dumps(result, indent=2)[1:].lstrip("\n"))
     else:
         for title, columns, rows, total in st.tables(limit, file):
             _print_table(title, columns, rows, total)
-    _exit_if_damaged(records)
+    if damaged:
+        from ubpkt_cli.errors import EXIT_INPUT
+        raise click.exceptions.Exit(EXIT_INPUT)
+
+
+def _early_line(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+#: Frames between two looks at whether the reader of stdout has gone (stats).
+CHECK_EVERY = 2048
+
+
+def _feed(st, kind, file, link_type, profile, started) -> bool:
+    """Read the capture into ``st``; True when it is damaged (reported on stderr).  ``stats``
+    (the summary) takes the fast path (``iter_parts``: no record built); the tables need the
+    whole capture, so nothing but the first line is printed before the end, and when the reader
+    of stdout goes away meanwhile (``| head -1``) reading stops (BrokenPipeError: exit 0)."""
+    from ubpkt_cli.errors import reader_gone
+    if kind != "summary":
+        records = _records(file, link_type, profile)   # opened (or failed, exit 2) first
+        started()
+        for n, rec in enumerate(records, 1):
+            st.add(rec)
+            if n % CHECK_EVERY == 0 and reader_gone():
+                raise BrokenPipeError
+        return records.damaged
+    from ubpkt.capture import CaptureError
+    from ubpkt.capture.stream import DamagedCapture, iter_parts
+    from ubpkt_cli.decode_cmd import _profile
+    from ubpkt_cli.errors import input_error, report_problems
+    from ubpkt_cli.progress import progress_display
+    prof = _profile(profile)
+    try:
+        with progress_display(file, False, "reading") as update:
+            chunks = iter_parts(file, link_type, prof, update)
+            first = next(chunks, None)           # opened (or failed, exit 2) before any output
+            started()
+            add = st.add_parts
+            for source in ([first] if first is not None else []), chunks:
+                for chunk in source:
+                    for item in chunk:
+                        add(*item)
+                    if reader_gone():
+                        raise BrokenPipeError
+    except DamagedCapture as exc:
+        report_problems(file, exc.problems, exc.count)
+        return True
+    except (CaptureError, OSError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise
+        raise input_error(file, exc)
+    return False
 
 
 @click.command()

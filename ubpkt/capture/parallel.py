@@ -64,6 +64,7 @@ def _work(job) -> bytes:
     if cache is None:
         prof = _profile or (NS3 if lt == 147 else SPEC)
         cache = _caches[lt] = TemplateCache(prof)
+    cache.digits = 9 if nano else 6      # stream.time_digits of a classic pcap
     unpack = struct.Struct(endian + "IIII").unpack_from
     scale = 1 if nano else 1000
     out = []

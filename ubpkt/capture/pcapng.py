@@ -23,6 +23,15 @@ def _block(btype: int, body: bytes) -> bytes:
     return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
 
 
+def _idb(i: Interface) -> bytes:
+    """An interface description block: link type, snap length, if_tsresol when not the
+    default microseconds."""
+    body = struct.pack("<HHI", i.linktype, 0, i.snaplen)
+    if i.tsresol is not None:
+        body += struct.pack("<HHB3x", 9, 1, i.tsresol) + struct.pack("<HH", 0, 0)
+    return _block(1, body)
+
+
 class PcapngWriter:
     """Writes a little-endian pcapng section with ``interfaces``
     (:class:`ubpkt.capture.pcap.Interface`, or bare link types for microsecond interfaces)."""
@@ -42,12 +51,15 @@ class PcapngWriter:
         if not self.interfaces:
             raise CaptureError("a pcapng file needs at least one interface")
         out = [_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))]
-        for i in self.interfaces:
-            body = struct.pack("<HHI", i.linktype, 0, i.snaplen)
-            if i.tsresol is not None:
-                body += struct.pack("<HHB3x", 9, 1, i.tsresol) + struct.pack("<HH", 0, 0)
-            out.append(_block(1, body))
+        out += [_idb(i) for i in self.interfaces]
         self._fh.write(b"".join(out))
+
+    def add_interface(self, interface: Interface) -> int:
+        """Describe one more interface (its block goes out now, before any packet that names
+        it, as pcapng allows anywhere in a section); its index for :meth:`write`."""
+        self.interfaces.append(interface)
+        self._fh.write(_idb(interface))
+        return len(self.interfaces) - 1
 
     def write(self, data: bytes, time_ns: int = 0, orig_len: int | None = None,
               iface: int = 0) -> None:

@@ -21,10 +21,11 @@ def iter_records(path, link_type: str = "auto", profile: Profile | None = None,
                  progress=None, fast: bool = True, exact_time: bool = False,
                  raw: bool = False) -> Iterator[dict]:
     """Decode every frame of a pcap/pcapng file.  ``link_type`` forces a link type; ``progress``
-    is called with the number of bytes read so far (for progress bars); ``fast`` uses the
+    is called with the number of bytes read so far and of frames (for progress bars); ``fast`` uses the
     template fast path (:mod:`ubpkt.dissect.fastpath`), which gives the same records;
     ``exact_time`` adds ``rec["_tns"] = (time_ns, digits)`` (``ubpkt.views.timefmt``), ``raw``
-    the frame's bytes as ``rec["_raw"]`` (for -x, -V offsets and -w).  A damaged file ends
+    the frame's bytes as ``rec["_raw"]`` (for -x, -V offsets and -w) and, from a pcapng,
+    ``rec["_iface"] = (interface index, the section's interfaces so far)`` (for -w).  A damaged file ends
     with one ``{"frame": None, "truncated": bool, "problems": [...]}``
     (:class:`ubpkt.capture.pcap.CaptureProblem`) after every record that could be read."""
     forced = LINK_TYPES[link_type]
@@ -55,9 +56,11 @@ def iter_records(path, link_type: str = "auto", profile: Profile | None = None,
                 rec["_tns"] = (pkt.time_ns, time_digits(cap))
             if raw:
                 rec["_raw"] = pkt.data
+                if cap.format == "pcapng" and pkt.iface < len(cap.interfaces):
+                    rec["_iface"] = (pkt.iface, cap.interfaces)
             yield rec
             if progress is not None and n % 2048 == 0:
-                progress(cap.tell())
+                progress(cap.tell(), n)
         if cap.problem_count:
             yield {"frame": None, "truncated": cap.truncated, "problems": list(cap.problems),
                    "problem_count": cap.problem_count}
@@ -76,8 +79,8 @@ def time_digits(cap) -> int:
 
 def iter_ndjson(path, link_type: str = "auto", profile: Profile | None = None,
                 progress=None) -> Iterator[bytes]:
-    """The ndjson output of every frame (the same bytes as rendering :func:`iter_records`),
-    in chunks of whole lines, written straight from the templates where a frame fits one."""
+    """The ndjson output of every frame (the same bytes as rendering :func:`iter_records`
+    with their exact time, ``ubpkt.views.timefmt.json_view``), in chunks of whole lines, written straight from the templates where a frame fits one."""
     from ..views.output import to_json_bytes
     forced = LINK_TYPES[link_type]
     if forced == LINKTYPE_FLITS:
@@ -94,26 +97,157 @@ def iter_ndjson(path, link_type: str = "auto", profile: Profile | None = None,
         if cap.format == "pcap":
             lt = forced if forced is not None else cap.linktype
             prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
-            yield from _pcap_ndjson(cap, lt, TemplateCache(prof), progress)
+            cache = TemplateCache(prof)
+            cache.digits = time_digits(cap)
+            yield from _pcap_ndjson(cap, lt, cache, progress)
             if cap.problem_count:
                 raise DamagedCapture(cap.problems, cap.problem_count)
             return
+        known = digits = None
         for n, pkt in enumerate(cap, 1):
             lt = forced if forced is not None else pkt.linktype
             cache = caches.get(lt)
             if cache is None:
                 prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
                 cache = caches[lt] = TemplateCache(prof)
+            if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
+                known, digits = len(cap.interfaces), time_digits(cap)
+            cache.digits = digits
             yield cache.ndjson(pkt.data, lt, n, pkt.time_ns, pkt.orig_len)
             if progress is not None and n % 2048 == 0:
-                progress(cap.tell())
+                progress(cap.tell(), n)
+        if cap.problem_count:
+            raise DamagedCapture(cap.problems, cap.problem_count)
+
+
+def iter_summary(path, link_type: str = "auto", profile: Profile | None = None,
+                 time_fmt: str = "r", progress=None) -> Iterator[bytes]:
+    """The one-line summaries of every frame (the same text as :func:`summary_line` of the
+    records :func:`iter_records` gives, with ``-t time_fmt``), in chunks of whole UTF-8 lines,
+    rendered straight from the templates' summary renderers where a frame fits one (no record
+    is built).  A damaged file raises :class:`DamagedCapture` after its last readable frame."""
+    from ..views.output import summary_line
+    from ..views.timefmt import TimeColumn, time_column
+    forced = LINK_TYPES[link_type]
+
+    def flit_lines():
+        for rec in _flits(path, profile):
+            yield (summary_line(rec, time_column(rec, time_fmt)) + "\n").encode()
+
+    if forced == LINKTYPE_FLITS:
+        yield from flit_lines()
+        return
+    clock = TimeColumn(time_fmt)
+    caches: dict = {}
+    with open_capture(path) as cap:
+        if forced is None and cap.linktype == LINKTYPE_FLITS:
+            cap.close()
+            yield from flit_lines()
+            return
+
+        def join(lines):
+            lines.append("")
+            return "\n".join(lines).encode()
+
+        if cap.format == "pcap":
+            lt = forced if forced is not None else cap.linktype
+            prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
+            summary = TemplateCache(prof).summary
+            digits = time_digits(cap)
+
+            def render(buf, lt, n, tns, orig):
+                return summary(buf, lt, n, clock(tns, digits), orig)
+
+            yield from _pcap_loop(cap, lt, render, join, progress)
+            if cap.problem_count:
+                raise DamagedCapture(cap.problems, cap.problem_count)
+            return
+        out = []
+        known = digits = None
+        for n, pkt in enumerate(cap, 1):
+            lt = forced if forced is not None else pkt.linktype
+            cache = caches.get(lt)
+            if cache is None:
+                prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
+                cache = caches[lt] = TemplateCache(prof)
+            if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
+                known, digits = len(cap.interfaces), time_digits(cap)
+            out.append(cache.summary(pkt.data, lt, n, clock(pkt.time_ns, digits), pkt.orig_len))
+            if n % 2048 == 0:
+                yield join(out)
+                out = []
+                if progress is not None:
+                    progress(cap.tell(), n)
+        if out:
+            yield join(out)
+        if cap.problem_count:
+            raise DamagedCapture(cap.problems, cap.problem_count)
+
+
+def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
+               progress=None) -> Iterator[list]:
+    """What ``ubpkt stats`` counts, per frame, in lists (one per read buffer) of
+    ``(frame, time_ns, template, fields)`` for
+    :meth:`ubpkt.views.stats.CaptureStats.add_parts`: the templates extract only the fields
+    stats reads (``TemplateCache.pick``), no record is built.  A flit stream gives its records
+    as ``(frame, None, None, (layers, fields, issues))``.  A damaged file raises
+    :class:`DamagedCapture` after its last readable frame."""
+    forced = LINK_TYPES[link_type]
+
+    def flit_parts():
+        for rec in _flits(path, profile):
+            yield [(rec["frame"], None, None, (rec["layers"], rec["fields"], rec["issues"]))]
+
+    if forced == LINKTYPE_FLITS:
+        yield from flit_parts()
+        return
+    caches: dict = {}
+    with open_capture(path) as cap:
+        if forced is None and cap.linktype == LINKTYPE_FLITS:
+            cap.close()
+            yield from flit_parts()
+            return
+        if cap.format == "pcap":
+            lt = forced if forced is not None else cap.linktype
+            prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
+            pick = TemplateCache(prof).pick
+
+            def render(buf, lt, n, tns, orig):
+                return (n, tns, *pick(buf, lt))
+
+            yield from _pcap_loop(cap, lt, render, list, progress)
+            if cap.problem_count:
+                raise DamagedCapture(cap.problems, cap.problem_count)
+            return
+        out = []
+        for n, pkt in enumerate(cap, 1):
+            lt = forced if forced is not None else pkt.linktype
+            cache = caches.get(lt)
+            if cache is None:
+                prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
+                cache = caches[lt] = TemplateCache(prof)
+            out.append((n, pkt.time_ns, *cache.pick(pkt.data, lt)))
+            if n % 2048 == 0:
+                yield out
+                out = []
+                if progress is not None:
+                    progress(cap.tell(), n)
+        if out:
+            yield out
         if cap.problem_count:
             raise DamagedCapture(cap.problems, cap.problem_count)
 
 
 def _pcap_ndjson(cap, lt: int, cache, progress) -> Iterator[bytes]:
-    """The hot loop for classic pcap: records are cut straight from the read buffer.  Record
-    headers are checked as :meth:`ubpkt.capture.pcap.Capture._pcap` does (same problems)."""
+    """The ndjson lines of a classic pcap, straight from the template cache."""
+    return _pcap_loop(cap, lt, cache.ndjson, b"".join, progress)
+
+
+def _pcap_loop(cap, lt: int, render, join, progress) -> Iterator:
+    """The hot loop for classic pcap: records are cut straight from the read buffer, each
+    given to ``render(frame bytes, linktype, frame number, time ns, original length)``, and
+    ``join`` makes one chunk of each buffer's results.  Record headers are checked as
+    :meth:`ubpkt.capture.pcap.Capture._pcap` does (same problems)."""
     import struct
     unpack = struct.Struct(cap._endian + "IIII").unpack_from
     nano = cap._nano
@@ -122,7 +256,6 @@ def _pcap_ndjson(cap, lt: int, cache, progress) -> Iterator[bytes]:
     src = cap._src
     fh = src.fh
     buf, pos, base = src.buf, src.pos, src.base
-    ndjson = cache.ndjson
     n = 0
     need = 16
     while True:
@@ -135,20 +268,20 @@ def _pcap_ndjson(cap, lt: int, cache, progress) -> Iterator[bytes]:
                 cap.problem("record", n + 1, base + pos, msg, fatal)
                 if fatal:
                     if out:
-                        yield b"".join(out)
+                        yield join(out)
                     return
             stop = pos + 16 + incl
             if stop > end:
                 need = 16 + incl
                 break
             n += 1
-            out.append(ndjson(buf[pos + 16:stop], lt, n, sec * 1_000_000_000 + frac * scale,
+            out.append(render(buf[pos + 16:stop], lt, n, sec * 1_000_000_000 + frac * scale,
                               orig))
             pos = stop
         if out:
-            yield b"".join(out)
+            yield join(out)
             if progress is not None:
-                progress(cap.tell())
+                progress(cap.tell(), n)
         more = fh.read(max(1 << 22, need))
         if not more:
             if pos < end:

@@ -17,7 +17,10 @@ from collections import OrderedDict
 from . import BYTE_LAYERS, dissect
 from ..formats import HEADERS
 from ..formats.core import _FAST_TEXT, value_to_text
-from ..views.output import to_json_bytes
+from ..views.analysis import READS as ANALYSIS_READS
+from ..views.output import SUMMARY_PLAN, summary_line, to_json_bytes, with_time_epoch
+from ..views.timefmt import seconds_text
+from ..views.stats import OPCODE_KEYS
 from ..profile import Profile
 from ..record import make_record
 from .walk import steering_fields
@@ -28,7 +31,7 @@ try:
 except ImportError:  # pragma: no cover
     _orjson = None
 
-__all__ = ["TemplateCache", "DISPATCH_FIELDS"]
+__all__ = ["TemplateCache", "DISPATCH_FIELDS", "STATS_KEYS"]
 
 #: Fields whose value steers the dissector (next header, lengths, derived fields, issue checks):
 #: the grammar's selectors and what the walk's hooks read (``ubpkt.dissect.walk.steering_fields``).
@@ -37,17 +40,23 @@ DISPATCH_FIELDS = {layer: steering_fields(layer) for layer in HEADERS}
 #: CRCs other than the ICRC, repeated headers are handled by refusing too).
 _UNSAFE_LAYERS = {"ub.scan_fwd", "ub.scan_ret", "ub.bcrc", "ub.scan", "ip.options"}
 _ZERO_CHECKED = {"ub.pad", "ub.cb_body"}
+#: The record fields ``ubpkt stats`` reads: the opcodes it counts and what the analysis of
+#: transactions and PSNs reads (ubpkt.views.stats.OPCODE_KEYS, ubpkt.views.analysis.READS).
+STATS_KEYS = tuple(dict.fromkeys(OPCODE_KEYS + ANALYSIS_READS))
 
 
 class _Template:
-    __slots__ = ("fn", "layers", "issues", "json", "region", "sample", "varied", "seen",
-                 "special", "fails")
+    __slots__ = ("fn", "layers", "issues", "json", "summary", "pick", "region", "sample", "varied",
+                 "seen", "special", "fails")
 
-    def __init__(self, fn, layers, issues, json=None, region=0, sample=0, special=False):
+    def __init__(self, fn, layers, issues, json=None, region=0, sample=0, special=False,
+                 summary=None, pick=None):
         self.fn = fn
+        self.pick = pick          # the few fields stats reads (see _pick_fn)
         self.layers = layers
         self.issues = issues
         self.json = json
+        self.summary = summary    # the summary line's fields part (see _summary_fn)
         self.region = region      # bytes of the guarded header region
         self.sample = sample      # that region of the frame the template was built from
         self.varied = 0           # region bits seen to differ from the sample
@@ -206,8 +215,72 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     ns = {"_text": value_to_text, "_crc32": zlib.crc32, **names}
     exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath template>", "exec"), ns)
     tjson = _json_fn(head, fields, exprs, static, layers, fr.issues, ns, dotted)
+    tsum = _summary_fn(head, fields, exprs, static, fr.issues, ns, dotted)
+    tpick = _pick_fn(head, fields, exprs, static, ns)
     return _Template(ns["run"], tuple(layers), tuple(fr.issues), tjson, region,
-                     int.from_bytes(buf[:region], "big"), special=bool(constant))
+                     int.from_bytes(buf[:region], "big"), special=bool(constant),
+                     summary=tsum, pick=tpick)
+
+
+def _pick_fn(head, fields, exprs, static, ns):
+    """A fourth generated function: the dict of only the :data:`STATS_KEYS` this layout holds
+    (what ``ubpkt stats`` reads), the rest of the fields never built."""
+    items = []
+    for k in STATS_KEYS:
+        if k not in fields:
+            continue
+        if k in exprs and k not in static:
+            items.append(f"{k!r}: {exprs[k]}")
+        else:
+            items.append(f"{k!r}: {fields[k]!r}")
+    lines = [line.replace("def run(buf):", "def run_pick(buf):") for line in head]
+    lines.append("    return {" + ", ".join(items) + "}")
+    ns = dict(ns)
+    exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath pick template>", "exec"), ns)
+    return ns["run_pick"]
+
+
+def _summary_fn(head, fields, exprs, static, issues, ns, dotted):
+    """A third generated function giving the fields part of the one-line summary
+    (:func:`ubpkt.views.output.summary_line` after the frame, time and length columns): one
+    %-format over the summary keys this layout holds, constant ones rendered once.  None when
+    the layout needs the general renderer (a value that is neither int nor str, an issue that
+    the summary counts)."""
+    if any(i["severity"] in ("error", "warning") for i in issues):
+        return None
+    pieces, args = [], []
+    for key, label, is_addr in SUMMARY_PLAN:
+        if key not in fields:
+            continue
+        v = fields[key]
+        if v is None:
+            continue
+        if key in dotted and key not in static:
+            a = dotted[key]
+            pieces.append(" " + label.replace("%", "%%") + "%d.%d.%d.%d")
+            args.extend(f"buf[{a + i}]" for i in range(4))
+        elif key in exprs and key not in static:
+            if isinstance(v, bool) or not isinstance(v, (int, str)):
+                return None
+            conv = ("%#x" if is_addr else "%d") if isinstance(v, int) else "%s"
+            pieces.append(" " + label.replace("%", "%%") + conv)
+            args.append(exprs[key])
+        else:
+            if isinstance(v, list):
+                return None
+            if is_addr and isinstance(v, int):
+                v = hex(v)
+            pieces.append((" " + label + str(v)).replace("%", "%%"))
+    fmt = "".join(pieces)
+    lines = [line.replace("def run(buf):", "def run_summary(buf):") for line in head]
+    if args:
+        lines.append(f"    return {fmt!r} % ({', '.join(args)},)")
+    else:
+        lines.append(f"    return {fmt.replace('%%', '%')!r}")
+    ns = dict(ns)
+    exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath summary template>", "exec"),
+         ns)
+    return ns["run_summary"]
 
 
 def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
@@ -218,7 +291,7 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
         return None
     dumps = _orjson.dumps
     try:
-        parts = ['{"frame":%d,"time":%s,"len":%d,"caplen":%d,"linktype":', ]
+        parts = ['{"frame":%d,"time":%s%s,"len":%d,"caplen":%d,"linktype":', ]
         tail = ',"layers":' + dumps(list(layers)).decode() + ',"fields":{'
         args = []
         body = []
@@ -240,9 +313,9 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
     except TypeError:   # a value orjson cannot encode (an integer wider than 64 bits)
         return None
     fmt = parts[0] + "%d" + tail.replace("%", "%%") + ",".join(body) + closing
-    lines = [line.replace("def run(buf):", "def run_json(buf, frame, time, orig_len, lt):")
+    lines = [line.replace("def run(buf):", "def run_json(buf, frame, time, epoch, orig_len, lt):")
              for line in head]
-    lines.append(f"    return ({fmt!r} % (frame, _dumps(time).decode(), orig_len, len(buf), lt"
+    lines.append(f"    return ({fmt!r} % (frame, _dumps(time).decode(), epoch, orig_len, len(buf), lt"
                  + "".join(f", {a}" for a in args) + ")).encode()")
     ns = dict(ns, _dumps=dumps)
     exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath json template>", "exec"), ns)
@@ -291,6 +364,11 @@ def _icrc_plan(buf: bytes, fr, profile: Profile, icrc_off: int):
     return first, masks, icrc_off
 
 
+_EPOCH_FMT = tuple(',"time_epoch":"%d"' if d == 0 else f',"time_epoch":"%d.%0{d}d"'
+                   for d in range(10))
+_EPOCH_DIV = tuple(10 ** (9 - d) for d in range(10))
+
+
 class TemplateCache:
     """Decodes frames through templates when it can, through the dissector otherwise.
 
@@ -310,14 +388,28 @@ class TemplateCache:
     #: Consecutive guard failures after which a specialised template is dropped.
     GIVE_UP = 32
 
+    #: Fraction digits of the capture's times: when set, ndjson lines carry the exact time as
+    #: ``"time_epoch": "<seconds>.<digits>"`` after ``time`` (as tshark's -T json writes
+    #: frame.time_epoch: a string with the capture's full precision); None: no such key.
+    digits = None
+
     def ndjson(self, buf: bytes, linktype: int, frame: int, time_ns: int, orig_len: int) -> bytes:
-        """The ndjson line of one frame (identical to rendering its record)."""
+        """The ndjson line of one frame (identical to rendering its record, with
+        ``time_epoch`` when :attr:`digits` is set, see :func:`with_time_epoch`)."""
+        digits = self.digits
+        if digits is None:
+            epoch = ""
+        elif time_ns >= 0:     # seconds_text's digits, one %-format (the ndjson hot path)
+            sec, rem = divmod(time_ns, 1_000_000_000)
+            epoch = _EPOCH_FMT[digits] % (sec, rem // _EPOCH_DIV[digits])
+        else:
+            epoch = ',"time_epoch":"%s"' % seconds_text(time_ns, digits)
         slot = self._slots.get((linktype, len(buf)))
         if slot is not None:
             for t in slot:
                 if t.json is None:
                     continue
-                line = t.json(buf, frame, time_ns / 1e9, orig_len, linktype)
+                line = t.json(buf, frame, time_ns / 1e9, epoch, orig_len, linktype)
                 if line is not None:
                     self.hits += 1
                     if t.special:
@@ -331,8 +423,53 @@ class TemplateCache:
                         slot.remove(t)
                         break
         layers, fields, issues = self.decode(buf, linktype)
-        return to_json_bytes(make_record(frame, time_ns / 1e9, orig_len, len(buf), linktype,
-                                         layers, fields, issues))
+        rec = make_record(frame, time_ns / 1e9, orig_len, len(buf), linktype, layers, fields,
+                          issues)
+        if digits is not None:
+            rec = with_time_epoch(rec, seconds_text(time_ns, digits))
+        return to_json_bytes(rec)
+
+    def summary(self, buf: bytes, linktype: int, frame: int, time_col: str,
+                orig_len: int) -> str:
+        """The one-line summary of one frame (identical to :func:`summary_line` of its record,
+        ``time_col`` being its time column as ``-t`` formats it), from a template's summary
+        renderer where the frame fits one."""
+        slot = self._slots.get((linktype, len(buf)))
+        if slot is not None:
+            for t in slot:
+                fn = t.summary
+                if fn is None:
+                    continue
+                tail = fn(buf)
+                if tail is not None:
+                    self.hits += 1
+                    if t.special:
+                        t.fails = 0
+                    elif t.seen < self.LEARN:
+                        self._learn(t, slot, buf, linktype)
+                    return f"{frame:>6} {time_col} {orig_len:>5}{tail}"
+                if t.special:
+                    t.fails += 1
+                    if t.fails > self.GIVE_UP:
+                        slot.remove(t)
+                        break
+        layers, fields, issues = self.decode(buf, linktype)
+        return summary_line(make_record(frame, None, orig_len, len(buf), linktype, layers,
+                                        fields, issues), time_col)
+
+    def pick(self, buf: bytes, linktype: int):
+        """``(template, fields)`` of one frame where ``fields`` holds at least the
+        :data:`STATS_KEYS` the frame has (only those when a template decoded it); ``template``
+        (its ``layers`` and ``issues`` are the frame's) or None with ``(None, (layers, fields,
+        issues))`` from the dissector."""
+        slot = self._slots.get((linktype, len(buf)))
+        if slot is not None:
+            for t in slot:
+                f = t.pick(buf)
+                if f is not None:
+                    self.hits += 1
+                    return t, f
+        return None, self.decode(buf, linktype)
 
     def _learn(self, t: _Template, slot: list, buf: bytes, linktype: int) -> None:
         """Note which header bits vary; after LEARN frames, put a template in front that guards

@@ -38,6 +38,13 @@ ANALYSIS_KEYS = ("ub.analysis.request_in", "ub.analysis.response_in",
                  "ub.analysis.retransmission", "ub.analysis.duplicate",
                  "ub.analysis.psn_backwards")
 
+#: Every record field the analysis reads (the stats fast path extracts only these).
+READS = ("ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "ub.cna16.scna", "ub.cna16.dcna",
+         "ub.cna24.scna", "ub.cna24.dcna", "ub.rtph.tpopcode", "ub.rtph.psn", "ub.rtph.srctpn",
+         "ub.rtph.dsttpn", "ub.btah.taopcode", "ub.btah.ini_tassn", "ub.btah.no_taack",
+         "ub.btah.ini_rc_type", "ub.btah.ini_rc_id", "ub.btah.taopcode_name",
+         "ub.atah.taopcode", "ub.atah.ini_tassn", "ub.atah.ini_rc_type", "ub.atah.ini_rc_id")
+
 
 @dataclass(frozen=True)
 class AnalysisLimits:
@@ -87,7 +94,9 @@ class Analyzer:
 
     # -- transactions -------------------------------------------------------------------------
     def _transaction(self, rec: dict, f: dict, out: dict) -> None:
-        op = _one(f.get("ub.btah.taopcode"))
+        op = f.get("ub.btah.taopcode")
+        if op.__class__ is list:
+            op = op[0]
         if op is not None and op in TA_PAIRS:
             tassn = _one(f.get("ub.btah.ini_tassn"))
             if tassn is None:
@@ -135,13 +144,23 @@ class Analyzer:
 
     # -- PSNs ---------------------------------------------------------------------------------
     def _psn(self, f: dict, out: dict) -> None:
-        if _one(f.get("ub.rtph.tpopcode")) not in _TP_DATA:
+        # on the hot path of stats: one lookup per field, a list (repeated header) rarely
+        get = f.get
+        op = get("ub.rtph.tpopcode")
+        if op.__class__ is list:
+            op = op[0]
+        if op not in _TP_DATA:
             return
-        psn = _one(f.get("ub.rtph.psn"))
+        psn, stpn, dtpn = get("ub.rtph.psn"), get("ub.rtph.srctpn"), get("ub.rtph.dsttpn")
+        if psn.__class__ is list or stpn.__class__ is list or dtpn.__class__ is list:
+            psn, stpn, dtpn = _one(psn), _one(stpn), _one(dtpn)
         if psn is None:
             return
-        src, dst = _addrs(f)
-        key = (src, dst, _one(f.get("ub.rtph.srctpn")), _one(f.get("ub.rtph.dsttpn")))
+        src = get("ip.src") or get("ipv6.src")
+        if src is not None:
+            key = (src, get("ip.dst") or get("ipv6.dst"), stpn, dtpn)
+        else:
+            key = (*_addrs(f), stpn, dtpn)
         ch = self.channels.get(key)
         if ch is None:
             ch = self.channels[key] = {"packets": 0, "gaps": 0, "missing": 0, "high": None,

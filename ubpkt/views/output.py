@@ -10,7 +10,7 @@ except ImportError:  # pragma: no cover
 
 from ..formats import HEADERS
 
-__all__ = ["to_json_line", "to_json_bytes", "time_text", "to_fields_line", "summary_line", "layer_fields"]
+__all__ = ["with_time_epoch", "to_json_line", "to_json_bytes", "time_text", "to_fields_line", "summary_line", "layer_fields"]
 
 
 def _default(o):
@@ -41,6 +41,18 @@ else:  # pragma: no cover
 
     def to_json_bytes(record: dict) -> bytes:
         return (to_json_line(record) + "\n").encode()
+
+
+def with_time_epoch(record: dict, epoch: str) -> dict:
+    """The record for JSON output with its exact time: ``time_epoch``, the seconds since the
+    epoch as a decimal string with the capture's digits (tshark's -T json frame.time_epoch;
+    ``time`` stays the float seconds), put right after ``time``."""
+    out = {}
+    for k, v in record.items():
+        out[k] = v
+        if k == "time":
+            out["time_epoch"] = epoch
+    return out
 
 
 def _plain(v) -> str:
@@ -84,7 +96,9 @@ def time_text(t) -> str:
     return "-" if t is None else f"{t:.9f}"
 
 
-_SUMMARY_PLAN = tuple((key, label + "=" if label else "", key.endswith("address"))
+#: (record key, "label=" or "", is an address) in the summary's order; the fast path's summary
+#: renderers (ubpkt.dissect.fastpath) are generated from it.
+SUMMARY_PLAN = _SUMMARY_PLAN = tuple((key, label + "=" if label else "", key.endswith("address"))
                       for key, label in _SUMMARY_KEYS)
 
 

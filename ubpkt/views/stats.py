@@ -31,6 +31,8 @@ OPCODE_KEYS = ("ub.rtph.tpopcode_name", "ub.ctph.tpopcode_name", "ub.btah.taopco
                "ub.atah.taopcode_name", "ub.lch.block", "ub.mgmtetah.code_name",
                "ub.cfg5.protocol_name")
 
+_OPCODE_HEADERS = tuple((k, k.rsplit(".", 1)[0].replace("_name", "")) for k in OPCODE_KEYS)
+
 #: Keys kept per table (conversations, endpoints, opcodes in srt): ubpkt's bound on memory.
 MAX_ROWS = 65536
 
@@ -66,6 +68,9 @@ class CaptureStats:
         self.opcodes: Counter = Counter()
         self.issues: Counter = Counter()
         self.analyzer = Analyzer(limits, annotate=False)
+        self._by_template: dict = {}     # template -> frames, counted into layers/issues late
+        self._template_ops: dict = {}    # template -> the opcode keys its frames hold
+        self._raw_opcodes: dict = {}     # (header, value) -> frames, made text late
 
     @property
     def channels(self) -> dict:
@@ -73,24 +78,70 @@ class CaptureStats:
 
     def add(self, rec: dict) -> None:
         self.frames += 1
-        self.layers.update(list(dict.fromkeys(rec["layers"])))   # once per frame
         f = rec["fields"]
-        for key in OPCODE_KEYS:
+        self._count_layout(rec["layers"], rec["issues"], 1)
+        for key, header in _OPCODE_HEADERS:
             v = f.get(key)
             if v is not None:
-                self.opcodes[(key.rsplit(".", 1)[0].replace("_name", ""), str(v))] += 1
-        for i in rec["issues"]:
-            k = (i["severity"], i["layer"], i["message"].split(":")[0][:60])
-            if k in self.issues or len(self.issues) < MAX_ROWS:
-                self.issues[k] += 1
+                self.opcodes[(header, str(v))] += 1
         if "ub.rtph.psn" in f or "ub.btah.taopcode" in f or "ub.atah.taopcode" in f:
             self.analyzer.add(rec)
+
+    def add_parts(self, frame: int, time_ns: int, template, fields: dict) -> None:
+        """One frame from the fast path (``TemplateCache.pick``): ``template`` gives the
+        layers and issues (counted once per template at the end), ``fields`` at least the
+        fields stats reads; or ``template`` None and ``fields`` the dissector's
+        ``(layers, fields, issues)``.  The same counts as :meth:`add` of the record."""
+        self.frames += 1
+        if template is None:
+            layers, fields, issues = fields
+            self._count_layout(layers, issues, 1)
+            ops = _OPCODE_HEADERS
+        else:
+            by = self._by_template
+            by[template] = by.get(template, 0) + 1
+            ops = self._template_ops.get(template)
+            if ops is None:
+                ops = self._template_ops[template] = tuple(
+                    (k, h) for k, h in _OPCODE_HEADERS if k in fields)
+        raw = self._raw_opcodes
+        for key, header in ops:
+            v = fields.get(key)
+            if v is not None:
+                if v.__class__ is list:      # a repeated header: counted as add() does
+                    v = str(v)
+                k = (header, v)
+                raw[k] = raw.get(k, 0) + 1
+        if "ub.rtph.psn" in fields or "ub.btah.taopcode" in fields or \
+                "ub.atah.taopcode" in fields:
+            rec = {"frame": frame, "fields": fields}
+            if time_ns is not None:
+                rec["_t"] = (time_ns,)
+            self.analyzer.add(rec)
+
+    def _count_layout(self, layers, issues, n: int) -> None:
+        for layer in dict.fromkeys(layers):
+            self.layers[layer] += n
+        for i in issues:
+            k = (i["severity"], i["layer"], i["message"].split(":")[0][:60])
+            if k in self.issues or len(self.issues) < MAX_ROWS:
+                self.issues[k] += n
+
+    def _settle(self) -> None:
+        """Count the layers and issues of the frames the templates decoded."""
+        for t, n in self._by_template.items():
+            self._count_layout(t.layers, t.issues, n)
+        self._by_template.clear()
+        for (header, v), n in self._raw_opcodes.items():
+            self.opcodes[(header, str(v))] += n
+        self._raw_opcodes.clear()
 
     def _channel_rows(self, limit):
         items = self.analyzer.channels.items()
         return _top(items, limit, key=lambda kv: kv[1]["packets"])
 
     def to_json(self, limit: int | None = None) -> dict:
+        self._settle()
         ch = self.analyzer.channels
         an = self.analyzer
         return {"frames": self.frames, "layers": dict(self.layers),

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import time as _time
 
-__all__ = ["FrameClock", "TIME_FORMATS", "seconds_text", "time_column", "strip_private"]
+__all__ = ["FrameClock", "TIME_FORMATS", "seconds_text", "time_column", "strip_private",
+           "format_time", "TimeColumn", "json_view"]
 
 TIME_FORMATS = ("a", "ad", "u", "ud", "r", "d", "dd", "e")
 
@@ -61,7 +62,11 @@ def time_column(rec: dict, fmt: str = "r") -> str:
     if t is None:
         v = rec.get("time")
         return "-" if v is None else f"{v:.9f}"
-    epoch, rel, delta, ddisp, digits = t
+    return format_time(fmt, *t)
+
+
+def format_time(fmt: str, epoch: int, rel: int, delta: int, ddisp: int, digits: int) -> str:
+    """A time column in format ``fmt`` from the frame clock's integer nanoseconds."""
     if fmt == "r":
         return seconds_text(rel, digits)
     if fmt == "d":
@@ -75,6 +80,37 @@ def time_column(rec: dict, fmt: str = "r") -> str:
     frac = f".{rem // 10 ** (9 - digits):0{digits}d}" if digits > 0 else ""
     day = _time.strftime("%Y-%m-%d ", tm) if fmt.endswith("d") else ""
     return day + _time.strftime("%H:%M:%S", tm) + frac
+
+
+class TimeColumn:
+    """The time column of consecutive frames that are all displayed (no display filter), from
+    their integer nanoseconds: what :class:`FrameClock` and :func:`time_column` give, for the
+    summary fast path that builds no records."""
+
+    def __init__(self, fmt: str = "r") -> None:
+        self.fmt = fmt
+        self.first = None
+        self.prev = None
+
+    def __call__(self, ns: int, digits: int) -> str:
+        if self.first is None:
+            self.first = self.prev = ns
+        delta = ns - self.prev
+        self.prev = ns
+        if self.fmt == "r":
+            return seconds_text(ns - self.first, digits)
+        return format_time(self.fmt, ns, ns - self.first, delta, delta, digits)
+
+
+def json_view(rec: dict) -> dict:
+    """The record as the JSON views write it: without the private keys, with the exact time
+    ``time_epoch`` (``ubpkt.views.output.with_time_epoch``) when the frame clock stamped it."""
+    t = rec.get("_t")
+    out = strip_private(rec)
+    if t is None:
+        return out
+    from .output import with_time_epoch
+    return with_time_epoch(out, seconds_text(t[0], t[4]))
 
 
 def strip_private(rec: dict) -> dict:
