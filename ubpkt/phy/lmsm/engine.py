@@ -147,6 +147,7 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
 
     def start(self) -> None:
         """The upper layer starts link training (leave Link_Idle)."""
+        self._rx_rev += 1
         self.started = True
         self.trace.append({"tick": self.tick, "port": self.name, "state": "Link_Idle",
                            "at": self.now})
@@ -163,10 +164,7 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
 
     def _rx_logical(self) -> dict[int, int]:
         """logical lane -> physical RX lane, from the lane IDs learnt from AMCTL.LID."""
-        if self.state in ("Send_NullBlock", "Link_Active"):
-            limit = (self.profile.period0 // BLOCK + 1) * (self.profile.quick_degrade_misses + 1)
-        else:  # a lane ID is stale once the lane stopped carrying AMCTLs (2 training periods)
-            limit = 2 * (self.profile.training_period // BLOCK + 1) + 2
+        limit = self._rx_stale_limit()
         m: dict[int, int] = {}
         for p, r in enumerate(self.rx):  # the most recent AMCTL claiming an ID wins
             if r.lane_id is not None and not r.failed and self.tick - r.last_amctl <= limit:
@@ -174,6 +172,13 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
                 if q is None or self.rx[q].last_amctl < r.last_amctl:
                     m[r.lane_id] = p
         return m
+
+    def _rx_stale_limit(self) -> int:
+        """Block times after its last AMCTL that a lane's ID still counts."""
+        if self.state in ("Send_NullBlock", "Link_Active"):
+            return (self.profile.period0 // BLOCK + 1) * (self.profile.quick_degrade_misses + 1)
+        # a lane ID is stale once the lane stopped carrying AMCTLs (2 training periods)
+        return 2 * (self.profile.training_period // BLOCK + 1) + 2
 
     def _rx_lanes(self, n: int) -> list[_RxLane] | None:
         m = self._rx_logical()
@@ -511,6 +516,7 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
         """A state timer that ran out between block times: the state's timeout branch runs
         (the block-time clock itself advances in :meth:`transmit`)."""
         self.now = max(self.now, now)
+        self._rx_rev += 1
         if self.started and self._timeout():
             self._why = "timeout"
             getattr(self, "_st_" + self.state)(self._term)
@@ -529,6 +535,7 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
         return self.transmit(self.now)
 
     def _block(self, rx_units: list[Unit | None], termination) -> list[Unit | None]:
+        self._rx_rev += 1  # the coasting cache (lane_manage.can_coast) is stale
         self.tick += 1
         self.state_ticks += 1
         self._receive(rx_units)

@@ -1,0 +1,96 @@
+"""The PHY link's fast paths against their references: the LMSM's cached coasting decision
+(``can_coast``) against the decision computed from scratch over runs with lane failures,
+restores and mode changes, and the small-batch data path against the general one (same flits,
+same FEC flags, same statistics and LMSM events)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ubpkt.phy.link import PhyLink, PhyLinkConfig
+from ubpkt.phy.lmsm import LinkSim, Lmsm, PortConfig
+
+
+def _flits(n, seed=0):
+    f = np.random.default_rng(seed).integers(0, 256, (n, 20), dtype=np.uint8)
+    f[:, :4] = np.arange(n, dtype=">u4").view(np.uint8).reshape(n, 4)
+    f[:, 0] |= 0x80  # never the Null Block header 02 00 00 00
+    return f.tobytes()
+
+
+def _drive(link: PhyLink, data: bytes, chunk: int, now: int) -> tuple[bytes, list, int]:
+    """Push ``data`` A->B in ``chunk``-flit batches (a few reverse flits each time, as credits
+    and ACKs would be), popping both directions; returns A->B's flits, flags and the time."""
+    got, ok = [], []
+    back = _flits(1, 99)
+    for i in range(0, len(data), chunk * 20):
+        link.ab.push(data[i:i + chunk * 20], now)
+        link.ba.push(back, now)
+        nd = link.ab.next_deadline()
+        now = max(now, nd if nd is not None else now)
+        for x in link.ab.pop(now):
+            got.append(x.flits)
+            ok += x.fec_ok
+        link.ba.pop(now)
+    while (nd := link.ab.next_deadline()) is not None:
+        now = max(now + 1, nd)
+        for x in link.ab.pop(now):
+            got.append(x.flits)
+            ok += x.fec_ok
+        link.ba.pop(now)
+    return b"".join(got), ok, now
+
+
+@pytest.fixture
+def checked_coasting(monkeypatch):
+    """Every ``can_coast`` call compared with the uncached decision; counts of calls, answers
+    and cache hits."""
+    seen = {"calls": 0, "true": 0, "false": 0, "hits": 0}
+    orig = Lmsm.can_coast
+
+    def checked(self):
+        before = self._coast_cache
+        got = orig(self)
+        want = self._can_coast_uncached()
+        assert got == want, (self.name, self.tick, self.state, got, want)
+        seen["calls"] += 1
+        seen["true" if got else "false"] += 1
+        if before is not None and self._coast_cache is before and self.state == "Link_Active":
+            seen["hits"] += 1
+        return got
+    monkeypatch.setattr(Lmsm, "can_coast", checked)
+    return seen
+
+
+def test_cached_coasting_decision_equals_uncached_through_lane_and_mode_events(
+        checked_coasting):
+    link = PhyLink(PhyLinkConfig(lanes=8, fec="rs-t4", seed=3))
+    assert link.train()
+    t0 = link.time_of(link.tick)
+    link.fail_lane(5, t0 + 5_000)
+    link.restore_lane(5, t0 + 25_000)
+    link.fail_lane(3, t0 + 60_000)
+    data = _flits(120000, 1)
+    out, ok, now = _drive(link, data, 300, t0)
+    kinds = [(c["direction"], c["from"], c["to"]) for c in link.width_changes]
+    assert ("A->B", 8, 4) in kinds and ("A->B", 4, 8) in kinds and ("A->B", 8, 2) in kinds
+    link.change_mode(fec="rs-t2", crc_mode=False, at=now + 1000)
+    now = link.time_of(link.tick)
+    out2, ok2, _ = _drive(link, _flits(3000, 2), 48, now)
+    assert link.ports["B"].fec_mode == "rs-t2" and all(ok2) and out2 == _flits(3000, 2)
+    s = checked_coasting
+    assert s["true"] > 100 and s["false"] > 100 and s["hits"] > 100, s
+
+
+def test_cached_coasting_decision_follows_a_lane_going_stale():
+    """Time alone (no block step) makes a lane's ID stale: the cache must not outlive it."""
+    sim = LinkSim(PortConfig(lanes=2), PortConfig(lanes=2))
+    assert sim.run()["link_up"]
+    a = sim.a
+    assert a.can_coast() == a._can_coast_uncached()
+    limit = a._rx_stale_limit()
+    last = min(r.last_amctl for r in a.rx)
+    a.tick = last + limit  # the last tick the lanes still count
+    assert a.can_coast() == a._can_coast_uncached()
+    a.tick = last + limit + 1
+    assert a.can_coast() == a._can_coast_uncached() is False
