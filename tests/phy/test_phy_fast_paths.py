@@ -94,3 +94,53 @@ def test_cached_coasting_decision_follows_a_lane_going_stale():
     assert a.can_coast() == a._can_coast_uncached()
     a.tick = last + limit + 1
     assert a.can_coast() == a._can_coast_uncached() is False
+
+
+def _events(link: PhyLink) -> list:
+    return [(n, e["tick"], e["event"]) for n, p in link.ports.items() for e in p.events]
+
+
+@pytest.mark.parametrize("kw,chunks", [
+    (dict(lanes=4, fec="rs-t4", ber=1e-4), (1, 6, 7, 300)),
+    (dict(lanes=8, fec="rs-t2", ber=3e-4, crc_mode=False), (5, 600)),
+    (dict(lanes=8, fec="rs-t4", interleave=2, ber=2e-4), (12, 13, 500)),
+    (dict(lanes=4, fec="bypass", ber=1e-5), (1, 3, 200)),
+    (dict(lanes=1, fec="rs-t4", bursts=((0, 30_000, 40),)), (6, 400)),
+    (dict(lanes=2, fec="rs-t2", interleave=2, crc_mode=False), (1, 250)),
+])
+def test_fast_data_path_equals_reference(kw, chunks):
+    """Small and large batches, BER, bursts, a lane failure and its restore (x8): the fast data
+    path delivers the same flits with the same flags, counts the same and leaves the LMSMs in
+    the same states as the reference path."""
+    runs = []
+    data = _flits(20000, 7)
+    for fast in (True, False):
+        link = PhyLink(PhyLinkConfig(seed=5, fast_path=fast, **kw))
+        assert link.train()
+        t0 = link.time_of(link.tick)
+        if kw["lanes"] == 8:
+            link.fail_lane(5, t0 + 3_000)
+            link.restore_lane(5, t0 + 12_000)
+        got, ok, now = [], [], t0
+        for i, chunk in enumerate(chunks * 200):
+            part = data[(i * 97 % 19000) * 20:][:chunk * 20]
+            _, _, now = _drive(link, part, chunk, now)
+            got += [x.flits for d in (link.ab, link.ba) for x in d.pop(now)]
+            out, flags, now = _drive(link, part, chunk, now)
+            got.append(out)
+            ok += flags
+            if now - t0 > 40_000:
+                break
+        runs.append((b"".join(got), ok, link.report(), link.timeline(), _events(link)))
+    fast, ref = runs
+    assert fast[2] == ref[2]
+    assert fast[0] == ref[0] and fast[1] == ref[1]
+    assert fast[3] == ref[3] and fast[4] == ref[4]
+    r = ref[2]
+    assert r["codewords"] or kw["fec"] == "bypass"
+    if kw.get("ber"):
+        assert r["directions"]["A->B"]["symbol_errors_injected"] > 0
+    if kw.get("ber", 0) >= 3e-4:
+        assert r["uncorrectable_codewords"] > 0 and not all(ref[1])
+    if kw["lanes"] == 8:
+        assert r["width_changes"] and r["directions"]["A->B"]["dead_lane_groups"] > 0

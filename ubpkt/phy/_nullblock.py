@@ -52,9 +52,12 @@ def is_null_block_many(flits: np.ndarray, crc_mode: bool = True,
         if fec_ok is not None:
             out &= np.asarray(fec_ok, dtype=bool)
         return out
-    lch = (f[:, 0] == 2) & (f[:, 1] == 0) & (f[:, 2] == 0) & (f[:, 3] == 0)
+    if f.flags.c_contiguous:  # the header 02 00 00 00 as one little-endian word per flit
+        lch = f.view("<u4")[:, 0] == 2
+    else:
+        lch = (f[:, 0] == 2) & (f[:, 1] == 0) & (f[:, 2] == 0) & (f[:, 3] == 0)
     out = np.zeros(f.shape[0], dtype=bool)
-    idx = np.nonzero(lch)[0]
+    idx = np.flatnonzero(lch)
     if idx.size:
         sub = f[idx]
         info = (sub[:, 16] >> 6).astype(np.uint32)

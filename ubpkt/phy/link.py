@@ -99,7 +99,11 @@ class PhyLinkConfig:
     driver waiting on ``next_deadline`` wakes once per pushed batch (when its last codeword has
     arrived) rather than once per codeword (simulation cost; ``pop`` still returns every flit
     that arrived by ``now``); ``coast``: skip the LMSMs over data block times (False: step
-    every block time, the reference the tests compare against)."""
+    every block time, the reference the tests compare against); ``fast_path``: the data path
+    with fewer numpy passes per batch (no copies of the queue or the codewords, Null Block fill
+    from a ready table, no descrambling pass where the wire left every symbol as sent, flag and
+    Null Block bookkeeping only where a codeword failed or a Null Block arrived); False: the
+    reference data path, step by step (same flits, flags, statistics and random draws)."""
     lanes: int = 4
     fec: str = "rs-t4"
     interleave: int = 1
@@ -113,6 +117,7 @@ class PhyLinkConfig:
     timeout_ticks: int = 6000
     coalesce_arrivals: bool = True
     coast: bool = True
+    fast_path: bool = True
 
     def validate(self) -> None:
         if self.lanes not in (1, 2, 4, 8):
@@ -138,6 +143,18 @@ class Delivery:
     holding it could not be corrected)."""
     flits: bytes
     fec_ok: list
+
+
+_NULL_ROWS: dict = {}
+
+
+def _null_rows(crc_mode: bool, n: int) -> np.ndarray:
+    """``n`` Null Block flits of the CRC mode's form as (n, 20) rows (a read-only table)."""
+    t = _NULL_ROWS.get(crc_mode)
+    if t is None or t.shape[0] < n:
+        t = np.frombuffer(null_block(crc_mode=crc_mode) * max(n, 16), np.uint8).reshape(-1, FLIT)
+        _NULL_ROWS[crc_mode] = t
+    return t[:n]
 
 
 class PhyDirection:
@@ -230,6 +247,99 @@ class PhyDirection:
         return (K // FLIT) * codecs, N * codecs // w, fec, codecs
 
     def _send_batch(self, t0: int, src: Lmsm) -> None:
+        if self.link.cfg.fast_path:
+            self._send_batch_fast(t0, src)
+        else:
+            self._send_batch_reference(t0, src)
+
+    def _batch_plan(self, t0: int, src: Lmsm) -> tuple:
+        """How many codeword groups go now and when: (groups, flits taken, per_group, sym_lane,
+        fec, codecs, per-group last-symbol ticks); sets ``tx_free``."""
+        link = self.link
+        per_group, sym_lane, fec, codecs = self._group_geometry(src)
+        queued = len(self.queue) // FLIT
+        groups_wanted = -(-queued // per_group)
+        horizon = link._steady_horizon(t0, src)
+        cycle = src._amctl_cycle()
+        to_amctl = src.blocks_to_amctl()
+        if horizon is None:
+            groups = groups_wanted
+        else:  # stop before the next moment the width may change
+            groups = max(1, min(groups_wanted, horizon * 16 // sym_lane))
+        nflits = min(queued, groups * per_group)
+        data_ticks = -(-(groups * sym_lane) // 16)
+        amctls = 0 if data_ticks <= to_amctl else 1 + (data_ticks - to_amctl - 1) // (cycle - 1)
+        self.tx_free = t0 + data_ticks + amctls
+        # per group: the tick its last symbol leaves (ceil(g * sym_lane / 16), integers only)
+        sent = np.arange(sym_lane + 15, groups * sym_lane + 16, sym_lane, dtype=np.int64)
+        sent //= 16
+        sent += t0
+        if to_amctl < data_ticks:
+            crossed = np.maximum(0, (sent - t0 - to_amctl + cycle - 2) // (cycle - 1))
+            sent += crossed
+        return groups, nflits, per_group, sym_lane, fec, codecs, sent
+
+    def _send_batch_fast(self, t0: int, src: Lmsm) -> None:
+        """:meth:`_send_batch_reference` with fewer numpy passes (see ``fast_path``)."""
+        link = self.link
+        st = self.stats
+        w = src.tx_width
+        groups, nflits, per_group, sym_lane, fec, codecs, sent = self._batch_plan(t0, src)
+        total = groups * per_group
+        nb = nflits * FLIT
+        raw = np.empty((total, FLIT), np.uint8)
+        raw.reshape(-1)[:nb] = np.frombuffer(self.queue, np.uint8, nb)
+        del self.queue[:nb]
+        pad = total - nflits
+        if pad:
+            raw[nflits:] = _null_rows(src.crc_mode, pad)
+            st["null_blocks_added"] += pad
+        flat = raw.reshape(-1)
+        if fec == "bypass":
+            lanes = distribute_bypass(flat, w)
+        else:
+            lanes = distribute_codewords([rs_encode_many(m) for m in
+                                          split_pre_fec(flat, codecs)], w)
+        ks = self._keystreams(w, lanes.shape[1])
+        wire = np.bitwise_xor(lanes, ks)
+        touched = self._wire(wire, src, sent, sym_lane)
+        rx = np.bitwise_xor(wire, ks, out=wire) if touched else lanes  # x ^ k ^ k == x
+        ok = None  # None: every flit decoded
+        if fec == "bypass":
+            fl = gather_bypass(rx).reshape(-1, FLIT)
+        else:
+            t = 2 if fec == "rs-t2" else 4
+            res = [rs_decode_many(c, t, copy=False) for c in gather_codewords(rx, codecs)]
+            st["codewords"] += groups * codecs
+            if any(r.dirty for r in res):
+                st["corrected_symbols"] += int(sum(int(r.corrected.sum()) for r in res))
+                st["corrected_codewords"] += int(sum(int((r.corrected > 0).sum())
+                                                     for r in res))
+                bad = int(sum(int((~r.ok).sum()) for r in res))
+                if bad:
+                    st["uncorrectable_codewords"] += bad
+                    ok = flit_fec_ok([r.ok for r in res], total)
+            if codecs == 1:
+                fl = res[0].codewords[:, :K].reshape(-1, FLIT)
+            else:
+                fl = join_pre_fec([r.messages for r in res]).reshape(-1, FLIT)
+        arrive = np.repeat(sent + link.delay_ticks, per_group) if per_group > 1 else \
+            sent + link.delay_ticks
+        nulls = is_null_block_many(fl, src.crc_mode, ok if not src.crc_mode else None)
+        if ok is None:
+            ok = np.ones(total, dtype=bool)
+        ndrop = int(np.count_nonzero(nulls))
+        if ndrop:
+            st["null_blocks_dropped"] += ndrop
+            keep = ~nulls
+            arrive, fl, ok = arrive[keep], fl[keep], ok[keep]
+        if ok.size and not ok.all():
+            st["flits_flagged"] += int(np.count_nonzero(~ok))
+        if fl.shape[0]:
+            self.arrivals.append((arrive, fl, ok))
+
+    def _send_batch_reference(self, t0: int, src: Lmsm) -> None:
+        """The data path step by step (the reference of :meth:`_send_batch_fast`)."""
         link = self.link
         w = src.tx_width
         per_group, sym_lane, fec, codecs = self._group_geometry(src)
@@ -303,8 +413,10 @@ class PhyDirection:
             out[i] = self.ks[i].take(n)
         return out
 
-    def _wire(self, wire: np.ndarray, src: Lmsm, sent: np.ndarray, sym_lane: int) -> None:
-        """Symbol errors at the BER, bursts, dead lanes: in place on (width, symbols)."""
+    def _wire(self, wire: np.ndarray, src: Lmsm, sent: np.ndarray, sym_lane: int) -> bool:
+        """Symbol errors at the BER, bursts, dead lanes: in place on (width, symbols).  True
+        when a symbol may have changed."""
+        touched = False
         link = self.link
         w, n = wire.shape
         rng = link.rng
@@ -318,6 +430,7 @@ class PhyDirection:
                 flat = wire.reshape(-1)
                 flat[idx] ^= (1 << bits).astype(np.uint8)
                 self.stats["symbol_errors_injected"] += int(idx.size)
+                touched = True
         t_first = int(sent[0]) - math.ceil(sym_lane / 16)
         for lane, at_ns, nsym in link.cfg.bursts:
             at = link.tick_of(at_ns)
@@ -329,6 +442,7 @@ class PhyDirection:
             seg = wire[logical, start:start + nsym]
             seg ^= rng.integers(1, 256, size=seg.size, dtype=np.uint8)
             self.stats["symbol_errors_injected"] += int(seg.size)
+            touched = True
         for phys, since in link.dead.items():
             if phys not in src.tx_map[:w]:
                 continue
@@ -339,6 +453,8 @@ class PhyDirection:
                 seg = wire[logical, g0 * sym_lane:]
                 seg[:] = rng.integers(0, 256, size=seg.size, dtype=np.uint8)
                 self.stats["dead_lane_groups"] += int(hit.sum())
+                touched = True
+        return touched
 
 
 class PhyLink:

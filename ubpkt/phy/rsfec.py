@@ -241,6 +241,7 @@ class BatchDecode:
     codewords: np.ndarray  # (M,128) corrected (uncorrectable ones left as received)
     ok: np.ndarray  # (M,) bool
     corrected: np.ndarray  # (M,) int, symbols fixed per codeword
+    dirty: int = -1  # codewords with a non-zero syndrome (0: all clean, nothing corrected)
 
     @property
     def messages(self) -> np.ndarray:
@@ -312,12 +313,14 @@ def _decode_batch(cw: np.ndarray, syn: np.ndarray, t: int) -> tuple[np.ndarray, 
     return fixed, ok
 
 
-def rs_decode_many(codewords: np.ndarray, t: int = 4) -> BatchDecode:
+def rs_decode_many(codewords: np.ndarray, t: int = 4, copy: bool = True) -> BatchDecode:
     """Decode a batch: syndromes of every codeword in one numpy pass; the few with a non-zero
-    syndrome go through a vectorised Berlekamp-Massey / Chien / Forney decoder together."""
+    syndrome go through a vectorised Berlekamp-Massey / Chien / Forney decoder together.
+    ``copy=False``: a caller that owns a fresh uint8 array lets the corrections go in place."""
     if t not in (2, 4):
         raise ValueError("t must be 2 or 4")
-    cw = np.array(codewords, dtype=np.uint8, copy=True)
+    cw = np.array(codewords, dtype=np.uint8, copy=True) if copy else \
+        np.asarray(codewords, dtype=np.uint8)
     M = cw.shape[0]
     ok = np.ones(M, dtype=bool)
     corrected = np.zeros(M, dtype=np.int64)
@@ -328,4 +331,4 @@ def rs_decode_many(codewords: np.ndarray, t: int = 4) -> BatchDecode:
         corrected[dirty] = np.count_nonzero(fixed != cw[dirty], axis=1)
         ok[dirty] = good
         cw[dirty] = fixed
-    return BatchDecode(cw, ok, corrected)
+    return BatchDecode(cw, ok, corrected, int(dirty.size))
