@@ -483,6 +483,7 @@ class PhyLink:
         self.rng = np.random.default_rng(cfg.seed)
         self.tick = 0
         self._units = {"A": [None] * cfg.lanes, "B": [None] * cfg.lanes}  # in flight, by sender
+        self._ctrl_flight = False  # a unit other than data among them
         self.dead: dict[int, int] = {}  # physical lane -> tick it died
         self._schedule: list[tuple[int, str, int]] = []
         self.width_changes: list[dict] = []
@@ -581,7 +582,7 @@ class PhyLink:
             self._step()
 
     def _amctl_in_flight(self) -> bool:
-        return any(u is not None and u.kind != "data" for us in self._units.values() for u in us)
+        return self._ctrl_flight  # set by _step, where the units change
 
     def _steady_horizon(self, t0: int, src: Lmsm) -> int | None:
         """Block times from ``t0`` during which the source's width cannot change: None when
@@ -607,6 +608,8 @@ class PhyLink:
         tb = b.step(self._units["A"], term)
         self._units["A"] = self._wire(ta)
         self._units["B"] = self._wire(tb)
+        self._ctrl_flight = any(u is not None and u.kind != "data" for u in ta) or \
+            any(u is not None and u.kind != "data" for u in tb)
         for name, port, before in (("A", a, wa), ("B", b, wb)):
             if port.tx_width != before and before and port.tx_width:
                 peer = "B" if name == "A" else "A"
