@@ -144,3 +144,15 @@ def test_fast_data_path_equals_reference(kw, chunks):
         assert r["uncorrectable_codewords"] > 0 and not all(ref[1])
     if kw["lanes"] == 8:
         assert r["width_changes"] and r["directions"]["A->B"]["dead_lane_groups"] > 0
+
+
+@pytest.mark.parametrize("seed", [1, 0x5A5A5A, 0x7FFFFF])
+def test_word_recurrence_keystream_is_the_scrambler_keystream(seed):
+    """LaneKeystream's chunks (64-bit word recurrence) against the bit-level PRBS, over chunk
+    boundaries that are not word aligned and takes larger than a chunk."""
+    from ubpkt.phy.link import LaneKeystream
+    from ubpkt.phy.scrambler import keystream
+    ks = LaneKeystream(seed)
+    ks.CHUNK = 333
+    parts = np.concatenate([ks.take(n) for n in (1, 500, 7, 2000, 3, 100000, 5, 0, 64)])
+    assert (parts == keystream(seed, parts.size, 0)).all()

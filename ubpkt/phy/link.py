@@ -54,29 +54,41 @@ __all__ = ["PhyLinkConfig", "PhyLink", "PhyDirection", "Delivery", "LaneKeystrea
 
 class LaneKeystream:
     """One lane's scrambler keystream as a stream (the same bytes as
-    ``scrambler.keystream(seed, n, start)`` for consecutive ``start``), generated chunk by chunk
-    from the LFSR's last 23 bits, so a long-running link neither regenerates from the seed nor
-    keeps more than one chunk."""
+    ``scrambler.keystream(seed, n, start)`` for consecutive ``start``), generated chunk by chunk,
+    so a long-running link neither regenerates from the seed nor keeps more than one chunk.
+
+    The PRBS b[n] = b[n-a] ^ b[n-b] also satisfies b[n] = b[n-64a] ^ b[n-64b] (squaring six
+    times in GF(2)[x]), so once the first ``a`` 64-bit words exist, whole little-endian words
+    follow the same recurrence with lags ``a`` and ``b`` words: a chunk is a few word XORs,
+    from the last ``a`` words kept."""
 
     CHUNK = 1 << 18  # bytes generated at a time
 
     def __init__(self, seed: int, taps: tuple[int, int] = (23, 18)):
         self.taps = taps
-        self.a = taps[0]
-        self.state = seed  # b[0..a-1] of the next bits to generate (bit k = b[k])
-        self.fresh = True  # the seed bits themselves are the first output bits
+        self.seed = seed
+        self.tail: np.ndarray | None = None  # the last taps[0] words generated
         self.buf = np.zeros(0, dtype=np.uint8)
 
     def _more(self, nbytes: int) -> None:
-        a = self.a
-        if self.fresh:
-            bits = prbs_bits(self.state, nbytes * 8, self.taps)
-            self.fresh = False
-        else:
-            bits = prbs_bits(self.state, a + nbytes * 8, self.taps)
-        tail = bits[-a:]
-        self.state = int(np.dot(tail.astype(np.int64), 1 << np.arange(a, dtype=np.int64)))
-        new = np.packbits(bits[-nbytes * 8:], bitorder="little")
+        a, b = self.taps
+        if self.tail is None:  # the first a words straight from the bit sequence
+            bits = prbs_bits(self.seed, a * 64, self.taps)
+            self.tail = np.packbits(bits, bitorder="little").view("<u8").copy()
+            self.buf = np.concatenate([self.buf, self.tail.view(np.uint8)])
+        nwords = -(-nbytes // 8)
+        out = np.empty(a + nwords, dtype="<u8")
+        out[:a] = self.tail
+        n, k, end = a, 0, a + nwords
+        while n < end:
+            while a * (2 << k) <= n:
+                k += 1
+            A, B = a << k, b << k
+            m = min(B, end - n)
+            np.bitwise_xor(out[n - A:n - A + m], out[n - B:n - B + m], out=out[n:n + m])
+            n += m
+        self.tail = out[-a:].copy()
+        new = out[a:].view(np.uint8)
         self.buf = np.concatenate([self.buf, new]) if self.buf.size else new
 
     def take(self, n: int) -> np.ndarray:
