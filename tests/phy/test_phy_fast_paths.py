@@ -31,6 +31,7 @@ def _drive(link: PhyLink, data: bytes, chunk: int, now: int) -> tuple[bytes, lis
         for x in link.ab.pop(now):
             got.append(x.flits)
             ok += x.fec_ok
+            assert x.all_ok == all(x.fec_ok)
         link.ba.pop(now)
     while (nd := link.ab.next_deadline()) is not None:
         now = max(now + 1, nd)

@@ -152,9 +152,11 @@ class PhyLinkConfig:
 @dataclass
 class Delivery:
     """Flits that arrived (Null Blocks dropped) and one FEC flag per flit (False: the codeword
-    holding it could not be corrected)."""
+    holding it could not be corrected); ``all_ok``: every flag is True (a data link can take
+    ``fec_ok=True`` for the whole delivery)."""
     flits: bytes
     fec_ok: list
+    all_ok: bool = False
 
 
 _NULL_ROWS: dict = {}
@@ -224,7 +226,7 @@ class PhyDirection:
         flits = np.concatenate(fl)
         oks = np.concatenate(ok)
         self.stats["flits_out"] += flits.shape[0]
-        return [Delivery(flits.tobytes(), oks.tolist())]
+        return [Delivery(flits.tobytes(), oks.tolist(), bool(oks.all()))]
 
     def next_deadline(self) -> int | None:
         """The next arrival (with ``coalesce_arrivals``: when the oldest pushed batch has
