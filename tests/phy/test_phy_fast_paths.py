@@ -157,3 +157,29 @@ def test_word_recurrence_keystream_is_the_scrambler_keystream(seed):
     ks.CHUNK = 333
     parts = np.concatenate([ks.take(n) for n in (1, 500, 7, 2000, 3, 100000, 5, 0, 64)])
     assert (parts == keystream(seed, parts.size, 0)).all()
+
+
+def test_null_block_shortcut_equals_the_crc_check():
+    """A row equal to the usual Null Block skips the CRC30; every other candidate is checked:
+    the mask equals a per-row BCRC check over a mix of forms and damaged copies."""
+    from ubpkt.link.crc30 import bcrc_crc30
+    from ubpkt.phy._nullblock import NULL_BLOCK, is_null_block_many, null_block
+    rng = np.random.default_rng(4)
+    rows = [NULL_BLOCK, null_block(error_flag=True)]
+    for i in range(300):
+        r = bytearray(rows[i % 2])
+        r[int(rng.integers(4, 20))] ^= 1 << int(rng.integers(0, 8))
+        rows.append(bytes(r))
+    rows += [b"\x02\x00\x00\x00" + rng.integers(0, 256, 16, dtype=np.uint8).tobytes()
+             for _ in range(50)] + [NULL_BLOCK] * 7
+    order = rng.permutation(len(rows))
+    flits = [rows[i] for i in order]
+
+    def ref(f: bytes) -> bool:
+        if f[:4] != b"\x02\x00\x00\x00":
+            return False
+        word = int.from_bytes(f[16:], "big")
+        return word & ((1 << 30) - 1) == bcrc_crc30(f[:16], word >> 30)
+    want = [ref(f) for f in flits]
+    got = is_null_block_many(np.frombuffer(b"".join(flits), np.uint8).reshape(-1, 20))
+    assert got.tolist() == want and 9 <= sum(want) < len(want)
