@@ -183,3 +183,16 @@ def test_null_block_shortcut_equals_the_crc_check():
     want = [ref(f) for f in flits]
     got = is_null_block_many(np.frombuffer(b"".join(flits), np.uint8).reshape(-1, 20))
     assert got.tolist() == want and 9 <= sum(want) < len(want)
+
+
+def test_scramble_block_equals_the_numpy_xor():
+    """The LMSM's per-block scrambling with Python integers against the keystream XOR, at
+    positions that make the keystream caches grow."""
+    from ubpkt.phy.scrambler import keystream, scramble_block
+    rng = np.random.default_rng(2)
+    for seed in (1, 0x7FFFFF, 0x123456):
+        for start in (0, 7, 16 * 1000, 70_000, 400_000, 16):
+            d = rng.integers(0, 256, 16, dtype=np.uint8).tobytes()
+            want = (np.frombuffer(d, np.uint8) ^ keystream(seed, 16, start)).tobytes()
+            assert scramble_block(d, seed, start) == want
+            assert scramble_block(want, seed, start) == d

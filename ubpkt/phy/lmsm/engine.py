@@ -36,7 +36,7 @@ from ..amctl import build_amctl, parse_amctl
 from ..ltb import (CLTB, DLTB, ELTB, RLTB, LtbError, decode_ltb, encode_ltb, reserved_codes,
                    width_code)
 from ..profile import DEFAULT_PROFILE, PhyProfile
-from ..scrambler import keystream
+from ..scrambler import keystream, scramble_block
 from .lane_manage import LaneManagement
 from .retrain import RetrainStates
 from .states import (BLOCK, FEC_CODES, TRANSITIONS, LmsmEvent, LmsmState, PortConfig, Unit,
@@ -233,9 +233,13 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
             r.scr_pos += BLOCK
             if r.lane_id is None:
                 continue
-            d = np.frombuffer(sym, np.uint8) ^ keystream(
-                self.profile.seed_for_lane(r.lane_id), BLOCK, pos, self.profile.prbs_taps)
-            d = d.tobytes()
+            if len(sym) == BLOCK:
+                d = scramble_block(sym, self.profile.seed_for_lane(r.lane_id), pos,
+                                   self.profile.prbs_taps)
+            else:  # not a block (the numpy XOR refuses it as before)
+                d = (np.frombuffer(sym, np.uint8) ^ keystream(
+                    self.profile.seed_for_lane(r.lane_id), BLOCK, pos,
+                    self.profile.prbs_taps)).tobytes()
             if u.kind == "data":
                 r.data = d
                 continue
@@ -343,6 +347,9 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
     def _scramble(self, phys: int, logical: int, data: bytes) -> bytes:
         pos = self.tx_pos[phys]
         self.tx_pos[phys] += BLOCK
+        if len(data) == BLOCK:
+            return scramble_block(data, self.profile.seed_for_lane(logical), pos,
+                                  self.profile.prbs_taps)
         ks = keystream(self.profile.seed_for_lane(logical), BLOCK, pos, self.profile.prbs_taps)
         return (np.frombuffer(data, np.uint8) ^ ks).tobytes()
 
