@@ -40,6 +40,7 @@ def null_block(error_flag: bool = False, crc_mode: bool = True) -> bytes:
 NULL_BLOCK = null_block()
 NULL_BLOCK_NONCRC = null_block(crc_mode=False)
 _NONCRC_ROW = np.frombuffer(NULL_BLOCK_NONCRC, np.uint8)
+_CRC_ROW = np.frombuffer(NULL_BLOCK, np.uint8)
 
 
 def is_null_block_many(flits: np.ndarray, crc_mode: bool = True,
@@ -52,9 +53,16 @@ def is_null_block_many(flits: np.ndarray, crc_mode: bool = True,
         if fec_ok is not None:
             out &= np.asarray(fec_ok, dtype=bool)
         return out
-    lch = (f[:, 0] == 2) & (f[:, 1] == 0) & (f[:, 2] == 0) & (f[:, 3] == 0)
+    if f.flags.c_contiguous:  # the header 02 00 00 00 as one little-endian word per flit
+        lch = f.view("<u4")[:, 0] == 2
+    else:
+        lch = (f[:, 0] == 2) & (f[:, 1] == 0) & (f[:, 2] == 0) & (f[:, 3] == 0)
     out = np.zeros(f.shape[0], dtype=bool)
-    idx = np.nonzero(lch)[0]
+    idx = np.flatnonzero(lch)
+    if idx.size:  # the usual Null Block, byte for byte, needs no CRC30 (its BCRC is valid)
+        same = (f[idx] == _CRC_ROW).all(axis=1)
+        out[idx[same]] = True
+        idx = idx[~same]
     if idx.size:
         sub = f[idx]
         info = (sub[:, 16] >> 6).astype(np.uint32)

@@ -54,29 +54,41 @@ __all__ = ["PhyLinkConfig", "PhyLink", "PhyDirection", "Delivery", "LaneKeystrea
 
 class LaneKeystream:
     """One lane's scrambler keystream as a stream (the same bytes as
-    ``scrambler.keystream(seed, n, start)`` for consecutive ``start``), generated chunk by chunk
-    from the LFSR's last 23 bits, so a long-running link neither regenerates from the seed nor
-    keeps more than one chunk."""
+    ``scrambler.keystream(seed, n, start)`` for consecutive ``start``), generated chunk by chunk,
+    so a long-running link neither regenerates from the seed nor keeps more than one chunk.
+
+    The PRBS b[n] = b[n-a] ^ b[n-b] also satisfies b[n] = b[n-64a] ^ b[n-64b] (squaring six
+    times in GF(2)[x]), so once the first ``a`` 64-bit words exist, whole little-endian words
+    follow the same recurrence with lags ``a`` and ``b`` words: a chunk is a few word XORs,
+    from the last ``a`` words kept."""
 
     CHUNK = 1 << 18  # bytes generated at a time
 
     def __init__(self, seed: int, taps: tuple[int, int] = (23, 18)):
         self.taps = taps
-        self.a = taps[0]
-        self.state = seed  # b[0..a-1] of the next bits to generate (bit k = b[k])
-        self.fresh = True  # the seed bits themselves are the first output bits
+        self.seed = seed
+        self.tail: np.ndarray | None = None  # the last taps[0] words generated
         self.buf = np.zeros(0, dtype=np.uint8)
 
     def _more(self, nbytes: int) -> None:
-        a = self.a
-        if self.fresh:
-            bits = prbs_bits(self.state, nbytes * 8, self.taps)
-            self.fresh = False
-        else:
-            bits = prbs_bits(self.state, a + nbytes * 8, self.taps)
-        tail = bits[-a:]
-        self.state = int(np.dot(tail.astype(np.int64), 1 << np.arange(a, dtype=np.int64)))
-        new = np.packbits(bits[-nbytes * 8:], bitorder="little")
+        a, b = self.taps
+        if self.tail is None:  # the first a words straight from the bit sequence
+            bits = prbs_bits(self.seed, a * 64, self.taps)
+            self.tail = np.packbits(bits, bitorder="little").view("<u8").copy()
+            self.buf = np.concatenate([self.buf, self.tail.view(np.uint8)])
+        nwords = -(-nbytes // 8)
+        out = np.empty(a + nwords, dtype="<u8")
+        out[:a] = self.tail
+        n, k, end = a, 0, a + nwords
+        while n < end:
+            while a * (2 << k) <= n:
+                k += 1
+            A, B = a << k, b << k
+            m = min(B, end - n)
+            np.bitwise_xor(out[n - A:n - A + m], out[n - B:n - B + m], out=out[n:n + m])
+            n += m
+        self.tail = out[-a:].copy()
+        new = out[a:].view(np.uint8)
         self.buf = np.concatenate([self.buf, new]) if self.buf.size else new
 
     def take(self, n: int) -> np.ndarray:
@@ -99,7 +111,11 @@ class PhyLinkConfig:
     driver waiting on ``next_deadline`` wakes once per pushed batch (when its last codeword has
     arrived) rather than once per codeword (simulation cost; ``pop`` still returns every flit
     that arrived by ``now``); ``coast``: skip the LMSMs over data block times (False: step
-    every block time, the reference the tests compare against)."""
+    every block time, the reference the tests compare against); ``fast_path``: the data path
+    with fewer numpy passes per batch (no copies of the queue or the codewords, Null Block fill
+    from a ready table, no descrambling pass where the wire left every symbol as sent, flag and
+    Null Block bookkeeping only where a codeword failed or a Null Block arrived); False: the
+    reference data path, step by step (same flits, flags, statistics and random draws)."""
     lanes: int = 4
     fec: str = "rs-t4"
     interleave: int = 1
@@ -113,6 +129,7 @@ class PhyLinkConfig:
     timeout_ticks: int = 6000
     coalesce_arrivals: bool = True
     coast: bool = True
+    fast_path: bool = True
 
     def validate(self) -> None:
         if self.lanes not in (1, 2, 4, 8):
@@ -135,9 +152,23 @@ class PhyLinkConfig:
 @dataclass
 class Delivery:
     """Flits that arrived (Null Blocks dropped) and one FEC flag per flit (False: the codeword
-    holding it could not be corrected)."""
+    holding it could not be corrected); ``all_ok``: every flag is True (a data link can take
+    ``fec_ok=True`` for the whole delivery)."""
     flits: bytes
     fec_ok: list
+    all_ok: bool = False
+
+
+_NULL_ROWS: dict = {}
+
+
+def _null_rows(crc_mode: bool, n: int) -> np.ndarray:
+    """``n`` Null Block flits of the CRC mode's form as (n, 20) rows (a read-only table)."""
+    t = _NULL_ROWS.get(crc_mode)
+    if t is None or t.shape[0] < n:
+        t = np.frombuffer(null_block(crc_mode=crc_mode) * max(n, 16), np.uint8).reshape(-1, FLIT)
+        _NULL_ROWS[crc_mode] = t
+    return t[:n]
 
 
 class PhyDirection:
@@ -195,7 +226,7 @@ class PhyDirection:
         flits = np.concatenate(fl)
         oks = np.concatenate(ok)
         self.stats["flits_out"] += flits.shape[0]
-        return [Delivery(flits.tobytes(), oks.tolist())]
+        return [Delivery(flits.tobytes(), oks.tolist(), bool(oks.all()))]
 
     def next_deadline(self) -> int | None:
         """The next arrival (with ``coalesce_arrivals``: when the oldest pushed batch has
@@ -230,6 +261,99 @@ class PhyDirection:
         return (K // FLIT) * codecs, N * codecs // w, fec, codecs
 
     def _send_batch(self, t0: int, src: Lmsm) -> None:
+        if self.link.cfg.fast_path:
+            self._send_batch_fast(t0, src)
+        else:
+            self._send_batch_reference(t0, src)
+
+    def _batch_plan(self, t0: int, src: Lmsm) -> tuple:
+        """How many codeword groups go now and when: (groups, flits taken, per_group, sym_lane,
+        fec, codecs, per-group last-symbol ticks); sets ``tx_free``."""
+        link = self.link
+        per_group, sym_lane, fec, codecs = self._group_geometry(src)
+        queued = len(self.queue) // FLIT
+        groups_wanted = -(-queued // per_group)
+        horizon = link._steady_horizon(t0, src)
+        cycle = src._amctl_cycle()
+        to_amctl = src.blocks_to_amctl()
+        if horizon is None:
+            groups = groups_wanted
+        else:  # stop before the next moment the width may change
+            groups = max(1, min(groups_wanted, horizon * 16 // sym_lane))
+        nflits = min(queued, groups * per_group)
+        data_ticks = -(-(groups * sym_lane) // 16)
+        amctls = 0 if data_ticks <= to_amctl else 1 + (data_ticks - to_amctl - 1) // (cycle - 1)
+        self.tx_free = t0 + data_ticks + amctls
+        # per group: the tick its last symbol leaves (ceil(g * sym_lane / 16), integers only)
+        sent = np.arange(sym_lane + 15, groups * sym_lane + 16, sym_lane, dtype=np.int64)
+        sent //= 16
+        sent += t0
+        if to_amctl < data_ticks:
+            crossed = np.maximum(0, (sent - t0 - to_amctl + cycle - 2) // (cycle - 1))
+            sent += crossed
+        return groups, nflits, per_group, sym_lane, fec, codecs, sent
+
+    def _send_batch_fast(self, t0: int, src: Lmsm) -> None:
+        """:meth:`_send_batch_reference` with fewer numpy passes (see ``fast_path``)."""
+        link = self.link
+        st = self.stats
+        w = src.tx_width
+        groups, nflits, per_group, sym_lane, fec, codecs, sent = self._batch_plan(t0, src)
+        total = groups * per_group
+        nb = nflits * FLIT
+        raw = np.empty((total, FLIT), np.uint8)
+        raw.reshape(-1)[:nb] = np.frombuffer(self.queue, np.uint8, nb)
+        del self.queue[:nb]
+        pad = total - nflits
+        if pad:
+            raw[nflits:] = _null_rows(src.crc_mode, pad)
+            st["null_blocks_added"] += pad
+        flat = raw.reshape(-1)
+        if fec == "bypass":
+            lanes = distribute_bypass(flat, w)
+        else:
+            lanes = distribute_codewords([rs_encode_many(m) for m in
+                                          split_pre_fec(flat, codecs)], w)
+        ks = self._keystreams(w, lanes.shape[1])
+        wire = np.bitwise_xor(lanes, ks)
+        touched = self._wire(wire, src, sent, sym_lane)
+        rx = np.bitwise_xor(wire, ks, out=wire) if touched else lanes  # x ^ k ^ k == x
+        ok = None  # None: every flit decoded
+        if fec == "bypass":
+            fl = gather_bypass(rx).reshape(-1, FLIT)
+        else:
+            t = 2 if fec == "rs-t2" else 4
+            res = [rs_decode_many(c, t, copy=False) for c in gather_codewords(rx, codecs)]
+            st["codewords"] += groups * codecs
+            if any(r.dirty for r in res):
+                st["corrected_symbols"] += int(sum(int(r.corrected.sum()) for r in res))
+                st["corrected_codewords"] += int(sum(int((r.corrected > 0).sum())
+                                                     for r in res))
+                bad = int(sum(int((~r.ok).sum()) for r in res))
+                if bad:
+                    st["uncorrectable_codewords"] += bad
+                    ok = flit_fec_ok([r.ok for r in res], total)
+            if codecs == 1:
+                fl = res[0].codewords[:, :K].reshape(-1, FLIT)
+            else:
+                fl = join_pre_fec([r.messages for r in res]).reshape(-1, FLIT)
+        arrive = np.repeat(sent + link.delay_ticks, per_group) if per_group > 1 else \
+            sent + link.delay_ticks
+        nulls = is_null_block_many(fl, src.crc_mode, ok if not src.crc_mode else None)
+        if ok is None:
+            ok = np.ones(total, dtype=bool)
+        ndrop = int(np.count_nonzero(nulls))
+        if ndrop:
+            st["null_blocks_dropped"] += ndrop
+            keep = ~nulls
+            arrive, fl, ok = arrive[keep], fl[keep], ok[keep]
+        if ok.size and not ok.all():
+            st["flits_flagged"] += int(np.count_nonzero(~ok))
+        if fl.shape[0]:
+            self.arrivals.append((arrive, fl, ok))
+
+    def _send_batch_reference(self, t0: int, src: Lmsm) -> None:
+        """The data path step by step (the reference of :meth:`_send_batch_fast`)."""
         link = self.link
         w = src.tx_width
         per_group, sym_lane, fec, codecs = self._group_geometry(src)
@@ -303,8 +427,10 @@ class PhyDirection:
             out[i] = self.ks[i].take(n)
         return out
 
-    def _wire(self, wire: np.ndarray, src: Lmsm, sent: np.ndarray, sym_lane: int) -> None:
-        """Symbol errors at the BER, bursts, dead lanes: in place on (width, symbols)."""
+    def _wire(self, wire: np.ndarray, src: Lmsm, sent: np.ndarray, sym_lane: int) -> bool:
+        """Symbol errors at the BER, bursts, dead lanes: in place on (width, symbols).  True
+        when a symbol may have changed."""
+        touched = False
         link = self.link
         w, n = wire.shape
         rng = link.rng
@@ -318,6 +444,7 @@ class PhyDirection:
                 flat = wire.reshape(-1)
                 flat[idx] ^= (1 << bits).astype(np.uint8)
                 self.stats["symbol_errors_injected"] += int(idx.size)
+                touched = True
         t_first = int(sent[0]) - math.ceil(sym_lane / 16)
         for lane, at_ns, nsym in link.cfg.bursts:
             at = link.tick_of(at_ns)
@@ -329,6 +456,7 @@ class PhyDirection:
             seg = wire[logical, start:start + nsym]
             seg ^= rng.integers(1, 256, size=seg.size, dtype=np.uint8)
             self.stats["symbol_errors_injected"] += int(seg.size)
+            touched = True
         for phys, since in link.dead.items():
             if phys not in src.tx_map[:w]:
                 continue
@@ -339,6 +467,8 @@ class PhyDirection:
                 seg = wire[logical, g0 * sym_lane:]
                 seg[:] = rng.integers(0, 256, size=seg.size, dtype=np.uint8)
                 self.stats["dead_lane_groups"] += int(hit.sum())
+                touched = True
+        return touched
 
 
 class PhyLink:
@@ -367,6 +497,7 @@ class PhyLink:
         self.rng = np.random.default_rng(cfg.seed)
         self.tick = 0
         self._units = {"A": [None] * cfg.lanes, "B": [None] * cfg.lanes}  # in flight, by sender
+        self._ctrl_flight = False  # a unit other than data among them
         self.dead: dict[int, int] = {}  # physical lane -> tick it died
         self._schedule: list[tuple[int, str, int]] = []
         self.width_changes: list[dict] = []
@@ -465,7 +596,7 @@ class PhyLink:
             self._step()
 
     def _amctl_in_flight(self) -> bool:
-        return any(u is not None and u.kind != "data" for us in self._units.values() for u in us)
+        return self._ctrl_flight  # set by _step, where the units change
 
     def _steady_horizon(self, t0: int, src: Lmsm) -> int | None:
         """Block times from ``t0`` during which the source's width cannot change: None when
@@ -491,6 +622,8 @@ class PhyLink:
         tb = b.step(self._units["A"], term)
         self._units["A"] = self._wire(ta)
         self._units["B"] = self._wire(tb)
+        self._ctrl_flight = any(u is not None and u.kind != "data" for u in ta) or \
+            any(u is not None and u.kind != "data" for u in tb)
         for name, port, before in (("A", a, wa), ("B", b, wb)):
             if port.tx_width != before and before and port.tx_width:
                 peer = "B" if name == "A" else "A"

@@ -200,7 +200,7 @@ class PhyLinkPair(DllLinkPair):
             eng = s.engine
             peer_dir = self._out(self._peer(s))
             for d in peer_dir.pop(t):
-                eng.receive(d.flits, t, d.fec_ok)
+                eng.receive(d.flits, t, True if d.all_ok else d.fec_ok)
                 busy = True
             nd = eng.next_deadline()
             if nd is not None and nd <= t:

@@ -36,7 +36,7 @@ from ..amctl import build_amctl, parse_amctl
 from ..ltb import (CLTB, DLTB, ELTB, RLTB, LtbError, decode_ltb, encode_ltb, reserved_codes,
                    width_code)
 from ..profile import DEFAULT_PROFILE, PhyProfile
-from ..scrambler import keystream
+from ..scrambler import keystream, scramble_block
 from .lane_manage import LaneManagement
 from .retrain import RetrainStates
 from .states import (BLOCK, FEC_CODES, TRANSITIONS, LmsmEvent, LmsmState, PortConfig, Unit,
@@ -147,6 +147,7 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
 
     def start(self) -> None:
         """The upper layer starts link training (leave Link_Idle)."""
+        self._rx_rev += 1
         self.started = True
         self.trace.append({"tick": self.tick, "port": self.name, "state": "Link_Idle",
                            "at": self.now})
@@ -163,10 +164,7 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
 
     def _rx_logical(self) -> dict[int, int]:
         """logical lane -> physical RX lane, from the lane IDs learnt from AMCTL.LID."""
-        if self.state in ("Send_NullBlock", "Link_Active"):
-            limit = (self.profile.period0 // BLOCK + 1) * (self.profile.quick_degrade_misses + 1)
-        else:  # a lane ID is stale once the lane stopped carrying AMCTLs (2 training periods)
-            limit = 2 * (self.profile.training_period // BLOCK + 1) + 2
+        limit = self._rx_stale_limit()
         m: dict[int, int] = {}
         for p, r in enumerate(self.rx):  # the most recent AMCTL claiming an ID wins
             if r.lane_id is not None and not r.failed and self.tick - r.last_amctl <= limit:
@@ -174,6 +172,13 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
                 if q is None or self.rx[q].last_amctl < r.last_amctl:
                     m[r.lane_id] = p
         return m
+
+    def _rx_stale_limit(self) -> int:
+        """Block times after its last AMCTL that a lane's ID still counts."""
+        if self.state in ("Send_NullBlock", "Link_Active"):
+            return (self.profile.period0 // BLOCK + 1) * (self.profile.quick_degrade_misses + 1)
+        # a lane ID is stale once the lane stopped carrying AMCTLs (2 training periods)
+        return 2 * (self.profile.training_period // BLOCK + 1) + 2
 
     def _rx_lanes(self, n: int) -> list[_RxLane] | None:
         m = self._rx_logical()
@@ -228,9 +233,13 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
             r.scr_pos += BLOCK
             if r.lane_id is None:
                 continue
-            d = np.frombuffer(sym, np.uint8) ^ keystream(
-                self.profile.seed_for_lane(r.lane_id), BLOCK, pos, self.profile.prbs_taps)
-            d = d.tobytes()
+            if len(sym) == BLOCK:
+                d = scramble_block(sym, self.profile.seed_for_lane(r.lane_id), pos,
+                                   self.profile.prbs_taps)
+            else:  # not a block (the numpy XOR refuses it as before)
+                d = (np.frombuffer(sym, np.uint8) ^ keystream(
+                    self.profile.seed_for_lane(r.lane_id), BLOCK, pos,
+                    self.profile.prbs_taps)).tobytes()
             if u.kind == "data":
                 r.data = d
                 continue
@@ -338,6 +347,9 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
     def _scramble(self, phys: int, logical: int, data: bytes) -> bytes:
         pos = self.tx_pos[phys]
         self.tx_pos[phys] += BLOCK
+        if len(data) == BLOCK:
+            return scramble_block(data, self.profile.seed_for_lane(logical), pos,
+                                  self.profile.prbs_taps)
         ks = keystream(self.profile.seed_for_lane(logical), BLOCK, pos, self.profile.prbs_taps)
         return (np.frombuffer(data, np.uint8) ^ ks).tobytes()
 
@@ -511,6 +523,7 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
         """A state timer that ran out between block times: the state's timeout branch runs
         (the block-time clock itself advances in :meth:`transmit`)."""
         self.now = max(self.now, now)
+        self._rx_rev += 1
         if self.started and self._timeout():
             self._why = "timeout"
             getattr(self, "_st_" + self.state)(self._term)
@@ -529,6 +542,7 @@ class Lmsm(TrainingStates, RetrainStates, LaneManagement):
         return self.transmit(self.now)
 
     def _block(self, rx_units: list[Unit | None], termination) -> list[Unit | None]:
+        self._rx_rev += 1  # the coasting cache (lane_manage.can_coast) is stale
         self.tick += 1
         self.state_ticks += 1
         self._receive(rx_units)

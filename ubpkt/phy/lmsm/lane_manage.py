@@ -11,18 +11,23 @@ from ..lanes import quick_degrade_width
 from ..ltb import RLTB
 from .states import FEC_CODES
 
+#: "no tick limit" for the coasting cache
+_FOREVER = float("inf")
+
 
 class LaneManagement:
     """Mixin: needs the engine's state and helpers (see engine.py)."""
 
     def request_retrain(self) -> None:
         """The Retrain Link bit (§3.4.3.7): send an AMCTL with EDF and enter Retrain.Active."""
+        self._touch()
         if self.state != "Link_Active":
             raise RuntimeError("retrain is requested from Link_Active")
         self._send_edf()
 
     def request_fec(self, open_: bool) -> None:
         """Dynamic FEC open/close via AMCTL FEC Control (§3.2.6), Link_Active only."""
+        self._touch()
         if self.state != "Link_Active":
             raise RuntimeError("dynamic FEC control needs Link_Active")
         detail = "open_fec" if open_ else "close_fec"
@@ -37,12 +42,46 @@ class LaneManagement:
     # -- steady data transfer without block-by-block stepping ----------------------------------
     def can_coast(self) -> bool:
         """True when nothing but data blocks can happen in this state until the next AMCTL slot
-        (Link_Active, no control AMCTL pending, no width increase, no lane counting misses)."""
+        (Link_Active, no control AMCTL pending, no width increase, no lane counting misses).
+
+        The lane part (the RX lanes in use all known and without misses) is cached: it only
+        changes on a block step, a timeout or a public request (each bumps ``_rx_rev``), or when
+        the tick passes the moment a lane in use would go stale (``_rx_logical``'s limit), so
+        the cache holds (revision, rx width, last valid tick, answer).
+        :meth:`_can_coast_uncached` is the reference the tests compare it with."""
+        if not (self.state == "Link_Active" and not self.pending_ctrl and self.after_ctrl is None
+                and self.width_up is None and self.rx_width_up is None and not self.pcs_closed):
+            return False
+        c = self._coast_cache
+        if c is not None and c[0] == self._rx_rev and c[1] == self.rx_width and \
+                self.tick <= c[2]:
+            return c[3]
+        m = self._rx_logical()
+        n = self.rx_width
+        if any(i not in m for i in range(n)):
+            ok, until = False, _FOREVER  # lanes only go stale with time: stays False
+        else:
+            lanes = [self.rx[m[i]] for i in range(n)]
+            ok = all(r.misses == 0 for r in lanes)
+            limit = self._rx_stale_limit()
+            until = min((r.last_amctl + limit for r in lanes), default=_FOREVER)
+        self._coast_cache = (self._rx_rev, n, until, ok)
+        return ok
+
+    def _can_coast_uncached(self) -> bool:
+        """:meth:`can_coast` computed from scratch (the reference for the cache)."""
         if not (self.state == "Link_Active" and not self.pending_ctrl and self.after_ctrl is None
                 and self.width_up is None and self.rx_width_up is None and not self.pcs_closed):
             return False
         lanes = self._rx_lanes(self.rx_width)  # the lanes in use (a dropped lane may miss)
         return lanes is not None and all(r.misses == 0 for r in lanes)
+
+    _coast_cache: tuple | None = None
+    _rx_rev = 0
+
+    def _touch(self) -> None:
+        """Something that can_coast's cache depends on may have changed."""
+        self._rx_rev += 1
 
     def blocks_to_amctl(self) -> int:
         """Data block times this port sends before its next AMCTL."""
@@ -76,6 +115,7 @@ class LaneManagement:
         """TX side, after the peer ACKed the Lane_Manage request (Change TLW): lanes
         ``tx_width .. width-1`` leave electrical idle and send RLTBs, AMCTLs at the short
         period on every lane; data stays on the current lanes."""
+        self._touch()
         if self.state != "Link_Active" or not self.tx_width < width <= self.tx_m:
             raise RuntimeError(f"width increase x{self.tx_width} -> x{width} not possible in "
                                f"{self.state} (configured x{self.tx_m})")
@@ -88,6 +128,7 @@ class LaneManagement:
     def expect_width_increase(self, width: int) -> None:
         """RX side, the Lane_Manage request accepted: switch to the short AMCTL period and
         watch lanes ``rx_width .. width-1`` for eight consecutive good RLTBs."""
+        self._touch()
         if self.state != "Link_Active" or width <= self.rx_width:
             raise RuntimeError("no width increase to expect")
         self.rx_width_up = width
@@ -100,6 +141,7 @@ class LaneManagement:
     def confirm_width_increase(self) -> None:
         """TX side, the peer's Lane_Manage "RX lane up" arrived: the next AMCTL carries the Link
         Width Switch to the new width on all lanes, data follows at that width."""
+        self._touch()
         if not self.width_up:
             raise RuntimeError("no width increase under way")
         w = self.width_up["width"]
@@ -133,6 +175,7 @@ class LaneManagement:
         """Primary port, once the data links exchanged Block_Mode_Chg REQ/ACK: retrain into the
         new FEC and/or CRC mode (RLTB.FEC_Mode_Ctrl / RLTB.CRC_Mode carry it, the secondary
         takes it in Retrain.Active).  Link_Active -> AMCTL with EDF -> Retrain -> Link_Active."""
+        self._touch()
         if self.state != "Link_Active":
             raise RuntimeError("a mode change is requested from Link_Active")
         if not self.primary:
