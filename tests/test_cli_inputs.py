@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
@@ -251,3 +252,19 @@ def test_shell_c_errors_are_one_line():
     assert r.exit_code == 1 and "Wirte" in r.output and "Write" in r.output
     r = run("shell", "-c", "def (")
     assert r.exit_code == 2 and "SyntaxError" in r.output
+
+
+@pytest.mark.parametrize("args", [["stats"], ["decode", "-V"], ["fields"]])
+def test_a_reader_that_stops_after_some_lines_ends_the_command_with_0(args, tmp_path):
+    """`| head -3`: the reader goes after a few lines while rich tables or the tree are still
+    being written (rich's own handler would exit 1)."""
+    cap = Path(__file__).resolve().parent.parent / "captures" / "uboe_transactions.pcap"
+    argv = [*args] + ([str(cap)] if args[0] != "fields" else [])
+    proc = subprocess.Popen([sys.executable, "-m", "ubpkt_cli", *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    for _ in range(3):
+        proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert b"Traceback" not in err

@@ -14,7 +14,8 @@ from ubpkt.views.output import (layer_fields, summary_line, time_text, to_fields
 from ubpkt.profile import load_profile
 from ubpkt.views.stats import CaptureStats
 from ubpkt.capture.stream import LINK_TYPES, file_size, iter_records
-from ubpkt_cli.errors import EXIT_INPUT, input_error, quiet_stdout, report_problems
+from ubpkt_cli.errors import (EXIT_INPUT, input_error, quiet_stdout, report_problems,
+                              stdout_console)
 from ubpkt_cli.progress import progress_display
 
 
@@ -415,7 +416,7 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
     console = None
     if fmt == "tree" and out.isatty() and not verbose and not hexdump:
         from rich.console import Console
-        console = Console()
+        console = stdout_console()
     # opened before any output: an unusable file fails (exit 2) with nothing on stdout
     records = _records(file, link_type, prof, quiet, exact_time=True, raw=need_raw)
     n = shown = 0

@@ -82,13 +82,29 @@ def reader_gone(fd: int = 1) -> bool:
         return False
 
 
+def stdout_console():
+    """A rich Console on stdout whose broken pipe is a BrokenPipeError (the group ends the
+    command quietly, exit 0), not rich's own ``SystemExit(1)``."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError(errno.EPIPE, "broken pipe")
+
+    return _Console()
+
+
 class UbGroup(click.Group):
     """The `ubpkt` group: Ctrl-C, a vanished reader and a failing stdout end every sub-command
     the same way (see the module doc), without a traceback or click's ``Aborted!``."""
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            rv = super().invoke(ctx)
+            # what is still buffered goes out here, where a vanished reader is handled (not
+            # in click's own handler after this returns, which exits 1)
+            sys.stdout.flush()
+            return rv
         except KeyboardInterrupt:
             quiet_stdout()
             sys.exit(EXIT_INTERRUPTED)

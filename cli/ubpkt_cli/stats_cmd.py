@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from ubpkt_cli.errors import stdout_console
+
 from ubpkt.capture.stream import LINK_TYPES
 
 STAT_KINDS = ("summary", "conv", "endpoints", "io", "srt", "expert")
@@ -66,7 +68,7 @@ def _print_table(title, columns, rows, total=None) -> None:
         t.add_row(*[str(x) for x in r])
     if total is not None:
         t.add_row(*[f"[bold]{x}[/]" for x in total])
-    Console().print(t)
+    stdout_console().print(t)
 
 
 @click.command()
