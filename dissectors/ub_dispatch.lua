@@ -570,6 +570,12 @@ AFTER["ub.nth"] = function(st, v, t, start, concrete)
   end
 end
 
+-- the Linux UB link netdev header (LINKTYPE_UBL): CC is the NTH's CCI word (UB 2.0 §5.2.3)
+AFTER["ub.ubl_ip"] = function(st, v, t, start, concrete)
+  cci(st, v.cc, start + HDR[concrete].at.cc / 8, "ub.nth")
+end
+AFTER["ub.ubl"] = function(st, v) note_info(st, "UBL CFG" .. v.cfg) end
+
 -- UB 2.0 §5.2.1: the CNA NTHs; App B Table B-1: the TP-bypass packet (the grammar goes from
 -- the NTH straight to the TAH) has Mgmt and NLP 0.  Which TAH form follows is COMPACT_TAH's.
 local function cna(st, v, t, start, concrete)
@@ -1107,10 +1113,14 @@ end
 local ub_ns3 = Proto("ub_ns3", "UnifiedBus (ns-3-UB trace)")
 function ub_ns3.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.ns3, 147) end
 function ub.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.spec, 148) end
+-- a capture on a Linux UB link netdev (ubpkt.record.LINKTYPE_UBL, a profile choice)
+local ub_ubl = Proto("ub_ubl", "UnifiedBus (Linux UB link netdev)")
+function ub_ubl.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.spec, 150) end
 
 local wtap_encap = DissectorTable.get("wtap_encap")
 wtap_encap:add(wtap.USER0, ub_ns3)   -- LINKTYPE 147: ns-3-UB traces
 wtap_encap:add(wtap.USER1, ub)       -- LINKTYPE 148: a UB network packet from its LPH
+wtap_encap:add(wtap.USER3, ub_ubl)   -- LINKTYPE 150: the Linux UB link netdev's frames
 for port in pairs(PROFILE.spec.ub_udp_ports) do DissectorTable.get("udp.port"):add(port, ub_udp) end
 
 -- UB over UDP is addressed to destination port 4792 whatever the source port (UB 2.0 §5.2.3),

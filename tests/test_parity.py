@@ -61,7 +61,7 @@ PROFILES = {
 NAMES = list(PROFILES)
 
 #: Frames kept per START branch at least (a generator that silently produces nothing fails).
-MIN_KEPT = {"eth": 80, "ub.lph": 150, "@dllcb": 10}
+MIN_KEPT = {"eth": 80, "ub.lph": 150, "@dllcb": 10, "ub.ubl": 8}
 
 _SETS: dict = {}
 

@@ -138,6 +138,11 @@ class Profile:
     enum_icrc: bool = False
     #: CFG-5 GUID-addressed frames: no ICRC is described for them (App F.2).
     cfg5_icrc: bool = False
+    #: CFG-5 protocol 0x0109 (LLDP): App F.2 gives no layout; ub-lldpd, its only sender, puts an
+    #: Ethernet header (01:80:c2:00:00:0e, its MAC, 0x88CC) before the TLVs.  On: a payload that
+    #: starts with that destination address is read as that header, anything else as bare TLVs;
+    #: off: always bare TLVs.
+    cfg5_lldp_eth: bool = True
     #: Which CETPH variant a TP channel uses, LDCP or CAQM (§6.2.2 makes it per channel).
     cetph_variant: str = "caqm"
     #: G13: full or compact TAH on CFG 6/7 packets (CFG 9 always uses the compact forms).

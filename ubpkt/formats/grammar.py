@@ -144,7 +144,22 @@ START: dict[int, Target] = {
     229: "@ipv6",
     113: "sll",
     276: "sll2",
+    # a capture on a Linux UB link netdev (record.LINKTYPE_UBL, a profile choice): the kernel's
+    # software header (CFG byte, then CC and NPI for IP) in place of the LPH and NTH
+    150: "ub.ubl",
 }
+
+#: The LLDP nearest-bridge group address (IEEE 802.1AB), 01:80:c2:00:00:0e: at the start of a
+#: CFG-5 LLDP payload it marks ub-lldpd's Ethernet header (profile ``cfg5_lldp_eth``).
+LLDP_GROUP_MAC = bytes.fromhex("0180c200000e")
+
+
+def _bytes_are(value: bytes, then: "Target", otherwise: "Target") -> "Target":
+    """A chain of :class:`Peek` rules: ``then`` when the bytes ahead start with ``value``."""
+    rule = then
+    for i in reversed(range(len(value))):
+        rule = Peek(i, 0xFF, 0, {value[i]: rule}, default=otherwise, missing=otherwise)
+    return rule
 
 _ETHERTYPES = {0x8100: "vlan", 0x88A8: "vlan", 0x0800: "@ipv4", 0x86DD: "@ipv6"}
 
@@ -217,9 +232,15 @@ NEXT: dict[str, Target] = {
         0x0106: "ub.npic",
         0x0100: Peek(0, 0xF0, 4, {4: "@ipv4", 6: "@ipv6"}, END),
         0x0101: Peek(0, 0xF0, 4, {4: "@ipv4", 6: "@ipv6"}, END),
-        0x0109: "@lldp_tlvs",
+        0x0109: Knob("cfg5_lldp_eth", {True: _bytes_are(LLDP_GROUP_MAC, "ub.lldp_eth",
+                                                          "@lldp_tlvs")}, "@lldp_tlvs"),
         0x0104: "ub.lacp"}, END, spec="UB 2.0 App F.2 Table F-2"),
+    "ub.lldp_eth": Switch("etype", {0x88CC: "@lldp_tlvs"}, END, spec="IEEE 802.1AB"),
     "ub.npic": "@npic_entries",
+    # the Linux UB link netdev header (record.LINKTYPE_UBL): CFG 3/4 IP, CFG 5 App F.2 frames
+    "ub.ubl": Switch("cfg", {3: "ub.ubl_ip", 4: "ub.ubl_ip", 5: "ub.cfg5"},
+                     spec="Linux ubl netdev; UB 2.0 §4.3.2.2 Table 4-2"),
+    "ub.ubl_ip": Switch("ub.ubl.cfg", {3: "@ipv4", 4: "@ipv6"}, END, spec="UB 2.0 §5.2.3"),
     "ub.lacp": "@lacp_tlvs",
     # UB 2.0 §10.4.3.1: the management PDU after the MGMTETAH (MGMT_PDUS)
     "ub.mgmtetah": "@mgmt_pdu",
@@ -464,7 +485,9 @@ ICRC_COVERAGE: tuple[IcrcCoverage, ...] = (
                  exempt=(("nlp", 1, "enum_icrc"),), spec="UB 2.0 §5.3.7, App B, §10.4.3.1"),
     IcrcCoverage("ub.cna24", (("icrc", True),), spec="UB 2.0 §5.3.7"),
     # App F.2 describes no ICRC for CFG-5 frames: a profile choice, covering from byte 4
-    IcrcCoverage("ub.cfg5", (("icrc", True), ("cfg5_icrc", True)), spec="App F.2; profile"),
+    # (the software frame of a UB link netdev, LINKTYPE_UBL, never has one: the hardware adds it)
+    IcrcCoverage("ub.cfg5", (("icrc", True), ("cfg5_icrc", True)), unless=(("ub.ubl.cfg", 5),),
+                 spec="App F.2; profile"),
 )
 _ICRC_BY_START = {c.start: c for c in ICRC_COVERAGE}
 

@@ -283,7 +283,11 @@ class _Gen:
         for offset, mask, shift, want, excluded in st.pending:
             f = self.pending_field(x, offset, mask, shift)
             if f is None:
-                return False
+                # a byte that is no single field (a Peek over a MAC address...): set its bits in
+                # the fields under it, unless a selector already fixed them
+                if not self.apply_byte(x, offset, mask, shift, want, excluded):
+                    return False
+                continue
             if want is not None:
                 if not x.force(f.name, want):
                     return False
@@ -295,6 +299,39 @@ class _Gen:
                     x.vals[x.header.index[f.name]] = self.other_value(f, excluded, x.layer)
                 x.checks.append((f.name, frozenset(excluded)))
         st.pending = []
+        return True
+
+    def apply_byte(self, x: _H, offset: int, mask: int, shift: int, want, excluded) -> bool:
+        """Make ``(byte offset & mask) >> shift`` of header ``x`` equal ``want`` (or, with
+        ``want`` None, none of ``excluded``) by changing the bits of the fields it spans."""
+        h = x.header
+        lo = offset * 8
+        if lo + 8 > h.bits:
+            return False
+        spans = []                         # (field index, bit position in the field's value)
+        for i, (f, off) in enumerate(zip(h.fields, h.offsets)):
+            for p in range(max(lo, off), min(lo + 8, off + f.bits)):
+                if f.le or f.dwrev or f.shift or not isinstance(x.vals[i], int):
+                    return False
+                spans.append((i, off + f.bits - 1 - p, p - lo))
+        byte = 0
+        for i, bit, p in spans:
+            byte |= ((x.vals[i] >> bit) & 1) << (7 - p)
+        cur = (byte & mask) >> shift
+        if want is None:
+            if cur not in excluded:
+                return True
+            free = [v for v in range((mask >> shift) + 1) if v not in excluded]
+            if not free:
+                return False
+            want = self.rnd.choice(free)
+        new = (byte & ~mask & 0xFF) | ((want << shift) & mask)
+        for i, bit, p in spans:
+            b = (new >> (7 - p)) & 1
+            if ((x.vals[i] >> bit) & 1) != b:
+                if h.fields[i].name in x.forced:
+                    return False
+                x.vals[i] ^= 1 << bit
         return True
 
     def peek_bytes(self, st: _State, raw: bytes) -> bytes | None:
@@ -746,7 +783,8 @@ class _Gen:
             n = self.rnd.randint(1, 8)
             t = HEADERS[tlv].fields[0]
             typ = self.rnd.randint(1, (1 << t.bits) - 1)
-            self.new(s, tlv, tlv_type=typ, tlv_len=n + hdr_len)
+            if self.new(s, tlv, tlv_type=typ, tlv_len=n + hdr_len) is None:
+                return                  # the bytes a Peek wants here cannot start a TLV
             self.new_raw(s, value, self.rbytes(n))
         self.new(s, tlv, tlv_type=0, tlv_len=end_len)
         yield from self.finish(s)
@@ -915,8 +953,9 @@ def expected_layers(hdrs, profile, buf: bytes | None = None) -> tuple:
 
 def linktypes_for(profile) -> tuple:
     """Ethernet (UBoE), and native UB packets as the profile's dialect records them (147 for
-    the ns-3-UB dialect, 148 otherwise)."""
-    return (1, 147 if profile.lph_rt_swapped else 148)
+    the ns-3-UB dialect, 148 otherwise); for the spec dialect also captures on a Linux UB link
+    netdev (150, ``record.LINKTYPE_UBL``)."""
+    return (1, 147) if profile.lph_rt_swapped else (1, 148, 150)
 
 
 def generate(profile, seed: int = 20240611, linktypes=None) -> SampleSet:

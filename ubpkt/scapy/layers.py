@@ -964,7 +964,8 @@ _MIXINS = {"ub.lph": _LphMixin, "ub.lph_ns3": _LphMixin, "ub.lch": _LchMixin,
 _NS3_LAYERS = frozenset(h.layer for h in HEADERS.values() if h.name.endswith("_ns3"))
 #: defaults that make a bare layer meaningful (not part of the declarations)
 _DEFAULTS = {"ub.rtph": {"tpopcode": 1}, "ub.atah": {"taopcode": 0x11},
-             "ub.atah_c": {"taopcode": 0x11}, "ub.atah_ns3": {"taopcode": 0x11}}
+             "ub.atah_c": {"taopcode": 0x11}, "ub.atah_ns3": {"taopcode": 0x11},
+             "ub.lldp_eth": {"etype": 0x88CC}}
 #: the layers that own an ICRC: where the coverage starts, or the transport header over UDP
 #: for the IP starts (scapy's IP layers are not ours)
 _ICRC_NODES = frozenset(c.start for c in G.ICRC_COVERAGE if c.start.startswith("ub.")) | (
@@ -974,27 +975,38 @@ _ICRC_NODES = frozenset(c.start for c in G.ICRC_COVERAGE if c.start.startswith("
 
 def _peek_defaults() -> dict:
     """layer -> {field: value}: a layer that a Peek case picks by the bits of one of its own
-    fields defaults to that value (``UBIpNotify6()`` builds with version 2, App F.2.3)."""
+    fields defaults to that value (``UBIpNotify6()`` builds with version 2, App F.2.3); a chain
+    of whole-byte Peeks sets the field those bytes make up (``UBLldpEth()`` builds with the LLDP
+    group address, profile ``cfg5_lldp_eth``)."""
     out: dict = {}
-    stack = list(G.NEXT.values()) + list(G.START.values())
+    stack = [(r, ()) for r in list(G.NEXT.values()) + list(G.START.values())]
     while stack:
-        rule = stack.pop()
-        if isinstance(rule, (G.Switch, G.Knob, G.Peek)):
-            stack.extend(list(rule.cases.values()) + [rule.default])
-        if not isinstance(rule, G.Peek) or not rule.mask:
+        rule, path = stack.pop()
+        if isinstance(rule, G.Peek) and rule.mask:
+            for value, target in rule.cases.items():
+                stack.append((target, path + ((rule.offset, rule.mask, rule.shift, value),)))
+            stack.append((rule.default, ()))
             continue
-        width = bin(rule.mask).count("1")
-        start = rule.offset * 8 + 8 - rule.shift - width
-        for value, target in rule.cases.items():
-            if not isinstance(target, str) or target.startswith("@"):
+        if isinstance(rule, (G.Switch, G.Knob)):
+            stack.extend((t, ()) for t in list(rule.cases.values()) + [rule.default])
+            continue
+        if not path or not isinstance(rule, str) or rule.startswith("@"):
+            continue
+        whole = {off: v for off, mask, shift, v in path if mask == 0xFF}
+        for lay in [rule] + [c for _, c in G.VARIANTS.get(rule, ())]:
+            h = HEADERS.get(lay)
+            if h is None:
                 continue
-            for lay in [target] + [c for _, c in G.VARIANTS.get(target, ())]:
-                h = HEADERS.get(lay)
-                if h is None:
-                    continue
-                for f, off in zip(h.fields, h.offsets):
-                    if off == start and f.bits == width:
+            for f, off in zip(h.fields, h.offsets):
+                for p_off, mask, shift, value in path:
+                    width = bin(mask).count("1")
+                    if off == p_off * 8 + 8 - shift - width and f.bits == width:
                         out.setdefault(lay, {})[f.name] = value
+                if off % 8 == 0 and f.bits % 8 == 0 and f.bits > 8 and not f.le:
+                    nbytes = range(off // 8, (off + f.bits) // 8)
+                    if all(b in whole for b in nbytes):
+                        out.setdefault(lay, {})[f.name] = int.from_bytes(
+                            bytes(whole[b] for b in nbytes), "big")
     return out
 
 

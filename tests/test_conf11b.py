@@ -1,0 +1,200 @@
+"""Issue 11, remaining items: golden frames built here byte by byte from the kernel structs and
+the LLDP sender (never from ubpkt's encoder), decoded, and re-encoded byte-exact.
+
+* The Linux UB link netdev (openEuler drivers/net/ub/dev/ubl.{c,h}): one "sw_ctype" byte with the
+  LPH CFG (3 IPv4, 4 IPv6, 5 UB network control), then for IP the kernel's ublhdr, CC (BE16) and
+  NPI (BE32, the kernel writes 1), then the IP packet; pcap link type 150 (record.LINKTYPE_UBL).
+* CFG-5 protocol 0x0109 (LLDP): bare TLVs, or ub-lldpd's Ethernet header first
+  (01:80:c2:00:00:0e, the source MAC, 0x88CC), told apart by the destination MAC.
+"""
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from ubpkt import decode, encode_record
+from ubpkt.formats import HEADERS as H
+from ubpkt.link.plength import plength
+from ubpkt.profile import SPEC
+from ubpkt.record import LINKTYPE_UB, LINKTYPE_UBL, has_errors
+
+# ------------------------------------------------------------------------------------------------
+# hand-built pieces
+
+
+def ipv4(payload: bytes, proto: int = 17, src=b"\x0a\x00\x00\x01", dst=b"\x0a\x00\x00\x02"):
+    """An IPv4 header (RFC 791, no options, DF, checksum filled) and its payload."""
+    hdr = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0x1234, 0x4000, 64, proto, 0,
+                      src, dst)
+    s = sum(struct.unpack(">10H", hdr))
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    return hdr[:10] + struct.pack(">H", ~s & 0xFFFF) + hdr[12:] + payload
+
+
+def ipv6(payload: bytes, nxt: int = 17) -> bytes:
+    return (struct.pack(">IHBB", 6 << 28, len(payload), nxt, 64) + bytes(15) + b"\x01"
+            + bytes(15) + b"\x02" + payload)
+
+
+def udp(dport: int, payload: bytes, sport: int = 40000) -> bytes:
+    return struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def ublhdr(cfg: int, cc: int = 0x4000, npi: int = 1) -> bytes:
+    """The UB link netdev software header: the CFG byte, then (IP) CC and NPI, big-endian."""
+    return bytes([cfg]) + (struct.pack(">HI", cc, npi) if cfg in (3, 4) else b"")
+
+
+GUID_D = bytes(range(0x10, 0x20))
+GUID_S = bytes(range(0x20, 0x30))
+
+
+def cfg5(protocol: int, body: bytes) -> bytes:
+    """App F.2.1: protocol (BE16), DGUID, SGUID, then the protocol's body."""
+    return struct.pack(">H", protocol) + GUID_D + GUID_S + body
+
+
+def lph_cfg5(rest: bytes) -> bytes:
+    """A native CFG-5 packet: an LPH (VL 0, CFG 5, PLENGTH for the packet's size) + ``rest``."""
+    total = 4 + len(rest)
+    return struct.pack(">HH", 5, plength(total)) + rest
+
+
+def lldp_tlv(typ: int, value: bytes) -> bytes:
+    """IEEE 802.1AB TLV: 7-bit type, 9-bit length of the value."""
+    return struct.pack(">H", (typ << 9) | len(value)) + value
+
+
+LLDP_TLVS = (lldp_tlv(1, b"\x07" + GUID_S) + lldp_tlv(2, b"\x07port3") + lldp_tlv(3, b"\x00\x78")
+             + lldp_tlv(0, b""))
+LLDP_DST = bytes.fromhex("0180c200000e")
+LLDP_SRC = bytes.fromhex("02aabbccddee")
+
+
+def roundtrip(buf: bytes, linktype: int, profile=SPEC) -> dict:
+    rec = decode(buf, linktype, profile)
+    assert encode_record(rec, profile) == buf
+    return rec
+
+
+# ------------------------------------------------------------------------------------------------
+# the UB link netdev link type
+
+
+def test_ubl_linktype_number_is_a_free_user_type():
+    # DLT_USER0..2 (147-149) are taken by ns-3-UB traces, LPH packets and flit streams
+    assert LINKTYPE_UBL == 150 and LINKTYPE_UBL not in (147, 148, 149)
+
+
+def test_ubl_ipv4_plain_udp():
+    ip = ipv4(udp(5000, b"hello"))
+    buf = ublhdr(3) + ip
+    rec = roundtrip(buf, LINKTYPE_UBL)
+    assert rec["layers"][:4] == ["ub.ubl", "ub.ubl_ip", "ip", "udp"]
+    f = rec["fields"]
+    assert (f["ub.ubl.cfg"], f["ub.ubl.cfg_name"], f["ub.ubl.cc"], f["ub.ubl.npi"]) == \
+        (3, "IPv4", 0x4000, 1)
+    # CC 0x4000 is CCI mode 2 (FECN_RTT, UB 2.0 §5.3.5.1), as the unic driver sends it
+    assert f["ub.cci.mode_name"] == "FECN_RTT"
+    assert f["ip.src"] == "10.0.0.1" and f["udp.dstport"] == 5000
+    assert not has_errors(rec["issues"]), rec["issues"]
+
+
+def test_ubl_ipv6():
+    buf = ublhdr(4, cc=0, npi=0x12345) + ipv6(udp(6000, b"\x01\x02"))
+    rec = roundtrip(buf, LINKTYPE_UBL)
+    assert rec["layers"][:4] == ["ub.ubl", "ub.ubl_ip", "ipv6", "udp"]
+    assert rec["fields"]["ub.ubl.npi"] == 0x12345 and rec["fields"]["ub.cci.mode"] == 0
+    assert not has_errors(rec["issues"]), rec["issues"]
+
+
+def test_ubl_cfg5_has_no_icrc_even_when_cfg5_icrc_is_on():
+    # IP notify (App F.2.3): version 1 (IPv4), prefix length 24, 192.168.1.9
+    body = bytes([0x10, 24]) + bytes([192, 168, 1, 9])
+    buf = ublhdr(5) + cfg5(0x0102, body)
+    prof = SPEC.with_(cfg5_icrc=True)
+    rec = roundtrip(buf, LINKTYPE_UBL, prof)
+    assert rec["layers"] == ["ub.ubl", "ub.cfg5", "ub.ip_notify"]
+    assert rec["fields"]["ub.ip_notify.ipv4"] == "192.168.1.9"
+    assert rec["fields"]["ub.cfg5.dguid"].replace(":", "").lower().endswith("1f")
+    assert not rec["issues"], rec["issues"]
+
+
+def test_ubl_other_cfg_is_an_error_not_a_crash():
+    buf = bytes([7]) + bytes(20)
+    rec = decode(buf, LINKTYPE_UBL)
+    assert rec["layers"][0] == "ub.ubl"
+    assert any(i["field"] == "ub.ubl.cfg" and i["severity"] == "error" for i in rec["issues"])
+    for cut in range(len(ublhdr(3) + ipv4(b""))):
+        decode((ublhdr(3) + ipv4(b""))[:cut], LINKTYPE_UBL)   # truncations never raise
+
+
+def test_ubl_capture_file_decodes(tmp_path):
+    from ubpkt.capture import PcapWriter
+    from ubpkt.capture.stream import iter_records
+    p = tmp_path / "ubl.pcap"
+    with PcapWriter(p, LINKTYPE_UBL) as w:
+        w.write(ublhdr(3) + ipv4(udp(5000, b"x")), 1_000_000_000)
+        w.write(ublhdr(5) + cfg5(0x0109, LLDP_TLVS), 2_000_000_000)
+    recs = [r for r in iter_records(p) if r.get("frame")]
+    assert [r["linktype"] for r in recs] == [150, 150]
+    assert recs[1]["layers"][:3] == ["ub.ubl", "ub.cfg5", "ub.lldp_tlv"]
+
+
+# ------------------------------------------------------------------------------------------------
+# CFG-5 LLDP, both forms
+
+
+def test_lldp_bare_tlvs():
+    buf = lph_cfg5(cfg5(0x0109, LLDP_TLVS))
+    rec = roundtrip(buf, LINKTYPE_UB)
+    assert rec["layers"][:3] == ["ub.lph", "ub.cfg5", "ub.lldp_tlv"]
+    assert "ub.lldp_eth" not in rec["layers"]
+    assert rec["layers"].count("ub.lldp_tlv") == 4
+    assert not has_errors(rec["issues"]), rec["issues"]
+
+
+def test_lldp_behind_ub_lldpd_ethernet_header():
+    eth = LLDP_DST + LLDP_SRC + b"\x88\xcc"
+    buf = lph_cfg5(cfg5(0x0109, eth + LLDP_TLVS))
+    rec = roundtrip(buf, LINKTYPE_UB)
+    assert rec["layers"][:4] == ["ub.lph", "ub.cfg5", "ub.lldp_eth", "ub.lldp_tlv"]
+    f = rec["fields"]
+    assert f["ub.lldp_eth.dst"] == "01:80:c2:00:00:0e"
+    assert f["ub.lldp_eth.src"] == "02:aa:bb:cc:dd:ee"
+    assert f["ub.lldp_eth.etype"] == 0x88CC
+    # the TLVs are the LLDP decoder's: chassis ID, port ID, TTL, End
+    assert rec["layers"].count("ub.lldp_tlv") == 4
+    assert f["ub.lldp.tlv_type"] == [1, 2, 3, 0]
+    assert f["ub.lldp.tlv_value"][:3] == ["07" + GUID_S.hex(), "07" + b"port3".hex(), "0078"]
+    assert not has_errors(rec["issues"]), rec["issues"]
+
+
+def test_lldp_ethernet_detection_is_a_profile_setting():
+    eth = LLDP_DST + LLDP_SRC + b"\x88\xcc"
+    buf = lph_cfg5(cfg5(0x0109, eth + LLDP_TLVS))
+    rec = decode(buf, LINKTYPE_UB, SPEC.with_(cfg5_lldp_eth=False))
+    assert "ub.lldp_eth" not in rec["layers"] and rec["layers"][2] == "ub.lldp_tlv"
+
+
+@pytest.mark.parametrize("differs_at", range(6))
+def test_lldp_other_destination_is_bare_tlvs(differs_at):
+    dst = bytearray(LLDP_DST)
+    dst[differs_at] ^= 0x40
+    buf = lph_cfg5(cfg5(0x0109, bytes(dst) + LLDP_SRC + b"\x88\xcc" + LLDP_TLVS))
+    rec = decode(buf, LINKTYPE_UB)
+    assert "ub.lldp_eth" not in rec["layers"]
+
+
+def test_lldp_ethernet_header_with_other_ethertype_is_payload():
+    buf = lph_cfg5(cfg5(0x0109, LLDP_DST + LLDP_SRC + b"\x08\x00" + LLDP_TLVS))
+    rec = roundtrip(buf, LINKTYPE_UB)
+    assert rec["layers"][:3] == ["ub.lph", "ub.cfg5", "ub.lldp_eth"]
+    assert "ub.lldp_tlv" not in rec["layers"]
+
+
+def test_lldp_eth_header_declared_as_ub_lldpd_sends_it():
+    h = H["ub.lldp_eth"]
+    assert h.size == 14 and [f.name for f in h.fields] == ["dst", "src", "etype"]
