@@ -430,10 +430,10 @@ local NEXT = {
   ["ub.saetph"] = "@saetph_bitmap",
   ["ub.saetph_bitmap"] = {knob = "tp_response_atah", cases = {[true] = "@tp_response_atah"}, default = END},  -- UB 2.0 §6.2.1; profile G10
   ["ub.upih32"] = "ub.eidh256",
-  ["ub.eidh256"] = "@tah",
+  ["ub.eidh256"] = {switch = "ub.ciph.nlp", cases = {[0] = "@ciph_body"}, default = "@tah"},  -- UB 2.0 §11.5.2.3
   ["ub.upih16"] = {switch = "ub.cna16.nlp", cases = {[1] = "ub.enum_pad"}, default = "ub.eidh40"},  -- App B.3; UB 2.0 §10.4.3.1
-  ["ub.eidh40"] = "@tah",
-  ["ub.ciph"] = "@ciph_body",
+  ["ub.eidh40"] = {switch = "ub.ciph.nlp", cases = {[1] = "@ciph_body"}, default = "@tah"},  -- UB 2.0 §11.5.2.3
+  ["ub.ciph"] = {switch = "nlp", cases = {[0] = "ub.upih32", [1] = "ub.upih16"}, default = "@ciph_body"},  -- UB 2.0 §11.5.2.3
   ["ub.enum_pad"] = "ub.scan",
   ["ub.scan"] = "@scan_paths",
   ["ub.scan_pdu"] = {switch = "cmd", cases = {[1] = {switch = "opcode", cases = {[2] = "ub.scan_cna_cfg", [3] = "ub.scan_cna_cfg", [4] = "ub.scan_cna_cfg"}, default = END}, [0] = {switch = "opcode", cases = {[0] = "@scan_tlvs"}, default = END}}, default = END},  -- UB 2.0 §10.4.3.2
@@ -463,7 +463,7 @@ local PROCEDURES = {
   ["@tah"] = "the TAH by TAOpcode (request: BTAH; TA_RESPONSES: ATAH), full or compact, then ta_sequence() (UB 2.0 §7.4 Tables 7-2/7-4)",
   ["@tp_response_atah"] = "an ATAH after a TP response when 8 bytes remain (profile G10)",
   ["@saetph_bitmap"] = "the SACK bitmap, 8 << BitMapSize bytes (UB 2.0 §6.2.3)",
-  ["@ciph_body"] = "the protected part and the ICV (profile G9)",
+  ["@ciph_body"] = "the protected part and the ICV (profile G9), after the CIPH or, for CIPH NLP 0/1, after the clear-text UPIH and EIDH",
   ["@scan_paths"] = "forward (and with R, return) path entries, padded to 4 bytes, then the Scan PDU (UB 2.0 §10.4.3.2)",
   ["@scan_tlvs"] = "topology TLVs to the end (UB 2.0 §10.4.3.2 Table 10-9)",
   ["@npic_entries"] = "SUM NPIC entries (UB 2.0 App F.2.5)",

@@ -198,3 +198,63 @@ def test_lldp_ethernet_header_with_other_ethertype_is_payload():
 def test_lldp_eth_header_declared_as_ub_lldpd_sends_it():
     h = H["ub.lldp_eth"]
     assert h.size == 14 and [f.name for f in h.fields] == ["dst", "src", "etype"]
+
+
+# ------------------------------------------------------------------------------------------------
+# CIPH NLP 0/1: the UPIH and EIDH after it are clear text (UB 2.0 §11.5.2.3; App B Figures B-6,
+# B-8); NLP 2: the protected part follows the CIPH at once.  CIPH layout: profile G9 (CIP_ID 16,
+# rsvd 4, NLP 4, rsvd 8, SN 32), the ICV (12 bytes) closes the TP body before its padding.
+
+NO_ICRC = SPEC.with_(icrc=False)
+PROTECTED = bytes(range(0xA0, 0xA8))
+ICV = bytes(range(0xC0, 0xCC))
+
+
+def ciph(nlp: int) -> bytes:
+    return struct.pack(">HBBI", 0x00AB, nlp, 0, 5)
+
+
+def ctph(nlp: int, padding: int) -> bytes:
+    return bytes([(padding << 4) | nlp])      # TPOpcode 0, Padding, NLP (UB 2.0 §6.2.1)
+
+
+def test_ciph_nlp1_cna16_clear_upih16_eidh40():
+    body = ciph(1) + struct.pack(">H", 0x1234) + ((0x12345 << 20) | 0x6789A).to_bytes(5, "big") \
+        + PROTECTED + ICV
+    pad = -(1 + len(body)) % 4
+    nth = struct.pack(">HHHBB", 0x0102, 0x0304, 0, 0, 0)          # CNA16, NLP 0 (CTPH)
+    rest = nth + ctph(3, pad) + body + bytes(pad)
+    buf = struct.pack(">HH", 6, plength(4 + len(rest))) + rest
+    rec = roundtrip(buf, LINKTYPE_UB, NO_ICRC)
+    assert rec["layers"] == ["ub.lph", "ub.cna16", "ub.ctph", "ub.ciph", "ub.upih16",
+                             "ub.eidh40", "ub.ciph_protected", "ub.ciph_icv"] + \
+        (["ub.pad"] if pad else [])
+    f = rec["fields"]
+    assert (f["ub.ciph.nlp"], f["ub.upih.upi"], f["ub.eidh.seid"], f["ub.eidh.deid"]) == \
+        (1, 0x1234, 0x12345, 0x6789A)
+    assert f["ub.ciph.protected"] == PROTECTED.hex() and f["ub.ciph.icv"] == ICV.hex()
+    assert not has_errors(rec["issues"]), rec["issues"]
+
+
+def test_ciph_nlp0_cna24_clear_upih32_eidh256():
+    seid, deid = bytes(range(16)), bytes(range(16, 32))
+    body = ciph(0) + struct.pack(">I", 0x00ABCDEF) + seid + deid + PROTECTED + ICV
+    pad = -(1 + len(body)) % 4
+    nth = (0x010203).to_bytes(3, "big") + (0x040506).to_bytes(3, "big") + bytes(4)   # NLP 0
+    rest = nth + ctph(3, pad) + body + bytes(pad)
+    buf = struct.pack(">HH", 7, plength(4 + len(rest))) + rest
+    rec = roundtrip(buf, LINKTYPE_UB, NO_ICRC)
+    assert rec["layers"][3:7] == ["ub.ciph", "ub.upih32", "ub.eidh256", "ub.ciph_protected"]
+    f = rec["fields"]
+    assert f["ub.upih.upi"] == 0xABCDEF and f["ub.ciph.icv"] == ICV.hex()
+    assert f["ub.eidh.seid"].replace(":", "").lower() == seid.hex()
+    assert not has_errors(rec["issues"]), rec["issues"]
+
+
+def test_ciph_nlp2_protects_from_the_tah():
+    body = ciph(2) + PROTECTED + ICV
+    pad = -(1 + len(body)) % 4
+    rest = struct.pack(">HHHBB", 1, 2, 0, 0, 0) + ctph(3, pad) + body + bytes(pad)
+    buf = struct.pack(">HH", 6, plength(4 + len(rest))) + rest
+    rec = roundtrip(buf, LINKTYPE_UB, NO_ICRC)
+    assert rec["layers"][3:6] == ["ub.ciph", "ub.ciph_protected", "ub.ciph_icv"]

@@ -82,7 +82,7 @@ def sample_set(name: str):
 KNOWN_DROPS: dict = {}
 
 _CIPH = [("ub.lph", {"cfg": 6}), ("ub.cna16", {"nlp": 0}), ("ub.ctph", {"nlp": 3}),
-         ("ub.ciph", {"cip_id": 9, "sn": 5}), ("ub.ciph_protected", b"\x01\x02\x03\x04\x05"),
+         ("ub.ciph", {"cip_id": 9, "sn": 5, "nlp": 2}), ("ub.ciph_protected", b"\x01\x02\x03\x04\x05"),
          ("ub.ciph_icv", bytes(range(12)))]
 _CFG5_UB = [("ub.lph", {"cfg": 5}), ("ub.cfg5", {"protocol": 0x0100}),
             ("ip", {"proto": 17, "flags": 2, "ttl": 9, "src": 1, "dst": 2}),

@@ -213,12 +213,17 @@ NEXT: dict[str, Target] = {
     "ub.saetph": "@saetph_bitmap",
     "ub.saetph_bitmap": _TP_RESPONSE_TAIL,
     # App B.3/B.4: UPIH + EIDH, then the TAH; after a CNA16 NTH with NLP 1, enumeration
+    # after a CIPH with NLP 0/1 the UPIH and EIDH stay in clear text (the receiver finds the CIP
+    # policy by the DEID, UB 2.0 §11.5.2.3; App B Figures B-4, B-6, B-8): the protected part
+    # follows them instead of the TAH
     "ub.upih32": "ub.eidh256",
-    "ub.eidh256": "@tah",
+    "ub.eidh256": Switch("ub.ciph.nlp", {0: "@ciph_body"}, "@tah", spec="UB 2.0 §11.5.2.3"),
     "ub.upih16": Switch("ub.cna16.nlp", {1: "ub.enum_pad"}, "ub.eidh40",
                         spec="App B.3; UB 2.0 §10.4.3.1"),
-    "ub.eidh40": "@tah",
-    "ub.ciph": "@ciph_body",
+    "ub.eidh40": Switch("ub.ciph.nlp", {1: "@ciph_body"}, "@tah", spec="UB 2.0 §11.5.2.3"),
+    # UB 2.0 §11.5.2.3 CIPH NLP: 0 UPI32 + EID128 pair + TAH, 1 UPI16 + EID20 pair + TAH, 2 TAH
+    "ub.ciph": Switch("nlp", {0: "ub.upih32", 1: "ub.upih16"}, "@ciph_body",
+                      spec="UB 2.0 §11.5.2.3"),
     # UB 2.0 §10.4.3.1-2: enumeration
     "ub.enum_pad": "ub.scan",
     "ub.scan": "@scan_paths",
@@ -257,7 +262,8 @@ PROCEDURES: dict[str, str] = {
             "ta_sequence() (UB 2.0 §7.4 Tables 7-2/7-4)",
     "@tp_response_atah": "an ATAH after a TP response when 8 bytes remain (profile G10)",
     "@saetph_bitmap": "the SACK bitmap, 8 << BitMapSize bytes (UB 2.0 §6.2.3)",
-    "@ciph_body": "the protected part and the ICV (profile G9)",
+    "@ciph_body": "the protected part and the ICV (profile G9), after the CIPH or, for CIPH NLP "
+                  "0/1, after the clear-text UPIH and EIDH",
     "@scan_paths": "forward (and with R, return) path entries, padded to 4 bytes, then the Scan "
                    "PDU (UB 2.0 §10.4.3.2)",
     "@scan_tlvs": "topology TLVs to the end (UB 2.0 §10.4.3.2 Table 10-9)",
