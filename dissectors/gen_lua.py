@@ -268,6 +268,9 @@ def grammar_lines() -> list[str]:
     out.append("-- an ATAH after a TP response is read when this many bytes remain "
                "(grammar.TP_RESPONSE_ATAH_BYTES, profile G10)")
     out.append(f"local TP_RESPONSE_ATAH_BYTES = {G.TP_RESPONSE_ATAH_BYTES}")
+    out.append("-- topology TLV Type -> the header of its value (grammar.SCAN_TLV_VALUES, "
+               "UB 2.0 §10.4.3.2 Table 10-9)")
+    out.append(f"local SCAN_TLV_VALUES = {lua_data(G.SCAN_TLV_VALUES)}")
     out.append("-- BEETAH widths in bits (grammar.BE_SIZES, UB 2.0 §7.2.10); grammar.be_bits picks one")
     out.append(f"local BE_SIZES = {lua_data(G.BE_SIZES)}")
     out.append('-- "code/sub code/rsp" -> PDU header; sub code "*": any (grammar.MGMT_PDUS, '
@@ -326,7 +329,7 @@ def grammar_lines() -> list[str]:
     out.append("}")
     names = ["CHECKS", "VARIANTS", "START", "NEXT", "TPH", "TRANSPORT_OVER_UDP", "COMPACT_TAH", "PROCEDURES",
              "TA_REQUEST_PREFIX", "TA_FLAGS", "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS",
-             "TA_RESPONSE_IN_DATA_NS3", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES", "BE_SIZES",
+             "TA_RESPONSE_IN_DATA_NS3", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES", "BE_SIZES", "SCAN_TLV_VALUES",
              "MGMT_PDUS", "ICRC_COVERAGE", "ICRC_MASKS", "PADDING", "TA_PAIRS", "TA_MATCH",
              "TP_PAIRS", "TP_MATCH", "TP_RESPONSES_NS3"]
     out.append("local GRAMMAR = {" + ", ".join(f"{n} = {n}" for n in names) + "}")

@@ -889,13 +889,20 @@ end
 -- UB 2.0 §10.4.3.2 Table 10-9: topology TLVs to the end
 PROC["@scan_tlvs"] = function(st)
   while st.stop - st.pos - st.pad >= 2 do
-    local t = take(st, "ub.scan_tlv")
-    if not t then return STOP end
-    if t.length < 2 then
-      problem(st, EX.malformed, string.format("TLV length %d < 2", t.length))
+    local typ, length = st.tvb(st.pos, 1):uint(), st.tvb(st.pos + 1, 1):uint()
+    local value = SCAN_TLV_VALUES[typ]
+    local room = st.stop - st.pos - st.pad
+    local layer = "ub.scan_tlv"
+    if value ~= nil and HDR[value].size <= length and length <= room then layer = value end
+    if not take(st, layer) then return STOP end
+    if length < 2 then
+      problem(st, EX.malformed, string.format("TLV length %d < 2", length))
       return STOP
     end
-    if take_bytes(st, "ub.scan_tlv_value", t.length - 2) == nil then return STOP end
+    local n = length - HDR[layer].size
+    if (n > 0 or layer == "ub.scan_tlv") and take_bytes(st, "ub.scan_tlv_value", n) == nil then
+      return STOP
+    end
   end
   return END
 end

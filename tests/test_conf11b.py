@@ -258,3 +258,87 @@ def test_ciph_nlp2_protects_from_the_tah():
     buf = struct.pack(">HH", 6, plength(4 + len(rest))) + rest
     rec = roundtrip(buf, LINKTYPE_UB, NO_ICRC)
     assert rec["layers"][3:6] == ["ub.ciph", "ub.ciph_protected", "ub.ciph_icv"]
+
+
+# ------------------------------------------------------------------------------------------------
+# enumeration (UB 2.0 §10.4.3.1-2): CNA query request/response (Fig 10-33/10-34) and the
+# topology query response's TLVs (Fig 10-27..10-30), built from the figures
+
+GUID_DWS = (0x11111111, 0x22222222, 0x33333333, 0x44444444)   # least-significant DW first (G15)
+GUID_TEXT_HEX = "44444444333333332222222211111111"
+
+
+def guid_wire() -> bytes:
+    return struct.pack(">4I", *GUID_DWS)
+
+
+def enumeration(cmd: int, opcode: int, status: int, body: bytes) -> bytes:
+    """LPH CFG 6 | CNA16 NTH, NLP 1 | UPIH16 0x7FFF | 2 zero bytes | Scan Header (no return path,
+    8-bit entries, 1 hop) | forward path (one DW, entry 5) | Scan PDU | body; no ICRC (the
+    profile's enum_icrc is off)."""
+    nth = struct.pack(">HHHBB", 0, 0, 0, 0, 0x09)        # Mgmt 1, NLP 1
+    scan = struct.pack(">HBB", 0x0001, 1, 0) + struct.pack(">I", 5)
+    length = (20 + len(body)) // 4
+    pdu = struct.pack(">BBBBBBH", 1, cmd, opcode, status, 7, length, 0x0102) + guid_wire()
+    rest = nth + struct.pack(">H", 0x7FFF) + bytes(2) + scan + pdu + body
+    return struct.pack(">HH", 6, plength(4 + len(rest))) + rest
+
+
+def _guid(text: str) -> str:
+    return text.replace(":", "").replace("-", "").lower()
+
+
+def test_cna_query_request():
+    buf = enumeration(2, 3, 0, struct.pack(">HH", 0, 0x0007))
+    rec = roundtrip(buf, LINKTYPE_UB)
+    assert rec["layers"][-2:] == ["ub.scan_pdu", "ub.scan_cna_query"]
+    f = rec["fields"]
+    assert (f["ub.scan_pdu.cmd_name"], f["ub.scan_pdu.opcode"], f["ub.scan_pdu.port_idx"]) == \
+        ("CNA_Query", 3, 7)
+    assert _guid(f["ub.scan_pdu.guid"]) == GUID_TEXT_HEX
+    assert not has_errors(rec["issues"]), rec["issues"]
+
+
+def test_cna_query_response():
+    buf = enumeration(2, 0, 0, bytes([0]) + (0x123456).to_bytes(3, "big"))
+    rec = roundtrip(buf, LINKTYPE_UB)
+    assert rec["layers"][-2:] == ["ub.scan_pdu", "ub.scan_cna_query_rsp"]
+    assert rec["fields"]["ub.scan_pdu.cna"] == 0x123456
+    assert not has_errors(rec["issues"]), rec["issues"]
+
+
+def test_topology_response_tlvs():
+    slice_info = bytes([0, 4, 2, 1])
+    port_num = bytes([1, 8]) + struct.pack(">HHH", 16, 1, 0)
+    # T=1 (vPort), W=0, B=1 (boundary), S=1 (link up): byte 2 = rsvd[7:4] T W B S
+    port_info = bytes([2, 28, 0b1011, 0]) + struct.pack(">HHI", 3, 9, 0) + guid_wire()
+    # Sup_MTU [14:12] = 5, MTU [10:8] = 3, DA [0] = 1; then RSVD 16, Class Code 0x0200
+    cap_info = bytes([4, 8]) + struct.pack(">HHH", (5 << 12) | (3 << 8) | 1, 0, 0x0200)
+    vendor = bytes([200, 6]) + b"\xde\xad\xbe\xef"
+    longer = bytes([0, 8, 3, 2]) + b"\x01\x02\x03\x04"          # a Slice_info with 4 bytes more
+    buf = enumeration(0, 0, 0, slice_info + port_num + port_info + cap_info + vendor + longer)
+    rec = roundtrip(buf, LINKTYPE_UB)
+    i = rec["layers"].index("ub.scan_pdu")
+    assert rec["layers"][i + 1:] == ["ub.scan_slice_info", "ub.scan_port_num",
+                                     "ub.scan_port_info", "ub.scan_cap_info", "ub.scan_tlv",
+                                     "ub.scan_tlv_value", "ub.scan_slice_info",
+                                     "ub.scan_tlv_value"]
+    f = rec["fields"]
+    assert f["ub.scan_tlv.type"] == [0, 1, 2, 4, 200, 0]
+    assert f["ub.scan_tlv.total_slice"] == [2, 3] and f["ub.scan_tlv.slice_id"] == [1, 2]
+    assert (f["ub.scan_tlv.total_num_ports"], f["ub.scan_tlv.num_port_tlv"]) == (16, 1)
+    assert (f["ub.scan_tlv.t"], f["ub.scan_tlv.w"], f["ub.scan_tlv.b"], f["ub.scan_tlv.s"]) == \
+        (1, 0, 1, 1)
+    assert (f["ub.scan_tlv.t_name"], f["ub.scan_tlv.s_name"]) == ("vPort", "Link_up")
+    assert (f["ub.scan_tlv.local_port_idx"], f["ub.scan_tlv.remote_port_idx"]) == (3, 9)
+    assert _guid(f["ub.scan_tlv.remote_guid"]) == GUID_TEXT_HEX
+    assert (f["ub.scan_tlv.sup_mtu"], f["ub.scan_tlv.mtu"], f["ub.scan_tlv.da"],
+            f["ub.scan_tlv.class_code"]) == (5, 3, 1, 0x0200)
+    assert f["ub.scan_tlv.value"] == ["deadbeef", "01020304"]
+    assert not has_errors(rec["issues"]), rec["issues"]
+
+
+def test_topology_tlv_too_short_for_its_type_stays_bytes():
+    buf = enumeration(0, 0, 0, bytes([2, 8]) + bytes(6))       # a Port_info of 8 bytes
+    rec = roundtrip(buf, LINKTYPE_UB)
+    assert rec["layers"][-2:] == ["ub.scan_tlv", "ub.scan_tlv_value"]

@@ -1,6 +1,7 @@
 """The Lua plugin on issue 11's remaining formats (tests/test_conf11b.py builds the frames by
 hand): the Linux UB link netdev link type (150) and both forms of CFG-5 LLDP agree with ubpkt,
-field by field, and the fast path agrees with the walk."""
+field by field (with enumeration CNA query and topology TLVs), and the fast path agrees with
+the walk."""
 from __future__ import annotations
 
 import sys
@@ -29,7 +30,14 @@ FRAMES = {
                    bytes([7]) + bytes(12)],
     LINKTYPE_UB: [G.lph_cfg5(G.cfg5(0x0109, G.LLDP_TLVS)),
                   G.lph_cfg5(G.cfg5(0x0109, ETH_LLDP + G.LLDP_TLVS)),
-                  G.lph_cfg5(G.cfg5(0x0109, G.LLDP_DST + G.LLDP_SRC + b"\x08\x00" + G.LLDP_TLVS))],
+                  G.lph_cfg5(G.cfg5(0x0109, G.LLDP_DST + G.LLDP_SRC + b"\x08\x00" + G.LLDP_TLVS)),
+                  G.enumeration(2, 3, 0, bytes(2) + b"\x00\x07"),
+                  G.enumeration(2, 0, 0, b"\x00\x12\x34\x56"),
+                  G.enumeration(0, 0, 0, bytes([0, 4, 2, 1, 1, 8, 0, 16, 0, 1, 0, 0])
+                                + bytes([2, 28, 0b1011, 0, 0, 3, 0, 9]) + bytes(4) + G.guid_wire()
+                                + bytes([4, 8, 0x53, 0x01, 0, 0, 0x02, 0x00])
+                                + bytes([200, 6, 1, 2, 3, 4, 0, 8, 3, 2, 9, 9, 9, 9])),
+                  G.enumeration(0, 0, 0, bytes([2, 8]) + bytes(6))],
 }
 
 

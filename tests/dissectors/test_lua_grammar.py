@@ -40,7 +40,11 @@ local function enc(x)
     for k in pairs(x) do n = n + 1; keys[#keys + 1] = k end
     if n == 0 then return "[]" end
     local parts = {}
-    if n == #x then
+    local seq = true   -- a sequence: keys exactly 1..n (#x alone is ambiguous with holes)
+    for k in pairs(x) do
+      if type(k) ~= "number" or k < 1 or k > n or k %% 1 ~= 0 then seq = false end
+    end
+    if seq then
       for i = 1, n do parts[i] = enc(x[i]) end
       return "[" .. table.concat(parts, ",") .. "]"
     end
@@ -125,6 +129,7 @@ def expected_grammar() -> dict:
         "ATOMIC_SUBOP_OPCODES": list(G.ATOMIC_SUBOP_OPCODES),
         "TP_RESPONSE_ATAH_BYTES": G.TP_RESPONSE_ATAH_BYTES,
         "BE_SIZES": list(G.BE_SIZES),
+        "SCAN_TLV_VALUES": {str(k): v for k, v in G.SCAN_TLV_VALUES.items()},
         "MGMT_PDUS": {f"{c}/{'*' if s is None else s}/{r}": layer
                       for (c, s, r), layer in G.MGMT_PDUS.items()},
         "ICRC_COVERAGE": [{"start": c.start, "knobs": dict(c.knobs),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..formats import enums as E
 from ..formats.core import Header
-from ..formats.grammar import NEXT, mgmt_pdu
+from ..formats.grammar import NEXT, SCAN_TLV_VALUES, mgmt_pdu
 from .frame import ERROR, H, WARNING, Frame
 from .walk import AFTER, PROCS, reads, run
 
@@ -65,16 +65,19 @@ def _scan_paths(fr: Frame, h: Header, s) -> bool:
 def _scan_tlvs(fr: Frame, h: Header, v) -> bool:
     tlv = H["ub.scan_tlv"]
     while fr.end - fr.pos - fr.pad >= 2:
-        t = fr.take(tlv)
-        if t is None:
+        typ, length = fr.buf[fr.pos], fr.buf[fr.pos + 1]
+        value = SCAN_TLV_VALUES.get(typ)
+        room = fr.end - fr.pos - fr.pad
+        hdr = H[value] if value is not None and H[value].size <= length <= room else tlv
+        if fr.take(hdr) is None:
             return False
-        length = t[tlv.index["length"]]
         if length < 2:
             fr.issue(ERROR, "ub.scan_tlv", "ub.scan_tlv.length", fr.pos - 2,
                      f"TLV length {length} < 2")
             fr.rest_as_data()
             return True
-        if fr.take_bytes("ub.scan_tlv_value", length - 2) is None:
+        n = length - hdr.size
+        if (n or hdr is tlv) and fr.take_bytes("ub.scan_tlv_value", n) is None:
             return False
     fr.rest_as_data()
     return True

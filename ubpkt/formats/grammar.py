@@ -33,7 +33,7 @@ __all__ = ["END", "RESERVED", "Switch", "Peek", "Knob", "Target", "VARIANTS", "r
            "TA_FLAGS", "ta_sequence", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES",
            "TP_RESPONSES_NS3", "MGMT_PDUS", "mgmt_pdu", "ICRC_COVERAGE", "icrc_start",
            "covered_from", "PADDING", "AUTO_FILL", "TA_PAIRS", "TA_MATCH", "TP_PAIRS", "TP_MATCH",
-           "ta_response_opcode", "TRANSPORT_OVER_UDP", "BE_SIZES", "be_bits"]
+           "ta_response_opcode", "TRANSPORT_OVER_UDP", "BE_SIZES", "be_bits", "SCAN_TLV_VALUES"]
 
 #: The rest of the frame (up to the padding and the ICRC) is payload.
 END = None
@@ -230,7 +230,9 @@ NEXT: dict[str, Target] = {
     "ub.scan_pdu": Switch("cmd", {
         1: Switch("opcode", {2: "ub.scan_cna_cfg", 3: "ub.scan_cna_cfg", 4: "ub.scan_cna_cfg"},
                   END),
-        0: Switch("opcode", {0: "@scan_tlvs"}, END)}, END, spec="UB 2.0 §10.4.3.2"),
+        0: Switch("opcode", {0: "@scan_tlvs"}, END),
+        2: Switch("opcode", {2: "ub.scan_cna_query", 3: "ub.scan_cna_query",
+                             0: "ub.scan_cna_query_rsp"}, END)}, END, spec="UB 2.0 §10.4.3.2"),
     # UB 2.0 App F.2: CFG-5 frames by protocol
     "ub.cfg5": Switch("protocol", {
         0x0102: Peek(0, 0xF0, 4, {2: "ub.ip_notify6"}, "ub.ip_notify"),
@@ -266,7 +268,9 @@ PROCEDURES: dict[str, str] = {
                   "0/1, after the clear-text UPIH and EIDH",
     "@scan_paths": "forward (and with R, return) path entries, padded to 4 bytes, then the Scan "
                    "PDU (UB 2.0 §10.4.3.2)",
-    "@scan_tlvs": "topology TLVs to the end (UB 2.0 §10.4.3.2 Table 10-9)",
+    "@scan_tlvs": "topology TLVs to the end: by the Type byte the TLV header SCAN_TLV_VALUES "
+                  "declares when Length covers it, else ub.scan_tlv; the rest of Length as bytes "
+                  "(UB 2.0 §10.4.3.2 Table 10-9)",
     "@npic_entries": "SUM NPIC entries (UB 2.0 App F.2.5)",
     "@lldp_tlvs": "LLDP TLVs to the End TLV (IEEE 802.1AB)",
     "@lacp_tlvs": "LACP TLVs to the Terminator (IEEE 802.1AX)",
@@ -277,6 +281,12 @@ PROCEDURES: dict[str, str] = {
     "@dllcb": "a DLL control block: the LCH form and body by CTRL/SUB_CTRL, the BCRC "
               "(UB 2.0 §4.3.3)",
 }
+
+#: Topology TLV Type -> the header of the whole TLV (Type, Length and the value's fields; UB 2.0
+#: §10.4.3.2 Table 10-9, Fig 10-27..30), read when Length covers it; value bytes past it, and other
+#: types (reserved, vendor defined), are ``ub.scan_tlv`` plus bytes.
+SCAN_TLV_VALUES: dict[int, str] = {0: "ub.scan_slice_info", 1: "ub.scan_port_num",
+                                   2: "ub.scan_port_info", 4: "ub.scan_cap_info"}
 
 #: BEETAH widths in bits, one per payload byte of a 64..1024-byte write (UB 2.0 §7.2.10).
 BE_SIZES = (64, 128, 256, 512, 1024)

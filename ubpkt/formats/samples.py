@@ -49,7 +49,7 @@ from . import enums as E
 from .checks import CHECKS
 from .core import Header
 from .grammar import (AUTO_FILL, COMPACT_TAH, END, ICRC_COVERAGE, MGMT_PDUS, NEXT, PADDING, RESERVED,
-                      START, TA_FLAGS, TA_REQUEST_HEADERS, TA_REQUEST_PREFIX,
+                      START, SCAN_TLV_VALUES, TA_FLAGS, TA_REQUEST_HEADERS, TA_REQUEST_PREFIX,
                       TA_RESPONSE_IN_DATA_NS3, TP_RESPONSE_ATAH_BYTES, TPH, TRANSPORT_OVER_UDP,
                       Knob, Peek, Switch, icrc_start, logical, resolve, select, ta_sequence)
 
@@ -757,12 +757,22 @@ class _Gen:
                              [(t, r) for t in sorted(E.SCAN_PATH_TYPE) for r in (0, 1)], branch)
 
     def p_scan_tlvs(self, st: _State, last) -> Iterator[Sample]:
-        """UB 2.0 §10.4.3.2 Table 10-9: topology TLVs to the end."""
+        """UB 2.0 §10.4.3.2 Table 10-9: topology TLVs to the end, the declared ones (Fig
+        10-27..10-30) with 0, 2 or 4 value bytes past their fields."""
         s = st.fork()
-        for _ in range(self.rnd.randint(1, 3)):
-            n = self.rnd.randint(1, 8)
-            self.new(s, "ub.scan_tlv", length=n + 2)
-            self.new_raw(s, "ub.scan_tlv_value", self.rbytes(n))
+        # every declared TLV (Table 10-9), in a random order, and a reserved or vendor one
+        types = sorted(SCAN_TLV_VALUES) + [self.rnd.choice((3, 128 + self.rnd.getrandbits(7)))]
+        self.rnd.shuffle(types)
+        for typ in types:
+            value = SCAN_TLV_VALUES.get(typ)
+            extra = self.rnd.choice((0, 0, 2, 4))
+            if value is None:
+                extra = self.rnd.randint(1, 8)
+            size = HEADERS[value].size if value else 2
+            if self.new(s, value or "ub.scan_tlv", type=typ, length=size + extra) is None:
+                return
+            if extra or not value:
+                self.new_raw(s, "ub.scan_tlv_value", self.rbytes(extra))
         s.payload = (0, 0)
         yield from self.finish(s)
 

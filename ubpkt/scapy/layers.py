@@ -600,6 +600,30 @@ def _npic_next(pkt, pay):
     return None
 
 
+def _scan_tlv_start(pkt, pay):
+    """A topology TLV: by its Type byte the TLV header grammar.SCAN_TLV_VALUES declares when its
+    Length covers it, else the generic Type/Length (UB 2.0 §10.4.3.2 Table 10-9)."""
+    if len(pay) < 2:
+        return None
+    value = G.SCAN_TLV_VALUES.get(pay[0])
+    if value is not None and HEADERS[value].size <= pay[1] <= len(pay):
+        return L[value]
+    return L["ub.scan_tlv"]
+
+
+def _scan_tlv_rest(pkt) -> int:
+    """Bytes of a topology TLV's value after its declared fields."""
+    under = pkt.underlayer
+    return max(0, (under.length or 0) - HEADERS[_lid(under)].size)
+
+
+def _scan_tlv_done(pkt, pay):
+    """After a declared topology TLV: the rest of its Length as bytes, or the next TLV."""
+    if (pkt.length or 0) > HEADERS[_lid(pkt)].size:
+        return L["ub.scan_tlv_value"]
+    return _scan_tlv_start(pkt, pay)
+
+
 #: The grammar's procedures (grammar.PROCEDURES), as scapy dispatch: (layer just read, the bytes
 #: after it) -> the class of the next layer or None (payload).  ``@udp`` is scapy's UDP
 #: dispatch, bound to the profile's UB ports (:func:`_bind_udp`).
@@ -611,7 +635,7 @@ _PROCEDURES = {
     E.SACK_BITMAP_BITS else None,
     "@ciph_body": lambda p, pay: L["ub.ciph_protected"] if len(pay) >= _ciph_icv(p) else None,
     "@scan_paths": _scan_paths,
-    "@scan_tlvs": _tlv_start("ub.scan_tlv"),
+    "@scan_tlvs": _scan_tlv_start,
     "@npic_entries": _npic_next,
     "@lldp_tlvs": _tlv_start("ub.lldp_tlv"),
     "@lacp_tlvs": _tlv_start("ub.lacp_tlv"),
@@ -622,7 +646,7 @@ _PROCEDURES = {
 _PROCEDURE_FIRST = {
     "@tah": ("ub.btah", "ub.atah"), "@saetph_bitmap": ("ub.saetph_bitmap",),
     "@ciph_body": ("ub.ciph_protected",), "@scan_paths": ("ub.scan_fwd",),
-    "@scan_tlvs": ("ub.scan_tlv",), "@npic_entries": ("ub.npic_entry",),
+    "@scan_tlvs": ("ub.scan_tlv", *G.SCAN_TLV_VALUES.values()), "@npic_entries": ("ub.npic_entry",),
     "@lldp_tlvs": ("ub.lldp_tlv",), "@lacp_tlvs": ("ub.lacp_tlv",),
 }
 
@@ -632,7 +656,7 @@ _CONTINUE: dict = {
     "ub.scan_fwd": lambda p, pay: L["ub.scan_ret"] if p.underlayer.r else L["ub.scan_pdu"],
     "ub.scan_ret": lambda p, pay: L["ub.scan_pdu"],
     "ub.scan_tlv": lambda p, pay: L["ub.scan_tlv_value"] if (p.length or 0) >= 2 else None,
-    "ub.scan_tlv_value": _tlv_start("ub.scan_tlv"),
+    "ub.scan_tlv_value": _scan_tlv_start,
     "ub.lldp_tlv": _tlv_next("ub.lldp_value", lambda t: t.tlv_len or 0),
     "ub.lldp_value": _tlv_value_next("ub.lldp_tlv"),
     "ub.lacp_tlv": _tlv_next("ub.lacp_value", lambda t: (t.tlv_len or 0) - 2),
@@ -647,6 +671,8 @@ for _lay in ("ub.crd_ack", "ub.crd_ack_ns3", "ub.retry_req", "ub.retry_ack", "ub
     _CONTINUE[_lay] = _dllcb_tail
 for _lay in set(G.MGMT_PDUS.values()):
     _CONTINUE[_lay] = _pdu_header_next
+for _lay in G.SCAN_TLV_VALUES.values():
+    _CONTINUE[_lay] = _scan_tlv_done
 
 
 def _ta_layers() -> set:
@@ -1078,7 +1104,7 @@ _RUN_LENGTH = {
     "ub.pdu": lambda p, s: _pdu_rest(p),
     "ub.scan_fwd": lambda p, s: _scan_path_len(p.underlayer) or 0,
     "ub.scan_ret": lambda p, s: _scan_path_len(p.underlayer.underlayer) or 0,
-    "ub.scan_tlv_value": lambda p, s: max(0, (p.underlayer.length or 0) - 2),
+    "ub.scan_tlv_value": lambda p, s: _scan_tlv_rest(p),
     "ub.ciph_protected": lambda p, s: len(s) - _ciph_icv(p),
     "ub.ciph_icv": lambda p, s: _ciph_icv(p),
     "ub.cb_body": _cb_body_len,
