@@ -268,6 +268,16 @@ def grammar_lines() -> list[str]:
     out.append("-- an ATAH after a TP response is read when this many bytes remain "
                "(grammar.TP_RESPONSE_ATAH_BYTES, profile G10)")
     out.append(f"local TP_RESPONSE_ATAH_BYTES = {G.TP_RESPONSE_ATAH_BYTES}")
+    out.append('-- "code/sub code" -> the byte-run layer of another protocol\'s PDU '
+               "(grammar.MGMT_PAYLOADS, UB 2.0 Table 10-11)")
+    out.append("local MGMT_PAYLOADS = {" + ", ".join(
+        f'["{c}/{sc}"] = {lua_str(layer)}' for (c, sc), layer in G.MGMT_PAYLOADS.items()) + "}")
+    out.append("-- PDU header -> the list fields its body carries (grammar.PDU_LISTS)")
+    out.append("local PDU_LISTS = {" + ", ".join(
+        f"[{lua_str(layer)}] = {{count = {lua_str(l.count)}, entry_bits = {l.entry_bits}, "
+        f"fields = {lua_data([list(f) for f in l.fields])}, "
+        f"fixed = {lua_data([list(f) for f in l.fixed])}}}" for layer, l in G.PDU_LISTS.items())
+        + "}")
     out.append("-- topology TLV Type -> the header of its value (grammar.SCAN_TLV_VALUES, "
                "UB 2.0 §10.4.3.2 Table 10-9)")
     out.append(f"local SCAN_TLV_VALUES = {lua_data(G.SCAN_TLV_VALUES)}")
@@ -329,7 +339,7 @@ def grammar_lines() -> list[str]:
     out.append("}")
     names = ["CHECKS", "VARIANTS", "START", "NEXT", "TPH", "TRANSPORT_OVER_UDP", "COMPACT_TAH", "PROCEDURES",
              "TA_REQUEST_PREFIX", "TA_FLAGS", "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS",
-             "TA_RESPONSE_IN_DATA_NS3", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES", "BE_SIZES", "SCAN_TLV_VALUES",
+             "TA_RESPONSE_IN_DATA_NS3", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES", "BE_SIZES", "SCAN_TLV_VALUES", "MGMT_PAYLOADS", "PDU_LISTS",
              "MGMT_PDUS", "ICRC_COVERAGE", "ICRC_MASKS", "PADDING", "TA_PAIRS", "TA_MATCH",
              "TP_PAIRS", "TP_MATCH", "TP_RESPONSES_NS3"]
     out.append("local GRAMMAR = {" + ", ".join(f"{n} = {n}" for n in names) + "}")

@@ -943,6 +943,27 @@ PROC["@lacp_tlvs"] = function(st)
 end
 
 -- UB 2.0 §10.4.3.1: the PDU header MGMT_PDUS names, the rest of PDU_Length as bytes
+-- Wireshark's dissectors for the byte-run layers of MGMT_PAYLOADS (DMTF DSP0236, DSP0274)
+local PAYLOAD_DISSECTORS = {["ub.mctp"] = "mctp", ["ub.spdm"] = "spdm"}
+
+-- the list fields of a PDU body (PDU_LISTS): as many entries as the header announces and the
+-- body holds; the bytes stay ub.pdu
+local function pdu_list(st, lst, hv, body_end)
+  local n = hv[lst.count]
+  for _, f in ipairs(lst.fixed) do
+    if hv[f[1]] == f[2] then n = f[3] break end
+  end
+  local size = lst.entry_bits / 8
+  n = math.min(n, floor((body_end - st.pos) / size))
+  for k = 0, n - 1 do
+    local r = st.tvb(st.pos + k * size, size)
+    for _, f in ipairs(lst.fields) do
+      local value = r:bitfield(f[2], f[3])
+      st.tree:add(HF[FIRST_HF[f[1]]], r, value)
+    end
+  end
+end
+
 PROC["@mgmt_pdu"] = function(st, v)
   local pdu_len = v.pdu_length
   local avail = st.stop - st.pos - st.pad
@@ -956,9 +977,25 @@ PROC["@mgmt_pdu"] = function(st, v)
             or MGMT_PDUS[v.code .. "/*/" .. v.rsp]
   local saved = st.stop
   st.stop = body_end
-  if h ~= nil and pdu_len >= HDR[h].size then take(st, h) end
+  if h ~= nil and pdu_len >= HDR[h].size then
+    local hv = take(st, h)
+    local lst = PDU_LISTS[h]
+    if hv and lst then pdu_list(st, lst, hv, body_end) end
+  end
   st.stop = saved
-  if st.pos < body_end then take_bytes(st, "ub.pdu", body_end - st.pos) end
+  if st.pos < body_end then
+    local layer = MGMT_PAYLOADS[v.code .. "/" .. v.sub_code] or "ub.pdu"
+    local start = st.pos
+    take_bytes(st, layer, body_end - st.pos)
+    -- another protocol's PDU (MCTP, SPDM): its own Wireshark dissector, when there is one
+    local other = PAYLOAD_DISSECTORS[layer]
+    if other ~= nil then
+      local ok, d = pcall(Dissector.get, other)
+      if ok and d ~= nil then
+        pcall(d.call, d, st.tvb(start, body_end - start):tvb(), st.pinfo, st.ptree)
+      end
+    end
+  end
   return END
 end
 

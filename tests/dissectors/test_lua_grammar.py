@@ -130,6 +130,11 @@ def expected_grammar() -> dict:
         "TP_RESPONSE_ATAH_BYTES": G.TP_RESPONSE_ATAH_BYTES,
         "BE_SIZES": list(G.BE_SIZES),
         "SCAN_TLV_VALUES": {str(k): v for k, v in G.SCAN_TLV_VALUES.items()},
+        "MGMT_PAYLOADS": {f"{c}/{sc}": layer for (c, sc), layer in G.MGMT_PAYLOADS.items()},
+        "PDU_LISTS": {layer: {"count": lst.count, "entry_bits": lst.entry_bits,
+                              "fields": [list(f) for f in lst.fields],
+                              "fixed": [list(f) for f in lst.fixed] or []}
+                      for layer, lst in G.PDU_LISTS.items()},
         "MGMT_PDUS": {f"{c}/{'*' if s is None else s}/{r}": layer
                       for (c, s, r), layer in G.MGMT_PDUS.items()},
         "ICRC_COVERAGE": [{"start": c.start, "knobs": dict(c.knobs),

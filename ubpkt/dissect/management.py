@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..formats import enums as E
 from ..formats.core import Header
-from ..formats.grammar import NEXT, SCAN_TLV_VALUES, mgmt_pdu
+from ..formats.grammar import (MGMT_PAYLOADS, NEXT, PDU_LISTS, SCAN_TLV_VALUES, mgmt_pdu,
+                               pdu_list_values)
 from .frame import ERROR, H, WARNING, Frame
 from .walk import AFTER, PROCS, reads, run
 
@@ -35,10 +36,15 @@ def _mgmt_pdu(fr: Frame, h: Header, v) -> bool:
     saved_end = fr.end
     fr.end = body_end
     if layer is not None and pdu_len >= H[layer].size:
-        fr.take(H[layer])
+        hv = fr.take(H[layer])
+        lst = PDU_LISTS.get(layer)
+        if lst is not None and hv is not None:
+            ix = H[layer].index
+            fr.fields.update(pdu_list_values(lst, lambda n: hv[ix[n]],
+                                             bytes(fr.buf[fr.pos:body_end])))
     fr.end = saved_end
     if fr.pos < body_end:
-        fr.take_bytes("ub.pdu", body_end - fr.pos)
+        fr.take_bytes(MGMT_PAYLOADS.get((code, sub), "ub.pdu"), body_end - fr.pos)
     return True
 
 
@@ -96,6 +102,8 @@ def _path_entries(raw: bytes, width: int, hops: int) -> list[int]:
 assert NEXT["ub.mgmtetah"] == "@mgmt_pdu"
 reads("ub.mgmtetah", "sub_code", "code", "rsp", "pdu_length")
 reads("ub.scan", "r", "type", "hops")
+reads("ub.neighbour_query", "d", "port_num")
+reads("ub.entity_info", "mue_nums")
 reads("ub.scan_pdu", "cmd", "opcode")
 reads("ub.scan_tlv", "type", "length")
 AFTER["ub.mgmtetah"] = _mgmtetah

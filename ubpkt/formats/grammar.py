@@ -33,7 +33,8 @@ __all__ = ["END", "RESERVED", "Switch", "Peek", "Knob", "Target", "VARIANTS", "r
            "TA_FLAGS", "ta_sequence", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES",
            "TP_RESPONSES_NS3", "MGMT_PDUS", "mgmt_pdu", "ICRC_COVERAGE", "icrc_start",
            "covered_from", "PADDING", "AUTO_FILL", "TA_PAIRS", "TA_MATCH", "TP_PAIRS", "TP_MATCH",
-           "ta_response_opcode", "TRANSPORT_OVER_UDP", "BE_SIZES", "be_bits", "SCAN_TLV_VALUES"]
+           "ta_response_opcode", "TRANSPORT_OVER_UDP", "BE_SIZES", "be_bits", "SCAN_TLV_VALUES",
+           "MGMT_PAYLOADS", "PduList", "PDU_LISTS", "pdu_list_count", "pdu_list_values"]
 
 #: The rest of the frame (up to the padding and the ICRC) is payload.
 END = None
@@ -274,7 +275,8 @@ PROCEDURES: dict[str, str] = {
     "@npic_entries": "SUM NPIC entries (UB 2.0 App F.2.5)",
     "@lldp_tlvs": "LLDP TLVs to the End TLV (IEEE 802.1AB)",
     "@lacp_tlvs": "LACP TLVs to the Terminator (IEEE 802.1AX)",
-    "@mgmt_pdu": "the PDU header chosen by MGMT_PDUS, the rest of PDU_Length as bytes",
+    "@mgmt_pdu": "the PDU header chosen by MGMT_PDUS (its PDU_LISTS entries as list fields), the "
+                 "rest of PDU_Length as bytes (MGMT_PAYLOADS: another protocol's layer)",
     "@beetah": "the BEETAH: BE_SIZES bits, the largest not above the MAETAH Length (64 below "
                "it); a payload longer than the bitmap is valid beyond it (UB 2.0 §7.2.10, "
                "§7.4.2.1.3).  Without a MAETAH Length: 9/8 of the payload",
@@ -464,7 +466,60 @@ MGMT_PDUS: dict[tuple, str] = {
     (4, 7, 0): "ub.neighbour_query",
     (6, 0, 0): "ub.entity_reg", (6, 1, 0): "ub.entity_dereg", (6, 2, 0): "ub.bus_create",
     (6, 3, 0): "ub.bus_destroy", (6, 4, 0): "ub.cfg_complete", (6, 5, 0): "ub.port_reset",
+    (4, 2, 1): "ub.entity_info", (4, 1, 0): "ub.rs_info_req", (4, 1, 1): "ub.rs_info_rsp",
+    (3, 15, 0): "ub.vdm_vendor", (3, 15, 1): "ub.vdm_vendor",
 }
+
+#: (code, sub code) -> the byte-run layer of a PDU that belongs to another protocol, request and
+#: response alike: MCTP over UB (DMTF DSP0236, carried unmodified) and Device Authentication
+#: (SPDM, DMTF DSP0274) (UB 2.0 §10.4.3.3 Table 10-11).  The Lua plugin hands the bytes to
+#: Wireshark's mctp/spdm dissectors when it has them.
+MGMT_PAYLOADS: dict[tuple, str] = {(3, 0): "ub.mctp", (5, 1): "ub.spdm"}
+
+
+@dataclass(frozen=True)
+class PduList:
+    """Entries of ``entry_bits`` after a PDU header, shown as list fields: ``fields`` are
+    (record key, bit offset in the entry, bits); ``count``: the header field giving how many
+    entries, or ``(field, value, n)`` overrides: n entries when the field has that value."""
+    count: str
+    entry_bits: int
+    fields: tuple
+    fixed: tuple = ()
+    spec: str = ""
+
+
+#: PDU header -> the list its body carries (read from the PDU bytes, which stay ``ub.pdu``).
+PDU_LISTS: dict[str, PduList] = {
+    # Fig 10-45: D 0 asks for the range Port_idx0..Port_idx1, D 1 for Port_num listed ports
+    "ub.neighbour_query": PduList("port_num", 16, (("ub.neighbour_query.port_idx", 0, 16),),
+                                  fixed=(("d", 0, 2),), spec="UB 2.0 §10.4.3.3"),
+    # Fig 10-44: per MUE its end and start UE index
+    "ub.entity_info": PduList("mue_nums", 32, (("ub.entity_info.mue_end_ue_idx", 0, 16),
+                                               ("ub.entity_info.mue_start_ue_idx", 16, 16)),
+                              spec="UB 2.0 §10.4.3.3"),
+}
+
+
+def pdu_list_count(lst: PduList, value) -> int:
+    """How many entries ``lst`` announces; ``value(name)``: a field of its PDU header."""
+    for name, v, n in lst.fixed:
+        if value(name) == v:
+            return n
+    return value(lst.count)
+
+
+def pdu_list_values(lst: PduList, value, body: bytes) -> dict:
+    """The list fields of ``lst`` read from ``body`` (the PDU bytes after its header): as many
+    entries as the header announces and the body holds."""
+    size = lst.entry_bits // 8
+    n = min(pdu_list_count(lst, value), len(body) // size)
+    out: dict = {key: [] for key, _, _ in lst.fields}
+    for k in range(n):
+        e = int.from_bytes(body[k * size:(k + 1) * size], "big")
+        for key, off, bits in lst.fields:
+            out[key].append((e >> (lst.entry_bits - off - bits)) & ((1 << bits) - 1))
+    return out if n else {}
 
 
 def mgmt_pdu(code: int, sub: int, rsp: int) -> str | None:

@@ -29,6 +29,28 @@ TOKEN_CHECK_RSP = register(Header("token_check_rsp", "token_check", "Token check
 LINK_NEIGHBOUR_QUERY = register(Header("neighbour_query", "neighbour_query",
                                        "Link neighbour query", "UB 2.0 §10.4.3.3", (
     F("d", 1), R(7), F("port_num", 8), R(16))))
+# Obtaining Entity Information response (Fig 10-44): a reserved DW, MUE nums, Entity nums; then
+# per MUE a DW of its end and start UE index (the list fields of grammar.PDU_LISTS).
+ENTITY_INFO = register(Header("entity_info", "entity_info", "Entity information",
+                              "UB 2.0 §10.4.3.3", (R(32), F("mue_nums", 16),
+                                                   F("entity_nums", 16))))
+# Resource Space Information Exchange (Fig 10-42/10-43).  The request's first DW holds Opcode in
+# its last bit (0 obtain: 4 bytes; 1 configure: 28 bytes, the three start addresses following as
+# PDU bytes); the response to Opcode 0 gives size and start address of the three spaces, each
+# start address low word first (SA0 then SA1, as Entity Registration's; profile G15).
+RS_INFO_REQ = register(Header("rs_info_req", "rs_info", "Resource space information request",
+                              "UB 2.0 §10.4.3.3", (R(31), F("opcode", 1,
+                                                            enum={0: "Obtain", 1: "Configure"}))))
+RS_INFO_RSP = register(Header("rs_info_rsp", "rs_info", "Resource space information",
+                              "UB 2.0 §10.4.3.3", (
+    F("ers0_ss", 32), F("ers0_sa", 64, dwrev=True), F("ers1_ss", 32), F("ers1_sa", 64, dwrev=True),
+    F("ers2_ss", 32), F("ers2_sa", 64, dwrev=True))))
+# VDM for Vendor (Fig 10-41; the kernel's vdm.h): the first eight bytes repeat the sender GUID's
+# Version, Type (GUID bits 95:88), then its Vendor ID and Device ID (bits 127:96), for
+# verification; the vendor's data follows as PDU bytes.
+VDM_VENDOR = register(Header("vdm_vendor", "vdm", "Vendor-defined message header",
+                             "UB 2.0 §10.4.3.3", (F("version", 4), F("type", 4), R(24),
+                                                  F("vendor_id", 16), F("device_id", 16))))
 ENTITY_REG = register(Header("entity_reg", "entity_reg", "Entity registration", "UB 2.0 §10.4.5",
                              (R(1), F("upi", 15), F("entity_idx", 16), F("eid", 128, fmt="eid",
                                                                           dwrev=True),

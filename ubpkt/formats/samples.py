@@ -48,7 +48,8 @@ from . import HEADERS
 from . import enums as E
 from .checks import CHECKS
 from .core import Header
-from .grammar import (AUTO_FILL, COMPACT_TAH, END, ICRC_COVERAGE, MGMT_PDUS, NEXT, PADDING, RESERVED,
+from .grammar import (AUTO_FILL, COMPACT_TAH, END, ICRC_COVERAGE, MGMT_PAYLOADS, MGMT_PDUS,
+                      NEXT, mgmt_pdu, PADDING, RESERVED,
                       START, SCAN_TLV_VALUES, TA_FLAGS, TA_REQUEST_HEADERS, TA_REQUEST_PREFIX,
                       TA_RESPONSE_IN_DATA_NS3, TP_RESPONSE_ATAH_BYTES, TPH, TRANSPORT_OVER_UDP,
                       Knob, Peek, Switch, icrc_start, logical, resolve, select, ta_sequence)
@@ -653,10 +654,12 @@ class _Gen:
     def p_mgmt_pdu(self, st: _State, last) -> Iterator[Sample]:
         """UB 2.0 §10.4.3.1: every PDU header of MGMT_PDUS, and an opaque PDU."""
         keys = sorted(MGMT_PDUS, key=lambda k: (k[0], -1 if k[1] is None else k[1], k[2]))
-        # an opaque PDU: a message code no PDU header is declared for
-        opaque = next((c, 0, 0) for c in sorted(E.MGMT_CODE)
-                      if not any(k[0] == c for k in MGMT_PDUS))
-        opts = keys + [opaque]
+        # an opaque PDU: a message no PDU header or payload layer is declared for; and the PDUs
+        # of other protocols (MGMT_PAYLOADS)
+        opaque = next((c, sc, 0) for c in sorted(E.MGMT_SUB_CODE)
+                      for sc in sorted(E.MGMT_SUB_CODE[c])
+                      if mgmt_pdu(c, sc, 0) is None and (c, sc) not in MGMT_PAYLOADS)
+        opts = keys + [opaque] + [(c, sc, r) for (c, sc) in sorted(MGMT_PAYLOADS) for r in (0, 1)]
 
         def branch(key):
             code, sub, rsp = key
@@ -672,7 +675,7 @@ class _Gen:
                 self.new(s, layer)
             extra = self.rnd.choice((0, 0, 4, 7))
             if extra or layer is None:
-                self.new_raw(s, "ub.pdu", self.rbytes(extra or 5))
+                self.new_raw(s, MGMT_PAYLOADS.get((code, sub), "ub.pdu"), self.rbytes(extra or 5))
             s.payload = (0, 0)
             yield from self.finish(s)
 

@@ -471,7 +471,13 @@ def _mgmt_next(pkt, pay):
     lay = G.mgmt_pdu(pkt.code, pkt.sub_code, pkt.rsp)
     if lay is not None and lay in L and n >= HEADERS[lay].size:
         return L[lay]
-    return L["ub.pdu"] if n else None
+    return L[_pdu_bytes_layer(pkt)] if n else None
+
+
+def _pdu_bytes_layer(mgmt) -> str:
+    """The byte-run layer of a management PDU's body: another protocol's (grammar.MGMT_PAYLOADS)
+    or ``ub.pdu``."""
+    return G.MGMT_PAYLOADS.get((mgmt.code, mgmt.sub_code), "ub.pdu")
 
 
 def _pdu_rest(pkt) -> int:
@@ -484,7 +490,7 @@ def _pdu_rest(pkt) -> int:
 
 
 def _pdu_header_next(pkt, pay):
-    return L["ub.pdu"] if _pdu_rest(pkt) > 0 and pay else None
+    return L[_pdu_bytes_layer(pkt.underlayer)] if _pdu_rest(pkt) > 0 and pay else None
 
 
 # -- enumeration (UB 2.0 §10.4.3.2) ---------------------------------------------------------------
@@ -1102,6 +1108,8 @@ _RUN_LENGTH = {
     "ub.saetph_bitmap": _bitmap_len,
     "ub.beetah": lambda p, s: _beetah_len(len(s)) or 0,
     "ub.pdu": lambda p, s: _pdu_rest(p),
+    "ub.mctp": lambda p, s: _pdu_rest(p),
+    "ub.spdm": lambda p, s: _pdu_rest(p),
     "ub.scan_fwd": lambda p, s: _scan_path_len(p.underlayer) or 0,
     "ub.scan_ret": lambda p, s: _scan_path_len(p.underlayer.underlayer) or 0,
     "ub.scan_tlv_value": lambda p, s: _scan_tlv_rest(p),
