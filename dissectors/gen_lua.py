@@ -32,7 +32,8 @@ from ubpkt.formats import enums as E  # noqa: E402
 from ubpkt.formats import grammar as G  # noqa: E402
 from ubpkt.formats.checks import CHECKS  # noqa: E402
 from ubpkt.formats.core import Field, Header  # noqa: E402
-from ubpkt.formats.derived import BYTE_LAYER_TITLES, BYTE_RUNS, DERIVED, Derived  # noqa: E402
+from ubpkt.formats.derived import (BYTE_LAYER_TITLES, BYTE_RUNS, DERIVED, INTERPRETATIONS,  # noqa: E402
+                                    Derived)
 from ubpkt.profile import PROFILES  # noqa: E402
 
 OUT = HERE / "ub.lua"
@@ -337,7 +338,23 @@ def grammar_lines() -> list[str]:
                         f"message = {lua_str(c.message)}}}")
         out.append(f"  [{lua_str(layer)}] = {{" + ", ".join(rows) + "},")
     out.append("}")
-    names = ["CHECKS", "VARIANTS", "START", "NEXT", "TPH", "TRANSPORT_OVER_UDP", "COMPACT_TAH", "PROCEDURES",
+    out.append("-- concrete layer -> the record fields computed from one of its fields: {key, field, "
+               "kind, arg, when} (ubpkt.formats.derived.INTERPRETATIONS; kind bits: arg {shift, "
+               "mask}, pow2: arg << value, plus: value + arg, names: arg[value] or reserved_<n>)")
+    out.append("local INTERPRETING = {")
+    for layer, h in HEADERS.items():
+        mine = [i for i in INTERPRETATIONS if i.layer == G.logical(layer) and i.field in h.index]
+        if not mine:
+            continue
+        rows = []
+        for i in mine:
+            when = "{" + ", ".join(f"{{{lua_str(k)}, {lua_set(vs)}}}" for k, vs in i.when) + "}"
+            arg = lua_data(list(i.arg) if isinstance(i.arg, tuple) else i.arg)
+            rows.append(f"{{key = {lua_str(i.key)}, field = {lua_str(i.field)}, "
+                        f"kind = {lua_str(i.kind)}, arg = {arg}, when = {when}}}")
+        out.append(f"  [{lua_str(layer)}] = {{" + ", ".join(rows) + "},")
+    out.append("}")
+    names = ["CHECKS", "INTERPRETING", "VARIANTS", "START", "NEXT", "TPH", "TRANSPORT_OVER_UDP", "COMPACT_TAH", "PROCEDURES",
              "TA_REQUEST_PREFIX", "TA_FLAGS", "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS",
              "TA_RESPONSE_IN_DATA_NS3", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES", "BE_SIZES", "SCAN_TLV_VALUES", "MGMT_PAYLOADS", "PDU_LISTS",
              "MGMT_PDUS", "ICRC_COVERAGE", "ICRC_MASKS", "PADDING", "TA_PAIRS", "TA_MATCH",

@@ -353,6 +353,24 @@ local function check_values(st, checks, v)
   end
 end
 
+-- the record fields computed from one field (INTERPRETING), as ubpkt.formats.derived.interpret
+local function interpret(st, its, v, t, start, size)
+  for _, it in ipairs(its) do
+    local on = true
+    for _, w in ipairs(it.when) do
+      if not w[2][v[w[1]]] then on = false break end
+    end
+    if on then
+      local x, value = v[it.field], nil
+      if it.kind == "bits" then value = floor(x / 2 ^ it.arg[1]) % (it.arg[2] + 1)
+      elseif it.kind == "pow2" then value = it.arg * 2 ^ x
+      elseif it.kind == "plus" then value = x + it.arg
+      else value = it.arg[x] or ("reserved_" .. x) end
+      add_value(t, it.key, st.tvb(start, size), value)
+    end
+  end
+end
+
 -- the case of a rule for value x, else its default (a case may be false: COMPACT_TAH)
 local function case(rule, x)
   local t = nil
@@ -489,6 +507,7 @@ local function read(st, layer)
   if not v then return nil end
   if st.vals[h.base] == nil then st.vals[h.base] = v end
   if CHECKS[concrete] then check_values(st, CHECKS[concrete], v) end
+  if INTERPRETING[concrete] then interpret(st, INTERPRETING[concrete], v, t, start, h.size) end
   st.last = concrete
   if PADDED[layer] then st.pad = v[PADDING.field] end
   if COMPACT_TAH[layer] ~= nil then st.compact = select(COMPACT_TAH[layer], st, v) end

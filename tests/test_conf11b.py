@@ -342,3 +342,95 @@ def test_topology_tlv_too_short_for_its_type_stays_bytes():
     buf = enumeration(0, 0, 0, bytes([2, 8]) + bytes(6))       # a Port_info of 8 bytes
     rec = roundtrip(buf, LINKTYPE_UB)
     assert rec["layers"][-2:] == ["ub.scan_tlv", "ub.scan_tlv_value"]
+
+
+# ------------------------------------------------------------------------------------------------
+# interpretation fields (formats.derived.INTERPRETATIONS): NPI (§5.3.3.1), RTPH RSPINFO by RSPST
+# (§6.2.1), ATAH RSPINFO (§7.2.2); the same values from the fast path's templates
+
+
+def uboe(ub: bytes) -> bytes:
+    eth = bytes.fromhex("020000000002 020000000001 0800")
+    return eth + ipv4(udp(4792, ub))
+
+
+def rtph(tpopcode: int, rspst: int = 0, rspinfo: int = 0, psn: int = 7) -> bytes:
+    return (bytes([tpopcode, 0]) + (3).to_bytes(3, "big") + (4).to_bytes(3, "big") + b"\x00"
+            + psn.to_bytes(3, "big") + bytes([(rspst << 5) | rspinfo]) + (0).to_bytes(3, "big"))
+
+
+def atah(rspst: int, rspinfo: int, opcode: int = 0x11) -> bytes:
+    return bytes([opcode, 0]) + struct.pack(">H", 0x55) + bytes([(rspst << 5) | rspinfo, 0, 0, 9])
+
+
+@pytest.mark.parametrize("rspst,rspinfo,key,want", [
+    (1, 5, "ub.rtph.rnr_timeout_us", 64),          # RNR: 2 us x 2^5
+    (2, 0, "ub.rtph.rnr_timeout_us", 2),           # page fault, handled before the TAACK
+    (2, 19, "ub.rtph.rnr_timeout_us", 2 << 19),    # the largest valid code
+    (3, 0, "ub.rtph.rspinfo_name", "PSN_Error"),
+    (3, 2, "ub.rtph.rspinfo_name", "Remote_Abort"),
+    (3, 9, "ub.rtph.rspinfo_name", "reserved_9"),
+    (5, 1, "ub.rtph.rspinfo_name", "TAACK_Unrecoverable"),
+])
+def test_tp_response_rspinfo(rspst, rspinfo, key, want):
+    rec = roundtrip(uboe(rtph(2, rspst, rspinfo)), 1, NO_ICRC)
+    assert rec["fields"][key] == want
+    others = {"ub.rtph.rnr_timeout_us", "ub.rtph.rspinfo_name"} - {key}
+    assert not others & set(rec["fields"])
+
+
+def test_tp_ack_success_has_no_rspinfo_reading():
+    rec = roundtrip(uboe(rtph(2, 0, 0)), 1, NO_ICRC)
+    assert not {"ub.rtph.rnr_timeout_us", "ub.rtph.rspinfo_name"} & set(rec["fields"])
+
+
+@pytest.mark.parametrize("rspst,rspinfo,key,want", [
+    (0, 9, "ub.atah.taack_count", 10),     # §7.4: RSPINFO 9 stands for 10 transactions
+    (5, 0, "ub.atah.taack_count", 1),
+    (1, 3, "ub.atah.rnr_timeout_us", 16),
+    (3, 1, "ub.atah.rspinfo_name", "Unsupported_Request"),
+])
+def test_taack_rspinfo(rspst, rspinfo, key, want):
+    rec = roundtrip(uboe(rtph(1) + atah(rspst, rspinfo)), 1, NO_ICRC)
+    assert "ub.atah" in rec["layers"]
+    assert rec["fields"][key] == want
+
+
+def test_npi_permission_and_id():
+    nth = struct.pack(">HI", 0, (1 << 24) | 0x000102)          # low privilege, partition 0x102
+    ip = ipv4(udp(5000, b"abcd"))
+    buf = struct.pack(">HH", 3, plength(4 + len(nth) + len(ip))) + nth + ip
+    rec = roundtrip(buf, LINKTYPE_UB, NO_ICRC)
+    f = rec["fields"]
+    assert (f["ub.nth.npi"], f["ub.nth.npi_permission"], f["ub.nth.npi_id"]) == \
+        ((1 << 24) | 0x102, 1, 0x102)
+
+
+def test_interpretations_on_the_fast_path():
+    from ubpkt.dissect import dissect
+    from ubpkt.dissect.fastpath import DISPATCH_FIELDS, TemplateCache
+    cache = TemplateCache(NO_ICRC)
+    frames = [uboe(rtph(2, rspst, rspinfo, psn)) for rspst in (0, 1, 3, 5)
+              for rspinfo in (0, 1, 2, 7, 19) for psn in (1, 2)]
+    frames += [uboe(rtph(1) + atah(rspst, rspinfo)) for rspst in (0, 1, 3) for rspinfo in (0, 9)]
+    for _ in range(3):
+        for f in frames:
+            fr = dissect(f, 1, NO_ICRC)
+            assert cache.decode(f, 1) == (fr.layers, fr.fields, fr.issues)
+
+
+def test_interpretations_do_not_defeat_the_templates():
+    """The field an interpretation reads is not guarded (only its conditions are): TAACKs that
+    differ in RSPINFO alone share one template, which computes taack_count itself."""
+    from ubpkt.dissect import dissect
+    from ubpkt.dissect.fastpath import DISPATCH_FIELDS, TemplateCache
+    assert "rspinfo" not in DISPATCH_FIELDS["ub.atah"] and "rspst" in DISPATCH_FIELDS["ub.atah"]
+    cache = TemplateCache(NO_ICRC)
+    frames = [uboe(rtph(1) + atah(0, n)) for n in range(32)]
+    for f in frames:
+        fr = dissect(f, 1, NO_ICRC)
+        assert cache.decode(f, 1) == (fr.layers, fr.fields, fr.issues)
+        assert fr.fields["ub.atah.taack_count"] == f[14 + 20 + 8 + 16 + 4] % 32 + 1
+    assert (cache.hits, cache.misses) == (31, 1)
+    line = cache.ndjson(frames[9], 1, 1, 0, len(frames[9]))
+    assert b'"ub.atah.taack_count":10' in line

@@ -15,7 +15,7 @@ from ubpkt.dissect import dissect
 from ubpkt.formats import HEADERS
 from ubpkt.formats.checks import CHECKS
 from ubpkt.formats import grammar as G
-from ubpkt.formats.derived import BYTE_LAYER_TITLES, DERIVED
+from ubpkt.formats.derived import BYTE_LAYER_TITLES, DERIVED, INTERPRETATIONS
 from ubpkt.link.plength import plength
 
 from test_lua import LUA, ROOT, _gen_module, check_capture, enc, rtph, write
@@ -130,6 +130,14 @@ def expected_grammar() -> dict:
         "TP_RESPONSE_ATAH_BYTES": G.TP_RESPONSE_ATAH_BYTES,
         "BE_SIZES": list(G.BE_SIZES),
         "SCAN_TLV_VALUES": {str(k): v for k, v in G.SCAN_TLV_VALUES.items()},
+        "INTERPRETING": {layer: [{"key": i.key, "field": i.field, "kind": i.kind,
+                                  "arg": list(i.arg) if isinstance(i.arg, tuple) else i.arg,
+                                  "when": [[n, {v: True for v in a}] for n, a in i.when]}
+                                 for i in INTERPRETATIONS
+                                 if i.layer == G.logical(layer) and i.field in h.index]
+                         for layer, h in HEADERS.items()
+                         if any(i.layer == G.logical(layer) and i.field in h.index
+                                for i in INTERPRETATIONS)},
         "MGMT_PAYLOADS": {f"{c}/{sc}": layer for (c, sc), layer in G.MGMT_PAYLOADS.items()},
         "PDU_LISTS": {layer: {"count": lst.count, "entry_bits": lst.entry_bits,
                               "fields": [list(f) for f in lst.fields],

@@ -21,6 +21,7 @@ from ..views.output import to_json_bytes
 from ..profile import Profile
 from ..record import make_record
 from .walk import steering_fields
+from .checks import INTERPRETING as _INTERPRETING
 from ..formats.grammar import covered_from, logical, peeks
 
 try:
@@ -124,6 +125,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
             continue
         h = HEADERS[layer]
         guarded = set(DISPATCH_FIELDS.get(layer, ()))
+        raws = {}
         for f, k, foff in zip(h.fields, h.keys, h.offsets):
             declared.add(k)
             if f.enum:
@@ -137,6 +139,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 continue
             x = _read_expr(8 * o + foff, f.bits, shift, mask)
             raw = x
+            raws[f.name] = raw
             if f.shift:
                 x = f"({x} << {f.shift})"
             if f.fmt != "int":
@@ -167,6 +170,16 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                     exprs[k + "_name"] = (f"({var}[{tmp}] if {tmp} in {var} "
                                           f"else 'unknown_%d' % {tmp})")
             exprs[k] = x
+        # interpretations of a field the template reads (formats.derived.INTERPRETATIONS): the
+        # same computation in the generated code; of a guarded field, the sample's value stands
+        its = _INTERPRETING.get(layer)
+        if its:
+            hv = h.unpack(buf, o)
+            for it in its:
+                if it.field not in raws or not all(hv[h.index[n]] in a for n, a in it.when):
+                    continue
+                declared.add(it.key)
+                exprs[it.key] = _interpret_expr(it, raws[it.field], names)
     gval = int.from_bytes(buf[:region], "big") & gmask
     lines[2] = f"    if v & {gmask:#x} != {gval:#x}:"
     static = {k: v for k, v in fields.items() if k not in declared or k in guarded_keys}
@@ -247,6 +260,21 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
     ns = dict(ns, _dumps=dumps)
     exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath json template>", "exec"), ns)
     return ns["run_json"]
+
+
+def _interpret_expr(it, raw: str, names: dict) -> str:
+    """Python source computing interpretation ``it`` from the field read by ``raw``, as
+    :func:`ubpkt.formats.derived.interpret` does (value names go to ``names``)."""
+    if it.kind == "bits":
+        shift, mask = it.arg
+        return f"(({raw} >> {shift}) & {mask:#x})"
+    if it.kind == "pow2":
+        return f"({it.arg} << {raw})"
+    if it.kind == "plus":
+        return f"({raw} + {it.arg})"
+    var = f"e{len(names)}"
+    names[var] = dict(it.arg)
+    return f"{var}.get({raw}) or 'reserved_%d' % {raw}"
 
 
 def _read_expr(bit: int, bits: int, shift: int, mask: int) -> str:
