@@ -32,8 +32,8 @@ from ubpkt.formats import enums as E  # noqa: E402
 from ubpkt.formats import grammar as G  # noqa: E402
 from ubpkt.formats.checks import CHECKS  # noqa: E402
 from ubpkt.formats.core import Field, Header  # noqa: E402
-from ubpkt.formats.derived import (BYTE_LAYER_TITLES, BYTE_RUNS, DERIVED, INTERPRETATIONS,  # noqa: E402
-                                    Derived)
+from ubpkt.formats.derived import (  # noqa: E402
+    BYTE_LAYER_TITLES, BYTE_RUNS, DERIVED, INTERPRETATIONS, Derived)
 from ubpkt.profile import PROFILES  # noqa: E402
 
 OUT = HERE / "ub.lua"

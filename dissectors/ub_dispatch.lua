@@ -855,7 +855,24 @@ end
 PROC["@saetph_bitmap"] = function(st, v)
   local bits = known(st, SACK_BITMAP_BITS, v.bitmapsize, "BitMapSize")
   if bits == nil then return STOP end
-  if take_bytes(st, "ub.saetph_bitmap", bits / 8) == nil then return STOP end
+  local start, n = st.pos, bits / 8
+  local raw = take_bytes(st, "ub.saetph_bitmap", n)
+  if raw == nil then return STOP end
+  -- the PSNs reported received: BitMap[i] = RTPH.PSN + i, placed as the profile's
+  -- sack_bit_order says (ubpkt.formats.sack)
+  local psn = earlier(st, "ub.rtph.psn")
+  if psn ~= nil then
+    local order = st.prof.sack_bit_order
+    for i = 0, bits - 1 do
+      local byte, bit
+      if order == "byte_lsb" then byte, bit = floor(i / 8), i % 8
+      elseif order == "msb_first" then byte, bit = floor(i / 8), 7 - i % 8
+      else byte, bit = n - 1 - floor(i / 8), i % 8 end
+      if floor(raw:get_index(byte) / 2 ^ bit) % 2 == 1 then
+        st.tree:add(HF[FIRST_HF["ub.saetph.acked_psns"]], st.tvb(start + byte, 1), (psn + i) % 2 ^ 24)
+      end
+    end
+  end
   return NEXT["ub.saetph_bitmap"] or END, v
 end
 

@@ -408,7 +408,7 @@ def test_npi_permission_and_id():
 
 def test_interpretations_on_the_fast_path():
     from ubpkt.dissect import dissect
-    from ubpkt.dissect.fastpath import DISPATCH_FIELDS, TemplateCache
+    from ubpkt.dissect.fastpath import TemplateCache
     cache = TemplateCache(NO_ICRC)
     frames = [uboe(rtph(2, rspst, rspinfo, psn)) for rspst in (0, 1, 3, 5)
               for rspinfo in (0, 1, 2, 7, 19) for psn in (1, 2)]
@@ -434,3 +434,58 @@ def test_interpretations_do_not_defeat_the_templates():
     assert (cache.hits, cache.misses) == (31, 1)
     line = cache.ndjson(frames[9], 1, 1, 0, len(frames[9]))
     assert b'"ub.atah.taack_count":10' in line
+
+
+# ------------------------------------------------------------------------------------------------
+# the SACK bitmap as PSNs (UB 2.0 §6.2.3: BitMap[0] is RTPH.PSN); where BitMap[i] sits is the
+# profile's sack_bit_order: the spec's Field[i] notation (bit i from the least significant end,
+# the bitmap drawn as one field) for SPEC, ns-3-UB's byte-wise LSB-first order for NS3
+
+def tpsack(psn: int, bitmap: bytes) -> bytes:
+    size = {8: 0, 16: 1, 32: 2, 64: 3, 128: 4}[len(bitmap)]
+    maxrcv = ((psn + 2) & 0xFFFFFF).to_bytes(3, "big")
+    return uboe(rtph(5, psn=psn) + bytes([size]) + maxrcv + bitmap)
+
+
+@pytest.mark.parametrize("order,bitmap", [
+    ("field_lsb", bytes(7) + b"\x05"),          # BitMap[0], [2]: bits 0 and 2 of the last byte
+    ("byte_lsb", b"\x05" + bytes(7)),           # ns-3-UB: bits 0 and 2 of the first byte
+    ("msb_first", b"\xa0" + bytes(7)),          # the first and third bit on the wire
+])
+def test_sack_bitmap_psns(order, bitmap):
+    prof = NO_ICRC.with_(sack_bit_order=order)
+    rec = roundtrip(tpsack(0xFFFFFF, bitmap), 1, prof)      # PSNs wrap at 2^24
+    assert rec["fields"]["ub.saetph.acked_psns"] == [0xFFFFFF, 1]
+
+
+def test_sack_orders_shipped():
+    from ubpkt.profile import NS3
+    assert (SPEC.sack_bit_order, NS3.sack_bit_order) == ("field_lsb", "byte_lsb")
+
+
+@pytest.mark.parametrize("order", ["field_lsb", "byte_lsb", "msb_first"])
+def test_sack_bitmap_helpers_round_trip(order):
+    from ubpkt.formats.sack import sack_bitmap, sack_offsets
+    offs = [0, 1, 7, 8, 63, 100, 1023]
+    bm = sack_bitmap(offs, 1024, order)
+    assert len(bm) == 128 and sack_offsets(bm, order) == offs
+
+
+def test_stack_writes_the_profile_order():
+    """The reference stack builds its TPSACK bitmaps in the profile's order: the dissector's
+    reading under the same profile gives back the PSNs the receiver holds."""
+    from ubpkt.formats.sack import sack_psns
+    from ubpkt.profile import NS3
+    from ubpkt.stack.transport.rtp import RtpChannel
+    from ubpkt.profile import TransportTuning
+
+    class Framer:                     # the channel asks its framer only for the profile here
+        pass
+    for prof in (SPEC, NS3):
+        fr = Framer()
+        fr.profile = prof
+        ch = RtpChannel(channel_id=1, local_tpn=1, peer_tpn=2, tx_psn=0, rx_psn=50, framer=fr,
+                        tuning=TransportTuning(retransmission="sr", sack_bitmap_bits=64),
+                        deliver=lambda *a: None)
+        ch._held = {52, 55}
+        assert sack_psns(ch._bitmap(), 49, prof.sack_bit_order) == [49, 52, 55]

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 __all__ = ["ERROR", "WARNING", "INFO", "SEVERITIES", "LINKTYPE_ETHERNET", "LINKTYPE_NS3",
            "LINKTYPE_UB", "LINKTYPE_FLITS", "LINKTYPE_RAW", "LINKTYPE_IPV4", "LINKTYPE_IPV6",
-           "LINKTYPE_SLL", "LINKTYPE_SLL2", "LINKTYPE_UBL", "LINKTYPE_NAMES", "RECORD_KEYS", "ISSUE_KEYS",
+           "LINKTYPE_SLL", "LINKTYPE_SLL2", "LINKTYPE_UBL", "LINKTYPE_NAMES", "RECORD_KEYS",
+           "ISSUE_KEYS",
            "make_issue", "make_record", "has_errors"]
 
 #: Issue severities, most severe first.

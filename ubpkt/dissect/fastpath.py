@@ -22,6 +22,7 @@ from ..profile import Profile
 from ..record import make_record
 from .walk import steering_fields
 from .checks import INTERPRETING as _INTERPRETING
+from ..formats.sack import sack_psns
 from ..formats.grammar import covered_from, logical, peeks
 
 try:
@@ -38,6 +39,8 @@ DISPATCH_FIELDS = {layer: steering_fields(layer) for layer in HEADERS}
 #: CRCs other than the ICRC, repeated headers are handled by refusing too).
 _UNSAFE_LAYERS = {"ub.scan_fwd", "ub.scan_ret", "ub.bcrc", "ub.scan", "ip.options"}
 _ZERO_CHECKED = {"ub.pad", "ub.cb_body"}
+#: List fields a template computes itself (from a byte run): the TPSACK's PSNs
+_COMPUTED_LISTS = {"ub.saetph.acked_psns"}
 
 
 class _Template:
@@ -67,7 +70,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     if len(set(layers)) != len(layers) or _UNSAFE_LAYERS.intersection(layers):
         return None
     fields = fr.fields
-    if any(isinstance(v, list) for v in fields.values()):
+    if any(isinstance(v, list) and k not in _COMPUTED_LISTS for k, v in fields.items()):
         return None
     # walk the layers again to learn their offsets
     off = 0
@@ -112,6 +115,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     dotted = {}
     names = {}
     guarded_keys = set()
+    raw_keys = {}
     for layer, o, n in placed:
         if layer == "ub.icrc":
             declared.add("ub.icrc.value")
@@ -119,6 +123,13 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
         if layer in BYTE_LAYERS:
             key = BYTE_LAYERS[layer]
             declared.add(key)
+            if layer == "ub.saetph_bitmap" and "ub.saetph.acked_psns" in fields:
+                # the PSNs a TPSACK reports, from the bitmap bytes and RTPH.PSN (read, or the
+                # guarded value)
+                psn = raw_keys.get("ub.rtph.psn", repr(fields.get("ub.rtph.psn")))
+                declared.add("ub.saetph.acked_psns")
+                exprs["ub.saetph.acked_psns"] = (f"_sack_psns(buf[{o}:{o + n}], {psn}, "
+                                                 f"{profile.sack_bit_order!r})")
             if layer in _ZERO_CHECKED:
                 gmask |= ((1 << (8 * n)) - 1) << (total - 8 * (o + n))
             exprs[key] = f"buf[{o}:{o + n}].hex()"
@@ -140,6 +151,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
             x = _read_expr(8 * o + foff, f.bits, shift, mask)
             raw = x
             raws[f.name] = raw
+            raw_keys[k] = raw
             if f.shift:
                 x = f"({x} << {f.shift})"
             if f.fmt != "int":
@@ -216,7 +228,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
             return None
     head = list(lines)
     lines.append("    return {" + ", ".join(items) + "}")
-    ns = {"_text": value_to_text, "_crc32": zlib.crc32, **names}
+    ns = {"_text": value_to_text, "_crc32": zlib.crc32, "_sack_psns": sack_psns, **names}
     exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath template>", "exec"), ns)
     tjson = _json_fn(head, fields, exprs, static, layers, fr.issues, ns, dotted)
     return _Template(ns["run"], tuple(layers), tuple(fr.issues), tjson, region,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..formats import enums as E
 from ..formats.core import Header
+from ..formats.sack import sack_psns
 from ..formats.grammar import COMPACT_TAH, NEXT, TP_RESPONSE_ATAH_BYTES, Switch
 from .frame import ERROR, INFO, WARNING, Frame
 from .transaction import _tah
@@ -70,8 +71,14 @@ def _saetph_bitmap(fr: Frame, h: Header, v) -> bool:
                  f"reserved BitMapSize {size}")
         fr.rest_as_data()
         return True
-    if fr.take_bytes("ub.saetph_bitmap", bits // 8) is None:
+    raw = fr.take_bytes("ub.saetph_bitmap", bits // 8)
+    if raw is None:
         return False
+    psn = fr.fields.get("ub.rtph.psn")
+    if isinstance(psn, int):
+        # the PSNs the TPSACK reports received, BitMap[i] = RTPH.PSN + i (profile
+        # sack_bit_order places BitMap[i] in the bytes)
+        fr.fields["ub.saetph.acked_psns"] = sack_psns(raw, psn, fr.profile.sack_bit_order)
     return run(fr, NEXT["ub.saetph_bitmap"], h, v)
 
 

@@ -88,6 +88,8 @@ DERIVED: tuple[Derived, ...] = (
             bits=16, spec="UB 2.0 §10.4.3.3"),
     Derived("ub.entity_info.mue_start_ue_idx", "list", "MUE's start UE idx", "ub.entity_info",
             bits=16, spec="UB 2.0 §10.4.3.3"),
+    Derived("ub.saetph.acked_psns", "list", "PSNs reported received (BitMap[i] = RTPH.PSN + i)",
+            "ub.saetph_bitmap", bits=24, spec="UB 2.0 §6.2.3"),
     Derived("ub.nth.npi_permission", "uint", "NPI Permission (0 high, 1 low privilege)", "ub.nth",
             bits=1, spec="UB 2.0 §5.3.3.1"),
     Derived("ub.nth.npi_id", "uint", "NPI partition ID", "ub.nth", bits=24,

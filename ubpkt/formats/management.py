@@ -119,7 +119,8 @@ SCAN_PORT_INFO = register(Header("scan_port_info", "scan_tlv", "Port information
     F("b", 1, doc="boundary port"), F("s", 1, enum={0: "Link_down", 1: "Link_up"}), R(8),
     F("local_port_idx", 16), F("remote_port_idx", 16, doc="valid when S is 1"), R(32),
     F("remote_guid", 128, fmt="guid", dwrev=True, doc="GUID of Entity 0 on the neighbour"))))
-SCAN_CAP_INFO = register(Header("scan_cap_info", "scan_tlv", "Device capability and configuration TLV",
+SCAN_CAP_INFO = register(Header("scan_cap_info", "scan_tlv",
+                                "Device capability and configuration TLV",
                                 "UB 2.0 §10.4.3.2", _TL + (
     R(1), F("sup_mtu", 3), R(1), F("mtu", 3), R(7), F("da", 1, doc="device authentication"),
     R(16), F("class_code", 16))))

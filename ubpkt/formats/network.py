@@ -29,9 +29,11 @@ NTH_IP = register(Header("nth", "nth", "NTH, IP form", "UB 2.0 §5.2.3", (
 # its low nibble, the high nibble is reserved here), then for IP the kernel's ublhdr (CC, NPI,
 # both big-endian; the kernel sends NPI 1, the default partition) and the IP packet; for CFG 5
 # the GUID-addressed frame of App F.2.1.  Link type: ``record.LINKTYPE_UBL`` (a profile choice).
-UBL = register(Header("ubl", "ubl", "UB link netdev header", "Linux ubl netdev; UB 2.0 §4.3.2.2", (
+UBL = register(Header("ubl", "ubl", "UB link netdev header",
+                      "Linux ubl netdev; UB 2.0 §4.3.2.2", (
     R(4), F("cfg", 4, enum=E.UBL_CFG))))
-UBL_IP = register(Header("ubl_ip", "ubl", "UB link netdev header, IP", "Linux ubl netdev; UB 2.0 §5.2.3", (
+UBL_IP = register(Header("ubl_ip", "ubl", "UB link netdev header, IP",
+                         "Linux ubl netdev; UB 2.0 §5.2.3", (
     F("cc", 16), F("npi", 32))))
 
 # UB 2.0 §5.3.5.1: the CCI word seen in each of its modes (a view, derived fields ub.cci.*).
