@@ -279,6 +279,12 @@ def grammar_lines() -> list[str]:
         f"fields = {lua_data([list(f) for f in l.fields])}, "
         f"fixed = {lua_data([list(f) for f in l.fixed])}}}" for layer, l in G.PDU_LISTS.items())
         + "}")
+    out.append("-- atomic operand sizes in bytes and the Atomic_response TAOpcode "
+               "(grammar.ATOMIC_OPERAND_BYTES/ATOMIC_RESPONSE, UB 2.0 §7.4.2.3.2-3)")
+    out.append(f"local ATOMIC_OPERAND_BYTES = {lua_data(G.ATOMIC_OPERAND_BYTES)}")
+    out.append(f"local ATOMIC_RESPONSE = {G.ATOMIC_RESPONSE}")
+    out.append("-- the atomic request TAOpcodes (enums.ATOMICS, UB 2.0 Table 7-16)")
+    out.append(f"local ATOMICS = {lua_data(sorted(E.ATOMICS))}")
     out.append("-- topology TLV Type -> the header of its value (grammar.SCAN_TLV_VALUES, "
                "UB 2.0 §10.4.3.2 Table 10-9)")
     out.append(f"local SCAN_TLV_VALUES = {lua_data(G.SCAN_TLV_VALUES)}")
@@ -354,9 +360,12 @@ def grammar_lines() -> list[str]:
                         f"kind = {lua_str(i.kind)}, arg = {arg}, when = {when}}}")
         out.append(f"  [{lua_str(layer)}] = {{" + ", ".join(rows) + "},")
     out.append("}")
-    names = ["CHECKS", "INTERPRETING", "VARIANTS", "START", "NEXT", "TPH", "TRANSPORT_OVER_UDP", "COMPACT_TAH", "PROCEDURES",
+    names = ["CHECKS", "INTERPRETING", "VARIANTS", "START", "NEXT", "TPH", "TRANSPORT_OVER_UDP",
+             "COMPACT_TAH", "PROCEDURES",
              "TA_REQUEST_PREFIX", "TA_FLAGS", "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS",
-             "TA_RESPONSE_IN_DATA_NS3", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES", "BE_SIZES", "SCAN_TLV_VALUES", "MGMT_PAYLOADS", "PDU_LISTS",
+             "TA_RESPONSE_IN_DATA_NS3", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES", "BE_SIZES",
+             "ATOMIC_OPERAND_BYTES", "ATOMIC_RESPONSE", "ATOMICS", "SCAN_TLV_VALUES",
+             "MGMT_PAYLOADS", "PDU_LISTS",
              "MGMT_PDUS", "ICRC_COVERAGE", "ICRC_MASKS", "PADDING", "TA_PAIRS", "TA_MATCH",
              "TP_PAIRS", "TP_MATCH", "TP_RESPONSES_NS3"]
     out.append("local GRAMMAR = {" + ", ".join(f"{n} = {n}" for n in names) + "}")

@@ -757,6 +757,38 @@ local function check_ta_flags(st, op, v, steps)
 end
 
 -- UB 2.0 §7.2.1-3, §7.4: the TAH by TAOpcode, then its extension headers
+-- UB 2.0 §7.4.2.3.2-3: an atomic request's payload as its two operands (the example puts
+-- Operand[7:0] first: least significant byte first), an Atomic_response's as the original data
+-- (Origin_data[63:56] first); each shown as hex, most significant digit first
+local OPERAND_SIZE = {}
+for _, n in ipairs(ATOMIC_OPERAND_BYTES) do OPERAND_SIZE[n] = true end
+local ATOMIC_OP = {}
+for _, op in ipairs(ATOMICS) do ATOMIC_OP[op] = true end
+
+local function hex_of(st, from, n, reversed)
+  local parts = {}
+  for i = 0, n - 1 do
+    local at = reversed and (from + n - 1 - i) or (from + i)
+    parts[#parts + 1] = string.format("%02x", st.tvb(at, 1):uint())
+  end
+  return table.concat(parts)
+end
+
+local function atomic_values(st, op)
+  local n = st.stop - st.pos - st.pad
+  if ATOMIC_OP[op] then
+    local half = floor(n / 2)
+    if n % 2 == 0 and OPERAND_SIZE[half] then
+      st.tree:add(HF[FIRST_HF["ub.atomic.operand1"]], st.tvb(st.pos, half),
+                  hex_of(st, st.pos, half, true))
+      st.tree:add(HF[FIRST_HF["ub.atomic.operand2"]], st.tvb(st.pos + half, half),
+                  hex_of(st, st.pos + half, half, true))
+    end
+  elseif op == ATOMIC_RESPONSE and OPERAND_SIZE[n] then
+    st.tree:add(HF[FIRST_HF["ub.atomic.origin_data"]], st.tvb(st.pos, n), hex_of(st, st.pos, n, false))
+  end
+end
+
 PROC["@tah"] = function(st)
   local p = st.prof
   local op = peek(st, 1)
@@ -805,6 +837,7 @@ PROC["@tah"] = function(st)
     end
     last = step
   end
+  atomic_values(st, op)
   return (last and NEXT[last]) or END, v
 end
 

@@ -489,3 +489,39 @@ def test_stack_writes_the_profile_order():
                         deliver=lambda *a: None)
         ch._held = {52, 55}
         assert sack_psns(ch._bitmap(), 49, prof.sack_bit_order) == [49, 52, 55]
+
+
+# ------------------------------------------------------------------------------------------------
+# atomic operands in the byte order of the spec's examples: the request payload of §7.4.2.3.2
+# puts Operand1[7:0] in byte 0 (least significant byte first), the response of §7.4.2.3.3 puts
+# Origin_data[63:56] in byte 0 (most significant byte first)
+
+def btah(op: int, tassn: int = 1) -> bytes:
+    return bytes([op, 0]) + struct.pack(">H", tassn) + bytes(4)
+
+
+def maetah(address: int, length: int) -> bytes:
+    return struct.pack(">QII", address, 0, length)
+
+
+def test_atomic_compare_swap_operands():
+    op1, op2 = 0x1122334455667788, 0x0102030405060708
+    payload = op1.to_bytes(8, "little") + op2.to_bytes(8, "little")     # Operand1[7:0] first
+    rec = roundtrip(uboe(rtph(1) + btah(0x07) + maetah(0x1000, 8) + payload), 1, NO_ICRC)
+    f = rec["fields"]
+    assert f["ub.btah.taopcode_name"] == "Atomic_compare_swap"
+    assert (f["ub.atomic.operand1"], f["ub.atomic.operand2"]) == (f"{op1:016x}", f"{op2:016x}")
+    assert not has_errors(rec["issues"]), rec["issues"]
+
+
+def test_atomic_response_original_data():
+    origin = 0xAABBCCDDEEFF0011
+    rec = roundtrip(uboe(rtph(1) + atah(0, 0, opcode=0x13) + origin.to_bytes(8, "big")), 1,
+                    NO_ICRC)
+    assert rec["fields"]["ub.atomic.origin_data"] == f"{origin:016x}"
+
+
+def test_atomic_payload_of_another_size_is_not_read():
+    payload = bytes(range(12))                     # two 6-byte halves: no operand size (§7.4)
+    rec = roundtrip(uboe(rtph(1) + btah(0x08) + maetah(0, 6) + payload), 1, NO_ICRC)
+    assert "ub.atomic.operand1" not in rec["fields"]

@@ -14,6 +14,7 @@ from ubpkt.capture import PcapWriter, open_capture
 from ubpkt.dissect import dissect
 from ubpkt.formats import HEADERS
 from ubpkt.formats.checks import CHECKS
+from ubpkt.formats import enums as E
 from ubpkt.formats import grammar as G
 from ubpkt.formats.derived import BYTE_LAYER_TITLES, DERIVED, INTERPRETATIONS
 from ubpkt.link.plength import plength
@@ -130,6 +131,9 @@ def expected_grammar() -> dict:
         "TP_RESPONSE_ATAH_BYTES": G.TP_RESPONSE_ATAH_BYTES,
         "BE_SIZES": list(G.BE_SIZES),
         "SCAN_TLV_VALUES": {str(k): v for k, v in G.SCAN_TLV_VALUES.items()},
+        "ATOMIC_OPERAND_BYTES": list(G.ATOMIC_OPERAND_BYTES),
+        "ATOMIC_RESPONSE": G.ATOMIC_RESPONSE,
+        "ATOMICS": sorted(E.ATOMICS),
         "INTERPRETING": {layer: [{"key": i.key, "field": i.field, "kind": i.kind,
                                   "arg": list(i.arg) if isinstance(i.arg, tuple) else i.arg,
                                   "when": [[n, {v: True for v in a}] for n, a in i.when]}

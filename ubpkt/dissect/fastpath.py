@@ -123,6 +123,15 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
         if layer in BYTE_LAYERS:
             key = BYTE_LAYERS[layer]
             declared.add(key)
+            if layer == "data":
+                # an atomic payload read as numbers (dissect.transaction._atomic_values)
+                half = n // 2
+                for k, expr in (("ub.atomic.operand1", f"buf[{o}:{o + half}][::-1].hex()"),
+                                ("ub.atomic.operand2", f"buf[{o + half}:{o + n}][::-1].hex()"),
+                                ("ub.atomic.origin_data", f"buf[{o}:{o + n}].hex()")):
+                    if k in fields:
+                        declared.add(k)
+                        exprs[k] = expr
             if layer == "ub.saetph_bitmap" and "ub.saetph.acked_psns" in fields:
                 # the PSNs a TPSACK reports, from the bitmap bytes and RTPH.PSN (read, or the
                 # guarded value)

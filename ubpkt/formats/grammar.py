@@ -34,7 +34,8 @@ __all__ = ["END", "RESERVED", "Switch", "Peek", "Knob", "Target", "VARIANTS", "r
            "TP_RESPONSES_NS3", "MGMT_PDUS", "mgmt_pdu", "ICRC_COVERAGE", "icrc_start",
            "covered_from", "PADDING", "AUTO_FILL", "TA_PAIRS", "TA_MATCH", "TP_PAIRS", "TP_MATCH",
            "ta_response_opcode", "TRANSPORT_OVER_UDP", "BE_SIZES", "be_bits", "SCAN_TLV_VALUES",
-           "MGMT_PAYLOADS", "PduList", "PDU_LISTS", "pdu_list_count", "pdu_list_values"]
+           "MGMT_PAYLOADS", "ATOMIC_OPERAND_BYTES", "ATOMIC_RESPONSE", "PduList", "PDU_LISTS",
+           "pdu_list_count", "pdu_list_values"]
 
 #: The rest of the frame (up to the padding and the ICRC) is payload.
 END = None
@@ -413,6 +414,10 @@ TA_RESPONSE_HEADERS: dict[int, tuple] = {
 }
 #: ns-3-UB sends TA responses inside RTP data packets as a full BTAH plus MAETAH (dialect).
 TA_RESPONSE_IN_DATA_NS3 = ("ub.maetah",)
+#: Operand sizes of an atomic request (two equal operands) and of an Atomic_response's original
+#: data, in bytes (UB 2.0 §7.4.2.3.2-3); the TAOpcode of Atomic_response.
+ATOMIC_OPERAND_BYTES = (1, 2, 4, 8, 16, 32, 64)
+ATOMIC_RESPONSE = 0x13
 #: TAOpcodes whose UDETAH[23:20] is an atomic sub-operation (UB 2.0 §7.4.2.3.2).
 ATOMIC_SUBOP_OPCODES = (0x09, 0x0A)
 #: An ATAH after a TP response (profile G10) is read when at least this many bytes remain: the
