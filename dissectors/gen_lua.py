@@ -273,6 +273,9 @@ def grammar_lines() -> list[str]:
                "(grammar.MGMT_PAYLOADS, UB 2.0 Table 10-11)")
     out.append("local MGMT_PAYLOADS = {" + ", ".join(
         f'["{c}/{sc}"] = {lua_str(layer)}' for (c, sc), layer in G.MGMT_PAYLOADS.items()) + "}")
+    out.append('-- "code/sub code/rsp" -> the procedure reading the PDU (grammar.MGMT_PDU_PROCS)')
+    out.append("local MGMT_PDU_PROCS = {" + ", ".join(
+        f'["{c}/{sc}/{r}"] = {lua_str(p)}' for (c, sc, r), p in G.MGMT_PDU_PROCS.items()) + "}")
     out.append("-- PDU header -> the list fields its body carries (grammar.PDU_LISTS)")
     out.append("local PDU_LISTS = {" + ", ".join(
         f"[{lua_str(layer)}] = {{count = {lua_str(l.count)}, entry_bits = {l.entry_bits}, "
@@ -365,7 +368,7 @@ def grammar_lines() -> list[str]:
              "TA_REQUEST_PREFIX", "TA_FLAGS", "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS",
              "TA_RESPONSE_IN_DATA_NS3", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES", "BE_SIZES",
              "ATOMIC_OPERAND_BYTES", "ATOMIC_RESPONSE", "ATOMICS", "SCAN_TLV_VALUES",
-             "MGMT_PAYLOADS", "PDU_LISTS",
+             "MGMT_PAYLOADS", "MGMT_PDU_PROCS", "PDU_LISTS",
              "MGMT_PDUS", "ICRC_COVERAGE", "ICRC_MASKS", "PADDING", "TA_PAIRS", "TA_MATCH",
              "TP_PAIRS", "TP_MATCH", "TP_RESPONSES_NS3"]
     out.append("local GRAMMAR = {" + ", ".join(f"{n} = {n}" for n in names) + "}")

@@ -510,7 +510,7 @@ local PROCEDURES = {
   ["@npic_entries"] = "SUM NPIC entries (UB 2.0 App F.2.5)",
   ["@lldp_tlvs"] = "LLDP TLVs to the End TLV (IEEE 802.1AB)",
   ["@lacp_tlvs"] = "LACP TLVs to the Terminator (IEEE 802.1AX)",
-  ["@mgmt_pdu"] = "the PDU header chosen by MGMT_PDUS (its PDU_LISTS entries as list fields), the rest of PDU_Length as bytes (MGMT_PAYLOADS: another protocol's layer)",
+  ["@mgmt_pdu"] = "the PDU header chosen by MGMT_PDUS (its PDU_LISTS entries as list fields), the rest of PDU_Length as bytes (MGMT_PAYLOADS: another protocol's layer); MGMT_PDU_PROCS: a procedure reads the PDU",
   ["@beetah"] = "the BEETAH: BE_SIZES bits, the largest not above the MAETAH Length (64 below it); a payload longer than the bitmap is valid beyond it (UB 2.0 §7.2.10, §7.4.2.1.3).  Without a MAETAH Length: 9/8 of the payload",
   ["@dllcb"] = "a DLL control block: the LCH form and body by CTRL/SUB_CTRL, the BCRC (UB 2.0 §4.3.3)",
 }
@@ -555,6 +555,8 @@ local ATOMIC_SUBOP_OPCODES = {9, 10}
 local TP_RESPONSE_ATAH_BYTES = 8
 -- "code/sub code" -> the byte-run layer of another protocol's PDU (grammar.MGMT_PAYLOADS, UB 2.0 Table 10-11)
 local MGMT_PAYLOADS = {["3/0"] = "ub.mctp", ["5/1"] = "ub.spdm"}
+-- "code/sub code/rsp" -> the procedure reading the PDU (grammar.MGMT_PDU_PROCS)
+local MGMT_PDU_PROCS = {["4/7/1"] = "@scan_tlvs"}
 -- PDU header -> the list fields its body carries (grammar.PDU_LISTS)
 local PDU_LISTS = {["ub.neighbour_query"] = {count = "port_num", entry_bits = 16, fields = {{"ub.neighbour_query.port_idx", 0, 16}}, fixed = {{"d", 0, 2}}}, ["ub.entity_info"] = {count = "mue_nums", entry_bits = 32, fields = {{"ub.entity_info.mue_end_ue_idx", 0, 16}, {"ub.entity_info.mue_start_ue_idx", 16, 16}}, fixed = {}}}
 -- atomic operand sizes in bytes and the Atomic_response TAOpcode (grammar.ATOMIC_OPERAND_BYTES/ATOMIC_RESPONSE, UB 2.0 §7.4.2.3.2-3)
@@ -616,7 +618,7 @@ local INTERPRETING = {
   ["ub.atah_ns3"] = {{key = "ub.atah.rnr_timeout_us", field = "rspinfo", kind = "pow2", arg = 2, when = {{"rspst", {[1] = true, [2] = true}}}}, {key = "ub.atah.taack_count", field = "rspinfo", kind = "plus", arg = 1, when = {{"rspst", {[0] = true, [5] = true}}}}, {key = "ub.atah.rspinfo_name", field = "rspinfo", kind = "names", arg = {[1] = "Unsupported_Request", [2] = "Remote_Abort"}, when = {{"rspst", {[3] = true}}}}},
   ["ub.rtph"] = {{key = "ub.rtph.rnr_timeout_us", field = "rspinfo", kind = "pow2", arg = 2, when = {{"rspst", {[1] = true, [2] = true}}}}, {key = "ub.rtph.rspinfo_name", field = "rspinfo", kind = "names", arg = {[0] = "PSN_Error", [1] = "Unsupported_Request", [2] = "Remote_Abort"}, when = {{"rspst", {[3] = true}}}}, {key = "ub.rtph.rspinfo_name", field = "rspinfo", kind = "names", arg = {[0] = "TAACK_Retransmission_Recovery", [1] = "TAACK_Unrecoverable", [2] = "TAACK_Correct"}, when = {{"rspst", {[5] = true}}}}},
 }
-local GRAMMAR = {CHECKS = CHECKS, INTERPRETING = INTERPRETING, VARIANTS = VARIANTS, START = START, NEXT = NEXT, TPH = TPH, TRANSPORT_OVER_UDP = TRANSPORT_OVER_UDP, COMPACT_TAH = COMPACT_TAH, PROCEDURES = PROCEDURES, TA_REQUEST_PREFIX = TA_REQUEST_PREFIX, TA_FLAGS = TA_FLAGS, TA_REQUEST_HEADERS = TA_REQUEST_HEADERS, TA_RESPONSE_HEADERS = TA_RESPONSE_HEADERS, TA_RESPONSE_IN_DATA_NS3 = TA_RESPONSE_IN_DATA_NS3, ATOMIC_SUBOP_OPCODES = ATOMIC_SUBOP_OPCODES, TP_RESPONSE_ATAH_BYTES = TP_RESPONSE_ATAH_BYTES, BE_SIZES = BE_SIZES, ATOMIC_OPERAND_BYTES = ATOMIC_OPERAND_BYTES, ATOMIC_RESPONSE = ATOMIC_RESPONSE, ATOMICS = ATOMICS, SCAN_TLV_VALUES = SCAN_TLV_VALUES, MGMT_PAYLOADS = MGMT_PAYLOADS, PDU_LISTS = PDU_LISTS, MGMT_PDUS = MGMT_PDUS, ICRC_COVERAGE = ICRC_COVERAGE, ICRC_MASKS = ICRC_MASKS, PADDING = PADDING, TA_PAIRS = TA_PAIRS, TA_MATCH = TA_MATCH, TP_PAIRS = TP_PAIRS, TP_MATCH = TP_MATCH, TP_RESPONSES_NS3 = TP_RESPONSES_NS3}
+local GRAMMAR = {CHECKS = CHECKS, INTERPRETING = INTERPRETING, VARIANTS = VARIANTS, START = START, NEXT = NEXT, TPH = TPH, TRANSPORT_OVER_UDP = TRANSPORT_OVER_UDP, COMPACT_TAH = COMPACT_TAH, PROCEDURES = PROCEDURES, TA_REQUEST_PREFIX = TA_REQUEST_PREFIX, TA_FLAGS = TA_FLAGS, TA_REQUEST_HEADERS = TA_REQUEST_HEADERS, TA_RESPONSE_HEADERS = TA_RESPONSE_HEADERS, TA_RESPONSE_IN_DATA_NS3 = TA_RESPONSE_IN_DATA_NS3, ATOMIC_SUBOP_OPCODES = ATOMIC_SUBOP_OPCODES, TP_RESPONSE_ATAH_BYTES = TP_RESPONSE_ATAH_BYTES, BE_SIZES = BE_SIZES, ATOMIC_OPERAND_BYTES = ATOMIC_OPERAND_BYTES, ATOMIC_RESPONSE = ATOMIC_RESPONSE, ATOMICS = ATOMICS, SCAN_TLV_VALUES = SCAN_TLV_VALUES, MGMT_PAYLOADS = MGMT_PAYLOADS, MGMT_PDU_PROCS = MGMT_PDU_PROCS, PDU_LISTS = PDU_LISTS, MGMT_PDUS = MGMT_PDUS, ICRC_COVERAGE = ICRC_COVERAGE, ICRC_MASKS = ICRC_MASKS, PADDING = PADDING, TA_PAIRS = TA_PAIRS, TA_MATCH = TA_MATCH, TP_PAIRS = TP_PAIRS, TP_MATCH = TP_MATCH, TP_RESPONSES_NS3 = TP_RESPONSES_NS3}
 -- END GRAMMAR
 
 -- ---------------------------------------------------------------------------------

@@ -1046,7 +1046,14 @@ PROC["@mgmt_pdu"] = function(st, v)
             or MGMT_PDUS[v.code .. "/*/" .. v.rsp]
   local saved = st.stop
   st.stop = body_end
-  if h ~= nil and pdu_len >= HDR[h].size then
+  local proc = MGMT_PDU_PROCS[v.code .. "/" .. v.sub_code .. "/" .. v.rsp]
+  if proc ~= nil then
+    -- a PDU of repeated structures, read inside PDU_Length (no transport padding there)
+    local pad = st.pad
+    st.pad = 0
+    PROC[proc](st, v)
+    st.pad = pad
+  elseif h ~= nil and pdu_len >= HDR[h].size then
     local hv = take(st, h)
     local lst = PDU_LISTS[h]
     if hv and lst then pdu_list(st, lst, hv, body_end) end

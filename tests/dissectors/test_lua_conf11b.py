@@ -46,6 +46,9 @@ PDUS = {
                                            " 00000020 00001000 00000000")),
     # Fig 10-41: Version 1, Type 2, RSVD; Vendor ID 0xCC08, Device ID 0xA001; vendor data
     "vdm_vendor": (3, 15, 0, bytes.fromhex("12000000 cc08a001 deadbeef")),
+    # Fig 10-46: Port_info TLVs (Fig 10-29): port 3 up to remote port 9, port 4 down
+    "neighbour_rsp": (4, 7, 1, bytes([2, 28, 0b0001, 0, 0, 3, 0, 9]) + bytes(4) + G.guid_wire()
+                      + bytes([2, 28, 0b0000, 0, 0, 4, 0, 0]) + bytes(20)),
     # MCTP over UB (DSP0236 transport header + a control message), SPDM GET_VERSION
     "mctp": (3, 0, 0, bytes.fromhex("01 0a 08 c8 00 80 02")),
     "spdm": (5, 1, 0, bytes.fromhex("10 84 00 00")),
@@ -87,6 +90,13 @@ def test_link_neighbour_query_port_list():
     assert f["ub.neighbour_query.port_idx"] == [1, 5, 9]
     _, f = _pdu("neighbour_range")
     assert f["ub.neighbour_query.port_idx"] == [2, 7]
+
+
+def test_link_neighbour_query_response_port_info():
+    layers, f = _pdu("neighbour_rsp")
+    assert layers == ["ub.scan_port_info", "ub.scan_port_info"]
+    assert f["ub.scan_tlv.local_port_idx"] == [3, 4] and f["ub.scan_tlv.s"] == [1, 0]
+    assert f["ub.scan_tlv.remote_port_idx"] == [9, 0]
 
 
 def test_obtain_entity_information_response():

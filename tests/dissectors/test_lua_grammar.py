@@ -143,6 +143,7 @@ def expected_grammar() -> dict:
                          if any(i.layer == G.logical(layer) and i.field in h.index
                                 for i in INTERPRETATIONS)},
         "MGMT_PAYLOADS": {f"{c}/{sc}": layer for (c, sc), layer in G.MGMT_PAYLOADS.items()},
+        "MGMT_PDU_PROCS": {f"{c}/{sc}/{r}": p for (c, sc, r), p in G.MGMT_PDU_PROCS.items()},
         "PDU_LISTS": {layer: {"count": lst.count, "entry_bits": lst.entry_bits,
                               "fields": [list(f) for f in lst.fields],
                               "fixed": [list(f) for f in lst.fixed] or []}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..formats import enums as E
 from ..formats.core import Header
-from ..formats.grammar import (MGMT_PAYLOADS, NEXT, PDU_LISTS, SCAN_TLV_VALUES, mgmt_pdu,
+from ..formats.grammar import (MGMT_PAYLOADS, MGMT_PDU_PROCS, NEXT, PDU_LISTS, SCAN_TLV_VALUES, mgmt_pdu,
                                pdu_list_values)
 from .frame import ERROR, H, WARNING, Frame
 from .walk import AFTER, PROCS, reads, run
@@ -35,7 +35,13 @@ def _mgmt_pdu(fr: Frame, h: Header, v) -> bool:
     layer = mgmt_pdu(code, sub, rsp)
     saved_end = fr.end
     fr.end = body_end
-    if layer is not None and pdu_len >= H[layer].size:
+    proc = MGMT_PDU_PROCS.get((code, sub, rsp))
+    if proc is not None:
+        # a PDU of repeated structures, read inside PDU_Length (no transport padding there)
+        saved_pad, fr.pad = fr.pad, 0
+        _PDU_RUNS[proc](fr)
+        fr.pad = saved_pad
+    elif layer is not None and pdu_len >= H[layer].size:
         hv = fr.take(H[layer])
         lst = PDU_LISTS.get(layer)
         if lst is not None and hv is not None:
@@ -69,6 +75,15 @@ def _scan_paths(fr: Frame, h: Header, s) -> bool:
 
 
 def _scan_tlvs(fr: Frame, h: Header, v) -> bool:
+    ok = _scan_tlv_run(fr)
+    if ok:
+        fr.rest_as_data()
+    return ok
+
+
+def _scan_tlv_run(fr: Frame) -> bool:
+    """Topology TLVs while two bytes remain (UB 2.0 §10.4.3.2 Table 10-9); False when one was
+    malformed or truncated (reported)."""
     tlv = H["ub.scan_tlv"]
     while fr.end - fr.pos - fr.pad >= 2:
         typ, length = fr.buf[fr.pos], fr.buf[fr.pos + 1]
@@ -80,12 +95,10 @@ def _scan_tlvs(fr: Frame, h: Header, v) -> bool:
         if length < 2:
             fr.issue(ERROR, "ub.scan_tlv", "ub.scan_tlv.length", fr.pos - 2,
                      f"TLV length {length} < 2")
-            fr.rest_as_data()
             return True
         n = length - hdr.size
         if (n or hdr is tlv) and fr.take_bytes("ub.scan_tlv_value", n) is None:
             return False
-    fr.rest_as_data()
     return True
 
 
@@ -98,6 +111,9 @@ def _path_entries(raw: bytes, width: int, hops: int) -> list[int]:
         out.append((dw >> ((k % per_dw) * width)) & ((1 << width) - 1))
     return out
 
+
+#: MGMT_PDU_PROCS procedure -> the reader of its structures (what it leaves is ub.pdu)
+_PDU_RUNS = {"@scan_tlvs": _scan_tlv_run}
 
 assert NEXT["ub.mgmtetah"] == "@mgmt_pdu"
 reads("ub.mgmtetah", "sub_code", "code", "rsp", "pdu_length")

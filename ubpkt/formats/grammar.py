@@ -34,7 +34,7 @@ __all__ = ["END", "RESERVED", "Switch", "Peek", "Knob", "Target", "VARIANTS", "r
            "TP_RESPONSES_NS3", "MGMT_PDUS", "mgmt_pdu", "ICRC_COVERAGE", "icrc_start",
            "covered_from", "PADDING", "AUTO_FILL", "TA_PAIRS", "TA_MATCH", "TP_PAIRS", "TP_MATCH",
            "ta_response_opcode", "TRANSPORT_OVER_UDP", "BE_SIZES", "be_bits", "SCAN_TLV_VALUES",
-           "MGMT_PAYLOADS", "ATOMIC_OPERAND_BYTES", "ATOMIC_RESPONSE", "PduList", "PDU_LISTS",
+           "MGMT_PAYLOADS", "MGMT_PDU_PROCS", "ATOMIC_OPERAND_BYTES", "ATOMIC_RESPONSE", "PduList", "PDU_LISTS",
            "pdu_list_count", "pdu_list_values"]
 
 #: The rest of the frame (up to the padding and the ICRC) is payload.
@@ -277,7 +277,8 @@ PROCEDURES: dict[str, str] = {
     "@lldp_tlvs": "LLDP TLVs to the End TLV (IEEE 802.1AB)",
     "@lacp_tlvs": "LACP TLVs to the Terminator (IEEE 802.1AX)",
     "@mgmt_pdu": "the PDU header chosen by MGMT_PDUS (its PDU_LISTS entries as list fields), the "
-                 "rest of PDU_Length as bytes (MGMT_PAYLOADS: another protocol's layer)",
+                 "rest of PDU_Length as bytes (MGMT_PAYLOADS: another protocol's layer); "
+                 "MGMT_PDU_PROCS: a procedure reads the PDU",
     "@beetah": "the BEETAH: BE_SIZES bits, the largest not above the MAETAH Length (64 below "
                "it); a payload longer than the bitmap is valid beyond it (UB 2.0 §7.2.10, "
                "§7.4.2.1.3).  Without a MAETAH Length: 9/8 of the payload",
@@ -480,6 +481,11 @@ MGMT_PDUS: dict[tuple, str] = {
 #: (SPDM, DMTF DSP0274) (UB 2.0 §10.4.3.3 Table 10-11).  The Lua plugin hands the bytes to
 #: Wireshark's mctp/spdm dissectors when it has them.
 MGMT_PAYLOADS: dict[tuple, str] = {(3, 0): "ub.mctp", (5, 1): "ub.spdm"}
+
+#: (code, sub code, rsp) -> the procedure that reads a PDU made of repeated structures: the Link
+#: Neighbor Query response carries Port_info TLVs of the topology query (UB 2.0 §10.4.3.3 Fig
+#: 10-46, §10.4.3.2 Fig 10-29).  What the procedure leaves of PDU_Length is ``ub.pdu``.
+MGMT_PDU_PROCS: dict[tuple, str] = {(4, 7, 1): "@scan_tlvs"}
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,8 @@ from . import HEADERS
 from . import enums as E
 from .checks import CHECKS
 from .core import Header
-from .grammar import (AUTO_FILL, COMPACT_TAH, END, ICRC_COVERAGE, MGMT_PAYLOADS, MGMT_PDUS,
+from .grammar import (AUTO_FILL, COMPACT_TAH, END, ICRC_COVERAGE, MGMT_PAYLOADS, MGMT_PDU_PROCS,
+                      MGMT_PDUS,
                       NEXT, mgmt_pdu, PADDING, RESERVED,
                       START, SCAN_TLV_VALUES, TA_FLAGS, TA_REQUEST_HEADERS, TA_REQUEST_PREFIX,
                       TA_RESPONSE_IN_DATA_NS3, TP_RESPONSE_ATAH_BYTES, TPH, TRANSPORT_OVER_UDP,
@@ -660,6 +661,7 @@ class _Gen:
                       for sc in sorted(E.MGMT_SUB_CODE[c])
                       if mgmt_pdu(c, sc, 0) is None and (c, sc) not in MGMT_PAYLOADS)
         opts = keys + [opaque] + [(c, sc, r) for (c, sc) in sorted(MGMT_PAYLOADS) for r in (0, 1)]
+        opts += sorted(MGMT_PDU_PROCS)
 
         def branch(key):
             code, sub, rsp = key
@@ -670,6 +672,13 @@ class _Gen:
             for name, v in (("code", code), ("sub_code", sub), ("rsp", rsp)):
                 if not m.force(name, v):
                     return
+            if key in MGMT_PDU_PROCS:
+                # Link Neighbor Query response: Port_info TLVs (Fig 10-46)
+                if not self.scan_tlv_layers(s, [2] * self.rnd.randint(1, 3)):
+                    return
+                s.payload = (0, 0)
+                yield from self.finish(s)
+                return
             layer = MGMT_PDUS.get(key)
             if layer is not None:
                 self.new(s, layer)
@@ -763,9 +772,17 @@ class _Gen:
         """UB 2.0 §10.4.3.2 Table 10-9: topology TLVs to the end, the declared ones (Fig
         10-27..10-30) with 0, 2 or 4 value bytes past their fields."""
         s = st.fork()
-        # every declared TLV (Table 10-9), in a random order, and a reserved or vendor one
-        types = sorted(SCAN_TLV_VALUES) + [self.rnd.choice((3, 128 + self.rnd.getrandbits(7)))]
-        self.rnd.shuffle(types)
+        if not self.scan_tlv_layers(s):
+            return
+        s.payload = (0, 0)
+        yield from self.finish(s)
+
+    def scan_tlv_layers(self, s: _State, types=None) -> bool:
+        """Append topology TLVs: every declared one (Table 10-9) in a random order and a
+        reserved or vendor one, or those of ``types``; False when they cannot be placed."""
+        if types is None:
+            types = sorted(SCAN_TLV_VALUES) + [self.rnd.choice((3, 128 + self.rnd.getrandbits(7)))]
+            self.rnd.shuffle(types)
         for typ in types:
             value = SCAN_TLV_VALUES.get(typ)
             extra = self.rnd.choice((0, 0, 2, 4))
@@ -773,11 +790,10 @@ class _Gen:
                 extra = self.rnd.randint(1, 8)
             size = HEADERS[value].size if value else 2
             if self.new(s, value or "ub.scan_tlv", type=typ, length=size + extra) is None:
-                return
+                return False
             if extra or not value:
                 self.new_raw(s, "ub.scan_tlv_value", self.rbytes(extra))
-        s.payload = (0, 0)
-        yield from self.finish(s)
+        return True
 
     def p_npic_entries(self, st: _State, last) -> Iterator[Sample]:
         """UB 2.0 App F.2.5: SUM NPIC entries."""

@@ -468,6 +468,9 @@ def _mgmt_next(pkt, pay):
     n = pkt.pdu_length or 0
     if n > len(pay):
         return None
+    proc = G.MGMT_PDU_PROCS.get((pkt.code, pkt.sub_code, pkt.rsp))
+    if proc is not None:
+        return _PROCEDURES[proc](pkt, pay[:n]) or (L["ub.pdu"] if n else None)
     lay = G.mgmt_pdu(pkt.code, pkt.sub_code, pkt.rsp)
     if lay is not None and lay in L and n >= HEADERS[lay].size:
         return L[lay]
