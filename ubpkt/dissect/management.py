@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..formats import enums as E
 from ..formats.core import Header
-from ..formats.grammar import (MGMT_PAYLOADS, MGMT_PDU_PROCS, NEXT, PDU_LISTS, SCAN_TLV_VALUES, mgmt_pdu,
-                               pdu_list_values)
+from ..formats.grammar import (MGMT_PAYLOADS, MGMT_PDU_PROCS, NEXT, PDU_LISTS, SCAN_TLV_VALUES,
+                               mgmt_pdu, pdu_list_values)
 from .frame import ERROR, H, WARNING, Frame
 from .walk import AFTER, PROCS, reads, run
 

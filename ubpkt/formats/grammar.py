@@ -34,8 +34,8 @@ __all__ = ["END", "RESERVED", "Switch", "Peek", "Knob", "Target", "VARIANTS", "r
            "TP_RESPONSES_NS3", "MGMT_PDUS", "mgmt_pdu", "ICRC_COVERAGE", "icrc_start",
            "covered_from", "PADDING", "AUTO_FILL", "TA_PAIRS", "TA_MATCH", "TP_PAIRS", "TP_MATCH",
            "ta_response_opcode", "TRANSPORT_OVER_UDP", "BE_SIZES", "be_bits", "SCAN_TLV_VALUES",
-           "MGMT_PAYLOADS", "MGMT_PDU_PROCS", "ATOMIC_OPERAND_BYTES", "ATOMIC_RESPONSE", "PduList", "PDU_LISTS",
-           "pdu_list_count", "pdu_list_values"]
+           "MGMT_PAYLOADS", "MGMT_PDU_PROCS", "ATOMIC_OPERAND_BYTES", "ATOMIC_RESPONSE",
+           "PduList", "PDU_LISTS", "pdu_list_count", "pdu_list_values"]
 
 #: The rest of the frame (up to the padding and the ICRC) is payload.
 END = None
