@@ -525,3 +525,13 @@ def test_atomic_payload_of_another_size_is_not_read():
     payload = bytes(range(12))                     # two 6-byte halves: no operand size (§7.4)
     rec = roundtrip(uboe(rtph(1) + btah(0x08) + maetah(0, 6) + payload), 1, NO_ICRC)
     assert "ub.atomic.operand1" not in rec["fields"]
+
+
+def test_npic_entries_npi_readings():
+    # App F.2.5: NPIC Set with two entries, each GUID (low DW first, G15) and R7 + NPI 25
+    entries = b"".join(struct.pack(">4I", *GUID_DWS) + struct.pack(">I", npi)
+                       for npi in ((1 << 24) | 5, 0x000777))
+    buf = lph_cfg5(cfg5(0x0106, bytes([1, 0]) + struct.pack(">H", 2) + entries))
+    rec = roundtrip(buf, LINKTYPE_UB)
+    f = rec["fields"]
+    assert f["ub.npic.npi_permission"] == [1, 0] and f["ub.npic.npi_id"] == [5, 0x777]
