@@ -246,6 +246,8 @@ local function peek(st, n, at)
   return st.tvb(p, n):uint()
 end
 
+local interpret   -- below: the INTERPRETING fields of a header just read
+
 local function take(st, layer)
   local h = HDR[layer]
   if st.pos + h.size > st.stop then
@@ -254,6 +256,7 @@ local function take(st, layer)
     return nil
   end
   local v, t = h.fn(st.tvb, st.pos, st.tree, st)
+  if INTERPRETING[layer] then interpret(st, INTERPRETING[layer], v, t, st.pos, h.size) end
   st.pos = st.pos + h.size
   return v, t
 end
@@ -264,6 +267,24 @@ local function add_value(tree, key, range, value)
   local s = HF_SHIFT[n] or 0
   if s > 0 then value = value * 2 ^ s end
   return tree:add(HF[n], range, value)
+end
+
+-- the record fields computed from one field (INTERPRETING), as ubpkt.formats.derived.interpret
+interpret = function(st, its, v, t, start, size)
+  for _, it in ipairs(its) do
+    local on = true
+    for _, w in ipairs(it.when) do
+      if not w[2][v[w[1]]] then on = false break end
+    end
+    if on then
+      local x, value = v[it.field], nil
+      if it.kind == "bits" then value = floor(x / 2 ^ it.arg[1]) % (it.arg[2] + 1)
+      elseif it.kind == "pow2" then value = it.arg * 2 ^ x
+      elseif it.kind == "plus" then value = x + it.arg
+      else value = it.arg[x] or ("reserved_" .. x) end
+      add_value(t, it.key, st.tvb(start, size), value)
+    end
+  end
 end
 
 -- a run of n raw bytes as a layer with its one hex field (BYTE_RUNS)
@@ -349,24 +370,6 @@ local function check_values(st, checks, v)
     local x = on and check_value(st, v, c.field)
     if x ~= nil and x ~= false and not c.values[x] then
       problem(st, CHECK_EX[c.severity], (c.message:gsub("{v}", tostring(x))))
-    end
-  end
-end
-
--- the record fields computed from one field (INTERPRETING), as ubpkt.formats.derived.interpret
-local function interpret(st, its, v, t, start, size)
-  for _, it in ipairs(its) do
-    local on = true
-    for _, w in ipairs(it.when) do
-      if not w[2][v[w[1]]] then on = false break end
-    end
-    if on then
-      local x, value = v[it.field], nil
-      if it.kind == "bits" then value = floor(x / 2 ^ it.arg[1]) % (it.arg[2] + 1)
-      elseif it.kind == "pow2" then value = it.arg * 2 ^ x
-      elseif it.kind == "plus" then value = x + it.arg
-      else value = it.arg[x] or ("reserved_" .. x) end
-      add_value(t, it.key, st.tvb(start, size), value)
     end
   end
 end
@@ -507,7 +510,6 @@ local function read(st, layer)
   if not v then return nil end
   if st.vals[h.base] == nil then st.vals[h.base] = v end
   if CHECKS[concrete] then check_values(st, CHECKS[concrete], v) end
-  if INTERPRETING[concrete] then interpret(st, INTERPRETING[concrete], v, t, start, h.size) end
   st.last = concrete
   if PADDED[layer] then st.pad = v[PADDING.field] end
   if COMPACT_TAH[layer] ~= nil then st.compact = select(COMPACT_TAH[layer], st, v) end
