@@ -263,6 +263,10 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
                 a = dotted[k]
                 body.append(key + ':"%d.%d.%d.%d"')
                 args.extend(f"buf[{a + i}]" for i in range(4))
+            elif k in exprs and k not in static and k in _COMPUTED_LISTS:
+                # a computed list (the TPSACK's PSNs): JSON text from the same encoder
+                body.append(key + ":%s")
+                args.append(f"_dumps({exprs[k]}).decode()")
             elif k in exprs and k not in static:
                 if isinstance(v, bool) or not isinstance(v, (int, str)):
                     return None

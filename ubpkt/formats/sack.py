@@ -39,12 +39,20 @@ def sack_bitmap(offsets, nbits: int, order: str) -> bytes:
 
 def sack_offsets(bitmap: bytes, order: str) -> list[int]:
     """The i of every BitMap[i] set, ascending."""
-    n = len(bitmap)
+    nbits = 8 * len(bitmap)
+    if order == "field_lsb":
+        v = int.from_bytes(bitmap, "big")         # BitMap[i] is bit i of the number
+    elif order == "byte_lsb":
+        v = int.from_bytes(bitmap, "little")      # byte i/8, bit i%8: bit i of the number
+    elif order == "msb_first":
+        v = int(format(int.from_bytes(bitmap, "big"), f"0{nbits}b")[::-1], 2) if nbits else 0
+    else:
+        raise ValueError(f"sack_bit_order {order!r}: one of {SACK_BIT_ORDERS}")
     out = []
-    for i in range(8 * n):
-        byte, bit = bit_place(i, n, order)
-        if bitmap[byte] & bit:
-            out.append(i)
+    while v:
+        low = v & -v
+        out.append(low.bit_length() - 1)
+        v ^= low
     return out
 
 
