@@ -32,7 +32,8 @@ from ubpkt.formats import enums as E  # noqa: E402
 from ubpkt.formats import grammar as G  # noqa: E402
 from ubpkt.formats.checks import CHECKS  # noqa: E402
 from ubpkt.formats.core import Field, Header  # noqa: E402
-from ubpkt.formats.derived import BYTE_LAYER_TITLES, BYTE_RUNS, DERIVED, Derived  # noqa: E402
+from ubpkt.formats.derived import (  # noqa: E402
+    BYTE_LAYER_TITLES, BYTE_RUNS, DERIVED, INTERPRETATIONS, Derived)
 from ubpkt.profile import PROFILES  # noqa: E402
 
 OUT = HERE / "ub.lua"
@@ -268,6 +269,28 @@ def grammar_lines() -> list[str]:
     out.append("-- an ATAH after a TP response is read when this many bytes remain "
                "(grammar.TP_RESPONSE_ATAH_BYTES, profile G10)")
     out.append(f"local TP_RESPONSE_ATAH_BYTES = {G.TP_RESPONSE_ATAH_BYTES}")
+    out.append('-- "code/sub code" -> the byte-run layer of another protocol\'s PDU '
+               "(grammar.MGMT_PAYLOADS, UB 2.0 Table 10-11)")
+    out.append("local MGMT_PAYLOADS = {" + ", ".join(
+        f'["{c}/{sc}"] = {lua_str(layer)}' for (c, sc), layer in G.MGMT_PAYLOADS.items()) + "}")
+    out.append('-- "code/sub code/rsp" -> the procedure reading the PDU (grammar.MGMT_PDU_PROCS)')
+    out.append("local MGMT_PDU_PROCS = {" + ", ".join(
+        f'["{c}/{sc}/{r}"] = {lua_str(p)}' for (c, sc, r), p in G.MGMT_PDU_PROCS.items()) + "}")
+    out.append("-- PDU header -> the list fields its body carries (grammar.PDU_LISTS)")
+    out.append("local PDU_LISTS = {" + ", ".join(
+        f"[{lua_str(layer)}] = {{count = {lua_str(l.count)}, entry_bits = {l.entry_bits}, "
+        f"fields = {lua_data([list(f) for f in l.fields])}, "
+        f"fixed = {lua_data([list(f) for f in l.fixed])}}}" for layer, l in G.PDU_LISTS.items())
+        + "}")
+    out.append("-- atomic operand sizes in bytes and the Atomic_response TAOpcode "
+               "(grammar.ATOMIC_OPERAND_BYTES/ATOMIC_RESPONSE, UB 2.0 §7.4.2.3.2-3)")
+    out.append(f"local ATOMIC_OPERAND_BYTES = {lua_data(G.ATOMIC_OPERAND_BYTES)}")
+    out.append(f"local ATOMIC_RESPONSE = {G.ATOMIC_RESPONSE}")
+    out.append("-- the atomic request TAOpcodes (enums.ATOMICS, UB 2.0 Table 7-16)")
+    out.append(f"local ATOMICS = {lua_data(sorted(E.ATOMICS))}")
+    out.append("-- topology TLV Type -> the header of its value (grammar.SCAN_TLV_VALUES, "
+               "UB 2.0 §10.4.3.2 Table 10-9)")
+    out.append(f"local SCAN_TLV_VALUES = {lua_data(G.SCAN_TLV_VALUES)}")
     out.append("-- BEETAH widths in bits (grammar.BE_SIZES, UB 2.0 §7.2.10); grammar.be_bits picks one")
     out.append(f"local BE_SIZES = {lua_data(G.BE_SIZES)}")
     out.append('-- "code/sub code/rsp" -> PDU header; sub code "*": any (grammar.MGMT_PDUS, '
@@ -324,9 +347,28 @@ def grammar_lines() -> list[str]:
                         f"message = {lua_str(c.message)}}}")
         out.append(f"  [{lua_str(layer)}] = {{" + ", ".join(rows) + "},")
     out.append("}")
-    names = ["CHECKS", "VARIANTS", "START", "NEXT", "TPH", "TRANSPORT_OVER_UDP", "COMPACT_TAH", "PROCEDURES",
+    out.append("-- concrete layer -> the record fields computed from one of its fields: {key, field, "
+               "kind, arg, when} (ubpkt.formats.derived.INTERPRETATIONS; kind bits: arg {shift, "
+               "mask}, pow2: arg << value, plus: value + arg, names: arg[value] or reserved_<n>)")
+    out.append("local INTERPRETING = {")
+    for layer, h in HEADERS.items():
+        mine = [i for i in INTERPRETATIONS if i.layer == G.logical(layer) and i.field in h.index]
+        if not mine:
+            continue
+        rows = []
+        for i in mine:
+            when = "{" + ", ".join(f"{{{lua_str(k)}, {lua_set(vs)}}}" for k, vs in i.when) + "}"
+            arg = lua_data(list(i.arg) if isinstance(i.arg, tuple) else i.arg)
+            rows.append(f"{{key = {lua_str(i.key)}, field = {lua_str(i.field)}, "
+                        f"kind = {lua_str(i.kind)}, arg = {arg}, when = {when}}}")
+        out.append(f"  [{lua_str(layer)}] = {{" + ", ".join(rows) + "},")
+    out.append("}")
+    names = ["CHECKS", "INTERPRETING", "VARIANTS", "START", "NEXT", "TPH", "TRANSPORT_OVER_UDP",
+             "COMPACT_TAH", "PROCEDURES",
              "TA_REQUEST_PREFIX", "TA_FLAGS", "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS",
              "TA_RESPONSE_IN_DATA_NS3", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES", "BE_SIZES",
+             "ATOMIC_OPERAND_BYTES", "ATOMIC_RESPONSE", "ATOMICS", "SCAN_TLV_VALUES",
+             "MGMT_PAYLOADS", "MGMT_PDU_PROCS", "PDU_LISTS",
              "MGMT_PDUS", "ICRC_COVERAGE", "ICRC_MASKS", "PADDING", "TA_PAIRS", "TA_MATCH",
              "TP_PAIRS", "TP_MATCH", "TP_RESPONSES_NS3"]
     out.append("local GRAMMAR = {" + ", ".join(f"{n} = {n}" for n in names) + "}")

@@ -246,6 +246,8 @@ local function peek(st, n, at)
   return st.tvb(p, n):uint()
 end
 
+local interpret   -- below: the INTERPRETING fields of a header just read
+
 local function take(st, layer)
   local h = HDR[layer]
   if st.pos + h.size > st.stop then
@@ -254,6 +256,7 @@ local function take(st, layer)
     return nil
   end
   local v, t = h.fn(st.tvb, st.pos, st.tree, st)
+  if INTERPRETING[layer] then interpret(st, INTERPRETING[layer], v, t, st.pos, h.size) end
   st.pos = st.pos + h.size
   return v, t
 end
@@ -264,6 +267,24 @@ local function add_value(tree, key, range, value)
   local s = HF_SHIFT[n] or 0
   if s > 0 then value = value * 2 ^ s end
   return tree:add(HF[n], range, value)
+end
+
+-- the record fields computed from one field (INTERPRETING), as ubpkt.formats.derived.interpret
+interpret = function(st, its, v, t, start, size)
+  for _, it in ipairs(its) do
+    local on = true
+    for _, w in ipairs(it.when) do
+      if not w[2][v[w[1]]] then on = false break end
+    end
+    if on then
+      local x, value = v[it.field], nil
+      if it.kind == "bits" then value = floor(x / 2 ^ it.arg[1]) % (it.arg[2] + 1)
+      elseif it.kind == "pow2" then value = it.arg * 2 ^ x
+      elseif it.kind == "plus" then value = x + it.arg
+      else value = it.arg[x] or ("reserved_" .. x) end
+      add_value(t, it.key, st.tvb(start, size), value)
+    end
+  end
 end
 
 -- a run of n raw bytes as a layer with its one hex field (BYTE_RUNS)
@@ -570,6 +591,12 @@ AFTER["ub.nth"] = function(st, v, t, start, concrete)
   end
 end
 
+-- the Linux UB link netdev header (LINKTYPE_UBL): CC is the NTH's CCI word (UB 2.0 §5.2.3)
+AFTER["ub.ubl_ip"] = function(st, v, t, start, concrete)
+  cci(st, v.cc, start + HDR[concrete].at.cc / 8, "ub.nth")
+end
+AFTER["ub.ubl"] = function(st, v) note_info(st, "UBL CFG" .. v.cfg) end
+
 -- UB 2.0 §5.2.1: the CNA NTHs; App B Table B-1: the TP-bypass packet (the grammar goes from
 -- the NTH straight to the TAH) has Mgmt and NLP 0.  Which TAH form follows is COMPACT_TAH's.
 local function cna(st, v, t, start, concrete)
@@ -732,6 +759,38 @@ local function check_ta_flags(st, op, v, steps)
 end
 
 -- UB 2.0 §7.2.1-3, §7.4: the TAH by TAOpcode, then its extension headers
+-- UB 2.0 §7.4.2.3.2-3: an atomic request's payload as its two operands (the example puts
+-- Operand[7:0] first: least significant byte first), an Atomic_response's as the original data
+-- (Origin_data[63:56] first); each shown as hex, most significant digit first
+local OPERAND_SIZE = {}
+for _, n in ipairs(ATOMIC_OPERAND_BYTES) do OPERAND_SIZE[n] = true end
+local ATOMIC_OP = {}
+for _, op in ipairs(ATOMICS) do ATOMIC_OP[op] = true end
+
+local function hex_of(st, from, n, reversed)
+  local parts = {}
+  for i = 0, n - 1 do
+    local at = reversed and (from + n - 1 - i) or (from + i)
+    parts[#parts + 1] = string.format("%02x", st.tvb(at, 1):uint())
+  end
+  return table.concat(parts)
+end
+
+local function atomic_values(st, op)
+  local n = st.stop - st.pos - st.pad
+  if ATOMIC_OP[op] then
+    local half = floor(n / 2)
+    if n % 2 == 0 and OPERAND_SIZE[half] then
+      st.tree:add(HF[FIRST_HF["ub.atomic.operand1"]], st.tvb(st.pos, half),
+                  hex_of(st, st.pos, half, true))
+      st.tree:add(HF[FIRST_HF["ub.atomic.operand2"]], st.tvb(st.pos + half, half),
+                  hex_of(st, st.pos + half, half, true))
+    end
+  elseif op == ATOMIC_RESPONSE and OPERAND_SIZE[n] then
+    st.tree:add(HF[FIRST_HF["ub.atomic.origin_data"]], st.tvb(st.pos, n), hex_of(st, st.pos, n, false))
+  end
+end
+
 PROC["@tah"] = function(st)
   local p = st.prof
   local op = peek(st, 1)
@@ -780,6 +839,7 @@ PROC["@tah"] = function(st)
     end
     last = step
   end
+  atomic_values(st, op)
   return (last and NEXT[last]) or END, v
 end
 
@@ -830,7 +890,24 @@ end
 PROC["@saetph_bitmap"] = function(st, v)
   local bits = known(st, SACK_BITMAP_BITS, v.bitmapsize, "BitMapSize")
   if bits == nil then return STOP end
-  if take_bytes(st, "ub.saetph_bitmap", bits / 8) == nil then return STOP end
+  local start, n = st.pos, bits / 8
+  local raw = take_bytes(st, "ub.saetph_bitmap", n)
+  if raw == nil then return STOP end
+  -- the PSNs reported received: BitMap[i] = RTPH.PSN + i, placed as the profile's
+  -- sack_bit_order says (ubpkt.formats.sack)
+  local psn = earlier(st, "ub.rtph.psn")
+  if psn ~= nil then
+    local order = st.prof.sack_bit_order
+    for i = 0, bits - 1 do
+      local byte, bit
+      if order == "byte_lsb" then byte, bit = floor(i / 8), i % 8
+      elseif order == "msb_first" then byte, bit = floor(i / 8), 7 - i % 8
+      else byte, bit = n - 1 - floor(i / 8), i % 8 end
+      if floor(raw:get_index(byte) / 2 ^ bit) % 2 == 1 then
+        st.tree:add(HF[FIRST_HF["ub.saetph.acked_psns"]], st.tvb(start + byte, 1), (psn + i) % 2 ^ 24)
+      end
+    end
+  end
   return NEXT["ub.saetph_bitmap"] or END, v
 end
 
@@ -883,13 +960,20 @@ end
 -- UB 2.0 §10.4.3.2 Table 10-9: topology TLVs to the end
 PROC["@scan_tlvs"] = function(st)
   while st.stop - st.pos - st.pad >= 2 do
-    local t = take(st, "ub.scan_tlv")
-    if not t then return STOP end
-    if t.length < 2 then
-      problem(st, EX.malformed, string.format("TLV length %d < 2", t.length))
+    local typ, length = st.tvb(st.pos, 1):uint(), st.tvb(st.pos + 1, 1):uint()
+    local value = SCAN_TLV_VALUES[typ]
+    local room = st.stop - st.pos - st.pad
+    local layer = "ub.scan_tlv"
+    if value ~= nil and HDR[value].size <= length and length <= room then layer = value end
+    if not take(st, layer) then return STOP end
+    if length < 2 then
+      problem(st, EX.malformed, string.format("TLV length %d < 2", length))
       return STOP
     end
-    if take_bytes(st, "ub.scan_tlv_value", t.length - 2) == nil then return STOP end
+    local n = length - HDR[layer].size
+    if (n > 0 or layer == "ub.scan_tlv") and take_bytes(st, "ub.scan_tlv_value", n) == nil then
+      return STOP
+    end
   end
   return END
 end
@@ -930,6 +1014,27 @@ PROC["@lacp_tlvs"] = function(st)
 end
 
 -- UB 2.0 §10.4.3.1: the PDU header MGMT_PDUS names, the rest of PDU_Length as bytes
+-- Wireshark's dissectors for the byte-run layers of MGMT_PAYLOADS (DMTF DSP0236, DSP0274)
+local PAYLOAD_DISSECTORS = {["ub.mctp"] = "mctp", ["ub.spdm"] = "spdm"}
+
+-- the list fields of a PDU body (PDU_LISTS): as many entries as the header announces and the
+-- body holds; the bytes stay ub.pdu
+local function pdu_list(st, lst, hv, body_end)
+  local n = hv[lst.count]
+  for _, f in ipairs(lst.fixed) do
+    if hv[f[1]] == f[2] then n = f[3] break end
+  end
+  local size = lst.entry_bits / 8
+  n = math.min(n, floor((body_end - st.pos) / size))
+  for k = 0, n - 1 do
+    local r = st.tvb(st.pos + k * size, size)
+    for _, f in ipairs(lst.fields) do
+      local value = r:bitfield(f[2], f[3])
+      st.tree:add(HF[FIRST_HF[f[1]]], r, value)
+    end
+  end
+end
+
 PROC["@mgmt_pdu"] = function(st, v)
   local pdu_len = v.pdu_length
   local avail = st.stop - st.pos - st.pad
@@ -943,9 +1048,32 @@ PROC["@mgmt_pdu"] = function(st, v)
             or MGMT_PDUS[v.code .. "/*/" .. v.rsp]
   local saved = st.stop
   st.stop = body_end
-  if h ~= nil and pdu_len >= HDR[h].size then take(st, h) end
+  local proc = MGMT_PDU_PROCS[v.code .. "/" .. v.sub_code .. "/" .. v.rsp]
+  if proc ~= nil then
+    -- a PDU of repeated structures, read inside PDU_Length (no transport padding there)
+    local pad = st.pad
+    st.pad = 0
+    PROC[proc](st, v)
+    st.pad = pad
+  elseif h ~= nil and pdu_len >= HDR[h].size then
+    local hv = take(st, h)
+    local lst = PDU_LISTS[h]
+    if hv and lst then pdu_list(st, lst, hv, body_end) end
+  end
   st.stop = saved
-  if st.pos < body_end then take_bytes(st, "ub.pdu", body_end - st.pos) end
+  if st.pos < body_end then
+    local layer = MGMT_PAYLOADS[v.code .. "/" .. v.sub_code] or "ub.pdu"
+    local start = st.pos
+    take_bytes(st, layer, body_end - st.pos)
+    -- another protocol's PDU (MCTP, SPDM): its own Wireshark dissector, when there is one
+    local other = PAYLOAD_DISSECTORS[layer]
+    if other ~= nil then
+      local ok, d = pcall(Dissector.get, other)
+      if ok and d ~= nil then
+        pcall(d.call, d, st.tvb(start, body_end - start):tvb(), st.pinfo, st.ptree)
+      end
+    end
+  end
   return END
 end
 
@@ -1107,10 +1235,14 @@ end
 local ub_ns3 = Proto("ub_ns3", "UnifiedBus (ns-3-UB trace)")
 function ub_ns3.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.ns3, 147) end
 function ub.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.spec, 148) end
+-- a capture on a Linux UB link netdev (ubpkt.record.LINKTYPE_UBL, a profile choice)
+local ub_ubl = Proto("ub_ubl", "UnifiedBus (Linux UB link netdev)")
+function ub_ubl.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.spec, 150) end
 
 local wtap_encap = DissectorTable.get("wtap_encap")
 wtap_encap:add(wtap.USER0, ub_ns3)   -- LINKTYPE 147: ns-3-UB traces
 wtap_encap:add(wtap.USER1, ub)       -- LINKTYPE 148: a UB network packet from its LPH
+wtap_encap:add(wtap.USER3, ub_ubl)   -- LINKTYPE 150: the Linux UB link netdev's frames
 for port in pairs(PROFILE.spec.ub_udp_ports) do DissectorTable.get("udp.port"):add(port, ub_udp) end
 
 -- UB over UDP is addressed to destination port 4792 whatever the source port (UB 2.0 §5.2.3),

@@ -61,7 +61,7 @@ PROFILES = {
 NAMES = list(PROFILES)
 
 #: Frames kept per START branch at least (a generator that silently produces nothing fails).
-MIN_KEPT = {"eth": 80, "ub.lph": 150, "@dllcb": 10}
+MIN_KEPT = {"eth": 80, "ub.lph": 150, "@dllcb": 10, "ub.ubl": 8}
 
 _SETS: dict = {}
 
@@ -82,7 +82,7 @@ def sample_set(name: str):
 KNOWN_DROPS: dict = {}
 
 _CIPH = [("ub.lph", {"cfg": 6}), ("ub.cna16", {"nlp": 0}), ("ub.ctph", {"nlp": 3}),
-         ("ub.ciph", {"cip_id": 9, "sn": 5}), ("ub.ciph_protected", b"\x01\x02\x03\x04\x05"),
+         ("ub.ciph", {"cip_id": 9, "sn": 5, "nlp": 2}), ("ub.ciph_protected", b"\x01\x02\x03\x04\x05"),
          ("ub.ciph_icv", bytes(range(12)))]
 _CFG5_UB = [("ub.lph", {"cfg": 5}), ("ub.cfg5", {"protocol": 0x0100}),
             ("ip", {"proto": 17, "flags": 2, "ttl": 9, "src": 1, "dst": 2}),

@@ -138,6 +138,17 @@ class Profile:
     enum_icrc: bool = False
     #: CFG-5 GUID-addressed frames: no ICRC is described for them (App F.2).
     cfg5_icrc: bool = False
+    #: CFG-5 protocol 0x0109 (LLDP): App F.2 gives no layout; ub-lldpd, its only sender, puts an
+    #: Ethernet header (01:80:c2:00:00:0e, its MAC, 0x88CC) before the TLVs.  On: a payload that
+    #: starts with that destination address is read as that header, anything else as bare TLVs;
+    #: off: always bare TLVs.
+    cfg5_lldp_eth: bool = True
+    #: Where BitMap[i] of a TPSACK's SAETPH sits (UB 2.0 §6.2.3 gives BitMap[0] = RTPH.PSN; its
+    #: Field[i] notation counts from the least significant bit): ``field_lsb`` (the bitmap as
+    #: one big-endian number, BitMap[i] its bit i), ``byte_lsb`` (ns-3-UB: byte i/8, bit i%8
+    #: from that byte's LSB) or ``msb_first`` (BitMap[0] first on the wire).
+    #: ``ubpkt.formats.sack``.
+    sack_bit_order: str = "field_lsb"
     #: Which CETPH variant a TP channel uses, LDCP or CAQM (§6.2.2 makes it per channel).
     cetph_variant: str = "caqm"
     #: G13: full or compact TAH on CFG 6/7 packets (CFG 9 always uses the compact forms).
@@ -234,7 +245,7 @@ NS3 = Profile(
     ns3_layouts=True, crd_ack_vl0_first=True, cci_dont_care_on_cna=True,
     check_udp_zero_checksum=False, check_ipv4_df=False, cna_tah_form="compact", check_npi=False,
     ctp_cnp_cetph=False, tp_response_echo=True, ta_response_form="btah_maetah",
-    write_tassn_bytes=65536, pad_tp_body=False,
+    write_tassn_bytes=65536, pad_tp_body=False, sack_bit_order="byte_lsb",
     tuning=Tuning(transport=TransportTuning(ack_coalesce=False)),
 )
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 __all__ = ["ERROR", "WARNING", "INFO", "SEVERITIES", "LINKTYPE_ETHERNET", "LINKTYPE_NS3",
            "LINKTYPE_UB", "LINKTYPE_FLITS", "LINKTYPE_RAW", "LINKTYPE_IPV4", "LINKTYPE_IPV6",
-           "LINKTYPE_SLL", "LINKTYPE_SLL2", "LINKTYPE_NAMES", "RECORD_KEYS", "ISSUE_KEYS",
+           "LINKTYPE_SLL", "LINKTYPE_SLL2", "LINKTYPE_UBL", "LINKTYPE_NAMES", "RECORD_KEYS",
+           "ISSUE_KEYS",
            "make_issue", "make_record", "has_errors"]
 
 #: Issue severities, most severe first.
@@ -34,9 +35,15 @@ LINKTYPE_IPV4 = 228
 LINKTYPE_IPV6 = 229
 LINKTYPE_SLL = 113
 LINKTYPE_SLL2 = 276
+#: A capture on a Linux UB link netdev (``ublN``, ARPHRD_UB 38; openEuler drivers/net/ub/dev/ubl.c):
+#: the software frame, a CFG byte, then CC and NPI before an IP packet, or a CFG-5 frame.  No pcap
+#: link type exists for it: the reference profile takes 150 (LINKTYPE_USER3), the first user link
+#: type ubpkt does not already use (docs/profile.md).
+LINKTYPE_UBL = 150
 LINKTYPE_NAMES = {"eth": LINKTYPE_ETHERNET, "ns3": LINKTYPE_NS3, "ub": LINKTYPE_UB,
                   "flits": LINKTYPE_FLITS, "raw": LINKTYPE_RAW, "ipv4": LINKTYPE_IPV4,
-                  "ipv6": LINKTYPE_IPV6, "sll": LINKTYPE_SLL, "sll2": LINKTYPE_SLL2}
+                  "ipv6": LINKTYPE_IPV6, "sll": LINKTYPE_SLL, "sll2": LINKTYPE_SLL2,
+                  "ubl": LINKTYPE_UBL}
 
 RECORD_KEYS = ("frame", "time", "len", "caplen", "linktype", "layers", "fields", "issues")
 ISSUE_KEYS = ("severity", "layer", "field", "offset", "message")

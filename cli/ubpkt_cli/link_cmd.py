@@ -15,7 +15,7 @@ NATIVE = (147, 148)            # captures whose records are network packets from
 FLITS = 149                    # a flit stream (ubpkt.record.LINKTYPE_FLITS)
 _LINK_NAMES = {1: "Ethernet", 101: "raw IP", 113: "Linux cooked", 147: "ns-3-UB",
                148: "UB network packets", 149: "flits", 228: "raw IPv4", 229: "raw IPv6",
-               276: "Linux cooked v2"}
+               276: "Linux cooked v2", 150: "Linux UB link netdev"}
 
 
 def _open_capture(path, linktypes=NATIVE, what="a capture of UB network packets (148/147)"):

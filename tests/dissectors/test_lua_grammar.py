@@ -14,8 +14,9 @@ from ubpkt.capture import PcapWriter, open_capture
 from ubpkt.dissect import dissect
 from ubpkt.formats import HEADERS
 from ubpkt.formats.checks import CHECKS
+from ubpkt.formats import enums as E
 from ubpkt.formats import grammar as G
-from ubpkt.formats.derived import BYTE_LAYER_TITLES, DERIVED
+from ubpkt.formats.derived import BYTE_LAYER_TITLES, DERIVED, INTERPRETATIONS
 from ubpkt.link.plength import plength
 
 from test_lua import LUA, ROOT, _gen_module, check_capture, enc, rtph, write
@@ -40,7 +41,11 @@ local function enc(x)
     for k in pairs(x) do n = n + 1; keys[#keys + 1] = k end
     if n == 0 then return "[]" end
     local parts = {}
-    if n == #x then
+    local seq = true   -- a sequence: keys exactly 1..n (#x alone is ambiguous with holes)
+    for k in pairs(x) do
+      if type(k) ~= "number" or k < 1 or k > n or k %% 1 ~= 0 then seq = false end
+    end
+    if seq then
       for i = 1, n do parts[i] = enc(x[i]) end
       return "[" .. table.concat(parts, ",") .. "]"
     end
@@ -125,6 +130,24 @@ def expected_grammar() -> dict:
         "ATOMIC_SUBOP_OPCODES": list(G.ATOMIC_SUBOP_OPCODES),
         "TP_RESPONSE_ATAH_BYTES": G.TP_RESPONSE_ATAH_BYTES,
         "BE_SIZES": list(G.BE_SIZES),
+        "SCAN_TLV_VALUES": {str(k): v for k, v in G.SCAN_TLV_VALUES.items()},
+        "ATOMIC_OPERAND_BYTES": list(G.ATOMIC_OPERAND_BYTES),
+        "ATOMIC_RESPONSE": G.ATOMIC_RESPONSE,
+        "ATOMICS": sorted(E.ATOMICS),
+        "INTERPRETING": {layer: [{"key": i.key, "field": i.field, "kind": i.kind,
+                                  "arg": list(i.arg) if isinstance(i.arg, tuple) else i.arg,
+                                  "when": [[n, {v: True for v in a}] for n, a in i.when]}
+                                 for i in INTERPRETATIONS
+                                 if i.layer == G.logical(layer) and i.field in h.index]
+                         for layer, h in HEADERS.items()
+                         if any(i.layer == G.logical(layer) and i.field in h.index
+                                for i in INTERPRETATIONS)},
+        "MGMT_PAYLOADS": {f"{c}/{sc}": layer for (c, sc), layer in G.MGMT_PAYLOADS.items()},
+        "MGMT_PDU_PROCS": {f"{c}/{sc}/{r}": p for (c, sc, r), p in G.MGMT_PDU_PROCS.items()},
+        "PDU_LISTS": {layer: {"count": lst.count, "entry_bits": lst.entry_bits,
+                              "fields": [list(f) for f in lst.fields],
+                              "fixed": [list(f) for f in lst.fixed] or []}
+                      for layer, lst in G.PDU_LISTS.items()},
         "MGMT_PDUS": {f"{c}/{'*' if s is None else s}/{r}": layer
                       for (c, s, r), layer in G.MGMT_PDUS.items()},
         "ICRC_COVERAGE": [{"start": c.start, "knobs": dict(c.knobs),

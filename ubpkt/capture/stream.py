@@ -8,13 +8,15 @@ from .pcap import _MAX_RECORD, open_capture, pcap_record_problem, pcap_tail_prob
 from ..dissect import decode
 from ..record import (LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_IPV4, LINKTYPE_IPV6,
                       LINKTYPE_NS3, LINKTYPE_RAW, LINKTYPE_SLL, LINKTYPE_SLL2, LINKTYPE_UB,
+                      LINKTYPE_UBL,
                       make_record)
 from ..dissect.fastpath import TemplateCache
 from ..profile import NS3, SPEC, Profile
 
 LINK_TYPES = {"auto": None, "eth": LINKTYPE_ETHERNET, "ub": LINKTYPE_UB, "ns3": LINKTYPE_NS3,
               "flits": LINKTYPE_FLITS, "sll": LINKTYPE_SLL, "sll2": LINKTYPE_SLL2,
-              "raw": LINKTYPE_RAW, "ipv4": LINKTYPE_IPV4, "ipv6": LINKTYPE_IPV6}
+              "raw": LINKTYPE_RAW, "ipv4": LINKTYPE_IPV4, "ipv6": LINKTYPE_IPV6,
+              "ubl": LINKTYPE_UBL}
 
 
 def iter_records(path, link_type: str = "auto", profile: Profile | None = None,

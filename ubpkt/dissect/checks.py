@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from ..formats import HEADERS
 from ..formats.checks import CHECKS
+from ..formats.derived import INTERPRETATIONS, interpret
 from ..formats.grammar import logical
 from ..record import ERROR, INFO, WARNING
 
-__all__ = ["BY_LAYER", "apply", "declare_reads"]
+__all__ = ["BY_LAYER", "apply", "declare_reads", "INTERPRETING", "interpret_into"]
 
 _SEVERITY = {"warning": WARNING, "error": ERROR, "info": INFO}
 
@@ -21,6 +22,23 @@ for _h in HEADERS.values():
     _mine = tuple(c for c in CHECKS if c.layer == logical(_h.layer))
     if _mine:
         BY_LAYER[_h.layer] = _mine
+
+
+#: concrete layer -> its interpretations (formats.derived.INTERPRETATIONS) whose field it has
+INTERPRETING: dict[str, tuple] = {}
+for _h in HEADERS.values():
+    _mine = tuple(i for i in INTERPRETATIONS
+                  if i.layer == logical(_h.layer) and i.field in _h.index)
+    if _mine:
+        INTERPRETING[_h.layer] = _mine
+
+
+def interpret_into(fr, h, vals, its) -> None:
+    """Add the interpretations ``its`` of header ``h`` whose conditions hold."""
+    ix = h.index
+    for it in its:
+        if all(vals[ix[name]] in allowed for name, allowed in it.when):
+            fr._add_repeated(it.key, interpret(it, vals[ix[it.field]]))
 
 
 def declare_reads() -> None:
@@ -36,6 +54,10 @@ def declare_reads() -> None:
                         reads(h.layer, h.fields[h.keys.index(key)].name)
             else:
                 reads(c.layer, key)
+    # an interpretation's conditions choose whether it is there (its field only its value)
+    for it in INTERPRETATIONS:
+        for name, _ in it.when:
+            reads(it.layer, name)
 
 
 def apply(fr, h, vals, start: int, checks) -> None:

@@ -24,6 +24,8 @@ from ..views.stats import OPCODE_KEYS
 from ..profile import Profile
 from ..record import make_record
 from .walk import steering_fields
+from .checks import INTERPRETING as _INTERPRETING
+from ..formats.sack import sack_psns
 from ..formats.grammar import covered_from, logical, peeks
 
 try:
@@ -43,6 +45,8 @@ _ZERO_CHECKED = {"ub.pad", "ub.cb_body"}
 #: The record fields ``ubpkt stats`` reads: the opcodes it counts and what the analysis of
 #: transactions and PSNs reads (ubpkt.views.stats.OPCODE_KEYS, ubpkt.views.analysis.READS).
 STATS_KEYS = tuple(dict.fromkeys(OPCODE_KEYS + ANALYSIS_READS))
+#: List fields a template computes itself (from a byte run): the TPSACK's PSNs
+_COMPUTED_LISTS = {"ub.saetph.acked_psns"}
 
 
 class _Template:
@@ -75,7 +79,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     if len(set(layers)) != len(layers) or _UNSAFE_LAYERS.intersection(layers):
         return None
     fields = fr.fields
-    if any(isinstance(v, list) for v in fields.values()):
+    if any(isinstance(v, list) and k not in _COMPUTED_LISTS for k, v in fields.items()):
         return None
     # walk the layers again to learn their offsets
     off = 0
@@ -120,6 +124,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     dotted = {}
     names = {}
     guarded_keys = set()
+    raw_keys = {}
     for layer, o, n in placed:
         if layer == "ub.icrc":
             declared.add("ub.icrc.value")
@@ -127,12 +132,29 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
         if layer in BYTE_LAYERS:
             key = BYTE_LAYERS[layer]
             declared.add(key)
+            if layer == "data":
+                # an atomic payload read as numbers (dissect.transaction._atomic_values)
+                half = n // 2
+                for k, expr in (("ub.atomic.operand1", f"buf[{o}:{o + half}][::-1].hex()"),
+                                ("ub.atomic.operand2", f"buf[{o + half}:{o + n}][::-1].hex()"),
+                                ("ub.atomic.origin_data", f"buf[{o}:{o + n}].hex()")):
+                    if k in fields:
+                        declared.add(k)
+                        exprs[k] = expr
+            if layer == "ub.saetph_bitmap" and "ub.saetph.acked_psns" in fields:
+                # the PSNs a TPSACK reports, from the bitmap bytes and RTPH.PSN (read, or the
+                # guarded value)
+                psn = raw_keys.get("ub.rtph.psn", repr(fields.get("ub.rtph.psn")))
+                declared.add("ub.saetph.acked_psns")
+                exprs["ub.saetph.acked_psns"] = (f"_sack_psns(buf[{o}:{o + n}], {psn}, "
+                                                 f"{profile.sack_bit_order!r})")
             if layer in _ZERO_CHECKED:
                 gmask |= ((1 << (8 * n)) - 1) << (total - 8 * (o + n))
             exprs[key] = f"buf[{o}:{o + n}].hex()"
             continue
         h = HEADERS[layer]
         guarded = set(DISPATCH_FIELDS.get(layer, ()))
+        raws = {}
         for f, k, foff in zip(h.fields, h.keys, h.offsets):
             declared.add(k)
             if f.enum:
@@ -146,6 +168,8 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 continue
             x = _read_expr(8 * o + foff, f.bits, shift, mask)
             raw = x
+            raws[f.name] = raw
+            raw_keys[k] = raw
             if f.shift:
                 x = f"({x} << {f.shift})"
             if f.fmt != "int":
@@ -176,6 +200,16 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                     exprs[k + "_name"] = (f"({var}[{tmp}] if {tmp} in {var} "
                                           f"else 'unknown_%d' % {tmp})")
             exprs[k] = x
+        # interpretations of a field the template reads (formats.derived.INTERPRETATIONS): the
+        # same computation in the generated code; of a guarded field, the sample's value stands
+        its = _INTERPRETING.get(layer)
+        if its:
+            hv = h.unpack(buf, o)
+            for it in its:
+                if it.field not in raws or not all(hv[h.index[n]] in a for n, a in it.when):
+                    continue
+                declared.add(it.key)
+                exprs[it.key] = _interpret_expr(it, raws[it.field], names)
     gval = int.from_bytes(buf[:region], "big") & gmask
     lines[2] = f"    if v & {gmask:#x} != {gval:#x}:"
     static = {k: v for k, v in fields.items() if k not in declared or k in guarded_keys}
@@ -212,7 +246,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
             return None
     head = list(lines)
     lines.append("    return {" + ", ".join(items) + "}")
-    ns = {"_text": value_to_text, "_crc32": zlib.crc32, **names}
+    ns = {"_text": value_to_text, "_crc32": zlib.crc32, "_sack_psns": sack_psns, **names}
     exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath template>", "exec"), ns)
     tjson = _json_fn(head, fields, exprs, static, layers, fr.issues, ns, dotted)
     tsum = _summary_fn(head, fields, exprs, static, fr.issues, ns, dotted)
@@ -302,6 +336,10 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
                 a = dotted[k]
                 body.append(key + ':"%d.%d.%d.%d"')
                 args.extend(f"buf[{a + i}]" for i in range(4))
+            elif k in exprs and k not in static and k in _COMPUTED_LISTS:
+                # a computed list (the TPSACK's PSNs): JSON text from the same encoder
+                body.append(key + ":%s")
+                args.append(f"_dumps({exprs[k]}).decode()")
             elif k in exprs and k not in static:
                 if isinstance(v, bool) or not isinstance(v, (int, str)):
                     return None
@@ -320,6 +358,21 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
     ns = dict(ns, _dumps=dumps)
     exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath json template>", "exec"), ns)
     return ns["run_json"]
+
+
+def _interpret_expr(it, raw: str, names: dict) -> str:
+    """Python source computing interpretation ``it`` from the field read by ``raw``, as
+    :func:`ubpkt.formats.derived.interpret` does (value names go to ``names``)."""
+    if it.kind == "bits":
+        shift, mask = it.arg
+        return f"(({raw} >> {shift}) & {mask:#x})"
+    if it.kind == "pow2":
+        return f"({it.arg} << {raw})"
+    if it.kind == "plus":
+        return f"({raw} + {it.arg})"
+    var = f"e{len(names)}"
+    names[var] = dict(it.arg)
+    return f"{var}.get({raw}) or 'reserved_%d' % {raw}"
 
 
 def _read_expr(bit: int, bits: int, shift: int, mask: int) -> str:

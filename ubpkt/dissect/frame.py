@@ -15,6 +15,7 @@ H = HEADERS
 
 from ..formats.grammar import PADDING as _PADDING  # noqa: E402
 from .checks import BY_LAYER as _CHECKS, apply as _apply  # noqa: E402
+from .checks import INTERPRETING as _INTERPRETING, interpret_into as _interpret  # noqa: E402
 
 
 _ATAH_OPS = E.TA_RESPONSES
@@ -50,6 +51,9 @@ class Frame(HeaderReader):
             checks = _CHECKS.get(h.layer)
             if checks is not None:
                 _apply(self, h, vals, self.pos - h.size, checks)
+            its = _INTERPRETING.get(h.layer)
+            if its is not None:
+                _interpret(self, h, vals, its)
         return vals
 
     def rest_as_data(self) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..formats import enums as E
 from ..formats.core import Header
-from ..formats.grammar import NEXT, mgmt_pdu
+from ..formats.grammar import (MGMT_PAYLOADS, MGMT_PDU_PROCS, NEXT, PDU_LISTS, SCAN_TLV_VALUES,
+                               mgmt_pdu, pdu_list_values)
 from .frame import ERROR, H, WARNING, Frame
 from .walk import AFTER, PROCS, reads, run
 
@@ -34,11 +35,22 @@ def _mgmt_pdu(fr: Frame, h: Header, v) -> bool:
     layer = mgmt_pdu(code, sub, rsp)
     saved_end = fr.end
     fr.end = body_end
-    if layer is not None and pdu_len >= H[layer].size:
-        fr.take(H[layer])
+    proc = MGMT_PDU_PROCS.get((code, sub, rsp))
+    if proc is not None:
+        # a PDU of repeated structures, read inside PDU_Length (no transport padding there)
+        saved_pad, fr.pad = fr.pad, 0
+        _PDU_RUNS[proc](fr)
+        fr.pad = saved_pad
+    elif layer is not None and pdu_len >= H[layer].size:
+        hv = fr.take(H[layer])
+        lst = PDU_LISTS.get(layer)
+        if lst is not None and hv is not None:
+            ix = H[layer].index
+            fr.fields.update(pdu_list_values(lst, lambda n: hv[ix[n]],
+                                             bytes(fr.buf[fr.pos:body_end])))
     fr.end = saved_end
     if fr.pos < body_end:
-        fr.take_bytes("ub.pdu", body_end - fr.pos)
+        fr.take_bytes(MGMT_PAYLOADS.get((code, sub), "ub.pdu"), body_end - fr.pos)
     return True
 
 
@@ -63,20 +75,30 @@ def _scan_paths(fr: Frame, h: Header, s) -> bool:
 
 
 def _scan_tlvs(fr: Frame, h: Header, v) -> bool:
+    ok = _scan_tlv_run(fr)
+    if ok:
+        fr.rest_as_data()
+    return ok
+
+
+def _scan_tlv_run(fr: Frame) -> bool:
+    """Topology TLVs while two bytes remain (UB 2.0 §10.4.3.2 Table 10-9); False when one was
+    malformed or truncated (reported)."""
     tlv = H["ub.scan_tlv"]
     while fr.end - fr.pos - fr.pad >= 2:
-        t = fr.take(tlv)
-        if t is None:
+        typ, length = fr.buf[fr.pos], fr.buf[fr.pos + 1]
+        value = SCAN_TLV_VALUES.get(typ)
+        room = fr.end - fr.pos - fr.pad
+        hdr = H[value] if value is not None and H[value].size <= length <= room else tlv
+        if fr.take(hdr) is None:
             return False
-        length = t[tlv.index["length"]]
         if length < 2:
             fr.issue(ERROR, "ub.scan_tlv", "ub.scan_tlv.length", fr.pos - 2,
                      f"TLV length {length} < 2")
-            fr.rest_as_data()
             return True
-        if fr.take_bytes("ub.scan_tlv_value", length - 2) is None:
+        n = length - hdr.size
+        if (n or hdr is tlv) and fr.take_bytes("ub.scan_tlv_value", n) is None:
             return False
-    fr.rest_as_data()
     return True
 
 
@@ -90,9 +112,14 @@ def _path_entries(raw: bytes, width: int, hops: int) -> list[int]:
     return out
 
 
+#: MGMT_PDU_PROCS procedure -> the reader of its structures (what it leaves is ub.pdu)
+_PDU_RUNS = {"@scan_tlvs": _scan_tlv_run}
+
 assert NEXT["ub.mgmtetah"] == "@mgmt_pdu"
 reads("ub.mgmtetah", "sub_code", "code", "rsp", "pdu_length")
 reads("ub.scan", "r", "type", "hops")
+reads("ub.neighbour_query", "d", "port_num")
+reads("ub.entity_info", "mue_nums")
 reads("ub.scan_pdu", "cmd", "opcode")
 reads("ub.scan_tlv", "type", "length")
 AFTER["ub.mgmtetah"] = _mgmtetah

@@ -105,6 +105,25 @@ def _cna_reserved(fr: Frame, h: Header, v, start: int) -> None:
              f"reserved NLP {v[h.index['nlp']]}")
 
 
+# -- the Linux UB link netdev header (record.LINKTYPE_UBL) -----------------------------------------
+
+def _ubl(fr: Frame, h: Header, v, start: int):
+    # the CFG byte stands for the LPH's CFG (UB 2.0 §4.3.2.2): what CFG-5 payloads look at
+    fr.cfg = v[h.index["cfg"]]
+    return None
+
+
+def _ubl_ip(fr: Frame, h: Header, v, start: int):
+    # CC is the NTH's CCI word (UB 2.0 §5.2.3, §5.3.5.1): shown in its mode's view
+    _cci(fr, v[h.index["cc"]], "ub.nth")
+    return None
+
+
+def _ubl_reserved(fr: Frame, h: Header, v, start: int) -> None:
+    fr.issue(ERROR, h.layer, "ub.ubl.cfg", start,
+             f"CFG {v[h.index['cfg']]}: a UB link netdev carries CFG 3, 4 or 5")
+
+
 # -- CFG 5 (UB 2.0 App F.2) ------------------------------------------------------------------------
 
 def _cfg5(fr: Frame, h: Header, v, start: int):
@@ -155,15 +174,18 @@ reads("ub.lph", "cfg", "plength", "rt_perpacket", "rt_shortest")
 reads("ub.nth", "cci", "npi")
 reads("ub.cna16", "cci", "mgmt", "nlp")
 reads("ub.cna24", "cci", "nlp")
+reads("ub.ubl", "cfg")
+reads("ub.ubl_ip", "cc")
 reads("ub.npic", "sum")
 reads("ub.lldp_tlv", "tlv_type", "tlv_len")
 reads("ub.lacp_tlv", "tlv_type", "tlv_len")
 reads("ub.ip_notify", "version")
 reads("ub.ip_notify6", "version")
 AFTER.update({"ub.lph": _lph, "ub.nth": _nth, "ub.cna16": _cna("ub.cna16"),
-              "ub.cna24": _cna("ub.cna24"), "ub.cfg5": _cfg5})
+              "ub.cna24": _cna("ub.cna24"), "ub.cfg5": _cfg5, "ub.ubl": _ubl,
+              "ub.ubl_ip": _ubl_ip})
 RESERVED_REPORTS.update({"ub.lph": _lph_reserved, "ub.cna16": _cna_reserved,
-                         "ub.cna24": _cna_reserved})
+                         "ub.cna24": _cna_reserved, "ub.ubl": _ubl_reserved})
 PROCS.update({
     "@npic_entries": _npic_entries,
     # IEEE 802.1AB: the length counts the value; IEEE 802.1AX: it counts type and length too

@@ -5,8 +5,8 @@ grammar's (:func:`ubpkt.formats.grammar.ta_sequence`, ``VARIANTS``)."""
 from __future__ import annotations
 
 from ..formats import enums as E
-from ..formats.grammar import (ATOMIC_SUBOP_OPCODES, TA_FLAGS, TA_RESPONSE_IN_DATA_NS3, be_bits,
-                               resolve, ta_sequence)
+from ..formats.grammar import (ATOMIC_OPERAND_BYTES, ATOMIC_RESPONSE, ATOMIC_SUBOP_OPCODES,
+                               TA_FLAGS, TA_RESPONSE_IN_DATA_NS3, be_bits, resolve, ta_sequence)
 from .frame import ERROR, H, INFO, WARNING, Frame
 from .walk import PROCS, reads, run
 
@@ -77,6 +77,23 @@ def _tah(fr: Frame) -> None:
         elif layer in ("ub.maetah_c", "ub.maetah_c_ns3"):
             # compact MAETAH: the length is 64 B << Length[2:0] (UB 2.0 §7.2.3)
             fr.fields["ub.maetah.length"] = 64 << v[h.index["len_code"]]
+    _atomic_values(fr, op)
+
+
+def _atomic_values(fr: Frame, op: int) -> None:
+    """The payload of an atomic request as its two operands, of an Atomic_response as the
+    original data, each shown as a number in hex, read in the byte order the spec's examples
+    give (UB 2.0 §7.4.2.3.2: Operand[7:0] first, least significant byte first; §7.4.2.3.3:
+    Origin_data[63:56] first, most significant byte first).  Only for the operand sizes the
+    spec allows."""
+    payload = bytes(fr.buf[fr.pos:fr.end - fr.pad])
+    if op in E.ATOMICS:
+        half = len(payload) // 2
+        if len(payload) % 2 == 0 and half in ATOMIC_OPERAND_BYTES:
+            fr.fields["ub.atomic.operand1"] = payload[:half][::-1].hex()
+            fr.fields["ub.atomic.operand2"] = payload[half:][::-1].hex()
+    elif op == ATOMIC_RESPONSE and len(payload) in ATOMIC_OPERAND_BYTES:
+        fr.fields["ub.atomic.origin_data"] = payload.hex()
 
 
 def _beetah(fr: Frame) -> bool:

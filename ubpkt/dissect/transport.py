@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..formats import enums as E
 from ..formats.core import Header
+from ..formats.sack import sack_psns
 from ..formats.grammar import COMPACT_TAH, NEXT, TP_RESPONSE_ATAH_BYTES, Switch
 from .frame import ERROR, INFO, WARNING, Frame
 from .transaction import _tah
@@ -70,8 +71,14 @@ def _saetph_bitmap(fr: Frame, h: Header, v) -> bool:
                  f"reserved BitMapSize {size}")
         fr.rest_as_data()
         return True
-    if fr.take_bytes("ub.saetph_bitmap", bits // 8) is None:
+    raw = fr.take_bytes("ub.saetph_bitmap", bits // 8)
+    if raw is None:
         return False
+    psn = fr.fields.get("ub.rtph.psn")
+    if isinstance(psn, int):
+        # the PSNs the TPSACK reports received, BitMap[i] = RTPH.PSN + i (profile
+        # sack_bit_order places BitMap[i] in the bytes)
+        fr.fields["ub.saetph.acked_psns"] = sack_psns(raw, psn, fr.profile.sack_bit_order)
     return run(fr, NEXT["ub.saetph_bitmap"], h, v)
 
 
@@ -83,11 +90,15 @@ def _tp_response_atah(fr: Frame, h, v) -> bool:
     return True
 
 
+def _ciph(fr: Frame, h, v, start: int):
+    fr.issue(INFO, "ub.ciph", None, start,
+             "CIPH layout is a reference-profile placeholder (the spec gives no figure text)")
+    return None
+
+
 def _ciph_body(fr: Frame, h, v) -> bool:
     """The CIPH layout is reference profile G9: the protected part is opaque, the ICV closes
-    it."""
-    fr.issue(INFO, "ub.ciph", None, fr.pos - h.size,
-             "CIPH layout is a reference-profile placeholder (the spec gives no figure text)")
+    it.  Reached after the CIPH, or after the clear-text UPIH/EIDH of CIPH NLP 0/1."""
     icv = fr.profile.ciph_icv_len
     room = fr.end - fr.pos - fr.pad         # the ICV closes the TP body, before its padding
     if room < icv:
@@ -105,7 +116,8 @@ reads("ub.rtph", "last", "tpopcode", "tpver", "padding", "nlp")
 reads("ub.utph", "last", "tpopcode", "padding", "nlp")
 reads("ub.ctph", "tpopcode", "padding", "nlp")
 reads("ub.saetph", "bitmapsize")
-AFTER.update({"ub.rtph": _rtph, "ub.utph": _utph, "ub.ctph": _ctph})
+reads("ub.ciph", "nlp")
+AFTER.update({"ub.rtph": _rtph, "ub.utph": _utph, "ub.ctph": _ctph, "ub.ciph": _ciph})
 RESERVED_REPORTS.update({"ub.rtph": _tph_reserved, "ub.utph": _tph_reserved,
                          "ub.ctph": _tph_reserved})
 PROCS.update({"@saetph_bitmap": _saetph_bitmap, "@tp_response_atah": _tp_response_atah,

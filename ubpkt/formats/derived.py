@@ -14,7 +14,7 @@ from typing import Mapping
 from . import enums as E
 
 __all__ = ["Derived", "DERIVED", "BYTE_RUNS", "BYTE_LAYER_TITLES", "derived_rows",
-           "enum_name_keys"]
+           "enum_name_keys", "Interpretation", "INTERPRETATIONS", "interpret"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ _BYTE_RUN_TABLE = (
     ("ub.beetah", "ub.beetah.be", "Byte Enable Extended TAH"),
     ("ub.cb_body", "ub.cb.body", "Control block body"),
     ("ub.pdu", "ub.pdu.data", "Management PDU body"),
+    ("ub.mctp", "ub.mctp.data", "MCTP message (DMTF DSP0236)"),
+    ("ub.spdm", "ub.spdm.data", "SPDM message (DMTF DSP0274)"),
     ("ub.scan_fwd", "ub.scan.fwd_path", "Forward path"),
     ("ub.scan_ret", "ub.scan.ret_path", "Return path"),
     ("ub.scan_tlv_value", "ub.scan_tlv.value", "TLV value"),
@@ -80,6 +82,38 @@ DERIVED: tuple[Derived, ...] = (
             spec="UB 2.0 §10.4.3.2"),
     Derived("ub.scan.ret_ports", "list", "Return path ports", "ub.scan_ret", bits=16,
             spec="UB 2.0 §10.4.3.2"),
+    Derived("ub.neighbour_query.port_idx", "list", "Port_idx", "ub.neighbour_query", bits=16,
+            spec="UB 2.0 §10.4.3.3"),
+    Derived("ub.entity_info.mue_end_ue_idx", "list", "MUE's end UE idx", "ub.entity_info",
+            bits=16, spec="UB 2.0 §10.4.3.3"),
+    Derived("ub.entity_info.mue_start_ue_idx", "list", "MUE's start UE idx", "ub.entity_info",
+            bits=16, spec="UB 2.0 §10.4.3.3"),
+    Derived("ub.saetph.acked_psns", "list", "PSNs reported received (BitMap[i] = RTPH.PSN + i)",
+            "ub.saetph_bitmap", bits=24, spec="UB 2.0 §6.2.3"),
+    Derived("ub.atomic.operand1", "string", "Operand 1 (hex, read least significant byte first)",
+            "ub.btah", spec="UB 2.0 §7.4.2.3.2"),
+    Derived("ub.atomic.operand2", "string", "Operand 2 (hex, read least significant byte first)",
+            "ub.btah", spec="UB 2.0 §7.4.2.3.2"),
+    Derived("ub.atomic.origin_data", "string", "Original data (hex, most significant byte first)",
+            "ub.atah", spec="UB 2.0 §7.4.2.3.3"),
+    Derived("ub.nth.npi_permission", "uint", "NPI Permission (0 high, 1 low privilege)", "ub.nth",
+            bits=1, spec="UB 2.0 §5.3.3.1"),
+    Derived("ub.nth.npi_id", "uint", "NPI partition ID", "ub.nth", bits=24,
+            spec="UB 2.0 §5.3.3.1"),
+    Derived("ub.npic.npi_permission", "uint", "NPI Permission (0 high, 1 low privilege)",
+            "ub.npic_entry", bits=1, spec="UB 2.0 §5.3.3.1"),
+    Derived("ub.npic.npi_id", "uint", "NPI partition ID", "ub.npic_entry", bits=24,
+            spec="UB 2.0 §5.3.3.1"),
+    Derived("ub.rtph.rnr_timeout_us", "uint", "RNR timeout (us, 2 x 2^RNR_Timer)", "ub.rtph",
+            bits=32, spec="UB 2.0 §6.2.1"),
+    Derived("ub.rtph.rspinfo_name", "string", "RSPINFO meaning", "ub.rtph",
+            spec="UB 2.0 §6.2.1"),
+    Derived("ub.atah.rnr_timeout_us", "uint", "RNR timeout (us, 2 x 2^RNR_Timer)", "ub.atah",
+            bits=32, spec="UB 2.0 §7.2.2"),
+    Derived("ub.atah.taack_count", "uint", "TAACKs in this one (1 + aggregated)", "ub.atah",
+            bits=8, spec="UB 2.0 §7.2.2"),
+    Derived("ub.atah.rspinfo_name", "string", "RSPINFO meaning", "ub.atah",
+            spec="UB 2.0 §7.2.2"),
     Derived("data.len", "uint", "Payload length", "data", bits=32),
     # flit streams (linktype 149)
     Derived("ub.flit.offset", "uint", "Stream offset of the unit's first flit", "ub.flits",
@@ -116,6 +150,67 @@ DERIVED: tuple[Derived, ...] = (
           BYTE_RUNS.items()) + tuple(
     Derived(f"ub.crd_ack.crd_vl{i}", "uint", f"Credits returned for VL{i}", "ub.crd_ack", bits=6,
             spec="UB 2.0 §4.3.3.5") for i in range(16))
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    """A record field computed from one header field, as data so that the dissector, the fast
+    path's generated templates and the Lua plugin compute it alike.  Present when every
+    ``when`` (field of the same header, allowed values) holds; those fields steer the record
+    (the fast path guards them), ``field`` does not.  ``kind``: ``bits`` (``arg`` = (shift,
+    mask)), ``pow2`` (``arg`` << value), ``plus`` (value + ``arg``), ``names`` (``arg`` a dict;
+    other values ``reserved_<n>``)."""
+    key: str
+    layer: str            # logical layer
+    field: str
+    kind: str
+    arg: object
+    when: tuple = ()
+    spec: str = ""
+
+
+_TP_ERRORS = {0: "PSN_Error", 1: "Unsupported_Request", 2: "Remote_Abort"}
+_TP_TAACK = {0: "TAACK_Retransmission_Recovery", 1: "TAACK_Unrecoverable", 2: "TAACK_Correct"}
+_TA_ERRORS = {1: "Unsupported_Request", 2: "Remote_Abort"}
+
+#: UB 2.0 §5.3.3.1 (NPI: the top bit is the Permission bit, 0 high and 1 low privilege, then the
+#: 24-bit partition ID), §6.2.1 RTPH and §7.2.2 ATAH RSPINFO by RSPST (RNR: RNR_Timeout = 2 us x
+#: 2^RNR_Timer; Completer Error: the error; TAACK kinds; a successful ATAH: 1 + the TAACKs
+#: aggregated into it).
+INTERPRETATIONS: tuple[Interpretation, ...] = (
+    Interpretation("ub.nth.npi_permission", "ub.nth", "npi", "bits", (24, 1),
+                   spec="UB 2.0 §5.3.3.1"),
+    Interpretation("ub.nth.npi_id", "ub.nth", "npi", "bits", (0, 0xFFFFFF),
+                   spec="UB 2.0 §5.3.3.1"),
+    Interpretation("ub.npic.npi_permission", "ub.npic_entry", "npi", "bits", (24, 1),
+                   spec="UB 2.0 §5.3.3.1"),
+    Interpretation("ub.npic.npi_id", "ub.npic_entry", "npi", "bits", (0, 0xFFFFFF),
+                   spec="UB 2.0 §5.3.3.1"),
+    Interpretation("ub.rtph.rnr_timeout_us", "ub.rtph", "rspinfo", "pow2", 2,
+                   (("rspst", (1, 2)),), spec="UB 2.0 §6.2.1"),
+    Interpretation("ub.rtph.rspinfo_name", "ub.rtph", "rspinfo", "names", _TP_ERRORS,
+                   (("rspst", (3,)),), spec="UB 2.0 §6.2.1"),
+    Interpretation("ub.rtph.rspinfo_name", "ub.rtph", "rspinfo", "names", _TP_TAACK,
+                   (("rspst", (5,)),), spec="UB 2.0 §6.2.1"),
+    Interpretation("ub.atah.rnr_timeout_us", "ub.atah", "rspinfo", "pow2", 2,
+                   (("rspst", (1, 2)),), spec="UB 2.0 §7.2.2"),
+    Interpretation("ub.atah.taack_count", "ub.atah", "rspinfo", "plus", 1,
+                   (("rspst", (0, 5)),), spec="UB 2.0 §7.2.2"),
+    Interpretation("ub.atah.rspinfo_name", "ub.atah", "rspinfo", "names", _TA_ERRORS,
+                   (("rspst", (3,)),), spec="UB 2.0 §7.2.2"),
+)
+
+
+def interpret(it: Interpretation, v: int):
+    """The value of interpretation ``it`` for field value ``v``."""
+    if it.kind == "bits":
+        shift, mask = it.arg
+        return (v >> shift) & mask
+    if it.kind == "pow2":
+        return it.arg << v
+    if it.kind == "plus":
+        return v + it.arg
+    return it.arg.get(v, f"reserved_{v}")
 
 
 def enum_name_keys(headers) -> list[Derived]:

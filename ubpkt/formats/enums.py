@@ -93,6 +93,8 @@ SCAN_PATH_TYPE = {0: "4bit", 1: "8bit", 2: "16bit"}
 SACK_BITMAP_BITS = {0: 64, 1: 128, 2: 256, 3: 512, 4: 1024}
 CNP_ECN = {0: "none", 1: "minor", 3: "severe"}
 
+# The Linux UB link netdev's "sw_ctype" byte: the LPH CFG of the frame (UB 2.0 §4.3.2.2 Table 4-2).
+UBL_CFG = {3: "IPv4", 4: "IPv6", 5: "UB network control"}
 ETHERTYPE = {0x0800: "IPv4", 0x86DD: "IPv6", 0x8100: "802.1Q", 0x88A8: "802.1ad", 0x0806: "ARP"}
 # Linux packet socket packet types (linux/if_packet.h), carried by SLL/SLL2 cooked captures.
 SLL_PKTTYPE = {0: "unicast_to_us", 1: "broadcast", 2: "multicast", 3: "to_someone_else",

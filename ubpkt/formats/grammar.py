@@ -33,7 +33,9 @@ __all__ = ["END", "RESERVED", "Switch", "Peek", "Knob", "Target", "VARIANTS", "r
            "TA_FLAGS", "ta_sequence", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES",
            "TP_RESPONSES_NS3", "MGMT_PDUS", "mgmt_pdu", "ICRC_COVERAGE", "icrc_start",
            "covered_from", "PADDING", "AUTO_FILL", "TA_PAIRS", "TA_MATCH", "TP_PAIRS", "TP_MATCH",
-           "ta_response_opcode", "TRANSPORT_OVER_UDP", "BE_SIZES", "be_bits"]
+           "ta_response_opcode", "TRANSPORT_OVER_UDP", "BE_SIZES", "be_bits", "SCAN_TLV_VALUES",
+           "MGMT_PAYLOADS", "MGMT_PDU_PROCS", "ATOMIC_OPERAND_BYTES", "ATOMIC_RESPONSE",
+           "PduList", "PDU_LISTS", "pdu_list_count", "pdu_list_values"]
 
 #: The rest of the frame (up to the padding and the ICRC) is payload.
 END = None
@@ -144,7 +146,22 @@ START: dict[int, Target] = {
     229: "@ipv6",
     113: "sll",
     276: "sll2",
+    # a capture on a Linux UB link netdev (record.LINKTYPE_UBL, a profile choice): the kernel's
+    # software header (CFG byte, then CC and NPI for IP) in place of the LPH and NTH
+    150: "ub.ubl",
 }
+
+#: The LLDP nearest-bridge group address (IEEE 802.1AB), 01:80:c2:00:00:0e: at the start of a
+#: CFG-5 LLDP payload it marks ub-lldpd's Ethernet header (profile ``cfg5_lldp_eth``).
+LLDP_GROUP_MAC = bytes.fromhex("0180c200000e")
+
+
+def _bytes_are(value: bytes, then: "Target", otherwise: "Target") -> "Target":
+    """A chain of :class:`Peek` rules: ``then`` when the bytes ahead start with ``value``."""
+    rule = then
+    for i in reversed(range(len(value))):
+        rule = Peek(i, 0xFF, 0, {value[i]: rule}, default=otherwise, missing=otherwise)
+    return rule
 
 _ETHERTYPES = {0x8100: "vlan", 0x88A8: "vlan", 0x0800: "@ipv4", 0x86DD: "@ipv6"}
 
@@ -198,28 +215,41 @@ NEXT: dict[str, Target] = {
     "ub.saetph": "@saetph_bitmap",
     "ub.saetph_bitmap": _TP_RESPONSE_TAIL,
     # App B.3/B.4: UPIH + EIDH, then the TAH; after a CNA16 NTH with NLP 1, enumeration
+    # after a CIPH with NLP 0/1 the UPIH and EIDH stay in clear text (the receiver finds the CIP
+    # policy by the DEID, UB 2.0 §11.5.2.3; App B Figures B-4, B-6, B-8): the protected part
+    # follows them instead of the TAH
     "ub.upih32": "ub.eidh256",
-    "ub.eidh256": "@tah",
+    "ub.eidh256": Switch("ub.ciph.nlp", {0: "@ciph_body"}, "@tah", spec="UB 2.0 §11.5.2.3"),
     "ub.upih16": Switch("ub.cna16.nlp", {1: "ub.enum_pad"}, "ub.eidh40",
                         spec="App B.3; UB 2.0 §10.4.3.1"),
-    "ub.eidh40": "@tah",
-    "ub.ciph": "@ciph_body",
+    "ub.eidh40": Switch("ub.ciph.nlp", {1: "@ciph_body"}, "@tah", spec="UB 2.0 §11.5.2.3"),
+    # UB 2.0 §11.5.2.3 CIPH NLP: 0 UPI32 + EID128 pair + TAH, 1 UPI16 + EID20 pair + TAH, 2 TAH
+    "ub.ciph": Switch("nlp", {0: "ub.upih32", 1: "ub.upih16"}, "@ciph_body",
+                      spec="UB 2.0 §11.5.2.3"),
     # UB 2.0 §10.4.3.1-2: enumeration
     "ub.enum_pad": "ub.scan",
     "ub.scan": "@scan_paths",
     "ub.scan_pdu": Switch("cmd", {
         1: Switch("opcode", {2: "ub.scan_cna_cfg", 3: "ub.scan_cna_cfg", 4: "ub.scan_cna_cfg"},
                   END),
-        0: Switch("opcode", {0: "@scan_tlvs"}, END)}, END, spec="UB 2.0 §10.4.3.2"),
+        0: Switch("opcode", {0: "@scan_tlvs"}, END),
+        2: Switch("opcode", {2: "ub.scan_cna_query", 3: "ub.scan_cna_query",
+                             0: "ub.scan_cna_query_rsp"}, END)}, END, spec="UB 2.0 §10.4.3.2"),
     # UB 2.0 App F.2: CFG-5 frames by protocol
     "ub.cfg5": Switch("protocol", {
         0x0102: Peek(0, 0xF0, 4, {2: "ub.ip_notify6"}, "ub.ip_notify"),
         0x0106: "ub.npic",
         0x0100: Peek(0, 0xF0, 4, {4: "@ipv4", 6: "@ipv6"}, END),
         0x0101: Peek(0, 0xF0, 4, {4: "@ipv4", 6: "@ipv6"}, END),
-        0x0109: "@lldp_tlvs",
+        0x0109: Knob("cfg5_lldp_eth", {True: _bytes_are(LLDP_GROUP_MAC, "ub.lldp_eth",
+                                                          "@lldp_tlvs")}, "@lldp_tlvs"),
         0x0104: "ub.lacp"}, END, spec="UB 2.0 App F.2 Table F-2"),
+    "ub.lldp_eth": Switch("etype", {0x88CC: "@lldp_tlvs"}, END, spec="IEEE 802.1AB"),
     "ub.npic": "@npic_entries",
+    # the Linux UB link netdev header (record.LINKTYPE_UBL): CFG 3/4 IP, CFG 5 App F.2 frames
+    "ub.ubl": Switch("cfg", {3: "ub.ubl_ip", 4: "ub.ubl_ip", 5: "ub.cfg5"},
+                     spec="Linux ubl netdev; UB 2.0 §4.3.2.2 Table 4-2"),
+    "ub.ubl_ip": Switch("ub.ubl.cfg", {3: "@ipv4", 4: "@ipv6"}, END, spec="UB 2.0 §5.2.3"),
     "ub.lacp": "@lacp_tlvs",
     # UB 2.0 §10.4.3.1: the management PDU after the MGMTETAH (MGMT_PDUS)
     "ub.mgmtetah": "@mgmt_pdu",
@@ -236,20 +266,31 @@ PROCEDURES: dict[str, str] = {
             "ta_sequence() (UB 2.0 §7.4 Tables 7-2/7-4)",
     "@tp_response_atah": "an ATAH after a TP response when 8 bytes remain (profile G10)",
     "@saetph_bitmap": "the SACK bitmap, 8 << BitMapSize bytes (UB 2.0 §6.2.3)",
-    "@ciph_body": "the protected part and the ICV (profile G9)",
+    "@ciph_body": "the protected part and the ICV (profile G9), after the CIPH or, for CIPH NLP "
+                  "0/1, after the clear-text UPIH and EIDH",
     "@scan_paths": "forward (and with R, return) path entries, padded to 4 bytes, then the Scan "
                    "PDU (UB 2.0 §10.4.3.2)",
-    "@scan_tlvs": "topology TLVs to the end (UB 2.0 §10.4.3.2 Table 10-9)",
+    "@scan_tlvs": "topology TLVs to the end: by the Type byte the TLV header SCAN_TLV_VALUES "
+                  "declares when Length covers it, else ub.scan_tlv; the rest of Length as bytes "
+                  "(UB 2.0 §10.4.3.2 Table 10-9)",
     "@npic_entries": "SUM NPIC entries (UB 2.0 App F.2.5)",
     "@lldp_tlvs": "LLDP TLVs to the End TLV (IEEE 802.1AB)",
     "@lacp_tlvs": "LACP TLVs to the Terminator (IEEE 802.1AX)",
-    "@mgmt_pdu": "the PDU header chosen by MGMT_PDUS, the rest of PDU_Length as bytes",
+    "@mgmt_pdu": "the PDU header chosen by MGMT_PDUS (its PDU_LISTS entries as list fields), the "
+                 "rest of PDU_Length as bytes (MGMT_PAYLOADS: another protocol's layer); "
+                 "MGMT_PDU_PROCS: a procedure reads the PDU",
     "@beetah": "the BEETAH: BE_SIZES bits, the largest not above the MAETAH Length (64 below "
                "it); a payload longer than the bitmap is valid beyond it (UB 2.0 §7.2.10, "
                "§7.4.2.1.3).  Without a MAETAH Length: 9/8 of the payload",
     "@dllcb": "a DLL control block: the LCH form and body by CTRL/SUB_CTRL, the BCRC "
               "(UB 2.0 §4.3.3)",
 }
+
+#: Topology TLV Type -> the header of the whole TLV (Type, Length and the value's fields; UB 2.0
+#: §10.4.3.2 Table 10-9, Fig 10-27..30), read when Length covers it; value bytes past it, and other
+#: types (reserved, vendor defined), are ``ub.scan_tlv`` plus bytes.
+SCAN_TLV_VALUES: dict[int, str] = {0: "ub.scan_slice_info", 1: "ub.scan_port_num",
+                                   2: "ub.scan_port_info", 4: "ub.scan_cap_info"}
 
 #: BEETAH widths in bits, one per payload byte of a 64..1024-byte write (UB 2.0 §7.2.10).
 BE_SIZES = (64, 128, 256, 512, 1024)
@@ -374,6 +415,10 @@ TA_RESPONSE_HEADERS: dict[int, tuple] = {
 }
 #: ns-3-UB sends TA responses inside RTP data packets as a full BTAH plus MAETAH (dialect).
 TA_RESPONSE_IN_DATA_NS3 = ("ub.maetah",)
+#: Operand sizes of an atomic request (two equal operands) and of an Atomic_response's original
+#: data, in bytes (UB 2.0 §7.4.2.3.2-3); the TAOpcode of Atomic_response.
+ATOMIC_OPERAND_BYTES = (1, 2, 4, 8, 16, 32, 64)
+ATOMIC_RESPONSE = 0x13
 #: TAOpcodes whose UDETAH[23:20] is an atomic sub-operation (UB 2.0 §7.4.2.3.2).
 ATOMIC_SUBOP_OPCODES = (0x09, 0x0A)
 #: An ATAH after a TP response (profile G10) is read when at least this many bytes remain: the
@@ -427,7 +472,65 @@ MGMT_PDUS: dict[tuple, str] = {
     (4, 7, 0): "ub.neighbour_query",
     (6, 0, 0): "ub.entity_reg", (6, 1, 0): "ub.entity_dereg", (6, 2, 0): "ub.bus_create",
     (6, 3, 0): "ub.bus_destroy", (6, 4, 0): "ub.cfg_complete", (6, 5, 0): "ub.port_reset",
+    (4, 2, 1): "ub.entity_info", (4, 1, 0): "ub.rs_info_req", (4, 1, 1): "ub.rs_info_rsp",
+    (3, 15, 0): "ub.vdm_vendor", (3, 15, 1): "ub.vdm_vendor",
 }
+
+#: (code, sub code) -> the byte-run layer of a PDU that belongs to another protocol, request and
+#: response alike: MCTP over UB (DMTF DSP0236, carried unmodified) and Device Authentication
+#: (SPDM, DMTF DSP0274) (UB 2.0 §10.4.3.3 Table 10-11).  The Lua plugin hands the bytes to
+#: Wireshark's mctp/spdm dissectors when it has them.
+MGMT_PAYLOADS: dict[tuple, str] = {(3, 0): "ub.mctp", (5, 1): "ub.spdm"}
+
+#: (code, sub code, rsp) -> the procedure that reads a PDU made of repeated structures: the Link
+#: Neighbor Query response carries Port_info TLVs of the topology query (UB 2.0 §10.4.3.3 Fig
+#: 10-46, §10.4.3.2 Fig 10-29).  What the procedure leaves of PDU_Length is ``ub.pdu``.
+MGMT_PDU_PROCS: dict[tuple, str] = {(4, 7, 1): "@scan_tlvs"}
+
+
+@dataclass(frozen=True)
+class PduList:
+    """Entries of ``entry_bits`` after a PDU header, shown as list fields: ``fields`` are
+    (record key, bit offset in the entry, bits); ``count``: the header field giving how many
+    entries, or ``(field, value, n)`` overrides: n entries when the field has that value."""
+    count: str
+    entry_bits: int
+    fields: tuple
+    fixed: tuple = ()
+    spec: str = ""
+
+
+#: PDU header -> the list its body carries (read from the PDU bytes, which stay ``ub.pdu``).
+PDU_LISTS: dict[str, PduList] = {
+    # Fig 10-45: D 0 asks for the range Port_idx0..Port_idx1, D 1 for Port_num listed ports
+    "ub.neighbour_query": PduList("port_num", 16, (("ub.neighbour_query.port_idx", 0, 16),),
+                                  fixed=(("d", 0, 2),), spec="UB 2.0 §10.4.3.3"),
+    # Fig 10-44: per MUE its end and start UE index
+    "ub.entity_info": PduList("mue_nums", 32, (("ub.entity_info.mue_end_ue_idx", 0, 16),
+                                               ("ub.entity_info.mue_start_ue_idx", 16, 16)),
+                              spec="UB 2.0 §10.4.3.3"),
+}
+
+
+def pdu_list_count(lst: PduList, value) -> int:
+    """How many entries ``lst`` announces; ``value(name)``: a field of its PDU header."""
+    for name, v, n in lst.fixed:
+        if value(name) == v:
+            return n
+    return value(lst.count)
+
+
+def pdu_list_values(lst: PduList, value, body: bytes) -> dict:
+    """The list fields of ``lst`` read from ``body`` (the PDU bytes after its header): as many
+    entries as the header announces and the body holds."""
+    size = lst.entry_bits // 8
+    n = min(pdu_list_count(lst, value), len(body) // size)
+    out: dict = {key: [] for key, _, _ in lst.fields}
+    for k in range(n):
+        e = int.from_bytes(body[k * size:(k + 1) * size], "big")
+        for key, off, bits in lst.fields:
+            out[key].append((e >> (lst.entry_bits - off - bits)) & ((1 << bits) - 1))
+    return out if n else {}
 
 
 def mgmt_pdu(code: int, sub: int, rsp: int) -> str | None:
@@ -464,7 +567,9 @@ ICRC_COVERAGE: tuple[IcrcCoverage, ...] = (
                  exempt=(("nlp", 1, "enum_icrc"),), spec="UB 2.0 §5.3.7, App B, §10.4.3.1"),
     IcrcCoverage("ub.cna24", (("icrc", True),), spec="UB 2.0 §5.3.7"),
     # App F.2 describes no ICRC for CFG-5 frames: a profile choice, covering from byte 4
-    IcrcCoverage("ub.cfg5", (("icrc", True), ("cfg5_icrc", True)), spec="App F.2; profile"),
+    # (the software frame of a UB link netdev, LINKTYPE_UBL, never has one: the hardware adds it)
+    IcrcCoverage("ub.cfg5", (("icrc", True), ("cfg5_icrc", True)), unless=(("ub.ubl.cfg", 5),),
+                 spec="App F.2; profile"),
 )
 _ICRC_BY_START = {c.start: c for c in ICRC_COVERAGE}
 

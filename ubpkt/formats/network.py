@@ -23,6 +23,19 @@ CNA24_NS3 = register(Header("cna24_ns3", "cna24", "NTH, 24-bit CNA (ns-3-UB)", "
 NTH_IP = register(Header("nth", "nth", "NTH, IP form", "UB 2.0 §5.2.3", (
     F("cci", 16), R(7), F("npi", 25))))
 
+# The Linux UB link netdev (openEuler drivers/net/ub/dev/ubl.{c,h}, ARPHRD_UB): what a capture on
+# a UB host's `ublN` interface shows in place of the LPH (the hardware adds the rest of the LPH).
+# One byte with the LPH CFG ("sw_ctype": 3 IPv4, 4 IPv6, 5 UB network control; newer kernels use
+# its low nibble, the high nibble is reserved here), then for IP the kernel's ublhdr (CC, NPI,
+# both big-endian; the kernel sends NPI 1, the default partition) and the IP packet; for CFG 5
+# the GUID-addressed frame of App F.2.1.  Link type: ``record.LINKTYPE_UBL`` (a profile choice).
+UBL = register(Header("ubl", "ubl", "UB link netdev header",
+                      "Linux ubl netdev; UB 2.0 §4.3.2.2", (
+    R(4), F("cfg", 4, enum=E.UBL_CFG))))
+UBL_IP = register(Header("ubl_ip", "ubl", "UB link netdev header, IP",
+                         "Linux ubl netdev; UB 2.0 §5.2.3", (
+    F("cc", 16), F("npi", 32))))
+
 # UB 2.0 §5.3.5.1: the CCI word seen in each of its modes (a view, derived fields ub.cci.*).
 CCI_CAQM = register(Header("cci_caqm", "cci", "CCI (CAQM)", "UB 2.0 §5.3.5.1", (
     F("mode", 3, enum=E.CCI_MODE), F("loc", 1), R(1), F("enable", 1), F("c", 1), F("i", 1),
@@ -67,6 +80,12 @@ LACP = register(Header("lacp", "lacp", "LACP PDU (ULAP)", "IEEE 802.1AX; UB 2.0 
 LACP_TLV = register(Header("lacp_tlv", "lacp", "LACP TLV", "IEEE 802.1AX", (
     F("tlv_type", 8, enum={0: "Terminator", 1: "Actor", 2: "Partner", 3: "Collector"}),
     F("tlv_len", 8))))
+# ub-lldpd sends its LLDPDU (CFG-5 protocol 0x0109) behind an Ethernet header: the LLDP
+# nearest-bridge group address, the port's MAC, EtherType 0x88CC (IEEE 802.1AB); the dissector
+# tells that form from bare TLVs by the destination address (profile ``cfg5_lldp_eth``).
+LLDP_ETH = register(Header("lldp_eth", "lldp_eth", "LLDP Ethernet header (ub-lldpd)",
+                           "IEEE 802.1AB; UB 2.0 App F.2", (
+    F("dst", 48, fmt="mac"), F("src", 48, fmt="mac"), F("etype", 16, enum={0x88CC: "LLDP"}))))
 BOOTP = register(Header("bootp", "bootp", "BOOTP/DHCP", "RFC 2131; UB 2.0 App F.2.2", (
     F("op", 8, enum={1: "Request", 2: "Reply"}), F("htype", 8, enum={38: "UB"}), F("hlen", 8),
     F("hops", 8), F("xid", 32), F("secs", 16), F("flags", 16), F("ciaddr", 32, fmt="ipv4"),

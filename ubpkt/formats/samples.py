@@ -48,8 +48,10 @@ from . import HEADERS
 from . import enums as E
 from .checks import CHECKS
 from .core import Header
-from .grammar import (AUTO_FILL, COMPACT_TAH, END, ICRC_COVERAGE, MGMT_PDUS, NEXT, PADDING, RESERVED,
-                      START, TA_FLAGS, TA_REQUEST_HEADERS, TA_REQUEST_PREFIX,
+from .grammar import (AUTO_FILL, COMPACT_TAH, END, ICRC_COVERAGE, MGMT_PAYLOADS, MGMT_PDU_PROCS,
+                      MGMT_PDUS,
+                      NEXT, mgmt_pdu, PADDING, RESERVED,
+                      START, SCAN_TLV_VALUES, TA_FLAGS, TA_REQUEST_HEADERS, TA_REQUEST_PREFIX,
                       TA_RESPONSE_IN_DATA_NS3, TP_RESPONSE_ATAH_BYTES, TPH, TRANSPORT_OVER_UDP,
                       Knob, Peek, Switch, icrc_start, logical, resolve, select, ta_sequence)
 
@@ -283,7 +285,11 @@ class _Gen:
         for offset, mask, shift, want, excluded in st.pending:
             f = self.pending_field(x, offset, mask, shift)
             if f is None:
-                return False
+                # a byte that is no single field (a Peek over a MAC address...): set its bits in
+                # the fields under it, unless a selector already fixed them
+                if not self.apply_byte(x, offset, mask, shift, want, excluded):
+                    return False
+                continue
             if want is not None:
                 if not x.force(f.name, want):
                     return False
@@ -295,6 +301,39 @@ class _Gen:
                     x.vals[x.header.index[f.name]] = self.other_value(f, excluded, x.layer)
                 x.checks.append((f.name, frozenset(excluded)))
         st.pending = []
+        return True
+
+    def apply_byte(self, x: _H, offset: int, mask: int, shift: int, want, excluded) -> bool:
+        """Make ``(byte offset & mask) >> shift`` of header ``x`` equal ``want`` (or, with
+        ``want`` None, none of ``excluded``) by changing the bits of the fields it spans."""
+        h = x.header
+        lo = offset * 8
+        if lo + 8 > h.bits:
+            return False
+        spans = []                         # (field index, bit position in the field's value)
+        for i, (f, off) in enumerate(zip(h.fields, h.offsets)):
+            for p in range(max(lo, off), min(lo + 8, off + f.bits)):
+                if f.le or f.dwrev or f.shift or not isinstance(x.vals[i], int):
+                    return False
+                spans.append((i, off + f.bits - 1 - p, p - lo))
+        byte = 0
+        for i, bit, p in spans:
+            byte |= ((x.vals[i] >> bit) & 1) << (7 - p)
+        cur = (byte & mask) >> shift
+        if want is None:
+            if cur not in excluded:
+                return True
+            free = [v for v in range((mask >> shift) + 1) if v not in excluded]
+            if not free:
+                return False
+            want = self.rnd.choice(free)
+        new = (byte & ~mask & 0xFF) | ((want << shift) & mask)
+        for i, bit, p in spans:
+            b = (new >> (7 - p)) & 1
+            if ((x.vals[i] >> bit) & 1) != b:
+                if h.fields[i].name in x.forced:
+                    return False
+                x.vals[i] ^= 1 << bit
         return True
 
     def peek_bytes(self, st: _State, raw: bytes) -> bytes | None:
@@ -616,10 +655,13 @@ class _Gen:
     def p_mgmt_pdu(self, st: _State, last) -> Iterator[Sample]:
         """UB 2.0 §10.4.3.1: every PDU header of MGMT_PDUS, and an opaque PDU."""
         keys = sorted(MGMT_PDUS, key=lambda k: (k[0], -1 if k[1] is None else k[1], k[2]))
-        # an opaque PDU: a message code no PDU header is declared for
-        opaque = next((c, 0, 0) for c in sorted(E.MGMT_CODE)
-                      if not any(k[0] == c for k in MGMT_PDUS))
-        opts = keys + [opaque]
+        # an opaque PDU: a message no PDU header or payload layer is declared for; and the PDUs
+        # of other protocols (MGMT_PAYLOADS)
+        opaque = next((c, sc, 0) for c in sorted(E.MGMT_SUB_CODE)
+                      for sc in sorted(E.MGMT_SUB_CODE[c])
+                      if mgmt_pdu(c, sc, 0) is None and (c, sc) not in MGMT_PAYLOADS)
+        opts = keys + [opaque] + [(c, sc, r) for (c, sc) in sorted(MGMT_PAYLOADS) for r in (0, 1)]
+        opts += sorted(MGMT_PDU_PROCS)
 
         def branch(key):
             code, sub, rsp = key
@@ -630,12 +672,19 @@ class _Gen:
             for name, v in (("code", code), ("sub_code", sub), ("rsp", rsp)):
                 if not m.force(name, v):
                     return
+            if key in MGMT_PDU_PROCS:
+                # Link Neighbor Query response: Port_info TLVs (Fig 10-46)
+                if not self.scan_tlv_layers(s, [2] * self.rnd.randint(1, 3)):
+                    return
+                s.payload = (0, 0)
+                yield from self.finish(s)
+                return
             layer = MGMT_PDUS.get(key)
             if layer is not None:
                 self.new(s, layer)
             extra = self.rnd.choice((0, 0, 4, 7))
             if extra or layer is None:
-                self.new_raw(s, "ub.pdu", self.rbytes(extra or 5))
+                self.new_raw(s, MGMT_PAYLOADS.get((code, sub), "ub.pdu"), self.rbytes(extra or 5))
             s.payload = (0, 0)
             yield from self.finish(s)
 
@@ -720,14 +769,31 @@ class _Gen:
                              [(t, r) for t in sorted(E.SCAN_PATH_TYPE) for r in (0, 1)], branch)
 
     def p_scan_tlvs(self, st: _State, last) -> Iterator[Sample]:
-        """UB 2.0 §10.4.3.2 Table 10-9: topology TLVs to the end."""
+        """UB 2.0 §10.4.3.2 Table 10-9: topology TLVs to the end, the declared ones (Fig
+        10-27..10-30) with 0, 2 or 4 value bytes past their fields."""
         s = st.fork()
-        for _ in range(self.rnd.randint(1, 3)):
-            n = self.rnd.randint(1, 8)
-            self.new(s, "ub.scan_tlv", length=n + 2)
-            self.new_raw(s, "ub.scan_tlv_value", self.rbytes(n))
+        if not self.scan_tlv_layers(s):
+            return
         s.payload = (0, 0)
         yield from self.finish(s)
+
+    def scan_tlv_layers(self, s: _State, types=None) -> bool:
+        """Append topology TLVs: every declared one (Table 10-9) in a random order and a
+        reserved or vendor one, or those of ``types``; False when they cannot be placed."""
+        if types is None:
+            types = sorted(SCAN_TLV_VALUES) + [self.rnd.choice((3, 128 + self.rnd.getrandbits(7)))]
+            self.rnd.shuffle(types)
+        for typ in types:
+            value = SCAN_TLV_VALUES.get(typ)
+            extra = self.rnd.choice((0, 0, 2, 4))
+            if value is None:
+                extra = self.rnd.randint(1, 8)
+            size = HEADERS[value].size if value else 2
+            if self.new(s, value or "ub.scan_tlv", type=typ, length=size + extra) is None:
+                return False
+            if extra or not value:
+                self.new_raw(s, "ub.scan_tlv_value", self.rbytes(extra))
+        return True
 
     def p_npic_entries(self, st: _State, last) -> Iterator[Sample]:
         """UB 2.0 App F.2.5: SUM NPIC entries."""
@@ -746,7 +812,8 @@ class _Gen:
             n = self.rnd.randint(1, 8)
             t = HEADERS[tlv].fields[0]
             typ = self.rnd.randint(1, (1 << t.bits) - 1)
-            self.new(s, tlv, tlv_type=typ, tlv_len=n + hdr_len)
+            if self.new(s, tlv, tlv_type=typ, tlv_len=n + hdr_len) is None:
+                return                  # the bytes a Peek wants here cannot start a TLV
             self.new_raw(s, value, self.rbytes(n))
         self.new(s, tlv, tlv_type=0, tlv_len=end_len)
         yield from self.finish(s)
@@ -915,8 +982,9 @@ def expected_layers(hdrs, profile, buf: bytes | None = None) -> tuple:
 
 def linktypes_for(profile) -> tuple:
     """Ethernet (UBoE), and native UB packets as the profile's dialect records them (147 for
-    the ns-3-UB dialect, 148 otherwise)."""
-    return (1, 147 if profile.lph_rt_swapped else 148)
+    the ns-3-UB dialect, 148 otherwise); for the spec dialect also captures on a Linux UB link
+    netdev (150, ``record.LINKTYPE_UBL``)."""
+    return (1, 147) if profile.lph_rt_swapped else (1, 148, 150)
 
 
 def generate(profile, seed: int = 20240611, linktypes=None) -> SampleSet:

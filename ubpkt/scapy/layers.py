@@ -468,10 +468,19 @@ def _mgmt_next(pkt, pay):
     n = pkt.pdu_length or 0
     if n > len(pay):
         return None
+    proc = G.MGMT_PDU_PROCS.get((pkt.code, pkt.sub_code, pkt.rsp))
+    if proc is not None:
+        return _PROCEDURES[proc](pkt, pay[:n]) or (L["ub.pdu"] if n else None)
     lay = G.mgmt_pdu(pkt.code, pkt.sub_code, pkt.rsp)
     if lay is not None and lay in L and n >= HEADERS[lay].size:
         return L[lay]
-    return L["ub.pdu"] if n else None
+    return L[_pdu_bytes_layer(pkt)] if n else None
+
+
+def _pdu_bytes_layer(mgmt) -> str:
+    """The byte-run layer of a management PDU's body: another protocol's (grammar.MGMT_PAYLOADS)
+    or ``ub.pdu``."""
+    return G.MGMT_PAYLOADS.get((mgmt.code, mgmt.sub_code), "ub.pdu")
 
 
 def _pdu_rest(pkt) -> int:
@@ -484,7 +493,7 @@ def _pdu_rest(pkt) -> int:
 
 
 def _pdu_header_next(pkt, pay):
-    return L["ub.pdu"] if _pdu_rest(pkt) > 0 and pay else None
+    return L[_pdu_bytes_layer(pkt.underlayer)] if _pdu_rest(pkt) > 0 and pay else None
 
 
 # -- enumeration (UB 2.0 §10.4.3.2) ---------------------------------------------------------------
@@ -600,6 +609,30 @@ def _npic_next(pkt, pay):
     return None
 
 
+def _scan_tlv_start(pkt, pay):
+    """A topology TLV: by its Type byte the TLV header grammar.SCAN_TLV_VALUES declares when its
+    Length covers it, else the generic Type/Length (UB 2.0 §10.4.3.2 Table 10-9)."""
+    if len(pay) < 2:
+        return None
+    value = G.SCAN_TLV_VALUES.get(pay[0])
+    if value is not None and HEADERS[value].size <= pay[1] <= len(pay):
+        return L[value]
+    return L["ub.scan_tlv"]
+
+
+def _scan_tlv_rest(pkt) -> int:
+    """Bytes of a topology TLV's value after its declared fields."""
+    under = pkt.underlayer
+    return max(0, (under.length or 0) - HEADERS[_lid(under)].size)
+
+
+def _scan_tlv_done(pkt, pay):
+    """After a declared topology TLV: the rest of its Length as bytes, or the next TLV."""
+    if (pkt.length or 0) > HEADERS[_lid(pkt)].size:
+        return L["ub.scan_tlv_value"]
+    return _scan_tlv_start(pkt, pay)
+
+
 #: The grammar's procedures (grammar.PROCEDURES), as scapy dispatch: (layer just read, the bytes
 #: after it) -> the class of the next layer or None (payload).  ``@udp`` is scapy's UDP
 #: dispatch, bound to the profile's UB ports (:func:`_bind_udp`).
@@ -611,7 +644,7 @@ _PROCEDURES = {
     E.SACK_BITMAP_BITS else None,
     "@ciph_body": lambda p, pay: L["ub.ciph_protected"] if len(pay) >= _ciph_icv(p) else None,
     "@scan_paths": _scan_paths,
-    "@scan_tlvs": _tlv_start("ub.scan_tlv"),
+    "@scan_tlvs": _scan_tlv_start,
     "@npic_entries": _npic_next,
     "@lldp_tlvs": _tlv_start("ub.lldp_tlv"),
     "@lacp_tlvs": _tlv_start("ub.lacp_tlv"),
@@ -622,7 +655,7 @@ _PROCEDURES = {
 _PROCEDURE_FIRST = {
     "@tah": ("ub.btah", "ub.atah"), "@saetph_bitmap": ("ub.saetph_bitmap",),
     "@ciph_body": ("ub.ciph_protected",), "@scan_paths": ("ub.scan_fwd",),
-    "@scan_tlvs": ("ub.scan_tlv",), "@npic_entries": ("ub.npic_entry",),
+    "@scan_tlvs": ("ub.scan_tlv", *G.SCAN_TLV_VALUES.values()), "@npic_entries": ("ub.npic_entry",),
     "@lldp_tlvs": ("ub.lldp_tlv",), "@lacp_tlvs": ("ub.lacp_tlv",),
 }
 
@@ -632,7 +665,7 @@ _CONTINUE: dict = {
     "ub.scan_fwd": lambda p, pay: L["ub.scan_ret"] if p.underlayer.r else L["ub.scan_pdu"],
     "ub.scan_ret": lambda p, pay: L["ub.scan_pdu"],
     "ub.scan_tlv": lambda p, pay: L["ub.scan_tlv_value"] if (p.length or 0) >= 2 else None,
-    "ub.scan_tlv_value": _tlv_start("ub.scan_tlv"),
+    "ub.scan_tlv_value": _scan_tlv_start,
     "ub.lldp_tlv": _tlv_next("ub.lldp_value", lambda t: t.tlv_len or 0),
     "ub.lldp_value": _tlv_value_next("ub.lldp_tlv"),
     "ub.lacp_tlv": _tlv_next("ub.lacp_value", lambda t: (t.tlv_len or 0) - 2),
@@ -647,6 +680,8 @@ for _lay in ("ub.crd_ack", "ub.crd_ack_ns3", "ub.retry_req", "ub.retry_ack", "ub
     _CONTINUE[_lay] = _dllcb_tail
 for _lay in set(G.MGMT_PDUS.values()):
     _CONTINUE[_lay] = _pdu_header_next
+for _lay in G.SCAN_TLV_VALUES.values():
+    _CONTINUE[_lay] = _scan_tlv_done
 
 
 def _ta_layers() -> set:
@@ -964,7 +999,8 @@ _MIXINS = {"ub.lph": _LphMixin, "ub.lph_ns3": _LphMixin, "ub.lch": _LchMixin,
 _NS3_LAYERS = frozenset(h.layer for h in HEADERS.values() if h.name.endswith("_ns3"))
 #: defaults that make a bare layer meaningful (not part of the declarations)
 _DEFAULTS = {"ub.rtph": {"tpopcode": 1}, "ub.atah": {"taopcode": 0x11},
-             "ub.atah_c": {"taopcode": 0x11}, "ub.atah_ns3": {"taopcode": 0x11}}
+             "ub.atah_c": {"taopcode": 0x11}, "ub.atah_ns3": {"taopcode": 0x11},
+             "ub.lldp_eth": {"etype": 0x88CC}}
 #: the layers that own an ICRC: where the coverage starts, or the transport header over UDP
 #: for the IP starts (scapy's IP layers are not ours)
 _ICRC_NODES = frozenset(c.start for c in G.ICRC_COVERAGE if c.start.startswith("ub.")) | (
@@ -974,27 +1010,38 @@ _ICRC_NODES = frozenset(c.start for c in G.ICRC_COVERAGE if c.start.startswith("
 
 def _peek_defaults() -> dict:
     """layer -> {field: value}: a layer that a Peek case picks by the bits of one of its own
-    fields defaults to that value (``UBIpNotify6()`` builds with version 2, App F.2.3)."""
+    fields defaults to that value (``UBIpNotify6()`` builds with version 2, App F.2.3); a chain
+    of whole-byte Peeks sets the field those bytes make up (``UBLldpEth()`` builds with the LLDP
+    group address, profile ``cfg5_lldp_eth``)."""
     out: dict = {}
-    stack = list(G.NEXT.values()) + list(G.START.values())
+    stack = [(r, ()) for r in list(G.NEXT.values()) + list(G.START.values())]
     while stack:
-        rule = stack.pop()
-        if isinstance(rule, (G.Switch, G.Knob, G.Peek)):
-            stack.extend(list(rule.cases.values()) + [rule.default])
-        if not isinstance(rule, G.Peek) or not rule.mask:
+        rule, path = stack.pop()
+        if isinstance(rule, G.Peek) and rule.mask:
+            for value, target in rule.cases.items():
+                stack.append((target, path + ((rule.offset, rule.mask, rule.shift, value),)))
+            stack.append((rule.default, ()))
             continue
-        width = bin(rule.mask).count("1")
-        start = rule.offset * 8 + 8 - rule.shift - width
-        for value, target in rule.cases.items():
-            if not isinstance(target, str) or target.startswith("@"):
+        if isinstance(rule, (G.Switch, G.Knob)):
+            stack.extend((t, ()) for t in list(rule.cases.values()) + [rule.default])
+            continue
+        if not path or not isinstance(rule, str) or rule.startswith("@"):
+            continue
+        whole = {off: v for off, mask, shift, v in path if mask == 0xFF}
+        for lay in [rule] + [c for _, c in G.VARIANTS.get(rule, ())]:
+            h = HEADERS.get(lay)
+            if h is None:
                 continue
-            for lay in [target] + [c for _, c in G.VARIANTS.get(target, ())]:
-                h = HEADERS.get(lay)
-                if h is None:
-                    continue
-                for f, off in zip(h.fields, h.offsets):
-                    if off == start and f.bits == width:
+            for f, off in zip(h.fields, h.offsets):
+                for p_off, mask, shift, value in path:
+                    width = bin(mask).count("1")
+                    if off == p_off * 8 + 8 - shift - width and f.bits == width:
                         out.setdefault(lay, {})[f.name] = value
+                if off % 8 == 0 and f.bits % 8 == 0 and f.bits > 8 and not f.le:
+                    nbytes = range(off // 8, (off + f.bits) // 8)
+                    if all(b in whole for b in nbytes):
+                        out.setdefault(lay, {})[f.name] = int.from_bytes(
+                            bytes(whole[b] for b in nbytes), "big")
     return out
 
 
@@ -1064,9 +1111,11 @@ _RUN_LENGTH = {
     "ub.saetph_bitmap": _bitmap_len,
     "ub.beetah": lambda p, s: _beetah_len(len(s)) or 0,
     "ub.pdu": lambda p, s: _pdu_rest(p),
+    "ub.mctp": lambda p, s: _pdu_rest(p),
+    "ub.spdm": lambda p, s: _pdu_rest(p),
     "ub.scan_fwd": lambda p, s: _scan_path_len(p.underlayer) or 0,
     "ub.scan_ret": lambda p, s: _scan_path_len(p.underlayer.underlayer) or 0,
-    "ub.scan_tlv_value": lambda p, s: max(0, (p.underlayer.length or 0) - 2),
+    "ub.scan_tlv_value": lambda p, s: _scan_tlv_rest(p),
     "ub.ciph_protected": lambda p, s: len(s) - _ciph_icv(p),
     "ub.ciph_icv": lambda p, s: _ciph_icv(p),
     "ub.cb_body": _cb_body_len,

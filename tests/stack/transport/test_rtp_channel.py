@@ -195,8 +195,10 @@ def test_sr_resends_only_the_holes():
     first = p.sent("ba", "tpsack")[0].pkt
     # PSN = highest in-order (101) = BitMap[0]; BitMap[1] (102) missing, BitMap[2] (103) here
     assert first.psn == 101 and first.maxrcvpsn == 103
-    assert len(first.bitmap) == 256 // 8 and first.bitmap[0] == 0b10100000
-    assert not any(first.bitmap[1:])
+    # the reference profile's sack_bit_order (field_lsb, UB 2.0 §6.2.3): BitMap[i] is bit i of
+    # the bitmap read as one big-endian number, so BitMap[0] and [2] are the last byte's bits 0, 2
+    assert len(first.bitmap) == 256 // 8 and first.bitmap[-1] == 0b00000101
+    assert not any(first.bitmap[:-1])
     assert p.b.stats["duplicates"] == 0 and p.a.stats["timeouts"] == 0
 
 

@@ -80,9 +80,9 @@ Receiver (§6.4.1, §6.4.2.2.1, §6.4.2.2.2, §6.4.2.3)
     after ``ack_every`` in-order packets.
 
 Reading of the TPSACK (§6.2.3, §6.4.2.3): RTPH.PSN is the highest in-order PSN (EPSN-1) and
-BitMap[0] stands for it (so bit 0 is always 1); BitMap[i] stands for RTPH.PSN + i.  The bitmap
-field is read as one big-endian number of BitMapSize bits whose most significant bit (the first
-bit on the wire) is BitMap[0], matching the spec's notation ``TPSACK(PSN=m, [1,0,1])``.
+BitMap[0] stands for it (so bit 0 is always 1); BitMap[i] stands for RTPH.PSN + i.  Where
+BitMap[i] sits in the bytes is the profile's ``sack_bit_order`` (``ubpkt.formats.sack``; the
+reference profile reads the bitmap as one big-endian number whose bit i is BitMap[i]).
 MaxRcvPSN is the highest PSN the receiver has seen, in order or not.  The sender resends the
 holes from RTPH.PSN+1 up to the smaller of MaxRcvPSN and the last PSN the bitmap shows
 (RTPH.PSN + BitMapSize - 1; the spec's "RTPH.PSN + BitMapSize" names one past the bitmap).
@@ -129,6 +129,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from ...formats.sack import sack_bitmap, sack_offsets
 from ..engine import ChannelError, Discarded, ResponseSent, Retransmitted
 from ..network import RTP_DATA, TPACK, TPACK_CC, TPSACK, TPSACK_CC, TpPacket
 from . import TaSegment
@@ -185,6 +186,8 @@ class RtpChannel:
         self._retry_limit = t.retry_limit
         self._rnr_retry = t.rnr_retry
         self._bits = t.sack_bitmap_bits
+        self._sack_order = getattr(getattr(framer, "profile", None), "sack_bit_order",
+                                   "field_lsb")
         # -- sender ---------------------------------------------------------------------------
         self._queue: deque = deque()        # TaSegments not sent yet
         self._unacked: deque = deque()      # (segment, tpmsn) for PSNs una, una+1, ... nxt-1
@@ -558,7 +561,7 @@ class RtpChannel:
         nbits = len(bitmap) * 8
         if nbits < 2:
             return
-        v = int.from_bytes(bitmap, "big")
+        got = set(sack_offsets(bitmap, self._sack_order))
         maxrcv = base + (((pkt.maxrcvpsn or 0) - base) & PSN_MASK)
         if maxrcv - base >= PSN_HALF:
             maxrcv = base
@@ -566,7 +569,7 @@ class RtpChannel:
         sacked = self._sacked
         holes = []
         for i in range(1, last - base + 1):
-            if i > 1 and (v >> (nbits - 1 - i)) & 1:      # BitMap[1] is the EPSN: a hole
+            if i > 1 and i in got:                        # BitMap[1] is the EPSN: a hole
                 sacked.add(base + i)
             else:
                 sacked.discard(base + i)
@@ -792,17 +795,10 @@ class RtpChannel:
             self._since_ack = 0
 
     def _bitmap(self) -> bytes:
-        """The SAETPH bitmap: BitMap[0] (the most significant bit) is EPSN-1, always received;
-        BitMap[i] is EPSN-1+i."""
-        n = self._bits
+        """The SAETPH bitmap: BitMap[0] is EPSN-1, always received; BitMap[i] is EPSN-1+i;
+        placed as the profile's ``sack_bit_order`` says (``ubpkt.formats.sack``)."""
         base = self._epsn - 1
-        top = n - 1
-        v = 1 << top
-        for p in self._held:
-            i = p - base
-            if i < n:
-                v |= 1 << (top - i)
-        return v.to_bytes(n // 8, "big")
+        return sack_bitmap([0] + [p - base for p in self._held], self._bits, self._sack_order)
 
     def __repr__(self) -> str:
         return (f"RtpChannel(channel={self.channel}, {self.tuning.retransmission}, "
