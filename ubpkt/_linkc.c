@@ -354,7 +354,113 @@ done:
     return res;
 }
 
+/* Crd_Ack (UB 2.0 §4.3.3.5), 2 flits: the LCH's first three bytes as given (the layout is
+ * declared once in ubpkt.link.control), byte 3 SD (bit 7) and T (bit 0), ACK_NUM in bytes 4-5,
+ * CRD_NUM in bytes 6-17 (16 x 6 bits, VL15 in the high bits), zero fill, then the BCRC (CRC
+ * mode, information bits 0) or the END byte 0 (non-CRC mode).  The twin in Python is
+ * ubpkt.link.control.crd_ack; tests/link/test_crd_ack_native.py compares them. */
+#define CRD_ACK_BYTES 40
+static PyObject *crd_ack(PyObject *self, PyObject *args)
+{
+    Py_buffer lch;
+    long ack_num, t, sd;
+    PyObject *credits_in;
+    int crc_mode, covers;
+    if (!PyArg_ParseTuple(args, "y*lOllpp", &lch, &ack_num, &credits_in, &t, &sd, &crc_mode,
+                          &covers))
+        return NULL;
+    PyObject *credits = NULL;
+    unsigned char b[CRD_ACK_BYTES];
+    memset(b, 0, sizeof b);
+    if (lch.len != 3) {
+        PyErr_SetString(PyExc_ValueError, "the LCH prefix is 3 bytes");
+        goto fail;
+    }
+    if (ack_num < 0 || ack_num > 0xFFFF) {
+        PyErr_Format(PyExc_ValueError, "ACK_NUM is 16 bits, not %ld", ack_num);
+        goto fail;
+    }
+    credits = PySequence_Fast(credits_in, "credits must be a sequence");
+    if (!credits)
+        goto fail;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(credits);
+    if (n > 16)
+        n = 16;
+    /* CRD_NUM: 96 bits, VL v at bits 6v..6v+5 counted from the low end of bytes 6..17 */
+    for (Py_ssize_t vl = 0; vl < n; vl++) {
+        long c = PyLong_AsLong(PySequence_Fast_GET_ITEM(credits, vl));
+        if (c == -1 && PyErr_Occurred())
+            goto fail;
+        if (c < 0 || c > 63) {
+            PyErr_Format(PyExc_ValueError, "CRD_NUM of VL%zd is 6 bits, not %ld", vl, c);
+            goto fail;
+        }
+        for (int k = 0; k < 6; k++) {
+            if (c >> k & 1) {
+                int bit = 6 * (int)vl + k;            /* from the low end of the 96 bits */
+                b[17 - bit / 8] |= (unsigned char)(1u << (bit % 8));
+            }
+        }
+    }
+    memcpy(b, lch.buf, 3);
+    b[3] = (unsigned char)(((sd & 1) << 7) | (t & 1));
+    b[4] = (unsigned char)(ack_num >> 8);
+    b[5] = (unsigned char)(ack_num & 0xFF);
+    if (crc_mode) {
+        uint32_t r = crc30_run(MASK30, b, CRD_ACK_BYTES - 4);
+        if (covers)
+            r = crc30_info(r, 0);
+        b[36] = (unsigned char)(r >> 24);
+        b[37] = (unsigned char)(r >> 16);
+        b[38] = (unsigned char)(r >> 8);
+        b[39] = (unsigned char)r;
+    }
+    Py_DECREF(credits);
+    PyBuffer_Release(&lch);
+    return PyBytes_FromStringAndSize((const char *)b, CRD_ACK_BYTES);
+fail:
+    Py_XDECREF(credits);
+    PyBuffer_Release(&lch);
+    return NULL;
+}
+
+/* crd_ack_read(blk) -> (ack_num, credits list of 16, t, sd) of a Crd_Ack's bytes (at least 18);
+ * the twin of ubpkt.link.control.crd_ack_values */
+static PyObject *crd_ack_read(PyObject *self, PyObject *args)
+{
+    Py_buffer v;
+    if (!PyArg_ParseTuple(args, "y*", &v))
+        return NULL;
+    if (v.len < 18) {
+        PyBuffer_Release(&v);
+        PyErr_SetString(PyExc_ValueError, "a Crd_Ack has at least 18 bytes");
+        return NULL;
+    }
+    const unsigned char *b = v.buf;
+    PyObject *credits = PyList_New(16);
+    if (!credits) {
+        PyBuffer_Release(&v);
+        return NULL;
+    }
+    for (int vl = 0; vl < 16; vl++) {
+        long c = 0;
+        for (int k = 0; k < 6; k++) {
+            int bit = 6 * vl + k;
+            c |= (long)((b[17 - bit / 8] >> (bit % 8)) & 1) << k;
+        }
+        PyList_SET_ITEM(credits, vl, PyLong_FromLong(c));
+    }
+    PyObject *out = Py_BuildValue("(lNll)", (long)(b[4] << 8 | b[5]), credits, (long)(b[3] & 1),
+                                  (long)(b[3] >> 7));
+    PyBuffer_Release(&v);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"crd_ack", crd_ack, METH_VARARGS,
+     "crd_ack(lch3, ack_num, credits, t, sd, crc_mode, covers_info) -> the 2-flit Crd_Ack block"},
+    {"crd_ack_read", crd_ack_read, METH_VARARGS,
+     "crd_ack_read(blk) -> (ack_num, credits per VL, t, sd) of a Crd_Ack block"},
     {"delimit", delimit, METH_VARARGS,
      "delimit(buf, total_flits, pending, crc_mode, covers_info) -> (spans, kinds, crc_ok) of "
      "the complete blocks at the start of buf"},

@@ -432,7 +432,8 @@ class ReceiveSide:
         if kind == "Crd_Ack":
             # about one per DLLDP: its fields straight from the bytes (crd_ack_values equals
             # the one reader's values, tested)
-            self._rx_crd_ack(C.crd_ack_values(blk), len(blk) // FLIT, now, ev)
+            ack_num, credits, t, sd = C.crd_ack_fields(blk)
+            self._rx_crd_ack_fields(ack_num, credits, t, sd, len(blk) // FLIT, now, ev)
             return
         v = C.parse_control(blk, self.crc_mode, covers_info=self.covers, crc_ok=True).values
         if kind == "Init":
@@ -454,19 +455,24 @@ class ReceiveSide:
             ev.append(err(now, "DLLCB", f"reserved CTRL/SUB_CTRL in {blk[:4].hex()}", "warning"))
 
     def _rx_crd_ack(self, v: dict, flits: int, now: int, ev: list) -> None:
-        if not any(v.get("credits", [])) and v.get("t") == 0:
+        self._rx_crd_ack_fields(v.get("ack_num", 0), v.get("credits", [0] * 16), v.get("t", 0),
+                                v.get("sd", 0), flits, now, ev)
+
+    def _rx_crd_ack_fields(self, ack_num: int, credits, t: int, sd: int, flits: int, now: int,
+                           ev: list) -> None:
+        if not t and not any(credits):
             self.pending_ack_worthy -= flits    # pure-ACK Crd_Acks are ACKed lazily
-        if self.neg is None:
+        neg = self.neg
+        if neg is None:
             return
-        if v.get("ack_num"):
-            self._ack_release(v["ack_num"] * self.neg.ctrl_ack_grain, ev)
-        credits = v.get("credits", [0] * 16)
-        grain = self.neg.ctrl_credit_grain
-        if v.get("t"):
+        if ack_num:
+            self._ack_release(ack_num * neg.ctrl_ack_grain, ev)
+        grain = neg.ctrl_credit_grain
+        if t:
             for vl in range(16):
                 if credits[vl]:
                     self.tx_credits.add_initial(vl, credits[vl] * grain[vl])
-            if v.get("sd"):
+            if sd:
                 self._sd_seen = True
                 self.tx_credits.done = True
                 self._check_normal(now, ev)

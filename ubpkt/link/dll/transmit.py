@@ -277,13 +277,17 @@ class TransmitSide:
         return None
 
     def _crd_ack_forced(self) -> bool:
-        if self.neg is None or self.state not in (DllState.NORMAL, DllState.CREDIT_INIT):
+        if self.neg is None or (self.state is not DllState.NORMAL
+                                and self.state is not DllState.CREDIT_INIT):
             return False
         t = self.p.tuning
-        if self.pending_ack and self.rb.numfreebuf < t.retry_lockout_reserve + MAX_FLITS:
+        pending = self.pending_ack
+        if pending >= t.ack_force_flits:
             return True
-        if self.pending_ack >= t.ack_force_flits:
-            return True
+        if pending:
+            rb = self.rb                        # NumFreeBuf low
+            if rb.depth - (rb.wr - rb.tail) < t.retry_lockout_reserve + MAX_FLITS:
+                return True
         rc = self.rx_credits
         return rc is not None and max(rc.pending) >= t.crd_ack_force_cells
 
@@ -308,7 +312,7 @@ class TransmitSide:
         self.pending_ack_worthy = 0 if self.pending_ack == 0 else min(self.pending_ack_worthy,
                                                                      self.pending_ack)
         self.stats["crd_acks"] += 1
-        blk = C.crd_ack(n, credits, t=0, sd=0, **self._kw())
+        blk = C.crd_ack(n, credits, t=0, sd=0, crc_mode=self.crc_mode, covers_info=self.covers)
         return self._retain("Crd_Ack", blk) if retain else blk
 
     def _queue_credit_init(self) -> None:
