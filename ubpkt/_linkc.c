@@ -456,7 +456,81 @@ static PyObject *crd_ack_read(PyObject *self, PyObject *args)
     return out;
 }
 
+/* dlldb_gather(buf, spans, skip_first, skip, tail) -> (body, marks)
+ * The DLLDBs of one DLLDP at spans ((start flit, flits) each) of buf: body is their payloads
+ * joined (each block without its first `skip` bytes - `skip_first` for the first block - and
+ * its last `tail` bytes), marks the byte 0 of every block whose CRD or ACK bit is set (LPH/LBH
+ * bits 7 and 6, UB 2.0 §4.3.2.1), in block order.  The twin in Python is the loop of
+ * ubpkt.link.dll.receive.ReceiveSide._rx_dlldbs (tested block for block against it). */
+static PyObject *dlldb_gather(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    PyObject *spans_in, *spans = NULL, *marks = NULL, *body = NULL, *out = NULL;
+    Py_ssize_t skip_first, skip, tail;
+    if (!PyArg_ParseTuple(args, "y*Onnn", &view, &spans_in, &skip_first, &skip, &tail))
+        return NULL;
+    spans = PySequence_Fast(spans_in, "spans must be a sequence");
+    if (!spans)
+        goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(spans), total = 0;
+    if (skip_first < 0 || skip < 0 || tail < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative header or trailer length");
+        goto done;
+    }
+    /* first pass: check the spans, size the body */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PySequence_Fast_GET_ITEM(spans, i);
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 2) {
+            PyErr_SetString(PyExc_TypeError, "spans are (start flit, flits) tuples");
+            goto done;
+        }
+        Py_ssize_t st = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 0));
+        Py_ssize_t fl = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 1));
+        if (PyErr_Occurred())
+            goto done;
+        Py_ssize_t a = st * 20 + (i == 0 ? skip_first : skip), e = (st + fl) * 20 - tail;
+        if (st < 0 || fl < 1 || (st + fl) * 20 > view.len || a > e) {
+            PyErr_SetString(PyExc_ValueError, "a span is outside the buffer or too short");
+            goto done;
+        }
+        total += e - a;
+    }
+    body = PyBytes_FromStringAndSize(NULL, total);
+    marks = PyList_New(0);
+    if (!body || !marks)
+        goto done;
+    char *dst = PyBytes_AS_STRING(body);
+    const unsigned char *buf = view.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PySequence_Fast_GET_ITEM(spans, i);
+        Py_ssize_t st = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 0));
+        Py_ssize_t fl = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 1));
+        Py_ssize_t a = st * 20 + (i == 0 ? skip_first : skip), e = (st + fl) * 20 - tail;
+        memcpy(dst, buf + a, e - a);
+        dst += e - a;
+        unsigned char b0 = buf[st * 20];
+        if (b0 & 0xC0) {
+            PyObject *m = PyLong_FromLong(b0);
+            if (!m || PyList_Append(marks, m) < 0) {
+                Py_XDECREF(m);
+                goto done;
+            }
+            Py_DECREF(m);
+        }
+    }
+    out = PyTuple_Pack(2, body, marks);
+done:
+    Py_XDECREF(body);
+    Py_XDECREF(marks);
+    Py_XDECREF(spans);
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"dlldb_gather", dlldb_gather, METH_VARARGS,
+     "dlldb_gather(buf, spans, skip_first, skip, tail) -> (joined payloads, byte 0 of the "
+     "blocks with CRD/ACK set)"},
     {"crd_ack", crd_ack, METH_VARARGS,
      "crd_ack(lch3, ack_num, credits, t, sd, crc_mode, covers_info) -> the 2-flit Crd_Ack block"},
     {"crd_ack_read", crd_ack_read, METH_VARARGS,

@@ -1,4 +1,4 @@
-"""The compiled Crd_Ack builder and reader (``ubpkt._linkc.crd_ack`` / ``crd_ack_read``) against
+"""The compiled Crd_Ack builder and reader and DLLDB gather (``ubpkt._linkc.crd_ack`` / ``crd_ack_read``) against
 their Python twins (:func:`ubpkt.link.control.crd_ack_py`, :func:`crd_ack_values`): the same
 bytes for every field combination in both CRC modes, the same fields read back, the same
 errors for out-of-range fields; and the public builder without the compiled helpers."""
@@ -78,3 +78,25 @@ def test_public_builder_without_native():
             assert C.crd_ack_fields(blk) == (ack, (list(credits) + [0] * 16)[:16], t, sd)
     finally:
         CRC.set_backend(old)
+
+
+@needs_native
+def test_dlldb_gather_same_as_python():
+    """The compiled DLLDB gather against its Python twin: random buffers and block runs, with
+    and without a BCRC tail, opening (LPH) or continuing (LBH) a DLLDP."""
+    from ubpkt.link.dll.receive import dlldb_gather
+    rng = random.Random(11)
+    for _ in range(300):
+        sizes = [rng.choice((32, 32, rng.randrange(1, 33))) for _ in range(rng.randrange(1, 6))]
+        lead = rng.randrange(3)
+        buf = bytearray(rng.randbytes((lead + sum(sizes)) * 20))
+        spans, pos = [], lead
+        for f in sizes:
+            spans.append((pos, f))
+            pos += f
+        for skip_first in (4, 2):
+            for tail in (4, 0):
+                assert NAT.dlldb_gather(buf, spans, skip_first, 2, tail) == \
+                    dlldb_gather(buf, spans, skip_first, 2, tail)
+    with pytest.raises(ValueError):
+        NAT.dlldb_gather(bytes(40), [(1, 2)], 4, 2, 4)     # past the buffer's end

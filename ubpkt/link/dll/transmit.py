@@ -343,18 +343,20 @@ class TransmitSide:
         txq = self._txq
         if not any(txq):
             return None
-        for k in range(16):
-            vl = (self._vl_rr + k) % 16
+        rr = self._vl_rr
+        fcs = neg.flow_ctrl_size
+        for vl in (*range(rr, 16), *range(rr)):
             q = txq[vl]
             if not q:
                 continue
             lay = layout(len(q[0][0]), self.crc_mode)
             flits = (lay.blocks - 1) * MAX_FLITS + lay.last_flits
-            cells = cells_for(flits, neg.flow_ctrl_size)
+            cells = -(-flits // fcs)            # cells_for
             if not self.tx_credits.can_send(vl, cells):
                 continue
             first = MAX_FLITS if lay.blocks > 1 else lay.last_flits
-            if not self.rb.can_store(first, reserve):
+            rb = self.rb
+            if rb.depth - (rb.wr - rb.tail) - 1 - first < reserve:     # rb.can_store
                 return None
             blocks = self._framed(q)
             self.tx_credits.spend(vl, cells)
