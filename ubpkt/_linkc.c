@@ -527,7 +527,136 @@ done:
     return out;
 }
 
+/* tx_run(blocks, i, out, kept, kept_at, wr, free, low, reserve, want, pending_ack, ack_grain,
+ *        owed, crd_grains, crc_mode, covers_info) -> (i, wr, size, pending_ack, owing)
+ * The DLL engine's data burst over the blocks of one DLLDP (ubpkt.link.dll.transmit,
+ * TransmitSide._data_burst, whose Python loop is the reference): from block i, while out is
+ * shorter than want bytes and the retry buffer has room (free flits: stop before a block when
+ * free < low with ACKs owed, or when free - 1 - flits < reserve), each block carries one
+ * credit grain (the first VL of owed, a list changed in place, owing at least crd_grains[vl]
+ * cells: CRD, CRD_VL) and one ACK grain (ACK, while pending_ack >= ack_grain) in byte 0 of
+ * its LPH/LBH (UB 2.0 §4.3.2.1), its BCRC patched by CRC linearity (§4.7.2: the change's own
+ * CRC30 XORed in), is kept (kept[wr] = block, kept_at.append(wr)) and appended to out.
+ * owed None: no credits owed.  Stops after the DLLDP's last block. */
+static PyObject *tx_run(PyObject *self, PyObject *args)
+{
+    PyObject *blocks, *out, *kept, *kept_at, *owed, *grains;
+    Py_ssize_t i, wr, free_, low, reserve, want, pending, ack_grain;
+    int crc_mode, covers;
+    if (!PyArg_ParseTuple(args, "O!nO!O!Onnnnnnn" "OOpp", &PyList_Type, &blocks, &i,
+                          &PyByteArray_Type, &out, &PyDict_Type, &kept, &kept_at, &wr, &free_,
+                          &low, &reserve, &want, &pending, &ack_grain, &owed, &grains,
+                          &crc_mode, &covers))
+        return NULL;
+    long pend[16] = {0}, grain[16] = {0};
+    int owing = 0;
+    if (owed != Py_None) {
+        if (!PyList_Check(owed) || PyList_GET_SIZE(owed) != 16 || !PySequence_Check(grains)
+            || PySequence_Size(grains) != 16) {
+            PyErr_SetString(PyExc_TypeError, "owed: a list of 16, crd_grains: 16 values");
+            return NULL;
+        }
+        for (int v = 0; v < 16; v++) {
+            pend[v] = PyLong_AsLong(PyList_GET_ITEM(owed, v));
+            PyObject *g = PySequence_GetItem(grains, v);
+            if (!g)
+                return NULL;
+            grain[v] = PyLong_AsLong(g);
+            Py_DECREF(g);
+            if (PyErr_Occurred())
+                return NULL;
+            if (pend[v])
+                owing = 1;
+        }
+    }
+    Py_ssize_t nblocks = PyList_GET_SIZE(blocks);
+    Py_ssize_t size = PyByteArray_GET_SIZE(out);
+    int owed_changed = 0;
+    unsigned char zeros[640];
+    memset(zeros, 0, sizeof zeros);
+    while (size < want && i < nblocks) {
+        PyObject *blk = PyList_GET_ITEM(blocks, i);
+        if (!PyByteArray_Check(blk) || PyByteArray_GET_SIZE(blk) % 20 || PyByteArray_GET_SIZE(blk) < 20
+            || PyByteArray_GET_SIZE(blk) > 640) {
+            PyErr_SetString(PyExc_TypeError, "blocks are bytearrays of 1..32 whole flits");
+            return NULL;
+        }
+        Py_ssize_t nbytes = PyByteArray_GET_SIZE(blk), n = nbytes / 20;
+        if ((free_ < low && pending) || free_ - 1 - n < reserve)
+            break;
+        unsigned char *b = (unsigned char *)PyByteArray_AS_STRING(blk);
+        unsigned b0 = b[0], new0 = b0 & 0x03;
+        if (owing) {
+            int vl = -1;
+            for (int v = 0; v < 16; v++)
+                if (pend[v] >= grain[v]) {
+                    vl = v;
+                    break;
+                }
+            if (vl < 0) {
+                owing = 0;
+                for (int v = 0; v < 16; v++)
+                    if (pend[v])
+                        owing = 1;
+            } else {
+                pend[vl] -= grain[vl];
+                owed_changed = 1;
+                new0 |= 0x80 | (unsigned)vl << 2;
+            }
+        }
+        if (pending >= ack_grain) {
+            pending -= ack_grain;
+            new0 |= 0x40;
+        }
+        if (new0 != b0) {
+            b[0] = (unsigned char)new0;
+            if (crc_mode) {
+                zeros[0] = (unsigned char)(b0 ^ new0);
+                uint32_t term = crc30_run(0, zeros, nbytes - 4);
+                zeros[0] = 0;
+                if (covers)
+                    term = crc30_info(term, 0);
+                uint32_t w = (uint32_t)b[nbytes - 4] << 24 | (uint32_t)b[nbytes - 3] << 16
+                             | (uint32_t)b[nbytes - 2] << 8 | b[nbytes - 1];
+                w = (w & 0xC0000000u) | ((w & MASK30) ^ term);
+                b[nbytes - 4] = (unsigned char)(w >> 24);
+                b[nbytes - 3] = (unsigned char)(w >> 16);
+                b[nbytes - 2] = (unsigned char)(w >> 8);
+                b[nbytes - 1] = (unsigned char)w;
+            }
+        }
+        i++;
+        PyObject *key = PyLong_FromSsize_t(wr);
+        if (!key)
+            return NULL;
+        PyObject *r = PyObject_CallMethod(kept_at, "append", "O", key);
+        if (!r || PyDict_SetItem(kept, key, blk) < 0) {
+            Py_XDECREF(r);
+            Py_DECREF(key);
+            return NULL;
+        }
+        Py_DECREF(r);
+        Py_DECREF(key);
+        wr += n;
+        free_ -= n;
+        if (PyByteArray_Resize(out, size + nbytes) < 0)
+            return NULL;
+        memcpy(PyByteArray_AS_STRING(out) + size, PyByteArray_AS_STRING(blk), nbytes);
+        size += nbytes;
+    }
+    if (owed_changed)
+        for (int v = 0; v < 16; v++) {
+            PyObject *x = PyLong_FromLong(pend[v]);
+            if (!x || PyList_SetItem(owed, v, x) < 0)
+                return NULL;
+        }
+    return Py_BuildValue("(nnnni)", i, wr, size, pending, owing);
+}
+
 static PyMethodDef methods[] = {
+    {"tx_run", tx_run, METH_VARARGS,
+     "tx_run(blocks, i, out, kept, kept_at, wr, free, low, reserve, want, pending_ack, "
+     "ack_grain, owed, crd_grains, crc_mode, covers_info) -> (i, wr, size, pending_ack, owing)"},
     {"dlldb_gather", dlldb_gather, METH_VARARGS,
      "dlldb_gather(buf, spans, skip_first, skip, tail) -> (joined payloads, byte 0 of the "
      "blocks with CRD/ACK set)"},

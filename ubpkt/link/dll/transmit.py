@@ -13,7 +13,7 @@ from __future__ import annotations
 from .. import control as C
 from ..blocks import FLIT
 from ..credits import RxCredits, cells_for
-from ..crc30 import bcrc_patch, bcrc_patch_term as patch_term
+from ..crc30 import bcrc_patch, bcrc_patch_term as patch_term, native
 from ..framing import frame_many
 from ..plength import MAX_FLITS, MAX_PACKET, layout
 from ..retry import RETAINED
@@ -119,6 +119,10 @@ class TransmitSide:
     #: against, ``DLLEngine(fast_tx=False)``)
     fast_tx = True
 
+    #: ``False``: the burst's Python loop even where ``ubpkt._linkc.tx_run`` is available (the
+    #: reference the compiled loop is tested against)
+    fast_tx_native = True
+
     def _data_burst(self, out: bytearray, want: int) -> bool:
         """Append data blocks to ``out`` for as long as the scheduler would pick nothing else
         (same blocks, bytes and state as :meth:`_schedule` block by block): the link is
@@ -144,6 +148,7 @@ class TransmitSide:
         sent = False
         size = len(out)
         owing = owed is not None and any(owed)  # only shrinks during the call
+        nat = native() if self.fast_tx_native else None
         # _next_data_block inlined (the blocks framed for the queue are this engine's own
         # bytearrays: their CRD/ACK bits and BCRC are patched in place, and the retry buffer
         # keeps them as they are)
@@ -157,6 +162,29 @@ class TransmitSide:
                 if cur is None:
                     break
             blocks, i, vl, flits = cur
+            if nat is not None:
+                # the rest of this DLLDP's blocks in one compiled call (the same loop as below)
+                pa = self.pending_ack
+                i2, wr, size, pa2, owing = nat.tx_run(
+                    blocks, i, out, kept, kept_at, rb.wr, free, low, reserve, want, pa,
+                    ack_grain, owed if owing else None, crd_grains, crc_mode, covers)
+                if pa2 != pa:
+                    self.pending_ack = pa2
+                    self.pending_ack_worthy = min(self.pending_ack_worthy, pa2)
+                if i2 == i:
+                    break
+                rb.wr = wr
+                cur[1] = i2
+                sent = True
+                if i2 < len(blocks):
+                    break                       # out full, or the retry buffer
+                self._tx_cur = None
+                gap = neg.peer_packet_min_interval - flits
+                if gap > 0:
+                    self._nob_due += gap
+                if self._nob_due:
+                    break
+                continue
             blk = blocks[i]
             nbytes = len(blk)
             n = nbytes // FLIT
