@@ -354,7 +354,316 @@ done:
     return res;
 }
 
+/* Crd_Ack (UB 2.0 §4.3.3.5), 2 flits: the LCH's first three bytes as given (the layout is
+ * declared once in ubpkt.link.control), byte 3 SD (bit 7) and T (bit 0), ACK_NUM in bytes 4-5,
+ * CRD_NUM in bytes 6-17 (16 x 6 bits, VL15 in the high bits), zero fill, then the BCRC (CRC
+ * mode, information bits 0) or the END byte 0 (non-CRC mode).  The twin in Python is
+ * ubpkt.link.control.crd_ack; tests/link/test_crd_ack_native.py compares them. */
+#define CRD_ACK_BYTES 40
+static PyObject *crd_ack(PyObject *self, PyObject *args)
+{
+    Py_buffer lch;
+    long ack_num, t, sd;
+    PyObject *credits_in;
+    int crc_mode, covers;
+    if (!PyArg_ParseTuple(args, "y*lOllpp", &lch, &ack_num, &credits_in, &t, &sd, &crc_mode,
+                          &covers))
+        return NULL;
+    PyObject *credits = NULL;
+    unsigned char b[CRD_ACK_BYTES];
+    memset(b, 0, sizeof b);
+    if (lch.len != 3) {
+        PyErr_SetString(PyExc_ValueError, "the LCH prefix is 3 bytes");
+        goto fail;
+    }
+    if (ack_num < 0 || ack_num > 0xFFFF) {
+        PyErr_Format(PyExc_ValueError, "ACK_NUM is 16 bits, not %ld", ack_num);
+        goto fail;
+    }
+    credits = PySequence_Fast(credits_in, "credits must be a sequence");
+    if (!credits)
+        goto fail;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(credits);
+    if (n > 16)
+        n = 16;
+    /* CRD_NUM: 96 bits, VL v at bits 6v..6v+5 counted from the low end of bytes 6..17 */
+    for (Py_ssize_t vl = 0; vl < n; vl++) {
+        long c = PyLong_AsLong(PySequence_Fast_GET_ITEM(credits, vl));
+        if (c == -1 && PyErr_Occurred())
+            goto fail;
+        if (c < 0 || c > 63) {
+            PyErr_Format(PyExc_ValueError, "CRD_NUM of VL%zd is 6 bits, not %ld", vl, c);
+            goto fail;
+        }
+        for (int k = 0; k < 6; k++) {
+            if (c >> k & 1) {
+                int bit = 6 * (int)vl + k;            /* from the low end of the 96 bits */
+                b[17 - bit / 8] |= (unsigned char)(1u << (bit % 8));
+            }
+        }
+    }
+    memcpy(b, lch.buf, 3);
+    b[3] = (unsigned char)(((sd & 1) << 7) | (t & 1));
+    b[4] = (unsigned char)(ack_num >> 8);
+    b[5] = (unsigned char)(ack_num & 0xFF);
+    if (crc_mode) {
+        uint32_t r = crc30_run(MASK30, b, CRD_ACK_BYTES - 4);
+        if (covers)
+            r = crc30_info(r, 0);
+        b[36] = (unsigned char)(r >> 24);
+        b[37] = (unsigned char)(r >> 16);
+        b[38] = (unsigned char)(r >> 8);
+        b[39] = (unsigned char)r;
+    }
+    Py_DECREF(credits);
+    PyBuffer_Release(&lch);
+    return PyBytes_FromStringAndSize((const char *)b, CRD_ACK_BYTES);
+fail:
+    Py_XDECREF(credits);
+    PyBuffer_Release(&lch);
+    return NULL;
+}
+
+/* crd_ack_read(blk) -> (ack_num, credits list of 16, t, sd) of a Crd_Ack's bytes (at least 18);
+ * the twin of ubpkt.link.control.crd_ack_values */
+static PyObject *crd_ack_read(PyObject *self, PyObject *args)
+{
+    Py_buffer v;
+    if (!PyArg_ParseTuple(args, "y*", &v))
+        return NULL;
+    if (v.len < 18) {
+        PyBuffer_Release(&v);
+        PyErr_SetString(PyExc_ValueError, "a Crd_Ack has at least 18 bytes");
+        return NULL;
+    }
+    const unsigned char *b = v.buf;
+    PyObject *credits = PyList_New(16);
+    if (!credits) {
+        PyBuffer_Release(&v);
+        return NULL;
+    }
+    for (int vl = 0; vl < 16; vl++) {
+        long c = 0;
+        for (int k = 0; k < 6; k++) {
+            int bit = 6 * vl + k;
+            c |= (long)((b[17 - bit / 8] >> (bit % 8)) & 1) << k;
+        }
+        PyList_SET_ITEM(credits, vl, PyLong_FromLong(c));
+    }
+    PyObject *out = Py_BuildValue("(lNll)", (long)(b[4] << 8 | b[5]), credits, (long)(b[3] & 1),
+                                  (long)(b[3] >> 7));
+    PyBuffer_Release(&v);
+    return out;
+}
+
+/* dlldb_gather(buf, spans, skip_first, skip, tail) -> (body, marks)
+ * The DLLDBs of one DLLDP at spans ((start flit, flits) each) of buf: body is their payloads
+ * joined (each block without its first `skip` bytes - `skip_first` for the first block - and
+ * its last `tail` bytes), marks the byte 0 of every block whose CRD or ACK bit is set (LPH/LBH
+ * bits 7 and 6, UB 2.0 §4.3.2.1), in block order.  The twin in Python is the loop of
+ * ubpkt.link.dll.receive.ReceiveSide._rx_dlldbs (tested block for block against it). */
+static PyObject *dlldb_gather(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    PyObject *spans_in, *spans = NULL, *marks = NULL, *body = NULL, *out = NULL;
+    Py_ssize_t skip_first, skip, tail;
+    if (!PyArg_ParseTuple(args, "y*Onnn", &view, &spans_in, &skip_first, &skip, &tail))
+        return NULL;
+    spans = PySequence_Fast(spans_in, "spans must be a sequence");
+    if (!spans)
+        goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(spans), total = 0;
+    if (skip_first < 0 || skip < 0 || tail < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative header or trailer length");
+        goto done;
+    }
+    /* first pass: check the spans, size the body */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PySequence_Fast_GET_ITEM(spans, i);
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 2) {
+            PyErr_SetString(PyExc_TypeError, "spans are (start flit, flits) tuples");
+            goto done;
+        }
+        Py_ssize_t st = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 0));
+        Py_ssize_t fl = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 1));
+        if (PyErr_Occurred())
+            goto done;
+        Py_ssize_t a = st * 20 + (i == 0 ? skip_first : skip), e = (st + fl) * 20 - tail;
+        if (st < 0 || fl < 1 || (st + fl) * 20 > view.len || a > e) {
+            PyErr_SetString(PyExc_ValueError, "a span is outside the buffer or too short");
+            goto done;
+        }
+        total += e - a;
+    }
+    body = PyBytes_FromStringAndSize(NULL, total);
+    marks = PyList_New(0);
+    if (!body || !marks)
+        goto done;
+    char *dst = PyBytes_AS_STRING(body);
+    const unsigned char *buf = view.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PySequence_Fast_GET_ITEM(spans, i);
+        Py_ssize_t st = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 0));
+        Py_ssize_t fl = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 1));
+        Py_ssize_t a = st * 20 + (i == 0 ? skip_first : skip), e = (st + fl) * 20 - tail;
+        memcpy(dst, buf + a, e - a);
+        dst += e - a;
+        unsigned char b0 = buf[st * 20];
+        if (b0 & 0xC0) {
+            PyObject *m = PyLong_FromLong(b0);
+            if (!m || PyList_Append(marks, m) < 0) {
+                Py_XDECREF(m);
+                goto done;
+            }
+            Py_DECREF(m);
+        }
+    }
+    out = PyTuple_Pack(2, body, marks);
+done:
+    Py_XDECREF(body);
+    Py_XDECREF(marks);
+    Py_XDECREF(spans);
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* tx_run(blocks, i, out, kept, kept_at, wr, free, low, reserve, want, pending_ack, ack_grain,
+ *        owed, crd_grains, crc_mode, covers_info) -> (i, wr, size, pending_ack, owing)
+ * The DLL engine's data burst over the blocks of one DLLDP (ubpkt.link.dll.transmit,
+ * TransmitSide._data_burst, whose Python loop is the reference): from block i, while out is
+ * shorter than want bytes and the retry buffer has room (free flits: stop before a block when
+ * free < low with ACKs owed, or when free - 1 - flits < reserve), each block carries one
+ * credit grain (the first VL of owed, a list changed in place, owing at least crd_grains[vl]
+ * cells: CRD, CRD_VL) and one ACK grain (ACK, while pending_ack >= ack_grain) in byte 0 of
+ * its LPH/LBH (UB 2.0 §4.3.2.1), its BCRC patched by CRC linearity (§4.7.2: the change's own
+ * CRC30 XORed in), is kept (kept[wr] = block, kept_at.append(wr)) and appended to out.
+ * owed None: no credits owed.  Stops after the DLLDP's last block. */
+static PyObject *tx_run(PyObject *self, PyObject *args)
+{
+    PyObject *blocks, *out, *kept, *kept_at, *owed, *grains;
+    Py_ssize_t i, wr, free_, low, reserve, want, pending, ack_grain;
+    int crc_mode, covers;
+    if (!PyArg_ParseTuple(args, "O!nO!O!Onnnnnnn" "OOpp", &PyList_Type, &blocks, &i,
+                          &PyByteArray_Type, &out, &PyDict_Type, &kept, &kept_at, &wr, &free_,
+                          &low, &reserve, &want, &pending, &ack_grain, &owed, &grains,
+                          &crc_mode, &covers))
+        return NULL;
+    long pend[16] = {0}, grain[16] = {0};
+    int owing = 0;
+    if (owed != Py_None) {
+        if (!PyList_Check(owed) || PyList_GET_SIZE(owed) != 16 || !PySequence_Check(grains)
+            || PySequence_Size(grains) != 16) {
+            PyErr_SetString(PyExc_TypeError, "owed: a list of 16, crd_grains: 16 values");
+            return NULL;
+        }
+        for (int v = 0; v < 16; v++) {
+            pend[v] = PyLong_AsLong(PyList_GET_ITEM(owed, v));
+            PyObject *g = PySequence_GetItem(grains, v);
+            if (!g)
+                return NULL;
+            grain[v] = PyLong_AsLong(g);
+            Py_DECREF(g);
+            if (PyErr_Occurred())
+                return NULL;
+            if (pend[v])
+                owing = 1;
+        }
+    }
+    Py_ssize_t nblocks = PyList_GET_SIZE(blocks);
+    Py_ssize_t size = PyByteArray_GET_SIZE(out);
+    int owed_changed = 0;
+    unsigned char zeros[640];
+    memset(zeros, 0, sizeof zeros);
+    while (size < want && i < nblocks) {
+        PyObject *blk = PyList_GET_ITEM(blocks, i);
+        if (!PyByteArray_Check(blk) || PyByteArray_GET_SIZE(blk) % 20 || PyByteArray_GET_SIZE(blk) < 20
+            || PyByteArray_GET_SIZE(blk) > 640) {
+            PyErr_SetString(PyExc_TypeError, "blocks are bytearrays of 1..32 whole flits");
+            return NULL;
+        }
+        Py_ssize_t nbytes = PyByteArray_GET_SIZE(blk), n = nbytes / 20;
+        if ((free_ < low && pending) || free_ - 1 - n < reserve)
+            break;
+        unsigned char *b = (unsigned char *)PyByteArray_AS_STRING(blk);
+        unsigned b0 = b[0], new0 = b0 & 0x03;
+        if (owing) {
+            int vl = -1;
+            for (int v = 0; v < 16; v++)
+                if (pend[v] >= grain[v]) {
+                    vl = v;
+                    break;
+                }
+            if (vl < 0) {
+                owing = 0;
+                for (int v = 0; v < 16; v++)
+                    if (pend[v])
+                        owing = 1;
+            } else {
+                pend[vl] -= grain[vl];
+                owed_changed = 1;
+                new0 |= 0x80 | (unsigned)vl << 2;
+            }
+        }
+        if (pending >= ack_grain) {
+            pending -= ack_grain;
+            new0 |= 0x40;
+        }
+        if (new0 != b0) {
+            b[0] = (unsigned char)new0;
+            if (crc_mode) {
+                zeros[0] = (unsigned char)(b0 ^ new0);
+                uint32_t term = crc30_run(0, zeros, nbytes - 4);
+                zeros[0] = 0;
+                if (covers)
+                    term = crc30_info(term, 0);
+                uint32_t w = (uint32_t)b[nbytes - 4] << 24 | (uint32_t)b[nbytes - 3] << 16
+                             | (uint32_t)b[nbytes - 2] << 8 | b[nbytes - 1];
+                w = (w & 0xC0000000u) | ((w & MASK30) ^ term);
+                b[nbytes - 4] = (unsigned char)(w >> 24);
+                b[nbytes - 3] = (unsigned char)(w >> 16);
+                b[nbytes - 2] = (unsigned char)(w >> 8);
+                b[nbytes - 1] = (unsigned char)w;
+            }
+        }
+        i++;
+        PyObject *key = PyLong_FromSsize_t(wr);
+        if (!key)
+            return NULL;
+        PyObject *r = PyObject_CallMethod(kept_at, "append", "O", key);
+        if (!r || PyDict_SetItem(kept, key, blk) < 0) {
+            Py_XDECREF(r);
+            Py_DECREF(key);
+            return NULL;
+        }
+        Py_DECREF(r);
+        Py_DECREF(key);
+        wr += n;
+        free_ -= n;
+        if (PyByteArray_Resize(out, size + nbytes) < 0)
+            return NULL;
+        memcpy(PyByteArray_AS_STRING(out) + size, PyByteArray_AS_STRING(blk), nbytes);
+        size += nbytes;
+    }
+    if (owed_changed)
+        for (int v = 0; v < 16; v++) {
+            PyObject *x = PyLong_FromLong(pend[v]);
+            if (!x || PyList_SetItem(owed, v, x) < 0)
+                return NULL;
+        }
+    return Py_BuildValue("(nnnni)", i, wr, size, pending, owing);
+}
+
 static PyMethodDef methods[] = {
+    {"tx_run", tx_run, METH_VARARGS,
+     "tx_run(blocks, i, out, kept, kept_at, wr, free, low, reserve, want, pending_ack, "
+     "ack_grain, owed, crd_grains, crc_mode, covers_info) -> (i, wr, size, pending_ack, owing)"},
+    {"dlldb_gather", dlldb_gather, METH_VARARGS,
+     "dlldb_gather(buf, spans, skip_first, skip, tail) -> (joined payloads, byte 0 of the "
+     "blocks with CRD/ACK set)"},
+    {"crd_ack", crd_ack, METH_VARARGS,
+     "crd_ack(lch3, ack_num, credits, t, sd, crc_mode, covers_info) -> the 2-flit Crd_Ack block"},
+    {"crd_ack_read", crd_ack_read, METH_VARARGS,
+     "crd_ack_read(blk) -> (ack_num, credits per VL, t, sd) of a Crd_Ack block"},
     {"delimit", delimit, METH_VARARGS,
      "delimit(buf, total_flits, pending, crc_mode, covers_info) -> (spans, kinds, crc_ok) of "
      "the complete blocks at the start of buf"},

@@ -278,3 +278,27 @@ def test_compiled_delimiter_equals_the_python_one():
                 want = e._delimit(bytearray(data), total, pending)
                 got = crc._NATIVE.delimit(data, total, pending, crc_mode, covers)
                 assert (list(got[0]), list(got[1]), got[2]) == want
+
+
+@pytest.mark.parametrize("crc_mode,p_flip,p_fec,depth,gap", [
+    (True, 0, 0, 2048, 0), (True, 0, 0, 100, 0), (True, 3e-4, 0, 160, 0),
+    (False, 0, 3e-4, 160, 0), (True, 0, 0, 2048, 40)])
+def test_compiled_burst_equals_the_python_burst(crc_mode, p_flip, p_fec, depth, gap,
+                                                monkeypatch):
+    """``ubpkt._linkc.tx_run`` (the data burst's loop in C) against the burst's Python loop
+    (``fast_tx_native = False``): same flits on the wire at every tick, same events, same
+    counters, with credits and ACKs piggy-backed, a small retry buffer and NOB pacing."""
+    import importlib
+    crc = importlib.import_module("ubpkt.link.crc30")
+    if "native" not in crc.backends() or crc.BACKEND != "native":
+        pytest.skip("the C extension ubpkt._linkc was not built (or another CRC30 engine "
+                    "was chosen)")
+    kw = dict(steps=500, npk=90, every=2, batch=3, retry_buf_depth=depth,
+              dll_packet_min_interval=gap)
+    native = _run(True, crc_mode, 5, p_flip, p_fec, 160, False, **kw)
+    monkeypatch.setattr(DLLEngine, "fast_tx_native", False)
+    python = _run(True, crc_mode, 5, p_flip, p_fec, 160, False, **kw)
+    assert native[0] == python[0]
+    assert native[1] == python[1]
+    assert native[2] == python[2] and native[3] == python[3]
+    assert sum(1 for n, _ in python[1] if n == "PacketDelivered") >= 120

@@ -20,7 +20,7 @@ from ..formats.core import Header
 from ..formats.reader import HeaderReader
 from ..record import ERROR, INFO, WARNING
 from .blocks import FLIT, seal
-from .crc30 import block_crc
+from .crc30 import block_crc, native
 
 __all__ = ["KINDS", "PRIORITY", "ControlBlock", "InitParams", "Negotiated", "build", "null",
            "nob", "retry_idle", "retry_req", "retry_ack", "retry_req_set", "retry_ack_set",
@@ -114,8 +114,20 @@ def crd_ack(ack_num: int = 0, credits=None, *, t: int = 0, sd: int = 0, crc_mode
     (UB 2.0 §4.3.3.5); LCH byte 3 = SD (bit 7), T (bit 0).
 
     The engine sends one about every DLLDP, so the bytes are placed directly (LCH from the
-    declared layout once, ``_CRD_LCH``); ``tests/link/test_control.py`` checks them against
-    the generic path (:func:`build` with the declared body)."""
+    declared layout once, ``_CRD_LCH``), by ``ubpkt._linkc.crd_ack`` when the compiled helpers
+    are in use, else by :func:`crd_ack_py` (the reference; ``tests/link/test_control.py`` checks
+    it against the generic path, :func:`build` with the declared body, and
+    ``tests/link/test_crd_ack_native.py`` the compiled one against it)."""
+    nat = native()
+    if nat is not None:
+        return nat.crd_ack(_CRD_LCH, ack_num, credits or (), t, sd, crc_mode, covers_info)
+    return crd_ack_py(ack_num, credits, t=t, sd=sd, crc_mode=crc_mode, covers_info=covers_info)
+
+
+def crd_ack_py(ack_num: int = 0, credits=None, *, t: int = 0, sd: int = 0,
+               crc_mode: bool = True, covers_info: bool = True) -> bytes:
+    """:func:`crd_ack` in Python: the reference the compiled builder is tested against and
+    the fallback without it."""
     credits = list(credits or ())[:16]
     crd_num = 0
     if credits and (min(credits) < 0 or max(credits) > 63):
@@ -133,6 +145,17 @@ def crd_ack(ack_num: int = 0, credits=None, *, t: int = 0, sd: int = 0, crc_mode
     blk[5] = ack_num & 0xFF
     blk[6:18] = crd_num.to_bytes(12, "big")
     return bytes(seal(blk, crc_mode, end=True, covers_info=covers_info))
+
+
+def crd_ack_fields(blk) -> tuple:
+    """(ack_num, credits per VL, t, sd) of a Crd_Ack block (the fields of
+    :func:`crd_ack_values` the DLL engine acts on), by ``ubpkt._linkc.crd_ack_read`` when the
+    compiled helpers are in use."""
+    nat = native()
+    if nat is not None:
+        return nat.crd_ack_read(blk)
+    v = crd_ack_values(blk)
+    return v["ack_num"], v["credits"], v["t"], v["sd"]
 
 
 def crd_ack_values(blk) -> dict:

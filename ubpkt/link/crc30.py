@@ -39,13 +39,23 @@ def _load_anycrc():
         return None
 
 
+#: what the package's C extension must provide to be used: an extension built from an older
+#: ``_linkc.c`` (a stale build lying around) lacks some, and is then not used at all (every
+#: caller takes its Python twin) rather than half
+NATIVE_FUNCTIONS = ("crc30_blocks", "check_blocks", "crc30_update", "frame", "delimit",
+                    "crd_ack", "crd_ack_read", "dlldb_gather", "tx_run")
+
+
 def _load_native():
-    """The package's C extension, or None when it was not built (no compiler at install)."""
+    """The package's C extension, or None when it was not built (no compiler at install) or
+    is older than this package (:data:`NATIVE_FUNCTIONS` missing)."""
     try:
         from .. import _linkc
-        return _linkc
     except ImportError:
         return None
+    if not all(hasattr(_linkc, f) for f in NATIVE_FUNCTIONS):
+        return None
+    return _linkc
 
 
 _COMPILED = _load_anycrc()

@@ -56,6 +56,21 @@ def _retry_candidates(data, n: int) -> list:
     return np.flatnonzero(hit).tolist()
 
 
+def dlldb_gather(rx, spans, skip_first: int, skip: int, tail: int) -> tuple:
+    """(payload, marks) of the DLLDBs of one DLLDP at ``spans`` ((start flit, flits) of
+    ``rx``): their bodies joined (each without its first ``skip`` bytes, ``skip_first`` for the
+    first block, and its last ``tail`` bytes: LPH/LBH and BCRC), and byte 0 of every block with
+    its CRD or ACK bit set, in block order.  ``ubpkt._linkc.dlldb_gather`` does the same in C
+    (tested equal)."""
+    with memoryview(rx) as mv:
+        parts = [mv[s * FLIT + (skip if k else skip_first):(s + f) * FLIT - tail]
+                 for k, (s, f) in enumerate(spans)]
+        body = b"".join(parts)
+        del parts
+    marks = [rx[s * FLIT] for s, _ in spans if rx[s * FLIT] & 0xC0]
+    return body, marks
+
+
 class ReceiveSide:
     """Delimiting, checking, reassembly and control-block handling (mixed into the engine)."""
 
@@ -71,6 +86,7 @@ class ReceiveSide:
         if self.state == DllState.DISABLED or self.req_sm in (ReqState.RETRAIN, ReqState.ERROR):
             return self._raise(ev)
         n = len(data) // FLIT
+        all_ok = fec_ok is True
         fec = [fec_ok] * n if isinstance(fec_ok, bool) else list(fec_ok)
         self.stats["rx_flits"] += n
         mv = memoryview(data)
@@ -78,12 +94,15 @@ class ReceiveSide:
         fast = self.fast_rx
         retry_flits = None
         while i < n:
-            if fast and fec[i] and self.req_sm == ReqState.NORMAL and self._skip_set is None \
-                    and self.state != DllState.DISABLED:
-                try:
-                    end = fec.index(False, i)
-                except ValueError:
+            if fast and fec[i] and self.req_sm is ReqState.NORMAL and self._skip_set is None \
+                    and self.state is not DllState.DISABLED:
+                if all_ok:
                     end = n
+                else:
+                    try:
+                        end = fec.index(False, i)
+                    except ValueError:
+                        end = n
                 i = self._rx_run(mv, i, end, now, ev)
                 continue
             if fast and self.req_sm in (ReqState.REQ, ReqState.WAIT):
@@ -252,24 +271,20 @@ class ReceiveSide:
         self.rcvptr_abs += flits
         self.pending_ack += flits
         self.pending_ack_worthy += flits
-        for s, _ in spans:
-            b0 = rx[s * FLIT]
-            if b0 & 0xC0:
-                self._rx_header_bits(b0, ev)
         crc = 4 if self.crc_mode else 0
         p = self._rx_pkt
-        with memoryview(rx) as mv:
-            if p is None:
-                plen = ((rx[first + 2] & 0x3F) << 8) | rx[first + 3]
-                vl = ((rx[first] & 1) << 3) | (rx[first + 1] >> 5)
-                p = [bytes(mv[first:first + 4]), (plen >> 10) + 1, ((plen >> 5) & 0x1F) + 1,
-                     [], 0, vl, plen, 0]
-                parts = [mv[first + 4:first + spans[0][1] * FLIT - crc]]
-                parts += [mv[s * FLIT + 2:(s + f) * FLIT - crc] for s, f in spans[1:]]
-            else:
-                parts = [mv[s * FLIT + 2:(s + f) * FLIT - crc] for s, f in spans]
-            p[3].append(b"".join(parts))
-            del parts
+        skip_first = 4 if p is None else 2      # an LPH opens the DLLDP, LBHs go on
+        nat = native()
+        body, marks = (nat.dlldb_gather if nat is not None else dlldb_gather)(
+            rx, spans, skip_first, 2, crc)
+        for b0 in marks:
+            self._rx_header_bits(b0, ev)
+        if p is None:
+            plen = ((rx[first + 2] & 0x3F) << 8) | rx[first + 3]
+            vl = ((rx[first] & 1) << 3) | (rx[first + 1] >> 5)
+            p = [bytes(rx[first:first + 4]), (plen >> 10) + 1, ((plen >> 5) & 0x1F) + 1,
+                 [], 0, vl, plen, 0]
+        p[3].append(body)
         p[4] += len(spans)
         p[7] += flits
         if p[4] == p[1]:
@@ -432,7 +447,8 @@ class ReceiveSide:
         if kind == "Crd_Ack":
             # about one per DLLDP: its fields straight from the bytes (crd_ack_values equals
             # the one reader's values, tested)
-            self._rx_crd_ack(C.crd_ack_values(blk), len(blk) // FLIT, now, ev)
+            ack_num, credits, t, sd = C.crd_ack_fields(blk)
+            self._rx_crd_ack_fields(ack_num, credits, t, sd, len(blk) // FLIT, now, ev)
             return
         v = C.parse_control(blk, self.crc_mode, covers_info=self.covers, crc_ok=True).values
         if kind == "Init":
@@ -454,19 +470,24 @@ class ReceiveSide:
             ev.append(err(now, "DLLCB", f"reserved CTRL/SUB_CTRL in {blk[:4].hex()}", "warning"))
 
     def _rx_crd_ack(self, v: dict, flits: int, now: int, ev: list) -> None:
-        if not any(v.get("credits", [])) and v.get("t") == 0:
+        self._rx_crd_ack_fields(v.get("ack_num", 0), v.get("credits", [0] * 16), v.get("t", 0),
+                                v.get("sd", 0), flits, now, ev)
+
+    def _rx_crd_ack_fields(self, ack_num: int, credits, t: int, sd: int, flits: int, now: int,
+                           ev: list) -> None:
+        if not t and not any(credits):
             self.pending_ack_worthy -= flits    # pure-ACK Crd_Acks are ACKed lazily
-        if self.neg is None:
+        neg = self.neg
+        if neg is None:
             return
-        if v.get("ack_num"):
-            self._ack_release(v["ack_num"] * self.neg.ctrl_ack_grain, ev)
-        credits = v.get("credits", [0] * 16)
-        grain = self.neg.ctrl_credit_grain
-        if v.get("t"):
+        if ack_num:
+            self._ack_release(ack_num * neg.ctrl_ack_grain, ev)
+        grain = neg.ctrl_credit_grain
+        if t:
             for vl in range(16):
                 if credits[vl]:
                     self.tx_credits.add_initial(vl, credits[vl] * grain[vl])
-            if v.get("sd"):
+            if sd:
                 self._sd_seen = True
                 self.tx_credits.done = True
                 self._check_normal(now, ev)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from .. import control as C
 from ..blocks import FLIT
 from ..credits import RxCredits, cells_for
-from ..crc30 import bcrc_patch, bcrc_patch_term as patch_term
+from ..crc30 import bcrc_patch, bcrc_patch_term as patch_term, native
 from ..framing import frame_many
 from ..plength import MAX_FLITS, MAX_PACKET, layout
 from ..retry import RETAINED
@@ -119,6 +119,10 @@ class TransmitSide:
     #: against, ``DLLEngine(fast_tx=False)``)
     fast_tx = True
 
+    #: ``False``: the burst's Python loop even where ``ubpkt._linkc.tx_run`` is available (the
+    #: reference the compiled loop is tested against)
+    fast_tx_native = True
+
     def _data_burst(self, out: bytearray, want: int) -> bool:
         """Append data blocks to ``out`` for as long as the scheduler would pick nothing else
         (same blocks, bytes and state as :meth:`_schedule` block by block): the link is
@@ -144,6 +148,7 @@ class TransmitSide:
         sent = False
         size = len(out)
         owing = owed is not None and any(owed)  # only shrinks during the call
+        nat = native() if self.fast_tx_native else None
         # _next_data_block inlined (the blocks framed for the queue are this engine's own
         # bytearrays: their CRD/ACK bits and BCRC are patched in place, and the retry buffer
         # keeps them as they are)
@@ -157,6 +162,29 @@ class TransmitSide:
                 if cur is None:
                     break
             blocks, i, vl, flits = cur
+            if nat is not None:
+                # the rest of this DLLDP's blocks in one compiled call (the same loop as below)
+                pa = self.pending_ack
+                i2, wr, size, pa2, owing = nat.tx_run(
+                    blocks, i, out, kept, kept_at, rb.wr, free, low, reserve, want, pa,
+                    ack_grain, owed if owing else None, crd_grains, crc_mode, covers)
+                if pa2 != pa:
+                    self.pending_ack = pa2
+                    self.pending_ack_worthy = min(self.pending_ack_worthy, pa2)
+                if i2 == i:
+                    break
+                rb.wr = wr
+                cur[1] = i2
+                sent = True
+                if i2 < len(blocks):
+                    break                       # out full, or the retry buffer
+                self._tx_cur = None
+                gap = neg.peer_packet_min_interval - flits
+                if gap > 0:
+                    self._nob_due += gap
+                if self._nob_due:
+                    break
+                continue
             blk = blocks[i]
             nbytes = len(blk)
             n = nbytes // FLIT
@@ -277,13 +305,17 @@ class TransmitSide:
         return None
 
     def _crd_ack_forced(self) -> bool:
-        if self.neg is None or self.state not in (DllState.NORMAL, DllState.CREDIT_INIT):
+        if self.neg is None or (self.state is not DllState.NORMAL
+                                and self.state is not DllState.CREDIT_INIT):
             return False
         t = self.p.tuning
-        if self.pending_ack and self.rb.numfreebuf < t.retry_lockout_reserve + MAX_FLITS:
+        pending = self.pending_ack
+        if pending >= t.ack_force_flits:
             return True
-        if self.pending_ack >= t.ack_force_flits:
-            return True
+        if pending:
+            rb = self.rb                        # NumFreeBuf low
+            if rb.depth - (rb.wr - rb.tail) < t.retry_lockout_reserve + MAX_FLITS:
+                return True
         rc = self.rx_credits
         return rc is not None and max(rc.pending) >= t.crd_ack_force_cells
 
@@ -308,7 +340,7 @@ class TransmitSide:
         self.pending_ack_worthy = 0 if self.pending_ack == 0 else min(self.pending_ack_worthy,
                                                                      self.pending_ack)
         self.stats["crd_acks"] += 1
-        blk = C.crd_ack(n, credits, t=0, sd=0, **self._kw())
+        blk = C.crd_ack(n, credits, t=0, sd=0, crc_mode=self.crc_mode, covers_info=self.covers)
         return self._retain("Crd_Ack", blk) if retain else blk
 
     def _queue_credit_init(self) -> None:
@@ -339,18 +371,20 @@ class TransmitSide:
         txq = self._txq
         if not any(txq):
             return None
-        for k in range(16):
-            vl = (self._vl_rr + k) % 16
+        rr = self._vl_rr
+        fcs = neg.flow_ctrl_size
+        for vl in (*range(rr, 16), *range(rr)):
             q = txq[vl]
             if not q:
                 continue
             lay = layout(len(q[0][0]), self.crc_mode)
             flits = (lay.blocks - 1) * MAX_FLITS + lay.last_flits
-            cells = cells_for(flits, neg.flow_ctrl_size)
+            cells = -(-flits // fcs)            # cells_for
             if not self.tx_credits.can_send(vl, cells):
                 continue
             first = MAX_FLITS if lay.blocks > 1 else lay.last_flits
-            if not self.rb.can_store(first, reserve):
+            rb = self.rb
+            if rb.depth - (rb.wr - rb.tail) - 1 - first < reserve:     # rb.can_store
                 return None
             blocks = self._framed(q)
             self.tx_credits.spend(vl, cells)
