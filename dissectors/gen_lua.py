@@ -298,6 +298,8 @@ def grammar_lines() -> list[str]:
     out.append("local MGMT_PDUS = {" + ", ".join(
         f"[{lua_str(mgmt_key(c, s, r))}] = {lua_str(layer)}"
         for (c, s, r), layer in G.MGMT_PDUS.items()) + "}")
+    out.append("-- a PDU header's longer form by PDU_Length (grammar.MGMT_PDU_FORMS, UB 2.0 §10.4.3.3)")
+    out.append(f"local MGMT_PDU_FORMS = {lua_data(G.MGMT_PDU_FORMS)}")
     out.append("-- where the ICRC coverage starts and when (grammar.ICRC_COVERAGE, UB 2.0 §5.3.7)")
     out.append("local ICRC_COVERAGE = {")
     for c in G.ICRC_COVERAGE:
@@ -369,8 +371,8 @@ def grammar_lines() -> list[str]:
              "TA_RESPONSE_IN_DATA_NS3", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES", "BE_SIZES",
              "ATOMIC_OPERAND_BYTES", "ATOMIC_RESPONSE", "ATOMICS", "SCAN_TLV_VALUES",
              "MGMT_PAYLOADS", "MGMT_PDU_PROCS", "PDU_LISTS",
-             "MGMT_PDUS", "ICRC_COVERAGE", "ICRC_MASKS", "PADDING", "TA_PAIRS", "TA_MATCH",
-             "TP_PAIRS", "TP_MATCH", "TP_RESPONSES_NS3"]
+             "MGMT_PDUS", "MGMT_PDU_FORMS", "ICRC_COVERAGE", "ICRC_MASKS", "PADDING",
+             "TA_PAIRS", "TA_MATCH", "TP_PAIRS", "TP_MATCH", "TP_RESPONSES_NS3"]
     out.append("local GRAMMAR = {" + ", ".join(f"{n} = {n}" for n in names) + "}")
     out.append("-- END GRAMMAR")
     return out

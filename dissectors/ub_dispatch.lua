@@ -279,7 +279,10 @@ interpret = function(st, its, v, t, start, size)
     if on then
       local x, value = v[it.field], nil
       if it.kind == "bits" then value = floor(x / 2 ^ it.arg[1]) % (it.arg[2] + 1)
-      elseif it.kind == "pow2" then value = it.arg * 2 ^ x
+      elseif it.kind == "pow2" then
+        -- up to 2 x 2^31: past 32 bits, a 64-bit field takes a UInt64
+        local n = it.arg * 2 ^ x
+        value = UInt64.new(n % 4294967296, floor(n / 4294967296))
       elseif it.kind == "plus" then value = x + it.arg
       else value = it.arg[x] or ("reserved_" .. x) end
       add_value(t, it.key, st.tvb(start, size), value)
@@ -1046,6 +1049,9 @@ PROC["@mgmt_pdu"] = function(st, v)
   local body_end = st.pos + pdu_len
   local h = MGMT_PDUS[v.code .. "/" .. v.sub_code .. "/" .. v.rsp]
             or MGMT_PDUS[v.code .. "/*/" .. v.rsp]
+  if h ~= nil and MGMT_PDU_FORMS[h] ~= nil and MGMT_PDU_FORMS[h][pdu_len] ~= nil then
+    h = MGMT_PDU_FORMS[h][pdu_len]
+  end
   local saved = st.stop
   st.stop = body_end
   local proc = MGMT_PDU_PROCS[v.code .. "/" .. v.sub_code .. "/" .. v.rsp]

@@ -124,3 +124,19 @@ def test_npic_entry_guid_low_word_first():
     assert f["ub.npic.npi"] == 0x123456
     assert not [i for i in rec["issues"] if i["severity"] != "info"], rec["issues"]
     assert encode_record(rec) == pkt
+
+
+def test_resource_space_configure_request_carries_three_start_addresses():
+    # UB 2.0 §10.4.3.3 Fig 10-42: Opcode in the last bit of the first DW; with Opcode 1 the PDU
+    # is 28 bytes: ERS0..2 start addresses, each SA0 (low word) then SA1
+    sas = [(0x0000_0001_0000_0000 + i * 0x1000) for i in range(3)]
+    pdu = bytes.fromhex("00000001") + b"".join(
+        (sa & 0xFFFFFFFF).to_bytes(4, "big") + (sa >> 32).to_bytes(4, "big") for sa in sas)
+    rec = _clean(mgmt(4, 1, pdu))
+    assert "ub.rs_info_cfg" in rec["layers"] and "ub.pdu" not in rec["layers"]
+    f = rec["fields"]
+    assert f["ub.rs_info.opcode_name"] == "Configure"
+    assert [f[f"ub.rs_info.ers{i}_sa"] for i in range(3)] == sas
+    obtain = _clean(mgmt(4, 1, bytes.fromhex("00000000")))
+    assert "ub.rs_info_req" in obtain["layers"]
+    assert obtain["fields"]["ub.rs_info.opcode_name"] == "Obtain"

@@ -111,7 +111,7 @@ def test_resource_space_information_exchange():
     layers, f = _pdu("rs_info_obtain")
     assert layers == ["ub.rs_info_req"] and f["ub.rs_info.opcode_name"] == "Obtain"
     layers, f = _pdu("rs_info_configure")
-    assert layers == ["ub.rs_info_req", "ub.pdu"] and f["ub.rs_info.opcode"] == 1
+    assert layers == ["ub.rs_info_cfg"] and f["ub.rs_info.opcode"] == 1
     layers, f = _pdu("rs_info_rsp")
     assert layers == ["ub.rs_info_rsp"]
     assert (f["ub.rs_info.ers0_ss"], f["ub.rs_info.ers0_sa"]) == (0x10, 0x0123456789ABCDEF)

@@ -150,6 +150,8 @@ def expected_grammar() -> dict:
                       for layer, lst in G.PDU_LISTS.items()},
         "MGMT_PDUS": {f"{c}/{'*' if s is None else s}/{r}": layer
                       for (c, s, r), layer in G.MGMT_PDUS.items()},
+        "MGMT_PDU_FORMS": {k: {str(n): f for n, f in v.items()}
+                           for k, v in G.MGMT_PDU_FORMS.items()},
         "ICRC_COVERAGE": [{"start": c.start, "knobs": dict(c.knobs),
                            "unless": [list(u) for u in c.unless],
                            "needs_ub_udp": c.needs_ub_udp,
@@ -224,7 +226,7 @@ def test_every_grammar_procedure_is_implemented():
 GRAMMAR_TABLES = ("VARIANTS", "START", "NEXT", "TPH", "TRANSPORT_OVER_UDP", "COMPACT_TAH",
                   "PROCEDURES", "TA_REQUEST_PREFIX", "TA_FLAGS", "TA_REQUEST_HEADERS",
                   "TA_RESPONSE_HEADERS", "TA_RESPONSE_IN_DATA_NS3", "ATOMIC_SUBOP_OPCODES",
-                  "TP_RESPONSE_ATAH_BYTES", "MGMT_PDUS", "ICRC_COVERAGE", "ICRC_MASKS", "PADDING",
+                  "TP_RESPONSE_ATAH_BYTES", "MGMT_PDUS", "MGMT_PDU_FORMS", "ICRC_COVERAGE", "ICRC_MASKS", "PADDING",
                   "TA_PAIRS", "TA_MATCH", "TP_PAIRS", "TP_MATCH", "TP_RESPONSES_NS3", "GRAMMAR",
                   "TA_RESPONSES", "REQ_SEQ", "RSP_SEQ", "REQUEST_HEADERS", "RESPONSE_HEADERS",
                   "UDP_TRANSPORT", "ENUM_ICRC_KNOB", "SUBOP_TAOPCODES")

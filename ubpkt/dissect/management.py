@@ -32,7 +32,7 @@ def _mgmt_pdu(fr: Frame, h: Header, v) -> bool:
         fr.issue(WARNING, "ub.mgmtetah", "ub.mgmtetah.pdu_length", start,
                  f"PDU length {pdu_len} exceeds 1024")
     body_end = fr.pos + pdu_len
-    layer = mgmt_pdu(code, sub, rsp)
+    layer = mgmt_pdu(code, sub, rsp, pdu_len)
     saved_end = fr.end
     fr.end = body_end
     proc = MGMT_PDU_PROCS.get((code, sub, rsp))

@@ -104,12 +104,14 @@ DERIVED: tuple[Derived, ...] = (
             "ub.npic_entry", bits=1, spec="UB 2.0 §5.3.3.1"),
     Derived("ub.npic.npi_id", "uint", "NPI partition ID", "ub.npic_entry", bits=24,
             spec="UB 2.0 §5.3.3.1"),
+    # RNR_Timer is 5 bits: 2 us x 2^31 needs 33 bits
     Derived("ub.rtph.rnr_timeout_us", "uint", "RNR timeout (us, 2 x 2^RNR_Timer)", "ub.rtph",
-            bits=32, spec="UB 2.0 §6.2.1"),
+            bits=33, spec="UB 2.0 §6.2.1"),
     Derived("ub.rtph.rspinfo_name", "string", "RSPINFO meaning", "ub.rtph",
             spec="UB 2.0 §6.2.1"),
+    # RNR_Timer is 5 bits: 2 us x 2^31 needs 33 bits
     Derived("ub.atah.rnr_timeout_us", "uint", "RNR timeout (us, 2 x 2^RNR_Timer)", "ub.atah",
-            bits=32, spec="UB 2.0 §7.2.2"),
+            bits=33, spec="UB 2.0 §7.2.2"),
     Derived("ub.atah.taack_count", "uint", "TAACKs in this one (1 + aggregated)", "ub.atah",
             bits=8, spec="UB 2.0 §7.2.2"),
     Derived("ub.atah.rspinfo_name", "string", "RSPINFO meaning", "ub.atah",

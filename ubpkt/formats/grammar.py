@@ -32,7 +32,7 @@ __all__ = ["END", "RESERVED", "Switch", "Peek", "Knob", "Target", "VARIANTS", "r
            "COMPACT_TAH", "TA_REQUEST_HEADERS", "TA_RESPONSE_HEADERS", "TA_REQUEST_PREFIX",
            "TA_FLAGS", "ta_sequence", "ATOMIC_SUBOP_OPCODES", "TP_RESPONSE_ATAH_BYTES",
            "TP_RESPONSES_NS3", "MGMT_PDUS", "mgmt_pdu", "ICRC_COVERAGE", "icrc_start",
-           "covered_from", "PADDING", "AUTO_FILL", "TA_PAIRS", "TA_MATCH", "TP_PAIRS", "TP_MATCH",
+           "covered_from", "PADDING", "AUTO_FILL", "MGMT_PDU_FORMS", "TA_PAIRS", "TA_MATCH", "TP_PAIRS", "TP_MATCH",
            "ta_response_opcode", "TRANSPORT_OVER_UDP", "BE_SIZES", "be_bits", "SCAN_TLV_VALUES",
            "MGMT_PAYLOADS", "MGMT_PDU_PROCS", "ATOMIC_OPERAND_BYTES", "ATOMIC_RESPONSE",
            "PduList", "PDU_LISTS", "pdu_list_count", "pdu_list_values"]
@@ -533,9 +533,18 @@ def pdu_list_values(lst: PduList, value, body: bytes) -> dict:
     return out if n else {}
 
 
-def mgmt_pdu(code: int, sub: int, rsp: int) -> str | None:
-    """The PDU header layer of a management message, or None (opaque)."""
-    return MGMT_PDUS.get((code, sub, rsp)) or MGMT_PDUS.get((code, None, rsp))
+#: PDU headers with a longer form, chosen by PDU_Length (the form's size): the Resource Space
+#: Information Exchange request is 4 bytes for Obtain and 28 for Configure (UB 2.0 §10.4.3.3).
+MGMT_PDU_FORMS: dict[str, dict[int, str]] = {"ub.rs_info_req": {28: "ub.rs_info_cfg"}}
+
+
+def mgmt_pdu(code: int, sub: int, rsp: int, pdu_len: int | None = None) -> str | None:
+    """The PDU header layer of a management message (its longer form for ``pdu_len`` when
+    :data:`MGMT_PDU_FORMS` lists one), or None (opaque)."""
+    layer = MGMT_PDUS.get((code, sub, rsp)) or MGMT_PDUS.get((code, None, rsp))
+    if layer is not None and pdu_len is not None:
+        layer = MGMT_PDU_FORMS.get(layer, {}).get(pdu_len, layer)
+    return layer
 
 
 # ------------------------------------------------------------------------------------------------

@@ -35,12 +35,18 @@ ENTITY_INFO = register(Header("entity_info", "entity_info", "Entity information"
                               "UB 2.0 §10.4.3.3", (R(32), F("mue_nums", 16),
                                                    F("entity_nums", 16))))
 # Resource Space Information Exchange (Fig 10-42/10-43).  The request's first DW holds Opcode in
-# its last bit (0 obtain: 4 bytes; 1 configure: 28 bytes, the three start addresses following as
-# PDU bytes); the response to Opcode 0 gives size and start address of the three spaces, each
+# its last bit (0 obtain: 4 bytes; 1 configure: 28 bytes, the form ub.rs_info_cfg, chosen by the
+# PDU length: grammar.MGMT_PDU_FORMS); the response to Opcode 0 gives size and start address of the three spaces, each
 # start address low word first (SA0 then SA1, as Entity Registration's; profile G15).
 RS_INFO_REQ = register(Header("rs_info_req", "rs_info", "Resource space information request",
                               "UB 2.0 §10.4.3.3", (R(31), F("opcode", 1,
                                                             enum={0: "Obtain", 1: "Configure"}))))
+# The Configure request (Opcode 1, 28 bytes): the same first DW, then the three start addresses,
+# each low word first (SA0 then SA1, Fig 10-42).
+RS_INFO_CFG = register(Header("rs_info_cfg", "rs_info", "Resource space configuration request",
+                              "UB 2.0 §10.4.3.3", (
+    R(31), F("opcode", 1, enum={0: "Obtain", 1: "Configure"}), F("ers0_sa", 64, dwrev=True),
+    F("ers1_sa", 64, dwrev=True), F("ers2_sa", 64, dwrev=True))))
 RS_INFO_RSP = register(Header("rs_info_rsp", "rs_info", "Resource space information",
                               "UB 2.0 §10.4.3.3", (
     F("ers0_ss", 32), F("ers0_sa", 64, dwrev=True), F("ers1_ss", 32), F("ers1_sa", 64, dwrev=True),

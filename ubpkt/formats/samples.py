@@ -48,7 +48,7 @@ from . import HEADERS
 from . import enums as E
 from .checks import CHECKS
 from .core import Header
-from .grammar import (AUTO_FILL, COMPACT_TAH, END, ICRC_COVERAGE, MGMT_PAYLOADS, MGMT_PDU_PROCS,
+from .grammar import (AUTO_FILL, COMPACT_TAH, MGMT_PDU_FORMS, END, ICRC_COVERAGE, MGMT_PAYLOADS, MGMT_PDU_PROCS,
                       MGMT_PDUS,
                       NEXT, mgmt_pdu, PADDING, RESERVED,
                       START, SCAN_TLV_VALUES, TA_FLAGS, TA_REQUEST_HEADERS, TA_REQUEST_PREFIX,
@@ -662,8 +662,13 @@ class _Gen:
                       if mgmt_pdu(c, sc, 0) is None and (c, sc) not in MGMT_PAYLOADS)
         opts = keys + [opaque] + [(c, sc, r) for (c, sc) in sorted(MGMT_PAYLOADS) for r in (0, 1)]
         opts += sorted(MGMT_PDU_PROCS)
+        # the longer forms a PDU_Length selects (MGMT_PDU_FORMS): (key, form layer)
+        opts += [(k, form) for k in keys for form in MGMT_PDU_FORMS.get(MGMT_PDUS[k], {}).values()]
 
         def branch(key):
+            form = None
+            if len(key) == 2:
+                key, form = key
             code, sub, rsp = key
             s = st.fork()
             m = s.hdrs[last]
@@ -679,10 +684,10 @@ class _Gen:
                 s.payload = (0, 0)
                 yield from self.finish(s)
                 return
-            layer = MGMT_PDUS.get(key)
+            layer = form or MGMT_PDUS.get(key)
             if layer is not None:
                 self.new(s, layer)
-            extra = self.rnd.choice((0, 0, 4, 7))
+            extra = 0 if form else self.rnd.choice((0, 0, 4, 7))
             if extra or layer is None:
                 self.new_raw(s, MGMT_PAYLOADS.get((code, sub), "ub.pdu"), self.rbytes(extra or 5))
             s.payload = (0, 0)

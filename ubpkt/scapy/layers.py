@@ -471,7 +471,7 @@ def _mgmt_next(pkt, pay):
     proc = G.MGMT_PDU_PROCS.get((pkt.code, pkt.sub_code, pkt.rsp))
     if proc is not None:
         return _PROCEDURES[proc](pkt, pay[:n]) or (L["ub.pdu"] if n else None)
-    lay = G.mgmt_pdu(pkt.code, pkt.sub_code, pkt.rsp)
+    lay = G.mgmt_pdu(pkt.code, pkt.sub_code, pkt.rsp, n)
     if lay is not None and lay in L and n >= HEADERS[lay].size:
         return L[lay]
     return L[_pdu_bytes_layer(pkt)] if n else None
