@@ -69,9 +69,12 @@ class RetryBuffer:
         (DL Protocol Error, §4.8.2)."""
         if flits > self.wr - self.tail:
             return False
-        self.tail += flits
+        tail = self.tail = self.tail + flits
         blocks, data = self.blocks, self.data
-        while blocks and blocks[0] + len(data[blocks[0]]) // 20 <= self.tail:
+        while blocks:
+            s = blocks[0]
+            if s + len(data[s]) // 20 > tail:
+                break
             del data[blocks.popleft()]
         return True
 
