@@ -140,3 +140,14 @@ def test_resource_space_configure_request_carries_three_start_addresses():
     obtain = _clean(mgmt(4, 1, bytes.fromhex("00000000")))
     assert "ub.rs_info_req" in obtain["layers"]
     assert obtain["fields"]["ub.rs_info.opcode_name"] == "Obtain"
+
+
+def test_ub_link_netdev_npi_is_split_like_the_nth():
+    # the kernel's ublhdr: CFG byte, CC (16 bits), NPI (32 bits), then the IP packet; the NPI's
+    # bit 24 is the Permission bit, bits 23:0 the partition (UB 2.0 §5.3.3.1)
+    from ubpkt.record import LINKTYPE_UBL
+    ip = encode_layers([("ip", {"src": "10.0.0.1", "dst": "10.0.0.2"}),
+                        ("udp", {"srcport": 7, "dstport": 9}), ("data", {"data": b"hi"})])
+    frame = bytes([3]) + (0).to_bytes(2, "big") + (0x0100_0005).to_bytes(4, "big") + ip
+    f = decode(frame, LINKTYPE_UBL)["fields"]
+    assert (f["ub.ubl.npi_permission"], f["ub.ubl.npi_id"]) == (1, 5)
