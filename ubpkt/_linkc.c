@@ -653,7 +653,175 @@ static PyObject *tx_run(PyObject *self, PyObject *args)
     return Py_BuildValue("(nnnni)", i, wr, size, pending, owing);
 }
 
+/* rx_plan(buf, total_flits, pending, crc_mode, covers_info, crd_code, null_code)
+ * -> (actions, counted, worthy, done), or (None, spans, kinds, crc_ok) when the call is not
+ * common.  The plan of a DLL receive call whose complete blocks are all good and plain
+ * (DLLDBs, Crd_Ack with T=0, Null; UB 2.0 §4.3.4, §4.6.3): the Python twin, which says what
+ * every action is, is ubpkt.link.dll.rx_plan.rx_plan; tests/link/test_rx_plan.py compares
+ * them.  crd_code / null_code: LCH byte 2 of Crd_Ack and Null (declared in Python). */
+static int plan_flush(PyObject *actions, const unsigned char *b, PyObject *spans,
+                      Py_ssize_t k0, Py_ssize_t k1, int head, Py_ssize_t tail)
+{
+    /* the DLLDB stretch spans[k0:k1]: its marks, then its payload */
+    Py_ssize_t total = 0, s0 = 0, e = 0;
+    for (Py_ssize_t k = k0; k < k1; k++) {
+        PyObject *t = PyList_GET_ITEM(spans, k);
+        Py_ssize_t st = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 0));
+        Py_ssize_t fl = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 1));
+        Py_ssize_t a = st * 20 + ((k == k0 && head) ? 4 : 2), z = (st + fl) * 20 - tail;
+        if (a > z) {
+            PyErr_SetString(PyExc_ValueError, "a DLLDB too short");
+            return -1;
+        }
+        if (k == k0)
+            s0 = st;
+        e = st + fl;
+        total += z - a;
+        if (b[st * 20] & 0xC0) {
+            PyObject *m = Py_BuildValue("(ii)", 0, b[st * 20]);
+            if (!m || PyList_Append(actions, m) < 0) {
+                Py_XDECREF(m);
+                return -1;
+            }
+            Py_DECREF(m);
+        }
+    }
+    PyObject *body = PyBytes_FromStringAndSize(NULL, total);
+    if (!body)
+        return -1;
+    char *dst = PyBytes_AS_STRING(body);
+    for (Py_ssize_t k = k0; k < k1; k++) {
+        PyObject *t = PyList_GET_ITEM(spans, k);
+        Py_ssize_t st = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 0));
+        Py_ssize_t fl = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 1));
+        Py_ssize_t a = st * 20 + ((k == k0 && head) ? 4 : 2), z = (st + fl) * 20 - tail;
+        memcpy(dst, b + a, z - a);
+        dst += z - a;
+    }
+    PyObject *hd = head ? PyBytes_FromStringAndSize((const char *)b + s0 * 20, 4)
+                        : Py_NewRef(Py_None);
+    PyObject *act = hd ? Py_BuildValue("(iOOnny#)", 2, hd, body, k1 - k0, e - s0,
+                                       (const char *)b + e * 20 - 4, (Py_ssize_t)4) : NULL;
+    Py_XDECREF(hd);
+    Py_DECREF(body);
+    if (!act || PyList_Append(actions, act) < 0) {
+        Py_XDECREF(act);
+        return -1;
+    }
+    Py_DECREF(act);
+    return 0;
+}
+
+static PyObject *rx_plan(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t total;
+    PyObject *pending, *d = NULL, *actions = NULL, *res = NULL;
+    int crc_mode, covers, crd_code, null_code;
+    long left = 0, lastf = 0;
+    if (!PyArg_ParseTuple(args, "y*nOppii", &view, &total, &pending, &crc_mode, &covers,
+                          &crd_code, &null_code))
+        return NULL;
+    PyObject *dargs = Py_BuildValue("(OnOii)", PyTuple_GET_ITEM(args, 0), total, pending,
+                                    crc_mode, covers);
+    if (!dargs)
+        goto done;
+    d = delimit(self, dargs);
+    Py_DECREF(dargs);
+    if (!d)
+        goto done;
+    if (pending != Py_None && !PyArg_ParseTuple(pending, "ll", &left, &lastf))
+        goto done;
+    PyObject *spans = PyTuple_GET_ITEM(d, 0), *kinds = PyTuple_GET_ITEM(d, 1),
+             *crcs = PyTuple_GET_ITEM(d, 2);
+    Py_ssize_t n = PyList_GET_SIZE(spans);
+    if (crcs != Py_None)
+        for (Py_ssize_t k = 0; k < n; k++)
+            if (PyList_GET_ITEM(crcs, k) != Py_True)
+                goto fallback;
+    actions = PyList_New(0);
+    if (!actions)
+        goto done;
+    const unsigned char *b = view.buf;
+    Py_ssize_t tail = crc_mode ? 4 : 0, counted = 0, worthy = 0, run0 = -1, done_flits = 0;
+    int head = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *t = PyList_GET_ITEM(spans, k), *kind = PyList_GET_ITEM(kinds, k);
+        Py_ssize_t st = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 0));
+        Py_ssize_t fl = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, 1));
+        const unsigned char *h = b + st * 20;
+        done_flits = st + fl;
+        if (kind == KIND_CB) {
+            int is_null = h[2] == null_code && fl == 1;
+            if (!is_null && (h[2] != crd_code || (h[3] & 1) || fl * 20 < 18 + tail))
+                goto fallback;
+            if (run0 >= 0) {            /* a DLLCB ends a stretch of DLLDBs */
+                if (plan_flush(actions, b, spans, run0, k, head, tail) < 0)
+                    goto fail;
+                run0 = -1;
+            }
+            if (is_null)
+                continue;
+            PyObject *credits = PyList_New(16);
+            if (!credits)
+                goto fail;
+            int any = 0;
+            for (int vl = 0; vl < 16; vl++) {
+                int bit = 6 * vl;           /* CRD_NUM: bytes 6-17, VL0 in the low bits */
+                int lo = 17 - bit / 8, sh = bit % 8;
+                unsigned v = (h[lo] >> sh) | (lo > 6 ? (unsigned)h[lo - 1] << (8 - sh) : 0);
+                v &= 0x3F;
+                any |= v != 0;
+                PyList_SET_ITEM(credits, vl, PyLong_FromLong(v));
+            }
+            counted += fl;
+            if (any)
+                worthy += fl;
+            PyObject *act = Py_BuildValue("(iiNn)", 1, h[4] << 8 | h[5], credits, fl);
+            if (!act || PyList_Append(actions, act) < 0) {
+                Py_XDECREF(act);
+                goto fail;
+            }
+            Py_DECREF(act);
+            continue;
+        }
+        if (kind == KIND_LPH) {
+            left = ((h[2] & 0x3F) >> 2) + 1;
+            head = 1;
+        } else if (run0 < 0) {
+            head = 0;
+        }
+        if (run0 < 0)
+            run0 = k;
+        counted += fl;
+        worthy += fl;
+        left -= 1;
+        if (left == 0) {
+            if (plan_flush(actions, b, spans, run0, k + 1, head, tail) < 0)
+                goto fail;
+            run0 = -1;
+        }
+    }
+    if (run0 >= 0 && plan_flush(actions, b, spans, run0, n, head, tail) < 0)
+        goto fail;
+    res = Py_BuildValue("(Onnn)", actions, counted, worthy, done_flits);
+    goto done;
+fallback:
+    res = Py_BuildValue("(OOOO)", Py_None, spans, kinds, crcs);
+    goto done;
+fail:
+    res = NULL;
+done:
+    Py_XDECREF(actions);
+    Py_XDECREF(d);
+    PyBuffer_Release(&view);
+    return res;
+}
+
 static PyMethodDef methods[] = {
+    {"rx_plan", rx_plan, METH_VARARGS,
+     "rx_plan(buf, total_flits, pending, crc_mode, covers_info, crd_code, null_code) -> "
+     "(actions, counted, worthy, done), or (None, spans, kinds, crc_ok) for an uncommon call"},
     {"tx_run", tx_run, METH_VARARGS,
      "tx_run(blocks, i, out, kept, kept_at, wr, free, low, reserve, want, pending_ack, "
      "ack_grain, owed, crd_grains, crc_mode, covers_info) -> (i, wr, size, pending_ack, owing)"},

@@ -29,15 +29,15 @@ from bisect import bisect_left
 
 from .. import control as C
 from ..blocks import FLIT, next_block
-from ..plength import MAX_FLITS
 from ..credits import cells_for
-from ..crc30 import block_crc, block_crc_many, native
+from ..crc30 import block_crc, native
 from ..plength import packet_length
 from ..retry import RETAINED
 from .events import (LaneManageReceived, ModeChangeReady, Negotiated, PacketDelivered,
                      ParamExchanged)
 from .events import Discarded as DiscardedEv
 from .retry_sm import err
+from .rx_plan import CRD_ACK_CODE, NULL_CODE, delimit_blocks, rx_plan
 from .state import DllState, ReqState
 from ..credits import TxCredits
 
@@ -186,12 +186,20 @@ class ReceiveSide:
         p = self._rx_pkt
         pending = None if p is None else (p[1] - p[4], p[2])
         nat = native()
-        if nat is not None:
+        base = self._rx_index - old             # _rx_index of the flit before rx[0]
+        if not flitwise and self.state is DllState.NORMAL and self.tx_credits is not None \
+                and self.neg is not None:
+            # the common call (plain good blocks only) in one pass: rx_plan, or its C twin
+            plan = (nat.rx_plan if nat is not None else rx_plan)(
+                rx, total, pending, self.crc_mode, self.covers, CRD_ACK_CODE, NULL_CODE)
+            if plan[0] is not None:
+                return self._rx_apply_plan(plan, rx, total, base, end, ev)
+            spans, kinds, crcs = plan[1:]
+        elif nat is not None:
             # the same delimiting and BCRC checks in one compiled call
             spans, kinds, crcs = nat.delimit(rx, total, pending, self.crc_mode, self.covers)
         else:
             spans, kinds, crcs = self._delimit(rx, total, pending)
-        base = self._rx_index - old             # _rx_index of the flit before rx[0]
         k = 0
         nspans = len(spans)
         while k < nspans:
@@ -242,28 +250,56 @@ class ReceiveSide:
         self._rx_index = base + total
         return end
 
-    def _delimit(self, rx, total: int, pending) -> tuple:
-        """(spans, kinds, crc_ok) of the complete blocks at the start of ``rx``: (start flit,
-        flits) and kind of each (the one delimiter, UB 2.0 §4.3.4.1), their BCRC checks (None
-        in non-CRC mode).  ``ubpkt._linkc.delimit`` does the same in C."""
-        spans = []
-        kinds = []
-        pos = 0
-        while pos < total:
-            # next_block (the one delimiter, UB 2.0 §4.3.4.1) inlined for DLLDBs
-            o = pos * FLIT
-            if rx[o + 1] & 0x0F and pending is not None and pending[0] > 1:
-                kind, flits, pending = "lbh", MAX_FLITS, (pending[0] - 1, pending[1])
+    def _rx_apply_plan(self, plan, rx, total: int, base: int, end: int, ev: list) -> int:
+        """The effects of a common call's plan (:mod:`.rx_plan`), in the order the
+        block-by-block path has them: counters in bulk, then each action."""
+        actions, counted, worthy = plan[:3]
+        if counted or actions:
+            self._req_run = (None, -100)
+        self.rcvptr_abs += counted
+        self.pending_ack += counted
+        self.pending_ack_worthy += worthy
+        neg = self.neg
+        for a in actions:
+            op = a[0]
+            if op == 2:
+                head, body, nb, flits, last4 = a[1:]
+                if head is not None:
+                    plen = ((head[2] & 0x3F) << 8) | head[3]
+                    vl = ((head[0] & 1) << 3) | (head[1] >> 5)
+                    p = [head, (plen >> 10) + 1, ((plen >> 5) & 0x1F) + 1, [], 0, vl, plen, 0]
+                else:
+                    p = self._rx_pkt
+                p[3].append(body)
+                p[4] += nb
+                p[7] += flits
+                if p[4] == p[1]:
+                    self._rx_pkt = None
+                    self._deliver(p, last4, ev)
+                else:
+                    self._rx_pkt = p
+            elif op == 0:
+                self._rx_header_bits(a[1], ev)
             else:
-                kind, flits, pending = next_block(rx, o, pending)
-            if pos + flits > total:
-                break
-            spans.append((pos, flits))
-            kinds.append(kind)
-            pos += flits
-        crcs = self._crc_many(rx, spans) if spans and self.crc_mode else (
-            [] if self.crc_mode else None)
-        return spans, kinds, crcs
+                if a[1]:
+                    self._ack_release(a[1] * neg.ctrl_ack_grain, ev)
+                credits = a[2]
+                if any(credits):
+                    grain = neg.ctrl_credit_grain
+                    for vl, c in enumerate(credits):
+                        if c:
+                            self._credit_return(vl, c * grain[vl], ev)
+        done = plan[3]
+        if done:
+            del rx[:done * FLIT]
+        self._rx_fec = [True] * (total - done)  # the incomplete block held
+        self._rx_index = base + total
+        return end
+
+    def _delimit(self, rx, total: int, pending) -> tuple:
+        """(spans, kinds, crc_ok) of the complete blocks at the start of ``rx``
+        (:func:`.rx_plan.delimit_blocks`; ``ubpkt._linkc.delimit`` does the same in C)."""
+        return delimit_blocks(rx, total, pending, self.crc_mode, self.covers)
 
     def _rx_dlldbs(self, rx, spans, ev: list) -> None:
         """Consecutive DLLDBs of one DLLDP (``spans``: their blocks in ``rx``, BCRCs good,
@@ -301,10 +337,6 @@ class ReceiveSide:
             self._deliver(p, bytes(rx[end - 4:end]), ev)
         else:
             self._rx_pkt = p
-
-    def _crc_many(self, rx, spans) -> list:
-        """BCRC check of every span (start flit, flits) of ``rx``: one numpy batch per length."""
-        return block_crc_many(rx, [(s * FLIT, (s + f) * FLIT) for s, f in spans], self.covers)
 
     # -- blocks ------------------------------------------------------------------------------------
     @property
