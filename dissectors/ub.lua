@@ -110,8 +110,9 @@ local EX = {
   out_of_order = ProtoExpert.new("ub.analysis.out_of_order.expert", "Out-of-order PSN (fills a gap)", expert.group.SEQUENCE, expert.severity.WARN),
   retransmission = ProtoExpert.new("ub.analysis.retransmission.expert", "Retransmission (PSN seen before)", expert.group.SEQUENCE, expert.severity.NOTE),
   duplicate = ProtoExpert.new("ub.analysis.duplicate.expert", "Duplicate (same PSN as the previous packet)", expert.group.SEQUENCE, expert.severity.NOTE),
+  tpnak = ProtoExpert.new("ub.analysis.tpnak.expert", "TPNAK seen", expert.group.SEQUENCE, expert.severity.NOTE),
 }
-ub.experts = {EX.rsvd, EX.fixed, EX.icrc_bad, EX.bcrc_bad, EX.malformed, EX.warn, EX.note, EX.no_response, EX.psn_gap, EX.out_of_order, EX.retransmission, EX.duplicate}
+ub.experts = {EX.rsvd, EX.fixed, EX.icrc_bad, EX.bcrc_bad, EX.malformed, EX.warn, EX.note, EX.no_response, EX.psn_gap, EX.out_of_order, EX.retransmission, EX.duplicate, EX.tpnak}
 
 -- headers (ubpkt.formats) as data: {name, bit offset, bits, kind, HF index, ...} per
 -- field (gen_lua.Gen.field_entry); ub_dispatch.lua reads them (HDR[layer].fn)
@@ -435,6 +436,8 @@ local MGMT_SUB_CODE = {[0] = {[0] = "Correctable", [1] = "Non_Fatal", [2] = "Fat
 
 -- caps on the analysis state (ubpkt.views.analysis.AnalysisLimits)
 local ANALYSIS_LIMITS = {max_channels = 65536, max_pending = 262144, max_holes = 1024}
+-- RTPH RSPST values that make a TP response a TPNAK (analysis.TPNAK_RSPST)
+local TPNAK_RSPST = {[1] = true, [2] = true, [3] = true}
 
 -- ---------------------------------------------------------------------------------
 -- the packet grammar (ubpkt.formats.grammar) as data: the walk below interprets it
@@ -643,7 +646,7 @@ local GRAMMAR = {CHECKS = CHECKS, INTERPRETING = INTERPRETING, VARIANTS = VARIAN
 -- the generic walk and the grammar's procedures: ub_dispatch.lua, next to this file,
 -- loaded at run time and given the tables above
 -- ---------------------------------------------------------------------------------
-local WALK_ENV = setmetatable({ub = ub, ub_udp = ub_udp, HF = HF, VS = VS, LAYER = LAYER, HDR = HDR, PROFILE = PROFILE, FIRST_HF = FIRST_HF, HF_SHIFT = HF_SHIFT, EX = EX, DERIVED_HF = DERIVED_HF, EXTRA_LAYERS = EXTRA_LAYERS, END = END, RESERVED = RESERVED, ANALYSIS_LIMITS = ANALYSIS_LIMITS, BYTE_RUNS = BYTE_RUNS, CTP_OPCODE = CTP_OPCODE, SACK_BITMAP_BITS = SACK_BITMAP_BITS, SCAN_PATH_BITS = SCAN_PATH_BITS, TAOPCODE = TAOPCODE, TAOPCODE_NS3 = TAOPCODE_NS3, TPOPCODE = TPOPCODE, DLLCB_TYPES = DLLCB_TYPES, MGMT_SUB_CODE = MGMT_SUB_CODE}, {__index = _G})
+local WALK_ENV = setmetatable({ub = ub, ub_udp = ub_udp, HF = HF, VS = VS, LAYER = LAYER, HDR = HDR, PROFILE = PROFILE, FIRST_HF = FIRST_HF, HF_SHIFT = HF_SHIFT, EX = EX, DERIVED_HF = DERIVED_HF, EXTRA_LAYERS = EXTRA_LAYERS, END = END, RESERVED = RESERVED, ANALYSIS_LIMITS = ANALYSIS_LIMITS, TPNAK_RSPST = TPNAK_RSPST, BYTE_RUNS = BYTE_RUNS, CTP_OPCODE = CTP_OPCODE, SACK_BITMAP_BITS = SACK_BITMAP_BITS, SCAN_PATH_BITS = SCAN_PATH_BITS, TAOPCODE = TAOPCODE, TAOPCODE_NS3 = TAOPCODE_NS3, TPOPCODE = TPOPCODE, DLLCB_TYPES = DLLCB_TYPES, MGMT_SUB_CODE = MGMT_SUB_CODE}, {__index = _G})
 for name, t in pairs(GRAMMAR) do WALK_ENV[name] = t end
 local HERE = debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") or ""
 local WALK_FILE = HERE .. "ub_dispatch.lua"

@@ -227,9 +227,11 @@ local AF = {
   retransmission = ProtoField.uint8("ub.analysis.retransmission", "PSN seen before"),
   duplicate = ProtoField.uint8("ub.analysis.duplicate", "Same PSN as the previous packet"),
   psn_backwards = ProtoField.uint32("ub.analysis.psn_backwards", "PSN behind the highest by"),
+  tpnak = ProtoField.uint8("ub.analysis.tpnak", "TPNAK (negative TP acknowledgement)"),
 }
 local AF_ORDER = {"request_in", "response_in", "response_time", "response_time_ns", "no_response",
-                  "psn_gap", "out_of_order", "retransmission", "duplicate", "psn_backwards"}
+                  "psn_gap", "out_of_order", "retransmission", "duplicate", "psn_backwards",
+                  "tpnak"}
 local AF_LAYER = ProtoField.none("ub.analysis", "UB analysis")
 
 do
@@ -1197,6 +1199,7 @@ end
 --   UB 2.0 §6.2.1, 24-bit PSNs that wrap): ahead of the highest PSN when less than half the
 --   PSN space ahead; else behind: out of order when it fills a remembered gap, else a
 --   retransmission (a duplicate when it repeats the previous packet's PSN).
+-- * TPNAK seen: a TP response whose RSPST is a TPNAK_RSPST value, or ns-3-UB's TPNAK opcode.
 -- State is bounded by ubpkt's AnalysisLimits (ANALYSIS_LIMITS, generated): past a cap the oldest
 -- entry is dropped.
 
@@ -1206,6 +1209,9 @@ local TAACK
 for op, name in pairs(TAOPCODE) do if name == "TAACK" then TAACK = op end end
 local TA_RESPONSE_OPS = {}
 for _, rop in pairs(TA_PAIRS) do TA_RESPONSE_OPS[rop] = true end
+local TP_RESPONSE_OPS, TP_NAK_OPS = {}, {}
+for _, ops in pairs(TP_PAIRS) do for _, op in ipairs(ops) do TP_RESPONSE_OPS[op] = true end end
+for _, op in ipairs(TP_RESPONSES_NS3) do TP_NAK_OPS[op] = true end
 local F_IP_SRC, F_IP_DST = Field.new("ip.src"), Field.new("ip.dst")
 local F_IP6_SRC, F_IP6_DST = Field.new("ipv6.src"), Field.new("ipv6.dst")
 
@@ -1289,7 +1295,13 @@ end
 
 local function psn_analysis(st, out)
   local r = st.vals["ub.rtph"]
-  if not r or r.psn == nil or TP_PAIRS[r.tpopcode] == nil then return end
+  if not r or r.psn == nil then return end
+  if TP_PAIRS[r.tpopcode] == nil then
+    if TP_NAK_OPS[r.tpopcode] or (TP_RESPONSE_OPS[r.tpopcode] and TPNAK_RSPST[r.rspst]) then
+      out.tpnak = 1
+    end
+    return
+  end
   local psn = r.psn
   local src, dst = endpoints(st)
   local key = table.concat({src, dst, tostring(r.srctpn), tostring(r.dsttpn)}, "|")
@@ -1328,6 +1340,7 @@ local EX_TEXT = {
   out_of_order = function() return "Out of order: fills an earlier PSN gap" end,
   retransmission = function() return "Retransmission: PSN seen before" end,
   duplicate = function() return "Duplicate: the same PSN as the previous packet" end,
+  tpnak = function() return "TPNAK: the receiver asks for a retransmission or reports an error" end,
 }
 
 -- compute (first dissection of the frame) or recall (later ones), then show
@@ -1367,7 +1380,7 @@ local function analyse(st, root)
     show("response_time", NSTime.new(floor(ns / 1e9), ns % 1e9))
     show("response_time_ns", UInt64.new(ns % 2^32, floor(ns / 2^32)))
   end
-  for _, name in ipairs({"psn_gap", "out_of_order", "retransmission", "duplicate"}) do
+  for _, name in ipairs({"psn_gap", "out_of_order", "retransmission", "duplicate", "tpnak"}) do
     if out[name] then
       show(name, out[name]):add_proto_expert_info(EX[name], EX_TEXT[name](out[name]))
     end

@@ -51,10 +51,14 @@ def transactions() -> list[bytes]:
 
 def psns() -> list[bytes]:
     """A drop, the late packet, a duplicate, an older retransmission, a second channel that
-    wraps past 2^24 - 1, and a TPACK (not data: not analysed)."""
+    wraps past 2^24 - 1, a TPACK (not data: no PSN analysis) and TP responses, three of them
+    TPNAKs."""
     out = [data(p) for p in (100, 101, 104, 102, 102, 105, 101, 103)]
     out += [data(p, srctpn=0x777) for p in (0xFFFFFE, 0xFFFFFF, 0, 2, 1, 0xFFFFFF)]
     out.append(uboe(rtph(tpopcode=2, psn=101, srctpn=0x456, dsttpn=0x123, a=0), src=B, dst=A))
+    # TPNAKs (RNR, Completer Error; -CC form) and a TPACK carrying a TA response
+    out += [uboe(rtph(tpopcode=op, psn=102, srctpn=0x456, dsttpn=0x123, a=0, rspst=st), src=B,
+                 dst=A) for op, st in ((2, 1), (2, 3), (3, 2), (2, 5))]
     return out
 
 
@@ -128,6 +132,7 @@ def test_what_the_captures_exercise(tshark, tmp_path):
         assert ("Out of order" in ex) == ("ub.analysis.out_of_order" in r)
         assert ("Retransmission" in ex) == ("ub.analysis.retransmission" in r)
         assert ("Duplicate" in ex) == ("ub.analysis.duplicate" in r)
+        assert ("TPNAK" in ex) == ("ub.analysis.tpnak" in r)
 
 
 def test_frame_links_filter(tshark, tmp_path):
