@@ -499,14 +499,18 @@ local function finish_section(st)
   local e = st.stop
   local r = st.tvb(e, 4)
   local stored = st.prof.icrc_byteorder == "little" and r:le_uint() or r:uint()
-  local covered = st.tvb:bytes(st.icrc.start, e - st.icrc.start)
-  if st.icrc.prefix then covered = st.icrc.prefix .. covered end
-  local computed = icrc32(covered, st.icrc.masks)
+  local computed
+  if ub.prefs.verify_icrc then
+    local covered = st.tvb:bytes(st.icrc.start, e - st.icrc.start)
+    if st.icrc.prefix then covered = st.icrc.prefix .. covered end
+    computed = icrc32(covered, st.icrc.masks)
+  end
   st.stop, st.pos = e + 4, e + 4
   local t = st.tree:add(LAYER["ub.icrc"], r)
   if st.prof.icrc_byteorder == "little" then t:add_le(HF[FIRST_HF["ub.icrc.value"]], r)
   else t:add(HF[FIRST_HF["ub.icrc.value"]], r) end
-  if stored == computed then
+  if not ub.prefs.verify_icrc then       -- preference: show the ICRC, do not check it
+  elseif stored == computed then
     t:add(HF[FIRST_HF["ub.icrc.status"]], r, "good")
   else
     local it = t:add(HF[FIRST_HF["ub.icrc.status"]], r, "bad")
@@ -1395,6 +1399,47 @@ end
 -- ---------------------------------------------------------------------------------------------
 -- entry points
 
+-- ---------------------------------------------------------------------------------------------
+-- preferences (Edit > Preferences > Protocols > UB; tshark -o ub.<name>:<value>)
+
+local DEFAULT_PORTS = {}
+for port in pairs(PROFILE.spec.ub_udp_ports) do DEFAULT_PORTS[#DEFAULT_PORTS + 1] = port end
+table.sort(DEFAULT_PORTS)
+ub.prefs.udp_ports = Pref.range("UBoE UDP ports", table.concat(DEFAULT_PORTS, ","),
+  "UDP destination ports that carry UB over UDP (UB 2.0 §5.2.3 assigns 4792)", 65535)
+ub.prefs.verify_icrc = Pref.bool("Verify the ICRC", true,
+  "Compute the ICRC and compare it with the stored one (off: the ICRC is shown, not checked)")
+-- "auto": the profile the link type implies (ns-3-UB for LINKTYPE_USER0 traces, else the
+-- reference); the others force one profile for every packet of the capture
+local PROFILE_CHOICE = {auto = nil, reference = PROFILE.spec, ns3 = PROFILE.ns3}
+ub.prefs.profile = Pref.enum("Profile", 0, "Decoding profile: auto (by link type), reference "
+  .. "(UB 2.0) or ns-3-UB (the ns-3-UB 1.2 dialect)",
+  {{1, "auto", 0}, {2, "reference", 1}, {3, "ns3", 2}}, false)
+local PROFILE_BY_PREF = {[0] = "auto", [1] = "reference", [2] = "ns3"}
+ub.prefs.heuristic = Pref.bool("Try UBoE on other UDP ports", false,
+  "Claim a UDP datagram to any other port whose last four bytes are a good ICRC over the IP "
+  .. "and UDP headers and the payload (off by default: costs a CRC per datagram)")
+
+local function profile_for(default)
+  return PROFILE_CHOICE[PROFILE_BY_PREF[ub.prefs.profile] or "auto"] or default
+end
+
+-- the UDP ports ub_udp is registered on (the udp_ports preference); a range string "a,b-c"
+local UB_PORTS = {}
+for port in pairs(PROFILE.spec.ub_udp_ports) do UB_PORTS[port] = true end
+local function parse_ports(text)
+  local out = {}
+  for item in tostring(text or ""):gmatch("[^,%s]+") do
+    local a, b = item:match("^(%d+)%-(%d+)$")
+    if a then
+      for p = tonumber(a), math.min(tonumber(b), 65535) do out[p] = true end
+    elseif tonumber(item) then
+      out[tonumber(item)] = true
+    end
+  end
+  return out
+end
+
 local function finish(st)
   if st.pos < st.tvb:len() then
     st.pad = 0
@@ -1408,6 +1453,7 @@ end
 
 -- a UB network packet from its LPH, or a DLL control block (START)
 local function dissect_native(tvb, pinfo, tree, prof, linktype)
+  prof = profile_for(prof)
   pinfo.cols.protocol:set("UB")
   local root = tree:add(ub, tvb())
   local st = new_state(tvb, pinfo, tree, root, prof)
@@ -1429,7 +1475,7 @@ local function last_of(...)
 end
 
 function ub_udp.dissector(tvb, pinfo, tree)
-  local prof = PROFILE.spec
+  local prof = profile_for(PROFILE.spec)
   if CTX and CTX.num == pinfo.number then prof = CTX.prof end
   pinfo.cols.protocol:set("UB")
   local root = tree:add(ub, tvb())
@@ -1480,7 +1526,17 @@ local wtap_encap = DissectorTable.get("wtap_encap")
 wtap_encap:add(wtap.USER0, ub_ns3)   -- LINKTYPE 147: ns-3-UB traces
 wtap_encap:add(wtap.USER1, ub)       -- LINKTYPE 148: a UB network packet from its LPH
 wtap_encap:add(wtap.USER3, ub_ubl)   -- LINKTYPE 150: the Linux UB link netdev's frames
-for port in pairs(PROFILE.spec.ub_udp_ports) do DissectorTable.get("udp.port"):add(port, ub_udp) end
+for port in pairs(UB_PORTS) do DissectorTable.get("udp.port"):add(port, ub_udp) end
+function ub.prefs_changed()
+  local want = parse_ports(ub.prefs.udp_ports)
+  local udp_port = DissectorTable.get("udp.port")
+  for port in pairs(UB_PORTS) do
+    if not want[port] then udp_port:remove(port, ub_udp); UB_PORTS[port] = nil end
+  end
+  for port in pairs(want) do
+    if not UB_PORTS[port] then udp_port:add(port, ub_udp); UB_PORTS[port] = true end
+  end
+end
 
 -- UB over UDP is addressed to destination port 4792 whatever the source port (UB 2.0 §5.2.3),
 -- but Wireshark's UDP tries the lower of the two ports first: a well-known source port (53,
@@ -1497,7 +1553,7 @@ local ef_malformed = ProtoExpert.new("ub_udp_guard.malformed", "Malformed packet
                                      expert.group.MALFORMED, expert.severity.ERROR)
 ub_guard.experts = {ef_malformed}
 function ub_guard.dissector(tvb, pinfo, tree)
-  if PROFILE.spec.ub_udp_ports[pinfo.dst_port] then
+  if UB_PORTS[pinfo.dst_port] then
     return ub_udp.dissector(tvb, pinfo, tree)
   end
   local orig = GUARDED[pinfo.match_uint]
@@ -1509,7 +1565,7 @@ function ub_guard.dissector(tvb, pinfo, tree)
 end
 function ub_guard.init()
   local lowest
-  for port in pairs(PROFILE.spec.ub_udp_ports) do
+  for port in pairs(UB_PORTS) do
     if lowest == nil or port < lowest then lowest = port end
   end
   if lowest == nil then return end
@@ -1526,8 +1582,34 @@ function ub_guard.init()
 end
 
 -- ns-3-UB sends UB over UDP to any port: claim the datagram while CTX says so
+-- and, with the heuristic preference, UBoE to another port: claimed when the last four bytes
+-- are the ICRC (reference profile) of the IP header, the UDP header and the payload
+local function icrc_matches(tvb)
+  local n = tvb:len()
+  local ip4, ip6, udp = last_of(F_IP()), last_of(F_IPV6()), last_of(F_UDP())
+  if udp == nil or n < 4 + 4 then return false end
+  local layer, ip
+  if ip4 ~= nil and (ip6 == nil or ip6.range:offset() < ip4.range:offset()) then
+    layer, ip = "ip", ip4.range:bytes()
+  elseif ip6 ~= nil then
+    layer, ip = "ipv6", ip6.range:bytes()
+  else
+    return false
+  end
+  local masks = {}
+  for _, m in ipairs(ICRC_MASKS[layer] or {}) do masks[#masks + 1] = m end
+  for _, m in ipairs(ICRC_MASKS["udp"] or {}) do masks[#masks + 1] = {m[1] + ip:len(), m[2], m[3]} end
+  local r = tvb(n - 4, 4)
+  local stored = PROFILE.spec.icrc_byteorder == "little" and r:le_uint() or r:uint()
+  return icrc32(ip .. udp.range:bytes() .. tvb:bytes(0, n - 4), masks) == stored
+end
+
 ub_udp:register_heuristic("udp", function(tvb, pinfo, tree)
   if CTX and CTX.num == pinfo.number and CTX.prof.any_udp_port_is_ub then
+    ub_udp.dissector(tvb, pinfo, tree)
+    return true
+  end
+  if ub.prefs.heuristic and CTX == nil and icrc_matches(tvb) then
     ub_udp.dissector(tvb, pinfo, tree)
     return true
   end
