@@ -1207,8 +1207,8 @@ end
 -- State is bounded by ubpkt's AnalysisLimits (ANALYSIS_LIMITS, generated): past a cap the oldest
 -- entry is dropped.
 
-local PSN_SPACE = 2 ^ 24
-local PSN_HALF = PSN_SPACE / 2
+local PSN_SPACE = 0x1000000     -- 2^24 as an integer (Lua 5.4 keeps integer table keys)
+local PSN_HALF = 0x800000
 local TAACK
 for op, name in pairs(TAOPCODE) do if name == "TAACK" then TAACK = op end end
 local TA_RESPONSE_OPS = {}
