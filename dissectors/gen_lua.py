@@ -640,9 +640,23 @@ class Gen:
             "expert.severity.WARN),",
             '  note = ProtoExpert.new("ub.note", "UB note", expert.group.PROTOCOL, '
             "expert.severity.NOTE),",
+            "  -- the analysis over several frames (ub_dispatch.lua analyse(), ubpkt.views.analysis)",
+            '  no_response = ProtoExpert.new("ub.analysis.no_response.expert", "Request without a '
+            'response", expert.group.SEQUENCE, expert.severity.WARN),',
+            '  psn_gap = ProtoExpert.new("ub.analysis.psn_gap.expert", "PSNs missing (lost '
+            'packets)", expert.group.SEQUENCE, expert.severity.WARN),',
+            '  out_of_order = ProtoExpert.new("ub.analysis.out_of_order.expert", "Out-of-order PSN '
+            '(fills a gap)", expert.group.SEQUENCE, expert.severity.WARN),',
+            '  retransmission = ProtoExpert.new("ub.analysis.retransmission.expert", '
+            '"Retransmission (PSN seen before)", expert.group.SEQUENCE, expert.severity.NOTE),',
+            '  duplicate = ProtoExpert.new("ub.analysis.duplicate.expert", "Duplicate (same PSN as '
+            'the previous packet)", expert.group.SEQUENCE, expert.severity.NOTE),',
+            '  tpnak = ProtoExpert.new("ub.analysis.tpnak.expert", "TPNAK seen", '
+            'expert.group.SEQUENCE, expert.severity.NOTE),',
             "}",
             "ub.experts = {EX.rsvd, EX.fixed, EX.icrc_bad, EX.bcrc_bad, EX.malformed, EX.warn, "
-            "EX.note}",
+            "EX.note, EX.no_response, EX.psn_gap, EX.out_of_order, EX.retransmission, "
+            "EX.duplicate, EX.tpnak}",
             "",
             "-- headers (ubpkt.formats) as data: {name, bit offset, bits, kind, HF index, ...} per",
             "-- field (gen_lua.Gen.field_entry); ub_dispatch.lua reads them (HDR[layer].fn)",
@@ -652,6 +666,8 @@ class Gen:
             "",
             "-- enumerations the walk needs (ubpkt.formats.enums, ubpkt.formats.derived)",
             *enum_lines,
+            "",
+            *analysis_limit_lines(),
             "",
             "-- ---------------------------------------------------------------------------------",
             "-- the packet grammar (ubpkt.formats.grammar) as data: the walk below interprets it",
@@ -668,9 +684,26 @@ class Gen:
         return "\n".join(out)
 
 
+def analysis_limit_lines() -> list[str]:
+    """The caps on the plugin's analysis state: ubpkt's AnalysisLimits defaults (a ubpkt
+    choice, the spec says nothing about analysers), so both drop the same state; and the RSPST
+    values the analysis calls a TPNAK."""
+    from ubpkt.views.analysis import AnalysisLimits
+    from dataclasses import fields
+    lim = AnalysisLimits()
+    items = ", ".join(f"{f.name} = {getattr(lim, f.name)}" for f in fields(lim))
+    from ubpkt.views.analysis import TPNAK_RSPST
+    naks = ", ".join(f"[{v}] = true" for v in sorted(TPNAK_RSPST))
+    return ["-- caps on the analysis state (ubpkt.views.analysis.AnalysisLimits)",
+            f"local ANALYSIS_LIMITS = {{{items}}}",
+            "-- RTPH RSPST values that make a TP response a TPNAK (analysis.TPNAK_RSPST)",
+            f"local TPNAK_RSPST = {{{naks}}}"]
+
+
 #: What ub.lua hands the walk besides the grammar tables (GRAMMAR) and the enumerations.
 WALK_ENV = ["ub", "ub_udp", "HF", "VS", "LAYER", "HDR", "PROFILE", "FIRST_HF", "HF_SHIFT", "EX",
-            "DERIVED_HF", "EXTRA_LAYERS", "END", "RESERVED"]
+            "DERIVED_HF", "EXTRA_LAYERS", "END", "RESERVED", "ANALYSIS_LIMITS",
+            "TPNAK_RSPST"]
 
 
 def loader_lines(enums: list[str]) -> list[str]:

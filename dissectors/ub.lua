@@ -104,8 +104,15 @@ local EX = {
   malformed = ProtoExpert.new("ub.malformed", "Malformed UB packet", expert.group.MALFORMED, expert.severity.ERROR),
   warn = ProtoExpert.new("ub.warning", "UB protocol warning", expert.group.PROTOCOL, expert.severity.WARN),
   note = ProtoExpert.new("ub.note", "UB note", expert.group.PROTOCOL, expert.severity.NOTE),
+  -- the analysis over several frames (ub_dispatch.lua analyse(), ubpkt.views.analysis)
+  no_response = ProtoExpert.new("ub.analysis.no_response.expert", "Request without a response", expert.group.SEQUENCE, expert.severity.WARN),
+  psn_gap = ProtoExpert.new("ub.analysis.psn_gap.expert", "PSNs missing (lost packets)", expert.group.SEQUENCE, expert.severity.WARN),
+  out_of_order = ProtoExpert.new("ub.analysis.out_of_order.expert", "Out-of-order PSN (fills a gap)", expert.group.SEQUENCE, expert.severity.WARN),
+  retransmission = ProtoExpert.new("ub.analysis.retransmission.expert", "Retransmission (PSN seen before)", expert.group.SEQUENCE, expert.severity.NOTE),
+  duplicate = ProtoExpert.new("ub.analysis.duplicate.expert", "Duplicate (same PSN as the previous packet)", expert.group.SEQUENCE, expert.severity.NOTE),
+  tpnak = ProtoExpert.new("ub.analysis.tpnak.expert", "TPNAK seen", expert.group.SEQUENCE, expert.severity.NOTE),
 }
-ub.experts = {EX.rsvd, EX.fixed, EX.icrc_bad, EX.bcrc_bad, EX.malformed, EX.warn, EX.note}
+ub.experts = {EX.rsvd, EX.fixed, EX.icrc_bad, EX.bcrc_bad, EX.malformed, EX.warn, EX.note, EX.no_response, EX.psn_gap, EX.out_of_order, EX.retransmission, EX.duplicate, EX.tpnak}
 
 -- headers (ubpkt.formats) as data: {name, bit offset, bits, kind, HF index, ...} per
 -- field (gen_lua.Gen.field_entry); ub_dispatch.lua reads them (HDR[layer].fn)
@@ -427,6 +434,11 @@ local BYTE_RUNS = {["ub.beetah"] = "ub.beetah.be", ["ub.cb_body"] = "ub.cb.body"
 local DLLCB_TYPES = {[0] = "Null", [1] = "NOB", [16] = "Retry_Idle", [17] = "Retry_Req", [18] = "Retry_Ack", [36] = "Crd_Ack", [48] = "Param_Exchg", [65] = "Lane_Manage", [80] = "Block_Mode_Chg", [200] = "Init"}  -- key: CTRL * 16 + SUB_CTRL
 local MGMT_SUB_CODE = {[0] = {[0] = "Correctable", [1] = "Non_Fatal", [2] = "Fatal"}, [1] = {[0] = "Link_Up", [1] = "Link_Down", [2] = "Hot_Plug_Button", [3] = "Presence_Detect_Changed"}, [2] = {[0] = "CFG0_Read", [1] = "CFG0_Write", [2] = "CFG1_Read", [3] = "CFG1_Write"}, [3] = {[0] = "MCTP", [1] = "UVB", [15] = "Vendor"}, [4] = {[1] = "Resource_Space_Info", [2] = "Obtain_Entity_Info", [7] = "Link_Neighbour_Query"}, [5] = {[1] = "Device_Authentication", [2] = "Token_Check_Config"}, [6] = {[0] = "Entity_Registration", [1] = "Entity_Deregistration", [2] = "Bus_Instance_Create", [3] = "Bus_Instance_Destroy", [4] = "Config_Completion", [5] = "Port_Reset"}}
 
+-- caps on the analysis state (ubpkt.views.analysis.AnalysisLimits)
+local ANALYSIS_LIMITS = {max_channels = 65536, max_pending = 262144, max_holes = 1024}
+-- RTPH RSPST values that make a TP response a TPNAK (analysis.TPNAK_RSPST)
+local TPNAK_RSPST = {[1] = true, [2] = true, [3] = true}
+
 -- ---------------------------------------------------------------------------------
 -- the packet grammar (ubpkt.formats.grammar) as data: the walk below interprets it
 -- ---------------------------------------------------------------------------------
@@ -634,7 +646,7 @@ local GRAMMAR = {CHECKS = CHECKS, INTERPRETING = INTERPRETING, VARIANTS = VARIAN
 -- the generic walk and the grammar's procedures: ub_dispatch.lua, next to this file,
 -- loaded at run time and given the tables above
 -- ---------------------------------------------------------------------------------
-local WALK_ENV = setmetatable({ub = ub, ub_udp = ub_udp, HF = HF, VS = VS, LAYER = LAYER, HDR = HDR, PROFILE = PROFILE, FIRST_HF = FIRST_HF, HF_SHIFT = HF_SHIFT, EX = EX, DERIVED_HF = DERIVED_HF, EXTRA_LAYERS = EXTRA_LAYERS, END = END, RESERVED = RESERVED, BYTE_RUNS = BYTE_RUNS, CTP_OPCODE = CTP_OPCODE, SACK_BITMAP_BITS = SACK_BITMAP_BITS, SCAN_PATH_BITS = SCAN_PATH_BITS, TAOPCODE = TAOPCODE, TAOPCODE_NS3 = TAOPCODE_NS3, TPOPCODE = TPOPCODE, DLLCB_TYPES = DLLCB_TYPES, MGMT_SUB_CODE = MGMT_SUB_CODE}, {__index = _G})
+local WALK_ENV = setmetatable({ub = ub, ub_udp = ub_udp, HF = HF, VS = VS, LAYER = LAYER, HDR = HDR, PROFILE = PROFILE, FIRST_HF = FIRST_HF, HF_SHIFT = HF_SHIFT, EX = EX, DERIVED_HF = DERIVED_HF, EXTRA_LAYERS = EXTRA_LAYERS, END = END, RESERVED = RESERVED, ANALYSIS_LIMITS = ANALYSIS_LIMITS, TPNAK_RSPST = TPNAK_RSPST, BYTE_RUNS = BYTE_RUNS, CTP_OPCODE = CTP_OPCODE, SACK_BITMAP_BITS = SACK_BITMAP_BITS, SCAN_PATH_BITS = SCAN_PATH_BITS, TAOPCODE = TAOPCODE, TAOPCODE_NS3 = TAOPCODE_NS3, TPOPCODE = TPOPCODE, DLLCB_TYPES = DLLCB_TYPES, MGMT_SUB_CODE = MGMT_SUB_CODE}, {__index = _G})
 for name, t in pairs(GRAMMAR) do WALK_ENV[name] = t end
 local HERE = debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") or ""
 local WALK_FILE = HERE .. "ub_dispatch.lua"

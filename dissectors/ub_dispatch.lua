@@ -212,11 +212,35 @@ for layer, title in pairs(EXTRA_LAYERS) do
   if key then HF[FIRST_HF[key]] = ProtoField.bytes(key, title) end
 end
 
+-- the analysis fields (ubpkt.formats.derived, layer ub.analysis; filled in by analyse() below):
+-- the frame links are framenums (clickable), the response time a relative time
+local AF = {
+  request_in = ProtoField.framenum("ub.analysis.request_in", "Request in frame", base.NONE,
+                                   frametype.REQUEST),
+  response_in = ProtoField.framenum("ub.analysis.response_in", "Response in frame", base.NONE,
+                                    frametype.RESPONSE),
+  response_time = ProtoField.relative_time("ub.analysis.response_time", "Response time (seconds)"),
+  response_time_ns = ProtoField.uint64("ub.analysis.response_time_ns", "Response time (ns)"),
+  no_response = ProtoField.uint8("ub.analysis.no_response", "Request without a response (missing TAACK)"),
+  psn_gap = ProtoField.uint32("ub.analysis.psn_gap", "PSNs missing before this one"),
+  out_of_order = ProtoField.uint8("ub.analysis.out_of_order", "Fills an earlier PSN gap"),
+  retransmission = ProtoField.uint8("ub.analysis.retransmission", "PSN seen before"),
+  duplicate = ProtoField.uint8("ub.analysis.duplicate", "Same PSN as the previous packet"),
+  psn_backwards = ProtoField.uint32("ub.analysis.psn_backwards", "PSN behind the highest by"),
+  tpnak = ProtoField.uint8("ub.analysis.tpnak", "TPNAK (negative TP acknowledgement)"),
+}
+local AF_ORDER = {"request_in", "response_in", "response_time", "response_time_ns", "no_response",
+                  "psn_gap", "out_of_order", "retransmission", "duplicate", "psn_backwards",
+                  "tpnak"}
+local AF_LAYER = ProtoField.none("ub.analysis", "UB analysis")
+
 do
   local all, n = {}, 0
   for _ in pairs(HF) do n = n + 1 end
   for i = 1, n do all[i] = assert(HF[i], "no ProtoField HF[" .. i .. "]") end
   for _, f in pairs(LAYER) do all[#all + 1] = f end
+  for _, k in ipairs(AF_ORDER) do all[#all + 1] = AF[k] end
+  all[#all + 1] = AF_LAYER
   ub.fields = all
 end
 
@@ -475,14 +499,18 @@ local function finish_section(st)
   local e = st.stop
   local r = st.tvb(e, 4)
   local stored = st.prof.icrc_byteorder == "little" and r:le_uint() or r:uint()
-  local covered = st.tvb:bytes(st.icrc.start, e - st.icrc.start)
-  if st.icrc.prefix then covered = st.icrc.prefix .. covered end
-  local computed = icrc32(covered, st.icrc.masks)
+  local computed
+  if ub.prefs.verify_icrc then
+    local covered = st.tvb:bytes(st.icrc.start, e - st.icrc.start)
+    if st.icrc.prefix then covered = st.icrc.prefix .. covered end
+    computed = icrc32(covered, st.icrc.masks)
+  end
   st.stop, st.pos = e + 4, e + 4
   local t = st.tree:add(LAYER["ub.icrc"], r)
   if st.prof.icrc_byteorder == "little" then t:add_le(HF[FIRST_HF["ub.icrc.value"]], r)
   else t:add(HF[FIRST_HF["ub.icrc.value"]], r) end
-  if stored == computed then
+  if not ub.prefs.verify_icrc then       -- preference: show the ICRC, do not check it
+  elseif stored == computed then
     t:add(HF[FIRST_HF["ub.icrc.status"]], r, "good")
   else
     local it = t:add(HF[FIRST_HF["ub.icrc.status"]], r, "bad")
@@ -1164,7 +1192,253 @@ for name in pairs(PROCEDURES) do
 end
 
 -- ---------------------------------------------------------------------------------------------
+-- analysis over several frames, as ubpkt.views.analysis defines it (tshark -2: the first pass
+-- computes, the second shows; one pass shows what is known when the frame is read)
+--
+-- * request/response (TA_PAIRS, TA_MATCH; UB 2.0 §7.2.1-2): a request (BTAH) waits under
+--   (initiator, target, INI_TASSN); a response (ATAH) from the target with that TASSN, the
+--   TA_PAIRS response opcode and the same requester context (when both carry one) answers it.
+--   A request whose only response would be a TAACK and that sets NO_TAACK waits for nothing.
+-- * PSNs per TP channel (source, destination, SrcTPN, DstTPN) of RTP data packets (TP_PAIRS;
+--   UB 2.0 §6.2.1, 24-bit PSNs that wrap): ahead of the highest PSN when less than half the
+--   PSN space ahead; else behind: out of order when it fills a remembered gap, else a
+--   retransmission (a duplicate when it repeats the previous packet's PSN).
+-- * TPNAK seen: a TP response whose RSPST is a TPNAK_RSPST value, or ns-3-UB's TPNAK opcode.
+-- State is bounded by ubpkt's AnalysisLimits (ANALYSIS_LIMITS, generated): past a cap the oldest
+-- entry is dropped.
+
+local PSN_SPACE = 0x1000000     -- 2^24 as an integer (Lua 5.4 keeps integer table keys)
+local PSN_HALF = 0x800000
+local TAACK
+for op, name in pairs(TAOPCODE) do if name == "TAACK" then TAACK = op end end
+local TA_RESPONSE_OPS = {}
+for _, rop in pairs(TA_PAIRS) do TA_RESPONSE_OPS[rop] = true end
+local TP_RESPONSE_OPS, TP_NAK_OPS = {}, {}
+for _, ops in pairs(TP_PAIRS) do for _, op in ipairs(ops) do TP_RESPONSE_OPS[op] = true end end
+for _, op in ipairs(TP_RESPONSES_NS3) do TP_NAK_OPS[op] = true end
+local F_IP_SRC, F_IP_DST = Field.new("ip.src"), Field.new("ip.dst")
+local F_IP6_SRC, F_IP6_DST = Field.new("ipv6.src"), Field.new("ipv6.dst")
+
+-- a FIFO-ordered set with a cap: put() adds a new key at the end, dropping the oldest past cap
+local function capped(cap)
+  return {items = {}, order = {}, head = 1, tail = 0, n = 0, cap = cap}
+end
+local function cap_put(c, key, value)
+  if c.items[key] == nil then
+    c.tail = c.tail + 1
+    c.order[c.tail] = key
+    c.n = c.n + 1
+  end
+  c.items[key] = value
+  while c.n > c.cap and c.head <= c.tail do
+    local old = c.order[c.head]
+    c.order[c.head] = nil
+    c.head = c.head + 1
+    if c.items[old] ~= nil then c.items[old] = nil; c.n = c.n - 1 end
+  end
+end
+local function cap_del(c, key)
+  if c.items[key] ~= nil then c.items[key] = nil; c.n = c.n - 1 end
+end
+
+local AN = {}        -- frame number -> the analysis of its first dissection {name = value}
+local LINKED = {}    -- request frame -> response frame
+local PENDING, CHANNELS
+
+local function analysis_reset()
+  AN, LINKED = {}, {}
+  PENDING = capped(ANALYSIS_LIMITS.max_pending)
+  CHANNELS = capped(ANALYSIS_LIMITS.max_channels)
+end
+analysis_reset()
+
+local function first_value(f)
+  local v = f()
+  if v == nil then return nil end
+  return tostring(v)
+end
+
+-- ubpkt.views.analysis._addrs: the IP addresses, else the CNAs
+local function endpoints(st)
+  local src, dst = first_value(F_IP_SRC), first_value(F_IP_DST)
+  if src == nil then src, dst = first_value(F_IP6_SRC), first_value(F_IP6_DST) end
+  if src == nil then
+    local n = st.vals["ub.cna16"] or st.vals["ub.cna24"]
+    if n then src, dst = tostring(n.scna), tostring(n.dcna) end
+  end
+  return tostring(src), tostring(dst)
+end
+
+local function transaction(st, out)
+  local b, a = st.vals["ub.btah"], st.vals["ub.atah"]
+  if b and b.taopcode ~= nil and TA_PAIRS[b.taopcode] ~= nil then
+    if b.ini_tassn == nil then return end
+    if TA_PAIRS[b.taopcode] == TAACK and (b.no_taack or 0) ~= 0 then return end
+    local src, dst = endpoints(st)
+    local key = table.concat({src, dst, tostring(b.ini_tassn)}, "|")
+    if PENDING.items[key] == nil then
+      cap_put(PENDING, key, {frame = st.pinfo.number, t = st.pinfo.rel_ts, op = b.taopcode,
+                             rc_type = b.ini_rc_type, rc_id = b.ini_rc_id})
+    end
+    out.request = true
+    return
+  end
+  if not a or a.taopcode == nil or not TA_RESPONSE_OPS[a.taopcode] then return end
+  local src, dst = endpoints(st)
+  local key = table.concat({dst, src, tostring(a.ini_tassn)}, "|")   -- back to the initiator
+  if PENDING.items[key] == nil then key = table.concat({src, dst, tostring(a.ini_tassn)}, "|") end
+  local req = PENDING.items[key]
+  if req == nil or TA_PAIRS[req.op] ~= a.taopcode then return end
+  if a.ini_rc_type ~= nil and req.rc_type ~= nil and
+     (a.ini_rc_type ~= req.rc_type or a.ini_rc_id ~= req.rc_id) then return end
+  cap_del(PENDING, key)
+  out.request_in = req.frame
+  out.response_time_ns = floor((st.pinfo.rel_ts - req.t) * 1e9 + 0.5)
+  LINKED[req.frame] = st.pinfo.number
+end
+
+local function psn_analysis(st, out)
+  local r = st.vals["ub.rtph"]
+  if not r or r.psn == nil then return end
+  if TP_PAIRS[r.tpopcode] == nil then
+    if TP_NAK_OPS[r.tpopcode] or (TP_RESPONSE_OPS[r.tpopcode] and TPNAK_RSPST[r.rspst]) then
+      out.tpnak = 1
+    end
+    return
+  end
+  local psn = r.psn
+  local src, dst = endpoints(st)
+  local key = table.concat({src, dst, tostring(r.srctpn), tostring(r.dsttpn)}, "|")
+  local ch = CHANNELS.items[key]
+  if ch == nil then
+    ch = {holes = capped(ANALYSIS_LIMITS.max_holes)}
+    cap_put(CHANNELS, key, ch)
+  end
+  local high = ch.high
+  if high ~= nil then
+    local ahead = (psn - high) % PSN_SPACE
+    if ahead == 0 or ahead >= PSN_HALF then                 -- not ahead: behind or equal
+      out.psn_backwards = (high - psn) % PSN_SPACE
+      if ch.holes.items[psn] then
+        cap_del(ch.holes, psn)
+        out.out_of_order = 1
+      else
+        out.retransmission = 1
+        if psn == ch.last then out.duplicate = 1 end
+      end
+      ch.last = psn
+      return
+    end
+    if ahead > 1 then
+      out.psn_gap = ahead - 1
+      for k = math.max(1, ahead - ANALYSIS_LIMITS.max_holes), ahead - 1 do
+        cap_put(ch.holes, (high + k) % PSN_SPACE, true)
+      end
+    end
+  end
+  ch.high, ch.last = psn, psn
+end
+
+local EX_TEXT = {
+  psn_gap = function(v) return string.format("%d PSN(s) missing before this one", v) end,
+  out_of_order = function() return "Out of order: fills an earlier PSN gap" end,
+  retransmission = function() return "Retransmission: PSN seen before" end,
+  duplicate = function() return "Duplicate: the same PSN as the previous packet" end,
+  tpnak = function() return "TPNAK: the receiver asks for a retransmission or reports an error" end,
+}
+
+-- compute (first dissection of the frame) or recall (later ones), then show
+local function analyse(st, root)
+  local pinfo = st.pinfo
+  local out
+  if not pinfo.visited then
+    out = {}
+    transaction(st, out)
+    psn_analysis(st, out)
+    AN[pinfo.number] = out
+  else
+    out = AN[pinfo.number]
+  end
+  if out == nil or next(out) == nil then return end
+  local t = root:add(AF_LAYER, st.tvb(0, 0))
+  t:set_generated()
+  local function show(name, value)
+    local it = t:add(AF[name], st.tvb(0, 0), value)
+    it:set_generated()
+    return it
+  end
+  if out.request then
+    if pinfo.visited then        -- the whole capture has been read once (tshark -2, the GUI)
+      local resp = LINKED[pinfo.number]
+      if resp ~= nil then
+        show("response_in", resp)
+      else
+        show("no_response", 1):add_proto_expert_info(EX.no_response,
+          "Request without a response in the capture")
+      end
+    end
+  end
+  if out.request_in then
+    show("request_in", out.request_in)
+    local ns = out.response_time_ns
+    show("response_time", NSTime.new(floor(ns / 1e9), ns % 1e9))
+    show("response_time_ns", UInt64.new(ns % 2^32, floor(ns / 2^32)))
+  end
+  for _, name in ipairs({"psn_gap", "out_of_order", "retransmission", "duplicate", "tpnak"}) do
+    if out[name] then
+      show(name, out[name]):add_proto_expert_info(EX[name], EX_TEXT[name](out[name]))
+    end
+  end
+  if out.psn_backwards then show("psn_backwards", out.psn_backwards) end
+end
+
+function ub.init()
+  analysis_reset()
+end
+
+-- ---------------------------------------------------------------------------------------------
 -- entry points
+
+-- ---------------------------------------------------------------------------------------------
+-- preferences (Edit > Preferences > Protocols > UB; tshark -o ub.<name>:<value>)
+
+local DEFAULT_PORTS = {}
+for port in pairs(PROFILE.spec.ub_udp_ports) do DEFAULT_PORTS[#DEFAULT_PORTS + 1] = port end
+table.sort(DEFAULT_PORTS)
+ub.prefs.udp_ports = Pref.range("UBoE UDP ports", table.concat(DEFAULT_PORTS, ","),
+  "UDP destination ports that carry UB over UDP (UB 2.0 §5.2.3 assigns 4792)", 65535)
+ub.prefs.verify_icrc = Pref.bool("Verify the ICRC", true,
+  "Compute the ICRC and compare it with the stored one (off: the ICRC is shown, not checked)")
+-- "auto": the profile the link type implies (ns-3-UB for LINKTYPE_USER0 traces, else the
+-- reference); the others force one profile for every packet of the capture
+local PROFILE_CHOICE = {auto = nil, reference = PROFILE.spec, ns3 = PROFILE.ns3}
+ub.prefs.profile = Pref.enum("Profile", 0, "Decoding profile: auto (by link type), reference "
+  .. "(UB 2.0) or ns-3-UB (the ns-3-UB 1.2 dialect)",
+  {{1, "auto", 0}, {2, "reference", 1}, {3, "ns3", 2}}, false)
+local PROFILE_BY_PREF = {[0] = "auto", [1] = "reference", [2] = "ns3"}
+ub.prefs.heuristic = Pref.bool("Try UBoE on other UDP ports", false,
+  "Claim a UDP datagram to any other port whose last four bytes are a good ICRC over the IP "
+  .. "and UDP headers and the payload (off by default: costs a CRC per datagram)")
+
+local function profile_for(default)
+  return PROFILE_CHOICE[PROFILE_BY_PREF[ub.prefs.profile] or "auto"] or default
+end
+
+-- the UDP ports ub_udp is registered on (the udp_ports preference); a range string "a,b-c"
+local UB_PORTS = {}
+for port in pairs(PROFILE.spec.ub_udp_ports) do UB_PORTS[port] = true end
+local function parse_ports(text)
+  local out = {}
+  for item in tostring(text or ""):gmatch("[^,%s]+") do
+    local a, b = item:match("^(%d+)%-(%d+)$")
+    if a then
+      for p = tonumber(a), math.min(tonumber(b), 65535) do out[p] = true end
+    elseif tonumber(item) then
+      out[tonumber(item)] = true
+    end
+  end
+  return out
+end
 
 local function finish(st)
   if st.pos < st.tvb:len() then
@@ -1179,12 +1453,14 @@ end
 
 -- a UB network packet from its LPH, or a DLL control block (START)
 local function dissect_native(tvb, pinfo, tree, prof, linktype)
+  prof = profile_for(prof)
   pinfo.cols.protocol:set("UB")
   local root = tree:add(ub, tvb())
   local st = new_state(tvb, pinfo, tree, root, prof)
   walk(st, START[linktype])
   if st.section then finish_section(st) end
   finish(st)
+  if not st.handed_over then analyse(st, root) end   -- else ub_udp analyses the inner packet
   return tvb:len()
 end
 
@@ -1199,7 +1475,7 @@ local function last_of(...)
 end
 
 function ub_udp.dissector(tvb, pinfo, tree)
-  local prof = PROFILE.spec
+  local prof = profile_for(PROFILE.spec)
   if CTX and CTX.num == pinfo.number then prof = CTX.prof end
   pinfo.cols.protocol:set("UB")
   local root = tree:add(ub, tvb())
@@ -1232,6 +1508,7 @@ function ub_udp.dissector(tvb, pinfo, tree)
     finish_section(st)
   end
   finish(st)
+  analyse(st, root)
   return tvb:len()
 end
 
@@ -1249,7 +1526,17 @@ local wtap_encap = DissectorTable.get("wtap_encap")
 wtap_encap:add(wtap.USER0, ub_ns3)   -- LINKTYPE 147: ns-3-UB traces
 wtap_encap:add(wtap.USER1, ub)       -- LINKTYPE 148: a UB network packet from its LPH
 wtap_encap:add(wtap.USER3, ub_ubl)   -- LINKTYPE 150: the Linux UB link netdev's frames
-for port in pairs(PROFILE.spec.ub_udp_ports) do DissectorTable.get("udp.port"):add(port, ub_udp) end
+for port in pairs(UB_PORTS) do DissectorTable.get("udp.port"):add(port, ub_udp) end
+function ub.prefs_changed()
+  local want = parse_ports(ub.prefs.udp_ports)
+  local udp_port = DissectorTable.get("udp.port")
+  for port in pairs(UB_PORTS) do
+    if not want[port] then udp_port:remove(port, ub_udp); UB_PORTS[port] = nil end
+  end
+  for port in pairs(want) do
+    if not UB_PORTS[port] then udp_port:add(port, ub_udp); UB_PORTS[port] = true end
+  end
+end
 
 -- UB over UDP is addressed to destination port 4792 whatever the source port (UB 2.0 §5.2.3),
 -- but Wireshark's UDP tries the lower of the two ports first: a well-known source port (53,
@@ -1266,7 +1553,7 @@ local ef_malformed = ProtoExpert.new("ub_udp_guard.malformed", "Malformed packet
                                      expert.group.MALFORMED, expert.severity.ERROR)
 ub_guard.experts = {ef_malformed}
 function ub_guard.dissector(tvb, pinfo, tree)
-  if PROFILE.spec.ub_udp_ports[pinfo.dst_port] then
+  if UB_PORTS[pinfo.dst_port] then
     return ub_udp.dissector(tvb, pinfo, tree)
   end
   local orig = GUARDED[pinfo.match_uint]
@@ -1278,7 +1565,7 @@ function ub_guard.dissector(tvb, pinfo, tree)
 end
 function ub_guard.init()
   local lowest
-  for port in pairs(PROFILE.spec.ub_udp_ports) do
+  for port in pairs(UB_PORTS) do
     if lowest == nil or port < lowest then lowest = port end
   end
   if lowest == nil then return end
@@ -1295,8 +1582,34 @@ function ub_guard.init()
 end
 
 -- ns-3-UB sends UB over UDP to any port: claim the datagram while CTX says so
+-- and, with the heuristic preference, UBoE to another port: claimed when the last four bytes
+-- are the ICRC (reference profile) of the IP header, the UDP header and the payload
+local function icrc_matches(tvb)
+  local n = tvb:len()
+  local ip4, ip6, udp = last_of(F_IP()), last_of(F_IPV6()), last_of(F_UDP())
+  if udp == nil or n < 4 + 4 then return false end
+  local layer, ip
+  if ip4 ~= nil and (ip6 == nil or ip6.range:offset() < ip4.range:offset()) then
+    layer, ip = "ip", ip4.range:bytes()
+  elseif ip6 ~= nil then
+    layer, ip = "ipv6", ip6.range:bytes()
+  else
+    return false
+  end
+  local masks = {}
+  for _, m in ipairs(ICRC_MASKS[layer] or {}) do masks[#masks + 1] = m end
+  for _, m in ipairs(ICRC_MASKS["udp"] or {}) do masks[#masks + 1] = {m[1] + ip:len(), m[2], m[3]} end
+  local r = tvb(n - 4, 4)
+  local stored = PROFILE.spec.icrc_byteorder == "little" and r:le_uint() or r:uint()
+  return icrc32(ip .. udp.range:bytes() .. tvb:bytes(0, n - 4), masks) == stored
+end
+
 ub_udp:register_heuristic("udp", function(tvb, pinfo, tree)
   if CTX and CTX.num == pinfo.number and CTX.prof.any_udp_port_is_ub then
+    ub_udp.dissector(tvb, pinfo, tree)
+    return true
+  end
+  if ub.prefs.heuristic and CTX == nil and icrc_matches(tvb) then
     ub_udp.dissector(tvb, pinfo, tree)
     return true
   end

@@ -152,6 +152,8 @@ DERIVED: tuple[Derived, ...] = (
             bits=1, spec="UB 2.0 §6.2.1"),
     Derived("ub.analysis.psn_backwards", "uint", "PSN behind the highest by", "ub.analysis",
             bits=24, spec="UB 2.0 §6.2.1"),
+    Derived("ub.analysis.tpnak", "uint", "TPNAK (negative TP acknowledgement)", "ub.analysis",
+            bits=1, spec="UB 2.0 §6.2.1"),
 ) + tuple(Derived(key, "bytes", BYTE_LAYER_TITLES[layer], layer) for layer, key in
           BYTE_RUNS.items()) + tuple(
     Derived(f"ub.crd_ack.crd_vl{i}", "uint", f"Credits returned for VL{i}", "ub.crd_ack", bits=6,

@@ -14,6 +14,10 @@
   (a PSN seen before), ``ub.analysis.duplicate`` (the same PSN as the previous packet),
   ``ub.analysis.psn_backwards`` (how far behind the highest PSN).  A PSN is ahead of the
   highest when it is less than half the PSN space ahead of it, so a wrap to 0 is in order.
+* TPNAK seen (UB 2.0 §6.2.1, the RTPH's RSPST): ``ub.analysis.tpnak`` on a TP response
+  (TPOpcode of ``TP_PAIRS``' responses) whose RSPST is one of ``TPNAK_RSPST`` (RNR, Page Fault,
+  Completer Error; 0 and TA_Response make it a TPACK), and on ns-3-UB's TPNAK opcode
+  (``grammar.TP_RESPONSES_NS3``).
 
 State is bounded (:class:`AnalysisLimits`, documented settings): at most ``max_channels`` TP
 channels, ``max_pending`` open transactions and ``max_holes`` remembered gaps per channel;
@@ -23,25 +27,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..formats.grammar import TA_PAIRS, TP_PAIRS, ta_response_opcode
+from ..formats.grammar import TA_PAIRS, TP_PAIRS, TP_RESPONSES_NS3, ta_response_opcode
 
-__all__ = ["AnalysisLimits", "Analyzer", "first_pass", "PSN_SPACE", "ANALYSIS_KEYS"]
+__all__ = ["AnalysisLimits", "Analyzer", "first_pass", "PSN_SPACE", "ANALYSIS_KEYS",
+           "TPNAK_RSPST"]
 
 PSN_SPACE = 1 << 24            # UB 2.0 §6.2.1: 24-bit PSN
 _HALF = PSN_SPACE // 2
 _RESPONSES = frozenset(TA_PAIRS.values())
 _TP_DATA = frozenset(TP_PAIRS)
+_TP_RESPONSES = frozenset(op for ops in TP_PAIRS.values() for op in ops)
+_TP_NAK_OPS = frozenset(TP_RESPONSES_NS3)
+#: RTPH RSPST values that make a TP response a TPNAK (UB 2.0 §6.2.1: RNR, Page Fault, Completer
+#: Error; TPSACKs carry 0).
+TPNAK_RSPST = frozenset({1, 2, 3})
 
 ANALYSIS_KEYS = ("ub.analysis.request_in", "ub.analysis.response_in",
                  "ub.analysis.response_time", "ub.analysis.response_time_ns",
                  "ub.analysis.no_response", "ub.analysis.psn_gap", "ub.analysis.out_of_order",
                  "ub.analysis.retransmission", "ub.analysis.duplicate",
-                 "ub.analysis.psn_backwards")
+                 "ub.analysis.psn_backwards", "ub.analysis.tpnak")
 
 #: Every record field the analysis reads (the stats fast path extracts only these).
 READS = ("ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "ub.cna16.scna", "ub.cna16.dcna",
          "ub.cna24.scna", "ub.cna24.dcna", "ub.rtph.tpopcode", "ub.rtph.psn", "ub.rtph.srctpn",
-         "ub.rtph.dsttpn", "ub.btah.taopcode", "ub.btah.ini_tassn", "ub.btah.no_taack",
+         "ub.rtph.dsttpn", "ub.rtph.rspst", "ub.btah.taopcode", "ub.btah.ini_tassn", "ub.btah.no_taack",
          "ub.btah.ini_rc_type", "ub.btah.ini_rc_id", "ub.btah.taopcode_name",
          "ub.atah.taopcode", "ub.atah.ini_tassn", "ub.atah.ini_rc_type", "ub.atah.ini_rc_id")
 
@@ -90,7 +100,7 @@ class Analyzer:
         self.srt: list = []              # (request opcode name, response time ns)
         self.counts = {"psn_gap": 0, "missing": 0, "out_of_order": 0, "retransmission": 0,
                        "duplicate": 0, "psn_backwards": 0, "responses": 0,
-                       "unmatched_responses": 0}
+                       "unmatched_responses": 0, "tpnak": 0}
 
     # -- transactions -------------------------------------------------------------------------
     def _transaction(self, rec: dict, f: dict, out: dict) -> None:
@@ -150,6 +160,10 @@ class Analyzer:
         if op.__class__ is list:
             op = op[0]
         if op not in _TP_DATA:
+            if op in _TP_NAK_OPS or (op in _TP_RESPONSES and _one(get("ub.rtph.rspst"))
+                                     in TPNAK_RSPST):
+                out["ub.analysis.tpnak"] = 1
+                self.counts["tpnak"] += 1
             return
         psn, stpn, dtpn = get("ub.rtph.psn"), get("ub.rtph.srctpn"), get("ub.rtph.dsttpn")
         if psn.__class__ is list or stpn.__class__ is list or dtpn.__class__ is list:
