@@ -129,12 +129,20 @@ class TransmitSide:
         DLL_Normal with no retry set, replay, control block, mode change or NOB owed and no
         Crd_Ack forced.  During a transmit call the owed ACKs and credits only shrink, so of
         the forcing conditions only the retry buffer's room can change: it is checked before
-        every block.  False when not one block was appended."""
+        every block.  When a Crd_Ack is forced on entry, that Crd_Ack alone is appended (what
+        :meth:`_schedule` would pick).  False when not one block was appended."""
         if self.state is not DllState.NORMAL or self._error or self.ack_sm is not AckState.NORMAL \
                 or self._req_set_due or self._ctrl or self._mode_chg is not None \
-                or self._nob_due or self.req_sm in (ReqState.RETRAIN, ReqState.ERROR) \
-                or self._crd_ack_forced():
+                or self._nob_due or self.req_sm in (ReqState.RETRAIN, ReqState.ERROR):
             return False
+        if self._crd_ack_forced():
+            # what _schedule picks here (no control block queued, no mode change): the forced
+            # Crd_Ack T=0 (§4.3.3.1 order); appended without a round through the scheduler
+            blk = self._make_crd_ack()
+            if blk is None:
+                return False                    # the scheduler decides what comes instead
+            out += blk
+            return True
         t = self.p.tuning
         reserve = t.retry_lockout_reserve
         low = reserve + MAX_FLITS               # _crd_ack_forced's retry-buffer condition
