@@ -338,3 +338,29 @@ def test_incomplete_block_on_an_idle_link_triggers_a_retry():
     assert a.next_deadline() is not None
     ev += a.handle_timeout(t + SPEC.tuning.rx_stall_timeout_ns)
     assert any(e["event"] == "retry" for e in ev) and a.req_sm == "REQ"
+
+
+def test_packets_queued_across_a_mode_change_are_laid_out_in_the_new_mode():
+    """send() notes each packet's layout in the CRC mode of the moment; packets still queued
+    when the mode changes must be laid out (flits, credits, blocks) again in the new one."""
+    from ubpkt.link.plength import MAX_FLITS, layout
+    a, b, link = up()
+    rng = random.Random(9)
+    a.request_mode_change(link.t * 10)
+    link.run(100)
+    sizes = [10146, 4000, 300, 1200, 600]
+    assert any(layout(n, True) != layout(n, False) for n in sizes)
+    pkts = [mk(0, n, i, rng, False) for i, n in enumerate(sizes)]
+    for p in pkts:
+        assert a.send(p)
+    a.mode_changed(False)
+    b.mode_changed(False)
+    # the first DLLDP started in the new mode spends the cells of its new layout
+    lay = layout(sizes[0], False)
+    flits = (lay.blocks - 1) * MAX_FLITS + lay.last_flits
+    before = a.tx_credits.available(0)
+    cur = a._start_dlldp(0)
+    assert cur[3] == flits
+    assert before - a.tx_credits.available(0) == -(-flits // a.neg.flow_ctrl_size)
+    link.run(600)
+    assert [e["packet"] for e in link.delivered(b)] == pkts

@@ -39,7 +39,8 @@ class TransmitSide:
         if not (self.neg.vl_enable >> vl) & 1:
             return False
         lay = layout(len(packet), self.crc_mode)
-        cells = cells_for((lay.blocks - 1) * MAX_FLITS + lay.last_flits, self.neg.flow_ctrl_size)
+        flits = (lay.blocks - 1) * MAX_FLITS + lay.last_flits
+        cells = cells_for(flits, self.neg.flow_ctrl_size)
         tc = self.tx_credits
         if tc.done and cells > (tc.initial_total if tc.shared else tc.initial[vl]):
             # it could never get enough credits: refuse rather than block the VL for ever
@@ -47,7 +48,8 @@ class TransmitSide:
                                     f"peer's receive buffer for it is {tc.initial[vl]} cells",
                                     "warning"))
             return False
-        self._txq[vl].append((bytes(packet), error_flag))
+        # (packet, error_flag, CRC mode, its flits in that mode, blocks once framed)
+        self._txq[vl].append((bytes(packet), error_flag, self.crc_mode, flits, None))
         return True
 
     def queued(self) -> int:
@@ -381,21 +383,27 @@ class TransmitSide:
             return None
         rr = self._vl_rr
         fcs = neg.flow_ctrl_size
+        crc_mode = self.crc_mode
+        tc = self.tx_credits
         for vl in (*range(rr, 16), *range(rr)):
             q = txq[vl]
             if not q:
                 continue
-            lay = layout(len(q[0][0]), self.crc_mode)
-            flits = (lay.blocks - 1) * MAX_FLITS + lay.last_flits
+            head = q[0]
+            if head[2] == crc_mode:
+                flits = head[3]                 # the layout found by send
+            else:                               # queued before a CRC mode change
+                lay = layout(len(head[0]), crc_mode)
+                flits = (lay.blocks - 1) * MAX_FLITS + lay.last_flits
             cells = -(-flits // fcs)            # cells_for
-            if not self.tx_credits.can_send(vl, cells):
+            if tc.excl[vl] + (tc.share if tc.shared else 0) < cells:    # tc.can_send
                 continue
-            first = MAX_FLITS if lay.blocks > 1 else lay.last_flits
+            first = flits if flits <= MAX_FLITS else MAX_FLITS
             rb = self.rb
             if rb.depth - (rb.wr - rb.tail) - 1 - first < reserve:     # rb.can_store
                 return None
             blocks = self._framed(q)
-            self.tx_credits.spend(vl, cells)
+            tc.spend(vl, cells)
             if self._crd_deadline is None:
                 self._crd_deadline = self._now_hint + self.p.tuning.credit_return_timeout_ns
             self._vl_rr = (vl + 1) % 16
@@ -411,13 +419,18 @@ class TransmitSide:
         """Pop the head of VL queue ``q`` as blocks.  Packets are framed ahead in groups of
         ``frame_batch`` (kept in the queue with the CRC mode they were framed for)."""
         head = q[0]
-        if len(head) < 3 or head[2] != self.crc_mode:
+        crc_mode = self.crc_mode
+        if head[4] is None or head[2] != crc_mode:
             group = [q[k] for k in range(min(self.frame_batch, len(q)))]
-            framed = frame_many([(p, e) for p, e, *_ in group], self.crc_mode,
+            framed = frame_many([(p, e) for p, e, *_ in group], crc_mode,
                                 covers_info=self.covers)
             for k, (entry, blocks) in enumerate(zip(group, framed)):
-                q[k] = (entry[0], entry[1], self.crc_mode, blocks)
-        return q.popleft()[3]
+                flits = entry[3]
+                if entry[2] != crc_mode:
+                    lay = layout(len(entry[0]), crc_mode)
+                    flits = (lay.blocks - 1) * MAX_FLITS + lay.last_flits
+                q[k] = (entry[0], entry[1], crc_mode, flits, blocks)
+        return q.popleft()[4]
 
     def _next_data_block(self, reserve: int):
         cur = self._tx_cur
