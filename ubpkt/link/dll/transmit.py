@@ -97,9 +97,13 @@ class TransmitSide:
         out = self._out
         burst = self.fast_tx
         while len(out) < want:
-            if burst and self._data_burst(out, want):
-                continue
-            blk = self._schedule(now)
+            if burst:
+                got = self._data_burst(out, want)
+                if got == self.BURST_SENT:
+                    continue
+                blk = None if got == self.BURST_IDLE else self._schedule(now)
+            else:
+                blk = self._schedule(now)
             if blk is None:
                 if fill and self.state != DllState.DISABLED \
                         and self.req_sm not in (ReqState.RETRAIN, ReqState.ERROR):
@@ -117,6 +121,10 @@ class TransmitSide:
         self._raise(ev)
         return data
 
+    #: what :meth:`_data_burst` did: nothing (the scheduler picks the next block), appended
+    #: blocks, or found that the scheduler would pick nothing now (nothing to send but Null fill)
+    BURST_NONE, BURST_SENT, BURST_IDLE = 0, 1, 2
+
     #: ``False``: every block goes through the scheduler (the reference the burst is tested
     #: against, ``DLLEngine(fast_tx=False)``)
     fast_tx = True
@@ -132,19 +140,23 @@ class TransmitSide:
         Crd_Ack forced.  During a transmit call the owed ACKs and credits only shrink, so of
         the forcing conditions only the retry buffer's room can change: it is checked before
         every block.  When a Crd_Ack is forced on entry, that Crd_Ack alone is appended (what
-        :meth:`_schedule` would pick).  False when not one block was appended."""
+        :meth:`_schedule` would pick).  When no block can follow (no DLLDP can start, or the
+        retry buffer is too full for the next block) and no Crd_Ack is forced, the idle
+        Crd_Ack the scheduler would send is appended here too, or ``BURST_IDLE`` says that the
+        scheduler would pick nothing.  ``BURST_NONE`` when not one block was appended (the
+        scheduler decides), else ``BURST_SENT``."""
         if self.state is not DllState.NORMAL or self._error or self.ack_sm is not AckState.NORMAL \
                 or self._req_set_due or self._ctrl or self._mode_chg is not None \
                 or self._nob_due or self.req_sm in (ReqState.RETRAIN, ReqState.ERROR):
-            return False
+            return self.BURST_NONE
         if self._crd_ack_forced():
             # what _schedule picks here (no control block queued, no mode change): the forced
             # Crd_Ack T=0 (§4.3.3.1 order); appended without a round through the scheduler
             blk = self._make_crd_ack()
             if blk is None:
-                return False                    # the scheduler decides what comes instead
+                return self.BURST_NONE          # the scheduler decides what comes instead
             out += blk
-            return True
+            return self.BURST_SENT
         t = self.p.tuning
         reserve = t.retry_lockout_reserve
         low = reserve + MAX_FLITS               # _crd_ack_forced's retry-buffer condition
@@ -156,6 +168,7 @@ class TransmitSide:
         ack_grain, crd_grains = neg.data_ack_grain, neg.data_credit_grain
         crc_mode, covers = self.crc_mode, self.covers
         sent = False
+        stuck = False                           # no data block can follow now
         size = len(out)
         owing = owed is not None and any(owed)  # only shrinks during the call
         nat = native() if self.fast_tx_native else None
@@ -170,6 +183,7 @@ class TransmitSide:
             if cur is None:
                 cur = self._start_dlldp(reserve)
                 if cur is None:
+                    stuck = True
                     break
             blocks, i, vl, flits = cur
             if nat is not None:
@@ -182,11 +196,13 @@ class TransmitSide:
                     self.pending_ack = pa2
                     self.pending_ack_worthy = min(self.pending_ack_worthy, pa2)
                 if i2 == i:
+                    stuck = size < want
                     break
                 rb.wr = wr
                 cur[1] = i2
                 sent = True
                 if i2 < len(blocks):
+                    stuck = size < want
                     break                       # out full, or the retry buffer
                 self._tx_cur = None
                 gap = neg.peer_packet_min_interval - flits
@@ -199,6 +215,7 @@ class TransmitSide:
             nbytes = len(blk)
             n = nbytes // FLIT
             if free - 1 - n < reserve:
+                stuck = True
                 break
             b0 = blk[0]
             new0 = b0 & 0x03
@@ -234,7 +251,14 @@ class TransmitSide:
             sent = True
             if self._nob_due:
                 break
-        return sent
+        if stuck and size < want and not self._nob_due and not self._crd_ack_forced():
+            # what _schedule picks now: past _next_data_block (None), the idle Crd_Ack or nothing
+            blk = self._make_crd_ack(idle=True)
+            if blk is not None:
+                out += blk
+                return self.BURST_SENT
+            return self.BURST_IDLE
+        return self.BURST_SENT if sent else self.BURST_NONE
 
     def _retain(self, kind: str, blk: bytes) -> bytes:
         if RETAINED(kind):
