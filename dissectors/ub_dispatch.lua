@@ -16,12 +16,69 @@ return function(_ENV)
 if setfenv then setfenv(1, _ENV) end   -- Lua 5.1: the same environment
 
 local floor = math.floor
-local band, bor, bxor, rshift, lshift = bit32.band, bit32.bor, bit32.bxor, bit32.rshift, bit32.lshift
 local DATA = Dissector.get("data")
 
 -- Besides the grammar's END (the rest is payload) and RESERVED, a walk ends with STOP: decoding
 -- could not go on (truncated, malformed) or a procedure took the rest of the packet.
 local STOP = "!stop"
+
+-- BEGIN BITS
+-- ---------------------------------------------------------------------------------------------
+-- bit operations on unsigned 32-bit values with what Lua 5.2 (Wireshark 4.0) and Lua 5.4
+-- (Wireshark 4.4+, no bit32 library, no 5.3 operators usable in 5.2 source) share: arithmetic
+-- and byte tables.  XOR8[a][b], AND8[a][b], OR8[a][b] are the byte results; the 32-bit helpers
+-- go byte by byte.  Values stay integers in 5.4 (math.floor returns one).
+-- (tests/dissectors/test_lua_bits.py runs this section in lua5.2 and lua5.4 where installed.)
+
+local POW2 = {}
+for n = 0, 32 do POW2[n] = n == 0 and 1 or POW2[n - 1] * 2 end
+local TWO32 = POW2[32]
+
+local XOR8, AND8, OR8 = {}, {}, {}
+do
+  local X4, A4, O4 = {}, {}, {}   -- nibble tables first, the byte tables from them
+  for a = 0, 15 do
+    X4[a], A4[a], O4[a] = {}, {}, {}
+    for b = 0, 15 do
+      local x, n, o, p, ra, rb = 0, 0, 0, 1, a, b
+      for _ = 1, 4 do
+        local la, lb = ra % 2, rb % 2
+        if la ~= lb then x = x + p end
+        if la + lb == 2 then n = n + p end
+        if la + lb >= 1 then o = o + p end
+        ra, rb, p = floor(ra / 2), floor(rb / 2), p * 2
+      end
+      X4[a][b], A4[a][b], O4[a][b] = x, n, o
+    end
+  end
+  for a = 0, 255 do
+    local ah, al = floor(a / 16), a % 16
+    local xa, aa, oa = {}, {}, {}
+    for b = 0, 255 do
+      local bh, bl = floor(b / 16), b % 16
+      xa[b] = X4[ah][bh] * 16 + X4[al][bl]
+      aa[b] = A4[ah][bh] * 16 + A4[al][bl]
+      oa[b] = O4[ah][bh] * 16 + O4[al][bl]
+    end
+    XOR8[a], AND8[a], OR8[a] = xa, aa, oa
+  end
+end
+
+local function op32(T8, a, b)
+  a, b = a % TWO32, b % TWO32
+  local r, p = 0, 1
+  for _ = 1, 4 do
+    local la, lb = a % 256, b % 256
+    r = r + T8[la][lb] * p
+    a, b, p = floor(a / 256), floor(b / 256), p * 256
+  end
+  return r
+end
+local function band(a, b) return op32(AND8, a, b) end
+local function bor(a, b) return op32(OR8, a, b) end
+local function bxor(a, b) return op32(XOR8, a, b) end
+local function rshift(a, n) return floor((a % TWO32) / POW2[n]) end
+local function lshift(a, n) return (a % TWO32) * POW2[n] % TWO32 end
 
 -- ---------------------------------------------------------------------------------------------
 -- CRCs
@@ -30,26 +87,45 @@ local CRC32_T = {}
 for i = 0, 255 do
   local c = i
   for _ = 1, 8 do
-    if band(c, 1) == 1 then c = bxor(rshift(c, 1), 0xEDB88320) else c = rshift(c, 1) end
+    if c % 2 == 1 then c = bxor(rshift(c, 1), 0xEDB88320) else c = rshift(c, 1) end
   end
   CRC32_T[i] = c
 end
+-- the table split in bytes: the CRC is kept as four bytes c0 (least significant) .. c3, so a
+-- step is four byte XORs by table and no 32-bit operation
+local T0, T1, T2, T3 = {}, {}, {}, {}
+for i = 0, 255 do
+  local c = CRC32_T[i]
+  T0[i], T1[i], T2[i], T3[i] = c % 256, floor(c / 256) % 256, floor(c / 65536) % 256,
+                               floor(c / 16777216)
+end
 
--- reflected CRC-32 (zlib's) of a ByteArray with OR-masks {offset, length, first-byte mask}
+-- reflected CRC-32 (zlib's) of a ByteArray with OR-masks {offset, length, first-byte mask}.
+-- The bytes are fetched in runs of ICRC_RUN (one string.byte call each, not one call a byte) and
+-- the masks applied to the run before the loop.
+local ICRC_RUN = 4096
 local function icrc32(ba, masks)
   local ormask = {}
   for _, m in ipairs(masks) do
     ormask[m[1]] = m[3]
     for j = m[1] + 1, m[1] + m[2] - 1 do ormask[j] = 0xFF end
   end
-  local crc = 0xFFFFFFFF
-  for i = 0, ba:len() - 1 do
-    local b = ba:get_index(i)
-    local m = ormask[i]
-    if m then b = bor(b, m) end
-    crc = bxor(rshift(crc, 8), CRC32_T[band(bxor(crc, b), 0xFF)])
+  local raw, n = ba:raw(), ba:len()
+  local byte = string.byte
+  local c0, c1, c2, c3 = 255, 255, 255, 255
+  for first = 0, n - 1, ICRC_RUN do
+    local last = first + ICRC_RUN - 1
+    if last > n - 1 then last = n - 1 end
+    local run = {byte(raw, first + 1, last + 1)}
+    for off, m in pairs(ormask) do
+      if off >= first and off <= last then run[off - first + 1] = OR8[run[off - first + 1]][m] end
+    end
+    for k = 1, last - first + 1 do
+      local x = XOR8[c0][run[k]]
+      c0, c1, c2, c3 = XOR8[c1][T0[x]], XOR8[c2][T1[x]], XOR8[c3][T2[x]], T3[x]
+    end
   end
-  return bxor(crc, 0xFFFFFFFF)
+  return (255 - c0) + (255 - c1) * 256 + (255 - c2) * 65536 + (255 - c3) * 16777216
 end
 
 local CRC30_POLY, CRC30_MASK = 0x15A94AD5, 0x3FFFFFFF
@@ -67,15 +143,16 @@ end
 local function crc30(ba, value, nbits)
   local crc = CRC30_MASK
   for i = 0, ba:len() - 1 do
-    crc = bxor(band(lshift(crc, 8), CRC30_MASK), CRC30_T[band(bxor(rshift(crc, 22), ba:get_index(i)), 0xFF)])
+    crc = bxor(crc % 4194304 * 256, CRC30_T[XOR8[floor(crc / 4194304)][ba:get_index(i)]])
   end
   for i = nbits - 1, 0, -1 do
-    local fb = band(bxor(rshift(crc, 29), rshift(value, i)), 1)
-    crc = band(lshift(crc, 1), CRC30_MASK)
+    local fb = (floor(crc / 536870912) + floor(value / POW2[i])) % 2
+    crc = crc % 536870912 * 2
     if fb == 1 then crc = bxor(crc, CRC30_POLY) end
   end
   return crc
 end
+-- END BITS
 
 -- ---------------------------------------------------------------------------------------------
 -- headers: each HDR[layer] is data (size, record-key base, title, fields: {name, bit offset,
