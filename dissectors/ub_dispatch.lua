@@ -784,7 +784,7 @@ AFTER["ub.scan"] = function(st) note_info(st, "Enumeration") end
 -- procedures (grammar.PROCEDURES)
 
 -- IP: handed to Wireshark's IP dissector; UDP to a UB port (or, for ns-3-UB, any port through
--- the heuristic below) comes back to ub_udp with CTX telling it the profile
+-- the heuristic below) comes back to ub (as UDP payload) with CTX telling it the profile
 local function call_ip(st, dissector)
   if st.pos >= st.stop then return end
   st.pinfo.cols.info:set(table.concat(st.info, " "))
@@ -818,7 +818,7 @@ end
 PROC["@ipv4"] = ip_packet(4, "ip")
 PROC["@ipv6"] = ip_packet(6, "ipv6")
 
--- reached through Wireshark's UDP dissector, which calls ub_udp (below) for the UB ports
+-- reached through Wireshark's UDP dissector, which calls ub (below) for the UB ports
 PROC["@udp"] = function() return STOP end
 
 -- the steps after a TAH (logical layers and procedures), as grammar.ta_sequence: a request's
@@ -1501,7 +1501,7 @@ local function profile_for(default)
   return PROFILE_CHOICE[PROFILE_BY_PREF[ub.prefs.profile] or "auto"] or default
 end
 
--- the UDP ports ub_udp is registered on (the udp_ports preference); a range string "a,b-c"
+-- the UDP ports ub is registered on (the udp_ports preference); a range string "a,b-c"
 local UB_PORTS = {}
 for port in pairs(PROFILE.spec.ub_udp_ports) do UB_PORTS[port] = true end
 local function parse_ports(text)
@@ -1537,7 +1537,7 @@ local function dissect_native(tvb, pinfo, tree, prof, linktype)
   walk(st, START[linktype])
   if st.section then finish_section(st) end
   finish(st)
-  if not st.handed_over then analyse(st, root) end   -- else ub_udp analyses the inner packet
+  if not st.handed_over then analyse(st, root) end   -- else the inner UDP dissection analyses it
   return tvb:len()
 end
 
@@ -1551,7 +1551,7 @@ local function last_of(...)
   return all[#all]
 end
 
-function ub_udp.dissector(tvb, pinfo, tree)
+local function dissect_udp(tvb, pinfo, tree)
   local prof = profile_for(PROFILE.spec)
   if CTX and CTX.num == pinfo.number then prof = CTX.prof end
   pinfo.cols.protocol:set("UB")
@@ -1592,34 +1592,77 @@ end
 -- ---------------------------------------------------------------------------------------------
 -- registration
 
+-- One protocol, `ub`, does every dissection, so every expert item and column shows under one
+-- name (Wireshark files an expert item under the protocol whose dissector is running): `ub` is
+-- what the link types, the UDP ports and the heuristic call, and what Decode As offers on
+-- udp.port.  ub_udp, ub_ns3 and ub_ubl remain as Decode As names: each says how to read the
+-- data (ENTRY) and calls `ub`.  Called without an ENTRY, `ub` reads the data as UDP payload when
+-- UDP called it (the udp.port table, Decode As), as an ns-3-UB trace
+-- or a Linux UB link netdev frame for those link types, else as a UB packet from its LPH.
+local ENTRY = nil
+local ENTRY_NATIVE = {
+  [wtap.USER0] = {PROFILE.ns3, 147},    -- LINKTYPE 147: ns-3-UB traces
+  [wtap.USER1] = {PROFILE.spec, 148},   -- LINKTYPE 148: a UB network packet from its LPH
+  [wtap.USER3] = {PROFILE.spec, 150},   -- LINKTYPE 150: the Linux UB link netdev's frames
+}
+
+-- called by UDP (its port table or Decode As): the ports are UDP's and the table matched one of
+-- them (pinfo, not fields: tshark's first pass of -2 has no tree to read fields from)
+local PT_UDP = 3   -- Wireshark's port_type enumeration (epan/address.h)
+local function after_udp(pinfo)
+  return pinfo.port_type == PT_UDP and
+         (pinfo.match_uint == pinfo.dst_port or pinfo.match_uint == pinfo.src_port)
+end
+
+function ub.dissector(tvb, pinfo, tree)
+  local entry = ENTRY
+  ENTRY = nil
+  if entry == nil then
+    if after_udp(pinfo) then entry = "udp"
+    else entry = ENTRY_NATIVE[pinfo.match_uint] or ENTRY_NATIVE[wtap.USER1] end
+  end
+  if entry == "udp" then return dissect_udp(tvb, pinfo, tree) end
+  return dissect_native(tvb, pinfo, tree, entry[1], entry[2])
+end
+local UB = Dissector.get("ub")
+
+-- the entry's way of reading, then `ub` (a throw inside `ub` still reaches Wireshark as such)
+local function via_ub(entry)
+  return function(tvb, pinfo, tree)
+    ENTRY = entry
+    local ok, r = pcall(UB.call, UB, tvb, pinfo, tree)
+    ENTRY = nil
+    if not ok then error(r, 0) end
+    return r
+  end
+end
+ub_udp.dissector = via_ub("udp")
 local ub_ns3 = Proto("ub_ns3", "UnifiedBus (ns-3-UB trace)")
-function ub_ns3.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.ns3, 147) end
-function ub.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.spec, 148) end
+ub_ns3.dissector = via_ub(ENTRY_NATIVE[wtap.USER0])
 -- a capture on a Linux UB link netdev (ubpkt.record.LINKTYPE_UBL, a profile choice)
 local ub_ubl = Proto("ub_ubl", "UnifiedBus (Linux UB link netdev)")
-function ub_ubl.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.spec, 150) end
+ub_ubl.dissector = via_ub(ENTRY_NATIVE[wtap.USER3])
 
 local wtap_encap = DissectorTable.get("wtap_encap")
-wtap_encap:add(wtap.USER0, ub_ns3)   -- LINKTYPE 147: ns-3-UB traces
-wtap_encap:add(wtap.USER1, ub)       -- LINKTYPE 148: a UB network packet from its LPH
-wtap_encap:add(wtap.USER3, ub_ubl)   -- LINKTYPE 150: the Linux UB link netdev's frames
-for port in pairs(UB_PORTS) do DissectorTable.get("udp.port"):add(port, ub_udp) end
+for encap in pairs(ENTRY_NATIVE) do wtap_encap:add(encap, ub) end
+for port in pairs(UB_PORTS) do DissectorTable.get("udp.port"):add(port, ub) end
+DissectorTable.get("udp.port"):add_for_decode_as(ub_udp)
 function ub.prefs_changed()
   local want = parse_ports(ub.prefs.udp_ports)
   local udp_port = DissectorTable.get("udp.port")
   for port in pairs(UB_PORTS) do
-    if not want[port] then udp_port:remove(port, ub_udp); UB_PORTS[port] = nil end
+    if not want[port] then udp_port:remove(port, ub); UB_PORTS[port] = nil end
   end
   for port in pairs(want) do
-    if not UB_PORTS[port] then udp_port:add(port, ub_udp); UB_PORTS[port] = true end
+    if not UB_PORTS[port] then udp_port:add(port, ub); UB_PORTS[port] = true end
   end
 end
 
 -- UB over UDP is addressed to destination port 4792 whatever the source port (UB 2.0 §5.2.3),
 -- but Wireshark's UDP tries the lower of the two ports first: a well-known source port (53,
--- scapy's default) would open the packet as DNS and never reach ub_udp.  So every port below
+-- scapy's default) would open the packet as DNS and never reach ub.  So every port below
 -- the lowest UB port that has a dissector is routed through this guard, which hands datagrams
--- *to* a UB port to ub_udp and everything else to the dissector it displaced (pinfo.match_uint
+-- *to* a UB port to ub (through ub_udp) and everything else to the dissector it displaced (pinfo.match_uint
 -- is the port the table matched).  Installed at init, once the built-in dissectors have
 -- registered their ports.
 local ub_guard = Proto("ub_udp_guard", "UB over UDP: destination port ahead of the source port")
@@ -1681,13 +1724,10 @@ local function icrc_matches(tvb)
   return icrc32(ip .. udp.range:bytes() .. tvb:bytes(0, n - 4), masks) == stored
 end
 
-ub_udp:register_heuristic("udp", function(tvb, pinfo, tree)
-  if CTX and CTX.num == pinfo.number and CTX.prof.any_udp_port_is_ub then
-    ub_udp.dissector(tvb, pinfo, tree)
-    return true
-  end
-  if ub.prefs.heuristic and CTX == nil and icrc_matches(tvb) then
-    ub_udp.dissector(tvb, pinfo, tree)
+ub:register_heuristic("udp", function(tvb, pinfo, tree)
+  if (CTX and CTX.num == pinfo.number and CTX.prof.any_udp_port_is_ub)
+     or (ub.prefs.heuristic and CTX == nil and icrc_matches(tvb)) then
+    dissect_udp(tvb, pinfo, tree)
     return true
   end
   return false
