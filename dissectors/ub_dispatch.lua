@@ -31,7 +31,7 @@ local STOP = "!stop"
 -- (tests/dissectors/test_lua_bits.py runs this section in lua5.2 and lua5.4 where installed.)
 
 local POW2 = {}
-for n = 0, 32 do POW2[n] = n == 0 and 1 or POW2[n - 1] * 2 end
+for n = 0, 62 do POW2[n] = n == 0 and 1 or POW2[n - 1] * 2 end   -- integers in 5.4 (2 ^ n is a float)
 local TWO32 = POW2[32]
 
 local XOR8, AND8, OR8 = {}, {}, {}
@@ -161,7 +161,7 @@ end
 
 -- bits of a <= 4-byte big-endian range: drop rshift low bits, keep nbits
 local function bf(r, rs, nbits)
-  return floor(r:uint() / 2 ^ rs) % 2 ^ nbits
+  return floor(r:uint() / POW2[rs]) % POW2[nbits]
 end
 
 -- a 64-bit value from <= 8 bytes; keep_shift > 0: keep the low zero bits
@@ -179,8 +179,8 @@ local function nonzero(tvb, off, bitoff, nbits)
   local b1 = off + floor((bitoff + nbits - 1) / 8)
   for i = b0, b1 do
     local b = tvb(i, 1):uint()
-    if i == b0 then b = b % 2 ^ (8 - bitoff % 8) end
-    if i == b1 then b = floor(b / 2 ^ ((8 - (bitoff + nbits) % 8) % 8)) end
+    if i == b0 then b = b % POW2[8 - bitoff % 8] end
+    if i == b1 then b = floor(b / POW2[(8 - (bitoff + nbits) % 8) % 8]) end
     if b ~= 0 then return true end
   end
   return false
@@ -220,7 +220,7 @@ local FIELD_KINDS = {
   uint = function(t, r, f) return t:add(HF[f.hf], r), bf(r, f.rshift, f.bits) end,
   scaled = function(t, r, f)
     local x = bf(r, f.rshift, f.bits)
-    return t:add(HF[f.hf], r, x * 2 ^ f.shift), x
+    return t:add(HF[f.hf], r, x * POW2[f.shift]), x
   end,
   le = function(t, r, f) return t:add_le(HF[f.hf], r), r:le_uint() end,
   u64 = function(t, r, f) return t:add(HF[f.hf], r), r:uint64() end,
@@ -366,7 +366,7 @@ end
 local function add_value(tree, key, range, value)
   local n = FIRST_HF[key]
   local s = HF_SHIFT[n] or 0
-  if s > 0 then value = value * 2 ^ s end
+  if s > 0 then value = value * POW2[s] end
   return tree:add(HF[n], range, value)
 end
 
@@ -379,10 +379,10 @@ interpret = function(st, its, v, t, start, size)
     end
     if on then
       local x, value = v[it.field], nil
-      if it.kind == "bits" then value = floor(x / 2 ^ it.arg[1]) % (it.arg[2] + 1)
+      if it.kind == "bits" then value = floor(x / POW2[it.arg[1]]) % (it.arg[2] + 1)
       elseif it.kind == "pow2" then
         -- up to 2 x 2^31: past 32 bits, a 64-bit field takes a UInt64
-        local n = it.arg * 2 ^ x
+        local n = it.arg * POW2[x]
         value = UInt64.new(n % 4294967296, floor(n / 4294967296))
       elseif it.kind == "plus" then value = x + it.arg
       else value = it.arg[x] or ("reserved_" .. x) end
@@ -675,7 +675,7 @@ local CCI_VIEWS = {[0] = "ub.cci_caqm", [4] = "ub.cci_fecn", [2] = "ub.cci_fecn_
 
 local function cci(st, value, off, layer)
   if st.prof.cci_dont_care_on_cna and layer ~= "ub.nth" then return end
-  local h = CCI_VIEWS[floor(value / 2 ^ 13)] or "ub.cci_rsvd"
+  local h = CCI_VIEWS[floor(value / POW2[13])] or "ub.cci_rsvd"
   st.quiet = true   -- a view of a word already checked: no reserved-bit warnings (as ubpkt)
   HDR[h].fn(st.tvb, off, st.tree, st)
   st.quiet = false
@@ -759,14 +759,14 @@ local SUBOP = {}
 for _, op in ipairs(ATOMIC_SUBOP_OPCODES) do SUBOP[op] = true end
 AFTER["ub.udetah"] = function(st, v, t, start)
   if SUBOP[earlier(st, "ub.btah.taopcode")] then
-    add_value(t, "ub.udetah.atomic_op", st.tvb(start, 1), floor(v.ud / 2 ^ 20) % 16)
+    add_value(t, "ub.udetah.atomic_op", st.tvb(start, 1), floor(v.ud / POW2[20]) % 16)
   end
 end
 
 -- UB 2.0 §7.2.3: the compact MAETAH gives the length as a code
 AFTER["ub.maetah"] = function(st, v, t, start)
   if v.len_code ~= nil then
-    add_value(t, "ub.maetah.length", st.tvb(start, 8), 64 * 2 ^ v.len_code)
+    add_value(t, "ub.maetah.length", st.tvb(start, 8), 64 * POW2[v.len_code])
   end
 end
 
@@ -958,7 +958,7 @@ PROC["@beetah"] = function(st)
   local avail = st.stop - st.pos - st.pad
   local length = earlier(st, "ub.maetah.length")
   if length == nil and earlier(st, "ub.maetah.len_code") ~= nil then
-    length = 64 * 2 ^ earlier(st, "ub.maetah.len_code")
+    length = 64 * POW2[earlier(st, "ub.maetah.len_code")]
   end
   if length ~= nil then
     -- UB 2.0 §7.4.2.1.3: the width follows the MAETAH Length (grammar.be_bits)
@@ -1011,8 +1011,8 @@ PROC["@saetph_bitmap"] = function(st, v)
       if order == "byte_lsb" then byte, bit = floor(i / 8), i % 8
       elseif order == "msb_first" then byte, bit = floor(i / 8), 7 - i % 8
       else byte, bit = n - 1 - floor(i / 8), i % 8 end
-      if floor(raw:get_index(byte) / 2 ^ bit) % 2 == 1 then
-        st.tree:add(HF[FIRST_HF["ub.saetph.acked_psns"]], st.tvb(start + byte, 1), (psn + i) % 2 ^ 24)
+      if floor(raw:get_index(byte) / POW2[bit]) % 2 == 1 then
+        st.tree:add(HF[FIRST_HF["ub.saetph.acked_psns"]], st.tvb(start + byte, 1), (psn + i) % POW2[24])
       end
     end
   end
@@ -1041,7 +1041,7 @@ local function path_entries(raw, width, hops)
     local d = floor(k / per_dw) * 4
     local dw = ((raw:get_index(d) * 256 + raw:get_index(d + 1)) * 256 + raw:get_index(d + 2)) * 256
                + raw:get_index(d + 3)
-    out[#out + 1] = floor(dw / 2 ^ ((k % per_dw) * width)) % 2 ^ width
+    out[#out + 1] = floor(dw / POW2[(k % per_dw) * width]) % POW2[width]
   end
   return out
 end
@@ -1227,7 +1227,7 @@ PROC["@dllcb"] = function(st)
       local base = st.pos - 32 + 2   -- CRD_NUM: bytes 2..13 of the body
       for g = 0, 3 do
         local w = st.tvb(base + 3 * g, 3):uint()
-        for j = 0, 3 do credits[#credits + 1] = floor(w / 2 ^ (6 * (3 - j))) % 64 end
+        for j = 0, 3 do credits[#credits + 1] = floor(w / POW2[6 * (3 - j)]) % 64 end
       end
       for vl = 0, 15 do
         local val = p.crd_ack_vl0_first and credits[vl + 1] or credits[16 - vl]
@@ -1459,7 +1459,7 @@ local function analyse(st, root)
     show("request_in", out.request_in)
     local ns = out.response_time_ns
     show("response_time", NSTime.new(floor(ns / 1e9), ns % 1e9))
-    show("response_time_ns", UInt64.new(ns % 2^32, floor(ns / 2^32)))
+    show("response_time_ns", UInt64.new(ns % TWO32, floor(ns / TWO32)))
   end
   for _, name in ipairs({"psn_gap", "out_of_order", "retransmission", "duplicate", "tpnak"}) do
     if out[name] then
