@@ -126,3 +126,16 @@ def test_no_float_powers():
     "3.0" where tostring or .. meets it; POW2[n] is an integer there and the same number in 5.2."""
     code = [ln.split("--", 1)[0] for ln in DISPATCH.read_text().splitlines()]
     assert not [ln for ln in code if re.search(r"\b2 ?\^", ln)]
+
+
+@pytest.mark.parametrize("luac", ["luac5.2", "luac5.4"])
+def test_plugin_compiles(luac):
+    """Both plugin files are valid source for Lua 5.2 and 5.4 (syntax only: running them needs
+    Wireshark's API)."""
+    exe = shutil.which(luac)
+    if exe is None:
+        pytest.skip(f"no {luac} installed (apt-get install lua{luac[4:]})")
+    for f in ("ub.lua", "ub_dispatch.lua"):
+        res = subprocess.run([exe, "-p", str(ROOT / "dissectors" / f)], capture_output=True,
+                             text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
