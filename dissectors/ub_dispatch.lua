@@ -16,12 +16,69 @@ return function(_ENV)
 if setfenv then setfenv(1, _ENV) end   -- Lua 5.1: the same environment
 
 local floor = math.floor
-local band, bor, bxor, rshift, lshift = bit32.band, bit32.bor, bit32.bxor, bit32.rshift, bit32.lshift
 local DATA = Dissector.get("data")
 
 -- Besides the grammar's END (the rest is payload) and RESERVED, a walk ends with STOP: decoding
 -- could not go on (truncated, malformed) or a procedure took the rest of the packet.
 local STOP = "!stop"
+
+-- BEGIN BITS
+-- ---------------------------------------------------------------------------------------------
+-- bit operations on unsigned 32-bit values with what Lua 5.2 (Wireshark 4.0) and Lua 5.4
+-- (Wireshark 4.4+, no bit32 library, no 5.3 operators usable in 5.2 source) share: arithmetic
+-- and byte tables.  XOR8[a][b], AND8[a][b], OR8[a][b] are the byte results; the 32-bit helpers
+-- go byte by byte.  Values stay integers in 5.4 (math.floor returns one).
+-- (tests/dissectors/test_lua_bits.py runs this section in lua5.2 and lua5.4 where installed.)
+
+local POW2 = {}
+for n = 0, 62 do POW2[n] = n == 0 and 1 or POW2[n - 1] * 2 end   -- integers in 5.4 (2 ^ n is a float)
+local TWO32 = POW2[32]
+
+local XOR8, AND8, OR8 = {}, {}, {}
+do
+  local X4, A4, O4 = {}, {}, {}   -- nibble tables first, the byte tables from them
+  for a = 0, 15 do
+    X4[a], A4[a], O4[a] = {}, {}, {}
+    for b = 0, 15 do
+      local x, n, o, p, ra, rb = 0, 0, 0, 1, a, b
+      for _ = 1, 4 do
+        local la, lb = ra % 2, rb % 2
+        if la ~= lb then x = x + p end
+        if la + lb == 2 then n = n + p end
+        if la + lb >= 1 then o = o + p end
+        ra, rb, p = floor(ra / 2), floor(rb / 2), p * 2
+      end
+      X4[a][b], A4[a][b], O4[a][b] = x, n, o
+    end
+  end
+  for a = 0, 255 do
+    local ah, al = floor(a / 16), a % 16
+    local xa, aa, oa = {}, {}, {}
+    for b = 0, 255 do
+      local bh, bl = floor(b / 16), b % 16
+      xa[b] = X4[ah][bh] * 16 + X4[al][bl]
+      aa[b] = A4[ah][bh] * 16 + A4[al][bl]
+      oa[b] = O4[ah][bh] * 16 + O4[al][bl]
+    end
+    XOR8[a], AND8[a], OR8[a] = xa, aa, oa
+  end
+end
+
+local function op32(T8, a, b)
+  a, b = a % TWO32, b % TWO32
+  local r, p = 0, 1
+  for _ = 1, 4 do
+    local la, lb = a % 256, b % 256
+    r = r + T8[la][lb] * p
+    a, b, p = floor(a / 256), floor(b / 256), p * 256
+  end
+  return r
+end
+local function band(a, b) return op32(AND8, a, b) end
+local function bor(a, b) return op32(OR8, a, b) end
+local function bxor(a, b) return op32(XOR8, a, b) end
+local function rshift(a, n) return floor((a % TWO32) / POW2[n]) end
+local function lshift(a, n) return (a % TWO32) * POW2[n] % TWO32 end
 
 -- ---------------------------------------------------------------------------------------------
 -- CRCs
@@ -30,26 +87,45 @@ local CRC32_T = {}
 for i = 0, 255 do
   local c = i
   for _ = 1, 8 do
-    if band(c, 1) == 1 then c = bxor(rshift(c, 1), 0xEDB88320) else c = rshift(c, 1) end
+    if c % 2 == 1 then c = bxor(rshift(c, 1), 0xEDB88320) else c = rshift(c, 1) end
   end
   CRC32_T[i] = c
 end
+-- the table split in bytes: the CRC is kept as four bytes c0 (least significant) .. c3, so a
+-- step is four byte XORs by table and no 32-bit operation
+local T0, T1, T2, T3 = {}, {}, {}, {}
+for i = 0, 255 do
+  local c = CRC32_T[i]
+  T0[i], T1[i], T2[i], T3[i] = c % 256, floor(c / 256) % 256, floor(c / 65536) % 256,
+                               floor(c / 16777216)
+end
 
--- reflected CRC-32 (zlib's) of a ByteArray with OR-masks {offset, length, first-byte mask}
+-- reflected CRC-32 (zlib's) of a ByteArray with OR-masks {offset, length, first-byte mask}.
+-- The bytes are fetched in runs of ICRC_RUN (one string.byte call each, not one call a byte) and
+-- the masks applied to the run before the loop.
+local ICRC_RUN = 4096
 local function icrc32(ba, masks)
   local ormask = {}
   for _, m in ipairs(masks) do
     ormask[m[1]] = m[3]
     for j = m[1] + 1, m[1] + m[2] - 1 do ormask[j] = 0xFF end
   end
-  local crc = 0xFFFFFFFF
-  for i = 0, ba:len() - 1 do
-    local b = ba:get_index(i)
-    local m = ormask[i]
-    if m then b = bor(b, m) end
-    crc = bxor(rshift(crc, 8), CRC32_T[band(bxor(crc, b), 0xFF)])
+  local raw, n = ba:raw(), ba:len()
+  local byte = string.byte
+  local c0, c1, c2, c3 = 255, 255, 255, 255
+  for first = 0, n - 1, ICRC_RUN do
+    local last = first + ICRC_RUN - 1
+    if last > n - 1 then last = n - 1 end
+    local run = {byte(raw, first + 1, last + 1)}
+    for off, m in pairs(ormask) do
+      if off >= first and off <= last then run[off - first + 1] = OR8[run[off - first + 1]][m] end
+    end
+    for k = 1, last - first + 1 do
+      local x = XOR8[c0][run[k]]
+      c0, c1, c2, c3 = XOR8[c1][T0[x]], XOR8[c2][T1[x]], XOR8[c3][T2[x]], T3[x]
+    end
   end
-  return bxor(crc, 0xFFFFFFFF)
+  return (255 - c0) + (255 - c1) * 256 + (255 - c2) * 65536 + (255 - c3) * 16777216
 end
 
 local CRC30_POLY, CRC30_MASK = 0x15A94AD5, 0x3FFFFFFF
@@ -67,15 +143,16 @@ end
 local function crc30(ba, value, nbits)
   local crc = CRC30_MASK
   for i = 0, ba:len() - 1 do
-    crc = bxor(band(lshift(crc, 8), CRC30_MASK), CRC30_T[band(bxor(rshift(crc, 22), ba:get_index(i)), 0xFF)])
+    crc = bxor(crc % 4194304 * 256, CRC30_T[XOR8[floor(crc / 4194304)][ba:get_index(i)]])
   end
   for i = nbits - 1, 0, -1 do
-    local fb = band(bxor(rshift(crc, 29), rshift(value, i)), 1)
-    crc = band(lshift(crc, 1), CRC30_MASK)
+    local fb = (floor(crc / 536870912) + floor(value / POW2[i])) % 2
+    crc = crc % 536870912 * 2
     if fb == 1 then crc = bxor(crc, CRC30_POLY) end
   end
   return crc
 end
+-- END BITS
 
 -- ---------------------------------------------------------------------------------------------
 -- headers: each HDR[layer] is data (size, record-key base, title, fields: {name, bit offset,
@@ -84,7 +161,7 @@ end
 
 -- bits of a <= 4-byte big-endian range: drop rshift low bits, keep nbits
 local function bf(r, rs, nbits)
-  return floor(r:uint() / 2 ^ rs) % 2 ^ nbits
+  return floor(r:uint() / POW2[rs]) % POW2[nbits]
 end
 
 -- a 64-bit value from <= 8 bytes; keep_shift > 0: keep the low zero bits
@@ -102,8 +179,8 @@ local function nonzero(tvb, off, bitoff, nbits)
   local b1 = off + floor((bitoff + nbits - 1) / 8)
   for i = b0, b1 do
     local b = tvb(i, 1):uint()
-    if i == b0 then b = b % 2 ^ (8 - bitoff % 8) end
-    if i == b1 then b = floor(b / 2 ^ ((8 - (bitoff + nbits) % 8) % 8)) end
+    if i == b0 then b = b % POW2[8 - bitoff % 8] end
+    if i == b1 then b = floor(b / POW2[(8 - (bitoff + nbits) % 8) % 8]) end
     if b ~= 0 then return true end
   end
   return false
@@ -143,7 +220,7 @@ local FIELD_KINDS = {
   uint = function(t, r, f) return t:add(HF[f.hf], r), bf(r, f.rshift, f.bits) end,
   scaled = function(t, r, f)
     local x = bf(r, f.rshift, f.bits)
-    return t:add(HF[f.hf], r, x * 2 ^ f.shift), x
+    return t:add(HF[f.hf], r, x * POW2[f.shift]), x
   end,
   le = function(t, r, f) return t:add_le(HF[f.hf], r), r:le_uint() end,
   u64 = function(t, r, f) return t:add(HF[f.hf], r), r:uint64() end,
@@ -289,7 +366,7 @@ end
 local function add_value(tree, key, range, value)
   local n = FIRST_HF[key]
   local s = HF_SHIFT[n] or 0
-  if s > 0 then value = value * 2 ^ s end
+  if s > 0 then value = value * POW2[s] end
   return tree:add(HF[n], range, value)
 end
 
@@ -302,10 +379,10 @@ interpret = function(st, its, v, t, start, size)
     end
     if on then
       local x, value = v[it.field], nil
-      if it.kind == "bits" then value = floor(x / 2 ^ it.arg[1]) % (it.arg[2] + 1)
+      if it.kind == "bits" then value = floor(x / POW2[it.arg[1]]) % (it.arg[2] + 1)
       elseif it.kind == "pow2" then
         -- up to 2 x 2^31: past 32 bits, a 64-bit field takes a UInt64
-        local n = it.arg * 2 ^ x
+        local n = it.arg * POW2[x]
         value = UInt64.new(n % 4294967296, floor(n / 4294967296))
       elseif it.kind == "plus" then value = x + it.arg
       else value = it.arg[x] or ("reserved_" .. x) end
@@ -598,7 +675,7 @@ local CCI_VIEWS = {[0] = "ub.cci_caqm", [4] = "ub.cci_fecn", [2] = "ub.cci_fecn_
 
 local function cci(st, value, off, layer)
   if st.prof.cci_dont_care_on_cna and layer ~= "ub.nth" then return end
-  local h = CCI_VIEWS[floor(value / 2 ^ 13)] or "ub.cci_rsvd"
+  local h = CCI_VIEWS[floor(value / POW2[13])] or "ub.cci_rsvd"
   st.quiet = true   -- a view of a word already checked: no reserved-bit warnings (as ubpkt)
   HDR[h].fn(st.tvb, off, st.tree, st)
   st.quiet = false
@@ -682,14 +759,14 @@ local SUBOP = {}
 for _, op in ipairs(ATOMIC_SUBOP_OPCODES) do SUBOP[op] = true end
 AFTER["ub.udetah"] = function(st, v, t, start)
   if SUBOP[earlier(st, "ub.btah.taopcode")] then
-    add_value(t, "ub.udetah.atomic_op", st.tvb(start, 1), floor(v.ud / 2 ^ 20) % 16)
+    add_value(t, "ub.udetah.atomic_op", st.tvb(start, 1), floor(v.ud / POW2[20]) % 16)
   end
 end
 
 -- UB 2.0 §7.2.3: the compact MAETAH gives the length as a code
 AFTER["ub.maetah"] = function(st, v, t, start)
   if v.len_code ~= nil then
-    add_value(t, "ub.maetah.length", st.tvb(start, 8), 64 * 2 ^ v.len_code)
+    add_value(t, "ub.maetah.length", st.tvb(start, 8), 64 * POW2[v.len_code])
   end
 end
 
@@ -707,7 +784,7 @@ AFTER["ub.scan"] = function(st) note_info(st, "Enumeration") end
 -- procedures (grammar.PROCEDURES)
 
 -- IP: handed to Wireshark's IP dissector; UDP to a UB port (or, for ns-3-UB, any port through
--- the heuristic below) comes back to ub_udp with CTX telling it the profile
+-- the heuristic below) comes back to ub (as UDP payload) with CTX telling it the profile
 local function call_ip(st, dissector)
   if st.pos >= st.stop then return end
   st.pinfo.cols.info:set(table.concat(st.info, " "))
@@ -741,7 +818,7 @@ end
 PROC["@ipv4"] = ip_packet(4, "ip")
 PROC["@ipv6"] = ip_packet(6, "ipv6")
 
--- reached through Wireshark's UDP dissector, which calls ub_udp (below) for the UB ports
+-- reached through Wireshark's UDP dissector, which calls ub (below) for the UB ports
 PROC["@udp"] = function() return STOP end
 
 -- the steps after a TAH (logical layers and procedures), as grammar.ta_sequence: a request's
@@ -881,7 +958,7 @@ PROC["@beetah"] = function(st)
   local avail = st.stop - st.pos - st.pad
   local length = earlier(st, "ub.maetah.length")
   if length == nil and earlier(st, "ub.maetah.len_code") ~= nil then
-    length = 64 * 2 ^ earlier(st, "ub.maetah.len_code")
+    length = 64 * POW2[earlier(st, "ub.maetah.len_code")]
   end
   if length ~= nil then
     -- UB 2.0 §7.4.2.1.3: the width follows the MAETAH Length (grammar.be_bits)
@@ -934,8 +1011,8 @@ PROC["@saetph_bitmap"] = function(st, v)
       if order == "byte_lsb" then byte, bit = floor(i / 8), i % 8
       elseif order == "msb_first" then byte, bit = floor(i / 8), 7 - i % 8
       else byte, bit = n - 1 - floor(i / 8), i % 8 end
-      if floor(raw:get_index(byte) / 2 ^ bit) % 2 == 1 then
-        st.tree:add(HF[FIRST_HF["ub.saetph.acked_psns"]], st.tvb(start + byte, 1), (psn + i) % 2 ^ 24)
+      if floor(raw:get_index(byte) / POW2[bit]) % 2 == 1 then
+        st.tree:add(HF[FIRST_HF["ub.saetph.acked_psns"]], st.tvb(start + byte, 1), (psn + i) % POW2[24])
       end
     end
   end
@@ -964,7 +1041,7 @@ local function path_entries(raw, width, hops)
     local d = floor(k / per_dw) * 4
     local dw = ((raw:get_index(d) * 256 + raw:get_index(d + 1)) * 256 + raw:get_index(d + 2)) * 256
                + raw:get_index(d + 3)
-    out[#out + 1] = floor(dw / 2 ^ ((k % per_dw) * width)) % 2 ^ width
+    out[#out + 1] = floor(dw / POW2[(k % per_dw) * width]) % POW2[width]
   end
   return out
 end
@@ -1150,7 +1227,7 @@ PROC["@dllcb"] = function(st)
       local base = st.pos - 32 + 2   -- CRD_NUM: bytes 2..13 of the body
       for g = 0, 3 do
         local w = st.tvb(base + 3 * g, 3):uint()
-        for j = 0, 3 do credits[#credits + 1] = floor(w / 2 ^ (6 * (3 - j))) % 64 end
+        for j = 0, 3 do credits[#credits + 1] = floor(w / POW2[6 * (3 - j)]) % 64 end
       end
       for vl = 0, 15 do
         local val = p.crd_ack_vl0_first and credits[vl + 1] or credits[16 - vl]
@@ -1382,7 +1459,7 @@ local function analyse(st, root)
     show("request_in", out.request_in)
     local ns = out.response_time_ns
     show("response_time", NSTime.new(floor(ns / 1e9), ns % 1e9))
-    show("response_time_ns", UInt64.new(ns % 2^32, floor(ns / 2^32)))
+    show("response_time_ns", UInt64.new(ns % TWO32, floor(ns / TWO32)))
   end
   for _, name in ipairs({"psn_gap", "out_of_order", "retransmission", "duplicate", "tpnak"}) do
     if out[name] then
@@ -1424,7 +1501,7 @@ local function profile_for(default)
   return PROFILE_CHOICE[PROFILE_BY_PREF[ub.prefs.profile] or "auto"] or default
 end
 
--- the UDP ports ub_udp is registered on (the udp_ports preference); a range string "a,b-c"
+-- the UDP ports ub is registered on (the udp_ports preference); a range string "a,b-c"
 local UB_PORTS = {}
 for port in pairs(PROFILE.spec.ub_udp_ports) do UB_PORTS[port] = true end
 local function parse_ports(text)
@@ -1460,7 +1537,7 @@ local function dissect_native(tvb, pinfo, tree, prof, linktype)
   walk(st, START[linktype])
   if st.section then finish_section(st) end
   finish(st)
-  if not st.handed_over then analyse(st, root) end   -- else ub_udp analyses the inner packet
+  if not st.handed_over then analyse(st, root) end   -- else the inner UDP dissection analyses it
   return tvb:len()
 end
 
@@ -1474,7 +1551,7 @@ local function last_of(...)
   return all[#all]
 end
 
-function ub_udp.dissector(tvb, pinfo, tree)
+local function dissect_udp(tvb, pinfo, tree)
   local prof = profile_for(PROFILE.spec)
   if CTX and CTX.num == pinfo.number then prof = CTX.prof end
   pinfo.cols.protocol:set("UB")
@@ -1515,34 +1592,77 @@ end
 -- ---------------------------------------------------------------------------------------------
 -- registration
 
+-- One protocol, `ub`, does every dissection, so every expert item and column shows under one
+-- name (Wireshark files an expert item under the protocol whose dissector is running): `ub` is
+-- what the link types, the UDP ports and the heuristic call, and what Decode As offers on
+-- udp.port.  ub_udp, ub_ns3 and ub_ubl remain as Decode As names: each says how to read the
+-- data (ENTRY) and calls `ub`.  Called without an ENTRY, `ub` reads the data as UDP payload when
+-- UDP called it (the udp.port table, Decode As), as an ns-3-UB trace
+-- or a Linux UB link netdev frame for those link types, else as a UB packet from its LPH.
+local ENTRY = nil
+local ENTRY_NATIVE = {
+  [wtap.USER0] = {PROFILE.ns3, 147},    -- LINKTYPE 147: ns-3-UB traces
+  [wtap.USER1] = {PROFILE.spec, 148},   -- LINKTYPE 148: a UB network packet from its LPH
+  [wtap.USER3] = {PROFILE.spec, 150},   -- LINKTYPE 150: the Linux UB link netdev's frames
+}
+
+-- called by UDP (its port table or Decode As): the ports are UDP's and the table matched one of
+-- them (pinfo, not fields: tshark's first pass of -2 has no tree to read fields from)
+local PT_UDP = 3   -- Wireshark's port_type enumeration (epan/address.h)
+local function after_udp(pinfo)
+  return pinfo.port_type == PT_UDP and
+         (pinfo.match_uint == pinfo.dst_port or pinfo.match_uint == pinfo.src_port)
+end
+
+function ub.dissector(tvb, pinfo, tree)
+  local entry = ENTRY
+  ENTRY = nil
+  if entry == nil then
+    if after_udp(pinfo) then entry = "udp"
+    else entry = ENTRY_NATIVE[pinfo.match_uint] or ENTRY_NATIVE[wtap.USER1] end
+  end
+  if entry == "udp" then return dissect_udp(tvb, pinfo, tree) end
+  return dissect_native(tvb, pinfo, tree, entry[1], entry[2])
+end
+local UB = Dissector.get("ub")
+
+-- the entry's way of reading, then `ub` (a throw inside `ub` still reaches Wireshark as such)
+local function via_ub(entry)
+  return function(tvb, pinfo, tree)
+    ENTRY = entry
+    local ok, r = pcall(UB.call, UB, tvb, pinfo, tree)
+    ENTRY = nil
+    if not ok then error(r, 0) end
+    return r
+  end
+end
+ub_udp.dissector = via_ub("udp")
 local ub_ns3 = Proto("ub_ns3", "UnifiedBus (ns-3-UB trace)")
-function ub_ns3.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.ns3, 147) end
-function ub.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.spec, 148) end
+ub_ns3.dissector = via_ub(ENTRY_NATIVE[wtap.USER0])
 -- a capture on a Linux UB link netdev (ubpkt.record.LINKTYPE_UBL, a profile choice)
 local ub_ubl = Proto("ub_ubl", "UnifiedBus (Linux UB link netdev)")
-function ub_ubl.dissector(tvb, pinfo, tree) return dissect_native(tvb, pinfo, tree, PROFILE.spec, 150) end
+ub_ubl.dissector = via_ub(ENTRY_NATIVE[wtap.USER3])
 
 local wtap_encap = DissectorTable.get("wtap_encap")
-wtap_encap:add(wtap.USER0, ub_ns3)   -- LINKTYPE 147: ns-3-UB traces
-wtap_encap:add(wtap.USER1, ub)       -- LINKTYPE 148: a UB network packet from its LPH
-wtap_encap:add(wtap.USER3, ub_ubl)   -- LINKTYPE 150: the Linux UB link netdev's frames
-for port in pairs(UB_PORTS) do DissectorTable.get("udp.port"):add(port, ub_udp) end
+for encap in pairs(ENTRY_NATIVE) do wtap_encap:add(encap, ub) end
+for port in pairs(UB_PORTS) do DissectorTable.get("udp.port"):add(port, ub) end
+DissectorTable.get("udp.port"):add_for_decode_as(ub_udp)
 function ub.prefs_changed()
   local want = parse_ports(ub.prefs.udp_ports)
   local udp_port = DissectorTable.get("udp.port")
   for port in pairs(UB_PORTS) do
-    if not want[port] then udp_port:remove(port, ub_udp); UB_PORTS[port] = nil end
+    if not want[port] then udp_port:remove(port, ub); UB_PORTS[port] = nil end
   end
   for port in pairs(want) do
-    if not UB_PORTS[port] then udp_port:add(port, ub_udp); UB_PORTS[port] = true end
+    if not UB_PORTS[port] then udp_port:add(port, ub); UB_PORTS[port] = true end
   end
 end
 
 -- UB over UDP is addressed to destination port 4792 whatever the source port (UB 2.0 §5.2.3),
 -- but Wireshark's UDP tries the lower of the two ports first: a well-known source port (53,
--- scapy's default) would open the packet as DNS and never reach ub_udp.  So every port below
+-- scapy's default) would open the packet as DNS and never reach ub.  So every port below
 -- the lowest UB port that has a dissector is routed through this guard, which hands datagrams
--- *to* a UB port to ub_udp and everything else to the dissector it displaced (pinfo.match_uint
+-- *to* a UB port to ub (through ub_udp) and everything else to the dissector it displaced (pinfo.match_uint
 -- is the port the table matched).  Installed at init, once the built-in dissectors have
 -- registered their ports.
 local ub_guard = Proto("ub_udp_guard", "UB over UDP: destination port ahead of the source port")
@@ -1604,13 +1724,10 @@ local function icrc_matches(tvb)
   return icrc32(ip .. udp.range:bytes() .. tvb:bytes(0, n - 4), masks) == stored
 end
 
-ub_udp:register_heuristic("udp", function(tvb, pinfo, tree)
-  if CTX and CTX.num == pinfo.number and CTX.prof.any_udp_port_is_ub then
-    ub_udp.dissector(tvb, pinfo, tree)
-    return true
-  end
-  if ub.prefs.heuristic and CTX == nil and icrc_matches(tvb) then
-    ub_udp.dissector(tvb, pinfo, tree)
+ub:register_heuristic("udp", function(tvb, pinfo, tree)
+  if (CTX and CTX.num == pinfo.number and CTX.prof.any_udp_port_is_ub)
+     or (ub.prefs.heuristic and CTX == nil and icrc_matches(tvb)) then
+    dissect_udp(tvb, pinfo, tree)
     return true
   end
   return false
