@@ -211,7 +211,8 @@ local TEXT_FORMS = {
 local function text_form(kind)
   local form = TEXT_FORMS[kind]
   return function(t, r, f)
-    return t:add(HF[f.hf], r, form(f.dw and hex_dwrev(r) or r:bytes():tohex(true)))
+    local text = form(f.dw and hex_dwrev(r) or r:bytes():tohex(true))
+    return t:add(HF[f.hf], r, text), text
   end
 end
 
@@ -455,6 +456,16 @@ local function earlier(st, key)
   local base, name = key:match("^(.*)%.([^.]+)$")
   local v = base and st.vals[base]
   return v and v[name]
+end
+
+-- the MAETAH's Length in bytes: the full form's field, or the compact form's LEN code
+-- (64 bytes << code, as ubpkt derives ub.maetah.length); nil without a MAETAH
+local function maetah_length(st)
+  local length = earlier(st, "ub.maetah.length")
+  if length == nil and earlier(st, "ub.maetah.len_code") ~= nil then
+    length = 64 * POW2[earlier(st, "ub.maetah.len_code")]
+  end
+  return length
 end
 
 -- ubpkt.formats.checks: a field (own, or a record key of an earlier header) whose value the
@@ -724,7 +735,7 @@ AFTER["ub.cna24"] = cna
 -- UB 2.0 §6.2.1
 AFTER["ub.rtph"] = function(st, v)
   local op = v.tpopcode
-  note_info(st, string.format("%s PSN=%d", TPOPCODE[op] or ("TPOpcode " .. op), v.psn))
+  note_info(st, string.format("%s psn=%d", TPOPCODE[op] or ("TPOpcode " .. op), v.psn))
   st.tp_data = TP_PAIRS[op] ~= nil       -- an RTP data packet: what TP responses acknowledge
   if v.last == 1 and not st.tp_data then
     problem(st, EX.warn, "TPOpcode[7] (last packet) is only valid on RTP data packets")
@@ -789,7 +800,8 @@ local function call_ip(st, dissector)
   if st.pos >= st.stop then return end
   st.pinfo.cols.info:set(table.concat(st.info, " "))
   st.handed_over = true
-  CTX = {num = st.pinfo.number, prof = st.prof, vals = st.vals}
+  -- info: the outer headers' notes, which the inner UB section's Info line starts with
+  CTX = {num = st.pinfo.number, prof = st.prof, vals = st.vals, info = table.concat(st.info, " ")}
   local ok, err = pcall(function()
     Dissector.get(dissector):call(st.tvb(st.pos, st.stop - st.pos):tvb(), st.pinfo, st.ptree)
   end)
@@ -907,6 +919,7 @@ PROC["@tah"] = function(st)
     return STOP
   end
   note_info(st, TAOPCODE[op] or string.format("TAOpcode 0x%02x", op))
+  st.ta_at = #st.info   -- finish() puts tassn= and len= after the TA opcode
   local v, steps
   if TA_RESPONSE_HEADERS[op] ~= nil then
     if st.tp_data and not st.compact and p.ns3_layouts then
@@ -956,10 +969,7 @@ end
 local BE_PAYLOADS = {[64] = true, [128] = true, [256] = true, [512] = true, [1024] = true}
 PROC["@beetah"] = function(st)
   local avail = st.stop - st.pos - st.pad
-  local length = earlier(st, "ub.maetah.length")
-  if length == nil and earlier(st, "ub.maetah.len_code") ~= nil then
-    length = 64 * POW2[earlier(st, "ub.maetah.len_code")]
-  end
+  local length = maetah_length(st)
   if length ~= nil then
     -- UB 2.0 §7.4.2.1.3: the width follows the MAETAH Length (grammar.be_bits)
     local bits = BE_SIZES[1]
@@ -1517,14 +1527,53 @@ local function parse_ports(text)
   return out
 end
 
+-- The one-line summary (ubpkt's summary line, UB part): the notes of the walk (CFG, TP opcode
+-- and psn=, TA opcode, management/enumeration names, [bad ICRC]) with the transaction's
+-- tassn= (INI_TASSN of the BTAH or ATAH) and len= (the MAETAH Length) after the TA opcode.
+local function summary(st)
+  local parts = {}
+  for i, s in ipairs(st.info) do
+    parts[#parts + 1] = s
+    if i == st.ta_at then
+      local ta = st.vals["ub.btah"] or st.vals["ub.atah"]
+      if ta and ta.ini_tassn then parts[#parts + 1] = "tassn=" .. ta.ini_tassn end
+      local length = maetah_length(st)
+      if length then parts[#parts + 1] = "len=" .. tostring(length) end
+    end
+  end
+  return table.concat(parts, " ")
+end
+
+-- Source/Destination of a native UB packet (no IP header; UB 2.0 §5.2.1 CNAs, §5.3 EIDs): the
+-- EIDs when an EIDH is present, else the CNAs, in hex (the CNA's width: 4 or 6 digits).
+local function ub_endpoints(st)
+  local e = st.vals["ub.eidh"]
+  if e and e.seid ~= nil and e.deid ~= nil then
+    if type(e.seid) == "number" then
+      return string.format("EID 0x%05x", e.seid), string.format("EID 0x%05x", e.deid)
+    end
+    return "EID " .. tostring(e.seid), "EID " .. tostring(e.deid)
+  end
+  for _, base in ipairs({"ub.cna16", "ub.cna24"}) do
+    local n = st.vals[base]
+    if n and n.scna ~= nil then
+      local fmt = base == "ub.cna16" and "0x%04x" or "0x%06x"
+      return string.format(fmt, n.scna), string.format(fmt, n.dcna)
+    end
+  end
+end
+
 local function finish(st)
   if st.pos < st.tvb:len() then
     st.pad = 0
     data(st, st.tvb:len() - st.pos)
   end
   if #st.info > 0 and not st.handed_over then
-    local text = table.concat(st.info, " ")
-    if st.inner then st.pinfo.cols.info:append(" " .. text) else st.pinfo.cols.info:set(text) end
+    local text = summary(st)
+    -- set, not append: the Info of a UB packet replaces UDP's port text (UBoE, CFG 3/4)
+    if st.inner and CTX.info ~= "" then text = CTX.info .. " " .. text end
+    st.pinfo.cols.info:set(text)
+    st.tree:append_text(", " .. text)   -- the UnifiedBus root item carries the same line
   end
 end
 
@@ -1537,6 +1586,13 @@ local function dissect_native(tvb, pinfo, tree, prof, linktype)
   walk(st, START[linktype])
   if st.section then finish_section(st) end
   finish(st)
+  if not st.handed_over then    -- no IP header: Wireshark has no addresses to show
+    local src, dst = ub_endpoints(st)
+    if src then
+      pinfo.cols.src:set(src)
+      pinfo.cols.dst:set(dst)
+    end
+  end
   if not st.handed_over then analyse(st, root) end   -- else the inner UDP dissection analyses it
   return tvb:len()
 end
