@@ -403,6 +403,14 @@ class Ledger:
         if f.kind not in LOSSY:             # held back, delivered: nothing to recover
             f.outcome = "benign"
             return
+        # a lost packet whose PSN was sent again after the loss, by a retransmission another
+        # fault already claimed (Go-Back-N resends a whole window: the same copy can answer a
+        # reorder upstream and this loss): that copy carried it
+        for e in x.retx_key.after((ch, psn), f.at, True):
+            if _node_ok(f.src, e[1]):
+                f.outcome, f.by = "recovered", e[2].reason
+                f.note = "by a retransmission also charged to another fault"
+                return
         if self._channel_error(f, x, f.src, ch):
             return
         key = (ch, psn)
