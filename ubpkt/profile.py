@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from .errors import ProfileError
 
-__all__ = ["Profile", "Tuning", "TransportTuning", "TransactionTuning", "SPEC", "NS3", "load_profile", "PROFILES"]
+__all__ = ["Profile", "Tuning", "TransportTuning", "TransactionTuning", "SPEC", "NS3", "load_profile", "PROFILES",
+           "profile_for"]
 
 
 @dataclass(frozen=True)
@@ -270,3 +271,13 @@ def load_profile(path_or_name: str) -> Profile:
     if "ub_udp_ports" in data:
         data["ub_udp_ports"] = tuple(data["ub_udp_ports"])
     return base.with_(**data, **tuning)
+
+
+def profile_for(linktype: int | None, profile: Profile | None = None) -> Profile:
+    """``profile`` when given, else the one a capture link type implies: ns-3-UB trace records
+    (pcap link type 147) are read in the ns3 dialect, everything else in the reference
+    profile."""
+    if profile is not None:
+        return profile
+    from .record import LINKTYPE_NS3
+    return NS3 if linktype == LINKTYPE_NS3 else SPEC

@@ -11,7 +11,7 @@ from ..record import (LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_IPV4, LINKTYPE
                       LINKTYPE_UBL,
                       make_record)
 from ..dissect.fastpath import TemplateCache
-from ..profile import NS3, SPEC, Profile
+from ..profile import Profile, profile_for
 
 LINK_TYPES = {"auto": None, "eth": LINKTYPE_ETHERNET, "ub": LINKTYPE_UB, "ns3": LINKTYPE_NS3,
               "flits": LINKTYPE_FLITS, "sll": LINKTYPE_SLL, "sll2": LINKTYPE_SLL2,
@@ -42,7 +42,7 @@ def iter_records(path, link_type: str = "auto", profile: Profile | None = None,
             return
         for n, pkt in enumerate(cap, 1):
             lt = forced if forced is not None else pkt.linktype
-            prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
+            prof = profile_for(lt, profile)
             if fast:
                 cache = caches.get(id(prof))
                 if cache is None:
@@ -98,7 +98,7 @@ def iter_ndjson(path, link_type: str = "auto", profile: Profile | None = None,
             return
         if cap.format == "pcap":
             lt = forced if forced is not None else cap.linktype
-            prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
+            prof = profile_for(lt, profile)
             cache = TemplateCache(prof)
             cache.digits = time_digits(cap)
             yield from _pcap_ndjson(cap, lt, cache, progress)
@@ -110,7 +110,7 @@ def iter_ndjson(path, link_type: str = "auto", profile: Profile | None = None,
             lt = forced if forced is not None else pkt.linktype
             cache = caches.get(lt)
             if cache is None:
-                prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
+                prof = profile_for(lt, profile)
                 cache = caches[lt] = TemplateCache(prof)
             if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
                 known, digits = len(cap.interfaces), time_digits(cap)
@@ -153,7 +153,7 @@ def iter_summary(path, link_type: str = "auto", profile: Profile | None = None,
 
         if cap.format == "pcap":
             lt = forced if forced is not None else cap.linktype
-            prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
+            prof = profile_for(lt, profile)
             summary = TemplateCache(prof).summary
             digits = time_digits(cap)
 
@@ -170,7 +170,7 @@ def iter_summary(path, link_type: str = "auto", profile: Profile | None = None,
             lt = forced if forced is not None else pkt.linktype
             cache = caches.get(lt)
             if cache is None:
-                prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
+                prof = profile_for(lt, profile)
                 cache = caches[lt] = TemplateCache(prof)
             if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
                 known, digits = len(cap.interfaces), time_digits(cap)
@@ -211,7 +211,7 @@ def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
             return
         if cap.format == "pcap":
             lt = forced if forced is not None else cap.linktype
-            prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
+            prof = profile_for(lt, profile)
             pick = TemplateCache(prof).pick
 
             def render(buf, lt, n, tns, orig):
@@ -226,7 +226,7 @@ def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
             lt = forced if forced is not None else pkt.linktype
             cache = caches.get(lt)
             if cache is None:
-                prof = profile or (NS3 if lt == LINKTYPE_NS3 else SPEC)
+                prof = profile_for(lt, profile)
                 cache = caches[lt] = TemplateCache(prof)
             out.append((n, pkt.time_ns, *cache.pick(pkt.data, lt)))
             if n % 2048 == 0:
@@ -315,7 +315,7 @@ def _flits(path, profile: Profile | None) -> Iterator[dict]:
     """A flit stream (pcap linktype 149 or a raw file of whole flits): one record per DLLCB and
     per reassembled DLLDP (``ubpkt.dissect.flitstream``)."""
     from ..dissect.flitstream import decode_flit_stream
-    yield from decode_flit_stream(str(path), profile or SPEC)
+    yield from decode_flit_stream(str(path), profile_for(LINKTYPE_FLITS, profile))
 
 
 def file_size(path) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys as _sys
 
 from ..formats.grammar import START
-from ..profile import NS3, SPEC, Profile
+from ..profile import Profile, profile_for
 from .frame import (BYTE_LAYERS, ERROR, INFO, LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_NS3,
                     LINKTYPE_UB, WARNING, Frame)
 from .walk import PROCS, reads, run
@@ -45,8 +45,7 @@ def dissect(buf, linktype: int = LINKTYPE_UB, profile: Profile | None = None, *,
     147 an ns-3-UB trace record (selects the ns3 dialect unless a profile is given).
     ``layer_list``: a list (subclass) to collect the layer ids in, given the frame as its
     ``frame`` attribute first (``ubpkt.views.tree`` notes where each layer ends this way)."""
-    if profile is None:
-        profile = NS3 if linktype == LINKTYPE_NS3 else SPEC
+    profile = profile_for(linktype, profile)
     fr = Frame(buf, profile)
     if layer_list is not None:
         layer_list.frame = fr

@@ -38,8 +38,7 @@ from ..encode import encode_layers, record_layers
 from ..formats import HEADERS
 from ..formats.derived import BYTE_RUNS
 from ..formats.grammar import TP_PAIRS, TP_RESPONSES_NS3
-from ..profile import NS3, SPEC, Profile
-from ..record import LINKTYPE_NS3
+from ..profile import Profile, profile_for
 
 __all__ = ["RewriteSpec", "Rewriter", "parse_ip_map", "parse_int_map", "parse_mac",
            "layer_offsets", "PSN_FIELDS", "TPN_FIELDS"]
@@ -191,9 +190,7 @@ class Rewriter:
                       "failed": 0, "psn_channels": 0}
 
     def _profile(self, linktype: int) -> Profile:
-        if self.profile is not None:
-            return self.profile
-        return NS3 if linktype == LINKTYPE_NS3 else SPEC
+        return profile_for(linktype, self.profile)
 
     def rewrite(self, frame: bytes, linktype: int) -> bytes:
         """``frame`` rewritten (or unchanged, see the module doc)."""

@@ -25,8 +25,7 @@ from ..formats.grammar import (AUTO_FILL, ICRC_COVERAGE, NEXT, PADDING, TRANSPOR
 from ..link.crc30 import block_crc
 from ..link.plength import plength as _plength
 from ..network.icrc import icrc
-from ..profile import NS3, SPEC, Profile
-from ..record import LINKTYPE_NS3
+from ..profile import SPEC, Profile, profile_for
 
 __all__ = ["encode_layers", "encode_record", "icrc_coverage", "EncodeError", "RULES"]
 
@@ -305,6 +304,5 @@ def _layer_keys(layer: str) -> tuple:
 
 def encode_record(record: Mapping, profile: Profile | None = None) -> bytes:
     """Re-encode a decoded record (every field explicit, so the bytes come back unchanged)."""
-    if profile is None:
-        profile = NS3 if record.get("linktype") == LINKTYPE_NS3 else SPEC
+    profile = profile_for(record.get("linktype"), profile)
     return encode_layers(record_layers(record), profile, add_layers=False)
