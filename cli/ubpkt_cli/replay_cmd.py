@@ -68,7 +68,6 @@ def replay(pcap, to, iface, bind, dialect, multiplier, pps, mbps, topspeed, loop
     answers (schema ubpkt.replay-initiator/1; exit 1 when a difference or a missing answer)."""
     from ubpkt.drivers.rewrite import RewriteSpec, parse_int_map, parse_ip_map, parse_mac
     from ubpkt.drivers.udp import parse_hostport
-    from ubpkt.errors import CaptureError
 
     if (to is None) == (iface is None):
         raise click.UsageError("give one destination: --to HOST:PORT or --iface IF")
@@ -109,14 +108,7 @@ def replay(pcap, to, iface, bind, dialect, multiplier, pps, mbps, topspeed, loop
     cfg = ReplayConfig(pcap=pcap, to=peer, iface=iface, bind=local, multiplier=multiplier,
                        pps=pps, mbps=mbps, topspeed=topspeed, loop=loop, limit=limit,
                        dialect=dialect, rewrite=spec)
-    try:
-        report = run_replay(cfg)
-    except RuntimeError as exc:
-        raise click.ClickException(str(exc)) from None
-    except CaptureError as exc:
-        raise click.ClickException(f"{pcap}: {exc}") from None
-    except OSError as exc:
-        raise click.ClickException(f"socket: {exc.strerror or exc}") from None
+    report = _run(run_replay, cfg, pcap, RuntimeError)
     emit_report(report, report_file)
     if not quiet:
         click.echo(f"ubpkt replay {pcap} -> {report['destination']}: {report['frames']} frames, "
@@ -128,21 +120,27 @@ def replay(pcap, to, iface, bind, dialect, multiplier, pps, mbps, topspeed, loop
     sys.exit(1 if report["send_errors"] else 0)
 
 
-def _live(pcap, peer, local, dialect, spec, side, timeout, ignore, report_file, quiet,
-          answers=None):
-    from ubpkt.drivers.replay_live import LiveConfig, run_live
+def _run(fn, cfg, pcap, own_error):
+    """``fn(cfg)``, its failures as one-line errors (exit 1): ``own_error`` (what the run
+    itself refuses), the capture's, the socket's."""
     from ubpkt.errors import CaptureError
     try:
-        cfg = LiveConfig(pcap=pcap, peer=peer, bind=local or ("127.0.0.1", 0),
-                         dialect=dialect, rewrite=spec, side=side, timeout_s=timeout,
-                         ignore=tuple(ignore), answers=answers)
-        report = run_live(cfg)
-    except ValueError as exc:
+        return fn(cfg)
+    except own_error as exc:
         raise click.ClickException(str(exc)) from None
     except CaptureError as exc:
         raise click.ClickException(f"{pcap}: {exc}") from None
     except OSError as exc:
         raise click.ClickException(f"socket: {exc.strerror or exc}") from None
+
+
+def _live(pcap, peer, local, dialect, spec, side, timeout, ignore, report_file, quiet,
+          answers=None):
+    from ubpkt.drivers.replay_live import LiveConfig, run_live
+    cfg = LiveConfig(pcap=pcap, peer=peer, bind=local or ("127.0.0.1", 0),
+                     dialect=dialect, rewrite=spec, side=side, timeout_s=timeout,
+                     ignore=tuple(ignore), answers=answers)
+    report = _run(run_live, cfg, pcap, ValueError)
     emit_report(report, report_file)
     if not quiet:
         click.echo(f"ubpkt replay --as-initiator {pcap} -> {report['peer']}: "
