@@ -13,7 +13,7 @@ from ubpkt.capture.stream import LINK_TYPES
 STAT_KINDS = ("summary", "conv", "endpoints", "io", "srt", "expert")
 
 
-class _records:
+class _Records:
     """The capture's records with their frame clock, opened at once (an unusable file fails,
     exit 2, before any output); ``damaged`` after the loop: the command exits 2 (as tshark)."""
 
@@ -149,7 +149,7 @@ def _feed(st, kind, file, link_type, profile, started) -> bool:
     of stdout goes away meanwhile (``| head -1``) reading stops (BrokenPipeError: exit 0)."""
     from ubpkt_cli.errors import reader_gone
     if kind != "summary":
-        records = _records(file, link_type, profile)   # opened (or failed, exit 2) first
+        records = _Records(file, link_type, profile)   # opened (or failed, exit 2) first
         started()
         for n, rec in enumerate(records, 1):
             st.add(rec)
@@ -209,7 +209,7 @@ def follow(file, channel, tassn, link_type, profile, report_file):
     an = Analyzer()
     n = 0
     out = sys.stdout
-    records = _records(file, link_type, profile)
+    records = _Records(file, link_type, profile)
     for rec in records:
         got = an.add(rec)
         if not flt(rec):
