@@ -145,7 +145,7 @@ def test_link_frame_output_goes_through_phy_tx_and_back(tmp_path, sample_capture
     assert r.exit_code == 0
     # a capture of another link type is refused by phy tx
     r = run("phy", "tx", native, "-o", lanes)
-    assert r.exit_code == 2 and "not a flit stream (149)" in r.stderr
+    assert r.exit_code == 2 and "not a flit stream (151)" in r.stderr
 
 
 def test_phy_rx_empty_and_foreign_files(tmp_path):

@@ -16,7 +16,7 @@ from ubpkt.capture import open_capture
 from ubpkt.dissect import dissect
 from ubpkt.dissect.fastpath import TemplateCache
 from ubpkt.formats.samples import samples
-from ubpkt.record import make_record
+from ubpkt.record import FLIT_LINKTYPES, make_record
 from ubpkt.views.output import summary_line
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ def _capture_frames(sample_captures, ns3_dir=None):
     out = []
     for path in paths:
         with open_capture(path) as cap:
-            if cap.linktype == 149:
+            if cap.linktype in FLIT_LINKTYPES:
                 continue
             for p in cap:
                 out.append((p.data, p.linktype, NS3 if p.linktype == 147 else SPEC))

@@ -33,7 +33,7 @@ _EXPORTS = {
     "FilterError": "errors", "ProfileError": "errors",
     "ERROR": "record", "WARNING": "record", "INFO": "record",
     "LINKTYPE_ETHERNET": "record", "LINKTYPE_NS3": "record", "LINKTYPE_UB": "record",
-    "LINKTYPE_FLITS": "record",
+    "LINKTYPE_FLITS": "record", "LINKTYPE_FLITS_OLD": "record", "FLIT_LINKTYPES": "record",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -12,7 +12,8 @@ what is wrong with the frame, each an *issue* dict ``{"severity", "layer", "fiel
 from __future__ import annotations
 
 __all__ = ["ERROR", "WARNING", "INFO", "SEVERITIES", "LINKTYPE_ETHERNET", "LINKTYPE_NS3",
-           "LINKTYPE_UB", "LINKTYPE_FLITS", "LINKTYPE_RAW", "LINKTYPE_IPV4", "LINKTYPE_IPV6",
+           "LINKTYPE_UB", "LINKTYPE_FLITS", "LINKTYPE_FLITS_OLD", "FLIT_LINKTYPES",
+           "LINKTYPE_RAW", "LINKTYPE_IPV4", "LINKTYPE_IPV6",
            "LINKTYPE_SLL", "LINKTYPE_SLL2", "LINKTYPE_UBL", "LINKTYPE_NAMES", "RECORD_KEYS",
            "ISSUE_KEYS",
            "make_issue", "make_record", "has_errors"]
@@ -22,12 +23,20 @@ ERROR, WARNING, INFO = "error", "warning", "info"
 SEVERITIES = (ERROR, WARNING, INFO)
 
 #: pcap link types ubpkt reads and writes.  147 and 148 are the pcap "user" link types
-#: (DLT_USER0/1): 147 carries ns-3-UB trace records, 148 a UB network packet from its LPH;
-#: 149 (DLT_USER2) a stream of 20-byte flits (UB 2.0 §4.3.4).
+#: (DLT_USER0/1): 147 carries ns-3-UB trace records, 148 a UB network packet from its LPH.
 LINKTYPE_ETHERNET = 1
 LINKTYPE_NS3 = 147
 LINKTYPE_UB = 148
-LINKTYPE_FLITS = 149
+#: A stream of 20-byte flits (UB 2.0 §4.3.4): no registered pcap link type exists for it, so the
+#: reference profile takes 151 (LINKTYPE_USER4, DLT_USER4), a user link type nothing else of
+#: ubpkt uses (docs/profile.md, "Link types").  ubpkt wrote 149 (LINKTYPE_USER2) before, but
+#: Wireshark hands USER2 to its PKTAP dissector (DLT_PKTAP is DLT_USER2 on macOS), so such files
+#: open as malformed PKTAP headers there.  Captures of the old number are still read as flit
+#: streams (:data:`FLIT_LINKTYPES`); nothing of ubpkt writes it any more.
+LINKTYPE_FLITS = 151
+LINKTYPE_FLITS_OLD = 149
+#: the link types read as a flit stream: the current number and the one ubpkt wrote before
+FLIT_LINKTYPES = frozenset((LINKTYPE_FLITS, LINKTYPE_FLITS_OLD))
 #: What UB hosts' own capture tools write for UB over IP: raw IP (101; 228 IPv4, 229 IPv6) and
 #: the Linux cooked captures of ``tcpdump -i any`` (113 SLL, 276 SLL2).
 LINKTYPE_RAW = 101
@@ -38,7 +47,7 @@ LINKTYPE_SLL2 = 276
 #: A capture on a Linux UB link netdev (``ublN``, ARPHRD_UB 38; openEuler drivers/net/ub/dev/ubl.c):
 #: the software frame, a CFG byte, then CC and NPI before an IP packet, or a CFG-5 frame.  No pcap
 #: link type exists for it: the reference profile takes 150 (LINKTYPE_USER3), the first user link
-#: type ubpkt does not already use (docs/profile.md).
+#: type ubpkt did not already use then (docs/profile.md).
 LINKTYPE_UBL = 150
 LINKTYPE_NAMES = {"eth": LINKTYPE_ETHERNET, "ns3": LINKTYPE_NS3, "ub": LINKTYPE_UB,
                   "flits": LINKTYPE_FLITS, "raw": LINKTYPE_RAW, "ipv4": LINKTYPE_IPV4,

@@ -8,6 +8,7 @@ import sys
 import click
 
 from ubpkt.capture import CaptureError
+from ubpkt.record import FLIT_LINKTYPES
 from ubpkt.views.filter import FilterError, compile_filter
 from ubpkt.views.output import (layer_fields, summary_line, time_text, to_fields_line,
                           to_json_bytes, to_json_line)
@@ -214,7 +215,7 @@ def _plain_pcap(path) -> bool:
         fmt = pcap_format(path)
     except (CaptureError, OSError):
         return False
-    return fmt is not None and fmt[2] != 149
+    return fmt is not None and fmt[2] not in FLIT_LINKTYPES
 
 
 def _jobs(value: int, path) -> int:
@@ -350,8 +351,8 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
            print_too, time_fmt, line_flush, no_resolve, two_pass, link_type, profile, quiet,
            jobs, report_file):
     """Decode a capture (pcap/pcapng, plain or gzip, FILE '-' for stdin; Ethernet/UBoE, Linux
-    cooked SLL/SLL2, raw IP, raw UB 148, ns-3-UB 147, flits 149).  A damaged capture: every
-    readable frame is decoded, the damage is reported on stderr, exit status 2.
+    cooked SLL/SLL2, raw IP, raw UB 148, ns-3-UB 147, flits 151 (and 149, the old number)).
+    A damaged capture: every readable frame is decoded, the damage is reported on stderr, exit status 2.
 
     Takes tshark's options: -r, -Y, -e/-E, -T, -V, -x, -w, -t, -l, -n, -2, -c."""
     from ubpkt.views.analysis import Analyzer, first_pass

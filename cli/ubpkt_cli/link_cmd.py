@@ -6,15 +6,20 @@ import sys
 
 import click
 from rich.console import Console
+from ubpkt.record import FLIT_LINKTYPES, LINKTYPE_FLITS
 
 err = Console(stderr=True)
 
 NATIVE = (147, 148)            # captures whose records are network packets from the LPH
 
 
-FLITS = 149                    # a flit stream (ubpkt.record.LINKTYPE_FLITS)
+#: a flit stream: written as ubpkt.record.LINKTYPE_FLITS (151), read also as 149, the number
+#: earlier versions wrote (record.FLIT_LINKTYPES)
+FLITS = LINKTYPE_FLITS
+FLITS_READ = tuple(sorted(FLIT_LINKTYPES))
 _LINK_NAMES = {1: "Ethernet", 101: "raw IP", 113: "Linux cooked", 147: "ns-3-UB",
-               148: "UB network packets", 149: "flits", 228: "raw IPv4", 229: "raw IPv6",
+               148: "UB network packets", 149: "flits (old number)", 151: "flits",
+               228: "raw IPv4", 229: "raw IPv6",
                276: "Linux cooked v2", 150: "Linux UB link netdev"}
 
 
@@ -35,8 +40,8 @@ def _open_capture(path, linktypes=NATIVE, what="a capture of UB network packets 
 
 
 def _flit_source(path):
-    """Check that ``path`` is a flit stream: a capture of link type 149, or a raw file of whole
-    20-byte flits; exit 2 with one line otherwise.  Returns the path."""
+    """Check that ``path`` is a flit stream: a capture of link type 151 (or 149), or a raw file
+    of whole 20-byte flits; exit 2 with one line otherwise.  Returns the path."""
     import os
     from ubpkt.dissect.flitstream import _PCAP_MAGICS
     from ubpkt_cli.errors import InputError, input_error
@@ -47,7 +52,7 @@ def _flit_source(path):
     except OSError as e:
         raise input_error(path, e)
     if head in _PCAP_MAGICS:
-        _open_capture(path, (FLITS,), "a flit stream (149, what `ubpkt link frame` writes)"
+        _open_capture(path, FLITS_READ, "a flit stream (151, what `ubpkt link frame` writes)"
                       ).close()
     elif head[:2] == b"\x1f\x8b":
         raise InputError(f"{path}: gzip-compressed; decompress it first (gunzip)")
@@ -93,7 +98,7 @@ def link() -> None:
 @link.command()
 @click.argument("infile", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="flit stream: pcap linktype 149, or raw flits with --raw")
+              help="flit stream: pcap linktype 151, or raw flits with --raw")
 @click.option("--non-crc", is_flag=True, help="non-CRC encapsulation (END instead of BCRC)")
 @click.option("--raw", is_flag=True, help="write a raw file of whole flits instead of a pcap")
 @click.option("--controls", is_flag=True,
@@ -107,7 +112,7 @@ def frame(infile, output, non_crc, raw, controls, error_flag) -> None:
     crc_mode = not non_crc
     skipped = 0
     count = 0
-    out = open(output, "wb") if raw else _writer(output, 149)
+    out = open(output, "wb") if raw else _writer(output, FLITS)
 
     def put(data, t):
         if raw:
@@ -187,7 +192,7 @@ def _frame_with_engine(packets, put, crc_mode):
               help="pcap (linktype 148) of the reassembled network packets")
 @click.option("--non-crc", is_flag=True, help="the stream uses non-CRC encapsulation")
 def deframe(infile, output, non_crc) -> None:
-    """Reassemble the DLLDPs of a flit stream (pcap linktype 149 or raw flits)."""
+    """Reassemble the DLLDPs of a flit stream (pcap linktype 151 or 149, or raw flits)."""
     from ubpkt.dissect.flitstream import iter_flit_chunks
     from ubpkt.link.framing import Deframer
     from ubpkt.profile import SPEC

@@ -43,8 +43,10 @@ def _read(path: str) -> bytes:
 
 
 def _flit_bytes(path: str, data: bytes) -> bytes:
-    """The flits of ``data``: a raw stream of whole 20-byte flits, or a capture of link type 149
-    (what ``ubpkt link frame`` writes by default) whose records are joined."""
+    """The flits of ``data``: a raw stream of whole 20-byte flits, or a capture of link type 151
+    (what ``ubpkt link frame`` writes by default; 149, the number earlier versions wrote, is
+    read too) whose records are joined."""
+    from ubpkt.record import FLIT_LINKTYPES, LINKTYPE_FLITS
     from ubpkt_cli.errors import InputError, input_error
     if data[:4] not in PCAP_MAGICS:
         if len(data) % 20:
@@ -53,10 +55,10 @@ def _flit_bytes(path: str, data: bytes) -> bytes:
     from ubpkt.capture import CaptureError, open_capture
     try:
         with open_capture(path) as cap:
-            if cap.linktype != 149:
+            if cap.linktype not in FLIT_LINKTYPES:
                 raise InputError(f"{path}: a capture of link type {cap.linktype}, not a flit "
-                                 "stream (149)")
-            out = b"".join(p.data for p in cap if p.linktype == 149)
+                                 f"stream ({LINKTYPE_FLITS})")
+            out = b"".join(p.data for p in cap if p.linktype in FLIT_LINKTYPES)
             if cap.problem_count:
                 raise InputError(f"{path}: damaged capture: {cap.problems[0]}")
     except (OSError, CaptureError) as e:
@@ -136,7 +138,7 @@ def phy() -> None:
 @click.option("--amctl-period", type=click.IntRange(16, 1 << 24), default=None,
               help="symbols per lane between AMCTLs (default: profile Period0 = 6656)")
 def tx_cmd(flits, output, lanes, fec, interleave, modulation, amctl_period):
-    """Turn a flit stream (whole 20-byte flits, raw or the linktype-149 pcap `link frame`
+    """Turn a flit stream (whole 20-byte flits, raw or the linktype-151 pcap `link frame`
     writes) into per-lane UI streams."""
     from ubpkt.phy.pcs import TxConfig, tx
     from ubpkt.phy.profile import DEFAULT_PROFILE

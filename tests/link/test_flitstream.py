@@ -5,7 +5,7 @@ import pytest
 
 from click.testing import CliRunner
 
-from ubpkt.record import RECORD_KEYS
+from ubpkt.record import LINKTYPE_FLITS, RECORD_KEYS
 from ubpkt.capture import PcapWriter, open_capture
 from ubpkt.link import control as C
 from ubpkt.link import fill_plength, frame_packet
@@ -39,7 +39,7 @@ def test_records_for_blocks_and_packets():
 def test_sources_and_times(tmp_path):
     ps = packets(10)
     path = tmp_path / "f.pcap"
-    with PcapWriter(path, 149) as w:
+    with PcapWriter(path, LINKTYPE_FLITS) as w:
         for i, p in enumerate(ps):
             f = frame_packet(p)
             w.write(f[:40], 1000 * i)          # split a DLLDP over two records

@@ -3,7 +3,8 @@
 Files are read in large chunks and records are cut from a memoryview, so memory stays constant
 whatever the file size.  Link types: 1 Ethernet (UBoE), 113/276 Linux cooked captures (SLL,
 SLL2: ``tcpdump -i any``), 101/228/229 raw IP, 147 ns-3-UB (LINKTYPE_USER0), 148 raw UB network
-packets from the LPH and 149 flit streams (ubpkt's reference-profile use of USER1/USER2).
+packets from the LPH and 151 flit streams (ubpkt's reference-profile use of USER1/USER4; 149,
+USER2, the flit streams of earlier ubpkt versions, is still read: ``record.FLIT_LINKTYPES``).
 A gzip-compressed capture is read as it is (what ``tcpdump -w - | gzip`` and Wireshark's
 "compress with gzip" write); ``-`` reads standard input.
 

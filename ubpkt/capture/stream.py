@@ -6,8 +6,8 @@ from typing import Iterator
 
 from .pcap import _MAX_RECORD, open_capture, pcap_record_problem, pcap_tail_problem
 from ..dissect import decode
-from ..record import (LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_IPV4, LINKTYPE_IPV6,
-                      LINKTYPE_NS3, LINKTYPE_RAW, LINKTYPE_SLL, LINKTYPE_SLL2, LINKTYPE_UB,
+from ..record import (FLIT_LINKTYPES, LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_IPV4,
+                      LINKTYPE_IPV6, LINKTYPE_NS3, LINKTYPE_RAW, LINKTYPE_SLL, LINKTYPE_SLL2, LINKTYPE_UB,
                       LINKTYPE_UBL,
                       make_record)
 from ..dissect.fastpath import TemplateCache
@@ -36,7 +36,7 @@ def iter_records(path, link_type: str = "auto", profile: Profile | None = None,
         return
     caches: dict = {}
     with open_capture(path) as cap:
-        if forced is None and cap.linktype == LINKTYPE_FLITS:
+        if forced is None and cap.linktype in FLIT_LINKTYPES:
             cap.close()
             yield from _flits(path, profile)
             return
@@ -91,7 +91,7 @@ def iter_ndjson(path, link_type: str = "auto", profile: Profile | None = None,
         return
     caches: dict = {}
     with open_capture(path) as cap:
-        if forced is None and cap.linktype == LINKTYPE_FLITS:
+        if forced is None and cap.linktype in FLIT_LINKTYPES:
             cap.close()
             for rec in _flits(path, profile):
                 yield to_json_bytes(rec)
@@ -142,7 +142,7 @@ def iter_summary(path, link_type: str = "auto", profile: Profile | None = None,
     clock = TimeColumn(time_fmt)
     caches: dict = {}
     with open_capture(path) as cap:
-        if forced is None and cap.linktype == LINKTYPE_FLITS:
+        if forced is None and cap.linktype in FLIT_LINKTYPES:
             cap.close()
             yield from flit_lines()
             return
@@ -205,7 +205,7 @@ def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
         return
     caches: dict = {}
     with open_capture(path) as cap:
-        if forced is None and cap.linktype == LINKTYPE_FLITS:
+        if forced is None and cap.linktype in FLIT_LINKTYPES:
             cap.close()
             yield from flit_parts()
             return
@@ -312,8 +312,8 @@ TruncatedCapture = DamagedCapture
 
 
 def _flits(path, profile: Profile | None) -> Iterator[dict]:
-    """A flit stream (pcap linktype 149 or a raw file of whole flits): one record per DLLCB and
-    per reassembled DLLDP (``ubpkt.dissect.flitstream``)."""
+    """A flit stream (pcap linktype 151, or 149 as ubpkt wrote it before, or a raw file of whole
+    flits): one record per DLLCB and per reassembled DLLDP (``ubpkt.dissect.flitstream``)."""
     from ..dissect.flitstream import decode_flit_stream
     yield from decode_flit_stream(str(path), profile_for(LINKTYPE_FLITS, profile))
 

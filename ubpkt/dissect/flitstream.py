@@ -1,6 +1,7 @@
 """Flit streams in captures: delimit, check, reassemble and decode (UB 2.0 §4.3.4).
 
-:func:`decode_flit_stream` turns a stream of whole 20-byte flits - pcap linktype 149 records
+:func:`decode_flit_stream` turns a stream of whole 20-byte flits - pcap linktype 151 records
+(or 149, the number earlier ubpkt versions wrote: ``record.FLIT_LINKTYPES``)
 (flits of consecutive records form one stream), a raw file of flits, or bytes - into records, one
 per DLLCB and one per reassembled DLLDP.  A DLLDP's network packet is decoded by
 ``ubpkt.dissect.dissect(packet, 148, profile)`` and its layers, fields and issues are merged
@@ -113,8 +114,8 @@ def decode_flit_stream(source, profile: Profile = SPEC, *, crc_mode: bool | None
                        chunk_size: int = CHUNK) -> Iterator[dict]:
     """Records of a flit stream, one per DLLCB and per reassembled DLLDP, in stream order.
 
-    ``source``: bytes; a path (pcap/pcapng of linktype 149, else a raw file of whole flits); a
-    binary file object (raw flits); or an iterable of capture packets (``.data``, ``.time_ns``,
+    ``source``: bytes; a path (pcap/pcapng of linktype 151 or 149, else a raw file of whole
+    flits); a binary file object (raw flits); or an iterable of capture packets (``.data``, ``.time_ns``,
     e.g. ``ubpkt.capture.open_capture(path)``).  ``crc_mode`` defaults to ``profile.crc_mode``.
     A record's ``time`` is that of the capture record holding the unit's first flit.
     Never raises on bad input (undelimitable bytes become records with an error issue)."""

@@ -121,7 +121,7 @@ DERIVED: tuple[Derived, ...] = (
     Derived("ub.atah.rspinfo_name", "string", "RSPINFO meaning", "ub.atah",
             spec="UB 2.0 §7.2.2"),
     Derived("data.len", "uint", "Payload length", "data", bits=32),
-    # flit streams (linktype 149)
+    # flit streams (linktype 151, record.LINKTYPE_FLITS)
     Derived("ub.flit.offset", "uint", "Stream offset of the unit's first flit", "ub.flits",
             bits=64, spec="UB 2.0 §4.3.4"),
     Derived("ub.flit.index", "uint", "Index of the unit's first flit", "ub.flits", bits=64),
