@@ -38,13 +38,18 @@ from ubpkt.profile import PROFILES  # noqa: E402
 
 OUT = HERE / "ub.lua"
 DISPATCH = HERE / "ub_dispatch.lua"
+#: the flit-stream dissector (hand-written), run after the walk with the same environment
+FLITS = HERE / "ub_flits.lua"
+#: the layers of a flit-stream unit (ubpkt.dissect.flitstream) that ub_flits.lua shows
+FLIT_LAYERS = {"ub.flits": "UB flit-stream unit", "ub.dlldp": "UB DLL data packet (DLLDP)"}
 
 
 def _plugin_layer(layer: str) -> bool:
-    """A layer the plugin shows: a declared UB header or a UB byte run / trailer.  The flit-stream
-    layers (linktype 149) are not decoded by the plugin; Wireshark's own dissectors own ``data``,
+    """A layer the plugin shows: a declared UB header, a UB byte run / trailer, or a flit-stream
+    unit's layer (linktype 151, ub_flits.lua); Wireshark's own dissectors own ``data``,
     ``eth``, ``ip`` and the other carrier names."""
-    return layer.startswith("ub.") and (layer in HEADERS or layer in BYTE_LAYER_TITLES)
+    return layer.startswith("ub.") and (layer in HEADERS or layer in BYTE_LAYER_TITLES
+                                        or layer in FLIT_LAYERS)
 
 
 def _lua_ctor(d: Derived) -> str:
@@ -69,7 +74,7 @@ EXTRA_FIELDS = [(d.key, _lua_ctor(d), d.title, d.enum, d.layer) for d in DERIVED
 
 #: Layers the walk adds that have no declared header (a byte run or a trailer).
 EXTRA_LAYERS = [(layer, title) for layer, title in BYTE_LAYER_TITLES.items()
-                if layer.startswith("ub.") and layer not in HEADERS]
+                if layer.startswith("ub.") and layer not in HEADERS] + list(FLIT_LAYERS.items())
 
 
 def lua_str(s: str) -> str:
@@ -558,6 +563,8 @@ class Gen:
         shifts = ", ".join(f"[{n}] = {s}" for n, s in sorted(self.hf_shift.items()) if s)
         prof_lines = []
         walk = DISPATCH.read_text(encoding="utf-8")
+        # the profile attributes either hand-written file reads
+        consulted_text = walk + FLITS.read_text(encoding="utf-8")
         missing = sorted(p for p in procedures_used() if f'PROC["{p}"]' not in walk)
         if missing:
             raise SystemExit(f"{DISPATCH.name} implements no {', '.join(missing)} "
@@ -567,7 +574,7 @@ class Gen:
             items = []
             for k, v in asdict(prof).items():
                 # only the choices the walk or the grammar tables read
-                if not (k in consulted or re.search(rf"\b{k}\b", walk)):
+                if not (k in consulted or re.search(rf"\b{k}\b", consulted_text)):
                     continue
                 if isinstance(v, bool):
                     items.append(f"{k} = {'true' if v else 'false'}")
@@ -595,6 +602,10 @@ class Gen:
         dllcb = ", ".join(f"[{c * 16 + s}] = {lua_str(n)}" for (c, s), n in
                           sorted(E.DLLCB_TYPES.items()))
         enum_lines.append(f"local DLLCB_TYPES = {{{dllcb}}}  -- key: CTRL * 16 + SUB_CTRL")
+        from ubpkt.link.framing import DLLDP_CFGS
+        enum_lines.append("local DLLDP_CFGS = {" + ", ".join(f"[{c}] = true" for c in
+                                                            sorted(DLLDP_CFGS))
+                          + "}  -- the LPH CFGs of a DLLDP (UB 2.0 Table 4-1)")
         sub = []
         for code, names in sorted(E.MGMT_SUB_CODE.items()):
             sub.append(f"[{code}] = {{" + ", ".join(f"[{k}] = {lua_str(v)}"
@@ -678,7 +689,7 @@ class Gen:
             "-- the generic walk and the grammar's procedures: ub_dispatch.lua, next to this file,",
             "-- loaded at run time and given the tables above",
             "-- ---------------------------------------------------------------------------------",
-            *loader_lines(sorted(enum_tables) + ["DLLCB_TYPES", "MGMT_SUB_CODE"]),
+            *loader_lines(sorted(enum_tables) + ["DLLCB_TYPES", "DLLDP_CFGS", "MGMT_SUB_CODE"]),
             "",
         ]
         return "\n".join(out)
@@ -707,20 +718,23 @@ WALK_ENV = ["ub", "ub_udp", "HF", "VS", "LAYER", "HDR", "PROFILE", "FIRST_HF", "
 
 
 def loader_lines(enums: list[str]) -> list[str]:
-    """The end of ub.lua: run ub_dispatch.lua (found next to ub.lua) with the generated tables.
-    ub_dispatch.lua returns a function of that environment and does nothing on its own, so
-    Wireshark loading it as a plugin of its own is harmless."""
+    """The end of ub.lua: run ub_dispatch.lua, then ub_flits.lua (found next to ub.lua) with the
+    generated tables (ub_flits.lua also finds what ub_dispatch.lua puts in that environment).
+    Each returns a function of that environment and does nothing on its own, so Wireshark
+    loading them as plugins of their own is harmless."""
     names = ", ".join(f"{n} = {n}" for n in WALK_ENV + enums)
     return [
         f"local WALK_ENV = setmetatable({{{names}}}, {{__index = _G}})",
         "for name, t in pairs(GRAMMAR) do WALK_ENV[name] = t end",
         'local HERE = debug.getinfo(1, "S").source:match("^@(.-)[^/\\\\]*$") or ""',
-        f'local WALK_FILE = HERE .. "{DISPATCH.name}"',
-        'local f = io.open(WALK_FILE, "rb")',
-        f'if f == nil then error("ub.lua needs {DISPATCH.name} in its folder: no " .. WALK_FILE) end',
-        'local walk = assert(load(f:read("*a"), "@" .. WALK_FILE, "t"))',
-        "f:close()",
-        "walk()(WALK_ENV)",
+        f'for _, name in ipairs({{"{DISPATCH.name}", "{FLITS.name}"}}) do',
+        '  local path = HERE .. name',
+        '  local f = io.open(path, "rb")',
+        '  if f == nil then error("ub.lua needs " .. name .. " in its folder: no " .. path) end',
+        '  local walk = assert(load(f:read("*a"), "@" .. path, "t"))',
+        "  f:close()",
+        "  walk()(WALK_ENV)",
+        "end",
     ]
 
 

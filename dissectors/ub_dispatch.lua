@@ -1437,14 +1437,15 @@ local EX_TEXT = {
 -- compute (first dissection of the frame) or recall (later ones), then show
 local function analyse(st, root)
   local pinfo = st.pinfo
+  local key = (st.unit or 1) > 1 and pinfo.number .. ":" .. st.unit or pinfo.number
   local out
   if not pinfo.visited then
     out = {}
     transaction(st, out)
     psn_analysis(st, out)
-    AN[pinfo.number] = out
+    AN[key] = out
   else
-    out = AN[pinfo.number]
+    out = AN[key]
   end
   if out == nil or next(out) == nil then return end
   local t = root:add(AF_LAYER, st.tvb(0, 0))
@@ -1578,11 +1579,13 @@ local function finish(st)
 end
 
 -- a UB network packet from its LPH, or a DLL control block (START)
-local function dissect_native(tvb, pinfo, tree, prof, linktype)
+-- (unit: the packet's number in its frame when a frame holds several, ub_flits.lua)
+local function dissect_native(tvb, pinfo, tree, prof, linktype, unit)
   prof = profile_for(prof)
   pinfo.cols.protocol:set("UB")
   local root = tree:add(ub, tvb())
   local st = new_state(tvb, pinfo, tree, root, prof)
+  st.unit = unit
   walk(st, START[linktype])
   if st.section then finish_section(st) end
   finish(st)
@@ -1678,7 +1681,17 @@ function ub.dissector(tvb, pinfo, tree)
     else entry = ENTRY_NATIVE[pinfo.match_uint] or ENTRY_NATIVE[wtap.USER1] end
   end
   if entry == "udp" then return dissect_udp(tvb, pinfo, tree) end
+  if type(entry) == "function" then return entry(tvb, pinfo, tree) end
   return dissect_native(tvb, pinfo, tree, entry[1], entry[2])
+end
+
+-- for ub_flits.lua, run next with this environment: the link-type entries of `ub` (a function
+-- for a link type read by another file) and the UB packet dissector of a packet reassembled
+-- from flits or a DLL control block (unit: its number in the frame)
+LINK_ENTRIES = ENTRY_NATIVE
+UB_PACKET = function(tvb, pinfo, tree, unit)
+  local e = ENTRY_NATIVE[wtap.USER1]
+  return dissect_native(tvb, pinfo, tree, e[1], e[2], unit)
 end
 local UB = Dissector.get("ub")
 

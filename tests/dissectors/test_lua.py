@@ -476,12 +476,12 @@ def test_installed_as_two_plugin_files(tshark, tmp_path):
     pcap = write(tmp_path / "one.pcap", 148, [cfg9_compact()])
     plugins = tmp_path / "home" / ".local" / "lib" / "wireshark" / "plugins"
     plugins.mkdir(parents=True)
-    for name in ("ub.lua", "ub_dispatch.lua"):
+    for name in ("ub.lua", "ub_dispatch.lua", "ub_flits.lua"):
         shutil.copy(LUA.parent / name, plugins / name)
     res = _plugin_run(tshark, tmp_path / "home", pcap)
     assert res.stdout.split() == ["9"], res.stdout + res.stderr
     assert "Lua" not in res.stderr, res.stderr
-    # ub_dispatch.lua alone registers nothing and raises nothing
+    # ub_dispatch.lua and ub_flits.lua alone register nothing and raise nothing
     (plugins / "ub.lua").unlink()
     res = _plugin_run(tshark, tmp_path / "home", pcap)
     assert res.stdout.split() == [] and "Lua" not in res.stderr, res.stdout + res.stderr

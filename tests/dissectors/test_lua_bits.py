@@ -116,7 +116,7 @@ def test_bits_section(lua, tmp_path):
 
 def test_no_bit32_left():
     """Nothing outside a comment calls bit32 (Lua 5.4 has none)."""
-    for f in ("ub_dispatch.lua", "ub.lua"):
+    for f in ("ub_dispatch.lua", "ub.lua", "ub_flits.lua"):
         code = [ln.split("--", 1)[0] for ln in (ROOT / "dissectors" / f).read_text().splitlines()]
         assert not any("bit32" in ln for ln in code), f
 
@@ -124,8 +124,9 @@ def test_no_bit32_left():
 def test_no_float_powers():
     """No ``2 ^ n`` in the walk's code: in Lua 5.4 it is a float, and a float field value shows as
     "3.0" where tostring or .. meets it; POW2[n] is an integer there and the same number in 5.2."""
-    code = [ln.split("--", 1)[0] for ln in DISPATCH.read_text().splitlines()]
-    assert not [ln for ln in code if re.search(r"\b2 ?\^", ln)]
+    for f in (DISPATCH, ROOT / "dissectors" / "ub_flits.lua"):
+        code = [ln.split("--", 1)[0] for ln in f.read_text().splitlines()]
+        assert not [ln for ln in code if re.search(r"\b2 ?\^", ln)], f.name
 
 
 @pytest.mark.parametrize("luac", ["luac5.2", "luac5.4"])
@@ -135,7 +136,7 @@ def test_plugin_compiles(luac):
     exe = shutil.which(luac)
     if exe is None:
         pytest.skip(f"no {luac} installed (apt-get install lua{luac[4:]})")
-    for f in ("ub.lua", "ub_dispatch.lua"):
+    for f in ("ub.lua", "ub_dispatch.lua", "ub_flits.lua"):
         res = subprocess.run([exe, "-p", str(ROOT / "dissectors" / f)], capture_output=True,
                              text=True, timeout=60)
         assert res.returncode == 0, res.stderr

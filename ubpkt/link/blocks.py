@@ -79,8 +79,12 @@ def check_tail(block, crc_mode: bool, offset: int, issues: list, *, end: bool = 
         out["ub.bcrc.status"] = "good" if crc_ok else "bad"
         pos = offset + len(block) - 4
         if not crc_ok:
+            # the value expected, as a DLLCB's record and the Lua plugin show it
+            calc = block_crc(bytes(block[:-4]), (rsvd << 1) | eflag, covers_info)
+            out["ub.bcrc.computed"] = calc
             issues.append(make_issue(ERROR, "ub.bcrc", "ub.bcrc.crc30", pos,
-                                     f"BCRC mismatch (CRC30 {crc:#010x})"))
+                                     f"BCRC mismatch (CRC30 {crc:#010x}, computed "
+                                     f"{calc:#010x})"))
         if rsvd:
             issues.append(make_issue(WARNING, "ub.bcrc", "ub.bcrc.rsvd1", pos,
                                      "reserved bit of the BCRC is set"))

@@ -1,0 +1,255 @@
+"""Issue 13: flit streams (pcap link type 151, wtap_encap USER4) in the plugin (ub_flits.lua):
+blocks, control blocks, BCRCs, PLENGTH and the reassembled packets, compared field by field with
+ubpkt's own decode of the same capture (``iter_records``, what ``ubpkt decode -T json`` prints).
+
+A plugin frame is a pcap record; ubpkt's records are the stream's units (DLLCBs, DLLDPs).  The
+plugin shows a unit in the frame holding its last flit, so the expected values of a frame are
+those of the units ending in it, concatenated in stream order (the plugin's tree goes unit by
+unit).  The streams are cut into records at awkward places: inside blocks, inside a DLLDP's
+blocks, records with only a piece of a block."""
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from ubpkt.capture import PcapWriter
+from ubpkt.capture.stream import iter_records
+from ubpkt.link import control as C
+from ubpkt.link import fill_plength, frame_packet
+from ubpkt.link.crc30 import block_crc
+from ubpkt.link.framing import Deframer
+from ubpkt.record import LINKTYPE_FLITS
+
+from test_lua import (CARRIER_KEYS, LAST_ONLY, LUA, _find_tshark, _generated, cfg6_mgmt,
+                      cfg7_tpack, cfg9_compact, compare, run_tshark)
+
+FLITS_LUA = LUA.parent / "ub_flits.lua"
+
+
+@pytest.fixture(scope="module")
+def tshark():
+    return _find_tshark()
+
+
+def keys() -> list[str]:
+    # ub.cci.* and LAST_ONLY: ubpkt keeps one value per record there (tested on 148 captures)
+    return [k for k in sorted(_generated().first_hf) if k not in LAST_ONLY
+            and not k.startswith("ub.cci.")] + CARRIER_KEYS + ["data.data", "data.len"]
+
+
+def packets() -> list[bytes]:
+    """Native packets of one, two and three blocks (632 / 1266 payload bytes per block)."""
+    big = cfg9_compact(n=200)
+    return [fill_plength(p) for p in (
+        cfg9_compact(), cfg7_tpack(), cfg6_mgmt(),
+        big[:4] + big[4:] + bytes(range(256)) * 3,          # 2 blocks
+        big + bytes(i % 251 for i in range(1500)),          # 3 blocks
+    )]
+
+
+def stream(bad: set = frozenset()) -> tuple[bytes, list]:
+    """A flit stream: control blocks (Null, Crd_Ack, Retry_Req, Init) between the DLLDPs, and
+    one DLLCB between the blocks of a 3-block DLLDP; ``bad``: unit numbers whose payload byte 30
+    (covered by the BCRC, past every header) is flipped."""
+    units = [C.null()]
+    for i, p in enumerate(packets()):
+        units.append(frame_packet(p))
+        units.append(C.crd_ack(i + 1, [i] * 16))
+    units.append(C.retry_req(7))
+    units.append(C.InitParams().encode())
+    # a Crd_Ack between the second and third block of a 3-block DLLDP
+    three = frame_packet(packets()[4])
+    units.append(three[:1280] + C.crd_ack(9, [1] * 16) + three[1280:])
+    out = []
+    for n, u in enumerate(units):
+        u = bytearray(u)
+        if n in bad:
+            u[30] ^= 0x10
+        out.append(bytes(u))
+    return b"".join(out), units
+
+
+def cut(data: bytes, seed: int) -> list[bytes]:
+    """Records of random sizes (1 byte .. 900 bytes), so blocks and DLLDPs span records."""
+    rnd = random.Random(seed)
+    out, pos = [], 0
+    while pos < len(data):
+        n = rnd.choice([1, 7, 20, 33, 100, 260, 640, 900])
+        out.append(data[pos:pos + n])
+        pos += n
+    return out
+
+
+def write(path, records, linktype=LINKTYPE_FLITS):
+    with PcapWriter(path, linktype) as w:
+        for i, r in enumerate(records):
+            w.write(r, i * 1000)
+    return path
+
+
+def unit_ends(data: bytes) -> list[int]:
+    """The stream offset after each unit's last flit, in ubpkt's record order."""
+    d = Deframer(True, controls=True)
+    ends = []
+    for u in d.feed(data) + d.close():
+        if u.kind == "packet":
+            b = u.blocks[-1]
+            ends.append(b.offset + b.flits * 20)
+        else:
+            ends.append(u.offset + u.flits * 20)
+    return ends
+
+
+def expected_per_frame(path, records, data):
+    """ubpkt's records of the capture, merged per pcap record (the frame of each unit's end)."""
+    recs = [r for r in iter_records(path) if r.get("frame") is not None]
+    ends = unit_ends(data)
+    assert len(recs) == len(ends)
+    bounds, pos = [], 0
+    for r in records:
+        pos += len(r)
+        bounds.append(pos)
+    frames = [{"fields": {}, "issues": [], "units": 0} for _ in records]
+    for rec, end in zip(recs, ends):
+        n = next(i for i, b in enumerate(bounds) if b >= end)
+        f = frames[n]
+        f["units"] += 1
+        f["issues"] += rec["issues"]
+        for k, v in rec["fields"].items():
+            vals = v if isinstance(v, list) else [v]
+            f["fields"].setdefault(k, []).extend(vals)
+    for f in frames:
+        f["fields"] = {k: v[0] if len(v) == 1 else v for k, v in f["fields"].items()}
+    return recs, frames
+
+
+def check(tshark, tmp_path, name, data, records, extra=()):
+    path = write(tmp_path / name, records)
+    recs, frames = expected_per_frame(path, records, data)
+    ks = keys()
+    rows = run_tshark(tshark, path, ks, extra)
+    n = compare([f["fields"] for f in frames], rows, ks, name)
+    assert n > 30 * len(recs), f"{name}: only {n} values compared"
+    return recs, frames, rows
+
+
+def test_good_stream_cut_anywhere(tshark, tmp_path):
+    data, _ = stream()
+    for seed in (1, 2):
+        records = cut(data, seed)
+        recs, frames, rows = check(tshark, tmp_path, f"good{seed}.pcap", data, records)
+        assert {r["fields"]["ub.dll.kind"] for r in recs} == {"DLLCB", "DLLDP"}
+        assert max(r["fields"]["ub.dlldp.blocks"] for r in recs
+                   if r["fields"]["ub.dll.kind"] == "DLLDP") == 3
+        assert not [i for r in recs for i in r["issues"] if i["severity"] == "error"]
+        for f, row in zip(frames, rows):
+            assert "Bad BCRC" not in row["_experts"] and "BCRC mismatch" not in row["_experts"]
+            if f["units"] == 0:         # a piece of a block or of a DLLDP only: said so
+                assert "continued later" in row["_experts"] or "of the next block" in \
+                    row["_experts"], row["_experts"]
+
+
+def test_one_record_per_unit_and_two_passes(tshark, tmp_path):
+    data, units = stream()
+    # the Crd_Ack inside the 3-block DLLDP is its own record: the DLLDP spans three records
+    recs, frames, rows = check(tshark, tmp_path, "units.pcap", data, units)
+    check(tshark, tmp_path, "units2.pcap", data, units, extra=("-2",))
+    # the whole stream as one record: every unit in one frame
+    check(tshark, tmp_path, "one.pcap", data, [data], extra=("-2",))
+
+
+def test_bad_bcrcs(tshark, tmp_path):
+    data, units = stream(bad={2, 3, 9})       # a DLLDP, a Crd_Ack, the 2-block DLLDP
+    records = cut(data, 3)
+    recs, frames, rows = check(tshark, tmp_path, "bad.pcap", data, records)
+    bad_units = [r for r in recs if "bad" in json.dumps(r["fields"].get("ub.bcrc.status"))]
+    assert len(bad_units) == 3
+    for f, row in zip(frames, rows):
+        want = sum(1 for i in f["issues"] if i["layer"] == "ub.bcrc"
+                   and i["severity"] == "error")
+        got = sum("CRC30 0x" in m for m in row["_experts"].split("|"))
+        assert got == want, (row["_experts"], f["issues"])
+
+
+def test_plength_and_padding_problems(tshark, tmp_path):
+    """Padding bytes that are not zero; a PLENGTH of a reserved encoding (CRC mode, PLENGTH[4:0]
+    = 21): the plugin reports what ubpkt reports, and the fields still agree."""
+    p = next(p for p in packets() if len(frame_packet(p)) - 4 > len(p))
+    blk = bytearray(frame_packet(p))
+    blk[len(p)] = 0x5A                         # the first padding byte (the BCRC resealed)
+    blk[-4:] = block_crc(bytes(blk[:-4]), 0).to_bytes(4, "big")
+    odd = bytearray(frame_packet(p))
+    odd[3] = (odd[3] & 0xE0) | 21
+    odd[-4:] = block_crc(bytes(odd[:-4]), 0).to_bytes(4, "big")
+    data = C.null() + bytes(blk) + bytes(odd)
+    recs, frames, rows = check(tshark, tmp_path, "pad.pcap", data, [data])
+    msgs = [i["message"] for r in recs for i in r["issues"]]
+    assert "flit padding bytes are not zero" in msgs
+    assert any("uses a reserved encoding" in m for m in msgs)
+    assert "flit padding bytes are not zero" in rows[0]["_experts"]
+    assert re.search(r"PLENGTH 0x[0-9a-f]{4} uses a reserved encoding", rows[0]["_experts"])
+
+
+def test_plugin_registers_user4_not_user2(tshark, tmp_path):
+    """151 is decoded; 149 (the old number) stays Wireshark's (PKTAP on USER2)."""
+    data, _ = stream()
+    for lt, want in ((151, True), (149, False)):
+        path = write(tmp_path / f"lt{lt}.pcap", [data], lt)
+        res = subprocess.run([tshark, "-n", "-X", f"lua_script:{LUA}", "-r", str(path), "-T",
+                              "fields", "-e", "ub.dll.kind"], capture_output=True, text=True,
+                             timeout=60)
+        assert bool(res.stdout.strip()) == want, res.stdout + res.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# the CRC30 of ub_flits.lua in Lua 5.2 and 5.4 (no bit32): the BITS section run on its own
+
+RUNNER = r"""
+local floor = math.floor
+%(bits)s
+local out = assert(io.open(%(out)s, "w"))
+for line in io.lines(%(cases)s) do
+  local hex, v, n = line:match("^(%%x*) (%%d+) (%%d+)$")
+  local s = (hex:gsub("%%x%%x", function(h) return string.char(tonumber(h, 16)) end))
+  out:write(string.format("%%d", flit_crc30(s, 1, #s, tonumber(v), tonumber(n))), "\n")
+end
+out:close()
+"""
+
+
+def _bits() -> str:
+    m = re.search(r"-- BEGIN BITS\n(.*)\n-- END BITS", FLITS_LUA.read_text(encoding="utf-8"),
+                  re.S)
+    assert m, "ub_flits.lua has no BITS section"
+    return m.group(1)
+
+
+@pytest.mark.parametrize("lua", ["tshark", "lua5.2", "lua5.4"])
+def test_flit_crc30_in_every_lua(lua, tmp_path):
+    rnd = random.Random(7)
+    lines, want = [], []
+    for size in (0, 1, 16, 36, 99, 636):
+        data = bytes(rnd.getrandbits(8) for _ in range(size))
+        for info, covers in ((0, True), (1, True), (2, True), (3, True), (0, False)):
+            lines.append(f"{data.hex()} {info} {2 if covers else 0}")
+            want.append(block_crc(data, info, covers))
+    cases, out, script = tmp_path / "cases.txt", tmp_path / "out.txt", tmp_path / "crc.lua"
+    cases.write_text("\n".join(lines) + "\n")
+    script.write_text(RUNNER % {"bits": _bits(), "out": json.dumps(str(out)),
+                                "cases": json.dumps(str(cases))}, encoding="utf-8")
+    if lua == "tshark":
+        empty = write(tmp_path / "empty.pcap", [], 1)
+        cmd = [_find_tshark(), "-n", "-X", f"lua_script:{script}", "-r", str(empty)]
+    else:
+        exe = shutil.which(lua)
+        if exe is None:
+            pytest.skip(f"no {lua} interpreter installed (apt-get install {lua})")
+        cmd = [exe, str(script)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.exists(), res.stdout + res.stderr
+    assert [int(x) for x in out.read_text().split()] == want
