@@ -205,3 +205,26 @@ def test_parallel_equals_one_process(tmp_path, monkeypatch):
     finally:
         os.close(fd)
     assert out.read_bytes() == one
+
+
+def test_json_view_fast_equals_record_path(tmp_path):
+    """``decode -T json`` from the ndjson fast path is the record path's output (``-l`` keeps
+    the record path), on varied traffic."""
+    import os
+    import subprocess
+    import sys
+    from ubpkt.capture import PcapWriter
+    rnd = random.Random(12)
+    kinds = _make_captures().uboe_packets()
+    path = tmp_path / "v.pcap"
+    with PcapWriter(path, 1) as w:
+        for i in range(300):
+            w.write(encode_layers(_vary(rnd.choice(kinds), rnd)), i * 1000)
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "ubpkt_cli", "decode", "-q", "-T", "json",
+                               *extra, str(path)], capture_output=True, env=os.environ,
+                              check=True).stdout
+    fast = run()
+    assert fast.startswith(b"[\n{") and fast.endswith(b"}\n]\n")
+    assert fast == run("-l")

@@ -26,7 +26,8 @@ from ..record import make_record
 from .walk import steering_fields
 from .checks import INTERPRETING as _INTERPRETING
 from ..formats.sack import sack_psns
-from ..formats.grammar import (ATOMIC_PAYLOAD_OPCODES, AUTO_FILL, END, LENGTH_EXACT_RULES, LENGTH_RULES, NEXT,
+from ..formats.grammar import (ATOMIC_OPERAND_BYTES, ATOMIC_PAYLOAD_OPCODES, ATOMIC_RESPONSE,
+                               AUTO_FILL, END, LENGTH_EXACT_RULES, LENGTH_RULES, NEXT,
                                PROCEDURE_ROOM, Knob, Peek, Switch, covered_from, logical, peeks)
 
 try:
@@ -90,9 +91,15 @@ def _length_plan(buf, fr, placed, profile):
     the walk entered has a known dependence on the bytes left (grammar.PROCEDURE_ROOM)."""
     names = [p[0] for p in placed]
     fields = fr.fields
-    if "data" not in names or any(k.startswith("ub.atomic.") for k in fields) or \
-            any(fields.get(k) in ATOMIC_PAYLOAD_OPCODES for k in _TA_OPCODE_KEYS):
+    if "data" not in names or any(k.startswith("ub.atomic.") for k in fields):
         return None
+    # an atomic payload is read as numbers only at the operand sizes: a template whose sample
+    # was not one serves every other payload length (the sizes are excluded)
+    barred = ()
+    for k in _TA_OPCODE_KEYS:
+        if fields.get(k) in ATOMIC_PAYLOAD_OPCODES:
+            barred = tuple(ATOMIC_OPERAND_BYTES) if fields[k] == ATOMIC_RESPONSE else \
+                tuple(2 * b for b in ATOMIC_OPERAND_BYTES)
     d = names.index("data")
     if any(lay in BYTE_LAYERS and lay not in _VARIABLE_RUNS for lay in names) or \
             names[d + 1:] not in ([], ["ub.pad"], ["ub.icrc"], ["ub.pad", "ub.icrc"]) or \
@@ -127,7 +134,7 @@ def _length_plan(buf, fr, placed, profile):
             if room and names[i + 1] == "data":
                 # the procedure declined for lack of room: so must every frame of the template
                 largest = room - 1 if largest is None else min(largest, room - 1)
-    return data_off, tail, largest
+    return data_off, tail, largest, barred
 
 
 class _Template:
@@ -204,10 +211,12 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
         size_test = f"L != {L}"
         tailx = None
     else:
-        data_off, tail, largest = plan
+        data_off, tail, largest, barred = plan
         size_test = f"L < {max(region, data_off + 1) + tail}"
         if largest is not None:
             size_test += f" or L > {data_off + largest + tail}"
+        if barred:
+            size_test += f" or L - {data_off + tail} in {frozenset(barred)!r}"
         tailx = f"L - {tail}" if tail else "L"
     lines = ["def run(buf):",
              "    L = len(buf)",
