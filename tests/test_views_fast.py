@@ -63,7 +63,7 @@ def test_summary_renderer_matches_on_the_grammar_samples():
         for lt, p, layers in samples(prof):
             frames.append((encode_layers(layers, p), lt, p))
     assert len(frames) > 50
-    hits, n = _check(frames, rounds=3)
+    hits, n = _check(frames, rounds=4)   # a layout compiles on its second sight
     assert hits > n // 4          # many samples carry issues on purpose: those take the fallback
 
 

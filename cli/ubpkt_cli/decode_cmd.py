@@ -388,7 +388,7 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
     batch: list = []
     write = out.write if line_flush else _batched(out, batch)
     binary = None
-    if fmt in ("ndjson", "summary"):
+    if fmt in ("ndjson", "summary", "json"):
         out.flush()
         binary = out.buffer if hasattr(out, "buffer") else None
     gc.disable()     # records hold no reference cycles: the cyclic collector only costs time
@@ -396,6 +396,12 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
              and not hexdump and not line_flush)
     if fmt == "ndjson" and plain and binary is not None:
         _ndjson_lines(file, link_type, prof, quiet, binary, _jobs(jobs, file))
+        _write_report(report_file, {"file": str(file), "format": fmt})
+        return
+    if fmt == "json" and plain and binary is not None:
+        from ubpkt.capture.stream import iter_json
+        _fast_lines(file, quiet, binary,
+                    lambda update: iter_json(file, link_type, prof, progress=update))
         _write_report(report_file, {"file": str(file), "format": fmt})
         return
     if fmt == "summary" and plain and binary is not None and not verbose and \

@@ -26,7 +26,9 @@ from ..record import make_record
 from .walk import steering_fields
 from .checks import INTERPRETING as _INTERPRETING
 from ..formats.sack import sack_psns
-from ..formats.grammar import covered_from, logical, peeks
+from ..formats.grammar import (ATOMIC_OPERAND_BYTES, ATOMIC_PAYLOAD_OPCODES, ATOMIC_RESPONSE,
+                               AUTO_FILL, END, LENGTH_EXACT_RULES, LENGTH_RULES, NEXT,
+                               PROCEDURE_ROOM, Knob, Peek, Switch, covered_from, logical, peeks)
 
 try:
     import orjson as _orjson
@@ -47,11 +49,97 @@ _ZERO_CHECKED = {"ub.pad", "ub.cb_body"}
 STATS_KEYS = tuple(dict.fromkeys(OPCODE_KEYS + ANALYSIS_READS))
 #: List fields a template computes itself (from a byte run): the TPSACK's PSNs
 _COMPUTED_LISTS = {"ub.saetph.acked_psns"}
+#: layer -> its fields that count the bytes to the end of the packet (grammar AUTO_FILL rules in
+#: LENGTH_RULES): checked as ``value == frame length - constant``, never as one value
+LENGTH_FIELDS = {}
+#: layer -> its fields whose length rule a template cannot express (LENGTH_EXACT_RULES)
+_EXACT_FIELDS = {}
+for (_lay, _f), _rule in AUTO_FILL.items():
+    if _rule in LENGTH_RULES:
+        LENGTH_FIELDS.setdefault(_lay, set()).add(_f)
+    elif _rule in LENGTH_EXACT_RULES:
+        _EXACT_FIELDS.setdefault(_lay, set()).add(_f)
+#: The record keys of the TAH's opcode (full and compact forms share them)
+_TA_OPCODE_KEYS = ("ub.btah.taopcode", "ub.atah.taopcode")
+#: The byte runs a template lets grow and shrink: the payload and the transport padding after it
+_VARIABLE_RUNS = ("data", "ub.pad")
+
+
+def _resolve_traced(rule, own, earlier, peek, profile):
+    """Follow ``rule`` as ``grammar.select`` does; None when a Peek found no byte (what follows
+    would change with a longer frame)."""
+    while True:
+        if isinstance(rule, Switch):
+            v = earlier(rule.key) if "." in rule.key else own(rule.key)
+            rule = rule.cases.get(v, rule.default) if isinstance(v, int) else rule.default
+        elif isinstance(rule, Peek):
+            b = peek(rule.offset)
+            if b is None:
+                return None
+            rule = rule.cases.get((b & rule.mask) >> rule.shift, rule.default)
+        elif isinstance(rule, Knob):
+            rule = rule.cases.get(getattr(profile, rule.name), rule.default)
+        else:
+            return rule
+
+
+def _length_plan(buf, fr, placed, profile):
+    """How a template for this layout may vary the frame length, from the grammar: None (only
+    frames of this length), or ``(data offset, bytes after the payload, largest payload or
+    None)``.  A layout varies when it ends in payload [+ padding] [+ ICRC], every length its
+    headers carry is a relation (LENGTH_FIELDS), every Peek found its byte and every procedure
+    the walk entered has a known dependence on the bytes left (grammar.PROCEDURE_ROOM)."""
+    names = [p[0] for p in placed]
+    fields = fr.fields
+    if "data" not in names or any(k.startswith("ub.atomic.") for k in fields):
+        return None
+    # an atomic payload is read as numbers only at the operand sizes: a template whose sample
+    # was not one serves every other payload length (the sizes are excluded)
+    barred = ()
+    for k in _TA_OPCODE_KEYS:
+        if fields.get(k) in ATOMIC_PAYLOAD_OPCODES:
+            barred = tuple(ATOMIC_OPERAND_BYTES) if fields[k] == ATOMIC_RESPONSE else \
+                tuple(2 * b for b in ATOMIC_OPERAND_BYTES)
+    d = names.index("data")
+    if any(lay in BYTE_LAYERS and lay not in _VARIABLE_RUNS for lay in names) or \
+            names[d + 1:] not in ([], ["ub.pad"], ["ub.icrc"], ["ub.pad", "ub.icrc"]) or \
+            any(lay not in HEADERS for lay in names[:d]):
+        return None
+    data_off = placed[d][1]
+    tail = len(buf) - data_off - placed[d][2]
+    largest = None
+    for i, (layer, o, n) in enumerate(placed[:d]):
+        h = HEADERS[layer]
+        if _EXACT_FIELDS.get(layer) or _EXACT_FIELDS.get(logical(layer)):
+            return None
+        rule = NEXT.get(logical(layer))
+        if rule is None:
+            continue
+
+        def own(name, h=h):
+            return fields.get(h.keys[h.index[name]]) if name in h.index else None
+
+        def peek(off, at=o + n):
+            return buf[at + off] if at + off < len(buf) else None
+
+        target = _resolve_traced(rule, own, fields.get, peek, profile)
+        if target is None:
+            return None
+        if isinstance(target, str) and target.startswith("@"):
+            if target not in PROCEDURE_ROOM:
+                return None
+            room = PROCEDURE_ROOM[target]
+            if isinstance(room, str):
+                room = HEADERS[room].size
+            if room and names[i + 1] == "data":
+                # the procedure declined for lack of room: so must every frame of the template
+                largest = room - 1 if largest is None else min(largest, room - 1)
+    return data_off, tail, largest, barred
 
 
 class _Template:
     __slots__ = ("fn", "layers", "issues", "json", "summary", "pick", "region", "sample", "varied",
-                 "seen", "special", "fails")
+                 "seen", "special", "fails", "probe", "key", "variable", "sig")
 
     def __init__(self, fn, layers, issues, json=None, region=0, sample=0, special=False,
                  summary=None, pick=None):
@@ -98,12 +186,14 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
             off += h.size
     if off != len(buf):
         return None
+    plan = _length_plan(buf, fr, placed, profile)
+    L = len(buf)
     # the guarded region: from 0 to the end of the last header or zero-checked run, and every
     # byte after a header that a grammar Peek read to choose what follows it
     region = 0
     peeked = []
     for layer, o, n in placed:
-        if layer in HEADERS or layer in _ZERO_CHECKED:
+        if layer in HEADERS or (layer in _ZERO_CHECKED and plan is None):
             region = max(region, o + n)
         if layer in HEADERS:
             for off, mask in peeks(logical(layer)):
@@ -112,13 +202,30 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                     region = max(region, o + n + off + 1)
     total = region * 8
     gmask = 0
+    smask = 0        # the bits that choose the layout: the probe of TemplateCache's index
     for q, mask in peeked:
         gmask |= mask << (total - 8 * (q + 1))
+    smask = gmask
     declared = set()
+    if plan is None:
+        size_test = f"L != {L}"
+        tailx = None
+    else:
+        data_off, tail, largest, barred = plan
+        size_test = f"L < {max(region, data_off + 1) + tail}"
+        if largest is not None:
+            size_test += f" or L > {data_off + largest + tail}"
+        if barred:
+            size_test += f" or L - {data_off + tail} in {frozenset(barred)!r}"
+        tailx = f"L - {tail}" if tail else "L"
     lines = ["def run(buf):",
+             "    L = len(buf)",
+             f"    if {size_test}:",
+             "        return None",
              f"    v = int.from_bytes(buf[:{region}], 'big')",
              f"    if v & {hex(0)} != 0:  # placeholder",
              "        return None"]
+    relations = []
     body = []
     exprs = {}
     dotted = {}
@@ -148,12 +255,25 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 declared.add("ub.saetph.acked_psns")
                 exprs["ub.saetph.acked_psns"] = (f"_sack_psns(buf[{o}:{o + n}], {psn}, "
                                                  f"{profile.sack_bit_order!r})")
+            if plan is not None and layer in _VARIABLE_RUNS:
+                # the payload up to the padding, the padding up to the ICRC: offsets from the end
+                if layer == "data":
+                    exprs[key] = f"buf[{o}:{tailx}].hex()"
+                    exprs["data.len"] = f"({tailx} - {o})"
+                    declared.add("data.len")
+                else:
+                    pad_from = f"L - {plan[1]}"
+                    pad_to = f"L - {plan[1] - n}" if plan[1] - n else "L"
+                    relations.append(f"buf[{pad_from}:{pad_to}] != {bytes(n)!r}")
+                    exprs[key] = f"buf[{pad_from}:{pad_to}].hex()"
+                continue
             if layer in _ZERO_CHECKED:
                 gmask |= ((1 << (8 * n)) - 1) << (total - 8 * (o + n))
             exprs[key] = f"buf[{o}:{o + n}].hex()"
             continue
         h = HEADERS[layer]
         guarded = set(DISPATCH_FIELDS.get(layer, ()))
+        lengths = LENGTH_FIELDS.get(layer, ()) if plan is not None else ()
         raws = {}
         for f, k, foff in zip(h.fields, h.keys, h.offsets):
             declared.add(k)
@@ -161,9 +281,16 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 declared.add(k + "_name")
             shift = total - 8 * o - foff - f.bits
             mask = (1 << f.bits) - 1
-            if (f.name in guarded or f.reserved or f.fixed is not None or f.le or f.dwrev
+            if f.name in lengths and not (f.le or f.dwrev or f.shift):
+                # a byte count to the end of the packet: the same distance from the end in
+                # every frame of the template
+                x = _read_expr(8 * o + foff, f.bits, shift, mask)
+                relations.append(f"{x} != L - {L - fields[k]}")
+            elif (f.name in guarded or f.reserved or f.fixed is not None or f.le or f.dwrev
                     or (constant >> shift) & mask == mask):
                 gmask |= mask << shift
+                if f.name in guarded:
+                    smask |= mask << shift
                 guarded_keys.update((k, k + "_name"))
                 continue
             x = _read_expr(8 * o + foff, f.bits, shift, mask)
@@ -211,7 +338,10 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 declared.add(it.key)
                 exprs[it.key] = _interpret_expr(it, raws[it.field], names)
     gval = int.from_bytes(buf[:region], "big") & gmask
-    lines[2] = f"    if v & {gmask:#x} != {gval:#x}:"
+    lines[5] = f"    if v & {gmask:#x} != {gval:#x}:"
+    for r in relations:
+        lines.append(f"    if {r}:")
+        lines.append("        return None")
     static = {k: v for k, v in fields.items() if k not in declared or k in guarded_keys}
     icrc = None
     if "ub.icrc" in layers:
@@ -229,10 +359,11 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
             for j in range(mn):
                 byte = first if j == 0 else 0xFF
                 ormask |= byte << (8 * (hdr_end - (mo + j) - 1))
-        lines.append(f"    stored = int.from_bytes(buf[{end}:{end + 4}], {order!r})")
+        endx = end if plan is None else "L - 4"
+        lines.append(f"    stored = int.from_bytes(buf[{endx}:], {order!r})")
         lines.append(f"    h = (int.from_bytes(buf[{start}:{hdr_end}], 'big') | {ormask:#x})"
                      f".to_bytes({hdr_end - start}, 'big')")
-        lines.append(f"    if _crc32(buf[{hdr_end}:{end}], _crc32(h)) != stored:")
+        lines.append(f"    if _crc32(buf[{hdr_end}:{endx}], _crc32(h)) != stored:")
         lines.append("        return None")
         exprs["ub.icrc.value"] = "stored"
     lines.extend(body)
@@ -251,9 +382,13 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     tjson = _json_fn(head, fields, exprs, static, layers, fr.issues, ns, dotted)
     tsum = _summary_fn(head, fields, exprs, static, fr.issues, ns, dotted)
     tpick = _pick_fn(head, fields, exprs, static, ns)
-    return _Template(ns["run"], tuple(layers), tuple(fr.issues), tjson, region,
-                     int.from_bytes(buf[:region], "big"), special=bool(constant),
-                     summary=tsum, pick=tpick)
+    t = _Template(ns["run"], tuple(layers), tuple(fr.issues), tjson, region,
+                  int.from_bytes(buf[:region], "big"), special=bool(constant),
+                  summary=tsum, pick=tpick)
+    t.probe = (region, smask)
+    t.key = t.sample & smask
+    t.variable = plan is not None
+    return t
 
 
 def _pick_fn(head, fields, exprs, static, ns):
@@ -422,29 +557,71 @@ _EPOCH_FMT = tuple(',"time_epoch":"%d"' if d == 0 else f',"time_epoch":"%d.%0{d}
 _EPOCH_DIV = tuple(10 ** (9 - d) for d in range(10))
 
 
+#: layer -> the record keys of its layout-steering fields (DISPATCH_FIELDS less the byte counts
+#: LENGTH_FIELDS): with the layer sequence they name a layout (TemplateCache._signature)
+_STEER_KEYS = {layer: tuple(h.keys[h.index[f]] for f in DISPATCH_FIELDS.get(layer, ())
+                            if f not in LENGTH_FIELDS.get(layer, ()))
+               for layer, h in HEADERS.items()}
+
+
 class TemplateCache:
     """Decodes frames through templates when it can, through the dissector otherwise.
 
-    Memory is bounded: at most ``max_keys`` (linktype, length) slots of ``per_key`` templates.
+    Templates are keyed by *layout*: the header sequence and the values of the fields that
+    steer the grammar walk (``DISPATCH_FIELDS``, the bytes grammar Peeks read), with the payload
+    length and the byte counts that follow it (``LENGTH_FIELDS``) as variables.  The index is a
+    short list of probes ``(region bytes, steering mask)``, each a dict from the masked header
+    region to that layout's templates: finding a frame's template costs one masked integer and
+    one dict lookup per probe, and one guard test.  A layout gets a template the second time the
+    dissector sees it (``COMPILE_AFTER``); a layout whose templates keep failing their guards
+    stops compiling after ``per_key`` builds.  Memory is bounded: ``max_keys`` templates.
     """
 
     def __init__(self, profile: Profile, max_keys: int = 2048, per_key: int = 4):
         self.profile = profile
         self.max_keys = max_keys
         self.per_key = per_key
-        self._slots: OrderedDict = OrderedDict()
+        self._groups: list = []        # [region, steering mask, {masked region: [templates]}]
+        self._by_probe: dict = {}      # (region, mask) -> its entry of _groups
+        self._seen: dict = {}          # layout signature -> dissections (and builds) so far
+        self._count = 0                # templates held
         self.hits = 0
         self.misses = 0
+        self.compiled = 0
 
     #: Frames a general template compares with its sample before it is specialised.
     LEARN = 16
     #: Consecutive guard failures after which a specialised template is dropped.
     GIVE_UP = 32
+    #: Dissections of a layout before it gets a template (a layout seen once costs no compile).
+    COMPILE_AFTER = 2
 
     #: Fraction digits of the capture's times: when set, ndjson lines carry the exact time as
     #: ``"time_epoch": "<seconds>.<digits>"`` after ``time`` (as tshark's -T json writes
     #: frame.time_epoch: a string with the capture's full precision); None: no such key.
     digits = None
+
+    def _candidates(self, buf):
+        """The templates of the layout ``buf`` seems to have (None: no such layout known)."""
+        n = len(buf)
+        groups = self._groups
+        for i, g in enumerate(groups):
+            r = g[0]
+            if n < r:
+                continue
+            lst = g[2].get(int.from_bytes(buf[:r], "big") & g[1])
+            if lst:
+                if i:       # busier probes drift to the front
+                    groups[i - 1], groups[i] = g, groups[i - 1]
+                return lst
+        return None
+
+    def _failed(self, t, lst) -> None:
+        if t.special:
+            t.fails += 1
+            if t.fails > self.GIVE_UP and t in lst:
+                lst.remove(t)
+                self._count -= 1
 
     def ndjson(self, buf: bytes, linktype: int, frame: int, time_ns: int, orig_len: int) -> bytes:
         """The ndjson line of one frame (identical to rendering its record, with
@@ -457,9 +634,9 @@ class TemplateCache:
             epoch = _EPOCH_FMT[digits] % (sec, rem // _EPOCH_DIV[digits])
         else:
             epoch = ',"time_epoch":"%s"' % seconds_text(time_ns, digits)
-        slot = self._slots.get((linktype, len(buf)))
-        if slot is not None:
-            for t in slot:
+        lst = self._candidates(buf)
+        if lst is not None:
+            for t in lst:
                 if t.json is None:
                     continue
                 line = t.json(buf, frame, time_ns / 1e9, epoch, orig_len, linktype)
@@ -468,14 +645,10 @@ class TemplateCache:
                     if t.special:
                         t.fails = 0
                     elif t.seen < self.LEARN:
-                        self._learn(t, slot, buf, linktype)
+                        self._learn(t, lst, buf, linktype)
                     return line
-                if t.special:
-                    t.fails += 1
-                    if t.fails > self.GIVE_UP:
-                        slot.remove(t)
-                        break
-        layers, fields, issues = self.decode(buf, linktype)
+                self._failed(t, lst)
+        layers, fields, issues = self._miss(buf, linktype)
         rec = make_record(frame, time_ns / 1e9, orig_len, len(buf), linktype, layers, fields,
                           issues)
         if digits is not None:
@@ -487,9 +660,9 @@ class TemplateCache:
         """The one-line summary of one frame (identical to :func:`summary_line` of its record,
         ``time_col`` being its time column as ``-t`` formats it), from a template's summary
         renderer where the frame fits one."""
-        slot = self._slots.get((linktype, len(buf)))
-        if slot is not None:
-            for t in slot:
+        lst = self._candidates(buf)
+        if lst is not None:
+            for t in lst:
                 fn = t.summary
                 if fn is None:
                     continue
@@ -499,14 +672,10 @@ class TemplateCache:
                     if t.special:
                         t.fails = 0
                     elif t.seen < self.LEARN:
-                        self._learn(t, slot, buf, linktype)
+                        self._learn(t, lst, buf, linktype)
                     return f"{frame:>6} {time_col} {orig_len:>5}{tail}"
-                if t.special:
-                    t.fails += 1
-                    if t.fails > self.GIVE_UP:
-                        slot.remove(t)
-                        break
-        layers, fields, issues = self.decode(buf, linktype)
+                self._failed(t, lst)
+        layers, fields, issues = self._miss(buf, linktype)
         return summary_line(make_record(frame, None, orig_len, len(buf), linktype, layers,
                                         fields, issues), time_col)
 
@@ -515,21 +684,21 @@ class TemplateCache:
         :data:`STATS_KEYS` the frame has (only those when a template decoded it); ``template``
         (its ``layers`` and ``issues`` are the frame's) or None with ``(None, (layers, fields,
         issues))`` from the dissector."""
-        slot = self._slots.get((linktype, len(buf)))
-        if slot is not None:
-            for t in slot:
+        lst = self._candidates(buf)
+        if lst is not None:
+            for t in lst:
                 f = t.pick(buf)
                 if f is not None:
                     self.hits += 1
                     return t, f
-        return None, self.decode(buf, linktype)
+        return None, self._miss(buf, linktype)
 
-    def _learn(self, t: _Template, slot: list, buf: bytes, linktype: int) -> None:
+    def _learn(self, t: _Template, lst: list, buf: bytes, linktype: int) -> None:
         """Note which header bits vary; after LEARN frames, put a template in front that guards
         (and so copies) every field whose bits never changed."""
         t.varied |= int.from_bytes(buf[:t.region], "big") ^ t.sample
         t.seen += 1
-        if t.seen < self.LEARN:
+        if t.seen < self.LEARN or self._count >= self.max_keys:
             return
         constant = ~t.varied & ((1 << (8 * t.region)) - 1)
         try:
@@ -537,30 +706,74 @@ class TemplateCache:
                              constant)
         except Exception:  # an optimisation only
             special = None
-        if special is not None and special.json is not None:
-            slot.insert(slot.index(t), special)
+        if special is not None and special.json is not None and \
+                special.probe == t.probe and special.key == t.key and t in lst:
+            lst.insert(lst.index(t), special)
+            self._count += 1
+            self.compiled += 1
 
     def decode(self, buf: bytes, linktype: int):
         """(layers, fields, issues) of one frame."""
-        key = (linktype, len(buf))
-        slot = self._slots.get(key)
-        if slot is not None:
-            for t in slot:
+        lst = self._candidates(buf)
+        if lst is not None:
+            for t in lst:
                 f = t.fn(buf)
                 if f is not None:
                     self.hits += 1
                     return list(t.layers), f, [dict(i) for i in t.issues]
+        return self._miss(buf, linktype)
+
+    def _signature(self, fr, size: int):
+        """The layout of a dissected frame: its layers and steering values; the frame length
+        too when a template for it could not vary it (decided when one is built)."""
+        fields = fr.fields
+        get = fields.get
+        steer = []
+        for layer in fr.layers:
+            keys = _STEER_KEYS.get(layer)
+            if keys:
+                steer.extend(get(k) for k in keys)
+        return tuple(fr.layers), tuple(steer)
+
+    def _miss(self, buf: bytes, linktype: int):
+        """The dissector's (layers, fields, issues); a template for the layout the second time
+        it comes this way (unless its slot stopped compiling)."""
         self.misses += 1
         fr = dissect(buf, linktype, self.profile)
-        if slot is None or len(slot) < self.per_key:
+        if fr.issues and any(i["severity"] != "info" for i in fr.issues):
+            return fr.layers, fr.fields, fr.issues
+        try:
+            sig = self._signature(fr, len(buf))
+            seen = self._seen.get(sig, 0) + 1
+        except TypeError:        # an unhashable steering value (a repeated header's list)
+            return fr.layers, fr.fields, fr.issues
+        if len(self._seen) < 8 * self.max_keys or sig in self._seen:
+            self._seen[sig] = seen
+        # seen: dissections so far; past COMPILE_AFTER + per_key the slot keeps missing (a
+        # layout whose frames its templates never fit): it stops compiling
+        if self.COMPILE_AFTER <= seen < self.COMPILE_AFTER + self.per_key and \
+                self._count < self.max_keys:
             try:
                 t = _build(bytes(buf), fr, self.profile)
             except Exception:  # a template is an optimisation; never let it fail a decode
                 t = None
-            if t is not None:
-                if slot is None:
-                    slot = self._slots[key] = []
-                    if len(self._slots) > self.max_keys:
-                        self._slots.popitem(last=False)
-                slot.append(t)
+            if t is None:
+                self._seen[sig] = self.COMPILE_AFTER + self.per_key    # never again
+            else:
+                self._insert(t)
         return fr.layers, fr.fields, fr.issues
+
+    def templates(self):
+        """Every template held (for tests and diagnostics)."""
+        for g in self._groups:
+            for lst in g[2].values():
+                yield from lst
+
+    def _insert(self, t: _Template) -> None:
+        g = self._by_probe.get(t.probe)
+        if g is None:
+            g = self._by_probe[t.probe] = [t.probe[0], t.probe[1], {}]
+            self._groups.append(g)
+        g[2].setdefault(t.key, []).append(t)
+        self._count += 1
+        self.compiled += 1

@@ -286,6 +286,30 @@ PROCEDURES: dict[str, str] = {
               "(UB 2.0 §4.3.3)",
 }
 
+#: How each procedure's choices depend on the bytes left in the frame (the fast path's length
+#: classes, ``ubpkt.dissect.fastpath``): ``0``: not at all (lengths it reads are fields the
+#: templates check as relations, see :data:`LENGTH_RULES`); a layer name: it reads that header
+#: only when at least its size remains (otherwise the rest is payload); a number: the same with
+#: that many bytes.  A procedure absent here depends on the length in other ways (repetitions,
+#: byte runs sized by what is left): the fast path keeps such layouts at one frame length.
+#: ``tests/test_fastpath_layouts.py`` checks every procedure of :data:`PROCEDURES` is either here
+#: or deliberately absent (:data:`LENGTH_EXACT_PROCEDURES`).
+PROCEDURE_ROOM: dict[str, object] = {
+    "@ipv4": 0, "@ipv6": 0, "@tah": 0,
+    "@udp": "bootp",                       # BOOTP only when its header fits
+    "@tp_response_atah": None,             # set below: TP_RESPONSE_ATAH_BYTES
+}
+#: Procedures whose steps follow the bytes left (the fast path keeps their layouts exact).
+LENGTH_EXACT_PROCEDURES = ("@saetph_bitmap", "@ciph_body", "@scan_paths", "@scan_tlvs",
+                           "@npic_entries", "@lldp_tlvs", "@lacp_tlvs", "@mgmt_pdu", "@beetah",
+                           "@dllcb")
+#: AUTO_FILL rules that count the bytes from a header to the end of the packet: the fast path
+#: checks such a field as ``value == frame length - constant`` instead of one value, so one
+#: template serves every payload length.  Other length rules (PLENGTH's encoding, PDU_Length)
+#: keep a layout at one frame length.
+LENGTH_RULES = ("ipv4_total_length", "ipv6_payload_length", "udp_length")
+LENGTH_EXACT_RULES = ("plength", "mgmt_pdu_length")
+
 #: Topology TLV Type -> the header of the whole TLV (Type, Length and the value's fields; UB 2.0
 #: §10.4.3.2 Table 10-9, Fig 10-27..30), read when Length covers it; value bytes past it, and other
 #: types (reserved, vendor defined), are ``ub.scan_tlv`` plus bytes.
@@ -424,6 +448,11 @@ ATOMIC_SUBOP_OPCODES = (0x09, 0x0A)
 #: An ATAH after a TP response (profile G10) is read when at least this many bytes remain: the
 #: full ATAH (UB 2.0 §7.2.2).
 TP_RESPONSE_ATAH_BYTES = 8
+PROCEDURE_ROOM["@tp_response_atah"] = TP_RESPONSE_ATAH_BYTES
+#: TAOpcodes whose payload @tah reads as numbers when its length is an operand size (atomic
+#: operands, an Atomic_response's original data: UB 2.0 §7.4.2.3.2-3): the payload length
+#: changes the record, so the fast path keeps such layouts at one frame length.
+ATOMIC_PAYLOAD_OPCODES = tuple(E.ATOMICS) + (ATOMIC_RESPONSE,)
 
 
 def ta_sequence(opcode: int, response: bool, flags: Mapping[str, int], profile,

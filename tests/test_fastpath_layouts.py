@@ -1,0 +1,230 @@
+"""Templates keyed by layout (issue 14): the fast path against the record path on SEQUENCES of
+frames - varied kinds and payload lengths, corruption, same-length neighbours of another layout -
+for every view the fast path serves (ndjson, json, summary, the stats picks, records), and the
+grammar tables the templates' length classes come from."""
+from __future__ import annotations
+
+import importlib.util
+import random
+from pathlib import Path
+
+import pytest
+
+from ubpkt import SPEC, NS3, encode_layers
+from ubpkt.dissect import dissect
+from ubpkt.dissect.fastpath import STATS_KEYS, TemplateCache
+from ubpkt.formats import HEADERS
+from ubpkt.formats.grammar import LENGTH_EXACT_PROCEDURES, PROCEDURE_ROOM, PROCEDURES
+from ubpkt.formats.samples import samples
+from ubpkt.record import make_record
+from ubpkt.views.output import summary_line, to_json_bytes, with_time_epoch
+from ubpkt.views.timefmt import seconds_text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _make_captures():
+    spec = importlib.util.spec_from_file_location("mc", ROOT / "captures" / "make_captures.py")
+    mc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mc)
+    return mc
+
+
+def _vary(kind, rnd):
+    """One frame of ``kind`` with random per-frame values and payload length."""
+    out = []
+    for name, spec in kind:
+        spec = dict(spec) if isinstance(spec, dict) else spec
+        if name == "ip":
+            spec["id"] = rnd.getrandbits(16)
+        elif name == "ub.rtph":
+            spec["psn"] = rnd.getrandbits(24)
+        elif name in ("ub.btah", "ub.atah"):
+            spec["ini_tassn"] = rnd.getrandbits(16)
+        elif name == "data":
+            spec = rnd.randbytes(rnd.choice((1, 2, 3, 7, 8, 9, 64, rnd.randint(1, 700))))
+        out.append((name, spec))
+    return out
+
+
+def _cfg5_pair():
+    """A CFG-5 frame of protocol 0x0100 carrying IPv4 (the grammar peeks the first payload
+    nibble) and the same bytes with that nibble changed: raw data of the same length."""
+    for lt, prof, layers in samples(SPEC):
+        names = [n for n, _ in layers]
+        if "ub.cfg5" in names and "ip" in names and names[-1] in ("udp", "data") or \
+                ("ub.cfg5" in names and "ip" in names and "ub.utph" in names):
+            buf = encode_layers(layers, prof)
+            at = HEADERS["ub.lph"].size + HEADERS["ub.cfg5"].size
+            if buf[at] >> 4 != 4:
+                continue
+            other = bytearray(buf)
+            other[at] = (other[at] & 0x0F) | 0x50
+            return lt, buf, bytes(other)
+    raise AssertionError("no CFG-5 IPv4 sample")
+
+
+def _sequence(seed: int, n: int = 600):
+    """(linktype, profile, frame) in a seeded random order: UBoE kinds with random payloads,
+    every grammar sample, CFG-5 IP/data neighbours, and corrupted copies of all of them."""
+    rnd = random.Random(seed)
+    kinds = _make_captures().uboe_packets()
+    pool = [(lt, prof, encode_layers(layers, prof)) for prof in (SPEC, NS3)
+            for lt, p, layers in samples(prof) for prof in (p,)]
+    lt5, ip5, data5 = _cfg5_pair()
+    out = []
+    for _ in range(n):
+        r = rnd.random()
+        if r < 0.5:
+            item = (1, SPEC, encode_layers(_vary(rnd.choice(kinds), rnd)))
+        elif r < 0.75:
+            item = rnd.choice(pool)
+        else:
+            item = (lt5, SPEC, rnd.choice((ip5, data5)))
+        lt, prof, buf = item
+        if rnd.random() < 0.15 and buf:
+            b = bytearray(buf)
+            for _ in range(rnd.randint(1, 3)):
+                bit = rnd.randrange(min(len(b), 96) * 8)
+                b[bit // 8] ^= 1 << (bit % 8)
+            buf = bytes(b)
+        out.append((lt, prof, buf))
+    return out
+
+
+def _reference(lt, prof, buf, frame, tns):
+    fr = dissect(buf, lt, prof)
+    return fr, make_record(frame, tns / 1e9, len(buf) + 4, len(buf), lt, fr.layers, fr.fields,
+                           fr.issues)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_sequences_agree_in_every_view(seed):
+    """Frame by frame through one cache per profile and view, against the dissector."""
+    seq = _sequence(seed)
+    views = ("ndjson", "summary", "pick", "decode")
+    caches = {(prof, v): TemplateCache(prof) for prof in (SPEC, NS3) for v in views}
+    for (prof, v), c in caches.items():
+        c.digits = 6
+    for i, (lt, prof, buf) in enumerate(seq * 2, 1):
+        tns = 1_700_000_000_000_000_000 + 1000 * i
+        fr, rec = _reference(lt, prof, buf, i, tns)
+        line = caches[prof, "ndjson"].ndjson(buf, lt, i, tns, len(buf) + 4)
+        assert line == to_json_bytes(with_time_epoch(rec, seconds_text(tns, 6))), (i, fr.layers)
+        assert caches[prof, "summary"].summary(buf, lt, i, "1.5", len(buf) + 4) == \
+            summary_line(rec, "1.5")
+        assert caches[prof, "decode"].decode(buf, lt) == (fr.layers, fr.fields, fr.issues)
+        t, got = caches[prof, "pick"].pick(buf, lt)
+        if t is None:
+            assert got == (fr.layers, fr.fields, fr.issues)
+        else:
+            assert list(t.layers) == fr.layers and list(t.issues) == fr.issues
+            assert {k: v for k, v in got.items()} == \
+                {k: fr.fields[k] for k in STATS_KEYS if k in fr.fields}
+    hits = sum(c.hits for c in caches.values())
+    assert hits > len(seq) * len(views) // 2      # the templates did most of the work
+
+
+def test_varied_payload_lengths_share_one_template():
+    """One layout, many payload lengths: one variable-length template (the issue's 39% hit rate
+    came from keying by frame length)."""
+    rnd = random.Random(5)
+    kinds = _make_captures().uboe_packets()
+    write = kinds[0]          # RTP + BTAH Write + MAETAH + payload
+    cache = TemplateCache(SPEC)
+    for i in range(200):
+        buf = encode_layers(_vary(write, rnd))
+        fr = dissect(buf, 1, SPEC)
+        assert cache.decode(buf, 1) == (fr.layers, fr.fields, fr.issues)
+    assert cache.hits >= 180
+    assert any(t.variable for t in cache.templates())
+
+
+def test_cfg5_ip_and_data_neighbours():
+    """The issue's bug class: same length, the grammar chooses IP or data by a payload nibble;
+    after a template for one, the other still decodes as the dissector says."""
+    lt, ip5, data5 = _cfg5_pair()
+    assert len(ip5) == len(data5)
+    cache = TemplateCache(SPEC)
+    for buf in (data5, data5, data5, ip5, ip5, ip5, data5, ip5):
+        fr = dissect(buf, lt, SPEC)
+        assert cache.decode(buf, lt) == (fr.layers, fr.fields, fr.issues)
+    assert "ip" in dissect(ip5, lt, SPEC).layers and "ip" not in dissect(data5, lt, SPEC).layers
+
+
+def test_a_layout_seen_once_is_not_compiled():
+    cache = TemplateCache(SPEC)
+    buf = encode_layers(_make_captures().uboe_packets()[0])
+    cache.decode(buf, 1)
+    assert cache.compiled == 0
+    cache.decode(buf, 1)
+    assert cache.compiled == 1
+
+
+def test_a_layout_that_keeps_missing_stops_compiling():
+    """Frames whose template can never fit (a bad ICRC each time, new values): builds stop
+    after per_key."""
+    rnd = random.Random(7)
+    kind = _make_captures().uboe_packets()[16]      # a TPACK: no payload, one length
+    cache = TemplateCache(SPEC, per_key=3)
+    for i in range(40):
+        layers = _vary(kind, rnd)
+        buf = bytearray(encode_layers(layers))
+        buf[-1] ^= 0xFF if i % 2 else 0          # every other frame fails the ICRC
+        cache.decode(bytes(buf), 1)
+    assert cache.compiled <= 3
+
+
+def test_every_procedure_has_a_length_class():
+    """A new grammar procedure must say how it depends on the bytes left, or the templates
+    could stretch a layout it decides by length."""
+    assert set(PROCEDURES) == set(PROCEDURE_ROOM) | set(LENGTH_EXACT_PROCEDURES)
+    assert not set(PROCEDURE_ROOM) & set(LENGTH_EXACT_PROCEDURES)
+
+
+def test_parallel_equals_one_process(tmp_path, monkeypatch):
+    """``-j 2`` writes the bytes ``-j 1`` writes on varied traffic with CFG-5 neighbours."""
+    import os
+    from ubpkt.capture import PcapWriter
+    from ubpkt.capture import parallel
+    from ubpkt.capture.parallel import write_ndjson
+    monkeypatch.setattr(parallel, "SEGMENT", 64 << 10)     # many segments, each its own cache
+    from ubpkt.capture.stream import iter_ndjson
+    rnd = random.Random(11)
+    kinds = _make_captures().uboe_packets()
+    path = tmp_path / "v.pcap"
+    with PcapWriter(path, 1) as w:
+        for i in range(6000):
+            w.write(encode_layers(_vary(rnd.choice(kinds), rnd)), i * 1000)
+    assert path.stat().st_size > 8 * parallel.SEGMENT
+    one = b"".join(iter_ndjson(path))
+    out = tmp_path / "j2.ndjson"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        write_ndjson(path, fd, None, None, 2)
+    finally:
+        os.close(fd)
+    assert out.read_bytes() == one
+
+
+def test_json_view_fast_equals_record_path(tmp_path):
+    """``decode -T json`` from the ndjson fast path is the record path's output (``-l`` keeps
+    the record path), on varied traffic."""
+    import os
+    import subprocess
+    import sys
+    from ubpkt.capture import PcapWriter
+    rnd = random.Random(12)
+    kinds = _make_captures().uboe_packets()
+    path = tmp_path / "v.pcap"
+    with PcapWriter(path, 1) as w:
+        for i in range(300):
+            w.write(encode_layers(_vary(rnd.choice(kinds), rnd)), i * 1000)
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "ubpkt_cli", "decode", "-q", "-T", "json",
+                               *extra, str(path)], capture_output=True, env=os.environ,
+                              check=True).stdout
+    fast = run()
+    assert fast.startswith(b"[\n{") and fast.endswith(b"}\n]\n")
+    assert fast == run("-l")
