@@ -54,26 +54,34 @@ def best(fn, repeat: int = 3) -> float:
     return max(out, 1e-9)
 
 
+#: megabytes of flits (about) the link commands run over, and twice that
+LINK_MB = 16
+
+
 def cli(*args) -> list:
     return [sys.executable, "-m", "ubpkt_cli", *args]
 
 
 def main(n: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ubpkt-bench-flits-"))
-    sizes = {}
-    per = {}
+    per: dict = {"n": {}, "2n": {}}
     for tag, count in (("n", n), ("2n", 2 * n)):
-        pk, fl, rw = tmp / f"{tag}.pcap", tmp / f"{tag}.flits.pcap", tmp / f"{tag}.flits"
+        pk, fl = tmp / f"{tag}.pcap", tmp / f"{tag}.flits.pcap"
         make(pk, count)
-        per[tag] = {
-            "frame": cpu(cli("link", "frame", str(pk), "-o", str(rw), "--raw")),
-            "deframe": cpu(cli("link", "deframe", str(rw), "-o", str(tmp / f"{tag}.out"))),
-        }
         subprocess.run(cli("link", "frame", str(pk), "-o", str(fl)), check=True,
                        stderr=subprocess.DEVNULL)
         per[tag]["decode 148"] = cpu(cli("decode", "-q", "-T", "ndjson", str(pk)))
         per[tag]["decode flits"] = cpu(cli("decode", "-q", "-T", "ndjson", str(fl)))
-        sizes[tag] = os.path.getsize(rw)
+    # the link commands over LINK_MB and twice as many megabytes of flits
+    sizes = {}
+    for tag, mb in (("n", LINK_MB), ("2n", 2 * LINK_MB)):
+        count = int(mb * 1e6 / 90)
+        make(tmp / f"{tag}.link.pcap", count)
+        rw = tmp / f"{tag}.flits"
+        per[tag]["frame"] = cpu(cli("link", "frame", str(tmp / f"{tag}.link.pcap"), "-o",
+                                    str(rw), "--raw"))
+        per[tag]["deframe"] = cpu(cli("link", "deframe", str(rw), "-o", str(tmp / "out.pcap")))
+        sizes[tag] = rw.stat().st_size
     d = {k: max(per["2n"][k] - per["n"][k], 1e-9) for k in per["n"]}
     mb = (sizes["2n"] - sizes["n"]) / 1e6
     stream = (tmp / "2n.flits").read_bytes()
@@ -89,7 +97,7 @@ def main(n: int) -> None:
     copy_rate = len(stream) / 1e6 / best(lambda: bytearray(stream))
     fps148, fpsfl = n / d["decode 148"], n / d["decode flits"]
     rates = {"link frame": mb / d["frame"], "link deframe": mb / d["deframe"]}
-    print(f"{n} packets, {mb:.2f} MB of flits per N")
+    print(f"decode: {n} packets per N; link: {mb:.1f} MB of flits per N")
     print(f"{'decode -T ndjson, linktype 148':34s} {fps148:10,.0f} frames/s")
     print(f"{'decode -T ndjson, flit stream':34s} {fpsfl:10,.0f} frames/s   "
           f"{fpsfl / fps148:6.2f}x the 148 path (goal >= 0.8x)")
