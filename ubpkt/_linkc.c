@@ -818,7 +818,162 @@ done:
     return res;
 }
 
+/* plain_dlldps(buf, total_flits, crc_mode, covers_info, cfg_mask, lengths, out, sec, frac)
+ * -> (done_flits, stop, items)
+ * The bulk path of a flit stream (ubpkt.link.fastdeframe, whose Python twin says the same):
+ * from buf[0], a unit boundary, every DLLDP that is *plain* - each block's BCRC right (CRC
+ * mode), reserved bits and ERROR_FLAG clear in the LPH/LBH and the BCRC/END, the CFG one of
+ * cfg_mask's bits, every LBH with the LPH's VL and CFG, PLENGTH describing a length (lengths:
+ * 16384 int32, -1 for a reserved encoding) that its blocks carry, zero padding, no DLLCB
+ * between its blocks (UB 2.0 §4.3.2, §4.3.4, §4.7.2) - is reassembled; the walk stops at the
+ * first unit that is not (a DLLCB, or a DLLDP the reference reader would report on): stop 1,
+ * or at a unit not complete in the total_flits whole flits given: stop 0.  done_flits: the
+ * flits before the stop.  out None: items is a list of (start flit, flits, blocks, packet);
+ * out a bytearray: each packet is appended to it as a classic pcap record (little endian,
+ * time sec/frac) and items is their number. */
+static PyObject *plain_dlldps(PyObject *self, PyObject *args)
+{
+    Py_buffer view, lens;
+    Py_ssize_t total;
+    int crc_mode, covers;
+    unsigned long cfg_mask, sec, frac;
+    PyObject *out, *items = NULL, *res = NULL;
+    if (!PyArg_ParseTuple(args, "y*nppky*Okk", &view, &total, &crc_mode, &covers, &cfg_mask,
+                          &lens, &out, &sec, &frac))
+        return NULL;
+    if (total < 0 || total * 20 > view.len || lens.len != 16384 * 4
+        || (out != Py_None && !PyByteArray_Check(out))) {
+        PyErr_SetString(PyExc_ValueError, "total_flits beyond the buffer, lengths not 16384 "
+                        "int32, or out neither None nor a bytearray");
+        goto done;
+    }
+    items = out == Py_None ? PyList_New(0) : NULL;
+    if (out == Py_None && !items)
+        goto done;
+    const unsigned char *b = view.buf;
+    const int32_t *table = lens.buf;
+    Py_ssize_t pos = 0, count = 0;
+    int stop = 0;
+    while (pos < total) {
+        const unsigned char *h = b + pos * 20;
+        if ((h[1] & 0x0F) == 0 || (h[0] & 0x02) || (h[1] & 0x10)
+            || !((cfg_mask >> (h[1] & 0x0F)) & 1)) {
+            stop = 1;                   /* a DLLCB, or an LPH the reference reports on */
+            break;
+        }
+        unsigned plen = ((unsigned)(h[2] & 0x3F) << 8) | h[3];
+        int32_t expected = table[plen];
+        Py_ssize_t nb = (plen >> 10) + 1, lastf = ((plen >> 5) & 0x1F) + 1;
+        Py_ssize_t flits = (nb - 1) * 32 + lastf;
+        if (expected < 0) {
+            stop = 1;
+            break;
+        }
+        if (pos + flits > total)
+            break;                      /* stop 0: not complete (or a DLLCB inside: later) */
+        Py_ssize_t need = expected - 4, done_bytes = 0;
+        int plain = 1;
+        for (Py_ssize_t k = 0; k < nb && plain; k++) {
+            const unsigned char *blk = h + k * 640;
+            int last = k == nb - 1;
+            Py_ssize_t len = (last ? lastf : 32) * 20, hl = k ? 2 : 4;
+            if (k && ((blk[1] & 0x0F) == 0 || (blk[0] & 0x03) != (h[0] & 0x01)
+                      || blk[1] != h[1])) {
+                plain = 0;              /* a DLLCB between DLLDBs, or an LBH to report */
+                break;
+            }
+            if (crc_mode) {
+                const unsigned char *w = blk + len - 4;
+                uint32_t word = (uint32_t)w[0] << 24 | (uint32_t)w[1] << 16
+                                | (uint32_t)w[2] << 8 | w[3];
+                uint32_t r = crc30_run(MASK30, blk, len - 4);
+                if (covers)
+                    r = crc30_info(r, 0);
+                if ((word >> 30) || r != (word & MASK30)) {
+                    plain = 0;
+                    break;
+                }
+            } else if (last && blk[len - 1]) {
+                plain = 0;              /* END with ERROR_FLAG or reserved bits */
+                break;
+            }
+            Py_ssize_t room = len - hl - (crc_mode ? 4 : (last ? 1 : 0));
+            Py_ssize_t take = last ? need - done_bytes : room;
+            if (take < 0 || take > room) {
+                plain = 0;
+                break;
+            }
+            for (Py_ssize_t j = hl + take; j < len - (crc_mode ? 4 : (last ? 1 : 0)); j++)
+                if (blk[j]) {
+                    plain = 0;          /* padding that is not zero */
+                    break;
+                }
+            done_bytes += take;
+        }
+        if (!plain) {
+            stop = 1;
+            break;
+        }
+        /* the packet: the LPH, then each block's payload */
+        unsigned char *dst;
+        PyObject *pkt = NULL;
+        if (out == Py_None) {
+            pkt = PyBytes_FromStringAndSize(NULL, expected);
+            if (!pkt)
+                goto fail;
+            dst = (unsigned char *)PyBytes_AS_STRING(pkt);
+        } else {
+            Py_ssize_t size = PyByteArray_GET_SIZE(out);
+            if (PyByteArray_Resize(out, size + 16 + expected) < 0)
+                goto fail;
+            unsigned char *r = (unsigned char *)PyByteArray_AS_STRING(out) + size;
+            uint32_t v[4] = {(uint32_t)sec, (uint32_t)frac, (uint32_t)expected,
+                             (uint32_t)expected};
+            for (int q = 0; q < 4; q++) {
+                r[4 * q] = v[q] & 0xFF;
+                r[4 * q + 1] = (v[q] >> 8) & 0xFF;
+                r[4 * q + 2] = (v[q] >> 16) & 0xFF;
+                r[4 * q + 3] = v[q] >> 24;
+            }
+            dst = r + 16;
+        }
+        memcpy(dst, h, 4);
+        Py_ssize_t at = 4;
+        for (Py_ssize_t k = 0; k < nb; k++) {
+            int last = k == nb - 1;
+            Py_ssize_t len = (last ? lastf : 32) * 20, hl = k ? 2 : 4;
+            Py_ssize_t room = len - hl - (crc_mode ? 4 : (last ? 1 : 0));
+            Py_ssize_t take = last ? expected - at : room;
+            memcpy(dst + at, h + k * 640 + hl, take);
+            at += take;
+        }
+        if (pkt) {
+            PyObject *t = Py_BuildValue("(nnnN)", pos, flits, nb, pkt);
+            if (!t || PyList_Append(items, t) < 0) {
+                Py_XDECREF(t);
+                goto fail;
+            }
+            Py_DECREF(t);
+        }
+        count++;
+        pos += flits;
+    }
+    res = items ? Py_BuildValue("(niO)", pos, stop, items)
+                : Py_BuildValue("(nin)", pos, stop, count);
+    goto done;
+fail:
+    res = NULL;
+done:
+    Py_XDECREF(items);
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&lens);
+    return res;
+}
+
 static PyMethodDef methods[] = {
+    {"plain_dlldps", plain_dlldps, METH_VARARGS,
+     "plain_dlldps(buf, total_flits, crc_mode, covers_info, cfg_mask, lengths, out, sec, frac) -> "
+     "(done_flits, stop, items): the plain DLLDPs at the start of buf, reassembled"},
     {"rx_plan", rx_plan, METH_VARARGS,
      "rx_plan(buf, total_flits, pending, crc_mode, covers_info, crd_code, null_code) -> "
      "(actions, counted, worthy, done), or (None, spans, kinds, crc_ok) for an uncommon call"},

@@ -194,17 +194,22 @@ def _frame_with_engine(packets, put, crc_mode):
 def deframe(infile, output, non_crc) -> None:
     """Reassemble the DLLDPs of a flit stream (pcap linktype 151 or 149, or raw flits)."""
     from ubpkt.dissect.flitstream import iter_flit_chunks
-    from ubpkt.link.framing import Deframer
+    from ubpkt.link.fastdeframe import BulkDeframer
     from ubpkt.profile import SPEC
     _flit_source(infile)
-    d = Deframer(not non_crc, covers_info=SPEC.bcrc_covers_info, controls=True)
+    # plain DLLDPs go straight from the flits to pcap records in one compiled walk; every
+    # other unit through the reference reader (the same units, ubpkt.link.fastdeframe)
+    d = BulkDeframer(not non_crc, covers_info=SPEC.bcrc_covers_info, controls=True)
     n = bad = cbs = units = flit_bad = 0
+    body = bytearray()
     with _writer(output, 148) as w:
         last_t = 0
 
         def emit(done):
-            nonlocal n, bad, cbs, units, flit_bad
-            for u in done:
+            nonlocal n, bad, cbs, units, flit_bad, body
+            for u, upto in done:
+                w.write_records(body[:upto])
+                del body[:upto]
                 units += 1
                 if u.kind == "packet":
                     w.write(u.packet, last_t)
@@ -214,14 +219,34 @@ def deframe(infile, output, non_crc) -> None:
                 if any(i["severity"] == "error" for i in u.issues):
                     bad += 1
                 flit_bad += _flit_errors(u.issues)
+            if len(body) >= DEFRAME_BUFFER:
+                w.write_records(body)
+                body = bytearray()
 
-        for data, t in iter_flit_chunks(infile):
+        for data, t in iter_flit_chunks(infile, DEFRAME_BUFFER):
             last_t = t if t is not None else last_t
-            emit(d.feed(data))
-        emit(d.close())
+            emit(d.feed_pcap(data, body, *_pcap_time(last_t)))
+        emit((u, len(body)) for u in d.close())
+        w.write_records(body)
+    units += d.plain
+    n += d.plain
     err.print(f"{n} packets written to {output}; {cbs} control blocks; "
               f"{bad} units with errors")
     _none_decoded(infile, units, flit_bad)
+
+
+#: bytes read from a raw flit stream at a time, and of pcap records gathered before a write
+DEFRAME_BUFFER = 1 << 20
+
+
+def _pcap_time(time_ns: int) -> tuple:
+    """(seconds, nanoseconds) of a record time as PcapWriter writes it (refusing the same)."""
+    from ubpkt.capture.pcap import PCAP_MAX_SECONDS
+    sec, rem = divmod(int(time_ns), 1_000_000_000)
+    if not 0 <= sec <= PCAP_MAX_SECONDS:
+        raise click.ClickException(f"timestamp {int(time_ns)} ns does not fit a classic pcap "
+                                   "record")
+    return sec, rem
 
 
 @link.command()

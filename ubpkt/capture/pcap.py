@@ -501,6 +501,12 @@ class PcapWriter:
                                       len(data) if orig_len is None else orig_len))
         self._fh.write(data)
 
+    def write_records(self, blob) -> None:
+        """Append whole records already in this file's form (16-byte little-endian headers,
+        times in this writer's unit, each followed by its data): what a compiled loop built,
+        e.g. ``ubpkt.link.fastdeframe.BulkDeframer.feed_pcap``."""
+        self._fh.write(blob)
+
     def close(self) -> None:
         if self._close:
             self._fh.close()

@@ -83,18 +83,15 @@ def iter_ndjson(path, link_type: str = "auto", profile: Profile | None = None,
                 progress=None) -> Iterator[bytes]:
     """The ndjson output of every frame (the same bytes as rendering :func:`iter_records`
     with their exact time, ``ubpkt.views.timefmt.json_view``), in chunks of whole lines, written straight from the templates where a frame fits one."""
-    from ..views.output import to_json_bytes
     forced = LINK_TYPES[link_type]
     if forced == LINKTYPE_FLITS:
-        for rec in _flits(path, profile):
-            yield to_json_bytes(rec)
+        yield from _flit_lines(path, profile)
         return
     caches: dict = {}
     with open_capture(path) as cap:
         if forced is None and cap.linktype in FLIT_LINKTYPES:
             cap.close()
-            for rec in _flits(path, profile):
-                yield to_json_bytes(rec)
+            yield from _flit_lines(path, profile)
             return
         if cap.format == "pcap":
             lt = forced if forced is not None else cap.linktype
@@ -334,6 +331,12 @@ def _flits(path, profile: Profile | None) -> Iterator[dict]:
     flits): one record per DLLCB and per reassembled DLLDP (``ubpkt.dissect.flitstream``)."""
     from ..dissect.flitstream import decode_flit_stream
     yield from decode_flit_stream(str(path), profile_for(LINKTYPE_FLITS, profile))
+
+
+def _flit_lines(path, profile: Profile | None) -> Iterator[bytes]:
+    """The ndjson of a flit stream (``ubpkt.dissect.flitstream.flit_stream_ndjson``)."""
+    from ..dissect.flitstream import flit_stream_ndjson
+    yield from flit_stream_ndjson(str(path), profile_for(LINKTYPE_FLITS, profile))
 
 
 def file_size(path) -> int:

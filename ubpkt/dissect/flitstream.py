@@ -18,10 +18,12 @@ from collections import deque
 from typing import Iterable, Iterator
 
 from ..profile import SPEC, Profile
+from ..link.fastdeframe import BulkDeframer, Plain
 from ..link.framing import Deframer, Unit
 from ..record import LINKTYPE_FLITS, make_record
 
-__all__ = ["decode_flit_stream", "unit_record", "iter_flit_chunks", "LINKTYPE_FLITS"]
+__all__ = ["decode_flit_stream", "flit_stream_ndjson", "unit_record", "iter_flit_chunks",
+           "LINKTYPE_FLITS"]
 
 _PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
                 b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a")
@@ -111,20 +113,90 @@ def unit_record(u: Unit, frame: int, time_ns, profile: Profile) -> dict:
 
 def decode_flit_stream(source, profile: Profile = SPEC, *, crc_mode: bool | None = None,
                        controls: bool = True, start_frame: int = 1,
-                       chunk_size: int = CHUNK) -> Iterator[dict]:
+                       chunk_size: int = CHUNK, fast: bool = True) -> Iterator[dict]:
     """Records of a flit stream, one per DLLCB and per reassembled DLLDP, in stream order.
 
-    ``source``: bytes; a path (pcap/pcapng of linktype 151 or 149, else a raw file of whole
-    flits); a binary file object (raw flits); or an iterable of capture packets (``.data``, ``.time_ns``,
-    e.g. ``ubpkt.capture.open_capture(path)``).  ``crc_mode`` defaults to ``profile.crc_mode``.
-    A record's ``time`` is that of the capture record holding the unit's first flit.
+    ``source``: bytes; a path (pcap/pcapng of linktype 151 or the old 149, else a raw file of
+    whole flits); a binary file object (raw flits); or an iterable of capture packets
+    (``.data``, ``.time_ns``, e.g. ``ubpkt.capture.open_capture(path)``).  ``crc_mode``
+    defaults to ``profile.crc_mode``.  A record's ``time`` is that of the capture record
+    holding the unit's first flit.  ``fast``: plain DLLDPs through the bulk deframer and the
+    packet templates (:mod:`ubpkt.dissect.flitfast`, the same records); False: every unit
+    through the reference Deframer and dissector.
     Never raises on bad input (undelimitable bytes become records with an error issue)."""
+    profile, units = _units(source, profile, crc_mode, controls, chunk_size, fast)
+    if not fast:
+        for frame, (u, t) in enumerate(units, start_frame):
+            yield unit_record(u, frame, t, profile)
+        return
+    from .fastpath import TemplateCache
+    from .flitfast import plain_record
+    cache = TemplateCache(profile)
+    crc = profile.crc_mode
+    for frame, (u, t) in enumerate(units, start_frame):
+        if u.__class__ is Plain:
+            yield plain_record(u, frame, t, crc, cache)
+        else:
+            yield unit_record(u, frame, t, profile)
+
+
+def flit_stream_ndjson(source, profile: Profile = SPEC, *, crc_mode: bool | None = None,
+                       controls: bool = True, start_frame: int = 1,
+                       chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """The ndjson lines of :func:`decode_flit_stream` (``to_json_bytes`` of each record, the
+    same bytes), in chunks of whole lines, plain DLLDPs spliced from their packet's template
+    line (:class:`ubpkt.dissect.flitfast.PlainLines`)."""
+    from ..views.output import to_json_bytes
+    from .fastpath import TemplateCache
+    from .flitfast import PlainLines
+    profile, units = _units(source, profile, crc_mode, controls, chunk_size, True)
+    line = PlainLines(profile.crc_mode, TemplateCache(profile)).line
+    out = []
+    for frame, (u, t) in enumerate(units, start_frame):
+        if u.__class__ is Plain:
+            out.append(line(u, frame, t))
+        else:
+            out.append(to_json_bytes(unit_record(u, frame, t, profile)))
+        if len(out) >= 2048:
+            yield b"".join(out)
+            out = []
+    if out:
+        yield b"".join(out)
+
+
+def _units(source, profile: Profile, crc_mode, controls: bool, chunk_size: int, fast: bool):
+    """(profile with the CRC mode, iterator of (unit, time_ns of its first flit's record)):
+    reference Units, and with ``fast`` :class:`~ubpkt.link.fastdeframe.Plain` DLLDPs."""
     crc = profile.crc_mode if crc_mode is None else crc_mode
     if crc != profile.crc_mode:
         profile = profile.with_(crc_mode=crc)
-    d = Deframer(crc, covers_info=profile.bcrc_covers_info, controls=controls,
-                 crd_ack_vl0_first=profile.crd_ack_vl0_first)
-    frame = start_frame
+    if fast:
+        d = BulkDeframer(crc, covers_info=profile.bcrc_covers_info, controls=controls,
+                         crd_ack_vl0_first=profile.crd_ack_vl0_first, keep_raw=True)
+    else:
+        d = Deframer(crc, covers_info=profile.bcrc_covers_info, controls=controls,
+                     crd_ack_vl0_first=profile.crd_ack_vl0_first)
+    return profile, _timed(d, _batched(iter_flit_chunks(source, chunk_size), chunk_size))
+
+
+def _batched(chunks, size: int) -> Iterator[tuple]:
+    """(bytes, [(offset in them, time_ns of the capture record starting there)]) of about
+    ``size`` bytes of consecutive pieces: one feed for many small capture records (a
+    ``link frame`` capture holds one DLLDP per record)."""
+    parts, marks, n = [], [], 0
+    for data, t in chunks:
+        if t is not None:
+            marks.append((n, t))
+        parts.append(data)
+        n += len(data)
+        if n >= size:
+            yield b"".join(parts), marks
+            parts, marks, n = [], [], 0
+    if parts:
+        yield b"".join(parts), marks
+
+
+def _timed(d, chunks) -> Iterator[tuple]:
     marks: deque = deque()          # (stream offset, time_ns) of record starts
     offs: deque = deque()
     pos = 0
@@ -138,14 +210,12 @@ def decode_flit_stream(source, profile: Profile = SPEC, *, crc_mode: bool | None
         i = bisect_right(offs, off) - 1
         return marks[i] if i >= 0 else None
 
-    for data, t in iter_flit_chunks(source, chunk_size):
-        if t is not None:
-            offs.append(pos)
+    for data, times in chunks:
+        for rel, t in times:
+            offs.append(pos + rel)
             marks.append(t)
         pos += len(data)
         for u in d.feed(data):
-            yield unit_record(u, frame, time_at(u.offset), profile)
-            frame += 1
+            yield u, time_at(u[0] if u.__class__ is Plain else u.offset)
     for u in d.close():
-        yield unit_record(u, frame, time_at(u.offset), profile)
-        frame += 1
+        yield u, time_at(u.offset)

@@ -1,0 +1,118 @@
+"""Flit streams on the fast path: records and ndjson lines of plain DLLDPs without a Unit, a
+dissection or a record dict per frame (UB 2.0 §4.3.2, §4.3.4, §4.7.2).
+
+:class:`~ubpkt.link.fastdeframe.BulkDeframer` hands over every *plain* DLLDP (no issue at the
+data link) as its packet and flits; here its record is put together from
+
+* the block-level fields, read from the flits (LBHs, BCRC words) - for the common one-block
+  DLLDP in CRC mode one %-format, the *DLLDP template*;
+* the packet's own layers, fields and issues from the packet fast path
+  (:class:`ubpkt.dissect.fastpath.TemplateCache`, linktype 148): as ``(layers, fields,
+  issues)`` for records, as the template's ndjson line for ndjson, whose layer, field and
+  issue lists are spliced after the block-level ones.
+
+Every other unit (DLLCBs, damaged DLLDPs, trailing bytes) is the reference's
+(:func:`ubpkt.dissect.flitstream.unit_record`).  The result equals
+``decode_flit_stream(..., fast=False)`` record by record and byte for byte
+(``tests/link/test_flitfast.py``).
+"""
+from __future__ import annotations
+
+import re
+
+from ..formats import HEADERS as H
+from ..link.blocks import FLIT
+from ..link.fastdeframe import Plain
+from ..record import LINKTYPE_FLITS, LINKTYPE_UB, make_record
+
+__all__ = ["plain_record", "PlainLines"]
+
+_LBH = H["ub.lbh"]
+_MASK30 = 0x3FFFFFFF
+#: field-name prefixes of the block-level fields: a packet field with one of them would be
+#: shadowed (the record merges packet fields with setdefault), which splicing cannot do
+_BLOCK_KEY = re.compile(rb'"ub\.(?:flit|dll|dlldp|lbh|bcrc|end)\.').search
+_ONE_BLOCK_CRC = ('"ub.flit.offset":%d,"ub.flit.index":%d,"ub.flit.count":%d,'
+                  '"ub.dll.kind":"DLLDP","ub.dlldp.blocks":1,"ub.dlldp.flits":%d,'
+                  '"ub.dlldp.error_flag":0,"ub.bcrc.rsvd1":0,"ub.bcrc.error_flag":0,'
+                  '"ub.bcrc.crc30":%d,"ub.bcrc.status":"good"')
+_ONE_BLOCK_LAYERS = {True: b'"ub.flits","ub.dlldp","ub.bcrc"',
+                     False: b'"ub.flits","ub.dlldp","ub.end"'}
+
+
+def _block_fields(p: Plain, crc_mode: bool) -> tuple:
+    """(layers, fields) at the data link of a plain DLLDP, as ``unit_record`` has them."""
+    off, flits, nb, pkt, raw = p
+    f = {"ub.flit.offset": off, "ub.flit.index": off // FLIT, "ub.flit.count": flits,
+         "ub.dll.kind": "DLLDP", "ub.dlldp.blocks": nb, "ub.dlldp.flits": flits,
+         "ub.dlldp.error_flag": 0}
+    layers = ["ub.flits", "ub.dlldp"] + ["ub.lbh"] * (nb - 1)
+    if nb > 1:
+        rows = [_LBH.unpack(raw, k * 640) for k in range(1, nb)]
+        for i, key in enumerate(_LBH.keys):
+            f[key] = rows[0][i] if nb == 2 else [r[i] for r in rows]
+    if crc_mode:
+        ends = [min((k + 1) * 640, len(raw)) for k in range(nb)]
+        crcs = [int.from_bytes(raw[e - 4:e], "big") & _MASK30 for e in ends]
+        one = nb == 1
+        f["ub.bcrc.rsvd1"] = 0 if one else [0] * nb
+        f["ub.bcrc.error_flag"] = 0 if one else [0] * nb
+        f["ub.bcrc.crc30"] = crcs[0] if one else crcs
+        f["ub.bcrc.status"] = "good" if one else ["good"] * nb
+        layers.append("ub.bcrc")
+    else:
+        f["ub.end.rsvd1"] = f["ub.end.error_flag"] = f["ub.end.rsvd2"] = 0
+        layers.append("ub.end")
+    return layers, f
+
+
+def plain_record(p: Plain, frame: int, time_ns, crc_mode: bool, cache) -> dict:
+    """The record of a plain DLLDP (equal to ``unit_record`` of its reference Unit), the
+    packet decoded by ``cache`` (a :class:`~ubpkt.dissect.fastpath.TemplateCache`)."""
+    n = p[1] * FLIT
+    layers, f = _block_fields(p, crc_mode)
+    play, pf, pissues = cache.decode(p[3], LINKTYPE_UB)
+    for k, v in pf.items():
+        f.setdefault(k, v)
+    return make_record(frame, None if time_ns is None else time_ns / 1e9, n, n, LINKTYPE_FLITS,
+                       layers + list(play), f, list(pissues))
+
+
+class PlainLines:
+    """ndjson lines of plain DLLDPs (equal to ``to_json_bytes(plain_record(...))``)."""
+
+    def __init__(self, crc_mode: bool, cache):
+        from ..views.output import to_json_bytes
+        self.crc_mode = crc_mode
+        self.cache = cache
+        self._dumps = to_json_bytes
+        self._time_key, self._time_text = object(), b""
+
+    def line(self, p: Plain, frame: int, time_ns) -> bytes:
+        off, flits, nb, pkt, raw = p
+        dumps = self._dumps
+        n = flits * FLIT
+        pline = self.cache.ndjson(pkt, LINKTYPE_UB, 0, 0, len(pkt))
+        i = pline.find(b',"layers":[')
+        j = pline.find(b'],"fields":{', i)
+        k = pline.rfind(b'},"issues":[')
+        pfields = pline[j + 12:k]
+        if i < 0 or j < 0 or k < j or _BLOCK_KEY(pfields):
+            return dumps(plain_record(p, frame, time_ns, self.crc_mode, self.cache))
+        if time_ns != self._time_key:
+            self._time_key = time_ns
+            self._time_text = dumps(None if time_ns is None else time_ns / 1e9)[:-1]
+        if nb == 1 and self.crc_mode:
+            bfields = (_ONE_BLOCK_CRC % (off, off // FLIT, flits, flits,
+                                         int.from_bytes(raw[-4:], "big") & _MASK30)).encode()
+            blayers = _ONE_BLOCK_LAYERS[True]
+        else:
+            layers, f = _block_fields(p, self.crc_mode)
+            bfields = dumps(f)[1:-2]
+            blayers = dumps(layers)[1:-2]
+        return b"".join((b'{"frame":%d,"time":' % frame, self._time_text,
+                         b',"len":%d,"caplen":%d,"linktype":%d,"layers":[' % (n, n,
+                                                                              LINKTYPE_FLITS),
+                         blayers, b"," if pline[i + 11:j] else b"", pline[i + 11:j],
+                         b'],"fields":{', bfields, b"," if pfields else b"", pfields,
+                         b'},"issues":[', pline[k + 12:-3], b"]}\n"))
