@@ -70,14 +70,22 @@ def test_only_the_damaged_frame_has_a_bad_icrc(tshark, pcap):
 
 def ubpkt_analysis_exact(pcap) -> list[dict]:
     """ubpkt's analysis (two passes) with the capture's exact ns timestamps: the capture starts
-    in 2024, where a float of seconds is only good to ~240 ns (``rec["time"]``), so the records
-    carry ``_t`` = (time ns,) as ubpkt's decode loop gives them."""
-    recs = []
-    for rec in iter_records(str(pcap), exact_time=True):
-        rec["_t"] = (rec.pop("_tns")[0],)
-        recs.append(rec)
-    an = Analyzer(linked=first_pass(iter_records(str(pcap))))
+    in 2024, where a float of seconds is only good to ~240 ns (``rec["time"]``); the Analyzer
+    reads the reader's exact time (``_tns``) when the records carry it."""
+    recs = list(iter_records(str(pcap), exact_time=True))
+    an = Analyzer(linked=first_pass(iter_records(str(pcap), exact_time=True)))
     return [an.add(r) for r in recs]
+
+
+def test_float_time_alone_is_not_exact(pcap):
+    """Why the exact time matters: without it a 2024 capture's response times are off (the test
+    above would fail), so the reader's ``_tns`` is what makes them equal to tshark's."""
+    exact = [out.get("ub.analysis.response_time") for out in ubpkt_analysis_exact(pcap)]
+    an = Analyzer(linked=first_pass(iter_records(str(pcap))))
+    rough = [an.add(r).get("ub.analysis.response_time")
+             for r in iter_records(str(pcap))]
+    assert [x for x in exact if x is not None]
+    assert exact != rough
 
 
 def test_ubpkt_analysis_agrees(tshark, pcap):
