@@ -7,7 +7,7 @@ Not run by the tests.
     python bench/bench_phy.py [--flits N] [--quick] [--link-only] [--modulation-only]
 
 ``--modulation-only``: PAM4 against NRZ on the same flits (the packed PAM4 path of issue 14;
-before it PAM4 ran at about half NRZ's rate).
+before it PAM4 ran at about half NRZ's rate), and the lane file formats' sizes.
 """
 from __future__ import annotations
 
@@ -139,6 +139,34 @@ def bench_modulation(nflits: int, repeat: int = 5) -> None:
               f"{nt / pt:5.2f}x {bits / nr / 1e6:8.0f} {bits / pr / 1e6:8.0f} {nr / pr:5.2f}x")
 
 
+def bench_lanefile(nflits: int) -> None:
+    """Lane file sizes and write/read times: ubpkt-lanes-2 (bit-packed) against the former
+    one-byte-per-UI .npz, for the same lanes."""
+    import os
+    import tempfile
+    from ubpkt.phy.lanefile import read_lanes, write_lanes
+    from ubpkt.phy.profile import DEFAULT_PROFILE
+    data = np.random.default_rng(4).integers(0, 256, nflits * 20, dtype=np.uint8).tobytes()
+    print(f"\nlane files, {nflits} flits ({len(data) / 1e6:.1f} MB of flits), x4 rs-t4, best of 3")
+    print(f"{'modulation':11s} {'format':7s} {'MB':>7s} {'x flits':>8s} {'write s':>8s} "
+          f"{'read s':>7s} {'npz/packed':>11s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for mod in ("nrz", "pam4"):
+            cfg = TxConfig(4, "rs-t4", 1, mod)
+            uis, _ = tx(data, cfg)
+            sizes = {}
+            for fmt in ("packed", "npz"):
+                path = os.path.join(tmp, f"l.{fmt}")
+                tw, size = best_of(lambda: write_lanes(path, uis, cfg.settings(DEFAULT_PROFILE),
+                                                       fmt))
+                tr, (back, _) = best_of(lambda: read_lanes(path))
+                assert all((a == b).all() for a, b in zip(back, uis))
+                sizes[fmt] = size
+                ratio = f"{sizes['npz'] / sizes['packed']:10.1f}x" if fmt == "npz" else ""
+                print(f"{mod:11s} {fmt:7s} {size / 1e6:7.2f} {size / len(data):7.2f}x "
+                      f"{tw:8.3f} {tr:7.3f} {ratio:>11s}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--flits", type=int, default=200_000)
@@ -149,12 +177,14 @@ def main() -> None:
     n = 20_000 if a.quick else a.flits
     if a.modulation_only:
         bench_modulation(n)
+        bench_lanefile(n)
         return
     bench_link(n)
     if a.link_only:
         return
     bench_pipeline(n)
     bench_modulation(n)
+    bench_lanefile(n)
     bench_rs(5_000 if a.quick else 50_000, 300 if a.quick else 1_000)
 
 

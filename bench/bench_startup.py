@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import statistics
@@ -43,15 +44,35 @@ def _env(cold: bool, cache: str) -> dict:
     return env
 
 
+#: runs a command and reports its wait4 rusage: a small process between the bench and the
+#: command, because Linux carries ru_maxrss across exec (a child forked straight from the
+#: bench would report the bench's own peak when that is higher)
+_RUSAGE_HELPER = """
+import json, os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stderr=subprocess.DEVNULL)
+_pid, status, ru = os.wait4(p.pid, 0)
+sys.stderr.write(json.dumps([os.waitstatus_to_exitcode(status), ru.ru_utime + ru.ru_stime,
+                             ru.ru_maxrss]))
+"""
+
+
 def run_rusage(cmd: list[str], env: dict | None = None, stdout=subprocess.DEVNULL):
-    """Run ``cmd``; (CPU seconds user+system, peak RSS in kB of the child and the children
+    """Run ``cmd``; (CPU seconds user+system, peak RSS in kB of the command and the children
     it waited for), from wait4."""
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.DEVNULL, env=env)
-    _pid, status, ru = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0,):
-        raise SystemExit(f"{' '.join(cmd)}: exit {proc.returncode}")
-    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+    r = subprocess.run([sys.executable, "-c", _RUSAGE_HELPER, *cmd], stdout=stdout,
+                       stderr=subprocess.PIPE, env=env)
+    code, cpu, rss = json.loads(r.stderr.decode().strip().splitlines()[-1])
+    if code != 0:
+        raise SystemExit(f"{' '.join(cmd)}: exit {code}")
+    return cpu, rss
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def cpu_median(cmd, env, runs: int) -> float:
@@ -118,7 +139,7 @@ def bench_rss(tmp: Path, frames: int) -> None:
         with open(out, "wb") as fh:
             cpu, rss = run_rusage([sys.executable, "-m", "ubpkt_cli", "decode", "-q", "-j",
                                    str(jobs), "-T", "ndjson", str(big)], env, stdout=fh)
-        digest = hashlib.sha256(out.read_bytes()).hexdigest()[:16]
+        digest = sha256_of(out)[:16]
         print(f"{'decode -T ndjson -j ' + str(jobs):36s} {rss / 1024:8.1f} {cpu:8.2f} "
               f"{digest:>16s}")
         out.unlink()
