@@ -4,7 +4,10 @@
 reference paths (the lane-file pipeline tx+rx; the link stepping its LMSMs every block time).
 Not run by the tests.
 
-    python bench/bench_phy.py [--flits N] [--quick] [--link-only]
+    python bench/bench_phy.py [--flits N] [--quick] [--link-only] [--modulation-only]
+
+``--modulation-only``: PAM4 against NRZ on the same flits (the packed PAM4 path of issue 14;
+before it PAM4 ran at about half NRZ's rate), and the lane file formats' sizes.
 """
 from __future__ import annotations
 
@@ -114,17 +117,74 @@ def bench_link(nflits: int) -> None:
         print(f"{name:30s} {fast:8.1f} {slow:9.1f} {ref:10.1f} {fast / ref:6.2f}x")
 
 
+def bench_modulation(nflits: int, repeat: int = 5) -> None:
+    """PAM4 and NRZ TX/RX rates measured in turn (best of ``repeat``), and their ratio."""
+    data = np.random.default_rng(3).integers(0, 256, nflits * 20, dtype=np.uint8).tobytes()
+    bits = len(data) * 8
+    print(f"\nPAM4 vs NRZ, {nflits} flits, Mbit/s of flits, best of {repeat}")
+    print(f"{'config':20s} {'nrz tx':>8s} {'pam4 tx':>8s} {'ratio':>6s} "
+          f"{'nrz rx':>8s} {'pam4 rx':>8s} {'ratio':>6s}")
+    for lanes, fec in [(8, "rs-t4"), (4, "rs-t2"), (2, "bypass")]:
+        best = {}
+        for _ in range(repeat):
+            for mod in ("nrz", "pam4"):
+                cfg = TxConfig(lanes, fec, 1, mod)
+                t, (uis, _) = best_of(lambda: tx(data, cfg), 1)
+                r, res = best_of(lambda: rx(uis, cfg), 1)
+                assert res.flits == data
+                old = best.get(mod, (t, r))
+                best[mod] = (min(old[0], t), min(old[1], r))
+        (nt, nr), (pt, pr) = best["nrz"], best["pam4"]
+        print(f"{f'x{lanes} {fec}':20s} {bits / nt / 1e6:8.0f} {bits / pt / 1e6:8.0f} "
+              f"{nt / pt:5.2f}x {bits / nr / 1e6:8.0f} {bits / pr / 1e6:8.0f} {nr / pr:5.2f}x")
+
+
+def bench_lanefile(nflits: int) -> None:
+    """Lane file sizes and write/read times: ubpkt-lanes-2 (bit-packed) against the former
+    one-byte-per-UI .npz, for the same lanes."""
+    import os
+    import tempfile
+    from ubpkt.phy.lanefile import read_lanes, write_lanes
+    from ubpkt.phy.profile import DEFAULT_PROFILE
+    data = np.random.default_rng(4).integers(0, 256, nflits * 20, dtype=np.uint8).tobytes()
+    print(f"\nlane files, {nflits} flits ({len(data) / 1e6:.1f} MB of flits), x4 rs-t4, best of 3")
+    print(f"{'modulation':11s} {'format':7s} {'MB':>7s} {'x flits':>8s} {'write s':>8s} "
+          f"{'read s':>7s} {'npz/packed':>11s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for mod in ("nrz", "pam4"):
+            cfg = TxConfig(4, "rs-t4", 1, mod)
+            uis, _ = tx(data, cfg)
+            sizes = {}
+            for fmt in ("packed", "npz"):
+                path = os.path.join(tmp, f"l.{fmt}")
+                tw, size = best_of(lambda: write_lanes(path, uis, cfg.settings(DEFAULT_PROFILE),
+                                                       fmt))
+                tr, (back, _) = best_of(lambda: read_lanes(path))
+                assert all((a == b).all() for a, b in zip(back, uis))
+                sizes[fmt] = size
+                ratio = f"{sizes['npz'] / sizes['packed']:10.1f}x" if fmt == "npz" else ""
+                print(f"{mod:11s} {fmt:7s} {size / 1e6:7.2f} {size / len(data):7.2f}x "
+                      f"{tw:8.3f} {tr:7.3f} {ratio:>11s}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--flits", type=int, default=200_000)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--link-only", action="store_true")
+    ap.add_argument("--modulation-only", action="store_true")
     a = ap.parse_args()
     n = 20_000 if a.quick else a.flits
+    if a.modulation_only:
+        bench_modulation(n)
+        bench_lanefile(n)
+        return
     bench_link(n)
     if a.link_only:
         return
     bench_pipeline(n)
+    bench_modulation(n)
+    bench_lanefile(n)
     bench_rs(5_000 if a.quick else 50_000, 300 if a.quick else 1_000)
 
 

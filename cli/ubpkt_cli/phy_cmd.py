@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import zipfile
 
 import click
 import numpy as np
@@ -76,49 +75,31 @@ def _write(path: str, data: bytes) -> None:
         raise click.ClickException(f"cannot write {path}: {e.strerror}")
 
 
-def _save_lanes(path: str, lanes: list[np.ndarray], settings: dict) -> None:
-    arrays = {f"lane{i}": np.asarray(u, dtype=np.uint8) for i, u in enumerate(lanes)}
-    for k, v in settings.items():
-        arrays[k] = np.array(v)
-    arrays["format"] = np.array("ubpkt-phy-lanes-1")
+def _save_lanes(path: str, lanes: list[np.ndarray], settings: dict, lane_format: str = "packed",
+                rate: float | None = None) -> int:
+    """Write a lane file (:mod:`ubpkt.phy.lanefile`): ``packed`` (ubpkt-lanes-2) or ``npz``
+    (the former format); the bytes written."""
+    from ubpkt.phy.lanefile import LaneFileError, write_lanes
     try:
-        with open(path, "wb") as fh:
-            np.savez(fh, **arrays)
+        return write_lanes(path, lanes, settings, lane_format, rate)
     except OSError as e:
         raise click.ClickException(f"cannot write {path}: {e.strerror}")
+    except LaneFileError as e:
+        raise click.ClickException(f"cannot write {path}: {e}")
 
 
 def _load_lanes(path: str) -> tuple[list[np.ndarray], dict]:
-    """A lane file written by `phy tx` (an .npz of lane0..laneN-1); anything else is a one-line
-    error (exit 2), never numpy's advice about pickles."""
-    from ubpkt_cli.errors import InputError
-    head = _read(path)[:6]
-    if not head:
-        raise InputError(f"{path}: empty file, not a lane file (.npz)")
-    if head[:2] != b"PK":
-        what = "a plain .npy array" if head == b"\x93NUMPY" else "not a zip archive"
-        raise InputError(f"{path}: not a lane file (.npz written by `ubpkt phy tx`): {what}")
+    """A lane file written by `phy tx`, packed (ubpkt-lanes-2) or the former .npz, told apart
+    by its content; anything else is a one-line error (exit 2), never numpy's advice about
+    pickles."""
+    from ubpkt.phy.lanefile import LaneFileError, read_lanes
+    from ubpkt_cli.errors import InputError, input_error
     try:
-        z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise InputError(f"{path}: not a lane file (.npz): {str(e).splitlines()[0]}")
-    if not hasattr(z, "files"):
-        raise click.ClickException(f"{path} is a plain .npy array, not a lane file (.npz)")
-    names = sorted((f for f in z.files if f.startswith("lane") and f[4:].isdigit()),
-                   key=lambda f: int(f[4:]))
-    if not names or names != [f"lane{i}" for i in range(len(names))]:
-        raise InputError(f"{path}: no lane0..laneN-1 arrays in the file")
-    try:
-        lanes = [np.asarray(z[n]) for n in names]
-        settings = {k: z[k].item() for k in z.files if not k.startswith("lane")}
-    except ValueError as e:
-        raise InputError(f"{path}: unreadable array ({str(e).splitlines()[0]})")
-    for n, u in zip(names, lanes):
-        if u.ndim != 1 or not np.issubdtype(u.dtype, np.integer):
-            raise InputError(f"{path}: {n} must be a 1-D integer array")
-        if u.size and (u.min() < 0 or u.max() > 3):
-            raise InputError(f"{path}: {n} holds values outside 0..3")
-    return [u.astype(np.uint8) for u in lanes], settings
+        return read_lanes(path)
+    except LaneFileError as e:
+        raise InputError(str(e))
+    except OSError as e:
+        raise input_error(path, e)
 
 
 @click.group()
@@ -129,7 +110,7 @@ def phy() -> None:
 @phy.command("tx")
 @click.argument("flits", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="lane file to write (.npz)")
+              help="lane file to write (ubpkt-lanes-2, bit-packed; see --lane-format)")
 @click.option("--lanes", type=click.Choice(["1", "2", "4", "8"]), default="1", show_default=True)
 @click.option("--fec", type=click.Choice(FEC_CHOICES), default="rs-t4", show_default=True)
 @click.option("--interleave", type=click.Choice(["1", "2"]), default="1", show_default=True)
@@ -137,7 +118,15 @@ def phy() -> None:
               show_default=True)
 @click.option("--amctl-period", type=click.IntRange(16, 1 << 24), default=None,
               help="symbols per lane between AMCTLs (default: profile Period0 = 6656)")
-def tx_cmd(flits, output, lanes, fec, interleave, modulation, amctl_period):
+@click.option("--lane-format", type=click.Choice(["packed", "npz"]), default="packed",
+              show_default=True,
+              help="packed: ubpkt-lanes-2, 1 or 2 bits per UI; npz: the former one byte per UI")
+@click.option("--rate", type=click.FloatRange(0, 1000, min_open=True), default=None,
+              help="lane data rate in Gbit/s recorded in the file header (e.g. 53.125)")
+@click.option("--report", type=click.Path(dir_okay=False), default=None,
+              help="write a JSON report (counts, file size) here")
+def tx_cmd(flits, output, lanes, fec, interleave, modulation, amctl_period, lane_format, rate,
+           report):
     """Turn a flit stream (whole 20-byte flits, raw or the linktype-151 pcap `link frame`
     writes) into per-lane UI streams."""
     from ubpkt.phy.pcs import TxConfig, tx
@@ -147,13 +136,19 @@ def tx_cmd(flits, output, lanes, fec, interleave, modulation, amctl_period):
     t0 = time.perf_counter()
     lane_uis, stats = tx(data, cfg)
     dt = time.perf_counter() - t0
-    _save_lanes(output, lane_uis, cfg.settings(DEFAULT_PROFILE))
+    size = _save_lanes(output, lane_uis, cfg.settings(DEFAULT_PROFILE), lane_format, rate)
     err.print(f"{stats['flits_in']} flits -> {len(lane_uis)} lane(s) x {lane_uis[0].size} UI "
-              f"({stats['null_blocks_added']} Null Blocks added) in {dt:.3f} s")
+              f"({stats['null_blocks_added']} Null Blocks added) in {dt:.3f} s; "
+              f"{size} bytes written ({lane_format})")
+    if report:
+        from ubpkt.phy.lanefile import FORMAT, LEGACY_FORMAT
+        _emit(dict(stats, output=output, file_bytes=size, seconds=round(dt, 6),
+                   lane_format=FORMAT if lane_format == "packed" else LEGACY_FORMAT,
+                   ui_per_lane=int(lane_uis[0].size), **cfg.settings(DEFAULT_PROFILE)), report)
 
 
 @phy.command("rx")
-@click.argument("lanes_file", metavar="LANES.npz", type=click.Path(dir_okay=False))
+@click.argument("lanes_file", metavar="LANES", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="flit stream to write")
 @click.option("--report", type=click.Path(dir_okay=False), default=None,
@@ -166,9 +161,9 @@ def tx_cmd(flits, output, lanes, fec, interleave, modulation, amctl_period):
 def rx_cmd(lanes_file, output, report, fec, interleave, modulation, amctl_period):
     """Lock, deskew, descramble, decode a lane file back into flits (Null Blocks dropped)."""
     from ubpkt.phy.pcs import TxConfig, rx
+    from ubpkt.phy.lanefile import infer_modulation
     lanes, st = _load_lanes(lanes_file)
-    mod = modulation or st.get("modulation") or ("pam4" if max(int(u.max(initial=0))
-                                                              for u in lanes) > 1 else "nrz")
+    mod = modulation or st.get("modulation") or infer_modulation(lanes)
     try:
         cfg = TxConfig(len(lanes), fec or st.get("fec", "rs-t4"),
                        int(interleave or st.get("interleave", 1)), str(mod),
@@ -192,6 +187,7 @@ def rx_cmd(lanes_file, output, report, fec, interleave, modulation, amctl_period
     rep["seconds"] = round(dt, 6)
     rep["lane_lengths_ui"] = sizes
     rep["ui_beyond_shortest_lane"] = sum(sizes) - min(sizes) * len(sizes)
+    rep["lane_file_format"] = st.get("format")
     err.print(f"{rep['flits']} flits, {rep['codewords']} codewords, "
               f"{rep['corrected_symbols']} symbols corrected, "
               f"{rep['uncorrectable_codewords']} uncorrectable, lanes locked: "
@@ -245,7 +241,8 @@ def train_cmd(lanes, fail_lane, fec, interleave, reverse, invert, max_rate, eq, 
 def _kind(data: bytes) -> str:
     if data[:4] in PCAP_MAGICS or data[:2] == b"\x1f\x8b":   # plain or gzip-compressed
         return "pcap"
-    if data[:2] == b"PK":
+    from ubpkt.phy.lanefile import detect
+    if detect(data[:8]):
         return "lanes"
     return "flits"
 
@@ -309,18 +306,23 @@ def _fuzz_capture(input_file, output, ber, burst, seed, rep):
               help="seed of the error positions (a non-negative integer)")
 @click.option("--report", type=click.Path(dir_okay=False), default=None)
 def fuzz(input_file, output, ber, burst, seed, report):
-    """Inject bit errors into a lane file (.npz), a flit stream or a pcap, and log each one."""
+    """Inject bit errors into a lane file (packed or .npz), a flit stream or a pcap, and log
+    each one."""
     from ubpkt.phy import fuzz as fz
     data = _read(input_file)
     kind = _kind(data)
     rep = {"input": input_file, "output": output, "kind": kind, "ber": ber, "burst": burst,
            "seed": seed}
     if kind == "lanes":
+        from ubpkt.phy.lanefile import LEGACY_FORMAT, infer_modulation
         lanes, st = _load_lanes(input_file)
-        mod = st.get("modulation") or ("pam4" if max(int(u.max(initial=0)) for u in lanes) > 1
-                                       else "nrz")
+        mod = st.get("modulation") or infer_modulation(lanes)
         new, changes = fz.fuzz_lanes(lanes, str(mod), ber, burst, seed)
-        _save_lanes(output, new, {k: v for k, v in st.items() if k != "format"})
+        # the output keeps the input's lane file format (as a fuzzed pcap keeps its own)
+        legacy = st.get("format") == LEGACY_FORMAT
+        _save_lanes(output, new, dict(st, modulation=str(mod)), "npz" if legacy else "packed",
+                    st.get("rate_gbps"))
+        rep["lane_file_format"] = st.get("format")
         rep["units"] = int(sum(u.size for u in lanes))
         rep["unit"] = "ui"
     elif kind == "pcap":

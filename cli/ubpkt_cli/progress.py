@@ -30,6 +30,9 @@ def wanted(path, quiet: bool, console) -> bool:
 def progress_display(path, quiet: bool, what: str = "decoding", console=None):
     """Yields ``update(bytes_read, frames=None)`` for the reader to call, or None when no
     display is wanted (see :func:`wanted`); the display is removed when the block ends."""
+    if quiet or file_size(path) < MIN_SIZE:   # decided without loading rich (start-up time)
+        yield None
+        return
     from rich.console import Console
     err = console or Console(stderr=True)
     if not wanted(path, quiet, err):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from ubpkt.phy.lanefile import FORMAT, LEGACY_FORMAT, read_lanes
 from ubpkt_cli.main import main
 
 
@@ -21,22 +22,28 @@ def _flits(tmp_path, n=50, seed=0):
     return p
 
 
+@pytest.mark.parametrize("lane_format", ["packed", "npz"])
 @pytest.mark.parametrize("args", [
     ["--lanes", "8", "--fec", "rs-t4", "--interleave", "2", "--modulation", "pam4"],
     ["--lanes", "2", "--fec", "bypass", "--modulation", "nrz", "--amctl-period", "64"],
     ["--lanes", "1", "--fec", "rs-t2"],
 ])
-def test_tx_rx_round_trip(runner, tmp_path, args):
+def test_tx_rx_round_trip(runner, tmp_path, args, lane_format):
     src = _flits(tmp_path)
-    lanes = tmp_path / "l.npz"
-    r = runner.invoke(main, ["phy", "tx", str(src), "-o", str(lanes), *args])
+    lanes = tmp_path / "l.lanes"
+    r = runner.invoke(main, ["phy", "tx", str(src), "-o", str(lanes), *args,
+                             "--lane-format", lane_format])
     assert r.exit_code == 0, r.output
-    z = np.load(lanes)
     n = int(args[1])
-    names = sorted((f for f in z.files if f[4:].isdigit()), key=lambda f: int(f[4:]))
-    assert [f"lane{i}" for i in range(n)] == names
-    assert all(z[f"lane{i}"].dtype == np.uint8 for i in range(n))
-    assert all(z[k].size == 1 for k in z.files if not k[4:].isdigit())  # scalars only
+    uis, st = read_lanes(lanes)
+    assert len(uis) == n and all(u.dtype == np.uint8 for u in uis)
+    assert st["format"] == (FORMAT if lane_format == "packed" else LEGACY_FORMAT)
+    assert st["lanes"] == n and st["fec"] == args[3]
+    if lane_format == "npz":
+        z = np.load(lanes)
+        names = sorted((f for f in z.files if f[4:].isdigit()), key=lambda f: int(f[4:]))
+        assert [f"lane{i}" for i in range(n)] == names
+        assert all(z[k].size == 1 for k in z.files if not k[4:].isdigit())  # scalars only
     out = tmp_path / "out.flits"
     rep = tmp_path / "rep.json"
     r = runner.invoke(main, ["phy", "rx", str(lanes), "-o", str(out), "--report", str(rep)])
@@ -63,7 +70,7 @@ def test_rx_report_on_stdout(runner, tmp_path):
 
 def test_fuzz_lanes_then_rx_corrects(runner, tmp_path):
     src = _flits(tmp_path, 300)
-    lanes, bad = tmp_path / "l.npz", tmp_path / "b.npz"
+    lanes, bad = tmp_path / "l.lanes", tmp_path / "b.lanes"
     runner.invoke(main, ["phy", "tx", str(src), "-o", str(lanes), "--lanes", "4"])
     rep = tmp_path / "f.json"
     r = runner.invoke(main, ["fuzz", str(lanes), "-o", str(bad), "--ber", "1e-4", "--seed", "5",
@@ -71,11 +78,12 @@ def test_fuzz_lanes_then_rx_corrects(runner, tmp_path):
     assert r.exit_code == 0, r.output
     f = json.loads(rep.read_text())
     assert f["kind"] == "lanes" and f["changed"] == len(f["changes"]) > 0
-    a, b = np.load(lanes), np.load(bad)
-    diff = sum(int((a[f"lane{i}"] != b[f"lane{i}"]).sum()) for i in range(4))
+    (a, _), (b, st) = read_lanes(lanes), read_lanes(bad)
+    assert st["format"] == FORMAT and f["lane_file_format"] == FORMAT   # the input's format
+    diff = sum(int((a[i] != b[i]).sum()) for i in range(4))
     assert diff == f["changed"]
     c = f["changes"][0]
-    assert b[f"lane{c['lane']}"][c["ui"]] == c["new"] and a[f"lane{c['lane']}"][c["ui"]] == c["old"]
+    assert b[c["lane"]][c["ui"]] == c["new"] and a[c["lane"]][c["ui"]] == c["old"]
     out = tmp_path / "o"
     r = runner.invoke(main, ["phy", "rx", str(bad), "-o", str(out), "--report",
                              str(tmp_path / "r.json")])

@@ -255,15 +255,23 @@ def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
             raise DamagedCapture(cap.problems, cap.problem_count)
 
 
+#: ndjson lines per output chunk: a line is 1-2 KB, so a chunk stays near 1 MB whatever the
+#: read buffer holds (a 4 MiB buffer of small frames renders to ~45 MB of ndjson; held as
+#: lines and once more joined it set the peak RSS, ~200 MB, issue 14).
+NDJSON_CHUNK_LINES = 512
+
+
 def _pcap_ndjson(cap, lt: int, cache, progress) -> Iterator[bytes]:
-    """The ndjson lines of a classic pcap, straight from the template cache."""
-    return _pcap_loop(cap, lt, cache.ndjson, b"".join, progress)
+    """The ndjson lines of a classic pcap, straight from the template cache, in chunks of at
+    most :data:`NDJSON_CHUNK_LINES` lines."""
+    return _pcap_loop(cap, lt, cache.ndjson, b"".join, progress, NDJSON_CHUNK_LINES)
 
 
-def _pcap_loop(cap, lt: int, render, join, progress) -> Iterator:
+def _pcap_loop(cap, lt: int, render, join, progress, chunk: int = 0) -> Iterator:
     """The hot loop for classic pcap: records are cut straight from the read buffer, each
     given to ``render(frame bytes, linktype, frame number, time ns, original length)``, and
-    ``join`` makes one chunk of each buffer's results.  Record headers are checked as
+    ``join`` makes one chunk of each buffer's results (or of every ``chunk`` results, when
+    given, so the output in hand stays small).  Record headers are checked as
     :meth:`ubpkt.capture.pcap.Capture._pcap` does (same problems)."""
     import struct
     unpack = struct.Struct(cap._endian + "IIII").unpack_from
@@ -295,6 +303,9 @@ def _pcap_loop(cap, lt: int, render, join, progress) -> Iterator:
             out.append(render(buf[pos + 16:stop], lt, n, sec * 1_000_000_000 + frac * scale,
                               orig))
             pos = stop
+            if len(out) == chunk:
+                yield join(out)
+                out = []
         if out:
             yield join(out)
             if progress is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Callable, Mapping
 
 from ..errors import EncodeError
@@ -187,10 +188,26 @@ class Header:
         for f, o in zip(self.fields, offsets):
             if f.icrc_mask:
                 self.icrc_ormask |= ((1 << f.bits) - 1) << (total - o - f.bits)
-        self.unpack: Callable = _gen_unpack(self)
-        self.record_into: Callable = _gen_record(self)
-        self.pack_values: Callable = _gen_pack(self)
         self._construct = None
+
+    # The three codecs are generated Python (one compile() each): generated on first use, not
+    # at declaration, so a command that touches a few of the ~120 headers does not pay for
+    # all of them at start-up (issue 14).  cached_property stores the function in the
+    # instance, so later lookups are plain attribute reads.
+    @cached_property
+    def unpack(self) -> Callable:
+        """``unpack(b, o=0)``: the wire values of this header at offset ``o``."""
+        return _gen_unpack(self)
+
+    @cached_property
+    def record_into(self) -> Callable:
+        """``record_into(b, o, F)``: decode into the flat field map ``F`` (record form)."""
+        return _gen_record(self)
+
+    @cached_property
+    def pack_values(self) -> Callable:
+        """``pack_values(wire values)``: the header's bytes."""
+        return _gen_pack(self)
 
     def icrc_masks(self, offset: int) -> list[tuple[int, int, int]]:
         """The bytes of this header, placed at ``offset``, that the ICRC sees as ones (UB 2.0

@@ -20,8 +20,8 @@ from .lanes import (distribute_bypass, distribute_codewords, gather_bypass, gath
 from .profile import DEFAULT_PROFILE, PhyProfile
 from .rsfec import K, N, rs_decode_many, rs_encode_many
 from .scrambler import keystream
-from .symbols import (UI_PER_SYMBOL, bytes_to_ui, deprecode, deprecode_nrz_bytes, precode,
-                      precode_nrz_bytes, ui_to_bytes)
+from .symbols import (UI_PER_SYMBOL, deprecode_nrz_bytes, deprecode_pam4_bytes,
+                      gray_pam4_bytes, pack_ui, precode_nrz_bytes, precode_pam4_bytes, unpack_ui)
 
 __all__ = ["TxConfig", "tx", "rx", "RxResult", "FEC_MODES", "MISCORRECTION_NOTE", "confirmed_lane_id",
            "flit_fec_ok"]
@@ -98,7 +98,6 @@ def tx(flits: bytes | np.ndarray, cfg: TxConfig, profile: PhyProfile = DEFAULT_P
     syms = _lane_symbols(f, cfg)
     period = cfg.amctl_period or profile.period0
     mod = cfg.modulation
-    ups = UI_PER_SYMBOL[mod]
     out = []
     a = AMCTL_LEN
     for lane in range(cfg.lanes):
@@ -111,47 +110,30 @@ def tx(flits: bytes | np.ndarray, cfg: TxConfig, profile: PhyProfile = DEFAULT_P
                             dtype=np.uint8)
         plain = np.frombuffer(build_amctl(lane, profile=profile), dtype=np.uint8)
         tail_n = n - nfull * period
+        # packed grid, one byte per symbol: [AMCTL | period data symbols] per row, then one
+        # expansion to UIs (PAM4: Gray-mapped levels, precoded per byte from tables)
         if mod == "nrz":
-            # byte-level grid: [AMCTL | period data symbols] per row, then one unpack
-            if profile.precode:
-                head = precode_nrz_bytes(sc[:nfull * period].reshape(nfull, period))
-                tail = precode_nrz_bytes(sc[nfull * period:])
-            else:
-                head = sc[:nfull * period].reshape(nfull, period)
-                tail = sc[nfull * period:]
-            lane_sym = np.empty(nfull * (a + period) + (a + tail_n if tail_n or not nfull else 0),
-                                dtype=np.uint8)
-            grid = lane_sym[:nfull * (a + period)].reshape(nfull, a + period)
-            grid[:, :a] = plain
-            grid[:, a:] = head
-            if tail_n or not nfull:
-                off = nfull * (a + period)
-                lane_sym[off:off + a] = plain
-                lane_sym[off + a:] = tail
-            lane_sym[:a] = sdf
-            out.append(bytes_to_ui(lane_sym, mod))
-            continue
-        data_ui = bytes_to_ui(sc, mod)
-        seg_ui = period * ups
-        head = data_ui[:nfull * seg_ui].reshape(nfull, seg_ui)
-        tail = data_ui[nfull * seg_ui:]
+            levels, precode_bytes = sc, precode_nrz_bytes
+        else:
+            levels, precode_bytes = gray_pam4_bytes(sc), precode_pam4_bytes
+            sdf, plain = gray_pam4_bytes(sdf), gray_pam4_bytes(plain)
         if profile.precode:
-            head = precode(head, mod) if nfull else head
-            tail = precode(tail, mod)
-        au = a * ups
-        nseg = nfull + (1 if tail.size or not nfull else 0)
-        lane_ui = np.empty(nseg * au + data_ui.size, dtype=np.uint8)
-        plain_ui = bytes_to_ui(plain, mod)
-        if nfull:
-            grid = lane_ui[:nfull * (au + seg_ui)].reshape(nfull, au + seg_ui)
-            grid[:, :au] = plain_ui
-            grid[:, au:] = head
-        if nseg > nfull:
-            off = nfull * (au + seg_ui)
-            lane_ui[off:off + au] = plain_ui
-            lane_ui[off + au:] = tail
-        lane_ui[:au] = bytes_to_ui(sdf, mod)
-        out.append(lane_ui)
+            head = precode_bytes(levels[:nfull * period].reshape(nfull, period))
+            tail = precode_bytes(levels[nfull * period:])
+        else:
+            head = levels[:nfull * period].reshape(nfull, period)
+            tail = levels[nfull * period:]
+        lane_sym = np.empty(nfull * (a + period) + (a + tail_n if tail_n or not nfull else 0),
+                            dtype=np.uint8)
+        grid = lane_sym[:nfull * (a + period)].reshape(nfull, a + period)
+        grid[:, :a] = plain
+        grid[:, a:] = head
+        if tail_n or not nfull:
+            off = nfull * (a + period)
+            lane_sym[off:off + a] = plain
+            lane_sym[off + a:] = tail
+        lane_sym[:a] = sdf
+        out.append(unpack_ui(lane_sym, mod))
     stats = {"flits_in": int(raw.size // FLIT), "null_blocks_added": int(pad),
              "codewords": 0 if cfg.fec == "bypass" else int(f.shape[0] // (K // FLIT)),
              "symbols_per_lane": int(syms.shape[1])}
@@ -252,11 +234,12 @@ def rx(lane_uis: list[np.ndarray], cfg: TxConfig, profile: PhyProfile = DEFAULT_
             s1 = hits[k + 1].start if k + 1 < len(hits) else ui.size
             seg = ui[s0:s1]
             seg = seg[:seg.size - seg.size % ups]
+            b = pack_ui(seg, mod)        # packed: de-precoded per byte from tables
             if mod == "nrz":
-                b = ui_to_bytes(seg, mod)
                 pieces.append(deprecode_nrz_bytes(b) if profile.precode else b)
             else:
-                pieces.append(ui_to_bytes(deprecode(seg, mod) if profile.precode else seg, mod))
+                pieces.append(deprecode_pam4_bytes(b, gray=True) if profile.precode
+                              else gray_pam4_bytes(b))
         syms = np.concatenate(pieces) if pieces else np.zeros(0, np.uint8)
         lane_syms.append(syms)
     n = min(s.size for s in lane_syms)

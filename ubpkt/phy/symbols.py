@@ -5,6 +5,11 @@ UI; profile (gap G20, same as Table 3-6): UI k of a symbol carries the pair (bit
 bit as MSB.  §3.3.1 Table 3-11: Gray map 00->0, 01->1, 11->2, 10->3.  §3.3.2 precoders:
 NRZ T_n = P_n ^ T_(n-1) (T_-1 = 1), PAM4 T_n = (P_n - T_(n-1)) mod 4 (T_-1 = 0); receivers
 P'_n = R_n ^ R_(n-1) and (R_n + R_(n-1)) mod 4.  Everything works on whole numpy arrays.
+
+Packed form: one byte per symbol, the UIs of the symbol in its bits in sending order (NRZ: UI k
+= bit k; PAM4: UI k = bits 2k+1..2k, the level).  The ``*_bytes`` functions Gray-map, precode
+and de-precode packed arrays directly (one table look-up per symbol, not per UI), giving the
+same values as the one-byte-per-UI functions; :func:`pack_ui`/:func:`unpack_ui` convert.
 """
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ import numpy as np
 
 __all__ = [
     "UI_PER_SYMBOL", "GRAY", "GRAY_INV", "bytes_to_ui", "ui_to_bytes", "precode", "deprecode",
-    "invert_polarity", "precode_nrz_bytes", "deprecode_nrz_bytes",
+    "invert_polarity", "precode_nrz_bytes", "deprecode_nrz_bytes", "gray_pam4_bytes",
+    "precode_pam4_bytes", "deprecode_pam4_bytes", "pack_ui", "unpack_ui",
 ]
 
 UI_PER_SYMBOL = {"nrz": 8, "pam4": 4}
@@ -25,6 +31,8 @@ _PAIRS = np.stack([(_b >> (2 * k)) & 3 for k in range(4)], axis=1).astype(np.uin
 _PAM4_GRAY_LUT = GRAY[_PAIRS]
 _PAM4_RAW_LUT = _PAIRS
 _W4 = np.array([1, 4, 16, 64], dtype=np.uint8)
+# PAM4 UIs of a packed byte as one little-endian-ordered 32-bit word: one gather per symbol
+_PAM4_RAW_U32 = np.ascontiguousarray(_PAM4_RAW_LUT).view(np.uint32).reshape(256)
 
 
 def bytes_to_ui(symbols: np.ndarray, modulation: str, gray: bool = True) -> np.ndarray:
@@ -33,8 +41,7 @@ def bytes_to_ui(symbols: np.ndarray, modulation: str, gray: bool = True) -> np.n
     if modulation == "nrz":
         return np.unpackbits(s.reshape(-1), bitorder="little")
     if modulation == "pam4":
-        lut = _PAM4_GRAY_LUT if gray else _PAM4_RAW_LUT
-        return lut[s].reshape(-1)
+        return unpack_ui(gray_pam4_bytes(s) if gray else s, "pam4")
     raise ValueError(f"unknown modulation {modulation!r}")
 
 
@@ -44,9 +51,88 @@ def ui_to_bytes(ui: np.ndarray, modulation: str, gray: bool = True) -> np.ndarra
     if modulation == "nrz":
         return np.packbits(u.reshape(-1), bitorder="little")
     if modulation == "pam4":
-        raw = GRAY_INV[u & 3] if gray else (u & 3)
-        return (raw.reshape(-1, 4) * _W4).sum(axis=1, dtype=np.uint8)
+        b = pack_ui(u & 3, "pam4")
+        return gray_pam4_bytes(b) if gray else b
     raise ValueError(f"unknown modulation {modulation!r}")
+
+
+def unpack_ui(packed: np.ndarray, modulation: str) -> np.ndarray:
+    """Packed symbols -> one UI value per byte (no Gray mapping: the bits as they are)."""
+    b = np.ascontiguousarray(packed, dtype=np.uint8).reshape(-1)
+    if modulation == "nrz":
+        return np.unpackbits(b, bitorder="little")
+    return np.take(_PAM4_RAW_U32, b).view(np.uint8)   # np.take: ~2x a fancy index
+
+
+def pack_ui(ui: np.ndarray, modulation: str) -> np.ndarray:
+    """UI values (a whole number of symbols, each value in range) -> packed symbol bytes."""
+    u = np.ascontiguousarray(ui, dtype=np.uint8).reshape(-1)
+    if modulation == "nrz":
+        return np.packbits(u, bitorder="little")
+    # four UIs as one 32-bit word, byte k = UI k on little-endian machines; folded into 8 bits
+    w = u.view("<u4")
+    return ((w | (w >> 6) | (w >> 12) | (w >> 18)) & 0xFF).astype(np.uint8)
+
+
+#: Gray map of the four PAM4 pairs of a byte (level = x ^ (x >> 1) per pair; self-inverse)
+_GRAY_BYTE = (_b ^ ((_b >> 1) & 0x55)).astype(np.uint8)
+
+
+def gray_pam4_bytes(sym: np.ndarray) -> np.ndarray:
+    """§3.3.1 Table 3-11 Gray map (and its inverse, the same map) on packed PAM4 bytes."""
+    return np.take(_GRAY_BYTE, np.asarray(sym, dtype=np.uint8))
+
+
+def _pam4_precode_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(alt, pre, dep): alt[b] = P3 - P2 + P1 - P0 mod 4 (what a byte adds to the precoder
+    state, an even number of UIs); pre[t, b] = the byte precoded after state t; dep[r, b] =
+    the byte de-precoded after a previous received level r."""
+    alt = np.zeros(256, dtype=np.uint8)
+    pre = np.zeros((4, 256), dtype=np.uint8)
+    dep = np.zeros((4, 256), dtype=np.uint8)
+    for b in range(256):
+        p = [(b >> (2 * k)) & 3 for k in range(4)]
+        alt[b] = (p[3] - p[2] + p[1] - p[0]) & 3
+        for t0 in range(4):
+            t, out = t0, 0
+            for k in range(4):
+                t = (p[k] - t) & 3
+                out |= t << (2 * k)
+            pre[t0, b] = out
+            r, out = t0, 0
+            for k in range(4):
+                out |= ((p[k] + r) & 3) << (2 * k)
+                r = p[k]
+            dep[t0, b] = out
+    return alt, pre, dep
+
+
+_PAM4_ALT, _PAM4_PRE, _PAM4_DEP = _pam4_precode_tables()
+# flat tables indexed by (state << 8) | byte: one gather instead of a 2-D fancy index
+_PAM4_PRE_FLAT = _PAM4_PRE.reshape(-1)
+_PAM4_DEP_FLAT = _PAM4_DEP.reshape(-1)
+_PAM4_DEP_GRAY_FLAT = _GRAY_BYTE[_PAM4_DEP].reshape(-1)
+
+
+def precode_pam4_bytes(sym: np.ndarray) -> np.ndarray:
+    """PAM4 precoder on packed level bytes (rows are independent runs, T_-1 = 0): the same as
+    ``pack_ui(precode(unpack_ui(sym)))``.  The state before each byte is the running sum of
+    the bytes' alternating sums (uint8 wraps keep it exact mod 4)."""
+    b = np.asarray(sym, dtype=np.uint8)
+    a = np.take(_PAM4_ALT, b)
+    state = np.cumsum(a, axis=-1, dtype=np.uint8) - a   # exclusive running sum
+    idx = (state & 3).astype(np.uint16) << 8
+    idx |= b
+    return np.take(_PAM4_PRE_FLAT, idx)
+
+
+def deprecode_pam4_bytes(sym: np.ndarray, gray: bool = False) -> np.ndarray:
+    """PAM4 de-precoding on packed received level bytes (one run per row, previous level 0);
+    ``gray``: the Gray map undone in the same look-up (raw symbol bits out)."""
+    r = np.asarray(sym, dtype=np.uint8)
+    idx = r.astype(np.uint16)
+    idx[..., 1:] |= (r[..., :-1] >> 6).astype(np.uint16) << 8
+    return np.take(_PAM4_DEP_GRAY_FLAT if gray else _PAM4_DEP_FLAT, idx)
 
 
 def precode(ui: np.ndarray, modulation: str) -> np.ndarray:
