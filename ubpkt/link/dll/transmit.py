@@ -150,6 +150,10 @@ class TransmitSide:
                 or self._req_set_due or self._ctrl or self._mode_chg is not None \
                 or self._nob_due or self.req_sm in (ReqState.RETRAIN, ReqState.ERROR):
             return self.BURST_NONE
+        if self.fast_tx_native and self.rx_credits is not None and self._sd_sent:
+            nat = native()
+            if nat is not None:
+                return self._tx_plan(nat, out, want)
         sent = False
         while True:
             if self._crd_ack_forced():
@@ -177,6 +181,62 @@ class TransmitSide:
                 return self.BURST_IDLE
             out += blk
             sent = True
+            if len(out) >= want:
+                return self.BURST_SENT
+
+    #: what ``ubpkt._linkc.tx_plan`` stopped on (see its C comment)
+    _TXP_DECIDE, _TXP_SENT, _TXP_IDLE, _TXP_START = 0, 1, 2, 3
+
+    def _tx_plan_cfg(self) -> tuple:
+        """The link's settings ``tx_plan`` reads (fixed while the link is up, but for the CRC
+        mode), built once per negotiation and CRC mode."""
+        key = (id(self.neg), self.crc_mode, self.covers)
+        cfg = self.__dict__.get("_txp_cfg")
+        if cfg is None or cfg[0] != key:
+            t, neg = self.p.tuning, self.neg
+            cfg = self._txp_cfg = (key, (
+                t.retry_lockout_reserve, t.ack_force_flits, t.crd_ack_force_cells,
+                neg.data_ack_grain, tuple(neg.data_credit_grain), neg.ctrl_ack_grain,
+                tuple(neg.ctrl_credit_grain), neg.flow_ctrl_size, neg.peer_packet_min_interval,
+                self.crc_mode, self.covers, C.CRD_LCH))
+        return cfg[1]
+
+    def _tx_plan(self, nat, out: bytearray, want: int) -> int:
+        """:meth:`_data_burst` by ``ubpkt._linkc.tx_plan``: the whole burst in one compiled
+        call (the Python loop of :meth:`_data_burst` is its twin: the reference it is tested
+        against flit by flit, and the fallback); a DLLDP whose packet is not framed yet (or
+        was framed in another CRC mode) is started here, by :meth:`_start_dlldp`."""
+        cfg = self._tx_plan_cfg()
+        rb, tc, rc = self.rb, self.tx_credits, self.rx_credits
+        n0 = len(out)
+        while True:
+            (status, cur, rb.wr, self.pending_ack, self.pending_ack_worthy, self._vl_rr,
+             tc.share, nob, started, acks) = nat.tx_plan(
+                out, want, self._tx_cur, self._txq, self._vl_rr, tc.excl, tc.share, tc.shared,
+                rb.data, rb.blocks, rb.wr, rb.tail, rb.depth, self.pending_ack,
+                self.pending_ack_worthy, rc.pending, cfg)
+            self._tx_cur = cur
+            if nob:
+                self._nob_due += nob
+            if started and self._crd_deadline is None:
+                self._crd_deadline = self._now_hint + self.p.tuning.credit_return_timeout_ns
+            if acks:
+                self.stats["crd_acks"] += acks
+            if status == self._TXP_SENT:
+                return self.BURST_SENT
+            if status == self._TXP_IDLE:
+                return self.BURST_IDLE
+            if status == self._TXP_DECIDE:
+                return self.BURST_SENT if len(out) > n0 else self.BURST_NONE
+            # _TXP_START: a DLLDP that needs framing, started the Python way
+            if self._start_dlldp(cfg[0]) is not None:
+                continue
+            if self._crd_ack_forced():
+                continue
+            blk = self._make_crd_ack(idle=True)
+            if blk is None:
+                return self.BURST_IDLE
+            out += blk
             if len(out) >= want:
                 return self.BURST_SENT
 
