@@ -1,7 +1,8 @@
 """Randomised soak of the DLL engine's fast paths against the reference paths (not collected by
 pytest): random CRC mode, bit-flip and FEC-failure rates, transmit-call size, Null fill, retry
-buffer depth, NOB pacing, receive buffer (credits) and send pattern; every transmitted flit, event and counter of the
-fast engines (fast_rx, fast_tx) must equal the reference engines'.
+buffer depth, NOB pacing, receive buffer (credits, shared credits) and send pattern; every
+transmitted flit, event and counter of the fast engines (fast_rx, fast_tx) must equal the
+reference engines'.
     python tests/link/soak_fastpaths.py FIRST_SEED LAST_SEED     (~0.7 s a seed)
 UBPKT_CRC30=anycrc|python runs it on another CRC30 engine."""
 import random
