@@ -336,3 +336,35 @@ def test_every_packet_length_is_delivered_as_sent(crc_mode):
             assert link.run(50000, until=lambda: len(link.delivered(b)) == len(sent))
     assert link.run(50000, until=lambda: len(link.delivered(b)) == len(sent))
     assert [e.packet for e in link.delivered(b)] == sent
+
+
+def test_compiled_burst_refuses_bad_arguments():
+    """``tx_plan`` reads engine state handed over by Python: malformed state raises (never a
+    crash, never a partly written burst of wrong bytes)."""
+    nat = pytest.importorskip("ubpkt._linkc", reason="the C extension ubpkt._linkc was not built")
+    from collections import deque
+    cfg = (2, 128, 32, 32, (4,) * 16, 1, (1,) * 16, 8, 0, True, True, C.CRD_LCH)
+
+    def call(**kw):
+        a = dict(out=bytearray(), want=400, cur=None, txq=[deque() for _ in range(16)], rr=0,
+                 excl=[0] * 16, share=0, shared=False, kept={}, kept_at=deque(), wr=0, tail=0,
+                 depth=2048, pending=0, worthy=0, owed=[0] * 16, cfg=cfg)
+        a.update(kw)
+        return nat.tx_plan(*a.values())
+    assert call()[0] == 2                               # nothing to send: idle
+    owed = [0] * 16
+    owed[1] = 5
+    got = call(owed=owed)                               # credits owed, no data: idle Crd_Ack
+    assert got[0] == 2 and got[9] == 1 and owed[1] == 0
+    with pytest.raises(ValueError):
+        call(txq=[deque()] * 3)
+    with pytest.raises(ValueError):
+        call(cfg=cfg[:-1] + (b"\x00",))
+    with pytest.raises(ValueError):
+        call(cur=[[], 0])
+    with pytest.raises(TypeError):
+        q = [deque() for _ in range(16)]
+        q[0].append(("not", "a", "queue", "entry"))
+        call(txq=q, excl=[100] * 16)
+    with pytest.raises(TypeError):
+        call(cur=[[b"bytes, not a bytearray"], 0, 0, 1])
