@@ -360,6 +360,33 @@ done:
  * mode, information bits 0) or the END byte 0 (non-CRC mode).  The twin in Python is
  * ubpkt.link.control.crd_ack; tests/link/test_crd_ack_native.py compares them. */
 #define CRD_ACK_BYTES 40
+/* the bytes of a Crd_Ack (see crd_ack below) from checked fields: credits 0..63 per VL */
+static void crd_ack_fill(unsigned char *b, const unsigned char *lch, long ack_num,
+                         const long *cred, long t, long sd, int crc_mode, int covers)
+{
+    memset(b, 0, CRD_ACK_BYTES);
+    /* CRD_NUM: 96 bits, VL v at bits 6v..6v+5 counted from the low end of bytes 6..17 */
+    for (int vl = 0; vl < 16; vl++)
+        for (int k = 0; k < 6; k++)
+            if (cred[vl] >> k & 1) {
+                int bit = 6 * vl + k;                 /* from the low end of the 96 bits */
+                b[17 - bit / 8] |= (unsigned char)(1u << (bit % 8));
+            }
+    memcpy(b, lch, 3);
+    b[3] = (unsigned char)(((sd & 1) << 7) | (t & 1));
+    b[4] = (unsigned char)(ack_num >> 8);
+    b[5] = (unsigned char)(ack_num & 0xFF);
+    if (crc_mode) {
+        uint32_t r = crc30_run(MASK30, b, CRD_ACK_BYTES - 4);
+        if (covers)
+            r = crc30_info(r, 0);
+        b[36] = (unsigned char)(r >> 24);
+        b[37] = (unsigned char)(r >> 16);
+        b[38] = (unsigned char)(r >> 8);
+        b[39] = (unsigned char)r;
+    }
+}
+
 static PyObject *crd_ack(PyObject *self, PyObject *args)
 {
     Py_buffer lch;
@@ -371,7 +398,7 @@ static PyObject *crd_ack(PyObject *self, PyObject *args)
         return NULL;
     PyObject *credits = NULL;
     unsigned char b[CRD_ACK_BYTES];
-    memset(b, 0, sizeof b);
+    long cred[16] = {0};
     if (lch.len != 3) {
         PyErr_SetString(PyExc_ValueError, "the LCH prefix is 3 bytes");
         goto fail;
@@ -386,7 +413,6 @@ static PyObject *crd_ack(PyObject *self, PyObject *args)
     Py_ssize_t n = PySequence_Fast_GET_SIZE(credits);
     if (n > 16)
         n = 16;
-    /* CRD_NUM: 96 bits, VL v at bits 6v..6v+5 counted from the low end of bytes 6..17 */
     for (Py_ssize_t vl = 0; vl < n; vl++) {
         long c = PyLong_AsLong(PySequence_Fast_GET_ITEM(credits, vl));
         if (c == -1 && PyErr_Occurred())
@@ -395,26 +421,9 @@ static PyObject *crd_ack(PyObject *self, PyObject *args)
             PyErr_Format(PyExc_ValueError, "CRD_NUM of VL%zd is 6 bits, not %ld", vl, c);
             goto fail;
         }
-        for (int k = 0; k < 6; k++) {
-            if (c >> k & 1) {
-                int bit = 6 * (int)vl + k;            /* from the low end of the 96 bits */
-                b[17 - bit / 8] |= (unsigned char)(1u << (bit % 8));
-            }
-        }
+        cred[vl] = c;
     }
-    memcpy(b, lch.buf, 3);
-    b[3] = (unsigned char)(((sd & 1) << 7) | (t & 1));
-    b[4] = (unsigned char)(ack_num >> 8);
-    b[5] = (unsigned char)(ack_num & 0xFF);
-    if (crc_mode) {
-        uint32_t r = crc30_run(MASK30, b, CRD_ACK_BYTES - 4);
-        if (covers)
-            r = crc30_info(r, 0);
-        b[36] = (unsigned char)(r >> 24);
-        b[37] = (unsigned char)(r >> 16);
-        b[38] = (unsigned char)(r >> 8);
-        b[39] = (unsigned char)r;
-    }
+    crd_ack_fill(b, (const unsigned char *)lch.buf, ack_num, cred, t, sd, crc_mode, covers);
     Py_DECREF(credits);
     PyBuffer_Release(&lch);
     return PyBytes_FromStringAndSize((const char *)b, CRD_ACK_BYTES);
@@ -527,6 +536,29 @@ done:
     return out;
 }
 
+/* byte 0 of a block (its LPH/LBH: CRD, CRD_VL, ACK) changed from b0 to new0, its BCRC (CRC
+ * mode) patched by CRC linearity: the CRC30 of the change alone XORed in (UB 2.0 §4.7.2) */
+static void patch_byte0(unsigned char *b, Py_ssize_t nbytes, unsigned b0, unsigned new0,
+                        int crc_mode, int covers)
+{
+    b[0] = (unsigned char)new0;
+    if (!crc_mode)
+        return;
+    unsigned char zeros[640];
+    memset(zeros, 0, (size_t)(nbytes - 4));
+    zeros[0] = (unsigned char)(b0 ^ new0);
+    uint32_t term = crc30_run(0, zeros, nbytes - 4);
+    if (covers)
+        term = crc30_info(term, 0);
+    uint32_t w = (uint32_t)b[nbytes - 4] << 24 | (uint32_t)b[nbytes - 3] << 16
+                 | (uint32_t)b[nbytes - 2] << 8 | b[nbytes - 1];
+    w = (w & 0xC0000000u) | ((w & MASK30) ^ term);
+    b[nbytes - 4] = (unsigned char)(w >> 24);
+    b[nbytes - 3] = (unsigned char)(w >> 16);
+    b[nbytes - 2] = (unsigned char)(w >> 8);
+    b[nbytes - 1] = (unsigned char)w;
+}
+
 /* tx_run(blocks, i, out, kept, kept_at, wr, free, low, reserve, want, pending_ack, ack_grain,
  *        owed, crd_grains, crc_mode, covers_info) -> (i, wr, size, pending_ack, owing)
  * The DLL engine's data burst over the blocks of one DLLDP (ubpkt.link.dll.transmit,
@@ -572,8 +604,6 @@ static PyObject *tx_run(PyObject *self, PyObject *args)
     Py_ssize_t nblocks = PyList_GET_SIZE(blocks);
     Py_ssize_t size = PyByteArray_GET_SIZE(out);
     int owed_changed = 0;
-    unsigned char zeros[640];
-    memset(zeros, 0, sizeof zeros);
     while (size < want && i < nblocks) {
         PyObject *blk = PyList_GET_ITEM(blocks, i);
         if (!PyByteArray_Check(blk) || PyByteArray_GET_SIZE(blk) % 20 || PyByteArray_GET_SIZE(blk) < 20
@@ -608,23 +638,8 @@ static PyObject *tx_run(PyObject *self, PyObject *args)
             pending -= ack_grain;
             new0 |= 0x40;
         }
-        if (new0 != b0) {
-            b[0] = (unsigned char)new0;
-            if (crc_mode) {
-                zeros[0] = (unsigned char)(b0 ^ new0);
-                uint32_t term = crc30_run(0, zeros, nbytes - 4);
-                zeros[0] = 0;
-                if (covers)
-                    term = crc30_info(term, 0);
-                uint32_t w = (uint32_t)b[nbytes - 4] << 24 | (uint32_t)b[nbytes - 3] << 16
-                             | (uint32_t)b[nbytes - 2] << 8 | b[nbytes - 1];
-                w = (w & 0xC0000000u) | ((w & MASK30) ^ term);
-                b[nbytes - 4] = (unsigned char)(w >> 24);
-                b[nbytes - 3] = (unsigned char)(w >> 16);
-                b[nbytes - 2] = (unsigned char)(w >> 8);
-                b[nbytes - 1] = (unsigned char)w;
-            }
-        }
+        if (new0 != b0)
+            patch_byte0(b, nbytes, b0, new0, crc_mode, covers);
         i++;
         PyObject *key = PyLong_FromSsize_t(wr);
         if (!key)
@@ -651,6 +666,390 @@ static PyObject *tx_run(PyObject *self, PyObject *args)
                 return NULL;
         }
     return Py_BuildValue("(nnnni)", i, wr, size, pending, owing);
+}
+
+/* tx_plan(out, want, cur, txq, vl_rr, excl, share, shared, kept, kept_at, wr, tail, depth,
+ *         pending_ack, worthy, owed, cfg)
+ * -> (status, cur, wr, pending_ack, worthy, vl_rr, share, nob_due, started, crd_acks)
+ * A whole data burst of one transmit call in DLL_Normal (ubpkt.link.dll.transmit,
+ * TransmitSide._data_burst, whose Python loop is the reference and the fallback; the wire is
+ * compared flit by flit in tests/link/test_dll_contract.py): in the order the scheduler picks
+ * (UB 2.0 §4.3.3.1), a Crd_Ack T=0 whenever one is forced (ACKs owed >= the force threshold,
+ * ACKs owed with NumFreeBuf below the lock-out reserve plus one DLLDB (§4.7.3.2.4), or credits
+ * owed on a VL >= the force threshold (§4.6.3 rule 3)), else the next data block - the
+ * DLLDP in progress (cur = [blocks, i, vl, flits]) or one started from the VL queues txq
+ * (round robin from vl_rr, only with enough credits: excl per VL, plus share when shared;
+ * its first DLLB must fit the retry buffer) - with one credit grain and one ACK grain
+ * piggy-backed (§4.6.3 rule 1, §4.7.3.2.3) and its BCRC patched by linearity; when no data
+ * block can follow, the idle Crd_Ack (§4.6.3 rule 2), or nothing.  Every block but a Null is
+ * kept (kept[wr] = block, kept_at.append(wr)).  owed (credits per VL owed to the peer) and
+ * excl are changed in place, queue heads popped.
+ * cfg = (reserve, ack_force_flits, crd_force_cells, data_ack_grain, data_credit_grains,
+ *        ctrl_ack_grain, ctrl_credit_grains, flow_ctrl_size, peer_packet_min_interval,
+ *        crc_mode, covers_info, crd_ack_lch3).
+ * status: 0 the scheduler decides (a forced Crd_Ack could not be made), 1 stopped with out
+ * full or NOBs owed (nob_due), 2 nothing more to send now, 3 the head of a VL queue needs
+ * the Python path (not framed yet, or framed in another CRC mode): start that DLLDP there
+ * and call again.  started: DLLDPs started (the credit-return timer is armed by the caller). */
+#define TXP_DECIDE 0
+#define TXP_SENT 1
+#define TXP_IDLE 2
+#define TXP_START 3
+
+typedef struct {
+    PyObject *out, *kept, *kept_at;
+    Py_ssize_t size, want, wr, tail, depth, pending, worthy;
+    long pend[16], cgrain[16];
+    long ctrl_ack_grain;
+    int crc_mode, covers, owed_changed, acks;
+    const unsigned char *lch;
+} txp_t;
+
+static int txp_keep(txp_t *c, PyObject *blk, Py_ssize_t nbytes)
+{
+    PyObject *key = PyLong_FromSsize_t(c->wr);
+    if (!key)
+        return -1;
+    PyObject *r = PyObject_CallMethod(c->kept_at, "append", "O", key);
+    if (!r || PyDict_SetItem(c->kept, key, blk) < 0) {
+        Py_XDECREF(r);
+        Py_DECREF(key);
+        return -1;
+    }
+    Py_DECREF(r);
+    Py_DECREF(key);
+    c->wr += nbytes / 20;
+    const char *src = PyBytes_Check(blk) ? PyBytes_AS_STRING(blk) : PyByteArray_AS_STRING(blk);
+    if (PyByteArray_Resize(c->out, c->size + nbytes) < 0)
+        return -1;
+    memcpy(PyByteArray_AS_STRING(c->out) + c->size, src, nbytes);
+    c->size += nbytes;
+    return 0;
+}
+
+/* TransmitSide._make_crd_ack in DLL_Normal: -1 error, 0 none made, 1 appended */
+static int txp_crd_ack(txp_t *c, int idle)
+{
+    long owed_total = 0;
+    for (int v = 0; v < 16; v++)
+        owed_total += c->pend[v];
+    if (idle && !owed_total && !c->worthy)
+        return 0;
+    if (!owed_total && !c->pending)
+        return 0;
+    if (c->depth - (c->wr - c->tail) - 1 - 2 < 0)        /* rb.can_store(2) */
+        return 0;
+    long cred[16] = {0};
+    int any = 0;
+    for (int v = 0; v < 16; v++)
+        if (c->pend[v]) {
+            long n = c->pend[v] / c->cgrain[v];
+            cred[v] = n > 63 ? 63 : n;
+            c->pend[v] -= cred[v] * c->cgrain[v];
+            if (cred[v]) {
+                any = 1;
+                c->owed_changed = 1;
+            }
+        }
+    Py_ssize_t n = c->pending / c->ctrl_ack_grain;
+    if (n > 0xFFFF)
+        n = 0xFFFF;
+    if (!any && !n)
+        return 0;
+    c->pending -= n * c->ctrl_ack_grain;
+    c->worthy = c->pending == 0 ? 0 : (c->worthy < c->pending ? c->worthy : c->pending);
+    c->acks++;
+    unsigned char b[CRD_ACK_BYTES];
+    crd_ack_fill(b, c->lch, (long)n, cred, 0, 0, c->crc_mode, c->covers);
+    PyObject *blk = PyBytes_FromStringAndSize((const char *)b, CRD_ACK_BYTES);
+    if (!blk)
+        return -1;
+    int r = txp_keep(c, blk, CRD_ACK_BYTES);
+    Py_DECREF(blk);
+    return r < 0 ? -1 : 1;
+}
+
+static int txp_forced(txp_t *c, Py_ssize_t reserve, long ack_force, long crd_force)
+{
+    if (c->pending >= ack_force)
+        return 1;
+    if (c->pending && c->depth - (c->wr - c->tail) < reserve + 32)
+        return 1;
+    for (int v = 0; v < 16; v++)
+        if (c->pend[v] >= crd_force)
+            return 1;
+    return 0;
+}
+
+static int read16(PyObject *seq, long *dst, const char *what)
+{
+    if (!PySequence_Check(seq) || PySequence_Size(seq) != 16) {
+        PyErr_Format(PyExc_TypeError, "%s: 16 values", what);
+        return -1;
+    }
+    for (int v = 0; v < 16; v++) {
+        PyObject *x = PySequence_GetItem(seq, v);
+        if (!x)
+            return -1;
+        dst[v] = PyLong_AsLong(x);
+        Py_DECREF(x);
+        if (dst[v] == -1 && PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *tx_plan(PyObject *self, PyObject *args)
+{
+    PyObject *out, *cur, *txq, *excl_l, *kept, *kept_at, *owed, *dgr, *cgr;
+    Py_ssize_t want, rr, share, wr, tail, depth, pending, worthy;
+    Py_ssize_t reserve, ack_force, crd_force, data_ack_grain, ctrl_ack_grain, fcs, pmi;
+    int shared, crc_mode, covers;
+    const char *lch;
+    Py_ssize_t lch_len;
+    if (!PyArg_ParseTuple(args, "O!nOO!nO!npO!OnnnnnO!(nnnnOnOnnppy#)", &PyByteArray_Type, &out,
+                          &want, &cur, &PyList_Type, &txq, &rr, &PyList_Type, &excl_l, &share,
+                          &shared, &PyDict_Type, &kept, &kept_at, &wr, &tail, &depth, &pending,
+                          &worthy, &PyList_Type, &owed, &reserve, &ack_force, &crd_force,
+                          &data_ack_grain, &dgr, &ctrl_ack_grain, &cgr, &fcs, &pmi, &crc_mode,
+                          &covers, &lch, &lch_len))
+        return NULL;
+    if (lch_len != 3 || PyList_GET_SIZE(txq) != 16 || PyList_GET_SIZE(excl_l) != 16
+        || PyList_GET_SIZE(owed) != 16 || fcs <= 0 || ctrl_ack_grain <= 0
+        || (cur != Py_None && (!PyList_Check(cur) || PyList_GET_SIZE(cur) != 4))) {
+        PyErr_SetString(PyExc_ValueError, "tx_plan: bad arguments");
+        return NULL;
+    }
+    txp_t c;
+    memset(&c, 0, sizeof c);
+    c.out = out; c.kept = kept; c.kept_at = kept_at;
+    c.size = PyByteArray_GET_SIZE(out); c.want = want;
+    c.wr = wr; c.tail = tail; c.depth = depth; c.pending = pending; c.worthy = worthy;
+    c.ctrl_ack_grain = (long)ctrl_ack_grain;
+    c.crc_mode = crc_mode; c.covers = covers;
+    c.lch = (const unsigned char *)lch;
+    long dgrain[16], excl[16];
+    if (read16(owed, c.pend, "owed") < 0 || read16(cgr, c.cgrain, "ctrl_credit_grains") < 0
+        || read16(dgr, dgrain, "data_credit_grains") < 0 || read16(excl_l, excl, "excl") < 0)
+        return NULL;
+    for (int v = 0; v < 16; v++)
+        if (c.cgrain[v] <= 0 || dgrain[v] <= 0) {
+            PyErr_SetString(PyExc_ValueError, "tx_plan: credit grains are positive");
+            return NULL;
+        }
+    int excl_changed = 0, started = 0, status;
+    Py_ssize_t nob = 0, low = reserve + 32;
+    /* the DLLDP in progress: its blocks (borrowed from cur), next block, flits */
+    PyObject *blocks = NULL;
+    Py_ssize_t bi = 0, bflits = 0;
+    Py_INCREF(cur);
+    if (cur != Py_None) {
+        blocks = PyList_GET_ITEM(cur, 0);
+        bi = PyLong_AsSsize_t(PyList_GET_ITEM(cur, 1));
+        bflits = PyLong_AsSsize_t(PyList_GET_ITEM(cur, 3));
+        if (!PyList_Check(blocks) || PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "tx_plan: cur = [blocks, i, vl, flits]");
+            goto fail;
+        }
+    }
+    for (;;) {
+        if (txp_forced(&c, reserve, ack_force, crd_force)) {
+            int r = txp_crd_ack(&c, 0);
+            if (r < 0)
+                goto fail;
+            if (!r) {
+                status = TXP_DECIDE;
+                goto done;
+            }
+            if (c.size >= want) {
+                status = TXP_SENT;
+                goto done;
+            }
+            continue;
+        }
+        /* data blocks while no Crd_Ack is forced */
+        int owing = 0, stuck = 0;
+        for (int v = 0; v < 16; v++)
+            if (c.pend[v])
+                owing = 1;
+        while (c.size < want) {
+            Py_ssize_t free_ = depth - (c.wr - c.tail);
+            if (free_ < low && c.pending)
+                break;                                   /* a Crd_Ack is forced first */
+            if (cur == Py_None) {
+                /* TransmitSide._start_dlldp */
+                PyObject *found = NULL;
+                for (int k = 0; k < 16 && !found; k++) {
+                    Py_ssize_t vl = (rr + k) % 16;
+                    PyObject *q = PyList_GET_ITEM(txq, vl);
+                    Py_ssize_t qn = PyObject_Length(q);
+                    if (qn < 0)
+                        goto fail;
+                    if (!qn)
+                        continue;
+                    PyObject *head = PySequence_GetItem(q, 0);
+                    if (!head)
+                        goto fail;
+                    if (!PyTuple_Check(head) || PyTuple_GET_SIZE(head) != 5) {
+                        Py_DECREF(head);
+                        PyErr_SetString(PyExc_TypeError, "tx_plan: queue entries are 5-tuples");
+                        goto fail;
+                    }
+                    int mode = PyObject_IsTrue(PyTuple_GET_ITEM(head, 2));
+                    PyObject *hb = PyTuple_GET_ITEM(head, 4);
+                    if (mode != crc_mode || !PyList_Check(hb)) {
+                        Py_DECREF(head);
+                        status = TXP_START;
+                        goto done;
+                    }
+                    Py_ssize_t flits = PyLong_AsSsize_t(PyTuple_GET_ITEM(head, 3));
+                    if (flits == -1 && PyErr_Occurred()) {
+                        Py_DECREF(head);
+                        goto fail;
+                    }
+                    Py_ssize_t cells = (flits + fcs - 1) / fcs;
+                    if (excl[vl] + (shared ? share : 0) < cells) {
+                        Py_DECREF(head);
+                        continue;
+                    }
+                    Py_ssize_t first = flits < 32 ? flits : 32;
+                    if (free_ - 1 - first < reserve) {
+                        Py_DECREF(head);
+                        break;                           /* stuck: the retry buffer */
+                    }
+                    PyObject *r = PyObject_CallMethod(q, "popleft", NULL);
+                    if (!r) {
+                        Py_DECREF(head);
+                        goto fail;
+                    }
+                    Py_DECREF(r);
+                    if (!shared)
+                        excl[vl] -= cells;
+                    else {
+                        Py_ssize_t fs = share < cells ? share : cells;
+                        share -= fs;
+                        excl[vl] -= cells - fs;
+                    }
+                    excl_changed = 1;
+                    started++;
+                    rr = (vl + 1) % 16;
+                    PyObject *ncur = Py_BuildValue("[OnnO]", hb, (Py_ssize_t)0, vl,
+                                                   PyTuple_GET_ITEM(head, 3));
+                    Py_DECREF(head);
+                    if (!ncur)
+                        goto fail;
+                    Py_DECREF(cur);
+                    cur = found = ncur;
+                    blocks = hb;                         /* held by cur */
+                    bi = 0;
+                    bflits = flits;
+                }
+                if (!found) {
+                    stuck = 1;
+                    break;
+                }
+            }
+            /* the blocks of the DLLDP in progress (tx_run) */
+            Py_ssize_t nblocks = PyList_GET_SIZE(blocks);
+            PyObject *blk = PyList_GET_ITEM(blocks, bi);
+            if (!PyByteArray_Check(blk) || PyByteArray_GET_SIZE(blk) % 20
+                || PyByteArray_GET_SIZE(blk) < 20 || PyByteArray_GET_SIZE(blk) > 640) {
+                PyErr_SetString(PyExc_TypeError, "blocks are bytearrays of 1..32 whole flits");
+                goto fail;
+            }
+            Py_ssize_t nbytes = PyByteArray_GET_SIZE(blk), n = nbytes / 20;
+            if (free_ - 1 - n < reserve) {
+                stuck = 1;
+                break;
+            }
+            unsigned char *b = (unsigned char *)PyByteArray_AS_STRING(blk);
+            unsigned b0 = b[0], new0 = b0 & 0x03;
+            if (owing) {
+                int vl = -1;
+                for (int v = 0; v < 16; v++)
+                    if (c.pend[v] >= dgrain[v]) {
+                        vl = v;
+                        break;
+                    }
+                if (vl < 0) {
+                    owing = 0;
+                    for (int v = 0; v < 16; v++)
+                        if (c.pend[v])
+                            owing = 1;
+                } else {
+                    c.pend[vl] -= dgrain[vl];
+                    c.owed_changed = 1;
+                    new0 |= 0x80 | (unsigned)vl << 2;
+                }
+            }
+            if (c.pending >= data_ack_grain) {
+                c.pending -= data_ack_grain;
+                if (c.worthy > c.pending)
+                    c.worthy = c.pending;
+                new0 |= 0x40;
+            }
+            if (new0 != b0)
+                patch_byte0(b, nbytes, b0, new0, crc_mode, covers);
+            bi++;
+            if (txp_keep(&c, blk, nbytes) < 0)
+                goto fail;
+            if (bi == nblocks) {
+                Py_DECREF(cur);
+                Py_INCREF(Py_None);
+                cur = Py_None;
+                blocks = NULL;
+                if (pmi - bflits > 0)
+                    nob += pmi - bflits;
+                if (nob) {
+                    status = TXP_SENT;
+                    goto done;
+                }
+            }
+        }
+        if (c.size >= want && !stuck) {
+            status = TXP_SENT;
+            goto done;
+        }
+        if (txp_forced(&c, reserve, ack_force, crd_force))
+            continue;
+        /* stuck: the idle Crd_Ack, or nothing */
+        int r = txp_crd_ack(&c, 1);
+        if (r < 0)
+            goto fail;
+        if (!r) {
+            status = TXP_IDLE;
+            goto done;
+        }
+        if (c.size >= want) {
+            status = TXP_SENT;
+            goto done;
+        }
+    }
+done:
+    if (cur != Py_None) {
+        PyObject *x = PyLong_FromSsize_t(bi);
+        if (!x || PyList_SetItem(cur, 1, x) < 0)
+            goto fail;
+    }
+    if (c.owed_changed)
+        for (int v = 0; v < 16; v++) {
+            PyObject *x = PyLong_FromLong(c.pend[v]);
+            if (!x || PyList_SetItem(owed, v, x) < 0)
+                goto fail;
+        }
+    if (excl_changed)
+        for (int v = 0; v < 16; v++) {
+            PyObject *x = PyLong_FromLong(excl[v]);
+            if (!x || PyList_SetItem(excl_l, v, x) < 0)
+                goto fail;
+        }
+    PyObject *res = Py_BuildValue("(iOnnnnnnii)", status, cur, c.wr, c.pending, c.worthy, rr,
+                                  share, nob, started, c.acks);
+    Py_DECREF(cur);
+    return res;
+fail:
+    Py_DECREF(cur);
+    return NULL;
 }
 
 /* rx_plan(buf, total_flits, pending, crc_mode, covers_info, crd_code, null_code)
@@ -977,6 +1376,10 @@ static PyMethodDef methods[] = {
     {"rx_plan", rx_plan, METH_VARARGS,
      "rx_plan(buf, total_flits, pending, crc_mode, covers_info, crd_code, null_code) -> "
      "(actions, counted, worthy, done), or (None, spans, kinds, crc_ok) for an uncommon call"},
+    {"tx_plan", tx_plan, METH_VARARGS,
+     "tx_plan(out, want, cur, txq, vl_rr, excl, share, shared, kept, kept_at, wr, tail, depth, "
+     "pending_ack, worthy, owed, cfg) -> (status, cur, wr, pending_ack, worthy, vl_rr, share, "
+     "nob_due, started, crd_acks): a transmit call's data burst"},
     {"tx_run", tx_run, METH_VARARGS,
      "tx_run(blocks, i, out, kept, kept_at, wr, free, low, reserve, want, pending_ack, "
      "ack_grain, owed, crd_grains, crc_mode, covers_info) -> (i, wr, size, pending_ack, owing)"},

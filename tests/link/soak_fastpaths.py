@@ -1,7 +1,8 @@
 """Randomised soak of the DLL engine's fast paths against the reference paths (not collected by
 pytest): random CRC mode, bit-flip and FEC-failure rates, transmit-call size, Null fill, retry
-buffer depth, NOB pacing and send pattern; every transmitted flit, event and counter of the
-fast engines (fast_rx, fast_tx) must equal the reference engines'.
+buffer depth, NOB pacing, receive buffer (credits, shared credits) and send pattern; every
+transmitted flit, event and counter of the fast engines (fast_rx, fast_tx) must equal the
+reference engines'.
     python tests/link/soak_fastpaths.py FIRST_SEED LAST_SEED     (~0.7 s a seed)
 UBPKT_CRC30=anycrc|python runs it on another CRC30 engine."""
 import random
@@ -26,6 +27,7 @@ for seed in range(int(sys.argv[1]), int(sys.argv[2])):
     gap = rng.choice([0, 0, 0, 20, 60])
     kw = dict(steps=rng.choice([300, 600]), npk=rng.choice([30, 80]), every=rng.choice([1, 2, 3]),
               batch=rng.choice([1, 1, 3]), retry_buf_depth=depth, dll_packet_min_interval=gap)
+    kw.update(rng.choice([{}, {}, T.SMALL_RX, T.SHARED]))   # credits short, shared credits
     ref = T._run(False, crc, seed, pf, pe, rate, fill, **kw)
     fast = T._run(True, crc, seed, pf, pe, rate, fill, **kw)
     if fast != ref:

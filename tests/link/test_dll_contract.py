@@ -280,27 +280,40 @@ def test_compiled_delimiter_equals_the_python_one():
                 assert (list(got[0]), list(got[1]), got[2]) == want
 
 
-@pytest.mark.parametrize("crc_mode,p_flip,p_fec,depth,gap", [
-    (True, 0, 0, 2048, 0), (True, 0, 0, 100, 0), (True, 3e-4, 0, 160, 0),
-    (False, 0, 3e-4, 160, 0), (True, 0, 0, 2048, 40)])
-def test_compiled_burst_equals_the_python_burst(crc_mode, p_flip, p_fec, depth, gap,
+SMALL_RX = dict(rx_buffer_cells=96, crd_ack_force_cells=6)
+SHARED = dict(rxbuf_vl_share=1, use_shared_credits=True, shared_reserve_cells=4,
+              rx_buffer_cells=160)
+
+
+@pytest.mark.parametrize("crc_mode,p_flip,p_fec,depth,gap,extra", [
+    (True, 0, 0, 2048, 0, {}), (True, 0, 0, 100, 0, {}), (True, 3e-4, 0, 160, 0, {}),
+    (False, 0, 3e-4, 160, 0, {}), (True, 0, 0, 2048, 40, {}), (True, 0, 0, 2048, 0, SMALL_RX),
+    (True, 1e-4, 0, 400, 0, SHARED), (False, 0, 0, 2048, 0, SHARED)])
+def test_compiled_burst_equals_the_python_burst(crc_mode, p_flip, p_fec, depth, gap, extra,
                                                 monkeypatch):
-    """``ubpkt._linkc.tx_run`` (the data burst's loop in C) against the burst's Python loop
-    (``fast_tx_native = False``): same flits on the wire at every tick, same events, same
-    counters, with credits and ACKs piggy-backed, a small retry buffer and NOB pacing."""
+    """``ubpkt._linkc.tx_plan`` (a transmit call's whole data burst in C: forced and idle
+    Crd_Acks, DLLDPs started from the VL queues, each block through ``tx_run``'s loop) against
+    the burst's Python loop (``fast_tx_native = False``): same flits on the wire at every
+    tick, same events, same counters, with credits and ACKs piggy-backed, a small retry
+    buffer, NOB pacing, a receive buffer small enough that credits run out and Crd_Acks are
+    forced by owed credits, and shared credits (RXBUF_VL_SHARE)."""
     import importlib
     crc = importlib.import_module("ubpkt.link.crc30")
     if "native" not in crc.backends() or crc.BACKEND != "native":
         pytest.skip("the C extension ubpkt._linkc was not built (or another CRC30 engine "
                     "was chosen)")
     kw = dict(steps=500, npk=90, every=2, batch=3, retry_buf_depth=depth,
-              dll_packet_min_interval=gap)
+              dll_packet_min_interval=gap, **extra)
     native = _run(True, crc_mode, 5, p_flip, p_fec, 160, False, **kw)
     monkeypatch.setattr(DLLEngine, "fast_tx_native", False)
     python = _run(True, crc_mode, 5, p_flip, p_fec, 160, False, **kw)
+    monkeypatch.undo()
     assert native[0] == python[0]
     assert native[1] == python[1]
     assert native[2] == python[2] and native[3] == python[3]
+    if extra:
+        # and the reference scheduler, block by block
+        assert _run(False, crc_mode, 5, p_flip, p_fec, 160, False, **kw) == python
     assert sum(1 for n, _ in python[1] if n == "PacketDelivered") >= 120
 
 
@@ -323,3 +336,35 @@ def test_every_packet_length_is_delivered_as_sent(crc_mode):
             assert link.run(50000, until=lambda: len(link.delivered(b)) == len(sent))
     assert link.run(50000, until=lambda: len(link.delivered(b)) == len(sent))
     assert [e.packet for e in link.delivered(b)] == sent
+
+
+def test_compiled_burst_refuses_bad_arguments():
+    """``tx_plan`` reads engine state handed over by Python: malformed state raises (never a
+    crash, never a partly written burst of wrong bytes)."""
+    nat = pytest.importorskip("ubpkt._linkc", reason="the C extension ubpkt._linkc was not built")
+    from collections import deque
+    cfg = (2, 128, 32, 32, (4,) * 16, 1, (1,) * 16, 8, 0, True, True, C.CRD_LCH)
+
+    def call(**kw):
+        a = dict(out=bytearray(), want=400, cur=None, txq=[deque() for _ in range(16)], rr=0,
+                 excl=[0] * 16, share=0, shared=False, kept={}, kept_at=deque(), wr=0, tail=0,
+                 depth=2048, pending=0, worthy=0, owed=[0] * 16, cfg=cfg)
+        a.update(kw)
+        return nat.tx_plan(*a.values())
+    assert call()[0] == 2                               # nothing to send: idle
+    owed = [0] * 16
+    owed[1] = 5
+    got = call(owed=owed)                               # credits owed, no data: idle Crd_Ack
+    assert got[0] == 2 and got[9] == 1 and owed[1] == 0
+    with pytest.raises(ValueError):
+        call(txq=[deque()] * 3)
+    with pytest.raises(ValueError):
+        call(cfg=cfg[:-1] + (b"\x00",))
+    with pytest.raises(ValueError):
+        call(cur=[[], 0])
+    with pytest.raises(TypeError):
+        q = [deque() for _ in range(16)]
+        q[0].append(("not", "a", "queue", "entry"))
+        call(txq=q, excl=[100] * 16)
+    with pytest.raises(TypeError):
+        call(cur=[[b"bytes, not a bytearray"], 0, 0, 1])

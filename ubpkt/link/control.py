@@ -27,7 +27,7 @@ __all__ = ["KINDS", "PRIORITY", "ControlBlock", "InitParams", "Negotiated", "bui
            "crd_ack", "crd_ack_values", "retry_values", "param_exchg", "neighbor_advert",
            "parse_neighbor_advert", "lane_manage",
            "block_mode_chg", "read_control", "parse_control", "negotiate", "grain_bitmap",
-           "RETRY_SET_LEN"]
+           "RETRY_SET_LEN", "CRD_LCH"]
 
 
 #: Allowed flit counts per DLLCB type (UB 2.0 §4.3.3.2-9).
@@ -54,6 +54,8 @@ _BODY = {"Retry_Req": H["ub.retry_req"], "Retry_Ack": H["ub.retry_ack"],
          "Lane_Manage": H["ub.lane_manage"], "Crd_Ack": H["ub.crd_ack"], "Init": H["ub.init"]}
 #: LCH bytes 0..2 of a Crd_Ack (CLENGTH 1, CTRL/SUB_CTRL of Crd_Ack; byte 3 is SD/T)
 _CRD_LCH = _LCH.encode(clength=1, ctrl=KINDS["Crd_Ack"][0], sub_ctrl=KINDS["Crd_Ack"][1])[:3]
+#: the same, for the compiled transmit burst (``ubpkt._linkc.tx_plan`` builds its Crd_Acks)
+CRD_LCH = _CRD_LCH
 
 
 # ------------------------------------------------------------------------------------------------

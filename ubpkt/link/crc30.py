@@ -43,7 +43,7 @@ def _load_anycrc():
 #: ``_linkc.c`` (a stale build lying around) lacks some, and is then not used at all (every
 #: caller takes its Python twin) rather than half
 NATIVE_FUNCTIONS = ("crc30_blocks", "check_blocks", "crc30_update", "frame", "delimit",
-                    "crd_ack", "crd_ack_read", "dlldb_gather", "tx_run", "rx_plan",
+                    "crd_ack", "crd_ack_read", "dlldb_gather", "tx_run", "tx_plan", "rx_plan",
                     "plain_dlldps")
 
 

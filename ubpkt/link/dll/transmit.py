@@ -133,30 +133,118 @@ class TransmitSide:
     #: reference the compiled loop is tested against)
     fast_tx_native = True
 
-    def _data_burst(self, out: bytearray, want: int) -> bool:
-        """Append data blocks to ``out`` for as long as the scheduler would pick nothing else
-        (same blocks, bytes and state as :meth:`_schedule` block by block): the link is
-        DLL_Normal with no retry set, replay, control block, mode change or NOB owed and no
-        Crd_Ack forced.  During a transmit call the owed ACKs and credits only shrink, so of
-        the forcing conditions only the retry buffer's room can change: it is checked before
-        every block.  When a Crd_Ack is forced on entry, that Crd_Ack alone is appended (what
-        :meth:`_schedule` would pick).  When no block can follow (no DLLDP can start, or the
-        retry buffer is too full for the next block) and no Crd_Ack is forced, the idle
-        Crd_Ack the scheduler would send is appended here too, or ``BURST_IDLE`` says that the
-        scheduler would pick nothing.  ``BURST_NONE`` when not one block was appended (the
-        scheduler decides), else ``BURST_SENT``."""
+    def _data_burst(self, out: bytearray, want: int) -> int:
+        """Append blocks to ``out`` for as long as the scheduler would pick nothing but data
+        blocks and Crd_Ack T=0 (same blocks, bytes and state as :meth:`_schedule` block by
+        block): the link is DLL_Normal with no retry set, replay, control block, mode change
+        or NOB owed.  During a transmit call those conditions hold (only a DLLDP's end can
+        owe a NOB, which ends the burst), so one pass does what rounds through the scheduler
+        would: a forced Crd_Ack (§4.3.3.1 order, §4.7.3.2.4: ACKs owed over the threshold or
+        the retry buffer low) before any data block, the data blocks while none is forced,
+        and, when no data block can follow (no DLLDP can start, or the retry buffer is too
+        full), the idle Crd_Ack the scheduler would send (§4.6.3 rule 2).  Returns
+        ``BURST_IDLE`` when the scheduler would pick nothing more now, ``BURST_NONE`` when not
+        one block was appended and the scheduler decides, else ``BURST_SENT`` (``out`` full,
+        a NOB owed, or a Crd_Ack the scheduler must decide about)."""
         if self.state is not DllState.NORMAL or self._error or self.ack_sm is not AckState.NORMAL \
                 or self._req_set_due or self._ctrl or self._mode_chg is not None \
                 or self._nob_due or self.req_sm in (ReqState.RETRAIN, ReqState.ERROR):
             return self.BURST_NONE
-        if self._crd_ack_forced():
-            # what _schedule picks here (no control block queued, no mode change): the forced
-            # Crd_Ack T=0 (§4.3.3.1 order); appended without a round through the scheduler
-            blk = self._make_crd_ack()
+        if self.fast_tx_native and self.rx_credits is not None and self._sd_sent:
+            nat = native()
+            if nat is not None:
+                return self._tx_plan(nat, out, want)
+        sent = False
+        while True:
+            if self._crd_ack_forced():
+                # what _schedule picks here (no control block queued, no mode change): the
+                # forced Crd_Ack T=0; appended without a round through the scheduler
+                blk = self._make_crd_ack()
+                if blk is None:
+                    # the scheduler decides what comes instead
+                    return self.BURST_SENT if sent else self.BURST_NONE
+                out += blk
+                sent = True
+                if len(out) >= want:
+                    return self.BURST_SENT
+                continue
+            got = self._data_blocks(out, want)
+            if got is None:
+                return self.BURST_SENT          # out full, or a NOB owed
+            if got:
+                sent = True
+                continue                        # stopped for a forced Crd_Ack
+            # stuck: no data block can follow now; what _schedule picks past
+            # _next_data_block (None): the idle Crd_Ack, or nothing
+            blk = self._make_crd_ack(idle=True)
             if blk is None:
-                return self.BURST_NONE          # the scheduler decides what comes instead
+                return self.BURST_IDLE
             out += blk
-            return self.BURST_SENT
+            sent = True
+            if len(out) >= want:
+                return self.BURST_SENT
+
+    #: what ``ubpkt._linkc.tx_plan`` stopped on (see its C comment)
+    _TXP_DECIDE, _TXP_SENT, _TXP_IDLE, _TXP_START = 0, 1, 2, 3
+
+    def _tx_plan_cfg(self) -> tuple:
+        """The link's settings ``tx_plan`` reads (fixed while the link is up, but for the CRC
+        mode), built once per negotiation and CRC mode."""
+        key = (id(self.neg), self.crc_mode, self.covers)
+        cfg = self.__dict__.get("_txp_cfg")
+        if cfg is None or cfg[0] != key:
+            t, neg = self.p.tuning, self.neg
+            cfg = self._txp_cfg = (key, (
+                t.retry_lockout_reserve, t.ack_force_flits, t.crd_ack_force_cells,
+                neg.data_ack_grain, tuple(neg.data_credit_grain), neg.ctrl_ack_grain,
+                tuple(neg.ctrl_credit_grain), neg.flow_ctrl_size, neg.peer_packet_min_interval,
+                self.crc_mode, self.covers, C.CRD_LCH))
+        return cfg[1]
+
+    def _tx_plan(self, nat, out: bytearray, want: int) -> int:
+        """:meth:`_data_burst` by ``ubpkt._linkc.tx_plan``: the whole burst in one compiled
+        call (the Python loop of :meth:`_data_burst` is its twin: the reference it is tested
+        against flit by flit, and the fallback); a DLLDP whose packet is not framed yet (or
+        was framed in another CRC mode) is started here, by :meth:`_start_dlldp`."""
+        cfg = self._tx_plan_cfg()
+        rb, tc, rc = self.rb, self.tx_credits, self.rx_credits
+        n0 = len(out)
+        while True:
+            (status, cur, rb.wr, self.pending_ack, self.pending_ack_worthy, self._vl_rr,
+             tc.share, nob, started, acks) = nat.tx_plan(
+                out, want, self._tx_cur, self._txq, self._vl_rr, tc.excl, tc.share, tc.shared,
+                rb.data, rb.blocks, rb.wr, rb.tail, rb.depth, self.pending_ack,
+                self.pending_ack_worthy, rc.pending, cfg)
+            self._tx_cur = cur
+            if nob:
+                self._nob_due += nob
+            if started and self._crd_deadline is None:
+                self._crd_deadline = self._now_hint + self.p.tuning.credit_return_timeout_ns
+            if acks:
+                self.stats["crd_acks"] += acks
+            if status == self._TXP_SENT:
+                return self.BURST_SENT
+            if status == self._TXP_IDLE:
+                return self.BURST_IDLE
+            if status == self._TXP_DECIDE:
+                return self.BURST_SENT if len(out) > n0 else self.BURST_NONE
+            # _TXP_START: a DLLDP that needs framing, started the Python way
+            if self._start_dlldp(cfg[0]) is not None:
+                continue
+            if self._crd_ack_forced():
+                continue
+            blk = self._make_crd_ack(idle=True)
+            if blk is None:
+                return self.BURST_IDLE
+            out += blk
+            if len(out) >= want:
+                return self.BURST_SENT
+
+    def _data_blocks(self, out: bytearray, want: int):
+        """The data part of :meth:`_data_burst` (no Crd_Ack forced on entry): data blocks
+        appended while none is forced.  ``None``: stopped with ``out`` full or a NOB owed;
+        ``True``: stopped because a Crd_Ack is forced now; ``False``: stuck (no data block
+        can follow now, and ``out`` has room)."""
         t = self.p.tuning
         reserve = t.retry_lockout_reserve
         low = reserve + MAX_FLITS               # _crd_ack_forced's retry-buffer condition
@@ -167,8 +255,6 @@ class TransmitSide:
         neg = self.neg
         ack_grain, crd_grains = neg.data_ack_grain, neg.data_credit_grain
         crc_mode, covers = self.crc_mode, self.covers
-        sent = False
-        stuck = False                           # no data block can follow now
         size = len(out)
         owing = owed is not None and any(owed)  # only shrinks during the call
         nat = native() if self.fast_tx_native else None
@@ -178,13 +264,12 @@ class TransmitSide:
         while size < want:
             free = depth - (rb.wr - rb.tail)
             if free < low and self.pending_ack:
-                break                           # a Crd_Ack is forced first
+                return True                     # a Crd_Ack is forced first
             cur = self._tx_cur
             if cur is None:
                 cur = self._start_dlldp(reserve)
                 if cur is None:
-                    stuck = True
-                    break
+                    return False
             blocks, i, vl, flits = cur
             if nat is not None:
                 # the rest of this DLLDP's blocks in one compiled call (the same loop as below)
@@ -196,27 +281,28 @@ class TransmitSide:
                     self.pending_ack = pa2
                     self.pending_ack_worthy = min(self.pending_ack_worthy, pa2)
                 if i2 == i:
-                    stuck = size < want
-                    break
+                    if size < want:
+                        return self._crd_ack_forced()
+                    return None
                 rb.wr = wr
                 cur[1] = i2
-                sent = True
                 if i2 < len(blocks):
-                    stuck = size < want
-                    break                       # out full, or the retry buffer
+                    # out full, or the retry buffer (too full, or low with ACKs owed)
+                    if size < want:
+                        return self._crd_ack_forced()
+                    return None
                 self._tx_cur = None
                 gap = neg.peer_packet_min_interval - flits
                 if gap > 0:
                     self._nob_due += gap
                 if self._nob_due:
-                    break
+                    return None
                 continue
             blk = blocks[i]
             nbytes = len(blk)
             n = nbytes // FLIT
             if free - 1 - n < reserve:
-                stuck = True
-                break
+                return self._crd_ack_forced()
             b0 = blk[0]
             new0 = b0 & 0x03
             if owing:
@@ -248,17 +334,9 @@ class TransmitSide:
             rb.wr = wr + n
             out += blk
             size += nbytes
-            sent = True
             if self._nob_due:
-                break
-        if stuck and size < want and not self._nob_due and not self._crd_ack_forced():
-            # what _schedule picks now: past _next_data_block (None), the idle Crd_Ack or nothing
-            blk = self._make_crd_ack(idle=True)
-            if blk is not None:
-                out += blk
-                return self.BURST_SENT
-            return self.BURST_IDLE
-        return self.BURST_SENT if sent else self.BURST_NONE
+                return None
+        return None
 
     def _retain(self, kind: str, blk: bytes) -> bytes:
         if RETAINED(kind):
