@@ -1,4 +1,4 @@
-"""`loopback` payload speed (wall clock) by link fidelity: `--link ideal`, `--link dll` and
+"""`loopback` payload speed (wall clock, and per CPU second of the process) by link fidelity: `--link ideal`, `--link dll` and
 `--link phy` (NRZ, RS T=4, x4 by default), the same workload, and where the PHY mode's time goes
 (a profile split into DLL engines, PHY data path, LMSMs and the rest).  Not run by the tests.
 
@@ -24,7 +24,8 @@ def run(args, link: str, **kw) -> dict:
 
 def line(label: str, r: dict) -> float:
     mbps = r["payload_mb_per_s"]
-    print(f"{label:34s} {mbps:8.2f} MB/s payload  run {r['run_s']:6.3f} s  "
+    print(f"{label:34s} {mbps:8.2f} MB/s payload ({r['payload_mb_per_cpu_s']:.2f} per CPU s)  "
+          f"run {r['run_s']:6.3f} s  "
           f"simulated {r['sim_time_ns'] / 1e3:9.1f} us "
           f"({r['sim_payload_gbit_per_s']:.1f} Gbit/s)")
     return mbps

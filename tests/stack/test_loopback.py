@@ -13,7 +13,7 @@ from ubpkt.sim.loopback import SCHEMA, LoopbackConfig, run_loopback
 from ubpkt_cli.main import main
 
 REPORT_KEYS = ("schema", "sent_bytes", "delivered_bytes", "data_verified", "completions",
-               "transport", "faults", "sim_time_ns", "wall_s", "payload_mb_per_s")
+               "transport", "faults", "sim_time_ns", "wall_s", "payload_mb_per_s", "run_cpu_s", "payload_mb_per_cpu_s")
 
 
 def _clean(r: dict, n: int) -> None:

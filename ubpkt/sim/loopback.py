@@ -390,11 +390,12 @@ def _run(cfg, net, kind, rng, n, size, total, t0, progress) -> dict:
             progress(_progress(app, a, b, net, n))
         return app.done()
 
-    t_run = time.perf_counter()
+    t_run, cpu_run = time.perf_counter(), time.process_time()
     outcome = net.run(until)
     # let the last responses and acknowledgements settle
     net.settle(lambda: a.idle() and b.idle())
     run_s = time.perf_counter() - t_run
+    run_cpu_s = time.process_time() - cpu_run
     net.close()
     wall = time.perf_counter() - t0
 
@@ -444,6 +445,11 @@ def _run(cfg, net, kind, rng, n, size, total, t0, progress) -> dict:
     _endpoint_outcomes(sim_ledger, faulted, endpoint_errors, app)
     report = _report(cfg, prof, app, a, b, net, sim_ledger, n, total, delivered, verified,
                      statuses, wall, run_s, outcome)
+    # the same transfer in CPU seconds of this process: a rate that does not depend on what
+    # else the machine runs (the wall-clock rate above does)
+    report["run_cpu_s"] = round(run_cpu_s, 6)
+    report["payload_mb_per_cpu_s"] = (round(delivered / run_cpu_s / 1e6, 3) if run_cpu_s > 0
+                                      else None)
     report["link"] = net.link_report()
     phy = net.phy_report() if hasattr(net, "phy_report") else None
     if phy is not None:
