@@ -435,7 +435,7 @@ local DLLCB_TYPES = {[0] = "Null", [1] = "NOB", [16] = "Retry_Idle", [17] = "Ret
 local MGMT_SUB_CODE = {[0] = {[0] = "Correctable", [1] = "Non_Fatal", [2] = "Fatal"}, [1] = {[0] = "Link_Up", [1] = "Link_Down", [2] = "Hot_Plug_Button", [3] = "Presence_Detect_Changed"}, [2] = {[0] = "CFG0_Read", [1] = "CFG0_Write", [2] = "CFG1_Read", [3] = "CFG1_Write"}, [3] = {[0] = "MCTP", [1] = "UVB", [15] = "Vendor"}, [4] = {[1] = "Resource_Space_Info", [2] = "Obtain_Entity_Info", [7] = "Link_Neighbour_Query"}, [5] = {[1] = "Device_Authentication", [2] = "Token_Check_Config"}, [6] = {[0] = "Entity_Registration", [1] = "Entity_Deregistration", [2] = "Bus_Instance_Create", [3] = "Bus_Instance_Destroy", [4] = "Config_Completion", [5] = "Port_Reset"}}
 
 -- caps on the analysis state (ubpkt.views.analysis.AnalysisLimits)
-local ANALYSIS_LIMITS = {max_channels = 65536, max_pending = 262144, max_holes = 1024}
+local ANALYSIS_LIMITS = {max_channels = 65536, max_pending = 262144, max_holes = 1024, max_unacked = 4096}
 -- RTPH RSPST values that make a TP response a TPNAK (analysis.TPNAK_RSPST)
 local TPNAK_RSPST = {[1] = true, [2] = true, [3] = true}
 

@@ -306,10 +306,18 @@ local AF = {
   duplicate = ProtoField.uint8("ub.analysis.duplicate", "Same PSN as the previous packet"),
   psn_backwards = ProtoField.uint32("ub.analysis.psn_backwards", "PSN behind the highest by"),
   tpnak = ProtoField.uint8("ub.analysis.tpnak", "TPNAK (negative TP acknowledgement)"),
+  ack_in = ProtoField.framenum("ub.analysis.ack_in", "Acknowledged by the TP response in frame",
+                               base.NONE, frametype.ACK),
+  ack_to = ProtoField.framenum("ub.analysis.ack_to", "Acknowledges the data packet in frame",
+                               base.NONE, frametype.REQUEST),
+  acked_frames = ProtoField.uint32("ub.analysis.acked_frames",
+                                   "Data frames this response acknowledges first"),
+  ack_time = ProtoField.relative_time("ub.analysis.ack_time", "Acknowledgement time (seconds)"),
+  ack_time_ns = ProtoField.uint64("ub.analysis.ack_time_ns", "Acknowledgement time (ns)"),
 }
 local AF_ORDER = {"request_in", "response_in", "response_time", "response_time_ns", "no_response",
                   "psn_gap", "out_of_order", "retransmission", "duplicate", "psn_backwards",
-                  "tpnak"}
+                  "tpnak", "ack_in", "ack_to", "acked_frames", "ack_time", "ack_time_ns"}
 local AF_LAYER = ProtoField.none("ub.analysis", "UB analysis")
 
 do
@@ -1291,6 +1299,11 @@ end
 --   PSN space ahead; else behind: out of order when it fills a remembered gap, else a
 --   retransmission (a duplicate when it repeats the previous packet's PSN).
 -- * TPNAK seen: a TP response whose RSPST is a TPNAK_RSPST value, or ns-3-UB's TPNAK opcode.
+-- * data -> ACK (UB 2.0 §6.4.1): any other TP response (TPACK, TPACK-CC, TPSACK, TPSACK-CC) is
+--   cumulative: it acknowledges every not yet acknowledged data frame of the reverse channel
+--   (TPNs swapped, TP_MATCH) whose PSN is at or behind its own (less than half the PSN space
+--   behind); the TPSACK bitmap is not read.  The ACK shows acked_frames and, when one of them
+--   carries its PSN, ack_to / ack_time; with two passes each data frame shows ack_in.
 -- State is bounded by ubpkt's AnalysisLimits (ANALYSIS_LIMITS, generated): past a cap the oldest
 -- entry is dropped.
 
@@ -1330,10 +1343,11 @@ end
 
 local AN = {}        -- frame number -> the analysis of its first dissection {name = value}
 local LINKED = {}    -- request frame -> response frame
+local ACKED = {}     -- data frame -> the TP response frame that acknowledges it
 local PENDING, CHANNELS
 
 local function analysis_reset()
-  AN, LINKED = {}, {}
+  AN, LINKED, ACKED = {}, {}, {}
   PENDING = capped(ANALYSIS_LIMITS.max_pending)
   CHANNELS = capped(ANALYSIS_LIMITS.max_channels)
 end
@@ -1384,12 +1398,41 @@ local function transaction(st, out)
   LINKED[req.frame] = st.pinfo.number
 end
 
+-- a TPACK/TPSACK: acknowledge the reverse channel's waiting data frames up to its PSN
+local function ack_analysis(st, r, out)
+  local src, dst = endpoints(st)
+  local ch = CHANNELS.items[table.concat({dst, src, tostring(r.dsttpn), tostring(r.srctpn)}, "|")]
+  if ch == nil or ch.ua_head > ch.ua_tail then return end
+  local psn, frame = r.psn, st.pinfo.number
+  local keep, n, acked, named = {}, 0, 0, nil
+  for i = ch.ua_head, ch.ua_tail do
+    local e = ch.ua[i]
+    if (psn - e.psn) % PSN_SPACE < PSN_HALF then        -- at or behind the ACK's PSN
+      acked = acked + 1
+      if e.psn == psn then named = e end
+      ACKED[e.frame] = frame
+    else
+      n = n + 1
+      keep[n] = e
+    end
+  end
+  if acked == 0 then return end
+  ch.ua, ch.ua_head, ch.ua_tail = keep, 1, n
+  out.acked_frames = acked
+  if named then
+    out.ack_to = named.frame
+    out.ack_time_ns = floor((st.pinfo.rel_ts - named.t) * 1e9 + 0.5)
+  end
+end
+
 local function psn_analysis(st, out)
   local r = st.vals["ub.rtph"]
   if not r or r.psn == nil then return end
   if TP_PAIRS[r.tpopcode] == nil then
     if TP_NAK_OPS[r.tpopcode] or (TP_RESPONSE_OPS[r.tpopcode] and TPNAK_RSPST[r.rspst]) then
       out.tpnak = 1
+    elseif TP_RESPONSE_OPS[r.tpopcode] then
+      ack_analysis(st, r, out)
     end
     return
   end
@@ -1398,9 +1441,17 @@ local function psn_analysis(st, out)
   local key = table.concat({src, dst, tostring(r.srctpn), tostring(r.dsttpn)}, "|")
   local ch = CHANNELS.items[key]
   if ch == nil then
-    ch = {holes = capped(ANALYSIS_LIMITS.max_holes)}
+    ch = {holes = capped(ANALYSIS_LIMITS.max_holes), ua = {}, ua_head = 1, ua_tail = 0}
     cap_put(CHANNELS, key, ch)
   end
+  -- waiting for its acknowledgement (the oldest dropped past max_unacked)
+  ch.ua_tail = ch.ua_tail + 1
+  ch.ua[ch.ua_tail] = {frame = st.pinfo.number, psn = psn, t = st.pinfo.rel_ts}
+  if ch.ua_tail - ch.ua_head + 1 > ANALYSIS_LIMITS.max_unacked then
+    ch.ua[ch.ua_head] = nil
+    ch.ua_head = ch.ua_head + 1
+  end
+  out.data = true
   local high = ch.high
   if high ~= nil then
     local ahead = (psn - high) % PSN_SPACE
@@ -1446,7 +1497,10 @@ local function analyse(st, root)
   else
     out = AN[pinfo.number]
   end
-  if out == nil or next(out) == nil then return end
+  if out == nil then return end
+  local ack_in = out.data and pinfo.visited and ACKED[pinfo.number] or nil
+  local first = next(out)
+  if first == nil or (first == "data" and next(out, first) == nil and not ack_in) then return end
   local t = root:add(AF_LAYER, st.tvb(0, 0))
   t:set_generated()
   local function show(name, value)
@@ -1464,6 +1518,14 @@ local function analyse(st, root)
           "Request without a response in the capture")
       end
     end
+  end
+  if ack_in then show("ack_in", ack_in) end
+  if out.acked_frames then show("acked_frames", out.acked_frames) end
+  if out.ack_to then
+    show("ack_to", out.ack_to)
+    local ns = out.ack_time_ns
+    show("ack_time", NSTime.new(floor(ns / 1e9), ns % 1e9))
+    show("ack_time_ns", UInt64.new(ns % TWO32, floor(ns / TWO32)))
   end
   if out.request_in then
     show("request_in", out.request_in)
