@@ -1393,6 +1393,7 @@ local function transaction(st, out)
   if a.ini_rc_type ~= nil and req.rc_type ~= nil and
      (a.ini_rc_type ~= req.rc_type or a.ini_rc_id ~= req.rc_id) then return end
   cap_del(PENDING, key)
+  out.request_name = TAOPCODE[req.op] or tostring(req.op)     -- the SRT tap's row
   out.request_in = req.frame
   out.response_time_ns = floor((st.pinfo.rel_ts - req.t) * 1e9 + 0.5)
   LINKED[req.frame] = st.pinfo.number
@@ -1493,14 +1494,20 @@ local function analyse(st, root)
     out = {}
     transaction(st, out)
     psn_analysis(st, out)
+    local r = st.vals["ub.rtph"]
+    if r and r.srctpn ~= nil then       -- the conversation tap's TP channel (any RTPH frame)
+      local src, dst = endpoints(st)
+      out.tp = {src, r.srctpn, dst, r.dsttpn}
+    end
     AN[pinfo.number] = out
   else
     out = AN[pinfo.number]
   end
   if out == nil then return end
   local ack_in = out.data and pinfo.visited and ACKED[pinfo.number] or nil
-  local first = next(out)
-  if first == nil or (first == "data" and next(out, first) == nil and not ack_in) then return end
+  local shown = ack_in
+  for k in pairs(out) do if k ~= "data" and k ~= "tp" then shown = true; break end end
+  if not shown then return end
   local t = root:add(AF_LAYER, st.tvb(0, 0))
   t:set_generated()
   local function show(name, value)
@@ -1543,6 +1550,117 @@ end
 
 function ub.init()
   analysis_reset()
+end
+
+-- ---------------------------------------------------------------------------------------------
+-- statistics taps: tshark -z ub,conv[,FILTER] and -z ub,srt[,FILTER]; Statistics > UB in the GUI
+--
+-- Lua in Wireshark 4.0 cannot feed Wireshark's own conversation and SRT tables, so these are
+-- Lua taps (a "frame" Listener) that print their own tables, with the numbers of
+-- `ubpkt stats conv` (its TP-channel rows) and `ubpkt stats srt`:
+-- * conv: per TP channel (its two ends, address and TPN, in the order first seen): frames and
+--   bytes (frame lengths) each way, relative start and duration (first to last frame); every
+--   frame with an RTPH counts (data and TP responses).
+-- * srt: per request TAOpcode, the requests answered (the analysis' request/response links):
+--   count, min, max, avg (floor of the mean in ns), and the requests left unanswered.
+-- Both read what the analysis kept for the frame (AN), so they count what the dissector saw.
+
+local function tp_end(addr, tpn) return string.format("%s,%d", addr, tpn) end
+
+local function conv_lines(rows, order)
+  local out = {"UB TP-channel conversations (ubpkt stats conv)",
+               string.format("%-28s %-28s %9s %11s %9s %11s %9s %11s %14s %14s", "A", "B",
+                             "frames_ab", "bytes_ab", "frames_ba", "bytes_ba", "frames", "bytes",
+                             "rel_start", "duration")}
+  for _, k in ipairs(order) do
+    local c = rows[k]
+    out[#out + 1] = string.format("%-28s %-28s %9d %11d %9d %11d %9d %11d %14.9f %14.9f",
+      c.a, c.b, c.ab[1], c.ab[2], c.ba[1], c.ba[2], c.ab[1] + c.ba[1], c.ab[2] + c.ba[2],
+      c.first, c.last - c.first)
+  end
+  return out
+end
+
+local function srt_lines(ops)
+  local names = {}
+  for name in pairs(ops) do names[#names + 1] = name end
+  table.sort(names)
+  local out = {"UB service response time per request TAOpcode (ubpkt stats srt), seconds",
+               string.format("%-24s %7s %14s %14s %14s", "opcode", "count", "min", "max", "avg")}
+  for _, name in ipairs(names) do
+    local o = ops[name]
+    out[#out + 1] = string.format("%-24s %7d %14.9f %14.9f %14.9f", name, o.n, o.min / 1e9,
+                                  o.max / 1e9, floor(o.sum / o.n) / 1e9)
+  end
+  out[#out + 1] = string.format("requests unanswered: %d", PENDING.n)
+  return out
+end
+
+-- one tap: kind "conv" or "srt"; emit(lines) shows the table (stdout, or a GUI window)
+local function stat_tap(kind, filter, emit)
+  local tap = Listener.new("frame", filter)
+  local rows, order, ops
+  local function reset() rows, order, ops = {}, {}, {} end
+  reset()
+  tap.reset = reset          -- (a Listener's callbacks can be set, not read back)
+  function tap.packet(pinfo)
+    local out = AN[pinfo.number]
+    if out == nil then return end
+    if kind == "conv" and out.tp then
+      local a, b = tp_end(out.tp[1], out.tp[2]), tp_end(out.tp[3], out.tp[4])
+      local key = a < b and (a .. "|" .. b) or (b .. "|" .. a)
+      local c = rows[key]
+      if c == nil then
+        c = {a = a, b = b, ab = {0, 0}, ba = {0, 0}, first = pinfo.rel_ts}
+        rows[key] = c
+        order[#order + 1] = key
+      end
+      local way = (c.a == a) and c.ab or c.ba
+      way[1], way[2] = way[1] + 1, way[2] + pinfo.len
+      c.last = pinfo.rel_ts
+    elseif kind == "srt" and out.request_in then
+      local ns, o = out.response_time_ns, ops[out.request_name]
+      if o == nil then
+        ops[out.request_name] = {n = 1, sum = ns, min = ns, max = ns}
+      else
+        o.n, o.sum = o.n + 1, o.sum + ns
+        if ns < o.min then o.min = ns end
+        if ns > o.max then o.max = ns end
+      end
+    end
+  end
+  function tap.draw()
+    emit(kind == "conv" and conv_lines(rows, order) or srt_lines(ops))
+  end
+  return tap
+end
+
+local function print_lines(lines)
+  print(string.rep("=", 80))
+  for _, l in ipairs(lines) do print(l) end
+  print(string.rep("=", 80))
+end
+
+for _, kind in ipairs({"conv", "srt"}) do
+  register_stat_cmd_arg("ub," .. kind, function(arg)
+    local filter = arg:match("^ub," .. kind .. ",(.+)$")
+    stat_tap(kind, filter, print_lines)
+  end)
+end
+
+if gui_enabled() then
+  local function window(kind, title)
+    return function()
+      local w = TextWindow.new(title)
+      local tap = stat_tap(kind, nil, function(lines) w:set(table.concat(lines, "\n")) end)
+      w:set_atclose(function() tap:remove() end)
+      retap_packets()
+    end
+  end
+  register_menu("UB/TP channel conversations", window("conv", "UB TP-channel conversations"),
+                MENU_STAT_CONVERSATION_LIST or MENU_STAT_UNSORTED)
+  register_menu("UB/Service response time", window("srt", "UB service response time"),
+                MENU_STAT_RESPONSE_TIME or MENU_STAT_UNSORTED)
 end
 
 -- ---------------------------------------------------------------------------------------------
