@@ -260,8 +260,12 @@ local function read_fields(h, tvb, off, tree, st)
 end
 
 -- a ProtoField of a header field (integers in decimal, with their value string and mask)
-local function protofield(key, ctor, label, vs, mask)
-  if ctor:sub(1, 4) == "uint" then return ProtoField[ctor](key, label, base.DEC, vs, mask) end
+-- integers in decimal, or in hex where the generator says so (gen_lua.py shows_hex: addresses,
+-- CNAs, EIDs, GUIDs, CRCs, tokens)
+local function protofield(key, ctor, label, vs, mask, hex)
+  if ctor:sub(1, 4) == "uint" then
+    return ProtoField[ctor](key, label, hex and base.HEX or base.DEC, vs, mask)
+  end
   return ProtoField[ctor](key, label)
 end
 
@@ -270,7 +274,7 @@ for layer, h in pairs(HDR) do
   LAYER[layer] = ProtoField.none(layer, h.title)
   for _, f in ipairs(h.fields) do
     f.name, f.bit, f.bits, f.kind, f.hf = f[1], f[2], f[3], f[4], f[5]
-    if f[6] then HF[f.hf] = protofield(h.base .. "." .. f.name, f[6], f[7], f.vs, f.mask) end
+    if f[6] then HF[f.hf] = protofield(h.base .. "." .. f.name, f[6], f[7], f.vs, f.mask, f.hex) end
     f.byte = floor(f.bit / 8)
     f.span = floor((f.bit + f.bits + 7) / 8) - f.byte
     f.rshift = f.span * 8 - f.bit % 8 - f.bits
@@ -282,7 +286,7 @@ end
 
 -- the derived fields, the byte runs and the layers without a declared header
 for _, rows in pairs(DERIVED_HF) do
-  for _, d in ipairs(rows) do HF[d[1]] = protofield(d[2], d[3], d[4], d[5]) end
+  for _, d in ipairs(rows) do HF[d[1]] = protofield(d[2], d[3], d[4], d[5], nil, d.hex) end
 end
 for layer, title in pairs(EXTRA_LAYERS) do
   LAYER[layer] = ProtoField.none(layer, title)
