@@ -1661,10 +1661,11 @@ if gui_enabled() then
       retap_packets()
     end
   end
+  -- Statistics > UB > ... (MENU_STAT_UNSORTED: the group every Wireshark version shows)
   register_menu("UB/TP channel conversations", window("conv", "UB TP-channel conversations"),
-                MENU_STAT_CONVERSATION_LIST or MENU_STAT_UNSORTED)
+                MENU_STAT_UNSORTED)
   register_menu("UB/Service response time", window("srt", "UB service response time"),
-                MENU_STAT_RESPONSE_TIME or MENU_STAT_UNSORTED)
+                MENU_STAT_UNSORTED)
 end
 
 -- ---------------------------------------------------------------------------------------------
