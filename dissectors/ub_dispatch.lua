@@ -1346,6 +1346,9 @@ local function cap_del(c, key)
 end
 
 local AN = {}        -- frame number -> the analysis of its first dissection {name = value}
+-- the TP channel of each RTPH frame is kept (AN[frame].tp) only for the conversation tap: in
+-- the GUI (its menu retaps a capture already read) or when tshark was given -z ub,conv
+local CONV_WANTED = gui_enabled()
 local LINKED = {}    -- request frame -> response frame
 local ACKED = {}     -- data frame -> the TP response frame that acknowledges it
 local PENDING, CHANNELS
@@ -1364,14 +1367,17 @@ local function first_value(f)
 end
 
 -- ubpkt.views.analysis._addrs: the IP addresses, else the CNAs
+-- (once per dissection: the transaction, PSN and conversation analyses all ask)
 local function endpoints(st)
+  if st.ends then return st.ends[1], st.ends[2] end
   local src, dst = first_value(F_IP_SRC), first_value(F_IP_DST)
   if src == nil then src, dst = first_value(F_IP6_SRC), first_value(F_IP6_DST) end
   if src == nil then
     local n = st.vals["ub.cna16"] or st.vals["ub.cna24"]
     if n then src, dst = tostring(n.scna), tostring(n.dcna) end
   end
-  return tostring(src), tostring(dst)
+  st.ends = {tostring(src), tostring(dst)}
+  return st.ends[1], st.ends[2]
 end
 
 local function transaction(st, out)
@@ -1409,25 +1415,25 @@ local function ack_analysis(st, r, out)
   local ch = CHANNELS.items[table.concat({dst, src, tostring(r.dsttpn), tostring(r.srctpn)}, "|")]
   if ch == nil or ch.ua_head > ch.ua_tail then return end
   local psn, frame = r.psn, st.pinfo.number
-  local keep, n, acked, named = {}, 0, 0, nil
+  local uf, up, ut = ch.uf, ch.up, ch.ut
+  local kf, kp, kt, n, acked, named = {}, {}, {}, 0, 0, nil
   for i = ch.ua_head, ch.ua_tail do
-    local e = ch.ua[i]
-    if (psn - e.psn) % PSN_SPACE < PSN_HALF then        -- at or behind the ACK's PSN
+    if (psn - up[i]) % PSN_SPACE < PSN_HALF then        -- at or behind the ACK's PSN
       acked = acked + 1
-      if e.psn == psn then named = e end
-      ACKED[e.frame] = frame
+      if up[i] == psn then named = i end
+      ACKED[uf[i]] = frame
     else
       n = n + 1
-      keep[n] = e
+      kf[n], kp[n], kt[n] = uf[i], up[i], ut[i]
     end
   end
   if acked == 0 then return end
-  ch.ua, ch.ua_head, ch.ua_tail = keep, 1, n
   out.acked_frames = acked
   if named then
-    out.ack_to = named.frame
-    out.ack_time_ns = floor((st.pinfo.rel_ts - named.t) * 1e9 + 0.5)
+    out.ack_to = uf[named]
+    out.ack_time_ns = floor((st.pinfo.rel_ts - ut[named]) * 1e9 + 0.5)
   end
+  ch.uf, ch.up, ch.ut, ch.ua_head, ch.ua_tail = kf, kp, kt, 1, n
 end
 
 local function psn_analysis(st, out)
@@ -1446,17 +1452,17 @@ local function psn_analysis(st, out)
   local key = table.concat({src, dst, tostring(r.srctpn), tostring(r.dsttpn)}, "|")
   local ch = CHANNELS.items[key]
   if ch == nil then
-    ch = {holes = capped(ANALYSIS_LIMITS.max_holes), ua = {}, ua_head = 1, ua_tail = 0}
+    -- uf/up/ut[ua_head..ua_tail]: frame, PSN, time of the data frames waiting for an ACK
+    ch = {holes = capped(ANALYSIS_LIMITS.max_holes), uf = {}, up = {}, ut = {}, ua_head = 1,
+          ua_tail = 0}
     cap_put(CHANNELS, key, ch)
   end
-  -- waiting for its acknowledgement (the oldest dropped past max_unacked)
-  ch.ua_tail = ch.ua_tail + 1
-  ch.ua[ch.ua_tail] = {frame = st.pinfo.number, psn = psn, t = st.pinfo.rel_ts}
-  if ch.ua_tail - ch.ua_head + 1 > ANALYSIS_LIMITS.max_unacked then
-    ch.ua[ch.ua_head] = nil
-    ch.ua_head = ch.ua_head + 1
+  local tail = ch.ua_tail + 1           -- waiting for its ACK (the oldest dropped past the cap)
+  ch.uf[tail], ch.up[tail], ch.ut[tail], ch.ua_tail = st.pinfo.number, psn, st.pinfo.rel_ts, tail
+  if tail - ch.ua_head >= ANALYSIS_LIMITS.max_unacked then
+    local h = ch.ua_head
+    ch.uf[h], ch.up[h], ch.ut[h], ch.ua_head = nil, nil, nil, h + 1
   end
-  out.data = true
   local high = ch.high
   if high ~= nil then
     local ahead = (psn - high) % PSN_SPACE
@@ -1498,7 +1504,7 @@ local function analyse(st, root)
     out = {}
     transaction(st, out)
     psn_analysis(st, out)
-    local r = st.vals["ub.rtph"]
+    local r = CONV_WANTED and st.vals["ub.rtph"]
     if r and r.srctpn ~= nil then       -- the conversation tap's TP channel (any RTPH frame)
       local src, dst = endpoints(st)
       out.tp = {src, r.srctpn, dst, r.dsttpn}
@@ -1508,9 +1514,9 @@ local function analyse(st, root)
     out = AN[pinfo.number]
   end
   if out == nil then return end
-  local ack_in = out.data and pinfo.visited and ACKED[pinfo.number] or nil
+  local ack_in = pinfo.visited and ACKED[pinfo.number] or nil
   local shown = ack_in
-  for k in pairs(out) do if k ~= "data" and k ~= "tp" then shown = true; break end end
+  for k in pairs(out) do if k ~= "tp" then shown = true; break end end
   if not shown then return end
   local t = root:add(AF_LAYER, st.tvb(0, 0))
   t:set_generated()
@@ -1647,6 +1653,7 @@ end
 
 for _, kind in ipairs({"conv", "srt"}) do
   register_stat_cmd_arg("ub," .. kind, function(arg)
+    if kind == "conv" then CONV_WANTED = true end
     local filter = arg:match("^ub," .. kind .. ",(.+)$")
     stat_tap(kind, filter, print_lines)
   end)
