@@ -472,8 +472,8 @@ class Gen:
     def field_entry(self, h: Header, f: Field, key: str, off: int) -> str:
         """One field of a header's table: ``{name, bit offset, bits, kind, HF index}``, then,
         where the field is the first to use that HF index, its ProtoField constructor and label
-        (and ``vs``, ``mask``, ``hex`` when :func:`shows_hex`), plus ``shift``/``rsvd``/``fixed``/``dw`` when they apply.  The
-        walk (ub_dispatch.lua) makes the ProtoField ``ub.<prefix>.<name>``, adds the field to
+        (and ``vs``, ``mask``, ``hex`` when :func:`shows_hex`), plus
+        ``shift``/``rsvd``/``fixed``/``dw`` when they apply.  The walk (ub_dispatch.lua) makes the ProtoField ``ub.<prefix>.<name>``, adds the field to
         the tree by its kind (``FIELD_KINDS``) and sets ``v.<name>`` to the wire value of the
         numeric kinds:
 
@@ -648,9 +648,10 @@ class Gen:
             "-- ProtoFields (HF[n]), named ub.<prefix>.<field> as ubpkt's record keys, and one FT_NONE",
             "-- item per layer (LAYER[layer]) are made by the walk: a declared field's from the header",
             "-- tables below (at the first field entry with n), a derived field's (ubpkt.formats.",
-            "-- derived) from DERIVED_HF, per layer {n, key, constructor, label[, value string][, hex]}, a",
-            "-- byte run's one bytes field and the layers without a declared header from BYTE_RUNS",
-            "-- and EXTRA_LAYERS (layer -> title, the byte runs' field titled alike)",
+            "-- derived) from DERIVED_HF, per layer {n, key, constructor, label[, value string]",
+            "-- [, hex = true]}, a byte run's one bytes field and the layers without a declared",
+            "-- header from BYTE_RUNS and EXTRA_LAYERS (layer -> title, the byte runs' field titled",
+            "-- alike)",
             *derived_lines,
             "",
             f"local FIRST_HF = {{{first}}}",

@@ -66,9 +66,10 @@ VS[54] = {[0]="ADD", [1]="CLR", [2]="EOR", [3]="SET", [4]="SMAX", [5]="SMIN", [6
 -- ProtoFields (HF[n]), named ub.<prefix>.<field> as ubpkt's record keys, and one FT_NONE
 -- item per layer (LAYER[layer]) are made by the walk: a declared field's from the header
 -- tables below (at the first field entry with n), a derived field's (ubpkt.formats.
--- derived) from DERIVED_HF, per layer {n, key, constructor, label[, value string][, hex]}, a
--- byte run's one bytes field and the layers without a declared header from BYTE_RUNS
--- and EXTRA_LAYERS (layer -> title, the byte runs' field titled alike)
+-- derived) from DERIVED_HF, per layer {n, key, constructor, label[, value string]
+-- [, hex = true]}, a byte run's one bytes field and the layers without a declared
+-- header from BYTE_RUNS and EXTRA_LAYERS (layer -> title, the byte runs' field titled
+-- alike)
 local DERIVED_HF = {
   ["ub.lph"] = {{451, "ub.lph.blocks", "uint8", "DLLDBs"}, {452, "ub.lph.last_flits", "uint8", "Flits in the last DLLDB"}},
   ["ub.lph_ns3"] = {{453, "ub.lph.rt", "uint8", "RT (from the ns-3-UB swapped bits)", VS[2]}},

@@ -33,7 +33,8 @@
 
 State is bounded (:class:`AnalysisLimits`, documented settings): at most ``max_channels`` TP
 channels, ``max_pending`` open transactions, ``max_holes`` remembered gaps and
-``max_unacked`` data frames waiting for their acknowledgement per channel; past a cap the oldest entry is dropped and counted in ``Analyzer.evicted``.
+``max_unacked`` data frames waiting for their acknowledgement per channel; past a cap the
+oldest entry is dropped and counted in ``Analyzer.evicted``.
 """
 from __future__ import annotations
 
@@ -216,7 +217,7 @@ class Analyzer:
             out["ub.analysis.ack_time_ns"] = dt
             out["ub.analysis.ack_time"] = round(dt / 1e9, 9)
 
-    def _psn(self, f: dict, out: dict, rec: dict | None = None) -> None:
+    def _psn(self, rec: dict, f: dict, out: dict) -> None:
         # on the hot path of stats: one lookup per field, a list (repeated header) rarely
         get = f.get
         op = get("ub.rtph.tpopcode")
@@ -227,7 +228,7 @@ class Analyzer:
                                      in TPNAK_RSPST):
                 out["ub.analysis.tpnak"] = 1
                 self.counts["tpnak"] += 1
-            elif op in _TP_RESPONSES and rec is not None:
+            elif op in _TP_RESPONSES:
                 self._ack(rec, f, get("ub.rtph.psn"), get("ub.rtph.srctpn"),
                           get("ub.rtph.dsttpn"), out)
             return
@@ -250,16 +251,15 @@ class Analyzer:
                 self.channels.pop(next(iter(self.channels)))
                 self.evicted["channels"] += 1
         ch["packets"] += 1
-        if rec is not None:
-            unacked = ch["unacked"]
-            unacked.append((rec["frame"], psn, _time_ns(rec)))
-            if len(unacked) > self.limits.max_unacked:
-                unacked.popleft()
-                self.evicted["unacked"] += 1
-            if self.linked is not None:
-                ack = self.linked.acks.get(rec["frame"])
-                if ack is not None:
-                    out["ub.analysis.ack_in"] = ack
+        unacked = ch["unacked"]
+        unacked.append((rec["frame"], psn, _time_ns(rec)))
+        if len(unacked) > self.limits.max_unacked:
+            unacked.popleft()
+            self.evicted["unacked"] += 1
+        if self.linked is not None:
+            ack = self.linked.acks.get(rec["frame"])
+            if ack is not None:
+                out["ub.analysis.ack_in"] = ack
         high = ch["high"]
         if high is not None:
             ahead = (psn - high) % PSN_SPACE
@@ -306,7 +306,7 @@ class Analyzer:
         if "ub.btah.taopcode" in f or "ub.atah.taopcode" in f:
             self._transaction(rec, f, out)
         if "ub.rtph.psn" in f:
-            self._psn(f, out, rec)
+            self._psn(rec, f, out)
         if out and self.annotate:
             f.update(out)
         return out
