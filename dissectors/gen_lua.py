@@ -407,6 +407,28 @@ def display_name(f: Field) -> str:
     return " ".join(words)
 
 
+# Which integer fields Wireshark shows in hex (base.HEX; the rest base.DEC), as Wireshark's own
+# dissectors show addresses, checksums and identifiers: a documented rule on the record key, not
+# a per-field list.  A field is hex when the last word of its name (split at "_", trailing digits
+# dropped) is an address, a CNA or EID, a GUID, a CRC or checksum, or a token (TokenID,
+# TokenValue), or its name is a PCI-style vendor/device ID, or it is a derived value of a CRC
+# layer (ub.icrc.value, ub.icrc.computed, ub.bcrc.computed).  -T fields then prints these as
+# 0x... (the tests normalise both forms); the record values of ubpkt do not change.
+HEX_LAST_WORDS = frozenset({"address", "addr", "sa", "start", "cna", "scna", "dcna", "eid",
+                            "seid", "deid", "ueid", "guid", "crc", "checksum", "tokenid",
+                            "tokenvalue"})
+HEX_NAMES = frozenset({"vendor_id", "device_id"})
+HEX_LAYERS = frozenset({"ub.icrc", "ub.bcrc"})
+
+
+def shows_hex(key: str) -> bool:
+    """Whether the integer field ``key`` (``ub.<prefix>.<name>``) is shown in hex (rule above)."""
+    layer, _, name = key.rpartition(".")
+    last = re.sub(r"\d+$", "", name.rsplit("_", 1)[-1])
+    return (last in HEX_LAST_WORDS or name in HEX_NAMES
+            or layer in HEX_LAYERS and name in ("value", "computed"))
+
+
 class Gen:
     def __init__(self) -> None:
         # HF[n]: one ProtoField per (key, constructor, value string, mask, base); the walk makes
@@ -417,6 +439,7 @@ class Gen:
         self.hf_index: dict[tuple, int] = {}
         self.first_hf: dict[str, int] = {}  # key -> first HF index (for derived values)
         self.hf_shift: dict[int, int] = {}  # HF index -> mask shift
+        self.hf_hex: dict[int, bool] = {}   # HF index -> shown in hex (shows_hex)
         self.vs_index: dict[tuple, int] = {}
         self.vs_defs: list[str] = []
 
@@ -435,14 +458,18 @@ class Gen:
     # -- header fields ----------------------------------------------------------------------------
     def hf(self, key: str, ctor: str, name: str, vs: str = "nil", mask: int = 0,
            shift: int = 0) -> int:
-        """The HF index of a ProtoField (integers in decimal: ub_dispatch.lua's protofield)."""
-        base = "base.DEC" if ctor.startswith("uint") else None
+        """The HF index of a ProtoField (integers in decimal, or in hex by :func:`shows_hex`:
+        ub_dispatch.lua's protofield)."""
+        base = None
+        if ctor.startswith("uint"):
+            base = "base.HEX" if shows_hex(key) else "base.DEC"
         sig = (key, ctor, vs, mask, base)
         if sig in self.hf_index:
             return self.hf_index[sig]
         n = len(self.hf_args) + 1
         self.hf_index[sig] = n
         self.hf_args[n] = (ctor, name, vs, mask)
+        self.hf_hex[n] = base == "base.HEX"
         self.first_hf.setdefault(key, n)
         self.hf_shift[n] = shift
         return n
@@ -450,8 +477,8 @@ class Gen:
     def field_entry(self, h: Header, f: Field, key: str, off: int) -> str:
         """One field of a header's table: ``{name, bit offset, bits, kind, HF index}``, then,
         where the field is the first to use that HF index, its ProtoField constructor and label
-        (and ``vs``, ``mask``), plus ``shift``/``rsvd``/``fixed``/``dw`` when they apply.  The
-        walk (ub_dispatch.lua) makes the ProtoField ``ub.<prefix>.<name>``, adds the field to
+        (and ``vs``, ``mask``, ``hex`` when :func:`shows_hex`), plus
+        ``shift``/``rsvd``/``fixed``/``dw`` when they apply.  The walk (ub_dispatch.lua) makes the ProtoField ``ub.<prefix>.<name>``, adds the field to
         the tree by its kind (``FIELD_KINDS``) and sets ``v.<name>`` to the wire value of the
         numeric kinds:
 
@@ -516,6 +543,8 @@ class Gen:
                 extra["vs"] = vs
             if mask:
                 extra["mask"] = f"0x{mask:x}"
+            if self.hf_hex[n]:
+                extra["hex"] = "true"
         items += [f"{k} = {v}" for k, v in extra.items()]
         return "{" + ", ".join(items) + "}"
 
@@ -547,6 +576,8 @@ class Gen:
             row = [str(n), lua_str(key), lua_str(ctor), lua_str(label)]
             if vs != "nil":
                 row.append(vs)
+            if self.hf_hex[n]:
+                row.append("hex = true")
             derived.setdefault(layer, []).append("{" + ", ".join(row) + "}")
         # the header tables define the ProtoFields of their fields, except those a derived field
         # shares (those are written out with the derived ones)
@@ -628,9 +659,10 @@ class Gen:
             "-- ProtoFields (HF[n]), named ub.<prefix>.<field> as ubpkt's record keys, and one FT_NONE",
             "-- item per layer (LAYER[layer]) are made by the walk: a declared field's from the header",
             "-- tables below (at the first field entry with n), a derived field's (ubpkt.formats.",
-            "-- derived) from DERIVED_HF, per layer {n, key, constructor, label[, value string]}, a",
-            "-- byte run's one bytes field and the layers without a declared header from BYTE_RUNS",
-            "-- and EXTRA_LAYERS (layer -> title, the byte runs' field titled alike)",
+            "-- derived) from DERIVED_HF, per layer {n, key, constructor, label[, value string]",
+            "-- [, hex = true]}, a byte run's one bytes field and the layers without a declared",
+            "-- header from BYTE_RUNS and EXTRA_LAYERS (layer -> title, the byte runs' field titled",
+            "-- alike)",
             *derived_lines,
             "",
             f"local FIRST_HF = {{{first}}}",

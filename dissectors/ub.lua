@@ -66,14 +66,15 @@ VS[54] = {[0]="ADD", [1]="CLR", [2]="EOR", [3]="SET", [4]="SMAX", [5]="SMIN", [6
 -- ProtoFields (HF[n]), named ub.<prefix>.<field> as ubpkt's record keys, and one FT_NONE
 -- item per layer (LAYER[layer]) are made by the walk: a declared field's from the header
 -- tables below (at the first field entry with n), a derived field's (ubpkt.formats.
--- derived) from DERIVED_HF, per layer {n, key, constructor, label[, value string]}, a
--- byte run's one bytes field and the layers without a declared header from BYTE_RUNS
--- and EXTRA_LAYERS (layer -> title, the byte runs' field titled alike)
+-- derived) from DERIVED_HF, per layer {n, key, constructor, label[, value string]
+-- [, hex = true]}, a byte run's one bytes field and the layers without a declared
+-- header from BYTE_RUNS and EXTRA_LAYERS (layer -> title, the byte runs' field titled
+-- alike)
 local DERIVED_HF = {
   ["ub.lph"] = {{451, "ub.lph.blocks", "uint8", "DLLDBs"}, {452, "ub.lph.last_flits", "uint8", "Flits in the last DLLDB"}},
   ["ub.lph_ns3"] = {{453, "ub.lph.rt", "uint8", "RT (from the ns-3-UB swapped bits)", VS[2]}},
-  ["ub.icrc"] = {{454, "ub.icrc.value", "uint32", "ICRC"}, {455, "ub.icrc.status", "string", "ICRC status (good/bad)"}, {456, "ub.icrc.computed", "uint32", "ICRC computed (when bad)"}},
-  ["ub.bcrc"] = {{457, "ub.bcrc.status", "string", "BCRC status (good/bad)"}, {458, "ub.bcrc.computed", "uint32", "CRC30 computed (when bad)"}},
+  ["ub.icrc"] = {{454, "ub.icrc.value", "uint32", "ICRC", hex = true}, {455, "ub.icrc.status", "string", "ICRC status (good/bad)"}, {456, "ub.icrc.computed", "uint32", "ICRC computed (when bad)", hex = true}},
+  ["ub.bcrc"] = {{457, "ub.bcrc.status", "string", "BCRC status (good/bad)"}, {458, "ub.bcrc.computed", "uint32", "CRC30 computed (when bad)", hex = true}},
   ["ub.lch"] = {{459, "ub.lch.block", "string", "Control block type"}},
   ["ub.maetah_c"] = {{308, "ub.maetah.length", "uint32", "Length"}},
   ["ub.udetah"] = {{460, "ub.udetah.atomic_op", "uint8", "Atomic sub-operation", VS[54]}},
@@ -165,22 +166,22 @@ HDR["ub.param_exchg_flit"] = {size = 20, base = "ub.param_exchg", title = "Param
   {"rsvd1", 0, 32, "uint", 85, rsvd = true}, {"rsvd2", 32, 64, "u64", 88, "uint64", "Reserved", rsvd = true}, {"data", 96, 32, "uint", 86}, {"rsvd3", 128, 32, "uint", 89, "uint32", "Reserved", rsvd = true}}}
 -- Block CRC (UB 2.0 §4.7.2), 4 bytes
 HDR["ub.bcrc"] = {size = 4, base = "ub.bcrc", title = "Block CRC", fields = {
-  {"rsvd1", 0, 1, "uint", 90, "uint8", "Reserved", rsvd = true, mask = 0x80}, {"error_flag", 1, 1, "uint", 91, "uint8", "Error Flag", mask = 0x40}, {"crc30", 2, 30, "uint", 92, "uint32", "Crc30", mask = 0x3fffffff}}}
+  {"rsvd1", 0, 1, "uint", 90, "uint8", "Reserved", rsvd = true, mask = 0x80}, {"error_flag", 1, 1, "uint", 91, "uint8", "Error Flag", mask = 0x40}, {"crc30", 2, 30, "uint", 92, "uint32", "Crc30", mask = 0x3fffffff, hex = true}}}
 -- END (UB 2.0 §4.3.2.3), 1 bytes
 HDR["ub.end"] = {size = 1, base = "ub.end", title = "END", fields = {
   {"rsvd1", 0, 1, "uint", 93, "uint8", "Reserved", rsvd = true, mask = 0x80}, {"error_flag", 1, 1, "uint", 94, "uint8", "Error Flag", mask = 0x40}, {"rsvd2", 2, 6, "uint", 95, "uint8", "Reserved", rsvd = true, mask = 0x3f}}}
 -- Configuration request PDU (UB 2.0 §10.4.3.1), 16 bytes
 HDR["ub.cfg_req"] = {size = 16, base = "ub.cfg_req", title = "Configuration request PDU", fields = {
-  {"entity_idx", 0, 16, "uint", 96, "uint16", "Entity IDX"}, {"rsvd1", 16, 8, "uint", 97, "uint8", "Reserved", rsvd = true}, {"byte_en", 24, 4, "uint", 98, "uint8", "Byte EN", mask = 0xf0}, {"rsvd2", 28, 4, "uint", 99, "uint8", "Reserved", rsvd = true, mask = 0xf}, {"req_addr", 32, 32, "uint", 100, "uint32", "REQ Addr"}, {"rsvd3", 64, 32, "uint", 101, "uint32", "Reserved", rsvd = true}, {"data", 96, 32, "uint", 102, "uint32", "Data"}}}
+  {"entity_idx", 0, 16, "uint", 96, "uint16", "Entity IDX"}, {"rsvd1", 16, 8, "uint", 97, "uint8", "Reserved", rsvd = true}, {"byte_en", 24, 4, "uint", 98, "uint8", "Byte EN", mask = 0xf0}, {"rsvd2", 28, 4, "uint", 99, "uint8", "Reserved", rsvd = true, mask = 0xf}, {"req_addr", 32, 32, "uint", 100, "uint32", "REQ Addr", hex = true}, {"rsvd3", 64, 32, "uint", 101, "uint32", "Reserved", rsvd = true}, {"data", 96, 32, "uint", 102, "uint32", "Data"}}}
 -- Configuration response PDU (UB 2.0 §10.4.3.1), 16 bytes
 HDR["ub.cfg_rsp"] = {size = 16, base = "ub.cfg_rsp", title = "Configuration response PDU", fields = {
   {"data", 0, 32, "uint", 103, "uint32", "Data"}, {"rsvd1", 32, 96, "raw", 104, "bytes", "Reserved", rsvd = true}}}
 -- Error message PDU (UB 2.0 §10.4.3.3), 8 bytes
 HDR["ub.error_msg"] = {size = 8, base = "ub.error_msg", title = "Error message PDU", fields = {
-  {"rsvd1", 0, 8, "uint", 105, "uint8", "Reserved", rsvd = true}, {"scna", 8, 24, "uint", 106, "uint24", "SCNA"}, {"el", 32, 1, "uint", 107, "uint8", "EL", mask = 0x80}, {"rsvd2", 33, 15, "uint", 108, "uint16", "Reserved", rsvd = true, mask = 0x7fff}, {"port_idx", 48, 16, "uint", 109, "uint16", "Port IDX"}}}
+  {"rsvd1", 0, 8, "uint", 105, "uint8", "Reserved", rsvd = true}, {"scna", 8, 24, "uint", 106, "uint24", "SCNA", hex = true}, {"el", 32, 1, "uint", 107, "uint8", "EL", mask = 0x80}, {"rsvd2", 33, 15, "uint", 108, "uint16", "Reserved", rsvd = true, mask = 0x7fff}, {"port_idx", 48, 16, "uint", 109, "uint16", "Port IDX"}}}
 -- Link up/down PDU (UB 2.0 §10.4.3.3), 8 bytes
 HDR["ub.link_msg"] = {size = 8, base = "ub.link_msg", title = "Link up/down PDU", fields = {
-  {"rsvd1", 0, 8, "uint", 110, "uint8", "Reserved", rsvd = true}, {"scna", 8, 24, "uint", 111, "uint24", "SCNA"}, {"rsvd2", 32, 16, "uint", 112, "uint16", "Reserved", rsvd = true}, {"port_idx", 48, 16, "uint", 113, "uint16", "Port IDX"}}}
+  {"rsvd1", 0, 8, "uint", 110, "uint8", "Reserved", rsvd = true}, {"scna", 8, 24, "uint", 111, "uint24", "SCNA", hex = true}, {"rsvd2", 32, 16, "uint", 112, "uint16", "Reserved", rsvd = true}, {"port_idx", 48, 16, "uint", 113, "uint16", "Port IDX"}}}
 -- Hot-plug PDU (UB 2.0 §10.4.3.3), 8 bytes
 HDR["ub.hotplug_msg"] = {size = 8, base = "ub.hotplug_msg", title = "Hot-plug PDU", fields = {
   {"rsvd1", 0, 16, "uint", 114, "uint16", "Reserved", rsvd = true}, {"slot_idx", 16, 16, "uint", 115, "uint16", "Slot IDX"}, {"rsvd2", 32, 32, "uint", 116, "uint32", "Reserved", rsvd = true}}}
@@ -189,7 +190,7 @@ HDR["ub.token_check_req"] = {size = 4, base = "ub.token_check", title = "Token c
   {"rsvd1", 0, 31, "uint", 117, "uint32", "Reserved", rsvd = true, mask = 0xfffffffe}, {"check_en", 31, 1, "uint", 118, "uint8", "Check EN", mask = 0x1}}}
 -- Token check response (UB 2.0 §10.4.3.3), 8 bytes
 HDR["ub.token_check_rsp"] = {size = 8, base = "ub.token_check", title = "Token check response", fields = {
-  {"rsvd1", 0, 12, "uint", 119, "uint16", "Reserved", rsvd = true, mask = 0xfff0}, {"tokenid", 12, 20, "uint", 120, "uint24", "TokenID", mask = 0xfffff}, {"tokenvalue", 32, 32, "uint", 121, "uint32", "TokenValue"}}}
+  {"rsvd1", 0, 12, "uint", 119, "uint16", "Reserved", rsvd = true, mask = 0xfff0}, {"tokenid", 12, 20, "uint", 120, "uint24", "TokenID", mask = 0xfffff, hex = true}, {"tokenvalue", 32, 32, "uint", 121, "uint32", "TokenValue", hex = true}}}
 -- Link neighbour query (UB 2.0 §10.4.3.3), 4 bytes
 HDR["ub.neighbour_query"] = {size = 4, base = "ub.neighbour_query", title = "Link neighbour query", fields = {
   {"d", 0, 1, "uint", 122, "uint8", "D", mask = 0x80}, {"rsvd1", 1, 7, "uint", 123, "uint8", "Reserved", rsvd = true, mask = 0x7f}, {"port_num", 8, 8, "uint", 124, "uint8", "Port NUM"}, {"rsvd2", 16, 16, "uint", 125, "uint16", "Reserved", rsvd = true}}}
@@ -201,16 +202,16 @@ HDR["ub.rs_info_req"] = {size = 4, base = "ub.rs_info", title = "Resource space 
   {"rsvd1", 0, 31, "uint", 129, "uint32", "Reserved", rsvd = true, mask = 0xfffffffe}, {"opcode", 31, 1, "uint", 130, "uint8", "Opcode", vs = VS[6], mask = 0x1}}}
 -- Resource space configuration request (UB 2.0 §10.4.3.3), 28 bytes
 HDR["ub.rs_info_cfg"] = {size = 28, base = "ub.rs_info", title = "Resource space configuration request", fields = {
-  {"rsvd1", 0, 31, "uint", 129, rsvd = true}, {"opcode", 31, 1, "uint", 130}, {"ers0_sa", 32, 64, "u64_dw", 131, "uint64", "Ers0 SA"}, {"ers1_sa", 96, 64, "u64_dw", 132, "uint64", "Ers1 SA"}, {"ers2_sa", 160, 64, "u64_dw", 133, "uint64", "Ers2 SA"}}}
+  {"rsvd1", 0, 31, "uint", 129, rsvd = true}, {"opcode", 31, 1, "uint", 130}, {"ers0_sa", 32, 64, "u64_dw", 131, "uint64", "Ers0 SA", hex = true}, {"ers1_sa", 96, 64, "u64_dw", 132, "uint64", "Ers1 SA", hex = true}, {"ers2_sa", 160, 64, "u64_dw", 133, "uint64", "Ers2 SA", hex = true}}}
 -- Resource space information (UB 2.0 §10.4.3.3), 36 bytes
 HDR["ub.rs_info_rsp"] = {size = 36, base = "ub.rs_info", title = "Resource space information", fields = {
   {"ers0_ss", 0, 32, "uint", 134, "uint32", "Ers0 SS"}, {"ers0_sa", 32, 64, "u64_dw", 131}, {"ers1_ss", 96, 32, "uint", 135, "uint32", "Ers1 SS"}, {"ers1_sa", 128, 64, "u64_dw", 132}, {"ers2_ss", 192, 32, "uint", 136, "uint32", "Ers2 SS"}, {"ers2_sa", 224, 64, "u64_dw", 133}}}
 -- Vendor-defined message header (UB 2.0 §10.4.3.3), 8 bytes
 HDR["ub.vdm_vendor"] = {size = 8, base = "ub.vdm", title = "Vendor-defined message header", fields = {
-  {"version", 0, 4, "uint", 137, "uint8", "Version", mask = 0xf0}, {"type", 4, 4, "uint", 138, "uint8", "Type", mask = 0xf}, {"rsvd1", 8, 24, "uint", 139, "uint24", "Reserved", rsvd = true}, {"vendor_id", 32, 16, "uint", 140, "uint16", "Vendor ID"}, {"device_id", 48, 16, "uint", 141, "uint16", "Device ID"}}}
+  {"version", 0, 4, "uint", 137, "uint8", "Version", mask = 0xf0}, {"type", 4, 4, "uint", 138, "uint8", "Type", mask = 0xf}, {"rsvd1", 8, 24, "uint", 139, "uint24", "Reserved", rsvd = true}, {"vendor_id", 32, 16, "uint", 140, "uint16", "Vendor ID", hex = true}, {"device_id", 48, 16, "uint", 141, "uint16", "Device ID", hex = true}}}
 -- Entity registration (UB 2.0 §10.4.5), 92 bytes
 HDR["ub.entity_reg"] = {size = 92, base = "ub.entity_reg", title = "Entity registration", fields = {
-  {"rsvd1", 0, 1, "uint", 142, "uint8", "Reserved", rsvd = true, mask = 0x80}, {"upi", 1, 15, "uint", 143, "uint16", "UPI", mask = 0x7fff}, {"entity_idx", 16, 16, "uint", 144, "uint16", "Entity IDX"}, {"eid", 32, 128, "eid", 145, "string", "EID", dw = true}, {"guid", 160, 128, "guid", 146, "string", "GUID", dw = true}, {"rsvd2", 288, 8, "uint", 147, "uint8", "Reserved", rsvd = true}, {"cna", 296, 24, "uint", 148, "uint24", "CNA"}, {"ueid", 320, 128, "eid", 149, "string", "UEID", dw = true}, {"size0", 448, 32, "uint", 150, "uint32", "Size0"}, {"start0", 480, 64, "u64_dw", 151, "uint64", "Start0"}, {"size1", 544, 32, "uint", 152, "uint32", "Size1"}, {"start1", 576, 64, "u64_dw", 153, "uint64", "Start1"}, {"size2", 640, 32, "uint", 154, "uint32", "Size2"}, {"start2", 672, 64, "u64_dw", 155, "uint64", "Start2"}}}
+  {"rsvd1", 0, 1, "uint", 142, "uint8", "Reserved", rsvd = true, mask = 0x80}, {"upi", 1, 15, "uint", 143, "uint16", "UPI", mask = 0x7fff}, {"entity_idx", 16, 16, "uint", 144, "uint16", "Entity IDX"}, {"eid", 32, 128, "eid", 145, "string", "EID", dw = true}, {"guid", 160, 128, "guid", 146, "string", "GUID", dw = true}, {"rsvd2", 288, 8, "uint", 147, "uint8", "Reserved", rsvd = true}, {"cna", 296, 24, "uint", 148, "uint24", "CNA", hex = true}, {"ueid", 320, 128, "eid", 149, "string", "UEID", dw = true}, {"size0", 448, 32, "uint", 150, "uint32", "Size0"}, {"start0", 480, 64, "u64_dw", 151, "uint64", "Start0", hex = true}, {"size1", 544, 32, "uint", 152, "uint32", "Size1"}, {"start1", 576, 64, "u64_dw", 153, "uint64", "Start1", hex = true}, {"size2", 640, 32, "uint", 154, "uint32", "Size2"}, {"start2", 672, 64, "u64_dw", 155, "uint64", "Start2", hex = true}}}
 -- Entity deregistration (UB 2.0 §10.4.5), 20 bytes
 HDR["ub.entity_dereg"] = {size = 20, base = "ub.entity_dereg", title = "Entity deregistration", fields = {
   {"eid", 0, 128, "eid", 156, "string", "EID", dw = true}, {"rsvd1", 128, 24, "uint", 157, "uint24", "Reserved", rsvd = true}, {"reason", 152, 8, "uint", 158, "uint8", "Reason", vs = VS[7]}}}
@@ -237,7 +238,7 @@ HDR["ub.scan_pdu"] = {size = 24, base = "ub.scan_pdu", title = "Scan PDU", field
   {"version", 0, 8, "uint", 176, "uint8", "Version"}, {"cmd", 8, 8, "uint", 177, "uint8", "CMD", vs = VS[10]}, {"opcode", 16, 8, "uint", 178, "uint8", "Opcode"}, {"slice_status", 24, 8, "uint", 179, "uint8", "Slice Status"}, {"msgq_id", 32, 8, "uint", 180, "uint8", "Msgq ID"}, {"length", 40, 8, "uint", 181, "uint8", "Length"}, {"msn", 48, 16, "uint", 182, "uint16", "MSN"}, {"guid", 64, 128, "guid", 183, "string", "GUID", dw = true}}}
 -- CNA configuration request (UB 2.0 §10.4.3.2), 8 bytes
 HDR["ub.scan_cna_cfg"] = {size = 8, base = "ub.scan_pdu", title = "CNA configuration request", fields = {
-  {"port_idx", 0, 16, "uint", 184, "uint16", "Port IDX"}, {"rsvd1", 16, 24, "uint", 185, "uint24", "Reserved", rsvd = true}, {"cna", 40, 24, "uint", 186, "uint24", "CNA"}}}
+  {"port_idx", 0, 16, "uint", 184, "uint16", "Port IDX"}, {"rsvd1", 16, 24, "uint", 185, "uint24", "Reserved", rsvd = true}, {"cna", 40, 24, "uint", 186, "uint24", "CNA", hex = true}}}
 -- CNA query request (UB 2.0 §10.4.3.2), 4 bytes
 HDR["ub.scan_cna_query"] = {size = 4, base = "ub.scan_pdu", title = "CNA query request", fields = {
   {"rsvd1", 0, 16, "uint", 187, "uint16", "Reserved", rsvd = true}, {"port_idx", 16, 16, "uint", 184}}}
@@ -261,13 +262,13 @@ HDR["ub.scan_cap_info"] = {size = 8, base = "ub.scan_tlv", title = "Device capab
   {"type", 0, 8, "uint", 189}, {"length", 8, 8, "uint", 190}, {"rsvd1", 16, 1, "uint", 206, "uint8", "Reserved", rsvd = true, mask = 0x80}, {"sup_mtu", 17, 3, "uint", 207, "uint8", "SUP MTU", mask = 0x70}, {"rsvd2", 20, 1, "uint", 208, "uint8", "Reserved", rsvd = true, mask = 0x8}, {"mtu", 21, 3, "uint", 209, "uint8", "MTU", mask = 0x7}, {"rsvd3", 24, 7, "uint", 210, "uint8", "Reserved", rsvd = true, mask = 0xfe}, {"da", 31, 1, "uint", 211, "uint8", "DA", mask = 0x1}, {"rsvd4", 32, 16, "uint", 212, "uint16", "Reserved", rsvd = true}, {"class_code", 48, 16, "uint", 213, "uint16", "Class Code"}}}
 -- NTH, 16-bit CNA (UB 2.0 §5.2.1), 8 bytes
 HDR["ub.cna16"] = {size = 8, base = "ub.cna16", title = "NTH, 16-bit CNA", fields = {
-  {"scna", 0, 16, "uint", 214, "uint16", "SCNA"}, {"dcna", 16, 16, "uint", 215, "uint16", "DCNA"}, {"cci", 32, 16, "uint", 216, "uint16", "CCI"}, {"lbf", 48, 8, "uint", 217, "uint8", "LBF"}, {"sl", 56, 4, "uint", 218, "uint8", "SL", mask = 0xf0}, {"mgmt", 60, 1, "uint", 219, "uint8", "Mgmt", mask = 0x8}, {"nlp", 61, 3, "uint", 220, "uint8", "NLP", vs = VS[15], mask = 0x7}}}
+  {"scna", 0, 16, "uint", 214, "uint16", "SCNA", hex = true}, {"dcna", 16, 16, "uint", 215, "uint16", "DCNA", hex = true}, {"cci", 32, 16, "uint", 216, "uint16", "CCI"}, {"lbf", 48, 8, "uint", 217, "uint8", "LBF"}, {"sl", 56, 4, "uint", 218, "uint8", "SL", mask = 0xf0}, {"mgmt", 60, 1, "uint", 219, "uint8", "Mgmt", mask = 0x8}, {"nlp", 61, 3, "uint", 220, "uint8", "NLP", vs = VS[15], mask = 0x7}}}
 -- NTH, 16-bit CNA (ns-3-UB) (UB 2.0 §5.2.1), 8 bytes
 HDR["ub.cna16_ns3"] = {size = 8, base = "ub.cna16", title = "NTH, 16-bit CNA (ns-3-UB)", fields = {
   {"scna", 0, 16, "le", 214}, {"dcna", 16, 16, "le", 215}, {"cci", 32, 16, "le", 216}, {"lbf", 48, 8, "uint", 217}, {"sl", 56, 4, "uint", 218}, {"mgmt", 60, 1, "uint", 219}, {"nlp", 61, 3, "uint", 220}}}
 -- NTH, 24-bit CNA (UB 2.0 §5.2.2), 10 bytes
 HDR["ub.cna24"] = {size = 10, base = "ub.cna24", title = "NTH, 24-bit CNA", fields = {
-  {"scna", 0, 24, "uint", 221, "uint24", "SCNA"}, {"dcna", 24, 24, "uint", 222, "uint24", "DCNA"}, {"cci", 48, 16, "uint", 223, "uint16", "CCI"}, {"lbf", 64, 8, "uint", 224, "uint8", "LBF"}, {"sl", 72, 4, "uint", 225, "uint8", "SL", mask = 0xf0}, {"rsvd1", 76, 1, "uint", 226, "uint8", "Reserved", rsvd = true, mask = 0x8}, {"nlp", 77, 3, "uint", 227, "uint8", "NLP", vs = VS[15], mask = 0x7}}}
+  {"scna", 0, 24, "uint", 221, "uint24", "SCNA", hex = true}, {"dcna", 24, 24, "uint", 222, "uint24", "DCNA", hex = true}, {"cci", 48, 16, "uint", 223, "uint16", "CCI"}, {"lbf", 64, 8, "uint", 224, "uint8", "LBF"}, {"sl", 72, 4, "uint", 225, "uint8", "SL", mask = 0xf0}, {"rsvd1", 76, 1, "uint", 226, "uint8", "Reserved", rsvd = true, mask = 0x8}, {"nlp", 77, 3, "uint", 227, "uint8", "NLP", vs = VS[15], mask = 0x7}}}
 -- NTH, 24-bit CNA (ns-3-UB) (UB 2.0 §5.2.2), 10 bytes
 HDR["ub.cna24_ns3"] = {size = 10, base = "ub.cna24", title = "NTH, 24-bit CNA (ns-3-UB)", fields = {
   {"scna", 0, 24, "uint", 221}, {"dcna", 24, 24, "uint", 222}, {"cci", 48, 16, "le", 223}, {"lbf", 64, 8, "uint", 224}, {"sl", 72, 4, "uint", 225}, {"rsvd1", 76, 1, "uint", 226, rsvd = true}, {"nlp", 77, 3, "uint", 227}}}
@@ -336,7 +337,7 @@ HDR["ub.atah_ns3"] = {size = 8, base = "ub.atah", title = "ACK Transaction Heade
   {"taopcode", 0, 8, "uint", 287}, {"taver", 8, 2, "uint", 288}, {"rsvd1", 10, 2, "uint", 289, rsvd = true}, {"sv", 12, 1, "uint", 290}, {"poison", 13, 1, "uint", 291}, {"rsvd2", 14, 2, "uint", 292, rsvd = true}, {"ini_tassn", 16, 16, "uint", 293}, {"rspst", 32, 3, "uint", 294}, {"rspinfo", 35, 5, "uint", 295}, {"rsvd3", 40, 8, "uint", 301, "uint8", "Reserved", rsvd = true}, {"rsvd4", 48, 2, "uint", 302, "uint8", "Reserved", rsvd = true, mask = 0xc0}, {"ini_rc_type", 50, 2, "uint", 297}, {"ini_rc_id", 52, 12, "uint", 303, "uint16", "INI RC ID", mask = 0xfff}}}
 -- Memory Access Extended TAH (UB 2.0 §7.2.3), 16 bytes
 HDR["ub.maetah"] = {size = 16, base = "ub.maetah", title = "Memory Access Extended TAH", fields = {
-  {"address", 0, 64, "u64", 304, "uint64", "Address"}, {"rsvd1", 64, 4, "uint", 305, "uint8", "Reserved", rsvd = true, mask = 0xf0}, {"tokenid", 68, 20, "uint", 306, "uint24", "TokenID", mask = 0xfffff}, {"rsvd2", 88, 8, "uint", 307, "uint8", "Reserved", rsvd = true}, {"length", 96, 32, "uint", 308}}}
+  {"address", 0, 64, "u64", 304, "uint64", "Address", hex = true}, {"rsvd1", 64, 4, "uint", 305, "uint8", "Reserved", rsvd = true, mask = 0xf0}, {"tokenid", 68, 20, "uint", 306, "uint24", "TokenID", mask = 0xfffff, hex = true}, {"rsvd2", 88, 8, "uint", 307, "uint8", "Reserved", rsvd = true}, {"length", 96, 32, "uint", 308}}}
 -- Memory Access Extended TAH (compact) (UB 2.0 §7.2.3), 12 bytes
 HDR["ub.maetah_c"] = {size = 12, base = "ub.maetah", title = "Memory Access Extended TAH (compact)", fields = {
   {"address", 0, 58, "u64_bits", 304, shift = 6}, {"affinity_hint", 58, 2, "uint", 309, "uint8", "Affinity Hint", mask = 0x30}, {"so", 60, 1, "uint", 310, "uint8", "SO", mask = 0x8}, {"len_code", 61, 3, "uint", 311, "uint8", "LEN Code", mask = 0x7}, {"rsvd1", 64, 12, "uint", 312, "uint16", "Reserved", rsvd = true, mask = 0xfff0}, {"tokenid", 76, 20, "uint", 306}}}
@@ -348,7 +349,7 @@ HDR["ub.mtetah"] = {size = 4, base = "ub.mtetah", title = "Message Target Extend
   {"hint", 0, 8, "uint", 313, "uint8", "Hint"}, {"rsvd1", 8, 2, "uint", 314, "uint8", "Reserved", rsvd = true, mask = 0xc0}, {"tgt_tc_type", 10, 2, "uint", 315, "uint8", "TGT TC Type", vs = VS[31], mask = 0x30}, {"tgt_tc_id", 12, 20, "uint", 316, "uint24", "TGT TC ID", mask = 0xfffff}}}
 -- Token Value Extended TAH (UB 2.0 §7.2.5), 4 bytes
 HDR["ub.tvetah"] = {size = 4, base = "ub.tvetah", title = "Token Value Extended TAH", fields = {
-  {"tokenvalue", 0, 32, "uint", 317, "uint32", "TokenValue"}}}
+  {"tokenvalue", 0, 32, "uint", 317, "uint32", "TokenValue", hex = true}}}
 -- Task ID Extended TAH (UB 2.0 §7.2.6), 4 bytes
 HDR["ub.taidetah"] = {size = 4, base = "ub.taidetah", title = "Task ID Extended TAH", fields = {
   {"rsvd1", 0, 16, "uint", 318, "uint16", "Reserved", rsvd = true}, {"taid", 16, 16, "uint", 319, "uint16", "TAID"}}}
@@ -357,10 +358,10 @@ HDR["ub.ofstetah"] = {size = 4, base = "ub.ofstetah", title = "Offset Extended T
   {"rsvd1", 0, 8, "uint", 320, "uint8", "Reserved", rsvd = true}, {"offset", 8, 24, "uint", 321, "uint24", "Offset"}}}
 -- Immediate Extended TAH (UB 2.0 §7.2.8), 16 bytes
 HDR["ub.immetah"] = {size = 16, base = "ub.immetah", title = "Immediate Extended TAH", fields = {
-  {"immediate_data", 0, 64, "u64", 322, "uint64", "Immediate Data"}, {"immediate_tokenvalue", 64, 32, "uint", 323, "uint32", "Immediate TokenValue"}, {"msg_length", 96, 32, "uint", 324, "uint32", "MSG Length"}}}
+  {"immediate_data", 0, 64, "u64", 322, "uint64", "Immediate Data"}, {"immediate_tokenvalue", 64, 32, "uint", 323, "uint32", "Immediate TokenValue", hex = true}, {"msg_length", 96, 32, "uint", 324, "uint32", "MSG Length"}}}
 -- Notify Extended TAH (UB 2.0 §7.2.9), 24 bytes
 HDR["ub.ntfetah"] = {size = 24, base = "ub.ntfetah", title = "Notify Extended TAH", fields = {
-  {"address", 0, 64, "u64", 325, "uint64", "Address"}, {"rsvd1", 64, 4, "uint", 326, "uint8", "Reserved", rsvd = true, mask = 0xf0}, {"notify_tokenid", 68, 20, "uint", 327, "uint24", "Notify TokenID", mask = 0xfffff}, {"rsvd2", 88, 8, "uint", 328, "uint8", "Reserved", rsvd = true}, {"notify_tokenvalue", 96, 32, "uint", 329, "uint32", "Notify TokenValue"}, {"notify_data", 128, 64, "u64", 330, "uint64", "Notify Data"}}}
+  {"address", 0, 64, "u64", 325, "uint64", "Address", hex = true}, {"rsvd1", 64, 4, "uint", 326, "uint8", "Reserved", rsvd = true, mask = 0xf0}, {"notify_tokenid", 68, 20, "uint", 327, "uint24", "Notify TokenID", mask = 0xfffff, hex = true}, {"rsvd2", 88, 8, "uint", 328, "uint8", "Reserved", rsvd = true}, {"notify_tokenvalue", 96, 32, "uint", 329, "uint32", "Notify TokenValue", hex = true}, {"notify_data", 128, 64, "u64", 330, "uint64", "Notify Data"}}}
 -- User Defined Extended TAH (UB 2.0 §7.2.11), 4 bytes
 HDR["ub.udetah"] = {size = 4, base = "ub.udetah", title = "User Defined Extended TAH", fields = {
   {"ud", 0, 32, "uint", 331, "uint32", "UD"}}}
@@ -399,7 +400,7 @@ HDR["ub.upih32"] = {size = 4, base = "ub.upih", title = "UPI Header (32 bit)", f
   {"rsvd1", 0, 8, "uint", 381, "uint8", "Reserved", rsvd = true}, {"upi", 8, 24, "uint", 382, "uint24", "UPI"}}}
 -- EID Header (20-bit EIDs) (UB 2.0 App B.4), 5 bytes
 HDR["ub.eidh40"] = {size = 5, base = "ub.eidh", title = "EID Header (20-bit EIDs)", fields = {
-  {"seid", 0, 20, "uint", 383, "uint24", "SEID", mask = 0xfffff0}, {"deid", 20, 20, "uint", 384, "uint24", "DEID", mask = 0xfffff}}}
+  {"seid", 0, 20, "uint", 383, "uint24", "SEID", mask = 0xfffff0, hex = true}, {"deid", 20, 20, "uint", 384, "uint24", "DEID", mask = 0xfffff, hex = true}}}
 -- EID Header (128-bit EIDs) (UB 2.0 App B.4), 32 bytes
 HDR["ub.eidh256"] = {size = 32, base = "ub.eidh", title = "EID Header (128-bit EIDs)", fields = {
   {"seid", 0, 128, "eid", 385, "string", "SEID"}, {"deid", 128, 128, "eid", 386, "string", "DEID"}}}
@@ -420,7 +421,7 @@ HDR["ub.ltb_equalization"] = {size = 12, base = "ub.ltb", title = "Equalization 
   {"type", 0, 8, "uint", 438, "uint8", "Type", fixed = 208, vs = VS[52]}, {"rsvd1", 8, 2, "uint", 395, rsvd = true}, {"eq_reject", 10, 1, "uint", 439, "uint8", "EQ Reject", mask = 0x20}, {"rsvd2", 11, 5, "uint", 440, "uint8", "Reserved", rsvd = true, mask = 0x1f}, {"tx_preset", 16, 4, "uint", 441, "uint8", "TX Preset", mask = 0xf0}, {"preset_mode", 20, 1, "uint", 442, "uint8", "Preset Mode", mask = 0x8}, {"rsvd3", 21, 1, "uint", 443, "uint8", "Reserved", rsvd = true, mask = 0x4}, {"eq_phase", 22, 2, "uint", 444, "uint8", "EQ Phase", vs = VS[53], mask = 0x3}, {"eq_ctrl2", 24, 8, "uint", 422}, {"rsvd4", 32, 2, "uint", 414, rsvd = true}, {"post_cursor", 34, 6, "uint", 445, "uint8", "Post Cursor", mask = 0x3f}, {"cursor", 40, 8, "uint", 446, "uint8", "Cursor"}, {"rsvd5", 48, 2, "uint", 447, "uint8", "Reserved", rsvd = true, mask = 0xc0}, {"first_pre_cursor", 50, 6, "uint", 437}, {"rsvd6", 56, 40, "u64", 448, "uint64", "Reserved", rsvd = true}}}
 -- LTB CRC and padding (UB 2.0 §3.4.1.1), 4 bytes
 HDR["ub.ltb_trailer"] = {size = 4, base = "ub.ltb", title = "LTB CRC and padding", fields = {
-  {"crc", 0, 16, "le", 449, "uint16", "CRC"}, {"padding", 16, 16, "uint", 450, "uint16", "Padding", fixed = 23130}}}
+  {"crc", 0, 16, "le", 449, "uint16", "CRC", hex = true}, {"padding", 16, 16, "uint", 450, "uint16", "Padding", fixed = 23130}}}
 -- profiles (ubpkt.profile)
 PROFILE["spec"] = {name = "spec", icrc_byteorder = "little", icrc = true, enum_icrc = false, cfg5_icrc = false, cfg5_lldp_eth = true, sack_bit_order = "field_lsb", cetph_variant = "caqm", cna_tah_form = "full", tp_response_atah = false, read_taidetah = false, read_ofstetah = false, atomic_taidetah = false, read_response_taidetah = false, read_response_ofstetah = false, atomic_response_taidetah = false, ub_udp_ports = {[4792] = true}, any_udp_port_is_ub = false, dllcb_bcrc = true, bcrc_covers_info = true, crc_mode = true, lph_rt_swapped = false, cna_little_endian = false, ns3_layouts = false, crd_ack_vl0_first = false, cci_dont_care_on_cna = false, check_npi = true, ctp_cnp_cetph = true, ciph_icv_len = 12}
 PROFILE["ns3"] = {name = "ns3", icrc_byteorder = "little", icrc = false, enum_icrc = false, cfg5_icrc = false, cfg5_lldp_eth = true, sack_bit_order = "byte_lsb", cetph_variant = "caqm", cna_tah_form = "compact", tp_response_atah = true, read_taidetah = false, read_ofstetah = false, atomic_taidetah = false, read_response_taidetah = false, read_response_ofstetah = false, atomic_response_taidetah = false, ub_udp_ports = {[4792] = true}, any_udp_port_is_ub = true, dllcb_bcrc = false, bcrc_covers_info = true, crc_mode = true, lph_rt_swapped = true, cna_little_endian = true, ns3_layouts = true, crd_ack_vl0_first = true, cci_dont_care_on_cna = true, check_npi = false, ctp_cnp_cetph = false, ciph_icv_len = 12}
@@ -438,7 +439,7 @@ local DLLDP_CFGS = {[3] = true, [4] = true, [5] = true, [6] = true, [7] = true, 
 local MGMT_SUB_CODE = {[0] = {[0] = "Correctable", [1] = "Non_Fatal", [2] = "Fatal"}, [1] = {[0] = "Link_Up", [1] = "Link_Down", [2] = "Hot_Plug_Button", [3] = "Presence_Detect_Changed"}, [2] = {[0] = "CFG0_Read", [1] = "CFG0_Write", [2] = "CFG1_Read", [3] = "CFG1_Write"}, [3] = {[0] = "MCTP", [1] = "UVB", [15] = "Vendor"}, [4] = {[1] = "Resource_Space_Info", [2] = "Obtain_Entity_Info", [7] = "Link_Neighbour_Query"}, [5] = {[1] = "Device_Authentication", [2] = "Token_Check_Config"}, [6] = {[0] = "Entity_Registration", [1] = "Entity_Deregistration", [2] = "Bus_Instance_Create", [3] = "Bus_Instance_Destroy", [4] = "Config_Completion", [5] = "Port_Reset"}}
 
 -- caps on the analysis state (ubpkt.views.analysis.AnalysisLimits)
-local ANALYSIS_LIMITS = {max_channels = 65536, max_pending = 262144, max_holes = 1024}
+local ANALYSIS_LIMITS = {max_channels = 65536, max_pending = 262144, max_holes = 1024, max_unacked = 4096}
 -- RTPH RSPST values that make a TP response a TPNAK (analysis.TPNAK_RSPST)
 local TPNAK_RSPST = {[1] = true, [2] = true, [3] = true}
 

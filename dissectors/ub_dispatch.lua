@@ -260,8 +260,12 @@ local function read_fields(h, tvb, off, tree, st)
 end
 
 -- a ProtoField of a header field (integers in decimal, with their value string and mask)
-local function protofield(key, ctor, label, vs, mask)
-  if ctor:sub(1, 4) == "uint" then return ProtoField[ctor](key, label, base.DEC, vs, mask) end
+-- integers in decimal, or in hex where the generator says so (gen_lua.py shows_hex: addresses,
+-- CNAs, EIDs, GUIDs, CRCs, tokens)
+local function protofield(key, ctor, label, vs, mask, hex)
+  if ctor:sub(1, 4) == "uint" then
+    return ProtoField[ctor](key, label, hex and base.HEX or base.DEC, vs, mask)
+  end
   return ProtoField[ctor](key, label)
 end
 
@@ -270,7 +274,7 @@ for layer, h in pairs(HDR) do
   LAYER[layer] = ProtoField.none(layer, h.title)
   for _, f in ipairs(h.fields) do
     f.name, f.bit, f.bits, f.kind, f.hf = f[1], f[2], f[3], f[4], f[5]
-    if f[6] then HF[f.hf] = protofield(h.base .. "." .. f.name, f[6], f[7], f.vs, f.mask) end
+    if f[6] then HF[f.hf] = protofield(h.base .. "." .. f.name, f[6], f[7], f.vs, f.mask, f.hex) end
     f.byte = floor(f.bit / 8)
     f.span = floor((f.bit + f.bits + 7) / 8) - f.byte
     f.rshift = f.span * 8 - f.bit % 8 - f.bits
@@ -282,7 +286,7 @@ end
 
 -- the derived fields, the byte runs and the layers without a declared header
 for _, rows in pairs(DERIVED_HF) do
-  for _, d in ipairs(rows) do HF[d[1]] = protofield(d[2], d[3], d[4], d[5]) end
+  for _, d in ipairs(rows) do HF[d[1]] = protofield(d[2], d[3], d[4], d[5], nil, d.hex) end
 end
 for layer, title in pairs(EXTRA_LAYERS) do
   LAYER[layer] = ProtoField.none(layer, title)
@@ -306,10 +310,18 @@ local AF = {
   duplicate = ProtoField.uint8("ub.analysis.duplicate", "Same PSN as the previous packet"),
   psn_backwards = ProtoField.uint32("ub.analysis.psn_backwards", "PSN behind the highest by"),
   tpnak = ProtoField.uint8("ub.analysis.tpnak", "TPNAK (negative TP acknowledgement)"),
+  ack_in = ProtoField.framenum("ub.analysis.ack_in", "Acknowledged by the TP response in frame",
+                               base.NONE, frametype.ACK),
+  ack_to = ProtoField.framenum("ub.analysis.ack_to", "Acknowledges the data packet in frame",
+                               base.NONE, frametype.REQUEST),
+  acked_frames = ProtoField.uint32("ub.analysis.acked_frames",
+                                   "Data frames this response acknowledges first"),
+  ack_time = ProtoField.relative_time("ub.analysis.ack_time", "Acknowledgement time (seconds)"),
+  ack_time_ns = ProtoField.uint64("ub.analysis.ack_time_ns", "Acknowledgement time (ns)"),
 }
 local AF_ORDER = {"request_in", "response_in", "response_time", "response_time_ns", "no_response",
                   "psn_gap", "out_of_order", "retransmission", "duplicate", "psn_backwards",
-                  "tpnak"}
+                  "tpnak", "ack_in", "ack_to", "acked_frames", "ack_time", "ack_time_ns"}
 local AF_LAYER = ProtoField.none("ub.analysis", "UB analysis")
 
 do
@@ -1291,6 +1303,11 @@ end
 --   PSN space ahead; else behind: out of order when it fills a remembered gap, else a
 --   retransmission (a duplicate when it repeats the previous packet's PSN).
 -- * TPNAK seen: a TP response whose RSPST is a TPNAK_RSPST value, or ns-3-UB's TPNAK opcode.
+-- * data -> ACK (UB 2.0 §6.4.1): any other TP response (TPACK, TPACK-CC, TPSACK, TPSACK-CC) is
+--   cumulative: it acknowledges every not yet acknowledged data frame of the reverse channel
+--   (TPNs swapped, TP_MATCH) whose PSN is at or behind its own (less than half the PSN space
+--   behind); the TPSACK bitmap is not read.  The ACK shows acked_frames and, when one of them
+--   carries its PSN, ack_to / ack_time; with two passes each data frame shows ack_in.
 -- State is bounded by ubpkt's AnalysisLimits (ANALYSIS_LIMITS, generated): past a cap the oldest
 -- entry is dropped.
 
@@ -1329,11 +1346,15 @@ local function cap_del(c, key)
 end
 
 local AN = {}        -- frame number -> the analysis of its first dissection {name = value}
+-- the TP channel of each RTPH frame is kept (AN[frame].tp) only for the conversation tap: in
+-- the GUI (its menu retaps a capture already read) or when tshark was given -z ub,conv
+local CONV_WANTED = gui_enabled()
 local LINKED = {}    -- request frame -> response frame
+local ACKED = {}     -- data frame -> the TP response frame that acknowledges it
 local PENDING, CHANNELS
 
 local function analysis_reset()
-  AN, LINKED = {}, {}
+  AN, LINKED, ACKED = {}, {}, {}
   PENDING = capped(ANALYSIS_LIMITS.max_pending)
   CHANNELS = capped(ANALYSIS_LIMITS.max_channels)
 end
@@ -1346,14 +1367,17 @@ local function first_value(f)
 end
 
 -- ubpkt.views.analysis._addrs: the IP addresses, else the CNAs
+-- (once per dissection: the transaction, PSN and conversation analyses all ask)
 local function endpoints(st)
+  if st.ends then return st.ends[1], st.ends[2] end
   local src, dst = first_value(F_IP_SRC), first_value(F_IP_DST)
   if src == nil then src, dst = first_value(F_IP6_SRC), first_value(F_IP6_DST) end
   if src == nil then
     local n = st.vals["ub.cna16"] or st.vals["ub.cna24"]
     if n then src, dst = tostring(n.scna), tostring(n.dcna) end
   end
-  return tostring(src), tostring(dst)
+  st.ends = {tostring(src), tostring(dst)}
+  return st.ends[1], st.ends[2]
 end
 
 local function transaction(st, out)
@@ -1379,9 +1403,37 @@ local function transaction(st, out)
   if a.ini_rc_type ~= nil and req.rc_type ~= nil and
      (a.ini_rc_type ~= req.rc_type or a.ini_rc_id ~= req.rc_id) then return end
   cap_del(PENDING, key)
+  out.request_name = TAOPCODE[req.op] or tostring(req.op)     -- the SRT tap's row
   out.request_in = req.frame
   out.response_time_ns = floor((st.pinfo.rel_ts - req.t) * 1e9 + 0.5)
   LINKED[req.frame] = st.pinfo.number
+end
+
+-- a TPACK/TPSACK: acknowledge the reverse channel's waiting data frames up to its PSN
+local function ack_analysis(st, r, out)
+  local src, dst = endpoints(st)
+  local ch = CHANNELS.items[table.concat({dst, src, tostring(r.dsttpn), tostring(r.srctpn)}, "|")]
+  if ch == nil or ch.ua_head > ch.ua_tail then return end
+  local psn, frame = r.psn, st.pinfo.number
+  local uf, up, ut = ch.uf, ch.up, ch.ut
+  local kf, kp, kt, n, acked, named = {}, {}, {}, 0, 0, nil
+  for i = ch.ua_head, ch.ua_tail do
+    if (psn - up[i]) % PSN_SPACE < PSN_HALF then        -- at or behind the ACK's PSN
+      acked = acked + 1
+      if up[i] == psn then named = i end
+      ACKED[uf[i]] = frame
+    else
+      n = n + 1
+      kf[n], kp[n], kt[n] = uf[i], up[i], ut[i]
+    end
+  end
+  if acked == 0 then return end
+  out.acked_frames = acked
+  if named then
+    out.ack_to = uf[named]
+    out.ack_time_ns = floor((st.pinfo.rel_ts - ut[named]) * 1e9 + 0.5)
+  end
+  ch.uf, ch.up, ch.ut, ch.ua_head, ch.ua_tail = kf, kp, kt, 1, n
 end
 
 local function psn_analysis(st, out)
@@ -1390,6 +1442,8 @@ local function psn_analysis(st, out)
   if TP_PAIRS[r.tpopcode] == nil then
     if TP_NAK_OPS[r.tpopcode] or (TP_RESPONSE_OPS[r.tpopcode] and TPNAK_RSPST[r.rspst]) then
       out.tpnak = 1
+    elseif TP_RESPONSE_OPS[r.tpopcode] then
+      ack_analysis(st, r, out)
     end
     return
   end
@@ -1398,8 +1452,16 @@ local function psn_analysis(st, out)
   local key = table.concat({src, dst, tostring(r.srctpn), tostring(r.dsttpn)}, "|")
   local ch = CHANNELS.items[key]
   if ch == nil then
-    ch = {holes = capped(ANALYSIS_LIMITS.max_holes)}
+    -- uf/up/ut[ua_head..ua_tail]: frame, PSN, time of the data frames waiting for an ACK
+    ch = {holes = capped(ANALYSIS_LIMITS.max_holes), uf = {}, up = {}, ut = {}, ua_head = 1,
+          ua_tail = 0}
     cap_put(CHANNELS, key, ch)
+  end
+  local tail = ch.ua_tail + 1           -- waiting for its ACK (the oldest dropped past the cap)
+  ch.uf[tail], ch.up[tail], ch.ut[tail], ch.ua_tail = st.pinfo.number, psn, st.pinfo.rel_ts, tail
+  if tail - ch.ua_head >= ANALYSIS_LIMITS.max_unacked then
+    local h = ch.ua_head
+    ch.uf[h], ch.up[h], ch.ut[h], ch.ua_head = nil, nil, nil, h + 1
   end
   local high = ch.high
   if high ~= nil then
@@ -1443,11 +1505,20 @@ local function analyse(st, root)
     out = {}
     transaction(st, out)
     psn_analysis(st, out)
+    local r = CONV_WANTED and st.vals["ub.rtph"]
+    if r and r.srctpn ~= nil then       -- the conversation tap's TP channel (any RTPH frame)
+      local src, dst = endpoints(st)
+      out.tp = {src, r.srctpn, dst, r.dsttpn}
+    end
     AN[key] = out
   else
     out = AN[key]
   end
-  if out == nil or next(out) == nil then return end
+  if out == nil then return end
+  local ack_in = pinfo.visited and ACKED[pinfo.number] or nil
+  local shown = ack_in
+  for k in pairs(out) do if k ~= "tp" then shown = true; break end end
+  if not shown then return end
   local t = root:add(AF_LAYER, st.tvb(0, 0))
   t:set_generated()
   local function show(name, value)
@@ -1466,6 +1537,14 @@ local function analyse(st, root)
       end
     end
   end
+  if ack_in then show("ack_in", ack_in) end
+  if out.acked_frames then show("acked_frames", out.acked_frames) end
+  if out.ack_to then
+    show("ack_to", out.ack_to)
+    local ns = out.ack_time_ns
+    show("ack_time", NSTime.new(floor(ns / 1e9), ns % 1e9))
+    show("ack_time_ns", UInt64.new(ns % TWO32, floor(ns / TWO32)))
+  end
   if out.request_in then
     show("request_in", out.request_in)
     local ns = out.response_time_ns
@@ -1482,6 +1561,119 @@ end
 
 function ub.init()
   analysis_reset()
+end
+
+-- ---------------------------------------------------------------------------------------------
+-- statistics taps: tshark -z ub,conv[,FILTER] and -z ub,srt[,FILTER]; Statistics > UB in the GUI
+--
+-- Lua in Wireshark 4.0 cannot feed Wireshark's own conversation and SRT tables, so these are
+-- Lua taps (a "frame" Listener) that print their own tables, with the numbers of
+-- `ubpkt stats conv` (its TP-channel rows) and `ubpkt stats srt`:
+-- * conv: per TP channel (its two ends, address and TPN, in the order first seen): frames and
+--   bytes (frame lengths) each way, relative start and duration (first to last frame); every
+--   frame with an RTPH counts (data and TP responses).
+-- * srt: per request TAOpcode, the requests answered (the analysis' request/response links):
+--   count, min, max, avg (floor of the mean in ns), and the requests left unanswered.
+-- Both read what the analysis kept for the frame (AN), so they count what the dissector saw.
+
+local function tp_end(addr, tpn) return string.format("%s,%d", addr, tpn) end
+
+local function conv_lines(rows, order)
+  local out = {"UB TP-channel conversations (ubpkt stats conv)",
+               string.format("%-28s %-28s %9s %11s %9s %11s %9s %11s %14s %14s", "A", "B",
+                             "frames_ab", "bytes_ab", "frames_ba", "bytes_ba", "frames", "bytes",
+                             "rel_start", "duration")}
+  for _, k in ipairs(order) do
+    local c = rows[k]
+    out[#out + 1] = string.format("%-28s %-28s %9d %11d %9d %11d %9d %11d %14.9f %14.9f",
+      c.a, c.b, c.ab[1], c.ab[2], c.ba[1], c.ba[2], c.ab[1] + c.ba[1], c.ab[2] + c.ba[2],
+      c.first, c.last - c.first)
+  end
+  return out
+end
+
+local function srt_lines(ops)
+  local names = {}
+  for name in pairs(ops) do names[#names + 1] = name end
+  table.sort(names)
+  local out = {"UB service response time per request TAOpcode (ubpkt stats srt), seconds",
+               string.format("%-24s %7s %14s %14s %14s", "opcode", "count", "min", "max", "avg")}
+  for _, name in ipairs(names) do
+    local o = ops[name]
+    out[#out + 1] = string.format("%-24s %7d %14.9f %14.9f %14.9f", name, o.n, o.min / 1e9,
+                                  o.max / 1e9, floor(o.sum / o.n) / 1e9)
+  end
+  out[#out + 1] = string.format("requests unanswered: %d", PENDING.n)
+  return out
+end
+
+-- one tap: kind "conv" or "srt"; emit(lines) shows the table (stdout, or a GUI window)
+local function stat_tap(kind, filter, emit)
+  local tap = Listener.new("frame", filter)
+  local rows, order, ops
+  local function reset() rows, order, ops = {}, {}, {} end
+  reset()
+  tap.reset = reset          -- (a Listener's callbacks can be set, not read back)
+  function tap.packet(pinfo)
+    local out = AN[pinfo.number]
+    if out == nil then return end
+    if kind == "conv" and out.tp then
+      local a, b = tp_end(out.tp[1], out.tp[2]), tp_end(out.tp[3], out.tp[4])
+      local key = a < b and (a .. "|" .. b) or (b .. "|" .. a)
+      local c = rows[key]
+      if c == nil then
+        c = {a = a, b = b, ab = {0, 0}, ba = {0, 0}, first = pinfo.rel_ts}
+        rows[key] = c
+        order[#order + 1] = key
+      end
+      local way = (c.a == a) and c.ab or c.ba
+      way[1], way[2] = way[1] + 1, way[2] + pinfo.len
+      c.last = pinfo.rel_ts
+    elseif kind == "srt" and out.request_in then
+      local ns, o = out.response_time_ns, ops[out.request_name]
+      if o == nil then
+        ops[out.request_name] = {n = 1, sum = ns, min = ns, max = ns}
+      else
+        o.n, o.sum = o.n + 1, o.sum + ns
+        if ns < o.min then o.min = ns end
+        if ns > o.max then o.max = ns end
+      end
+    end
+  end
+  function tap.draw()
+    emit(kind == "conv" and conv_lines(rows, order) or srt_lines(ops))
+  end
+  return tap
+end
+
+local function print_lines(lines)
+  print(string.rep("=", 80))
+  for _, l in ipairs(lines) do print(l) end
+  print(string.rep("=", 80))
+end
+
+for _, kind in ipairs({"conv", "srt"}) do
+  register_stat_cmd_arg("ub," .. kind, function(arg)
+    if kind == "conv" then CONV_WANTED = true end
+    local filter = arg:match("^ub," .. kind .. ",(.+)$")
+    stat_tap(kind, filter, print_lines)
+  end)
+end
+
+if gui_enabled() then
+  local function window(kind, title)
+    return function()
+      local w = TextWindow.new(title)
+      local tap = stat_tap(kind, nil, function(lines) w:set(table.concat(lines, "\n")) end)
+      w:set_atclose(function() tap:remove() end)
+      retap_packets()
+    end
+  end
+  -- Statistics > UB > ... (MENU_STAT_UNSORTED: the group every Wireshark version shows)
+  register_menu("UB/TP channel conversations", window("conv", "UB TP-channel conversations"),
+                MENU_STAT_UNSORTED)
+  register_menu("UB/Service response time", window("srt", "UB service response time"),
+                MENU_STAT_UNSORTED)
 end
 
 -- ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from ubpkt.capture.stream import iter_records
 from ubpkt.views.analysis import ANALYSIS_KEYS, Analyzer, first_pass
 
 A, B = "10.0.0.1", "10.0.0.2"
+_SECONDS = ("ub.analysis.response_time", "ub.analysis.ack_time")
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +52,23 @@ def transactions() -> list[bytes]:
 
 def psns() -> list[bytes]:
     """A drop, the late packet, a duplicate, an older retransmission, a second channel that
-    wraps past 2^24 - 1, a TPACK (not data: no PSN analysis) and TP responses, three of them
-    TPNAKs."""
+    wraps past 2^24 - 1, a TPACK (not data: no PSN analysis; it acknowledges PSNs up to 101 of
+    the first channel) and TP responses, three of them TPNAKs (acknowledging nothing), then a
+    retransmission after its TPACK, a TPSACK acknowledging up to 104 (its bitmap not read), a
+    duplicate TPACK (nothing left to acknowledge) and a TPACK-CC across the second channel's
+    wrap."""
     out = [data(p) for p in (100, 101, 104, 102, 102, 105, 101, 103)]
     out += [data(p, srctpn=0x777) for p in (0xFFFFFE, 0xFFFFFF, 0, 2, 1, 0xFFFFFF)]
     out.append(uboe(rtph(tpopcode=2, psn=101, srctpn=0x456, dsttpn=0x123, a=0), src=B, dst=A))
     # TPNAKs (RNR, Completer Error; -CC form) and a TPACK carrying a TA response
     out += [uboe(rtph(tpopcode=op, psn=102, srctpn=0x456, dsttpn=0x123, a=0, rspst=st), src=B,
                  dst=A) for op, st in ((2, 1), (2, 3), (3, 2), (2, 5))]
+    out.append(data(101))
+    out.append(uboe(rtph(tpopcode=5, psn=104, srctpn=0x456, dsttpn=0x123, a=0)
+                    + enc("ub.saetph", bitmapsize=1, maxrcvpsn=105) + bytes(16), src=B, dst=A))
+    out.append(uboe(rtph(tpopcode=2, psn=104, srctpn=0x456, dsttpn=0x123, a=0), src=B, dst=A))
+    out.append(uboe(rtph(tpopcode=3, psn=0, srctpn=0x456, dsttpn=0x777, a=0)
+                    + enc("ub.cetph_caqm", ack_seq=1), src=B, dst=A))
     return out
 
 
@@ -84,7 +94,7 @@ def tshark_analysis(tshark, pcap, two_pass: bool, extra=()) -> list[dict]:
         row = {}
         for k, text in zip(keys, cols):
             if text:
-                row[k] = float(text) if k == "ub.analysis.response_time" else int(text)
+                row[k] = float(text) if k in _SECONDS else int(text)
         row["_experts"] = cols[-1]
         rows.append(row)
     return rows
@@ -96,11 +106,11 @@ def same(ref: list[dict], got: list[dict]) -> list[str]:
     for n, (r, g) in enumerate(zip(ref, got), 1):
         g = {k: v for k, v in g.items() if k != "_experts"}
         r = dict(r)
-        if "ub.analysis.response_time" in r:
-            want, have = r.pop("ub.analysis.response_time"), g.pop("ub.analysis.response_time",
-                                                                     None)
-            if have is None or abs(want - have) > 1e-9:
-                errs.append(f"frame {n}: response_time ubpkt {want} tshark {have}")
+        for key in _SECONDS:
+            if key in r:
+                want, have = r.pop(key), g.pop(key, None)
+                if have is None or abs(want - have) > 1e-9:
+                    errs.append(f"frame {n}: {key} ubpkt {want} tshark {have}")
         if r != g:
             errs.append(f"frame {n}: ubpkt {r} tshark {g}")
     return errs
@@ -143,3 +153,22 @@ def test_frame_links_filter(tshark, tmp_path):
                           "ub.analysis.response_in"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines() == ["1\t4", "3\t5", "9\t10"], res.stdout
+
+
+def test_cumulative_acks(tshark, tmp_path):
+    """The ACK links of psns(), spelled out: a TPACK acknowledges every waiting data frame of
+    the reverse channel at or behind its PSN (ack_to: the last frame carrying that PSN), a
+    TPNAK none, a TPSACK up to its PSN, a repeated TPACK nothing, a TPACK-CC across the wrap."""
+    pcap = write(tmp_path / "psns.pcap", 1, psns())
+    rows = tshark_analysis(tshark, pcap, True)
+    ack_in = {n: r["ub.analysis.ack_in"] for n, r in enumerate(rows, 1)
+              if "ub.analysis.ack_in" in r}
+    acks = {n: (r.get("ub.analysis.acked_frames"), r.get("ub.analysis.ack_to"))
+            for n, r in enumerate(rows, 1) if "ub.analysis.acked_frames" in r}
+    # frames 1-8: PSNs 100 101 104 102 102 105 101 103; 9-14 the wrapping channel; 15 TPACK 101;
+    # 16-18 TPNAKs; 19 a TPACK carrying a TA response (RSPST 5) for 102; 20 data 101 again;
+    # 21 TPSACK 104; 22 TPACK 104 (nothing left); 23 TPACK-CC 0 (second channel, past the wrap)
+    assert acks == {15: (3, 7), 19: (2, 5), 21: (3, 3), 23: (4, 11)}, acks
+    assert ack_in == {1: 15, 2: 15, 7: 15, 4: 19, 5: 19, 3: 21, 8: 21, 20: 21,
+                      9: 23, 10: 23, 11: 23, 14: 23}, ack_in   # 105 (frame 6): never
+    assert "ub.analysis.ack_time_ns" in rows[14] and rows[14]["ub.analysis.ack_time_ns"] == 8000

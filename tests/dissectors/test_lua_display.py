@@ -106,3 +106,47 @@ def test_colouring_rules_match_bad_crcs_and_analysis(tshark, tmp_path):
     assert rows[0][0] == "" and rows[1][0] == ""
     assert rows[2][1] and rows[2][0] == "UB lost or out of order"
     assert any(r[2] and r[0] == "UB retransmission or TPNAK" for r in rows)
+
+
+def _verbose(tshark, pcap) -> str:
+    res = subprocess.run([tshark, "-n", "-V", "-X", f"lua_script:{LUA}", "-r", str(pcap)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "Lua" not in res.stderr, res.stderr
+    return res.stdout
+
+
+def test_hex_display(tshark, tmp_path):
+    """Addresses, tokens, CRCs, CNAs and EIDs in hex (gen_lua.shows_hex); counters, lengths and
+    PSNs stay decimal; -T fields prints the hex form for the hex fields."""
+    pcap = write(tmp_path / "hex.pcap", 1, uboe_packets()[:2])
+    text = _verbose(tshark, pcap)
+    for line in ("Address: 0x1122334455667788", "TokenID: 0xabcde", "TokenValue: 0xdeadbeef",
+                 "PSN: 1\n", "PSN: 2\n", "Length: 64\n", "Length: 128\n", "SrcTPN: 291\n"):
+        assert line in text, line
+    assert any(line.strip().startswith("ICRC: 0x") and len(line.strip()) == len("ICRC: 0x") + 8
+               for line in text.splitlines()), text
+    native = _verbose(tshark, ROOT / "captures" / "ub_native.pcap")
+    for line in ("SCNA: 0x0001", "DCNA: 0x0010", "SEID: 0x00001", "DEID: 0x00010"):
+        assert line in native, line
+    rows = fields(tshark, pcap, ["ub.maetah.address", "ub.maetah.tokenid", "ub.rtph.psn",
+                                 "ub.icrc.value"])
+    assert rows[0][:3] == ["0x1122334455667788", "0x0abcde", "1"], rows
+    assert rows[0][3].startswith("0x") and len(rows[0][3]) == 10
+
+
+def test_hex_rule():
+    """The generator's rule picks the identifiers and no counter, flag or length."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("gen_lua", ROOT / "dissectors" / "gen_lua.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    hexed = ["ub.maetah.address", "ub.cfg_req.req_addr", "ub.cna16.scna", "ub.cna24.dcna",
+             "ub.eidh.seid", "ub.maetah.tokenid", "ub.tvetah.tokenvalue",
+             "ub.immetah.immediate_tokenvalue", "ub.ntfetah.notify_tokenid", "ub.bcrc.crc30",
+             "ub.icrc.value", "ub.icrc.computed", "ub.bcrc.computed", "ub.rs_info.ers0_sa",
+             "ub.entity_reg.start1", "ub.vdm.vendor_id"]
+    plain = ["ub.rtph.psn", "ub.maetah.length", "ub.rtph.srctpn", "ub.ltb.crc_mode",
+             "ub.ltb.fec_crc_reject", "ub.bcrc.error_flag", "ub.btah.ini_tassn",
+             "ub.icrc.status", "ub.lph.cfg"]
+    assert [k for k in hexed if not gen.shows_hex(k)] == []
+    assert [k for k in plain if gen.shows_hex(k)] == []

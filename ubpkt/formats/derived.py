@@ -154,6 +154,15 @@ DERIVED: tuple[Derived, ...] = (
             bits=24, spec="UB 2.0 §6.2.1"),
     Derived("ub.analysis.tpnak", "uint", "TPNAK (negative TP acknowledgement)", "ub.analysis",
             bits=1, spec="UB 2.0 §6.2.1"),
+    Derived("ub.analysis.ack_in", "uint", "Acknowledged by the TP response in frame",
+            "ub.analysis", bits=64, spec="UB 2.0 §6.4.1"),
+    Derived("ub.analysis.ack_to", "uint", "Acknowledges the data packet in frame",
+            "ub.analysis", bits=64, spec="UB 2.0 §6.4.1"),
+    Derived("ub.analysis.acked_frames", "uint", "Data frames this response acknowledges first",
+            "ub.analysis", bits=32, spec="UB 2.0 §6.4.1"),
+    Derived("ub.analysis.ack_time", "float", "Acknowledgement time (seconds)", "ub.analysis"),
+    Derived("ub.analysis.ack_time_ns", "uint", "Acknowledgement time (ns)", "ub.analysis",
+            bits=64),
 ) + tuple(Derived(key, "bytes", BYTE_LAYER_TITLES[layer], layer) for layer, key in
           BYTE_RUNS.items()) + tuple(
     Derived(f"ub.crd_ack.crd_vl{i}", "uint", f"Credits returned for VL{i}", "ub.crd_ack", bits=6,

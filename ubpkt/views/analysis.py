@@ -18,18 +18,32 @@
   (TPOpcode of ``TP_PAIRS``' responses) whose RSPST is one of ``TPNAK_RSPST`` (RNR, Page Fault,
   Completer Error; 0 and TA_Response make it a TPACK), and on ns-3-UB's TPNAK opcode
   (``grammar.TP_RESPONSES_NS3``).
+* Data -> TP acknowledgement (UB 2.0 §6.4.1: a TPACK reports the highest PSN received in order,
+  a TPSACK is cumulative up to its PSN plus a bitmap): every TP response that is not a TPNAK
+  (TPACK, TPACK-CC, TPSACK, TPSACK-CC) is a *cumulative* acknowledgement of its TP channel: it
+  acknowledges every data packet of the reverse channel (the TPNs swapped, ``TP_MATCH``) not yet
+  acknowledged whose PSN is at or behind its PSN (behind: less than half the PSN space, so a
+  wrap counts).  The TPSACK bitmap is not read (only its cumulative PSN), and a TPNAK
+  acknowledges nothing here (it is flagged ``tpnak``).  The ACK gets
+  ``ub.analysis.acked_frames`` (how many data frames it acknowledges first; absent when none),
+  and when one of them carries its PSN ``ub.analysis.ack_to`` (that frame, the last one in
+  capture order) and ``ub.analysis.ack_time`` / ``ack_time_ns`` (since that frame); with a
+  first pass, each acknowledged data frame gets ``ub.analysis.ack_in`` (the ACK's frame).  A
+  data frame sent again after its ACK is acknowledged by the next ACK covering its PSN.
 
 State is bounded (:class:`AnalysisLimits`, documented settings): at most ``max_channels`` TP
-channels, ``max_pending`` open transactions and ``max_holes`` remembered gaps per channel;
-past a cap the oldest entry is dropped and counted in ``Analyzer.evicted``.
+channels, ``max_pending`` open transactions, ``max_holes`` remembered gaps and
+``max_unacked`` data frames waiting for their acknowledgement per channel; past a cap the
+oldest entry is dropped and counted in ``Analyzer.evicted``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 from ..formats.grammar import TA_PAIRS, TP_PAIRS, TP_RESPONSES_NS3, ta_response_opcode
 
-__all__ = ["AnalysisLimits", "Analyzer", "first_pass", "PSN_SPACE", "ANALYSIS_KEYS",
+__all__ = ["AnalysisLimits", "Analyzer", "Links", "first_pass", "PSN_SPACE", "ANALYSIS_KEYS",
            "TPNAK_RSPST"]
 
 PSN_SPACE = 1 << 24            # UB 2.0 §6.2.1: 24-bit PSN
@@ -46,7 +60,9 @@ ANALYSIS_KEYS = ("ub.analysis.request_in", "ub.analysis.response_in",
                  "ub.analysis.response_time", "ub.analysis.response_time_ns",
                  "ub.analysis.no_response", "ub.analysis.psn_gap", "ub.analysis.out_of_order",
                  "ub.analysis.retransmission", "ub.analysis.duplicate",
-                 "ub.analysis.psn_backwards", "ub.analysis.tpnak")
+                 "ub.analysis.psn_backwards", "ub.analysis.tpnak", "ub.analysis.ack_in",
+                 "ub.analysis.ack_to", "ub.analysis.acked_frames", "ub.analysis.ack_time",
+                 "ub.analysis.ack_time_ns")
 
 #: Every record field the analysis reads (the stats fast path extracts only these).
 READS = ("ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "ub.cna16.scna", "ub.cna16.dcna",
@@ -62,6 +78,17 @@ class AnalysisLimits:
     max_channels: int = 65536
     max_pending: int = 262144
     max_holes: int = 1024
+    #: data frames per TP channel waiting for their TPACK (a capture without the reverse
+    #: direction would otherwise grow without end); the oldest is dropped (never linked)
+    max_unacked: int = 4096
+
+
+@dataclass
+class Links:
+    """What a first pass (:func:`first_pass`) learnt for the frames before them:
+    ``responses`` ``{request frame: response frame}``, ``acks`` ``{data frame: ACK frame}``."""
+    responses: dict = field(default_factory=dict)
+    acks: dict = field(default_factory=dict)
 
 
 def _addrs(f: dict):
@@ -93,20 +120,24 @@ def _time_ns(rec: dict) -> int:
 
 class Analyzer:
     """Adds ``ub.analysis.*`` fields to records in order (``add``) and keeps the counts stats
-    reports.  ``linked``: ``{request frame: response frame}`` from :func:`first_pass`."""
+    reports.  ``linked``: the :class:`Links` of :func:`first_pass` (a plain dict is read as
+    its ``responses``)."""
 
     def __init__(self, limits: AnalysisLimits | None = None, linked: dict | None = None,
                  annotate: bool = True):
         self.limits = limits or AnalysisLimits()
+        if isinstance(linked, dict):
+            linked = Links(responses=linked)
         self.linked = linked
         self.annotate = annotate
         self.pending: dict = {}          # (initiator, target, tassn) -> request facts
         self.channels: dict = {}         # TP channel -> PSN state
-        self.evicted = {"channels": 0, "transactions": 0}
+        self.evicted = {"channels": 0, "transactions": 0, "unacked": 0}
+        self.ack_sink: dict | None = None  # first_pass: {data frame: ACK frame} is filled in
         self.srt: list = []              # (request opcode name, response time ns)
         self.counts = {"psn_gap": 0, "missing": 0, "out_of_order": 0, "retransmission": 0,
                        "duplicate": 0, "psn_backwards": 0, "responses": 0,
-                       "unmatched_responses": 0, "tpnak": 0}
+                       "unmatched_responses": 0, "tpnak": 0, "acks": 0, "acked": 0}
 
     # -- transactions -------------------------------------------------------------------------
     def _transaction(self, rec: dict, f: dict, out: dict) -> None:
@@ -130,7 +161,7 @@ class Analyzer:
                     self.pending.pop(next(iter(self.pending)))
                     self.evicted["transactions"] += 1
             if self.linked is not None:
-                resp = self.linked.get(rec["frame"])
+                resp = self.linked.responses.get(rec["frame"])
                 if resp is not None:
                     out["ub.analysis.response_in"] = resp
                 else:
@@ -159,7 +190,40 @@ class Analyzer:
         out["ub.analysis.response_time"] = round(dt / 1e9, 9)
 
     # -- PSNs ---------------------------------------------------------------------------------
-    def _psn(self, f: dict, out: dict) -> None:
+    def _ack(self, rec: dict, f: dict, psn, stpn, dtpn, out: dict) -> None:
+        """A TPACK/TPSACK: acknowledge the reverse channel's data frames up to its PSN."""
+        src, dst = _addrs(f)
+        ch = self.channels.get((dst, src, _one(dtpn), _one(stpn)))
+        if ch is None or not ch["unacked"] or psn is None:
+            return
+        psn = _one(psn)
+        frame, t = rec["frame"], _time_ns(rec)
+        keep: deque = deque()
+        acked = 0
+        named = None
+        sink = self.ack_sink
+        for entry in ch["unacked"]:
+            if (psn - entry[1]) % PSN_SPACE < _HALF:       # at or behind the ACK's PSN
+                acked += 1
+                if entry[1] == psn:
+                    named = entry
+                if sink is not None:
+                    sink[entry[0]] = frame
+            else:
+                keep.append(entry)
+        if not acked:
+            return
+        ch["unacked"] = keep
+        self.counts["acks"] += 1
+        self.counts["acked"] += acked
+        out["ub.analysis.acked_frames"] = acked
+        if named is not None:
+            dt = t - named[2]
+            out["ub.analysis.ack_to"] = named[0]
+            out["ub.analysis.ack_time_ns"] = dt
+            out["ub.analysis.ack_time"] = round(dt / 1e9, 9)
+
+    def _psn(self, rec: dict, f: dict, out: dict) -> None:
         # on the hot path of stats: one lookup per field, a list (repeated header) rarely
         get = f.get
         op = get("ub.rtph.tpopcode")
@@ -170,6 +234,9 @@ class Analyzer:
                                      in TPNAK_RSPST):
                 out["ub.analysis.tpnak"] = 1
                 self.counts["tpnak"] += 1
+            elif op in _TP_RESPONSES:
+                self._ack(rec, f, get("ub.rtph.psn"), get("ub.rtph.srctpn"),
+                          get("ub.rtph.dsttpn"), out)
             return
         psn, stpn, dtpn = get("ub.rtph.psn"), get("ub.rtph.srctpn"), get("ub.rtph.dsttpn")
         if psn.__class__ is list or stpn.__class__ is list or dtpn.__class__ is list:
@@ -184,11 +251,21 @@ class Analyzer:
         ch = self.channels.get(key)
         if ch is None:
             ch = self.channels[key] = {"packets": 0, "gaps": 0, "missing": 0, "high": None,
-                                       "last": None, "holes": {}, "retrans": 0, "ooo": 0}
+                                       "last": None, "holes": {}, "retrans": 0, "ooo": 0,
+                                       "unacked": deque()}
             if len(self.channels) > self.limits.max_channels:
                 self.channels.pop(next(iter(self.channels)))
                 self.evicted["channels"] += 1
         ch["packets"] += 1
+        unacked = ch["unacked"]
+        unacked.append((rec["frame"], psn, _time_ns(rec)))
+        if len(unacked) > self.limits.max_unacked:
+            unacked.popleft()
+            self.evicted["unacked"] += 1
+        if self.linked is not None:
+            ack = self.linked.acks.get(rec["frame"])
+            if ack is not None:
+                out["ub.analysis.ack_in"] = ack
         high = ch["high"]
         if high is not None:
             ahead = (psn - high) % PSN_SPACE
@@ -235,7 +312,7 @@ class Analyzer:
         if "ub.btah.taopcode" in f or "ub.atah.taopcode" in f:
             self._transaction(rec, f, out)
         if "ub.rtph.psn" in f:
-            self._psn(f, out)
+            self._psn(rec, f, out)
         if out and self.annotate:
             f.update(out)
         return out
@@ -245,13 +322,15 @@ class Analyzer:
         return len(self.pending)
 
 
-def first_pass(records, limits: AnalysisLimits | None = None) -> dict:
-    """``{request frame: response frame}`` over a whole capture (the first of two passes)."""
+def first_pass(records, limits: AnalysisLimits | None = None) -> Links:
+    """The :class:`Links` of a whole capture (the first of two passes): which frame answers
+    each request, which ACK acknowledges each data frame."""
     an = Analyzer(limits, annotate=False)
-    linked: dict = {}
+    links = Links()
+    an.ack_sink = links.acks
     for rec in records:
         got = an.add(rec)
         req = got.get("ub.analysis.request_in")
         if req is not None:
-            linked[req] = rec["frame"]
-    return linked
+            links.responses[req] = rec["frame"]
+    return links

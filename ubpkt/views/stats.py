@@ -184,14 +184,17 @@ class CaptureStats:
 
 
 class ConvStats:
-    """Conversations (TP channels and address pairs) or endpoints (addresses)."""
+    """Conversations (TP channels and address pairs) or endpoints (addresses).  A conversation's
+    key is its two ends in sorted order; ``packets_ab``/``bytes_ab`` count what the first end
+    sent, ``packets_ba``/``bytes_ba`` what the second sent (a TP channel: RTPH frames, both
+    directions, data and TP responses)."""
 
     def __init__(self, endpoints: bool = False) -> None:
         self.endpoints = endpoints
         self.rows: dict = {}
         self.other = {"packets": 0, "bytes": 0}
 
-    def _bump(self, key, kind, n, t) -> None:
+    def _bump(self, key, kind, n, t, forward: bool = True) -> None:
         row = self.rows.get(key)
         if row is None:
             if len(self.rows) >= MAX_ROWS:
@@ -199,10 +202,13 @@ class ConvStats:
                 self.other["bytes"] += n
                 return
             row = self.rows[key] = {"kind": kind, "packets": 0, "bytes": 0, "first": t,
-                                    "last": t}
+                                    "last": t, "ab": [0, 0], "ba": [0, 0]}
         row["packets"] += 1
         row["bytes"] += n
         row["last"] = t
+        way = row["ab"] if forward else row["ba"]
+        way[0] += 1
+        way[1] += n
 
     def add(self, rec: dict) -> None:
         f = rec["fields"]
@@ -216,29 +222,37 @@ class ConvStats:
                 self._bump((dst,), "address", n, t)
             return
         a, b = sorted((str(src), str(dst)))
-        self._bump((a, b), "address pair", n, t)
+        self._bump((a, b), "address pair", n, t, a == str(src))
         stpn, dtpn = f.get("ub.rtph.srctpn"), f.get("ub.rtph.dsttpn")
         if stpn is not None:
-            ends = sorted(((str(src), stpn), (str(dst), dtpn)), key=str)
-            self._bump(tuple(ends), "TP channel", n, t)
+            me = (str(src), stpn)
+            ends = sorted((me, (str(dst), dtpn)), key=str)
+            self._bump(tuple(ends), "TP channel", n, t, ends[0] == me)
 
     def to_json(self, limit=None) -> dict:
         rows = _top(self.rows.items(), limit, key=lambda kv: kv[1]["bytes"])
-        return {"kind": "endpoints" if self.endpoints else "conversations",
-                "rows": [{"key": [list(k) if isinstance(k, tuple) else k for k in key],
-                          "type": v["kind"], "packets": v["packets"], "bytes": v["bytes"],
-                          "start_ns": v["first"], "duration_ns": v["last"] - v["first"]}
-                         for key, v in rows],
+        out = []
+        for key, v in rows:
+            row = {"key": [list(k) if isinstance(k, tuple) else k for k in key],
+                   "type": v["kind"], "packets": v["packets"], "bytes": v["bytes"],
+                   "start_ns": v["first"], "duration_ns": v["last"] - v["first"]}
+            if not self.endpoints:
+                row.update(packets_ab=v["ab"][0], bytes_ab=v["ab"][1],
+                           packets_ba=v["ba"][0], bytes_ba=v["ba"][1])
+            out.append(row)
+        return {"kind": "endpoints" if self.endpoints else "conversations", "rows": out,
                 "total_rows": len(self.rows), "other": self.other}
 
     def tables(self, limit, file):
         j = self.to_json(limit)
+        ways = () if self.endpoints else ("packets_ab", "bytes_ab", "packets_ba", "bytes_ba")
         rows = [(" <-> ".join(",".join(map(str, k)) if isinstance(k, list) else str(k)
                               for k in r["key"]), r["type"], r["packets"], r["bytes"],
-                 seconds_text(r["duration_ns"])) for r in j["rows"]]
+                 *(r[w] for w in ways), seconds_text(r["duration_ns"])) for r in j["rows"]]
         title = "endpoints" if self.endpoints else "conversations"
+        heads = () if self.endpoints else ("pkts A->B", "bytes A->B", "pkts B->A", "bytes B->A")
         yield (f"{file}: {title} (top {len(rows)} of {j['total_rows']} by bytes)",
-               ("key", "type", "packets", "bytes", "duration s"), rows, None)
+               ("key", "type", "packets", "bytes", *heads, "duration s"), rows, None)
 
 
 class IoStats:
