@@ -1,0 +1,241 @@
+"""Record dicts to Arrow record batches (the record path of the exporter), and back.
+
+:class:`BatchBuilder` takes one record at a time (``ubpkt.record`` form, with its exact time in
+integer nanoseconds) and gives a ``pyarrow.RecordBatch`` of the schema
+(:func:`ubpkt.analytics.schema.arrow_schema`) when asked.  Field values are gathered sparsely
+(per key: the rows that have it and their values) and become typed arrays in one numpy step per
+column at :meth:`BatchBuilder.flush`; a value its column cannot hold goes to ``extra_fields``.
+
+:func:`table_records` turns a table read back from Parquet into record dicts again, so tests
+(and the distributed export's checks) compare a dataset with the decoder's records row by row.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from .schema import EXTRA, ISSUE_FIELDS, PAYLOAD_KEY, arrow_schema, arrow_type, columns
+
+__all__ = ["BatchBuilder", "table_records", "fill_column", "UINT_MAX"]
+
+UINT_MAX = {"uint8": 0xFF, "uint16": 0xFFFF, "uint32": 0xFFFF_FFFF,
+            "uint64": 0xFFFF_FFFF_FFFF_FFFF}
+_NP = {"uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64,
+       "float64": np.float64}
+
+
+def _json_default(v):
+    if isinstance(v, (bytes, bytearray)):
+        return v.hex()
+    return str(v)
+
+
+def fill_column(kind: str, n: int, rows: list, vals: list, misfit: dict, key: str):
+    """The Arrow array (length ``n``) of one field column from its sparse ``rows`` / ``vals``;
+    a value the column cannot hold goes to ``misfit[row][key]`` (for ``extra_fields``)."""
+    import pyarrow as pa
+    typ = arrow_type(kind)
+    if not rows:
+        return pa.nulls(n, typ)
+    if kind in _NP:
+        dt = _NP[kind]
+        good = None
+        try:
+            arr = np.array(vals, dtype=np.uint64 if kind != "float64" else np.float64)
+            if kind != "float64" and kind != "uint64" and int(arr.max()) > UINT_MAX[kind]:
+                raise OverflowError
+            if kind == "float64" and not all(v.__class__ is float for v in vals):
+                raise TypeError
+            if kind != "float64" and not all(v.__class__ is int for v in vals):
+                raise TypeError
+        except (OverflowError, TypeError, ValueError):
+            good = []
+            for r, v in zip(rows, vals):
+                ok = (v.__class__ is float) if kind == "float64" else \
+                    (v.__class__ is int and 0 <= v <= UINT_MAX[kind])
+                if ok:
+                    good.append((r, v))
+                else:
+                    misfit.setdefault(r, {})[key] = v
+            if not good:
+                return pa.nulls(n, typ)
+            rows = [r for r, _ in good]
+            arr = np.array([v for _, v in good], dtype=np.uint64 if kind != "float64"
+                           else np.float64)
+        full = np.zeros(n, dtype=dt)
+        full[rows] = arr.astype(dt)
+        mask = np.ones(n, dtype=bool)
+        mask[rows] = False
+        return pa.array(full, type=typ, mask=mask)
+    dense: list = [None] * n
+    for r, v in zip(rows, vals):
+        if kind in ("string", "dict"):
+            ok = v.__class__ is str
+        elif kind == "text_or_int":
+            if v.__class__ is int:
+                v = str(v)
+            ok = v.__class__ is str
+        elif kind == "binary":
+            ok = v.__class__ is str
+            if ok:
+                try:
+                    v = bytes.fromhex(v)
+                except ValueError:
+                    ok = False
+        else:   # list_uintN
+            lim = UINT_MAX[kind[5:]]
+            ok = v.__class__ is list and all(x.__class__ is int and 0 <= x <= lim for x in v)
+        if ok:
+            dense[r] = v
+        else:
+            misfit.setdefault(r, {})[key] = v
+    if kind == "dict":
+        return pa.array(dense, type=pa.string()).dictionary_encode().cast(typ)
+    return pa.array(dense, type=typ)
+
+
+class BatchBuilder:
+    """Rows of one exported file, built one record at a time (see the module doc)."""
+
+    def __init__(self, capture: str, payload: bool = False):
+        self.capture = capture
+        self.payload = payload
+        self.columns = columns(payload)
+        self._by_key = {c.key: c for c in self.columns if c.key is not None}
+        self.schema = arrow_schema(payload)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.n = 0
+        self._frame: list = []
+        self._ts: list = []
+        self._len: list = []
+        self._caplen: list = []
+        self._lt: list = []
+        self._layers: list = []
+        self._issues: list = []
+        self._sparse: dict = {}          # record key -> (rows, values)
+        self._extra: dict = {}           # row -> {key: value} of keys no column has
+
+    def __len__(self) -> int:
+        return self.n
+
+    def add(self, rec: dict, ts_ns: int | None) -> None:
+        """Add one record (``ts_ns``: its exact time, or None when it has none)."""
+        row = self.n
+        self.n += 1
+        self._frame.append(rec["frame"])
+        self._ts.append(ts_ns)
+        self._len.append(rec["len"])
+        self._caplen.append(rec["caplen"])
+        self._lt.append(rec["linktype"])
+        self._layers.append(":".join(rec["layers"]))
+        self._issues.append(rec["issues"])
+        sparse = self._sparse
+        by_key = self._by_key
+        for k, v in rec["fields"].items():
+            s = sparse.get(k)
+            if s is None:
+                if k not in by_key or v is None:
+                    if k == PAYLOAD_KEY and not self.payload:
+                        continue
+                    self._extra.setdefault(row, {})[k] = v
+                    continue
+                s = sparse[k] = ([], [])
+            elif v is None:
+                self._extra.setdefault(row, {})[k] = v
+                continue
+            s[0].append(row)
+            s[1].append(v)
+
+    def add_columns(self, rows_from: int, cols: dict) -> None:
+        """Columns computed elsewhere (the columnar path): ``{record key: (rows, values)}``
+        for rows already added, merged into the sparse store."""
+        for k, (rows, vals) in cols.items():
+            s = self._sparse.get(k)
+            if s is None:
+                s = self._sparse[k] = ([], [])
+            s[0].extend(r + rows_from for r in rows)
+            s[1].extend(vals)
+
+    def flush(self):
+        """The rows added so far as one RecordBatch (and start again empty)."""
+        import pyarrow as pa
+        n = self.n
+        misfit: dict = {}
+        arrays = []
+        issues_col = []
+        nerr = np.zeros(n, dtype=np.int16)
+        nwarn = np.zeros(n, dtype=np.int16)
+        for i, iss in enumerate(self._issues):
+            if iss:
+                issues_col.append([{f: x.get(f) for f in ISSUE_FIELDS} for x in iss])
+                nerr[i] = sum(1 for x in iss if x["severity"] == "error")
+                nwarn[i] = sum(1 for x in iss if x["severity"] == "warning")
+            else:
+                issues_col.append([])
+        frame_vals = {"capture": pa.array([self.capture] * n, pa.string()),
+                      "frame": pa.array(self._frame, pa.int64()),
+                      "ts_ns": pa.array(self._ts, pa.int64()),
+                      "len": pa.array(self._len, pa.uint32()),
+                      "cap_len": pa.array(self._caplen, pa.uint32()),
+                      "linktype": pa.array(self._lt, pa.int32()),
+                      "layers": pa.array(self._layers, pa.string()),
+                      "issues": pa.array(issues_col, arrow_type("issues")),
+                      "n_errors": pa.array(nerr, pa.int16()),
+                      "n_warnings": pa.array(nwarn, pa.int16())}
+        for c in self.columns:
+            if c.key is None:
+                if c.name == EXTRA:
+                    continue
+                arrays.append(frame_vals[c.name])
+                continue
+            rows, vals = self._sparse.get(c.key, ((), ()))
+            arrays.append(fill_column(c.kind, n, list(rows), list(vals), misfit, c.key))
+        for r, d in self._extra.items():
+            misfit.setdefault(r, {}).update(d)
+        extra = [None] * n
+        for r, d in misfit.items():
+            extra[r] = json.dumps(d, sort_keys=True, default=_json_default)
+        arrays.append(pa.array(extra, pa.string()))
+        batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema.remove_metadata())
+        self._reset()
+        return batch
+
+
+def table_records(table) -> list:
+    """Record dicts from a table of the schema (``pyarrow.Table``), in table order: the frame
+    columns back as ``frame``/``len``/``caplen``/``linktype``/``layers``/``issues``, the field
+    columns (non-null) back under their record keys, ``extra_fields`` merged in, the payload as
+    hex text under ``data.data``.  ``_tns`` holds ``ts_ns`` and ``capture`` the file name.
+    Used to compare a dataset with the decoder's records row by row."""
+    from .schema import column_map
+    cmap = column_map()
+    kinds = {c.name: c.kind for c in columns(True)}
+    cols = {name: table.column(name).to_pylist() for name in table.column_names}
+    n = table.num_rows
+    out = []
+    field_names = [c for c in table.column_names if c in cmap]
+    for i in range(n):
+        fields = {}
+        for name in field_names:
+            v = cols[name][i]
+            if v is None:
+                continue
+            kind = kinds[name]
+            if kind == "text_or_int" and v.isdigit():
+                v = int(v)
+            elif kind == "binary":
+                v = v.hex()
+            fields[cmap[name]] = v
+        if EXTRA in cols and cols[EXTRA][i]:
+            fields.update(json.loads(cols[EXTRA][i]))
+        issues = [dict(x) for x in cols["issues"][i]]
+        layers = cols["layers"][i]
+        out.append({"frame": cols["frame"][i], "len": cols["len"][i],
+                    "caplen": cols["cap_len"][i], "linktype": cols["linktype"][i],
+                    "layers": layers.split(":") if layers else [], "fields": fields,
+                    "issues": issues, "_tns": cols["ts_ns"][i], "capture": cols["capture"][i]})
+    return out
+
