@@ -10,8 +10,9 @@ with it (pure functions of picklable arguments, no global state).
   (``<capture name>.parquet``, ``<capture name>.s<segment>.parquet``): exporting again
   replaces the same files.
 
-Frames are decoded by the template cache (``ubpkt.dissect.fastpath``): the records the decoder
-gives.  ``analysis`` adds the ``analysis_*`` columns
+Frames are decoded by the template cache (``ubpkt.dissect.fastpath``), the records the decoder
+gives; with ``columnar`` (the default) frames that fit a template are cut in batches with numpy
+(``ubpkt.analytics.columnar``), the same rows.  ``analysis`` adds the ``analysis_*`` columns
 from the two passes ``decode -2`` and ``stats`` use (``ubpkt.views.analysis``); it needs the
 whole capture (PSN and transaction state run from the first frame), so a segment refuses it.
 """
@@ -176,12 +177,14 @@ class _Writers:
 
 def export_capture(path, out_dir, *, segment: Segment | None = None, payload: bool = False,
                    row_group: int = DEFAULT_ROW_GROUP, rule: PartitionRule | None = None,
-                   link_type: str = "auto", profile=None, analysis: bool = False) -> list:
+                   link_type: str = "auto", profile=None, analysis: bool = False,
+                   columnar: bool = True) -> list:
     """Export one capture (or one :class:`Segment` of it, from :func:`plan_segments`) into
     ``out_dir``; the paths of the Parquet files written.  ``payload``: the ``payload`` column;
     ``rule``: partition directories (none by default); ``link_type`` / ``profile`` as
     ``ubpkt decode`` takes them (``profile``: a :class:`ubpkt.profile.Profile` or its name or
-    JSON path); ``analysis``: the ``analysis_*`` columns (whole captures only).
+    JSON path); ``analysis``: the ``analysis_*`` columns (whole captures only); ``columnar``:
+    the numpy fast path (False: every frame through the record path; the same rows).
     A damaged capture raises :class:`ExportDamaged` after its readable frames are written."""
     require("pyarrow")
     from ..capture.stream import LINK_TYPES
@@ -206,6 +209,10 @@ def export_capture(path, out_dir, *, segment: Segment | None = None, payload: bo
         if _is_flits(path, forced, segment, FLIT_LINKTYPES):
             _export_records(path, link_type, profile, builder, writers, row_group, linked,
                             problems)
+        elif columnar:
+            from .columnar import export_frames
+            export_frames(frames(path, segment, problems), forced, profile, builder, writers,
+                          row_group, linked)
         else:
             _export_frames(frames(path, segment, problems), forced, profile, builder, writers,
                            row_group, linked)

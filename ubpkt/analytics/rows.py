@@ -17,7 +17,7 @@ import numpy as np
 
 from .schema import EXTRA, ISSUE_FIELDS, PAYLOAD_KEY, arrow_schema, arrow_type, columns
 
-__all__ = ["BatchBuilder", "table_records", "fill_column", "UINT_MAX"]
+__all__ = ["BatchBuilder", "Const", "table_records", "fill_column", "UINT_MAX"]
 
 UINT_MAX = {"uint8": 0xFF, "uint16": 0xFFFF, "uint32": 0xFFFF_FFFF,
             "uint64": 0xFFFF_FFFF_FFFF_FFFF}
@@ -31,13 +31,82 @@ def _json_default(v):
     return str(v)
 
 
-def fill_column(kind: str, n: int, rows: list, vals: list, misfit: dict, key: str):
-    """The Arrow array (length ``n``) of one field column from its sparse ``rows`` / ``vals``;
-    a value the column cannot hold goes to ``misfit[row][key]`` (for ``extra_fields``)."""
+class Const:
+    """One value for every row of a chunk (a field a template guards)."""
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _chunk_values(kind: str, vals, misfit: dict, rows, key: str):
+    """Check a bulk chunk's values (numpy array, object array, list or :class:`Const`) against
+    the column ``kind``; returns (rows, values) of those that fit, the rest to ``misfit``."""
+    if isinstance(vals, Const):
+        v = vals.value
+        if kind in _NP:
+            ok = (v.__class__ is float) if kind == "float64" else \
+                (v.__class__ is int and 0 <= v <= UINT_MAX[kind])
+        elif kind == "text_or_int":
+            v = str(v) if v.__class__ is int else v
+            ok = v.__class__ is str
+        elif kind in ("string", "dict"):
+            ok = v.__class__ is str
+        else:
+            ok = False
+        if not ok:
+            for r in rows:
+                misfit.setdefault(int(r), {})[key] = vals.value
+            return rows[:0], None
+        return rows, v
+    if kind in _NP and isinstance(vals, np.ndarray) and vals.dtype != object:
+        if kind != "float64" and len(vals) and int(vals.max()) > UINT_MAX[kind]:
+            bad = vals > UINT_MAX[kind]
+            for r, v in zip(rows[bad], vals[bad]):
+                misfit.setdefault(int(r), {})[key] = int(v)
+            return rows[~bad], vals[~bad]
+        return rows, vals
+    if isinstance(vals, np.ndarray) and vals.dtype != object:
+        vals = vals.tolist()        # numbers for a text column: checked one by one below
+    if kind not in ("text_or_int", "binary", "string", "dict") or \
+            any(x.__class__ not in (str, bytes) for x in vals):
+        good = []
+        for r, x in zip(rows.tolist(), vals):
+            ok = (x.__class__ is str or (kind == "text_or_int" and x.__class__ is int) or
+                  (kind == "binary" and x.__class__ is bytes)) if kind in (
+                "text_or_int", "binary", "string", "dict") else \
+                (x.__class__ is int and 0 <= x <= UINT_MAX.get(kind, -1)) or \
+                (kind == "float64" and x.__class__ is float)
+            if ok:
+                good.append((r, x))
+            else:
+                misfit.setdefault(r, {})[key] = x
+        rows = np.array([r for r, _ in good], dtype=np.int64)
+        vals = [x for _, x in good]
+        if kind in _NP:
+            return rows, np.array(vals, dtype=_NP[kind])
+    if kind == "text_or_int":
+        vals = np.array([str(x) if x.__class__ is int else x for x in vals], dtype=object)
+    elif kind == "binary":      # hex text of a fixed byte run, or bytes of the payload run
+        vals = np.array([bytes.fromhex(x) if x.__class__ is str else x for x in vals],
+                        dtype=object)
+    return rows, vals
+
+
+def fill_column(kind: str, n: int, rows: list, vals: list, misfit: dict, key: str,
+                chunks=()):
+    """The Arrow array (length ``n``) of one field column from its sparse ``rows`` / ``vals``
+    (record path: every value checked) and bulk ``chunks`` ((row array, values) from the
+    columnar path); a value the column cannot hold goes to ``misfit[row][key]`` (for
+    ``extra_fields``)."""
     import pyarrow as pa
     typ = arrow_type(kind)
-    if not rows:
+    if chunks:
+        chunks = [_chunk_values(kind, v, misfit, r, key) for r, v in chunks]
+    if not rows and not chunks:
         return pa.nulls(n, typ)
+    if not rows:
+        return _from_chunks(kind, typ, n, chunks)
     if kind in _NP:
         dt = _NP[kind]
         good = None
@@ -58,15 +127,20 @@ def fill_column(kind: str, n: int, rows: list, vals: list, misfit: dict, key: st
                     good.append((r, v))
                 else:
                     misfit.setdefault(r, {})[key] = v
-            if not good:
-                return pa.nulls(n, typ)
             rows = [r for r, _ in good]
             arr = np.array([v for _, v in good], dtype=np.uint64 if kind != "float64"
                            else np.float64)
         full = np.zeros(n, dtype=dt)
-        full[rows] = arr.astype(dt)
         mask = np.ones(n, dtype=bool)
-        mask[rows] = False
+        if rows:
+            full[rows] = arr.astype(dt)
+            mask[rows] = False
+        for r, v in chunks:
+            if v is not None:
+                full[r] = v
+                mask[r] = False
+        if mask.all():
+            return pa.nulls(n, typ)
         return pa.array(full, type=typ, mask=mask)
     dense: list = [None] * n
     for r, v in zip(rows, vals):
@@ -90,6 +164,31 @@ def fill_column(kind: str, n: int, rows: list, vals: list, misfit: dict, key: st
             dense[r] = v
         else:
             misfit.setdefault(r, {})[key] = v
+    if chunks:
+        dense = np.array(dense, dtype=object)
+        for r, v in chunks:
+            if v is not None:
+                dense[r] = v
+    if kind == "dict":
+        return pa.array(dense, type=pa.string()).dictionary_encode().cast(typ)
+    return pa.array(dense, type=typ)
+
+
+def _from_chunks(kind, typ, n, chunks):
+    """A column only the columnar path filled."""
+    import pyarrow as pa
+    if kind in _NP:
+        full = np.zeros(n, dtype=_NP[kind])
+        mask = np.ones(n, dtype=bool)
+        for r, v in chunks:
+            if v is not None:
+                full[r] = v
+                mask[r] = False
+        return pa.array(full, type=typ, mask=mask)
+    dense = np.full(n, None, dtype=object)
+    for r, v in chunks:
+        if v is not None:
+            dense[r] = v
     if kind == "dict":
         return pa.array(dense, type=pa.string()).dictionary_encode().cast(typ)
     return pa.array(dense, type=typ)
@@ -116,6 +215,7 @@ class BatchBuilder:
         self._layers: list = []
         self._issues: list = []
         self._sparse: dict = {}          # record key -> (rows, values)
+        self._chunks: dict = {}          # record key -> [(row array, values)] (columnar path)
         self._extra: dict = {}           # row -> {key: value} of keys no column has
 
     def __len__(self) -> int:
@@ -149,15 +249,45 @@ class BatchBuilder:
             s[0].append(row)
             s[1].append(v)
 
-    def add_columns(self, rows_from: int, cols: dict) -> None:
-        """Columns computed elsewhere (the columnar path): ``{record key: (rows, values)}``
-        for rows already added, merged into the sparse store."""
-        for k, (rows, vals) in cols.items():
-            s = self._sparse.get(k)
+    def add_frame(self, frame, ts_ns, length, caplen, linktype, layers: str, issues) -> int:
+        """A row's frame columns only (its fields come as chunks, :meth:`add_chunk`); its row
+        number."""
+        row = self.n
+        self.n += 1
+        self._frame.append(frame)
+        self._ts.append(ts_ns)
+        self._len.append(length)
+        self._caplen.append(caplen)
+        self._lt.append(linktype)
+        self._layers.append(layers)
+        self._issues.append(issues)
+        return row
+
+    def add_chunk(self, key: str, rows, values) -> None:
+        """Values of ``key`` for the rows ``rows`` (numpy int array): a numpy array, an object
+        array or list (one per row), or a :class:`Const`."""
+        if key not in self._by_key:
+            if key == PAYLOAD_KEY and not self.payload:
+                return
+            v = values.value if isinstance(values, Const) else None
+            for i, r in enumerate(rows.tolist()):
+                self._extra.setdefault(r, {})[key] = v if isinstance(values, Const) else \
+                    _plain(values[i])
+            return
+        self._chunks.setdefault(key, []).append((rows, values))
+
+    def add_fields(self, row: int, fields: dict) -> None:
+        """More fields of an added row (the analysis columns)."""
+        sparse = self._sparse
+        for k, v in fields.items():
+            s = sparse.get(k)
             if s is None:
-                s = self._sparse[k] = ([], [])
-            s[0].extend(r + rows_from for r in rows)
-            s[1].extend(vals)
+                if k not in self._by_key or v is None:
+                    self._extra.setdefault(row, {})[k] = v
+                    continue
+                s = sparse[k] = ([], [])
+            s[0].append(row)
+            s[1].append(v)
 
     def flush(self):
         """The rows added so far as one RecordBatch (and start again empty)."""
@@ -192,7 +322,8 @@ class BatchBuilder:
                 arrays.append(frame_vals[c.name])
                 continue
             rows, vals = self._sparse.get(c.key, ((), ()))
-            arrays.append(fill_column(c.kind, n, list(rows), list(vals), misfit, c.key))
+            arrays.append(fill_column(c.kind, n, list(rows), list(vals), misfit, c.key,
+                                      self._chunks.get(c.key, ())))
         for r, d in self._extra.items():
             misfit.setdefault(r, {}).update(d)
         extra = [None] * n
@@ -202,6 +333,10 @@ class BatchBuilder:
         batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema.remove_metadata())
         self._reset()
         return batch
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def table_records(table) -> list:
