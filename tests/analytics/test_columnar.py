@@ -29,14 +29,14 @@ def _both(cap, tmp_path, **kw):
 
 @pytest.fixture
 def record_path_frames(monkeypatch):
-    """Counts the frames that went through the record path (BatchBuilder.add)."""
+    """Counts the frames whose fields went through the record path (dicts, not cut in bulk)."""
     count = [0]
-    orig = BatchBuilder.add
+    orig = BatchBuilder.add_fields
 
-    def add(self, rec, ts):
+    def add_fields(self, row, fields):
         count[0] += 1
-        return orig(self, rec, ts)
-    monkeypatch.setattr(BatchBuilder, "add", add)
+        return orig(self, row, fields)
+    monkeypatch.setattr(BatchBuilder, "add_fields", add_fields)
     return count
 
 
@@ -51,7 +51,7 @@ def test_varied_traffic_with_corruption(tmp_path, seed, record_path_frames):
                                           row_group=1000, columnar=False))
     assert_same_rows(fast, slow)
     # most frames were cut in bulk, corrupted ones (and first sightings) were not
-    assert via_records < 0.5 * len(fast), via_records
+    assert via_records < 0.25 * len(fast), via_records
     assert via_records > 0.1 * len(fast) * 0.5
 
 

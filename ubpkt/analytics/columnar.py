@@ -22,7 +22,6 @@ import numpy as np
 
 from ..formats.core import value_to_text
 from ..formats.derived import interpret
-from ..record import make_record
 from .rows import Const
 
 __all__ = ["export_frames", "BLOCK", "cut_field"]
@@ -105,6 +104,19 @@ def _cut(plan, m, bufs, lens):
     if kind == "bytes":
         _, o, n = plan
         return np.array([b[o:o + n].hex() for b in bufs], dtype=object)
+    if kind == "bytes_rev":
+        _, o, n = plan
+        return np.array([b[o:o + n][::-1].hex() for b in bufs], dtype=object)
+    if kind == "sack":
+        from ..formats.sack import sack_psns
+        _, o, n, psn, order = plan
+        if isinstance(psn, tuple):
+            psns = cut_field(m, *psn).tolist()
+        else:
+            psns = [psn] * len(bufs)
+        out = np.empty(len(bufs), dtype=object)
+        out[:] = [sack_psns(b[o:o + n], p, order) for b, p in zip(bufs, psns)]
+        return out
     if kind == "tail":
         _, start, stop = plan
         return np.array([b[len(b) - start:len(b) - stop].hex() for b in bufs], dtype=object)
@@ -148,66 +160,78 @@ def _emit(groups: dict, builder, payload: bool) -> None:
     groups.clear()
 
 
-def export_frames(source, forced, profile, builder, writers, row_group, analysis) -> None:
-    """Rows of every frame of ``source`` (``export.frames``) into ``builder``, written as row
-    groups of ``row_group`` rows; ``analysis``: ``{frame: analysis fields}`` or None."""
+def export_frames(chunks, forced, profile, builder, writers, row_group, analysis) -> None:
+    """Rows of every frame of ``chunks`` (``export.frame_chunks``) into ``builder``, written
+    as row groups of ``row_group`` rows; ``analysis``: ``{frame: analysis fields}`` or None.
+
+    The per-frame loop only finds the frame's template and runs its guard; the frame columns
+    of a block are added at once, its fields per template group (:func:`_emit`)."""
     from ..dissect.fastpath import TemplateCache
     from .export import _profile
     caches: dict = {}
     layer_text: dict = {}
     groups: dict = {}
     payload = builder.payload
+    meta: list = []                 # the block's frame columns, one tuple per row
+    misses: list = []               # (row, fields) of the block's record-path frames
+    base = len(builder)
     limit = min(BLOCK, row_group)
-    pending = 0
-    for n, tns, orig, lt, data in source:
-        if forced is not None:
-            lt = forced
-        cache = caches.get(lt)
-        if cache is None:
-            cache = caches[lt] = TemplateCache(_profile(profile, lt))
-        lst = cache._candidates(data)
-        hit = fields = None
-        if lst is not None:
-            for t in lst:
-                ok = t.ok
-                if ok is not None:
-                    if ok(data):
-                        hit = t
-                        break
-                else:
-                    fields = t.fn(data)
-                    if fields is not None:
-                        hit = t
-                        break
-        if hit is not None and fields is None:
-            text = layer_text.get(hit)
-            if text is None:
-                text = layer_text[hit] = ":".join(hit.layers)
-            row = builder.add_frame(n, tns, orig, len(data), lt, text,
-                                    [dict(i) for i in hit.issues])
-            g = groups.get(hit)
-            if g is None:
-                g = groups[hit] = _Group(hit)
-            g.rows.append(row)
-            g.bufs.append(data)
-        else:
+
+    def finish():
+        nonlocal base, limit, meta, misses
+        builder.add_frames(meta)
+        for row, fields in misses:
+            builder.add_fields(row, fields)
+        _emit(groups, builder, payload)
+        meta, misses = [], []
+        if len(builder) >= row_group:
+            writers.write(builder.flush())
+        base = len(builder)
+        limit = min(BLOCK, row_group - base)
+
+    for chunk in chunks:
+        for n, tns, orig, lt, data in chunk:
+            if forced is not None:
+                lt = forced
+            cache = caches.get(lt)
+            if cache is None:
+                cache = caches[lt] = TemplateCache(_profile(profile, lt))
+            lst = cache._candidates(data)
+            hit = fields = None
+            if lst is not None:
+                for t in lst:
+                    ok = t.ok
+                    if ok is not None:
+                        if ok(data):
+                            hit = t
+                            break
+                    else:
+                        fields = t.fn(data)
+                        if fields is not None:
+                            hit = t
+                            break
+            row = base + len(meta)
             if hit is not None:
-                layers, issues = list(hit.layers), [dict(i) for i in hit.issues]
+                text = layer_text.get(hit)
+                if text is None:
+                    text = layer_text[hit] = ":".join(hit.layers)
+                meta.append((n, tns, orig, len(data), lt, text, hit.issues))
+                if fields is None:
+                    g = groups.get(hit)
+                    if g is None:
+                        g = groups[hit] = _Group(hit)
+                    g.rows.append(row)
+                    g.bufs.append(data)
+                else:
+                    misses.append((row, fields))
             else:
                 layers, fields, issues = cache._miss(data, lt)
-            builder.add(make_record(n, None, orig, len(data), lt, layers, fields, issues), tns)
-            row = builder.n - 1
-        if analysis:
-            got = analysis.get(n)
-            if got:
-                builder.add_fields(row, got)
-        pending += 1
-        if pending >= limit or len(builder) >= row_group:
-            _emit(groups, builder, payload)
-            pending = 0
-            if len(builder) >= row_group:
-                writers.write(builder.flush())
-                limit = min(BLOCK, row_group)
-            else:
-                limit = min(BLOCK, row_group - len(builder))
-    _emit(groups, builder, payload)
+                meta.append((n, tns, orig, len(data), lt, ":".join(layers), issues))
+                misses.append((row, fields))
+            if analysis:
+                got = analysis.get(n)
+                if got:
+                    misses.append((row, got))
+            if len(meta) >= limit:
+                finish()
+    finish()

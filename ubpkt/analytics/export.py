@@ -26,7 +26,7 @@ from typing import Iterator
 from . import require
 from .partition import NS_PER_DAY, PartitionRule, day_of
 
-__all__ = ["Segment", "plan_segments", "export_capture", "frames", "ExportDamaged",
+__all__ = ["Segment", "plan_segments", "export_capture", "frames", "frame_chunks", "ExportDamaged",
            "DEFAULT_ROW_GROUP", "output_name"]
 
 #: Rows per Parquet row group (``--row-group``): about 128k, the issue's figure.
@@ -80,12 +80,31 @@ def plan_segments(path, n: int) -> list:
 def frames(path, segment: Segment | None = None, problems: list | None = None,
            ) -> Iterator[tuple]:
     """``(frame number, time ns, original length, link type, bytes)`` of every frame of a
-    capture or of one segment; problems of a damaged file are appended to ``problems``."""
+    capture or of one segment; problems of a damaged file are appended to ``problems``
+    (then their total count)."""
+    for chunk in frame_chunks(path, segment, problems):
+        yield from chunk
+
+
+def frame_chunks(path, segment: Segment | None = None, problems: list | None = None,
+                 ) -> Iterator[list]:
+    """:func:`frames` in lists (one per read buffer): a classic pcap is cut by the decoder's
+    own hot loop (``stream._pcap_loop``, the same damage checks), no packet object made."""
     from ..capture.pcap import open_capture
     if segment is None:
         with open_capture(path) as cap:
-            for n, pkt in enumerate(cap, 1):
-                yield n, pkt.time_ns, pkt.orig_len, pkt.linktype, pkt.data
+            if cap.format == "pcap":
+                from ..capture.stream import _pcap_loop
+                yield from _pcap_loop(cap, cap.linktype, _frame_tuple, list, None)
+            else:
+                out = []
+                for n, pkt in enumerate(cap, 1):
+                    out.append((n, pkt.time_ns, pkt.orig_len, pkt.linktype, pkt.data))
+                    if len(out) == 4096:
+                        yield out
+                        out = []
+                if out:
+                    yield out
             if cap.problem_count and problems is not None:
                 problems.extend(cap.problems)
                 problems.append(cap.problem_count)
@@ -98,11 +117,18 @@ def frames(path, segment: Segment | None = None, problems: list | None = None,
     unpack = struct.Struct(endian + "IIII").unpack_from
     scale = 1 if nano else 1000
     pos, n, end = 0, segment.first_frame, len(data)
+    out = []
     while pos + 16 <= end:
         sec, frac, incl, orig = unpack(data, pos)
-        yield n, sec * 1_000_000_000 + frac * scale, orig, lt, data[pos + 16:pos + 16 + incl]
+        out.append((n, sec * 1_000_000_000 + frac * scale, orig, lt,
+                    data[pos + 16:pos + 16 + incl]))
         pos += 16 + incl
         n += 1
+        if len(out) == 4096:
+            yield out
+            out = []
+    if out:
+        yield out
     if segment.index == segment.count - 1 and problems is not None:
         # the damage after the last segment: what the whole-file reader reports
         from ..capture.parallel import _segments
@@ -112,6 +138,10 @@ def frames(path, segment: Segment | None = None, problems: list | None = None,
         if found:
             problems.extend(found)
             problems.append(len(found))
+
+
+def _frame_tuple(buf, lt, n, tns, orig):
+    return n, tns, orig, lt, buf
 
 
 def output_name(path, segment: Segment | None) -> str:
@@ -211,8 +241,8 @@ def export_capture(path, out_dir, *, segment: Segment | None = None, payload: bo
                             problems)
         elif columnar:
             from .columnar import export_frames
-            export_frames(frames(path, segment, problems), forced, profile, builder, writers,
-                          row_group, linked)
+            export_frames(frame_chunks(path, segment, problems), forced, profile, builder,
+                          writers, row_group, linked)
         else:
             _export_frames(frames(path, segment, problems), forced, profile, builder, writers,
                            row_group, linked)

@@ -39,7 +39,7 @@ class Const:
         self.value = value
 
 
-def _chunk_values(kind: str, vals, misfit: dict, rows, key: str):
+def _chunk_values(kind: str, vals, misfit: dict, rows, key: str, strict: bool = True):
     """Check a bulk chunk's values (numpy array, object array, list or :class:`Const`) against
     the column ``kind``; returns (rows, values) of those that fit, the rest to ``misfit``."""
     if isinstance(vals, Const):
@@ -66,6 +66,20 @@ def _chunk_values(kind: str, vals, misfit: dict, rows, key: str):
                 misfit.setdefault(int(r), {})[key] = int(v)
             return rows[~bad], vals[~bad]
         return rows, vals
+    if kind.startswith("list_"):
+        lim = UINT_MAX[kind[5:]]
+        good = []
+        for r, x in zip(rows.tolist(), vals):
+            if x.__class__ is list and all(y.__class__ is int and 0 <= y <= lim for y in x):
+                good.append((r, x))
+            else:
+                misfit.setdefault(r, {})[key] = x
+        out = np.empty(len(good), dtype=object)
+        out[:] = [x for _, x in good]
+        return np.array([r for r, _ in good], dtype=np.int64), out
+    if not strict and kind in ("string", "dict") and isinstance(vals, np.ndarray) and \
+            vals.dtype == object:
+        return rows, vals           # text from a column plan (checked by Arrow, see fill_column)
     if isinstance(vals, np.ndarray) and vals.dtype != object:
         vals = vals.tolist()        # numbers for a text column: checked one by one below
     if kind not in ("text_or_int", "binary", "string", "dict") or \
@@ -94,15 +108,25 @@ def _chunk_values(kind: str, vals, misfit: dict, rows, key: str):
 
 
 def fill_column(kind: str, n: int, rows: list, vals: list, misfit: dict, key: str,
-                chunks=()):
+                chunks=(), strict: bool = False):
     """The Arrow array (length ``n``) of one field column from its sparse ``rows`` / ``vals``
     (record path: every value checked) and bulk ``chunks`` ((row array, values) from the
     columnar path); a value the column cannot hold goes to ``misfit[row][key]`` (for
     ``extra_fields``)."""
     import pyarrow as pa
     typ = arrow_type(kind)
+    if not strict and kind in ("string", "dict"):
+        try:
+            return _fill(kind, typ, n, rows, vals, misfit, key, chunks, False)
+        except (pa.ArrowTypeError, pa.ArrowInvalid, TypeError):
+            pass        # a chunk value that is not text: check every value
+    return _fill(kind, typ, n, rows, vals, misfit, key, chunks, True)
+
+
+def _fill(kind, typ, n, rows, vals, misfit, key, chunks, strict):
+    import pyarrow as pa
     if chunks:
-        chunks = [_chunk_values(kind, v, misfit, r, key) for r, v in chunks]
+        chunks = [_chunk_values(kind, v, misfit, r, key, strict) for r, v in chunks]
     if not rows and not chunks:
         return pa.nulls(n, typ)
     if not rows:
@@ -114,9 +138,7 @@ def fill_column(kind: str, n: int, rows: list, vals: list, misfit: dict, key: st
             arr = np.array(vals, dtype=np.uint64 if kind != "float64" else np.float64)
             if kind != "float64" and kind != "uint64" and int(arr.max()) > UINT_MAX[kind]:
                 raise OverflowError
-            if kind == "float64" and not all(v.__class__ is float for v in vals):
-                raise TypeError
-            if kind != "float64" and not all(v.__class__ is int for v in vals):
+            if set(map(type, vals)) != ({float} if kind == "float64" else {int}):
                 raise TypeError
         except (OverflowError, TypeError, ValueError):
             good = []
@@ -142,33 +164,41 @@ def fill_column(kind: str, n: int, rows: list, vals: list, misfit: dict, key: st
         if mask.all():
             return pa.nulls(n, typ)
         return pa.array(full, type=typ, mask=mask)
-    dense: list = [None] * n
-    for r, v in zip(rows, vals):
-        if kind in ("string", "dict"):
-            ok = v.__class__ is str
-        elif kind == "text_or_int":
-            if v.__class__ is int:
-                v = str(v)
-            ok = v.__class__ is str
-        elif kind == "binary":
-            ok = v.__class__ is str
+    if kind in ("string", "dict") and set(map(type, vals)) == {str}:
+        ok_rows, ok_vals = rows, vals
+    else:
+        ok_rows, ok_vals = [], []
+        for r, v in zip(rows, vals):
+            if kind in ("string", "dict"):
+                ok = v.__class__ is str
+            elif kind == "text_or_int":
+                if v.__class__ is int:
+                    v = str(v)
+                ok = v.__class__ is str
+            elif kind == "binary":
+                ok = v.__class__ is str
+                if ok:
+                    try:
+                        v = bytes.fromhex(v)
+                    except ValueError:
+                        ok = False
+            else:   # list_uintN
+                lim = UINT_MAX[kind[5:]]
+                ok = v.__class__ is list and all(x.__class__ is int and 0 <= x <= lim
+                                                 for x in v)
             if ok:
-                try:
-                    v = bytes.fromhex(v)
-                except ValueError:
-                    ok = False
-        else:   # list_uintN
-            lim = UINT_MAX[kind[5:]]
-            ok = v.__class__ is list and all(x.__class__ is int and 0 <= x <= lim for x in v)
-        if ok:
+                ok_rows.append(r)
+                ok_vals.append(v)
+            else:
+                misfit.setdefault(r, {})[key] = v
+    dense = np.full(n, None, dtype=object)
+    if ok_rows:
+        col = np.empty(len(ok_vals), dtype=object)
+        col[:] = ok_vals
+        dense[ok_rows] = col
+    for r, v in chunks:
+        if v is not None:
             dense[r] = v
-        else:
-            misfit.setdefault(r, {})[key] = v
-    if chunks:
-        dense = np.array(dense, dtype=object)
-        for r, v in chunks:
-            if v is not None:
-                dense[r] = v
     if kind == "dict":
         return pa.array(dense, type=pa.string()).dictionary_encode().cast(typ)
     return pa.array(dense, type=typ)
@@ -263,6 +293,21 @@ class BatchBuilder:
         self._issues.append(issues)
         return row
 
+    def add_frames(self, rows: list) -> None:
+        """Frame columns of many rows at once: ``(frame, ts_ns, len, caplen, linktype, layers
+        text, issues)`` each (the columnar path; fields come as chunks or :meth:`add_fields`)."""
+        if not rows:
+            return
+        frame, ts, length, caplen, lt, layers, issues = zip(*rows)
+        self.n += len(rows)
+        self._frame.extend(frame)
+        self._ts.extend(ts)
+        self._len.extend(length)
+        self._caplen.extend(caplen)
+        self._lt.extend(lt)
+        self._layers.extend(layers)
+        self._issues.extend(issues)
+
     def add_chunk(self, key: str, rows, values) -> None:
         """Values of ``key`` for the rows ``rows`` (numpy int array): a numpy array, an object
         array or list (one per row), or a :class:`Const`."""
@@ -283,6 +328,8 @@ class BatchBuilder:
             s = sparse.get(k)
             if s is None:
                 if k not in self._by_key or v is None:
+                    if k == PAYLOAD_KEY and not self.payload:
+                        continue
                     self._extra.setdefault(row, {})[k] = v
                     continue
                 s = sparse[k] = ([], [])
@@ -295,24 +342,27 @@ class BatchBuilder:
         n = self.n
         misfit: dict = {}
         arrays = []
-        issues_col = []
         nerr = np.zeros(n, dtype=np.int16)
         nwarn = np.zeros(n, dtype=np.int16)
-        for i, iss in enumerate(self._issues):
-            if iss:
-                issues_col.append([{f: x.get(f) for f in ISSUE_FIELDS} for x in iss])
-                nerr[i] = sum(1 for x in iss if x["severity"] == "error")
-                nwarn[i] = sum(1 for x in iss if x["severity"] == "warning")
-            else:
-                issues_col.append([])
-        frame_vals = {"capture": pa.array([self.capture] * n, pa.string()),
+        offsets = np.zeros(n + 1, dtype=np.int32)
+        flat = []
+        for i in [i for i, iss in enumerate(self._issues) if iss]:
+            iss = self._issues[i]
+            flat.extend({f: x.get(f) for f in ISSUE_FIELDS} for x in iss)
+            offsets[i + 1] = len(iss)
+            nerr[i] = sum(1 for x in iss if x["severity"] == "error")
+            nwarn[i] = sum(1 for x in iss if x["severity"] == "warning")
+        itype = arrow_type("issues")
+        issues_arr = pa.ListArray.from_arrays(pa.array(np.cumsum(offsets, dtype=np.int32)),
+                                              pa.array(flat, itype.value_type), type=itype)
+        frame_vals = {"capture": pa.repeat(pa.scalar(self.capture, pa.string()), n),
                       "frame": pa.array(self._frame, pa.int64()),
                       "ts_ns": pa.array(self._ts, pa.int64()),
                       "len": pa.array(self._len, pa.uint32()),
                       "cap_len": pa.array(self._caplen, pa.uint32()),
                       "linktype": pa.array(self._lt, pa.int32()),
                       "layers": pa.array(self._layers, pa.string()),
-                      "issues": pa.array(issues_col, arrow_type("issues")),
+                      "issues": issues_arr,
                       "n_errors": pa.array(nerr, pa.int16()),
                       "n_warnings": pa.array(nwarn, pa.int16())}
         for c in self.columns:

@@ -21,8 +21,15 @@ def _uboe_kinds():
     return mod.uboe_packets()
 
 
-def _vary(kind, rnd):
+def _is_atomic(kind) -> bool:
+    from ..formats.grammar import ATOMIC_PAYLOAD_OPCODES
+    return any(name in ("ub.btah", "ub.atah") and isinstance(spec, dict) and
+               spec.get("taopcode") in ATOMIC_PAYLOAD_OPCODES for name, spec in kind)
+
+
+def _vary(kind, rnd, atomic_lengths=True):
     out = []
+    keep_payload = not atomic_lengths and _is_atomic(kind)
     for name, spec in kind:
         spec = dict(spec) if isinstance(spec, dict) else spec
         if name == "ip":
@@ -33,15 +40,20 @@ def _vary(kind, rnd):
             spec["psn"] = rnd.getrandbits(24)
         elif name in ("ub.btah", "ub.atah"):
             spec["ini_tassn"] = rnd.getrandbits(16)
+        elif name == "data" and keep_payload:
+            spec = rnd.randbytes(len(spec))     # the sample's operand size
         elif name == "data":
             spec = rnd.randbytes(rnd.choice((1, 2, 3, 7, 8, 9, 64, rnd.randint(1, 700))))
         out.append((name, spec))
     return out
 
 
-def varied_frames(n: int, seed: int = 15, corrupt: float = 0.1) -> list:
+def varied_frames(n: int, seed: int = 15, corrupt: float = 0.1,
+                  atomic_lengths: bool = True) -> list:
     """``n`` Ethernet (UBoE) frames: random kinds and values, ``corrupt`` of them with 1-3
-    flipped bits in their first 96 bytes."""
+    flipped bits in their first 96 bytes.  ``atomic_lengths``: atomics get random payload
+    lengths too (issue 14's varied workload; each length is its own layout for the fast path),
+    else the operand size of their sample, as an application's atomics have."""
     from ..encode import encode_layers
     rnd = random.Random(seed)
     kinds = _uboe_kinds()
@@ -51,7 +63,7 @@ def varied_frames(n: int, seed: int = 15, corrupt: float = 0.1) -> list:
         kinds = [layers for lt, _p, layers in samples(SPEC) if lt == 1]
     out = []
     for _ in range(n):
-        buf = encode_layers(_vary(rnd.choice(kinds), rnd))
+        buf = encode_layers(_vary(rnd.choice(kinds), rnd, atomic_lengths))
         if rnd.random() < corrupt:
             b = bytearray(buf)
             for _ in range(rnd.randint(1, 3)):
@@ -63,11 +75,12 @@ def varied_frames(n: int, seed: int = 15, corrupt: float = 0.1) -> list:
 
 
 def write_varied(path, n: int, seed: int = 15, corrupt: float = 0.1,
-                 t0_ns: int = 1_700_000_000_123_456_789, step_ns: int = 1_337) -> None:
+                 t0_ns: int = 1_700_000_000_123_456_789, step_ns: int = 1_337,
+                 atomic_lengths: bool = True) -> None:
     """A classic pcap (nanosecond times, Ethernet) of :func:`varied_frames`."""
     from ..capture import LINKTYPE_ETHERNET, PcapWriter
     with PcapWriter(str(path), LINKTYPE_ETHERNET) as w:
-        for i, buf in enumerate(varied_frames(n, seed, corrupt)):
+        for i, buf in enumerate(varied_frames(n, seed, corrupt, atomic_lengths)):
             w.write(buf, t0_ns + i * step_ns)
 
 

@@ -245,12 +245,16 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
             if layer == "data":
                 # an atomic payload read as numbers (dissect.transaction._atomic_values)
                 half = n // 2
-                for k, expr in (("ub.atomic.operand1", f"buf[{o}:{o + half}][::-1].hex()"),
-                                ("ub.atomic.operand2", f"buf[{o + half}:{o + n}][::-1].hex()"),
-                                ("ub.atomic.origin_data", f"buf[{o}:{o + n}].hex()")):
+                for k, expr, cut in (
+                        ("ub.atomic.operand1", f"buf[{o}:{o + half}][::-1].hex()",
+                         ("bytes_rev", o, half)),
+                        ("ub.atomic.operand2", f"buf[{o + half}:{o + n}][::-1].hex()",
+                         ("bytes_rev", o + half, n - half)),
+                        ("ub.atomic.origin_data", f"buf[{o}:{o + n}].hex()", ("bytes", o, n))):
                     if k in fields:
                         declared.add(k)
                         exprs[k] = expr
+                        plans[k] = cut
             if layer == "ub.saetph_bitmap" and "ub.saetph.acked_psns" in fields:
                 # the PSNs a TPSACK reports, from the bitmap bytes and RTPH.PSN (read, or the
                 # guarded value)
@@ -258,6 +262,10 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 declared.add("ub.saetph.acked_psns")
                 exprs["ub.saetph.acked_psns"] = (f"_sack_psns(buf[{o}:{o + n}], {psn}, "
                                                  f"{profile.sack_bit_order!r})")
+                src = plans.get("ub.rtph.psn") if "ub.rtph.psn" in raw_keys else None
+                plans["ub.saetph.acked_psns"] = (
+                    "sack", o, n, src[1:3] if src else fields.get("ub.rtph.psn"),
+                    profile.sack_bit_order)
             if plan is not None and layer in _VARIABLE_RUNS:
                 # the payload up to the padding, the padding up to the ICRC: offsets from the end
                 if layer == "data":
@@ -417,11 +425,13 @@ def _columns_plan(fields, exprs, static, plans):
     ``("const", value)`` (a guarded field: the sample's value), ``("field", bit, bits, shift,
     fmt)`` (a header field at an absolute bit position, shown as ``fmt``), ``("enum", bit,
     bits, names)``, ``("interpret", bit, bits, Interpretation)``, ``("bytes", offset, n)`` (hex
-    of a fixed byte run), ``("run", offset, tail)`` (hex from ``offset`` to ``tail`` bytes before
+    of a fixed byte run; ``bytes_rev``: its bytes reversed, an atomic operand), ``("sack",
+    offset, n, psn, bit order)`` (a TPSACK's PSNs from its bitmap; ``psn`` the RTPH PSN's
+    ``(bit, bits)`` or its guarded value), ``("run", offset, tail)`` (hex from ``offset`` to ``tail`` bytes before
     the end: the payload), ``("runlen", offset, tail)`` (its length), ``("tail", start, stop)``
     (hex of the bytes ``start`` to ``stop`` before the end: the padding), ``("icrc", byte
-    order)`` (the last four bytes).  None when a value has no such plan (computed lists, atomic
-    operands): those layouts go through :attr:`_Template.fn`."""
+    order)`` (the last four bytes).  None when a value has no such plan: that layout goes
+    through :attr:`_Template.fn`."""
     out = []
     for k, v in fields.items():
         if k in exprs and k not in static:
