@@ -25,6 +25,7 @@ COMMANDS = {
     "inject": ("ubpkt_cli.inject_cmd", "inject"),
     "generate": ("ubpkt_cli.generate_cmd", "generate"),
     "replay": ("ubpkt_cli.replay_cmd", "replay"),
+    "export": ("ubpkt_cli.export_cmd", "export"),
 }
 
 

@@ -79,8 +79,9 @@ def _work(job) -> bytes:
     return b"".join(out)
 
 
-def _segments(path, problems: list | None = None) -> Iterator[tuple]:
-    """(offset, length, first frame) of record-aligned pieces of a classic pcap file.
+def _segments(path, problems: list | None = None, size: int | None = None) -> Iterator[tuple]:
+    """(offset, length, first frame) of record-aligned pieces of a classic pcap file, each
+    about ``size`` bytes (:data:`SEGMENT` when None).
 
     Only record headers are looked at: a record longer than what is buffered is skipped with a
     seek, so memory stays one read chunk whatever a (lying) record length says.  Damage is
@@ -88,11 +89,12 @@ def _segments(path, problems: list | None = None) -> Iterator[tuple]:
     messages as the single-process reader); segments end before a fatal one."""
     from .pcap import CaptureProblem, MAX_PROBLEMS_KEPT, pcap_record_problem, pcap_tail_problem
     problems = [] if problems is None else problems
+    piece = SEGMENT if size is None else max(1, size)
     with open_capture(path) as cap:
         endian, nano = cap._endian, cap._nano
     fraclim = 1_000_000_000 if nano else 1_000_000
     hdr = struct.Struct(endian + "IIII")
-    size = os.path.getsize(path)
+    fsize = os.path.getsize(path)
 
     def problem(frame, at, msg, fatal):
         if len(problems) < MAX_PROBLEMS_KEPT:
@@ -118,9 +120,9 @@ def _segments(path, problems: list | None = None) -> Iterator[tuple]:
                             yield start, offset - start, start_frame
                         return
                 nxt = offset + 16 + incl
-                if nxt > size:
+                if nxt > fsize:
                     problem(frame, offset, pcap_tail_problem(buf[pos:pos + 16], endian,
-                                                             size - offset - 16), True)
+                                                             fsize - offset - 16), True)
                     if offset > start:
                         yield start, offset - start, start_frame
                     return
@@ -133,7 +135,7 @@ def _segments(path, problems: list | None = None) -> Iterator[tuple]:
                     pos = 0
                 else:
                     pos += 16 + incl
-                if offset - start >= SEGMENT:
+                if offset - start >= piece:
                     yield start, offset - start, start_frame
                     start, start_frame = offset, frame
             buf = buf[pos:]

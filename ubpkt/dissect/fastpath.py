@@ -139,7 +139,7 @@ def _length_plan(buf, fr, placed, profile):
 
 class _Template:
     __slots__ = ("fn", "layers", "issues", "json", "summary", "pick", "region", "sample", "varied",
-                 "seen", "special", "fails", "probe", "key", "variable", "sig")
+                 "seen", "special", "fails", "probe", "key", "variable", "sig", "columns", "ok")
 
     def __init__(self, fn, layers, issues, json=None, region=0, sample=0, special=False,
                  summary=None, pick=None):
@@ -155,6 +155,8 @@ class _Template:
         self.seen = 0             # frames compared with the sample so far
         self.special = special    # built from the bits that stayed constant
         self.fails = 0            # consecutive guard failures (specialised templates)
+        self.columns = None       # the fields as data, for bulk cutting (_columns_plan)
+        self.ok = None            # guard only: True when a frame fits (with ``columns``)
 
 
 def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
@@ -228,6 +230,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     relations = []
     body = []
     exprs = {}
+    plans = {}       # record key -> how to cut it in bulk (columns, see _Template.columns)
     dotted = {}
     names = {}
     guarded_keys = set()
@@ -242,12 +245,16 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
             if layer == "data":
                 # an atomic payload read as numbers (dissect.transaction._atomic_values)
                 half = n // 2
-                for k, expr in (("ub.atomic.operand1", f"buf[{o}:{o + half}][::-1].hex()"),
-                                ("ub.atomic.operand2", f"buf[{o + half}:{o + n}][::-1].hex()"),
-                                ("ub.atomic.origin_data", f"buf[{o}:{o + n}].hex()")):
+                for k, expr, cut in (
+                        ("ub.atomic.operand1", f"buf[{o}:{o + half}][::-1].hex()",
+                         ("bytes_rev", o, half)),
+                        ("ub.atomic.operand2", f"buf[{o + half}:{o + n}][::-1].hex()",
+                         ("bytes_rev", o + half, n - half)),
+                        ("ub.atomic.origin_data", f"buf[{o}:{o + n}].hex()", ("bytes", o, n))):
                     if k in fields:
                         declared.add(k)
                         exprs[k] = expr
+                        plans[k] = cut
             if layer == "ub.saetph_bitmap" and "ub.saetph.acked_psns" in fields:
                 # the PSNs a TPSACK reports, from the bitmap bytes and RTPH.PSN (read, or the
                 # guarded value)
@@ -255,26 +262,35 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 declared.add("ub.saetph.acked_psns")
                 exprs["ub.saetph.acked_psns"] = (f"_sack_psns(buf[{o}:{o + n}], {psn}, "
                                                  f"{profile.sack_bit_order!r})")
+                src = plans.get("ub.rtph.psn") if "ub.rtph.psn" in raw_keys else None
+                plans["ub.saetph.acked_psns"] = (
+                    "sack", o, n, src[1:3] if src else fields.get("ub.rtph.psn"),
+                    profile.sack_bit_order)
             if plan is not None and layer in _VARIABLE_RUNS:
                 # the payload up to the padding, the padding up to the ICRC: offsets from the end
                 if layer == "data":
                     exprs[key] = f"buf[{o}:{tailx}].hex()"
                     exprs["data.len"] = f"({tailx} - {o})"
+                    plans[key] = ("run", o, plan[1])
+                    plans["data.len"] = ("runlen", o, plan[1])
                     declared.add("data.len")
                 else:
                     pad_from = f"L - {plan[1]}"
                     pad_to = f"L - {plan[1] - n}" if plan[1] - n else "L"
                     relations.append(f"buf[{pad_from}:{pad_to}] != {bytes(n)!r}")
                     exprs[key] = f"buf[{pad_from}:{pad_to}].hex()"
+                    plans[key] = ("tail", plan[1], plan[1] - n)
                 continue
             if layer in _ZERO_CHECKED:
                 gmask |= ((1 << (8 * n)) - 1) << (total - 8 * (o + n))
             exprs[key] = f"buf[{o}:{o + n}].hex()"
+            plans[key] = ("bytes", o, n)
             continue
         h = HEADERS[layer]
         guarded = set(DISPATCH_FIELDS.get(layer, ()))
         lengths = LENGTH_FIELDS.get(layer, ()) if plan is not None else ()
         raws = {}
+        bitpos = {}
         for f, k, foff in zip(h.fields, h.keys, h.offsets):
             declared.add(k)
             if f.enum:
@@ -297,6 +313,10 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
             raw = x
             raws[f.name] = raw
             raw_keys[k] = raw
+            bitpos[f.name] = (8 * o + foff, f.bits)
+            plans[k] = ("field", 8 * o + foff, f.bits, f.shift, f.fmt)
+            if f.enum:
+                plans[k + "_name"] = ("enum", 8 * o + foff, f.bits, dict(f.enum))
             if f.shift:
                 x = f"({x} << {f.shift})"
             if f.fmt != "int":
@@ -337,6 +357,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                     continue
                 declared.add(it.key)
                 exprs[it.key] = _interpret_expr(it, raws[it.field], names)
+                plans[it.key] = ("interpret", *bitpos[it.field], it)
     gval = int.from_bytes(buf[:region], "big") & gmask
     lines[5] = f"    if v & {gmask:#x} != {gval:#x}:"
     for r in relations:
@@ -366,6 +387,8 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
         lines.append(f"    if _crc32(buf[{hdr_end}:{endx}], _crc32(h)) != stored:")
         lines.append("        return None")
         exprs["ub.icrc.value"] = "stored"
+        plans["ub.icrc.value"] = ("icrc", order)
+    guard = lines + ["    return True"]
     lines.extend(body)
     items = []
     for k, v in fields.items():
@@ -388,7 +411,39 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     t.probe = (region, smask)
     t.key = t.sample & smask
     t.variable = plan is not None
+    t.columns = _columns_plan(fields, exprs, static, plans)
+    if t.columns is not None:
+        exec(compile("\n".join(guard).replace("def run(buf):", "def run_ok(buf):") + "\n",
+                     "<ubpkt.dissect.fastpath guard>", "exec"), ns)
+        t.ok = ns["run_ok"]
     return t
+
+
+def _columns_plan(fields, exprs, static, plans):
+    """The template's fields as data for cutting them from many frames at once
+    (``ubpkt.analytics.columnar``): ``(record key, plan)`` in record order, a plan being
+    ``("const", value)`` (a guarded field: the sample's value), ``("field", bit, bits, shift,
+    fmt)`` (a header field at an absolute bit position, shown as ``fmt``), ``("enum", bit,
+    bits, names)``, ``("interpret", bit, bits, Interpretation)``, ``("bytes", offset, n)`` (hex
+    of a fixed byte run; ``bytes_rev``: its bytes reversed, an atomic operand), ``("sack",
+    offset, n, psn, bit order)`` (a TPSACK's PSNs from its bitmap; ``psn`` the RTPH PSN's
+    ``(bit, bits)`` or its guarded value), ``("run", offset, tail)`` (hex from ``offset`` to ``tail`` bytes before
+    the end: the payload), ``("runlen", offset, tail)`` (its length), ``("tail", start, stop)``
+    (hex of the bytes ``start`` to ``stop`` before the end: the padding), ``("icrc", byte
+    order)`` (the last four bytes).  None when a value has no such plan: that layout goes
+    through :attr:`_Template.fn`."""
+    out = []
+    for k, v in fields.items():
+        if k in exprs and k not in static:
+            p = plans.get(k)
+            if p is None:
+                return None
+            out.append((k, p))
+        elif isinstance(v, (int, str, float)) or v is None:
+            out.append((k, ("const", v)))
+        else:
+            return None
+    return tuple(out)
 
 
 def _pick_fn(head, fields, exprs, static, ns):

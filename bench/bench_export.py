@@ -1,0 +1,84 @@
+"""`ubpkt export` against `ubpkt decode -T ndjson` of the same capture (issue 15).
+
+The workload: seeded varied UBoE traffic (``ubpkt.analytics.traffic.write_varied``: every
+sample kind, random payload lengths and per-frame values): clean with atomics at their sample's
+operand size, and issue 14's harder mix (atomics at random lengths - each length its own
+fixed-length layout, most of them past the template cache's per-layout builds - and 10 % of the
+frames corrupted; both take the dissector in both paths).  Measured in this process, CPU time
+(``time.process_time``, best of ``REPEAT``), rows (frames) per second:
+
+* ndjson: ``ubpkt.capture.stream.iter_ndjson`` (what ``decode -T ndjson`` writes, templates);
+* export, record path: ``export_capture(..., columnar=False)`` (a record per frame);
+* export, columnar: ``export_capture(...)`` (the default: numpy cuts per template group);
+  Parquet zstd writing included.
+
+Usage: python bench/bench_export.py [N]      (N frames, 50000 by default)
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPEAT = 3
+
+
+def _best(fn) -> float:
+    best = None
+    for _ in range(REPEAT):
+        t = time.process_time()
+        fn()
+        dt = time.process_time() - t
+        best = dt if best is None else min(best, dt)
+    return best
+
+
+def run(n: int) -> list:
+    from ubpkt.analytics.export import export_capture
+    from ubpkt.analytics.traffic import write_varied
+    from ubpkt.capture.stream import iter_ndjson
+    rows = []
+    tmp = Path(tempfile.mkdtemp(prefix="bench_export"))
+    try:
+        for name, corrupt, atomic_lengths in (
+                ("varied, atomics at operand sizes", 0.0, False),
+                ("varied, random atomic lengths, 10% corrupted", 0.1, True)):
+            cap = tmp / "cap.pcap"
+            write_varied(cap, n, seed=15, corrupt=corrupt, atomic_lengths=atomic_lengths)
+            out = tmp / "out"
+
+            def ndjson():
+                for _ in iter_ndjson(str(cap)):
+                    pass
+
+            def export(columnar):
+                shutil.rmtree(out, ignore_errors=True)
+                export_capture(str(cap), out, columnar=columnar)
+
+            t_nd = _best(ndjson)
+            t_rec = _best(lambda: export(False))
+            t_col = _best(lambda: export(True))
+            rows.append({"workload": name, "frames": n, "ndjson_rows_s": round(n / t_nd),
+                         "export_record_rows_s": round(n / t_rec),
+                         "export_columnar_rows_s": round(n / t_col),
+                         "columnar_vs_ndjson": round(t_nd / t_col, 2),
+                         "record_vs_ndjson": round(t_nd / t_rec, 2),
+                         "parquet_bytes": sum(p.stat().st_size for p in out.rglob("*.parquet"))})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 50000
+    rows = run(n)
+    cols = list(rows[0])
+    print(" | ".join(cols))
+    for r in rows:
+        print(" | ".join(str(r[c]) for c in cols))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""`ubpkt export`: captures to a Parquet dataset (ubpkt.analytics; docs/analytics.md)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import click
+
+from ubpkt.capture.stream import LINK_TYPES
+
+#: Captures larger than this are exported as several segments (one file each, ``--segment-size``):
+#: the dataset's files then do not depend on -j, and segments spread over processes.
+DEFAULT_SEGMENT_SIZE = 256 << 20
+
+
+def _size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower().rstrip("b")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError:
+        raise click.BadParameter(f"not a size: {text!r} (e.g. 256M)") from None
+
+
+def _work(unit):
+    """Export one (capture, segment) unit; (paths, rows, problem text list, problem count)."""
+    from ubpkt.analytics.export import ExportDamaged, export_capture
+    path, segment, kw = unit
+    try:
+        paths = export_capture(path, kw.pop("out_dir"), segment=segment, **kw)
+        damage = ([], 0)
+    except ExportDamaged as exc:
+        paths, damage = exc.paths, ([str(p) for p in exc.problems], exc.count)
+    return path, segment, paths, _rows(paths), damage
+
+
+def _rows(paths) -> int:
+    import pyarrow.parquet as pq
+    return sum(pq.read_metadata(p).num_rows for p in paths)
+
+
+@click.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="dataset directory (created; files of the same captures are replaced)")
+@click.option("--partition-by", default="", help="hive partitions: any of node,port,date")
+@click.option("--partition-map", type=click.Path(dir_okay=False, exists=True),
+              help="CSV with the columns capture,node,port")
+@click.option("--name-pattern", help="node/port from file names, e.g. '{node}_{port}_*.pcap'")
+@click.option("--payload", is_flag=True, help="also the payload bytes (binary column)")
+@click.option("--analysis", is_flag=True,
+              help="fill the analysis_* columns (PSN gaps, request/response links; whole "
+                   "captures only: no segments)")
+@click.option("--row-group", type=click.IntRange(min=1), default=131072, show_default=True,
+              help="rows per Parquet row group")
+@click.option("--segment-size", default="256M", show_default=True,
+              help="captures larger than this are exported as record-aligned segments")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="processes exporting captures / segments at once")
+@click.option("--link-type", default="auto", show_default=True,
+              type=click.Choice(list(LINK_TYPES)))
+@click.option("--profile", help="reference profile: spec, ns3 or a JSON file of overrides")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False),
+              help="write the JSON result to this file as well")
+def export(captures, out_dir, partition_by, partition_map, name_pattern, payload, analysis,
+           row_group, segment_size, jobs, link_type, profile, report_file):
+    """Export captures to a Parquet dataset (one table for DuckDB, Spark, Dask): one file per
+    capture or per segment of a large one, columns typed from the header declarations."""
+    from ubpkt.analytics import MissingDependency, require
+    try:
+        require("pyarrow")
+    except MissingDependency as exc:
+        raise click.ClickException(str(exc))
+    from ubpkt.analytics.export import plan_segments
+    from ubpkt.analytics.partition import PartitionRule
+    from ubpkt_cli.errors import input_error, report_problems
+    from ubpkt.capture import CaptureError
+    from ubpkt.profile import load_profile
+    if profile is not None:
+        try:
+            load_profile(profile)
+        except (OSError, ValueError, TypeError) as exc:
+            raise click.BadParameter(f"cannot load profile {profile!r}: {exc}")
+    by = tuple(k.strip() for k in partition_by.split(",") if k.strip())
+    try:
+        if partition_map:
+            rule = PartitionRule.from_csv(by, partition_map)
+            if name_pattern:
+                rule = PartitionRule(rule.by, rule.table, name_pattern)
+        else:
+            rule = PartitionRule(by, (), name_pattern)
+        for c in captures:
+            rule.directory(c, "1970-01-01")      # every capture has its node/port
+    except (ValueError, OSError) as exc:
+        raise click.UsageError(str(exc))
+    names = [os.path.basename(c) for c in captures]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise click.UsageError(f"two captures named {dup}: their files would collide")
+    seg_bytes = _size(segment_size)
+    units = []
+    t0 = time.perf_counter()
+    for c in captures:
+        try:
+            size = os.path.getsize(c)
+            n = 1 if analysis else -(-size // seg_bytes)
+            segs = plan_segments(c, n)
+        except (CaptureError, OSError) as exc:
+            raise input_error(c, exc)
+        kw = dict(out_dir=out_dir, payload=payload, row_group=row_group, rule=rule,
+                  link_type=link_type, profile=profile, analysis=analysis)
+        units.extend((c, s, dict(kw)) for s in segs)
+    results = []
+    try:
+        if jobs > 1 and len(units) > 1:
+            import multiprocessing as mp
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() \
+                else mp.get_context()
+            with ctx.Pool(min(jobs, len(units))) as pool:
+                results = list(pool.imap(_work, units))
+        else:
+            results = [_work(u) for u in units]
+    except (CaptureError, OSError) as exc:
+        if getattr(exc, "filename", None) or isinstance(exc, CaptureError):
+            raise input_error(getattr(exc, "filename", None) or "capture", exc)
+        raise click.ClickException(f"cannot write the dataset: {exc}")
+    elapsed = time.perf_counter() - t0
+    per = {}
+    damaged = False
+    for path, seg, paths, rows, (problems, count) in results:
+        e = per.setdefault(path, {"capture": path, "files": [], "rows": 0, "problems": []})
+        e["files"].extend(paths)
+        e["rows"] += rows
+        if count:
+            damaged = True
+            e["problems"] = problems
+            report_problems(path, problems, count)
+    total = sum(e["rows"] for e in per.values())
+    result = {"dataset": out_dir, "captures": list(per.values()), "rows": total,
+              "files": sum(len(e["files"]) for e in per.values()),
+              "seconds": round(elapsed, 3),
+              "rows_per_second": round(total / elapsed) if elapsed > 0 else None}
+    if report_file:
+        with open(report_file, "w") as f:
+            json.dump(result, f, indent=2)
+    click.echo(json.dumps(result, indent=2))
+    click.echo(f"ubpkt export: {total} rows in {result['files']} files, {elapsed:.2f} s",
+               err=True)
+    sys.stdout.flush()
+    if damaged:
+        from ubpkt_cli.errors import EXIT_INPUT
+        raise click.exceptions.Exit(EXIT_INPUT)

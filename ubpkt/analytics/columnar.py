@@ -1,0 +1,237 @@
+"""The columnar fast path of the exporter: frames that fit a layout template are grouped per
+template and their fields cut with numpy over the whole group; other frames take the record
+path.
+
+A template of :class:`ubpkt.dissect.fastpath.TemplateCache` knows its layout's fields as data
+(``_Template.columns``: each field's absolute bit position and width, its text format, enum
+names, interpretation, or the constant the template guards) and has a guard-only function
+(``_Template.ok``: the same size, guard-mask, length-relation, padding and ICRC tests as the
+template's decoder).  Per frame, this module does only the index probe and the guard; per block
+of frames (at most :data:`BLOCK` rows) and template, the header bytes of the group become one
+``(frames, region bytes)`` uint8 matrix and every field one vectorised bit cut.  Text forms
+(addresses), enum names and interpretations are computed once per distinct value
+(``numpy.unique``) and spread back.  Templates without a column plan (computed lists such as a
+TPSACK's PSNs, atomic operands) decode through their generated function, and frames no template
+fits through the dissector - both as records (:meth:`BatchBuilder.add`).
+
+``tests/analytics/test_columnar.py`` checks the rows against the record path frame by frame.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..formats.core import value_to_text
+from ..formats.derived import interpret
+from .rows import Const
+
+__all__ = ["export_frames", "BLOCK", "cut_field"]
+
+#: Frames collected before the groups are cut (bounded memory; larger blocks amortise numpy).
+BLOCK = 16384
+
+
+def _combine(m: np.ndarray, a: int, e: int) -> np.ndarray:
+    """Bytes ``a:e`` (at most 8) of every row of ``m`` as big-endian uint64."""
+    v = m[:, a].astype(np.uint64)
+    for i in range(a + 1, e):
+        v = (v << np.uint64(8)) | m[:, i]
+    return v
+
+
+def _unique_map(keys: np.ndarray, fn):
+    """``fn`` of every distinct value of ``keys`` (1-d), spread back as an object array."""
+    uniq, inv = np.unique(keys, return_inverse=True)
+    mapped = np.empty(len(uniq), dtype=object)
+    mapped[:] = [fn(u) for u in uniq.tolist()]
+    return mapped[inv.reshape(-1)]
+
+
+def cut_field(m: np.ndarray, bit: int, bits: int):
+    """The ``bits``-wide field at absolute bit ``bit`` of every row of the byte matrix ``m``:
+    a uint64 array (fields of up to 64 bits within 8 bytes), else None."""
+    a, e = bit // 8, (bit + bits + 7) // 8
+    if e - a > 8:
+        return None
+    v = _combine(m, a, e)
+    drop = 8 * (e - a) - bit % 8 - bits
+    if drop:
+        v = v >> np.uint64(drop)
+    if bits < 64:
+        v = v & np.uint64((1 << bits) - 1)
+    return v
+
+
+def _wide_field(m: np.ndarray, bit: int, bits: int, fn):
+    """``fn(value)`` of a field that does not fit 64 bits, once per distinct byte string."""
+    a, e = bit // 8, (bit + bits + 7) // 8
+    raw = np.ascontiguousarray(m[:, a:e]).view(np.dtype((np.void, e - a))).reshape(-1)
+    drop = 8 * (e - a) - bit % 8 - bits
+    mask = (1 << bits) - 1
+    return _unique_map(raw, lambda b: fn((int.from_bytes(b, "big") >> drop) & mask))
+
+
+def _cut(plan, m, bufs, lens):
+    """The values of one plan over a group (see ``fastpath._columns_plan``)."""
+    kind = plan[0]
+    if kind == "const":
+        return Const(plan[1])
+    if kind == "field":
+        _, bit, bits, shift, fmt = plan
+        if fmt == "int":
+            v = cut_field(m, bit, bits) if bits + shift <= 64 else None
+            if v is not None:
+                return v << np.uint64(shift) if shift else v
+            return _wide_field(m, bit, bits, lambda x: x << shift)
+        fn = (lambda x: value_to_text(fmt, x << shift, bits))
+        v = cut_field(m, bit, bits)
+        return _unique_map(v, fn) if v is not None else _wide_field(m, bit, bits, fn)
+    if kind == "enum":
+        _, bit, bits, names = plan
+        return _unique_map(cut_field(m, bit, bits),
+                           lambda x: names[x] if x in names else "unknown_%d" % x)
+    if kind == "interpret":
+        _, bit, bits, it = plan
+        out = _unique_map(cut_field(m, bit, bits), lambda x: interpret(it, x))
+        if all(x.__class__ is int for x in out[:1]) and it.kind != "names":
+            return out.astype(np.uint64)
+        return out
+    if kind == "runlen":
+        _, o, tail = plan
+        return (lens - (o + tail)).astype(np.uint64)
+    if kind == "run":
+        _, o, tail = plan
+        return [b[o:len(b) - tail] for b in bufs]       # bytes: the binary payload column
+    if kind == "bytes":
+        _, o, n = plan
+        return np.array([b[o:o + n].hex() for b in bufs], dtype=object)
+    if kind == "bytes_rev":
+        _, o, n = plan
+        return np.array([b[o:o + n][::-1].hex() for b in bufs], dtype=object)
+    if kind == "sack":
+        from ..formats.sack import sack_psns
+        _, o, n, psn, order = plan
+        if isinstance(psn, tuple):
+            psns = cut_field(m, *psn).tolist()
+        else:
+            psns = [psn] * len(bufs)
+        out = np.empty(len(bufs), dtype=object)
+        out[:] = [sack_psns(b[o:o + n], p, order) for b, p in zip(bufs, psns)]
+        return out
+    if kind == "tail":
+        _, start, stop = plan
+        return np.array([b[len(b) - start:len(b) - stop].hex() for b in bufs], dtype=object)
+    if kind == "icrc":
+        last = np.frombuffer(b"".join(b[-4:] for b in bufs), dtype=np.uint8).reshape(-1, 4)
+        if plan[1] == "little":
+            last = last[:, ::-1]
+        return _combine(last, 0, 4)
+    raise ValueError(f"unknown column plan {kind!r}")
+
+
+class _Group:
+    """The frames of one block that one template fits."""
+    __slots__ = ("template", "rows", "bufs")
+
+    def __init__(self, template):
+        self.template = template
+        self.rows: list = []
+        self.bufs: list = []
+
+
+def _emit(groups: dict, builder, payload: bool) -> None:
+    for g in groups.values():
+        t = g.template
+        rows = np.array(g.rows, dtype=np.int64)
+        bufs = g.bufs
+        region = t.region
+        m = np.frombuffer(b"".join(b[:region] for b in bufs), dtype=np.uint8).reshape(
+            len(bufs), region) if region else np.zeros((len(bufs), 0), np.uint8)
+        lens = np.fromiter((len(b) for b in bufs), dtype=np.int64, count=len(bufs))
+        for key, plan in t.columns:
+            if key == "data.data":
+                if not payload:
+                    continue
+                if plan[0] == "run":
+                    vals = np.empty(len(bufs), dtype=object)
+                    vals[:] = _cut(plan, m, bufs, lens)     # bytes, for the binary column
+                    builder.add_chunk(key, rows, vals)
+                    continue
+            builder.add_chunk(key, rows, _cut(plan, m, bufs, lens))
+    groups.clear()
+
+
+def export_frames(chunks, forced, profile, builder, writers, row_group, analysis) -> None:
+    """Rows of every frame of ``chunks`` (``export.frame_chunks``) into ``builder``, written
+    as row groups of ``row_group`` rows; ``analysis``: ``{frame: analysis fields}`` or None.
+
+    The per-frame loop only finds the frame's template and runs its guard; the frame columns
+    of a block are added at once, its fields per template group (:func:`_emit`)."""
+    from ..dissect.fastpath import TemplateCache
+    from .export import _profile
+    caches: dict = {}
+    layer_text: dict = {}
+    groups: dict = {}
+    payload = builder.payload
+    meta: list = []                 # the block's frame columns, one tuple per row
+    misses: list = []               # (row, fields) of the block's record-path frames
+    base = len(builder)
+    limit = min(BLOCK, row_group)
+
+    def finish():
+        nonlocal base, limit, meta, misses
+        builder.add_frames(meta)
+        for row, fields in misses:
+            builder.add_fields(row, fields)
+        _emit(groups, builder, payload)
+        meta, misses = [], []
+        if len(builder) >= row_group:
+            writers.write(builder.flush())
+        base = len(builder)
+        limit = min(BLOCK, row_group - base)
+
+    for chunk in chunks:
+        for n, tns, orig, lt, data in chunk:
+            if forced is not None:
+                lt = forced
+            cache = caches.get(lt)
+            if cache is None:
+                cache = caches[lt] = TemplateCache(_profile(profile, lt))
+            lst = cache._candidates(data)
+            hit = fields = None
+            if lst is not None:
+                for t in lst:
+                    ok = t.ok
+                    if ok is not None:
+                        if ok(data):
+                            hit = t
+                            break
+                    else:
+                        fields = t.fn(data)
+                        if fields is not None:
+                            hit = t
+                            break
+            row = base + len(meta)
+            if hit is not None:
+                text = layer_text.get(hit)
+                if text is None:
+                    text = layer_text[hit] = ":".join(hit.layers)
+                meta.append((n, tns, orig, len(data), lt, text, hit.issues))
+                if fields is None:
+                    g = groups.get(hit)
+                    if g is None:
+                        g = groups[hit] = _Group(hit)
+                    g.rows.append(row)
+                    g.bufs.append(data)
+                else:
+                    misses.append((row, fields))
+            else:
+                layers, fields, issues = cache._miss(data, lt)
+                meta.append((n, tns, orig, len(data), lt, ":".join(layers), issues))
+                misses.append((row, fields))
+            if analysis:
+                got = analysis.get(n)
+                if got:
+                    misses.append((row, got))
+            if len(meta) >= limit:
+                finish()
+    finish()
