@@ -255,6 +255,55 @@ class Capture:
             buf = buf[pos:] + more
             pos = 0
 
+    def walk_records(self, step, odd) -> int:
+        """Classic pcap only: the records in large chunks, for a compiled loop
+        (``ubpkt.link.bulkframe``), instead of one :class:`Packet` each; not after iterating.
+
+        ``step(buf, pos)`` takes the whole records of ``buf`` from ``pos`` and returns
+        ``(pos, stop, records)``: where it stopped, 0 at the end of the whole records or 1 at
+        a record header it leaves alone (captured length over :data:`MAX_RECORD_BYTES`, time
+        fraction not below one second), and how many records it took.  Such a header gets the
+        checks iteration gives it here (the same :attr:`problems`; a fatal one ends the walk),
+        and a whole record behind it goes to ``odd(packet)``.  Returns the records taken."""
+        if self.format != "pcap":
+            raise CaptureError("walk_records reads classic pcap only")
+        unpack = struct.Struct(self._endian + "IIII").unpack_from
+        nano = self._nano
+        scale = 1 if nano else 1000
+        src = self._src
+        fh, buf, pos, base = src.fh, src.buf, src.pos, src.base
+        n = 0
+        reported = -1                       # file offset of the odd header last reported
+        while True:
+            pos, stop, taken = step(buf, pos)
+            n += taken
+            need = 16
+            if len(buf) - pos >= 16:
+                sec, frac, incl, orig = unpack(buf, pos)
+                need = 16 + incl
+                if stop:
+                    if reported != base + pos:
+                        reported = base + pos
+                        msg, fatal = pcap_record_problem(incl, frac, nano)
+                        self.problem("record", n + 1, base + pos, msg, fatal)
+                        if fatal:
+                            return n
+                    if pos + need <= len(buf):
+                        n += 1
+                        odd(Packet(sec * 1_000_000_000 + frac * scale, buf[pos + 16:pos + need],
+                                   orig, self.linktype))
+                        pos += need
+                        continue
+            more = fh.read(max(_CHUNK, need))
+            if not more:
+                if pos < len(buf):
+                    self.problem("record", n + 1, base + pos,
+                                 pcap_tail_problem(buf[pos:], self._endian), True)
+                return n
+            base += pos
+            buf = buf[pos:] + more
+            pos = 0
+
     def _pcapng(self, head: bytes) -> Iterator[Packet]:
         """Blocks of a pcapng file: SHB, IDB, EPB, SPB and the obsolete PB are read; the rest
         are skipped.  Every block is checked (length, trailer, body size, interface)."""

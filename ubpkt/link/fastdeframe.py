@@ -15,6 +15,7 @@ them flit by flit, corrupted streams included).
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 
 from .blocks import FLIT, next_block
 from .crc30 import block_crc, native
@@ -22,7 +23,7 @@ from .framing import DLLDP_CFGS, Deframer
 from .plength import packet_length
 
 __all__ = ["BulkDeframer", "Plain", "plain_dlldps", "plain_dlldps_py", "lengths_table",
-           "CFG_MASK"]
+           "CFG_MASK", "mark_find"]
 
 #: bit c set for every CFG a DLLDP may carry (framing.DLLDP_CFGS)
 CFG_MASK = sum(1 << c for c in DLLDP_CFGS)
@@ -39,14 +40,31 @@ def lengths_table(crc_mode: bool) -> array:
     return t
 
 
+def mark_find(ends, at: int) -> int:
+    """Index of the first capture record whose data reaches stream offset ``at`` (``ends``:
+    where each record's data ends, non-decreasing), the last one when none does: the record
+    whose arrival completed a unit ending at ``at`` (``_linkc``'s ``mark_find``)."""
+    k = bisect_left(ends, at)
+    return k if k < len(ends) else len(ends) - 1
+
+
 def plain_dlldps_py(buf, total: int, crc_mode: bool, covers_info: bool, cfg_mask: int,
-                    lengths, out, sec: int = 0, frac: int = 0) -> tuple:
+                    lengths, out, sec: int = 0, frac: int = 0, marks=None,
+                    mark_base: int = 0) -> tuple:
     """The Python twin of ``_linkc.plain_dlldps`` (see its comment in ``ubpkt/_linkc.c``):
     ``(done_flits, stop, items)`` for the plain DLLDPs at the start of ``buf`` (a unit
     boundary, ``total`` whole flits).  ``stop`` 1: the unit at ``done_flits`` is not plain; 0:
     it is not complete.  ``out`` None: ``items`` lists ``(start flit, flits, blocks, packet)``;
     a bytearray: each packet is appended as a little-endian pcap record and ``items`` counts
-    them."""
+    them.  ``marks`` (int64 triples ``(end, sec, frac)`` of the capture records, ends counted
+    from ``mark_base`` bytes before ``buf[0]``): each record gets the time of the capture
+    record that completed its DLLDP (:func:`mark_find`) instead of ``sec``/``frac``."""
+    ends = None
+    if isinstance(marks, tuple):           # already read: (ends, flat triples), from _run
+        ends, flat = marks
+    elif marks is not None and len(marks):
+        flat = memoryview(marks).cast("B").cast("q").tolist()
+        ends = flat[0::3]
     b = bytes(buf[:total * FLIT])
     pos = count = 0
     items = [] if out is None else None
@@ -90,6 +108,9 @@ def plain_dlldps_py(buf, total: int, crc_mode: bool, covers_info: bool, cfg_mask
         if out is None:
             items.append((pos, flits, nb, pkt))
         else:
+            if ends is not None:
+                k = 3 * mark_find(ends, mark_base + (pos + flits) * FLIT)
+                sec, frac = flat[k + 1], flat[k + 2]
             out += (sec.to_bytes(4, "little") + frac.to_bytes(4, "little")
                     + len(pkt).to_bytes(4, "little") * 2 + pkt)
         count += 1
@@ -97,14 +118,21 @@ def plain_dlldps_py(buf, total: int, crc_mode: bool, covers_info: bool, cfg_mask
     return pos, 0, items if out is None else count
 
 
-def plain_dlldps(buf, total, crc_mode, covers_info, cfg_mask, lengths, out, sec=0, frac=0):
+def plain_dlldps(buf, total, crc_mode, covers_info, cfg_mask, lengths, out, sec=0, frac=0,
+                 marks=None, mark_base=0, decoded=None):
     """:func:`plain_dlldps_py` in one compiled call when ``ubpkt._linkc`` is the CRC30 engine
-    (:func:`ubpkt.link.crc30.native`), else the twin itself."""
+    (:func:`ubpkt.link.crc30.native`), else the twin itself (given ``decoded``, the marks as
+    ``(ends, flat)`` lists, when the caller has them: the twin then need not read them
+    again)."""
     nat = native()
     if nat is not None and hasattr(nat, "plain_dlldps"):
+        if marks is None:
+            return nat.plain_dlldps(buf, total, crc_mode, covers_info, cfg_mask, lengths, out,
+                                    sec, frac)
         return nat.plain_dlldps(buf, total, crc_mode, covers_info, cfg_mask, lengths, out,
-                                sec, frac)
-    return plain_dlldps_py(buf, total, crc_mode, covers_info, cfg_mask, lengths, out, sec, frac)
+                                sec, frac, marks, mark_base)
+    return plain_dlldps_py(buf, total, crc_mode, covers_info, cfg_mask, lengths, out, sec, frac,
+                           marks if decoded is None else decoded, mark_base)
 
 
 class Plain(tuple):
@@ -154,8 +182,28 @@ class BulkDeframer:
         self._run(data, out, body, sec, frac)
         return out
 
-    def _run(self, data, out, body, sec, frac) -> None:
+    def feed_pcap_marked(self, data, body: bytearray, marks) -> list:
+        """As :meth:`feed_pcap` for the data of many capture records at once (``data``, their
+        flits back to back; ``marks``, int64 triples ``(end, sec, frac)`` per record, ``end``
+        counted from the start of ``data``): every unit gets the time of the record that
+        completed it, as feeding the records one by one with :meth:`feed_pcap` gives.  The
+        list holds ``(unit, body length when it came, (sec, frac))``."""
+        if not len(marks):
+            raise ValueError("feed_pcap_marked needs the marks of at least one record")
+        out: list = []
+        self._run(data, out, body, 0, 0, marks)
+        return out
+
+    def _run(self, data, out, body, sec, frac, marks=None) -> None:
         buf = self._buf
+        lead = len(buf)                     # bytes before data: marks count from there
+        decoded = None
+        if marks is not None:
+            flat = memoryview(marks).cast("B").cast("q").tolist() if len(marks) else []
+            ends = flat[0::3]
+            decoded = (ends, flat)
+            if not ends:
+                marks = decoded = None
         if data:
             buf += data
         pos = 0
@@ -165,7 +213,8 @@ class BulkDeframer:
             total = (n - pos) // FLIT
             with memoryview(buf) as mv, mv[pos:] as view:
                 done, stop, items = plain_dlldps(view, total, crc, cov, CFG_MASK, lengths,
-                                                 body, sec, frac)
+                                                 body, sec, frac, marks, pos - lead,
+                                                 decoded)
             if body is None:
                 base = self._base + pos
                 for start, flits, nb, pkt in items:
@@ -185,8 +234,13 @@ class BulkDeframer:
             ref._base = self._base + pos
             units = ref.feed(bytes(buf[pos:pos + size]))
             self.reference += 1
-            out.extend(units if body is None else ((u, len(body)) for u in units))
             pos += size
+            if marks is not None:
+                k = 3 * mark_find(ends, pos - lead)
+                when = (flat[k + 1], flat[k + 2])
+                out.extend((u, len(body), when) for u in units)
+            else:
+                out.extend(units if body is None else ((u, len(body)) for u in units))
         del buf[:pos]
         self._base += pos
 
