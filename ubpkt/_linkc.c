@@ -1461,30 +1461,31 @@ static int frame_one(unsigned char *dst, const unsigned char *p, Py_ssize_t n, u
 }
 
 /* frame_records(buf, pos, big_endian, nano, crc_mode, error_flag, covers_info, plengths, out,
- *               raw, max_record) -> (pos, stop, records, framed)
+ *               used, raw, max_record) -> (pos, stop, records, framed, used)
  * `ubpkt link frame` over the classic pcap records of buf from pos: each record's data (a
- * network packet from its LPH) is framed (frame_one) and appended to the bytearray out - as
- * whole flits (raw) or as a little-endian nanosecond pcap record of them with the record's
- * time; a record whose length has no PLENGTH (plengths: int32 per length, -1 where it cannot
- * be framed; lengths past the table alike) or whose LPH has CFG 0 is skipped.  The walk stops
- * at the end of the whole records (stop 0) or at a record header it leaves to the reference
- * reader (stop 1: captured length over max_record, time fraction not below a second).
- * records: records taken; framed: those framed. */
+ * network packet from its LPH) is framed (frame_one) and written to the writable buffer out
+ * from byte used on - as whole flits (raw) or as a little-endian nanosecond pcap record of
+ * them with the record's time; a record whose length has no PLENGTH (plengths: int32 per
+ * length, -1 where it cannot be framed; lengths past the table alike) or whose LPH has CFG 0
+ * is skipped.  The walk stops at the end of the whole records (stop 0), at a record header it
+ * leaves to the reference reader (stop 1: captured length over max_record, time fraction not
+ * below a second) or at a record whose output does not fit out (stop 2: write out[:used] and
+ * call again).  records: records taken; framed: those framed; used: bytes of out filled. */
 static PyObject *frame_records(PyObject *self, PyObject *args)
 {
-    Py_buffer view, tab;
-    Py_ssize_t pos, max_record;
+    Py_buffer view, tab, out;
+    Py_ssize_t pos, max_record, used;
     int big, nano, crc_mode, eflag, covers, raw;
-    PyObject *out, *res = NULL;
-    if (!PyArg_ParseTuple(args, "y*npppppy*Opn", &view, &pos, &big, &nano, &crc_mode, &eflag,
-                          &covers, &tab, &out, &raw, &max_record))
+    PyObject *res = NULL;
+    if (!PyArg_ParseTuple(args, "y*npppppy*w*npn", &view, &pos, &big, &nano, &crc_mode, &eflag,
+                          &covers, &tab, &out, &used, &raw, &max_record))
         return NULL;
-    if (!PyByteArray_Check(out) || pos < 0 || pos > view.len || tab.len % 4) {
-        PyErr_SetString(PyExc_ValueError, "out must be a bytearray, pos inside buf, plengths "
-                        "int32");
+    if (pos < 0 || pos > view.len || tab.len % 4 || used < 0 || used > out.len) {
+        PyErr_SetString(PyExc_ValueError, "pos inside buf, used inside out, plengths int32");
         goto done;
     }
     const unsigned char *b = view.buf;
+    unsigned char *o = out.buf;
     const int32_t *plens = tab.buf;
     Py_ssize_t ntab = tab.len / 4, end = view.len, records = 0, framed = 0;
     uint32_t fraclim = nano ? 1000000000u : 1000000u, scale = nano ? 1u : 1000u;
@@ -1500,16 +1501,19 @@ static PyObject *frame_records(PyObject *self, PyObject *args)
             break;
         const unsigned char *p = h + 16;
         Py_ssize_t n = incl;
-        records++;
-        pos += 16 + n;
-        if (n < 5 || n >= ntab || plens[n] < 0 || (p[1] & 0x0F) == 0)
-            continue;                   /* not framable: the reference skips it alike */
+        if (n < 5 || n >= ntab || plens[n] < 0 || (p[1] & 0x0F) == 0) {
+            records++;                  /* not framable: the reference skips it alike */
+            pos += 16 + n;
+            continue;
+        }
         unsigned plen = (unsigned)plens[n];
         Py_ssize_t bytes = (((Py_ssize_t)(plen >> 10)) * 32 + ((plen >> 5) & 0x1F) + 1) * 20;
-        Py_ssize_t size = PyByteArray_GET_SIZE(out), hdr = raw ? 0 : 16;
-        if (PyByteArray_Resize(out, size + hdr + bytes) < 0)
-            goto done;
-        unsigned char *d = (unsigned char *)PyByteArray_AS_STRING(out) + size;
+        Py_ssize_t hdr = raw ? 0 : 16;
+        if (used + hdr + bytes > out.len) {
+            stop = 2;
+            break;
+        }
+        unsigned char *d = o + used;
         if (!raw) {
             wr32le(d, sec);
             wr32le(d + 4, frac * scale);
@@ -1520,12 +1524,16 @@ static PyObject *frame_records(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "plengths does not describe the packet lengths");
             goto done;
         }
+        used += hdr + bytes;
+        records++;
         framed++;
+        pos += 16 + n;
     }
-    res = Py_BuildValue("(ninn)", pos, stop, records, framed);
+    res = Py_BuildValue("(ninnn)", pos, stop, records, framed, used);
 done:
     PyBuffer_Release(&view);
     PyBuffer_Release(&tab);
+    PyBuffer_Release(&out);
     return res;
 }
 
@@ -1591,7 +1599,8 @@ done:
 static PyMethodDef methods[] = {
     {"frame_records", frame_records, METH_VARARGS,
      "frame_records(buf, pos, big_endian, nano, crc_mode, error_flag, covers_info, plengths, out, "
-     "raw, max_record) -> (pos, stop, records, framed): classic pcap records framed in bulk"},
+     "used, raw, max_record) -> (pos, stop, records, framed, used): classic pcap records framed "
+     "in bulk"},
     {"pcap_payloads", pcap_payloads, METH_VARARGS,
      "pcap_payloads(buf, pos, big_endian, nano, stream, marks, max_record) -> (pos, stop, "
      "records): the data of classic pcap records as one stream, with their ends and times"},

@@ -271,14 +271,19 @@ class Capture:
         nano = self._nano
         scale = 1 if nano else 1000
         src = self._src
-        fh, buf, pos, base = src.fh, src.buf, src.pos, src.base
+        fh = src.fh
+        # one buffer for the whole walk, refilled in place: a fresh 4 MiB object per chunk
+        # costs more (page faults) than the compiled loop over it
+        buf = bytearray(src.buf[src.pos:])
+        base, pos, end = src.base + src.pos, 0, len(buf)
         n = 0
         reported = -1                       # file offset of the odd header last reported
         while True:
-            pos, stop, taken = step(buf, pos)
+            with memoryview(buf) as whole, whole[:end] as view:
+                pos, stop, taken = step(view, pos)
             n += taken
             need = 16
-            if len(buf) - pos >= 16:
+            if end - pos >= 16:
                 sec, frac, incl, orig = unpack(buf, pos)
                 need = 16 + incl
                 if stop:
@@ -288,21 +293,26 @@ class Capture:
                         self.problem("record", n + 1, base + pos, msg, fatal)
                         if fatal:
                             return n
-                    if pos + need <= len(buf):
+                    if pos + need <= end:
                         n += 1
-                        odd(Packet(sec * 1_000_000_000 + frac * scale, buf[pos + 16:pos + need],
-                                   orig, self.linktype))
+                        odd(Packet(sec * 1_000_000_000 + frac * scale,
+                                   bytes(buf[pos + 16:pos + need]), orig, self.linktype))
                         pos += need
                         continue
-            more = fh.read(max(_CHUNK, need))
-            if not more:
-                if pos < len(buf):
-                    self.problem("record", n + 1, base + pos,
-                                 pcap_tail_problem(buf[pos:], self._endian), True)
-                return n
+            left = end - pos
+            want = max(_CHUNK, need)
+            buf[:left] = buf[pos:end]
+            if len(buf) < left + want:
+                buf.extend(bytes(left + want - len(buf)))
             base += pos
-            buf = buf[pos:] + more
-            pos = 0
+            pos, end = 0, left
+            got = _fill(fh, buf, end, left + want)
+            if not got:
+                if left:
+                    self.problem("record", n + 1, base, pcap_tail_problem(
+                        bytes(buf[:left]), self._endian), True)
+                return n
+            end += got
 
     def _pcapng(self, head: bytes) -> Iterator[Packet]:
         """Blocks of a pcapng file: SHB, IDB, EPB, SPB and the obsolete PB are read; the rest
@@ -439,6 +449,24 @@ class Capture:
         self.close()
 
 
+def _fill(fh, buf: bytearray, start: int, stop: int) -> int:
+    """Read into ``buf[start:stop]`` until it is full or the stream ends; the bytes read."""
+    got = start
+    readinto = getattr(fh, "readinto", None)
+    with memoryview(buf) as mv:
+        while got < stop:
+            if readinto is not None:
+                k = readinto(mv[got:stop])
+            else:
+                data = fh.read(stop - got)
+                k = len(data)
+                mv[got:got + k] = data
+            if not k:
+                break
+            got += k
+    return got - start
+
+
 def _option(body: bytes, start: int, code: int, endian: str) -> bytes | None:
     """The value of option ``code`` in a pcapng block body's options (from ``start``), bounded by
     the body."""
@@ -472,6 +500,9 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
+        readinto = getattr(self._fh, "readinto", None)
+        if readinto is not None:
+            return readinto(b)          # straight into the reader's buffer: no copy
         data = self._fh.read(len(b))
         n = len(data)
         b[:n] = data

@@ -28,7 +28,8 @@ __all__ = ["plength_table", "frame_records", "frame_records_py", "pcap_payloads"
            "pcap_payloads_py", "frame_packets", "frame_capture", "deframe_capture", "framable",
            "FLUSH_BYTES"]
 
-#: output bytes gathered before one write to the output file
+#: output bytes gathered before one write to the output file (at least one largest DLLDP and
+#: its pcap record header)
 FLUSH_BYTES = 1 << 22
 _TABLES: dict = {}
 _REC = struct.Struct("<IIII")
@@ -57,14 +58,15 @@ def _frac_limit(nano: bool) -> int:
 
 
 def frame_records_py(buf, pos: int, big_endian: bool, nano: bool, crc_mode: bool,
-                     error_flag: bool, covers_info: bool, plengths, out: bytearray, raw: bool,
+                     error_flag: bool, covers_info: bool, plengths, out, used: int, raw: bool,
                      max_record: int) -> tuple:
     """The Python twin of ``_linkc.frame_records`` (its comment in ``ubpkt/_linkc.c``):
-    ``(pos, stop, records, framed)``; each framable record of ``buf`` from ``pos`` appended to
-    ``out`` as flits (``raw``) or as a little-endian nanosecond pcap record of them."""
+    ``(pos, stop, records, framed, used)``; each framable record of ``buf`` from ``pos``
+    written to ``out`` from ``used`` on, as flits (``raw``) or as a little-endian nanosecond
+    pcap record of them; stop 2 when the next one does not fit ``out``."""
     unpack = struct.Struct((">" if big_endian else "<") + "IIII").unpack_from
     fraclim, scale = _frac_limit(nano), 1 if nano else 1000
-    end = len(buf)
+    end, room = len(buf), len(out)
     records = framed = 0
     stop = 0
     while pos + 16 <= end:
@@ -75,16 +77,21 @@ def frame_records_py(buf, pos: int, big_endian: bool, nano: bool, crc_mode: bool
         if pos + 16 + incl > end:
             break
         data = bytes(buf[pos + 16:pos + 16 + incl])
-        records += 1
-        pos += 16 + incl
         if incl >= len(plengths) or plengths[incl] < 0 or data[1] & 0x0F == 0:
+            records += 1
+            pos += 16 + incl
             continue
         flits = frame_packet(data, crc_mode, error_flag=error_flag, covers_info=covers_info)
-        if not raw:
-            out += _REC.pack(sec, frac * scale, len(flits), len(flits))
-        out += flits
+        piece = flits if raw else _REC.pack(sec, frac * scale, len(flits), len(flits)) + flits
+        if used + len(piece) > room:
+            stop = 2
+            break
+        out[used:used + len(piece)] = piece
+        used += len(piece)
+        records += 1
         framed += 1
-    return pos, stop, records, framed
+        pos += 16 + incl
+    return pos, stop, records, framed, used
 
 
 def frame_records(*args) -> tuple:
@@ -152,18 +159,23 @@ def frame_capture(cap, write, put, crc_mode: bool, *, error_flag: bool = False,
     table = plength_table(crc_mode)
     big = cap._endian == ">"
     nano = cap._nano
-    out = bytearray()
+    out = bytearray(FLUSH_BYTES)             # reused: a fresh buffer per chunk costs more
     counts = [0, 0]                          # framed, records
 
     def step(buf, pos):
-        pos, stop, records, framed = frame_records(buf, pos, big, nano, crc_mode, error_flag,
-                                                   True, table, out, raw, MAX_RECORD_BYTES)
-        counts[0] += framed
-        counts[1] += records
-        if len(out) >= FLUSH_BYTES or stop:
-            write(out)
-            out.clear()
-        return pos, stop, records
+        taken = 0
+        while True:
+            pos, stop, records, framed, used = frame_records(
+                buf, pos, big, nano, crc_mode, error_flag, True, table, out, 0, raw,
+                MAX_RECORD_BYTES)
+            counts[0] += framed
+            taken += records
+            if used:
+                with memoryview(out) as mv, mv[:used] as piece:
+                    write(piece)
+            if stop != 2:
+                counts[1] += taken
+                return pos, stop, taken
 
     def odd(packet):
         counts[1] += 1
@@ -172,8 +184,6 @@ def frame_capture(cap, write, put, crc_mode: bool, *, error_flag: bool = False,
             put(frame_packet(packet.data, crc_mode, error_flag=error_flag), packet.time_ns)
 
     cap.walk_records(step, odd)
-    if out:
-        write(out)
     return counts[0], counts[1] - counts[0]
 
 
