@@ -198,15 +198,15 @@ def deframe_capture(cap, deframer, body: bytearray, emit, timed) -> tuple:
     records): the time of what ``deframer.close()`` still gives."""
     big = cap._endian == ">"
     nano = cap._nano
-    stream, marks = bytearray(), bytearray()
+    stream = deframer.inbox                  # the records' data goes straight to the reader
+    marks = bytearray()
     last = [(0, 0)]
 
     def feed():
         if marks:
-            emit(deframer.feed_pcap_marked(stream, body, marks))
+            emit(deframer.feed_pcap_marked(None, body, marks))
             _end, sec, frac = memoryview(marks)[-24:].cast("q").tolist()
             last[0] = (sec, frac)
-            stream.clear()
             marks.clear()
 
     def step(buf, pos):
