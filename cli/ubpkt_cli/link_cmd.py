@@ -114,9 +114,14 @@ def frame(infile, output, non_crc, raw, controls, error_flag) -> None:
     def put(data, t):
         if raw:
             out.write(data)
-        else:
+            return
+        try:
             out.write(data, t)
+        except CaptureError as e:        # a record time a classic pcap cannot hold
+            out.close()
+            raise click.ClickException(f"{infile}: {e}")
 
+    from ubpkt.capture import CaptureError
     with _open_capture(infile) as cap:
         if controls:
             count, skipped = _frame_with_engine(iter(cap), put, crc_mode)
