@@ -1217,6 +1217,22 @@ done:
     return res;
 }
 
+/* marks: int64 triples (end, sec, frac) in record order, end = the stream offset where the
+ * record's data ends (non-decreasing); the index of the first mark with end >= at (the record
+ * whose data completes the stream up to at), the last mark when none reaches it */
+static Py_ssize_t mark_find(const int64_t *mk, Py_ssize_t n, Py_ssize_t at)
+{
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (mk[3 * mid] < at)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n ? lo : n - 1;
+}
+
 /* plain_dlldps(buf, total_flits, crc_mode, covers_info, cfg_mask, lengths, out, sec, frac)
  * -> (done_flits, stop, items)
  * The bulk path of a flit stream (ubpkt.link.fastdeframe, whose Python twin says the same):
@@ -1229,21 +1245,33 @@ done:
  * or at a unit not complete in the total_flits whole flits given: stop 0.  done_flits: the
  * flits before the stop.  out None: items is a list of (start flit, flits, blocks, packet);
  * out a bytearray: each packet is appended to it as a classic pcap record (little endian,
- * time sec/frac) and items is their number. */
+ * time sec/frac) and items is their number.  marks (optional, with out a bytearray): int64
+ * triples (end, sec, frac) of the capture records the stream came from (mark_find), ends
+ * counted from mark_base bytes before buf[0]; a packet then gets the time of the record that
+ * completed it instead of sec/frac. */
 static PyObject *plain_dlldps(PyObject *self, PyObject *args)
 {
     Py_buffer view, lens;
     Py_ssize_t total;
     int crc_mode, covers;
     unsigned long cfg_mask, sec, frac;
-    PyObject *out, *items = NULL, *res = NULL;
-    if (!PyArg_ParseTuple(args, "y*nppky*Okk", &view, &total, &crc_mode, &covers, &cfg_mask,
-                          &lens, &out, &sec, &frac))
+    PyObject *out, *marks_in = Py_None, *items = NULL, *res = NULL;
+    Py_ssize_t mark_base = 0, nmarks = 0;
+    Py_buffer marks = {0};
+    const int64_t *mk = NULL;
+    if (!PyArg_ParseTuple(args, "y*nppky*Okk|On", &view, &total, &crc_mode, &covers, &cfg_mask,
+                          &lens, &out, &sec, &frac, &marks_in, &mark_base))
         return NULL;
+    if (marks_in != Py_None) {
+        if (PyObject_GetBuffer(marks_in, &marks, PyBUF_SIMPLE) < 0)
+            goto done;
+        mk = marks.buf;
+        nmarks = marks.len / 24;
+    }
     if (total < 0 || total * 20 > view.len || lens.len != 16384 * 4
-        || (out != Py_None && !PyByteArray_Check(out))) {
+        || (out != Py_None && !PyByteArray_Check(out)) || (mk && marks.len % 24)) {
         PyErr_SetString(PyExc_ValueError, "total_flits beyond the buffer, lengths not 16384 "
-                        "int32, or out neither None nor a bytearray");
+                        "int32, out neither None nor a bytearray, or marks not int64 triples");
         goto done;
     }
     items = out == Py_None ? PyList_New(0) : NULL;
@@ -1328,6 +1356,12 @@ static PyObject *plain_dlldps(PyObject *self, PyObject *args)
             unsigned char *r = (unsigned char *)PyByteArray_AS_STRING(out) + size;
             uint32_t v[4] = {(uint32_t)sec, (uint32_t)frac, (uint32_t)expected,
                              (uint32_t)expected};
+            if (nmarks) {
+                /* the time of the first record whose data reaches this DLLDP's end */
+                Py_ssize_t k = mark_find(mk, nmarks, mark_base + (pos + flits) * 20);
+                v[0] = (uint32_t)mk[3 * k + 1];
+                v[1] = (uint32_t)mk[3 * k + 2];
+            }
             for (int q = 0; q < 4; q++) {
                 r[4 * q] = v[q] & 0xFF;
                 r[4 * q + 1] = (v[q] >> 8) & 0xFF;
@@ -1366,13 +1400,214 @@ done:
     Py_XDECREF(items);
     PyBuffer_Release(&view);
     PyBuffer_Release(&lens);
+    if (mk)
+        PyBuffer_Release(&marks);
+    return res;
+}
+
+/* ---- classic pcap records in bulk (ubpkt.link.bulkframe; Python twins there) ---- */
+
+static inline uint32_t rd32(const unsigned char *p, int big)
+{
+    return big ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
+               : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
+}
+
+static inline void wr32le(unsigned char *p, uint32_t v)
+{
+    p[0] = v & 0xFF;
+    p[1] = (v >> 8) & 0xFF;
+    p[2] = (v >> 16) & 0xFF;
+    p[3] = v >> 24;
+}
+
+/* The DLLDP of network packet p (n bytes, PLENGTH plen) as (plen >> 10) * 32 + last-block
+ * flits whole flits at dst: what frame() builds, in one piece.  0, or -1 when plen does not
+ * describe n bytes (a bad table). */
+static int frame_one(unsigned char *dst, const unsigned char *p, Py_ssize_t n, unsigned plen,
+                     int crc_mode, int eflag, int covers)
+{
+    Py_ssize_t nb = (plen >> 10) + 1, lastf = ((plen >> 5) & 0x1F) + 1, pos = 4;
+    unsigned char lph[4] = {p[0], p[1], (unsigned char)((p[2] & 0xC0) | (plen >> 8)),
+                            (unsigned char)(plen & 0xFF)};
+    unsigned char lbh[2] = {(unsigned char)(p[0] & 1), p[1]};
+    for (Py_ssize_t k = 0; k < nb; k++) {
+        int last = k == nb - 1;
+        Py_ssize_t len = (last ? lastf : 32) * 20, hl = k ? 2 : 4;
+        Py_ssize_t room = len - hl - (crc_mode ? 4 : (last ? 1 : 0));
+        Py_ssize_t size = last ? n - pos : room;
+        if (size < 0 || size > room || pos + size > n)
+            return -1;
+        unsigned char *b = dst + k * 640;
+        memcpy(b, k ? lbh : lph, hl);
+        memcpy(b + hl, p + pos, size);
+        memset(b + hl + size, 0, len - hl - size);
+        pos += size;
+        if (crc_mode) {
+            unsigned info = (eflag && last) ? 1u : 0u;
+            uint32_t r = crc30_run(MASK30, b, len - 4);
+            if (covers)
+                r = crc30_info(r, info);
+            uint32_t w = (info << 30) | r;
+            b[len - 4] = w >> 24;
+            b[len - 3] = w >> 16;
+            b[len - 2] = w >> 8;
+            b[len - 1] = w;
+        } else if (last && eflag) {
+            b[len - 1] = 0x40;
+        }
+    }
+    return pos == n ? 0 : -1;
+}
+
+/* frame_records(buf, pos, big_endian, nano, crc_mode, error_flag, covers_info, plengths, out,
+ *               used, raw, max_record) -> (pos, stop, records, framed, used)
+ * `ubpkt link frame` over the classic pcap records of buf from pos: each record's data (a
+ * network packet from its LPH) is framed (frame_one) and written to the writable buffer out
+ * from byte used on - as whole flits (raw) or as a little-endian nanosecond pcap record of
+ * them with the record's time; a record whose length has no PLENGTH (plengths: int32 per
+ * length, -1 where it cannot be framed; lengths past the table alike) or whose LPH has CFG 0
+ * is skipped.  The walk stops at the end of the whole records (stop 0), at a record header it
+ * leaves to the reference reader (stop 1: captured length over max_record, time fraction not
+ * below a second) or at a record whose output does not fit out (stop 2: write out[:used] and
+ * call again).  records: records taken; framed: those framed; used: bytes of out filled. */
+static PyObject *frame_records(PyObject *self, PyObject *args)
+{
+    Py_buffer view, tab, out;
+    Py_ssize_t pos, max_record, used;
+    int big, nano, crc_mode, eflag, covers, raw;
+    PyObject *res = NULL;
+    if (!PyArg_ParseTuple(args, "y*npppppy*w*npn", &view, &pos, &big, &nano, &crc_mode, &eflag,
+                          &covers, &tab, &out, &used, &raw, &max_record))
+        return NULL;
+    if (pos < 0 || pos > view.len || tab.len % 4 || used < 0 || used > out.len) {
+        PyErr_SetString(PyExc_ValueError, "pos inside buf, used inside out, plengths int32");
+        goto done;
+    }
+    const unsigned char *b = view.buf;
+    unsigned char *o = out.buf;
+    const int32_t *plens = tab.buf;
+    Py_ssize_t ntab = tab.len / 4, end = view.len, records = 0, framed = 0;
+    uint32_t fraclim = nano ? 1000000000u : 1000000u, scale = nano ? 1u : 1000u;
+    int stop = 0;
+    while (pos + 16 <= end) {
+        const unsigned char *h = b + pos;
+        uint32_t sec = rd32(h, big), frac = rd32(h + 4, big), incl = rd32(h + 8, big);
+        if ((Py_ssize_t)incl > max_record || frac >= fraclim) {
+            stop = 1;
+            break;
+        }
+        if (pos + 16 + (Py_ssize_t)incl > end)
+            break;
+        const unsigned char *p = h + 16;
+        Py_ssize_t n = incl;
+        if (n < 5 || n >= ntab || plens[n] < 0 || (p[1] & 0x0F) == 0) {
+            records++;                  /* not framable: the reference skips it alike */
+            pos += 16 + n;
+            continue;
+        }
+        unsigned plen = (unsigned)plens[n];
+        Py_ssize_t bytes = (((Py_ssize_t)(plen >> 10)) * 32 + ((plen >> 5) & 0x1F) + 1) * 20;
+        Py_ssize_t hdr = raw ? 0 : 16;
+        if (used + hdr + bytes > out.len) {
+            stop = 2;
+            break;
+        }
+        unsigned char *d = o + used;
+        if (!raw) {
+            wr32le(d, sec);
+            wr32le(d + 4, frac * scale);
+            wr32le(d + 8, (uint32_t)bytes);
+            wr32le(d + 12, (uint32_t)bytes);
+        }
+        if (frame_one(d + hdr, p, n, plen, crc_mode, eflag, covers) < 0) {
+            PyErr_SetString(PyExc_ValueError, "plengths does not describe the packet lengths");
+            goto done;
+        }
+        used += hdr + bytes;
+        records++;
+        framed++;
+        pos += 16 + n;
+    }
+    res = Py_BuildValue("(ninnn)", pos, stop, records, framed, used);
+done:
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&tab);
+    PyBuffer_Release(&out);
+    return res;
+}
+
+/* pcap_payloads(buf, pos, big_endian, nano, stream, marks, max_record) -> (pos, stop, records)
+ * `ubpkt link deframe` of a flit pcap: the data of the classic pcap records of buf from pos
+ * appended to the bytearray stream (flits of consecutive records form one stream), and per
+ * record an int64 triple (len(stream) after it, seconds, nanoseconds) to the bytearray marks
+ * (plain_dlldps's marks).  Stops as frame_records does (stop 0 / 1). */
+static PyObject *pcap_payloads(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t pos, max_record;
+    int big, nano;
+    PyObject *stream, *marks, *res = NULL;
+    if (!PyArg_ParseTuple(args, "y*nppOOn", &view, &pos, &big, &nano, &stream, &marks,
+                          &max_record))
+        return NULL;
+    if (!PyByteArray_Check(stream) || !PyByteArray_Check(marks) || pos < 0 || pos > view.len) {
+        PyErr_SetString(PyExc_ValueError, "stream and marks must be bytearrays, pos inside buf");
+        goto done;
+    }
+    const unsigned char *b = view.buf;
+    Py_ssize_t end = view.len, records = 0;
+    uint32_t fraclim = nano ? 1000000000u : 1000000u, scale = nano ? 1u : 1000u;
+    int stop = 0;
+    /* one pass to size both outputs, one to fill them */
+    Py_ssize_t at = pos, data = 0, count = 0;
+    while (at + 16 <= end) {
+        const unsigned char *h = b + at;
+        uint32_t frac = rd32(h + 4, big), incl = rd32(h + 8, big);
+        if ((Py_ssize_t)incl > max_record || frac >= fraclim) {
+            stop = 1;
+            break;
+        }
+        if (at + 16 + (Py_ssize_t)incl > end)
+            break;
+        data += incl;
+        count++;
+        at += 16 + incl;
+    }
+    Py_ssize_t s0 = PyByteArray_GET_SIZE(stream), m0 = PyByteArray_GET_SIZE(marks);
+    if (PyByteArray_Resize(stream, s0 + data) < 0 || PyByteArray_Resize(marks, m0 + 24 * count) < 0)
+        goto done;
+    unsigned char *dst = (unsigned char *)PyByteArray_AS_STRING(stream) + s0;
+    int64_t *mk = (int64_t *)(PyByteArray_AS_STRING(marks) + m0);   /* 8-aligned: 24 * k */
+    Py_ssize_t filled = s0;
+    for (; records < count; records++) {
+        const unsigned char *h = b + pos;
+        uint32_t sec = rd32(h, big), frac = rd32(h + 4, big), incl = rd32(h + 8, big);
+        memcpy(dst, h + 16, incl);
+        dst += incl;
+        filled += incl;
+        int64_t m[3] = {filled, sec, (int64_t)frac * scale};
+        memcpy(mk + 3 * records, m, sizeof m);
+        pos += 16 + incl;
+    }
+    res = Py_BuildValue("(nin)", pos, stop, records);
+done:
+    PyBuffer_Release(&view);
     return res;
 }
 
 static PyMethodDef methods[] = {
+    {"frame_records", frame_records, METH_VARARGS,
+     "frame_records(buf, pos, big_endian, nano, crc_mode, error_flag, covers_info, plengths, out, "
+     "used, raw, max_record) -> (pos, stop, records, framed, used): classic pcap records framed "
+     "in bulk"},
+    {"pcap_payloads", pcap_payloads, METH_VARARGS,
+     "pcap_payloads(buf, pos, big_endian, nano, stream, marks, max_record) -> (pos, stop, "
+     "records): the data of classic pcap records as one stream, with their ends and times"},
     {"plain_dlldps", plain_dlldps, METH_VARARGS,
      "plain_dlldps(buf, total_flits, crc_mode, covers_info, cfg_mask, lengths, out, sec, frac) -> "
-     "(done_flits, stop, items): the plain DLLDPs at the start of buf, reassembled"},
+     "(done_flits, stop, items): the plain DLLDPs at the start of buf, reassembled "
+     "(optional marks, mark_base: each packet timed by the capture record completing it)"},
     {"rx_plan", rx_plan, METH_VARARGS,
      "rx_plan(buf, total_flits, pending, crc_mode, covers_info, crd_code, null_code) -> "
      "(actions, counted, worthy, done), or (None, spans, kinds, crc_ok) for an uncommon call"},

@@ -107,31 +107,33 @@ def link() -> None:
 @click.option("--error-flag", is_flag=True, help="set ERROR_FLAG on every DLLDP")
 def frame(infile, output, non_crc, raw, controls, error_flag) -> None:
     """Turn a capture of network packets (linktype 148/147) into a flit stream."""
-    from ubpkt.link import frame_packet
-    from ubpkt.link.plength import MAX_PACKET
+    from ubpkt.link.bulkframe import frame_capture, frame_packets
     crc_mode = not non_crc
-    skipped = 0
-    count = 0
     out = open(output, "wb") if raw else _writer(output, FLITS)
 
     def put(data, t):
         if raw:
             out.write(data)
-        else:
+            return
+        try:
             out.write(data, t)
+        except CaptureError as e:        # a record time a classic pcap cannot hold
+            out.close()
+            raise click.ClickException(f"{infile}: {e}")
 
+    from ubpkt.capture import CaptureError
     with _open_capture(infile) as cap:
-        packets = (p for p in cap)
         if controls:
-            count, skipped = _frame_with_engine(packets, put, crc_mode)
+            count, skipped = _frame_with_engine(iter(cap), put, crc_mode)
+        elif cap.format == "pcap" and not REFERENCE_PATH:
+            # classic pcap: 4 MiB of records per compiled call, large writes
+            # (ubpkt.link.bulkframe; the same bytes as the loop below)
+            write = out.write if raw else out.write_records
+            count, skipped = frame_capture(cap, write, put, crc_mode, error_flag=error_flag,
+                                           raw=raw)
         else:
-            for p in packets:
-                if p.linktype not in NATIVE or not 5 <= len(p.data) <= MAX_PACKET[crc_mode] \
-                        or p.data[1] & 0x0F == 0:
-                    skipped += 1
-                    continue
-                put(frame_packet(p.data, crc_mode, error_flag=error_flag), p.time_ns)
-                count += 1
+            count, skipped = frame_packets(cap, put, crc_mode, error_flag=error_flag,
+                                           linktypes=NATIVE)
     out.close()
     err.print(f"{count} packets framed into {output}"
               + (f", {skipped} skipped (not a native UB packet, CFG 0, or size out of range)"
@@ -197,6 +199,12 @@ def deframe(infile, output, non_crc) -> None:
     from ubpkt.link.fastdeframe import BulkDeframer
     from ubpkt.profile import SPEC
     _flit_source(infile)
+    cap = None
+    if not REFERENCE_PATH:
+        cap = _open_capture(infile, FLITS_READ) if _is_capture(infile) else None
+        if cap is not None and cap.format != "pcap":
+            cap.close()
+            cap = None
     # plain DLLDPs go straight from the flits to pcap records in one compiled walk; every
     # other unit through the reference reader (the same units, ubpkt.link.fastdeframe)
     d = BulkDeframer(not non_crc, covers_info=SPEC.bcrc_covers_info, controls=True)
@@ -205,27 +213,40 @@ def deframe(infile, output, non_crc) -> None:
     with _writer(output, 148) as w:
         last_t = 0
 
-        def emit(done):
+        def emit(done, timed=False):
             nonlocal n, bad, cbs, units, flit_bad, body
-            for u, upto in done:
-                w.write_records(body[:upto])
-                del body[:upto]
+            cut = 0                 # body lengths in `done` count from before its first unit
+            for item in done:
+                u, upto = item[0], item[1]
+                w.write_records(body[cut:upto])
+                cut = upto
                 units += 1
                 if u.kind == "packet":
-                    w.write(u.packet, last_t)
+                    t = item[2][0] * 1_000_000_000 + item[2][1] if timed else last_t
+                    w.write(u.packet, t)
                     n += 1
                 elif u.kind == "control":
                     cbs += 1
                 if any(i["severity"] == "error" for i in u.issues):
                     bad += 1
                 flit_bad += _flit_errors(u.issues)
+            del body[:cut]
             if len(body) >= DEFRAME_BUFFER:
                 w.write_records(body)
                 body = bytearray()
 
-        for data, t in iter_flit_chunks(infile, DEFRAME_BUFFER):
-            last_t = t if t is not None else last_t
-            emit(d.feed_pcap(data, body, *_pcap_time(last_t)))
+        if cap is not None:
+            # classic pcap: the records' flits a 4 MiB chunk at a time, each unit timed by
+            # the record that completed it (ubpkt.link.bulkframe.deframe_capture)
+            from ubpkt.link.bulkframe import deframe_capture
+            with cap:
+                sec, frac = deframe_capture(cap, d, body, lambda done: emit(done, True),
+                                            lambda t: _pcap_time(t))
+            last_t = sec * 1_000_000_000 + frac
+        else:
+            for data, t in iter_flit_chunks(infile, DEFRAME_BUFFER):
+                last_t = t if t is not None else last_t
+                emit(d.feed_pcap(data, body, *_pcap_time(last_t)))
         emit((u, len(body)) for u in d.close())
         w.write_records(body)
     units += d.plain
@@ -237,6 +258,15 @@ def deframe(infile, output, non_crc) -> None:
 
 #: bytes read from a raw flit stream at a time, and of pcap records gathered before a write
 DEFRAME_BUFFER = 1 << 20
+#: True: `link frame` and `link deframe` read a classic pcap record by record, as before the
+#: bulk paths (ubpkt.link.bulkframe); the tests compare both ways' output byte for byte
+REFERENCE_PATH = False
+
+
+def _is_capture(path) -> bool:
+    from ubpkt.dissect.flitstream import _PCAP_MAGICS
+    with open(path, "rb") as fh:
+        return fh.read(4) in _PCAP_MAGICS
 
 
 def _pcap_time(time_ns: int) -> tuple:

@@ -255,6 +255,65 @@ class Capture:
             buf = buf[pos:] + more
             pos = 0
 
+    def walk_records(self, step, odd) -> int:
+        """Classic pcap only: the records in large chunks, for a compiled loop
+        (``ubpkt.link.bulkframe``), instead of one :class:`Packet` each; not after iterating.
+
+        ``step(buf, pos)`` takes the whole records of ``buf`` from ``pos`` and returns
+        ``(pos, stop, records)``: where it stopped, 0 at the end of the whole records or 1 at
+        a record header it leaves alone (captured length over :data:`MAX_RECORD_BYTES`, time
+        fraction not below one second), and how many records it took.  Such a header gets the
+        checks iteration gives it here (the same :attr:`problems`; a fatal one ends the walk),
+        and a whole record behind it goes to ``odd(packet)``.  Returns the records taken."""
+        if self.format != "pcap":
+            raise CaptureError("walk_records reads classic pcap only")
+        unpack = struct.Struct(self._endian + "IIII").unpack_from
+        nano = self._nano
+        scale = 1 if nano else 1000
+        src = self._src
+        fh = src.fh
+        # one buffer for the whole walk, refilled in place: a fresh 4 MiB object per chunk
+        # costs more (page faults) than the compiled loop over it
+        buf = bytearray(src.buf[src.pos:])
+        base, pos, end = src.base + src.pos, 0, len(buf)
+        n = 0
+        reported = -1                       # file offset of the odd header last reported
+        while True:
+            with memoryview(buf) as whole, whole[:end] as view:
+                pos, stop, taken = step(view, pos)
+            n += taken
+            need = 16
+            if end - pos >= 16:
+                sec, frac, incl, orig = unpack(buf, pos)
+                need = 16 + incl
+                if stop:
+                    if reported != base + pos:
+                        reported = base + pos
+                        msg, fatal = pcap_record_problem(incl, frac, nano)
+                        self.problem("record", n + 1, base + pos, msg, fatal)
+                        if fatal:
+                            return n
+                    if pos + need <= end:
+                        n += 1
+                        odd(Packet(sec * 1_000_000_000 + frac * scale,
+                                   bytes(buf[pos + 16:pos + need]), orig, self.linktype))
+                        pos += need
+                        continue
+            left = end - pos
+            want = max(_CHUNK, need)
+            buf[:left] = buf[pos:end]
+            if len(buf) < left + want:
+                buf.extend(bytes(left + want - len(buf)))
+            base += pos
+            pos, end = 0, left
+            got = _fill(fh, buf, end, left + want)
+            if not got:
+                if left:
+                    self.problem("record", n + 1, base, pcap_tail_problem(
+                        bytes(buf[:left]), self._endian), True)
+                return n
+            end += got
+
     def _pcapng(self, head: bytes) -> Iterator[Packet]:
         """Blocks of a pcapng file: SHB, IDB, EPB, SPB and the obsolete PB are read; the rest
         are skipped.  Every block is checked (length, trailer, body size, interface)."""
@@ -390,6 +449,24 @@ class Capture:
         self.close()
 
 
+def _fill(fh, buf: bytearray, start: int, stop: int) -> int:
+    """Read into ``buf[start:stop]`` until it is full or the stream ends; the bytes read."""
+    got = start
+    readinto = getattr(fh, "readinto", None)
+    with memoryview(buf) as mv:
+        while got < stop:
+            if readinto is not None:
+                k = readinto(mv[got:stop])
+            else:
+                data = fh.read(stop - got)
+                k = len(data)
+                mv[got:got + k] = data
+            if not k:
+                break
+            got += k
+    return got - start
+
+
 def _option(body: bytes, start: int, code: int, endian: str) -> bytes | None:
     """The value of option ``code`` in a pcapng block body's options (from ``start``), bounded by
     the body."""
@@ -423,6 +500,9 @@ class _Prefixed(io.RawIOBase):
             b[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
+        readinto = getattr(self._fh, "readinto", None)
+        if readinto is not None:
+            return readinto(b)          # straight into the reader's buffer: no copy
         data = self._fh.read(len(b))
         n = len(data)
         b[:n] = data

@@ -44,7 +44,7 @@ def _load_anycrc():
 #: caller takes its Python twin) rather than half
 NATIVE_FUNCTIONS = ("crc30_blocks", "check_blocks", "crc30_update", "frame", "delimit",
                     "crd_ack", "crd_ack_read", "dlldb_gather", "tx_run", "tx_plan", "rx_plan",
-                    "plain_dlldps")
+                    "plain_dlldps", "frame_records", "pcap_payloads")
 
 
 def _load_native():

@@ -22,7 +22,7 @@ from .framing import DLLDP_CFGS, Deframer
 from .plength import packet_length
 
 __all__ = ["BulkDeframer", "Plain", "plain_dlldps", "plain_dlldps_py", "lengths_table",
-           "CFG_MASK"]
+           "CFG_MASK", "mark_time"]
 
 #: bit c set for every CFG a DLLDP may carry (framing.DLLDP_CFGS)
 CFG_MASK = sum(1 << c for c in DLLDP_CFGS)
@@ -39,14 +39,37 @@ def lengths_table(crc_mode: bool) -> array:
     return t
 
 
+def mark_time(marks, at: int) -> tuple:
+    """``(sec, frac)`` of the first capture record whose data reaches stream offset ``at``
+    (``marks``: int64 triples ``(end, sec, frac)``, ends non-decreasing; a memoryview of
+    format ``q`` or any buffer of them), the last record's when none does: the time of the
+    record whose arrival completed a unit ending at ``at`` (``_linkc``'s ``mark_find``)."""
+    mk = marks if isinstance(marks, memoryview) and marks.format == "q" else \
+        memoryview(marks).cast("B").cast("q")
+    n = len(mk) // 3
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if mk[3 * mid] < at:
+            lo = mid + 1
+        else:
+            hi = mid
+    k = 3 * min(lo, n - 1)
+    return mk[k + 1], mk[k + 2]
+
+
 def plain_dlldps_py(buf, total: int, crc_mode: bool, covers_info: bool, cfg_mask: int,
-                    lengths, out, sec: int = 0, frac: int = 0) -> tuple:
+                    lengths, out, sec: int = 0, frac: int = 0, marks=None,
+                    mark_base: int = 0) -> tuple:
     """The Python twin of ``_linkc.plain_dlldps`` (see its comment in ``ubpkt/_linkc.c``):
     ``(done_flits, stop, items)`` for the plain DLLDPs at the start of ``buf`` (a unit
     boundary, ``total`` whole flits).  ``stop`` 1: the unit at ``done_flits`` is not plain; 0:
     it is not complete.  ``out`` None: ``items`` lists ``(start flit, flits, blocks, packet)``;
     a bytearray: each packet is appended as a little-endian pcap record and ``items`` counts
-    them."""
+    them.  ``marks`` (int64 triples ``(end, sec, frac)`` of the capture records, ends counted
+    from ``mark_base`` bytes before ``buf[0]``): each record gets the time of the capture
+    record that completed its DLLDP (:func:`mark_time`) instead of ``sec``/``frac``."""
+    mk = memoryview(marks).cast("B").cast("q") if marks is not None and len(marks) else None
     b = bytes(buf[:total * FLIT])
     pos = count = 0
     items = [] if out is None else None
@@ -90,6 +113,8 @@ def plain_dlldps_py(buf, total: int, crc_mode: bool, covers_info: bool, cfg_mask
         if out is None:
             items.append((pos, flits, nb, pkt))
         else:
+            if mk is not None:
+                sec, frac = mark_time(mk, mark_base + (pos + flits) * FLIT)
             out += (sec.to_bytes(4, "little") + frac.to_bytes(4, "little")
                     + len(pkt).to_bytes(4, "little") * 2 + pkt)
         count += 1
@@ -97,14 +122,19 @@ def plain_dlldps_py(buf, total: int, crc_mode: bool, covers_info: bool, cfg_mask
     return pos, 0, items if out is None else count
 
 
-def plain_dlldps(buf, total, crc_mode, covers_info, cfg_mask, lengths, out, sec=0, frac=0):
+def plain_dlldps(buf, total, crc_mode, covers_info, cfg_mask, lengths, out, sec=0, frac=0,
+                 marks=None, mark_base=0):
     """:func:`plain_dlldps_py` in one compiled call when ``ubpkt._linkc`` is the CRC30 engine
     (:func:`ubpkt.link.crc30.native`), else the twin itself."""
     nat = native()
     if nat is not None and hasattr(nat, "plain_dlldps"):
+        if marks is None:
+            return nat.plain_dlldps(buf, total, crc_mode, covers_info, cfg_mask, lengths, out,
+                                    sec, frac)
         return nat.plain_dlldps(buf, total, crc_mode, covers_info, cfg_mask, lengths, out,
-                                sec, frac)
-    return plain_dlldps_py(buf, total, crc_mode, covers_info, cfg_mask, lengths, out, sec, frac)
+                                sec, frac, marks, mark_base)
+    return plain_dlldps_py(buf, total, crc_mode, covers_info, cfg_mask, lengths, out, sec, frac,
+                           marks, mark_base)
 
 
 class Plain(tuple):
@@ -154,8 +184,30 @@ class BulkDeframer:
         self._run(data, out, body, sec, frac)
         return out
 
-    def _run(self, data, out, body, sec, frac) -> None:
+    @property
+    def inbox(self) -> bytearray:
+        """The bytes not yet delimited, which every feed appends to: a caller that builds the
+        stream itself may append to it and feed ``None`` (one copy less)."""
+        return self._buf
+
+    def feed_pcap_marked(self, data, body: bytearray, marks) -> list:
+        """As :meth:`feed_pcap` for the data of many capture records at once (``data``, their
+        flits back to back; ``marks``, int64 triples ``(end, sec, frac)`` per record, ``end``
+        counted from the start of ``data`` - from the start of :attr:`inbox` when ``data`` is
+        None, the records then already appended to it): every unit gets the time of the record
+        that completed it, as feeding the records one by one with :meth:`feed_pcap` gives.
+        The list holds ``(unit, body length when it came, (sec, frac))``."""
+        if not len(marks):
+            raise ValueError("feed_pcap_marked needs the marks of at least one record")
+        out: list = []
+        self._run(data, out, body, 0, 0, marks)
+        return out
+
+    def _run(self, data, out, body, sec, frac, marks=None) -> None:
         buf = self._buf
+        # bytes before data: marks count from there (from the buffer's start when the caller
+        # appended the records to the inbox itself)
+        lead = 0 if data is None and marks is not None else len(buf)
         if data:
             buf += data
         pos = 0
@@ -165,7 +217,7 @@ class BulkDeframer:
             total = (n - pos) // FLIT
             with memoryview(buf) as mv, mv[pos:] as view:
                 done, stop, items = plain_dlldps(view, total, crc, cov, CFG_MASK, lengths,
-                                                 body, sec, frac)
+                                                 body, sec, frac, marks, pos - lead)
             if body is None:
                 base = self._base + pos
                 for start, flits, nb, pkt in items:
@@ -185,8 +237,12 @@ class BulkDeframer:
             ref._base = self._base + pos
             units = ref.feed(bytes(buf[pos:pos + size]))
             self.reference += 1
-            out.extend(units if body is None else ((u, len(body)) for u in units))
             pos += size
+            if marks is not None:
+                when = mark_time(marks, pos - lead)
+                out.extend((u, len(body), when) for u in units)
+            else:
+                out.extend(units if body is None else ((u, len(body)) for u in units))
         del buf[:pos]
         self._base += pos
 
