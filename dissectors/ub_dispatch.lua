@@ -286,39 +286,66 @@ local FIELD_KINDS = {
   text = text_form("text"),
 }
 
+-- a tree nobody looks at, for reading a value of the kinds Wireshark reads (u64, EID text...)
+local NOTREE = {}
+function NOTREE:add() return self end
+
+-- the value of field f of the header at off: integer fields (f.wire "be": big-endian bits,
+-- "le": little-endian) from the packet's bytes (raw), the other kinds through their reader
+local function value_of(f, raw, tvb, off)
+  local wire = f.wire
+  if wire == "be" then return raw_bits(raw, off + f.byte + 1, f.span, f.rshift, f.bits)
+  elseif wire == "le" then return raw_le(raw, off + f.byte + 1, f.span)
+  elseif f.kind == "raw" then return nil end
+  local _, x = f.add(NOTREE, tvb(off + f.byte, f.span), f)
+  return x
+end
+
+-- the expert infos of a field just read: reserved bits set, a value the spec fixes
+local function field_checks(h, f, x, it, raw, off, st)
+  if f.rsvd and not st.quiet and
+     (f.wire == "be" and x ~= 0 or f.wire ~= "be" and nonzero(raw, off, f.bit, f.bits)) then
+    it:add_proto_expert_info(EX.rsvd, "Reserved bits set: " .. h.base .. "." .. f.name)
+    st.issues = st.issues + 1
+  end
+  if f.fixed ~= nil and x ~= f.fixed then
+    it:add_proto_expert_info(EX.fixed, string.format("%s.%s: the spec fixes 0x%x", h.base,
+                                                     f.name, f.fixed))
+  end
+end
+
+local RANGES = {}   -- read_fields' TvbRanges by field position (fields on the same bytes share one)
+
 -- read the header at off into tree: its subtree and its values by field name.  Integer fields
--- (f.wire "be": big-endian bits, "le": little-endian) take their value from the packet's bytes
--- (st.raw) and let Wireshark read the range for the tree; with st.fast (nobody looks at the
--- tree: no -V, no -T fields, no filter on ub) nothing is added, only the values are read.
+-- take their value from the packet's bytes (st.raw) and let Wireshark read the range for the
+-- tree.  With st.fast (nobody looks at the tree: no -V, no -T fields, no filter on ub) nothing
+-- is added and the values are read when asked for (v[name], h.lazy; the checked fields at once).
 local function read_fields(h, tvb, off, tree, st)
-  local fast, raw = st.fast, st.raw
-  local t = fast and tree or tree:add(LAYER[h.layer], tvb(off, h.size))
+  local raw = st.raw
+  if st.fast then
+    local v = setmetatable({raw, off, tvb}, h.lazy)
+    for _, f in ipairs(h.checked) do field_checks(h, f, v[f.name], tree, raw, off, st) end
+    return v, tree
+  end
+  local t = tree:add(LAYER[h.layer], tvb(off, h.size))
   local v = {}
-  for _, f in ipairs(h.fields) do
+  for i, f in ipairs(h.fields) do
+    local r = f.same and RANGES[f.same] or tvb(off + f.byte, f.span)
+    RANGES[i] = r
     local it, x
     local wire = f.wire
     if wire == "be" then
       x = raw_bits(raw, off + f.byte + 1, f.span, f.rshift, f.bits)
-      if fast then it = t
-      elseif f.shift then it = t:add(HF[f.hf], tvb(off + f.byte, f.span), x * POW2[f.shift])
-      else it = t:add(HF[f.hf], tvb(off + f.byte, f.span)) end
+      if f.shift then it = t:add(HF[f.hf], r, x * POW2[f.shift])
+      else it = t:add(HF[f.hf], r) end
     elseif wire == "le" then
       x = raw_le(raw, off + f.byte + 1, f.span)
-      it = fast and t or t:add_le(HF[f.hf], tvb(off + f.byte, f.span))
-    elseif fast and f.kind == "raw" then
-      it = t
+      it = t:add_le(HF[f.hf], r)
     else
-      it, x = f.add(t, tvb(off + f.byte, f.span), f)
+      it, x = f.add(t, r, f)
     end
     v[f.name] = x
-    if f.rsvd and not st.quiet and (wire == "be" and x ~= 0 or wire ~= "be" and nonzero(raw, off, f.bit, f.bits)) then
-      it:add_proto_expert_info(EX.rsvd, "Reserved bits set: " .. h.base .. "." .. f.name)
-      st.issues = st.issues + 1
-    end
-    if f.fixed ~= nil and x ~= f.fixed then
-      it:add_proto_expert_info(EX.fixed, string.format("%s.%s: the spec fixes 0x%x", h.base,
-                                                       f.name, f.fixed))
-    end
+    if f.rsvd or f.fixed ~= nil then field_checks(h, f, x, it, raw, off, st) end
   end
   return v, t
 end
@@ -342,6 +369,23 @@ for layer, h in pairs(HDR) do
     f.wire = (f.kind == "uint" or f.kind == "scaled") and "be" or f.kind == "le" and "le" or nil
     h.at[f.name] = f.bit
   end
+  -- for read_fields: the first field on the same bytes (one TvbRange), the fields with checks,
+  -- the values read on demand (v[1], v[2], v[3]: the packet's bytes, the offset, the Tvb)
+  local byname, first = {}, {}
+  h.checked = {}
+  for i, f in ipairs(h.fields) do
+    local key = f.byte * 64 + f.span
+    if first[key] then f.same = first[key] else first[key] = i end
+    byname[f.name] = f
+    if f.rsvd or f.fixed ~= nil then h.checked[#h.checked + 1] = f end
+  end
+  h.lazy = {__index = function(v, name)
+    local f = byname[name]
+    if f == nil then return nil end
+    local x = value_of(f, v[1], v[3], v[2])
+    if x ~= nil then v[name] = x end
+    return x
+  end}
   h.fn = function(tvb, off, tree, st) return read_fields(h, tvb, off, tree, st) end
 end
 
