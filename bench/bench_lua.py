@@ -1,8 +1,8 @@
 """tshark with the UB Lua plugin (dissectors/ub.lua) against tshark without it: CPU-time ratios.
 
 Builds two captures with ubpkt's encoder: N UBoE frames (Ethernet/IP/UDP 4792, the sample
-transaction kinds of captures/make_captures.py in turn, each frame with its own PSN, TASSN,
-IP id, address and payload bytes, so every ICRC differs) and N native UB frames (linktype 148:
+transaction kinds of captures/make_captures.py in turn, each frame with its own TASSN, IP id,
+address and payload bytes, so every ICRC differs, and PSNs that follow on per TP channel) and N native UB frames (linktype 148:
 CFG 6/7/9, CFG 3/4 with IP, CFG 5, DLL control blocks, varied the same way).  Each is read by
 ``tshark -r`` twice per mode, without the plugin and with it (``-X lua_script:``), in two modes:
 the plain summary (tshark's default one-line output) and ``-T fields -e ub.rtph.psn``.  The cost
@@ -34,16 +34,25 @@ from make_captures import native_packets, uboe_packets  # noqa: E402
 from ubpkt.capture import LINKTYPE_ETHERNET, LINKTYPE_UB, PcapWriter  # noqa: E402
 from ubpkt.encode import encode_layers  # noqa: E402
 
+from ubpkt.formats.grammar import TP_PAIRS  # noqa: E402
+
 LUA = ROOT / "dissectors" / "ub.lua"
+DATA_TPOPCODES = set(TP_PAIRS)   # the RTP data packets (what TP responses acknowledge)
 # mode -> (tshark arguments with the plugin, without it: tshark has no ub.* field then, so the
 # field run prints the frame number instead, the same one-column output)
 MODES = {"summary": ([], []),
          "fields psn": (["-T", "fields", "-e", "ub.rtph.psn"], ["-T", "fields", "-e", "frame.number"])}
 
 
-def vary(layers: list, i: int) -> list:
-    """Frame i of a kind: its own PSN, TASSN, IP id, UDP source port, address, payload bytes."""
+def vary(layers: list, i: int, psns: dict) -> list:
+    """Frame i of a kind: its own TASSN, IP id, UDP source port, address, payload bytes, and the
+    next PSN of its TP channel (psns: channel -> next PSN), so the capture has no PSN gaps (a
+    gap on every frame would add analysis items no real capture has)."""
     out = []
+    ends = ()   # the channel's addresses: IP source and destination, else the CNAs
+    for name, spec in layers:
+        if name in ("ip", "ipv6", "ub.cna16", "ub.cna24"):
+            ends = (spec.get("src", spec.get("scna")), spec.get("dst", spec.get("dcna")))
     for name, spec in layers:
         spec = dict(spec) if isinstance(spec, dict) else spec
         if name == "ip":
@@ -51,7 +60,13 @@ def vary(layers: list, i: int) -> list:
         elif name == "udp" and spec.get("dstport") is None:
             spec["srcport"] = 49152 + (i >> 4) % 64
         elif name == "ub.rtph":
-            spec["psn"] = i & 0xFFFFFF
+            channel = (ends, spec.get("srctpn"), spec.get("dsttpn"))
+            if spec.get("tpopcode") in DATA_TPOPCODES:
+                spec["psn"] = psns.get(channel, 0) & 0xFFFFFF
+                psns[channel] = psns.get(channel, 0) + 1
+            else:   # a TP response acknowledges the last data PSN of the other direction
+                back = (ends[::-1], channel[2], channel[1])
+                spec["psn"] = (psns.get(back, 1) - 1) & 0xFFFFFF
         elif name in ("ub.btah", "ub.atah", "ub.btah_c", "ub.atah_c"):
             spec["ini_tassn"] = (i >> 1) & 0xFFFF
         elif name in ("ub.maetah", "ub.maetah_c"):
@@ -63,9 +78,10 @@ def vary(layers: list, i: int) -> list:
 
 
 def make(path: Path, linktype: int, kinds: list, n: int) -> None:
+    psns: dict = {}
     with PcapWriter(path, linktype) as w:
         for i in range(n):
-            w.write(encode_layers(vary(kinds[i % len(kinds)], i)), i * 1000)
+            w.write(encode_layers(vary(kinds[i % len(kinds)], i, psns)), i * 1000)
 
 
 def cpu_of(cmd: list[str]) -> float:

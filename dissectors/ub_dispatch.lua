@@ -590,10 +590,16 @@ local PADDED = {}           -- the headers whose PADDING.field counts the paddin
 for _, layer in ipairs(PADDING.headers) do PADDED[layer] = true end
 
 -- a record key (ub.<prefix>.<field>) of a header read earlier in this packet
+local KEY_PARTS = {}   -- record key -> {base, field name} (false: not a record key), once a key
 local function earlier(st, key)
-  local base, name = key:match("^(.*)%.([^.]+)$")
-  local v = base and st.vals[base]
-  return v and v[name]
+  local parts = KEY_PARTS[key]
+  if parts == nil then
+    local base, name = key:match("^(.*)%.([^.]+)$")
+    parts = base and {base, name} or false
+    KEY_PARTS[key] = parts
+  end
+  local v = parts and st.vals[parts[1]]
+  return v and v[parts[2]]
 end
 
 -- the MAETAH's Length in bytes: the full form's field, or the compact form's LEN code
@@ -609,8 +615,11 @@ end
 -- ubpkt.formats.checks: a field (own, or a record key of an earlier header) whose value the
 -- spec restricts when the conditions hold
 local CHECK_EX = {warning = EX.warn, error = EX.malformed, info = EX.note}
+local DOTTED = {}   -- key -> whether it names an earlier header's field (has a dot), once a key
 local function check_value(st, v, key)
-  if key:find(".", 1, true) then return earlier(st, key) end
+  local dotted = DOTTED[key]
+  if dotted == nil then dotted = key:find(".", 1, true) ~= nil; DOTTED[key] = dotted end
+  if dotted then return earlier(st, key) end
   return v[key]
 end
 local function check_values(st, checks, v)
@@ -652,7 +661,7 @@ local function select(rule, st, v)
     elseif rule.peek then
       local b = peek(st, 1, rule.peek)
       if b == nil then rule = rule.missing
-      else rule = case(rule, rshift(band(b, rule.mask), rule.shift)) end
+      else rule = case(rule, floor(AND8[b][rule.mask % 256] / POW2[rule.shift])) end
     else
       rule = case(rule, st.prof[rule.knob])
     end
@@ -1026,15 +1035,16 @@ local ATOMIC_OP = {}
 for _, op in ipairs(ATOMICS) do ATOMIC_OP[op] = true end
 
 local function hex_of(st, from, n, reversed)
-  local parts = {}
-  for i = 0, n - 1 do
-    local at = reversed and (from + n - 1 - i) or (from + i)
-    parts[#parts + 1] = string.format("%02x", st.tvb(at, 1):uint())
+  local parts = {byte(st.raw, from + 1, from + n)}
+  for i = 1, n do parts[i] = string.format("%02x", parts[i]) end
+  if reversed then
+    for i = 1, floor(n / 2) do parts[i], parts[n + 1 - i] = parts[n + 1 - i], parts[i] end
   end
   return table.concat(parts)
 end
 
 local function atomic_values(st, op)
+  if st.fast then return end   -- tree items only
   local n = st.stop - st.pos - st.pad
   if ATOMIC_OP[op] then
     local half = floor(n / 2)
@@ -1152,15 +1162,15 @@ PROC["@saetph_bitmap"] = function(st, v)
   -- the PSNs reported received: BitMap[i] = RTPH.PSN + i, placed as the profile's
   -- sack_bit_order says (ubpkt.formats.sack)
   local psn = earlier(st, "ub.rtph.psn")
-  if psn ~= nil then
+  if psn ~= nil and not st.fast then   -- tree items only
     local order = st.prof.sack_bit_order
     for i = 0, bits - 1 do
-      local byte, bit
-      if order == "byte_lsb" then byte, bit = floor(i / 8), i % 8
-      elseif order == "msb_first" then byte, bit = floor(i / 8), 7 - i % 8
-      else byte, bit = n - 1 - floor(i / 8), i % 8 end
-      if floor(raw:get_index(byte) / POW2[bit]) % 2 == 1 then
-        st.tree:add(HF[FIRST_HF["ub.saetph.acked_psns"]], st.tvb(start + byte, 1), (psn + i) % POW2[24])
+      local at, bit
+      if order == "byte_lsb" then at, bit = floor(i / 8), i % 8
+      elseif order == "msb_first" then at, bit = floor(i / 8), 7 - i % 8
+      else at, bit = n - 1 - floor(i / 8), i % 8 end
+      if floor(byte(st.raw, start + at + 1) / POW2[bit]) % 2 == 1 then
+        st.tree:add(HF[FIRST_HF["ub.saetph.acked_psns"]], st.tvb(start + at, 1), (psn + i) % POW2[24])
       end
     end
   end
@@ -1747,6 +1757,20 @@ local function last_of(...)
   return all[#all]
 end
 
+-- the ICRC masks of an IP header of ip_len bytes and the UDP header after it (made once a layout)
+local IP_UDP_MASKS = {}
+local function ip_udp_masks(layer, ip_len)
+  local key = layer .. ip_len
+  local masks = IP_UDP_MASKS[key]
+  if masks == nil then
+    masks = {}
+    for _, m in ipairs(ICRC_MASKS[layer] or {}) do masks[#masks + 1] = m end
+    for _, m in ipairs(ICRC_MASKS["udp"] or {}) do masks[#masks + 1] = {m[1] + ip_len, m[2], m[3]} end
+    IP_UDP_MASKS[key] = masks
+  end
+  return masks
+end
+
 local function dissect_udp(tvb, pinfo, tree)
   local prof = profile_for(PROFILE.spec)
   if CTX and CTX.num == pinfo.number then prof = CTX.prof end
@@ -1770,10 +1794,7 @@ local function dissect_udp(tvb, pinfo, tree)
   local room = true
   if c ~= nil and udp ~= nil and covers(c, st) then
     -- the ICRC covers the IP header, the UDP header (after it) and the UDP payload
-    local masks = {}
-    for _, m in ipairs(ICRC_MASKS[layer] or {}) do masks[#masks + 1] = m end
-    for _, m in ipairs(ICRC_MASKS["udp"] or {}) do masks[#masks + 1] = {m[1] + ip:len(), m[2], m[3]} end
-    st.icrc = {start = 0, prefix = ip:raw() .. udp.range:raw(), masks = masks}
+    st.icrc = {start = 0, prefix = ip:raw() .. udp.range:raw(), masks = ip_udp_masks(layer, ip:len())}
     room = reserve_icrc(st)
   end
   if room then
@@ -1913,9 +1934,7 @@ local function icrc_matches(tvb)
   else
     return false
   end
-  local masks = {}
-  for _, m in ipairs(ICRC_MASKS[layer] or {}) do masks[#masks + 1] = m end
-  for _, m in ipairs(ICRC_MASKS["udp"] or {}) do masks[#masks + 1] = {m[1] + ip:len(), m[2], m[3]} end
+  local masks = ip_udp_masks(layer, ip:len())
   local r = tvb(n - 4, 4)
   local stored = PROFILE.spec.icrc_byteorder == "little" and r:le_uint() or r:uint()
   return icrc32(ip .. udp.range:bytes() .. tvb:bytes(0, n - 4), masks) == stored
