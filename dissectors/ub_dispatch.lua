@@ -100,20 +100,6 @@ for i = 0, 255 do
                                floor(c / 16777216)
 end
 
--- two bytes a step: U0..U3[i] are the four bytes of the CRC state (i = its two low bytes, the two
--- high bytes zero) after two zero bytes, so a step is the two low state bytes XORed with the input
--- pair as the index, and two byte XORs with the high state bytes (about 1.6x the byte-a-step
--- loop's speed; the tables cost 4 x 65536 entries, built once at load in about 15 ms)
-local U0, U1, U2, U3 = {}, {}, {}, {}
-for i = 0, 65535 do
-  local c0, c1, c2, c3 = i % 256, floor(i / 256), 0, 0
-  for _ = 1, 2 do
-    local x = c0
-    c0, c1, c2, c3 = XOR8[c1][T0[x]], XOR8[c2][T1[x]], XOR8[c3][T2[x]], T3[x]
-  end
-  U0[i], U1[i], U2[i], U3[i] = c0, c1, c2, c3
-end
-
 -- reflected CRC-32 (zlib's) of a Lua string with OR-masks {offset, length, first-byte mask}
 -- (the ICRC's hop-varying fields: the first byte ORed with the mask, the rest all ones).
 -- The bytes are fetched in runs of ICRC_RUN (one string.byte call each, not one call a byte)
@@ -121,10 +107,8 @@ end
 local ICRC_RUN = 4096
 local function icrc32_str(s, masks)
   local byte, X = string.byte, XOR8
-  local V0, V1, V2, V3 = U0, U1, U2, U3
   local c0, c1, c2, c3 = 255, 255, 255, 255
   local n = #s
-  local even = n - n % 2
   for first = 1, n, ICRC_RUN do
     local last = first + ICRC_RUN - 1
     if last > n then last = n end
@@ -137,13 +121,8 @@ local function icrc32_str(s, masks)
         run[j] = 255
       end
     end
-    local stop = (last < even and last or even) - first + 1
-    for k = 1, stop, 2 do
-      local i = X[c0][run[k]] + 256 * X[c1][run[k + 1]]
-      c0, c1, c2, c3 = X[c2][V0[i]], X[c3][V1[i]], V2[i], V3[i]
-    end
-    if last == n and even < n then
-      local x = X[c0][run[n - first + 1]]
+    for k = 1, last - first + 1 do
+      local x = X[c0][run[k]]
       c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
     end
   end
@@ -436,10 +415,15 @@ end
 
 local CTX = nil   -- set while a CFG 3/4 packet hands its IP packet to Wireshark's IP dissector
 
+-- the preferences the dissection reads, kept here (ub.prefs.<name> is a call into Wireshark):
+-- the registered defaults, then ub.prefs_changed's copy (Wireshark calls it when one changes,
+-- also for tshark -o at start-up)
+local PREFS = {verify_icrc = true, profile = 0}
+
 -- A tree item stand-in for a dissection whose tree nobody looks at (tshark without -V or
 -- -T fields/json/pdml and with no filter, tap or column on a ub field; the first pass of -2):
--- adding is a no-op, so the walk reads values only; expert items go on the real root item, so
--- the expert infos (tshark -z expert, the expert tap) are the same.
+-- adding is a no-op, so the walk reads values only; expert items go on the real root item (made
+-- for the first of them), so the expert infos (tshark -z expert, the expert tap) are the same.
 local SKIP = {}
 SKIP.__index = SKIP
 function SKIP:add() return self end
@@ -447,6 +431,7 @@ SKIP.add_le = SKIP.add
 function SKIP:set_generated() end
 function SKIP:append_text() end
 function SKIP:add_proto_expert_info(ex, msg)
+  if self.root == nil then self.root = self.ptree:add(ub, self.tvb()) end
   self.root:add_proto_expert_info(ex, msg)
   return self
 end
@@ -461,14 +446,16 @@ local function wanted(ptree, handle)
   return ptree:referenced(handle)
 end
 
-local function new_state(tvb, pinfo, ptree, root, prof)
+local function new_state(tvb, pinfo, ptree, prof)
   -- vals: the values of the first header of each base read so far (the record keys a Switch on
   -- an earlier header looks up); compact: the packet uses the compact TAH forms (VARIANTS);
   -- section: a UB section is open (after a CNA NTH, a CFG-5 header or UDP), closed by the
   -- payload, the padding and the ICRC; raw: the packet's bytes (values, ICRC); fast: no tree
   -- items (SKIP), want_data: the payload still goes to Wireshark's data dissector
   local fast = not wanted(ptree, UB_HANDLE)
-  return {tvb = tvb, pinfo = pinfo, ptree = ptree, tree = fast and setmetatable({root = root}, SKIP) or root,
+  local tree   -- the UnifiedBus root item
+  if fast then tree = setmetatable({ptree = ptree, tvb = tvb}, SKIP) else tree = ptree:add(ub, tvb()) end
+  return {tvb = tvb, pinfo = pinfo, ptree = ptree, tree = tree,
           pos = 0, stop = tvb:len(), raw = tvb:raw(), fast = fast,
           want_data = not fast or wanted(ptree, DATA),
           pad = 0, prof = prof, vals = {}, compact = false, tp_data = false, section = false,
@@ -735,7 +722,7 @@ local function finish_section(st)
   local r = st.tvb(e, 4)
   local stored = st.prof.icrc_byteorder == "little" and r:le_uint() or r:uint()
   local computed
-  if ub.prefs.verify_icrc then
+  if PREFS.verify_icrc then
     local covered = st.raw:sub(st.icrc.start + 1, e)
     if st.icrc.prefix then covered = st.icrc.prefix .. covered end
     computed = icrc32_str(covered, st.icrc.masks)
@@ -744,7 +731,7 @@ local function finish_section(st)
   local t = st.tree:add(LAYER["ub.icrc"], r)
   if st.prof.icrc_byteorder == "little" then t:add_le(HF[FIRST_HF["ub.icrc.value"]], r)
   else t:add(HF[FIRST_HF["ub.icrc.value"]], r) end
-  if not ub.prefs.verify_icrc then       -- preference: show the ICRC, do not check it
+  if not PREFS.verify_icrc then       -- preference: show the ICRC, do not check it
   elseif stored == computed then
     t:add(HF[FIRST_HF["ub.icrc.status"]], r, "good")
   else
@@ -1644,12 +1631,12 @@ for port in pairs(PROFILE.spec.ub_udp_ports) do DEFAULT_PORTS[#DEFAULT_PORTS + 1
 table.sort(DEFAULT_PORTS)
 ub.prefs.udp_ports = Pref.range("UBoE UDP ports", table.concat(DEFAULT_PORTS, ","),
   "UDP destination ports that carry UB over UDP (UB 2.0 §5.2.3 assigns 4792)", 65535)
-ub.prefs.verify_icrc = Pref.bool("Verify the ICRC", true,
+ub.prefs.verify_icrc = Pref.bool("Verify the ICRC", PREFS.verify_icrc,
   "Compute the ICRC and compare it with the stored one (off: the ICRC is shown, not checked)")
 -- "auto": the profile the link type implies (ns-3-UB for LINKTYPE_USER0 traces, else the
 -- reference); the others force one profile for every packet of the capture
 local PROFILE_CHOICE = {auto = nil, reference = PROFILE.spec, ns3 = PROFILE.ns3}
-ub.prefs.profile = Pref.enum("Profile", 0, "Decoding profile: auto (by link type), reference "
+ub.prefs.profile = Pref.enum("Profile", PREFS.profile, "Decoding profile: auto (by link type), reference "
   .. "(UB 2.0) or ns-3-UB (the ns-3-UB 1.2 dialect)",
   {{1, "auto", 0}, {2, "reference", 1}, {3, "ns3", 2}}, false)
 local PROFILE_BY_PREF = {[0] = "auto", [1] = "reference", [2] = "ns3"}
@@ -1658,7 +1645,7 @@ ub.prefs.heuristic = Pref.bool("Try UBoE on other UDP ports", false,
   .. "and UDP headers and the payload (off by default: costs a CRC per datagram)")
 
 local function profile_for(default)
-  return PROFILE_CHOICE[PROFILE_BY_PREF[ub.prefs.profile] or "auto"] or default
+  return PROFILE_CHOICE[PROFILE_BY_PREF[PREFS.profile] or "auto"] or default
 end
 
 -- the UDP ports ub is registered on (the udp_ports preference); a range string "a,b-c"
@@ -1731,8 +1718,7 @@ end
 local function dissect_native(tvb, pinfo, tree, prof, linktype)
   prof = profile_for(prof)
   pinfo.cols.protocol:set("UB")
-  local root = tree:add(ub, tvb())
-  local st = new_state(tvb, pinfo, tree, root, prof)
+  local st = new_state(tvb, pinfo, tree, prof)
   walk(st, START[linktype])
   if st.section then finish_section(st) end
   finish(st)
@@ -1775,8 +1761,7 @@ local function dissect_udp(tvb, pinfo, tree)
   local prof = profile_for(PROFILE.spec)
   if CTX and CTX.num == pinfo.number then prof = CTX.prof end
   pinfo.cols.protocol:set("UB")
-  local root = tree:add(ub, tvb())
-  local st = new_state(tvb, pinfo, tree, root, prof)
+  local st = new_state(tvb, pinfo, tree, prof)
   st.inner = CTX ~= nil and CTX.num == pinfo.number
   st.section = true
   local ip4, ip6, udp = last_of(F_IP()), last_of(F_IPV6()), last_of(F_UDP())
@@ -1866,6 +1851,7 @@ for encap in pairs(ENTRY_NATIVE) do wtap_encap:add(encap, ub) end
 for port in pairs(UB_PORTS) do DissectorTable.get("udp.port"):add(port, ub) end
 DissectorTable.get("udp.port"):add_for_decode_as(ub_udp)
 function ub.prefs_changed()
+  PREFS.verify_icrc, PREFS.profile = ub.prefs.verify_icrc, ub.prefs.profile
   local want = parse_ports(ub.prefs.udp_ports)
   local udp_port = DissectorTable.get("udp.port")
   for port in pairs(UB_PORTS) do
