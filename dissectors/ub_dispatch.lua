@@ -100,32 +100,63 @@ for i = 0, 255 do
                                floor(c / 16777216)
 end
 
--- reflected CRC-32 (zlib's) of a Lua string with OR-masks {offset, length, first-byte mask}
--- (the ICRC's hop-varying fields: the first byte ORed with the mask, the rest all ones).
--- The bytes are fetched in runs of ICRC_RUN (one string.byte call each, not one call a byte)
--- and the masks applied to the run before the loop.
-local ICRC_RUN = 4096
-local function icrc32_str(s, masks)
+-- CRC-32 steps over bytes k..last of s from the state c0..c3: eight bytes a string.byte call
+-- into locals (no table: nothing for the garbage collector), one table step a byte
+local function crc_bytes(c0, c1, c2, c3, s, k, last)
   local byte, X = string.byte, XOR8
-  local c0, c1, c2, c3 = 255, 255, 255, 255
-  local n = #s
-  for first = 1, n, ICRC_RUN do
-    local last = first + ICRC_RUN - 1
-    if last > n then last = n end
-    local run = {byte(s, first, last)}
-    for _, m in ipairs(masks) do
-      local o, k = m[1] + 2 - first, m[2]            -- the mask's first byte in run
-      if o >= 1 and o <= #run then run[o] = OR8[run[o]][m[3]] end
-      for j = (o + 1 > 1 and o + 1 or 1), o + k - 1 do
-        if j > #run then break end
-        run[j] = 255
-      end
-    end
-    for k = 1, last - first + 1 do
-      local x = X[c0][run[k]]
-      c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
-    end
+  local x
+  while k + 7 <= last do
+    local a, b, c, d, e, f, g, h = byte(s, k, k + 7)
+    x = X[c0][a]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    x = X[c0][b]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    x = X[c0][c]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    x = X[c0][d]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    x = X[c0][e]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    x = X[c0][f]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    x = X[c0][g]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    x = X[c0][h]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    k = k + 8
   end
+  while k <= last do
+    x = X[c0][byte(s, k)]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    k = k + 1
+  end
+  return c0, c1, c2, c3
+end
+
+-- the masked bytes of an OR-mask list: positions (1-based, ascending) and the value each is
+-- ORed with, made once a list (the lists are made once a layout)
+local MASKED = setmetatable({}, {__mode = "k"})
+local function masked_bytes(masks)
+  local m = MASKED[masks]
+  if m ~= nil then return m end
+  local ormask, pos = {}, {}
+  for _, mk in ipairs(masks) do
+    ormask[mk[1] + 1] = mk[3]
+    for j = mk[1] + 2, mk[1] + mk[2] do ormask[j] = 0xFF end
+  end
+  for p in pairs(ormask) do pos[#pos + 1] = p end
+  table.sort(pos)
+  m = {pos = pos, value = ormask}
+  MASKED[masks] = m
+  return m
+end
+
+-- reflected CRC-32 (zlib's) of a Lua string with OR-masks {offset, length, first-byte mask}
+-- (the ICRC's hop-varying fields: the first byte ORed with the mask, the rest all ones)
+local function icrc32_str(s, masks)
+  local c0, c1, c2, c3 = 255, 255, 255, 255
+  local n, k = #s, 1
+  local m = masked_bytes(masks)
+  local X = XOR8
+  for _, p in ipairs(m.pos) do
+    if p > n then break end
+    c0, c1, c2, c3 = crc_bytes(c0, c1, c2, c3, s, k, p - 1)
+    local x = X[c0][OR8[string.byte(s, p)][m.value[p]]]
+    c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    k = p + 1
+  end
+  c0, c1, c2, c3 = crc_bytes(c0, c1, c2, c3, s, k, n)
   return (255 - c0) + (255 - c1) * 256 + (255 - c2) * 65536 + (255 - c3) * 16777216
 end
 
