@@ -174,12 +174,28 @@ for i = 0, 255 do
   CRC30_T[i] = c
 end
 
--- CRC30 (MSB first, preset ones) over bytes, then nbits of value (the BCRC information bits)
+-- the CRC30 table split in bytes (C30_3: the top six bits), as the CRC-32's T0..T3
+local C30_0, C30_1, C30_2, C30_3 = {}, {}, {}, {}
+for i = 0, 255 do
+  local c = CRC30_T[i]
+  C30_0[i], C30_1[i], C30_2[i], C30_3[i] = c % 256, floor(c / 256) % 256, floor(c / 65536) % 256,
+                                           floor(c / 16777216)
+end
+
+-- CRC30 (MSB first, preset ones) over bytes (a ByteArray; its raw string unpacked 4096 bytes a
+-- string.byte call), then nbits of value (the BCRC information bits).  The state is kept as four
+-- bytes c3 (six bits) .. c0: a step shifts them one byte up and XORs the table's bytes in.
 local function crc30(ba, value, nbits)
-  local crc = CRC30_MASK
-  for i = 0, ba:len() - 1 do
-    crc = bxor(crc % 4194304 * 256, CRC30_T[XOR8[floor(crc / 4194304)][ba:get_index(i)]])
+  local s, X = ba:raw(), XOR8
+  local c3, c2, c1, c0 = 63, 255, 255, 255     -- CRC30_MASK
+  for first = 1, #s, 4096 do
+    local run = {string.byte(s, first, math.min(first + 4095, #s))}
+    for k = 1, #run do
+      local i = X[c3 * 4 + floor(c2 / 64)][run[k]]
+      c3, c2, c1, c0 = X[c2 % 64][C30_3[i]], X[c1][C30_2[i]], X[c0][C30_1[i]], C30_0[i]
+    end
   end
+  local crc = ((c3 * 256 + c2) * 256 + c1) * 256 + c0
   for i = nbits - 1, 0, -1 do
     local fb = (floor(crc / 536870912) + floor(value / POW2[i])) % 2
     crc = crc % 536870912 * 2
