@@ -350,7 +350,16 @@ local function read_fields(h, tvb, off, tree, st)
   local raw = st.raw
   if st.fast then
     local v = setmetatable({raw, off, tvb}, h.lazy)
-    for _, f in ipairs(h.checked) do field_checks(h, f, v[f.name], tree, raw, off, st) end
+    -- the reserved bits first all at once (h.rsvd_bytes): a field at a time only when one is set
+    local any = false
+    if not st.quiet then
+      for _, rb in ipairs(h.rsvd_bytes) do
+        if AND8[byte(raw, off + rb[1])][rb[2]] ~= 0 then any = true break end
+      end
+    end
+    for _, f in ipairs(any and h.checked or h.fixed) do
+      field_checks(h, f, v[f.name], tree, raw, off, st)
+    end
     return v, tree
   end
   local t = tree:add(LAYER[h.layer], tvb(off, h.size))
@@ -397,14 +406,26 @@ for layer, h in pairs(HDR) do
   end
   -- for read_fields: the first field on the same bytes (one TvbRange), the fields with checks,
   -- the values read on demand (v[1], v[2], v[3]: the packet's bytes, the offset, the Tvb)
-  local byname, first = {}, {}
-  h.checked = {}
+  -- h.fixed: the fields with a fixed value; h.rsvd_bytes: {byte (1-based), mask} of the reserved bits
+  local byname, first, rsvd = {}, {}, {}
+  h.checked, h.fixed, h.rsvd_bytes = {}, {}, {}
   for i, f in ipairs(h.fields) do
     local key = f.byte * 64 + f.span
     if first[key] then f.same = first[key] else first[key] = i end
     byname[f.name] = f
     if f.rsvd or f.fixed ~= nil then h.checked[#h.checked + 1] = f end
+    if f.fixed ~= nil then h.fixed[#h.fixed + 1] = f end
+    if f.rsvd then
+      for b = f.bit, f.bit + f.bits - 1 do rsvd[b] = true end
+    end
   end
+  local masks = {}
+  for b in pairs(rsvd) do
+    local at = floor(b / 8) + 1
+    masks[at] = (masks[at] or 0) + POW2[7 - b % 8]
+  end
+  for at, mask in pairs(masks) do h.rsvd_bytes[#h.rsvd_bytes + 1] = {at, mask} end
+  table.sort(h.rsvd_bytes, function(a, b) return a[1] < b[1] end)
   h.lazy = {__index = function(v, name)
     local f = byname[name]
     if f == nil then return nil end
