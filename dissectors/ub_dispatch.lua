@@ -100,33 +100,68 @@ for i = 0, 255 do
                                floor(c / 16777216)
 end
 
--- reflected CRC-32 (zlib's) of a ByteArray with OR-masks {offset, length, first-byte mask}.
--- The bytes are fetched in runs of ICRC_RUN (one string.byte call each, not one call a byte) and
--- the masks applied to the run before the loop.
-local ICRC_RUN = 4096
-local function icrc32(ba, masks)
-  local ormask = {}
-  for _, m in ipairs(masks) do
-    ormask[m[1]] = m[3]
-    for j = m[1] + 1, m[1] + m[2] - 1 do ormask[j] = 0xFF end
+-- CRC-32 steps over bytes k..last of s from the state c0..c3: eight bytes a string.byte call
+-- into locals (no table: nothing for the garbage collector), one table step a byte
+local function crc_bytes(c0, c1, c2, c3, s, k, last)
+  local byte, X = string.byte, XOR8
+  local x
+  while k + 7 <= last do
+    local a, b, c, d, e, f, g, h = byte(s, k, k + 7)
+    x = X[c0][a]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    x = X[c0][b]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    x = X[c0][c]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    x = X[c0][d]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    x = X[c0][e]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    x = X[c0][f]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    x = X[c0][g]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    x = X[c0][h]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    k = k + 8
   end
-  local raw, n = ba:raw(), ba:len()
-  local byte = string.byte
+  while k <= last do
+    x = X[c0][byte(s, k)]; c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    k = k + 1
+  end
+  return c0, c1, c2, c3
+end
+
+-- the masked bytes of an OR-mask list: positions (1-based, ascending) and the value each is
+-- ORed with, made once a list (the lists are made once a layout)
+local MASKED = setmetatable({}, {__mode = "k"})
+local function masked_bytes(masks)
+  local m = MASKED[masks]
+  if m ~= nil then return m end
+  local ormask, pos = {}, {}
+  for _, mk in ipairs(masks) do
+    ormask[mk[1] + 1] = mk[3]
+    for j = mk[1] + 2, mk[1] + mk[2] do ormask[j] = 0xFF end
+  end
+  for p in pairs(ormask) do pos[#pos + 1] = p end
+  table.sort(pos)
+  m = {pos = pos, value = ormask}
+  MASKED[masks] = m
+  return m
+end
+
+-- reflected CRC-32 (zlib's) of a Lua string with OR-masks {offset, length, first-byte mask}
+-- (the ICRC's hop-varying fields: the first byte ORed with the mask, the rest all ones)
+local function icrc32_str(s, masks)
   local c0, c1, c2, c3 = 255, 255, 255, 255
-  for first = 0, n - 1, ICRC_RUN do
-    local last = first + ICRC_RUN - 1
-    if last > n - 1 then last = n - 1 end
-    local run = {byte(raw, first + 1, last + 1)}
-    for off, m in pairs(ormask) do
-      if off >= first and off <= last then run[off - first + 1] = OR8[run[off - first + 1]][m] end
-    end
-    for k = 1, last - first + 1 do
-      local x = XOR8[c0][run[k]]
-      c0, c1, c2, c3 = XOR8[c1][T0[x]], XOR8[c2][T1[x]], XOR8[c3][T2[x]], T3[x]
-    end
+  local n, k = #s, 1
+  local m = masked_bytes(masks)
+  local X = XOR8
+  for _, p in ipairs(m.pos) do
+    if p > n then break end
+    c0, c1, c2, c3 = crc_bytes(c0, c1, c2, c3, s, k, p - 1)
+    local x = X[c0][OR8[string.byte(s, p)][m.value[p]]]
+    c0, c1, c2, c3 = X[c1][T0[x]], X[c2][T1[x]], X[c3][T2[x]], T3[x]
+    k = p + 1
   end
+  c0, c1, c2, c3 = crc_bytes(c0, c1, c2, c3, s, k, n)
   return (255 - c0) + (255 - c1) * 256 + (255 - c2) * 65536 + (255 - c3) * 16777216
 end
+
+-- the same of a ByteArray (or anything with raw())
+local function icrc32(ba, masks) return icrc32_str(ba:raw(), masks) end
 
 local CRC30_POLY, CRC30_MASK = 0x15A94AD5, 0x3FFFFFFF
 local CRC30_T = {}
@@ -139,12 +174,28 @@ for i = 0, 255 do
   CRC30_T[i] = c
 end
 
--- CRC30 (MSB first, preset ones) over bytes, then nbits of value (the BCRC information bits)
+-- the CRC30 table split in bytes (C30_3: the top six bits), as the CRC-32's T0..T3
+local C30_0, C30_1, C30_2, C30_3 = {}, {}, {}, {}
+for i = 0, 255 do
+  local c = CRC30_T[i]
+  C30_0[i], C30_1[i], C30_2[i], C30_3[i] = c % 256, floor(c / 256) % 256, floor(c / 65536) % 256,
+                                           floor(c / 16777216)
+end
+
+-- CRC30 (MSB first, preset ones) over bytes (a ByteArray; its raw string unpacked 4096 bytes a
+-- string.byte call), then nbits of value (the BCRC information bits).  The state is kept as four
+-- bytes c3 (six bits) .. c0: a step shifts them one byte up and XORs the table's bytes in.
 local function crc30(ba, value, nbits)
-  local crc = CRC30_MASK
-  for i = 0, ba:len() - 1 do
-    crc = bxor(crc % 4194304 * 256, CRC30_T[XOR8[floor(crc / 4194304)][ba:get_index(i)]])
+  local s, X = ba:raw(), XOR8
+  local c3, c2, c1, c0 = 63, 255, 255, 255     -- CRC30_MASK
+  for first = 1, #s, 4096 do
+    local run = {string.byte(s, first, math.min(first + 4095, #s))}
+    for k = 1, #run do
+      local i = X[c3 * 4 + floor(c2 / 64)][run[k]]
+      c3, c2, c1, c0 = X[c2 % 64][C30_3[i]], X[c1][C30_2[i]], X[c0][C30_1[i]], C30_0[i]
+    end
   end
+  local crc = ((c3 * 256 + c2) * 256 + c1) * 256 + c0
   for i = nbits - 1, 0, -1 do
     local fb = (floor(crc / 536870912) + floor(value / POW2[i])) % 2
     crc = crc % 536870912 * 2
@@ -173,12 +224,33 @@ local function u64bits(r, rs, nbits, keep_shift)
   return x:rshift(rs)
 end
 
--- any bit set among nbits from bit bitoff of the header at off
-local function nonzero(tvb, off, bitoff, nbits)
+local byte = string.byte
+
+-- a big-endian bit field from the packet's bytes (raw, a Lua string; p: the field's first byte,
+-- 1-based): the same value as bf on its range, with no TvbRange and no call into Wireshark
+local function raw_bits(raw, p, span, rs, nbits)
+  local a, b, c, d, e = byte(raw, p, p + span - 1)
+  local x = a
+  if b then x = x * 256 + b end
+  if c then x = x * 256 + c end
+  if d then x = x * 256 + d end
+  if e then x = x * 256 + e end
+  return floor(x / POW2[rs]) % POW2[nbits]
+end
+
+-- a little-endian unsigned integer of span bytes from the packet's bytes (as TvbRange:le_uint)
+local function raw_le(raw, p, span)
+  local x = 0
+  for i = p + span - 1, p, -1 do x = x * 256 + byte(raw, i) end
+  return x
+end
+
+-- any bit set among nbits from bit bitoff of the header at off (raw: the packet's bytes)
+local function nonzero(raw, off, bitoff, nbits)
   local b0 = off + floor(bitoff / 8)
   local b1 = off + floor((bitoff + nbits - 1) / 8)
   for i = b0, b1 do
-    local b = tvb(i, 1):uint()
+    local b = byte(raw, i + 1)
     if i == b0 then b = b % POW2[8 - bitoff % 8] end
     if i == b1 then b = floor(b / POW2[(8 - (bitoff + nbits) % 8) % 8]) end
     if b ~= 0 then return true end
@@ -240,21 +312,75 @@ local FIELD_KINDS = {
   text = text_form("text"),
 }
 
--- read the header at off into tree: its subtree and its values by field name
+-- a tree nobody looks at, for reading a value of the kinds Wireshark reads (u64, EID text...)
+local NOTREE = {}
+function NOTREE:add() return self end
+
+-- the value of field f of the header at off: integer fields (f.wire "be": big-endian bits,
+-- "le": little-endian) from the packet's bytes (raw), the other kinds through their reader
+local function value_of(f, raw, tvb, off)
+  local wire = f.wire
+  if wire == "be" then return raw_bits(raw, off + f.byte + 1, f.span, f.rshift, f.bits)
+  elseif wire == "le" then return raw_le(raw, off + f.byte + 1, f.span)
+  elseif f.kind == "raw" then return nil end
+  local _, x = f.add(NOTREE, tvb(off + f.byte, f.span), f)
+  return x
+end
+
+-- the expert infos of a field just read: reserved bits set, a value the spec fixes
+local function field_checks(h, f, x, it, raw, off, st)
+  if f.rsvd and not st.quiet and
+     (f.wire == "be" and x ~= 0 or f.wire ~= "be" and nonzero(raw, off, f.bit, f.bits)) then
+    it:add_proto_expert_info(EX.rsvd, "Reserved bits set: " .. h.base .. "." .. f.name)
+    st.issues = st.issues + 1
+  end
+  if f.fixed ~= nil and x ~= f.fixed then
+    it:add_proto_expert_info(EX.fixed, string.format("%s.%s: the spec fixes 0x%x", h.base,
+                                                     f.name, f.fixed))
+  end
+end
+
+local RANGES = {}   -- read_fields' TvbRanges by field position (fields on the same bytes share one)
+
+-- read the header at off into tree: its subtree and its values by field name.  Integer fields
+-- take their value from the packet's bytes (st.raw) and let Wireshark read the range for the
+-- tree.  With st.fast (nobody looks at the tree: no -V, no -T fields, no filter on ub) nothing
+-- is added and the values are read when asked for (v[name], h.lazy; the checked fields at once).
 local function read_fields(h, tvb, off, tree, st)
+  local raw = st.raw
+  if st.fast then
+    local v = setmetatable({raw, off, tvb}, h.lazy)
+    -- the reserved bits first all at once (h.rsvd_bytes): a field at a time only when one is set
+    local any = false
+    if not st.quiet then
+      for _, rb in ipairs(h.rsvd_bytes) do
+        if AND8[byte(raw, off + rb[1])][rb[2]] ~= 0 then any = true break end
+      end
+    end
+    for _, f in ipairs(any and h.checked or h.fixed) do
+      field_checks(h, f, v[f.name], tree, raw, off, st)
+    end
+    return v, tree
+  end
   local t = tree:add(LAYER[h.layer], tvb(off, h.size))
   local v = {}
-  for _, f in ipairs(h.fields) do
-    local it, x = f.add(t, tvb(off + f.byte, f.span), f)
+  for i, f in ipairs(h.fields) do
+    local r = f.same and RANGES[f.same] or tvb(off + f.byte, f.span)
+    RANGES[i] = r
+    local it, x
+    local wire = f.wire
+    if wire == "be" then
+      x = raw_bits(raw, off + f.byte + 1, f.span, f.rshift, f.bits)
+      if f.shift then it = t:add(HF[f.hf], r, x * POW2[f.shift])
+      else it = t:add(HF[f.hf], r) end
+    elseif wire == "le" then
+      x = raw_le(raw, off + f.byte + 1, f.span)
+      it = t:add_le(HF[f.hf], r)
+    else
+      it, x = f.add(t, r, f)
+    end
     v[f.name] = x
-    if f.rsvd and not st.quiet and nonzero(tvb, off, f.bit, f.bits) then
-      it:add_proto_expert_info(EX.rsvd, "Reserved bits set: " .. h.base .. "." .. f.name)
-      st.issues = st.issues + 1
-    end
-    if f.fixed ~= nil and x ~= f.fixed then
-      it:add_proto_expert_info(EX.fixed, string.format("%s.%s: the spec fixes 0x%x", h.base,
-                                                       f.name, f.fixed))
-    end
+    if f.rsvd or f.fixed ~= nil then field_checks(h, f, x, it, raw, off, st) end
   end
   return v, t
 end
@@ -279,8 +405,38 @@ for layer, h in pairs(HDR) do
     f.span = floor((f.bit + f.bits + 7) / 8) - f.byte
     f.rshift = f.span * 8 - f.bit % 8 - f.bits
     f.add = assert(FIELD_KINDS[f.kind], "no field kind " .. f.kind)
+    f.wire = (f.kind == "uint" or f.kind == "scaled") and "be" or f.kind == "le" and "le" or nil
     h.at[f.name] = f.bit
   end
+  -- for read_fields: the first field on the same bytes (one TvbRange), the fields with checks,
+  -- the values read on demand (v[1], v[2], v[3]: the packet's bytes, the offset, the Tvb)
+  -- h.fixed: the fields with a fixed value; h.rsvd_bytes: {byte (1-based), mask} of the reserved bits
+  local byname, first, rsvd = {}, {}, {}
+  h.checked, h.fixed, h.rsvd_bytes = {}, {}, {}
+  for i, f in ipairs(h.fields) do
+    local key = f.byte * 64 + f.span
+    if first[key] then f.same = first[key] else first[key] = i end
+    byname[f.name] = f
+    if f.rsvd or f.fixed ~= nil then h.checked[#h.checked + 1] = f end
+    if f.fixed ~= nil then h.fixed[#h.fixed + 1] = f end
+    if f.rsvd then
+      for b = f.bit, f.bit + f.bits - 1 do rsvd[b] = true end
+    end
+  end
+  local masks = {}
+  for b in pairs(rsvd) do
+    local at = floor(b / 8) + 1
+    masks[at] = (masks[at] or 0) + POW2[7 - b % 8]
+  end
+  for at, mask in pairs(masks) do h.rsvd_bytes[#h.rsvd_bytes + 1] = {at, mask} end
+  table.sort(h.rsvd_bytes, function(a, b) return a[1] < b[1] end)
+  h.lazy = {__index = function(v, name)
+    local f = byname[name]
+    if f == nil then return nil end
+    local x = value_of(f, v[1], v[3], v[2])
+    if x ~= nil then v[name] = x end
+    return x
+  end}
   h.fn = function(tvb, off, tree, st) return read_fields(h, tvb, off, tree, st) end
 end
 
@@ -339,12 +495,49 @@ end
 
 local CTX = nil   -- set while a CFG 3/4 packet hands its IP packet to Wireshark's IP dissector
 
-local function new_state(tvb, pinfo, ptree, root, prof)
+-- the preferences the dissection reads, kept here (ub.prefs.<name> is a call into Wireshark):
+-- the registered defaults, then ub.prefs_changed's copy (Wireshark calls it when one changes,
+-- also for tshark -o at start-up)
+local PREFS = {verify_icrc = true, profile = 0}
+
+-- A tree item stand-in for a dissection whose tree nobody looks at (tshark without -V or
+-- -T fields/json/pdml and with no filter, tap or column on a ub field; the first pass of -2):
+-- adding is a no-op, so the walk reads values only; expert items go on the real root item (made
+-- for the first of them), so the expert infos (tshark -z expert, the expert tap) are the same.
+local SKIP = {}
+SKIP.__index = SKIP
+function SKIP:add() return self end
+SKIP.add_le = SKIP.add
+function SKIP:set_generated() end
+function SKIP:append_text() end
+function SKIP:add_proto_expert_info(ex, msg)
+  if self.root == nil then self.root = self.ptree:add(ub, self.tvb()) end
+  self.root:add_proto_expert_info(ex, msg)
+  return self
+end
+
+local UB_HANDLE   -- the Dissector "ub" (set at registration, below)
+
+-- whether Wireshark wants ub's tree items: the tree is visible or a ub field (or ub itself) is
+-- referenced by a filter, a tap, a column or a Field extractor (TreeItem:referenced, 3.6+;
+-- an older Wireshark always gets the tree)
+local function wanted(ptree, handle)
+  if ptree.referenced == nil or handle == nil then return true end
+  return ptree:referenced(handle)
+end
+
+local function new_state(tvb, pinfo, ptree, prof)
   -- vals: the values of the first header of each base read so far (the record keys a Switch on
   -- an earlier header looks up); compact: the packet uses the compact TAH forms (VARIANTS);
   -- section: a UB section is open (after a CNA NTH, a CFG-5 header or UDP), closed by the
-  -- payload, the padding and the ICRC
-  return {tvb = tvb, pinfo = pinfo, ptree = ptree, tree = root, pos = 0, stop = tvb:len(),
+  -- payload, the padding and the ICRC; raw: the packet's bytes (values, ICRC); fast: no tree
+  -- items (SKIP), want_data: the payload still goes to Wireshark's data dissector
+  local fast = not wanted(ptree, UB_HANDLE)
+  local tree   -- the UnifiedBus root item
+  if fast then tree = setmetatable({ptree = ptree, tvb = tvb}, SKIP) else tree = ptree:add(ub, tvb()) end
+  return {tvb = tvb, pinfo = pinfo, ptree = ptree, tree = tree,
+          pos = 0, stop = tvb:len(), raw = tvb:raw(), fast = fast,
+          want_data = not fast or wanted(ptree, DATA),
           pad = 0, prof = prof, vals = {}, compact = false, tp_data = false, section = false,
           icrc = nil, issues = 0, info = {}}
 end
@@ -430,7 +623,7 @@ end
 
 local function data(st, n)
   if n <= 0 then return end
-  DATA:call(st.tvb(st.pos, n):tvb(), st.pinfo, st.ptree)
+  if st.want_data then DATA:call(st.tvb(st.pos, n):tvb(), st.pinfo, st.ptree) end
   st.pos = st.pos + n
 end
 
@@ -464,10 +657,16 @@ local PADDED = {}           -- the headers whose PADDING.field counts the paddin
 for _, layer in ipairs(PADDING.headers) do PADDED[layer] = true end
 
 -- a record key (ub.<prefix>.<field>) of a header read earlier in this packet
+local KEY_PARTS = {}   -- record key -> {base, field name} (false: not a record key), once a key
 local function earlier(st, key)
-  local base, name = key:match("^(.*)%.([^.]+)$")
-  local v = base and st.vals[base]
-  return v and v[name]
+  local parts = KEY_PARTS[key]
+  if parts == nil then
+    local base, name = key:match("^(.*)%.([^.]+)$")
+    parts = base and {base, name} or false
+    KEY_PARTS[key] = parts
+  end
+  local v = parts and st.vals[parts[1]]
+  return v and v[parts[2]]
 end
 
 -- the MAETAH's Length in bytes: the full form's field, or the compact form's LEN code
@@ -483,8 +682,11 @@ end
 -- ubpkt.formats.checks: a field (own, or a record key of an earlier header) whose value the
 -- spec restricts when the conditions hold
 local CHECK_EX = {warning = EX.warn, error = EX.malformed, info = EX.note}
+local DOTTED = {}   -- key -> whether it names an earlier header's field (has a dot), once a key
 local function check_value(st, v, key)
-  if key:find(".", 1, true) then return earlier(st, key) end
+  local dotted = DOTTED[key]
+  if dotted == nil then dotted = key:find(".", 1, true) ~= nil; DOTTED[key] = dotted end
+  if dotted then return earlier(st, key) end
   return v[key]
 end
 local function check_values(st, checks, v)
@@ -526,7 +728,7 @@ local function select(rule, st, v)
     elseif rule.peek then
       local b = peek(st, 1, rule.peek)
       if b == nil then rule = rule.missing
-      else rule = case(rule, rshift(band(b, rule.mask), rule.shift)) end
+      else rule = case(rule, floor(AND8[b][rule.mask % 256] / POW2[rule.shift])) end
     else
       rule = case(rule, st.prof[rule.knob])
     end
@@ -600,16 +802,16 @@ local function finish_section(st)
   local r = st.tvb(e, 4)
   local stored = st.prof.icrc_byteorder == "little" and r:le_uint() or r:uint()
   local computed
-  if ub.prefs.verify_icrc then
-    local covered = st.tvb:bytes(st.icrc.start, e - st.icrc.start)
+  if PREFS.verify_icrc then
+    local covered = st.raw:sub(st.icrc.start + 1, e)
     if st.icrc.prefix then covered = st.icrc.prefix .. covered end
-    computed = icrc32(covered, st.icrc.masks)
+    computed = icrc32_str(covered, st.icrc.masks)
   end
   st.stop, st.pos = e + 4, e + 4
   local t = st.tree:add(LAYER["ub.icrc"], r)
   if st.prof.icrc_byteorder == "little" then t:add_le(HF[FIRST_HF["ub.icrc.value"]], r)
   else t:add(HF[FIRST_HF["ub.icrc.value"]], r) end
-  if not ub.prefs.verify_icrc then       -- preference: show the ICRC, do not check it
+  if not PREFS.verify_icrc then       -- preference: show the ICRC, do not check it
   elseif stored == computed then
     t:add(HF[FIRST_HF["ub.icrc.status"]], r, "good")
   else
@@ -900,15 +1102,16 @@ local ATOMIC_OP = {}
 for _, op in ipairs(ATOMICS) do ATOMIC_OP[op] = true end
 
 local function hex_of(st, from, n, reversed)
-  local parts = {}
-  for i = 0, n - 1 do
-    local at = reversed and (from + n - 1 - i) or (from + i)
-    parts[#parts + 1] = string.format("%02x", st.tvb(at, 1):uint())
+  local parts = {byte(st.raw, from + 1, from + n)}
+  for i = 1, n do parts[i] = string.format("%02x", parts[i]) end
+  if reversed then
+    for i = 1, floor(n / 2) do parts[i], parts[n + 1 - i] = parts[n + 1 - i], parts[i] end
   end
   return table.concat(parts)
 end
 
 local function atomic_values(st, op)
+  if st.fast then return end   -- tree items only
   local n = st.stop - st.pos - st.pad
   if ATOMIC_OP[op] then
     local half = floor(n / 2)
@@ -1026,15 +1229,15 @@ PROC["@saetph_bitmap"] = function(st, v)
   -- the PSNs reported received: BitMap[i] = RTPH.PSN + i, placed as the profile's
   -- sack_bit_order says (ubpkt.formats.sack)
   local psn = earlier(st, "ub.rtph.psn")
-  if psn ~= nil then
+  if psn ~= nil and not st.fast then   -- tree items only
     local order = st.prof.sack_bit_order
     for i = 0, bits - 1 do
-      local byte, bit
-      if order == "byte_lsb" then byte, bit = floor(i / 8), i % 8
-      elseif order == "msb_first" then byte, bit = floor(i / 8), 7 - i % 8
-      else byte, bit = n - 1 - floor(i / 8), i % 8 end
-      if floor(raw:get_index(byte) / POW2[bit]) % 2 == 1 then
-        st.tree:add(HF[FIRST_HF["ub.saetph.acked_psns"]], st.tvb(start + byte, 1), (psn + i) % POW2[24])
+      local at, bit
+      if order == "byte_lsb" then at, bit = floor(i / 8), i % 8
+      elseif order == "msb_first" then at, bit = floor(i / 8), 7 - i % 8
+      else at, bit = n - 1 - floor(i / 8), i % 8 end
+      if floor(byte(st.raw, start + at + 1) / POW2[bit]) % 2 == 1 then
+        st.tree:add(HF[FIRST_HF["ub.saetph.acked_psns"]], st.tvb(start + at, 1), (psn + i) % POW2[24])
       end
     end
   end
@@ -1376,7 +1579,7 @@ local function endpoints(st)
     local n = st.vals["ub.cna16"] or st.vals["ub.cna24"]
     if n then src, dst = tostring(n.scna), tostring(n.dcna) end
   end
-  st.ends = {tostring(src), tostring(dst)}
+  st.ends = {tostring(src), tostring(dst)}   -- asked for twice a packet (transaction, PSNs)
   return st.ends[1], st.ends[2]
 end
 
@@ -1687,12 +1890,12 @@ for port in pairs(PROFILE.spec.ub_udp_ports) do DEFAULT_PORTS[#DEFAULT_PORTS + 1
 table.sort(DEFAULT_PORTS)
 ub.prefs.udp_ports = Pref.range("UBoE UDP ports", table.concat(DEFAULT_PORTS, ","),
   "UDP destination ports that carry UB over UDP (UB 2.0 §5.2.3 assigns 4792)", 65535)
-ub.prefs.verify_icrc = Pref.bool("Verify the ICRC", true,
+ub.prefs.verify_icrc = Pref.bool("Verify the ICRC", PREFS.verify_icrc,
   "Compute the ICRC and compare it with the stored one (off: the ICRC is shown, not checked)")
 -- "auto": the profile the link type implies (ns-3-UB for LINKTYPE_USER0 traces, else the
 -- reference); the others force one profile for every packet of the capture
 local PROFILE_CHOICE = {auto = nil, reference = PROFILE.spec, ns3 = PROFILE.ns3}
-ub.prefs.profile = Pref.enum("Profile", 0, "Decoding profile: auto (by link type), reference "
+ub.prefs.profile = Pref.enum("Profile", PREFS.profile, "Decoding profile: auto (by link type), reference "
   .. "(UB 2.0) or ns-3-UB (the ns-3-UB 1.2 dialect)",
   {{1, "auto", 0}, {2, "reference", 1}, {3, "ns3", 2}}, false)
 local PROFILE_BY_PREF = {[0] = "auto", [1] = "reference", [2] = "ns3"}
@@ -1701,7 +1904,7 @@ ub.prefs.heuristic = Pref.bool("Try UBoE on other UDP ports", false,
   .. "and UDP headers and the payload (off by default: costs a CRC per datagram)")
 
 local function profile_for(default)
-  return PROFILE_CHOICE[PROFILE_BY_PREF[ub.prefs.profile] or "auto"] or default
+  return PROFILE_CHOICE[PROFILE_BY_PREF[PREFS.profile] or "auto"] or default
 end
 
 -- the UDP ports ub is registered on (the udp_ports preference); a range string "a,b-c"
@@ -1775,8 +1978,7 @@ end
 local function dissect_native(tvb, pinfo, tree, prof, linktype, unit)
   prof = profile_for(prof)
   pinfo.cols.protocol:set("UB")
-  local root = tree:add(ub, tvb())
-  local st = new_state(tvb, pinfo, tree, root, prof)
+  local st = new_state(tvb, pinfo, tree, prof)
   st.unit = unit
   walk(st, START[linktype])
   if st.section then finish_section(st) end
@@ -1788,7 +1990,7 @@ local function dissect_native(tvb, pinfo, tree, prof, linktype, unit)
       pinfo.cols.dst:set(dst)
     end
   end
-  if not st.handed_over then analyse(st, root) end   -- else the inner UDP dissection analyses it
+  if not st.handed_over then analyse(st, st.tree) end   -- else the inner UDP dissection analyses it
   return tvb:len()
 end
 
@@ -1802,12 +2004,25 @@ local function last_of(...)
   return all[#all]
 end
 
+-- the ICRC masks of an IP header of ip_len bytes and the UDP header after it (made once a layout)
+local IP_UDP_MASKS = {}
+local function ip_udp_masks(layer, ip_len)
+  local key = layer .. ip_len
+  local masks = IP_UDP_MASKS[key]
+  if masks == nil then
+    masks = {}
+    for _, m in ipairs(ICRC_MASKS[layer] or {}) do masks[#masks + 1] = m end
+    for _, m in ipairs(ICRC_MASKS["udp"] or {}) do masks[#masks + 1] = {m[1] + ip_len, m[2], m[3]} end
+    IP_UDP_MASKS[key] = masks
+  end
+  return masks
+end
+
 local function dissect_udp(tvb, pinfo, tree)
   local prof = profile_for(PROFILE.spec)
   if CTX and CTX.num == pinfo.number then prof = CTX.prof end
   pinfo.cols.protocol:set("UB")
-  local root = tree:add(ub, tvb())
-  local st = new_state(tvb, pinfo, tree, root, prof)
+  local st = new_state(tvb, pinfo, tree, prof)
   st.inner = CTX ~= nil and CTX.num == pinfo.number
   st.section = true
   local ip4, ip6, udp = last_of(F_IP()), last_of(F_IPV6()), last_of(F_UDP())
@@ -1825,10 +2040,7 @@ local function dissect_udp(tvb, pinfo, tree)
   local room = true
   if c ~= nil and udp ~= nil and covers(c, st) then
     -- the ICRC covers the IP header, the UDP header (after it) and the UDP payload
-    local masks = {}
-    for _, m in ipairs(ICRC_MASKS[layer] or {}) do masks[#masks + 1] = m end
-    for _, m in ipairs(ICRC_MASKS["udp"] or {}) do masks[#masks + 1] = {m[1] + ip:len(), m[2], m[3]} end
-    st.icrc = {start = 0, prefix = ip .. udp.range:bytes(), masks = masks}
+    st.icrc = {start = 0, prefix = ip:raw() .. udp.range:raw(), masks = ip_udp_masks(layer, ip:len())}
     room = reserve_icrc(st)
   end
   if room then
@@ -1836,7 +2048,7 @@ local function dissect_udp(tvb, pinfo, tree)
     finish_section(st)
   end
   finish(st)
-  analyse(st, root)
+  analyse(st, st.tree)
   return tvb:len()
 end
 
@@ -1886,6 +2098,7 @@ UB_PACKET = function(tvb, pinfo, tree, unit)
   return dissect_native(tvb, pinfo, tree, e[1], e[2], unit)
 end
 local UB = Dissector.get("ub")
+UB_HANDLE = UB
 
 -- the entry's way of reading, then `ub` (a throw inside `ub` still reaches Wireshark as such)
 local function via_ub(entry)
@@ -1909,6 +2122,7 @@ for encap in pairs(ENTRY_NATIVE) do wtap_encap:add(encap, ub) end
 for port in pairs(UB_PORTS) do DissectorTable.get("udp.port"):add(port, ub) end
 DissectorTable.get("udp.port"):add_for_decode_as(ub_udp)
 function ub.prefs_changed()
+  PREFS.verify_icrc, PREFS.profile = ub.prefs.verify_icrc, ub.prefs.profile
   local want = parse_ports(ub.prefs.udp_ports)
   local udp_port = DissectorTable.get("udp.port")
   for port in pairs(UB_PORTS) do
@@ -1977,9 +2191,7 @@ local function icrc_matches(tvb)
   else
     return false
   end
-  local masks = {}
-  for _, m in ipairs(ICRC_MASKS[layer] or {}) do masks[#masks + 1] = m end
-  for _, m in ipairs(ICRC_MASKS["udp"] or {}) do masks[#masks + 1] = {m[1] + ip:len(), m[2], m[3]} end
+  local masks = ip_udp_masks(layer, ip:len())
   local r = tvb(n - 4, 4)
   local stored = PROFILE.spec.icrc_byteorder == "little" and r:le_uint() or r:uint()
   return icrc32(ip .. udp.range:bytes() .. tvb:bytes(0, n - 4), masks) == stored

@@ -1,0 +1,120 @@
+"""ub.lua's tree-less dissection (issue 13, speed) shows what the full one shows.
+
+When nobody looks at ub's tree items (tshark without -V or -T fields and with no filter, tap or
+column on a ub field; the first pass of -2) the plugin adds none and reads a header's values on
+demand (``st.fast`` in ub_dispatch.lua).  What is still seen then must not change: the summary
+lines (Protocol, Source/Destination, Info with ``[bad ICRC]``), the expert infos (``-z expert``)
+and the analysis.  Each capture is read both ways: plainly (the tree-less path) and with the
+filter ``ub || !ub``, which keeps every frame but references ub, so the full tree is built; the
+outputs must be identical, in one pass and in two.  The premise is checked too: Wireshark reports
+ub as not referenced in the plain run and referenced under the filter (``TreeItem:referenced``),
+so the plain run does take the tree-less path.
+"""
+from __future__ import annotations
+
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from test_lua import (LUA, cfg3_native, cfg6_mgmt, cfg7_tpack, cfg9_compact, dllcb_crd_ack,
+                      dllcb_packets, more_native_packets, reserved_set, uboe_packets, uboe_vlan,
+                      write)
+from test_lua import tshark  # noqa: F401  (the fixture)
+
+FULL = ("-Y", "ub || !ub")   # every frame, with ub referenced: the full tree
+
+# a post-dissector that reports, for the first frame, whether ub is referenced (what the plugin
+# asks to choose the tree-less path)
+PROBE = r"""
+local probe = Proto("ub_speed_probe", "probe")
+local UB = Dissector.get("ub")
+local done = false
+function probe.dissector(tvb, pinfo, tree)
+  if done then return end
+  done = true
+  io.stderr:write("ub referenced: " .. tostring(tree:referenced(UB)) .. "\n")
+end
+register_postdissector(probe)
+"""
+
+
+def _run(tshark: str, pcap: Path, *args: str, probe: Path | None = None) -> subprocess.CompletedProcess:
+    cmd = [tshark, "-n", "-X", f"lua_script:{LUA}"]
+    if probe is not None:
+        cmd += ["-X", f"lua_script:{probe}"]
+    res = subprocess.run(cmd + ["-r", str(pcap), *args], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "Lua" not in res.stderr, res.stderr
+    return res
+
+
+def _mutated(base: list[bytes], seed: int) -> list[bytes]:
+    """Cut and byte-flipped copies of base (truncation, reserved values, bad CRCs: the expert
+    paths)."""
+    rnd = random.Random(seed)
+    out = []
+    for p in base:
+        out += [p[:n] for n in sorted({rnd.randrange(1, len(p)) for _ in range(4)})]
+        for _ in range(4):
+            b = bytearray(p)
+            for _ in range(rnd.randint(1, 3)):
+                b[rnd.randrange(len(b))] = rnd.randrange(256)
+            out.append(bytes(b))
+    return out
+
+
+def _captures(tmp_path: Path, ns3: Path | None) -> list[Path]:
+    native = ([cfg6_mgmt(), cfg6_mgmt(icrc_ok=False), cfg9_compact(), cfg9_compact(0x12, 32),
+               cfg7_tpack(), cfg3_native(), dllcb_crd_ack(), reserved_set()]
+              + more_native_packets() + dllcb_packets())
+    caps = [write(tmp_path / "uboe.pcap", 1, uboe_packets() + [uboe_vlan()]),
+            write(tmp_path / "native.pcap", 148, native),
+            write(tmp_path / "mutated.pcap", 148, _mutated(native, 13)),
+            write(tmp_path / "uboe_mutated.pcap", 1, _mutated(uboe_packets(), 14))]
+    root = Path(__file__).resolve().parents[2] / "captures"
+    caps += sorted(root.glob("*.pcap"))
+    if ns3 is not None:
+        caps += sorted(ns3.glob("*.pcap"))
+    return caps
+
+
+@pytest.fixture(scope="module")
+def captures(tmp_path_factory, request):
+    try:
+        ns3 = request.getfixturevalue("ns3_dir")    # the ns-3-UB interop traces, when present
+    except pytest.skip.Exception:
+        ns3 = None
+    return _captures(tmp_path_factory.mktemp("speed"), ns3)
+
+
+def test_plain_run_takes_the_tree_less_path(tshark, tmp_path, captures):
+    probe = tmp_path / "probe.lua"
+    probe.write_text(PROBE, encoding="utf-8")
+    plain = _run(tshark, captures[0], probe=probe)
+    assert "ub referenced: false" in plain.stderr, plain.stderr
+    full = _run(tshark, captures[0], *FULL, probe=probe)
+    assert "ub referenced: true" in full.stderr, full.stderr
+
+
+@pytest.mark.parametrize("passes", [(), ("-2",)], ids=["one pass", "two passes"])
+def test_summary_lines_without_and_with_the_tree(tshark, captures, passes):
+    for pcap in captures:
+        plain = _run(tshark, pcap, *passes).stdout
+        full = _run(tshark, pcap, *passes, *FULL).stdout
+        assert plain.count("\n") > 0, pcap.name
+        assert plain == full, f"{pcap.name}: the summary lines differ without the tree"
+
+
+# One pass only: with -2 a filter also changes tshark's first pass (a tree, so Field extractors
+# such as ip.src answer, which the PSN analysis keys on), and that differs before this change too.
+def test_expert_infos_without_and_with_the_tree(tshark, captures):
+    seen = 0
+    for pcap in captures:
+        plain = _run(tshark, pcap, "-q", "-z", "expert").stdout
+        full = _run(tshark, pcap, "-q", "-z", "expert", *FULL).stdout
+        assert plain == full, f"{pcap.name}: the expert infos differ without the tree"
+        seen += plain.count(" UB ")
+    assert seen > 20, "the captures raise too few UB expert infos to compare"
