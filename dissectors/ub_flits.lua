@@ -249,7 +249,7 @@ local function problem(item, ex, msg) item:add_proto_expert_info(ex, msg) end
 
 -- the BCRC of the block at ut(at, size): its fields, the check, the verdict
 local function bcrc(ut, raw, at, size, tree)
-  local st = {issues = 0}
+  local st = {issues = 0, raw = raw}   -- the header readers take values from st.raw
   local v, t = HDR["ub.bcrc"].fn(ut, at + size - BCRC_LEN, tree, st)
   local info = v.rsvd1 * 2 + v.error_flag
   local calc
@@ -298,7 +298,7 @@ local function show_dlldp(u, ut, raw, ftree)
     local last = i == nblocks
     local hlen = i == 1 and LPH_LEN or LBH_LEN
     if i > 1 then
-      local st = {issues = 0}
+      local st = {issues = 0, raw = raw}
       local lv = HDR["ub.lbh"].fn(ut, b.at, d, st)
       if lv.cfg ~= cfg then
         problem(d, EX.malformed, string.format("LBH CFG %d differs from the LPH's %d", lv.cfg, cfg))
