@@ -216,7 +216,8 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
         if largest is not None:
             size_test += f" or L > {data_off + largest + tail}"
         if barred:
-            size_test += f" or L - {data_off + tail} in {frozenset(barred)!r}"
+            # a set display of constants: one frozenset constant, not built per call
+            size_test += f" or L - {data_off + tail} in {{{', '.join(map(str, sorted(barred)))}}}"
         tailx = f"L - {tail}" if tail else "L"
     lines = ["def run(buf):",
              "    L = len(buf)",
@@ -378,17 +379,42 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     head = list(lines)
     lines.append("    return {" + ", ".join(items) + "}")
     ns = {"_text": value_to_text, "_crc32": zlib.crc32, "_sack_psns": sack_psns, **names}
-    exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath template>", "exec"), ns)
-    tjson = _json_fn(head, fields, exprs, static, layers, fr.issues, ns, dotted)
-    tsum = _summary_fn(head, fields, exprs, static, fr.issues, ns, dotted)
-    tpick = _pick_fn(head, fields, exprs, static, ns)
-    t = _Template(ns["run"], tuple(layers), tuple(fr.issues), tjson, region,
-                  int.from_bytes(buf[:region], "big"), special=bool(constant),
-                  summary=tsum, pick=tpick)
+    issues = fr.issues
+    t = _Template(None, tuple(layers), tuple(issues), None, region,
+                  int.from_bytes(buf[:region], "big"), special=bool(constant))
+    # each view's function is generated and compiled the first time that view asks for it
+    # (a cache serves one view: compiling all four would cost four compiles per layout)
+    t.fn = _lazy(t, "fn", lambda: _compile(lines, ns, "run", "template"))
+    t.json = _lazy(t, "json", lambda: _json_fn(head, fields, exprs, static, layers, issues,
+                                                ns, dotted))
+    t.summary = _lazy(t, "summary", lambda: _summary_fn(head, fields, exprs, static, issues,
+                                                         ns, dotted))
+    t.pick = _lazy(t, "pick", lambda: _pick_fn(head, fields, exprs, static, ns))
     t.probe = (region, smask)
     t.key = t.sample & smask
     t.variable = plan is not None
     return t
+
+
+def _compile(lines, ns, name, what):
+    """The function ``name`` defined by source ``lines``, its globals a copy of ``ns``."""
+    ns = dict(ns)
+    exec(compile("\n".join(lines) + "\n", f"<ubpkt.dissect.fastpath {what}>", "exec"), ns)
+    return ns[name]
+
+
+def _lazy(t, attr, make):
+    """A stand-in for ``t.<attr>``: on its first call it makes the real function (``make()``,
+    None when the layout cannot have one), puts it in its place and answers as it would (None,
+    the frame goes to the dissector, when there is no such function)."""
+    def first(*args):
+        try:
+            fn = make()
+        except Exception:       # a template is an optimisation: never let it fail a decode
+            fn = None
+        setattr(t, attr, fn)
+        return None if fn is None else fn(*args)
+    return first
 
 
 def _pick_fn(head, fields, exprs, static, ns):
@@ -687,7 +713,8 @@ class TemplateCache:
         lst = self._candidates(buf)
         if lst is not None:
             for t in lst:
-                f = t.pick(buf)
+                fn = t.pick
+                f = None if fn is None else fn(buf)
                 if f is not None:
                     self.hits += 1
                     return t, f
@@ -717,7 +744,8 @@ class TemplateCache:
         lst = self._candidates(buf)
         if lst is not None:
             for t in lst:
-                f = t.fn(buf)
+                fn = t.fn
+                f = None if fn is None else fn(buf)
                 if f is not None:
                     self.hits += 1
                     return list(t.layers), f, [dict(i) for i in t.issues]
