@@ -14,7 +14,8 @@ from ubpkt import SPEC, NS3, encode_layers
 from ubpkt.dissect import dissect
 from ubpkt.dissect.fastpath import STATS_KEYS, TemplateCache
 from ubpkt.formats import HEADERS
-from ubpkt.formats.grammar import LENGTH_EXACT_PROCEDURES, PROCEDURE_ROOM, PROCEDURES
+from ubpkt.formats.grammar import (FIELD_SIZED_PROCEDURES, LENGTH_EXACT_PROCEDURES,
+                                   PROCEDURE_ROOM, PROCEDURES)
 from ubpkt.formats.samples import samples
 from ubpkt.record import make_record
 from ubpkt.views.output import summary_line, to_json_bytes, with_time_epoch
@@ -178,8 +179,9 @@ def test_a_layout_that_keeps_missing_stops_compiling():
 def test_every_procedure_has_a_length_class():
     """A new grammar procedure must say how it depends on the bytes left, or the templates
     could stretch a layout it decides by length."""
-    assert set(PROCEDURES) == set(PROCEDURE_ROOM) | set(LENGTH_EXACT_PROCEDURES)
-    assert not set(PROCEDURE_ROOM) & set(LENGTH_EXACT_PROCEDURES)
+    classes = (set(PROCEDURE_ROOM), set(LENGTH_EXACT_PROCEDURES), set(FIELD_SIZED_PROCEDURES))
+    assert set(PROCEDURES) == set.union(*classes)
+    assert sum(map(len, classes)) == len(set.union(*classes))      # one class each
 
 
 def test_parallel_equals_one_process(tmp_path, monkeypatch):

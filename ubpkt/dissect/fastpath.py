@@ -27,8 +27,9 @@ from .walk import steering_fields
 from .checks import INTERPRETING as _INTERPRETING
 from ..formats.sack import sack_psns
 from ..formats.grammar import (ATOMIC_OPERAND_BYTES, ATOMIC_PAYLOAD_OPCODES, ATOMIC_RESPONSE,
-                               AUTO_FILL, END, LENGTH_EXACT_RULES, LENGTH_RULES, NEXT,
-                               PROCEDURE_ROOM, Knob, Peek, Switch, covered_from, logical, peeks)
+                               AUTO_FILL, END, FIELD_SIZED_PROCEDURES, LENGTH_EXACT_RULES,
+                               LENGTH_RULES, NEXT, PADDING, PROCEDURE_ROOM, Knob, Peek, Switch,
+                               covered_from, logical, peeks)
 
 try:
     import orjson as _orjson
@@ -63,6 +64,13 @@ for (_lay, _f), _rule in AUTO_FILL.items():
 _TA_OPCODE_KEYS = ("ub.btah.taopcode", "ub.atah.taopcode")
 #: The byte runs a template lets grow and shrink: the payload and the transport padding after it
 _VARIABLE_RUNS = ("data", "ub.pad")
+#: Byte-run layers sized by a record field read before them (grammar FIELD_SIZED_PROCEDURES):
+#: layer -> that field's record key.  A template may vary the frame length after them.
+_FIELD_SIZED_RUNS = {run: key for run, key in FIELD_SIZED_PROCEDURES.values()}
+#: The transport headers whose ``PADDING.field`` counts the ``ub.pad`` bytes (UB 2.0 §6.2.1): a
+#: template of a padded layout reads that count per frame (any non-zero value) instead of
+#: guarding it, so the 3 padding lengths share one template.
+_PAD_COUNTERS = frozenset(PADDING.headers)
 
 
 def _resolve_traced(rule, own, earlier, peek, profile):
@@ -101,15 +109,18 @@ def _length_plan(buf, fr, placed, profile):
             barred = tuple(ATOMIC_OPERAND_BYTES) if fields[k] == ATOMIC_RESPONSE else \
                 tuple(2 * b for b in ATOMIC_OPERAND_BYTES)
     d = names.index("data")
-    if any(lay in BYTE_LAYERS and lay not in _VARIABLE_RUNS for lay in names) or \
+    if any(lay in BYTE_LAYERS and lay not in _VARIABLE_RUNS and
+           not _sized_by_guarded_field(lay, names[:d], fields) for lay in names) or \
             names[d + 1:] not in ([], ["ub.pad"], ["ub.icrc"], ["ub.pad", "ub.icrc"]) or \
-            any(lay not in HEADERS for lay in names[:d]):
+            any(lay not in HEADERS and lay not in _FIELD_SIZED_RUNS for lay in names[:d]):
         return None
     data_off = placed[d][1]
     tail = len(buf) - data_off - placed[d][2]
     largest = None
     for i, (layer, o, n) in enumerate(placed[:d]):
-        h = HEADERS[layer]
+        h = HEADERS.get(layer)
+        if h is None:       # a byte run sized by a guarded field (checked above)
+            continue
         if _EXACT_FIELDS.get(layer) or _EXACT_FIELDS.get(logical(layer)):
             return None
         rule = NEXT.get(logical(layer))
@@ -134,12 +145,37 @@ def _length_plan(buf, fr, placed, profile):
             if room and names[i + 1] == "data":
                 # the procedure declined for lack of room: so must every frame of the template
                 largest = room - 1 if largest is None else min(largest, room - 1)
-    return data_off, tail, largest, barred
+    # the padding count: read per frame from the transport header that carries it
+    padvar = None
+    if PADDING.pad_layer in names[d + 1:]:
+        tph = [(i, lay) for i, lay in enumerate(names[:d]) if lay in _PAD_COUNTERS]
+        f = HEADERS[tph[-1][1]].fields[HEADERS[tph[-1][1]].index[PADDING.field]] if tph else None
+        if f is None or f.le or f.dwrev or f.shift or f.enum or f.fmt != "int":
+            return None
+        padvar = tph[-1][1]
+        tail -= placed[d + 1][2]
+    return data_off, tail, largest, barred, padvar
+
+
+def _sized_by_guarded_field(layer: str, before, fields) -> bool:
+    """Whether byte run ``layer`` is sized by a record field a template guards (grammar
+    FIELD_SIZED_PROCEDURES): the field is in the record and is a steering field of its header
+    (or a value a hook derived from steering fields, which templates copy from the sample)."""
+    key = _FIELD_SIZED_RUNS.get(layer)
+    if key is None or key not in fields:
+        return False
+    for lay in before:
+        h = HEADERS.get(lay)
+        if h is not None and key in h.keys:
+            name = h.fields[h.keys.index(key)].name
+            return name in DISPATCH_FIELDS.get(lay, ()) and \
+                name not in LENGTH_FIELDS.get(lay, ())
+    return True
 
 
 class _Template:
     __slots__ = ("fn", "layers", "issues", "json", "summary", "pick", "region", "sample", "varied",
-                 "seen", "special", "fails", "probe", "key", "variable", "sig")
+                 "seen", "special", "fails", "probe", "key", "keys", "variable", "sig")
 
     def __init__(self, fn, layers, issues, json=None, region=0, sample=0, special=False,
                  summary=None, pick=None):
@@ -211,14 +247,19 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
         size_test = f"L != {L}"
         tailx = None
     else:
-        data_off, tail, largest, barred = plan
-        size_test = f"L < {max(region, data_off + 1) + tail}"
+        data_off, tail, largest, barred, padvar = plan
+        # E: where the payload ends (before the padding and the ICRC); with a variable padding
+        # the payload's bounds are tested once the count is read (the relations)
+        endx = "E" if padvar else (f"L - {tail}" if tail else "L")
+        bounds = [f"{endx} < {max(region, data_off + 1)}"]
         if largest is not None:
-            size_test += f" or L > {data_off + largest + tail}"
+            bounds.append(f"{endx} > {data_off + largest}")
         if barred:
             # a set display of constants: one frozenset constant, not built per call
-            size_test += f" or L - {data_off + tail} in {{{', '.join(map(str, sorted(barred)))}}}"
-        tailx = f"L - {tail}" if tail else "L"
+            bounds.append(f"{endx} - {data_off} in {{{', '.join(map(str, sorted(barred)))}}}")
+        size_test = f"L < {max(region, data_off + 1) + tail + 1}" if padvar else \
+            " or ".join(bounds)
+        tailx = endx
     lines = ["def run(buf):",
              "    L = len(buf)",
              f"    if {size_test}:",
@@ -227,6 +268,8 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
              f"    if v & {hex(0)} != 0:  # placeholder",
              "        return None"]
     relations = []
+    pre = []            # assignments the relations use (the padding count P, the payload end E)
+    padkeys = None      # (shift, mask) of a variable padding count in the region
     body = []
     exprs = {}
     dotted = {}
@@ -262,6 +305,11 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                     exprs[key] = f"buf[{o}:{tailx}].hex()"
                     exprs["data.len"] = f"({tailx} - {o})"
                     declared.add("data.len")
+                elif plan[4]:
+                    # the padding: P zero bytes from E
+                    pad_to = f"L - {plan[1]}" if plan[1] else "L"
+                    relations.append(f"int.from_bytes(buf[E:{pad_to}], 'big')")
+                    exprs[key] = f"buf[E:{pad_to}].hex()"
                 else:
                     pad_from = f"L - {plan[1]}"
                     pad_to = f"L - {plan[1] - n}" if plan[1] - n else "L"
@@ -287,6 +335,16 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 # every frame of the template
                 x = _read_expr(8 * o + foff, f.bits, shift, mask)
                 relations.append(f"{x} != L - {L - fields[k]}")
+            elif plan is not None and plan[4] == layer and f.name == PADDING.field:
+                # the padding count, any non-zero value (the layout has a ub.pad); the index
+                # holds the template under each (TemplateCache._insert)
+                pre.append(f"    P = {_read_expr(8 * o + foff, f.bits, shift, mask)}")
+                pre.append(f"    E = L - {plan[1]} - P" if plan[1] else "    E = L - P")
+                relations[:0] = ["not P"] + bounds
+                exprs[k] = "P"
+                smask |= mask << shift
+                padkeys = (shift, mask)
+                continue
             elif (f.name in guarded or f.reserved or f.fixed is not None or f.le or f.dwrev
                     or (constant >> shift) & mask == mask):
                 gmask |= mask << shift
@@ -340,6 +398,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 exprs[it.key] = _interpret_expr(it, raws[it.field], names)
     gval = int.from_bytes(buf[:region], "big") & gmask
     lines[5] = f"    if v & {gmask:#x} != {gval:#x}:"
+    lines.extend(pre)
     for r in relations:
         lines.append(f"    if {r}:")
         lines.append("        return None")
@@ -392,6 +451,11 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     t.pick = _lazy(t, "pick", lambda: _pick_fn(head, fields, exprs, static, ns))
     t.probe = (region, smask)
     t.key = t.sample & smask
+    if padkeys is None:
+        t.keys = (t.key,)
+    else:       # every non-zero padding count
+        shift, mask = padkeys
+        t.keys = tuple(t.key & ~(mask << shift) | (c << shift) for c in range(1, mask + 1))
     t.variable = plan is not None
     return t
 
@@ -802,6 +866,7 @@ class TemplateCache:
         if g is None:
             g = self._by_probe[t.probe] = [t.probe[0], t.probe[1], {}]
             self._groups.append(g)
-        g[2].setdefault(t.key, []).append(t)
+        for key in t.keys:
+            g[2].setdefault(key, []).append(t)
         self._count += 1
         self.compiled += 1
