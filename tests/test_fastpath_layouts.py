@@ -76,8 +76,10 @@ def _sequence(seed: int, n: int = 600):
     out = []
     for _ in range(n):
         r = rnd.random()
-        if r < 0.5:
+        if r < 0.45:
             item = (1, SPEC, encode_layers(_vary(rnd.choice(kinds), rnd)))
+        elif r < 0.5:
+            item = (1, SPEC, encode_layers(_odd_padding(rnd.choice(kinds[:16]), rnd)))
         elif r < 0.75:
             item = rnd.choice(pool)
         else:
@@ -91,6 +93,16 @@ def _sequence(seed: int, n: int = 600):
             buf = bytes(b)
         out.append((lt, prof, buf))
     return out
+
+
+def _odd_padding(kind, rnd):
+    """A padded frame of ``kind`` whose padding the dissector must judge (the ICRC valid over
+    it): non-zero pad bytes, or a padding count that does not align the payload."""
+    layers = [(n, s) for n, s in _vary(kind, rnd) if n != "ub.pad"]
+    count = rnd.randint(1, 3)
+    pad = bytes(count) if rnd.random() < 0.5 else \
+        bytes(rnd.randint(0, 255) if i == rnd.randrange(count) else 0 for i in range(count))
+    return layers + [("ub.pad", pad)]
 
 
 def _reference(lt, prof, buf, frame, tns):
@@ -139,6 +151,70 @@ def test_varied_payload_lengths_share_one_template():
         assert cache.decode(buf, 1) == (fr.layers, fr.fields, fr.issues)
     assert cache.hits >= 180
     assert any(t.variable for t in cache.templates())
+
+
+def _kind(layer):
+    """The first UBoE sample kind with ``layer`` and a payload."""
+    return next(k for k in _make_captures().uboe_packets()
+                if layer in [n for n, _ in k] and "data" in [n for n, _ in k])
+
+
+def test_padding_counts_share_one_template():
+    """Padding 1, 2 and 3 (UB 2.0 §6.2.1) are one layout: the count is read per frame; a frame
+    without padding, with non-zero pad bytes or a count that does not align the payload still
+    decodes as the dissector says."""
+    rnd = random.Random(8)
+    kind = _kind("ub.maetah")
+    cache = TemplateCache(SPEC)
+    counts = []
+    for i in range(120):
+        if i % 5 == 4:
+            buf = encode_layers(_odd_padding(kind, rnd))
+        else:
+            buf = encode_layers(_vary(kind, rnd))
+        fr = dissect(buf, 1, SPEC)
+        counts.append(fr.fields["ub.rtph.padding"])
+        assert cache.decode(buf, 1) == (fr.layers, fr.fields, fr.issues), i
+        line = cache.ndjson(buf, 1, i, 0, len(buf))
+        assert line == to_json_bytes(make_record(i, 0.0, len(buf), len(buf), 1, fr.layers,
+                                                 fr.fields, fr.issues)), i
+    assert set(counts) == {0, 1, 2, 3}
+    padded = [t for t in cache.templates() if "ub.pad" in t.layers and not t.special]
+    assert len({id(t) for t in padded}) == 1 and len(padded[0].keys) == 3
+    assert cache.hits >= 150
+    # the template itself refuses a frame of its headers without padding (not only the index)
+    unpadded = next(b for b in (encode_layers(_vary(kind, rnd)) for _ in range(50))
+                    if dissect(b, 1, SPEC).fields["ub.rtph.padding"] == 0)
+    assert padded[0].fn(unpadded) is None
+
+
+def test_beetah_width_follows_the_maetah_length():
+    """A Write_with_be template varies the payload length after a BEETAH whose width the
+    guarded MAETAH Length sets (grammar FIELD_SIZED_PROCEDURES); another Length (another
+    width) or a BEETAH that does not fit go to the dissector."""
+    rnd = random.Random(9)
+    kind = _kind("ub.beetah")
+    cache = TemplateCache(SPEC)
+
+    def frame(length, be, payload):
+        layers = []
+        for name, spec in _vary(kind, rnd):
+            if name == "ub.maetah":
+                spec = dict(spec, length=length)
+            elif name == "ub.beetah":
+                spec = be
+            elif name == "data":
+                spec = rnd.randbytes(payload)
+            layers.append((name, spec))
+        return encode_layers(layers)
+    bufs = [frame(64, rnd.randbytes(8), rnd.randint(1, 300)) for _ in range(40)]
+    bufs += [frame(128, rnd.randbytes(16), 130), frame(128, rnd.randbytes(8), 20),
+             frame(128, rnd.randbytes(8), 3), frame(64, rnd.randbytes(4), 2)]
+    for i, buf in enumerate(bufs + bufs):
+        fr = dissect(buf, 1, SPEC)
+        assert cache.decode(buf, 1) == (fr.layers, fr.fields, fr.issues), i
+    assert any(t.variable and "ub.beetah" in t.layers for t in cache.templates())
+    assert cache.hits >= 60
 
 
 def test_cfg5_ip_and_data_neighbours():
