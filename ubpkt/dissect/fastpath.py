@@ -175,7 +175,7 @@ def _sized_by_guarded_field(layer: str, before, fields) -> bool:
 
 class _Template:
     __slots__ = ("fn", "layers", "issues", "json", "summary", "pick", "region", "sample", "varied",
-                 "seen", "special", "fails", "probe", "key", "keys", "variable", "sig")
+                 "seen", "special", "fails", "probe", "key", "keys", "variable", "sig", "parts")
 
     def __init__(self, fn, layers, issues, json=None, region=0, sample=0, special=False,
                  summary=None, pick=None):
@@ -449,6 +449,8 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     t.summary = _lazy(t, "summary", lambda: _summary_fn(head, fields, exprs, static, issues,
                                                          ns, dotted))
     t.pick = _lazy(t, "pick", lambda: _pick_fn(head, fields, exprs, static, ns))
+    t.parts = _lazy(t, "parts", lambda: _parts_fn(head, fields, exprs, static, layers, issues,
+                                                   ns, dotted))
     t.probe = (region, smask)
     t.key = t.sample & smask
     if padkeys is None:
@@ -549,9 +551,57 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
     if _orjson is None:
         return None
     dumps = _orjson.dumps
+    body = _json_fields(fields, exprs, static, dotted)
+    if body is None:
+        return None
+    body, args = body
     try:
         parts = ['{"frame":%d,"time":%s%s,"len":%d,"caplen":%d,"linktype":', ]
         tail = ',"layers":' + dumps(list(layers)).decode() + ',"fields":{'
+        closing = '},"issues":' + dumps(list(issues)).decode().replace("%", "%%") + "}\n"
+    except TypeError:   # a value orjson cannot encode
+        return None
+    fmt = parts[0] + "%d" + tail.replace("%", "%%") + body + closing
+    lines = [line.replace("def run(buf):", "def run_json(buf, frame, time, epoch, orig_len, lt):")
+             for line in head]
+    lines.append(f"    return ({fmt!r} % (frame, _dumps(time).decode(), epoch, orig_len, len(buf), lt"
+                 + "".join(f", {a}" for a in args) + ")).encode()")
+    return _compile(lines, dict(ns, _dumps=dumps), "run_json", "json template")
+
+
+def _parts_fn(head, fields, exprs, static, layers, issues, ns, dotted):
+    """A generated function giving the frame's ndjson pieces for splicing into an enclosing
+    record (a flit stream's DLLDP, ``ubpkt.dissect.flitfast``): ``(layers, fields, issues)``,
+    each the JSON text between the brackets of its list or object (the layers and issues
+    constant, the fields one %-format as in :func:`_json_fn`) and the frozenset of the field
+    names (constant: the caller may judge it once per template).  None when not possible."""
+    if _orjson is None:
+        return None
+    dumps = _orjson.dumps
+    body = _json_fields(fields, exprs, static, dotted)
+    if body is None:
+        return None
+    body, args = body
+    try:
+        jl = dumps(list(layers))[1:-1]
+        ji = dumps(list(issues))[1:-1]
+    except TypeError:
+        return None
+    lines = [line.replace("def run(buf):", "def run_parts(buf):") for line in head]
+    if args:
+        lines.append(f"    return _L, ({body!r} % ({', '.join(args)},)).encode(), _I, _K")
+    else:
+        lines.append(f"    return _L, {body.replace('%%', '%').encode()!r}, _I, _K")
+    return _compile(lines, dict(ns, _dumps=dumps, _L=jl, _I=ji, _K=frozenset(fields)),
+                    "run_parts", "parts template")
+
+
+def _json_fields(fields, exprs, static, dotted):
+    """``(format, argument expressions)`` of the JSON text inside a record's ``fields`` object
+    (keys and constant values rendered once, by the record path's encoder), or None (a value
+    orjson cannot hold, or one a template cannot write)."""
+    dumps = _orjson.dumps
+    try:
         args = []
         body = []
         for k, v in fields.items():
@@ -572,17 +622,9 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
                 args.append(exprs[k])
             else:
                 body.append(key + ":" + dumps(v).decode().replace("%", "%%"))
-        closing = '},"issues":' + dumps(list(issues)).decode().replace("%", "%%") + "}\n"
     except TypeError:   # a value orjson cannot encode (an integer wider than 64 bits)
         return None
-    fmt = parts[0] + "%d" + tail.replace("%", "%%") + ",".join(body) + closing
-    lines = [line.replace("def run(buf):", "def run_json(buf, frame, time, epoch, orig_len, lt):")
-             for line in head]
-    lines.append(f"    return ({fmt!r} % (frame, _dumps(time).decode(), epoch, orig_len, len(buf), lt"
-                 + "".join(f", {a}" for a in args) + ")).encode()")
-    ns = dict(ns, _dumps=dumps)
-    exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath json template>", "exec"), ns)
-    return ns["run_json"]
+    return ",".join(body), args
 
 
 def _interpret_expr(it, raw: str, names: dict) -> str:
@@ -802,6 +844,26 @@ class TemplateCache:
             lst.insert(lst.index(t), special)
             self._count += 1
             self.compiled += 1
+
+    def parts(self, buf: bytes, linktype: int):
+        """The frame's ndjson pieces for splicing, ``(layers, fields, issues, field names)``
+        the first three JSON text inside their brackets (``_parts_fn``), from a template; or,
+        when no template fits,
+        ``(None, (layers, fields, issues))`` from the dissector."""
+        lst = self._candidates(buf)
+        if lst is not None:
+            for t in lst:
+                fn = t.parts
+                got = None if fn is None else fn(buf)
+                if got is not None:
+                    self.hits += 1
+                    if t.special:
+                        t.fails = 0
+                    elif t.seen < self.LEARN:
+                        self._learn(t, lst, buf, linktype)
+                    return got
+                self._failed(t, lst)
+        return None, self._miss(buf, linktype)
 
     def decode(self, buf: bytes, linktype: int):
         """(layers, fields, issues) of one frame."""
