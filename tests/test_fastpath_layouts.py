@@ -80,6 +80,9 @@ def _sequence(seed: int, n: int = 600):
             item = (1, SPEC, encode_layers(_vary(rnd.choice(kinds), rnd)))
         elif r < 0.5:
             item = (1, SPEC, encode_layers(_odd_padding(rnd.choice(kinds[:16]), rnd)))
+        elif r < 0.6:
+            prof = rnd.choice((SPEC, NS3))
+            item = (148, prof, _native(rnd, prof))
         elif r < 0.75:
             item = rnd.choice(pool)
         else:
@@ -103,6 +106,18 @@ def _odd_padding(kind, rnd):
     pad = bytes(count) if rnd.random() < 0.5 else \
         bytes(rnd.randint(0, 255) if i == rnd.randrange(count) else 0 for i in range(count))
     return layers + [("ub.pad", pad)]
+
+
+def _native(rnd, prof):
+    """A linktype-148 packet (LPH first) of a native sample kind with a random payload length
+    (PLENGTH follows it), a third of them with PLENGTH changed (the ICRC does not cover it)."""
+    kinds = [k for k in _make_captures().native_packets() if "data" in [n for n, _ in k]]
+    kind = rnd.choice(kinds)
+    layers = [(n, rnd.randbytes(rnd.randint(1, 900)) if n == "data" else s) for n, s in kind]
+    buf = bytearray(encode_layers(layers, prof))
+    if rnd.random() < 0.33:
+        buf[3] ^= 1 << rnd.randrange(8)          # PLENGTH[7:0] (the LPH's last byte)
+    return bytes(buf)
 
 
 def _reference(lt, prof, buf, frame, tns):
@@ -215,6 +230,31 @@ def test_beetah_width_follows_the_maetah_length():
         assert cache.decode(buf, 1) == (fr.layers, fr.fields, fr.issues), i
     assert any(t.variable and "ub.beetah" in t.layers for t in cache.templates())
     assert cache.hits >= 60
+
+
+@pytest.mark.parametrize("prof", [SPEC, NS3], ids=["spec", "ns3"])
+def test_plength_is_a_relation(prof):
+    """Native packets (LPH first) of one layout and many payload lengths share a template: the
+    PLENGTH must encode the frame length where the profile checks it (SPEC; UB 2.0
+    §4.3.2.2.2), and is a plain value where it does not (NS3)."""
+    rnd = random.Random(10)
+    kind = next(k for k in _make_captures().native_packets()
+                if "ub.maetah" in [n for n, _ in k] and "data" in [n for n, _ in k])
+    cache = TemplateCache(prof)
+    warned = 0
+    for i in range(150):
+        layers = [(n, rnd.randbytes(rnd.randint(1, 1500)) if n == "data" else s)
+                  for n, s in kind]
+        buf = bytearray(encode_layers(layers, prof))
+        if i % 3 == 2:
+            buf[3] ^= 1 << rnd.randrange(8)
+        buf = bytes(buf)
+        fr = dissect(buf, 148, prof)
+        warned += any(x["field"] == "ub.lph.plength" for x in fr.issues)
+        assert cache.decode(buf, 148) == (fr.layers, fr.fields, fr.issues), i
+    assert (warned >= 40) if prof.check_plength else (warned == 0)
+    assert cache.hits >= (80 if prof.check_plength else 130)
+    assert any(t.variable and t.layers[0].startswith("ub.lph") for t in cache.templates())
 
 
 def test_cfg5_ip_and_data_neighbours():

@@ -12,8 +12,6 @@ corruption, that both paths give the same record.
 from __future__ import annotations
 
 import zlib
-from collections import OrderedDict
-
 from . import BYTE_LAYERS, dissect
 from ..formats import HEADERS
 from ..formats.core import _FAST_TEXT, value_to_text
@@ -26,9 +24,10 @@ from ..record import make_record
 from .walk import steering_fields
 from .checks import INTERPRETING as _INTERPRETING
 from ..formats.sack import sack_psns
+from ..link.plength import plength_blocks, plength_last_flits, plength_table
 from ..formats.grammar import (ATOMIC_OPERAND_BYTES, ATOMIC_PAYLOAD_OPCODES, ATOMIC_RESPONSE,
-                               AUTO_FILL, END, FIELD_SIZED_PROCEDURES, LENGTH_EXACT_RULES,
-                               LENGTH_RULES, NEXT, PADDING, PROCEDURE_ROOM, Knob, Peek, Switch,
+                               AUTO_FILL, FIELD_SIZED_PROCEDURES, LENGTH_ENCODED_RULES,
+                               LENGTH_EXACT_RULES, LENGTH_RULES, NEXT, PADDING, PROCEDURE_ROOM, Knob, Peek, Switch,
                                covered_from, logical, peeks)
 
 try:
@@ -55,13 +54,27 @@ _COMPUTED_LISTS = {"ub.saetph.acked_psns"}
 LENGTH_FIELDS = {}
 #: layer -> its fields whose length rule a template cannot express (LENGTH_EXACT_RULES)
 _EXACT_FIELDS = {}
+#: layer -> {field: rule} of the fields that encode the packet length from that header on
+#: (grammar LENGTH_ENCODED_RULES): checked as ``value == table[frame length]`` (_ENCODINGS)
+_ENCODED_FIELDS = {}
 for (_lay, _f), _rule in AUTO_FILL.items():
     if _rule in LENGTH_RULES:
         LENGTH_FIELDS.setdefault(_lay, set()).add(_f)
+    elif _rule in LENGTH_ENCODED_RULES:
+        _ENCODED_FIELDS.setdefault(_lay, {})[_f] = _rule
     elif _rule in LENGTH_EXACT_RULES:
         _EXACT_FIELDS.setdefault(_lay, set()).add(_f)
 #: The record keys of the TAH's opcode (full and compact forms share them)
 _TA_OPCODE_KEYS = ("ub.btah.taopcode", "ub.atah.taopcode")
+#: rule of LENGTH_ENCODED_RULES -> (whether the profile has the dissector check it, the table of
+#: the value for each packet length, the record fields the walk derives from the value and the
+#: function computing each): PLENGTH (UB 2.0 §4.3.2.2.2; ubpkt.dissect.network reads it)
+_ENCODINGS = {
+    "plength": (lambda profile: profile.check_plength,
+                lambda profile: plength_table(profile.crc_mode),
+                (("ub.lph.blocks", plength_blocks), ("ub.lph.last_flits", plength_last_flits))),
+}
+assert set(_ENCODINGS) == set(LENGTH_ENCODED_RULES)
 #: The byte runs a template lets grow and shrink: the payload and the transport padding after it
 _VARIABLE_RUNS = ("data", "ub.pad")
 #: Byte-run layers sized by a record field read before them (grammar FIELD_SIZED_PROCEDURES):
@@ -123,6 +136,8 @@ def _length_plan(buf, fr, placed, profile):
             continue
         if _EXACT_FIELDS.get(layer) or _EXACT_FIELDS.get(logical(layer)):
             return None
+        if _ENCODED_FIELDS.get(layer) and o != 0:
+            return None     # an encoded length counts from its header: the packet's first
         rule = NEXT.get(logical(layer))
         if rule is None:
             continue
@@ -323,6 +338,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
         h = HEADERS[layer]
         guarded = set(DISPATCH_FIELDS.get(layer, ()))
         lengths = LENGTH_FIELDS.get(layer, ()) if plan is not None else ()
+        encoded = _ENCODED_FIELDS.get(layer, {}) if plan is not None else {}
         raws = {}
         for f, k, foff in zip(h.fields, h.keys, h.offsets):
             declared.add(k)
@@ -335,6 +351,25 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 # every frame of the template
                 x = _read_expr(8 * o + foff, f.bits, shift, mask)
                 relations.append(f"{x} != L - {L - fields[k]}")
+            elif f.name in encoded and not (f.le or f.dwrev or f.shift or f.enum) and \
+                    f.fmt == "int":
+                # a packet length encoded (PLENGTH): the value the frame length gives, when the
+                # profile has the dissector check it; the fields derived from it per frame
+                checked, table, derived = _ENCODINGS[encoded[f.name]]
+                x = _read_expr(8 * o + foff, f.bits, shift, mask)
+                if checked(profile):
+                    var = f"e{len(names)}"
+                    names[var] = table(profile)
+                    relations.append(f"L >= {len(names[var])} or {x} != {var}[L]")
+                tmp = f"t{len(names)}_{f.name}"
+                body.append(f"    {tmp} = {x}")
+                exprs[k] = tmp
+                for dk, fn in derived:
+                    var = f"e{len(names)}"
+                    names[var] = fn
+                    exprs[dk] = f"{var}({tmp})"
+                    declared.add(dk)
+                continue
             elif plan is not None and plan[4] == layer and f.name == PADDING.field:
                 # the padding count, any non-zero value (the layout has a ub.pad); the index
                 # holds the template under each (TemplateCache._insert)
@@ -692,7 +727,8 @@ _EPOCH_DIV = tuple(10 ** (9 - d) for d in range(10))
 #: layer -> the record keys of its layout-steering fields (DISPATCH_FIELDS less the byte counts
 #: LENGTH_FIELDS): with the layer sequence they name a layout (TemplateCache._signature)
 _STEER_KEYS = {layer: tuple(h.keys[h.index[f]] for f in DISPATCH_FIELDS.get(layer, ())
-                            if f not in LENGTH_FIELDS.get(layer, ()))
+                            if f not in LENGTH_FIELDS.get(layer, ()) and
+                            f not in _ENCODED_FIELDS.get(layer, ()))
                for layer, h in HEADERS.items()}
 
 

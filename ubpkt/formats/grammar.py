@@ -313,7 +313,12 @@ FIELD_SIZED_PROCEDURES: dict[str, tuple] = {"@beetah": ("ub.beetah", "ub.maetah.
 #: template serves every payload length.  Other length rules (PLENGTH's encoding, PDU_Length)
 #: keep a layout at one frame length.
 LENGTH_RULES = ("ipv4_total_length", "ipv6_payload_length", "udp_length")
-LENGTH_EXACT_RULES = ("plength", "mgmt_pdu_length")
+#: AUTO_FILL rules whose field encodes the packet's length from the first header on (PLENGTH,
+#: UB 2.0 §4.3.2.2.2 Table 4-1, checked by the dissector when the profile's check_plength is
+#: set): the fast path checks it as ``value == encoding(frame length)`` (or, unchecked, reads
+#: it as a value), so one template serves every payload length.
+LENGTH_ENCODED_RULES = ("plength",)
+LENGTH_EXACT_RULES = ("mgmt_pdu_length",)
 
 #: Topology TLV Type -> the header of the whole TLV (Type, Length and the value's fields; UB 2.0
 #: §10.4.3.2 Table 10-9, Fig 10-27..30), read when Length covers it; value bytes past it, and other
