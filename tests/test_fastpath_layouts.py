@@ -257,6 +257,30 @@ def test_plength_is_a_relation(prof):
     assert any(t.variable and t.layers[0].startswith("ub.lph") for t in cache.templates())
 
 
+def test_a_frame_refused_by_one_probe_tries_the_next():
+    """An atomic request whose payload is an operand size (read as numbers: an exact-length
+    layout) and padded has a longer guarded region than the variable template of its headers:
+    two probes match it; after the variable one refuses it, the exact template still serves."""
+    rnd = random.Random(4)
+
+    def frame(kind, size):
+        return encode_layers([(n, rnd.randbytes(size) if n == "data" else s) for n, s in kind])
+
+    def operands_padded(buf):
+        fr = dissect(buf, 1, SPEC)
+        return "ub.pad" in fr.layers and "ub.atomic.operand1" in fr.fields
+    kind, exact = next((k, b) for k in _make_captures().uboe_packets() if "data" in dict(k)
+                       for b in (frame(k, 2 * op) for op in (1, 2, 4, 8)) if operands_padded(b))
+    cache = TemplateCache(SPEC)
+    for size in (5, 6, 7, 9, 10, 11, 13, 5, 6, 7):
+        cache.decode(frame(kind, size), 1)
+    for i in range(4):
+        hits = cache.hits
+        fr = dissect(exact, 1, SPEC)
+        assert cache.decode(exact, 1) == (fr.layers, fr.fields, fr.issues)
+    assert cache.hits == hits + 1          # the last one came from a template
+
+
 def test_cfg5_ip_and_data_neighbours():
     """The issue's bug class: same length, the grammar chooses IP or data by a payload nibble;
     after a template for one, the other still decodes as the dissector says."""

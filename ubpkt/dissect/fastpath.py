@@ -769,20 +769,25 @@ class TemplateCache:
     #: frame.time_epoch: a string with the capture's full precision); None: no such key.
     digits = None
 
-    def _candidates(self, buf):
-        """The templates of the layout ``buf`` seems to have (None: no such layout known)."""
+    def _candidates(self, buf, start: int = 0):
+        """``(i, templates)``: the templates of a layout ``buf`` seems to have, found by probe
+        ``start`` or a later one, ``i`` where to go on (``start=i + 1``) when none of them fits;
+        ``(-1, None)``: no (further) such layout known.  A frame can match more than one probe
+        (layouts whose header regions differ: a padded layout and an exact-length one), so a
+        caller whose templates all refuse the frame asks again before dissecting."""
         n = len(buf)
         groups = self._groups
-        for i, g in enumerate(groups):
+        for i in range(start, len(groups)):
+            g = groups[i]
             r = g[0]
             if n < r:
                 continue
             lst = g[2].get(int.from_bytes(buf[:r], "big") & g[1])
             if lst:
-                if i:       # busier probes drift to the front
+                if i > start:       # busier probes drift to the front
                     groups[i - 1], groups[i] = g, groups[i - 1]
-                return lst
-        return None
+                return i, lst
+        return -1, None
 
     def _failed(self, t, lst) -> None:
         if t.special:
@@ -802,8 +807,8 @@ class TemplateCache:
             epoch = _EPOCH_FMT[digits] % (sec, rem // _EPOCH_DIV[digits])
         else:
             epoch = ',"time_epoch":"%s"' % seconds_text(time_ns, digits)
-        lst = self._candidates(buf)
-        if lst is not None:
+        i, lst = self._candidates(buf)
+        while lst is not None:
             for t in lst:
                 if t.json is None:
                     continue
@@ -816,6 +821,7 @@ class TemplateCache:
                         self._learn(t, lst, buf, linktype)
                     return line
                 self._failed(t, lst)
+            i, lst = self._candidates(buf, i + 1)
         layers, fields, issues = self._miss(buf, linktype)
         rec = make_record(frame, time_ns / 1e9, orig_len, len(buf), linktype, layers, fields,
                           issues)
@@ -828,8 +834,8 @@ class TemplateCache:
         """The one-line summary of one frame (identical to :func:`summary_line` of its record,
         ``time_col`` being its time column as ``-t`` formats it), from a template's summary
         renderer where the frame fits one."""
-        lst = self._candidates(buf)
-        if lst is not None:
+        i, lst = self._candidates(buf)
+        while lst is not None:
             for t in lst:
                 fn = t.summary
                 if fn is None:
@@ -843,6 +849,7 @@ class TemplateCache:
                         self._learn(t, lst, buf, linktype)
                     return f"{frame:>6} {time_col} {orig_len:>5}{tail}"
                 self._failed(t, lst)
+            i, lst = self._candidates(buf, i + 1)
         layers, fields, issues = self._miss(buf, linktype)
         return summary_line(make_record(frame, None, orig_len, len(buf), linktype, layers,
                                         fields, issues), time_col)
@@ -852,14 +859,15 @@ class TemplateCache:
         :data:`STATS_KEYS` the frame has (only those when a template decoded it); ``template``
         (its ``layers`` and ``issues`` are the frame's) or None with ``(None, (layers, fields,
         issues))`` from the dissector."""
-        lst = self._candidates(buf)
-        if lst is not None:
+        i, lst = self._candidates(buf)
+        while lst is not None:
             for t in lst:
                 fn = t.pick
                 f = None if fn is None else fn(buf)
                 if f is not None:
                     self.hits += 1
                     return t, f
+            i, lst = self._candidates(buf, i + 1)
         return None, self._miss(buf, linktype)
 
     def _learn(self, t: _Template, lst: list, buf: bytes, linktype: int) -> None:
@@ -886,8 +894,8 @@ class TemplateCache:
         the first three JSON text inside their brackets (``_parts_fn``), from a template; or,
         when no template fits,
         ``(None, (layers, fields, issues))`` from the dissector."""
-        lst = self._candidates(buf)
-        if lst is not None:
+        i, lst = self._candidates(buf)
+        while lst is not None:
             for t in lst:
                 fn = t.parts
                 got = None if fn is None else fn(buf)
@@ -899,18 +907,20 @@ class TemplateCache:
                         self._learn(t, lst, buf, linktype)
                     return got
                 self._failed(t, lst)
+            i, lst = self._candidates(buf, i + 1)
         return None, self._miss(buf, linktype)
 
     def decode(self, buf: bytes, linktype: int):
         """(layers, fields, issues) of one frame."""
-        lst = self._candidates(buf)
-        if lst is not None:
+        i, lst = self._candidates(buf)
+        while lst is not None:
             for t in lst:
                 fn = t.fn
                 f = None if fn is None else fn(buf)
                 if f is not None:
                     self.hits += 1
-                    return list(t.layers), f, [dict(i) for i in t.issues]
+                    return list(t.layers), f, [dict(x) for x in t.issues]
+            i, lst = self._candidates(buf, i + 1)
         return self._miss(buf, linktype)
 
     def _signature(self, fr, size: int):
