@@ -606,10 +606,12 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
 
 def _parts_fn(head, fields, exprs, static, layers, issues, ns, dotted):
     """A generated function giving the frame's ndjson pieces for splicing into an enclosing
-    record (a flit stream's DLLDP, ``ubpkt.dissect.flitfast``): ``(layers, fields, issues)``,
-    each the JSON text between the brackets of its list or object (the layers and issues
-    constant, the fields one %-format as in :func:`_json_fn`) and the frozenset of the field
-    names (constant: the caller may judge it once per template).  None when not possible."""
+    record (a flit stream's DLLDP, ``ubpkt.dissect.flitfast``), as str: ``(layers, fields,
+    issues, names)``: the JSON text of the layers' and of the fields' items, each led by a comma
+    (empty when there are none: it follows the enclosing record's own items), the issues' items
+    (constant; the layers too, the fields one %-format as in :func:`_json_fn`) and the
+    frozenset of the field names (constant: the caller may judge it once per template).  None
+    when not possible."""
     if _orjson is None:
         return None
     dumps = _orjson.dumps
@@ -618,15 +620,17 @@ def _parts_fn(head, fields, exprs, static, layers, issues, ns, dotted):
         return None
     body, args = body
     try:
-        jl = dumps(list(layers))[1:-1]
-        ji = dumps(list(issues))[1:-1]
+        jl = dumps(list(layers)).decode()[1:-1]
+        ji = dumps(list(issues)).decode()[1:-1]
     except TypeError:
         return None
+    jl = "," + jl if jl else ""
+    body = "," + body if body else ""
     lines = [line.replace("def run(buf):", "def run_parts(buf):") for line in head]
     if args:
-        lines.append(f"    return _L, ({body!r} % ({', '.join(args)},)).encode(), _I, _K")
+        lines.append(f"    return _L, {body!r} % ({', '.join(args)},), _I, _K")
     else:
-        lines.append(f"    return _L, {body.replace('%%', '%').encode()!r}, _I, _K")
+        lines.append(f"    return _L, {body.replace('%%', '%')!r}, _I, _K")
     return _compile(lines, dict(ns, _dumps=dumps, _L=jl, _I=ji, _K=frozenset(fields)),
                     "run_parts", "parts template")
 
@@ -891,9 +895,8 @@ class TemplateCache:
 
     def parts(self, buf: bytes, linktype: int):
         """The frame's ndjson pieces for splicing, ``(layers, fields, issues, field names)``
-        the first three JSON text inside their brackets (``_parts_fn``), from a template; or,
-        when no template fits,
-        ``(None, (layers, fields, issues))`` from the dissector."""
+        (JSON text, see ``_parts_fn``) from a template; or, when no template fits, ``(None,
+        (layers, fields, issues))`` from the dissector."""
         i, lst = self._candidates(buf)
         while lst is not None:
             for t in lst:

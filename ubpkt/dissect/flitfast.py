@@ -31,12 +31,17 @@ _MASK30 = 0x3FFFFFFF
 #: field-name prefixes of the block-level fields: a packet field with one of them would be
 #: shadowed (the record merges packet fields with setdefault), which splicing cannot do
 _BLOCK_PREFIXES = ("ub.flit.", "ub.dll.", "ub.dlldp.", "ub.lbh.", "ub.bcrc.", "ub.end.")
-_ONE_BLOCK_CRC = ('"ub.flit.offset":%d,"ub.flit.index":%d,"ub.flit.count":%d,'
+#: the ndjson line of the common one-block DLLDP in CRC mode, block-level fields included:
+#: frame, time, len, caplen, the packet's layers, fields (comma-led) and issues to fill in
+_ONE_BLOCK_CRC = ('{"frame":%d,"time":%s,"len":%d,"caplen":%d,"linktype":' + str(LINKTYPE_FLITS)
+                  + ',"layers":["ub.flits","ub.dlldp","ub.bcrc"%s],"fields":{'
+                  '"ub.flit.offset":%d,"ub.flit.index":%d,"ub.flit.count":%d,'
                   '"ub.dll.kind":"DLLDP","ub.dlldp.blocks":1,"ub.dlldp.flits":%d,'
                   '"ub.dlldp.error_flag":0,"ub.bcrc.rsvd1":0,"ub.bcrc.error_flag":0,'
-                  '"ub.bcrc.crc30":%d,"ub.bcrc.status":"good"')
-_ONE_BLOCK_LAYERS = {True: b'"ub.flits","ub.dlldp","ub.bcrc"',
-                     False: b'"ub.flits","ub.dlldp","ub.end"'}
+                  '"ub.bcrc.crc30":%d,"ub.bcrc.status":"good"%s},"issues":[%s]}\n')
+#: any other DLLDP: the block-level layers and fields (JSON text) filled in too
+_ANY_BLOCKS = ('{"frame":%d,"time":%s,"len":%d,"caplen":%d,"linktype":' + str(LINKTYPE_FLITS)
+               + ',"layers":[%s%s],"fields":{%s%s},"issues":[%s]}\n')
 #: the field names _ONE_BLOCK_CRC writes
 _ONE_BLOCK_KEYS = frozenset(("ub.flit.offset", "ub.flit.index", "ub.flit.count", "ub.dll.kind",
                              "ub.dlldp.blocks", "ub.dlldp.flits", "ub.dlldp.error_flag",
@@ -124,11 +129,15 @@ class PlainLines:
             try:
                 if not ok or _orjson is None:
                     raise TypeError
-                play = _orjson.dumps(play)[1:-1]
-                pfields = _orjson.dumps(pf, default=_default)[1:-1]
-                pissues = _orjson.dumps(pissues, default=_default)[1:-1]
+                play = _orjson.dumps(play).decode()[1:-1]
+                pfields = _orjson.dumps(pf, default=_default).decode()[1:-1]
+                pissues = _orjson.dumps(pissues, default=_default).decode()[1:-1]
             except TypeError:   # shadowed names, wide integers: the whole record
                 return dumps(_record(p, frame, time_ns, self.crc_mode, decoded))
+            if play:
+                play = "," + play
+            if pfields:
+                pfields = "," + pfields
         else:
             play, pfields, pissues, keys = got
             ok = self._splices.get(keys)
@@ -138,18 +147,11 @@ class PlainLines:
                 return dumps(plain_record(p, frame, time_ns, self.crc_mode, self.cache))
         if time_ns != self._time_key:
             self._time_key = time_ns
-            self._time_text = dumps(None if time_ns is None else time_ns / 1e9)[:-1]
+            self._time_text = dumps(None if time_ns is None else time_ns / 1e9)[:-1].decode()
         if nb == 1 and self.crc_mode:
-            bfields = (_ONE_BLOCK_CRC % (off, off // FLIT, flits, flits,
-                                         int.from_bytes(raw[-4:], "big") & _MASK30)).encode()
-            blayers = _ONE_BLOCK_LAYERS[True]
-        else:
-            layers, f = block or _block_fields(p, self.crc_mode)
-            bfields = dumps(f)[1:-2]
-            blayers = dumps(layers)[1:-2]
-        return b"".join((b'{"frame":%d,"time":' % frame, self._time_text,
-                         b',"len":%d,"caplen":%d,"linktype":%d,"layers":[' % (n, n,
-                                                                              LINKTYPE_FLITS),
-                         blayers, b"," if play else b"", play,
-                         b'],"fields":{', bfields, b"," if pfields else b"", pfields,
-                         b'},"issues":[', pissues, b"]}\n"))
+            return (_ONE_BLOCK_CRC % (frame, self._time_text, n, n, play, off, off // FLIT,
+                                      flits, flits, int.from_bytes(raw[-4:], "big") & _MASK30,
+                                      pfields, pissues)).encode()
+        layers, f = block or _block_fields(p, self.crc_mode)
+        return (_ANY_BLOCKS % (frame, self._time_text, n, n, dumps(layers)[1:-2].decode(), play,
+                               dumps(f)[1:-2].decode(), pfields, pissues)).encode()
