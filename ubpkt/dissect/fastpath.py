@@ -24,7 +24,7 @@ from ..record import make_record
 from .walk import steering_fields
 from .checks import INTERPRETING as _INTERPRETING
 from ..formats.sack import sack_psns
-from ..link.plength import plength_blocks, plength_last_flits, plength_table
+from ..link.plength import packet_length, plength_blocks, plength_last_flits
 from ..formats.grammar import (ATOMIC_OPERAND_BYTES, ATOMIC_PAYLOAD_OPCODES, ATOMIC_RESPONSE,
                                AUTO_FILL, FIELD_SIZED_PROCEDURES, LENGTH_ENCODED_RULES,
                                LENGTH_EXACT_RULES, LENGTH_RULES, NEXT, PADDING, PROCEDURE_ROOM, Knob, Peek, Switch,
@@ -66,12 +66,13 @@ for (_lay, _f), _rule in AUTO_FILL.items():
         _EXACT_FIELDS.setdefault(_lay, set()).add(_f)
 #: The record keys of the TAH's opcode (full and compact forms share them)
 _TA_OPCODE_KEYS = ("ub.btah.taopcode", "ub.atah.taopcode")
-#: rule of LENGTH_ENCODED_RULES -> (whether the profile has the dissector check it, the table of
-#: the value for each packet length, the record fields the walk derives from the value and the
-#: function computing each): PLENGTH (UB 2.0 §4.3.2.2.2; ubpkt.dissect.network reads it)
+#: rule of LENGTH_ENCODED_RULES -> (whether the profile has the dissector check it, the
+#: function of (value, profile) giving the packet length the value describes (None: none) as the
+#: dissector computes it, the record fields the walk derives from the value and the function
+#: computing each): PLENGTH (UB 2.0 §4.3.2.2.2; ubpkt.dissect.network reads it)
 _ENCODINGS = {
     "plength": (lambda profile: profile.check_plength,
-                lambda profile: plength_table(profile.crc_mode),
+                lambda value, profile: packet_length(value, profile.crc_mode),
                 (("ub.lph.blocks", plength_blocks), ("ub.lph.last_flits", plength_last_flits))),
 }
 assert set(_ENCODINGS) == set(LENGTH_ENCODED_RULES)
@@ -355,12 +356,13 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                     f.fmt == "int":
                 # a packet length encoded (PLENGTH): the value the frame length gives, when the
                 # profile has the dissector check it; the fields derived from it per frame
-                checked, table, derived = _ENCODINGS[encoded[f.name]]
+                checked, length_of, derived = _ENCODINGS[encoded[f.name]]
                 x = _read_expr(8 * o + foff, f.bits, shift, mask)
                 if checked(profile):
                     var = f"e{len(names)}"
-                    names[var] = table(profile)
-                    relations.append(f"L >= {len(names[var])} or {x} != {var}[L]")
+                    names[var] = length_of
+                    names[f"e{len(names)}"] = profile
+                    relations.append(f"{var}({x}, e{len(names) - 1}) != L")
                 tmp = f"t{len(names)}_{f.name}"
                 body.append(f"    {tmp} = {x}")
                 exprs[k] = tmp

@@ -94,18 +94,6 @@ def plength_last_flits(plength_value: int) -> int:
     return ((plength_value >> 5) & 0x1F) + 1
 
 
-@functools.lru_cache(maxsize=4)
-def plength_table(crc_mode: bool = True) -> tuple:
-    """``table[n]``: the PLENGTH of an ``n``-byte packet, -1 where no PLENGTH describes one
-    (0..MAX_PACKET): the fast path's PLENGTH relation (``ubpkt.dissect.fastpath``)."""
-    out = [-1] * (MAX_PACKET[crc_mode] + 1)
-    for n in range(LPH_LEN + 1, MAX_PACKET[crc_mode] + 1):
-        v = plength(n, crc_mode)
-        if packet_length(v, crc_mode) == n:
-            out[n] = v
-    return tuple(out)
-
-
 @functools.lru_cache(maxsize=32768)      # pure, 2 x 16384 possible arguments
 def packet_length(plength_value: int, crc_mode: bool = True) -> int | None:
     """Network packet length (LPH included) that a PLENGTH value describes; None if reserved."""
