@@ -4,9 +4,11 @@ The first frame of a kind is decoded by :func:`ubpkt.dissect.dissect`.  When tha
 (no warning or error), its layer layout becomes a *template*: the header region as one integer,
 a guard mask covering every field the dissector branches on or derives a value from
 (:data:`DISPATCH_FIELDS`), every reserved and fixed field and every zero-checked byte run, and a
-generated function that extracts the remaining fields.  Later frames of the same length whose
-guard bits match, and whose ICRC verifies, are decoded by that function alone; anything else goes
-through the dissector.  ``tests/test_fastpath.py`` checks, frame by frame and under random
+generated function that extracts the remaining fields.  Later frames of that layout (any
+payload length the grammar allows it: lengths, PLENGTH and the padding count are relations or
+per-frame values, docs/fastpath.md) whose guard bits match, and whose ICRC verifies, are decoded
+by that function alone; anything else goes through the dissector.  ``tests/test_fastpath.py``
+and ``tests/test_fastpath_layouts.py`` check, frame by frame, on sequences and under random
 corruption, that both paths give the same record.
 """
 from __future__ import annotations
@@ -107,8 +109,9 @@ def _resolve_traced(rule, own, earlier, peek, profile):
 
 def _length_plan(buf, fr, placed, profile):
     """How a template for this layout may vary the frame length, from the grammar: None (only
-    frames of this length), or ``(data offset, bytes after the payload, largest payload or
-    None)``.  A layout varies when it ends in payload [+ padding] [+ ICRC], every length its
+    frames of this length), or ``(data offset, bytes after the payload (less the padding when
+    it is variable), largest payload or None, payload lengths barred, the transport header
+    whose padding count is read per frame or None)``.  A layout varies when it ends in payload [+ padding] [+ ICRC], every length its
     headers carry is a relation (LENGTH_FIELDS), every Peek found its byte and every procedure
     the walk entered has a known dependence on the bytes left (grammar.PROCEDURE_ROOM)."""
     names = [p[0] for p in placed]
