@@ -802,8 +802,16 @@ class TemplateCache:
         if t.special:
             t.fails += 1
             if t.fails > self.GIVE_UP and t in lst:
+                self._drop(t)
+
+    def _drop(self, t: _Template) -> None:
+        """Take template ``t`` out of the index (every key it is held under)."""
+        g = self._by_probe.get(t.probe)
+        for key in t.keys:
+            lst = g[2].get(key) if g is not None else None
+            if lst and t in lst:
                 lst.remove(t)
-                self._count -= 1
+        self._count -= 1
 
     def ndjson(self, buf: bytes, linktype: int, frame: int, time_ns: int, orig_len: int) -> bytes:
         """The ndjson line of one frame (identical to rendering its record, with
@@ -892,9 +900,15 @@ class TemplateCache:
                              constant)
         except Exception:  # an optimisation only
             special = None
-        if special is not None and special.json is not None and \
-                special.probe == t.probe and special.key == t.key and t in lst:
-            lst.insert(lst.index(t), special)
+        if special is not None and special.probe == t.probe and special.key == t.key and \
+                t in lst:
+            # in front of the general template, under each key both are held (a padded
+            # layout's counts, when the padding varied)
+            g = self._by_probe[t.probe][2]
+            keys = [k for k in special.keys if k in t.keys and t in g.get(k, ())]
+            special.keys = tuple(keys)
+            for k in keys:
+                g[k].insert(g[k].index(t), special)
             self._count += 1
             self.compiled += 1
 
