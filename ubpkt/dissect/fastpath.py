@@ -760,12 +760,16 @@ class TemplateCache:
         self.per_key = per_key
         self._groups: list = []        # [region, steering mask, {masked region: [templates]}]
         self._by_probe: dict = {}      # (region, mask) -> its entry of _groups
+        self._top = 0                  # the longest probe region up to SHARED_REGION
         self._seen: dict = {}          # layout signature -> dissections (and builds) so far
         self._count = 0                # templates held
         self.hits = 0
         self.misses = 0
         self.compiled = 0
 
+    #: Bytes of a frame's start read once per lookup as one integer for every probe whose region
+    #: fits (longer regions are read on their own: a long integer would cost every probe).
+    SHARED_REGION = 256
     #: Frames a general template compares with its sample before it is specialised.
     LEARN = 16
     #: Consecutive guard failures after which a specialised template is dropped.
@@ -786,12 +790,19 @@ class TemplateCache:
         caller whose templates all refuse the frame asks again before dissecting."""
         n = len(buf)
         groups = self._groups
+        # the frame's first bytes as one integer, each probe's region a shift of it (regions
+        # longer than SHARED_REGION are read on their own)
+        top = self._top if n >= self._top else n
+        whole = int.from_bytes(buf[:top], "big")
         for i in range(start, len(groups)):
             g = groups[i]
             r = g[0]
-            if n < r:
+            if r <= top:
+                lst = g[2].get((whole >> ((top - r) << 3)) & g[1])
+            elif n < r:
                 continue
-            lst = g[2].get(int.from_bytes(buf[:r], "big") & g[1])
+            else:
+                lst = g[2].get(int.from_bytes(buf[:r], "big") & g[1])
             if lst:
                 if i > start:       # busier probes drift to the front
                     groups[i - 1], groups[i] = g, groups[i - 1]
@@ -996,6 +1007,8 @@ class TemplateCache:
         if g is None:
             g = self._by_probe[t.probe] = [t.probe[0], t.probe[1], {}]
             self._groups.append(g)
+            if self._top < g[0] <= self.SHARED_REGION:
+                self._top = g[0]
         for key in t.keys:
             g[2].setdefault(key, []).append(t)
         self._count += 1
