@@ -29,8 +29,8 @@ from ..formats.sack import sack_psns
 from ..link.plength import packet_length, plength_blocks, plength_last_flits
 from ..formats.grammar import (ATOMIC_OPERAND_BYTES, ATOMIC_PAYLOAD_OPCODES, ATOMIC_RESPONSE,
                                AUTO_FILL, FIELD_SIZED_PROCEDURES, LENGTH_ENCODED_RULES,
-                               LENGTH_EXACT_RULES, LENGTH_RULES, NEXT, PADDING, PROCEDURE_ROOM, Knob, Peek, Switch,
-                               covered_from, logical, peeks)
+                               LENGTH_EXACT_RULES, LENGTH_RULES, NEXT, PADDING, PROCEDURE_ROOM,
+                               Knob, Peek, Switch, covered_from, logical, peeks)
 
 try:
     import orjson as _orjson
@@ -57,7 +57,7 @@ LENGTH_FIELDS = {}
 #: layer -> its fields whose length rule a template cannot express (LENGTH_EXACT_RULES)
 _EXACT_FIELDS = {}
 #: layer -> {field: rule} of the fields that encode the packet length from that header on
-#: (grammar LENGTH_ENCODED_RULES): checked as ``value == table[frame length]`` (_ENCODINGS)
+#: (grammar LENGTH_ENCODED_RULES): checked as ``length(value) == frame length`` (_ENCODINGS)
 _ENCODED_FIELDS = {}
 for (_lay, _f), _rule in AUTO_FILL.items():
     if _rule in LENGTH_RULES:
@@ -111,9 +111,11 @@ def _length_plan(buf, fr, placed, profile):
     """How a template for this layout may vary the frame length, from the grammar: None (only
     frames of this length), or ``(data offset, bytes after the payload (less the padding when
     it is variable), largest payload or None, payload lengths barred, the transport header
-    whose padding count is read per frame or None)``.  A layout varies when it ends in payload [+ padding] [+ ICRC], every length its
-    headers carry is a relation (LENGTH_FIELDS), every Peek found its byte and every procedure
-    the walk entered has a known dependence on the bytes left (grammar.PROCEDURE_ROOM)."""
+    whose padding count is read per frame or None)``.  A layout varies when it ends in payload
+    [+ padding] [+ ICRC], every length its headers carry is a relation (LENGTH_FIELDS,
+    _ENCODED_FIELDS), every byte run before the payload is sized by a guarded field, every Peek
+    found its byte and every procedure the walk entered has a known dependence on the bytes
+    left (grammar.PROCEDURE_ROOM)."""
     names = [p[0] for p in placed]
     fields = fr.fields
     if "data" not in names or any(k.startswith("ub.atomic.") for k in fields):
