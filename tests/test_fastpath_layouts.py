@@ -14,7 +14,8 @@ from ubpkt import SPEC, NS3, encode_layers
 from ubpkt.dissect import dissect
 from ubpkt.dissect.fastpath import STATS_KEYS, TemplateCache
 from ubpkt.formats import HEADERS
-from ubpkt.formats.grammar import LENGTH_EXACT_PROCEDURES, PROCEDURE_ROOM, PROCEDURES
+from ubpkt.formats.grammar import (FIELD_SIZED_PROCEDURES, LENGTH_EXACT_PROCEDURES,
+                                   PROCEDURE_ROOM, PROCEDURES)
 from ubpkt.formats.samples import samples
 from ubpkt.record import make_record
 from ubpkt.views.output import summary_line, to_json_bytes, with_time_epoch
@@ -75,8 +76,13 @@ def _sequence(seed: int, n: int = 600):
     out = []
     for _ in range(n):
         r = rnd.random()
-        if r < 0.5:
+        if r < 0.45:
             item = (1, SPEC, encode_layers(_vary(rnd.choice(kinds), rnd)))
+        elif r < 0.5:
+            item = (1, SPEC, encode_layers(_odd_padding(rnd.choice(kinds[:16]), rnd)))
+        elif r < 0.6:
+            prof = rnd.choice((SPEC, NS3))
+            item = (148, prof, _native(rnd, prof))
         elif r < 0.75:
             item = rnd.choice(pool)
         else:
@@ -90,6 +96,28 @@ def _sequence(seed: int, n: int = 600):
             buf = bytes(b)
         out.append((lt, prof, buf))
     return out
+
+
+def _odd_padding(kind, rnd):
+    """A padded frame of ``kind`` whose padding the dissector must judge (the ICRC valid over
+    it): non-zero pad bytes, or a padding count that does not align the payload."""
+    layers = [(n, s) for n, s in _vary(kind, rnd) if n != "ub.pad"]
+    count = rnd.randint(1, 3)
+    pad = bytes(count) if rnd.random() < 0.5 else \
+        bytes(rnd.randint(0, 255) if i == rnd.randrange(count) else 0 for i in range(count))
+    return layers + [("ub.pad", pad)]
+
+
+def _native(rnd, prof):
+    """A linktype-148 packet (LPH first) of a native sample kind with a random payload length
+    (PLENGTH follows it), a third of them with PLENGTH changed (the ICRC does not cover it)."""
+    kinds = [k for k in _make_captures().native_packets() if "data" in [n for n, _ in k]]
+    kind = rnd.choice(kinds)
+    layers = [(n, rnd.randbytes(rnd.randint(1, 900)) if n == "data" else s) for n, s in kind]
+    buf = bytearray(encode_layers(layers, prof))
+    if rnd.random() < 0.33:
+        buf[3] ^= 1 << rnd.randrange(8)          # PLENGTH[7:0] (the LPH's last byte)
+    return bytes(buf)
 
 
 def _reference(lt, prof, buf, frame, tns):
@@ -140,6 +168,119 @@ def test_varied_payload_lengths_share_one_template():
     assert any(t.variable for t in cache.templates())
 
 
+def _kind(layer):
+    """The first UBoE sample kind with ``layer`` and a payload."""
+    return next(k for k in _make_captures().uboe_packets()
+                if layer in [n for n, _ in k] and "data" in [n for n, _ in k])
+
+
+def test_padding_counts_share_one_template():
+    """Padding 1, 2 and 3 (UB 2.0 §6.2.1) are one layout: the count is read per frame; a frame
+    without padding, with non-zero pad bytes or a count that does not align the payload still
+    decodes as the dissector says."""
+    rnd = random.Random(8)
+    kind = _kind("ub.maetah")
+    cache = TemplateCache(SPEC)
+    counts = []
+    for i in range(120):
+        if i % 5 == 4:
+            buf = encode_layers(_odd_padding(kind, rnd))
+        else:
+            buf = encode_layers(_vary(kind, rnd))
+        fr = dissect(buf, 1, SPEC)
+        counts.append(fr.fields["ub.rtph.padding"])
+        assert cache.decode(buf, 1) == (fr.layers, fr.fields, fr.issues), i
+        line = cache.ndjson(buf, 1, i, 0, len(buf))
+        assert line == to_json_bytes(make_record(i, 0.0, len(buf), len(buf), 1, fr.layers,
+                                                 fr.fields, fr.issues)), i
+    assert set(counts) == {0, 1, 2, 3}
+    padded = [t for t in cache.templates() if "ub.pad" in t.layers and not t.special]
+    assert len({id(t) for t in padded}) == 1 and len(padded[0].keys) == 3
+    assert cache.hits >= 150
+    # the template itself refuses a frame of its headers without padding (not only the index)
+    unpadded = next(b for b in (encode_layers(_vary(kind, rnd)) for _ in range(50))
+                    if dissect(b, 1, SPEC).fields["ub.rtph.padding"] == 0)
+    assert padded[0].fn(unpadded) is None
+
+
+def test_beetah_width_follows_the_maetah_length():
+    """A Write_with_be template varies the payload length after a BEETAH whose width the
+    guarded MAETAH Length sets (grammar FIELD_SIZED_PROCEDURES); another Length (another
+    width) or a BEETAH that does not fit go to the dissector."""
+    rnd = random.Random(9)
+    kind = _kind("ub.beetah")
+    cache = TemplateCache(SPEC)
+
+    def frame(length, be, payload):
+        layers = []
+        for name, spec in _vary(kind, rnd):
+            if name == "ub.maetah":
+                spec = dict(spec, length=length)
+            elif name == "ub.beetah":
+                spec = be
+            elif name == "data":
+                spec = rnd.randbytes(payload)
+            layers.append((name, spec))
+        return encode_layers(layers)
+    bufs = [frame(64, rnd.randbytes(8), rnd.randint(1, 300)) for _ in range(40)]
+    bufs += [frame(128, rnd.randbytes(16), 130), frame(128, rnd.randbytes(8), 20),
+             frame(128, rnd.randbytes(8), 3), frame(64, rnd.randbytes(4), 2)]
+    for i, buf in enumerate(bufs + bufs):
+        fr = dissect(buf, 1, SPEC)
+        assert cache.decode(buf, 1) == (fr.layers, fr.fields, fr.issues), i
+    assert any(t.variable and "ub.beetah" in t.layers for t in cache.templates())
+    assert cache.hits >= 60
+
+
+@pytest.mark.parametrize("prof", [SPEC, NS3], ids=["spec", "ns3"])
+def test_plength_is_a_relation(prof):
+    """Native packets (LPH first) of one layout and many payload lengths share a template: the
+    PLENGTH must encode the frame length where the profile checks it (SPEC; UB 2.0
+    §4.3.2.2.2), and is a plain value where it does not (NS3)."""
+    rnd = random.Random(10)
+    kind = next(k for k in _make_captures().native_packets()
+                if "ub.maetah" in [n for n, _ in k] and "data" in [n for n, _ in k])
+    cache = TemplateCache(prof)
+    warned = 0
+    for i in range(150):
+        layers = [(n, rnd.randbytes(rnd.randint(1, 1500)) if n == "data" else s)
+                  for n, s in kind]
+        buf = bytearray(encode_layers(layers, prof))
+        if i % 3 == 2:
+            buf[3] ^= 1 << rnd.randrange(8)
+        buf = bytes(buf)
+        fr = dissect(buf, 148, prof)
+        warned += any(x["field"] == "ub.lph.plength" for x in fr.issues)
+        assert cache.decode(buf, 148) == (fr.layers, fr.fields, fr.issues), i
+    assert (warned >= 40) if prof.check_plength else (warned == 0)
+    assert cache.hits >= (80 if prof.check_plength else 130)
+    assert any(t.variable and t.layers[0].startswith("ub.lph") for t in cache.templates())
+
+
+def test_a_frame_refused_by_one_probe_tries_the_next():
+    """An atomic request whose payload is an operand size (read as numbers: an exact-length
+    layout) and padded has a longer guarded region than the variable template of its headers:
+    two probes match it; after the variable one refuses it, the exact template still serves."""
+    rnd = random.Random(4)
+
+    def frame(kind, size):
+        return encode_layers([(n, rnd.randbytes(size) if n == "data" else s) for n, s in kind])
+
+    def operands_padded(buf):
+        fr = dissect(buf, 1, SPEC)
+        return "ub.pad" in fr.layers and "ub.atomic.operand1" in fr.fields
+    kind, exact = next((k, b) for k in _make_captures().uboe_packets() if "data" in dict(k)
+                       for b in (frame(k, 2 * op) for op in (1, 2, 4, 8)) if operands_padded(b))
+    cache = TemplateCache(SPEC)
+    for size in (5, 6, 7, 9, 10, 11, 13, 5, 6, 7):
+        cache.decode(frame(kind, size), 1)
+    for i in range(4):
+        hits = cache.hits
+        fr = dissect(exact, 1, SPEC)
+        assert cache.decode(exact, 1) == (fr.layers, fr.fields, fr.issues)
+    assert cache.hits == hits + 1          # the last one came from a template
+
+
 def test_cfg5_ip_and_data_neighbours():
     """The issue's bug class: same length, the grammar chooses IP or data by a payload nibble;
     after a template for one, the other still decodes as the dissector says."""
@@ -178,8 +319,9 @@ def test_a_layout_that_keeps_missing_stops_compiling():
 def test_every_procedure_has_a_length_class():
     """A new grammar procedure must say how it depends on the bytes left, or the templates
     could stretch a layout it decides by length."""
-    assert set(PROCEDURES) == set(PROCEDURE_ROOM) | set(LENGTH_EXACT_PROCEDURES)
-    assert not set(PROCEDURE_ROOM) & set(LENGTH_EXACT_PROCEDURES)
+    classes = (set(PROCEDURE_ROOM), set(LENGTH_EXACT_PROCEDURES), set(FIELD_SIZED_PROCEDURES))
+    assert set(PROCEDURES) == set.union(*classes)
+    assert sum(map(len, classes)) == len(set.union(*classes))      # one class each
 
 
 def test_parallel_equals_one_process(tmp_path, monkeypatch):

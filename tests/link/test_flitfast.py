@@ -92,3 +92,26 @@ def test_cli_ndjson_equals_the_reference(tmp_path):
     assert res.exit_code == 0, res.output
     want = b"".join(to_json_bytes(r) for r in decode_flit_stream(str(path), fast=False))
     assert res.stdout_bytes == want
+
+
+@pytest.mark.parametrize("crc_mode", [True, False])
+def test_varied_payload_lengths_on_length_free_templates(backend, crc_mode):
+    """Native kinds with random payload lengths (one block or several): the packet templates
+    vary the length (PLENGTH a relation), the spliced lines equal the reference, clean and with
+    a few bits flipped."""
+    from make_captures import native_packets
+    from ubpkt.encode import encode_layers
+    rng = random.Random(21)
+    kinds = [k for k in native_packets() if "data" in [n for n, _ in k]]
+    pk = []
+    for _ in range(120):
+        kind = rng.choice(kinds)
+        layers = [(n, rng.randbytes(rng.choice((1, 7, 64, rng.randrange(1, 1800))))
+                   if n == "data" else s) for n, s in kind]
+        pk.append(fill_plength(encode_layers(layers), crc_mode))
+    stream = bytearray(b"".join(frame_packet(p, crc_mode) for p in pk))
+    recs = check(bytes(stream), crc_mode)
+    assert len(recs) == len(pk) and not any(r["issues"] for r in recs)
+    for _ in range(12):
+        stream[rng.randrange(len(stream))] ^= 1 << rng.randrange(8)
+    check(bytes(stream), crc_mode, chunk=rng.choice((500, 1 << 16)))

@@ -196,9 +196,9 @@ def export_frames(chunks, forced, profile, builder, writers, row_group, analysis
             cache = caches.get(lt)
             if cache is None:
                 cache = caches[lt] = TemplateCache(_profile(profile, lt))
-            lst = cache._candidates(data)
             hit = fields = None
-            if lst is not None:
+            i, lst = cache._candidates(data)
+            while lst is not None:      # every probe the frame matches, as TemplateCache does
                 for t in lst:
                     ok = t.ok
                     if ok is not None:
@@ -210,6 +210,9 @@ def export_frames(chunks, forced, profile, builder, writers, row_group, analysis
                         if fields is not None:
                             hit = t
                             break
+                if hit is not None:
+                    break
+                i, lst = cache._candidates(data, i + 1)
             row = base + len(meta)
             if hit is not None:
                 text = layer_text.get(hit)

@@ -4,16 +4,16 @@ The first frame of a kind is decoded by :func:`ubpkt.dissect.dissect`.  When tha
 (no warning or error), its layer layout becomes a *template*: the header region as one integer,
 a guard mask covering every field the dissector branches on or derives a value from
 (:data:`DISPATCH_FIELDS`), every reserved and fixed field and every zero-checked byte run, and a
-generated function that extracts the remaining fields.  Later frames of the same length whose
-guard bits match, and whose ICRC verifies, are decoded by that function alone; anything else goes
-through the dissector.  ``tests/test_fastpath.py`` checks, frame by frame and under random
+generated function that extracts the remaining fields.  Later frames of that layout (any
+payload length the grammar allows it: lengths, PLENGTH and the padding count are relations or
+per-frame values, docs/fastpath.md) whose guard bits match, and whose ICRC verifies, are decoded
+by that function alone; anything else goes through the dissector.  ``tests/test_fastpath.py``
+and ``tests/test_fastpath_layouts.py`` check, frame by frame, on sequences and under random
 corruption, that both paths give the same record.
 """
 from __future__ import annotations
 
 import zlib
-from collections import OrderedDict
-
 from . import BYTE_LAYERS, dissect
 from ..formats import HEADERS
 from ..formats.core import _FAST_TEXT, value_to_text
@@ -26,9 +26,11 @@ from ..record import make_record
 from .walk import steering_fields
 from .checks import INTERPRETING as _INTERPRETING
 from ..formats.sack import sack_psns
+from ..link.plength import packet_length, plength_blocks, plength_last_flits
 from ..formats.grammar import (ATOMIC_OPERAND_BYTES, ATOMIC_PAYLOAD_OPCODES, ATOMIC_RESPONSE,
-                               AUTO_FILL, END, LENGTH_EXACT_RULES, LENGTH_RULES, NEXT,
-                               PROCEDURE_ROOM, Knob, Peek, Switch, covered_from, logical, peeks)
+                               AUTO_FILL, FIELD_SIZED_PROCEDURES, LENGTH_ENCODED_RULES,
+                               LENGTH_EXACT_RULES, LENGTH_RULES, NEXT, PADDING, PROCEDURE_ROOM,
+                               Knob, Peek, Switch, covered_from, logical, peeks)
 
 try:
     import orjson as _orjson
@@ -54,15 +56,37 @@ _COMPUTED_LISTS = {"ub.saetph.acked_psns"}
 LENGTH_FIELDS = {}
 #: layer -> its fields whose length rule a template cannot express (LENGTH_EXACT_RULES)
 _EXACT_FIELDS = {}
+#: layer -> {field: rule} of the fields that encode the packet length from that header on
+#: (grammar LENGTH_ENCODED_RULES): checked as ``length(value) == frame length`` (_ENCODINGS)
+_ENCODED_FIELDS = {}
 for (_lay, _f), _rule in AUTO_FILL.items():
     if _rule in LENGTH_RULES:
         LENGTH_FIELDS.setdefault(_lay, set()).add(_f)
+    elif _rule in LENGTH_ENCODED_RULES:
+        _ENCODED_FIELDS.setdefault(_lay, {})[_f] = _rule
     elif _rule in LENGTH_EXACT_RULES:
         _EXACT_FIELDS.setdefault(_lay, set()).add(_f)
 #: The record keys of the TAH's opcode (full and compact forms share them)
 _TA_OPCODE_KEYS = ("ub.btah.taopcode", "ub.atah.taopcode")
+#: rule of LENGTH_ENCODED_RULES -> (whether the profile has the dissector check it, the
+#: function of (value, profile) giving the packet length the value describes (None: none) as the
+#: dissector computes it, the record fields the walk derives from the value and the function
+#: computing each): PLENGTH (UB 2.0 §4.3.2.2.2; ubpkt.dissect.network reads it)
+_ENCODINGS = {
+    "plength": (lambda profile: profile.check_plength,
+                lambda value, profile: packet_length(value, profile.crc_mode),
+                (("ub.lph.blocks", plength_blocks), ("ub.lph.last_flits", plength_last_flits))),
+}
+assert set(_ENCODINGS) == set(LENGTH_ENCODED_RULES)
 #: The byte runs a template lets grow and shrink: the payload and the transport padding after it
 _VARIABLE_RUNS = ("data", "ub.pad")
+#: Byte-run layers sized by a record field read before them (grammar FIELD_SIZED_PROCEDURES):
+#: layer -> that field's record key.  A template may vary the frame length after them.
+_FIELD_SIZED_RUNS = {run: key for run, key in FIELD_SIZED_PROCEDURES.values()}
+#: The transport headers whose ``PADDING.field`` counts the ``ub.pad`` bytes (UB 2.0 §6.2.1): a
+#: template of a padded layout reads that count per frame (any non-zero value) instead of
+#: guarding it, so the 3 padding lengths share one template.
+_PAD_COUNTERS = frozenset(PADDING.headers)
 
 
 def _resolve_traced(rule, own, earlier, peek, profile):
@@ -85,10 +109,13 @@ def _resolve_traced(rule, own, earlier, peek, profile):
 
 def _length_plan(buf, fr, placed, profile):
     """How a template for this layout may vary the frame length, from the grammar: None (only
-    frames of this length), or ``(data offset, bytes after the payload, largest payload or
-    None)``.  A layout varies when it ends in payload [+ padding] [+ ICRC], every length its
-    headers carry is a relation (LENGTH_FIELDS), every Peek found its byte and every procedure
-    the walk entered has a known dependence on the bytes left (grammar.PROCEDURE_ROOM)."""
+    frames of this length), or ``(data offset, bytes after the payload (less the padding when
+    it is variable), largest payload or None, payload lengths barred, the transport header
+    whose padding count is read per frame or None)``.  A layout varies when it ends in payload
+    [+ padding] [+ ICRC], every length its headers carry is a relation (LENGTH_FIELDS,
+    _ENCODED_FIELDS), every byte run before the payload is sized by a guarded field, every Peek
+    found its byte and every procedure the walk entered has a known dependence on the bytes
+    left (grammar.PROCEDURE_ROOM)."""
     names = [p[0] for p in placed]
     fields = fr.fields
     if "data" not in names or any(k.startswith("ub.atomic.") for k in fields):
@@ -101,17 +128,22 @@ def _length_plan(buf, fr, placed, profile):
             barred = tuple(ATOMIC_OPERAND_BYTES) if fields[k] == ATOMIC_RESPONSE else \
                 tuple(2 * b for b in ATOMIC_OPERAND_BYTES)
     d = names.index("data")
-    if any(lay in BYTE_LAYERS and lay not in _VARIABLE_RUNS for lay in names) or \
+    if any(lay in BYTE_LAYERS and lay not in _VARIABLE_RUNS and
+           not _sized_by_guarded_field(lay, names[:d], fields) for lay in names) or \
             names[d + 1:] not in ([], ["ub.pad"], ["ub.icrc"], ["ub.pad", "ub.icrc"]) or \
-            any(lay not in HEADERS for lay in names[:d]):
+            any(lay not in HEADERS and lay not in _FIELD_SIZED_RUNS for lay in names[:d]):
         return None
     data_off = placed[d][1]
     tail = len(buf) - data_off - placed[d][2]
     largest = None
     for i, (layer, o, n) in enumerate(placed[:d]):
-        h = HEADERS[layer]
+        h = HEADERS.get(layer)
+        if h is None:       # a byte run sized by a guarded field (checked above)
+            continue
         if _EXACT_FIELDS.get(layer) or _EXACT_FIELDS.get(logical(layer)):
             return None
+        if _ENCODED_FIELDS.get(layer) and o != 0:
+            return None     # an encoded length counts from its header: the packet's first
         rule = NEXT.get(logical(layer))
         if rule is None:
             continue
@@ -134,12 +166,38 @@ def _length_plan(buf, fr, placed, profile):
             if room and names[i + 1] == "data":
                 # the procedure declined for lack of room: so must every frame of the template
                 largest = room - 1 if largest is None else min(largest, room - 1)
-    return data_off, tail, largest, barred
+    # the padding count: read per frame from the transport header that carries it
+    padvar = None
+    if PADDING.pad_layer in names[d + 1:]:
+        tph = [(i, lay) for i, lay in enumerate(names[:d]) if lay in _PAD_COUNTERS]
+        f = HEADERS[tph[-1][1]].fields[HEADERS[tph[-1][1]].index[PADDING.field]] if tph else None
+        if f is None or f.le or f.dwrev or f.shift or f.enum or f.fmt != "int":
+            return None
+        padvar = tph[-1][1]
+        tail -= placed[d + 1][2]
+    return data_off, tail, largest, barred, padvar
+
+
+def _sized_by_guarded_field(layer: str, before, fields) -> bool:
+    """Whether byte run ``layer`` is sized by a record field a template guards (grammar
+    FIELD_SIZED_PROCEDURES): the field is in the record and is a steering field of its header
+    (or a value a hook derived from steering fields, which templates copy from the sample)."""
+    key = _FIELD_SIZED_RUNS.get(layer)
+    if key is None or key not in fields:
+        return False
+    for lay in before:
+        h = HEADERS.get(lay)
+        if h is not None and key in h.keys:
+            name = h.fields[h.keys.index(key)].name
+            return name in DISPATCH_FIELDS.get(lay, ()) and \
+                name not in LENGTH_FIELDS.get(lay, ())
+    return True
 
 
 class _Template:
     __slots__ = ("fn", "layers", "issues", "json", "summary", "pick", "region", "sample", "varied",
-                 "seen", "special", "fails", "probe", "key", "variable", "sig", "columns", "ok")
+                 "seen", "special", "fails", "probe", "key", "keys", "variable", "sig", "parts",
+                 "columns", "ok")
 
     def __init__(self, fn, layers, issues, json=None, region=0, sample=0, special=False,
                  summary=None, pick=None):
@@ -213,13 +271,19 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
         size_test = f"L != {L}"
         tailx = None
     else:
-        data_off, tail, largest, barred = plan
-        size_test = f"L < {max(region, data_off + 1) + tail}"
+        data_off, tail, largest, barred, padvar = plan
+        # E: where the payload ends (before the padding and the ICRC); with a variable padding
+        # the payload's bounds are tested once the count is read (the relations)
+        endx = "E" if padvar else (f"L - {tail}" if tail else "L")
+        bounds = [f"{endx} < {max(region, data_off + 1)}"]
         if largest is not None:
-            size_test += f" or L > {data_off + largest + tail}"
+            bounds.append(f"{endx} > {data_off + largest}")
         if barred:
-            size_test += f" or L - {data_off + tail} in {frozenset(barred)!r}"
-        tailx = f"L - {tail}" if tail else "L"
+            # a set display of constants: one frozenset constant, not built per call
+            bounds.append(f"{endx} - {data_off} in {{{', '.join(map(str, sorted(barred)))}}}")
+        size_test = f"L < {max(region, data_off + 1) + tail + 1}" if padvar else \
+            " or ".join(bounds)
+        tailx = endx
     lines = ["def run(buf):",
              "    L = len(buf)",
              f"    if {size_test}:",
@@ -228,6 +292,8 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
              f"    if v & {hex(0)} != 0:  # placeholder",
              "        return None"]
     relations = []
+    pre = []            # assignments the relations use (the padding count P, the payload end E)
+    padkeys = None      # (shift, mask) of a variable padding count in the region
     body = []
     exprs = {}
     plans = {}       # record key -> how to cut it in bulk (columns, see _Template.columns)
@@ -274,6 +340,11 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                     plans[key] = ("run", o, plan[1])
                     plans["data.len"] = ("runlen", o, plan[1])
                     declared.add("data.len")
+                elif plan[4]:
+                    # the padding: P zero bytes from E
+                    pad_to = f"L - {plan[1]}" if plan[1] else "L"
+                    relations.append(f"int.from_bytes(buf[E:{pad_to}], 'big')")
+                    exprs[key] = f"buf[E:{pad_to}].hex()"
                 else:
                     pad_from = f"L - {plan[1]}"
                     pad_to = f"L - {plan[1] - n}" if plan[1] - n else "L"
@@ -289,6 +360,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
         h = HEADERS[layer]
         guarded = set(DISPATCH_FIELDS.get(layer, ()))
         lengths = LENGTH_FIELDS.get(layer, ()) if plan is not None else ()
+        encoded = _ENCODED_FIELDS.get(layer, {}) if plan is not None else {}
         raws = {}
         bitpos = {}
         for f, k, foff in zip(h.fields, h.keys, h.offsets):
@@ -302,6 +374,36 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 # every frame of the template
                 x = _read_expr(8 * o + foff, f.bits, shift, mask)
                 relations.append(f"{x} != L - {L - fields[k]}")
+            elif f.name in encoded and not (f.le or f.dwrev or f.shift or f.enum) and \
+                    f.fmt == "int":
+                # a packet length encoded (PLENGTH): the value the frame length gives, when the
+                # profile has the dissector check it; the fields derived from it per frame
+                checked, length_of, derived = _ENCODINGS[encoded[f.name]]
+                x = _read_expr(8 * o + foff, f.bits, shift, mask)
+                if checked(profile):
+                    var = f"e{len(names)}"
+                    names[var] = length_of
+                    names[f"e{len(names)}"] = profile
+                    relations.append(f"{var}({x}, e{len(names) - 1}) != L")
+                tmp = f"t{len(names)}_{f.name}"
+                body.append(f"    {tmp} = {x}")
+                exprs[k] = tmp
+                for dk, fn in derived:
+                    var = f"e{len(names)}"
+                    names[var] = fn
+                    exprs[dk] = f"{var}({tmp})"
+                    declared.add(dk)
+                continue
+            elif plan is not None and plan[4] == layer and f.name == PADDING.field:
+                # the padding count, any non-zero value (the layout has a ub.pad); the index
+                # holds the template under each (TemplateCache._insert)
+                pre.append(f"    P = {_read_expr(8 * o + foff, f.bits, shift, mask)}")
+                pre.append(f"    E = L - {plan[1]} - P" if plan[1] else "    E = L - P")
+                relations[:0] = ["not P"] + bounds
+                exprs[k] = "P"
+                smask |= mask << shift
+                padkeys = (shift, mask)
+                continue
             elif (f.name in guarded or f.reserved or f.fixed is not None or f.le or f.dwrev
                     or (constant >> shift) & mask == mask):
                 gmask |= mask << shift
@@ -360,6 +462,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 plans[it.key] = ("interpret", *bitpos[it.field], it)
     gval = int.from_bytes(buf[:region], "big") & gmask
     lines[5] = f"    if v & {gmask:#x} != {gval:#x}:"
+    lines.extend(pre)
     for r in relations:
         lines.append(f"    if {r}:")
         lines.append("        return None")
@@ -401,21 +504,31 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     head = list(lines)
     lines.append("    return {" + ", ".join(items) + "}")
     ns = {"_text": value_to_text, "_crc32": zlib.crc32, "_sack_psns": sack_psns, **names}
-    exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath template>", "exec"), ns)
-    tjson = _json_fn(head, fields, exprs, static, layers, fr.issues, ns, dotted)
-    tsum = _summary_fn(head, fields, exprs, static, fr.issues, ns, dotted)
-    tpick = _pick_fn(head, fields, exprs, static, ns)
-    t = _Template(ns["run"], tuple(layers), tuple(fr.issues), tjson, region,
-                  int.from_bytes(buf[:region], "big"), special=bool(constant),
-                  summary=tsum, pick=tpick)
+    issues = fr.issues
+    t = _Template(None, tuple(layers), tuple(issues), None, region,
+                  int.from_bytes(buf[:region], "big"), special=bool(constant))
+    # each view's function is generated and compiled the first time that view asks for it
+    # (a cache serves one view: compiling all four would cost four compiles per layout)
+    t.fn = _lazy(t, "fn", lambda: _compile(lines, ns, "run", "template"))
+    t.json = _lazy(t, "json", lambda: _json_fn(head, fields, exprs, static, layers, issues,
+                                                ns, dotted))
+    t.summary = _lazy(t, "summary", lambda: _summary_fn(head, fields, exprs, static, issues,
+                                                         ns, dotted))
+    t.pick = _lazy(t, "pick", lambda: _pick_fn(head, fields, exprs, static, ns))
+    t.parts = _lazy(t, "parts", lambda: _parts_fn(head, fields, exprs, static, layers, issues,
+                                                   ns, dotted))
     t.probe = (region, smask)
     t.key = t.sample & smask
+    if padkeys is None:
+        t.keys = (t.key,)
+    else:       # every non-zero padding count
+        shift, mask = padkeys
+        t.keys = tuple(t.key & ~(mask << shift) | (c << shift) for c in range(1, mask + 1))
     t.variable = plan is not None
     t.columns = _columns_plan(fields, exprs, static, plans)
     if t.columns is not None:
-        exec(compile("\n".join(guard).replace("def run(buf):", "def run_ok(buf):") + "\n",
-                     "<ubpkt.dissect.fastpath guard>", "exec"), ns)
-        t.ok = ns["run_ok"]
+        guard_src = [line.replace("def run(buf):", "def run_ok(buf):") for line in guard]
+        t.ok = _lazy(t, "ok", lambda: _compile(guard_src, ns, "run_ok", "guard"))
     return t
 
 
@@ -444,6 +557,27 @@ def _columns_plan(fields, exprs, static, plans):
         else:
             return None
     return tuple(out)
+
+
+def _compile(lines, ns, name, what):
+    """The function ``name`` defined by source ``lines``, its globals a copy of ``ns``."""
+    ns = dict(ns)
+    exec(compile("\n".join(lines) + "\n", f"<ubpkt.dissect.fastpath {what}>", "exec"), ns)
+    return ns[name]
+
+
+def _lazy(t, attr, make):
+    """A stand-in for ``t.<attr>``: on its first call it makes the real function (``make()``,
+    None when the layout cannot have one), puts it in its place and answers as it would (None,
+    the frame goes to the dissector, when there is no such function)."""
+    def first(*args):
+        try:
+            fn = make()
+        except Exception:       # a template is an optimisation: never let it fail a decode
+            fn = None
+        setattr(t, attr, fn)
+        return None if fn is None else fn(*args)
+    return first
 
 
 def _pick_fn(head, fields, exprs, static, ns):
@@ -514,9 +648,61 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
     if _orjson is None:
         return None
     dumps = _orjson.dumps
+    body = _json_fields(fields, exprs, static, dotted)
+    if body is None:
+        return None
+    body, args = body
     try:
         parts = ['{"frame":%d,"time":%s%s,"len":%d,"caplen":%d,"linktype":', ]
         tail = ',"layers":' + dumps(list(layers)).decode() + ',"fields":{'
+        closing = '},"issues":' + dumps(list(issues)).decode().replace("%", "%%") + "}\n"
+    except TypeError:   # a value orjson cannot encode
+        return None
+    fmt = parts[0] + "%d" + tail.replace("%", "%%") + body + closing
+    lines = [line.replace("def run(buf):", "def run_json(buf, frame, time, epoch, orig_len, lt):")
+             for line in head]
+    lines.append(f"    return ({fmt!r} % (frame, _dumps(time).decode(), epoch, orig_len, len(buf), lt"
+                 + "".join(f", {a}" for a in args) + ")).encode()")
+    return _compile(lines, dict(ns, _dumps=dumps), "run_json", "json template")
+
+
+def _parts_fn(head, fields, exprs, static, layers, issues, ns, dotted):
+    """A generated function giving the frame's ndjson pieces for splicing into an enclosing
+    record (a flit stream's DLLDP, ``ubpkt.dissect.flitfast``), as str: ``(layers, fields,
+    issues, names)``: the JSON text of the layers' and of the fields' items, each led by a comma
+    (empty when there are none: it follows the enclosing record's own items), the issues' items
+    (constant; the layers too, the fields one %-format as in :func:`_json_fn`) and the
+    frozenset of the field names (constant: the caller may judge it once per template).  None
+    when not possible."""
+    if _orjson is None:
+        return None
+    dumps = _orjson.dumps
+    body = _json_fields(fields, exprs, static, dotted)
+    if body is None:
+        return None
+    body, args = body
+    try:
+        jl = dumps(list(layers)).decode()[1:-1]
+        ji = dumps(list(issues)).decode()[1:-1]
+    except TypeError:
+        return None
+    jl = "," + jl if jl else ""
+    body = "," + body if body else ""
+    lines = [line.replace("def run(buf):", "def run_parts(buf):") for line in head]
+    if args:
+        lines.append(f"    return _L, {body!r} % ({', '.join(args)},), _I, _K")
+    else:
+        lines.append(f"    return _L, {body.replace('%%', '%')!r}, _I, _K")
+    return _compile(lines, dict(ns, _dumps=dumps, _L=jl, _I=ji, _K=frozenset(fields)),
+                    "run_parts", "parts template")
+
+
+def _json_fields(fields, exprs, static, dotted):
+    """``(format, argument expressions)`` of the JSON text inside a record's ``fields`` object
+    (keys and constant values rendered once, by the record path's encoder), or None (a value
+    orjson cannot hold, or one a template cannot write)."""
+    dumps = _orjson.dumps
+    try:
         args = []
         body = []
         for k, v in fields.items():
@@ -537,17 +723,9 @@ def _json_fn(head, fields, exprs, static, layers, issues, ns, dotted):
                 args.append(exprs[k])
             else:
                 body.append(key + ":" + dumps(v).decode().replace("%", "%%"))
-        closing = '},"issues":' + dumps(list(issues)).decode().replace("%", "%%") + "}\n"
     except TypeError:   # a value orjson cannot encode (an integer wider than 64 bits)
         return None
-    fmt = parts[0] + "%d" + tail.replace("%", "%%") + ",".join(body) + closing
-    lines = [line.replace("def run(buf):", "def run_json(buf, frame, time, epoch, orig_len, lt):")
-             for line in head]
-    lines.append(f"    return ({fmt!r} % (frame, _dumps(time).decode(), epoch, orig_len, len(buf), lt"
-                 + "".join(f", {a}" for a in args) + ")).encode()")
-    ns = dict(ns, _dumps=dumps)
-    exec(compile("\n".join(lines) + "\n", "<ubpkt.dissect.fastpath json template>", "exec"), ns)
-    return ns["run_json"]
+    return ",".join(body), args
 
 
 def _interpret_expr(it, raw: str, names: dict) -> str:
@@ -615,7 +793,8 @@ _EPOCH_DIV = tuple(10 ** (9 - d) for d in range(10))
 #: layer -> the record keys of its layout-steering fields (DISPATCH_FIELDS less the byte counts
 #: LENGTH_FIELDS): with the layer sequence they name a layout (TemplateCache._signature)
 _STEER_KEYS = {layer: tuple(h.keys[h.index[f]] for f in DISPATCH_FIELDS.get(layer, ())
-                            if f not in LENGTH_FIELDS.get(layer, ()))
+                            if f not in LENGTH_FIELDS.get(layer, ()) and
+                            f not in _ENCODED_FIELDS.get(layer, ()))
                for layer, h in HEADERS.items()}
 
 
@@ -638,12 +817,16 @@ class TemplateCache:
         self.per_key = per_key
         self._groups: list = []        # [region, steering mask, {masked region: [templates]}]
         self._by_probe: dict = {}      # (region, mask) -> its entry of _groups
+        self._top = 0                  # the longest probe region up to SHARED_REGION
         self._seen: dict = {}          # layout signature -> dissections (and builds) so far
         self._count = 0                # templates held
         self.hits = 0
         self.misses = 0
         self.compiled = 0
 
+    #: Bytes of a frame's start read once per lookup as one integer for every probe whose region
+    #: fits (longer regions are read on their own: a long integer would cost every probe).
+    SHARED_REGION = 256
     #: Frames a general template compares with its sample before it is specialised.
     LEARN = 16
     #: Consecutive guard failures after which a specialised template is dropped.
@@ -656,27 +839,47 @@ class TemplateCache:
     #: frame.time_epoch: a string with the capture's full precision); None: no such key.
     digits = None
 
-    def _candidates(self, buf):
-        """The templates of the layout ``buf`` seems to have (None: no such layout known)."""
+    def _candidates(self, buf, start: int = 0):
+        """``(i, templates)``: the templates of a layout ``buf`` seems to have, found by probe
+        ``start`` or a later one, ``i`` where to go on (``start=i + 1``) when none of them fits;
+        ``(-1, None)``: no (further) such layout known.  A frame can match more than one probe
+        (layouts whose header regions differ: a padded layout and an exact-length one), so a
+        caller whose templates all refuse the frame asks again before dissecting."""
         n = len(buf)
         groups = self._groups
-        for i, g in enumerate(groups):
+        # the frame's first bytes as one integer, each probe's region a shift of it (regions
+        # longer than SHARED_REGION are read on their own)
+        top = self._top if n >= self._top else n
+        whole = int.from_bytes(buf[:top], "big")
+        for i in range(start, len(groups)):
+            g = groups[i]
             r = g[0]
-            if n < r:
+            if r <= top:
+                lst = g[2].get((whole >> ((top - r) << 3)) & g[1])
+            elif n < r:
                 continue
-            lst = g[2].get(int.from_bytes(buf[:r], "big") & g[1])
+            else:
+                lst = g[2].get(int.from_bytes(buf[:r], "big") & g[1])
             if lst:
-                if i:       # busier probes drift to the front
+                if i > start:       # busier probes drift to the front
                     groups[i - 1], groups[i] = g, groups[i - 1]
-                return lst
-        return None
+                return i, lst
+        return -1, None
 
     def _failed(self, t, lst) -> None:
         if t.special:
             t.fails += 1
             if t.fails > self.GIVE_UP and t in lst:
+                self._drop(t)
+
+    def _drop(self, t: _Template) -> None:
+        """Take template ``t`` out of the index (every key it is held under)."""
+        g = self._by_probe.get(t.probe)
+        for key in t.keys:
+            lst = g[2].get(key) if g is not None else None
+            if lst and t in lst:
                 lst.remove(t)
-                self._count -= 1
+        self._count -= 1
 
     def ndjson(self, buf: bytes, linktype: int, frame: int, time_ns: int, orig_len: int) -> bytes:
         """The ndjson line of one frame (identical to rendering its record, with
@@ -689,8 +892,8 @@ class TemplateCache:
             epoch = _EPOCH_FMT[digits] % (sec, rem // _EPOCH_DIV[digits])
         else:
             epoch = ',"time_epoch":"%s"' % seconds_text(time_ns, digits)
-        lst = self._candidates(buf)
-        if lst is not None:
+        i, lst = self._candidates(buf)
+        while lst is not None:
             for t in lst:
                 if t.json is None:
                     continue
@@ -703,6 +906,7 @@ class TemplateCache:
                         self._learn(t, lst, buf, linktype)
                     return line
                 self._failed(t, lst)
+            i, lst = self._candidates(buf, i + 1)
         layers, fields, issues = self._miss(buf, linktype)
         rec = make_record(frame, time_ns / 1e9, orig_len, len(buf), linktype, layers, fields,
                           issues)
@@ -715,8 +919,8 @@ class TemplateCache:
         """The one-line summary of one frame (identical to :func:`summary_line` of its record,
         ``time_col`` being its time column as ``-t`` formats it), from a template's summary
         renderer where the frame fits one."""
-        lst = self._candidates(buf)
-        if lst is not None:
+        i, lst = self._candidates(buf)
+        while lst is not None:
             for t in lst:
                 fn = t.summary
                 if fn is None:
@@ -730,6 +934,7 @@ class TemplateCache:
                         self._learn(t, lst, buf, linktype)
                     return f"{frame:>6} {time_col} {orig_len:>5}{tail}"
                 self._failed(t, lst)
+            i, lst = self._candidates(buf, i + 1)
         layers, fields, issues = self._miss(buf, linktype)
         return summary_line(make_record(frame, None, orig_len, len(buf), linktype, layers,
                                         fields, issues), time_col)
@@ -739,13 +944,15 @@ class TemplateCache:
         :data:`STATS_KEYS` the frame has (only those when a template decoded it); ``template``
         (its ``layers`` and ``issues`` are the frame's) or None with ``(None, (layers, fields,
         issues))`` from the dissector."""
-        lst = self._candidates(buf)
-        if lst is not None:
+        i, lst = self._candidates(buf)
+        while lst is not None:
             for t in lst:
-                f = t.pick(buf)
+                fn = t.pick
+                f = None if fn is None else fn(buf)
                 if f is not None:
                     self.hits += 1
                     return t, f
+            i, lst = self._candidates(buf, i + 1)
         return None, self._miss(buf, linktype)
 
     def _learn(self, t: _Template, lst: list, buf: bytes, linktype: int) -> None:
@@ -761,21 +968,49 @@ class TemplateCache:
                              constant)
         except Exception:  # an optimisation only
             special = None
-        if special is not None and special.json is not None and \
-                special.probe == t.probe and special.key == t.key and t in lst:
-            lst.insert(lst.index(t), special)
+        if special is not None and special.probe == t.probe and special.key == t.key and \
+                t in lst:
+            # in front of the general template, under each key both are held (a padded
+            # layout's counts, when the padding varied)
+            g = self._by_probe[t.probe][2]
+            keys = [k for k in special.keys if k in t.keys and t in g.get(k, ())]
+            special.keys = tuple(keys)
+            for k in keys:
+                g[k].insert(g[k].index(t), special)
             self._count += 1
             self.compiled += 1
 
+    def parts(self, buf: bytes, linktype: int):
+        """The frame's ndjson pieces for splicing, ``(layers, fields, issues, field names)``
+        (JSON text, see ``_parts_fn``) from a template; or, when no template fits, ``(None,
+        (layers, fields, issues))`` from the dissector."""
+        i, lst = self._candidates(buf)
+        while lst is not None:
+            for t in lst:
+                fn = t.parts
+                got = None if fn is None else fn(buf)
+                if got is not None:
+                    self.hits += 1
+                    if t.special:
+                        t.fails = 0
+                    elif t.seen < self.LEARN:
+                        self._learn(t, lst, buf, linktype)
+                    return got
+                self._failed(t, lst)
+            i, lst = self._candidates(buf, i + 1)
+        return None, self._miss(buf, linktype)
+
     def decode(self, buf: bytes, linktype: int):
         """(layers, fields, issues) of one frame."""
-        lst = self._candidates(buf)
-        if lst is not None:
+        i, lst = self._candidates(buf)
+        while lst is not None:
             for t in lst:
-                f = t.fn(buf)
+                fn = t.fn
+                f = None if fn is None else fn(buf)
                 if f is not None:
                     self.hits += 1
-                    return list(t.layers), f, [dict(i) for i in t.issues]
+                    return list(t.layers), f, [dict(x) for x in t.issues]
+            i, lst = self._candidates(buf, i + 1)
         return self._miss(buf, linktype)
 
     def _signature(self, fr, size: int):
@@ -829,6 +1064,9 @@ class TemplateCache:
         if g is None:
             g = self._by_probe[t.probe] = [t.probe[0], t.probe[1], {}]
             self._groups.append(g)
-        g[2].setdefault(t.key, []).append(t)
+            if self._top < g[0] <= self.SHARED_REGION:
+                self._top = g[0]
+        for key in t.keys:
+            g[2].setdefault(key, []).append(t)
         self._count += 1
         self.compiled += 1

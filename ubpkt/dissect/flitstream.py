@@ -13,7 +13,6 @@ blocks completed by a chunk are checked together with numpy.
 from __future__ import annotations
 
 import os
-from bisect import bisect_right
 from collections import deque
 from typing import Iterable, Iterator
 
@@ -205,10 +204,8 @@ def _timed(d, chunks) -> Iterator[tuple]:
         while len(offs) > 1 and offs[1] <= off:
             offs.popleft()
             marks.popleft()
-        if not offs:
-            return None
-        i = bisect_right(offs, off) - 1
-        return marks[i] if i >= 0 else None
+        # offs[0] <= off < offs[1] now (or off precedes every mark)
+        return marks[0] if offs and offs[0] <= off else None
 
     for data, times in chunks:
         for rel, t in times:

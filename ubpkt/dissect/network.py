@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..formats import enums as E
 from ..formats.core import Header
 from ..formats.grammar import COMPACT_TAH, icrc_start
-from ..link.plength import packet_length
+from ..link.plength import packet_length, plength_blocks, plength_last_flits
 from .frame import ERROR, H, INFO, WARNING, Frame, finish_section, open_icrc
 from .walk import AFTER, PROCS, RESERVED_REPORTS, follow, reads, run_from
 
@@ -23,8 +23,8 @@ def _lph(fr: Frame, h: Header, v, start: int):
         fr.fields["ub.lph.rt"] = rt
         fr.fields["ub.lph.rt_name"] = E.RT[rt]
     plen = v[ix["plength"]]
-    fr.fields["ub.lph.blocks"] = (plen >> 10) + 1
-    fr.fields["ub.lph.last_flits"] = ((plen >> 5) & 0x1F) + 1
+    fr.fields["ub.lph.blocks"] = plength_blocks(plen)
+    fr.fields["ub.lph.last_flits"] = plength_last_flits(plen)
     if p.check_plength:
         expected = packet_length(plen, p.crc_mode)
         if expected is None:

@@ -301,14 +301,24 @@ PROCEDURE_ROOM: dict[str, object] = {
 }
 #: Procedures whose steps follow the bytes left (the fast path keeps their layouts exact).
 LENGTH_EXACT_PROCEDURES = ("@saetph_bitmap", "@ciph_body", "@scan_paths", "@scan_tlvs",
-                           "@npic_entries", "@lldp_tlvs", "@lacp_tlvs", "@mgmt_pdu", "@beetah",
-                           "@dllcb")
+                           "@npic_entries", "@lldp_tlvs", "@lacp_tlvs", "@mgmt_pdu", "@dllcb")
+#: Procedures whose byte run is sized by a record field read before them when the record has
+#: it (else by the bytes left, as LENGTH_EXACT_PROCEDURES): procedure -> (the byte-run layer it
+#: reads, that field's record key).  The BEETAH's width follows the MAETAH Length (be_bits; UB
+#: 2.0 §7.2.10, §7.4.2.1.3), a steering field the fast path guards, so one template serves
+#: every payload length after it.
+FIELD_SIZED_PROCEDURES: dict[str, tuple] = {"@beetah": ("ub.beetah", "ub.maetah.length")}
 #: AUTO_FILL rules that count the bytes from a header to the end of the packet: the fast path
 #: checks such a field as ``value == frame length - constant`` instead of one value, so one
 #: template serves every payload length.  Other length rules (PLENGTH's encoding, PDU_Length)
 #: keep a layout at one frame length.
 LENGTH_RULES = ("ipv4_total_length", "ipv6_payload_length", "udp_length")
-LENGTH_EXACT_RULES = ("plength", "mgmt_pdu_length")
+#: AUTO_FILL rules whose field encodes the packet's length from the first header on (PLENGTH,
+#: UB 2.0 §4.3.2.2.2 Table 4-1, checked by the dissector when the profile's check_plength is
+#: set): the fast path checks it as ``value == encoding(frame length)`` (or, unchecked, reads
+#: it as a value), so one template serves every payload length.
+LENGTH_ENCODED_RULES = ("plength",)
+LENGTH_EXACT_RULES = ("mgmt_pdu_length",)
 
 #: Topology TLV Type -> the header of the whole TLV (Type, Length and the value's fields; UB 2.0
 #: §10.4.3.2 Table 10-9, Fig 10-27..30), read when Length covers it; value bytes past it, and other

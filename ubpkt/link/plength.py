@@ -84,6 +84,16 @@ def plength(packet_len: int, crc_mode: bool = True) -> int:
     return layout(packet_len, crc_mode).plength
 
 
+def plength_blocks(plength_value: int) -> int:
+    """DLLDBs of the packet, PLENGTH[13:10] + 1 (the record's ``ub.lph.blocks``)."""
+    return (plength_value >> 10) + 1
+
+
+def plength_last_flits(plength_value: int) -> int:
+    """Flits of its last DLLDB, PLENGTH[9:5] + 1 (the record's ``ub.lph.last_flits``)."""
+    return ((plength_value >> 5) & 0x1F) + 1
+
+
 @functools.lru_cache(maxsize=32768)      # pure, 2 x 16384 possible arguments
 def packet_length(plength_value: int, crc_mode: bool = True) -> int | None:
     """Network packet length (LPH included) that a PLENGTH value describes; None if reserved."""
