@@ -101,6 +101,18 @@ def _cut(plan, m, bufs, lens):
     if kind == "run":
         _, o, tail = plan
         return [b[o:len(b) - tail] for b in bufs]       # bytes: the binary payload column
+    if kind in ("run_padded", "runlen_padded", "tail_padded"):
+        # the padding count P differs per frame (the field at bit, bits; grammar PADDING, UB 2.0 §6.2.1)
+        *_, bit, bits = plan
+        pads = cut_field(m, bit, bits).astype(np.int64)
+        if kind == "tail_padded":
+            tail = plan[1]
+            return np.array([b[len(b) - tail - p:len(b) - tail].hex()
+                             for b, p in zip(bufs, pads.tolist())], dtype=object)
+        o, tail = plan[1], plan[2]
+        if kind == "runlen_padded":
+            return (lens - (o + tail) - pads).astype(np.uint64)
+        return [b[o:len(b) - tail - p] for b, p in zip(bufs, pads.tolist())]
     if kind == "bytes":
         _, o, n = plan
         return np.array([b[o:o + n].hex() for b in bufs], dtype=object)
@@ -151,7 +163,7 @@ def _emit(groups: dict, builder, payload: bool) -> None:
             if key == "data.data":
                 if not payload:
                     continue
-                if plan[0] == "run":
+                if plan[0] in ("run", "run_padded"):
                     vals = np.empty(len(bufs), dtype=object)
                     vals[:] = _cut(plan, m, bufs, lens)     # bytes, for the binary column
                     builder.add_chunk(key, rows, vals)

@@ -294,6 +294,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     relations = []
     pre = []            # assignments the relations use (the padding count P, the payload end E)
     padkeys = None      # (shift, mask) of a variable padding count in the region
+    padbits = None      # (bit, bits) of that count: the column plans' variable padding
     body = []
     exprs = {}
     plans = {}       # record key -> how to cut it in bulk (columns, see _Template.columns)
@@ -337,14 +338,20 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 if layer == "data":
                     exprs[key] = f"buf[{o}:{tailx}].hex()"
                     exprs["data.len"] = f"({tailx} - {o})"
-                    plans[key] = ("run", o, plan[1])
-                    plans["data.len"] = ("runlen", o, plan[1])
+                    if not plan[4]:
+                        plans[key] = ("run", o, plan[1])
+                        plans["data.len"] = ("runlen", o, plan[1])
+                    elif padbits is not None:   # up to the P padding bytes
+                        plans[key] = ("run_padded", o, plan[1], *padbits)
+                        plans["data.len"] = ("runlen_padded", o, plan[1], *padbits)
                     declared.add("data.len")
                 elif plan[4]:
                     # the padding: P zero bytes from E
                     pad_to = f"L - {plan[1]}" if plan[1] else "L"
                     relations.append(f"int.from_bytes(buf[E:{pad_to}], 'big')")
                     exprs[key] = f"buf[E:{pad_to}].hex()"
+                    if padbits is not None:
+                        plans[key] = ("tail_padded", plan[1], *padbits)
                 else:
                     pad_from = f"L - {plan[1]}"
                     pad_to = f"L - {plan[1] - n}" if plan[1] - n else "L"
@@ -403,6 +410,8 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 exprs[k] = "P"
                 smask |= mask << shift
                 padkeys = (shift, mask)
+                padbits = (8 * o + foff, f.bits)
+                plans[k] = ("field", 8 * o + foff, f.bits, f.shift, f.fmt)
                 continue
             elif (f.name in guarded or f.reserved or f.fixed is not None or f.le or f.dwrev
                     or (constant >> shift) & mask == mask):
@@ -542,7 +551,10 @@ def _columns_plan(fields, exprs, static, plans):
     offset, n, psn, bit order)`` (a TPSACK's PSNs from its bitmap; ``psn`` the RTPH PSN's
     ``(bit, bits)`` or its guarded value), ``("run", offset, tail)`` (hex from ``offset`` to ``tail`` bytes before
     the end: the payload), ``("runlen", offset, tail)`` (its length), ``("tail", start, stop)``
-    (hex of the bytes ``start`` to ``stop`` before the end: the padding), ``("icrc", byte
+    (hex of the bytes ``start`` to ``stop`` before the end: the padding); with a padding count
+    read per frame (the field at ``bit``, ``bits`` wide: P), ``("run_padded", offset, tail, bit,
+    bits)`` / ``("runlen_padded", ...)`` (the payload up to the P padding bytes) and
+    ``("tail_padded", tail, bit, bits)`` (the P bytes before the last ``tail``), ``("icrc", byte
     order)`` (the last four bytes).  None when a value has no such plan: that layout goes
     through :attr:`_Template.fn`."""
     out = []
