@@ -85,6 +85,91 @@ def _time_ns(rec: dict) -> int:
     return 0 if v is None else round(v * 1e9)
 
 
+class _Holes:
+    """The PSNs a channel's gaps left open, oldest first, at most ``cap`` (the oldest dropped):
+    runs of consecutive PSNs ``(first, end)`` in the order they were opened, so a gap of
+    ``max_holes`` PSNs costs a few tuple operations, not one dict entry per PSN.  Behaves as
+    the insertion-ordered set it replaces (a PSN opened again keeps its place)."""
+
+    __slots__ = ("runs", "n")
+
+    def __init__(self) -> None:
+        self.runs: list = []     # [(first, end)] oldest first, disjoint, none wrapping
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __contains__(self, psn) -> bool:
+        return any(a <= psn < b for a, b in self.runs)
+
+    def __iter__(self):
+        for a, b in self.runs:
+            yield from range(a, b)
+
+    def take(self, psn: int) -> bool:
+        """Remove ``psn``; whether it was open (an out-of-order packet filling a gap)."""
+        runs = self.runs
+        for i, (a, b) in enumerate(runs):
+            if a <= psn < b:
+                if b - a == 1:
+                    del runs[i]
+                elif psn == a:
+                    runs[i] = (a + 1, b)
+                elif psn == b - 1:
+                    runs[i] = (a, b - 1)
+                else:
+                    runs[i:i + 1] = [(a, psn), (psn + 1, b)]
+                self.n -= 1
+                return True
+        return False
+
+    def add_gap(self, high: int, ahead: int, cap: int) -> None:
+        """Open the PSNs between ``high`` and ``high + ahead`` (the last ``cap`` of them), then
+        drop the oldest beyond ``cap``."""
+        lo = max(1, ahead - cap)
+        if ahead <= lo:
+            return
+        start = (high + lo) % PSN_SPACE
+        end = start + ahead - lo
+        pieces = [(start, end)] if end <= PSN_SPACE else [(start, PSN_SPACE),
+                                                          (0, end - PSN_SPACE)]
+        old = self.runs
+        added = []
+        for a, b in pieces:
+            parts = [(a, b)]
+            for oa, ob in old:
+                if ob <= a or oa >= b:
+                    continue
+                cut = []
+                for pa, pb in parts:
+                    if ob <= pa or oa >= pb:
+                        cut.append((pa, pb))
+                        continue
+                    if pa < oa:
+                        cut.append((pa, oa))
+                    if ob < pb:
+                        cut.append((ob, pb))
+                parts = cut
+            added.extend(parts)
+        for a, b in added:
+            self.n += b - a
+        old.extend(added)
+        excess = self.n - cap
+        if excess > 0:
+            self.n = cap
+            i = 0
+            while excess > 0:
+                a, b = old[i]
+                if b - a <= excess:
+                    excess -= b - a
+                    i += 1
+                else:
+                    old[i] = (a + excess, b)
+                    excess = 0
+            del old[:i]
+
+
 class Analyzer:
     """Adds ``ub.analysis.*`` fields to records in order (``add``) and keeps the counts stats
     reports.  ``linked``: ``{request frame: response frame}`` from :func:`first_pass`."""
@@ -103,7 +188,7 @@ class Analyzer:
                        "unmatched_responses": 0, "tpnak": 0}
 
     # -- transactions -------------------------------------------------------------------------
-    def _transaction(self, rec: dict, f: dict, out: dict) -> None:
+    def _transaction(self, frame: int, time_ns: int, f: dict, out: dict) -> None:
         op = f.get("ub.btah.taopcode")
         if op.__class__ is list:
             op = op[0]
@@ -116,7 +201,7 @@ class Analyzer:
             src, dst = _addrs(f)
             key = (src, dst, tassn)
             if key not in self.pending:
-                self.pending[key] = (rec["frame"], _time_ns(rec), op,
+                self.pending[key] = (frame, time_ns, op,
                                      _one(f.get("ub.btah.ini_rc_type")),
                                      _one(f.get("ub.btah.ini_rc_id")),
                                      _one(f.get("ub.btah.taopcode_name")) or str(op))
@@ -124,7 +209,7 @@ class Analyzer:
                     self.pending.pop(next(iter(self.pending)))
                     self.evicted["transactions"] += 1
             if self.linked is not None:
-                resp = self.linked.get(rec["frame"])
+                resp = self.linked.get(frame)
                 if resp is not None:
                     out["ub.analysis.response_in"] = resp
                 else:
@@ -145,7 +230,7 @@ class Analyzer:
             self.counts["unmatched_responses"] += 1
             return
         del self.pending[key]
-        dt = _time_ns(rec) - req[1]
+        dt = time_ns - req[1]
         self.counts["responses"] += 1
         self.srt.append((req[5], dt))
         out["ub.analysis.request_in"] = req[0]
@@ -178,7 +263,7 @@ class Analyzer:
         ch = self.channels.get(key)
         if ch is None:
             ch = self.channels[key] = {"packets": 0, "gaps": 0, "missing": 0, "high": None,
-                                       "last": None, "holes": {}, "retrans": 0, "ooo": 0}
+                                       "last": None, "holes": _Holes(), "retrans": 0, "ooo": 0}
             if len(self.channels) > self.limits.max_channels:
                 self.channels.pop(next(iter(self.channels)))
                 self.evicted["channels"] += 1
@@ -190,9 +275,7 @@ class Analyzer:
                 back = (high - psn) % PSN_SPACE
                 out["ub.analysis.psn_backwards"] = back
                 self.counts["psn_backwards"] += 1
-                holes = ch["holes"]
-                if psn in holes:
-                    del holes[psn]
+                if ch["holes"].take(psn):
                     out["ub.analysis.out_of_order"] = 1
                     self.counts["out_of_order"] += 1
                     ch["ooo"] += 1
@@ -212,12 +295,7 @@ class Analyzer:
                 self.counts["missing"] += missing
                 ch["gaps"] += 1
                 ch["missing"] += missing
-                holes = ch["holes"]
-                cap = self.limits.max_holes
-                for k in range(max(1, ahead - cap), ahead):
-                    holes[(high + k) % PSN_SPACE] = True
-                while len(holes) > cap:
-                    holes.pop(next(iter(holes)))
+                ch["holes"].add_gap(high, ahead, self.limits.max_holes)
         ch["high"] = psn
         ch["last"] = psn
 
@@ -225,13 +303,22 @@ class Analyzer:
         """Analyse one record; the analysis fields are added to ``rec['fields']`` (when
         annotating) and returned."""
         f = rec["fields"]
-        out: dict = {}
-        if "ub.btah.taopcode" in f or "ub.atah.taopcode" in f:
-            self._transaction(rec, f, out)
-        if "ub.rtph.psn" in f:
-            self._psn(f, out)
+        if "ub.btah.taopcode" not in f and "ub.atah.taopcode" not in f and "ub.rtph.psn" not in f:
+            return {}
+        out = self.add_fields(rec["frame"], _time_ns(rec), f)
         if out and self.annotate:
             f.update(out)
+        return out
+
+    def add_fields(self, frame: int, time_ns: int, f: dict) -> dict:
+        """Analyse one frame from its number, time (ns) and fields (the record's, or only the
+        :data:`READS` the fast path picks); the analysis fields found, never added to ``f``.
+        The same state and counts as :meth:`add` of the frame's record."""
+        out: dict = {}
+        if "ub.btah.taopcode" in f or "ub.atah.taopcode" in f:
+            self._transaction(frame, time_ns, f, out)
+        if "ub.rtph.psn" in f:
+            self._psn(f, out)
         return out
 
     def open_requests(self) -> int:

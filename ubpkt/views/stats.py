@@ -114,10 +114,7 @@ class CaptureStats:
                 raw[k] = raw.get(k, 0) + 1
         if "ub.rtph.psn" in fields or "ub.btah.taopcode" in fields or \
                 "ub.atah.taopcode" in fields:
-            rec = {"frame": frame, "fields": fields}
-            if time_ns is not None:
-                rec["_t"] = (time_ns,)
-            self.analyzer.add(rec)
+            self.analyzer.add_fields(frame, 0 if time_ns is None else time_ns, fields)
 
     def _count_layout(self, layers, issues, n: int) -> None:
         for layer in dict.fromkeys(layers):
