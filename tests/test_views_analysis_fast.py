@@ -86,3 +86,85 @@ def test_analyzer_from_fields_equals_from_records():
     assert a.counts["psn_gap"] and a.counts["retransmission"]
     assert {k: {x: y for x, y in v.items() if x != "holes"} for k, v in a.channels.items()} == \
         {k: {x: y for x, y in v.items() if x != "holes"} for k, v in b.channels.items()}
+
+
+# -- every stats kind on the fast path ---------------------------------------------------------
+
+def _varied_pcap(path, n=2500, seed=7):
+    """UBoE kinds with random payload lengths and per-frame values (bench_varied's workload),
+    15 % of the frames with flipped bits, PSNs repeated and skipped, times with jumps."""
+    import importlib.util
+    from pathlib import Path
+    from ubpkt.capture.pcap import PcapWriter
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bv", root / "bench" / "bench_varied.py")
+    bv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bv)
+    rnd = random.Random(seed)
+    frames = bv.varied_frames(n // 2, seed=seed) + bv.varied_frames(n // 2, seed=seed + 1,
+                                                                     same=True)
+    rnd.shuffle(frames)
+    t = 1_700_000_000_000_000_000
+    with PcapWriter(path, 1, nanosecond=True) as w:
+        for i, buf in enumerate(frames):
+            if rnd.random() < 0.1 and i:
+                buf = frames[i - 1]                  # a retransmission / duplicate
+            if rnd.random() < 0.15:
+                b = bytearray(buf)
+                for _ in range(rnd.randint(1, 3)):
+                    bit = rnd.randrange(min(len(b), 96) * 8)
+                    b[bit // 8] ^= 1 << (bit % 8)
+                buf = bytes(b)
+            t += rnd.choice((1000, 5000, 3_000_000, 250))
+            w.write(buf, t, len(buf) + rnd.choice((0, 0, 4)))
+    return path
+
+
+def _kinds():
+    from ubpkt.views.stats import CaptureStats, ConvStats, ExpertStats, IoStats, SrtStats
+    return {"summary": CaptureStats, "conv": ConvStats,
+            "endpoints": lambda: ConvStats(endpoints=True), "io": lambda: IoStats(1_000_000),
+            "srt": SrtStats, "expert": ExpertStats}
+
+
+def stats_both(path, kind):
+    """A stats kind over the records (the reference) and over the fast path's parts."""
+    from ubpkt.capture.stream import iter_parts, iter_records
+    from ubpkt.views.timefmt import FrameClock
+    make = _kinds()[kind]
+    ref, fast = make(), make()
+    clock = FrameClock()
+    for rec in iter_records(path, exact_time=True):
+        if rec.get("frame") is None:
+            continue
+        clock.stamp(rec)
+        ref.add(rec)
+    for chunk in iter_parts(path):
+        for item in chunk:
+            fast.add_parts(*item)
+    return ref.to_json(None), fast.to_json(None)
+
+
+@pytest.mark.parametrize("kind", ["summary", "conv", "endpoints", "io", "srt", "expert"])
+def test_every_stats_kind_fast_equals_records(kind, sample_captures, tmp_path):
+    from test_views_fast import two_link_pcapng
+    paths = [_varied_pcap(tmp_path / "varied.pcap"),
+             two_link_pcapng(sample_captures, tmp_path / "two.pcapng"),
+             *sorted(sample_captures.glob("*.pcap"))]
+    for path in paths:
+        ref, fast = stats_both(path, kind)
+        assert ref == fast, (kind, path)
+    ref, _ = stats_both(paths[0], kind)
+    assert ref != _kinds()[kind]().to_json(None)      # the varied capture gave rows
+
+
+def test_stats_cli_kinds_equal_the_record_path(tmp_path):
+    """``ubpkt stats KIND --json`` (the fast path) prints the reference's tables."""
+    import json
+    from test_views_fast import _cli
+    path = _varied_pcap(tmp_path / "v.pcap", n=1200, seed=9)
+    for kind in ("conv", "io", "srt", "expert"):
+        got = _cli("stats", "--json", "--all", "--interval", "1ms", kind, str(path))
+        assert got.returncode == 0, got.stderr
+        ref, _ = stats_both(path, kind)
+        assert json.loads(got.stdout) == json.loads(json.dumps(ref)), kind

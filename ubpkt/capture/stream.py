@@ -204,16 +204,19 @@ def iter_summary(path, link_type: str = "auto", profile: Profile | None = None,
 def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
                progress=None) -> Iterator[list]:
     """What ``ubpkt stats`` counts, per frame, in lists (one per read buffer) of
-    ``(frame, time_ns, template, fields)`` for
-    :meth:`ubpkt.views.stats.CaptureStats.add_parts`: the templates extract only the fields
-    stats reads (``TemplateCache.pick``), no record is built.  A flit stream gives its records
-    as ``(frame, None, None, (layers, fields, issues))``.  A damaged file raises
-    :class:`DamagedCapture` after its last readable frame."""
+    ``(frame, time_ns, template, fields, orig_len)`` for the ``add_parts`` of the classes of
+    :mod:`ubpkt.views.stats`: the templates extract only the fields stats reads
+    (``TemplateCache.pick``), no record is built.  A flit stream gives its records as
+    ``(frame, time ns or None, None, (layers, fields, issues), len)``, the time as the record
+    path reads it from the record.  A damaged file raises :class:`DamagedCapture` after its
+    last readable frame."""
     forced = LINK_TYPES[link_type]
 
     def flit_parts():
         for rec in _flits(path, profile):
-            yield [(rec["frame"], None, None, (rec["layers"], rec["fields"], rec["issues"]))]
+            t = rec.get("time")
+            yield [(rec["frame"], None if t is None else round(t * 1e9), None,
+                    (rec["layers"], rec["fields"], rec["issues"]), rec["len"])]
 
     if forced == LINKTYPE_FLITS:
         yield from flit_parts()
@@ -230,7 +233,7 @@ def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
             pick = TemplateCache(prof).pick
 
             def render(buf, lt, n, tns, orig):
-                return (n, tns, *pick(buf, lt))
+                return (n, tns, *pick(buf, lt), orig)
 
             yield from _pcap_loop(cap, lt, render, list, progress)
             if cap.problem_count:
@@ -243,7 +246,7 @@ def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
             if cache is None:
                 prof = profile_for(lt, profile)
                 cache = caches[lt] = TemplateCache(prof)
-            out.append((n, pkt.time_ns, *cache.pick(pkt.data, lt)))
+            out.append((n, pkt.time_ns, *cache.pick(pkt.data, lt), pkt.orig_len))
             if n % 2048 == 0:
                 yield out
                 out = []
