@@ -201,6 +201,92 @@ def iter_summary(path, link_type: str = "auto", profile: Profile | None = None,
             raise DamagedCapture(cap.problems, cap.problem_count)
 
 
+def iter_fields(path, cols, link_type: str = "auto", profile: Profile | None = None,
+                progress=None) -> Iterator[bytes]:
+    """``decode -T fields`` lines (``cols``: a :class:`ubpkt.views.columns.Columns`) of every
+    frame, no display filter: the same text as ``cols.line`` of the records
+    :func:`iter_records` gives with their frame clock, in chunks of whole UTF-8 lines, written
+    by per-layout functions (:class:`ubpkt.views.columns_fast.ColumnsRenderer`) where a frame
+    fits a template.  A damaged file raises :class:`DamagedCapture` after its last readable
+    frame."""
+    from ..views.columns_fast import ColumnsRenderer
+    from ..views.timefmt import FrameClock
+    forced = LINK_TYPES[link_type]
+    line = cols.line
+
+    def join(lines):
+        lines.append("")
+        return "\n".join(lines).encode()
+
+    def flit_lines():
+        clock = FrameClock()
+        for rec in _flits(path, profile):
+            clock.stamp(rec)
+            yield (line(rec) + "\n").encode()
+
+    if forced == LINKTYPE_FLITS:
+        yield from flit_lines()
+        return
+    renderer = ColumnsRenderer(cols)
+    compiled = renderer.compiled
+    clocked = renderer.needs_clock
+    clock = [None, None]          # first and previous frame time (every frame is displayed)
+
+    def render(cache, buf, lt, n, tns, orig, digits):
+        T = None
+        if clocked:
+            first, prev = clock
+            if first is None:
+                first = prev = clock[0] = tns
+            T = (tns, tns - first, tns - prev, tns - prev, digits)
+            clock[1] = tns
+        out = cache.view(buf, lt, compiled, n, orig, lt, tns, T)
+        if out.__class__ is str:
+            return out
+        rec = make_record(n, tns / 1e9, orig, len(buf), lt, *out)
+        if T is not None:
+            rec["_t"] = T
+        return line(rec)
+
+    caches: dict = {}
+    with open_capture(path) as cap:
+        if forced is None and cap.linktype in FLIT_LINKTYPES:
+            cap.close()
+            yield from flit_lines()
+            return
+        if cap.format == "pcap":
+            lt = forced if forced is not None else cap.linktype
+            cache = TemplateCache(profile_for(lt, profile))
+            digits = time_digits(cap)
+
+            def one(buf, lt, n, tns, orig):
+                return render(cache, buf, lt, n, tns, orig, digits)
+
+            yield from _pcap_loop(cap, lt, one, join, progress)
+            if cap.problem_count:
+                raise DamagedCapture(cap.problems, cap.problem_count)
+            return
+        out = []
+        known = digits = None
+        for n, pkt in enumerate(cap, 1):
+            lt = forced if forced is not None else pkt.linktype
+            cache = caches.get(lt)
+            if cache is None:
+                cache = caches[lt] = TemplateCache(profile_for(lt, profile))
+            if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
+                known, digits = len(cap.interfaces), time_digits(cap)
+            out.append(render(cache, pkt.data, lt, n, pkt.time_ns, pkt.orig_len, digits))
+            if n % 2048 == 0:
+                yield join(out)
+                out = []
+                if progress is not None:
+                    progress(cap.tell(), n)
+        if out:
+            yield join(out)
+        if cap.problem_count:
+            raise DamagedCapture(cap.problems, cap.problem_count)
+
+
 def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
                progress=None) -> Iterator[list]:
     """What ``ubpkt stats`` counts, per frame, in lists (one per read buffer) of

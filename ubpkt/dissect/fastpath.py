@@ -139,7 +139,7 @@ def _length_plan(buf, fr, placed, profile):
 
 class _Template:
     __slots__ = ("fn", "layers", "issues", "json", "summary", "pick", "region", "sample", "varied",
-                 "seen", "special", "fails", "probe", "key", "variable", "sig")
+                 "seen", "special", "fails", "probe", "key", "variable", "sig", "src", "views")
 
     def __init__(self, fn, layers, issues, json=None, region=0, sample=0, special=False,
                  summary=None, pick=None):
@@ -155,6 +155,8 @@ class _Template:
         self.seen = 0             # frames compared with the sample so far
         self.special = special    # built from the bits that stayed constant
         self.fails = 0            # consecutive guard failures (specialised templates)
+        self.src = None           # what more views compile from (see TemplateCache.view)
+        self.views = {}           # view key -> that view's function for this layout
 
 
 def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
@@ -386,9 +388,25 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                   int.from_bytes(buf[:region], "big"), special=bool(constant),
                   summary=tsum, pick=tpick)
     t.probe = (region, smask)
+    t.src = TemplateSource(head, fields, exprs, static, ns, dotted)
     t.key = t.sample & smask
     t.variable = plan is not None
     return t
+
+
+class TemplateSource:
+    """What a view compiles its own per-layout function from (``TemplateCache.view``): the
+    generated function's head (length checks, guards, ICRC, temporaries) in ``head`` (source
+    lines of ``def run(buf):``), the sample's ``fields``, ``exprs`` (record key -> Python
+    expression of its value in this frame), ``static`` (keys whose sample value every frame of
+    the template has), ``ns`` (the namespace the expressions need), ``dotted`` (IPv4 keys ->
+    byte offset)."""
+
+    __slots__ = ("head", "fields", "exprs", "static", "ns", "dotted")
+
+    def __init__(self, head, fields, exprs, static, ns, dotted):
+        self.head, self.fields, self.exprs = head, fields, exprs
+        self.static, self.ns, self.dotted = static, ns, dotted
 
 
 def _pick_fn(head, fields, exprs, static, ns):
@@ -692,6 +710,29 @@ class TemplateCache:
                     self.hits += 1
                     return t, f
         return None, self._miss(buf, linktype)
+
+    def view(self, buf: bytes, linktype: int, compiled, *args):
+        """A view rendered straight from a template: ``compiled(template)`` gives the view's
+        function for that layout (compiled once from ``template.src``, kept in
+        ``template.views``) or None; its result for ``(buf, *args)`` is returned when the frame
+        fits (not None).  Otherwise the dissector's ``(layers, fields, issues)`` tuple (the
+        view renders the record)."""
+        lst = self._candidates(buf)
+        if lst is not None:
+            for t in lst:
+                fn = compiled(t)
+                if fn is None:
+                    continue
+                out = fn(buf, *args)
+                if out is not None:
+                    self.hits += 1
+                    if t.special:
+                        t.fails = 0
+                    elif t.seen < self.LEARN:
+                        self._learn(t, lst, buf, linktype)
+                    return out
+                self._failed(t, lst)
+        return self._miss(buf, linktype)
 
     def _learn(self, t: _Template, lst: list, buf: bytes, linktype: int) -> None:
         """Note which header bits vary; after LEARN frames, put a template in front that guards
