@@ -407,7 +407,7 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
     batch: list = []
     write = out.write if line_flush else _batched(out, batch)
     binary = None
-    if fmt in ("ndjson", "summary", "json", "fields"):
+    if fmt in ("ndjson", "summary", "json", "fields", "tree"):
         out.flush()
         binary = out.buffer if hasattr(out, "buffer") else None
     gc.disable()     # records hold no reference cycles: the cyclic collector only costs time
@@ -431,6 +431,14 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
     if fmt == "fields" and plain and binary is not None and \
             not _wants_analysis(two_pass, verbose, pred, fields):
         _fields_lines(file, link_type, prof, quiet, binary, cols)
+        _write_report(report_file, {"file": str(file), "format": fmt})
+        return
+    if fmt == "tree" and plain and binary is not None and not (out.isatty() and not verbose):
+        # the plain-text tree (a terminal without -V gets rich's tree from the records)
+        from ubpkt.capture.stream import iter_tree
+        analysis = _wants_analysis(two_pass, verbose, pred, fields)
+        _fast_lines(file, quiet, binary,
+                    lambda update: iter_tree(file, link_type, prof, time_fmt, analysis, update))
         _write_report(report_file, {"file": str(file), "format": fmt})
         return
     analysis = _wants_analysis(two_pass, verbose, pred, fields)

@@ -287,6 +287,86 @@ def iter_fields(path, cols, link_type: str = "auto", profile: Profile | None = N
             raise DamagedCapture(cap.problems, cap.problem_count)
 
 
+def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
+              time_fmt: str = "r", analysis: bool = True, progress=None) -> Iterator[bytes]:
+    """``decode -V`` text of every frame, no display filter: the same text as the record path
+    (:func:`ubpkt.views.tree.tree_lines` with the layers' offsets, a blank line after each
+    frame, the ``[UB analysis]`` block when ``analysis``), in chunks of whole UTF-8 frames,
+    written by per-layout functions (:class:`ubpkt.views.tree_fast.TreeRenderer`) where a
+    frame fits a template.  A damaged file raises :class:`DamagedCapture` after its last
+    readable frame."""
+    from ..views.analysis import Analyzer
+    from ..views.timefmt import TimeColumn
+    from ..views.tree_fast import TreeRenderer
+    forced = LINK_TYPES[link_type]
+    analyzer = Analyzer() if analysis else None
+    clock = TimeColumn(time_fmt)
+
+    def join(texts):
+        return "".join(texts).encode()
+
+    def flit_text():
+        from ..views.timefmt import time_column
+        from ..views.tree import tree_lines
+        for rec in _flits(path, profile):
+            if analyzer is not None:
+                analyzer.add(rec)
+            yield ("\n".join(tree_lines(rec, None, "t=" + time_column(rec, time_fmt)))
+                   + "\n\n").encode()
+
+    if forced == LINKTYPE_FLITS:
+        yield from flit_text()
+        return
+
+    def render(cache, tree, buf, lt, n, tns, orig, digits):
+        tcol = clock(tns, digits)
+        out = cache.view(buf, lt, tree.compiled, n, orig, tcol, tns)
+        if out.__class__ is str:
+            return out
+        return tree.record_text(make_record(n, tns / 1e9, orig, len(buf), lt, *out), buf, tcol,
+                                tns)
+
+    caches: dict = {}
+    with open_capture(path) as cap:
+        if forced is None and cap.linktype in FLIT_LINKTYPES:
+            cap.close()
+            yield from flit_text()
+            return
+        if cap.format == "pcap":
+            lt = forced if forced is not None else cap.linktype
+            prof = profile_for(lt, profile)
+            cache, tree = TemplateCache(prof), TreeRenderer(lt, prof, analyzer)
+            digits = time_digits(cap)
+
+            def one(buf, lt, n, tns, orig):
+                return render(cache, tree, buf, lt, n, tns, orig, digits)
+
+            yield from _pcap_loop(cap, lt, one, join, progress)
+            if cap.problem_count:
+                raise DamagedCapture(cap.problems, cap.problem_count)
+            return
+        out = []
+        known = digits = None
+        for n, pkt in enumerate(cap, 1):
+            lt = forced if forced is not None else pkt.linktype
+            got = caches.get(lt)
+            if got is None:
+                prof = profile_for(lt, profile)
+                got = caches[lt] = (TemplateCache(prof), TreeRenderer(lt, prof, analyzer))
+            if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
+                known, digits = len(cap.interfaces), time_digits(cap)
+            out.append(render(*got, pkt.data, lt, n, pkt.time_ns, pkt.orig_len, digits))
+            if n % 2048 == 0:
+                yield join(out)
+                out = []
+                if progress is not None:
+                    progress(cap.tell(), n)
+        if out:
+            yield join(out)
+        if cap.problem_count:
+            raise DamagedCapture(cap.problems, cap.problem_count)
+
+
 def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
                progress=None) -> Iterator[list]:
     """What ``ubpkt stats`` counts, per frame, in lists (one per read buffer) of

@@ -388,7 +388,8 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                   int.from_bytes(buf[:region], "big"), special=bool(constant),
                   summary=tsum, pick=tpick)
     t.probe = (region, smask)
-    t.src = TemplateSource(head, fields, exprs, static, ns, dotted)
+    # a copy: the record the caller builds from ``fields`` may be annotated (-V's analysis)
+    t.src = TemplateSource(head, dict(fields), exprs, static, ns, dotted, buf)
     t.key = t.sample & smask
     t.variable = plan is not None
     return t
@@ -400,13 +401,16 @@ class TemplateSource:
     lines of ``def run(buf):``), the sample's ``fields``, ``exprs`` (record key -> Python
     expression of its value in this frame), ``static`` (keys whose sample value every frame of
     the template has), ``ns`` (the namespace the expressions need), ``dotted`` (IPv4 keys ->
-    byte offset)."""
+    byte offset), ``frame`` (the sample frame's bytes).  Frames of a template whose length
+    varies (``_Template.variable``) differ from the sample only in the payload's length: what
+    follows the payload sits as far from the end."""
 
-    __slots__ = ("head", "fields", "exprs", "static", "ns", "dotted")
+    __slots__ = ("head", "fields", "exprs", "static", "ns", "dotted", "frame")
 
-    def __init__(self, head, fields, exprs, static, ns, dotted):
+    def __init__(self, head, fields, exprs, static, ns, dotted, frame=b""):
         self.head, self.fields, self.exprs = head, fields, exprs
         self.static, self.ns, self.dotted = static, ns, dotted
+        self.frame = frame
 
 
 def _pick_fn(head, fields, exprs, static, ns):
