@@ -62,8 +62,33 @@ def layer_spans(data: bytes, linktype: int, profile) -> list[tuple[str, int, int
     return out
 
 
+def _int_kind(key: str):
+    """How the tree shows an integer of ``key``: (enum, None), (None, hex digits) or None
+    (decimal); cached per key (the tree's hot path)."""
+    enum = enum_for(key)
+    if enum:
+        kind = (enum, None)
+    else:
+        bits = _BITS.get(key, 0)
+        kind = None
+        if HEX_FIELDS.search(key.rsplit(".", 1)[-1]) or bits > 32:
+            kind = (None, max(1, (bits + 3) // 4) if bits else 0)
+    _INT_KINDS[key] = kind
+    return kind
+
+
+_INT_KINDS: dict = {}
+
+
 def value_text(key: str, v) -> str:
     """A field's value as the tree shows it."""
+    if v.__class__ is int:
+        kind = _INT_KINDS[key] if key in _INT_KINDS else _int_kind(key)
+        if kind is None:
+            return str(v)
+        if kind[0] is not None:
+            return f"{kind[0].get(v, 'Unknown')} ({v})"
+        return f"0x{v:0{kind[1]}x} ({v})"
     if isinstance(v, list):
         return ", ".join(value_text(key, x) for x in v)
     if isinstance(v, bool):

@@ -15,6 +15,8 @@ record path stays the reference (``tests/test_views_tree_fast.py`` compares the 
 """
 from __future__ import annotations
 
+import re
+
 from ..formats import HEADERS
 from ..formats.derived import BYTE_RUNS
 from .analysis import READS
@@ -31,6 +33,18 @@ def analysis_text(out: dict) -> str:
         return ""
     return "\n  [UB analysis]" + "".join(f"\n    {k} = {value_text(k, v)}"
                                          for k, v in out.items())
+
+
+#: A template expression that is a byte run's hex: ``buf[a:b].hex()``
+_HEX_RUN = re.compile(r"^buf\[([^\[\]]+)\]\.hex\(\)$")
+
+
+def _hex_cut(run: bytes) -> str:
+    """:func:`ubpkt.views.tree.value_text` of ``run.hex()`` (a bytes/hex field), hexing at
+    most the 32 bytes it shows."""
+    if len(run) <= 32:
+        return run.hex()
+    return run[:32].hex() + f"... ({len(run)} bytes)"
 
 
 def _esc(text: str) -> str:
@@ -79,16 +93,25 @@ class TreeRenderer:
         data_at = layers.index("data") if t.variable and "data" in layers else None
         args: list = []
         body: list = []
-        ns = dict(src.ns, _vt=value_text, _atext=analysis_text)
+        ns = dict(src.ns, _vt=value_text, _atext=analysis_text, _hx=_hex_cut)
         pieces = ["Frame %d: %d bytes on wire, %d bytes captured, t=%s"]
         args += ["fr", "ln", "L", "tcol"]
+
+        temps: dict = {}      # key -> the temporary holding its value in this frame
 
         def value(k):
             if k not in per_frame:
                 return _esc(value_text(k, fields[k]))
             v = fields[k]
             x = f"x{len(body)}"
+            run = _HEX_RUN.match(src.exprs[k])
+            if v.__class__ is str and run and field_kind(k) in ("bytes", "hex"):
+                # a byte run shown cut to 64 digits: only those bytes are turned into hex
+                body.append(f"    {x} = _hx(buf[{run.group(1)}])")
+                args.append(x)
+                return "%s"
             body.append(f"    {x} = {src.exprs[k]}")
+            temps[k] = x
             if v.__class__ is int:
                 enum = enum_for(k)
                 if enum:
@@ -147,7 +170,8 @@ class TreeRenderer:
             for k in other:
                 pieces.append(_esc(f"    {k} = ") + value(k))
         if self.analyzer is not None:
-            picks = ", ".join(f"{k!r}: " + (f"({src.exprs[k]})" if k in per_frame
+            picks = ", ".join(f"{k!r}: " + (temps[k] if k in temps else
+                                              f"({src.exprs[k]})" if k in per_frame
                                               else repr(fields[k]))
                               for k in READS if k in fields)
             ns["_an"] = self.analyzer.add_fields
