@@ -189,24 +189,37 @@ class Analyzer:
 
     # -- transactions -------------------------------------------------------------------------
     def _transaction(self, frame: int, time_ns: int, f: dict, out: dict) -> None:
-        op = f.get("ub.btah.taopcode")
+        # on the hot path of stats and -V: one lookup per field, a list (repeated header) rarely
+        get = f.get
+        op = get("ub.btah.taopcode")
         if op.__class__ is list:
             op = op[0]
         if op is not None and op in TA_PAIRS:
-            tassn = _one(f.get("ub.btah.ini_tassn"))
+            tassn = get("ub.btah.ini_tassn")
+            if tassn.__class__ is list:
+                tassn = tassn[0]
             if tassn is None:
                 return
-            if ta_response_opcode(op, _one(f.get("ub.btah.no_taack")) or 0) is None:
+            no_ack = get("ub.btah.no_taack")
+            if no_ack.__class__ is list:
+                no_ack = no_ack[0]
+            if ta_response_opcode(op, no_ack or 0) is None:
                 return
-            src, dst = _addrs(f)
-            key = (src, dst, tassn)
-            if key not in self.pending:
-                self.pending[key] = (frame, time_ns, op,
-                                     _one(f.get("ub.btah.ini_rc_type")),
-                                     _one(f.get("ub.btah.ini_rc_id")),
-                                     _one(f.get("ub.btah.taopcode_name")) or str(op))
-                if len(self.pending) > self.limits.max_pending:
-                    self.pending.pop(next(iter(self.pending)))
+            src = get("ip.src") or get("ipv6.src")
+            if src is not None:
+                key = (src, get("ip.dst") or get("ipv6.dst"), tassn)
+            else:
+                key = (*_addrs(f), tassn)
+            pending = self.pending
+            if key not in pending:
+                rc_type, rc_id, name = (get("ub.btah.ini_rc_type"), get("ub.btah.ini_rc_id"),
+                                        get("ub.btah.taopcode_name"))
+                if rc_type.__class__ is list or rc_id.__class__ is list or \
+                        name.__class__ is list:
+                    rc_type, rc_id, name = _one(rc_type), _one(rc_id), _one(name)
+                pending[key] = (frame, time_ns, op, rc_type, rc_id, name or str(op))
+                if len(pending) > self.limits.max_pending:
+                    pending.pop(next(iter(pending)))
                     self.evicted["transactions"] += 1
             if self.linked is not None:
                 resp = self.linked.get(frame)
@@ -215,10 +228,12 @@ class Analyzer:
                 else:
                     out["ub.analysis.no_response"] = 1
             return
-        rop = _one(f.get("ub.atah.taopcode"))
+        rop = get("ub.atah.taopcode")
+        if rop.__class__ is list:
+            rop = rop[0]
         if rop is None or rop not in _RESPONSES:
             return
-        tassn = _one(f.get("ub.atah.ini_tassn"))
+        tassn = _one(get("ub.atah.ini_tassn"))
         src, dst = _addrs(f)
         key = (dst, src, tassn)          # back from the target to the initiator
         if key not in self.pending:
