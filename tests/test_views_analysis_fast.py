@@ -120,6 +120,14 @@ def _varied_pcap(path, n=2500, seed=7):
     return path
 
 
+def flit_stream(sample_captures, path):
+    """The native UB sample as a flit stream (linktype 151, ``ubpkt link frame``)."""
+    from test_views_fast import _cli
+    got = _cli("link", "frame", str(sample_captures / "ub_native.pcap"), "-o", str(path))
+    assert got.returncode == 0, got.stderr
+    return path
+
+
 def _kinds():
     from ubpkt.views.stats import CaptureStats, ConvStats, ExpertStats, IoStats, SrtStats
     return {"summary": CaptureStats, "conv": ConvStats,
@@ -150,6 +158,7 @@ def test_every_stats_kind_fast_equals_records(kind, sample_captures, tmp_path):
     from test_views_fast import two_link_pcapng
     paths = [_varied_pcap(tmp_path / "varied.pcap"),
              two_link_pcapng(sample_captures, tmp_path / "two.pcapng"),
+             flit_stream(sample_captures, tmp_path / "flits.pcap"),
              *sorted(sample_captures.glob("*.pcap"))]
     for path in paths:
         ref, fast = stats_both(path, kind)

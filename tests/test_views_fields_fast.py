@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_views_analysis_fast import _varied_pcap
+from test_views_analysis_fast import _varied_pcap, flit_stream
 from test_views_fast import _cli, two_link_pcapng
 
 COLUMN_SETS = [
@@ -42,6 +42,7 @@ def paths(sample_captures, tmp_path_factory):
     d = tmp_path_factory.mktemp("fields")
     return [_varied_pcap(d / "varied.pcap", n=1500, seed=3),
             two_link_pcapng(sample_captures, d / "two.pcapng"),
+            flit_stream(sample_captures, d / "flits.pcap"),
             *sorted(sample_captures.glob("*.pcap"))]
 
 
@@ -80,7 +81,7 @@ def test_fields_fast_path_used_templates(paths):
 
 def test_decode_fields_cli_fast_equals_record_path(paths):
     """``decode -T fields`` (fast path) against ``-c BIG`` (the record path), with a header."""
-    for path in paths[:2]:
+    for path in paths[:3]:
         args = ["decode", "-q", "-T", "fields", "-E", "header=y", "-E", "quote=d"]
         for n in COLUMN_SETS[0] + COLUMN_SETS[1][:5]:
             args += ["-e", n]
