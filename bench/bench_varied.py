@@ -12,7 +12,8 @@ Measured in this process (CPU time, ``time.process_time``, best of ``REPEAT``) o
 
 * generic: ``ubpkt.decode()`` + orjson per frame (no templates at all);
 * ndjson: ``ubpkt.capture.stream.iter_ndjson`` (what ``decode -T ndjson`` writes);
-* json, summary, fields, stats: the views (``bench_views_fast``-style entry points below).
+* json, summary, fields (``FIELDS``), tree (``-V``) and every ``stats`` kind (stats, conv,
+  endpoints, io, srt, expert): the views' fast entry points.
 
 Usage: python bench/bench_varied.py [N] [--same]   (--same: the 23 kinds with fixed lengths)
 """
@@ -109,18 +110,36 @@ def _fields(path):
     return b"".join(iter_fields(path, Columns(FIELDS, {})))
 
 
-def _stats(path):
-    from ubpkt.capture.stream import iter_parts
-    from ubpkt.views.stats import CaptureStats
-    st = CaptureStats()
-    for part in iter_parts(path):
-        for p in part:
-            st.add_parts(*p)
-    return st.summary() if hasattr(st, "summary") else st
+def _stats_kind(make):
+    """A ``ubpkt stats`` kind over the fast path's parts, its JSON result rendered."""
+    def run(path):
+        from ubpkt.capture.stream import iter_parts
+        st = make()
+        add = st.add_parts
+        for part in iter_parts(path):
+            for p in part:
+                add(*p)
+        return st.to_json(20)
+    return run
+
+
+def _make(kind):
+    from ubpkt.views import stats
+    return {"stats": stats.CaptureStats, "conv": stats.ConvStats,
+            "endpoints": lambda: stats.ConvStats(endpoints=True),
+            "io": lambda: stats.IoStats(1_000_000), "srt": stats.SrtStats,
+            "expert": stats.ExpertStats}[kind]
+
+
+def _tree(path):
+    from ubpkt.capture.stream import iter_tree
+    return b"".join(iter_tree(path))
 
 
 VIEWS = {"generic": _generic, "ndjson": _ndjson, "json": _json, "summary": _summary,
-         "fields": _fields, "stats": _stats}
+         "fields": _fields, "tree": _tree,
+         **{k: _stats_kind(lambda k=k: _make(k)())
+            for k in ("stats", "conv", "endpoints", "io", "srt", "expert")}}
 
 
 def cpu(fn, path) -> float:
@@ -142,7 +161,7 @@ def main(n: int, same: bool = False) -> dict:
                 per[name] = cpu(fn, path)
             except ImportError as exc:      # a view without a fast entry point yet
                 print(f"{name:8s} (skipped: {exc})")
-    print(f"{'workload':10s} {'view':8s} {'frames/s':>10s}  ratio")
+    print(f"{'workload':10s} {'view':9s} {'frames/s':>10s}  ratio")
     label = "same-23" if same else "varied"
     for name, t in per.items():
         rate = n / max(t, 1e-9)
@@ -152,7 +171,7 @@ def main(n: int, same: bool = False) -> dict:
             ratio = f"{per['generic'] / t:.2f}x generic"
         else:
             ratio = f"{per['ndjson'] / t:.2f}x ndjson"
-        print(f"{label:10s} {name:8s} {rate:10,.0f}  {ratio}")
+        print(f"{label:10s} {name:9s} {rate:10,.0f}  {ratio}")
     return per
 
 

@@ -176,6 +176,25 @@ def _summary_lines(path, link_type, profile, quiet, out, time_fmt) -> None:
                 lambda update: iter_summary(path, link_type, profile, time_fmt, update))
 
 
+def _fields_lines(path, link_type, profile, quiet, out, cols) -> None:
+    """``-T fields`` of every frame (no filter, no count, no analysis): chunks of lines written
+    by per-layout functions, no record built (:func:`ubpkt.capture.stream.iter_fields`)."""
+    from ubpkt.capture.stream import DamagedCapture, iter_fields
+
+    def chunks(update):
+        lines = iter_fields(path, cols, link_type, profile, update)
+        header = (cols.header() + "\n").encode() if cols.s["header"] else b""
+        try:
+            first = next(lines, b"")         # opened (or failed, exit 2) before the header
+        except DamagedCapture:
+            yield header                     # as the record path: the header, then the damage
+            raise
+        yield header + first
+        yield from lines
+
+    _fast_lines(path, quiet, out, chunks)
+
+
 def _fast_lines(path, quiet, out, chunks) -> None:
     """Write the byte chunks ``chunks(progress_update)`` gives to the binary ``out``, with the
     progress display; a damaged capture is reported and exits 2, a vanished reader is quiet."""
@@ -388,7 +407,7 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
     batch: list = []
     write = out.write if line_flush else _batched(out, batch)
     binary = None
-    if fmt in ("ndjson", "summary", "json"):
+    if fmt in ("ndjson", "summary", "json", "fields", "tree"):
         out.flush()
         binary = out.buffer if hasattr(out, "buffer") else None
     gc.disable()     # records hold no reference cycles: the cyclic collector only costs time
@@ -407,6 +426,19 @@ def decode(file, read_file, fmt, fields, field_opts, filt, count, verbose, hexdu
     if fmt == "summary" and plain and binary is not None and not verbose and \
             not _wants_analysis(two_pass, verbose, pred, fields):
         _summary_lines(file, link_type, prof, quiet, binary, time_fmt)
+        _write_report(report_file, {"file": str(file), "format": fmt})
+        return
+    if fmt == "fields" and plain and binary is not None and \
+            not _wants_analysis(two_pass, verbose, pred, fields):
+        _fields_lines(file, link_type, prof, quiet, binary, cols)
+        _write_report(report_file, {"file": str(file), "format": fmt})
+        return
+    if fmt == "tree" and plain and binary is not None and not (out.isatty() and not verbose):
+        # the plain-text tree (a terminal without -V gets rich's tree from the records)
+        from ubpkt.capture.stream import iter_tree
+        analysis = _wants_analysis(two_pass, verbose, pred, fields)
+        _fast_lines(file, quiet, binary,
+                    lambda update: iter_tree(file, link_type, prof, time_fmt, analysis, update))
         _write_report(report_file, {"file": str(file), "format": fmt})
         return
     analysis = _wants_analysis(two_pass, verbose, pred, fields)

@@ -201,19 +201,188 @@ def iter_summary(path, link_type: str = "auto", profile: Profile | None = None,
             raise DamagedCapture(cap.problems, cap.problem_count)
 
 
+def iter_fields(path, cols, link_type: str = "auto", profile: Profile | None = None,
+                progress=None) -> Iterator[bytes]:
+    """``decode -T fields`` lines (``cols``: a :class:`ubpkt.views.columns.Columns`) of every
+    frame, no display filter: the same text as ``cols.line`` of the records
+    :func:`iter_records` gives with their frame clock, in chunks of whole UTF-8 lines, written
+    by per-layout functions (:class:`ubpkt.views.columns_fast.ColumnsRenderer`) where a frame
+    fits a template.  A damaged file raises :class:`DamagedCapture` after its last readable
+    frame."""
+    from ..views.columns_fast import ColumnsRenderer
+    from ..views.timefmt import FrameClock
+    forced = LINK_TYPES[link_type]
+    line = cols.line
+
+    def join(lines):
+        lines.append("")
+        return "\n".join(lines).encode()
+
+    def flit_lines():
+        clock = FrameClock()
+        for rec in _flits(path, profile):
+            clock.stamp(rec)
+            yield (line(rec) + "\n").encode()
+
+    if forced == LINKTYPE_FLITS:
+        yield from flit_lines()
+        return
+    renderer = ColumnsRenderer(cols)
+    compiled = renderer.compiled
+    clocked = renderer.needs_clock
+    clock = [None, None]          # first and previous frame time (every frame is displayed)
+
+    def render(cache, buf, lt, n, tns, orig, digits):
+        T = None
+        if clocked:
+            first, prev = clock
+            if first is None:
+                first = prev = clock[0] = tns
+            T = (tns, tns - first, tns - prev, tns - prev, digits)
+            clock[1] = tns
+        out = cache.view(buf, lt, compiled, n, orig, lt, tns, T)
+        if out.__class__ is str:
+            return out
+        rec = make_record(n, tns / 1e9, orig, len(buf), lt, *out)
+        if T is not None:
+            rec["_t"] = T
+        return line(rec)
+
+    caches: dict = {}
+    with open_capture(path) as cap:
+        if forced is None and cap.linktype in FLIT_LINKTYPES:
+            cap.close()
+            yield from flit_lines()
+            return
+        if cap.format == "pcap":
+            lt = forced if forced is not None else cap.linktype
+            cache = TemplateCache(profile_for(lt, profile))
+            digits = time_digits(cap)
+
+            def one(buf, lt, n, tns, orig):
+                return render(cache, buf, lt, n, tns, orig, digits)
+
+            yield from _pcap_loop(cap, lt, one, join, progress)
+            if cap.problem_count:
+                raise DamagedCapture(cap.problems, cap.problem_count)
+            return
+        out = []
+        known = digits = None
+        for n, pkt in enumerate(cap, 1):
+            lt = forced if forced is not None else pkt.linktype
+            cache = caches.get(lt)
+            if cache is None:
+                cache = caches[lt] = TemplateCache(profile_for(lt, profile))
+            if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
+                known, digits = len(cap.interfaces), time_digits(cap)
+            out.append(render(cache, pkt.data, lt, n, pkt.time_ns, pkt.orig_len, digits))
+            if n % 2048 == 0:
+                yield join(out)
+                out = []
+                if progress is not None:
+                    progress(cap.tell(), n)
+        if out:
+            yield join(out)
+        if cap.problem_count:
+            raise DamagedCapture(cap.problems, cap.problem_count)
+
+
+def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
+              time_fmt: str = "r", analysis: bool = True, progress=None) -> Iterator[bytes]:
+    """``decode -V`` text of every frame, no display filter: the same text as the record path
+    (:func:`ubpkt.views.tree.tree_lines` with the layers' offsets, a blank line after each
+    frame, the ``[UB analysis]`` block when ``analysis``), in chunks of whole UTF-8 frames,
+    written by per-layout functions (:class:`ubpkt.views.tree_fast.TreeRenderer`) where a
+    frame fits a template.  A damaged file raises :class:`DamagedCapture` after its last
+    readable frame."""
+    from ..views.analysis import Analyzer
+    from ..views.timefmt import TimeColumn
+    from ..views.tree_fast import TreeRenderer
+    forced = LINK_TYPES[link_type]
+    analyzer = Analyzer() if analysis else None
+    clock = TimeColumn(time_fmt)
+
+    def join(texts):
+        return "".join(texts).encode()
+
+    def flit_text():
+        from ..views.timefmt import time_column
+        from ..views.tree import tree_lines
+        for rec in _flits(path, profile):
+            if analyzer is not None:
+                analyzer.add(rec)
+            yield ("\n".join(tree_lines(rec, None, "t=" + time_column(rec, time_fmt)))
+                   + "\n\n").encode()
+
+    if forced == LINKTYPE_FLITS:
+        yield from flit_text()
+        return
+
+    def render(cache, tree, buf, lt, n, tns, orig, digits):
+        tcol = clock(tns, digits)
+        out = cache.view(buf, lt, tree.compiled, n, orig, tcol, tns)
+        if out.__class__ is str:
+            return out
+        return tree.record_text(make_record(n, tns / 1e9, orig, len(buf), lt, *out), buf, tcol,
+                                tns)
+
+    caches: dict = {}
+    with open_capture(path) as cap:
+        if forced is None and cap.linktype in FLIT_LINKTYPES:
+            cap.close()
+            yield from flit_text()
+            return
+        if cap.format == "pcap":
+            lt = forced if forced is not None else cap.linktype
+            prof = profile_for(lt, profile)
+            cache, tree = TemplateCache(prof), TreeRenderer(lt, prof, analyzer)
+            digits = time_digits(cap)
+
+            def one(buf, lt, n, tns, orig):
+                return render(cache, tree, buf, lt, n, tns, orig, digits)
+
+            yield from _pcap_loop(cap, lt, one, join, progress)
+            if cap.problem_count:
+                raise DamagedCapture(cap.problems, cap.problem_count)
+            return
+        out = []
+        known = digits = None
+        for n, pkt in enumerate(cap, 1):
+            lt = forced if forced is not None else pkt.linktype
+            got = caches.get(lt)
+            if got is None:
+                prof = profile_for(lt, profile)
+                got = caches[lt] = (TemplateCache(prof), TreeRenderer(lt, prof, analyzer))
+            if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
+                known, digits = len(cap.interfaces), time_digits(cap)
+            out.append(render(*got, pkt.data, lt, n, pkt.time_ns, pkt.orig_len, digits))
+            if n % 2048 == 0:
+                yield join(out)
+                out = []
+                if progress is not None:
+                    progress(cap.tell(), n)
+        if out:
+            yield join(out)
+        if cap.problem_count:
+            raise DamagedCapture(cap.problems, cap.problem_count)
+
+
 def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
                progress=None) -> Iterator[list]:
     """What ``ubpkt stats`` counts, per frame, in lists (one per read buffer) of
-    ``(frame, time_ns, template, fields)`` for
-    :meth:`ubpkt.views.stats.CaptureStats.add_parts`: the templates extract only the fields
-    stats reads (``TemplateCache.pick``), no record is built.  A flit stream gives its records
-    as ``(frame, None, None, (layers, fields, issues))``.  A damaged file raises
-    :class:`DamagedCapture` after its last readable frame."""
+    ``(frame, time_ns, template, fields, orig_len)`` for the ``add_parts`` of the classes of
+    :mod:`ubpkt.views.stats`: the templates extract only the fields stats reads
+    (``TemplateCache.pick``), no record is built.  A flit stream gives its records as
+    ``(frame, time ns or None, None, (layers, fields, issues), len)``, the time as the record
+    path reads it from the record.  A damaged file raises :class:`DamagedCapture` after its
+    last readable frame."""
     forced = LINK_TYPES[link_type]
 
     def flit_parts():
         for rec in _flits(path, profile):
-            yield [(rec["frame"], None, None, (rec["layers"], rec["fields"], rec["issues"]))]
+            t = rec.get("time")
+            yield [(rec["frame"], None if t is None else round(t * 1e9), None,
+                    (rec["layers"], rec["fields"], rec["issues"]), rec["len"])]
 
     if forced == LINKTYPE_FLITS:
         yield from flit_parts()
@@ -230,7 +399,7 @@ def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
             pick = TemplateCache(prof).pick
 
             def render(buf, lt, n, tns, orig):
-                return (n, tns, *pick(buf, lt))
+                return (n, tns, *pick(buf, lt), orig)
 
             yield from _pcap_loop(cap, lt, render, list, progress)
             if cap.problem_count:
@@ -243,7 +412,7 @@ def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
             if cache is None:
                 prof = profile_for(lt, profile)
                 cache = caches[lt] = TemplateCache(prof)
-            out.append((n, pkt.time_ns, *cache.pick(pkt.data, lt)))
+            out.append((n, pkt.time_ns, *cache.pick(pkt.data, lt), pkt.orig_len))
             if n % 2048 == 0:
                 yield out
                 out = []

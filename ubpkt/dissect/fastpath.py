@@ -197,7 +197,7 @@ def _sized_by_guarded_field(layer: str, before, fields) -> bool:
 class _Template:
     __slots__ = ("fn", "layers", "issues", "json", "summary", "pick", "region", "sample", "varied",
                  "seen", "special", "fails", "probe", "key", "keys", "variable", "sig", "parts",
-                 "columns", "ok")
+                 "columns", "ok", "src", "views")
 
     def __init__(self, fn, layers, issues, json=None, region=0, sample=0, special=False,
                  summary=None, pick=None):
@@ -215,6 +215,8 @@ class _Template:
         self.fails = 0            # consecutive guard failures (specialised templates)
         self.columns = None       # the fields as data, for bulk cutting (_columns_plan)
         self.ok = None            # guard only: True when a frame fits (with ``columns``)
+        self.src = None           # what more views compile from (see TemplateCache.view)
+        self.views = {}           # view key -> that view's function for this layout
 
 
 def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
@@ -527,6 +529,8 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     t.parts = _lazy(t, "parts", lambda: _parts_fn(head, fields, exprs, static, layers, issues,
                                                    ns, dotted))
     t.probe = (region, smask)
+    # a copy: the record the caller builds from ``fields`` may be annotated (-V's analysis)
+    t.src = TemplateSource(head, dict(fields), exprs, static, ns, dotted, buf)
     t.key = t.sample & smask
     if padkeys is None:
         t.keys = (t.key,)
@@ -590,6 +594,24 @@ def _lazy(t, attr, make):
         setattr(t, attr, fn)
         return None if fn is None else fn(*args)
     return first
+
+
+class TemplateSource:
+    """What a view compiles its own per-layout function from (``TemplateCache.view``): the
+    generated function's head (length checks, guards, ICRC, temporaries) in ``head`` (source
+    lines of ``def run(buf):``), the sample's ``fields``, ``exprs`` (record key -> Python
+    expression of its value in this frame), ``static`` (keys whose sample value every frame of
+    the template has), ``ns`` (the namespace the expressions need), ``dotted`` (IPv4 keys ->
+    byte offset), ``frame`` (the sample frame's bytes).  Frames of a template whose length
+    varies (``_Template.variable``) differ from the sample only in the payload's length: what
+    follows the payload sits as far from the end."""
+
+    __slots__ = ("head", "fields", "exprs", "static", "ns", "dotted", "frame")
+
+    def __init__(self, head, fields, exprs, static, ns, dotted, frame=b""):
+        self.head, self.fields, self.exprs = head, fields, exprs
+        self.static, self.ns, self.dotted = static, ns, dotted
+        self.frame = frame
 
 
 def _pick_fn(head, fields, exprs, static, ns):
@@ -966,6 +988,30 @@ class TemplateCache:
                     return t, f
             i, lst = self._candidates(buf, i + 1)
         return None, self._miss(buf, linktype)
+
+    def view(self, buf: bytes, linktype: int, compiled, *args):
+        """A view rendered straight from a template: ``compiled(template)`` gives the view's
+        function for that layout (compiled once from ``template.src``, kept in
+        ``template.views``) or None; its result for ``(buf, *args)`` is returned when the frame
+        fits (not None).  Otherwise the dissector's ``(layers, fields, issues)`` tuple (the
+        view renders the record)."""
+        i, lst = self._candidates(buf)
+        while lst is not None:
+            for t in lst:
+                fn = compiled(t)
+                if fn is None:
+                    continue
+                out = fn(buf, *args)
+                if out is not None:
+                    self.hits += 1
+                    if t.special:
+                        t.fails = 0
+                    elif t.seen < self.LEARN:
+                        self._learn(t, lst, buf, linktype)
+                    return out
+                self._failed(t, lst)
+            i, lst = self._candidates(buf, i + 1)
+        return self._miss(buf, linktype)
 
     def _learn(self, t: _Template, lst: list, buf: bytes, linktype: int) -> None:
         """Note which header bits vary; after LEARN frames, put a template in front that guards

@@ -118,6 +118,91 @@ def _time_ns(rec: dict) -> int:
     return 0 if v is None else round(v * 1e9)
 
 
+class _Holes:
+    """The PSNs a channel's gaps left open, oldest first, at most ``cap`` (the oldest dropped):
+    runs of consecutive PSNs ``(first, end)`` in the order they were opened, so a gap of
+    ``max_holes`` PSNs costs a few tuple operations, not one dict entry per PSN.  Behaves as
+    the insertion-ordered set it replaces (a PSN opened again keeps its place)."""
+
+    __slots__ = ("runs", "n")
+
+    def __init__(self) -> None:
+        self.runs: list = []     # [(first, end)] oldest first, disjoint, none wrapping
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __contains__(self, psn) -> bool:
+        return any(a <= psn < b for a, b in self.runs)
+
+    def __iter__(self):
+        for a, b in self.runs:
+            yield from range(a, b)
+
+    def take(self, psn: int) -> bool:
+        """Remove ``psn``; whether it was open (an out-of-order packet filling a gap)."""
+        runs = self.runs
+        for i, (a, b) in enumerate(runs):
+            if a <= psn < b:
+                if b - a == 1:
+                    del runs[i]
+                elif psn == a:
+                    runs[i] = (a + 1, b)
+                elif psn == b - 1:
+                    runs[i] = (a, b - 1)
+                else:
+                    runs[i:i + 1] = [(a, psn), (psn + 1, b)]
+                self.n -= 1
+                return True
+        return False
+
+    def add_gap(self, high: int, ahead: int, cap: int) -> None:
+        """Open the PSNs between ``high`` and ``high + ahead`` (the last ``cap`` of them), then
+        drop the oldest beyond ``cap``."""
+        lo = max(1, ahead - cap)
+        if ahead <= lo:
+            return
+        start = (high + lo) % PSN_SPACE
+        end = start + ahead - lo
+        pieces = [(start, end)] if end <= PSN_SPACE else [(start, PSN_SPACE),
+                                                          (0, end - PSN_SPACE)]
+        old = self.runs
+        added = []
+        for a, b in pieces:
+            parts = [(a, b)]
+            for oa, ob in old:
+                if ob <= a or oa >= b:
+                    continue
+                cut = []
+                for pa, pb in parts:
+                    if ob <= pa or oa >= pb:
+                        cut.append((pa, pb))
+                        continue
+                    if pa < oa:
+                        cut.append((pa, oa))
+                    if ob < pb:
+                        cut.append((ob, pb))
+                parts = cut
+            added.extend(parts)
+        for a, b in added:
+            self.n += b - a
+        old.extend(added)
+        excess = self.n - cap
+        if excess > 0:
+            self.n = cap
+            i = 0
+            while excess > 0:
+                a, b = old[i]
+                if b - a <= excess:
+                    excess -= b - a
+                    i += 1
+                else:
+                    old[i] = (a + excess, b)
+                    excess = 0
+            del old[:i]
+
+
 class Analyzer:
     """Adds ``ub.analysis.*`` fields to records in order (``add``) and keeps the counts stats
     reports.  ``linked``: the :class:`Links` of :func:`first_pass` (a plain dict is read as
@@ -140,37 +225,52 @@ class Analyzer:
                        "unmatched_responses": 0, "tpnak": 0, "acks": 0, "acked": 0}
 
     # -- transactions -------------------------------------------------------------------------
-    def _transaction(self, rec: dict, f: dict, out: dict) -> None:
-        op = f.get("ub.btah.taopcode")
+    def _transaction(self, frame: int, time_ns: int, f: dict, out: dict) -> None:
+        # on the hot path of stats and -V: one lookup per field, a list (repeated header) rarely
+        get = f.get
+        op = get("ub.btah.taopcode")
         if op.__class__ is list:
             op = op[0]
         if op is not None and op in TA_PAIRS:
-            tassn = _one(f.get("ub.btah.ini_tassn"))
+            tassn = get("ub.btah.ini_tassn")
+            if tassn.__class__ is list:
+                tassn = tassn[0]
             if tassn is None:
                 return
-            if ta_response_opcode(op, _one(f.get("ub.btah.no_taack")) or 0) is None:
+            no_ack = get("ub.btah.no_taack")
+            if no_ack.__class__ is list:
+                no_ack = no_ack[0]
+            if ta_response_opcode(op, no_ack or 0) is None:
                 return
-            src, dst = _addrs(f)
-            key = (src, dst, tassn)
-            if key not in self.pending:
-                self.pending[key] = (rec["frame"], _time_ns(rec), op,
-                                     _one(f.get("ub.btah.ini_rc_type")),
-                                     _one(f.get("ub.btah.ini_rc_id")),
-                                     _one(f.get("ub.btah.taopcode_name")) or str(op))
-                if len(self.pending) > self.limits.max_pending:
-                    self.pending.pop(next(iter(self.pending)))
+            src = get("ip.src") or get("ipv6.src")
+            if src is not None:
+                key = (src, get("ip.dst") or get("ipv6.dst"), tassn)
+            else:
+                key = (*_addrs(f), tassn)
+            pending = self.pending
+            if key not in pending:
+                rc_type, rc_id, name = (get("ub.btah.ini_rc_type"), get("ub.btah.ini_rc_id"),
+                                        get("ub.btah.taopcode_name"))
+                if rc_type.__class__ is list or rc_id.__class__ is list or \
+                        name.__class__ is list:
+                    rc_type, rc_id, name = _one(rc_type), _one(rc_id), _one(name)
+                pending[key] = (frame, time_ns, op, rc_type, rc_id, name or str(op))
+                if len(pending) > self.limits.max_pending:
+                    pending.pop(next(iter(pending)))
                     self.evicted["transactions"] += 1
             if self.linked is not None:
-                resp = self.linked.responses.get(rec["frame"])
+                resp = self.linked.responses.get(frame)
                 if resp is not None:
                     out["ub.analysis.response_in"] = resp
                 else:
                     out["ub.analysis.no_response"] = 1
             return
-        rop = _one(f.get("ub.atah.taopcode"))
+        rop = get("ub.atah.taopcode")
+        if rop.__class__ is list:
+            rop = rop[0]
         if rop is None or rop not in _RESPONSES:
             return
-        tassn = _one(f.get("ub.atah.ini_tassn"))
+        tassn = _one(get("ub.atah.ini_tassn"))
         src, dst = _addrs(f)
         key = (dst, src, tassn)          # back from the target to the initiator
         if key not in self.pending:
@@ -182,7 +282,7 @@ class Analyzer:
             self.counts["unmatched_responses"] += 1
             return
         del self.pending[key]
-        dt = _time_ns(rec) - req[1]
+        dt = time_ns - req[1]
         self.counts["responses"] += 1
         self.srt.append((req[5], dt))
         out["ub.analysis.request_in"] = req[0]
@@ -190,14 +290,14 @@ class Analyzer:
         out["ub.analysis.response_time"] = round(dt / 1e9, 9)
 
     # -- PSNs ---------------------------------------------------------------------------------
-    def _ack(self, rec: dict, f: dict, psn, stpn, dtpn, out: dict) -> None:
+    def _ack(self, frame: int, time_ns: int, f: dict, psn, stpn, dtpn, out: dict) -> None:
         """A TPACK/TPSACK: acknowledge the reverse channel's data frames up to its PSN."""
         src, dst = _addrs(f)
         ch = self.channels.get((dst, src, _one(dtpn), _one(stpn)))
         if ch is None or not ch["unacked"] or psn is None:
             return
         psn = _one(psn)
-        frame, t = rec["frame"], _time_ns(rec)
+        t = time_ns
         keep: deque = deque()
         acked = 0
         named = None
@@ -223,7 +323,7 @@ class Analyzer:
             out["ub.analysis.ack_time_ns"] = dt
             out["ub.analysis.ack_time"] = round(dt / 1e9, 9)
 
-    def _psn(self, rec: dict, f: dict, out: dict) -> None:
+    def _psn(self, frame: int, time_ns: int, f: dict, out: dict) -> None:
         # on the hot path of stats: one lookup per field, a list (repeated header) rarely
         get = f.get
         op = get("ub.rtph.tpopcode")
@@ -235,7 +335,7 @@ class Analyzer:
                 out["ub.analysis.tpnak"] = 1
                 self.counts["tpnak"] += 1
             elif op in _TP_RESPONSES:
-                self._ack(rec, f, get("ub.rtph.psn"), get("ub.rtph.srctpn"),
+                self._ack(frame, time_ns, f, get("ub.rtph.psn"), get("ub.rtph.srctpn"),
                           get("ub.rtph.dsttpn"), out)
             return
         psn, stpn, dtpn = get("ub.rtph.psn"), get("ub.rtph.srctpn"), get("ub.rtph.dsttpn")
@@ -251,19 +351,19 @@ class Analyzer:
         ch = self.channels.get(key)
         if ch is None:
             ch = self.channels[key] = {"packets": 0, "gaps": 0, "missing": 0, "high": None,
-                                       "last": None, "holes": {}, "retrans": 0, "ooo": 0,
+                                       "last": None, "holes": _Holes(), "retrans": 0, "ooo": 0,
                                        "unacked": deque()}
             if len(self.channels) > self.limits.max_channels:
                 self.channels.pop(next(iter(self.channels)))
                 self.evicted["channels"] += 1
         ch["packets"] += 1
         unacked = ch["unacked"]
-        unacked.append((rec["frame"], psn, _time_ns(rec)))
+        unacked.append((frame, psn, time_ns))
         if len(unacked) > self.limits.max_unacked:
             unacked.popleft()
             self.evicted["unacked"] += 1
         if self.linked is not None:
-            ack = self.linked.acks.get(rec["frame"])
+            ack = self.linked.acks.get(frame)
             if ack is not None:
                 out["ub.analysis.ack_in"] = ack
         high = ch["high"]
@@ -273,9 +373,7 @@ class Analyzer:
                 back = (high - psn) % PSN_SPACE
                 out["ub.analysis.psn_backwards"] = back
                 self.counts["psn_backwards"] += 1
-                holes = ch["holes"]
-                if psn in holes:
-                    del holes[psn]
+                if ch["holes"].take(psn):
                     out["ub.analysis.out_of_order"] = 1
                     self.counts["out_of_order"] += 1
                     ch["ooo"] += 1
@@ -295,12 +393,7 @@ class Analyzer:
                 self.counts["missing"] += missing
                 ch["gaps"] += 1
                 ch["missing"] += missing
-                holes = ch["holes"]
-                cap = self.limits.max_holes
-                for k in range(max(1, ahead - cap), ahead):
-                    holes[(high + k) % PSN_SPACE] = True
-                while len(holes) > cap:
-                    holes.pop(next(iter(holes)))
+                ch["holes"].add_gap(high, ahead, self.limits.max_holes)
         ch["high"] = psn
         ch["last"] = psn
 
@@ -308,13 +401,22 @@ class Analyzer:
         """Analyse one record; the analysis fields are added to ``rec['fields']`` (when
         annotating) and returned."""
         f = rec["fields"]
-        out: dict = {}
-        if "ub.btah.taopcode" in f or "ub.atah.taopcode" in f:
-            self._transaction(rec, f, out)
-        if "ub.rtph.psn" in f:
-            self._psn(rec, f, out)
+        if "ub.btah.taopcode" not in f and "ub.atah.taopcode" not in f and "ub.rtph.psn" not in f:
+            return {}
+        out = self.add_fields(rec["frame"], _time_ns(rec), f)
         if out and self.annotate:
             f.update(out)
+        return out
+
+    def add_fields(self, frame: int, time_ns: int, f: dict) -> dict:
+        """Analyse one frame from its number, time (ns) and fields (the record's, or only the
+        :data:`READS` the fast path picks); the analysis fields found, never added to ``f``.
+        The same state and counts as :meth:`add` of the frame's record."""
+        out: dict = {}
+        if "ub.btah.taopcode" in f or "ub.atah.taopcode" in f:
+            self._transaction(frame, time_ns, f, out)
+        if "ub.rtph.psn" in f:
+            self._psn(frame, time_ns, f, out)
         return out
 
     def open_requests(self) -> int:

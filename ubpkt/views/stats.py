@@ -87,11 +87,12 @@ class CaptureStats:
         if "ub.rtph.psn" in f or "ub.btah.taopcode" in f or "ub.atah.taopcode" in f:
             self.analyzer.add(rec)
 
-    def add_parts(self, frame: int, time_ns: int, template, fields: dict) -> None:
-        """One frame from the fast path (``TemplateCache.pick``): ``template`` gives the
-        layers and issues (counted once per template at the end), ``fields`` at least the
-        fields stats reads; or ``template`` None and ``fields`` the dissector's
-        ``(layers, fields, issues)``.  The same counts as :meth:`add` of the record."""
+    def add_parts(self, frame: int, time_ns, template, fields, orig_len: int = 0) -> None:
+        """One frame from the fast path (``TemplateCache.pick``, see
+        ``ubpkt.capture.stream.iter_parts``): ``template`` gives the layers and issues (counted
+        once per template at the end), ``fields`` at least the fields stats reads; or
+        ``template`` None and ``fields`` the dissector's ``(layers, fields, issues)``.  The same
+        counts as :meth:`add` of the record."""
         self.frames += 1
         if template is None:
             layers, fields, issues = fields
@@ -114,10 +115,7 @@ class CaptureStats:
                 raw[k] = raw.get(k, 0) + 1
         if "ub.rtph.psn" in fields or "ub.btah.taopcode" in fields or \
                 "ub.atah.taopcode" in fields:
-            rec = {"frame": frame, "fields": fields}
-            if time_ns is not None:
-                rec["_t"] = (time_ns,)
-            self.analyzer.add(rec)
+            self.analyzer.add_fields(frame, 0 if time_ns is None else time_ns, fields)
 
     def _count_layout(self, layers, issues, n: int) -> None:
         for layer in dict.fromkeys(layers):
@@ -211,11 +209,19 @@ class ConvStats:
         way[1] += n
 
     def add(self, rec: dict) -> None:
-        f = rec["fields"]
+        self._add(rec["fields"], rec["len"], _tns(rec))
+
+    def add_parts(self, frame: int, time_ns, template, fields, orig_len: int) -> None:
+        """One frame from the fast path (see :meth:`CaptureStats.add_parts`): the same rows as
+        :meth:`add` of its record."""
+        if template is None:
+            fields = fields[1]
+        self._add(fields, orig_len, 0 if time_ns is None else time_ns)
+
+    def _add(self, f: dict, n: int, t: int) -> None:
         src, dst = _addr_pair(f)
         if src is None:
             return
-        n, t = rec["len"], _tns(rec)
         if self.endpoints:
             self._bump((src,), "address", n, t)
             if dst is not None and dst != src:
@@ -264,7 +270,14 @@ class IoStats:
         self.buckets: dict = {}
 
     def add(self, rec: dict) -> None:
-        t = _tns(rec)
+        self._add(_tns(rec), rec["len"], rec["issues"])
+
+    def add_parts(self, frame: int, time_ns, template, fields, orig_len: int) -> None:
+        """One frame from the fast path (see :meth:`CaptureStats.add_parts`)."""
+        self._add(0 if time_ns is None else time_ns, orig_len,
+                  fields[2] if template is None else template.issues)
+
+    def _add(self, t: int, n: int, issues) -> None:
         if self.first is None:
             self.first = t
         i = (t - self.first) // self.interval
@@ -274,8 +287,8 @@ class IoStats:
                 return
             b = self.buckets[i] = [0, 0, 0]
         b[0] += 1
-        b[1] += rec["len"]
-        if any(x["severity"] == "error" for x in rec["issues"]):
+        b[1] += n
+        if issues and any(x["severity"] == "error" for x in issues):
             b[2] += 1
 
     def _series(self):
@@ -333,8 +346,18 @@ class SrtStats:
         f = rec["fields"]
         if "ub.btah.taopcode" not in f and "ub.atah.taopcode" not in f:
             return
+        self._add(rec["frame"], _tns(rec), f)
+
+    def add_parts(self, frame: int, time_ns, template, fields, orig_len: int = 0) -> None:
+        """One frame from the fast path (see :meth:`CaptureStats.add_parts`)."""
+        if template is None:
+            fields = fields[1]
+        if "ub.btah.taopcode" in fields or "ub.atah.taopcode" in fields:
+            self._add(frame, 0 if time_ns is None else time_ns, fields)
+
+    def _add(self, frame: int, t: int, f: dict) -> None:
         before = len(self.an.srt)
-        self.an.add(rec)
+        self.an.add_fields(frame, t, f)
         if len(self.an.srt) > before:
             op, dt = self.an.srt.pop()
             s = self.ops.setdefault(op, {"n": 0, "sum": 0, "min": dt, "max": dt, "samples": []})
@@ -372,13 +395,25 @@ class ExpertStats:
         self.items: Counter = Counter()
 
     def add(self, rec: dict) -> None:
-        for i in rec["issues"]:
+        self._add(rec["frame"], rec["issues"], rec["fields"], rec)
+
+    def add_parts(self, frame: int, time_ns, template, fields, orig_len: int = 0) -> None:
+        """One frame from the fast path (see :meth:`CaptureStats.add_parts`): a template's
+        issues are the frame's."""
+        if template is None:
+            _, fields, issues = fields
+        else:
+            issues = template.issues
+        self._add(frame, issues, fields, None, time_ns)
+
+    def _add(self, frame, issues, f, rec, time_ns=None) -> None:
+        for i in issues:
             k = (i["severity"], i["layer"], i["message"].split(":")[0][:80])
             if k in self.items or len(self.items) < MAX_ROWS:
                 self.items[k] += 1
-        f = rec["fields"]
         if "ub.rtph.psn" in f or "ub.btah.taopcode" in f or "ub.atah.taopcode" in f:
-            self.an.add(rec)
+            self.an.add_fields(frame, (_tns(rec) if rec is not None else
+                                       0 if time_ns is None else time_ns), f)
 
     def to_json(self, limit=None) -> dict:
         c = self.an.counts

@@ -62,8 +62,33 @@ def layer_spans(data: bytes, linktype: int, profile) -> list[tuple[str, int, int
     return out
 
 
+def _int_kind(key: str):
+    """How the tree shows an integer of ``key``: (enum, None), (None, hex digits) or None
+    (decimal); cached per key (the tree's hot path)."""
+    enum = enum_for(key)
+    if enum:
+        kind = (enum, None)
+    else:
+        bits = _BITS.get(key, 0)
+        kind = None
+        if HEX_FIELDS.search(key.rsplit(".", 1)[-1]) or bits > 32:
+            kind = (None, max(1, (bits + 3) // 4) if bits else 0)
+    _INT_KINDS[key] = kind
+    return kind
+
+
+_INT_KINDS: dict = {}
+
+
 def value_text(key: str, v) -> str:
     """A field's value as the tree shows it."""
+    if v.__class__ is int:
+        kind = _INT_KINDS[key] if key in _INT_KINDS else _int_kind(key)
+        if kind is None:
+            return str(v)
+        if kind[0] is not None:
+            return f"{kind[0].get(v, 'Unknown')} ({v})"
+        return f"0x{v:0{kind[1]}x} ({v})"
     if isinstance(v, list):
         return ", ".join(value_text(key, x) for x in v)
     if isinstance(v, bool):
@@ -83,39 +108,54 @@ def value_text(key: str, v) -> str:
     return str(v)
 
 
+def _layer_heads(layer: str):
+    """(title, key prefix) of a layer's block."""
+    got = _HEADS.get(layer)
+    if got is None:
+        h = HEADERS.get(layer)
+        if h is not None:
+            got = (f"{h.title} [{layer}]", f"{h.ns}.{h.prefix}." if h.ns else f"{h.prefix}.")
+        else:
+            got = (layer, BYTE_RUNS.get(layer, layer + "."))
+        _HEADS[layer] = got
+    return got
+
+
+_HEADS: dict = {}
+
+
 def tree_lines(rec: dict, spans=None, time_text: str = "") -> list[str]:
-    """The -V tree: the frame line, then one block per layer with its offset and length."""
+    """The -V tree: the frame line, then one block per layer with its offset and length (each
+    field in the block of the first layer whose prefix it has, in the record's order), derived
+    fields, the analysis, the issues."""
     lines = [f"Frame {rec['frame']}: {rec['len']} bytes on wire, {rec['caplen']} bytes "
              f"captured{', ' + time_text if time_text else ''}"]
     fields = rec["fields"]
-    shown = set()
-    span_at = iter(spans or [])
-    for layer in rec["layers"]:
-        sp = next(span_at, None)
-        h = HEADERS.get(layer)
-        if h is not None:
-            base = f"{h.ns}.{h.prefix}." if h.ns else f"{h.prefix}."
-            title = f"{h.title} [{layer}]"
+    heads = [_layer_heads(layer) for layer in rec["layers"]]
+    blocks: list = [[] for _ in heads]
+    other, analysis = [], []
+    for k, v in fields.items():
+        if k.endswith("_name"):
+            continue
+        for i, (_, base) in enumerate(heads):
+            if k.startswith(base) or k == base:
+                blocks[i].append(f"    {k} = {value_text(k, v)}")
+                break
         else:
-            base = BYTE_RUNS.get(layer, layer + ".")
-            title = layer
+            (analysis if k.startswith("ub.analysis.") else other).append(
+                f"    {k} = {value_text(k, v)}")
+    span_at = iter(spans or [])
+    for layer, (title, _), block in zip(rec["layers"], heads, blocks):
+        sp = next(span_at, None)
         where = f" @{sp[1]}, {sp[2]} bytes" if sp and sp[0] == layer else ""
         lines.append(f"  {title}{where}")
-        for k, v in fields.items():
-            if k in shown or k.endswith("_name"):
-                continue
-            if k.startswith(base) or k == base:
-                lines.append(f"    {k} = {value_text(k, v)}")
-                shown.add(k)
-    rest = [(k, v) for k, v in fields.items() if k not in shown and not k.endswith("_name")]
-    analysis = [(k, v) for k, v in rest if k.startswith("ub.analysis.")]
-    other = [(k, v) for k, v in rest if not k.startswith("ub.analysis.")]
+        lines.extend(block)
     if other:
         lines.append("  Derived fields")
-        lines.extend(f"    {k} = {value_text(k, v)}" for k, v in other)
+        lines.extend(other)
     if analysis:
         lines.append("  [UB analysis]")
-        lines.extend(f"    {k} = {value_text(k, v)}" for k, v in analysis)
+        lines.extend(analysis)
     for i in rec["issues"]:
         lines.append(f"  [Expert Info ({i['severity']}): {i['message']}] {i['layer']}"
                      f"{' ' + i['field'] if i['field'] else ''} @{i['offset']}")

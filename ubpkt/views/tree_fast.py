@@ -1,0 +1,190 @@
+"""``decode -V`` (the packet tree) straight from the fast path's templates (issue 14).
+
+The record path (:func:`ubpkt.views.tree.tree_lines`) sorts every field of every frame into
+its layer's block and dissects the frame a second time for the layers' byte offsets
+(:func:`ubpkt.views.tree.layer_spans`).  Within one template all of that is fixed: which keys
+each block lists, the offsets (or, when the payload length varies, offsets from the end of the
+frame), the text of every value the layout fixes.  :class:`TreeRenderer` compiles per template a
+function that writes the frame's whole tree with one %-format: per-frame values (the fields the
+template reads) through the same text rules as :func:`ubpkt.views.tree.value_text`, and, when
+the analysis is on (``-V``), the ``[UB analysis]`` block from
+:meth:`ubpkt.views.analysis.Analyzer.add_fields` of the fields the analysis reads.
+
+Frames that fit no template are rendered from their record as the record path does; the
+record path stays the reference (``tests/test_views_tree_fast.py`` compares the text).
+"""
+from __future__ import annotations
+
+import re
+
+from ..formats import HEADERS
+from ..formats.derived import BYTE_RUNS
+from .analysis import READS
+from .fieldnames import enum_for, field_kind
+from .tree import _BITS, HEX_FIELDS, layer_spans, tree_lines, value_text
+
+__all__ = ["TreeRenderer", "analysis_text"]
+
+
+def analysis_text(out: dict) -> str:
+    """The ``[UB analysis]`` block of a frame whose analysis gave ``out`` ('' when empty), each
+    line after a newline (it follows the block before it)."""
+    if not out:
+        return ""
+    return "\n  [UB analysis]" + "".join(f"\n    {k} = {value_text(k, v)}"
+                                         for k, v in out.items())
+
+
+#: A template expression that is a byte run's hex: ``buf[a:b].hex()``
+_HEX_RUN = re.compile(r"^buf\[([^\[\]]+)\]\.hex\(\)$")
+
+
+def _hex_cut(run: bytes) -> str:
+    """:func:`ubpkt.views.tree.value_text` of ``run.hex()`` (a bytes/hex field), hexing at
+    most the 32 bytes it shows."""
+    if len(run) <= 32:
+        return run.hex()
+    return run[:32].hex() + f"... ({len(run)} bytes)"
+
+
+def _esc(text: str) -> str:
+    return text.replace("%", "%%")
+
+
+class TreeRenderer:
+    """Per-layout tree functions for one template cache (one link type and profile).
+    ``analyzer``: the :class:`~ubpkt.views.analysis.Analyzer` every frame goes through in order
+    (``-V``), or None (``-T tree`` without it)."""
+
+    def __init__(self, linktype: int, profile, analyzer=None) -> None:
+        self.linktype = linktype
+        self.profile = profile
+        self.analyzer = analyzer
+        self.key = ("tree", id(self))
+
+    def compiled(self, t):
+        """The tree function of template ``t`` (compiled on first use), or None."""
+        fn = t.views.get(self.key, False)
+        if fn is False:
+            try:
+                fn = self._compile(t) if t.src is not None and t.src.frame else None
+            except Exception:   # an optimisation only: the record path renders the frame
+                fn = None
+            t.views[self.key] = fn
+        return fn
+
+    def record_text(self, rec: dict, buf: bytes, time_col: str, time_ns: int) -> str:
+        """The tree of a frame that fits no template, from its record (the reference)."""
+        if self.analyzer is not None:
+            out = self.analyzer.add_fields(rec["frame"], time_ns, rec["fields"])
+            if out:
+                rec["fields"].update(out)
+        spans = layer_spans(buf, self.linktype, self.profile)
+        return "\n".join(tree_lines(rec, spans, "t=" + time_col)) + "\n\n"
+
+    def _compile(self, t):
+        src = t.src
+        fields = src.fields
+        per_frame = {k for k in src.exprs if k in fields and k not in src.static}
+        sample = src.frame
+        L0 = len(sample)
+        spans = layer_spans(sample, self.linktype, self.profile)
+        layers = list(t.layers)
+        data_at = layers.index("data") if t.variable and "data" in layers else None
+        args: list = []
+        body: list = []
+        ns = dict(src.ns, _vt=value_text, _atext=analysis_text, _hx=_hex_cut)
+        pieces = ["Frame %d: %d bytes on wire, %d bytes captured, t=%s"]
+        args += ["fr", "ln", "L", "tcol"]
+
+        temps: dict = {}      # key -> the temporary holding its value in this frame
+
+        def value(k):
+            if k not in per_frame:
+                return _esc(value_text(k, fields[k]))
+            v = fields[k]
+            x = f"x{len(body)}"
+            run = _HEX_RUN.match(src.exprs[k])
+            if v.__class__ is str and run and field_kind(k) in ("bytes", "hex"):
+                # a byte run shown cut to 64 digits: only those bytes are turned into hex
+                body.append(f"    {x} = _hx(buf[{run.group(1)}])")
+                args.append(x)
+                return "%s"
+            body.append(f"    {x} = {src.exprs[k]}")
+            temps[k] = x
+            if v.__class__ is int:
+                enum = enum_for(k)
+                if enum:
+                    e = f"_E{len(body)}"
+                    ns[e] = enum
+                    args.extend((f"{e}.get({x}, 'Unknown')", x))
+                    return "%s (%d)"
+                bits = _BITS.get(k, 0)
+                if HEX_FIELDS.search(k.rsplit(".", 1)[-1]) or bits > 32:
+                    width = max(1, (bits + 3) // 4) if bits else 0
+                    args.extend((x, x))
+                    return (f"0x%0{width}x" if width else "0x%x") + " (%d)"
+                args.append(x)
+                return "%d"
+            if v.__class__ is str and field_kind(k) not in ("bytes", "hex"):
+                args.append(x)
+                return "%s"
+            args.append(f"_vt({k!r}, {x})")
+            return "%s"
+
+        shown = set()
+        span_at = iter(spans)
+        for i, layer in enumerate(layers):
+            sp = next(span_at, None)
+            h = HEADERS.get(layer)
+            if h is not None:
+                base = f"{h.ns}.{h.prefix}." if h.ns else f"{h.prefix}."
+                title = f"{h.title} [{layer}]"
+            else:
+                base = BYTE_RUNS.get(layer, layer + ".")
+                title = layer
+            if sp and sp[0] == layer:
+                _, start, size = sp
+                if data_at is None or i < data_at:
+                    where = _esc(f" @{start}, {size} bytes")
+                elif i == data_at:
+                    where = _esc(f" @{start}, ") + "%d bytes"
+                    args.append(f"L - {L0 - size}")
+                else:
+                    where = " @%d" + _esc(f", {size} bytes")
+                    args.append(f"L - {L0 - start}")
+            else:
+                where = ""
+            pieces.append(_esc(f"  {title}") + where)
+            for k in fields:
+                if k in shown or k.endswith("_name"):
+                    continue
+                if k.startswith(base) or k == base:
+                    pieces.append(_esc(f"    {k} = ") + value(k))
+                    shown.add(k)
+        other = [k for k in fields if k not in shown and not k.endswith("_name")]
+        if any(k.startswith("ub.analysis.") for k in other):
+            return None      # a record that carries analysis keys itself: the record path
+        if other:
+            pieces.append("  Derived fields")
+            for k in other:
+                pieces.append(_esc(f"    {k} = ") + value(k))
+        if self.analyzer is not None:
+            picks = ", ".join(f"{k!r}: " + (temps[k] if k in temps else
+                                              f"({src.exprs[k]})" if k in per_frame
+                                              else repr(fields[k]))
+                              for k in READS if k in fields)
+            ns["_an"] = self.analyzer.add_fields
+            pieces[-1] += "%s"
+            args.append(f"_atext(_an(fr, tns, {{{picks}}}))")
+        for i in t.issues:
+            pieces.append(_esc(f"  [Expert Info ({i['severity']}): {i['message']}] {i['layer']}"
+                               f"{' ' + i['field'] if i['field'] else ''} @{i['offset']}"))
+        fmt = "\n".join(pieces) + "\n\n"
+        lines = [line.replace("def run(buf):", "def run_tree(buf, fr, ln, tcol, tns):")
+                 for line in src.head]
+        lines += body
+        lines.append(f"    return {fmt!r} % ({', '.join(args)},)")
+        exec(compile("\n".join(lines) + "\n", "<ubpkt.views.tree_fast tree template>", "exec"),
+             ns)
+        return ns["run_tree"]
