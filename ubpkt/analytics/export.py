@@ -284,32 +284,34 @@ def _analysis(path, link_type, profile) -> dict:
     (``first_pass`` links requests to responses, then the annotating pass), over the stats
     picks (``stream.iter_parts``: only the fields the analysis reads)."""
     from ..capture.stream import DamagedCapture, iter_parts
-    from ..views.analysis import Analyzer
+    from ..views.analysis import Analyzer, Links
     prof = None if profile is None else _profile(profile, None)
 
     def passes(an):
         out = {}
         try:
             for chunk in iter_parts(path, link_type, prof):
-                for frame, tns, template, fields in chunk:
+                for frame, tns, template, fields, _orig in chunk:
                     if template is None:
                         fields = fields[1]
                     if "ub.rtph.psn" in fields or "ub.btah.taopcode" in fields or \
                             "ub.atah.taopcode" in fields:
-                        rec = {"frame": frame, "fields": fields}
-                        if tns is not None:
-                            rec["_t"] = (tns,)
-                        got = an.add(rec)
+                        got = an.add_fields(frame, 0 if tns is None else tns, fields)
                         if got:
                             out[frame] = got
         except DamagedCapture:
             pass                 # the main pass reports the damage
         return out
 
-    first = passes(Analyzer(annotate=False))
-    linked = {v["ub.analysis.request_in"]: f for f, v in first.items()
-              if "ub.analysis.request_in" in v}
-    return passes(Analyzer(linked=linked, annotate=False))
+    # the first pass learns the links (views.analysis.first_pass), the second annotates
+    links = Links()
+    an = Analyzer(annotate=False)
+    an.ack_sink = links.acks
+    for f, v in passes(an).items():
+        req = v.get("ub.analysis.request_in")
+        if req is not None:
+            links.responses[req] = f
+    return passes(Analyzer(linked=links, annotate=False))
 
 
 def _export_frames(source, forced, profile, builder, writers, row_group, analysis) -> None:
