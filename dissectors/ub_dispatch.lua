@@ -1573,8 +1573,17 @@ end
 -- (once per dissection: the transaction, PSN and conversation analyses all ask)
 local function endpoints(st)
   if st.ends then return st.ends[1], st.ends[2] end
-  local src, dst = first_value(F_IP_SRC), first_value(F_IP_DST)
-  if src == nil then src, dst = first_value(F_IP6_SRC), first_value(F_IP6_DST) end
+  -- the network addresses the IP dissector left in pinfo: there in every pass, also in the
+  -- first pass of tshark -2, which builds no tree (the ip.src field extractor gives nil there,
+  -- and every channel would fall into one); "NONE" without an IP layer (native UB)
+  local src, dst
+  local ns = tostring(st.pinfo.net_src)
+  if ns ~= "NONE" and ns ~= "" then
+    src, dst = ns, tostring(st.pinfo.net_dst)
+  else
+    src, dst = first_value(F_IP_SRC), first_value(F_IP_DST)
+    if src == nil then src, dst = first_value(F_IP6_SRC), first_value(F_IP6_DST) end
+  end
   if src == nil then
     local n = st.vals["ub.cna16"] or st.vals["ub.cna24"]
     if n then src, dst = tostring(n.scna), tostring(n.dcna) end

@@ -72,6 +72,23 @@ def psns() -> list[bytes]:
     return out
 
 
+def two_hosts() -> list[bytes]:
+    """Two TP channels with the same TPNs and PSNs that differ only in their IP addresses,
+    interleaved, and a Read per host pair with the same TASSN: merged into one channel (the
+    addresses lost) the analysis would see duplicates and a response to the wrong request.
+    The first pass of tshark -2 builds no tree, so the addresses must come from elsewhere than
+    the ip.src field there (pinfo's network addresses)."""
+    c, d = "10.0.0.3", "10.0.0.4"
+    out = []
+    for p in (1, 2, 3):
+        out += [data(p), data(p, src=c, dst=d)]
+    out += [uboe(rtph(psn=4) + btah(0x06, tassn=20) + maetah(length=64), src=A, dst=B),
+            uboe(rtph(psn=4) + btah(0x06, tassn=20) + maetah(length=64), src=c, dst=d),
+            uboe(rtph(psn=600, srctpn=0x456, dsttpn=0x123) + atah(0x12, 20) + bytes(64),
+                 src=d, dst=c)]
+    return out
+
+
 def ubpkt_analysis(pcap, two_pass: bool) -> list[dict]:
     recs = list(iter_records(str(pcap)))
     an = Analyzer(linked=first_pass(iter_records(str(pcap))) if two_pass else None)
@@ -117,7 +134,7 @@ def same(ref: list[dict], got: list[dict]) -> list[str]:
 
 
 @pytest.mark.parametrize("two_pass", [True, False], ids=["two-pass", "one-pass"])
-@pytest.mark.parametrize("build", [transactions, psns])
+@pytest.mark.parametrize("build", [transactions, psns, two_hosts])
 def test_analysis_matches_ubpkt(tshark, tmp_path, build, two_pass):
     pcap = write(tmp_path / f"{build.__name__}.pcap", 1, build())
     ref = ubpkt_analysis(pcap, two_pass)
