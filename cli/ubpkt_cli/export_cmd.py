@@ -27,20 +27,50 @@ def _size(text: str) -> int:
 
 
 def _work(unit):
-    """Export one (capture, segment) unit; (paths, rows, problem text list, problem count)."""
-    from ubpkt.analytics.export import ExportDamaged, export_capture
-    path, segment, kw = unit
+    """Export one (capture, segment) unit: ``ubpkt.analytics.cluster.export_unit``."""
+    from ubpkt.analytics.cluster import export_unit
+    return export_unit(unit)
+
+
+def _cluster(text, jobs):
+    """The parsed ``--cluster`` (None without it); usage errors for a bad one or with -j."""
+    if text is None:
+        return None
+    from ubpkt.analytics.cluster import parse_cluster
+    if jobs > 1:
+        raise click.UsageError("-j and --cluster exclude each other (the cluster's workers "
+                               "do the parallel work)")
     try:
-        paths = export_capture(path, kw.pop("out_dir"), segment=segment, **kw)
-        damage = ([], 0)
-    except ExportDamaged as exc:
-        paths, damage = exc.paths, ([str(p) for p in exc.problems], exc.count)
-    return path, segment, paths, _rows(paths), damage
+        spec = parse_cluster(text)
+    except ValueError as exc:
+        raise click.UsageError(str(exc))
+    from ubpkt.analytics import MissingDependency, require
+    try:
+        require("dask.distributed")
+    except MissingDependency as exc:
+        raise click.ClickException(str(exc))
+    return spec
 
 
-def _rows(paths) -> int:
-    import pyarrow.parquet as pq
-    return sum(pq.read_metadata(p).num_rows for p in paths)
+def _on_cluster(spec, units):
+    """The units' results from the Dask cluster ``spec`` (ubpkt.analytics.cluster), in unit
+    order, with the paths as given; a failure is one line, exit 1."""
+    from ubpkt.analytics import MissingDependency
+    from ubpkt.analytics.cluster import ClusterFailure, absolute_units, open_client, run_units
+    shipped, restore = absolute_units(units)
+    try:
+        with open_client(spec) as client:
+            n = len(client.scheduler_info().get("workers", {}))
+            click.echo(f"ubpkt export: {len(units)} units on {n} Dask workers "
+                       f"({client.scheduler.address})", err=True)
+            return [restore(r) for r in run_units(client, shipped)]
+    except (MissingDependency, ClusterFailure) as exc:
+        raise click.ClickException(str(exc))
+    except click.ClickException:
+        raise
+    except Exception as exc:           # the cluster could not start, or lost its scheduler
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise click.ClickException(f"the Dask cluster failed: {type(exc).__name__}: {text}")
 
 
 @click.command()
@@ -61,13 +91,17 @@ def _rows(paths) -> int:
               help="captures larger than this are exported as record-aligned segments")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="processes exporting captures / segments at once")
+@click.option("--cluster", "cluster_spec", metavar="dask://HOST:PORT|local:N",
+              help="export the captures / segments on a Dask cluster: a running scheduler, "
+                   "or N local worker processes (docs/analytics.md)")
 @click.option("--link-type", default="auto", show_default=True,
               type=click.Choice(list(LINK_TYPES)))
 @click.option("--profile", help="reference profile: spec, ns3 or a JSON file of overrides")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
               help="write the JSON result to this file as well")
 def export(captures, out_dir, partition_by, partition_map, name_pattern, payload, analysis,
-           row_group, segment_size, jobs, link_type, profile, report_file):
+           row_group, segment_size, jobs, link_type, profile, report_file,
+           cluster_spec=None):
     """Export captures to a Parquet dataset (one table for DuckDB, Spark, Dask): one file per
     capture or per segment of a large one, columns typed from the header declarations."""
     from ubpkt.analytics import MissingDependency, require
@@ -85,6 +119,7 @@ def export(captures, out_dir, partition_by, partition_map, name_pattern, payload
             load_profile(profile)
         except (OSError, ValueError, TypeError) as exc:
             raise click.BadParameter(f"cannot load profile {profile!r}: {exc}")
+    spec = _cluster(cluster_spec, jobs)
     by = tuple(k.strip() for k in partition_by.split(",") if k.strip())
     try:
         if partition_map:
@@ -116,7 +151,9 @@ def export(captures, out_dir, partition_by, partition_map, name_pattern, payload
         units.extend((c, s, dict(kw)) for s in segs)
     results = []
     try:
-        if jobs > 1 and len(units) > 1:
+        if spec is not None:
+            results = _on_cluster(spec, units)
+        elif jobs > 1 and len(units) > 1:
             import multiprocessing as mp
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() \
                 else mp.get_context()
@@ -144,6 +181,8 @@ def export(captures, out_dir, partition_by, partition_map, name_pattern, payload
               "files": sum(len(e["files"]) for e in per.values()),
               "seconds": round(elapsed, 3),
               "rows_per_second": round(total / elapsed) if elapsed > 0 else None}
+    if spec is not None:
+        result["cluster"] = spec.describe()
     if report_file:
         with open(report_file, "w") as f:
             json.dump(result, f, indent=2)

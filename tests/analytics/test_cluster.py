@@ -1,0 +1,260 @@
+"""`ubpkt export --cluster` (issue 15): on a Dask LocalCluster (127.0.0.1 only) the export
+writes the dataset the single-process run writes (same files, same tables), read back with
+DuckDB, pyarrow and dask.dataframe; failures are one line, exit 1; Ctrl-C closes the workers."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pq = pytest.importorskip("pyarrow.parquet")
+distributed = pytest.importorskip(
+    "distributed", reason="dask distributed not installed (pip install 'ubpkt[cluster]')")
+
+from ubpkt.analytics.cluster import (LOCAL_QUIET, ClusterFailure, ClusterSpec,  # noqa: E402
+                                     open_client, parse_cluster, run_units)
+from ubpkt.analytics.export import plan_segments  # noqa: E402
+from ubpkt.analytics.traffic import write_varied  # noqa: E402
+
+from .conftest import reference_records  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "ubpkt_cli", "export"]
+
+
+@pytest.fixture(scope="module")
+def captures(tmp_path_factory):
+    d = tmp_path_factory.mktemp("caps")
+    write_varied(d / "varied.pcap", 3000)
+    return sorted(str(p) for p in (ROOT / "captures").glob("*.pcap")) + [str(d / "varied.pcap")]
+
+
+def _export(args, cwd):
+    r = subprocess.run(CLI + args, capture_output=True, text=True, cwd=cwd, env=dict(os.environ))
+    return r
+
+
+def _files(out: Path) -> dict:
+    return {str(p.relative_to(out)): p for p in sorted(out.rglob("*.parquet"))}
+
+
+#: times are summed modulo a prime: a sum of 10^18 ns values overflows int64
+P = 1_000_000_007
+
+
+def _checksums(out: Path) -> dict:
+    """Row count and key-column checksums of a dataset as DuckDB, pyarrow and dask read it."""
+    import duckdb
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    got = {}
+    row = duckdb.connect().execute(
+        f"select count(*), sum(frame), sum(ts_ns % {P}), sum(rtph_psn), sum(len), "
+        "count(distinct ip_src), count(distinct capture) "
+        f"from read_parquet('{out}/**/*.parquet', hive_partitioning=true)").fetchone()
+    got["duckdb"] = tuple(int(v) for v in row)
+    t = ds.dataset(str(out), format="parquet", partitioning="hive").to_table(
+        columns=["frame", "ts_ns", "rtph_psn", "len", "ip_src", "capture"])
+    got["pyarrow"] = (t.num_rows, pc.sum(t["frame"]).as_py(),
+                      int((t["ts_ns"].to_numpy() % P).sum()),
+                      pc.sum(t["rtph_psn"]).as_py(), pc.sum(t["len"]).as_py(),
+                      len(pc.unique(pc.drop_null(t["ip_src"]))),
+                      len(pc.unique(t["capture"])))
+    dd = pytest.importorskip("dask.dataframe",
+                             reason="dask.dataframe (pandas) not installed: pip install "
+                                    "'dask[dataframe]'")
+    import warnings
+
+    import dask
+    with dask.config.set(scheduler="synchronous"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")            # pandas deprecations inside dask
+        df = dd.read_parquet(str(out), columns=["frame", "ts_ns", "rtph_psn", "len", "ip_src",
+                                                "capture"])
+        got["dask"] = (len(df), int(df.frame.sum().compute()), int((df.ts_ns % P).sum().compute()),
+                       int(df.rtph_psn.sum().compute()), int(df.len.sum().compute()),
+                       int(df.ip_src.nunique().compute()), int(df.capture.nunique().compute()))
+    return got
+
+
+def _same_dataset(one: Path, other: Path):
+    a, b = _files(one), _files(other)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        ta, tb = pq.read_table(a[name]), pq.read_table(b[name])
+        assert ta.equals(tb), name
+        assert ta.schema.metadata == tb.schema.metadata, name
+
+
+def _comparable(report: dict) -> dict:
+    return {k: v for k, v in report.items()
+            if k not in ("seconds", "rows_per_second", "cluster")}
+
+
+def test_parse_cluster():
+    assert parse_cluster("local:3") == ClusterSpec("local", workers=3)
+    assert parse_cluster("local").workers >= 1
+    assert parse_cluster("dask://127.0.0.1:8786") == \
+        ClusterSpec("dask", address="tcp://127.0.0.1:8786")
+    assert parse_cluster("dask://127.0.0.1").address == "tcp://127.0.0.1:8786"
+    assert parse_cluster("tcp://[::1]:9000").address == "tcp://[::1]:9000"
+    for bad in ("local:0", "local:x", "spark://h:1", "dask://", "dask://h:70000", "127.0.0.1"):
+        with pytest.raises(ValueError):
+            parse_cluster(bad)
+
+
+def test_local_cluster_writes_the_single_process_dataset(tmp_path, captures):
+    args = [*captures, "--partition-by", "date", "--segment-size", "100k"]
+    one = _export([*args, "-o", "single"], tmp_path)
+    assert one.returncode == 0, one.stderr
+    many = _export([*args, "-o", "cluster", "--cluster", "local:2", "--report", "r.json"],
+                   tmp_path)
+    assert many.returncode == 0, many.stderr
+    assert "Traceback" not in many.stderr
+    r1, r2 = json.loads(one.stdout), json.loads(many.stdout)
+    assert r2 == json.loads((tmp_path / "r.json").read_text())
+    assert r2["cluster"] == {"kind": "local", "workers": 2}
+    # the same report, paths as given (relative), files per capture in segment order
+    assert _comparable(r1) == {**_comparable(r2), "dataset": "single", "captures": [
+        {**c, "files": [f.replace("cluster/", "single/", 1) for f in c["files"]]}
+        for c in r2["captures"]]}
+    varied = next(c for c in r2["captures"] if c["capture"].endswith("varied.pcap"))
+    assert len(varied["files"]) == len(plan_segments(captures[-1], -(-os.path.getsize(
+        captures[-1]) // 102400))) > 1
+    _same_dataset(tmp_path / "single", tmp_path / "cluster")
+    want = sum(len(reference_records(c)) for c in captures)
+    sums = _checksums(tmp_path / "cluster")
+    assert sums["duckdb"][0] == want
+    assert sums["duckdb"] == sums["pyarrow"] == sums["dask"] == \
+        _checksums(tmp_path / "single")["duckdb"]
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """A LocalCluster of this test process on 127.0.0.1 (a scheduler ``ubpkt export
+    --cluster dask://`` connects to); failures are not retried, so a dead worker fails fast."""
+    import dask
+    from distributed import Client, LocalCluster
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                               scheduler_port=0, **LOCAL_QUIET)
+        client = Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+            cluster.close()
+
+
+def test_dask_scheduler_address(tmp_path, captures, scheduler):
+    addr = scheduler.scheduler.address
+    assert addr.startswith("tcp://127.0.0.1:")
+    args = [captures[0], captures[-1], "--segment-size", "150k"]
+    one = _export([*args, "-o", str(tmp_path / "single")], tmp_path)
+    many = _export([*args, "-o", str(tmp_path / "cluster"), "--cluster",
+                    "dask://" + addr[len("tcp://"):]], tmp_path)
+    assert one.returncode == 0 and many.returncode == 0, many.stderr
+    assert json.loads(many.stdout)["cluster"] == {"kind": "dask", "scheduler": addr}
+    _same_dataset(tmp_path / "single", tmp_path / "cluster")
+    # the user's cluster is left running: only the client was closed
+    assert len(scheduler.scheduler_info()["workers"]) == 2
+
+
+def test_worker_death_is_one_failure(tmp_path, captures, scheduler):
+    def die(unit):                     # a local function: sent by value to the worker
+        os._exit(3)
+
+    units = [(captures[-1], None, {"out_dir": str(tmp_path)})]
+    with pytest.raises(ClusterFailure) as exc:
+        run_units(scheduler, units, work=die)
+    msg = str(exc.value)
+    assert "\n" not in msg and "varied.pcap" in msg and "KilledWorker" in msg
+    # the cluster recovers (the nanny restarts the worker) and the next run works
+    for _ in range(100):
+        if len(scheduler.scheduler_info()["workers"]) == 2:
+            break
+        time.sleep(0.1)
+    got = run_units(scheduler, units)
+    assert got[0][:2] == (captures[-1], None) and got[0][3] == 3000
+    assert got[0][2] == [str(tmp_path / "varied.pcap.parquet")]
+
+
+def test_task_error_is_one_line_exit_1(tmp_path, captures):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    r = _export([captures[-1], "-o", str(blocker / "ds"), "--cluster", "local:1"], tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: the cluster failed exporting varied.pcap: ")
+
+
+def test_unreachable_scheduler(tmp_path, captures):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()                          # nothing listens there now
+    env = dict(os.environ, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="2s")
+    r = subprocess.run(CLI + [captures[0], "-o", str(tmp_path / "o"), "--cluster",
+                              f"dask://127.0.0.1:{port}"], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(
+        f"Error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
+
+
+def test_ctrl_c_closes_the_local_cluster(tmp_path):
+    psutil = pytest.importorskip("psutil", reason="psutil not installed (to list the workers)")
+    cap = tmp_path / "big.pcap"
+    write_varied(cap, 40000)
+    p = subprocess.Popen(CLI + [str(cap), "-o", str(tmp_path / "o"), "--segment-size", "200k",
+                                "--cluster", "local:2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ))
+    try:
+        seen = []
+        while not seen or "Dask workers" not in seen[-1]:
+            seen.append(p.stderr.readline())
+            assert seen[-1], "".join(seen)           # the CLI ended before starting the cluster
+        workers = psutil.Process(p.pid).children(recursive=True)
+        assert len(workers) >= 2
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive
+
+
+def test_cli_arguments_and_missing_dask(tmp_path, captures):
+    r = _export([captures[0], "-o", "o", "--cluster", "local:2", "-j", "2"], tmp_path)
+    assert r.returncode == 2 and "exclude each other" in r.stderr
+    r = _export([captures[0], "-o", "o", "--cluster", "yarn://x"], tmp_path)
+    assert r.returncode == 2 and "dask://HOST:PORT or local:N" in r.stderr
+    code = ("import sys; sys.modules['distributed'] = None\n"
+            "from ubpkt_cli.main import main\n"
+            f"main(['export', {captures[0]!r}, '-o', {str(tmp_path / 'x')!r}, "
+            "'--cluster', 'local:2'])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == \
+        "Error: ubpkt export needs dask: pip install 'ubpkt[cluster]'"
+    assert not (tmp_path / "x").exists()
+
+
+def test_open_client_closes_its_local_cluster():
+    with open_client(ClusterSpec("local", workers=1)) as client:
+        cluster = client.cluster
+        addr = client.scheduler.address
+        assert addr.startswith("tcp://127.0.0.1:")
+        assert all(w.startswith("tcp://127.0.0.1:") for w in client.scheduler_info()["workers"])
+    assert cluster.status.name == "closed"
