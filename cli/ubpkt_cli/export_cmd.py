@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
@@ -10,25 +9,18 @@ import click
 
 from ubpkt.capture.stream import LINK_TYPES
 
-#: Captures larger than this are exported as several segments (one file each, ``--segment-size``):
-#: the dataset's files then do not depend on -j, and segments spread over processes.
-DEFAULT_SEGMENT_SIZE = 256 << 20
-
 
 def _size(text: str) -> int:
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    t = text.strip().lower().rstrip("b")
+    from ubpkt.analytics.units import parse_size
     try:
-        if t and t[-1] in units:
-            return int(float(t[:-1]) * units[t[-1]])
-        return int(t)
-    except ValueError:
-        raise click.BadParameter(f"not a size: {text!r} (e.g. 256M)") from None
+        return parse_size(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _work(unit):
-    """Export one (capture, segment) unit: ``ubpkt.analytics.cluster.export_unit``."""
-    from ubpkt.analytics.cluster import export_unit
+    """Export one (capture, segment) unit: ``ubpkt.analytics.units.export_unit``."""
+    from ubpkt.analytics.units import export_unit
     return export_unit(unit)
 
 
@@ -109,8 +101,7 @@ def export(captures, out_dir, partition_by, partition_map, name_pattern, payload
         require("pyarrow")
     except MissingDependency as exc:
         raise click.ClickException(str(exc))
-    from ubpkt.analytics.export import plan_segments
-    from ubpkt.analytics.partition import PartitionRule
+    from ubpkt.analytics.units import capture_units, check_names, partition_rule, summarize
     from ubpkt_cli.errors import input_error, report_problems
     from ubpkt.capture import CaptureError
     from ubpkt.profile import load_profile
@@ -120,35 +111,21 @@ def export(captures, out_dir, partition_by, partition_map, name_pattern, payload
         except (OSError, ValueError, TypeError) as exc:
             raise click.BadParameter(f"cannot load profile {profile!r}: {exc}")
     spec = _cluster(cluster_spec, jobs)
-    by = tuple(k.strip() for k in partition_by.split(",") if k.strip())
     try:
-        if partition_map:
-            rule = PartitionRule.from_csv(by, partition_map)
-            if name_pattern:
-                rule = PartitionRule(rule.by, rule.table, name_pattern)
-        else:
-            rule = PartitionRule(by, (), name_pattern)
-        for c in captures:
-            rule.directory(c, "1970-01-01")      # every capture has its node/port
+        rule = partition_rule(partition_by, partition_map, name_pattern, captures)
+        check_names(captures)
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc))
-    names = [os.path.basename(c) for c in captures]
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise click.UsageError(f"two captures named {dup}: their files would collide")
     seg_bytes = _size(segment_size)
     units = []
     t0 = time.perf_counter()
     for c in captures:
         try:
-            size = os.path.getsize(c)
-            n = 1 if analysis else -(-size // seg_bytes)
-            segs = plan_segments(c, n)
+            units += capture_units(c, out_dir, seg_bytes, payload=payload, row_group=row_group,
+                                   rule=rule, link_type=link_type, profile=profile,
+                                   analysis=analysis)
         except (CaptureError, OSError) as exc:
             raise input_error(c, exc)
-        kw = dict(out_dir=out_dir, payload=payload, row_group=row_group, rule=rule,
-                  link_type=link_type, profile=profile, analysis=analysis)
-        units.extend((c, s, dict(kw)) for s in segs)
     results = []
     try:
         if spec is not None:
@@ -166,21 +143,10 @@ def export(captures, out_dir, partition_by, partition_map, name_pattern, payload
             raise input_error(getattr(exc, "filename", None) or "capture", exc)
         raise click.ClickException(f"cannot write the dataset: {exc}")
     elapsed = time.perf_counter() - t0
-    per = {}
-    damaged = False
-    for path, seg, paths, rows, (problems, count) in results:
-        e = per.setdefault(path, {"capture": path, "files": [], "rows": 0, "problems": []})
-        e["files"].extend(paths)
-        e["rows"] += rows
-        if count:
-            damaged = True
-            e["problems"] = problems
-            report_problems(path, problems, count)
-    total = sum(e["rows"] for e in per.values())
-    result = {"dataset": out_dir, "captures": list(per.values()), "rows": total,
-              "files": sum(len(e["files"]) for e in per.values()),
-              "seconds": round(elapsed, 3),
-              "rows_per_second": round(total / elapsed) if elapsed > 0 else None}
+    result, damaged = summarize(results, out_dir, elapsed)
+    for path, problems, count in damaged:
+        report_problems(path, problems, count)
+    total = result["rows"]
     if spec is not None:
         result["cluster"] = spec.describe()
     if report_file:

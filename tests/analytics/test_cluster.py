@@ -23,6 +23,7 @@ from ubpkt.analytics.export import plan_segments  # noqa: E402
 from ubpkt.analytics.traffic import write_varied  # noqa: E402
 
 from .conftest import reference_records  # noqa: E402
+from .dataset_checks import assert_same_dataset, checksums, comparable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "ubpkt_cli", "export"]
@@ -38,62 +39,6 @@ def captures(tmp_path_factory):
 def _export(args, cwd):
     r = subprocess.run(CLI + args, capture_output=True, text=True, cwd=cwd, env=dict(os.environ))
     return r
-
-
-def _files(out: Path) -> dict:
-    return {str(p.relative_to(out)): p for p in sorted(out.rglob("*.parquet"))}
-
-
-#: times are summed modulo a prime: a sum of 10^18 ns values overflows int64
-P = 1_000_000_007
-
-
-def _checksums(out: Path) -> dict:
-    """Row count and key-column checksums of a dataset as DuckDB, pyarrow and dask read it."""
-    import duckdb
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-    got = {}
-    row = duckdb.connect().execute(
-        f"select count(*), sum(frame), sum(ts_ns % {P}), sum(rtph_psn), sum(len), "
-        "count(distinct ip_src), count(distinct capture) "
-        f"from read_parquet('{out}/**/*.parquet', hive_partitioning=true)").fetchone()
-    got["duckdb"] = tuple(int(v) for v in row)
-    t = ds.dataset(str(out), format="parquet", partitioning="hive").to_table(
-        columns=["frame", "ts_ns", "rtph_psn", "len", "ip_src", "capture"])
-    got["pyarrow"] = (t.num_rows, pc.sum(t["frame"]).as_py(),
-                      int((t["ts_ns"].to_numpy() % P).sum()),
-                      pc.sum(t["rtph_psn"]).as_py(), pc.sum(t["len"]).as_py(),
-                      len(pc.unique(pc.drop_null(t["ip_src"]))),
-                      len(pc.unique(t["capture"])))
-    dd = pytest.importorskip("dask.dataframe",
-                             reason="dask.dataframe (pandas) not installed: pip install "
-                                    "'dask[dataframe]'")
-    import warnings
-
-    import dask
-    with dask.config.set(scheduler="synchronous"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")            # pandas deprecations inside dask
-        df = dd.read_parquet(str(out), columns=["frame", "ts_ns", "rtph_psn", "len", "ip_src",
-                                                "capture"])
-        got["dask"] = (len(df), int(df.frame.sum().compute()), int((df.ts_ns % P).sum().compute()),
-                       int(df.rtph_psn.sum().compute()), int(df.len.sum().compute()),
-                       int(df.ip_src.nunique().compute()), int(df.capture.nunique().compute()))
-    return got
-
-
-def _same_dataset(one: Path, other: Path):
-    a, b = _files(one), _files(other)
-    assert sorted(a) == sorted(b)
-    for name in a:
-        ta, tb = pq.read_table(a[name]), pq.read_table(b[name])
-        assert ta.equals(tb), name
-        assert ta.schema.metadata == tb.schema.metadata, name
-
-
-def _comparable(report: dict) -> dict:
-    return {k: v for k, v in report.items()
-            if k not in ("seconds", "rows_per_second", "cluster")}
 
 
 def test_parse_cluster():
@@ -120,18 +65,18 @@ def test_local_cluster_writes_the_single_process_dataset(tmp_path, captures):
     assert r2 == json.loads((tmp_path / "r.json").read_text())
     assert r2["cluster"] == {"kind": "local", "workers": 2}
     # the same report, paths as given (relative), files per capture in segment order
-    assert _comparable(r1) == {**_comparable(r2), "dataset": "single", "captures": [
+    assert comparable(r1) == {**comparable(r2), "dataset": "single", "captures": [
         {**c, "files": [f.replace("cluster/", "single/", 1) for f in c["files"]]}
         for c in r2["captures"]]}
     varied = next(c for c in r2["captures"] if c["capture"].endswith("varied.pcap"))
     assert len(varied["files"]) == len(plan_segments(captures[-1], -(-os.path.getsize(
         captures[-1]) // 102400))) > 1
-    _same_dataset(tmp_path / "single", tmp_path / "cluster")
+    assert_same_dataset(tmp_path / "single", tmp_path / "cluster")
     want = sum(len(reference_records(c)) for c in captures)
-    sums = _checksums(tmp_path / "cluster")
+    sums = checksums(tmp_path / "cluster")
     assert sums["duckdb"][0] == want
     assert sums["duckdb"] == sums["pyarrow"] == sums["dask"] == \
-        _checksums(tmp_path / "single")["duckdb"]
+        checksums(tmp_path / "single")["duckdb"]
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +105,7 @@ def test_dask_scheduler_address(tmp_path, captures, scheduler):
                     "dask://" + addr[len("tcp://"):]], tmp_path)
     assert one.returncode == 0 and many.returncode == 0, many.stderr
     assert json.loads(many.stdout)["cluster"] == {"kind": "dask", "scheduler": addr}
-    _same_dataset(tmp_path / "single", tmp_path / "cluster")
+    assert_same_dataset(tmp_path / "single", tmp_path / "cluster")
     # the user's cluster is left running: only the client was closed
     assert len(scheduler.scheduler_info()["workers"]) == 2
 

@@ -3,7 +3,7 @@
 
 The export is cut into *units*, one per capture or per record-aligned segment of a large one
 (:func:`ubpkt.analytics.export.plan_segments`, the same cut the single-process run makes), and
-every unit is one task, :func:`export_unit`, on some worker.  A unit writes its own Parquet file
+every unit is one task, :func:`ubpkt.analytics.units.export_unit`, on some worker.  A unit writes its own Parquet file
 (names from the capture and segment number, never from the worker), so the dataset a cluster
 writes is the one a single process writes: same files, same rows.  The results are gathered in
 unit order into the report the single-process run prints.
@@ -22,8 +22,8 @@ after ``distributed.scheduler.allowed-failures`` retries) becomes one :class:`Cl
 naming the unit; the other tasks are cancelled.
 
 dask is optional (``pip install 'ubpkt[cluster]'``); :func:`ubpkt.analytics.require` names the
-extra.  :func:`export_unit` itself needs no dask: the process pool of ``ubpkt export -j`` and
-the Spark entry point (:mod:`.spark_export`) run it too.
+extra.  The units (:mod:`.units`) need no dask: the single process, the process pool of
+``ubpkt export -j`` and the Spark entry point (:mod:`.spark_export`) run the same ones.
 """
 from __future__ import annotations
 
@@ -34,9 +34,10 @@ import uuid
 from dataclasses import dataclass
 
 from . import require
+from .units import export_unit
 
-__all__ = ["ClusterSpec", "ClusterFailure", "parse_cluster", "export_unit", "open_client",
-           "run_units", "absolute_units", "unit_label", "LOCAL_HOST"]
+__all__ = ["ClusterSpec", "ClusterFailure", "parse_cluster", "open_client", "run_units",
+           "absolute_units", "unit_label", "LOCAL_HOST", "LOCAL_QUIET"]
 
 #: The interface a ``local:N`` cluster's scheduler and workers listen on.
 LOCAL_HOST = "127.0.0.1"
@@ -91,25 +92,6 @@ def unit_label(unit) -> str:
     path, seg = unit[0], unit[1]
     name = os.path.basename(str(path))
     return name if seg is None else f"{name} segment {seg.index + 1}/{seg.count}"
-
-
-def export_unit(unit):
-    """Export one unit ``(capture path, segment or None, keyword arguments of export_capture
-    with out_dir)``: ``(path, segment, files written, rows, (problem texts, problem count))``.
-    A damaged capture is not an error here: its readable frames are written and the problems
-    returned, as the single-process run reports them."""
-    from .export import ExportDamaged, export_capture
-    path, segment, kw = unit
-    kw = dict(kw)
-    out_dir = kw.pop("out_dir")
-    try:
-        paths = export_capture(path, out_dir, segment=segment, **kw)
-        damage = ([], 0)
-    except ExportDamaged as exc:
-        paths, damage = exc.paths, ([str(p) for p in exc.problems], exc.count)
-    import pyarrow.parquet as pq
-    rows = sum(pq.read_metadata(p).num_rows for p in paths)
-    return path, segment, paths, rows, damage
 
 
 def absolute_units(units) -> tuple:
