@@ -52,7 +52,7 @@ def _on_cluster(spec, units):
     shipped, restore = absolute_units(units)
     try:
         with open_client(spec) as client:
-            n = len(client.scheduler_info().get("workers", {}))
+            n = len(client.nthreads())
             click.echo(f"ubpkt export: {len(units)} units on {n} Dask workers "
                        f"({client.scheduler.address})", err=True)
             return [restore(r) for r in run_units(client, shipped)]

