@@ -203,9 +203,21 @@ def test_cli_arguments_and_missing_dask(tmp_path, captures):
 
 
 def test_open_client_closes_its_local_cluster():
+    import psutil                      # a dependency of distributed
+    me = psutil.Process()
     with open_client(ClusterSpec("local", workers=1)) as client:
         cluster = client.cluster
         addr = client.scheduler.address
         assert addr.startswith("tcp://127.0.0.1:")
         assert all(w.startswith("tcp://127.0.0.1:") for w in client.scheduler_info()["workers"])
+        children = me.children(recursive=True)
+        listening = {(c.laddr.ip, c.laddr.port) for p in [me] + children
+                     for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+        assert children and listening                   # scheduler, nanny, worker
+        assert {ip for ip, _ in listening} == {"127.0.0.1"}
+        # multiprocessing's resource tracker is no worker: it stays for this process's life
+        workers = [p for p in children if "resource_tracker" not in " ".join(p.cmdline())]
+        assert workers
     assert cluster.status.name == "closed"
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive
