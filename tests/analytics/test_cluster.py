@@ -205,6 +205,7 @@ def test_cli_arguments_and_missing_dask(tmp_path, captures):
 def test_open_client_closes_its_local_cluster():
     import psutil                      # a dependency of distributed
     me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}      # other tests' clusters
     with open_client(ClusterSpec("local", workers=1)) as client:
         cluster = client.cluster
         addr = client.scheduler.address
@@ -216,7 +217,8 @@ def test_open_client_closes_its_local_cluster():
         assert children and listening                   # scheduler, nanny, worker
         assert {ip for ip, _ in listening} == {"127.0.0.1"}
         # multiprocessing's resource tracker is no worker: it stays for this process's life
-        workers = [p for p in children if "resource_tracker" not in " ".join(p.cmdline())]
+        workers = [p for p in children if p.pid not in before
+                   and "resource_tracker" not in " ".join(p.cmdline())]
         assert workers
     assert cluster.status.name == "closed"
     _, alive = psutil.wait_procs(workers, timeout=30)
