@@ -9,7 +9,8 @@ record-aligned segment), the unit list is parallelized one unit per partition, a
 ``mapPartitions`` runs :func:`ubpkt.analytics.units.export_unit` on the executors, so the
 dataset is the one ``ubpkt export`` writes in one process (same files, same rows).  The report
 (JSON on stdout, also ``--report``) is the one ``ubpkt export`` prints, with ``cluster``:
-``{"kind": "spark", "master": ...}``.
+``{"kind": "spark", "master": ...}`` (``spark-submit`` merges the driver's stderr into
+its stdout: ``--report`` is the clean copy there).
 
 The executors must see the captures and the dataset directory at the same absolute paths (a
 shared file system) and have ubpkt installed.  In local mode (``local[N]``, the default of a
@@ -19,7 +20,8 @@ master is configured as usual with ``spark-submit --conf``.
 Exit status as ``ubpkt export``: 0; 1 for a runtime failure (one line on stderr, e.g. a task
 that failed); 2 for bad arguments, a capture that cannot be read, or a damaged capture (its
 readable frames written).  pyspark is optional (``pip install 'ubpkt[spark]'``, with a Java 17
-runtime).
+runtime).  Imports are absolute (``ubpkt.analytics...``): spark-submit runs this file as a
+script, outside its package.
 """
 from __future__ import annotations
 
@@ -73,7 +75,7 @@ def run_units(spark, units) -> list:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from ..capture.stream import LINK_TYPES
+    from ubpkt.capture.stream import LINK_TYPES
     p = argparse.ArgumentParser(
         prog="spark_export", description="ubpkt export on Spark (mapPartitions over the "
         "captures / segments); writes the dataset `ubpkt export` writes")
@@ -101,15 +103,16 @@ def _fail(code: int, message: str) -> int:
 def main(argv=None) -> int:
     """Run the export; the exit status.  Uses the active SparkSession when there is one (and
     leaves it running), else starts one and stops it at the end."""
-    from . import MissingDependency, require
-    from .units import capture_units, check_names, parse_size, partition_rule, summarize
+    from ubpkt.analytics import MissingDependency, require
+    from ubpkt.analytics.units import (capture_units, check_names, parse_size, partition_rule,
+                                       summarize)
     args = _parser().parse_args(argv)
     try:
         require("pyarrow", "spark_export")
         require("pyspark", "spark_export")
     except MissingDependency as exc:
         return _fail(1, str(exc))
-    from ..capture import CaptureError
+    from ubpkt.capture import CaptureError
     try:
         if args.row_group < 1:
             raise ValueError("--row-group must be at least 1")
@@ -119,7 +122,7 @@ def main(argv=None) -> int:
                               captures)
         check_names(captures)
         if args.profile is not None:
-            from ..profile import load_profile
+            from ubpkt.profile import load_profile
             load_profile(args.profile)
     except (ValueError, OSError, TypeError) as exc:
         return _fail(2, str(exc))
