@@ -116,9 +116,12 @@ def test_arguments_and_missing_pyspark(tmp_path, captures):
     r = subprocess.run(mod + [captures[0], "-o", str(tmp_path / "o"), "--segment-size", "x"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "not a size" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run(mod + [str(tmp_path / "nope.pcap"), "-o", str(tmp_path / "o")],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and "nope.pcap" in r.stderr and "Traceback" not in r.stderr
+    import ubpkt.analytics.spark_export as entry
+    script = [sys.executable, entry.__file__]      # as spark-submit runs it: a file, no package
+    for cmd in (mod, script):
+        r = subprocess.run(cmd + [str(tmp_path / "nope.pcap"), "-o", str(tmp_path / "o")],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and "nope.pcap" in r.stderr and "Traceback" not in r.stderr
     code = ("import sys; sys.modules['pyspark'] = None\n"
             "from ubpkt.analytics.spark_export import main\n"
             f"sys.exit(main([{captures[0]!r}, '-o', {str(tmp_path / 'x')!r}]))")
