@@ -67,16 +67,16 @@ def test_runtime_dependencies_are_declared():
     users = [p for p in (ROOT / "ubpkt").rglob("*.py") if "matplotlib" in p.read_text()
              and "import matplotlib" in p.read_text()]
     assert [p.name for p in users] == ["plot.py"]
-    # the analytics/cluster extras (pyarrow, duckdb, dask): imported only under ubpkt/analytics/
-    extras = set()
-    for name in ("analytics", "cluster"):
-        extras |= {d.split(">")[0].split("[")[0].strip().lower()
-                   for d in meta["optional-dependencies"][name]}
-    for p in (ROOT / "ubpkt").rglob("*.py"):
-        text = p.read_text()
-        if any(f"import {m}" in text or f"from {m}" in text for m in extras):
-            assert p.parent.name == "analytics", p
-    assert used <= declared | plot | extras, \
-        f"imported at run time but not declared: {used - declared}"
+    # the analytics extras (ubpkt.analytics.EXTRAS: module -> extra) only inside
+    # ubpkt/analytics, whose require() names the extra when one is missing
+    from ubpkt.analytics import EXTRAS
+    for module, extra in EXTRAS.items():
+        dists = " ".join(meta["optional-dependencies"][extra]).lower()
+        assert module in dists, f"{module}: not in the extra {extra}"
+        users = {p.parent.name for p in (ROOT / "ubpkt").rglob("*.py")
+                 if f"import {module}" in p.read_text() or f"from {module}" in p.read_text()}
+        assert users <= {"analytics"}, f"{module} imported outside ubpkt/analytics"
+    allowed = declared | plot | set(EXTRAS)
+    assert used <= allowed, f"imported at run time but not declared: {used - allowed}"
     test_only = {d.split(">")[0].strip().lower() for d in meta["optional-dependencies"]["test"]}
     assert "reedsolo" in test_only and "reedsolo" not in declared

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
@@ -10,37 +9,60 @@ import click
 
 from ubpkt.capture.stream import LINK_TYPES
 
-#: Captures larger than this are exported as several segments (one file each, ``--segment-size``):
-#: the dataset's files then do not depend on -j, and segments spread over processes.
-DEFAULT_SEGMENT_SIZE = 256 << 20
-
 
 def _size(text: str) -> int:
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    t = text.strip().lower().rstrip("b")
+    from ubpkt.analytics.units import parse_size
     try:
-        if t and t[-1] in units:
-            return int(float(t[:-1]) * units[t[-1]])
-        return int(t)
-    except ValueError:
-        raise click.BadParameter(f"not a size: {text!r} (e.g. 256M)") from None
+        return parse_size(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _work(unit):
-    """Export one (capture, segment) unit; (paths, rows, problem text list, problem count)."""
-    from ubpkt.analytics.export import ExportDamaged, export_capture
-    path, segment, kw = unit
+    """Export one (capture, segment) unit: ``ubpkt.analytics.units.export_unit``."""
+    from ubpkt.analytics.units import export_unit
+    return export_unit(unit)
+
+
+def _cluster(text, jobs):
+    """The parsed ``--cluster`` (None without it); usage errors for a bad one or with -j."""
+    if text is None:
+        return None
+    from ubpkt.analytics.cluster import parse_cluster
+    if jobs > 1:
+        raise click.UsageError("-j and --cluster exclude each other (the cluster's workers "
+                               "do the parallel work)")
     try:
-        paths = export_capture(path, kw.pop("out_dir"), segment=segment, **kw)
-        damage = ([], 0)
-    except ExportDamaged as exc:
-        paths, damage = exc.paths, ([str(p) for p in exc.problems], exc.count)
-    return path, segment, paths, _rows(paths), damage
+        spec = parse_cluster(text)
+    except ValueError as exc:
+        raise click.UsageError(str(exc))
+    from ubpkt.analytics import MissingDependency, require
+    try:
+        require("dask.distributed")
+    except MissingDependency as exc:
+        raise click.ClickException(str(exc))
+    return spec
 
 
-def _rows(paths) -> int:
-    import pyarrow.parquet as pq
-    return sum(pq.read_metadata(p).num_rows for p in paths)
+def _on_cluster(spec, units):
+    """The units' results from the Dask cluster ``spec`` (ubpkt.analytics.cluster), in unit
+    order, with the paths as given; a failure is one line, exit 1."""
+    from ubpkt.analytics import MissingDependency
+    from ubpkt.analytics.cluster import ClusterFailure, absolute_units, open_client, run_units
+    shipped, restore = absolute_units(units)
+    try:
+        with open_client(spec) as client:
+            n = len(client.nthreads())
+            click.echo(f"ubpkt export: {len(units)} units on {n} Dask workers "
+                       f"({client.scheduler.address})", err=True)
+            return [restore(r) for r in run_units(client, shipped)]
+    except (MissingDependency, ClusterFailure) as exc:
+        raise click.ClickException(str(exc))
+    except click.ClickException:
+        raise
+    except Exception as exc:           # the cluster could not start, or lost its scheduler
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise click.ClickException(f"the Dask cluster failed: {type(exc).__name__}: {text}")
 
 
 @click.command()
@@ -61,13 +83,17 @@ def _rows(paths) -> int:
               help="captures larger than this are exported as record-aligned segments")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="processes exporting captures / segments at once")
+@click.option("--cluster", "cluster_spec", metavar="dask://HOST:PORT|local:N",
+              help="export the captures / segments on a Dask cluster: a running scheduler, "
+                   "or N local worker processes (docs/analytics.md)")
 @click.option("--link-type", default="auto", show_default=True,
               type=click.Choice(list(LINK_TYPES)))
 @click.option("--profile", help="reference profile: spec, ns3 or a JSON file of overrides")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
               help="write the JSON result to this file as well")
 def export(captures, out_dir, partition_by, partition_map, name_pattern, payload, analysis,
-           row_group, segment_size, jobs, link_type, profile, report_file):
+           row_group, segment_size, jobs, link_type, profile, report_file,
+           cluster_spec=None):
     """Export captures to a Parquet dataset (one table for DuckDB, Spark, Dask): one file per
     capture or per segment of a large one, columns typed from the header declarations."""
     from ubpkt.analytics import MissingDependency, require
@@ -75,8 +101,7 @@ def export(captures, out_dir, partition_by, partition_map, name_pattern, payload
         require("pyarrow")
     except MissingDependency as exc:
         raise click.ClickException(str(exc))
-    from ubpkt.analytics.export import plan_segments
-    from ubpkt.analytics.partition import PartitionRule
+    from ubpkt.analytics.units import capture_units, check_names, partition_rule, summarize
     from ubpkt_cli.errors import input_error, report_problems
     from ubpkt.capture import CaptureError
     from ubpkt.profile import load_profile
@@ -85,38 +110,27 @@ def export(captures, out_dir, partition_by, partition_map, name_pattern, payload
             load_profile(profile)
         except (OSError, ValueError, TypeError) as exc:
             raise click.BadParameter(f"cannot load profile {profile!r}: {exc}")
-    by = tuple(k.strip() for k in partition_by.split(",") if k.strip())
+    spec = _cluster(cluster_spec, jobs)
     try:
-        if partition_map:
-            rule = PartitionRule.from_csv(by, partition_map)
-            if name_pattern:
-                rule = PartitionRule(rule.by, rule.table, name_pattern)
-        else:
-            rule = PartitionRule(by, (), name_pattern)
-        for c in captures:
-            rule.directory(c, "1970-01-01")      # every capture has its node/port
+        rule = partition_rule(partition_by, partition_map, name_pattern, captures)
+        check_names(captures)
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc))
-    names = [os.path.basename(c) for c in captures]
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise click.UsageError(f"two captures named {dup}: their files would collide")
     seg_bytes = _size(segment_size)
     units = []
     t0 = time.perf_counter()
     for c in captures:
         try:
-            size = os.path.getsize(c)
-            n = 1 if analysis else -(-size // seg_bytes)
-            segs = plan_segments(c, n)
+            units += capture_units(c, out_dir, seg_bytes, payload=payload, row_group=row_group,
+                                   rule=rule, link_type=link_type, profile=profile,
+                                   analysis=analysis)
         except (CaptureError, OSError) as exc:
             raise input_error(c, exc)
-        kw = dict(out_dir=out_dir, payload=payload, row_group=row_group, rule=rule,
-                  link_type=link_type, profile=profile, analysis=analysis)
-        units.extend((c, s, dict(kw)) for s in segs)
     results = []
     try:
-        if jobs > 1 and len(units) > 1:
+        if spec is not None:
+            results = _on_cluster(spec, units)
+        elif jobs > 1 and len(units) > 1:
             import multiprocessing as mp
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() \
                 else mp.get_context()
@@ -129,21 +143,12 @@ def export(captures, out_dir, partition_by, partition_map, name_pattern, payload
             raise input_error(getattr(exc, "filename", None) or "capture", exc)
         raise click.ClickException(f"cannot write the dataset: {exc}")
     elapsed = time.perf_counter() - t0
-    per = {}
-    damaged = False
-    for path, seg, paths, rows, (problems, count) in results:
-        e = per.setdefault(path, {"capture": path, "files": [], "rows": 0, "problems": []})
-        e["files"].extend(paths)
-        e["rows"] += rows
-        if count:
-            damaged = True
-            e["problems"] = problems
-            report_problems(path, problems, count)
-    total = sum(e["rows"] for e in per.values())
-    result = {"dataset": out_dir, "captures": list(per.values()), "rows": total,
-              "files": sum(len(e["files"]) for e in per.values()),
-              "seconds": round(elapsed, 3),
-              "rows_per_second": round(total / elapsed) if elapsed > 0 else None}
+    result, damaged = summarize(results, out_dir, elapsed)
+    for path, problems, count in damaged:
+        report_problems(path, problems, count)
+    total = result["rows"]
+    if spec is not None:
+        result["cluster"] = spec.describe()
     if report_file:
         with open(report_file, "w") as f:
             json.dump(result, f, indent=2)

@@ -10,6 +10,9 @@
   cut with numpy over the whole batch.
 * :mod:`.export`: :func:`.export.export_capture` and :func:`.export.plan_segments`, the pure
   functions ``ubpkt export`` and the distributed export run.
+* :mod:`.units`: an export cut into units (a capture or a segment each), run the same way by
+  one process, ``-j N``, a Dask cluster (:mod:`.cluster`, ``--cluster``) or Spark
+  (:mod:`.spark_export`, a ``spark-submit`` entry point).
 
 pyarrow is an optional dependency (``pip install 'ubpkt[analytics]'``); :func:`require` names
 the extra when it is missing.  docs/analytics.md is the user's guide.
@@ -22,7 +25,7 @@ __all__ = ["MissingDependency", "require"]
 
 #: module -> the extra that installs it
 EXTRAS = {"pyarrow": "analytics", "duckdb": "analytics", "dask": "cluster",
-          "distributed": "cluster"}
+          "distributed": "cluster", "pyspark": "spark"}
 
 
 class MissingDependency(ImportError):
