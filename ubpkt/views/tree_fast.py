@@ -19,6 +19,7 @@ import re
 
 from ..formats import HEADERS
 from ..formats.derived import BYTE_RUNS
+from ..formats.grammar import PADDING
 from .analysis import READS
 from .fieldnames import enum_for, field_kind
 from .tree import _BITS, HEX_FIELDS, layer_spans, tree_lines, value_text
@@ -91,6 +92,9 @@ class TreeRenderer:
         spans = layer_spans(sample, self.linktype, self.profile)
         layers = list(t.layers)
         data_at = layers.index("data") if t.variable and "data" in layers else None
+        # a padding count read per frame (fastpath: P, the payload's end E = L - tail - P in the
+        # generated head): the payload's length and the padding's place and size follow it
+        padvar = any(line.startswith("    E = ") for line in src.head)
         args: list = []
         body: list = []
         ns = dict(src.ns, _vt=value_text, _atext=analysis_text, _hx=_hex_cut)
@@ -149,7 +153,10 @@ class TreeRenderer:
                     where = _esc(f" @{start}, {size} bytes")
                 elif i == data_at:
                     where = _esc(f" @{start}, ") + "%d bytes"
-                    args.append(f"L - {L0 - size}")
+                    args.append(f"E - {start}" if padvar else f"L - {L0 - size}")
+                elif padvar and layer == PADDING.pad_layer:
+                    where = " @%d, %d bytes"
+                    args.extend(("E", "P"))
                 else:
                     where = " @%d" + _esc(f", {size} bytes")
                     args.append(f"L - {L0 - start}")
