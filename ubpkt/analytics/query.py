@@ -53,7 +53,7 @@ ADDR_DST = ("CASE WHEN COALESCE(ip_src, ipv6_src) IS NOT NULL THEN COALESCE(ip_d
 class View:
     """A ready-made view: ``name``, what it ``answers`` (one line), the view names it reads
     (``needs``, created first), and for ``--plot`` its time axis and value column
-    (``plot_x``/``plot_y``; ``plot_kind`` "step" or "hist")."""
+    (``plot_x``/``plot_y``; ``plot_kind`` "step", "points" or "hist")."""
     name: str
     answers: str
     needs: tuple = ()
@@ -66,7 +66,7 @@ class View:
 VIEWS = {v.name: v for v in (
     View("psn_analysis", "per RTP data packet: PSN gap, backwards, out of order, "
          "retransmission, duplicate (decode -2's ub.analysis.psn_*)",
-         plot_x="ts_ns", plot_y="psn"),
+         plot_x="ts_ns", plot_y="psn", plot_kind="points"),
     View("psn_channels", "per TP channel: packets, gaps, missing, retransmissions, out of "
          "order, duplicates (stats)", ("psn_analysis",)),
     View("ta_events", "requests and responses keyed by initiator, target, INI_TASSN, with "
@@ -88,8 +88,9 @@ VIEWS = {v.name: v for v in (
 
 class QueryError(Exception):
     """A query failed: ``kind`` is ``"query"`` (the SQL is wrong: syntax, unknown table or
-    column, type mismatch found before running; exit 2) or ``"runtime"`` (it failed while
-    running or the dataset is unreadable; exit 1)."""
+    column, type mismatch found before running; exit 2), ``"input"`` (no dataset there: exit
+    2, as for a missing capture) or ``"runtime"`` (it failed while running, e.g. an unreadable
+    file; exit 1)."""
 
     def __init__(self, message: str, kind: str):
         super().__init__(message)
@@ -136,10 +137,10 @@ def frames_source(dataset) -> str:
     partition columns added) or one Parquet file."""
     p = Path(dataset)
     if not p.exists():
-        raise QueryError(f"{dataset}: no such file or directory", "runtime")
+        raise QueryError(f"{dataset}: no such file or directory", "input")
     if p.is_dir():
         if not any(p.rglob("*.parquet")):
-            raise QueryError(f"{dataset}: no .parquet files in this directory", "runtime")
+            raise QueryError(f"{dataset}: no .parquet files in this directory", "input")
         pattern = str(p / "**" / "*.parquet")
         hive = "true"
     else:
