@@ -44,7 +44,8 @@ def _table(columns, rows, title) -> None:
 @click.option("--view", "view_name", help="every row of a ready-made view (see --list-views)")
 @click.option("--list-views", is_flag=True, help="the ready-made views and what they answer")
 @click.option("--show-sql", "show_sql", metavar="VIEW",
-              help="print the SQL of a view (the text Spark SQL runs too) and exit")
+              help="print the SQL that creates a view and the views it reads (DuckDB and Spark SQL "
+                   "run it as it is) and exit")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS + ("auto",)), default="auto",
               show_default=True,
               help="auto: a table on a terminal, tab-separated text in a pipe")
@@ -64,12 +65,12 @@ def query(dataset, sql, view_name, list_views, show_sql, fmt, interval, plot, re
         _print_views("json" if fmt == "json" else "text")
         return
     from ubpkt.analytics import MissingDependency, require
-    from ubpkt.analytics.query import VIEWS, view_query, view_sql
+    from ubpkt.analytics.query import VIEWS, view_query, view_script
     if show_sql:
         if show_sql not in VIEWS:
             raise click.BadParameter(f"no view {show_sql!r}: one of {', '.join(VIEWS)}",
                                      param_hint="--show-sql")
-        click.echo(view_sql(show_sql, interval_ns))
+        click.echo(view_script(show_sql, interval_ns), nl=False)
         return
     if dataset is None:
         raise click.UsageError("give a DATASET and an SQL query (or --view NAME)")

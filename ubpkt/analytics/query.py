@@ -35,7 +35,7 @@ from string import Template
 
 from . import require
 
-__all__ = ["VIEWS", "View", "view_sql", "view_params", "frames_source", "connect",
+__all__ = ["VIEWS", "View", "view_sql", "view_script", "view_params", "frames_source", "connect",
            "run_query", "QueryError", "DEFAULT_INTERVAL_NS", "ADDR_SRC", "ADDR_DST"]
 
 #: Bucket width of the ``io`` view unless ``--interval`` says otherwise (stats io's default).
@@ -130,6 +130,15 @@ def view_sql(name: str, interval_ns: int = DEFAULT_INTERVAL_NS) -> str:
     if name not in VIEWS:
         raise KeyError(name)
     return Template(_sql_text(name)).substitute(view_params(interval_ns)).strip()
+
+
+def view_script(name: str, interval_ns: int = DEFAULT_INTERVAL_NS) -> str:
+    """Statements that create view ``name`` and the views it reads, in order, as
+    ``CREATE OR REPLACE TEMPORARY VIEW ... AS ...;`` (DuckDB and Spark SQL both take it; the
+    engine must have ``frames`` first).  ``ubpkt query --show-sql NAME`` prints it."""
+    order = [n for n in VIEWS if n in VIEWS[name].needs] + [name]
+    return "\n\n".join(f"CREATE OR REPLACE TEMPORARY VIEW {n} AS\n{view_sql(n, interval_ns)};"
+                        for n in order) + "\n"
 
 
 def frames_source(dataset) -> str:
