@@ -75,7 +75,7 @@ VIEWS = {v.name: v for v in (
          "INI_RC_ID, INI_TASSN, response_time_ns", ("ta_events",),
          plot_x="response_time_ns", plot_kind="hist"),
     View("transactions", "per capture: responses, unanswered requests, unmatched responses "
-         "(stats)", ("ta_events", "latency")),
+         "(stats)", ("ta_events",)),
     View("srt", "per request opcode: count, min/avg/max, p50/p90/p99 response time "
          "(stats srt)", ("ta_events", "latency")),
     View("conversations", "per address pair and TP channel: packets, bytes, start, "
@@ -178,6 +178,8 @@ def connect(dataset, interval_ns: int = DEFAULT_INTERVAL_NS):
     source = frames_source(dataset)
     con = duckdb.connect(":memory:")
     try:
+        # DuckDB's progress bar writes over the terminal the result goes to
+        con.execute("SET enable_progress_bar = false")
         con.execute(f"CREATE VIEW frames AS SELECT * FROM {source}")
         for name in VIEWS:
             con.execute(f"CREATE VIEW {name} AS {view_sql(name, interval_ns)}")
