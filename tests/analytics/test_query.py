@@ -341,3 +341,17 @@ def test_result_values():
     out = io.StringIO()
     write_tsv(out, ["a", "b"], [("x\ty", None)])
     assert out.getvalue() == "a\tb\nx y\t\n"
+
+
+def test_views_left_out_when_the_dataset_lacks_their_columns(tmp_path):
+    """A Parquet file without the RTP columns: frames still queries, psn views say why not."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from ubpkt.analytics.query import QueryError
+    pq.write_table(pa.table({"capture": ["x"], "frame": [1], "ts_ns": [5], "len": [60]}),
+                   tmp_path / "f.parquet")
+    con = connect(tmp_path / "f.parquet")
+    assert run_query(con, "SELECT count(*) FROM frames")[1] == [(1,)]
+    with pytest.raises(QueryError) as exc:
+        run_query(con, "SELECT * FROM psn_channels")
+    assert exc.value.kind == "query" and "not available on this dataset" in str(exc.value)

@@ -181,13 +181,23 @@ def connect(dataset, interval_ns: int = DEFAULT_INTERVAL_NS):
         # DuckDB's progress bar writes over the terminal the result goes to
         con.execute("SET enable_progress_bar = false")
         con.execute(f"CREATE VIEW frames AS SELECT * FROM {source}")
-        for name in VIEWS:
-            con.execute(f"CREATE VIEW {name} AS {view_sql(name, interval_ns)}")
     except duckdb.Error as exc:
         con.close()
         err = _classify(exc)
         raise QueryError(f"{dataset}: cannot read the dataset: {err}", "runtime") from exc
+    missing = _UNAVAILABLE[id(con)] = {}      # (a new connection may reuse an old id)
+    for name in VIEWS:
+        try:
+            con.execute(f"CREATE VIEW {name} AS {view_sql(name, interval_ns)}")
+        except duckdb.Error as exc:
+            # a dataset without a column a view reads (another schema version, a foreign
+            # file): the view is left out, and a query naming it is told why
+            missing[name] = " ".join(str(exc).split())[:200]
     return con
+
+
+#: id(connection) -> {view: why it could not be created}
+_UNAVAILABLE: dict = {}
 
 
 _VIEW_NAME = re.compile(r"^[a-z_]+$")
@@ -205,7 +215,13 @@ def run_query(con, sql: str):
         cols = [d[0] for d in cur.description]
         rows = cur.fetchall()
     except duckdb.Error as exc:
-        raise _classify(exc) from exc
+        err = _classify(exc)
+        for name, why in _UNAVAILABLE.get(id(con), {}).items():
+            if re.search(rf"\b{name}\b", sql):
+                err = QueryError(f"{err} (view {name} is not available on this dataset: "
+                                 f"{why})", err.kind)
+                break
+        raise err from exc
     return cols, rows, time.perf_counter() - t0
 
 
