@@ -46,8 +46,9 @@ events AS (
 ),
 grouped AS (
   SELECT e.*,
-         SUM(is_req) OVER (PARTITION BY capture, ini, tgt, tassn ORDER BY frame
-                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS rgrp
+         CAST(SUM(is_req) OVER (PARTITION BY capture, ini, tgt, tassn ORDER BY frame
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT)
+           AS rgrp
   FROM events e
 ),
 candidate AS (
@@ -71,9 +72,9 @@ closing AS (
 ),
 epochs AS (
   SELECT k.*,
-         COALESCE(SUM(closes) OVER (PARTITION BY capture, ini, tgt, tassn ORDER BY frame
-                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)
-           AS epoch
+         CAST(COALESCE(SUM(closes) OVER (PARTITION BY capture, ini, tgt, tassn ORDER BY frame
+                                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+                       0) AS BIGINT) AS epoch
   FROM closing k
   WHERE is_req = 1 OR closes = 1
 )
