@@ -160,7 +160,7 @@ def frames_source(dataset) -> str:
 
 def _classify(exc) -> QueryError:
     """A DuckDB exception as a :class:`QueryError` of kind query or runtime."""
-    import duckdb
+    duckdb = require("duckdb", "ubpkt query")
     bad_query = tuple(getattr(duckdb, n) for n in (
         "ParserException", "CatalogException", "BinderException", "SyntaxException",
         "InvalidInputException", "NotImplementedException") if hasattr(duckdb, n))
@@ -206,7 +206,7 @@ _VIEW_NAME = re.compile(r"^[a-z_]+$")
 def run_query(con, sql: str):
     """Run ``sql`` on ``con``: ``(columns, rows, seconds)``, rows as tuples of Python values.
     Raises :class:`QueryError`."""
-    import duckdb
+    duckdb = require("duckdb", "ubpkt query")
     t0 = time.perf_counter()
     try:
         cur = con.execute(sql)
