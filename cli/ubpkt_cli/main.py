@@ -26,6 +26,7 @@ COMMANDS = {
     "generate": ("ubpkt_cli.generate_cmd", "generate"),
     "replay": ("ubpkt_cli.replay_cmd", "replay"),
     "export": ("ubpkt_cli.export_cmd", "export"),
+    "query": ("ubpkt_cli.query_cmd", "query"),
 }
 
 
