@@ -337,11 +337,17 @@ def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
             prof = profile_for(lt, profile)
             cache, tree = TemplateCache(prof), TreeRenderer(lt, prof, analyzer)
             digits = time_digits(cap)
+            view, compiled, record_text = cache.view, tree.compiled, tree.record_text
 
             def one(buf, lt, n, tns, orig):
-                return render(cache, tree, buf, lt, n, tns, orig, digits)
+                tcol = clock(tns, digits)
+                out = view(buf, lt, compiled, n, orig, tcol, tns)
+                if out.__class__ is str:
+                    return out
+                return record_text(make_record(n, tns / 1e9, orig, len(buf), lt, *out), buf,
+                                   tcol, tns)
 
-            yield from _pcap_loop(cap, lt, one, join, progress)
+            yield from _pcap_loop(cap, lt, one, join, progress, TREE_CHUNK_FRAMES)
             if cap.problem_count:
                 raise DamagedCapture(cap.problems, cap.problem_count)
             return
@@ -356,7 +362,7 @@ def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
             if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
                 known, digits = len(cap.interfaces), time_digits(cap)
             out.append(render(*got, pkt.data, lt, n, pkt.time_ns, pkt.orig_len, digits))
-            if n % 2048 == 0:
+            if n % TREE_CHUNK_FRAMES == 0:
                 yield join(out)
                 out = []
                 if progress is not None:
@@ -428,6 +434,11 @@ def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
 #: read buffer holds (a 4 MiB buffer of small frames renders to ~45 MB of ndjson; held as
 #: lines and once more joined it set the peak RSS, ~200 MB, issue 14).
 NDJSON_CHUNK_LINES = 512
+
+#: ``-V`` frames per output chunk (a frame's tree is 2-3 KB): one str join and one encode per
+#: chunk of about 0.5-1 MB.  Joining a whole 4 MiB read buffer's trees (~25 MB of text, then
+#: ~25 MB more encoded) cost 1.5 us a frame in fresh memory; a chunk this size 0.2 us.
+TREE_CHUNK_FRAMES = 256
 
 
 def _pcap_ndjson(cap, lt: int, cache, progress) -> Iterator[bytes]:

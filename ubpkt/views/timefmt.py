@@ -98,8 +98,18 @@ class TimeColumn:
         delta = ns - self.prev
         self.prev = ns
         if self.fmt == "r":
-            return seconds_text(ns - self.first, digits)
+            rel = ns - self.first
+            if rel >= 0 and digits > 0:     # seconds_text in one %-format (the views' hot path)
+                sec, rem = divmod(rel, 1_000_000_000)
+                return _SECONDS_FMT[digits] % (sec, rem // _FRACTION_DIV[digits])
+            return seconds_text(rel, digits)
         return format_time(self.fmt, ns, ns - self.first, delta, delta, digits)
+
+
+#: seconds_text of a non-negative time with 1-9 fraction digits: the format and the divisor of
+#: the nanoseconds (index: digits)
+_SECONDS_FMT = [""] + [f"%d.%0{d}d" for d in range(1, 10)]
+_FRACTION_DIV = [0] + [10 ** (9 - d) for d in range(1, 10)]
 
 
 def json_view(rec: dict) -> dict:

@@ -177,13 +177,21 @@ class TreeRenderer:
             for k in other:
                 pieces.append(_esc(f"    {k} = ") + value(k))
         if self.analyzer is not None:
-            picks = ", ".join(f"{k!r}: " + (temps[k] if k in temps else
-                                              f"({src.exprs[k]})" if k in per_frame
-                                              else repr(fields[k]))
-                              for k in READS if k in fields)
-            ns["_an"] = self.analyzer.add_fields
-            pieces[-1] += "%s"
-            args.append(f"_atext(_an(fr, tns, {{{picks}}}))")
+            varying = {k: temps[k] if k in temps else f"({src.exprs[k]})"
+                       for k in READS if k in per_frame}
+            plan = self.analyzer.plan(fields, varying)
+            if plan is None:     # not planned: the analysis of the picked fields
+                picks = ", ".join(f"{k!r}: " + (varying[k] if k in varying
+                                                  else repr(fields[k]))
+                                  for k in READS if k in fields)
+                ns["_an"] = self.analyzer.add_fields
+                pieces[-1] += "%s"
+                args.append(f"_atext(_an(fr, tns, {{{picks}}}))")
+            elif plan[0]:        # only the steps this layout reaches (none: no analysis)
+                body.extend(plan[0])
+                ns.update(plan[1])
+                pieces[-1] += "%s"
+                args.append("_atext(o) if o else ''")
         for i in t.issues:
             pieces.append(_esc(f"  [Expert Info ({i['severity']}): {i['message']}] {i['layer']}"
                                f"{' ' + i['field'] if i['field'] else ''} @{i['offset']}"))
