@@ -165,9 +165,18 @@ class _Holes:
             return
         start = (high + lo) % PSN_SPACE
         end = start + ahead - lo
+        old = self.runs
+        if ahead - cap >= 1:        # cap PSNs opened: every older one goes, unless reopened
+            if end <= PSN_SPACE:
+                for oa, ob in old:
+                    if oa < end and ob > start:
+                        break
+                else:
+                    self.runs = [(start, end)]
+                    self.n = cap
+                    return
         pieces = [(start, end)] if end <= PSN_SPACE else [(start, PSN_SPACE),
                                                           (0, end - PSN_SPACE)]
-        old = self.runs
         added = []
         for a, b in pieces:
             parts = [(a, b)]

@@ -29,11 +29,36 @@ __all__ = ["TreeRenderer", "analysis_text"]
 
 def analysis_text(out: dict) -> str:
     """The ``[UB analysis]`` block of a frame whose analysis gave ``out`` ('' when empty), each
-    line after a newline (it follows the block before it)."""
+    line after a newline (it follows the block before it).  The analysis gives a few key
+    sequences over and over, each with int or float values that ``value_text`` shows in
+    decimal (``str``): one %-format per key sequence (:func:`_analysis_format`)."""
     if not out:
         return ""
-    return "\n  [UB analysis]" + "".join(f"\n    {k} = {value_text(k, v)}"
-                                         for k, v in out.items())
+    keys = tuple(out)
+    fmt = _ANALYSIS_FORMATS.get(keys)
+    if fmt is None:
+        fmt = _analysis_format(keys)
+    for v in out.values():
+        if v.__class__ is not int and v.__class__ is not float:
+            fmt = False
+    if fmt is False:
+        return "\n  [UB analysis]" + "".join(f"\n    {k} = {value_text(k, v)}"
+                                             for k, v in out.items())
+    return fmt % tuple(out.values())
+
+
+_ANALYSIS_FORMATS: dict = {}
+
+
+def _analysis_format(keys: tuple):
+    """The %-format of an analysis block with ``keys`` whose values are ints or floats, or
+    False when ``value_text`` shows one of those keys' ints otherwise (hex, enum name)."""
+    fmt = "\n  [UB analysis]" + "".join(_esc(f"\n    {k} = ") + "%s" for k in keys)
+    if any(value_text(k, 10) != "10" for k in keys):
+        fmt = False
+    if len(_ANALYSIS_FORMATS) < 4096:
+        _ANALYSIS_FORMATS[keys] = fmt
+    return fmt
 
 
 #: A template expression that is a byte run's hex: ``buf[a:b].hex()``
