@@ -246,3 +246,24 @@ def test_analysis_plan_matches_add_fields():
     lay = layouts[0]
     assert fast.plan({**lay, "ub.rtph.psn": [1, 2]}, {}) is None
     assert fast.plan(lay, {"ub.btah.taopcode": "x"}) is None
+
+
+@pytest.mark.parametrize("fmt", ["r", "d", "e"])
+def test_time_column_function_equals_seconds_text(fmt):
+    """``TimeColumn.function()`` (the views' per-frame clock; for ``-t r`` a closure with one
+    %-format) gives the texts of ``format_time`` of the frame clock, for every resolution,
+    times that go backwards, whole seconds and frames a second or more apart."""
+    import random
+    from ubpkt.views.timefmt import TimeColumn, format_time
+    rnd = random.Random(3)
+    for digits in range(10):
+        col = TimeColumn(fmt).function()
+        first = prev = None
+        for _ in range(300):
+            ns = 1_700_000_000_000_000_000 + rnd.choice(
+                (0, 1, 999_999_999, 10 ** 9, 10 ** 9 + 1, 5 * 10 ** 12)) * rnd.randint(-3, 40)
+            if first is None:
+                first = prev = ns
+            want = format_time(fmt, ns, ns - first, ns - prev, ns - prev, digits)
+            prev = ns
+            assert col(ns, digits) == want, (fmt, digits, ns)

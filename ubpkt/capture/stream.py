@@ -300,7 +300,7 @@ def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
     from ..views.tree_fast import TreeRenderer
     forced = LINK_TYPES[link_type]
     analyzer = Analyzer() if analysis else None
-    clock = TimeColumn(time_fmt)
+    clock = TimeColumn(time_fmt).function()
 
     def join(texts):
         return "".join(texts).encode()

@@ -20,7 +20,7 @@ import re
 from ..formats import HEADERS
 from ..formats.derived import BYTE_RUNS
 from ..formats.grammar import PADDING
-from .analysis import READS
+from .analysis import ANALYSIS_KEYS, READS
 from .fieldnames import enum_for, field_kind
 from .tree import _BITS, HEX_FIELDS, layer_spans, tree_lines, value_text
 
@@ -31,13 +31,10 @@ def analysis_text(out: dict) -> str:
     """The ``[UB analysis]`` block of a frame whose analysis gave ``out`` ('' when empty), each
     line after a newline (it follows the block before it).  The analysis gives a few key
     sequences over and over, each with int or float values that ``value_text`` shows in
-    decimal (``str``): one %-format per key sequence (:func:`_analysis_format`)."""
+    decimal (``str``): one %-format per key sequence (:data:`_ANALYSIS_FORMATS`)."""
     if not out:
         return ""
-    keys = tuple(out)
-    fmt = _ANALYSIS_FORMATS.get(keys)
-    if fmt is None:
-        fmt = _analysis_format(keys)
+    fmt = _ANALYSIS_FORMATS[tuple(out)]
     for v in out.values():
         if v.__class__ is not int and v.__class__ is not float:
             fmt = False
@@ -47,18 +44,20 @@ def analysis_text(out: dict) -> str:
     return fmt % tuple(out.values())
 
 
-_ANALYSIS_FORMATS: dict = {}
+class _AnalysisFormats(dict):
+    """``{analysis keys: the %-format of their block}`` (False where ``value_text`` shows an
+    int of one of them otherwise than in decimal), built on first use."""
+
+    def __missing__(self, keys: tuple):
+        fmt = "\n  [UB analysis]" + "".join(_esc(f"\n    {k} = ") + "%s" for k in keys)
+        if any(value_text(k, 10) != "10" for k in keys):
+            fmt = False
+        if len(self) < 4096:
+            self[keys] = fmt
+        return fmt
 
 
-def _analysis_format(keys: tuple):
-    """The %-format of an analysis block with ``keys`` whose values are ints or floats, or
-    False when ``value_text`` shows one of those keys' ints otherwise (hex, enum name)."""
-    fmt = "\n  [UB analysis]" + "".join(_esc(f"\n    {k} = ") + "%s" for k in keys)
-    if any(value_text(k, 10) != "10" for k in keys):
-        fmt = False
-    if len(_ANALYSIS_FORMATS) < 4096:
-        _ANALYSIS_FORMATS[keys] = fmt
-    return fmt
+_ANALYSIS_FORMATS = _AnalysisFormats()
 
 
 #: A template expression that is a byte run's hex: ``buf[a:b].hex()``
@@ -75,6 +74,10 @@ def _hex_cut(run: bytes) -> str:
 
 def _esc(text: str) -> str:
     return text.replace("%", "%%")
+
+
+#: every analysis value shows in decimal: the planned tree functions format them inline
+_PLAIN = all(value_text(k, 10) == "10" for k in ANALYSIS_KEYS)
 
 
 class TreeRenderer:
@@ -214,9 +217,11 @@ class TreeRenderer:
                 args.append(f"_atext(_an(fr, tns, {{{picks}}}))")
             elif plan[0]:        # only the steps this layout reaches (none: no analysis)
                 body.extend(plan[0])
-                ns.update(plan[1])
+                ns.update(plan[1], _AF=_ANALYSIS_FORMATS)
                 pieces[-1] += "%s"
-                args.append("_atext(o) if o else ''")
+                # the analyzer's values are ints and floats: one %-format per key sequence
+                args.append("_AF[tuple(o)] % tuple(o.values()) if o else ''" if _PLAIN
+                            else "_atext(o) if o else ''")
         for i in t.issues:
             pieces.append(_esc(f"  [Expert Info ({i['severity']}): {i['message']}] {i['layer']}"
                                f"{' ' + i['field'] if i['field'] else ''} @{i['offset']}"))
