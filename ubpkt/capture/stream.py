@@ -324,7 +324,7 @@ def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
         if out.__class__ is str:
             return out
         return tree.record_text(make_record(n, tns / 1e9, orig, len(buf), lt, *out), buf, tcol,
-                                tns)
+                                tns, cache.traced)
 
     caches: dict = {}
     with open_capture(path) as cap:
@@ -336,6 +336,7 @@ def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
             lt = forced if forced is not None else cap.linktype
             prof = profile_for(lt, profile)
             cache, tree = TemplateCache(prof), TreeRenderer(lt, prof, analyzer)
+            tree.trace(cache)
             digits = time_digits(cap)
             view, compiled, record_text = cache.view, tree.compiled, tree.record_text
 
@@ -345,7 +346,7 @@ def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
                 if out.__class__ is str:
                     return out
                 return record_text(make_record(n, tns / 1e9, orig, len(buf), lt, *out), buf,
-                                   tcol, tns)
+                                   tcol, tns, cache.traced)
 
             yield from _pcap_loop(cap, lt, one, join, progress, TREE_CHUNK_FRAMES)
             if cap.problem_count:
@@ -359,6 +360,7 @@ def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
             if got is None:
                 prof = profile_for(lt, profile)
                 got = caches[lt] = (TemplateCache(prof), TreeRenderer(lt, prof, analyzer))
+                got[1].trace(got[0])
             if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
                 known, digits = len(cap.interfaces), time_digits(cap)
             out.append(render(*got, pkt.data, lt, n, pkt.time_ns, pkt.orig_len, digits))

@@ -868,6 +868,13 @@ class TemplateCache:
     #: Dissections of a layout before it gets a template (a layout seen once costs no compile).
     COMPILE_AFTER = 2
 
+    #: When set, a frame no template fits is dissected with ``layer_list=trace()`` (a list
+    #: that notes where each layer ends, ``ubpkt.views.tree._TracingLayers``) and ``traced``
+    #: holds ``(frame bytes, that list)``: ``-V`` takes the layers' offsets from that one
+    #: dissection instead of dissecting the frame again.
+    trace = None
+    traced = None
+
     #: Fraction digits of the capture's times: when set, ndjson lines carry the exact time as
     #: ``"time_epoch": "<seconds>.<digits>"`` after ``time`` (as tshark's -T json writes
     #: frame.time_epoch: a string with the capture's full precision); None: no such key.
@@ -1087,7 +1094,13 @@ class TemplateCache:
         """The dissector's (layers, fields, issues); a template for the layout the second time
         it comes this way (unless its slot stopped compiling)."""
         self.misses += 1
-        fr = dissect(buf, linktype, self.profile)
+        if self.trace is None:
+            fr = dissect(buf, linktype, self.profile)
+        else:
+            tl = self.trace()
+            fr = dissect(buf, linktype, self.profile, layer_list=tl)
+            self.traced = (buf, tl)
+            fr.layers = list(tl)
         if fr.issues and any(i["severity"] != "info" for i in fr.issues):
             return fr.layers, fr.fields, fr.issues
         try:

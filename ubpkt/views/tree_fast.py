@@ -22,7 +22,8 @@ from ..formats.derived import BYTE_RUNS
 from ..formats.grammar import PADDING
 from .analysis import ANALYSIS_KEYS, READS
 from .fieldnames import enum_for, field_kind
-from .tree import _BITS, HEX_FIELDS, layer_spans, tree_lines, value_text
+from .tree import (_BITS, HEX_FIELDS, _TracingLayers, layer_spans, traced_spans,
+                   tree_lines, value_text)
 
 __all__ = ["TreeRenderer", "analysis_text"]
 
@@ -91,6 +92,12 @@ class TreeRenderer:
         self.analyzer = analyzer
         self.key = ("tree", id(self))
 
+    @staticmethod
+    def trace(cache) -> None:
+        """Have ``cache`` (a ``TemplateCache``) keep the layers' offsets of the frames it
+        dissects (``TemplateCache.trace``), for :meth:`record_text`."""
+        cache.trace = _TracingLayers
+
     def compiled(self, t):
         """The tree function of template ``t`` (compiled on first use), or None."""
         fn = t.views.get(self.key, False)
@@ -102,13 +109,19 @@ class TreeRenderer:
             t.views[self.key] = fn
         return fn
 
-    def record_text(self, rec: dict, buf: bytes, time_col: str, time_ns: int) -> str:
-        """The tree of a frame that fits no template, from its record (the reference)."""
+    def record_text(self, rec: dict, buf: bytes, time_col: str, time_ns: int,
+                    traced=None) -> str:
+        """The tree of a frame that fits no template, from its record (the reference);
+        ``traced``: the ``TemplateCache.traced`` of the dissection that gave the record, when
+        it was this frame's (the layers' offsets without dissecting it again)."""
         if self.analyzer is not None:
             out = self.analyzer.add_fields(rec["frame"], time_ns, rec["fields"])
             if out:
                 rec["fields"].update(out)
-        spans = layer_spans(buf, self.linktype, self.profile)
+        if traced is not None and traced[0] is buf:
+            spans = traced_spans(traced[1], buf)
+        else:
+            spans = layer_spans(buf, self.linktype, self.profile)
         return "\n".join(tree_lines(rec, spans, "t=" + time_col)) + "\n\n"
 
     def _compile(self, t):
