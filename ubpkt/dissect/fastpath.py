@@ -871,7 +871,8 @@ class TemplateCache:
     #: When set, a frame no template fits is dissected with ``layer_list=trace()`` (a list
     #: that notes where each layer ends, ``ubpkt.views.tree._TracingLayers``) and ``traced``
     #: holds ``(frame bytes, that list)``: ``-V`` takes the layers' offsets from that one
-    #: dissection instead of dissecting the frame again.
+    #: dissection instead of dissecting the frame again; a template built from a traced
+    #: dissection keeps its sample's list in ``template.views["traced"]``.
     trace = None
     traced = None
 
@@ -1029,8 +1030,13 @@ class TemplateCache:
             return
         constant = ~t.varied & ((1 << (8 * t.region)) - 1)
         try:
-            special = _build(bytes(buf), dissect(buf, linktype, self.profile), self.profile,
-                             constant)
+            tl = None if self.trace is None else self.trace()
+            fr = dissect(buf, linktype, self.profile, layer_list=tl)
+            if tl is not None:
+                fr.layers, tl.frame = list(tl), None
+            special = _build(bytes(buf), fr, self.profile, constant)
+            if special is not None and tl is not None:
+                special.views["traced"] = tl
         except Exception:  # an optimisation only
             special = None
         if special is not None and special.probe == t.probe and special.key == t.key and \
@@ -1100,7 +1106,7 @@ class TemplateCache:
             tl = self.trace()
             fr = dissect(buf, linktype, self.profile, layer_list=tl)
             self.traced = (buf, tl)
-            fr.layers = list(tl)
+            fr.layers, tl.frame = list(tl), None
         if fr.issues and any(i["severity"] != "info" for i in fr.issues):
             return fr.layers, fr.fields, fr.issues
         try:
@@ -1121,6 +1127,8 @@ class TemplateCache:
             if t is None:
                 self._seen[sig] = self.COMPILE_AFTER + self.per_key    # never again
             else:
+                if self.trace is not None:      # the sample's layer ends (trace)
+                    t.views["traced"] = self.traced[1]
                 self._insert(t)
         return fr.layers, fr.fields, fr.issues
 

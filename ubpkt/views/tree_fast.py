@@ -130,7 +130,9 @@ class TreeRenderer:
         per_frame = {k for k in src.exprs if k in fields and k not in src.static}
         sample = src.frame
         L0 = len(sample)
-        spans = layer_spans(sample, self.linktype, self.profile)
+        traced = t.views.get("traced")      # the sample's layer ends, when the cache traced
+        spans = traced_spans(traced, sample) if traced is not None else \
+            layer_spans(sample, self.linktype, self.profile)
         layers = list(t.layers)
         data_at = layers.index("data") if t.variable and "data" in layers else None
         # a padding count read per frame (fastpath: P, the payload's end E = L - tail - P in the
