@@ -179,17 +179,29 @@ class TreeRenderer:
             args.append(f"_vt({k!r}, {x})")
             return "%s"
 
-        shown = set()
-        span_at = iter(spans)
-        for i, layer in enumerate(layers):
-            sp = next(span_at, None)
+        heads = []
+        for layer in layers:
             h = HEADERS.get(layer)
             if h is not None:
-                base = f"{h.ns}.{h.prefix}." if h.ns else f"{h.prefix}."
-                title = f"{h.title} [{layer}]"
+                heads.append((f"{h.title} [{layer}]",
+                              f"{h.ns}.{h.prefix}." if h.ns else f"{h.prefix}."))
             else:
-                base = BYTE_RUNS.get(layer, layer + ".")
-                title = layer
+                heads.append((layer, BYTE_RUNS.get(layer, layer + ".")))
+        # each field in the block of the first layer whose prefix it has (tree_lines' rule)
+        blocks: list = [[] for _ in layers]
+        other = []
+        for k in fields:
+            if k.endswith("_name"):
+                continue
+            for i, (_, base) in enumerate(heads):
+                if k.startswith(base) or k == base:
+                    blocks[i].append(k)
+                    break
+            else:
+                other.append(k)
+        span_at = iter(spans)
+        for i, (layer, (title, _), block) in enumerate(zip(layers, heads, blocks)):
+            sp = next(span_at, None)
             if sp and sp[0] == layer:
                 _, start, size = sp
                 if data_at is None or i < data_at:
@@ -206,13 +218,8 @@ class TreeRenderer:
             else:
                 where = ""
             pieces.append(_esc(f"  {title}") + where)
-            for k in fields:
-                if k in shown or k.endswith("_name"):
-                    continue
-                if k.startswith(base) or k == base:
-                    pieces.append(_esc(f"    {k} = ") + value(k))
-                    shown.add(k)
-        other = [k for k in fields if k not in shown and not k.endswith("_name")]
+            for k in block:
+                pieces.append(_esc(f"    {k} = ") + value(k))
         if any(k.startswith("ub.analysis.") for k in other):
             return None      # a record that carries analysis keys itself: the record path
         if other:
