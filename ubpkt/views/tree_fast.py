@@ -7,8 +7,11 @@ each block lists, the offsets (or, when the payload length varies, offsets from 
 frame), the text of every value the layout fixes.  :class:`TreeRenderer` compiles per template a
 function that writes the frame's whole tree with one %-format: per-frame values (the fields the
 template reads) through the same text rules as :func:`ubpkt.views.tree.value_text`, and, when
-the analysis is on (``-V``), the ``[UB analysis]`` block from
-:meth:`ubpkt.views.analysis.Analyzer.add_fields` of the fields the analysis reads.
+the analysis is on (``-V``), the ``[UB analysis]`` block: the analyzer steps the layout can
+reach, called with the function's own values (:meth:`ubpkt.views.analysis.Analyzer.plan`), or
+:meth:`~ubpkt.views.analysis.Analyzer.add_fields` of the fields the analysis reads where the
+layout is not planned.  A frame no template fits is dissected once (the template cache traces
+the layers' ends, ``TemplateCache.trace``), not once more for its offsets.
 
 Frames that fit no template are rendered from their record as the record path does; the
 record path stays the reference (``tests/test_views_tree_fast.py`` compares the text).
