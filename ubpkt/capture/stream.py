@@ -335,19 +335,8 @@ def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
         if cap.format == "pcap":
             lt = forced if forced is not None else cap.linktype
             prof = profile_for(lt, profile)
-            cache, tree = TemplateCache(prof), TreeRenderer(lt, prof, analyzer)
-            tree.trace(cache)
-            digits = time_digits(cap)
-            view, compiled, record_text = cache.view, tree.compiled, tree.record_text
-
-            def one(buf, lt, n, tns, orig):
-                tcol = clock(tns, digits)
-                out = view(buf, lt, compiled, n, orig, tcol, tns)
-                if out.__class__ is str:
-                    return out
-                return record_text(make_record(n, tns / 1e9, orig, len(buf), lt, *out), buf,
-                                   tcol, tns, cache.traced)
-
+            tree = TreeRenderer(lt, prof, analyzer)
+            one = tree.frames(TemplateCache(prof), clock, time_digits(cap))
             yield from _pcap_loop(cap, lt, one, join, progress, TREE_CHUNK_FRAMES)
             if cap.problem_count:
                 raise DamagedCapture(cap.problems, cap.problem_count)

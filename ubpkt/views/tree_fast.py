@@ -112,6 +112,41 @@ class TreeRenderer:
             t.views[self.key] = fn
         return fn
 
+    def frames(self, cache, clock, digits: int):
+        """The per-frame function ``(frame bytes, linktype, frame number, time ns, original
+        length) -> tree text`` of a classic pcap's hot loop (``clock(ns, digits)``: the time
+        column): :meth:`TemplateCache.view <ubpkt.dissect.fastpath.TemplateCache.view>`'s
+        loop (the same hits, learning, failures and misses) with the tree's arguments passed
+        straight, no wrapper call per frame.  ``cache`` traces its dissections (:meth:`trace`)."""
+        from ..record import make_record
+        self.trace(cache)
+        key, compiled, record_text = self.key, self.compiled, self.record_text
+        candidates, LEARN = cache._candidates, cache.LEARN
+
+        def render(buf, lt, n, tns, orig):
+            tcol = clock(tns, digits)
+            i, lst = candidates(buf)
+            while lst is not None:
+                for t in lst:
+                    fn = t.views.get(key, False)
+                    if fn is False:
+                        fn = compiled(t)
+                    if fn is None:
+                        continue
+                    out = fn(buf, n, orig, tcol, tns)
+                    if out is not None:
+                        cache.hits += 1
+                        if t.special:
+                            t.fails = 0
+                        elif t.seen < LEARN:
+                            cache._learn(t, lst, buf, lt)
+                        return out
+                    cache._failed(t, lst)
+                i, lst = candidates(buf, i + 1)
+            return record_text(make_record(n, tns / 1e9, orig, len(buf), lt,
+                                           *cache._miss(buf, lt)), buf, tcol, tns, cache.traced)
+        return render
+
     def record_text(self, rec: dict, buf: bytes, time_col: str, time_ns: int,
                     traced=None) -> str:
         """The tree of a frame that fits no template, from its record (the reference);
