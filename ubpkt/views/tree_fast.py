@@ -68,14 +68,6 @@ _ANALYSIS_FORMATS = _AnalysisFormats()
 _HEX_RUN = re.compile(r"^buf\[([^\[\]]+)\]\.hex\(\)$")
 
 
-def _hex_cut(run: bytes) -> str:
-    """:func:`ubpkt.views.tree.value_text` of ``run.hex()`` (a bytes/hex field), hexing at
-    most the 32 bytes it shows."""
-    if len(run) <= 32:
-        return run.hex()
-    return run[:32].hex() + f"... ({len(run)} bytes)"
-
-
 def _esc(text: str) -> str:
     return text.replace("%", "%%")
 
@@ -178,7 +170,7 @@ class TreeRenderer:
         padvar = any(line.startswith("    E = ") for line in src.head)
         args: list = []
         body: list = []
-        ns = dict(src.ns, _vt=value_text, _atext=analysis_text, _hx=_hex_cut)
+        ns = dict(src.ns, _vt=value_text, _atext=analysis_text)
         pieces = ["Frame %d: %d bytes on wire, %d bytes captured, t=%s"]
         args += ["fr", "ln", "L", "tcol"]
 
@@ -192,7 +184,11 @@ class TreeRenderer:
             run = _HEX_RUN.match(src.exprs[k])
             if v.__class__ is str and run and field_kind(k) in ("bytes", "hex"):
                 # a byte run shown cut to 64 digits: only those bytes are turned into hex
-                body.append(f"    {x} = _hx(buf[{run.group(1)}])")
+                # value_text of the run's hex (cut to 64 digits) without hexing more than
+                # the 32 bytes it shows
+                body.append(f"    {x} = buf[{run.group(1)}]")
+                body.append(f"    {x} = {x}.hex() if len({x}) <= 32 else "
+                            f"{x}[:32].hex() + '... (%d bytes)' % len({x})")
                 args.append(x)
                 return "%s"
             body.append(f"    {x} = {src.exprs[k]}")
