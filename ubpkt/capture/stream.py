@@ -300,7 +300,7 @@ def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
     from ..views.tree_fast import TreeRenderer
     forced = LINK_TYPES[link_type]
     analyzer = Analyzer() if analysis else None
-    clock = TimeColumn(time_fmt)
+    clock = TimeColumn(time_fmt).function()
 
     def join(texts):
         return "".join(texts).encode()
@@ -324,7 +324,7 @@ def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
         if out.__class__ is str:
             return out
         return tree.record_text(make_record(n, tns / 1e9, orig, len(buf), lt, *out), buf, tcol,
-                                tns)
+                                tns, cache.traced)
 
     caches: dict = {}
     with open_capture(path) as cap:
@@ -335,13 +335,9 @@ def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
         if cap.format == "pcap":
             lt = forced if forced is not None else cap.linktype
             prof = profile_for(lt, profile)
-            cache, tree = TemplateCache(prof), TreeRenderer(lt, prof, analyzer)
-            digits = time_digits(cap)
-
-            def one(buf, lt, n, tns, orig):
-                return render(cache, tree, buf, lt, n, tns, orig, digits)
-
-            yield from _pcap_loop(cap, lt, one, join, progress)
+            tree = TreeRenderer(lt, prof, analyzer)
+            one = tree.frames(TemplateCache(prof), clock, time_digits(cap))
+            yield from _pcap_loop(cap, lt, one, join, progress, TREE_CHUNK_FRAMES)
             if cap.problem_count:
                 raise DamagedCapture(cap.problems, cap.problem_count)
             return
@@ -353,10 +349,11 @@ def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
             if got is None:
                 prof = profile_for(lt, profile)
                 got = caches[lt] = (TemplateCache(prof), TreeRenderer(lt, prof, analyzer))
+                got[1].trace(got[0])
             if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
                 known, digits = len(cap.interfaces), time_digits(cap)
             out.append(render(*got, pkt.data, lt, n, pkt.time_ns, pkt.orig_len, digits))
-            if n % 2048 == 0:
+            if n % TREE_CHUNK_FRAMES == 0:
                 yield join(out)
                 out = []
                 if progress is not None:
@@ -428,6 +425,11 @@ def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
 #: read buffer holds (a 4 MiB buffer of small frames renders to ~45 MB of ndjson; held as
 #: lines and once more joined it set the peak RSS, ~200 MB, issue 14).
 NDJSON_CHUNK_LINES = 512
+
+#: ``-V`` frames per output chunk (a frame's tree is 2-3 KB): one str join and one encode per
+#: chunk of about 0.5-1 MB.  Joining a whole 4 MiB read buffer's trees (~25 MB of text, then
+#: ~25 MB more encoded) cost 1.5 us a frame in fresh memory; a chunk this size 0.2 us.
+TREE_CHUNK_FRAMES = 256
 
 
 def _pcap_ndjson(cap, lt: int, cache, progress) -> Iterator[bytes]:

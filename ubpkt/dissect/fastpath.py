@@ -868,6 +868,14 @@ class TemplateCache:
     #: Dissections of a layout before it gets a template (a layout seen once costs no compile).
     COMPILE_AFTER = 2
 
+    #: When set, a frame no template fits is dissected with ``layer_list=trace()`` (a list
+    #: that notes where each layer ends, ``ubpkt.views.tree._TracingLayers``) and ``traced``
+    #: holds ``(frame bytes, that list)``: ``-V`` takes the layers' offsets from that one
+    #: dissection instead of dissecting the frame again; a template built from a traced
+    #: dissection keeps its sample's list in ``template.views["traced"]``.
+    trace = None
+    traced = None
+
     #: Fraction digits of the capture's times: when set, ndjson lines carry the exact time as
     #: ``"time_epoch": "<seconds>.<digits>"`` after ``time`` (as tshark's -T json writes
     #: frame.time_epoch: a string with the capture's full precision); None: no such key.
@@ -1022,8 +1030,13 @@ class TemplateCache:
             return
         constant = ~t.varied & ((1 << (8 * t.region)) - 1)
         try:
-            special = _build(bytes(buf), dissect(buf, linktype, self.profile), self.profile,
-                             constant)
+            tl = None if self.trace is None else self.trace()
+            fr = dissect(buf, linktype, self.profile, layer_list=tl)
+            if tl is not None:
+                fr.layers, tl.frame = list(tl), None
+            special = _build(bytes(buf), fr, self.profile, constant)
+            if special is not None and tl is not None:
+                special.views["traced"] = tl
         except Exception:  # an optimisation only
             special = None
         if special is not None and special.probe == t.probe and special.key == t.key and \
@@ -1087,7 +1100,13 @@ class TemplateCache:
         """The dissector's (layers, fields, issues); a template for the layout the second time
         it comes this way (unless its slot stopped compiling)."""
         self.misses += 1
-        fr = dissect(buf, linktype, self.profile)
+        if self.trace is None:
+            fr = dissect(buf, linktype, self.profile)
+        else:
+            tl = self.trace()
+            fr = dissect(buf, linktype, self.profile, layer_list=tl)
+            self.traced = (buf, tl)
+            fr.layers, tl.frame = list(tl), None
         if fr.issues and any(i["severity"] != "info" for i in fr.issues):
             return fr.layers, fr.fields, fr.issues
         try:
@@ -1108,6 +1127,8 @@ class TemplateCache:
             if t is None:
                 self._seen[sig] = self.COMPILE_AFTER + self.per_key    # never again
             else:
+                if self.trace is not None:      # the sample's layer ends (trace)
+                    t.views["traced"] = self.traced[1]
                 self._insert(t)
         return fr.layers, fr.fields, fr.issues
 

@@ -165,9 +165,18 @@ class _Holes:
             return
         start = (high + lo) % PSN_SPACE
         end = start + ahead - lo
+        old = self.runs
+        if ahead - cap >= 1:        # cap PSNs opened: every older one goes, unless reopened
+            if end <= PSN_SPACE:
+                for oa, ob in old:
+                    if oa < end and ob > start:
+                        break
+                else:
+                    self.runs = [(start, end)]
+                    self.n = cap
+                    return
         pieces = [(start, end)] if end <= PSN_SPACE else [(start, PSN_SPACE),
                                                           (0, end - PSN_SPACE)]
-        old = self.runs
         added = []
         for a, b in pieces:
             parts = [(a, b)]
@@ -247,36 +256,49 @@ class Analyzer:
                 key = (src, get("ip.dst") or get("ipv6.dst"), tassn)
             else:
                 key = (*_addrs(f), tassn)
-            pending = self.pending
-            if key not in pending:
+            if key not in self.pending:
                 rc_type, rc_id, name = (get("ub.btah.ini_rc_type"), get("ub.btah.ini_rc_id"),
                                         get("ub.btah.taopcode_name"))
                 if rc_type.__class__ is list or rc_id.__class__ is list or \
                         name.__class__ is list:
                     rc_type, rc_id, name = _one(rc_type), _one(rc_id), _one(name)
-                pending[key] = (frame, time_ns, op, rc_type, rc_id, name or str(op))
-                if len(pending) > self.limits.max_pending:
-                    pending.pop(next(iter(pending)))
-                    self.evicted["transactions"] += 1
-            if self.linked is not None:
-                resp = self.linked.responses.get(frame)
-                if resp is not None:
-                    out["ub.analysis.response_in"] = resp
-                else:
-                    out["ub.analysis.no_response"] = 1
+            else:
+                rc_type = rc_id = name = None
+            self._request(frame, time_ns, out, key, op, rc_type, rc_id, name or str(op))
             return
         rop = get("ub.atah.taopcode")
         if rop.__class__ is list:
             rop = rop[0]
         if rop is None or rop not in _RESPONSES:
             return
-        tassn = _one(get("ub.atah.ini_tassn"))
-        src, dst = _addrs(f)
+        self._response(frame, time_ns, out, rop, _one(get("ub.atah.ini_tassn")), *_addrs(f),
+                       _one(f.get("ub.atah.ini_rc_type")), _one(f.get("ub.atah.ini_rc_id")))
+
+    def _request(self, frame: int, time_ns: int, out: dict, key: tuple, op: int, rc_type,
+                 rc_id, name: str) -> None:
+        """A request that expects a response, ``key`` (initiator, target, TASSN): remembered
+        until its response (the first of a key is kept), linked with a first pass."""
+        pending = self.pending
+        if key not in pending:
+            pending[key] = (frame, time_ns, op, rc_type, rc_id, name)
+            if len(pending) > self.limits.max_pending:
+                pending.pop(next(iter(pending)))
+                self.evicted["transactions"] += 1
+        if self.linked is not None:
+            resp = self.linked.responses.get(frame)
+            if resp is not None:
+                out["ub.analysis.response_in"] = resp
+            else:
+                out["ub.analysis.no_response"] = 1
+
+    def _response(self, frame: int, time_ns: int, out: dict, rop: int, tassn, src, dst,
+                  rc_type, rc_id) -> None:
+        """A response (TAOpcode ``rop``) from ``src`` to ``dst``: matched with its request."""
         key = (dst, src, tassn)          # back from the target to the initiator
         if key not in self.pending:
             key = (src, dst, tassn)      # a capture that keeps the request's addresses
         req = self.pending.get(key)
-        rc = (_one(f.get("ub.atah.ini_rc_type")), _one(f.get("ub.atah.ini_rc_id")))
+        rc = (rc_type, rc_id)
         if req is None or TA_PAIRS.get(req[2]) != rop or (
                 rc[0] is not None and req[3] is not None and rc != (req[3], req[4])):
             self.counts["unmatched_responses"] += 1
@@ -290,9 +312,9 @@ class Analyzer:
         out["ub.analysis.response_time"] = round(dt / 1e9, 9)
 
     # -- PSNs ---------------------------------------------------------------------------------
-    def _ack(self, frame: int, time_ns: int, f: dict, psn, stpn, dtpn, out: dict) -> None:
-        """A TPACK/TPSACK: acknowledge the reverse channel's data frames up to its PSN."""
-        src, dst = _addrs(f)
+    def _ack(self, frame: int, time_ns: int, out: dict, src, dst, psn, stpn, dtpn) -> None:
+        """A TPACK/TPSACK from ``src`` to ``dst``: acknowledge the reverse channel's data
+        frames up to its PSN."""
         ch = self.channels.get((dst, src, _one(dtpn), _one(stpn)))
         if ch is None or not ch["unacked"] or psn is None:
             return
@@ -332,11 +354,10 @@ class Analyzer:
         if op not in _TP_DATA:
             if op in _TP_NAK_OPS or (op in _TP_RESPONSES and _one(get("ub.rtph.rspst"))
                                      in TPNAK_RSPST):
-                out["ub.analysis.tpnak"] = 1
-                self.counts["tpnak"] += 1
+                self._tpnak(out)
             elif op in _TP_RESPONSES:
-                self._ack(frame, time_ns, f, get("ub.rtph.psn"), get("ub.rtph.srctpn"),
-                          get("ub.rtph.dsttpn"), out)
+                self._ack(frame, time_ns, out, *_addrs(f), get("ub.rtph.psn"),
+                          get("ub.rtph.srctpn"), get("ub.rtph.dsttpn"))
             return
         psn, stpn, dtpn = get("ub.rtph.psn"), get("ub.rtph.srctpn"), get("ub.rtph.dsttpn")
         if psn.__class__ is list or stpn.__class__ is list or dtpn.__class__ is list:
@@ -348,6 +369,14 @@ class Analyzer:
             key = (src, get("ip.dst") or get("ipv6.dst"), stpn, dtpn)
         else:
             key = (*_addrs(f), stpn, dtpn)
+        self._data(frame, time_ns, out, key, psn)
+
+    def _tpnak(self, out: dict) -> None:
+        out["ub.analysis.tpnak"] = 1
+        self.counts["tpnak"] += 1
+
+    def _data(self, frame: int, time_ns: int, out: dict, key: tuple, psn: int) -> None:
+        """An RTP data packet of TP channel ``key`` (source, destination, SrcTPN, DstTPN)."""
         ch = self.channels.get(key)
         if ch is None:
             ch = self.channels[key] = {"packets": 0, "gaps": 0, "missing": 0, "high": None,
@@ -418,6 +447,85 @@ class Analyzer:
         if "ub.rtph.psn" in f:
             self._psn(frame, time_ns, f, out)
         return out
+
+    def plan(self, fields: dict, varying: dict):
+        """The analysis of one fast-path layout as generated code: ``fields`` the layout's
+        sample fields, ``varying`` ``{key: Python expression}`` of those read per frame (the
+        others are fixed by the layout, their sample value).  Returns ``(lines, names)``:
+        statements (4-space indent) that put the frame's analysis fields in a dict ``o``
+        (frame number ``fr``, time ``tns``), calling only the steps this layout can reach
+        with the same state and counts as :meth:`add_fields`, and the names they use; or
+        None when the layout is not planned (a repeated header's lists, a steering field read
+        per frame): the caller calls :meth:`add_fields`."""
+        if any(fields[k].__class__ is list for k in READS if k in fields):
+            return None
+        for k in ("ip.src", "ip.dst", "ipv6.src", "ipv6.dst"):
+            if k in fields and not (fields[k].__class__ is str and fields[k]):
+                return None      # _addrs takes "or" of these: only non-empty text is planned
+        steering = ("ub.btah.taopcode", "ub.atah.taopcode", "ub.rtph.tpopcode",
+                    "ub.btah.taopcode_name")
+        if any(k in varying for k in steering):
+            return None
+
+        def ex(k):
+            return varying[k] if k in varying else repr(fields.get(k))
+
+        def pick(*keys):
+            return next((k for k in keys if k in fields), None)
+        src_k, dst_k = pick("ip.src", "ipv6.src"), pick("ip.dst", "ipv6.dst")
+        if src_k is None:      # _addrs: the CNAs when there is no IP source
+            src_k = pick("ub.cna16.scna", "ub.cna24.scna")
+            dst_k = pick("ub.cna16.dcna", "ub.cna24.dcna")
+        src = "None" if src_k is None else ex(src_k)
+        dst = "None" if dst_k is None else ex(dst_k)
+        names = {"_req": self._request, "_resp": self._response, "_nak": self._tpnak,
+                 "_ack": self._ack, "_dat": self._data, "_tro": ta_response_opcode,
+                 "_NAKST": TPNAK_RSPST}
+        lines: list = []
+        if "ub.btah.taopcode" in fields or "ub.atah.taopcode" in fields:
+            op = fields.get("ub.btah.taopcode")
+            if op is not None and op in TA_PAIRS:
+                tassn = "ub.btah.ini_tassn"
+                no_ack = "ub.btah.no_taack"
+                reachable = tassn in varying or fields.get(tassn) is not None
+                if no_ack not in varying and \
+                        ta_response_opcode(op, fields.get(no_ack) or 0) is None:
+                    reachable = False
+                if reachable:
+                    name = fields.get("ub.btah.taopcode_name") or str(op)
+                    call = (f"_req(fr, tns, o, ({src}, {dst}, {ex(tassn)}), {op!r}, "
+                            f"{ex('ub.btah.ini_rc_type')}, {ex('ub.btah.ini_rc_id')}, "
+                            f"{name!r})")
+                    if no_ack in varying:
+                        lines.append(f"    if _tro({op!r}, {varying[no_ack]} or 0) is not None:")
+                        lines.append("        " + call)
+                    else:
+                        lines.append("    " + call)
+            else:
+                rop = fields.get("ub.atah.taopcode")
+                if rop is not None and rop in _RESPONSES:
+                    lines.append(f"    _resp(fr, tns, o, {rop!r}, {ex('ub.atah.ini_tassn')}, "
+                                 f"{src}, {dst}, {ex('ub.atah.ini_rc_type')}, "
+                                 f"{ex('ub.atah.ini_rc_id')})")
+        if "ub.rtph.psn" in fields:
+            op = fields.get("ub.rtph.tpopcode")
+            psn, stpn, dtpn = ex("ub.rtph.psn"), ex("ub.rtph.srctpn"), ex("ub.rtph.dsttpn")
+            ack = f"_ack(fr, tns, o, {src}, {dst}, {psn}, {stpn}, {dtpn})"
+            if op in _TP_DATA:
+                lines.append(f"    _dat(fr, tns, o, ({src}, {dst}, {stpn}, {dtpn}), {psn})")
+            elif op in _TP_NAK_OPS:
+                lines.append("    _nak(o)")
+            elif op in _TP_RESPONSES:
+                if "ub.rtph.rspst" in varying:
+                    lines += [f"    if {varying['ub.rtph.rspst']} in _NAKST:", "        _nak(o)",
+                              "    else:", "        " + ack]
+                elif fields.get("ub.rtph.rspst") in TPNAK_RSPST:
+                    lines.append("    _nak(o)")
+                else:
+                    lines.append("    " + ack)
+        if lines:
+            lines.insert(0, "    o = {}")
+        return lines, names
 
     def open_requests(self) -> int:
         """Requests still waiting for a response (missing TAACKs at the end of a capture)."""

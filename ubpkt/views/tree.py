@@ -44,9 +44,14 @@ def layer_spans(data: bytes, linktype: int, profile) -> list[tuple[str, int, int
     """(layer, start, length) per layer of a frame, in wire order."""
     from ..dissect import dissect
     tl = _TracingLayers()
-    fr = dissect(data, linktype, profile, layer_list=tl)
+    dissect(data, linktype, profile, layer_list=tl)
+    return traced_spans(tl, data)
+
+
+def traced_spans(tl: _TracingLayers, data: bytes) -> list[tuple[str, int, int]]:
+    """:func:`layer_spans` of ``data`` from the layer list its dissection filled (``tl``)."""
     out, prev_end = [], 0
-    for layer, end in zip(fr.layers, tl.ends):
+    for layer, end in zip(tl, tl.ends):
         h = HEADERS.get(layer)
         if h is not None:
             size = h.size
