@@ -22,7 +22,7 @@ import numpy as np
 
 from ..formats.core import value_to_text
 from ..formats.derived import interpret
-from .rows import Const
+from .rows import Coded, Const
 
 __all__ = ["export_frames", "BLOCK", "cut_field"]
 
@@ -38,12 +38,12 @@ def _combine(m: np.ndarray, a: int, e: int) -> np.ndarray:
     return v
 
 
-def _unique_map(keys: np.ndarray, fn):
-    """``fn`` of every distinct value of ``keys`` (1-d), spread back as an object array."""
+def _unique_map(keys: np.ndarray, fn) -> Coded:
+    """``fn`` of every distinct value of ``keys`` (1-d), with each row's index into them."""
     uniq, inv = np.unique(keys, return_inverse=True)
     mapped = np.empty(len(uniq), dtype=object)
     mapped[:] = [fn(u) for u in uniq.tolist()]
-    return mapped[inv.reshape(-1)]
+    return Coded(mapped, inv.reshape(-1))
 
 
 def cut_field(m: np.ndarray, bit: int, bits: int):
@@ -92,8 +92,8 @@ def _cut(plan, m, bufs, lens):
     if kind == "interpret":
         _, bit, bits, it = plan
         out = _unique_map(cut_field(m, bit, bits), lambda x: interpret(it, x))
-        if all(x.__class__ is int for x in out[:1]) and it.kind != "names":
-            return out.astype(np.uint64)
+        if it.kind != "names" and all(x.__class__ is int for x in out.uniques[:1]):
+            return out.dense().astype(np.uint64)
         return out
     if kind == "runlen":
         _, o, tail = plan
