@@ -239,7 +239,7 @@ def _fill(kind, typ, n, rows, vals, misfit, key, chunks, strict):
     for r, v in chunks:
         if v is not None:
             dense[r] = v
-    return pa.array(dense.tolist(), type=typ)      # a list: no pandas import for object arrays
+    return pa.array(dense.tolist(), type=typ)
 
 
 def _from_chunks(kind, typ, n, chunks):
