@@ -7,7 +7,7 @@ A template of :class:`ubpkt.dissect.fastpath.TemplateCache` knows its layout's f
 names, interpretation, or the constant the template guards) and has a guard-only function
 (``_Template.ok``: the same size, guard-mask, length-relation, padding and ICRC tests as the
 template's decoder).  Per frame, this module does only the index probe and the guard; per block
-of frames (at most :data:`BLOCK` rows) and template, the header bytes of the group become one
+of frames (at most :data:`BLOCK` rows, :data:`BLOCK_BYTES` bytes) and template, the header bytes of the group become one
 ``(frames, region bytes)`` uint8 matrix and every field one vectorised bit cut.  Text forms
 (addresses), enum names and interpretations are computed once per distinct value
 (``numpy.unique``) and spread back.  Templates without a column plan (computed lists such as a
@@ -24,10 +24,14 @@ from ..formats.core import value_to_text
 from ..formats.derived import interpret
 from .rows import Coded, Const
 
-__all__ = ["export_frames", "BLOCK", "cut_field"]
+__all__ = ["export_frames", "BLOCK", "BLOCK_BYTES", "cut_field"]
 
-#: Frames collected before the groups are cut (bounded memory; larger blocks amortise numpy).
-BLOCK = 16384
+#: Frames collected before the groups are cut: a whole row group by default (about 100
+#: templates share a block, so each group's numpy calls cover BLOCK / 100 frames on average:
+#: 16384 gave ~160-frame groups and cost 10 % more), bounded in memory by BLOCK_BYTES.
+BLOCK = 131072
+#: Frame bytes held before the groups are cut (jumbo frames reach it before BLOCK frames).
+BLOCK_BYTES = 64 << 20
 
 
 def _combine(m: np.ndarray, a: int, e: int) -> np.ndarray:
@@ -188,14 +192,16 @@ def export_frames(chunks, forced, profile, builder, writers, row_group, analysis
     misses: list = []               # (row, fields) of the block's record-path frames
     base = len(builder)
     limit = min(BLOCK, row_group)
+    size = 0                        # bytes of the block's frames (bounded by BLOCK_BYTES)
+    last_lt = cache = candidates = None
 
     def finish():
-        nonlocal base, limit, meta, misses
+        nonlocal base, limit, meta, misses, size
         builder.add_frames(meta)
         for row, fields in misses:
             builder.add_fields(row, fields)
         _emit(groups, builder, payload)
-        meta, misses = [], []
+        meta, misses, size = [], [], 0
         if len(builder) >= row_group:
             writers.write(builder.flush())
         base = len(builder)
@@ -205,11 +211,13 @@ def export_frames(chunks, forced, profile, builder, writers, row_group, analysis
         for n, tns, orig, lt, data in chunk:
             if forced is not None:
                 lt = forced
-            cache = caches.get(lt)
-            if cache is None:
-                cache = caches[lt] = TemplateCache(_profile(profile, lt))
+            if lt != last_lt:
+                cache = caches.get(lt)
+                if cache is None:
+                    cache = caches[lt] = TemplateCache(_profile(profile, lt))
+                candidates, last_lt = cache._candidates, lt
             hit = fields = None
-            i, lst = cache._candidates(data)
+            i, lst = candidates(data)
             while lst is not None:      # every probe the frame matches, as TemplateCache does
                 for t in lst:
                     ok = t.ok
@@ -224,13 +232,15 @@ def export_frames(chunks, forced, profile, builder, writers, row_group, analysis
                             break
                 if hit is not None:
                     break
-                i, lst = cache._candidates(data, i + 1)
+                i, lst = candidates(data, i + 1)
             row = base + len(meta)
+            k = len(data)
+            size += k
             if hit is not None:
                 text = layer_text.get(hit)
                 if text is None:
                     text = layer_text[hit] = ":".join(hit.layers)
-                meta.append((n, tns, orig, len(data), lt, text, hit.issues))
+                meta.append((n, tns, orig, k, lt, text, hit.issues))
                 if fields is None:
                     g = groups.get(hit)
                     if g is None:
@@ -241,12 +251,12 @@ def export_frames(chunks, forced, profile, builder, writers, row_group, analysis
                     misses.append((row, fields))
             else:
                 layers, fields, issues = cache._miss(data, lt)
-                meta.append((n, tns, orig, len(data), lt, ":".join(layers), issues))
+                meta.append((n, tns, orig, k, lt, ":".join(layers), issues))
                 misses.append((row, fields))
             if analysis:
                 got = analysis.get(n)
                 if got:
                     misses.append((row, got))
-            if len(meta) >= limit:
+            if len(meta) >= limit or size >= BLOCK_BYTES:
                 finish()
     finish()
