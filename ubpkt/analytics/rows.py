@@ -314,6 +314,7 @@ class BatchBuilder:
         self._lt: list = []
         self._layers: list = []
         self._issues: list = []
+        self._blocks: list = []          # numeric frame columns of earlier rows, as arrays
         self._sparse: dict = {}          # record key -> (rows, values)
         self._chunks: dict = {}          # record key -> [(row array, values)] (columnar path)
         self._extra: dict = {}           # row -> {key: value} of keys no column has
@@ -369,14 +370,18 @@ class BatchBuilder:
         if not rows:
             return
         frame, ts, length, caplen, lt, layers, issues = zip(*rows)
+        self._seal()
         self.n += len(rows)
-        self._frame.extend(frame)
-        self._ts.extend(ts)
-        self._len.extend(length)
-        self._caplen.extend(caplen)
-        self._lt.extend(lt)
+        self._blocks.append(_numbers(frame, ts, length, caplen, lt))
         self._layers.extend(layers)
         self._issues.extend(issues)
+
+    def _seal(self) -> None:
+        """The numeric frame columns of rows added one by one, made one block of arrays."""
+        if self._frame:
+            self._blocks.append(_numbers(self._frame, self._ts, self._len, self._caplen,
+                                         self._lt))
+            self._frame, self._ts, self._len, self._caplen, self._lt = [], [], [], [], []
 
     def add_chunk(self, key: str, rows, values) -> None:
         """Values of ``key`` for the rows ``rows`` (numpy int array): a numpy array, an object
@@ -427,12 +432,14 @@ class BatchBuilder:
         itype = arrow_type("issues")
         issues_arr = pa.ListArray.from_arrays(pa.array(np.cumsum(offsets, dtype=np.int32)),
                                               pa.array(flat, itype.value_type), type=itype)
+        self._seal()
+        blocks = self._blocks
+        numbers = [b[0] if len(blocks) == 1 else pa.concat_arrays(b) if blocks else
+                   pa.array([], t) for b, t in zip(zip(*blocks) if blocks else [()] * 5,
+                                                   _FRAME_NUMBER_TYPES())]
         frame_vals = {"capture": pa.repeat(pa.scalar(self.capture, pa.string()), n),
-                      "frame": pa.array(self._frame, pa.int64()),
-                      "ts_ns": pa.array(self._ts, pa.int64()),
-                      "len": pa.array(self._len, pa.uint32()),
-                      "cap_len": pa.array(self._caplen, pa.uint32()),
-                      "linktype": pa.array(self._lt, pa.int32()),
+                      "frame": numbers[0], "ts_ns": numbers[1], "len": numbers[2],
+                      "cap_len": numbers[3], "linktype": numbers[4],
                       "layers": pa.array(self._layers, pa.string()),
                       "issues": issues_arr,
                       "n_errors": pa.array(nerr, pa.int16()),
@@ -462,6 +469,31 @@ class BatchBuilder:
         batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema.remove_metadata())
         self._reset()
         return batch
+
+
+_FRAME_NUMBERS = (np.int64, np.int64, np.uint32, np.uint32, np.int32)   # frame .. linktype
+
+
+def _FRAME_NUMBER_TYPES():
+    import pyarrow as pa
+    return (pa.int64(), pa.int64(), pa.uint32(), pa.uint32(), pa.int32())
+
+
+def _numbers(*cols):
+    """Arrow arrays of the numeric frame columns (frame, ts_ns, len, cap_len, linktype) of a
+    run of rows: through numpy (no Python int per value in Arrow's converter); a column with
+    a None (a frame without a time) or a value numpy refuses is converted as a list."""
+    import pyarrow as pa
+    out = []
+    for vals, dt, typ in zip(cols, _FRAME_NUMBERS, _FRAME_NUMBER_TYPES()):
+        arr = np.array(vals)            # int64 when every value is an int numpy holds
+        if arr.dtype == np.int64 and len(arr):
+            info = np.iinfo(dt)
+            if info.min <= arr.min() and arr.max() <= info.max:
+                out.append(pa.array(arr.astype(dt, copy=False), typ))
+                continue
+        out.append(pa.array(list(vals), typ))     # Arrow's checks (and its errors)
+    return tuple(out)
 
 
 def _plain(v):
