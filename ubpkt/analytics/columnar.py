@@ -149,16 +149,19 @@ def _cut(plan, m, bufs, lens):
 
 class _Group:
     """The frames of one block that one template fits."""
-    __slots__ = ("template", "rows", "bufs")
+    __slots__ = ("template", "text", "rows", "bufs")
 
-    def __init__(self, template):
+    def __init__(self, template, text: str):
         self.template = template
+        self.text = text                # the layers column of its frames
         self.rows: list = []
         self.bufs: list = []
 
 
 def _emit(groups: dict, builder, payload: bool) -> None:
     for g in groups.values():
+        if not g.bufs:          # a template without a column plan: its frames were records
+            continue
         t = g.template
         rows = np.array(g.rows, dtype=np.int64)
         bufs = g.bufs
@@ -262,14 +265,14 @@ def _export_frames(chunks, forced, profile, builder, writers, row_group, analysi
             k = len(data)
             size += k
             if hit is not None:
-                text = layer_text.get(hit)
-                if text is None:
-                    text = layer_text[hit] = ":".join(hit.layers)
-                meta.append((n, tns, orig, k, lt, text, hit.issues))
+                g = groups.get(hit)
+                if g is None:
+                    text = layer_text.get(hit)
+                    if text is None:
+                        text = layer_text[hit] = ":".join(hit.layers)
+                    g = groups[hit] = _Group(hit, text)
+                meta.append((n, tns, orig, k, lt, g.text, hit.issues))
                 if fields is None:
-                    g = groups.get(hit)
-                    if g is None:
-                        g = groups[hit] = _Group(hit)
                     g.rows.append(row)
                     g.bufs.append(data)
                 else:
