@@ -140,7 +140,7 @@ def _cut(plan, m, bufs, lens):
         _, start, stop = plan
         return np.array([b[len(b) - start:len(b) - stop].hex() for b in bufs], dtype=object)
     if kind == "icrc":
-        last = np.frombuffer(b"".join(b[-4:] for b in bufs), dtype=np.uint8).reshape(-1, 4)
+        last = np.frombuffer(b"".join([b[-4:] for b in bufs]), dtype=np.uint8).reshape(-1, 4)
         if plan[1] == "little":
             last = last[:, ::-1]
         return _combine(last, 0, 4)
@@ -166,9 +166,9 @@ def _emit(groups: dict, builder, payload: bool) -> None:
         rows = np.array(g.rows, dtype=np.int64)
         bufs = g.bufs
         region = t.region
-        m = np.frombuffer(b"".join(b[:region] for b in bufs), dtype=np.uint8).reshape(
+        m = np.frombuffer(b"".join([b[:region] for b in bufs]), dtype=np.uint8).reshape(
             len(bufs), region) if region else np.zeros((len(bufs), 0), np.uint8)
-        lens = np.fromiter((len(b) for b in bufs), dtype=np.int64, count=len(bufs))
+        lens = np.array(list(map(len, bufs)), dtype=np.int64)
         for key, plan in t.columns:
             if key == "data.data":
                 if not payload:
