@@ -7,10 +7,10 @@ A template of :class:`ubpkt.dissect.fastpath.TemplateCache` knows its layout's f
 names, interpretation, or the constant the template guards) and has a guard-only function
 (``_Template.ok``: the same size, guard-mask, length-relation, padding and ICRC tests as the
 template's decoder).  Per frame, this module does only the index probe and the guard; per block
-of frames (at most :data:`BLOCK` rows, :data:`BLOCK_BYTES` bytes) and template, the header bytes of the group become one
-``(frames, region bytes)`` uint8 matrix and every field one vectorised bit cut.  Text forms
-(addresses), enum names and interpretations are computed once per distinct value
-(``numpy.unique``) and spread back.  Templates without a column plan (computed lists such as a
+of frames (at most :data:`BLOCK` rows and :data:`BLOCK_BYTES` bytes) and template, the header
+bytes of the group become one ``(frames, region bytes)`` uint8 matrix and every field one
+vectorised bit cut.  Text forms (addresses), enum names and interpretations are computed once
+per distinct value (``numpy.unique``) and kept as codes (``rows.Coded``).  Templates without a column plan (computed lists such as a
 TPSACK's PSNs, atomic operands) decode through their generated function, and frames no template
 fits through the dissector - both as records (:meth:`BatchBuilder.add`).
 
@@ -186,7 +186,7 @@ def _emit(groups: dict, builder, payload: bool) -> None:
 def _collector_paused():
     """Python's cyclic garbage collector off while a file is exported, as it was after.  A
     block holds ~10^5 frame tuples and buffers alive (none in a cycle), and every full
-    collection walks them all: measured, 5-7 % of the export's CPU time at 1M frames.  The
+    collection walks them all: measured, 4-7 % of the export's CPU time at 1M frames.  The
     collector's state is process-wide: with exports in several threads of one process, the one
     that paused it turns it back on when it ends (only speed depends on it, never results)."""
     was = gc.isenabled()

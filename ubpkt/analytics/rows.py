@@ -62,11 +62,13 @@ _NULLS: dict = {}
 
 def null_array(kind: str, n: int):
     """An all-null array of column kind ``kind`` and length ``n``, made once per (kind, n):
-    most of a file's columns are null in any one row group (every file has every column)."""
+    most of a file's columns are null in any one row group (every file has every column).
+    Only arrays of one size are kept (a size change empties the cache: row groups of a file
+    have one size but the last)."""
     got = _NULLS.get((kind, n))
     if got is None:
         import pyarrow as pa
-        if len(_NULLS) > 4096:
+        if any(size != n for _, size in _NULLS):    # one size at a time: bounded memory
             _NULLS.clear()
         got = _NULLS[kind, n] = pa.nulls(n, arrow_type(kind))
     return got
