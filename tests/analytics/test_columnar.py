@@ -55,10 +55,12 @@ def test_varied_traffic_with_corruption(tmp_path, seed, record_path_frames):
     assert via_records > 0.1 * len(fast) * 0.5
 
 
-def test_small_blocks_and_row_groups(tmp_path, monkeypatch):
+@pytest.mark.parametrize("block, block_bytes", [(37, columnar.BLOCK_BYTES), (100000, 5000)])
+def test_small_blocks_and_row_groups(tmp_path, monkeypatch, block, block_bytes):
     cap = tmp_path / "v.pcap"
     write_varied(cap, 1500, seed=9)
-    monkeypatch.setattr(columnar, "BLOCK", 37)
+    monkeypatch.setattr(columnar, "BLOCK", block)
+    monkeypatch.setattr(columnar, "BLOCK_BYTES", block_bytes)
     fast, slow = _both(str(cap), tmp_path, row_group=101)
     assert_same_rows(fast, slow)
 

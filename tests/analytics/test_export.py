@@ -177,3 +177,39 @@ def test_cli_bad_arguments(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ubpkt_cli", "export", str(tmp_path / "nope.pcap"),
                         "-o", str(tmp_path / "o")], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_writer_settings_dictionary_text_statistics_numbers(tmp_path, varied):
+    """Dictionary pages for text columns only, min/max statistics for numeric columns and
+    ``capture`` (export.writer_options): set in the file, the schema unchanged."""
+    from ubpkt.analytics.schema import arrow_schema
+    (path,) = export_capture(varied, tmp_path)
+    f = pq.ParquetFile(path)
+    assert f.schema_arrow.remove_metadata().equals(arrow_schema().remove_metadata())
+    rg = f.metadata.row_group(0)
+    cols = {rg.column(i).path_in_schema: rg.column(i) for i in range(rg.num_columns)}
+    assert any("DICTIONARY" in e for e in cols["ip_src"].encodings)
+    assert any("DICTIONARY" in e for e in cols["rtph_tpopcode_name"].encodings)
+    assert not any("DICTIONARY" in e for e in cols["rtph_psn"].encodings)
+    stats = cols["ts_ns"].statistics
+    assert stats is not None and stats.has_min_max
+    assert stats.min <= stats.max
+    assert cols["capture"].statistics.has_min_max
+    assert cols["ip_src"].statistics is None or not cols["ip_src"].statistics.has_min_max
+
+
+def test_frame_columns_with_and_without_time():
+    """Frames without a time (None) keep a null ts_ns next to exact ones, rows added one by
+    one and in blocks (the numeric frame columns go through numpy when they can)."""
+    from ubpkt.analytics.rows import BatchBuilder
+    b = BatchBuilder("c.pcap")
+    rec = {"frame": 1, "len": 60, "caplen": 60, "linktype": 1, "layers": ["eth"],
+           "fields": {}, "issues": []}
+    b.add(rec, None)
+    b.add_frames([(2, 1_700_000_000_123_456_789, 70, 64, 1, "eth", ())])
+    b.add(dict(rec, frame=3), 5)
+    batch = b.flush()
+    assert batch.column(batch.schema.get_field_index("ts_ns")).to_pylist() == [
+        None, 1_700_000_000_123_456_789, 5]
+    assert batch.column(batch.schema.get_field_index("frame")).to_pylist() == [1, 2, 3]
+    assert batch.column(batch.schema.get_field_index("cap_len")).to_pylist() == [60, 64, 60]

@@ -17,7 +17,7 @@ import numpy as np
 
 from .schema import EXTRA, ISSUE_FIELDS, PAYLOAD_KEY, arrow_schema, arrow_type, columns
 
-__all__ = ["BatchBuilder", "Const", "table_records", "fill_column", "UINT_MAX"]
+__all__ = ["BatchBuilder", "Const", "Coded", "table_records", "fill_column", "UINT_MAX"]
 
 UINT_MAX = {"uint8": 0xFF, "uint16": 0xFFFF, "uint32": 0xFFFF_FFFF,
             "uint64": 0xFFFF_FFFF_FFFF_FFFF}
@@ -39,9 +39,49 @@ class Const:
         self.value = value
 
 
+class Coded:
+    """A chunk's values as its distinct values and one code per row (``uniques[codes]``):
+    what the columnar path computes for text forms, enum names and interpretations, kept coded
+    so that a text column is assembled as dictionary indices (no Python string per row)."""
+    __slots__ = ("uniques", "codes")
+
+    def __init__(self, uniques: np.ndarray, codes: np.ndarray):
+        self.uniques = uniques          # object array of the distinct values
+        self.codes = codes              # int array, one index into ``uniques`` per row
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def dense(self) -> np.ndarray:
+        """One value per row (an object array)."""
+        return self.uniques[self.codes]
+
+
+_NULLS: dict = {}
+
+
+def null_array(kind: str, n: int):
+    """An all-null array of column kind ``kind`` and length ``n``, made once per (kind, n):
+    most of a file's columns are null in any one row group (every file has every column).
+    Only arrays of one size are kept (a size change empties the cache: row groups of a file
+    have one size but the last)."""
+    got = _NULLS.get((kind, n))
+    if got is None:
+        import pyarrow as pa
+        if any(size != n for _, size in _NULLS):    # one size at a time: bounded memory
+            _NULLS.clear()
+        got = _NULLS[kind, n] = pa.nulls(n, arrow_type(kind))
+    return got
+
+
 def _chunk_values(kind: str, vals, misfit: dict, rows, key: str, strict: bool = True):
     """Check a bulk chunk's values (numpy array, object array, list or :class:`Const`) against
     the column ``kind``; returns (rows, values) of those that fit, the rest to ``misfit``."""
+    if isinstance(vals, Coded):
+        if not strict and kind in ("string", "dict") and \
+                all(u.__class__ is str for u in vals.uniques.tolist()):
+            return rows, vals       # text from a column plan, already checked
+        vals = vals.dense()
     if isinstance(vals, Const):
         v = vals.value
         if kind in _NP:
@@ -128,7 +168,7 @@ def _fill(kind, typ, n, rows, vals, misfit, key, chunks, strict):
     if chunks:
         chunks = [_chunk_values(kind, v, misfit, r, key, strict) for r, v in chunks]
     if not rows and not chunks:
-        return pa.nulls(n, typ)
+        return null_array(kind, n)
     if not rows:
         return _from_chunks(kind, typ, n, chunks)
     if kind in _NP:
@@ -162,7 +202,7 @@ def _fill(kind, typ, n, rows, vals, misfit, key, chunks, strict):
                 full[r] = v
                 mask[r] = False
         if mask.all():
-            return pa.nulls(n, typ)
+            return null_array(kind, n)
         return pa.array(full, type=typ, mask=mask)
     if kind in ("string", "dict") and set(map(type, vals)) == {str}:
         ok_rows, ok_vals = rows, vals
@@ -191,6 +231,8 @@ def _fill(kind, typ, n, rows, vals, misfit, key, chunks, strict):
                 ok_vals.append(v)
             else:
                 misfit.setdefault(r, {})[key] = v
+    if kind in ("string", "dict"):
+        return _text_array(kind, typ, n, ok_rows, ok_vals, chunks)
     dense = np.full(n, None, dtype=object)
     if ok_rows:
         col = np.empty(len(ok_vals), dtype=object)
@@ -199,9 +241,7 @@ def _fill(kind, typ, n, rows, vals, misfit, key, chunks, strict):
     for r, v in chunks:
         if v is not None:
             dense[r] = v
-    if kind == "dict":
-        return pa.array(dense, type=pa.string()).dictionary_encode().cast(typ)
-    return pa.array(dense, type=typ)
+    return pa.array(dense.tolist(), type=typ)
 
 
 def _from_chunks(kind, typ, n, chunks):
@@ -215,13 +255,45 @@ def _from_chunks(kind, typ, n, chunks):
                 full[r] = v
                 mask[r] = False
         return pa.array(full, type=typ, mask=mask)
+    if kind in ("string", "dict"):
+        return _text_array(kind, typ, n, (), (), chunks)
     dense = np.full(n, None, dtype=object)
     for r, v in chunks:
         if v is not None:
             dense[r] = v
-    if kind == "dict":
-        return pa.array(dense, type=pa.string()).dictionary_encode().cast(typ)
-    return pa.array(dense, type=typ)
+    return pa.array(dense.tolist(), type=typ)
+
+
+def _text_array(kind, typ, n, rows, vals, chunks):
+    """A ``string`` or ``dict`` column as dictionary indices: every distinct text gets a code
+    (sparse ``rows``/``vals``, chunks of :class:`Coded` values mapped once per distinct value,
+    a :class:`Const`'s single text, or one text per row), the rows their codes (-1: null).
+    A ``dict`` column is that dictionary array; a ``string`` column its decoded form.  A value
+    that is not text makes ``pa.array`` (or hashing) raise, as the dense path would."""
+    import pyarrow as pa
+    index: dict = {}
+    code = index.setdefault
+    codes = np.full(n, -1, dtype=np.int32)
+    if len(rows):
+        codes[np.asarray(rows, dtype=np.int64)] = [code(v, len(index)) for v in vals]
+    for r, v in chunks:
+        if v is None:
+            continue
+        if isinstance(v, Coded):
+            remap = np.array([code(u, len(index)) for u in v.uniques.tolist()], dtype=np.int32)
+            codes[r] = remap[v.codes]
+        elif v.__class__ is str:
+            codes[r] = code(v, len(index))
+        else:
+            codes[r] = [code(x, len(index)) for x in (v.tolist() if isinstance(v, np.ndarray)
+                                                      else v)]
+    if not index:
+        return null_array(kind, n)
+    words = pa.array(list(index), type=pa.string())
+    nulls = codes < 0
+    indices = pa.array(codes, type=pa.int32(), mask=nulls if nulls.any() else None)
+    arr = pa.DictionaryArray.from_arrays(indices, words)
+    return arr if kind == "dict" else arr.cast(typ)
 
 
 class BatchBuilder:
@@ -244,6 +316,7 @@ class BatchBuilder:
         self._lt: list = []
         self._layers: list = []
         self._issues: list = []
+        self._blocks: list = []          # numeric frame columns of earlier rows, as arrays
         self._sparse: dict = {}          # record key -> (rows, values)
         self._chunks: dict = {}          # record key -> [(row array, values)] (columnar path)
         self._extra: dict = {}           # row -> {key: value} of keys no column has
@@ -299,14 +372,18 @@ class BatchBuilder:
         if not rows:
             return
         frame, ts, length, caplen, lt, layers, issues = zip(*rows)
+        self._seal()
         self.n += len(rows)
-        self._frame.extend(frame)
-        self._ts.extend(ts)
-        self._len.extend(length)
-        self._caplen.extend(caplen)
-        self._lt.extend(lt)
+        self._blocks.append(_numbers(frame, ts, length, caplen, lt))
         self._layers.extend(layers)
         self._issues.extend(issues)
+
+    def _seal(self) -> None:
+        """The numeric frame columns of rows added one by one, made one block of arrays."""
+        if self._frame:
+            self._blocks.append(_numbers(self._frame, self._ts, self._len, self._caplen,
+                                         self._lt))
+            self._frame, self._ts, self._len, self._caplen, self._lt = [], [], [], [], []
 
     def add_chunk(self, key: str, rows, values) -> None:
         """Values of ``key`` for the rows ``rows`` (numpy int array): a numpy array, an object
@@ -314,6 +391,8 @@ class BatchBuilder:
         if key not in self._by_key:
             if key == PAYLOAD_KEY and not self.payload:
                 return
+            if isinstance(values, Coded):
+                values = values.dense()
             v = values.value if isinstance(values, Const) else None
             for i, r in enumerate(rows.tolist()):
                 self._extra.setdefault(r, {})[key] = v if isinstance(values, Const) else \
@@ -355,12 +434,14 @@ class BatchBuilder:
         itype = arrow_type("issues")
         issues_arr = pa.ListArray.from_arrays(pa.array(np.cumsum(offsets, dtype=np.int32)),
                                               pa.array(flat, itype.value_type), type=itype)
+        self._seal()
+        blocks = self._blocks
+        numbers = [b[0] if len(blocks) == 1 else pa.concat_arrays(b) if blocks else
+                   pa.array([], t) for b, t in zip(zip(*blocks) if blocks else [()] * 5,
+                                                   _FRAME_NUMBER_TYPES())]
         frame_vals = {"capture": pa.repeat(pa.scalar(self.capture, pa.string()), n),
-                      "frame": pa.array(self._frame, pa.int64()),
-                      "ts_ns": pa.array(self._ts, pa.int64()),
-                      "len": pa.array(self._len, pa.uint32()),
-                      "cap_len": pa.array(self._caplen, pa.uint32()),
-                      "linktype": pa.array(self._lt, pa.int32()),
+                      "frame": numbers[0], "ts_ns": numbers[1], "len": numbers[2],
+                      "cap_len": numbers[3], "linktype": numbers[4],
                       "layers": pa.array(self._layers, pa.string()),
                       "issues": issues_arr,
                       "n_errors": pa.array(nerr, pa.int16()),
@@ -372,17 +453,49 @@ class BatchBuilder:
                 arrays.append(frame_vals[c.name])
                 continue
             rows, vals = self._sparse.get(c.key, ((), ()))
+            chunks = self._chunks.get(c.key, ())
+            if not rows and not chunks:         # most columns, most of the time
+                arrays.append(null_array(c.kind, n))
+                continue
             arrays.append(fill_column(c.kind, n, list(rows), list(vals), misfit, c.key,
-                                      self._chunks.get(c.key, ())))
+                                      chunks))
         for r, d in self._extra.items():
             misfit.setdefault(r, {}).update(d)
-        extra = [None] * n
-        for r, d in misfit.items():
-            extra[r] = json.dumps(d, sort_keys=True, default=_json_default)
-        arrays.append(pa.array(extra, pa.string()))
+        if misfit:
+            extra = [None] * n
+            for r, d in misfit.items():
+                extra[r] = json.dumps(d, sort_keys=True, default=_json_default)
+            arrays.append(pa.array(extra, pa.string()))
+        else:
+            arrays.append(null_array("string", n))
         batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema.remove_metadata())
         self._reset()
         return batch
+
+
+_FRAME_NUMBERS = (np.int64, np.int64, np.uint32, np.uint32, np.int32)   # frame .. linktype
+
+
+def _FRAME_NUMBER_TYPES():
+    import pyarrow as pa
+    return (pa.int64(), pa.int64(), pa.uint32(), pa.uint32(), pa.int32())
+
+
+def _numbers(*cols):
+    """Arrow arrays of the numeric frame columns (frame, ts_ns, len, cap_len, linktype) of a
+    run of rows: through numpy (no Python int per value in Arrow's converter); a column with
+    a None (a frame without a time) or a value numpy refuses is converted as a list."""
+    import pyarrow as pa
+    out = []
+    for vals, dt, typ in zip(cols, _FRAME_NUMBERS, _FRAME_NUMBER_TYPES()):
+        arr = np.array(vals)            # int64 when every value is an int numpy holds
+        if arr.dtype == np.int64 and len(arr):
+            info = np.iinfo(dt)
+            if info.min <= arr.min() and arr.max() <= info.max:
+                out.append(pa.array(arr.astype(dt, copy=False), typ))
+                continue
+        out.append(pa.array(list(vals), typ))     # Arrow's checks (and its errors)
+    return tuple(out)
 
 
 def _plain(v):
