@@ -38,7 +38,7 @@ oldest entry is dropped and counted in ``Analyzer.evicted``.
 """
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from ..formats.grammar import TA_PAIRS, TP_PAIRS, TP_RESPONSES_NS3, ta_response_opcode
@@ -224,8 +224,11 @@ class Analyzer:
             linked = Links(responses=linked)
         self.linked = linked
         self.annotate = annotate
-        self.pending: dict = {}          # (initiator, target, tassn) -> request facts
-        self.channels: dict = {}         # TP channel -> PSN state
+        # insertion-ordered with an O(1) oldest-first eviction (OrderedDict.popitem(last=False)):
+        # a plain dict's pop(next(iter(d))) scans the deleted slots at its front, about 18 us a
+        # frame once a one-direction capture fills max_pending
+        self.pending: OrderedDict = OrderedDict()   # (initiator, target, tassn) -> request facts
+        self.channels: OrderedDict = OrderedDict()  # TP channel -> PSN state
         self.evicted = {"channels": 0, "transactions": 0, "unacked": 0}
         self.ack_sink: dict | None = None  # first_pass: {data frame: ACK frame} is filled in
         self.srt: list = []              # (request opcode name, response time ns)
@@ -282,7 +285,7 @@ class Analyzer:
         if key not in pending:
             pending[key] = (frame, time_ns, op, rc_type, rc_id, name)
             if len(pending) > self.limits.max_pending:
-                pending.pop(next(iter(pending)))
+                pending.popitem(last=False)
                 self.evicted["transactions"] += 1
         if self.linked is not None:
             resp = self.linked.responses.get(frame)
@@ -383,7 +386,7 @@ class Analyzer:
                                        "last": None, "holes": _Holes(), "retrans": 0, "ooo": 0,
                                        "unacked": deque()}
             if len(self.channels) > self.limits.max_channels:
-                self.channels.pop(next(iter(self.channels)))
+                self.channels.popitem(last=False)
                 self.evicted["channels"] += 1
         ch["packets"] += 1
         unacked = ch["unacked"]
