@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "captures"))
 from make_captures import uboe_packets  # noqa: E402
 
 from ubpkt.capture import LINKTYPE_ETHERNET, PcapWriter  # noqa: E402
+from ubpkt.analytics.traffic import vary_layers  # noqa: E402
 from ubpkt.encode import encode_layers  # noqa: E402
 
 #: Largest random payload, bytes.
@@ -43,26 +44,10 @@ def varied_frames(n: int, seed: int = 14, same: bool = False) -> list[bytes]:
     rnd = random.Random(seed)
     kinds = uboe_packets()
     out = []
+    size = len if same else (lambda _: rnd.randint(1, MAX_PAYLOAD))
     for i in range(n):
         kind = kinds[i % len(kinds)] if same else rnd.choice(kinds)
-        layers = []
-        for name, spec in kind:
-            spec = dict(spec) if isinstance(spec, dict) else spec
-            if name == "ip":
-                spec["id"] = rnd.getrandbits(16)
-            elif name == "udp":
-                spec["srcport"] = 49152 + rnd.getrandbits(6)
-            elif name == "ub.rtph":
-                spec["psn"] = rnd.getrandbits(24)
-            elif name in ("ub.btah", "ub.atah"):
-                spec["ini_tassn"] = rnd.getrandbits(16)
-            elif name == "ub.maetah":
-                spec["address"] = 0x7F0000000000 + 64 * rnd.getrandbits(20)
-            elif name == "data":
-                size = len(spec) if same else rnd.randint(1, MAX_PAYLOAD)
-                spec = rnd.randbytes(size)
-            layers.append((name, spec))
-        out.append(encode_layers(layers))
+        out.append(encode_layers(vary_layers(kind, rnd, size, vary_address=True)))
     return out
 
 

@@ -8,7 +8,7 @@ import importlib.util
 import random
 from pathlib import Path
 
-__all__ = ["varied_frames", "write_varied", "write_samples"]
+__all__ = ["varied_frames", "vary_layers", "write_varied", "write_samples"]
 
 
 def _uboe_kinds():
@@ -27,9 +27,12 @@ def _is_atomic(kind) -> bool:
                spec.get("taopcode") in ATOMIC_PAYLOAD_OPCODES for name, spec in kind)
 
 
-def _vary(kind, rnd, atomic_lengths=True):
+def vary_layers(kind, rnd, payload_size, vary_address: bool = False) -> list:
+    """A sample's layer list with fresh per-frame values drawn from ``rnd`` (IP id, UDP source
+    port, PSN, INI_TASSN, with ``vary_address`` the MAETAH address) and a random payload of
+    ``payload_size(sample payload)`` bytes.  Shared by the exporter's captures and
+    bench/bench_varied.py (issue 14's varied workload)."""
     out = []
-    keep_payload = not atomic_lengths and _is_atomic(kind)
     for name, spec in kind:
         spec = dict(spec) if isinstance(spec, dict) else spec
         if name == "ip":
@@ -40,12 +43,19 @@ def _vary(kind, rnd, atomic_lengths=True):
             spec["psn"] = rnd.getrandbits(24)
         elif name in ("ub.btah", "ub.atah"):
             spec["ini_tassn"] = rnd.getrandbits(16)
-        elif name == "data" and keep_payload:
-            spec = rnd.randbytes(len(spec))     # the sample's operand size
+        elif name == "ub.maetah" and vary_address:
+            spec["address"] = 0x7F0000000000 + 64 * rnd.getrandbits(20)
         elif name == "data":
-            spec = rnd.randbytes(rnd.choice((1, 2, 3, 7, 8, 9, 64, rnd.randint(1, 700))))
+            spec = rnd.randbytes(payload_size(spec))
         out.append((name, spec))
     return out
+
+
+def _vary(kind, rnd, atomic_lengths=True):
+    if not atomic_lengths and _is_atomic(kind):
+        return vary_layers(kind, rnd, len)          # the sample's operand size
+    return vary_layers(kind, rnd,
+                       lambda _: rnd.choice((1, 2, 3, 7, 8, 9, 64, rnd.randint(1, 700))))
 
 
 def varied_frames(n: int, seed: int = 15, corrupt: float = 0.1,
