@@ -41,7 +41,7 @@ __all__ = ["VIEWS", "View", "view_sql", "view_script", "view_params", "frames_so
 #: Bucket width of the ``io`` view unless ``--interval`` says otherwise (stats io's default).
 DEFAULT_INTERVAL_NS = 1_000_000
 
-#: The addresses of a frame as ubpkt's analysis picks them (``analysis._addrs``): IPv4, else
+#: The addresses of a frame as ubpkt's analysis picks them (``analysis.endpoints``): IPv4, else
 #: IPv6, else the CNAs of the UB link header (16-bit form, else 24-bit), as text.
 ADDR_SRC = ("COALESCE(ip_src, ipv6_src, CAST(cna16_scna AS STRING), "
             "CAST(cna24_scna AS STRING))")

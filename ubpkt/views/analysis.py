@@ -91,7 +91,9 @@ class Links:
     acks: dict = field(default_factory=dict)
 
 
-def _addrs(f: dict):
+def endpoints(f: dict):
+    """A frame's (source, destination): its IP addresses, else its CNAs (native UB); the keys of
+    TP channels and transactions here and of ``stats conv``/``endpoints``."""
     src = f.get("ip.src") or f.get("ipv6.src")
     dst = f.get("ip.dst") or f.get("ipv6.dst")
     if src is None:
@@ -258,7 +260,7 @@ class Analyzer:
             if src is not None:
                 key = (src, get("ip.dst") or get("ipv6.dst"), tassn)
             else:
-                key = (*_addrs(f), tassn)
+                key = (*endpoints(f), tassn)
             if key not in self.pending:
                 rc_type, rc_id, name = (get("ub.btah.ini_rc_type"), get("ub.btah.ini_rc_id"),
                                         get("ub.btah.taopcode_name"))
@@ -274,7 +276,7 @@ class Analyzer:
             rop = rop[0]
         if rop is None or rop not in _RESPONSES:
             return
-        self._response(frame, time_ns, out, rop, _one(get("ub.atah.ini_tassn")), *_addrs(f),
+        self._response(frame, time_ns, out, rop, _one(get("ub.atah.ini_tassn")), *endpoints(f),
                        _one(f.get("ub.atah.ini_rc_type")), _one(f.get("ub.atah.ini_rc_id")))
 
     def _request(self, frame: int, time_ns: int, out: dict, key: tuple, op: int, rc_type,
@@ -359,7 +361,7 @@ class Analyzer:
                                      in TPNAK_RSPST):
                 self._tpnak(out)
             elif op in _TP_RESPONSES:
-                self._ack(frame, time_ns, out, *_addrs(f), get("ub.rtph.psn"),
+                self._ack(frame, time_ns, out, *endpoints(f), get("ub.rtph.psn"),
                           get("ub.rtph.srctpn"), get("ub.rtph.dsttpn"))
             return
         psn, stpn, dtpn = get("ub.rtph.psn"), get("ub.rtph.srctpn"), get("ub.rtph.dsttpn")
@@ -371,7 +373,7 @@ class Analyzer:
         if src is not None:
             key = (src, get("ip.dst") or get("ipv6.dst"), stpn, dtpn)
         else:
-            key = (*_addrs(f), stpn, dtpn)
+            key = (*endpoints(f), stpn, dtpn)
         self._data(frame, time_ns, out, key, psn)
 
     def _tpnak(self, out: dict) -> None:
@@ -464,7 +466,7 @@ class Analyzer:
             return None
         for k in ("ip.src", "ip.dst", "ipv6.src", "ipv6.dst"):
             if k in fields and not (fields[k].__class__ is str and fields[k]):
-                return None      # _addrs takes "or" of these: only non-empty text is planned
+                return None      # endpoints takes "or" of these: only non-empty text is planned
         steering = ("ub.btah.taopcode", "ub.atah.taopcode", "ub.rtph.tpopcode",
                     "ub.btah.taopcode_name")
         if any(k in varying for k in steering):
@@ -476,7 +478,7 @@ class Analyzer:
         def pick(*keys):
             return next((k for k in keys if k in fields), None)
         src_k, dst_k = pick("ip.src", "ipv6.src"), pick("ip.dst", "ipv6.dst")
-        if src_k is None:      # _addrs: the CNAs when there is no IP source
+        if src_k is None:      # endpoints: the CNAs when there is no IP source
             src_k = pick("ub.cna16.scna", "ub.cna24.scna")
             dst_k = pick("ub.cna16.dcna", "ub.cna24.dcna")
         src = "None" if src_k is None else ex(src_k)

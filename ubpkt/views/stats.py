@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .analysis import AnalysisLimits, Analyzer
+from .analysis import AnalysisLimits, Analyzer, endpoints as frame_endpoints
 from .timefmt import seconds_text
 
 __all__ = ["CaptureStats", "ConvStats", "IoStats", "SrtStats", "ExpertStats", "OPCODE_KEYS",
@@ -48,15 +48,6 @@ def _tns(rec) -> int:
 def _top(items, limit, key):
     rows = sorted(items, key=key, reverse=True)
     return rows if limit is None else rows[:limit]
-
-
-def _addr_pair(f: dict):
-    src = f.get("ip.src") or f.get("ipv6.src")
-    dst = f.get("ip.dst") or f.get("ipv6.dst")
-    if src is None:
-        src = f.get("ub.cna16.scna", f.get("ub.cna24.scna"))
-        dst = f.get("ub.cna16.dcna", f.get("ub.cna24.dcna"))
-    return src, dst
 
 
 class CaptureStats:
@@ -219,7 +210,7 @@ class ConvStats:
         self._add(fields, orig_len, 0 if time_ns is None else time_ns)
 
     def _add(self, f: dict, n: int, t: int) -> None:
-        src, dst = _addr_pair(f)
+        src, dst = frame_endpoints(f)
         if src is None:
             return
         if self.endpoints:
