@@ -87,7 +87,6 @@ def iter_ndjson(path, link_type: str = "auto", profile: Profile | None = None,
     if forced == LINKTYPE_FLITS:
         yield from _flit_lines(path, profile)
         return
-    caches: dict = {}
     with open_capture(path) as cap:
         if forced is None and cap.linktype in FLIT_LINKTYPES:
             cap.close()
@@ -102,21 +101,12 @@ def iter_ndjson(path, link_type: str = "auto", profile: Profile | None = None,
             if cap.problem_count:
                 raise DamagedCapture(cap.problems, cap.problem_count)
             return
-        known = digits = None
-        for n, pkt in enumerate(cap, 1):
-            lt = forced if forced is not None else pkt.linktype
-            cache = caches.get(lt)
-            if cache is None:
-                prof = profile_for(lt, profile)
-                cache = caches[lt] = TemplateCache(prof)
-            if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
-                known, digits = len(cap.interfaces), time_digits(cap)
+        def line(cache, buf, lt, n, tns, orig, digits):
             cache.digits = digits
-            yield cache.ndjson(pkt.data, lt, n, pkt.time_ns, pkt.orig_len)
-            if progress is not None and n % 2048 == 0:
-                progress(cap.tell(), n)
-        if cap.problem_count:
-            raise DamagedCapture(cap.problems, cap.problem_count)
+            return cache.ndjson(buf, lt, n, tns, orig)
+
+        yield from _mixed_loop(cap, forced, lambda lt: TemplateCache(profile_for(lt, profile)),
+                               line, b"".join, NDJSON_CHUNK_LINES, progress)
 
 
 def iter_json(path, link_type: str = "auto", profile: Profile | None = None,
@@ -155,7 +145,6 @@ def iter_summary(path, link_type: str = "auto", profile: Profile | None = None,
         yield from flit_lines()
         return
     clock = TimeColumn(time_fmt)
-    caches: dict = {}
     with open_capture(path) as cap:
         if forced is None and cap.linktype in FLIT_LINKTYPES:
             cap.close()
@@ -179,26 +168,11 @@ def iter_summary(path, link_type: str = "auto", profile: Profile | None = None,
             if cap.problem_count:
                 raise DamagedCapture(cap.problems, cap.problem_count)
             return
-        out = []
-        known = digits = None
-        for n, pkt in enumerate(cap, 1):
-            lt = forced if forced is not None else pkt.linktype
-            cache = caches.get(lt)
-            if cache is None:
-                prof = profile_for(lt, profile)
-                cache = caches[lt] = TemplateCache(prof)
-            if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
-                known, digits = len(cap.interfaces), time_digits(cap)
-            out.append(cache.summary(pkt.data, lt, n, clock(pkt.time_ns, digits), pkt.orig_len))
-            if n % 2048 == 0:
-                yield join(out)
-                out = []
-                if progress is not None:
-                    progress(cap.tell(), n)
-        if out:
-            yield join(out)
-        if cap.problem_count:
-            raise DamagedCapture(cap.problems, cap.problem_count)
+        def line(cache, buf, lt, n, tns, orig, digits):
+            return cache.summary(buf, lt, n, clock(tns, digits), orig)
+
+        yield from _mixed_loop(cap, forced, lambda lt: TemplateCache(profile_for(lt, profile)),
+                               line, join, 2048, progress)
 
 
 def iter_fields(path, cols, link_type: str = "auto", profile: Profile | None = None,
@@ -248,7 +222,6 @@ def iter_fields(path, cols, link_type: str = "auto", profile: Profile | None = N
             rec["_t"] = T
         return line(rec)
 
-    caches: dict = {}
     with open_capture(path) as cap:
         if forced is None and cap.linktype in FLIT_LINKTYPES:
             cap.close()
@@ -266,25 +239,8 @@ def iter_fields(path, cols, link_type: str = "auto", profile: Profile | None = N
             if cap.problem_count:
                 raise DamagedCapture(cap.problems, cap.problem_count)
             return
-        out = []
-        known = digits = None
-        for n, pkt in enumerate(cap, 1):
-            lt = forced if forced is not None else pkt.linktype
-            cache = caches.get(lt)
-            if cache is None:
-                cache = caches[lt] = TemplateCache(profile_for(lt, profile))
-            if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
-                known, digits = len(cap.interfaces), time_digits(cap)
-            out.append(render(cache, pkt.data, lt, n, pkt.time_ns, pkt.orig_len, digits))
-            if n % 2048 == 0:
-                yield join(out)
-                out = []
-                if progress is not None:
-                    progress(cap.tell(), n)
-        if out:
-            yield join(out)
-        if cap.problem_count:
-            raise DamagedCapture(cap.problems, cap.problem_count)
+        yield from _mixed_loop(cap, forced, lambda lt: TemplateCache(profile_for(lt, profile)),
+                               render, join, 2048, progress)
 
 
 def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
@@ -326,7 +282,6 @@ def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
         return tree.record_text(make_record(n, tns / 1e9, orig, len(buf), lt, *out), buf, tcol,
                                 tns, cache.traced)
 
-    caches: dict = {}
     with open_capture(path) as cap:
         if forced is None and cap.linktype in FLIT_LINKTYPES:
             cap.close()
@@ -341,27 +296,17 @@ def iter_tree(path, link_type: str = "auto", profile: Profile | None = None,
             if cap.problem_count:
                 raise DamagedCapture(cap.problems, cap.problem_count)
             return
-        out = []
-        known = digits = None
-        for n, pkt in enumerate(cap, 1):
-            lt = forced if forced is not None else pkt.linktype
-            got = caches.get(lt)
-            if got is None:
-                prof = profile_for(lt, profile)
-                got = caches[lt] = (TemplateCache(prof), TreeRenderer(lt, prof, analyzer))
-                got[1].trace(got[0])
-            if known != len(cap.interfaces):   # iter_records' digits, as interfaces appear
-                known, digits = len(cap.interfaces), time_digits(cap)
-            out.append(render(*got, pkt.data, lt, n, pkt.time_ns, pkt.orig_len, digits))
-            if n % TREE_CHUNK_FRAMES == 0:
-                yield join(out)
-                out = []
-                if progress is not None:
-                    progress(cap.tell(), n)
-        if out:
-            yield join(out)
-        if cap.problem_count:
-            raise DamagedCapture(cap.problems, cap.problem_count)
+        def make(lt):
+            prof = profile_for(lt, profile)
+            cache, tree = TemplateCache(prof), TreeRenderer(lt, prof, analyzer)
+            tree.trace(cache)
+            return cache, tree
+
+        def render_pair(got, buf, lt, n, tns, orig, digits):
+            return render(got[0], got[1], buf, lt, n, tns, orig, digits)
+
+        yield from _mixed_loop(cap, forced, make, render_pair, join, TREE_CHUNK_FRAMES,
+                               progress)
 
 
 def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
@@ -384,7 +329,6 @@ def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
     if forced == LINKTYPE_FLITS:
         yield from flit_parts()
         return
-    caches: dict = {}
     with open_capture(path) as cap:
         if forced is None and cap.linktype in FLIT_LINKTYPES:
             cap.close()
@@ -402,23 +346,11 @@ def iter_parts(path, link_type: str = "auto", profile: Profile | None = None,
             if cap.problem_count:
                 raise DamagedCapture(cap.problems, cap.problem_count)
             return
-        out = []
-        for n, pkt in enumerate(cap, 1):
-            lt = forced if forced is not None else pkt.linktype
-            cache = caches.get(lt)
-            if cache is None:
-                prof = profile_for(lt, profile)
-                cache = caches[lt] = TemplateCache(prof)
-            out.append((n, pkt.time_ns, *cache.pick(pkt.data, lt), pkt.orig_len))
-            if n % 2048 == 0:
-                yield out
-                out = []
-                if progress is not None:
-                    progress(cap.tell(), n)
-        if out:
-            yield out
-        if cap.problem_count:
-            raise DamagedCapture(cap.problems, cap.problem_count)
+        def part(cache, buf, lt, n, tns, orig, _digits):
+            return (n, tns, *cache.pick(buf, lt), orig)
+
+        yield from _mixed_loop(cap, forced, lambda lt: TemplateCache(profile_for(lt, profile)),
+                               part, list, 2048, progress)
 
 
 #: ndjson lines per output chunk: a line is 1-2 KB, so a chunk stays near 1 MB whatever the
@@ -430,6 +362,34 @@ NDJSON_CHUNK_LINES = 512
 #: chunk of about 0.5-1 MB.  Joining a whole 4 MiB read buffer's trees (~25 MB of text, then
 #: ~25 MB more encoded) cost 1.5 us a frame in fresh memory; a chunk this size 0.2 us.
 TREE_CHUNK_FRAMES = 256
+
+
+def _mixed_loop(cap, forced, make, render, join, chunk: int, progress) -> Iterator:
+    """The frames of a capture whose link type may change from frame to frame (pcapng with
+    several interfaces): ``make(linktype)`` builds the per-link-type state once,
+    ``render(state, buf, lt, n, time_ns, orig_len, digits)`` one frame's output, ``join`` a
+    chunk of ``chunk`` frames; the time digits follow the interfaces as they appear (as
+    :func:`iter_records` does).  Raises :class:`DamagedCapture` after the last readable frame."""
+    states: dict = {}
+    out = []
+    known = digits = None
+    for n, pkt in enumerate(cap, 1):
+        lt = forced if forced is not None else pkt.linktype
+        state = states.get(lt)
+        if state is None:
+            state = states[lt] = make(lt)
+        if known != len(cap.interfaces):
+            known, digits = len(cap.interfaces), time_digits(cap)
+        out.append(render(state, pkt.data, lt, n, pkt.time_ns, pkt.orig_len, digits))
+        if n % chunk == 0:
+            yield join(out)
+            out = []
+            if progress is not None:
+                progress(cap.tell(), n)
+    if out:
+        yield join(out)
+    if cap.problem_count:
+        raise DamagedCapture(cap.problems, cap.problem_count)
 
 
 def _pcap_ndjson(cap, lt: int, cache, progress) -> Iterator[bytes]:
