@@ -71,6 +71,27 @@ static uint32_t crc30_info(uint32_t r, unsigned info)
     return r;
 }
 
+/* The end of a DLL data block of len bytes at b (UB 2.0 §4.3.4): in CRC mode its BCRC word
+   (ERROR_FLAG bit, then the CRC30 over the block, also over that bit when the profile says the
+   CRC covers it: covers); in non-CRC mode the END byte's ERROR_FLAG on the last block. */
+static void seal_block(unsigned char *b, Py_ssize_t len, int crc_mode, int covers,
+                       int error_flag)
+{
+    if (crc_mode) {
+        unsigned info = error_flag ? 1u : 0u;
+        uint32_t r = crc30_run(MASK30, b, len - 4);
+        if (covers)
+            r = crc30_info(r, info);
+        uint32_t w = (info << 30) | r;
+        b[len - 4] = w >> 24;
+        b[len - 3] = w >> 16;
+        b[len - 2] = w >> 8;
+        b[len - 1] = w;
+    } else if (error_flag) {
+        b[len - 1] = 0x40;
+    }
+}
+
 /* (start, end) of span i; -1 with an exception set when it is not inside the buffer */
 static int span_of(PyObject *spans, Py_ssize_t i, Py_ssize_t len, Py_ssize_t *s, Py_ssize_t *e)
 {
@@ -234,19 +255,7 @@ static PyObject *frame(PyObject *self, PyObject *args)
         memcpy(b, i == 0 ? h : lbh, hl);
         memcpy(b + hl, src + pos, size);
         pos += size;
-        if (crc_mode) {
-            unsigned info = (eflag && last) ? 1u : 0u;
-            uint32_t r = crc30_run(MASK30, b, len - 4);
-            if (covers)
-                r = crc30_info(r, info);
-            uint32_t w = (info << 30) | r;
-            b[len - 4] = w >> 24;
-            b[len - 3] = w >> 16;
-            b[len - 2] = w >> 8;
-            b[len - 1] = w;
-        } else if (last && eflag) {
-            b[len - 1] = 0x40;
-        }
+        seal_block(b, len, crc_mode, covers, eflag && last);
         PyList_SET_ITEM(out, i, blk);
     }
     goto done;
@@ -1443,19 +1452,7 @@ static int frame_one(unsigned char *dst, const unsigned char *p, Py_ssize_t n, u
         memcpy(b + hl, p + pos, size);
         memset(b + hl + size, 0, len - hl - size);
         pos += size;
-        if (crc_mode) {
-            unsigned info = (eflag && last) ? 1u : 0u;
-            uint32_t r = crc30_run(MASK30, b, len - 4);
-            if (covers)
-                r = crc30_info(r, info);
-            uint32_t w = (info << 30) | r;
-            b[len - 4] = w >> 24;
-            b[len - 3] = w >> 16;
-            b[len - 2] = w >> 8;
-            b[len - 1] = w;
-        } else if (last && eflag) {
-            b[len - 1] = 0x40;
-        }
+        seal_block(b, len, crc_mode, covers, eflag && last);
     }
     return pos == n ? 0 : -1;
 }
