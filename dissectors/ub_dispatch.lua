@@ -498,7 +498,17 @@ local CTX = nil   -- set while a CFG 3/4 packet hands its IP packet to Wireshark
 -- the preferences the dissection reads, kept here (ub.prefs.<name> is a call into Wireshark):
 -- the registered defaults, then ub.prefs_changed's copy (Wireshark calls it when one changes,
 -- also for tshark -o at start-up)
-local PREFS = {verify_icrc = true, profile = 0}
+local PREFS = {verify_icrc = true, profile = 0, crc_mode = 0}
+
+-- whether the data link runs in CRC mode (UB 2.0 §4.3.2.3: BCRC per block) or non-CRC mode (END
+-- byte on a DLLDP's last block and on a DLLCB, Table 4-4) under profile p: the profile's
+-- crc_mode unless the "Data link CRC mode" preference forces one (the link's mode is set by
+-- the PHY's training, not written in the blocks)
+function crc_mode_of(p)
+  if PREFS.crc_mode == 1 then return true end
+  if PREFS.crc_mode == 2 then return false end
+  return p.crc_mode
+end
 
 -- A tree item stand-in for a dissection whose tree nobody looks at (tshark without -V or
 -- -T fields/json/pdml and with no filter, tap or column on a ub field; the first pass of -2):
@@ -1440,8 +1450,11 @@ PROC["@dllcb"] = function(st)
     problem(st, p.ns3_layouts and EX.warn or EX.malformed,
             string.format("CLENGTH says %d flits (%d bytes), the block has %d bytes", flits, size, st.stop))
   end
-  local has_bcrc = p.dllcb_bcrc
-  local body_end = math.min(size, st.stop) - (has_bcrc and 4 or 0)
+  -- the trailer (G6 dllcb_bcrc): a BCRC in CRC mode, the END byte in non-CRC mode (Table 4-4)
+  local crc = crc_mode_of(p)
+  local has_bcrc = p.dllcb_bcrc and crc
+  local has_end = p.dllcb_bcrc and not crc
+  local body_end = math.min(size, st.stop) - (has_bcrc and 4 or has_end and 1 or 0)
   local saved = st.stop
   st.stop = math.max(body_end, st.pos)
   if kind == "Crd_Ack" then
@@ -1468,6 +1481,7 @@ PROC["@dllcb"] = function(st)
   end
   if st.pos < st.stop then take_bytes(st, "ub.cb_body", st.stop - st.pos, true) end
   st.stop = saved
+  if has_end and st.stop - st.pos >= 1 and size <= saved then take(st, "ub.end") end
   if has_bcrc and st.stop - st.pos >= 4 and size <= saved then
     local b, bt = take(st, "ub.bcrc")
     if b then
@@ -1912,6 +1926,11 @@ ub.prefs.heuristic = Pref.bool("Try UBoE on other UDP ports", false,
   "Claim a UDP datagram to any other port whose last four bytes are a good ICRC over the IP "
   .. "and UDP headers and the payload (off by default: costs a CRC per datagram)")
 
+ub.prefs.crc_mode = Pref.enum("Data link CRC mode", PREFS.crc_mode, "DLL control blocks and "
+  .. "flit streams: auto (the profile's: CRC mode), CRC mode (a BCRC ends every block) or "
+  .. "non-CRC mode (an END byte ends a DLLDP's last block and a DLLCB)",
+  {{1, "auto", 0}, {2, "crc", 1}, {3, "non-crc", 2}}, false)
+
 local function profile_for(default)
   return PROFILE_CHOICE[PROFILE_BY_PREF[PREFS.profile] or "auto"] or default
 end
@@ -2132,6 +2151,7 @@ for port in pairs(UB_PORTS) do DissectorTable.get("udp.port"):add(port, ub) end
 DissectorTable.get("udp.port"):add_for_decode_as(ub_udp)
 function ub.prefs_changed()
   PREFS.verify_icrc, PREFS.profile = ub.prefs.verify_icrc, ub.prefs.profile
+  PREFS.crc_mode = ub.prefs.crc_mode
   local want = parse_ports(ub.prefs.udp_ports)
   local udp_port = DissectorTable.get("udp.port")
   for port in pairs(UB_PORTS) do

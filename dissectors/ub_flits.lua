@@ -15,8 +15,9 @@
 --
 -- ub.lua loads this file after ub_dispatch.lua, with the same environment (the generated tables,
 -- EX, HF, LAYER, PROFILE, DLLDP_CFGS, and what ub_dispatch.lua exports: UB_PACKET, LINK_ENTRIES).
--- On its own it only returns that function, as ub_dispatch.lua does.  CRC mode only (the
--- reference profile's crc_mode): a non-CRC stream has no BCRC to delimit and check by.
+-- On its own it only returns that function, as ub_dispatch.lua does.  CRC mode or non-CRC mode
+-- (an END byte instead of the BCRCs) as the "Data link CRC mode" preference says (default: the
+-- profile's, CRC mode).
 
 return function(_ENV)
 if setfenv then setfenv(1, _ENV) end   -- Lua 5.1: the same environment
@@ -99,25 +100,36 @@ end
 -- END BITS
 
 -- ---------------------------------------------------------------------------------------------
--- PLENGTH (UB 2.0 §4.3.2.2 Table 4-1), CRC mode, as ubpkt.link.plength: PLENGTH[13:10] blocks
--- - 1, [9:5] flits of the last block - 1, [4:0] the payload bytes in the flit where it ends and
--- whether that is the last or the second-to-last flit
+-- PLENGTH (UB 2.0 §4.3.2.2 Table 4-1), as ubpkt.link.plength: PLENGTH[13:10] blocks - 1,
+-- [9:5] flits of the last block - 1, [4:0] the payload bytes in the flit where it ends and
+-- whether that is the last or the second-to-last flit.  crc: CRC mode (a BCRC ends every
+-- block) or non-CRC mode (the END byte, byte 19 of the last flit, ends the last block only)
 
-local function capacity(first)        -- payload bytes of a block: 32 flits, header, BCRC
-  return MAX_FLITS * FLIT - (first and LPH_LEN or LBH_LEN) - BCRC_LEN
+local function capacity(first, last, crc)   -- payload bytes of a block of 32 flits
+  local header = first and LPH_LEN or LBH_LEN
+  if crc then return MAX_FLITS * FLIT - header - BCRC_LEN end
+  return MAX_FLITS * FLIT - header - (last and 1 or 0)
 end
-local MAX_PACKET = LPH_LEN + capacity(true) + 15 * capacity(false)
+local MAX_PACKET = {}
+for _, crc in ipairs({true, false}) do
+  local total = LPH_LEN + capacity(true, false, crc) + 14 * capacity(false, false, crc)
+  MAX_PACKET[crc] = total + capacity(false, true, crc)
+end
 
 -- the PLENGTH framing writes for a network packet of n bytes (LPH included); nil out of range
-local function plength_of(n)
-  if n < LPH_LEN + 1 or n > MAX_PACKET then return nil end
+local function plength_of(n, crc)
+  if n < LPH_LEN + 1 or n > MAX_PACKET[crc] then return nil end
   local remaining, blocks, first = n - LPH_LEN, 1, true
-  while remaining > capacity(first) do
-    remaining, blocks, first = remaining - capacity(first), blocks + 1, false
+  while remaining > capacity(first, true, crc) do
+    remaining, blocks, first = remaining - capacity(first, false, crc), blocks + 1, false
+    -- non-CRC mode: a payload that exactly fills the blocks before ends with a block of one
+    -- flit (LBH + END); PLENGTH[4:0] then points at the previous block's full last flit
+    if remaining == 0 then return (blocks - 1) * 1024 + 19 end
   end
   local header = blocks == 1 and LPH_LEN or LBH_LEN
   local used = header + remaining
-  local flits = floor((used + FLIT - 16 + FLIT - 1) / FLIT)   -- the BCRC at bytes 16..19
+  local room = crc and FLIT - 16 or 1        -- the BCRC at bytes 16..19, END at byte 19
+  local flits = floor((used + room + FLIT - 1) / FLIT)
   local end_flit = floor((used - 1) / FLIT)
   local in_flit = used - end_flit * FLIT - (end_flit == 0 and header or 0)
   local tail
@@ -127,22 +139,29 @@ local function plength_of(n)
 end
 
 -- the network packet length (LPH included) a PLENGTH value describes; nil when reserved
-local function packet_length(plv)
+local function packet_length(plv, crc)
   local blocks, flits, tail = floor(plv / 1024) + 1, floor(plv / 32) % 32 + 1, plv % 32
   local where, count
   if tail <= 15 then where, count = 0, tail + 1
-  elseif tail <= 19 then where, count = 1, tail + 1
-  elseif tail >= 24 and tail <= 27 then where, count = 1, tail - 11
+  elseif crc and tail <= 19 then where, count = 1, tail + 1
+  elseif crc and tail >= 24 and tail <= 27 then where, count = 1, tail - 11
+  elseif not crc and (tail == 17 or tail == 19) then where, count = 1, tail + 1
+  elseif not crc and tail == 27 then where, count = 1, 16
+  elseif not crc and tail >= 28 and tail <= 30 then where, count = 0, tail - 11
   else return nil end
   local end_flit = flits - 1 - where
-  if end_flit < 0 then return nil end
   local header = blocks == 1 and LPH_LEN or LBH_LEN
   local total = LPH_LEN
-  for b = 1, blocks - 1 do total = total + capacity(b == 1) end
+  for b = 1, blocks - 1 do total = total + capacity(b == 1, false, crc) end
+  if end_flit < 0 then
+    -- the payload ends in the previous block's last flit (non-CRC mode, an empty last block)
+    if crc or blocks == 1 or count ~= FLIT then return nil end
+    return total
+  end
   local last = end_flit * FLIT + count - (end_flit > 0 and header or 0)
   if last <= 0 then return nil end
   total = total + last
-  if plength_of(total) ~= plv then return nil end
+  if plength_of(total, crc) ~= plv then return nil end
   return total
 end
 
@@ -285,7 +304,8 @@ local function show_dlldp(u, ut, raw, ftree)
   d:add(hf("ub.dlldp.flits"), ut(0, u.size), u.flits)
   local cfg, vl = lbh_value(raw, 0, "cfg"), lbh_value(raw, 0, "vl")
   local plv = (byte(raw, 3) % 64) * 256 + byte(raw, 4)
-  local expected = packet_length(plv)
+  local crc = crc_mode_of(PROF)
+  local expected = packet_length(plv, crc)
   if not DLLDP_CFGS[cfg] then
     problem(d, EX.warn, string.format("reserved CFG value %d in a DLLDP", cfg))
   end
@@ -308,24 +328,33 @@ local function show_dlldp(u, ut, raw, ftree)
                                                .. "of a DLLDP share one VL, UB 2.0 §4.5.1)", lv.vl, vl))
       end
     end
-    local v = bcrc(ut, raw, b.at, size, d)
-    if v.error_flag ~= 0 and not last then
-      problem(d, EX.warn, "ERROR_FLAG set in a block that is not the DLLDP's last block")
+    local trailer = BCRC_LEN
+    if crc then
+      local v = bcrc(ut, raw, b.at, size, d)
+      if v.error_flag ~= 0 and not last then
+        problem(d, EX.warn, "ERROR_FLAG set in a block that is not the DLLDP's last block")
+      end
+      if last then eflag = v.error_flag end
+    elseif last then        -- non-CRC mode: END, byte 19 of the DLLDP's last flit (Table 4-4)
+      trailer = 1
+      local st = {issues = 0, raw = raw}
+      eflag = HDR["ub.end"].fn(ut, b.at + size - 1, d, st).error_flag
+    else
+      trailer = 0
     end
-    if last then eflag = v.error_flag end
-    local room = size - hlen - BCRC_LEN
+    local room = size - hlen - trailer
     local take = room
     if last and expected ~= nil then
       take = math.max(0, math.min(expected - LPH_LEN - carried, room))
     end
     parts[#parts + 1] = sub(raw, b.at + hlen + 1, b.at + hlen + take)
     carried = carried + take
-    local pad = sub(raw, b.at + hlen + take + 1, b.at + size - BCRC_LEN)
+    local pad = sub(raw, b.at + hlen + take + 1, b.at + size - trailer)
     if pad:find("[^\0]") then
       problem(d, EX.warn, "flit padding bytes are not zero")
     end
   end
-  d:add(hf("ub.dlldp.error_flag"), ut(u.size - BCRC_LEN, 1), eflag)
+  d:add(hf("ub.dlldp.error_flag"), ut(u.size - (crc and BCRC_LEN or 1), 1), eflag)
   if eflag ~= 0 then
     problem(d, EX.warn, "ERROR_FLAG: the sender marked this DLLDP bad; it is to be dropped "
                         .. "above the data link (UB 2.0 §4.8.3)")

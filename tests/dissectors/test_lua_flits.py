@@ -23,6 +23,7 @@ from ubpkt.link import control as C
 from ubpkt.link import fill_plength, frame_packet
 from ubpkt.link.crc30 import block_crc
 from ubpkt.link.framing import Deframer
+from ubpkt.profile import SPEC
 from ubpkt.record import LINKTYPE_FLITS
 
 from test_lua import (CARRIER_KEYS, LAST_ONLY, LUA, _find_tshark, _generated, cfg6_mgmt,
@@ -52,19 +53,21 @@ def packets() -> list[bytes]:
     )]
 
 
-def stream(bad: set = frozenset()) -> tuple[bytes, list]:
+def stream(bad: set = frozenset(), crc_mode: bool = True) -> tuple[bytes, list]:
     """A flit stream: control blocks (Null, Crd_Ack, Retry_Req, Init) between the DLLDPs, and
     one DLLCB between the blocks of a 3-block DLLDP; ``bad``: unit numbers whose payload byte 30
-    (covered by the BCRC, past every header) is flipped."""
-    units = [C.null()]
+    (covered by the BCRC, past every header) is flipped; ``crc_mode`` False: non-CRC mode (END
+    bytes, no BCRC)."""
+    m = {"crc_mode": crc_mode}
+    units = [C.null(**m)]
     for i, p in enumerate(packets()):
-        units.append(frame_packet(p))
-        units.append(C.crd_ack(i + 1, [i] * 16))
-    units.append(C.retry_req(7))
-    units.append(C.InitParams().encode())
+        units.append(frame_packet(p, crc_mode))
+        units.append(C.crd_ack(i + 1, [i] * 16, **m))
+    units.append(C.retry_req(7, **m))
+    units.append(C.InitParams().encode(**m))
     # a Crd_Ack between the second and third block of a 3-block DLLDP
-    three = frame_packet(packets()[4])
-    units.append(three[:1280] + C.crd_ack(9, [1] * 16) + three[1280:])
+    three = frame_packet(packets()[4], crc_mode)
+    units.append(three[:1280] + C.crd_ack(9, [1] * 16, **m) + three[1280:])
     out = []
     for n, u in enumerate(units):
         u = bytearray(u)
@@ -92,9 +95,9 @@ def write(path, records, linktype=LINKTYPE_FLITS):
     return path
 
 
-def unit_ends(data: bytes) -> list[int]:
+def unit_ends(data: bytes, crc_mode: bool = True) -> list[int]:
     """The stream offset after each unit's last flit, in ubpkt's record order."""
-    d = Deframer(True, controls=True)
+    d = Deframer(crc_mode, controls=True)
     ends = []
     for u in d.feed(data) + d.close():
         if u.kind == "packet":
@@ -105,10 +108,11 @@ def unit_ends(data: bytes) -> list[int]:
     return ends
 
 
-def expected_per_frame(path, records, data):
+def expected_per_frame(path, records, data, crc_mode: bool = True):
     """ubpkt's records of the capture, merged per pcap record (the frame of each unit's end)."""
-    recs = [r for r in iter_records(path) if r.get("frame") is not None]
-    ends = unit_ends(data)
+    profile = None if crc_mode else SPEC.with_(crc_mode=False)
+    recs = [r for r in iter_records(path, profile=profile) if r.get("frame") is not None]
+    ends = unit_ends(data, crc_mode)
     assert len(recs) == len(ends)
     bounds, pos = [], 0
     for r in records:
@@ -128,9 +132,9 @@ def expected_per_frame(path, records, data):
     return recs, frames
 
 
-def check(tshark, tmp_path, name, data, records, extra=()):
+def check(tshark, tmp_path, name, data, records, extra=(), crc_mode: bool = True):
     path = write(tmp_path / name, records)
-    recs, frames = expected_per_frame(path, records, data)
+    recs, frames = expected_per_frame(path, records, data, crc_mode)
     ks = keys()
     rows = run_tshark(tshark, path, ks, extra)
     n = compare([f["fields"] for f in frames], rows, ks, name)
@@ -193,6 +197,44 @@ def test_plength_and_padding_problems(tshark, tmp_path):
     assert any("uses a reserved encoding" in m for m in msgs)
     assert "flit padding bytes are not zero" in rows[0]["_experts"]
     assert re.search(r"PLENGTH 0x[0-9a-f]{4} uses a reserved encoding", rows[0]["_experts"])
+
+
+NON_CRC = ("-o", "ub.crc_mode:non-crc")
+
+
+def test_non_crc_stream(tshark, tmp_path):
+    """Non-CRC mode (UB 2.0 Table 4-4: no BCRC, an END byte ends a DLLDP's last block and every
+    DLLCB), chosen by the "Data link CRC mode" preference: cut anywhere, one and two passes,
+    every field as ubpkt decodes it under a profile with crc_mode false."""
+    data, units = stream(crc_mode=False)
+    for seed in (1, 5):
+        recs, frames, rows = check(tshark, tmp_path, f"nc{seed}.pcap", data, cut(data, seed),
+                                   NON_CRC, crc_mode=False)
+        assert max(r["fields"]["ub.dlldp.blocks"] for r in recs
+                   if r["fields"]["ub.dll.kind"] == "DLLDP") == 3
+        assert not [i for r in recs for i in r["issues"] if i["severity"] == "error"]
+        assert all("ub.end.error_flag" in r["fields"] and "ub.bcrc.crc30" not in r["fields"]
+                   for r in recs)
+        assert not any("PLENGTH" in row["_experts"] or "CLENGTH" in row["_experts"]
+                       for row in rows)
+    check(tshark, tmp_path, "nc-units.pcap", data, units, NON_CRC + ("-2",), crc_mode=False)
+
+
+@pytest.mark.parametrize("size", [100, 636, 637, 640, 641, 1276, 1277, 1278, 2000, 10209])
+def test_non_crc_plength_edges(tshark, tmp_path, size):
+    """Packet sizes at the non-CRC block edges (a payload that exactly fills its blocks ends
+    with a one-flit block: LBH + END), the largest packet, and an ERROR_FLAG in END: the
+    reassembled packet and PLENGTH agree with ubpkt; the same stream read in CRC mode reports
+    the BCRCs it does not have."""
+    big = cfg9_compact(n=200)
+    p = fill_plength((big + bytes(i % 253 for i in range(size)))[:size] if size > len(big)
+                     else big[:size], False)
+    framed = frame_packet(p, False, error_flag=size == 641)
+    data = C.null(crc_mode=False) + framed
+    recs, frames, rows = check(tshark, tmp_path, f"e{size}.pcap", data, [data[:20], data[20:]],
+                               NON_CRC, crc_mode=False)
+    assert recs[-1]["fields"]["ub.dlldp.error_flag"] == (1 if size == 641 else 0)
+    assert "reserved encoding" not in rows[-1]["_experts"]
 
 
 def test_plugin_registers_user4_not_user2(tshark, tmp_path):
