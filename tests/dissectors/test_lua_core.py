@@ -263,6 +263,27 @@ def test_loader_says_which_crcs_run(tshark, plugin_dirs):
     assert default == "FALSE"
 
 
+def test_installed_in_the_personal_plugins_folder(tshark, plugin_dirs, tmp_path):
+    """Copied with the plugin into the personal Lua plugins folder (no -X lua_script), the
+    module is found there, Wireshark does not take it for a plugin of its own, and the ICRCs
+    check good."""
+    import os
+    home = tmp_path / "home"
+    folder = home / ".local" / "lib" / "wireshark" / "plugins"
+    shutil.copytree(plugin_dirs["with"], folder)
+    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+    res = subprocess.run([tshark, "-G", "currentprefs"], capture_output=True, text=True,
+                         timeout=60, env=env, cwd=str(home))
+    assert f"At start-up: compiled CRCs from {folder}/ub_core-" in res.stdout, res.stderr
+    res = subprocess.run([tshark, "-G", "plugins"], capture_output=True, text=True, timeout=60,
+                         env=env, cwd=str(home))
+    assert "ub.lua" in res.stdout and "ub_core" not in res.stdout, res.stdout
+    res = subprocess.run([tshark, "-n", "-r", str(ROOT / "captures" / "uboe_transactions.pcap"),
+                          "-T", "fields", "-e", "ub.icrc.status"], capture_output=True,
+                         text=True, timeout=60, env=env, cwd=str(home))
+    assert set(res.stdout.split()) == {"good"}, res.stdout + res.stderr
+
+
 def _bad_crc_frames() -> list[bytes]:
     """Native packets with bad ICRCs (a covered byte flipped) and good ones, DLL control blocks
     with bad BCRCs (the CRC itself and a covered byte flipped) and good ones."""
