@@ -9,7 +9,8 @@ the plain summary (tshark's default one-line output) and ``-T fields -e ub.rtph.
 is the CPU time of the tshark child (user + system, ``resource.getrusage(RUSAGE_CHILDREN)``),
 less disturbed by other load on a shared machine than wall-clock time; best of ``--repeat``.
 
-    python bench/bench_lua.py [-n 100000] [--repeat 1] [--baseline REV] [--core] [-o ub.verify_icrc:FALSE]
+    python bench/bench_lua.py [-n 100000] [--repeat 1] [--baseline REV] [--core]
+                              [-o ub.verify_icrc:FALSE] [--crc-calls N]
 
 ``--baseline REV`` also times the plugin as committed at git revision REV (both files, taken
 with ``git show``), so one run prints before/after side by side.  ``-o`` passes a preference to
@@ -197,7 +198,8 @@ def main() -> None:
                     help="only time N calls of each CRC, Lua and compiled, inside tshark's Lua")
     ap.add_argument("--core", action="store_true",
                     help="time the plugin twice: with -o ub.crc_core:FALSE (its Lua CRCs) and "
-                         "as is (the compiled ub_core CRCs when dissectors/build_core.py built them)")
+                         "as is (the compiled ub_core CRCs when dissectors/build_core.py "
+                         "built them)")
     args = ap.parse_args()
     tshark = shutil.which("tshark")
     if not tshark:

@@ -114,7 +114,9 @@ local MASKS = {}          -- one table per mask text: the C cache sees the same 
 local function masks_of(text)
   if MASKS[text] == nil then
     local m = {}
-    for o, n, v in text:gmatch("(%%d+),(%%d+),(%%d+)") do m[#m + 1] = {tonumber(o), tonumber(n), tonumber(v)} end
+    for o, n, v in text:gmatch("(%%d+),(%%d+),(%%d+)") do
+      m[#m + 1] = {tonumber(o), tonumber(n), tonumber(v)}
+    end
     MASKS[text] = m
   end
   return MASKS[text]
@@ -122,7 +124,8 @@ end
 local function both(f, g, ...)
   local ok1, r1 = pcall(f, ...)
   local ok2, r2 = pcall(g, ...)
-  return (ok1 and string.format("%%d", r1) or "error") .. " " .. (ok2 and string.format("%%d", r2) or "error")
+  return (ok1 and string.format("%%d", r1) or "error") .. " "
+         .. (ok2 and string.format("%%d", r2) or "error")
 end
 local out = assert(io.open(%(out)s, "w"))
 for line in io.lines(%(cases)s) do
@@ -138,7 +141,8 @@ for line in io.lines(%(cases)s) do
     local s = bytes_of(a)
     local v, n = c:match("(%%S+) (%%S+)")
     out:write(both(function(x, y, z) return LUA.crc30(ba(x), y, z) end,
-                   function(x, y, z) return C.crc30(x, 1, #x, y, z) end, s, tonumber(v), tonumber(n)), "\n")
+                   function(x, y, z) return C.crc30(x, 1, #x, y, z) end,
+                   s, tonumber(v), tonumber(n)), "\n")
   end
 end
 out:close()
@@ -177,7 +181,8 @@ def _cases():
     def dec(b: bytes) -> str:
         return ",".join(map(str, b)) or "-"
 
-    sizes = [0, 1, 2, 7, 8, 9, 63, 64, 65, 130, 1500, 4100] + [rnd.randrange(0, 600) for _ in range(60)]
+    sizes = [0, 1, 2, 7, 8, 9, 63, 64, 65, 130, 1500, 4100]
+    sizes += [rnd.randrange(0, 600) for _ in range(60)]
     mask_lists = [[], [(0, 1, 0xFF)], [(1, 1, 0x0F), (4, 3, 0xFF)],
                   [(8, 1, 0x03), (10, 2, 0xFF), (1, 1, 0x0F)],          # not in order
                   [(2, 4, 0x10), (3, 1, 0x01)],                         # overlap: later wins
@@ -411,6 +416,7 @@ def test_module_is_called_and_the_preference_switches_back(tshark, plugin_dirs, 
 
 def test_build_script_reports_missing_headers(tmp_path, monkeypatch):
     """build_core says why it cannot build (no headers) instead of failing in the compiler."""
+    monkeypatch.setattr(build_core, "find_compiler", lambda: "cc")
     monkeypatch.setattr(build_core, "find_headers", lambda v: None)
     path, why = build_core.build("5.2", tmp_path)
     assert path is None and "liblua5.2-dev" in why
