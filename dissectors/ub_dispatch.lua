@@ -206,6 +206,65 @@ end
 -- END BITS
 
 -- ---------------------------------------------------------------------------------------------
+-- The compiled CRCs (dissectors/ub_core.c, built by `python3 dissectors/build_core.py`): when
+-- ub_core-<5.2|5.4>.so for the running Lua (_VERSION) sits in the plugin's folder (this file's,
+-- as ub.lua found it) and loads, icrc32_str and crc30 above (and ub_flits.lua's flit_crc30,
+-- through CRC_BIND) are bound to its C functions, which return what the Lua ones return
+-- (tests/dissectors/test_lua_core.py); otherwise the Lua ones stay.  The preference
+-- ub.crc_core (on by default) switches back to Lua; CRC_STATUS (the preference's description
+-- and a note on the preferences page) says which runs and why.
+
+local CRC_CORE, CRC_STATUS
+do
+  local here = debug.getinfo(1, "S").source:match("^@(.-)[^/\\]*$") or ""
+  local path = here .. "ub_core-" .. (_VERSION:match("%d+%.%d+") or _VERSION) .. ".so"
+  local f = io.open(path, "rb")
+  if f == nil then
+    CRC_STATUS = "Lua CRCs (no compiled " .. path .. ")"
+  else
+    f:close()
+    local open, err = package.loadlib(path, "luaopen_ub_core")
+    local ok, mod = false, err
+    if open ~= nil then ok, mod = pcall(open) end
+    if ok and type(mod) == "table" and type(mod.icrc32) == "function"
+       and type(mod.crc30) == "function" then
+      CRC_CORE = mod
+      CRC_STATUS = "compiled CRCs from " .. path
+    else
+      CRC_STATUS = "Lua CRCs (" .. path .. " does not load: " .. tostring(mod) .. ")"
+    end
+  end
+end
+
+-- the bound names: {lua = the Lua function, core = the C one (nil without the module), set =
+-- assigns the name}; use_crc_core(on) binds every one to its C or Lua function
+local CRC_BINDINGS = {}
+local function use_crc_core(on)
+  for _, b in ipairs(CRC_BINDINGS) do b.set(on and b.core or b.lua) end
+end
+-- exported for ub_flits.lua: CRC_BIND(lua_fn, core_name, set) binds a name to the module's
+-- core_name function (called with the same arguments) when the module is in use
+function CRC_BIND(lua_fn, core_name, set)
+  local b = {lua = lua_fn, core = CRC_CORE and CRC_CORE[core_name], set = set}
+  CRC_BINDINGS[#CRC_BINDINGS + 1] = b
+  b.set(b.core or b.lua)
+end
+CRC_BIND(icrc32_str, "icrc32", function(fn) icrc32_str = fn end)
+do
+  local lua_crc30 = crc30
+  local b = {lua = lua_crc30, set = function(fn) crc30 = fn end}
+  if CRC_CORE then
+    local core_crc30 = CRC_CORE.crc30
+    b.core = function(ba, value, nbits)        -- a ByteArray: its bytes, then the bits
+      local s = ba:raw()
+      return core_crc30(s, 1, #s, value, nbits)
+    end
+  end
+  CRC_BINDINGS[#CRC_BINDINGS + 1] = b
+  b.set(b.core or b.lua)
+end
+
+-- ---------------------------------------------------------------------------------------------
 -- headers: each HDR[layer] is data (size, record-key base, title, fields: {name, bit offset,
 -- bits, kind, HF index} plus shift/rsvd/fixed/dw; gen_lua.Gen.field_entry); one function reads
 -- them all
@@ -1925,6 +1984,14 @@ local PROFILE_BY_PREF = {[0] = "auto", [1] = "reference", [2] = "ns3"}
 ub.prefs.heuristic = Pref.bool("Try UBoE on other UDP ports", false,
   "Claim a UDP datagram to any other port whose last four bytes are a good ICRC over the IP "
   .. "and UDP headers and the payload (off by default: costs a CRC per datagram)")
+-- the compiled CRCs (ub_core, above): on by default when the module loaded; the description and
+-- a note on the preferences page say which CRCs run (tshark -G currentprefs prints the former)
+ub.prefs.crc_core = Pref.bool("Use the compiled CRCs (ub_core)", CRC_CORE ~= nil,
+  "Compute the ICRC and BCRC with the compiled module ub_core-<Lua version>.so from the plugin's "
+  .. "folder when it loaded (python3 dissectors/build_core.py builds it); off: the plugin's Lua "
+  .. "CRCs, same results, slower.  At start-up: " .. CRC_STATUS)
+ub.prefs.crc_core_note = Pref.statictext("CRCs at start-up: " .. CRC_STATUS,
+  "Which CRC code the plugin found (dissectors/README.md, Compiled CRCs)")
 
 ub.prefs.crc_mode = Pref.enum("Data link CRC mode", PREFS.crc_mode, "DLL control blocks and "
   .. "flit streams: auto (the profile's: CRC mode), CRC mode (a BCRC ends every block) or "
@@ -2152,6 +2219,7 @@ DissectorTable.get("udp.port"):add_for_decode_as(ub_udp)
 function ub.prefs_changed()
   PREFS.verify_icrc, PREFS.profile = ub.prefs.verify_icrc, ub.prefs.profile
   PREFS.crc_mode = ub.prefs.crc_mode
+  use_crc_core(ub.prefs.crc_core)
   local want = parse_ports(ub.prefs.udp_ports)
   local udp_port = DissectorTable.get("udp.port")
   for port in pairs(UB_PORTS) do

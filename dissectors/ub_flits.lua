@@ -98,6 +98,9 @@ local function flit_crc30(s, first, last, value, nbits)
   return crc
 end
 -- END BITS
+-- the compiled CRC30 (ub_core's crc30 takes the same arguments) when ub_dispatch.lua loaded the
+-- module and the preference ub.crc_core is on; else the Lua one above
+CRC_BIND(flit_crc30, "crc30", function(fn) flit_crc30 = fn end)
 
 -- ---------------------------------------------------------------------------------------------
 -- PLENGTH (UB 2.0 §4.3.2.2 Table 4-1), as ubpkt.link.plength: PLENGTH[13:10] blocks - 1,
