@@ -1600,8 +1600,12 @@ done:
  *             max_region) -> None
  *     for every frame buf[offs[i]:offs[i] + lens[i]] the index of the first template whose
  *     probe (masked header region found in a probe group's hash table, exact compare) and
- *     guard (size rule, guard mask, length relations, zero padding, ICRC) it passes, -1 where
- *     it takes the per-frame path.  The arrays are bulkguard.BulkIndex's; probe_guard_py
+ *     guard (size rule, guard mask, length relations, zero padding, ICRC) it passes; -1 where
+ *     it takes the per-frame path (a template whose guard is not data, or a case the bulk
+ *     guard leaves), -2 where no template of the index fits it (it goes to the dissector).
+ * gather_rows(buf, offs, width, out) -> None
+ *     buf[offs[i]:offs[i] + width] of every i, one after the other into out (a group's
+ *     header-region matrix; every row inside buf).  The arrays are bulkguard.BulkIndex's; probe_guard_py
  *     there is this function's pure-Python twin.
  * pcap_scan(buf, pos, big_endian, nano, max_record, offs, lens, ts, orig) -> (pos, stop, n)
  *     the classic pcap records of buf from pos (at most len(offs)): their data's offset and
@@ -1785,7 +1789,7 @@ static PyObject *probe_guard(PyObject *self, PyObject *args)
     int64_t *out = vout.buf;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t f = 0; f < n; f++) {
-        int64_t o = offs[f], L = lens[f], res_t = -1;
+        int64_t o = offs[f], L = lens[f], res_t = -2;
         if (o < 0 || L < 0 || o + L > vb.len) {
             out[f] = -1;
             continue;
@@ -1845,6 +1849,8 @@ static PyObject *probe_guard(PyObject *self, PyObject *args)
                 }
             }
             if (stop) {
+                if (res_t == -2)
+                    res_t = -1;
                 if (res_t >= 0 && pi > 0) {
                     order[pi] = order[pi - 1];
                     order[pi - 1] = gi;
@@ -1908,7 +1914,38 @@ done:
     return res;
 }
 
+static PyObject *gather_rows(PyObject *self, PyObject *args)
+{
+    Py_buffer vb, vo, vout;
+    Py_ssize_t width;
+    PyObject *res = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*nw*", &vb, &vo, &width, &vout))
+        return NULL;
+    Py_ssize_t n = vo.len / 8;
+    const int64_t *offs = vo.buf;
+    if (width < 0 || vout.len < n * width) {
+        PyErr_SetString(PyExc_ValueError, "gather_rows: out too short");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (offs[i] < 0 || offs[i] + width > vb.len) {
+            PyErr_SetString(PyExc_ValueError, "gather_rows: a row outside buf");
+            goto done;
+        }
+    unsigned char *dst = vout.buf;
+    const unsigned char *b = vb.buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        memcpy(dst + i * width, b + offs[i], width);
+    res = Py_None;
+    Py_INCREF(res);
+done:
+    PyBuffer_Release(&vb); PyBuffer_Release(&vo); PyBuffer_Release(&vout);
+    return res;
+}
+
 static PyMethodDef methods[] = {
+    {"gather_rows", gather_rows, METH_VARARGS,
+     "gather_rows(buf, offs, width, out) -> None: buf[o:o + width] of every offset into out"},
     {"probe_guard", probe_guard, METH_VARARGS,
      "probe_guard(buf, offs, lens, out, groups, ngroups, slots, lists, guards, aux, blob, "
      "max_region) -> None: each frame's first template whose probe and guard it passes (-1: "

@@ -27,6 +27,11 @@ from ..formats.core import value_to_text
 from ..formats.derived import interpret
 from .rows import Coded, Const
 
+try:
+    from .._linkc import gather_rows
+except ImportError:  # pragma: no cover - no compiler
+    gather_rows = None
+
 __all__ = ["export_frames", "BLOCK", "BLOCK_BYTES", "cut_field"]
 
 #: Frames collected before the groups are cut: a whole row group by default (about 100
@@ -338,6 +343,14 @@ BULK = True
 #: call left (-1), and learns templates that the next call's index holds (a call takes a
 #: snapshot of the index: ``bulkguard.BulkIndex``, rebuilt when the cache changed).
 WINDOW = 8192
+#: The first call's frames: the index is empty then (every frame goes per frame, learning the
+#: templates), so the calls start small and double up to WINDOW.
+FIRST_WINDOW = 256
+#: A stale index (the cache learned templates since the snapshot) is rebuilt once this many
+#: frames of the calls since it fitted a template only the per-frame path knew (rebuilding costs
+#: a pass over every template: layouts seen rarely, such as issue 14's random atomic lengths,
+#: would otherwise rebuild it for every call).
+REBUILD_AFTER = 32
 
 
 def export_capture_frames(path, segment, problems, forced, profile, builder, writers,
@@ -369,6 +382,13 @@ class _Bulk:
         self.templates: list = []
         self.texts: list = []           # the layers column of each template
         self.issues: list = []
+        self.window = FIRST_WINDOW
+        self.late = 0                   # frames fitting a template the index did not hold
+
+    def next_window(self) -> int:
+        w = self.window
+        self.window = min(WINDOW, 2 * w)
+        return w
 
     def cache(self, lt: int):
         c = self.caches.get(lt)
@@ -382,9 +402,16 @@ class _Bulk:
         from ..dissect.bulkguard import BulkIndex
         cache = self.cache(lt)
         idx = self.indexes.get(lt)
-        if idx is None or idx.stale(cache):
+        if idx is None or (idx.stale(cache) and (self.late >= REBUILD_AFTER or
+                                                 not idx.ngroups)):
             idx = self.indexes[lt] = BulkIndex(cache, self.ids, self.templates)
+            self.late = 0
         return idx
+
+    def fresh(self, lt: int) -> bool:
+        """Whether link type ``lt``'s index holds the templates its cache holds now."""
+        idx = self.indexes.get(lt)
+        return idx is not None and not idx.stale(self.caches[lt])
 
     def id_of(self, t) -> int:
         i = self.ids.get(t)
@@ -413,11 +440,16 @@ class _Bulk:
         return lay.tolist(), iss.tolist()
 
 
-def _per_frame(bulk, cache, data, lt):
+def _per_frame(bulk, cache, data, lt, none_fits: bool):
     """The per-frame path of one frame the bulk call left: ``(template, None)`` when a
-    template's guard fits it (its fields are cut with its group), else ``(layers text, issues,
-    fields)`` from a template's generated function or the dissector (TemplateCache._miss,
-    which learns templates)."""
+    template's guard fits it (its fields are cut with its group), else ``(None, (layers text,
+    issues, fields))`` from a template's generated function or the dissector
+    (TemplateCache._miss, which learns templates).  ``none_fits``: the bulk call found that no
+    template of an index holding every template of the cache fits (straight to the
+    dissector)."""
+    if none_fits:
+        layers, fields, issues = cache._miss(data, lt)
+        return None, (":".join(layers), issues, fields)
     candidates = cache._candidates
     i, lst = candidates(data)
     while lst is not None:      # every probe the frame matches, as TemplateCache does
@@ -493,7 +525,7 @@ def _export_runs(runs, forced, profile, builder, writers, row_group, analysis) -
 
 def _block(bulk, pieces, forced, builder, base, analysis) -> None:
     """Rows of one block: frame columns, fields cut per template group, record-path fields."""
-    from ..dissect.bulkguard import probe_guard
+    from ..dissect.bulkguard import NO_TEMPLATE, probe_guard
     buf, offs, lens, ts, orig, lts, nums = _join(pieces)
     if forced is not None:
         lts[:] = forced
@@ -502,8 +534,9 @@ def _block(bulk, pieces, forced, builder, base, analysis) -> None:
     extra: dict = {}            # block position -> (layers text, issues) of record-path frames
     fields_of: list = []        # (row, fields) of the record-path frames
     one_lt = int(lts[0]) if nb and (lts == lts[0]).all() else None
-    for w0 in range(0, nb, WINDOW):
-        w1 = min(nb, w0 + WINDOW)
+    w1 = 0
+    while w1 < nb:
+        w0, w1 = w1, min(nb, w1 + bulk.next_window())
         for lt in ([one_lt] if one_lt is not None else np.unique(lts[w0:w1]).tolist()):
             idx = bulk.index(lt)
             if not idx.ngroups:
@@ -514,11 +547,13 @@ def _block(bulk, pieces, forced, builder, base, analysis) -> None:
                 sel = np.flatnonzero(lts[w0:w1] == lt) + w0
                 tids[sel] = probe_guard(idx, buf, offs[sel], lens[sel])
         left = np.flatnonzero(tids[w0:w1] < 0) + w0
-        for i, o, k, lt in zip(left.tolist(), offs[left].tolist(), lens[left].tolist(),
-                               lts[left].tolist()):
-            t, rec = _per_frame(bulk, bulk.cache(lt), buf[o:o + k], lt)
+        for i, o, k, lt, r in zip(left.tolist(), offs[left].tolist(), lens[left].tolist(),
+                                  lts[left].tolist(), tids[left].tolist()):
+            t, rec = _per_frame(bulk, bulk.cache(lt), buf[o:o + k], lt,
+                                r == NO_TEMPLATE and bulk.fresh(lt))
             if t is not None:
                 tids[i] = bulk.id_of(t)
+                bulk.late += 1
             else:
                 extra[i] = rec[:2]
                 fields_of.append((base + i, rec[2]))
@@ -532,6 +567,16 @@ def _block(bulk, pieces, forced, builder, base, analysis) -> None:
     for row, fields in fields_of:
         builder.add_fields(row, fields)
     _emit_runs(bulk, tids, buf, offs, lens, base, builder)
+
+
+def _gather(buf, arr, offs, width: int) -> np.ndarray:
+    """``(len(offs), width)`` uint8 matrix of ``buf[o:o + width]`` per offset (C where built)."""
+    if gather_rows is None or not width:
+        return arr[offs[:, None] + np.arange(width)] if width else \
+            np.zeros((len(offs), 0), np.uint8)
+    out = np.empty((len(offs), width), dtype=np.uint8)
+    gather_rows(buf, np.ascontiguousarray(offs, dtype=np.int64), width, out)
+    return out
 
 
 def _emit_runs(bulk, tids, buf, offs, lens, base, builder) -> None:
@@ -551,5 +596,5 @@ def _emit_runs(bulk, tids, buf, offs, lens, base, builder) -> None:
         t = bulk.templates[int(ts[starts[j]])]
         o, k = offs[idx], lens[idx]
         region = t.region
-        m = arr[o[:, None] + np.arange(region)] if region else np.zeros((len(idx), 0), np.uint8)
+        m = _gather(buf, arr, o, region)
         _emit_group(t, base + idx, m, _Bufs(src=(buf, arr, o, k)), k, builder, payload)

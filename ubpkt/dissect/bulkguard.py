@@ -14,9 +14,9 @@ its byte order).  ``tests/dissect/test_bulkguard.py`` checks :func:`guard_ok` ag
 templates' guards into numpy arrays; :func:`probe_guard` finds, for each frame of a block (one
 buffer, offsets and lengths), the first template whose probe and guard it passes, as
 ``TemplateCache._candidates`` and ``ok`` would one frame at a time (continuing with the next
-probe when every template of a probe refuses), and returns its index, or -1: the frame takes
-the per-frame path (no template, a template whose guard is not data, or anything the bulk code
-does not cover).  The work is done by ``ubpkt._linkc.probe_guard`` (C) where the extension is
+probe when every template of a probe refuses), and returns its index; :data:`NO_TEMPLATE` when
+none fits; or -1: the frame takes the per-frame path (a template whose guard is not data, or
+anything the bulk code does not cover).  The work is done by ``ubpkt._linkc.probe_guard`` (C) where the extension is
 built; :func:`probe_guard_py` is its pure-Python twin over the same arrays (the reference the
 C code is tested against, too slow to be a fallback: without the extension the exporter keeps
 its per-frame path).
@@ -27,7 +27,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["GuardData", "guard_ok", "BulkIndex", "probe_guard", "probe_guard_py", "HAVE_C"]
+__all__ = ["NO_TEMPLATE", "GuardData", "guard_ok", "BulkIndex", "probe_guard", "probe_guard_py", "HAVE_C"]
 
 try:
     from .. import _linkc
@@ -36,6 +36,8 @@ except ImportError:  # pragma: no cover - no compiler
     _linkc = None
     HAVE_C = False
 
+#: probe_guard's answer for a frame no template of the index fits (-1: the per-frame path)
+NO_TEMPLATE = -2
 #: Widest field the bulk guard reads (a length relation, an encoded length, the padding count):
 #: 7 bytes at any bit offset fit one 64-bit read; wider ones leave the template per frame.
 MAX_FIELD_BITS = 56
@@ -249,8 +251,8 @@ class BulkIndex:
 
 def probe_guard(index: BulkIndex, buf, offs: np.ndarray, lens: np.ndarray) -> np.ndarray:
     """The template index (into ``index``'s templates) of every frame ``buf[offs[i]:offs[i] +
-    lens[i]]``, -1 where the frame takes the per-frame path (C; :func:`probe_guard_py` when the
-    extension is missing)."""
+    lens[i]]``, :data:`NO_TEMPLATE` where none fits, -1 where the frame takes the per-frame
+    path (C; :func:`probe_guard_py` when the extension is missing)."""
     offs = np.ascontiguousarray(offs, dtype=np.int64)
     lens = np.ascontiguousarray(lens, dtype=np.int64)
     out = np.empty(len(offs), dtype=np.int64)
@@ -319,7 +321,6 @@ def _guard_py(b, L, row, aux, blob):
     return 1
 
 
-#: what a probe-group slot's frame test gives back besides a template index
 _PER_FRAME = -1
 
 
@@ -336,7 +337,7 @@ def probe_guard_py(buf, offs, lens, out, groups, ngroups, slots, lists, guards, 
     for f in range(len(offs)):
         o, L = int(offs[f]), int(lens[f])
         b = bytes(mv[o:o + L])
-        res = _PER_FRAME
+        res = NO_TEMPLATE
         for pi in range(ngroups):
             gi = order[pi]
             region, mask_off, base, smask = groups[gi]
@@ -365,6 +366,8 @@ def probe_guard_py(buf, offs, lens, out, groups, ngroups, slots, lists, guards, 
                     stop = True
                     break
             if stop:
+                if res == NO_TEMPLATE:
+                    res = _PER_FRAME
                 if res >= 0 and pi > 0:
                     order[pi - 1], order[pi] = gi, order[pi - 1]
                 break
