@@ -408,10 +408,10 @@ class _Bulk:
             self.late = 0
         return idx
 
-    def fresh(self, lt: int) -> bool:
-        """Whether link type ``lt``'s index holds the templates its cache holds now."""
-        idx = self.indexes.get(lt)
-        return idx is not None and not idx.stale(self.caches[lt])
+    def none_fits(self, lt: int, data) -> bool:
+        """After NO_TEMPLATE from link type ``lt``'s index: no template of its cache fits
+        ``data`` (``BulkIndex.none_fits``)."""
+        return self.indexes[lt].none_fits(self.caches[lt], data)
 
     def id_of(self, t) -> int:
         i = self.ids.get(t)
@@ -444,9 +444,9 @@ def _per_frame(bulk, cache, data, lt, none_fits: bool):
     """The per-frame path of one frame the bulk call left: ``(template, None)`` when a
     template's guard fits it (its fields are cut with its group), else ``(None, (layers text,
     issues, fields))`` from a template's generated function or the dissector
-    (TemplateCache._miss, which learns templates).  ``none_fits``: the bulk call found that no
-    template of an index holding every template of the cache fits (straight to the
-    dissector)."""
+    (TemplateCache._miss, which learns templates).  ``none_fits``: no template of the cache
+    fits (the bulk call's answer for the templates it held, and no probe of the templates
+    learned since finds the frame): straight to the dissector."""
     if none_fits:
         layers, fields, issues = cache._miss(data, lt)
         return None, (":".join(layers), issues, fields)
@@ -549,8 +549,9 @@ def _block(bulk, pieces, forced, builder, base, analysis) -> None:
         left = np.flatnonzero(tids[w0:w1] < 0) + w0
         for i, o, k, lt, r in zip(left.tolist(), offs[left].tolist(), lens[left].tolist(),
                                   lts[left].tolist(), tids[left].tolist()):
-            t, rec = _per_frame(bulk, bulk.cache(lt), buf[o:o + k], lt,
-                                r == NO_TEMPLATE and bulk.fresh(lt))
+            data = buf[o:o + k]
+            t, rec = _per_frame(bulk, bulk.cache(lt), data, lt,
+                                r == NO_TEMPLATE and bulk.none_fits(lt, data))
             if t is not None:
                 tids[i] = bulk.id_of(t)
                 bulk.late += 1

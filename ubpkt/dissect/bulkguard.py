@@ -136,6 +136,7 @@ class BulkIndex:
     def __init__(self, cache, ids: dict, templates: list):
         self.compiled = cache.compiled
         self.count = cache._count
+        self.inserted = len(getattr(cache, "inserted", ()))
         blob = bytearray()
         aux: list = []
         group_rows, slot_rows, lists = [], [], []
@@ -183,6 +184,18 @@ class BulkIndex:
     def stale(self, cache) -> bool:
         """Whether ``cache`` holds other templates than when this snapshot was taken."""
         return cache.compiled != self.compiled or cache._count != self.count
+
+    def none_fits(self, cache, buf) -> bool:
+        """After :data:`NO_TEMPLATE` for ``buf`` from this snapshot: whether no template of
+        ``cache`` now can fit it either - none was dropped since, and the probe of none put in
+        since finds it (then the per-frame probe would find nothing: the dissector's turn)."""
+        if cache._count - self.count != cache.compiled - self.compiled:
+            return False                # templates were dropped: ask the cache
+        for t in cache.inserted[self.inserted:]:
+            region, smask = t.probe
+            if len(buf) >= region and int.from_bytes(buf[:region], "big") & smask in t.keys:
+                return False
+        return True
 
     @staticmethod
     def _guard_row(t, blob: bytearray, aux: list) -> list:

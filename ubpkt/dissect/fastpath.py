@@ -875,6 +875,7 @@ class TemplateCache:
         self.hits = 0
         self.misses = 0
         self.compiled = 0
+        self.inserted: list = []       # every template put in the index, in order (bulkguard)
 
     #: Bytes of a frame's start read once per lookup as one integer for every probe whose region
     #: fits (longer regions are read on their own: a long integer would cost every probe).
@@ -1068,6 +1069,7 @@ class TemplateCache:
                 g[k].insert(g[k].index(t), special)
             self._count += 1
             self.compiled += 1
+            self.inserted.append(special)
 
     def parts(self, buf: bytes, linktype: int):
         """The frame's ndjson pieces for splicing, ``(layers, fields, issues, field names)``
@@ -1167,3 +1169,4 @@ class TemplateCache:
             g[2].setdefault(key, []).append(t)
         self._count += 1
         self.compiled += 1
+        self.inserted.append(t)
