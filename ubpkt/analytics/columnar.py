@@ -58,6 +58,15 @@ def _unique_map(keys: np.ndarray, fn) -> Coded:
     return Coded(mapped, inv.reshape(-1))
 
 
+def _hex_rows(mat: np.ndarray) -> Coded:
+    """The hex text of every row of a uint8 matrix, once per distinct row."""
+    k, n = mat.shape
+    if not n:
+        return _unique_map(np.zeros(k, dtype=np.int64), lambda _: "")
+    raw = np.ascontiguousarray(mat).view(np.dtype((np.void, n))).reshape(-1)
+    return _unique_map(raw, lambda b: b.hex())
+
+
 def cut_field(m: np.ndarray, bit: int, bits: int):
     """The ``bits``-wide field at absolute bit ``bit`` of every row of the byte matrix ``m``:
     a uint64 array (fields of up to 64 bits within 8 bytes), else None."""
@@ -103,6 +112,15 @@ class _Bufs:
 
     def __iter__(self):
         return iter(self._get())
+
+    def matrix(self, o: int, n: int) -> np.ndarray:
+        """Bytes ``o`` to ``o + n`` of every frame as a ``(frames, n)`` uint8 matrix (every
+        frame of a template's group has them: they lie before its variable part)."""
+        if self._list is not None:
+            return np.frombuffer(b"".join([b[o:o + n] for b in self._list]),
+                                 dtype=np.uint8).reshape(-1, n)
+        buf, arr, offs, _ = self._src
+        return _gather(buf, arr, offs + o, n)
 
     def last(self, n: int) -> np.ndarray:
         """The last ``n`` bytes of every frame as a ``(frames, n)`` uint8 matrix."""
@@ -150,19 +168,18 @@ def _cut(plan, m, bufs, lens):
         *_, bit, bits = plan
         pads = cut_field(m, bit, bits).astype(np.int64)
         if kind == "tail_padded":
-            tail = plan[1]
-            return np.array([b[len(b) - tail - p:len(b) - tail].hex()
-                             for b, p in zip(bufs, pads.tolist())], dtype=object)
+            # the P padding bytes, zero in every frame the guard let through
+            return _unique_map(pads, lambda p: "00" * p)
         o, tail = plan[1], plan[2]
         if kind == "runlen_padded":
             return (lens - (o + tail) - pads).astype(np.uint64)
         return [b[o:len(b) - tail - p] for b, p in zip(bufs, pads.tolist())]
-    if kind == "bytes":
+    if kind in ("bytes", "bytes_rev"):
         _, o, n = plan
-        return np.array([b[o:o + n].hex() for b in bufs], dtype=object)
-    if kind == "bytes_rev":
-        _, o, n = plan
-        return np.array([b[o:o + n][::-1].hex() for b in bufs], dtype=object)
+        mat = bufs.matrix(o, n)
+        if kind == "bytes_rev":
+            mat = mat[:, ::-1]
+        return _hex_rows(mat)
     if kind == "sack":
         from ..formats.sack import sack_psns
         _, o, n, psn, order = plan
@@ -170,12 +187,13 @@ def _cut(plan, m, bufs, lens):
             psns = cut_field(m, *psn).tolist()
         else:
             psns = [psn] * len(bufs)
-        out = np.empty(len(bufs), dtype=object)
-        out[:] = [sack_psns(b[o:o + n], p, order) for b, p in zip(bufs, psns)]
+        raw = bufs.matrix(o, n).tobytes()
+        out = np.empty(len(psns), dtype=object)
+        out[:] = [sack_psns(raw[i:i + n], p, order) for i, p in zip(range(0, len(raw), n), psns)]
         return out
     if kind == "tail":
         _, start, stop = plan
-        return np.array([b[len(b) - start:len(b) - stop].hex() for b in bufs], dtype=object)
+        return _hex_rows(bufs.last(start)[:, :start - stop])
     if kind == "icrc":
         last = bufs.last(4)
         if plan[1] == "little":
