@@ -300,7 +300,18 @@ def test_pcap_scan_against_the_reader(tmp_path):
         at += 16 + int.from_bytes(bad[at + 8:at + 12], "little")
     bad[at + 4:at + 8] = (2_000_000_000).to_bytes(4, "little")
     (tmp_path / "bad.pcap").write_bytes(bytes(bad[:-7]))
-    caps = [cap, tmp_path / "bad.pcap"] + sorted((ROOT / "captures").glob("*.pcap"))
+    # big-endian, microsecond times, gzip-compressed
+    import gzip
+    import struct
+    be = [struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)]
+    with open_capture(str(cap)) as c:
+        for p in c:
+            d = bytes(p.data)
+            be.append(struct.pack(">IIII", p.time_ns // 10 ** 9, p.time_ns % 10 ** 9 // 1000,
+                                  len(d), len(d)) + d)
+    (tmp_path / "be.pcap.gz").write_bytes(gzip.compress(b"".join(be)))
+    caps = [cap, tmp_path / "bad.pcap", tmp_path / "be.pcap.gz"] + \
+        sorted((ROOT / "captures").glob("*.pcap"))
     for path in caps:
         p1, p2 = [], []
         want = [t for chunk in frame_chunks(str(path), None, p1) for t in chunk]
