@@ -1805,7 +1805,10 @@ static PyObject *probe_guard(PyObject *self, PyObject *args)
             const unsigned char *gm = blob + mo;
             for (int64_t i = 0; i < region; i += 8) {
                 Py_ssize_t k = region - i < 8 ? region - i : 8;
-                uint64_t w = load_le(b + i, k) & load_le(gm + i, k);
+                uint64_t m = load_le(gm + i, k);
+                if (!m)                 /* words the steering mask leaves out: not hashed */
+                    continue;
+                uint64_t w = load_le(b + i, k) & m;
                 h = (h ^ w) * 0x9E3779B97F4A7C15ull;
                 h ^= h >> 32;
             }
@@ -1821,7 +1824,8 @@ static PyObject *probe_guard(PyObject *self, PyObject *args)
                     int64_t i = 0;
                     for (; i < region; i += 8) {
                         Py_ssize_t k = region - i < 8 ? region - i : 8;
-                        if ((load_le(b + i, k) & load_le(gm + i, k)) != load_le(key + i, k))
+                        uint64_t m = load_le(gm + i, k);
+                        if (m && (load_le(b + i, k) & m) != load_le(key + i, k))
                             break;
                     }
                     if (i >= region) {

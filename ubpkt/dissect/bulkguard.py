@@ -117,10 +117,13 @@ def guard_ok(g: GuardData, buf) -> bool:
     return True
 
 
-def key_hash(masked: bytes) -> int:
-    """The 64-bit hash of a masked header region (the C code computes the same)."""
+def key_hash(masked: bytes, mask: bytes) -> int:
+    """The 64-bit hash of a header region masked with ``mask`` (the C code computes the same):
+    its 8-byte words, those the mask leaves all zero skipped (they are zero in every key)."""
     h = (0xCBF29CE484222325 ^ len(masked)) & 0xFFFFFFFFFFFFFFFF
     for i in range(0, len(masked), 8):
+        if not any(mask[i:i + 8]):
+            continue
         k = int.from_bytes(masked[i:i + 8], "little")
         h = ((h ^ k) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
         h ^= h >> 32
@@ -147,12 +150,13 @@ class BulkIndex:
             while size < 2 * len(keys) + 1:
                 size *= 2
             mask_off = len(blob)
-            blob += smask.to_bytes(region, "big")
+            mb = smask.to_bytes(region, "big")
+            blob += mb
             base = len(slot_rows)
             slots = [[-1, 0, 0] for _ in range(size)]
             for k, lst in keys:
                 kb = k.to_bytes(region, "big")
-                j = key_hash(kb) & (size - 1)
+                j = key_hash(kb, mb) & (size - 1)
                 while slots[j][0] != -1:
                     j = (j + 1) & (size - 1)
                 ko = len(blob)
@@ -357,7 +361,7 @@ def probe_guard_py(buf, offs, lens, out, groups, ngroups, slots, lists, guards, 
             if L < region:
                 continue
             masked = bytes(x & y for x, y in zip(b[:region], blob[mask_off:mask_off + region]))
-            j = key_hash(masked) & smask
+            j = key_hash(masked, blob[mask_off:mask_off + region]) & smask
             found = None
             while slots[base + j][0] != -1:
                 ko, lo, ln = slots[base + j]
