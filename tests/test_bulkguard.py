@@ -212,8 +212,9 @@ def _synthetic():
     the 2 bits at bit 46, payload from 40, then P zero bytes, 2 fixed zero bytes, the ICRC."""
     def length_of(v, _profile):
         return 4 * v if v else None
-    g = GuardData(40, (0xFF << (8 * 39)) | (0x0F << (8 * 30)), (0xAB << (8 * 39)) | (0x05 << (8 * 30)),
-                  exact=None, tail=6, lo=41, hi=200, barred=(8, 16), data_off=40, min_len=47,
+    g = GuardData(40, (0xFF << (8 * 39)) | (0x0F << (8 * 30)),
+                  (0xAB << (8 * 39)) | (0x05 << (8 * 30)), exact=None, tail=6, lo=41, hi=200,
+                  barred=(8, 16), data_off=40, min_len=47,
                   pad=(46, 2), lenrel=[(16, 16, 20)], encoded=[(32, 8, length_of, None)],
                   zero_fixed=[(6, 4)], zero_pad=6,
                   icrc=(2, 12, bytes([0xF0] + [0] * 8 + [0x0F]), 0, False, "big"))

@@ -1603,10 +1603,11 @@ done:
  *     guard (size rule, guard mask, length relations, zero padding, ICRC) it passes; -1 where
  *     it takes the per-frame path (a template whose guard is not data, or a case the bulk
  *     guard leaves), -2 where no template of the index fits it (it goes to the dissector).
+ *     The arrays are bulkguard.BulkIndex's; probe_guard_py there is this function's
+ *     pure-Python twin.
  * gather_rows(buf, offs, width, out) -> None
  *     buf[offs[i]:offs[i] + width] of every i, one after the other into out (a group's
- *     header-region matrix; every row inside buf).  The arrays are bulkguard.BulkIndex's; probe_guard_py
- *     there is this function's pure-Python twin.
+ *     header-region matrix; every row inside buf).
  * pcap_scan(buf, pos, big_endian, nano, max_record, offs, lens, ts, orig) -> (pos, stop, n)
  *     the classic pcap records of buf from pos (at most len(offs)): their data's offset and
  *     length, time in ns and original length; stop 1 at a record header the per-record

@@ -7,7 +7,7 @@ read per frame), the guard mask and value over the header region, the length rel
 (a field equal to the frame length less a constant; a packet length encoded in a field, as a
 table of the lengths its values give), the zero padding, and the ICRC plan (coverage start,
 the end of the header bytes OR-masked before the CRC, the mask, where the stored value is and
-its byte order).  ``tests/dissect/test_bulkguard.py`` checks :func:`guard_ok` against ``ok``.
+its byte order).  ``tests/test_bulkguard.py`` checks :func:`guard_ok` against ``ok``.
 
 :class:`BulkIndex` packs a :class:`ubpkt.dissect.fastpath.TemplateCache`'s probe index
 (``(region, steering mask) -> {masked region: [templates]}``, in probe order) and its
@@ -16,10 +16,12 @@ buffer, offsets and lengths), the first template whose probe and guard it passes
 ``TemplateCache._candidates`` and ``ok`` would one frame at a time (continuing with the next
 probe when every template of a probe refuses), and returns its index; :data:`NO_TEMPLATE` when
 none fits; or -1: the frame takes the per-frame path (a template whose guard is not data, or
-anything the bulk code does not cover).  The work is done by ``ubpkt._linkc.probe_guard`` (C) where the extension is
-built; :func:`probe_guard_py` is its pure-Python twin over the same arrays (the reference the
-C code is tested against, too slow to be a fallback: without the extension the exporter keeps
-its per-frame path).
+anything the bulk code does not cover).  The work is done by ``ubpkt._linkc.probe_guard``
+(C) where the extension is built; :func:`probe_guard_py` is its pure-Python twin over the same
+arrays (the reference the C code is tested against, too slow to be a fallback: without the
+extension the exporter keeps its per-frame path).  The choices the spec leaves to us are named
+settings here (:data:`MAX_FIELD_BITS`, :data:`MAX_TABLE_BITS`) and in
+``ubpkt.analytics.columnar`` (``WINDOW``, ``FIRST_WINDOW``, ``REBUILD_AFTER``).
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ import zlib
 
 import numpy as np
 
-__all__ = ["NO_TEMPLATE", "GuardData", "guard_ok", "BulkIndex", "probe_guard", "probe_guard_py", "HAVE_C"]
+__all__ = ["NO_TEMPLATE", "GuardData", "guard_ok", "BulkIndex", "probe_guard", "probe_guard_py",
+           "HAVE_C"]
 
 try:
     from .. import _linkc
