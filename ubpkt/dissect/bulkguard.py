@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import zlib
 
-import numpy as np
-
 __all__ = ["NO_TEMPLATE", "GuardData", "guard_ok", "BulkIndex", "probe_guard", "probe_guard_py",
            "HAVE_C"]
 
@@ -175,6 +173,7 @@ class BulkIndex:
                         guards[i] = t
             slot_rows.extend(slots)
             group_rows.append((region, mask_off, base, size - 1))
+        import numpy as np     # here, not at import: fastpath imports this module for GuardData
         n = len(templates)
         rows = np.zeros((max(n, 1), GUARD_COLS), dtype=np.int64)
         for i, t in guards.items():
@@ -269,10 +268,11 @@ class BulkIndex:
                 self.blob, self.max_region)
 
 
-def probe_guard(index: BulkIndex, buf, offs: np.ndarray, lens: np.ndarray) -> np.ndarray:
+def probe_guard(index: BulkIndex, buf, offs, lens):
     """The template index (into ``index``'s templates) of every frame ``buf[offs[i]:offs[i] +
     lens[i]]``, :data:`NO_TEMPLATE` where none fits, -1 where the frame takes the per-frame
     path (C; :func:`probe_guard_py` when the extension is missing)."""
+    import numpy as np
     offs = np.ascontiguousarray(offs, dtype=np.int64)
     lens = np.ascontiguousarray(lens, dtype=np.int64)
     out = np.empty(len(offs), dtype=np.int64)
