@@ -10,7 +10,9 @@ frames corrupted; both take the dissector in both paths).  Measured in this proc
 * ndjson: ``ubpkt.capture.stream.iter_ndjson`` (what ``decode -T ndjson`` writes, templates);
 * export, record path: ``export_capture(..., columnar=False)`` (a record per frame);
 * export, columnar: ``export_capture(...)`` (the default: numpy cuts per template group);
-  Parquet zstd writing included.
+  Parquet zstd writing included;
+* export, columnar with the per-frame probe: the same with ``columnar.BULK`` off (each frame's
+  probe and guard in Python, as before the bulk probe; also the path without the C extension).
 
 Usage: python bench/bench_export.py [N] [--no-record]   (N frames, 50000 by default;
 --no-record leaves out the record path, slow at 1M frames)
@@ -54,17 +56,25 @@ def run(n: int, record: bool = True) -> list:
                 for _ in iter_ndjson(str(cap)):
                     pass
 
-            def export(columnar):
+            def export(columnar, bulk=True):
+                from ubpkt.analytics import columnar as col
                 shutil.rmtree(out, ignore_errors=True)
-                export_capture(str(cap), out, columnar=columnar)
+                col.BULK = bulk
+                try:
+                    export_capture(str(cap), out, columnar=columnar)
+                finally:
+                    col.BULK = True
 
             t_nd = _best(ndjson)
             t_rec = _best(lambda: export(False)) if record else None
             t_col = _best(lambda: export(True))
+            t_loop = _best(lambda: export(True, bulk=False))
             rows.append({"workload": name, "frames": n, "ndjson_rows_s": round(n / t_nd),
                          "export_record_rows_s": round(n / t_rec) if t_rec else None,
                          "export_columnar_rows_s": round(n / t_col),
+                         "per_frame_probe_rows_s": round(n / t_loop),
                          "columnar_vs_ndjson": round(t_nd / t_col, 2),
+                         "per_frame_probe_vs_ndjson": round(t_nd / t_loop, 2),
                          "record_vs_ndjson": round(t_nd / t_rec, 2) if t_rec else None,
                          "parquet_bytes": sum(p.stat().st_size for p in out.rglob("*.parquet"))})
     finally:

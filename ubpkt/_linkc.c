@@ -1593,7 +1593,371 @@ done:
     return res;
 }
 
+
+/* ---- the exporter's bulk probe and guard (ubpkt/dissect/bulkguard.py is the reference) ----
+ *
+ * probe_guard(buf, offs, lens, out, groups, ngroups, slots, lists, guards, aux, blob,
+ *             max_region) -> None
+ *     for every frame buf[offs[i]:offs[i] + lens[i]] the index of the first template whose
+ *     probe (masked header region found in a probe group's hash table, exact compare) and
+ *     guard (size rule, guard mask, length relations, zero padding, ICRC) it passes; -1 where
+ *     it takes the per-frame path (a template whose guard is not data, or a case the bulk
+ *     guard leaves), -2 where no template of the index fits it (it goes to the dissector).
+ *     The arrays are bulkguard.BulkIndex's; probe_guard_py there is this function's
+ *     pure-Python twin.
+ * gather_rows(buf, offs, width, out) -> None
+ *     buf[offs[i]:offs[i] + width] of every i, one after the other into out (a group's
+ *     header-region matrix; every row inside buf).
+ * pcap_scan(buf, pos, big_endian, nano, max_record, offs, lens, ts, orig) -> (pos, stop, n)
+ *     the classic pcap records of buf from pos (at most len(offs)): their data's offset and
+ *     length, time in ns and original length; stop 1 at a record header the per-record
+ *     checks must see (pcap_payloads' rule), else 0 at the first incomplete record.
+ *
+ * CRC-32 of the ICRC: zlib's (reflected polynomial 0xEDB88320, preset and final inversion),
+ * sliced by 8. */
+static uint32_t C32[8][256];
+
+static void make_crc32_tables(void)
+{
+    for (unsigned i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? (c >> 1) ^ 0xEDB88320u : c >> 1;
+        C32[0][i] = c;
+    }
+    for (unsigned i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            C32[t][i] = (C32[t - 1][i] >> 8) ^ C32[0][C32[t - 1][i] & 0xFF];
+}
+
+/* the register (inverted form) after feeding p[0:n] */
+static uint32_t crc32_feed(uint32_t c, const unsigned char *p, Py_ssize_t n)
+{
+    while (n >= 8) {
+        uint32_t a = c ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                          (uint32_t)p[3] << 24);
+        c = C32[7][a & 0xFF] ^ C32[6][(a >> 8) & 0xFF] ^ C32[5][(a >> 16) & 0xFF] ^
+            C32[4][a >> 24] ^ C32[3][p[4]] ^ C32[2][p[5]] ^ C32[1][p[6]] ^ C32[0][p[7]];
+        p += 8;
+        n -= 8;
+    }
+    while (n-- > 0)
+        c = (c >> 8) ^ C32[0][(c ^ *p++) & 0xFF];
+    return c;
+}
+
+static inline uint64_t load_le(const unsigned char *p, Py_ssize_t n)
+{
+    uint64_t v = 0;
+    if (n >= 8) {
+        memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        v = __builtin_bswap64(v);
+#endif
+        return v;
+    }
+    for (Py_ssize_t j = 0; j < n; j++)
+        v |= (uint64_t)p[j] << (8 * j);
+    return v;
+}
+
+/* the bits-wide (<= 56) big-endian field at bit of b (L bytes); -1 when it is not inside */
+static inline int64_t read_field(const unsigned char *b, Py_ssize_t L, int64_t bit, int64_t bits)
+{
+    Py_ssize_t a = bit >> 3, e = (bit + bits + 7) >> 3;
+    if (bits < 1 || bits > 56 || bit < 0 || e > L)
+        return -1;
+    uint64_t v = 0;
+    for (Py_ssize_t i = a; i < e; i++)
+        v = v << 8 | b[i];
+    v >>= 8 * e - bit - bits;
+    return (int64_t)(v & ((UINT64_C(1) << bits) - 1));
+}
+
+/* 1 pass, 0 fail, -1 outside what the bulk guard covers (bulkguard._guard_py) */
+static int guard_frame(const unsigned char *b, Py_ssize_t L, const int64_t *row,
+                       const int64_t *aux, Py_ssize_t naux, const unsigned char *blob,
+                       Py_ssize_t nblob)
+{
+    int64_t region = row[1], E = 0;
+    if (row[3] >= 0) {
+        if (L != row[3])
+            return 0;
+    } else {
+        if (L < row[8] || L < region)
+            return 0;
+        int64_t P = 0;
+        if (row[9] >= 0) {
+            P = read_field(b, L, row[9], row[10]);
+            if (P < 0)
+                return -1;
+            if (!P)
+                return 0;
+        }
+        E = L - row[4] - P;
+        if (E < row[5] || (row[6] >= 0 && E > row[6]))
+            return 0;
+        for (int64_t j = 0; j < row[12]; j++)
+            if (E - row[7] == aux[row[11] + j])
+                return 0;
+    }
+    if (region > L || row[2] + 2 * region > nblob)
+        return -1;
+    const unsigned char *m = blob + row[2], *g = m + region;
+    for (int64_t i = 0; i < region; i += 8) {
+        Py_ssize_t k = region - i < 8 ? region - i : 8;
+        if ((load_le(b + i, k) & load_le(m + i, k)) != load_le(g + i, k))
+            return 0;
+    }
+    for (int64_t j = 0; j < row[14]; j++) {
+        const int64_t *r = aux + row[13] + 3 * j;
+        int64_t v = read_field(b, L, r[0], r[1]);
+        if (v < 0)
+            return -1;
+        if (v != L - r[2])
+            return 0;
+    }
+    for (int64_t j = 0; j < row[16]; j++) {
+        const int64_t *r = aux + row[15] + 3 * j;
+        int64_t v = read_field(b, L, r[0], r[1]);
+        if (v < 0 || r[2] + v >= naux)
+            return -1;
+        if (aux[r[2] + v] != L)
+            return 0;
+    }
+    for (int64_t j = 0; j < row[18]; j++) {
+        int64_t a = aux[row[17] + 2 * j], z = aux[row[17] + 2 * j + 1];
+        if (a > L || z < 0 || z > a)
+            return -1;
+        for (int64_t i = L - a; i < L - z; i++)
+            if (b[i])
+                return 0;
+    }
+    if (row[19] >= 0) {
+        int64_t stop = L - row[19];
+        if (E > stop || E < 0)
+            return -1;
+        for (int64_t i = E; i < stop; i++)
+            if (b[i])
+                return 0;
+    }
+    if (row[20]) {
+        int64_t start = row[21], hdr_end = row[22];
+        int64_t x = row[24] >= 0 ? row[24] : L - 4;
+        if (x < hdr_end || x + 4 != L || start < 0 || hdr_end < start ||
+            row[23] + (hdr_end - start) > nblob)
+            return -1;
+        const unsigned char *orm = blob + row[23];
+        uint32_t c = 0xFFFFFFFFu;
+        for (int64_t i = start; i < hdr_end; i++)
+            c = (c >> 8) ^ C32[0][(c ^ (b[i] | orm[i - start])) & 0xFF];
+        c = ~crc32_feed(c, b + hdr_end, x - hdr_end);
+        uint32_t stored = rd32(b + x, !row[25]);
+        if (c != stored)
+            return 0;
+    }
+    return 1;
+}
+
+static PyObject *probe_guard(PyObject *self, PyObject *args)
+{
+    Py_buffer vb, vo, vl, vout, vg, vs, vli, vgu, va, vbl;
+    Py_ssize_t ngroups, max_region;
+    PyObject *res = NULL;
+    Py_ssize_t *order = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*y*w*y*ny*y*y*y*y*n", &vb, &vo, &vl, &vout, &vg, &ngroups,
+                          &vs, &vli, &vgu, &va, &vbl, &max_region))
+        return NULL;
+    Py_ssize_t n = vo.len / 8, nslots = vs.len / 24, nlists = vli.len / 8;
+    Py_ssize_t nguards = vgu.len / (8 * 32), naux = va.len / 8, nblob = vbl.len;
+    if (vl.len / 8 != n || vout.len / 8 < n || vg.len / 32 < ngroups || ngroups < 0 ||
+        max_region < 0) {
+        PyErr_SetString(PyExc_ValueError, "probe_guard: array sizes do not agree");
+        goto done;
+    }
+    /* the probe groups in the order they are tried: a group that found a frame's template
+     * moves one place forward (as TemplateCache._candidates does) */
+    order = PyMem_Malloc(sizeof(Py_ssize_t) * (ngroups + 1));
+    if (!order) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t gi = 0; gi < ngroups; gi++)
+        order[gi] = gi;
+    const unsigned char *buf = vb.buf, *blob = vbl.buf;
+    const int64_t *offs = vo.buf, *lens = vl.buf, *groups = vg.buf, *slots = vs.buf;
+    const int64_t *lists = vli.buf, *guards = vgu.buf, *aux = va.buf;
+    int64_t *out = vout.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t f = 0; f < n; f++) {
+        int64_t o = offs[f], L = lens[f], res_t = -2;
+        if (o < 0 || L < 0 || o + L > vb.len) {
+            out[f] = -1;
+            continue;
+        }
+        const unsigned char *b = buf + o;
+        for (Py_ssize_t pi = 0; pi < ngroups; pi++) {
+            Py_ssize_t gi = order[pi];
+            const int64_t *g = groups + 4 * gi;
+            int64_t region = g[0], mo = g[1], base = g[2], smask = g[3];
+            if (L < region || region > max_region || mo + region > nblob)
+                continue;
+            uint64_t h = 0xCBF29CE484222325ull ^ (uint64_t)region;
+            const unsigned char *gm = blob + mo;
+            for (int64_t i = 0; i < region; i += 8) {
+                Py_ssize_t k = region - i < 8 ? region - i : 8;
+                uint64_t m = load_le(gm + i, k);
+                if (!m)                 /* words the steering mask leaves out: not hashed */
+                    continue;
+                uint64_t w = load_le(b + i, k) & m;
+                h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+                h ^= h >> 32;
+            }
+            int64_t j = (int64_t)(h & (uint64_t)smask), lo = -1, ln = 0;
+            for (int64_t probes = 0; probes <= smask; probes++) {
+                if (base + j >= nslots)
+                    break;
+                const int64_t *s = slots + 3 * (base + j);
+                if (s[0] < 0)
+                    break;
+                if (s[0] + region <= nblob) {
+                    const unsigned char *key = blob + s[0];
+                    int64_t i = 0;
+                    for (; i < region; i += 8) {
+                        Py_ssize_t k = region - i < 8 ? region - i : 8;
+                        uint64_t m = load_le(gm + i, k);
+                        if (m && (load_le(b + i, k) & m) != load_le(key + i, k))
+                            break;
+                    }
+                    if (i >= region) {
+                        lo = s[1];
+                        ln = s[2];
+                        break;
+                    }
+                }
+                j = (j + 1) & smask;
+            }
+            if (lo < 0)
+                continue;
+            int stop = 0;
+            for (int64_t k = lo; k < lo + ln && k < nlists; k++) {
+                int64_t t = lists[k];
+                if (t < 0 || t >= nguards || !guards[32 * t]) {
+                    stop = 1;
+                    break;
+                }
+                int ok = guard_frame(b, L, guards + 32 * t, aux, naux, blob, nblob);
+                if (ok) {
+                    res_t = ok > 0 ? t : -1;
+                    stop = 1;
+                    break;
+                }
+            }
+            if (stop) {
+                if (res_t == -2)
+                    res_t = -1;
+                if (res_t >= 0 && pi > 0) {
+                    order[pi] = order[pi - 1];
+                    order[pi - 1] = gi;
+                }
+                break;
+            }
+        }
+        out[f] = res_t;
+    }
+    Py_END_ALLOW_THREADS
+    res = Py_None;
+    Py_INCREF(res);
+done:
+    PyMem_Free(order);
+    PyBuffer_Release(&vb); PyBuffer_Release(&vo); PyBuffer_Release(&vl); PyBuffer_Release(&vout);
+    PyBuffer_Release(&vg); PyBuffer_Release(&vs); PyBuffer_Release(&vli); PyBuffer_Release(&vgu);
+    PyBuffer_Release(&va); PyBuffer_Release(&vbl);
+    return res;
+}
+
+static PyObject *pcap_scan(PyObject *self, PyObject *args)
+{
+    Py_buffer view, vo, vl, vt, vr;
+    Py_ssize_t pos, max_record;
+    int big, nano;
+    PyObject *res = NULL;
+    if (!PyArg_ParseTuple(args, "y*nppnw*w*w*w*", &view, &pos, &big, &nano, &max_record, &vo,
+                          &vl, &vt, &vr))
+        return NULL;
+    Py_ssize_t cap = vo.len / 8;
+    if (vl.len / 8 < cap || vt.len / 8 < cap || vr.len / 8 < cap || pos < 0 || pos > view.len) {
+        PyErr_SetString(PyExc_ValueError, "pcap_scan: arrays too short or pos outside buf");
+        goto done;
+    }
+    const unsigned char *b = view.buf;
+    int64_t *offs = vo.buf, *lens = vl.buf, *ts = vt.buf, *orig = vr.buf;
+    Py_ssize_t end = view.len, count = 0;
+    uint32_t fraclim = nano ? 1000000000u : 1000000u;
+    int64_t scale = nano ? 1 : 1000;
+    int stop = 0;
+    while (count < cap && pos + 16 <= end) {
+        const unsigned char *h = b + pos;
+        uint32_t frac = rd32(h + 4, big), incl = rd32(h + 8, big);
+        if ((Py_ssize_t)incl > max_record || frac >= fraclim) {
+            stop = 1;
+            break;
+        }
+        if (pos + 16 + (Py_ssize_t)incl > end)
+            break;
+        offs[count] = pos + 16;
+        lens[count] = incl;
+        ts[count] = (int64_t)rd32(h, big) * 1000000000 + (int64_t)frac * scale;
+        orig[count] = rd32(h + 12, big);
+        count++;
+        pos += 16 + incl;
+    }
+    res = Py_BuildValue("(nin)", pos, stop, count);
+done:
+    PyBuffer_Release(&view); PyBuffer_Release(&vo); PyBuffer_Release(&vl);
+    PyBuffer_Release(&vt); PyBuffer_Release(&vr);
+    return res;
+}
+
+static PyObject *gather_rows(PyObject *self, PyObject *args)
+{
+    Py_buffer vb, vo, vout;
+    Py_ssize_t width;
+    PyObject *res = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*nw*", &vb, &vo, &width, &vout))
+        return NULL;
+    Py_ssize_t n = vo.len / 8;
+    const int64_t *offs = vo.buf;
+    if (width < 0 || vout.len < n * width) {
+        PyErr_SetString(PyExc_ValueError, "gather_rows: out too short");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (offs[i] < 0 || offs[i] + width > vb.len) {
+            PyErr_SetString(PyExc_ValueError, "gather_rows: a row outside buf");
+            goto done;
+        }
+    unsigned char *dst = vout.buf;
+    const unsigned char *b = vb.buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        memcpy(dst + i * width, b + offs[i], width);
+    res = Py_None;
+    Py_INCREF(res);
+done:
+    PyBuffer_Release(&vb); PyBuffer_Release(&vo); PyBuffer_Release(&vout);
+    return res;
+}
+
 static PyMethodDef methods[] = {
+    {"gather_rows", gather_rows, METH_VARARGS,
+     "gather_rows(buf, offs, width, out) -> None: buf[o:o + width] of every offset into out"},
+    {"probe_guard", probe_guard, METH_VARARGS,
+     "probe_guard(buf, offs, lens, out, groups, ngroups, slots, lists, guards, aux, blob, "
+     "max_region) -> None: each frame's first template whose probe and guard it passes (-1: "
+     "per frame)"},
+    {"pcap_scan", pcap_scan, METH_VARARGS,
+     "pcap_scan(buf, pos, big_endian, nano, max_record, offs, lens, ts, orig) -> (pos, stop, "
+     "n): classic pcap records as offset, length, time and original length arrays"},
     {"frame_records", frame_records, METH_VARARGS,
      "frame_records(buf, pos, big_endian, nano, crc_mode, error_flag, covers_info, plengths, out, "
      "used, raw, max_record) -> (pos, stop, records, framed, used): classic pcap records framed "
@@ -1644,6 +2008,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_linkc",
 PyMODINIT_FUNC PyInit__linkc(void)
 {
     make_tables();
+    make_crc32_tables();
     KIND_CB = PyUnicode_InternFromString("cb");
     KIND_LPH = PyUnicode_InternFromString("lph");
     KIND_LBH = PyUnicode_InternFromString("lbh");

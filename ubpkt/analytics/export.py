@@ -261,9 +261,9 @@ def export_capture(path, out_dir, *, segment: Segment | None = None, payload: bo
             _export_records(path, link_type, profile, builder, writers, row_group, linked,
                             problems)
         elif columnar:
-            from .columnar import export_frames
-            export_frames(frame_chunks(path, segment, problems), forced, profile, builder,
-                          writers, row_group, linked)
+            from .columnar import export_capture_frames
+            export_capture_frames(path, segment, problems, forced, profile, builder, writers,
+                                  row_group, linked)
         else:
             _export_frames(frames(path, segment, problems), forced, profile, builder, writers,
                            row_group, linked)

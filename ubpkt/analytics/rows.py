@@ -378,6 +378,18 @@ class BatchBuilder:
         self._layers.extend(layers)
         self._issues.extend(issues)
 
+    def add_frame_arrays(self, frame, ts, length, caplen, linktype, layers: list,
+                         issues: list) -> None:
+        """:meth:`add_frames` from columns: numpy arrays (or lists, ``ts`` with None for a
+        frame without a time) of the numbers, lists of the layers texts and issues."""
+        if not len(layers):
+            return
+        self._seal()
+        self.n += len(layers)
+        self._blocks.append(_numbers(frame, ts, length, caplen, linktype))
+        self._layers.extend(layers)
+        self._issues.extend(issues)
+
     def _seal(self) -> None:
         """The numeric frame columns of rows added one by one, made one block of arrays."""
         if self._frame:

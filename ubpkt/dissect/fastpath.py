@@ -24,6 +24,7 @@ from ..views.stats import OPCODE_KEYS
 from ..profile import Profile
 from ..record import make_record
 from .walk import steering_fields
+from .bulkguard import GuardData
 from .checks import INTERPRETING as _INTERPRETING
 from ..formats.sack import sack_psns
 from ..link.plength import packet_length, plength_blocks, plength_last_flits
@@ -197,7 +198,7 @@ def _sized_by_guarded_field(layer: str, before, fields) -> bool:
 class _Template:
     __slots__ = ("fn", "layers", "issues", "json", "summary", "pick", "region", "sample", "varied",
                  "seen", "special", "fails", "probe", "key", "keys", "variable", "sig", "parts",
-                 "columns", "ok", "src", "views")
+                 "columns", "ok", "guard", "src", "views")
 
     def __init__(self, fn, layers, issues, json=None, region=0, sample=0, special=False,
                  summary=None, pick=None):
@@ -215,6 +216,7 @@ class _Template:
         self.fails = 0            # consecutive guard failures (specialised templates)
         self.columns = None       # the fields as data, for bulk cutting (_columns_plan)
         self.ok = None            # guard only: True when a frame fits (with ``columns``)
+        self.guard = None         # ``ok``'s tests as data (bulkguard.GuardData, with ``ok``)
         self.src = None           # what more views compile from (see TemplateCache.view)
         self.views = {}           # view key -> that view's function for this layout
 
@@ -269,9 +271,14 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
         gmask |= mask << (total - 8 * (q + 1))
     smask = gmask
     declared = set()
+    # the guard's tests as data as they are generated (bulkguard.GuardData: the same values)
+    gd = {"exact": None, "tail": 0, "lo": 0, "hi": None, "barred": (), "data_off": 0,
+          "min_len": 0, "pad": None, "lenrel": [], "encoded": [], "zero_fixed": [],
+          "zero_pad": None, "icrc": None}
     if plan is None:
         size_test = f"L != {L}"
         tailx = None
+        gd["exact"] = L
     else:
         data_off, tail, largest, barred, padvar = plan
         # E: where the payload ends (before the padding and the ICRC); with a variable padding
@@ -285,6 +292,9 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
             bounds.append(f"{endx} - {data_off} in {{{', '.join(map(str, sorted(barred)))}}}")
         size_test = f"L < {max(region, data_off + 1) + tail + 1}" if padvar else \
             " or ".join(bounds)
+        gd.update(tail=tail, lo=max(region, data_off + 1), data_off=data_off,
+                  hi=None if largest is None else data_off + largest, barred=tuple(barred),
+                  min_len=max(region, data_off + 1) + tail + 1 if padvar else 0)
         tailx = endx
     lines = ["def run(buf):",
              "    L = len(buf)",
@@ -351,6 +361,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                     # the padding: P zero bytes from E
                     pad_to = f"L - {plan[1]}" if plan[1] else "L"
                     relations.append(f"int.from_bytes(buf[E:{pad_to}], 'big')")
+                    gd["zero_pad"] = plan[1]         # buf[E:L - plan[1]] all zero
                     exprs[key] = f"buf[E:{pad_to}].hex()"
                     if padbits is not None:
                         plans[key] = ("tail_padded", plan[1], *padbits)
@@ -358,6 +369,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                     pad_from = f"L - {plan[1]}"
                     pad_to = f"L - {plan[1] - n}" if plan[1] - n else "L"
                     relations.append(f"buf[{pad_from}:{pad_to}] != {bytes(n)!r}")
+                    gd["zero_fixed"].append((plan[1], plan[1] - n))    # buf[L-a:L-b] zero
                     exprs[key] = f"buf[{pad_from}:{pad_to}].hex()"
                     plans[key] = ("tail", plan[1], plan[1] - n)
                 continue
@@ -383,6 +395,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 # every frame of the template
                 x = _read_expr(8 * o + foff, f.bits, shift, mask)
                 relations.append(f"{x} != L - {L - fields[k]}")
+                gd["lenrel"].append((8 * o + foff, f.bits, L - fields[k]))
             elif f.name in encoded and not (f.le or f.dwrev or f.shift or f.enum) and \
                     f.fmt == "int":
                 # a packet length encoded (PLENGTH): the value the frame length gives, when the
@@ -394,6 +407,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                     names[var] = length_of
                     names[f"e{len(names)}"] = profile
                     relations.append(f"{var}({x}, e{len(names) - 1}) != L")
+                    gd["encoded"].append((8 * o + foff, f.bits, length_of, profile))
                 tmp = f"t{len(names)}_{f.name}"
                 body.append(f"    {tmp} = {x}")
                 exprs[k] = tmp
@@ -413,6 +427,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
                 smask |= mask << shift
                 padkeys = (shift, mask)
                 padbits = (8 * o + foff, f.bits)
+                gd["pad"] = padbits
                 plans[k] = ("field", 8 * o + foff, f.bits, f.shift, f.fmt)
                 continue
             elif (f.name in guarded or f.reserved or f.fixed is not None or f.le or f.dwrev
@@ -501,6 +516,8 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
         lines.append(f"    if _crc32(buf[{hdr_end}:{endx}], _crc32(h)) != stored:")
         lines.append("        return None")
         exprs["ub.icrc.value"] = "stored"
+        gd["icrc"] = (start, hdr_end, ormask.to_bytes(hdr_end - start, "big"), end,
+                      plan is None, order)
         plans["ub.icrc.value"] = ("icrc", order)
     guard = lines + ["    return True"]
     lines.extend(body)
@@ -542,6 +559,7 @@ def _build(buf: bytes, fr, profile: Profile, constant: int = 0):
     if t.columns is not None:
         guard_src = [line.replace("def run(buf):", "def run_ok(buf):") for line in guard]
         t.ok = _lazy(t, "ok", lambda: _compile(guard_src, ns, "run_ok", "guard"))
+        t.guard = GuardData(region, gmask, gval, **gd)
     return t
 
 
@@ -857,6 +875,7 @@ class TemplateCache:
         self.hits = 0
         self.misses = 0
         self.compiled = 0
+        self.inserted: list = []       # every template put in the index, in order (bulkguard)
 
     #: Bytes of a frame's start read once per lookup as one integer for every probe whose region
     #: fits (longer regions are read on their own: a long integer would cost every probe).
@@ -1050,6 +1069,7 @@ class TemplateCache:
                 g[k].insert(g[k].index(t), special)
             self._count += 1
             self.compiled += 1
+            self.inserted.append(special)
 
     def parts(self, buf: bytes, linktype: int):
         """The frame's ndjson pieces for splicing, ``(layers, fields, issues, field names)``
@@ -1149,3 +1169,4 @@ class TemplateCache:
             g[2].setdefault(key, []).append(t)
         self._count += 1
         self.compiled += 1
+        self.inserted.append(t)
