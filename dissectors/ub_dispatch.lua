@@ -205,6 +205,11 @@ local function crc30(ba, value, nbits)
 end
 -- END BITS
 
+-- the recording of a layout template's sample frame (layout templates, below): nil except while
+-- the walk reads a frame whose layout has no template yet
+local TRACE = nil
+local select_arg = select   -- Lua's select (the walk's select(rule, st, v) is another, below)
+
 -- ---------------------------------------------------------------------------------------------
 -- headers: each HDR[layer] is data (size, record-key base, title, fields: {name, bit offset,
 -- bits, kind, HF index} plus shift/rsvd/fixed/dw; gen_lua.Gen.field_entry); one function reads
@@ -349,7 +354,13 @@ local RANGES = {}   -- read_fields' TvbRanges by field position (fields on the s
 local function read_fields(h, tvb, off, tree, st)
   local raw = st.raw
   if st.fast then
-    local v = setmetatable({raw, off, tvb}, h.lazy)
+    local v
+    if TRACE then
+      v = setmetatable({raw, off, tvb}, h.lazy_trace)
+      if not st.quiet then TRACE.headers[#TRACE.headers + 1] = {h, off} end
+    else
+      v = setmetatable({raw, off, tvb}, h.lazy)
+    end
     -- the reserved bits first all at once (h.rsvd_bytes): a field at a time only when one is set
     local any = false
     if not st.quiet then
@@ -437,6 +448,16 @@ for layer, h in pairs(HDR) do
     if x ~= nil then v[name] = x end
     return x
   end}
+  -- while a template's sample is read: every value read is recorded (the template guards it),
+  -- nothing is cached (so every read is seen)
+  h.lazy_trace = {__index = function(v, name)
+    local f = byname[name]
+    if f == nil then return nil end
+    if TRACE then TRACE.reads[#TRACE.reads + 1] = {v[2], f} end
+    return value_of(f, v[1], v[3], v[2])
+  end}
+  h.byname = byname
+  h.lazy.hdr, h.lazy_trace.hdr = h, h
   h.fn = function(tvb, off, tree, st) return read_fields(h, tvb, off, tree, st) end
 end
 
@@ -526,7 +547,7 @@ local function wanted(ptree, handle)
   return ptree:referenced(handle)
 end
 
-local function new_state(tvb, pinfo, ptree, prof)
+local function new_state(tvb, pinfo, ptree, prof, raw)
   -- vals: the values of the first header of each base read so far (the record keys a Switch on
   -- an earlier header looks up); compact: the packet uses the compact TAH forms (VARIANTS);
   -- section: a UB section is open (after a CNA NTH, a CFG-5 header or UDP), closed by the
@@ -536,7 +557,7 @@ local function new_state(tvb, pinfo, ptree, prof)
   local tree   -- the UnifiedBus root item
   if fast then tree = setmetatable({ptree = ptree, tvb = tvb}, SKIP) else tree = ptree:add(ub, tvb()) end
   return {tvb = tvb, pinfo = pinfo, ptree = ptree, tree = tree,
-          pos = 0, stop = tvb:len(), raw = tvb:raw(), fast = fast,
+          pos = 0, stop = tvb:len(), raw = raw or tvb:raw(), fast = fast,
           want_data = not fast or wanted(ptree, DATA),
           pad = 0, prof = prof, vals = {}, compact = false, tp_data = false, section = false,
           icrc = nil, issues = 0, info = {}}
@@ -550,6 +571,7 @@ end
 local function peek(st, n, at)
   local p = st.pos + (at or 0)
   if p + n > st.stop then return nil end
+  if TRACE then TRACE.peeks[#TRACE.peeks + 1] = {p, n} end
   return st.tvb(p, n):uint()
 end
 
@@ -599,6 +621,8 @@ end
 
 -- a run of n raw bytes as a layer with its one hex field (BYTE_RUNS)
 local function take_bytes(st, layer, n, zero)
+  -- without a tree only the zero check reads the bytes: a template guards them
+  if TRACE and zero and n > 0 then TRACE.peeks[#TRACE.peeks + 1] = {st.pos, n} end
   if n < 0 then n = 0 end
   if st.pos + n > st.stop then
     problem(st, EX.malformed, string.format("truncated: %d bytes expected, %d left", n,
@@ -643,6 +667,15 @@ local function rest_as_data(st)
 end
 
 local function note_info(st, s) st.info[#st.info + 1] = s end
+
+-- a value that only goes into the Info line (a template reads it per frame: not a guard)
+local function free_value(v, name)
+  local t = TRACE
+  TRACE = nil
+  local x = v[name]
+  TRACE = t
+  return x
+end
 
 -- ---------------------------------------------------------------------------------------------
 -- the grammar
@@ -807,6 +840,7 @@ local function finish_section(st)
     if st.icrc.prefix then covered = st.icrc.prefix .. covered end
     computed = icrc32_str(covered, st.icrc.masks)
   end
+  if TRACE then TRACE.icrc = {start = st.icrc.start, finish = e, masks = st.icrc.masks} end
   st.stop, st.pos = e + 4, e + 4
   local t = st.tree:add(LAYER["ub.icrc"], r)
   if st.prof.icrc_byteorder == "little" then t:add_le(HF[FIRST_HF["ub.icrc.value"]], r)
@@ -949,7 +983,10 @@ AFTER["ub.cna24"] = cna
 -- UB 2.0 §6.2.1
 AFTER["ub.rtph"] = function(st, v)
   local op = v.tpopcode
-  note_info(st, string.format("%s psn=%d", TPOPCODE[op] or ("TPOpcode " .. op), v.psn))
+  local psn = free_value(v, "psn")
+  local name = TPOPCODE[op] or ("TPOpcode " .. op)
+  note_info(st, string.format("%s psn=%d", name, psn))
+  if TRACE then TRACE.slots[#st.info] = {v, "psn", name .. " psn=", "%d"} end
   st.tp_data = TP_PAIRS[op] ~= nil       -- an RTP data packet: what TP responses acknowledge
   if v.last == 1 and not st.tp_data then
     problem(st, EX.warn, "TPOpcode[7] (last packet) is only valid on RTP data packets")
@@ -1292,6 +1329,7 @@ end
 
 -- UB 2.0 §10.4.3.2 Table 10-9: topology TLVs to the end
 PROC["@scan_tlvs"] = function(st)
+  if TRACE then TRACE.bad = "TLVs" end
   while st.stop - st.pos - st.pad >= 2 do
     local typ, length = st.tvb(st.pos, 1):uint(), st.tvb(st.pos + 1, 1):uint()
     local value = SCAN_TLV_VALUES[typ]
@@ -1353,6 +1391,7 @@ local PAYLOAD_DISSECTORS = {["ub.mctp"] = "mctp", ["ub.spdm"] = "spdm"}
 -- the list fields of a PDU body (PDU_LISTS): as many entries as the header announces and the
 -- body holds; the bytes stay ub.pdu
 local function pdu_list(st, lst, hv, body_end)
+  if TRACE then TRACE.bad = "PDU list" end
   local n = hv[lst.count]
   for _, f in ipairs(lst.fixed) do
     if hv[f[1]] == f[2] then n = f[3] break end
@@ -1421,6 +1460,7 @@ local CB_BODIES = {Retry_Req = "ub.retry_req", Retry_Ack = "ub.retry_ack",
                    NOB = "ub.cb_rsvd", Retry_Idle = "ub.cb_rsvd", Block_Mode_Chg = "ub.cb_rsvd"}
 
 PROC["@dllcb"] = function(st)
+  if TRACE then TRACE.bad = "control block" end
   local p = st.prof
   local cb = peek(st, 1, 2)
   if cb == nil then
@@ -1982,15 +2022,289 @@ local function finish(st)
   end
 end
 
+-- ---------------------------------------------------------------------------------------------
+-- layout templates: the tree-less dissection of a frame whose layout was read before
+--
+-- Without a tree (st.fast) what a frame shows is its Info line, the expert infos, the analysis
+-- and, natively, the Source/Destination columns.  A *layout* is an entry (UDP payload or a link
+-- type), a profile, a frame length, the carrier (IPv4 header length, IPv6) and the values of
+-- every field the walk steers or checks on.  The first frames of a layout go through the walk
+-- with TRACE set, which records every value the walk reads (h.lazy_trace), every header read
+-- (its reserved bits), every byte peeked, the ICRC's coverage, and the values that only go into
+-- the Info line (free_value: the PSN).  When that walk was clean (no expert info, no byte run,
+-- no hand-over to IP), the recording becomes a template: a function made with load() that
+--   * guards: each byte of a value the walk read, under the mask of that value's bits, and each
+--     reserved-bit byte, equal to the sample's (a guard that fails: the walk reads the frame);
+--   * reads, at fixed offsets with string.byte, the values the Info line, the analysis and the
+--     columns take (TEMPLATE_READS) into tables reused frame after frame;
+--   * returns the Info line (one string.format).
+-- The runner checks the ICRC (a bad one: the walk reads the frame, and reports it), sets the
+-- columns and runs the same analysis as the walk.  tests/dissectors/test_lua_speed.py compares
+-- the tree-less run (templates) with the full tree (the walk) on built, mutated and foreign
+-- captures.
+
+-- what the analysis, the summary line and the native columns read of a header after the walk
+-- (analyse, summary, ub_endpoints): a template fills these in per frame
+local TEMPLATE_READS = {
+  ["ub.btah"] = {"taopcode", "ini_tassn", "no_taack", "ini_rc_type", "ini_rc_id"},
+  ["ub.atah"] = {"taopcode", "ini_tassn", "ini_rc_type", "ini_rc_id"},
+  ["ub.rtph"] = {"psn", "tpopcode", "rspst", "srctpn", "dsttpn"},
+  ["ub.cna16"] = {"scna", "dcna"},
+  ["ub.cna24"] = {"scna", "dcna"},
+  ["ub.maetah"] = {"length", "len_code"},
+  ["ub.eidh"] = {"seid", "deid"},
+}
+-- templates of one layout key (frame length, first byte), samples recorded for one key, templates
+-- in all (a capture of ever new layouts stops recording)
+local TEMPLATE_LIMITS = {per_key = 4, samples_per_key = 8, total = 2048}
+local TEMPLATES = setmetatable({}, {__mode = "k"})   -- profile -> entry -> key -> templates
+local TEMPLATE_COUNT = 0
+
+-- the templates of (profile, entry) by layout key
+local function template_table(prof, entry)
+  local by_entry = TEMPLATES[prof]
+  if by_entry == nil then by_entry = {}; TEMPLATES[prof] = by_entry end
+  local t = by_entry[entry]
+  if t == nil then t = {}; by_entry[entry] = t end
+  return t
+end
+
+-- whether a frame with this layout key is to be recorded (and the list its template joins)
+local function template_sample(tpl, key)
+  local list = tpl[key]
+  if list == nil then list = {samples = 0}; tpl[key] = list end
+  if #list >= TEMPLATE_LIMITS.per_key or list.samples >= TEMPLATE_LIMITS.samples_per_key
+     or TEMPLATE_COUNT >= TEMPLATE_LIMITS.total then
+    return nil
+  end
+  list.samples = list.samples + 1
+  return list
+end
+
+local function new_trace()
+  return {reads = {}, headers = {}, peeks = {}, slots = {}}
+end
+
+-- the Lua expression of field f of the header at off from the locals x<position> (the frame's
+-- bytes), as raw_bits / raw_le compute it; need(position) for each byte it reads
+local function field_expr(f, off, need, consts)
+  local p = off + f.byte + 1
+  if f.wire == "be" then
+    local e = "x" .. p
+    need(p)
+    for i = 1, f.span - 1 do e = "(" .. e .. ")*256+x" .. (p + i); need(p + i) end
+    if f.rshift > 0 then e = "floor((" .. e .. ")/" .. string.format("%d", POW2[f.rshift]) .. ")" end
+    if f.bits < f.span * 8 then e = "(" .. e .. ")%" .. string.format("%d", POW2[f.bits]) end
+    return e
+  elseif f.wire == "le" then
+    local e = "x" .. (p + f.span - 1)
+    need(p + f.span - 1)
+    for i = f.span - 2, 0, -1 do e = "(" .. e .. ")*256+x" .. (p + i); need(p + i) end
+    return e
+  end
+  consts[#consts + 1] = f     -- another kind: read through Wireshark, as value_of does
+  return string.format("VALUE(K[%d], raw, tvb, %d)", #consts, off)
+end
+
+-- a template from the recording of a clean walk (st, TRACE); nil when the layout has none
+local function build_template(st, trace)
+  local raw = st.raw
+  local mask = {}       -- position -> the bits guarded
+  local function guard(pos, m) mask[pos] = OR8[mask[pos] or 0][m] end
+  for _, r in ipairs(trace.reads) do
+    local off, f = r[1], r[2]
+    if f.wire == "be" then
+      for b = f.bit, f.bit + f.bits - 1 do guard(off + floor(b / 8) + 1, POW2[7 - b % 8]) end
+    else
+      for i = 0, f.span - 1 do guard(off + f.byte + i + 1, 255) end
+    end
+  end
+  for _, hh in ipairs(trace.headers) do
+    for _, rb in ipairs(hh[1].rsvd_bytes) do guard(hh[2] + rb[1], rb[2]) end
+  end
+  for _, p in ipairs(trace.peeks) do
+    for i = 1, p[2] do guard(p[1] + i, 255) end
+  end
+  local lo, hi = nil, nil
+  local function need(pos)
+    if lo == nil or pos < lo then lo = pos end
+    if hi == nil or pos > hi then hi = pos end
+  end
+  for pos in pairs(mask) do need(pos) end
+  local consts, body = {}, {}
+  -- the values read after the walk, into one reused table a header base
+  local vals, names = {}, {}
+  for base, v in pairs(st.vals) do
+    local mt = getmetatable(v)
+    if mt ~= nil and mt.__index ~= nil and TEMPLATE_READS[base] ~= nil then
+      local h, off = mt.hdr, v[2]
+      local into = {}
+      vals[base] = into
+      names[#names + 1] = base
+      local slot = #names
+      for _, name in ipairs(TEMPLATE_READS[base]) do
+        local f = h.byname[name]
+        if f ~= nil then
+          body[#body + 1] = string.format("V%d.%s = %s", slot, name, field_expr(f, off, need, consts))
+        end
+      end
+    end
+  end
+  -- the Info line: the walk's notes, the free values as format slots, tassn= and len= as summary()
+  local fmt, args = {}, {}
+  local function free(v, name, prefix, spec)
+    local mt = getmetatable(v)
+    local f = mt.hdr.byname[name]
+    fmt[#fmt + 1] = prefix:gsub("%%", "%%%%") .. spec
+    local e = field_expr(f, v[2], need, consts)
+    args[#args + 1] = spec == "%d" and e or ("tostring(" .. e .. ")")
+  end
+  for i, s in ipairs(st.info) do
+    local slot = trace.slots[i]
+    if slot then free(slot[1], slot[2], slot[3], slot[4])
+    else fmt[#fmt + 1] = (s:gsub("%%", "%%%%")) end
+    if i == st.ta_at then
+      local ta = st.vals["ub.btah"] or st.vals["ub.atah"]
+      if ta and ta.ini_tassn then free(ta, "ini_tassn", "tassn=", "%s") end
+      local m = st.vals["ub.maetah"]
+      if m and m.length ~= nil then free(m, "length", "len=", "%s")
+      elseif m and m.len_code ~= nil then
+        local f = getmetatable(m).hdr.byname.len_code
+        fmt[#fmt + 1] = "len=%s"
+        args[#args + 1] = "tostring(64 * POW2[" .. field_expr(f, m[2], need, consts) .. "])"
+      end
+    end
+  end
+  if lo == nil or hi - lo > 150 then return nil end   -- no bytes, or more locals than Lua allows
+  local head = "local floor, byte, AND8, POW2, K, VALUE, tostring, format, FMT"
+  for i = 1, #names do head = head .. ", V" .. i end
+  local src = {head .. " = ..."}
+  src[#src + 1] = "return function(raw, tvb)"
+  local xs = {}
+  for pos = lo, hi do xs[#xs + 1] = "x" .. pos end
+  src[#src + 1] = string.format("local %s = byte(raw, %d, %d)", table.concat(xs, ", "), lo, hi)
+  local tests = {}
+  for pos = lo, hi do
+    local m = mask[pos]
+    if m then
+      local want = AND8[byte(raw, pos)][m]
+      if m == 255 then tests[#tests + 1] = string.format("x%d ~= %d", pos, want)
+      else tests[#tests + 1] = string.format("AND8[x%d][%d] ~= %d", pos, m, want) end
+    end
+  end
+  for i = 1, #tests, 8 do
+    src[#src + 1] = "if " .. table.concat(tests, " or ", i, math.min(i + 7, #tests))
+                    .. " then return false end"
+  end
+  for _, line in ipairs(body) do src[#src + 1] = line end
+  if #args > 0 then
+    src[#src + 1] = "return format(FMT, " .. table.concat(args, ", ") .. ")"
+  else
+    src[#src + 1] = "return FMT"
+  end
+  src[#src + 1] = "end"
+  local text = table.concat(fmt, " ")
+  if #args == 0 then text = table.concat(st.info, " ") end
+  local chunk = load(table.concat(src, "\n"), "=ub template", "t", {})
+  if chunk == nil then return nil end
+  local tv = {}
+  for i, base in ipairs(names) do tv[i] = vals[base] end
+  local fn = chunk(floor, byte, AND8, POW2, consts, value_of, tostring, string.format, text,
+                   (table.unpack or unpack)(tv))
+  local icrc = trace.icrc
+  TEMPLATE_COUNT = TEMPLATE_COUNT + 1
+  return {fn = fn, vals = vals, icrc = icrc, udp = false,
+          -- reused frame after frame: the analysis' state and the tree stand-in
+          st = {vals = vals}, root = setmetatable({}, SKIP)}
+end
+
+-- whether the walk of the recorded frame was one a template may repeat
+local function template_clean(st, trace)
+  return not trace.bad and st.issues == 0 and st.tree.root == nil and not st.handed_over
+         and not st.inner and #st.info > 0 and st.pad == 0
+end
+
+-- the stored ICRC of a frame at e (0-based) as the profile orders it
+local function stored_icrc(raw, e, prof)
+  local a, b, c, d = byte(raw, e + 1, e + 4)
+  if prof.icrc_byteorder == "little" then return ((d * 256 + c) * 256 + b) * 256 + a end
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+
+-- the part of a template's frame every entry shares: the analysis as the walk runs it
+local function template_analyse(t, tvb, pinfo, tree)
+  local tst, root = t.st, t.root
+  tst.pinfo, tst.tvb, tst.ends = pinfo, tvb, nil
+  root.ptree, root.tvb, root.root = tree, tvb, nil
+  analyse(tst, root)
+  return tst
+end
+
+-- whether nobody wants ub's tree items nor the payload's (a template's frames: no tree at all)
+local function tree_less(tree)
+  return not wanted(tree, UB_HANDLE) and not wanted(tree, DATA)
+end
+
+-- the first template of list that takes the frame (its carrier, its guards, its ICRC): the
+-- template and its Info line, or nil (a bad ICRC too: the walk reports it).  ip, udp: the IP
+-- header's bytes and the UDP item before a UDP payload (the ICRC covers them)
+local function template_for(list, raw, tvb, prof, layer, ip_len, hdr_len, ip, udp)
+  for i = 1, #list do
+    local t = list[i]
+    if t.layer == layer and t.ip_len == ip_len and t.hdr_len == hdr_len and t.udp == (udp ~= nil) then
+      local info = t.fn(raw, tvb)
+      if info then
+        local c = t.icrc
+        if c ~= nil and PREFS.verify_icrc then
+          local covered = raw:sub(c.start + 1, c.finish)
+          if ip ~= nil then covered = ip:raw() .. udp.range:raw() .. covered end
+          if icrc32_str(covered, c.masks) ~= stored_icrc(raw, c.finish, prof) then return nil, nil end
+        end
+        return t, info
+      end
+    end
+  end
+  return nil, nil
+end
+
 -- a UB network packet from its LPH, or a DLL control block (START)
 -- (unit: the packet's number in its frame when a frame holds several, ub_flits.lua)
 local function dissect_native(tvb, pinfo, tree, prof, linktype, unit)
+  TRACE = nil
   prof = profile_for(prof)
   pinfo.cols.protocol:set("UB")
-  local st = new_state(tvb, pinfo, tree, prof)
+  local raw, sample = nil, nil
+  if unit == nil and tree_less(tree) then
+    raw = tvb:raw()
+    local tpl = template_table(prof, linktype)
+    local key = #raw * 256 + (byte(raw, 1) or 0)
+    local list = tpl[key]
+    local t, info = nil, nil
+    if list ~= nil then
+      t, info = template_for(list, raw, tvb, prof)
+    end
+    if t ~= nil then
+      pinfo.cols.info:set(info)
+      local tst = template_analyse(t, tvb, pinfo, tree)
+      local src, dst = ub_endpoints(tst)
+      if src then
+        pinfo.cols.src:set(src)
+        pinfo.cols.dst:set(dst)
+      end
+      return #raw
+    end
+    sample = template_sample(tpl, key)
+    if sample then TRACE = new_trace() end
+  end
+  local st = new_state(tvb, pinfo, tree, prof, raw)
   st.unit = unit
   walk(st, START[linktype])
   if st.section then finish_section(st) end
+  local trace = TRACE
+  TRACE = nil
+  if trace and template_clean(st, trace) then
+    sample[#sample + 1] = build_template(st, trace)
+  end
   finish(st)
   if not st.handed_over then    -- no IP header: Wireshark has no addresses to show
     local src, dst = ub_endpoints(st)
@@ -2008,9 +2322,13 @@ end
 
 local F_IP, F_IPV6, F_UDP = Field.new("ip"), Field.new("ipv6"), Field.new("udp")
 
+-- the last non-nil value of a Field extractor's values (no table made)
 local function last_of(...)
-  local all = {...}
-  return all[#all]
+  for i = select_arg("#", ...), 1, -1 do
+    local x = (select_arg(i, ...))
+    if x ~= nil then return x end
+  end
+  return nil
 end
 
 -- the ICRC masks of an IP header of ip_len bytes and the UDP header after it (made once a layout)
@@ -2027,24 +2345,52 @@ local function ip_udp_masks(layer, ip_len)
   return masks
 end
 
-local function dissect_udp(tvb, pinfo, tree)
-  local prof = profile_for(PROFILE.spec)
-  if CTX and CTX.num == pinfo.number then prof = CTX.prof end
-  pinfo.cols.protocol:set("UB")
-  local st = new_state(tvb, pinfo, tree, prof)
-  st.inner = CTX ~= nil and CTX.num == pinfo.number
-  st.section = true
+-- the carrier of a UDP payload: the innermost IP header (its layer and bytes) and the UDP item
+local function udp_carrier()
   local ip4, ip6, udp = last_of(F_IP()), last_of(F_IPV6()), last_of(F_UDP())
-  local layer, ip
   if ip4 ~= nil and (ip6 == nil or ip6.range:offset() < ip4.range:offset()) then
-    layer, ip = "ip", ip4.range:bytes()
+    return "ip", ip4.range:bytes(), udp
   elseif ip6 ~= nil then
-    layer, ip = "ipv6", ip6.range:bytes()
+    return "ipv6", ip6.range:bytes(), udp
   end
+  return nil, nil, udp
+end
+
+local function dissect_udp(tvb, pinfo, tree)
+  TRACE = nil
+  local prof = profile_for(PROFILE.spec)
+  local inner = CTX ~= nil and CTX.num == pinfo.number
+  if inner then prof = CTX.prof end
+  pinfo.cols.protocol:set("UB")
+  local layer, ip, udp = udp_carrier()
+  local raw, sample = nil, nil
+  -- the carrier a template was made with: IP or IPv6, its header's length, UDP or not
+  local ip_len = ip and ip:len() or 0
+  local hdr_len = layer == "ip" and ip_len > 0 and ip:get_index(0) % 16 or nil
+  if not inner and tree_less(tree) then
+    raw = tvb:raw()
+    local tpl = template_table(prof, "udp")
+    local key = #raw * 256 + (byte(raw, 1) or 0)
+    local list = tpl[key]
+    local t, info = nil, nil
+    if list ~= nil then
+      t, info = template_for(list, raw, tvb, prof, layer, ip_len, hdr_len, ip, udp)
+    end
+    if t ~= nil then
+      pinfo.cols.info:set(info)
+      template_analyse(t, tvb, pinfo, tree)
+      return #raw
+    end
+    sample = template_sample(tpl, key)
+    if sample then TRACE = new_trace() end
+  end
+  local st = new_state(tvb, pinfo, tree, prof, raw)
+  st.inner = inner
+  st.section = true
   if st.inner and CTX.vals then
     for base, vals in pairs(CTX.vals) do st.vals[base] = vals end   -- the headers before IP
   end
-  if layer == "ip" then st.vals.ip = {hdr_len = ip:get_index(0) % 16} end
+  if hdr_len ~= nil then st.vals.ip = {hdr_len = hdr_len} end
   local c = layer and ICRC_BY_START[layer]
   local room = true
   if c ~= nil and udp ~= nil and covers(c, st) then
@@ -2055,6 +2401,15 @@ local function dissect_udp(tvb, pinfo, tree)
   if room then
     walk(st, TPH)
     finish_section(st)
+  end
+  local trace = TRACE
+  TRACE = nil
+  if trace and template_clean(st, trace) then
+    local t = build_template(st, trace)
+    if t then
+      t.ip_len, t.hdr_len, t.layer, t.udp = ip_len, hdr_len, layer, udp ~= nil
+      sample[#sample + 1] = t
+    end
   end
   finish(st)
   analyse(st, st.tree)
