@@ -1612,7 +1612,7 @@ end
 -- ubpkt.views.analysis._addrs: the IP addresses, else the CNAs
 -- (once per dissection: the transaction, PSN and conversation analyses all ask)
 local function endpoints(st)
-  if st.ends then return st.ends[1], st.ends[2] end
+  if st.src then return st.src, st.dst end
   -- the network addresses the IP dissector left in pinfo: there in every pass, also in the
   -- first pass of tshark -2, which builds no tree (the ip.src field extractor gives nil there,
   -- and every channel would fall into one); "NONE" without an IP layer (native UB)
@@ -1628,8 +1628,8 @@ local function endpoints(st)
     local n = st.vals["ub.cna16"] or st.vals["ub.cna24"]
     if n then src, dst = tostring(n.scna), tostring(n.dcna) end
   end
-  st.ends = {tostring(src), tostring(dst)}   -- asked for twice a packet (transaction, PSNs)
-  return st.ends[1], st.ends[2]
+  st.src, st.dst = tostring(src), tostring(dst)   -- asked for twice a packet (transaction, PSNs)
+  return st.src, st.dst
 end
 
 local function transaction(st, out)
@@ -1638,7 +1638,7 @@ local function transaction(st, out)
     if b.ini_tassn == nil then return end
     if TA_PAIRS[b.taopcode] == TAACK and (b.no_taack or 0) ~= 0 then return end
     local src, dst = endpoints(st)
-    local key = table.concat({src, dst, tostring(b.ini_tassn)}, "|")
+    local key = src .. "|" .. dst .. "|" .. b.ini_tassn
     if PENDING.items[key] == nil then
       cap_put(PENDING, key, {frame = st.pinfo.number, t = st.pinfo.rel_ts, op = b.taopcode,
                              rc_type = b.ini_rc_type, rc_id = b.ini_rc_id})
@@ -1648,8 +1648,8 @@ local function transaction(st, out)
   end
   if not a or a.taopcode == nil or not TA_RESPONSE_OPS[a.taopcode] then return end
   local src, dst = endpoints(st)
-  local key = table.concat({dst, src, tostring(a.ini_tassn)}, "|")   -- back to the initiator
-  if PENDING.items[key] == nil then key = table.concat({src, dst, tostring(a.ini_tassn)}, "|") end
+  local key = dst .. "|" .. src .. "|" .. a.ini_tassn   -- back to the initiator
+  if PENDING.items[key] == nil then key = src .. "|" .. dst .. "|" .. a.ini_tassn end
   local req = PENDING.items[key]
   if req == nil or TA_PAIRS[req.op] ~= a.taopcode then return end
   if a.ini_rc_type ~= nil and req.rc_type ~= nil and
@@ -1664,28 +1664,31 @@ end
 -- a TPACK/TPSACK: acknowledge the reverse channel's waiting data frames up to its PSN
 local function ack_analysis(st, r, out)
   local src, dst = endpoints(st)
-  local ch = CHANNELS.items[table.concat({dst, src, tostring(r.dsttpn), tostring(r.srctpn)}, "|")]
+  local ch = CHANNELS.items[dst .. "|" .. src .. "|" .. r.dsttpn .. "|" .. r.srctpn]
   if ch == nil or ch.ua_head > ch.ua_tail then return end
   local psn, frame = r.psn, st.pinfo.number
   local uf, up, ut = ch.uf, ch.up, ch.ut
-  local kf, kp, kt, n, acked, named = {}, {}, {}, 0, 0, nil
+  -- the frames still waiting move down in place (w: the last kept), in their order
+  local w, acked, named_f, named_t = ch.ua_head - 1, 0, nil, nil
   for i = ch.ua_head, ch.ua_tail do
-    if (psn - up[i]) % PSN_SPACE < PSN_HALF then        -- at or behind the ACK's PSN
+    local p = up[i]
+    if (psn - p) % PSN_SPACE < PSN_HALF then        -- at or behind the ACK's PSN
       acked = acked + 1
-      if up[i] == psn then named = i end
+      if p == psn then named_f, named_t = uf[i], ut[i] end
       ACKED[uf[i]] = frame
     else
-      n = n + 1
-      kf[n], kp[n], kt[n] = uf[i], up[i], ut[i]
+      w = w + 1
+      uf[w], up[w], ut[w] = uf[i], p, ut[i]
     end
   end
   if acked == 0 then return end
+  for i = w + 1, ch.ua_tail do uf[i], up[i], ut[i] = nil, nil, nil end
+  ch.ua_tail = w
   out.acked_frames = acked
-  if named then
-    out.ack_to = uf[named]
-    out.ack_time_ns = floor((st.pinfo.rel_ts - ut[named]) * 1e9 + 0.5)
+  if named_f then
+    out.ack_to = named_f
+    out.ack_time_ns = floor((st.pinfo.rel_ts - named_t) * 1e9 + 0.5)
   end
-  ch.uf, ch.up, ch.ut, ch.ua_head, ch.ua_tail = kf, kp, kt, 1, n
 end
 
 local function psn_analysis(st, out)
@@ -1701,7 +1704,7 @@ local function psn_analysis(st, out)
   end
   local psn = r.psn
   local src, dst = endpoints(st)
-  local key = table.concat({src, dst, tostring(r.srctpn), tostring(r.dsttpn)}, "|")
+  local key = src .. "|" .. dst .. "|" .. r.srctpn .. "|" .. r.dsttpn
   local ch = CHANNELS.items[key]
   if ch == nil then
     -- uf/up/ut[ua_head..ua_tail]: frame, PSN, time of the data frames waiting for an ACK
@@ -1748,13 +1751,37 @@ local EX_TEXT = {
   tpnak = function() return "TPNAK: the receiver asks for a retransmission or reports an error" end,
 }
 
+-- the analysis kept for a frame with nothing of its own (shared: no table a frame)
+local AN_NONE, AN_REQUEST = {}, {request = true}
+local AN_SCRATCH = {}   -- the analysis of the frame being read, before it is kept
+local EXPERT_ORDER = {"psn_gap", "out_of_order", "retransmission", "duplicate", "tpnak"}
+
+-- the analysis of a frame as kept: a shared table when it is empty or only marks a request
+local function an_keep(out)
+  local n, request = 0, false
+  for k in pairs(out) do
+    n = n + 1
+    if k == "request" then request = true end
+  end
+  if n == 0 then return AN_NONE end
+  if n == 1 and request then
+    out.request = nil
+    return AN_REQUEST
+  end
+  local kept = {}
+  for k, v in pairs(out) do kept[k] = v end
+  for k in pairs(kept) do out[k] = nil end
+  return kept
+end
+
 -- compute (first dissection of the frame) or recall (later ones), then show
 local function analyse(st, root)
   local pinfo = st.pinfo
   local key = (st.unit or 1) > 1 and pinfo.number .. ":" .. st.unit or pinfo.number
   local out
   if not pinfo.visited then
-    out = {}
+    out = AN_SCRATCH
+    for k in pairs(out) do out[k] = nil end
     transaction(st, out)
     psn_analysis(st, out)
     local r = CONV_WANTED and st.vals["ub.rtph"]
@@ -1762,11 +1789,22 @@ local function analyse(st, root)
       local src, dst = endpoints(st)
       out.tp = {src, r.srctpn, dst, r.dsttpn}
     end
+    out = an_keep(out)
     AN[key] = out
   else
     out = AN[key]
   end
   if out == nil then return end
+  if getmetatable(root) == SKIP then
+    -- nobody looks at the tree: only the expert infos (SKIP puts them on the root item)
+    if out.request and pinfo.visited and LINKED[pinfo.number] == nil then
+      root:add_proto_expert_info(EX.no_response, "Request without a response in the capture")
+    end
+    for _, name in ipairs(EXPERT_ORDER) do
+      if out[name] then root:add_proto_expert_info(EX[name], EX_TEXT[name](out[name])) end
+    end
+    return
+  end
   local ack_in = pinfo.visited and ACKED[pinfo.number] or nil
   local shown = ack_in
   for k in pairs(out) do if k ~= "tp" then shown = true; break end end
@@ -1803,7 +1841,7 @@ local function analyse(st, root)
     show("response_time", NSTime.new(floor(ns / 1e9), ns % 1e9))
     show("response_time_ns", UInt64.new(ns % TWO32, floor(ns / TWO32)))
   end
-  for _, name in ipairs({"psn_gap", "out_of_order", "retransmission", "duplicate", "tpnak"}) do
+  for _, name in ipairs(EXPERT_ORDER) do
     if out[name] then
       show(name, out[name]):add_proto_expert_info(EX[name], EX_TEXT[name](out[name]))
     end
@@ -2234,7 +2272,7 @@ end
 -- the part of a template's frame every entry shares: the analysis as the walk runs it
 local function template_analyse(t, tvb, pinfo, tree)
   local tst, root = t.st, t.root
-  tst.pinfo, tst.tvb, tst.ends = pinfo, tvb, nil
+  tst.pinfo, tst.tvb, tst.src, tst.dst = pinfo, tvb, nil, nil
   root.ptree, root.tvb, root.root = tree, tvb, nil
   analyse(tst, root)
   return tst
@@ -2248,10 +2286,10 @@ end
 -- the first template of list that takes the frame (its carrier, its guards, its ICRC): the
 -- template and its Info line, or nil (a bad ICRC too: the walk reports it).  ip, udp: the IP
 -- header's bytes and the UDP item before a UDP payload (the ICRC covers them)
-local function template_for(list, raw, tvb, prof, layer, ip_len, hdr_len, ip, udp)
+local function template_for(list, raw, tvb, prof, layer, ip_len, ip, udp)
   for i = 1, #list do
     local t = list[i]
-    if t.layer == layer and t.ip_len == ip_len and t.hdr_len == hdr_len and t.udp == (udp ~= nil) then
+    if t.layer == layer and t.ip_len == ip_len and t.udp == (udp ~= nil) then
       local info = t.fn(raw, tvb)
       if info then
         local c = t.icrc
@@ -2345,13 +2383,17 @@ local function ip_udp_masks(layer, ip_len)
   return masks
 end
 
--- the carrier of a UDP payload: the innermost IP header (its layer and bytes) and the UDP item
+-- the carrier of a UDP payload: the innermost IP header (its layer and TvbRange) and the UDP item
 local function udp_carrier()
   local ip4, ip6, udp = last_of(F_IP()), last_of(F_IPV6()), last_of(F_UDP())
-  if ip4 ~= nil and (ip6 == nil or ip6.range:offset() < ip4.range:offset()) then
-    return "ip", ip4.range:bytes(), udp
+  if ip4 ~= nil then
+    local r4 = ip4.range
+    if ip6 == nil then return "ip", r4, udp end
+    local r6 = ip6.range
+    if r6:offset() < r4:offset() then return "ip", r4, udp end
+    return "ipv6", r6, udp
   elseif ip6 ~= nil then
-    return "ipv6", ip6.range:bytes(), udp
+    return "ipv6", ip6.range, udp
   end
   return nil, nil, udp
 end
@@ -2364,9 +2406,9 @@ local function dissect_udp(tvb, pinfo, tree)
   pinfo.cols.protocol:set("UB")
   local layer, ip, udp = udp_carrier()
   local raw, sample = nil, nil
-  -- the carrier a template was made with: IP or IPv6, its header's length, UDP or not
+  -- the carrier a template was made with: IP or IPv6, its header's length (for IPv4 the IHL:
+  -- Wireshark's ip item spans IHL x 4 bytes), UDP or not
   local ip_len = ip and ip:len() or 0
-  local hdr_len = layer == "ip" and ip_len > 0 and ip:get_index(0) % 16 or nil
   if not inner and tree_less(tree) then
     raw = tvb:raw()
     local tpl = template_table(prof, "udp")
@@ -2374,7 +2416,7 @@ local function dissect_udp(tvb, pinfo, tree)
     local list = tpl[key]
     local t, info = nil, nil
     if list ~= nil then
-      t, info = template_for(list, raw, tvb, prof, layer, ip_len, hdr_len, ip, udp)
+      t, info = template_for(list, raw, tvb, prof, layer, ip_len, ip, udp)
     end
     if t ~= nil then
       pinfo.cols.info:set(info)
@@ -2390,7 +2432,8 @@ local function dissect_udp(tvb, pinfo, tree)
   if st.inner and CTX.vals then
     for base, vals in pairs(CTX.vals) do st.vals[base] = vals end   -- the headers before IP
   end
-  if hdr_len ~= nil then st.vals.ip = {hdr_len = hdr_len} end
+  if ip ~= nil then ip = ip:bytes() end
+  if layer == "ip" then st.vals.ip = {hdr_len = ip:get_index(0) % 16} end
   local c = layer and ICRC_BY_START[layer]
   local room = true
   if c ~= nil and udp ~= nil and covers(c, st) then
@@ -2407,7 +2450,7 @@ local function dissect_udp(tvb, pinfo, tree)
   if trace and template_clean(st, trace) then
     local t = build_template(st, trace)
     if t then
-      t.ip_len, t.hdr_len, t.layer, t.udp = ip_len, hdr_len, layer, udp ~= nil
+      t.ip_len, t.layer, t.udp = ip_len, layer, udp ~= nil
       sample[#sample + 1] = t
     end
   end
