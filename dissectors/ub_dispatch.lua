@@ -519,7 +519,7 @@ local CTX = nil   -- set while a CFG 3/4 packet hands its IP packet to Wireshark
 -- the preferences the dissection reads, kept here (ub.prefs.<name> is a call into Wireshark):
 -- the registered defaults, then ub.prefs_changed's copy (Wireshark calls it when one changes,
 -- also for tshark -o at start-up)
-local PREFS = {verify_icrc = true, profile = 0}
+local PREFS = {verify_icrc = true, profile = 0, templates = true}
 
 -- A tree item stand-in for a dissection whose tree nobody looks at (tshark without -V or
 -- -T fields/json/pdml and with no filter, tap or column on a ub field; the first pass of -2):
@@ -1986,6 +1986,9 @@ ub.prefs.profile = Pref.enum("Profile", PREFS.profile, "Decoding profile: auto (
   .. "(UB 2.0) or ns-3-UB (the ns-3-UB 1.2 dialect)",
   {{1, "auto", 0}, {2, "reference", 1}, {3, "ns3", 2}}, false)
 local PROFILE_BY_PREF = {[0] = "auto", [1] = "reference", [2] = "ns3"}
+ub.prefs.templates = Pref.bool("Replay layout templates when no tree is built", PREFS.templates,
+  "Without a tree (nobody looks at ub's fields) read a frame whose layout was read before with a "
+  .. "function made for that layout (the same Info, columns, expert infos and analysis; faster)")
 ub.prefs.heuristic = Pref.bool("Try UBoE on other UDP ports", false,
   "Claim a UDP datagram to any other port whose last four bytes are a good ICRC over the IP "
   .. "and UDP headers and the payload (off by default: costs a CRC per datagram)")
@@ -2096,7 +2099,9 @@ local TEMPLATE_READS = {
 -- in all (a capture of ever new layouts stops recording)
 local TEMPLATE_LIMITS = {per_key = 4, samples_per_key = 8, total = 2048}
 local TEMPLATES = setmetatable({}, {__mode = "k"})   -- profile -> entry -> key -> templates
-local TEMPLATE_COUNT = 0
+local TEMPLATE_COUNT, TEMPLATE_USED = 0, 0
+-- for the tests (tests/dissectors/test_lua_speed.py): templates made and frames they read so far
+rawset(_G, "ub_template_stats", function() return TEMPLATE_COUNT, TEMPLATE_USED end)
 
 -- the templates of (profile, entry) by layout key
 local function template_table(prof, entry)
@@ -2298,6 +2303,7 @@ local function template_for(list, raw, tvb, prof, layer, ip_len, ip, udp)
           if ip ~= nil then covered = ip:raw() .. udp.range:raw() .. covered end
           if icrc32_str(covered, c.masks) ~= stored_icrc(raw, c.finish, prof) then return nil, nil end
         end
+        TEMPLATE_USED = TEMPLATE_USED + 1
         return t, info
       end
     end
@@ -2312,7 +2318,7 @@ local function dissect_native(tvb, pinfo, tree, prof, linktype, unit)
   prof = profile_for(prof)
   pinfo.cols.protocol:set("UB")
   local raw, sample = nil, nil
-  if unit == nil and tree_less(tree) then
+  if unit == nil and PREFS.templates and tree_less(tree) then
     raw = tvb:raw()
     local tpl = template_table(prof, linktype)
     local key = #raw * 256 + (byte(raw, 1) or 0)
@@ -2409,7 +2415,7 @@ local function dissect_udp(tvb, pinfo, tree)
   -- the carrier a template was made with: IP or IPv6, its header's length (for IPv4 the IHL:
   -- Wireshark's ip item spans IHL x 4 bytes), UDP or not
   local ip_len = ip and ip:len() or 0
-  if not inner and tree_less(tree) then
+  if not inner and PREFS.templates and tree_less(tree) then
     raw = tvb:raw()
     local tpl = template_table(prof, "udp")
     local key = #raw * 256 + (byte(raw, 1) or 0)
@@ -2530,6 +2536,7 @@ for port in pairs(UB_PORTS) do DissectorTable.get("udp.port"):add(port, ub) end
 DissectorTable.get("udp.port"):add_for_decode_as(ub_udp)
 function ub.prefs_changed()
   PREFS.verify_icrc, PREFS.profile = ub.prefs.verify_icrc, ub.prefs.profile
+  PREFS.templates = ub.prefs.templates
   local want = parse_ports(ub.prefs.udp_ports)
   local udp_port = DissectorTable.get("udp.port")
   for port in pairs(UB_PORTS) do
