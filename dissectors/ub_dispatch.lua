@@ -1640,7 +1640,7 @@ local function transaction(st, out)
     local src, dst = endpoints(st)
     local key = src .. "|" .. dst .. "|" .. b.ini_tassn
     if PENDING.items[key] == nil then
-      cap_put(PENDING, key, {frame = st.pinfo.number, t = st.pinfo.rel_ts, op = b.taopcode,
+      cap_put(PENDING, key, {frame = st.number, t = st.time, op = b.taopcode,
                              rc_type = b.ini_rc_type, rc_id = b.ini_rc_id})
     end
     out.request = true
@@ -1657,8 +1657,8 @@ local function transaction(st, out)
   cap_del(PENDING, key)
   out.request_name = TAOPCODE[req.op] or tostring(req.op)     -- the SRT tap's row
   out.request_in = req.frame
-  out.response_time_ns = floor((st.pinfo.rel_ts - req.t) * 1e9 + 0.5)
-  LINKED[req.frame] = st.pinfo.number
+  out.response_time_ns = floor((st.time - req.t) * 1e9 + 0.5)
+  LINKED[req.frame] = st.number
 end
 
 -- a TPACK/TPSACK: acknowledge the reverse channel's waiting data frames up to its PSN
@@ -1666,7 +1666,7 @@ local function ack_analysis(st, r, out)
   local src, dst = endpoints(st)
   local ch = CHANNELS.items[dst .. "|" .. src .. "|" .. r.dsttpn .. "|" .. r.srctpn]
   if ch == nil or ch.ua_head > ch.ua_tail then return end
-  local psn, frame = r.psn, st.pinfo.number
+  local psn, frame = r.psn, st.number
   local uf, up, ut = ch.uf, ch.up, ch.ut
   -- the frames still waiting move down in place (w: the last kept), in their order
   local w, acked, named_f, named_t = ch.ua_head - 1, 0, nil, nil
@@ -1687,7 +1687,7 @@ local function ack_analysis(st, r, out)
   out.acked_frames = acked
   if named_f then
     out.ack_to = named_f
-    out.ack_time_ns = floor((st.pinfo.rel_ts - named_t) * 1e9 + 0.5)
+    out.ack_time_ns = floor((st.time - named_t) * 1e9 + 0.5)
   end
 end
 
@@ -1713,7 +1713,7 @@ local function psn_analysis(st, out)
     cap_put(CHANNELS, key, ch)
   end
   local tail = ch.ua_tail + 1           -- waiting for its ACK (the oldest dropped past the cap)
-  ch.uf[tail], ch.up[tail], ch.ut[tail], ch.ua_tail = st.pinfo.number, psn, st.pinfo.rel_ts, tail
+  ch.uf[tail], ch.up[tail], ch.ut[tail], ch.ua_tail = st.number, psn, st.time, tail
   if tail - ch.ua_head >= ANALYSIS_LIMITS.max_unacked then
     local h = ch.ua_head
     ch.uf[h], ch.up[h], ch.ut[h], ch.ua_head = nil, nil, nil, h + 1
@@ -1777,9 +1777,11 @@ end
 -- compute (first dissection of the frame) or recall (later ones), then show
 local function analyse(st, root)
   local pinfo = st.pinfo
-  local key = (st.unit or 1) > 1 and pinfo.number .. ":" .. st.unit or pinfo.number
+  local number, visited = pinfo.number, pinfo.visited
+  local key = (st.unit or 1) > 1 and number .. ":" .. st.unit or number
   local out
-  if not pinfo.visited then
+  if not visited then
+    st.number, st.time = number, pinfo.rel_ts   -- what transaction() and psn_analysis() read
     out = AN_SCRATCH
     for k in pairs(out) do out[k] = nil end
     transaction(st, out)
@@ -1797,7 +1799,7 @@ local function analyse(st, root)
   if out == nil then return end
   if getmetatable(root) == SKIP then
     -- nobody looks at the tree: only the expert infos (SKIP puts them on the root item)
-    if out.request and pinfo.visited and LINKED[pinfo.number] == nil then
+    if out.request and visited and LINKED[number] == nil then
       root:add_proto_expert_info(EX.no_response, "Request without a response in the capture")
     end
     for _, name in ipairs(EXPERT_ORDER) do
@@ -2275,9 +2277,9 @@ local function stored_icrc(raw, e, prof)
 end
 
 -- the part of a template's frame every entry shares: the analysis as the walk runs it
-local function template_analyse(t, tvb, pinfo, tree)
+local function template_analyse(t, tvb, pinfo, tree, src, dst)
   local tst, root = t.st, t.root
-  tst.pinfo, tst.tvb, tst.src, tst.dst = pinfo, tvb, nil, nil
+  tst.pinfo, tst.tvb, tst.src, tst.dst = pinfo, tvb, src, dst
   root.ptree, root.tvb, root.root = tree, tvb, nil
   analyse(tst, root)
   return tst
@@ -2328,7 +2330,7 @@ local function dissect_native(tvb, pinfo, tree, prof, linktype, unit)
       t, info = template_for(list, raw, tvb, prof)
     end
     if t ~= nil then
-      pinfo.cols.info:set(info)
+      pinfo.cols.info = info
       local tst = template_analyse(t, tvb, pinfo, tree)
       local src, dst = ub_endpoints(tst)
       if src then
@@ -2366,13 +2368,13 @@ end
 
 local F_IP, F_IPV6, F_UDP = Field.new("ip"), Field.new("ipv6"), Field.new("udp")
 
--- the last non-nil value of a Field extractor's values (no table made)
+-- the last non-nil value of a Field extractor's values and how many there are (no table made)
 local function last_of(...)
   for i = select_arg("#", ...), 1, -1 do
     local x = (select_arg(i, ...))
-    if x ~= nil then return x end
+    if x ~= nil then return x, i end
   end
-  return nil
+  return nil, 0
 end
 
 -- the ICRC masks of an IP header of ip_len bytes and the UDP header after it (made once a layout)
@@ -2389,12 +2391,14 @@ local function ip_udp_masks(layer, ip_len)
   return masks
 end
 
--- the carrier of a UDP payload: the innermost IP header (its layer and TvbRange) and the UDP item
+-- the carrier of a UDP payload: the innermost IP header (its layer and TvbRange), the UDP item,
+-- and whether that IP header is the frame's only one (an IPv4 header)
 local function udp_carrier()
-  local ip4, ip6, udp = last_of(F_IP()), last_of(F_IPV6()), last_of(F_UDP())
+  local ip4, n4 = last_of(F_IP())
+  local ip6, udp = last_of(F_IPV6()), last_of(F_UDP())
   if ip4 ~= nil then
     local r4 = ip4.range
-    if ip6 == nil then return "ip", r4, udp end
+    if ip6 == nil then return "ip", r4, udp, n4 == 1 end
     local r6 = ip6.range
     if r6:offset() < r4:offset() then return "ip", r4, udp end
     return "ipv6", r6, udp
@@ -2410,7 +2414,7 @@ local function dissect_udp(tvb, pinfo, tree)
   local inner = CTX ~= nil and CTX.num == pinfo.number
   if inner then prof = CTX.prof end
   pinfo.cols.protocol:set("UB")
-  local layer, ip, udp = udp_carrier()
+  local layer, ip, udp, lone_ip4 = udp_carrier()
   local raw, sample = nil, nil
   -- the carrier a template was made with: IP or IPv6, its header's length (for IPv4 the IHL:
   -- Wireshark's ip item spans IHL x 4 bytes), UDP or not
@@ -2425,8 +2429,16 @@ local function dissect_udp(tvb, pinfo, tree)
       t, info = template_for(list, raw, tvb, prof, layer, ip_len, ip, udp)
     end
     if t ~= nil then
-      pinfo.cols.info:set(info)
-      template_analyse(t, tvb, pinfo, tree)
+      pinfo.cols.info = info
+      -- the analysis' endpoints: the addresses the IP dissector put in pinfo (endpoints()),
+      -- here from the bytes when the frame has one IPv4 header (no Address objects made)
+      local src, dst
+      if lone_ip4 and ip_len >= 20 then
+        local a, b, c, d, e, f, g, h = byte(ip:raw(12, 8), 1, 8)
+        src = string.format("%d.%d.%d.%d", a, b, c, d)
+        dst = string.format("%d.%d.%d.%d", e, f, g, h)
+      end
+      template_analyse(t, tvb, pinfo, tree, src, dst)
       return #raw
     end
     sample = template_sample(tpl, key)
