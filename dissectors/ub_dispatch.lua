@@ -1570,7 +1570,7 @@ local F_IP6_SRC, F_IP6_DST = Field.new("ipv6.src"), Field.new("ipv6.dst")
 local function capped(cap)
   return {items = {}, order = {}, head = 1, tail = 0, n = 0, cap = cap}
 end
-local function cap_put(c, key, value)
+local function cap_put(c, key, value, dropped)
   if c.items[key] == nil then
     c.tail = c.tail + 1
     c.order[c.tail] = key
@@ -1581,7 +1581,11 @@ local function cap_put(c, key, value)
     local old = c.order[c.head]
     c.order[c.head] = nil
     c.head = c.head + 1
-    if c.items[old] ~= nil then c.items[old] = nil; c.n = c.n - 1 end
+    local v = c.items[old]
+    if v ~= nil then
+      c.items[old] = nil; c.n = c.n - 1
+      if dropped then dropped(v) end
+    end
   end
 end
 local function cap_del(c, key)
@@ -1595,10 +1599,34 @@ local CONV_WANTED = gui_enabled()
 local LINKED = {}    -- request frame -> response frame
 local ACKED = {}     -- data frame -> the TP response frame that acknowledges it
 local PENDING, CHANNELS
+-- a waiting request's values by its slot (PENDING's value; a running count, as a frame may hold
+-- several packets): arrays, so a request costs no table of its own
+local REQ = {}
+-- PENDING's key of a request: (initiator, target, INI_TASSN) as one number, the address pair's
+-- running number (PAIRS[src][dst]) x 2^32 + the TASSN: no string made a request; past 2^21 pairs
+-- (where that number stops being exact) the text "src|dst|tassn"
+local PAIRS
+local function pending_key(src, dst, tassn)
+  local by_dst = PAIRS[src]
+  if by_dst == nil then by_dst = {}; PAIRS[src] = by_dst end
+  local id = by_dst[dst]
+  if id == nil then
+    id = PAIRS.n + 1
+    PAIRS.n = id
+    by_dst[dst] = id
+  end
+  if id < 2097152 and tassn >= 0 and tassn < 4294967296 then return id * 4294967296 + tassn end
+  return src .. "|" .. dst .. "|" .. tassn
+end
+local function req_drop(slot)
+  REQ.frame[slot], REQ.t[slot], REQ.op[slot], REQ.rc_type[slot], REQ.rc_id[slot] = nil, nil, nil, nil, nil
+end
 
 local function analysis_reset()
   AN, LINKED, ACKED = {}, {}, {}
   PENDING = capped(ANALYSIS_LIMITS.max_pending)
+  REQ = {frame = {}, t = {}, op = {}, rc_type = {}, rc_id = {}, n = 0}
+  PAIRS = {n = 0}
   CHANNELS = capped(ANALYSIS_LIMITS.max_channels)
 end
 analysis_reset()
@@ -1638,27 +1666,34 @@ local function transaction(st, out)
     if b.ini_tassn == nil then return end
     if TA_PAIRS[b.taopcode] == TAACK and (b.no_taack or 0) ~= 0 then return end
     local src, dst = endpoints(st)
-    local key = src .. "|" .. dst .. "|" .. b.ini_tassn
+    local key = pending_key(src, dst, b.ini_tassn)
     if PENDING.items[key] == nil then
-      cap_put(PENDING, key, {frame = st.number, t = st.time, op = b.taopcode,
-                             rc_type = b.ini_rc_type, rc_id = b.ini_rc_id})
+      local R, slot = REQ, REQ.n + 1
+      R.n = slot
+      R.frame[slot], R.t[slot], R.op[slot] = st.number, st.time, b.taopcode
+      R.rc_type[slot], R.rc_id[slot] = b.ini_rc_type, b.ini_rc_id
+      cap_put(PENDING, key, slot, req_drop)
     end
     out.request = true
     return
   end
   if not a or a.taopcode == nil or not TA_RESPONSE_OPS[a.taopcode] then return end
   local src, dst = endpoints(st)
-  local key = dst .. "|" .. src .. "|" .. a.ini_tassn   -- back to the initiator
-  if PENDING.items[key] == nil then key = src .. "|" .. dst .. "|" .. a.ini_tassn end
+  local key = pending_key(dst, src, a.ini_tassn)   -- back to the initiator
+  if PENDING.items[key] == nil then key = pending_key(src, dst, a.ini_tassn) end
   local req = PENDING.items[key]
-  if req == nil or TA_PAIRS[req.op] ~= a.taopcode then return end
-  if a.ini_rc_type ~= nil and req.rc_type ~= nil and
-     (a.ini_rc_type ~= req.rc_type or a.ini_rc_id ~= req.rc_id) then return end
+  local R = REQ
+  if req == nil or TA_PAIRS[R.op[req]] ~= a.taopcode then return end
+  local rc_type = R.rc_type[req]
+  if a.ini_rc_type ~= nil and rc_type ~= nil and
+     (a.ini_rc_type ~= rc_type or a.ini_rc_id ~= R.rc_id[req]) then return end
   cap_del(PENDING, key)
-  out.request_name = TAOPCODE[req.op] or tostring(req.op)     -- the SRT tap's row
-  out.request_in = req.frame
-  out.response_time_ns = floor((st.time - req.t) * 1e9 + 0.5)
-  LINKED[req.frame] = st.number
+  local op, frame, t = R.op[req], R.frame[req], R.t[req]
+  req_drop(req)
+  out.request_name = TAOPCODE[op] or tostring(op)     -- the SRT tap's row
+  out.request_in = frame
+  out.response_time_ns = floor((st.time - t) * 1e9 + 0.5)
+  LINKED[frame] = st.number
 end
 
 -- a TPACK/TPSACK: acknowledge the reverse channel's waiting data frames up to its PSN
@@ -1751,13 +1786,15 @@ local EX_TEXT = {
   tpnak = function() return "TPNAK: the receiver asks for a retransmission or reports an error" end,
 }
 
--- the analysis kept for a frame with nothing of its own (shared: no table a frame)
-local AN_NONE, AN_REQUEST = {}, {request = true}
 local AN_SCRATCH = {}   -- the analysis of the frame being read, before it is kept
 local EXPERT_ORDER = {"psn_gap", "out_of_order", "retransmission", "duplicate", "tpnak"}
 
 -- the analysis of a frame as kept: a shared table when it is empty or only marks a request
-local function an_keep(out)
+local an_keep
+do
+-- the analysis kept for a frame with nothing of its own (shared: no table a frame)
+local AN_NONE, AN_REQUEST = {}, {request = true}
+function an_keep(out)
   local n, request = 0, false
   for k in pairs(out) do
     n = n + 1
@@ -1772,6 +1809,7 @@ local function an_keep(out)
   for k, v in pairs(out) do kept[k] = v end
   for k in pairs(kept) do out[k] = nil end
   return kept
+end
 end
 
 -- compute (first dissection of the frame) or recall (later ones), then show
@@ -2086,6 +2124,43 @@ end
 -- the tree-less run (templates) with the full tree (the walk) on built, mutated and foreign
 -- captures.
 
+local TEMPLATE_COUNT, TEMPLATE_USED = 0, 0
+-- for the tests (tests/dissectors/test_lua_speed.py): templates made and frames they read so far
+rawset(_G, "ub_template_stats", function() return TEMPLATE_COUNT, TEMPLATE_USED end)
+
+local template_table, template_sample
+do
+local TEMPLATE_LIMITS = {per_key = 4, samples_per_key = 8, total = 2048}
+local TEMPLATES = setmetatable({}, {__mode = "k"})   -- profile -> entry -> key -> templates
+
+-- the templates of (profile, entry) by layout key
+function template_table(prof, entry)
+  local by_entry = TEMPLATES[prof]
+  if by_entry == nil then by_entry = {}; TEMPLATES[prof] = by_entry end
+  local t = by_entry[entry]
+  if t == nil then t = {}; by_entry[entry] = t end
+  return t
+end
+
+-- whether a frame with this layout key is to be recorded (and the list its template joins)
+function template_sample(tpl, key)
+  local list = tpl[key]
+  if list == nil then list = {samples = 0}; tpl[key] = list end
+  if #list >= TEMPLATE_LIMITS.per_key or list.samples >= TEMPLATE_LIMITS.samples_per_key
+     or TEMPLATE_COUNT >= TEMPLATE_LIMITS.total then
+    return nil
+  end
+  list.samples = list.samples + 1
+  return list
+end
+end
+
+local function new_trace()
+  return {reads = {}, headers = {}, peeks = {}, slots = {}}
+end
+
+local build_template
+do   -- (a block: the main function's locals are limited to 200)
 -- what the analysis, the summary line and the native columns read of a header after the walk
 -- (analyse, summary, ub_endpoints): a template fills these in per frame
 local TEMPLATE_READS = {
@@ -2099,42 +2174,23 @@ local TEMPLATE_READS = {
 }
 -- templates of one layout key (frame length, first byte), samples recorded for one key, templates
 -- in all (a capture of ever new layouts stops recording)
-local TEMPLATE_LIMITS = {per_key = 4, samples_per_key = 8, total = 2048}
-local TEMPLATES = setmetatable({}, {__mode = "k"})   -- profile -> entry -> key -> templates
-local TEMPLATE_COUNT, TEMPLATE_USED = 0, 0
--- for the tests (tests/dissectors/test_lua_speed.py): templates made and frames they read so far
-rawset(_G, "ub_template_stats", function() return TEMPLATE_COUNT, TEMPLATE_USED end)
-
--- the templates of (profile, entry) by layout key
-local function template_table(prof, entry)
-  local by_entry = TEMPLATES[prof]
-  if by_entry == nil then by_entry = {}; TEMPLATES[prof] = by_entry end
-  local t = by_entry[entry]
-  if t == nil then t = {}; by_entry[entry] = t end
-  return t
-end
-
--- whether a frame with this layout key is to be recorded (and the list its template joins)
-local function template_sample(tpl, key)
-  local list = tpl[key]
-  if list == nil then list = {samples = 0}; tpl[key] = list end
-  if #list >= TEMPLATE_LIMITS.per_key or list.samples >= TEMPLATE_LIMITS.samples_per_key
-     or TEMPLATE_COUNT >= TEMPLATE_LIMITS.total then
-    return nil
-  end
-  list.samples = list.samples + 1
-  return list
-end
-
-local function new_trace()
-  return {reads = {}, headers = {}, peeks = {}, slots = {}}
-end
+-- BITS1[rshift * 16 + bits][b]: bits of byte b from bit rshift up (a field inside one byte: one
+-- table step in a template instead of a division and a floor)
+local BITS1 = setmetatable({}, {__index = function(t, k)
+  local rs, bits, m = floor(k / 16), k % 16, {}
+  for b = 0, 255 do m[b] = floor(b / POW2[rs]) % POW2[bits] end
+  t[k] = m
+  return m
+end})
 
 -- the Lua expression of field f of the header at off from the locals x<position> (the frame's
 -- bytes), as raw_bits / raw_le compute it; need(position) for each byte it reads
 local function field_expr(f, off, need, consts)
   local p = off + f.byte + 1
-  if f.wire == "be" then
+  if f.wire == "be" and f.span == 1 and f.bits < 8 then
+    need(p)
+    return string.format("BITS1[%d][x%d]", f.rshift * 16 + f.bits, p)
+  elseif f.wire == "be" then
     local e = "x" .. p
     need(p)
     for i = 1, f.span - 1 do e = "(" .. e .. ")*256+x" .. (p + i); need(p + i) end
@@ -2152,7 +2208,7 @@ local function field_expr(f, off, need, consts)
 end
 
 -- a template from the recording of a clean walk (st, TRACE); nil when the layout has none
-local function build_template(st, trace)
+function build_template(st, trace)
   local raw = st.raw
   local mask = {}       -- position -> the bits guarded
   local function guard(pos, m) mask[pos] = OR8[mask[pos] or 0][m] end
@@ -2176,7 +2232,19 @@ local function build_template(st, trace)
     if hi == nil or pos > hi then hi = pos end
   end
   for pos in pairs(mask) do need(pos) end
-  local consts, body = {}, {}
+  local consts, body, locals, nlocals = {}, {}, {}, 0
+  -- each value once, in a local (the Info line and the analysis' tables share it)
+  local function value(f, off)
+    local e = field_expr(f, off, need, consts)
+    local name = locals[e]
+    if name == nil then
+      nlocals = nlocals + 1
+      name = "v" .. nlocals
+      locals[e] = name
+      body[#body + 1] = string.format("local %s = %s", name, e)
+    end
+    return name
+  end
   -- the values read after the walk, into one reused table a header base
   local vals, names = {}, {}
   for base, v in pairs(st.vals) do
@@ -2190,7 +2258,8 @@ local function build_template(st, trace)
       for _, name in ipairs(TEMPLATE_READS[base]) do
         local f = h.byname[name]
         if f ~= nil then
-          body[#body + 1] = string.format("V%d.%s = %s", slot, name, field_expr(f, off, need, consts))
+          local x = value(f, off)   -- (first: it may add the local's line)
+          body[#body + 1] = string.format("V%d.%s = %s", slot, name, x)
         end
       end
     end
@@ -2200,8 +2269,10 @@ local function build_template(st, trace)
   local function free(v, name, prefix, spec)
     local mt = getmetatable(v)
     local f = mt.hdr.byname[name]
+    -- an integer of up to 46 bits reads the same with %d as with tostring (either Lua)
+    if f.wire ~= nil and f.bits <= 46 then spec = "%d" end
     fmt[#fmt + 1] = prefix:gsub("%%", "%%%%") .. spec
-    local e = field_expr(f, v[2], need, consts)
+    local e = value(f, v[2])
     args[#args + 1] = spec == "%d" and e or ("tostring(" .. e .. ")")
   end
   for i, s in ipairs(st.info) do
@@ -2215,13 +2286,14 @@ local function build_template(st, trace)
       if m and m.length ~= nil then free(m, "length", "len=", "%s")
       elseif m and m.len_code ~= nil then
         local f = getmetatable(m).hdr.byname.len_code
-        fmt[#fmt + 1] = "len=%s"
-        args[#args + 1] = "tostring(64 * POW2[" .. field_expr(f, m[2], need, consts) .. "])"
+        fmt[#fmt + 1] = "len=%d"
+        args[#args + 1] = "64 * POW2[" .. value(f, m[2]) .. "]"
       end
     end
   end
-  if lo == nil or hi - lo > 150 then return nil end   -- no bytes, or more locals than Lua allows
-  local head = "local floor, byte, AND8, POW2, K, VALUE, tostring, format, FMT"
+  -- no bytes, or more locals than a Lua function may have (200)
+  if lo == nil or hi - lo + 1 + nlocals > 180 then return nil end
+  local head = "local floor, byte, AND8, POW2, K, VALUE, tostring, format, FMT, BITS1"
   for i = 1, #names do head = head .. ", V" .. i end
   local src = {head .. " = ..."}
   src[#src + 1] = "return function(raw, tvb)"
@@ -2254,13 +2326,14 @@ local function build_template(st, trace)
   if chunk == nil then return nil end
   local tv = {}
   for i, base in ipairs(names) do tv[i] = vals[base] end
-  local fn = chunk(floor, byte, AND8, POW2, consts, value_of, tostring, string.format, text,
+  local fn = chunk(floor, byte, AND8, POW2, consts, value_of, tostring, string.format, text, BITS1,
                    (table.unpack or unpack)(tv))
   local icrc = trace.icrc
   TEMPLATE_COUNT = TEMPLATE_COUNT + 1
   return {fn = fn, vals = vals, icrc = icrc, udp = false,
           -- reused frame after frame: the analysis' state and the tree stand-in
           st = {vals = vals}, root = setmetatable({}, SKIP)}
+end
 end
 
 -- whether the walk of the recorded frame was one a template may repeat
@@ -2391,6 +2464,23 @@ local function ip_udp_masks(layer, ip_len)
   return masks
 end
 
+-- the text of an IPv4 source and destination (8 bytes) as Wireshark writes them, remembered for
+-- the addresses seen last (IP4_TEXT_MAX, then it starts over)
+local ip4_text
+do   -- (a block: the main function's locals are limited to 200)
+local IP4_TEXT, IP4_TEXT_N, IP4_TEXT_MAX = {}, 0, 4096
+function ip4_text(b8)
+  local pair = IP4_TEXT[b8]
+  if pair == nil then
+    local a, b, c, d, e, f, g, h = byte(b8, 1, 8)
+    pair = {string.format("%d.%d.%d.%d", a, b, c, d), string.format("%d.%d.%d.%d", e, f, g, h)}
+    if IP4_TEXT_N >= IP4_TEXT_MAX then IP4_TEXT, IP4_TEXT_N = {}, 0 end
+    IP4_TEXT[b8], IP4_TEXT_N = pair, IP4_TEXT_N + 1
+  end
+  return pair[1], pair[2]
+end
+end
+
 -- the carrier of a UDP payload: the innermost IP header (its layer and TvbRange), the UDP item,
 -- and whether that IP header is the frame's only one (an IPv4 header)
 local function udp_carrier()
@@ -2433,11 +2523,7 @@ local function dissect_udp(tvb, pinfo, tree)
       -- the analysis' endpoints: the addresses the IP dissector put in pinfo (endpoints()),
       -- here from the bytes when the frame has one IPv4 header (no Address objects made)
       local src, dst
-      if lone_ip4 and ip_len >= 20 then
-        local a, b, c, d, e, f, g, h = byte(ip:raw(12, 8), 1, 8)
-        src = string.format("%d.%d.%d.%d", a, b, c, d)
-        dst = string.format("%d.%d.%d.%d", e, f, g, h)
-      end
+      if lone_ip4 and ip_len >= 20 then src, dst = ip4_text(ip:raw(12, 8)) end
       template_analyse(t, tvb, pinfo, tree, src, dst)
       return #raw
     end
