@@ -1618,6 +1618,25 @@ local function pending_key(src, dst, tassn)
   if id < 2097152 and tassn >= 0 and tassn < 4294967296 then return id * 4294967296 + tassn end
   return src .. "|" .. dst .. "|" .. tassn
 end
+-- CHANNELS' key of a TP channel (source, destination, SrcTPN, DstTPN): a running number a channel
+-- (by address pair and the TPNs as one number, 2 x 24 bits), no string made a packet
+local CHANNEL_IDS
+local function channel_key(src, dst, srctpn, dsttpn)
+  local by_dst = CHANNEL_IDS[src]
+  if by_dst == nil then by_dst = {}; CHANNEL_IDS[src] = by_dst end
+  local by_tpn = by_dst[dst]
+  if by_tpn == nil then by_tpn = {}; by_dst[dst] = by_tpn end
+  local tpns
+  if srctpn ~= nil and dsttpn ~= nil then tpns = srctpn * 16777216 + dsttpn
+  else tpns = tostring(srctpn) .. "|" .. tostring(dsttpn) end   -- (no RTPH has none today)
+  local id = by_tpn[tpns]
+  if id == nil then
+    id = CHANNEL_IDS.n + 1
+    CHANNEL_IDS.n = id
+    by_tpn[tpns] = id
+  end
+  return id
+end
 local function req_drop(slot)
   REQ.frame[slot], REQ.t[slot], REQ.op[slot], REQ.rc_type[slot], REQ.rc_id[slot] = nil, nil, nil, nil, nil
 end
@@ -1626,7 +1645,7 @@ local function analysis_reset()
   AN, LINKED, ACKED = {}, {}, {}
   PENDING = capped(ANALYSIS_LIMITS.max_pending)
   REQ = {frame = {}, t = {}, op = {}, rc_type = {}, rc_id = {}, n = 0}
-  PAIRS = {n = 0}
+  PAIRS, CHANNEL_IDS = {n = 0}, {n = 0}
   CHANNELS = capped(ANALYSIS_LIMITS.max_channels)
 end
 analysis_reset()
@@ -1699,7 +1718,7 @@ end
 -- a TPACK/TPSACK: acknowledge the reverse channel's waiting data frames up to its PSN
 local function ack_analysis(st, r, out)
   local src, dst = endpoints(st)
-  local ch = CHANNELS.items[dst .. "|" .. src .. "|" .. r.dsttpn .. "|" .. r.srctpn]
+  local ch = CHANNELS.items[channel_key(dst, src, r.dsttpn, r.srctpn)]
   if ch == nil or ch.ua_head > ch.ua_tail then return end
   local psn, frame = r.psn, st.number
   local uf, up, ut = ch.uf, ch.up, ch.ut
@@ -1739,7 +1758,7 @@ local function psn_analysis(st, out)
   end
   local psn = r.psn
   local src, dst = endpoints(st)
-  local key = src .. "|" .. dst .. "|" .. r.srctpn .. "|" .. r.dsttpn
+  local key = channel_key(src, dst, r.srctpn, r.dsttpn)
   local ch = CHANNELS.items[key]
   if ch == nil then
     -- uf/up/ut[ua_head..ua_tail]: frame, PSN, time of the data frames waiting for an ACK
@@ -1790,10 +1809,11 @@ local AN_SCRATCH = {}   -- the analysis of the frame being read, before it is ke
 local EXPERT_ORDER = {"psn_gap", "out_of_order", "retransmission", "duplicate", "tpnak"}
 
 -- the analysis of a frame as kept: a shared table when it is empty or only marks a request
+-- the analysis kept for a frame with nothing of its own (shared: no table a frame)
+local AN_SHARED = {none = {}, request = {request = true}}
 local an_keep
 do
--- the analysis kept for a frame with nothing of its own (shared: no table a frame)
-local AN_NONE, AN_REQUEST = {}, {request = true}
+local AN_NONE, AN_REQUEST = AN_SHARED.none, AN_SHARED.request
 function an_keep(out)
   local n, request = 0, false
   for k in pairs(out) do
@@ -1840,8 +1860,11 @@ local function analyse(st, root)
     if out.request and visited and LINKED[number] == nil then
       root:add_proto_expert_info(EX.no_response, "Request without a response in the capture")
     end
-    for _, name in ipairs(EXPERT_ORDER) do
-      if out[name] then root:add_proto_expert_info(EX[name], EX_TEXT[name](out[name])) end
+    if out ~= AN_SHARED.none and out ~= AN_SHARED.request then
+      for i = 1, #EXPERT_ORDER do
+        local name = EXPERT_ORDER[i]
+        if out[name] then root:add_proto_expert_info(EX[name], EX_TEXT[name](out[name])) end
+      end
     end
     return
   end
@@ -2391,7 +2414,7 @@ end
 local function dissect_native(tvb, pinfo, tree, prof, linktype, unit)
   TRACE = nil
   prof = profile_for(prof)
-  pinfo.cols.protocol:set("UB")
+  pinfo.cols.protocol = "UB"
   local raw, sample = nil, nil
   if unit == nil and PREFS.templates and tree_less(tree) then
     raw = tvb:raw()
@@ -2503,7 +2526,7 @@ local function dissect_udp(tvb, pinfo, tree)
   local prof = profile_for(PROFILE.spec)
   local inner = CTX ~= nil and CTX.num == pinfo.number
   if inner then prof = CTX.prof end
-  pinfo.cols.protocol:set("UB")
+  pinfo.cols.protocol = "UB"
   local layer, ip, udp, lone_ip4 = udp_carrier()
   local raw, sample = nil, nil
   -- the carrier a template was made with: IP or IPv6, its header's length (for IPv4 the IHL:
