@@ -2526,7 +2526,8 @@ local function dissect_udp(tvb, pinfo, tree)
   local prof = profile_for(PROFILE.spec)
   local inner = CTX ~= nil and CTX.num == pinfo.number
   if inner then prof = CTX.prof end
-  pinfo.cols.protocol = "UB"
+  local cols = pinfo.cols   -- (one Columns object a frame)
+  cols.protocol = "UB"
   local layer, ip, udp, lone_ip4 = udp_carrier()
   local raw, sample = nil, nil
   -- the carrier a template was made with: IP or IPv6, its header's length (for IPv4 the IHL:
@@ -2542,7 +2543,7 @@ local function dissect_udp(tvb, pinfo, tree)
       t, info = template_for(list, raw, tvb, prof, layer, ip_len, ip, udp)
     end
     if t ~= nil then
-      pinfo.cols.info = info
+      cols.info = info
       -- the analysis' endpoints: the addresses the IP dissector put in pinfo (endpoints()),
       -- here from the bytes when the frame has one IPv4 header (no Address objects made)
       local src, dst
