@@ -1460,7 +1460,6 @@ local CB_BODIES = {Retry_Req = "ub.retry_req", Retry_Ack = "ub.retry_ack",
                    NOB = "ub.cb_rsvd", Retry_Idle = "ub.cb_rsvd", Block_Mode_Chg = "ub.cb_rsvd"}
 
 PROC["@dllcb"] = function(st)
-  if TRACE then TRACE.bad = "control block" end
   local p = st.prof
   local cb = peek(st, 1, 2)
   if cb == nil then
@@ -1487,7 +1486,7 @@ PROC["@dllcb"] = function(st)
   if kind == "Crd_Ack" then
     -- UB 2.0 §4.3.3.5: 16 six-bit CRD_NUM fields, VL15 first (ns-3-UB: VL0 first, VARIANTS)
     local c, ct = take(st, resolve("ub.crd_ack", st))
-    if c then
+    if c and not st.fast then   -- tree items only
       local credits = {}
       local base = st.pos - 32 + 2   -- CRD_NUM: bytes 2..13 of the body
       for g = 0, 3 do
@@ -1512,16 +1511,18 @@ PROC["@dllcb"] = function(st)
     local b, bt = take(st, "ub.bcrc")
     if b then
       local block = st.tvb:bytes(0, st.pos - 4)
-      local calc
-      if p.bcrc_covers_info then calc = crc30(block, b.rsvd1 * 2 + b.error_flag, 2)
-      else calc = crc30(block, 0, 0) end
+      local calc, info, nbits = nil, 0, 0
+      if p.bcrc_covers_info then info, nbits = b.rsvd1 * 2 + b.error_flag, 2 end
+      calc = crc30(block, info, nbits)
+      local stored = free_value(b, "crc30")   -- a template computes the BCRC per frame
+      if TRACE then TRACE.bcrc = {finish = st.pos - 4, info = info, nbits = nbits, v = b} end
       local r = st.tvb(st.pos - 4, 4)
-      if calc == b.crc30 then
+      if calc == stored then
         bt:add(HF[FIRST_HF["ub.bcrc.status"]], r, "good")
       else
         local it = bt:add(HF[FIRST_HF["ub.bcrc.status"]], r, "bad")
         bt:add(HF[FIRST_HF["ub.bcrc.computed"]], r, calc)
-        it:add_proto_expert_info(EX.bcrc_bad, string.format("CRC30 0x%08x, computed 0x%08x", b.crc30, calc))
+        it:add_proto_expert_info(EX.bcrc_bad, string.format("CRC30 0x%08x, computed 0x%08x", stored, calc))
       end
     end
   end
@@ -2351,9 +2352,14 @@ function build_template(st, trace)
   for i, base in ipairs(names) do tv[i] = vals[base] end
   local fn = chunk(floor, byte, AND8, POW2, consts, value_of, tostring, string.format, text, BITS1,
                    (table.unpack or unpack)(tv))
-  local icrc = trace.icrc
+  local icrc, bcrc = trace.icrc, trace.bcrc
+  if bcrc then   -- the block's BCRC (UB 2.0 §4.7.2), computed per frame as the walk does
+    local v = bcrc.v
+    bcrc = {finish = bcrc.finish, info = bcrc.info, nbits = bcrc.nbits, off = v[2],
+            f = getmetatable(v).hdr.byname.crc30}
+  end
   TEMPLATE_COUNT = TEMPLATE_COUNT + 1
-  return {fn = fn, vals = vals, icrc = icrc, udp = false,
+  return {fn = fn, vals = vals, icrc = icrc, bcrc = bcrc, udp = false,
           -- reused frame after frame: the analysis' state and the tree stand-in
           st = {vals = vals}, root = setmetatable({}, SKIP)}
 end
@@ -2389,6 +2395,8 @@ end
 -- the first template of list that takes the frame (its carrier, its guards, its ICRC): the
 -- template and its Info line, or nil (a bad ICRC too: the walk reports it).  ip, udp: the IP
 -- header's bytes and the UDP item before a UDP payload (the ICRC covers them)
+-- a frame's first bytes as crc30() takes them (anything with raw())
+local BLOCK = {raw = function(self) return self.s end}
 local function template_for(list, raw, tvb, prof, layer, ip_len, ip, udp)
   for i = 1, #list do
     local t = list[i]
@@ -2400,6 +2408,11 @@ local function template_for(list, raw, tvb, prof, layer, ip_len, ip, udp)
           local covered = raw:sub(c.start + 1, c.finish)
           if ip ~= nil then covered = ip:raw() .. udp.range:raw() .. covered end
           if icrc32_str(covered, c.masks) ~= stored_icrc(raw, c.finish, prof) then return nil, nil end
+        end
+        local b = t.bcrc
+        if b ~= nil then
+          BLOCK.s = raw:sub(1, b.finish)
+          if crc30(BLOCK, b.info, b.nbits) ~= value_of(b.f, raw, tvb, b.off) then return nil, nil end
         end
         TEMPLATE_USED = TEMPLATE_USED + 1
         return t, info
