@@ -1329,9 +1329,9 @@ end
 
 -- UB 2.0 §10.4.3.2 Table 10-9: topology TLVs to the end
 PROC["@scan_tlvs"] = function(st)
-  if TRACE then TRACE.bad = "TLVs" end
   while st.stop - st.pos - st.pad >= 2 do
-    local typ, length = st.tvb(st.pos, 1):uint(), st.tvb(st.pos + 1, 1):uint()
+    local typ, length = byte(st.raw, st.pos + 1, st.pos + 2)
+    if TRACE then TRACE.peeks[#TRACE.peeks + 1] = {st.pos, 2} end   -- a template guards them
     local value = SCAN_TLV_VALUES[typ]
     local room = st.stop - st.pos - st.pad
     local layer = "ub.scan_tlv"
@@ -1391,7 +1391,7 @@ local PAYLOAD_DISSECTORS = {["ub.mctp"] = "mctp", ["ub.spdm"] = "spdm"}
 -- the list fields of a PDU body (PDU_LISTS): as many entries as the header announces and the
 -- body holds; the bytes stay ub.pdu
 local function pdu_list(st, lst, hv, body_end)
-  if TRACE then TRACE.bad = "PDU list" end
+  if st.fast then return end   -- tree items only
   local n = hv[lst.count]
   for _, f in ipairs(lst.fixed) do
     if hv[f[1]] == f[2] then n = f[3] break end
@@ -2440,7 +2440,12 @@ local function dissect_native(tvb, pinfo, tree, prof, linktype, unit)
     end
     if t ~= nil then
       pinfo.cols.info = info
-      local tst = template_analyse(t, tvb, pinfo, tree)
+      -- the analysis' endpoints without an IP layer (nothing before ub sets pinfo's network
+      -- addresses on these link types): the CNAs, as endpoints() takes them
+      local n = t.vals["ub.cna16"] or t.vals["ub.cna24"]
+      local tst
+      if n then tst = template_analyse(t, tvb, pinfo, tree, tostring(n.scna), tostring(n.dcna))
+      else tst = template_analyse(t, tvb, pinfo, tree) end
       local src, dst = ub_endpoints(tst)
       if src then
         pinfo.cols.src:set(src)
