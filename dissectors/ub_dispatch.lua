@@ -2388,8 +2388,11 @@ local function template_analyse(t, tvb, pinfo, tree, src, dst)
 end
 
 -- whether nobody wants ub's tree items nor the payload's (a template's frames: no tree at all)
+local REFERENCED_OK = nil   -- whether TreeItem:referenced exists (Wireshark 3.6+), asked once
 local function tree_less(tree)
-  return not wanted(tree, UB_HANDLE) and not wanted(tree, DATA)
+  if REFERENCED_OK == nil then REFERENCED_OK = tree.referenced ~= nil end
+  if not REFERENCED_OK or UB_HANDLE == nil then return false end   -- (as wanted())
+  return not tree:referenced(UB_HANDLE) and not tree:referenced(DATA)
 end
 
 -- the first template of list that takes the frame (its carrier, its guards, its ICRC): the
@@ -2482,10 +2485,15 @@ end
 
 local F_IP, F_IPV6, F_UDP = Field.new("ip"), Field.new("ipv6"), Field.new("udp")
 
--- the last non-nil value of a Field extractor's values and how many there are (no table made)
-local function last_of(...)
-  for i = select_arg("#", ...), 1, -1 do
-    local x = (select_arg(i, ...))
+-- the last non-nil value of a Field extractor's values and how many there are (no table made;
+-- up to three values without a call)
+local function last_of(a, b, c, d, ...)
+  if d == nil then
+    if c ~= nil then return c, 3 elseif b ~= nil then return b, 2 elseif a ~= nil then return a, 1 end
+    return nil, 0
+  end
+  for i = select_arg("#", a, b, c, d, ...), 1, -1 do
+    local x = (select_arg(i, a, b, c, d, ...))
     if x ~= nil then return x, i end
   end
   return nil, 0
