@@ -1606,8 +1606,9 @@ local REQ = {}
 -- PENDING's key of a request: (initiator, target, INI_TASSN) as one number, the address pair's
 -- running number (PAIRS[src][dst]) x 2^32 + the TASSN: no string made a request; past 2^21 pairs
 -- (where that number stops being exact) the text "src|dst|tassn"
-local PAIRS
+local IDS = {}   -- pairs: PAIRS above; channels: CHANNEL_IDS below (reset with the analysis)
 local function pending_key(src, dst, tassn)
+  local PAIRS = IDS.pairs
   local by_dst = PAIRS[src]
   if by_dst == nil then by_dst = {}; PAIRS[src] = by_dst end
   local id = by_dst[dst]
@@ -1621,8 +1622,8 @@ local function pending_key(src, dst, tassn)
 end
 -- CHANNELS' key of a TP channel (source, destination, SrcTPN, DstTPN): a running number a channel
 -- (by address pair and the TPNs as one number, 2 x 24 bits), no string made a packet
-local CHANNEL_IDS
 local function channel_key(src, dst, srctpn, dsttpn)
+  local CHANNEL_IDS = IDS.channels
   local by_dst = CHANNEL_IDS[src]
   if by_dst == nil then by_dst = {}; CHANNEL_IDS[src] = by_dst end
   local by_tpn = by_dst[dst]
@@ -1646,7 +1647,7 @@ local function analysis_reset()
   AN, LINKED, ACKED = {}, {}, {}
   PENDING = capped(ANALYSIS_LIMITS.max_pending)
   REQ = {frame = {}, t = {}, op = {}, rc_type = {}, rc_id = {}, n = 0}
-  PAIRS, CHANNEL_IDS = {n = 0}, {n = 0}
+  IDS.pairs, IDS.channels = {n = 0}, {n = 0}
   CHANNELS = capped(ANALYSIS_LIMITS.max_channels)
 end
 analysis_reset()
@@ -2148,11 +2149,13 @@ end
 -- the tree-less run (templates) with the full tree (the walk) on built, mutated and foreign
 -- captures.
 
-local TEMPLATE_COUNT, TEMPLATE_USED = 0, 0
+-- templates made and frames they read; the helpers the entries call once a layout (fields of
+-- one table: the main function's locals are limited to 200)
+local TPL = {count = 0, used = 0}
 -- for the tests (tests/dissectors/test_lua_speed.py): templates made and frames they read so far
-rawset(_G, "ub_template_stats", function() return TEMPLATE_COUNT, TEMPLATE_USED end)
+rawset(_G, "ub_template_stats", function() return TPL.count, TPL.used end)
 
-local template_table, template_sample
+local template_table
 do
 local TEMPLATE_LIMITS = {per_key = 4, samples_per_key = 8, total = 2048}
 local TEMPLATES = setmetatable({}, {__mode = "k"})   -- profile -> entry -> key -> templates
@@ -2167,11 +2170,11 @@ function template_table(prof, entry)
 end
 
 -- whether a frame with this layout key is to be recorded (and the list its template joins)
-function template_sample(tpl, key)
+function TPL.sample(tpl, key)
   local list = tpl[key]
   if list == nil then list = {samples = 0}; tpl[key] = list end
   if #list >= TEMPLATE_LIMITS.per_key or list.samples >= TEMPLATE_LIMITS.samples_per_key
-     or TEMPLATE_COUNT >= TEMPLATE_LIMITS.total then
+     or TPL.count >= TEMPLATE_LIMITS.total then
     return nil
   end
   list.samples = list.samples + 1
@@ -2179,11 +2182,10 @@ function template_sample(tpl, key)
 end
 end
 
-local function new_trace()
+function TPL.new_trace()
   return {reads = {}, headers = {}, peeks = {}, slots = {}}
 end
 
-local build_template
 do   -- (a block: the main function's locals are limited to 200)
 -- what the analysis, the summary line and the native columns read of a header after the walk
 -- (analyse, summary, ub_endpoints): a template fills these in per frame
@@ -2232,7 +2234,7 @@ local function field_expr(f, off, need, consts)
 end
 
 -- a template from the recording of a clean walk (st, TRACE); nil when the layout has none
-function build_template(st, trace)
+function TPL.build(st, trace)
   local raw = st.raw
   local mask = {}       -- position -> the bits guarded
   local function guard(pos, m) mask[pos] = OR8[mask[pos] or 0][m] end
@@ -2358,7 +2360,7 @@ function build_template(st, trace)
     bcrc = {finish = bcrc.finish, info = bcrc.info, nbits = bcrc.nbits, off = v[2],
             f = getmetatable(v).hdr.byname.crc30}
   end
-  TEMPLATE_COUNT = TEMPLATE_COUNT + 1
+  TPL.count = TPL.count + 1
   return {fn = fn, vals = vals, icrc = icrc, bcrc = bcrc, udp = false,
           -- reused frame after frame: the analysis' state and the tree stand-in
           st = {vals = vals}, root = setmetatable({}, SKIP)}
@@ -2366,13 +2368,13 @@ end
 end
 
 -- whether the walk of the recorded frame was one a template may repeat
-local function template_clean(st, trace)
+function TPL.clean(st, trace)
   return not trace.bad and st.issues == 0 and st.tree.root == nil and not st.handed_over
          and not st.inner and #st.info > 0 and st.pad == 0
 end
 
 -- the stored ICRC of a frame at e (0-based) as the profile orders it
-local function stored_icrc(raw, e, prof)
+function TPL.stored_icrc(raw, e, prof)
   local a, b, c, d = byte(raw, e + 1, e + 4)
   if prof.icrc_byteorder == "little" then return ((d * 256 + c) * 256 + b) * 256 + a end
   return ((a * 256 + b) * 256 + c) * 256 + d
@@ -2388,19 +2390,24 @@ local function template_analyse(t, tvb, pinfo, tree, src, dst)
 end
 
 -- whether nobody wants ub's tree items nor the payload's (a template's frames: no tree at all)
+local tree_less
+do
 local REFERENCED_OK = nil   -- whether TreeItem:referenced exists (Wireshark 3.6+), asked once
-local function tree_less(tree)
+function tree_less(tree)
   if REFERENCED_OK == nil then REFERENCED_OK = tree.referenced ~= nil end
   if not REFERENCED_OK or UB_HANDLE == nil then return false end   -- (as wanted())
   return not tree:referenced(UB_HANDLE) and not tree:referenced(DATA)
+end
 end
 
 -- the first template of list that takes the frame (its carrier, its guards, its ICRC): the
 -- template and its Info line, or nil (a bad ICRC too: the walk reports it).  ip, udp: the IP
 -- header's bytes and the UDP item before a UDP payload (the ICRC covers them)
 -- a frame's first bytes as crc30() takes them (anything with raw())
+local template_for
+do
 local BLOCK = {raw = function(self) return self.s end}
-local function template_for(list, raw, tvb, prof, layer, ip_len, ip, udp)
+function template_for(list, raw, tvb, prof, layer, ip_len, ip, udp)
   for i = 1, #list do
     local t = list[i]
     if t.layer == layer and t.ip_len == ip_len and t.udp == (udp ~= nil) then
@@ -2410,19 +2417,20 @@ local function template_for(list, raw, tvb, prof, layer, ip_len, ip, udp)
         if c ~= nil and PREFS.verify_icrc then
           local covered = raw:sub(c.start + 1, c.finish)
           if ip ~= nil then covered = ip:raw() .. udp.range:raw() .. covered end
-          if icrc32_str(covered, c.masks) ~= stored_icrc(raw, c.finish, prof) then return nil, nil end
+          if icrc32_str(covered, c.masks) ~= TPL.stored_icrc(raw, c.finish, prof) then return nil, nil end
         end
         local b = t.bcrc
         if b ~= nil then
           BLOCK.s = raw:sub(1, b.finish)
           if crc30(BLOCK, b.info, b.nbits) ~= value_of(b.f, raw, tvb, b.off) then return nil, nil end
         end
-        TEMPLATE_USED = TEMPLATE_USED + 1
+        TPL.used = TPL.used + 1
         return t, info
       end
     end
   end
   return nil, nil
+end
 end
 
 -- a UB network packet from its LPH, or a DLL control block (START)
@@ -2456,8 +2464,8 @@ local function dissect_native(tvb, pinfo, tree, prof, linktype, unit)
       end
       return #raw
     end
-    sample = template_sample(tpl, key)
-    if sample then TRACE = new_trace() end
+    sample = TPL.sample(tpl, key)
+    if sample then TRACE = TPL.new_trace() end
   end
   local st = new_state(tvb, pinfo, tree, prof, raw)
   st.unit = unit
@@ -2465,8 +2473,8 @@ local function dissect_native(tvb, pinfo, tree, prof, linktype, unit)
   if st.section then finish_section(st) end
   local trace = TRACE
   TRACE = nil
-  if trace and template_clean(st, trace) then
-    sample[#sample + 1] = build_template(st, trace)
+  if trace and TPL.clean(st, trace) then
+    sample[#sample + 1] = TPL.build(st, trace)
   end
   finish(st)
   if not st.handed_over then    -- no IP header: Wireshark has no addresses to show
@@ -2577,8 +2585,8 @@ local function dissect_udp(tvb, pinfo, tree)
       template_analyse(t, tvb, pinfo, tree, src, dst)
       return #raw
     end
-    sample = template_sample(tpl, key)
-    if sample then TRACE = new_trace() end
+    sample = TPL.sample(tpl, key)
+    if sample then TRACE = TPL.new_trace() end
   end
   local st = new_state(tvb, pinfo, tree, prof, raw)
   st.inner = inner
@@ -2601,8 +2609,8 @@ local function dissect_udp(tvb, pinfo, tree)
   end
   local trace = TRACE
   TRACE = nil
-  if trace and template_clean(st, trace) then
-    local t = build_template(st, trace)
+  if trace and TPL.clean(st, trace) then
+    local t = TPL.build(st, trace)
     if t then
       t.ip_len, t.layer, t.udp = ip_len, layer, udp ~= nil
       sample[#sample + 1] = t
