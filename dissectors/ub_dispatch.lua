@@ -2136,18 +2136,20 @@ end
 -- type), a profile, a frame length, the carrier (IPv4 header length, IPv6) and the values of
 -- every field the walk steers or checks on.  The first frames of a layout go through the walk
 -- with TRACE set, which records every value the walk reads (h.lazy_trace), every header read
--- (its reserved bits), every byte peeked, the ICRC's coverage, and the values that only go into
--- the Info line (free_value: the PSN).  When that walk was clean (no expert info, no byte run,
--- no hand-over to IP), the recording becomes a template: a function made with load() that
+-- (its reserved bits), every byte peeked or zero-checked, the ICRC's and the BCRC's coverage, and
+-- the values that only go into the Info line (free_value: the PSN, the stored BCRC).  When that
+-- walk was clean (no expert info, no hand-over to IP), the recording becomes a template: a
+-- function made with load() that
 --   * guards: each byte of a value the walk read, under the mask of that value's bits, and each
 --     reserved-bit byte, equal to the sample's (a guard that fails: the walk reads the frame);
 --   * reads, at fixed offsets with string.byte, the values the Info line, the analysis and the
 --     columns take (TEMPLATE_READS) into tables reused frame after frame;
 --   * returns the Info line (one string.format).
--- The runner checks the ICRC (a bad one: the walk reads the frame, and reports it), sets the
--- columns and runs the same analysis as the walk.  tests/dissectors/test_lua_speed.py compares
--- the tree-less run (templates) with the full tree (the walk) on built, mutated and foreign
--- captures.
+-- The runner checks the ICRC and a control block's BCRC (a bad one: the walk reads the frame,
+-- and reports it), sets the columns and runs the same analysis as the walk.
+-- tests/dissectors/test_lua_speed.py compares the runs with templates, without them
+-- (ub.templates off) and with the full tree on varied, one-bit-mutated, built and foreign
+-- captures.  TEMPLATE_LIMITS bound the recording (dissectors/README.md, Speed).
 
 -- templates made and frames they read; the helpers the entries call once a layout (fields of
 -- one table: the main function's locals are limited to 200)
