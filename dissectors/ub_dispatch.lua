@@ -205,6 +205,11 @@ local function crc30(ba, value, nbits)
 end
 -- END BITS
 
+-- the recording of a layout template's sample frame (layout templates, below): nil except while
+-- the walk reads a frame whose layout has no template yet
+local TRACE = nil
+local select_arg = select   -- Lua's select (the walk's select(rule, st, v) is another, below)
+
 -- ---------------------------------------------------------------------------------------------
 -- The compiled CRCs (dissectors/ub_core.c, built by `python3 dissectors/build_core.py`): when
 -- ub_core-<5.2|5.4>.so for the running Lua (_VERSION) sits in the plugin's folder (this file's,
@@ -408,7 +413,13 @@ local RANGES = {}   -- read_fields' TvbRanges by field position (fields on the s
 local function read_fields(h, tvb, off, tree, st)
   local raw = st.raw
   if st.fast then
-    local v = setmetatable({raw, off, tvb}, h.lazy)
+    local v
+    if TRACE then
+      v = setmetatable({raw, off, tvb}, h.lazy_trace)
+      if not st.quiet then TRACE.headers[#TRACE.headers + 1] = {h, off} end
+    else
+      v = setmetatable({raw, off, tvb}, h.lazy)
+    end
     -- the reserved bits first all at once (h.rsvd_bytes): a field at a time only when one is set
     local any = false
     if not st.quiet then
@@ -496,6 +507,16 @@ for layer, h in pairs(HDR) do
     if x ~= nil then v[name] = x end
     return x
   end}
+  -- while a template's sample is read: every value read is recorded (the template guards it),
+  -- nothing is cached (so every read is seen)
+  h.lazy_trace = {__index = function(v, name)
+    local f = byname[name]
+    if f == nil then return nil end
+    if TRACE then TRACE.reads[#TRACE.reads + 1] = {v[2], f} end
+    return value_of(f, v[1], v[3], v[2])
+  end}
+  h.byname = byname
+  h.lazy.hdr, h.lazy_trace.hdr = h, h
   h.fn = function(tvb, off, tree, st) return read_fields(h, tvb, off, tree, st) end
 end
 
@@ -557,7 +578,7 @@ local CTX = nil   -- set while a CFG 3/4 packet hands its IP packet to Wireshark
 -- the preferences the dissection reads, kept here (ub.prefs.<name> is a call into Wireshark):
 -- the registered defaults, then ub.prefs_changed's copy (Wireshark calls it when one changes,
 -- also for tshark -o at start-up)
-local PREFS = {verify_icrc = true, profile = 0, crc_mode = 0}
+local PREFS = {verify_icrc = true, profile = 0, crc_mode = 0, templates = true}
 
 -- whether the data link runs in CRC mode (UB 2.0 §4.3.2.3: BCRC per block) or non-CRC mode (END
 -- byte on a DLLDP's last block and on a DLLCB, Table 4-4) under profile p: the profile's
@@ -595,7 +616,7 @@ local function wanted(ptree, handle)
   return ptree:referenced(handle)
 end
 
-local function new_state(tvb, pinfo, ptree, prof)
+local function new_state(tvb, pinfo, ptree, prof, raw)
   -- vals: the values of the first header of each base read so far (the record keys a Switch on
   -- an earlier header looks up); compact: the packet uses the compact TAH forms (VARIANTS);
   -- section: a UB section is open (after a CNA NTH, a CFG-5 header or UDP), closed by the
@@ -605,7 +626,7 @@ local function new_state(tvb, pinfo, ptree, prof)
   local tree   -- the UnifiedBus root item
   if fast then tree = setmetatable({ptree = ptree, tvb = tvb}, SKIP) else tree = ptree:add(ub, tvb()) end
   return {tvb = tvb, pinfo = pinfo, ptree = ptree, tree = tree,
-          pos = 0, stop = tvb:len(), raw = tvb:raw(), fast = fast,
+          pos = 0, stop = tvb:len(), raw = raw or tvb:raw(), fast = fast,
           want_data = not fast or wanted(ptree, DATA),
           pad = 0, prof = prof, vals = {}, compact = false, tp_data = false, section = false,
           icrc = nil, issues = 0, info = {}}
@@ -619,6 +640,7 @@ end
 local function peek(st, n, at)
   local p = st.pos + (at or 0)
   if p + n > st.stop then return nil end
+  if TRACE then TRACE.peeks[#TRACE.peeks + 1] = {p, n} end
   return st.tvb(p, n):uint()
 end
 
@@ -668,6 +690,8 @@ end
 
 -- a run of n raw bytes as a layer with its one hex field (BYTE_RUNS)
 local function take_bytes(st, layer, n, zero)
+  -- without a tree only the zero check reads the bytes: a template guards them
+  if TRACE and zero and n > 0 then TRACE.peeks[#TRACE.peeks + 1] = {st.pos, n} end
   if n < 0 then n = 0 end
   if st.pos + n > st.stop then
     problem(st, EX.malformed, string.format("truncated: %d bytes expected, %d left", n,
@@ -712,6 +736,15 @@ local function rest_as_data(st)
 end
 
 local function note_info(st, s) st.info[#st.info + 1] = s end
+
+-- a value that only goes into the Info line (a template reads it per frame: not a guard)
+local function free_value(v, name)
+  local t = TRACE
+  TRACE = nil
+  local x = v[name]
+  TRACE = t
+  return x
+end
 
 -- ---------------------------------------------------------------------------------------------
 -- the grammar
@@ -876,6 +909,7 @@ local function finish_section(st)
     if st.icrc.prefix then covered = st.icrc.prefix .. covered end
     computed = icrc32_str(covered, st.icrc.masks)
   end
+  if TRACE then TRACE.icrc = {start = st.icrc.start, finish = e, masks = st.icrc.masks} end
   st.stop, st.pos = e + 4, e + 4
   local t = st.tree:add(LAYER["ub.icrc"], r)
   if st.prof.icrc_byteorder == "little" then t:add_le(HF[FIRST_HF["ub.icrc.value"]], r)
@@ -1018,7 +1052,10 @@ AFTER["ub.cna24"] = cna
 -- UB 2.0 §6.2.1
 AFTER["ub.rtph"] = function(st, v)
   local op = v.tpopcode
-  note_info(st, string.format("%s psn=%d", TPOPCODE[op] or ("TPOpcode " .. op), v.psn))
+  local psn = free_value(v, "psn")
+  local name = TPOPCODE[op] or ("TPOpcode " .. op)
+  note_info(st, string.format("%s psn=%d", name, psn))
+  if TRACE then TRACE.slots[#st.info] = {v, "psn", name .. " psn=", "%d"} end
   st.tp_data = TP_PAIRS[op] ~= nil       -- an RTP data packet: what TP responses acknowledge
   if v.last == 1 and not st.tp_data then
     problem(st, EX.warn, "TPOpcode[7] (last packet) is only valid on RTP data packets")
@@ -1362,7 +1399,8 @@ end
 -- UB 2.0 §10.4.3.2 Table 10-9: topology TLVs to the end
 PROC["@scan_tlvs"] = function(st)
   while st.stop - st.pos - st.pad >= 2 do
-    local typ, length = st.tvb(st.pos, 1):uint(), st.tvb(st.pos + 1, 1):uint()
+    local typ, length = byte(st.raw, st.pos + 1, st.pos + 2)
+    if TRACE then TRACE.peeks[#TRACE.peeks + 1] = {st.pos, 2} end   -- a template guards them
     local value = SCAN_TLV_VALUES[typ]
     local room = st.stop - st.pos - st.pad
     local layer = "ub.scan_tlv"
@@ -1422,6 +1460,7 @@ local PAYLOAD_DISSECTORS = {["ub.mctp"] = "mctp", ["ub.spdm"] = "spdm"}
 -- the list fields of a PDU body (PDU_LISTS): as many entries as the header announces and the
 -- body holds; the bytes stay ub.pdu
 local function pdu_list(st, lst, hv, body_end)
+  if st.fast then return end   -- tree items only
   local n = hv[lst.count]
   for _, f in ipairs(lst.fixed) do
     if hv[f[1]] == f[2] then n = f[3] break end
@@ -1519,7 +1558,7 @@ PROC["@dllcb"] = function(st)
   if kind == "Crd_Ack" then
     -- UB 2.0 §4.3.3.5: 16 six-bit CRD_NUM fields, VL15 first (ns-3-UB: VL0 first, VARIANTS)
     local c, ct = take(st, resolve("ub.crd_ack", st))
-    if c then
+    if c and not st.fast then   -- tree items only
       local credits = {}
       local base = st.pos - 32 + 2   -- CRD_NUM: bytes 2..13 of the body
       for g = 0, 3 do
@@ -1545,16 +1584,18 @@ PROC["@dllcb"] = function(st)
     local b, bt = take(st, "ub.bcrc")
     if b then
       local block = st.tvb:bytes(0, st.pos - 4)
-      local calc
-      if p.bcrc_covers_info then calc = crc30(block, b.rsvd1 * 2 + b.error_flag, 2)
-      else calc = crc30(block, 0, 0) end
+      local calc, info, nbits = nil, 0, 0
+      if p.bcrc_covers_info then info, nbits = b.rsvd1 * 2 + b.error_flag, 2 end
+      calc = crc30(block, info, nbits)
+      local stored = free_value(b, "crc30")   -- a template computes the BCRC per frame
+      if TRACE then TRACE.bcrc = {finish = st.pos - 4, info = info, nbits = nbits, v = b} end
       local r = st.tvb(st.pos - 4, 4)
-      if calc == b.crc30 then
+      if calc == stored then
         bt:add(HF[FIRST_HF["ub.bcrc.status"]], r, "good")
       else
         local it = bt:add(HF[FIRST_HF["ub.bcrc.status"]], r, "bad")
         bt:add(HF[FIRST_HF["ub.bcrc.computed"]], r, calc)
-        it:add_proto_expert_info(EX.bcrc_bad, string.format("CRC30 0x%08x, computed 0x%08x", b.crc30, calc))
+        it:add_proto_expert_info(EX.bcrc_bad, string.format("CRC30 0x%08x, computed 0x%08x", stored, calc))
       end
     end
   end
@@ -1603,7 +1644,7 @@ local F_IP6_SRC, F_IP6_DST = Field.new("ipv6.src"), Field.new("ipv6.dst")
 local function capped(cap)
   return {items = {}, order = {}, head = 1, tail = 0, n = 0, cap = cap}
 end
-local function cap_put(c, key, value)
+local function cap_put(c, key, value, dropped)
   if c.items[key] == nil then
     c.tail = c.tail + 1
     c.order[c.tail] = key
@@ -1614,7 +1655,11 @@ local function cap_put(c, key, value)
     local old = c.order[c.head]
     c.order[c.head] = nil
     c.head = c.head + 1
-    if c.items[old] ~= nil then c.items[old] = nil; c.n = c.n - 1 end
+    local v = c.items[old]
+    if v ~= nil then
+      c.items[old] = nil; c.n = c.n - 1
+      if dropped then dropped(v) end
+    end
   end
 end
 local function cap_del(c, key)
@@ -1628,10 +1673,54 @@ local CONV_WANTED = gui_enabled()
 local LINKED = {}    -- request frame -> response frame
 local ACKED = {}     -- data frame -> the TP response frame that acknowledges it
 local PENDING, CHANNELS
+-- a waiting request's values by its slot (PENDING's value; a running count, as a frame may hold
+-- several packets): arrays, so a request costs no table of its own
+local REQ = {}
+-- PENDING's key of a request: (initiator, target, INI_TASSN) as one number, the address pair's
+-- running number (PAIRS[src][dst]) x 2^32 + the TASSN: no string made a request; past 2^21 pairs
+-- (where that number stops being exact) the text "src|dst|tassn"
+local IDS = {}   -- pairs: PAIRS above; channels: CHANNEL_IDS below (reset with the analysis)
+local function pending_key(src, dst, tassn)
+  local PAIRS = IDS.pairs
+  local by_dst = PAIRS[src]
+  if by_dst == nil then by_dst = {}; PAIRS[src] = by_dst end
+  local id = by_dst[dst]
+  if id == nil then
+    id = PAIRS.n + 1
+    PAIRS.n = id
+    by_dst[dst] = id
+  end
+  if id < 2097152 and tassn >= 0 and tassn < 4294967296 then return id * 4294967296 + tassn end
+  return src .. "|" .. dst .. "|" .. tassn
+end
+-- CHANNELS' key of a TP channel (source, destination, SrcTPN, DstTPN): a running number a channel
+-- (by address pair and the TPNs as one number, 2 x 24 bits), no string made a packet
+local function channel_key(src, dst, srctpn, dsttpn)
+  local CHANNEL_IDS = IDS.channels
+  local by_dst = CHANNEL_IDS[src]
+  if by_dst == nil then by_dst = {}; CHANNEL_IDS[src] = by_dst end
+  local by_tpn = by_dst[dst]
+  if by_tpn == nil then by_tpn = {}; by_dst[dst] = by_tpn end
+  local tpns
+  if srctpn ~= nil and dsttpn ~= nil then tpns = srctpn * 16777216 + dsttpn
+  else tpns = tostring(srctpn) .. "|" .. tostring(dsttpn) end   -- (no RTPH has none today)
+  local id = by_tpn[tpns]
+  if id == nil then
+    id = CHANNEL_IDS.n + 1
+    CHANNEL_IDS.n = id
+    by_tpn[tpns] = id
+  end
+  return id
+end
+local function req_drop(slot)
+  REQ.frame[slot], REQ.t[slot], REQ.op[slot], REQ.rc_type[slot], REQ.rc_id[slot] = nil, nil, nil, nil, nil
+end
 
 local function analysis_reset()
   AN, LINKED, ACKED = {}, {}, {}
   PENDING = capped(ANALYSIS_LIMITS.max_pending)
+  REQ = {frame = {}, t = {}, op = {}, rc_type = {}, rc_id = {}, n = 0}
+  IDS.pairs, IDS.channels = {n = 0}, {n = 0}
   CHANNELS = capped(ANALYSIS_LIMITS.max_channels)
 end
 analysis_reset()
@@ -1645,7 +1734,7 @@ end
 -- ubpkt.views.analysis._addrs: the IP addresses, else the CNAs
 -- (once per dissection: the transaction, PSN and conversation analyses all ask)
 local function endpoints(st)
-  if st.ends then return st.ends[1], st.ends[2] end
+  if st.src then return st.src, st.dst end
   -- the network addresses the IP dissector left in pinfo: there in every pass, also in the
   -- first pass of tshark -2, which builds no tree (the ip.src field extractor gives nil there,
   -- and every channel would fall into one); "NONE" without an IP layer (native UB)
@@ -1661,8 +1750,8 @@ local function endpoints(st)
     local n = st.vals["ub.cna16"] or st.vals["ub.cna24"]
     if n then src, dst = tostring(n.scna), tostring(n.dcna) end
   end
-  st.ends = {tostring(src), tostring(dst)}   -- asked for twice a packet (transaction, PSNs)
-  return st.ends[1], st.ends[2]
+  st.src, st.dst = tostring(src), tostring(dst)   -- asked for twice a packet (transaction, PSNs)
+  return st.src, st.dst
 end
 
 local function transaction(st, out)
@@ -1671,54 +1760,64 @@ local function transaction(st, out)
     if b.ini_tassn == nil then return end
     if TA_PAIRS[b.taopcode] == TAACK and (b.no_taack or 0) ~= 0 then return end
     local src, dst = endpoints(st)
-    local key = table.concat({src, dst, tostring(b.ini_tassn)}, "|")
+    local key = pending_key(src, dst, b.ini_tassn)
     if PENDING.items[key] == nil then
-      cap_put(PENDING, key, {frame = st.pinfo.number, t = st.pinfo.rel_ts, op = b.taopcode,
-                             rc_type = b.ini_rc_type, rc_id = b.ini_rc_id})
+      local R, slot = REQ, REQ.n + 1
+      R.n = slot
+      R.frame[slot], R.t[slot], R.op[slot] = st.number, st.time, b.taopcode
+      R.rc_type[slot], R.rc_id[slot] = b.ini_rc_type, b.ini_rc_id
+      cap_put(PENDING, key, slot, req_drop)
     end
     out.request = true
     return
   end
   if not a or a.taopcode == nil or not TA_RESPONSE_OPS[a.taopcode] then return end
   local src, dst = endpoints(st)
-  local key = table.concat({dst, src, tostring(a.ini_tassn)}, "|")   -- back to the initiator
-  if PENDING.items[key] == nil then key = table.concat({src, dst, tostring(a.ini_tassn)}, "|") end
+  local key = pending_key(dst, src, a.ini_tassn)   -- back to the initiator
+  if PENDING.items[key] == nil then key = pending_key(src, dst, a.ini_tassn) end
   local req = PENDING.items[key]
-  if req == nil or TA_PAIRS[req.op] ~= a.taopcode then return end
-  if a.ini_rc_type ~= nil and req.rc_type ~= nil and
-     (a.ini_rc_type ~= req.rc_type or a.ini_rc_id ~= req.rc_id) then return end
+  local R = REQ
+  if req == nil or TA_PAIRS[R.op[req]] ~= a.taopcode then return end
+  local rc_type = R.rc_type[req]
+  if a.ini_rc_type ~= nil and rc_type ~= nil and
+     (a.ini_rc_type ~= rc_type or a.ini_rc_id ~= R.rc_id[req]) then return end
   cap_del(PENDING, key)
-  out.request_name = TAOPCODE[req.op] or tostring(req.op)     -- the SRT tap's row
-  out.request_in = req.frame
-  out.response_time_ns = floor((st.pinfo.rel_ts - req.t) * 1e9 + 0.5)
-  LINKED[req.frame] = st.pinfo.number
+  local op, frame, t = R.op[req], R.frame[req], R.t[req]
+  req_drop(req)
+  out.request_name = TAOPCODE[op] or tostring(op)     -- the SRT tap's row
+  out.request_in = frame
+  out.response_time_ns = floor((st.time - t) * 1e9 + 0.5)
+  LINKED[frame] = st.number
 end
 
 -- a TPACK/TPSACK: acknowledge the reverse channel's waiting data frames up to its PSN
 local function ack_analysis(st, r, out)
   local src, dst = endpoints(st)
-  local ch = CHANNELS.items[table.concat({dst, src, tostring(r.dsttpn), tostring(r.srctpn)}, "|")]
+  local ch = CHANNELS.items[channel_key(dst, src, r.dsttpn, r.srctpn)]
   if ch == nil or ch.ua_head > ch.ua_tail then return end
-  local psn, frame = r.psn, st.pinfo.number
+  local psn, frame = r.psn, st.number
   local uf, up, ut = ch.uf, ch.up, ch.ut
-  local kf, kp, kt, n, acked, named = {}, {}, {}, 0, 0, nil
+  -- the frames still waiting move down in place (w: the last kept), in their order
+  local w, acked, named_f, named_t = ch.ua_head - 1, 0, nil, nil
   for i = ch.ua_head, ch.ua_tail do
-    if (psn - up[i]) % PSN_SPACE < PSN_HALF then        -- at or behind the ACK's PSN
+    local p = up[i]
+    if (psn - p) % PSN_SPACE < PSN_HALF then        -- at or behind the ACK's PSN
       acked = acked + 1
-      if up[i] == psn then named = i end
+      if p == psn then named_f, named_t = uf[i], ut[i] end
       ACKED[uf[i]] = frame
     else
-      n = n + 1
-      kf[n], kp[n], kt[n] = uf[i], up[i], ut[i]
+      w = w + 1
+      uf[w], up[w], ut[w] = uf[i], p, ut[i]
     end
   end
   if acked == 0 then return end
+  for i = w + 1, ch.ua_tail do uf[i], up[i], ut[i] = nil, nil, nil end
+  ch.ua_tail = w
   out.acked_frames = acked
-  if named then
-    out.ack_to = uf[named]
-    out.ack_time_ns = floor((st.pinfo.rel_ts - ut[named]) * 1e9 + 0.5)
+  if named_f then
+    out.ack_to = named_f
+    out.ack_time_ns = floor((st.time - named_t) * 1e9 + 0.5)
   end
-  ch.uf, ch.up, ch.ut, ch.ua_head, ch.ua_tail = kf, kp, kt, 1, n
 end
 
 local function psn_analysis(st, out)
@@ -1734,7 +1833,7 @@ local function psn_analysis(st, out)
   end
   local psn = r.psn
   local src, dst = endpoints(st)
-  local key = table.concat({src, dst, tostring(r.srctpn), tostring(r.dsttpn)}, "|")
+  local key = channel_key(src, dst, r.srctpn, r.dsttpn)
   local ch = CHANNELS.items[key]
   if ch == nil then
     -- uf/up/ut[ua_head..ua_tail]: frame, PSN, time of the data frames waiting for an ACK
@@ -1743,7 +1842,7 @@ local function psn_analysis(st, out)
     cap_put(CHANNELS, key, ch)
   end
   local tail = ch.ua_tail + 1           -- waiting for its ACK (the oldest dropped past the cap)
-  ch.uf[tail], ch.up[tail], ch.ut[tail], ch.ua_tail = st.pinfo.number, psn, st.pinfo.rel_ts, tail
+  ch.uf[tail], ch.up[tail], ch.ut[tail], ch.ua_tail = st.number, psn, st.time, tail
   if tail - ch.ua_head >= ANALYSIS_LIMITS.max_unacked then
     local h = ch.ua_head
     ch.uf[h], ch.up[h], ch.ut[h], ch.ua_head = nil, nil, nil, h + 1
@@ -1781,13 +1880,43 @@ local EX_TEXT = {
   tpnak = function() return "TPNAK: the receiver asks for a retransmission or reports an error" end,
 }
 
+local AN_SCRATCH = {}   -- the analysis of the frame being read, before it is kept
+local EXPERT_ORDER = {"psn_gap", "out_of_order", "retransmission", "duplicate", "tpnak"}
+
+-- the analysis of a frame as kept: a shared table when it is empty or only marks a request
+-- the analysis kept for a frame with nothing of its own (shared: no table a frame)
+local AN_SHARED = {none = {}, request = {request = true}}
+local an_keep
+do
+local AN_NONE, AN_REQUEST = AN_SHARED.none, AN_SHARED.request
+function an_keep(out)
+  local n, request = 0, false
+  for k in pairs(out) do
+    n = n + 1
+    if k == "request" then request = true end
+  end
+  if n == 0 then return AN_NONE end
+  if n == 1 and request then
+    out.request = nil
+    return AN_REQUEST
+  end
+  local kept = {}
+  for k, v in pairs(out) do kept[k] = v end
+  for k in pairs(kept) do out[k] = nil end
+  return kept
+end
+end
+
 -- compute (first dissection of the frame) or recall (later ones), then show
 local function analyse(st, root)
   local pinfo = st.pinfo
-  local key = (st.unit or 1) > 1 and pinfo.number .. ":" .. st.unit or pinfo.number
+  local number, visited = pinfo.number, pinfo.visited
+  local key = (st.unit or 1) > 1 and number .. ":" .. st.unit or number
   local out
-  if not pinfo.visited then
-    out = {}
+  if not visited then
+    st.number, st.time = number, pinfo.rel_ts   -- what transaction() and psn_analysis() read
+    out = AN_SCRATCH
+    for k in pairs(out) do out[k] = nil end
     transaction(st, out)
     psn_analysis(st, out)
     local r = CONV_WANTED and st.vals["ub.rtph"]
@@ -1795,11 +1924,25 @@ local function analyse(st, root)
       local src, dst = endpoints(st)
       out.tp = {src, r.srctpn, dst, r.dsttpn}
     end
+    out = an_keep(out)
     AN[key] = out
   else
     out = AN[key]
   end
   if out == nil then return end
+  if getmetatable(root) == SKIP then
+    -- nobody looks at the tree: only the expert infos (SKIP puts them on the root item)
+    if out.request and visited and LINKED[number] == nil then
+      root:add_proto_expert_info(EX.no_response, "Request without a response in the capture")
+    end
+    if out ~= AN_SHARED.none and out ~= AN_SHARED.request then
+      for i = 1, #EXPERT_ORDER do
+        local name = EXPERT_ORDER[i]
+        if out[name] then root:add_proto_expert_info(EX[name], EX_TEXT[name](out[name])) end
+      end
+    end
+    return
+  end
   local ack_in = pinfo.visited and ACKED[pinfo.number] or nil
   local shown = ack_in
   for k in pairs(out) do if k ~= "tp" then shown = true; break end end
@@ -1836,7 +1979,7 @@ local function analyse(st, root)
     show("response_time", NSTime.new(floor(ns / 1e9), ns % 1e9))
     show("response_time_ns", UInt64.new(ns % TWO32, floor(ns / TWO32)))
   end
-  for _, name in ipairs({"psn_gap", "out_of_order", "retransmission", "duplicate", "tpnak"}) do
+  for _, name in ipairs(EXPERT_ORDER) do
     if out[name] then
       show(name, out[name]):add_proto_expert_info(EX[name], EX_TEXT[name](out[name]))
     end
@@ -1981,6 +2124,9 @@ ub.prefs.profile = Pref.enum("Profile", PREFS.profile, "Decoding profile: auto (
   .. "(UB 2.0) or ns-3-UB (the ns-3-UB 1.2 dialect)",
   {{1, "auto", 0}, {2, "reference", 1}, {3, "ns3", 2}}, false)
 local PROFILE_BY_PREF = {[0] = "auto", [1] = "reference", [2] = "ns3"}
+ub.prefs.templates = Pref.bool("Replay layout templates when no tree is built", PREFS.templates,
+  "Without a tree (nobody looks at ub's fields) read a frame whose layout was read before with a "
+  .. "function made for that layout (the same Info, columns, expert infos and analysis; faster)")
 ub.prefs.heuristic = Pref.bool("Try UBoE on other UDP ports", false,
   "Claim a UDP datagram to any other port whose last four bytes are a good ICRC over the IP "
   .. "and UDP headers and the payload (off by default: costs a CRC per datagram)")
@@ -2068,15 +2214,356 @@ local function finish(st)
   end
 end
 
+-- ---------------------------------------------------------------------------------------------
+-- layout templates: the tree-less dissection of a frame whose layout was read before
+--
+-- Without a tree (st.fast) what a frame shows is its Info line, the expert infos, the analysis
+-- and, natively, the Source/Destination columns.  A *layout* is an entry (UDP payload or a link
+-- type), a profile, a frame length, the carrier (IPv4 header length, IPv6) and the values of
+-- every field the walk steers or checks on.  The first frames of a layout go through the walk
+-- with TRACE set, which records every value the walk reads (h.lazy_trace), every header read
+-- (its reserved bits), every byte peeked or zero-checked, the ICRC's and the BCRC's coverage, and
+-- the values that only go into the Info line (free_value: the PSN, the stored BCRC).  When that
+-- walk was clean (no expert info, no hand-over to IP), the recording becomes a template: a
+-- function made with load() that
+--   * guards: each byte of a value the walk read, under the mask of that value's bits, and each
+--     reserved-bit byte, equal to the sample's (a guard that fails: the walk reads the frame);
+--   * reads, at fixed offsets with string.byte, the values the Info line, the analysis and the
+--     columns take (TEMPLATE_READS) into tables reused frame after frame;
+--   * returns the Info line (one string.format).
+-- The runner checks the ICRC and a control block's BCRC (a bad one: the walk reads the frame,
+-- and reports it), sets the columns and runs the same analysis as the walk.
+-- tests/dissectors/test_lua_speed.py compares the runs with templates, without them
+-- (ub.templates off) and with the full tree on varied, one-bit-mutated, built and foreign
+-- captures.  TEMPLATE_LIMITS bound the recording (dissectors/README.md, Speed).
+
+-- templates made and frames they read; the helpers the entries call once a layout (fields of
+-- one table: the main function's locals are limited to 200)
+local TPL = {count = 0, used = 0}
+-- for the tests (tests/dissectors/test_lua_speed.py): templates made and frames they read so far
+rawset(_G, "ub_template_stats", function() return TPL.count, TPL.used end)
+
+local template_table
+do
+local TEMPLATE_LIMITS = {per_key = 4, samples_per_key = 8, total = 2048}
+local TEMPLATES = setmetatable({}, {__mode = "k"})   -- profile -> entry -> key -> templates
+
+-- the templates of (profile, entry) by layout key
+function template_table(prof, entry)
+  local by_entry = TEMPLATES[prof]
+  if by_entry == nil then by_entry = {}; TEMPLATES[prof] = by_entry end
+  local t = by_entry[entry]
+  if t == nil then t = {}; by_entry[entry] = t end
+  return t
+end
+
+-- whether a frame with this layout key is to be recorded (and the list its template joins)
+function TPL.sample(tpl, key)
+  local list = tpl[key]
+  if list == nil then list = {samples = 0}; tpl[key] = list end
+  if #list >= TEMPLATE_LIMITS.per_key or list.samples >= TEMPLATE_LIMITS.samples_per_key
+     or TPL.count >= TEMPLATE_LIMITS.total then
+    return nil
+  end
+  list.samples = list.samples + 1
+  return list
+end
+end
+
+function TPL.new_trace()
+  return {reads = {}, headers = {}, peeks = {}, slots = {}}
+end
+
+do   -- (a block: the main function's locals are limited to 200)
+-- what the analysis, the summary line and the native columns read of a header after the walk
+-- (analyse, summary, ub_endpoints): a template fills these in per frame
+local TEMPLATE_READS = {
+  ["ub.btah"] = {"taopcode", "ini_tassn", "no_taack", "ini_rc_type", "ini_rc_id"},
+  ["ub.atah"] = {"taopcode", "ini_tassn", "ini_rc_type", "ini_rc_id"},
+  ["ub.rtph"] = {"psn", "tpopcode", "rspst", "srctpn", "dsttpn"},
+  ["ub.cna16"] = {"scna", "dcna"},
+  ["ub.cna24"] = {"scna", "dcna"},
+  ["ub.maetah"] = {"length", "len_code"},
+  ["ub.eidh"] = {"seid", "deid"},
+}
+-- templates of one layout key (frame length, first byte), samples recorded for one key, templates
+-- in all (a capture of ever new layouts stops recording)
+-- BITS1[rshift * 16 + bits][b]: bits of byte b from bit rshift up (a field inside one byte: one
+-- table step in a template instead of a division and a floor)
+local BITS1 = setmetatable({}, {__index = function(t, k)
+  local rs, bits, m = floor(k / 16), k % 16, {}
+  for b = 0, 255 do m[b] = floor(b / POW2[rs]) % POW2[bits] end
+  t[k] = m
+  return m
+end})
+
+-- the Lua expression of field f of the header at off from the locals x<position> (the frame's
+-- bytes), as raw_bits / raw_le compute it; need(position) for each byte it reads
+local function field_expr(f, off, need, consts)
+  local p = off + f.byte + 1
+  if f.wire == "be" and f.span == 1 and f.bits < 8 then
+    need(p)
+    return string.format("BITS1[%d][x%d]", f.rshift * 16 + f.bits, p)
+  elseif f.wire == "be" then
+    local e = "x" .. p
+    need(p)
+    for i = 1, f.span - 1 do e = "(" .. e .. ")*256+x" .. (p + i); need(p + i) end
+    if f.rshift > 0 then e = "floor((" .. e .. ")/" .. string.format("%d", POW2[f.rshift]) .. ")" end
+    if f.bits < f.span * 8 then e = "(" .. e .. ")%" .. string.format("%d", POW2[f.bits]) end
+    return e
+  elseif f.wire == "le" then
+    local e = "x" .. (p + f.span - 1)
+    need(p + f.span - 1)
+    for i = f.span - 2, 0, -1 do e = "(" .. e .. ")*256+x" .. (p + i); need(p + i) end
+    return e
+  end
+  consts[#consts + 1] = f     -- another kind: read through Wireshark, as value_of does
+  return string.format("VALUE(K[%d], raw, tvb, %d)", #consts, off)
+end
+
+-- a template from the recording of a clean walk (st, TRACE); nil when the layout has none
+function TPL.build(st, trace)
+  local raw = st.raw
+  local mask = {}       -- position -> the bits guarded
+  local function guard(pos, m) mask[pos] = OR8[mask[pos] or 0][m] end
+  for _, r in ipairs(trace.reads) do
+    local off, f = r[1], r[2]
+    if f.wire == "be" then
+      for b = f.bit, f.bit + f.bits - 1 do guard(off + floor(b / 8) + 1, POW2[7 - b % 8]) end
+    else
+      for i = 0, f.span - 1 do guard(off + f.byte + i + 1, 255) end
+    end
+  end
+  for _, hh in ipairs(trace.headers) do
+    for _, rb in ipairs(hh[1].rsvd_bytes) do guard(hh[2] + rb[1], rb[2]) end
+  end
+  for _, p in ipairs(trace.peeks) do
+    for i = 1, p[2] do guard(p[1] + i, 255) end
+  end
+  local lo, hi = nil, nil
+  local function need(pos)
+    if lo == nil or pos < lo then lo = pos end
+    if hi == nil or pos > hi then hi = pos end
+  end
+  for pos in pairs(mask) do need(pos) end
+  local consts, body, locals, nlocals = {}, {}, {}, 0
+  -- each value once, in a local (the Info line and the analysis' tables share it)
+  local function value(f, off)
+    local e = field_expr(f, off, need, consts)
+    local name = locals[e]
+    if name == nil then
+      nlocals = nlocals + 1
+      name = "v" .. nlocals
+      locals[e] = name
+      body[#body + 1] = string.format("local %s = %s", name, e)
+    end
+    return name
+  end
+  -- the values read after the walk, into one reused table a header base
+  local vals, names = {}, {}
+  for base, v in pairs(st.vals) do
+    local mt = getmetatable(v)
+    if mt ~= nil and mt.__index ~= nil and TEMPLATE_READS[base] ~= nil then
+      local h, off = mt.hdr, v[2]
+      local into = {}
+      vals[base] = into
+      names[#names + 1] = base
+      local slot = #names
+      for _, name in ipairs(TEMPLATE_READS[base]) do
+        local f = h.byname[name]
+        if f ~= nil then
+          local x = value(f, off)   -- (first: it may add the local's line)
+          body[#body + 1] = string.format("V%d.%s = %s", slot, name, x)
+        end
+      end
+    end
+  end
+  -- the Info line: the walk's notes, the free values as format slots, tassn= and len= as summary()
+  local fmt, args = {}, {}
+  local function free(v, name, prefix, spec)
+    local mt = getmetatable(v)
+    local f = mt.hdr.byname[name]
+    -- an integer of up to 46 bits reads the same with %d as with tostring (either Lua)
+    if f.wire ~= nil and f.bits <= 46 then spec = "%d" end
+    fmt[#fmt + 1] = prefix:gsub("%%", "%%%%") .. spec
+    local e = value(f, v[2])
+    args[#args + 1] = spec == "%d" and e or ("tostring(" .. e .. ")")
+  end
+  for i, s in ipairs(st.info) do
+    local slot = trace.slots[i]
+    if slot then free(slot[1], slot[2], slot[3], slot[4])
+    else fmt[#fmt + 1] = (s:gsub("%%", "%%%%")) end
+    if i == st.ta_at then
+      local ta = st.vals["ub.btah"] or st.vals["ub.atah"]
+      if ta and ta.ini_tassn then free(ta, "ini_tassn", "tassn=", "%s") end
+      local m = st.vals["ub.maetah"]
+      if m and m.length ~= nil then free(m, "length", "len=", "%s")
+      elseif m and m.len_code ~= nil then
+        local f = getmetatable(m).hdr.byname.len_code
+        fmt[#fmt + 1] = "len=%d"
+        args[#args + 1] = "64 * POW2[" .. value(f, m[2]) .. "]"
+      end
+    end
+  end
+  -- no bytes, or more locals than a Lua function may have (200)
+  if lo == nil or hi - lo + 1 + nlocals > 180 then return nil end
+  local head = "local floor, byte, AND8, POW2, K, VALUE, tostring, format, FMT, BITS1"
+  for i = 1, #names do head = head .. ", V" .. i end
+  local src = {head .. " = ..."}
+  src[#src + 1] = "return function(raw, tvb)"
+  local xs = {}
+  for pos = lo, hi do xs[#xs + 1] = "x" .. pos end
+  src[#src + 1] = string.format("local %s = byte(raw, %d, %d)", table.concat(xs, ", "), lo, hi)
+  local tests = {}
+  for pos = lo, hi do
+    local m = mask[pos]
+    if m then
+      local want = AND8[byte(raw, pos)][m]
+      if m == 255 then tests[#tests + 1] = string.format("x%d ~= %d", pos, want)
+      else tests[#tests + 1] = string.format("AND8[x%d][%d] ~= %d", pos, m, want) end
+    end
+  end
+  for i = 1, #tests, 8 do
+    src[#src + 1] = "if " .. table.concat(tests, " or ", i, math.min(i + 7, #tests))
+                    .. " then return false end"
+  end
+  for _, line in ipairs(body) do src[#src + 1] = line end
+  if #args > 0 then
+    src[#src + 1] = "return format(FMT, " .. table.concat(args, ", ") .. ")"
+  else
+    src[#src + 1] = "return FMT"
+  end
+  src[#src + 1] = "end"
+  local text = table.concat(fmt, " ")
+  if #args == 0 then text = table.concat(st.info, " ") end
+  local chunk = load(table.concat(src, "\n"), "=ub template", "t", {})
+  if chunk == nil then return nil end
+  local tv = {}
+  for i, base in ipairs(names) do tv[i] = vals[base] end
+  local fn = chunk(floor, byte, AND8, POW2, consts, value_of, tostring, string.format, text, BITS1,
+                   (table.unpack or unpack)(tv))
+  local icrc, bcrc = trace.icrc, trace.bcrc
+  if bcrc then   -- the block's BCRC (UB 2.0 §4.7.2), computed per frame as the walk does
+    local v = bcrc.v
+    bcrc = {finish = bcrc.finish, info = bcrc.info, nbits = bcrc.nbits, off = v[2],
+            f = getmetatable(v).hdr.byname.crc30}
+  end
+  TPL.count = TPL.count + 1
+  return {fn = fn, vals = vals, icrc = icrc, bcrc = bcrc, udp = false,
+          -- reused frame after frame: the analysis' state and the tree stand-in
+          st = {vals = vals}, root = setmetatable({}, SKIP)}
+end
+end
+
+-- whether the walk of the recorded frame was one a template may repeat
+function TPL.clean(st, trace)
+  return not trace.bad and st.issues == 0 and st.tree.root == nil and not st.handed_over
+         and not st.inner and #st.info > 0 and st.pad == 0
+end
+
+-- the stored ICRC of a frame at e (0-based) as the profile orders it
+function TPL.stored_icrc(raw, e, prof)
+  local a, b, c, d = byte(raw, e + 1, e + 4)
+  if prof.icrc_byteorder == "little" then return ((d * 256 + c) * 256 + b) * 256 + a end
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+
+-- the part of a template's frame every entry shares: the analysis as the walk runs it
+local function template_analyse(t, tvb, pinfo, tree, src, dst)
+  local tst, root = t.st, t.root
+  tst.pinfo, tst.tvb, tst.src, tst.dst = pinfo, tvb, src, dst
+  root.ptree, root.tvb, root.root = tree, tvb, nil
+  analyse(tst, root)
+  return tst
+end
+
+-- whether nobody wants ub's tree items nor the payload's (a template's frames: no tree at all)
+local tree_less
+do
+local REFERENCED_OK = nil   -- whether TreeItem:referenced exists (Wireshark 3.6+), asked once
+function tree_less(tree)
+  if REFERENCED_OK == nil then REFERENCED_OK = tree.referenced ~= nil end
+  if not REFERENCED_OK or UB_HANDLE == nil then return false end   -- (as wanted())
+  return not tree:referenced(UB_HANDLE) and not tree:referenced(DATA)
+end
+end
+
+-- the first template of list that takes the frame (its carrier, its guards, its ICRC): the
+-- template and its Info line, or nil (a bad ICRC too: the walk reports it).  ip, udp: the IP
+-- header's bytes and the UDP item before a UDP payload (the ICRC covers them)
+-- a frame's first bytes as crc30() takes them (anything with raw())
+local template_for
+do
+local BLOCK = {raw = function(self) return self.s end}
+function template_for(list, raw, tvb, prof, layer, ip_len, ip, udp)
+  for i = 1, #list do
+    local t = list[i]
+    if t.layer == layer and t.ip_len == ip_len and t.udp == (udp ~= nil) then
+      local info = t.fn(raw, tvb)
+      if info then
+        local c = t.icrc
+        if c ~= nil and PREFS.verify_icrc then
+          local covered = raw:sub(c.start + 1, c.finish)
+          if ip ~= nil then covered = ip:raw() .. udp.range:raw() .. covered end
+          if icrc32_str(covered, c.masks) ~= TPL.stored_icrc(raw, c.finish, prof) then return nil, nil end
+        end
+        local b = t.bcrc
+        if b ~= nil then
+          BLOCK.s = raw:sub(1, b.finish)
+          if crc30(BLOCK, b.info, b.nbits) ~= value_of(b.f, raw, tvb, b.off) then return nil, nil end
+        end
+        TPL.used = TPL.used + 1
+        return t, info
+      end
+    end
+  end
+  return nil, nil
+end
+end
+
 -- a UB network packet from its LPH, or a DLL control block (START)
 -- (unit: the packet's number in its frame when a frame holds several, ub_flits.lua)
 local function dissect_native(tvb, pinfo, tree, prof, linktype, unit)
+  TRACE = nil
   prof = profile_for(prof)
-  pinfo.cols.protocol:set("UB")
-  local st = new_state(tvb, pinfo, tree, prof)
+  pinfo.cols.protocol = "UB"
+  local raw, sample = nil, nil
+  if unit == nil and PREFS.templates and tree_less(tree) then
+    raw = tvb:raw()
+    local tpl = template_table(prof, linktype)
+    local key = #raw * 256 + (byte(raw, 1) or 0)
+    local list = tpl[key]
+    local t, info = nil, nil
+    if list ~= nil then
+      t, info = template_for(list, raw, tvb, prof)
+    end
+    if t ~= nil then
+      pinfo.cols.info = info
+      -- the analysis' endpoints without an IP layer (nothing before ub sets pinfo's network
+      -- addresses on these link types): the CNAs, as endpoints() takes them
+      local n = t.vals["ub.cna16"] or t.vals["ub.cna24"]
+      local tst
+      if n then tst = template_analyse(t, tvb, pinfo, tree, tostring(n.scna), tostring(n.dcna))
+      else tst = template_analyse(t, tvb, pinfo, tree) end
+      local src, dst = ub_endpoints(tst)
+      if src then
+        pinfo.cols.src:set(src)
+        pinfo.cols.dst:set(dst)
+      end
+      return #raw
+    end
+    sample = TPL.sample(tpl, key)
+    if sample then TRACE = TPL.new_trace() end
+  end
+  local st = new_state(tvb, pinfo, tree, prof, raw)
   st.unit = unit
   walk(st, START[linktype])
   if st.section then finish_section(st) end
+  local trace = TRACE
+  TRACE = nil
+  if trace and TPL.clean(st, trace) then
+    sample[#sample + 1] = TPL.build(st, trace)
+  end
   finish(st)
   if not st.handed_over then    -- no IP header: Wireshark has no addresses to show
     local src, dst = ub_endpoints(st)
@@ -2094,9 +2581,18 @@ end
 
 local F_IP, F_IPV6, F_UDP = Field.new("ip"), Field.new("ipv6"), Field.new("udp")
 
-local function last_of(...)
-  local all = {...}
-  return all[#all]
+-- the last non-nil value of a Field extractor's values and how many there are (no table made;
+-- up to three values without a call)
+local function last_of(a, b, c, d, ...)
+  if d == nil then
+    if c ~= nil then return c, 3 elseif b ~= nil then return b, 2 elseif a ~= nil then return a, 1 end
+    return nil, 0
+  end
+  for i = select_arg("#", a, b, c, d, ...), 1, -1 do
+    local x = (select_arg(i, a, b, c, d, ...))
+    if x ~= nil then return x, i end
+  end
+  return nil, 0
 end
 
 -- the ICRC masks of an IP header of ip_len bytes and the UDP header after it (made once a layout)
@@ -2113,23 +2609,80 @@ local function ip_udp_masks(layer, ip_len)
   return masks
 end
 
-local function dissect_udp(tvb, pinfo, tree)
-  local prof = profile_for(PROFILE.spec)
-  if CTX and CTX.num == pinfo.number then prof = CTX.prof end
-  pinfo.cols.protocol:set("UB")
-  local st = new_state(tvb, pinfo, tree, prof)
-  st.inner = CTX ~= nil and CTX.num == pinfo.number
-  st.section = true
-  local ip4, ip6, udp = last_of(F_IP()), last_of(F_IPV6()), last_of(F_UDP())
-  local layer, ip
-  if ip4 ~= nil and (ip6 == nil or ip6.range:offset() < ip4.range:offset()) then
-    layer, ip = "ip", ip4.range:bytes()
-  elseif ip6 ~= nil then
-    layer, ip = "ipv6", ip6.range:bytes()
+-- the text of an IPv4 source and destination (8 bytes) as Wireshark writes them, remembered for
+-- the addresses seen last (IP4_TEXT_MAX, then it starts over)
+local ip4_text
+do   -- (a block: the main function's locals are limited to 200)
+local IP4_TEXT, IP4_TEXT_N, IP4_TEXT_MAX = {}, 0, 4096
+function ip4_text(b8)
+  local pair = IP4_TEXT[b8]
+  if pair == nil then
+    local a, b, c, d, e, f, g, h = byte(b8, 1, 8)
+    pair = {string.format("%d.%d.%d.%d", a, b, c, d), string.format("%d.%d.%d.%d", e, f, g, h)}
+    if IP4_TEXT_N >= IP4_TEXT_MAX then IP4_TEXT, IP4_TEXT_N = {}, 0 end
+    IP4_TEXT[b8], IP4_TEXT_N = pair, IP4_TEXT_N + 1
   end
+  return pair[1], pair[2]
+end
+end
+
+-- the carrier of a UDP payload: the innermost IP header (its layer and TvbRange), the UDP item,
+-- and whether that IP header is the frame's only one (an IPv4 header)
+local function udp_carrier()
+  local ip4, n4 = last_of(F_IP())
+  local ip6, udp = last_of(F_IPV6()), last_of(F_UDP())
+  if ip4 ~= nil then
+    local r4 = ip4.range
+    if ip6 == nil then return "ip", r4, udp, n4 == 1 end
+    local r6 = ip6.range
+    if r6:offset() < r4:offset() then return "ip", r4, udp end
+    return "ipv6", r6, udp
+  elseif ip6 ~= nil then
+    return "ipv6", ip6.range, udp
+  end
+  return nil, nil, udp
+end
+
+local function dissect_udp(tvb, pinfo, tree)
+  TRACE = nil
+  local prof = profile_for(PROFILE.spec)
+  local inner = CTX ~= nil and CTX.num == pinfo.number
+  if inner then prof = CTX.prof end
+  local cols = pinfo.cols   -- (one Columns object a frame)
+  cols.protocol = "UB"
+  local layer, ip, udp, lone_ip4 = udp_carrier()
+  local raw, sample = nil, nil
+  -- the carrier a template was made with: IP or IPv6, its header's length (for IPv4 the IHL:
+  -- Wireshark's ip item spans IHL x 4 bytes), UDP or not
+  local ip_len = ip and ip:len() or 0
+  if not inner and PREFS.templates and tree_less(tree) then
+    raw = tvb:raw()
+    local tpl = template_table(prof, "udp")
+    local key = #raw * 256 + (byte(raw, 1) or 0)
+    local list = tpl[key]
+    local t, info = nil, nil
+    if list ~= nil then
+      t, info = template_for(list, raw, tvb, prof, layer, ip_len, ip, udp)
+    end
+    if t ~= nil then
+      cols.info = info
+      -- the analysis' endpoints: the addresses the IP dissector put in pinfo (endpoints()),
+      -- here from the bytes when the frame has one IPv4 header (no Address objects made)
+      local src, dst
+      if lone_ip4 and ip_len >= 20 then src, dst = ip4_text(ip:raw(12, 8)) end
+      template_analyse(t, tvb, pinfo, tree, src, dst)
+      return #raw
+    end
+    sample = TPL.sample(tpl, key)
+    if sample then TRACE = TPL.new_trace() end
+  end
+  local st = new_state(tvb, pinfo, tree, prof, raw)
+  st.inner = inner
+  st.section = true
   if st.inner and CTX.vals then
     for base, vals in pairs(CTX.vals) do st.vals[base] = vals end   -- the headers before IP
   end
+  if ip ~= nil then ip = ip:bytes() end
   if layer == "ip" then st.vals.ip = {hdr_len = ip:get_index(0) % 16} end
   local c = layer and ICRC_BY_START[layer]
   local room = true
@@ -2141,6 +2694,15 @@ local function dissect_udp(tvb, pinfo, tree)
   if room then
     walk(st, TPH)
     finish_section(st)
+  end
+  local trace = TRACE
+  TRACE = nil
+  if trace and TPL.clean(st, trace) then
+    local t = TPL.build(st, trace)
+    if t then
+      t.ip_len, t.layer, t.udp = ip_len, layer, udp ~= nil
+      sample[#sample + 1] = t
+    end
   end
   finish(st)
   analyse(st, st.tree)
@@ -2220,6 +2782,7 @@ function ub.prefs_changed()
   PREFS.verify_icrc, PREFS.profile = ub.prefs.verify_icrc, ub.prefs.profile
   PREFS.crc_mode = ub.prefs.crc_mode
   use_crc_core(ub.prefs.crc_core)
+  PREFS.templates = ub.prefs.templates
   local want = parse_ports(ub.prefs.udp_ports)
   local udp_port = DissectorTable.get("udp.port")
   for port in pairs(UB_PORTS) do

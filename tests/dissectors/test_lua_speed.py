@@ -118,3 +118,113 @@ def test_expert_infos_without_and_with_the_tree(tshark, captures):
         assert plain == full, f"{pcap.name}: the expert infos differ without the tree"
         seen += plain.count(" UB ")
     assert seen > 20, "the captures raise too few UB expert infos to compare"
+
+
+# ------------------------------------------------------------------------------------------------
+# layout templates (ub_dispatch.lua, "layout templates"): without a tree, a layout read before is
+# read again by a function made for it (guards on what the walk steered and checked on, the
+# values the Info line, the analysis and the columns take).  Each check compares three runs of
+# the same capture: tree-less with templates, tree-less without them (-o ub.templates:FALSE,
+# the walk), and the full tree.
+
+NO_TEMPLATES = ("-o", "ub.templates:FALSE")
+
+# a post-dissector printing, after each frame, how many templates exist and how many frames
+# they read (ub_dispatch.lua's ub_template_stats)
+STATS_PROBE = r"""
+local probe = Proto("ub_template_probe", "probe")
+function probe.dissector(tvb, pinfo, tree)
+  local made, used = ub_template_stats()
+  io.stderr:write(string.format("templates %d used %d\n", made, used))
+end
+register_postdissector(probe)
+"""
+
+
+def _varied(kinds: list, rounds: int, linktype: int) -> list[bytes]:
+    """rounds x the frame kinds of captures/make_captures.py, each frame its own PSN, TASSN,
+    addresses and payload bytes (bench/bench_lua.py's vary: PSNs follow on per TP channel)."""
+    import sys
+    root = Path(__file__).resolve().parents[2]
+    for sub in ("captures", "bench"):
+        if str(root / sub) not in sys.path:
+            sys.path.insert(0, str(root / sub))
+    from bench_lua import vary   # noqa: E402
+    from ubpkt.encode import encode_layers   # noqa: E402
+    psns: dict = {}
+    return [encode_layers(vary(kinds[i % len(kinds)], i, psns)) for i in range(rounds * len(kinds))]
+
+
+def _template_captures(tmp_path: Path) -> list[Path]:
+    """Varied frames (the templates' own traffic), then the same frames with one byte changed
+    (same length: every guard is tried; PSN/TASSN bytes keep the template, others fail it, a
+    payload byte fails the ICRC), then varied frames again, for UBoE and native UB."""
+    import sys
+    root = Path(__file__).resolve().parents[2]
+    if str(root / "captures") not in sys.path:
+        sys.path.insert(0, str(root / "captures"))
+    from make_captures import native_packets, uboe_packets as uboe_kinds   # noqa: E402
+    rnd = random.Random(21)
+    out = []
+    for name, linktype, kinds, first in (("uboe", 1, uboe_kinds(), 42), ("native", 148,
+                                                                     native_packets(), 0)):
+        good = _varied(kinds, 3, linktype)
+        bad = []
+        for p in good:
+            for _ in range(3):
+                b = bytearray(p)
+                lo = first if len(p) > first + 8 else 0
+                b[rnd.randrange(lo, len(b))] ^= 1 << rnd.randrange(8)
+                bad.append(bytes(b))
+        out.append(write(tmp_path / f"tpl_{name}.pcap", linktype, good + bad + good[::-1]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def template_captures(tmp_path_factory):
+    return _template_captures(tmp_path_factory.mktemp("templates"))
+
+
+def test_templates_are_made_and_used(tshark, tmp_path, template_captures):
+    probe = tmp_path / "stats.lua"
+    probe.write_text(STATS_PROBE, encoding="utf-8")
+    for pcap in template_captures:
+        last = _run(tshark, pcap, probe=probe).stderr.strip().splitlines()[-1]
+        made, used = (int(x) for x in last.split()[1::2])
+        assert made >= 10 and used > 30, f"{pcap.name}: {last}"
+        # with the preference off, and with a tree, no template is made
+        off = _run(tshark, pcap, *NO_TEMPLATES, probe=probe).stderr.strip().splitlines()[-1]
+        assert off == "templates 0 used 0", off
+        full = _run(tshark, pcap, *FULL, probe=probe).stderr.strip().splitlines()[-1]
+        assert full == "templates 0 used 0", full
+
+
+@pytest.mark.parametrize("passes", [(), ("-2",), ("-o", "ub.verify_icrc:FALSE")],
+                         ids=["one pass", "two passes", "ICRC not verified"])
+def test_templates_show_what_the_walk_shows(tshark, template_captures, captures, passes):
+    for pcap in template_captures + captures:
+        with_templates = _run(tshark, pcap, *passes).stdout
+        walk = _run(tshark, pcap, *passes, *NO_TEMPLATES).stdout
+        assert with_templates == walk, f"{pcap.name}: templates change the summary lines"
+        if pcap in template_captures:
+            assert with_templates == _run(tshark, pcap, *passes, *FULL).stdout, pcap.name
+
+
+def test_template_expert_infos(tshark, template_captures):
+    for pcap in template_captures:
+        for prefs in ((), ("-o", "ub.verify_icrc:FALSE")):
+            with_templates = _run(tshark, pcap, "-q", "-z", "expert", *prefs).stdout
+            walk = _run(tshark, pcap, "-q", "-z", "expert", *prefs, *NO_TEMPLATES).stdout
+            assert with_templates == walk, f"{pcap.name} {prefs}: expert infos differ"
+            assert with_templates == _run(tshark, pcap, "-q", "-z", "expert", *prefs,
+                                          *FULL).stdout, pcap.name
+            assert with_templates.count("ICRC 0x") > 10 or prefs, "too few bad ICRCs"
+
+
+def test_template_taps(tshark, template_captures):
+    """The conversation and SRT taps read the analysis a template ran."""
+    pcap = template_captures[0]
+    for tap in ("ub,conv", "ub,srt"):
+        with_templates = _run(tshark, pcap, "-q", "-z", tap).stdout
+        assert with_templates == _run(tshark, pcap, "-q", "-z", tap, *NO_TEMPLATES).stdout, tap
+        assert "192.0.2.1" in with_templates or "Write" in with_templates, with_templates
