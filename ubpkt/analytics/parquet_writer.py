@@ -36,16 +36,16 @@ from __future__ import annotations
 import io
 import struct
 
-from .thrift_compact import (T_BINARY, T_I32, T_I64, T_LIST, T_STRUCT, decode_struct,
-                             encode_struct, uvarint)
+from .thrift_compact import (T_BINARY, T_BOOL, T_I32, T_I64, T_LIST, T_STRUCT, decode_struct,
+                             encode_fields, encode_struct, field_header, i64_value, uvarint)
 
 __all__ = ["AssemblingWriter", "null_chunk", "read_footer", "MAGIC"]
 
 MAGIC = b"PAR1"
 
 # parquet.thrift: enum values
-_DATA_PAGE = 0                 # PageType
-_PLAIN, _RLE = 0, 3            # Encoding
+_DATA_PAGE, _DICTIONARY_PAGE = 0, 2             # PageType
+_PLAIN, _RLE, _RLE_DICTIONARY = 0, 3, 8         # Encoding
 _BYTE_ARRAY = 6                # Type
 _CODECS = {"uncompressed": 0, "none": 0, "snappy": 1, "gzip": 2, "brotli": 4, "lz4": 7,
            "zstd": 6}          # CompressionCodec (pyarrow's "lz4" writes LZ4_RAW)
@@ -89,41 +89,104 @@ def _codec_compress(compression: str):
 _NULL_CHUNKS: dict = {}
 
 
-def null_chunk(n: int, physical: int, statistics: bool, compression: str) -> tuple:
-    """``(chunk bytes, ColumnMetaData without path and offset)`` of a column chunk of ``n``
+def null_chunk(n: int, physical: int, statistics: bool, compression: str,
+               dictionary: bool = False) -> tuple:
+    """``(chunk bytes, ColumnMetaData without path and offsets)`` of a column chunk of ``n``
     rows, all null, of a flat optional column (maximum definition level 1) of Parquet
-    ``physical`` type: one V1 data page of ``n`` values, ``PLAIN`` encoding, no value, its
-    definition levels one RLE run of ``n`` zeros (length prefix, varint header ``n << 1``,
-    the value 0 in one byte); ``statistics``: the page and the chunk carry
-    ``null_count = n``.  Cached per argument tuple (one entry per type and row count)."""
-    key = (n, physical, statistics, compression)
+    ``physical`` type, as pyarrow writes it: one V1 data page of ``n`` values and no value,
+    its definition levels one RLE run of ``n`` zeros (a 4-byte length, the varint run header
+    ``n << 1``, the value 0 in one byte); ``PLAIN`` encoding, or with ``dictionary`` (a column
+    written with dictionary pages) an empty dictionary page first and ``RLE_DICTIONARY``
+    indices (their bit width 0, no index); ``statistics``: the page and the chunk carry
+    ``null_count = n``.  The size statistics pyarrow adds: the definition level histogram
+    ``[n, 0]``.  Cached per argument tuple (one entry per type and row count)."""
+    key = (n, physical, statistics, compression, dictionary)
     got = _NULL_CHUNKS.get(key)
     if got is not None:
-        return got
+        return got[:2]
     if len(_NULL_CHUNKS) > 256:
         _NULL_CHUNKS.clear()
-    codec = _CODECS[compression]
+    compress = _codec_compress(compression)
     run = uvarint(n << 1) + b"\x00"
-    body = struct.pack("<I", len(run)) + run
-    packed = _codec_compress(compression)(body)
+    body = struct.pack("<I", len(run)) + run + (b"\x00" if dictionary else b"")
+    packed = compress(body)
     stats = {3: (T_I64, n)} if statistics else {}
+    value_encoding = _RLE_DICTIONARY if dictionary else _PLAIN
+    head = b""
+    if dictionary:
+        empty = compress(b"")
+        head = encode_struct({
+            1: (T_I32, _DICTIONARY_PAGE), 2: (T_I32, 0), 3: (T_I32, len(empty)),
+            7: (T_STRUCT, {1: (T_I32, 0), 2: (T_I32, _PLAIN), 3: (T_BOOL, False)})}) + empty
     header = encode_struct({
         1: (T_I32, _DATA_PAGE), 2: (T_I32, len(body)), 3: (T_I32, len(packed)),
-        5: (T_STRUCT, {1: (T_I32, n), 2: (T_I32, _PLAIN), 3: (T_I32, _RLE),
+        5: (T_STRUCT, {1: (T_I32, n), 2: (T_I32, value_encoding), 3: (T_I32, _RLE),
                        4: (T_I32, _RLE), 5: (T_STRUCT, stats)})})
-    meta = {1: (T_I32, physical), 2: (T_LIST, (T_I32, [_RLE, _PLAIN])), 4: (T_I32, codec),
-            5: (T_I64, n), 6: (T_I64, len(header) + len(body)),
-            7: (T_I64, len(header) + len(packed)),
-            13: (T_LIST, (T_STRUCT, [{1: (T_I32, _DATA_PAGE), 2: (T_I32, _PLAIN),
-                                      3: (T_I32, 1)}]))}
+    data = head + header + packed
+    uncompressed = len(data) - len(packed) + len(body) - (len(compress(b"")) if dictionary
+                                                          else 0)
+    page_stats = [{1: (T_I32, _DATA_PAGE), 2: (T_I32, value_encoding), 3: (T_I32, 1)}]
+    if dictionary:
+        page_stats.insert(0, {1: (T_I32, _DICTIONARY_PAGE), 2: (T_I32, _PLAIN),
+                              3: (T_I32, 1)})
+    meta = {1: (T_I32, physical),
+            2: (T_LIST, (T_I32, [_PLAIN, _RLE, _RLE_DICTIONARY] if dictionary
+                         else [_RLE, _PLAIN])),
+            4: (T_I32, _CODECS[compression]), 5: (T_I64, n),
+            6: (T_I64, uncompressed), 7: (T_I64, len(data)),
+            13: (T_LIST, (T_STRUCT, page_stats))}
     if statistics:
         meta[12] = (T_STRUCT, dict(stats))
     size = {2: (T_LIST, (T_I64, [])), 3: (T_LIST, (T_I64, [n, 0]))}
     if physical == _BYTE_ARRAY:
         size = {1: (T_I64, 0), **size}
     meta[16] = (T_STRUCT, size)
-    got = _NULL_CHUNKS[key] = (header + packed, meta)
+    got = _NULL_CHUNKS[key] = (data, meta, len(head))
+    return got[:2]
+
+
+_NULL_COLUMN_CHUNKS: dict = {}
+
+
+def _null_column_chunk(name: str, n: int, physical: int, statistics: bool,
+                       compression: str, dictionary: bool) -> tuple:
+    """``(chunk bytes, encoded ColumnChunk pieces, data page position in the chunk,
+    uncompressed size, compressed size)`` of column ``name``'s all-null chunk of ``n`` rows:
+    the ``ColumnChunk`` (``file_offset`` 0 as pyarrow writes it, the ``ColumnMetaData`` of
+    :func:`null_chunk` with the column's path) encoded once; per use the chunk's offsets are
+    spliced in between the pieces (:func:`_splice`)."""
+    key = (name, n, physical, statistics, compression, dictionary)
+    got = _NULL_COLUMN_CHUNKS.get(key)
+    if got is not None:
+        return got
+    if len(_NULL_COLUMN_CHUNKS) > 8192:
+        _NULL_COLUMN_CHUNKS.clear()
+    data, meta = null_chunk(n, physical, statistics, compression, dictionary)
+    data_at = _NULL_CHUNKS[n, physical, statistics, compression, dictionary][2]
+    meta = dict(meta)
+    meta[3] = (T_LIST, (T_BINARY, [name.encode()]))
+    holes = [_CM_DATA_PAGE] + ([_CM_DICT_PAGE] if dictionary else [])
+    pieces, last, cur = [], 0, field_header(_CC_FILE_OFFSET, T_I64, 0) + i64_value(0) + \
+        field_header(_CC_META, T_STRUCT, _CC_FILE_OFFSET)
+    for hole in holes:
+        cur += encode_fields({k: v for k, v in meta.items() if last < k < hole}, last)
+        cur += field_header(hole, T_I64, max([last] + [k for k in meta if k < hole]))
+        pieces.append(cur)
+        cur, last = b"", hole
+    pieces.append(encode_fields({k: v for k, v in meta.items() if k > last}, last) +
+                  b"\x00\x00")          # the ends of ColumnMetaData and ColumnChunk
+    got = _NULL_COLUMN_CHUNKS[key] = (data, pieces, data_at, meta[_CM_UNCOMPRESSED][1],
+                                      meta[_CM_COMPRESSED][1])
     return got
+
+
+def _splice(pieces: list, offsets: tuple) -> bytes:
+    """An encoded ColumnChunk from its constant pieces and the offsets between them."""
+    out = [pieces[0]]
+    for off, piece in zip(offsets, pieces[1:]):
+        out.append(i64_value(off))
+        out.append(piece)
+    return b"".join(out)
 
 
 class _Field:
@@ -185,7 +248,7 @@ class AssemblingWriter:
         if [f.name for f in self.fields] != list(schema.names):
             raise ValueError("the Parquet schema's top-level fields are not the Arrow "
                              "schema's")
-        self.row_groups: list = []
+        self.row_groups: list = []          # encoded RowGroup structs
         self.rows = 0
         self._fh = open(where, "wb") if isinstance(where, str) else where
         self._own = isinstance(where, str)
@@ -239,21 +302,20 @@ class AssemblingWriter:
             for cc in chunks:
                 _move(cc, shift)
             self.pos += len(body)
-        merged = []
+        merged = []                 # encoded ColumnChunks, in schema order
+        nullbytes = []
         uncompressed = compressed = 0
         k = 0
         for i, f in enumerate(self.fields):
             if nulls[i]:
-                data, meta = null_chunk(n, f.physical, f.name in self.statistics,
-                                        self.compression)
-                meta = dict(meta)
-                meta[3] = (T_LIST, (T_BINARY, [f.name.encode()]))
-                meta[_CM_DATA_PAGE] = (T_I64, self.pos)
-                self._fh.write(data)
+                data, pieces, data_at, usize, csize = _null_column_chunk(
+                    f.name, n, f.physical, f.name in self.statistics, self.compression,
+                    f.name in self.dictionary)
+                merged.append(_splice(pieces, (self.pos + data_at, self.pos)))
+                nullbytes.append(data)
                 self.pos += len(data)
-                merged.append({_CC_FILE_OFFSET: (T_I64, 0), _CC_META: (T_STRUCT, meta)})
-                uncompressed += meta[_CM_UNCOMPRESSED][1]
-                compressed += meta[_CM_COMPRESSED][1]
+                uncompressed += usize
+                compressed += csize
                 continue
             for _ in range(f.leaves):
                 cc = chunks[k]
@@ -261,15 +323,16 @@ class AssemblingWriter:
                 meta = cc[_CC_META][1]
                 uncompressed += meta[_CM_UNCOMPRESSED][1]
                 compressed += meta[_CM_COMPRESSED][1]
-                merged.append(cc)
+                merged.append(encode_struct(cc))
         if k != len(chunks):
             raise ValueError("pyarrow wrote a different number of column chunks than the "
                              "schema has leaves")
-        self.row_groups.append({_RG_COLUMNS: (T_LIST, (T_STRUCT, merged)),
-                                _RG_TOTAL_BYTE_SIZE: (T_I64, uncompressed),
-                                _RG_NUM_ROWS: (T_I64, n),
-                                _RG_FILE_OFFSET: (T_I64, base),
-                                _RG_TOTAL_COMPRESSED: (T_I64, compressed)})
+        self._fh.write(b"".join(nullbytes))
+        self.row_groups.append(encode_struct({_RG_COLUMNS: (T_LIST, (T_STRUCT, merged)),
+                                              _RG_TOTAL_BYTE_SIZE: (T_I64, uncompressed),
+                                              _RG_NUM_ROWS: (T_I64, n),
+                                              _RG_FILE_OFFSET: (T_I64, base),
+                                              _RG_TOTAL_COMPRESSED: (T_I64, compressed)}))
         self.rows += n
 
     def close(self) -> None:

@@ -16,7 +16,8 @@ types below; the value of
 * ``T_BINARY``: ``bytes`` (Thrift strings too);
 * ``T_LIST``, ``T_SET``: ``(element type, [values])``;
 * ``T_MAP``: ``(key type, value type, [(key, value)])``;
-* ``T_STRUCT``: a struct dict.
+* ``T_STRUCT``: a struct dict, or (encoding only) ``bytes``: a struct already encoded
+  (:func:`encode_struct`'s output, copied as is: a writer encodes a part once and splices it).
 
 The wire format (the compact protocol as Apache Thrift publishes it): integers as ZigZag
 varints (LEB128, 7 bits per byte); a field header is one byte ``delta << 4 | type`` when the
@@ -32,7 +33,7 @@ import struct as _struct
 
 __all__ = ["T_BOOL", "T_BYTE", "T_I16", "T_I32", "T_I64", "T_DOUBLE", "T_BINARY", "T_LIST",
            "T_SET", "T_MAP", "T_STRUCT", "ThriftError", "decode_struct", "encode_struct",
-           "uvarint"]
+           "encode_fields", "field_header", "i64_value", "uvarint"]
 
 T_STOP = 0
 T_BOOL = 1            # in a field header: 1 = true, 2 = false
@@ -86,8 +87,35 @@ def encode_struct(fields: dict) -> bytes:
     return bytes(out)
 
 
-def _put_struct(out: bytearray, fields: dict) -> None:
-    last = 0
+def encode_fields(fields: dict, last: int = 0) -> bytes:
+    """The fields of a struct without its end byte, the first header relative to field id
+    ``last`` (the field before them): a writer splices such runs around a value it fills in
+    later (a file offset) and adds the end byte (``b"\\x00"``) itself."""
+    out = bytearray()
+    _put_fields(out, fields, last)
+    return bytes(out)
+
+
+def field_header(fid: int, t: int, last: int) -> bytes:
+    """The header of field ``fid`` of wire type ``t`` after field ``last``."""
+    delta = fid - last
+    return bytes([delta << 4 | t]) if 0 < delta <= 15 else bytes([t]) + uvarint(_zigzag(fid))
+
+
+def i64_value(v: int) -> bytes:
+    """An integer value (i16/i32/i64) as its ZigZag varint."""
+    return uvarint(_zigzag(v))
+
+
+def _put_struct(out: bytearray, fields) -> None:
+    if isinstance(fields, (bytes, bytearray)):
+        out += fields
+        return
+    _put_fields(out, fields, 0)
+    out.append(T_STOP)
+
+
+def _put_fields(out: bytearray, fields: dict, last: int) -> None:
     for fid in sorted(fields):
         t, v = fields[fid]
         wire = (T_BOOL if v else T_FALSE) if t == T_BOOL else t
@@ -100,7 +128,6 @@ def _put_struct(out: bytearray, fields: dict) -> None:
         last = fid
         if t != T_BOOL:
             _put_value(out, t, v)
-    out.append(T_STOP)
 
 
 def _put_value(out: bytearray, t: int, v) -> None:
@@ -190,6 +217,8 @@ def _read_uvarint(buf, pos: int) -> tuple:
 
 
 def _read_value(buf, pos: int, t: int, depth: int) -> tuple:
+    if depth > MAX_DEPTH:
+        raise ThriftError("values nested too deeply")
     if t in (T_I16, T_I32, T_I64):
         u, pos = _read_uvarint(buf, pos)
         return _unzigzag(u), pos
