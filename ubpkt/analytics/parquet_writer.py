@@ -229,7 +229,9 @@ class AssemblingWriter:
     by row group, like ``pyarrow.parquet.ParquetWriter`` (:meth:`write_batch`, :meth:`close`;
     the same ``compression``, ``use_dictionary`` and ``write_statistics`` arguments, lists of
     column names for the last two), writing the all-null flat columns of each row group as
-    constant chunks (see the module doc)."""
+    constant chunks (see the module doc).  A batch may hold a string column as a
+    ``dictionary<int, string>`` array: Parquet stores both alike, and the file's schema (and
+    so what readers get) stays the one given here."""
 
     def __init__(self, where, schema, *, compression: str = "zstd",
                  use_dictionary=(), write_statistics=()):
@@ -249,6 +251,7 @@ class AssemblingWriter:
             raise ValueError("the Parquet schema's top-level fields are not the Arrow "
                              "schema's")
         self.row_groups: list = []          # encoded RowGroup structs
+        self._checked = None                # the batch schema last checked
         self.rows = 0
         self._fh = open(where, "wb") if isinstance(where, str) else where
         self._own = isinstance(where, str)
@@ -271,12 +274,28 @@ class AssemblingWriter:
 
     write_table = write_batch
 
+    def _check_types(self, batch_schema) -> None:
+        """Each column of a batch has the file schema's type, or is a dictionary of strings
+        where the schema has strings (the same Parquet column: BYTE_ARRAY, String)."""
+        if batch_schema is self._checked:
+            return
+        import pyarrow as pa
+        if batch_schema.names != self.schema.names:
+            raise ValueError("the batch's columns are not the file schema's")
+        for got, want in zip(batch_schema.types, self.schema.types):
+            if got != want and not (pa.types.is_string(want) and pa.types.is_dictionary(got)
+                                    and pa.types.is_string(got.value_type)):
+                raise ValueError(f"a batch column of type {got} where the file schema has "
+                                 f"{want}")
+        self._checked = batch_schema
+
     def _row_group(self, batch) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
         n = batch.num_rows
         if n == 0:
             return
+        self._check_types(batch.schema)
         nulls = [f.physical is not None and batch.column(i).null_count == n
                  for i, f in enumerate(self.fields)]
         keep = [i for i, null in enumerate(nulls) if not null]
@@ -321,6 +340,9 @@ class AssemblingWriter:
                 cc = chunks[k]
                 k += 1
                 meta = cc[_CC_META][1]
+                if f.physical is not None and meta[1][1] != f.physical:
+                    raise ValueError(f"column {f.name}: pyarrow wrote Parquet type "
+                                     f"{meta[1][1]}, the file's schema has {f.physical}")
                 uncompressed += meta[_CM_UNCOMPRESSED][1]
                 compressed += meta[_CM_COMPRESSED][1]
                 merged.append(encode_struct(cc))
