@@ -89,10 +89,14 @@ def _on_cluster(spec, units):
 @click.option("--link-type", default="auto", show_default=True,
               type=click.Choice(list(LINK_TYPES)))
 @click.option("--profile", help="reference profile: spec, ns3 or a JSON file of overrides")
+@click.option("--writer", type=click.Choice(["assemble", "arrow"]), default="assemble",
+              show_default=True,
+              help="Parquet writer: assemble (all-null columns written as constant chunks) or "
+                   "arrow (pyarrow's writer for every column); the same tables")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False),
               help="write the JSON result to this file as well")
 def export(captures, out_dir, partition_by, partition_map, name_pattern, payload, analysis,
-           row_group, segment_size, jobs, link_type, profile, report_file,
+           row_group, segment_size, jobs, link_type, profile, writer, report_file,
            cluster_spec=None):
     """Export captures to a Parquet dataset (one table for DuckDB, Spark, Dask): one file per
     capture or per segment of a large one, columns typed from the header declarations."""
@@ -123,7 +127,7 @@ def export(captures, out_dir, partition_by, partition_map, name_pattern, payload
         try:
             units += capture_units(c, out_dir, seg_bytes, payload=payload, row_group=row_group,
                                    rule=rule, link_type=link_type, profile=profile,
-                                   analysis=analysis)
+                                   analysis=analysis, writer=writer)
         except (CaptureError, OSError) as exc:
             raise input_error(c, exc)
     results = []

@@ -27,7 +27,7 @@ from . import require
 from .partition import NS_PER_DAY, PartitionRule, day_of
 
 __all__ = ["Segment", "plan_segments", "export_capture", "frames", "frame_chunks", "ExportDamaged",
-           "DEFAULT_ROW_GROUP", "output_name"]
+           "DEFAULT_ROW_GROUP", "output_name", "WRITERS", "DEFAULT_WRITER"]
 
 #: Rows per Parquet row group (``--row-group``): about 128k, the issue's figure.
 DEFAULT_ROW_GROUP = 131072
@@ -36,6 +36,12 @@ COMPRESSION = "zstd"
 #: Column statistics (min/max per row group, what engines skip row groups by) for numeric
 #: columns and ``capture``; not for the other text columns, whose min/max skip little.
 STATISTICS_COLUMNS = ("capture",)
+#: The Parquet writers (``--writer``): ``assemble`` (``ubpkt.analytics.parquet_writer``:
+#: pyarrow encodes the columns that have a value, the all-null ones are written as constant
+#: chunks) and ``arrow`` (``pyarrow.parquet.ParquetWriter`` for every column, the reference).
+#: Both give files that read as the same tables (tested).
+WRITERS = ("assemble", "arrow")
+DEFAULT_WRITER = "assemble"
 
 
 @dataclass(frozen=True)
@@ -182,7 +188,10 @@ def writer_options(schema) -> dict:
 class _Writers:
     """One ParquetWriter per partition directory of one capture (or segment)."""
 
-    def __init__(self, out_dir, name, capture, rule, schema, row_group):
+    def __init__(self, out_dir, name, capture, rule, schema, row_group, writer=DEFAULT_WRITER):
+        if writer not in WRITERS:
+            raise ValueError(f"writer: one of {', '.join(WRITERS)}, not {writer!r}")
+        self.writer = writer
         self.out_dir, self.name, self.capture, self.rule = out_dir, name, capture, rule
         self.schema, self.row_group = schema, row_group
         self.open: dict = {}
@@ -215,8 +224,14 @@ class _Writers:
             d = os.path.join(self.out_dir, sub)
             os.makedirs(d, exist_ok=True)
             p = os.path.join(d, self.name)
-            w = self.open[sub] = pq.ParquetWriter(p, self.schema, compression=COMPRESSION,
-                                                  **writer_options(self.schema))
+            if self.writer == "arrow":
+                w = pq.ParquetWriter(p, self.schema, compression=COMPRESSION,
+                                     **writer_options(self.schema))
+            else:
+                from .parquet_writer import AssemblingWriter
+                w = AssemblingWriter(p, self.schema, compression=COMPRESSION,
+                                     **writer_options(self.schema))
+            self.open[sub] = w
             self.paths.append(p)
         return w
 
@@ -229,13 +244,14 @@ class _Writers:
 def export_capture(path, out_dir, *, segment: Segment | None = None, payload: bool = False,
                    row_group: int = DEFAULT_ROW_GROUP, rule: PartitionRule | None = None,
                    link_type: str = "auto", profile=None, analysis: bool = False,
-                   columnar: bool = True) -> list:
+                   columnar: bool = True, writer: str = DEFAULT_WRITER) -> list:
     """Export one capture (or one :class:`Segment` of it, from :func:`plan_segments`) into
     ``out_dir``; the paths of the Parquet files written.  ``payload``: the ``payload`` column;
     ``rule``: partition directories (none by default); ``link_type`` / ``profile`` as
     ``ubpkt decode`` takes them (``profile``: a :class:`ubpkt.profile.Profile` or its name or
     JSON path); ``analysis``: the ``analysis_*`` columns (whole captures only); ``columnar``:
-    the numpy fast path (False: every frame through the record path; the same rows).
+    the numpy fast path (False: every frame through the record path; the same rows);
+    ``writer``: one of :data:`WRITERS` (the same tables).
     A damaged capture raises :class:`ExportDamaged` after its readable frames are written."""
     require("pyarrow")
     from ..capture.stream import LINK_TYPES
@@ -251,8 +267,8 @@ def export_capture(path, out_dir, *, segment: Segment | None = None, payload: bo
     name = output_name(path, segment)
     source = {"capture": capture, "segment": None if segment is None else segment.index}
     schema = arrow_schema(payload, analysis, source)
-    writers = _Writers(str(out_dir), name, path, rule, schema, row_group)
-    builder = BatchBuilder(capture, payload)
+    writers = _Writers(str(out_dir), name, path, rule, schema, row_group, writer)
+    builder = BatchBuilder(capture, payload, text_dictionary=writer == "assemble")
     problems: list = []
     forced = LINK_TYPES[link_type]
     try:

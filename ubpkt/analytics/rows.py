@@ -148,19 +148,25 @@ def _chunk_values(kind: str, vals, misfit: dict, rows, key: str, strict: bool = 
 
 
 def fill_column(kind: str, n: int, rows: list, vals: list, misfit: dict, key: str,
-                chunks=(), strict: bool = False):
+                chunks=(), strict: bool = False, text_dictionary: bool = False):
     """The Arrow array (length ``n``) of one field column from its sparse ``rows`` / ``vals``
     (record path: every value checked) and bulk ``chunks`` ((row array, values) from the
     columnar path); a value the column cannot hold goes to ``misfit[row][key]`` (for
-    ``extra_fields``)."""
+    ``extra_fields``).  ``text_dictionary``: a ``string`` column stays the dictionary array it
+    is built as (the same Parquet column, see :class:`BatchBuilder`), not decoded."""
     import pyarrow as pa
     typ = arrow_type(kind)
+    arr = None
     if not strict and kind in ("string", "dict"):
         try:
-            return _fill(kind, typ, n, rows, vals, misfit, key, chunks, False)
+            arr = _fill(kind, typ, n, rows, vals, misfit, key, chunks, False)
         except (pa.ArrowTypeError, pa.ArrowInvalid, TypeError):
             pass        # a chunk value that is not text: check every value
-    return _fill(kind, typ, n, rows, vals, misfit, key, chunks, True)
+    if arr is None:
+        arr = _fill(kind, typ, n, rows, vals, misfit, key, chunks, True)
+    if kind == "string" and not text_dictionary and pa.types.is_dictionary(arr.type):
+        arr = arr.cast(typ)
+    return arr
 
 
 def _fill(kind, typ, n, rows, vals, misfit, key, chunks, strict):
@@ -268,8 +274,9 @@ def _text_array(kind, typ, n, rows, vals, chunks):
     """A ``string`` or ``dict`` column as dictionary indices: every distinct text gets a code
     (sparse ``rows``/``vals``, chunks of :class:`Coded` values mapped once per distinct value,
     a :class:`Const`'s single text, or one text per row), the rows their codes (-1: null).
-    A ``dict`` column is that dictionary array; a ``string`` column its decoded form.  A value
-    that is not text makes ``pa.array`` (or hashing) raise, as the dense path would."""
+    Both kinds return that dictionary array (:func:`fill_column` decodes a ``string`` column
+    unless asked not to).  A value that is not text makes ``pa.array`` (or hashing) raise, as
+    the dense path would."""
     import pyarrow as pa
     index: dict = {}
     code = index.setdefault
@@ -293,15 +300,22 @@ def _text_array(kind, typ, n, rows, vals, chunks):
     nulls = codes < 0
     indices = pa.array(codes, type=pa.int32(), mask=nulls if nulls.any() else None)
     arr = pa.DictionaryArray.from_arrays(indices, words)
-    return arr if kind == "dict" else arr.cast(typ)
+    return arr
 
 
 class BatchBuilder:
     """Rows of one exported file, built one record at a time (see the module doc)."""
 
-    def __init__(self, capture: str, payload: bool = False):
+    def __init__(self, capture: str, payload: bool = False, text_dictionary: bool = False):
+        """``text_dictionary``: the ``string`` field columns (addresses, hex runs) come as the
+        ``dictionary<int32, string>`` arrays they are built as instead of decoded strings, and
+        the batch's schema says so.  A Parquet writer that knows the file's schema (the
+        assembling writer, ``ubpkt.analytics.parquet_writer``) writes them as the same
+        BYTE_ARRAY/String column, read back as strings, without decoding each row's text and
+        hashing it again for the dictionary page."""
         self.capture = capture
         self.payload = payload
+        self.text_dictionary = text_dictionary
         self.columns = columns(payload)
         self._by_key = {c.key: c for c in self.columns if c.key is not None}
         self.schema = arrow_schema(payload)
@@ -470,7 +484,7 @@ class BatchBuilder:
                 arrays.append(null_array(c.kind, n))
                 continue
             arrays.append(fill_column(c.kind, n, list(rows), list(vals), misfit, c.key,
-                                      chunks))
+                                      chunks, text_dictionary=self.text_dictionary))
         for r, d in self._extra.items():
             misfit.setdefault(r, {}).update(d)
         if misfit:
@@ -480,7 +494,10 @@ class BatchBuilder:
             arrays.append(pa.array(extra, pa.string()))
         else:
             arrays.append(null_array("string", n))
-        batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema.remove_metadata())
+        if self.text_dictionary:      # the schema's types, but text columns as built
+            batch = pa.RecordBatch.from_arrays(arrays, names=self.schema.names)
+        else:
+            batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema.remove_metadata())
         self._reset()
         return batch
 

@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--segment-size", default="256M")
     p.add_argument("--link-type", default="auto", choices=list(LINK_TYPES))
     p.add_argument("--profile")
+    p.add_argument("--writer", default="assemble", choices=["assemble", "arrow"])
     p.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
     p.add_argument("--report", dest="report_file")
     return p
@@ -134,7 +135,7 @@ def main(argv=None) -> int:
             units += capture_units(c, out_abs, seg_bytes, payload=args.payload,
                                    row_group=args.row_group, rule=rule,
                                    link_type=args.link_type, profile=args.profile,
-                                   analysis=args.analysis)
+                                   analysis=args.analysis, writer=args.writer)
         except (CaptureError, OSError) as exc:
             return _fail(2, f"{given}: {getattr(exc, 'strerror', None) or exc}")
     from pyspark.sql import SparkSession
