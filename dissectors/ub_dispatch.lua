@@ -1680,37 +1680,38 @@ local REQ = {}
 -- running number (PAIRS[src][dst]) x 2^32 + the TASSN: no string made a request; past 2^21 pairs
 -- (where that number stops being exact) the text "src|dst|tassn"
 local IDS = {}   -- pairs: PAIRS above; channels: CHANNEL_IDS below (reset with the analysis)
-local function pending_key(src, dst, tassn)
-  local PAIRS = IDS.pairs
-  local by_dst = PAIRS[src]
-  if by_dst == nil then by_dst = {}; PAIRS[src] = by_dst end
-  local id = by_dst[dst]
-  if id == nil then
-    id = PAIRS.n + 1
-    PAIRS.n = id
-    by_dst[dst] = id
+local pending_key, channel_key
+do
+  -- T[src], a table made on first use; the running number of key in by (T.n counts them)
+  local function by_source(T, src)
+    local by = T[src]
+    if by == nil then by = {}; T[src] = by end
+    return by
   end
-  if id < 2097152 and tassn >= 0 and tassn < 4294967296 then return id * 4294967296 + tassn end
-  return src .. "|" .. dst .. "|" .. tassn
-end
--- CHANNELS' key of a TP channel (source, destination, SrcTPN, DstTPN): a running number a channel
--- (by address pair and the TPNs as one number, 2 x 24 bits), no string made a packet
-local function channel_key(src, dst, srctpn, dsttpn)
-  local CHANNEL_IDS = IDS.channels
-  local by_dst = CHANNEL_IDS[src]
-  if by_dst == nil then by_dst = {}; CHANNEL_IDS[src] = by_dst end
-  local by_tpn = by_dst[dst]
-  if by_tpn == nil then by_tpn = {}; by_dst[dst] = by_tpn end
-  local tpns
-  if srctpn ~= nil and dsttpn ~= nil then tpns = srctpn * 16777216 + dsttpn
-  else tpns = tostring(srctpn) .. "|" .. tostring(dsttpn) end   -- (no RTPH has none today)
-  local id = by_tpn[tpns]
-  if id == nil then
-    id = CHANNEL_IDS.n + 1
-    CHANNEL_IDS.n = id
-    by_tpn[tpns] = id
+  local function number(T, by, key)
+    local id = by[key]
+    if id == nil then
+      id = T.n + 1
+      T.n = id
+      by[key] = id
+    end
+    return id
   end
-  return id
+  function pending_key(src, dst, tassn)
+    local PAIRS = IDS.pairs
+    local id = number(PAIRS, by_source(PAIRS, src), dst)
+    if id < 2097152 and tassn >= 0 and tassn < 4294967296 then return id * 4294967296 + tassn end
+    return src .. "|" .. dst .. "|" .. tassn
+  end
+  -- CHANNELS' key of a TP channel (source, destination, SrcTPN, DstTPN): a running number a
+  -- channel (by address pair and the TPNs as one number, 2 x 24 bits), no string made a packet
+  function channel_key(src, dst, srctpn, dsttpn)
+    local by_tpn = by_source(by_source(IDS.channels, src), dst)
+    local tpns
+    if srctpn ~= nil and dsttpn ~= nil then tpns = srctpn * 16777216 + dsttpn
+    else tpns = tostring(srctpn) .. "|" .. tostring(dsttpn) end   -- (no RTPH has none today)
+    return number(IDS.channels, by_tpn, tpns)
+  end
 end
 local function req_drop(slot)
   REQ.frame[slot], REQ.t[slot], REQ.op[slot], REQ.rc_type[slot], REQ.rc_id[slot] = nil, nil, nil, nil, nil

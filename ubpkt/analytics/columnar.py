@@ -305,23 +305,7 @@ def _export_frames(chunks, forced, profile, builder, writers, row_group, analysi
                 if cache is None:
                     cache = caches[lt] = TemplateCache(_profile(profile, lt))
                 candidates, last_lt = cache._candidates, lt
-            hit = fields = None
-            i, lst = candidates(data)
-            while lst is not None:      # every probe the frame matches, as TemplateCache does
-                for t in lst:
-                    ok = t.ok
-                    if ok is not None:
-                        if ok(data):
-                            hit = t
-                            break
-                    else:
-                        fields = t.fn(data)
-                        if fields is not None:
-                            hit = t
-                            break
-                if hit is not None:
-                    break
-                i, lst = candidates(data, i + 1)
+            hit, fields = _first_fit(candidates, data)
             row = base + len(meta)
             k = len(data)
             size += k
@@ -458,6 +442,26 @@ class _Bulk:
         return lay.tolist(), iss.tolist()
 
 
+def _first_fit(candidates, data):
+    """``(template, None)``: the first template whose guard fits ``data``; ``(template,
+    fields)``: the first whose generated function decodes it (a template without a column
+    plan); ``(None, None)``: none.  Every probe the frame matches is tried in turn, as
+    :class:`TemplateCache` does (``candidates``: its ``_candidates``)."""
+    i, lst = candidates(data)
+    while lst is not None:
+        for t in lst:
+            ok = t.ok
+            if ok is not None:
+                if ok(data):
+                    return t, None
+            else:
+                fields = t.fn(data)
+                if fields is not None:
+                    return t, fields
+        i, lst = candidates(data, i + 1)
+    return None, None
+
+
 def _per_frame(bulk, cache, data, lt, none_fits: bool):
     """The per-frame path of one frame the bulk call left: ``(template, None)`` when a
     template's guard fits it (its fields are cut with its group), else ``(None, (layers text,
@@ -468,21 +472,13 @@ def _per_frame(bulk, cache, data, lt, none_fits: bool):
     if none_fits:
         layers, fields, issues = cache._miss(data, lt)
         return None, (":".join(layers), issues, fields)
-    candidates = cache._candidates
-    i, lst = candidates(data)
-    while lst is not None:      # every probe the frame matches, as TemplateCache does
-        for t in lst:
-            ok = t.ok
-            if ok is not None:
-                if ok(data):
-                    return t, None
-            else:
-                fields = t.fn(data)
-                if fields is not None:
-                    bulk.id_of(t)
-                    return None, (bulk.texts[bulk.ids[t]] if bulk.ids[t] < len(bulk.texts)
-                                  else ":".join(t.layers), t.issues, fields)
-        i, lst = candidates(data, i + 1)
+    t, fields = _first_fit(cache._candidates, data)
+    if t is not None:
+        if fields is None:
+            return t, None
+        bulk.id_of(t)
+        return None, (bulk.texts[bulk.ids[t]] if bulk.ids[t] < len(bulk.texts)
+                      else ":".join(t.layers), t.issues, fields)
     layers, fields, issues = cache._miss(data, lt)
     return None, (":".join(layers), issues, fields)
 

@@ -88,7 +88,7 @@ def frame_runs(path, segment=None, problems: list | None = None) -> Iterator[Fra
 def _pcap_runs(cap) -> Iterator[Frames]:
     """``_pcap_loop``'s reading of a classic pcap, records cut in C (see the module doc)."""
     import struct
-    from ..capture.pcap import _MAX_RECORD, pcap_record_problem, pcap_tail_problem
+    from ..capture.pcap import _MAX_RECORD, pcap_record_problem, pcap_refill
     unpack = struct.Struct(cap._endian + "IIII").unpack_from
     big = cap._endian == ">"
     nano = cap._nano
@@ -127,12 +127,8 @@ def _pcap_runs(cap) -> Iterator[Frames]:
                              np.array([sec * 1_000_000_000 + frac * scale], dtype=np.int64),
                              np.array([ori], dtype=np.int64), np.array([lt], dtype=np.int64), n)
                 pos += 16 + incl
-        more = fh.read(max(1 << 22, need))
-        if not more:
-            if pos < end:
-                cap.problem("record", n + 1, base + pos, pcap_tail_problem(buf[pos:], cap._endian),
-                            True)
+        got = pcap_refill(cap, fh, buf, pos, base, need, n)
+        if got is None:
             return
-        base += pos
-        buf = buf[pos:] + more
+        buf, base = got
         pos = 0

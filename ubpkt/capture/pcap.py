@@ -145,6 +145,20 @@ def pcap_tail_problem(rest, endian: str, left: int | None = None) -> str:
     return f"the file ends inside the record: captured length {incl}, {left} bytes left"
 
 
+def pcap_refill(cap, fh, buf, pos: int, base: int, need: int, n: int):
+    """The read buffer of a classic-pcap hot loop once the records before ``pos`` are cut:
+    ``(buf[pos:] + the next read of at least need bytes, file offset of its first byte)``;
+    None at the end of the file, the bytes left there (a ragged tail) reported as record
+    ``n + 1``'s problem on ``cap`` (the checks of :meth:`Capture._pcap`)."""
+    more = fh.read(max(1 << 22, need))
+    if not more:
+        if pos < len(buf):
+            cap.problem("record", n + 1, base + pos, pcap_tail_problem(buf[pos:], cap._endian),
+                        True)
+        return None
+    return buf[pos:] + more, base + pos
+
+
 class Capture:
     """An open capture: iterate it for :class:`Packet` objects."""
 

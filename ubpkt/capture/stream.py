@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Iterator
 
-from .pcap import _MAX_RECORD, open_capture, pcap_record_problem, pcap_tail_problem
+from .pcap import _MAX_RECORD, open_capture, pcap_record_problem, pcap_refill
 from ..dissect import decode
 from ..record import (FLIT_LINKTYPES, LINKTYPE_ETHERNET, LINKTYPE_FLITS, LINKTYPE_IPV4,
                       LINKTYPE_IPV6, LINKTYPE_NS3, LINKTYPE_RAW, LINKTYPE_SLL, LINKTYPE_SLL2, LINKTYPE_UB,
@@ -441,14 +441,10 @@ def _pcap_loop(cap, lt: int, render, join, progress, chunk: int = 0) -> Iterator
             yield join(out)
             if progress is not None:
                 progress(cap.tell(), n)
-        more = fh.read(max(1 << 22, need))
-        if not more:
-            if pos < end:
-                cap.problem("record", n + 1, base + pos, pcap_tail_problem(buf[pos:], cap._endian),
-                            True)
+        got = pcap_refill(cap, fh, buf, pos, base, need, n)
+        if got is None:
             return
-        base += pos
-        buf = buf[pos:] + more
+        buf, base = got
         pos = 0
         need = 16
 
