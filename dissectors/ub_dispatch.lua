@@ -2861,20 +2861,13 @@ end
 -- are the ICRC (reference profile) of the IP header, the UDP header and the payload
 local function icrc_matches(tvb)
   local n = tvb:len()
-  local ip4, ip6, udp = last_of(F_IP()), last_of(F_IPV6()), last_of(F_UDP())
-  if udp == nil or n < 4 + 4 then return false end
-  local layer, ip
-  if ip4 ~= nil and (ip6 == nil or ip6.range:offset() < ip4.range:offset()) then
-    layer, ip = "ip", ip4.range:bytes()
-  elseif ip6 ~= nil then
-    layer, ip = "ipv6", ip6.range:bytes()
-  else
-    return false
-  end
-  local masks = ip_udp_masks(layer, ip:len())
+  local layer, ip, udp = udp_carrier()
+  if udp == nil or ip == nil or n < 4 + 4 then return false end
+  local ip_len = ip.len
+  local masks = ip_udp_masks(layer, ip_len)
   local r = tvb(n - 4, 4)
   local stored = PROFILE.spec.icrc_byteorder == "little" and r:le_uint() or r:uint()
-  return icrc32(ip .. udp.range:bytes() .. tvb:bytes(0, n - 4), masks) == stored
+  return icrc32_parts(masks, udp_carrier_bytes(ip, ip_len, udp), nil, tvb:raw(), 1, n - 4) == stored
 end
 
 ub:register_heuristic("udp", function(tvb, pinfo, tree)
