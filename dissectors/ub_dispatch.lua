@@ -2675,7 +2675,8 @@ local function dissect_udp(tvb, pinfo, tree)
   -- the carrier a template was made with: IP or IPv6, its header's length (for IPv4 the IHL:
   -- Wireshark's ip item spans IHL x 4 bytes), UDP or not
   local ip_len = ip and ip.len or 0
-  local hdr = ip and udp_carrier_bytes(ip, ip_len, udp)   -- the IP and UDP header bytes
+  -- the IP and UDP header bytes: for the ICRC (the walk's IPv4 header length too, below)
+  local hdr = ip and PREFS.verify_icrc and udp_carrier_bytes(ip, ip_len, udp) or nil
   if not inner and PREFS.templates and tree_less(tree) then
     raw = tvb:raw()
     local tpl = template_table(prof, "udp")
@@ -2690,7 +2691,9 @@ local function dissect_udp(tvb, pinfo, tree)
       -- the analysis' endpoints: the addresses the IP dissector put in pinfo (endpoints()),
       -- here from the bytes when the frame has one IPv4 header (no Address objects made)
       local src, dst
-      if lone_ip4 and ip_len >= 20 then src, dst = ip4_text(hdr:sub(13, 20)) end
+      if lone_ip4 and ip_len >= 20 then
+        src, dst = ip4_text(hdr and hdr:sub(13, 20) or ip.range:raw(12, 8))
+      end
       template_analyse(t, tvb, pinfo, tree, src, dst)
       return #raw
     end
@@ -2703,6 +2706,7 @@ local function dissect_udp(tvb, pinfo, tree)
   if st.inner and CTX.vals then
     for base, vals in pairs(CTX.vals) do st.vals[base] = vals end   -- the headers before IP
   end
+  if ip ~= nil and hdr == nil then hdr = udp_carrier_bytes(ip, ip_len, udp) end
   if layer == "ip" then st.vals.ip = {hdr_len = byte(hdr, 1) % 16} end
   local c = layer and ICRC_BY_START[layer]
   local room = true
