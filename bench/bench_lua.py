@@ -10,10 +10,12 @@ is the CPU time of the tshark child (user + system, ``resource.getrusage(RUSAGE_
 less disturbed by other load on a shared machine than wall-clock time; best of ``--repeat``.
 
     python bench/bench_lua.py [-n 100000] [--repeat 1] [--baseline REV] [--core]
+                              [--only uboe|native] [--mode summary|fields]
                               [-o ub.verify_icrc:FALSE] [--crc-calls N]
 
-``--baseline REV`` also times the plugin as committed at git revision REV (both files, taken
-with ``git show``), so one run prints before/after side by side.  ``-o`` passes a preference to
+``--baseline REV`` also times the plugin as committed at git revision REV (its files, taken
+with ``git show``; with ``--core`` the compiled modules built here go beside them), so one run
+prints before/after side by side.  ``--only``/``--mode`` time one capture or one mode.  ``-o`` passes a preference to
 the runs with the plugin (e.g. ICRC verification off, to see what the ICRC costs).  ``--core``
 times the plugin with its Lua CRCs (``-o ub.crc_core:FALSE``) beside the compiled ones
 (dissectors/ub_core-<Lua>.so, built by dissectors/build_core.py), side by side;
@@ -100,9 +102,14 @@ def best(cmd: list[str], repeat: int) -> float:
     return min(cpu_of(cmd) for _ in range(repeat))
 
 
-def plugin_at(rev: str, into: Path) -> Path:
-    """The plugin files as committed at rev, in a folder of their own (no compiled CRCs)."""
+def plugin_at(rev: str, into: Path, core: bool = False) -> Path:
+    """The plugin files as committed at rev, in a folder of their own; with core, the compiled
+    CRC modules built here (dissectors/ub_core-*.so) beside them (an older plugin calls the
+    module's entries it knows: icrc32 and crc30), else none."""
     into.mkdir(parents=True, exist_ok=True)
+    if core:
+        for so in LUA.parent.glob("ub_core-*.so"):
+            shutil.copy(so, into / so.name)
     for name in ("ub.lua", "ub_dispatch.lua", "ub_flits.lua"):
         res = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:dissectors/{name}"],
                              capture_output=True)
@@ -194,6 +201,7 @@ def main() -> None:
     ap.add_argument("-o", dest="prefs", action="append", default=[],
                     help="a tshark preference for the runs with the plugin (ub.verify_icrc:FALSE)")
     ap.add_argument("--only", choices=("uboe", "native"), help="one capture only")
+    ap.add_argument("--mode", choices=("summary", "fields"), help="one mode only")
     ap.add_argument("--crc-calls", type=int, metavar="N",
                     help="only time N calls of each CRC, Lua and compiled, inside tshark's Lua")
     ap.add_argument("--core", action="store_true",
@@ -221,7 +229,8 @@ def main() -> None:
             plugins = {"lua crcs": (LUA, [*opts, "-o", "ub.crc_core:FALSE"]),
                        "ub_core": (LUA, opts)}
         if args.baseline:
-            plugins = {args.baseline[:10]: (plugin_at(args.baseline, tmp / "base"), opts),
+            plugins = {args.baseline[:10]: (plugin_at(args.baseline, tmp / "base", args.core),
+                                            opts),
                        **plugins}
         head = f"{'capture':8} {'mode':11} {'no plugin':>10}" + "".join(
             f" {name:>12} {'ratio':>6}" for name in plugins)
@@ -231,6 +240,8 @@ def main() -> None:
         print(head)
         for cap, (path, _, _) in caps.items():
             for mode, (extra, plain) in MODES.items():
+                if args.mode and not mode.startswith(args.mode):
+                    continue
                 base = best([tshark, "-n", "-r", str(path), *plain], args.repeat)
                 line = f"{cap:8} {mode:11} {base:10.2f}"
                 for lua, popts in plugins.values():

@@ -12,6 +12,10 @@
  *       offset.  Masked bytes beyond the string are ignored.  The list is read once per table
  *       (cached by identity, as the Lua version caches it): change a list's entries and you
  *       must pass a new table.
+ *   ub_core.icrc32_parts(masks, a, b, c, first, last) -> the ICRC of a .. b .. c:sub(first, last)
+ *       (string.sub's index rules; last defaults to -1), the mask positions over that
+ *       concatenation, without making it: a UBoE frame's IP/UDP header bytes and its UDP
+ *       payload up to the ICRC, as they come.  a and b may be nil (taken as "").
  *   ub_core.crc30(s, first, last, value, nbits) -> the BCRC's CRC30 (UB 2.0 §4.7.2: polynomial
  *       0x15A94AD5 + x^30, MSB first, register preset to ones, no final inversion) over the
  *       bytes s[first..last] (string.byte's index rules: negative counts from the end, clamped
@@ -135,42 +139,87 @@ static mask_list *compile_masks(lua_State *L, int idx)
     return m;
 }
 
-/* icrc32(s, masks): upvalue 1 is the weak-keyed cache {masks table -> mask_list} */
-static int l_icrc32(lua_State *L)
+/* the mask list at stack index idx, compiled once a table (upvalue 1: the weak-keyed cache
+ * {masks table -> mask_list}, shared by icrc32 and icrc32_parts) */
+static mask_list *masks_at(lua_State *L, int idx)
 {
-    size_t n;
-    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_pushvalue(L, 2);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushvalue(L, idx);
     lua_rawget(L, lua_upvalueindex(1));
     mask_list *m = lua_touserdata(L, -1);
+    lua_pop(L, 1);
     if (m == NULL) {
-        lua_pop(L, 1);
-        m = compile_masks(L, 2);
-        lua_pushvalue(L, 2);
+        m = compile_masks(L, idx);
+        lua_pushvalue(L, idx);
         lua_pushvalue(L, -2);
         lua_rawset(L, lua_upvalueindex(1));
+        lua_pop(L, 1);                      /* the cache keeps it alive */
     }
-    uint32_t c = 0xFFFFFFFFu;
-    size_t k = 0;
-    for (size_t i = 0; i < m->n && m->at[i].pos < n; i++) {
-        size_t p = m->at[i].pos;
-        c = crc32_run(c, s + k, p - k);
-        unsigned char b = (unsigned char)(s[p] | m->at[i].value);
-        c = crc32_run(c, &b, 1);
-        k = p + 1;
-    }
-    c = crc32_run(c, s + k, n - k);
-    lua_pushinteger(L, (lua_Integer)(c ^ 0xFFFFFFFFu));
-    return 1;
+    return m;
 }
 
-/* string.byte's reading of a position i of a string of length len */
+/* one piece of the covered bytes: its bytes and its offset in the whole */
+typedef struct {
+    const unsigned char *p;
+    size_t n, at;
+} piece;
+
+/* the ICRC over pieces laid end to end, masked by m (positions over the whole) */
+static uint32_t icrc_over(const mask_list *m, const piece *pc, int npieces)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    size_t i = 0;
+    for (int k = 0; k < npieces; k++) {
+        const unsigned char *p = pc[k].p;
+        size_t done = 0, at = pc[k].at, n = pc[k].n;
+        for (; i < m->n && m->at[i].pos < at + n; i++) {
+            size_t q = m->at[i].pos - at;
+            c = crc32_run(c, p + done, q - done);
+            unsigned char b = (unsigned char)(p[q] | m->at[i].value);
+            c = crc32_run(c, &b, 1);
+            done = q + 1;
+        }
+        c = crc32_run(c, p + done, n - done);
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* string.byte's (and string.sub's) reading of a position i of a string of length len */
 static lua_Integer relative(lua_Integer i, size_t len)
 {
     if (i >= 0) return i;
     if ((size_t)0 - (size_t)i > len) return 0;
     return (lua_Integer)len + i + 1;
+}
+
+/* icrc32_parts(masks, a, b, c, first, last): the ICRC of a .. b .. c:sub(first, last) */
+static int l_icrc32_parts(lua_State *L)
+{
+    size_t na = 0, nb = 0, nc;
+    const char *a = lua_isnoneornil(L, 2) ? "" : luaL_checklstring(L, 2, &na);
+    const char *b = lua_isnoneornil(L, 3) ? "" : luaL_checklstring(L, 3, &nb);
+    const char *c = luaL_checklstring(L, 4, &nc);
+    lua_Integer first = relative(luaL_optinteger(L, 5, 1), nc);
+    lua_Integer last = relative(luaL_optinteger(L, 6, -1), nc);
+    mask_list *m = masks_at(L, 1);
+    if (first < 1) first = 1;
+    if (last > (lua_Integer)nc) last = (lua_Integer)nc;
+    size_t take = first <= last ? (size_t)(last - first + 1) : 0;
+    piece pc[3] = {{(const unsigned char *)a, na, 0}, {(const unsigned char *)b, nb, na},
+                   {(const unsigned char *)c + (take ? first - 1 : 0), take, na + nb}};
+    lua_pushinteger(L, (lua_Integer)icrc_over(m, pc, 3));
+    return 1;
+}
+
+/* icrc32(s, masks) */
+static int l_icrc32(lua_State *L)
+{
+    size_t n;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+    mask_list *m = masks_at(L, 2);
+    piece pc = {s, n, 0};
+    lua_pushinteger(L, (lua_Integer)icrc_over(m, &pc, 1));
+    return 1;
 }
 
 static int l_crc30(lua_State *L)
@@ -206,8 +255,11 @@ int luaopen_ub_core(lua_State *L)
     lua_pushliteral(L, "k");
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);                   /* the cache, shared by both ICRC entries */
     lua_pushcclosure(L, l_icrc32, 1);
-    lua_setfield(L, -2, "icrc32");
+    lua_setfield(L, -3, "icrc32");
+    lua_pushcclosure(L, l_icrc32_parts, 1);
+    lua_setfield(L, -2, "icrc32_parts");
     lua_pushcfunction(L, l_crc30);
     lua_setfield(L, -2, "crc30");
     lua_pushinteger(L, LUA_VERSION_NUM);

@@ -163,6 +163,14 @@ end
 -- the same of a ByteArray (or anything with raw())
 local function icrc32(ba, masks) return icrc32_str(ba:raw(), masks) end
 
+-- the ICRC of a .. b .. c:sub(first, last) (a, b: strings or nil; first, last: string.sub's),
+-- the mask positions over that concatenation: a UBoE frame's IP and UDP header bytes, then its
+-- UDP payload up to the ICRC.  Here the concatenation is made and icrc32_str (as bound: Lua or
+-- compiled) runs over it; ub_core's icrc32_parts, bound in its place, makes no string.
+local function icrc32_parts(masks, a, b, c, first, last)
+  return icrc32_str((a or "") .. (b or "") .. c:sub(first or 1, last or -1), masks)
+end
+
 local CRC30_POLY, CRC30_MASK = 0x15A94AD5, 0x3FFFFFFF
 local CRC30_T = {}
 for i = 0, 255 do
@@ -255,6 +263,7 @@ function CRC_BIND(lua_fn, core_name, set)
   b.set(b.core or b.lua)
 end
 CRC_BIND(icrc32_str, "icrc32", function(fn) icrc32_str = fn end)
+CRC_BIND(icrc32_parts, "icrc32_parts", function(fn) icrc32_parts = fn end)
 do
   local lua_crc30 = crc30
   local b = {lua = lua_crc30, set = function(fn) crc30 = fn end}
@@ -904,12 +913,13 @@ local function finish_section(st)
   local r = st.tvb(e, 4)
   local stored = st.prof.icrc_byteorder == "little" and r:le_uint() or r:uint()
   local computed
-  if PREFS.verify_icrc then
-    local covered = st.raw:sub(st.icrc.start + 1, e)
-    if st.icrc.prefix then covered = st.icrc.prefix .. covered end
-    computed = icrc32_str(covered, st.icrc.masks)
+  if PREFS.verify_icrc then    -- (prefix: a UBoE frame's IP and UDP header bytes)
+    computed = icrc32_parts(st.icrc.masks, st.icrc.prefix, nil, st.raw, st.icrc.start + 1, e)
   end
-  if TRACE then TRACE.icrc = {start = st.icrc.start, finish = e, masks = st.icrc.masks} end
+  if TRACE then   -- (prefixed: the coverage starts at the IP header, a UBoE frame's)
+    TRACE.icrc = {start = st.icrc.start, finish = e, masks = st.icrc.masks,
+                  prefixed = st.icrc.prefix ~= nil}
+  end
   st.stop, st.pos = e + 4, e + 4
   local t = st.tree:add(LAYER["ub.icrc"], r)
   if st.prof.icrc_byteorder == "little" then t:add_le(HF[FIRST_HF["ub.icrc.value"]], r)
@@ -2490,13 +2500,14 @@ end
 end
 
 -- the first template of list that takes the frame (its carrier, its guards, its ICRC): the
--- template and its Info line, or nil (a bad ICRC too: the walk reports it).  ip, udp: the IP
--- header's bytes and the UDP item before a UDP payload (the ICRC covers them)
+-- template and its Info line, or nil (a bad ICRC too: the walk reports it).  hdr, udp: the IP
+-- and UDP header bytes (a string, udp_carrier_bytes) and the UDP FieldInfo before a UDP payload
+-- (the ICRC covers the header bytes)
 -- a frame's first bytes as crc30() takes them (anything with raw())
 local template_for
 do
 local BLOCK = {raw = function(self) return self.s end}
-function template_for(list, raw, tvb, prof, layer, ip_len, ip, udp)
+function template_for(list, raw, tvb, prof, layer, ip_len, hdr, udp)
   for i = 1, #list do
     local t = list[i]
     if t.layer == layer and t.ip_len == ip_len and t.udp == (udp ~= nil) then
@@ -2504,9 +2515,8 @@ function template_for(list, raw, tvb, prof, layer, ip_len, ip, udp)
       if info then
         local c = t.icrc
         if c ~= nil and PREFS.verify_icrc then
-          local covered = raw:sub(c.start + 1, c.finish)
-          if ip ~= nil then covered = ip:raw() .. udp.range:raw() .. covered end
-          if icrc32_str(covered, c.masks) ~= TPL.stored_icrc(raw, c.finish, prof) then return nil, nil end
+          if icrc32_parts(c.masks, c.prefixed and hdr or nil, nil, raw, c.start + 1, c.finish)
+             ~= TPL.stored_icrc(raw, c.finish, prof) then return nil, nil end
         end
         local b = t.bcrc
         if b ~= nil then
@@ -2627,21 +2637,31 @@ function ip4_text(b8)
 end
 end
 
--- the carrier of a UDP payload: the innermost IP header (its layer and TvbRange), the UDP item,
--- and whether that IP header is the frame's only one (an IPv4 header)
+-- the carrier of a UDP payload: the innermost IP header (its layer and FieldInfo), the UDP
+-- item (FieldInfo), and whether that IP header is the frame's only one (an IPv4 header)
 local function udp_carrier()
   local ip4, n4 = last_of(F_IP())
   local ip6, udp = last_of(F_IPV6()), last_of(F_UDP())
   if ip4 ~= nil then
-    local r4 = ip4.range
-    if ip6 == nil then return "ip", r4, udp, n4 == 1 end
-    local r6 = ip6.range
-    if r6:offset() < r4:offset() then return "ip", r4, udp end
-    return "ipv6", r6, udp
+    if ip6 == nil then return "ip", ip4, udp, n4 == 1 end
+    if ip6.offset < ip4.offset then return "ip", ip4, udp end
+    return "ipv6", ip6, udp
   elseif ip6 ~= nil then
-    return "ipv6", ip6.range, udp
+    return "ipv6", ip6, udp
   end
   return nil, nil, udp
+end
+
+-- the bytes of the IP header (FieldInfo ip, ip_len bytes) and of the UDP header after it
+-- (FieldInfo udp, or nil: the IP header's only), as one string: one Tvb:raw of the packet's
+-- data when the UDP header follows the IP header there (an IP item followed at once by the UDP
+-- item: a UDP header reassembled from IP fragments sits at its own data's start, so never
+-- right after its IP item's end), else the two items' bytes joined (IPv6 extension headers)
+local function udp_carrier_bytes(ip, ip_len, udp)
+  if udp == nil then return ip.range:raw() end
+  local off = ip.offset
+  if udp.offset == off + ip_len then return ip.source:raw(off, ip_len + udp.len) end
+  return ip.range:raw() .. udp.range:raw()
 end
 
 local function dissect_udp(tvb, pinfo, tree)
@@ -2655,7 +2675,9 @@ local function dissect_udp(tvb, pinfo, tree)
   local raw, sample = nil, nil
   -- the carrier a template was made with: IP or IPv6, its header's length (for IPv4 the IHL:
   -- Wireshark's ip item spans IHL x 4 bytes), UDP or not
-  local ip_len = ip and ip:len() or 0
+  local ip_len = ip and ip.len or 0
+  -- the IP and UDP header bytes: for the ICRC (the walk's IPv4 header length too, below)
+  local hdr = ip and PREFS.verify_icrc and udp_carrier_bytes(ip, ip_len, udp) or nil
   if not inner and PREFS.templates and tree_less(tree) then
     raw = tvb:raw()
     local tpl = template_table(prof, "udp")
@@ -2663,14 +2685,16 @@ local function dissect_udp(tvb, pinfo, tree)
     local list = tpl[key]
     local t, info = nil, nil
     if list ~= nil then
-      t, info = template_for(list, raw, tvb, prof, layer, ip_len, ip, udp)
+      t, info = template_for(list, raw, tvb, prof, layer, ip_len, hdr, udp)
     end
     if t ~= nil then
       cols.info = info
       -- the analysis' endpoints: the addresses the IP dissector put in pinfo (endpoints()),
       -- here from the bytes when the frame has one IPv4 header (no Address objects made)
       local src, dst
-      if lone_ip4 and ip_len >= 20 then src, dst = ip4_text(ip:raw(12, 8)) end
+      if lone_ip4 and ip_len >= 20 then
+        src, dst = ip4_text(hdr and hdr:sub(13, 20) or ip.range:raw(12, 8))
+      end
       template_analyse(t, tvb, pinfo, tree, src, dst)
       return #raw
     end
@@ -2683,13 +2707,13 @@ local function dissect_udp(tvb, pinfo, tree)
   if st.inner and CTX.vals then
     for base, vals in pairs(CTX.vals) do st.vals[base] = vals end   -- the headers before IP
   end
-  if ip ~= nil then ip = ip:bytes() end
-  if layer == "ip" then st.vals.ip = {hdr_len = ip:get_index(0) % 16} end
+  if ip ~= nil and hdr == nil then hdr = udp_carrier_bytes(ip, ip_len, udp) end
+  if layer == "ip" then st.vals.ip = {hdr_len = byte(hdr, 1) % 16} end
   local c = layer and ICRC_BY_START[layer]
   local room = true
   if c ~= nil and udp ~= nil and covers(c, st) then
     -- the ICRC covers the IP header, the UDP header (after it) and the UDP payload
-    st.icrc = {start = 0, prefix = ip:raw() .. udp.range:raw(), masks = ip_udp_masks(layer, ip:len())}
+    st.icrc = {start = 0, prefix = hdr, masks = ip_udp_masks(layer, ip_len)}
     room = reserve_icrc(st)
   end
   if room then
@@ -2842,20 +2866,13 @@ end
 -- are the ICRC (reference profile) of the IP header, the UDP header and the payload
 local function icrc_matches(tvb)
   local n = tvb:len()
-  local ip4, ip6, udp = last_of(F_IP()), last_of(F_IPV6()), last_of(F_UDP())
-  if udp == nil or n < 4 + 4 then return false end
-  local layer, ip
-  if ip4 ~= nil and (ip6 == nil or ip6.range:offset() < ip4.range:offset()) then
-    layer, ip = "ip", ip4.range:bytes()
-  elseif ip6 ~= nil then
-    layer, ip = "ipv6", ip6.range:bytes()
-  else
-    return false
-  end
-  local masks = ip_udp_masks(layer, ip:len())
+  local layer, ip, udp = udp_carrier()
+  if udp == nil or ip == nil or n < 4 + 4 then return false end
+  local ip_len = ip.len
+  local masks = ip_udp_masks(layer, ip_len)
   local r = tvb(n - 4, 4)
   local stored = PROFILE.spec.icrc_byteorder == "little" and r:le_uint() or r:uint()
-  return icrc32(ip .. udp.range:bytes() .. tvb:bytes(0, n - 4), masks) == stored
+  return icrc32_parts(masks, udp_carrier_bytes(ip, ip_len, udp), nil, tvb:raw(), 1, n - 4) == stored
 end
 
 ub:register_heuristic("udp", function(tvb, pinfo, tree)

@@ -97,7 +97,7 @@ local floor = math.floor
 local LUA = {}
 do
 %(dispatch_bits)s
-  LUA.icrc32_str, LUA.crc30 = icrc32_str, crc30
+  LUA.icrc32_str, LUA.crc30, LUA.icrc32_parts = icrc32_str, crc30, icrc32_parts
 end
 do
 %(flits_bits)s
@@ -132,6 +132,13 @@ for line in io.lines(%(cases)s) do
   local op, a, b, c = line:match("^(%%w+) (%%S+) (%%S+) ?(.*)$")
   if op == "icrc" then
     out:write(both(LUA.icrc32_str, C.icrc32, bytes_of(a), masks_of(b)), "\n")
+  elseif op == "parts" then   -- parts A B C MASKS FIRST LAST ("nil": a piece left out)
+    local pc, m, first, last = c:match("(%%S+) (%%S+) (%%S+) (%%S+)")
+    local pa = a ~= "nil" and bytes_of(a) or nil
+    local pb = b ~= "nil" and bytes_of(b) or nil
+    out:write(both(function(...) return LUA.icrc32_parts(...) end,
+                   function(...) return C.icrc32_parts(...) end,
+                   masks_of(m), pa, pb, bytes_of(pc), tonumber(first), tonumber(last)), "\n")
   elseif op == "crc30" then
     local s = bytes_of(a)
     local first, last, v, n = c:match("(%%S+) (%%S+) (%%S+) (%%S+)")
@@ -164,14 +171,19 @@ def _masked_crc32(data: bytes, masks) -> int:
     return zlib.crc32(bytes(b))
 
 
-def _crc30_range(data: bytes, first: int, last: int, value: int, nbits: int) -> int:
-    """string.byte's range rules, then ubpkt's CRC30 and bit tail."""
+def _lua_range(data: bytes, first: int, last: int) -> bytes:
+    """data[first..last] by string.byte's and string.sub's rules (1-based, negative from the
+    end, clamped to the string)."""
     n = len(data)
     first = first if first >= 0 else (0 if -first > n else n + first + 1)
     last = last if last >= 0 else (0 if -last > n else n + last + 1)
     first, last = max(first, 1), min(last, n)
-    return crc30_bits(crc30_update(INIT, data[first - 1:last] if first <= last else b""),
-                      value, nbits)
+    return data[first - 1:last] if first <= last else b""
+
+
+def _crc30_range(data: bytes, first: int, last: int, value: int, nbits: int) -> int:
+    """string.byte's range rules, then ubpkt's CRC30 and bit tail."""
+    return crc30_bits(crc30_update(INIT, _lua_range(data, first, last)), value, nbits)
 
 
 def _cases():
@@ -204,8 +216,29 @@ def _cases():
         value, nbits = rnd.choice([(0, 0), (2, 2), (1, 2), (3, 2)])
         lines.append(f"crc30ba {dec(data)} - {value} {nbits}")
         want.append(_crc30_range(data, 1, size, value, nbits))
+    # icrc32_parts: the ICRC of a .. b .. c:sub(first, last) without the concatenation, masks
+    # anywhere (in a, across the joins, in c's range, past the end), pieces empty or left out
+    for _ in range(400):
+        pieces = [bytes(rnd.getrandbits(8) for _ in range(rnd.choice([0, 1, 3, 8, 20, 40,
+                                                                      rnd.randrange(0, 200)])))
+                  for _ in range(3)]
+        a, b, c = pieces
+        first = rnd.choice([1, 2, 0, -3, -len(c) - 5, rnd.randrange(1, len(c) + 3)])
+        last = rnd.choice([len(c), -1, -5, 0, len(c) + 7, rnd.randrange(0, len(c) + 3)])
+        whole = a + b + _lua_range(c, first, last)
+        masks = [(rnd.randrange(0, len(whole) + 6), rnd.randrange(0, 6), rnd.randrange(256))
+                 for _ in range(rnd.randrange(0, 7))]
+        if rnd.random() < 0.3 and len(a) + len(b) > 2:        # a run across the join
+            masks.append((len(a) + len(b) - 2, 4, 0x0F))
+        ta = "nil" if not a and rnd.random() < 0.5 else dec(a)
+        tb = "nil" if not b and rnd.random() < 0.5 else dec(b)
+        tm = ";".join(f"{o},{n},{m}" for o, n, m in masks) or "-"
+        lines.append(f"parts {ta} {tb} {dec(c)} {tm} {first} {last}")
+        want.append(_masked_crc32(whole, masks))
     # masks both implementations refuse (a value that is no byte)
     lines.append("icrc 1,2,3,4,5,6,7,8,9 1,1,256")
+    want.append(None)
+    lines.append("parts 1,2 3,4 5,6,7,8,9 1,1,256 1 -1")
     want.append(None)
     return lines, want
 
