@@ -2268,7 +2268,8 @@ function template_table(prof, entry)
   return t
 end
 
--- whether a frame with this layout key is to be recorded (and the list its template joins)
+-- whether a frame with this layout key is to be recorded (and the list its template joins);
+-- when it is, the walk that follows records it (TRACE)
 function TPL.sample(tpl, key)
   local list = tpl[key]
   if list == nil then list = {samples = 0}; tpl[key] = list end
@@ -2277,6 +2278,7 @@ function TPL.sample(tpl, key)
     return nil
   end
   list.samples = list.samples + 1
+  TRACE = TPL.new_trace()
   return list
 end
 end
@@ -2564,7 +2566,6 @@ local function dissect_native(tvb, pinfo, tree, prof, linktype, unit)
       return #raw
     end
     sample = TPL.sample(tpl, key)
-    if sample then TRACE = TPL.new_trace() end
   end
   local st = new_state(tvb, pinfo, tree, prof, raw)
   st.unit = unit
@@ -2699,7 +2700,6 @@ local function dissect_udp(tvb, pinfo, tree)
       return #raw
     end
     sample = TPL.sample(tpl, key)
-    if sample then TRACE = TPL.new_trace() end
   end
   local st = new_state(tvb, pinfo, tree, prof, raw)
   st.inner = inner
