@@ -953,6 +953,8 @@ class TemplateCache:
             epoch = _EPOCH_FMT[digits] % (sec, rem // _EPOCH_DIV[digits])
         else:
             epoch = ',"time_epoch":"%s"' % seconds_text(time_ns, digits)
+        # view()'s loop, inlined here and in summary(): through view() (a call and *args a
+        # frame) `decode -T ndjson` measured 3-5 % slower on 200k varied frames
         i, lst = self._candidates(buf)
         while lst is not None:
             for t in lst:
