@@ -589,10 +589,10 @@ local CTX = nil   -- set while a CFG 3/4 packet hands its IP packet to Wireshark
 -- also for tshark -o at start-up)
 local PREFS = {verify_icrc = true, profile = 0, crc_mode = 0, templates = true}
 
--- whether the data link runs in CRC mode (UB 2.0 §4.3.2.3: BCRC per block) or non-CRC mode (END
--- byte on a DLLDP's last block and on a DLLCB, Table 4-4) under profile p: the profile's
--- crc_mode unless the "Data link CRC mode" preference forces one (the link's mode is set by
--- the PHY's training, not written in the blocks)
+-- whether the data link runs in CRC mode (UB 2.0 §4.3.2.2: a BCRC ends every block) or non-CRC
+-- mode (§4.3.2.3: the END byte of Table 4-4 ends a DLLDP's last block and a DLLCB) under profile
+-- p: the profile's crc_mode unless the "Data link CRC mode" preference forces one (the link's
+-- mode is set by the PHY's training, not written in the blocks)
 function crc_mode_of(p)
   if PREFS.crc_mode == 1 then return true end
   if PREFS.crc_mode == 2 then return false end
@@ -2257,12 +2257,16 @@ rawset(_G, "ub_template_stats", function() return TPL.count, TPL.used end)
 local template_table
 do
 local TEMPLATE_LIMITS = {per_key = 4, samples_per_key = 8, total = 2048}
-local TEMPLATES = setmetatable({}, {__mode = "k"})   -- profile -> entry -> key -> templates
+local TEMPLATES = setmetatable({}, {__mode = "k"})   -- profile -> CRC mode -> entry -> key -> list
 
--- the templates of (profile, entry) by layout key
+-- the templates of (profile, entry) by layout key; the data link's CRC mode (crc_mode_of, a
+-- preference) decides the trailer the walk reads (a BCRC or END), so each mode has its own
 function template_table(prof, entry)
-  local by_entry = TEMPLATES[prof]
-  if by_entry == nil then by_entry = {}; TEMPLATES[prof] = by_entry end
+  local by_mode = TEMPLATES[prof]
+  if by_mode == nil then by_mode = {}; TEMPLATES[prof] = by_mode end
+  local crc = crc_mode_of(prof)
+  local by_entry = by_mode[crc]
+  if by_entry == nil then by_entry = {}; by_mode[crc] = by_entry end
   local t = by_entry[entry]
   if t == nil then t = {}; by_entry[entry] = t end
   return t
