@@ -778,6 +778,25 @@ static int txp_crd_ack(txp_t *c, int idle)
     return r < 0 ? -1 : 1;
 }
 
+/* a Crd_Ack (txp_crd_ack, idle or forced), then whether the burst ends there: -1 error; 1 it
+ * ends, *status set (none_status when no Crd_Ack was made, TXP_SENT once want bytes are out);
+ * 0 it goes on */
+static int txp_ack_then(txp_t *c, int idle, Py_ssize_t want, int none_status, int *status)
+{
+    int r = txp_crd_ack(c, idle);
+    if (r < 0)
+        return -1;
+    if (!r) {
+        *status = none_status;
+        return 1;
+    }
+    if (c->size >= want) {
+        *status = TXP_SENT;
+        return 1;
+    }
+    return 0;
+}
+
 static int txp_forced(txp_t *c, Py_ssize_t reserve, long ack_force, long crd_force)
 {
     if (c->pending >= ack_force)
@@ -863,17 +882,11 @@ static PyObject *tx_plan(PyObject *self, PyObject *args)
     }
     for (;;) {
         if (txp_forced(&c, reserve, ack_force, crd_force)) {
-            int r = txp_crd_ack(&c, 0);
+            int r = txp_ack_then(&c, 0, want, TXP_DECIDE, &status);
             if (r < 0)
                 goto fail;
-            if (!r) {
-                status = TXP_DECIDE;
+            if (r)
                 goto done;
-            }
-            if (c.size >= want) {
-                status = TXP_SENT;
-                goto done;
-            }
             continue;
         }
         /* data blocks while no Crd_Ack is forced */
@@ -1022,17 +1035,11 @@ static PyObject *tx_plan(PyObject *self, PyObject *args)
         if (txp_forced(&c, reserve, ack_force, crd_force))
             continue;
         /* stuck: the idle Crd_Ack, or nothing */
-        int r = txp_crd_ack(&c, 1);
+        int r = txp_ack_then(&c, 1, want, TXP_IDLE, &status);
         if (r < 0)
             goto fail;
-        if (!r) {
-            status = TXP_IDLE;
+        if (r)
             goto done;
-        }
-        if (c.size >= want) {
-            status = TXP_SENT;
-            goto done;
-        }
     }
 done:
     if (cur != Py_None) {
