@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ubpkt import SPEC, NS3, encode_layers
+from ubpkt.analytics.traffic import vary_layers
 from ubpkt.dissect import dissect
 from ubpkt.dissect.fastpath import STATS_KEYS, TemplateCache
 from ubpkt.formats import HEADERS
@@ -32,20 +33,10 @@ def _make_captures():
 
 
 def _vary(kind, rnd):
-    """One frame of ``kind`` with random per-frame values and payload length."""
-    out = []
-    for name, spec in kind:
-        spec = dict(spec) if isinstance(spec, dict) else spec
-        if name == "ip":
-            spec["id"] = rnd.getrandbits(16)
-        elif name == "ub.rtph":
-            spec["psn"] = rnd.getrandbits(24)
-        elif name in ("ub.btah", "ub.atah"):
-            spec["ini_tassn"] = rnd.getrandbits(16)
-        elif name == "data":
-            spec = rnd.randbytes(rnd.choice((1, 2, 3, 7, 8, 9, 64, rnd.randint(1, 700))))
-        out.append((name, spec))
-    return out
+    """One frame of ``kind`` with random per-frame values and payload length (the exporter's
+    and bench_varied's variation, ``traffic.vary_layers``)."""
+    return vary_layers(kind, rnd,
+                       lambda _: rnd.choice((1, 2, 3, 7, 8, 9, 64, rnd.randint(1, 700))))
 
 
 def _cfg5_pair():
