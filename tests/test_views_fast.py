@@ -130,20 +130,8 @@ def test_decode_summary_fast_path_equals_record_path(sample_captures, tmp_path, 
 
 def _stats_both(path):
     """CaptureStats over the records against CaptureStats over the fast path's parts."""
-    from ubpkt.capture.stream import iter_parts, iter_records
-    from ubpkt.views.stats import CaptureStats
-    from ubpkt.views.timefmt import FrameClock
-    ref, fast = CaptureStats(), CaptureStats()
-    clock = FrameClock()
-    for rec in iter_records(path, exact_time=True):
-        if rec.get("frame") is None:
-            continue
-        clock.stamp(rec)
-        ref.add(rec)
-    for chunk in iter_parts(path):
-        for item in chunk:
-            fast.add_parts(*item)
-    return ref.to_json(None), fast.to_json(None)
+    from test_views_analysis_fast import stats_both
+    return stats_both(path, "summary")
 
 
 def test_stats_fast_path_counts_what_the_records_give(sample_captures, tmp_path):
