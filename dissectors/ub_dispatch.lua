@@ -91,14 +91,19 @@ for i = 0, 255 do
   end
   CRC32_T[i] = c
 end
--- the table split in bytes: the CRC is kept as four bytes c0 (least significant) .. c3, so a
--- step is four byte XORs by table and no 32-bit operation
-local T0, T1, T2, T3 = {}, {}, {}, {}
-for i = 0, 255 do
-  local c = CRC32_T[i]
-  T0[i], T1[i], T2[i], T3[i] = c % 256, floor(c / 256) % 256, floor(c / 65536) % 256,
-                               floor(c / 16777216)
+-- a CRC table split in bytes: four tables of byte 0 (least significant) .. byte 3 of each entry
+local function split_bytes(T)
+  local b0, b1, b2, b3 = {}, {}, {}, {}
+  for i = 0, 255 do
+    local c = T[i]
+    b0[i], b1[i], b2[i], b3[i] = c % 256, floor(c / 256) % 256, floor(c / 65536) % 256,
+                                 floor(c / 16777216)
+  end
+  return b0, b1, b2, b3
 end
+-- the CRC is kept as four bytes c0 (least significant) .. c3, so a step is four byte XORs by
+-- table and no 32-bit operation
+local T0, T1, T2, T3 = split_bytes(CRC32_T)
 
 -- CRC-32 steps over bytes k..last of s from the state c0..c3: eight bytes a string.byte call
 -- into locals (no table: nothing for the garbage collector), one table step a byte
@@ -183,12 +188,7 @@ for i = 0, 255 do
 end
 
 -- the CRC30 table split in bytes (C30_3: the top six bits), as the CRC-32's T0..T3
-local C30_0, C30_1, C30_2, C30_3 = {}, {}, {}, {}
-for i = 0, 255 do
-  local c = CRC30_T[i]
-  C30_0[i], C30_1[i], C30_2[i], C30_3[i] = c % 256, floor(c / 256) % 256, floor(c / 65536) % 256,
-                                           floor(c / 16777216)
-end
+local C30_0, C30_1, C30_2, C30_3 = split_bytes(CRC30_T)
 
 -- CRC30 (MSB first, preset ones) over bytes (a ByteArray; its raw string unpacked 4096 bytes a
 -- string.byte call), then nbits of value (the BCRC information bits).  The state is kept as four
