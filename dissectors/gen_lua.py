@@ -637,6 +637,12 @@ class Gen:
         enum_lines.append("local DLLDP_CFGS = {" + ", ".join(f"[{c}] = true" for c in
                                                             sorted(DLLDP_CFGS))
                           + "}  -- the LPH CFGs of a DLLDP (UB 2.0 Table 4-1)")
+        from ubpkt.link.plength import FLIT, MAX_FLITS, MAX_PACKET
+        enum_lines.append(f"local DLL_FRAMING = {{flit = {FLIT}, max_flits = {MAX_FLITS}, "
+                          f"max_packet = {{[true] = {MAX_PACKET[True]}, "
+                          f"[false] = {MAX_PACKET[False]}}}}}  -- ubpkt.link.plength: flit "
+                          "bytes, flits a block, the largest packet (CRC / non-CRC mode), "
+                          "UB 2.0 §4.3.2")
         sub = []
         for code, names in sorted(E.MGMT_SUB_CODE.items()):
             sub.append(f"[{code}] = {{" + ", ".join(f"[{k}] = {lua_str(v)}"
@@ -721,7 +727,8 @@ class Gen:
             "-- the generic walk and the grammar's procedures: ub_dispatch.lua, next to this file,",
             "-- loaded at run time and given the tables above",
             "-- ---------------------------------------------------------------------------------",
-            *loader_lines(sorted(enum_tables) + ["DLLCB_TYPES", "DLLDP_CFGS", "MGMT_SUB_CODE"]),
+            *loader_lines(sorted(enum_tables) + ["DLLCB_TYPES", "DLLDP_CFGS", "DLL_FRAMING",
+                                                  "MGMT_SUB_CODE"]),
             "",
         ]
         return "\n".join(out)

@@ -24,7 +24,10 @@ if setfenv then setfenv(1, _ENV) end   -- Lua 5.1: the same environment
 
 local floor = math.floor
 local byte, sub = string.byte, string.sub
-local FLIT, MAX_FLITS, LPH_LEN, LBH_LEN, BCRC_LEN = 20, 32, 4, 2, 4
+-- sizes from the generated tables (ubpkt.link.plength, the header declarations)
+local FLIT, MAX_FLITS = DLL_FRAMING.flit, DLL_FRAMING.max_flits
+local LPH_LEN, LBH_LEN, BCRC_LEN = HDR["ub.lph"].size, HDR["ub.lbh"].size, HDR["ub.bcrc"].size
+local END_LEN = HDR["ub.end"].size
 local PROF = PROFILE.spec
 
 -- BEGIN BITS
@@ -111,13 +114,9 @@ CRC_BIND(flit_crc30, "crc30", function(fn) flit_crc30 = fn end)
 local function capacity(first, last, crc)   -- payload bytes of a block of 32 flits
   local header = first and LPH_LEN or LBH_LEN
   if crc then return MAX_FLITS * FLIT - header - BCRC_LEN end
-  return MAX_FLITS * FLIT - header - (last and 1 or 0)
+  return MAX_FLITS * FLIT - header - (last and END_LEN or 0)
 end
-local MAX_PACKET = {}
-for _, crc in ipairs({true, false}) do
-  local total = LPH_LEN + capacity(true, false, crc) + 14 * capacity(false, false, crc)
-  MAX_PACKET[crc] = total + capacity(false, true, crc)
-end
+local MAX_PACKET = DLL_FRAMING.max_packet
 
 -- the PLENGTH framing writes for a network packet of n bytes (LPH included); nil out of range
 local function plength_of(n, crc)
@@ -131,7 +130,7 @@ local function plength_of(n, crc)
   end
   local header = blocks == 1 and LPH_LEN or LBH_LEN
   local used = header + remaining
-  local room = crc and FLIT - 16 or 1        -- the BCRC at bytes 16..19, END at byte 19
+  local room = crc and BCRC_LEN or END_LEN   -- the BCRC at bytes 16..19, END at byte 19
   local flits = floor((used + room + FLIT - 1) / FLIT)
   local end_flit = floor((used - 1) / FLIT)
   local in_flit = used - end_flit * FLIT - (end_flit == 0 and header or 0)
@@ -339,9 +338,9 @@ local function show_dlldp(u, ut, raw, ftree)
       end
       if last then eflag = v.error_flag end
     elseif last then        -- non-CRC mode: END, byte 19 of the DLLDP's last flit (Table 4-4)
-      trailer = 1
+      trailer = END_LEN
       local st = {issues = 0, raw = raw}
-      eflag = HDR["ub.end"].fn(ut, b.at + size - 1, d, st).error_flag
+      eflag = HDR["ub.end"].fn(ut, b.at + size - END_LEN, d, st).error_flag
     else
       trailer = 0
     end
@@ -357,7 +356,7 @@ local function show_dlldp(u, ut, raw, ftree)
       problem(d, EX.warn, "flit padding bytes are not zero")
     end
   end
-  d:add(hf("ub.dlldp.error_flag"), ut(u.size - (crc and BCRC_LEN or 1), 1), eflag)
+  d:add(hf("ub.dlldp.error_flag"), ut(u.size - (crc and BCRC_LEN or END_LEN), 1), eflag)
   if eflag ~= 0 then
     problem(d, EX.warn, "ERROR_FLAG: the sender marked this DLLDP bad; it is to be dropped "
                         .. "above the data link (UB 2.0 §4.8.3)")
