@@ -77,6 +77,7 @@ end
 local function band(a, b) return op32(AND8, a, b) end
 local function bor(a, b) return op32(OR8, a, b) end
 local function bxor(a, b) return op32(XOR8, a, b) end
+BYTE_XOR = XOR8   -- for ub_flits.lua (loaded next with this environment)
 local function rshift(a, n) return floor((a % TWO32) / POW2[n]) end
 local function lshift(a, n) return (a % TWO32) * POW2[n] % TWO32 end
 
@@ -1901,13 +1902,9 @@ local an_keep
 do
 local AN_NONE, AN_REQUEST = AN_SHARED.none, AN_SHARED.request
 function an_keep(out)
-  local n, request = 0, false
-  for k in pairs(out) do
-    n = n + 1
-    if k == "request" then request = true end
-  end
-  if n == 0 then return AN_NONE end
-  if n == 1 and request then
+  local first = next(out)
+  if first == nil then return AN_NONE end
+  if first == "request" and next(out, first) == nil then
     out.request = nil
     return AN_REQUEST
   end
@@ -1926,8 +1923,8 @@ local function analyse(st, root)
   local out
   if not visited then
     st.number, st.time = number, pinfo.rel_ts   -- what transaction() and psn_analysis() read
-    out = AN_SCRATCH
-    for k in pairs(out) do out[k] = nil end
+    out = AN_SCRATCH     -- (empty: an_keep empties it; cleared here after an error in between)
+    if next(out) ~= nil then for k in pairs(out) do out[k] = nil end end
     transaction(st, out)
     psn_analysis(st, out)
     local r = CONV_WANTED and st.vals["ub.rtph"]
@@ -2250,9 +2247,10 @@ end
 
 -- templates made and frames they read; the helpers the entries call once a layout (fields of
 -- one table: the main function's locals are limited to 200)
-local TPL = {count = 0, used = 0}
--- for the tests (tests/dissectors/test_lua_speed.py): templates made and frames they read so far
-rawset(_G, "ub_template_stats", function() return TPL.count, TPL.used end)
+local TPL = {count = 0, used = 0, carried = 0}
+-- for the tests (tests/dissectors/test_lua_speed.py): templates made, frames they read so far,
+-- and of those the UDP payloads whose carrier was read from the bytes (TPL.carrier)
+rawset(_G, "ub_template_stats", function() return TPL.count, TPL.used, TPL.carried end)
 
 local template_table
 do
@@ -2303,6 +2301,9 @@ local TEMPLATE_READS = {
   ["ub.maetah"] = {"length", "len_code"},
   ["ub.eidh"] = {"seid", "deid"},
 }
+-- what a UDP payload's template does not read: the EIDs are the native columns' (ub_endpoints);
+-- over UDP the IP addresses are the endpoints (the 128-bit EIDs are read through Wireshark)
+TPL.UDP_UNREAD = {["ub.eidh"] = true}
 -- templates of one layout key (frame length, first byte), samples recorded for one key, templates
 -- in all (a capture of ever new layouts stops recording)
 -- BITS1[rshift * 16 + bits][b]: bits of byte b from bit rshift up (a field inside one byte: one
@@ -2338,8 +2339,9 @@ local function field_expr(f, off, need, consts)
   return string.format("VALUE(K[%d], raw, tvb, %d)", #consts, off)
 end
 
--- a template from the recording of a clean walk (st, TRACE); nil when the layout has none
-function TPL.build(st, trace)
+-- a template from the recording of a clean walk (st, TRACE); nil when the layout has none.
+-- unread: header bases of TEMPLATE_READS the frames of this template do not need
+function TPL.build(st, trace, unread)
   local raw = st.raw
   local mask = {}       -- position -> the bits guarded
   local function guard(pos, m) mask[pos] = OR8[mask[pos] or 0][m] end
@@ -2380,7 +2382,8 @@ function TPL.build(st, trace)
   local vals, names = {}, {}
   for base, v in pairs(st.vals) do
     local mt = getmetatable(v)
-    if mt ~= nil and mt.__index ~= nil and TEMPLATE_READS[base] ~= nil then
+    if mt ~= nil and mt.__index ~= nil and TEMPLATE_READS[base] ~= nil
+       and not (unread and unread[base]) then
       local h, off = mt.hdr, v[2]
       local into = {}
       vals[base] = into
@@ -2494,14 +2497,26 @@ local function template_analyse(t, tvb, pinfo, tree, src, dst)
   return tst
 end
 
--- whether nobody wants ub's tree items nor the payload's (a template's frames: no tree at all)
+-- whether nobody wants ub's tree items nor the payload's (a template's frames: no tree at all).
+-- In tshark the answer is the pass's: what references fields (the filters, the columns, -T
+-- fields, the taps) and whether trees are printed is set when tshark starts, so it is asked once
+-- a pass (pinfo.visited: tshark -2's second pass) and kept; the GUI asks every frame (a frame
+-- shown in the details pane has a visible tree)
 local tree_less
 do
 local REFERENCED_OK = nil   -- whether TreeItem:referenced exists (Wireshark 3.6+), asked once
-function tree_less(tree)
+local BY_PASS = not gui_enabled() and {} or nil   -- tshark: pass (visited) -> the answer
+function tree_less(tree, pinfo)
   if REFERENCED_OK == nil then REFERENCED_OK = tree.referenced ~= nil end
   if not REFERENCED_OK or UB_HANDLE == nil then return false end   -- (as wanted())
-  return not tree:referenced(UB_HANDLE) and not tree:referenced(DATA)
+  if BY_PASS == nil then return not tree:referenced(UB_HANDLE) and not tree:referenced(DATA) end
+  local pass = pinfo.visited
+  local less = BY_PASS[pass]
+  if less == nil then
+    less = not tree:referenced(UB_HANDLE) and not tree:referenced(DATA)
+    BY_PASS[pass] = less
+  end
+  return less
 end
 end
 
@@ -2545,7 +2560,7 @@ local function dissect_native(tvb, pinfo, tree, prof, linktype, unit)
   prof = profile_for(prof)
   pinfo.cols.protocol = "UB"
   local raw, sample = nil, nil
-  if unit == nil and PREFS.templates and tree_less(tree) then
+  if unit == nil and PREFS.templates and tree_less(tree, pinfo) then
     raw = tvb:raw()
     local tpl = template_table(prof, linktype)
     local key = #raw * 256 + (byte(raw, 1) or 0)
@@ -2669,6 +2684,61 @@ local function udp_carrier_bytes(ip, ip_len, udp)
   return ip.range:raw() .. udp.range:raw()
 end
 
+-- The carrier of a UDP payload as a template list's first template has it (its IP layer and
+-- header length), read from the bytes before the UDP payload instead of the IP items: the
+-- innermost UDP item's data source from ip_len bytes before it, checked against the frame (IPv4:
+-- version and IHL, protocol UDP, total length; IPv6 without extension headers: version, next
+-- header UDP, payload length; the UDP length).  The layer, ip_len and the IP and UDP header bytes
+-- (as udp_carrier_bytes gives them), or nil: the frame takes the IP items' way (udp_carrier).
+-- Not in an ICMP error's quote: those take the IP items' way, with Wireshark's own choice of
+-- addresses (the analysis' endpoints) for an error packet's contents.  Two Field calls, a
+-- FieldInfo and three of its attributes fewer a frame than udp_carrier (calls into Wireshark and
+-- the objects they make are much of a template frame's cost).
+function TPL.carrier(list, n, pinfo)
+  local t1 = list[1]
+  if t1 == nil or not t1.udp or pinfo.in_error_pkt then return nil end
+  local layer, ip_len = t1.layer, t1.ip_len
+  local udp = last_of(F_UDP())
+  if udp == nil or layer == nil then return nil end
+  local uoff = udp.offset
+  if uoff < ip_len then return nil end     -- (a UDP header reassembled from IP fragments: at 0)
+  local hdr = udp.source:raw(uoff - ip_len, ip_len + 8)
+  local b1, u1, u2 = byte(hdr, 1), byte(hdr, ip_len + 5, ip_len + 6)
+  if u2 == nil or u1 * 256 + u2 ~= n + 8 then return nil end
+  if layer == "ip" then
+    local l1, l2 = byte(hdr, 3, 4)
+    if b1 ~= 64 + floor(ip_len / 4) or byte(hdr, 10) ~= 17 or l1 * 256 + l2 ~= ip_len + 8 + n then
+      return nil
+    end
+  elseif layer == "ipv6" then
+    local l1, l2 = byte(hdr, 5, 6)
+    if ip_len ~= 40 or floor(b1 / 16) ~= 6 or byte(hdr, 7) ~= 17 or l1 * 256 + l2 ~= n + 8 then
+      return nil
+    end
+  else
+    return nil
+  end
+  return layer, ip_len, hdr
+end
+
+-- a UDP payload a template takes, its carrier read by TPL.carrier: its Info line set and its
+-- analysis run, the bytes taken; else nil (the frame takes dissect_udp's other ways)
+function TPL.udp_frame(tvb, pinfo, tree, prof, cols)
+  local raw = tvb:raw()
+  local list = template_table(prof, "udp")[#raw * 256 + (byte(raw, 1) or 0)]
+  if list == nil then return nil end
+  local layer, ip_len, hdr = TPL.carrier(list, #raw, pinfo)
+  if layer == nil then return nil end
+  local t, info = template_for(list, raw, tvb, prof, layer, ip_len, hdr, true)
+  if t == nil then return nil end
+  TPL.carried = TPL.carried + 1
+  cols.info = info
+  local src, dst
+  if layer == "ip" then src, dst = ip4_text(hdr:sub(13, 20)) end
+  template_analyse(t, tvb, pinfo, tree, src, dst)
+  return #raw
+end
+
 local function dissect_udp(tvb, pinfo, tree)
   TRACE = nil
   local prof = profile_for(PROFILE.spec)
@@ -2676,6 +2746,9 @@ local function dissect_udp(tvb, pinfo, tree)
   if inner then prof = CTX.prof end
   local cols = pinfo.cols   -- (one Columns object a frame)
   cols.protocol = "UB"
+  local easy = not inner and PREFS.templates and tree_less(tree, pinfo)
+  local taken = easy and TPL.udp_frame(tvb, pinfo, tree, prof, cols)
+  if taken then return taken end
   local layer, ip, udp, lone_ip4 = udp_carrier()
   local raw, sample = nil, nil
   -- the carrier a template was made with: IP or IPv6, its header's length (for IPv4 the IHL:
@@ -2683,7 +2756,7 @@ local function dissect_udp(tvb, pinfo, tree)
   local ip_len = ip and ip.len or 0
   -- the IP and UDP header bytes: for the ICRC (the walk's IPv4 header length too, below)
   local hdr = ip and PREFS.verify_icrc and udp_carrier_bytes(ip, ip_len, udp) or nil
-  if not inner and PREFS.templates and tree_less(tree) then
+  if easy then
     raw = tvb:raw()
     local tpl = template_table(prof, "udp")
     local key = #raw * 256 + (byte(raw, 1) or 0)
@@ -2727,7 +2800,7 @@ local function dissect_udp(tvb, pinfo, tree)
   local trace = TRACE
   TRACE = nil
   if trace and TPL.clean(st, trace) then
-    local t = TPL.build(st, trace)
+    local t = TPL.build(st, trace, TPL.UDP_UNREAD)
     if t then
       t.ip_len, t.layer, t.udp = ip_len, layer, udp ~= nil
       sample[#sample + 1] = t

@@ -40,8 +40,11 @@ local PROF = PROFILE.spec
 local sbyte = string.byte
 local FLIT_POW2 = {}
 for n = 0, 32 do FLIT_POW2[n] = n == 0 and 1 or FLIT_POW2[n - 1] * 2 end
-local FXOR8 = {}
-do
+-- XOR8[a][b]: ub_dispatch.lua's byte table when ub.lua loads this file (BYTE_XOR, made once for
+-- both files), else made here (this section on its own, as the tests run it)
+local FXOR8 = BYTE_XOR
+if FXOR8 == nil then
+  FXOR8 = {}
   local X4 = {}
   for a = 0, 15 do
     X4[a] = {}

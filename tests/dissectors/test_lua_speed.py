@@ -228,3 +228,113 @@ def test_template_taps(tshark, template_captures):
         with_templates = _run(tshark, pcap, "-q", "-z", tap).stdout
         assert with_templates == _run(tshark, pcap, "-q", "-z", tap, *NO_TEMPLATES).stdout, tap
         assert "192.0.2.1" in with_templates or "Write" in with_templates, with_templates
+
+
+# ------------------------------------------------------------------------------------------------
+# the carrier of a template's UDP payload read from the bytes before it (TPL.carrier): the IP
+# and UDP headers ip_len bytes before the payload, checked against the frame, instead of the IP
+# items.  Frames whose carrier the check must turn away take the IP items' way; every way must
+# show what the walk shows.
+
+def _ip4_checksum(h: bytes) -> bytes:
+    s = sum(int.from_bytes(h[i:i + 2], "big") for i in range(0, len(h), 2))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s & 0xFFFF).to_bytes(2, "big")
+
+
+def _ip4(payload: bytes, proto: int, src: bytes, dst: bytes, options: bytes = b"",
+         ident: int = 1, frag: int = 0x4000, total: int | None = None) -> bytes:
+    ihl = 5 + len(options) // 4
+    h = bytearray(bytes([0x40 | ihl, 0x68]) + (total or ihl * 4 + len(payload)).to_bytes(2, "big")
+                  + ident.to_bytes(2, "big") + frag.to_bytes(2, "big") + bytes([64, proto, 0, 0])
+                  + src + dst + options)
+    h[10:12] = _ip4_checksum(bytes(h))
+    return bytes(h) + payload
+
+
+def _with_icrc(frame: bytes, ip: int, version: int, udp: int) -> bytes:
+    """frame with its ICRC (the last 4 bytes, the reference profile's little-endian order) made
+    again over the innermost IP header at ip and the UDP header at udp (UB 2.0 §5.3.7)."""
+    from ubpkt.network.icrc import icrc, masks_for_ip
+    value = icrc(frame, ip, len(frame) - 4, masks_for_ip(ip, version, udp))
+    return frame[:-4] + value.to_bytes(4, "little")
+
+
+def _carriers(frames: list[bytes]) -> list[bytes]:
+    """The UDP payloads of frames (Ethernet/IPv4/UDP) over varied carriers, in turn: plain
+    IPv4, IPv4 with options, IPv4 in IPv4 (inner addresses by frame), IPv6, an ICMP error quoting
+    the datagram, a UDP length shorter than the IP payload, and IP fragments (two frames)."""
+    eth4, eth6 = bytes(6) + bytes([2, 0, 0, 0, 0, 1]) + b"\x08\x00", \
+        bytes(6) + bytes([2, 0, 0, 0, 0, 1]) + b"\x86\xdd"
+    a, b = bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2])
+    out = []
+    for i, f in enumerate(frames):
+        udp_hdr, payload = bytearray(f[34:42]), f[42:]
+        kind = (i // 7) % 7
+        if kind == 0:                                              # plain IPv4
+            out.append(f)
+        elif kind == 1:                                            # IPv4 options (IHL 6)
+            # read 20 bytes before the UDP header (a template of a 20-byte header), this header
+            # would pass for one but for its total length: version/IHL 0x45 (the ident's first
+            # byte), protocol 17 (the source's second byte)
+            fr = eth4 + _ip4(bytes(udp_hdr) + payload, 17, bytes([192, 17, 2, 1]), b,
+                             options=b"\x01\x01\x01\x00", ident=0x4500 + i % 256)
+            out.append(_with_icrc(fr, 14, 4, 38))
+        elif kind == 2:                                            # IPv4 in IPv4
+            inner_src = bytes([192, 0, 2, 10 + i % 3])
+            inner = _ip4(bytes(udp_hdr) + payload, 17, inner_src, b, ident=i)
+            fr = eth4 + _ip4(inner, 4, bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]), ident=i)
+            out.append(_with_icrc(fr, 34, 4, 54))
+        elif kind == 3:                                            # IPv6
+            body = bytes(udp_hdr) + payload
+            ip6 = (bytes([0x60, 0, 0, 0]) + len(body).to_bytes(2, "big") + bytes([17, 64])
+                   + bytes(15) + b"\x01" + bytes(15) + b"\x02")
+            out.append(_with_icrc(eth6 + ip6 + body, 14, 6, 54))
+        elif kind == 4:                                            # an ICMP error quoting it
+            icmp = bytes([3, 3, 0, 0, 0, 0, 0, 0]) + f[14:]
+            out.append(eth4 + _ip4(icmp, 1, b, a, ident=i))
+        elif kind == 5:                                            # UDP length < IP payload
+            short = bytearray(udp_hdr)
+            short[4:6] = (len(payload) + 8 - 2).to_bytes(2, "big")
+            fr = eth4 + _ip4(bytes(short) + payload, 17, a, b, ident=i)
+            out.append(fr)
+        else:                                                      # two IP fragments
+            body = bytes(udp_hdr) + payload
+            cut = 16
+            out.append(eth4 + _ip4(body[:cut], 17, a, b, ident=0x7000 + i, frag=0x2000))
+            out.append(eth4 + _ip4(body[cut:], 17, a, b, ident=0x7000 + i, frag=cut // 8))
+    return out
+
+
+@pytest.fixture(scope="module")
+def carrier_capture(tmp_path_factory):
+    import sys
+    root = Path(__file__).resolve().parents[2]
+    if str(root / "captures") not in sys.path:
+        sys.path.insert(0, str(root / "captures"))
+    from make_captures import uboe_packets as uboe_kinds   # noqa: E402
+    frames = _varied(uboe_kinds(), 24, 1)
+    return write(tmp_path_factory.mktemp("carriers") / "carriers.pcap", 1, _carriers(frames))
+
+
+def test_template_carriers(tshark, tmp_path, carrier_capture):
+    probe = tmp_path / "stats.lua"
+    probe.write_text(STATS_PROBE.replace(
+        'local made, used = ub_template_stats()',
+        'local made, used, carried = ub_template_stats()').replace(
+        '"templates %d used %d\\n", made, used', '"templates %d used %d carried %d\\n", made, '
+        'used, carried'), encoding="utf-8")
+    last = _run(tshark, carrier_capture, probe=probe).stderr.strip().splitlines()[-1]
+    made, used, carried = (int(x) for x in last.split()[1::2])
+    # the carriers read from the bytes take most template frames, and some are turned away
+    assert made >= 10 and carried > 100 and used > carried, last
+    for passes in ((), ("-2",), ("-o", "ub.verify_icrc:FALSE")):
+        walk = _run(tshark, carrier_capture, *passes, *NO_TEMPLATES).stdout
+        assert _run(tshark, carrier_capture, *passes).stdout == walk, passes
+    for z in ("expert", "ub,conv", "ub,srt"):
+        for prefs in ((), ("-o", "ub.verify_icrc:FALSE")):
+            walk = _run(tshark, carrier_capture, "-q", "-z", z, *prefs, *NO_TEMPLATES).stdout
+            assert _run(tshark, carrier_capture, "-q", "-z", z, *prefs).stdout == walk, (z, prefs)
+    conv = _run(tshark, carrier_capture, "-q", "-z", "ub,conv").stdout
+    assert "192.0.2.10" in conv, conv      # IPv4 in IPv4: the inner addresses are the ends
