@@ -1693,35 +1693,30 @@ local REQ = {}
 local IDS = {}   -- pairs: PAIRS above; channels: CHANNEL_IDS below (reset with the analysis)
 local pending_key, channel_key
 do
-  -- T[src], a table made on first use; the running number of key in by (T.n counts them)
-  local function by_source(T, src)
-    local by = T[src]
-    if by == nil then by = {}; T[src] = by end
-    return by
-  end
-  local function number(T, by, key)
-    local id = by[key]
-    if id == nil then
-      id = T.n + 1
-      T.n = id
-      by[key] = id
-    end
-    return id
-  end
+  -- (each a frame: the lookups written out, no helper calls)
   function pending_key(src, dst, tassn)
     local PAIRS = IDS.pairs
-    local id = number(PAIRS, by_source(PAIRS, src), dst)
+    local by = PAIRS[src]                 -- PAIRS[src][dst]: the pair's number (PAIRS.n: count)
+    if by == nil then by = {}; PAIRS[src] = by end
+    local id = by[dst]
+    if id == nil then id = PAIRS.n + 1; PAIRS.n = id; by[dst] = id end
     if id < 2097152 and tassn >= 0 and tassn < 4294967296 then return id * 4294967296 + tassn end
     return src .. "|" .. dst .. "|" .. tassn
   end
   -- CHANNELS' key of a TP channel (source, destination, SrcTPN, DstTPN): a running number a
   -- channel (by address pair and the TPNs as one number, 2 x 24 bits), no string made a packet
   function channel_key(src, dst, srctpn, dsttpn)
-    local by_tpn = by_source(by_source(IDS.channels, src), dst)
+    local CH = IDS.channels               -- CH[src][dst][tpns]: the channel's number (CH.n)
+    local by_dst = CH[src]
+    if by_dst == nil then by_dst = {}; CH[src] = by_dst end
+    local by_tpn = by_dst[dst]
+    if by_tpn == nil then by_tpn = {}; by_dst[dst] = by_tpn end
     local tpns
     if srctpn ~= nil and dsttpn ~= nil then tpns = srctpn * 16777216 + dsttpn
     else tpns = tostring(srctpn) .. "|" .. tostring(dsttpn) end   -- (no RTPH has none today)
-    return number(IDS.channels, by_tpn, tpns)
+    local id = by_tpn[tpns]
+    if id == nil then id = CH.n + 1; CH.n = id; by_tpn[tpns] = id end
+    return id
   end
 end
 local function req_drop(slot)
@@ -1802,8 +1797,15 @@ local function transaction(st, out)
   LINKED[frame] = st.number
 end
 
+-- A channel's data frames waiting for their acknowledgement: positions ua_head..ua_tail (at
+-- most ANALYSIS_LIMITS.max_unacked), kept in ring arrays uf/up/ut (frame, PSN, time) of that
+-- many slots: position i in slot (i - 1) % UNACKED + 1 (no table grows with the capture)
+local ack_analysis, psn_analysis
+do
+local UNACKED = ANALYSIS_LIMITS.max_unacked
+
 -- a TPACK/TPSACK: acknowledge the reverse channel's waiting data frames up to its PSN
-local function ack_analysis(st, r, out)
+function ack_analysis(st, r, out)
   local src, dst = endpoints(st)
   local ch = CHANNELS.items[channel_key(dst, src, r.dsttpn, r.srctpn)]
   if ch == nil or ch.ua_head > ch.ua_tail then return end
@@ -1812,18 +1814,19 @@ local function ack_analysis(st, r, out)
   -- the frames still waiting move down in place (w: the last kept), in their order
   local w, acked, named_f, named_t = ch.ua_head - 1, 0, nil, nil
   for i = ch.ua_head, ch.ua_tail do
-    local p = up[i]
+    local k = (i - 1) % UNACKED + 1
+    local p = up[k]
     if (psn - p) % PSN_SPACE < PSN_HALF then        -- at or behind the ACK's PSN
       acked = acked + 1
-      if p == psn then named_f, named_t = uf[i], ut[i] end
-      ACKED[uf[i]] = frame
+      if p == psn then named_f, named_t = uf[k], ut[k] end
+      ACKED[uf[k]] = frame
     else
       w = w + 1
-      uf[w], up[w], ut[w] = uf[i], p, ut[i]
+      local kw = (w - 1) % UNACKED + 1
+      uf[kw], up[kw], ut[kw] = uf[k], p, ut[k]
     end
   end
   if acked == 0 then return end
-  for i = w + 1, ch.ua_tail do uf[i], up[i], ut[i] = nil, nil, nil end
   ch.ua_tail = w
   out.acked_frames = acked
   if named_f then
@@ -1832,7 +1835,7 @@ local function ack_analysis(st, r, out)
   end
 end
 
-local function psn_analysis(st, out)
+function psn_analysis(st, out)
   local r = st.vals["ub.rtph"]
   if not r or r.psn == nil then return end
   if TP_PAIRS[r.tpopcode] == nil then
@@ -1853,12 +1856,10 @@ local function psn_analysis(st, out)
           ua_tail = 0}
     cap_put(CHANNELS, key, ch)
   end
-  local tail = ch.ua_tail + 1           -- waiting for its ACK (the oldest dropped past the cap)
-  ch.uf[tail], ch.up[tail], ch.ut[tail], ch.ua_tail = st.number, psn, st.time, tail
-  if tail - ch.ua_head >= ANALYSIS_LIMITS.max_unacked then
-    local h = ch.ua_head
-    ch.uf[h], ch.up[h], ch.ut[h], ch.ua_head = nil, nil, nil, h + 1
-  end
+  local tail = ch.ua_tail + 1           -- waiting for its ACK (the oldest dropped past the cap:
+  local k = (tail - 1) % UNACKED + 1    -- its slot is the new one's)
+  ch.uf[k], ch.up[k], ch.ut[k], ch.ua_tail = st.number, psn, st.time, tail
+  if tail - ch.ua_head >= UNACKED then ch.ua_head = ch.ua_head + 1 end
   local high = ch.high
   if high ~= nil then
     local ahead = (psn - high) % PSN_SPACE
@@ -1882,6 +1883,7 @@ local function psn_analysis(st, out)
     end
   end
   ch.high, ch.last = psn, psn
+end
 end
 
 local EX_TEXT = {
@@ -1915,10 +1917,12 @@ function an_keep(out)
 end
 end
 
--- compute (first dissection of the frame) or recall (later ones), then show
-local function analyse(st, root)
+-- compute (first dissection of the frame) or recall (later ones), then show (visited:
+-- pinfo.visited when the caller has it)
+local function analyse(st, root, visited)
   local pinfo = st.pinfo
-  local number, visited = pinfo.number, pinfo.visited
+  local number = pinfo.number
+  if visited == nil then visited = pinfo.visited end
   local key = (st.unit or 1) > 1 and number .. ":" .. st.unit or number
   local out
   if not visited then
@@ -2489,11 +2493,11 @@ function TPL.stored_icrc(raw, e, prof)
 end
 
 -- the part of a template's frame every entry shares: the analysis as the walk runs it
-local function template_analyse(t, tvb, pinfo, tree, src, dst)
+local function template_analyse(t, tvb, pinfo, tree, src, dst, visited)
   local tst, root = t.st, t.root
   tst.pinfo, tst.tvb, tst.src, tst.dst = pinfo, tvb, src, dst
   root.ptree, root.tvb, root.root = tree, tvb, nil
-  analyse(tst, root)
+  analyse(tst, root, visited)
   return tst
 end
 
@@ -2506,15 +2510,14 @@ local tree_less
 do
 local REFERENCED_OK = nil   -- whether TreeItem:referenced exists (Wireshark 3.6+), asked once
 local BY_PASS = not gui_enabled() and {} or nil   -- tshark: pass (visited) -> the answer
-function tree_less(tree, pinfo)
+function tree_less(tree, visited)
   if REFERENCED_OK == nil then REFERENCED_OK = tree.referenced ~= nil end
   if not REFERENCED_OK or UB_HANDLE == nil then return false end   -- (as wanted())
   if BY_PASS == nil then return not tree:referenced(UB_HANDLE) and not tree:referenced(DATA) end
-  local pass = pinfo.visited
-  local less = BY_PASS[pass]
+  local less = BY_PASS[visited]
   if less == nil then
     less = not tree:referenced(UB_HANDLE) and not tree:referenced(DATA)
-    BY_PASS[pass] = less
+    BY_PASS[visited] = less
   end
   return less
 end
@@ -2560,7 +2563,8 @@ local function dissect_native(tvb, pinfo, tree, prof, linktype, unit)
   prof = profile_for(prof)
   pinfo.cols.protocol = "UB"
   local raw, sample = nil, nil
-  if unit == nil and PREFS.templates and tree_less(tree, pinfo) then
+  local visited = unit == nil and PREFS.templates and pinfo.visited
+  if unit == nil and PREFS.templates and tree_less(tree, visited) then
     raw = tvb:raw()
     local tpl = template_table(prof, linktype)
     local key = #raw * 256 + (byte(raw, 1) or 0)
@@ -2575,8 +2579,9 @@ local function dissect_native(tvb, pinfo, tree, prof, linktype, unit)
       -- addresses on these link types): the CNAs, as endpoints() takes them
       local n = t.vals["ub.cna16"] or t.vals["ub.cna24"]
       local tst
-      if n then tst = template_analyse(t, tvb, pinfo, tree, tostring(n.scna), tostring(n.dcna))
-      else tst = template_analyse(t, tvb, pinfo, tree) end
+      if n then
+        tst = template_analyse(t, tvb, pinfo, tree, tostring(n.scna), tostring(n.dcna), visited)
+      else tst = template_analyse(t, tvb, pinfo, tree, nil, nil, visited) end
       local src, dst = ub_endpoints(tst)
       if src then
         pinfo.cols.src:set(src)
@@ -2723,7 +2728,7 @@ end
 
 -- a UDP payload a template takes, its carrier read by TPL.carrier: its Info line set and its
 -- analysis run, the bytes taken; else nil (the frame takes dissect_udp's other ways)
-function TPL.udp_frame(tvb, pinfo, tree, prof, cols)
+function TPL.udp_frame(tvb, pinfo, tree, prof, cols, visited)
   local raw = tvb:raw()
   local list = template_table(prof, "udp")[#raw * 256 + (byte(raw, 1) or 0)]
   if list == nil then return nil end
@@ -2735,7 +2740,7 @@ function TPL.udp_frame(tvb, pinfo, tree, prof, cols)
   cols.info = info
   local src, dst
   if layer == "ip" then src, dst = ip4_text(hdr:sub(13, 20)) end
-  template_analyse(t, tvb, pinfo, tree, src, dst)
+  template_analyse(t, tvb, pinfo, tree, src, dst, visited)
   return #raw
 end
 
@@ -2746,8 +2751,12 @@ local function dissect_udp(tvb, pinfo, tree)
   if inner then prof = CTX.prof end
   local cols = pinfo.cols   -- (one Columns object a frame)
   cols.protocol = "UB"
-  local easy = not inner and PREFS.templates and tree_less(tree, pinfo)
-  local taken = easy and TPL.udp_frame(tvb, pinfo, tree, prof, cols)
+  local visited, easy = nil, false     -- (pinfo.visited: read once, for the analysis too)
+  if not inner and PREFS.templates then
+    visited = pinfo.visited
+    easy = tree_less(tree, visited)
+  end
+  local taken = easy and TPL.udp_frame(tvb, pinfo, tree, prof, cols, visited)
   if taken then return taken end
   local layer, ip, udp, lone_ip4 = udp_carrier()
   local raw, sample = nil, nil
@@ -2773,7 +2782,7 @@ local function dissect_udp(tvb, pinfo, tree)
       if lone_ip4 and ip_len >= 20 then
         src, dst = ip4_text(hdr and hdr:sub(13, 20) or ip.range:raw(12, 8))
       end
-      template_analyse(t, tvb, pinfo, tree, src, dst)
+      template_analyse(t, tvb, pinfo, tree, src, dst, visited)
       return #raw
     end
     sample = TPL.sample(tpl, key)

@@ -89,6 +89,20 @@ def two_hosts() -> list[bytes]:
     return out
 
 
+def long_window() -> list[bytes]:
+    """More data frames waiting for their acknowledgement than a channel keeps (max_unacked,
+    4096): the oldest are dropped; a TPACK in the middle acknowledges part of them (the rest
+    move down), more data frames wrap around the plugin's ring of waiting frames, and a last
+    TPACK acknowledges what is still kept."""
+    def ack(psn: int) -> bytes:
+        return uboe(rtph(tpopcode=2, psn=psn, srctpn=0x456, dsttpn=0x123, a=0), src=B, dst=A)
+    out = [data(p) for p in range(5000)]
+    out.append(ack(2000))
+    out += [data(p) for p in range(5000, 6200)]
+    out.append(ack(6199))
+    return out
+
+
 def ubpkt_analysis(pcap, two_pass: bool) -> list[dict]:
     recs = list(iter_records(str(pcap)))
     an = Analyzer(linked=first_pass(iter_records(str(pcap))) if two_pass else None)
@@ -134,7 +148,7 @@ def same(ref: list[dict], got: list[dict]) -> list[str]:
 
 
 @pytest.mark.parametrize("two_pass", [True, False], ids=["two-pass", "one-pass"])
-@pytest.mark.parametrize("build", [transactions, psns, two_hosts])
+@pytest.mark.parametrize("build", [transactions, psns, two_hosts, long_window])
 def test_analysis_matches_ubpkt(tshark, tmp_path, build, two_pass):
     pcap = write(tmp_path / f"{build.__name__}.pcap", 1, build())
     ref = ubpkt_analysis(pcap, two_pass)
@@ -142,6 +156,9 @@ def test_analysis_matches_ubpkt(tshark, tmp_path, build, two_pass):
     got = tshark_analysis(tshark, pcap, two_pass)
     errs = same(ref, got)
     assert not errs, "\n".join(errs)
+    if build is long_window:    # what the window case is for: both ACKs reach the cap's edge
+        acked = [r["ub.analysis.acked_frames"] for r in ref if "ub.analysis.acked_frames" in r]
+        assert acked == [2000 - (5000 - 4096) + 1, 4096], acked
 
 
 def test_what_the_captures_exercise(tshark, tmp_path):
