@@ -91,15 +91,15 @@ def two_hosts() -> list[bytes]:
 
 def long_window() -> list[bytes]:
     """More data frames waiting for their acknowledgement than a channel keeps (max_unacked,
-    4096): the oldest are dropped; a TPACK in the middle acknowledges part of them (the rest
-    move down), more data frames wrap around the plugin's ring of waiting frames, and a last
-    TPACK acknowledges what is still kept."""
+    4096): the oldest are dropped; TPACKs acknowledge part of them (the rest move down) while
+    more data frames wrap around the plugin's ring of waiting frames, and a last TPACK
+    acknowledges what is still kept."""
     def ack(psn: int) -> bytes:
         return uboe(rtph(tpopcode=2, psn=psn, srctpn=0x456, dsttpn=0x123, a=0), src=B, dst=A)
-    out = [data(p) for p in range(5000)]
-    out.append(ack(2000))
-    out += [data(p) for p in range(5000, 6200)]
-    out.append(ack(6199))
+    out = [data(p) for p in range(10000)]
+    out.append(ack(8000))
+    out += [data(p) for p in range(10000, 12500)]
+    out.append(ack(12499))
     return out
 
 
@@ -158,7 +158,8 @@ def test_analysis_matches_ubpkt(tshark, tmp_path, build, two_pass):
     assert not errs, "\n".join(errs)
     if build is long_window:    # what the window case is for: both ACKs reach the cap's edge
         acked = [r["ub.analysis.acked_frames"] for r in ref if "ub.analysis.acked_frames" in r]
-        assert acked == [2000 - (5000 - 4096) + 1, 4096], acked
+        # PSNs 5904..8000 (the older ones dropped); 8404..12499 (8001..8403 dropped)
+        assert acked == [8000 - (10000 - 4096) + 1, 4096], acked
 
 
 def test_what_the_captures_exercise(tshark, tmp_path):
