@@ -2251,7 +2251,7 @@ end
 
 -- templates made and frames they read; the helpers the entries call once a layout (fields of
 -- one table: the main function's locals are limited to 200)
-local TPL = {count = 0, used = 0, carried = 0}
+local TPL = {count = 0, used = 0, carried = 0, udp_table = {}}
 -- for the tests (tests/dissectors/test_lua_speed.py): templates made, frames they read so far,
 -- and of those the UDP payloads whose carrier was read from the bytes (TPL.carrier)
 rawset(_G, "ub_template_stats", function() return TPL.count, TPL.used, TPL.carried end)
@@ -2703,7 +2703,8 @@ function TPL.carrier(list, n, pinfo)
   local t1 = list[1]
   if t1 == nil or not t1.udp or pinfo.in_error_pkt then return nil end
   local layer, ip_len = t1.layer, t1.ip_len
-  local udp = last_of(F_UDP())
+  local udp, more = F_UDP()               -- (the last value: the innermost UDP header)
+  if more ~= nil then udp = last_of(F_UDP()) end
   if udp == nil or layer == nil then return nil end
   local uoff = udp.offset
   if uoff < ip_len then return nil end     -- (a UDP header reassembled from IP fragments: at 0)
@@ -2730,7 +2731,11 @@ end
 -- analysis run, the bytes taken; else nil (the frame takes dissect_udp's other ways)
 function TPL.udp_frame(tvb, pinfo, tree, prof, cols, visited)
   local raw = tvb:raw()
-  local list = template_table(prof, "udp")[#raw * 256 + (byte(raw, 1) or 0)]
+  local m = TPL.udp_table     -- template_table(prof, "udp"), kept while the profile and mode hold
+  if m.prof ~= prof or m.mode ~= PREFS.crc_mode then
+    m.prof, m.mode, m.t = prof, PREFS.crc_mode, template_table(prof, "udp")
+  end
+  local list = m.t[#raw * 256 + (byte(raw, 1) or 0)]
   if list == nil then return nil end
   local layer, ip_len, hdr = TPL.carrier(list, #raw, pinfo)
   if layer == nil then return nil end
@@ -2746,7 +2751,7 @@ end
 
 local function dissect_udp(tvb, pinfo, tree)
   TRACE = nil
-  local prof = profile_for(PROFILE.spec)
+  local prof = PROFILE_CHOICE[PROFILE_BY_PREF[PREFS.profile] or "auto"] or PROFILE.spec   -- profile_for
   local inner = CTX ~= nil and CTX.num == pinfo.number
   if inner then prof = CTX.prof end
   local cols = pinfo.cols   -- (one Columns object a frame)
