@@ -2434,10 +2434,11 @@ function TPL.build(st, trace, unread)
   local head = "local floor, byte, AND8, POW2, K, VALUE, tostring, format, FMT, BITS1"
   for i = 1, #names do head = head .. ", V" .. i end
   local src = {head .. " = ..."}
-  src[#src + 1] = "return function(raw, tvb)"
+  src[#src + 1] = "return function(raw, tvb, o)"
   local xs = {}
   for pos = lo, hi do xs[#xs + 1] = "x" .. pos end
-  src[#src + 1] = string.format("local %s = byte(raw, %d, %d)", table.concat(xs, ", "), lo, hi)
+  src[#src + 1] = string.format("local %s = byte(raw, o + %d, o + %d)", table.concat(xs, ", "),
+                                lo, hi)
   local tests = {}
   for pos = lo, hi do
     local m = mask[pos]
@@ -2524,28 +2525,45 @@ end
 end
 
 -- the first template of list that takes the frame (its carrier, its guards, its ICRC): the
--- template and its Info line, or nil (a bad ICRC too: the walk reports it).  hdr, udp: the IP
--- and UDP header bytes (a string, udp_carrier_bytes) and the UDP FieldInfo before a UDP payload
--- (the ICRC covers the header bytes)
--- a frame's first bytes as crc30() takes them (anything with raw())
+-- template and its Info line, or nil (a bad ICRC too: the walk reports it).  The frame's bytes
+-- are raw from position o + 1 (o: 0, or the IP and UDP headers' length when raw starts with
+-- them, TPL.udp_frame); hdr and udp: the IP and UDP header bytes (a string, udp_carrier_bytes)
+-- and the UDP FieldInfo before a UDP payload when raw does not hold them (the ICRC covers them)
 local template_for
 do
-local BLOCK = {raw = function(self) return self.s end}
-function template_for(list, raw, tvb, prof, layer, ip_len, hdr, udp)
+local BLOCK = {raw = function(self) return self.s end}   -- crc30() takes anything with raw()
+-- the ICRC of a template's frame over coverage c: the bytes before the payload (hdr, or raw's
+-- first o) when c.prefixed, then the payload's from c.start
+local function template_icrc(c, raw, o, hdr)
+  if o == 0 then
+    return icrc32_parts(c.masks, c.prefixed and hdr or nil, nil, raw, c.start + 1, c.finish)
+  elseif not c.prefixed then
+    return icrc32_parts(c.masks, nil, nil, raw, o + c.start + 1, o + c.finish)
+  elseif c.start == 0 then
+    return icrc32_parts(c.masks, nil, nil, raw, 1, o + c.finish)
+  end
+  return icrc32_parts(c.masks, raw:sub(1, o), nil, raw, o + c.start + 1, o + c.finish)
+end
+function template_for(list, raw, tvb, prof, layer, ip_len, hdr, udp, o)
+  o = o or 0
   for i = 1, #list do
     local t = list[i]
     if t.layer == layer and t.ip_len == ip_len and t.udp == (udp ~= nil) then
-      local info = t.fn(raw, tvb)
+      local info = t.fn(raw, tvb, o)
       if info then
         local c = t.icrc
         if c ~= nil and PREFS.verify_icrc then
-          if icrc32_parts(c.masks, c.prefixed and hdr or nil, nil, raw, c.start + 1, c.finish)
-             ~= TPL.stored_icrc(raw, c.finish, prof) then return nil, nil end
+          if template_icrc(c, raw, o, hdr) ~= TPL.stored_icrc(raw, o + c.finish, prof) then
+            return nil, nil
+          end
         end
         local b = t.bcrc
         if b ~= nil then
-          BLOCK.s = raw:sub(1, b.finish)
-          if crc30(BLOCK, b.info, b.nbits) ~= value_of(b.f, raw, tvb, b.off) then return nil, nil end
+          BLOCK.s = raw:sub(o + 1, o + b.finish)
+          -- (the BCRC field: an integer read from raw, after the block's bytes)
+          if crc30(BLOCK, b.info, b.nbits) ~= value_of(b.f, raw, tvb, o + b.off) then
+            return nil, nil
+          end
         end
         TPL.used = TPL.used + 1
         return t, info
@@ -2689,64 +2707,78 @@ local function udp_carrier_bytes(ip, ip_len, udp)
   return ip.range:raw() .. udp.range:raw()
 end
 
--- The carrier of a UDP payload as a template list's first template has it (its IP layer and
--- header length), read from the bytes before the UDP payload instead of the IP items: the
--- innermost UDP item's data source from ip_len bytes before it, checked against the frame (IPv4:
--- version and IHL, protocol UDP, total length; IPv6 without extension headers: version, next
--- header UDP, payload length; the UDP length).  The layer, ip_len and the IP and UDP header bytes
--- (as udp_carrier_bytes gives them), or nil: the frame takes the IP items' way (udp_carrier).
+-- A UDP payload a template takes, read with the IP and UDP headers before it in one string
+-- instead of through the IP items and tvb:raw(): the innermost UDP item's data source from
+-- ip_len bytes before that item (ip_len: the IP header length last found before a UDP header at
+-- that offset in its frame, 20 at first), the payload's length from the UDP header, its layout
+-- key from its first byte; when the key's first template has another IP header length, read
+-- again with that one.  The carrier is
+-- checked against the bytes (IPv4: version and IHL, protocol UDP, total length; IPv6 without
+-- extension headers: version, next header UDP, payload length; the UDP length within the
+-- captured bytes), so the string is the IP and UDP headers udp_carrier_bytes would give and
+-- then the UDP payload exactly.  The template's Info line set and its analysis run: the payload's
+-- length; else nil (the frame takes dissect_udp's other ways: the IP items).
 -- Not in an ICMP error's quote: those take the IP items' way, with Wireshark's own choice of
--- addresses (the analysis' endpoints) for an error packet's contents.  Two Field calls, a
--- FieldInfo and three of its attributes fewer a frame than udp_carrier (calls into Wireshark and
--- the objects they make are much of a template frame's cost).
-function TPL.carrier(list, n, pinfo)
-  local t1 = list[1]
-  if t1 == nil or not t1.udp or pinfo.in_error_pkt then return nil end
-  local layer, ip_len = t1.layer, t1.ip_len
+-- addresses (the analysis' endpoints) for an error packet's contents.
+-- Against udp_carrier: two Field calls, a FieldInfo, its attributes and tvb:raw() fewer a frame
+-- (calls into Wireshark and the objects they make are much of a template frame's cost).
+TPL.ip_len_at = {}   -- UDP header offset -> the IP header length last found before it
+function TPL.udp_frame(tvb, pinfo, tree, prof, cols, visited)
+  if pinfo.in_error_pkt then return nil end
   local udp, more = F_UDP()               -- (the last value: the innermost UDP header)
   if more ~= nil then udp = last_of(F_UDP()) end
-  if udp == nil or layer == nil then return nil end
-  local uoff = udp.offset
-  if uoff < ip_len then return nil end     -- (a UDP header reassembled from IP fragments: at 0)
-  local hdr = udp.source:raw(uoff - ip_len, ip_len + 8)
-  local b1, u1, u2 = byte(hdr, 1), byte(hdr, ip_len + 5, ip_len + 6)
-  if u2 == nil or u1 * 256 + u2 ~= n + 8 then return nil end
-  if layer == "ip" then
-    local l1, l2 = byte(hdr, 3, 4)
-    if b1 ~= 64 + floor(ip_len / 4) or byte(hdr, 10) ~= 17 or l1 * 256 + l2 ~= ip_len + 8 + n then
-      return nil
-    end
-  elseif layer == "ipv6" then
-    local l1, l2 = byte(hdr, 5, 6)
-    if ip_len ~= 40 or floor(b1 / 16) ~= 6 or byte(hdr, 7) ~= 17 or l1 * 256 + l2 ~= n + 8 then
-      return nil
-    end
-  else
-    return nil
-  end
-  return layer, ip_len, hdr
-end
-
--- a UDP payload a template takes, its carrier read by TPL.carrier: its Info line set and its
--- analysis run, the bytes taken; else nil (the frame takes dissect_udp's other ways)
-function TPL.udp_frame(tvb, pinfo, tree, prof, cols, visited)
-  local raw = tvb:raw()
+  if udp == nil then return nil end
   local m = TPL.udp_table     -- template_table(prof, "udp"), kept while the profile and mode hold
   if m.prof ~= prof or m.mode ~= PREFS.crc_mode then
     m.prof, m.mode, m.t = prof, PREFS.crc_mode, template_table(prof, "udp")
   end
-  local list = m.t[#raw * 256 + (byte(raw, 1) or 0)]
-  if list == nil then return nil end
-  local layer, ip_len, hdr = TPL.carrier(list, #raw, pinfo)
-  if layer == nil then return nil end
-  local t, info = template_for(list, raw, tvb, prof, layer, ip_len, hdr, true)
-  if t == nil then return nil end
-  TPL.carried = TPL.carried + 1
-  cols.info = info
-  local src, dst
-  if layer == "ip" then src, dst = ip4_text(hdr:sub(13, 20)) end
-  template_analyse(t, tvb, pinfo, tree, src, dst, visited)
-  return #raw
+  local uoff, source = udp.offset, udp.source
+  local ip_len = TPL.ip_len_at[uoff] or 20
+  local list, tried = nil, 0
+  while true do
+    if uoff >= ip_len then
+      local raw = source:raw(uoff - ip_len)
+      local o = ip_len + 8                 -- the payload: raw[o + 1 .. o + n]
+      local u1, u2 = byte(raw, ip_len + 5, ip_len + 6)
+      if u2 == nil then return nil end
+      local n = u1 * 256 + u2 - 8
+      if n < 0 or o + n > #raw then return nil end
+      list = list or m.t[n * 256 + (byte(raw, o + 1) or 0)]
+      if list == nil then return nil end
+      -- the IP header those bytes hold, if they hold one of ip_len bytes that ends at the UDP
+      -- header and says so (protocol UDP, its length)
+      local b1, layer = byte(raw, 1), nil
+      if b1 == 64 + floor(ip_len / 4) then
+        local l1, l2 = byte(raw, 3, 4)
+        if byte(raw, 10) == 17 and l1 * 256 + l2 == o + n then layer = "ip" end
+      elseif ip_len == 40 and floor(b1 / 16) == 6 then
+        local l1, l2 = byte(raw, 5, 6)
+        if byte(raw, 7) == 17 and l1 * 256 + l2 == n + 8 then layer = "ipv6" end
+      end
+      if layer then
+        TPL.ip_len_at[uoff] = ip_len
+        local t, info = template_for(list, raw, tvb, prof, layer, ip_len, nil, true, o)
+        if t == nil then return nil end
+        TPL.carried = TPL.carried + 1
+        cols.info = info
+        local src, dst
+        if layer == "ip" then src, dst = ip4_text(raw:sub(13, 20)) end
+        template_analyse(t, tvb, pinfo, tree, src, dst, visited)
+        return n
+      end
+    end
+    -- not an IP header of that length: the next IP header length the key's templates have
+    -- (a capture of several carriers), else the IP items' way
+    if list == nil then return nil end
+    local next_len = nil
+    while next_len == nil and tried < #list do
+      tried = tried + 1
+      local t = list[tried]
+      if t.udp and t.ip_len ~= ip_len then next_len = t.ip_len end
+    end
+    if next_len == nil then return nil end
+    ip_len = next_len
+  end
 end
 
 local function dissect_udp(tvb, pinfo, tree)
