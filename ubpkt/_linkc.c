@@ -1955,7 +1955,56 @@ done:
     return res;
 }
 
+/* ---- the exporter's Parquet column encoder (ubpkt/analytics/page_encoder.py is the reference) ----
+ *
+ * bit_pack(values, width, out) -> None
+ *     the uint32 values (len(values) // 4 of them) bit-packed as the Parquet RLE/bit-packing
+ *     hybrid's bit-packed groups store them: width bits per value, least significant bit
+ *     first, value after value, groups of 8 values (out: ceil(n / 8) * width bytes, zeroed
+ *     here; the last group's missing values are zero bits).  page_encoder.bit_pack_py is its
+ *     numpy twin. */
+static PyObject *bit_pack(PyObject *self, PyObject *args)
+{
+    Py_buffer vv, vout;
+    int width;
+    PyObject *res = NULL;
+    if (!PyArg_ParseTuple(args, "y*iw*", &vv, &width, &vout))
+        return NULL;
+    Py_ssize_t n = vv.len / 4;
+    Py_ssize_t need = (n + 7) / 8 * width;
+    if (width < 1 || width > 32 || vout.len < need) {
+        PyErr_SetString(PyExc_ValueError, "bit_pack: width outside 1..32 or out too short");
+        goto done;
+    }
+    const uint32_t *v = vv.buf;
+    unsigned char *o = vout.buf;
+    memset(o, 0, need);
+    uint64_t acc = 0;
+    int bits = 0;
+    Py_ssize_t w = 0;
+    uint64_t mask = width == 32 ? 0xFFFFFFFFull : ((1ull << width) - 1);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        acc |= ((uint64_t)v[i] & mask) << bits;
+        bits += width;
+        while (bits >= 8) {
+            o[w++] = (unsigned char)acc;
+            acc >>= 8;
+            bits -= 8;
+        }
+    }
+    if (bits)
+        o[w++] = (unsigned char)acc;
+    res = Py_None;
+    Py_INCREF(res);
+done:
+    PyBuffer_Release(&vv); PyBuffer_Release(&vout);
+    return res;
+}
+
 static PyMethodDef methods[] = {
+    {"bit_pack", bit_pack, METH_VARARGS,
+     "bit_pack(values, width, out) -> None: uint32 values bit-packed LSB first, width bits "
+     "each (Parquet's bit-packed groups of 8)"},
     {"gather_rows", gather_rows, METH_VARARGS,
      "gather_rows(buf, offs, width, out) -> None: buf[o:o + width] of every offset into out"},
     {"probe_guard", probe_guard, METH_VARARGS,
