@@ -34,6 +34,7 @@ def _decode_hybrid(buf: bytes, width: int, count: int) -> list:
     ``count`` values of ``width`` bits."""
     out, pos = [], 0
     vbytes = (width + 7) // 8
+    rle_last = False
     while len(out) < count:
         h = shift = 0
         while True:
@@ -49,12 +50,36 @@ def _decode_hybrid(buf: bytes, width: int, count: int) -> list:
             pos += nbytes
             for i in range((h >> 1) * 8):
                 out.append((bits >> (i * width)) & ((1 << width) - 1))
+            rle_last = False
         else:                                       # RLE: (h >> 1) copies of one value
             v = int.from_bytes(buf[pos:pos + vbytes], "little")
             pos += vbytes
             out.extend([v] * (h >> 1))
+            rle_last = True
     assert pos == len(buf), "bytes left after the values"
+    # only the last bit-packed group may hold values past the end (its zero fill)
+    assert len(out) == count if rle_last else len(out) - count < 8
     return out[:count]
+
+
+def _raw_metas(path) -> list:
+    """The decoded ColumnMetaData of every column chunk of a file, in order."""
+    from pathlib import Path
+
+    from ubpkt.analytics.parquet_writer import read_footer
+    footer = read_footer(Path(path).read_bytes())
+    return [cc[3][1] for rg in footer[4][1][1] for cc in rg[1][1][1]]
+
+
+def same_raw_metadata(mine, ref, pages: bool = True) -> None:
+    """Field for field what pyarrow wrote in each ColumnMetaData, as Thrift values: type,
+    encodings, path, codec, value count, the Statistics struct (every field: the deprecated
+    min/max, the bytes of -0.0), size statistics, and (``pages``: both wrote as many pages)
+    the page encoding statistics; the byte sizes and offsets differ (another encoding of the
+    same levels)."""
+    fields = (1, 2, 3, 4, 5, 12, 16) + ((13,) if pages else ())
+    for a, b in zip(_raw_metas(mine), _raw_metas(ref), strict=True):
+        assert {k: a.get(k) for k in fields} == {k: b.get(k) for k in fields}
 
 
 def _runs(draw_runs, n):
@@ -172,6 +197,7 @@ def test_dense_columns_read_back(tmp_path, kind, n, runs, seed, narrow, stats, p
     mine, ref = _write_both(tmp_path, {"c": col}, {"c": arr}, stats=stats,
                             page_rows=page_rows)
     check_file(mine, ref)
+    same_raw_metadata(mine, ref, pages=page_rows >= n)
     got = pq.read_table(mine).column("c").combine_chunks()
     assert got.equals(arr)
     meta = pq.read_metadata(mine).row_group(0).column(0)
@@ -199,6 +225,7 @@ def test_words_columns_read_back(tmp_path, n, runs, seed, nwords, stats, as_dict
     mine, ref = _write_both(tmp_path, {"t": col}, {"t": arr}, stats=stats,
                             page_rows=page_rows, dictionary=["t"])
     check_file(mine, ref)
+    same_raw_metadata(mine, ref, pages=page_rows >= n)
     assert pq.read_table(mine).column("t").combine_chunks().equals(arr)
 
 
@@ -227,6 +254,7 @@ def test_column_batch_slices_take_and_row_groups(tmp_path):
         ref = tmp_path / f"{name}.ref.parquet"
         pq.write_table(pa.Table.from_batches([ref_batch]), ref, row_group_size=128, **opts)
         check_file(mine, ref)
+        same_raw_metadata(mine, ref)
 
 
 def test_export_encodes_the_valued_columns_itself(tmp_path, monkeypatch):
@@ -267,6 +295,7 @@ def test_encoder_statistics_edge_values(tmp_path):
     arrays = {"f": pa.array(f), "nan": pa.array(only_nan, mask=np.array([False, True, False, False])),
               "big": pa.array(big), "w": cols["w"].to_arrow(pa.string())}
     mine, ref = _write_both(tmp_path, cols, arrays, dictionary=["w"])
+    same_raw_metadata(mine, ref)
     a, b = pq.ParquetFile(mine), pq.ParquetFile(ref)
     for c in range(len(cols)):
         sa = a.metadata.row_group(0).column(c).statistics

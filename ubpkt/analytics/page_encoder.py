@@ -20,7 +20,7 @@ which writes the column chunk pyarrow would write for the same values, without A
   ``min_value``/``max_value`` in the physical type's plain bytes with the logical type's order
   (unsigned integers compared unsigned, texts by their UTF-8 bytes, doubles without NaN and
   with a zero minimum written ``-0.0`` and a zero maximum ``+0.0``), the deprecated
-  ``min``/``max`` as well for the signed types (signed integers, doubles), the
+  ``min``/``max`` as well for the signed types (signed integers, doubles) and booleans, the
   ``is_*_value_exact`` flags; the same statistics in each data page header;
 * the ``ColumnMetaData`` pyarrow writes: encodings, sizes, page encoding statistics, size
   statistics (definition level histogram, the unencoded bytes of a ``BYTE_ARRAY`` column).
@@ -55,8 +55,8 @@ _DATA_PAGE, _DICTIONARY_PAGE = 0, 2
 #: shorter ones stay in the bit-packed groups around them (an RLE run costs a header and one
 #: value; splitting a bit-packed run costs another header).  8 groups = 64 values.
 MIN_RLE_GROUPS = 8
-#: Statistics values longer than this are left out (min/max), as pyarrow's writer does with
-#: its default ``max_statistics_size``.
+#: A statistics value (min or max) longer than this is left out, as pyarrow's writer does
+#: with its default ``max_statistics_size`` (each side alone).
 MAX_STATISTICS_SIZE = 4096
 
 #: numpy dtype of the PLAIN bytes per physical type and signedness
@@ -177,19 +177,23 @@ def _min_max(vals: np.ndarray, physical: int, signed: bool):
     return np.array(mn).astype(dt).tobytes(), np.array(mx).astype(dt).tobytes()
 
 
-def _stats_struct(nulls: int, edges, signed: bool) -> dict:
+def _stats_struct(nulls: int, edges, legacy: bool) -> dict:
     """A ``Statistics`` struct: null_count (3), min_value (6) / max_value (5) with their
-    exactness flags (8, 7), and the deprecated min (2) / max (1) for signed orders."""
+    exactness flags (8, 7), and with ``legacy`` the deprecated min (2) / max (1) (pyarrow
+    writes them for the signed orders and booleans)."""
     st = {3: (T_I64, nulls)}
-    if edges is not None and max(len(edges[0]), len(edges[1])) <= MAX_STATISTICS_SIZE:
+    if edges is not None:
         mn, mx = edges
-        st[5] = (T_BINARY, mx)
-        st[6] = (T_BINARY, mn)
-        st[7] = (T_BOOL, True)
-        st[8] = (T_BOOL, True)
-        if signed:
-            st[1] = (T_BINARY, mx)
-            st[2] = (T_BINARY, mn)
+        if len(mx) <= MAX_STATISTICS_SIZE:      # each side left out alone when too long
+            st[5] = (T_BINARY, mx)
+            st[7] = (T_BOOL, True)
+            if legacy:
+                st[1] = (T_BINARY, mx)
+        if len(mn) <= MAX_STATISTICS_SIZE:
+            st[6] = (T_BINARY, mn)
+            st[8] = (T_BOOL, True)
+            if legacy:
+                st[2] = (T_BINARY, mn)
     return st
 
 
@@ -218,6 +222,7 @@ def encode_chunk(col, physical: int, *, signed: bool, dictionary: bool, statisti
     without one (the data pages start at the chunk's start)."""
     n = len(col)
     valid = col.valid
+    legacy = signed or physical == BOOLEAN      # the deprecated min/max too (pyarrow's choice)
     pages = []                  # (header bytes, compressed body)
     usize = 0
     page_stats = []
@@ -266,7 +271,7 @@ def encode_chunk(col, physical: int, *, signed: bool, dictionary: bool, statisti
             if statistics:
                 edges_all.append(edges)
             encoding = _PLAIN
-        st = _stats_struct((b - a) - nvalid, edges, signed) if statistics else {}
+        st = _stats_struct((b - a) - nvalid, edges, legacy) if statistics else {}
         page_stats.append(st)
         packed = compress(body)
         header = encode_struct({1: (T_I32, _DATA_PAGE), 2: (T_I32, len(body)),
@@ -309,7 +314,7 @@ def encode_chunk(col, physical: int, *, signed: bool, dictionary: bool, statisti
                         mn, mx = _float_edges(float(mn), float(mx))
                     edges = (np.array(mn).astype(cmp).tobytes(),
                              np.array(mx).astype(cmp).tobytes())
-            meta[12] = (T_STRUCT, _stats_struct(n - nvalid_total, edges, signed))
+            meta[12] = (T_STRUCT, _stats_struct(n - nvalid_total, edges, legacy))
     meta[13] = (T_LIST, (T_STRUCT, enc_stats))
     size = {2: (T_LIST, (T_I64, [])), 3: (T_LIST, (T_I64, [n - nvalid_total, nvalid_total]))}
     if physical == BYTE_ARRAY:
