@@ -2001,7 +2001,134 @@ done:
     return res;
 }
 
+/* hybrid_encode(values, itemsize, width, min_groups) -> bytes
+ *     the values (unsigned, itemsize 1 or 4 bytes each, each < 2**width) in the Parquet
+ *     RLE/bit-packing hybrid, by page_encoder.hybrid_py's rule (its reference): all values
+ *     equal: one RLE run; else groups of 8 values (the last one filled with copies of the
+ *     last value to find runs), runs of at least min_groups groups of 8 equal values one RLE
+ *     run each (its count exact at the end), everything between bit-packed groups (zero bits
+ *     after the last value). */
+static inline uint32_t hy_get(const unsigned char *b, int size, Py_ssize_t i)
+{
+    if (size == 1)
+        return b[i];
+    uint32_t v;
+    memcpy(&v, b + 4 * i, 4);
+    return v;
+}
+
+static unsigned char *hy_varint(unsigned char *o, uint64_t v)
+{
+    while (v > 0x7F) {
+        *o++ = (unsigned char)((v & 0x7F) | 0x80);
+        v >>= 7;
+    }
+    *o++ = (unsigned char)v;
+    return o;
+}
+
+/* bit-pack values [a, b) (b may pass n: zero bits) at width bits into o; the end of output */
+static unsigned char *hy_pack(unsigned char *o, const unsigned char *src, int size,
+                              Py_ssize_t n, Py_ssize_t a, Py_ssize_t b, int width)
+{
+    uint64_t acc = 0, mask = width == 32 ? 0xFFFFFFFFull : ((1ull << width) - 1);
+    int bits = 0;
+    for (Py_ssize_t i = a; i < b; i++) {
+        uint64_t v = i < n ? (hy_get(src, size, i) & mask) : 0;
+        acc |= v << bits;
+        bits += width;
+        while (bits >= 8) {
+            *o++ = (unsigned char)acc;
+            acc >>= 8;
+            bits -= 8;
+        }
+    }
+    if (bits)
+        *o++ = (unsigned char)acc;
+    return o;
+}
+
+static PyObject *hybrid_encode(PyObject *self, PyObject *args)
+{
+    Py_buffer vv;
+    int size, width;
+    Py_ssize_t min_groups;
+    if (!PyArg_ParseTuple(args, "y*iin", &vv, &size, &width, &min_groups))
+        return NULL;
+    PyObject *res = NULL;
+    unsigned char *out = NULL;
+    if ((size != 1 && size != 4) || width < 1 || width > 32 || min_groups < 1) {
+        PyErr_SetString(PyExc_ValueError, "hybrid_encode: itemsize 1 or 4, width 1..32");
+        goto done;
+    }
+    const unsigned char *src = vv.buf;
+    Py_ssize_t n = vv.len / size;
+    int vbytes = (width + 7) / 8;
+    if (n == 0) {
+        res = PyBytes_FromStringAndSize("", 0);
+        goto done;
+    }
+    Py_ssize_t ng = (n + 7) / 8;
+    /* worst case: every group its own bit-packed or RLE run */
+    out = PyMem_Malloc((size_t)ng * (width + 20) + 32);
+    if (!out) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    unsigned char *o = out;
+    uint32_t first = hy_get(src, size, 0);
+    Py_ssize_t i = 1;
+    while (i < n && hy_get(src, size, i) == first)
+        i++;
+    if (i == n) {
+        o = hy_varint(o, (uint64_t)n << 1);
+        for (int k = 0; k < vbytes; k++)
+            *o++ = (unsigned char)(first >> (8 * k));
+        res = PyBytes_FromStringAndSize((char *)out, o - out);
+        goto done;
+    }
+    Py_ssize_t pad = ng * 8 - n, bp = 0, g = 0;
+    uint32_t last = hy_get(src, size, n - 1);
+    while (g < ng) {
+        /* the run of uniform groups of one value starting at g */
+        Py_ssize_t e = g;
+        uint32_t lead = hy_get(src, size, 8 * g);
+        for (; e < ng; e++) {
+            int uni = 1;
+            for (int k = 0; k < 8 && uni; k++) {
+                Py_ssize_t j = 8 * e + k;
+                uni = (j < n ? hy_get(src, size, j) : last) == lead;
+            }
+            if (!uni)
+                break;
+        }
+        if (e - g >= min_groups) {
+            if (g > bp) {
+                o = hy_varint(o, (uint64_t)(g - bp) << 1 | 1);
+                o = hy_pack(o, src, size, n, 8 * bp, 8 * g, width);
+            }
+            o = hy_varint(o, (uint64_t)((e - g) * 8 - (e == ng ? pad : 0)) << 1);
+            for (int k = 0; k < vbytes; k++)
+                *o++ = (unsigned char)(lead >> (8 * k));
+            bp = g = e;
+        } else
+            g = e > g ? e : g + 1;
+    }
+    if (bp < ng) {
+        o = hy_varint(o, (uint64_t)(ng - bp) << 1 | 1);
+        o = hy_pack(o, src, size, n, 8 * bp, 8 * ng, width);
+    }
+    res = PyBytes_FromStringAndSize((char *)out, o - out);
+done:
+    PyMem_Free(out);
+    PyBuffer_Release(&vv);
+    return res;
+}
+
 static PyMethodDef methods[] = {
+    {"hybrid_encode", hybrid_encode, METH_VARARGS,
+     "hybrid_encode(values, itemsize, width, min_groups) -> bytes: the Parquet RLE/bit-packing "
+     "hybrid of unsigned values"},
     {"bit_pack", bit_pack, METH_VARARGS,
      "bit_pack(values, width, out) -> None: uint32 values bit-packed LSB first, width bits "
      "each (Parquet's bit-packed groups of 8)"},

@@ -111,8 +111,11 @@ def test_hybrid_round_trip(width, n, runs, seed):
     if total < n:
         pieces.append(np.full(n - total, (1 << width) - 1, dtype=np.uint32))
     vals = np.concatenate(pieces)
-    enc = pe.hybrid(vals, width)
+    enc = pe.hybrid_py(vals, width)
     assert _decode_hybrid(enc, width, n) == vals.tolist()
+    assert pe.hybrid(vals, width) == enc                      # C, where built
+    if width == 1:
+        assert pe.hybrid(vals.astype(bool).view(np.uint8), 1) == enc
 
 
 def test_hybrid_shapes():
@@ -123,6 +126,7 @@ def test_hybrid_shapes():
     v = np.concatenate([rnd.integers(0, 8, 21), np.full(100, 5), rnd.integers(0, 8, 13)]
                        ).astype(np.uint32)
     enc = pe.hybrid(v, 3)
+    assert enc == pe.hybrid_py(v, 3)
     assert _decode_hybrid(enc, 3, len(v)) == v.tolist()
     assert len(enc) < (len(v) * 3) // 8          # the run is not bit-packed
     assert pe.hybrid(np.zeros(0, np.uint32), 3) == b""

@@ -40,10 +40,11 @@ from .thrift_compact import T_BINARY, T_BOOL, T_I32, T_I64, T_LIST, T_STRUCT, en
 
 try:
     from .._linkc import bit_pack as _bit_pack_c
+    from .._linkc import hybrid_encode as _hybrid_c
 except ImportError:  # pragma: no cover - no compiler
-    _bit_pack_c = None
+    _bit_pack_c = _hybrid_c = None
 
-__all__ = ["hybrid", "bit_pack", "bit_pack_py", "encode_chunk", "MIN_RLE_GROUPS",
+__all__ = ["hybrid", "hybrid_py", "bit_pack", "bit_pack_py", "encode_chunk", "MIN_RLE_GROUPS",
            "BOOLEAN", "INT32", "INT64", "DOUBLE", "BYTE_ARRAY", "MAX_STATISTICS_SIZE"]
 
 # parquet.thrift: Type, Encoding, PageType
@@ -103,13 +104,23 @@ def bit_pack(values: np.ndarray, width: int) -> bytes:
 
 
 def hybrid(values: np.ndarray, width: int) -> bytes:
+    """:func:`hybrid_py`, in C where the extension is built (``_linkc.hybrid_encode``, the
+    same bytes)."""
+    if _hybrid_c is None or width > 32:
+        return hybrid_py(values, width)
+    if values.dtype.itemsize == 1:
+        return _hybrid_c(np.ascontiguousarray(values).view(np.uint8), 1, width, MIN_RLE_GROUPS)
+    return _hybrid_c(np.ascontiguousarray(values, dtype=np.uint32), 4, width, MIN_RLE_GROUPS)
+
+
+def hybrid_py(values: np.ndarray, width: int) -> bytes:
     """``values`` (unsigned ints, each < 2**width; width >= 1) in the RLE/bit-packing hybrid
     (without a length prefix).  Runs are found with numpy on groups of 8 values: a group whose
     8 values are equal is "uniform"; :data:`MIN_RLE_GROUPS` or more consecutive uniform groups
     of one value (the run extended to its exact end in the last group) are an RLE run
     (header ``count << 1``, the value in ``ceil(width / 8)`` bytes little-endian); everything
-    between is bit-packed groups (header ``groups << 1 | 1``, :func:`bit_pack`).  All values
-    equal: one RLE run."""
+    between is bit-packed groups (header ``groups << 1 | 1``, :func:`bit_pack`; zero bits
+    after the last value).  All values equal: one RLE run."""
     n = len(values)
     if n == 0:
         return b""
@@ -130,9 +141,9 @@ def hybrid(values: np.ndarray, width: int) -> bytes:
     ends = np.concatenate((breaks, [ng]))
     long = ((ends - starts) >= MIN_RLE_GROUPS) & uniform[starts]
     rle = list(zip(starts[long].tolist(), ends[long].tolist()))
+    packed = bit_pack(values, width)
     if not rle:
-        return _uvarint(ng << 1 | 1) + bit_pack(v[:n], width)
-    packed = bit_pack(v, width)
+        return _uvarint(ng << 1 | 1) + packed
     out = []
     at = 0
     for s, e in rle:
