@@ -2033,6 +2033,15 @@ static unsigned char *hy_pack(unsigned char *o, const unsigned char *src, int si
 {
     uint64_t acc = 0, mask = width == 32 ? 0xFFFFFFFFull : ((1ull << width) - 1);
     int bits = 0;
+    if (size == 1 && width == 1) {
+        /* 0/1 bytes (definition levels): a whole group of 8 becomes one byte, byte k of the
+         * little-endian word to bit k by one multiplication */
+        for (; a + 8 <= b && a + 8 <= n; a += 8) {
+            uint64_t x;
+            memcpy(&x, src + a, 8);
+            *o++ = (unsigned char)(((x & 0x0101010101010101ull) * 0x0102040810204080ull) >> 56);
+        }
+    }
     for (Py_ssize_t i = a; i < b; i++) {
         uint64_t v = i < n ? (hy_get(src, size, i) & mask) : 0;
         acc |= v << bits;
@@ -2093,12 +2102,18 @@ static PyObject *hybrid_encode(PyObject *self, PyObject *args)
         /* the run of uniform groups of one value starting at g */
         Py_ssize_t e = g;
         uint32_t lead = hy_get(src, size, 8 * g);
+        uint64_t lead8 = (uint64_t)(lead & 0xFF) * 0x0101010101010101ull;
         for (; e < ng; e++) {
             int uni = 1;
-            for (int k = 0; k < 8 && uni; k++) {
-                Py_ssize_t j = 8 * e + k;
-                uni = (j < n ? hy_get(src, size, j) : last) == lead;
-            }
+            if (size == 1 && 8 * e + 8 <= n) {      /* one word compare per group */
+                uint64_t x;
+                memcpy(&x, src + 8 * e, 8);
+                uni = x == lead8;
+            } else
+                for (int k = 0; k < 8 && uni; k++) {
+                    Py_ssize_t j = 8 * e + k;
+                    uni = (j < n ? hy_get(src, size, j) : last) == lead;
+                }
             if (!uni)
                 break;
         }
@@ -2125,7 +2140,110 @@ done:
     return res;
 }
 
+/* compact_values(values, kind, in_size, valid, out, out_size) -> count
+ *     the values whose valid byte is not 0, in order, into out (out_size bytes each): kind
+ *     'u' (unsigned ints of in_size 1, 2, 4 or 8 bytes, zero-extended), 'i' (signed,
+ *     sign-extended) or 'f' (8-byte doubles, out_size 8); the count written.  Branch-free
+ *     (every value is stored, the position only advances past a valid one): a random null
+ *     mask costs what a full one does, where numpy's boolean indexing mispredicts.
+ *     page_encoder.compact_py is its numpy twin. */
+#define COMPACT_LOOP(TIN, TOUT) do { \
+        const TIN *src_ = (const TIN *)vv.buf; TOUT *dst_ = (TOUT *)vo.buf; \
+        for (Py_ssize_t i = 0; i < n; i++) { dst_[j] = (TOUT)src_[i]; j += m[i] != 0; } \
+    } while (0)
+
+static PyObject *compact_values(PyObject *self, PyObject *args)
+{
+    Py_buffer vv, vm, vo;
+    int kind, in_size, out_size;
+    if (!PyArg_ParseTuple(args, "y*Ciy*w*i", &vv, &kind, &in_size, &vm, &vo, &out_size))
+        return NULL;
+    PyObject *res = NULL;
+    Py_ssize_t n = in_size > 0 ? vv.len / in_size : 0, j = 0;
+    const unsigned char *m = vm.buf;
+    if (vm.len < n || vo.len < n * out_size || (out_size != 4 && out_size != 8) ||
+        in_size > out_size) {
+        PyErr_SetString(PyExc_ValueError, "compact_values: sizes do not match");
+        goto done;
+    }
+    int key = kind << 8 | in_size << 4 | out_size;
+    switch (key) {
+    case 'u' << 8 | 1 << 4 | 4: COMPACT_LOOP(uint8_t, uint32_t); break;
+    case 'u' << 8 | 2 << 4 | 4: COMPACT_LOOP(uint16_t, uint32_t); break;
+    case 'u' << 8 | 4 << 4 | 4: COMPACT_LOOP(uint32_t, uint32_t); break;
+    case 'u' << 8 | 8 << 4 | 8: COMPACT_LOOP(uint64_t, uint64_t); break;
+    case 'i' << 8 | 1 << 4 | 4: COMPACT_LOOP(int8_t, int32_t); break;
+    case 'i' << 8 | 2 << 4 | 4: COMPACT_LOOP(int16_t, int32_t); break;
+    case 'i' << 8 | 4 << 4 | 4: COMPACT_LOOP(int32_t, int32_t); break;
+    case 'i' << 8 | 8 << 4 | 8: COMPACT_LOOP(int64_t, int64_t); break;
+    case 'f' << 8 | 8 << 4 | 8: COMPACT_LOOP(double, double); break;
+    default:
+        PyErr_SetString(PyExc_ValueError, "compact_values: unsupported kind or sizes");
+        goto done;
+    }
+    res = PyLong_FromSsize_t(j);
+done:
+    PyBuffer_Release(&vv); PyBuffer_Release(&vm); PyBuffer_Release(&vo);
+    return res;
+}
+
+/* byte_array_plain(words, lengths) -> bytes
+ *     the str items of the list words as Parquet PLAIN BYTE_ARRAY values (each a 4-byte
+ *     little-endian length and its UTF-8 bytes), their UTF-8 lengths into lengths (int64,
+ *     one per word): a dictionary page's body.  page_encoder.byte_array_plain_py is its
+ *     Python twin. */
+static PyObject *byte_array_plain(PyObject *self, PyObject *args)
+{
+    PyObject *words;
+    Py_buffer vl;
+    if (!PyArg_ParseTuple(args, "O!w*", &PyList_Type, &words, &vl))
+        return NULL;
+    PyObject *res = NULL;
+    Py_ssize_t k = PyList_GET_SIZE(words), total = 0;
+    int64_t *lens = vl.buf;
+    if (vl.len < k * 8) {
+        PyErr_SetString(PyExc_ValueError, "byte_array_plain: lengths too short");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        PyObject *w = PyList_GET_ITEM(words, i);
+        Py_ssize_t len;
+        if (!PyUnicode_Check(w)) {
+            PyErr_SetString(PyExc_TypeError, "byte_array_plain: a word is not str");
+            goto done;
+        }
+        if (!PyUnicode_AsUTF8AndSize(w, &len))
+            goto done;
+        if (len > 0x7FFFFFFF) {
+            PyErr_SetString(PyExc_ValueError, "byte_array_plain: a word past 2 GiB");
+            goto done;
+        }
+        lens[i] = len;
+        total += 4 + len;
+    }
+    res = PyBytes_FromStringAndSize(NULL, total);
+    if (!res)
+        goto done;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(res);
+    for (Py_ssize_t i = 0; i < k; i++) {
+        Py_ssize_t len;
+        const char *u = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(words, i), &len);
+        uint32_t l32 = (uint32_t)len;
+        o[0] = l32 & 0xFF; o[1] = (l32 >> 8) & 0xFF; o[2] = (l32 >> 16) & 0xFF; o[3] = l32 >> 24;
+        memcpy(o + 4, u, len);
+        o += 4 + len;
+    }
+done:
+    PyBuffer_Release(&vl);
+    return res;
+}
+
 static PyMethodDef methods[] = {
+    {"byte_array_plain", byte_array_plain, METH_VARARGS,
+     "byte_array_plain(words, lengths) -> bytes: str items as PLAIN BYTE_ARRAY values"},
+    {"compact_values", compact_values, METH_VARARGS,
+     "compact_values(values, kind, in_size, valid, out, out_size) -> count: the valid values, "
+     "widened, into out"},
     {"hybrid_encode", hybrid_encode, METH_VARARGS,
      "hybrid_encode(values, itemsize, width, min_groups) -> bytes: the Parquet RLE/bit-packing "
      "hybrid of unsigned values"},

@@ -312,3 +312,34 @@ def test_encoder_statistics_edge_values(tmp_path):
             x = [None if v is None else np.float64(v).tobytes() for v in x]
             y = [None if v is None else np.float64(v).tobytes() for v in y]
         assert x == y, name
+
+
+@pytest.mark.parametrize("dtype, out", [(np.uint8, "<u4"), (np.uint16, "<u4"), (np.uint32, "<u4"),
+                                        (np.uint64, "<u8"), (np.int8, "<i4"), (np.int16, "<i4"),
+                                        (np.int32, "<i4"), (np.int64, "<i8"),
+                                        (np.float64, "<f8"), (np.bool_, np.bool_)])
+def test_compact_is_numpy_compress(dtype, out):
+    """The C compaction (widened, sign-extended) against numpy's, random and run masks."""
+    rnd = np.random.default_rng(3)
+    for n in (0, 1, 9, 5000):
+        if dtype is np.bool_:
+            vals = rnd.integers(0, 2, n).astype(bool)
+        elif np.dtype(dtype).kind == "f":
+            vals = rnd.normal(size=n)
+        else:
+            info = np.iinfo(dtype)
+            vals = rnd.integers(int(info.min), int(info.max), n, endpoint=True, dtype=dtype)
+        for valid in (rnd.random(n) < 0.5, np.repeat(rnd.random(n // 50 + 1) < 0.5, 50)[:n],
+                      np.ones(n, bool), np.zeros(n, bool), None):
+            got = pe.compact(vals, valid, out)
+            want = pe.compact_py(vals, valid, out)
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
+
+def test_byte_array_plain_is_python():
+    words = ["", "a", "\u00e9t\u00e9", "x" * 300, "\U0001f600"]
+    got, lens = pe.byte_array_plain(words)
+    want, wlens = pe.byte_array_plain_py(words)
+    assert got == want and lens.tolist() == wlens.tolist() == [0, 1, 5, 300, 4]
+    with pytest.raises(TypeError):
+        pe.byte_array_plain(["a", b"b"])
