@@ -252,11 +252,12 @@ def _stats_struct(nulls: int, edges, legacy: bool) -> dict:
     return st
 
 
-def _plain(vals: np.ndarray, physical: int, signed: bool) -> bytes:
-    """PLAIN bytes of the non-null values (already of the physical type's dtype)."""
+def _plain(vals: np.ndarray, physical: int, signed: bool):
+    """PLAIN bytes of the non-null values (already of the physical type's dtype): bytes, or
+    the contiguous array itself (a bytes-like object: the page is joined without a copy)."""
     if physical == BOOLEAN:
         return bit_pack(vals.view(np.uint8), 1)
-    return vals.astype(_PLAIN_DTYPE[physical, signed], copy=False).tobytes()
+    return np.ascontiguousarray(vals.astype(_PLAIN_DTYPE[physical, signed], copy=False))
 
 
 def _word_edges(words: list, used: np.ndarray):
@@ -323,7 +324,7 @@ def encode_chunk(col, physical: int, *, signed: bool, dictionary: bool, statisti
             edges = _word_edges(col.words, used) if statistics else None
             encoding = _RLE_DICTIONARY
         else:
-            body = levels + _plain(vals, physical, signed)
+            body = b"".join((levels, _plain(vals, physical, signed)))
             edges = _min_max(vals, physical, signed) if statistics else None
             if statistics:
                 edges_all.append(edges)

@@ -158,7 +158,8 @@ def fill_column(kind: str, n: int, rows: list, vals: list, misfit: dict, key: st
     is built as (the same Parquet column, see :class:`BatchBuilder`), not decoded.  ``raw``:
     a numeric column with a value comes as a :class:`column_data.Dense`, a text column as a
     :class:`column_data.Words` (numpy data for the assembling writer's encoder, no Arrow
-    array); the other kinds and all-null columns stay Arrow arrays."""
+    array; ``text_or_int`` too, its integers made decimal text first); the other kinds and
+    all-null columns stay Arrow arrays."""
     import pyarrow as pa
     typ = arrow_type(kind)
     arr = None
@@ -253,7 +254,7 @@ def _fill(kind, typ, n, rows, vals, misfit, key, chunks, strict, raw=False):
                 ok_vals.append(v)
             else:
                 misfit.setdefault(r, {})[key] = v
-    if kind in ("string", "dict"):
+    if kind in ("string", "dict") or raw and kind == "text_or_int":
         return _text_array(kind, typ, n, ok_rows, ok_vals, chunks, raw)
     dense = np.full(n, None, dtype=object)
     if ok_rows:
@@ -279,7 +280,7 @@ def _from_chunks(kind, typ, n, chunks, raw=False):
         if mask.all():
             return null_array(kind, n)
         return _numeric(full, mask, typ, raw)
-    if kind in ("string", "dict"):
+    if kind in ("string", "dict") or raw and kind == "text_or_int":
         return _text_array(kind, typ, n, (), (), chunks, raw)
     dense = np.full(n, None, dtype=object)
     for r, v in chunks:
@@ -483,7 +484,8 @@ class BatchBuilder:
         nwarn = np.zeros(n, dtype=np.int16)
         offsets = np.zeros(n + 1, dtype=np.int32)
         flat = []
-        for i in [i for i, iss in enumerate(self._issues) if iss]:
+        for i in np.flatnonzero(np.fromiter(map(bool, self._issues), dtype=bool,
+                                            count=len(self._issues))).tolist():
             iss = self._issues[i]
             flat.extend({f: x.get(f) for f in ISSUE_FIELDS} for x in iss)
             offsets[i + 1] = len(iss)
