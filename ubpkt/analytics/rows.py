@@ -82,7 +82,7 @@ def _chunk_values(kind: str, vals, misfit: dict, rows, key: str, strict: bool = 
     the column ``kind``; returns (rows, values) of those that fit, the rest to ``misfit``."""
     if isinstance(vals, Coded):
         if not strict and kind in ("string", "dict") and \
-                all(u.__class__ is str for u in vals.uniques.tolist()):
+                set(map(type, vals.uniques.tolist())) <= {str}:
             return rows, vals       # text from a column plan, already checked
         vals = vals.dense()
     if isinstance(vals, Const):
@@ -298,24 +298,25 @@ def _text_array(kind, typ, n, rows, vals, chunks, raw=False):
     Both kinds return that dictionary array (:func:`fill_column` decodes a ``string`` column
     unless asked not to).  A value that is not text makes ``pa.array`` (or hashing) raise, as
     the dense path would; ``raw``: the words and codes as a :class:`column_data.Words`,
-    after the same check (TypeError for a word that is not text)."""
+    after the same check (Arrow's, for a word that is not a ``str``).  Codes in order of
+    first appearance, from a dict whose default factory counts (the loops in C, ``map``)."""
     import pyarrow as pa
-    index: dict = {}
-    code = index.setdefault
+    index = defaultdict(count().__next__)
+    code = index.__getitem__
     codes = np.full(n, -1, dtype=np.int32)
     if len(rows):
-        codes[np.asarray(rows, dtype=np.int64)] = [code(v, len(index)) for v in vals]
+        codes[np.asarray(rows, dtype=np.int64)] = list(map(code, vals))
     for r, v in chunks:
         if v is None:
             continue
         if isinstance(v, Coded):
-            remap = np.array([code(u, len(index)) for u in v.uniques.tolist()], dtype=np.int32)
+            remap = np.fromiter(map(code, v.uniques.tolist()), dtype=np.int32,
+                                count=len(v.uniques))
             codes[r] = remap[v.codes]
         elif v.__class__ is str:
-            codes[r] = code(v, len(index))
+            codes[r] = code(v)
         else:
-            codes[r] = [code(x, len(index)) for x in (v.tolist() if isinstance(v, np.ndarray)
-                                                      else v)]
+            codes[r] = list(map(code, v.tolist() if isinstance(v, np.ndarray) else v))
     if not index:
         return null_array(kind, n)
     if raw:
