@@ -5,8 +5,9 @@ the bench workloads (``bench_export.py``), measured by wrapping each stage's fun
 Stages: reading the frames (``frameblocks.frame_runs``: the C record scan, or the tuple reader
 of the per-frame loop), the bulk probe and guard (``bulkguard.probe_guard``, C), the per-frame
 path (``columnar._per_frame``: first sightings, corrupted frames, the dissector), the numpy
-cuts of the template groups (``columnar._emit_runs``), the Arrow arrays
-(``BatchBuilder.flush``), the Parquet writer (``_Writers.write``); "rest" is the remainder
+cuts of the template groups (``columnar._emit_runs``), the columns of a row group
+(``BatchBuilder.flush``: numpy data for the default writer's own encoder, Arrow arrays for the
+rest and for ``--writer arrow``), the Parquet writer (``_Writers.write``); "rest" is the remainder
 (joining a block's runs, frame columns, record-path fields, the loop).
 
 Usage: python bench/bench_export_stages.py [N]   (N frames, 1000000 by default)
@@ -50,13 +51,13 @@ def stages(cap, out) -> dict:
     from ubpkt.analytics import columnar, export, frameblocks, rows
     from ubpkt.dissect import bulkguard
     acc = dict.fromkeys(("read frames", "bulk probe+guard", "per-frame path", "numpy cuts",
-                         "arrow arrays", "parquet writer"), 0.0)
+                         "row-group columns", "parquet writer"), 0.0)
     saved = [(frameblocks, "frame_runs", _timed(frameblocks, "frame_runs", acc, "read frames",
                                                 True)),
              (columnar, "_per_frame", _timed(columnar, "_per_frame", acc, "per-frame path")),
              (columnar, "_emit_runs", _timed(columnar, "_emit_runs", acc, "numpy cuts")),
              (rows.BatchBuilder, "flush", _timed(rows.BatchBuilder, "flush", acc,
-                                                 "arrow arrays")),
+                                                 "row-group columns")),
              (export._Writers, "write", _timed(export._Writers, "write", acc,
                                                "parquet writer"))]
     orig_pg = bulkguard.probe_guard

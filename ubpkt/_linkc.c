@@ -1955,7 +1955,301 @@ done:
     return res;
 }
 
+/* ---- the exporter's Parquet column encoder (ubpkt/analytics/page_encoder.py is the reference) ----
+ *
+ * bit_pack(values, width, out) -> None
+ *     the uint32 values (len(values) // 4 of them) bit-packed as the Parquet RLE/bit-packing
+ *     hybrid's bit-packed groups store them: width bits per value, least significant bit
+ *     first, value after value, groups of 8 values (out: ceil(n / 8) * width bytes, zeroed
+ *     here; the last group's missing values are zero bits).  page_encoder.bit_pack_py is its
+ *     numpy twin. */
+static PyObject *bit_pack(PyObject *self, PyObject *args)
+{
+    Py_buffer vv, vout;
+    int width;
+    PyObject *res = NULL;
+    if (!PyArg_ParseTuple(args, "y*iw*", &vv, &width, &vout))
+        return NULL;
+    Py_ssize_t n = vv.len / 4;
+    Py_ssize_t need = (n + 7) / 8 * width;
+    if (width < 1 || width > 32 || vout.len < need) {
+        PyErr_SetString(PyExc_ValueError, "bit_pack: width outside 1..32 or out too short");
+        goto done;
+    }
+    const uint32_t *v = vv.buf;
+    unsigned char *o = vout.buf;
+    memset(o, 0, need);
+    uint64_t acc = 0;
+    int bits = 0;
+    Py_ssize_t w = 0;
+    uint64_t mask = width == 32 ? 0xFFFFFFFFull : ((1ull << width) - 1);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        acc |= ((uint64_t)v[i] & mask) << bits;
+        bits += width;
+        while (bits >= 8) {
+            o[w++] = (unsigned char)acc;
+            acc >>= 8;
+            bits -= 8;
+        }
+    }
+    if (bits)
+        o[w++] = (unsigned char)acc;
+    res = Py_None;
+    Py_INCREF(res);
+done:
+    PyBuffer_Release(&vv); PyBuffer_Release(&vout);
+    return res;
+}
+
+/* hybrid_encode(values, itemsize, width, min_groups) -> bytes
+ *     the values (unsigned, itemsize 1 or 4 bytes each, each < 2**width) in the Parquet
+ *     RLE/bit-packing hybrid, by page_encoder.hybrid_py's rule (its reference): all values
+ *     equal: one RLE run; else groups of 8 values (the last one filled with copies of the
+ *     last value to find runs), runs of at least min_groups groups of 8 equal values one RLE
+ *     run each (its count exact at the end), everything between bit-packed groups (zero bits
+ *     after the last value). */
+static inline uint32_t hy_get(const unsigned char *b, int size, Py_ssize_t i)
+{
+    if (size == 1)
+        return b[i];
+    uint32_t v;
+    memcpy(&v, b + 4 * i, 4);
+    return v;
+}
+
+static unsigned char *hy_varint(unsigned char *o, uint64_t v)
+{
+    while (v > 0x7F) {
+        *o++ = (unsigned char)((v & 0x7F) | 0x80);
+        v >>= 7;
+    }
+    *o++ = (unsigned char)v;
+    return o;
+}
+
+/* bit-pack values [a, b) (b may pass n: zero bits) at width bits into o; the end of output */
+static unsigned char *hy_pack(unsigned char *o, const unsigned char *src, int size,
+                              Py_ssize_t n, Py_ssize_t a, Py_ssize_t b, int width)
+{
+    uint64_t acc = 0, mask = width == 32 ? 0xFFFFFFFFull : ((1ull << width) - 1);
+    int bits = 0;
+    if (size == 1 && width == 1) {
+        /* 0/1 bytes (definition levels): a whole group of 8 becomes one byte, byte k of the
+         * little-endian word to bit k by one multiplication */
+        for (; a + 8 <= b && a + 8 <= n; a += 8) {
+            uint64_t x;
+            memcpy(&x, src + a, 8);
+            *o++ = (unsigned char)(((x & 0x0101010101010101ull) * 0x0102040810204080ull) >> 56);
+        }
+    }
+    for (Py_ssize_t i = a; i < b; i++) {
+        uint64_t v = i < n ? (hy_get(src, size, i) & mask) : 0;
+        acc |= v << bits;
+        bits += width;
+        while (bits >= 8) {
+            *o++ = (unsigned char)acc;
+            acc >>= 8;
+            bits -= 8;
+        }
+    }
+    if (bits)
+        *o++ = (unsigned char)acc;
+    return o;
+}
+
+static PyObject *hybrid_encode(PyObject *self, PyObject *args)
+{
+    Py_buffer vv;
+    int size, width;
+    Py_ssize_t min_groups;
+    if (!PyArg_ParseTuple(args, "y*iin", &vv, &size, &width, &min_groups))
+        return NULL;
+    PyObject *res = NULL;
+    unsigned char *out = NULL;
+    if ((size != 1 && size != 4) || width < 1 || width > 32 || min_groups < 1) {
+        PyErr_SetString(PyExc_ValueError, "hybrid_encode: itemsize 1 or 4, width 1..32");
+        goto done;
+    }
+    const unsigned char *src = vv.buf;
+    Py_ssize_t n = vv.len / size;
+    int vbytes = (width + 7) / 8;
+    if (n == 0) {
+        res = PyBytes_FromStringAndSize("", 0);
+        goto done;
+    }
+    Py_ssize_t ng = (n + 7) / 8;
+    /* worst case: every group its own bit-packed or RLE run */
+    out = PyMem_Malloc((size_t)ng * (width + 20) + 32);
+    if (!out) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    unsigned char *o = out;
+    uint32_t first = hy_get(src, size, 0);
+    Py_ssize_t i = 1;
+    while (i < n && hy_get(src, size, i) == first)
+        i++;
+    if (i == n) {
+        o = hy_varint(o, (uint64_t)n << 1);
+        for (int k = 0; k < vbytes; k++)
+            *o++ = (unsigned char)(first >> (8 * k));
+        res = PyBytes_FromStringAndSize((char *)out, o - out);
+        goto done;
+    }
+    Py_ssize_t pad = ng * 8 - n, bp = 0, g = 0;
+    uint32_t last = hy_get(src, size, n - 1);
+    while (g < ng) {
+        /* the run of uniform groups of one value starting at g */
+        Py_ssize_t e = g;
+        uint32_t lead = hy_get(src, size, 8 * g);
+        uint64_t lead8 = (uint64_t)(lead & 0xFF) * 0x0101010101010101ull;
+        for (; e < ng; e++) {
+            int uni = 1;
+            if (size == 1 && 8 * e + 8 <= n) {      /* one word compare per group */
+                uint64_t x;
+                memcpy(&x, src + 8 * e, 8);
+                uni = x == lead8;
+            } else
+                for (int k = 0; k < 8 && uni; k++) {
+                    Py_ssize_t j = 8 * e + k;
+                    uni = (j < n ? hy_get(src, size, j) : last) == lead;
+                }
+            if (!uni)
+                break;
+        }
+        if (e - g >= min_groups) {
+            if (g > bp) {
+                o = hy_varint(o, (uint64_t)(g - bp) << 1 | 1);
+                o = hy_pack(o, src, size, n, 8 * bp, 8 * g, width);
+            }
+            o = hy_varint(o, (uint64_t)((e - g) * 8 - (e == ng ? pad : 0)) << 1);
+            for (int k = 0; k < vbytes; k++)
+                *o++ = (unsigned char)(lead >> (8 * k));
+            bp = g = e;
+        } else
+            g = e > g ? e : g + 1;
+    }
+    if (bp < ng) {
+        o = hy_varint(o, (uint64_t)(ng - bp) << 1 | 1);
+        o = hy_pack(o, src, size, n, 8 * bp, 8 * ng, width);
+    }
+    res = PyBytes_FromStringAndSize((char *)out, o - out);
+done:
+    PyMem_Free(out);
+    PyBuffer_Release(&vv);
+    return res;
+}
+
+/* compact_values(values, kind, in_size, valid, out, out_size) -> count
+ *     the values whose valid byte is not 0, in order, into out (out_size bytes each): kind
+ *     'u' (unsigned ints of in_size 1, 2, 4 or 8 bytes, zero-extended), 'i' (signed,
+ *     sign-extended) or 'f' (8-byte doubles, out_size 8); the count written.  Branch-free
+ *     (every value is stored, the position only advances past a valid one): a random null
+ *     mask costs what a full one does, where numpy's boolean indexing mispredicts.
+ *     page_encoder.compact_py is its numpy twin. */
+#define COMPACT_LOOP(TIN, TOUT) do { \
+        const TIN *src_ = (const TIN *)vv.buf; TOUT *dst_ = (TOUT *)vo.buf; \
+        for (Py_ssize_t i = 0; i < n; i++) { dst_[j] = (TOUT)src_[i]; j += m[i] != 0; } \
+    } while (0)
+
+static PyObject *compact_values(PyObject *self, PyObject *args)
+{
+    Py_buffer vv, vm, vo;
+    int kind, in_size, out_size;
+    if (!PyArg_ParseTuple(args, "y*Ciy*w*i", &vv, &kind, &in_size, &vm, &vo, &out_size))
+        return NULL;
+    PyObject *res = NULL;
+    Py_ssize_t n = in_size > 0 ? vv.len / in_size : 0, j = 0;
+    const unsigned char *m = vm.buf;
+    if (vm.len < n || vo.len < n * out_size || (out_size != 4 && out_size != 8) ||
+        in_size > out_size) {
+        PyErr_SetString(PyExc_ValueError, "compact_values: sizes do not match");
+        goto done;
+    }
+    int key = kind << 8 | in_size << 4 | out_size;
+    switch (key) {
+    case 'u' << 8 | 1 << 4 | 4: COMPACT_LOOP(uint8_t, uint32_t); break;
+    case 'u' << 8 | 2 << 4 | 4: COMPACT_LOOP(uint16_t, uint32_t); break;
+    case 'u' << 8 | 4 << 4 | 4: COMPACT_LOOP(uint32_t, uint32_t); break;
+    case 'u' << 8 | 8 << 4 | 8: COMPACT_LOOP(uint64_t, uint64_t); break;
+    case 'i' << 8 | 1 << 4 | 4: COMPACT_LOOP(int8_t, int32_t); break;
+    case 'i' << 8 | 2 << 4 | 4: COMPACT_LOOP(int16_t, int32_t); break;
+    case 'i' << 8 | 4 << 4 | 4: COMPACT_LOOP(int32_t, int32_t); break;
+    case 'i' << 8 | 8 << 4 | 8: COMPACT_LOOP(int64_t, int64_t); break;
+    case 'f' << 8 | 8 << 4 | 8: COMPACT_LOOP(double, double); break;
+    default:
+        PyErr_SetString(PyExc_ValueError, "compact_values: unsupported kind or sizes");
+        goto done;
+    }
+    res = PyLong_FromSsize_t(j);
+done:
+    PyBuffer_Release(&vv); PyBuffer_Release(&vm); PyBuffer_Release(&vo);
+    return res;
+}
+
+/* byte_array_plain(words, lengths) -> bytes
+ *     the str items of the list words as Parquet PLAIN BYTE_ARRAY values (each a 4-byte
+ *     little-endian length and its UTF-8 bytes), their UTF-8 lengths into lengths (int64,
+ *     one per word): a dictionary page's body.  page_encoder.byte_array_plain_py is its
+ *     Python twin. */
+static PyObject *byte_array_plain(PyObject *self, PyObject *args)
+{
+    PyObject *words;
+    Py_buffer vl;
+    if (!PyArg_ParseTuple(args, "O!w*", &PyList_Type, &words, &vl))
+        return NULL;
+    PyObject *res = NULL;
+    Py_ssize_t k = PyList_GET_SIZE(words), total = 0;
+    int64_t *lens = vl.buf;
+    if (vl.len < k * 8) {
+        PyErr_SetString(PyExc_ValueError, "byte_array_plain: lengths too short");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        PyObject *w = PyList_GET_ITEM(words, i);
+        Py_ssize_t len;
+        if (!PyUnicode_Check(w)) {
+            PyErr_SetString(PyExc_TypeError, "byte_array_plain: a word is not str");
+            goto done;
+        }
+        if (!PyUnicode_AsUTF8AndSize(w, &len))
+            goto done;
+        if (len > 0x7FFFFFFF) {
+            PyErr_SetString(PyExc_ValueError, "byte_array_plain: a word past 2 GiB");
+            goto done;
+        }
+        lens[i] = len;
+        total += 4 + len;
+    }
+    res = PyBytes_FromStringAndSize(NULL, total);
+    if (!res)
+        goto done;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(res);
+    for (Py_ssize_t i = 0; i < k; i++) {
+        Py_ssize_t len;
+        const char *u = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(words, i), &len);
+        uint32_t l32 = (uint32_t)len;
+        o[0] = l32 & 0xFF; o[1] = (l32 >> 8) & 0xFF; o[2] = (l32 >> 16) & 0xFF; o[3] = l32 >> 24;
+        memcpy(o + 4, u, len);
+        o += 4 + len;
+    }
+done:
+    PyBuffer_Release(&vl);
+    return res;
+}
+
 static PyMethodDef methods[] = {
+    {"byte_array_plain", byte_array_plain, METH_VARARGS,
+     "byte_array_plain(words, lengths) -> bytes: str items as PLAIN BYTE_ARRAY values"},
+    {"compact_values", compact_values, METH_VARARGS,
+     "compact_values(values, kind, in_size, valid, out, out_size) -> count: the valid values, "
+     "widened, into out"},
+    {"hybrid_encode", hybrid_encode, METH_VARARGS,
+     "hybrid_encode(values, itemsize, width, min_groups) -> bytes: the Parquet RLE/bit-packing "
+     "hybrid of unsigned values"},
+    {"bit_pack", bit_pack, METH_VARARGS,
+     "bit_pack(values, width, out) -> None: uint32 values bit-packed LSB first, width bits "
+     "each (Parquet's bit-packed groups of 8)"},
     {"gather_rows", gather_rows, METH_VARARGS,
      "gather_rows(buf, offs, width, out) -> None: buf[o:o + width] of every offset into out"},
     {"probe_guard", probe_guard, METH_VARARGS,

@@ -268,7 +268,8 @@ def export_capture(path, out_dir, *, segment: Segment | None = None, payload: bo
     source = {"capture": capture, "segment": None if segment is None else segment.index}
     schema = arrow_schema(payload, analysis, source)
     writers = _Writers(str(out_dir), name, path, rule, schema, row_group, writer)
-    builder = BatchBuilder(capture, payload, text_dictionary=writer == "assemble")
+    builder = BatchBuilder(capture, payload, text_dictionary=writer == "assemble",
+                           raw=writer == "assemble")
     problems: list = []
     forced = LINK_TYPES[link_type]
     try:

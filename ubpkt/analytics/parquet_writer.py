@@ -36,17 +36,26 @@ from __future__ import annotations
 import io
 import struct
 
+from .column_data import ColumnBatch, Dense, Words
+from .page_encoder import BOOLEAN, BYTE_ARRAY, DOUBLE, INT32, INT64, encode_chunk
 from .thrift_compact import (T_BINARY, T_BOOL, T_I32, T_I64, T_LIST, T_STRUCT, decode_struct,
                              encode_fields, encode_struct, field_header, i64_value, uvarint)
 
-__all__ = ["AssemblingWriter", "null_chunk", "read_footer", "MAGIC"]
+__all__ = ["AssemblingWriter", "null_chunk", "read_footer", "MAGIC", "PAGE_ROWS"]
 
 MAGIC = b"PAR1"
+#: Rows per data page of the columns ubpkt's encoder writes (``page_encoder``): a row group of
+#: the default size (131072 rows) is one page per column.  pyarrow cuts its pages at 20000
+#: rows or 1 MiB; fewer, larger pages cost less per row group here (a page is a header, a
+#: compression call and its statistics) and are as valid.
+PAGE_ROWS = 131072
 
 # parquet.thrift: enum values
 _DATA_PAGE, _DICTIONARY_PAGE = 0, 2             # PageType
 _PLAIN, _RLE, _RLE_DICTIONARY = 0, 3, 8         # Encoding
-_BYTE_ARRAY = 6                # Type
+_BYTE_ARRAY = BYTE_ARRAY       # Type
+#: the physical types ubpkt's encoder writes from numeric columns (``page_encoder``)
+_DENSE_TYPES = (BOOLEAN, INT32, INT64, DOUBLE)
 _CODECS = {"uncompressed": 0, "none": 0, "snappy": 1, "gzip": 2, "brotli": 4, "lz4": 7,
            "zstd": 6}          # CompressionCodec (pyarrow's "lz4" writes LZ4_RAW)
 
@@ -231,10 +240,13 @@ class AssemblingWriter:
     column names for the last two), writing the all-null flat columns of each row group as
     constant chunks (see the module doc).  A batch may hold a string column as a
     ``dictionary<int, string>`` array: Parquet stores both alike, and the file's schema (and
-    so what readers get) stays the one given here."""
+    so what readers get) stays the one given here.  A :class:`column_data.ColumnBatch` (the
+    exporter's) may hold flat columns as numpy data (``Dense``, ``Words``): those are encoded
+    by ``page_encoder.encode_chunk`` (pages of at most ``page_rows`` rows), the rest by
+    pyarrow."""
 
     def __init__(self, where, schema, *, compression: str = "zstd",
-                 use_dictionary=(), write_statistics=()):
+                 use_dictionary=(), write_statistics=(), page_rows: int = PAGE_ROWS):
         import pyarrow.parquet as pq
         self.schema = schema
         self.compression = compression.lower()
@@ -243,6 +255,14 @@ class AssemblingWriter:
                              f"writer")
         self.dictionary = set(use_dictionary)
         self.statistics = set(write_statistics)
+        if page_rows < 1:
+            raise ValueError("page_rows must be at least 1")
+        self.page_rows = page_rows
+        self._compress = _codec_compress(self.compression)
+        import pyarrow as pa
+        #: per top-level field: its logical order is signed (signed integers, floating point)
+        self._signed = [pa.types.is_signed_integer(t) or pa.types.is_floating(t)
+                        for t in schema.types]
         buf = io.BytesIO()
         pq.ParquetWriter(buf, schema, **self._options(schema.names)).close()
         self.footer = read_footer(buf.getvalue())
@@ -295,16 +315,37 @@ class AssemblingWriter:
         n = batch.num_rows
         if n == 0:
             return
-        self._check_types(batch.schema)
-        nulls = [f.physical is not None and batch.column(i).null_count == n
+        own = [False] * len(self.fields)       # encoded here from numpy data
+        if isinstance(batch, ColumnBatch):
+            if batch.schema.names != self.schema.names:
+                raise ValueError("the batch's columns are not the file schema's")
+            cols = list(batch.columns)
+            for i, f in enumerate(self.fields):
+                c = cols[i]
+                if not isinstance(c, (Dense, Words)):
+                    continue
+                if isinstance(c, Dense) and f.physical in _DENSE_TYPES and \
+                        f.name not in self.dictionary or isinstance(c, Words) and \
+                        f.physical == _BYTE_ARRAY and f.name in self.dictionary:
+                    own[i] = True
+                else:                       # a combination the encoder does not write
+                    cols[i] = c.to_arrow(self.schema.field(i).type)
+            types = [c.type if not own[i] else self.schema.field(i).type
+                     for i, c in enumerate(cols)]
+        else:
+            self._check_types(batch.schema)
+            cols = [batch.column(i) for i in range(len(self.fields))]
+            types = batch.schema.types
+        nulls = [f.physical is not None and cols[i].null_count == n
                  for i, f in enumerate(self.fields)]
-        keep = [i for i, null in enumerate(nulls) if not null]
+        keep = [i for i, null in enumerate(nulls) if not null and not own[i]]
         names = [self.fields[i].name for i in keep]
         base = self.pos
         chunks: list = []           # ColumnChunk structs of the kept columns, in schema order
         if keep:
-            sub = pa.RecordBatch.from_arrays([batch.column(i) for i in keep],
-                                             schema=pa.schema([batch.schema.field(i)
+            sub = pa.RecordBatch.from_arrays([cols[i] for i in keep],
+                                             schema=pa.schema([pa.field(self.fields[i].name,
+                                                                        types[i])
                                                                for i in keep]))
             out = pa.BufferOutputStream()
             with pq.ParquetWriter(out, sub.schema, store_schema=False,
@@ -322,7 +363,7 @@ class AssemblingWriter:
                 _move(cc, shift)
             self.pos += len(body)
         merged = []                 # encoded ColumnChunks, in schema order
-        nullbytes = []
+        written = []                # chunk bytes after pyarrow's (own and all-null chunks)
         uncompressed = compressed = 0
         k = 0
         for i, f in enumerate(self.fields):
@@ -331,10 +372,27 @@ class AssemblingWriter:
                     f.name, n, f.physical, f.name in self.statistics, self.compression,
                     f.name in self.dictionary)
                 merged.append(_splice(pieces, (self.pos + data_at, self.pos)))
-                nullbytes.append(data)
+                written.append(data)
                 self.pos += len(data)
                 uncompressed += usize
                 compressed += csize
+                continue
+            if own[i]:
+                dictionary = isinstance(cols[i], Words)
+                data, meta, data_at = encode_chunk(
+                    cols[i], f.physical, signed=self._signed[i], dictionary=dictionary,
+                    statistics=f.name in self.statistics, compress=self._compress,
+                    codec=_CODECS[self.compression], page_rows=self.page_rows)
+                meta[3] = (T_LIST, (T_BINARY, [f.name.encode()]))
+                meta[_CM_DATA_PAGE] = (T_I64, self.pos + data_at)
+                if dictionary:
+                    meta[_CM_DICT_PAGE] = (T_I64, self.pos)
+                merged.append(encode_struct({_CC_FILE_OFFSET: (T_I64, 0),
+                                             _CC_META: (T_STRUCT, meta)}))
+                written.append(data)
+                self.pos += len(data)
+                uncompressed += meta[_CM_UNCOMPRESSED][1]
+                compressed += meta[_CM_COMPRESSED][1]
                 continue
             for _ in range(f.leaves):
                 cc = chunks[k]
@@ -349,7 +407,7 @@ class AssemblingWriter:
         if k != len(chunks):
             raise ValueError("pyarrow wrote a different number of column chunks than the "
                              "schema has leaves")
-        self._fh.write(b"".join(nullbytes))
+        self._fh.write(b"".join(written))
         self.row_groups.append(encode_struct({_RG_COLUMNS: (T_LIST, (T_STRUCT, merged)),
                                               _RG_TOTAL_BYTE_SIZE: (T_I64, uncompressed),
                                               _RG_NUM_ROWS: (T_I64, n),

@@ -12,9 +12,12 @@ column at :meth:`BatchBuilder.flush`; a value its column cannot hold goes to ``e
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from itertools import count
 
 import numpy as np
 
+from .column_data import ColumnBatch, Dense, Words
 from .schema import EXTRA, ISSUE_FIELDS, PAYLOAD_KEY, arrow_schema, arrow_type, columns
 
 __all__ = ["BatchBuilder", "Const", "Coded", "table_records", "fill_column", "UINT_MAX"]
@@ -79,7 +82,7 @@ def _chunk_values(kind: str, vals, misfit: dict, rows, key: str, strict: bool = 
     the column ``kind``; returns (rows, values) of those that fit, the rest to ``misfit``."""
     if isinstance(vals, Coded):
         if not strict and kind in ("string", "dict") and \
-                all(u.__class__ is str for u in vals.uniques.tolist()):
+                set(map(type, vals.uniques.tolist())) <= {str}:
             return rows, vals       # text from a column plan, already checked
         vals = vals.dense()
     if isinstance(vals, Const):
@@ -148,35 +151,51 @@ def _chunk_values(kind: str, vals, misfit: dict, rows, key: str, strict: bool = 
 
 
 def fill_column(kind: str, n: int, rows: list, vals: list, misfit: dict, key: str,
-                chunks=(), strict: bool = False, text_dictionary: bool = False):
+                chunks=(), strict: bool = False, text_dictionary: bool = False,
+                raw: bool = False):
     """The Arrow array (length ``n``) of one field column from its sparse ``rows`` / ``vals``
     (record path: every value checked) and bulk ``chunks`` ((row array, values) from the
     columnar path); a value the column cannot hold goes to ``misfit[row][key]`` (for
     ``extra_fields``).  ``text_dictionary``: a ``string`` column stays the dictionary array it
-    is built as (the same Parquet column, see :class:`BatchBuilder`), not decoded."""
+    is built as (the same Parquet column, see :class:`BatchBuilder`), not decoded.  ``raw``:
+    a numeric column with a value comes as a :class:`column_data.Dense`, a text column as a
+    :class:`column_data.Words` (numpy data for the assembling writer's encoder, no Arrow
+    array; ``text_or_int`` too, its integers made decimal text first); the other kinds and
+    all-null columns stay Arrow arrays."""
     import pyarrow as pa
     typ = arrow_type(kind)
     arr = None
     if not strict and kind in ("string", "dict"):
         try:
-            arr = _fill(kind, typ, n, rows, vals, misfit, key, chunks, False)
+            arr = _fill(kind, typ, n, rows, vals, misfit, key, chunks, False, raw)
         except (pa.ArrowTypeError, pa.ArrowInvalid, TypeError):
             pass        # a chunk value that is not text: check every value
     if arr is None:
-        arr = _fill(kind, typ, n, rows, vals, misfit, key, chunks, True)
+        arr = _fill(kind, typ, n, rows, vals, misfit, key, chunks, True, raw)
+    if raw and isinstance(arr, (Dense, Words)):
+        return arr
     if kind == "string" and not text_dictionary and pa.types.is_dictionary(arr.type):
         arr = arr.cast(typ)
     return arr
 
 
-def _fill(kind, typ, n, rows, vals, misfit, key, chunks, strict):
+def _numeric(full, mask, typ, raw):
+    """A numeric column from its values and null mask: Arrow, or (``raw``) :class:`Dense`."""
+    if raw:
+        valid = ~mask
+        return Dense(full, None if valid.all() else valid)
+    import pyarrow as pa
+    return pa.array(full, type=typ, mask=mask)
+
+
+def _fill(kind, typ, n, rows, vals, misfit, key, chunks, strict, raw=False):
     import pyarrow as pa
     if chunks:
         chunks = [_chunk_values(kind, v, misfit, r, key, strict) for r, v in chunks]
     if not rows and not chunks:
         return null_array(kind, n)
     if not rows:
-        return _from_chunks(kind, typ, n, chunks)
+        return _from_chunks(kind, typ, n, chunks, raw)
     if kind in _NP:
         dt = _NP[kind]
         good = None
@@ -209,7 +228,7 @@ def _fill(kind, typ, n, rows, vals, misfit, key, chunks, strict):
                 mask[r] = False
         if mask.all():
             return null_array(kind, n)
-        return pa.array(full, type=typ, mask=mask)
+        return _numeric(full, mask, typ, raw)
     if kind in ("string", "dict") and set(map(type, vals)) == {str}:
         ok_rows, ok_vals = rows, vals
     else:
@@ -237,8 +256,8 @@ def _fill(kind, typ, n, rows, vals, misfit, key, chunks, strict):
                 ok_vals.append(v)
             else:
                 misfit.setdefault(r, {})[key] = v
-    if kind in ("string", "dict"):
-        return _text_array(kind, typ, n, ok_rows, ok_vals, chunks)
+    if kind in ("string", "dict") or raw and kind == "text_or_int":
+        return _text_array(kind, typ, n, ok_rows, ok_vals, chunks, raw)
     dense = np.full(n, None, dtype=object)
     if ok_rows:
         col = np.empty(len(ok_vals), dtype=object)
@@ -250,7 +269,7 @@ def _fill(kind, typ, n, rows, vals, misfit, key, chunks, strict):
     return pa.array(dense.tolist(), type=typ)
 
 
-def _from_chunks(kind, typ, n, chunks):
+def _from_chunks(kind, typ, n, chunks, raw=False):
     """A column only the columnar path filled."""
     import pyarrow as pa
     if kind in _NP:
@@ -260,9 +279,11 @@ def _from_chunks(kind, typ, n, chunks):
             if v is not None:
                 full[r] = v
                 mask[r] = False
-        return pa.array(full, type=typ, mask=mask)
-    if kind in ("string", "dict"):
-        return _text_array(kind, typ, n, (), (), chunks)
+        if mask.all():
+            return null_array(kind, n)
+        return _numeric(full, mask, typ, raw)
+    if kind in ("string", "dict") or raw and kind == "text_or_int":
+        return _text_array(kind, typ, n, (), (), chunks, raw)
     dense = np.full(n, None, dtype=object)
     for r, v in chunks:
         if v is not None:
@@ -270,32 +291,39 @@ def _from_chunks(kind, typ, n, chunks):
     return pa.array(dense.tolist(), type=typ)
 
 
-def _text_array(kind, typ, n, rows, vals, chunks):
+def _text_array(kind, typ, n, rows, vals, chunks, raw=False):
     """A ``string`` or ``dict`` column as dictionary indices: every distinct text gets a code
     (sparse ``rows``/``vals``, chunks of :class:`Coded` values mapped once per distinct value,
     a :class:`Const`'s single text, or one text per row), the rows their codes (-1: null).
     Both kinds return that dictionary array (:func:`fill_column` decodes a ``string`` column
     unless asked not to).  A value that is not text makes ``pa.array`` (or hashing) raise, as
-    the dense path would."""
+    the dense path would; ``raw``: the words and codes as a :class:`column_data.Words`,
+    after the same check (Arrow's, for a word that is not a ``str``).  Codes in order of
+    first appearance, from a dict whose default factory counts (the loops in C, ``map``)."""
     import pyarrow as pa
-    index: dict = {}
-    code = index.setdefault
+    index = defaultdict(count().__next__)
+    code = index.__getitem__
     codes = np.full(n, -1, dtype=np.int32)
     if len(rows):
-        codes[np.asarray(rows, dtype=np.int64)] = [code(v, len(index)) for v in vals]
+        codes[np.asarray(rows, dtype=np.int64)] = list(map(code, vals))
     for r, v in chunks:
         if v is None:
             continue
         if isinstance(v, Coded):
-            remap = np.array([code(u, len(index)) for u in v.uniques.tolist()], dtype=np.int32)
+            remap = np.fromiter(map(code, v.uniques.tolist()), dtype=np.int32,
+                                count=len(v.uniques))
             codes[r] = remap[v.codes]
         elif v.__class__ is str:
-            codes[r] = code(v, len(index))
+            codes[r] = code(v)
         else:
-            codes[r] = [code(x, len(index)) for x in (v.tolist() if isinstance(v, np.ndarray)
-                                                      else v)]
+            codes[r] = list(map(code, v.tolist() if isinstance(v, np.ndarray) else v))
     if not index:
         return null_array(kind, n)
+    if raw:
+        words = list(index)
+        if any(w.__class__ is not str for w in words):     # what Arrow takes as text
+            words = pa.array(words, type=pa.string()).to_pylist()
+        return Words(words, codes)
     words = pa.array(list(index), type=pa.string())
     nulls = codes < 0
     indices = pa.array(codes, type=pa.int32(), mask=nulls if nulls.any() else None)
@@ -306,14 +334,21 @@ def _text_array(kind, typ, n, rows, vals, chunks):
 class BatchBuilder:
     """Rows of one exported file, built one record at a time (see the module doc)."""
 
-    def __init__(self, capture: str, payload: bool = False, text_dictionary: bool = False):
+    def __init__(self, capture: str, payload: bool = False, text_dictionary: bool = False,
+                 raw: bool = False):
         """``text_dictionary``: the ``string`` field columns (addresses, hex runs) come as the
         ``dictionary<int32, string>`` arrays they are built as instead of decoded strings, and
         the batch's schema says so.  A Parquet writer that knows the file's schema (the
         assembling writer, ``ubpkt.analytics.parquet_writer``) writes them as the same
         BYTE_ARRAY/String column, read back as strings, without decoding each row's text and
-        hashing it again for the dictionary page."""
+        hashing it again for the dictionary page.
+
+        ``raw``: :meth:`flush` gives a :class:`column_data.ColumnBatch` in which the flat
+        numeric and text columns that have a value are numpy data (``Dense``, ``Words``), for
+        the assembling writer's own encoder (``ubpkt.analytics.page_encoder``): no Arrow array
+        is built for them."""
         self.capture = capture
+        self.raw = raw
         self.payload = payload
         self.text_dictionary = text_dictionary
         self.columns = columns(payload)
@@ -442,7 +477,8 @@ class BatchBuilder:
             s[1].append(v)
 
     def flush(self):
-        """The rows added so far as one RecordBatch (and start again empty)."""
+        """The rows added so far as one RecordBatch, or with ``raw`` a
+        :class:`column_data.ColumnBatch` (and start again empty)."""
         import pyarrow as pa
         n = self.n
         misfit: dict = {}
@@ -451,7 +487,8 @@ class BatchBuilder:
         nwarn = np.zeros(n, dtype=np.int16)
         offsets = np.zeros(n + 1, dtype=np.int32)
         flat = []
-        for i in [i for i, iss in enumerate(self._issues) if iss]:
+        for i in np.flatnonzero(np.fromiter(map(bool, self._issues), dtype=bool,
+                                            count=len(self._issues))).tolist():
             iss = self._issues[i]
             flat.extend({f: x.get(f) for f in ISSUE_FIELDS} for x in iss)
             offsets[i + 1] = len(iss)
@@ -462,16 +499,20 @@ class BatchBuilder:
                                               pa.array(flat, itype.value_type), type=itype)
         self._seal()
         blocks = self._blocks
-        numbers = [b[0] if len(blocks) == 1 else pa.concat_arrays(b) if blocks else
-                   pa.array([], t) for b, t in zip(zip(*blocks) if blocks else [()] * 5,
-                                                   _FRAME_NUMBER_TYPES())]
-        frame_vals = {"capture": pa.repeat(pa.scalar(self.capture, pa.string()), n),
-                      "frame": numbers[0], "ts_ns": numbers[1], "len": numbers[2],
-                      "cap_len": numbers[3], "linktype": numbers[4],
-                      "layers": pa.array(self._layers, pa.string()),
-                      "issues": issues_arr,
-                      "n_errors": pa.array(nerr, pa.int16()),
-                      "n_warnings": pa.array(nwarn, pa.int16())}
+        numbers = [_concat(b, t, self.raw) for b, t in
+                   zip(zip(*blocks) if blocks else [()] * 5, _FRAME_NUMBER_TYPES())]
+        if self.raw:
+            frame_vals = {"capture": Words([self.capture], np.zeros(n, dtype=np.int32)),
+                          "layers": _words(self._layers),
+                          "n_errors": Dense(nerr), "n_warnings": Dense(nwarn)}
+        else:
+            frame_vals = {"capture": pa.repeat(pa.scalar(self.capture, pa.string()), n),
+                          "layers": pa.array(self._layers, pa.string()),
+                          "n_errors": pa.array(nerr, pa.int16()),
+                          "n_warnings": pa.array(nwarn, pa.int16())}
+        frame_vals.update({"frame": numbers[0], "ts_ns": numbers[1], "len": numbers[2],
+                           "cap_len": numbers[3], "linktype": numbers[4],
+                           "issues": issues_arr})
         for c in self.columns:
             if c.key is None:
                 if c.name == EXTRA:
@@ -484,7 +525,8 @@ class BatchBuilder:
                 arrays.append(null_array(c.kind, n))
                 continue
             arrays.append(fill_column(c.kind, n, list(rows), list(vals), misfit, c.key,
-                                      chunks, text_dictionary=self.text_dictionary))
+                                      chunks, text_dictionary=self.text_dictionary,
+                                      raw=self.raw))
         for r, d in self._extra.items():
             misfit.setdefault(r, {}).update(d)
         if misfit:
@@ -494,7 +536,9 @@ class BatchBuilder:
             arrays.append(pa.array(extra, pa.string()))
         else:
             arrays.append(null_array("string", n))
-        if self.text_dictionary:      # the schema's types, but text columns as built
+        if self.raw:
+            batch = ColumnBatch(self.schema, arrays, n)
+        elif self.text_dictionary:      # the schema's types, but text columns as built
             batch = pa.RecordBatch.from_arrays(arrays, names=self.schema.names)
         else:
             batch = pa.RecordBatch.from_arrays(arrays, schema=self.schema.remove_metadata())
@@ -511,9 +555,10 @@ def _FRAME_NUMBER_TYPES():
 
 
 def _numbers(*cols):
-    """Arrow arrays of the numeric frame columns (frame, ts_ns, len, cap_len, linktype) of a
-    run of rows: through numpy (no Python int per value in Arrow's converter); a column with
-    a None (a frame without a time) or a value numpy refuses is converted as a list."""
+    """The numeric frame columns (frame, ts_ns, len, cap_len, linktype) of a run of rows:
+    numpy arrays of their types (no Python int per value in Arrow's converter); a column with
+    a None (a frame without a time) or a value numpy refuses is converted by Arrow from a
+    list (an Arrow array: Arrow's checks and its errors)."""
     import pyarrow as pa
     out = []
     for vals, dt, typ in zip(cols, _FRAME_NUMBERS, _FRAME_NUMBER_TYPES()):
@@ -521,10 +566,37 @@ def _numbers(*cols):
         if arr.dtype == np.int64 and len(arr):
             info = np.iinfo(dt)
             if info.min <= arr.min() and arr.max() <= info.max:
-                out.append(pa.array(arr.astype(dt, copy=False), typ))
+                out.append(arr.astype(dt, copy=False))
                 continue
-        out.append(pa.array(list(vals), typ))     # Arrow's checks (and its errors)
+        out.append(pa.array(list(vals), typ))
     return tuple(out)
+
+
+def _concat(parts, typ, raw: bool):
+    """One frame column from its blocks (:func:`_numbers`): a :class:`Dense` when ``raw`` and
+    every block is numpy, else an Arrow array."""
+    import pyarrow as pa
+    if raw and all(isinstance(p, np.ndarray) for p in parts):
+        return Dense(np.concatenate(parts) if len(parts) != 1 else parts[0]) if parts else \
+            Dense(np.zeros(0, dtype=typ.to_pandas_dtype()))
+    arrs = [pa.array(p, typ) if isinstance(p, np.ndarray) else p for p in parts]
+    if not arrs:
+        return pa.array([], typ)
+    return arrs[0] if len(arrs) == 1 else pa.concat_arrays(arrs)
+
+
+def _words(texts: list) -> Words:
+    """A text column of one ``str`` per row as :class:`Words` (codes in order of first
+    appearance): a dict lookup per row, the layers texts of a block being a few shared
+    objects (6x cheaper than an Arrow string array and its dictionary encoding): a new text
+    gets the next code from the dict's default factory, the loop runs in C (``map``)."""
+    index = defaultdict(count().__next__)
+    codes = np.fromiter(map(index.__getitem__, texts), dtype=np.int32, count=len(texts))
+    words = list(index)
+    if any(w.__class__ is not str for w in words):      # what Arrow takes as text
+        import pyarrow as pa
+        words = pa.array(words, type=pa.string()).to_pylist()
+    return Words(words, codes)
 
 
 def _plain(v):
