@@ -121,7 +121,7 @@ def test_hybrid_round_trip(width, n, runs, seed):
 def test_hybrid_shapes():
     """All equal: one RLE run; a run of 64+ equal values inside random ones: an RLE run with
     bit-packed groups around it (not a multiple of 8 at the end)."""
-    assert pe.hybrid(np.ones(131072, np.uint8), 1) == pe._uvarint(131072 << 1) + b"\x01"
+    assert pe.hybrid(np.ones(131072, np.uint8), 1) == pe.uvarint(131072 << 1) + b"\x01"
     rnd = np.random.default_rng(1)
     v = np.concatenate([rnd.integers(0, 8, 21), np.full(100, 5), rnd.integers(0, 8, 13)]
                        ).astype(np.uint32)

@@ -36,7 +36,8 @@ import struct
 
 import numpy as np
 
-from .thrift_compact import T_BINARY, T_BOOL, T_I32, T_I64, T_LIST, T_STRUCT, encode_struct
+from .thrift_compact import (T_BINARY, T_BOOL, T_I32, T_I64, T_LIST, T_STRUCT, encode_struct,
+                             uvarint)
 
 try:
     from .._linkc import bit_pack as _bit_pack_c
@@ -66,15 +67,6 @@ MAX_STATISTICS_SIZE = 4096
 #: numpy dtype of the PLAIN bytes per physical type and signedness
 _PLAIN_DTYPE = {(INT32, False): "<u4", (INT32, True): "<i4", (INT64, False): "<u8",
                 (INT64, True): "<i8", (DOUBLE, True): "<f8", (DOUBLE, False): "<f8"}
-
-
-def _uvarint(v: int) -> bytes:
-    out = bytearray()
-    while v > 0x7F:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
 
 
 def bit_pack_py(values: np.ndarray, width: int) -> bytes:
@@ -130,7 +122,7 @@ def hybrid_py(values: np.ndarray, width: int) -> bytes:
     vbytes = (width + 7) // 8
     first = int(values[0])
     if values[0] == values[-1] and not (values != values[0]).any():
-        return _uvarint(n << 1) + first.to_bytes(vbytes, "little")
+        return uvarint(n << 1) + first.to_bytes(vbytes, "little")
     ng = -(-n // 8)
     pad = ng * 8 - n
     v = values if not pad else np.concatenate([values, np.repeat(values[-1:], pad)])
@@ -146,19 +138,19 @@ def hybrid_py(values: np.ndarray, width: int) -> bytes:
     rle = list(zip(starts[long].tolist(), ends[long].tolist()))
     packed = bit_pack(values, width)
     if not rle:
-        return _uvarint(ng << 1 | 1) + packed
+        return uvarint(ng << 1 | 1) + packed
     out = []
     at = 0
     for s, e in rle:
         if s > at:
-            out.append(_uvarint((s - at) << 1 | 1))
+            out.append(uvarint((s - at) << 1 | 1))
             out.append(packed[at * width:s * width])
         count = (e - s) * 8 - (pad if e == ng else 0)
-        out.append(_uvarint(count << 1))
+        out.append(uvarint(count << 1))
         out.append(int(lead[s]).to_bytes(vbytes, "little"))
         at = e
     if at < ng:
-        out.append(_uvarint((ng - at) << 1 | 1))
+        out.append(uvarint((ng - at) << 1 | 1))
         out.append(packed[at * width:])
     return b"".join(out)
 
@@ -207,7 +199,7 @@ def byte_array_plain(words: list) -> tuple:
 def _levels(valid, n: int) -> bytes:
     """The definition levels of a page of ``n`` rows (``valid``: bool array, None = all
     valued): the hybrid at bit width 1 behind its 4-byte length."""
-    body = (_uvarint(n << 1) + b"\x01") if valid is None else hybrid(valid.view(np.uint8), 1)
+    body = (uvarint(n << 1) + b"\x01") if valid is None else hybrid(valid.view(np.uint8), 1)
     return struct.pack("<I", len(body)) + body
 
 
