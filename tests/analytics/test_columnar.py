@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .conftest import assert_same_rows, dataset_records
 
@@ -185,3 +187,18 @@ def test_bulk_path_two_link_types_in_one_pcapng(tmp_path):
     path.write_bytes(b"".join(body))
     fast, slow = _both(str(path), tmp_path, payload=True)
     assert_same_rows(fast, slow)
+
+
+@given(st.lists(st.integers(0, (1 << 17) - 1), max_size=300),
+       st.sampled_from(["u1", "u2", "u4", "u8", "i8"]))
+@settings(max_examples=200, deadline=None)
+def test_unique_inverse_is_numpys(values, dtype):
+    """The presence-table unique of small integer keys gives np.unique's uniques and indices
+    (and falls back to it for keys past SMALL_KEYS)."""
+    from ubpkt.analytics.columnar import _unique_inverse
+    info = np.iinfo(dtype)
+    keys = np.array([v for v in values if v <= info.max], dtype=dtype)
+    uniq, inv = _unique_inverse(keys)
+    want_u, want_i = np.unique(keys, return_inverse=True)
+    assert uniq.dtype == want_u.dtype and uniq.tolist() == want_u.tolist()
+    assert inv.reshape(-1).tolist() == want_i.reshape(-1).tolist()

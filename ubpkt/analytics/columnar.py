@@ -50,9 +50,30 @@ def _combine(m: np.ndarray, a: int, e: int) -> np.ndarray:
     return v
 
 
+#: Integer keys below this are made distinct with a presence table instead of a sort (the same
+#: ascending uniques and indices as ``np.unique``; enumerations and narrow fields).
+SMALL_KEYS = 1 << 16
+
+
+def _unique_inverse(keys: np.ndarray) -> tuple:
+    """``np.unique(keys, return_inverse=True)`` (1-d): for integer keys all below
+    ``SMALL_KEYS`` by a presence table in O(n), else by numpy's sort."""
+    if keys.dtype.kind in "ui" and len(keys):
+        lo, hi = int(keys.min()), int(keys.max())
+        if lo >= 0 and hi < SMALL_KEYS:
+            idx = keys.astype(np.intp, copy=False)
+            seen = np.zeros(hi + 1, dtype=bool)
+            seen[idx] = True
+            uniq = np.flatnonzero(seen)
+            slot = np.empty(hi + 1, dtype=np.intp)
+            slot[uniq] = np.arange(len(uniq))
+            return uniq.astype(keys.dtype, copy=False), slot[idx]
+    return np.unique(keys, return_inverse=True)
+
+
 def _unique_map(keys: np.ndarray, fn) -> Coded:
     """``fn`` of every distinct value of ``keys`` (1-d), with each row's index into them."""
-    uniq, inv = np.unique(keys, return_inverse=True)
+    uniq, inv = _unique_inverse(keys)
     mapped = np.empty(len(uniq), dtype=object)
     mapped[:] = [fn(u) for u in uniq.tolist()]
     return Coded(mapped, inv.reshape(-1))
