@@ -2748,7 +2748,7 @@ function TPL.udp_frame(tvb, pinfo, tree, prof, cols, visited)
       -- the IP header those bytes hold, if they hold one of ip_len bytes that ends at the UDP
       -- header and says so (protocol UDP, its length)
       local b1, layer = byte(raw, 1), nil
-      if b1 == 64 + floor(ip_len / 4) then
+      if ip_len >= 20 and b1 == 64 + floor(ip_len / 4) then
         local l1, l2 = byte(raw, 3, 4)
         if byte(raw, 10) == 17 and l1 * 256 + l2 == o + n then layer = "ip" end
       elseif ip_len == 40 and floor(b1 / 16) == 6 then
