@@ -22,6 +22,7 @@ from test_lua import (LUA, cfg3_native, cfg6_mgmt, cfg7_tpack, cfg9_compact, dll
                       dllcb_packets, more_native_packets, reserved_set, uboe_packets, uboe_vlan,
                       write)
 from test_lua import tshark  # noqa: F401  (the fixture)
+from ubpkt.encode import _ip_checksum   # (the encoder's IPv4 header checksum)
 
 FULL = ("-Y", "ub || !ub")   # every frame, with ub referenced: the full tree
 
@@ -236,20 +237,13 @@ def test_template_taps(tshark, template_captures):
 # items.  Frames whose carrier the check must turn away take the IP items' way; every way must
 # show what the walk shows.
 
-def _ip4_checksum(h: bytes) -> bytes:
-    s = sum(int.from_bytes(h[i:i + 2], "big") for i in range(0, len(h), 2))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return (~s & 0xFFFF).to_bytes(2, "big")
-
-
 def _ip4(payload: bytes, proto: int, src: bytes, dst: bytes, options: bytes = b"",
          ident: int = 1, frag: int = 0x4000, total: int | None = None) -> bytes:
     ihl = 5 + len(options) // 4
     h = bytearray(bytes([0x40 | ihl, 0x68]) + (total or ihl * 4 + len(payload)).to_bytes(2, "big")
                   + ident.to_bytes(2, "big") + frag.to_bytes(2, "big") + bytes([64, proto, 0, 0])
                   + src + dst + options)
-    h[10:12] = _ip4_checksum(bytes(h))
+    h[10:12] = _ip_checksum(bytes(h)).to_bytes(2, "big")
     return bytes(h) + payload
 
 
