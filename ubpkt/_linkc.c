@@ -1546,6 +1546,25 @@ done:
  * appended to the bytearray stream (flits of consecutive records form one stream), and per
  * record an int64 triple (len(stream) after it, seconds, nanoseconds) to the bytearray marks
  * (plain_dlldps's marks).  Stops as frame_records does (stop 0 / 1). */
+/* The classic pcap record header at b + at (16 bytes, then incl data bytes) within end: 0 a
+ * whole record (its incl in *incl), 1 a header the per-record reader rejects (caplen past
+ * max_record, a fraction of a second out of range: stop), 2 not all there (the caller's
+ * buffer ends first).  pcap_payloads and pcap_scan walk records with it. */
+static inline int pcap_record(const unsigned char *b, Py_ssize_t at, Py_ssize_t end, int big,
+                              Py_ssize_t max_record, uint32_t fraclim, uint32_t *incl)
+{
+    if (at + 16 > end)
+        return 2;
+    const unsigned char *h = b + at;
+    uint32_t frac = rd32(h + 4, big), n = rd32(h + 8, big);
+    if ((Py_ssize_t)n > max_record || frac >= fraclim)
+        return 1;
+    if (at + 16 + (Py_ssize_t)n > end)
+        return 2;
+    *incl = n;
+    return 0;
+}
+
 static PyObject *pcap_payloads(PyObject *self, PyObject *args)
 {
     Py_buffer view;
@@ -1565,15 +1584,13 @@ static PyObject *pcap_payloads(PyObject *self, PyObject *args)
     int stop = 0;
     /* one pass to size both outputs, one to fill them */
     Py_ssize_t at = pos, data = 0, count = 0;
-    while (at + 16 <= end) {
-        const unsigned char *h = b + at;
-        uint32_t frac = rd32(h + 4, big), incl = rd32(h + 8, big);
-        if ((Py_ssize_t)incl > max_record || frac >= fraclim) {
-            stop = 1;
+    for (;;) {
+        uint32_t incl;
+        int got = pcap_record(b, at, end, big, max_record, fraclim, &incl);
+        if (got) {
+            stop = got == 1;
             break;
         }
-        if (at + 16 + (Py_ssize_t)incl > end)
-            break;
         data += incl;
         count++;
         at += 16 + incl;
@@ -1903,15 +1920,15 @@ static PyObject *pcap_scan(PyObject *self, PyObject *args)
     uint32_t fraclim = nano ? 1000000000u : 1000000u;
     int64_t scale = nano ? 1 : 1000;
     int stop = 0;
-    while (count < cap && pos + 16 <= end) {
-        const unsigned char *h = b + pos;
-        uint32_t frac = rd32(h + 4, big), incl = rd32(h + 8, big);
-        if ((Py_ssize_t)incl > max_record || frac >= fraclim) {
-            stop = 1;
+    while (count < cap) {
+        uint32_t incl;
+        int got = pcap_record(b, pos, end, big, max_record, fraclim, &incl);
+        if (got) {
+            stop = got == 1;
             break;
         }
-        if (pos + 16 + (Py_ssize_t)incl > end)
-            break;
+        const unsigned char *h = b + pos;
+        uint32_t frac = rd32(h + 4, big);
         offs[count] = pos + 16;
         lens[count] = incl;
         ts[count] = (int64_t)rd32(h, big) * 1000000000 + (int64_t)frac * scale;
